@@ -1,0 +1,302 @@
+"""Operator definitions: the supported set, shape inference, MAC and parameter counts.
+
+Each operator is one `OpDef` in `OPS`. Shape rules take the input `TensorInfo`s (None for an
+omitted optional input), the node's attributes and the constant values the rule may need, and
+return the output shapes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from accelsim.errors import ShapeError
+from accelsim.model.graph import Graph, Node, TensorInfo
+
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class OpDef:
+    name: str
+    infer: Callable[[Node, Sequence[TensorInfo | None]], list[Shape]]
+    # indices of inputs that are learnable parameters when constant (for parameter counts)
+    param_inputs: tuple[int, ...] = ()
+    doc: str = ""
+
+
+def _err(node: Node, msg: str) -> ShapeError:
+    return ShapeError(f"node '{node.name}' ({node.op}): {msg}")
+
+
+def spatial_axes(layout: str) -> tuple[int, int, int]:
+    """(channel axis, height axis, width axis) of a 4-D tensor in `layout`."""
+    if layout == "NCHW":
+        return 1, 2, 3
+    if layout == "NHWC":
+        return 3, 1, 2
+    raise ShapeError(f"data_layout must be NCHW or NHWC, found '{layout}'")
+
+
+def conv_out_dim(size: int, k: int, stride: int, dilation: int, pad_a: int, pad_b: int) -> int:
+    eff = (k - 1) * dilation + 1
+    return (size + pad_a + pad_b - eff) // stride + 1
+
+
+def _make_nd(shape_c: int, h: int, w: int, n: int, layout: str) -> Shape:
+    return (n, shape_c, h, w) if layout == "NCHW" else (n, h, w, shape_c)
+
+
+def _conv2d(node: Node, ins: Sequence[TensorInfo | None]) -> list[Shape]:
+    x, w = ins[0], ins[1]
+    if len(x.shape) != 4 or len(w.shape) != 4:
+        raise _err(node, f"expected 4-D input and weights, found {x.shape} and {w.shape}")
+    layout = node.attr("data_layout", "NCHW")
+    ca, ha, wa = spatial_axes(layout)
+    groups = node.attr("groups", 1)
+    cin = x.shape[ca]
+    cout, cin_g, kh, kw = w.shape
+    if cin != cin_g * groups:
+        raise _err(node, f"input has {cin} channels but weights expect {cin_g} x {groups} groups")
+    if cout % groups:
+        raise _err(node, f"{cout} output channels do not divide into {groups} groups")
+    sh, sw = node.attr("strides", (1, 1))
+    dh, dw = node.attr("dilations", (1, 1))
+    pt, pl, pb, pr = node.attr("pads", (0, 0, 0, 0))
+    oh = conv_out_dim(x.shape[ha], kh, sh, dh, pt, pb)
+    ow = conv_out_dim(x.shape[wa], kw, sw, dw, pl, pr)
+    if oh <= 0 or ow <= 0:
+        raise _err(node, f"kernel {kh}x{kw} does not fit input {x.shape}")
+    if len(ins) > 2 and ins[2] is not None and ins[2].shape != (cout,):
+        raise _err(node, f"bias shape {ins[2].shape}, expected ({cout},)")
+    return [_make_nd(cout, oh, ow, x.shape[0], layout)]
+
+
+def _pool(node: Node, ins: Sequence[TensorInfo | None]) -> list[Shape]:
+    x = ins[0]
+    if len(x.shape) != 4:
+        raise _err(node, f"expected a 4-D input, found {x.shape}")
+    layout = node.attr("data_layout", "NCHW")
+    ca, ha, wa = spatial_axes(layout)
+    kh, kw = node.attr("kernel")
+    sh, sw = node.attr("strides", (1, 1))
+    pt, pl, pb, pr = node.attr("pads", (0, 0, 0, 0))
+    if node.attr("ceil_mode", False):
+        oh = -(-(x.shape[ha] + pt + pb - kh) // sh) + 1
+        ow = -(-(x.shape[wa] + pl + pr - kw) // sw) + 1
+    else:
+        oh = conv_out_dim(x.shape[ha], kh, sh, 1, pt, pb)
+        ow = conv_out_dim(x.shape[wa], kw, sw, 1, pl, pr)
+    if oh <= 0 or ow <= 0:
+        raise _err(node, f"window {kh}x{kw} does not fit input {x.shape}")
+    return [_make_nd(x.shape[ca], oh, ow, x.shape[0], layout)]
+
+
+def _global_pool(node: Node, ins: Sequence[TensorInfo | None]) -> list[Shape]:
+    x = ins[0]
+    ca, _, _ = spatial_axes(node.attr("data_layout", "NCHW"))
+    if node.attr("keepdims", True):
+        return [_make_nd(x.shape[ca], 1, 1, x.shape[0], node.attr("data_layout", "NCHW"))]
+    return [(x.shape[0], x.shape[ca])]
+
+
+def _dense(node: Node, ins: Sequence[TensorInfo | None]) -> list[Shape]:
+    x, w = ins[0], ins[1]
+    if len(w.shape) != 2:
+        raise _err(node, f"weights must be 2-D (out, in), found {w.shape}")
+    n, k = w.shape
+    if node.attr("keep_num_dims", True) and x.shape[-1] == k:
+        return [tuple(x.shape[:-1]) + (n,)]
+    # TFLite flattens leading dims when the last dim does not match
+    total = int(np.prod(x.shape))
+    if total % k:
+        raise _err(node, f"input {x.shape} cannot be viewed as rows of {k} features")
+    return [(total // k, n)]
+
+
+def _broadcast(node: Node, shapes: Sequence[Shape]) -> Shape:
+    try:
+        return tuple(int(d) for d in np.broadcast_shapes(*shapes))
+    except ValueError:
+        raise _err(node, f"operand shapes {list(shapes)} do not broadcast") from None
+
+
+def _matmul(node: Node, ins: Sequence[TensorInfo | None]) -> list[Shape]:
+    a, b = list(ins[0].shape), list(ins[1].shape)
+    if node.attr("transpose_a", False):
+        a[-2], a[-1] = a[-1], a[-2]
+    if node.attr("transpose_b", False):
+        b[-2], b[-1] = b[-1], b[-2]
+    if len(a) < 2 or len(b) < 2:
+        raise _err(node, f"matmul needs operands of rank >= 2, found {a} and {b}")
+    if a[-1] != b[-2]:
+        raise _err(node, f"inner dimensions differ: {ins[0].shape} x {ins[1].shape}")
+    batch = _broadcast(node, [tuple(a[:-2]), tuple(b[:-2])])
+    return [batch + (a[-2], b[-1])]
+
+
+def _elementwise(node: Node, ins: Sequence[TensorInfo | None]) -> list[Shape]:
+    return [_broadcast(node, [t.shape for t in ins if t is not None])]
+
+
+def _same(node: Node, ins: Sequence[TensorInfo | None]) -> list[Shape]:
+    return [ins[0].shape]
+
+
+def _concat(node: Node, ins: Sequence[TensorInfo | None]) -> list[Shape]:
+    rank = len(ins[0].shape)
+    axis = node.attr("axis") % rank
+    out = list(ins[0].shape)
+    for t in ins[1:]:
+        if len(t.shape) != rank or any(t.shape[i] != out[i] for i in range(rank) if i != axis):
+            raise _err(node, f"inputs {[t.shape for t in ins]} differ outside axis {axis}")
+        out[axis] += t.shape[axis]
+    return [tuple(out)]
+
+
+def _reshape(node: Node, ins: Sequence[TensorInfo | None]) -> list[Shape]:
+    target = list(node.attr("shape"))
+    size = int(np.prod(ins[0].shape))
+    for i, d in enumerate(target):
+        if d == 0 and node.attr("allowzero", 0) == 0:
+            target[i] = ins[0].shape[i]
+    if -1 in target:
+        known = int(np.prod([d for d in target if d != -1]))
+        if known == 0 or size % known:
+            raise _err(node, f"cannot reshape {ins[0].shape} to {node.attr('shape')}")
+        target[target.index(-1)] = size // known
+    if int(np.prod(target)) != size:
+        raise _err(node, f"cannot reshape {ins[0].shape} ({size} elements) to {tuple(target)}")
+    return [tuple(target)]
+
+
+def _flatten(node: Node, ins: Sequence[TensorInfo | None]) -> list[Shape]:
+    shape = ins[0].shape
+    axis = node.attr("axis", 1) % (len(shape) + 1) if shape else 0
+    return [(int(np.prod(shape[:axis])), int(np.prod(shape[axis:])))]
+
+
+def _pad(node: Node, ins: Sequence[TensorInfo | None]) -> list[Shape]:
+    pads = node.attr("pads")  # ((before, after), ...) per dim
+    shape = ins[0].shape
+    if len(pads) != len(shape):
+        raise _err(node, f"{len(pads)} pad pairs for a rank-{len(shape)} input")
+    return [tuple(d + a + b for d, (a, b) in zip(shape, pads))]
+
+
+def _transpose(node: Node, ins: Sequence[TensorInfo | None]) -> list[Shape]:
+    perm = node.attr("perm")
+    shape = ins[0].shape
+    if sorted(perm) != list(range(len(shape))):
+        raise _err(node, f"perm {perm} is not a permutation of {len(shape)} axes")
+    return [tuple(shape[p] for p in perm)]
+
+
+def _mean(node: Node, ins: Sequence[TensorInfo | None]) -> list[Shape]:
+    shape = ins[0].shape
+    axes = {a % len(shape) for a in node.attr("axes")}
+    if node.attr("keepdims", True):
+        return [tuple(1 if i in axes else d for i, d in enumerate(shape))]
+    return [tuple(d for i, d in enumerate(shape) if i not in axes)]
+
+
+def _squeeze(node: Node, ins: Sequence[TensorInfo | None]) -> list[Shape]:
+    shape = ins[0].shape
+    axes = node.attr("axes")
+    if axes is None:
+        return [tuple(d for d in shape if d != 1)]
+    axes = {a % len(shape) for a in axes}
+    return [tuple(d for i, d in enumerate(shape) if i not in axes)]
+
+
+OPS: dict[str, OpDef] = {d.name: d for d in [
+    OpDef("conv2d", _conv2d, (1, 2), "2-D convolution (groups, stride, dilation, padding); "
+          "depthwise when groups == input channels"),
+    OpDef("dense", _dense, (1, 2), "fully connected: y = x W^T + b, W is (out, in)"),
+    OpDef("matmul", _matmul, (0, 1), "batched matrix multiply with numpy broadcasting"),
+    OpDef("add", _elementwise, (0, 1), "elementwise add with broadcasting"),
+    OpDef("sub", _elementwise, (0, 1), "elementwise subtract with broadcasting"),
+    OpDef("mul", _elementwise, (0, 1), "elementwise multiply with broadcasting"),
+    OpDef("concat", _concat, (), "concatenate along `axis`"),
+    OpDef("max_pool", _pool, (), "max pooling"),
+    OpDef("avg_pool", _pool, (), "average pooling"),
+    OpDef("global_avg_pool", _global_pool, (), "mean over the spatial axes"),
+    OpDef("mean", _mean, (), "mean over `axes`"),
+    OpDef("relu", _same, (), "max(x, 0)"),
+    OpDef("relu6", _same, (), "min(max(x, 0), 6)"),
+    OpDef("clip", _same, (), "clamp to [min, max]"),
+    OpDef("reshape", _reshape, (), "reshape to a static `shape`"),
+    OpDef("flatten", _flatten, (), "flatten to 2-D at `axis`"),
+    OpDef("squeeze", _squeeze, (), "drop size-1 axes"),
+    OpDef("softmax", _same, (), "softmax along `axis` (with TFLite's `beta`)"),
+    OpDef("pad", _pad, (), "constant padding, `pads` = ((before, after), ...)"),
+    OpDef("layer_norm", _same, (1, 2), "layer normalisation over the last axis"),
+    OpDef("batch_norm", _same, (1, 2), "inference batch norm (inputs x, gamma, beta, mean, var)"),
+    OpDef("gelu", _same, (), "GELU (exact erf form, or `approximate`='tanh')"),
+    OpDef("transpose", _transpose, (), "permute axes by `perm`"),
+    OpDef("quantize", _same, (), "float -> integer (or integer -> integer requantize)"),
+    OpDef("dequantize", _same, (), "integer -> float"),
+]}
+
+SUPPORTED_OPS = tuple(sorted(OPS))
+
+# Operators that do multiply-accumulate work, counted as MACs.
+MAC_OPS = ("conv2d", "dense", "matmul")
+
+
+def infer_shapes(node: Node, inputs: Sequence[TensorInfo | None]) -> list[Shape]:
+    opdef = OPS.get(node.op)
+    if opdef is None:
+        raise ShapeError(f"node '{node.name}': unsupported op '{node.op}'; supported: "
+                         f"{', '.join(SUPPORTED_OPS)}")
+    try:
+        return opdef.infer(node, inputs)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise _err(node, f"bad attributes or inputs ({type(exc).__name__}: {exc})") from None
+
+
+def node_macs(graph: Graph, node: Node) -> int:
+    """Multiply-accumulates of a node (conv: out elements x (Cin/groups) x kh x kw)."""
+    if node.op == "conv2d":
+        w = graph.tensors[node.inputs[1]]
+        out = graph.tensors[node.outputs[0]]
+        return out.size * w.shape[1] * w.shape[2] * w.shape[3]
+    if node.op == "dense":
+        w = graph.tensors[node.inputs[1]]
+        return graph.tensors[node.outputs[0]].size * w.shape[1]
+    if node.op == "matmul":
+        a = graph.tensors[node.inputs[0]].shape
+        k = a[-2] if node.attr("transpose_a", False) else a[-1]
+        return graph.tensors[node.outputs[0]].size * k
+    return 0
+
+
+def node_params(graph: Graph, node: Node) -> int:
+    """Learnable parameters held in constants (BN running statistics are not counted)."""
+    opdef = OPS.get(node.op)
+    if opdef is None:
+        return 0
+    total = 0
+    for i in opdef.param_inputs:
+        if i < len(node.inputs) and node.inputs[i] and graph.is_constant(node.inputs[i]):
+            total += graph.tensors[node.inputs[i]].size
+    return total
+
+
+def activation_bounds(attrs: Mapping[str, Any]) -> tuple[float, float]:
+    """The real-valued clamp of a fused activation (-inf, inf when there is none)."""
+    lo = attrs.get("act_min")
+    hi = attrs.get("act_max")
+    return (-np.inf if lo is None else float(lo), np.inf if hi is None else float(hi))
+
+
+def op_class(graph: Graph, node: Node) -> str:
+    """Finer kind used by schedules and reports: 'depthwise_conv2d' for depthwise convs."""
+    if node.op == "conv2d":
+        w = graph.tensors[node.inputs[1]]
+        groups = node.attr("groups", 1)
+        if groups > 1 and w.shape[1] == 1:  # one input channel per group
+            return "depthwise_conv2d"
+    return node.op
