@@ -12,9 +12,7 @@ The model below is written from the mathematical meaning of each operation
 from __future__ import annotations
 
 import math
-import sys
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,11 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-try:
-    from accelsim.quant import fixedpoint as fp
-except ImportError:  # pytest run without the repository root on sys.path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from accelsim.quant import fixedpoint as fp
+from accelsim.quant import fixedpoint as fp
 
 I32_MIN = -(2**31)
 I32_MAX = 2**31 - 1
@@ -103,6 +97,10 @@ exponents = st.integers(0, 31)
 shifts = st.integers(-31, 30)
 shapes = hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=5)
 positive_reals = st.floats(min_value=1e-12, max_value=2.0**31, allow_nan=False)
+# Multipliers whose q * 2**31 ends in exactly .5, exercising the half-away-from-zero tie.
+tie_reals = st.builds(
+    lambda k, s: math.ldexp(k + 0.5, s - 31), st.integers(2**30, 2**31 - 1), st.integers(-20, 20)
+)
 
 
 def int32_arrays(shape):
@@ -144,6 +142,8 @@ def test_quantize_multiplier_edges():
     assert fp.quantize_multiplier(2.0**-32) == (2**30, -31)
     assert fp.quantize_multiplier(1.0) == (2**30, 1)
     assert fp.quantize_multiplier(1 - 2**-40) == (2**30, 1)  # q_fixed == 2**31 case
+    assert fp.quantize_multiplier(0.5 + 2**-32) == (2**30 + 1, 0)  # tie rounds away from zero
+    assert fp.quantize_multiplier(1 - 2**-32) == (2**30, 1)  # tie up to 2**31, then halved
     assert fp.quantize_multiplier(2.0**31) == (I32_MAX, 30)  # shift > 30 saturates
     for bad in (-0.5, math.inf, -math.inf, math.nan):
         with pytest.raises(ValueError):
@@ -243,7 +243,7 @@ def test_mbqm_int64_matches_model(x, multiplier, shift):
 
 
 @FAST
-@given(st.one_of(positive_reals, st.floats(min_value=0.0, max_value=1e300)))
+@given(st.one_of(positive_reals, tie_reals, st.floats(min_value=0.0, max_value=1e300)))
 def test_quantize_multiplier_matches_model(m):
     qm, shift = fp.quantize_multiplier(m)
     assert (qm, shift) == ref_quantize_multiplier(m)

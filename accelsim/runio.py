@@ -1,0 +1,88 @@
+"""Reading model inputs from .npy/.npz files and writing outputs, for `accelsim run`."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from accelsim.errors import InputError
+from accelsim.fsutil import atomic_write_bytes
+from accelsim.model.graph import NUMPY_DTYPE, Graph, dtype_range
+
+
+def load_inputs(path: str, graph: Graph) -> dict[str, np.ndarray]:
+    """Arrays for the graph's inputs: a .npy for a one-input model, or a .npz keyed by input
+    name or by position (in0, in1, ...)."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{path}: no such input file")
+    try:
+        data = np.load(p, allow_pickle=False)
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise InputError(f"{path}: not a readable .npy/.npz file ({exc})") from None
+    if isinstance(data, np.ndarray):
+        if len(graph.inputs) != 1:
+            raise InputError(f"{path}: model '{graph.name}' has {len(graph.inputs)} inputs "
+                             f"({', '.join(graph.inputs)}); give them in an .npz")
+        return {graph.inputs[0]: data}
+    feeds = {}
+    with data:
+        for i, name in enumerate(graph.inputs):
+            for key in (name, f"in{i}"):
+                if key in data.files:
+                    feeds[name] = data[key]
+                    break
+            else:
+                raise InputError(f"{path}: no array for model input '{name}' (keys tried: "
+                                 f"'{name}', 'in{i}'; found: {', '.join(data.files)})")
+    return feeds
+
+
+def random_inputs(graph: Graph, seed: int = 0) -> dict[str, np.ndarray]:
+    """Seeded random inputs: N(0, 1) for float inputs, uniform over the range for integer."""
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for name in graph.inputs:
+        info = graph.tensors[name]
+        if info.is_float:
+            feeds[name] = rng.standard_normal(info.shape).astype(NUMPY_DTYPE[info.dtype])
+        else:
+            lo, hi = dtype_range(info.dtype)
+            feeds[name] = rng.integers(lo, hi + 1, info.shape).astype(NUMPY_DTYPE[info.dtype])
+    return feeds
+
+
+def dequantize_output(graph: Graph, name: str, arr: np.ndarray) -> np.ndarray:
+    info = graph.tensors[name]
+    if info.is_float or info.quant is None:
+        return arr
+    q = info.quant
+    shape = q.broadcast_shape(arr.ndim)
+    return (q.scales().reshape(shape) * (arr.astype(np.float64)
+                                         - q.zero_points().reshape(shape))).astype(np.float32)
+
+
+def save_outputs(path: str, graph: Graph, outputs: dict[str, np.ndarray],
+                 dequantize: bool = False) -> dict[str, np.ndarray]:
+    """Write outputs to Y.npy (one output) or Y.npz (out0, out1, ...), atomically."""
+    arrays = [outputs[t] for t in graph.outputs]
+    if dequantize:
+        arrays = [dequantize_output(graph, t, a) for t, a in zip(graph.outputs, arrays)]
+    suffix = Path(path).suffix.lower()
+    buf = io.BytesIO()
+    if suffix == ".npy":
+        if len(arrays) != 1:
+            raise InputError(f"{path}: model '{graph.name}' has {len(arrays)} outputs; "
+                             f"write them to an .npz file")
+        np.save(buf, arrays[0])
+        written = {"out0": arrays[0]}
+    elif suffix == ".npz":
+        written = {f"out{i}": a for i, a in enumerate(arrays)}
+        np.savez(buf, **written)
+    else:
+        raise InputError(f"--output {path}: expected a .npy or .npz file name")
+    atomic_write_bytes(path, buf.getvalue())
+    return written
