@@ -274,14 +274,21 @@ def node_macs(graph: Graph, node: Node) -> int:
 
 
 def node_params(graph: Graph, node: Node) -> int:
-    """Learnable parameters held in constants (BN running statistics are not counted)."""
+    """Learnable parameters held in constants (BN running statistics are not counted).
+
+    A scalar constant of an elementwise op (attention's 1/sqrt(d) scale, the 0.5 / 1.0 / eps
+    of a decomposed GELU or LayerNorm) is a fixed hyperparameter, not a parameter.
+    """
     opdef = OPS.get(node.op)
     if opdef is None:
         return 0
     total = 0
     for i in opdef.param_inputs:
         if i < len(node.inputs) and node.inputs[i] and graph.is_constant(node.inputs[i]):
-            total += graph.tensors[node.inputs[i]].size
+            size = graph.tensors[node.inputs[i]].size
+            if node.op in ("add", "sub", "mul") and size == 1:
+                continue
+            total += size
     return total
 
 
