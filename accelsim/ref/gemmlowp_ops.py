@@ -1,0 +1,741 @@
+"""Integer-only kernels bit-exact with TensorFlow Lite's reference kernels (BUILTIN_REF).
+
+Registered in the "gemmlowp" domain: quantized graphs whose `requant_mode` is "gemmlowp"
+run these; ops without a kernel here fall back to the shared "int" kernels (reshape,
+flatten, squeeze, transpose).
+
+Each kernel follows the TFLite kernel's Prepare (how the effective multipliers and clamp
+bounds are derived, including which products are taken in float32 and which in float64)
+and its reference Eval (tensorflow/lite/kernels/internal/reference/...), as of TF 2.21:
+
+- conv2d (incl. depthwise): `PopulateConvolutionQuantizationParams`, per output channel
+  double(s_in) * double(s_w[c]) / double(s_out) -> `QuantizeMultiplier`; 8-bit activations
+  accumulate in int32 and requantize with the int32 `MultiplyByQuantizedMultiplier`
+  (double rounding); int16 activations accumulate in int64 and use the int64 overload
+  (multiplier reduced to 16 bits) unless the bias is int32.
+- dense (FULLY_CONNECTED): the reference kernel requantizes in *double precision*:
+  int32(round(double(acc) * double(s_in) * double(s_w[c]) / double(s_out))).
+- matmul (BATCH_MATMUL): double(float(s_a * s_b)) / double(s_out), int32 (8-bit) or int64
+  (int16) accumulator.
+- add / sub: add.cc / `PrepareGeneralSubOp`: left_shift 20 (8-bit) or 15 (int16), inputs
+  rescaled to twice the larger input scale, three multipliers.
+- mul: one multiplier float(s1 * s2 / s_out) (float arithmetic).
+- relu / relu6 / clip: activations.cc `QuantizedReluX` (requantize by float(s_in / s_out),
+  clamp to zp + roundf(bound / s_out)).
+- avg_pool: sum of the raw values of the in-image taps divided by their count, rounded half
+  away from zero in integer arithmetic; max_pool: plain max.
+- mean: reference_ops::QuantizedMeanOrSum (int32 sum, 1/N folded into the multiplier).
+- concat: plain copy when the quantization matches (TFLite's int8/int16 requirement),
+  else reference_ops::ConcatenationWithScaling (float32 arithmetic, std::round).
+- softmax: 8-bit input = reference_ops::Softmax (gemmlowp fixed-point exp_on_negative_values
+  and reciprocal, as the kReference kernel uses); int16 = reference_ops::SoftmaxInt16
+  (513-entry LUTs with linear interpolation).
+- quantize: float -> int `AffineQuantize`, TfLiteRound(x / float(scale)) in float32;
+  int -> int `Requantize`, double(s_in) / double(s_out), int32 arithmetic.
+- dequantize: float(double(scale) * (q - zp)).
+
+Beyond what TFLite accepts (graphs from accelsim's own PTQ): unequal input/output
+quantization on pooling, pad and softmax is handled by a following requantization (as a
+QUANTIZE op would do it); asymmetric 16-bit tensors, whose (q - zp) no longer fits TFLite's
+int32 intermediate, lower the add/sub left shift and multiply in int64.
+
+References: TensorFlow Lite kernels (kernel_util.cc, conv.cc, fully_connected.cc, add.cc,
+mul.cc, reduce.cc, activations.cc, quantize.cc, dequantize.cc, pad.cc, batch_matmul.cc),
+the reference headers (reference/integer_ops/{conv,depthwise_conv,fully_connected,pooling,
+add,mul}.h, reference/{softmax,reduce,quantize,requantize,concatenation}.h, common.h,
+quantization_util.cc) and gemmlowp's fixedpoint/fixedpoint.h.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+
+from accelsim.errors import ModelError
+from accelsim.model.graph import DTYPE_BITS, QuantParams, TensorInfo, dtype_range
+from accelsim.model.ops import activation_bounds, spatial_axes
+from accelsim.quant import fixedpoint as fx
+from accelsim.ref import primitives as P
+from accelsim.ref.executor import KernelCall, kernel
+from accelsim.ref.int_ops import quantized_clamp, round_half_away
+
+INT32_MIN = -(1 << 31)
+INT32_MAX = (1 << 31) - 1
+
+
+# ---------------------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------------------
+
+def _err(c: KernelCall, msg: str) -> ModelError:
+    return ModelError(f"node '{c.node.name}' ({c.node.op}): {msg}")
+
+
+def _need_quant(c: KernelCall, info: TensorInfo | None, what: str) -> None:
+    if info is None or not info.is_quantized:
+        raise _err(c, f"{what} must be a quantized integer tensor for the gemmlowp kernels")
+
+
+def _scale32(info: TensorInfo) -> np.float32:
+    """The per-tensor scale as TFLite holds it (TfLiteQuantizationParams.scale is float)."""
+    return np.float32(info.quant.scale[0])
+
+
+def _zp(info: TensorInfo) -> int:
+    return int(info.quant.zero_point[0])
+
+
+def _per_tensor(c: KernelCall, info: TensorInfo, what: str) -> None:
+    _need_quant(c, info, what)
+    if info.quant.per_channel and len(set(info.quant.scale)) > 1:
+        raise _err(c, f"{what} must be quantized per tensor")
+
+
+def _wrap32(v: np.ndarray) -> np.ndarray:
+    """Two's-complement wrap of int64 values to int32 (as int64)."""
+    v = np.asarray(v, dtype=np.int64)
+    return ((v + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+
+
+def _mbqm(x, multiplier, shift) -> np.ndarray:
+    """MultiplyByQuantizedMultiplier(int32_t x, ...) as int64."""
+    return np.asarray(fx.multiply_by_quantized_multiplier(_wrap32(x), multiplier, shift),
+                      dtype=np.int64)
+
+
+def _mbqm64(x, multiplier, shift) -> np.ndarray:
+    """MultiplyByQuantizedMultiplier(int64_t x, ...) (int16x8 kernels) as int64."""
+    return np.asarray(fx.multiply_by_quantized_multiplier_int64(np.asarray(x, np.int64),
+                                                                multiplier, shift),
+                      dtype=np.int64)
+
+
+def _qm(real: float) -> tuple[int, int]:
+    return fx.quantize_multiplier(float(real))
+
+
+def _clamp(c: KernelCall, y: np.ndarray, out: TensorInfo | None = None) -> np.ndarray:
+    """Clamp to CalculateActivationRangeQuantized(fused activation, output)."""
+    out = out or c.out_info[0]
+    lo, hi = activation_bounds(c.node.attrs)
+    qmin, qmax = quantized_clamp(out, lo, hi)
+    return np.clip(y, qmin, qmax)
+
+
+def _channel_shape(layout: str, ndim: int) -> tuple[int, ...]:
+    ca, _, _ = spatial_axes(layout)
+    shape = [1] * ndim
+    shape[ca] = -1
+    return tuple(shape)
+
+
+def _weight_scales(c: KernelCall, w: TensorInfo, cout: int) -> np.ndarray:
+    """One filter scale (as float32) per output channel."""
+    _need_quant(c, w, "weights")
+    s = np.asarray(w.quant.scale, dtype=np.float32)
+    if w.quant.per_channel:
+        if w.quant.axis % len(w.shape) != 0 or len(s) != cout:
+            raise _err(c, f"per-channel weight quantization must be along the output-channel "
+                          f"axis 0 with {cout} scales, found axis {w.quant.axis} with {len(s)}")
+        return s
+    return np.repeat(s, cout)
+
+
+def _weight_zero_points(w: TensorInfo, ndim: int) -> np.ndarray:
+    zp = w.quant.zero_points()
+    if w.quant.per_channel:
+        return zp.reshape((-1,) + (1,) * (ndim - 1))
+    return np.int64(zp[0])
+
+
+def _per_channel_multipliers(s_in: np.float32, s_w: np.ndarray, s_out: np.float32):
+    """PopulateConvolutionQuantizationParams: double(s_in) * double(s_w) / double(s_out)."""
+    eff = np.float64(s_in) * s_w.astype(np.float64) / np.float64(s_out)
+    return fx.quantize_multiplier_array(eff)
+
+
+def _requant_acc(acc: np.ndarray, mult, shift, wide: bool) -> np.ndarray:
+    return _mbqm64(acc, mult, shift) if wide else _mbqm(acc, mult, shift)
+
+
+def _is_wide(c: KernelCall, x: TensorInfo, bias_pos: int) -> bool:
+    """Whether the accumulator is int64 and requantizes with the int64
+    MultiplyByQuantizedMultiplier (16-bit-reduced multiplier), as TFLite's 16x8 kernels
+    do; they are templated on the bias type, so an int32 bias keeps the int32 path.
+    Weights wider than 8 bits (no TFLite kernel has them) also take the int64 path so the
+    accumulator cannot wrap."""
+    w = c.in_info[1]
+    if DTYPE_BITS.get(w.dtype, 8) > 8:
+        return True
+    if DTYPE_BITS.get(x.dtype, 8) <= 8:
+        return False
+    b = c.in_info[bias_pos] if len(c.in_info) > bias_pos else None
+    return b is None or b.dtype != "int32"
+
+
+# ---------------------------------------------------------------------------------------
+# Convolution and fully connected
+# ---------------------------------------------------------------------------------------
+
+@kernel("conv2d", "gemmlowp")
+def conv2d(c: KernelCall):
+    x_info, w_info, out = c.in_info[0], c.in_info[1], c.out_info[0]
+    _per_tensor(c, x_info, "input")
+    _per_tensor(c, out, "output")
+    layout = c.attr("data_layout", "NCHW")
+    w = c.args[1].astype(np.int64) - _weight_zero_points(w_info, 4)
+    x = c.args[0].astype(np.int64) - _zp(x_info)
+    acc = P.exact_int_conv2d(x, w, c.node.attrs)
+    cshape = _channel_shape(layout, 4)
+    if len(c.args) > 2 and c.args[2] is not None:
+        acc = acc + c.args[2].astype(np.int64).reshape(cshape)
+    cout = w.shape[0]
+    s_w = _weight_scales(c, w_info, cout)
+    if x_info.dtype == "uint8" and not w_info.quant.per_channel:
+        # legacy uint8 path: GetQuantizedConvolutionMultipler, scale product in float
+        m = np.float64(np.float32(_scale32(x_info) * s_w[0])) / np.float64(_scale32(out))
+        mult, shift = fx.quantize_multiplier_array(np.full(cout, m))
+    else:
+        mult, shift = _per_channel_multipliers(_scale32(x_info), s_w, _scale32(out))
+    wide = _is_wide(c, x_info, 2)
+    y = _requant_acc(acc, mult.reshape(cshape), shift.reshape(cshape), wide) + _zp(out)
+    return [_clamp(c, y)]
+
+
+@kernel("dense", "gemmlowp")
+def dense(c: KernelCall):
+    """FULLY_CONNECTED. TFLite's reference kernel (reference/integer_ops/fully_connected.h,
+    the overloads that take the float scales, called by fully_connected.cc for kReference
+    since TF 2.1x) requantizes in double precision, not in fixed point:
+    ``int32(round(double(acc) * (double(s_in) * double(s_w) / double(s_out))))`` with
+    ``round`` = half away from zero, per output channel for per-channel weights."""
+    x_info, w_info, out = c.in_info[0], c.in_info[1], c.out_info[0]
+    _per_tensor(c, x_info, "input")
+    _per_tensor(c, out, "output")
+    _need_quant(c, w_info, "weights")
+    w = c.args[1].astype(np.int64) - _weight_zero_points(w_info, 2)
+    x = c.args[0].astype(np.int64) - _zp(x_info)
+    x = x.reshape(-1, w.shape[1])
+    acc = P.exact_int_matmul(x, w.T)
+    if len(c.args) > 2 and c.args[2] is not None:
+        acc = acc + c.args[2].astype(np.int64).reshape(1, -1)
+    cout = w.shape[0]
+    s_w = _weight_scales(c, w_info, cout).astype(np.float64).reshape(1, -1)
+    eff = np.float64(_scale32(x_info)) * s_w / np.float64(_scale32(out))
+    y = round_half_away(acc.astype(np.float64) * eff).astype(np.int64) + _zp(out)
+    return [_clamp(c, y).reshape(out.shape)]
+
+
+@kernel("matmul", "gemmlowp")
+def matmul(c: KernelCall):
+    a_info, b_info, out = c.in_info[0], c.in_info[1], c.out_info[0]
+    for info, what in ((a_info, "lhs"), (b_info, "rhs"), (out, "output")):
+        _per_tensor(c, info, what)
+    a = c.args[0].astype(np.int64) - _zp(a_info)
+    b = c.args[1].astype(np.int64) - _zp(b_info)
+    if c.attr("transpose_a", False):
+        a = np.swapaxes(a, -1, -2)
+    if c.attr("transpose_b", False):
+        b = np.swapaxes(b, -1, -2)
+    acc = P.exact_int_matmul(a, b)
+    # batch_matmul.cc -> GetQuantizedConvolutionMultipler: double(float(s_lhs * s_rhs)) /
+    # double(s_out); the int16 kernel accumulates in int64 (int64 MultiplyByQuantized...)
+    m = np.float64(np.float32(_scale32(a_info) * _scale32(b_info))) / np.float64(_scale32(out))
+    mult, shift = _qm(m)
+    wide = DTYPE_BITS[a_info.dtype] > 8 or DTYPE_BITS[b_info.dtype] > 8
+    y = _requant_acc(acc, mult, shift, wide) + _zp(out)
+    return [_clamp(c, y)]
+
+
+# ---------------------------------------------------------------------------------------
+# Elementwise
+# ---------------------------------------------------------------------------------------
+
+def _max_offset(info: TensorInfo) -> int:
+    """Largest |q - zero_point| of a tensor's dtype."""
+    lo, hi = dtype_range(info.dtype)
+    return max(hi - _zp(info), _zp(info) - lo)
+
+
+def _add_sub(c: KernelCall, sign: int):
+    a_info, b_info, out = c.in_info[0], c.in_info[1], c.out_info[0]
+    for info, what in ((a_info, "first input"), (b_info, "second input"), (out, "output")):
+        _per_tensor(c, info, what)
+    left_shift = 15 if out.dtype == "int16" else 20
+    # TFLite's int16 path needs zero points of 0 so that (q - zp) << 15 fits in int32;
+    # for asymmetric 16-bit tensors (accelsim PTQ) the shift is lowered until it fits.
+    while max(_max_offset(a_info), _max_offset(b_info)) << left_shift > INT32_MAX:
+        left_shift -= 1
+    s1, s2, so = _scale32(a_info), _scale32(b_info), _scale32(out)
+    # twice_max_input_scale = 2 * std::max(float, float): a float, widened to double
+    twice_max = np.float64(np.float32(2) * max(s1, s2))
+    m1, sh1 = _qm(np.float64(s1) / twice_max)
+    m2, sh2 = _qm(np.float64(s2) / twice_max)
+    mo, sho = _qm(twice_max / np.float64(np.float32((1 << left_shift) * so)))
+    x1 = (c.args[0].astype(np.int64) - _zp(a_info)) << left_shift
+    x2 = (c.args[1].astype(np.int64) - _zp(b_info)) << left_shift
+    y1 = _mbqm(x1, m1, sh1)
+    y2 = _mbqm(x2, m2, sh2)
+    raw = _wrap32(y1 + y2 if sign > 0 else y1 - y2)
+    y = _mbqm(raw, mo, sho) + _zp(out)
+    return [_clamp(c, y)]
+
+
+@kernel("add", "gemmlowp")
+def add(c: KernelCall):
+    return _add_sub(c, 1)
+
+
+@kernel("sub", "gemmlowp")
+def sub(c: KernelCall):
+    return _add_sub(c, -1)
+
+
+@kernel("mul", "gemmlowp")
+def mul(c: KernelCall):
+    a_info, b_info, out = c.in_info[0], c.in_info[1], c.out_info[0]
+    for info, what in ((a_info, "first input"), (b_info, "second input"), (out, "output")):
+        _per_tensor(c, info, what)
+    # mul.cc: input1->params.scale * input2->params.scale / output->params.scale, in float
+    m = np.float64(np.float32(np.float32(_scale32(a_info) * _scale32(b_info)) / _scale32(out)))
+    mult, shift = _qm(m)
+    prod = (c.args[0].astype(np.int64) - _zp(a_info)) * (c.args[1].astype(np.int64)
+                                                         - _zp(b_info))
+    # TFLite multiplies in int32 (its int16 kernel requires zero points of 0, so the
+    # product fits); products that may not fit (asymmetric 16-bit tensors from accelsim
+    # PTQ) take the int64 MultiplyByQuantizedMultiplier instead of wrapping.
+    wide = _max_offset(a_info) * _max_offset(b_info) > INT32_MAX
+    y = (_mbqm64(prod, mult, shift) if wide else _mbqm(prod, mult, shift)) + _zp(out)
+    return [_clamp(c, y)]
+
+
+def _relu_x(c: KernelCall, lo: float, hi: float):
+    """activations.cc QuantizedReluX: requantize by float(s_in / s_out), then clamp to
+    zp + roundf(bound / s_out)."""
+    x_info, out = c.in_info[0], c.out_info[0]
+    _per_tensor(c, x_info, "input")
+    _per_tensor(c, out, "output")
+    m = np.float64(np.float32(_scale32(x_info) / _scale32(out)))
+    mult, shift = _qm(m)
+    y = _zp(out) + _mbqm(c.args[0].astype(np.int64) - _zp(x_info), mult, shift)
+    qmin, qmax = quantized_clamp(out, lo, hi)
+    return [np.clip(y, qmin, qmax)]
+
+
+@kernel("relu", "gemmlowp")
+def relu(c: KernelCall):
+    return _relu_x(c, 0.0, np.inf)
+
+
+@kernel("relu6", "gemmlowp")
+def relu6(c: KernelCall):
+    return _relu_x(c, 0.0, 6.0)
+
+
+@kernel("clip", "gemmlowp")
+def clip(c: KernelCall):
+    lo, hi = c.attr("min"), c.attr("max")
+    return _relu_x(c, -np.inf if lo is None else float(lo), np.inf if hi is None else float(hi))
+
+
+# ---------------------------------------------------------------------------------------
+# Pooling and reductions
+# ---------------------------------------------------------------------------------------
+
+def _requantize(c: KernelCall, y: np.ndarray, src: TensorInfo, dst: TensorInfo) -> np.ndarray:
+    """Move integer values from `src`'s quantization to `dst`'s as TFLite's QUANTIZE
+    (int -> int, `Requantize`) does; the identity when both are the same."""
+    if _scale32(src) == _scale32(dst) and _zp(src) == _zp(dst):
+        return y
+    mult, shift = _qm(np.float64(_scale32(src)) / np.float64(_scale32(dst)))
+    lo, hi = dtype_range(dst.dtype)
+    return np.clip(_mbqm(y - _zp(src), mult, shift) + _zp(dst), lo, hi)
+
+
+def _div_round_half_away(acc: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """acc > 0 ? (acc + n/2) / n : (acc - n/2) / n, C++ integer division (toward zero)."""
+    half = n // 2
+    num = np.where(acc > 0, acc + half, acc - half)
+    q = np.abs(num) // n
+    return np.where(num < 0, -q, q)
+
+
+@kernel("avg_pool", "gemmlowp")
+def avg_pool(c: KernelCall):
+    """reference_integer_ops::AveragePool: the raw values of the in-image taps are summed
+    and divided by their count, rounding half away from zero (TFLite requires equal input
+    and output quantization; when they differ, e.g. in graphs from accelsim's own PTQ, the
+    average is requantized as a following QUANTIZE op would)."""
+    x_info, out = c.in_info[0], c.out_info[0]
+    _per_tensor(c, x_info, "input")
+    _per_tensor(c, out, "output")
+    layout = c.attr("data_layout", "NCHW")
+    x = c.args[0].astype(np.int64)
+    include_pad = bool(c.attr("count_include_pad", False))
+    # padded taps count as real zeros (the zero point) only when they are counted
+    win = P.pool_windows(x, c.node.attrs, _zp(x_info) if include_pad else 0)
+    total = win.sum(axis=(-1, -2))
+    if include_pad:
+        kh, kw = c.attr("kernel")
+        counts = np.full(total.shape[-2:], kh * kw, dtype=np.int64)
+    else:
+        counts = np.rint(P.pool_counts(x.shape, c.node.attrs)).astype(np.int64)
+    y = P.from_nchw(_div_round_half_away(total, counts), layout)
+    return [_clamp(c, _requantize(c, y, x_info, out))]
+
+
+@kernel("max_pool", "gemmlowp")
+def max_pool(c: KernelCall):
+    x_info, out = c.in_info[0], c.out_info[0]
+    _per_tensor(c, x_info, "input")
+    _per_tensor(c, out, "output")
+    lo, _ = dtype_range(x_info.dtype)
+    win = P.pool_windows(c.args[0].astype(np.int64), c.node.attrs, lo)
+    y = P.from_nchw(win.max(axis=(-1, -2)), c.attr("data_layout", "NCHW"))
+    return [_clamp(c, _requantize(c, y, x_info, out))]
+
+
+def _clz64(n: int) -> int:
+    return 64 - int(n).bit_length()
+
+
+def _mean_impl(c: KernelCall, x: np.ndarray, axes: tuple[int, ...]):
+    x_info, out = c.in_info[0], c.out_info[0]
+    _per_tensor(c, x_info, "input")
+    _per_tensor(c, out, "output")
+    axes = tuple(sorted({a % x.ndim for a in axes}))
+    n = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+    # reduce.cc PrepareMeanOrSum: double(s_in) / double(s_out)
+    mult, shift = _qm(np.float64(_scale32(x_info)) / np.float64(_scale32(out)))
+    # reference_ops::QuantizedMeanOrSum folds 1/n into the multiplier
+    s = 63 - _clz64(n)
+    s = min(s, 32)
+    s = min(s, 31 + shift)
+    mult = int((mult << s) // n)
+    shift = shift - s
+    total = _wrap32(x.astype(np.int64).sum(axis=axes, keepdims=True))
+    shifted = _wrap32(total - _zp(x_info) * n)
+    y = _mbqm(shifted, mult, shift) + _zp(out)
+    lo, hi = dtype_range(out.dtype)
+    return [np.clip(y, lo, hi).reshape(out.shape)]
+
+
+@kernel("mean", "gemmlowp")
+def mean(c: KernelCall):
+    return _mean_impl(c, c.args[0], tuple(c.attr("axes")))
+
+
+@kernel("global_avg_pool", "gemmlowp")
+def global_avg_pool(c: KernelCall):
+    return _mean_impl(c, c.args[0], P.spatial_reduce_axes(c.attr("data_layout", "NCHW")))
+
+
+# ---------------------------------------------------------------------------------------
+# Data movement with requantization
+# ---------------------------------------------------------------------------------------
+
+@kernel("concat", "gemmlowp")
+def concat(c: KernelCall):
+    out = c.out_info[0]
+    _per_tensor(c, out, "output")
+    so, zo = _scale32(out), _zp(out)
+    lo, hi = dtype_range(out.dtype)
+    parts = []
+    for arr, info in zip(c.args, c.in_info):
+        _per_tensor(c, info, "input")
+        si, zi = _scale32(info), _zp(info)
+        if si == so and zi == zo:
+            parts.append(arr.astype(np.int64))
+            continue
+        # reference_ops::ConcatenationWithScaling (float32 arithmetic, std::round)
+        inv = np.float32(1.0) / so
+        scale = np.float32(si * inv)
+        bias = np.float32(np.float32(-zi) * scale)
+        v = arr.astype(np.float32) * scale + bias
+        q = round_half_away(v.astype(np.float32)).astype(np.int64) + zo
+        parts.append(np.clip(q, lo, hi))
+    y = np.concatenate(parts, axis=c.attr("axis"))
+    lo_a, hi_a = activation_bounds(c.node.attrs)
+    if np.isfinite(lo_a) or np.isfinite(hi_a):
+        y = _clamp(c, y)
+    return [y]
+
+
+@kernel("pad", "gemmlowp")
+def pad(c: KernelCall):
+    out = c.out_info[0]
+    _per_tensor(c, out, "output")
+    _per_tensor(c, c.in_info[0], "input")
+    value = float(c.attr("value", 0.0) or 0.0)
+    qv = _zp(out) + int(round_half_away(np.float64(value) / np.float64(_scale32(out))))
+    lo, hi = dtype_range(out.dtype)
+    x = _requantize(c, c.args[0].astype(np.int64), c.in_info[0], out)
+    return [np.pad(x, c.attr("pads"), constant_values=int(np.clip(qv, lo, hi)))]
+
+
+@kernel("quantize", "gemmlowp")
+def quantize(c: KernelCall):
+    x_info, out = c.in_info[0], c.out_info[0]
+    _per_tensor(c, out, "output")
+    lo, hi = dtype_range(out.dtype)
+    if x_info.is_float:
+        # AffineQuantize: TfLiteRound(val / static_cast<float>(scale)) + zero_point
+        x = c.args[0].astype(np.float32)
+        q = round_half_away(x / _scale32(out)).astype(np.int64) + _zp(out)
+        return [np.clip(q, lo, hi)]
+    _per_tensor(c, x_info, "input")
+    # quantize.cc Prepare: double(s_in) / double(s_out); reference_ops::Requantize
+    mult, shift = _qm(np.float64(_scale32(x_info)) / np.float64(_scale32(out)))
+    y = _mbqm(c.args[0].astype(np.int64) - _zp(x_info), mult, shift) + _zp(out)
+    return [np.clip(y, lo, hi)]
+
+
+@kernel("dequantize", "gemmlowp")
+def dequantize(c: KernelCall):
+    x_info = c.in_info[0]
+    x = c.args[0]
+    if x_info.is_float:
+        return [x.astype(np.float64)]
+    _need_quant(c, x_info, "input")
+    q = x_info.quant
+    if q.per_channel:
+        shape = q.broadcast_shape(x.ndim)
+        scale = np.asarray(q.scale, dtype=np.float32).astype(np.float64).reshape(shape)
+        zp = q.zero_points().reshape(shape)
+    else:
+        scale, zp = np.float64(_scale32(x_info)), _zp(x_info)
+    # reference_ops::Dequantize: static_cast<float>(scale * (val - zero_point)), scale double
+    return [(scale * (x.astype(np.int64) - zp)).astype(np.float32)]
+
+
+# ---------------------------------------------------------------------------------------
+# Softmax
+# ---------------------------------------------------------------------------------------
+
+def _srdhm(a, b) -> np.ndarray:
+    return np.asarray(fx.saturating_rounding_doubling_high_mul(_wrap32(a), _wrap32(b)),
+                      dtype=np.int64)
+
+
+def _rdbpot(x, e) -> np.ndarray:
+    return np.asarray(fx.rounding_divide_by_pot(_wrap32(x), e), dtype=np.int64)
+
+
+def _sat_shl(x: np.ndarray, e: int) -> np.ndarray:
+    """gemmlowp SaturatingRoundingMultiplyByPOT<e> for e > 0 on int32."""
+    thr = (1 << (31 - e)) - 1
+    return np.where(x > thr, INT32_MAX, np.where(x < -thr, INT32_MIN, x << e))
+
+
+def _rescale(x: np.ndarray, src_bits: int, dst_bits: int) -> np.ndarray:
+    e = src_bits - dst_bits
+    if e > 0:
+        return _sat_shl(x, e)
+    if e < 0:
+        return _rdbpot(x, -e)
+    return x
+
+
+def _exp_on_interval_between_negative_one_quarter_and_0_excl(a: np.ndarray) -> np.ndarray:
+    constant_term = 1895147668          # exp(-1/8) in Q0.31
+    constant_1_over_3 = 715827883       # 1/3 in Q0.31
+    x = _wrap32(a + (1 << 28))           # a + 1/8
+    x2 = _srdhm(x, x)
+    x3 = _srdhm(x2, x)
+    x4 = _srdhm(x2, x2)
+    x4_over_4 = _rdbpot(x4, 2)
+    poly = _rdbpot(_wrap32(_srdhm(_wrap32(x4_over_4 + x3), constant_1_over_3) + x2), 1)
+    return _wrap32(constant_term + _srdhm(constant_term, _wrap32(x + poly)))
+
+
+def _exp_on_negative_values(a: np.ndarray, integer_bits: int) -> np.ndarray:
+    """gemmlowp exp_on_negative_values for FixedPoint<int32, integer_bits>; Q0.31 result."""
+    frac = 31 - integer_bits
+    one_quarter = 1 << (frac - 2)
+    mask = one_quarter - 1
+    a_mod = _wrap32((a & mask) - one_quarter)
+    result = _exp_on_interval_between_negative_one_quarter_and_0_excl(
+        _rescale(a_mod, integer_bits, 0))
+    remainder = _wrap32(a_mod - a)
+    barrel = ((-2, 1672461947), (-1, 1302514674), (0, 790015084), (1, 290630308),
+              (2, 39332535), (3, 720401), (4, 242))
+    for exponent, multiplier in barrel:
+        if integer_bits > exponent:
+            bit = 1 << (frac + exponent)
+            result = np.where((remainder & bit) != 0, _srdhm(result, multiplier), result)
+    if integer_bits > 5:
+        clamp = -(1 << (36 - integer_bits))
+        result = np.where(a < clamp, 0, result)
+    return np.where(a == 0, INT32_MAX, result)
+
+
+def _rounding_half_sum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    s = a + b
+    sign = np.where(s >= 0, 1, -1)
+    t = s + sign
+    q = np.abs(t) // 2                    # C++ '/' truncates toward zero
+    return np.where(t < 0, -q, q)
+
+
+def _one_over_one_plus_x_for_x_in_0_1(a: np.ndarray) -> np.ndarray:
+    half_denominator = _rounding_half_sum(a, np.int64(INT32_MAX))
+    c48_over_17 = 1515870810             # Q2.29
+    c_neg32_over_17 = -1010580540        # Q2.29
+    one_f2 = 1 << 29
+    x = _wrap32(c48_over_17 + _srdhm(half_denominator, c_neg32_over_17))
+    for _ in range(3):
+        hdx = _srdhm(half_denominator, x)
+        one_minus = _wrap32(one_f2 - hdx)
+        x = _wrap32(x + _rescale(_srdhm(x, one_minus), 4, 2))
+    return _rescale(x, 1, 0)             # Rescale<0>(ExactMulByPot<-1>(x))
+
+
+def _clz32(v: np.ndarray) -> np.ndarray:
+    """Count leading zeros of uint32 values (32 for 0); frexp is exact below 2**53."""
+    v = np.asarray(v, dtype=np.int64) & 0xFFFFFFFF
+    _, e = np.frexp(v.astype(np.float64))
+    return np.where(v == 0, 32, 32 - e).astype(np.int64)
+
+
+def _softmax_8bit(c: KernelCall, x: np.ndarray, axis: int) -> np.ndarray:
+    x_info, out = c.in_info[0], c.out_info[0]
+    beta = float(np.float32(c.attr("beta", 1.0)))
+    score_bits, accum_bits = 5, 12
+    # PreprocessSoftmaxScaling(beta, input_scale, kScaledDiffIntegerBits)
+    real = min(beta * float(_scale32(x_info)) * float(1 << (31 - score_bits)),
+               float((1 << 31) - 1))
+    mult, left_shift = _qm(real)
+    if left_shift < 0:
+        raise _err(c, f"softmax input scale {x_info.quant.scale[0]} is too small")
+    # CalculateInputRadius(5, left_shift, 31)
+    radius = math.floor(1.0 * ((1 << score_bits) - 1) * (1 << (31 - score_bits))
+                        / (1 << left_shift))
+    diff_min = -radius
+    xi = np.moveaxis(x.astype(np.int64), axis, -1)
+    diff = xi - xi.max(axis=-1, keepdims=True)
+    valid = diff >= diff_min
+    # MultiplyByQuantizedMultiplierGreaterThanOne
+    rescaled = _srdhm(_wrap32(np.where(valid, diff, 0) * (1 << left_shift)), mult)
+    exps = _exp_on_negative_values(rescaled, score_bits)
+    sum_exps = _wrap32(np.where(valid, _rescale(exps, 0, accum_bits), 0).sum(axis=-1,
+                                                                            keepdims=True))
+    headroom = _clz32(sum_exps)
+    num_bits_over_unit = accum_bits - headroom
+    shifted_minus_one = _wrap32(((sum_exps & 0xFFFFFFFF) << headroom) - (1 << 31))
+    shifted_scale = _one_over_one_plus_x_for_x_in_0_1(shifted_minus_one)
+    out_bits = 8 * np.dtype({"int8": np.int8, "uint8": np.uint8,
+                             "int16": np.int16}[out.dtype]).itemsize
+    exponent = num_bits_over_unit + 31 - out_bits
+    prod = _srdhm(shifted_scale, exps)
+    # TFLite TFLITE_CHECKs 0 <= exponent <= 31, i.e. for 8-bit outputs a row whose sum of
+    # exps exceeds 256 (e.g. > 256 near-equal logits) aborts the reference interpreter.
+    # Every such output is below half an output step: |prod| < 2**31 <= 2**(exponent - 1),
+    # so the rounding division gives 0, which is what is computed here.
+    over = exponent > 31
+    e = np.broadcast_to(np.clip(exponent, 0, 31), prod.shape)
+    unsat = np.asarray(fx.rounding_divide_by_pot(prod, e), dtype=np.int64)
+    unsat = np.where(np.broadcast_to(over, prod.shape), 0, unsat)
+    omin, omax = dtype_range(out.dtype)
+    y = np.clip(unsat + omin, omin, omax)
+    y = np.where(valid, y, omin)
+    return np.moveaxis(y, -1, axis)
+
+
+def _lut_populate_int16(fn, input_scale: float, input_zp: int, output_scale: float,
+                        output_zp: int) -> np.ndarray:
+    """detail::LUTPopulateInt16<double> (common.h): 512 steps + 1, with midpoint bias."""
+    input_min = input_scale * (-32768 - input_zp)
+    input_max = input_scale * (32767 - input_zp)
+    output_min = output_scale * (-32768 - output_zp)
+    output_max = output_scale * (32767 - output_zp)
+    nb_steps = 512
+    step = (input_max - input_min) / nb_steps
+    half_step = step / 2
+    inv = float(32767 - -32768 + 1) / (output_max - output_min)
+    rnd = _round_away
+    lut = np.zeros(nb_steps + 1, dtype=np.int64)
+    for i in range(nb_steps):
+        val = fn(input_min + i * step)
+        val_mid = fn(input_min + i * step + half_step)
+        val_next = fn(input_min + (i + 1) * step)
+        sample_val = rnd(val * inv)
+        midpoint_interp_val = rnd((val_next * inv + rnd(val * inv)) / 2)
+        midpoint_val = rnd(val_mid * inv)
+        midpoint_err = midpoint_interp_val - midpoint_val
+        bias = rnd(midpoint_err / 2)
+        lut[i] = int(min(max(sample_val - bias, -32768.0), 32767.0))
+    lut[nb_steps] = int(min(max(rnd(fn(input_max) * inv), -32768.0), 32767.0))
+    return lut
+
+
+def _round_away(v: float) -> float:
+    return math.copysign(math.floor(abs(v) + 0.5), v) if abs(v) < 2 ** 52 else v
+
+
+@lru_cache(maxsize=None)
+def _softmax_int16_luts() -> tuple[np.ndarray, np.ndarray]:
+    rng = 32767 - (-32768)
+    exp_lut = _lut_populate_int16(math.exp, 10.0 / rng, 32767, 2.0 / rng, 0)
+    recip_lut = _lut_populate_int16(lambda v: 1.0 / (1.0 + v), 1.0 / rng, -32768,
+                                    2.0 / rng, 0)
+    return exp_lut, recip_lut
+
+
+def _lut_lookup(value: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    """LUTLookup(int16_t, const int16_t*): 9-bit index, 7-bit linear interpolation."""
+    index = 256 + (value >> 7)
+    offset = value & 0x7F
+    base = lut[index]
+    slope = lut[index + 1] - lut[index]
+    delta = (slope * offset + 64) >> 7
+    return ((base + delta + 32768) & 0xFFFF) - 32768  # static_cast<int16_t>
+
+
+def _softmax_int16(c: KernelCall, x: np.ndarray, axis: int) -> np.ndarray:
+    x_info = c.in_info[0]
+    beta = np.float32(c.attr("beta", 1.0))
+    # input->params.scale * params->beta (float) / (10.0 / 65535.0) (double)
+    real = np.float64(np.float32(_scale32(x_info) * beta)) / (10.0 / 65535.0)
+    mult, shift = _qm(real)
+    exp_lut, recip_lut = _softmax_int16_luts()
+    xi = np.moveaxis(x.astype(np.int64), axis, -1)
+    diff = xi - xi.max(axis=-1, keepdims=True)
+    scaled = _mbqm(diff, mult, shift)
+    sym = np.clip(scaled + 32767, -32768, 32767)
+    exps = _lut_lookup(sym, exp_lut)
+    sum_exps = _wrap32(exps.sum(axis=-1, keepdims=True))
+    headroom = _clz32(sum_exps)
+    shifted = ((sum_exps << (headroom - 1)) + (1 << 13)) >> 14
+    sym_sum = np.clip(shifted - ((1 << 15) + (1 << 16)), -32768, 32767)
+    recip = _lut_lookup(sym_sum, recip_lut)
+    right_shift = 31 - headroom
+    rnd = np.int64(1) << (right_shift - 1)
+    res = (exps * recip + rnd) >> right_shift
+    y = np.clip(res, 0, 32767)
+    return np.moveaxis(y, -1, axis)
+
+
+@kernel("softmax", "gemmlowp")
+def softmax(c: KernelCall):
+    """8-bit input: reference_ops::Softmax (output in steps of 2**-bits from the dtype's
+    minimum, as TFLite fixes it); int16 input: reference_ops::SoftmaxInt16 (output
+    scale 1/32768, zero point 0). Only differences x - max(x) enter, so the input zero
+    point is free. An output quantized otherwise (graphs from accelsim's own PTQ) is
+    requantized from that fixed format, as a following QUANTIZE op would."""
+    x_info, out = c.in_info[0], c.out_info[0]
+    _per_tensor(c, x_info, "input")
+    _per_tensor(c, out, "output")
+    axis = c.attr("axis", -1) % c.args[0].ndim
+    if x_info.dtype in ("int8", "uint8") and out.dtype in ("int8", "uint8", "int16"):
+        y = _softmax_8bit(c, c.args[0], axis)
+        lo, _ = dtype_range(out.dtype)
+        natural = QuantParams.per_tensor(2.0 ** -DTYPE_BITS[out.dtype], lo)
+    elif x_info.dtype == "int16" and out.dtype == "int16":
+        y = _softmax_int16(c, c.args[0], axis)
+        natural = QuantParams.per_tensor(1.0 / 32768, 0)
+    else:
+        raise _err(c, f"softmax from {x_info.dtype} to {out.dtype} is not supported")
+    src = TensorInfo(out.name, out.shape, out.dtype, natural)
+    return [_requantize(c, y, src, out)]
