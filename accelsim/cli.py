@@ -28,11 +28,83 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_quant_args(p: argparse.ArgumentParser, required: bool) -> None:
+    g = p.add_argument_group("quantization (post-training; a zoo name or float model plus "
+                             "--precision is quantized on the fly)")
+    g.add_argument("--precision", required=required,
+                   help="w8a8, w4a8, w8a4, w16a16, w4a4, fp32, fp16 (options after '/': "
+                        "per-tensor, asym, unsigned, weight-only, ...)")
+    g.add_argument("--weights", choices=["per-channel", "per-tensor"],
+                   help="weight granularity (default per-channel)")
+    sym = g.add_mutually_exclusive_group()
+    sym.add_argument("--symmetric", dest="symmetric", action="store_true", default=None,
+                     help="symmetric weights (default)")
+    sym.add_argument("--asymmetric", dest="symmetric", action="store_false",
+                     help="asymmetric (affine) weights")
+    g.add_argument("--calibration", default="minmax",
+                   help="minmax | ema | percentile:99.99 | entropy | mse (default minmax)")
+    src = g.add_mutually_exclusive_group()
+    src.add_argument("--calib-data", metavar="X.npy", help="calibration inputs, shape (N, ...)")
+    src.add_argument("--calib-random", metavar="N", type=int,
+                     help="N seeded random inputs (timing studies only; labelled in outputs)")
+    g.add_argument("--mixed", metavar="FILE.yaml", help="per-layer precision overrides")
+
+
+def _maybe_quantize(graph, args):
+    """Quantize `graph` when --precision asks for it (the inline quantize stage)."""
+    if not getattr(args, "precision", None):
+        return graph
+    from accelsim.errors import InputError
+    from accelsim.quant import calibdata
+    from accelsim.quant.mixed import load_mixed
+    from accelsim.quant.precision import parse_precision
+    from accelsim.quant.ptq import quantize_graph
+    prec = parse_precision(args.precision, "--precision")
+    changes = {}
+    if args.weights:
+        changes["per_channel"] = args.weights == "per-channel"
+    if args.symmetric is not None:
+        changes["symmetric_weights"] = args.symmetric
+    if changes and not prec.is_float:
+        prec = prec.with_options(**changes)
+    overrides = None
+    if args.mixed:
+        overrides = load_mixed(args.mixed).resolve(_prepared(graph), prec)
+    if prec.is_float and not overrides:
+        return quantize_graph(graph, prec, calibdata.random(graph, 1)).graph
+    if args.calib_data:
+        data = calibdata.from_npy(args.calib_data, graph)
+    elif args.calib_random:
+        data = calibdata.random(graph, args.calib_random)
+    else:
+        raise InputError("--precision needs calibration data: --calib-data X.npy or "
+                         "--calib-random N")
+    from accelsim.progress import progress_bar
+    with progress_bar(len(data.samples), f"calibrating {graph.name}") as bar:
+        return quantize_graph(graph, prec, data, args.calibration, overrides,
+                              progress=bar).graph
+
+
+def _prepared(graph):
+    from accelsim.quant.transforms import prepare_for_quantization
+    return prepare_for_quantization(graph)
+
+
+def _cmd_quantize(args: argparse.Namespace) -> int:
+    from accelsim.model.loader import load_model
+    from accelsim.model.onnx_export import export_onnx
+    graph = _maybe_quantize(load_model(args.model), args)
+    export_onnx(graph, args.out)
+    print(f"{graph.name}: {args.precision} -> {args.out}")
+    return 0
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from accelsim.model.loader import load_model
-    from accelsim.runio import load_inputs, random_inputs, save_outputs
+    from accelsim.runio import check_output_path, load_inputs, random_inputs, save_outputs
     from accelsim.ref.executor import run
-    graph = load_model(args.model)
+    check_output_path(args.output)  # before any work, so a typo costs nothing
+    graph = _maybe_quantize(load_model(args.model), args)
     if args.input:
         feeds = load_inputs(args.input, graph)
         source = args.input
@@ -69,7 +141,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--dequantize", action="store_true",
                    help="write quantized outputs as float (scale * (q - zero_point))")
     r.add_argument("--seed", type=int, default=0, help="seed of the random input (default 0)")
+    _add_quant_args(r, required=False)
     r.set_defaults(func=_cmd_run)
+
+    q = sub.add_parser("quantize", help="post-training quantization to a QDQ ONNX model")
+    q.add_argument("model", help="zoo name or a float .onnx file")
+    _add_quant_args(q, required=True)
+    q.add_argument("--out", required=True, metavar="OUT.onnx", help="QDQ ONNX model to write")
+    q.set_defaults(func=_cmd_quantize)
     return p
 
 

@@ -65,6 +65,11 @@ def dequantize_output(graph: Graph, name: str, arr: np.ndarray) -> np.ndarray:
                                          - q.zero_points().reshape(shape))).astype(np.float32)
 
 
+def check_output_path(path: str) -> None:
+    if Path(path).suffix.lower() not in (".npy", ".npz"):
+        raise InputError(f"--output {path}: expected a .npy or .npz file name")
+
+
 def save_outputs(path: str, graph: Graph, outputs: dict[str, np.ndarray],
                  dequantize: bool = False) -> dict[str, np.ndarray]:
     """Write outputs to Y.npy (one output) or Y.npz (out0, out1, ...), atomically."""

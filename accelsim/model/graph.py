@@ -28,10 +28,11 @@ import numpy as np
 
 from accelsim.errors import ModelError
 
-# Integer and float dtypes the IR knows, with their bit widths. int4/uint4 tensors are held
-# in int8/uint8 numpy arrays whose values are within the 4-bit range.
+# Integer and float dtypes the IR knows, with their bit widths. int2/uint2/int4/uint4 tensors
+# are held in int8/uint8 numpy arrays whose values are within the narrow range.
 DTYPE_BITS = {
     "float32": 32, "float16": 16,
+    "int2": 2, "uint2": 2,
     "int4": 4, "uint4": 4, "int8": 8, "uint8": 8, "int16": 16, "uint16": 16,
     "int32": 32, "int64": 64, "bool": 8,
 }
@@ -40,6 +41,7 @@ FLOAT_DTYPES = ("float32", "float16")
 # numpy storage dtype for each IR dtype.
 NUMPY_DTYPE = {
     "float32": np.float32, "float16": np.float16,
+    "int2": np.int8, "uint2": np.uint8,
     "int4": np.int8, "uint4": np.uint8, "int8": np.int8, "uint8": np.uint8,
     "int16": np.int16, "uint16": np.uint16, "int32": np.int32, "int64": np.int64,
     "bool": np.bool_,
@@ -251,6 +253,10 @@ class Graph:
     def params(self) -> int:
         from accelsim.model.ops import node_params
         return sum(node_params(self, n) for n in self.nodes)
+
+    def model_bytes(self) -> float:
+        """Bytes to store every constant at its bit width (the model size on disk)."""
+        return sum(self.tensors[c].nbytes for c in self.constants)
 
     def replace(self, **changes: Any) -> "Graph":
         return dataclasses.replace(self, **changes)

@@ -533,7 +533,8 @@ def _fully_connected(imp: _Importer, op: _Op) -> None:
     bias = imp.tensor(op.inputs[2]) if len(op.inputs) > 2 else ""
     imp.add(op, "dense", [imp.tensor(op.inputs[0]), imp.tensor(op.inputs[1])]
             + ([bias] if bias else []), keep_num_dims=bool(o.KeepNumDims()),
-            **imp.act(op, o.FusedActivationFunction()))
+            # TFLite's reference FULLY_CONNECTED requantizes in double (gemmlowp_ops.dense)
+            requant="double", **imp.act(op, o.FusedActivationFunction()))
 
 
 def _binary(irop: str, opts_name: str) -> Callable[[_Importer, _Op], None]:

@@ -72,8 +72,13 @@ def domain_of(graph: Graph, node: Node) -> str:
     return graph.requant_mode
 
 
+_LOADED = False
+
+
 def find_kernel(op: str, domain: str) -> KernelFn:
-    if not _KERNELS:
+    global _LOADED
+    if not _LOADED:  # not `if not _KERNELS`: a kernel module imported first fills the table
+        _LOADED = True
         _load_kernels()
     fn = _KERNELS.get((op, domain))
     if fn is None and domain != "fp":

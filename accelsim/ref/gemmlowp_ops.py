@@ -14,7 +14,9 @@ and its reference Eval (tensorflow/lite/kernels/internal/reference/...), as of T
   (double rounding); int16 activations accumulate in int64 and use the int64 overload
   (multiplier reduced to 16 bits) unless the bias is int32.
 - dense (FULLY_CONNECTED): the reference kernel requantizes in *double precision*:
-  int32(round(double(acc) * double(s_in) * double(s_w[c]) / double(s_out))).
+  int32(round(double(acc) * double(s_in) * double(s_w[c]) / double(s_out))); the TFLite
+  importer marks such nodes `requant="double"`. Dense nodes from accelsim's own quantizer
+  requantize in fixed point like conv2d, keeping the graph integer-only.
 - matmul (BATCH_MATMUL): double(float(s_a * s_b)) / double(s_out), int32 (8-bit) or int64
   (int16) accumulator.
 - add / sub: add.cc / `PrepareGeneralSubOp`: left_shift 20 (8-bit) or 15 (int16), inputs
@@ -222,9 +224,16 @@ def dense(c: KernelCall):
     if len(c.args) > 2 and c.args[2] is not None:
         acc = acc + c.args[2].astype(np.int64).reshape(1, -1)
     cout = w.shape[0]
-    s_w = _weight_scales(c, w_info, cout).astype(np.float64).reshape(1, -1)
-    eff = np.float64(_scale32(x_info)) * s_w / np.float64(_scale32(out))
-    y = round_half_away(acc.astype(np.float64) * eff).astype(np.int64) + _zp(out)
+    s_w = _weight_scales(c, w_info, cout)
+    if c.attr("requant") == "double":  # set by the TFLite importer
+        eff = np.float64(_scale32(x_info)) * s_w.astype(np.float64).reshape(1, -1) \
+            / np.float64(_scale32(out))
+        y = round_half_away(acc.astype(np.float64) * eff).astype(np.int64) + _zp(out)
+    else:
+        # integer-only, exactly as conv2d (and every generated kernel) requantizes
+        mult, shift = _per_channel_multipliers(_scale32(x_info), s_w, _scale32(out))
+        wide = _is_wide(c, x_info, 2)
+        y = _requant_acc(acc, mult.reshape(1, -1), shift.reshape(1, -1), wide) + _zp(out)
     return [_clamp(c, y).reshape(out.shape)]
 
 
