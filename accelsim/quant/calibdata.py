@@ -1,0 +1,62 @@
+"""Calibration data for post-training quantization: a user's .npy file, a data set the project
+ships access to, or seeded random data (for timing-only studies, and labelled as such)."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from accelsim.errors import InputError
+from accelsim.model.graph import NUMPY_DTYPE, Graph
+from accelsim.quant.ptq import CalibrationData
+
+
+def _input_info(graph: Graph):
+    if len(graph.inputs) != 1:
+        raise InputError(f"model '{graph.name}': calibration supports one-input models, found "
+                         f"{len(graph.inputs)} inputs")
+    return graph.tensors[graph.inputs[0]]
+
+
+def from_npy(path: str, graph: Graph, limit: int | None = None) -> CalibrationData:
+    """Samples from a .npy holding N inputs: shape (N, *sample) where the model input is
+    (1, *sample), or exactly the model's input shape for a single sample."""
+    info = _input_info(graph)
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"--calib-data {path}: no such file")
+    try:
+        arr = np.load(p, allow_pickle=False)
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise InputError(f"--calib-data {path}: not a readable .npy file ({exc})") from None
+    if not isinstance(arr, np.ndarray):
+        raise InputError(f"--calib-data {path}: expected a .npy array, found an .npz archive")
+    shape = info.shape
+    if arr.shape == shape:
+        arr = arr[None]
+    elif arr.shape[1:] == shape[1:] and shape[0] == 1:
+        arr = arr[:, None]
+    else:
+        raise InputError(f"--calib-data {path}: model '{graph.name}' input '{info.name}' has "
+                         f"shape {list(shape)}, so calibration data must be (N, "
+                         f"{', '.join(map(str, shape[1:]))}); found {list(arr.shape)}")
+    if not np.issubdtype(arr.dtype, np.number) or not np.all(np.isfinite(arr)):
+        raise InputError(f"--calib-data {path}: values must be finite numbers")
+    if limit:
+        arr = arr[:limit]
+    samples = tuple(a.astype(NUMPY_DTYPE[info.dtype]) for a in arr)
+    return CalibrationData(samples, f"{p.name} ({len(samples)} samples)", False)
+
+
+def random(graph: Graph, n: int, seed: int = 0) -> CalibrationData:
+    """N(0, 1) samples: fine for timing studies, meaningless for accuracy."""
+    if n <= 0:
+        raise InputError(f"--calib-random {n}: expected a positive number of samples")
+    info = _input_info(graph)
+    rng = np.random.default_rng(seed)
+    samples = tuple(rng.standard_normal(info.shape).astype(NUMPY_DTYPE[info.dtype])
+                    for _ in range(n))
+    return CalibrationData(samples, f"random N(0,1), {n} samples, seed {seed} "
+                                    f"(timing only: not for accuracy)", True)

@@ -1,0 +1,361 @@
+"""Post-training quantization: float `Graph` + `Precision` + calibration data -> quantized
+`Graph` that the integer-only reference executor runs (requant_mode "gemmlowp").
+
+The scheme is Jacob et al. 2018 / TFLite's: weights per-channel (or per-tensor) symmetric in
+the restricted range, activations per-tensor affine, bias int32 (int64 with 16-bit
+activations or weights) at scale `S_in * S_w`, requantization by a fixed-point multiplier.
+
+Which bits a tensor gets under mixed precision: tensors joined by operators that move data
+without arithmetic (reshape, max pool, concat, pad, ...) share one representation, as TFLite's
+same-scale operators do; that group takes the widest activation precision among the
+arithmetic operators that produce or consume it, so a layer kept at 8 bits really computes
+with 8-bit inputs and outputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+import numpy as np
+
+from accelsim.errors import InputError
+from accelsim.model.graph import Graph, Node, QuantParams, TensorInfo
+from accelsim.quant.calibrate import make_calibrator, quant_params_from_range
+from accelsim.quant.precision import Precision
+from accelsim.quant.transforms import prepare_for_quantization
+from accelsim.ref.executor import run
+
+# Data movement: output keeps the input's quantization (TFLite same-scale operators).
+SAME_SCALE_OPS = ("reshape", "flatten", "squeeze", "transpose", "max_pool", "pad", "concat",
+                  "relu", "relu6", "clip")
+# Operators that stay in float in a quantized graph (no integer kernel in TFLite's reference
+# set either); they are wrapped in dequantize / quantize ("partial quantization").
+FLOAT_ONLY_OPS = ("layer_norm", "gelu", "batch_norm")
+_WEIGHTED_OPS = ("conv2d", "dense")
+# Operators whose integer kernels exist from 8 bits up (TFLite has int8 and int16 softmax,
+# nothing narrower): below that their activations are widened to 8 bits.
+MIN_8BIT_OPS = ("softmax",)
+
+
+@dataclass(frozen=True)
+class CalibrationData:
+    """Samples for calibration, one array per sample (each with the model input's shape),
+    and a description every output carries (random data is for timing studies only)."""
+
+    samples: tuple[np.ndarray, ...]
+    source: str
+    is_random: bool = False
+
+
+@dataclass(frozen=True)
+class QuantizeResult:
+    graph: Graph
+    precisions: Mapping[str, Precision]  # per node
+    ranges: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+
+
+def _union_find(graph: Graph) -> dict[str, str]:
+    parent: dict[str, str] = {}
+
+    def find(t: str) -> str:
+        parent.setdefault(t, t)
+        while parent[t] != t:
+            parent[t] = parent[parent[t]]
+            t = parent[t]
+        return t
+
+    for n in graph.nodes:
+        if n.op in SAME_SCALE_OPS:
+            acts = [t for t in n.inputs if t and not graph.is_constant(t)] + list(n.outputs)
+            for t in acts[1:]:
+                parent[find(t)] = find(acts[0])
+    return {t: find(t) for t in graph.tensors if not graph.is_constant(t)}
+
+
+def _tensor_groups(graph: Graph) -> tuple[dict[str, str], dict[str, list[str]]]:
+    root = _union_find(graph)
+    members: dict[str, list[str]] = {}
+    for t, r in root.items():
+        members.setdefault(r, []).append(t)
+    return root, members
+
+
+def calibrate_ranges(graph: Graph, data: CalibrationData, method: str,
+                     precisions: Mapping[str, Precision],
+                     progress: Callable[[int], None] | None = None) -> dict[str, tuple[float, float]]:
+    """Run the float graph on every calibration sample and return each activation tensor's
+    calibrated real range (lo, hi)."""
+    calibrators = {t: make_calibrator(method) for t in graph.tensors
+                   if not graph.is_constant(t) and graph.tensors[t].is_float}
+    for i, x in enumerate(data.samples):
+        values = run(graph, [x], keep=True, source=data.source)
+        for t, cal in calibrators.items():
+            if t in values:
+                cal.observe(np.asarray(values[t], dtype=np.float32))
+        if progress:
+            progress(i + 1)
+    ranges = {}
+    for t, cal in calibrators.items():
+        prod = graph.producer(t)
+        p = precisions.get(prod.name) if prod else None
+        p = p or next(iter(precisions.values()))
+        bits = p.act_bits or 8
+        ranges[t] = cal.range(bits, p.symmetric_acts, True)
+    return ranges
+
+
+class _Quantizer:
+    def __init__(self, graph: Graph, precisions: Mapping[str, Precision],
+                 ranges: Mapping[str, tuple[float, float]]):
+        self.g = graph
+        self.prec = precisions
+        self.ranges = ranges
+        self.root, self.members = _tensor_groups(graph)
+        self.nodes: list[Node] = []
+        self.tensors: dict[str, TensorInfo] = {}
+        self.constants: dict[str, np.ndarray] = {}
+        self.group_prec = self._group_precisions()
+        self.qinfo: dict[str, TensorInfo] = {}
+
+    # -- decisions --------------------------------------------------------------------------
+    def _group_precisions(self) -> dict[str, Precision]:
+        out: dict[str, Precision] = {}
+        for n in self.g.nodes:
+            if n.op in SAME_SCALE_OPS:
+                continue
+            p = self.prec[n.name]
+            if p.is_float or p.weight_only:
+                continue
+            if n.op in MIN_8BIT_OPS and p.act_bits < 8:
+                p = p.with_options(act_bits=8)
+            for t in [*n.inputs, *n.outputs]:
+                if not t or self.g.is_constant(t):
+                    continue
+                r = self.root[t]
+                cur = out.get(r)
+                if cur is None or (p.act_bits or 0) > (cur.act_bits or 0):
+                    out[r] = p
+        return out
+
+    def act_info(self, t: str) -> TensorInfo | None:
+        """Quantized metadata of activation tensor `t` (None: it stays float)."""
+        if t in self.qinfo:
+            return self.qinfo[t]
+        r = self.root.get(t)
+        p = self.group_prec.get(r)
+        if p is None:
+            return None
+        prod = self.g.producer(t)
+        if prod is not None and prod.op == "softmax":
+            # TFLite fixes softmax outputs to [0, 1): scale 2^-b, zero point at the bottom.
+            qmin, _ = p.act_qrange()
+            scale, zp = 2.0 ** -p.act_bits, qmin
+        else:
+            lo = min(self.ranges[m][0] for m in self.members[r] if m in self.ranges)
+            hi = max(self.ranges[m][1] for m in self.members[r] if m in self.ranges)
+            scale, zp = quant_params_from_range(lo, hi, p.act_bits, p.symmetric_acts,
+                                                p.signed_acts)
+        info = TensorInfo(t, self.g.tensors[t].shape, p.act_dtype,
+                          QuantParams.per_tensor(scale, zp))
+        for m in self.members[r]:  # one representation per same-scale group
+            self.qinfo[m] = TensorInfo(m, self.g.tensors[m].shape, info.dtype, info.quant)
+        return self.qinfo[t]
+
+    # -- emission ---------------------------------------------------------------------------
+    def const(self, name: str, value: np.ndarray, dtype: str, quant: QuantParams | None) -> str:
+        value = np.ascontiguousarray(value)
+        value.setflags(write=False)
+        self.constants[name] = value
+        self.tensors[name] = TensorInfo(name, value.shape, dtype, quant)
+        return name
+
+    def weight(self, node: Node, p: Precision) -> tuple[str, QuantParams]:
+        w = self.g.constants[node.inputs[1]].astype(np.float64)
+        qmin, qmax = p.weight_qrange()
+        flat = w.reshape(w.shape[0], -1) if p.per_channel else w.reshape(1, -1)
+        lo = np.minimum(flat.min(axis=1), 0.0)
+        hi = np.maximum(flat.max(axis=1), 0.0)
+        if p.symmetric_weights:
+            amax = np.maximum(np.maximum(-lo, hi), 1e-12)
+            scale = amax / qmax
+            zp = np.zeros_like(scale, dtype=np.int64)
+        else:
+            scale = np.maximum(hi - lo, 1e-12) / (qmax - qmin)
+            zp = np.clip(np.round(qmin - lo / scale), qmin, qmax).astype(np.int64)
+        # Scales are stored as float32 in every format we exchange with (TFLite, ONNX).
+        scale = scale.astype(np.float32).astype(np.float64)
+        bshape = (-1,) + (1,) * (w.ndim - 1)
+        s = scale.reshape(bshape) if p.per_channel else scale[0]
+        z = zp.reshape(bshape) if p.per_channel else zp[0]
+        q = np.clip(np.round(w / s) + z, qmin, qmax)
+        quant = QuantParams(tuple(scale), tuple(zp), 0 if p.per_channel else None)
+        name = f"{node.name}.weight_q"
+        return self.const(name, q.astype(np.int64), p.weight_dtype, quant), quant
+
+    def quantize_node(self, t_float: str, info: TensorInfo, name: str) -> str:
+        self.tensors[info.name] = info
+        self.nodes.append(Node(name, "quantize", (t_float,), (info.name,)))
+        return info.name
+
+    def build(self) -> Graph:
+        g = self.g
+        # where each original tensor can be read as float, and as quantized
+        as_float: dict[str, str] = {}
+        as_int: dict[str, str] = {}
+        for t in g.inputs:
+            self.tensors[t] = g.tensors[t]
+            as_float[t] = t
+
+        def want_int(t: str) -> str:
+            if t in as_int:
+                return as_int[t]
+            info = self.act_info(t)
+            qname = f"{t}.q" if t in as_float else t
+            as_int[t] = self.quantize_node(as_float[t], TensorInfo(qname, info.shape, info.dtype,
+                                                                  info.quant), f"{t}.quantize")
+            return as_int[t]
+
+        def want_float(t: str) -> str:
+            if t not in as_float:
+                as_float[t] = self._dq(as_int[t], f"{t}.dq", t)
+            return as_float[t]
+
+        for n in g.nodes:
+            p = self.prec[n.name]
+            quantized = not (p.is_float or n.op in FLOAT_ONLY_OPS) and \
+                all(self.act_info(o) is not None for o in n.outputs)
+            if p.weight_only and n.op in _WEIGHTED_OPS:
+                self._emit_weight_only(n, p, want_float, as_float)
+                continue
+            if not quantized:
+                ins = [want_float(t) if t and not g.is_constant(t) else t for t in n.inputs]
+                for t in n.inputs:
+                    if t and g.is_constant(t):
+                        self.constants[t] = g.constants[t]
+                        self.tensors[t] = g.tensors[t]
+                for o in n.outputs:
+                    self.tensors[o] = g.tensors[o]
+                    as_float[o] = o
+                self.nodes.append(Node(n.name, n.op, tuple(ins), n.outputs, dict(n.attrs)))
+                continue
+            ins = []
+            for i, t in enumerate(n.inputs):
+                if not t:
+                    ins.append(t)
+                elif g.is_constant(t):
+                    ins.append(self._quantize_constant_input(n, i, p, ins))
+                else:
+                    ins.append(want_int(t))
+            outs = []
+            for o in n.outputs:
+                info = self.act_info(o)
+                self.tensors[o] = info
+                as_int[o] = o
+                outs.append(o)
+            self.nodes.append(Node(n.name, n.op, tuple(ins), tuple(outs), dict(n.attrs)))
+        outputs = []
+        for t in g.outputs:
+            if t in as_float:
+                outputs.append(as_float[t])
+            else:
+                outputs.append(self._dq(as_int[t], f"{t}.dequantized", t))
+        return Graph(g.name, tuple(self.nodes), self.tensors, g.inputs, tuple(outputs),
+                     self.constants, "gemmlowp", dict(g.metadata))
+
+    def _dq(self, t_int: str, fname: str, orig: str) -> str:
+        self.tensors[fname] = TensorInfo(fname, self.g.tensors[orig].shape, "float32")
+        self.nodes.append(Node(f"{orig}.dequantize", "dequantize", (t_int,), (fname,)))
+        return fname
+
+    def _quantize_constant_input(self, n: Node, i: int, p: Precision, ins: list[str]) -> str:
+        g = self.g
+        t = n.inputs[i]
+        if n.op in _WEIGHTED_OPS and i == 1:
+            name, _ = self.weight(n, p)
+            return name
+        if n.op in _WEIGHTED_OPS and i == 2:
+            x_info = self.tensors[ins[0]]
+            w_info = self.tensors[ins[1]]
+            s_bias = x_info.quant.scales()[0] * w_info.quant.scales()
+            b = g.constants[t].astype(np.float64)
+            dtype = "int64" if p.accumulator_dtype == "int64" else "int32"
+            lim = np.iinfo(dtype).max
+            q = np.clip(np.round(b / s_bias), -lim, lim).astype(np.int64)
+            quant = QuantParams(tuple(s_bias), (0,) * len(s_bias),
+                                0 if len(s_bias) > 1 else None)
+            return self.const(f"{n.name}.bias_q", q, dtype, quant)
+        # any other constant operand (e.g. a scalar multiplier): per-tensor at activation bits
+        v = g.constants[t].astype(np.float64)
+        lo, hi = float(min(v.min(), 0.0)), float(max(v.max(), 0.0))
+        scale, zp = quant_params_from_range(lo, hi, p.act_bits, p.symmetric_acts, p.signed_acts)
+        qmin, qmax = p.act_qrange()
+        q = np.clip(np.round(v / scale) + zp, qmin, qmax)
+        return self.const(f"{t}.q", q.astype(np.int64), p.act_dtype,
+                          QuantParams.per_tensor(scale, zp))
+
+    def _emit_weight_only(self, n: Node, p: Precision, want_float, as_float) -> None:
+        wq, _ = self.weight(n, p)
+        wf = f"{n.name}.weight_dq"
+        self.tensors[wf] = TensorInfo(wf, self.tensors[wq].shape, "float32")
+        self.nodes.append(Node(f"{n.name}.weight_dequantize", "dequantize", (wq,), (wf,)))
+        ins = [want_float(n.inputs[0]), wf]
+        if len(n.inputs) > 2 and n.inputs[2]:
+            self.constants[n.inputs[2]] = self.g.constants[n.inputs[2]]
+            self.tensors[n.inputs[2]] = self.g.tensors[n.inputs[2]]
+            ins.append(n.inputs[2])
+        for o in n.outputs:
+            self.tensors[o] = self.g.tensors[o]
+            as_float[o] = o
+        self.nodes.append(Node(n.name, n.op, tuple(ins), n.outputs, dict(n.attrs)))
+
+
+def assign_precisions(graph: Graph, default: Precision,
+                      overrides: Mapping[str, Precision] | None = None) -> dict[str, Precision]:
+    prec = {n.name: default for n in graph.nodes}
+    for name, p in (overrides or {}).items():
+        if name in prec:
+            prec[name] = p
+    return prec
+
+
+def quantize_graph(graph: Graph, precision: Precision, data: CalibrationData,
+                   calibration: str = "minmax",
+                   overrides: Mapping[str, Precision] | None = None,
+                   progress: Callable[[int], None] | None = None,
+                   prepared: bool = False) -> QuantizeResult:
+    """Post-training quantization of a float graph (BN folded and activations fused first)."""
+    if graph.is_quantized:
+        raise InputError(f"model '{graph.name}' is already quantized")
+    if not data.samples:
+        raise InputError("calibration data: no samples")
+    g = graph if prepared else prepare_for_quantization(graph)
+    prec = assign_precisions(g, precision, overrides)
+    meta = dict(g.metadata)
+    meta.update({"precision": str(precision), "calibration": calibration,
+                 "calibration_data": data.source, "calibration_random": data.is_random})
+    g = g.replace(metadata=meta)
+    if all(p.is_float for p in prec.values()):
+        return QuantizeResult(_to_float_dtype(g, precision), prec, {})
+    ranges = calibrate_ranges(g, data, calibration, prec, progress)
+    return QuantizeResult(quantize_with_ranges(g, prec, ranges), prec, ranges)
+
+
+def quantize_with_ranges(prepared: Graph, precisions: Mapping[str, Precision],
+                         ranges: Mapping[str, tuple[float, float]]) -> Graph:
+    """The quantized graph for a prepared float graph (BN folded, activations fused) whose
+    activation ranges are already known: from calibration (PTQ) or learned by
+    quantization-aware training."""
+    return _Quantizer(prepared, precisions, ranges).build()
+
+
+def _to_float_dtype(graph: Graph, precision: Precision) -> Graph:
+    """fp32 is the float graph itself; fp16 is recorded as the storage type of weights and
+    activations (the float executor computes in float64 either way)."""
+    if precision.float_dtype == "float32":
+        return graph
+    tensors = {k: TensorInfo(v.name, v.shape, "float16" if v.is_float else v.dtype, v.quant)
+               for k, v in graph.tensors.items()}
+    constants = {k: (v.astype(np.float16) if v.dtype == np.float32 else v)
+                 for k, v in graph.constants.items()}
+    return graph.replace(tensors=tensors, constants=constants)

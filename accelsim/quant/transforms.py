@@ -1,0 +1,112 @@
+"""Float-graph transforms that precede quantization (Jacob et al. 2018, §3.2; Krishnamoorthi
+2018, §3.2): batch-norm folding and activation fusion.
+
+Both keep the *output* tensor name of the removed node, so every consumer and graph output
+still refers to a tensor that exists.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from accelsim.model.graph import Graph, Node, TensorInfo
+from accelsim.model.ops import spatial_axes
+
+_FUSIBLE_PRODUCERS = ("conv2d", "dense", "add")
+
+
+def _single_consumer(graph: Graph, tensor: str) -> bool:
+    return len(graph.consumers(tensor)) == 1 and tensor not in graph.outputs
+
+
+def _rebuild(graph: Graph, nodes: list[Node], constants: dict, tensors: dict) -> Graph:
+    used = set(graph.inputs) | set(graph.outputs)
+    for n in nodes:
+        used.update(t for t in n.inputs if t)
+        used.update(n.outputs)
+    return graph.replace(nodes=tuple(nodes),
+                         tensors={k: v for k, v in tensors.items() if k in used},
+                         constants={k: v for k, v in constants.items() if k in used})
+
+
+def fold_batch_norm(graph: Graph) -> Graph:
+    """Fold every inference batch_norm that directly follows a conv2d/dense into its weights:
+    `W' = W * gamma / sqrt(var + eps)`, `b' = (b - mean) * gamma / sqrt(var + eps) + beta`."""
+    nodes = list(graph.nodes)
+    constants = dict(graph.constants)
+    tensors = dict(graph.tensors)
+    by_name = {n.name: i for i, n in enumerate(nodes)}
+    for bn in [n for n in graph.nodes if n.op == "batch_norm"]:
+        prod = graph.producer(bn.inputs[0])
+        if prod is None or prod.op not in ("conv2d", "dense") or \
+                not _single_consumer(graph, bn.inputs[0]) or \
+                not all(graph.is_constant(t) for t in bn.inputs[1:5]) or \
+                not graph.is_constant(prod.inputs[1]) or \
+                any(k in prod.attrs for k in ("act_min", "act_max")):
+            continue
+        if prod.op == "conv2d" and bn.attr("data_layout", "NCHW") != prod.attr("data_layout", "NCHW"):
+            continue
+        gamma, beta, mean, var = (constants[t].astype(np.float64) for t in bn.inputs[1:5])
+        factor = gamma / np.sqrt(var + bn.attr("epsilon", 1e-5))
+        w = constants[prod.inputs[1]].astype(np.float64)
+        w_fold = (w * factor.reshape((-1,) + (1,) * (w.ndim - 1))).astype(np.float32)
+        has_bias = len(prod.inputs) > 2 and prod.inputs[2]
+        b = constants[prod.inputs[2]].astype(np.float64) if has_bias else np.zeros(len(factor))
+        b_fold = ((b - mean) * factor + beta).astype(np.float32)
+        w_name, b_name = f"{prod.name}.weight_folded", f"{prod.name}.bias_folded"
+        for name, value in ((w_name, w_fold), (b_name, b_fold)):
+            value.setflags(write=False)
+            constants[name] = value
+            tensors[name] = TensorInfo(name, value.shape, "float32")
+        new = Node(prod.name, prod.op, (prod.inputs[0], w_name, b_name), bn.outputs,
+                   dict(prod.attrs))
+        nodes[by_name[prod.name]] = new
+        nodes[by_name[bn.name]] = None
+    return _rebuild(graph, [n for n in nodes if n is not None], constants, tensors)
+
+
+def _activation_range(node: Node) -> tuple[float | None, float | None]:
+    if node.op == "relu":
+        return 0.0, None
+    if node.op == "relu6":
+        return 0.0, 6.0
+    return node.attr("min"), node.attr("max")
+
+
+def fuse_activations(graph: Graph) -> Graph:
+    """Fuse relu / relu6 / clip into the conv2d, dense or add before them (act_min/act_max),
+    as TFLite's fused activation functions do; the clamp then costs nothing after
+    requantization (Jacob et al. 2018, §2.4)."""
+    nodes = list(graph.nodes)
+    by_name = {n.name: i for i, n in enumerate(nodes)}
+    for act in [n for n in graph.nodes if n.op in ("relu", "relu6", "clip")]:
+        prod = graph.producer(act.inputs[0])
+        if prod is None or prod.op not in _FUSIBLE_PRODUCERS or \
+                not _single_consumer(graph, act.inputs[0]):
+            continue
+        current = nodes[by_name[prod.name]]
+        lo, hi = _activation_range(act)
+        old_lo, old_hi = current.attr("act_min"), current.attr("act_max")
+        if old_lo is not None:
+            lo = old_lo if lo is None else max(lo, old_lo)
+        if old_hi is not None:
+            hi = old_hi if hi is None else min(hi, old_hi)
+        attrs = dict(current.attrs)
+        attrs.update({k: v for k, v in (("act_min", lo), ("act_max", hi)) if v is not None})
+        nodes[by_name[prod.name]] = Node(current.name, current.op, current.inputs, act.outputs,
+                                         attrs)
+        nodes[by_name[act.name]] = None
+    return _rebuild(graph, [n for n in nodes if n is not None], dict(graph.constants),
+                    dict(graph.tensors))
+
+
+def channel_axis(node: Node, rank: int) -> int:
+    """The channel axis of a node's activation tensor (used for per-channel statistics)."""
+    if rank == 4:
+        return spatial_axes(node.attr("data_layout", "NCHW"))[0]
+    return rank - 1
+
+
+def prepare_for_quantization(graph: Graph) -> Graph:
+    """BN folding then activation fusion: the float graph the quantizer calibrates."""
+    return fuse_activations(fold_batch_norm(graph))
