@@ -109,3 +109,35 @@ def test_bad_inputs_give_one_line_errors(tmp_path):
     # bad output name
     assert_one_line_error(accelsim("run", "digits_cnn", "--output", tmp_path / "y.txt"), "y.txt")
     assert not (tmp_path / "y.npy").exists() and not (tmp_path / "y.txt").exists()
+
+
+def test_run_int8_tflite_writes_stored_type_or_dequantized(tmp_path):
+    """A fully-int8 TFLite model: `run` writes int8 (the TFLite interpreter's own output with
+    the reference kernels), and scale * (q - zero_point) with --dequantize."""
+    pytest.importorskip("tensorflow", reason="the TFLite converter comes with the test extra")
+    import tflite_models as tm
+    path = tm.convert(tm.conv_model(), "int8", tmp_path / "conv_int8.tflite")
+    it = tm.interpreter(path)
+    x = tm.random_inputs(it, 1, seed=3)[0]
+    want = tm.run_reference(it, x)[0]
+    np.save(tmp_path / "x.npy", x[0])
+    proc = accelsim("run", path, "--input", tmp_path / "x.npy", "--output", tmp_path / "y.npy")
+    assert proc.returncode == 0, proc.stderr
+    got = np.load(tmp_path / "y.npy")
+    assert got.dtype == np.int8
+    np.testing.assert_array_equal(got, want)
+    proc = accelsim("run", path, "--input", tmp_path / "x.npy", "--output", tmp_path / "yf.npz",
+                    "--dequantize")
+    assert proc.returncode == 0, proc.stderr
+    scale, zp = it.get_output_details()[0]["quantization"]
+    with np.load(tmp_path / "yf.npz") as z:
+        assert z["out0"].dtype == np.float32
+        np.testing.assert_allclose(z["out0"], scale * (want.astype(np.float64) - zp), rtol=1e-6)
+
+
+def test_run_quantizes_zoo_model_on_the_fly(tmp_path):
+    proc = accelsim("run", "digits_cnn", "--precision", "w8a8", "--calib-random", "4",
+                    "--output", tmp_path / "y.npy")
+    assert proc.returncode == 0, proc.stderr
+    y = np.load(tmp_path / "y.npy")
+    assert y.shape == (1, 10) and abs(float(y.sum()) - 1.0) < 0.05
