@@ -28,6 +28,26 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_targets(args: argparse.Namespace) -> int:
+    from accelsim.quant.precision import parse_precision
+    from accelsim.target import list_targets
+    targets = list_targets()
+    if args.json:
+        print(json.dumps([{"name": t.name, "kind": t.kind, "description": t.description,
+                           "vector_bits": t.codegen.vector_bits,
+                           "features": list(t.codegen.features),
+                           "precisions": {p: t.how(parse_precision(p))
+                                          for p in t.precisions()},
+                           "file": t.path} for t in targets], indent=2))
+        return 0
+    print(f"{'target':<12}{'kind':<10}{'vector':>8}  {'precisions (native; emulated*)':<50}description")
+    for t in targets:
+        precs = ", ".join(list(t.codegen.native) + [p + "*" for p in t.codegen.emulation
+                                                   if p not in t.codegen.native])
+        print(f"{t.name:<12}{t.kind:<10}{t.codegen.vector_bits:>7}b  {precs:<50}{t.description}")
+    return 0
+
+
 def _add_quant_args(p: argparse.ArgumentParser, required: bool) -> None:
     g = p.add_argument_group("quantization (post-training; a zoo name or float model plus "
                              "--precision is quantized on the fly)")
@@ -131,6 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("models", help="list the built-in model zoo with parameter and MAC counts")
     m.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     m.set_defaults(func=_cmd_models)
+
+    t = sub.add_parser("targets", help="list the shipped hardware targets")
+    t.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    t.set_defaults(func=_cmd_targets)
 
     r = sub.add_parser("run", help="run a model with the integer-only reference executor")
     r.add_argument("model", help="zoo name (see `accelsim models`) or an .onnx / .tflite file")

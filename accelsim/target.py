@@ -1,0 +1,241 @@
+"""Hardware targets: `targets/*.yaml` loaded into typed, validated `Target` values.
+
+A target file says what a user would look up in a datasheet or an optimisation guide. This
+module knows the schema and checks it; it knows no chip. Errors name the file and the key.
+
+Sections:
+- `codegen` (required): the TVM target dict, vector width, features, emulator, natively
+  supported precisions and how the others are emulated;
+- `timing`, `memory`, `energy` (used by the simulator): kept as validated mappings here,
+  interpreted by `accelsim.sim`;
+- `accelerator` (kind `accelerator` only): the configurable SIMD accelerator's parameters.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+import yaml
+
+from accelsim.errors import AccelsimError
+from accelsim.quant.precision import Precision, parse_precision
+
+
+class TargetError(AccelsimError):
+    """A target file that is missing, malformed or inconsistent."""
+
+
+KINDS = ("cpu-simd", "vliw-dsp", "accelerator", "host")
+EMULATORS = ("qemu-aarch64", "qemu-hexagon", "native", "accel-sim")
+_TOP_KEYS = {"name", "kind", "description", "codegen", "timing", "memory", "energy",
+             "accelerator"}
+_CODEGEN_KEYS = {"tvm_target", "vector_bits", "features", "emulator", "llvm_mca_cpu", "native",
+                 "emulation"}
+
+
+def targets_dir() -> Path:
+    """`$ACCELSIM_TARGETS` or the repository's `targets/`."""
+    env = os.environ.get("ACCELSIM_TARGETS")
+    return Path(env) if env else Path(__file__).resolve().parents[1] / "targets"
+
+
+@dataclass(frozen=True)
+class Emulator:
+    kind: str
+    cpu: str | None = None
+
+
+@dataclass(frozen=True)
+class CodegenSpec:
+    tvm_target: Mapping[str, Any]
+    vector_bits: int
+    features: tuple[str, ...]
+    emulator: Emulator
+    native: tuple[str, ...]
+    emulation: Mapping[str, str]
+    llvm_mca_cpu: str | None = None
+
+    def tvm_target_dict(self) -> dict:
+        d = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.tvm_target.items()}
+        if d.get("mcpu") == "native":
+            d["mcpu"] = _host_cpu_name()
+        return d
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    kind: str
+    description: str
+    codegen: CodegenSpec
+    path: str
+    timing: Mapping[str, Any] = field(default_factory=dict)
+    memory: Mapping[str, Any] = field(default_factory=dict)
+    energy: Mapping[str, Any] = field(default_factory=dict)
+    accelerator: Mapping[str, Any] = field(default_factory=dict)
+
+    def supports(self, precision: Precision) -> bool:
+        """Runs natively or through a documented emulation."""
+        return precision.name in self.codegen.native or precision.name in self.codegen.emulation
+
+    def how(self, precision: Precision) -> str:
+        if precision.name in self.codegen.native:
+            return "native"
+        if precision.name in self.codegen.emulation:
+            return f"emulated: {self.codegen.emulation[precision.name]}"
+        return "unsupported"
+
+    def precisions(self) -> list[str]:
+        return list(self.codegen.native) + [p for p in self.codegen.emulation
+                                            if p not in self.codegen.native]
+
+    def check_precision(self, precision: Precision) -> None:
+        if not self.supports(precision):
+            raise TargetError(f"target '{self.name}' ({self.path}) cannot run precision "
+                              f"'{precision.name}'; it supports {', '.join(self.precisions())}")
+
+
+def _host_cpu_name() -> str:
+    from accelsim.tvm_env import import_tvm
+    tvm = import_tvm()
+    return str(tvm.target.codegen.llvm_get_system_cpu())
+
+
+def _host_vector_bits() -> int:
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return 128
+    if "avx512f" in flags:
+        return 512
+    if "avx2" in flags or "avx" in flags:
+        return 256
+    return 128
+
+
+def _need(data: Mapping, key: str, typ, where: str, path: str):
+    if key not in data:
+        raise TargetError(f"{path}: {where}{key}: missing (required)")
+    value = data[key]
+    if not isinstance(value, typ):
+        names = typ.__name__ if isinstance(typ, type) else "/".join(t.__name__ for t in typ)
+        raise TargetError(f"{path}: {where}{key}: expected {names}, found "
+                          f"{type(value).__name__} {value!r}")
+    return value
+
+
+def _unknown(data: Mapping, allowed: set, where: str, path: str) -> None:
+    extra = sorted(set(data) - allowed)
+    if extra:
+        raise TargetError(f"{path}: {where}{extra[0]}: unknown key (expected one of "
+                          f"{', '.join(sorted(allowed))})")
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def _check_precisions(names, where: str, path: str) -> tuple[str, ...]:
+    out = []
+    for n in names:
+        try:
+            out.append(parse_precision(str(n), f"{path}: {where}").name)
+        except AccelsimError as exc:
+            raise TargetError(str(exc)) from None
+    return tuple(out)
+
+
+def parse_target(data: Any, path: str) -> Target:
+    if not isinstance(data, Mapping):
+        raise TargetError(f"{path}: expected a mapping at the top level, found "
+                          f"{type(data).__name__}")
+    _unknown(data, _TOP_KEYS, "", path)
+    name = _need(data, "name", str, "", path)
+    kind = _need(data, "kind", str, "", path)
+    if kind not in KINDS:
+        raise TargetError(f"{path}: kind: expected one of {', '.join(KINDS)}, found '{kind}'")
+    cg = _need(data, "codegen", Mapping, "", path)
+    _unknown(cg, _CODEGEN_KEYS, "codegen.", path)
+    tvm_target = _need(cg, "tvm_target", Mapping, "codegen.", path)
+    if tvm_target.get("kind") not in ("llvm", "c"):
+        raise TargetError(f"{path}: codegen.tvm_target.kind: expected 'llvm' or 'c', found "
+                          f"{tvm_target.get('kind')!r}")
+    vb = cg.get("vector_bits")
+    if vb == "auto" and kind == "host":
+        vb = _host_vector_bits()
+    if not isinstance(vb, int) or vb <= 0 or vb % 64:
+        raise TargetError(f"{path}: codegen.vector_bits: expected a positive multiple of 64 "
+                          f"(or 'auto' on host), found {vb!r}")
+    em = _need(cg, "emulator", Mapping, "codegen.", path)
+    em_kind = _need(em, "kind", str, "codegen.emulator.", path)
+    if em_kind not in EMULATORS:
+        raise TargetError(f"{path}: codegen.emulator.kind: expected one of "
+                          f"{', '.join(EMULATORS)}, found '{em_kind}'")
+    native = _check_precisions(_need(cg, "native", list, "codegen.", path), "codegen.native",
+                               path)
+    emulation = cg.get("emulation", {}) or {}
+    if not isinstance(emulation, Mapping):
+        raise TargetError(f"{path}: codegen.emulation: expected a mapping precision -> how")
+    _check_precisions(list(emulation), "codegen.emulation", path)
+    spec = CodegenSpec(_freeze(dict(tvm_target)), vb, tuple(cg.get("features", []) or []),
+                       Emulator(em_kind, em.get("cpu")), native,
+                       _freeze({parse_precision(k).name: str(v) for k, v in emulation.items()}),
+                       cg.get("llvm_mca_cpu"))
+    sections = {}
+    for key in ("timing", "memory", "energy", "accelerator"):
+        value = data.get(key, {}) or {}
+        if not isinstance(value, Mapping):
+            raise TargetError(f"{path}: {key}: expected a mapping, found {type(value).__name__}")
+        sections[key] = _freeze(dict(value))
+    if kind == "accelerator" and not sections["accelerator"]:
+        raise TargetError(f"{path}: accelerator: missing (required for kind 'accelerator')")
+    return Target(name, kind, str(data.get("description", "")), spec, path, **sections)
+
+
+def load_target_file(path: str | Path) -> Target:
+    p = Path(path)
+    if not p.is_file():
+        raise TargetError(f"{path}: no such target file")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise TargetError(f"{path}: not valid YAML{where}") from None
+    return parse_target(data, str(p))
+
+
+@lru_cache(maxsize=None)
+def _all_targets(directory: str) -> tuple[Target, ...]:
+    files = sorted(Path(directory).glob("*.yaml"))
+    targets = [load_target_file(f) for f in files]
+    seen: dict[str, str] = {}
+    for t in targets:
+        if t.name in seen:
+            raise TargetError(f"{t.path}: name '{t.name}' is also used by {seen[t.name]}")
+        seen[t.name] = t.path
+    return tuple(targets)
+
+
+def list_targets() -> list[Target]:
+    return list(_all_targets(str(targets_dir())))
+
+
+def load_target(name_or_path: str) -> Target:
+    """A shipped target by name, or a target file by path."""
+    if name_or_path.endswith((".yaml", ".yml")) or os.sep in name_or_path:
+        return load_target_file(name_or_path)
+    targets = {t.name: t for t in list_targets()}
+    if name_or_path not in targets:
+        raise TargetError(f"unknown target '{name_or_path}'; shipped targets: "
+                          f"{', '.join(targets)} (or give a .yaml path)")
+    return targets[name_or_path]
