@@ -565,3 +565,43 @@ def build(name: str, seed: int = 0, input_size: int | None = None) -> Graph:
     except ShapeError as exc:
         raise ModelError(f"zoo model '{name}': input_size {size} does not fit the "
                          f"architecture ({exc})") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# A small MobileNet-v1-style depthwise-separable network for the digits (appended entry)
+# ---------------------------------------------------------------------------------------------
+
+# (output channels, stride of the depthwise conv) of the 5 depthwise-separable blocks
+_DIGITS_MOBILENET_BLOCKS = [(32, 1), (64, 2), (64, 1), (128, 2), (128, 1)]
+
+
+def _digits_mobilenet(seed: int, size: int) -> Graph:
+    """MobileNet v1 in miniature for the (upsampled) digits: conv3x3 1->16 stride 2 + BN +
+    ReLU6, then 5 depthwise-separable blocks (depthwise 3x3 + BN + ReLU6, pointwise 1x1 + BN +
+    ReLU6) to 32, 64 (stride 2), 64, 128 (stride 2), 128 channels, global average pool,
+    flatten, dense 128->10, softmax; BN epsilon 1e-3 and ReLU6 as in Keras' MobileNet, padding 1
+    on every 3x3 conv. Names as `mobilenet_v1`: `features.0.{0,1,2}`, block k = 1..5
+    `features.k.{0..5}` (dw conv, BN, ReLU6, pw conv, BN, ReLU6), `avgpool`, `flatten`, `fc`,
+    `softmax`. Default input 1x16x16 (the accuracy study's upsampled digits)."""
+    n = _Net("digits_mobilenet", seed, bn_eps=1e-3)
+    x = n.input("input", (1, 1, size, size))
+    x = n.conv_bn_act(x, "features.0.0", "features.0.1", "features.0.2", 16, 3, 2, 1,
+                      act_op="relu6")
+    for k, (cout, stride) in enumerate(_DIGITS_MOBILENET_BLOCKS, start=1):
+        p = f"features.{k}"
+        c = n.channels(x)
+        x = n.conv_bn_act(x, f"{p}.0", f"{p}.1", f"{p}.2", c, 3, stride, 1, groups=c,
+                          act_op="relu6")
+        x = n.conv_bn_act(x, f"{p}.3", f"{p}.4", f"{p}.5", cout, 1, act_op="relu6")
+    y = n.classifier_head(x, 10, "fc")
+    return n.build(y, zoo="digits_mobilenet", seed=seed, input_size=size)
+
+
+MODELS["digits_mobilenet"] = ZooEntry(
+    "digits_mobilenet", "small MobileNet-v1-style depthwise-separable CNN (conv + 5 dw/pw "
+    "blocks with BN and ReLU6, GAP, dense) for the digits upsampled to 16x16", (1, 1, 16, 16),
+    {"params": 36_874, "macs": 269_824,
+     "source": "defined here (no publication): 144 first conv + 9 x (16 + 32 + 64 + 64 + 128) "
+               "= 2,736 depthwise + 512 + 2,048 + 4,096 + 8,192 + 16,384 = 31,232 pointwise "
+               "conv weights, 2 x 736 BN gamma/beta, 1,290 dense"})
+_BUILDERS["digits_mobilenet"] = _digits_mobilenet

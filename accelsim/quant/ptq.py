@@ -310,6 +310,14 @@ class _Quantizer:
         self.nodes.append(Node(n.name, n.op, tuple(ins), n.outputs, dict(n.attrs)))
 
 
+def activation_groups(prepared: Graph, precisions: Mapping[str, Precision]
+                      ) -> dict[str, tuple[str, Precision | None]]:
+    """Each activation tensor's same-scale group (its root tensor) and the precision that group
+    is quantized at (None: it stays float). QAT observes one range per group."""
+    q = _Quantizer(prepared, precisions, {})
+    return {t: (r, q.group_prec.get(r)) for t, r in q.root.items()}
+
+
 def assign_precisions(graph: Graph, default: Precision,
                       overrides: Mapping[str, Precision] | None = None) -> dict[str, Precision]:
     prec = {n.name: default for n in graph.nodes}

@@ -1,0 +1,139 @@
+"""Per-layer sensitivity analysis and partial quantization (Wu et al. 2020, §6).
+
+* `layer_sensitivity`: for every weighted layer (conv2d / dense of the prepared graph) the
+  accuracy (top-1 on labelled data; the output SNR in dB against the float model when there are
+  no labels) when *only that layer* is quantized at the low precision and every other node
+  stays float (`ptq.quantize_graph` with default `Precision(float_dtype="float32")` and one
+  override). The integer-only reference executor computes it; the layer's input and output are
+  quantized / dequantized around it.
+* `greedy_mixed_precision`: start from every layer at the low precision; while the accuracy is
+  below the target, move the next most sensitive layer (lowest single-layer accuracy first) to
+  the high precision (default: float, as Wu et al.'s "partial quantization"; or e.g. w8a8).
+  Stops at the first configuration that meets the target (or when every layer is high).
+* `write_result_yaml`: the chosen configuration as a mixed-precision YAML
+  (`accelsim.quant.mixed.write_mixed`), which `mixed.load_mixed` reads back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+from accelsim.fsutil import atomic_write_text
+from accelsim.model.graph import Graph
+from accelsim.quant.mixed import write_mixed
+from accelsim.quant.precision import Precision
+from accelsim.quant.ptq import CalibrationData, quantize_graph
+from accelsim.quant.train import predict_logits, top1, with_batch
+from accelsim.quant.transforms import prepare_for_quantization
+
+FP32 = Precision(None, None, float_dtype="float32")
+
+
+def weighted_layers(graph: Graph) -> list[str]:
+    """Names of the conv2d / dense nodes of the prepared (BN-folded) graph, in order."""
+    g = prepare_for_quantization(graph)
+    return [n.name for n in g.nodes if n.op in ("conv2d", "dense")]
+
+
+def output_snr_db(reference: np.ndarray, test: np.ndarray) -> float:
+    """10 log10(sum(ref^2) / sum((ref - test)^2)) over all samples (inf when equal)."""
+    ref = np.asarray(reference, np.float64)
+    err = ref - np.asarray(test, np.float64)
+    noise = float(np.sum(err * err))
+    if noise == 0.0:
+        return float("inf")
+    return 10.0 * np.log10(float(np.sum(ref * ref)) / noise)
+
+
+class _Evaluator:
+    """Quantize a prepared graph with given per-layer precisions and score it."""
+
+    def __init__(self, graph: Graph, data: CalibrationData, calibration: str,
+                 x: np.ndarray, y: np.ndarray | None, batch_size: int) -> None:
+        batch = data.samples[0].shape[0] if data.samples else 1
+        self.prepared = with_batch(prepare_for_quantization(graph), batch)
+        self.data = data
+        self.calibration = calibration
+        self.x, self.y = x, y
+        self.batch_size = batch_size
+        self.reference = None if y is not None else predict_logits(self.prepared, x, batch_size)
+
+    def score(self, default: Precision, overrides: Mapping[str, Precision]) -> float:
+        q = quantize_graph(self.prepared, default, self.data, self.calibration,
+                           overrides=dict(overrides), prepared=True).graph
+        if self.y is not None:
+            return top1(q, self.x, self.y, self.batch_size)
+        return output_snr_db(self.reference, predict_logits(q, self.x, self.batch_size))
+
+
+@dataclass
+class SensitivityResult:
+    metric: str                                   # "top1" or "snr_db"
+    low: Precision
+    high: Precision
+    per_layer: list[tuple[str, float]]            # (layer, score with only it at `low`)
+    order: list[str]                              # most sensitive first
+    target: float
+    steps: list[dict] = field(default_factory=list)   # {"high_layers": [...], "score": s}
+    kept_high: list[str] = field(default_factory=list)
+    score: float = float("nan")
+    met: bool = False
+
+    def precisions(self) -> dict[str, Precision]:
+        """Per-layer precisions of the chosen configuration (weighted layers only)."""
+        return {name: (self.high if name in self.kept_high else self.low)
+                for name, _ in self.per_layer}
+
+
+def layer_sensitivity(graph: Graph, low: Precision, data: CalibrationData, x: np.ndarray,
+                      y: np.ndarray | None = None, calibration: str = "minmax",
+                      layers: Sequence[str] | None = None, batch_size: int = 256,
+                      evaluator: _Evaluator | None = None) -> list[tuple[str, float]]:
+    """(layer, score) with only that layer quantized at `low`, every other node float."""
+    ev = evaluator or _Evaluator(graph, data, calibration, x, y, batch_size)
+    names = list(layers) if layers is not None else \
+        [n.name for n in ev.prepared.nodes if n.op in ("conv2d", "dense")]
+    return [(name, ev.score(FP32, {name: low})) for name in names]
+
+
+def greedy_mixed_precision(graph: Graph, low: Precision, data: CalibrationData, x: np.ndarray,
+                           y: np.ndarray | None, target: float, high: Precision = FP32,
+                           calibration: str = "minmax", batch_size: int = 256,
+                           log: Callable[[str], None] | None = None) -> SensitivityResult:
+    """Sensitivity analysis, then keep the most sensitive layers at `high` until the score
+    (top-1, or output SNR in dB without labels) reaches `target`."""
+    ev = _Evaluator(graph, data, calibration, x, y, batch_size)
+    per_layer = layer_sensitivity(graph, low, data, x, y, calibration, evaluator=ev)
+    order = [name for name, _ in sorted(per_layer, key=lambda t: t[1])]
+    res = SensitivityResult("top1" if y is not None else "snr_db", low, high, per_layer, order,
+                            target)
+    if log:
+        for name, s in per_layer:
+            log(f"  only {name} at {low}: {s:.4f}")
+    for k in range(len(order) + 1):
+        kept = order[:k]
+        s = ev.score(low, {name: high for name in kept})
+        res.steps.append({"high_layers": list(kept), "score": s})
+        if log:
+            log(f"  {k} layer(s) at {high}: {s:.4f}")
+        res.kept_high, res.score = list(kept), s
+        if s >= target:
+            res.met = True
+            break
+    return res
+
+
+def write_result_yaml(path, result: SensitivityResult, comment: str = "") -> None:
+    """The chosen configuration as a mixed-precision YAML (default = the low precision)."""
+    per_layer = {name: result.high for name in result.kept_high}
+    text = comment or (f"greedy sensitivity search (Wu et al. 2020 §6): {len(result.kept_high)} "
+                       f"most sensitive layer(s) at {result.high}, the rest {result.low}; "
+                       f"{result.metric} {result.score:.4f} (target {result.target:.4f})")
+    if not per_layer:  # every layer at the low precision met the target
+        atomic_write_text(path, "\n".join(f"# {ln}" for ln in text.splitlines())
+                          + f"\ndefault: {result.low}\nlayers:\n  \"*\": {result.low}\n")
+        return
+    write_mixed(path, result.low, per_layer, text)
