@@ -651,14 +651,15 @@ def test_export_nhwc_graph(tmp_path):
                                atol=1e-6)
 
 
-def test_export_rejects_quantized_graph(tmp_path):
+def test_export_writes_quantized_graph_as_qdq(tmp_path):
+    """(QDQ export itself is tested in tests/test_qdq_export.py.)"""
     model, inputs = QDQ_MODELS["depthwise_conv"]
     fpath = tmp_path / "float.onnx"
     onnx.save(model, fpath)
     q = load_onnx(quantize(fpath, tmp_path / "q.onnx", inputs, "u8", True))
-    with pytest.raises(ModelError, match="only float graphs"):
-        export_onnx(q, tmp_path / "out.onnx")
-    assert not (tmp_path / "out.onnx").exists()
+    back = load_onnx(export_onnx(q, tmp_path / "out.onnx"))
+    feeds = {"x": _f32(np.random.default_rng(2), 1, 8, 16, 16)}
+    np.testing.assert_array_equal(run(back, feeds)["y"], run(q, feeds)["y"])
 
 
 def test_export_is_atomic_and_keeps_fused_activations(tmp_path):
