@@ -186,3 +186,25 @@ def test_cli_quantize_bad_input_errors(tmp_path):
         assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1 and frag in proc.stderr, proc.stderr
     assert not (tmp_path / "q.onnx").exists()
+
+
+def test_cli_quantize_writes_qdq_onnx_that_onnxruntime_runs(tmp_path):
+    import onnxruntime as ort
+    from accelsim.model.onnx_import import load_onnx
+    (tmp_path / "mixed.yaml").write_text("layers:\n  fc: w8a8/unsigned\n")
+    proc = subprocess.run([sys.executable, "-m", "accelsim", "quantize", "digits_cnn",
+                           "--precision", "w4a8/unsigned", "--calibration", "percentile:99.9",
+                           "--calib-random", "4", "--mixed", tmp_path / "mixed.yaml",
+                           "--out", tmp_path / "q.onnx"], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    g = load_onnx(tmp_path / "q.onnx")
+    dtypes = {n.name: g.tensors[n.inputs[1]].dtype for n in g.nodes if n.op in ("conv2d", "dense")}
+    assert dtypes["fc"] == "int8" and set(dtypes.values()) == {"int4", "int8"}
+    x = np.random.default_rng(5).standard_normal((1, 1, 8, 8)).astype(np.float32)
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC  # int4: no QLinear fusion
+    sess = ort.InferenceSession(str(tmp_path / "q.onnx"), so, providers=["CPUExecutionProvider"])
+    want = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    got = run(g, [x])[g.outputs[0]]
+    np.testing.assert_allclose(got, want, atol=1e-6)
