@@ -39,3 +39,32 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with atomic_open(path, "wb") as f:
         f.write(data)
+
+
+def read_yaml(path: str | os.PathLike, what: str, error: type[Exception]):
+    """Parse a YAML file; a missing file or a syntax error is `error` naming the file (and
+    the line)."""
+    import yaml
+    p = Path(path)
+    if not p.is_file():
+        raise error(f"{path}: no such {what}")
+    try:
+        return yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise error(f"{path}: not valid YAML{where}") from None
+
+
+def read_numpy(path: str | os.PathLike, label: str, error: type[Exception]):
+    """np.load without pickles; a missing or unreadable file is `error` prefixed by `label`."""
+    import zipfile
+
+    import numpy as np
+    p = Path(path)
+    if not p.is_file():
+        raise error(f"{label}: no such file")
+    try:
+        return np.load(p, allow_pickle=False)
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise error(f"{label}: not a readable .npy/.npz file ({exc})") from None

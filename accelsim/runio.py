@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 import io
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from accelsim.errors import InputError
-from accelsim.fsutil import atomic_write_bytes
+from accelsim.fsutil import atomic_write_bytes, read_numpy
 from accelsim.model.graph import NUMPY_DTYPE, Graph, dtype_range
 
 
 def load_inputs(path: str, graph: Graph) -> dict[str, np.ndarray]:
     """Arrays for the graph's inputs: a .npy for a one-input model, or a .npz keyed by input
     name or by position (in0, in1, ...)."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{path}: no such input file")
-    try:
-        data = np.load(p, allow_pickle=False)
-    except (ValueError, OSError, zipfile.BadZipFile) as exc:
-        raise InputError(f"{path}: not a readable .npy/.npz file ({exc})") from None
+    data = read_numpy(path, str(path), InputError)
     if isinstance(data, np.ndarray):
         if len(graph.inputs) != 1:
             raise InputError(f"{path}: model '{graph.name}' has {len(graph.inputs)} inputs "

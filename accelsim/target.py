@@ -20,9 +20,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
-import yaml
-
 from accelsim.errors import AccelsimError
+from accelsim.fsutil import read_yaml
 from accelsim.quant.precision import Precision, parse_precision
 
 
@@ -202,16 +201,7 @@ def parse_target(data: Any, path: str) -> Target:
 
 
 def load_target_file(path: str | Path) -> Target:
-    p = Path(path)
-    if not p.is_file():
-        raise TargetError(f"{path}: no such target file")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise TargetError(f"{path}: not valid YAML{where}") from None
-    return parse_target(data, str(p))
+    return parse_target(read_yaml(path, "target file", TargetError), str(path))
 
 
 @lru_cache(maxsize=None)

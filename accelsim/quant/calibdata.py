@@ -3,12 +3,12 @@ ships access to, or seeded random data (for timing-only studies, and labelled as
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from accelsim.errors import InputError
+from accelsim.fsutil import read_numpy
 from accelsim.model.graph import NUMPY_DTYPE, Graph
 from accelsim.quant.ptq import CalibrationData
 
@@ -25,12 +25,7 @@ def from_npy(path: str, graph: Graph, limit: int | None = None) -> CalibrationDa
     (1, *sample), or exactly the model's input shape for a single sample."""
     info = _input_info(graph)
     p = Path(path)
-    if not p.is_file():
-        raise InputError(f"--calib-data {path}: no such file")
-    try:
-        arr = np.load(p, allow_pickle=False)
-    except (ValueError, OSError, zipfile.BadZipFile) as exc:
-        raise InputError(f"--calib-data {path}: not a readable .npy file ({exc})") from None
+    arr = read_numpy(p, f"--calib-data {path}", InputError)
     if not isinstance(arr, np.ndarray):
         raise InputError(f"--calib-data {path}: expected a .npy array, found an .npz archive")
     shape = info.shape

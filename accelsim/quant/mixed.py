@@ -23,7 +23,7 @@ from typing import Mapping
 import yaml
 
 from accelsim.errors import InputError
-from accelsim.fsutil import atomic_write_text
+from accelsim.fsutil import atomic_write_text, read_yaml
 from accelsim.model.graph import Graph
 from accelsim.quant.precision import Precision, parse_precision
 
@@ -71,16 +71,7 @@ def parse_mixed(data: object, source: str) -> MixedPrecision:
 
 
 def load_mixed(path: str | Path) -> MixedPrecision:
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{path}: no such mixed-precision file")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise InputError(f"{path}: not valid YAML{where}") from None
-    return parse_mixed(data, str(path))
+    return parse_mixed(read_yaml(path, "mixed-precision file", InputError), str(path))
 
 
 def write_mixed(path: str | Path, default: Precision, per_layer: Mapping[str, Precision],

@@ -1,0 +1,73 @@
+"""Target descriptions: every shipped file loads; bad files give one-line errors naming file
+and key."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from accelsim.quant.precision import parse_precision
+from accelsim.target import TargetError, list_targets, load_target, load_target_file
+
+REQUIRED = {"cortex-a55", "cortex-a76", "kryo280", "hvx-v62", "hvx-v68", "hvx-v73", "host"}
+
+
+def test_shipped_targets_load_with_codegen_facts():
+    targets = {t.name: t for t in list_targets()}
+    assert REQUIRED <= set(targets)
+    a76, a55 = targets["cortex-a76"], targets["cortex-a55"]
+    assert "+dotprod" in a76.codegen.tvm_target["mattr"]
+    assert "-dotprod" in a55.codegen.tvm_target["mattr"]  # LLVM's A55 enables it by default
+    for name in ("hvx-v62", "hvx-v68", "hvx-v73"):
+        t = targets[name]
+        assert t.codegen.vector_bits == 1024 and "+hvx-length128b" in t.codegen.tvm_target["mattr"]
+        assert t.codegen.tvm_target["mcpu"] == "hexagonv" + name[-2:]
+    for t in targets.values():
+        assert t.supports(parse_precision("w8a8"))
+        assert t.timing["clock_hz"] > 1e8  # from the simulator's section, with sources
+    assert not targets["kryo280"].how(parse_precision("fp16")) == "native"
+
+
+def test_targets_cli_json():
+    out = subprocess.run([sys.executable, "-m", "accelsim", "targets", "--json"],
+                         capture_output=True, text=True, check=True).stdout
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert REQUIRED <= set(rows)
+    assert rows["cortex-a76"]["precisions"]["w8a8"] == "native"
+    assert rows["cortex-a76"]["precisions"]["w4a8"].startswith("emulated")
+
+
+BASE = """name: t
+kind: cpu-simd
+codegen:
+  tvm_target: {kind: llvm, mtriple: aarch64-linux-gnu}
+  vector_bits: 128
+  emulator: {kind: qemu-aarch64, cpu: max}
+  native: [w8a8]
+"""
+
+
+@pytest.mark.parametrize("text,fragment", [
+    (BASE + "clock: 1\n", ": clock: unknown key"),
+    (BASE.replace("kind: cpu-simd", "kind: gpu"), ": kind: expected one of cpu-simd"),
+    (BASE.replace("  vector_bits: 128\n", "  vector_bits: 100\n"), ": codegen.vector_bits: expected a positive multiple of 64"),
+    (BASE.replace("native: [w8a8]", "native: [w3a8]"), "weight bits must be one of 4, 8, 16, found 3"),
+    (BASE.replace("kind: qemu-aarch64", "kind: gem5"), ": codegen.emulator.kind: expected one of"),
+    ("name: t\nkind: cpu-simd\n", ": codegen: missing (required)"),
+    (BASE.replace("kind: cpu-simd", "kind: accelerator"), ": accelerator: missing"),
+    ("- a\n- b\n", ": expected a mapping at the top level"),
+    ("name: [t\n", ": not valid YAML at line 2"),
+])
+def test_bad_target_files(tmp_path, text, fragment):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(TargetError) as err:
+        load_target_file(path)
+    msg = str(err.value)
+    assert str(path) in msg and fragment in msg and "\n" not in msg, msg
+
+
+def test_unknown_target_name_lists_shipped():
+    with pytest.raises(TargetError, match="unknown target 'cortex-a99'; shipped targets: .*cortex-a76"):
+        load_target("cortex-a99")
