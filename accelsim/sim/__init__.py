@@ -1,0 +1,1 @@
+"""Cost simulation: per-layer cycles, latency and energy (`LayerCost`)."""
