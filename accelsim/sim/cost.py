@@ -3,7 +3,7 @@ the accelerator's instruction-level simulator)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Mapping
 
@@ -39,7 +39,5 @@ class LayerCost:
             raise ValueError(f"bound must be 'compute' or 'memory', found {self.bound!r}")
 
     def to_json(self) -> dict:
-        d = asdict(self)
-        d["energy_breakdown"] = dict(self.energy_breakdown)
-        d["bytes_moved"] = dict(self.bytes_moved)
-        return d
+        return {f.name: (dict(v) if isinstance(v, Mapping) else v)
+                for f in fields(self) for v in [getattr(self, f.name)]}
