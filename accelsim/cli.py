@@ -67,6 +67,8 @@ def _add_quant_args(p: argparse.ArgumentParser, required: bool) -> None:
     src.add_argument("--calib-data", metavar="X.npy", help="calibration inputs, shape (N, ...)")
     src.add_argument("--calib-random", metavar="N", type=int,
                      help="N seeded random inputs (timing studies only; labelled in outputs)")
+    src.add_argument("--calib-dataset", metavar="NAME",
+                     help="a data set the project ships access to: digits")
     g.add_argument("--mixed", metavar="FILE.yaml", help="per-layer precision overrides")
 
 
@@ -96,9 +98,11 @@ def _maybe_quantize(graph, args):
         data = calibdata.from_npy(args.calib_data, graph)
     elif args.calib_random:
         data = calibdata.random(graph, args.calib_random)
+    elif args.calib_dataset:
+        data = calibdata.from_dataset(args.calib_dataset, graph)
     else:
-        raise InputError("--precision needs calibration data: --calib-data X.npy or "
-                         "--calib-random N")
+        raise InputError("--precision needs calibration data: --calib-data X.npy, "
+                         "--calib-dataset NAME or --calib-random N")
     from accelsim.progress import progress_bar
     with progress_bar(len(data.samples), f"calibrating {graph.name}") as bar:
         return quantize_graph(graph, prec, data, args.calibration, overrides,

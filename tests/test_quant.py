@@ -180,6 +180,7 @@ def test_cli_quantize_bad_input_errors(tmp_path):
         (["--precision", "w3a8", "--calib-random", "2"], "weight bits must be one of 4, 8, 16"),
         (["--precision", "w8a0", "--calib-random", "2"], "activation bits"),
         (["--precision", "w8a8"], "needs calibration data"),
+        (["--precision", "w8a8", "--calib-dataset", "imagenet"], "unknown data set"),
         (["--precision", "w8a8", "--calib-random", "2", "--calibration", "kl"], "kl"),
     ]:
         proc = cli("quantize", "digits_cnn", *args, "--out", tmp_path / "q.onnx")
@@ -208,3 +209,14 @@ def test_cli_quantize_writes_qdq_onnx_that_onnxruntime_runs(tmp_path):
     want = sess.run(None, {sess.get_inputs()[0].name: x})[0]
     got = run(g, [x])[g.outputs[0]]
     np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def test_digits_calibration_dataset():
+    g = zoo.build("digits_mobilenet")
+    data = calibdata.from_dataset("digits", g, limit=16)
+    assert len(data.samples) == 16 and not data.is_random
+    assert data.samples[0].shape == g.tensors[g.inputs[0]].shape
+    q = quantize_graph(g, parse_precision("w8a8"), data).graph
+    assert "digits" in q.metadata["calibration_data"]
+    with pytest.raises(InputError, match=r"shape \[1, 3, 32, 32\]; digits images need \(1, 1, S, S\)"):
+        calibdata.from_dataset("digits", zoo.build("resnet18", input_size=32))

@@ -55,3 +55,28 @@ def random(graph: Graph, n: int, seed: int = 0) -> CalibrationData:
                     for _ in range(n))
     return CalibrationData(samples, f"random N(0,1), {n} samples, seed {seed} "
                                     f"(timing only: not for accuracy)", True)
+
+
+DATASETS = ("digits",)
+
+
+def from_dataset(name: str, graph: Graph, limit: int | None = None) -> CalibrationData:
+    """Calibration images from a data set the project ships access to: `digits` (scikit-learn's
+    8x8 digits, resized and jittered as in the accuracy study; for one-channel square inputs)."""
+    if name not in DATASETS:
+        raise InputError(f"--calib-dataset {name}: unknown data set; available: "
+                         f"{', '.join(DATASETS)}")
+    info = _input_info(graph)
+    shape = info.shape
+    if len(shape) != 4 or shape[:2] != (1, 1) or shape[2] != shape[3] or shape[2] < 8:
+        raise InputError(f"--calib-dataset {name}: model '{graph.name}' input '{info.name}' has "
+                         f"shape {list(shape)}; digits images need (1, 1, S, S) with S >= 8")
+    try:
+        from accelsim.quant.datasets import load_digits_study
+        data = load_digits_study(size=shape[2], train_copies=1)
+    except ModuleNotFoundError as exc:
+        raise InputError(f"--calib-dataset {name}: needs {exc.name} (pip install "
+                         f"'accelsim[qat]')") from None
+    arr = data.x_calib[:limit] if limit else data.x_calib
+    samples = tuple(a[None].astype(NUMPY_DTYPE[info.dtype]) for a in arr)
+    return CalibrationData(samples, f"digits calibration subset ({len(samples)} images)", False)
