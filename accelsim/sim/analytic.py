@@ -1,0 +1,207 @@
+"""Analytic-fidelity cost model for CPU and DSP targets: per-layer cycles, latency and energy
+from operator shapes and the target's documented numbers alone (no compilation), fast enough
+for sweeps of thousands of points.
+
+Per layer:
+- compute: MAC instructions = MACs / `timing.mac[precision].macs_per_instruction`, each costing
+  1 / throughput of its class plus the helper instructions (`extra`) the precision needs; the
+  classes share the vector pipes, so their issue times add. Non-MAC work (requantization,
+  pooling, elementwise) costs `OTHER_OPS_PER_ELEMENT` vector-ALU operations per output element
+  over the vector lanes.
+- memory: each tensor a layer reads or writes is served by the smallest memory level that holds
+  the layer's working set (weights stream from DRAM on first use, as a batch-1 inference does);
+  bytes / bandwidth per level, the slowest level sets the memory time.
+- cycles = max(compute, memory) (a roofline: overlap of the two is assumed perfect), and the
+  larger term is the layer's `bound`.
+- energy: MACs x energy per MAC at the precision, other operations x int32 add, bytes x
+  pJ/byte per level they pass through (DRAM traffic also passes every on-chip level once),
+  static power x latency.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+from accelsim.errors import AccelsimError
+from accelsim.model.graph import DTYPE_BITS, Graph, Node
+from accelsim.model.ops import MAC_OPS, node_macs, op_class
+from accelsim.quant.precision import Precision
+from accelsim.sim.cost import LayerCost
+from accelsim.target import Target
+
+# Vector-ALU operations per output element of non-MAC work: requantize (multiply-high, rounding
+# shift, add zero point, clamp, narrow) ~ 5; a pooling window adds one max/add per tap.
+REQUANT_OPS = 5.0
+FREE_OPS = ("reshape", "flatten", "squeeze")  # views: no kernel runs
+
+# Energy per MAC by precision, from the target's `energy.ops_pj` keys.
+_MAC_ENERGY_KEY = {"w4a4": "int4_mac", "w4a8": "int8_mac", "w8a4": "int8_mac", "w8a8": "int8_mac",
+                   "w16a16": "int16_mac", "fp16": "fp16_fma", "fp32": "fp32_fma"}
+
+
+class SimulationError(AccelsimError):
+    """A target lacks a number the model needs (the message names file and key)."""
+
+
+@dataclass(frozen=True)
+class _Level:
+    name: str
+    size: float          # bytes (inf for DRAM)
+    bytes_per_cycle: float
+    pj_per_byte: float
+
+
+def _need(target: Target, section: Mapping, key: str, where: str):
+    if key not in section:
+        raise SimulationError(f"{target.path}: {where}{key}: missing (needed by the analytic "
+                              f"model)")
+    return section[key]
+
+
+def memory_levels(target: Target) -> list[_Level]:
+    clock = float(_need(target, target.timing, "clock_hz", "timing."))
+    levels = _need(target, target.memory, "levels", "memory.")
+    energy = target.energy.get("memory_pj_per_byte", {})
+    out = []
+    for i, lv in enumerate(levels):
+        name = lv["name"]
+        if "bandwidth_bytes_per_cycle" in lv:
+            bpc = float(lv["bandwidth_bytes_per_cycle"])
+        elif "bandwidth_bytes_per_s" in lv:
+            bpc = float(lv["bandwidth_bytes_per_s"]) / clock
+        else:
+            raise SimulationError(f"{target.path}: memory.levels[{i}] ({name}): needs "
+                                  f"bandwidth_bytes_per_cycle or bandwidth_bytes_per_s")
+        size = float(lv.get("size_bytes", float("inf")))
+        out.append(_Level(name, size, bpc, float(energy.get(name, 0.0))))
+    return out
+
+
+def _mac_issue(target: Target, precision: Precision) -> tuple[float, float]:
+    """(MACs per instruction, cycles per MAC instruction incl. helpers)."""
+    mac = _need(target, target.timing, "mac", "timing.")
+    key = precision.name
+    if key not in mac:
+        raise SimulationError(f"{target.path}: timing.mac.{key}: missing; target "
+                              f"'{target.name}' describes {', '.join(mac)}")
+    spec = mac[key]
+    instr = target.timing["instructions"]
+    cls = spec["instruction"]
+    if cls not in instr:
+        raise SimulationError(f"{target.path}: timing.mac.{key}.instruction: '{cls}' is not in "
+                              f"timing.instructions")
+    cycles = 1.0 / float(instr[cls]["throughput"])
+    for helper, count in (spec.get("extra") or {}).items():
+        if helper not in instr:
+            raise SimulationError(f"{target.path}: timing.mac.{key}.extra.{helper}: not in "
+                                  f"timing.instructions")
+        cycles += float(count) / float(instr[helper]["throughput"])
+    return float(spec["macs_per_instruction"]), cycles
+
+
+def peak_macs_per_cycle(target: Target, precision: Precision) -> float:
+    per_instr, cycles = _mac_issue(target, precision)
+    return per_instr / cycles
+
+
+def _bytes(graph: Graph, tensor: str) -> float:
+    return graph.tensors[tensor].nbytes if tensor else 0.0
+
+
+def _node_traffic(graph: Graph, node: Node) -> tuple[float, float, float]:
+    """(weight bytes, activation bytes read, bytes written)."""
+    w = sum(_bytes(graph, t) for t in node.inputs if t and graph.is_constant(t))
+    a = sum(_bytes(graph, t) for t in node.inputs if t and not graph.is_constant(t))
+    o = sum(_bytes(graph, t) for t in node.outputs)
+    return w, a, o
+
+
+def _other_ops(graph: Graph, node: Node) -> float:
+    """Vector-ALU operations (elements, not instructions) of a node's non-MAC work."""
+    out = sum(graph.tensors[t].size for t in node.outputs)
+    if node.op in FREE_OPS:
+        return 0.0
+    if node.op in MAC_OPS:
+        return out * REQUANT_OPS
+    if node.op in ("max_pool", "avg_pool"):
+        kh, kw = node.attr("kernel")
+        return out * (kh * kw + REQUANT_OPS)
+    if node.op in ("global_avg_pool", "mean", "softmax", "layer_norm"):
+        return sum(graph.tensors[t].size for t in node.inputs if t) + out * REQUANT_OPS
+    return out * REQUANT_OPS
+
+
+def node_precision(graph: Graph, node: Node, default: Precision) -> Precision:
+    """The precision a MAC node actually computes at, read from its operand types (so mixed
+    precision graphs are costed layer by layer)."""
+    if node.op not in MAC_OPS or len(node.inputs) < 2:
+        return default
+    x, w = graph.tensors[node.inputs[0]], graph.tensors[node.inputs[1]]
+    if x.is_float or w.is_float:
+        return Precision(None, None, float_dtype="float16" if x.dtype == "float16" else "float32")
+    return default.with_options(weight_bits=DTYPE_BITS[w.dtype], act_bits=DTYPE_BITS[x.dtype],
+                                float_dtype=None)
+
+
+def simulate_layer(graph: Graph, node: Node, target: Target, precision: Precision,
+                   levels: list[_Level] | None = None) -> LayerCost:
+    levels = levels or memory_levels(target)
+    precision = node_precision(graph, node, precision)
+    if node.op in FREE_OPS:  # a view of its input: no kernel, no traffic
+        return LayerCost(node.name, node.op, 0, 0.0, 0.0, 0.0,
+                         {k: 0.0 for k in ("compute", "onchip_memory", "offchip_memory",
+                                           "static")}, "memory", 0.0, "analytic",
+                         {lv.name: 0.0 for lv in levels}, "view: no kernel")
+    clock = float(target.timing["clock_hz"])
+    instr = target.timing["instructions"]
+    macs = node_macs(graph, node)
+    lanes = target.codegen.vector_bits / 32  # requantization works on 32-bit lanes
+    compute = 0.0
+    if macs:
+        per_instr, cyc = _mac_issue(target, precision)
+        compute += macs / per_instr * cyc
+    compute += _other_ops(graph, node) / lanes / float(instr["vector_alu"]["throughput"])
+
+    w, a, o = _node_traffic(graph, node)
+    working_set = w + a + o
+    home = next((lv for lv in levels if lv.size >= working_set), levels[-1])
+    dram = levels[-1]
+    # weights come from DRAM on first use; activations from the level that holds the layer
+    traffic = {lv.name: 0.0 for lv in levels}
+    traffic[dram.name] += w
+    traffic[home.name] += a + o
+    memory = max(b / lv.bytes_per_cycle for lv, b in zip(levels, traffic.values()))
+
+    cycles = max(compute, memory, 1.0)
+    latency = cycles / clock
+    e_ops = target.energy.get("ops_pj", {})
+    mac_pj = float(e_ops.get(_MAC_ENERGY_KEY.get(precision.name, "int8_mac"), 0.0))
+    e_compute = (macs * mac_pj + _other_ops(graph, node) * float(e_ops.get("int32_add", 0.0))) \
+        * 1e-12
+    # on-chip: every byte passes L1; bytes from a lower level also pass the levels above it
+    e_on = e_off = 0.0
+    for i, lv in enumerate(levels):
+        passed = sum(traffic[levels[j].name] for j in range(i, len(levels)))
+        if lv is dram:
+            e_off += traffic[lv.name] * lv.pj_per_byte * 1e-12
+        else:
+            e_on += passed * lv.pj_per_byte * 1e-12
+    e_static = float(target.energy.get("static_power_w", 0.0)) * latency
+    peak = peak_macs_per_cycle(target, precision) if macs else 0.0
+    return LayerCost(
+        name=node.name, op=op_class(graph, node), macs=macs, cycles=cycles, latency_s=latency,
+        energy_j=e_compute + e_on + e_off + e_static,
+        energy_breakdown={"compute": e_compute, "onchip_memory": e_on,
+                          "offchip_memory": e_off, "static": e_static},
+        bound="compute" if compute >= memory else "memory",
+        utilization=(macs / (cycles * peak)) if macs and cycles else 0.0,
+        fidelity="analytic", bytes_moved=traffic)
+
+
+def simulate_graph(graph: Graph, target: Target, precision: Precision) -> list[LayerCost]:
+    """Per-node costs of a (quantized or float) graph; quantize/dequantize at the graph edges
+    are costed like elementwise kernels."""
+    target.check_precision(precision)
+    levels = memory_levels(target)
+    return [simulate_layer(graph, n, target, precision, levels) for n in graph.nodes]
