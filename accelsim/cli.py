@@ -48,6 +48,48 @@ def _cmd_targets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from accelsim.fsutil import atomic_write_text
+    from accelsim.model.loader import load_model
+    from accelsim.quant import calibdata
+    from accelsim.quant.precision import parse_precision_list
+    from accelsim.quant.ptq import quantize_graph
+    from accelsim.sim.analytic import simulate_graph
+    from accelsim.target import load_target
+    target = load_target(args.target)
+    precisions = parse_precision_list(args.precision)
+    for p in precisions:  # every check before any work
+        target.check_precision(p)
+    graph = load_model(args.model, input_size=args.input_size)
+    # cost does not depend on the calibrated ranges: one seeded random sample, labelled
+    data = calibdata.random(graph, 1)
+    results = []
+    for p in precisions:
+        q = quantize_graph(graph, p, data).graph if not graph.is_quantized else graph
+        costs = simulate_graph(q, target, p)
+        total = {"cycles": sum(c.cycles for c in costs),
+                 "latency_s": sum(c.latency_s for c in costs),
+                 "energy_j": sum(c.energy_j for c in costs)}
+        results.append({"model": graph.name, "target": target.name, "precision": str(p),
+                        "fidelity": args.fidelity, "calibration_data": data.source,
+                        "total": total, "layers": [c.to_json() for c in costs]})
+        print(f"\n{graph.name} on {target.name} at {p} ({args.fidelity} fidelity)")
+        print(f"{'layer':<28}{'op':<18}{'MACs':>13}{'cycles':>13}{'us':>10}{'uJ':>10}"
+              f"  bound    util")
+        for c in costs:
+            if c.cycles == 0:
+                continue
+            print(f"{c.name[:27]:<28}{c.op[:17]:<18}{c.macs:>13,}{c.cycles:>13,.0f}"
+                  f"{c.latency_s * 1e6:>10.1f}{c.energy_j * 1e6:>10.2f}  {c.bound:<8}"
+                  f"{c.utilization:>5.0%}")
+        print(f"{'total':<46}{sum(c.macs for c in costs):>13,}{total['cycles']:>13,.0f}"
+              f"{total['latency_s'] * 1e6:>10.1f}{total['energy_j'] * 1e6:>10.2f}")
+    if args.json:
+        import json as _json
+        atomic_write_text(args.json, _json.dumps(results, indent=1) + "\n")
+    return 0
+
+
 def _add_quant_args(p: argparse.ArgumentParser, required: bool) -> None:
     g = p.add_argument_group("quantization (post-training; a zoo name or float model plus "
                              "--precision is quantized on the fly)")
@@ -171,6 +213,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0, help="seed of the random input (default 0)")
     _add_quant_args(r, required=False)
     r.set_defaults(func=_cmd_run)
+
+    s = sub.add_parser("simulate", help="per-layer latency and energy on a target, per "
+                                        "precision")
+    s.add_argument("model", help="zoo name or a model file")
+    s.add_argument("--target", required=True, help="shipped target name or a target .yaml")
+    s.add_argument("--precision", required=True, help="comma-separated, e.g. fp32,w8a8,w4a8")
+    s.add_argument("--fidelity", choices=["analytic"], default="analytic",
+                   help="analytic: from operator shapes and the target's documented numbers")
+    s.add_argument("--input-size", type=int, help="zoo models: spatial input size")
+    s.add_argument("--json", metavar="PATH", help="write the results as JSON")
+    s.set_defaults(func=_cmd_simulate)
 
     q = sub.add_parser("quantize", help="post-training quantization to a QDQ ONNX model")
     q.add_argument("model", help="zoo name or a float .onnx file")

@@ -85,3 +85,30 @@ def test_analytic_mobilenet_v2_four_precisions_is_fast(mnv2):
     elapsed = time.perf_counter() - start
     print(f"\nanalytic MobileNet v2, 4 precisions on cortex-a76: {elapsed * 1e3:.1f} ms")
     assert elapsed < 5.0  # the goal (< 0.5 s) is reported by the benchmark; this is a guard
+
+
+def test_simulate_cli_json_schema(tmp_path):
+    import json
+    import subprocess
+    import sys
+    out = tmp_path / "s.json"
+    proc = subprocess.run([sys.executable, "-m", "accelsim", "simulate", "mobilenet_v2",
+                           "--target", "hvx-v68", "--precision", "w8a8,w16a16",
+                           "--input-size", "64", "--json", out], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(out.read_text())
+    assert [d["precision"] for d in data] == ["w8a8", "w16a16"]
+    for d in data:
+        assert {"model", "target", "precision", "fidelity", "total", "layers"} <= set(d)
+        assert set(d["total"]) == {"cycles", "latency_s", "energy_j"}
+        for layer in d["layers"]:
+            assert {"name", "op", "macs", "cycles", "latency_s", "energy_j", "energy_breakdown",
+                    "bound", "utilization"} <= set(layer)
+        assert d["total"]["latency_s"] == pytest.approx(sum(x["latency_s"] for x in d["layers"]))
+    assert data[0]["total"]["latency_s"] < data[1]["total"]["latency_s"]
+    bad = subprocess.run([sys.executable, "-m", "accelsim", "simulate", "mobilenet_v2",
+                          "--target", "hvx-v68", "--precision", "fp16"], capture_output=True,
+                         text=True, timeout=120)
+    assert bad.returncode != 0 and "cannot run precision 'fp16'" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
