@@ -1,0 +1,92 @@
+"""The accelerator's vector-ALU datapath, bit for bit, on numpy int64 arrays.
+
+These are the operations the `REQUANT` and `VADD` instructions perform in hardware, written here
+from the gemmlowp / TFLite definitions (REFERENCE.md section 1) rather than imported, so that the
+simulator models the datapath itself; `tests/test_accel.py` checks them against
+`accelsim.quant.fixedpoint` (the project's reference implementation).
+
+- `srdhm`: SaturatingRoundingDoublingHighMul, a 32x32 -> 64-bit product, nudge +2^30 (or
+  1 - 2^30 when negative), truncating division by 2^31; INT32_MIN x INT32_MIN saturates.
+- `rdbpot`: RoundingDivideByPOT, an arithmetic shift with round-half-away-from-zero fix-up.
+- `mbqm`: MultiplyByQuantizedMultiplier (double rounding): 32-bit *wrapping* left shift, SRDHM,
+  RDBPOT.
+- `mbqm64`: TFLite's int64 overload (16-bit layers): multiplier reduced to 16 bits, one rounding
+  shift, result wrapped to int32.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+INT32_MIN = -(1 << 31)
+INT32_MAX = (1 << 31) - 1
+
+
+def wrap(v: np.ndarray, bits: int) -> np.ndarray:
+    """Two's-complement wrap of int64 values to `bits` (<= 64) bits."""
+    v = np.asarray(v, dtype=np.int64)
+    if bits >= 64:
+        return v
+    half = np.int64(1) << (bits - 1)
+    mask = (np.int64(1) << bits) - 1
+    return ((v + half) & mask) - half
+
+
+def saturate(v: np.ndarray, bits: int) -> np.ndarray:
+    v = np.asarray(v, dtype=np.int64)
+    if bits >= 64:
+        return v
+    return np.clip(v, -(1 << (bits - 1)), (1 << (bits - 1)) - 1)
+
+
+def srdhm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = np.asarray(a, np.int64)
+    b = np.asarray(b, np.int64)
+    ab = a * b                      # |ab| <= 2^62
+    nudged = ab + np.where(ab >= 0, np.int64(1 << 30), np.int64(1 - (1 << 30)))
+    q = nudged >> 31                # floor
+    q = q + ((nudged < 0) & ((nudged & ((1 << 31) - 1)) != 0))   # toward zero
+    return np.where((a == INT32_MIN) & (b == INT32_MIN), np.int64(INT32_MAX), q)
+
+
+def rdbpot(x: np.ndarray, e: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.int64)
+    e = np.asarray(e, np.int64)
+    mask = (np.int64(1) << e) - 1
+    rem = x & mask
+    thr = (mask >> 1) + (x < 0)
+    return (x >> e) + (rem > thr)
+
+
+def mbqm(x: np.ndarray, mult: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    x = wrap(x, 32)
+    shift = np.asarray(shift, np.int64)
+    left = np.maximum(shift, 0)
+    right = np.maximum(-shift, 0)
+    return rdbpot(srdhm(wrap(x << left, 32), mult), right)
+
+
+def mbqm64(x: np.ndarray, mult: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.int64)
+    m = np.asarray(mult, np.int64)
+    shift = np.asarray(shift, np.int64)
+    reduced = np.where(m < 0x7FFF0000, (m + (1 << 15)) >> 16, np.int64(0x7FFF))
+    total = 15 - shift
+    rounded = x * reduced + (np.int64(1) << (total - 1))
+    return wrap(rounded >> total, 32)
+
+
+def requantize(acc: np.ndarray, mult: np.ndarray, shift: np.ndarray, zp: int, qmin: int,
+               qmax: int, wide: bool) -> np.ndarray:
+    r = mbqm64(acc, mult, shift) if wide else mbqm(acc, mult, shift)
+    return np.clip(r + zp, qmin, qmax)
+
+
+def add(a: np.ndarray, b: np.ndarray, *, zp_a: int, zp_b: int, zp_out: int, left_shift: int,
+        m_a: int, s_a: int, m_b: int, s_b: int, m_out: int, s_out: int, qmin: int,
+        qmax: int) -> np.ndarray:
+    """TFLite add.cc (int8 / int16 reference kernels)."""
+    x1 = (np.asarray(a, np.int64) - zp_a) << left_shift
+    x2 = (np.asarray(b, np.int64) - zp_b) << left_shift
+    raw = wrap(mbqm(x1, m_a, s_a) + mbqm(x2, m_b, s_b), 32)
+    return np.clip(mbqm(raw, m_out, s_out) + zp_out, qmin, qmax)

@@ -1,0 +1,1264 @@
+"""Per-operator TVM computes: one TE compute per graph node, fused with its requantization and
+activation clamp, and the numpy packing that feeds it.
+
+Integer semantics are those of `accelsim.ref.gemmlowp_ops` (TFLite's reference kernels), bit for
+bit; the float kernels compute in float32 what `accelsim.ref.fp_ops` computes in float64.
+
+Layout: every 4-D activation is NHWC in a kernel, whatever the graph's layout (`pack` and
+`unpack` convert). Conv2d / dense weights are packed `[O/lanes][KH][KW][I/depth][lanes][depth]`
+(`[O/lanes][I/depth][lanes][depth]` for dense) for the tensor intrinsic or vector width the
+recipe picks, zero-padded; 4-bit weights two per byte along the depth axis. Depthwise weights
+are `[KH][KW][C]` (channels innermost: the vector axis).
+
+Integer convolution arithmetic: the kernel multiplies raw activations with weights and folds the
+input zero point into the bias on the host (`bias - zp_x * sum(w)`), as gemmlowp and XNNPACK do;
+padded taps read the zero point, so they contribute nothing, exactly as the reference's
+`(x - zp)` padded with zeros. int32 accumulators wrap exactly as the reference's int32
+conversion before requantization does. Weight zero points must be 0 (symmetric weights).
+
+Kernel arguments in call order: activations, packed weights, folded bias, per-channel multiplier
+and shift (or the float64 scales of a `requant="double"` dense), `qparams` (zero points and clamp
+bounds, int32) or `fparams` (float32 scalars), the output. Scalars are arguments rather than
+immediates so that layers of the same shape share one kernel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from accelsim.errors import AccelsimError
+from accelsim.lower import intrin as _intrin
+from accelsim.lower import requant as rq
+from accelsim.lower.schedule import Axis, ComputeSpec, Recipe, RecipeError, pow2_divisor, \
+    resolve_size
+from accelsim.model.graph import DTYPE_BITS, NUMPY_DTYPE, Graph, Node, TensorInfo, dtype_range
+from accelsim.model.ops import activation_bounds, spatial_axes
+from accelsim.tvm_env import import_tvm
+
+
+class NotLowered(AccelsimError):
+    """A node the lowering does not turn into a kernel; the message says why."""
+
+
+@dataclass
+class Built:
+    """What an operator builder returns to the lowering driver."""
+
+    op_class: str                 # recipe class: conv2d, depthwise_conv2d, dense, elementwise, pool
+    tensors: list                 # TE tensors in argument order (inputs..., output last)
+    names: list[str]              # argument names, same order
+    spec: ComputeSpec
+    recipe: Recipe
+    pack: Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]
+    unpack: Callable[[np.ndarray], np.ndarray]
+    signature: dict
+    inputs: tuple[str, ...]       # graph tensors the packer reads
+
+
+@dataclass
+class Ctx:
+    graph: Graph
+    node: Node
+    target: Any
+    recipes: Any                  # RecipeFile
+    precision: str                # the graph's precision name (for non-weighted ops)
+
+    @property
+    def layer(self) -> str:
+        return self.node.name
+
+    def info(self, i: int) -> TensorInfo | None:
+        n = self.node.inputs[i] if i < len(self.node.inputs) else ""
+        return self.graph.tensors[n] if n else None
+
+    @property
+    def out(self) -> TensorInfo:
+        return self.graph.tensors[self.node.outputs[0]]
+
+    def recipe(self, op_class: str, precision: str | None = None) -> Recipe:
+        return self.recipes.recipe(op_class, precision or self.precision, self.node.op)
+
+    @property
+    def vector_bits(self) -> int:
+        return int(self.target.codegen.vector_bits)
+
+
+# ------------------------------------------------------------------------------------------
+# helpers
+# ------------------------------------------------------------------------------------------
+
+def _te():
+    return import_tvm().te
+
+
+def _tirx():
+    return import_tvm().tirx
+
+
+def _wrap32(v) -> np.ndarray:
+    v = np.asarray(v, dtype=np.int64)
+    return (((v + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)).astype(np.int32)
+
+
+def _np(dtype: str):
+    return NUMPY_DTYPE[dtype]
+
+
+def _store_dtype(dtype: str) -> str:
+    """The dtype a kernel buffer holds an IR dtype in (int4 -> int8)."""
+    return np.dtype(NUMPY_DTYPE[dtype]).name
+
+
+def tensor_layout(graph: Graph, name: str) -> str:
+    """The reference layout of a 4-D activation: from the spatial operators that produce or
+    consume it (through layout-agnostic elementwise operators), NCHW by default."""
+    seen: set[str] = set()
+    todo = [name]
+    while todo:
+        t = todo.pop()
+        if t in seen:
+            continue
+        seen.add(t)
+        for n in ([graph.producer(t)] if graph.producer(t) else []) + graph.consumers(t):
+            if "data_layout" in n.attrs:
+                return n.attrs["data_layout"]
+            if n.op in ("add", "sub", "mul", "relu", "relu6", "clip", "quantize", "dequantize"):
+                todo.extend(x for x in list(n.inputs) + list(n.outputs) if x)
+    return "NCHW"
+
+
+def to_kernel_layout(arr: np.ndarray, layout: str) -> np.ndarray:
+    if arr.ndim == 4 and layout == "NCHW":
+        return np.ascontiguousarray(arr.transpose(0, 2, 3, 1))
+    return np.ascontiguousarray(arr)
+
+
+def from_kernel_layout(arr: np.ndarray, layout: str) -> np.ndarray:
+    if arr.ndim == 4 and layout == "NCHW":
+        return np.ascontiguousarray(arr.transpose(0, 3, 1, 2))
+    return arr
+
+
+def _kshape(shape: tuple[int, ...], layout: str) -> tuple[int, ...]:
+    if len(shape) == 4 and layout == "NCHW":
+        return (shape[0], shape[2], shape[3], shape[1])
+    return tuple(shape)
+
+
+def _scale32(info: TensorInfo) -> np.float32:
+    return np.float32(info.quant.scale[0])
+
+
+def _zp(info: TensorInfo) -> int:
+    return int(info.quant.zero_point[0])
+
+
+def _need_per_tensor(ctx: Ctx, info: TensorInfo | None, what: str) -> None:
+    if info is None or not info.is_quantized:
+        raise NotLowered(f"{what} is not a quantized integer tensor")
+    if info.quant.per_channel and len(set(info.quant.scale)) > 1:
+        raise NotLowered(f"{what} is quantized per channel")
+
+
+def _qclamp(info: TensorInfo, attrs) -> tuple[int, int]:
+    from accelsim.ref.int_ops import quantized_clamp
+    lo, hi = activation_bounds(attrs)
+    return quantized_clamp(info, lo, hi)
+
+
+def _fbounds(attrs) -> np.ndarray:
+    lo, hi = activation_bounds(attrs)
+    return np.array([lo, hi], dtype=np.float32)
+
+
+def _pack_pairs(w: np.ndarray) -> np.ndarray:
+    """Two 4-bit values per byte along the last axis: even index low nibble."""
+    lo = w[..., 0::2].astype(np.int64) & 0xF
+    hi = w[..., 1::2].astype(np.int64) & 0xF
+    return ((lo | (hi << 4)).astype(np.uint8)).view(np.int8)
+
+
+def _roundup(v: int, m: int) -> int:
+    return -(-v // m) * m
+
+
+def _mbqm_params(s_in: np.float32, s_w: np.ndarray, s_out: np.float32):
+    from accelsim.quant import fixedpoint as fx
+    eff = np.float64(s_in) * s_w.astype(np.float64) / np.float64(s_out)
+    return fx.quantize_multiplier_array(eff)
+
+
+def _qm(real: float) -> tuple[int, int]:
+    from accelsim.quant import fixedpoint as fx
+    return fx.quantize_multiplier(float(real))
+
+
+def _requantize_params(src: TensorInfo, dst: TensorInfo) -> tuple[bool, int, int]:
+    """gemmlowp_ops._requantize: identity, or (multiplier, shift) of s_src / s_dst."""
+    if _scale32(src) == _scale32(dst) and _zp(src) == _zp(dst):
+        return False, 0, 0
+    m, s = _qm(np.float64(_scale32(src)) / np.float64(_scale32(dst)))
+    return True, m, s
+
+
+def _lanes(ctx: Ctx, bits: int) -> int:
+    return max(1, ctx.vector_bits // bits)
+
+
+def _block(recipe: Recipe, axis: str, extent: int, auto: int, layer: str, unit: str,
+           must_divide: bool) -> int:
+    """A block size from the recipe (see schedule.py): auto -> power of two dividing."""
+    v = (recipe.get("block") or {}).get(axis, "auto")
+    where = recipe.where("block", axis)
+    if v == "auto":
+        return pow2_divisor(extent, auto) if must_divide else auto
+    if isinstance(v, str):
+        return resolve_size(v, extent, 1, where, unit, layer)
+    if must_divide and extent % int(v):
+        raise RecipeError(f"{where}: {v} does not divide {extent} {unit} of layer '{layer}'")
+    return int(v)
+
+
+def _params_arr(values, dtype) -> np.ndarray:
+    return np.asarray(values, dtype=dtype)
+
+
+# ------------------------------------------------------------------------------------------
+# epilogues
+# ------------------------------------------------------------------------------------------
+
+def _int_epilogue(acc, c, *, bias, mult, shift, qp, wide: bool, double: bool, out_dtype: str):
+    """bias + requantize + clamp of one accumulator (TIR expression)."""
+    tirx = _tirx()
+    if double:
+        v = acc.astype("int64") + bias[c]
+        r = rq.round_half_away_f64(v.astype("float64") * mult[c]).astype("int64")
+        zp = qp[1].astype("int64")
+        y = rq.clip(r, qp[2].astype("int64") - zp, qp[3].astype("int64") - zp) + zp
+        return y.astype(out_dtype)
+    v = acc + bias[c]
+    del tirx
+    fn = rq.mbqm64 if wide else rq.mbqm
+    return fn(v, mult[c], shift[c],
+              lambda r: rq.clamp_add(r, qp[1], qp[2], qp[3]).astype(out_dtype))
+
+
+def _float_epilogue(v, fp):
+    tirx = _tirx()
+    return tirx.max(tirx.min(v, fp[1]), fp[0])
+
+
+# ------------------------------------------------------------------------------------------
+# conv2d / dense
+# ------------------------------------------------------------------------------------------
+
+def _weight_scales(w_info: TensorInfo, cout: int) -> np.ndarray:
+    s = np.asarray(w_info.quant.scale, dtype=np.float32)
+    if w_info.quant.per_channel:
+        if w_info.quant.axis % len(w_info.shape) != 0 or len(s) != cout:
+            raise NotLowered("per-channel weights must be quantized along the output axis 0")
+        return s
+    return np.repeat(s, cout)
+
+
+def _is_wide(x: TensorInfo, w: TensorInfo, b: TensorInfo | None) -> bool:
+    if DTYPE_BITS.get(w.dtype, 8) > 8:
+        return True
+    if DTYPE_BITS.get(x.dtype, 8) <= 8:
+        return False
+    return b is None or b.dtype != "int32"
+
+
+def contraction(ctx: Ctx) -> Built:
+    """conv2d (groups == 1) and dense, integer or float."""
+    te, tirx = _te(), _tirx()
+    node, g = ctx.node, ctx.graph
+    is_dense = node.op == "dense"
+    x_i, w_i, b_i, o_i = ctx.info(0), ctx.info(1), ctx.info(2), ctx.out
+    is_float = o_i.is_float
+    if not g.is_constant(node.inputs[1]):
+        raise NotLowered("weights are not a constant")
+    w = np.asarray(g.constants[node.inputs[1]])
+    bias_c = (np.asarray(g.constants[node.inputs[2]]) if b_i is not None
+              and g.is_constant(node.inputs[2]) else None)
+    if b_i is not None and bias_c is None:
+        raise NotLowered("bias is not a constant")
+    layout = node.attr("data_layout", "NCHW")
+    if is_dense:
+        O, I = w.shape
+        N = int(np.prod(x_i.shape)) // I
+        KH = KW = 1
+        H = W_ = OH = OW = 1
+        strides, dil, pads = (1, 1), (1, 1), (0, 0, 0, 0)
+    else:
+        if node.attr("groups", 1) != 1:
+            raise NotLowered(f"grouped convolution (groups={node.attr('groups')}) other than "
+                             f"depthwise")
+        O, I, KH, KW = w.shape
+        ca, ha, wa = spatial_axes(layout)
+        N, H, W_ = x_i.shape[0], x_i.shape[ha], x_i.shape[wa]
+        OH, OW = o_i.shape[ha], o_i.shape[wa]
+        strides, dil = node.attr("strides", (1, 1)), node.attr("dilations", (1, 1))
+        pads = node.attr("pads", (0, 0, 0, 0))
+    cls = "dense" if is_dense else "conv2d"
+
+    if is_float:
+        if x_i.dtype != "float32" or o_i.dtype != "float32":
+            raise NotLowered(f"float kernels are float32 (found {x_i.dtype})")
+        xdt = wdt = accdt = "float32"
+        wbits = abits = 32
+        prec = "fp32"
+        wide = double = w4 = False
+    else:
+        _need_per_tensor(ctx, x_i, "input")
+        _need_per_tensor(ctx, o_i, "output")
+        if w_i is None or not w_i.is_quantized:
+            raise NotLowered("weights are not quantized")
+        if any(z != 0 for z in w_i.quant.zero_point):
+            raise NotLowered("asymmetric weights (non-zero weight zero points)")
+        if g.requant_mode != "gemmlowp":
+            raise NotLowered(f"requant_mode '{g.requant_mode}' (kernels implement gemmlowp)")
+        wbits, abits = DTYPE_BITS[w_i.dtype], DTYPE_BITS[x_i.dtype]
+        if wbits not in (4, 8, 16) or abits not in (8, 16):
+            raise NotLowered(f"{w_i.dtype} weights with {x_i.dtype} activations")
+        prec = f"w{wbits}a{abits}"
+        w4 = wbits == 4
+        xdt = _store_dtype(x_i.dtype)
+        wdt = "int16" if wbits == 16 else "int8"
+        double = is_dense and node.attr("requant") == "double"
+        wide = _is_wide(x_i, w_i, b_i)
+        accdt = "int64" if wide else "int32"
+    recipe = ctx.recipe(cls, prec)
+    acc_bits = DTYPE_BITS[accdt] if accdt in DTYPE_BITS else 32
+
+    # intrinsic and blocks
+    names = recipe.get("tensorize") or []
+    names = [names] if isinstance(names, str) else list(names)
+    it = None
+    if not is_float:
+        it = _intrin.select(names, ctx.target.codegen.features, xdt, wbits)
+        if it is not None and it.acc_dtype != accdt:
+            it = None
+    if it is not None:
+        bo, bk = it.lanes, it.depth
+        for ax, want in (("oc", bo), ("ic", bk)):
+            v = (recipe.get("block") or {}).get(ax, "auto")
+            if v != "auto" and v != want:
+                raise RecipeError(f"{recipe.where('block', ax)}: intrinsic '{it.name}' needs "
+                                  f"{want}, found {v!r} (layer '{ctx.layer}')")
+    else:
+        bo = _block(recipe, "oc", O, _lanes(ctx, acc_bits), ctx.layer, "output channels",
+                    False)
+        bk = _block(recipe, "ic", I, 2 if w4 else 1, ctx.layer, "input channels", False)
+        if w4 and bk % 2:
+            raise RecipeError(f"{recipe.where('block', 'ic')}: 4-bit weights are packed in "
+                              f"pairs along ic, so the ic block must be even (found {bk})")
+    pbk = bk // 2 if w4 else bk
+    OCp, ICp = _roundup(O, bo), _roundup(I, bk)
+    sh, sw = strides
+    dh, dw = dil
+    pt, pl, pb, pr = pads
+
+    # placeholders
+    if is_dense:
+        x = te.placeholder((N, I), xdt, name="x")
+        wshape = (OCp // bo, ICp // bk, bo, pbk)
+    else:
+        x = te.placeholder((N, H, W_, I), xdt, name="x")
+        wshape = (OCp // bo, KH, KW, ICp // bk, bo, pbk)
+    wp = te.placeholder(wshape, wdt, name="w")
+    if is_float:
+        bias = te.placeholder((O,), "float32", name="bias")
+        fp = te.placeholder((2,), "float32", name="fparams")
+        params = [bias, fp]
+        pnames = ["bias", "fparams"]
+        pad_value = tirx.const(0.0, "float32")
+    else:
+        bias = te.placeholder((O,), "int64" if (wide or double) else "int32", name="bias")
+        if double:
+            mult = te.placeholder((O,), "float64", name="scale")
+            shift = None
+        else:
+            mult = te.placeholder((O,), "int32", name="mult")
+            shift = te.placeholder((O,), "int32", name="shift")
+        qp = te.placeholder((4,), "int32", name="qparams")
+        params = [bias, mult] + ([shift] if shift is not None else []) + [qp]
+        pnames = ["bias", "scale" if double else "mult"] + (["shift"] if shift is not None
+                                                             else []) + ["qparams"]
+        pad_value = qp[0].astype(xdt)
+
+    stages: list[tuple[str, int]] = []
+    need_pad = bool(pt or pl or pb or pr) or ICp != I
+    if need_pad:
+        if is_dense:
+            xin = te.compute((N, ICp), lambda n, c: tirx.if_then_else(
+                c < I, x[n, c], pad_value), name="pad")
+        else:
+            Hp, Wp = H + pt + pb, W_ + pl + pr
+            xin = te.compute((N, Hp, Wp, ICp), lambda n, h, ww, c: tirx.if_then_else(
+                tirx.all(h >= pt, h < H + pt, ww >= pl, ww < W_ + pl, c < I),
+                x[n, h - pt, ww - pl, c], pad_value), name="pad")
+        bits = DTYPE_BITS.get(xdt, 32)
+        stages.append(("pad", pow2_divisor(ICp, _lanes(ctx, bits)) if ICp == I else 1))
+    else:
+        xin = x
+
+    def wval(*idx):
+        *head, icv = idx
+        if w4:
+            return _intrin.nibble(wp[tuple(head) + (icv // 2,)], icv)
+        return wp[tuple(head) + (icv,)]
+
+    # without an intrinsic, 8-bit products are formed at 16 bits (|x * w| <= 2^14) and
+    # accumulated widened: NEON smull/smlal, x86 pmaddwd, HVX vmpy. The intrinsics' pattern
+    # is the plain int32 product of their descriptions.
+    if it is None and not is_float and DTYPE_BITS[x_i.dtype] <= 8 and wbits <= 8:
+        pdt = "int16"
+    else:
+        pdt = accdt
+    ric = te.reduce_axis((0, ICp // bk), "ic")
+    ricv = te.reduce_axis((0, bk), "icv")
+    if is_dense:
+        acc = te.compute((N, OCp), lambda n, oc: te.sum(
+            (xin[n, ric * bk + ricv].astype(pdt)
+             * wval(oc // bo, ric, oc % bo, ricv).astype(pdt)).astype(accdt),
+            axis=[ric, ricv]), name="acc")
+    else:
+        rkh = te.reduce_axis((0, KH), "kh")
+        rkw = te.reduce_axis((0, KW), "kw")
+        acc = te.compute((N, OH, OW, OCp), lambda n, oh, ow, oc: te.sum(
+            (xin[n, oh * sh + rkh * dh, ow * sw + rkw * dw, ric * bk + ricv].astype(pdt)
+             * wval(oc // bo, rkh, rkw, ric, oc % bo, ricv).astype(pdt)).astype(accdt),
+            axis=[rkh, rkw, ric, ricv]), name="acc")
+
+    if is_float:
+        def epi(a, c):
+            return _float_epilogue(a + bias[c], fp)
+        odt = "float32"
+    else:
+        odt = _store_dtype(o_i.dtype)
+
+        def epi(a, c):
+            return _int_epilogue(a, c, bias=bias, mult=mult, shift=shift, qp=qp, wide=wide,
+                                 double=double, out_dtype=odt)
+    if is_dense:
+        y = te.compute((N, O), lambda n, oc: epi(acc[n, oc], oc), name="y")
+        axes = [Axis("n", N, unit="rows"),
+                Axis("oc", OCp, vsplit=bo, unit="output channels"),
+                Axis("ic", ICp // bk, reduce=True, unit="input channels", elem=bk),
+                Axis("ic.v", bk, reduce=True)]
+        default_order = ("n", "oc", "ic", "ic.v")
+    else:
+        y = te.compute((N, OH, OW, O), lambda n, oh, ow, oc: epi(acc[n, oh, ow, oc], oc),
+                       name="y")
+        axes = [Axis("n", N, unit="images"), Axis("oh", OH, unit="output rows"),
+                Axis("ow", OW, unit="output columns"),
+                Axis("oc", OCp, vsplit=bo, unit="output channels"),
+                Axis("kh", KH, reduce=True, unit="kernel rows"),
+                Axis("kw", KW, reduce=True, unit="kernel columns"),
+                Axis("ic", ICp // bk, reduce=True, unit="input channels", elem=bk),
+                Axis("ic.v", bk, reduce=True)]
+        default_order = ("n", "oh", "ow", "oc", "kh", "kw", "ic", "ic.v")
+    spec = ComputeSpec(main="acc", axes=axes, epilogue="y", stages=stages, intrinsic=it,
+                       intrinsic_loops=("oc.v", "ic.v"), default_order=default_order,
+                       layer=ctx.layer)
+
+    # ---- numpy side ----------------------------------------------------------------------
+    x_name, out_shape = node.inputs[0], o_i.shape
+
+    def pack_weights() -> np.ndarray:
+        if is_float:
+            wv = w.astype(np.float32)
+        else:
+            wv = w.astype(np.int64)
+        if is_dense:
+            wv = wv.reshape(O, I)
+            wpad = np.zeros((OCp, ICp), dtype=wv.dtype)
+            wpad[:O, :I] = wv
+            blk = wpad.reshape(OCp // bo, bo, ICp // bk, bk).transpose(0, 2, 1, 3)
+        else:
+            wv = wv.transpose(0, 2, 3, 1)  # O, KH, KW, I
+            wpad = np.zeros((OCp, KH, KW, ICp), dtype=wv.dtype)
+            wpad[:O, :, :, :I] = wv
+            blk = wpad.reshape(OCp // bo, bo, KH, KW, ICp // bk, bk).transpose(0, 2, 3, 4, 1, 5)
+        blk = np.ascontiguousarray(blk)
+        if is_float:
+            return blk.astype(np.float32)
+        if w4:
+            return np.ascontiguousarray(_pack_pairs(blk))
+        return blk.astype(np.dtype(wdt))
+
+    if is_float:
+        bvec = (bias_c.astype(np.float32) if bias_c is not None
+                else np.zeros(O, np.float32))
+        consts = {"w": None, "bias": bvec, "fparams": _fbounds(node.attrs)}
+    else:
+        zx = _zp(x_i)
+        wsum = w.astype(np.int64).reshape(O, -1).sum(axis=1)
+        b64 = bias_c.astype(np.int64) if bias_c is not None else np.zeros(O, np.int64)
+        folded = b64 - zx * wsum
+        s_w = _weight_scales(w_i, O)
+        if double:
+            eff = np.float64(_scale32(x_i)) * s_w.astype(np.float64) / np.float64(_scale32(o_i))
+            consts = {"bias": folded.astype(np.int64), "scale": eff.astype(np.float64)}
+        else:
+            if x_i.dtype == "uint8" and not w_i.quant.per_channel:
+                from accelsim.quant import fixedpoint as fx
+                m = np.float64(np.float32(_scale32(x_i) * s_w[0])) / np.float64(_scale32(o_i))
+                mult_v, shift_v = fx.quantize_multiplier_array(np.full(O, m))
+            else:
+                mult_v, shift_v = _mbqm_params(_scale32(x_i), s_w, _scale32(o_i))
+            consts = {"bias": folded.astype(np.int64) if wide else _wrap32(folded),
+                      "mult": mult_v.astype(np.int32), "shift": shift_v.astype(np.int32)}
+        qmin, qmax = _qclamp(o_i, node.attrs)
+        consts["qparams"] = np.array([zx, _zp(o_i), qmin, qmax], dtype=np.int32)
+    cache: dict[str, np.ndarray] = {}
+
+    def pack(values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if "w" not in cache:
+            cache["w"] = pack_weights()
+        xv = np.asarray(values[x_name])
+        if is_dense:
+            xk = np.ascontiguousarray(xv.reshape(N, I))
+        else:
+            xk = to_kernel_layout(xv, layout)
+        out = {"x": xk.astype(np.dtype(xdt)), "w": cache["w"]}
+        for k in pnames:
+            out[k] = consts[k]
+        return out
+
+    def unpack(arr: np.ndarray) -> np.ndarray:
+        if is_dense:
+            return np.asarray(arr).reshape(out_shape)
+        return from_kernel_layout(np.asarray(arr), layout)
+
+    signature = {"op": node.op, "class": cls, "x": [list(x.shape), xdt],
+                 "w": [list(wshape), wdt, wbits], "y": [list(y.shape), odt],
+                 "kernel": [KH, KW], "strides": list(strides), "dilations": list(dil),
+                 "pads": list(pads), "acc": accdt, "requant": "double" if double else (
+                     "fixed64" if wide else ("fixed" if not is_float else "float")),
+                 "intrinsic": it.key if it else None, "block": [bo, bk]}
+    return Built(cls, [x, wp] + params + [y], ["x", "w"] + pnames + ["y"], spec, recipe, pack,
+                 unpack, signature, (x_name,))
+
+
+# ------------------------------------------------------------------------------------------
+# depthwise conv2d
+# ------------------------------------------------------------------------------------------
+
+def depthwise(ctx: Ctx) -> Built:
+    te, tirx = _te(), _tirx()
+    node, g = ctx.node, ctx.graph
+    x_i, w_i, b_i, o_i = ctx.info(0), ctx.info(1), ctx.info(2), ctx.out
+    is_float = o_i.is_float
+    w = np.asarray(g.constants[node.inputs[1]])
+    bias_c = np.asarray(g.constants[node.inputs[2]]) if b_i is not None else None
+    layout = node.attr("data_layout", "NCHW")
+    ca, ha, wa = spatial_axes(layout)
+    C = x_i.shape[ca]
+    O, _, KH, KW = w.shape
+    if O != C:
+        raise NotLowered(f"depthwise convolution with channel multiplier {O // C}")
+    N, H, W_ = x_i.shape[0], x_i.shape[ha], x_i.shape[wa]
+    OH, OW = o_i.shape[ha], o_i.shape[wa]
+    sh, sw = node.attr("strides", (1, 1))
+    dh, dw = node.attr("dilations", (1, 1))
+    pt, pl, pb, pr = node.attr("pads", (0, 0, 0, 0))
+    if is_float:
+        if x_i.dtype != "float32":
+            raise NotLowered(f"float kernels are float32 (found {x_i.dtype})")
+        xdt = wdt = accdt = "float32"
+        prec, wbits, wide, w4 = "fp32", 32, False, False
+    else:
+        _need_per_tensor(ctx, x_i, "input")
+        _need_per_tensor(ctx, o_i, "output")
+        if any(z != 0 for z in w_i.quant.zero_point):
+            raise NotLowered("asymmetric weights (non-zero weight zero points)")
+        if g.requant_mode != "gemmlowp":
+            raise NotLowered(f"requant_mode '{g.requant_mode}' (kernels implement gemmlowp)")
+        wbits, abits = DTYPE_BITS[w_i.dtype], DTYPE_BITS[x_i.dtype]
+        prec = f"w{wbits}a{abits}"
+        w4 = wbits == 4
+        xdt = _store_dtype(x_i.dtype)
+        wdt = "int16" if wbits == 16 else "int8"
+        wide = _is_wide(x_i, w_i, b_i)
+        accdt = "int64" if wide else "int32"
+    recipe = ctx.recipe("depthwise_conv2d", prec)
+    V = _block(recipe, "c", C, _lanes(ctx, 64 if accdt == "int64" else 32), ctx.layer,
+               "channels", True)
+
+    x = te.placeholder((N, H, W_, C), xdt, name="x")
+    stages: list[tuple[str, int]] = []
+    if w4:
+        Cp = _roundup(C, 2)
+        wp = te.placeholder((KH, KW, Cp // 2), "int8", name="w")
+        # 4-bit weights: unpacked once per call (KH*KW*C values) by shifts, then the 8-bit
+        # kernel; the weights of a depthwise layer are tiny next to its activations
+        wu = te.compute((KH, KW, C), lambda i, j, c: _intrin.nibble(wp[i, j, c // 2], c),
+                        name="wunpack")
+        stages.append(("wunpack", 1))
+    else:
+        wp = te.placeholder((KH, KW, C), wdt, name="w")
+        wu = wp
+    if is_float:
+        bias = te.placeholder((C,), "float32", name="bias")
+        fp = te.placeholder((2,), "float32", name="fparams")
+        params, pnames = [bias, fp], ["bias", "fparams"]
+        pad_value = tirx.const(0.0, "float32")
+    else:
+        bias = te.placeholder((C,), accdt, name="bias")
+        mult = te.placeholder((C,), "int32", name="mult")
+        shift = te.placeholder((C,), "int32", name="shift")
+        qp = te.placeholder((4,), "int32", name="qparams")
+        params, pnames = [bias, mult, shift, qp], ["bias", "mult", "shift", "qparams"]
+        pad_value = qp[0].astype(xdt)
+    rkh = te.reduce_axis((0, KH), "kh")
+    rkw = te.reduce_axis((0, KW), "kw")
+
+    def xv(n, h, ww, c):
+        if pt or pl or pb or pr:
+            return tirx.if_then_else(tirx.all(h >= 0, h < H, ww >= 0, ww < W_), x[n, h, ww, c],
+                                     pad_value)
+        return x[n, h, ww, c]
+
+    # 8-bit products fit int16 (|x * w| <= 2^14): multiply at 16 bits, accumulate widened,
+    # which is what NEON (smull / smlal) and HVX (vmpy) do natively
+    pdt = "int16" if (not is_float and DTYPE_BITS[x_i.dtype] <= 8 and wbits <= 8) else accdt
+    acc = te.compute((N, OH, OW, C), lambda n, oh, ow, c: te.sum(
+        (xv(n, oh * sh + rkh * dh - pt, ow * sw + rkw * dw - pl, c).astype(pdt)
+         * wu[rkh, rkw, c].astype(pdt)).astype(accdt), axis=[rkh, rkw]), name="acc")
+    if is_float:
+        y = te.compute((N, OH, OW, C), lambda n, oh, ow, c: _float_epilogue(
+            acc[n, oh, ow, c] + bias[c], fp), name="y")
+        odt = "float32"
+    else:
+        odt = _store_dtype(o_i.dtype)
+        y = te.compute((N, OH, OW, C), lambda n, oh, ow, c: _int_epilogue(
+            acc[n, oh, ow, c], c, bias=bias, mult=mult, shift=shift, qp=qp, wide=wide,
+            double=False, out_dtype=odt), name="y")
+    axes = [Axis("n", N, unit="images"), Axis("oh", OH, unit="output rows"),
+            Axis("ow", OW, unit="output columns"), Axis("c", C, vsplit=V, unit="channels"),
+            Axis("kh", KH, reduce=True), Axis("kw", KW, reduce=True)]
+    spec = ComputeSpec(main="acc", axes=axes, epilogue="y", stages=stages,
+                       default_order=("n", "oh", "ow", "c", "kh", "kw"), layer=ctx.layer)
+
+    x_name = node.inputs[0]
+
+    def pack_weights():
+        wv = w.reshape(C, KH, KW).transpose(1, 2, 0)
+        if is_float:
+            return np.ascontiguousarray(wv.astype(np.float32))
+        if w4:
+            wpad = np.zeros((KH, KW, _roundup(C, 2)), np.int64)
+            wpad[:, :, :C] = wv
+            return np.ascontiguousarray(_pack_pairs(wpad))
+        return np.ascontiguousarray(wv.astype(np.dtype(wdt)))
+
+    if is_float:
+        consts = {"bias": bias_c.astype(np.float32) if bias_c is not None
+                  else np.zeros(C, np.float32), "fparams": _fbounds(node.attrs)}
+    else:
+        zx = _zp(x_i)
+        wsum = w.astype(np.int64).reshape(C, -1).sum(axis=1)
+        b64 = bias_c.astype(np.int64) if bias_c is not None else np.zeros(C, np.int64)
+        folded = b64 - zx * wsum
+        mult_v, shift_v = _mbqm_params(_scale32(x_i), _weight_scales(w_i, C), _scale32(o_i))
+        qmin, qmax = _qclamp(o_i, node.attrs)
+        consts = {"bias": folded.astype(np.int64) if wide else _wrap32(folded),
+                  "mult": mult_v.astype(np.int32), "shift": shift_v.astype(np.int32),
+                  "qparams": np.array([zx, _zp(o_i), qmin, qmax], np.int32)}
+    cache: dict[str, np.ndarray] = {}
+
+    def pack(values):
+        if "w" not in cache:
+            cache["w"] = pack_weights()
+        out = {"x": to_kernel_layout(np.asarray(values[x_name]), layout).astype(np.dtype(xdt)),
+               "w": cache["w"]}
+        out.update({k: consts[k] for k in pnames})
+        return out
+
+    def unpack(arr):
+        return from_kernel_layout(np.asarray(arr), layout)
+
+    signature = {"op": node.op, "class": "depthwise_conv2d", "x": [list(x.shape), xdt],
+                 "w": [list(wp.shape), wdt, wbits], "y": [list(y.shape), odt],
+                 "strides": [sh, sw], "dilations": [dh, dw], "pads": [pt, pl, pb, pr],
+                 "acc": accdt, "block": V}
+    return Built("depthwise_conv2d", [x, wp] + params + [y], ["x", "w"] + pnames + ["y"], spec,
+                 recipe, pack, unpack, signature, (x_name,))
+
+
+# ------------------------------------------------------------------------------------------
+# pooling and reductions
+# ------------------------------------------------------------------------------------------
+
+def pool(ctx: Ctx) -> Built:
+    """max_pool, avg_pool (window), global_avg_pool and mean over the spatial axes."""
+    te, tirx = _te(), _tirx()
+    node, g = ctx.node, ctx.graph
+    x_i, o_i = ctx.info(0), ctx.out
+    is_float = o_i.is_float
+    op = node.op
+    if op == "mean":
+        layout = tensor_layout(g, node.inputs[0])
+        if len(x_i.shape) != 4:
+            raise NotLowered(f"mean of a rank-{len(x_i.shape)} tensor")
+        _, ha, wa = spatial_axes(layout)
+        if {a % 4 for a in node.attr("axes")} != {ha, wa}:
+            raise NotLowered(f"mean over axes {node.attr('axes')} (only the spatial axes are "
+                             f"lowered)")
+    else:
+        layout = node.attr("data_layout", "NCHW")
+    ca, ha, wa = spatial_axes(layout)
+    N, C, H, W_ = x_i.shape[0], x_i.shape[ca], x_i.shape[ha], x_i.shape[wa]
+    glob = op in ("global_avg_pool", "mean")
+    if glob:
+        KH, KW, sh, sw, pt, pl = H, W_, 1, 1, 0, 0
+        OH = OW = 1
+        pb = pr = 0
+    else:
+        KH, KW = node.attr("kernel")
+        sh, sw = node.attr("strides", (1, 1))
+        pt, pl, pb, pr = node.attr("pads", (0, 0, 0, 0))
+        OH, OW = o_i.shape[ha], o_i.shape[wa]
+    if is_float:
+        if x_i.dtype != "float32":
+            raise NotLowered(f"float kernels are float32 (found {x_i.dtype})")
+        xdt = odt = "float32"
+        prec = "fp32"
+    else:
+        _need_per_tensor(ctx, x_i, "input")
+        _need_per_tensor(ctx, o_i, "output")
+        xdt, odt = _store_dtype(x_i.dtype), _store_dtype(o_i.dtype)
+        prec = ctx.precision
+    recipe = ctx.recipe("pool", prec)
+    V = _block(recipe, "c", C, _lanes(ctx, 32), ctx.layer, "channels", True)
+    x = te.placeholder((N, H, W_, C), xdt, name="x")
+    rkh = te.reduce_axis((0, KH), "kh")
+    rkw = te.reduce_axis((0, KW), "kw")
+    include_pad = bool(node.attr("count_include_pad", False))
+    padded = not glob and (pt or pl or pb or pr or node.attr("ceil_mode", False))
+
+    def inb(h, ww):
+        return tirx.all(h >= 0, h < H, ww >= 0, ww < W_)
+
+    consts: dict[str, np.ndarray] = {}
+    if op == "max_pool":
+        lo = tirx.min_value(xdt) if not is_float else tirx.const(-np.inf, "float32")
+        acc = te.compute((N, OH, OW, C), lambda n, oh, ow, c: te.max(
+            (tirx.if_then_else(inb(oh * sh + rkh - pt, ow * sw + rkw - pl),
+                               x[n, oh * sh + rkh - pt, ow * sw + rkw - pl, c], lo)
+             if padded else x[n, oh * sh + rkh, ow * sw + rkw, c]).astype(
+                 xdt if is_float else "int32"),
+            axis=[rkh, rkw]), name="acc")
+    else:
+        sdt = "float32" if is_float else "int32"
+
+        def tap(n, h, ww, c):
+            if not padded:
+                return x[n, h, ww, c].astype(sdt)
+            if is_float:
+                fill = tirx.const(0.0, "float32")
+            else:
+                fill = tirx.const(_zp(x_i) if include_pad else 0, "int32")
+            return tirx.if_then_else(inb(h, ww), x[n, h, ww, c].astype(sdt), fill)
+        acc = te.compute((N, OH, OW, C), lambda n, oh, ow, c: te.sum(
+            tap(n, oh * sh + rkh - pt, ow * sw + rkw - pl, c), axis=[rkh, rkw]), name="acc")
+
+    def count(oh, ow):
+        if include_pad or not padded:
+            return tirx.const(KH * KW, "int32")
+        h0, w0 = oh * sh - pt, ow * sw - pl
+        hc = tirx.min(h0 + KH, H) - tirx.max(h0, 0)
+        wc = tirx.min(w0 + KW, W_) - tirx.max(w0, 0)
+        return hc * wc
+
+    if is_float:
+        fp = te.placeholder((2,), "float32", name="fparams")
+        params, pnames = [fp], ["fparams"]
+        consts["fparams"] = _fbounds(node.attrs) if not glob else np.array(
+            [-np.inf, np.inf], np.float32)
+        if op == "max_pool":
+            body = lambda n, oh, ow, c: _float_epilogue(acc[n, oh, ow, c], fp)  # noqa: E731
+        else:
+            body = lambda n, oh, ow, c: _float_epilogue(  # noqa: E731
+                acc[n, oh, ow, c] / count(oh, ow).astype("float32"), fp)
+    else:
+        qp_n = 6
+        qp = te.placeholder((qp_n,), "int32", name="qparams")
+        params, pnames = [qp], ["qparams"]
+        if glob:
+            # reference_ops::QuantizedMeanOrSum: 1/n folded into the multiplier
+            n_el = H * W_
+            mult, shift = _qm(np.float64(_scale32(x_i)) / np.float64(_scale32(o_i)))
+            s = 63 - (64 - int(n_el).bit_length())
+            s = min(s, 32, 31 + shift)
+            mult = int((mult << s) // n_el)
+            shift = shift - s
+            lo, hi = dtype_range(o_i.dtype)
+            consts["qparams"] = np.array([_zp(o_i), lo, hi, int(_wrap32(_zp(x_i) * n_el)),
+                                          mult, shift], np.int32)
+
+            def body(n, oh, ow, c):
+                shifted = acc[n, oh, ow, c] - qp[3]
+                return rq.mbqm(shifted, qp[4], qp[5],
+                               lambda r: rq.clamp_add(r, qp[0], qp[1], qp[2]).astype(odt))
+        else:
+            need_rq, m, s_ = _requantize_params(x_i, o_i)
+            dlo, dhi = dtype_range(o_i.dtype)
+            qmin, qmax = _qclamp(o_i, node.attrs)
+            consts["qparams"] = np.array([_zp(x_i), _zp(o_i), m, s_, qmin, qmax], np.int32)
+
+            def post(v):
+                if need_rq:  # gemmlowp_ops._requantize, then the fused clamp
+                    return rq.mbqm(v - qp[0], qp[2], qp[3], lambda r: rq.clip(rq.clamp_add(
+                        r, qp[1], tirx.const(dlo, "int32"), tirx.const(dhi, "int32")),
+                        qp[4], qp[5]).astype(odt))
+                return rq.clip(v, qp[4], qp[5]).astype(odt)
+
+            if op == "max_pool":
+                body = lambda n, oh, ow, c: post(acc[n, oh, ow, c])  # noqa: E731
+            else:
+                def body(n, oh, ow, c):
+                    tot = acc[n, oh, ow, c]
+                    cnt = count(oh, ow)
+                    half = tirx.floordiv(cnt, 2)
+                    num = tirx.Select(tot > 0, tot + half, tot - half)
+                    return post(tirx.truncdiv(num, cnt))
+    y = te.compute((N, OH, OW, C), body, name="y")
+    axes = [Axis("n", N, unit="images"), Axis("oh", OH, unit="output rows"),
+            Axis("ow", OW, unit="output columns"), Axis("c", C, vsplit=V, unit="channels"),
+            Axis("kh", KH, reduce=True), Axis("kw", KW, reduce=True)]
+    spec = ComputeSpec(main="acc", axes=axes, epilogue="y",
+                       default_order=("n", "oh", "ow", "c", "kh", "kw"), layer=ctx.layer)
+    x_name, out_shape = node.inputs[0], o_i.shape
+
+    def pack(values):
+        out = {"x": to_kernel_layout(np.asarray(values[x_name]), layout).astype(np.dtype(xdt))}
+        out.update({k: consts[k] for k in pnames})
+        return out
+
+    def unpack(arr):
+        a = from_kernel_layout(np.asarray(arr), layout)
+        return a.reshape(out_shape)
+
+    signature = {"op": op, "class": "pool", "x": [list(x.shape), xdt], "y": [list(y.shape), odt],
+                 "kernel": [KH, KW], "strides": [sh, sw], "pads": [pt, pl, pb, pr],
+                 "include_pad": include_pad, "block": V,
+                 "requant": bool(not is_float and not glob and _requantize_params(x_i, o_i)[0])}
+    return Built("pool", [x] + params + [y], ["x"] + pnames + ["y"], spec, recipe, pack, unpack,
+                 signature, (x_name,))
+
+
+# ------------------------------------------------------------------------------------------
+# elementwise
+# ------------------------------------------------------------------------------------------
+
+def _elementwise_spec(ctx: Ctx, total: int, bits: int, recipe: Recipe) -> ComputeSpec:
+    V = _block(recipe, "x", total, _lanes(ctx, bits), ctx.layer, "elements", True)
+    return ComputeSpec(main="y", axes=[Axis("x", total, vsplit=V, unit="elements")],
+                       default_order=("x",), layer=ctx.layer)
+
+
+def _flat_placeholder(name: str, shape, dtype):
+    te = _te()
+    return te.placeholder(tuple(shape), dtype, name=name)
+
+
+def _idx_all(shape):
+    return tuple(range(len(shape)))
+
+
+def elementwise(ctx: Ctx) -> Built:
+    """add, sub, mul (same-shape operands), relu / relu6 / clip, quantize, dequantize."""
+    te, tirx = _te(), _tirx()
+    node, g = ctx.node, ctx.graph
+    op = node.op
+    o_i = ctx.out
+    ins = [ctx.info(i) for i in range(len(node.inputs))]
+    layout = tensor_layout(g, node.outputs[0]) if len(o_i.shape) == 4 else "NCHW"
+    kshape = _kshape(o_i.shape, layout)
+    for i, t in enumerate(ins):
+        if t is None or g.is_constant(node.inputs[i]):
+            raise NotLowered(f"operand {i} is a constant (only activation operands are lowered)")
+        if t.shape != o_i.shape:
+            raise NotLowered(f"broadcasting {t.shape} to {o_i.shape}")
+    total = int(np.prod(kshape))
+    consts: dict[str, np.ndarray] = {}
+    in_dts = [_store_dtype(t.dtype) for t in ins]
+    odt = _store_dtype(o_i.dtype)
+    xs = [te.placeholder(kshape, dt, name=n) for dt, n in zip(
+        in_dts, ["a", "b"] if len(ins) == 2 else ["x"])]
+    xnames = ["a", "b"] if len(ins) == 2 else ["x"]
+    is_float = o_i.is_float and all(t.is_float for t in ins)
+    params: list = []
+    pnames: list[str] = []
+    if is_float:
+        prec = "fp32"
+        if op in ("quantize", "dequantize") or o_i.dtype != "float32":
+            raise NotLowered(f"float {op} to {o_i.dtype}")
+        fp = te.placeholder((2,), "float32", name="fparams")
+        params, pnames = [fp], ["fparams"]
+        if op in ("add", "sub", "mul"):
+            consts["fparams"] = _fbounds(node.attrs)
+            a, b = xs
+
+            def body(*i):
+                v = a[i] + b[i] if op == "add" else (a[i] - b[i] if op == "sub" else a[i] * b[i])
+                return _float_epilogue(v, fp)
+        elif op in ("relu", "relu6", "clip"):
+            lo, hi = {"relu": (0.0, np.inf), "relu6": (0.0, 6.0)}.get(op, (
+                node.attr("min"), node.attr("max")))
+            consts["fparams"] = np.array([-np.inf if lo is None else lo,
+                                          np.inf if hi is None else hi], np.float32)
+            x = xs[0]
+
+            def body(*i):
+                return _float_epilogue(x[i], fp)
+        else:
+            raise NotLowered(f"float {op}")
+    elif op == "quantize" and ins[0].is_float:
+        prec = ctx.precision
+        _need_per_tensor(ctx, o_i, "output")
+        if ins[0].dtype != "float32":
+            raise NotLowered(f"quantize from {ins[0].dtype}")
+        fp = te.placeholder((1,), "float32", name="fparams")
+        qp = te.placeholder((3,), "int32", name="qparams")
+        params, pnames = [fp, qp], ["fparams", "qparams"]
+        lo, hi = dtype_range(o_i.dtype)
+        consts["fparams"] = np.array([_scale32(o_i)], np.float32)
+        consts["qparams"] = np.array([_zp(o_i), lo, hi], np.int32)
+        x = xs[0]
+
+        def body(*i):
+            # AffineQuantize: TfLiteRound(x / float(scale)) + zp, clamped
+            v = (x[i] / fp[0]).astype("float64")
+            r = rq.round_half_away_f64(v)
+            zp = qp[0].astype("float64")
+            r = rq.clip(r, qp[1].astype("float64") - zp, qp[2].astype("float64") - zp)
+            return (r.astype("int32") + qp[0]).astype(odt)
+    elif op == "dequantize":
+        prec = ctx.precision
+        _need_per_tensor(ctx, ins[0], "input")
+        if o_i.dtype != "float32":
+            raise NotLowered(f"dequantize to {o_i.dtype}")
+        sc = te.placeholder((1,), "float64", name="scale")
+        qp = te.placeholder((1,), "int32", name="qparams")
+        params, pnames = [sc, qp], ["scale", "qparams"]
+        consts["scale"] = np.array([np.float64(_scale32(ins[0]))], np.float64)
+        consts["qparams"] = np.array([_zp(ins[0])], np.int32)
+        x = xs[0]
+
+        def body(*i):
+            return ((x[i].astype("int32") - qp[0]).astype("float64") * sc[0]).astype("float32")
+    else:
+        prec = ctx.precision
+        if g.requant_mode != "gemmlowp":
+            raise NotLowered(f"requant_mode '{g.requant_mode}' (kernels implement gemmlowp)")
+        for k, t in enumerate(ins):
+            _need_per_tensor(ctx, t, f"operand {k}")
+        _need_per_tensor(ctx, o_i, "output")
+        qmin, qmax = _qclamp(o_i, node.attrs)
+        if op in ("add", "sub"):
+            from accelsim.ref.gemmlowp_ops import INT32_MAX, _max_offset
+            a_i, b_i = ins
+            left = 15 if o_i.dtype == "int16" else 20
+            while max(_max_offset(a_i), _max_offset(b_i)) << left > INT32_MAX:
+                left -= 1
+            s1, s2, so = _scale32(a_i), _scale32(b_i), _scale32(o_i)
+            twice = np.float64(np.float32(2) * max(s1, s2))
+            m1, sh1 = _qm(np.float64(s1) / twice)
+            m2, sh2 = _qm(np.float64(s2) / twice)
+            mo, sho = _qm(twice / np.float64(np.float32((1 << left) * so)))
+            qp = te.placeholder((12,), "int32", name="qparams")
+            params, pnames = [qp], ["qparams"]
+            consts["qparams"] = np.array([_zp(a_i), _zp(b_i), _zp(o_i), left, m1, sh1, m2, sh2,
+                                          mo, sho, qmin, qmax], np.int32)
+            a, b = xs
+            sign = 1 if op == "add" else -1
+
+            def body(*i):
+                x1 = tirx.shift_left(a[i].astype("int32") - qp[0], qp[3])
+                x2 = tirx.shift_left(b[i].astype("int32") - qp[1], qp[3])
+                def out(y1, y2):
+                    raw = y1 + y2 if sign > 0 else y1 - y2
+                    return rq.mbqm(raw, qp[8], qp[9], lambda r: rq.clamp_add(
+                        r, qp[2], qp[10], qp[11]).astype(odt))
+                return rq.mbqm(x1, qp[4], qp[5], lambda y1: rq.mbqm(
+                    x2, qp[6], qp[7], lambda y2: out(y1, y2)))
+        elif op == "mul":
+            from accelsim.ref.gemmlowp_ops import INT32_MAX, _max_offset
+            a_i, b_i = ins
+            m = np.float64(np.float32(np.float32(_scale32(a_i) * _scale32(b_i)) / _scale32(o_i)))
+            mm, ms = _qm(m)
+            wide = _max_offset(a_i) * _max_offset(b_i) > INT32_MAX
+            qp = te.placeholder((7,), "int32", name="qparams")
+            params, pnames = [qp], ["qparams"]
+            consts["qparams"] = np.array([_zp(a_i), _zp(b_i), _zp(o_i), mm, ms, qmin, qmax],
+                                         np.int32)
+            a, b = xs
+            pdt = "int64" if wide else "int32"
+
+            def body(*i):
+                p = (a[i].astype(pdt) - qp[0].astype(pdt)) * (b[i].astype(pdt)
+                                                              - qp[1].astype(pdt))
+                fn = rq.mbqm64 if wide else rq.mbqm
+                return fn(p, qp[3], qp[4],
+                          lambda r: rq.clamp_add(r, qp[2], qp[5], qp[6]).astype(odt))
+        elif op in ("relu", "relu6", "clip", "quantize"):
+            x_i = ins[0]
+            if op == "quantize":
+                m = np.float64(_scale32(x_i)) / np.float64(_scale32(o_i))
+                lo_, hi_ = dtype_range(o_i.dtype)
+            else:
+                from accelsim.ref.int_ops import quantized_clamp
+                m = np.float64(np.float32(_scale32(x_i) / _scale32(o_i)))
+                lo, hi = {"relu": (0.0, np.inf), "relu6": (0.0, 6.0)}.get(op, (
+                    node.attr("min"), node.attr("max")))
+                lo_, hi_ = quantized_clamp(o_i, -np.inf if lo is None else float(lo),
+                                           np.inf if hi is None else float(hi))
+            mm, ms = _qm(m)
+            qp = te.placeholder((6,), "int32", name="qparams")
+            params, pnames = [qp], ["qparams"]
+            consts["qparams"] = np.array([_zp(x_i), _zp(o_i), mm, ms, lo_, hi_], np.int32)
+            x = xs[0]
+
+            def body(*i):
+                return rq.mbqm(x[i].astype("int32") - qp[0], qp[2], qp[3],
+                               lambda r: rq.clamp_add(r, qp[1], qp[4], qp[5]).astype(odt))
+        else:
+            raise NotLowered(f"no integer kernel for {op}")
+    recipe = ctx.recipe("elementwise", prec)
+    y = te.compute(kshape, lambda *i: body(*i), name="y")
+    spec = _elementwise_spec(ctx, total, DTYPE_BITS.get(o_i.dtype, 32)
+                             if not is_float else 32, recipe)
+    spec.fuse = True
+    in_names = tuple(node.inputs)
+    in_layouts = [tensor_layout(g, t) if len(g.tensors[t].shape) == 4 else "NCHW"
+                  for t in in_names]
+
+    def pack(values):
+        out = {}
+        for n, t, lay, dt in zip(xnames, in_names, in_layouts, in_dts):
+            out[n] = to_kernel_layout(np.asarray(values[t]), lay).astype(np.dtype(dt))
+        out.update({k: consts[k] for k in pnames})
+        return out
+
+    def unpack(arr):
+        return from_kernel_layout(np.asarray(arr), layout)
+
+    signature = {"op": op, "class": "elementwise", "in": [[list(x.shape), str(x.dtype)] for x in xs],
+                 "y": [list(kshape), odt], "block": spec.axes[0].vsplit}
+    return Built("elementwise", xs + params + [y], xnames + pnames + ["y"], spec, recipe, pack,
+                 unpack, signature, in_names)
+
+
+def _kaxis(axis: int, rank: int, layout: str) -> int:
+    """The kernel-layout position of reference axis `axis`."""
+    axis %= rank
+    if rank == 4 and layout == "NCHW":
+        return (0, 3, 1, 2)[axis]
+    return axis
+
+
+def _f32(v):
+    """Round a float64 expression to float32 and back: every float32 operation is computed
+    in float64 and rounded, which is exact (53 >= 2 * 24 + 2, Figueroa 1995) and immune to
+    LLVM contracting a multiply and an add into one FMA."""
+    return v.astype("float32").astype("float64")
+
+
+def concat(ctx: Ctx) -> Built:
+    """concat: copies, or reference_ops::ConcatenationWithScaling per input whose quantization
+    differs from the output's (float32 arithmetic, std::round)."""
+    te, tirx = _te(), _tirx()
+    node, g = ctx.node, ctx.graph
+    o_i = ctx.out
+    ins = [ctx.info(i) for i in range(len(node.inputs))]
+    if any(g.is_constant(t) for t in node.inputs):
+        raise NotLowered("a constant operand")
+    rank = len(o_i.shape)
+    layout = tensor_layout(g, node.outputs[0]) if rank == 4 else "NCHW"
+    ax = _kaxis(node.attr("axis"), rank, layout)
+    kshape = _kshape(o_i.shape, layout)
+    is_float = o_i.is_float
+    odt = _store_dtype(o_i.dtype)
+    xs = [te.placeholder(_kshape(t.shape, layout), _store_dtype(t.dtype), name=f"x{k}")
+          for k, t in enumerate(ins)]
+    consts: dict[str, np.ndarray] = {}
+    params, pnames = [], []
+    scaled: list[bool] = []
+    if is_float:
+        prec = "fp32"
+        scaled = [False] * len(ins)
+    else:
+        prec = ctx.precision
+        _need_per_tensor(ctx, o_i, "output")
+        for k, t in enumerate(ins):
+            _need_per_tensor(ctx, t, f"input {k}")
+        so, zo = _scale32(o_i), _zp(o_i)
+        lo, hi = dtype_range(o_i.dtype)
+        fvals, scaled = [], []
+        for t in ins:
+            same = _scale32(t) == so and _zp(t) == zo
+            scaled.append(not same)
+            inv = np.float32(1.0) / so
+            sc = np.float32(_scale32(t) * inv)
+            fvals += [sc, np.float32(np.float32(-_zp(t)) * sc)]
+        qmin, qmax = lo, hi
+        if any(np.isfinite(activation_bounds(node.attrs))):
+            qmin, qmax = _qclamp(o_i, node.attrs)
+        fp = te.placeholder((2 * len(ins),), "float32", name="fparams")
+        qp = te.placeholder((3,), "int32", name="qparams")
+        params, pnames = [fp, qp], ["fparams", "qparams"]
+        consts["fparams"] = np.array(fvals, np.float32)
+        consts["qparams"] = np.array([zo, lo, hi], np.int32)
+        consts["clamp"] = np.array([qmin, qmax])
+
+    offsets = np.cumsum([0] + [int(x.shape[ax]) for x in xs])
+
+    def value(k, idx):
+        x = xs[k]
+        v = x[idx]
+        if not scaled[k]:
+            return v.astype(odt)
+        # float32(x) * scale + bias, rounded half away from zero, + zp, clipped
+        f = _f32(_f32(v.astype("float64") * fp[2 * k].astype("float64"))
+                 + fp[2 * k + 1].astype("float64"))
+        r = rq.round_half_away_f64(f)
+        zp = qp[0].astype("float64")
+        r = rq.clip(r, qp[1].astype("float64") - zp, qp[2].astype("float64") - zp)
+        return (r.astype("int32") + qp[0]).astype(odt)
+
+    def body(*i):
+        j = i[ax]
+        out = None
+        for k in reversed(range(len(xs))):
+            idx = tuple(i[d] if d != ax else j - int(offsets[k]) for d in range(rank))
+            v = value(k, idx)
+            out = v if out is None else tirx.if_then_else(j < int(offsets[k + 1]), v, out)
+        if not is_float and (consts["clamp"][0] > dtype_range(o_i.dtype)[0]
+                             or consts["clamp"][1] < dtype_range(o_i.dtype)[1]):
+            out = rq.clip(out.astype("int32"), int(consts["clamp"][0]),
+                          int(consts["clamp"][1])).astype(odt)
+        return out
+    recipe = ctx.recipe("elementwise", prec)
+    y = te.compute(kshape, body, name="y")
+    total = int(np.prod(kshape))
+    spec = _elementwise_spec(ctx, total, DTYPE_BITS.get(o_i.dtype, 32), recipe)
+    spec.fuse = True
+    in_names = tuple(node.inputs)
+    xnames = [f"x{k}" for k in range(len(ins))]
+
+    def pack(values):
+        out = {n: to_kernel_layout(np.asarray(values[t]), layout).astype(np.dtype(str(x.dtype)))
+               for n, t, x in zip(xnames, in_names, xs)}
+        out.update({k: consts[k] for k in pnames})
+        return out
+
+    def unpack(arr):
+        return from_kernel_layout(np.asarray(arr), layout)
+
+    signature = {"op": "concat", "class": "elementwise", "axis": ax,
+                 "in": [[list(x.shape), str(x.dtype)] for x in xs], "y": [list(kshape), odt],
+                 "scaled": scaled, "clamp": [int(v) for v in consts.get("clamp", [])],
+                 "block": spec.axes[0].vsplit}
+    return Built("elementwise", xs + params + [y], xnames + pnames + ["y"], spec, recipe, pack,
+                 unpack, signature, in_names)
+
+
+def pad(ctx: Ctx) -> Built:
+    """pad: constant padding (the real value `value`, quantized on the output's scale), with
+    the input requantized first when its quantization differs (gemmlowp_ops.pad)."""
+    te, tirx = _te(), _tirx()
+    node, g = ctx.node, ctx.graph
+    x_i, o_i = ctx.info(0), ctx.out
+    rank = len(x_i.shape)
+    layout = tensor_layout(g, node.inputs[0]) if rank == 4 else "NCHW"
+    pads = [tuple(p) for p in node.attr("pads")]
+    if rank == 4 and layout == "NCHW":
+        pads = [pads[0], pads[2], pads[3], pads[1]]
+    if any(a < 0 or b < 0 for a, b in pads):
+        raise NotLowered("negative padding (cropping)")
+    kin, kout = _kshape(x_i.shape, layout), _kshape(o_i.shape, layout)
+    is_float = o_i.is_float
+    xdt, odt = _store_dtype(x_i.dtype), _store_dtype(o_i.dtype)
+    x = te.placeholder(kin, xdt, name="x")
+    consts: dict[str, np.ndarray] = {}
+    value = float(node.attr("value", 0.0) or 0.0)
+    if is_float:
+        prec = "fp32"
+        fp = te.placeholder((1,), "float32", name="fparams")
+        params, pnames = [fp], ["fparams"]
+        consts["fparams"] = np.array([value], np.float32)
+        fill = fp[0]
+        need_rq = False
+
+        def inner(v):
+            return v
+    else:
+        from accelsim.ref.int_ops import round_half_away
+        prec = ctx.precision
+        _need_per_tensor(ctx, x_i, "input")
+        _need_per_tensor(ctx, o_i, "output")
+        lo, hi = dtype_range(o_i.dtype)
+        qv = _zp(o_i) + int(round_half_away(np.float64(value) / np.float64(_scale32(o_i))))
+        need_rq, m, sh = _requantize_params(x_i, o_i)
+        qp = te.placeholder((7,), "int32", name="qparams")
+        params, pnames = [qp], ["qparams"]
+        consts["qparams"] = np.array([int(np.clip(qv, lo, hi)), _zp(x_i), _zp(o_i), m, sh, lo,
+                                      hi], np.int32)
+        fill = qp[0].astype(odt)
+
+        def inner(v):
+            if not need_rq:
+                return v.astype(odt)
+            return rq.mbqm(v.astype("int32") - qp[1], qp[3], qp[4], lambda r: rq.clamp_add(
+                r, qp[2], qp[5], qp[6]).astype(odt))
+
+    def body(*i):
+        inside = tirx.all(*[tirx.all(i[d] >= a, i[d] < a + kin[d])
+                            for d, (a, _) in enumerate(pads)])
+        src = tuple(i[d] - pads[d][0] for d in range(rank))
+        return tirx.if_then_else(inside, inner(x[src]), fill)
+    recipe = ctx.recipe("elementwise", prec)
+    y = te.compute(kout, body, name="y")
+    spec = _elementwise_spec(ctx, int(np.prod(kout)), DTYPE_BITS.get(o_i.dtype, 32), recipe)
+    spec.fuse = True
+    x_name = node.inputs[0]
+
+    def pack_(values):
+        out = {"x": to_kernel_layout(np.asarray(values[x_name]), layout).astype(np.dtype(xdt))}
+        out.update({k: consts[k] for k in pnames})
+        return out
+
+    def unpack(arr):
+        return from_kernel_layout(np.asarray(arr), layout)
+
+    signature = {"op": "pad", "class": "elementwise", "x": [list(kin), xdt],
+                 "y": [list(kout), odt], "pads": pads, "requant": bool(need_rq),
+                 "block": spec.axes[0].vsplit}
+    return Built("elementwise", [x] + params + [y], ["x"] + pnames + ["y"], spec, recipe, pack_,
+                 unpack, signature, (x_name,))
+
+
+def builder_for(graph: Graph, node: Node):
+    """The builder of a node, or None for views / unsupported ops."""
+    from accelsim.model.ops import op_class
+    cls = op_class(graph, node)
+    if node.op == "conv2d":
+        return depthwise if cls == "depthwise_conv2d" else contraction
+    if node.op == "dense":
+        return contraction
+    if node.op in ("max_pool", "avg_pool", "global_avg_pool", "mean"):
+        return pool
+    if node.op in ("add", "sub", "mul", "relu", "relu6", "clip", "quantize", "dequantize"):
+        return elementwise
+    if node.op == "concat":
+        return concat
+    if node.op == "pad":
+        return pad
+    return None

@@ -1,0 +1,89 @@
+"""Integer requantization as TIR expressions, bit-exact with `accelsim.quant.fixedpoint`.
+
+The same integers as TFLite's reference kernels (gemmlowp `fixedpoint.h`, TFLite `common.cc`),
+in forms that use each operand once where possible (TVM's `Let` bindings trip its
+NarrowDataType pass, and a requantization nested in another, as in `add`, would otherwise grow
+as a tree; TVM's CSE pass removes the small duplicates left):
+
+- `SaturatingRoundingDoublingHighMul(a, b)` = `(a*b + nudge) / 2^31` truncated, with
+  `nudge = a*b >= 0 ? 2^30 : 1 - 2^30`, is exactly `(a*b + 2^30) >> 31` (arithmetic shift): for
+  a negative product the truncation of `p + 1 - 2^30` is the ceiling, and
+  `ceil((p + 1 - 2^30) / 2^31) = floor((p + 2^30) / 2^31)`. Its saturation (a == b == INT32_MIN)
+  cannot occur: multipliers from `QuantizeMultiplier` are non-negative.
+- `RoundingDivideByPOT(x, e)` (halves away from zero) = `(x + (2^e >> 1) - [x < 0 and e > 0]) >> e`;
+  the sign of `x` is that of the SRDHM operand (for a non-negative multiplier a result of 0
+  rounds to 0 either way).
+- `MultiplyByQuantizedMultiplier(int32 x, m, shift)`: `x << left` is an int32 shift that wraps,
+  as TFLite's (LLVM `shl` carries no overflow flags); the rest is int64, so nothing overflows.
+- the int64 overload of the 16x8 kernels (multiplier reduced to 16 bits, one rounding), result
+  wrapped to int32 like TFLite's implicit conversion.
+- `clamp_add`: `clip(r + zp, lo, hi)` computed as `clip(r, lo - zp, hi - zp) + zp`, the same
+  integer without int32 overflow.
+
+Every function takes an optional continuation `k` applied to its result (kept so callers read
+the same whether or not a helper binds intermediates).
+"""
+
+from __future__ import annotations
+
+from accelsim.tvm_env import import_tvm
+
+
+def _t():
+    return import_tvm().tirx
+
+
+def c32(v: int):
+    return _t().const(int(v), "int32")
+
+
+def c64(v: int):
+    return _t().const(int(v), "int64")
+
+
+def _ident(v):
+    return v
+
+
+def mbqm(x, mult, shift, k=_ident):
+    """MultiplyByQuantizedMultiplier(int32 x, int32 mult, int32 shift), double rounding.
+
+    `shift` is in [-31, 30] (QuantizeMultiplier); the min() bounds make that visible to TVM's
+    integer analysis."""
+    tirx = _t()
+    left = tirx.min(tirx.max(shift, c32(0)), c32(31))
+    right = tirx.min(tirx.max(c32(0) - shift, c32(0)), c32(31)).astype("int64")
+    a = tirx.shift_left(x, left)                       # int32, wraps
+    hi = tirx.shift_right(a.astype("int64") * mult.astype("int64") + c64(1 << 30), c64(31))
+    neg = tirx.Select(tirx.all(a < c32(0), right > c64(0)), c64(1), c64(0))
+    half = tirx.shift_right(tirx.shift_left(c64(1), right), c64(1))
+    return k(tirx.shift_right(hi + half - neg, right).astype("int32"))
+
+
+def mbqm64(x, mult, shift, k=_ident):
+    """MultiplyByQuantizedMultiplier(int64 x, int32 mult, int32 shift) -> int32 (wrapped)."""
+    tirx = _t()
+    m = mult.astype("int64")
+    reduced = tirx.Select(m < c64(0x7FFF0000),
+                          tirx.shift_right(m + c64(1 << 15), c64(16)), c64(0x7FFF))
+    total = (c32(15) - tirx.min(tirx.max(shift, c32(-31)), c32(7))).astype("int64")
+    rounded = x * reduced + tirx.shift_left(c64(1), total - c64(1))
+    return k(tirx.shift_right(rounded, total).astype("int32"))
+
+
+def round_half_away_f64(v):
+    """std::round on a float64 value (halves away from zero)."""
+    tirx = _t()
+    a = tirx.floor(tirx.abs(v) + tirx.const(0.5, "float64"))
+    return tirx.Select(v < tirx.const(0.0, "float64"), -a, a)
+
+
+def clamp_add(r, zp, lo, hi):
+    """clip(r + zp, lo, hi) for int32 r without int32 overflow."""
+    tirx = _t()
+    return tirx.max(tirx.min(r, hi - zp), lo - zp) + zp
+
+
+def clip(v, lo, hi):
+    tirx = _t()
+    return tirx.max(tirx.min(v, hi), lo)

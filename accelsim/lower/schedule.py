@@ -1,0 +1,471 @@
+"""Schedule recipes (`schedules/<target-kind>.yaml`) and the generic code that applies them.
+
+A recipe file holds, per operator class and precision, how the lowering schedules a kernel:
+
+```yaml
+conv2d:                      # operator class: conv2d, depthwise_conv2d, dense, elementwise, pool
+                             # (or a single operator: add, quantize, max_pool, ...)
+  default:                   # used for any precision without its own section
+    block: {oc: auto, ic: auto}
+    tile: {ow: "<=4", oc: "<=8"}
+    order: [n, oh, ow.o, oc.o, kh, kw, ic, ow.i, oc.i]
+    tensorize: [sdot, smull_sadalp]
+    vectorize: oc.v
+    unroll: [ow.i, oc.i]
+    epilogue: {vectorize: true}
+  w16a16: {...}              # keys here override the default section's keys
+```
+
+Keys (every other key is an error naming the file and key path):
+
+- `block`: per channel axis, the innermost block: the intrinsic's lanes / depth, or the vector
+  lanes. `auto` takes it from the chosen intrinsic, else `vector_bits / accumulator bits` along
+  the vector axis (1 along `ic`, 2 for 4-bit weights), reduced to the largest power of two that
+  divides the axis. `"<=N"`: the largest divisor of the axis not above N. An int is taken as
+  given. Output and input channels (`oc`, `ic` of conv2d / dense) are padded up to a multiple of
+  their block in the packed weights (the kernel computes and discards the padding); every other
+  axis must be divisible by its block.
+- `tile`: per axis, a tile size in elements: the axis `a` becomes loops `a.o` and `a.i`. An int
+  must divide the axis (after the block padding above) and be a multiple of its block, else the
+  recipe is an error (`...: conv2d.w8a8.tile.oc: 12 does not divide 32 output channels of layer
+  'x'`); recipes that must fit layers of every shape use `"<=N"` (the largest such tile not above
+  N). Non-dividing tiles are errors, not padding, so a trip count in a Kernel record is what runs.
+- `order`: the loop order, outermost first, by loop name (`n`, `oh`, `ow.o`, ...). The loops a
+  tensor intrinsic covers (`oc.v`, `ic.v`) or the vectorized loop are always made innermost and
+  may be left out.
+- `vectorize`: the loop to vectorize (`oc.v`, `c.v`, `x.v`) when no intrinsic applies.
+- `unroll`: loops to unroll. `parallel`: `none` (the modelled cores run one thread).
+- `tensorize`: an intrinsic name or a list in order of preference (see `accelsim.lower.intrin`);
+  the first one the target's features and the layer's operand types allow is used; if none
+  applies the kernel is vectorized instead.
+- `epilogue: {vectorize: bool}`: vectorize the fused bias + requantize + clamp over the
+  channel tile. `pad: {vectorize: bool}`: vectorize the padding stage over channels.
+
+The code here is generic: it knows loop names and recipe keys, never a target.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from accelsim.errors import AccelsimError
+from accelsim.lower import intrin as _intrin
+
+
+class RecipeError(AccelsimError):
+    """A schedule recipe file that is missing, malformed, or does not fit a layer."""
+
+
+OP_CLASSES = ("conv2d", "depthwise_conv2d", "dense", "elementwise", "pool")
+# single operators may have their own section, which overrides their class's section
+OP_SECTIONS = {"add": "elementwise", "sub": "elementwise", "mul": "elementwise",
+               "relu": "elementwise", "relu6": "elementwise", "clip": "elementwise",
+               "quantize": "elementwise", "dequantize": "elementwise", "concat": "elementwise",
+               "pad": "elementwise", "max_pool": "pool", "avg_pool": "pool",
+               "global_avg_pool": "pool", "mean": "pool"}
+RECIPE_KEYS = ("block", "tile", "order", "vectorize", "unroll", "parallel", "tensorize",
+               "epilogue", "pad")
+_AXES = {
+    "conv2d": ("n", "oh", "ow", "oc", "kh", "kw", "ic"),
+    "dense": ("n", "oc", "ic"),
+    "depthwise_conv2d": ("n", "oh", "ow", "c", "kh", "kw"),
+    "pool": ("n", "oh", "ow", "c", "kh", "kw"),
+    "elementwise": ("x",),
+}
+_BLOCK_AXES = {
+    "conv2d": ("oc", "ic"), "dense": ("oc", "ic"), "depthwise_conv2d": ("c",),
+    "pool": ("c",), "elementwise": ("x",),
+}
+_EPILOGUE_KEYS = ("vectorize",)
+_PAD_KEYS = ("vectorize",)
+
+
+def schedules_dir() -> Path:
+    """`$ACCELSIM_SCHEDULES` or the repository's `schedules/`."""
+    env = os.environ.get("ACCELSIM_SCHEDULES")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "schedules"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The resolved recipe of one operator class at one precision."""
+
+    path: str
+    op_class: str
+    precision: str
+    values: Mapping[str, Any]
+    sources: Mapping[str, str]   # key -> "conv2d.w8a8" or "conv2d.default"
+
+    def where(self, key: str, *sub: str) -> str:
+        """`file: section.key[.sub]` for error messages."""
+        return f"{self.path}: {self.sources.get(key, self.op_class)}." + ".".join((key,) + sub)
+
+    @property
+    def text(self) -> str:
+        """Canonical text of the recipe (part of the kernel cache key)."""
+        return json.dumps({"op_class": self.op_class, "values": self.values}, sort_keys=True,
+                          default=str)
+
+    def get(self, key: str, default=None):
+        return self.values.get(key, default)
+
+
+@dataclass(frozen=True)
+class RecipeFile:
+    path: str
+    data: Mapping[str, Any]
+
+    def recipe(self, op_class: str, precision: str, op: str | None = None) -> Recipe:
+        """The recipe of `op_class` at `precision`: its `default` section, overridden key by key
+        by its `<precision>` section, then by the operator's own sections (`add:` ...)."""
+        section = self.data.get(op_class)
+        if section is None:
+            raise RecipeError(f"{self.path}: {op_class}: missing (no recipe for operator class "
+                              f"'{op_class}')")
+        values: dict[str, Any] = {}
+        sources: dict[str, str] = {}
+        names = [op_class] + ([op] if op in OP_SECTIONS and op in self.data else [])
+        for name in names:
+            for sec in ("default", precision):
+                for k, v in (self.data[name].get(sec) or {}).items():
+                    values[k] = v
+                    sources[k] = f"{name}.{sec}"
+        return Recipe(self.path, op_class, precision, values, sources)
+
+
+def _is_size(v) -> bool:
+    return (isinstance(v, int) and not isinstance(v, bool) and v > 0) or v == "auto" or (
+        isinstance(v, str) and v.startswith("<=") and v[2:].strip().isdigit()
+        and int(v[2:]) > 0)
+
+
+def _check_section(path: str, where: str, op_class: str, sec: Any) -> None:
+    if not isinstance(sec, Mapping):
+        raise RecipeError(f"{path}: {where}: expected a mapping of recipe keys, found "
+                          f"{type(sec).__name__}")
+    for k, v in sec.items():
+        w = f"{path}: {where}.{k}"
+        if k not in RECIPE_KEYS:
+            raise RecipeError(f"{w}: unknown key (expected one of {', '.join(RECIPE_KEYS)})")
+        if k in ("block", "tile"):
+            if not isinstance(v, Mapping):
+                raise RecipeError(f"{w}: expected a mapping axis -> size")
+            allowed = _BLOCK_AXES[op_class] if k == "block" else _AXES[op_class]
+            for ax, size in v.items():
+                if ax not in allowed:
+                    raise RecipeError(f"{w}.{ax}: unknown axis for {op_class} (expected one of "
+                                      f"{', '.join(allowed)})")
+                if not _is_size(size):
+                    raise RecipeError(f"{w}.{ax}: expected a positive int, 'auto' or '<=N', "
+                                      f"found {size!r}")
+        elif k in ("order", "unroll"):
+            if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+                raise RecipeError(f"{w}: expected a list of loop names, found {v!r}")
+        elif k == "vectorize":
+            if v is not None and not isinstance(v, str):
+                raise RecipeError(f"{w}: expected a loop name or null, found {v!r}")
+        elif k == "parallel":
+            if v not in (None, "none", False):
+                raise RecipeError(f"{w}: only 'none' is supported (the modelled cores run one "
+                                  f"thread), found {v!r}")
+        elif k == "tensorize":
+            names = [v] if isinstance(v, str) else v
+            if names is None:
+                continue
+            if not isinstance(names, list):
+                raise RecipeError(f"{w}: expected an intrinsic name or a list of them")
+            for i, n in enumerate(names):
+                if n not in _intrin.NAMES:
+                    raise RecipeError(f"{w}: unknown intrinsic '{n}' (known: "
+                                      f"{', '.join(_intrin.NAMES)})")
+        elif k in ("epilogue", "pad"):
+            keys = _EPILOGUE_KEYS if k == "epilogue" else _PAD_KEYS
+            if not isinstance(v, Mapping):
+                raise RecipeError(f"{w}: expected a mapping with keys {', '.join(keys)}")
+            for kk, vv in v.items():
+                if kk not in keys:
+                    raise RecipeError(f"{w}.{kk}: unknown key (expected one of "
+                                      f"{', '.join(keys)})")
+                if not isinstance(vv, bool):
+                    raise RecipeError(f"{w}.{kk}: expected true or false, found {vv!r}")
+
+
+def parse_recipes(data: Any, path: str) -> RecipeFile:
+    from accelsim.quant.precision import parse_precision
+    if not isinstance(data, Mapping):
+        raise RecipeError(f"{path}: expected a mapping of operator classes at the top level")
+    for name, section in data.items():
+        if name not in OP_CLASSES and name not in OP_SECTIONS:
+            raise RecipeError(f"{path}: {name}: unknown operator class (expected one of "
+                              f"{', '.join(OP_CLASSES)}, or an operator: "
+                              f"{', '.join(OP_SECTIONS)})")
+        op_class = OP_SECTIONS.get(name, name)
+        if not isinstance(section, Mapping):
+            raise RecipeError(f"{path}: {op_class}: expected a mapping of precisions")
+        for prec, sec in section.items():
+            if prec != "default":
+                try:
+                    parse_precision(str(prec), f"{path}: {name}.{prec}")
+                except AccelsimError as exc:
+                    raise RecipeError(f"{path}: {name}.{prec}: unknown precision ({exc})") \
+                        from None
+            _check_section(path, f"{name}.{prec}", op_class, sec)
+    return RecipeFile(path, data)
+
+
+@lru_cache(maxsize=64)
+def _load(path: str, mtime_ns: int) -> RecipeFile:
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise RecipeError(f"{path}: not valid YAML{where}") from None
+    return parse_recipes(data, path)
+
+
+def load_recipes(path: str | Path) -> RecipeFile:
+    p = Path(path)
+    if not p.is_file():
+        raise RecipeError(f"{path}: no such schedule recipe file")
+    return _load(str(p), p.stat().st_mtime_ns)
+
+
+def recipes_for(target, schedules: str | Path | None = None) -> RecipeFile:
+    """The recipe file for `target`: `schedules` (a file, or a directory holding
+    `<kind>.yaml`), else `schedules/<target.kind>.yaml`."""
+    if schedules is not None:
+        p = Path(schedules)
+        return load_recipes(p / f"{target.kind}.yaml" if p.is_dir() else p)
+    return load_recipes(schedules_dir() / f"{target.kind}.yaml")
+
+
+# ------------------------------------------------------------------------------------------
+# What a lowered compute tells the scheduler
+# ------------------------------------------------------------------------------------------
+
+@dataclass
+class Axis:
+    """One loop of the main block as the compute creates it."""
+
+    name: str
+    extent: int          # loop extent
+    reduce: bool = False
+    vsplit: int | None = None  # split off an inner `<name>.v` loop of this many elements
+    unit: str = ""       # for messages: "output channels"
+    elem: int = 1        # elements of the axis per iteration of this loop
+
+
+@dataclass
+class ComputeSpec:
+    """The main block of a lowered operator and how its loops are named."""
+
+    main: str                        # block name of the main computation
+    axes: list[Axis]                 # in the block's loop order
+    epilogue: str | None = None      # consumer block fused under the tile loop
+    stages: list[tuple[str, int]] = field(default_factory=list)  # root blocks: (name, lanes)
+    intrinsic: _intrin.Intrinsic | None = None
+    intrinsic_loops: tuple[str, ...] = ()
+    default_order: tuple[str, ...] = ()
+    layer: str = ""
+    fuse: bool = False               # fuse all loops of the main block into the first axis
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What the scheduler did (recorded in the Kernel)."""
+
+    recipe: str            # "path: section"
+    order: tuple[str, ...]
+    tiles: Mapping[str, int]
+    blocks: Mapping[str, int]
+    vectorized: tuple[str, ...]
+    unrolled: tuple[str, ...]
+    intrinsic: str | None
+    notes: tuple[str, ...] = ()
+
+
+def resolve_size(value, extent: int, multiple: int, where: str, unit: str, layer: str,
+                 must_divide: bool = True) -> int:
+    """A block or tile size from a recipe value against an axis of `extent` elements."""
+    if value == "auto":
+        return multiple
+    if isinstance(value, str) and value.startswith("<="):
+        cap = int(value[2:])
+        best = multiple
+        t = multiple
+        while t <= min(cap, extent):
+            if extent % t == 0:
+                best = t
+            t += multiple
+        return best
+    t = int(value)
+    if t % multiple:
+        raise RecipeError(f"{where}: {t} is not a multiple of the block of {multiple} {unit} "
+                          f"of layer '{layer}'")
+    if must_divide and extent % t:
+        raise RecipeError(f"{where}: {t} does not divide {extent} {unit} of layer '{layer}'")
+    return t
+
+
+def pow2_divisor(extent: int, cap: int) -> int:
+    """The largest power of two dividing `extent` and not above `cap`."""
+    b = 1
+    while b * 2 <= cap and extent % (b * 2) == 0:
+        b *= 2
+    return b
+
+
+def apply(sch, spec: ComputeSpec, recipe: Recipe) -> Applied:
+    """Apply `recipe` to the main block of `spec` (and its epilogue and stages)."""
+    from accelsim.tvm_env import import_tvm
+    tvm = import_tvm()
+    ScheduleError = tvm.s_tir.ScheduleError
+    notes: list[str] = []
+    layer = spec.layer
+    main = sch.get_sblock(spec.main)
+    raw = sch.get_loops(main)
+    if spec.fuse and len(raw) > 1:
+        raw = [sch.fuse(*raw)]
+    if len(raw) != len(spec.axes):
+        raise AssertionError(f"{spec.main}: {len(raw)} loops, {len(spec.axes)} axes")
+    loops: dict[str, Any] = {}
+    names: list[str] = []
+    extents: dict[str, int] = {}
+    reduce: set[str] = set()
+    tiles = dict(recipe.get("tile") or {})
+    used_tiles: dict[str, int] = {}
+    blocks: dict[str, int] = {}
+    for ax, lv in zip(spec.axes, raw):
+        group: list[tuple[str, Any, int]] = []
+        if ax.vsplit is not None:
+            outer, inner = sch.split(lv, [None, ax.vsplit])
+            blocks[ax.name] = ax.vsplit
+            base, blocked, unit_mult = outer, ax.extent // ax.vsplit, ax.vsplit
+            vpart = (f"{ax.name}.v", inner, ax.vsplit)
+        else:
+            base, blocked, unit_mult, vpart = lv, ax.extent, ax.elem, None
+            if ax.elem > 1:
+                blocks[ax.name] = ax.elem
+        if ax.name in tiles:
+            where = recipe.where("tile", ax.name)
+            t = resolve_size(tiles[ax.name], blocked * unit_mult, unit_mult, where, ax.unit,
+                             layer)
+            used_tiles[ax.name] = t
+            o, i = sch.split(base, [None, t // unit_mult])
+            group += [(f"{ax.name}.o", o, blocked // (t // unit_mult)),
+                      (f"{ax.name}.i", i, t // unit_mult)]
+        else:
+            group.append((ax.name, base, blocked))
+        if vpart:
+            group.append(vpart)
+        for n, lv2, e in group:
+            loops[n] = lv2
+            names.append(n)
+            extents[n] = e
+            if ax.reduce:
+                reduce.add(n)
+    unknown = [t for t in tiles if t not in {a.name for a in spec.axes}]
+    if unknown:
+        raise RecipeError(f"{recipe.where('tile', unknown[0])}: layer '{layer}' has no axis "
+                          f"'{unknown[0]}' (its axes: {', '.join(a.name for a in spec.axes)})")
+
+    # innermost loops claimed by the intrinsic or the vectorizer
+    vec = recipe.get("vectorize")
+    if spec.intrinsic is not None:
+        claimed = list(spec.intrinsic_loops)
+    elif vec:
+        if vec not in loops:
+            raise RecipeError(f"{recipe.where('vectorize')}: no loop '{vec}' in layer '{layer}' "
+                              f"(loops: {', '.join(names)})")
+        claimed = [vec]
+    else:
+        claimed = []
+    order = list(recipe.get("order") or spec.default_order or names)
+    for n in order:
+        if n not in loops:
+            raise RecipeError(f"{recipe.where('order')}: no loop '{n}' in layer '{layer}' "
+                              f"(loops: {', '.join(names)})")
+    if len(set(order)) != len(order):
+        raise RecipeError(f"{recipe.where('order')}: a loop is listed twice")
+    missing = [n for n in names if n not in order and n not in claimed]
+    if missing:
+        raise RecipeError(f"{recipe.where('order')}: loop '{missing[0]}' of layer '{layer}' is "
+                          f"not placed (loops: {', '.join(names)})")
+    final = [n for n in order if n not in claimed] + claimed
+    sch.reorder(*[loops[n] for n in final])
+
+    # fuse the epilogue (bias, requantize, clamp, store) under the innermost tile loop that
+    # encloses the whole reduction, so the accumulators of one tile stay local
+    first_red = next((i for i, n in enumerate(final) if n in reduce), None)
+    if spec.epilogue is not None:
+        ep = sch.get_sblock(spec.epilogue)
+        if first_red is not None and first_red > 0:
+            sch.reverse_compute_at(ep, loops[final[first_red - 1]])
+        ep_loops = sch.get_loops(ep)
+        if (recipe.get("epilogue") or {}).get("vectorize", True) and ep_loops:
+            inner = ep_loops[-1]
+            ext = int(sch.get(inner).extent)
+            if ext > 64:  # a whole untiled channel axis: vectorize in blocks of 16
+                _, inner = sch.split(inner, [None, pow2_divisor(ext, 16)])
+                ext = pow2_divisor(ext, 16)
+            if ext > 1:
+                try:
+                    sch.vectorize(inner)
+                except ScheduleError as exc:
+                    notes.append(f"epilogue not vectorized: {str(exc).splitlines()[0][:120]}")
+    vectorized: list[str] = []
+    unrolled: list[str] = []
+    intrinsic = None
+    if first_red is not None:
+        init = sch.decompose_reduction(main, loops[final[first_red]])
+        init_loops = sch.get_loops(init)
+        if claimed and init_loops and int(sch.get(init_loops[-1]).extent) > 1:
+            try:
+                sch.vectorize(init_loops[-1])
+            except ScheduleError as exc:
+                notes.append(f"init not vectorized: {str(exc).splitlines()[0][:120]}")
+    if spec.intrinsic is not None:
+        key = _intrin.ensure_registered(spec.intrinsic)
+        sch.tensorize(loops[spec.intrinsic_loops[0]], key)
+        intrinsic = spec.intrinsic.name
+    elif vec and extents[vec] > 1:
+        sch.vectorize(loops[vec])
+        vectorized.append(vec)
+    for n in recipe.get("unroll") or []:
+        if n not in loops:
+            raise RecipeError(f"{recipe.where('unroll')}: no loop '{n}' in layer '{layer}' "
+                              f"(loops: {', '.join(names)})")
+        if n in claimed:
+            continue  # covered by the intrinsic / the vector
+        sch.unroll(loops[n])
+        unrolled.append(n)
+
+    # name the loops for the Kernel record (after tensorize: its pattern match compares
+    # loop annotations)
+    for n in final:
+        if spec.intrinsic is not None and n in claimed:
+            continue
+        sch.annotate(loops[n], "accelsim.loop", n)
+
+    # root stages (padding, weight unpacking): vectorize over their innermost axis
+    if (recipe.get("pad") or {}).get("vectorize", True):
+        for stage, lanes in spec.stages:
+            if lanes <= 1:
+                continue
+            b = sch.get_sblock(stage)
+            inner = sch.get_loops(b)[-1]
+            _, vi = sch.split(inner, [None, lanes])
+            sch.vectorize(vi)
+            vectorized.append(f"{stage}.v")
+    return Applied(recipe=f"{recipe.path}: {', '.join(sorted(set(recipe.sources.values())))}",
+                   order=tuple(final), tiles=used_tiles, blocks=blocks,
+                   vectorized=tuple(vectorized), unrolled=tuple(unrolled), intrinsic=intrinsic,
+                   notes=tuple(notes))
