@@ -54,9 +54,10 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from accelsim.quant import calibdata
     from accelsim.quant.precision import parse_precision_list
     from accelsim.quant.ptq import quantize_graph
-    from accelsim.sim.analytic import simulate_graph
+    from accelsim.sim.dispatch import fidelity_of, simulate
     from accelsim.target import load_target
     target = load_target(args.target)
+    fidelity = fidelity_of(target)
     precisions = parse_precision_list(args.precision)
     for p in precisions:  # every check before any work
         target.check_precision(p)
@@ -66,14 +67,14 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     results = []
     for p in precisions:
         q = quantize_graph(graph, p, data).graph if not graph.is_quantized else graph
-        costs = simulate_graph(q, target, p)
+        costs = simulate(q, target, p)
         total = {"cycles": sum(c.cycles for c in costs),
                  "latency_s": sum(c.latency_s for c in costs),
                  "energy_j": sum(c.energy_j for c in costs)}
         results.append({"model": graph.name, "target": target.name, "precision": str(p),
-                        "fidelity": args.fidelity, "calibration_data": data.source,
+                        "fidelity": fidelity, "calibration_data": data.source,
                         "total": total, "layers": [c.to_json() for c in costs]})
-        print(f"\n{graph.name} on {target.name} at {p} ({args.fidelity} fidelity)")
+        print(f"\n{graph.name} on {target.name} at {p} ({fidelity} fidelity)")
         print(f"{'layer':<28}{'op':<18}{'MACs':>13}{'cycles':>13}{'us':>10}{'uJ':>10}"
               f"  bound    util")
         for c in costs:
@@ -87,6 +88,25 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     if args.json:
         import json as _json
         atomic_write_text(args.json, _json.dumps(results, indent=1) + "\n")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from accelsim.quant.precision import parse_precision_list
+    from accelsim.report import ReportSpec, generate_report, make_plan
+    precisions = ()
+    if args.precision:
+        precisions = tuple(str(p) for p in parse_precision_list(args.precision))
+    spec = ReportSpec(models=tuple(args.model or ()), targets=tuple(args.target or ()),
+                      precisions=precisions, input_size=args.input_size,
+                      fidelity=args.fidelity, name=args.name, out=args.out,
+                      accuracy=args.accuracy or None, use_cache=not args.no_cache)
+    plan = make_plan(spec)  # every check before any work
+    result = generate_report(spec, plan)
+    print(f"report: {len(result.files)} files in {result.out_dir}/ (index.html, report.md, "
+          f"summary.csv, layers.csv, ...)")
+    print(f"report: {result.runs} simulations ({result.cached_runs} from the cache), wall time "
+          f"{result.wall_s:.1f} s")
     return 0
 
 
@@ -220,10 +240,34 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--target", required=True, help="shipped target name or a target .yaml")
     s.add_argument("--precision", required=True, help="comma-separated, e.g. fp32,w8a8,w4a8")
     s.add_argument("--fidelity", choices=["analytic"], default="analytic",
-                   help="analytic: from operator shapes and the target's documented numbers")
+                   help="CPU/DSP targets: analytic (operator shapes and the target's documented "
+                        "numbers); accelerator targets always use their instruction-level "
+                        "simulator (accel-sim)")
     s.add_argument("--input-size", type=int, help="zoo models: spatial input size")
     s.add_argument("--json", metavar="PATH", help="write the results as JSON")
     s.set_defaults(func=_cmd_simulate)
+
+    rp = sub.add_parser("report", help="cost report (HTML, Markdown, CSV, JSON, PNG plots) of "
+                                       "models x targets x precisions")
+    rp.add_argument("--model", action="append", metavar="MODEL",
+                    help="zoo name or float model file (repeatable; default mobilenet_v1, "
+                         "mobilenet_v2, resnet50)")
+    rp.add_argument("--target", action="append", metavar="TARGET",
+                    help="shipped target name or .yaml (repeatable; default every shipped "
+                         "CPU, DSP and accelerator target)")
+    rp.add_argument("--precision", metavar="P1,P2",
+                    help="comma-separated (default: every precision each target supports)")
+    rp.add_argument("--input-size", type=int, help="zoo models: spatial input size")
+    rp.add_argument("--name", default="default", help="report name (default 'default')")
+    rp.add_argument("--out", metavar="DIR", help="output directory (default reports/NAME/)")
+    rp.add_argument("--fidelity", choices=["analytic"], default="analytic",
+                    help="CPU/DSP targets: analytic; accelerators always use their "
+                         "instruction-level simulator")
+    rp.add_argument("--accuracy", metavar="FILE.json", default="reports/accuracy.json",
+                    help="accuracy-study results for the accuracy-vs-cost figure ('' for none)")
+    rp.add_argument("--no-cache", action="store_true", help="ignore and do not write the "
+                                                           "result cache")
+    rp.set_defaults(func=_cmd_report)
 
     q = sub.add_parser("quantize", help="post-training quantization to a QDQ ONNX model")
     q.add_argument("model", help="zoo name or a float .onnx file")

@@ -112,3 +112,14 @@ def test_simulate_cli_json_schema(tmp_path):
                          text=True, timeout=120)
     assert bad.returncode != 0 and "cannot run precision 'fp16'" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_simulate_dispatches_accelerator_targets_to_their_simulator():
+    from accelsim.sim.dispatch import fidelity_of, simulate
+    g = zoo.build("resnet18", input_size=32)
+    q = quantize_graph(g, parse_precision("w8a8"), calibdata.random(g, 1)).graph
+    acc = load_target("simd-accel")
+    assert fidelity_of(acc) == "accel-sim" and fidelity_of(load_target("cortex-a76")) == "analytic"
+    costs = simulate(q, acc, parse_precision("w8a8"))
+    assert {c.fidelity for c in costs if c.macs} == {"accel-sim"}
+    assert sum(c.macs for c in costs) == g.macs()
