@@ -110,6 +110,32 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    import time
+    from accelsim.dse.sweep import SweepSpec, load_grid_yaml, parse_grid_args, run_sweep, \
+        validate, write_outputs
+    from accelsim.progress import progress_bar
+    grid, sample, seed = ({}, args.sample, args.seed)
+    if args.config:
+        grid, file_sample, seed = load_grid_yaml(args.config)
+        sample = args.sample if args.sample is not None else file_sample
+    for key, values in parse_grid_args(args.grid or []).items():
+        grid[key] = values
+    spec = SweepSpec(tuple(args.model or ["mobilenet_v2"]), args.target, grid, sample, seed,
+                     args.input_size)
+    points = validate(spec)  # all errors before any work
+    start = time.perf_counter()
+    with progress_bar(len(points), "sweep") as bar:
+        result = run_sweep(spec, workers=args.workers, scheduler=args.scheduler, progress=bar)
+    files = write_outputs(result, args.out)
+    elapsed = time.perf_counter() - start
+    print(f"{len(result.rows)} points ({result.computed} computed, {result.cached} from the "
+          f"cache) in {elapsed:.1f} s; {len(result.pareto)} on the Pareto front")
+    for f in files:
+        print(f"  {f}")
+    return 0
+
+
 def _add_quant_args(p: argparse.ArgumentParser, required: bool) -> None:
     g = p.add_argument_group("quantization (post-training; a zoo name or float model plus "
                              "--precision is quantized on the fly)")
@@ -268,6 +294,21 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--no-cache", action="store_true", help="ignore and do not write the "
                                                            "result cache")
     rp.set_defaults(func=_cmd_report)
+
+    w = sub.add_parser("sweep", help="design-space sweep over accelerator parameters and "
+                                     "precisions, with Pareto fronts")
+    w.add_argument("--model", action="append", help="zoo model (repeatable; default mobilenet_v2)")
+    w.add_argument("--target", default="simd-accel", help="base accelerator (default simd-accel)")
+    w.add_argument("--grid", action="append", metavar="KEY=V1,V2",
+                   help="a grid axis, e.g. lanes=16,32,64 or precision=w4a4,w8a8 (repeatable)")
+    w.add_argument("--config", metavar="SWEEP.yaml", help="grid from a YAML file (grid:, sample:, seed:)")
+    w.add_argument("--sample", type=int, help="evaluate a seeded random sample of N grid points")
+    w.add_argument("--seed", type=int, default=0)
+    w.add_argument("--input-size", type=int, help="zoo models: spatial input size")
+    w.add_argument("--workers", type=int, help="local processes (default: all cores)")
+    w.add_argument("--scheduler", metavar="ADDRESS", help="run on a Dask cluster (dask extra)")
+    w.add_argument("--out", required=True, metavar="DIR")
+    w.set_defaults(func=_cmd_sweep)
 
     q = sub.add_parser("quantize", help="post-training quantization to a QDQ ONNX model")
     q.add_argument("model", help="zoo name or a float .onnx file")

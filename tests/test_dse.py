@@ -45,3 +45,77 @@ def test_cache_roundtrip_and_keys(tmp_path):
     assert c.get(k) == {"cycles": 12.5} and k in c
     # a torn write never leaves a readable partial entry: only .tmp files could remain
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+# -- sweeps --------------------------------------------------------------------------------------
+import os  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import pytest  # noqa: E402
+
+from accelsim.dse.sweep import SweepSpec, run_sweep, validate, write_outputs  # noqa: E402
+from accelsim.errors import AccelsimError  # noqa: E402
+
+GRID = ["--grid", "lanes=16,32,64", "--grid", "precision=w4a4,w8a8", "--grid",
+        "scratchpad_kb=128,256"]
+SPEC = SweepSpec(("mobilenet_v2",), "simd-accel",
+                 {"lanes": (16, 32, 64), "precision": ("w4a4", "w8a8"),
+                  "scratchpad_kb": (128, 256)}, input_size=32)
+
+
+def _sweep_cli(out, cache, *extra):
+    env = dict(os.environ, ACCELSIM_CACHE=str(cache))
+    return subprocess.Popen([sys.executable, "-m", "accelsim", "sweep", "--model", "mobilenet_v2",
+                             "--input-size", "32", *GRID, "--workers", "1", "--out", str(out),
+                             *extra], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def test_killed_sweep_resumes_and_recomputes_only_missing_points(tmp_path):
+    # uninterrupted reference run
+    ref = _sweep_cli(tmp_path / "ref", tmp_path / "cache_ref")
+    assert ref.wait(timeout=600) == 0, ref.stderr.read()
+    # a second sweep, killed once a few points are cached
+    cache = tmp_path / "cache"
+    proc = _sweep_cli(tmp_path / "run", cache)
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list(cache.rglob("*.json"))) < 3:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = len(list(cache.rglob("*.json")))
+    assert 3 <= done_before < 12
+    assert not (tmp_path / "run" / "points.csv").exists()  # nothing half-written
+    again = _sweep_cli(tmp_path / "run", cache)
+    out, err = again.communicate(timeout=600)
+    assert again.returncode == 0, err
+    assert f"({12 - done_before} computed, {done_before} from the cache)" in out
+    assert (tmp_path / "run" / "points.csv").read_text() == \
+        (tmp_path / "ref" / "points.csv").read_text()
+    assert (tmp_path / "run" / "pareto.csv").read_text() == \
+        (tmp_path / "ref" / "pareto.csv").read_text()
+
+
+def test_dask_cluster_gives_identical_results(tmp_path):
+    distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
+    local = run_sweep(SPEC, cache_dir=str(tmp_path / "c1"), workers=1)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        remote = run_sweep(SPEC, cache_dir=str(tmp_path / "c2"), scheduler=cluster.scheduler_address)
+    assert remote.computed == 12 and local.rows == remote.rows and local.pareto == remote.pareto
+    files = write_outputs(remote, tmp_path / "out")
+    assert all(f.exists() for f in files)
+
+
+@pytest.mark.parametrize("grid,fragment", [
+    ({"lanez": (16,)}, "unknown grid key 'lanez'"),
+    ({}, "the grid is empty"),
+    ({"precision": ("fp32",)}, "cannot run at precision 'fp32'"),
+    ({"lanes": (0,)}, "lanes"),
+])
+def test_bad_sweeps_fail_before_any_work(grid, fragment):
+    with pytest.raises(AccelsimError, match=fragment):
+        validate(SweepSpec(("mobilenet_v2",), "simd-accel", grid))
