@@ -7,7 +7,7 @@
 # Debian) it prints a warning and still exits 0, because the tests then skip with a reason.
 # Prints one line saying what it did.
 
-PACKAGES="qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross clang-19 lld-19 llvm-19"
+PACKAGES="qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross clang-19 lld-19 llvm-19 chromium"
 
 missing=""
 for pkg in $PACKAGES; do

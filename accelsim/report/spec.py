@@ -1,0 +1,182 @@
+"""What a report covers: the user's request (`ReportSpec`) checked and expanded into a `Plan`
+(which model runs on which target at which precision) before any work starts, so that a typo or
+an impossible precision costs one line on stderr and nothing else."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from accelsim.errors import InputError, ModelError
+from accelsim.quant.precision import parse_precision
+from accelsim.target import Target, list_targets, load_target
+
+DEFAULT_MODELS = ("mobilenet_v1", "mobilenet_v2", "resnet50")
+# Order of precisions in every table and figure: the float baselines first, then by bits.
+PRECISION_ORDER = ("fp32", "fp16", "w16a16", "w8a8", "w8a4", "w4a8", "w4a4")
+FIDELITIES = ("analytic",)
+# Default target kinds: phone CPUs and DSPs (analytic model) and the accelerator (its own
+# instruction-level simulator). `host` describes whatever machine runs the report, so it is
+# left out of the default report (a committed report must not depend on the build machine);
+# `--target host` still works.
+DEFAULT_KINDS = ("cpu-simd", "vliw-dsp", "accelerator")
+# The accuracy study (benchmarks/accuracy_study.py) ran digits_cnn at input 16 and
+# digits_mobilenet at its default 16x16.
+ACCURACY_MODELS = {"digits_cnn": 16, "digits_mobilenet": None}
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[2]
+
+
+def accel_available() -> bool:
+    """True when the accelerator back end exposes `simulate_graph(graph, config)`."""
+    try:
+        from accelsim import accel
+    except ImportError:
+        return False
+    return callable(getattr(accel, "simulate_graph", None)) and \
+        callable(getattr(accel, "load_config", None))
+
+
+def precision_key(name: str) -> tuple[int, str]:
+    base = name.split("/")[0]
+    return (PRECISION_ORDER.index(base) if base in PRECISION_ORDER else len(PRECISION_ORDER),
+            name)
+
+
+@dataclass(frozen=True)
+class ReportSpec:
+    """A report request. Empty `models` / `targets` / `precisions` mean the defaults: the three
+    default zoo models, every shipped CPU / DSP (and accelerator) target, every precision each
+    target supports. `accuracy` is the accuracy study's JSON (None: no accuracy figure)."""
+
+    models: tuple[str, ...] = ()
+    targets: tuple[str, ...] = ()
+    precisions: tuple[str, ...] = ()
+    input_size: int | None = None
+    fidelity: str = "analytic"
+    name: str = "default"
+    out: str | None = None
+    accuracy: str | None = "reports/accuracy.json"
+    cache_dir: str | None = None
+    use_cache: bool = True
+
+    def out_dir(self) -> Path:
+        return Path(self.out) if self.out else Path("reports") / self.name
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    source: str                 # zoo name or file
+    input_size: int | None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The checked request: models, targets (loaded), per target the precisions to report, the
+    fidelity and what was left out and why."""
+
+    models: tuple[ModelPlan, ...]
+    targets: tuple[Target, ...]
+    precisions: dict                        # target name -> tuple of precision strings
+    all_precisions: tuple[str, ...]         # union, in PRECISION_ORDER
+    fidelity: str
+    out_dir: Path
+    accuracy_path: Path | None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def runs(self) -> list[tuple[ModelPlan, Target, str]]:
+        return [(m, t, p) for m in self.models for t in self.targets
+                for p in self.precisions[t.name]]
+
+
+def _check_model(name: str, input_size: int | None) -> ModelPlan:
+    from accelsim.model import zoo
+    if name in zoo.MODELS:
+        entry = zoo.MODELS[name]
+        if input_size is not None and input_size < entry.min_input_size:
+            raise ModelError(f"--input-size {input_size}: zoo model '{name}' needs an input size "
+                             f">= {entry.min_input_size}")
+        return ModelPlan(name, input_size)
+    path = Path(name)
+    if path.suffix.lower() not in (".onnx", ".tflite"):
+        raise ModelError(f"--model {name}: unknown model; the zoo has {', '.join(zoo.MODELS)} "
+                         f"(or give an .onnx / .tflite file)")
+    if not path.is_file():
+        raise ModelError(f"--model {name}: no such file")
+    if input_size is not None:
+        raise ModelError(f"--model {name}: --input-size applies to zoo models only")
+    return ModelPlan(name, None)
+
+
+def make_plan(spec: ReportSpec) -> Plan:
+    """Check everything a user can get wrong; raise an `AccelsimError` naming it."""
+    if spec.fidelity not in FIDELITIES:
+        raise InputError(f"--fidelity {spec.fidelity}: expected one of {', '.join(FIDELITIES)}")
+    if spec.input_size is not None and (isinstance(spec.input_size, bool)
+                                        or not isinstance(spec.input_size, int)
+                                        or spec.input_size <= 0):
+        raise InputError(f"--input-size {spec.input_size!r}: expected a positive integer")
+    models = tuple(_check_model(m, spec.input_size) for m in (spec.models or DEFAULT_MODELS))
+    if len({m.source for m in models}) != len(models):
+        raise InputError("--model: a model is named twice")
+    notes: list[str] = []
+    have_accel = accel_available()
+    if spec.targets:
+        targets = [load_target(t) for t in spec.targets]
+        if len({t.name for t in targets}) != len(targets):
+            raise InputError("--target: a target is named twice")
+        for t in targets:
+            if t.kind == "accelerator" and not have_accel:
+                raise InputError(f"--target {t.name}: accelerator targets need accelsim.accel's "
+                                 f"simulate_graph, which this installation lacks")
+    else:
+        kinds = DEFAULT_KINDS if have_accel else tuple(k for k in DEFAULT_KINDS
+                                                       if k != "accelerator")
+        targets = [t for t in list_targets() if t.kind in kinds]
+        if not have_accel:
+            notes.append("Accelerator targets (targets/simd-accel*.yaml) are left out: "
+                         "accelsim.accel does not expose simulate_graph(graph, config) here.")
+        notes.append("The host target is left out of the default report: it describes the "
+                     "machine that runs the report, so its numbers would change with the build "
+                     "machine (--target host includes it).")
+    per_target: dict[str, tuple[str, ...]] = {}
+    if spec.precisions:
+        wanted = []
+        for text in spec.precisions:
+            p = parse_precision(text, "--precision")
+            if str(p) not in wanted:
+                wanted.append(str(p))
+        for t in targets:
+            ok = []
+            for w in wanted:
+                p = parse_precision(w)
+                if t.supports(p):
+                    ok.append(w)
+                elif spec.targets:  # the user named both: an impossible pair is an error
+                    t.check_precision(p)
+            skipped = [w for w in wanted if w not in ok]
+            if skipped:
+                notes.append(f"{t.name} cannot run {', '.join(skipped)} (it supports "
+                             f"{', '.join(sorted(t.precisions(), key=precision_key))}): "
+                             f"those rows are absent.")
+            per_target[t.name] = tuple(ok)
+        for w in wanted:
+            if not any(w in v for v in per_target.values()):
+                raise InputError(f"--precision {w}: none of the targets can run it")
+    else:
+        for t in targets:
+            per_target[t.name] = tuple(sorted(t.precisions(), key=precision_key))
+    targets = [t for t in targets if per_target[t.name]]
+    union = sorted({p for v in per_target.values() for p in v}, key=precision_key)
+    accuracy = None
+    if spec.accuracy:
+        a = Path(spec.accuracy)
+        if not a.is_absolute() and not a.is_file() and (repo_root() / a).is_file():
+            a = repo_root() / a
+        accuracy = a if a.is_file() else None
+        if accuracy is None:
+            notes.append(f"No accuracy results at {spec.accuracy}: no accuracy figure.")
+    return Plan(models, tuple(targets), per_target, tuple(union), spec.fidelity,
+                spec.out_dir(), accuracy, tuple(notes))

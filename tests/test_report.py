@@ -1,0 +1,274 @@
+"""`accelsim report`: a small report (one model at a reduced input size, two targets, three
+precisions, plus the accuracy figure) is generated twice into tmp (cold, then from the cache);
+its files, row counts, baselines, CSV/JSON agreement and byte-for-byte determinism are checked,
+and `index.html` is opened in headless Chromium to check that every image loads and every table
+has its rows."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from accelsim.cli import main
+from accelsim.report import ReportSpec, generate_report
+from accelsim.report.tables import LAYER_COLUMNS, SUMMARY_COLUMNS
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL, SIZE = "mobilenet_v1", 32
+TARGETS = ("cortex-a76", "hvx-v68")
+PRECISIONS = ("fp32", "w8a8", "w4a4")
+TIMESTAMP = re.compile(r"Generated \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC")
+
+
+def _spec(out: Path, cache: Path) -> ReportSpec:
+    return ReportSpec(models=(MODEL,), targets=TARGETS, precisions=PRECISIONS, input_size=SIZE,
+                      out=str(out), accuracy=str(REPO / "reports" / "accuracy.json"),
+                      cache_dir=str(cache))
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory):
+    # the same inputs (output path included): the first run (cold) is moved aside, the
+    # second (from the cache) written to the same path
+    root = tmp_path_factory.mktemp("report")
+    cold = generate_report(_spec(root / "rep", root / "cache"))
+    (root / "rep").rename(root / "a")
+    warm = generate_report(_spec(root / "rep", root / "cache"))
+    return root / "a", root / "rep", cold, warm
+
+
+def _csv(path: Path) -> list[dict]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_files_exist(reports):
+    a, _, cold, _ = reports
+    for name in ("index.html", "report.md", "summary.csv", "summary.json", "layers.csv",
+                 "layers.json", "accuracy_cost.csv", f"latency_energy_{MODEL}.png",
+                 f"layers_{MODEL}.png", f"energy_{MODEL}.png", "accuracy_cost.png",
+                 f"layers_{MODEL}.html", f"layers_{MODEL}.md",
+                 *(f"roofline_{t}.png" for t in TARGETS)):
+        assert (a / name).is_file() and (a / name).stat().st_size > 0, name
+    assert {p.name for p in cold.files} <= {p.name for p in a.iterdir()}
+
+
+def test_summary_rows_and_baseline(reports):
+    a, _, _, _ = reports
+    rows = _csv(a / "summary.csv")
+    assert len(rows) == 1 * len(TARGETS) * len(PRECISIONS)
+    assert {(r["model"], r["target"], r["precision"]) for r in rows} == \
+        {(MODEL, t, p) for t in TARGETS for p in PRECISIONS}
+    for r in rows:
+        assert r["input_shape"] == f"1x3x{SIZE}x{SIZE}"
+        assert r["fidelity"] == "analytic"
+        assert "random" in r["calibration_data"]
+        assert float(r["latency_s"]) > 0 and float(r["energy_j"]) > 0
+        if r["precision"] == "fp32":
+            assert float(r["speedup_vs_fp32"]) == 1.0
+            assert float(r["energy_ratio_vs_fp32"]) == 1.0
+    size = {(r["target"], r["precision"]): float(r["model_bytes"]) for r in rows}
+    # 32-bit float weights are ~4x the int8 ones and ~8x the int4 ones (biases stay int32)
+    assert 3.5 < size[("cortex-a76", "fp32")] / size[("cortex-a76", "w8a8")] < 4.1
+    assert size[("cortex-a76", "w4a4")] < size[("cortex-a76", "w8a8")]
+
+
+def _same(csv_value: str, json_value) -> bool:
+    if json_value is None:
+        return csv_value == ""
+    if isinstance(json_value, dict):
+        return json.loads(csv_value) == json_value
+    if isinstance(json_value, bool):
+        return csv_value == str(json_value)
+    if isinstance(json_value, int):
+        return int(csv_value) == json_value
+    if isinstance(json_value, float):
+        return float(csv_value) == json_value
+    return csv_value == json_value
+
+
+@pytest.mark.parametrize("stem,columns", [("summary", SUMMARY_COLUMNS),
+                                          ("layers", LAYER_COLUMNS)])
+def test_json_matches_csv(reports, stem, columns):
+    a, _, _, _ = reports
+    rows = _csv(a / f"{stem}.csv")
+    data = json.loads((a / f"{stem}.json").read_text())
+    assert len(rows) == len(data) > 0
+    for r, d in zip(rows, data):
+        assert list(d) == list(columns) == list(r)
+        for c in columns:
+            assert _same(r[c], d[c]), (stem, c, r[c], d[c])
+
+
+def test_layers_add_up_to_summary(reports):
+    a, _, _, _ = reports
+    summary = json.loads((a / "summary.json").read_text())
+    layers = json.loads((a / "layers.json").read_text())
+    for s in summary:
+        mine = [x for x in layers if (x["model"], x["target"], x["precision"])
+                == (s["model"], s["target"], s["precision"])]
+        assert mine
+        assert sum(x["latency_s"] for x in mine) == pytest.approx(s["latency_s"], rel=1e-12)
+        assert sum(x["energy_j"] for x in mine) == pytest.approx(s["energy_j"], rel=1e-12)
+        assert sum(x["macs"] for x in mine) == s["macs"]
+
+
+def test_deterministic_and_cached(reports):
+    a, b, cold, warm = reports
+    assert cold.cached_runs == 0 and warm.cached_runs == warm.runs == cold.runs
+    names = sorted(p.name for p in a.iterdir())
+    assert names == sorted(p.name for p in b.iterdir())
+    stamped = 0
+    for name in names:
+        x, y = (a / name).read_bytes(), (b / name).read_bytes()
+        if name.endswith((".html", ".md")):
+            lx, ly = x.decode().splitlines(), y.decode().splitlines()
+            keep_x = [line for line in lx if not TIMESTAMP.search(line)]
+            keep_y = [line for line in ly if not TIMESTAMP.search(line)]
+            assert len(lx) - len(keep_x) == 1, f"{name}: expected one timestamp line"
+            stamped += 1
+            assert keep_x == keep_y, name
+        else:  # CSV, JSON and PNG: byte-identical
+            assert x == y, name
+    assert stamped >= 4
+
+
+def test_captions_name_fidelity_and_calibration(reports):
+    a, _, _, _ = reports
+    text = (a / "index.html").read_text()
+    for cap in re.findall(r"<figcaption>(.*?)</figcaption>", text, re.S):
+        assert "Fidelity: analytic" in cap and "Calibration data: random" in cap, cap[:80]
+    for cap in re.findall(r"<caption>(.*?)</caption>", text, re.S):
+        if "Models (" in cap or "Targets:" in cap:
+            continue
+        assert "Fidelity:" in cap and "Calibration data:" in cap, cap[:80]
+    md = (a / "report.md").read_text()
+    assert f"![" in md and f"(latency_energy_{MODEL}.png)" in md
+
+
+# -- headless Chromium --------------------------------------------------------------------
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+_CHECK_SCRIPT = """<script>
+window.addEventListener('load', function () {
+  var imgs = document.querySelectorAll('img');
+  for (var i = 0; i < imgs.length; i++) {
+    imgs[i].setAttribute('data-loaded',
+      (imgs[i].complete && imgs[i].naturalWidth > 0) ? 'yes' : 'no');
+  }
+  document.body.setAttribute('data-checked', String(imgs.length));
+});
+</script>
+"""
+
+
+class _Dom(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.imgs: list[dict] = []
+        self.tables: list[int] = []    # body rows per table
+        self.checked = None
+        self._in_tbody = False
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "body":
+            self.checked = a.get("data-checked")
+        elif tag == "img":
+            self.imgs.append(a)
+        elif tag == "table":
+            self.tables.append(0)
+        elif tag == "tbody":
+            self._in_tbody = True
+        elif tag == "tr" and self._in_tbody:
+            self.tables[-1] += 1
+
+    def handle_endtag(self, tag):
+        if tag == "tbody":
+            self._in_tbody = False
+
+
+def _dump_dom(chromium: str, page: Path) -> str:
+    with tempfile.TemporaryDirectory() as profile:
+        proc = subprocess.run(
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu",
+             "--disable-background-networking", "--no-first-run", "--disable-extensions",
+             f"--user-data-dir={profile}", "--virtual-time-budget=10000", "--dump-dom",
+             page.as_uri()],
+            capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def test_index_html_in_chromium(reports):
+    chromium = _chromium()
+    if chromium is None:
+        pytest.skip("chromium is not installed (scripts/install-system-deps.sh installs it)")
+    a, _, _, _ = reports
+    page = a / "_check_index.html"
+    page.write_text((a / "index.html").read_text().replace("</body>", _CHECK_SCRIPT + "</body>"))
+    try:
+        dom = _Dom()
+        dom.feed(_dump_dom(chromium, page))
+    finally:
+        page.unlink()
+    pngs = sorted(p.name for p in a.glob("*.png"))
+    assert dom.checked == str(len(pngs)), "the check script did not run or images are missing"
+    assert sorted(i["src"] for i in dom.imgs) == pngs
+    broken = [i["src"] for i in dom.imgs if i.get("data-loaded") != "yes"]
+    assert not broken, f"images that did not load: {broken}"
+    assert dom.tables and all(n > 0 for n in dom.tables), dom.tables
+    # setup (models, targets), the headline table (targets x precisions) and the full
+    # summary (one row per target and precision), one layer table per target at w8a8, the
+    # accuracy table
+    assert len(dom.tables) == 2 + 2 + len(TARGETS) + 1
+    assert dom.tables[1] == len(TARGETS)
+    assert dom.tables[2] == len(TARGETS)
+    assert dom.tables[3] == len(TARGETS) * len(PRECISIONS)
+
+
+# -- the command line -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("args,needle", [
+    (["--model", "no_such_net"], "no_such_net"),
+    (["--target", "no-such-chip"], "no-such-chip"),
+    (["--target", "hvx-v68", "--precision", "fp16"], "fp16"),
+    (["--precision", "w3a8"], "w3a8"),
+])
+def test_cli_bad_input_is_one_line_before_work(tmp_path, capsys, args, needle):
+    out = tmp_path / "r"
+    rc = main(["report", "--out", str(out), *args])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert len(err.splitlines()) == 1 and needle in err, err
+    assert not out.exists()
+
+
+def test_cli_small_report(tmp_path):
+    env = dict(os.environ, ACCELSIM_CACHE=str(tmp_path / "cache"))
+    out = tmp_path / "r"
+    proc = subprocess.run(
+        [sys.executable, "-m", "accelsim", "report", "--model", "digits_cnn", "--input-size",
+         "16", "--target", "cortex-a55", "--precision", "fp32,w8a8", "--accuracy", "",
+         "--out", str(out)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "wall time" in proc.stdout
+    assert len(_csv(out / "summary.csv")) == 2
+    assert not (out / "accuracy_cost.png").exists()
