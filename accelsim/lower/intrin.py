@@ -25,7 +25,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from accelsim.errors import AccelsimError
 
 
 @dataclass(frozen=True)
@@ -359,8 +358,6 @@ _IMPLS = {i.key: fn for i, fn in _TABLE_SPEC}
 _REGISTERED: set[str] = set()
 
 
-class IntrinsicError(AccelsimError):
-    """An intrinsic a recipe names that the table does not have."""
 
 
 def variants(name: str) -> list[Intrinsic]:

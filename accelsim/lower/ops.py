@@ -7,8 +7,10 @@ bit; the float kernels compute in float32 what `accelsim.ref.fp_ops` computes in
 Layout: every 4-D activation is NHWC in a kernel, whatever the graph's layout (`pack` and
 `unpack` convert). Conv2d / dense weights are packed `[O/lanes][KH][KW][I/depth][lanes][depth]`
 (`[O/lanes][I/depth][lanes][depth]` for dense) for the tensor intrinsic or vector width the
-recipe picks, zero-padded; 4-bit weights two per byte along the depth axis. Depthwise weights
-are `[KH][KW][C]` (channels innermost: the vector axis).
+recipe picks, zero-padded; 4-bit weights two per byte along the depth axis (unpacked in
+registers by the intrinsic, or by shifts on the unrolled `ic.v` pair when vectorized). Depthwise
+weights are `[KH][KW][C]` (channels innermost: the vector axis); 4-bit ones two per byte along
+C, unpacked by shifts once per call (`wunpack` stage: KH*KW*C values).
 
 Integer convolution arithmetic: the kernel multiplies raw activations with weights and folds the
 input zero point into the bias on the host (`bias - zp_x * sum(w)`), as gemmlowp and XNNPACK do;
@@ -20,11 +22,16 @@ Kernel arguments in call order: activations, packed weights, folded bias, per-ch
 and shift (or the float64 scales of a `requant="double"` dense), `qparams` (zero points and clamp
 bounds, int32) or `fparams` (float32 scalars), the output. Scalars are arguments rather than
 immediates so that layers of the same shape share one kernel.
+
+Not lowered (the node stays on the reference path, with the reason in `LoweredLayer.reason`):
+softmax; grouped convolutions other than depthwise (and depthwise with a channel multiplier);
+asymmetric weights; elementwise operators with broadcasting or constant operands; mean over
+non-spatial axes; float16 kernels; graphs with `requant_mode="float"` (ONNX QDQ semantics).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -103,8 +110,6 @@ def _wrap32(v) -> np.ndarray:
     return (((v + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)).astype(np.int32)
 
 
-def _np(dtype: str):
-    return NUMPY_DTYPE[dtype]
 
 
 def _store_dtype(dtype: str) -> str:
@@ -222,8 +227,6 @@ def _block(recipe: Recipe, axis: str, extent: int, auto: int, layer: str, unit: 
     return int(v)
 
 
-def _params_arr(values, dtype) -> np.ndarray:
-    return np.asarray(values, dtype=dtype)
 
 
 # ------------------------------------------------------------------------------------------
@@ -235,7 +238,7 @@ def _int_epilogue(acc, c, *, bias, mult, shift, qp, wide: bool, double: bool, ou
     tirx = _tirx()
     if double:
         v = acc.astype("int64") + bias[c]
-        r = rq.round_half_away_f64(v.astype("float64") * mult[c]).astype("int64")
+        r = rq.round_half_away_i64(v.astype("float64") * mult[c])
         zp = qp[1].astype("int64")
         y = rq.clip(r, qp[2].astype("int64") - zp, qp[3].astype("int64") - zp) + zp
         return y.astype(out_dtype)
@@ -618,11 +621,22 @@ def depthwise(ctx: Ctx) -> Built:
     rkh = te.reduce_axis((0, KH), "kh")
     rkw = te.reduce_axis((0, KW), "kw")
 
-    def xv(n, h, ww, c):
-        if pt or pl or pb or pr:
-            return tirx.if_then_else(tirx.all(h >= 0, h < H, ww >= 0, ww < W_), x[n, h, ww, c],
-                                     pad_value)
-        return x[n, h, ww, c]
+    padded = bool(pt or pl or pb or pr)
+    if padded and (recipe.get("pad") or {}).get("materialize", False):
+        # a padded copy first: the main loop then reads whole vectors without a condition
+        xp = te.compute((N, H + pt + pb, W_ + pl + pr, C), lambda n, h, ww, c: tirx.if_then_else(
+            tirx.all(h >= pt, h < H + pt, ww >= pl, ww < W_ + pl), x[n, h - pt, ww - pl, c],
+            pad_value), name="pad")
+        stages.append(("pad", V))
+
+        def xv(n, h, ww, c):
+            return xp[n, h + pt, ww + pl, c]
+    else:
+        def xv(n, h, ww, c):
+            if padded:
+                return tirx.if_then_else(tirx.all(h >= 0, h < H, ww >= 0, ww < W_),
+                                         x[n, h, ww, c], pad_value)
+            return x[n, h, ww, c]
 
     # 8-bit products fit int16 (|x * w| <= 2^14): multiply at 16 bits, accumulate widened,
     # which is what NEON (smull / smlal) and HVX (vmpy) do natively
@@ -863,13 +877,8 @@ def _elementwise_spec(ctx: Ctx, total: int, bits: int, recipe: Recipe) -> Comput
                        default_order=("x",), layer=ctx.layer)
 
 
-def _flat_placeholder(name: str, shape, dtype):
-    te = _te()
-    return te.placeholder(tuple(shape), dtype, name=name)
 
 
-def _idx_all(shape):
-    return tuple(range(len(shape)))
 
 
 def elementwise(ctx: Ctx) -> Built:
@@ -934,12 +943,11 @@ def elementwise(ctx: Ctx) -> Built:
         x = xs[0]
 
         def body(*i):
-            # AffineQuantize: TfLiteRound(x / float(scale)) + zp, clamped
+            # AffineQuantize: TfLiteRound(x / float(scale)) + zp, clamped; the value is clamped
+            # to one step beyond the range first (same result, and no int64 overflow)
             v = (x[i] / fp[0]).astype("float64")
-            r = rq.round_half_away_f64(v)
-            zp = qp[0].astype("float64")
-            r = rq.clip(r, qp[1].astype("float64") - zp, qp[2].astype("float64") - zp)
-            return (r.astype("int32") + qp[0]).astype(odt)
+            r = rq.round_half_away_i64(v, lo - 65536.0, hi + 65536.0).astype("int32")
+            return rq.clip(r + qp[0], qp[1], qp[2]).astype(odt)
     elif op == "dequantize":
         prec = ctx.precision
         _need_per_tensor(ctx, ins[0], "input")
@@ -1050,7 +1058,8 @@ def elementwise(ctx: Ctx) -> Built:
     def unpack(arr):
         return from_kernel_layout(np.asarray(arr), layout)
 
-    signature = {"op": op, "class": "elementwise", "in": [[list(x.shape), str(x.dtype)] for x in xs],
+    signature = {"op": op, "class": "elementwise",
+                 "in": [[list(x.shape), str(x.dtype)] for x in xs],
                  "y": [list(kshape), odt], "block": spec.axes[0].vsplit}
     return Built("elementwise", xs + params + [y], xnames + pnames + ["y"], spec, recipe, pack,
                  unpack, signature, in_names)
@@ -1128,10 +1137,8 @@ def concat(ctx: Ctx) -> Built:
         # float32(x) * scale + bias, rounded half away from zero, + zp, clipped
         f = _f32(_f32(v.astype("float64") * fp[2 * k].astype("float64"))
                  + fp[2 * k + 1].astype("float64"))
-        r = rq.round_half_away_f64(f)
-        zp = qp[0].astype("float64")
-        r = rq.clip(r, qp[1].astype("float64") - zp, qp[2].astype("float64") - zp)
-        return (r.astype("int32") + qp[0]).astype(odt)
+        r = rq.round_half_away_i64(f, lo - 65536.0, hi + 65536.0).astype("int32")
+        return rq.clip(r + qp[0], qp[1], qp[2]).astype(odt)
 
     def body(*i):
         j = i[ax]

@@ -71,11 +71,15 @@ def mbqm64(x, mult, shift, k=_ident):
     return k(tirx.shift_right(rounded, total).astype("int32"))
 
 
-def round_half_away_f64(v):
-    """std::round on a float64 value (halves away from zero)."""
+def round_half_away_i64(v, lo: float = -2.0 ** 62, hi: float = 2.0 ** 62):
+    """std::round of a float64 value (halves away from zero) as int64, after clamping the value
+    to [lo, hi]: `trunc(|v| + 0.5)` with the sign put back (a float -> int conversion
+    truncates, so no libm `floor` call is needed: freestanding targets have none)."""
     tirx = _t()
-    a = tirx.floor(tirx.abs(v) + tirx.const(0.5, "float64"))
-    return tirx.Select(v < tirx.const(0.0, "float64"), -a, a)
+    f64 = "float64"
+    vv = tirx.max(tirx.min(v, tirx.const(hi, f64)), tirx.const(lo, f64))
+    a = (tirx.abs(vv) + tirx.const(0.5, f64)).astype("int64")
+    return tirx.Select(vv < tirx.const(0.0, f64), c64(0) - a, a)
 
 
 def clamp_add(r, zp, lo, hi):

@@ -39,7 +39,10 @@ Keys (every other key is an error naming the file and key path):
   the first one the target's features and the layer's operand types allow is used; if none
   applies the kernel is vectorized instead.
 - `epilogue: {vectorize: bool}`: vectorize the fused bias + requantize + clamp over the
-  channel tile. `pad: {vectorize: bool}`: vectorize the padding stage over channels.
+  channel tile. `pad: {vectorize: bool, materialize: bool}`: vectorize the padding stage over
+  channels; `materialize` (depthwise) copies the input into a padded buffer first instead of
+  testing the image border in the inner loop (conv2d always materializes when it pads: the
+  tensor intrinsics load whole input vectors).
 
 The code here is generic: it knows loop names and recipe keys, never a target.
 """
@@ -84,7 +87,7 @@ _BLOCK_AXES = {
     "pool": ("c",), "elementwise": ("x",),
 }
 _EPILOGUE_KEYS = ("vectorize",)
-_PAD_KEYS = ("vectorize",)
+_PAD_KEYS = ("vectorize", "materialize")
 
 
 def schedules_dir() -> Path:
@@ -405,6 +408,7 @@ def apply(sch, spec: ComputeSpec, recipe: Recipe) -> Applied:
     # fuse the epilogue (bias, requantize, clamp, store) under the innermost tile loop that
     # encloses the whole reduction, so the accumulators of one tile stay local
     first_red = next((i for i, n in enumerate(final) if n in reduce), None)
+    epilogue_vectorized = False
     if spec.epilogue is not None:
         ep = sch.get_sblock(spec.epilogue)
         if first_red is not None and first_red > 0:
@@ -419,9 +423,12 @@ def apply(sch, spec: ComputeSpec, recipe: Recipe) -> Applied:
             if ext > 1:
                 try:
                     sch.vectorize(inner)
+                    epilogue_vectorized = True
                 except ScheduleError as exc:
                     notes.append(f"epilogue not vectorized: {str(exc).splitlines()[0][:120]}")
     vectorized: list[str] = []
+    if epilogue_vectorized:
+        vectorized.append(f"{spec.epilogue}.v")
     unrolled: list[str] = []
     intrinsic = None
     if first_red is not None:

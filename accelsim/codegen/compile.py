@@ -1,0 +1,231 @@
+"""Compile lowered layers for a target, with a content-addressed kernel cache.
+
+`compile_layer` turns one `LoweredLayer` into a `Kernel` (assembly `.s`, object `.o`, and for the
+host a shared library for the TVM runtime). `compile_graph` lowers and compiles a whole graph and
+writes `DIR/<layer>.s`, `DIR/<layer>.o` and `DIR/kernels.json`.
+
+The cache (`$ACCELSIM_CACHE`, else `~/.cache/accelsim/kernels`) is keyed by the layer's
+`key`: a SHA-256 of the operator signature (op, shapes, dtypes, attributes and the quantization
+choices that change code: accumulator width, requantization kind, intrinsic, blocking), the
+unscheduled TIR text, the precision, the TVM target, the schedule recipe text and the accelsim
+version. Quantization *values* (multipliers, shifts, zero points, clamp bounds, folded bias) are
+kernel arguments, so layers that differ only in them share one kernel. Entries are written
+atomically; a warm rerun compiles nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from accelsim.codegen.kernel import InstructionMix, Kernel, Loop, instruction_mix, loop_nest
+from accelsim.errors import AccelsimError
+from accelsim.fsutil import atomic_write_bytes, atomic_write_text
+
+_LOCK = threading.Lock()
+# bumped when what a cache entry records changes (its kernels stay valid, the analysis not)
+META_VERSION = 2
+_STATS = {"compiled": 0, "cache_hits": 0}
+
+
+class CompileError(AccelsimError):
+    """A layer TVM cannot compile for the target."""
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("ACCELSIM_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "accelsim" / "kernels"
+
+
+def compile_count() -> int:
+    """Compilations this process has run (cache misses)."""
+    return _STATS["compiled"]
+
+
+def cache_stats() -> dict[str, int]:
+    return dict(_STATS)
+
+
+def _target(target):
+    from accelsim.target import Target, load_target
+    return target if isinstance(target, Target) else load_target(str(target))
+
+
+def _entry_dir(key: str) -> Path:
+    return cache_dir() / key[:2] / key
+
+
+def _applied_dict(layer) -> dict:
+    a = layer.schedule
+    if a is None:
+        return {}
+    return {"recipe": a.recipe, "order": list(a.order), "tiles": dict(a.tiles),
+            "blocks": dict(a.blocks), "vectorized": list(a.vectorized),
+            "unrolled": list(a.unrolled), "notes": list(a.notes)}
+
+
+def _build(layer, target, d: Path) -> dict:
+    """Compile into cache entry directory `d`; returns its metadata."""
+    from accelsim.tvm_env import import_tvm
+    tvm = import_tvm()
+    t0 = time.perf_counter()
+    try:
+        lib = tvm.compile(layer.mod, target=tvm.target.Target(target.codegen.tvm_target_dict()))
+    except Exception as exc:  # TVM raises many error types; the message is what matters
+        raise CompileError(f"layer '{layer.name}' ({layer.op}) does not compile for target "
+                           f"'{target.name}': {str(exc).strip().splitlines()[-1][:300]}") from None
+    asm = lib.mod.inspect_source("s")
+    compile_s = time.perf_counter() - t0
+    d.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=d) as tmp:
+        obj = Path(tmp) / "kernel.o"
+        lib.mod.write_to_file(str(obj))
+        atomic_write_bytes(d / "kernel.o", obj.read_bytes())
+        lib_name = None
+        if target.kind == "host":
+            # link the object just written (export_library would emit it a second time)
+            from tvm.support import cc
+            so = Path(tmp) / "kernel.so"
+            cc.create_shared(str(so), [str(obj)])
+            atomic_write_bytes(d / "kernel.so", so.read_bytes())
+            lib_name = "kernel.so"
+    atomic_write_text(d / "kernel.s", asm)
+    meta = {"meta_version": META_VERSION, "key": layer.key, "symbol": layer.symbol,
+            "compile_s": compile_s,
+            "loops": [lp.to_dict() for lp in loop_nest(layer.func, layer.schedule.intrinsic
+                                                        if layer.schedule else None)],
+            "instruction_mix": instruction_mix(asm).to_dict(), "lib": lib_name,
+            "target": target.name}
+    atomic_write_text(d / "meta.json", json.dumps(meta, indent=1))
+    with _LOCK:
+        _STATS["compiled"] += 1
+    _register_runtime(layer.key, lib if target.kind == "host" else None)
+    return meta
+
+
+_RUNTIME: dict[str, object] = {}
+
+
+def _register_runtime(key: str, lib) -> None:
+    if lib is not None:
+        _RUNTIME[key] = lib
+
+
+def runtime_module(kernel: Kernel):
+    """The TVM runtime module of a host kernel (in-process compile result, else the cached
+    shared library)."""
+    lib = _RUNTIME.get(kernel.key)
+    if lib is None:
+        if not kernel.lib_path:
+            raise CompileError(f"kernel of layer '{kernel.layer}' for target '{kernel.target}' "
+                               f"has no host library (only host kernels run in the TVM runtime)")
+        from accelsim.tvm_env import import_tvm
+        tvm = import_tvm()
+        lib = tvm.runtime.load_module(kernel.lib_path)
+        _RUNTIME[kernel.key] = lib
+    return lib
+
+
+def compile_layer(layer, target, use_cache: bool = True) -> Kernel:
+    """Compile one lowered layer (status "kernel"); the Kernel's files are in the cache."""
+    target = _target(target)
+    if layer.status != "kernel":
+        raise CompileError(f"layer '{layer.name}' has no kernel ({layer.status}: "
+                           f"{layer.reason})")
+    d = _entry_dir(layer.key)
+    meta = None
+    cached = False
+    if use_cache and (d / "meta.json").is_file() and (d / "kernel.o").is_file():
+        try:
+            meta = json.loads((d / "meta.json").read_text())
+            cached = True
+            if meta.get("meta_version") != META_VERSION:
+                meta, cached = None, False
+            if meta is not None and target.kind == "host" and not (d / "kernel.so").is_file():
+                meta, cached = None, False
+        except (OSError, json.JSONDecodeError):
+            meta = None
+    if meta is None:
+        meta = _build(layer, target, d)
+    else:
+        with _LOCK:
+            _STATS["cache_hits"] += 1
+    return Kernel(
+        layer=layer.name, op=layer.op, op_class=layer.op_class, precision=layer.precision,
+        target=target.name, symbol=layer.symbol, args=layer.args,
+        loops=tuple(Loop.from_dict(x) for x in meta["loops"]),
+        instruction_mix=InstructionMix.from_dict(meta["instruction_mix"]),
+        intrinsic=layer.schedule.intrinsic if layer.schedule else None,
+        schedule=_applied_dict(layer), asm_path=str(d / "kernel.s"),
+        obj_path=str(d / "kernel.o"),
+        lib_path=str(d / meta["lib"]) if meta.get("lib") else None, key=layer.key,
+        compile_s=float(meta["compile_s"]), cached=cached, signature=dict(layer.signature))
+
+
+def sanitize(name: str) -> str:
+    """A layer name as a file name: [A-Za-z0-9_.-] only."""
+    s = re.sub(r"[^A-Za-z0-9_.-]", "_", name).strip(".") or "layer"
+    return s[:120]
+
+
+def compile_graph(graph, target, precision=None, out_dir=None, schedules=None,
+                  use_cache: bool = True, progress=None) -> list[Kernel]:
+    """Lower and compile every node of `graph` for `target`; with `out_dir`, write
+    `<layer>.s`, `<layer>.o` per kernel and `kernels.json` (views and "not lowered" layers are
+    listed there too). Identical layers compile once (the cache). `progress(done)` is called
+    after each layer (`accelsim.progress.progress_bar`)."""
+    from accelsim.lower.lower import lower_graph
+    target = _target(target)
+    prec = getattr(precision, "name", precision)
+    layers = lower_graph(graph, target, prec, schedules)
+    kernels: list[Kernel] = []
+    for i, L in enumerate(layers):
+        if L.status == "kernel":
+            kernels.append(compile_layer(L, target, use_cache))
+        if progress is not None:
+            progress(i + 1)
+    if out_dir is not None:
+        kernels = _write_outputs(graph, target, prec, layers, kernels, Path(out_dir))
+    return kernels
+
+
+def _write_outputs(graph, target, prec, layers, kernels, out: Path) -> list[Kernel]:
+    import dataclasses
+
+    import accelsim
+    out.mkdir(parents=True, exist_ok=True)
+    used: set[str] = set()
+    written: list[Kernel] = []
+    for k in kernels:
+        base = sanitize(k.layer)
+        name, i = base, 1
+        while name in used:
+            i += 1
+            name = f"{base}_{i}"
+        used.add(name)
+        s_path, o_path = out / f"{name}.s", out / f"{name}.o"
+        atomic_write_bytes(s_path, Path(k.asm_path).read_bytes())
+        atomic_write_bytes(o_path, Path(k.obj_path).read_bytes())
+        written.append(dataclasses.replace(k, asm_path=str(s_path), obj_path=str(o_path)))
+    doc = {
+        "model": graph.name, "target": target.name, "precision": prec,
+        "accelsim_version": accelsim.__version__,
+        "distinct_kernels": len({k.key for k in written}),
+        "kernels": [k.to_dict() for k in written],
+        "views": [{"layer": L.name, "op": L.op, "reason": L.reason}
+                  for L in layers if L.status == "view"],
+        "not_lowered": [{"layer": L.name, "op": L.op, "status": "not lowered",
+                         "reason": L.reason} for L in layers if L.status == "not lowered"],
+    }
+    atomic_write_text(out / "kernels.json", json.dumps(doc, indent=1, default=str))
+    return written
+
+
+def clear_memory_cache() -> None:
+    """Forget in-process runtime modules (tests)."""
+    _RUNTIME.clear()

@@ -1,0 +1,234 @@
+"""Code generation (accelsim.codegen.kernel / compile / host): the hardware instructions really
+appear, recipes change the code, the Kernel record, the cache, and bit-exact runs of NEON and
+HVX kernels under qemu (accelsim.codegen.emulate) against the reference executor."""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from accelsim.codegen import compile as cg
+from accelsim.codegen import emulate, host
+from accelsim.codegen.kernel import count_mnemonic, instruction_mix
+from accelsim.lower.lower import lower_graph, lower_node
+from accelsim.lower.schedule import recipes_for
+from accelsim.model import zoo
+from accelsim.quant import calibdata
+from accelsim.quant.precision import parse_precision
+from accelsim.quant.ptq import quantize_graph
+from accelsim.ref.executor import run
+from accelsim.target import load_target
+
+
+@pytest.fixture(scope="module", autouse=True)
+def kernel_cache(tmp_path_factory):
+    path = tmp_path_factory.getbasetemp() / "kernel-cache"
+    old = os.environ.get("ACCELSIM_CACHE")
+    os.environ["ACCELSIM_CACHE"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("ACCELSIM_CACHE", None)
+    else:
+        os.environ["ACCELSIM_CACHE"] = old
+
+
+@lru_cache(maxsize=None)
+def quantized(model: str, precision: str):
+    g = zoo.build(model, input_size=32)
+    q = quantize_graph(g, parse_precision(precision), calibdata.random(g, 2)).graph
+    return q, run(q, [calibdata.random(g, 1, seed=7).samples[0]], keep=True)
+
+
+def contraction_kernels(model: str, target: str):
+    """Compiled kernels of every int8 conv2d (not depthwise) and dense layer."""
+    q, _ = quantized(model, "w8a8")
+    t = load_target(target)
+    layers = [L for L in lower_graph(q, t, "w8a8") if L.op_class in ("conv2d", "dense")]
+    return [(L, cg.compile_layer(L, t)) for L in layers]
+
+
+# -- the hardware is really used -------------------------------------------------------------
+def test_sdot_in_every_int8_conv_and_fc_kernel_on_cortex_a76():
+    ks = contraction_kernels("mobilenet_v2", "cortex-a76")
+    assert len(ks) == 36
+    counts = {L.name: count_mnemonic(Path(k.asm_path).read_text(), "sdot") for L, k in ks}
+    assert min(counts.values()) > 0, {n: c for n, c in counts.items() if not c}
+    assert all(k.intrinsic == "sdot" and k.instruction_mix.mnemonics.get("sdot", 0) > 0
+               for _, k in ks)
+
+
+def test_no_sdot_on_cortex_a55_but_smull_and_sadalp():
+    ks = contraction_kernels("resnet18", "cortex-a55")
+    for L, k in ks:
+        asm = Path(k.asm_path).read_text()
+        assert count_mnemonic(asm, "sdot") == 0, L.name
+        assert count_mnemonic(asm, "smull") > 0 and count_mnemonic(asm, "sadalp") > 0, L.name
+
+
+def test_vrmpy_in_every_int8_conv_and_fc_kernel_on_hvx():
+    ks = contraction_kernels("resnet18", "hvx-v68")
+    assert len(ks) == 21
+    for L, k in ks:
+        asm = Path(k.asm_path).read_text()
+        assert count_mnemonic(asm, "vrmpy") > 0, L.name
+        mix = k.instruction_mix
+        assert "vrmpy(v" in asm and mix.total_packets > mix.packets > 0
+        assert mix.total["vector_mac"] >= count_mnemonic(asm, "vrmpy")
+
+
+# -- recipes are read ----------------------------------------------------------------------------
+def test_changing_a_recipe_value_changes_code_and_loop_nest(tmp_path):
+    q, _ = quantized("resnet18", "w8a8")
+    t = load_target("cortex-a76")
+    node = q.node("layer2.0.conv1")
+    base = open(recipes_for(t).path).read()
+    assert 'tile: {ow: "<=4", oc: "<=8"}' in base
+    path = tmp_path / "cpu-simd.yaml"
+    path.write_text(base.replace('tile: {ow: "<=4", oc: "<=8"}', 'tile: {ow: 2, oc: 16}', 1))
+    a = cg.compile_layer(lower_node(q, node, t), t)
+    b = cg.compile_layer(lower_node(q, node, t, schedules=str(path)), t)
+    assert a.key != b.key
+    assert Path(a.asm_path).read_text() != Path(b.asm_path).read_text()
+    ea, eb = ({lp.name: lp.extent for lp in k.all_loops()} for k in (a, b))
+    assert (ea["ow.i"], ea["oc.i"]) == (4, 2)      # 4 pixels x 2 sdot blocks of 4 channels
+    assert (eb["ow.i"], eb["oc.i"]) == (2, 4)
+    assert b.schedule["tiles"] == {"ow": 2, "oc": 16}
+    # an unroll list change alone also changes the code
+    path.write_text(base.replace("unroll: [ow.i, oc.i, ic.v]", "unroll: []", 1))
+    c = cg.compile_layer(lower_node(q, node, t, schedules=str(path)), t)
+    kinds = {lp.name: lp.kind for lp in c.all_loops()}
+    assert kinds["ow.i"] == "serial" and {lp.name: lp.kind for lp in a.all_loops()}[
+        "ow.i"] == "unrolled"
+    assert Path(c.asm_path).read_text() != Path(a.asm_path).read_text()
+
+
+# -- the Kernel record -------------------------------------------------------------------------
+def test_kernel_record_loop_nest_and_instruction_mix():
+    q, _ = quantized("mobilenet_v2", "w8a8")
+    t = load_target("cortex-a76")
+    layer = lower_node(q, q.node("features.2.conv.0.0"), t)   # 1x1, 16 -> 96, 16x16
+    k = cg.compile_layer(layer, t)
+    loops = {lp.name: lp for lp in k.all_loops()}
+    assert [loops[n].extent for n in ("n", "oh", "ow.o", "ow.i", "oc.o", "oc.i")] == \
+        [1, 16, 4, 4, 12, 2]
+    assert loops["oc.i"].intrinsic == "sdot" and loops["oc.i"].kind == "unrolled"
+    # one sdot per (pixel, 4 output channels, 4 input channels): 16*16 * 96/4 * 16/4
+    assert loops["oc.i"].trips == 16 * 16 * (96 // 4) * (16 // 4)
+    mix = k.instruction_mix
+    assert mix.vector_mac > 0 and mix.load > 0 and mix.loops > 0 and mix.packets is None
+    assert k.symbol.startswith("accelsim_conv2d_") and k.args[-1].shape == (1, 16, 16, 96)
+    json.dumps(k.to_dict())
+
+
+def test_instruction_mix_parser():
+    a64 = """
+f:
+\tmov\tx0, #0
+.LBB0_1:
+\tldr\tq0, [x1], #16
+\tsdot\tv1.4s, v0.16b, v2.16b
+\tsmull\tv3.8h, v4.8b, v5.8b
+\tmul\tw3, w3, w4
+\tstr\tq1, [x2]
+\tsubs\tx0, x0, #1
+\tb.ne\t.LBB0_1
+\tret
+"""
+    m = instruction_mix(a64)
+    assert (m.vector_mac, m.load, m.store, m.other, m.loops) == (2, 1, 1, 3, 1)
+    hvx = """
+f:
+\t{
+\t\tloop0(.LBB0_2,#8)
+\t\tr0 = #0
+\t}
+.LBB0_2:
+\t{
+\t\tv0 = vmem(r1++#1)
+\t\tv1.w += vrmpy(v0.b,v2.b)
+\t}
+\t{
+\t\tvmem(r2+#0) = v1
+\t\tr3 = add(r3,#1)
+\t} :endloop0
+\t{
+\t\tjumpr r31
+\t}
+"""
+    m = instruction_mix(hvx)
+    assert (m.vector_mac, m.load, m.store, m.other, m.packets, m.loops) == (1, 1, 1, 1, 2, 1)
+    assert m.total_packets == 4 and m.total == {"vector_mac": 1, "load": 1, "store": 1,
+                                                "other": 4}
+    assert m.per_loop[0]["label"] == ".LBB0_2" and m.per_loop[0]["packets"] == 2
+
+
+# -- cache and compile_graph ---------------------------------------------------------------------
+def test_compile_graph_writes_files_and_compiles_identical_layers_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("ACCELSIM_CACHE", str(tmp_path / "cache"))
+    q, _ = quantized("resnet18", "w8a8")
+    before = cg.compile_count()
+    out = tmp_path / "out"
+    ks = cg.compile_graph(q, "host", "w8a8", out)
+    compiled = cg.compile_count() - before
+    keys = {k.key for k in ks}
+    # resnet18 at 32x32: identical layer shapes (e.g. layer1.0.conv1/conv2, layer1.1.*) share
+    # a kernel: one compilation per distinct kernel
+    assert compiled == len(keys) < len(ks)
+    assert sum(not k.cached for k in ks) == len(keys)
+    doc = json.loads((out / "kernels.json").read_text())
+    assert doc["distinct_kernels"] == len(keys) and len(doc["kernels"]) == len(ks)
+    assert [x["layer"] for x in doc["not_lowered"]] == ["softmax"]
+    assert "not lowered" in json.dumps(doc["not_lowered"])
+    assert [x["layer"] for x in doc["views"]] == ["flatten"]
+    for k in ks:
+        assert Path(k.asm_path).parent == out and Path(k.asm_path).is_file()
+        assert Path(k.obj_path).read_bytes()[:4] == b"\x7fELF"
+    assert (out / "layer1.0.conv1.s").is_file() and (out / "input.quantize.o").is_file()
+    # a warm rerun compiles nothing
+    before = cg.compile_count()
+    again = cg.compile_graph(q, "host", "w8a8", tmp_path / "out2")
+    assert cg.compile_count() == before and all(k.cached for k in again)
+    assert cg.sanitize("a/b c:d") == "a_b_c_d"
+
+
+def test_host_kernel_runs_and_times(tmp_path):
+    q, values = quantized("mobilenet_v2", "w8a8")
+    t = load_target("host")
+    layer = lower_node(q, q.node("features.1.conv.1"), t)
+    k = cg.compile_layer(layer, t)
+    np.testing.assert_array_equal(host.run_layer(layer, k, values), values[layer.output])
+    assert 0 < host.time_kernel(k, layer.pack_inputs(values), repeat=3, min_time_s=0.002) < 1
+    arm = cg.compile_layer(lower_node(q, q.node("features.1.conv.1"), load_target("cortex-a76")),
+                           "cortex-a76")
+    with pytest.raises(cg.CompileError, match="only host kernels"):
+        host.run(arm, {})
+
+
+# -- bit-exact under the emulators ---------------------------------------------------------------
+EMULATED = [("features.0.0", "3x3 conv"), ("features.2.conv.1.0", "depthwise conv"),
+            ("classifier.1", "dense")]
+
+
+@pytest.mark.parametrize("precision", ["w8a8", "w4a8"])
+@pytest.mark.parametrize("target", ["cortex-a76", "hvx-v68"])
+def test_layers_bit_exact_under_the_emulator(target, precision):
+    t = load_target(target)
+    arch = "aarch64" if t.codegen.emulator.kind == "qemu-aarch64" else "hexagon"
+    missing = emulate.missing_tools(arch)
+    if missing:
+        pytest.skip(f"no {arch} toolchain: {', '.join(missing)}")
+    q, values = quantized("mobilenet_v2", precision)
+    runner = emulate.run_aarch64 if arch == "aarch64" else emulate.run_hexagon
+    for name, what in EMULATED:
+        layer = lower_node(q, q.node(name), t)
+        k = cg.compile_layer(layer, t)
+        r = runner(k.obj_path, k.symbol, list(k.args), layer.pack_inputs(values), ["y"],
+                   cpu=t.codegen.emulator.cpu)
+        got = layer.unpack_output(r.outputs["y"])
+        ref = values[layer.output]
+        assert int((got.astype(np.int64) != ref.astype(np.int64)).sum()) == 0, (name, what)

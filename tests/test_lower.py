@@ -1,0 +1,326 @@
+"""Lowering quantized graphs to TVM kernels (accelsim.lower): bit-exactness and recipes.
+
+The oracle is the reference executor (`accelsim.ref`, itself checked against TFLite's reference
+kernels and ONNX Runtime elsewhere): every lowered layer, run on the host through the TVM
+runtime with the reference executor's input tensors, must reproduce the reference executor's
+output tensor for that layer with zero mismatching elements (fp32: rtol 1e-5).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+import numpy as np
+import pytest
+
+from accelsim.codegen import host
+from accelsim.codegen.compile import compile_layer
+from accelsim.errors import AccelsimError
+from accelsim.lower import intrin
+from accelsim.lower.lower import LoweredLayer, lower_graph, lower_node
+from accelsim.lower.schedule import (RecipeError, load_recipes, parse_recipes, recipes_for,
+                                     schedules_dir)
+from accelsim.model import zoo
+from accelsim.model.builder import GraphBuilder
+from accelsim.model.graph import QuantParams, TensorInfo
+from accelsim.quant import calibdata, fixedpoint as fx
+from accelsim.quant.precision import parse_precision
+from accelsim.quant.ptq import quantize_graph
+from accelsim.ref.executor import run
+from accelsim.target import load_target
+
+
+@pytest.fixture(scope="module", autouse=True)
+def kernel_cache(tmp_path_factory):
+    """One kernel cache for the session (per xdist worker): identical layers compile once."""
+    path = tmp_path_factory.getbasetemp() / "kernel-cache"
+    old = os.environ.get("ACCELSIM_CACHE")
+    os.environ["ACCELSIM_CACHE"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("ACCELSIM_CACHE", None)
+    else:
+        os.environ["ACCELSIM_CACHE"] = old
+
+
+@lru_cache(maxsize=None)
+def quantized(model: str, precision: str):
+    """(quantized graph, every reference tensor) at input size 32, random calibration."""
+    g = zoo.build(model, input_size=32)
+    q = quantize_graph(g, parse_precision(precision), calibdata.random(g, 2)).graph
+    x = calibdata.random(g, 1, seed=7).samples[0]
+    return q, run(q, [x], keep=True)
+
+
+def mismatches(got: np.ndarray, ref: np.ndarray) -> int:
+    assert got.shape == ref.shape
+    if ref.dtype.kind == "f":
+        atol = 1e-5 * max(1.0, float(np.abs(ref).max()))
+        return int((~np.isclose(got, ref, rtol=1e-5, atol=atol)).sum())
+    return int((got.astype(np.int64) != ref.astype(np.int64)).sum())
+
+
+def check_graph_on_host(q, values, precision) -> dict[str, int]:
+    target = load_target("host")
+    bad = {}
+    for layer in lower_graph(q, target, precision):
+        if layer.status != "kernel":
+            continue
+        kernel = compile_layer(layer, target)
+        bad[layer.name] = mismatches(host.run_layer(layer, kernel, values), values[layer.output])
+    return bad
+
+
+# -- bit-exact on the host ---------------------------------------------------------------------
+@pytest.mark.parametrize("precision", ["w8a8", "w4a8", "w16a16", "fp32"])
+@pytest.mark.parametrize("model", ["mobilenet_v2", "resnet18"])
+def test_every_layer_matches_the_reference_executor(model, precision):
+    q, values = quantized(model, precision)
+    layers = lower_graph(q, load_target("host"), precision)
+    status = {(L.op, L.status) for L in layers}
+    # everything is a kernel except the flatten view and softmax (left on the reference path)
+    assert {s for op, s in status if op not in ("flatten", "softmax")} == {"kernel"}
+    assert ("flatten", "view") in status and ("softmax", "not lowered") in status
+    bad = check_graph_on_host(q, values, precision)
+    assert len(bad) == sum(L.status == "kernel" for L in layers) > 20
+    assert {k: v for k, v in bad.items() if v} == {}
+
+
+def toy_graph(seed: int = 0):
+    """Operators the two CNNs do not have: pad, avg_pool (padded, count excluding padding),
+    max_pool, concat, sub, mul, relu, mean, a dense without bias."""
+    rng = np.random.default_rng(seed)
+    b = GraphBuilder("toy")
+    x = b.input("x", (1, 8, 9, 9))
+
+    def conv(x, name, cout, k, pad=0, groups=1, **act):
+        cin = b.shape(x)[1]
+        w = b.const(f"{name}.w", rng.standard_normal((cout, cin // groups, k, k)) * 0.3,
+                    "float32")
+        bias = b.const(f"{name}.b", rng.standard_normal(cout) * 0.1, "float32")
+        return b.add("conv2d", [x, w, bias], name=name, strides=(1, 1), dilations=(1, 1),
+                     pads=(pad,) * 4, groups=groups, data_layout="NCHW", **act)
+    a = conv(x, "c1", 16, 3, pad=1, act_min=0.0)
+    p = b.add("pad", [a], name="pad1", pads=((0, 0), (0, 0), (1, 2), (2, 1)), value=0.0)
+    ap = b.add("avg_pool", [p], name="ap", kernel=(3, 3), strides=(2, 2), pads=(1, 1, 1, 1),
+               data_layout="NCHW")
+    mp = b.add("max_pool", [p], name="mp", kernel=(3, 3), strides=(2, 2), pads=(1, 1, 1, 1),
+               data_layout="NCHW")
+    cat = b.add("concat", [conv(ap, "c2", 16, 1), mp], name="cat", axis=1)
+    d = conv(cat, "dw", 32, 3, pad=1, groups=32, act_min=0.0, act_max=6.0)
+    m = b.add("mul", [b.add("sub", [d, cat], name="sub"), d], name="mul")
+    mean = b.add("mean", [b.add("relu", [m], name="relu")], name="mean", axes=(2, 3),
+                 keepdims=True)
+    f = b.add("flatten", [mean], name="flat", axis=1)
+    b.output(b.add("dense", [f, b.const("fc.w", rng.standard_normal((10, 32)) * 0.2,
+                                        "float32")], name="fc"))
+    return b.build()
+
+
+def requantizing(q):
+    """Give concat's first input and pad's input quantizations of their own (the graph stays
+    valid: producers requantize to them), so concat rescales and pad requantizes."""
+    t = dict(q.tensors)
+    for name, f in (("c2", 1.7), ("c1", 0.6)):
+        info = t[name]
+        t[name] = TensorInfo(name, info.shape, info.dtype, QuantParams.per_tensor(
+            info.quant.scale[0] * f, info.quant.zero_point[0] + 3))
+    return q.replace(tensors=t)
+
+
+@pytest.mark.parametrize("precision", ["w8a8", "w4a8", "w16a16", "fp32", "w8a8-requantizing"])
+def test_other_operators_match_the_reference_executor(precision):
+    g = toy_graph()
+    prec = precision.split("-")[0]
+    q = quantize_graph(g, parse_precision(prec), calibdata.random(g, 2)).graph
+    if precision.endswith("requantizing"):
+        q = requantizing(q)
+    values = run(q, [calibdata.random(g, 1, seed=9).samples[0]], keep=True)
+    layers = {L.name: L for L in lower_graph(q, load_target("host"), prec)}
+    if precision.endswith("requantizing"):
+        assert layers["cat"].signature["scaled"] == [True, False]
+        assert layers["pad1"].signature["requant"] is True
+    bad = check_graph_on_host(q, values, prec)
+    assert {"pad1", "ap", "mp", "cat", "dw", "sub", "mul", "relu", "mean", "fc"} <= set(bad)
+    assert {k: v for k, v in bad.items() if v} == {}
+
+
+def test_dense_with_double_precision_requantization():
+    """TFLite-imported FULLY_CONNECTED nodes (`requant="double"`) requantize in float64."""
+    q, _ = quantized("resnet18", "w8a8")
+    nodes = [n.with_attrs(requant="double") if n.name == "fc" else n for n in q.nodes]
+    q2 = q.replace(nodes=tuple(nodes))
+    values = run(q2, [calibdata.random(zoo.build("resnet18", input_size=32), 1,
+                                       seed=3).samples[0]], keep=True)
+    t = load_target("host")
+    layer = lower_node(q2, q2.node("fc"), t)
+    assert layer.signature["requant"] == "double" and layer.args[3].name == "scale"
+    got = host.run_layer(layer, compile_layer(layer, t), values)
+    assert mismatches(got, values[layer.output]) == 0
+
+
+def test_host_verify_helper():
+    g = toy_graph(1)
+    q = quantize_graph(g, parse_precision("w8a8"), calibdata.random(g, 2)).graph
+    result = host.verify(q, [calibdata.random(g, 1, seed=2).samples[0]])
+    assert len(result) == 14 and set(result.values()) == {0}   # all but the flatten view
+
+
+def test_requantization_matches_fixedpoint_at_the_extremes():
+    """The TIR MultiplyByQuantizedMultiplier (both overloads) against accelsim.quant.fixedpoint
+    over the whole int32 range, every shift and multiplier extremes (int32 wrap of x << left
+    included)."""
+    from accelsim.lower import requant as rq
+    from accelsim.tvm_env import import_tvm
+    tvm = import_tvm()
+    te = tvm.te
+    rng = np.random.default_rng(1)
+    n = 1 << 14
+    x = np.concatenate([rng.integers(-2**31, 2**31, n - 64), np.arange(-32, 32)]).astype(np.int32)
+    x[:4] = [-2**31, 2**31 - 1, 0, -1]
+    m = rng.integers(2**30, 2**31, n).astype(np.int32)
+    m[4:8] = [0, 2**30, 2**31 - 1, 2**30 + 1]
+    s = rng.integers(-31, 31, n).astype(np.int32)
+    X = te.placeholder((n,), "int32", name="x")
+    M = te.placeholder((n,), "int32", name="m")
+    S = te.placeholder((n,), "int32", name="s")
+    Y = te.compute((n,), lambda i: rq.mbqm(X[i], M[i], S[i]), name="y")
+    x64 = (x.astype(np.int64) << 16) // 3
+    X64 = te.placeholder((n,), "int64", name="x64")
+    S64 = te.placeholder((n,), "int32", name="s64")
+    Y64 = te.compute((n,), lambda i: rq.mbqm64(X64[i], M[i], S64[i]), name="y64")
+    f = te.create_prim_func([X, M, S, X64, S64, Y, Y64]).with_attr("global_symbol", "rq")
+    sch = tvm.s_tir.Schedule(f)
+    for b in ("y", "y64"):
+        _, i = sch.split(sch.get_loops(sch.get_sblock(b))[0], [None, 8])
+        sch.vectorize(i)
+    lib = tvm.compile(sch.mod, target=tvm.target.Target(
+        load_target("host").codegen.tvm_target_dict()))
+    s64 = np.clip(s, -31, 7).astype(np.int32)
+    args = [tvm.runtime.tensor(a) for a in (x, m, s, x64, s64)]
+    outs = [tvm.runtime.empty((n,), "int32"), tvm.runtime.empty((n,), "int32")]
+    lib["rq"](*args, *outs)
+    np.testing.assert_array_equal(outs[0].numpy(), fx.multiply_by_quantized_multiplier(x, m, s))
+    np.testing.assert_array_equal(outs[1].numpy(),
+                                  fx.multiply_by_quantized_multiplier_int64(x64, m, s64))
+
+
+# -- the LoweredLayer record ---------------------------------------------------------------------
+def test_lowered_layer_record():
+    q, values = quantized("mobilenet_v2", "w8a8")
+    node = q.node("features.1.conv.1")
+    layer = lower_node(q, node, load_target("cortex-a76"))
+    assert isinstance(layer, LoweredLayer) and layer.status == "kernel"
+    with pytest.raises(AttributeError):
+        layer.name = "x"  # frozen
+    assert [a.name for a in layer.args] == ["x", "w", "bias", "mult", "shift", "qparams", "y"]
+    assert layer.args[0].shape == (1, 16, 16, 32)           # NHWC activations
+    assert layer.args[1].shape == (4, 1, 1, 8, 4, 4)        # [O/4][KH][KW][I/4][4][4] for sdot
+    assert layer.args[-1].shape == (1, 16, 16, 16)
+    packed = layer.pack_inputs(values)
+    for a in layer.args[:-1]:
+        assert packed[a.name].shape == a.shape and packed[a.name].dtype == np.dtype(a.dtype)
+    ref = values[layer.output]
+    nhwc = np.ascontiguousarray(ref.transpose(0, 2, 3, 1))
+    np.testing.assert_array_equal(layer.unpack_output(nhwc), ref)
+    assert layer.schedule.intrinsic == "sdot" and layer.func is not None
+    # the folded bias is the bias minus the input zero point times the weight sums
+    w = q.constants[node.inputs[1]].astype(np.int64).reshape(16, -1)
+    zp = q.tensors[node.inputs[0]].quant.zero_point[0]
+    np.testing.assert_array_equal(packed["bias"],
+                                  q.constants[node.inputs[2]] - zp * w.sum(axis=1))
+    # depthwise: its own compute, channels innermost (the vector axis)
+    dw = lower_node(q, q.node("features.1.conv.0.0"), load_target("cortex-a76"))
+    assert dw.op_class == "depthwise_conv2d" and dw.args[1].shape == (3, 3, 32)
+    assert "c.v" in dw.schedule.vectorized and dw.schedule.intrinsic is None
+
+
+def test_four_bit_weights_are_packed_two_per_byte():
+    q, values = quantized("resnet18", "w4a8")
+    layer = lower_node(q, q.node("layer1.0.conv1"), load_target("hvx-v68"))
+    assert layer.args[1].shape == (2, 3, 3, 16, 32, 2)     # vrmpy 32x4, 4 nibbles in 2 bytes
+    w = layer.pack_inputs(values)["w"]
+    lo = ((w.astype(np.int16) << 12) >> 12)[..., :]       # sign-extended low nibbles
+    hi = w.astype(np.int16) >> 4
+    unpacked = np.stack([lo, hi], axis=-1).reshape(2, 3, 3, 16, 32, 4)
+    ref = q.constants[q.node("layer1.0.conv1").inputs[1]]  # OIHW int4 in int8
+    ref = ref.transpose(0, 2, 3, 1).reshape(2, 32, 3, 3, 16, 4).transpose(0, 2, 3, 4, 1, 5)
+    np.testing.assert_array_equal(unpacked, ref)
+
+
+def test_intrinsic_per_target_comes_from_the_table():
+    q, _ = quantized("resnet18", "w8a8")
+    node = q.node("layer1.0.conv1")
+    chosen = {t: lower_node(q, node, load_target(t)).schedule.intrinsic
+              for t in ("cortex-a76", "cortex-a55", "kryo280", "hvx-v68", "host")}
+    assert chosen == {"cortex-a76": "sdot", "cortex-a55": "smull_sadalp",
+                      "kryo280": "smull_sadalp", "hvx-v68": "vrmpy", "host": None}
+    assert intrin.select(["vrmpy"], ("hvx",), "uint8", 8).key == "accelsim.vrmpy.uint8.w8"
+    assert intrin.select(["sdot"], ("neon",), "int8", 8) is None      # needs dotprod
+    q16, _ = quantized("resnet18", "w16a16")
+    layer = lower_node(q16, q16.node("layer1.0.conv1"), load_target("cortex-a76"))
+    assert layer.schedule.intrinsic == "smull_sadalp" and layer.signature["acc"] == "int64"
+
+
+# -- recipes -----------------------------------------------------------------------------------
+def test_non_dividing_tile_is_an_error_naming_file_key_and_layer(tmp_path):
+    q, _ = quantized("mobilenet_v2", "w8a8")
+    path = tmp_path / "cpu-simd.yaml"
+    path.write_text(open(recipes_for(load_target("cortex-a76")).path).read().replace(
+        'tile: {ow: "<=4", oc: "<=8"}', "tile: {ow: 2, oc: 12}", 1))
+    with pytest.raises(RecipeError) as err:
+        lower_node(q, q.node("features.1.conv.1"), load_target("cortex-a76"),
+                   schedules=str(path))
+    assert str(err.value) == (f"{path}: conv2d.default.tile.oc: 12 does not divide 16 output "
+                              f"channels of layer 'features.1.conv.1'")
+    assert isinstance(err.value, AccelsimError)
+
+
+@pytest.mark.parametrize("text,message", [
+    ("conv2d:\n  w8a8: {tensorize: [sdot, vmac9]}\n",
+     "conv2d.w8a8.tensorize: unknown intrinsic 'vmac9'"),
+    ("conv2d:\n  w8a8: {tiles: {ow: 2}}\n", "conv2d.w8a8.tiles: unknown key"),
+    ("dense:\n  default: {tile: {ow: 2}}\n", "dense.default.tile.ow: unknown axis for dense"),
+    ("pool:\n  w8a8: {parallel: 4}\n", "pool.w8a8.parallel: only 'none' is supported"),
+    ("conv2d:\n  w9a9: {}\n", "conv2d.w9a9: unknown precision"),
+    ("winograd:\n  default: {}\n", "winograd: unknown operator class"),
+    ("pool:\n  default: {block: {c: -4}}\n", "pool.default.block.c: expected a positive int"),
+])
+def test_invalid_recipes(tmp_path, text, message):
+    path = tmp_path / "r.yaml"
+    path.write_text(text)
+    with pytest.raises(RecipeError, match=message.replace("(", r"\(").replace(")", r"\)")) as e:
+        load_recipes(path)
+    assert str(e.value).startswith(f"{path}: ")
+
+
+@pytest.mark.parametrize("override,message", [
+    ("{order: [n, oh, ow.o, oc.o, kh, kw, ic, ic.v, ow.i, oc.q]}",
+     "conv2d.w8a8.order: no loop 'oc.q' in layer 'layer1.0.conv1'"),
+    ("{order: [n, oh, ow.o, oc.o, kh, kw, ic, ow.i, oc.i]}",
+     "conv2d.w8a8.order: loop 'ic.v' of layer 'layer1.0.conv1' is not placed"),
+    ("{tile: {oc: 6}}",
+     "conv2d.w8a8.tile.oc: 6 is not a multiple of the block of 16 output channels of layer "
+     "'layer1.0.conv1'"),
+    ("{vectorize: oc.w}", "conv2d.w8a8.vectorize: no loop 'oc.w' in layer 'layer1.0.conv1'"),
+])
+def test_recipe_errors_found_when_applied(tmp_path, override, message):
+    q, _ = quantized("resnet18", "w8a8")
+    t = load_target("host")
+    path = tmp_path / "host.yaml"
+    path.write_text(open(recipes_for(t).path).read().replace(
+        "conv2d:\n", f"conv2d:\n  w8a8: {override}\n", 1))
+    with pytest.raises(RecipeError) as err:
+        lower_node(q, q.node("layer1.0.conv1"), t, schedules=str(path))
+    assert str(err.value).startswith(f"{path}: {message}")
+
+
+def test_shipped_recipes_are_valid_and_cover_every_class():
+    for kind in ("cpu-simd", "vliw-dsp", "host"):
+        rf = load_recipes(schedules_dir() / f"{kind}.yaml")
+        for cls in ("conv2d", "depthwise_conv2d", "dense", "elementwise", "pool"):
+            for prec in ("w8a8", "w4a8", "w16a16", "fp32"):
+                assert rf.recipe(cls, prec).values
+    with pytest.raises(RecipeError, match="expected a mapping of operator classes"):
+        parse_recipes([1, 2], "x.yaml")
