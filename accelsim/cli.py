@@ -136,6 +136,27 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compile(args: argparse.Namespace) -> int:
+    from accelsim.codegen.compile import cache_stats, compile_graph
+    from accelsim.model.loader import load_model
+    from accelsim.progress import progress_bar
+    from accelsim.quant.precision import parse_precision
+    from accelsim.target import load_target
+    target = load_target(args.target)
+    prec = parse_precision(args.precision, "--precision")
+    target.check_precision(prec)
+    graph = load_model(args.model, input_size=args.input_size)
+    if not args.calib_data and not args.calib_random and not args.calib_dataset:
+        args.calib_random = 1  # code does not depend on calibrated ranges
+    graph = _maybe_quantize(graph, args)
+    with progress_bar(len(graph.nodes), f"compiling {graph.name} for {target.name}") as bar:
+        kernels = compile_graph(graph, target, prec, out_dir=args.out, progress=bar)
+    distinct = len({k.symbol for k in kernels})
+    print(f"{graph.name} {prec} on {target.name}: {len(kernels)} kernels ({distinct} distinct "
+          f"after deduplication) -> {args.out}/kernels.json; cache {cache_stats()}")
+    return 0
+
+
 def _add_quant_args(p: argparse.ArgumentParser, required: bool) -> None:
     g = p.add_argument_group("quantization (post-training; a zoo name or float model plus "
                              "--precision is quantized on the fly)")
@@ -259,6 +280,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0, help="seed of the random input (default 0)")
     _add_quant_args(r, required=False)
     r.set_defaults(func=_cmd_run)
+
+    c = sub.add_parser("compile", help="lower a model through TVM: per-layer assembly, object "
+                                       "files and kernels.json")
+    c.add_argument("model", help="zoo name or a model file")
+    c.add_argument("--target", required=True, help="shipped target name or a target .yaml")
+    c.add_argument("--input-size", type=int, help="zoo models: spatial input size")
+    c.add_argument("--out", required=True, metavar="DIR")
+    _add_quant_args(c, required=True)
+    c.set_defaults(func=_cmd_compile)
 
     s = sub.add_parser("simulate", help="per-layer latency and energy on a target, per "
                                         "precision")

@@ -141,3 +141,24 @@ def test_run_quantizes_zoo_model_on_the_fly(tmp_path):
     assert proc.returncode == 0, proc.stderr
     y = np.load(tmp_path / "y.npy")
     assert y.shape == (1, 10) and abs(float(y.sum()) - 1.0) < 0.05
+
+
+def test_compile_writes_assembly_objects_and_kernel_records(tmp_path):
+    out = tmp_path / "k"
+    env_cache = {"ACCELSIM_CACHE": str(tmp_path / "cache")}
+    import os
+    proc = subprocess.run([sys.executable, "-m", "accelsim", "compile", "digits_cnn", "--target",
+                           "cortex-a76", "--precision", "w8a8", "--calib-random", "2", "--out",
+                           out], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **env_cache})
+    assert proc.returncode == 0, proc.stderr
+    records = json.loads((out / "kernels.json").read_text())
+    text = json.dumps(records)
+    assert "conv1" in text or "features" in text or "conv" in text
+    convs = sorted(out.glob("*conv*.s"))
+    assert convs and all("sdot" in p.read_text() for p in convs)
+    assert all(p.with_suffix(".o").exists() for p in convs)
+    bad = accelsim("compile", "digits_cnn", "--target", "hvx-v68", "--precision", "fp16",
+                   "--out", tmp_path / "bad")
+    assert_one_line_error(bad, "cannot run precision 'fp16'")
+    assert not (tmp_path / "bad").exists()
