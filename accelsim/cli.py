@@ -157,6 +157,34 @@ def _cmd_compile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from accelsim.codegen.verify import summary, verify_graph
+    from accelsim.fsutil import atomic_write_text
+    from accelsim.model.loader import load_model
+    from accelsim.progress import progress_bar
+    from accelsim.quant.precision import parse_precision
+    from accelsim.runio import random_inputs
+    from accelsim.target import load_target
+    target = load_target(args.target)
+    prec = parse_precision(args.precision, "--precision")
+    target.check_precision(prec)
+    graph = load_model(args.model, input_size=args.input_size)
+    if not args.calib_data and not args.calib_random and not args.calib_dataset:
+        args.calib_random = 2
+    graph = _maybe_quantize(graph, args)
+    feeds = random_inputs(graph, seed=args.seed)
+    with progress_bar(len(graph.nodes), f"verifying on {target.name}") as bar:
+        checks = verify_graph(graph, target, prec.name, feeds, progress=bar)
+    for c in checks:
+        print(f"{c.name:<32}{c.op:<18}{c.mismatches:>10} / {c.elements} differ")
+    result = summary(checks)
+    print(f"{graph.name} {prec} on {target.name}: {len(checks)} kernels, {result['mismatches']} "
+          f"of {result['elements']} elements differ")
+    if args.json:
+        atomic_write_text(args.json, json.dumps(result, indent=1) + "\n")
+    return 0 if result["mismatches"] == 0 else 1
+
+
 def _add_quant_args(p: argparse.ArgumentParser, required: bool) -> None:
     g = p.add_argument_group("quantization (post-training; a zoo name or float model plus "
                              "--precision is quantized on the fly)")
@@ -289,6 +317,16 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", required=True, metavar="DIR")
     _add_quant_args(c, required=True)
     c.set_defaults(func=_cmd_compile)
+
+    v = sub.add_parser("verify", help="run every generated kernel on its target (TVM runtime "
+                                      "or qemu) against the reference executor")
+    v.add_argument("model", help="zoo name or a model file")
+    v.add_argument("--target", required=True, help="shipped target name or a target .yaml")
+    v.add_argument("--input-size", type=int, help="zoo models: spatial input size")
+    v.add_argument("--seed", type=int, default=0, help="seed of the random model input")
+    v.add_argument("--json", metavar="PATH", help="write {mismatches, elements, layers} as JSON")
+    _add_quant_args(v, required=True)
+    v.set_defaults(func=_cmd_verify)
 
     s = sub.add_parser("simulate", help="per-layer latency and energy on a target, per "
                                         "precision")

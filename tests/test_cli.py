@@ -162,3 +162,21 @@ def test_compile_writes_assembly_objects_and_kernel_records(tmp_path):
                    "--out", tmp_path / "bad")
     assert_one_line_error(bad, "cannot run precision 'fp16'")
     assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize("target", ["cortex-a76", "hvx-v68"])
+def test_verify_runs_every_kernel_on_its_target(tmp_path, target):
+    from accelsim.codegen import emulate
+    arch = "aarch64" if target.startswith("cortex") else "hexagon"
+    missing = emulate.missing_tools(arch)
+    if missing:
+        pytest.skip(f"no {arch} toolchain: {', '.join(missing)}")
+    proc = accelsim("verify", "digits_cnn", "--target", target, "--precision", "w8a8",
+                    "--json", tmp_path / "v.json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((tmp_path / "v.json").read_text())
+    assert set(result) == {"mismatches", "elements", "layers"}
+    assert result["mismatches"] == 0 and result["elements"] > 0
+    ops = {layer["op"] for layer in result["layers"]}
+    assert {"conv2d", "dense"} <= ops
+    assert all(set(layer) == {"name", "op", "mismatches", "elements"} for layer in result["layers"])
