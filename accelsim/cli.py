@@ -136,10 +136,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_compile(args: argparse.Namespace) -> int:
-    from accelsim.codegen.compile import cache_stats, compile_graph
+def _graph_for_target(args: argparse.Namespace, calib_random: int):
+    """Target, precision and the (quantized) graph for compile / verify, all checked before
+    any work; kernels do not depend on calibrated ranges, so random calibration is the default."""
     from accelsim.model.loader import load_model
-    from accelsim.progress import progress_bar
     from accelsim.quant.precision import parse_precision
     from accelsim.target import load_target
     target = load_target(args.target)
@@ -147,8 +147,14 @@ def _cmd_compile(args: argparse.Namespace) -> int:
     target.check_precision(prec)
     graph = load_model(args.model, input_size=args.input_size)
     if not args.calib_data and not args.calib_random and not args.calib_dataset:
-        args.calib_random = 1  # code does not depend on calibrated ranges
-    graph = _maybe_quantize(graph, args)
+        args.calib_random = calib_random
+    return target, prec, _maybe_quantize(graph, args)
+
+
+def _cmd_compile(args: argparse.Namespace) -> int:
+    from accelsim.codegen.compile import cache_stats, compile_graph
+    from accelsim.progress import progress_bar
+    target, prec, graph = _graph_for_target(args, calib_random=1)
     with progress_bar(len(graph.nodes), f"compiling {graph.name} for {target.name}") as bar:
         kernels = compile_graph(graph, target, prec, out_dir=args.out, progress=bar)
     distinct = len({k.symbol for k in kernels})
@@ -160,18 +166,9 @@ def _cmd_compile(args: argparse.Namespace) -> int:
 def _cmd_verify(args: argparse.Namespace) -> int:
     from accelsim.codegen.verify import summary, verify_graph
     from accelsim.fsutil import atomic_write_text
-    from accelsim.model.loader import load_model
     from accelsim.progress import progress_bar
-    from accelsim.quant.precision import parse_precision
     from accelsim.runio import random_inputs
-    from accelsim.target import load_target
-    target = load_target(args.target)
-    prec = parse_precision(args.precision, "--precision")
-    target.check_precision(prec)
-    graph = load_model(args.model, input_size=args.input_size)
-    if not args.calib_data and not args.calib_random and not args.calib_dataset:
-        args.calib_random = 2
-    graph = _maybe_quantize(graph, args)
+    target, prec, graph = _graph_for_target(args, calib_random=2)
     feeds = random_inputs(graph, seed=args.seed)
     with progress_bar(len(graph.nodes), f"verifying on {target.name}") as bar:
         checks = verify_graph(graph, target, prec.name, feeds, progress=bar)

@@ -147,15 +147,13 @@ def _wrap32(v) -> np.ndarray:
 
 
 def to_nhwc(arr: np.ndarray, layout: str) -> np.ndarray:
-    if arr.ndim == 4 and layout == "NCHW":
-        return np.ascontiguousarray(arr.transpose(0, 2, 3, 1))
-    return np.ascontiguousarray(arr)
+    from accelsim.lower.ops import to_kernel_layout  # one definition of the layout change
+    return to_kernel_layout(arr, layout)
 
 
 def from_nhwc(arr: np.ndarray, layout: str) -> np.ndarray:
-    if arr.ndim == 4 and layout == "NCHW":
-        return np.ascontiguousarray(arr.transpose(0, 3, 1, 2))
-    return arr
+    from accelsim.lower.ops import from_kernel_layout
+    return from_kernel_layout(arr, layout)
 
 
 def _is_wide(x: TensorInfo, w: TensorInfo, b: TensorInfo | None) -> bool:

@@ -6,8 +6,8 @@ Kernels are registered per (op, domain):
   TFLite's reference kernels;
 - "float": quantized tensors with ONNX QDQ semantics (integer accumulation, float
   requantization with round-half-to-even), as ONNX Runtime computes them;
-- "int": quantized kernels that are identical in both requantization modes (data movement,
-  max pooling, ...), used when a mode has no kernel of its own.
+- "int": quantized kernels that are identical in both requantization modes (reshape, flatten,
+  squeeze, transpose), used when a mode has no kernel of its own.
 """
 
 from __future__ import annotations
