@@ -57,7 +57,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from accelsim.sim.dispatch import fidelity_of, simulate
     from accelsim.target import load_target
     target = load_target(args.target)
-    fidelity = fidelity_of(target)
+    fidelity = fidelity_of(target, args.fidelity)
     precisions = parse_precision_list(args.precision)
     for p in precisions:  # every check before any work
         target.check_precision(p)
@@ -67,7 +67,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     results = []
     for p in precisions:
         q = quantize_graph(graph, p, data).graph if not graph.is_quantized else graph
-        costs = simulate(q, target, p)
+        costs = simulate(q, target, p, args.fidelity)
         total = {"cycles": sum(c.cycles for c in costs),
                  "latency_s": sum(c.latency_s for c in costs),
                  "energy_j": sum(c.energy_j for c in costs)}
@@ -330,10 +330,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model", help="zoo name or a model file")
     s.add_argument("--target", required=True, help="shipped target name or a target .yaml")
     s.add_argument("--precision", required=True, help="comma-separated, e.g. fp32,w8a8,w4a8")
-    s.add_argument("--fidelity", choices=["analytic"], default="analytic",
-                   help="CPU/DSP targets: analytic (operator shapes and the target's documented "
-                        "numbers); accelerator targets always use their instruction-level "
-                        "simulator (accel-sim)")
+    s.add_argument("--fidelity", choices=["codegen", "analytic"],
+                   help="codegen: cycles from the TVM-generated code (CPU/DSP: assembly, trip "
+                        "counts, pipe model; accelerator: its instruction-level simulator); "
+                        "analytic: operator shapes and the target's documented numbers, no "
+                        "compilation (default: analytic on CPU/DSP, codegen on accelerators)")
     s.add_argument("--input-size", type=int, help="zoo models: spatial input size")
     s.add_argument("--json", metavar="PATH", help="write the results as JSON")
     s.set_defaults(func=_cmd_simulate)
