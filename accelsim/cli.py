@@ -352,9 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--input-size", type=int, help="zoo models: spatial input size")
     rp.add_argument("--name", default="default", help="report name (default 'default')")
     rp.add_argument("--out", metavar="DIR", help="output directory (default reports/NAME/)")
-    rp.add_argument("--fidelity", choices=["analytic"], default="analytic",
-                    help="CPU/DSP targets: analytic; accelerators always use their "
-                         "instruction-level simulator")
+    rp.add_argument("--fidelity", choices=["codegen", "analytic"],
+                    help="codegen or analytic (see `simulate`; default: analytic on CPU/DSP, "
+                         "codegen = the instruction-level simulator on accelerators)")
     rp.add_argument("--accuracy", metavar="FILE.json", default="reports/accuracy.json",
                     help="accuracy-study results for the accuracy-vs-cost figure ('' for none)")
     rp.add_argument("--no-cache", action="store_true", help="ignore and do not write the "

@@ -26,7 +26,11 @@ from accelsim.report.tables import (AccuracyPoint, accuracy_rows, layer_rows, su
 TIMESTAMP_PREFIX = "Generated "
 _FIDELITY_TEXT = {
     "analytic": "the roofline cost model evaluated from operator shapes and the target "
-                "file's datasheet numbers (accelsim.sim.analytic), for CPU and DSP targets",
+                "file's documented numbers, no compilation (accelsim.sim.analytic for CPU and "
+                "DSP targets, accelsim.accel.analytic for accelerators)",
+    "codegen": "cycles from the kernels TVM generated: dynamic instruction counts of their "
+               "assembly (basic blocks x loop trip counts), the per-core pipe model and the "
+               "memory model (accelsim.sim.codegen)",
     "accel-sim": "the accelerator's instruction-level simulator timing the program generated "
                  "for each layer through TVM (accelsim.accel); layers it does not run are "
                  "costed on its host core",

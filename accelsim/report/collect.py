@@ -138,11 +138,11 @@ def _target_text(target: Target) -> str:
     return text
 
 
-def simulator_of(target: Target, fidelity: str) -> str:
-    """What costs `target`: the requested fidelity for CPU / DSP targets, the accelerator's
-    own simulator for accelerators (`accelsim.sim.dispatch`)."""
+def simulator_of(target: Target, fidelity: str | None) -> str:
+    """What costs `target` at the requested fidelity (None: the kind's default), as the label
+    results carry (`accelsim.sim.dispatch`)."""
     from accelsim.sim.dispatch import fidelity_of
-    return fidelity_of(target)
+    return fidelity_of(target, fidelity)
 
 
 def _calibration_label() -> str:
@@ -151,7 +151,7 @@ def _calibration_label() -> str:
 
 
 def run_key(graph_hash: str, precision: str, mixed_text: str, target: Target,
-            fidelity: str) -> str:
+            fidelity: str | None) -> str:
     # a mixed-precision file counts by its content, not by where it lies
     prec = "mixed" if precision.startswith("mixed:") else precision
     return content_key("report-run/1", graph_hash, prec, mixed_text, _target_text(target),
@@ -159,9 +159,9 @@ def run_key(graph_hash: str, precision: str, mixed_text: str, target: Target,
                        CALIB_SAMPLES, CALIB_SEED)
 
 
-def _simulate(qgraph: Graph, target: Target, precision) -> list[LayerCost]:
+def _simulate(qgraph: Graph, target: Target, precision, fidelity: str | None) -> list[LayerCost]:
     from accelsim.sim.dispatch import simulate
-    return simulate(qgraph, target, precision)
+    return simulate(qgraph, target, precision, fidelity)
 
 
 def _entry(qgraph: Graph, costs: list[LayerCost]) -> dict:
@@ -171,7 +171,7 @@ def _entry(qgraph: Graph, costs: list[LayerCost]) -> dict:
             "layers": [c.to_json() for c in costs], "groups": groups}
 
 
-def _from_entry(entry: dict, job: Job, graph: Graph, fidelity: str, cached: bool) -> Run:
+def _from_entry(entry: dict, job: Job, graph: Graph, fidelity: str | None, cached: bool) -> Run:
     layers = tuple(LayerCost(**d) for d in entry["layers"])
     fids = sorted({c.fidelity for c in layers}) or [simulator_of(job.target, fidelity)]
     return Run(graph.name, tuple(graph.tensors[graph.inputs[0]].shape), job.target.name,
@@ -197,7 +197,7 @@ def _quantize(graph: Graph, precision: str):
     return quantize_graph(graph, p, data).graph, p
 
 
-def collect(jobs: Iterable[Job], fidelity: str, cache: ResultCache | None,
+def collect(jobs: Iterable[Job], fidelity: str | None, cache: ResultCache | None,
             progress: Callable[[int], None] = lambda done: None) -> dict[tuple, Run]:
     """Run (or fetch from the cache) every job; returns {(model, input_size, target, precision):
     Run}. Jobs are grouped so that each model is built once and quantized once per precision,
@@ -224,7 +224,7 @@ def collect(jobs: Iterable[Job], fidelity: str, cache: ResultCache | None,
                     if quantized is None:
                         quantized = _quantize(graph, precision)
                     qgraph, prec = quantized
-                    entry = _entry(qgraph, _simulate(qgraph, j.target, prec))
+                    entry = _entry(qgraph, _simulate(qgraph, j.target, prec, fidelity))
                     # the report is built from the JSON form on cold and warm runs alike, so
                     # both give byte-identical files
                     entry = json.loads(json.dumps(entry, sort_keys=True))

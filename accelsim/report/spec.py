@@ -14,7 +14,6 @@ from accelsim.target import Target, list_targets, load_target
 DEFAULT_MODELS = ("mobilenet_v1", "mobilenet_v2", "resnet50")
 # Order of precisions in every table and figure: the float baselines first, then by bits.
 PRECISION_ORDER = ("fp32", "fp16", "w16a16", "w8a8", "w8a4", "w4a8", "w4a4")
-FIDELITIES = ("analytic",)
 # Default target kinds: phone CPUs and DSPs (analytic model) and the accelerator (its own
 # instruction-level simulator). `host` describes whatever machine runs the report, so it is
 # left out of the default report (a committed report must not depend on the build machine);
@@ -55,7 +54,7 @@ class ReportSpec:
     targets: tuple[str, ...] = ()
     precisions: tuple[str, ...] = ()
     input_size: int | None = None
-    fidelity: str = "analytic"
+    fidelity: str | None = None   # None: each target kind's default (accelsim.sim.dispatch)
     name: str = "default"
     out: str | None = None
     accuracy: str | None = "reports/accuracy.json"
@@ -81,7 +80,7 @@ class Plan:
     targets: tuple[Target, ...]
     precisions: dict                        # target name -> tuple of precision strings
     all_precisions: tuple[str, ...]         # union, in PRECISION_ORDER
-    fidelity: str
+    fidelity: str | None
     out_dir: Path
     accuracy_path: Path | None
     notes: tuple[str, ...] = field(default_factory=tuple)
@@ -112,7 +111,8 @@ def _check_model(name: str, input_size: int | None) -> ModelPlan:
 
 def make_plan(spec: ReportSpec) -> Plan:
     """Check everything a user can get wrong; raise an `AccelsimError` naming it."""
-    if spec.fidelity not in FIDELITIES:
+    from accelsim.sim.dispatch import FIDELITIES
+    if spec.fidelity is not None and spec.fidelity not in FIDELITIES:
         raise InputError(f"--fidelity {spec.fidelity}: expected one of {', '.join(FIDELITIES)}")
     if spec.input_size is not None and (isinstance(spec.input_size, bool)
                                         or not isinstance(spec.input_size, int)
