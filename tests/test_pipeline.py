@@ -1,0 +1,264 @@
+"""The per-core pipe model (accelsim.sim.pipeline) against llvm-mca-19 on the inner loops of real
+generated NEON kernels, plus synthetic blocks whose cost a wrong model would get wrong.
+
+Oracle: `llvm-mca-19 -mtriple=aarch64 -mcpu=<codegen.llvm_mca_cpu> -iterations=100`, cycles per
+iteration = Total Cycles / 100. Total Cycles (not Block RThroughput) because the model includes
+loop-carried dependencies and in-order stalls, which Block RThroughput ignores (it is the pipe
+bound alone); the pipeline fill in Total Cycles is < 1 % on these loops (checked: 200 vs 100
+iterations differ by < 0.3 cycles per iteration).
+
+Our parameters come from the Arm Software Optimization Guides (targets/*.yaml), not from LLVM.
+Where LLVM's scheduling model disagrees with the guide, the loops dominated by that instruction
+are listed in `DISAGREE` with the reason, printed, and not asserted; everything else must agree
+within 15 %.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+
+from accelsim.codegen import compile as cg
+from accelsim.codegen.kernel import _isa, _parse
+from accelsim.lower.lower import lower_node
+from accelsim.model import zoo
+from accelsim.quant import calibdata
+from accelsim.quant.precision import parse_precision
+from accelsim.quant.ptq import quantize_graph
+from accelsim.sim import pipeline as pl
+from accelsim.target import load_target
+
+MCA = shutil.which("llvm-mca-19")
+needs_mca = pytest.mark.skipif(MCA is None, reason="llvm-mca-19 not installed")
+
+# (precision, layer of mobilenet_v2 at 32x32): 3x3 conv, 1x1 conv, depthwise, FC
+CASES = [("w8a8", "features.0.0"), ("w8a8", "features.2.conv.0.0"),
+         ("w8a8", "features.2.conv.1.0"), ("w8a8", "classifier.1"),
+         ("fp32", "features.2.conv.0.0"), ("w16a16", "features.2.conv.0.0")]
+MAC_CLASSES = {"vector_mac_int8", "vector_mul_long_int8", "vector_mac_int16",
+               "vector_pairwise_acc", "vector_fma_fp32", "vector_fma_fp16", "vector_mul"}
+
+# (target, precision, layer) -> why the guide and LLVM's model disagree on that loop
+DISAGREE = {
+    ("cortex-a55", "fp32", "features.2.conv.0.0"):
+        "FMLA Q-form: A55 SOG 4.16 throughput 1 (note 1, both 64-bit NEON pipes); LLVM "
+        "AArch64SchedA55.td issues Q-form FMLA at 2/cycle on its two FPMAC units",
+    ("cortex-a55", "w16a16", "features.2.conv.0.0"):
+        "SADALP Q-form: A55 SOG 4.15 throughput 1/2; LLVM's A55 model 1/cycle",
+    ("cortex-a55", "w8a8", "features.2.conv.1.0"):
+        "ASIMD arith long/wide and max/min (SADDL/SADDW/SMAX): A55 SOG 4.15 latency 2; LLVM's "
+        "A55 model 3-4, which lengthens this depthwise loop's in-order stalls",
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def kernel_cache(tmp_path_factory):
+    path = tmp_path_factory.getbasetemp() / "kernel-cache"
+    old = os.environ.get("ACCELSIM_CACHE")
+    os.environ["ACCELSIM_CACHE"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("ACCELSIM_CACHE", None)
+    else:
+        os.environ["ACCELSIM_CACHE"] = old
+
+
+@lru_cache(maxsize=None)
+def _quantized(precision: str):
+    g = zoo.build("mobilenet_v2", input_size=32)
+    return quantize_graph(g, parse_precision(precision), calibdata.random(g, 2)).graph
+
+
+def inner_loops(asm: str) -> list[list[str]]:
+    """Innermost loop bodies (label to backward branch) that hold vector multiply-accumulates,
+    found with the same loop detection as Kernel.instruction_mix."""
+    ins, loops, _ = _parse(asm, _isa(asm))
+    loops = sorted(set(loops))
+    inner = [lp for lp in loops
+             if not any(o != lp and lp[0] <= o[0] and o[1] <= lp[1] for o in loops)]
+    bodies = [[ins[i].text for i in range(a, b + 1)] for a, b in inner]
+    return [b for b in bodies if any(pl.classify(x, "aarch64") in MAC_CLASSES for x in b)]
+
+
+def mca_cycles(body: list[str], target) -> float:
+    mattr = ",".join(target.codegen.tvm_target.get("mattr", []))
+    r = subprocess.run([MCA, "-mtriple=aarch64", f"-mcpu={target.codegen.llvm_mca_cpu}",
+                        f"-mattr={mattr}", "-iterations=100", "-all-views=false",
+                        "-summary-view"], input="\n".join(body) + "\n", capture_output=True,
+                       text=True, check=True)
+    return int(re.search(r"Total Cycles:\s+(\d+)", r.stdout).group(1)) / 100
+
+
+# -- against llvm-mca on generated kernels ---------------------------------------------------
+@needs_mca
+@pytest.mark.parametrize("target_name", ["cortex-a76", "cortex-a55"])
+def test_inner_loops_within_15_percent_of_llvm_mca(target_name):
+    t = load_target(target_name)
+    rows, bad, compared = [], [], 0
+    for prec, layer in CASES:
+        q = _quantized(prec)
+        k = cg.compile_layer(lower_node(q, q.node(layer), t), t)
+        asm = Path(k.asm_path).read_text()
+        bodies = inner_loops(asm)
+        assert bodies, f"{layer} {prec}: no inner loop with vector MACs"
+        # pipeline.loop_bodies (raw lines, for callers) finds the loops instruction_mix finds
+        assert len(pl.loop_bodies(asm, "aarch64")) == k.instruction_mix.loops
+        for body in bodies:
+            ours = pl.block_cycles(body, t, loop=True)
+            ref = mca_cycles(body, t)
+            err = ours / ref - 1
+            why = DISAGREE.get((target_name, prec, layer))
+            rows.append(f"{target_name:11} {prec:6} {layer:22} {len(body):4} instr  "
+                        f"llvm-mca {ref:8.2f}  model {ours:8.2f}  {err * 100:+6.1f} %"
+                        + (f"  [not asserted: {why}]" if why else ""))
+            if why:
+                continue
+            compared += 1
+            if abs(err) > 0.15:
+                bad.append(rows[-1])
+    print(f"\ncycles per iteration, -mcpu={t.codegen.llvm_mca_cpu}\n" + "\n".join(rows))
+    assert compared >= 3, rows
+    assert not bad, "\n".join(bad)
+
+
+# -- synthetic blocks ----------------------------------------------------------------------
+def _rep(fmt: str, n: int) -> list[str]:
+    return [fmt.format(i=i) for i in range(n)] + ["subs x0, x0, #1", "b.ne .Lloop"]
+
+
+def test_dependent_sdot_chain_costs_n_times_latency():
+    t = load_target("cortex-a76")
+    lat = t.timing["instructions"]["vector_mac_int8"]["latency"]
+    for n in (4, 8, 16):
+        body = _rep("sdot v0.4s, v1.16b, v2.16b", n)
+        assert pl.block_cycles(body, t) == pytest.approx(n * lat)
+
+
+def test_independent_sdots_cost_n_over_throughput():
+    t = load_target("cortex-a76")
+    tp = t.timing["instructions"]["vector_mac_int8"]["throughput"]
+    for n in (8, 16):
+        body = _rep("sdot v{i}.4s, v20.16b, v21.16b", n)
+        assert pl.block_cycles(body, t) == pytest.approx(n / tp)
+        # the same SDOTs chained through one accumulator are latency-bound instead
+        assert pl.block_cycles(_rep("sdot v0.4s, v20.16b, v21.16b", n), t) > n / tp
+
+
+@needs_mca
+def test_synthetic_sdot_blocks_match_llvm_mca_on_a76():
+    """Neoverse N1's model and the A76 SOG agree on SDOT (2 cycles, 2 per cycle on V0|V1)."""
+    t = load_target("cortex-a76")
+    for fmt in ("sdot v0.4s, v1.16b, v2.16b", "sdot v{i}.4s, v20.16b, v21.16b"):
+        body = [fmt.format(i=i) for i in range(8)]
+        assert pl.block_cycles(body, t) == pytest.approx(mca_cycles(body, t), rel=0.05)
+
+
+def test_shared_pipes_add_up_and_single_pipe_classes_bind():
+    t = load_target("cortex-a76")
+    # SMULL (V0 only) and SADALP (V1 only) overlap: 8 + 8 over two pipes = 8 cycles
+    body = [f"smull v{i}.8h, v20.8b, v21.8b" for i in range(8)] + \
+           [f"sadalp v{10 + i}.4s, v22.8h" for i in range(8)]
+    assert pl.block_cycles(body, t) == pytest.approx(8)
+    # 8 SMULL (V0) + 8 ADD (V0|V1): V0 cannot take more than the SMULLs: (8 + 8) / 2 = 8
+    body = [f"smull v{i}.8h, v20.8b, v21.8b" for i in range(8)] + \
+           [f"add v{10 + i}.4s, v22.4s, v23.4s" for i in range(8)]
+    assert pl.block_cycles(body, t) == pytest.approx(8)
+    # 16 SMULL alone: V0 bound 16, not 16 / 2
+    assert pl.block_cycles([f"smull v{i % 16}.8h, v20.8b, v21.8b" for i in range(16)],
+                           t) == pytest.approx(16)
+
+
+def test_a55_in_order_dual_issue_and_accumulate_forwarding():
+    t = load_target("cortex-a55")
+    # D-form ALU ops dual-issue (2/cycle); Q-form ones take both NEON pipes (1/cycle)
+    assert pl.block_cycles([f"add v{i}.2s, v20.2s, v21.2s" for i in range(8)], t) == \
+        pytest.approx(4)
+    assert pl.block_cycles([f"add v{i}.4s, v20.4s, v21.4s" for i in range(8)], t) == \
+        pytest.approx(8)
+    # in order: a load's consumer stalls the whole pipeline for the load latency (SOG 4.13: 4)
+    lat = t.timing["instructions"]["vector_load"]["latency"]
+    blk = ["ldr q0, [x1]", "add v1.4s, v0.4s, v0.4s", "add x2, x2, #1"]
+    assert pl.block_cycles(blk, t, loop=False) >= lat + 2
+    # SMLAL chained through its accumulator: late forwarding, SOG 4.15 "4 (1)" -> 1 per cycle.
+    # (LLVM's A55 model has no such forwarding and gives 4 per SMLAL: a documented difference.)
+    acc = t.timing["instructions"]["vector_mul_long_int8"]["accumulate_latency"]
+    body = [f"smlal v0.8h, v{1 + i}.8b, v9.8b" for i in range(8)]
+    assert pl.block_cycles(body, t) == pytest.approx(8 * max(acc, 1))
+    # ... but a chain through a multiplicand waits the full latency
+    body = ["smull v0.8h, v0.8b, v9.8b"] * 4
+    assert pl.block_cycles(body, t) == pytest.approx(4 * 4)
+
+
+def test_hexagon_packets_plus_documented_input_latency_stall():
+    """HVX PRM "Instruction latency": V0 = VADD(..) followed by a multiply reading V0 in the next
+    packet stalls (multiply input latency 2); an ALU consumer or an unrelated packet does not."""
+    t = load_target("hvx-v68")
+    stall = ["{", "  v0.w = vadd(v1.w,v2.w)", "}", "{", "  v3.w += vrmpy(v0.ub,r0.b)", "}"]
+    alu = ["{", "  v0.w = vadd(v1.w,v2.w)", "}", "{", "  v3.w = vadd(v0.w,v4.w)", "}"]
+    free = ["{", "  v0.w = vadd(v1.w,v2.w)", "}", "{", "  v3.w += vrmpy(v5.ub,r0.b)", "}"]
+    il = t.timing["instructions"]["vector_mac_int8"]["input_latency"]
+    assert pl.block_cycles(stall, t, loop=False) == pytest.approx(2 + (il - 1))
+    assert pl.block_cycles(alu, t, loop=False) == pytest.approx(2)
+    assert pl.block_cycles(free, t, loop=False) == pytest.approx(2)
+    # the accumulator input is not an early source: back-to-back vrmpy into one accumulator
+    acc = ["{", "  v3.w += vrmpy(v5.ub,r0.b)", "}", "{", "  v3.w += vrmpy(v6.ub,r0.b)", "}"]
+    assert pl.block_cycles(acc, t, loop=False) == pytest.approx(2)
+    # .cur loads feed their own packet; a hardware loop closes with no extra packet
+    loop = [".LBB0_1:", "{", "  v1.cur = vmem(r1+#0)", "  v2 = valign(v1,v0,r2)", "}",
+            "{", "  v3.w += vrmpy(v7.ub,r0.b)", "  r1 = add(r1,#128)", "} :endloop0"]
+    assert pl.block_cycles(loop, t, loop=True) == pytest.approx(2)
+
+
+def test_classify():
+    a = "aarch64"
+    assert pl.classify("\tsdot\tv16.4s, v0.16b, v7.16b", a) == "vector_mac_int8"
+    assert pl.classify("smull v1.8h, v2.8b, v3.8b", a) == "vector_mul_long_int8"
+    assert pl.classify("smlal2 v1.2d, v2.4s, v3.4s", a) == "vector_mac_int16"
+    assert pl.classify("sadalp v1.4s, v2.8h", a) == "vector_pairwise_acc"
+    assert pl.classify("fmla v1.4s, v2.4s, v3.s[0]", a) == "vector_fma_fp32"
+    assert pl.classify("fmla v1.8h, v2.8h, v3.8h", a) == "vector_fma_fp16"
+    assert pl.classify("ldp q0, q1, [x1, #32]", a) == "vector_load"
+    assert pl.classify("ldr x0, [x1]", a) == "scalar_load"
+    assert pl.classify("stur d2, [x15, #-192]", a) == "vector_store"
+    assert pl.classify("add x1, x2, #8", a) == "scalar_alu"
+    assert pl.classify("b.ne .LBB3_3", a) == "branch"
+    assert pl.classify("ushl v1.4s, v2.4s, v3.4s", a) == "vector_shift"
+    assert pl.classify("tbl v2.16b, { v4.16b, v5.16b }, v20.16b", a) == "vector_permute"
+    assert pl.classify("dup v1.4s, w2", a) == "vector_from_gpr"
+    for skip in (".LBB3_3:", "\t.loc\t1 155 17", "// comment", ""):
+        assert pl.classify(skip, a) is None
+    h = "hexagon"
+    assert pl.classify("v4.w += vrmpy(v8.b,v23.b)", h) == "vector_mac_int8"
+    assert pl.classify("v5 = vmem(r7+#1)", h) == "vector_load"
+    assert pl.classify("vmem(r7+#0) = v2", h) == "vector_store"
+    assert pl.classify("r0 = add(r28,#-256)", h) == "scalar_alu"
+    assert pl.classify("{", h) is None and pl.classify("} :endloop0", h) is None
+    x = "x86_64"
+    assert pl.classify("vpdpbusd %zmm1, %zmm2, %zmm3", x) == "vector_mac_int8"
+    assert pl.classify("vmovdqu64 (%rax), %zmm1", x) == "vector_load"
+    assert pl.classify("jne .LBB0_3", x) == "branch"
+    # register effects: accumulate forms read the destination; pairs define two registers
+    ins = pl.parse(["sdot v16.4s, v0.16b, v7.16b", "ldp q6, q7, [sp, #272]",
+                    "ldr q1, [x2], #16"], a)
+    assert ins[0].acc == "v16" and set(ins[0].uses) == {"v16", "v0", "v7"}
+    assert ins[1].defs == ("v6", "v7") and ins[1].count == 2
+    assert set(ins[2].defs) == {"v1", "x2"}           # post-index writes the base back
+
+
+def test_missing_class_row_names_the_file_and_class(tmp_path):
+    from accelsim.target import load_target_file
+    src = Path(load_target("cortex-a76").path).read_text()
+    bad = re.sub(r"\n    vector_alu: .*", "", src)
+    bad = re.sub(r"\n    vector_logic: .*", "", bad)
+    p = tmp_path / "t.yaml"
+    p.write_text(bad.replace("name: cortex-a76", "name: broken"))
+    t = load_target_file(p)
+    with pytest.raises(pl.PipelineError, match=r"t\.yaml: timing\.instructions: no row for "
+                                               r"instruction class 'vector_logic'"):
+        pl.block_cycles(["mov v1.16b, v2.16b"], t)
