@@ -64,6 +64,10 @@ class _Evaluator:
     def score(self, default: Precision, overrides: Mapping[str, Precision]) -> float:
         q = quantize_graph(self.prepared, default, self.data, self.calibration,
                            overrides=dict(overrides), prepared=True).graph
+        return self.score_graph(q)
+
+    def score_graph(self, q: Graph) -> float:
+        """Score of an already quantized (or float) graph on this evaluator's data."""
         if self.y is not None:
             return top1(q, self.x, self.y, self.batch_size)
         return output_snr_db(self.reference, predict_logits(q, self.x, self.batch_size))
