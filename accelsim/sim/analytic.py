@@ -21,7 +21,7 @@ Per layer:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from accelsim.errors import AccelsimError
 from accelsim.model.graph import DTYPE_BITS, Graph, Node
@@ -117,6 +117,77 @@ def _node_traffic(graph: Graph, node: Node) -> tuple[float, float, float]:
     return w, a, o
 
 
+# Vector registers of every shipped architecture: AArch64 V0-V31 (Arm ARM A1.4), HVX V0-V31
+# (Hexagon V6x HVX PRM 2.1), AVX-512 zmm0-zmm31 (Intel SDM vol. 1, 15.1).
+VECTOR_REGISTERS = 32
+
+
+def layer_traffic(graph: Graph, node: Node, levels: list[_Level], target: Target | None = None,
+                  precision: Precision | None = None,
+                  loops: Sequence[tuple[str, int]] | None = None) -> dict[str, float]:
+    """Bytes a layer moves from each memory level.
+
+    Conv, depthwise and dense layers on a CPU/DSP target: the loop-nest model
+    (`accelsim.sim.traffic`) over the kernel's loops — `loops` (name, extent) from a compiled
+    kernel, else the target's schedule recipe — so weights a loop order sweeps once per output
+    tile are re-fetched as often as the nest says. Other layers (and calls without a target):
+    the tensors are served by the smallest level that holds the working set; weights come from
+    DRAM on first use (batch-1 inference)."""
+    from accelsim.sim import loopnest
+    if target is not None and op_class(graph, node) in loopnest.NEST_OPS:
+        return _nest_traffic(graph, node, levels, target, precision, loops)
+    w, a, o = _node_traffic(graph, node)
+    working_set = w + a + o
+    home = next((lv for lv in levels if lv.size >= working_set), levels[-1])
+    dram = levels[-1]
+    traffic = {lv.name: 0.0 for lv in levels}
+    traffic[dram.name] += w
+    traffic[home.name] += a + o
+    return traffic
+
+
+def _nest_traffic(graph: Graph, node: Node, levels: list[_Level], target: Target,
+                  precision: Precision | None, loops) -> dict[str, float]:
+    from accelsim.sim import loopnest, traffic
+    if loops is None:
+        from accelsim.lower.schedule import recipes_for
+        prec = node_precision(graph, node, precision) if precision is not None else None
+        recipe = recipes_for(target).recipe(op_class(graph, node),
+                                            prec.name if prec is not None else "default",
+                                            node.op)
+        loops = loopnest.recipe_loops(graph, node, recipe)
+    nest = loopnest.complete(loops, loopnest.axis_sizes(graph, node))
+    vector_bytes = float(target.codegen.vector_bits) / 8
+    return traffic.level_traffic(nest, loopnest.accesses(graph, node, nest),
+                                 [traffic.Level(lv.name, lv.size) for lv in levels],
+                                 VECTOR_REGISTERS * vector_bytes)
+
+
+def memory_cycles(traffic: Mapping[str, float], levels: list[_Level]) -> float:
+    """Bandwidth-bound time: the slowest level sets it (levels transfer concurrently)."""
+    return max(traffic[lv.name] / lv.bytes_per_cycle for lv in levels)
+
+
+def memory_energy(traffic: Mapping[str, float], levels: list[_Level]) -> tuple[float, float]:
+    """(on-chip J, off-chip J): every byte passes L1; bytes from a lower level also pass the
+    levels above it; the last level is off-chip."""
+    dram = levels[-1]
+    e_on = e_off = 0.0
+    for i, lv in enumerate(levels):
+        passed = sum(traffic[levels[j].name] for j in range(i, len(levels)))
+        if lv is dram:
+            e_off += traffic[lv.name] * lv.pj_per_byte * 1e-12
+        else:
+            e_on += passed * lv.pj_per_byte * 1e-12
+    return e_on, e_off
+
+
+def mac_energy_pj(target: Target, precision: Precision) -> float:
+    """Energy of one multiply-accumulate at `precision` (`energy.ops_pj`)."""
+    e_ops = target.energy.get("ops_pj", {})
+    return float(e_ops.get(_MAC_ENERGY_KEY.get(precision.name, "int8_mac"), 0.0))
+
+
 def _other_ops(graph: Graph, node: Node) -> float:
     """Vector-ALU operations (elements, not instructions) of a node's non-MAC work."""
     out = sum(graph.tensors[t].size for t in node.outputs)
@@ -163,30 +234,16 @@ def simulate_layer(graph: Graph, node: Node, target: Target, precision: Precisio
         compute += macs / per_instr * cyc
     compute += _other_ops(graph, node) / lanes / float(instr["vector_alu"]["throughput"])
 
-    w, a, o = _node_traffic(graph, node)
-    working_set = w + a + o
-    home = next((lv for lv in levels if lv.size >= working_set), levels[-1])
-    dram = levels[-1]
-    # weights come from DRAM on first use; activations from the level that holds the layer
-    traffic = {lv.name: 0.0 for lv in levels}
-    traffic[dram.name] += w
-    traffic[home.name] += a + o
-    memory = max(b / lv.bytes_per_cycle for lv, b in zip(levels, traffic.values()))
+    traffic = layer_traffic(graph, node, levels, target, precision)
+    memory = memory_cycles(traffic, levels)
 
     cycles = max(compute, memory, 1.0)
     latency = cycles / clock
     e_ops = target.energy.get("ops_pj", {})
-    mac_pj = float(e_ops.get(_MAC_ENERGY_KEY.get(precision.name, "int8_mac"), 0.0))
+    mac_pj = mac_energy_pj(target, precision)
     e_compute = (macs * mac_pj + _other_ops(graph, node) * float(e_ops.get("int32_add", 0.0))) \
         * 1e-12
-    # on-chip: every byte passes L1; bytes from a lower level also pass the levels above it
-    e_on = e_off = 0.0
-    for i, lv in enumerate(levels):
-        passed = sum(traffic[levels[j].name] for j in range(i, len(levels)))
-        if lv is dram:
-            e_off += traffic[lv.name] * lv.pj_per_byte * 1e-12
-        else:
-            e_on += passed * lv.pj_per_byte * 1e-12
+    e_on, e_off = memory_energy(traffic, levels)
     e_static = float(target.energy.get("static_power_w", 0.0)) * latency
     peak = peak_macs_per_cycle(target, precision) if macs else 0.0
     return LayerCost(
