@@ -48,6 +48,7 @@ def test_cache_roundtrip_and_keys(tmp_path):
 
 
 # -- sweeps --------------------------------------------------------------------------------------
+import dataclasses  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
 import subprocess  # noqa: E402
@@ -75,12 +76,13 @@ def _sweep_cli(out, cache, *extra):
 
 
 def test_killed_sweep_resumes_and_recomputes_only_missing_points(tmp_path):
+    # codegen fidelity: points take seconds, so the kill lands mid-sweep
     # uninterrupted reference run
-    ref = _sweep_cli(tmp_path / "ref", tmp_path / "cache_ref")
+    ref = _sweep_cli(tmp_path / "ref", tmp_path / "cache_ref", "--fidelity", "codegen")
     assert ref.wait(timeout=600) == 0, ref.stderr.read()
     # a second sweep, killed once a few points are cached
     cache = tmp_path / "cache"
-    proc = _sweep_cli(tmp_path / "run", cache)
+    proc = _sweep_cli(tmp_path / "run", cache, "--fidelity", "codegen")
     deadline = time.time() + 300
     while time.time() < deadline and len(list(cache.rglob("*.json"))) < 3:
         time.sleep(0.2)
@@ -89,7 +91,7 @@ def test_killed_sweep_resumes_and_recomputes_only_missing_points(tmp_path):
     done_before = len(list(cache.rglob("*.json")))
     assert 3 <= done_before < 12
     assert not (tmp_path / "run" / "points.csv").exists()  # nothing half-written
-    again = _sweep_cli(tmp_path / "run", cache)
+    again = _sweep_cli(tmp_path / "run", cache, "--fidelity", "codegen")
     out, err = again.communicate(timeout=600)
     assert again.returncode == 0, err
     assert f"({12 - done_before} computed, {done_before} from the cache)" in out
@@ -97,6 +99,7 @@ def test_killed_sweep_resumes_and_recomputes_only_missing_points(tmp_path):
         (tmp_path / "ref" / "points.csv").read_text()
     assert (tmp_path / "run" / "pareto.csv").read_text() == \
         (tmp_path / "ref" / "pareto.csv").read_text()
+    assert "accel-sim" in (tmp_path / "run" / "points.csv").read_text().splitlines()[1]
 
 
 def test_dask_cluster_gives_identical_results(tmp_path):
@@ -106,8 +109,24 @@ def test_dask_cluster_gives_identical_results(tmp_path):
                                   dashboard_address=None) as cluster:
         remote = run_sweep(SPEC, cache_dir=str(tmp_path / "c2"), scheduler=cluster.scheduler_address)
     assert remote.computed == 12 and local.rows == remote.rows and local.pareto == remote.pareto
+    assert {r["fidelity"] for r in remote.rows} == {"analytic"}   # the default
     files = write_outputs(remote, tmp_path / "out")
     assert all(f.exists() for f in files)
+
+
+def test_fidelities_are_cached_apart_and_labelled(tmp_path):
+    one = SweepSpec(("mobilenet_v2",), "simd-accel", {"lanes": (64,), "precision": ("w8a8",)},
+                    input_size=32)
+    cache = str(tmp_path / "cache")
+    fast = run_sweep(one, cache_dir=cache, workers=1)
+    slow = run_sweep(dataclasses.replace(one, fidelity="codegen"), cache_dir=cache, workers=1)
+    # the codegen point is computed, not served from the analytic entry of the same design
+    assert (fast.computed, slow.computed, slow.cached) == (1, 1, 0)
+    assert fast.rows[0]["fidelity"] == "analytic" and slow.rows[0]["fidelity"] == "accel-sim"
+    # same design point, two fidelities: the analytic latency is within 10 % of accel-sim's
+    assert fast.rows[0]["latency_s"] == pytest.approx(slow.rows[0]["latency_s"], rel=0.10)
+    again = run_sweep(one, cache_dir=cache, workers=1)
+    assert (again.computed, again.cached) == (0, 1) and again.rows == fast.rows
 
 
 @pytest.mark.parametrize("grid,fragment", [
@@ -119,3 +138,8 @@ def test_dask_cluster_gives_identical_results(tmp_path):
 def test_bad_sweeps_fail_before_any_work(grid, fragment):
     with pytest.raises(AccelsimError, match=fragment):
         validate(SweepSpec(("mobilenet_v2",), "simd-accel", grid))
+
+
+def test_unknown_fidelity_fails_before_any_work():
+    with pytest.raises(AccelsimError, match="fidelity 'fast'"):
+        validate(SweepSpec(("mobilenet_v2",), "simd-accel", {"lanes": (16,)}, fidelity="fast"))

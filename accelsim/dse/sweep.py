@@ -1,7 +1,11 @@
 """Design-space sweeps over accelerator parameters and precisions.
 
 A sweep is a grid (or a seeded random sample of it) of points; each point is one model on the
-base accelerator with some parameters changed (`AccelConfig.with_params`) at one precision. Every
+base accelerator with some parameters changed (`AccelConfig.with_params`) at one precision,
+costed at one fidelity: `analytic` (default; `accelsim.accel.analytic`, shapes and recipe only,
+milliseconds per point) or `codegen` (every layer compiled through TVM and its program run by the
+instruction-level simulator, `accelsim.accel.sim`, seconds per point). The fidelity is part of
+each point's cache key and a column of every output, so results of the two never mix. Every
 point's result is cached by content hash as soon as it is computed, so an interrupted sweep rerun
 recomputes only the missing points; the CSV/JSON outputs are written atomically at the end.
 Points run in a local process pool (all cores) or on a Dask cluster (`scheduler` address);
@@ -33,6 +37,8 @@ OBJECTIVES = ("latency_s", "energy_j")
 # result columns in a fixed order (cached entries come back with sorted keys)
 METRICS = ("latency_s", "energy_j", "cycles", "model_bytes", "energy_compute_j",
            "energy_onchip_memory_j", "energy_offchip_memory_j", "energy_static_j")
+FIDELITIES = ("analytic", "codegen")
+DEFAULT_FIDELITY = "analytic"
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,7 @@ class SweepSpec:
     sample: int | None = None         # random sample of the grid (None: the whole grid)
     seed: int = 0
     input_size: int | None = None
+    fidelity: str = DEFAULT_FIDELITY  # analytic | codegen
 
 
 def _value(token: str) -> Any:
@@ -96,6 +103,9 @@ def validate(spec: SweepSpec) -> list[dict[str, Any]]:
     from accelsim.accel.arch import SWEEP_PARAMS, load_config
     from accelsim.model.zoo import MODELS
     from accelsim.quant.precision import parse_precision
+    if spec.fidelity not in FIDELITIES:
+        raise InputError(f"sweep: fidelity '{spec.fidelity}': expected one of "
+                         f"{', '.join(FIDELITIES)}")
     if not spec.grid or any(len(v) == 0 for v in spec.grid.values()):
         raise InputError("sweep: the grid is empty; give at least one --grid KEY=V1,V2")
     allowed = set(SWEEP_PARAMS) | {PRECISION_KEY}
@@ -136,24 +146,33 @@ def _quantized(model: str, precision: str, input_size: int | None):
     return _GRAPHS[key]
 
 
-def point_key(point: Mapping[str, Any], target: str, input_size: int | None) -> str:
+def _config(point: Mapping[str, Any], target: str):
     from accelsim.accel.arch import load_config
     base = load_config(target)
     params = {k: v for k, v in point.items() if k not in ("model", PRECISION_KEY)}
-    cfg = base.with_params(**params) if params else base
+    return base.with_params(**params) if params else base
+
+
+def point_key(point: Mapping[str, Any], target: str, input_size: int | None,
+              fidelity: str = DEFAULT_FIDELITY) -> str:
     return content_key("sweep-point", point.get("model"), str(point.get(PRECISION_KEY, "w8a8")),
-                       input_size, cfg.key)
+                       input_size, _config(point, target).key, fidelity)
 
 
-def evaluate_point(point: Mapping[str, Any], target: str, input_size: int | None) -> dict:
-    from accelsim.accel.arch import load_config
-    from accelsim.accel.sim import simulate_graph
-    base = load_config(target)
-    params = {k: v for k, v in point.items() if k not in ("model", PRECISION_KEY)}
-    cfg = base.with_params(**params) if params else base
+def _simulator(fidelity: str):
+    if fidelity == "analytic":
+        from accelsim.accel.analytic import simulate_graph
+    else:
+        from accelsim.accel.sim import simulate_graph
+    return simulate_graph
+
+
+def evaluate_point(point: Mapping[str, Any], target: str, input_size: int | None,
+                   fidelity: str = DEFAULT_FIDELITY) -> dict:
+    cfg = _config(point, target)
     precision = str(point.get(PRECISION_KEY, "w8a8"))
     graph = _quantized(point["model"], precision, input_size)
-    costs = simulate_graph(graph, cfg)
+    costs = _simulator(fidelity)(graph, cfg)
     latency = sum(c.latency_s for c in costs)
     energy = sum(c.energy_j for c in costs)
     split = {k: sum(c.energy_breakdown.get(k, 0.0) for c in costs)
@@ -164,13 +183,25 @@ def evaluate_point(point: Mapping[str, Any], target: str, input_size: int | None
             **{f"energy_{k}_j": v for k, v in split.items()}}
 
 
-def _evaluate_and_cache(args) -> tuple[str, dict]:
-    point, target, input_size, cache_dir = args
-    key = point_key(point, target, input_size)
+def _evaluate_and_cache(args) -> list[tuple[str, dict]]:
+    """A batch of neighbouring grid points (they share tile choices, memoised per process); each
+    result is cached as soon as it is computed, so a kill loses at most the point in flight."""
+    points, target, input_size, cache_dir, fidelity = args
     cache = ResultCache("sweep", cache_dir)
-    result = evaluate_point(point, target, input_size)
-    cache.put(key, result)
-    return key, result
+    out = []
+    for point in points:
+        key = point_key(point, target, input_size, fidelity)
+        result = evaluate_point(point, target, input_size, fidelity)
+        cache.put(key, result)
+        out.append((key, result))
+    return out
+
+
+def _batches(points: list, fidelity: str, workers: int) -> list[list]:
+    # analytic points take milliseconds: batches amortise the task overhead; compiled points
+    # take seconds: one per task keeps the progress bar and the load balance fine-grained
+    size = 1 if fidelity == "codegen" else max(1, min(16, len(points) // (4 * workers)))
+    return [points[i:i + size] for i in range(0, len(points), size)]
 
 
 # -- the sweep -------------------------------------------------------------------------------
@@ -187,7 +218,7 @@ def run_sweep(spec: SweepSpec, cache_dir: str | None = None, workers: int | None
               progress: Callable[[int], None] | None = None) -> SweepResult:
     points = validate(spec)
     cache = ResultCache("sweep", cache_dir)
-    keys = [point_key(p, spec.target, spec.input_size) for p in points]
+    keys = [point_key(p, spec.target, spec.input_size, spec.fidelity) for p in points]
     results: dict[str, dict] = {}
     todo = []
     for p, k in zip(points, keys):
@@ -197,38 +228,42 @@ def run_sweep(spec: SweepSpec, cache_dir: str | None = None, workers: int | None
         else:
             todo.append(p)
     cached = len(points) - len(todo)
-    tasks = [(p, spec.target, spec.input_size, str(cache.dir)) for p in todo]
+    nworkers = workers or os.cpu_count() or 1
+    # neighbours that compile alike (differing only in bandwidths, clocks, energies) share
+    # tile choices: run them in the same batch; outputs keep the grid order
+    todo.sort(key=lambda p: (p["model"], str(p.get(PRECISION_KEY, "w8a8")),
+                             _config(p, spec.target).codegen_key()))
+    tasks = [(b, spec.target, spec.input_size, str(cache.dir), spec.fidelity)
+             for b in _batches(todo, spec.fidelity, 2 if scheduler else nworkers)]
     done = cached
     if progress:
         progress(done)
+
+    def collect(batch: list[tuple[str, dict]]) -> None:
+        nonlocal done
+        for k, r in batch:
+            results[k] = r
+        done += len(batch)
+        if progress:
+            progress(done)
     if tasks:
         if scheduler:
             from distributed import Client, as_completed
             with Client(scheduler) as client:
                 futures = client.map(_evaluate_and_cache, tasks, pure=False)
                 for fut in as_completed(futures):
-                    k, r = fut.result()
-                    results[k] = r
-                    done += 1
-                    if progress:
-                        progress(done)
-        elif (workers or os.cpu_count() or 1) > 1 and len(tasks) > 1:
-            with ProcessPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
-                for k, r in pool.map(_evaluate_and_cache, tasks, chunksize=1):
-                    results[k] = r
-                    done += 1
-                    if progress:
-                        progress(done)
+                    collect(fut.result())
+        elif nworkers > 1 and len(tasks) > 1:
+            with ProcessPoolExecutor(max_workers=nworkers) as pool:
+                for batch in pool.map(_evaluate_and_cache, tasks, chunksize=1):
+                    collect(batch)
         else:
             for t in tasks:
-                k, r = _evaluate_and_cache(t)
-                results[k] = r
-                done += 1
-                if progress:
-                    progress(done)
+                collect(_evaluate_and_cache(t))
     rows = []
     for p, k in zip(points, keys):
-        row = {"model": p["model"], PRECISION_KEY: str(p.get(PRECISION_KEY, "w8a8"))}
+        row = {"model": p["model"], PRECISION_KEY: str(p.get(PRECISION_KEY, "w8a8")),
+               "fidelity": _label(spec.fidelity)}
         row.update({kk: p[kk] for kk in sorted(p) if kk not in row})
         row.update({m: results[k][m] for m in METRICS})
         rows.append(row)
@@ -238,6 +273,12 @@ def run_sweep(spec: SweepSpec, cache_dir: str | None = None, workers: int | None
         mask = pareto_mask(np.array([[r[o] for o in OBJECTIVES] for r in sub]))
         front.extend(r for r, keep in zip(sub, mask) if keep)
     return SweepResult(tuple(rows), tuple(front), len(todo), cached)
+
+
+def _label(fidelity: str) -> str:
+    """What results say produced them (the labels of `accelsim.sim.dispatch`)."""
+    from accelsim.sim.dispatch import SIMULATORS
+    return SIMULATORS["accelerator"][fidelity][0]
 
 
 def _csv(rows: Sequence[Mapping[str, Any]]) -> str:
@@ -283,7 +324,8 @@ def _plot(result: SweepResult, path: Path) -> Path:
     ax.set_ylabel("energy (mJ)")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_title("Accelerator design space (accel-sim fidelity; random calibration data)")
+    fids = ", ".join(sorted({str(r.get("fidelity", "")) for r in result.rows}))
+    ax.set_title(f"Accelerator design space ({fids} fidelity; random calibration data)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     with atomic_open(path, "wb") as f:

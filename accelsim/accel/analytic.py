@@ -1,0 +1,786 @@
+"""Analytic fidelity of the configurable SIMD accelerator: per-layer costs from operator shapes,
+the design point and the schedule recipe alone, with no TVM and no program (`fidelity`
+"analytic"). Fast enough for sweeps of thousands of design points.
+
+It evaluates the instruction-level simulator's rules (`accelsim.accel.sim`, docs/accel-isa.md
+section 4) in closed form on the program the code generator would emit, without emitting it:
+
+- **Tiles**: the code generator's tiling rule (`accelsim.accel.schedule.choose_tiles`) on a
+  shape-only description of the layer (`LayerShape`, the fields of `compute.LayerDef` that the
+  tiler reads, derived from the graph's tensor shapes as `accelsim.accel.compute` derives them).
+  `choose_tiles_fast` evaluates the same candidates and objective over numpy arrays (~6x faster;
+  tests check identical choices); choices are memoised per (layer geometry, design parameters
+  that shape code, recipe).
+- **Instruction counts**: from the recipe's loop order, one LOAD per staged tensor per iteration
+  of its stage loop, one BIAS / REQUANT / STORE per iteration of the epilogue loop, one VMAC per
+  innermost tile iteration (its loops are the recipe's `inner` loops with the strides of the
+  compacted tile buffers, extent-1 loops dropped and contiguous neighbours merged, as the code
+  generator does).
+- **Per-instruction time and energy**: the simulator's formulas (VMAC micro-ops vs operand
+  re-fetches through the register file (`sim._reuse_fetches`) and scratchpad bank cycles; DMA
+  engine time `max(burst bytes / DMA bandwidth, scratchpad bytes / slot bandwidth)`, DRAM channel
+  `burst bytes / DRAM bandwidth`; the ALU rates), with two structural simplifications: vector
+  accesses are taken as bank-aligned, and the DRAM bytes of a padded activation tile are counted
+  per distinct border position (exact) rather than per instruction.
+- **Overlap**: the only part that is not instruction-exact. The event-driven queues are replaced
+  by the bounds they obey: the layer takes the longest of (a) the first tile's loads + DMA
+  latency + all compute, (b) all load-engine time (+ store time with one shared engine) + latency
+  + the last tile's compute, (c) all DRAM channel time + latency + the last tile's compute,
+  (d) the dependency chain of the most often reloaded buffer: per refill its load, the DMA
+  latency and the compute that consumes it, divided by its slots (two with double buffering:
+  refill k+2 waits for the compute of k), and (e) the store queue, each followed by the last
+  store and its latency. Calibration against accel-sim (tests/test_accel_analytic.py,
+  benchmarks/sweep_benchmark.py --calibrate) reports the remaining error; no term is fitted.
+
+Layers the accelerator does not run are costed by the same host model as accel-sim
+(`sim.host_cost`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from collections import Counter
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+from accelsim.accel import sim
+from accelsim.accel.arch import AccelConfig, load_config
+from accelsim.accel.compute import (ACCEL_OPS, NotAccelerated, Staged, TileAxis, _check_mode,
+                                    _common_quant, _is_wide, _per_tensor, _roundup)
+from accelsim.accel.isa import DramTensor
+from accelsim.accel.schedule import (AccelRecipe, RecipeFile, TileChoice, _candidates, _cap,
+                                     _dram_bytes, _loop_trips, choose_tiles, load_recipes)
+import numpy as np
+
+from accelsim.model.graph import DTYPE_BITS, Graph, Node
+from accelsim.model.ops import node_macs, op_class, spatial_axes
+from accelsim.sim.cost import LayerCost
+
+FIDELITY = "analytic"
+
+
+# ------------------------------------------------------------------------------------------------
+# shapes
+# ------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Geometry:
+    """Everything about a layer's shape the tiler and the cost formulas need."""
+
+    kind: str                 # "bcast" (conv2d, dense), "elem" (depthwise), "add"
+    n: int = 1
+    h: int = 1
+    w: int = 1
+    cin: int = 1              # input channels (add: total elements)
+    cout: int = 1
+    kh: int = 1
+    kw: int = 1
+    sh: int = 1
+    sw: int = 1
+    dh: int = 1
+    dw: int = 1
+    pt: int = 0
+    pl: int = 0
+    oh: int = 1
+    ow: int = 1
+    cin_p: int = 1            # input channels padded to whole `depth` blocks
+    cout_p: int = 1           # output channels padded to whole lane blocks
+    depth: int = 1
+    lanes: int = 1
+    dense: bool = False
+
+
+@dataclass(frozen=True, eq=False)
+class LayerShape:
+    """The shape-level part of `accelsim.accel.compute.LayerDef` (same field names, so the
+    tiler reads it unchanged), built without TVM."""
+
+    node: Node
+    op_class: str
+    mode: str                 # wNaM ("" for add)
+    wbits: int
+    abits: int
+    obits: int
+    in_bits: tuple[int, ...]  # add: bits of each input
+    wide: bool
+    geom: Geometry
+    tile_axes: tuple[TileAxis, ...]
+    staged: tuple[Staged, ...]
+    acc_box: Callable[[Mapping[str, int]], int] | None
+    out_box: Callable[[Mapping[str, int]], int]
+    acc_bits: int
+    out_buf_bits: int
+    dram: Mapping[str, DramTensor]
+    extents: Mapping[str, int]
+    macs: int
+
+    @property
+    def key(self) -> tuple:
+        return (self.op_class, self.mode, self.wbits, self.abits, self.obits, self.in_bits,
+                self.wide, self.geom)
+
+
+def _contraction(graph: Graph, node: Node, config: AccelConfig) -> LayerShape:
+    """conv2d (groups 1) / dense, as `compute.contraction` shapes them."""
+    dense = node.op == "dense"
+    x_i = graph.tensors[node.inputs[0]]
+    w_i = graph.tensors[node.inputs[1]]
+    b_i = graph.tensors[node.inputs[2]] if len(node.inputs) > 2 and node.inputs[2] else None
+    o_i = graph.tensors[node.outputs[0]]
+    _common_quant(graph, node, x_i, w_i, o_i)
+    if dense and node.attr("requant") == "double":
+        raise NotAccelerated("dense with double-precision requantization (TFLite import): the "
+                             "accelerator requantizes in fixed point")
+    wbits, abits, obits = DTYPE_BITS[w_i.dtype], DTYPE_BITS[x_i.dtype], DTYPE_BITS[o_i.dtype]
+    mode = _check_mode(config, wbits, abits)
+    wide = _is_wide(x_i, w_i, b_i)
+    L, D = config.lanes, config.mode(mode).depth
+    if dense:
+        O, I = w_i.shape
+        g = Geometry("bcast", n=math.prod(x_i.shape) // I, cin=I, cout=O,
+                     cin_p=_roundup(I, D), cout_p=_roundup(O, L), depth=D, lanes=L, dense=True)
+    else:
+        if node.attr("groups", 1) != 1:
+            raise NotAccelerated(f"grouped convolution (groups={node.attr('groups')}) other "
+                                 f"than depthwise")
+        O, I, KH, KW = w_i.shape
+        _, ha, wa = spatial_axes(node.attr("data_layout", "NCHW"))
+        sh, sw = node.attr("strides", (1, 1))
+        dh, dw = node.attr("dilations", (1, 1))
+        pt, pl, _, _ = node.attr("pads", (0, 0, 0, 0))
+        g = Geometry("bcast", x_i.shape[0], x_i.shape[ha], x_i.shape[wa], I, O, KH, KW, sh, sw,
+                     dh, dw, pt, pl, o_i.shape[ha], o_i.shape[wa], _roundup(I, D),
+                     _roundup(O, L), D, L)
+    return _contraction_shape(node, mode, wbits, abits, obits, wide, g,
+                              config.acc_bits_for(wide), node_macs(graph, node))
+
+
+def _contraction_shape(node, mode, wbits, abits, obits, wide, g: Geometry, acc_bits,
+                       macs) -> LayerShape:
+    N, L, D = g.n, g.lanes, g.depth
+    if g.dense:
+        tile_axes = (TileAxis("oc", g.cout_p, L, vector=L, unit="output channels"),
+                     TileAxis("ic", g.cin_p, D, reduce=True, unit="input channels",
+                              elems_per_iter=D))
+
+        def xbox(c):
+            return (N, c["ic"])
+
+        def wbox(c):
+            return (c["oc"] // L, c["ic"] // D, L, D)
+
+        def acc_box(c):
+            return N * c["oc"]
+        x_shape, w_shape, y_shape = (N, g.cin), (g.cout_p // L, g.cin_p // D, L, D), (N, g.cout)
+    else:
+        tile_axes = (TileAxis("oh", g.oh, 1, unit="output rows"),
+                     TileAxis("ow", g.ow, 1, unit="output columns"),
+                     TileAxis("oc", g.cout_p, L, vector=L, unit="output channels"),
+                     TileAxis("ic", g.cin_p, D, reduce=True, unit="input channels",
+                              elems_per_iter=D))
+
+        def xbox(c):
+            return (N, (c["oh"] - 1) * g.sh + (g.kh - 1) * g.dh + 1,
+                    (c["ow"] - 1) * g.sw + (g.kw - 1) * g.dw + 1, c["ic"])
+
+        def wbox(c):
+            return (c["oc"] // L, g.kh, g.kw, c["ic"] // D, L, D)
+
+        def acc_box(c):
+            return N * c["oh"] * c["ow"] * c["oc"]
+        x_shape = (N, g.h, g.w, g.cin)
+        w_shape = (g.cout_p // L, g.kh, g.kw, g.cin_p // D, L, D)
+        y_shape = (N, g.oh, g.ow, g.cout)
+    staged = (
+        Staged("x", "act", abits, abits, xbox, "main"),
+        Staged("w", "wgt", wbits, wbits, wbox, "main"),
+        Staged("bias", "wgt", acc_bits, acc_bits, lambda c: (c["oc"],), "init"),
+        Staged("mult", "wgt", 32, 32, lambda c: (c["oc"],), "epilogue"),
+        Staged("shift", "wgt", 32, 32, lambda c: (c["oc"],), "epilogue"),
+    )
+    dram = {"x": DramTensor("x", x_shape, abits, "input"),
+            "w": DramTensor("w", w_shape, wbits, "weight"),
+            "bias": DramTensor("bias", (g.cout_p,), acc_bits, "param"),
+            "mult": DramTensor("mult", (g.cout_p,), 32, "param"),
+            "shift": DramTensor("shift", (g.cout_p,), 32, "param"),
+            "y": DramTensor("y", y_shape, obits, "output")}
+    return LayerShape(node, "dense" if g.dense else "conv2d", mode, wbits, abits, obits, (),
+                      wide, g, tile_axes, staged, acc_box, acc_box, acc_bits, max(obits, 8),
+                      dram, {"n": N, "kh": g.kh, "kw": g.kw, "icv": D}, macs)
+
+
+def _depthwise(graph: Graph, node: Node, config: AccelConfig) -> LayerShape:
+    x_i = graph.tensors[node.inputs[0]]
+    w_i = graph.tensors[node.inputs[1]]
+    b_i = graph.tensors[node.inputs[2]] if len(node.inputs) > 2 and node.inputs[2] else None
+    o_i = graph.tensors[node.outputs[0]]
+    _common_quant(graph, node, x_i, w_i, o_i)
+    ca, ha, wa = spatial_axes(node.attr("data_layout", "NCHW"))
+    C = x_i.shape[ca]
+    O, _, KH, KW = w_i.shape
+    if O != C:
+        raise NotAccelerated(f"depthwise convolution with channel multiplier {O // C}")
+    wbits, abits, obits = DTYPE_BITS[w_i.dtype], DTYPE_BITS[x_i.dtype], DTYPE_BITS[o_i.dtype]
+    mode = _check_mode(config, wbits, abits)
+    wide = _is_wide(x_i, w_i, b_i)
+    L = config.lanes
+    sh, sw = node.attr("strides", (1, 1))
+    dh, dw = node.attr("dilations", (1, 1))
+    pt, pl, _, _ = node.attr("pads", (0, 0, 0, 0))
+    g = Geometry("elem", x_i.shape[0], x_i.shape[ha], x_i.shape[wa], C, C, KH, KW, sh, sw, dh,
+                 dw, pt, pl, o_i.shape[ha], o_i.shape[wa], _roundup(C, L), _roundup(C, L), 1, L)
+    acc_bits = config.acc_bits_for(wide)
+    N = g.n
+
+    def xbox(c):
+        return (N, (c["oh"] - 1) * sh + (KH - 1) * dh + 1, (c["ow"] - 1) * sw + (KW - 1) * dw + 1,
+                c["c"])
+
+    def acc_box(c):
+        return N * c["oh"] * c["ow"] * c["c"]
+    staged = (
+        Staged("x", "act", abits, abits, xbox, "main"),
+        Staged("w", "wgt", wbits, wbits, lambda c: (KH, KW, c["c"]), "main"),
+        Staged("bias", "wgt", acc_bits, acc_bits, lambda c: (c["c"],), "init"),
+        Staged("mult", "wgt", 32, 32, lambda c: (c["c"],), "epilogue"),
+        Staged("shift", "wgt", 32, 32, lambda c: (c["c"],), "epilogue"),
+    )
+    Cp = g.cout_p
+    dram = {"x": DramTensor("x", (N, g.h, g.w, C), abits, "input"),
+            "w": DramTensor("w", (KH, KW, Cp), wbits, "weight"),
+            "bias": DramTensor("bias", (Cp,), acc_bits, "param"),
+            "mult": DramTensor("mult", (Cp,), 32, "param"),
+            "shift": DramTensor("shift", (Cp,), 32, "param"),
+            "y": DramTensor("y", (N, g.oh, g.ow, C), obits, "output")}
+    return LayerShape(node, "depthwise_conv2d", mode, wbits, abits, obits, (), wide, g,
+                      (TileAxis("oh", g.oh, 1, unit="output rows"),
+                       TileAxis("ow", g.ow, 1, unit="output columns"),
+                       TileAxis("c", Cp, L, vector=L, unit="channels")),
+                      staged, acc_box, acc_box, acc_bits, max(obits, 8), dram,
+                      {"n": N, "kh": KH, "kw": KW}, node_macs(graph, node))
+
+
+def _add(graph: Graph, node: Node, config: AccelConfig) -> LayerShape:
+    if len(node.inputs) != 2 or any(graph.is_constant(t) for t in node.inputs):
+        raise NotAccelerated("add of a constant operand")
+    a_i, b_i = graph.tensors[node.inputs[0]], graph.tensors[node.inputs[1]]
+    o_i = graph.tensors[node.outputs[0]]
+    for info, what in ((a_i, "first input"), (b_i, "second input"), (o_i, "output")):
+        _per_tensor(info, what)
+    if graph.requant_mode != "gemmlowp":
+        raise NotAccelerated(f"requant_mode '{graph.requant_mode}'")
+    if a_i.shape != o_i.shape or b_i.shape != o_i.shape:
+        raise NotAccelerated(f"broadcasting add {a_i.shape} + {b_i.shape}")
+    total = math.prod(o_i.shape)
+    abits, bbits, obits = (DTYPE_BITS[t.dtype] for t in (a_i, b_i, o_i))
+    staged = (Staged("a", "act", max(abits, 8), abits, lambda c: (c["x"],), "main"),
+              Staged("b", "act", max(bbits, 8), bbits, lambda c: (c["x"],), "main"))
+    dram = {"a": DramTensor("a", (total,), abits, "input"),
+            "b": DramTensor("b", (total,), bbits, "input"),
+            "y": DramTensor("y", (total,), obits, "output")}
+    return LayerShape(node, "add", "", 0, max(abits, bbits), obits, (abits, bbits), False,
+                      Geometry("add", cin=total, cout=total),
+                      (TileAxis("x", total, 1, unit="elements"),), staged, None,
+                      lambda c: c["x"], 32, max(obits, 8), dram, {}, 0)
+
+
+def layer_shape(graph: Graph, node: Node, config: AccelConfig) -> LayerShape:
+    """The accelerator layer of `node` (same rules as `compute.layer_def`), or `NotAccelerated`."""
+    if node.op not in ACCEL_OPS:
+        raise NotAccelerated(f"op '{node.op}' runs on the host core")
+    if not graph.tensors[node.outputs[0]].is_quantized:
+        raise NotAccelerated("float layer (the accelerator is integer-only)")
+    if node.op == "add":
+        return _add(graph, node, config)
+    if node.op == "conv2d" and op_class(graph, node) == "depthwise_conv2d":
+        return _depthwise(graph, node, config)
+    if node.op == "conv2d" and node.attr("groups", 1) == 1:
+        return _contraction(graph, node, config)
+    if node.op == "dense":
+        return _contraction(graph, node, config)
+    raise NotAccelerated(f"grouped convolution (groups={node.attr('groups')})")
+
+
+# ------------------------------------------------------------------------------------------------
+# instruction loops (as the code generator builds them from the compacted tile buffers)
+# ------------------------------------------------------------------------------------------------
+
+def _merge(loops: list[tuple[int, ...]]) -> tuple[tuple[int, ...], ...]:
+    """Extent-1 loops dropped, contiguous neighbours merged (codegen `_Emitter._loops`)."""
+    merged: list[tuple[int, ...]] = []
+    for lp in loops:
+        if lp[0] == 1:
+            continue
+        if merged:
+            o = merged[-1]
+            if all(o[j] == lp[0] * lp[j] for j in range(1, len(lp))):
+                merged[-1] = (o[0] * lp[0],) + lp[1:]
+                continue
+        merged.append(lp)
+    return tuple(merged)
+
+
+def _vmac_loops(s: LayerShape, inner: tuple[str, ...], t: Mapping[str, int],
+                cx: Mapping[str, int], cw: Mapping[str, int]) -> tuple[tuple[int, ...], ...]:
+    """(extent, acc, act, wgt strides) per loop of one VMAC: `t` the accumulator tile, `cx` /
+    `cw` what the activation / weight buffers cover."""
+    g, L, D = s.geom, s.geom.lanes, s.geom.depth
+    if s.op_class == "depthwise_conv2d":
+        bx = s.staged[0].box(cx)
+        bw_, bc = bx[2], bx[3]
+        wc = cw["c"]
+        table = {"c.i": (t["c"] // L, L, L, L),
+                 "oh.i": (t["oh"], t["ow"] * t["c"], g.sh * bw_ * bc, 0),
+                 "ow.i": (t["ow"], t["c"], g.sw * bc, 0),
+                 "kh": (g.kh, 0, g.dh * bw_ * bc, g.kw * wc),
+                 "kw": (g.kw, 0, g.dw * bc, wc)}
+    elif g.dense:
+        wic = cw["ic"] // D
+        table = {"oc.i": (t["oc"] // L, L, 0, wic * L * D),
+                 "ic.i": (t["ic"] // D, 0, D, L * D)}
+    else:
+        bx = s.staged[0].box(cx)
+        bw_, bc = bx[2], bx[3]
+        wic = cw["ic"] // D
+        table = {"oc.i": (t["oc"] // L, L, 0, g.kh * g.kw * wic * L * D),
+                 "oh.i": (t["oh"], t["ow"] * t["oc"], g.sh * bw_ * bc, 0),
+                 "ow.i": (t["ow"], t["oc"], g.sw * bc, 0),
+                 "kh": (g.kh, 0, g.dh * bw_ * bc, g.kw * wic * L * D),
+                 "kw": (g.kw, 0, g.dw * bc, wic * L * D),
+                 "ic.i": (t["ic"] // D, 0, D, L * D)}
+    return _merge([table[n] for n in inner if n in table])
+
+
+# ------------------------------------------------------------------------------------------------
+# per-layer cost
+# ------------------------------------------------------------------------------------------------
+
+@dataclass
+class _Acc:
+    """Counts the simulator's `Stats` would hold."""
+
+    compute: float = 0.0
+    load: float = 0.0
+    store: float = 0.0
+    dram_read: float = 0.0
+    dram_write: float = 0.0
+    payload: float = 0.0
+    spad_read: Counter = dataclasses.field(default_factory=Counter)
+    spad_write: Counter = dataclasses.field(default_factory=Counter)
+    rf: float = 0.0
+    mac_pj: float = 0.0
+    alu_pj: float = 0.0
+
+
+def _axis_valid(start_step: int, box: int, positions: int, size: int, pad: int) -> Counter:
+    """Valid (in-tensor) extents of a box of `box` elements at each of `positions` tile positions
+    `start_step` apart (first at -pad), with multiplicity."""
+    out: Counter = Counter()
+    for i in range(positions):
+        lo = i * start_step - pad
+        out[max(0, min(lo + box, size) - max(lo, 0))] += 1
+    return out
+
+
+def _load_costs(s: LayerShape, st: Staged, cover: Mapping[str, int], loads: int, staged_at: set,
+                config: AccelConfig, slots: int) -> tuple[float, float, float, float, float]:
+    """(engine cycles, bus bytes, scratchpad bytes, payload bytes, first load's engine cycles)
+    summed over the `loads` LOADs of one staged tensor."""
+    box = st.box(cover)
+    dt = s.dram[st.tensor]
+    burst = config.dma_burst_bytes
+    dma_bw = config.dma_bytes_per_cycle
+    slot_bw = config.scratchpads[st.space].bytes_per_cycle(slots)
+    spad = math.prod(box) * st.bits / 8
+    g = s.geom
+    if st.tensor == "x" and g.kind in ("bcast", "elem") and not g.dense:
+        # convolution padding: border tiles read fewer rows / columns
+        ch = "c" if g.kind == "elem" else "ic"
+        ext_c = g.cout_p if g.kind == "elem" else g.cin_p
+        pos_h = g.oh // cover["oh"] if "oh.o" in staged_at else 1
+        pos_w = g.ow // cover["ow"] if "ow.o" in staged_at else 1
+        pos_c = ext_c // cover[ch] if f"{ch}.o" in staged_at else 1
+        vh = _axis_valid(cover["oh"] * g.sh, box[1], pos_h, g.h, g.pt)
+        vw = _axis_valid(cover["ow"] * g.sw, box[2], pos_w, g.w, g.pl)
+        vc = _axis_valid(cover[ch], box[3], pos_c, g.cin, 0)
+        combos = [((g.n, a, b, c), na * nb * nc) for a, na in vh.items()
+                  for b, nb in vw.items() for c, nc in vc.items()]
+        reps = loads / (pos_h * pos_w * pos_c)
+    elif st.reader == "epilogue":
+        # requantization parameters: the epilogue's buffers hold only the tile's real channels
+        ch = "c" if g.kind == "elem" else "oc"
+        pos_c = g.cout_p // cover[ch] if f"{ch}.o" in staged_at else 1
+        combos = [((v,), n) for v, n in _axis_valid(cover[ch], box[0], pos_c, g.cout,
+                                                     0).items()]
+        reps = loads / pos_c
+    else:
+        combos = [(tuple(min(b, d) for b, d in zip(box, dt.shape)), 1)]
+        reps = loads
+    cyc = bus = payload = 0.0
+    first = None       # combos[0] is the first tile position (Counter keeps insertion order)
+    spad_total = 0.0
+    for vbox, n in combos:
+        b = _dram_bytes(vbox, dt.shape, st.dram_bits, burst)
+        sb = math.prod(vbox) * st.bits / 8 if st.reader == "epilogue" else spad
+        # the engine is held until its bursts have crossed the DRAM channel too
+        c = max(b / dma_bw, b / config.dram_bytes_per_cycle, sb / slot_bw, 1.0)
+        spad_total += n * sb
+        first = c if first is None else first
+        cyc += n * c
+        bus += n * b
+        payload += n * math.prod(vbox) * st.dram_bits / 8
+    return cyc * reps, bus * reps, spad_total * reps, payload * reps, first
+
+
+def layer_cost(s: LayerShape, choice: TileChoice, config: AccelConfig) -> LayerCost:
+    c = config
+    flow = choice.dataflow
+    order = flow.order
+    tiles = choice.tiles
+    slots = choice.slots
+    pos = {n: i for i, n in enumerate(order)}
+    trips = [_loop_trips(s, tiles, n) for n in order]
+    upto = []
+    p = 1
+    for tr in trips:
+        p *= tr
+        upto.append(p)
+    n_steps = upto[-1]
+    epi_idx = pos[choice.epilogue_loop]
+    n_epi = upto[epi_idx]
+
+    def cover(idx: int) -> dict[str, int]:
+        return {a.name: (tiles[a.name] if pos.get(a.name + ".o", len(order)) <= idx
+                         else a.extent) for a in s.tile_axes}
+
+    sps = c.scratchpads
+    bw = {sp: sps[sp].bytes_per_cycle(1 if sp == "acc" else slots) for sp in sps}
+    a = _Acc()
+    # ---- loads --------------------------------------------------------------------------------
+    per_buffer = []        # (loads, engine cycles, first load cycles, stage idx)
+    for st in s.staged:
+        idx = pos[flow.stage[st.tensor]]
+        cov = cover(idx)
+        loads = upto[idx]
+        cyc, bus, spad, payload, first = _load_costs(s, st, cov, loads, set(order[:idx + 1]),
+                                                     c, slots)
+        a.load += cyc
+        a.dram_read += bus
+        a.payload += payload
+        a.spad_write[st.space] += spad
+        per_buffer.append((loads, cyc, first, idx, st))
+    # ---- the accumulator tile: epilogue, stores ----------------------------------------------
+    ce = cover(epi_idx)
+    e_acc = s.acc_box(ce) if s.acc_box is not None else 0
+    g = s.geom
+    obytes = s.out_buf_bits / 8
+    y = s.dram["y"]
+    if g.kind == "add":
+        vcs = Counter({ce["x"]: n_epi})
+        pix = 1
+    else:
+        ch = "c" if g.kind == "elem" else "oc"
+        pos_c = g.cout_p // ce[ch]
+        vcs = Counter()
+        for k, n in _axis_valid(ce[ch], ce[ch], pos_c, g.cout, 0).items():
+            vcs[k] += n * n_epi // pos_c
+        pix = g.n * (1 if g.dense else ce["oh"] * ce["ow"])
+    req_total = 0.0
+    store_total = 0.0
+    last_store = last_req = last_bus = 0.0
+    for vc, n in vcs.items():
+        e = pix * vc
+        box = (e,) if g.kind == "add" else ((g.n, vc) if g.dense
+                                            else (g.n, ce["oh"], ce["ow"], vc))
+        bus = _dram_bytes(box, y.shape, y.bits, c.dma_burst_bytes)
+        sbytes = e * y.bits / 8
+        scyc = max(bus / c.dma_bytes_per_cycle, bus / c.dram_bytes_per_cycle,
+                   sbytes / bw["out"], 1.0)
+        a.store += n * scyc
+        a.dram_write += n * bus
+        a.payload += n * sbytes
+        a.spad_read["out"] += n * sbytes
+        last_store, last_bus = scyc, bus
+        if g.kind == "add":
+            ab = 1.0      # both inputs in 8-bit lanes after VUNPACK
+            a.spad_read["act"] += n * 2 * e * ab
+            a.spad_write["out"] += n * e * obytes
+            a.alu_pj += n * e * c.energy.add_pj
+            r = max(3 * e / c.alu_lanes, 2 * e * ab / bw["act"], e * obytes / bw["out"], 1.0) \
+                + c.issue_cycles
+            for bits in s.in_bits:
+                if bits == 4:    # VUNPACK of a whole input buffer
+                    a.spad_read["act"] += n * 0.5 * e
+                    a.spad_write["act"] += n * e
+                    a.alu_pj += n * e * c.energy.pack_pj
+                    r += max(e / c.lanes, 1.5 * e / bw["act"], 1.0) + c.issue_cycles
+        else:
+            accb = s.acc_bits / 8
+            # REQUANT loops: pixels (merged) x valid channels; multiplier + shift held per lane
+            fp = vc if vc <= c.lanes else e
+            a.spad_read["acc"] += n * e * accb
+            a.spad_write["out"] += n * e * obytes
+            a.spad_read["wgt"] += n * fp * 8
+            a.alu_pj += n * e * (c.energy.requant_wide_pj if s.wide else c.energy.requant_pj)
+            r = max(e / c.alu_lanes, e * accb / bw["acc"], e * obytes / bw["out"],
+                    fp * 8 / bw["wgt"], 1.0) + c.issue_cycles
+        if s.obits == 4:       # VPACK before the store
+            a.spad_read["out"] += n * e
+            a.spad_write["out"] += n * 0.5 * e
+            a.alu_pj += n * e * c.energy.pack_pj
+            r += max(e / c.lanes, 1.5 * e / bw["out"], 1.0) + c.issue_cycles
+        req_total += n * r
+        last_req = r
+    a.compute += req_total
+    # ---- BIAS + VMACs -----------------------------------------------------------------------
+    vmac = 0.0
+    bias = 0.0
+    if g.kind != "add":
+        L = c.lanes
+        accb = s.acc_bits / 8
+        # BIAS: acc tile from the per-channel bias, held in one parameter register per lane
+        ch = "c" if g.kind == "elem" else "oc"
+        spatial = [n for n in flow.inner if n.endswith(".i") and n[:-2] in ("oh", "ow", ch)]
+        ext = {"oh": ce.get("oh", 1), "ow": ce.get("ow", 1), ch: ce[ch]}
+        strides = {"oh": ext["ow"] * ext[ch], "ow": ext[ch]}
+        bl = []
+        for n in spatial:
+            ax = n[:-2]
+            if ax == ch:
+                bl.append((ext[ch] // L, L, L))
+            else:
+                bl.append((ext[ax], strides[ax], 0))
+        bl.append((L, 1, 1))
+        bl = _merge(bl)
+        fb = sim._reuse_fetches(bl, 2, L)
+        a.spad_write["acc"] += n_epi * e_acc * accb
+        a.spad_read["wgt"] += n_epi * fb * accb
+        bias = max(e_acc / L, e_acc * accb / bw["acc"], fb * accb / bw["wgt"], 1.0) \
+            + c.issue_cycles
+        a.compute += n_epi * bias
+        # VMAC: one per innermost tile iteration
+        x_idx = pos[flow.stage["x"]]
+        w_idx = pos[flow.stage["w"]]
+        t = {k: v for k, v in cover(len(order) - 1).items()}
+        loops = _vmac_loops(s, flow.inner, t, cover(x_idx), cover(w_idx))
+        u = math.prod(lp[0] for lp in loops)
+        mode = c.mode(s.mode)
+        D = g.depth
+        if g.kind == "bcast":
+            act_vec, wgt_vec = D * s.abits / 8, L * D * s.wbits / 8
+            macs = u * L * D
+            a.mac_pj += n_steps * macs * c.energy.mac_pj[s.mode]
+        else:
+            act_vec, wgt_vec = L * s.abits / 8, L * s.wbits / 8
+            macs = u * L
+            a.mac_pj += n_steps * macs * c.energy.mac_pj_elem[s.mode]
+        acc_vec = L * accb
+        f_act = sim._reuse_fetches(loops, 2, c.act_registers)
+        f_wgt = sim._reuse_fetches(loops, 3, c.weight_registers)
+        f_acc = sim._reuse_fetches(loops, 1, c.acc_registers)
+        a.spad_read["act"] += n_steps * f_act * act_vec
+        a.spad_read["wgt"] += n_steps * f_wgt * wgt_vec
+        a.spad_read["acc"] += n_steps * f_acc * acc_vec
+        a.spad_write["acc"] += n_steps * f_acc * acc_vec
+        a.rf += n_steps * 2 * u * acc_vec
+
+        def access(space: str, nbytes: float, nslots: int) -> int:
+            sp = sps[space]
+            return math.ceil(math.ceil(nbytes / sp.bank_width_bytes) / sp.slot_banks(nslots))
+        rmw = 1 if sps["acc"].ports == 2 else 2
+        vmac = max(u * mode.cycles, f_act * access("act", act_vec, slots),
+                   f_wgt * access("wgt", wgt_vec, slots),
+                   rmw * f_acc * access("acc", acc_vec, 1)) + c.pipeline_cycles + c.issue_cycles
+        a.compute += n_steps * vmac
+    # ---- overlap of the three queues ----------------------------------------------------------
+    lat = c.dma_latency_cycles
+    step_compute = a.compute / n_steps
+    # the first compute waits for every buffer staged at or outside the activation stage
+    inner_idx = max(b[3] for b in per_buffer if b[4].reader != "epilogue")
+    first_loads = sum(b[2] for b in per_buffer if b[3] <= inner_idx)
+    prologue = first_loads + lat
+    tail_compute = vmac + bias + last_req
+    engine = a.load + a.store if c.dma_engines == 1 else a.load
+    dram_time = (a.dram_read + a.dram_write) / c.dram_bytes_per_cycle
+    dram_before_last_store = dram_time - last_bus / c.dram_bytes_per_cycle
+    # refill k + slots of the most often reloaded buffer waits until the MACs (the ALU for add)
+    # of refill k have read it; the epilogue of refill k overlaps the next refill's load
+    refills = max(b[0] for b in per_buffer)
+    hold = (n_steps * vmac if vmac else a.compute) / refills
+    refill_load = (a.load - first_loads) / (refills - 1) if refills > 1 else 0.0
+    chain = prologue + (refills - 1) * (refill_load + lat + hold) / slots + step_compute
+    bounds = (prologue + a.compute,
+              engine + lat + tail_compute,
+              dram_before_last_store + lat + tail_compute,
+              chain,
+              prologue + step_compute + a.store - last_store)
+    cycles = max(bounds) + last_store + lat
+
+    e = c.energy
+    latency = cycles / c.clock_hz
+    # a fixed summation order (not a set's, which varies with the process's hash seed) keeps
+    # results bit-identical across processes: local pool and Dask outputs must match
+    onchip = sum((a.spad_read[sp] + a.spad_write[sp]) * e.sram_pj_per_byte[sp]
+                 for sp in sps) + a.rf * e.rf_pj_per_byte
+    breakdown = {"compute": (a.mac_pj + a.alu_pj) * 1e-12, "onchip_memory": onchip * 1e-12,
+                 "offchip_memory": (a.dram_read + a.dram_write) * e.dram_pj_per_byte * 1e-12,
+                 "static": e.static_power_w * latency}
+    memory_busy = max(a.load, a.store, dram_time)
+    bound = ("compute" if a.compute >= memory_busy
+             and cycles - a.compute <= sim.COMPUTE_IDLE_MAX * cycles else "memory")
+    moved = {"dram": a.dram_read + a.dram_write, "dram_read": a.dram_read,
+             "dram_write": a.dram_write, "dram_payload": a.payload}
+    for sp in sps:
+        moved[sp] = a.spad_read[sp] + a.spad_write[sp]
+    moved["register_file"] = a.rf
+    peak = c.peak_macs_per_cycle(s.mode) if s.mode else 0.0
+    util = s.macs / (cycles * peak) if peak else 0.0
+    notes = (f"{flow.name} tiles {dict(tiles)}; analytic: {n_steps} steps, "
+             f"{n_epi} output tiles")
+    return LayerCost(s.node.name, s.op_class, s.macs, cycles, latency,
+                     sum(breakdown.values()), breakdown, bound, util, FIDELITY, moved, notes)
+
+
+# ------------------------------------------------------------------------------------------------
+# graph entry point
+# ------------------------------------------------------------------------------------------------
+
+_CHOICES: dict[tuple, TileChoice] = {}
+
+
+def _align_v(nbytes, sp, slots: int):
+    row = sp.slot_banks(slots) * sp.bank_width_bytes
+    return np.where(nbytes > 0, np.ceil(nbytes / row) * row, 0)
+
+
+def _dram_bytes_v(box, shape, bits: int, burst: int):
+    """`schedule._dram_bytes` over arrays of boxes."""
+    box = [np.minimum(b, d) for b, d in zip(box, shape)]
+    run = np.ones(np.broadcast_shapes(*(np.shape(b) for b in box)), dtype=np.int64)
+    active = np.ones(run.shape, dtype=bool)
+    for b, d in zip(reversed(box), reversed(shape)):
+        run = np.where(active, run * b, run)
+        active = active & (b == d)
+    total = np.ones(run.shape, dtype=np.int64)
+    for b in box:
+        total = total * b
+    runs = np.where(run > 0, total // np.maximum(run, 1), 0)
+    return runs * np.ceil(run * bits / 8 / burst) * burst
+
+
+def choose_tiles_fast(s: LayerShape, recipe: AccelRecipe, config: AccelConfig) -> TileChoice:
+    """`schedule.choose_tiles`, its objective evaluated over all candidate tiles at once with
+    numpy (same candidates, same fit rule, same key and tie order; tests check the choices are
+    identical). Anything unusual (an invalid recipe, nothing fits) goes to `choose_tiles`, which
+    raises its error."""
+    slots = config.slots if recipe.double_buffer else 1
+    sps = config.scratchpads
+    axes = {a.name: a for a in s.tile_axes}
+    reduce_axes = [a for a in s.tile_axes if a.reduce]
+    space_axes = [a for a in s.tile_axes if not a.reduce]
+    if len(reduce_axes) > 1:
+        return choose_tiles(s, recipe, config)
+    cands = {a.name: _candidates(a, _cap(recipe, a, config)) for a in s.tile_axes}
+    grid = np.array(list(itertools.product(*(cands[a.name] for a in space_axes))),
+                    dtype=np.int64).reshape(-1, len(space_axes))
+    red = sorted(cands[reduce_axes[0].name], reverse=True) if reduce_axes else [0]
+    shape = (len(grid), len(red))
+    T = {a.name: np.broadcast_to(grid[:, i][:, None], shape) for i, a in enumerate(space_axes)}
+    if reduce_axes:
+        T[reduce_axes[0].name] = np.broadcast_to(np.array(red, dtype=np.int64)[None, :], shape)
+    y = s.dram["y"]
+    best = None
+    for flow in recipe.dataflows:
+        pos = {n: i for i, n in enumerate(flow.order)}
+        if any(t.endswith(".o") and t[:-2] not in axes for t in flow.order) or any(
+                st.tensor not in flow.stage or flow.stage[st.tensor] not in pos
+                for st in s.staged):
+            return choose_tiles(s, recipe, config)
+        red_pos = [pos[a.name + ".o"] for a in reduce_axes if a.name + ".o" in pos]
+        first_red = min(red_pos) if red_pos else None
+        epi_idx = (first_red - 1) if first_red is not None else len(flow.order) - 1
+
+        def trips(n: str):
+            if n.endswith(".o") and n[:-2] in axes:
+                return axes[n[:-2]].extent // T[n[:-2]]
+            return int(s.extents.get(n, 1))
+
+        def cover(idx: int) -> dict:
+            return {a.name: (T[a.name] if pos.get(a.name + ".o", len(pos)) <= idx else a.extent)
+                    for a in s.tile_axes}
+        used = {k: np.zeros(shape) for k in sps}
+        traffic = np.zeros(shape)
+        count = np.ones(shape, dtype=np.int64)
+        for n in flow.order:
+            count = count * trips(n)
+        for st in s.staged:
+            idx = pos[flow.stage[st.tensor]]
+            box = st.box(cover(idx))
+            elems = np.ones(shape, dtype=np.int64)
+            for b in box:
+                elems = elems * b
+            used[st.space] = used[st.space] + _align_v(elems * st.bits / 8, sps[st.space],
+                                                       slots) * slots
+            loads = np.ones(shape, dtype=np.int64)
+            for n in flow.order[:idx + 1]:
+                loads = loads * trips(n)
+            traffic = traffic + loads * _dram_bytes_v(box, s.dram[st.tensor].shape, st.dram_bits,
+                                                      config.dma_burst_bytes)
+        ce = cover(epi_idx)
+        if s.acc_box is not None:
+            used["acc"] = used["acc"] + _align_v(s.acc_box(ce) * s.acc_bits / 8, sps["acc"], 1)
+        used["out"] = used["out"] + _align_v(s.out_box(ce) * s.out_buf_bits / 8, sps["out"],
+                                             slots) * slots
+        traffic = traffic + y.bytes
+        fits = np.ones(shape, dtype=bool)
+        for k in sps:
+            fits &= used[k] <= sps[k].size_bytes
+        rows = np.nonzero(fits.any(axis=1))[0]
+        if not len(rows):
+            continue
+        cols = fits[rows].argmax(axis=1)         # the largest reduction tile that fits
+        tr, cnt = traffic[rows, cols], count[rows, cols]
+        ow = T["ow"][rows, cols] if "ow" in T else np.zeros(len(rows), dtype=np.int64)
+        i = np.lexsort((rows, -ow, cnt, tr))[0]  # least key, first in iteration order
+        key = (float(tr[i]), int(cnt[i]), -int(ow[i]))
+        if best is None or key < best[0]:
+            r, c = rows[i], cols[i]
+            best = (key, flow, {a.name: int(T[a.name][r, c]) for a in s.tile_axes},
+                    {k: int(used[k][r, c]) for k in sps}, flow.order[epi_idx],
+                    flow.order[first_red] if first_red is not None else None)
+    if best is None:
+        return choose_tiles(s, recipe, config)
+    (traffic_b, count_b, _), flow, tiles, used_b, epi_loop, red_loop = best
+    return TileChoice(flow, tiles, traffic_b, count_b, used_b, slots, epi_loop, red_loop)
+
+
+def tile_choice(s: LayerShape, config: AccelConfig, recipes: RecipeFile,
+                precision: str) -> TileChoice:
+    """The code generator's tile choice for `s` (memoised: the tiler is the slow part)."""
+    recipe = recipes.recipe(s.op_class, s.mode or precision)
+    key = (s.key, config.codegen_key(), recipes.path, repr(recipe))
+    hit = _CHOICES.get(key)
+    if hit is None:
+        hit = _CHOICES[key] = choose_tiles_fast(s, recipe, config)
+    return hit
+
+
+def simulate_graph(graph: Graph, config: AccelConfig | str = "simd-accel", *,
+                   recipes: RecipeFile | None = None) -> list[LayerCost]:
+    """One `LayerCost` per graph node at analytic fidelity (host layers as accel-sim costs
+    them)."""
+    config = load_config(config)
+    recipes = recipes or load_recipes()
+    precision = sim._precision_of(graph)
+    out = []
+    for node in graph.nodes:
+        try:
+            s = layer_shape(graph, node, config)
+        except NotAccelerated as exc:
+            out.append(dataclasses.replace(sim.host_cost(graph, node, config, str(exc)),
+                                           fidelity=FIDELITY))
+            continue
+        out.append(layer_cost(s, tile_choice(s, config, recipes, precision), config))
+    return out
