@@ -91,6 +91,63 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_measure(args: argparse.Namespace) -> int:
+    from accelsim.fsutil import atomic_write_text
+    from accelsim.model.loader import load_model
+    from accelsim.progress import progress_bar
+    from accelsim.quant import calibdata
+    from accelsim.quant.precision import parse_precision_list
+    from accelsim.quant.ptq import quantize_graph
+    from accelsim.runio import random_inputs
+    from accelsim.sim.analytic import simulate_graph
+    from accelsim.sim.measure import FIDELITY, check_target, measure_graph
+    from accelsim.target import load_target
+    target = load_target(args.target)
+    check_target(target)
+    precisions = parse_precision_list(args.precision)
+    for p in precisions:  # every check before any work
+        target.check_precision(p)
+    graph = load_model(args.model, input_size=args.input_size)
+    data = calibdata.random(graph, 1)  # time does not depend on calibrated ranges
+    results = []
+    for p in precisions:
+        q = quantize_graph(graph, p, data).graph if not graph.is_quantized else graph
+        with progress_bar(len(q.nodes), f"compiling and checking {graph.name} {p}") as bar:
+            m = measure_graph(q, target, p, random_inputs(q, seed=0), repeat=args.repeat,
+                              warmup=args.warmup, progress=bar, statistic=args.statistic,
+                              clock=args.clock)
+        costs = list(m.costs)
+        predicted = simulate_graph(q, target, p)
+        total = {"cycles": sum(c.cycles for c in costs),
+                 "latency_s": sum(c.latency_s for c in costs),
+                 "energy_j": sum(c.energy_j for c in costs)}
+        results.append({"model": graph.name, "target": target.name, "precision": str(p),
+                        "fidelity": FIDELITY, "calibration_data": data.source,
+                        "total": total, "layers": [c.to_json() for c in costs]})
+        print(f"\n{graph.name} on {target.name} at {p} (measured: {m.statistic} of "
+              f"{m.repeat} passes after {m.warmup} warm-up, {m.clock} clock, 1 thread; energy "
+              f"not measured)")
+        print(f"{'layer':<28}{'op':<18}{'MACs':>13}{'measured us':>13}{'analytic us':>13}"
+              f"{'ratio':>8}")
+        pred_sum = 0.0
+        for c, a in zip(costs, predicted):
+            if c.name in m.unmeasured:
+                print(f"{c.name[:27]:<28}{c.op[:17]:<18}{c.macs:>13,}{'-':>13}"
+                      f"{a.latency_s * 1e6:>13.1f}{'':>8}  (not measured: no kernel)")
+                continue
+            if c.latency_s == 0:
+                continue
+            pred_sum += a.latency_s
+            print(f"{c.name[:27]:<28}{c.op[:17]:<18}{c.macs:>13,}{c.latency_s * 1e6:>13.1f}"
+                  f"{a.latency_s * 1e6:>13.1f}{a.latency_s / c.latency_s:>8.2f}")
+        ratio = pred_sum / total["latency_s"] if total["latency_s"] else float("nan")
+        print(f"{'total (measured layers)':<46}{sum(c.macs for c in costs):>13,}"
+              f"{total['latency_s'] * 1e6:>13.1f}{pred_sum * 1e6:>13.1f}{ratio:>8.2f}")
+    if args.json:
+        atomic_write_text(args.json, json.dumps(results, indent=1) + "\n")
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from accelsim.quant.precision import parse_precision_list
     from accelsim.report import ReportSpec, generate_report, make_plan
@@ -122,7 +179,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     for key, values in parse_grid_args(args.grid or []).items():
         grid[key] = values
     spec = SweepSpec(tuple(args.model or ["mobilenet_v2"]), args.target, grid, sample, seed,
-                     args.input_size)
+                     args.input_size, args.fidelity)
     points = validate(spec)  # all errors before any work
     start = time.perf_counter()
     with progress_bar(len(points), "sweep") as bar:
@@ -130,10 +187,54 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     files = write_outputs(result, args.out)
     elapsed = time.perf_counter() - start
     print(f"{len(result.rows)} points ({result.computed} computed, {result.cached} from the "
-          f"cache) in {elapsed:.1f} s; {len(result.pareto)} on the Pareto front")
+          f"cache) in {elapsed:.1f} s at {spec.fidelity} fidelity; {len(result.pareto)} on the "
+          f"Pareto front")
     for f in files:
         print(f"  {f}")
     return 0
+
+
+def _cmd_mixed_search(args: argparse.Namespace) -> int:
+    import numpy as np
+    from accelsim.dse.mixed_search import AccuracyBudget, check_inputs, digits_problem, \
+        format_result, mixed_search, write_outputs
+    from accelsim.errors import InputError
+    from accelsim.model.loader import load_model
+    from accelsim.quant import calibdata
+    from accelsim.quant.precision import parse_precision_list
+    from accelsim.target import load_target
+    target = load_target(args.target)  # every check before any work
+    candidates = parse_precision_list(args.precisions, "--precisions")
+    budget = AccuracyBudget(max_drop=args.max_drop, min_snr_db=args.min_snr_db)
+    labelled = args.calib_dataset is not None
+    check_inputs(target, candidates, args.objective, budget, labelled)
+    if args.eval_split not in ("val", "test"):
+        raise InputError(f"--eval-split {args.eval_split}: expected val or test")
+    if args.train_epochs and not labelled:
+        raise InputError("--train-epochs needs --calib-dataset digits (the training split)")
+    if args.calib_dataset is not None and args.calib_dataset not in calibdata.DATASETS:
+        raise InputError(f"--calib-dataset {args.calib_dataset}: unknown data set; available: "
+                         f"{', '.join(calibdata.DATASETS)}")
+    graph = load_model(args.model, input_size=args.input_size)
+    if graph.is_quantized:
+        raise InputError(f"{args.model}: mixed-search needs a float model, found a quantized "
+                         f"one")
+    if labelled:
+        prob = digits_problem(graph, args.train_epochs, seed=args.seed, split=args.eval_split)
+        graph, data, x, y, source = prob.graph, prob.data, prob.x, prob.y, prob.description
+    else:
+        data = calibdata.from_npy(args.calib_data, graph) if args.calib_data else \
+            calibdata.random(graph, args.calib_random or 32, seed=args.seed)
+        x, y = np.concatenate(data.samples), None
+        source = f"{data.source}; SNR against float on the same inputs"
+    print(f"data: {source}", file=sys.stderr)
+    result = mixed_search(graph, target, candidates, args.objective, budget, data, x, y,
+                          calibration=args.calibration, fidelity=args.fidelity,
+                          log=lambda m: print(m, file=sys.stderr))
+    print(format_result(result))
+    for f in write_outputs(result, args.out):
+        print(f"  {f}")
+    return 0 if result.met else 1
 
 
 def _graph_for_target(args: argparse.Namespace, calib_random: int):
@@ -152,26 +253,26 @@ def _graph_for_target(args: argparse.Namespace, calib_random: int):
 
 
 def _cmd_compile(args: argparse.Namespace) -> int:
-    from accelsim.codegen.compile import cache_stats, compile_graph
+    from accelsim.codegen.backends import compile_model
     from accelsim.progress import progress_bar
     target, prec, graph = _graph_for_target(args, calib_random=1)
     with progress_bar(len(graph.nodes), f"compiling {graph.name} for {target.name}") as bar:
-        kernels = compile_graph(graph, target, prec, out_dir=args.out, progress=bar)
-    distinct = len({k.symbol for k in kernels})
-    print(f"{graph.name} {prec} on {target.name}: {len(kernels)} kernels ({distinct} distinct "
-          f"after deduplication) -> {args.out}/kernels.json; cache {cache_stats()}")
+        done = compile_model(graph, target, prec, args.out, progress=bar)
+    print(f"{graph.name} {prec} on {target.name}: {done.kernels} kernels ({done.distinct} "
+          f"distinct after deduplication) -> {args.out}/kernels.json; cache {dict(done.cache)}")
     return 0
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from accelsim.codegen.verify import summary, verify_graph
+    from accelsim.codegen.backends import verify_model
+    from accelsim.codegen.verify import summary
     from accelsim.fsutil import atomic_write_text
     from accelsim.progress import progress_bar
     from accelsim.runio import random_inputs
     target, prec, graph = _graph_for_target(args, calib_random=2)
     feeds = random_inputs(graph, seed=args.seed)
     with progress_bar(len(graph.nodes), f"verifying on {target.name}") as bar:
-        checks = verify_graph(graph, target, prec.name, feeds, progress=bar)
+        checks = verify_model(graph, target, prec, feeds, progress=bar)
     for c in checks:
         print(f"{c.name:<32}{c.op:<18}{c.mismatches:>10} / {c.elements} differ")
     result = summary(checks)
@@ -306,8 +407,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_quant_args(r, required=False)
     r.set_defaults(func=_cmd_run)
 
-    c = sub.add_parser("compile", help="lower a model through TVM: per-layer assembly, object "
-                                       "files and kernels.json")
+    c = sub.add_parser("compile", help="lower a model through TVM: per-layer assembly and "
+                                       "object files (accelerators: program .asm / .bin) and "
+                                       "kernels.json")
     c.add_argument("model", help="zoo name or a model file")
     c.add_argument("--target", required=True, help="shipped target name or a target .yaml")
     c.add_argument("--input-size", type=int, help="zoo models: spatial input size")
@@ -315,8 +417,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_quant_args(c, required=True)
     c.set_defaults(func=_cmd_compile)
 
-    v = sub.add_parser("verify", help="run every generated kernel on its target (TVM runtime "
-                                      "or qemu) against the reference executor")
+    v = sub.add_parser("verify", help="run every generated kernel on its target (TVM runtime, "
+                                      "qemu or the accelerator's simulator) against the "
+                                      "reference executor")
     v.add_argument("model", help="zoo name or a model file")
     v.add_argument("--target", required=True, help="shipped target name or a target .yaml")
     v.add_argument("--input-size", type=int, help="zoo models: spatial input size")
@@ -338,6 +441,30 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--input-size", type=int, help="zoo models: spatial input size")
     s.add_argument("--json", metavar="PATH", help="write the results as JSON")
     s.set_defaults(func=_cmd_simulate)
+
+    me = sub.add_parser("measure", help="run the compiled kernels on this machine and report "
+                                        "measured seconds per layer (next to the analytic "
+                                        "prediction)")
+    me.add_argument("model", help="zoo name or a model file")
+    me.add_argument("--target", default="host",
+                    help="a target of kind 'host' (default host: only this machine can be "
+                         "measured)")
+    me.add_argument("--precision", required=True, help="comma-separated, e.g. fp32,w8a8")
+    me.add_argument("--input-size", type=int, help="zoo models: spatial input size")
+    me.add_argument("--repeat", type=int, default=10,
+                    help="timed whole-network passes; a layer's time is the median (default 10)")
+    me.add_argument("--warmup", type=int, default=2,
+                    help="untimed passes first (default 2)")
+    me.add_argument("--statistic", choices=["median", "min"], default="median",
+                    help="per-layer reduction of the passes (min: the least disturbed pass, "
+                         "for a shared or busy machine)")
+    me.add_argument("--clock", choices=["wall", "thread"], default="wall",
+                    help="wall time, or CPU time of the measuring thread (leaves out time the "
+                         "OS gave other processes)")
+    me.add_argument("--json", metavar="PATH",
+                    help="write the results as JSON (the shape `simulate` writes, fidelity "
+                         "'measured')")
+    me.set_defaults(func=_cmd_measure)
 
     rp = sub.add_parser("report", help="cost report (HTML, Markdown, CSV, JSON, PNG plots) of "
                                        "models x targets x precisions")
@@ -373,8 +500,49 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--input-size", type=int, help="zoo models: spatial input size")
     w.add_argument("--workers", type=int, help="local processes (default: all cores)")
     w.add_argument("--scheduler", metavar="ADDRESS", help="run on a Dask cluster (dask extra)")
+    w.add_argument("--fidelity", choices=["analytic", "codegen"], default="analytic",
+                   help="analytic (default: shapes + recipe, milliseconds per point) or codegen "
+                        "(TVM-compiled programs on the instruction-level simulator, seconds per "
+                        "point); cached separately")
     w.add_argument("--out", required=True, metavar="DIR")
     w.set_defaults(func=_cmd_sweep)
+
+    ms = sub.add_parser("mixed-search", help="per-layer precisions that minimise latency or "
+                                             "energy on a target within an accuracy budget, "
+                                             "verified by measurement")
+    ms.add_argument("model", help="zoo name or a float model file")
+    ms.add_argument("--target", required=True, help="shipped target name or a target .yaml")
+    ms.add_argument("--precisions", default="w4a4,w4a8,w8a8",
+                    help="candidate precisions, comma-separated (default w4a4,w4a8,w8a8)")
+    ms.add_argument("--objective", default="latency", help="latency or energy (default latency)")
+    ms.add_argument("--max-drop", type=float, default=1.0,
+                    help="top-1 budget: at most this many percentage points below float "
+                         "(default 1.0; needs --calib-dataset)")
+    ms.add_argument("--min-snr-db", type=float,
+                    help="budget as output SNR against float in dB instead (no labels needed)")
+    msrc = ms.add_mutually_exclusive_group()
+    msrc.add_argument("--calib-dataset", metavar="NAME",
+                      help="labelled data the project ships: digits (calibration images, "
+                           "scores on the validation split)")
+    msrc.add_argument("--calib-data", metavar="X.npy", help="calibration inputs (SNR budget)")
+    msrc.add_argument("--calib-random", metavar="N", type=int,
+                      help="N seeded random inputs (SNR budget; default 32)")
+    ms.add_argument("--train-epochs", type=int, default=0,
+                    help="first train the float model this many epochs on the digits training "
+                         "split (zoo models have random weights; the accuracy study uses 20)")
+    ms.add_argument("--eval-split", default="val",
+                    help="digits split the budget is measured on: val (189 images, default) or "
+                         "test (540: finer, but no longer held out)")
+    ms.add_argument("--calibration", default="minmax", help="calibration method (default minmax)")
+    ms.add_argument("--fidelity", choices=["codegen", "analytic"],
+                    help="cost fidelity (default: analytic on CPU/DSP, the instruction-level "
+                         "simulator on accelerators)")
+    ms.add_argument("--input-size", type=int, help="zoo models: spatial input size")
+    ms.add_argument("--seed", type=int, default=0, help="data and training seed (default 0)")
+    ms.add_argument("--out", required=True, metavar="DIR",
+                    help="writes MODEL_TARGET_OBJECTIVE_mixed.yaml (for --mixed) and "
+                         "..._mixed_search.json")
+    ms.set_defaults(func=_cmd_mixed_search)
 
     q = sub.add_parser("quantize", help="post-training quantization to a QDQ ONNX model")
     q.add_argument("model", help="zoo name or a float .onnx file")

@@ -556,10 +556,18 @@ class CompiledLayer:
     choice: TileChoice | None
     reason: str = ""             # why it runs on the host
     key: str = ""                # structural key (same key: same instruction stream shape)
+    recipe: AccelRecipe | None = None   # the schedule recipe the program was built with
 
 
 _TEMPLATES: dict[str, tuple[TileChoice, Template, AccelRecipe]] = {}
 _TIMES: dict[tuple[str, str], ProgramResult] = {}
+# layers scheduled through TVM (template cache misses) and layers that reused a template
+_STATS = {"scheduled": 0, "template_hits": 0}
+
+
+def compile_stats() -> dict[str, int]:
+    """TVM schedulings this process has run and template reuses (identical layers)."""
+    return dict(_STATS)
 
 
 def _precision_of(graph: Graph) -> str:
@@ -581,15 +589,24 @@ def compile_node(graph: Graph, node: Node, config: AccelConfig, recipes=None) ->
         mod = schedule_layer(ld, choice, recipe)
         hit = (choice, build_template(mod, ld), recipe)
         _TEMPLATES[key] = hit
-    choice, template, _ = hit
+        _STATS["scheduled"] += 1
+    else:
+        _STATS["template_hits"] += 1
+    choice, template, recipe = hit
     program = generate(ld, choice, template, config)
-    return CompiledLayer(node, ld, program, choice, "", key)
+    return CompiledLayer(node, ld, program, choice, "", key, recipe)
 
 
 def compile_graph(graph: Graph, config: AccelConfig | str = "simd-accel",
-                  recipes=None) -> list[CompiledLayer]:
+                  recipes=None, progress=None) -> list[CompiledLayer]:
+    """One `CompiledLayer` per node; `progress(done)` after each."""
     config = load_config(config)
-    return [compile_node(graph, n, config, recipes) for n in graph.nodes]
+    out = []
+    for i, n in enumerate(graph.nodes):
+        out.append(compile_node(graph, n, config, recipes))
+        if progress is not None:
+            progress(i + 1)
+    return out
 
 
 # ------------------------------------------------------------------------------------------------
@@ -696,12 +713,16 @@ def verify_graph(graph: Graph, config: AccelConfig | str = "simd-accel", feeds=N
 
 
 def verify_layers(graph: Graph, config: AccelConfig | str = "simd-accel", feeds=None,
-                  recipes=None) -> list[Mismatch]:
+                  recipes=None, progress=None) -> list[Mismatch]:
+    """Per accelerated layer, its program executed on the reference executor's inputs and
+    compared element-wise with the reference's output; `progress(done)` after each node."""
     from accelsim.ref.executor import run
     config = load_config(config)
     values = run(graph, feeds if feeds is not None else _random_feeds(graph), keep=True)
     out = []
-    for layer in compile_graph(graph, config, recipes):
+    for i, layer in enumerate(compile_graph(graph, config, recipes)):
+        if progress is not None:
+            progress(i + 1)
         if layer.program is None:
             continue
         res = run_program(layer.program, config, execute=True, dram=layer.ld.pack(values))

@@ -1,0 +1,136 @@
+"""`accelsim compile` and `accelsim verify` for accelerator targets (the "accelerator" entry of
+`accelsim.codegen.backends.BACKENDS`).
+
+compile writes, per accelerated layer, `DIR/<layer>.asm` (the program's text form:
+`Program.text()`, parsed back by `Program.parse`) and `DIR/<layer>.bin` (the encoded instruction
+stream, `Program.encode()`; its buffer map is in the text form), and `DIR/kernels.json`.
+Layers with the same structural key (operator signature, MAC mode, the code-shaping accelerator
+parameters and the recipe) are scheduled through TVM once; their programs are generated from
+the shared template. Layers the accelerator does not run are listed with the reason (they run on
+the host core, or are views).
+
+verify executes each layer's program in the simulator on the reference executor's inputs and
+counts the output elements that differ from the reference's tensor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from accelsim.accel import isa
+from accelsim.accel.arch import AccelConfig, load_config
+from accelsim.accel.schedule import AccelRecipe, TileChoice
+from accelsim.accel.sim import (_VIEWS, CompiledLayer, compile_graph, compile_stats,
+                                verify_layers)
+from accelsim.codegen.backends import CompileSummary
+from accelsim.codegen.verify import LayerCheck
+from accelsim.fsutil import atomic_write_bytes, atomic_write_text
+from accelsim.model.graph import Graph
+from accelsim.quant.precision import Precision
+from accelsim.target import Target
+
+
+def _recipe_dict(r: AccelRecipe) -> dict:
+    return {"path": r.path, "op_class": r.op_class, "precision": r.precision,
+            "tensorize": r.tensorize, "tile": dict(r.tile),
+            "dataflows": [{"name": d.name, "order": list(d.order), "inner": list(d.inner),
+                           "stage": dict(d.stage)} for d in r.dataflows],
+            "double_buffer": r.double_buffer}
+
+
+def _tiles_dict(c: TileChoice) -> dict:
+    return {"dataflow": c.dataflow.name, "order": list(c.dataflow.order),
+            "tiles": dict(c.tiles), "tile_loop_iterations": c.tiles_count,
+            "estimated_dram_bytes": c.traffic_bytes, "slots": c.slots,
+            "epilogue_loop": c.epilogue_loop, "reduce_loop": c.reduce_loop}
+
+
+def instruction_counts(program: isa.Program) -> dict[str, dict[str, int]]:
+    """Instructions per queue (SIGNAL / WAIT count on the queue that executes them) and per
+    opcode."""
+    by_queue = {q: 0 for q in isa.QUEUES}
+    by_opcode: dict[str, int] = {}
+    for ins in program.instructions:
+        by_queue[ins.queue] = by_queue.get(ins.queue, 0) + 1
+        by_opcode[ins.OPCODE] = by_opcode.get(ins.OPCODE, 0) + 1
+    return {"total": len(program), "by_queue": by_queue, "by_opcode": by_opcode}
+
+
+def _scratchpad_use(program: isa.Program, config: AccelConfig) -> dict:
+    out = {name: {"used_bytes": 0, "capacity_bytes": sp.size_bytes, "buffers": []}
+           for name, sp in config.scratchpads.items()}
+    for b in program.buffers.values():
+        d = out[b.space]
+        d["used_bytes"] += b.bytes
+        d["buffers"].append({"name": b.name, "elements": b.elements, "bits": b.bits,
+                             "slots": b.slots, "bytes": b.bytes})
+    return out
+
+
+def _record(layer: CompiledLayer, config: AccelConfig, target: Target, asm: Path,
+            binary: Path) -> dict:
+    p = layer.program
+    return {
+        "layer": layer.node.name, "op": layer.node.op, "op_class": layer.ld.op_class,
+        "precision": p.precision, "mac_mode": layer.ld.mode or None, "target": target.name,
+        "program": str(asm), "binary": str(binary),
+        "key": hashlib.sha256(layer.key.encode()).hexdigest()[:16],
+        "macs": p.macs, "instructions": instruction_counts(p),
+        "tiles": _tiles_dict(layer.choice), "scratchpad": _scratchpad_use(p, config),
+        "dram": {t.name: {"shape": list(t.shape), "bits": t.bits, "role": t.role}
+                 for t in p.dram.values()},
+        "recipe": _recipe_dict(layer.recipe) if layer.recipe else None,
+        "signature": layer.ld.signature,
+    }
+
+
+def _file_stem(name: str, used: set[str]) -> str:
+    from accelsim.codegen.compile import sanitize
+    base = sanitize(name)
+    stem, i = base, 1
+    while stem in used:
+        i += 1
+        stem = f"{base}_{i}"
+    used.add(stem)
+    return stem
+
+
+def compile_model(graph: Graph, target: Target, precision: Precision, out_dir: Path,
+                  progress=None) -> CompileSummary:
+    import accelsim
+    config = load_config(target)
+    layers = compile_graph(graph, config, progress=progress)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    used: set[str] = set()
+    records = []
+    for layer in layers:
+        if layer.program is None:
+            continue
+        stem = _file_stem(layer.node.name, used)
+        asm, binary = out_dir / f"{stem}.asm", out_dir / f"{stem}.bin"
+        atomic_write_text(asm, layer.program.text())
+        atomic_write_bytes(binary, layer.program.encode())
+        records.append(_record(layer, config, target, asm, binary))
+    accelerated = [L for L in layers if L.program is not None]
+    distinct = len({L.key for L in accelerated})
+    doc = {
+        "model": graph.name, "target": target.name, "precision": precision.name,
+        "accelsim_version": accelsim.__version__, "distinct_kernels": distinct,
+        "kernels": records,
+        "views": [{"layer": L.node.name, "op": L.node.op, "reason": L.reason}
+                  for L in layers if L.program is None and L.node.op in _VIEWS],
+        "host_layers": [{"layer": L.node.name, "op": L.node.op,
+                         "reason": L.reason}
+                        for L in layers if L.program is None and L.node.op not in _VIEWS],
+    }
+    atomic_write_text(out_dir / "kernels.json", json.dumps(doc, indent=1, default=str) + "\n")
+    return CompileSummary(len(accelerated), distinct, compile_stats())
+
+
+def verify_model(graph: Graph, target: Target, precision: Precision, feeds,
+                 progress=None) -> list[LayerCheck]:
+    checks = verify_layers(graph, load_config(target), feeds, progress=progress)
+    return [LayerCheck(m.layer, graph.node(m.layer).op, m.mismatches, m.elements)
+            for m in checks]
