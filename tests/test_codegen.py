@@ -44,11 +44,11 @@ def quantized(model: str, precision: str):
     return q, run(q, [calibdata.random(g, 1, seed=7).samples[0]], keep=True)
 
 
-def contraction_kernels(model: str, target: str):
-    """Compiled kernels of every int8 conv2d (not depthwise) and dense layer."""
-    q, _ = quantized(model, "w8a8")
+def contraction_kernels(model: str, target: str, precision: str = "w8a8"):
+    """Compiled kernels of every conv2d (not depthwise) and dense layer."""
+    q, _ = quantized(model, precision)
     t = load_target(target)
-    layers = [L for L in lower_graph(q, t, "w8a8") if L.op_class in ("conv2d", "dense")]
+    layers = [L for L in lower_graph(q, t, precision) if L.op_class in ("conv2d", "dense")]
     return [(L, cg.compile_layer(L, t)) for L in layers]
 
 
@@ -79,6 +79,125 @@ def test_vrmpy_in_every_int8_conv_and_fc_kernel_on_hvx():
         mix = k.instruction_mix
         assert "vrmpy(v" in asm and mix.total_packets > mix.packets > 0
         assert mix.total["vector_mac"] >= count_mnemonic(asm, "vrmpy")
+
+
+def test_vdmpy_in_every_int16_conv_and_fc_kernel_on_hvx():
+    ks = contraction_kernels("resnet18", "hvx-v68", "w16a16")
+    assert len(ks) == 21
+    for L, k in ks:
+        asm = Path(k.asm_path).read_text()
+        assert k.intrinsic == "vdmpy" and L.signature["acc"] == "int64", L.name
+        assert count_mnemonic(asm, "vdmpy") > 0 and "vdmpy(v" in asm, L.name
+        assert k.instruction_mix.total["vector_mac"] >= count_mnemonic(asm, "vdmpy")
+
+
+def _wide_dense(K: int = 300, O: int = 40):
+    """A w16a16 dense layer whose running int64 sums cross the int32 range many times and come
+    back: inputs quantize to +-32767/-32768, the first 150 weights make every product +2^30,
+    the next ones -2^30, the last weight a per-channel offset (so outputs are not saturated)."""
+    from accelsim.model.builder import GraphBuilder
+    rng = np.random.default_rng(0)
+    b = GraphBuilder("fc16")
+    x = b.input("x", (1, K))
+    b.output(b.add("dense", [x, b.const("fc.w", rng.standard_normal((O, K)), "float32"),
+                             b.const("fc.b", rng.standard_normal(O), "float32")], name="fc"))
+    g = b.build()
+    q = quantize_graph(g, parse_precision("w16a16"), calibdata.random(g, 2)).graph
+    sign = np.where(rng.random(K) < 0.5, 1, -1)
+    w = np.empty((O, K), np.int64)
+    w[:, :150] = 32767 * sign[:150]
+    w[:, 150:] = -32767 * sign[150:]
+    w[:, -1] = np.arange(O) * 700 - 14000
+    return q, w, (sign * 1e9).astype(np.float32)[None]
+
+
+@pytest.mark.parametrize("full_range", [False, True])
+def test_hvx_int16_dense_exact_when_sums_leave_int32(full_range):
+    """vdmpy's int64 accumulation (low/high words with carries) under qemu-hexagon against the
+    reference executor's int64 sums; a -32768 weight (where vdmpy's pair sum could saturate)
+    makes the layer fall back to scalar code, with the reason recorded."""
+    if emulate.missing_tools("hexagon"):
+        pytest.skip("no hexagon toolchain")
+    q, w, feed = _wide_dense()
+    if full_range:
+        w[3, 7] = -32768
+    wname = q.node("fc").inputs[1]
+    q = q.replace(constants={**q.constants, wname: w.astype(np.int16)})
+    values = run(q, [feed], keep=True)
+    xq = values[q.node("fc").inputs[0]].astype(np.int64)
+    assert set(np.unique(xq)) == {-32768, 32767}
+    assert np.abs(np.cumsum(xq[0] * w[0])).max() > 2 ** 37      # far outside int32
+    t = load_target("hvx-v68")
+    layer = lower_node(q, q.node("fc"), t)
+    if full_range:
+        assert layer.schedule.intrinsic is None
+        assert any("-32768" in n and "vdmpy" in n for n in layer.schedule.notes)
+    else:
+        assert layer.schedule.intrinsic == "vdmpy"
+    k = cg.compile_layer(layer, t)
+    r = emulate.run_hexagon(k.obj_path, k.symbol, list(k.args), layer.pack_inputs(values), ["y"],
+                            cpu=t.codegen.emulator.cpu)
+    ref = values[layer.output]
+    assert len(np.unique(ref)) == ref.size                    # not clamped to one value
+    np.testing.assert_array_equal(layer.unpack_output(r.outputs["y"]), ref)
+
+
+def _wide_depthwise(C: int = 128):
+    """A w16a16 3x3 depthwise layer (no padding, one output pixel) whose running int64 sums
+    leave int32: the first five taps make +2^30 products, the next three -2^30, the last tap
+    a per-channel offset, for inputs that quantize to +-32767/-32768."""
+    from accelsim.model.builder import GraphBuilder
+    rng = np.random.default_rng(1)
+    b = GraphBuilder("dw16")
+    x = b.input("x", (1, C, 3, 3))
+    w = b.const("dw.w", rng.standard_normal((C, 1, 3, 3)), "float32")
+    b.output(b.add("conv2d", [x, w, b.const("dw.b", rng.standard_normal(C), "float32")],
+                   name="dw", strides=(1, 1), dilations=(1, 1), pads=(0, 0, 0, 0), groups=C,
+                   data_layout="NCHW"))
+    g = b.build()
+    q = quantize_graph(g, parse_precision("w16a16"), calibdata.random(g, 2)).graph
+    sign = np.where(rng.random((C, 9)) < 0.5, 1, -1)
+    taps = np.empty((C, 9), np.int64)
+    taps[:, :5] = 32767 * sign[:, :5]
+    taps[:, 5:8] = -32767 * sign[:, 5:8]
+    taps[:, 8] = np.arange(C) * 100 - 6400
+    return q, taps.reshape(C, 1, 3, 3), (sign * 1e9).astype(np.float32).reshape(1, C, 3, 3)
+
+
+def test_hvx_int16_depthwise_vmpy_exact_when_sums_leave_int32():
+    if emulate.missing_tools("hexagon"):
+        pytest.skip("no hexagon toolchain")
+    q, w, feed = _wide_depthwise()
+    q = q.replace(constants={**q.constants, q.node("dw").inputs[1]: w.astype(np.int16)})
+    values = run(q, [feed], keep=True)
+    xq = values[q.node("dw").inputs[0]].astype(np.int64).reshape(128, 9)
+    assert np.abs(np.cumsum(xq * w.reshape(128, 9), axis=1)).max() > 2 ** 32
+    t = load_target("hvx-v68")
+    layer = lower_node(q, q.node("dw"), t)
+    assert layer.schedule.intrinsic == "vmpy"
+    k = cg.compile_layer(layer, t)
+    assert count_mnemonic(Path(k.asm_path).read_text(), "vmpy") > 0
+    r = emulate.run_hexagon(k.obj_path, k.symbol, list(k.args), layer.pack_inputs(values), ["y"],
+                            cpu=t.codegen.emulator.cpu)
+    ref = values[layer.output]
+    assert len(np.unique(ref)) > ref.size // 2               # not clamped
+    np.testing.assert_array_equal(layer.unpack_output(r.outputs["y"]), ref)
+
+
+def test_vmpy_in_int16_depthwise_kernels_on_hvx_where_channels_allow():
+    q, _ = quantized("mobilenet_v2", "w16a16")
+    t = load_target("hvx-v68")
+    layers = [L for L in lower_graph(q, t, "w16a16") if L.op_class == "depthwise_conv2d"]
+    assert len(layers) == 17
+    for L in layers:
+        channels = L.args[0].shape[-1]
+        if channels % 64:
+            assert L.schedule.intrinsic is None and "multiple of its 64 lanes" in \
+                L.schedule.notes[0], L.name
+            continue
+        k = cg.compile_layer(L, t)
+        assert k.intrinsic == "vmpy" and count_mnemonic(Path(k.asm_path).read_text(), "vmpy")
+    assert sum(L.schedule.intrinsic == "vmpy" for L in layers) == 13
 
 
 # -- recipes are read ----------------------------------------------------------------------------

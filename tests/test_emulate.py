@@ -21,8 +21,10 @@ from accelsim.codegen.emulate import (
     ArgSpec,
     EmulationError,
     EmulatorRun,
+    KernelCall,
     missing_tools,
     run_aarch64,
+    run_batch,
     run_hexagon,
     toolchain_status,
 )
@@ -146,21 +148,30 @@ def sdot_kernel():
     return sdot4
 
 
-def vrmpy_kernel():
+def hvx_kernel(name, llvm_name, a_dtype, b_dtype, lanes):
+    """8 rows of C[i] = llvm_name(A[i], B[i]): two 128-byte HVX vectors in, 32 words out."""
     _tvm()
     from tvm.script import tirx as T
 
     @T.prim_func
-    def vrmpy(A: T.Buffer((8, 128), "uint8"), B: T.Buffer((8, 128), "int8"),
-              C: T.Buffer((8, 32), "int32")):
-        T.func_attr({"global_symbol": "vrmpy", "tir.noalias": True})
+    def kernel(A: T.Buffer((8, lanes), a_dtype), B: T.Buffer((8, lanes), b_dtype),
+               C: T.Buffer((8, 32), "int32")):
+        T.func_attr({"global_symbol": name, "tir.noalias": True})
         for i in range(8):
             C[i, T.ramp(0, 1, 32)] = T.call_llvm_pure_intrin(
-                T.llvm_lookup_intrinsic_id("llvm.hexagon.V6.vrmpybusv.128B"),
-                T.reinterpret(A[i, T.ramp(0, 1, 128)], dtype="int32x32"),
-                T.reinterpret(B[i, T.ramp(0, 1, 128)], dtype="int32x32"), dtype="int32x32")
+                T.llvm_lookup_intrinsic_id(llvm_name),
+                T.reinterpret(A[i, T.ramp(0, 1, lanes)], dtype="int32x32"),
+                T.reinterpret(B[i, T.ramp(0, 1, lanes)], dtype="int32x32"), dtype="int32x32")
 
-    return vrmpy
+    return kernel
+
+
+def vrmpy_kernel():
+    return hvx_kernel("vrmpy", "llvm.hexagon.V6.vrmpybusv.128B", "uint8", "int8", 128)
+
+
+def vdmpy_kernel():
+    return hvx_kernel("vdmpy", "llvm.hexagon.V6.vdmpyhvsat.128B", "int16", "int16", 64)
 
 
 def workspace_kernel(n=4096):
@@ -327,6 +338,28 @@ def test_hvx_vrmpy_dot_product(objdir):
     run = run_hexagon(path, "vrmpy", args, {"A": a, "B": b}, ["C"])
     ref = (a.astype(np.int32) * b).reshape(8, 32, 4).sum(-1)
     np.testing.assert_array_equal(run.outputs["C"], ref)
+
+
+def test_hvx_vdmpy_pair_sum_saturates_only_at_two_min_products(objdir):
+    """`Vd.w = vdmpy(Vu.h, Vv.h):sat` = sat32(u0*v0 + u1*v1): exact whenever one operand never
+    holds -32768 (the lowering's vdmpy intrinsic relies on this for int16 weights in
+    [-32767, 32767]); (-32768)^2 * 2 = 2^31 saturates to 2^31 - 1."""
+    need("hexagon")
+    path, asm = compile_kernel(objdir, "vdmpy", vdmpy_kernel(), HEX)
+    assert asm_has(asm, "vdmpy(")
+    rng = np.random.default_rng(8)
+    a = rng.integers(-32768, 32768, (8, 64)).astype(np.int16)
+    b = rng.integers(-32767, 32768, (8, 64)).astype(np.int16)
+    a[0], b[0] = -32768, -32767          # the largest pair sum without saturation
+    a[1], b[1] = -32768, 32767           # the most negative one
+    a[2, :2], b[2, :2] = -32768, -32768  # 2^31: saturates
+    args = [ArgSpec("A", (8, 64), "int16"), ArgSpec("B", (8, 64), "int16"),
+            ArgSpec("C", (8, 32), "int32")]
+    got = run_hexagon(path, "vdmpy", args, {"A": a, "B": b}, ["C"]).outputs["C"]
+    exact = (a.astype(np.int64) * b).reshape(8, 32, 2).sum(-1)
+    assert exact[0].max() == 2 * 32768 * 32767 and exact[2, 0] == 2 ** 31
+    np.testing.assert_array_equal(got, np.clip(exact, -2 ** 31, 2 ** 31 - 1))
+    assert got[2, 0] == 2 ** 31 - 1 and (got[:2] == exact[:2]).all()
 
 
 def test_hvx_v73_code_runs_on_the_only_qemu_hexagon_model(objdir):
@@ -568,6 +601,54 @@ def test_exact_packet_count_hexagon(objdir):
 
 # ------------------------------------------------------------------------------------------------
 # Tests: errors
+
+
+@pytest.mark.parametrize("arch", ["aarch64", "hexagon"])
+def test_batch_runs_each_call_on_its_own_buffers(arch, objdir):
+    """One process, several calls (one kernel object twice with different data, another kernel
+    in between): each result equals numpy's, as separate runs would give."""
+    need(arch)
+    dense, _ = compile_kernel(objdir, f"dense_{arch}", dense_int8(), TARGETS[arch])
+    qadd, _ = compile_kernel(objdir, f"qadd_{arch}", saturating_add_int8(256, 0), TARGETS[arch])
+    rng = np.random.default_rng(4)
+    dargs = (ArgSpec("A", (8, 64), "int8"), ArgSpec("W", (32, 64), "int8"),
+             ArgSpec("C", (8, 32), "int32"))
+    qargs = (ArgSpec("A", (256,), "int8"), ArgSpec("B", (256,), "int8"),
+             ArgSpec("C", (256,), "int8"))
+    d1 = {"A": rng_int8(rng, (8, 64)), "W": rng_int8(rng, (32, 64))}
+    d2 = {"A": rng_int8(rng, (8, 64)), "W": rng_int8(rng, (32, 64))}
+    q = {"A": rng_int8(rng, (256,)), "B": rng_int8(rng, (256,))}
+    calls = [KernelCall(dense, "dense_i8", dargs, d1, ("C",)),
+             KernelCall(qadd, "qadd", qargs, q, ("C",)),
+             KernelCall(dense, "dense_i8", dargs, d2, ("C",))]
+    got = run_batch(arch, calls)
+    for d, r in ((d1, got[0]), (d2, got[2])):
+        np.testing.assert_array_equal(r["C"], d["A"].astype(np.int32) @ d["W"].astype(np.int32).T)
+    np.testing.assert_array_equal(got[1]["C"], np.clip(q["A"].astype(np.int16) + q["B"],
+                                                       -128, 127).astype(np.int8))
+    assert run_batch(arch, []) == []
+
+
+def test_batch_names_the_failing_call(objdir):
+    need("aarch64")
+    path, _ = compile_kernel(objdir, "qbad_aarch64", saturating_add_int8(512, 16, "qbad"), A64)
+    ok, _ = compile_kernel(objdir, "qadd_aarch64", saturating_add_int8(256, 0), A64)
+    x = np.zeros(512, np.int16)
+    bad_args = (ArgSpec("A", (512,), "int16"), ArgSpec("B", (512,), "int16"),
+                ArgSpec("C", (512,), "int16"))
+    good_args = (ArgSpec("A", (256,), "int8"), ArgSpec("B", (256,), "int8"),
+                 ArgSpec("C", (256,), "int8"))
+    y = np.zeros(256, np.int8)
+    calls = [KernelCall(ok, "qadd", good_args, {"A": y, "B": y}, ("C",)),
+             KernelCall(path, "qbad", bad_args, {"A": x, "B": x}, ("C",))]
+    with pytest.raises(EmulationError, match=r"kernel __tvm_ffi_qbad \(call 1\) returned -?\d+ "
+                                             r".*int8"):
+        run_batch("aarch64", calls)
+    # two objects defining one entry point cannot be linked together
+    other, _ = compile_kernel(objdir, "qadd512_aarch64", saturating_add_int8(512, 16), A64)
+    calls[1] = KernelCall(other, "qadd", bad_args, {"A": x, "B": x}, ("C",))
+    with pytest.raises(EmulationError, match=r"calls 0 and 1 .* both define __tvm_ffi_qadd"):
+        run_batch("aarch64", calls)
 
 
 def test_kernel_error_code_is_reported(objdir):

@@ -261,6 +261,12 @@ def test_intrinsic_per_target_comes_from_the_table():
     q16, _ = quantized("resnet18", "w16a16")
     layer = lower_node(q16, q16.node("layer1.0.conv1"), load_target("cortex-a76"))
     assert layer.schedule.intrinsic == "smull_sadalp" and layer.signature["acc"] == "int64"
+    hvx16 = lower_node(q16, q16.node("layer1.0.conv1"), load_target("hvx-v68"))
+    assert hvx16.schedule.intrinsic == "vdmpy" and hvx16.signature["acc"] == "int64"
+    assert hvx16.args[1].shape == (2, 3, 3, 32, 32, 2)      # [O/32][KH][KW][I/2][32][2] int16
+    vd = intrin.select(["vdmpy"], ("hvx",), "int16", 16)
+    assert (vd.lanes, vd.depth, vd.acc_dtype, vd.weight_min) == (32, 2, "int64", -32767)
+    assert intrin.select(["vdmpy"], ("neon",), "int16", 16) is None
 
 
 # -- recipes -----------------------------------------------------------------------------------

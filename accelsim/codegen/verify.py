@@ -2,7 +2,8 @@
 the reference executor's tensor for that layer (inputs are the reference executor's values).
 
 Where a kernel runs is the target's `codegen.emulator.kind`: this machine through the TVM
-runtime ("native"), qemu-aarch64, or qemu-hexagon; the table below maps each to a runner.
+runtime ("native"), qemu-aarch64, or qemu-hexagon; the table below maps each to a runner, which
+takes every (layer, kernel) of the graph at once (the qemu runners run them in one process).
 """
 
 from __future__ import annotations
@@ -25,26 +26,50 @@ class LayerCheck:
     elements: int
 
 
-def _native(layer, kernel, values, target) -> np.ndarray:
+def _native(items, values, target) -> list[np.ndarray]:
     from accelsim.codegen import host
-    return host.run_layer(layer, kernel, values)
+    return [host.run_layer(layer, kernel, values) for layer, kernel in items]
 
 
-def _qemu(runner_name: str):
-    def run(layer, kernel, values, target) -> np.ndarray:
+# inputs packed for one emulated process at most (a whole model at 32x32 is far below)
+_BATCH_BYTES = 64 << 20
+
+
+def _qemu(arch: str):
+    def run(items, values, target) -> list[np.ndarray]:
+        """All layers in as few qemu processes as the batch size allows (emulate.run_batch):
+        building the harness and starting qemu once per layer cost more than the kernels."""
         from accelsim.codegen import emulate
-        runner = getattr(emulate, runner_name)
-        out = kernel.args[-1].name
-        r = runner(kernel.obj_path, kernel.symbol, list(kernel.args), layer.pack_inputs(values),
-                   [out], cpu=target.codegen.emulator.cpu)
-        return layer.unpack_output(r.outputs[out])
+        got: list[np.ndarray] = []
+        batch: list[tuple] = []
+        size = 0
+
+        def flush():
+            calls = [emulate.KernelCall(k.obj_path, k.symbol, tuple(k.args), data,
+                                        (k.args[-1].name,)) for _, k, data in batch]
+            outs = emulate.run_batch(arch, calls, cpu=target.codegen.emulator.cpu)
+            got.extend(layer.unpack_output(o[k.args[-1].name])
+                       for (layer, k, _), o in zip(batch, outs))
+            batch.clear()
+
+        for layer, kernel in items:
+            data = layer.pack_inputs(values)
+            nbytes = sum(np.asarray(v).nbytes for v in data.values())
+            if batch and size + nbytes > _BATCH_BYTES:
+                flush()
+                size = 0
+            batch.append((layer, kernel, data))
+            size += nbytes
+        if batch:
+            flush()
+        return got
     return run
 
 
 RUNNERS: dict[str, Callable] = {
     "native": _native,
-    "qemu-aarch64": _qemu("run_aarch64"),
-    "qemu-hexagon": _qemu("run_hexagon"),
+    "qemu-aarch64": _qemu("aarch64"),
+    "qemu-hexagon": _qemu("hexagon"),
 }
 
 
@@ -61,21 +86,22 @@ def verify_graph(graph: Graph, target: Target, precision: str, feeds,
                             f"'{kind}' are verified by their own simulator, not here")
     runner = RUNNERS[kind]
     values = ref_run(graph, feeds, keep=True)
-    out = []
+    items = []
     layers = lower_graph(graph, target, precision)
     for i, layer in enumerate(layers):
         if layer.status == "kernel":
-            kernel = compile_layer(layer, target)
-            got = runner(layer, kernel, values, target)
-            ref = values[layer.output]
-            if ref.dtype.kind == "f":
-                atol = rtol * max(1.0, float(np.abs(ref).max()))
-                bad = int((~np.isclose(got, ref, rtol=rtol, atol=atol)).sum())
-            else:
-                bad = int((got.astype(np.int64) != ref.astype(np.int64)).sum())
-            out.append(LayerCheck(layer.name, graph.node(layer.name).op, bad, int(ref.size)))
+            items.append((layer, compile_layer(layer, target)))
         if progress:
             progress(i + 1)
+    out = []
+    for (layer, _), got in zip(items, runner(items, values, target)):
+        ref = values[layer.output]
+        if ref.dtype.kind == "f":
+            atol = rtol * max(1.0, float(np.abs(ref).max()))
+            bad = int((~np.isclose(got, ref, rtol=rtol, atol=atol)).sum())
+        else:
+            bad = int((got.astype(np.int64) != ref.astype(np.int64)).sum())
+        out.append(LayerCheck(layer.name, graph.node(layer.name).op, bad, int(ref.size)))
     return out
 
 

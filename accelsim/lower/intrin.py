@@ -5,7 +5,8 @@ Each `Intrinsic` is one instruction pattern that computes a small block of a con
     C[i] += A[k] * B[i, k]      for i < lanes (output channels), k < depth (reduction),
 
 with A a few activations (broadcast to every lane), B a `lanes x depth` block of packed weights
-and C a vector of accumulators. The weight packing of a lowered conv2d / dense follows the
+and C a vector of accumulators; or, for depthwise convolutions (`kind="elementwise"`), one tap
+of `lanes` channels, `C[i] += A[i] * B[i]`. The weight packing of a lowered conv2d / dense follows the
 intrinsic: `[O/lanes] ... [I/depth][lanes][depth]`, so the B block is one contiguous vector load.
 4-bit weights are stored two per byte along k (`byte = lo | hi << 4`, k even in the low nibble)
 and unpacked to 8 bit in registers by the intrinsic's implementation (zero-extend to 16 bit, mask
@@ -13,7 +14,13 @@ and shift the two nibbles into the two bytes, sign-extend with `(v ^ 8) - 8`).
 
 A recipe names intrinsics by their short `name` (`tensorize: [sdot, smull_sadalp]`); the first one
 whose `requires` features the target has and which has a variant for the layer's operand types is
-used. The table is data: adding an instruction is adding an entry, no per-target code.
+used. The table is data: adding an instruction is adding an entry, no per-target code. An entry
+whose instruction is exact only for part of the weight range says so (`weight_min`); the lowering
+then keeps such a layer off it (HVX `vdmpy` saturates its pair sum at two (-2^15)^2 products).
+
+All implementations share one shape (`_impl`: match the buffers, store one or two vector parts
+of C); what differs is the value stored, built from `_splat` (the activations broadcast to every
+lane) and `_weights8` (the weight block, 4-bit weights unpacked).
 
 Registered with `tvm.s_tir.TensorIntrin.register` on first use (importing TVM's own
 `tvm.s_tir.tensor_intrin` costs 50 s). Each implementation is written as single expressions, since
@@ -24,7 +31,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable
-
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,12 @@ class Intrinsic:
     depth: int              # reduction elements per call (the `ic.v` loop)
     llvm: tuple[str, ...]   # LLVM intrinsics the implementation calls
     doc: str = ""
+    # the smallest weight the instruction is exact for (vdmpy's saturating pair sum can only
+    # overflow with two -2^15 x -2^15 products); None: every weight value
+    weight_min: int | None = None
+    # "dot": C[i] += A[k] * B[i, k] (conv2d, dense); "elementwise": C[i] += A[i] * B[i]
+    # (depthwise: one tap of `lanes` channels, depth 1)
+    kind: str = "dot"
 
     @property
     def weight_dtype(self) -> str:
@@ -70,46 +82,87 @@ def nibble(byte, k):
 # descriptions and implementations
 # ------------------------------------------------------------------------------------------
 
-def _desc(lanes: int, depth: int, a_dt: str, acc_dt: str, w4: bool):
+def _desc(it: Intrinsic):
+    """The pattern tensorize matches: `C[i] += A[k] * W[i, k]` over the intrinsic's block."""
     from accelsim.tvm_env import import_tvm
     import_tvm()
     from tvm.script import tirx as T
 
-    pdepth = depth // 2 if w4 else depth
-    w_dt = "int8" if w4 else a_dt if a_dt != "uint8" else "int8"
-    if a_dt == "int16":
-        w_dt = "int16"
+    lanes, depth, pdepth, acc = it.lanes, it.depth, it.packed_depth, it.acc_dtype
+    w4 = it.weight_bits == 4
 
-    if w4:
+    def weight(B, vi, vk):
+        return nibble(B[vi, vk // 2], vk) if w4 else B[vi, vk]
+
+    if it.kind == "elementwise":
         @T.prim_func(s_tir=True)
-        def desc(a: T.handle, b: T.handle, c: T.handle) -> None:
-            A = T.match_buffer(a, (depth,), a_dt, offset_factor=1)
-            B = T.match_buffer(b, (lanes, pdepth), w_dt, offset_factor=1)
-            C = T.match_buffer(c, (lanes,), acc_dt, offset_factor=1)
+        def desc_ew(a: T.handle, b: T.handle, c: T.handle) -> None:
+            A = T.match_buffer(a, (lanes,), it.act_dtype, offset_factor=1)
+            B = T.match_buffer(b, (lanes,), it.weight_dtype, offset_factor=1)
+            C = T.match_buffer(c, (lanes,), acc, offset_factor=1)
             with T.sblock("root"):
-                T.reads(C[0:lanes], A[0:depth], B[0:lanes, 0:pdepth])
+                T.reads(C[0:lanes], A[0:lanes], B[0:lanes])
                 T.writes(C[0:lanes])
                 for i in T.serial(0, lanes):
-                    for k in T.serial(0, depth):
-                        with T.sblock("update"):
-                            vi, vk = T.axis.remap("SR", [i, k])
-                            C[vi] = C[vi] + T.cast(A[vk], acc_dt) * T.cast(
-                                nibble(B[vi, vk // 2], vk), acc_dt)
-    else:
-        @T.prim_func(s_tir=True)
-        def desc(a: T.handle, b: T.handle, c: T.handle) -> None:
-            A = T.match_buffer(a, (depth,), a_dt, offset_factor=1)
-            B = T.match_buffer(b, (lanes, depth), w_dt, offset_factor=1)
-            C = T.match_buffer(c, (lanes,), acc_dt, offset_factor=1)
-            with T.sblock("root"):
-                T.reads(C[0:lanes], A[0:depth], B[0:lanes, 0:depth])
-                T.writes(C[0:lanes])
-                for i in T.serial(0, lanes):
-                    for k in T.serial(0, depth):
-                        with T.sblock("update"):
-                            vi, vk = T.axis.remap("SR", [i, k])
-                            C[vi] = C[vi] + T.cast(A[vk], acc_dt) * T.cast(B[vi, vk], acc_dt)
+                    with T.sblock("update"):
+                        vi = T.axis.remap("S", [i])
+                        C[vi] = C[vi] + T.cast(A[vi], acc) * T.cast(B[vi], acc)
+        return desc_ew
+
+    @T.prim_func(s_tir=True)
+    def desc(a: T.handle, b: T.handle, c: T.handle) -> None:
+        A = T.match_buffer(a, (depth,), it.act_dtype, offset_factor=1)
+        B = T.match_buffer(b, (lanes, pdepth), it.weight_dtype, offset_factor=1)
+        C = T.match_buffer(c, (lanes,), acc, offset_factor=1)
+        with T.sblock("root"):
+            T.reads(C[0:lanes], A[0:depth], B[0:lanes, 0:pdepth])
+            T.writes(C[0:lanes])
+            for i in T.serial(0, lanes):
+                for k in T.serial(0, depth):
+                    with T.sblock("update"):
+                        vi, vk = T.axis.remap("SR", [i, k])
+                        C[vi] = C[vi] + T.cast(A[vk], acc) * T.cast(weight(B, vi, vk), acc)
     return desc
+
+
+def _impl(it: Intrinsic, parts):
+    """The implementation PrimFunc of `it`: `parts` gives, for each of one or two contiguous
+    parts of C, `(first lane, lanes, value(T, A, B, C))`, the value one expression."""
+    from tvm.script import tirx as T
+
+    lanes = it.lanes
+    ew = it.kind == "elementwise"
+    a_shape, b_shape = ((lanes,), (lanes,)) if ew else ((it.depth,), (lanes, it.packed_depth))
+    (lo0, n0, val0), *rest = parts
+    two = bool(rest)
+    lo1, n1, val1 = rest[0] if two else parts[0]
+
+    @T.prim_func(s_tir=True)
+    def impl(a: T.handle, b: T.handle, c: T.handle) -> None:
+        A = T.match_buffer(a, a_shape, it.act_dtype, offset_factor=1)
+        B = T.match_buffer(b, b_shape, it.weight_dtype, offset_factor=1)
+        C = T.match_buffer(c, (lanes,), it.acc_dtype, offset_factor=1)
+        with T.sblock("root"):
+            if ew:
+                T.reads(C[0:lanes], A[0:lanes], B[0:lanes])
+            else:
+                T.reads(C[0:lanes], A[0:a_shape[0]], B[0:lanes, 0:b_shape[-1]])
+            T.writes(C[0:lanes])
+            C[T.ramp(T.int32(lo0), 1, n0)] = val0(T, A, B, C)
+            if two:
+                C[T.ramp(T.int32(lo1), 1, n1)] = val1(T, A, B, C)
+    return impl
+
+
+def _llvm(T, name: str, dtype: str, *args):
+    return T.call_llvm_pure_intrin(T.llvm_lookup_intrinsic_id(name), *args, dtype=dtype)
+
+
+def _splat(T, A, dtype: str, n: int, word: str, lanes: int, as_dtype: str):
+    """The `n` activations of A, reinterpreted as one `word`, broadcast `lanes` times and
+    reinterpreted as `as_dtype`: every lane (group) of the instruction sees the same A."""
+    v = T.Broadcast(T.reinterpret(A.vload([0], f"{dtype}x{n}"), dtype=word), lanes)
+    return v if as_dtype == f"{word}x{lanes}" else T.reinterpret(v, dtype=as_dtype)
 
 
 def _unpack4(T, packed, nbytes: int):
@@ -123,233 +176,174 @@ def _unpack4(T, packed, nbytes: int):
     return T.bitwise_xor(v, eight) - eight
 
 
-def _sdot_impl(w4: bool):
-    from tvm.script import tirx as T
-
-    if w4:
-        @T.prim_func(s_tir=True)
-        def impl(a: T.handle, b: T.handle, c: T.handle) -> None:
-            A = T.match_buffer(a, (4,), "int8", offset_factor=1)
-            B = T.match_buffer(b, (4, 2), "int8", offset_factor=1)
-            C = T.match_buffer(c, (4,), "int32", offset_factor=1)
-            with T.sblock("root"):
-                T.reads(C[0:4], A[0:4], B[0:4, 0:2])
-                T.writes(C[0:4])
-                C[T.ramp(T.int32(0), 1, 4)] = T.call_llvm_pure_intrin(
-                    T.llvm_lookup_intrinsic_id("llvm.aarch64.neon.sdot.v4i32.v16i8"),
-                    C[T.ramp(T.int32(0), 1, 4)],
-                    _unpack4(T, B.vload([0, 0], dtype="int8x8"), 8),
-                    T.reinterpret(T.Broadcast(T.reinterpret(A.vload([0], "int8x4"),
-                                                            dtype="int32"), 4),
-                                  dtype="int8x16"),
-                    dtype="int32x4")
-    else:
-        @T.prim_func(s_tir=True)
-        def impl(a: T.handle, b: T.handle, c: T.handle) -> None:
-            A = T.match_buffer(a, (4,), "int8", offset_factor=1)
-            B = T.match_buffer(b, (4, 4), "int8", offset_factor=1)
-            C = T.match_buffer(c, (4,), "int32", offset_factor=1)
-            with T.sblock("root"):
-                T.reads(C[0:4], A[0:4], B[0:4, 0:4])
-                T.writes(C[0:4])
-                C[T.ramp(T.int32(0), 1, 4)] = T.call_llvm_pure_intrin(
-                    T.llvm_lookup_intrinsic_id("llvm.aarch64.neon.sdot.v4i32.v16i8"),
-                    C[T.ramp(T.int32(0), 1, 4)],
-                    B.vload([0, 0], dtype="int8x16"),
-                    T.reinterpret(T.Broadcast(T.reinterpret(A.vload([0], "int8x4"),
-                                                            dtype="int32"), 4),
-                                  dtype="int8x16"),
-                    dtype="int32x4")
-    return impl
+def _weights8(T, B, it: Intrinsic, first: int, n: int):
+    """Elements [first, first + n) of the packed weight block as int8 x n (4-bit weights
+    unpacked from the whole block, which is then at most 16 bytes)."""
+    if it.weight_bits == 4:
+        nbytes = it.lanes * it.packed_depth
+        full = _unpack4(T, B.vload([0, 0], dtype=f"int8x{nbytes}"), nbytes)
+        if n == 2 * nbytes:
+            return full
+        return (T.vectorlow(full, dtype=f"int8x{n}") if first == 0
+                else T.vectorhigh(full, dtype=f"int8x{n}"))
+    return B.vload([first // it.depth, first % it.depth], dtype=f"int8x{n}")
 
 
-def _smull_sadalp_impl(w4: bool):
-    """8 output lanes x 2 reduction elements: SMULL (int8 x int8 -> int16, two per output)
-    then SADALP (pairwise add-accumulate int16 pairs into the int32 accumulators)."""
-    from tvm.script import tirx as T
-
-    if w4:
-        @T.prim_func(s_tir=True)
-        def impl(a: T.handle, b: T.handle, c: T.handle) -> None:
-            A = T.match_buffer(a, (2,), "int8", offset_factor=1)
-            B = T.match_buffer(b, (8, 1), "int8", offset_factor=1)
-            C = T.match_buffer(c, (8,), "int32", offset_factor=1)
-            with T.sblock("root"):
-                T.reads(C[0:8], A[0:2], B[0:8, 0:1])
-                T.writes(C[0:8])
-                C[T.ramp(T.int32(0), 1, 4)] = C[T.ramp(T.int32(0), 1, 4)] + T.call_llvm_pure_intrin(
-                    T.llvm_lookup_intrinsic_id("llvm.aarch64.neon.saddlp.v4i32.v8i16"),
-                    T.call_llvm_pure_intrin(
-                        T.llvm_lookup_intrinsic_id("llvm.aarch64.neon.smull.v8i16"),
-                        T.vectorlow(_unpack4(T, B.vload([0, 0], dtype="int8x8"), 8),
-                                    dtype="int8x8"),
-                        T.reinterpret(T.Broadcast(T.reinterpret(A.vload([0], "int8x2"),
-                                                                dtype="int16"), 4),
-                                      dtype="int8x8"),
-                        dtype="int16x8"),
-                    dtype="int32x4")
-                C[T.ramp(T.int32(4), 1, 4)] = C[T.ramp(T.int32(4), 1, 4)] + T.call_llvm_pure_intrin(
-                    T.llvm_lookup_intrinsic_id("llvm.aarch64.neon.saddlp.v4i32.v8i16"),
-                    T.call_llvm_pure_intrin(
-                        T.llvm_lookup_intrinsic_id("llvm.aarch64.neon.smull.v8i16"),
-                        T.vectorhigh(_unpack4(T, B.vload([0, 0], dtype="int8x8"), 8),
-                                     dtype="int8x8"),
-                        T.reinterpret(T.Broadcast(T.reinterpret(A.vload([0], "int8x2"),
-                                                                dtype="int16"), 4),
-                                      dtype="int8x8"),
-                        dtype="int16x8"),
-                    dtype="int32x4")
-    else:
-        @T.prim_func(s_tir=True)
-        def impl(a: T.handle, b: T.handle, c: T.handle) -> None:
-            A = T.match_buffer(a, (2,), "int8", offset_factor=1)
-            B = T.match_buffer(b, (8, 2), "int8", offset_factor=1)
-            C = T.match_buffer(c, (8,), "int32", offset_factor=1)
-            with T.sblock("root"):
-                T.reads(C[0:8], A[0:2], B[0:8, 0:2])
-                T.writes(C[0:8])
-                C[T.ramp(T.int32(0), 1, 4)] = C[T.ramp(T.int32(0), 1, 4)] + T.call_llvm_pure_intrin(
-                    T.llvm_lookup_intrinsic_id("llvm.aarch64.neon.saddlp.v4i32.v8i16"),
-                    T.call_llvm_pure_intrin(
-                        T.llvm_lookup_intrinsic_id("llvm.aarch64.neon.smull.v8i16"),
-                        B.vload([0, 0], dtype="int8x8"),
-                        T.reinterpret(T.Broadcast(T.reinterpret(A.vload([0], "int8x2"),
-                                                                dtype="int16"), 4),
-                                      dtype="int8x8"),
-                        dtype="int16x8"),
-                    dtype="int32x4")
-                C[T.ramp(T.int32(4), 1, 4)] = C[T.ramp(T.int32(4), 1, 4)] + T.call_llvm_pure_intrin(
-                    T.llvm_lookup_intrinsic_id("llvm.aarch64.neon.saddlp.v4i32.v8i16"),
-                    T.call_llvm_pure_intrin(
-                        T.llvm_lookup_intrinsic_id("llvm.aarch64.neon.smull.v8i16"),
-                        B.vload([4, 0], dtype="int8x8"),
-                        T.reinterpret(T.Broadcast(T.reinterpret(A.vload([0], "int8x2"),
-                                                                dtype="int16"), 4),
-                                      dtype="int8x8"),
-                        dtype="int16x8"),
-                    dtype="int32x4")
-    return impl
+def _sdot_impl(it: Intrinsic):
+    """4 int32 lanes x 4 int8 products: the four activations as one word splatted to the
+    four lanes of SDOT's second operand."""
+    def value(T, A, B, C):
+        return _llvm(T, "llvm.aarch64.neon.sdot.v4i32.v16i8", "int32x4",
+                     C[T.ramp(T.int32(0), 1, 4)], _weights8(T, B, it, 0, 16),
+                     _splat(T, A, "int8", 4, "int32", 4, "int8x16"))
+    return _impl(it, [(0, 4, value)])
 
 
-def _smull_sadalp_i16_impl(w4: bool):
-    """4 output lanes x 2 reduction elements of int16: SMULL (int16 x int16 -> int32) then
-    SADALP into int64 accumulators (the wide path of 16-bit activations)."""
-    from tvm.script import tirx as T
-    assert not w4
+def _smull_sadalp_impl(it: Intrinsic):
+    """Two halves of the output lanes, each: SMULL (widening multiply of the weights by the
+    pair of activations splatted) then SADALP (pairwise add-accumulate into the wider
+    accumulators). int8: 8 lanes x 2 of int16 products into int32; int16: 4 lanes x 2 of int32
+    products into int64 (the wide path of 16-bit activations)."""
+    half = it.lanes // 2
+    wide = it.act_dtype == "int16"
+    prod = "int32x4" if wide else "int16x8"
+    smull = "llvm.aarch64.neon.smull.v4i32" if wide else "llvm.aarch64.neon.smull.v8i16"
+    addp = ("llvm.aarch64.neon.saddlp.v2i64.v4i32" if wide
+            else "llvm.aarch64.neon.saddlp.v4i32.v8i16")
+    n = half * 2  # weight elements of one half
 
-    @T.prim_func(s_tir=True)
-    def impl(a: T.handle, b: T.handle, c: T.handle) -> None:
-        A = T.match_buffer(a, (2,), "int16", offset_factor=1)
-        B = T.match_buffer(b, (4, 2), "int16", offset_factor=1)
-        C = T.match_buffer(c, (4,), "int64", offset_factor=1)
-        with T.sblock("root"):
-            T.reads(C[0:4], A[0:2], B[0:4, 0:2])
-            T.writes(C[0:4])
-            C[T.ramp(T.int32(0), 1, 2)] = C[T.ramp(T.int32(0), 1, 2)] + T.call_llvm_pure_intrin(
-                T.llvm_lookup_intrinsic_id("llvm.aarch64.neon.saddlp.v2i64.v4i32"),
-                T.call_llvm_pure_intrin(
-                    T.llvm_lookup_intrinsic_id("llvm.aarch64.neon.smull.v4i32"),
-                    B.vload([0, 0], dtype="int16x4"),
-                    T.reinterpret(T.Broadcast(T.reinterpret(A.vload([0], "int16x2"),
-                                                            dtype="int32"), 2),
-                                  dtype="int16x4"),
-                    dtype="int32x4"),
-                dtype="int64x2")
-            C[T.ramp(T.int32(2), 1, 2)] = C[T.ramp(T.int32(2), 1, 2)] + T.call_llvm_pure_intrin(
-                T.llvm_lookup_intrinsic_id("llvm.aarch64.neon.saddlp.v2i64.v4i32"),
-                T.call_llvm_pure_intrin(
-                    T.llvm_lookup_intrinsic_id("llvm.aarch64.neon.smull.v4i32"),
-                    B.vload([2, 0], dtype="int16x4"),
-                    T.reinterpret(T.Broadcast(T.reinterpret(A.vload([0], "int16x2"),
-                                                            dtype="int32"), 2),
-                                  dtype="int16x4"),
-                    dtype="int32x4"),
-                dtype="int64x2")
-    return impl
+    def weights(T, B, first):
+        if wide:
+            return B.vload([first // 2, 0], dtype=f"int16x{n}")
+        return _weights8(T, B, it, first, n)
+
+    def part(first):
+        def value(T, A, B, C):
+            acts = _splat(T, A, it.act_dtype, 2, "int32" if wide else "int16", half,
+                          f"{it.act_dtype}x{n}")
+            return C[T.ramp(T.int32(first // 2), 1, half)] + _llvm(
+                T, addp, f"{it.acc_dtype}x{half}", _llvm(T, smull, prod, weights(T, B, first),
+                                                         acts))
+        return (first // 2, half, value)
+    return _impl(it, [part(0), part(n)])
 
 
-def _vrmpy_impl(w4: bool, unsigned_acts: bool):
+def _vrmpy_impl(it: Intrinsic):
     """32 output lanes x 4 reduction elements: one HVX `vrmpy` (128-byte vectors) with the four
     activations splatted to every 32-bit lane. Signed int8 activations use the byte x byte form
     (`Vx.w += vrmpy(Vu.b, Vv.b)`, V6_vrmpybv), uint8 ones the unsigned-byte x byte form
     (`Vx.w += vrmpy(Vu.ub, Vv.b)`, V6_vrmpybusv, activations as the unsigned operand Vu)."""
-    from tvm.script import tirx as T
+    unsigned_acts = it.act_dtype == "uint8"
 
-    a_dt = "uint8" if unsigned_acts else "int8"
-    name = ("llvm.hexagon.V6.vrmpybusv.acc.128B" if unsigned_acts
-            else "llvm.hexagon.V6.vrmpybv.acc.128B")
-    pdepth = 2 if w4 else 4
+    def value(T, A, B, C):
+        w = T.reinterpret(_weights8(T, B, it, 0, 128), dtype="int32x32")
+        a = _splat(T, A, it.act_dtype, 4, "int32", 32, "int32x32")
+        return _llvm(T, it.llvm[0], "int32x32", C[T.ramp(T.int32(0), 1, 32)],
+                     *((a, w) if unsigned_acts else (w, a)))
+    return _impl(it, [(0, 32, value)])
 
-    def weights(B):
-        if w4:
-            return T.reinterpret(_unpack4(T, B.vload([0, 0], dtype="int8x64"), 64),
-                                 dtype="int32x32")
-        return T.reinterpret(B.vload([0, 0], dtype="int8x128"), dtype="int32x32")
 
-    def acts(A):
-        return T.Broadcast(T.reinterpret(A.vload([0], f"{a_dt}x4"), dtype="int32"), 32)
+def _add64(T, lo, hi, s, n: int):
+    """(lo, hi) + sign-extended s on n 32-bit lanes: the low words wrap, the high words take the
+    sign of s and the carry out of the low word (unsigned lo + s < lo)."""
+    lo2 = lo + s
+    carry = T.Cast(f"int32x{n}", T.Cast(f"uint32x{n}", lo2) < T.Cast(f"uint32x{n}", lo))
+    return lo2, hi + T.shift_right(s, T.Broadcast(T.int32(31), n)) + carry
 
-    def operands(A, B):
-        return (acts(A), weights(B)) if unsigned_acts else (weights(B), acts(A))
 
-    @T.prim_func(s_tir=True)
-    def impl(a: T.handle, b: T.handle, c: T.handle) -> None:
-        A = T.match_buffer(a, (4,), a_dt, offset_factor=1)
-        B = T.match_buffer(b, (32, pdepth), "int8", offset_factor=1)
-        C = T.match_buffer(c, (32,), "int32", offset_factor=1)
-        with T.sblock("root"):
-            T.reads(C[0:32], A[0:4], B[0:32, 0:pdepth])
-            T.writes(C[0:32])
-            C[T.ramp(T.int32(0), 1, 32)] = T.call_llvm_pure_intrin(
-                T.llvm_lookup_intrinsic_id(name),
-                C[T.ramp(T.int32(0), 1, 32)],
-                operands(A, B)[0],
-                operands(A, B)[1],
-                dtype="int32x32")
-    return impl
+def _pick(T, vecs, index):
+    return T.Shuffle(vecs, [T.int32(i) for i in index])
+
+
+def _vdmpy_impl(it: Intrinsic):
+    """32 int64 lanes x 2 int16 products: `Vd.w = vdmpy(Vu.h, Vv.h):sat` forms each lane's pair
+    sum exactly in 32 bits (|x| <= 2^15, |w| <= 2^15 - 1, so |sum| < 2^31: the saturation never
+    acts; `Intrinsic.weight_min` keeps -2^15 weights away), then a 64-bit add on 32-bit lanes:
+    the accumulators' low and high words are split apart (vdeal), added to (`_add64`) and
+    interleaved back (vshuff). HVX has no 64-bit lanes, and LLVM scalarizes a <32 x i64> add."""
+    def value(T, A, B, C):
+        words = T.reinterpret(C[T.ramp(T.int32(0), 1, 32)], dtype="int32x64")
+        s = _llvm(T, it.llvm[0], "int32x32",
+                  T.reinterpret(B.vload([0, 0], dtype="int16x64"), dtype="int32x32"),
+                  _splat(T, A, "int16", 2, "int32", 32, "int32x32"))
+        lo, hi = _add64(T, _pick(T, [words], range(0, 64, 2)),
+                        _pick(T, [words], range(1, 64, 2)), s, 32)
+        both = [j for i in range(32) for j in (i, 32 + i)]
+        return T.reinterpret(_pick(T, [lo, hi], both), dtype="int64x32")
+    return _impl(it, [(0, 32, value)])
+
+
+def _vmpy_impl(it: Intrinsic):
+    """64 int64 lanes (channels) x 1 tap of a depthwise convolution: `Vdd.w = vmpy(Vu.h, Vv.h)`
+    multiplies 64 int16 activations by 64 int16 weights into exact 32-bit products, even
+    channels in the low vector of the pair, odd ones in the high; each half is added to its
+    channels' int64 accumulators as in `_vdmpy_impl`."""
+    def value(T, A, B, C):
+        words = T.reinterpret(C[T.ramp(T.int32(0), 1, 64)], dtype="int32x128")
+        prod = _llvm(T, it.llvm[0], "int32x64",
+                     T.reinterpret(A.vload([0], dtype="int16x64"), dtype="int32x32"),
+                     T.reinterpret(B.vload([0], dtype="int16x64"), dtype="int32x32"))
+        # channel c's words are 2c (low) and 2c + 1 (high): even channels at 4i, 4i + 1
+        even = _add64(T, _pick(T, [words], range(0, 128, 4)), _pick(T, [words], range(1, 128, 4)),
+                      _pick(T, [prod], range(0, 32)), 32)
+        odd = _add64(T, _pick(T, [words], range(2, 128, 4)), _pick(T, [words], range(3, 128, 4)),
+                     _pick(T, [prod], range(32, 64)), 32)
+        order = [j for i in range(32) for j in (i, 32 + i, 64 + i, 96 + i)]
+        return T.reinterpret(_pick(T, [*even, *odd], order), dtype="int64x64")
+    return _impl(it, [(0, 64, value)])
 
 
 # ------------------------------------------------------------------------------------------
 # the table
 # ------------------------------------------------------------------------------------------
 
-def _entry(name, instruction, requires, act, wbits, acc, lanes, depth, llvm, impl_fn, doc):
+def _entry(name, instruction, requires, act, wbits, acc, lanes, depth, llvm, impl_fn, doc,
+           weight_min=None, kind="dot"):
     key = f"accelsim.{name}.{act}.w{wbits}"
     return Intrinsic(name, key, instruction, tuple(requires), act, wbits, acc, lanes, depth,
-                     tuple(llvm), doc), impl_fn
+                     tuple(llvm), doc, weight_min, kind), impl_fn
 
 
+_SDOT = "llvm.aarch64.neon.sdot.v4i32.v16i8"
+_SMULL8 = ("llvm.aarch64.neon.smull.v8i16", "llvm.aarch64.neon.saddlp.v4i32.v8i16")
+_SMULL16 = ("llvm.aarch64.neon.smull.v4i32", "llvm.aarch64.neon.saddlp.v2i64.v4i32")
 _TABLE_SPEC: list[tuple[Intrinsic, Callable]] = [
     _entry("sdot", "sdot v.4s, v.16b, v.16b", ["neon", "dotprod"], "int8", 8, "int32", 4, 4,
-           ["llvm.aarch64.neon.sdot.v4i32.v16i8"], lambda: _sdot_impl(False),
+           [_SDOT], _sdot_impl,
            "Armv8.2-A dot product: 4 int32 lanes each += 4 int8 x int8 products"),
     _entry("sdot", "sdot v.4s, v.16b, v.16b", ["neon", "dotprod"], "int8", 4, "int32", 4, 4,
-           ["llvm.aarch64.neon.sdot.v4i32.v16i8"], lambda: _sdot_impl(True),
+           [_SDOT], _sdot_impl,
            "as sdot, int4 weights unpacked to int8 in registers (ushll, and, shl, orr, eor, sub)"),
     _entry("smull_sadalp", "smull v.8h, v.8b, v.8b; sadalp v.4s, v.8h", ["neon"], "int8", 8,
-           "int32", 8, 2, ["llvm.aarch64.neon.smull.v8i16", "llvm.aarch64.neon.saddlp.v4i32.v8i16"],
-           lambda: _smull_sadalp_impl(False),
+           "int32", 8, 2, _SMULL8, _smull_sadalp_impl,
            "Armv8.0 NEON: widening multiply then pairwise add-accumulate into int32"),
     _entry("smull_sadalp", "smull v.8h, v.8b, v.8b; sadalp v.4s, v.8h", ["neon"], "int8", 4,
-           "int32", 8, 2, ["llvm.aarch64.neon.smull.v8i16", "llvm.aarch64.neon.saddlp.v4i32.v8i16"],
-           lambda: _smull_sadalp_impl(True),
+           "int32", 8, 2, _SMULL8, _smull_sadalp_impl,
            "as smull_sadalp, int4 weights unpacked to int8 in registers"),
     _entry("smull_sadalp", "smull v.4s, v.4h, v.4h; sadalp v.2d, v.4s", ["neon"], "int16", 16,
-           "int64", 4, 2, ["llvm.aarch64.neon.smull.v4i32", "llvm.aarch64.neon.saddlp.v2i64.v4i32"],
-           lambda: _smull_sadalp_i16_impl(False),
+           "int64", 4, 2, _SMULL16, _smull_sadalp_impl,
            "16-bit operands: int16 x int16 -> int32 products, pairwise accumulated into int64"),
     _entry("vrmpy", "v.w += vrmpy(v.b, v.b)", ["hvx"], "int8", 8, "int32", 32, 4,
-           ["llvm.hexagon.V6.vrmpybv.acc.128B"], lambda: _vrmpy_impl(False, False),
+           ["llvm.hexagon.V6.vrmpybv.acc.128B"], _vrmpy_impl,
            "HVX 128B: 32 int32 lanes each += 4 int8 x int8 products (signed activations)"),
     _entry("vrmpy", "v.w += vrmpy(v.b, v.b)", ["hvx"], "int8", 4, "int32", 32, 4,
-           ["llvm.hexagon.V6.vrmpybv.acc.128B"], lambda: _vrmpy_impl(True, False),
+           ["llvm.hexagon.V6.vrmpybv.acc.128B"], _vrmpy_impl,
            "as vrmpy, int4 weights unpacked to int8 in vector registers"),
     _entry("vrmpy", "v.w += vrmpy(v.ub, v.b)", ["hvx"], "uint8", 8, "int32", 32, 4,
-           ["llvm.hexagon.V6.vrmpybusv.acc.128B"], lambda: _vrmpy_impl(False, True),
+           ["llvm.hexagon.V6.vrmpybusv.acc.128B"], _vrmpy_impl,
            "HVX 128B, uint8 activations x int8 weights"),
     _entry("vrmpy", "v.w += vrmpy(v.ub, v.b)", ["hvx"], "uint8", 4, "int32", 32, 4,
-           ["llvm.hexagon.V6.vrmpybusv.acc.128B"], lambda: _vrmpy_impl(True, True),
+           ["llvm.hexagon.V6.vrmpybusv.acc.128B"], _vrmpy_impl,
            "HVX 128B, uint8 activations x int4 weights unpacked in registers"),
+    _entry("vdmpy", "v.w = vdmpy(v.h, v.h):sat", ["hvx"], "int16", 16, "int64", 32, 2,
+           ["llvm.hexagon.V6.vdmpyhvsat.128B"], _vdmpy_impl,
+           "HVX 128B: 32 lanes x 2 int16 x int16 products summed in 32 bits, added to int64 "
+           "accumulators held as low/high words (carry by unsigned compare)",
+           weight_min=-(2 ** 15 - 1)),
+    _entry("vmpy", "v.w = vmpy(v.h, v.h)", ["hvx"], "int16", 16, "int64", 64, 1,
+           ["llvm.hexagon.V6.vmpyhv.128B"], _vmpy_impl,
+           "HVX 128B depthwise tap: 64 channels of int16 x int16 -> exact 32-bit products, added "
+           "to int64 accumulators held as low/high words", kind="elementwise"),
 ]
 
 INTRINSICS: tuple[Intrinsic, ...] = tuple(i for i, _ in _TABLE_SPEC)
@@ -358,19 +352,19 @@ _IMPLS = {i.key: fn for i, fn in _TABLE_SPEC}
 _REGISTERED: set[str] = set()
 
 
-
-
 def variants(name: str) -> list[Intrinsic]:
     return [i for i in INTRINSICS if i.name == name]
 
 
-def select(names, features, act_dtype: str, weight_bits: int) -> Intrinsic | None:
-    """The first intrinsic in `names` that the target's features allow and that has a variant
-    for these operand types; None when none applies (the schedule then vectorizes)."""
+def select(names, features, act_dtype: str, weight_bits: int,
+           kind: str = "dot") -> Intrinsic | None:
+    """The first intrinsic in `names` of this `kind` that the target's features allow and that
+    has a variant for these operand types; None when none applies (the schedule then
+    vectorizes)."""
     for name in names:
         for it in variants(name):
-            if (set(it.requires) <= set(features) and it.act_dtype == act_dtype
-                    and it.weight_bits == weight_bits):
+            if (it.kind == kind and set(it.requires) <= set(features)
+                    and it.act_dtype == act_dtype and it.weight_bits == weight_bits):
                 return it
     return None
 
@@ -380,13 +374,10 @@ def ensure_registered(it: Intrinsic) -> str:
     if it.key in _REGISTERED:
         return it.key
     from accelsim.tvm_env import import_tvm
-    tvm = import_tvm()
+    import_tvm()
     from tvm.s_tir import TensorIntrin
-    desc = _desc(it.lanes, it.depth, it.act_dtype, it.acc_dtype, it.weight_bits == 4)
-    impl = _IMPLS[it.key]()
-    try:
-        TensorIntrin.register(it.key, desc, impl)
-    except tvm.error.TVMError:  # already registered by an earlier import of this module
-        pass
+    # TVM's registry outlives a reload of this module (tests): register only once
+    if TensorIntrin.get(it.key, allow_missing=True) is None:
+        TensorIntrin.register(it.key, _desc(it), _IMPLS[it.key](it))
     _REGISTERED.add(it.key)
     return it.key

@@ -341,9 +341,14 @@ def contraction(ctx: Ctx) -> Built:
     names = recipe.get("tensorize") or []
     names = [names] if isinstance(names, str) else list(names)
     it = None
+    notes: list[str] = []
     if not is_float:
         it = _intrin.select(names, ctx.target.codegen.features, xdt, wbits)
         if it is not None and it.acc_dtype != accdt:
+            it = None
+        if it is not None and it.weight_min is not None and w.size and w.min() < it.weight_min:
+            notes.append(f"intrinsic '{it.name}' not used: a weight of {int(w.min())} is below "
+                         f"{it.weight_min}, the smallest it computes exactly")
             it = None
     if it is not None:
         bo, bk = it.lanes, it.depth
@@ -467,7 +472,7 @@ def contraction(ctx: Ctx) -> Built:
         default_order = ("n", "oh", "ow", "oc", "kh", "kw", "ic", "ic.v")
     spec = ComputeSpec(main="acc", axes=axes, epilogue="y", stages=stages, intrinsic=it,
                        intrinsic_loops=("oc.v", "ic.v"), default_order=default_order,
-                       layer=ctx.layer)
+                       layer=ctx.layer, notes=tuple(notes))
 
     # ---- numpy side ----------------------------------------------------------------------
     x_name, out_shape = node.inputs[0], o_i.shape
@@ -590,8 +595,28 @@ def depthwise(ctx: Ctx) -> Built:
         wide = _is_wide(x_i, w_i, b_i)
         accdt = "int64" if wide else "int32"
     recipe = ctx.recipe("depthwise_conv2d", prec)
-    V = _block(recipe, "c", C, _lanes(ctx, 64 if accdt == "int64" else 32), ctx.layer,
-               "channels", True)
+    names = recipe.get("tensorize") or []
+    names = [names] if isinstance(names, str) else list(names)
+    it = None
+    notes: list[str] = []
+    if not is_float:
+        it = _intrin.select(names, ctx.target.codegen.features, xdt, wbits, kind="elementwise")
+        if it is not None and it.acc_dtype != accdt:
+            it = None
+        if it is not None and C % it.lanes:
+            # no channel padding in depthwise kernels: the layer keeps the plain loop
+            notes.append(f"intrinsic '{it.name}' not used: {C} channels are not a multiple of "
+                         f"its {it.lanes} lanes")
+            it = None
+    if it is not None:
+        V = it.lanes
+        v = (recipe.get("block") or {}).get("c", "auto")
+        if v != "auto" and v != V:
+            raise RecipeError(f"{recipe.where('block', 'c')}: intrinsic '{it.name}' needs {V}, "
+                              f"found {v!r} (layer '{ctx.layer}')")
+    else:
+        V = _block(recipe, "c", C, _lanes(ctx, 64 if accdt == "int64" else 32), ctx.layer,
+                   "channels", True)
 
     x = te.placeholder((N, H, W_, C), xdt, name="x")
     stages: list[tuple[str, int]] = []
@@ -656,8 +681,9 @@ def depthwise(ctx: Ctx) -> Built:
     axes = [Axis("n", N, unit="images"), Axis("oh", OH, unit="output rows"),
             Axis("ow", OW, unit="output columns"), Axis("c", C, vsplit=V, unit="channels"),
             Axis("kh", KH, reduce=True), Axis("kw", KW, reduce=True)]
-    spec = ComputeSpec(main="acc", axes=axes, epilogue="y", stages=stages,
-                       default_order=("n", "oh", "ow", "c", "kh", "kw"), layer=ctx.layer)
+    spec = ComputeSpec(main="acc", axes=axes, epilogue="y", stages=stages, intrinsic=it,
+                       intrinsic_loops=("c.v",), default_order=("n", "oh", "ow", "c", "kh", "kw"),
+                       layer=ctx.layer, notes=tuple(notes))
 
     x_name = node.inputs[0]
 
@@ -700,7 +726,7 @@ def depthwise(ctx: Ctx) -> Built:
     signature = {"op": node.op, "class": "depthwise_conv2d", "x": [list(x.shape), xdt],
                  "w": [list(wp.shape), wdt, wbits], "y": [list(y.shape), odt],
                  "strides": [sh, sw], "dilations": [dh, dw], "pads": [pt, pl, pb, pr],
-                 "acc": accdt, "block": V}
+                 "acc": accdt, "block": V, "intrinsic": it.key if it else None}
     return Built("depthwise_conv2d", [x, wp] + params + [y], ["x", "w"] + pnames + ["y"], spec,
                  recipe, pack, unpack, signature, (x_name,))
 

@@ -279,6 +279,7 @@ class ComputeSpec:
     default_order: tuple[str, ...] = ()
     layer: str = ""
     fuse: bool = False               # fuse all loops of the main block into the first axis
+    notes: tuple[str, ...] = ()      # why the lowering chose what it did (e.g. no intrinsic)
 
 
 @dataclass(frozen=True)
@@ -331,7 +332,7 @@ def apply(sch, spec: ComputeSpec, recipe: Recipe) -> Applied:
     from accelsim.tvm_env import import_tvm
     tvm = import_tvm()
     ScheduleError = tvm.s_tir.ScheduleError
-    notes: list[str] = []
+    notes: list[str] = list(spec.notes)
     layer = spec.layer
     main = sch.get_sblock(spec.main)
     raw = sch.get_loops(main)
