@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -67,9 +69,18 @@ def _as_target(target):
     return target
 
 
+@lru_cache(maxsize=1)
 def _version() -> str:
+    """accelsim's version and a hash of the code that shapes a kernel (the lowering, the
+    intrinsics, the Kernel record), so a changed implementation never reuses a stale cached
+    kernel even when the recipe and the version number stay the same."""
     import accelsim
-    return accelsim.__version__
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for f in sorted((root / "lower").glob("*.py")) + [root / "codegen" / "compile.py",
+                                                      root / "codegen" / "kernel.py"]:
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return f"{accelsim.__version__}+{h.hexdigest()[:16]}"
 
 
 
