@@ -5,7 +5,6 @@ HVX kernels under qemu (accelsim.codegen.emulate) against the reference executor
 from __future__ import annotations
 
 import json
-import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -25,16 +24,7 @@ from accelsim.ref.executor import run
 from accelsim.target import load_target
 
 
-@pytest.fixture(scope="module", autouse=True)
-def kernel_cache(tmp_path_factory):
-    path = tmp_path_factory.getbasetemp() / "kernel-cache"
-    old = os.environ.get("ACCELSIM_CACHE")
-    os.environ["ACCELSIM_CACHE"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("ACCELSIM_CACHE", None)
-    else:
-        os.environ["ACCELSIM_CACHE"] = old
+pytestmark = pytest.mark.usefixtures("kernel_cache")
 
 
 @lru_cache(maxsize=None)

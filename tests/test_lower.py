@@ -8,7 +8,6 @@ output tensor for that layer with zero mismatching elements (fp32: rtol 1e-5).
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 
 import numpy as np
@@ -31,17 +30,7 @@ from accelsim.ref.executor import run
 from accelsim.target import load_target
 
 
-@pytest.fixture(scope="module", autouse=True)
-def kernel_cache(tmp_path_factory):
-    """One kernel cache for the session (per xdist worker): identical layers compile once."""
-    path = tmp_path_factory.getbasetemp() / "kernel-cache"
-    old = os.environ.get("ACCELSIM_CACHE")
-    os.environ["ACCELSIM_CACHE"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("ACCELSIM_CACHE", None)
-    else:
-        os.environ["ACCELSIM_CACHE"] = old
+pytestmark = pytest.mark.usefixtures("kernel_cache")
 
 
 @lru_cache(maxsize=None)

@@ -15,7 +15,6 @@ within 15 %.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -57,16 +56,7 @@ DISAGREE = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def kernel_cache(tmp_path_factory):
-    path = tmp_path_factory.getbasetemp() / "kernel-cache"
-    old = os.environ.get("ACCELSIM_CACHE")
-    os.environ["ACCELSIM_CACHE"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("ACCELSIM_CACHE", None)
-    else:
-        os.environ["ACCELSIM_CACHE"] = old
+pytestmark = pytest.mark.usefixtures("kernel_cache")
 
 
 @lru_cache(maxsize=None)

@@ -26,14 +26,7 @@ MODELS = ("mobilenet_v2", "resnet18")
 _ARCH = {"qemu-aarch64": "aarch64", "qemu-hexagon": "hexagon"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def kernel_cache(tmp_path_factory):
-    """The session's kernel cache (shared with test_lower / test_codegen on this worker: kernels
-    depend on shapes and schedules, not on calibrated values, so theirs are reused)."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("ACCELSIM_CACHE", str(tmp_path_factory.getbasetemp() / "kernel-cache"))
-    yield
-    mp.undo()
+pytestmark = pytest.mark.usefixtures("kernel_cache")
 
 
 def test_input_size_keeps_every_layer_meaningful():
