@@ -1,0 +1,300 @@
+"""Codegen-fidelity cost model for CPU and DSP targets: per-layer cycles, latency and energy from
+the code TVM generated for each layer.
+
+Per kernel (one call):
+- dynamic counts: `accelsim.sim.dyncount.predict_kernel` gives every basic block of the
+  kernel's assembly with its executions per call (loop trip counts read from the code).
+- compute cycles: the blocks of one function that sit in the same innermost loop (or in no
+  loop) and run equally often are costed as one unit, their lines in program order:
+  executions x `accelsim.sim.pipeline.block_cycles(unit, target, loop=<inside a loop>)`. A loop
+  body that spans several blocks (a header, a latch, an unrolled tail that runs every
+  iteration) is thus one steady-state unit per iteration, as `block_cycles(loop=True)` expects;
+  a block on a path taken only on some iterations is its own unit. Straight-line code
+  (`loop=False`) pays its critical path once per execution. Per-entry pipeline fill and drain
+  of short loops is not modelled (steady state only). The packed-call wrapper TVM puts in front
+  of every kernel (argument checks) is costed on its shortest valid path.
+- HVX contexts: one kernel runs as one software thread on one hardware thread / HVX context
+  (the schedules split no layer over threads), so `timing.hardware_threads` does not divide a
+  layer's cycles; packets issue at most one per cycle (`pipeline` documents the stall rules).
+- memory: the analytic model's per-layer traffic (`accelsim.sim.analytic.layer_traffic`: the
+  working set of the layer decides which level serves activations, weights stream from DRAM),
+  bytes / bandwidth per level; the slowest level sets the memory time.
+- cycles = max(compute, memory): compute and memory traffic are assumed to overlap perfectly
+  (out-of-order cores and prefetchers hide streaming traffic; a roofline). The larger term is the
+  layer's `bound`; `utilization` = MACs / (cycles x peak MACs per cycle of `timing.mac`).
+- energy: compute = MAC-instruction executions x MACs per instruction (the target's
+  `timing.mac[precision]`, at least the layer's MACs) x energy per MAC, plus every other executed
+  instruction as ALU work of `energy.ops_pj.int32_add` per 32-bit lane (vector instructions:
+  vector_bits / 32 lanes; scalar, load/store address and branch instructions: one); on-chip and
+  off-chip memory from the bytes per level (`analytic.memory_energy`); static power x latency.
+
+A layer whose counts are not exact (a loop whose trip count the assembly does not reveal, a
+data-dependent branch in the kernel body), a node that is not lowered, or a target whose ISA the
+count predictor does not read, falls back to the analytic model for that layer; its `fidelity`
+stays "analytic" and `notes` say why. Views (reshape/flatten in kernel layout) cost nothing.
+
+Per-kernel results are memoised in process and on disk (`ResultCache("codegen-sim")`) by the
+kernel's content key, the target's timing table and this model's code, so a model whose kernels
+repeat, or a warm rerun, costs each distinct kernel once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Mapping
+
+from accelsim.cache import ResultCache, content_key
+from accelsim.model.graph import Graph, Node
+from accelsim.model.ops import node_macs, op_class
+from accelsim.quant.precision import Precision
+from accelsim.sim import analytic
+from accelsim.sim.cost import LayerCost
+from accelsim.target import Target
+
+FIDELITY = "codegen"
+# ISAs whose assembly the count predictor reads (dyncount: AArch64 and Hexagon)
+COUNTED_ARCHES = ("aarch64", "hexagon")
+_MODEL_VERSION = "codegen-kernel/1"
+
+
+@dataclass(frozen=True)
+class KernelCost:
+    """What one call of a compiled kernel executes and how long its instructions take."""
+
+    key: str
+    compute_cycles: float
+    instructions: int                          # dynamic, whole call (wrapper included)
+    packets: int | None                        # Hexagon
+    class_counts: Mapping[str, int]            # dynamic instructions per pipe-model class
+    vector_instructions: int                   # dynamic instructions of vector classes
+    loop_cycles: float                         # part of compute_cycles spent in loops
+    blocking: tuple[str, ...] = ()             # why the counts are not exact (then unusable)
+    notes: tuple[str, ...] = ()
+    external_calls: Mapping[str, int] = field(default_factory=dict)
+    function_instructions: Mapping[str, int] = field(default_factory=dict)  # as costed
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["class_counts"] = dict(self.class_counts)
+        d["external_calls"] = dict(self.external_calls)
+        d["function_instructions"] = dict(self.function_instructions)
+        d["blocking"], d["notes"] = list(self.blocking), list(self.notes)
+        return d
+
+    @staticmethod
+    def from_json(d: Mapping) -> "KernelCost":
+        return KernelCost(**{**d, "blocking": tuple(d["blocking"]), "notes": tuple(d["notes"])})
+
+
+@lru_cache(maxsize=None)
+def _code_fingerprint() -> str:
+    """Hash of the code that turns a kernel into a KernelCost (a change invalidates entries)."""
+    h = hashlib.sha256()
+    here = Path(__file__).resolve().parent
+    for name in ("codegen.py", "dyncount.py", "pipeline.py"):
+        h.update(name.encode())
+        h.update((here / name).read_bytes())
+    return h.hexdigest()
+
+
+def _timing_fingerprint(target: Target) -> str:
+    return hashlib.sha256(json.dumps(target.timing, sort_keys=True, default=str)
+                          .encode()).hexdigest()
+
+
+_MEMO: dict[str, KernelCost] = {}
+
+
+def _fatal(unresolved: tuple[str, ...], entry: str) -> tuple[str, ...]:
+    """Unresolved items that make the counts unusable. The packed-call wrapper's branches
+    (argument checks, loop-free) are bounded exactly over its valid paths: not fatal."""
+    return tuple(u for u in unresolved
+                 if not u.startswith(entry + ":") and not u.startswith("alignment padding"))
+
+
+def kernel_cost(kernel, target: Target) -> KernelCost:
+    """Dynamic counts and core cycles of one call of `kernel` on `target` (memoised)."""
+    from accelsim.sim.pipeline import arch_of
+    arch = arch_of(target)
+    key = content_key(_MODEL_VERSION, kernel.key, _timing_fingerprint(target),
+                      _code_fingerprint(), arch)
+    hit = _MEMO.get(key)
+    if hit is not None:
+        return hit
+    cache = ResultCache("codegen-sim")
+    stored = cache.get(key)
+    if stored is not None:
+        kc = KernelCost.from_json(stored)
+    else:
+        kc = _kernel_cost(kernel, target, arch)
+        cache.put(key, kc.to_json())
+    _MEMO[key] = kc
+    return kc
+
+
+@dataclass(frozen=True)
+class CostUnit:
+    """Blocks of one function in the same innermost loop (or in none) that run equally often,
+    their lines in program order: timed as one unit, `runs` times per call."""
+
+    function: str
+    loop: str | None
+    runs: int
+    in_loop: bool
+    lines: tuple[str, ...]
+
+
+def cost_units(dc) -> list[CostUnit]:
+    """The units a `DynamicCount` is timed in (blocks that never run are dropped; the packed-call
+    wrapper's blocks run on its shortest valid path: `BlockCount.executions`)."""
+    units: dict[tuple[str, str | None, int], list[str]] = {}
+    in_loop: dict[tuple[str, str | None, int], bool] = {}
+    for b in dc.blocks:
+        if b.executions <= 0 or not b.lines:
+            continue
+        k = (b.function, b.loop, b.executions)
+        units.setdefault(k, []).extend(b.lines)
+        in_loop[k] = b.in_loop
+    return [CostUnit(f, lp, n, in_loop[(f, lp, n)], tuple(lines))
+            for (f, lp, n), lines in units.items()]
+
+
+def _kernel_cost(kernel, target: Target, arch: str) -> KernelCost:
+    from accelsim.sim.dyncount import DynCountError, predict_kernel
+    from accelsim.sim.pipeline import block_cycles, parse
+    if arch not in COUNTED_ARCHES:
+        return KernelCost(kernel.key, 0.0, 0, None, {}, 0, 0.0,
+                          (f"the count predictor reads {', '.join(COUNTED_ARCHES)} assembly, "
+                           f"not {arch}",))
+    try:
+        dc = predict_kernel(kernel)
+    except DynCountError as exc:   # assembly the predictor cannot split: not the user's doing
+        return KernelCost(kernel.key, 0.0, 0, None, {}, 0, 0.0, (str(exc),))
+    blocking = _fatal(dc.unresolved, dc.entry)
+    notes = []
+    if any(u.startswith("alignment padding") for u in dc.unresolved):
+        notes.append("alignment nops unknown (no object file)")
+    cycles = loop_cycles = 0.0
+    classes: dict[str, int] = {}
+    per_fn: dict[str, int] = {}
+    vector = 0
+    for u in cost_units(dc):
+        c = block_cycles(u.lines, target, loop=u.in_loop)
+        cycles += u.runs * c
+        if u.in_loop:
+            loop_cycles += u.runs * c
+        instrs = parse(u.lines, arch)
+        per_fn[u.function] = per_fn.get(u.function, 0) + u.runs * len(instrs)
+        for ins in instrs:
+            classes[ins.cls] = classes.get(ins.cls, 0) + u.runs
+            if ins.cls.startswith("vector_") and "load" not in ins.cls \
+                    and "store" not in ins.cls:
+                vector += u.runs
+    external = {n: c for n, c in dc.external_calls.items() if c}
+    if external:
+        notes.append("calls outside the kernel not costed: "
+                     + ", ".join(f"{n} x{c}" for n, c in sorted(external.items())))
+    return KernelCost(kernel.key, cycles, dc.instructions, dc.packets, classes, vector,
+                      loop_cycles, blocking, tuple(notes), external, per_fn)
+
+
+# ------------------------------------------------------------------------------------------
+# layers
+# ------------------------------------------------------------------------------------------
+
+def _zero(node: Node, graph: Graph, levels, note: str) -> LayerCost:
+    return LayerCost(node.name, op_class(graph, node), 0, 0.0, 0.0, 0.0,
+                     {k: 0.0 for k in ("compute", "onchip_memory", "offchip_memory", "static")},
+                     "memory", 0.0, FIDELITY, {lv.name: 0.0 for lv in levels}, note)
+
+
+def _fallback(graph: Graph, node: Node, target: Target, precision: Precision, levels,
+              why: str) -> LayerCost:
+    cost = analytic.simulate_layer(graph, node, target, precision, levels)
+    return replace(cost, notes=f"analytic fallback: {why}")
+
+
+def _mac_class(target: Target, precision: Precision) -> tuple[str | None, float]:
+    """(pipe-model class of the precision's MAC instruction, MACs per instruction); no class
+    where the table names a scalar one (shared with address arithmetic, so not countable)."""
+    spec = target.timing.get("mac", {}).get(precision.name) or {}
+    cls = str(spec.get("instruction", ""))
+    if not cls.startswith("vector_"):
+        return None, 0.0
+    return cls, float(spec["macs_per_instruction"])
+
+
+def cost_layer(graph: Graph, node: Node, kernel, target: Target, precision: Precision,
+               levels) -> LayerCost:
+    """Cost of one lowered node from its compiled kernel."""
+    precision = analytic.node_precision(graph, node, precision)
+    kc = kernel_cost(kernel, target)
+    if kc.blocking:
+        shown = "; ".join(kc.blocking[:2]) + (f" (+{len(kc.blocking) - 2} more)"
+                                               if len(kc.blocking) > 2 else "")
+        return _fallback(graph, node, target, precision, levels,
+                         f"dynamic counts not exact: {shown}")
+    clock = float(target.timing["clock_hz"])
+    macs = node_macs(graph, node)
+    traffic = analytic.layer_traffic(graph, node, levels)
+    memory = analytic.memory_cycles(traffic, levels)
+    compute = kc.compute_cycles
+    cycles = max(compute, memory, 1.0)
+    latency = cycles / clock
+    e_ops = target.energy.get("ops_pj", {})
+    alu_pj = float(e_ops.get("int32_add", 0.0))
+    lanes = target.codegen.vector_bits / 32
+    mac_cls, per_instr = _mac_class(target, precision)
+    n_mac = kc.class_counts.get(mac_cls, 0) if mac_cls else 0
+    # the MAC instructions' products (padded lanes included), at least the layer's MACs (MACs
+    # done by another instruction class are still done)
+    products = max(float(macs), n_mac * per_instr)
+    vec_other = kc.vector_instructions - n_mac
+    # loads, stores (their address arithmetic), scalar ALU and branches: one lane each
+    scalar_other = sum(kc.class_counts.values()) - kc.vector_instructions
+    e_compute = (products * analytic.mac_energy_pj(target, precision)
+                 + (vec_other * lanes + scalar_other) * alu_pj) * 1e-12
+    e_on, e_off = analytic.memory_energy(traffic, levels)
+    e_static = float(target.energy.get("static_power_w", 0.0)) * latency
+    peak = analytic.peak_macs_per_cycle(target, precision) if macs else 0.0
+    notes = ["memory traffic from the analytic working-set model"] + list(kc.notes)
+    return LayerCost(
+        name=node.name, op=op_class(graph, node), macs=macs, cycles=cycles, latency_s=latency,
+        energy_j=e_compute + e_on + e_off + e_static,
+        energy_breakdown={"compute": e_compute, "onchip_memory": e_on,
+                          "offchip_memory": e_off, "static": e_static},
+        bound="compute" if compute >= memory else "memory",
+        utilization=(macs / (cycles * peak)) if macs and cycles else 0.0,
+        fidelity=FIDELITY, bytes_moved=traffic, notes="; ".join(notes))
+
+
+def simulate_graph(graph: Graph, target: Target, precision: Precision) -> list[LayerCost]:
+    """Per-node costs of a (quantized or float) graph from its generated code; kernels come
+    from the on-disk kernel cache (compiled on a miss)."""
+    from accelsim.codegen.compile import compile_layer
+    from accelsim.lower.lower import STATUS_KERNEL, STATUS_VIEW, lower_graph
+    from accelsim.sim.pipeline import arch_of
+    target.check_precision(precision)
+    levels = analytic.memory_levels(target)
+    arch = arch_of(target)
+    if arch not in COUNTED_ARCHES:   # nothing to read the code with: no point compiling it
+        why = f"the count predictor reads {', '.join(COUNTED_ARCHES)} assembly, not {arch}"
+        return [_fallback(graph, n, target, precision, levels, why) for n in graph.nodes]
+    layers = lower_graph(graph, target, precision.name)
+    nodes = {n.name: n for n in graph.nodes}
+    out = []
+    for L in layers:
+        node = nodes[L.name]
+        if L.status == STATUS_VIEW:
+            out.append(_zero(node, graph, levels, f"view: no kernel ({L.reason})"))
+        elif L.status == STATUS_KERNEL:
+            out.append(cost_layer(graph, node, compile_layer(L, target), target, precision,
+                                  levels))
+        else:
+            out.append(_fallback(graph, node, target, precision, levels,
+                                 f"not lowered ({L.reason})"))
+    return out
