@@ -16,9 +16,10 @@ Per kernel (one call):
 - HVX contexts: one kernel runs as one software thread on one hardware thread / HVX context
   (the schedules split no layer over threads), so `timing.hardware_threads` does not divide a
   layer's cycles; packets issue at most one per cycle (`pipeline` documents the stall rules).
-- memory: the analytic model's per-layer traffic (`accelsim.sim.analytic.layer_traffic`: the
-  working set of the layer decides which level serves activations, weights stream from DRAM),
-  bytes / bandwidth per level; the slowest level sets the memory time.
+- memory: bytes served by each level (`accelsim.sim.analytic.layer_traffic`): for conv,
+  depthwise and dense kernels the loop-nest model (`accelsim.sim.traffic`) over the kernel's own
+  scheduled loops (working set per loop level against each level's capacity); other layers by
+  their working set. Bytes / bandwidth per level; the slowest level sets the memory time.
 - cycles = max(compute, memory): compute and memory traffic are assumed to overlap perfectly
   (out-of-order cores and prefetchers hide streaming traffic; a roofline). The larger term is the
   layer's `bound`; `utilization` = MACs / (cycles x peak MACs per cycle of `timing.mac`).
@@ -228,6 +229,16 @@ def _mac_class(target: Target, precision: Precision) -> tuple[str | None, float]
     return cls, float(spec["macs_per_instruction"])
 
 
+def _named_loops(kernel) -> list[tuple[str, int]]:
+    """The kernel's scheduled loops (name, extent), outermost first, each recipe-named loop
+    once (the main nest; init and epilogue loops repeat names or carry generated ones, which
+    the memory model ignores)."""
+    seen: dict[str, int] = {}
+    for lp in kernel.all_loops():
+        seen.setdefault(lp.name, lp.extent)
+    return list(seen.items())
+
+
 def cost_layer(graph: Graph, node: Node, kernel, target: Target, precision: Precision,
                levels) -> LayerCost:
     """Cost of one lowered node from its compiled kernel."""
@@ -240,7 +251,8 @@ def cost_layer(graph: Graph, node: Node, kernel, target: Target, precision: Prec
                          f"dynamic counts not exact: {shown}")
     clock = float(target.timing["clock_hz"])
     macs = node_macs(graph, node)
-    traffic = analytic.layer_traffic(graph, node, levels)
+    traffic = analytic.layer_traffic(graph, node, levels, target, precision,
+                                     loops=_named_loops(kernel))
     memory = analytic.memory_cycles(traffic, levels)
     compute = kc.compute_cycles
     cycles = max(compute, memory, 1.0)
@@ -261,7 +273,7 @@ def cost_layer(graph: Graph, node: Node, kernel, target: Target, precision: Prec
     e_on, e_off = analytic.memory_energy(traffic, levels)
     e_static = float(target.energy.get("static_power_w", 0.0)) * latency
     peak = analytic.peak_macs_per_cycle(target, precision) if macs else 0.0
-    notes = ["memory traffic from the analytic working-set model"] + list(kc.notes)
+    notes = list(kc.notes)
     return LayerCost(
         name=node.name, op=op_class(graph, node), macs=macs, cycles=cycles, latency_s=latency,
         energy_j=e_compute + e_on + e_off + e_static,
