@@ -131,7 +131,10 @@ def code_fingerprint() -> str:
 
 
 def _target_text(target: Target) -> str:
+    from accelsim.sim.calibration import path_for
     text = Path(target.path).read_text()
+    if path_for(target).is_file():   # the analytic model's calibration is part of the target
+        text += "\n---calibration---\n" + path_for(target).read_text()
     if target.kind == "accelerator":  # recipes shape the generated programs
         from accelsim.accel.schedule import schedules_path
         text += "\n---recipes---\n" + Path(schedules_path()).read_text()

@@ -1,0 +1,178 @@
+"""Calibration of the analytic model against codegen fidelity.
+
+The analytic model's documented compute formula (MAC instructions at the target's `timing.mac`
+rate plus `REQUANT_OPS` vector-ALU operations per output element) describes ideal code; the
+kernels TVM generates also spend issue slots on address arithmetic, widening and narrowing,
+the fixed-point requantization built from widening multiplies, and index arithmetic in
+elementwise loops. The calibration measures that on the zoo: for every layer kind, the compute
+cycles the codegen model gives each kernel (dynamic instruction counts x the pipe model) are
+fitted as `cycles_per_mac x MACs + cycles_per_output x output elements` (the inner loops' work
+and the per-output epilogue: requantization, stores, loop overhead; non-negative least squares
+in relative error over the calibration models' layers of that kind). The analytic model then
+costs a layer from its shape with the two rates of its kind (memory traffic is unchanged), so
+it needs no compilation yet follows the code. Kinds the calibration has not seen keep the
+documented formula.
+
+Calibration files are data (`targets/calibration/<target>.yaml`), written by
+`python -m accelsim.sim.calibration --target T` with their provenance: models, input size,
+precision, the kernels (content keys) each row came from. They are checked against codegen
+fidelity on models they were not derived from (`tests/test_calibration.py`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from functools import lru_cache
+from pathlib import Path
+from typing import Mapping
+
+from accelsim.errors import InputError
+from accelsim.fsutil import atomic_write_text, read_yaml
+from accelsim.model.graph import Graph, Node
+from accelsim.model.ops import node_macs, op_class
+from accelsim.target import Target, targets_dir
+
+CALIBRATION_MODELS = ("mobilenet_v2", "resnet18")
+CALIBRATION_INPUT = 32
+
+
+def kind(graph: Graph, node: Node) -> str:
+    """The layer kind a calibration row covers: the operator class, 1x1 and kxk convs apart."""
+    cls = op_class(graph, node)
+    if cls == "conv2d":
+        kh, kw = graph.tensors[node.inputs[1]].shape[2:]
+        return "conv2d_1x1" if (kh, kw) == (1, 1) else "conv2d_kxk"
+    return cls
+
+
+def path_for(target: Target) -> Path:
+    return targets_dir() / "calibration" / f"{target.name}.yaml"
+
+
+@lru_cache(maxsize=None)
+def _load(path: str, mtime_ns: int) -> Mapping:
+    data = read_yaml(path, "calibration file", InputError)
+    if not isinstance(data, Mapping) or not isinstance(data.get("precisions"), Mapping):
+        raise InputError(f"{path}: expected a mapping with 'precisions' (precision -> kind -> "
+                         f"cycles_per_unit), found {type(data).__name__}")
+    return data
+
+
+def compute_cycles(target: Target, precision: str, graph: Graph, node: Node) -> float | None:
+    """Calibrated compute cycles of a node (None when its kind is not calibrated)."""
+    path = path_for(target)
+    if not path.is_file():
+        return None
+    data = _load(str(path), path.stat().st_mtime_ns)
+    row = (data["precisions"].get(precision) or {}).get(kind(graph, node))
+    if row is None:
+        return None
+    try:
+        a, b = float(row["cycles_per_mac"]), float(row["cycles_per_output"])
+    except (TypeError, KeyError, ValueError):
+        raise InputError(f"{path}: precisions.{precision}.{kind(graph, node)}: expected "
+                         f"cycles_per_mac and cycles_per_output numbers, found {row!r}") from None
+    return a * node_macs(graph, node) + b * _outputs(graph, node)
+
+
+def derive(target: Target, precision: str, models=CALIBRATION_MODELS,
+           input_size: int = CALIBRATION_INPUT) -> dict:
+    """Per layer kind: codegen compute cycles / units over the models' layers costed from
+    code, with the kernels they came from."""
+    from accelsim.codegen.compile import compile_layer
+    from accelsim.lower.lower import STATUS_KERNEL, lower_graph
+    from accelsim.model import zoo
+    from accelsim.quant import calibdata
+    from accelsim.quant.precision import parse_precision
+    from accelsim.quant.ptq import quantize_graph
+    from accelsim.sim import codegen
+    p = parse_precision(precision)
+    rows: dict[str, dict] = {}
+    for model in models:
+        g = zoo.build(model, input_size=input_size)
+        q = quantize_graph(g, p, calibdata.random(g, 1, seed=0)).graph
+        nodes = {n.name: n for n in q.nodes}
+        for L in lower_graph(q, target, p.name):
+            if L.status != STATUS_KERNEL:
+                continue
+            kc = codegen.kernel_cost(compile_layer(L, target), target)
+            if kc.blocking:
+                continue
+            node = nodes[L.name]
+            row = rows.setdefault(kind(q, node), {"samples": [], "kernels": []})
+            row["samples"].append((float(node_macs(q, node)), _outputs(q, node),
+                                   kc.compute_cycles))
+            row["kernels"].append(f"{model}:{L.name}:{kc.key[:12]}")
+    out = {}
+    for k, r in sorted(rows.items()):
+        per_mac, per_out = fit(r["samples"])
+        err = max(abs(per_mac * m + per_out * o - c) / c for m, o, c in r["samples"] if c)
+        out[k] = {"cycles_per_mac": round(per_mac, 6), "cycles_per_output": round(per_out, 6),
+                  "layers": len(r["kernels"]), "max_layer_error": round(err, 4),
+                  "kernels": r["kernels"]}
+    return out
+
+
+def _outputs(graph: Graph, node: Node) -> float:
+    return float(sum(graph.tensors[t].size for t in node.outputs))
+
+
+def fit(samples) -> tuple[float, float]:
+    """cycles = a x MACs + b x outputs, least squares in relative error (each layer weighs the
+    same whatever its size), a, b >= 0; layers without MACs fit b alone."""
+    import numpy as np
+    m = np.array([s[0] for s in samples]); o = np.array([s[1] for s in samples])
+    c = np.array([s[2] for s in samples])
+    w = 1.0 / np.maximum(c, 1.0)
+    if not m.any():
+        return 0.0, float(np.sum(w * w * o * c) / np.sum(w * w * o * o))
+    a, b = np.linalg.lstsq(np.stack([m * w, o * w], 1), c * w, rcond=None)[0]
+    if a < 0:   # one term alone, the other clamped at zero
+        return 0.0, float(np.sum(w * w * o * c) / np.sum(w * w * o * o))
+    if b < 0:
+        return float(np.sum(w * w * m * c) / np.sum(w * w * m * m)), 0.0
+    return float(a), float(b)
+
+
+def write(target: Target, precisions: list[str]) -> Path:
+    import yaml
+    from accelsim import __version__
+    body = {"target": target.name,
+            "derived_from": {"models": list(CALIBRATION_MODELS), "input_size": CALIBRATION_INPUT,
+                             "fidelity": "codegen", "accelsim": __version__,
+                             "command": f"python -m accelsim.sim.calibration --target "
+                                        f"{target.name} --precision {','.join(precisions)}"},
+            "precisions": {p: derive(target, p) for p in precisions}}
+    path = path_for(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    head = ("# Analytic-model calibration against codegen fidelity (accelsim.sim.calibration):\n"
+            "# compute cycles per unit (MAC or output element) per layer kind, measured by the\n"
+            "# codegen model on the generated kernels listed under each row. Generated; do not\n"
+            "# edit by hand: rerun the command below.\n")
+    atomic_write_text(path, head + yaml.safe_dump(body, sort_keys=False, width=100))
+    return path
+
+
+def main(argv=None) -> int:
+    from accelsim.quant.precision import parse_precision_list
+    from accelsim.target import load_target
+    ap = argparse.ArgumentParser(description="derive targets/calibration/<target>.yaml")
+    ap.add_argument("--target", required=True, action="append")
+    ap.add_argument("--precision", default="w8a8")
+    args = ap.parse_args(argv)
+    try:
+        for name in args.target:
+            t = load_target(name)
+            precs = [str(p) for p in parse_precision_list(args.precision)]
+            for p in precs:
+                t.check_precision(parse_precision_list(p)[0])
+            print(write(t, precs))
+    except InputError as exc:
+        print(f"accelsim.sim.calibration: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
