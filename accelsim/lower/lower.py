@@ -51,6 +51,7 @@ class LoweredLayer:
     schedule: Applied | None = None
     key: str = ""                         # content hash: signature, precision, target, recipe
     reason: str = ""
+    arith: _ops.FloatArith | None = None  # float kernels: arithmetic dtype and rounding count
 
     @property
     def func(self):
@@ -86,9 +87,10 @@ def _version() -> str:
 
 
 def graph_precision(graph: Graph) -> str:
-    """The precision a quantized graph was made with (its metadata), 'fp32' for float graphs."""
+    """The precision a quantized graph was made with (its metadata); for float graphs, that
+    of their float dtype ('fp16' when any tensor is float16, else 'fp32')."""
     if not graph.is_quantized:
-        return "fp32"
+        return "fp16" if any(t.dtype == "float16" for t in graph.tensors.values()) else "fp32"
     p = str(graph.metadata.get("precision", "w8a8")).split("/")[0]
     return p
 
@@ -186,7 +188,8 @@ def lower_node(graph: Graph, node: Node, target, recipes=None, precision: str | 
                         args=_argspecs(built), inputs=built.inputs, output=node.outputs[0],
                         pack_inputs=built.pack, unpack_output=built.unpack,
                         signature=built.signature, recipe_text=built.recipe.text,
-                        schedule=applied, key=key, **{**base, "precision": built.recipe.precision})
+                        schedule=applied, key=key, arith=built.arith,
+                        **{**base, "precision": built.recipe.precision})
 
 
 def lower_graph(graph: Graph, target, precision: str | None = None,

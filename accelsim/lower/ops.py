@@ -4,6 +4,16 @@ activation clamp, and the numpy packing that feeds it.
 Integer semantics are those of `accelsim.ref.gemmlowp_ops` (TFLite's reference kernels), bit for
 bit; the float kernels compute in float32 what `accelsim.ref.fp_ops` computes in float64.
 
+Float16 (`fp16`) graphs: storage (activations, weights, outputs) is float16 as in the reference
+executor, which computes every node in float64 from the float16 values and rounds once to
+float16. The arithmetic dtype comes from the target (`float_types`): on a core whose
+`codegen.features` has `fp16` (Armv8.2 FP16 arithmetic) products, accumulators, bias and clamp
+are float16 (FMLA .8h, 8 lanes per 128-bit vector; fp16 accumulation as XNNPACK's and the Arm
+Compute Library's f16 kernels do), so a K-term dot product carries K float16 roundings; on a
+target that lists `fp16` under `codegen.emulation` they are float32 with float16 loads and
+stores (one float32 accumulation, then one rounding to float16); any other target does not
+lower fp16 graphs. `accelsim.codegen.verify` derives its fp16 tolerance from this choice.
+
 Layout: every 4-D activation is NHWC in a kernel, whatever the graph's layout (`pack` and
 `unpack` convert). Conv2d / dense weights are packed `[O/lanes][KH][KW][I/depth][lanes][depth]`
 (`[O/lanes][I/depth][lanes][depth]` for dense) for the tensor intrinsic or vector width the
@@ -20,13 +30,14 @@ conversion before requantization does. Weight zero points must be 0 (symmetric w
 
 Kernel arguments in call order: activations, packed weights, folded bias, per-channel multiplier
 and shift (or the float64 scales of a `requant="double"` dense), `qparams` (zero points and clamp
-bounds, int32) or `fparams` (float32 scalars), the output. Scalars are arguments rather than
-immediates so that layers of the same shape share one kernel.
+bounds, int32) or `fparams` (float scalars in the arithmetic dtype), the output. Scalars are
+arguments rather than immediates so that layers of the same shape share one kernel.
 
 Not lowered (the node stays on the reference path, with the reason in `LoweredLayer.reason`):
 softmax; grouped convolutions other than depthwise (and depthwise with a channel multiplier);
 asymmetric weights; elementwise operators with broadcasting or constant operands; mean over
-non-spatial axes; float16 kernels; graphs with `requant_mode="float"` (ONNX QDQ semantics).
+non-spatial axes; float16 graphs on targets without fp16 arithmetic or emulation; graphs with
+`requant_mode="float"` (ONNX QDQ semantics).
 """
 
 from __future__ import annotations
@@ -63,6 +74,18 @@ class Built:
     unpack: Callable[[np.ndarray], np.ndarray]
     signature: dict
     inputs: tuple[str, ...]       # graph tensors the packer reads
+    arith: "FloatArith | None" = None   # float layers: how the arithmetic rounds
+
+
+@dataclass(frozen=True)
+class FloatArith:
+    """The rounding a float kernel does, for its verification tolerance: `dtype` is the
+    arithmetic dtype and `roundings` an upper bound on the rounded operations on the chain into
+    one output element (a product and an add per reduction term, counted apart although FMLA
+    fuses them; the bias add; a division), 0 for exact copies, clamps and maxima."""
+
+    dtype: str
+    roundings: int
 
 
 @dataclass
@@ -227,6 +250,53 @@ def _block(recipe: Recipe, axis: str, extent: int, auto: int, layer: str, unit: 
     return int(v)
 
 
+# float storage dtype -> (precision name = recipe section, target feature of native arithmetic)
+_FLOAT_PRECISION = {"float32": ("fp32", None), "float16": ("fp16", "fp16")}
+
+
+@dataclass(frozen=True)
+class FloatTypes:
+    """How a float layer computes: `storage` is the dtype in memory (the graph's: inputs,
+    weights, output), `compute` the dtype of products, accumulators, bias and clamp."""
+
+    storage: str
+    compute: str
+    precision: str
+
+    @property
+    def np_storage(self):
+        return np.dtype(self.storage)
+
+    @property
+    def np_compute(self):
+        return np.dtype(self.compute)
+
+
+def _with_arith(built: Built, ft: "FloatTypes | None", roundings: int) -> Built:
+    if ft is not None:
+        built.arith = FloatArith(ft.compute, int(roundings))
+    return built
+
+
+def float_types(ctx: Ctx, *infos: TensorInfo | None) -> FloatTypes:
+    """The float dtypes of a layer on `ctx.target`: native arithmetic when the target's
+    `codegen.features` has the precision's feature, float32 arithmetic when the precision is
+    listed under `codegen.emulation`, else NotLowered (module docstring)."""
+    dts = sorted({i.dtype for i in infos if i is not None})
+    if len(dts) != 1 or dts[0] not in _FLOAT_PRECISION:
+        raise NotLowered(f"float operands of dtypes {', '.join(dts)} (one of "
+                         f"{', '.join(_FLOAT_PRECISION)} expected)")
+    dt = dts[0]
+    prec, feature = _FLOAT_PRECISION[dt]
+    cg = ctx.target.codegen
+    if feature is None or feature in cg.features:
+        return FloatTypes(dt, dt, prec)
+    if prec in cg.emulation:
+        return FloatTypes(dt, "float32", prec)
+    raise NotLowered(f"target '{ctx.target.name}' has no {prec} arithmetic (no '{feature}' in "
+                     f"codegen.features) and no {prec} entry in codegen.emulation")
+
+
 
 
 # ------------------------------------------------------------------------------------------
@@ -249,9 +319,10 @@ def _int_epilogue(acc, c, *, bias, mult, shift, qp, wide: bool, double: bool, ou
               lambda r: rq.clamp_add(r, qp[1], qp[2], qp[3]).astype(out_dtype))
 
 
-def _float_epilogue(v, fp):
+def _float_epilogue(v, fp, out_dtype: str | None = None):
     tirx = _tirx()
-    return tirx.max(tirx.min(v, fp[1]), fp[0])
+    y = tirx.max(tirx.min(v, fp[1]), fp[0])
+    return y if out_dtype is None else y.astype(out_dtype)  # same dtype: no cast
 
 
 # ------------------------------------------------------------------------------------------
@@ -309,11 +380,11 @@ def contraction(ctx: Ctx) -> Built:
     cls = "dense" if is_dense else "conv2d"
 
     if is_float:
-        if x_i.dtype != "float32" or o_i.dtype != "float32":
-            raise NotLowered(f"float kernels are float32 (found {x_i.dtype})")
-        xdt = wdt = accdt = "float32"
-        wbits = abits = 32
-        prec = "fp32"
+        ft = float_types(ctx, x_i, w_i, o_i)
+        xdt = wdt = ft.storage
+        accdt = ft.compute
+        wbits = abits = DTYPE_BITS[ft.storage]
+        prec = ft.precision
         wide = double = w4 = False
     else:
         _need_per_tensor(ctx, x_i, "input")
@@ -379,11 +450,11 @@ def contraction(ctx: Ctx) -> Built:
         wshape = (OCp // bo, KH, KW, ICp // bk, bo, pbk)
     wp = te.placeholder(wshape, wdt, name="w")
     if is_float:
-        bias = te.placeholder((O,), "float32", name="bias")
-        fp = te.placeholder((2,), "float32", name="fparams")
+        bias = te.placeholder((O,), accdt, name="bias")
+        fp = te.placeholder((2,), accdt, name="fparams")
         params = [bias, fp]
         pnames = ["bias", "fparams"]
-        pad_value = tirx.const(0.0, "float32")
+        pad_value = tirx.const(0.0, xdt)
     else:
         bias = te.placeholder((O,), "int64" if (wide or double) else "int32", name="bias")
         if double:
@@ -443,9 +514,10 @@ def contraction(ctx: Ctx) -> Built:
             axis=[rkh, rkw, ric, ricv]), name="acc")
 
     if is_float:
+        odt = ft.storage
+
         def epi(a, c):
-            return _float_epilogue(a + bias[c], fp)
-        odt = "float32"
+            return _float_epilogue(a + bias[c], fp, odt)
     else:
         odt = _store_dtype(o_i.dtype)
 
@@ -479,7 +551,7 @@ def contraction(ctx: Ctx) -> Built:
 
     def pack_weights() -> np.ndarray:
         if is_float:
-            wv = w.astype(np.float32)
+            wv = w.astype(ft.np_storage)
         else:
             wv = w.astype(np.int64)
         if is_dense:
@@ -494,15 +566,16 @@ def contraction(ctx: Ctx) -> Built:
             blk = wpad.reshape(OCp // bo, bo, KH, KW, ICp // bk, bk).transpose(0, 2, 3, 4, 1, 5)
         blk = np.ascontiguousarray(blk)
         if is_float:
-            return blk.astype(np.float32)
+            return blk.astype(ft.np_storage)
         if w4:
             return np.ascontiguousarray(_pack_pairs(blk))
         return blk.astype(np.dtype(wdt))
 
     if is_float:
-        bvec = (bias_c.astype(np.float32) if bias_c is not None
-                else np.zeros(O, np.float32))
-        consts = {"w": None, "bias": bvec, "fparams": _fbounds(node.attrs)}
+        bvec = (bias_c.astype(ft.np_compute) if bias_c is not None
+                else np.zeros(O, ft.np_compute))
+        consts = {"w": None, "bias": bvec,
+                  "fparams": _fbounds(node.attrs).astype(ft.np_compute)}
     else:
         zx = _zp(x_i)
         wsum = w.astype(np.int64).reshape(O, -1).sum(axis=1)
@@ -549,8 +622,9 @@ def contraction(ctx: Ctx) -> Built:
                  "pads": list(pads), "acc": accdt, "requant": "double" if double else (
                      "fixed64" if wide else ("fixed" if not is_float else "float")),
                  "intrinsic": it.key if it else None, "block": [bo, bk]}
-    return Built(cls, [x, wp] + params + [y], ["x", "w"] + pnames + ["y"], spec, recipe, pack,
-                 unpack, signature, (x_name,))
+    return _with_arith(Built(cls, [x, wp] + params + [y], ["x", "w"] + pnames + ["y"], spec,
+                             recipe, pack, unpack, signature, (x_name,)),
+                       ft if is_float else None, 2 * KH * KW * I + 1)
 
 
 # ------------------------------------------------------------------------------------------
@@ -576,10 +650,10 @@ def depthwise(ctx: Ctx) -> Built:
     dh, dw = node.attr("dilations", (1, 1))
     pt, pl, pb, pr = node.attr("pads", (0, 0, 0, 0))
     if is_float:
-        if x_i.dtype != "float32":
-            raise NotLowered(f"float kernels are float32 (found {x_i.dtype})")
-        xdt = wdt = accdt = "float32"
-        prec, wbits, wide, w4 = "fp32", 32, False, False
+        ft = float_types(ctx, x_i, w_i, o_i)
+        xdt = wdt = ft.storage
+        accdt = ft.compute
+        prec, wbits, wide, w4 = ft.precision, DTYPE_BITS[ft.storage], False, False
     else:
         _need_per_tensor(ctx, x_i, "input")
         _need_per_tensor(ctx, o_i, "output")
@@ -615,8 +689,7 @@ def depthwise(ctx: Ctx) -> Built:
             raise RecipeError(f"{recipe.where('block', 'c')}: intrinsic '{it.name}' needs {V}, "
                               f"found {v!r} (layer '{ctx.layer}')")
     else:
-        V = _block(recipe, "c", C, _lanes(ctx, 64 if accdt == "int64" else 32), ctx.layer,
-                   "channels", True)
+        V = _block(recipe, "c", C, _lanes(ctx, DTYPE_BITS[accdt]), ctx.layer, "channels", True)
 
     x = te.placeholder((N, H, W_, C), xdt, name="x")
     stages: list[tuple[str, int]] = []
@@ -632,10 +705,10 @@ def depthwise(ctx: Ctx) -> Built:
         wp = te.placeholder((KH, KW, C), wdt, name="w")
         wu = wp
     if is_float:
-        bias = te.placeholder((C,), "float32", name="bias")
-        fp = te.placeholder((2,), "float32", name="fparams")
+        bias = te.placeholder((C,), accdt, name="bias")
+        fp = te.placeholder((2,), accdt, name="fparams")
         params, pnames = [bias, fp], ["bias", "fparams"]
-        pad_value = tirx.const(0.0, "float32")
+        pad_value = tirx.const(0.0, xdt)
     else:
         bias = te.placeholder((C,), accdt, name="bias")
         mult = te.placeholder((C,), "int32", name="mult")
@@ -670,9 +743,9 @@ def depthwise(ctx: Ctx) -> Built:
         (xv(n, oh * sh + rkh * dh - pt, ow * sw + rkw * dw - pl, c).astype(pdt)
          * wu[rkh, rkw, c].astype(pdt)).astype(accdt), axis=[rkh, rkw]), name="acc")
     if is_float:
+        odt = ft.storage
         y = te.compute((N, OH, OW, C), lambda n, oh, ow, c: _float_epilogue(
-            acc[n, oh, ow, c] + bias[c], fp), name="y")
-        odt = "float32"
+            acc[n, oh, ow, c] + bias[c], fp, odt), name="y")
     else:
         odt = _store_dtype(o_i.dtype)
         y = te.compute((N, OH, OW, C), lambda n, oh, ow, c: _int_epilogue(
@@ -690,7 +763,7 @@ def depthwise(ctx: Ctx) -> Built:
     def pack_weights():
         wv = w.reshape(C, KH, KW).transpose(1, 2, 0)
         if is_float:
-            return np.ascontiguousarray(wv.astype(np.float32))
+            return np.ascontiguousarray(wv.astype(ft.np_storage))
         if w4:
             wpad = np.zeros((KH, KW, _roundup(C, 2)), np.int64)
             wpad[:, :, :C] = wv
@@ -698,8 +771,9 @@ def depthwise(ctx: Ctx) -> Built:
         return np.ascontiguousarray(wv.astype(np.dtype(wdt)))
 
     if is_float:
-        consts = {"bias": bias_c.astype(np.float32) if bias_c is not None
-                  else np.zeros(C, np.float32), "fparams": _fbounds(node.attrs)}
+        consts = {"bias": bias_c.astype(ft.np_compute) if bias_c is not None
+                  else np.zeros(C, ft.np_compute),
+                  "fparams": _fbounds(node.attrs).astype(ft.np_compute)}
     else:
         zx = _zp(x_i)
         wsum = w.astype(np.int64).reshape(C, -1).sum(axis=1)
@@ -727,8 +801,9 @@ def depthwise(ctx: Ctx) -> Built:
                  "w": [list(wp.shape), wdt, wbits], "y": [list(y.shape), odt],
                  "strides": [sh, sw], "dilations": [dh, dw], "pads": [pt, pl, pb, pr],
                  "acc": accdt, "block": V, "intrinsic": it.key if it else None}
-    return Built("depthwise_conv2d", [x, wp] + params + [y], ["x", "w"] + pnames + ["y"], spec,
-                 recipe, pack, unpack, signature, (x_name,))
+    return _with_arith(Built("depthwise_conv2d", [x, wp] + params + [y],
+                             ["x", "w"] + pnames + ["y"], spec, recipe, pack, unpack, signature,
+                             (x_name,)), ft if is_float else None, 2 * KH * KW + 1)
 
 
 # ------------------------------------------------------------------------------------------
@@ -765,17 +840,17 @@ def pool(ctx: Ctx) -> Built:
         pt, pl, pb, pr = node.attr("pads", (0, 0, 0, 0))
         OH, OW = o_i.shape[ha], o_i.shape[wa]
     if is_float:
-        if x_i.dtype != "float32":
-            raise NotLowered(f"float kernels are float32 (found {x_i.dtype})")
-        xdt = odt = "float32"
-        prec = "fp32"
+        ft = float_types(ctx, x_i, o_i)
+        xdt = odt = ft.storage
+        prec = ft.precision
     else:
         _need_per_tensor(ctx, x_i, "input")
         _need_per_tensor(ctx, o_i, "output")
         xdt, odt = _store_dtype(x_i.dtype), _store_dtype(o_i.dtype)
         prec = ctx.precision
     recipe = ctx.recipe("pool", prec)
-    V = _block(recipe, "c", C, _lanes(ctx, 32), ctx.layer, "channels", True)
+    V = _block(recipe, "c", C, _lanes(ctx, DTYPE_BITS[ft.compute] if is_float else 32),
+               ctx.layer, "channels", True)
     x = te.placeholder((N, H, W_, C), xdt, name="x")
     rkh = te.reduce_axis((0, KH), "kh")
     rkw = te.reduce_axis((0, KW), "kw")
@@ -787,7 +862,7 @@ def pool(ctx: Ctx) -> Built:
 
     consts: dict[str, np.ndarray] = {}
     if op == "max_pool":
-        lo = tirx.min_value(xdt) if not is_float else tirx.const(-np.inf, "float32")
+        lo = tirx.min_value(xdt) if not is_float else tirx.const(-np.inf, xdt)
         acc = te.compute((N, OH, OW, C), lambda n, oh, ow, c: te.max(
             (tirx.if_then_else(inb(oh * sh + rkh - pt, ow * sw + rkw - pl),
                                x[n, oh * sh + rkh - pt, ow * sw + rkw - pl, c], lo)
@@ -795,13 +870,13 @@ def pool(ctx: Ctx) -> Built:
                  xdt if is_float else "int32"),
             axis=[rkh, rkw]), name="acc")
     else:
-        sdt = "float32" if is_float else "int32"
+        sdt = ft.compute if is_float else "int32"
 
         def tap(n, h, ww, c):
             if not padded:
                 return x[n, h, ww, c].astype(sdt)
             if is_float:
-                fill = tirx.const(0.0, "float32")
+                fill = tirx.const(0.0, sdt)
             else:
                 fill = tirx.const(_zp(x_i) if include_pad else 0, "int32")
             return tirx.if_then_else(inb(h, ww), x[n, h, ww, c].astype(sdt), fill)
@@ -817,15 +892,17 @@ def pool(ctx: Ctx) -> Built:
         return hc * wc
 
     if is_float:
-        fp = te.placeholder((2,), "float32", name="fparams")
+        # max_pool compares in the storage dtype (exact); sums use the compute dtype
+        fdt = xdt if op == "max_pool" else ft.compute
+        fp = te.placeholder((2,), fdt, name="fparams")
         params, pnames = [fp], ["fparams"]
-        consts["fparams"] = _fbounds(node.attrs) if not glob else np.array(
-            [-np.inf, np.inf], np.float32)
+        consts["fparams"] = (_fbounds(node.attrs) if not glob else np.array(
+            [-np.inf, np.inf], np.float32)).astype(np.dtype(fdt))
         if op == "max_pool":
-            body = lambda n, oh, ow, c: _float_epilogue(acc[n, oh, ow, c], fp)  # noqa: E731
+            body = lambda n, oh, ow, c: _float_epilogue(acc[n, oh, ow, c], fp, odt)  # noqa: E731
         else:
             body = lambda n, oh, ow, c: _float_epilogue(  # noqa: E731
-                acc[n, oh, ow, c] / count(oh, ow).astype("float32"), fp)
+                acc[n, oh, ow, c] / count(oh, ow).astype(fdt), fp, odt)
     else:
         qp_n = 6
         qp = te.placeholder((qp_n,), "int32", name="qparams")
@@ -889,8 +966,9 @@ def pool(ctx: Ctx) -> Built:
                  "kernel": [KH, KW], "strides": [sh, sw], "pads": [pt, pl, pb, pr],
                  "include_pad": include_pad, "block": V,
                  "requant": bool(not is_float and not glob and _requantize_params(x_i, o_i)[0])}
-    return Built("pool", [x] + params + [y], ["x"] + pnames + ["y"], spec, recipe, pack, unpack,
-                 signature, (x_name,))
+    return _with_arith(Built("pool", [x] + params + [y], ["x"] + pnames + ["y"], spec, recipe,
+                             pack, unpack, signature, (x_name,)), ft if is_float else None,
+                       0 if op == "max_pool" else KH * KW + 1)
 
 
 # ------------------------------------------------------------------------------------------
@@ -932,27 +1010,29 @@ def elementwise(ctx: Ctx) -> Built:
     params: list = []
     pnames: list[str] = []
     if is_float:
-        prec = "fp32"
-        if op in ("quantize", "dequantize") or o_i.dtype != "float32":
+        if op in ("quantize", "dequantize"):
             raise NotLowered(f"float {op} to {o_i.dtype}")
-        fp = te.placeholder((2,), "float32", name="fparams")
+        ft = float_types(ctx, o_i, *ins)
+        prec, cdt = ft.precision, ft.compute
+        fp = te.placeholder((2,), cdt, name="fparams")
         params, pnames = [fp], ["fparams"]
         if op in ("add", "sub", "mul"):
-            consts["fparams"] = _fbounds(node.attrs)
+            consts["fparams"] = _fbounds(node.attrs).astype(ft.np_compute)
             a, b = xs
 
             def body(*i):
-                v = a[i] + b[i] if op == "add" else (a[i] - b[i] if op == "sub" else a[i] * b[i])
-                return _float_epilogue(v, fp)
+                u, v = a[i].astype(cdt), b[i].astype(cdt)
+                v = u + v if op == "add" else (u - v if op == "sub" else u * v)
+                return _float_epilogue(v, fp, odt)
         elif op in ("relu", "relu6", "clip"):
             lo, hi = {"relu": (0.0, np.inf), "relu6": (0.0, 6.0)}.get(op, (
                 node.attr("min"), node.attr("max")))
             consts["fparams"] = np.array([-np.inf if lo is None else lo,
-                                          np.inf if hi is None else hi], np.float32)
+                                          np.inf if hi is None else hi], ft.np_compute)
             x = xs[0]
 
             def body(*i):
-                return _float_epilogue(x[i], fp)
+                return _float_epilogue(x[i].astype(cdt), fp, odt)
         else:
             raise NotLowered(f"float {op}")
     elif op == "quantize" and ins[0].is_float:
@@ -1068,7 +1148,7 @@ def elementwise(ctx: Ctx) -> Built:
     recipe = ctx.recipe("elementwise", prec)
     y = te.compute(kshape, lambda *i: body(*i), name="y")
     spec = _elementwise_spec(ctx, total, DTYPE_BITS.get(o_i.dtype, 32)
-                             if not is_float else 32, recipe)
+                             if not is_float else DTYPE_BITS[ft.compute], recipe)
     spec.fuse = True
     in_names = tuple(node.inputs)
     in_layouts = [tensor_layout(g, t) if len(g.tensors[t].shape) == 4 else "NCHW"
@@ -1087,8 +1167,9 @@ def elementwise(ctx: Ctx) -> Built:
     signature = {"op": op, "class": "elementwise",
                  "in": [[list(x.shape), str(x.dtype)] for x in xs],
                  "y": [list(kshape), odt], "block": spec.axes[0].vsplit}
-    return Built("elementwise", xs + params + [y], xnames + pnames + ["y"], spec, recipe, pack,
-                 unpack, signature, in_names)
+    return _with_arith(Built("elementwise", xs + params + [y], xnames + pnames + ["y"], spec,
+                             recipe, pack, unpack, signature, in_names),
+                       ft if is_float else None, 1 if op in ("add", "sub", "mul") else 0)
 
 
 def _kaxis(axis: int, rank: int, layout: str) -> int:
@@ -1127,7 +1208,7 @@ def concat(ctx: Ctx) -> Built:
     params, pnames = [], []
     scaled: list[bool] = []
     if is_float:
-        prec = "fp32"
+        prec = float_types(ctx, o_i, *ins).precision
         scaled = [False] * len(ins)
     else:
         prec = ctx.precision
@@ -1199,8 +1280,9 @@ def concat(ctx: Ctx) -> Built:
                  "in": [[list(x.shape), str(x.dtype)] for x in xs], "y": [list(kshape), odt],
                  "scaled": scaled, "clamp": [int(v) for v in consts.get("clamp", [])],
                  "block": spec.axes[0].vsplit}
-    return Built("elementwise", xs + params + [y], xnames + pnames + ["y"], spec, recipe, pack,
-                 unpack, signature, in_names)
+    built = Built("elementwise", xs + params + [y], xnames + pnames + ["y"], spec, recipe, pack,
+                  unpack, signature, in_names)
+    return _with_arith(built, float_types(ctx, o_i, *ins) if is_float else None, 0)
 
 
 def pad(ctx: Ctx) -> Built:
@@ -1223,10 +1305,10 @@ def pad(ctx: Ctx) -> Built:
     consts: dict[str, np.ndarray] = {}
     value = float(node.attr("value", 0.0) or 0.0)
     if is_float:
-        prec = "fp32"
-        fp = te.placeholder((1,), "float32", name="fparams")
+        prec = float_types(ctx, x_i, o_i).precision
+        fp = te.placeholder((1,), odt, name="fparams")  # a copy: the fill in the storage dtype
         params, pnames = [fp], ["fparams"]
-        consts["fparams"] = np.array([value], np.float32)
+        consts["fparams"] = np.array([value], np.dtype(odt))
         fill = fp[0]
         need_rq = False
 
@@ -1274,8 +1356,9 @@ def pad(ctx: Ctx) -> Built:
     signature = {"op": "pad", "class": "elementwise", "x": [list(kin), xdt],
                  "y": [list(kout), odt], "pads": pads, "requant": bool(need_rq),
                  "block": spec.axes[0].vsplit}
-    return Built("elementwise", [x] + params + [y], ["x"] + pnames + ["y"], spec, recipe, pack_,
-                 unpack, signature, (x_name,))
+    return _with_arith(Built("elementwise", [x] + params + [y], ["x"] + pnames + ["y"], spec,
+                             recipe, pack_, unpack, signature, (x_name,)),
+                       float_types(ctx, x_i, o_i) if is_float else None, 0)
 
 
 def builder_for(graph: Graph, node: Node):
