@@ -142,9 +142,14 @@ def write(target: Target, precisions: list[str]) -> Path:
             "derived_from": {"models": list(CALIBRATION_MODELS), "input_size": CALIBRATION_INPUT,
                              "fidelity": "codegen", "accelsim": __version__,
                              "command": f"python -m accelsim.sim.calibration --target "
-                                        f"{target.name} --precision {','.join(precisions)}"},
-            "precisions": {p: derive(target, p) for p in precisions}}
+                                        f"{target.name} --precision P1,P2 (re-derives those "
+                                        f"precisions, keeps the others)"},
+            "precisions": {}}
     path = path_for(target)
+    if path.is_file():   # precisions not re-derived now are kept
+        body["precisions"].update(_load(str(path), path.stat().st_mtime_ns)["precisions"])
+    for p in precisions:
+        body["precisions"][p] = derive(target, p)
     path.parent.mkdir(parents=True, exist_ok=True)
     head = ("# Analytic-model calibration against codegen fidelity (accelsim.sim.calibration):\n"
             "# compute cycles per unit (MAC or output element) per layer kind, measured by the\n"
