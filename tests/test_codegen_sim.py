@@ -34,16 +34,7 @@ from accelsim.target import load_target
 MCA = shutil.which("llvm-mca-19")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def kernel_cache(tmp_path_factory):
-    path = tmp_path_factory.getbasetemp() / "kernel-cache"
-    old = os.environ.get("ACCELSIM_CACHE")
-    os.environ["ACCELSIM_CACHE"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("ACCELSIM_CACHE", None)
-    else:
-        os.environ["ACCELSIM_CACHE"] = old
+pytestmark = pytest.mark.usefixtures("kernel_cache")
 
 
 def fc_graph(k: int = 256, n: int = 32, seed: int = 0):

@@ -11,7 +11,6 @@ branches on the type codes and strides the caller passes, so its count is predic
 
 from __future__ import annotations
 
-import os
 import time
 from functools import lru_cache
 
@@ -33,16 +32,7 @@ TARGETS = ["cortex-a55", "cortex-a76", "kryo280", "hvx-v62", "hvx-v68", "hvx-v73
 LAYERS = ["conv", "conv_s2", "dw", "fc"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def kernel_cache(tmp_path_factory):
-    path = tmp_path_factory.getbasetemp() / "kernel-cache"
-    old = os.environ.get("ACCELSIM_CACHE")
-    os.environ["ACCELSIM_CACHE"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("ACCELSIM_CACHE", None)
-    else:
-        os.environ["ACCELSIM_CACHE"] = old
+pytestmark = pytest.mark.usefixtures("kernel_cache")
 
 
 def conv_graph(shape, cout, seed=0, stride2=True, dense=True):

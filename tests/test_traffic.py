@@ -42,7 +42,7 @@ def conv(order, H=6, W=8, C=8, K=8, R=3, ow_t=4, oc_t=4):
     w = Access("w", 1, ((K, (("oc.o", oc_t), ("oc.i", 1))), (R, (("kh", 1),)),
                         (R, (("kw", 1),)), (C, (("ic", 1),))), resident=False)
     y = Access("y", 4, ((H, (("oh", 1),)), (W, (("ow.o", ow_t), ("ow.i", 1))),
-                        (K, (("oc.o", oc_t), ("oc.i", 1)))), write=True)
+                        (K, (("oc.o", oc_t), ("oc.i", 1)))))
     return [Loop(n, ext[n]) for n in order], [x, w, y]
 
 
@@ -50,7 +50,7 @@ def dense(order, K=32, C=24, oc_t=8):
     ext = {"oc.o": K // oc_t, "ic": C, "oc.i": oc_t}
     x = Access("x", 1, ((C, (("ic", 1),)),))
     w = Access("w", 1, ((K, (("oc.o", oc_t), ("oc.i", 1))), (C, (("ic", 1),))), resident=False)
-    y = Access("y", 4, ((K, (("oc.o", oc_t), ("oc.i", 1))),), write=True)
+    y = Access("y", 4, ((K, (("oc.o", oc_t), ("oc.i", 1))),))
     return [Loop(n, ext[n]) for n in order], [x, w, y]
 
 
@@ -60,8 +60,7 @@ def depthwise(order, H=8, W=8, C=16, R=3, c_t=8):
                         (C, (("c.o", c_t), ("c.i", 1)))))
     w = Access("w", 1, ((C, (("c.o", c_t), ("c.i", 1))), (R, (("kh", 1),)), (R, (("kw", 1),))),
                resident=False)
-    y = Access("y", 1, ((H, (("oh", 1),)), (W, (("ow", 1),)), (C, (("c.o", c_t), ("c.i", 1)))),
-               write=True)
+    y = Access("y", 1, ((H, (("oh", 1),)), (W, (("ow", 1),)), (C, (("c.o", c_t), ("c.i", 1)))))
     return [Loop(n, ext[n]) for n in order], [x, w, y]
 
 

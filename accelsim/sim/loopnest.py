@@ -84,20 +84,21 @@ def accesses(graph: Graph, node: Node, loops: Sequence[Loop]) -> list[Access]:
         return [Access(x.name, eb(x), ((w.shape[1], sc("ic", 1)),)),
                 Access(w.name, eb(w), ((w.shape[0], sc("oc", 1)), (w.shape[1], sc("ic", 1))),
                        resident=False),
-                Access(y.name, eb(y), ((w.shape[0], sc("oc", 1)),), write=True)]
+                Access(y.name, eb(y), ((w.shape[0], sc("oc", 1)),))]
     ca, ha, wa = spatial_axes(node.attr("data_layout", "NCHW"))
     sh, sw = node.attr("strides", (1, 1))
     dh, dw = node.attr("dilations", (1, 1))
     ch = "c" if kind == "depthwise_conv2d" else "ic"
     oc = "c" if kind == "depthwise_conv2d" else "oc"
-    xa = [((x.shape[ha]), sc("oh", sh) + sc("kh", dh)), ((x.shape[wa]), sc("ow", sw) + sc("kw", dw)),
+    xa = [(x.shape[ha], sc("oh", sh) + sc("kh", dh)),
+          (x.shape[wa], sc("ow", sw) + sc("kw", dw)),
           (x.shape[ca], sc(ch, 1))]
     wa_ = [(w.shape[0], sc(oc, 1)), (w.shape[2], sc("kh", 1)), (w.shape[3], sc("kw", 1))]
     if kind != "depthwise_conv2d":
         wa_.append((w.shape[1], sc("ic", 1)))
     ya = [(y.shape[ha], sc("oh", 1)), (y.shape[wa], sc("ow", 1)), (y.shape[ca], sc(oc, 1))]
     return [Access(x.name, eb(x), tuple(xa)), Access(w.name, eb(w), tuple(wa_), resident=False),
-            Access(y.name, eb(y), tuple(ya), write=True)]
+            Access(y.name, eb(y), tuple(ya))]
 
 
 def recipe_loops(graph: Graph, node: Node, recipe) -> list[tuple[str, int]]:

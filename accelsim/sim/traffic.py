@@ -43,7 +43,6 @@ class Access:
     elem_bytes: float
     dims: tuple[tuple[int, tuple[tuple[str, int], ...]], ...]
     resident: bool = True     # an activation (home = the smallest level holding it), not weights
-    write: bool = False
 
     def indexed_by(self, loop: str) -> bool:
         return any(loop == name and c for _, terms in self.dims for name, c in terms)
