@@ -25,9 +25,12 @@ from accelsim.report.tables import (AccuracyPoint, accuracy_rows, layer_rows, su
 
 TIMESTAMP_PREFIX = "Generated "
 _FIDELITY_TEXT = {
-    "analytic": "the roofline cost model evaluated from operator shapes and the target "
-                "file's documented numbers, no compilation (accelsim.sim.analytic for CPU and "
-                "DSP targets, accelsim.accel.analytic for accelerators)",
+    "analytic": "the roofline cost model evaluated from operator shapes, the schedule "
+                "recipes and the target file's documented numbers, no compilation "
+                "(accelsim.sim.analytic for CPU and DSP targets, accelsim.accel.analytic for "
+                "accelerators); on CPU and DSP targets its compute rates per layer kind are "
+                "calibrated against codegen fidelity on the zoo's kernels "
+                "(targets/calibration/)",
     "codegen": "cycles from the kernels TVM generated: dynamic instruction counts of their "
                "assembly (basic blocks x loop trip counts), the per-core pipe model and the "
                "memory model (accelsim.sim.codegen)",
