@@ -47,15 +47,16 @@ from typing import Callable, Mapping
 
 from accelsim.accel import sim
 from accelsim.accel.arch import AccelConfig, load_config
-from accelsim.accel.compute import (ACCEL_OPS, NotAccelerated, Staged, TileAxis, _check_mode,
-                                    _common_quant, _is_wide, _per_tensor, _roundup)
+from accelsim.accel.codegen import merge_loops  # no TVM at import
+from accelsim.accel.compute import (NotAccelerated, Staged, TileAxis, _check_mode, _common_quant,
+                                    _is_wide, _per_tensor, _roundup, route)
 from accelsim.accel.isa import DramTensor
 from accelsim.accel.schedule import (AccelRecipe, RecipeFile, TileChoice, _candidates, _cap,
                                      _dram_bytes, _loop_trips, choose_tiles, load_recipes)
 import numpy as np
 
 from accelsim.model.graph import DTYPE_BITS, Graph, Node
-from accelsim.model.ops import node_macs, op_class, spatial_axes
+from accelsim.model.ops import node_macs, spatial_axes
 from accelsim.sim.cost import LayerCost
 
 FIDELITY = "analytic"
@@ -287,40 +288,14 @@ def _add(graph: Graph, node: Node, config: AccelConfig) -> LayerShape:
 
 
 def layer_shape(graph: Graph, node: Node, config: AccelConfig) -> LayerShape:
-    """The accelerator layer of `node` (same rules as `compute.layer_def`), or `NotAccelerated`."""
-    if node.op not in ACCEL_OPS:
-        raise NotAccelerated(f"op '{node.op}' runs on the host core")
-    if not graph.tensors[node.outputs[0]].is_quantized:
-        raise NotAccelerated("float layer (the accelerator is integer-only)")
-    if node.op == "add":
-        return _add(graph, node, config)
-    if node.op == "conv2d" and op_class(graph, node) == "depthwise_conv2d":
-        return _depthwise(graph, node, config)
-    if node.op == "conv2d" and node.attr("groups", 1) == 1:
-        return _contraction(graph, node, config)
-    if node.op == "dense":
-        return _contraction(graph, node, config)
-    raise NotAccelerated(f"grouped convolution (groups={node.attr('groups')})")
+    """The accelerator layer of `node` (the code generator's rules, `compute.route`), or
+    `NotAccelerated`."""
+    return route(graph, node, config, _add, _depthwise, _contraction)
 
 
 # ------------------------------------------------------------------------------------------------
 # instruction loops (as the code generator builds them from the compacted tile buffers)
 # ------------------------------------------------------------------------------------------------
-
-def _merge(loops: list[tuple[int, ...]]) -> tuple[tuple[int, ...], ...]:
-    """Extent-1 loops dropped, contiguous neighbours merged (codegen `_Emitter._loops`)."""
-    merged: list[tuple[int, ...]] = []
-    for lp in loops:
-        if lp[0] == 1:
-            continue
-        if merged:
-            o = merged[-1]
-            if all(o[j] == lp[0] * lp[j] for j in range(1, len(lp))):
-                merged[-1] = (o[0] * lp[0],) + lp[1:]
-                continue
-        merged.append(lp)
-    return tuple(merged)
-
 
 def _vmac_loops(s: LayerShape, inner: tuple[str, ...], t: Mapping[str, int],
                 cx: Mapping[str, int], cw: Mapping[str, int]) -> tuple[tuple[int, ...], ...]:
@@ -350,7 +325,7 @@ def _vmac_loops(s: LayerShape, inner: tuple[str, ...], t: Mapping[str, int],
                  "kh": (g.kh, 0, g.dh * bw_ * bc, g.kw * wic * L * D),
                  "kw": (g.kw, 0, g.dw * bc, wic * L * D),
                  "ic.i": (t["ic"] // D, 0, D, L * D)}
-    return _merge([table[n] for n in inner if n in table])
+    return merge_loops([table[n] for n in inner if n in table])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -488,7 +463,6 @@ def layer_cost(s: LayerShape, choice: TileChoice, config: AccelConfig) -> LayerC
             vcs[k] += n * n_epi // pos_c
         pix = g.n * (1 if g.dense else ce["oh"] * ce["ow"])
     req_total = 0.0
-    store_total = 0.0
     last_store = last_req = last_bus = 0.0
     for vc, n in vcs.items():
         e = pix * vc
@@ -553,7 +527,7 @@ def layer_cost(s: LayerShape, choice: TileChoice, config: AccelConfig) -> LayerC
             else:
                 bl.append((ext[ax], strides[ax], 0))
         bl.append((L, 1, 1))
-        bl = _merge(bl)
+        bl = merge_loops(bl)
         fb = sim._reuse_fetches(bl, 2, L)
         a.spad_write["acc"] += n_epi * e_acc * accb
         a.spad_read["wgt"] += n_epi * fb * accb

@@ -539,15 +539,7 @@ class _Emitter:
             if b - a == 1:
                 continue
             loops.append((b - a,) + tuple(op.index.coef(k) for op in ops))
-        merged: list[tuple[int, ...]] = []
-        for lp in loops:
-            if merged:
-                o = merged[-1]
-                if all(o[j] == lp[0] * lp[j] for j in range(1, len(lp))):
-                    merged[-1] = (o[0] * lp[0],) + lp[1:]
-                    continue
-            merged.append(lp)
-        return merged
+        return list(merge_loops(loops))
 
     def _split(self, loops, limit, env_base: dict[str, int], ops: list[Operand], make) -> None:
         """Emit `make(loops, bases)`, iterating outer loops when there are more than `limit`."""
@@ -713,6 +705,24 @@ class _Emitter:
                     n *= lp[0]
                 self.out.append(isa.VPack(ins.out, n))
 
+
+
+def merge_loops(loops) -> tuple[tuple[int, ...], ...]:
+    """Loops as (extent, stride of each operand...): extent-1 loops dropped, a loop whose
+    strides are its inner neighbour's times that neighbour's extent merged into it (one
+    contiguous run). Shared with the analytic model, which must count instructions as this
+    back end emits them."""
+    merged: list[tuple[int, ...]] = []
+    for lp in loops:
+        if lp[0] == 1:
+            continue
+        if merged:
+            o = merged[-1]
+            if all(o[j] == lp[0] * lp[j] for j in range(1, len(lp))):
+                merged[-1] = (o[0] * lp[0],) + lp[1:]
+                continue
+        merged.append(lp)
+    return tuple(merged)
 
 def _merge_dma(dims: list[isa.DmaDim]) -> list[isa.DmaDim]:
     dims = [d for d in dims if d.extent != 1 or d.pad_before or d.pad_after]

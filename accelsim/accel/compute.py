@@ -611,18 +611,23 @@ def add(graph: Graph, node: Node, config) -> LayerDef:
         output=node.outputs[0], inputs=names, extents={})
 
 
-def layer_def(graph: Graph, node: Node, config) -> LayerDef:
-    """The accelerator compute of `node`, or `NotAccelerated` (the node runs on the host)."""
+def route(graph: Graph, node: Node, config, add_fn, depthwise_fn, contraction_fn):
+    """Which accelerator layer kind `node` is (add, depthwise, conv/dense contraction), or
+    `NotAccelerated`; calls the builder of that kind. The code generator (`layer_def`) and the
+    analytic model (`accel.analytic.layer_shape`) share these rules."""
     if node.op not in ACCEL_OPS:
         raise NotAccelerated(f"op '{node.op}' runs on the host core")
     if not graph.tensors[node.outputs[0]].is_quantized:
         raise NotAccelerated("float layer (the accelerator is integer-only)")
     if node.op == "add":
-        return add(graph, node, config)
+        return add_fn(graph, node, config)
     if node.op == "conv2d" and op_class(graph, node) == "depthwise_conv2d":
-        return depthwise(graph, node, config)
-    if node.op == "conv2d" and node.attr("groups", 1) == 1:
-        return contraction(graph, node, config)
-    if node.op == "dense":
-        return contraction(graph, node, config)
+        return depthwise_fn(graph, node, config)
+    if (node.op == "conv2d" and node.attr("groups", 1) == 1) or node.op == "dense":
+        return contraction_fn(graph, node, config)
     raise NotAccelerated(f"grouped convolution (groups={node.attr('groups')})")
+
+
+def layer_def(graph: Graph, node: Node, config) -> LayerDef:
+    """The accelerator compute of `node`, or `NotAccelerated` (the node runs on the host)."""
+    return route(graph, node, config, add, depthwise, contraction)

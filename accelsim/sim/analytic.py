@@ -255,18 +255,27 @@ def simulate_layer(graph: Graph, node: Node, target: Target, precision: Precisio
                          {k: 0.0 for k in ("compute", "onchip_memory", "offchip_memory",
                                            "static")}, "memory", 0.0, "analytic",
                          {lv.name: 0.0 for lv in levels}, "view: no kernel")
-    clock = float(target.timing["clock_hz"])
     macs = node_macs(graph, node)
     compute = _calibrated_compute(graph, node, target, precision)
     traffic = layer_traffic(graph, node, levels, target, precision)
-    memory = memory_cycles(traffic, levels)
-
-    cycles = max(compute, memory, 1.0)
-    latency = cycles / clock
     e_ops = target.energy.get("ops_pj", {})
-    mac_pj = mac_energy_pj(target, precision)
-    e_compute = (macs * mac_pj + _other_ops(graph, node) * float(e_ops.get("int32_add", 0.0))) \
-        * 1e-12
+    e_compute = (macs * mac_energy_pj(target, precision)
+                 + _other_ops(graph, node) * float(e_ops.get("int32_add", 0.0))) * 1e-12
+    return layer_cost(graph, node, target, precision, compute, traffic, levels, e_compute,
+                      "analytic")
+
+
+def layer_cost(graph: Graph, node: Node, target: Target, precision: Precision, compute: float,
+               traffic: Mapping[str, float], levels: list[_Level], e_compute: float,
+               fidelity: str, notes: str = "") -> LayerCost:
+    """A layer's `LayerCost` from its compute cycles, bytes per level and compute energy (both
+    fidelities): cycles = max(compute, memory) (a roofline: overlap assumed perfect), the larger
+    term is the bound; memory energy per level, static power x latency; utilisation against the
+    target's peak MACs per cycle."""
+    memory = memory_cycles(traffic, levels)
+    macs = node_macs(graph, node)
+    cycles = max(compute, memory, 1.0)
+    latency = cycles / float(target.timing["clock_hz"])
     e_on, e_off = memory_energy(traffic, levels)
     e_static = float(target.energy.get("static_power_w", 0.0)) * latency
     peak = peak_macs_per_cycle(target, precision) if macs else 0.0
@@ -277,7 +286,7 @@ def simulate_layer(graph: Graph, node: Node, target: Target, precision: Precisio
                           "offchip_memory": e_off, "static": e_static},
         bound="compute" if compute >= memory else "memory",
         utilization=(macs / (cycles * peak)) if macs and cycles else 0.0,
-        fidelity="analytic", bytes_moved=traffic)
+        fidelity=fidelity, bytes_moved=traffic, notes=notes)
 
 
 def simulate_graph(graph: Graph, target: Target, precision: Precision) -> list[LayerCost]:

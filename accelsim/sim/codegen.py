@@ -249,16 +249,10 @@ def cost_layer(graph: Graph, node: Node, kernel, target: Target, precision: Prec
                                                if len(kc.blocking) > 2 else "")
         return _fallback(graph, node, target, precision, levels,
                          f"dynamic counts not exact: {shown}")
-    clock = float(target.timing["clock_hz"])
     macs = node_macs(graph, node)
     traffic = analytic.layer_traffic(graph, node, levels, target, precision,
                                      loops=_named_loops(kernel))
-    memory = analytic.memory_cycles(traffic, levels)
-    compute = kc.compute_cycles
-    cycles = max(compute, memory, 1.0)
-    latency = cycles / clock
-    e_ops = target.energy.get("ops_pj", {})
-    alu_pj = float(e_ops.get("int32_add", 0.0))
+    alu_pj = float(target.energy.get("ops_pj", {}).get("int32_add", 0.0))
     lanes = target.codegen.vector_bits / 32
     mac_cls, per_instr = _mac_class(target, precision)
     n_mac = kc.class_counts.get(mac_cls, 0) if mac_cls else 0
@@ -270,18 +264,8 @@ def cost_layer(graph: Graph, node: Node, kernel, target: Target, precision: Prec
     scalar_other = sum(kc.class_counts.values()) - kc.vector_instructions
     e_compute = (products * analytic.mac_energy_pj(target, precision)
                  + (vec_other * lanes + scalar_other) * alu_pj) * 1e-12
-    e_on, e_off = analytic.memory_energy(traffic, levels)
-    e_static = float(target.energy.get("static_power_w", 0.0)) * latency
-    peak = analytic.peak_macs_per_cycle(target, precision) if macs else 0.0
-    notes = list(kc.notes)
-    return LayerCost(
-        name=node.name, op=op_class(graph, node), macs=macs, cycles=cycles, latency_s=latency,
-        energy_j=e_compute + e_on + e_off + e_static,
-        energy_breakdown={"compute": e_compute, "onchip_memory": e_on,
-                          "offchip_memory": e_off, "static": e_static},
-        bound="compute" if compute >= memory else "memory",
-        utilization=(macs / (cycles * peak)) if macs and cycles else 0.0,
-        fidelity=FIDELITY, bytes_moved=traffic, notes="; ".join(notes))
+    return analytic.layer_cost(graph, node, target, precision, kc.compute_cycles, traffic,
+                               levels, e_compute, FIDELITY, "; ".join(kc.notes))
 
 
 def simulate_graph(graph: Graph, target: Target, precision: Precision) -> list[LayerCost]:
