@@ -5,8 +5,8 @@ through the TVM runtime on its real inputs (checked against the reference execut
 batch-1 inference (`accelsim.sim.measure`: median of --repeat whole-network passes, one
 thread), and compared with the analytic prediction and, when `accelsim.sim.codegen` exists, the
 codegen-fidelity prediction. Ratios are predicted / measured (1.0 = exact; the goal is the
-whole model within 25 %, i.e. 0.75..1.25). Nodes with no kernel (softmax: "not lowered") are
-dropped from both sides. Calibration data is seeded random (time does not depend on it).
+whole model within 25 %, i.e. 0.75..1.25). Nodes with no kernel ("not lowered"; none in these
+two models) are dropped from both sides. Calibration data is seeded random (time does not depend on it).
 
     python benchmarks/host_validation.py [--input-size 224] [--repeat 10] \
         [--json benchmarks/results/host_validation.json] [--layers]

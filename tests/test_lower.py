@@ -68,9 +68,9 @@ def test_every_layer_matches_the_reference_executor(model, precision):
     q, values = quantized(model, precision)
     layers = lower_graph(q, load_target("host"), precision)
     status = {(L.op, L.status) for L in layers}
-    # everything is a kernel except the flatten view and softmax (left on the reference path)
-    assert {s for op, s in status if op not in ("flatten", "softmax")} == {"kernel"}
-    assert ("flatten", "view") in status and ("softmax", "not lowered") in status
+    # everything is a kernel (softmax included) except the flatten view
+    assert {s for op, s in status if op != "flatten"} == {"kernel"}
+    assert ("flatten", "view") in status and ("softmax", "kernel") in status
     bad = check_graph_on_host(q, values, precision)
     assert len(bad) == sum(L.status == "kernel" for L in layers) > 20
     assert {k: v for k, v in bad.items() if v} == {}

@@ -3,7 +3,7 @@ qemu measures running the same kernel object (accelsim.codegen.emulate, count=Tr
 
 Per target (cortex-a55, cortex-a76, kryo280, hvx-v62, hvx-v68, hvx-v73) a small w8a8 graph
 (3x3 conv 8->16 on 8x8 with pad 1 at stride 1, the same at stride 2, a 3x3 depthwise with pad 1,
-dense 1024->16) is lowered and compiled the normal way. The compute function
+dense 1024->16, the fixed-point softmax of its 16 logits) is lowered and compiled the normal way. The compute function
 (`<symbol>_compute_`, the scheduled loop nest) is compared exactly; TVM's packed-call wrapper
 branches on the type codes and strides the caller passes, so its count is predicted as a
 [min, max] range that must hold the measured value.
@@ -29,7 +29,7 @@ from accelsim.sim import dyncount
 from accelsim.target import load_target
 
 TARGETS = ["cortex-a55", "cortex-a76", "kryo280", "hvx-v62", "hvx-v68", "hvx-v73"]
-LAYERS = ["conv", "conv_s2", "dw", "fc"]
+LAYERS = ["conv", "conv_s2", "dw", "fc", "softmax"]
 
 
 pytestmark = pytest.mark.usefixtures("kernel_cache")
@@ -57,8 +57,9 @@ def conv_graph(shape, cout, seed=0, stride2=True, dense=True):
     if dense:
         f = b.add("flatten", [d], name="flat", axis=1)
         n = int(np.prod(b.shape(d)[1:]))
-        b.output(b.add("dense", [f, b.const("fc.w", rng.standard_normal((16, n)) * 0.05,
-                                            "float32")], name="fc"))
+        fc = b.add("dense", [f, b.const("fc.w", rng.standard_normal((16, n)) * 0.05,
+                                        "float32")], name="fc")
+        b.output(b.add("softmax", [fc], name="softmax", axis=-1))
     else:
         b.output(d)
     return b.build()
@@ -94,7 +95,7 @@ def wrapper(k):
 @pytest.mark.parametrize("layer", LAYERS)
 @pytest.mark.parametrize("target", TARGETS)
 def test_kernel_counts_equal_qemu(target, layer):
-    """conv (stride 1 and 2), depthwise and dense kernels: the compute function's predicted
+    """conv (stride 1 and 2), depthwise, dense and softmax kernels: the compute function's predicted
     instructions (and HVX packets) equal what qemu counts, exactly, with nothing unresolved."""
     k, r, p = measure(target, layer)
     comp = dyncount.compute_function(k)

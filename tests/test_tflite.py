@@ -67,14 +67,7 @@ def tflite_file(tmp_path_factory):
 
 
 def _reference(path):
-    with warnings.catch_warnings():  # tf.lite.Interpreter's deprecation notice
-        warnings.simplefilter("ignore")
-        it = tf.lite.Interpreter(
-            model_path=str(path),
-            experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF,
-            experimental_preserve_all_tensors=True)
-    it.allocate_tensors()
-    return it
+    return M.interpreter(path, preserve_all_tensors=True)
 
 
 def compare(path, n_inputs: int = N_INPUTS, exact: bool = True, rtol: float = 1e-5,

@@ -204,12 +204,15 @@ def convert(model, mode: str, path: Path, seed: int = 0) -> Path:
     return path
 
 
-def interpreter(path: Path):
-    with warnings.catch_warnings():
+def interpreter(path: Path, preserve_all_tensors: bool = False):
+    """TFLite's interpreter with the reference kernels (BUILTIN_REF); with
+    `preserve_all_tensors` every intermediate tensor can be read after invoke()."""
+    with warnings.catch_warnings():  # tf.lite.Interpreter's deprecation notice
         warnings.simplefilter("ignore")
         it = tf.lite.Interpreter(
             model_path=str(path),
-            experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)
+            experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF,
+            experimental_preserve_all_tensors=preserve_all_tensors)
     it.allocate_tensors()
     return it
 

@@ -150,11 +150,6 @@ def lower_node(graph: Graph, node: Node, target, recipes=None, precision: str | 
         return LoweredLayer(op_class=cls, status=STATUS_NOT_LOWERED,
                             reason="reshape of an NHWC tensor with H*W > 1 needs a transpose "
                                    "kernel (not lowered)", **base)
-    if node.op == "softmax":
-        return LoweredLayer(op_class="softmax", status=STATUS_NOT_LOWERED,
-                            reason="softmax stays on the reference path: its gemmlowp "
-                                   "fixed-point exp / reciprocal (8-bit) and LUT (int16) "
-                                   "recipes are not lowered to TIR", **base)
     builder = _ops.builder_for(graph, node)
     if builder is None:
         return LoweredLayer(op_class=cls, status=STATUS_NOT_LOWERED,

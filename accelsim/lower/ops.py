@@ -33,8 +33,10 @@ and shift (or the float64 scales of a `requant="double"` dense), `qparams` (zero
 bounds, int32) or `fparams` (float scalars in the arithmetic dtype), the output. Scalars are
 arguments rather than immediates so that layers of the same shape share one kernel.
 
+Softmax is built in `accelsim.lower.softmax` (integer inputs).
+
 Not lowered (the node stays on the reference path, with the reason in `LoweredLayer.reason`):
-softmax; grouped convolutions other than depthwise (and depthwise with a channel multiplier);
+float softmax; grouped convolutions other than depthwise (and depthwise with a channel multiplier);
 asymmetric weights; elementwise operators with broadcasting or constant operands; mean over
 non-spatial axes; float16 graphs on targets without fp16 arithmetic or emulation; graphs with
 `requant_mode="float"` (ONNX QDQ semantics).
@@ -1377,4 +1379,7 @@ def builder_for(graph: Graph, node: Node):
         return concat
     if node.op == "pad":
         return pad
+    if node.op == "softmax":
+        from accelsim.lower.softmax import softmax
+        return softmax
     return None

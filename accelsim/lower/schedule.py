@@ -3,7 +3,8 @@
 A recipe file holds, per operator class and precision, how the lowering schedules a kernel:
 
 ```yaml
-conv2d:                      # operator class: conv2d, depthwise_conv2d, dense, elementwise, pool
+conv2d:                      # operator class: conv2d, depthwise_conv2d, dense, elementwise, pool,
+                             # softmax
                              # (or a single operator: add, quantize, max_pool, ...)
   default:                   # used for any precision without its own section
     block: {oc: auto, ic: auto}
@@ -66,7 +67,7 @@ class RecipeError(AccelsimError):
     """A schedule recipe file that is missing, malformed, or does not fit a layer."""
 
 
-OP_CLASSES = ("conv2d", "depthwise_conv2d", "dense", "elementwise", "pool")
+OP_CLASSES = ("conv2d", "depthwise_conv2d", "dense", "elementwise", "pool", "softmax")
 # single operators may have their own section, which overrides their class's section
 OP_SECTIONS = {"add": "elementwise", "sub": "elementwise", "mul": "elementwise",
                "relu": "elementwise", "relu6": "elementwise", "clip": "elementwise",
@@ -81,10 +82,11 @@ _AXES = {
     "depthwise_conv2d": ("n", "oh", "ow", "c", "kh", "kw"),
     "pool": ("n", "oh", "ow", "c", "kh", "kw"),
     "elementwise": ("x",),
+    "softmax": ("o", "k", "i"),
 }
 _BLOCK_AXES = {
     "conv2d": ("oc", "ic"), "dense": ("oc", "ic"), "depthwise_conv2d": ("c",),
-    "pool": ("c",), "elementwise": ("x",),
+    "pool": ("c",), "elementwise": ("x",), "softmax": ("k",),
 }
 _EPILOGUE_KEYS = ("vectorize",)
 _PAD_KEYS = ("vectorize", "materialize")
@@ -279,6 +281,10 @@ class ComputeSpec:
     default_order: tuple[str, ...] = ()
     layer: str = ""
     fuse: bool = False               # fuse all loops of the main block into the first axis
+    # producer blocks of per-row values (softmax's max, sum, reciprocal), in dependence order:
+    # computed under the loop just outside the outermost loop of axis `prologue_axis`
+    prologue: tuple[str, ...] = ()
+    prologue_axis: str = ""
     notes: tuple[str, ...] = ()      # why the lowering chose what it did (e.g. no intrinsic)
 
 
@@ -325,6 +331,19 @@ def pow2_divisor(extent: int, cap: int) -> int:
     while b * 2 <= cap and extent % (b * 2) == 0:
         b *= 2
     return b
+
+
+def _place_prologue(sch, spec: ComputeSpec, final: list[str], loops: Mapping[str, Any]) -> None:
+    """compute_at the prologue blocks under the loop enclosing the first loop of
+    `spec.prologue_axis` (at the root when that loop is outermost); the last producer first, so
+    each lands before its consumers."""
+    if not spec.prologue:
+        return
+    first = next(i for i, n in enumerate(final) if n.split(".")[0] == spec.prologue_axis)
+    if first == 0:
+        return
+    for name in reversed(spec.prologue):
+        sch.compute_at(sch.get_sblock(name), loops[final[first - 1]])
 
 
 def apply(sch, spec: ComputeSpec, recipe: Recipe) -> Applied:
@@ -427,6 +446,7 @@ def apply(sch, spec: ComputeSpec, recipe: Recipe) -> Applied:
                     epilogue_vectorized = True
                 except ScheduleError as exc:
                     notes.append(f"epilogue not vectorized: {str(exc).splitlines()[0][:120]}")
+    _place_prologue(sch, spec, final, loops)
     vectorized: list[str] = []
     if epilogue_vectorized:
         vectorized.append(f"{spec.epilogue}.v")

@@ -547,9 +547,19 @@ def _rescale(x: np.ndarray, src_bits: int, dst_bits: int) -> np.ndarray:
     return x
 
 
+# gemmlowp fixedpoint.h constants (shared with the lowered kernel, accelsim.lower.softmax)
+EXP_QUARTER = {"constant_term": 1895147668,    # exp(-1/8) in Q0.31
+               "one_third": 715827883}         # 1/3 in Q0.31
+# exp_on_negative_values' barrel shifter: (exponent, exp(-2^exponent) in Q0.31)
+EXP_BARREL = ((-2, 1672461947), (-1, 1302514674), (0, 790015084), (1, 290630308),
+              (2, 39332535), (3, 720401), (4, 242))
+RECIPROCAL = {"c48_over_17": 1515870810,       # Q2.29
+              "c_neg32_over_17": -1010580540}  # Q2.29
+
+
 def _exp_on_interval_between_negative_one_quarter_and_0_excl(a: np.ndarray) -> np.ndarray:
-    constant_term = 1895147668          # exp(-1/8) in Q0.31
-    constant_1_over_3 = 715827883       # 1/3 in Q0.31
+    constant_term = EXP_QUARTER["constant_term"]
+    constant_1_over_3 = EXP_QUARTER["one_third"]
     x = _wrap32(a + (1 << 28))           # a + 1/8
     x2 = _srdhm(x, x)
     x3 = _srdhm(x2, x)
@@ -568,9 +578,7 @@ def _exp_on_negative_values(a: np.ndarray, integer_bits: int) -> np.ndarray:
     result = _exp_on_interval_between_negative_one_quarter_and_0_excl(
         _rescale(a_mod, integer_bits, 0))
     remainder = _wrap32(a_mod - a)
-    barrel = ((-2, 1672461947), (-1, 1302514674), (0, 790015084), (1, 290630308),
-              (2, 39332535), (3, 720401), (4, 242))
-    for exponent, multiplier in barrel:
+    for exponent, multiplier in EXP_BARREL:
         if integer_bits > exponent:
             bit = 1 << (frac + exponent)
             result = np.where((remainder & bit) != 0, _srdhm(result, multiplier), result)
@@ -590,8 +598,8 @@ def _rounding_half_sum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _one_over_one_plus_x_for_x_in_0_1(a: np.ndarray) -> np.ndarray:
     half_denominator = _rounding_half_sum(a, np.int64(INT32_MAX))
-    c48_over_17 = 1515870810             # Q2.29
-    c_neg32_over_17 = -1010580540        # Q2.29
+    c48_over_17 = RECIPROCAL["c48_over_17"]
+    c_neg32_over_17 = RECIPROCAL["c_neg32_over_17"]
     one_f2 = 1 << 29
     x = _wrap32(c48_over_17 + _srdhm(half_denominator, c_neg32_over_17))
     for _ in range(3):
@@ -608,20 +616,39 @@ def _clz32(v: np.ndarray) -> np.ndarray:
     return np.where(v == 0, 32, 32 - e).astype(np.int64)
 
 
-def _softmax_8bit(c: KernelCall, x: np.ndarray, axis: int) -> np.ndarray:
-    x_info, out = c.in_info[0], c.out_info[0]
-    beta = float(np.float32(c.attr("beta", 1.0)))
-    score_bits, accum_bits = 5, 12
-    # PreprocessSoftmaxScaling(beta, input_scale, kScaledDiffIntegerBits)
-    real = min(beta * float(_scale32(x_info)) * float(1 << (31 - score_bits)),
-               float((1 << 31) - 1))
+SOFTMAX_SCORE_BITS = 5      # kScaledDiffIntegerBits
+
+
+def softmax_8bit_params(beta: float, input_scale: float) -> tuple[int, int, int]:
+    """(input multiplier, left shift, diff_min) of the 8-bit softmax: TFLite's
+    PreprocessSoftmaxScaling(beta, input_scale, 5) and -CalculateInputRadius(5, left_shift, 31).
+    ValueError when the input scale is too small (a negative left shift)."""
+    score_bits = SOFTMAX_SCORE_BITS
+    real = min(float(np.float32(beta)) * float(np.float32(input_scale))
+               * float(1 << (31 - score_bits)), float((1 << 31) - 1))
     mult, left_shift = _qm(real)
     if left_shift < 0:
-        raise _err(c, f"softmax input scale {x_info.quant.scale[0]} is too small")
-    # CalculateInputRadius(5, left_shift, 31)
+        raise ValueError(f"softmax input scale {input_scale} is too small")
     radius = math.floor(1.0 * ((1 << score_bits) - 1) * (1 << (31 - score_bits))
                         / (1 << left_shift))
-    diff_min = -radius
+    return mult, left_shift, -radius
+
+
+def softmax_int16_params(beta: float, input_scale: float) -> tuple[int, int]:
+    """(multiplier, shift) of the int16 softmax's input scaling onto the exp LUT's range:
+    input->params.scale * params->beta (float) / (10.0 / 65535.0) (double)."""
+    real = np.float64(np.float32(np.float32(input_scale) * np.float32(beta))) / (10.0 / 65535.0)
+    return _qm(real)
+
+
+def _softmax_8bit(c: KernelCall, x: np.ndarray, axis: int) -> np.ndarray:
+    x_info, out = c.in_info[0], c.out_info[0]
+    score_bits, accum_bits = SOFTMAX_SCORE_BITS, 12
+    try:
+        mult, left_shift, diff_min = softmax_8bit_params(c.attr("beta", 1.0),
+                                                         x_info.quant.scale[0])
+    except ValueError as exc:
+        raise _err(c, str(exc)) from None
     xi = np.moveaxis(x.astype(np.int64), axis, -1)
     diff = xi - xi.max(axis=-1, keepdims=True)
     valid = diff >= diff_min
@@ -684,7 +711,7 @@ def _round_away(v: float) -> float:
 
 
 @lru_cache(maxsize=None)
-def _softmax_int16_luts() -> tuple[np.ndarray, np.ndarray]:
+def softmax_int16_luts() -> tuple[np.ndarray, np.ndarray]:
     rng = 32767 - (-32768)
     exp_lut = _lut_populate_int16(math.exp, 10.0 / rng, 32767, 2.0 / rng, 0)
     recip_lut = _lut_populate_int16(lambda v: 1.0 / (1.0 + v), 1.0 / rng, -32768,
@@ -703,12 +730,8 @@ def _lut_lookup(value: np.ndarray, lut: np.ndarray) -> np.ndarray:
 
 
 def _softmax_int16(c: KernelCall, x: np.ndarray, axis: int) -> np.ndarray:
-    x_info = c.in_info[0]
-    beta = np.float32(c.attr("beta", 1.0))
-    # input->params.scale * params->beta (float) / (10.0 / 65535.0) (double)
-    real = np.float64(np.float32(_scale32(x_info) * beta)) / (10.0 / 65535.0)
-    mult, shift = _qm(real)
-    exp_lut, recip_lut = _softmax_int16_luts()
+    mult, shift = softmax_int16_params(c.attr("beta", 1.0), c.in_info[0].quant.scale[0])
+    exp_lut, recip_lut = softmax_int16_luts()
     xi = np.moveaxis(x.astype(np.int64), axis, -1)
     diff = xi - xi.max(axis=-1, keepdims=True)
     scaled = _mbqm(diff, mult, shift)

@@ -32,7 +32,8 @@ with `fidelity="measured"`:
   target's peak MACs per cycle); `bound` cannot be measured and is the roofline side the
   target's numbers give (the analytic model's), said in the note;
 - views (reshape / flatten of a tensor already in the right element order) run no kernel: 0 s;
-- nodes left on the reference path ("not lowered", e.g. softmax) have no kernel to time: 0 s, and
+- nodes left on the reference path ("not lowered", e.g. a reshape that needs a transpose) have
+  no kernel to time: 0 s, and
   the note says "not measured" with the reason. Totals therefore cover the lowered kernels only;
   `unmeasured` lists those nodes so comparisons can drop them from both sides.
 """
