@@ -11,10 +11,18 @@ Our parameters come from the Arm Software Optimization Guides (targets/*.yaml), 
 Where LLVM's scheduling model disagrees with the guide, the loops dominated by that instruction
 are listed in `DISAGREE` with the reason, printed, and not asserted; everything else must agree
 within 15 %.
+
+The disagreements are then taken out: the same pipe model, given the facts LLVM's Cortex-A55
+model uses where they differ from the guide (`LLVM_A55`, each quoted from
+llvm/lib/Target/AArch64/AArch64SchedA55.td), must reproduce llvm-mca within 15 % on every loop,
+the disputed ones included. So the model's mechanics (in-order dual issue, pipes, operand
+latencies, forwarding) are checked everywhere, and what remains between the shipped numbers
+and llvm-mca is the sourced difference between the guide and LLVM.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import subprocess
@@ -43,17 +51,49 @@ CASES = [("w8a8", "features.0.0"), ("w8a8", "features.2.conv.0.0"),
 MAC_CLASSES = {"vector_mac_int8", "vector_mul_long_int8", "vector_mac_int16",
                "vector_pairwise_acc", "vector_fma_fp32", "vector_fma_fp16", "vector_mul"}
 
-# (target, precision, layer) -> why the guide and LLVM's model disagree on that loop
+# (target, precision, layer, loop size) -> why the guide and LLVM's model disagree on that loop
 DISAGREE = {
-    ("cortex-a55", "fp32", "features.2.conv.0.0"):
-        "FMLA Q-form: A55 SOG 4.16 throughput 1 (note 1, both 64-bit NEON pipes); LLVM "
-        "AArch64SchedA55.td issues Q-form FMLA at 2/cycle on its two FPMAC units",
-    ("cortex-a55", "w16a16", "features.2.conv.0.0"):
-        "SADALP Q-form: A55 SOG 4.15 throughput 1/2; LLVM's A55 model 1/cycle",
-    ("cortex-a55", "w8a8", "features.2.conv.1.0"):
-        "ASIMD arith long/wide and max/min (SADDL/SADDW/SMAX): A55 SOG 4.15 latency 2; LLVM's "
-        "A55 model 3-4, which lengthens this depthwise loop's in-order stalls",
+    ("cortex-a55", "fp32", "features.2.conv.0.0", 172):
+        "FMLA Q-form: A55 SOG 4.16 throughput 1, slot 0 only (note 1); LLVM issues it at "
+        "2/cycle from either slot (CortexA55WriteFMAC: one FPMAC, no BeginGroup); LDP Q: SOG "
+        "4.13 latency 6, LLVM 4 for the first register",
+    ("cortex-a55", "w16a16", "features.2.conv.0.0", 171):
+        "SADALP: A55 SOG 4.15 throughput 1/2; LLVM 1/cycle (CortexA55WriteAluVq_4)",
+    ("cortex-a55", "w8a8", "features.2.conv.1.0", 23):
+        "llvm-mca holds issue until results write back in program order (InOrderIssueStage "
+        "LastWriteBackCycle; A55 SOG 3.1: the pipelines forward, no such stall) and times the "
+        "scalar ALU write at 3 cycles (WriteI 3 with ReadAdvance 2; SOG 4.3: 1)",
 }
+
+# LLVM's A55 facts where they differ from targets/cortex-a55.yaml (AArch64SchedA55.td)
+LLVM_A55 = {
+    "writeback_in_order": True,        # llvm-mca InOrderIssueStage: LastWriteBackCycle
+    "instructions": {
+        # CortexA55WriteFMAC: one of the two FPMAC units, no BeginGroup, RetireOOO
+        "vector_fma_fp32": {"throughput": 2, "qform_first_slot": False, "retire_ooo": True},
+        "vector_pairwise_acc": {"throughput": 1},          # CortexA55WriteAluVq_4
+        "vector_load": {"latency": 3, "throughput": 1},    # LDRQui: WriteVLD... 3, RThroughput 1
+        "vector_load_replicate": {"latency": 4},           # LD1Rv*: CortexA55WriteVLD1, 4
+        "vector_load_pair": {"latency": 6, "latency_d": 5},   # LDPQi: LDP4 6; LDPDi: LDP2 5
+        "scalar_alu": {"latency": 3},                      # WriteI: Latency = 3
+        "scalar_store": {"retire_ooo": True},              # WriteST/STP/STIdx: RetireOOO
+    },
+}
+
+
+def with_llvm_facts(target, facts):
+    """`target` with its timing rows updated by `facts` (a row missing from the target starts
+    from its fallback class's row)."""
+    timing = dict(target.timing)
+    rows = dict(timing["instructions"])
+    for cls, change in facts.get("instructions", {}).items():
+        name = cls
+        while name not in rows:
+            name = pl._FALLBACK[name]
+        rows[cls] = {**rows[name], **change}
+    timing.update({k: v for k, v in facts.items() if k != "instructions"})
+    timing["instructions"] = rows
+    return dataclasses.replace(target, timing=timing)
 
 
 pytestmark = pytest.mark.usefixtures("kernel_cache")
@@ -103,7 +143,7 @@ def test_inner_loops_within_15_percent_of_llvm_mca(target_name):
             ours = pl.block_cycles(body, t, loop=True)
             ref = mca_cycles(body, t)
             err = ours / ref - 1
-            why = DISAGREE.get((target_name, prec, layer))
+            why = DISAGREE.get((target_name, prec, layer, len(body)))
             rows.append(f"{target_name:11} {prec:6} {layer:22} {len(body):4} instr  "
                         f"llvm-mca {ref:8.2f}  model {ours:8.2f}  {err * 100:+6.1f} %"
                         + (f"  [not asserted: {why}]" if why else ""))
@@ -113,7 +153,29 @@ def test_inner_loops_within_15_percent_of_llvm_mca(target_name):
             if abs(err) > 0.15:
                 bad.append(rows[-1])
     print(f"\ncycles per iteration, -mcpu={t.codegen.llvm_mca_cpu}\n" + "\n".join(rows))
-    assert compared >= 3, rows
+    assert compared >= 4, rows
+    assert not bad, "\n".join(bad)
+
+
+@needs_mca
+def test_a55_model_with_llvms_facts_reproduces_llvm_mca_on_every_loop():
+    t = load_target("cortex-a55")
+    t_llvm = with_llvm_facts(t, LLVM_A55)
+    rows, bad, disputed = [], [], 0
+    for prec, layer in CASES:
+        q = _quantized(prec)
+        k = cg.compile_layer(lower_node(q, q.node(layer), t), t)
+        for body in inner_loops(Path(k.asm_path).read_text()):
+            ref = mca_cycles(body, t)
+            ours, parity = pl.block_cycles(body, t), pl.block_cycles(body, t_llvm)
+            err = parity / ref - 1
+            disputed += ("cortex-a55", prec, layer, len(body)) in DISAGREE
+            rows.append(f"{prec:6} {layer:22} llvm-mca {ref:8.2f}  guide's numbers {ours:7.1f}  "
+                        f"LLVM's numbers {parity:7.1f}  {err * 100:+6.1f} %")
+            if abs(err) > 0.15:
+                bad.append(rows[-1])
+    print("\ncortex-a55, the pipe model with LLVM's facts (LLVM_A55)\n" + "\n".join(rows))
+    assert len(rows) == 7 and disputed == len(DISAGREE)
     assert not bad, "\n".join(bad)
 
 
@@ -185,6 +247,31 @@ def test_a55_in_order_dual_issue_and_accumulate_forwarding():
     assert pl.block_cycles(body, t) == pytest.approx(4 * 4)
 
 
+def test_a55_load_forms_and_llvm_mca_issue_rules():
+    t = load_target("cortex-a55")
+    # SOG 4.13: a D-form load's consumer waits 3 cycles, a Q-form's 4, an LDP Q's 6
+    def wait(load, use):
+        return pl.block_cycles([load, use], t, loop=False)
+    d = wait("ldr d0, [x1]", "add v1.2s, v0.2s, v0.2s")
+    q = wait("ldr q0, [x1]", "add v1.4s, v0.4s, v0.4s")
+    p = wait("ldp q2, q0, [x1]", "add v1.4s, v0.4s, v0.4s")
+    assert (q - d, p - q) == (pytest.approx(1), pytest.approx(2))
+    # llvm-mca's write-back ordering (off for the A55, on in LLVM_A55): a 1-cycle op after an
+    # independent 4-cycle SMULL waits for it unless its class retires out of order
+    body = ["smull v0.8h, v1.8b, v2.8b", "add x3, x3, #1"]
+    wb = with_llvm_facts(t, {"writeback_in_order": True})
+    assert pl.block_cycles(body, wb) > pl.block_cycles(body, t) == pytest.approx(1)
+    ooo = with_llvm_facts(t, {"writeback_in_order": True,
+                              "instructions": {"scalar_alu": {"retire_ooo": True}}})
+    assert pl.block_cycles(body, ooo) == pytest.approx(1)
+    # a class may lift the Q-form slot-0 rule: two independent FMLA .4S then dual-issue
+    fm = [f"fmla v{i}.4s, v20.4s, v21.4s" for i in range(8)]
+    lifted = with_llvm_facts(t, {"instructions": {"vector_fma_fp32": {
+        "throughput": 2, "qform_first_slot": False}}})
+    assert pl.block_cycles(fm, t) == pytest.approx(8)
+    assert pl.block_cycles(fm, lifted) == pytest.approx(4)
+
+
 def test_hexagon_packets_plus_documented_input_latency_stall():
     """HVX PRM "Instruction latency": V0 = VADD(..) followed by a multiply reading V0 in the next
     packet stalls (multiply input latency 2); an ALU consumer or an unrelated packet does not."""
@@ -213,7 +300,11 @@ def test_classify():
     assert pl.classify("sadalp v1.4s, v2.8h", a) == "vector_pairwise_acc"
     assert pl.classify("fmla v1.4s, v2.4s, v3.s[0]", a) == "vector_fma_fp32"
     assert pl.classify("fmla v1.8h, v2.8h, v3.8h", a) == "vector_fma_fp16"
-    assert pl.classify("ldp q0, q1, [x1, #32]", a) == "vector_load"
+    assert pl.classify("ldp q0, q1, [x1, #32]", a) == "vector_load_pair"
+    assert pl.classify("ld1r {v0.4s}, [x1]", a) == "vector_load_replicate"
+    assert pl.classify("ldr q0, [x1, #16]", a) == "vector_load"
+    assert pl.classify("saddw2 v0.4s, v0.4s, v1.8h", a) == "vector_alu_long"
+    assert pl.classify("saddlp v0.4s, v1.8h", a) == "vector_pairwise_long"
     assert pl.classify("ldr x0, [x1]", a) == "scalar_load"
     assert pl.classify("stur d2, [x15, #-192]", a) == "vector_store"
     assert pl.classify("add x1, x2, #8", a) == "scalar_alu"

@@ -61,7 +61,9 @@ _FALLBACK = {
     "vector_pairwise_acc": "vector_alu", "vector_mac_int8": "vector_mac_int16",
     "vector_fma_fp16": "vector_fma_fp32", "vector_fma_fp32": "vector_alu",
     "vector_dmpy_int16x8": "vector_mac_int8", "vector_mpyi_int16": "vector_mac_int16",
-    "vector_load_unaligned": "vector_load",
+    "vector_load_unaligned": "vector_load", "vector_load_replicate": "vector_load",
+    "vector_load_pair": "vector_load", "vector_alu_long": "vector_alu",
+    "vector_pairwise_long": "vector_pairwise_acc",
     "scalar_load": "vector_load", "scalar_store": "vector_store", "scalar_mul": "scalar_alu",
 }
 
@@ -107,8 +109,15 @@ _A64_NOT_DEF = {"cmp", "cmn", "tst", "fcmp", "fcmpe", "ccmp", "ccmn", "prfm"}
 _A64_VECTOR = {}
 for _m in ("sdot", "udot", "usdot", "sudot"):
     _A64_VECTOR[_m] = "vector_mac_int8"
-for _m in ("sadalp", "uadalp", "saddlp", "uaddlp"):
+for _m in ("sadalp", "uadalp"):
     _A64_VECTOR[_m] = "vector_pairwise_acc"
+for _m in ("saddlp", "uaddlp"):      # pairwise add long (no accumulate)
+    _A64_VECTOR[_m] = "vector_pairwise_long"
+# ASIMD arith, long / wide / narrowing high half (A55 SOG 4.15 "ASIMD arith": 3 cycles)
+for _m in ("saddl", "saddl2", "uaddl", "uaddl2", "ssubl", "ssubl2", "usubl", "usubl2", "saddw",
+           "saddw2", "uaddw", "uaddw2", "ssubw", "ssubw2", "usubw", "usubw2", "addhn", "addhn2",
+           "subhn", "subhn2"):
+    _A64_VECTOR[_m] = "vector_alu_long"
 for _m in ("mul", "mla", "mls", "sqdmulh", "sqrdmulh", "sqrdmlah", "sqrdmlsh", "pmul"):
     _A64_VECTOR[_m] = "vector_mul"
 for _m in ("ssra", "usra", "srsra", "ursra", "sli", "sri"):
@@ -206,7 +215,11 @@ def _a64_classify(s: str) -> tuple[str, str, list[str]]:
     first = ops[0].strip().lower() if ops else ""
     simd_first = bool(re.match(r"^(\{|v\d+|[qdshb]\d+)", first))
     if mnem.startswith("ld") or mnem == "prfm":
-        return ("vector_load" if simd_first else "scalar_load"), mnem, ops
+        if not simd_first:
+            return "scalar_load", mnem, ops
+        if re.match(r"^ld\dr$", mnem):        # LD1R..LD4R: load and replicate
+            return "vector_load_replicate", mnem, ops
+        return ("vector_load_pair" if mnem in ("ldp", "ldnp") else "vector_load"), mnem, ops
     if mnem.startswith("st"):
         return ("vector_store" if simd_first else "scalar_store"), mnem, ops
     vector = _a64_is_vector(ops)
@@ -243,12 +256,12 @@ def _a64_instr(s: str) -> Instr:
     acc = None
     count = 1
     narrow = _a64_narrow(ops)
-    if cls in ("vector_load", "scalar_load", "vector_store", "scalar_store"):
+    if "load" in cls or "store" in cls:
         mem = next((i for i, o in enumerate(ops) if o.startswith("[")), len(ops))
         data = [r for o in ops[:mem] for r in _a64_regs(o)]
         addr = [r for o in ops[mem:] for r in _a64_regs(o)]
         wb = mem < len(ops) and (ops[mem].endswith("!") or mem + 1 < len(ops))
-        if cls.endswith("load"):
+        if "load" in cls:
             defs = data if mnem != "prfm" else []
             uses = list(addr)
             if re.search(r"\}\s*\[\d+\]", " ".join(ops[:mem])):   # lane load merges
@@ -583,6 +596,9 @@ class ClassTiming:
     accumulate_latency: float | None = None
     throughput_d: float | None = None   # D-form (64-bit) throughput where it differs
     input_latency: float = 1.0
+    latency_d: float | None = None      # D-form (64-bit) latency where it differs
+    qform_first_slot: bool | None = None   # overrides timing.qform_first_slot for the class
+    retire_ooo: bool = False            # exempt from timing.writeback_in_order
 
 
 def class_timing(target, cls: str) -> ClassTiming:
@@ -620,7 +636,9 @@ def _class_timing(path: str, key: int, table: Mapping, cls: str) -> ClassTiming:
     ct = ClassTiming(name, float(row["throughput"]), float(row["latency"]), pipes,
                      float(acc) if acc is not None else None,
                      float(row["throughput_d"]) if row.get("throughput_d") else None,
-                     float(row.get("input_latency", 1)))
+                     float(row.get("input_latency", 1)),
+                     float(row["latency_d"]) if row.get("latency_d") else None,
+                     row.get("qform_first_slot"), bool(row.get("retire_ooo", False)))
     _CT_CACHE[ck] = (table, ct)
     return ct
 
@@ -631,11 +649,15 @@ def _occupancy(ct: ClassTiming, ins: Instr) -> float:
     return ins.count * len(ct.pipes) / tp
 
 
+def _latency(ct: ClassTiming, ins: Instr) -> float:
+    return ct.latency_d if (ins.narrow and ct.latency_d) else ct.latency
+
+
 def _edge_latency(prod: Instr, pt: ClassTiming, cons: Instr, reg: str) -> float:
     if (cons.acc == reg and prod.acc is not None and pt.accumulate_latency is not None
             and prod.cls == cons.cls):
         return pt.accumulate_latency
-    return pt.latency
+    return _latency(pt, prod)
 
 
 # ------------------------------------------------------------------------------------------
@@ -699,20 +721,35 @@ def _block_latency(instrs, timings) -> float:
                 t = max(t, pt_time + _edge_latency(instrs[p], timings[p], ins, r))
         for d in ins.defs:
             ready[d] = (t, i)
-        end = max(end, t + ct.latency)
+        end = max(end, t + _latency(ct, ins))
     return end
 
 
+def _slot0_only(ins: Instr, ct: ClassTiming, q_first: bool) -> bool:
+    """A Q-form (128-bit) vector data-processing instruction issues only as the first of a
+    dual-issue pair (A55 SOG 4.15 note 1), unless its class row says otherwise."""
+    rule = q_first if ct.qform_first_slot is None else bool(ct.qform_first_slot)
+    return (rule and ins.cls.startswith("vector") and not ins.narrow
+            and "load" not in ins.cls and "store" not in ins.cls)
+
+
 def _in_order(instrs, timings, target, loop: bool, iterations: int = 16) -> float:
-    """Cycle-by-cycle in-order issue (A55 SOG 3.2: dual issue, in program order)."""
+    """Cycle-by-cycle in-order issue (A55 SOG 3.2: dual issue, in program order).
+
+    `timing.writeback_in_order` (off for the A55: its fixed-length pipelines complete in order
+    without holding issue back, SOG 3.1) delays an instruction until its result would be
+    written no earlier than every older one's, unless its class is `retire_ooo`: the rule
+    llvm-mca's InOrderIssueStage applies (LastWriteBackCycle), kept to reproduce it."""
     width = int(target.timing.get("issue_width", 1))
     q_first = bool(target.timing.get("qform_first_slot", False))
+    wb_order = bool(target.timing.get("writeback_in_order", False))
     free: dict[str, float] = {}                  # pipe -> next free cycle
     ready: dict[str, tuple[float, int]] = {}
     cycle, slot = 0.0, 0
     starts = []
     reps = iterations if loop else 1
     last_end = 0.0
+    last_wb = 0.0
     for _ in range(reps):
         for i, (ins, ct) in enumerate(zip(instrs, timings)):
             t = cycle
@@ -720,15 +757,17 @@ def _in_order(instrs, timings, target, loop: bool, iterations: int = 16) -> floa
                 if r in ready:
                     pt_time, p = ready[r]
                     t = max(t, pt_time + _edge_latency(instrs[p], timings[p], ins, r))
+            lat = _latency(ct, ins)
+            if wb_order and not ct.retire_ooo:
+                t = max(t, last_wb - lat)
             occ = _occupancy(ct, ins)
             n_units = max(1, min(len(ct.pipes), int(round(occ)) or 1))
             busy = occ / n_units
+            slot0 = _slot0_only(ins, ct, q_first)
             while True:
                 if t > cycle:
                     cycle, slot = t, 0
-                if slot >= width or (q_first and slot > 0 and ins.cls.startswith("vector")
-                                     and not ins.narrow and "load" not in ins.cls
-                                     and "store" not in ins.cls):
+                if slot >= width or (slot0 and slot > 0):
                     cycle, slot = cycle + 1, 0
                     continue
                 avail = sorted(ct.pipes, key=lambda u: free.get(u, 0.0))[:n_units]
@@ -744,7 +783,9 @@ def _in_order(instrs, timings, target, loop: bool, iterations: int = 16) -> floa
             if i == 0:
                 starts.append(cycle)
             slot += 1
-            last_end = max(last_end, cycle + ct.latency)
+            last_end = max(last_end, cycle + lat)
+            if wb_order and not ct.retire_ooo:
+                last_wb = max(last_wb, cycle + lat)
     if not loop:
         return max(cycle + 1, last_end) if instrs else 0.0
     h = reps // 2
