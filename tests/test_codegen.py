@@ -52,6 +52,16 @@ def test_sdot_in_every_int8_conv_and_fc_kernel_on_cortex_a76():
                for _, k in ks)
 
 
+@pytest.mark.parametrize("precision", ["w4a4", "w8a4"])
+def test_four_bit_activations_use_sdot_too(precision):
+    """int4 activations are stored one per byte: the int8 dot product applies unchanged (4-bit
+    weights widened in registers first, as at w4a8)."""
+    ks = contraction_kernels("mobilenet_v2", "cortex-a76", precision)
+    assert len(ks) == 36
+    assert all(k.intrinsic == "sdot" and count_mnemonic(Path(k.asm_path).read_text(), "sdot")
+               for _, k in ks)
+
+
 def test_no_sdot_on_cortex_a55_but_smull_and_sadalp():
     ks = contraction_kernels("resnet18", "cortex-a55")
     for L, k in ks:

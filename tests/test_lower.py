@@ -62,7 +62,7 @@ def check_graph_on_host(q, values, precision) -> dict[str, int]:
 
 
 # -- bit-exact on the host ---------------------------------------------------------------------
-@pytest.mark.parametrize("precision", ["w8a8", "w4a8", "w16a16", "fp32"])
+@pytest.mark.parametrize("precision", ["w8a8", "w4a8", "w16a16", "fp32", "w4a4", "w8a4"])
 @pytest.mark.parametrize("model", ["mobilenet_v2", "resnet18"])
 def test_every_layer_matches_the_reference_executor(model, precision):
     q, values = quantized(model, precision)

@@ -5,7 +5,8 @@ and is compared element by element with the reference executor's tensor for that
 Issue 4's "must show": zero mismatches at w8a8 on cortex-a55, cortex-a76 and hvx-v68, at w16a16
 on hvx-v68 and at w4a8 on cortex-a76; fp32 on cortex-a76 within 1e-5 relative (verify counts an
 fp32 element as differing when it is off by more than 1e-5 of max(1, max|reference|), so 0
-mismatches is the claim). Input 32x32: the smallest size at which every layer of both models
+mismatches is the claim). Beyond the issue's list: w4a4 on cortex-a76 (int4 activations, one
+per byte, through the same sdot kernels). Input 32x32: the smallest size at which every layer of both models
 still has an output of at least 1x1 (checked below), so every layer is exercised.
 """
 
@@ -21,7 +22,8 @@ from accelsim.target import load_target
 
 SIZE = 32
 CASES = [("cortex-a55", "w8a8"), ("cortex-a76", "w8a8"), ("hvx-v68", "w8a8"),
-         ("hvx-v68", "w16a16"), ("cortex-a76", "w4a8"), ("cortex-a76", "fp32")]
+         ("hvx-v68", "w16a16"), ("cortex-a76", "w4a8"), ("cortex-a76", "fp32"),
+         ("cortex-a76", "w4a4")]
 MODELS = ("mobilenet_v2", "resnet18")
 _ARCH = {"qemu-aarch64": "aarch64", "qemu-hexagon": "hexagon"}
 

@@ -20,7 +20,9 @@ Layout: every 4-D activation is NHWC in a kernel, whatever the graph's layout (`
 recipe picks, zero-padded; 4-bit weights two per byte along the depth axis (unpacked in
 registers by the intrinsic, or by shifts on the unrolled `ic.v` pair when vectorized). Depthwise
 weights are `[KH][KW][C]` (channels innermost: the vector axis); 4-bit ones two per byte along
-C, unpacked by shifts once per call (`wunpack` stage: KH*KW*C values).
+C, unpacked by shifts once per call (`wunpack` stage: KH*KW*C values). 4-bit activations are
+stored one per byte (int8), so their kernels are the 8-bit ones (the output clamp is the int4
+range).
 
 Integer convolution arithmetic: the kernel multiplies raw activations with weights and folds the
 input zero point into the bias on the host (`bias - zp_x * sum(w)`), as gemmlowp and XNNPACK do;
@@ -398,7 +400,7 @@ def contraction(ctx: Ctx) -> Built:
         if g.requant_mode != "gemmlowp":
             raise NotLowered(f"requant_mode '{g.requant_mode}' (kernels implement gemmlowp)")
         wbits, abits = DTYPE_BITS[w_i.dtype], DTYPE_BITS[x_i.dtype]
-        if wbits not in (4, 8, 16) or abits not in (8, 16):
+        if wbits not in (4, 8, 16) or abits not in (4, 8, 16):
             raise NotLowered(f"{w_i.dtype} weights with {x_i.dtype} activations")
         prec = f"w{wbits}a{abits}"
         w4 = wbits == 4
