@@ -19,12 +19,14 @@ An output quantized otherwise than TFLite's fixed format (graphs from accelsim's
 requantized in the same kernel, as the reference does.
 
 The kernel sees the tensor as [outer, K, inner] in kernel layout, K the softmax axis. Its main
-block is the output (loops `o`, `k`, `i`). The per-row stages (maximum; the K exps, kept in a
-K-element buffer so that each is computed once, where the reference computes it twice; their
+block is the output (loops `o`, `k`, `i`). The per-row stages (maximum; the K exps, kept in
+K-element buffers so that each is computed once, where the reference computes it twice; their
 sum; the reciprocal, one stage per Newton-Raphson step) are `prologue` blocks computed under
-the loop just outside `k` (ComputeSpec.prologue). Staging also keeps every TIR expression a
-small tree: an expression that used a sub-expression twice per step would double with each
-barrel-shifter or Newton step.
+the loop just outside `k` (ComputeSpec.prologue). The exp itself is staged too: the scaled
+input, each term of the quartic, and the barrel shifter in groups of three steps. One
+expression for all of it makes TVM's simplifier take seconds to minutes per kernel (it grows
+about threefold per barrel step, and expands the quartic's products of sums); staged, a
+softmax kernel compiles in about a second.
 
 Fixed-point helpers: SaturatingRoundingDoublingHighMul as `(a*b + 2^30) >> 31` in int64 (see
 `accelsim.lower.requant`); its one saturating case (both operands INT32_MIN) cannot occur here:
@@ -98,15 +100,23 @@ def _sat_shl(x, e: int):
     return _wrap(t.max(t.min(v, rq.c64(INT32_MAX)), rq.c64(-(1 << 31))))
 
 
-def _exp_quarter(a):
-    """exp_on_interval_between_negative_one_quarter_and_0_excl (Q0.31 in and out)."""
+def exp_quarter_terms(a, integer_bits: int, powers):
+    """exp_on_interval_between_negative_one_quarter_and_0_excl of `a mod 1/4 - 1/4`, in
+    Q0.31, as a list of stage bodies: x = that + 1/8, then x^2, x^3, x^4 and the result, each
+    written over `powers(j)`, the value of stage j (a buffer element). A single expression
+    would hold x ten times, and TVM's simplifier, expanding the products of sums, takes
+    seconds per kernel on it."""
     c = ref.EXP_QUARTER
-    x = a + _c(1 << 28)
-    x2 = _srdhm(x, x)
-    x3 = _srdhm(x2, x)
-    x4 = _srdhm(x2, x2)                       # >= 0
-    poly = _rdbpot(_srdhm(_rdbpot_nonneg(x4, 2) + x3, _c(c["one_third"])) + x2, 1)
-    return _c(c["constant_term"]) + _srdhm(_c(c["constant_term"]), x + poly)
+    a_mod = _a_mod(a, integer_bits)
+    return [
+        lambda: (_sat_shl(a_mod, integer_bits) if integer_bits else a_mod) + _c(1 << 28),
+        lambda: _srdhm(powers(0), powers(0)),                       # x^2
+        lambda: _srdhm(powers(1), powers(0)),                       # x^3
+        lambda: _srdhm(powers(1), powers(1)),                       # x^4 (>= 0)
+        lambda: _c(c["constant_term"]) + _srdhm(_c(c["constant_term"]), powers(0) + _rdbpot(
+            _srdhm(_rdbpot_nonneg(powers(3), 2) + powers(2), _c(c["one_third"])) + powers(1),
+            1)),
+    ]
 
 
 def _a_mod(a, integer_bits: int):
@@ -114,29 +124,33 @@ def _a_mod(a, integer_bits: int):
     return _t().bitwise_and(a, _c(one_quarter - 1)) - _c(one_quarter)
 
 
-def exp_quarter_of(a, integer_bits: int):
-    """exp_on_negative_values, first part: exp of `a mod 1/4 - 1/4` (Q0.31)."""
-    return _exp_quarter(_sat_shl(_a_mod(a, integer_bits), integer_bits) if integer_bits
-                        else _a_mod(a, integer_bits))
+BARREL_GROUP = 3    # barrel-shifter steps per stage: TVM's simplifier time grows ~3x per step
 
 
-def exp_barrel(result, a, integer_bits: int):
-    """exp_on_negative_values, second part: `result` (exp_quarter_of(a)) times exp(-2^e) for
-    every bit e of the remainder, then the clamp and the a == 0 case.
+def barrel_groups(integer_bits: int) -> list[tuple[tuple[int, int], ...]]:
+    """The barrel shifter's (exponent, multiplier) steps for `integer_bits`, in stage groups."""
+    steps = [s for s in ref.EXP_BARREL if integer_bits > s[0]]
+    return [tuple(steps[i:i + BARREL_GROUP]) for i in range(0, len(steps), BARREL_GROUP)]
+
+
+def exp_barrel(result, a, integer_bits: int, steps, last: bool):
+    """exp_on_negative_values, second part: `result` times exp(-2^e) for each (e, multiplier)
+    of `steps` whose bit e is set in the remainder; with `last`, then the clamp and the a == 0
+    case.
 
     The barrel shifter's `bit ? SRDHM(result, m) : result` is written as one multiply by
     `bit ? m : 2^31` in int64 ((r * 2^31 + 2^30) >> 31 == r), so `result` is used once per step
-    instead of doubling the expression seven times."""
+    instead of doubling the expression with each step."""
     t = _t()
     frac = 31 - integer_bits
     remainder = _a_mod(a, integer_bits) - a
-    for exponent, multiplier in ref.EXP_BARREL:
-        if integer_bits > exponent:
-            bit = _c(1 << (frac + exponent))
-            m = t.Select(t.bitwise_and(remainder, bit) != _c(0), rq.c64(multiplier),
-                         rq.c64(1 << 31))
-            result = _wrap(t.shift_right(result.astype("int64") * m + rq.c64(1 << 30),
-                                         rq.c64(31)))
+    for exponent, multiplier in steps:
+        bit = _c(1 << (frac + exponent))
+        m = t.Select(t.bitwise_and(remainder, bit) != _c(0), rq.c64(multiplier),
+                     rq.c64(1 << 31))
+        result = _wrap(t.shift_right(result.astype("int64") * m + rq.c64(1 << 30), rq.c64(31)))
+    if not last:
+        return result
     if integer_bits > 5:
         result = t.Select(a < _c(-(1 << (36 - integer_bits))), _c(0), result)
     # a == 0 -> INT32_MAX, as `result | (a == 0 ? INT32_MAX : 0)` (result is in [0, 2^31)):
@@ -203,8 +217,7 @@ def _int8_rows(x, rk, O, K, I, qp, out_bits: int, nlo: int, nhi: int) -> _Rows:
     def diff(o, k, i):
         return x[o, k, i].astype("int32") - mx[o, i]
 
-    # gemmlowp exp_on_negative_values in three stages: TVM's analysis of one expression holding
-    # the polynomial and the barrel shifter grows exponentially with the steps. Elements below
+    # gemmlowp exp_on_negative_values in stages (module docstring). Elements below
     # diff_min (the reference's `valid` mask) enter as INT32_MIN, whose exp is exactly 0: they
     # then add nothing to the sum and give the output's minimum, as the reference's mask does,
     # with no select on an expensive value (LLVM would branch around it, making the instruction
@@ -216,10 +229,28 @@ def _int8_rows(x, rk, O, K, I, qp, out_bits: int, nlo: int, nhi: int) -> _Rows:
         return _wrap(t.max(s64, rq.c64(-(1 << 31))))
 
     sc = te.compute((O, K, I), scaled, name="sc")
-    eq = te.compute((O, K, I), lambda o, k, i: exp_quarter_of(sc[o, k, i], SCORE_BITS),
-                    name="eq")
-    ex = te.compute((O, K, I), lambda o, k, i: exp_barrel(eq[o, k, i], sc[o, k, i], SCORE_BITS),
-                    name="ex")
+    eq: list = []          # x, x^2, x^3, x^4, exp(a mod 1/4 - 1/4): one stage each
+
+    def term(j):
+        def body(o, k, i):
+            terms = exp_quarter_terms(sc[o, k, i], SCORE_BITS, lambda n: eq[n][o, k, i])
+            return terms[j]()
+        return body
+
+    for j in range(5):
+        eq.append(te.compute((O, K, I), term(j), name=f"eq{j}"))
+    groups = barrel_groups(SCORE_BITS)
+    stages = [eq[-1]]
+
+    def barrel(steps, last):
+        prev = stages[-1]
+        return lambda o, k, i: exp_barrel(prev[o, k, i], sc[o, k, i], SCORE_BITS, steps, last)
+
+    for g_, steps in enumerate(groups):
+        last = g_ == len(groups) - 1
+        stages.append(te.compute((O, K, I), barrel(steps, last),
+                                 name="ex" if last else f"eb{g_}"))
+    ex = stages[-1]
     sm = te.compute((O, I), lambda o, i: te.sum(_rdbpot_nonneg(ex[o, rk, i], 12), axis=rk),
                     name="sm")
 
@@ -247,7 +278,8 @@ def _int8_rows(x, rk, O, K, I, qp, out_bits: int, nlo: int, nhi: int) -> _Rows:
         unsat = _rdbpot_nonneg(_srdhm(inv[o, i], ex[o, k, i]), rq.clip(exponent, _c(0), _c(62)))
         return rq.clip(unsat + _c(nlo), _c(nlo), _c(nhi))
 
-    prologue = ("mx", "sc", "eq", "ex", "sm") + tuple(f"nr{j}" for j in range(len(nr))) + (
+    prologue = ("mx", "sc") + tuple(f"eq{j}" for j in range(5)) + tuple(
+        f"eb{j}" for j in range(len(groups) - 1)) + ("ex", "sm") + tuple(f"nr{j}" for j in range(len(nr))) + (
         "inv",)
     return _Rows([], [], {}, prologue, value, "8-bit")
 
