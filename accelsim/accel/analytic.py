@@ -49,7 +49,7 @@ from accelsim.accel import sim
 from accelsim.accel.arch import AccelConfig, load_config
 from accelsim.accel.codegen import merge_loops  # no TVM at import
 from accelsim.accel.compute import (NotAccelerated, Staged, TileAxis, _check_mode, _common_quant,
-                                    _is_wide, _per_tensor, _roundup, route)
+                                    _is_wide, _per_tensor, _roundup, contraction_operands, route)
 from accelsim.accel.isa import DramTensor
 from accelsim.accel.schedule import (AccelRecipe, RecipeFile, TileChoice, _candidates, _cap,
                                      _dram_bytes, _loop_trips, choose_tiles, load_recipes)
@@ -126,17 +126,9 @@ class LayerShape:
 def _contraction(graph: Graph, node: Node, config: AccelConfig) -> LayerShape:
     """conv2d (groups 1) / dense, as `compute.contraction` shapes them."""
     dense = node.op == "dense"
-    x_i = graph.tensors[node.inputs[0]]
-    w_i = graph.tensors[node.inputs[1]]
-    b_i = graph.tensors[node.inputs[2]] if len(node.inputs) > 2 and node.inputs[2] else None
-    o_i = graph.tensors[node.outputs[0]]
-    _common_quant(graph, node, x_i, w_i, o_i)
-    if dense and node.attr("requant") == "double":
-        raise NotAccelerated("dense with double-precision requantization (TFLite import): the "
-                             "accelerator requantizes in fixed point")
-    wbits, abits, obits = DTYPE_BITS[w_i.dtype], DTYPE_BITS[x_i.dtype], DTYPE_BITS[o_i.dtype]
-    mode = _check_mode(config, wbits, abits)
-    wide = _is_wide(x_i, w_i, b_i)
+    ops = contraction_operands(graph, node, config)
+    x_i, w_i, o_i = ops.x, ops.w, ops.out
+    wbits, abits, obits, mode, wide = ops.wbits, ops.abits, ops.obits, ops.mode, ops.wide
     L, D = config.lanes, config.mode(mode).depth
     if dense:
         O, I = w_i.shape

@@ -228,21 +228,45 @@ def _requant_expr(acc, c, mult, shift, zp_out: int, qmin: int, qmax: int, wide: 
 # conv2d (groups == 1), dense
 # ------------------------------------------------------------------------------------------------
 
-def contraction(graph: Graph, node: Node, config) -> LayerDef:
-    tvm = import_tvm()
-    te, tirx = tvm.te, tvm.tirx
-    is_dense = node.op == "dense"
+@dataclass(frozen=True)
+class ContractionOperands:
+    """The operands of a conv2d / dense the accelerator runs, checked (shared by the code
+    generator below and the shape-only model, accelsim.accel.analytic)."""
+
+    x: TensorInfo
+    w: TensorInfo
+    b: TensorInfo | None
+    out: TensorInfo
+    wbits: int
+    abits: int
+    obits: int
+    mode: str
+    wide: bool
+
+
+def contraction_operands(graph: Graph, node: Node, config) -> ContractionOperands:
+    """Check a conv2d / dense against the accelerator (quantization, requantization mode, a MAC
+    mode for its bit widths) and return its operands; NotAccelerated says why not."""
     x_i = graph.tensors[node.inputs[0]]
     w_i = graph.tensors[node.inputs[1]]
     b_i = graph.tensors[node.inputs[2]] if len(node.inputs) > 2 and node.inputs[2] else None
     o_i = graph.tensors[node.outputs[0]]
     _common_quant(graph, node, x_i, w_i, o_i)
-    if is_dense and node.attr("requant") == "double":
+    if node.op == "dense" and node.attr("requant") == "double":
         raise NotAccelerated("dense with double-precision requantization (TFLite import): the "
                              "accelerator requantizes in fixed point")
     wbits, abits, obits = DTYPE_BITS[w_i.dtype], DTYPE_BITS[x_i.dtype], DTYPE_BITS[o_i.dtype]
-    mode = _check_mode(config, wbits, abits)
-    wide = _is_wide(x_i, w_i, b_i)
+    return ContractionOperands(x_i, w_i, b_i, o_i, wbits, abits, obits,
+                               _check_mode(config, wbits, abits), _is_wide(x_i, w_i, b_i))
+
+
+def contraction(graph: Graph, node: Node, config) -> LayerDef:
+    tvm = import_tvm()
+    te, tirx = tvm.te, tvm.tirx
+    is_dense = node.op == "dense"
+    ops = contraction_operands(graph, node, config)
+    x_i, w_i, b_i, o_i = ops.x, ops.w, ops.b, ops.out
+    wbits, abits, obits, mode, wide = ops.wbits, ops.abits, ops.obits, ops.mode, ops.wide
     m = config.mode(mode)
     L, D = config.lanes, m.depth
     w = np.asarray(graph.constants[node.inputs[1]])
