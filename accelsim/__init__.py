@@ -13,14 +13,24 @@ from accelsim.model.graph import Graph, Node, QuantParams, TensorInfo  # noqa: E
 def load_model(source: str, **options) -> Graph:
     """A zoo name or a model file (.onnx, .tflite) as a `Graph`."""
     from accelsim.model.loader import load_model as _load
+
     return _load(source, **options)
 
 
 def run(graph: Graph, inputs, keep: bool = False) -> dict:
     """Run a graph with the reference executor (integer-only for quantized graphs)."""
     from accelsim.ref.executor import run as _run
+
     return _run(graph, inputs, keep=keep)
 
 
-__all__ = ["AccelsimError", "Graph", "Node", "QuantParams", "TensorInfo", "load_model", "run",
-           "__version__"]
+__all__ = [
+    "AccelsimError",
+    "Graph",
+    "Node",
+    "QuantParams",
+    "TensorInfo",
+    "load_model",
+    "run",
+    "__version__",
+]

@@ -21,8 +21,7 @@ def cache_dir(kind: str) -> Path:
 
 def content_key(*parts: Any) -> str:
     """SHA-256 of the JSON of `parts` plus the accelsim version."""
-    blob = json.dumps([__version__, *parts], sort_keys=True, default=str,
-                      separators=(",", ":"))
+    blob = json.dumps([__version__, *parts], sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

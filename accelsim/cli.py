@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from accelsim import __version__
 from accelsim.errors import AccelsimError
@@ -14,11 +14,18 @@ from accelsim.errors import AccelsimError
 
 def _cmd_models(args: argparse.Namespace) -> int:
     from accelsim.model import zoo
+
     rows = []
     for name in zoo.MODELS:
         g = zoo.build(name)
-        rows.append({"name": name, "params": g.params(), "macs": g.macs(),
-                     "input_shape": list(g.tensors[g.inputs[0]].shape)})
+        rows.append(
+            {
+                "name": name,
+                "params": g.params(),
+                "macs": g.macs(),
+                "input_shape": list(g.tensors[g.inputs[0]].shape),
+            }
+        )
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -31,19 +38,35 @@ def _cmd_models(args: argparse.Namespace) -> int:
 def _cmd_targets(args: argparse.Namespace) -> int:
     from accelsim.quant.precision import parse_precision
     from accelsim.target import list_targets
+
     targets = list_targets()
     if args.json:
-        print(json.dumps([{"name": t.name, "kind": t.kind, "description": t.description,
-                           "vector_bits": t.codegen.vector_bits,
-                           "features": list(t.codegen.features),
-                           "precisions": {p: t.how(parse_precision(p))
-                                          for p in t.precisions()},
-                           "file": t.path} for t in targets], indent=2))
+        print(
+            json.dumps(
+                [
+                    {
+                        "name": t.name,
+                        "kind": t.kind,
+                        "description": t.description,
+                        "vector_bits": t.codegen.vector_bits,
+                        "features": list(t.codegen.features),
+                        "precisions": {p: t.how(parse_precision(p)) for p in t.precisions()},
+                        "file": t.path,
+                    }
+                    for t in targets
+                ],
+                indent=2,
+            )
+        )
         return 0
-    print(f"{'target':<12}{'kind':<10}{'vector':>8}  {'precisions (native; emulated*)':<50}description")
+    print(
+        f"{'target':<12}{'kind':<10}{'vector':>8}  {'precisions (native; emulated*)':<50}description"
+    )
     for t in targets:
-        precs = ", ".join(list(t.codegen.native) + [p + "*" for p in t.codegen.emulation
-                                                   if p not in t.codegen.native])
+        precs = ", ".join(
+            list(t.codegen.native)
+            + [p + "*" for p in t.codegen.emulation if p not in t.codegen.native]
+        )
         print(f"{t.name:<12}{t.kind:<10}{t.codegen.vector_bits:>7}b  {precs:<50}{t.description}")
     return 0
 
@@ -56,6 +79,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from accelsim.quant.ptq import quantize_graph
     from accelsim.sim.dispatch import fidelity_of, simulate
     from accelsim.target import load_target
+
     target = load_target(args.target)
     fidelity = fidelity_of(target, args.fidelity)
     precisions = parse_precision_list(args.precision)
@@ -68,25 +92,41 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     for p in precisions:
         q = quantize_graph(graph, p, data).graph if not graph.is_quantized else graph
         costs = simulate(q, target, p, args.fidelity)
-        total = {"cycles": sum(c.cycles for c in costs),
-                 "latency_s": sum(c.latency_s for c in costs),
-                 "energy_j": sum(c.energy_j for c in costs)}
-        results.append({"model": graph.name, "target": target.name, "precision": str(p),
-                        "fidelity": fidelity, "calibration_data": data.source,
-                        "total": total, "layers": [c.to_json() for c in costs]})
+        total = {
+            "cycles": sum(c.cycles for c in costs),
+            "latency_s": sum(c.latency_s for c in costs),
+            "energy_j": sum(c.energy_j for c in costs),
+        }
+        results.append(
+            {
+                "model": graph.name,
+                "target": target.name,
+                "precision": str(p),
+                "fidelity": fidelity,
+                "calibration_data": data.source,
+                "total": total,
+                "layers": [c.to_json() for c in costs],
+            }
+        )
         print(f"\n{graph.name} on {target.name} at {p} ({fidelity} fidelity)")
-        print(f"{'layer':<28}{'op':<18}{'MACs':>13}{'cycles':>13}{'us':>10}{'uJ':>10}"
-              f"  bound    util")
+        print(
+            f"{'layer':<28}{'op':<18}{'MACs':>13}{'cycles':>13}{'us':>10}{'uJ':>10}  bound    util"
+        )
         for c in costs:
             if c.cycles == 0:
                 continue
-            print(f"{c.name[:27]:<28}{c.op[:17]:<18}{c.macs:>13,}{c.cycles:>13,.0f}"
-                  f"{c.latency_s * 1e6:>10.1f}{c.energy_j * 1e6:>10.2f}  {c.bound:<8}"
-                  f"{c.utilization:>5.0%}")
-        print(f"{'total':<46}{sum(c.macs for c in costs):>13,}{total['cycles']:>13,.0f}"
-              f"{total['latency_s'] * 1e6:>10.1f}{total['energy_j'] * 1e6:>10.2f}")
+            print(
+                f"{c.name[:27]:<28}{c.op[:17]:<18}{c.macs:>13,}{c.cycles:>13,.0f}"
+                f"{c.latency_s * 1e6:>10.1f}{c.energy_j * 1e6:>10.2f}  {c.bound:<8}"
+                f"{c.utilization:>5.0%}"
+            )
+        print(
+            f"{'total':<46}{sum(c.macs for c in costs):>13,}{total['cycles']:>13,.0f}"
+            f"{total['latency_s'] * 1e6:>10.1f}{total['energy_j'] * 1e6:>10.2f}"
+        )
     if args.json:
         import json as _json
+
         atomic_write_text(args.json, _json.dumps(results, indent=1) + "\n")
     return 0
 
@@ -102,6 +142,7 @@ def _cmd_measure(args: argparse.Namespace) -> int:
     from accelsim.sim.analytic import simulate_graph
     from accelsim.sim.measure import FIDELITY, check_target, measure_graph
     from accelsim.target import load_target
+
     target = load_target(args.target)
     check_target(target)
     precisions = parse_precision_list(args.precision)
@@ -113,36 +154,63 @@ def _cmd_measure(args: argparse.Namespace) -> int:
     for p in precisions:
         q = quantize_graph(graph, p, data).graph if not graph.is_quantized else graph
         with progress_bar(len(q.nodes), f"compiling and checking {graph.name} {p}") as bar:
-            m = measure_graph(q, target, p, random_inputs(q, seed=0), repeat=args.repeat,
-                              warmup=args.warmup, progress=bar, statistic=args.statistic,
-                              clock=args.clock)
+            m = measure_graph(
+                q,
+                target,
+                p,
+                random_inputs(q, seed=0),
+                repeat=args.repeat,
+                warmup=args.warmup,
+                progress=bar,
+                statistic=args.statistic,
+                clock=args.clock,
+            )
         costs = list(m.costs)
         predicted = simulate_graph(q, target, p)
-        total = {"cycles": sum(c.cycles for c in costs),
-                 "latency_s": sum(c.latency_s for c in costs),
-                 "energy_j": sum(c.energy_j for c in costs)}
-        results.append({"model": graph.name, "target": target.name, "precision": str(p),
-                        "fidelity": FIDELITY, "calibration_data": data.source,
-                        "total": total, "layers": [c.to_json() for c in costs]})
-        print(f"\n{graph.name} on {target.name} at {p} (measured: {m.statistic} of "
-              f"{m.repeat} passes after {m.warmup} warm-up, {m.clock} clock, 1 thread; energy "
-              f"not measured)")
-        print(f"{'layer':<28}{'op':<18}{'MACs':>13}{'measured us':>13}{'analytic us':>13}"
-              f"{'ratio':>8}")
+        total = {
+            "cycles": sum(c.cycles for c in costs),
+            "latency_s": sum(c.latency_s for c in costs),
+            "energy_j": sum(c.energy_j for c in costs),
+        }
+        results.append(
+            {
+                "model": graph.name,
+                "target": target.name,
+                "precision": str(p),
+                "fidelity": FIDELITY,
+                "calibration_data": data.source,
+                "total": total,
+                "layers": [c.to_json() for c in costs],
+            }
+        )
+        print(
+            f"\n{graph.name} on {target.name} at {p} (measured: {m.statistic} of "
+            f"{m.repeat} passes after {m.warmup} warm-up, {m.clock} clock, 1 thread; energy "
+            f"not measured)"
+        )
+        print(
+            f"{'layer':<28}{'op':<18}{'MACs':>13}{'measured us':>13}{'analytic us':>13}{'ratio':>8}"
+        )
         pred_sum = 0.0
         for c, a in zip(costs, predicted):
             if c.name in m.unmeasured:
-                print(f"{c.name[:27]:<28}{c.op[:17]:<18}{c.macs:>13,}{'-':>13}"
-                      f"{a.latency_s * 1e6:>13.1f}{'':>8}  (not measured: no kernel)")
+                print(
+                    f"{c.name[:27]:<28}{c.op[:17]:<18}{c.macs:>13,}{'-':>13}"
+                    f"{a.latency_s * 1e6:>13.1f}{'':>8}  (not measured: no kernel)"
+                )
                 continue
             if c.latency_s == 0:
                 continue
             pred_sum += a.latency_s
-            print(f"{c.name[:27]:<28}{c.op[:17]:<18}{c.macs:>13,}{c.latency_s * 1e6:>13.1f}"
-                  f"{a.latency_s * 1e6:>13.1f}{a.latency_s / c.latency_s:>8.2f}")
+            print(
+                f"{c.name[:27]:<28}{c.op[:17]:<18}{c.macs:>13,}{c.latency_s * 1e6:>13.1f}"
+                f"{a.latency_s * 1e6:>13.1f}{a.latency_s / c.latency_s:>8.2f}"
+            )
         ratio = pred_sum / total["latency_s"] if total["latency_s"] else float("nan")
-        print(f"{'total (measured layers)':<46}{sum(c.macs for c in costs):>13,}"
-              f"{total['latency_s'] * 1e6:>13.1f}{pred_sum * 1e6:>13.1f}{ratio:>8.2f}")
+        print(
+            f"{'total (measured layers)':<46}{sum(c.macs for c in costs):>13,}"
+            f"{total['latency_s'] * 1e6:>13.1f}{pred_sum * 1e6:>13.1f}{ratio:>8.2f}"
+        )
     if args.json:
         atomic_write_text(args.json, json.dumps(results, indent=1) + "\n")
     return 0
@@ -151,44 +219,73 @@ def _cmd_measure(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from accelsim.quant.precision import parse_precision_list
     from accelsim.report import ReportSpec, generate_report, make_plan
+
     precisions = ()
     if args.precision:
         precisions = tuple(str(p) for p in parse_precision_list(args.precision))
-    spec = ReportSpec(models=tuple(args.model or ()), targets=tuple(args.target or ()),
-                      precisions=precisions, input_size=args.input_size,
-                      fidelity=args.fidelity, name=args.name, out=args.out,
-                      accuracy=args.accuracy or None, use_cache=not args.no_cache)
+    spec = ReportSpec(
+        models=tuple(args.model or ()),
+        targets=tuple(args.target or ()),
+        precisions=precisions,
+        input_size=args.input_size,
+        fidelity=args.fidelity,
+        name=args.name,
+        out=args.out,
+        accuracy=args.accuracy or None,
+        use_cache=not args.no_cache,
+    )
     plan = make_plan(spec)  # every check before any work
     result = generate_report(spec, plan)
-    print(f"report: {len(result.files)} files in {result.out_dir}/ (index.html, report.md, "
-          f"summary.csv, layers.csv, ...)")
-    print(f"report: {result.runs} simulations ({result.cached_runs} from the cache), wall time "
-          f"{result.wall_s:.1f} s")
+    print(
+        f"report: {len(result.files)} files in {result.out_dir}/ (index.html, report.md, "
+        f"summary.csv, layers.csv, ...)"
+    )
+    print(
+        f"report: {result.runs} simulations ({result.cached_runs} from the cache), wall time "
+        f"{result.wall_s:.1f} s"
+    )
     return 0
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     import time
-    from accelsim.dse.sweep import SweepSpec, load_grid_yaml, parse_grid_args, run_sweep, \
-        validate, write_outputs
+
+    from accelsim.dse.sweep import (
+        SweepSpec,
+        load_grid_yaml,
+        parse_grid_args,
+        run_sweep,
+        validate,
+        write_outputs,
+    )
     from accelsim.progress import progress_bar
+
     grid, sample, seed = ({}, args.sample, args.seed)
     if args.config:
         grid, file_sample, seed = load_grid_yaml(args.config)
         sample = args.sample if args.sample is not None else file_sample
     for key, values in parse_grid_args(args.grid or []).items():
         grid[key] = values
-    spec = SweepSpec(tuple(args.model or ["mobilenet_v2"]), args.target, grid, sample, seed,
-                     args.input_size, args.fidelity)
+    spec = SweepSpec(
+        tuple(args.model or ["mobilenet_v2"]),
+        args.target,
+        grid,
+        sample,
+        seed,
+        args.input_size,
+        args.fidelity,
+    )
     points = validate(spec)  # all errors before any work
     start = time.perf_counter()
     with progress_bar(len(points), "sweep") as bar:
         result = run_sweep(spec, workers=args.workers, scheduler=args.scheduler, progress=bar)
     files = write_outputs(result, args.out)
     elapsed = time.perf_counter() - start
-    print(f"{len(result.rows)} points ({result.computed} computed, {result.cached} from the "
-          f"cache) in {elapsed:.1f} s at {spec.fidelity} fidelity; {len(result.pareto)} on the "
-          f"Pareto front")
+    print(
+        f"{len(result.rows)} points ({result.computed} computed, {result.cached} from the "
+        f"cache) in {elapsed:.1f} s at {spec.fidelity} fidelity; {len(result.pareto)} on the "
+        f"Pareto front"
+    )
     for f in files:
         print(f"  {f}")
     return 0
@@ -196,13 +293,21 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 def _cmd_mixed_search(args: argparse.Namespace) -> int:
     import numpy as np
-    from accelsim.dse.mixed_search import AccuracyBudget, check_inputs, digits_problem, \
-        format_result, mixed_search, write_outputs
+
+    from accelsim.dse.mixed_search import (
+        AccuracyBudget,
+        check_inputs,
+        digits_problem,
+        format_result,
+        mixed_search,
+        write_outputs,
+    )
     from accelsim.errors import InputError
     from accelsim.model.loader import load_model
     from accelsim.quant import calibdata
     from accelsim.quant.precision import parse_precision_list
     from accelsim.target import load_target
+
     target = load_target(args.target)  # every check before any work
     candidates = parse_precision_list(args.precisions, "--precisions")
     budget = AccuracyBudget(max_drop=args.max_drop, min_snr_db=args.min_snr_db)
@@ -213,24 +318,38 @@ def _cmd_mixed_search(args: argparse.Namespace) -> int:
     if args.train_epochs and not labelled:
         raise InputError("--train-epochs needs --calib-dataset digits (the training split)")
     if args.calib_dataset is not None and args.calib_dataset not in calibdata.DATASETS:
-        raise InputError(f"--calib-dataset {args.calib_dataset}: unknown data set; available: "
-                         f"{', '.join(calibdata.DATASETS)}")
+        raise InputError(
+            f"--calib-dataset {args.calib_dataset}: unknown data set; available: "
+            f"{', '.join(calibdata.DATASETS)}"
+        )
     graph = load_model(args.model, input_size=args.input_size)
     if graph.is_quantized:
-        raise InputError(f"{args.model}: mixed-search needs a float model, found a quantized "
-                         f"one")
+        raise InputError(f"{args.model}: mixed-search needs a float model, found a quantized one")
     if labelled:
         prob = digits_problem(graph, args.train_epochs, seed=args.seed, split=args.eval_split)
         graph, data, x, y, source = prob.graph, prob.data, prob.x, prob.y, prob.description
     else:
-        data = calibdata.from_npy(args.calib_data, graph) if args.calib_data else \
-            calibdata.random(graph, args.calib_random or 32, seed=args.seed)
+        data = (
+            calibdata.from_npy(args.calib_data, graph)
+            if args.calib_data
+            else calibdata.random(graph, args.calib_random or 32, seed=args.seed)
+        )
         x, y = np.concatenate(data.samples), None
         source = f"{data.source}; SNR against float on the same inputs"
     print(f"data: {source}", file=sys.stderr)
-    result = mixed_search(graph, target, candidates, args.objective, budget, data, x, y,
-                          calibration=args.calibration, fidelity=args.fidelity,
-                          log=lambda m: print(m, file=sys.stderr))
+    result = mixed_search(
+        graph,
+        target,
+        candidates,
+        args.objective,
+        budget,
+        data,
+        x,
+        y,
+        calibration=args.calibration,
+        fidelity=args.fidelity,
+        log=lambda m: print(m, file=sys.stderr),
+    )
     print(format_result(result))
     for f in write_outputs(result, args.out):
         print(f"  {f}")
@@ -243,6 +362,7 @@ def _graph_for_target(args: argparse.Namespace, calib_random: int):
     from accelsim.model.loader import load_model
     from accelsim.quant.precision import parse_precision
     from accelsim.target import load_target
+
     target = load_target(args.target)
     prec = parse_precision(args.precision, "--precision")
     target.check_precision(prec)
@@ -255,11 +375,14 @@ def _graph_for_target(args: argparse.Namespace, calib_random: int):
 def _cmd_compile(args: argparse.Namespace) -> int:
     from accelsim.codegen.backends import compile_model
     from accelsim.progress import progress_bar
+
     target, prec, graph = _graph_for_target(args, calib_random=1)
     with progress_bar(len(graph.nodes), f"compiling {graph.name} for {target.name}") as bar:
         done = compile_model(graph, target, prec, args.out, progress=bar)
-    print(f"{graph.name} {prec} on {target.name}: {done.kernels} kernels ({done.distinct} "
-          f"distinct after deduplication) -> {args.out}/kernels.json; cache {dict(done.cache)}")
+    print(
+        f"{graph.name} {prec} on {target.name}: {done.kernels} kernels ({done.distinct} "
+        f"distinct after deduplication) -> {args.out}/kernels.json; cache {dict(done.cache)}"
+    )
     return 0
 
 
@@ -269,6 +392,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     from accelsim.fsutil import atomic_write_text
     from accelsim.progress import progress_bar
     from accelsim.runio import random_inputs
+
     target, prec, graph = _graph_for_target(args, calib_random=2)
     feeds = random_inputs(graph, seed=args.seed)
     with progress_bar(len(graph.nodes), f"verifying on {target.name}") as bar:
@@ -276,34 +400,58 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     for c in checks:
         print(f"{c.name:<32}{c.op:<18}{c.mismatches:>10} / {c.elements} differ")
     result = summary(checks)
-    print(f"{graph.name} {prec} on {target.name}: {len(checks)} kernels, {result['mismatches']} "
-          f"of {result['elements']} elements differ")
+    print(
+        f"{graph.name} {prec} on {target.name}: {len(checks)} kernels, {result['mismatches']} "
+        f"of {result['elements']} elements differ"
+    )
     if args.json:
         atomic_write_text(args.json, json.dumps(result, indent=1) + "\n")
     return 0 if result["mismatches"] == 0 else 1
 
 
 def _add_quant_args(p: argparse.ArgumentParser, required: bool) -> None:
-    g = p.add_argument_group("quantization (post-training; a zoo name or float model plus "
-                             "--precision is quantized on the fly)")
-    g.add_argument("--precision", required=required,
-                   help="w8a8, w4a8, w8a4, w16a16, w4a4, fp32, fp16 (options after '/': "
-                        "per-tensor, asym, unsigned, weight-only, ...)")
-    g.add_argument("--weights", choices=["per-channel", "per-tensor"],
-                   help="weight granularity (default per-channel)")
+    g = p.add_argument_group(
+        "quantization (post-training; a zoo name or float model plus "
+        "--precision is quantized on the fly)"
+    )
+    g.add_argument(
+        "--precision",
+        required=required,
+        help="w8a8, w4a8, w8a4, w16a16, w4a4, fp32, fp16 (options after '/': "
+        "per-tensor, asym, unsigned, weight-only, ...)",
+    )
+    g.add_argument(
+        "--weights",
+        choices=["per-channel", "per-tensor"],
+        help="weight granularity (default per-channel)",
+    )
     sym = g.add_mutually_exclusive_group()
-    sym.add_argument("--symmetric", dest="symmetric", action="store_true", default=None,
-                     help="symmetric weights (default)")
-    sym.add_argument("--asymmetric", dest="symmetric", action="store_false",
-                     help="asymmetric (affine) weights")
-    g.add_argument("--calibration", default="minmax",
-                   help="minmax | ema | percentile:99.99 | entropy | mse (default minmax)")
+    sym.add_argument(
+        "--symmetric",
+        dest="symmetric",
+        action="store_true",
+        default=None,
+        help="symmetric weights (default)",
+    )
+    sym.add_argument(
+        "--asymmetric", dest="symmetric", action="store_false", help="asymmetric (affine) weights"
+    )
+    g.add_argument(
+        "--calibration",
+        default="minmax",
+        help="minmax | ema | percentile:99.99 | entropy | mse (default minmax)",
+    )
     src = g.add_mutually_exclusive_group()
     src.add_argument("--calib-data", metavar="X.npy", help="calibration inputs, shape (N, ...)")
-    src.add_argument("--calib-random", metavar="N", type=int,
-                     help="N seeded random inputs (timing studies only; labelled in outputs)")
-    src.add_argument("--calib-dataset", metavar="NAME",
-                     help="a data set the project ships access to: digits")
+    src.add_argument(
+        "--calib-random",
+        metavar="N",
+        type=int,
+        help="N seeded random inputs (timing studies only; labelled in outputs)",
+    )
+    src.add_argument(
+        "--calib-dataset", metavar="NAME", help="a data set the project ships access to: digits"
+    )
     g.add_argument("--mixed", metavar="FILE.yaml", help="per-layer precision overrides")
 
 
@@ -316,6 +464,7 @@ def _maybe_quantize(graph, args):
     from accelsim.quant.mixed import load_mixed
     from accelsim.quant.precision import parse_precision
     from accelsim.quant.ptq import quantize_graph
+
     prec = parse_precision(args.precision, "--precision")
     changes = {}
     if args.weights:
@@ -336,22 +485,26 @@ def _maybe_quantize(graph, args):
     elif args.calib_dataset:
         data = calibdata.from_dataset(args.calib_dataset, graph)
     else:
-        raise InputError("--precision needs calibration data: --calib-data X.npy, "
-                         "--calib-dataset NAME or --calib-random N")
+        raise InputError(
+            "--precision needs calibration data: --calib-data X.npy, "
+            "--calib-dataset NAME or --calib-random N"
+        )
     from accelsim.progress import progress_bar
+
     with progress_bar(len(data.samples), f"calibrating {graph.name}") as bar:
-        return quantize_graph(graph, prec, data, args.calibration, overrides,
-                              progress=bar).graph
+        return quantize_graph(graph, prec, data, args.calibration, overrides, progress=bar).graph
 
 
 def _prepared(graph):
     from accelsim.quant.transforms import prepare_for_quantization
+
     return prepare_for_quantization(graph)
 
 
 def _cmd_quantize(args: argparse.Namespace) -> int:
     from accelsim.model.loader import load_model
     from accelsim.model.onnx_export import export_onnx
+
     graph = _maybe_quantize(load_model(args.model), args)
     export_onnx(graph, args.out)
     print(f"{graph.name}: {args.precision} -> {args.out}")
@@ -360,8 +513,9 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from accelsim.model.loader import load_model
-    from accelsim.runio import check_output_path, load_inputs, random_inputs, save_outputs
     from accelsim.ref.executor import run
+    from accelsim.runio import check_output_path, load_inputs, random_inputs, save_outputs
+
     check_output_path(args.output)  # before any work, so a typo costs nothing
     graph = _maybe_quantize(load_model(args.model), args)
     if args.input:
@@ -382,7 +536,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="accelsim",
         description="What does a quantized neural network cost on a given piece of hardware, "
-                    "at a given precision?")
+        "at a given precision?",
+    )
     p.add_argument("--version", action="version", version=f"accelsim {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -397,19 +552,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run a model with the integer-only reference executor")
     r.add_argument("model", help="zoo name (see `accelsim models`) or an .onnx / .tflite file")
-    r.add_argument("--input", help="input .npy (one-input models) or .npz (keys: input names "
-                                   "or in0, in1, ...); default: seeded random data")
-    r.add_argument("--output", required=True,
-                   help="Y.npy for a one-output model, Y.npz for any (keys out0, out1, ...)")
-    r.add_argument("--dequantize", action="store_true",
-                   help="write quantized outputs as float (scale * (q - zero_point))")
+    r.add_argument(
+        "--input",
+        help="input .npy (one-input models) or .npz (keys: input names "
+        "or in0, in1, ...); default: seeded random data",
+    )
+    r.add_argument(
+        "--output",
+        required=True,
+        help="Y.npy for a one-output model, Y.npz for any (keys out0, out1, ...)",
+    )
+    r.add_argument(
+        "--dequantize",
+        action="store_true",
+        help="write quantized outputs as float (scale * (q - zero_point))",
+    )
     r.add_argument("--seed", type=int, default=0, help="seed of the random input (default 0)")
     _add_quant_args(r, required=False)
     r.set_defaults(func=_cmd_run)
 
-    c = sub.add_parser("compile", help="lower a model through TVM: per-layer assembly and "
-                                       "object files (accelerators: program .asm / .bin) and "
-                                       "kernels.json")
+    c = sub.add_parser(
+        "compile",
+        help="lower a model through TVM: per-layer assembly and "
+        "object files (accelerators: program .asm / .bin) and "
+        "kernels.json",
+    )
     c.add_argument("model", help="zoo name or a model file")
     c.add_argument("--target", required=True, help="shipped target name or a target .yaml")
     c.add_argument("--input-size", type=int, help="zoo models: spatial input size")
@@ -417,9 +584,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_quant_args(c, required=True)
     c.set_defaults(func=_cmd_compile)
 
-    v = sub.add_parser("verify", help="run every generated kernel on its target (TVM runtime, "
-                                      "qemu or the accelerator's simulator) against the "
-                                      "reference executor")
+    v = sub.add_parser(
+        "verify",
+        help="run every generated kernel on its target (TVM runtime, "
+        "qemu or the accelerator's simulator) against the "
+        "reference executor",
+    )
     v.add_argument("model", help="zoo name or a model file")
     v.add_argument("--target", required=True, help="shipped target name or a target .yaml")
     v.add_argument("--input-size", type=int, help="zoo models: spatial input size")
@@ -428,120 +598,206 @@ def build_parser() -> argparse.ArgumentParser:
     _add_quant_args(v, required=True)
     v.set_defaults(func=_cmd_verify)
 
-    s = sub.add_parser("simulate", help="per-layer latency and energy on a target, per "
-                                        "precision")
+    s = sub.add_parser("simulate", help="per-layer latency and energy on a target, per precision")
     s.add_argument("model", help="zoo name or a model file")
     s.add_argument("--target", required=True, help="shipped target name or a target .yaml")
     s.add_argument("--precision", required=True, help="comma-separated, e.g. fp32,w8a8,w4a8")
-    s.add_argument("--fidelity", choices=["codegen", "analytic"],
-                   help="codegen: cycles from the TVM-generated code (CPU/DSP: assembly, trip "
-                        "counts, pipe model; accelerator: its instruction-level simulator); "
-                        "analytic: operator shapes and the target's documented numbers, no "
-                        "compilation (default: analytic on CPU/DSP, codegen on accelerators)")
+    s.add_argument(
+        "--fidelity",
+        choices=["codegen", "analytic"],
+        help="codegen: cycles from the TVM-generated code (CPU/DSP: assembly, trip "
+        "counts, pipe model; accelerator: its instruction-level simulator); "
+        "analytic: operator shapes and the target's documented numbers, no "
+        "compilation (default: analytic on CPU/DSP, codegen on accelerators)",
+    )
     s.add_argument("--input-size", type=int, help="zoo models: spatial input size")
     s.add_argument("--json", metavar="PATH", help="write the results as JSON")
     s.set_defaults(func=_cmd_simulate)
 
-    me = sub.add_parser("measure", help="run the compiled kernels on this machine and report "
-                                        "measured seconds per layer (next to the analytic "
-                                        "prediction)")
+    me = sub.add_parser(
+        "measure",
+        help="run the compiled kernels on this machine and report "
+        "measured seconds per layer (next to the analytic "
+        "prediction)",
+    )
     me.add_argument("model", help="zoo name or a model file")
-    me.add_argument("--target", default="host",
-                    help="a target of kind 'host' (default host: only this machine can be "
-                         "measured)")
+    me.add_argument(
+        "--target",
+        default="host",
+        help="a target of kind 'host' (default host: only this machine can be measured)",
+    )
     me.add_argument("--precision", required=True, help="comma-separated, e.g. fp32,w8a8")
     me.add_argument("--input-size", type=int, help="zoo models: spatial input size")
-    me.add_argument("--repeat", type=int, default=10,
-                    help="timed whole-network passes; a layer's time is the median (default 10)")
-    me.add_argument("--warmup", type=int, default=2,
-                    help="untimed passes first (default 2)")
-    me.add_argument("--statistic", choices=["median", "min"], default="median",
-                    help="per-layer reduction of the passes (min: the least disturbed pass, "
-                         "for a shared or busy machine)")
-    me.add_argument("--clock", choices=["wall", "thread"], default="wall",
-                    help="wall time, or CPU time of the measuring thread (leaves out time the "
-                         "OS gave other processes)")
-    me.add_argument("--json", metavar="PATH",
-                    help="write the results as JSON (the shape `simulate` writes, fidelity "
-                         "'measured')")
+    me.add_argument(
+        "--repeat",
+        type=int,
+        default=10,
+        help="timed whole-network passes; a layer's time is the median (default 10)",
+    )
+    me.add_argument("--warmup", type=int, default=2, help="untimed passes first (default 2)")
+    me.add_argument(
+        "--statistic",
+        choices=["median", "min"],
+        default="median",
+        help="per-layer reduction of the passes (min: the least disturbed pass, "
+        "for a shared or busy machine)",
+    )
+    me.add_argument(
+        "--clock",
+        choices=["wall", "thread"],
+        default="wall",
+        help="wall time, or CPU time of the measuring thread (leaves out time the "
+        "OS gave other processes)",
+    )
+    me.add_argument(
+        "--json",
+        metavar="PATH",
+        help="write the results as JSON (the shape `simulate` writes, fidelity 'measured')",
+    )
     me.set_defaults(func=_cmd_measure)
 
-    rp = sub.add_parser("report", help="cost report (HTML, Markdown, CSV, JSON, PNG plots) of "
-                                       "models x targets x precisions")
-    rp.add_argument("--model", action="append", metavar="MODEL",
-                    help="zoo name or float model file (repeatable; default mobilenet_v1, "
-                         "mobilenet_v2, resnet50)")
-    rp.add_argument("--target", action="append", metavar="TARGET",
-                    help="shipped target name or .yaml (repeatable; default every shipped "
-                         "CPU, DSP and accelerator target)")
-    rp.add_argument("--precision", metavar="P1,P2",
-                    help="comma-separated (default: every precision each target supports)")
+    rp = sub.add_parser(
+        "report",
+        help="cost report (HTML, Markdown, CSV, JSON, PNG plots) of models x targets x precisions",
+    )
+    rp.add_argument(
+        "--model",
+        action="append",
+        metavar="MODEL",
+        help="zoo name or float model file (repeatable; default mobilenet_v1, "
+        "mobilenet_v2, resnet50)",
+    )
+    rp.add_argument(
+        "--target",
+        action="append",
+        metavar="TARGET",
+        help="shipped target name or .yaml (repeatable; default every shipped "
+        "CPU, DSP and accelerator target)",
+    )
+    rp.add_argument(
+        "--precision",
+        metavar="P1,P2",
+        help="comma-separated (default: every precision each target supports)",
+    )
     rp.add_argument("--input-size", type=int, help="zoo models: spatial input size")
     rp.add_argument("--name", default="default", help="report name (default 'default')")
     rp.add_argument("--out", metavar="DIR", help="output directory (default reports/NAME/)")
-    rp.add_argument("--fidelity", choices=["codegen", "analytic"],
-                    help="codegen or analytic (see `simulate`; default: analytic on CPU/DSP, "
-                         "codegen = the instruction-level simulator on accelerators)")
-    rp.add_argument("--accuracy", metavar="FILE.json", default="reports/accuracy.json",
-                    help="accuracy-study results for the accuracy-vs-cost figure ('' for none)")
-    rp.add_argument("--no-cache", action="store_true", help="ignore and do not write the "
-                                                           "result cache")
+    rp.add_argument(
+        "--fidelity",
+        choices=["codegen", "analytic"],
+        help="codegen or analytic (see `simulate`; default: analytic on CPU/DSP, "
+        "codegen = the instruction-level simulator on accelerators)",
+    )
+    rp.add_argument(
+        "--accuracy",
+        metavar="FILE.json",
+        default="reports/accuracy.json",
+        help="accuracy-study results for the accuracy-vs-cost figure ('' for none)",
+    )
+    rp.add_argument(
+        "--no-cache", action="store_true", help="ignore and do not write the result cache"
+    )
     rp.set_defaults(func=_cmd_report)
 
-    w = sub.add_parser("sweep", help="design-space sweep over accelerator parameters and "
-                                     "precisions, with Pareto fronts")
+    w = sub.add_parser(
+        "sweep",
+        help="design-space sweep over accelerator parameters and precisions, with Pareto fronts",
+    )
     w.add_argument("--model", action="append", help="zoo model (repeatable; default mobilenet_v2)")
     w.add_argument("--target", default="simd-accel", help="base accelerator (default simd-accel)")
-    w.add_argument("--grid", action="append", metavar="KEY=V1,V2",
-                   help="a grid axis, e.g. lanes=16,32,64 or precision=w4a4,w8a8 (repeatable)")
-    w.add_argument("--config", metavar="SWEEP.yaml", help="grid from a YAML file (grid:, sample:, seed:)")
+    w.add_argument(
+        "--grid",
+        action="append",
+        metavar="KEY=V1,V2",
+        help="a grid axis, e.g. lanes=16,32,64 or precision=w4a4,w8a8 (repeatable)",
+    )
+    w.add_argument(
+        "--config", metavar="SWEEP.yaml", help="grid from a YAML file (grid:, sample:, seed:)"
+    )
     w.add_argument("--sample", type=int, help="evaluate a seeded random sample of N grid points")
     w.add_argument("--seed", type=int, default=0)
     w.add_argument("--input-size", type=int, help="zoo models: spatial input size")
     w.add_argument("--workers", type=int, help="local processes (default: all cores)")
     w.add_argument("--scheduler", metavar="ADDRESS", help="run on a Dask cluster (dask extra)")
-    w.add_argument("--fidelity", choices=["analytic", "codegen"], default="analytic",
-                   help="analytic (default: shapes + recipe, milliseconds per point) or codegen "
-                        "(TVM-compiled programs on the instruction-level simulator, seconds per "
-                        "point); cached separately")
+    w.add_argument(
+        "--fidelity",
+        choices=["analytic", "codegen"],
+        default="analytic",
+        help="analytic (default: shapes + recipe, milliseconds per point) or codegen "
+        "(TVM-compiled programs on the instruction-level simulator, seconds per "
+        "point); cached separately",
+    )
     w.add_argument("--out", required=True, metavar="DIR")
     w.set_defaults(func=_cmd_sweep)
 
-    ms = sub.add_parser("mixed-search", help="per-layer precisions that minimise latency or "
-                                             "energy on a target within an accuracy budget, "
-                                             "verified by measurement")
+    ms = sub.add_parser(
+        "mixed-search",
+        help="per-layer precisions that minimise latency or "
+        "energy on a target within an accuracy budget, "
+        "verified by measurement",
+    )
     ms.add_argument("model", help="zoo name or a float model file")
     ms.add_argument("--target", required=True, help="shipped target name or a target .yaml")
-    ms.add_argument("--precisions", default="w4a4,w4a8,w8a8",
-                    help="candidate precisions, comma-separated (default w4a4,w4a8,w8a8)")
+    ms.add_argument(
+        "--precisions",
+        default="w4a4,w4a8,w8a8",
+        help="candidate precisions, comma-separated (default w4a4,w4a8,w8a8)",
+    )
     ms.add_argument("--objective", default="latency", help="latency or energy (default latency)")
-    ms.add_argument("--max-drop", type=float, default=1.0,
-                    help="top-1 budget: at most this many percentage points below float "
-                         "(default 1.0; needs --calib-dataset)")
-    ms.add_argument("--min-snr-db", type=float,
-                    help="budget as output SNR against float in dB instead (no labels needed)")
+    ms.add_argument(
+        "--max-drop",
+        type=float,
+        default=1.0,
+        help="top-1 budget: at most this many percentage points below float "
+        "(default 1.0; needs --calib-dataset)",
+    )
+    ms.add_argument(
+        "--min-snr-db",
+        type=float,
+        help="budget as output SNR against float in dB instead (no labels needed)",
+    )
     msrc = ms.add_mutually_exclusive_group()
-    msrc.add_argument("--calib-dataset", metavar="NAME",
-                      help="labelled data the project ships: digits (calibration images, "
-                           "scores on the validation split)")
+    msrc.add_argument(
+        "--calib-dataset",
+        metavar="NAME",
+        help="labelled data the project ships: digits (calibration images, "
+        "scores on the validation split)",
+    )
     msrc.add_argument("--calib-data", metavar="X.npy", help="calibration inputs (SNR budget)")
-    msrc.add_argument("--calib-random", metavar="N", type=int,
-                      help="N seeded random inputs (SNR budget; default 32)")
-    ms.add_argument("--train-epochs", type=int, default=0,
-                    help="first train the float model this many epochs on the digits training "
-                         "split (zoo models have random weights; the accuracy study uses 20)")
-    ms.add_argument("--eval-split", default="val",
-                    help="digits split the budget is measured on: val (189 images, default) or "
-                         "test (540: finer, but no longer held out)")
+    msrc.add_argument(
+        "--calib-random",
+        metavar="N",
+        type=int,
+        help="N seeded random inputs (SNR budget; default 32)",
+    )
+    ms.add_argument(
+        "--train-epochs",
+        type=int,
+        default=0,
+        help="first train the float model this many epochs on the digits training "
+        "split (zoo models have random weights; the accuracy study uses 20)",
+    )
+    ms.add_argument(
+        "--eval-split",
+        default="val",
+        help="digits split the budget is measured on: val (189 images, default) or "
+        "test (540: finer, but no longer held out)",
+    )
     ms.add_argument("--calibration", default="minmax", help="calibration method (default minmax)")
-    ms.add_argument("--fidelity", choices=["codegen", "analytic"],
-                    help="cost fidelity (default: analytic on CPU/DSP, the instruction-level "
-                         "simulator on accelerators)")
+    ms.add_argument(
+        "--fidelity",
+        choices=["codegen", "analytic"],
+        help="cost fidelity (default: analytic on CPU/DSP, the instruction-level "
+        "simulator on accelerators)",
+    )
     ms.add_argument("--input-size", type=int, help="zoo models: spatial input size")
     ms.add_argument("--seed", type=int, default=0, help="data and training seed (default 0)")
-    ms.add_argument("--out", required=True, metavar="DIR",
-                    help="writes MODEL_TARGET_OBJECTIVE_mixed.yaml (for --mixed) and "
-                         "..._mixed_search.json")
+    ms.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="writes MODEL_TARGET_OBJECTIVE_mixed.yaml (for --mixed) and ..._mixed_search.json",
+    )
     ms.set_defaults(func=_cmd_mixed_search)
 
     q = sub.add_parser("quantize", help="post-training quantization to a QDQ ONNX model")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 
 @contextlib.contextmanager
@@ -45,6 +46,7 @@ def read_yaml(path: str | os.PathLike, what: str, error: type[Exception]):
     """Parse a YAML file; a missing file or a syntax error is `error` naming the file (and
     the line)."""
     import yaml
+
     p = Path(path)
     if not p.is_file():
         raise error(f"{path}: no such {what}")
@@ -61,6 +63,7 @@ def read_numpy(path: str | os.PathLike, label: str, error: type[Exception]):
     import zipfile
 
     import numpy as np
+
     p = Path(path)
     if not p.is_file():
         raise error(f"{label}: no such file")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 
 @contextlib.contextmanager
@@ -17,6 +17,7 @@ def progress_bar(total: int, desc: str) -> Iterator[Callable[[int], None]]:
         yield lambda done: None
         return
     from tqdm import tqdm
+
     bar = tqdm(total=total, desc=desc, file=sys.stderr, leave=False, mininterval=0.5)
     state = {"done": 0}
 

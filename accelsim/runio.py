@@ -18,8 +18,10 @@ def load_inputs(path: str, graph: Graph) -> dict[str, np.ndarray]:
     data = read_numpy(path, str(path), InputError)
     if isinstance(data, np.ndarray):
         if len(graph.inputs) != 1:
-            raise InputError(f"{path}: model '{graph.name}' has {len(graph.inputs)} inputs "
-                             f"({', '.join(graph.inputs)}); give them in an .npz")
+            raise InputError(
+                f"{path}: model '{graph.name}' has {len(graph.inputs)} inputs "
+                f"({', '.join(graph.inputs)}); give them in an .npz"
+            )
         return {graph.inputs[0]: data}
     feeds = {}
     with data:
@@ -29,8 +31,10 @@ def load_inputs(path: str, graph: Graph) -> dict[str, np.ndarray]:
                     feeds[name] = data[key]
                     break
             else:
-                raise InputError(f"{path}: no array for model input '{name}' (keys tried: "
-                                 f"'{name}', 'in{i}'; found: {', '.join(data.files)})")
+                raise InputError(
+                    f"{path}: no array for model input '{name}' (keys tried: "
+                    f"'{name}', 'in{i}'; found: {', '.join(data.files)})"
+                )
     return feeds
 
 
@@ -54,8 +58,9 @@ def dequantize_output(graph: Graph, name: str, arr: np.ndarray) -> np.ndarray:
         return arr
     q = info.quant
     shape = q.broadcast_shape(arr.ndim)
-    return (q.scales().reshape(shape) * (arr.astype(np.float64)
-                                         - q.zero_points().reshape(shape))).astype(np.float32)
+    return (
+        q.scales().reshape(shape) * (arr.astype(np.float64) - q.zero_points().reshape(shape))
+    ).astype(np.float32)
 
 
 def check_output_path(path: str) -> None:
@@ -63,8 +68,9 @@ def check_output_path(path: str) -> None:
         raise InputError(f"--output {path}: expected a .npy or .npz file name")
 
 
-def save_outputs(path: str, graph: Graph, outputs: dict[str, np.ndarray],
-                 dequantize: bool = False) -> dict[str, np.ndarray]:
+def save_outputs(
+    path: str, graph: Graph, outputs: dict[str, np.ndarray], dequantize: bool = False
+) -> dict[str, np.ndarray]:
     """Write outputs to Y.npy (one output) or Y.npz (out0, out1, ...), atomically."""
     arrays = [outputs[t] for t in graph.outputs]
     if dequantize:
@@ -73,8 +79,10 @@ def save_outputs(path: str, graph: Graph, outputs: dict[str, np.ndarray],
     buf = io.BytesIO()
     if suffix == ".npy":
         if len(arrays) != 1:
-            raise InputError(f"{path}: model '{graph.name}' has {len(arrays)} outputs; "
-                             f"write them to an .npz file")
+            raise InputError(
+                f"{path}: model '{graph.name}' has {len(arrays)} outputs; "
+                f"write them to an .npz file"
+            )
         np.save(buf, arrays[0])
         written = {"out0": arrays[0]}
     elif suffix == ".npz":

@@ -14,11 +14,12 @@ Sections:
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from accelsim.errors import AccelsimError
 from accelsim.fsutil import read_yaml
@@ -31,10 +32,16 @@ class TargetError(AccelsimError):
 
 KINDS = ("cpu-simd", "vliw-dsp", "accelerator", "host")
 EMULATORS = ("qemu-aarch64", "qemu-hexagon", "native", "accel-sim")
-_TOP_KEYS = {"name", "kind", "description", "codegen", "timing", "memory", "energy",
-             "accelerator"}
-_CODEGEN_KEYS = {"tvm_target", "vector_bits", "features", "emulator", "llvm_mca_cpu", "native",
-                 "emulation"}
+_TOP_KEYS = {"name", "kind", "description", "codegen", "timing", "memory", "energy", "accelerator"}
+_CODEGEN_KEYS = {
+    "tvm_target",
+    "vector_bits",
+    "features",
+    "emulator",
+    "llvm_mca_cpu",
+    "native",
+    "emulation",
+}
 
 
 def targets_dir() -> Path:
@@ -90,17 +97,21 @@ class Target:
         return "unsupported"
 
     def precisions(self) -> list[str]:
-        return list(self.codegen.native) + [p for p in self.codegen.emulation
-                                            if p not in self.codegen.native]
+        return list(self.codegen.native) + [
+            p for p in self.codegen.emulation if p not in self.codegen.native
+        ]
 
     def check_precision(self, precision: Precision) -> None:
         if not self.supports(precision):
-            raise TargetError(f"target '{self.name}' ({self.path}) cannot run precision "
-                              f"'{precision.name}'; it supports {', '.join(self.precisions())}")
+            raise TargetError(
+                f"target '{self.name}' ({self.path}) cannot run precision "
+                f"'{precision.name}'; it supports {', '.join(self.precisions())}"
+            )
 
 
 def _host_cpu_name() -> str:
     from accelsim.tvm_env import import_tvm
+
     tvm = import_tvm()
     return str(tvm.target.codegen.llvm_get_system_cpu())
 
@@ -123,16 +134,18 @@ def _need(data: Mapping, key: str, typ, where: str, path: str):
     value = data[key]
     if not isinstance(value, typ):
         names = typ.__name__ if isinstance(typ, type) else "/".join(t.__name__ for t in typ)
-        raise TargetError(f"{path}: {where}{key}: expected {names}, found "
-                          f"{type(value).__name__} {value!r}")
+        raise TargetError(
+            f"{path}: {where}{key}: expected {names}, found {type(value).__name__} {value!r}"
+        )
     return value
 
 
 def _unknown(data: Mapping, allowed: set, where: str, path: str) -> None:
     extra = sorted(set(data) - allowed)
     if extra:
-        raise TargetError(f"{path}: {where}{extra[0]}: unknown key (expected one of "
-                          f"{', '.join(sorted(allowed))})")
+        raise TargetError(
+            f"{path}: {where}{extra[0]}: unknown key (expected one of {', '.join(sorted(allowed))})"
+        )
 
 
 def _freeze(value: Any) -> Any:
@@ -155,8 +168,9 @@ def _check_precisions(names, where: str, path: str) -> tuple[str, ...]:
 
 def parse_target(data: Any, path: str) -> Target:
     if not isinstance(data, Mapping):
-        raise TargetError(f"{path}: expected a mapping at the top level, found "
-                          f"{type(data).__name__}")
+        raise TargetError(
+            f"{path}: expected a mapping at the top level, found {type(data).__name__}"
+        )
     _unknown(data, _TOP_KEYS, "", path)
     name = _need(data, "name", str, "", path)
     kind = _need(data, "kind", str, "", path)
@@ -166,29 +180,39 @@ def parse_target(data: Any, path: str) -> Target:
     _unknown(cg, _CODEGEN_KEYS, "codegen.", path)
     tvm_target = _need(cg, "tvm_target", Mapping, "codegen.", path)
     if tvm_target.get("kind") not in ("llvm", "c"):
-        raise TargetError(f"{path}: codegen.tvm_target.kind: expected 'llvm' or 'c', found "
-                          f"{tvm_target.get('kind')!r}")
+        raise TargetError(
+            f"{path}: codegen.tvm_target.kind: expected 'llvm' or 'c', found "
+            f"{tvm_target.get('kind')!r}"
+        )
     vb = cg.get("vector_bits")
     if vb == "auto" and kind == "host":
         vb = _host_vector_bits()
     if not isinstance(vb, int) or vb <= 0 or vb % 64:
-        raise TargetError(f"{path}: codegen.vector_bits: expected a positive multiple of 64 "
-                          f"(or 'auto' on host), found {vb!r}")
+        raise TargetError(
+            f"{path}: codegen.vector_bits: expected a positive multiple of 64 "
+            f"(or 'auto' on host), found {vb!r}"
+        )
     em = _need(cg, "emulator", Mapping, "codegen.", path)
     em_kind = _need(em, "kind", str, "codegen.emulator.", path)
     if em_kind not in EMULATORS:
-        raise TargetError(f"{path}: codegen.emulator.kind: expected one of "
-                          f"{', '.join(EMULATORS)}, found '{em_kind}'")
-    native = _check_precisions(_need(cg, "native", list, "codegen.", path), "codegen.native",
-                               path)
+        raise TargetError(
+            f"{path}: codegen.emulator.kind: expected one of "
+            f"{', '.join(EMULATORS)}, found '{em_kind}'"
+        )
+    native = _check_precisions(_need(cg, "native", list, "codegen.", path), "codegen.native", path)
     emulation = cg.get("emulation", {}) or {}
     if not isinstance(emulation, Mapping):
         raise TargetError(f"{path}: codegen.emulation: expected a mapping precision -> how")
     _check_precisions(list(emulation), "codegen.emulation", path)
-    spec = CodegenSpec(_freeze(dict(tvm_target)), vb, tuple(cg.get("features", []) or []),
-                       Emulator(em_kind, em.get("cpu")), native,
-                       _freeze({parse_precision(k).name: str(v) for k, v in emulation.items()}),
-                       cg.get("llvm_mca_cpu"))
+    spec = CodegenSpec(
+        _freeze(dict(tvm_target)),
+        vb,
+        tuple(cg.get("features", []) or []),
+        Emulator(em_kind, em.get("cpu")),
+        native,
+        _freeze({parse_precision(k).name: str(v) for k, v in emulation.items()}),
+        cg.get("llvm_mca_cpu"),
+    )
     sections = {}
     for key in ("timing", "memory", "energy", "accelerator"):
         value = data.get(key, {}) or {}
@@ -204,7 +228,7 @@ def load_target_file(path: str | Path) -> Target:
     return parse_target(read_yaml(path, "target file", TargetError), str(path))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _all_targets(directory: str) -> tuple[Target, ...]:
     files = sorted(Path(directory).glob("*.yaml"))
     targets = [load_target_file(f) for f in files]
@@ -226,6 +250,8 @@ def load_target(name_or_path: str) -> Target:
         return load_target_file(name_or_path)
     targets = {t.name: t for t in list_targets()}
     if name_or_path not in targets:
-        raise TargetError(f"unknown target '{name_or_path}'; shipped targets: "
-                          f"{', '.join(targets)} (or give a .yaml path)")
+        raise TargetError(
+            f"unknown target '{name_or_path}'; shipped targets: "
+            f"{', '.join(targets)} (or give a .yaml path)"
+        )
     return targets[name_or_path]

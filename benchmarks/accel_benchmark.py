@@ -48,26 +48,39 @@ def speed(cfg) -> list[dict]:
         t_sim = time.perf_counter() - t1
         costs = sim.simulate_graph(g, cfg)
         tot = sim.totals(costs)
-        conv3 = [c for c in costs if c.op == "conv2d" and c.macs
-                 and g.tensors[g.node(c.name).inputs[1]].shape[2:] == (3, 3)]
+        conv3 = [
+            c
+            for c in costs
+            if c.op == "conv2d"
+            and c.macs
+            and g.tensors[g.node(c.name).inputs[1]].shape[2:] == (3, 3)
+        ]
         macs = sum(c.macs for c in conv3)
         util_w = sum(c.utilization * c.macs for c in conv3) / macs
         ideal = macs / cfg.peak_macs_per_cycle(p)
         util_t = ideal / sum(results[c.name].cycles for c in conv3)
-        rows.append({
-            "precision": p, "layers_on_accelerator": len(progs), "instructions": n_instr,
-            "compile_s": round(t_compile, 3), "simulate_s": round(t_sim, 3),
-            "instructions_per_s": round(n_instr / t_sim),
-            "conv3x3_layers": len(conv3), "conv3x3_utilization_mac_weighted": round(util_w, 4),
-            "conv3x3_utilization_time_weighted": round(util_t, 4),
-            "latency_ms": round(tot["latency_s"] * 1e3, 3),
-            "energy_mj": round(tot["energy_j"] * 1e3, 4),
-        })
+        rows.append(
+            {
+                "precision": p,
+                "layers_on_accelerator": len(progs),
+                "instructions": n_instr,
+                "compile_s": round(t_compile, 3),
+                "simulate_s": round(t_sim, 3),
+                "instructions_per_s": round(n_instr / t_sim),
+                "conv3x3_layers": len(conv3),
+                "conv3x3_utilization_mac_weighted": round(util_w, 4),
+                "conv3x3_utilization_time_weighted": round(util_t, 4),
+                "latency_ms": round(tot["latency_s"] * 1e3, 3),
+                "energy_mj": round(tot["energy_j"] * 1e3, 4),
+            }
+        )
         r = rows[-1]
-        print(f"resnet50 {p:7s} compile {t_compile:6.2f} s  simulate {t_sim:5.2f} s  "
-              f"{n_instr:7d} instr  {r['instructions_per_s']:9,d} instr/s  "
-              f"3x3-conv utilisation {util_t:.3f} ({len(conv3)} layers)  "
-              f"latency {r['latency_ms']:.2f} ms  energy {r['energy_mj']:.3f} mJ")
+        print(
+            f"resnet50 {p:7s} compile {t_compile:6.2f} s  simulate {t_sim:5.2f} s  "
+            f"{n_instr:7d} instr  {r['instructions_per_s']:9,d} instr/s  "
+            f"3x3-conv utilisation {util_t:.3f} ({len(conv3)} layers)  "
+            f"latency {r['latency_ms']:.2f} ms  energy {r['energy_mj']:.3f} mJ"
+        )
     return rows
 
 
@@ -78,15 +91,19 @@ def functional(cfg) -> dict:
     dt = time.perf_counter() - t0
     n = sum(len(l.program) for l in sim.compile_graph(g, cfg) if l.program)
     bad = sum(r.mismatches for r in res)
-    print(f"functional: resnet18@32 w8a8, {len(res)} layers, {n} instructions executed "
-          f"bit-exactly in {dt:.2f} s (incl. reference run), {bad} mismatching elements")
+    print(
+        f"functional: resnet18@32 w8a8, {len(res)} layers, {n} instructions executed "
+        f"bit-exactly in {dt:.2f} s (incl. reference run), {bad} mismatching elements"
+    )
     return {"layers": len(res), "instructions": n, "seconds": round(dt, 3), "mismatches": bad}
 
 
 def variants() -> list[dict]:
     rows = []
-    print(f"\n{'variant':17s}{'model':14s}{'prec':8s}{'latency ms':>11s}{'energy mJ':>11s}"
-          f"{'compute':>9s}{'on-chip':>9s}{'DRAM':>9s}{'static':>9s}  MAC util")
+    print(
+        f"\n{'variant':17s}{'model':14s}{'prec':8s}{'latency ms':>11s}{'energy mJ':>11s}"
+        f"{'compute':>9s}{'on-chip':>9s}{'DRAM':>9s}{'static':>9s}  MAC util"
+    )
     for model in ("resnet50", "mobilenet_v2"):
         graphs = {p: _quantize(model, p) for p in ("w4a4", "w4a8", "w8a8", "w16a16")}
         for v in VARIANTS:
@@ -97,21 +114,32 @@ def variants() -> list[dict]:
                 br = tot["energy_breakdown"]
                 cyc = sum(c.cycles for c in costs if c.macs and "host" not in c.notes)
                 util = tot["macs"] / (cyc * cfg.peak_macs_per_cycle(p)) if cyc else 0.0
-                row = {"variant": v, "model": model, "precision": p,
-                       "latency_ms": tot["latency_s"] * 1e3, "energy_mj": tot["energy_j"] * 1e3,
-                       **{k + "_mj": br[k] * 1e3 for k in br}, "mac_utilization": util}
+                row = {
+                    "variant": v,
+                    "model": model,
+                    "precision": p,
+                    "latency_ms": tot["latency_s"] * 1e3,
+                    "energy_mj": tot["energy_j"] * 1e3,
+                    **{k + "_mj": br[k] * 1e3 for k in br},
+                    "mac_utilization": util,
+                }
                 rows.append(row)
-                print(f"{v:17s}{model:14s}{p:8s}{row['latency_ms']:11.2f}{row['energy_mj']:11.3f}"
-                      f"{br['compute'] * 1e3:9.3f}{br['onchip_memory'] * 1e3:9.3f}"
-                      f"{br['offchip_memory'] * 1e3:9.3f}{br['static'] * 1e3:9.3f}  {util:.3f}")
+                print(
+                    f"{v:17s}{model:14s}{p:8s}{row['latency_ms']:11.2f}{row['energy_mj']:11.3f}"
+                    f"{br['compute'] * 1e3:9.3f}{br['onchip_memory'] * 1e3:9.3f}"
+                    f"{br['offchip_memory'] * 1e3:9.3f}{br['static'] * 1e3:9.3f}  {util:.3f}"
+                )
     return rows
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default="simd-accel")
-    ap.add_argument("--variants", action="store_true",
-                    help="also tabulate ResNet-50 / MobileNet v2 on every variant")
+    ap.add_argument(
+        "--variants",
+        action="store_true",
+        help="also tabulate ResNet-50 / MobileNet v2 on every variant",
+    )
     ap.add_argument("--json", default="benchmarks/results/accel.json")
     args = ap.parse_args(argv)
     cfg = load_config(args.config)

@@ -47,8 +47,12 @@ def _quantize(model: str, precision: str):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--json", default="benchmarks/results/accel_crosscheck.json")
-    ap.add_argument("--lpf-limit", type=int, default=6,
-                    help="ZigZag LOMA loop-prime-factor limit (search breadth)")
+    ap.add_argument(
+        "--lpf-limit",
+        type=int,
+        default=6,
+        help="ZigZag LOMA loop-prime-factor limit (search breadth)",
+    )
     args = ap.parse_args(argv)
     missing = zigzag_missing()
     if missing:
@@ -66,15 +70,18 @@ def main(argv=None) -> int:
             wall = time.perf_counter() - t0
             s = c.shape
             kind = "depthwise" if s.depthwise else "conv"
-            print(f"\n{model} {node} ({kind} {s.fy}x{s.fx}/{s.stride}, K={s.k} C={s.c} "
-                  f"out {s.oy}x{s.ox}) {prec} on {cfg.name}   [{wall:.1f} s]")
+            print(
+                f"\n{model} {node} ({kind} {s.fy}x{s.fx}/{s.stride}, K={s.k} C={s.c} "
+                f"out {s.oy}x{s.ox}) {prec} on {cfg.name}   [{wall:.1f} s]"
+            )
             print(f"  {'quantity':<42}{'ours':>14}{'ZigZag':>14}{'ratio':>8}  why")
             for r in c.rows:
-                print(f"  {r.quantity:<42}{r.ours:>14.4g}{r.zigzag:>14.4g}{r.ratio:>8.3f}  "
-                      f"{r.why}")
-            print(f"  ZigZag DRAM bytes per operand: "
-                  f"{ {k: round(v) for k, v in c.zigzag_dram.items()} }; ours moves "
-                  f"{c.row('DRAM bytes').ours:.0f} of which payload {c.our_dram_payload:.0f}")
+                print(f"  {r.quantity:<42}{r.ours:>14.4g}{r.zigzag:>14.4g}{r.ratio:>8.3f}  {r.why}")
+            print(
+                f"  ZigZag DRAM bytes per operand: "
+                f"{ {k: round(v) for k, v in c.zigzag_dram.items()} }; ours moves "
+                f"{c.row('DRAM bytes').ours:.0f} of which payload {c.our_dram_payload:.0f}"
+            )
             print(f"  ZigZag temporal mapping: {c.zigzag_mapping}")
             out["comparisons"].append({"model": model, **c.to_dict(), "wall_s": wall})
     atomic_write_text(args.json, json.dumps(out, indent=1) + "\n")

@@ -21,9 +21,9 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -61,7 +61,7 @@ class StudyConfig:
     seed: int = 0
 
     @staticmethod
-    def make(quick: bool) -> "StudyConfig":
+    def make(quick: bool) -> StudyConfig:
         if quick:
             return StudyConfig(True, train_copies=3, float_epochs=8, qat_epochs=1)
         return StudyConfig(False, train_copies=4, float_epochs=20, qat_epochs=5)
@@ -70,17 +70,28 @@ class StudyConfig:
 def _granularity(prec) -> str:
     if prec.is_float:
         return "-"
-    return ("per-channel" if prec.per_channel else "per-tensor") + \
-        ("/sym" if prec.symmetric_weights else "/asym")
+    return ("per-channel" if prec.per_channel else "per-tensor") + (
+        "/sym" if prec.symmetric_weights else "/asym"
+    )
 
 
-def _row(model: str, method: str, prec_text: str, calibration: str, acc: float,
-         granularity: str | None = None) -> dict:
-    prec = parse_precision(prec_text.split("+")[0]) if not prec_text.startswith("mixed") \
-        else None
-    return {"model": model, "method": method, "precision": prec_text,
-            "granularity": granularity or (_granularity(prec) if prec else "mixed"),
-            "calibration": calibration, "top1": round(float(acc), 4)}
+def _row(
+    model: str,
+    method: str,
+    prec_text: str,
+    calibration: str,
+    acc: float,
+    granularity: str | None = None,
+) -> dict:
+    prec = parse_precision(prec_text.split("+")[0]) if not prec_text.startswith("mixed") else None
+    return {
+        "model": model,
+        "method": method,
+        "precision": prec_text,
+        "granularity": granularity or (_granularity(prec) if prec else "mixed"),
+        "calibration": calibration,
+        "top1": round(float(acc), 4),
+    }
 
 
 def depthwise_range_ratios(graph: Graph) -> dict[str, float]:
@@ -96,15 +107,21 @@ def depthwise_range_ratios(graph: Graph) -> dict[str, float]:
     return out
 
 
-def study_model(name: str, data: ImageDataset, cfg: StudyConfig, out: Path,
-                log: Callable[[str], None]) -> tuple[list[dict], dict]:
+def study_model(
+    name: str, data: ImageDataset, cfg: StudyConfig, out: Path, log: Callable[[str], None]
+) -> tuple[list[dict], dict]:
     rows: list[dict] = []
     info: dict = {}
     g0 = zoo.build(name, seed=cfg.seed, input_size=data.x_train.shape[-1])
     t0 = time.perf_counter()
-    tr = train_float(g0, data.x_train, data.y_train,
-                     TrainConfig(epochs=cfg.float_epochs, lr=cfg.float_lr,
-                                 weight_decay=cfg.weight_decay, seed=cfg.seed))
+    tr = train_float(
+        g0,
+        data.x_train,
+        data.y_train,
+        TrainConfig(
+            epochs=cfg.float_epochs, lr=cfg.float_lr, weight_decay=cfg.weight_decay, seed=cfg.seed
+        ),
+    )
     g = tr.graph
     info["train_seconds"] = round(tr.seconds, 1)
     info["train_top1"] = round(tr.history[-1]["train_top1"], 4)
@@ -116,8 +133,10 @@ def study_model(name: str, data: ImageDataset, cfg: StudyConfig, out: Path,
     info["depthwise_range_ratio"] = depthwise_range_ratios(g)
 
     gb = with_batch(g, CAL_BATCH)
-    cal = CalibrationData(data.calibration_batches(CAL_BATCH),
-                          f"{len(data.x_calib)} training images of the digits study")
+    cal = CalibrationData(
+        data.calibration_batches(CAL_BATCH),
+        f"{len(data.x_calib)} training images of the digits study",
+    )
 
     def ptq(prec: str, calibration: str = "minmax") -> float:
         r = quantize_graph(gb, parse_precision(prec), cal, calibration)
@@ -140,20 +159,31 @@ def study_model(name: str, data: ImageDataset, cfg: StudyConfig, out: Path,
     # quantization-aware training, fine-tuning the trained float model
     info["qat_fake_quant_top1"] = {}
     for prec in ("w8a8", "w4a8", "w4a4"):
-        res = qat(g, parse_precision(prec), data.x_train, data.y_train,
-                  cfg=QATConfig(epochs=cfg.qat_epochs, lr=cfg.qat_lr, seed=cfg.seed))
+        res = qat(
+            g,
+            parse_precision(prec),
+            data.x_train,
+            data.y_train,
+            cfg=QATConfig(epochs=cfg.qat_epochs, lr=cfg.qat_lr, seed=cfg.seed),
+        )
         acc = top1(res.graph, data.x_test, data.y_test)
         fq = fake_quant_top1(res, data.x_test, data.y_test)
         info["qat_fake_quant_top1"][prec] = fq
-        log(f"{name}: QAT {prec} top-1 {acc:.4f} (torch fake-quant {fq:.4f}, "
-            f"{res.seconds:.0f} s)")
+        log(f"{name}: QAT {prec} top-1 {acc:.4f} (torch fake-quant {fq:.4f}, {res.seconds:.0f} s)")
         rows.append(_row(name, "qat", prec, "qat-ema", acc))
 
     # sensitivity analysis + partial quantization (Wu et al. 2020 §6), chosen on validation
     val_float = top1(g, data.x_val, data.y_val)
     target = val_float - 0.01
-    sres = greedy_mixed_precision(g, parse_precision("w4a4"), cal, data.x_val, data.y_val,
-                                  target=target, high=parse_precision("w8a8"))
+    sres = greedy_mixed_precision(
+        g,
+        parse_precision("w4a4"),
+        cal,
+        data.x_val,
+        data.y_val,
+        target=target,
+        high=parse_precision("w8a8"),
+    )
     yaml_path = out / f"{name}_mixed.yaml"
     write_result_yaml(yaml_path, sres)
     overrides = sres.precisions()
@@ -162,11 +192,20 @@ def study_model(name: str, data: ImageDataset, cfg: StudyConfig, out: Path,
     k = len(sres.kept_high)
     label = f"mixed w4a4 + {k}/{len(sres.per_layer)} layers w8a8"
     rows.append(_row(name, "ptq-mixed", label, "minmax", acc, "per-channel/sym"))
-    info["mixed"] = {"kept_high": sres.kept_high, "order": sres.order,
-                     "per_layer": sres.per_layer, "val_float": val_float, "target": target,
-                     "val_score": sres.score, "met": sres.met, "yaml": yaml_path.name}
-    log(f"{name}: mixed ({k} layers at w8a8: {', '.join(sres.kept_high) or 'none'}) "
-        f"top-1 {acc:.4f}; validation {sres.score:.4f} vs target {target:.4f}")
+    info["mixed"] = {
+        "kept_high": sres.kept_high,
+        "order": sres.order,
+        "per_layer": sres.per_layer,
+        "val_float": val_float,
+        "target": target,
+        "val_score": sres.score,
+        "met": sres.met,
+        "yaml": yaml_path.name,
+    }
+    log(
+        f"{name}: mixed ({k} layers at w8a8: {', '.join(sres.kept_high) or 'none'}) "
+        f"top-1 {acc:.4f}; validation {sres.score:.4f} vs target {target:.4f}"
+    )
     info["seconds"] = round(time.perf_counter() - t0, 1)
     return rows, info
 
@@ -175,10 +214,15 @@ def study_model(name: str, data: ImageDataset, cfg: StudyConfig, out: Path,
 # The report
 # ---------------------------------------------------------------------------------------------
 
+
 def _get(rows, model, method, precision, calibration="minmax") -> float:
     for r in rows:
-        if r["model"] == model and r["method"] == method and r["precision"] == precision and \
-                (calibration is None or r["calibration"] == calibration):
+        if (
+            r["model"] == model
+            and r["method"] == method
+            and r["precision"] == precision
+            and (calibration is None or r["calibration"] == calibration)
+        ):
             return r["top1"]
     raise KeyError((model, method, precision, calibration))
 
@@ -201,24 +245,31 @@ def findings(rows: list[dict], infos: dict) -> list[str]:
     rmax = max(ratios.values()) if ratios else float("nan")
     pt4 = _get(rows, mb, "ptq", "w4a8/per-tensor")
     pc4 = _get(rows, mb, "ptq", "w4a8")
-    text = (f"1. **Per-tensor weights lose clearly more than per-channel on the BN-folded "
-            f"depthwise network** (whitepaper Table: Mobilenet-v1 0.001 vs 0.703). "
-            f"digits_mobilenet w8a8 minmax: asymmetric per-tensor {pt:.4f} ({_pts(pt - f)} vs "
-            f"float {f:.4f}), asymmetric per-channel {pc:.4f} ({_pts(pc - f)}), symmetric "
-            f"per-channel {pcs:.4f} ({_pts(pcs - f)}). ")
+    text = (
+        f"1. **Per-tensor weights lose clearly more than per-channel on the BN-folded "
+        f"depthwise network** (whitepaper Table: Mobilenet-v1 0.001 vs 0.703). "
+        f"digits_mobilenet w8a8 minmax: asymmetric per-tensor {pt:.4f} ({_pts(pt - f)} vs "
+        f"float {f:.4f}), asymmetric per-channel {pc:.4f} ({_pts(pc - f)}), symmetric "
+        f"per-channel {pcs:.4f} ({_pts(pcs - f)}). "
+    )
     if ok:
         text += "**Reproduced.** "
     else:
-        text += ("**Not reproduced at 8 bits.** Why: after BN folding the per-channel weight "
-                 f"ranges of the depthwise convs differ by up to {rmax:.1f}x (max/min over "
-                 "channels, per layer: " + ", ".join(f"{k} {v:.1f}x" for k, v in ratios.items())
-                 + "); with 255 levels the narrowest channel still keeps about "
-                 f"{255 / rmax:.0f} levels and the wide channels carry the signal, so per-tensor "
-                 "8-bit weights cost little here. The whitepaper's ImageNet MobileNets, trained "
-                 "far longer, have depthwise channels whose folded ranges differ by orders of "
-                 "magnitude, so that narrow channels round to zero. ")
-    text += (f"The mechanism does show at 4-bit weights (15 levels): w4a8 per-tensor "
-             f"{pt4:.4f} vs per-channel {pc4:.4f} ({_pts(pt4 - pc4)} points).")
+        text += (
+            "**Not reproduced at 8 bits.** Why: after BN folding the per-channel weight "
+            f"ranges of the depthwise convs differ by up to {rmax:.1f}x (max/min over "
+            "channels, per layer: "
+            + ", ".join(f"{k} {v:.1f}x" for k, v in ratios.items())
+            + "); with 255 levels the narrowest channel still keeps about "
+            f"{255 / rmax:.0f} levels and the wide channels carry the signal, so per-tensor "
+            "8-bit weights cost little here. The whitepaper's ImageNet MobileNets, trained "
+            "far longer, have depthwise channels whose folded ranges differ by orders of "
+            "magnitude, so that narrow channels round to zero. "
+        )
+    text += (
+        f"The mechanism does show at 4-bit weights (15 levels): w4a8 per-tensor "
+        f"{pt4:.4f} vs per-channel {pc4:.4f} ({_pts(pt4 - pc4)} points)."
+    )
     out.append(text)
 
     parts, ok2 = [], True
@@ -227,11 +278,17 @@ def findings(rows: list[dict], infos: dict) -> list[str]:
         p8 = _get(rows, m, "ptq", "w8a8")
         best = max(_get(rows, m, "ptq", "w8a8", c) for c in CALIBRATIONS)
         ok2 &= abs(fm - p8) <= 0.01
-        parts.append(f"{m}: float {fm:.4f}, w8a8 per-channel minmax {p8:.4f} "
-                     f"({_pts(p8 - fm)}), best calibration {best:.4f}")
-    out.append("2. **w8a8 per-channel PTQ is within about 1 point of float** (whitepaper: "
-               "within 2 %, most networks within 1 %). " + "; ".join(parts) + ". "
-               + ("**Reproduced.**" if ok2 else "**Not reproduced** for at least one model."))
+        parts.append(
+            f"{m}: float {fm:.4f}, w8a8 per-channel minmax {p8:.4f} "
+            f"({_pts(p8 - fm)}), best calibration {best:.4f}"
+        )
+    out.append(
+        "2. **w8a8 per-channel PTQ is within about 1 point of float** (whitepaper: "
+        "within 2 %, most networks within 1 %). "
+        + "; ".join(parts)
+        + ". "
+        + ("**Reproduced.**" if ok2 else "**Not reproduced** for at least one model.")
+    )
 
     parts, ok3 = [], True
     for m in MODELS:
@@ -243,29 +300,48 @@ def findings(rows: list[dict], infos: dict) -> list[str]:
         clearly = loss >= 0.02
         most = clearly and rec >= 0.5
         ok3 &= clearly and most
-        parts.append(f"{m}: float {fm:.4f}, PTQ w4a8 {p4:.4f} ({_pts(-loss)}), QAT w4a8 "
-                     f"{q4:.4f} ({_pts(q4 - fm)}; recovers "
-                     f"{'n/a' if rec != rec else f'{100 * rec:.0f} %'} of the PTQ loss)")
+        parts.append(
+            f"{m}: float {fm:.4f}, PTQ w4a8 {p4:.4f} ({_pts(-loss)}), QAT w4a8 "
+            f"{q4:.4f} ({_pts(q4 - fm)}; recovers "
+            f"{'n/a' if rec != rec else f'{100 * rec:.0f} %'} of the PTQ loss)"
+        )
     why3 = ""
     if not ok3:
-        worse = [m for m in MODELS if _get(rows, m, "qat", "w8a8", "qat-ema")
-                 < _get(rows, m, "ptq", "w8a8")]
-        why3 = (" QAT fine-tunes on the training split, which the float models already fit "
-                "(final training top-1: " + ", ".join(f"{m} {infos[m]['train_top1']:.4f}"
-                                                      for m in MODELS) + ").")
+        worse = [
+            m
+            for m in MODELS
+            if _get(rows, m, "qat", "w8a8", "qat-ema") < _get(rows, m, "ptq", "w8a8")
+        ]
+        why3 = (
+            " QAT fine-tunes on the training split, which the float models already fit "
+            "(final training top-1: "
+            + ", ".join(f"{m} {infos[m]['train_top1']:.4f}" for m in MODELS)
+            + ")."
+        )
         if worse:
-            why3 += (" Even at w8a8, where PTQ loses nothing, QAT ends below PTQ ("
-                     + ", ".join(f"{m}: QAT {_get(rows, m, 'qat', 'w8a8', 'qat-ema'):.4f} vs "
-                                 f"PTQ {_get(rows, m, 'ptq', 'w8a8'):.4f}" for m in worse)
-                     + "): the fine-tuning itself costs test accuracy (generalization), which "
-                     "caps what it can recover at 4 bits.")
+            why3 += (
+                " Even at w8a8, where PTQ loses nothing, QAT ends below PTQ ("
+                + ", ".join(
+                    f"{m}: QAT {_get(rows, m, 'qat', 'w8a8', 'qat-ema'):.4f} vs "
+                    f"PTQ {_get(rows, m, 'ptq', 'w8a8'):.4f}"
+                    for m in worse
+                )
+                + "): the fine-tuning itself costs test accuracy (generalization), which "
+                "caps what it can recover at 4 bits."
+            )
         why3 += " The study was not re-tuned."
-    out.append("3. **4-bit weight PTQ loses clearly and QAT recovers most of it** (whitepaper: "
-               "Mobilenet-v1 4-bit weights, PTQ ~0.001, QAT 0.65 vs 0.709 float). "
-               + "; ".join(parts) + ". "
-               + ("**Reproduced.**" if ok3 else
-                  "**Not reproduced** for at least one model (criteria: PTQ loss >= 2 points "
-                  "and QAT recovering >= 50 % of it)." + why3))
+    out.append(
+        "3. **4-bit weight PTQ loses clearly and QAT recovers most of it** (whitepaper: "
+        "Mobilenet-v1 4-bit weights, PTQ ~0.001, QAT 0.65 vs 0.709 float). "
+        + "; ".join(parts)
+        + ". "
+        + (
+            "**Reproduced.**"
+            if ok3
+            else "**Not reproduced** for at least one model (criteria: PTQ loss >= 2 points "
+            "and QAT recovering >= 50 % of it)." + why3
+        )
+    )
 
     parts, ok4 = [], True
     for m in MODELS:
@@ -276,74 +352,94 @@ def findings(rows: list[dict], infos: dict) -> list[str]:
     why4 = ""
     if not ok4:
         bad = [m for m in MODELS if _get(rows, m, "ptq", "w8a4") >= _get(rows, m, "ptq", "w4a8")]
-        why4 = (f" Where it fails ({', '.join(bad)}), 15 weight levels per output channel cost "
-                "more than 15 activation levels per tensor: the finding is an empirical one about "
-                "ImageNet networks, and the cause here was not isolated further (the per-layer "
-                "sensitivity in the notes shows which layers dominate).")
-    out.append("4. **4-bit activations hurt more than 4-bit weights** (PTQ, per-channel "
-               "weights, minmax). " + "; ".join(parts) + ". "
-               + ("**Reproduced.**" if ok4 else "**Not reproduced** for at least one model."
-                  + why4))
+        why4 = (
+            f" Where it fails ({', '.join(bad)}), 15 weight levels per output channel cost "
+            "more than 15 activation levels per tensor: the finding is an empirical one about "
+            "ImageNet networks, and the cause here was not isolated further (the per-layer "
+            "sensitivity in the notes shows which layers dominate)."
+        )
+    out.append(
+        "4. **4-bit activations hurt more than 4-bit weights** (PTQ, per-channel "
+        "weights, minmax). "
+        + "; ".join(parts)
+        + ". "
+        + ("**Reproduced.**" if ok4 else "**Not reproduced** for at least one model." + why4)
+    )
     return out
 
 
-def markdown(rows: list[dict], infos: dict, data: ImageDataset, cfg: StudyConfig,
-             seconds: float) -> str:
-    lines = ["# Accuracy study: quantizing the digits models", "",
-             f"Generated by `benchmarks/accuracy_study.py{' --quick' if cfg.quick else ''}` in "
-             f"{seconds:.0f} s. Every quantized top-1 is computed by the integer-only reference "
-             "executor (`accelsim.ref.executor.run`, gemmlowp requantization) on the held-out "
-             "test split; float top-1 by the float reference executor.", "",
-             "## Setup", "",
-             f"- Data: {data.description}. Inputs standardized with the training mean/std.",
-             f"- Models: `digits_cnn` (zoo, input_size 16) and `digits_mobilenet` (zoo), "
-             f"weights initialized from seed {cfg.seed}.",
-             f"- Float training: Adam, lr {cfg.float_lr:g} with cosine decay, batch 64, "
-             f"{cfg.float_epochs} epochs, L2 weight decay {cfg.weight_decay:g} (none on "
-             f"depthwise weights, as Howard et al. 2017 advise), seed {cfg.seed}, 1 torch thread.",
-             f"- PTQ: calibration on {len(data.x_calib)} training images in batches of "
-             f"{CAL_BATCH}; weights symmetric per-channel in the restricted range unless the "
-             "row says otherwise, activations asymmetric per-tensor; BN folded, activations fused.",
-             f"- QAT: fine-tunes the trained float model for {cfg.qat_epochs} epoch(s), Adam lr "
-             f"{cfg.qat_lr:g} cosine, fake quantization with STE, BN folded with correction "
-             "(frozen after half the steps), activation ranges = EMA (0.99) of min/max, "
-             "activation quantization delayed for the first 10 % of the steps; the integer graph "
-             "is built by `ptq.quantize_with_ranges` from the learned ranges.",
-             "- Mixed: per-layer sensitivity (validation top-1 with only that layer at w4a4, "
-             "the rest float), then greedily the most sensitive layers at w8a8 (the rest w4a4) "
-             "until validation top-1 is within 1 point of float (Wu et al. 2020 §6).", "",
-             "## Results (test top-1)", "",
-             "| model | method | precision | weights | calibration | top-1 | vs float |",
-             "|---|---|---|---|---|---|---|"]
+def markdown(
+    rows: list[dict], infos: dict, data: ImageDataset, cfg: StudyConfig, seconds: float
+) -> str:
+    lines = [
+        "# Accuracy study: quantizing the digits models",
+        "",
+        f"Generated by `benchmarks/accuracy_study.py{' --quick' if cfg.quick else ''}` in "
+        f"{seconds:.0f} s. Every quantized top-1 is computed by the integer-only reference "
+        "executor (`accelsim.ref.executor.run`, gemmlowp requantization) on the held-out "
+        "test split; float top-1 by the float reference executor.",
+        "",
+        "## Setup",
+        "",
+        f"- Data: {data.description}. Inputs standardized with the training mean/std.",
+        f"- Models: `digits_cnn` (zoo, input_size 16) and `digits_mobilenet` (zoo), "
+        f"weights initialized from seed {cfg.seed}.",
+        f"- Float training: Adam, lr {cfg.float_lr:g} with cosine decay, batch 64, "
+        f"{cfg.float_epochs} epochs, L2 weight decay {cfg.weight_decay:g} (none on "
+        f"depthwise weights, as Howard et al. 2017 advise), seed {cfg.seed}, 1 torch thread.",
+        f"- PTQ: calibration on {len(data.x_calib)} training images in batches of "
+        f"{CAL_BATCH}; weights symmetric per-channel in the restricted range unless the "
+        "row says otherwise, activations asymmetric per-tensor; BN folded, activations fused.",
+        f"- QAT: fine-tunes the trained float model for {cfg.qat_epochs} epoch(s), Adam lr "
+        f"{cfg.qat_lr:g} cosine, fake quantization with STE, BN folded with correction "
+        "(frozen after half the steps), activation ranges = EMA (0.99) of min/max, "
+        "activation quantization delayed for the first 10 % of the steps; the integer graph "
+        "is built by `ptq.quantize_with_ranges` from the learned ranges.",
+        "- Mixed: per-layer sensitivity (validation top-1 with only that layer at w4a4, "
+        "the rest float), then greedily the most sensitive layers at w8a8 (the rest w4a4) "
+        "until validation top-1 is within 1 point of float (Wu et al. 2020 §6).",
+        "",
+        "## Results (test top-1)",
+        "",
+        "| model | method | precision | weights | calibration | top-1 | vs float |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         f = _get(rows, r["model"], "float", "fp32", "-")
-        lines.append(f"| {r['model']} | {r['method']} | {r['precision']} | {r['granularity']} "
-                     f"| {r['calibration']} | {r['top1']:.4f} | {_pts(r['top1'] - f)} |")
+        lines.append(
+            f"| {r['model']} | {r['method']} | {r['precision']} | {r['granularity']} "
+            f"| {r['calibration']} | {r['top1']:.4f} | {_pts(r['top1'] - f)} |"
+        )
     lines += ["", "## The whitepaper's findings, checked", ""]
     lines += [f + "\n" for f in findings(rows, infos)]
     lines += ["## Notes", ""]
     for m in MODELS:
         inf = infos[m]
-        fq = ", ".join(f"{p} {v:.4f} (integer {_get(rows, m, 'qat', p, 'qat-ema'):.4f})"
-                       for p, v in inf["qat_fake_quant_top1"].items())
+        fq = ", ".join(
+            f"{p} {v:.4f} (integer {_get(rows, m, 'qat', p, 'qat-ema'):.4f})"
+            for p, v in inf["qat_fake_quant_top1"].items()
+        )
         mx = inf["mixed"]
-        lines.append(f"- {m}: float training {inf['train_seconds']} s, final training top-1 "
-                     f"{inf['train_top1']:.4f}. QAT torch fake-quant top-1: {fq}. The integer "
-                     "graph and the fake-quant model differ by rounding details only (TFLite's "
-                     "fixed-point requantization rounds twice -- SRDHM to an integer, then the "
-                     "rounding shift -- where fake quantization rounds once; BN folded in float64 "
-                     "vs float32; integer average pooling), which matters most with 4-bit "
-                     "activations (multipliers close to 1, small accumulators). Sensitivity order (most sensitive first): "
-                     f"{', '.join(mx['order'])}; kept at w8a8: "
-                     f"{', '.join(mx['kept_high']) or 'none'} (validation {mx['val_score']:.4f}, "
-                     f"target {mx['target']:.4f}, {'met' if mx['met'] else 'not met'}); "
-                     f"configuration in `{mx['yaml']}`.")
+        lines.append(
+            f"- {m}: float training {inf['train_seconds']} s, final training top-1 "
+            f"{inf['train_top1']:.4f}. QAT torch fake-quant top-1: {fq}. The integer "
+            "graph and the fake-quant model differ by rounding details only (TFLite's "
+            "fixed-point requantization rounds twice -- SRDHM to an integer, then the "
+            "rounding shift -- where fake quantization rounds once; BN folded in float64 "
+            "vs float32; integer average pooling), which matters most with 4-bit "
+            "activations (multipliers close to 1, small accumulators). Sensitivity order (most sensitive first): "
+            f"{', '.join(mx['order'])}; kept at w8a8: "
+            f"{', '.join(mx['kept_high']) or 'none'} (validation {mx['val_score']:.4f}, "
+            f"target {mx['target']:.4f}, {'met' if mx['met'] else 'not met'}); "
+            f"configuration in `{mx['yaml']}`."
+        )
     lines.append("")
     return "\n".join(lines)
 
 
-def run_study(quick: bool = False, out: str | Path = "reports",
-              log: Callable[[str], None] = print) -> tuple[list[dict], dict]:
+def run_study(
+    quick: bool = False, out: str | Path = "reports", log: Callable[[str], None] = print
+) -> tuple[list[dict], dict]:
     """Run the study, write the reports; returns the rows (as in accuracy.json) and per-model
     details (trained float graph, QAT fake-quant top-1, sensitivity search, ...)."""
     t0 = time.perf_counter()

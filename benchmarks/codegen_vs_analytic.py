@@ -25,6 +25,7 @@ GOAL = 0.20
 
 def _group(graph, node) -> str:
     from accelsim.report.collect import layer_group
+
     return layer_group(graph, node)
 
 
@@ -37,6 +38,7 @@ def study(model: str, input_size: int, target_name: str, precision: str) -> dict
     from accelsim.quant.ptq import quantize_graph
     from accelsim.sim import analytic, codegen
     from accelsim.target import load_target
+
     t = load_target(target_name)
     p = parse_precision(precision)
     g = zoo.build(model, input_size=input_size)
@@ -50,8 +52,9 @@ def study(model: str, input_size: int, target_name: str, precision: str) -> dict
     lanes = t.codegen.vector_bits / 32
     mac_cls = t.timing["mac"][p.name]["instruction"]
     groups: dict[str, dict] = defaultdict(lambda: defaultdict(float))
-    calib: dict[str, dict] = defaultdict(lambda: {"kernels": [], "outputs": 0.0,
-                                                  "classes": defaultdict(float)})
+    calib: dict[str, dict] = defaultdict(
+        lambda: {"kernels": [], "outputs": 0.0, "classes": defaultdict(float)}
+    )
     for c, a in zip(cg, an):
         grp = _group(q, nodes[c.name])
         gr = groups[grp]
@@ -77,34 +80,56 @@ def study(model: str, input_size: int, target_name: str, precision: str) -> dict
             cal["classes"][cls] += n
     ratio = sum(c.cycles for c in cg) / sum(a.cycles for a in an)
     coded = sum(c.macs for c in cg if c.fidelity == "codegen") / max(1, sum(c.macs for c in cg))
-    print(f"\n{model}@{input_size} {precision} {target_name}: codegen / analytic cycles "
-          f"{ratio:.3f} ({'within' if abs(ratio - 1) <= GOAL else 'NOT within'} 20 %); "
-          f"{coded:.0%} of MACs costed from code; codegen simulation {sim_s:.1f} s")
-    print(f"  {'group':<24}{'coded/all':>10}{'cg cycles':>12}{'an cycles':>12}{'ratio':>7}"
-          f"{'MAC ins/out':>12}{'vec ins/out':>12}{'ldst+scalar/out':>17}")
+    print(
+        f"\n{model}@{input_size} {precision} {target_name}: codegen / analytic cycles "
+        f"{ratio:.3f} ({'within' if abs(ratio - 1) <= GOAL else 'NOT within'} 20 %); "
+        f"{coded:.0%} of MACs costed from code; codegen simulation {sim_s:.1f} s"
+    )
+    print(
+        f"  {'group':<24}{'coded/all':>10}{'cg cycles':>12}{'an cycles':>12}{'ratio':>7}"
+        f"{'MAC ins/out':>12}{'vec ins/out':>12}{'ldst+scalar/out':>17}"
+    )
     rows = {}
     for grp, gr in sorted(groups.items()):
         o = gr["outputs"] or 1
         r = gr["codegen_cycles"] / gr["analytic_cycles"] if gr["analytic_cycles"] else 0.0
         rows[grp] = {**gr, "ratio": r}
-        print(f"  {grp:<24}{int(gr['coded_layers']):>5}/{int(gr['layers']):<4}"
-              f"{gr['codegen_cycles']:>12.0f}{gr['analytic_cycles']:>12.0f}{r:>7.2f}"
-              f"{gr['mac_instructions'] / o:>12.2f}{gr['vector_other'] / o:>12.2f}"
-              f"{gr['scalar_or_memory'] / o:>17.2f}")
-    print(f"  analytic assumes {analytic.REQUANT_OPS:g} vector-ALU ops per output element = "
-          f"{analytic.REQUANT_OPS / lanes:.2f} vector instructions per output element "
-          f"({lanes:g} lanes of 32 bits)")
-    calibration = {grp: {"kernels": v["kernels"], "outputs": v["outputs"],
-                         "per_output": {cls: n / v["outputs"] for cls, n in
-                                        sorted(v["classes"].items())}}
-                   for grp, v in calib.items()}
-    return {"model": model, "input_size": input_size, "target": target_name,
-            "precision": precision, "codegen_cycles": sum(c.cycles for c in cg),
-            "analytic_cycles": sum(a.cycles for a in an), "ratio": ratio,
-            "within_goal": abs(ratio - 1) <= GOAL, "macs_costed_from_code": coded,
-            "codegen_simulate_s": sim_s, "groups": rows, "calibration": calibration,
-            "fallback_layers": [{"name": c.name, "notes": c.notes} for c in cg
-                                if c.fidelity != "codegen"]}
+        print(
+            f"  {grp:<24}{int(gr['coded_layers']):>5}/{int(gr['layers']):<4}"
+            f"{gr['codegen_cycles']:>12.0f}{gr['analytic_cycles']:>12.0f}{r:>7.2f}"
+            f"{gr['mac_instructions'] / o:>12.2f}{gr['vector_other'] / o:>12.2f}"
+            f"{gr['scalar_or_memory'] / o:>17.2f}"
+        )
+    print(
+        f"  analytic assumes {analytic.REQUANT_OPS:g} vector-ALU ops per output element = "
+        f"{analytic.REQUANT_OPS / lanes:.2f} vector instructions per output element "
+        f"({lanes:g} lanes of 32 bits)"
+    )
+    calibration = {
+        grp: {
+            "kernels": v["kernels"],
+            "outputs": v["outputs"],
+            "per_output": {cls: n / v["outputs"] for cls, n in sorted(v["classes"].items())},
+        }
+        for grp, v in calib.items()
+    }
+    return {
+        "model": model,
+        "input_size": input_size,
+        "target": target_name,
+        "precision": precision,
+        "codegen_cycles": sum(c.cycles for c in cg),
+        "analytic_cycles": sum(a.cycles for a in an),
+        "ratio": ratio,
+        "within_goal": abs(ratio - 1) <= GOAL,
+        "macs_costed_from_code": coded,
+        "codegen_simulate_s": sim_s,
+        "groups": rows,
+        "calibration": calibration,
+        "fallback_layers": [
+            {"name": c.name, "notes": c.notes} for c in cg if c.fidelity != "codegen"
+        ],
+    }
 
 
 def main() -> None:
@@ -115,14 +140,20 @@ def main() -> None:
     ap.add_argument("--precision", default="w8a8")
     ap.add_argument("--json", default="benchmarks/results/codegen_vs_analytic.json")
     args = ap.parse_args()
-    out = [study(m, args.input_size, t, args.precision)
-           for m in args.models.split(",") for t in args.targets.split(",")]
+    out = [
+        study(m, args.input_size, t, args.precision)
+        for m in args.models.split(",")
+        for t in args.targets.split(",")
+    ]
     print("\nsummary (codegen / analytic cycles per whole model):")
     for r in out:
-        print(f"  {r['model']:<14}{r['target']:<12}{r['ratio']:7.3f}  "
-              f"{r['macs_costed_from_code']:4.0%} of MACs from code")
+        print(
+            f"  {r['model']:<14}{r['target']:<12}{r['ratio']:7.3f}  "
+            f"{r['macs_costed_from_code']:4.0%} of MACs from code"
+        )
     if args.json:
         from accelsim.fsutil import atomic_write_text
+
         atomic_write_text(args.json, json.dumps(out, indent=1, default=float) + "\n")
 
 

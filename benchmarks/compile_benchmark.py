@@ -60,9 +60,13 @@ def _measure(model: str, target: str, precision: str, size: int, cache: Path) ->
     env = dict(os.environ, ACCELSIM_CACHE=str(cache))
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-c", _WORKER, model, target, precision,
-                               str(size), out], cwd=ROOT, env=env, capture_output=True,
-                              text=True)
+        proc = subprocess.run(
+            [sys.executable, "-c", _WORKER, model, target, precision, str(size), out],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"{target} {precision}: worker failed:\n{proc.stderr[-3000:]}")
@@ -75,6 +79,7 @@ def _precisions(target: str, which: str) -> list[str]:
     if which != "native":
         return [p for p in which.split(",")]
     from accelsim.target import load_target
+
     return list(load_target(target).codegen.native)
 
 
@@ -83,16 +88,23 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default="mobilenet_v2")
     ap.add_argument("--input-size", type=int, default=224)
     ap.add_argument("--targets", default=",".join(TARGETS))
-    ap.add_argument("--precisions", default="w8a8",
-                    help="comma-separated, or 'native' for every natively supported precision")
+    ap.add_argument(
+        "--precisions",
+        default="w8a8",
+        help="comma-separated, or 'native' for every natively supported precision",
+    )
     ap.add_argument("--json", default=str(ROOT / "benchmarks/results/compile_benchmark.json"))
     args = ap.parse_args(argv)
 
     rows = []
-    hdr = (f"{'target':<12}{'precision':<10}{'kernels':>8}{'distinct':>9}{'cold s':>9}"
-           f"{'warm s':>9}{'cold proc s':>12}{'warm proc s':>12}{'not lowered':>12}")
-    print(f"{args.model} at {args.input_size}x{args.input_size}: compile time (s), fresh process "
-          f"each run; 'compile' excludes import and quantization, 'proc' is the whole process")
+    hdr = (
+        f"{'target':<12}{'precision':<10}{'kernels':>8}{'distinct':>9}{'cold s':>9}"
+        f"{'warm s':>9}{'cold proc s':>12}{'warm proc s':>12}{'not lowered':>12}"
+    )
+    print(
+        f"{args.model} at {args.input_size}x{args.input_size}: compile time (s), fresh process "
+        f"each run; 'compile' excludes import and quantization, 'proc' is the whole process"
+    )
     print(hdr)
     for target in args.targets.split(","):
         for prec in _precisions(target, args.precisions):
@@ -100,27 +112,44 @@ def main(argv=None) -> int:
                 cold = _measure(args.model, target, prec, args.input_size, Path(cache))
                 warm = _measure(args.model, target, prec, args.input_size, Path(cache))
             if warm["compiled"] != 0:
-                raise SystemExit(f"{target} {prec}: warm run compiled {warm['compiled']} kernels "
-                                 f"(the cache missed)")
-            row = {"target": target, "precision": prec, "kernels": cold["kernels"],
-                   "distinct_kernels": cold["distinct_kernels"],
-                   "not_lowered": cold["not_lowered"],
-                   "compiled_cold": cold["compiled"],
-                   "cold_compile_s": round(cold["compile_s"], 2),
-                   "warm_compile_s": round(warm["compile_s"], 2),
-                   "cold_process_s": round(cold["process_s"], 2),
-                   "warm_process_s": round(warm["process_s"], 2),
-                   "quantize_s": round(cold["quantize_s"], 2)}
+                raise SystemExit(
+                    f"{target} {prec}: warm run compiled {warm['compiled']} kernels "
+                    f"(the cache missed)"
+                )
+            row = {
+                "target": target,
+                "precision": prec,
+                "kernels": cold["kernels"],
+                "distinct_kernels": cold["distinct_kernels"],
+                "not_lowered": cold["not_lowered"],
+                "compiled_cold": cold["compiled"],
+                "cold_compile_s": round(cold["compile_s"], 2),
+                "warm_compile_s": round(warm["compile_s"], 2),
+                "cold_process_s": round(cold["process_s"], 2),
+                "warm_process_s": round(warm["process_s"], 2),
+                "quantize_s": round(cold["quantize_s"], 2),
+            }
             rows.append(row)
-            print(f"{target:<12}{prec:<10}{row['kernels']:>8}{row['distinct_kernels']:>9}"
-                  f"{row['cold_compile_s']:>9.2f}{row['warm_compile_s']:>9.2f}"
-                  f"{row['cold_process_s']:>12.2f}{row['warm_process_s']:>12.2f}"
-                  f"{row['not_lowered']:>12}", flush=True)
-    doc = {"model": args.model, "input_size": args.input_size, "rows": rows,
-           "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                       "platform": platform.platform()}}
+            print(
+                f"{target:<12}{prec:<10}{row['kernels']:>8}{row['distinct_kernels']:>9}"
+                f"{row['cold_compile_s']:>9.2f}{row['warm_compile_s']:>9.2f}"
+                f"{row['cold_process_s']:>12.2f}{row['warm_process_s']:>12.2f}"
+                f"{row['not_lowered']:>12}",
+                flush=True,
+            )
+    doc = {
+        "model": args.model,
+        "input_size": args.input_size,
+        "rows": rows,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+    }
     sys.path.insert(0, str(ROOT))
     from accelsim.fsutil import atomic_write_text
+
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.json, json.dumps(doc, indent=1) + "\n")
     print(f"-> {args.json}")

@@ -43,19 +43,27 @@ def main(argv=None) -> int:
     t_ptq = time.perf_counter() - t1
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out = {
-        "model": args.model, "precision": args.precision, "calibration": args.calibration,
-        "calibration_images": args.images, "input_shape": list(g.tensors[g.inputs[0]].shape),
-        "build_s": round(t_build, 3), "ptq_s": round(t_ptq, 3),
+        "model": args.model,
+        "precision": args.precision,
+        "calibration": args.calibration,
+        "calibration_images": args.images,
+        "input_shape": list(g.tensors[g.inputs[0]].shape),
+        "build_s": round(t_build, 3),
+        "ptq_s": round(t_ptq, 3),
         "ptq_s_per_image": round(t_ptq / args.images, 3),
-        "peak_rss_mib": round(peak_mib, 1), "rss_before_ptq_mib": round(rss_before, 1),
+        "peak_rss_mib": round(peak_mib, 1),
+        "rss_before_ptq_mib": round(rss_before, 1),
         "quantized_nodes": len(res.graph.nodes),
-        "model_bytes_fp32": int(g.model_bytes()), "model_bytes_quantized": int(res.graph.model_bytes()),
+        "model_bytes_fp32": int(g.model_bytes()),
+        "model_bytes_quantized": int(res.graph.model_bytes()),
         "python": sys.version.split()[0],
     }
-    print(f"PTQ {args.model} {args.precision} ({args.calibration}, {args.images} images): "
-          f"{t_ptq:.1f} s ({t_ptq / args.images:.2f} s/image), peak RSS {peak_mib:.0f} MiB "
-          f"(before PTQ {rss_before:.0f} MiB); model {g.model_bytes() / 2**20:.1f} MiB fp32 -> "
-          f"{res.graph.model_bytes() / 2**20:.1f} MiB")
+    print(
+        f"PTQ {args.model} {args.precision} ({args.calibration}, {args.images} images): "
+        f"{t_ptq:.1f} s ({t_ptq / args.images:.2f} s/image), peak RSS {peak_mib:.0f} MiB "
+        f"(before PTQ {rss_before:.0f} MiB); model {g.model_bytes() / 2**20:.1f} MiB fp32 -> "
+        f"{res.graph.model_bytes() / 2**20:.1f} MiB"
+    )
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.json, json.dumps(out, indent=2) + "\n")
     return 0

@@ -46,14 +46,22 @@ def main(argv=None) -> int:
         print(f"cold (empty cache): {cold:.1f} s   [{cold_line}]", flush=True)
         warm, warm_line = _run(cache, Path(tmp) / "warm", args.report_args)
         print(f"warm (filled cache): {warm:.1f} s   [{warm_line}]")
-        same = all((Path(tmp) / "cold" / n).read_bytes() == (Path(tmp) / "warm" / n).read_bytes()
-                   for n in ("summary.csv", "layers.csv")
-                   if (Path(tmp) / "cold" / n).exists())
+        same = all(
+            (Path(tmp) / "cold" / n).read_bytes() == (Path(tmp) / "warm" / n).read_bytes()
+            for n in ("summary.csv", "layers.csv")
+            if (Path(tmp) / "cold" / n).exists()
+        )
     print(f"speed-up {cold / warm:.1f}x; summary.csv / layers.csv identical: {same}")
-    result = {"report_args": args.report_args, "cold_s": round(cold, 2), "warm_s": round(warm, 2),
-              "speedup": round(cold / warm, 2), "cold_summary": cold_line,
-              "warm_summary": warm_line, "identical_tables": same,
-              "cpu_count": os.cpu_count()}
+    result = {
+        "report_args": args.report_args,
+        "cold_s": round(cold, 2),
+        "warm_s": round(warm, 2),
+        "speedup": round(cold / warm, 2),
+        "cold_summary": cold_line,
+        "warm_summary": warm_line,
+        "identical_tables": same,
+        "cpu_count": os.cpu_count(),
+    }
     atomic_write_text(args.json, json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.json}")
     return 0

@@ -37,6 +37,7 @@ GRID = {
 
 def _sweep(spec, **kw):
     from accelsim.dse.sweep import run_sweep, write_outputs
+
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         result = run_sweep(spec, cache_dir=str(Path(tmp) / "cache"), **kw)
@@ -48,39 +49,59 @@ def _sweep(spec, **kw):
 
 def sweep_speed(points: int, skip_dask: bool) -> dict:
     from accelsim.dse.sweep import SweepSpec, grid_points
+
     total = 1
     for v in GRID.values():
         total *= len(v)
-    spec = SweepSpec(("mobilenet_v2",), "simd-accel", GRID,
-                     sample=points if points < total else None, seed=0)
+    spec = SweepSpec(
+        ("mobilenet_v2",), "simd-accel", GRID, sample=points if points < total else None, seed=0
+    )
     n = len(grid_points(spec))
     cores = os.cpu_count() or 1
-    out: dict = {"model": "mobilenet_v2", "input_size": 224, "target": "simd-accel",
-                 "fidelity": "analytic", "points": n,
-                 "grid": {k: list(v) for k, v in GRID.items()}, "cpu_count": cores}
+    out: dict = {
+        "model": "mobilenet_v2",
+        "input_size": 224,
+        "target": "simd-accel",
+        "fidelity": "analytic",
+        "points": n,
+        "grid": {k: list(v) for k, v in GRID.items()},
+        "cpu_count": cores,
+    }
     res, wall, local_txt = _sweep(spec)
     assert res.computed == n and res.cached == 0
-    out["local_pool"] = {"workers": cores, "wall_s": round(wall, 2),
-                         "points_per_minute": round(n / wall * 60, 1),
-                         "pareto_points": len(res.pareto)}
-    print(f"local pool ({cores} processes): {n} points in {wall:.1f} s = "
-          f"{n / wall * 60:,.0f} points/min; {len(res.pareto)} on the Pareto front")
+    out["local_pool"] = {
+        "workers": cores,
+        "wall_s": round(wall, 2),
+        "points_per_minute": round(n / wall * 60, 1),
+        "pareto_points": len(res.pareto),
+    }
+    print(
+        f"local pool ({cores} processes): {n} points in {wall:.1f} s = "
+        f"{n / wall * 60:,.0f} points/min; {len(res.pareto)} on the Pareto front"
+    )
     if not skip_dask:
         import distributed
+
         t0 = time.perf_counter()
-        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                      dashboard_address=None) as cluster:
+        with distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster:
             start = time.perf_counter() - t0
             res_d, wall_d, dask_txt = _sweep(spec, scheduler=cluster.scheduler_address)
         assert res_d.computed == n
         same = dask_txt == local_txt
-        out["dask_local_cluster"] = {"workers": 2, "wall_s": round(wall_d, 2),
-                                     "cluster_start_s": round(start, 2),
-                                     "points_per_minute": round(n / wall_d * 60, 1),
-                                     "identical_outputs": same}
-        print(f"Dask LocalCluster (2 workers; {start:.1f} s to start, not counted): {n} points "
-              f"in {wall_d:.1f} s = {n / wall_d * 60:,.0f} points/min; points.csv and "
-              f"pareto.csv identical to the local pool's: {same}")
+        out["dask_local_cluster"] = {
+            "workers": 2,
+            "wall_s": round(wall_d, 2),
+            "cluster_start_s": round(start, 2),
+            "points_per_minute": round(n / wall_d * 60, 1),
+            "identical_outputs": same,
+        }
+        print(
+            f"Dask LocalCluster (2 workers; {start:.1f} s to start, not counted): {n} points "
+            f"in {wall_d:.1f} s = {n / wall_d * 60:,.0f} points/min; points.csv and "
+            f"pareto.csv identical to the local pool's: {same}"
+        )
         if not same:
             raise SystemExit("Dask and local results differ")
     return out
@@ -92,6 +113,7 @@ def per_point_time(repeats: int = 20) -> dict:
     from accelsim.accel import analytic
     from accelsim.accel.arch import load_config
     from accelsim.dse.sweep import _quantized
+
     g = _quantized("mobilenet_v2", "w8a8", None)
     cfg = load_config("simd-accel")
     analytic._CHOICES.clear()
@@ -102,8 +124,10 @@ def per_point_time(repeats: int = 20) -> dict:
     for i in range(repeats):
         analytic.simulate_graph(g, cfg.with_params(dma_bytes_per_cycle=4 + i))
     warm = (time.perf_counter() - t0) / repeats
-    print(f"one MobileNet v2 evaluation: {cold * 1e3:.1f} ms with tiling, {warm * 1e3:.1f} ms "
-          f"with memoised tile choices")
+    print(
+        f"one MobileNet v2 evaluation: {cold * 1e3:.1f} ms with tiling, {warm * 1e3:.1f} ms "
+        f"with memoised tile choices"
+    )
     return {"cold_ms": round(cold * 1e3, 2), "warm_ms": round(warm * 1e3, 2)}
 
 
@@ -114,9 +138,12 @@ def calibrate(input_size: int | None, models: list[str]) -> list[dict]:
     from accelsim.quant import calibdata
     from accelsim.quant.precision import parse_precision
     from accelsim.quant.ptq import quantize_graph
+
     rows = []
-    print(f"{'model':13s} {'prec':6s} {'design':16s} {'latency':>8s} {'energy':>8s} "
-          f"{'mean|layer|':>11s} {'max|layer|':>10s}  worst layer")
+    print(
+        f"{'model':13s} {'prec':6s} {'design':16s} {'latency':>8s} {'energy':>8s} "
+        f"{'mean|layer|':>11s} {'max|layer|':>10s}  worst layer"
+    )
     for model in models:
         g = zoo.build(model, input_size=input_size)
         data = calibdata.random(g, 1)
@@ -126,20 +153,34 @@ def calibrate(input_size: int | None, models: list[str]) -> list[dict]:
                 cfg = load_config(var)
                 ref = sim.simulate_graph(q, cfg)
                 an = analytic.simulate_graph(q, cfg)
-                errs = [(abs(a.cycles / r.cycles - 1), r.name) for r, a in zip(ref, an)
-                        if "host core" not in r.notes]
+                errs = [
+                    (abs(a.cycles / r.cycles - 1), r.name)
+                    for r, a in zip(ref, an)
+                    if "host core" not in r.notes
+                ]
                 lat = sum(a.latency_s for a in an) / sum(r.latency_s for r in ref) - 1
                 en = sum(a.energy_j for a in an) / sum(r.energy_j for r in ref) - 1
                 worst = max(errs)
                 mean = sum(e for e, _ in errs) / len(errs)
-                rows.append({"model": model, "input_size": input_size or "default",
-                             "precision": prec, "design": var,
-                             "latency_error": round(lat, 4), "energy_error": round(en, 4),
-                             "layer_cycles_mean_abs_error": round(mean, 4),
-                             "layer_cycles_max_abs_error": round(worst[0], 4),
-                             "worst_layer": worst[1], "layers": len(errs)})
-                print(f"{model:13s} {prec:6s} {var:16s} {lat:+8.3f} {en:+8.3f} {mean:11.3f} "
-                      f"{worst[0]:10.3f}  {worst[1]}", flush=True)
+                rows.append(
+                    {
+                        "model": model,
+                        "input_size": input_size or "default",
+                        "precision": prec,
+                        "design": var,
+                        "latency_error": round(lat, 4),
+                        "energy_error": round(en, 4),
+                        "layer_cycles_mean_abs_error": round(mean, 4),
+                        "layer_cycles_max_abs_error": round(worst[0], 4),
+                        "worst_layer": worst[1],
+                        "layers": len(errs),
+                    }
+                )
+                print(
+                    f"{model:13s} {prec:6s} {var:16s} {lat:+8.3f} {en:+8.3f} {mean:11.3f} "
+                    f"{worst[0]:10.3f}  {worst[1]}",
+                    flush=True,
+                )
     return rows
 
 
@@ -147,8 +188,11 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--points", type=int, default=1000)
     ap.add_argument("--skip-dask", action="store_true")
-    ap.add_argument("--calibrate", action="store_true",
-                    help="analytic vs accel-sim error table instead of the sweep")
+    ap.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="analytic vs accel-sim error table instead of the sweep",
+    )
     ap.add_argument("--input-size", type=int, help="--calibrate: zoo input size")
     ap.add_argument("--models", default="mobilenet_v2,resnet18,resnet50")
     ap.add_argument("--json", default=None)
@@ -160,8 +204,7 @@ def main(argv=None) -> int:
         result: dict = {"calibration": rows, "worst_latency_error": worst}
         path = args.json or "benchmarks/results/analytic_calibration.json"
     else:
-        result = {"per_point": per_point_time(),
-                  "sweep": sweep_speed(args.points, args.skip_dask)}
+        result = {"per_point": per_point_time(), "sweep": sweep_speed(args.points, args.skip_dask)}
         path = args.json or "benchmarks/results/sweep_benchmark.json"
     atomic_write_text(path, json.dumps(result, indent=1) + "\n")
     print(f"wrote {path}")

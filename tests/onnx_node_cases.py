@@ -44,22 +44,31 @@ def _write_case(case, out: Path) -> None:
     for i, (inputs, outputs) in enumerate(case.data_sets):
         ds = out / f"test_data_set_{i}"
         ds.mkdir()
-        for kind, arrays, infos in (("input", inputs, case.model.graph.input),
-                                    ("output", outputs, case.model.graph.output)):
+        for kind, arrays, infos in (
+            ("input", inputs, case.model.graph.input),
+            ("output", outputs, case.model.graph.output),
+        ):
             for j, arr in enumerate(arrays):
-                t = arr if isinstance(arr, onnx.TensorProto) else \
-                    numpy_helper.from_array(arr, infos[j].name)
+                t = (
+                    arr
+                    if isinstance(arr, onnx.TensorProto)
+                    else numpy_helper.from_array(arr, infos[j].name)
+                )
                 (ds / f"{kind}_{j}.pb").write_bytes(t.SerializeToString())
 
 
 def _generated_dirs() -> list[Path]:
     from onnx.backend.test.case import node as node_cases
+
     node_cases._TargetOpType = None
     for mod in OPS.values():
         importlib.import_module(f"onnx.backend.test.case.node.{mod}")
     prefixes = tuple(p[:-1] for p in PATTERNS)
-    cases = [c for c in node_cases._NodeTestCases
-             if c.name.startswith(prefixes) and not c.name.endswith("_expanded")]
+    cases = [
+        c
+        for c in node_cases._NodeTestCases
+        if c.name.startswith(prefixes) and not c.name.endswith("_expanded")
+    ]
     root = Path(tempfile.mkdtemp(prefix="accelsim_onnx_node_"))
     atexit.register(shutil.rmtree, root, ignore_errors=True)
     for case in cases:

@@ -17,8 +17,7 @@ from accelsim.accel import alu, isa, sim
 from accelsim.accel.arch import SWEEP_PARAMS, AccelConfigError, load_config
 from accelsim.accel.codegen import CodegenError
 from accelsim.accel.compute import layer_def
-from accelsim.accel.schedule import (AccelRecipeError, choose_tiles, load_recipes,
-                                     schedule_layer)
+from accelsim.accel.schedule import AccelRecipeError, choose_tiles, load_recipes, schedule_layer
 from accelsim.model import zoo
 from accelsim.quant import calibdata
 from accelsim.quant import fixedpoint as fx
@@ -43,8 +42,7 @@ def cfg():
 
 @pytest.fixture(scope="module")
 def small_graphs():
-    return {(m, p): _quantized(m, p, 32) for m in ("mobilenet_v2", "resnet18")
-            for p in PRECISIONS}
+    return {(m, p): _quantized(m, p, 32) for m in ("mobilenet_v2", "resnet18") for p in PRECISIONS}
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +61,7 @@ def full_costs(cfg):
 # ------------------------------------------------------------------------------------------------
 # architecture description
 # ------------------------------------------------------------------------------------------------
+
 
 def test_variants_load_with_derived_energy():
     for name in VARIANTS:
@@ -96,21 +95,26 @@ def test_with_params_changes_only_the_named_values(cfg):
     assert c2.energy.sram_pj_per_byte["act"] > cfg.energy.sram_pj_per_byte["act"]
 
 
-@pytest.mark.parametrize("params,key,fragment", [
-    (dict(macs_per_lane={"w4a4": 8}), "accelerator.macs_per_lane.w4a4",
-     "exceed what a 8x8-bit lane multiplier can do"),
-    (dict(macs_per_lane={"w4a8": 1.5}), "accelerator.macs_per_lane.w4a8", "whole number"),
-    (dict(lanes=0), "accelerator.lanes", "must be positive"),
-    (dict(wgt_kb=-4), "accelerator.scratchpads.wgt.size_kb", "must be positive"),
-    (dict(act_kb=0.125), "accelerator.scratchpads.act.size_kb",
-     "cannot hold the smallest"),
-    (dict(acc_kb=0.25), "accelerator.scratchpads.acc.size_kb", "cannot hold the smallest"),
-    (dict(out_kb=2.03125), "accelerator.scratchpads.out.banks", "do not divide"),
-    (dict(acc_bits=24), "accelerator.accumulator.bits", "need >= 32"),
-    (dict(dma_bytes_per_cycle=0), "accelerator.dma.bytes_per_cycle", "must be positive"),
-    (dict(clock_hz=-1.0), "timing.clock_hz", "must be positive"),
-    (dict(banana=1), "banana", "unknown parameter"),
-])
+@pytest.mark.parametrize(
+    "params,key,fragment",
+    [
+        (
+            dict(macs_per_lane={"w4a4": 8}),
+            "accelerator.macs_per_lane.w4a4",
+            "exceed what a 8x8-bit lane multiplier can do",
+        ),
+        (dict(macs_per_lane={"w4a8": 1.5}), "accelerator.macs_per_lane.w4a8", "whole number"),
+        (dict(lanes=0), "accelerator.lanes", "must be positive"),
+        (dict(wgt_kb=-4), "accelerator.scratchpads.wgt.size_kb", "must be positive"),
+        (dict(act_kb=0.125), "accelerator.scratchpads.act.size_kb", "cannot hold the smallest"),
+        (dict(acc_kb=0.25), "accelerator.scratchpads.acc.size_kb", "cannot hold the smallest"),
+        (dict(out_kb=2.03125), "accelerator.scratchpads.out.banks", "do not divide"),
+        (dict(acc_bits=24), "accelerator.accumulator.bits", "need >= 32"),
+        (dict(dma_bytes_per_cycle=0), "accelerator.dma.bytes_per_cycle", "must be positive"),
+        (dict(clock_hz=-1.0), "timing.clock_hz", "must be positive"),
+        (dict(banana=1), "banana", "unknown parameter"),
+    ],
+)
 def test_with_params_rejects_impossible_designs(cfg, params, key, fragment):
     with pytest.raises(AccelConfigError) as err:
         cfg.with_params(**params)
@@ -118,23 +122,44 @@ def test_with_params_rejects_impossible_designs(cfg, params, key, fragment):
     assert cfg.path in msg and f": {key}: " in msg and fragment in msg and "\n" not in msg, msg
 
 
-@pytest.mark.parametrize("edit,key,fragment", [
-    (("native: [w4a4, w4a8, w8a8, w16a16]", "native: [w4a4, w4a8, w8a8, w8a16]"),
-     "accelerator.macs_per_lane", "the lanes cannot do it"),
-    (("w16a16: 0.25", "w16a16: 0.5"), "accelerator.macs_per_lane.w16a16", "exceed"),
-    (("act: {size_kb: 128, banks: 8,", "act: {size_kb: 128, banks: 3,"),
-     "accelerator.scratchpads.act.banks", "do not divide"),
-    (("act: {size_kb: 128, banks: 8,", "act: {size_kb: 0, banks: 8,"),
-     "accelerator.scratchpads.act.size_kb", "must be positive"),
-    (("wgt: {size_kb: 128,", "wgt: {size_kb: 0.25,"),
-     "accelerator.scratchpads.wgt.size_kb", "cannot hold the smallest"),
-    (("acc: {size_kb: 64, banks: 8, bank_width_bytes: 32, ports: 2}",
-      "acc: {size_kb: 64, banks: 8, bank_width_bytes: 32, ports: 3}"),
-     "accelerator.scratchpads.acc.ports", "expected 1"),
-    (("lanes: 64 ", "lanes: 6.5 "), "accelerator.lanes", "expected an integer"),
-])
+@pytest.mark.parametrize(
+    "edit,key,fragment",
+    [
+        (
+            ("native: [w4a4, w4a8, w8a8, w16a16]", "native: [w4a4, w4a8, w8a8, w8a16]"),
+            "accelerator.macs_per_lane",
+            "the lanes cannot do it",
+        ),
+        (("w16a16: 0.25", "w16a16: 0.5"), "accelerator.macs_per_lane.w16a16", "exceed"),
+        (
+            ("act: {size_kb: 128, banks: 8,", "act: {size_kb: 128, banks: 3,"),
+            "accelerator.scratchpads.act.banks",
+            "do not divide",
+        ),
+        (
+            ("act: {size_kb: 128, banks: 8,", "act: {size_kb: 0, banks: 8,"),
+            "accelerator.scratchpads.act.size_kb",
+            "must be positive",
+        ),
+        (
+            ("wgt: {size_kb: 128,", "wgt: {size_kb: 0.25,"),
+            "accelerator.scratchpads.wgt.size_kb",
+            "cannot hold the smallest",
+        ),
+        (
+            (
+                "acc: {size_kb: 64, banks: 8, bank_width_bytes: 32, ports: 2}",
+                "acc: {size_kb: 64, banks: 8, bank_width_bytes: 32, ports: 3}",
+            ),
+            "accelerator.scratchpads.acc.ports",
+            "expected 1",
+        ),
+        (("lanes: 64 ", "lanes: 6.5 "), "accelerator.lanes", "expected an integer"),
+    ],
+)
 def test_bad_accelerator_files(tmp_path, edit, key, fragment):
     from pathlib import Path
+
     src = (Path(__file__).resolve().parents[1] / "targets" / "simd-accel.yaml").read_text()
     assert edit[0] in src
     path = tmp_path / "bad-accel.yaml"
@@ -159,11 +184,13 @@ def test_alu_mbqm_matches_reference(x, m, s):
 
 
 @settings(max_examples=300, deadline=None)
-@given(x=st.integers(-(1 << 47), (1 << 47) - 1), m=st.integers(0, (1 << 31) - 1),
-       s=st.integers(-31, 7))
+@given(
+    x=st.integers(-(1 << 47), (1 << 47) - 1), m=st.integers(0, (1 << 31) - 1), s=st.integers(-31, 7)
+)
 def test_alu_mbqm64_matches_reference(x, m, s):
-    assert int(alu.mbqm64(np.int64(x), m, s)) == \
-        int(fx.multiply_by_quantized_multiplier_int64(x, m, s))
+    assert int(alu.mbqm64(np.int64(x), m, s)) == int(
+        fx.multiply_by_quantized_multiplier_int64(x, m, s)
+    )
 
 
 def test_alu_reference_vectors():
@@ -179,6 +206,7 @@ def test_alu_reference_vectors():
 # code generation through TVM and the program format
 # ------------------------------------------------------------------------------------------------
 
+
 def test_programs_come_from_the_scheduled_tir(small_graphs, cfg):
     g = small_graphs[("resnet18", "w8a8")]
     node = g.node("layer1.0.conv1")
@@ -186,7 +214,7 @@ def test_programs_come_from_the_scheduled_tir(small_graphs, cfg):
     recipe = load_recipes().recipe(ld.op_class, ld.mode)
     choice = choose_tiles(ld, recipe, cfg)
     tir = schedule_layer(ld, choice, recipe)["main"].script()
-    assert 'T.call_extern("int32", "accel_vmac"' in tir           # tensorized MAC
+    assert 'T.call_extern("int32", "accel_vmac"' in tir  # tensorized MAC
     for scope in ("local.accel_act", "local.accel_wgt", "local.accel_acc", "local.accel_out"):
         assert scope in tir
     layer = sim.compile_node(g, node, cfg)
@@ -203,8 +231,11 @@ def test_recipe_file_drives_the_tiling(tmp_path, small_graphs, cfg):
     g = small_graphs[("resnet18", "w8a8")]
     node = g.node("layer1.0.conv1")
     src = load_recipes().path
-    text = open(src).read().replace('tile: {ow: "<=acc_registers", oc: "<=512"}',
-                                    'tile: {ow: "<=2", oc: "<=64"}', 1)
+    text = (
+        open(src)
+        .read()
+        .replace('tile: {ow: "<=acc_registers", oc: "<=512"}', 'tile: {ow: "<=2", oc: "<=64"}', 1)
+    )
     p = tmp_path / "accelerator.yaml"
     p.write_text(text)
     small = sim.compile_node(g, node, cfg, load_recipes(p))
@@ -235,6 +266,7 @@ def test_program_text_and_binary_round_trip(small_graphs, cfg):
 # bit-exactness with the reference executor
 # ------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("model", ["mobilenet_v2", "resnet18"])
 @pytest.mark.parametrize("precision", PRECISIONS)
 def test_zero_mismatches(small_graphs, cfg, model, precision):
@@ -242,7 +274,7 @@ def test_zero_mismatches(small_graphs, cfg, model, precision):
     results = sim.verify_layers(g, cfg)
     accelerated = {r.layer for r in results}
     expected = {n.name for n in g.nodes if n.op in ("conv2d", "dense", "add")}
-    assert accelerated == expected            # every conv, dense and add runs on the accelerator
+    assert accelerated == expected  # every conv, dense and add runs on the accelerator
     bad = [r for r in results if r.mismatches]
     assert not bad, bad[:5]
     assert sum(r.elements for r in results) > 0
@@ -252,8 +284,11 @@ def test_zero_mismatches_with_many_tiles(small_graphs):
     """Tiny scratchpads force multi-tile schedules (input-channel chunks, partial channel tiles,
     halo'd spatial tiles, both double-buffer slots) and the single-buffered edge design."""
     tiny = load_config().with_params(act_kb=8, wgt_kb=32, acc_kb=4, out_kb=4)
-    for (m, p), cfg in (((("mobilenet_v2", "w16a16")), tiny), ((("resnet18", "w4a4")), tiny),
-                         ((("resnet18", "w8a8")), load_config("simd-accel-edge"))):
+    for (m, p), cfg in (
+        ((("mobilenet_v2", "w16a16")), tiny),
+        ((("resnet18", "w4a4")), tiny),
+        ((("resnet18", "w8a8")), load_config("simd-accel-edge")),
+    ):
         g = small_graphs[(m, p)]
         layers = [l for l in sim.compile_graph(g, cfg) if l.program]
         assert sum(l.choice.tiles_count > 1 for l in layers) >= len(layers) // 2
@@ -266,11 +301,21 @@ def test_a_wrong_program_is_caught(small_graphs, cfg):
     node = g.node("layer1.0.conv2")
     layer = sim.compile_node(g, node, cfg)
     values = run(g, sim._random_feeds(g), keep=True)
-    bad = tuple(i if not isinstance(i, isa.Requant) else
-                isa.Requant(i.out, i.acc, i.mult, i.shift, i.loops, i.zp + 1, i.qmin, i.qmax,
-                            i.wide) for i in layer.program.instructions)
-    prog = isa.Program(layer.program.name, layer.program.op, layer.program.precision, bad,
-                       layer.program.buffers, layer.program.dram, layer.program.macs)
+    bad = tuple(
+        i
+        if not isinstance(i, isa.Requant)
+        else isa.Requant(i.out, i.acc, i.mult, i.shift, i.loops, i.zp + 1, i.qmin, i.qmax, i.wide)
+        for i in layer.program.instructions
+    )
+    prog = isa.Program(
+        layer.program.name,
+        layer.program.op,
+        layer.program.precision,
+        bad,
+        layer.program.buffers,
+        layer.program.dram,
+        layer.program.macs,
+    )
     res = sim.run_program(prog, cfg, execute=True, dram=layer.ld.pack(values))
     y = layer.ld.unpack(res.dram["y"].reshape(prog.dram["y"].shape))
     assert (y != values[node.outputs[0]]).sum() > 0
@@ -281,9 +326,15 @@ def test_simulator_checks_capacity_and_deadlock(small_graphs, cfg):
     prog = sim.compile_node(g, g.node("layer2.0.conv1"), cfg).program
     with pytest.raises(sim.SimulationError, match="exceeds scratchpad"):
         sim.run_program(prog, cfg.with_params(act_kb=1, acc_kb=2))
-    no_signal = isa.Program(prog.name, prog.op, prog.precision,
-                            [i for i in prog.instructions if not isinstance(i, isa.Signal)],
-                            prog.buffers, prog.dram, prog.macs)
+    no_signal = isa.Program(
+        prog.name,
+        prog.op,
+        prog.precision,
+        [i for i in prog.instructions if not isinstance(i, isa.Signal)],
+        prog.buffers,
+        prog.dram,
+        prog.macs,
+    )
     with pytest.raises(sim.SimulationError, match="deadlock"):
         sim.run_program(no_signal, cfg)
     assert CodegenError  # exported for users catching code-generation failures
@@ -292,6 +343,7 @@ def test_simulator_checks_capacity_and_deadlock(small_graphs, cfg):
 # ------------------------------------------------------------------------------------------------
 # timing sanity
 # ------------------------------------------------------------------------------------------------
+
 
 def _accel(costs):
     return [c for c in costs if c.fidelity == "accel-sim" and "host core" not in c.notes]
@@ -321,7 +373,7 @@ def test_halving_dma_bandwidth(full_costs, cfg):
     compute_both = slowed = bw_bound = 0
     for b, h in zip(_accel(base), _accel(half)):
         r = h.cycles / b.cycles
-        assert r >= 1 - 1e-9, b.name                       # less bandwidth never helps
+        assert r >= 1 - 1e-9, b.name  # less bandwidth never helps
         if b.bound == "compute" and h.bound == "compute":
             compute_both += 1
             assert r < 1.05, (b.name, r)
@@ -329,7 +381,7 @@ def test_halving_dma_bandwidth(full_costs, cfg):
             assert r > 1.02, (b.name, r)
             slowed += 1
         if b.bytes_moved["dram_read"] / cfg.dma_bytes_per_cycle >= 0.8 * b.cycles:
-            assert r > 1.6, (b.name, r)                    # DMA-bandwidth-bound: ~2x
+            assert r > 1.6, (b.name, r)  # DMA-bandwidth-bound: ~2x
             bw_bound += 1
     assert compute_both >= 40 and slowed >= 1 and bw_bound >= 1
 
@@ -364,8 +416,10 @@ def test_precision_scaling(full_costs, model):
     for part in ("compute", "onchip_memory", "offchip_memory", "static"):
         vals = [t[p]["energy_breakdown"][part] for p in ("w4a4", "w8a8", "w16a16")]
         assert vals[0] < vals[1] < vals[2], (model, part, vals)
-    dram = {p: sum(c.bytes_moved.get("dram", 0) for c in full_costs[(model, p)][1])
-            for p in ("w4a4", "w8a8", "w16a16")}
+    dram = {
+        p: sum(c.bytes_moved.get("dram", 0) for c in full_costs[(model, p)][1])
+        for p in ("w4a4", "w8a8", "w16a16")
+    }
     assert dram["w4a4"] < 0.7 * dram["w8a8"] and dram["w8a8"] < 0.7 * dram["w16a16"]
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from accelsim import cli
 
-SIZE = "32"   # reduced input: every layer type of the full-size model, ~10x fewer elements
+SIZE = "32"  # reduced input: every layer type of the full-size model, ~10x fewer elements
 
 
 def _cli(capsys, *args) -> tuple[int, str, str]:
@@ -23,15 +23,34 @@ def _cli(capsys, *args) -> tuple[int, str, str]:
 
 
 # Both models at w8a8 here; the four precisions on each model below. All eight runs: ~12 s.
-@pytest.mark.parametrize("model,precision", [
-    ("mobilenet_v2", "w8a8"), ("resnet18", "w8a8"),
-    ("mobilenet_v2", "w4a4"), ("mobilenet_v2", "w4a8"), ("mobilenet_v2", "w16a16"),
-    ("resnet18", "w4a4"), ("resnet18", "w4a8"), ("resnet18", "w16a16"),
-])
+@pytest.mark.parametrize(
+    "model,precision",
+    [
+        ("mobilenet_v2", "w8a8"),
+        ("resnet18", "w8a8"),
+        ("mobilenet_v2", "w4a4"),
+        ("mobilenet_v2", "w4a8"),
+        ("mobilenet_v2", "w16a16"),
+        ("resnet18", "w4a4"),
+        ("resnet18", "w4a8"),
+        ("resnet18", "w16a16"),
+    ],
+)
 def test_verify_zero_mismatches(tmp_path, capsys, model, precision):
     js = tmp_path / "v.json"
-    rc, out, _ = _cli(capsys, "verify", model, "--target", "simd-accel", "--precision",
-                      precision, "--input-size", SIZE, "--json", js)
+    rc, out, _ = _cli(
+        capsys,
+        "verify",
+        model,
+        "--target",
+        "simd-accel",
+        "--precision",
+        precision,
+        "--input-size",
+        SIZE,
+        "--json",
+        js,
+    )
     result = json.loads(js.read_text())
     assert rc == 0, out
     assert set(result) == {"mismatches", "elements", "layers"}
@@ -41,6 +60,7 @@ def test_verify_zero_mismatches(tmp_path, capsys, model, precision):
     assert sum(x["elements"] for x in layers) == result["elements"]
     # every conv / dense / add of the model ran on the accelerator (pooling, softmax: host core)
     from accelsim.model.loader import load_model
+
     graph = load_model(model, input_size=int(SIZE))
     want = [n.name for n in graph.nodes if n.op in ("conv2d", "dense", "add")]
     assert [x["name"] for x in layers] == want
@@ -49,24 +69,54 @@ def test_verify_zero_mismatches(tmp_path, capsys, model, precision):
 
 def test_verify_through_the_installed_entry_point(tmp_path):
     js = tmp_path / "v.json"
-    proc = subprocess.run([sys.executable, "-m", "accelsim", "verify", "resnet18", "--target",
-                           "simd-accel-edge", "--precision", "w8a8", "--input-size", "16",
-                           "--json", str(js)], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "accelsim",
+            "verify",
+            "resnet18",
+            "--target",
+            "simd-accel-edge",
+            "--precision",
+            "w8a8",
+            "--input-size",
+            "16",
+            "--json",
+            str(js),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     result = json.loads(js.read_text())
     assert result["mismatches"] == 0 and {"conv2d", "dense", "add"} <= {
-        x["op"] for x in result["layers"]}
+        x["op"] for x in result["layers"]
+    }
 
 
 def test_verify_catches_a_wrong_requantization(tmp_path, capsys, monkeypatch):
     """Verification can fail: requantization off by one in the simulator's ALU."""
     from accelsim.accel import alu
+
     real = alu.requantize
     monkeypatch.setattr(alu, "requantize", lambda *a, **k: real(*a, **k) + 1)
     js = tmp_path / "v.json"
-    rc, out, _ = _cli(capsys, "verify", "resnet18", "--target", "simd-accel", "--precision",
-                      "w8a8", "--input-size", "16", "--json", js)
+    rc, out, _ = _cli(
+        capsys,
+        "verify",
+        "resnet18",
+        "--target",
+        "simd-accel",
+        "--precision",
+        "w8a8",
+        "--input-size",
+        "16",
+        "--json",
+        js,
+    )
     result = json.loads(js.read_text())
     assert rc == 1
     convs = [x for x in result["layers"] if x["op"] in ("conv2d", "dense")]
@@ -87,15 +137,29 @@ def test_compile_writes_programs_that_are_the_ones_that_run(tmp_path, capsys):
     from accelsim.runio import random_inputs
 
     out = tmp_path / "k"
-    rc, text, _ = _cli(capsys, "compile", "resnet18", "--target", "simd-accel", "--precision",
-                       "w4a8", "--input-size", "16", "--out", out)
+    rc, text, _ = _cli(
+        capsys,
+        "compile",
+        "resnet18",
+        "--target",
+        "simd-accel",
+        "--precision",
+        "w4a8",
+        "--input-size",
+        "16",
+        "--out",
+        out,
+    )
     assert rc == 0
     doc = json.loads((out / "kernels.json").read_text())
     # the same quantized graph as the CLI (random calibration, 1 sample)
     graph = load_model("resnet18", input_size=16)
     q = quantize_graph(graph, parse_precision("w4a8", "p"), calibdata.random(graph, 1)).graph
-    listed = ([k["layer"] for k in doc["kernels"]] + [v["layer"] for v in doc["views"]]
-              + [h["layer"] for h in doc["host_layers"]])
+    listed = (
+        [k["layer"] for k in doc["kernels"]]
+        + [v["layer"] for v in doc["views"]]
+        + [h["layer"] for h in doc["host_layers"]]
+    )
     assert sorted(listed) == sorted(n.name for n in q.nodes)
     assert {h["op"] for h in doc["host_layers"]} >= {"max_pool", "softmax"}
     assert doc["precision"] == "w4a8" and doc["target"] == "simd-accel"
@@ -114,8 +178,9 @@ def test_compile_writes_programs_that_are_the_ones_that_run(tmp_path, capsys):
     values = run(q, random_inputs(q, seed=0), keep=True)
     for k in doc["kernels"]:
         counts = k["instructions"]
-        assert counts["total"] == sum(counts["by_queue"].values()) == sum(
-            counts["by_opcode"].values())
+        assert (
+            counts["total"] == sum(counts["by_queue"].values()) == sum(counts["by_opcode"].values())
+        )
         assert k["recipe"]["tensorize"] in ("accel_vmac", "accel_vmac_dw", None)
         assert k["tiles"]["dataflow"] in [d["name"] for d in k["recipe"]["dataflows"]]
         for space, use in k["scratchpad"].items():
@@ -137,8 +202,9 @@ def test_compile_writes_programs_that_are_the_ones_that_run(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("command,precision", [("compile", "w8a4"), ("verify", "fp16")])
-def test_impossible_precision_is_refused_before_any_work(tmp_path, capsys, monkeypatch,
-                                                         command, precision):
+def test_impossible_precision_is_refused_before_any_work(
+    tmp_path, capsys, monkeypatch, command, precision
+):
     import accelsim.model.loader as loader
 
     def no_work(*a, **k):
@@ -146,8 +212,9 @@ def test_impossible_precision_is_refused_before_any_work(tmp_path, capsys, monke
 
     monkeypatch.setattr(loader, "load_model", no_work)
     extra = ["--out", tmp_path / "k"] if command == "compile" else ["--json", tmp_path / "v.json"]
-    rc, out, err = _cli(capsys, command, "resnet18", "--target", "simd-accel", "--precision",
-                        precision, *extra)
+    rc, out, err = _cli(
+        capsys, command, "resnet18", "--target", "simd-accel", "--precision", precision, *extra
+    )
     assert rc == 2 and out == ""
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("accelsim: error: ")
@@ -159,4 +226,5 @@ def test_impossible_precision_is_refused_before_any_work(tmp_path, capsys, monke
 def test_every_target_kind_has_a_code_generator():
     from accelsim.codegen.backends import BACKENDS
     from accelsim.sim.dispatch import SIMULATORS
+
     assert set(BACKENDS) == set(SIMULATORS)

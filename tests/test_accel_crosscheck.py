@@ -9,8 +9,7 @@ import pytest
 
 from accelsim.accel.crosscheck import zigzag_missing
 
-pytestmark = pytest.mark.skipif(zigzag_missing() is not None,
-                                reason=str(zigzag_missing()))
+pytestmark = pytest.mark.skipif(zigzag_missing() is not None, reason=str(zigzag_missing()))
 
 
 @pytest.fixture(scope="module")
@@ -21,6 +20,7 @@ def comparison():
     from accelsim.quant import calibdata
     from accelsim.quant.precision import parse_precision
     from accelsim.quant.ptq import quantize_graph
+
     g = load_model("resnet18", input_size=32)
     q = quantize_graph(g, parse_precision("w4a8", "p"), calibdata.random(g, 1)).graph
     # a 3x3 conv, 64 -> 64 channels at 8x8; w4a8 = 64 lanes x 2 MACs (ZigZag: a 64 x 2 array)

@@ -82,9 +82,9 @@ def _batches(seed=0):
     return [
         rng.normal(0.3, 1.0, (4, 3, 8, 8)).astype(np.float32),
         rng.laplace(0.0, 2.0, (2, 100)).astype(np.float32),
-        rng.uniform(0.5, 4.0, 500).astype(np.float32),           # all positive
+        rng.uniform(0.5, 4.0, 500).astype(np.float32),  # all positive
         rng.normal(-1.0, 0.5, (7, 11)).astype(np.float64),
-        rng.integers(-3, 9, 50),                                  # integer batch
+        rng.integers(-3, 9, 50),  # integer batch
     ]
 
 
@@ -100,7 +100,9 @@ def test_minmax_matches_numpy():
     assert c.count == allx.size
 
 
-@pytest.mark.parametrize("spec,decay", [("ema", 0.9), ("ema:0.9", 0.9), ("ema:0.5", 0.5), ("ema:0", 0.0)])
+@pytest.mark.parametrize(
+    "spec,decay", [("ema", 0.9), ("ema:0.9", 0.9), ("ema:0.5", 0.5), ("ema:0", 0.0)]
+)
 def test_ema_matches_recursion(spec, decay):
     bs = _batches(1)
     c = make_calibrator(spec)
@@ -108,7 +110,7 @@ def test_ema_matches_recursion(spec, decay):
     for b in bs:
         c.observe(b)
         bmin, bmax = float(np.min(b)), float(np.max(b))
-        if emin is None:                       # the first batch initialises
+        if emin is None:  # the first batch initialises
             emin, emax = bmin, bmax
         else:
             emin = decay * emin + (1 - decay) * bmin
@@ -217,8 +219,18 @@ def test_percentile_vs_onnxruntime():
 # ---------------------------------------------------------------------------------------------
 
 
-def _ort_entropy(hist, edges, min_value, max_value, nq, *, fix_remainder=False, float_q=False,
-                 q_on_nonzero=False, smooth=True):
+def _ort_entropy(
+    hist,
+    edges,
+    min_value,
+    max_value,
+    nq,
+    *,
+    fix_remainder=False,
+    float_q=False,
+    q_on_nonzero=False,
+    smooth=True,
+):
     """ORT's ``HistogramCollector.get_entropy_threshold`` (1.18-1.2x), vectorised; with every
     switch False it returns ORT's threshold bit for bit (checked below against ORT itself).
     The switches turn ORT's deviations from TensorRT off: ``fix_remainder`` spreads the
@@ -249,21 +261,29 @@ def _ort_entropy(hist, edges, min_value, max_value, nq, *, fix_remainder=False, 
             m = sl.size // nq
             starts, sizes = np.arange(nq) * m, np.full(nq, m)
             qb, norm = np.add.reduceat(sl[: nq * m], starts), np.add.reduceat(nz[: nq * m], starts)
-            qb[-1] += sl[nq * m:].sum()
+            qb[-1] += sl[nq * m :].sum()
         per = np.where(norm != 0, qb / np.maximum(norm, 1), 0.0)
         if not float_q:
-            per = np.trunc(per).astype(np.int64)      # q = np.zeros(..., int64); q[...] = qb / norm
+            per = np.trunc(per).astype(np.int64)  # q = np.zeros(..., int64); q[...] = qb / norm
         q = np.zeros(p.size, per.dtype)
         q[: sizes.sum()] = np.repeat(per, sizes)
         if q_on_nonzero:
             q = q * nz
         if smooth:
             p2, q2 = smooth_distribution(p), smooth_distribution(q)
-            div = np.inf if p2 is None or q2 is None else float(np.array(entropy(p2, q2), dtype=edges.dtype))
+            div = (
+                np.inf
+                if p2 is None or q2 is None
+                else float(np.array(entropy(p2, q2), dtype=edges.dtype))
+            )
         else:
             pp, qq = p / p.sum(), q / q.sum()
             mask = pp > 0
-            div = np.inf if np.any(qq[mask] <= 0) else float(np.sum(pp[mask] * np.log(pp[mask] / qq[mask])))
+            div = (
+                np.inf
+                if np.any(qq[mask] <= 0)
+                else float(np.sum(pp[mask] * np.log(pp[mask] / qq[mask])))
+            )
         kls.append(div)
     lo, hi = thresholds[int(np.argmin(kls))]
     return float(max(lo, min_value)), float(min(hi, max_value))
@@ -280,7 +300,7 @@ def _entropy_data(name):
     elif name == "laplace":
         x = rng.laplace(0.0, 1.0, 4 * n)
     else:
-        x = np.abs(rng.standard_normal(4 * n))    # half-normal (post-ReLU without the zeros)
+        x = np.abs(rng.standard_normal(4 * n))  # half-normal (post-ReLU without the zeros)
     return [b.astype(np.float32) for b in np.split(x, 4)]
 
 
@@ -318,8 +338,10 @@ def test_entropy_8bit_vs_onnxruntime(entropy_cases, name, record_property):
     # ... and with ORT's deviations switched off it is TensorRT's recipe
     trt_hi = _ort_entropy(hist, edges, mn, mx, 256, **_TRT)[1]
     hi = ours.range(8, True, True)[1]
-    record_property("thresholds", {"ours": hi, "ort": ort_hi, "ort_as_tensorrt": trt_hi,
-                                   "max_abs": max(-ours.min, ours.max)})
+    record_property(
+        "thresholds",
+        {"ours": hi, "ort": ort_hi, "ort_as_tensorrt": trt_hi, "max_abs": max(-ours.min, ours.max)},
+    )
     assert abs(hi / ort_hi - 1) <= 0.10, (hi, ort_hi)
     assert abs(hi / trt_hi - 1) <= 0.06, (hi, trt_hi)
 
@@ -363,7 +385,7 @@ def test_entropy_gaussian_clips_but_not_below_3_sigma():
     t4 = c.range(4, True, True)[1]
     assert 4.0 < t8 < amax and t8 <= 5.0
     assert 3.2 < t4 < 3.9 and t4 < t8
-    lo, hi = c.range(8, False, True)         # both signs: |x| threshold clipped to min / max
+    lo, hi = c.range(8, False, True)  # both signs: |x| threshold clipped to min / max
     assert (lo, hi) == (max(-t8, c.min), min(t8, c.max))
 
 
@@ -405,17 +427,24 @@ def _cell_second_moment(dist, a, b, c):
 
     a, b, c = np.broadcast_arrays(np.asarray(a, float), np.asarray(b, float), np.asarray(c, float))
     if dist == "gaussian":
+
         def xphi(v):
             return np.where(np.isfinite(v), np.nan_to_num(v) * stats.norm.pdf(v), 0.0)
-        return ((1 + c * c) * (stats.norm.cdf(b) - stats.norm.cdf(a)) - (xphi(b) - xphi(a))
-                + 2 * c * (stats.norm.pdf(b) - stats.norm.pdf(a)))
+
+        return (
+            (1 + c * c) * (stats.norm.cdf(b) - stats.norm.cdf(a))
+            - (xphi(b) - xphi(a))
+            + 2 * c * (stats.norm.pdf(b) - stats.norm.pdf(a))
+        )
 
     def f_pos(v, c):  # antiderivative of (v - c)^2 e^{-v} / 2 on v >= 0
         u = v - c
-        return np.where(np.isfinite(v), -0.5 * np.exp(-np.nan_to_num(v, posinf=0.0)) * (u * u + 2 * u + 2), 0.0)
+        return np.where(
+            np.isfinite(v), -0.5 * np.exp(-np.nan_to_num(v, posinf=0.0)) * (u * u + 2 * u + 2), 0.0
+        )
 
-    pa, pb = np.maximum(a, 0.0), np.maximum(b, 0.0)           # the part on x >= 0
-    na, nb = np.minimum(a, 0.0), np.minimum(b, 0.0)           # x <= 0: x -> -x, c -> -c
+    pa, pb = np.maximum(a, 0.0), np.maximum(b, 0.0)  # the part on x >= 0
+    na, nb = np.minimum(a, 0.0), np.minimum(b, 0.0)  # x <= 0: x -> -x, c -> -c
     return (f_pos(pb, c) - f_pos(pa, c)) + (f_pos(-na, -c) - f_pos(-nb, -c))
 
 
@@ -435,15 +464,19 @@ def test_exact_density_mse_closed_form_vs_quad():
     from scipy import integrate, stats
 
     for dist, pdf in (("gaussian", stats.norm.pdf), ("laplace", stats.laplace.pdf)):
-        for t in ((2.4,) if dist == "gaussian" else (4.6,)):
+        for t in (2.4,) if dist == "gaussian" else (4.6,):
             d = t / 7
             total = 0.0
             for k in range(-8, 8):
                 lo = -np.inf if k == -8 else (k - 0.5) * d
                 hi = np.inf if k == 7 else (k + 0.5) * d
-                total += integrate.quad(lambda v: (v - k * d) ** 2 * pdf(v), lo, hi,
-                                        points=[0.0] if lo < 0 < hi and np.isfinite(lo + hi) else None,
-                                        epsabs=1e-13)[0]
+                total += integrate.quad(
+                    lambda v, k=k, d=d, pdf=pdf: (v - k * d) ** 2 * pdf(v),
+                    lo,
+                    hi,
+                    points=[0.0] if lo < 0 < hi and np.isfinite(lo + hi) else None,
+                    epsabs=1e-13,
+                )[0]
             assert _exact_density_mse(t, dist, 4) == pytest.approx(total, rel=1e-7)
 
 
@@ -456,8 +489,12 @@ def test_mse_4bit_matches_exact_density_optimum(name):
     clips clearly: below half of max|x| (about 14 at 10^6 samples)."""
     from scipy import optimize
 
-    opt = optimize.minimize_scalar(lambda t: _exact_density_mse(t, name, 4), bounds=(0.5, 12.0),
-                                   method="bounded", options={"xatol": 1e-5}).x
+    opt = optimize.minimize_scalar(
+        lambda t: _exact_density_mse(t, name, 4),
+        bounds=(0.5, 12.0),
+        method="bounded",
+        options={"xatol": 1e-5},
+    ).x
     assert opt == pytest.approx({"laplace": 4.6295, "gaussian": 2.3703}[name], abs=2e-3)
     rng = np.random.default_rng(13)
     x = rng.laplace(size=1_000_000) if name == "laplace" else rng.standard_normal(1_000_000)
@@ -480,7 +517,9 @@ def test_mse_uniform_keeps_nearly_full_range():
     assert lo <= 0.99 * x.min() and hi >= 0.99 * x.max()
 
 
-@pytest.mark.parametrize("case", ["laplace-4-sym", "laplace-8-sym", "skewed-4-asym", "relu-4-unsigned"])
+@pytest.mark.parametrize(
+    "case", ["laplace-4-sym", "laplace-8-sym", "skewed-4-asym", "relu-4-unsigned"]
+)
 def test_mse_beats_minmax_and_random_ranges(case):
     """MSE measured by quantizing the data itself with numpy (not the histogram model): ours
     <= minmax and <= 20 random ranges, up to rtol 1e-3 (the histogram model's uniform-in-bin
@@ -489,7 +528,9 @@ def test_mse_beats_minmax_and_random_ranges(case):
     rng = np.random.default_rng(17)
     dist, bits, mode = case.split("-")
     bits = int(bits)
-    symmetric, signed = {"sym": (True, True), "asym": (False, True), "unsigned": (False, False)}[mode]
+    symmetric, signed = {"sym": (True, True), "asym": (False, True), "unsigned": (False, False)}[
+        mode
+    ]
     if dist == "laplace":
         x = rng.laplace(size=600_000)
     elif dist == "skewed":
@@ -507,8 +548,16 @@ def test_mse_beats_minmax_and_random_ranges(case):
             t = rng.uniform(0.02, 1.0) * max(-mn, mx)
             others.append(_direct_mse(x, -t, t, bits, symmetric, signed))
         else:
-            others.append(_direct_mse(x, rng.uniform(0.02, 1.0) * mn, rng.uniform(0.02, 1.0) * mx,
-                                      bits, symmetric, signed))
+            others.append(
+                _direct_mse(
+                    x,
+                    rng.uniform(0.02, 1.0) * mn,
+                    rng.uniform(0.02, 1.0) * mx,
+                    bits,
+                    symmetric,
+                    signed,
+                )
+            )
     assert ours <= min(others) * (1 + 1e-3), (ours, min(others))
     assert ours < others[0]  # strictly better than minmax on these tailed distributions
 
@@ -518,21 +567,24 @@ def test_mse_beats_minmax_and_random_ranges(case):
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("lo,hi,bits,symmetric,signed,restricted,scale,zp", [
-    (-1.0, 1.0, 8, False, False, False, 2 / 255, 128),       # TFLite uint8: 127.5 -> 128
-    (-1.0, 1.0, 8, False, True, False, 2 / 255, -1),         # int8: -0.5 -> -1 (away from 0)
-    (0.0, 6.0, 8, False, False, False, 6 / 255, 0),          # ReLU6 uint8
-    (-3.0, 1.0, 8, False, False, False, 4 / 255, 191),       # 191.25 -> 191
-    (-2.0, 3.0, 8, True, True, False, 3 / 127, 0),
-    (-2.0, 3.0, 8, True, True, True, 3 / 127, 0),
-    (0.0, 6.0, 8, True, False, False, 6 / 255, 0),
-    (-1.0, 1.0, 4, True, True, False, 1 / 7, 0),
-    (-1.0, 0.5, 4, False, True, False, 1.5 / 15, 2),         # -8 + 10 = 2
-    (-1.0, 1.0, 4, False, True, True, 2 / 14, 0),            # restricted [-7, 7]
-    (-1.0, 1.0, 16, True, True, False, 1 / 32767, 0),
-    (-0.25, 4.0, 16, False, False, False, 4.25 / 65535, 3855),  # 3855.0 exactly
-    (2.0, 5.0, 8, False, False, False, 5 / 255, 0),          # range widened to include 0
-])
+@pytest.mark.parametrize(
+    "lo,hi,bits,symmetric,signed,restricted,scale,zp",
+    [
+        (-1.0, 1.0, 8, False, False, False, 2 / 255, 128),  # TFLite uint8: 127.5 -> 128
+        (-1.0, 1.0, 8, False, True, False, 2 / 255, -1),  # int8: -0.5 -> -1 (away from 0)
+        (0.0, 6.0, 8, False, False, False, 6 / 255, 0),  # ReLU6 uint8
+        (-3.0, 1.0, 8, False, False, False, 4 / 255, 191),  # 191.25 -> 191
+        (-2.0, 3.0, 8, True, True, False, 3 / 127, 0),
+        (-2.0, 3.0, 8, True, True, True, 3 / 127, 0),
+        (0.0, 6.0, 8, True, False, False, 6 / 255, 0),
+        (-1.0, 1.0, 4, True, True, False, 1 / 7, 0),
+        (-1.0, 0.5, 4, False, True, False, 1.5 / 15, 2),  # -8 + 10 = 2
+        (-1.0, 1.0, 4, False, True, True, 2 / 14, 0),  # restricted [-7, 7]
+        (-1.0, 1.0, 16, True, True, False, 1 / 32767, 0),
+        (-0.25, 4.0, 16, False, False, False, 4.25 / 65535, 3855),  # 3855.0 exactly
+        (2.0, 5.0, 8, False, False, False, 5 / 255, 0),  # range widened to include 0
+    ],
+)
 def test_quant_params_known(lo, hi, bits, symmetric, signed, restricted, scale, zp):
     s, z = quant_params_from_range(lo, hi, bits, symmetric, signed, restricted)
     assert s == pytest.approx(scale, rel=1e-12)
@@ -545,25 +597,36 @@ def test_quant_params_vs_onnxruntime():
     from onnx import TensorProto
 
     rng = np.random.default_rng(4)
-    types = {(8, False): TensorProto.UINT8, (8, True): TensorProto.INT8,
-             (16, False): TensorProto.UINT16, (16, True): TensorProto.INT16}
+    types = {
+        (8, False): TensorProto.UINT8,
+        (8, True): TensorProto.INT8,
+        (16, False): TensorProto.UINT16,
+        (16, True): TensorProto.INT16,
+    }
     for _ in range(200):
         lo = -float(rng.exponential()) * rng.choice([0.0, 1.0])
         hi = float(rng.exponential())
         for (bits, signed), qt in types.items():
-            for symmetric in ((False, True) if signed else (False,)):
+            for symmetric in (False, True) if signed else (False,):
                 qmin, qmax = ort_quant_utils.get_qmin_qmax_for_qType(qt, symmetric=symmetric)
                 z_ort, s_ort = ort_quant_utils.compute_scale_zp(
-                    np.array(lo, np.float32), np.array(hi, np.float32), qmin, qmax, symmetric)
-                s, z = quant_params_from_range(float(np.float32(lo)), float(np.float32(hi)),
-                                               bits, symmetric, signed)
+                    np.array(lo, np.float32), np.array(hi, np.float32), qmin, qmax, symmetric
+                )
+                s, z = quant_params_from_range(
+                    float(np.float32(lo)), float(np.float32(hi)), bits, symmetric, signed
+                )
                 assert s == pytest.approx(float(s_ort), rel=1e-6)
                 assert z == int(z_ort)
 
 
 @settings(max_examples=300, deadline=None)
-@given(lo=st.floats(-1e4, 0.0), hi=st.floats(0.0, 1e4), bits=st.sampled_from([4, 8, 16]),
-       mode=st.sampled_from(MODES), restricted=st.booleans())
+@given(
+    lo=st.floats(-1e4, 0.0),
+    hi=st.floats(0.0, 1e4),
+    bits=st.sampled_from([4, 8, 16]),
+    mode=st.sampled_from(MODES),
+    restricted=st.booleans(),
+)
 def test_zero_exactly_representable(lo, hi, bits, mode, restricted):
     symmetric, signed = mode
     restricted = restricted and signed
@@ -607,7 +670,11 @@ def test_quant_params_bad_arguments():
 @pytest.mark.parametrize("method", METHODS)
 def test_range_contains_zero_and_shape(method):
     rng = np.random.default_rng(8)
-    for data in (rng.uniform(1.0, 2.0, 20_000), rng.uniform(-3.0, -1.0, 20_000), rng.laplace(size=20_000)):
+    for data in (
+        rng.uniform(1.0, 2.0, 20_000),
+        rng.uniform(-3.0, -1.0, 20_000),
+        rng.laplace(size=20_000),
+    ):
         c = _feed(make_calibrator(method), np.split(data, 2))
         for bits in (4, 8, 16):
             for symmetric, signed in MODES:
@@ -619,7 +686,7 @@ def test_range_contains_zero_and_shape(method):
                     assert lo == 0.0
                 a = max(c.max, -c.min)
                 assert -a - 1e-12 <= lo and hi <= a + 1e-12
-                if not symmetric:   # within the observed [min, max] widened to contain 0
+                if not symmetric:  # within the observed [min, max] widened to contain 0
                     assert lo >= min(c.min, 0.0) - 1e-12 and hi <= max(c.max, 0.0) + 1e-12
                 s, z = quant_params_from_range(lo, hi, bits, symmetric, signed)
                 assert s > 0 and math.isfinite(s)
@@ -661,23 +728,38 @@ def test_errors_name_the_method(method):
     assert issubclass(CalibrationError, AccelsimError)
 
 
-@pytest.mark.parametrize("spec,needle", [
-    ("kl", "'kl'"), ("percentile:101", "'percentile:101'"), ("percentile:abc", "'percentile:abc'"),
-    ("percentile:10", "[50, 100]"), ("ema:1.5", "'ema:1.5'"), ("ema:nan", "finite"),
-    ("minmax:3", "takes no parameter"), ("", "not understood"), ("entropy:2", "'entropy:2'"),
-])
+@pytest.mark.parametrize(
+    "spec,needle",
+    [
+        ("kl", "'kl'"),
+        ("percentile:101", "'percentile:101'"),
+        ("percentile:abc", "'percentile:abc'"),
+        ("percentile:10", "[50, 100]"),
+        ("ema:1.5", "'ema:1.5'"),
+        ("ema:nan", "finite"),
+        ("minmax:3", "takes no parameter"),
+        ("", "not understood"),
+        ("entropy:2", "'entropy:2'"),
+    ],
+)
 def test_bad_specs(spec, needle):
     with pytest.raises(CalibrationError) as exc:
         make_calibrator(spec)
     assert needle in str(exc.value)
 
 
-@pytest.mark.parametrize("spec,method,cls", [
-    ("minmax", "minmax", cal.MinMaxCalibrator), ("ema", "ema:0.9", cal.EMACalibrator),
-    (" EMA:0.95 ", "ema:0.95", cal.EMACalibrator), ("percentile", "percentile:99.99", cal.PercentileCalibrator),
-    ("percentile:99.999", "percentile:99.999", cal.PercentileCalibrator),
-    ("entropy", "entropy", cal.EntropyCalibrator), ("mse", "mse", cal.MSECalibrator),
-])
+@pytest.mark.parametrize(
+    "spec,method,cls",
+    [
+        ("minmax", "minmax", cal.MinMaxCalibrator),
+        ("ema", "ema:0.9", cal.EMACalibrator),
+        (" EMA:0.95 ", "ema:0.95", cal.EMACalibrator),
+        ("percentile", "percentile:99.99", cal.PercentileCalibrator),
+        ("percentile:99.999", "percentile:99.999", cal.PercentileCalibrator),
+        ("entropy", "entropy", cal.EntropyCalibrator),
+        ("mse", "mse", cal.MSECalibrator),
+    ],
+)
 def test_make_calibrator(spec, method, cls):
     c = make_calibrator(spec)
     assert isinstance(c, cls) and isinstance(c, Calibrator) and c.method == method
@@ -690,7 +772,7 @@ def test_histogram_memory_is_bounded():
     rng = np.random.default_rng(1)
     c = cal.EntropyCalibrator()
     for k in range(40):
-        c.observe(rng.standard_normal(5_000) * 2.0 ** k)
+        c.observe(rng.standard_normal(5_000) * 2.0**k)
         assert c.histogram_bins <= 2 * (cal.MAX_HIST_BINS + 1)
     assert c.count == 200_000
     lo, hi = c.range(8, True, True)

@@ -15,7 +15,7 @@ from accelsim.target import load_target
 
 pytestmark = pytest.mark.usefixtures("kernel_cache")
 
-GOAL = 0.20   # issue 5: analytic vs codegen within 20 % per whole model
+GOAL = 0.20  # issue 5: analytic vs codegen within 20 % per whole model
 
 
 def _quantized(model: str, size: int, precision: str):
@@ -23,12 +23,15 @@ def _quantized(model: str, size: int, precision: str):
     return quantize_graph(g, parse_precision(precision), calibdata.random(g, 1, seed=0)).graph
 
 
-@pytest.mark.parametrize("target,model,size", [
-    ("cortex-a76", "mobilenet_v1", 32),     # not in the calibration set
-    ("cortex-a76", "mobilenet_v2", 32),     # the calibration set
-    ("cortex-a55", "mobilenet_v1", 32),
-    ("hvx-v68", "mobilenet_v1", 32),
-])
+@pytest.mark.parametrize(
+    "target,model,size",
+    [
+        ("cortex-a76", "mobilenet_v1", 32),  # not in the calibration set
+        ("cortex-a76", "mobilenet_v2", 32),  # the calibration set
+        ("cortex-a55", "mobilenet_v1", 32),
+        ("hvx-v68", "mobilenet_v1", 32),
+    ],
+)
 def test_calibrated_analytic_tracks_codegen_per_whole_model(target, model, size):
     t, p = load_target(target), parse_precision("w8a8")
     assert calibration.path_for(t).is_file(), f"{target} has no calibration file"
@@ -39,8 +42,10 @@ def test_calibrated_analytic_tracks_codegen_per_whole_model(target, model, size)
     # layers whose counts the predictor cannot make exact fall back to analytic (labelled)
     assert coded >= 0.9, f"only {coded:.0%} of the MACs costed from code"
     ratio = sum(c.cycles for c in cg) / sum(a.cycles for a in an)
-    print(f"\ncalibration error {target} {model}@{size} w8a8: codegen / analytic = {ratio:.3f} "
-          f"({coded:.0%} of MACs from code)")
+    print(
+        f"\ncalibration error {target} {model}@{size} w8a8: codegen / analytic = {ratio:.3f} "
+        f"({coded:.0%} of MACs from code)"
+    )
     assert abs(ratio - 1) <= GOAL
 
 
@@ -59,16 +64,18 @@ def test_bad_calibration_file_is_a_clear_error(monkeypatch, tmp_path):
     q = _quantized("digits_cnn", 16, "w8a8")
     node = next(n for n in q.nodes if n.op == "conv2d")
     bad = tmp_path / "cortex-a76.yaml"
-    bad.write_text(f"precisions:\n  w8a8:\n    {calibration.kind(q, node)}: "
-                   f"{{cycles_per_mac: fast}}\n")
+    bad.write_text(
+        f"precisions:\n  w8a8:\n    {calibration.kind(q, node)}: {{cycles_per_mac: fast}}\n"
+    )
     monkeypatch.setattr(calibration, "path_for", lambda target: bad)
     with pytest.raises(InputError, match=r"cortex-a76.yaml: precisions.w8a8.conv2d_.*cycles_per"):
         calibration.compute_cycles(load_target("cortex-a76"), "w8a8", q, node)
 
 
 def test_fit_recovers_known_rates():
-    samples = [(m, o, 0.05 * m + 3.0 * o) for m, o in [(1e5, 1e3), (4e5, 2e3), (9e4, 9e3),
-                                                        (2e6, 5e3)]]
+    samples = [
+        (m, o, 0.05 * m + 3.0 * o) for m, o in [(1e5, 1e3), (4e5, 2e3), (9e4, 9e3), (2e6, 5e3)]
+    ]
     a, b = calibration.fit(samples)
     assert a == pytest.approx(0.05) and b == pytest.approx(3.0)
     assert calibration.fit([(0.0, 100.0, 250.0), (0.0, 10.0, 25.0)]) == (0.0, pytest.approx(2.5))

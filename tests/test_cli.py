@@ -14,8 +14,13 @@ from accelsim.ref.executor import run as ref_run
 
 
 def accelsim(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "accelsim", *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "accelsim", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
 
 
 def assert_one_line_error(proc, *fragments):
@@ -29,14 +34,16 @@ def assert_one_line_error(proc, *fragments):
 
 
 def test_help_does_not_import_heavy_modules():
-    code = ("import sys, contextlib, io\n"
-            "from accelsim.cli import main\n"
-            "with contextlib.redirect_stdout(io.StringIO()):\n"
-            "    try: main(['--help'])\n"
-            "    except SystemExit: pass\n"
-            "heavy = [m for m in ('tvm', 'tvm_ffi', 'onnx', 'tensorflow', 'tflite', 'matplotlib',"
-            " 'onnxruntime', 'torch') if m in sys.modules]\n"
-            "print(heavy)\n")
+    code = (
+        "import sys, contextlib, io\n"
+        "from accelsim.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    try: main(['--help'])\n"
+        "    except SystemExit: pass\n"
+        "heavy = [m for m in ('tvm', 'tvm_ffi', 'onnx', 'tensorflow', 'tflite', 'matplotlib',"
+        " 'onnxruntime', 'torch') if m in sys.modules]\n"
+        "print(heavy)\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -60,12 +67,14 @@ def test_run_zoo_model_npy_and_npz(tmp_path):
     x = np.random.default_rng(1).standard_normal(g.tensors[g.inputs[0]].shape).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
     want = ref_run(g, [x])[g.outputs[0]]
-    proc = accelsim("run", "digits_cnn", "--input", tmp_path / "x.npy", "--output",
-                    tmp_path / "y.npy")
+    proc = accelsim(
+        "run", "digits_cnn", "--input", tmp_path / "x.npy", "--output", tmp_path / "y.npy"
+    )
     assert proc.returncode == 0, proc.stderr
     np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), want)
-    proc = accelsim("run", "digits_cnn", "--input", tmp_path / "x.npy", "--output",
-                    tmp_path / "y.npz")
+    proc = accelsim(
+        "run", "digits_cnn", "--input", tmp_path / "x.npy", "--output", tmp_path / "y.npz"
+    )
     assert proc.returncode == 0, proc.stderr
     with np.load(tmp_path / "y.npz") as z:
         assert z.files == ["out0"]
@@ -82,30 +91,52 @@ def _unsupported_onnx(path):
 
 def test_bad_inputs_give_one_line_errors(tmp_path):
     # missing model file
-    assert_one_line_error(accelsim("run", tmp_path / "nope.onnx", "--output", tmp_path / "y.npy"),
-                          "nope.onnx", "no such file")
+    assert_one_line_error(
+        accelsim("run", tmp_path / "nope.onnx", "--output", tmp_path / "y.npy"),
+        "nope.onnx",
+        "no such file",
+    )
     # neither zoo name nor model file
-    assert_one_line_error(accelsim("run", "resnet1000", "--output", tmp_path / "y.npy"),
-                          "resnet1000", "mobilenet_v1")
+    assert_one_line_error(
+        accelsim("run", "resnet1000", "--output", tmp_path / "y.npy"), "resnet1000", "mobilenet_v1"
+    )
     # unsupported ONNX operator: names node, op type and the supported list
     _unsupported_onnx(tmp_path / "bad.onnx")
-    assert_one_line_error(accelsim("run", tmp_path / "bad.onnx", "--output", tmp_path / "y.npy"),
-                          "weird_node", "Hardmax", "Conv")
+    assert_one_line_error(
+        accelsim("run", tmp_path / "bad.onnx", "--output", tmp_path / "y.npy"),
+        "weird_node",
+        "Hardmax",
+        "Conv",
+    )
     # truncated TFLite flatbuffer
     (tmp_path / "t.tflite").write_bytes(b"\x1c\x00\x00\x00TFL3" + b"\x00" * 40)
-    assert_one_line_error(accelsim("run", tmp_path / "t.tflite", "--output", tmp_path / "y.npy"),
-                          "t.tflite")
+    assert_one_line_error(
+        accelsim("run", tmp_path / "t.tflite", "--output", tmp_path / "y.npy"), "t.tflite"
+    )
     # wrong input shape
     np.save(tmp_path / "x.npy", np.zeros((1, 1, 9, 9), np.float32))
-    assert_one_line_error(accelsim("run", "digits_cnn", "--input", tmp_path / "x.npy",
-                                   "--output", tmp_path / "y.npy"),
-                          "x.npy", "[1, 1, 8, 8]", "[1, 1, 9, 9]")
+    assert_one_line_error(
+        accelsim(
+            "run", "digits_cnn", "--input", tmp_path / "x.npy", "--output", tmp_path / "y.npy"
+        ),
+        "x.npy",
+        "[1, 1, 8, 8]",
+        "[1, 1, 9, 9]",
+    )
     # missing / unreadable input file
-    assert_one_line_error(accelsim("run", "digits_cnn", "--input", tmp_path / "missing.npy",
-                                   "--output", tmp_path / "y.npy"), "missing.npy")
+    assert_one_line_error(
+        accelsim(
+            "run", "digits_cnn", "--input", tmp_path / "missing.npy", "--output", tmp_path / "y.npy"
+        ),
+        "missing.npy",
+    )
     (tmp_path / "junk.npy").write_bytes(b"not numpy")
-    assert_one_line_error(accelsim("run", "digits_cnn", "--input", tmp_path / "junk.npy",
-                                   "--output", tmp_path / "y.npy"), "junk.npy")
+    assert_one_line_error(
+        accelsim(
+            "run", "digits_cnn", "--input", tmp_path / "junk.npy", "--output", tmp_path / "y.npy"
+        ),
+        "junk.npy",
+    )
     # bad output name
     assert_one_line_error(accelsim("run", "digits_cnn", "--output", tmp_path / "y.txt"), "y.txt")
     assert not (tmp_path / "y.npy").exists() and not (tmp_path / "y.txt").exists()
@@ -116,6 +147,7 @@ def test_run_int8_tflite_writes_stored_type_or_dequantized(tmp_path):
     the reference kernels), and scale * (q - zero_point) with --dequantize."""
     pytest.importorskip("tensorflow", reason="the TFLite converter comes with the test extra")
     import tflite_models as tm
+
     path = tm.convert(tm.conv_model(), "int8", tmp_path / "conv_int8.tflite")
     it = tm.interpreter(path)
     x = tm.random_inputs(it, 1, seed=3)[0]
@@ -126,8 +158,9 @@ def test_run_int8_tflite_writes_stored_type_or_dequantized(tmp_path):
     got = np.load(tmp_path / "y.npy")
     assert got.dtype == np.int8
     np.testing.assert_array_equal(got, want)
-    proc = accelsim("run", path, "--input", tmp_path / "x.npy", "--output", tmp_path / "yf.npz",
-                    "--dequantize")
+    proc = accelsim(
+        "run", path, "--input", tmp_path / "x.npy", "--output", tmp_path / "yf.npz", "--dequantize"
+    )
     assert proc.returncode == 0, proc.stderr
     scale, zp = it.get_output_details()[0]["quantization"]
     with np.load(tmp_path / "yf.npz") as z:
@@ -136,8 +169,16 @@ def test_run_int8_tflite_writes_stored_type_or_dequantized(tmp_path):
 
 
 def test_run_quantizes_zoo_model_on_the_fly(tmp_path):
-    proc = accelsim("run", "digits_cnn", "--precision", "w8a8", "--calib-random", "4",
-                    "--output", tmp_path / "y.npy")
+    proc = accelsim(
+        "run",
+        "digits_cnn",
+        "--precision",
+        "w8a8",
+        "--calib-random",
+        "4",
+        "--output",
+        tmp_path / "y.npy",
+    )
     assert proc.returncode == 0, proc.stderr
     y = np.load(tmp_path / "y.npy")
     assert y.shape == (1, 10) and abs(float(y.sum()) - 1.0) < 0.05
@@ -147,10 +188,28 @@ def test_compile_writes_assembly_objects_and_kernel_records(tmp_path):
     out = tmp_path / "k"
     env_cache = {"ACCELSIM_CACHE": str(tmp_path / "cache")}
     import os
-    proc = subprocess.run([sys.executable, "-m", "accelsim", "compile", "digits_cnn", "--target",
-                           "cortex-a76", "--precision", "w8a8", "--calib-random", "2", "--out",
-                           out], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **env_cache})
+
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "accelsim",
+            "compile",
+            "digits_cnn",
+            "--target",
+            "cortex-a76",
+            "--precision",
+            "w8a8",
+            "--calib-random",
+            "2",
+            "--out",
+            out,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **env_cache},
+    )
     assert proc.returncode == 0, proc.stderr
     records = json.loads((out / "kernels.json").read_text())
     text = json.dumps(records)
@@ -158,8 +217,16 @@ def test_compile_writes_assembly_objects_and_kernel_records(tmp_path):
     convs = sorted(out.glob("*conv*.s"))
     assert convs and all("sdot" in p.read_text() for p in convs)
     assert all(p.with_suffix(".o").exists() for p in convs)
-    bad = accelsim("compile", "digits_cnn", "--target", "hvx-v68", "--precision", "fp16",
-                   "--out", tmp_path / "bad")
+    bad = accelsim(
+        "compile",
+        "digits_cnn",
+        "--target",
+        "hvx-v68",
+        "--precision",
+        "fp16",
+        "--out",
+        tmp_path / "bad",
+    )
     assert_one_line_error(bad, "cannot run precision 'fp16'")
     assert not (tmp_path / "bad").exists()
 
@@ -167,12 +234,21 @@ def test_compile_writes_assembly_objects_and_kernel_records(tmp_path):
 @pytest.mark.parametrize("target", ["cortex-a76", "hvx-v68"])
 def test_verify_runs_every_kernel_on_its_target(tmp_path, target):
     from accelsim.codegen import emulate
+
     arch = "aarch64" if target.startswith("cortex") else "hexagon"
     missing = emulate.missing_tools(arch)
     if missing:
         pytest.skip(f"no {arch} toolchain: {', '.join(missing)}")
-    proc = accelsim("verify", "digits_cnn", "--target", target, "--precision", "w8a8",
-                    "--json", tmp_path / "v.json")
+    proc = accelsim(
+        "verify",
+        "digits_cnn",
+        "--target",
+        target,
+        "--precision",
+        "w8a8",
+        "--json",
+        tmp_path / "v.json",
+    )
     assert proc.returncode == 0, proc.stderr
     result = json.loads((tmp_path / "v.json").read_text())
     assert set(result) == {"mismatches", "elements", "layers"}

@@ -5,7 +5,7 @@ HVX kernels under qemu (accelsim.codegen.emulate) against the reference executor
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -23,11 +23,10 @@ from accelsim.quant.ptq import quantize_graph
 from accelsim.ref.executor import run
 from accelsim.target import load_target
 
-
 pytestmark = pytest.mark.usefixtures("kernel_cache")
 
 
-@lru_cache(maxsize=None)
+@cache
 def quantized(model: str, precision: str):
     g = zoo.build(model, input_size=32)
     q = quantize_graph(g, parse_precision(precision), calibdata.random(g, 2)).graph
@@ -48,8 +47,9 @@ def test_sdot_in_every_int8_conv_and_fc_kernel_on_cortex_a76():
     assert len(ks) == 36
     counts = {L.name: count_mnemonic(Path(k.asm_path).read_text(), "sdot") for L, k in ks}
     assert min(counts.values()) > 0, {n: c for n, c in counts.items() if not c}
-    assert all(k.intrinsic == "sdot" and k.instruction_mix.mnemonics.get("sdot", 0) > 0
-               for _, k in ks)
+    assert all(
+        k.intrinsic == "sdot" and k.instruction_mix.mnemonics.get("sdot", 0) > 0 for _, k in ks
+    )
 
 
 @pytest.mark.parametrize("precision", ["w4a4", "w8a4"])
@@ -58,8 +58,10 @@ def test_four_bit_activations_use_sdot_too(precision):
     weights widened in registers first, as at w4a8)."""
     ks = contraction_kernels("mobilenet_v2", "cortex-a76", precision)
     assert len(ks) == 36
-    assert all(k.intrinsic == "sdot" and count_mnemonic(Path(k.asm_path).read_text(), "sdot")
-               for _, k in ks)
+    assert all(
+        k.intrinsic == "sdot" and count_mnemonic(Path(k.asm_path).read_text(), "sdot")
+        for _, k in ks
+    )
 
 
 def test_no_sdot_on_cortex_a55_but_smull_and_sadalp():
@@ -96,11 +98,21 @@ def _wide_dense(K: int = 300, O: int = 40):
     back: inputs quantize to +-32767/-32768, the first 150 weights make every product +2^30,
     the next ones -2^30, the last weight a per-channel offset (so outputs are not saturated)."""
     from accelsim.model.builder import GraphBuilder
+
     rng = np.random.default_rng(0)
     b = GraphBuilder("fc16")
     x = b.input("x", (1, K))
-    b.output(b.add("dense", [x, b.const("fc.w", rng.standard_normal((O, K)), "float32"),
-                             b.const("fc.b", rng.standard_normal(O), "float32")], name="fc"))
+    b.output(
+        b.add(
+            "dense",
+            [
+                x,
+                b.const("fc.w", rng.standard_normal((O, K)), "float32"),
+                b.const("fc.b", rng.standard_normal(O), "float32"),
+            ],
+            name="fc",
+        )
+    )
     g = b.build()
     q = quantize_graph(g, parse_precision("w16a16"), calibdata.random(g, 2)).graph
     sign = np.where(rng.random(K) < 0.5, 1, -1)
@@ -126,7 +138,7 @@ def test_hvx_int16_dense_exact_when_sums_leave_int32(full_range):
     values = run(q, [feed], keep=True)
     xq = values[q.node("fc").inputs[0]].astype(np.int64)
     assert set(np.unique(xq)) == {-32768, 32767}
-    assert np.abs(np.cumsum(xq[0] * w[0])).max() > 2 ** 37      # far outside int32
+    assert np.abs(np.cumsum(xq[0] * w[0])).max() > 2**37  # far outside int32
     t = load_target("hvx-v68")
     layer = lower_node(q, q.node("fc"), t)
     if full_range:
@@ -135,10 +147,16 @@ def test_hvx_int16_dense_exact_when_sums_leave_int32(full_range):
     else:
         assert layer.schedule.intrinsic == "vdmpy"
     k = cg.compile_layer(layer, t)
-    r = emulate.run_hexagon(k.obj_path, k.symbol, list(k.args), layer.pack_inputs(values), ["y"],
-                            cpu=t.codegen.emulator.cpu)
+    r = emulate.run_hexagon(
+        k.obj_path,
+        k.symbol,
+        list(k.args),
+        layer.pack_inputs(values),
+        ["y"],
+        cpu=t.codegen.emulator.cpu,
+    )
     ref = values[layer.output]
-    assert len(np.unique(ref)) == ref.size                    # not clamped to one value
+    assert len(np.unique(ref)) == ref.size  # not clamped to one value
     np.testing.assert_array_equal(layer.unpack_output(r.outputs["y"]), ref)
 
 
@@ -147,13 +165,23 @@ def _wide_depthwise(C: int = 128):
     leave int32: the first five taps make +2^30 products, the next three -2^30, the last tap
     a per-channel offset, for inputs that quantize to +-32767/-32768."""
     from accelsim.model.builder import GraphBuilder
+
     rng = np.random.default_rng(1)
     b = GraphBuilder("dw16")
     x = b.input("x", (1, C, 3, 3))
     w = b.const("dw.w", rng.standard_normal((C, 1, 3, 3)), "float32")
-    b.output(b.add("conv2d", [x, w, b.const("dw.b", rng.standard_normal(C), "float32")],
-                   name="dw", strides=(1, 1), dilations=(1, 1), pads=(0, 0, 0, 0), groups=C,
-                   data_layout="NCHW"))
+    b.output(
+        b.add(
+            "conv2d",
+            [x, w, b.const("dw.b", rng.standard_normal(C), "float32")],
+            name="dw",
+            strides=(1, 1),
+            dilations=(1, 1),
+            pads=(0, 0, 0, 0),
+            groups=C,
+            data_layout="NCHW",
+        )
+    )
     g = b.build()
     q = quantize_graph(g, parse_precision("w16a16"), calibdata.random(g, 2)).graph
     sign = np.where(rng.random((C, 9)) < 0.5, 1, -1)
@@ -171,16 +199,22 @@ def test_hvx_int16_depthwise_vmpy_exact_when_sums_leave_int32():
     q = q.replace(constants={**q.constants, q.node("dw").inputs[1]: w.astype(np.int16)})
     values = run(q, [feed], keep=True)
     xq = values[q.node("dw").inputs[0]].astype(np.int64).reshape(128, 9)
-    assert np.abs(np.cumsum(xq * w.reshape(128, 9), axis=1)).max() > 2 ** 32
+    assert np.abs(np.cumsum(xq * w.reshape(128, 9), axis=1)).max() > 2**32
     t = load_target("hvx-v68")
     layer = lower_node(q, q.node("dw"), t)
     assert layer.schedule.intrinsic == "vmpy"
     k = cg.compile_layer(layer, t)
     assert count_mnemonic(Path(k.asm_path).read_text(), "vmpy") > 0
-    r = emulate.run_hexagon(k.obj_path, k.symbol, list(k.args), layer.pack_inputs(values), ["y"],
-                            cpu=t.codegen.emulator.cpu)
+    r = emulate.run_hexagon(
+        k.obj_path,
+        k.symbol,
+        list(k.args),
+        layer.pack_inputs(values),
+        ["y"],
+        cpu=t.codegen.emulator.cpu,
+    )
     ref = values[layer.output]
-    assert len(np.unique(ref)) > ref.size // 2               # not clamped
+    assert len(np.unique(ref)) > ref.size // 2  # not clamped
     np.testing.assert_array_equal(layer.unpack_output(r.outputs["y"]), ref)
 
 
@@ -192,8 +226,9 @@ def test_vmpy_in_int16_depthwise_kernels_on_hvx_where_channels_allow():
     for L in layers:
         channels = L.args[0].shape[-1]
         if channels % 64:
-            assert L.schedule.intrinsic is None and "multiple of its 64 lanes" in \
-                L.schedule.notes[0], L.name
+            assert (
+                L.schedule.intrinsic is None and "multiple of its 64 lanes" in L.schedule.notes[0]
+            ), L.name
             continue
         k = cg.compile_layer(L, t)
         assert k.intrinsic == "vmpy" and count_mnemonic(Path(k.asm_path).read_text(), "vmpy")
@@ -208,21 +243,23 @@ def test_changing_a_recipe_value_changes_code_and_loop_nest(tmp_path):
     base = open(recipes_for(t).path).read()
     assert 'tile: {ow: "<=4", oc: "<=8"}' in base
     path = tmp_path / "cpu-simd.yaml"
-    path.write_text(base.replace('tile: {ow: "<=4", oc: "<=8"}', 'tile: {ow: 2, oc: 16}', 1))
+    path.write_text(base.replace('tile: {ow: "<=4", oc: "<=8"}', "tile: {ow: 2, oc: 16}", 1))
     a = cg.compile_layer(lower_node(q, node, t), t)
     b = cg.compile_layer(lower_node(q, node, t, schedules=str(path)), t)
     assert a.key != b.key
     assert Path(a.asm_path).read_text() != Path(b.asm_path).read_text()
     ea, eb = ({lp.name: lp.extent for lp in k.all_loops()} for k in (a, b))
-    assert (ea["ow.i"], ea["oc.i"]) == (4, 2)      # 4 pixels x 2 sdot blocks of 4 channels
+    assert (ea["ow.i"], ea["oc.i"]) == (4, 2)  # 4 pixels x 2 sdot blocks of 4 channels
     assert (eb["ow.i"], eb["oc.i"]) == (2, 4)
     assert b.schedule["tiles"] == {"ow": 2, "oc": 16}
     # an unroll list change alone also changes the code
     path.write_text(base.replace("unroll: [ow.i, oc.i, ic.v]", "unroll: []", 1))
     c = cg.compile_layer(lower_node(q, node, t, schedules=str(path)), t)
     kinds = {lp.name: lp.kind for lp in c.all_loops()}
-    assert kinds["ow.i"] == "serial" and {lp.name: lp.kind for lp in a.all_loops()}[
-        "ow.i"] == "unrolled"
+    assert (
+        kinds["ow.i"] == "serial"
+        and {lp.name: lp.kind for lp in a.all_loops()}["ow.i"] == "unrolled"
+    )
     assert Path(c.asm_path).read_text() != Path(a.asm_path).read_text()
 
 
@@ -230,11 +267,17 @@ def test_changing_a_recipe_value_changes_code_and_loop_nest(tmp_path):
 def test_kernel_record_loop_nest_and_instruction_mix():
     q, _ = quantized("mobilenet_v2", "w8a8")
     t = load_target("cortex-a76")
-    layer = lower_node(q, q.node("features.2.conv.0.0"), t)   # 1x1, 16 -> 96, 16x16
+    layer = lower_node(q, q.node("features.2.conv.0.0"), t)  # 1x1, 16 -> 96, 16x16
     k = cg.compile_layer(layer, t)
     loops = {lp.name: lp for lp in k.all_loops()}
-    assert [loops[n].extent for n in ("n", "oh", "ow.o", "ow.i", "oc.o", "oc.i")] == \
-        [1, 16, 4, 4, 12, 2]
+    assert [loops[n].extent for n in ("n", "oh", "ow.o", "ow.i", "oc.o", "oc.i")] == [
+        1,
+        16,
+        4,
+        4,
+        12,
+        2,
+    ]
     assert loops["oc.i"].intrinsic == "sdot" and loops["oc.i"].kind == "unrolled"
     # one sdot per (pixel, 4 output channels, 4 input channels): 16*16 * 96/4 * 16/4
     assert loops["oc.i"].trips == 16 * 16 * (96 // 4) * (16 // 4)
@@ -281,8 +324,7 @@ f:
 """
     m = instruction_mix(hvx)
     assert (m.vector_mac, m.load, m.store, m.other, m.packets, m.loops) == (1, 1, 1, 1, 2, 1)
-    assert m.total_packets == 4 and m.total == {"vector_mac": 1, "load": 1, "store": 1,
-                                                "other": 4}
+    assert m.total_packets == 4 and m.total == {"vector_mac": 1, "load": 1, "store": 1, "other": 4}
     assert m.per_loop[0]["label"] == ".LBB0_2" and m.per_loop[0]["packets"] == 2
 
 
@@ -301,7 +343,7 @@ def test_compile_graph_writes_files_and_compiles_identical_layers_once(tmp_path,
     assert sum(not k.cached for k in ks) == len(keys)
     doc = json.loads((out / "kernels.json").read_text())
     assert doc["distinct_kernels"] == len(keys) and len(doc["kernels"]) == len(ks)
-    assert doc["not_lowered"] == []      # softmax included: every operator is a kernel
+    assert doc["not_lowered"] == []  # softmax included: every operator is a kernel
     assert "softmax" in [k["layer"] for k in doc["kernels"]]
     assert [x["layer"] for x in doc["views"]] == ["flatten"]
     for k in ks:
@@ -322,15 +364,19 @@ def test_host_kernel_runs_and_times(tmp_path):
     k = cg.compile_layer(layer, t)
     np.testing.assert_array_equal(host.run_layer(layer, k, values), values[layer.output])
     assert 0 < host.time_kernel(k, layer.pack_inputs(values), repeat=3, min_time_s=0.002) < 1
-    arm = cg.compile_layer(lower_node(q, q.node("features.1.conv.1"), load_target("cortex-a76")),
-                           "cortex-a76")
+    arm = cg.compile_layer(
+        lower_node(q, q.node("features.1.conv.1"), load_target("cortex-a76")), "cortex-a76"
+    )
     with pytest.raises(cg.CompileError, match="only host kernels"):
         host.run(arm, {})
 
 
 # -- bit-exact under the emulators ---------------------------------------------------------------
-EMULATED = [("features.0.0", "3x3 conv"), ("features.2.conv.1.0", "depthwise conv"),
-            ("classifier.1", "dense")]
+EMULATED = [
+    ("features.0.0", "3x3 conv"),
+    ("features.2.conv.1.0", "depthwise conv"),
+    ("classifier.1", "dense"),
+]
 
 
 @pytest.mark.parametrize("precision", ["w8a8", "w4a8"])
@@ -346,8 +392,14 @@ def test_layers_bit_exact_under_the_emulator(target, precision):
     for name, what in EMULATED:
         layer = lower_node(q, q.node(name), t)
         k = cg.compile_layer(layer, t)
-        r = runner(k.obj_path, k.symbol, list(k.args), layer.pack_inputs(values), ["y"],
-                   cpu=t.codegen.emulator.cpu)
+        r = runner(
+            k.obj_path,
+            k.symbol,
+            list(k.args),
+            layer.pack_inputs(values),
+            ["y"],
+            cpu=t.codegen.emulator.cpu,
+        )
         got = layer.unpack_output(r.outputs["y"])
         ref = values[layer.output]
         assert int((got.astype(np.int64) != ref.astype(np.int64)).sum()) == 0, (name, what)

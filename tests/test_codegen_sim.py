@@ -15,7 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pytest
@@ -41,12 +41,15 @@ def fc_graph(k: int = 256, n: int = 32, seed: int = 0):
     rng = np.random.default_rng(seed)
     b = GraphBuilder("fc")
     x = b.input("x", (1, k))
-    b.output(b.add("dense", [x, b.const("fc.w", rng.standard_normal((n, k)) * 0.05,
-                                        "float32")], name="fc"))
+    b.output(
+        b.add(
+            "dense", [x, b.const("fc.w", rng.standard_normal((n, k)) * 0.05, "float32")], name="fc"
+        )
+    )
     return b.build()
 
 
-@lru_cache(maxsize=None)
+@cache
 def quantized(kind: str, precision: str, *shape):
     g = fc_graph(*shape)
     if precision == "fp32":
@@ -71,16 +74,41 @@ def kernel_of(kind, precision, target, *shape):
 # -- the CLI ---------------------------------------------------------------------------------
 def test_cli_simulate_codegen_json(tmp_path):
     out = tmp_path / "out.json"
-    proc = subprocess.run([sys.executable, "-m", "accelsim", "simulate", "digits_cnn",
-                           "--target", "cortex-a76", "--precision", "w8a8,fp32",
-                           "--fidelity", "codegen", "--json", str(out)],
-                          capture_output=True, text=True, env=os.environ.copy())
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "accelsim",
+            "simulate",
+            "digits_cnn",
+            "--target",
+            "cortex-a76",
+            "--precision",
+            "w8a8,fp32",
+            "--fidelity",
+            "codegen",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "codegen fidelity" in proc.stdout
     doc = json.loads(out.read_text())
     assert [d["precision"] for d in doc] == ["w8a8", "fp32"]
-    keys = {"name", "op", "macs", "cycles", "latency_s", "energy_j", "energy_breakdown", "bound",
-            "utilization"}
+    keys = {
+        "name",
+        "op",
+        "macs",
+        "cycles",
+        "latency_s",
+        "energy_j",
+        "energy_breakdown",
+        "bound",
+        "utilization",
+    }
     t = load_target("cortex-a76")
     for d in doc:
         assert d["model"] == "digits_cnn" and d["target"] == "cortex-a76"
@@ -90,8 +118,12 @@ def test_cli_simulate_codegen_json(tmp_path):
         for k in ("cycles", "latency_s", "energy_j"):
             assert d["total"][k] == pytest.approx(sum(x[k] for x in layers), rel=1e-9)
         for x in layers:
-            assert set(x["energy_breakdown"]) == {"compute", "onchip_memory", "offchip_memory",
-                                                  "static"}
+            assert set(x["energy_breakdown"]) == {
+                "compute",
+                "onchip_memory",
+                "offchip_memory",
+                "static",
+            }
             assert x["energy_j"] == pytest.approx(sum(x["energy_breakdown"].values()))
             assert x["latency_s"] == pytest.approx(x["cycles"] / t.timing["clock_hz"])
             assert x["bound"] in ("compute", "memory")
@@ -101,7 +133,7 @@ def test_cli_simulate_codegen_json(tmp_path):
                 assert x["notes"].startswith("analytic fallback:")
         by_name = {x["name"]: x for x in layers}
         assert by_name["flatten"]["cycles"] == 0 and by_name["flatten"]["energy_j"] == 0
-        if "softmax" in by_name:   # a kernel like any other: costed from its code
+        if "softmax" in by_name:  # a kernel like any other: costed from its code
             assert by_name["softmax"]["fidelity"] == "codegen"
         # the dense layer's counts are exact on every target: it is costed from its code
         fc = next(x for x in layers if x["name"] == "fc")
@@ -118,10 +150,18 @@ def test_costed_instructions_equal_qemu(target):
         pytest.skip(f"cannot emulate {arch}: {', '.join(missing)} not installed")
     q = quantized("fc", "w8a8")
     from accelsim.ref.executor import run
+
     values = run(q, [calibdata.random(q, 1, seed=3).samples[0]], keep=True)
     runner = emulate.run_aarch64 if arch == "aarch64" else emulate.run_hexagon
-    r = runner(k.obj_path, k.symbol, list(k.args), layer.pack_inputs(values),
-               [k.args[-1].name], cpu=t.codegen.emulator.cpu, count=True)
+    r = runner(
+        k.obj_path,
+        k.symbol,
+        list(k.args),
+        layer.pack_inputs(values),
+        [k.args[-1].name],
+        cpu=t.codegen.emulator.cpu,
+        count=True,
+    )
     kc = codegen.kernel_cost(k, t)
     assert not kc.blocking, kc.blocking
     comp = f"{k.symbol}_compute_"
@@ -140,34 +180,50 @@ def _mca(lines, target, loop: bool) -> float:
     mattr = ",".join(target.codegen.tvm_target.get("mattr", []))
     body = [ln for ln in lines if not ln.strip().startswith(".") and not ln.strip().endswith(":")]
     n = 100 if loop else 1
-    r = subprocess.run([MCA, "-mtriple=aarch64", f"-mcpu={target.codegen.llvm_mca_cpu}",
-                        f"-mattr={mattr}", f"-iterations={n}", "-all-views=false",
-                        "-summary-view"], input="\n".join(body) + "\n", capture_output=True,
-                       text=True, check=True)
+    r = subprocess.run(
+        [
+            MCA,
+            "-mtriple=aarch64",
+            f"-mcpu={target.codegen.llvm_mca_cpu}",
+            f"-mattr={mattr}",
+            f"-iterations={n}",
+            "-all-views=false",
+            "-summary-view",
+        ],
+        input="\n".join(body) + "\n",
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return int(re.search(r"Total Cycles:\s+(\d+)", r.stdout).group(1)) / n
 
 
 @pytest.mark.skipif(MCA is None, reason="llvm-mca-19 not installed")
-@pytest.mark.parametrize("case", [("fc", "w8a8", 512, 64), ("fc", "fp32", 512, 64),
-                                  ("fc", "w8a8", 256, 32)])
+@pytest.mark.parametrize(
+    "case", [("fc", "w8a8", 512, 64), ("fc", "fp32", 512, 64), ("fc", "w8a8", 256, 32)]
+)
 def test_kernel_cycles_within_25_percent_of_llvm_mca(case):
     kind, prec, *shape = case
     _, k, t = kernel_of(kind, prec, "cortex-a76", *shape)
     kc = codegen.kernel_cost(k, t)
     assert not kc.blocking
     from accelsim.sim.dyncount import predict_kernel
+
     units = codegen.cost_units(predict_kernel(k))
     ref = sum(u.runs * _mca(u.lines, t, u.in_loop) for u in units)
-    print(f"\n{kind} {prec} {shape}: model {kc.compute_cycles:.0f} cycles, llvm-mca "
-          f"{ref:.0f} ({kc.compute_cycles / ref - 1:+.1%})")
+    print(
+        f"\n{kind} {prec} {shape}: model {kc.compute_cycles:.0f} cycles, llvm-mca "
+        f"{ref:.0f} ({kc.compute_cycles / ref - 1:+.1%})"
+    )
     assert kc.compute_cycles == pytest.approx(ref, rel=0.25)
 
 
 # -- roofline and monotonicity ---------------------------------------------------------------
 # a whole model on the NEON cores (every layer kind); dense layers only on HVX, whose conv
 # kernels take the count predictor tens of seconds each today (see dyncount)
-@pytest.mark.parametrize("target,model", [("cortex-a55", "digits_cnn"),
-                                          ("cortex-a76", "digits_cnn"), ("hvx-v68", None)])
+@pytest.mark.parametrize(
+    "target,model", [("cortex-a55", "digits_cnn"), ("cortex-a76", "digits_cnn"), ("hvx-v68", None)]
+)
 def test_no_layer_beats_the_roofline(target, model):
     t = load_target(target)
     levels = analytic.memory_levels(t)
@@ -221,8 +277,8 @@ def test_int8_faster_than_fp32_from_the_code():
     assert i8.macs == f32.macs == macs
     ki = codegen.kernel_cost(kernel_of("fc", "w8a8", "cortex-a76", *shape)[1], t)
     kf = codegen.kernel_cost(kernel_of("fc", "fp32", "cortex-a76", *shape)[1], t)
-    assert ki.class_counts["vector_mac_int8"] * 16 == macs       # SDOT
-    assert kf.class_counts["vector_fma_fp32"] * 4 == macs        # FMLA .4S
+    assert ki.class_counts["vector_mac_int8"] * 16 == macs  # SDOT
+    assert kf.class_counts["vector_fma_fp32"] * 4 == macs  # FMLA .4S
     assert kf.class_counts.get("vector_mac_int8", 0) == 0
     assert ki.compute_cycles < kf.compute_cycles / 2
     assert i8.cycles < f32.cycles
@@ -238,11 +294,11 @@ def test_warm_rerun_reads_kernel_costs_from_disk(monkeypatch):
 
     def fail(kernel):
         raise AssertionError("predicted again")
+
     monkeypatch.setattr(dyncount, "predict_kernel", fail)
     t = load_target("cortex-a76")
     q = quantized("fc", "w8a8", 128, 32)
-    again = next(c for c in codegen.simulate_graph(q, t, parse_precision("w8a8"))
-                 if c.name == "fc")
+    again = next(c for c in codegen.simulate_graph(q, t, parse_precision("w8a8")) if c.name == "fc")
     assert again == first
 
 

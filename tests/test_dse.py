@@ -8,8 +8,11 @@ from hypothesis.extra import numpy as hnp
 from accelsim.cache import ResultCache, content_key
 from accelsim.dse.pareto import dominates, pareto_mask
 
-points = hnp.arrays(np.float64, st.tuples(st.integers(1, 40), st.integers(1, 4)),
-                    elements=st.integers(0, 6).map(float))
+points = hnp.arrays(
+    np.float64,
+    st.tuples(st.integers(1, 40), st.integers(1, 4)),
+    elements=st.integers(0, 6).map(float),
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -60,19 +63,46 @@ import pytest  # noqa: E402
 from accelsim.dse.sweep import SweepSpec, run_sweep, validate, write_outputs  # noqa: E402
 from accelsim.errors import AccelsimError  # noqa: E402
 
-GRID = ["--grid", "lanes=16,32,64", "--grid", "precision=w4a4,w8a8", "--grid",
-        "scratchpad_kb=128,256"]
-SPEC = SweepSpec(("mobilenet_v2",), "simd-accel",
-                 {"lanes": (16, 32, 64), "precision": ("w4a4", "w8a8"),
-                  "scratchpad_kb": (128, 256)}, input_size=32)
+GRID = [
+    "--grid",
+    "lanes=16,32,64",
+    "--grid",
+    "precision=w4a4,w8a8",
+    "--grid",
+    "scratchpad_kb=128,256",
+]
+SPEC = SweepSpec(
+    ("mobilenet_v2",),
+    "simd-accel",
+    {"lanes": (16, 32, 64), "precision": ("w4a4", "w8a8"), "scratchpad_kb": (128, 256)},
+    input_size=32,
+)
 
 
 def _sweep_cli(out, cache, *extra):
     env = dict(os.environ, ACCELSIM_CACHE=str(cache))
-    return subprocess.Popen([sys.executable, "-m", "accelsim", "sweep", "--model", "mobilenet_v2",
-                             "--input-size", "32", *GRID, "--workers", "1", "--out", str(out),
-                             *extra], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "accelsim",
+            "sweep",
+            "--model",
+            "mobilenet_v2",
+            "--input-size",
+            "32",
+            *GRID,
+            "--workers",
+            "1",
+            "--out",
+            str(out),
+            *extra,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_killed_sweep_resumes_and_recomputes_only_missing_points(tmp_path):
@@ -95,28 +125,34 @@ def test_killed_sweep_resumes_and_recomputes_only_missing_points(tmp_path):
     out, err = again.communicate(timeout=600)
     assert again.returncode == 0, err
     assert f"({12 - done_before} computed, {done_before} from the cache)" in out
-    assert (tmp_path / "run" / "points.csv").read_text() == \
-        (tmp_path / "ref" / "points.csv").read_text()
-    assert (tmp_path / "run" / "pareto.csv").read_text() == \
-        (tmp_path / "ref" / "pareto.csv").read_text()
+    assert (tmp_path / "run" / "points.csv").read_text() == (
+        tmp_path / "ref" / "points.csv"
+    ).read_text()
+    assert (tmp_path / "run" / "pareto.csv").read_text() == (
+        tmp_path / "ref" / "pareto.csv"
+    ).read_text()
     assert "accel-sim" in (tmp_path / "run" / "points.csv").read_text().splitlines()[1]
 
 
 def test_dask_cluster_gives_identical_results(tmp_path):
     distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
     local = run_sweep(SPEC, cache_dir=str(tmp_path / "c1"), workers=1)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster:
-        remote = run_sweep(SPEC, cache_dir=str(tmp_path / "c2"), scheduler=cluster.scheduler_address)
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        remote = run_sweep(
+            SPEC, cache_dir=str(tmp_path / "c2"), scheduler=cluster.scheduler_address
+        )
     assert remote.computed == 12 and local.rows == remote.rows and local.pareto == remote.pareto
-    assert {r["fidelity"] for r in remote.rows} == {"analytic"}   # the default
+    assert {r["fidelity"] for r in remote.rows} == {"analytic"}  # the default
     files = write_outputs(remote, tmp_path / "out")
     assert all(f.exists() for f in files)
 
 
 def test_fidelities_are_cached_apart_and_labelled(tmp_path):
-    one = SweepSpec(("mobilenet_v2",), "simd-accel", {"lanes": (64,), "precision": ("w8a8",)},
-                    input_size=32)
+    one = SweepSpec(
+        ("mobilenet_v2",), "simd-accel", {"lanes": (64,), "precision": ("w8a8",)}, input_size=32
+    )
     cache = str(tmp_path / "cache")
     fast = run_sweep(one, cache_dir=cache, workers=1)
     slow = run_sweep(dataclasses.replace(one, fidelity="codegen"), cache_dir=cache, workers=1)
@@ -129,12 +165,15 @@ def test_fidelities_are_cached_apart_and_labelled(tmp_path):
     assert (again.computed, again.cached) == (0, 1) and again.rows == fast.rows
 
 
-@pytest.mark.parametrize("grid,fragment", [
-    ({"lanez": (16,)}, "unknown grid key 'lanez'"),
-    ({}, "the grid is empty"),
-    ({"precision": ("fp32",)}, "cannot run at precision 'fp32'"),
-    ({"lanes": (0,)}, "lanes"),
-])
+@pytest.mark.parametrize(
+    "grid,fragment",
+    [
+        ({"lanez": (16,)}, "unknown grid key 'lanez'"),
+        ({}, "the grid is empty"),
+        ({"precision": ("fp32",)}, "cannot run at precision 'fp32'"),
+        ({"lanes": (0,)}, "lanes"),
+    ],
+)
 def test_bad_sweeps_fail_before_any_work(grid, fragment):
     with pytest.raises(AccelsimError, match=fragment):
         validate(SweepSpec(("mobilenet_v2",), "simd-accel", grid))

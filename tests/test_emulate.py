@@ -29,12 +29,24 @@ from accelsim.codegen.emulate import (
     toolchain_status,
 )
 
-A64 = {"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mcpu": "cortex-a76",
-       "mattr": ["+neon", "+dotprod"]}
-HEX = {"kind": "llvm", "mtriple": "hexagon-unknown-elf", "mcpu": "hexagonv68",
-       "mattr": ["+hvxv68", "+hvx-length128b"]}
-HEX73 = {"kind": "llvm", "mtriple": "hexagon-unknown-elf", "mcpu": "hexagonv73",
-         "mattr": ["+hvxv73", "+hvx-length128b"]}
+A64 = {
+    "kind": "llvm",
+    "mtriple": "aarch64-linux-gnu",
+    "mcpu": "cortex-a76",
+    "mattr": ["+neon", "+dotprod"],
+}
+HEX = {
+    "kind": "llvm",
+    "mtriple": "hexagon-unknown-elf",
+    "mcpu": "hexagonv68",
+    "mattr": ["+hvxv68", "+hvx-length128b"],
+}
+HEX73 = {
+    "kind": "llvm",
+    "mtriple": "hexagon-unknown-elf",
+    "mcpu": "hexagonv73",
+    "mattr": ["+hvxv73", "+hvx-length128b"],
+}
 TARGETS = {"aarch64": A64, "hexagon": HEX}
 RUN = {"aarch64": run_aarch64, "hexagon": run_hexagon}
 
@@ -42,13 +54,17 @@ RUN = {"aarch64": run_aarch64, "hexagon": run_hexagon}
 def need(arch):
     missing = missing_tools(arch)
     if missing:
-        pytest.skip(f"cannot emulate {arch}: {', '.join(missing)} not installed "
-                    f"(run scripts/install-system-deps.sh)")
+        pytest.skip(
+            f"cannot emulate {arch}: {', '.join(missing)} not installed "
+            f"(run scripts/install-system-deps.sh)"
+        )
 
 
 def need_objdump():
     if toolchain_status()["llvm-objdump"] is None:
-        pytest.skip("llvm-objdump not installed (Debian llvm-19; run scripts/install-system-deps.sh)")
+        pytest.skip(
+            "llvm-objdump not installed (Debian llvm-19; run scripts/install-system-deps.sh)"
+        )
 
 
 def _tvm():
@@ -75,8 +91,10 @@ def compile_kernel(objdir, key, func, target):
     """Compile a one-PrimFunc module; return (object path, assembly text). Cached per key."""
     if key not in _BUILT:
         tvm = _tvm()
-        lib = tvm.compile(func if isinstance(func, tvm.IRModule) else tvm.IRModule({key: func}),
-                          target=tvm.target.Target(target))
+        lib = tvm.compile(
+            func if isinstance(func, tvm.IRModule) else tvm.IRModule({key: func}),
+            target=tvm.target.Target(target),
+        )
         path = objdir / f"{key}.o"
         lib.mod.write_to_file(str(path))
         _BUILT[key] = (path, lib.mod.inspect_source("s"))
@@ -100,21 +118,31 @@ def _scheduled(func, name, block, lanes):
 def dense_int8(n_rows=8, n_out=32, k=64, name="dense_i8"):
     _tvm()
     from tvm import te
+
     A = te.placeholder((n_rows, k), "int8", name="A")
     W = te.placeholder((n_out, k), "int8", name="W")
     r = te.reduce_axis((0, k), name="r")
-    C = te.compute((n_rows, n_out), lambda i, j: te.sum(
-        A[i, r].astype("int32") * W[j, r].astype("int32"), axis=r), name="C")
+    C = te.compute(
+        (n_rows, n_out),
+        lambda i, j: te.sum(A[i, r].astype("int32") * W[j, r].astype("int32"), axis=r),
+        name="C",
+    )
     return te.create_prim_func([A, W, C]).with_attr("global_symbol", name)
 
 
 def saturating_add_int8(n, lanes, name="qadd"):
     _tvm()
     from tvm import te
+
     A = te.placeholder((n,), "int8", name="A")
     B = te.placeholder((n,), "int8", name="B")
-    C = te.compute((n,), lambda i: te.max(te.min(
-        A[i].astype("int16") + B[i].astype("int16"), 127), -128).astype("int8"), name="C")
+    C = te.compute(
+        (n,),
+        lambda i: te.max(te.min(A[i].astype("int16") + B[i].astype("int16"), 127), -128).astype(
+            "int8"
+        ),
+        name="C",
+    )
     f = te.create_prim_func([A, B, C]).with_attr("global_symbol", name)
     return _scheduled(f, name, "C", lanes) if lanes else f
 
@@ -124,6 +152,7 @@ def float_kernel(n, lanes, name="fk"):
     # precision gives numpy's result bit for bit.
     _tvm()
     from tvm import te
+
     A = te.placeholder((n,), "float32", name="A")
     B = te.placeholder((n,), "float32", name="B")
     C = te.compute((n,), lambda i: (A[i] + B[i]) * A[i], name="C")
@@ -136,14 +165,18 @@ def sdot_kernel():
     from tvm.script import tirx as T
 
     @T.prim_func
-    def sdot4(A: T.Buffer((64, 16), "int8"), B: T.Buffer((64, 16), "int8"),
-              C: T.Buffer((64, 4), "int32")):
+    def sdot4(
+        A: T.Buffer((64, 16), "int8"), B: T.Buffer((64, 16), "int8"), C: T.Buffer((64, 4), "int32")
+    ):
         T.func_attr({"global_symbol": "sdot4", "tir.noalias": True})
         for i in range(64):
             C[i, T.ramp(0, 1, 4)] = T.call_llvm_pure_intrin(
                 T.llvm_lookup_intrinsic_id("llvm.aarch64.neon.sdot.v4i32.v16i8"),
-                T.broadcast(T.int32(0), 4), A[i, T.ramp(0, 1, 16)], B[i, T.ramp(0, 1, 16)],
-                dtype="int32x4")
+                T.broadcast(T.int32(0), 4),
+                A[i, T.ramp(0, 1, 16)],
+                B[i, T.ramp(0, 1, 16)],
+                dtype="int32x4",
+            )
 
     return sdot4
 
@@ -154,14 +187,19 @@ def hvx_kernel(name, llvm_name, a_dtype, b_dtype, lanes):
     from tvm.script import tirx as T
 
     @T.prim_func
-    def kernel(A: T.Buffer((8, lanes), a_dtype), B: T.Buffer((8, lanes), b_dtype),
-               C: T.Buffer((8, 32), "int32")):
+    def kernel(
+        A: T.Buffer((8, lanes), a_dtype),
+        B: T.Buffer((8, lanes), b_dtype),
+        C: T.Buffer((8, 32), "int32"),
+    ):
         T.func_attr({"global_symbol": name, "tir.noalias": True})
         for i in range(8):
             C[i, T.ramp(0, 1, 32)] = T.call_llvm_pure_intrin(
                 T.llvm_lookup_intrinsic_id(llvm_name),
                 T.reinterpret(A[i, T.ramp(0, 1, lanes)], dtype="int32x32"),
-                T.reinterpret(B[i, T.ramp(0, 1, lanes)], dtype="int32x32"), dtype="int32x32")
+                T.reinterpret(B[i, T.ramp(0, 1, lanes)], dtype="int32x32"),
+                dtype="int32x32",
+            )
 
     return kernel
 
@@ -179,6 +217,7 @@ def workspace_kernel(n=4096):
     # through __TVMBackendAllocWorkspace.
     _tvm()
     from tvm import te
+
     A = te.placeholder((n,), "int32", name="A")
     B = te.compute((n,), lambda i: A[i] * 3, name="B")
     C = te.compute((n,), lambda i: B[n - 1 - i] + 1, name="C")
@@ -188,6 +227,7 @@ def workspace_kernel(n=4096):
 def parallel_kernel(n=1024):
     tvm = _tvm()
     from tvm import te
+
     A = te.placeholder((n,), "int32", name="A")
     C = te.compute((n,), lambda i: A[i] * 3 + 1, name="C")
     f = te.create_prim_func([A, C]).with_attr("global_symbol", "par")
@@ -202,6 +242,7 @@ def parallel_kernel(n=1024):
 def divmod_kernel(n, dtype):
     _tvm()
     from tvm import te, tirx
+
     A = te.placeholder((n,), dtype, name="A")
     B = te.placeholder((n,), dtype, name="B")
     Q = te.compute((n,), lambda i: tirx.floordiv(A[i], B[i]), name="Q")
@@ -216,8 +257,11 @@ def rng_int8(rng, shape, dtype="int8"):
 
 def asm_has(asm, mnemonic):
     """True when an instruction line of the assembly contains ``mnemonic``."""
-    return any(mnemonic in line for line in asm.splitlines()
-               if line.startswith("\t") and not line.lstrip().startswith("."))
+    return any(
+        mnemonic in line
+        for line in asm.splitlines()
+        if line.startswith("\t") and not line.lstrip().startswith(".")
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -226,15 +270,26 @@ def asm_has(asm, mnemonic):
 
 def test_toolchain_status_names_every_tool():
     status = toolchain_status()
-    for key in ("qemu-aarch64", "aarch64-linux-gnu-gcc", "qemu-hexagon", "clang", "ld.lld",
-                "llvm-nm", "aarch64-linux-gnu-nm", "llvm-objdump", "tvm_ffi_include"):
+    for key in (
+        "qemu-aarch64",
+        "aarch64-linux-gnu-gcc",
+        "qemu-hexagon",
+        "clang",
+        "ld.lld",
+        "llvm-nm",
+        "aarch64-linux-gnu-nm",
+        "llvm-objdump",
+        "tvm_ffi_include",
+    ):
         assert key in status
         assert status[key] is None or os.path.exists(status[key]), (key, status[key])
 
 
 def test_importing_emulate_is_light():
-    code = ("import sys, accelsim.codegen.emulate\n"
-            "print([m for m in ('tvm', 'tvm_ffi', 'torch') if m in sys.modules])")
+    code = (
+        "import sys, accelsim.codegen.emulate\n"
+        "print([m for m in ('tvm', 'tvm_ffi', 'torch') if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -247,8 +302,11 @@ def test_int8_dense_int32_accumulation(arch, objdir):
     a, w = rng_int8(rng, (8, 64)), rng_int8(rng, (32, 64))
     a[0, :] = -128
     w[0, :] = -128  # the extreme products: 64 * 16384 must accumulate without overflow in int32
-    args = [ArgSpec("A", (8, 64), "int8"), ArgSpec("W", (32, 64), "int8"),
-            ArgSpec("C", (8, 32), "int32")]
+    args = [
+        ArgSpec("A", (8, 64), "int8"),
+        ArgSpec("W", (32, 64), "int8"),
+        ArgSpec("C", (8, 32), "int32"),
+    ]
     run = RUN[arch](path, "dense_i8", args, {"A": a, "W": w}, ["C"])
     assert isinstance(run, EmulatorRun)
     assert run.dynamic_instructions is None and run.packets is None
@@ -256,20 +314,25 @@ def test_int8_dense_int32_accumulation(arch, objdir):
     assert run.outputs["C"].dtype == np.int32 and run.wall_s > 0
 
 
-@pytest.mark.parametrize("arch,lanes,mnemonic", [("aarch64", 16, "sqadd"),
-                                                 ("hexagon", 128, "):sat")])
+@pytest.mark.parametrize(
+    "arch,lanes,mnemonic", [("aarch64", 16, "sqadd"), ("hexagon", 128, "):sat")]
+)
 def test_int8_saturating_add_vectorized(arch, lanes, mnemonic, objdir):
     need(arch)
-    path, asm = compile_kernel(objdir, f"qadd512_{arch}", saturating_add_int8(512, lanes),
-                               TARGETS[arch])
+    path, asm = compile_kernel(
+        objdir, f"qadd512_{arch}", saturating_add_int8(512, lanes), TARGETS[arch]
+    )
     assert asm_has(asm, mnemonic)  # NEON sqadd / HVX vadd(...):sat
     if arch == "hexagon":
         assert asm_has(asm, "vmem(")
     rng = np.random.default_rng(2)
     a, b = rng_int8(rng, 512), rng_int8(rng, 512)
     a[:4], b[:4] = [127, -128, 100, -100], [1, -1, 100, -100]
-    args = [ArgSpec("A", (512,), "int8"), ArgSpec("B", (512,), "int8"),
-            ArgSpec("C", (512,), "int8")]
+    args = [
+        ArgSpec("A", (512,), "int8"),
+        ArgSpec("B", (512,), "int8"),
+        ArgSpec("C", (512,), "int8"),
+    ]
     run = RUN[arch](path, "qadd", args, {"A": a, "B": b}, ["C"])
     ref = np.clip(a.astype(np.int16) + b, -128, 127).astype(np.int8)
     np.testing.assert_array_equal(run.outputs["C"], ref)
@@ -278,14 +341,18 @@ def test_int8_saturating_add_vectorized(arch, lanes, mnemonic, objdir):
 @pytest.mark.parametrize("arch,lanes", [("aarch64", 4), ("hexagon", None)])
 def test_float32_kernel_bit_exact(arch, lanes, objdir):
     need(arch)
-    path, asm = compile_kernel(objdir, f"float_{arch}", float_kernel(1000 if not lanes else 1024,
-                                                                     lanes), TARGETS[arch])
+    path, asm = compile_kernel(
+        objdir, f"float_{arch}", float_kernel(1000 if not lanes else 1024, lanes), TARGETS[arch]
+    )
     n = 1000 if not lanes else 1024
     rng = np.random.default_rng(3)
     a = rng.standard_normal(n).astype(np.float32)
     b = rng.standard_normal(n).astype(np.float32)
-    args = [ArgSpec("A", (n,), "float32"), ArgSpec("B", (n,), "float32"),
-            ArgSpec("C", (n,), "float32")]
+    args = [
+        ArgSpec("A", (n,), "float32"),
+        ArgSpec("B", (n,), "float32"),
+        ArgSpec("C", (n,), "float32"),
+    ]
     run = RUN[arch](path, "fk", args, {"A": a, "B": b}, ["C"])
     ref = (a + b) * a
     assert run.outputs["C"].tobytes() == ref.tobytes()
@@ -301,8 +368,11 @@ def test_hvx_float_uses_qfloat_that_qemu_7_lacks(objdir):
     rng = np.random.default_rng(4)
     a = rng.standard_normal(1024).astype(np.float32)
     b = rng.standard_normal(1024).astype(np.float32)
-    args = [ArgSpec("A", (1024,), "float32"), ArgSpec("B", (1024,), "float32"),
-            ArgSpec("C", (1024,), "float32")]
+    args = [
+        ArgSpec("A", (1024,), "float32"),
+        ArgSpec("B", (1024,), "float32"),
+        ArgSpec("C", (1024,), "float32"),
+    ]
     try:
         run = run_hexagon(path, "fk", args, {"A": a, "B": b}, ["C"])
     except EmulationError as exc:
@@ -317,8 +387,11 @@ def test_sdot_runs_on_max_and_is_illegal_on_cortex_a53(objdir):
     assert re.search(r"^\s*sdot\s+v\d+\.4s", asm, re.M), "the kernel does not use sdot"
     rng = np.random.default_rng(5)
     a, b = rng_int8(rng, (64, 16)), rng_int8(rng, (64, 16))
-    args = [ArgSpec("A", (64, 16), "int8"), ArgSpec("B", (64, 16), "int8"),
-            ArgSpec("C", (64, 4), "int32")]
+    args = [
+        ArgSpec("A", (64, 16), "int8"),
+        ArgSpec("B", (64, 16), "int8"),
+        ArgSpec("C", (64, 4), "int32"),
+    ]
     run = run_aarch64(path, "sdot4", args, {"A": a, "B": b}, ["C"], cpu="max")
     ref = (a.astype(np.int32) * b).reshape(64, 4, 4).sum(-1)
     np.testing.assert_array_equal(run.outputs["C"], ref)
@@ -333,8 +406,11 @@ def test_hvx_vrmpy_dot_product(objdir):
     rng = np.random.default_rng(6)
     a, b = rng_int8(rng, (8, 128), "uint8"), rng_int8(rng, (8, 128))
     a[0], b[0] = 255, -128
-    args = [ArgSpec("A", (8, 128), "uint8"), ArgSpec("B", (8, 128), "int8"),
-            ArgSpec("C", (8, 32), "int32")]
+    args = [
+        ArgSpec("A", (8, 128), "uint8"),
+        ArgSpec("B", (8, 128), "int8"),
+        ArgSpec("C", (8, 32), "int32"),
+    ]
     run = run_hexagon(path, "vrmpy", args, {"A": a, "B": b}, ["C"])
     ref = (a.astype(np.int32) * b).reshape(8, 32, 4).sum(-1)
     np.testing.assert_array_equal(run.outputs["C"], ref)
@@ -350,16 +426,19 @@ def test_hvx_vdmpy_pair_sum_saturates_only_at_two_min_products(objdir):
     rng = np.random.default_rng(8)
     a = rng.integers(-32768, 32768, (8, 64)).astype(np.int16)
     b = rng.integers(-32767, 32768, (8, 64)).astype(np.int16)
-    a[0], b[0] = -32768, -32767          # the largest pair sum without saturation
-    a[1], b[1] = -32768, 32767           # the most negative one
+    a[0], b[0] = -32768, -32767  # the largest pair sum without saturation
+    a[1], b[1] = -32768, 32767  # the most negative one
     a[2, :2], b[2, :2] = -32768, -32768  # 2^31: saturates
-    args = [ArgSpec("A", (8, 64), "int16"), ArgSpec("B", (8, 64), "int16"),
-            ArgSpec("C", (8, 32), "int32")]
+    args = [
+        ArgSpec("A", (8, 64), "int16"),
+        ArgSpec("B", (8, 64), "int16"),
+        ArgSpec("C", (8, 32), "int32"),
+    ]
     got = run_hexagon(path, "vdmpy", args, {"A": a, "B": b}, ["C"]).outputs["C"]
     exact = (a.astype(np.int64) * b).reshape(8, 32, 2).sum(-1)
-    assert exact[0].max() == 2 * 32768 * 32767 and exact[2, 0] == 2 ** 31
-    np.testing.assert_array_equal(got, np.clip(exact, -2 ** 31, 2 ** 31 - 1))
-    assert got[2, 0] == 2 ** 31 - 1 and (got[:2] == exact[:2]).all()
+    assert exact[0].max() == 2 * 32768 * 32767 and exact[2, 0] == 2**31
+    np.testing.assert_array_equal(got, np.clip(exact, -(2**31), 2**31 - 1))
+    assert got[2, 0] == 2**31 - 1 and (got[:2] == exact[:2]).all()
 
 
 def test_hvx_v73_code_runs_on_the_only_qemu_hexagon_model(objdir):
@@ -368,11 +447,15 @@ def test_hvx_v73_code_runs_on_the_only_qemu_hexagon_model(objdir):
     assert asm_has(asm, "):sat")
     rng = np.random.default_rng(7)
     a, b = rng_int8(rng, 1024), rng_int8(rng, 1024)
-    args = [ArgSpec("A", (1024,), "int8"), ArgSpec("B", (1024,), "int8"),
-            ArgSpec("C", (1024,), "int8")]
+    args = [
+        ArgSpec("A", (1024,), "int8"),
+        ArgSpec("B", (1024,), "int8"),
+        ArgSpec("C", (1024,), "int8"),
+    ]
     run = run_hexagon(path, "qadd", args, {"A": a, "B": b}, ["C"], cpu="v67")
-    np.testing.assert_array_equal(run.outputs["C"],
-                                  np.clip(a.astype(np.int16) + b, -128, 127).astype(np.int8))
+    np.testing.assert_array_equal(
+        run.outputs["C"], np.clip(a.astype(np.int16) + b, -128, 127).astype(np.int8)
+    )
     with pytest.raises(EmulationError, match="no CPU model 'v73'"):
         run_hexagon(path, "qadd", args, {"A": a, "B": b}, ["C"], cpu="v73")
 
@@ -383,9 +466,14 @@ def test_workspace_allocation(arch, objdir):
     path, asm = compile_kernel(objdir, f"ws_{arch}", workspace_kernel(), TARGETS[arch])
     assert "__TVMBackendAllocWorkspace" in asm
     rng = np.random.default_rng(8)
-    a = rng.integers(-10**6, 10**6, 4096).astype(np.int32)
-    run = RUN[arch](path, "ws", [ArgSpec("A", (4096,), "int32"), ArgSpec("C", (4096,), "int32")],
-                    {"A": a}, ["C"])
+    a = rng.integers(-(10**6), 10**6, 4096).astype(np.int32)
+    run = RUN[arch](
+        path,
+        "ws",
+        [ArgSpec("A", (4096,), "int32"), ArgSpec("C", (4096,), "int32")],
+        {"A": a},
+        ["C"],
+    )
     np.testing.assert_array_equal(run.outputs["C"], a[::-1] * 3 + 1)
 
 
@@ -394,23 +482,31 @@ def test_parallel_loop_runs_serially(arch, objdir):
     need(arch)
     path, asm = compile_kernel(objdir, f"par_{arch}", parallel_kernel(), TARGETS[arch])
     assert "__TVMBackendParallelLaunch" in asm
-    a = np.random.default_rng(12).integers(-10**6, 10**6, 1024).astype(np.int32)
-    run = RUN[arch](path, "par", [ArgSpec("A", (1024,), "int32"), ArgSpec("C", (1024,), "int32")],
-                    {"A": a}, ["C"], count=True)
+    a = np.random.default_rng(12).integers(-(10**6), 10**6, 1024).astype(np.int32)
+    run = RUN[arch](
+        path,
+        "par",
+        [ArgSpec("A", (1024,), "int32"), ArgSpec("C", (1024,), "int32")],
+        {"A": a},
+        ["C"],
+        count=True,
+    )
     np.testing.assert_array_equal(run.outputs["C"], a * 3 + 1)
     # The loop body is TVM's private __tvm_parallel_lambda: kernel code without a symbol.
     assert run.function_instructions["<kernel: unnamed code>"] > 0
     assert run.function_instructions["accelsim_parallel_launch"] > 0
 
 
-@pytest.mark.parametrize("arch,dtype", [("hexagon", "int32"), ("hexagon", "int64"),
-                                        ("aarch64", "int64")])
+@pytest.mark.parametrize(
+    "arch,dtype", [("hexagon", "int32"), ("hexagon", "int64"), ("aarch64", "int64")]
+)
 def test_integer_division(arch, dtype, objdir):
     # On Hexagon the kernel calls __hexagon_divsi3/__hexagon_moddi3 & co., which the freestanding
     # runtime provides (no compiler-rt is installed for Hexagon).
     need(arch)
-    path, _ = compile_kernel(objdir, f"divmod_{arch}_{dtype}", divmod_kernel(256, dtype),
-                             TARGETS[arch])
+    path, _ = compile_kernel(
+        objdir, f"divmod_{arch}_{dtype}", divmod_kernel(256, dtype), TARGETS[arch]
+    )
     rng = np.random.default_rng(9)
     info = np.iinfo(dtype)
     a = rng.integers(info.min // 2, info.max // 2, 256).astype(dtype)
@@ -418,14 +514,20 @@ def test_integer_division(arch, dtype, objdir):
     b[b == 0] = 7
     a[:8] = [7, -7, 7, -7, info.max, info.min + 1, 12345, -12345]
     b[:8] = [2, 2, -2, -2, 1, -1, info.max, info.min + 1]
-    args = [ArgSpec("A", (256,), dtype), ArgSpec("B", (256,), dtype),
-            ArgSpec("Q", (256,), dtype), ArgSpec("R", (256,), dtype)]
+    args = [
+        ArgSpec("A", (256,), dtype),
+        ArgSpec("B", (256,), dtype),
+        ArgSpec("Q", (256,), dtype),
+        ArgSpec("R", (256,), dtype),
+    ]
     run = RUN[arch](path, "divmod", args, {"A": a, "B": b}, ["Q", "R"], count=True)
     np.testing.assert_array_equal(run.outputs["Q"], np.floor_divide(a, b))
     np.testing.assert_array_equal(run.outputs["R"], np.mod(a, b))
     if arch == "hexagon":
-        helpers = {"int32": ("__hexagon_divsi3", "__hexagon_modsi3"),
-                   "int64": ("__hexagon_divdi3", "__hexagon_moddi3")}[dtype]
+        helpers = {
+            "int32": ("__hexagon_divsi3", "__hexagon_modsi3"),
+            "int64": ("__hexagon_divdi3", "__hexagon_moddi3"),
+        }[dtype]
         assert all(run.function_instructions.get(h, 0) > 0 for h in helpers)
         # The call's total includes the helpers; the kernel object's own part excludes them.
         assert run.dynamic_instructions > run.kernel_instructions
@@ -438,6 +540,7 @@ def test_memset_memcpy_and_in_place_argument(arch, objdir):
     need(arch)
     _tvm()
     from tvm import te, tirx
+
     n = 4099
     A = te.placeholder((n,), "int8", name="A")
     Z = te.compute((n,), lambda i: tirx.const(0, "int32"), name="Z")
@@ -446,8 +549,9 @@ def test_memset_memcpy_and_in_place_argument(arch, objdir):
     path, _ = compile_kernel(objdir, f"zc_{arch}", func, TARGETS[arch])
     a = rng_int8(np.random.default_rng(13), n)
     args = [ArgSpec("A", (n,), "int8"), ArgSpec("Z", (n,), "int32"), ArgSpec("C", (n,), "int8")]
-    run = RUN[arch](path, "zc", args, {"A": a, "Z": np.full(n, 5, np.int32)}, ["Z", "C"],
-                    count=True)
+    run = RUN[arch](
+        path, "zc", args, {"A": a, "Z": np.full(n, 5, np.int32)}, ["Z", "C"], count=True
+    )
     np.testing.assert_array_equal(run.outputs["Z"], np.zeros(n, np.int32))
     np.testing.assert_array_equal(run.outputs["C"], a)
     assert any("memset" in f for f in run.function_instructions)
@@ -460,11 +564,23 @@ def test_memset_memcpy_and_in_place_argument(arch, objdir):
 
 
 def _objdump(obj, function):
-    out = subprocess.run([toolchain_status()["llvm-objdump"], "-d", "--no-show-raw-insn",
-                          f"--disassemble-symbols={function}", str(obj)],
-                         capture_output=True, text=True, check=True).stdout
-    return [(int(m[1], 16), m[2]) for m in
-            (re.match(r"\s*([0-9a-f]+):\s+(.*)", ln) for ln in out.splitlines()) if m]
+    out = subprocess.run(
+        [
+            toolchain_status()["llvm-objdump"],
+            "-d",
+            "--no-show-raw-insn",
+            f"--disassemble-symbols={function}",
+            str(obj),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [
+        (int(m[1], 16), m[2])
+        for m in (re.match(r"\s*([0-9a-f]+):\s+(.*)", ln) for ln in out.splitlines())
+        if m
+    ]
 
 
 def _aarch64_hand_count(obj, function):
@@ -475,9 +591,11 @@ def _aarch64_hand_count(obj, function):
     (K / S) * body + epilogue.
     """
     lines = _objdump(obj, function)
-    insns = [(addr, text.split(None, 1)[0], (text.split(None, 1) + [""])[1]) for addr, text in lines]
+    insns = [
+        (addr, text.split(None, 1)[0], (text.split(None, 1) + [""])[1]) for addr, text in lines
+    ]
     end = next(i for i, ins in enumerate(insns) if ins[1] == "ret")
-    insns = insns[:end + 1]  # the nops after ret are alignment padding
+    insns = insns[: end + 1]  # the nops after ret are alignment padding
     branch_ops = {"b", "bl", "br", "blr", "cbz", "cbnz", "tbz", "tbnz"}
     branches = [i for i, ins in enumerate(insns) if ins[1] in branch_ops or ins[1].startswith("b.")]
     assert len(branches) == 1, f"expected one loop branch in {function}: {insns}"
@@ -485,7 +603,7 @@ def _aarch64_hand_count(obj, function):
     target = int(re.match(r"0x([0-9a-f]+)", insns[br][2])[1], 16)
     head = next(i for i, ins in enumerate(insns) if ins[0] == target)
     assert head < br and insns[br][1] == "b.ne"
-    prologue, body, epilogue = insns[:head], insns[head:br + 1], insns[br + 1:]
+    prologue, body, epilogue = insns[:head], insns[head : br + 1], insns[br + 1 :]
     subs = [re.match(r"x(\d+), x\1, #0x([0-9a-f]+)", ins[2]) for ins in body if ins[1] == "subs"]
     assert len(subs) == 1 and subs[0], body
     reg, step = subs[0][1], int(subs[0][2], 16)
@@ -521,9 +639,13 @@ def _hexagon_hand_count(obj, function):
         if "}" in text:
             cur["endloop"] = ":endloop0" in text
     end = next(i for i, p in enumerate(packets) if any(x == "jumpr r31" for x in p["insns"]))
-    packets = packets[:end + 1]  # the nop packet after jumpr is alignment padding
-    loops = [(i, m) for i, p in enumerate(packets) for x in p["insns"]
-             if (m := re.match(r"loop0\(0x([0-9a-f]+),#0x([0-9a-f]+)\)", x))]
+    packets = packets[: end + 1]  # the nop packet after jumpr is alignment padding
+    loops = [
+        (i, m)
+        for i, p in enumerate(packets)
+        for x in p["insns"]
+        if (m := re.match(r"loop0\(0x([0-9a-f]+),#0x([0-9a-f]+)\)", x))
+    ]
     assert len(loops) == 1, f"expected one hardware loop in {function}"
     head_addr, trips = int(loops[0][1][1], 16), int(loops[0][1][2], 16)
     head = next(i for i, p in enumerate(packets) if p["addr"] == head_addr)
@@ -536,10 +658,13 @@ def _hexagon_hand_count(obj, function):
         return sum(0 if x.startswith("immext") else 1 for p in block for x in p["insns"])
 
     def vadds(block):
-        return sum(x.startswith("v") and "vadd(" in x and x.endswith(":sat")
-                   for p in block for x in p["insns"])
+        return sum(
+            x.startswith("v") and "vadd(" in x and x.endswith(":sat")
+            for p in block
+            for x in p["insns"]
+        )
 
-    pro, body, epi = packets[:head], packets[head:tail + 1], packets[tail + 1:]
+    pro, body, epi = packets[:head], packets[head : tail + 1], packets[tail + 1 :]
     return {
         "packets": len(pro) + trips * len(body) + len(epi),
         "instructions": insns(pro) + trips * insns(body) + insns(epi),
@@ -560,8 +685,9 @@ def test_exact_instruction_count_aarch64(objdir):
     a, b = rng_int8(rng, n), rng_int8(rng, n)
     args = [ArgSpec("A", (n,), "int8"), ArgSpec("B", (n,), "int8"), ArgSpec("C", (n,), "int8")]
     run = run_aarch64(path, "qadd", args, {"A": a, "B": b}, ["C"], count=True)
-    np.testing.assert_array_equal(run.outputs["C"],
-                                  np.clip(a.astype(np.int16) + b, -128, 127).astype(np.int8))
+    np.testing.assert_array_equal(
+        run.outputs["C"], np.clip(a.astype(np.int16) + b, -128, 127).astype(np.int8)
+    )
     assert run.function_instructions["qadd_compute_"] == hand["instructions"]
     assert run.packets is None and run.kernel_packets is None
     # Nothing outside the kernel object runs during the call; the entry wrapper (argument checks)
@@ -570,8 +696,9 @@ def test_exact_instruction_count_aarch64(objdir):
     assert set(run.function_instructions) == {"__tvm_ffi_qadd", "qadd_compute_"}
     assert sum(run.function_instructions.values()) == run.dynamic_instructions
     # Independently: qemu with one instruction per translated block.
-    single = run_aarch64(path, "qadd", args, {"A": a, "B": b}, ["C"], count=True,
-                         count_method="singlestep")
+    single = run_aarch64(
+        path, "qadd", args, {"A": a, "B": b}, ["C"], count=True, count_method="singlestep"
+    )
     assert single.dynamic_instructions == run.dynamic_instructions
     assert single.function_instructions == run.function_instructions
 
@@ -587,15 +714,17 @@ def test_exact_packet_count_hexagon(objdir):
     a, b = rng_int8(rng, n), rng_int8(rng, n)
     args = [ArgSpec("A", (n,), "int8"), ArgSpec("B", (n,), "int8"), ArgSpec("C", (n,), "int8")]
     run = run_hexagon(path, "qadd", args, {"A": a, "B": b}, ["C"], count=True)
-    np.testing.assert_array_equal(run.outputs["C"],
-                                  np.clip(a.astype(np.int16) + b, -128, 127).astype(np.int8))
+    np.testing.assert_array_equal(
+        run.outputs["C"], np.clip(a.astype(np.int16) + b, -128, 127).astype(np.int8)
+    )
     assert run.function_packets["qadd_compute_"] == hand["packets"]
     assert run.function_instructions["qadd_compute_"] == hand["instructions"]
     assert run.kernel_packets == run.packets and run.kernel_instructions == run.dynamic_instructions
     assert sum(run.function_packets.values()) == run.packets
     assert run.packets < run.dynamic_instructions
-    single = run_hexagon(path, "qadd", args, {"A": a, "B": b}, ["C"], count=True,
-                         count_method="singlestep")
+    single = run_hexagon(
+        path, "qadd", args, {"A": a, "B": b}, ["C"], count=True, count_method="singlestep"
+    )
     assert (single.packets, single.dynamic_instructions) == (run.packets, run.dynamic_instructions)
 
 
@@ -611,21 +740,30 @@ def test_batch_runs_each_call_on_its_own_buffers(arch, objdir):
     dense, _ = compile_kernel(objdir, f"dense_{arch}", dense_int8(), TARGETS[arch])
     qadd, _ = compile_kernel(objdir, f"qadd_{arch}", saturating_add_int8(256, 0), TARGETS[arch])
     rng = np.random.default_rng(4)
-    dargs = (ArgSpec("A", (8, 64), "int8"), ArgSpec("W", (32, 64), "int8"),
-             ArgSpec("C", (8, 32), "int32"))
-    qargs = (ArgSpec("A", (256,), "int8"), ArgSpec("B", (256,), "int8"),
-             ArgSpec("C", (256,), "int8"))
+    dargs = (
+        ArgSpec("A", (8, 64), "int8"),
+        ArgSpec("W", (32, 64), "int8"),
+        ArgSpec("C", (8, 32), "int32"),
+    )
+    qargs = (
+        ArgSpec("A", (256,), "int8"),
+        ArgSpec("B", (256,), "int8"),
+        ArgSpec("C", (256,), "int8"),
+    )
     d1 = {"A": rng_int8(rng, (8, 64)), "W": rng_int8(rng, (32, 64))}
     d2 = {"A": rng_int8(rng, (8, 64)), "W": rng_int8(rng, (32, 64))}
     q = {"A": rng_int8(rng, (256,)), "B": rng_int8(rng, (256,))}
-    calls = [KernelCall(dense, "dense_i8", dargs, d1, ("C",)),
-             KernelCall(qadd, "qadd", qargs, q, ("C",)),
-             KernelCall(dense, "dense_i8", dargs, d2, ("C",))]
+    calls = [
+        KernelCall(dense, "dense_i8", dargs, d1, ("C",)),
+        KernelCall(qadd, "qadd", qargs, q, ("C",)),
+        KernelCall(dense, "dense_i8", dargs, d2, ("C",)),
+    ]
     got = run_batch(arch, calls)
     for d, r in ((d1, got[0]), (d2, got[2])):
         np.testing.assert_array_equal(r["C"], d["A"].astype(np.int32) @ d["W"].astype(np.int32).T)
-    np.testing.assert_array_equal(got[1]["C"], np.clip(q["A"].astype(np.int16) + q["B"],
-                                                       -128, 127).astype(np.int8))
+    np.testing.assert_array_equal(
+        got[1]["C"], np.clip(q["A"].astype(np.int16) + q["B"], -128, 127).astype(np.int8)
+    )
     assert run_batch(arch, []) == []
 
 
@@ -634,15 +772,26 @@ def test_batch_names_the_failing_call(objdir):
     path, _ = compile_kernel(objdir, "qbad_aarch64", saturating_add_int8(512, 16, "qbad"), A64)
     ok, _ = compile_kernel(objdir, "qadd_aarch64", saturating_add_int8(256, 0), A64)
     x = np.zeros(512, np.int16)
-    bad_args = (ArgSpec("A", (512,), "int16"), ArgSpec("B", (512,), "int16"),
-                ArgSpec("C", (512,), "int16"))
-    good_args = (ArgSpec("A", (256,), "int8"), ArgSpec("B", (256,), "int8"),
-                 ArgSpec("C", (256,), "int8"))
+    bad_args = (
+        ArgSpec("A", (512,), "int16"),
+        ArgSpec("B", (512,), "int16"),
+        ArgSpec("C", (512,), "int16"),
+    )
+    good_args = (
+        ArgSpec("A", (256,), "int8"),
+        ArgSpec("B", (256,), "int8"),
+        ArgSpec("C", (256,), "int8"),
+    )
     y = np.zeros(256, np.int8)
-    calls = [KernelCall(ok, "qadd", good_args, {"A": y, "B": y}, ("C",)),
-             KernelCall(path, "qbad", bad_args, {"A": x, "B": x}, ("C",))]
-    with pytest.raises(EmulationError, match=r"kernel __tvm_ffi_qbad \(call 1\) returned -?\d+ "
-                                             r".*int8"):
+    calls = [
+        KernelCall(ok, "qadd", good_args, {"A": y, "B": y}, ("C",)),
+        KernelCall(path, "qbad", bad_args, {"A": x, "B": x}, ("C",)),
+    ]
+    with pytest.raises(
+        EmulationError,
+        match=r"kernel __tvm_ffi_qbad \(call 1\) returned -?\d+ "
+        r".*int8",
+    ):
         run_batch("aarch64", calls)
     # two objects defining one entry point cannot be linked together
     other, _ = compile_kernel(objdir, "qadd512_aarch64", saturating_add_int8(512, 16), A64)
@@ -655,8 +804,11 @@ def test_kernel_error_code_is_reported(objdir):
     need("aarch64")
     path, _ = compile_kernel(objdir, "qadd512_aarch64", saturating_add_int8(512, 16), A64)
     x = np.zeros(512, np.int16)
-    args = [ArgSpec("A", (512,), "int16"), ArgSpec("B", (512,), "int16"),
-            ArgSpec("C", (512,), "int16")]
+    args = [
+        ArgSpec("A", (512,), "int16"),
+        ArgSpec("B", (512,), "int16"),
+        ArgSpec("C", (512,), "int16"),
+    ]
     with pytest.raises(EmulationError, match=r"kernel __tvm_ffi_qadd returned -?\d+ .*int8") as e:
         run_aarch64(path, "qadd", args, {"A": x, "B": x}, ["C"])
     assert "\n" not in str(e.value)
@@ -684,11 +836,17 @@ def test_bad_calls_fail_before_running(objdir, tmp_path):
     need("aarch64")
     need("hexagon")
     path, _ = compile_kernel(objdir, "qadd512_aarch64", saturating_add_int8(512, 16), A64)
-    args = [ArgSpec("A", (512,), "int8"), ArgSpec("B", (512,), "int8"),
-            ArgSpec("C", (512,), "int8")]
+    args = [
+        ArgSpec("A", (512,), "int8"),
+        ArgSpec("B", (512,), "int8"),
+        ArgSpec("C", (512,), "int8"),
+    ]
     x = np.zeros(512, np.int8)
-    with pytest.raises(EmulationError, match=r"does not define the packed entry point "
-                                             r"__tvm_ffi_nope .*__tvm_ffi_qadd"):
+    with pytest.raises(
+        EmulationError,
+        match=r"does not define the packed entry point "
+        r"__tvm_ffi_nope .*__tvm_ffi_qadd",
+    ):
         run_aarch64(path, "nope", args, {"A": x, "B": x}, ["C"])
     with pytest.raises(EmulationError, match="AArch64 object, not hexagon"):
         run_hexagon(path, "qadd", args, {"A": x, "B": x}, ["C"])
@@ -707,8 +865,11 @@ def test_bad_calls_fail_before_running(objdir, tmp_path):
 def test_build_directory_is_removed_unless_kept(objdir, tmp_path, monkeypatch):
     need("aarch64")
     path, _ = compile_kernel(objdir, "qadd512_aarch64", saturating_add_int8(512, 16), A64)
-    args = [ArgSpec("A", (512,), "int8"), ArgSpec("B", (512,), "int8"),
-            ArgSpec("C", (512,), "int8")]
+    args = [
+        ArgSpec("A", (512,), "int8"),
+        ArgSpec("B", (512,), "int8"),
+        ArgSpec("C", (512,), "int8"),
+    ]
     x = np.ones(512, np.int8)
     monkeypatch.delenv("ACCELSIM_KEEP_EMULATION", raising=False)
     run_aarch64(path, "qadd", args, {"A": x, "B": x}, ["C"], workdir=tmp_path / "w")

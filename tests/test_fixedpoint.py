@@ -325,6 +325,8 @@ def test_per_channel_end_to_end():
     mult, shift = fp.quantize_multiplier_array(scales)
     acc = np.array([[-7, 1000, 3, 109225], [7, -1000, -3, -109225]], dtype=np.int32)
     out = fp.multiply_by_quantized_multiplier(acc, mult, shift)
-    expected = [[ref_mbqm(int(v), int(mult[c]), int(shift[c])) for c, v in enumerate(row)] for row in acc]
+    expected = [
+        [ref_mbqm(int(v), int(mult[c]), int(shift[c])) for c, v in enumerate(row)] for row in acc
+    ]
     assert out.tolist() == expected
     assert out[0].tolist() == [-3, 4, 5, 33805]

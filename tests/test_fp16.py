@@ -13,7 +13,7 @@ Ipsen & Zhou 2019) |kernel - s| <= 9 sqrt(n) u A, plus 2 u16 A for the two final
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -45,14 +45,14 @@ def _need_qemu():
         pytest.skip(f"no aarch64 toolchain: {', '.join(missing)}")
 
 
-@lru_cache(maxsize=None)
+@cache
 def fp16_model(model: str):
     g = zoo.build(model, input_size=32)
     q = quantize_graph(g, parse_precision("fp16"), calibdata.random(g, 2)).graph
     return q, run(q, random_inputs(q, seed=0), keep=True)
 
 
-@lru_cache(maxsize=None)
+@cache
 def compiled(model: str, target: str):
     q, _ = fp16_model(model)
     t = load_target(target)
@@ -60,7 +60,7 @@ def compiled(model: str, target: str):
     return t, layers, [(L, compile_layer(L, t)) for L in layers if L.status == "kernel"]
 
 
-@lru_cache(maxsize=None)
+@cache
 def outputs(model: str, target: str):
     """Every kernel's output for the reference inputs, run once in qemu."""
     q, values = fp16_model(model)
@@ -92,8 +92,11 @@ def test_fp16_without_fp16_arithmetic_is_computed_in_fp32_on_kryo280():
     for L, k in weighted:
         asm = Path(k.asm_path).read_text()
         assert not HALF_FMA.findall(asm), L.name
-        assert SINGLE_FMA.findall(asm) or L.op_class == "depthwise_conv2d" and re.search(
-            r"^\s*fml[as]\s+v\d+\.4s", asm, re.M), L.name
+        assert (
+            SINGLE_FMA.findall(asm)
+            or L.op_class == "depthwise_conv2d"
+            and re.search(r"^\s*fml[as]\s+v\d+\.4s", asm, re.M)
+        ), L.name
         assert re.search(r"^\s*fcvtl2?\s", asm, re.M), L.name  # float16 loads widened
         assert L.arith.dtype == "float32" and k.args[0].dtype == "float16", L.name
 
@@ -104,8 +107,9 @@ def test_fp16_not_lowered_on_targets_without_fp16_arithmetic_or_emulation():
     assert "fp16" not in t.codegen.features and "fp16" not in t.codegen.emulation
     layers = [L for L in lower_graph(q, t) if L.op_class in WEIGHTED]
     assert layers and all(L.status == "not lowered" for L in layers)
-    assert all("no fp16 arithmetic" in L.reason and "codegen.emulation" in L.reason
-               for L in layers), layers[0].reason
+    assert all(
+        "no fp16 arithmetic" in L.reason and "codegen.emulation" in L.reason for L in layers
+    ), layers[0].reason
 
 
 # -- the tolerance against a brute-force float16 accumulation ---------------------------------
@@ -118,9 +122,10 @@ def test_tolerance_bounds_simulated_float16_dot_products_and_is_not_vacuous():
     K, T = 1000, 2000
     arith = FloatArith("float16", 2 * K + 1)
     worst, worst_partial = {}, {}
-    for case, x, w in (("positive", rng.uniform(0, 1, (T, K)), rng.uniform(0, 0.05, (T, K))),
-                       ("mixed", rng.standard_normal((T, K)),
-                        0.05 * rng.standard_normal((T, K)))):
+    for case, x, w in (
+        ("positive", rng.uniform(0, 1, (T, K)), rng.uniform(0, 0.05, (T, K))),
+        ("mixed", rng.standard_normal((T, K)), 0.05 * rng.standard_normal((T, K))),
+    ):
         x = x.astype(np.float16).astype(np.float64)
         w = w.astype(np.float16).astype(np.float64)
         acc = np.zeros(T, np.float16)
@@ -151,7 +156,9 @@ def test_partial_sums_match_naive_loops_in_the_kernel_order():
     from the schedule) against plain Python loops over one strided, padded conv, one
     depthwise conv and the dense layer of a tiny graph."""
     from types import SimpleNamespace
+
     from accelsim.model.graph import Graph, Node, TensorInfo
+
     rng = np.random.default_rng(5)
 
     def naive(x, w, b, stride, pad, dil, groups, order):
@@ -172,51 +179,88 @@ def test_partial_sums_match_naive_loops_in_the_kernel_order():
                             for bb in idx[order[1]]:
                                 for c in idx[order[2]]:
                                     k = dict(zip(order, (a, bb, c)))
-                                    t = xp[n, g * Ig + k["ic"], i * stride + k["kh"] * dil,
-                                           j * stride + k["kw"] * dil] * w[o, k["ic"], k["kh"],
-                                                                           k["kw"]]
+                                    t = (
+                                        xp[
+                                            n,
+                                            g * Ig + k["ic"],
+                                            i * stride + k["kh"] * dil,
+                                            j * stride + k["kw"] * dil,
+                                        ]
+                                        * w[o, k["ic"], k["kh"], k["kw"]]
+                                    )
                                     s += t
                                     q += s * s + t * t
                         out[n, o, i, j] = np.sqrt(q + (s + b[o]) ** 2)
         return out
 
-    cases = [((1, 4, 6, 6), (6, 4, 3, 3), 2, 1, 1, 1, ("kh", "kw", "ic")),
-             ((1, 4, 6, 6), (6, 4, 3, 3), 1, 2, 2, 1, ("ic", "kw", "kh")),
-             ((2, 5, 5, 5), (5, 1, 3, 3), 1, 1, 1, 5, ("kh", "kw", "ic"))]
+    cases = [
+        ((1, 4, 6, 6), (6, 4, 3, 3), 2, 1, 1, 1, ("kh", "kw", "ic")),
+        ((1, 4, 6, 6), (6, 4, 3, 3), 1, 2, 2, 1, ("ic", "kw", "kh")),
+        ((2, 5, 5, 5), (5, 1, 3, 3), 1, 1, 1, 5, ("kh", "kw", "ic")),
+    ]
     for xs, ws, stride, pad, dil, groups, order in cases:
         x, w, b = rng.standard_normal(xs), rng.standard_normal(ws), rng.standard_normal(ws[0])
         expect = naive(x, w, b, stride, pad, dil, groups, order)
-        node = Node("c", "conv2d", ("x", "w", "b"), ("y",),
-                    {"strides": (stride, stride), "pads": (pad,) * 4,
-                     "dilations": (dil, dil), "groups": groups, "data_layout": "NCHW"})
-        g = Graph("t", [node], {"x": TensorInfo("x", xs, "float16"),
-                                "w": TensorInfo("w", ws, "float16"),
-                                "b": TensorInfo("b", ws[:1], "float16"),
-                                "y": TensorInfo("y", expect.shape, "float16")},
-                  ["x"], ["y"], {"w": w, "b": b})
-        layer = SimpleNamespace(name="c", output="y",
-                                schedule=SimpleNamespace(order=("n", "oh") + order))
+        node = Node(
+            "c",
+            "conv2d",
+            ("x", "w", "b"),
+            ("y",),
+            {
+                "strides": (stride, stride),
+                "pads": (pad,) * 4,
+                "dilations": (dil, dil),
+                "groups": groups,
+                "data_layout": "NCHW",
+            },
+        )
+        g = Graph(
+            "t",
+            [node],
+            {
+                "x": TensorInfo("x", xs, "float16"),
+                "w": TensorInfo("w", ws, "float16"),
+                "b": TensorInfo("b", ws[:1], "float16"),
+                "y": TensorInfo("y", expect.shape, "float16"),
+            },
+            ["x"],
+            ["y"],
+            {"w": w, "b": b},
+        )
+        layer = SimpleNamespace(
+            name="c", output="y", schedule=SimpleNamespace(order=("n", "oh") + order)
+        )
         got = V.fp16_partial_sums(g, layer, {"x": x, "w": w, "b": b, "y": expect})
         np.testing.assert_allclose(got, expect, rtol=1e-12)
     # dense: a 1x1 convolution of a 1x1 image
     x, w, b = rng.standard_normal((2, 7)), rng.standard_normal((3, 7)), rng.standard_normal(3)
-    expect = naive(x[:, :, None, None], w[:, :, None, None], b, 1, 0, 1, 1,
-                   ("kh", "kw", "ic"))[:, :, 0, 0]
+    expect = naive(x[:, :, None, None], w[:, :, None, None], b, 1, 0, 1, 1, ("kh", "kw", "ic"))[
+        :, :, 0, 0
+    ]
     node = Node("d", "dense", ("x", "w", "b"), ("y",), {})
-    g = Graph("t", [node], {"x": TensorInfo("x", (2, 7), "float16"),
-                            "w": TensorInfo("w", (3, 7), "float16"),
-                            "b": TensorInfo("b", (3,), "float16"),
-                            "y": TensorInfo("y", (2, 3), "float16")},
-              ["x"], ["y"], {"w": w, "b": b})
+    g = Graph(
+        "t",
+        [node],
+        {
+            "x": TensorInfo("x", (2, 7), "float16"),
+            "w": TensorInfo("w", (3, 7), "float16"),
+            "b": TensorInfo("b", (3,), "float16"),
+            "y": TensorInfo("y", (2, 3), "float16"),
+        },
+        ["x"],
+        ["y"],
+        {"w": w, "b": b},
+    )
     layer = SimpleNamespace(name="d", output="y", schedule=SimpleNamespace(order=("n", "ic")))
     got = V.fp16_partial_sums(g, layer, {"x": x, "w": w, "b": b, "y": expect})
     np.testing.assert_allclose(got, expect, rtol=1e-12)
 
 
 # -- whole models under qemu ----------------------------------------------------------------------
-@pytest.mark.parametrize("model,target", [("mobilenet_v2", "cortex-a76"),
-                                          ("resnet18", "cortex-a76"),
-                                          ("mobilenet_v2", "kryo280")])
+@pytest.mark.parametrize(
+    "model,target",
+    [("mobilenet_v2", "cortex-a76"), ("resnet18", "cortex-a76"), ("mobilenet_v2", "kryo280")],
+)
 def test_fp16_model_verifies(model, target):
     _need_qemu()
     q, values = fp16_model(model)
@@ -235,7 +279,7 @@ def test_fp16_tolerance_catches_100_ulp_errors_and_a_dropped_bias():
     for (L, _), g in zip(items, got):
         assert V.fp16_mismatches(q, L, values, g) == 0, L.name
         ref = values[L.output]
-        ulp = np.spacing(np.abs(ref)).astype(np.float64)      # float16 ulp of each element
+        ulp = np.spacing(np.abs(ref)).astype(np.float64)  # float16 ulp of each element
         bad_100ulp[L.name] = V.fp16_mismatches(q, L, values, g.astype(np.float64) + 100 * ulp)
     # every layer flags it (measured: 6% of the dense layer's 1000 outputs, K = 1280, to all
     # of the exact ones: adds, pools)
@@ -251,8 +295,13 @@ def test_fp16_tolerance_catches_100_ulp_errors_and_a_dropped_bias():
             continue
         vals = dict(values)
         vals[node.inputs[2]] = np.zeros_like(values[node.inputs[2]])
-        call = KernelCall(node, [vals[t] for t in node.inputs],
-                          [q.tensors[t] for t in node.inputs], [q.tensors[L.output]], q)
+        call = KernelCall(
+            node,
+            [vals[t] for t in node.inputs],
+            [q.tensors[t] for t in node.inputs],
+            [q.tensors[L.output]],
+            q,
+        )
         wrong = np.asarray(find_kernel(node.op, "fp")(call)[0]).astype(np.float16)
         caught[L.name] = V.fp16_mismatches(q, L, values, wrong)
     assert len(caught) == 53 and all(caught.values()), {n: c for n, c in caught.items() if not c}

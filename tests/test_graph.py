@@ -1,5 +1,7 @@
 """Graph IR: construction checks, shape inference, topological order, MAC/param counts."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -67,20 +69,31 @@ def test_matmul_broadcast_transpose_and_macs():
     assert g.macs() == 12 * 128 * 128 * 64
 
 
-@pytest.mark.parametrize("op,attrs,in_shape,out_shape", [
-    ("reshape", {"shape": (0, -1)}, (2, 3, 4), (2, 12)),
-    ("flatten", {"axis": 1}, (2, 3, 4, 5), (2, 60)),
-    ("transpose", {"perm": (0, 2, 1)}, (2, 3, 4), (2, 4, 3)),
-    ("pad", {"pads": ((0, 0), (1, 2), (3, 4))}, (1, 2, 3), (1, 5, 10)),
-    ("max_pool", {"kernel": (3, 3), "strides": (2, 2), "pads": (1, 1, 1, 1)}, (1, 4, 112, 112),
-     (1, 4, 56, 56)),
-    ("max_pool", {"kernel": (3, 3), "strides": (2, 2), "ceil_mode": True}, (1, 4, 8, 8),
-     (1, 4, 4, 4)),
-    ("global_avg_pool", {"keepdims": False}, (1, 7, 5, 5), (1, 7)),
-    ("mean", {"axes": (1, 2), "keepdims": True}, (1, 5, 5, 7), (1, 1, 1, 7)),
-    ("squeeze", {"axes": (1, 2)}, (1, 1, 1, 7), (1, 7)),
-    ("softmax", {"axis": -1}, (3, 10), (3, 10)),
-])
+@pytest.mark.parametrize(
+    "op,attrs,in_shape,out_shape",
+    [
+        ("reshape", {"shape": (0, -1)}, (2, 3, 4), (2, 12)),
+        ("flatten", {"axis": 1}, (2, 3, 4, 5), (2, 60)),
+        ("transpose", {"perm": (0, 2, 1)}, (2, 3, 4), (2, 4, 3)),
+        ("pad", {"pads": ((0, 0), (1, 2), (3, 4))}, (1, 2, 3), (1, 5, 10)),
+        (
+            "max_pool",
+            {"kernel": (3, 3), "strides": (2, 2), "pads": (1, 1, 1, 1)},
+            (1, 4, 112, 112),
+            (1, 4, 56, 56),
+        ),
+        (
+            "max_pool",
+            {"kernel": (3, 3), "strides": (2, 2), "ceil_mode": True},
+            (1, 4, 8, 8),
+            (1, 4, 4, 4),
+        ),
+        ("global_avg_pool", {"keepdims": False}, (1, 7, 5, 5), (1, 7)),
+        ("mean", {"axes": (1, 2), "keepdims": True}, (1, 5, 5, 7), (1, 1, 1, 7)),
+        ("squeeze", {"axes": (1, 2)}, (1, 1, 1, 7), (1, 7)),
+        ("softmax", {"axis": -1}, (3, 10), (3, 10)),
+    ],
+)
 def test_shape_inference(op, attrs, in_shape, out_shape):
     b = GraphBuilder("s")
     x = b.input("x", in_shape)
@@ -131,16 +144,33 @@ def test_quant_params_validation():
 
 def test_frozen_everywhere():
     g = _conv_graph()
-    with pytest.raises(Exception):
+    with pytest.raises(TypeError):
         g.nodes[0].attrs["groups"] = 4  # mappingproxy
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         g.name = "other"
     with pytest.raises(ValueError):
         g.constants["w"][0, 0, 0, 0] = 2.0  # read-only weights
 
 
 def test_supported_ops_cover_the_issue_list():
-    need = {"conv2d", "dense", "matmul", "add", "concat", "max_pool", "avg_pool",
-            "global_avg_pool", "relu", "relu6", "clip", "reshape", "flatten", "softmax", "pad",
-            "layer_norm", "gelu", "transpose"}
+    need = {
+        "conv2d",
+        "dense",
+        "matmul",
+        "add",
+        "concat",
+        "max_pool",
+        "avg_pool",
+        "global_avg_pool",
+        "relu",
+        "relu6",
+        "clip",
+        "reshape",
+        "flatten",
+        "softmax",
+        "pad",
+        "layer_norm",
+        "gelu",
+        "transpose",
+    }
     assert need <= set(SUPPORTED_OPS)

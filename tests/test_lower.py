@@ -8,7 +8,7 @@ output tensor for that layer with zero mismatching elements (fp32: rtol 1e-5).
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pytest
@@ -18,22 +18,27 @@ from accelsim.codegen.compile import compile_layer
 from accelsim.errors import AccelsimError
 from accelsim.lower import intrin
 from accelsim.lower.lower import LoweredLayer, lower_graph, lower_node
-from accelsim.lower.schedule import (RecipeError, load_recipes, parse_recipes, recipes_for,
-                                     schedules_dir)
+from accelsim.lower.schedule import (
+    RecipeError,
+    load_recipes,
+    parse_recipes,
+    recipes_for,
+    schedules_dir,
+)
 from accelsim.model import zoo
 from accelsim.model.builder import GraphBuilder
 from accelsim.model.graph import QuantParams, TensorInfo
-from accelsim.quant import calibdata, fixedpoint as fx
+from accelsim.quant import calibdata
+from accelsim.quant import fixedpoint as fx
 from accelsim.quant.precision import parse_precision
 from accelsim.quant.ptq import quantize_graph
 from accelsim.ref.executor import run
 from accelsim.target import load_target
 
-
 pytestmark = pytest.mark.usefixtures("kernel_cache")
 
 
-@lru_cache(maxsize=None)
+@cache
 def quantized(model: str, precision: str):
     """(quantized graph, every reference tensor) at input size 32, random calibration."""
     g = zoo.build(model, input_size=32)
@@ -85,25 +90,50 @@ def toy_graph(seed: int = 0):
 
     def conv(x, name, cout, k, pad=0, groups=1, **act):
         cin = b.shape(x)[1]
-        w = b.const(f"{name}.w", rng.standard_normal((cout, cin // groups, k, k)) * 0.3,
-                    "float32")
+        w = b.const(f"{name}.w", rng.standard_normal((cout, cin // groups, k, k)) * 0.3, "float32")
         bias = b.const(f"{name}.b", rng.standard_normal(cout) * 0.1, "float32")
-        return b.add("conv2d", [x, w, bias], name=name, strides=(1, 1), dilations=(1, 1),
-                     pads=(pad,) * 4, groups=groups, data_layout="NCHW", **act)
+        return b.add(
+            "conv2d",
+            [x, w, bias],
+            name=name,
+            strides=(1, 1),
+            dilations=(1, 1),
+            pads=(pad,) * 4,
+            groups=groups,
+            data_layout="NCHW",
+            **act,
+        )
+
     a = conv(x, "c1", 16, 3, pad=1, act_min=0.0)
     p = b.add("pad", [a], name="pad1", pads=((0, 0), (0, 0), (1, 2), (2, 1)), value=0.0)
-    ap = b.add("avg_pool", [p], name="ap", kernel=(3, 3), strides=(2, 2), pads=(1, 1, 1, 1),
-               data_layout="NCHW")
-    mp = b.add("max_pool", [p], name="mp", kernel=(3, 3), strides=(2, 2), pads=(1, 1, 1, 1),
-               data_layout="NCHW")
+    ap = b.add(
+        "avg_pool",
+        [p],
+        name="ap",
+        kernel=(3, 3),
+        strides=(2, 2),
+        pads=(1, 1, 1, 1),
+        data_layout="NCHW",
+    )
+    mp = b.add(
+        "max_pool",
+        [p],
+        name="mp",
+        kernel=(3, 3),
+        strides=(2, 2),
+        pads=(1, 1, 1, 1),
+        data_layout="NCHW",
+    )
     cat = b.add("concat", [conv(ap, "c2", 16, 1), mp], name="cat", axis=1)
     d = conv(cat, "dw", 32, 3, pad=1, groups=32, act_min=0.0, act_max=6.0)
     m = b.add("mul", [b.add("sub", [d, cat], name="sub"), d], name="mul")
-    mean = b.add("mean", [b.add("relu", [m], name="relu")], name="mean", axes=(2, 3),
-                 keepdims=True)
+    mean = b.add("mean", [b.add("relu", [m], name="relu")], name="mean", axes=(2, 3), keepdims=True)
     f = b.add("flatten", [mean], name="flat", axis=1)
-    b.output(b.add("dense", [f, b.const("fc.w", rng.standard_normal((10, 32)) * 0.2,
-                                        "float32")], name="fc"))
+    b.output(
+        b.add(
+            "dense", [f, b.const("fc.w", rng.standard_normal((10, 32)) * 0.2, "float32")], name="fc"
+        )
+    )
     return b.build()
 
 
@@ -113,8 +143,12 @@ def requantizing(q):
     t = dict(q.tensors)
     for name, f in (("c2", 1.7), ("c1", 0.6)):
         info = t[name]
-        t[name] = TensorInfo(name, info.shape, info.dtype, QuantParams.per_tensor(
-            info.quant.scale[0] * f, info.quant.zero_point[0] + 3))
+        t[name] = TensorInfo(
+            name,
+            info.shape,
+            info.dtype,
+            QuantParams.per_tensor(info.quant.scale[0] * f, info.quant.zero_point[0] + 3),
+        )
     return q.replace(tensors=t)
 
 
@@ -140,8 +174,11 @@ def test_dense_with_double_precision_requantization():
     q, _ = quantized("resnet18", "w8a8")
     nodes = [n.with_attrs(requant="double") if n.name == "fc" else n for n in q.nodes]
     q2 = q.replace(nodes=tuple(nodes))
-    values = run(q2, [calibdata.random(zoo.build("resnet18", input_size=32), 1,
-                                       seed=3).samples[0]], keep=True)
+    values = run(
+        q2,
+        [calibdata.random(zoo.build("resnet18", input_size=32), 1, seed=3).samples[0]],
+        keep=True,
+    )
     t = load_target("host")
     layer = lower_node(q2, q2.node("fc"), t)
     assert layer.signature["requant"] == "double" and layer.args[3].name == "scale"
@@ -153,7 +190,7 @@ def test_host_verify_helper():
     g = toy_graph(1)
     q = quantize_graph(g, parse_precision("w8a8"), calibdata.random(g, 2)).graph
     result = host.verify(q, [calibdata.random(g, 1, seed=2).samples[0]])
-    assert len(result) == 14 and set(result.values()) == {0}   # all but the flatten view
+    assert len(result) == 14 and set(result.values()) == {0}  # all but the flatten view
 
 
 def test_requantization_matches_fixedpoint_at_the_extremes():
@@ -162,12 +199,13 @@ def test_requantization_matches_fixedpoint_at_the_extremes():
     included)."""
     from accelsim.lower import requant as rq
     from accelsim.tvm_env import import_tvm
+
     tvm = import_tvm()
     te = tvm.te
     rng = np.random.default_rng(1)
     n = 1 << 14
-    x = np.concatenate([rng.integers(-2**31, 2**31, n - 64), np.arange(-32, 32)]).astype(np.int32)
-    x[:4] = [-2**31, 2**31 - 1, 0, -1]
+    x = np.concatenate([rng.integers(-(2**31), 2**31, n - 64), np.arange(-32, 32)]).astype(np.int32)
+    x[:4] = [-(2**31), 2**31 - 1, 0, -1]
     m = rng.integers(2**30, 2**31, n).astype(np.int32)
     m[4:8] = [0, 2**30, 2**31 - 1, 2**30 + 1]
     s = rng.integers(-31, 31, n).astype(np.int32)
@@ -184,15 +222,17 @@ def test_requantization_matches_fixedpoint_at_the_extremes():
     for b in ("y", "y64"):
         _, i = sch.split(sch.get_loops(sch.get_sblock(b))[0], [None, 8])
         sch.vectorize(i)
-    lib = tvm.compile(sch.mod, target=tvm.target.Target(
-        load_target("host").codegen.tvm_target_dict()))
+    lib = tvm.compile(
+        sch.mod, target=tvm.target.Target(load_target("host").codegen.tvm_target_dict())
+    )
     s64 = np.clip(s, -31, 7).astype(np.int32)
     args = [tvm.runtime.tensor(a) for a in (x, m, s, x64, s64)]
     outs = [tvm.runtime.empty((n,), "int32"), tvm.runtime.empty((n,), "int32")]
     lib["rq"](*args, *outs)
     np.testing.assert_array_equal(outs[0].numpy(), fx.multiply_by_quantized_multiplier(x, m, s))
-    np.testing.assert_array_equal(outs[1].numpy(),
-                                  fx.multiply_by_quantized_multiplier_int64(x64, m, s64))
+    np.testing.assert_array_equal(
+        outs[1].numpy(), fx.multiply_by_quantized_multiplier_int64(x64, m, s64)
+    )
 
 
 # -- the LoweredLayer record ---------------------------------------------------------------------
@@ -204,8 +244,8 @@ def test_lowered_layer_record():
     with pytest.raises(AttributeError):
         layer.name = "x"  # frozen
     assert [a.name for a in layer.args] == ["x", "w", "bias", "mult", "shift", "qparams", "y"]
-    assert layer.args[0].shape == (1, 16, 16, 32)           # NHWC activations
-    assert layer.args[1].shape == (4, 1, 1, 8, 4, 4)        # [O/4][KH][KW][I/4][4][4] for sdot
+    assert layer.args[0].shape == (1, 16, 16, 32)  # NHWC activations
+    assert layer.args[1].shape == (4, 1, 1, 8, 4, 4)  # [O/4][KH][KW][I/4][4][4] for sdot
     assert layer.args[-1].shape == (1, 16, 16, 16)
     packed = layer.pack_inputs(values)
     for a in layer.args[:-1]:
@@ -217,8 +257,7 @@ def test_lowered_layer_record():
     # the folded bias is the bias minus the input zero point times the weight sums
     w = q.constants[node.inputs[1]].astype(np.int64).reshape(16, -1)
     zp = q.tensors[node.inputs[0]].quant.zero_point[0]
-    np.testing.assert_array_equal(packed["bias"],
-                                  q.constants[node.inputs[2]] - zp * w.sum(axis=1))
+    np.testing.assert_array_equal(packed["bias"], q.constants[node.inputs[2]] - zp * w.sum(axis=1))
     # depthwise: its own compute, channels innermost (the vector axis)
     dw = lower_node(q, q.node("features.1.conv.0.0"), load_target("cortex-a76"))
     assert dw.op_class == "depthwise_conv2d" and dw.args[1].shape == (3, 3, 32)
@@ -228,9 +267,9 @@ def test_lowered_layer_record():
 def test_four_bit_weights_are_packed_two_per_byte():
     q, values = quantized("resnet18", "w4a8")
     layer = lower_node(q, q.node("layer1.0.conv1"), load_target("hvx-v68"))
-    assert layer.args[1].shape == (2, 3, 3, 16, 32, 2)     # vrmpy 32x4, 4 nibbles in 2 bytes
+    assert layer.args[1].shape == (2, 3, 3, 16, 32, 2)  # vrmpy 32x4, 4 nibbles in 2 bytes
     w = layer.pack_inputs(values)["w"]
-    lo = ((w.astype(np.int16) << 12) >> 12)[..., :]       # sign-extended low nibbles
+    lo = ((w.astype(np.int16) << 12) >> 12)[..., :]  # sign-extended low nibbles
     hi = w.astype(np.int16) >> 4
     unpacked = np.stack([lo, hi], axis=-1).reshape(2, 3, 3, 16, 32, 4)
     ref = q.constants[q.node("layer1.0.conv1").inputs[1]]  # OIHW int4 in int8
@@ -241,18 +280,25 @@ def test_four_bit_weights_are_packed_two_per_byte():
 def test_intrinsic_per_target_comes_from_the_table():
     q, _ = quantized("resnet18", "w8a8")
     node = q.node("layer1.0.conv1")
-    chosen = {t: lower_node(q, node, load_target(t)).schedule.intrinsic
-              for t in ("cortex-a76", "cortex-a55", "kryo280", "hvx-v68", "host")}
-    assert chosen == {"cortex-a76": "sdot", "cortex-a55": "smull_sadalp",
-                      "kryo280": "smull_sadalp", "hvx-v68": "vrmpy", "host": None}
+    chosen = {
+        t: lower_node(q, node, load_target(t)).schedule.intrinsic
+        for t in ("cortex-a76", "cortex-a55", "kryo280", "hvx-v68", "host")
+    }
+    assert chosen == {
+        "cortex-a76": "sdot",
+        "cortex-a55": "smull_sadalp",
+        "kryo280": "smull_sadalp",
+        "hvx-v68": "vrmpy",
+        "host": None,
+    }
     assert intrin.select(["vrmpy"], ("hvx",), "uint8", 8).key == "accelsim.vrmpy.uint8.w8"
-    assert intrin.select(["sdot"], ("neon",), "int8", 8) is None      # needs dotprod
+    assert intrin.select(["sdot"], ("neon",), "int8", 8) is None  # needs dotprod
     q16, _ = quantized("resnet18", "w16a16")
     layer = lower_node(q16, q16.node("layer1.0.conv1"), load_target("cortex-a76"))
     assert layer.schedule.intrinsic == "smull_sadalp" and layer.signature["acc"] == "int64"
     hvx16 = lower_node(q16, q16.node("layer1.0.conv1"), load_target("hvx-v68"))
     assert hvx16.schedule.intrinsic == "vdmpy" and hvx16.signature["acc"] == "int64"
-    assert hvx16.args[1].shape == (2, 3, 3, 32, 32, 2)      # [O/32][KH][KW][I/2][32][2] int16
+    assert hvx16.args[1].shape == (2, 3, 3, 32, 32, 2)  # [O/32][KH][KW][I/2][32][2] int16
     vd = intrin.select(["vdmpy"], ("hvx",), "int16", 16)
     assert (vd.lanes, vd.depth, vd.acc_dtype, vd.weight_min) == (32, 2, "int64", -32767)
     assert intrin.select(["vdmpy"], ("neon",), "int16", 16) is None
@@ -262,26 +308,35 @@ def test_intrinsic_per_target_comes_from_the_table():
 def test_non_dividing_tile_is_an_error_naming_file_key_and_layer(tmp_path):
     q, _ = quantized("mobilenet_v2", "w8a8")
     path = tmp_path / "cpu-simd.yaml"
-    path.write_text(open(recipes_for(load_target("cortex-a76")).path).read().replace(
-        'tile: {ow: "<=4", oc: "<=8"}', "tile: {ow: 2, oc: 12}", 1))
+    path.write_text(
+        open(recipes_for(load_target("cortex-a76")).path)
+        .read()
+        .replace('tile: {ow: "<=4", oc: "<=8"}', "tile: {ow: 2, oc: 12}", 1)
+    )
     with pytest.raises(RecipeError) as err:
-        lower_node(q, q.node("features.1.conv.1"), load_target("cortex-a76"),
-                   schedules=str(path))
-    assert str(err.value) == (f"{path}: conv2d.default.tile.oc: 12 does not divide 16 output "
-                              f"channels of layer 'features.1.conv.1'")
+        lower_node(q, q.node("features.1.conv.1"), load_target("cortex-a76"), schedules=str(path))
+    assert str(err.value) == (
+        f"{path}: conv2d.default.tile.oc: 12 does not divide 16 output "
+        f"channels of layer 'features.1.conv.1'"
+    )
     assert isinstance(err.value, AccelsimError)
 
 
-@pytest.mark.parametrize("text,message", [
-    ("conv2d:\n  w8a8: {tensorize: [sdot, vmac9]}\n",
-     "conv2d.w8a8.tensorize: unknown intrinsic 'vmac9'"),
-    ("conv2d:\n  w8a8: {tiles: {ow: 2}}\n", "conv2d.w8a8.tiles: unknown key"),
-    ("dense:\n  default: {tile: {ow: 2}}\n", "dense.default.tile.ow: unknown axis for dense"),
-    ("pool:\n  w8a8: {parallel: 4}\n", "pool.w8a8.parallel: only 'none' is supported"),
-    ("conv2d:\n  w9a9: {}\n", "conv2d.w9a9: unknown precision"),
-    ("winograd:\n  default: {}\n", "winograd: unknown operator class"),
-    ("pool:\n  default: {block: {c: -4}}\n", "pool.default.block.c: expected a positive int"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        (
+            "conv2d:\n  w8a8: {tensorize: [sdot, vmac9]}\n",
+            "conv2d.w8a8.tensorize: unknown intrinsic 'vmac9'",
+        ),
+        ("conv2d:\n  w8a8: {tiles: {ow: 2}}\n", "conv2d.w8a8.tiles: unknown key"),
+        ("dense:\n  default: {tile: {ow: 2}}\n", "dense.default.tile.ow: unknown axis for dense"),
+        ("pool:\n  w8a8: {parallel: 4}\n", "pool.w8a8.parallel: only 'none' is supported"),
+        ("conv2d:\n  w9a9: {}\n", "conv2d.w9a9: unknown precision"),
+        ("winograd:\n  default: {}\n", "winograd: unknown operator class"),
+        ("pool:\n  default: {block: {c: -4}}\n", "pool.default.block.c: expected a positive int"),
+    ],
+)
 def test_invalid_recipes(tmp_path, text, message):
     path = tmp_path / "r.yaml"
     path.write_text(text)
@@ -290,22 +345,32 @@ def test_invalid_recipes(tmp_path, text, message):
     assert str(e.value).startswith(f"{path}: ")
 
 
-@pytest.mark.parametrize("override,message", [
-    ("{order: [n, oh, ow.o, oc.o, kh, kw, ic, ic.v, ow.i, oc.q]}",
-     "conv2d.w8a8.order: no loop 'oc.q' in layer 'layer1.0.conv1'"),
-    ("{order: [n, oh, ow.o, oc.o, kh, kw, ic, ow.i, oc.i]}",
-     "conv2d.w8a8.order: loop 'ic.v' of layer 'layer1.0.conv1' is not placed"),
-    ("{tile: {oc: 6}}",
-     "conv2d.w8a8.tile.oc: 6 is not a multiple of the block of 16 output channels of layer "
-     "'layer1.0.conv1'"),
-    ("{vectorize: oc.w}", "conv2d.w8a8.vectorize: no loop 'oc.w' in layer 'layer1.0.conv1'"),
-])
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        (
+            "{order: [n, oh, ow.o, oc.o, kh, kw, ic, ic.v, ow.i, oc.q]}",
+            "conv2d.w8a8.order: no loop 'oc.q' in layer 'layer1.0.conv1'",
+        ),
+        (
+            "{order: [n, oh, ow.o, oc.o, kh, kw, ic, ow.i, oc.i]}",
+            "conv2d.w8a8.order: loop 'ic.v' of layer 'layer1.0.conv1' is not placed",
+        ),
+        (
+            "{tile: {oc: 6}}",
+            "conv2d.w8a8.tile.oc: 6 is not a multiple of the block of 16 output channels of layer "
+            "'layer1.0.conv1'",
+        ),
+        ("{vectorize: oc.w}", "conv2d.w8a8.vectorize: no loop 'oc.w' in layer 'layer1.0.conv1'"),
+    ],
+)
 def test_recipe_errors_found_when_applied(tmp_path, override, message):
     q, _ = quantized("resnet18", "w8a8")
     t = load_target("host")
     path = tmp_path / "host.yaml"
-    path.write_text(open(recipes_for(t).path).read().replace(
-        "conv2d:\n", f"conv2d:\n  w8a8: {override}\n", 1))
+    path.write_text(
+        open(recipes_for(t).path).read().replace("conv2d:\n", f"conv2d:\n  w8a8: {override}\n", 1)
+    )
     with pytest.raises(RecipeError) as err:
         lower_node(q, q.node("layer1.0.conv1"), t, schedules=str(path))
     assert str(err.value).startswith(f"{path}: {message}")

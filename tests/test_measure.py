@@ -28,18 +28,47 @@ def _quantized(precision: str, size: int | None = None):
 
 def _measure(precision: str, size: int | None = None, repeat: int = 5, clock: str = "wall"):
     q, p = _quantized(precision, size)
-    return q, measure_mod.measure_graph(q, load_target("host"), p, random_inputs(q, seed=0),
-                                        repeat=repeat, warmup=1, clock=clock)
+    return q, measure_mod.measure_graph(
+        q, load_target("host"), p, random_inputs(q, seed=0), repeat=repeat, warmup=1, clock=clock
+    )
 
 
 def test_cli_json_has_the_shape_of_simulate(tmp_path, capsys):
     m_path, s_path = tmp_path / "m.json", tmp_path / "s.json"
-    assert main(["measure", "digits_cnn", "--precision", "fp32,w8a8", "--repeat", "3",
-                 "--warmup", "1", "--json", str(m_path)]) == 0
+    assert (
+        main(
+            [
+                "measure",
+                "digits_cnn",
+                "--precision",
+                "fp32,w8a8",
+                "--repeat",
+                "3",
+                "--warmup",
+                "1",
+                "--json",
+                str(m_path),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "measured us" in out and "analytic us" in out and "total (measured layers)" in out
-    assert main(["simulate", "digits_cnn", "--target", "host", "--precision", "fp32,w8a8",
-                 "--json", str(s_path)]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "digits_cnn",
+                "--target",
+                "host",
+                "--precision",
+                "fp32,w8a8",
+                "--json",
+                str(s_path),
+            ]
+        )
+        == 0
+    )
     measured, simulated = json.loads(m_path.read_text()), json.loads(s_path.read_text())
     assert len(measured) == len(simulated) == 2
     for m, s in zip(measured, simulated):
@@ -67,8 +96,7 @@ def test_cli_json_has_the_shape_of_simulate(tmp_path, capsys):
 
 
 def test_non_host_target_is_a_one_line_error(capsys):
-    assert main(["measure", "digits_cnn", "--target", "cortex-a76", "--precision",
-                 "w8a8"]) == 2
+    assert main(["measure", "digits_cnn", "--target", "cortex-a76", "--precision", "w8a8"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "cortex-a76" in err and "'host'" in err and "cpu-simd" in err
@@ -95,6 +123,7 @@ def test_kernels_are_chained_and_views_cost_nothing():
 def test_a_wrong_kernel_result_is_refused(monkeypatch):
     """A kernel whose output differs from the reference executor is not timed."""
     from accelsim.lower import lower as lower_mod
+
     real = lower_mod.lower_graph
 
     def corrupt(*a, **k):
@@ -106,6 +135,7 @@ def test_a_wrong_kernel_result_is_refused(monkeypatch):
                 L = dataclasses.replace(L, unpack_output=lambda raw, u=unpack: u(raw) + 1)
             out.append(L)
         return out
+
     monkeypatch.setattr(lower_mod, "lower_graph", corrupt)
     with pytest.raises(measure_mod.MeasureError, match="conv2"):
         _measure("w8a8", repeat=1)

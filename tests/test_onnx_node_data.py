@@ -20,19 +20,23 @@ import numpy as np
 import onnx
 import pytest
 from onnx import numpy_helper
+from onnx_node_cases import node_test_dirs
 
 from accelsim.errors import ModelError
 from accelsim.model.onnx_import import load_onnx
 from accelsim.ref.executor import run
-from onnx_node_cases import node_test_dirs
 
 DIRS, ORIGIN = node_test_dirs()
 
 # Positions of the data operands among each operator's inputs; the others are quantization
 # parameters and get frozen.
 DATA_INPUTS = {
-    "QuantizeLinear": (0,), "DequantizeLinear": (0,), "QLinearConv": (0, 3),
-    "QLinearMatMul": (0, 3), "ConvInteger": (0, 1), "MatMulInteger": (0, 1),
+    "QuantizeLinear": (0,),
+    "DequantizeLinear": (0,),
+    "QLinearConv": (0, 3),
+    "QLinearMatMul": (0, 3),
+    "ConvInteger": (0, 1),
+    "MatMulInteger": (0, 1),
 }
 
 # Variants accelsim cannot represent, each with the reason and the ModelError it must raise.
@@ -82,15 +86,27 @@ def _data_sets(d: Path):
 
 def test_directories_found():
     names = {d.name for d in DIRS}
-    for op_mod in ("quantizelinear", "dequantizelinear", "qlinearconv", "qlinearmatmul",
-                   "convinteger", "matmulinteger"):
+    for op_mod in (
+        "quantizelinear",
+        "dequantizelinear",
+        "qlinearconv",
+        "qlinearmatmul",
+        "convinteger",
+        "matmulinteger",
+    ):
         assert any(n.startswith(f"test_{op_mod}") for n in names), op_mod
     # the list of unsupported variants is exact: every entry names a real test directory
     assert set(UNSUPPORTED) <= names, sorted(set(UNSUPPORTED) - names)
-    for required in ("test_quantizelinear_int4", "test_quantizelinear_uint4",
-                     "test_quantizelinear_int16", "test_quantizelinear_uint16",
-                     "test_dequantizelinear_int4", "test_dequantizelinear_uint4",
-                     "test_dequantizelinear_int16", "test_dequantizelinear_uint16"):
+    for required in (
+        "test_quantizelinear_int4",
+        "test_quantizelinear_uint4",
+        "test_quantizelinear_int16",
+        "test_quantizelinear_uint16",
+        "test_dequantizelinear_int4",
+        "test_dequantizelinear_uint4",
+        "test_dequantizelinear_int16",
+        "test_dequantizelinear_uint16",
+    ):
         assert required in names and required not in UNSUPPORTED
 
 
@@ -115,8 +131,12 @@ def test_node_case(case_dir: Path):
             got = result[name]
             assert got.shape == expected.shape, (name, got.shape, expected.shape)
             if np.issubdtype(expected.dtype, np.floating):
-                np.testing.assert_allclose(got.astype(np.float64), expected.astype(np.float64),
-                                           rtol=1e-3, atol=1e-7)
+                np.testing.assert_allclose(
+                    got.astype(np.float64), expected.astype(np.float64), rtol=1e-3, atol=1e-7
+                )
                 assert got.dtype == expected.dtype
-            np.testing.assert_array_equal(got.astype(np.int64) if got.dtype.kind in "iu"
-                                          else got, expected.astype(got.dtype), err_msg=name)
+            np.testing.assert_array_equal(
+                got.astype(np.int64) if got.dtype.kind in "iu" else got,
+                expected.astype(got.dtype),
+                err_msg=name,
+            )

@@ -26,7 +26,7 @@ import dataclasses
 import re
 import shutil
 import subprocess
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -45,38 +45,62 @@ MCA = shutil.which("llvm-mca-19")
 needs_mca = pytest.mark.skipif(MCA is None, reason="llvm-mca-19 not installed")
 
 # (precision, layer of mobilenet_v2 at 32x32): 3x3 conv, 1x1 conv, depthwise, FC
-CASES = [("w8a8", "features.0.0"), ("w8a8", "features.2.conv.0.0"),
-         ("w8a8", "features.2.conv.1.0"), ("w8a8", "classifier.1"),
-         ("fp32", "features.2.conv.0.0"), ("w16a16", "features.2.conv.0.0")]
-MAC_CLASSES = {"vector_mac_int8", "vector_mul_long_int8", "vector_mac_int16",
-               "vector_pairwise_acc", "vector_fma_fp32", "vector_fma_fp16", "vector_mul"}
+CASES = [
+    ("w8a8", "features.0.0"),
+    ("w8a8", "features.2.conv.0.0"),
+    ("w8a8", "features.2.conv.1.0"),
+    ("w8a8", "classifier.1"),
+    ("fp32", "features.2.conv.0.0"),
+    ("w16a16", "features.2.conv.0.0"),
+]
+MAC_CLASSES = {
+    "vector_mac_int8",
+    "vector_mul_long_int8",
+    "vector_mac_int16",
+    "vector_pairwise_acc",
+    "vector_fma_fp32",
+    "vector_fma_fp16",
+    "vector_mul",
+}
 
 # (target, precision, layer, loop size) -> why the guide and LLVM's model disagree on that loop
 DISAGREE = {
-    ("cortex-a55", "fp32", "features.2.conv.0.0", 172):
-        "FMLA Q-form: A55 SOG 4.16 throughput 1, slot 0 only (note 1); LLVM issues it at "
-        "2/cycle from either slot (CortexA55WriteFMAC: one FPMAC, no BeginGroup); LDP Q: SOG "
-        "4.13 latency 6, LLVM 4 for the first register",
-    ("cortex-a55", "w16a16", "features.2.conv.0.0", 171):
-        "SADALP: A55 SOG 4.15 throughput 1/2; LLVM 1/cycle (CortexA55WriteAluVq_4)",
-    ("cortex-a55", "w8a8", "features.2.conv.1.0", 23):
-        "llvm-mca holds issue until results write back in program order (InOrderIssueStage "
-        "LastWriteBackCycle; A55 SOG 3.1: the pipelines forward, no such stall) and times the "
-        "scalar ALU write at 3 cycles (WriteI 3 with ReadAdvance 2; SOG 4.3: 1)",
+    (
+        "cortex-a55",
+        "fp32",
+        "features.2.conv.0.0",
+        172,
+    ): "FMLA Q-form: A55 SOG 4.16 throughput 1, slot 0 only (note 1); LLVM issues it at "
+    "2/cycle from either slot (CortexA55WriteFMAC: one FPMAC, no BeginGroup); LDP Q: SOG "
+    "4.13 latency 6, LLVM 4 for the first register",
+    (
+        "cortex-a55",
+        "w16a16",
+        "features.2.conv.0.0",
+        171,
+    ): "SADALP: A55 SOG 4.15 throughput 1/2; LLVM 1/cycle (CortexA55WriteAluVq_4)",
+    (
+        "cortex-a55",
+        "w8a8",
+        "features.2.conv.1.0",
+        23,
+    ): "llvm-mca holds issue until results write back in program order (InOrderIssueStage "
+    "LastWriteBackCycle; A55 SOG 3.1: the pipelines forward, no such stall) and times the "
+    "scalar ALU write at 3 cycles (WriteI 3 with ReadAdvance 2; SOG 4.3: 1)",
 }
 
 # LLVM's A55 facts where they differ from targets/cortex-a55.yaml (AArch64SchedA55.td)
 LLVM_A55 = {
-    "writeback_in_order": True,        # llvm-mca InOrderIssueStage: LastWriteBackCycle
+    "writeback_in_order": True,  # llvm-mca InOrderIssueStage: LastWriteBackCycle
     "instructions": {
         # CortexA55WriteFMAC: one of the two FPMAC units, no BeginGroup, RetireOOO
         "vector_fma_fp32": {"throughput": 2, "qform_first_slot": False, "retire_ooo": True},
-        "vector_pairwise_acc": {"throughput": 1},          # CortexA55WriteAluVq_4
-        "vector_load": {"latency": 3, "throughput": 1},    # LDRQui: WriteVLD... 3, RThroughput 1
-        "vector_load_replicate": {"latency": 4},           # LD1Rv*: CortexA55WriteVLD1, 4
-        "vector_load_pair": {"latency": 6, "latency_d": 5},   # LDPQi: LDP4 6; LDPDi: LDP2 5
-        "scalar_alu": {"latency": 3},                      # WriteI: Latency = 3
-        "scalar_store": {"retire_ooo": True},              # WriteST/STP/STIdx: RetireOOO
+        "vector_pairwise_acc": {"throughput": 1},  # CortexA55WriteAluVq_4
+        "vector_load": {"latency": 3, "throughput": 1},  # LDRQui: WriteVLD... 3, RThroughput 1
+        "vector_load_replicate": {"latency": 4},  # LD1Rv*: CortexA55WriteVLD1, 4
+        "vector_load_pair": {"latency": 6, "latency_d": 5},  # LDPQi: LDP4 6; LDPDi: LDP2 5
+        "scalar_alu": {"latency": 3},  # WriteI: Latency = 3
+        "scalar_store": {"retire_ooo": True},  # WriteST/STP/STIdx: RetireOOO
     },
 }
 
@@ -99,7 +123,7 @@ def with_llvm_facts(target, facts):
 pytestmark = pytest.mark.usefixtures("kernel_cache")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _quantized(precision: str):
     g = zoo.build("mobilenet_v2", input_size=32)
     return quantize_graph(g, parse_precision(precision), calibdata.random(g, 2)).graph
@@ -110,18 +134,30 @@ def inner_loops(asm: str) -> list[list[str]]:
     found with the same loop detection as Kernel.instruction_mix."""
     ins, loops, _ = _parse(asm, _isa(asm))
     loops = sorted(set(loops))
-    inner = [lp for lp in loops
-             if not any(o != lp and lp[0] <= o[0] and o[1] <= lp[1] for o in loops)]
+    inner = [
+        lp for lp in loops if not any(o != lp and lp[0] <= o[0] and o[1] <= lp[1] for o in loops)
+    ]
     bodies = [[ins[i].text for i in range(a, b + 1)] for a, b in inner]
     return [b for b in bodies if any(pl.classify(x, "aarch64") in MAC_CLASSES for x in b)]
 
 
 def mca_cycles(body: list[str], target) -> float:
     mattr = ",".join(target.codegen.tvm_target.get("mattr", []))
-    r = subprocess.run([MCA, "-mtriple=aarch64", f"-mcpu={target.codegen.llvm_mca_cpu}",
-                        f"-mattr={mattr}", "-iterations=100", "-all-views=false",
-                        "-summary-view"], input="\n".join(body) + "\n", capture_output=True,
-                       text=True, check=True)
+    r = subprocess.run(
+        [
+            MCA,
+            "-mtriple=aarch64",
+            f"-mcpu={target.codegen.llvm_mca_cpu}",
+            f"-mattr={mattr}",
+            "-iterations=100",
+            "-all-views=false",
+            "-summary-view",
+        ],
+        input="\n".join(body) + "\n",
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return int(re.search(r"Total Cycles:\s+(\d+)", r.stdout).group(1)) / 100
 
 
@@ -144,9 +180,11 @@ def test_inner_loops_within_15_percent_of_llvm_mca(target_name):
             ref = mca_cycles(body, t)
             err = ours / ref - 1
             why = DISAGREE.get((target_name, prec, layer, len(body)))
-            rows.append(f"{target_name:11} {prec:6} {layer:22} {len(body):4} instr  "
-                        f"llvm-mca {ref:8.2f}  model {ours:8.2f}  {err * 100:+6.1f} %"
-                        + (f"  [not asserted: {why}]" if why else ""))
+            rows.append(
+                f"{target_name:11} {prec:6} {layer:22} {len(body):4} instr  "
+                f"llvm-mca {ref:8.2f}  model {ours:8.2f}  {err * 100:+6.1f} %"
+                + (f"  [not asserted: {why}]" if why else "")
+            )
             if why:
                 continue
             compared += 1
@@ -170,8 +208,10 @@ def test_a55_model_with_llvms_facts_reproduces_llvm_mca_on_every_loop():
             ours, parity = pl.block_cycles(body, t), pl.block_cycles(body, t_llvm)
             err = parity / ref - 1
             disputed += ("cortex-a55", prec, layer, len(body)) in DISAGREE
-            rows.append(f"{prec:6} {layer:22} llvm-mca {ref:8.2f}  guide's numbers {ours:7.1f}  "
-                        f"LLVM's numbers {parity:7.1f}  {err * 100:+6.1f} %")
+            rows.append(
+                f"{prec:6} {layer:22} llvm-mca {ref:8.2f}  guide's numbers {ours:7.1f}  "
+                f"LLVM's numbers {parity:7.1f}  {err * 100:+6.1f} %"
+            )
             if abs(err) > 0.15:
                 bad.append(rows[-1])
     print("\ncortex-a55, the pipe model with LLVM's facts (LLVM_A55)\n" + "\n".join(rows))
@@ -214,25 +254,30 @@ def test_synthetic_sdot_blocks_match_llvm_mca_on_a76():
 def test_shared_pipes_add_up_and_single_pipe_classes_bind():
     t = load_target("cortex-a76")
     # SMULL (V0 only) and SADALP (V1 only) overlap: 8 + 8 over two pipes = 8 cycles
-    body = [f"smull v{i}.8h, v20.8b, v21.8b" for i in range(8)] + \
-           [f"sadalp v{10 + i}.4s, v22.8h" for i in range(8)]
+    body = [f"smull v{i}.8h, v20.8b, v21.8b" for i in range(8)] + [
+        f"sadalp v{10 + i}.4s, v22.8h" for i in range(8)
+    ]
     assert pl.block_cycles(body, t) == pytest.approx(8)
     # 8 SMULL (V0) + 8 ADD (V0|V1): V0 cannot take more than the SMULLs: (8 + 8) / 2 = 8
-    body = [f"smull v{i}.8h, v20.8b, v21.8b" for i in range(8)] + \
-           [f"add v{10 + i}.4s, v22.4s, v23.4s" for i in range(8)]
+    body = [f"smull v{i}.8h, v20.8b, v21.8b" for i in range(8)] + [
+        f"add v{10 + i}.4s, v22.4s, v23.4s" for i in range(8)
+    ]
     assert pl.block_cycles(body, t) == pytest.approx(8)
     # 16 SMULL alone: V0 bound 16, not 16 / 2
-    assert pl.block_cycles([f"smull v{i % 16}.8h, v20.8b, v21.8b" for i in range(16)],
-                           t) == pytest.approx(16)
+    assert pl.block_cycles(
+        [f"smull v{i % 16}.8h, v20.8b, v21.8b" for i in range(16)], t
+    ) == pytest.approx(16)
 
 
 def test_a55_in_order_dual_issue_and_accumulate_forwarding():
     t = load_target("cortex-a55")
     # D-form ALU ops dual-issue (2/cycle); Q-form ones take both NEON pipes (1/cycle)
-    assert pl.block_cycles([f"add v{i}.2s, v20.2s, v21.2s" for i in range(8)], t) == \
-        pytest.approx(4)
-    assert pl.block_cycles([f"add v{i}.4s, v20.4s, v21.4s" for i in range(8)], t) == \
-        pytest.approx(8)
+    assert pl.block_cycles([f"add v{i}.2s, v20.2s, v21.2s" for i in range(8)], t) == pytest.approx(
+        4
+    )
+    assert pl.block_cycles([f"add v{i}.4s, v20.4s, v21.4s" for i in range(8)], t) == pytest.approx(
+        8
+    )
     # in order: a load's consumer stalls the whole pipeline for the load latency (SOG 4.13: 4)
     lat = t.timing["instructions"]["vector_load"]["latency"]
     blk = ["ldr q0, [x1]", "add v1.4s, v0.4s, v0.4s", "add x2, x2, #1"]
@@ -249,9 +294,11 @@ def test_a55_in_order_dual_issue_and_accumulate_forwarding():
 
 def test_a55_load_forms_and_llvm_mca_issue_rules():
     t = load_target("cortex-a55")
+
     # SOG 4.13: a D-form load's consumer waits 3 cycles, a Q-form's 4, an LDP Q's 6
     def wait(load, use):
         return pl.block_cycles([load, use], t, loop=False)
+
     d = wait("ldr d0, [x1]", "add v1.2s, v0.2s, v0.2s")
     q = wait("ldr q0, [x1]", "add v1.4s, v0.4s, v0.4s")
     p = wait("ldp q2, q0, [x1]", "add v1.4s, v0.4s, v0.4s")
@@ -261,13 +308,15 @@ def test_a55_load_forms_and_llvm_mca_issue_rules():
     body = ["smull v0.8h, v1.8b, v2.8b", "add x3, x3, #1"]
     wb = with_llvm_facts(t, {"writeback_in_order": True})
     assert pl.block_cycles(body, wb) > pl.block_cycles(body, t) == pytest.approx(1)
-    ooo = with_llvm_facts(t, {"writeback_in_order": True,
-                              "instructions": {"scalar_alu": {"retire_ooo": True}}})
+    ooo = with_llvm_facts(
+        t, {"writeback_in_order": True, "instructions": {"scalar_alu": {"retire_ooo": True}}}
+    )
     assert pl.block_cycles(body, ooo) == pytest.approx(1)
     # a class may lift the Q-form slot-0 rule: two independent FMLA .4S then dual-issue
     fm = [f"fmla v{i}.4s, v20.4s, v21.4s" for i in range(8)]
-    lifted = with_llvm_facts(t, {"instructions": {"vector_fma_fp32": {
-        "throughput": 2, "qform_first_slot": False}}})
+    lifted = with_llvm_facts(
+        t, {"instructions": {"vector_fma_fp32": {"throughput": 2, "qform_first_slot": False}}}
+    )
     assert pl.block_cycles(fm, t) == pytest.approx(8)
     assert pl.block_cycles(fm, lifted) == pytest.approx(4)
 
@@ -287,8 +336,17 @@ def test_hexagon_packets_plus_documented_input_latency_stall():
     acc = ["{", "  v3.w += vrmpy(v5.ub,r0.b)", "}", "{", "  v3.w += vrmpy(v6.ub,r0.b)", "}"]
     assert pl.block_cycles(acc, t, loop=False) == pytest.approx(2)
     # .cur loads feed their own packet; a hardware loop closes with no extra packet
-    loop = [".LBB0_1:", "{", "  v1.cur = vmem(r1+#0)", "  v2 = valign(v1,v0,r2)", "}",
-            "{", "  v3.w += vrmpy(v7.ub,r0.b)", "  r1 = add(r1,#128)", "} :endloop0"]
+    loop = [
+        ".LBB0_1:",
+        "{",
+        "  v1.cur = vmem(r1+#0)",
+        "  v2 = valign(v1,v0,r2)",
+        "}",
+        "{",
+        "  v3.w += vrmpy(v7.ub,r0.b)",
+        "  r1 = add(r1,#128)",
+        "} :endloop0",
+    ]
     assert pl.block_cycles(loop, t, loop=True) == pytest.approx(2)
 
 
@@ -325,21 +383,26 @@ def test_classify():
     assert pl.classify("vmovdqu64 (%rax), %zmm1", x) == "vector_load"
     assert pl.classify("jne .LBB0_3", x) == "branch"
     # register effects: accumulate forms read the destination; pairs define two registers
-    ins = pl.parse(["sdot v16.4s, v0.16b, v7.16b", "ldp q6, q7, [sp, #272]",
-                    "ldr q1, [x2], #16"], a)
+    ins = pl.parse(
+        ["sdot v16.4s, v0.16b, v7.16b", "ldp q6, q7, [sp, #272]", "ldr q1, [x2], #16"], a
+    )
     assert ins[0].acc == "v16" and set(ins[0].uses) == {"v16", "v0", "v7"}
     assert ins[1].defs == ("v6", "v7") and ins[1].count == 2
-    assert set(ins[2].defs) == {"v1", "x2"}           # post-index writes the base back
+    assert set(ins[2].defs) == {"v1", "x2"}  # post-index writes the base back
 
 
 def test_missing_class_row_names_the_file_and_class(tmp_path):
     from accelsim.target import load_target_file
+
     src = Path(load_target("cortex-a76").path).read_text()
     bad = re.sub(r"\n    vector_alu: .*", "", src)
     bad = re.sub(r"\n    vector_logic: .*", "", bad)
     p = tmp_path / "t.yaml"
     p.write_text(bad.replace("name: cortex-a76", "name: broken"))
     t = load_target_file(p)
-    with pytest.raises(pl.PipelineError, match=r"t\.yaml: timing\.instructions: no row for "
-                                               r"instruction class 'vector_logic'"):
+    with pytest.raises(
+        pl.PipelineError,
+        match=r"t\.yaml: timing\.instructions: no row for "
+        r"instruction class 'vector_logic'",
+    ):
         pl.block_cycles(["mov v1.16b, v2.16b"], t)

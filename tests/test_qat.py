@@ -26,8 +26,13 @@ from accelsim.quant.datasets import load_digits_study
 from accelsim.quant.mixed import load_mixed
 from accelsim.quant.precision import Precision, parse_precision
 from accelsim.quant.ptq import CalibrationData, quantize_graph
-from accelsim.quant.qat import (EMAObserver, QATModule, fake_quantize, fake_quantize_weight,
-                                weight_qparams)
+from accelsim.quant.qat import (
+    EMAObserver,
+    QATModule,
+    fake_quantize,
+    fake_quantize_weight,
+    weight_qparams,
+)
 from accelsim.quant.sensitivity import greedy_mixed_precision, output_snr_db
 from accelsim.quant.torch_graph import GraphModule, logits_tensor, to_graph
 from accelsim.quant.train import predict_logits, top1, with_batch
@@ -46,6 +51,7 @@ def _rand(shape, seed=1):
 # Data set
 # ---------------------------------------------------------------------------------------------
 
+
 def test_digits_study_split_and_determinism():
     a = load_digits_study(train_copies=1, calibration_size=64)
     b = load_digits_study(train_copies=1, calibration_size=64)
@@ -59,13 +65,14 @@ def test_digits_study_split_and_determinism():
     assert all(x.tobytes() in flat for x in a.x_calib) and len(a.x_calib) == 64
     assert abs(float(a.x_train.mean())) < 1e-3 and abs(float(a.x_train.std()) - 1) < 1e-3
     c = load_digits_study(train_copies=1, seed=1, calibration_size=64)
-    assert not np.array_equal(a.x_test, c.x_test)           # jitter follows the seed
+    assert not np.array_equal(a.x_test, c.x_test)  # jitter follows the seed
     assert a.calibration_batches(32)[0].shape == (32, 1, 16, 16)
 
 
 # ---------------------------------------------------------------------------------------------
 # Zoo additions
 # ---------------------------------------------------------------------------------------------
+
 
 def test_digits_mobilenet_counts_and_structure():
     g = zoo.build("digits_mobilenet")
@@ -94,9 +101,17 @@ def test_digits_cnn_at_16():
 # Torch interpreter of the IR
 # ---------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name,size", [("digits_cnn", 8), ("digits_cnn", 16),
-                                       ("digits_mobilenet", 16), ("resnet18", 32),
-                                       ("bert_base_layer", 8)])
+
+@pytest.mark.parametrize(
+    "name,size",
+    [
+        ("digits_cnn", 8),
+        ("digits_cnn", 16),
+        ("digits_mobilenet", 16),
+        ("resnet18", 32),
+        ("bert_base_layer", 8),
+    ],
+)
 def test_torch_forward_matches_reference_executor(name, size):
     g = zoo.build(name, seed=3, input_size=size)
     m = GraphModule(g).eval()
@@ -107,8 +122,8 @@ def test_torch_forward_matches_reference_executor(name, size):
         out, lg = m(torch.from_numpy(np.concatenate(xs)), outputs=[g.outputs[0], lt])
     for i, x in enumerate(xs):
         ref = run(g, [x], keep=True)
-        np.testing.assert_allclose(out.numpy()[i:i + 1], ref[g.outputs[0]], atol=1e-4)
-        np.testing.assert_allclose(lg.numpy()[i:i + 1], ref[lt], atol=1e-4, rtol=1e-5)
+        np.testing.assert_allclose(out.numpy()[i : i + 1], ref[g.outputs[0]], atol=1e-4)
+        np.testing.assert_allclose(lg.numpy()[i : i + 1], ref[lt], atol=1e-4, rtol=1e-5)
 
 
 def test_torch_forward_prepared_graph_and_write_back():
@@ -127,8 +142,11 @@ def test_torch_forward_prepared_graph_and_write_back():
         m.bn("features.1.1").running_var.mul_(2.0)
     g2 = to_graph(m)
     np.testing.assert_allclose(g2.constants["fc.bias"], g.constants["fc.bias"] + 1.0, atol=1e-6)
-    np.testing.assert_allclose(g2.constants["features.1.1.running_var"],
-                               2 * g.constants["features.1.1.running_var"], rtol=1e-6)
+    np.testing.assert_allclose(
+        g2.constants["features.1.1.running_var"],
+        2 * g.constants["features.1.1.running_var"],
+        rtol=1e-6,
+    )
     assert [n.name for n in g2.nodes] == [n.name for n in g.nodes]
     # trainable: BN gamma/beta and weights get gradients
     m.train()
@@ -141,19 +159,41 @@ def test_torch_forward_other_ops():
     b = GraphBuilder("ops")
     x = b.input("x", (1, 3, 7, 6))
     c = b.const("w", _rand((4, 3, 3, 2), 5))
-    y = b.add("conv2d", [x, c], name="conv", strides=(2, 1), pads=(1, 0, 2, 1), groups=1,
-              dilations=(1, 2), act_min=-0.5, act_max=1.0)
-    p1 = b.add("max_pool", [y], name="mp", kernel=(3, 3), strides=(2, 2), pads=(1, 1, 1, 1),
-               ceil_mode=True)
-    p2 = b.add("avg_pool", [y], name="ap", kernel=(3, 3), strides=(2, 2), pads=(1, 1, 2, 1),
-               count_include_pad=False)
+    y = b.add(
+        "conv2d",
+        [x, c],
+        name="conv",
+        strides=(2, 1),
+        pads=(1, 0, 2, 1),
+        groups=1,
+        dilations=(1, 2),
+        act_min=-0.5,
+        act_max=1.0,
+    )
+    p1 = b.add(
+        "max_pool", [y], name="mp", kernel=(3, 3), strides=(2, 2), pads=(1, 1, 1, 1), ceil_mode=True
+    )
+    p2 = b.add(
+        "avg_pool",
+        [y],
+        name="ap",
+        kernel=(3, 3),
+        strides=(2, 2),
+        pads=(1, 1, 2, 1),
+        count_include_pad=False,
+    )
     cat = b.add("concat", [p1, p2], name="cat", axis=1)
     t = b.add("transpose", [cat], name="tr", perm=(0, 2, 3, 1))
     t = b.add("pad", [t], name="pad", pads=((0, 0), (1, 0), (0, 1), (0, 0)), value=0.25)
     s = t
     r = b.add("reshape", [s], name="rs", shape=(1, -1, 8))
-    ln = b.add("layer_norm", [r, b.const("g", _rand((8,), 6)), b.const("bb", _rand((8,), 7))],
-               name="ln", axis=-1, epsilon=1e-5)
+    ln = b.add(
+        "layer_norm",
+        [r, b.const("g", _rand((8,), 6)), b.const("bb", _rand((8,), 7))],
+        name="ln",
+        axis=-1,
+        epsilon=1e-5,
+    )
     gl = b.add("gelu", [ln], name="gelu", approximate="tanh")
     mm = b.add("matmul", [gl, b.const("m", _rand((8, 5), 8))], name="mm")
     mu = b.add("mul", [mm, b.const("k", np.float32(0.5))], name="mul")
@@ -176,7 +216,7 @@ def test_with_batch_runs_quantized_graph():
     q = quantize_graph(with_batch(g, 5), parse_precision("w8a8"), cal).graph
     q1 = with_batch(q, 1)
     batched = predict_logits(q, xs)
-    single = np.concatenate([predict_logits(q1, xs[i:i + 1]) for i in range(5)])
+    single = np.concatenate([predict_logits(q1, xs[i : i + 1]) for i in range(5)])
     np.testing.assert_array_equal(batched, single)  # integer kernels: same per sample
     assert top1(q, xs, batched.argmax(1)) == 1.0
 
@@ -185,8 +225,11 @@ def test_with_batch_runs_quantized_graph():
 # Fake quantization and the straight-through estimator
 # ---------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("bits,signed,lo,hi", [(8, True, -1.3, 2.1), (8, False, 0.0, 6.0),
-                                               (4, True, -0.7, 0.2), (4, True, 0.0, 3.3)])
+
+@pytest.mark.parametrize(
+    "bits,signed,lo,hi",
+    [(8, True, -1.3, 2.1), (8, False, 0.0, 6.0), (4, True, -0.7, 0.2), (4, True, 0.0, 3.3)],
+)
 def test_fake_quant_forward_matches_numpy(bits, signed, lo, hi):
     x = np.concatenate([np.linspace(lo - 1, hi + 1, 2001), _rand((500,), 3) * 2]).astype(np.float32)
     scale, zp = calibrate.quant_params_from_range(lo, hi, bits, False, signed)
@@ -222,13 +265,19 @@ def test_weight_fake_quant_matches_ptq_weights(prec):
     q = quantize_graph(g, p, CalibrationData((_rand((1, 1, 16, 16)),), "random", True)).graph
     prep = prepare_for_quantization(g)
     for layer in ("features.0.0", "features.2.0", "features.3.3", "fc"):
-        w = torch.from_numpy(np.array(prep.constants[f"{layer}.weight_folded"]
-                                      if f"{layer}.weight_folded" in prep.constants
-                                      else prep.constants[f"{layer}.weight"]))
+        w = torch.from_numpy(
+            np.array(
+                prep.constants[f"{layer}.weight_folded"]
+                if f"{layer}.weight_folded" in prep.constants
+                else prep.constants[f"{layer}.weight"]
+            )
+        )
         info = q.tensors[f"{layer}.weight_q"]
         shape = info.quant.broadcast_shape(len(info.shape))
-        deq = (q.constants[f"{layer}.weight_q"].astype(np.float64)
-               - info.quant.zero_points().reshape(shape)) * info.quant.scales().reshape(shape)
+        deq = (
+            q.constants[f"{layer}.weight_q"].astype(np.float64)
+            - info.quant.zero_points().reshape(shape)
+        ) * info.quant.scales().reshape(shape)
         fq = fake_quantize_weight(w, p).detach().numpy()
         s, _ = weight_qparams(w, p)
         np.testing.assert_allclose(s.reshape(-1).numpy(), info.quant.scales(), rtol=1e-6)
@@ -254,26 +303,38 @@ def test_bn_folding_with_correction_equals_batch_norm():
     assert set(qm.folded_bn) == {n.name for n in g.nodes if n.op == "conv2d"}
     assert not qm.weight_prec and not qm.observers  # fp32: nothing quantized
     ref.train(), qm.train()
-    np.testing.assert_allclose(qm(x, outputs=["fc"]).detach().numpy(),
-                               ref(x, outputs=["fc"]).detach().numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        qm(x, outputs=["fc"]).detach().numpy(),
+        ref(x, outputs=["fc"]).detach().numpy(),
+        rtol=1e-4,
+        atol=1e-4,
+    )
     for bn in ("features.0.1", "features.3.4"):
-        np.testing.assert_allclose(qm.bn(bn).running_mean.numpy(),
-                                   ref.bn(bn).running_mean.numpy(), rtol=1e-4, atol=1e-6)
-        np.testing.assert_allclose(qm.bn(bn).running_var.numpy(),
-                                   ref.bn(bn).running_var.numpy(), rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(
+            qm.bn(bn).running_mean.numpy(), ref.bn(bn).running_mean.numpy(), rtol=1e-4, atol=1e-6
+        )
+        np.testing.assert_allclose(
+            qm.bn(bn).running_var.numpy(), ref.bn(bn).running_var.numpy(), rtol=1e-4, atol=1e-6
+        )
     qm.bn_frozen = True
     ref.eval()
-    np.testing.assert_allclose(qm(x, outputs=["fc"]).detach().numpy(),
-                               ref(x, outputs=["fc"]).detach().numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        qm(x, outputs=["fc"]).detach().numpy(),
+        ref(x, outputs=["fc"]).detach().numpy(),
+        rtol=1e-4,
+        atol=1e-4,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # The quick accuracy study (float training, PTQ, QAT, sensitivity) end to end
 # ---------------------------------------------------------------------------------------------
 
+
 def _load_study():
-    spec = importlib.util.spec_from_file_location("accuracy_study",
-                                                  ROOT / "benchmarks" / "accuracy_study.py")
+    spec = importlib.util.spec_from_file_location(
+        "accuracy_study", ROOT / "benchmarks" / "accuracy_study.py"
+    )
     mod = importlib.util.module_from_spec(spec)
     sys.modules["accuracy_study"] = mod
     spec.loader.exec_module(mod)
@@ -289,9 +350,14 @@ def study(tmp_path_factory):
 
 
 def _get(rows, model, method, precision, calibration=None):
-    hits = [r["top1"] for r in rows if r["model"] == model and r["method"] == method
-            and r["precision"] == precision
-            and (calibration is None or r["calibration"] == calibration)]
+    hits = [
+        r["top1"]
+        for r in rows
+        if r["model"] == model
+        and r["method"] == method
+        and r["precision"] == precision
+        and (calibration is None or r["calibration"] == calibration)
+    ]
     assert len(hits) == 1, (model, method, precision, calibration)
     return hits[0]
 
@@ -315,15 +381,16 @@ def test_quick_study_schema_and_float_accuracy(study):
             _get(rows, m, "qat", p)
     md = (out / "accuracy.md").read_text()
     assert "| model | method |" in md and "findings" in md
-    assert md.count("Reproduced") + md.count("Not reproduced") + \
-        md.count("not reproduced") >= 4
+    assert md.count("Reproduced") + md.count("Not reproduced") + md.count("not reproduced") >= 4
 
 
 def test_qat_recovers_4bit_weights(study):
     """QAT at w4a8 beats PTQ at w4a8 (quick study: +3.3 and +2.0 points observed)."""
     _, _, rows, _ = study
-    gains = [_get(rows, m, "qat", "w4a8") - _get(rows, m, "ptq", "w4a8")
-             for m in ("digits_cnn", "digits_mobilenet")]
+    gains = [
+        _get(rows, m, "qat", "w4a8") - _get(rows, m, "ptq", "w4a8")
+        for m in ("digits_cnn", "digits_mobilenet")
+    ]
     assert np.mean(gains) >= 0.01 and min(gains) > 0.0, gains
 
 
@@ -346,8 +413,9 @@ def test_mixed_precision_yaml_and_sensitivity(study):
         mixed = load_mixed(out / mx["yaml"])
         g = prepare_for_quantization(infos[m]["float_graph"])
         resolved = mixed.resolve(g, parse_precision("w4a4"))
-        assert {n for n, p in resolved.items() if p == parse_precision("w8a8")} == \
-            set(mx["kept_high"])
+        assert {n for n, p in resolved.items() if p == parse_precision("w8a8")} == set(
+            mx["kept_high"]
+        )
         assert len(mx["per_layer"]) == sum(n.op in ("conv2d", "dense") for n in g.nodes)
         assert mx["met"] or len(mx["kept_high"]) == len(mx["per_layer"])
 
@@ -371,10 +439,17 @@ def test_sensitivity_snr_without_labels(study):
 
 def test_qat_overrides_per_tensor_and_learned_ranges():
     from accelsim.quant.qat import QATConfig, qat
+
     data = load_digits_study(train_copies=1, calibration_size=64)
     g = zoo.build("digits_cnn", seed=0, input_size=16)
-    res = qat(g, parse_precision("w4a8/per-tensor"), data.x_train[:256], data.y_train[:256],
-              overrides={"fc": FP32}, cfg=QATConfig(epochs=1, batch_size=32))
+    res = qat(
+        g,
+        parse_precision("w4a8/per-tensor"),
+        data.x_train[:256],
+        data.y_train[:256],
+        overrides={"fc": FP32},
+        cfg=QATConfig(epochs=1, batch_size=32),
+    )
     q = res.graph
     assert q.tensors["conv1.weight_q"].dtype == "int4"
     assert not q.tensors["conv1.weight_q"].quant.per_channel

@@ -98,7 +98,7 @@ def ort_run(session, feeds):
 SIZES = {"digits_cnn": 8, "resnet18": 32, "mobilenet_v2": 32}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def quantized(name: str, precision: str) -> Graph:
     g = zoo.build(name, input_size=SIZES[name])
     return quantize_graph(g, parse_precision(precision), calibdata.random(g, 4)).graph
@@ -118,8 +118,16 @@ def probed(q: Graph) -> Graph:
                 outs.append(p)
             elif t not in q.outputs and not q.is_constant(n.inputs[0]):  # not weights
                 outs.append(t)
-    return Graph(q.name, tuple(nodes), tensors, q.inputs, tuple(outs) + q.outputs, q.constants,
-                 q.requant_mode, q.metadata)
+    return Graph(
+        q.name,
+        tuple(nodes),
+        tensors,
+        q.inputs,
+        tuple(outs) + q.outputs,
+        q.constants,
+        q.requant_mode,
+        q.metadata,
+    )
 
 
 def _ints(info: TensorInfo, v: np.ndarray) -> np.ndarray:
@@ -149,7 +157,7 @@ def end_to_end(q: Graph, ours: dict, ref: dict, counts: Counts) -> None:
     """Every probed tensor: our run against ORT's."""
     for p in ref:
         if p.endswith(".probe"):
-            info = q.tensors[p[:-len(".probe")]]
+            info = q.tensors[p[: -len(".probe")]]
             counts.add(_ints(info, ours[p]), _ints(info, ref[p]))
 
 
@@ -160,7 +168,7 @@ def per_layer(q: Graph, x: dict, ref: dict, counts: Counts) -> None:
     vals.update(x)
     for p, v in ref.items():
         if p.endswith(".probe"):
-            t = p[:-len(".probe")]
+            t = p[: -len(".probe")]
             vals[t] = _ints(q.tensors[t], v)
         else:
             vals[p] = v
@@ -169,11 +177,15 @@ def per_layer(q: Graph, x: dict, ref: dict, counts: Counts) -> None:
         if not q.tensors[out].is_quantized:
             continue
         info = [q.tensors[t] if t else None for t in node.inputs]
-        args = [None if i is None else
-                np.asarray(vals[t], np.float32 if i.is_float else NUMPY_DTYPE[i.dtype])
-                for t, i in zip(node.inputs, info)]
+        args = [
+            None
+            if i is None
+            else np.asarray(vals[t], np.float32 if i.is_float else NUMPY_DTYPE[i.dtype])
+            for t, i in zip(node.inputs, info)
+        ]
         res = find_kernel(node.op, domain_of(q, node))(
-            KernelCall(node, args, info, [q.tensors[out]], q))[0]
+            KernelCall(node, args, info, [q.tensors[out]], q)
+        )[0]
         counts.add(np.asarray(res).reshape(q.tensors[out].shape), vals[out])
 
 
@@ -183,8 +195,10 @@ def one_step_rule(counts: Counts) -> bool:
 
 def random_feeds(g: Graph, n: int, seed: int = 11) -> list[dict]:
     rng = np.random.default_rng(seed)
-    return [{i: rng.standard_normal(g.tensors[i].shape).astype(np.float32) for i in g.inputs}
-            for _ in range(n)]
+    return [
+        {i: rng.standard_normal(g.tensors[i].shape).astype(np.float32) for i in g.inputs}
+        for _ in range(n)
+    ]
 
 
 def onnx_ops(path) -> Counter:
@@ -215,8 +229,9 @@ def report(key: str, **counts) -> None:
     print(f"\n{key}: {line}")
 
 
-def compare(q: Graph, path, feeds: list[dict], level="ENABLE_ALL", int8=False,
-            optimized=None) -> tuple[dict, Counts, Counts, Counts, Counts]:
+def compare(
+    q: Graph, path, feeds: list[dict], level="ENABLE_ALL", int8=False, optimized=None
+) -> tuple[dict, Counts, Counts, Counts, Counts]:
     """Run the exported probed graph of `q` in ORT and ours. Returns our float-mode outputs
     per feed and the counts: float mode end to end / per layer (on exact platforms computed
     only for inputs that differ end to end), gemmlowp end to end / per layer."""
@@ -244,11 +259,22 @@ def compare(q: Graph, path, feeds: list[dict], level="ENABLE_ALL", int8=False,
 # 8-bit zoo networks: structure, ORT bit-exactness, gemmlowp, re-import
 # ---------------------------------------------------------------------------------------------
 
-NETS = [(n, p) for n in ("digits_cnn", "resnet18", "mobilenet_v2")
-        for p in ("w8a8/unsigned", "w8a8")]
+NETS = [
+    (n, p) for n in ("digits_cnn", "resnet18", "mobilenet_v2") for p in ("w8a8/unsigned", "w8a8")
+]
 # ORT operators that would mean a QDQ group ran in float instead of an integer kernel
-FLOAT_COMPUTE = {"Conv", "Gemm", "MatMul", "Add", "Mul", "AveragePool", "GlobalAveragePool",
-                 "Softmax", "Relu", "Clip"}
+FLOAT_COMPUTE = {
+    "Conv",
+    "Gemm",
+    "MatMul",
+    "Add",
+    "Mul",
+    "AveragePool",
+    "GlobalAveragePool",
+    "Softmax",
+    "Relu",
+    "Clip",
+}
 
 
 @pytest.fixture(scope="module", params=NETS, ids=[f"{n}-{p}" for n, p in NETS])
@@ -289,8 +315,9 @@ def test_8bit_network_file_is_qdq(net):
         bdq = prod[onx.input[2]]
         assert bdq.op_type == "DequantizeLinear" and inits[bdq.input[0]].dtype == np.int32
         np.testing.assert_array_equal(inits[bdq.input[0]], q.constants[node.inputs[2]])
-        np.testing.assert_allclose(inits[bdq.input[1]],
-                                   np.float32(xq.scale[0]) * np.float32(wq.scale), rtol=1e-6)
+        np.testing.assert_allclose(
+            inits[bdq.input[1]], np.float32(xq.scale[0]) * np.float32(wq.scale), rtol=1e-6
+        )
         # input: DequantizeLinear of the input tensor's QuantizeLinear
         xdq = prod[onx.input[0]]
         assert xdq.op_type == "DequantizeLinear" and xdq.input[0] == node.inputs[0]
@@ -312,8 +339,13 @@ def test_8bit_network_matches_onnxruntime(net, tmp_path):
     # ORT fused every QDQ group into an integer kernel: no float compute operator is left
     left = {n.op_type for n in onnx.load(str(tmp_path / "opt.onnx")).graph.node}
     assert not left & FLOAT_COMPUTE, left & FLOAT_COMPUTE
-    report(f"{name}[{precision}]", float_mode=fl, float_mode_per_layer=fl1,
-           gemmlowp=gl, gemmlowp_per_layer=gl1)
+    report(
+        f"{name}[{precision}]",
+        float_mode=fl,
+        float_mode_per_layer=fl1,
+        gemmlowp=gl,
+        gemmlowp_per_layer=gl1,
+    )
     if EXACT_PLATFORM:
         assert fl.bad == 0 and fl1.bad == 0, (fl, fl1)
     else:
@@ -336,14 +368,17 @@ def test_8bit_network_reimports_identically(net):
         assert twin.op == node.op
         for ours, theirs in zip(node.inputs[1:], twin.inputs[1:]):
             a, b = q.tensors[ours], back.tensors[theirs]
-            assert (a.dtype, a.quant.zero_point, a.quant.axis) == \
-                (b.dtype, b.quant.zero_point, b.quant.axis)
+            assert (a.dtype, a.quant.zero_point, a.quant.axis) == (
+                b.dtype,
+                b.quant.zero_point,
+                b.quant.axis,
+            )
             np.testing.assert_array_equal(np.float32(a.quant.scale), np.float32(b.quant.scale))
             np.testing.assert_array_equal(back.constants[theirs], q.constants[ours])
     # the same quantization on every activation (each probe reads the re-imported tensor)
     for p in back.outputs:
         if p.endswith(".probe"):
-            a = q.tensors[p[:-len(".probe")]]
+            a = q.tensors[p[: -len(".probe")]]
             b = back.tensors[back.producer(p).inputs[0]]
             assert (a.dtype, a.quant.zero_point) == (b.dtype, b.quant.zero_point), p
             assert np.float32(a.quant.scale[0]) == b.quant.scale[0], p
@@ -351,7 +386,7 @@ def test_8bit_network_reimports_identically(net):
     assert {n.op for n in back.nodes} <= {n.op for n in q.nodes}
     # and it computes exactly what the exported graph computes in ONNX semantics
     pf = probed(q).replace(requant_mode="float")
-    for x in feeds[:1 if name == "resnet18" else 2]:
+    for x in feeds[: 1 if name == "resnet18" else 2]:
         ours, again = run(pf, x), run(back, x)
         assert set(again) == set(ours)
         for k in ours:
@@ -362,12 +397,20 @@ def test_8bit_network_reimports_identically(net):
 # 4-bit and 16-bit graphs (opset 21)
 # ---------------------------------------------------------------------------------------------
 
-LOW_BIT = [("digits_cnn", "w4a8"), ("digits_cnn", "w8a4"), ("digits_cnn", "w16a16"),
-           ("mobilenet_v2", "w4a8"), ("mobilenet_v2", "w8a4"), ("resnet18", "w16a16")]
+LOW_BIT = [
+    ("digits_cnn", "w4a8"),
+    ("digits_cnn", "w8a4"),
+    ("digits_cnn", "w16a16"),
+    ("mobilenet_v2", "w4a8"),
+    ("mobilenet_v2", "w8a4"),
+    ("resnet18", "w16a16"),
+]
 # ORT_ENABLE_ALL on int4 activations: its QDQ fusion makes a QLinearConv of an int4 input
-INT4_ACT_ERROR = (r"^\[ONNXRuntimeError\] : 10 : INVALID_GRAPH : This is an invalid model\. "
-                  r"Type Error: Type 'tensor\(int4\)' of input parameter \(input\.q\) of "
-                  r"operator \(QLinearConv\) in node \((conv1|features\.0\.0)\) is invalid\.$")
+INT4_ACT_ERROR = (
+    r"^\[ONNXRuntimeError\] : 10 : INVALID_GRAPH : This is an invalid model\. "
+    r"Type Error: Type 'tensor\(int4\)' of input parameter \(input\.q\) of "
+    r"operator \(QLinearConv\) in node \((conv1|features\.0\.0)\) is invalid\.$"
+)
 
 
 @pytest.mark.parametrize("name,precision", LOW_BIT, ids=[f"{n}-{p}" for n, p in LOW_BIT])
@@ -385,8 +428,9 @@ def test_low_bit_network(tmp_path, name, precision):
         if node.op in ("conv2d", "dense"):
             w = inits[prod[prod[f"{node.outputs[0]}_float"].input[1]].input[0]]
             assert w.data_type == elem[wbits]
-            np.testing.assert_array_equal(onnx.numpy_helper.to_array(w),
-                                          q.constants[node.inputs[1]])
+            np.testing.assert_array_equal(
+                onnx.numpy_helper.to_array(w), q.constants[node.inputs[1]]
+            )
     act = Counter()  # activations: abits (but at least 8 around softmax, MIN_8BIT_OPS)
     for n in model.graph.node:
         if n.op_type == "QuantizeLinear" and n.output[0] in q.tensors:
@@ -402,8 +446,13 @@ def test_low_bit_network(tmp_path, name, precision):
         level = "ENABLE_BASIC"  # no QDQ fusion: DequantizeLinear -> float op -> QuantizeLinear
     feeds = random_feeds(q, 1 if name == "resnet18" else 2)
     ours, fl, fl1, gl, gl1 = compare(q, path, feeds, level=level)
-    report(f"{name}[{precision}] ORT_{level}", float_mode=fl, float_mode_per_layer=fl1,
-           gemmlowp=gl, gemmlowp_per_layer=gl1)
+    report(
+        f"{name}[{precision}] ORT_{level}",
+        float_mode=fl,
+        float_mode_per_layer=fl1,
+        gemmlowp=gl,
+        gemmlowp_per_layer=gl1,
+    )
     # ORT computes these layers as float32 operators: one step at most in any layer, where
     # float32 accumulation meets a rounding tie; 16-bit steps are 256 times finer than 8-bit
     # ones, so that happens more often (a few per ten thousand elements here)
@@ -415,10 +464,15 @@ def test_low_bit_network(tmp_path, name, precision):
     # runs through a 513-entry interpolated table (observed up to 117 steps of 2^-16): reported
 
     back = load_onnx(path)
-    pf = probed(q).replace(requant_mode="float")
+    probed(q).replace(requant_mode="float")
     again = run(back, feeds[0])
-    wide = [n.name for n in q.nodes if len(n.inputs) > 2 and n.inputs[2]
-            and np.abs(q.constants[n.inputs[2]]).max() > np.iinfo(np.int32).max]
+    wide = [
+        n.name
+        for n in q.nodes
+        if len(n.inputs) > 2
+        and n.inputs[2]
+        and np.abs(q.constants[n.inputs[2]]).max() > np.iinfo(np.int32).max
+    ]
     if not wide:
         for k, v in ours[0].items():
             np.testing.assert_array_equal(again[k], v, err_msg=k)
@@ -438,6 +492,7 @@ def test_low_bit_network(tmp_path, name, precision):
 # ---------------------------------------------------------------------------------------------
 # weight-only, symmetric activations, hand-made clamps, data movement, float islands
 # ---------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", ["digits_cnn", "mobilenet_v2"])
 def test_weight_only_network(tmp_path, name):
@@ -459,8 +514,9 @@ def test_weight_only_network(tmp_path, name):
     for x in random_feeds(q, 2):
         ours, ref = run(pq, x), ort_run(session, x)
         for k in ref:  # float64 (ours) against float32 (ORT)
-            np.testing.assert_allclose(ours[k], ref[k], rtol=1e-4,
-                                       atol=1e-5 * float(np.abs(ref[k]).max()), err_msg=k)
+            np.testing.assert_allclose(
+                ours[k], ref[k], rtol=1e-4, atol=1e-5 * float(np.abs(ref[k]).max()), err_msg=k
+            )
         again = run(back, x)  # the file reads back as the float graph with the same weights
         for k in ours:
             np.testing.assert_array_equal(again[k], ours[k], err_msg=k)
@@ -501,12 +557,23 @@ def _clamp_graph() -> Graph:
     b = GraphBuilder("clamps", "float")
     x = b.input("x", (1, 7, 7, 4), "int8", QuantParams.per_tensor(0.05, 3))
     ws = np.abs(_f32(rng, 6)) / 100 + 0.002
-    w = b.const("w", rng.integers(-127, 128, (6, 4, 3, 3)), "int8",
-                QuantParams(tuple(ws), (0,) * 6, 0))
-    bias = b.const("b", rng.integers(-500, 500, 6), "int32",
-                   QuantParams(tuple(0.05 * ws), (0,) * 6, 0))
-    y = b.add("conv2d", [x, w, bias], strides=(1, 1), pads=(1, 1, 1, 1), data_layout="NHWC",
-              dtype="int8", quant=QuantParams.per_tensor(0.02, -10), act_min=-0.6, act_max=0.9)
+    w = b.const(
+        "w", rng.integers(-127, 128, (6, 4, 3, 3)), "int8", QuantParams(tuple(ws), (0,) * 6, 0)
+    )
+    bias = b.const(
+        "b", rng.integers(-500, 500, 6), "int32", QuantParams(tuple(0.05 * ws), (0,) * 6, 0)
+    )
+    y = b.add(
+        "conv2d",
+        [x, w, bias],
+        strides=(1, 1),
+        pads=(1, 1, 1, 1),
+        data_layout="NHWC",
+        dtype="int8",
+        quant=QuantParams.per_tensor(0.02, -10),
+        act_min=-0.6,
+        act_max=0.9,
+    )
     r = b.const("r", rng.integers(-128, 128, (6,)), "int8", QuantParams.per_tensor(0.01, 0))
     a = b.add("add", [y, r], dtype="int8", quant=QuantParams.per_tensor(0.03, -20), act_min=0.1)
     b.output(a)
@@ -540,17 +607,21 @@ def _movement_graph() -> Graph:
     rng = np.random.default_rng(4)
     b = GraphBuilder("movement")
     x = b.input("x", (1, 9, 9, 3))
-    y = b.add("conv2d", [x, b.const("w", _f32(rng, 8, 3, 3, 3)),
-                         b.const("b", _f32(rng, 8, scale=0.1))],
-              strides=(1, 1), pads=(1, 1, 1, 1), data_layout="NHWC", act_min=0.0)
-    m = b.add("max_pool", [y], kernel=(3, 3), strides=(2, 2), pads=(1, 1, 1, 1),
-              data_layout="NHWC")
-    a = b.add("avg_pool", [y], kernel=(3, 3), strides=(2, 2), pads=(1, 1, 1, 1),
-              data_layout="NHWC")
+    y = b.add(
+        "conv2d",
+        [x, b.const("w", _f32(rng, 8, 3, 3, 3)), b.const("b", _f32(rng, 8, scale=0.1))],
+        strides=(1, 1),
+        pads=(1, 1, 1, 1),
+        data_layout="NHWC",
+        act_min=0.0,
+    )
+    m = b.add("max_pool", [y], kernel=(3, 3), strides=(2, 2), pads=(1, 1, 1, 1), data_layout="NHWC")
+    a = b.add("avg_pool", [y], kernel=(3, 3), strides=(2, 2), pads=(1, 1, 1, 1), data_layout="NHWC")
     c = b.add("concat", [m, a], axis=3)
     r = b.add("reshape", [c], shape=(1, 25, 16))
-    d = b.add("dense", [r, b.const("fc", _f32(rng, 12, 16)),
-                        b.const("fcb", _f32(rng, 12, scale=0.1))])
+    d = b.add(
+        "dense", [r, b.const("fc", _f32(rng, 12, 16)), b.const("fcb", _f32(rng, 12, scale=0.1))]
+    )
     mm = b.add("matmul", [d, d], transpose_b=True)
     gp = b.add("global_avg_pool", [c], data_layout="NHWC", keepdims=False)
     out = b.add("dense", [gp, b.const("fc2", _f32(rng, 5, 16))], act_max=0.3)
@@ -567,16 +638,18 @@ def test_data_movement_keeps_integer_groups(tmp_path, precision):
     g = _movement_graph()
     q = quantize_graph(g, parse_precision(precision), calibdata.random(g, 4)).graph
     path = export_onnx(probed(q), tmp_path / "mv.onnx")
-    _, fl, fl1, gl, gl1 = compare(q, path, random_feeds(q, 3), int8=precision == "w8a8",
-                                  optimized=tmp_path / "opt.onnx")
+    _, fl, fl1, gl, gl1 = compare(
+        q, path, random_feeds(q, 3), int8=precision == "w8a8", optimized=tmp_path / "opt.onnx"
+    )
     left = onnx_ops(tmp_path / "opt.onnx")
     assert not set(left) & FLOAT_COMPUTE, left
     report(f"movement[{precision}]", float_mode=fl, gemmlowp_per_layer=gl1)
     assert (fl.bad == 0) if EXACT_PLATFORM else one_step_rule(fl1), fl1
     assert gl1.worst <= 1
     back = load_onnx(path)
-    assert all(not back.tensors[n.outputs[0]].is_float for n in back.nodes
-               if n.op not in ("dequantize",))
+    assert all(
+        not back.tensors[n.outputs[0]].is_float for n in back.nodes if n.op not in ("dequantize",)
+    )
     pf = probed(q).replace(requant_mode="float")
     x = random_feeds(q, 1)[0]
     ours, again = run(pf, x), run(back, x)
@@ -589,8 +662,12 @@ def _island_graph() -> Graph:
     b = GraphBuilder("islands")
     x = b.input("x", (1, 6, 16))
     d = b.add("dense", [x, b.const("w1", _f32(rng, 32, 16)), b.const("b1", _f32(rng, 32))])
-    n = b.add("layer_norm", [d, b.const("g", 1 + _f32(rng, 32, scale=0.1)),
-                             b.const("be", _f32(rng, 32, scale=0.1))], axis=-1, epsilon=1e-5)
+    n = b.add(
+        "layer_norm",
+        [d, b.const("g", 1 + _f32(rng, 32, scale=0.1)), b.const("be", _f32(rng, 32, scale=0.1))],
+        axis=-1,
+        epsilon=1e-5,
+    )
     e = b.add("gelu", [n], approximate="none")
     d2 = b.add("dense", [e, b.const("w2", _f32(rng, 16, 32)), b.const("b2", _f32(rng, 16))])
     s = b.add("softmax", [b.add("add", [d2, x])], axis=-1)
@@ -609,11 +686,11 @@ def test_float_islands(tmp_path):
     prod = producers(model)
     ln = next(n for n in model.graph.node if n.op_type == "LayerNormalization")
     assert prod[ln.input[0]].op_type == "DequantizeLinear"
-    assert not any(prod.get(i) is not None and prod[i].op_type == "DequantizeLinear"
-                   for i in ln.input[1:])  # float gamma / beta
+    assert not any(
+        prod.get(i) is not None and prod[i].op_type == "DequantizeLinear" for i in ln.input[1:]
+    )  # float gamma / beta
     gelu = next(n for n in model.graph.node if n.op_type == "Gelu")
-    assert [n.op_type for n in model.graph.node if gelu.output[0] in n.input] \
-        == ["QuantizeLinear"]
+    assert [n.op_type for n in model.graph.node if gelu.output[0] in n.input] == ["QuantizeLinear"]
     session = ort_session(path, int8=True)
     pf = probed(q).replace(requant_mode="float")
     c = Counts()
@@ -635,6 +712,7 @@ def test_float_islands(tmp_path):
 # opsets, errors, ONNX Runtime's own QDQ models
 # ---------------------------------------------------------------------------------------------
 
+
 def test_opset_is_the_lowest_that_holds_every_type(tmp_path):
     assert qdq_opset(quantized("digits_cnn", "w8a8")) == 13
     for p in ("w4a8", "w8a4", "w16a16"):
@@ -653,8 +731,11 @@ def test_integer_tensor_without_parameters_is_refused(tmp_path):
     w = b.const("w", np.ones((3, 2, 1, 1)), "int8", QuantParams.per_tensor(0.1))
     y = b.add("conv2d", [x, w], data_layout="NCHW", dtype="int32")  # ConvInteger-like
     b.output(y)
-    with pytest.raises(ModelError, match=r"integer tensor 'conv2d' \(int32\) has no "
-                                         r"quantization parameters"):
+    with pytest.raises(
+        ModelError,
+        match=r"integer tensor 'conv2d' \(int32\) has no "
+        r"quantization parameters",
+    ):
         export_onnx(b.build(), tmp_path / "acc.onnx")
     assert not list(tmp_path.iterdir())  # nothing written, no temporary left
 
@@ -665,16 +746,27 @@ def test_onnxruntime_qdq_model_round_trips(tmp_path):
     quantization = pytest.importorskip("onnxruntime.quantization")
     h = onnx.helper
     rng = np.random.default_rng(9)
-    inits = [onnx.numpy_helper.from_array(v, k) for k, v in {
-        "w": _f32(rng, 8, 3, 3, 3), "b": _f32(rng, 8, scale=0.1),
-        "s": np.array([1, 8 * 36], np.int64), "fc": _f32(rng, 8 * 36, 10, scale=0.05)}.items()]
-    g = h.make_graph([h.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1],
-                                  strides=[2, 2]),
-                      h.make_node("Relu", ["c"], ["r"]),
-                      h.make_node("Reshape", ["r", "s"], ["f"]),
-                      h.make_node("MatMul", ["f", "fc"], ["y"])], "small",
-                     [h.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 12, 12])],
-                     [h.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)], inits)
+    inits = [
+        onnx.numpy_helper.from_array(v, k)
+        for k, v in {
+            "w": _f32(rng, 8, 3, 3, 3),
+            "b": _f32(rng, 8, scale=0.1),
+            "s": np.array([1, 8 * 36], np.int64),
+            "fc": _f32(rng, 8 * 36, 10, scale=0.05),
+        }.items()
+    ]
+    g = h.make_graph(
+        [
+            h.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1], strides=[2, 2]),
+            h.make_node("Relu", ["c"], ["r"]),
+            h.make_node("Reshape", ["r", "s"], ["f"]),
+            h.make_node("MatMul", ["f", "fc"], ["y"]),
+        ],
+        "small",
+        [h.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 12, 12])],
+        [h.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)],
+        inits,
+    )
     m = h.make_model(g, opset_imports=[h.make_opsetid("", 13)])
     m.ir_version = 8
     fpath, qpath = tmp_path / "f.onnx", tmp_path / "q.onnx"
@@ -687,10 +779,15 @@ def test_onnxruntime_qdq_model_round_trips(tmp_path):
         def get_next(self):
             return next(self.it, None)
 
-    quantization.quantize_static(str(fpath), str(qpath), Reader(),
-                                 quant_format=quantization.QuantFormat.QDQ, per_channel=True,
-                                 activation_type=quantization.QuantType.QUInt8,
-                                 weight_type=quantization.QuantType.QInt8)
+    quantization.quantize_static(
+        str(fpath),
+        str(qpath),
+        Reader(),
+        quant_format=quantization.QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=quantization.QuantType.QUInt8,
+        weight_type=quantization.QuantType.QInt8,
+    )
     graph = load_onnx(qpath)
     again = export_onnx(graph, tmp_path / "again.onnx")
     ops, theirs = onnx_ops(again), onnx_ops(qpath)

@@ -9,8 +9,8 @@ import pytest
 from accelsim.errors import InputError
 from accelsim.model import zoo
 from accelsim.quant import calibdata
-from accelsim.quant.mixed import load_mixed, parse_mixed, write_mixed
-from accelsim.quant.precision import Precision, parse_precision, parse_precision_list
+from accelsim.quant.mixed import load_mixed, write_mixed
+from accelsim.quant.precision import parse_precision, parse_precision_list
 from accelsim.quant.ptq import quantize_graph
 from accelsim.quant.transforms import fold_batch_norm, fuse_activations
 from accelsim.ref.executor import run
@@ -19,7 +19,7 @@ from accelsim.ref.executor import run
 def snr_db(ref, test):
     ref = np.asarray(ref, np.float64)
     err = np.asarray(test, np.float64) - ref
-    return 10 * np.log10((ref ** 2).sum() / max((err ** 2).sum(), 1e-30))
+    return 10 * np.log10((ref**2).sum() / max((err**2).sum(), 1e-30))
 
 
 # -- precisions -------------------------------------------------------------------------------
@@ -37,13 +37,16 @@ def test_parse_precision_forms():
     assert [x.name for x in parse_precision_list("w8a8,fp32,w8a8")] == ["w8a8", "fp32"]
 
 
-@pytest.mark.parametrize("text,fragment", [
-    ("w3a8", "weight bits must be one of 4, 8, 16, found 3"),
-    ("w8a0", "activation bits must be one of 4, 8, 16, found 0"),
-    ("int8", "expected wNaM"),
-    ("w8a8/percannel", "unknown option 'percannel'"),
-    ("fp32/asym", "float precisions take no options"),
-])
+@pytest.mark.parametrize(
+    "text,fragment",
+    [
+        ("w3a8", "weight bits must be one of 4, 8, 16, found 3"),
+        ("w8a0", "activation bits must be one of 4, 8, 16, found 0"),
+        ("int8", "expected wNaM"),
+        ("w8a8/percannel", "unknown option 'percannel'"),
+        ("fp32/asym", "float precisions take no options"),
+    ],
+)
 def test_bad_precisions(text, fragment):
     with pytest.raises(InputError, match=fragment.replace("(", r"\(")):
         parse_precision(text)
@@ -61,7 +64,9 @@ def test_bn_folding_and_fusion_preserve_the_function(name):
         prod = fused.producer(n.inputs[0])
         if n.op in ("relu", "relu6") and prod is not None:
             # only activations whose input feeds something else too stay unfused
-            assert prod.op not in ("conv2d", "dense", "add") or len(fused.consumers(n.inputs[0])) > 1
+            assert (
+                prod.op not in ("conv2d", "dense", "add") or len(fused.consumers(n.inputs[0])) > 1
+            )
     assert len(fused.nodes) < len(folded.nodes) < len(g.nodes)
     assert fused.params() < g.params()  # BN gamma/beta are gone, conv biases added
     y = run(g, [x])[g.outputs[0]]
@@ -134,6 +139,7 @@ def test_mixed_precision_first_and_last_at_8_bits(tmp_path, resnet):
     path.write_text("default: w4a4\nlayers:\n  conv1: w8a8\n  fc: w8a8\n")
     mixed = load_mixed(path)
     from accelsim.quant.transforms import prepare_for_quantization
+
     per_node = mixed.resolve(prepare_for_quantization(g), parse_precision("w8a8"))
     q = quantize_graph(g, parse_precision("w4a4"), data, overrides=per_node).graph
     dt = {n.name: q.tensors[n.inputs[1]].dtype for n in q.nodes if n.op in ("conv2d", "dense")}
@@ -141,18 +147,25 @@ def test_mixed_precision_first_and_last_at_8_bits(tmp_path, resnet):
     assert q.tensors[q.node("conv1").outputs[0]].dtype == "int8"  # widest consumer/producer
     assert q.tensors[q.node("layer3.1.conv2").outputs[0]].dtype == "int4"
     write_mixed(tmp_path / "out.yaml", parse_precision("w4a4"), per_node)
-    again = load_mixed(tmp_path / "out.yaml").resolve(prepare_for_quantization(g),
-                                                     parse_precision("w8a8"))
+    again = load_mixed(tmp_path / "out.yaml").resolve(
+        prepare_for_quantization(g), parse_precision("w8a8")
+    )
     assert again == per_node
 
 
-@pytest.mark.parametrize("text,fragment", [
-    ("layers:\n  conv_1: w8a8\n", "pattern 'conv_1' matches no layer of model 'resnet18'; did you mean 'conv1'"),
-    ("layers: {}\n", "'layers' must map"),
-    ("default: w8a8\nlayer:\n  conv1: w8a8\n", "unknown key(s) layer"),
-    ("layers:\n  conv1: w8a9\n", "layers: conv1 'w8a9': activation bits"),
-    ("layers: [conv1\n", "not valid YAML at line 2"),
-])
+@pytest.mark.parametrize(
+    "text,fragment",
+    [
+        (
+            "layers:\n  conv_1: w8a8\n",
+            "pattern 'conv_1' matches no layer of model 'resnet18'; did you mean 'conv1'",
+        ),
+        ("layers: {}\n", "'layers' must map"),
+        ("default: w8a8\nlayer:\n  conv1: w8a8\n", "unknown key(s) layer"),
+        ("layers:\n  conv1: w8a9\n", "layers: conv1 'w8a9': activation bits"),
+        ("layers: [conv1\n", "not valid YAML at line 2"),
+    ],
+)
 def test_bad_mixed_yaml(tmp_path, text, fragment):
     g = fuse_activations(fold_batch_norm(zoo.build("resnet18", input_size=32)))
     path = tmp_path / "m.yaml"
@@ -174,8 +187,13 @@ def test_calibration_data_shape_errors(tmp_path):
 
 def test_cli_quantize_bad_input_errors(tmp_path):
     def cli(*a):
-        return subprocess.run([sys.executable, "-m", "accelsim", *map(str, a)],
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "accelsim", *map(str, a)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
     for args, frag in [
         (["--precision", "w3a8", "--calib-random", "2"], "weight bits must be one of 4, 8, 16"),
         (["--precision", "w8a0", "--calib-random", "2"], "activation bits"),
@@ -191,20 +209,41 @@ def test_cli_quantize_bad_input_errors(tmp_path):
 
 def test_cli_quantize_writes_qdq_onnx_that_onnxruntime_runs(tmp_path):
     import onnxruntime as ort
+
     from accelsim.model.onnx_import import load_onnx
+
     (tmp_path / "mixed.yaml").write_text("layers:\n  fc: w8a8/unsigned\n")
-    proc = subprocess.run([sys.executable, "-m", "accelsim", "quantize", "digits_cnn",
-                           "--precision", "w4a8/unsigned", "--calibration", "percentile:99.9",
-                           "--calib-random", "4", "--mixed", tmp_path / "mixed.yaml",
-                           "--out", tmp_path / "q.onnx"], capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "accelsim",
+            "quantize",
+            "digits_cnn",
+            "--precision",
+            "w4a8/unsigned",
+            "--calibration",
+            "percentile:99.9",
+            "--calib-random",
+            "4",
+            "--mixed",
+            tmp_path / "mixed.yaml",
+            "--out",
+            tmp_path / "q.onnx",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     g = load_onnx(tmp_path / "q.onnx")
     dtypes = {n.name: g.tensors[n.inputs[1]].dtype for n in g.nodes if n.op in ("conv2d", "dense")}
     assert dtypes["fc"] == "int8" and set(dtypes.values()) == {"int4", "int8"}
     x = np.random.default_rng(5).standard_normal((1, 1, 8, 8)).astype(np.float32)
     so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC  # int4: no QLinear fusion
+    so.graph_optimization_level = (
+        ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    )  # int4: no QLinear fusion
     sess = ort.InferenceSession(str(tmp_path / "q.onnx"), so, providers=["CPUExecutionProvider"])
     want = sess.run(None, {sess.get_inputs()[0].name: x})[0]
     got = run(g, [x])[g.outputs[0]]
@@ -218,5 +257,7 @@ def test_digits_calibration_dataset():
     assert data.samples[0].shape == g.tensors[g.inputs[0]].shape
     q = quantize_graph(g, parse_precision("w8a8"), data).graph
     assert "digits" in q.metadata["calibration_data"]
-    with pytest.raises(InputError, match=r"shape \[1, 3, 32, 32\]; digits images need \(1, 1, S, S\)"):
+    with pytest.raises(
+        InputError, match=r"shape \[1, 3, 32, 32\]; digits images need \(1, 1, S, S\)"
+    ):
         calibdata.from_dataset("digits", zoo.build("resnet18", input_size=32))

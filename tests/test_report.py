@@ -31,9 +31,15 @@ TIMESTAMP = re.compile(r"Generated \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC")
 
 
 def _spec(out: Path, cache: Path) -> ReportSpec:
-    return ReportSpec(models=(MODEL,), targets=TARGETS, precisions=PRECISIONS, input_size=SIZE,
-                      out=str(out), accuracy=str(REPO / "reports" / "accuracy.json"),
-                      cache_dir=str(cache))
+    return ReportSpec(
+        models=(MODEL,),
+        targets=TARGETS,
+        precisions=PRECISIONS,
+        input_size=SIZE,
+        out=str(out),
+        accuracy=str(REPO / "reports" / "accuracy.json"),
+        cache_dir=str(cache),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -54,11 +60,22 @@ def _csv(path: Path) -> list[dict]:
 
 def test_files_exist(reports):
     a, _, cold, _ = reports
-    for name in ("index.html", "report.md", "summary.csv", "summary.json", "layers.csv",
-                 "layers.json", "accuracy_cost.csv", f"latency_energy_{MODEL}.png",
-                 f"layers_{MODEL}.png", f"energy_{MODEL}.png", "accuracy_cost.png",
-                 f"layers_{MODEL}.html", f"layers_{MODEL}.md",
-                 *(f"roofline_{t}.png" for t in TARGETS)):
+    for name in (
+        "index.html",
+        "report.md",
+        "summary.csv",
+        "summary.json",
+        "layers.csv",
+        "layers.json",
+        "accuracy_cost.csv",
+        f"latency_energy_{MODEL}.png",
+        f"layers_{MODEL}.png",
+        f"energy_{MODEL}.png",
+        "accuracy_cost.png",
+        f"layers_{MODEL}.html",
+        f"layers_{MODEL}.md",
+        *(f"roofline_{t}.png" for t in TARGETS),
+    ):
         assert (a / name).is_file() and (a / name).stat().st_size > 0, name
     assert {p.name for p in cold.files} <= {p.name for p in a.iterdir()}
 
@@ -67,8 +84,9 @@ def test_summary_rows_and_baseline(reports):
     a, _, _, _ = reports
     rows = _csv(a / "summary.csv")
     assert len(rows) == 1 * len(TARGETS) * len(PRECISIONS)
-    assert {(r["model"], r["target"], r["precision"]) for r in rows} == \
-        {(MODEL, t, p) for t in TARGETS for p in PRECISIONS}
+    assert {(r["model"], r["target"], r["precision"]) for r in rows} == {
+        (MODEL, t, p) for t in TARGETS for p in PRECISIONS
+    }
     for r in rows:
         assert r["input_shape"] == f"1x3x{SIZE}x{SIZE}"
         assert r["fidelity"] == "analytic"
@@ -97,8 +115,7 @@ def _same(csv_value: str, json_value) -> bool:
     return csv_value == json_value
 
 
-@pytest.mark.parametrize("stem,columns", [("summary", SUMMARY_COLUMNS),
-                                          ("layers", LAYER_COLUMNS)])
+@pytest.mark.parametrize("stem,columns", [("summary", SUMMARY_COLUMNS), ("layers", LAYER_COLUMNS)])
 def test_json_matches_csv(reports, stem, columns):
     a, _, _, _ = reports
     rows = _csv(a / f"{stem}.csv")
@@ -115,8 +132,12 @@ def test_layers_add_up_to_summary(reports):
     summary = json.loads((a / "summary.json").read_text())
     layers = json.loads((a / "layers.json").read_text())
     for s in summary:
-        mine = [x for x in layers if (x["model"], x["target"], x["precision"])
-                == (s["model"], s["target"], s["precision"])]
+        mine = [
+            x
+            for x in layers
+            if (x["model"], x["target"], x["precision"])
+            == (s["model"], s["target"], s["precision"])
+        ]
         assert mine
         assert sum(x["latency_s"] for x in mine) == pytest.approx(s["latency_s"], rel=1e-12)
         assert sum(x["energy_j"] for x in mine) == pytest.approx(s["energy_j"], rel=1e-12)
@@ -153,10 +174,11 @@ def test_captions_name_fidelity_and_calibration(reports):
             continue
         assert "Fidelity:" in cap and "Calibration data:" in cap, cap[:80]
     md = (a / "report.md").read_text()
-    assert f"![" in md and f"(latency_energy_{MODEL}.png)" in md
+    assert "![" in md and f"(latency_energy_{MODEL}.png)" in md
 
 
 # -- headless Chromium --------------------------------------------------------------------
+
 
 def _chromium() -> str | None:
     for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
@@ -183,7 +205,7 @@ class _Dom(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
         self.imgs: list[dict] = []
-        self.tables: list[int] = []    # body rows per table
+        self.tables: list[int] = []  # body rows per table
         self.checked = None
         self._in_tbody = False
 
@@ -208,11 +230,23 @@ class _Dom(HTMLParser):
 def _dump_dom(chromium: str, page: Path) -> str:
     with tempfile.TemporaryDirectory() as profile:
         proc = subprocess.run(
-            [chromium, "--headless", "--no-sandbox", "--disable-gpu",
-             "--disable-background-networking", "--no-first-run", "--disable-extensions",
-             f"--user-data-dir={profile}", "--virtual-time-budget=10000", "--dump-dom",
-             page.as_uri()],
-            capture_output=True, text=True, timeout=60)
+            [
+                chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--no-first-run",
+                "--disable-extensions",
+                f"--user-data-dir={profile}",
+                "--virtual-time-budget=10000",
+                "--dump-dom",
+                page.as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout
 
@@ -246,12 +280,16 @@ def test_index_html_in_chromium(reports):
 
 # -- the command line -----------------------------------------------------------------------
 
-@pytest.mark.parametrize("args,needle", [
-    (["--model", "no_such_net"], "no_such_net"),
-    (["--target", "no-such-chip"], "no-such-chip"),
-    (["--target", "hvx-v68", "--precision", "fp16"], "fp16"),
-    (["--precision", "w3a8"], "w3a8"),
-])
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--model", "no_such_net"], "no_such_net"),
+        (["--target", "no-such-chip"], "no-such-chip"),
+        (["--target", "hvx-v68", "--precision", "fp16"], "fp16"),
+        (["--precision", "w3a8"], "w3a8"),
+    ],
+)
 def test_cli_bad_input_is_one_line_before_work(tmp_path, capsys, args, needle):
     out = tmp_path / "r"
     rc = main(["report", "--out", str(out), *args])
@@ -265,9 +303,30 @@ def test_cli_small_report(tmp_path):
     env = dict(os.environ, ACCELSIM_CACHE=str(tmp_path / "cache"))
     out = tmp_path / "r"
     proc = subprocess.run(
-        [sys.executable, "-m", "accelsim", "report", "--model", "digits_cnn", "--input-size",
-         "16", "--target", "cortex-a55", "--precision", "fp32,w8a8", "--accuracy", "",
-         "--out", str(out)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "accelsim",
+            "report",
+            "--model",
+            "digits_cnn",
+            "--input-size",
+            "16",
+            "--target",
+            "cortex-a55",
+            "--precision",
+            "fp32,w8a8",
+            "--accuracy",
+            "",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "wall time" in proc.stdout
     assert len(_csv(out / "summary.csv")) == 2

@@ -20,8 +20,10 @@ CPU_DSP = ["cortex-a55", "cortex-a76", "kryo280", "hvx-v62", "hvx-v68", "hvx-v73
 def mnv2():
     g = zoo.build("mobilenet_v2")
     data = calibdata.random(g, 1)
-    return {p: quantize_graph(g, parse_precision(p), data).graph
-            for p in ("fp32", "w8a8", "w4a8", "w16a16")}
+    return {
+        p: quantize_graph(g, parse_precision(p), data).graph
+        for p in ("fp32", "w8a8", "w4a8", "w16a16")
+    }
 
 
 @pytest.mark.parametrize("target", CPU_DSP)
@@ -104,11 +106,28 @@ def test_simulate_cli_json_schema(tmp_path):
     import json
     import subprocess
     import sys
+
     out = tmp_path / "s.json"
-    proc = subprocess.run([sys.executable, "-m", "accelsim", "simulate", "mobilenet_v2",
-                           "--target", "hvx-v68", "--precision", "w8a8,w16a16",
-                           "--input-size", "64", "--json", out], capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "accelsim",
+            "simulate",
+            "mobilenet_v2",
+            "--target",
+            "hvx-v68",
+            "--precision",
+            "w8a8,w16a16",
+            "--input-size",
+            "64",
+            "--json",
+            out,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     data = json.loads(out.read_text())
     assert [d["precision"] for d in data] == ["w8a8", "w16a16"]
@@ -116,19 +135,42 @@ def test_simulate_cli_json_schema(tmp_path):
         assert {"model", "target", "precision", "fidelity", "total", "layers"} <= set(d)
         assert set(d["total"]) == {"cycles", "latency_s", "energy_j"}
         for layer in d["layers"]:
-            assert {"name", "op", "macs", "cycles", "latency_s", "energy_j", "energy_breakdown",
-                    "bound", "utilization"} <= set(layer)
+            assert {
+                "name",
+                "op",
+                "macs",
+                "cycles",
+                "latency_s",
+                "energy_j",
+                "energy_breakdown",
+                "bound",
+                "utilization",
+            } <= set(layer)
         assert d["total"]["latency_s"] == pytest.approx(sum(x["latency_s"] for x in d["layers"]))
     assert data[0]["total"]["latency_s"] < data[1]["total"]["latency_s"]
-    bad = subprocess.run([sys.executable, "-m", "accelsim", "simulate", "mobilenet_v2",
-                          "--target", "hvx-v68", "--precision", "fp16"], capture_output=True,
-                         text=True, timeout=120)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "accelsim",
+            "simulate",
+            "mobilenet_v2",
+            "--target",
+            "hvx-v68",
+            "--precision",
+            "fp16",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode != 0 and "cannot run precision 'fp16'" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
 
 
 def test_simulate_dispatches_accelerator_targets_to_their_simulator():
     from accelsim.sim.dispatch import fidelity_of, simulate
+
     g = zoo.build("resnet18", input_size=32)
     q = quantize_graph(g, parse_precision("w8a8"), calibdata.random(g, 1)).graph
     acc = load_target("simd-accel")

@@ -12,7 +12,7 @@ branches on the type codes and strides the caller passes, so its count is predic
 from __future__ import annotations
 
 import time
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pytest
@@ -44,12 +44,20 @@ def conv_graph(shape, cout, seed=0, stride2=True, dense=True):
 
     def conv(x, name, cout, groups=1, stride=1):
         c = b.shape(x)[1]
-        w = b.const(f"{name}.w", rng.standard_normal((cout, c // groups, 3, 3)) * 0.3,
-                    "float32")
+        w = b.const(f"{name}.w", rng.standard_normal((cout, c // groups, 3, 3)) * 0.3, "float32")
         bias = b.const(f"{name}.b", rng.standard_normal(cout) * 0.1, "float32")
-        return b.add("conv2d", [x, w, bias], name=name, strides=(stride, stride),
-                     dilations=(1, 1), pads=(1, 1, 1, 1), groups=groups, data_layout="NCHW",
-                     act_min=0.0)
+        return b.add(
+            "conv2d",
+            [x, w, bias],
+            name=name,
+            strides=(stride, stride),
+            dilations=(1, 1),
+            pads=(1, 1, 1, 1),
+            groups=groups,
+            data_layout="NCHW",
+            act_min=0.0,
+        )
+
     a = conv(x, "conv", cout)
     if stride2:
         b.output(conv(a, "conv_s2", cout, stride=2))
@@ -57,15 +65,16 @@ def conv_graph(shape, cout, seed=0, stride2=True, dense=True):
     if dense:
         f = b.add("flatten", [d], name="flat", axis=1)
         n = int(np.prod(b.shape(d)[1:]))
-        fc = b.add("dense", [f, b.const("fc.w", rng.standard_normal((16, n)) * 0.05,
-                                        "float32")], name="fc")
+        fc = b.add(
+            "dense", [f, b.const("fc.w", rng.standard_normal((16, n)) * 0.05, "float32")], name="fc"
+        )
         b.output(b.add("softmax", [fc], name="softmax", axis=-1))
     else:
         b.output(d)
     return b.build()
 
 
-@lru_cache(maxsize=None)
+@cache
 def quantized():
     g = conv_graph((1, 8, 8, 8), 16)
     q = quantize_graph(g, parse_precision("w8a8"), calibdata.random(g, 2)).graph
@@ -77,14 +86,23 @@ def measure(target: str, layer_name: str):
     arch = "aarch64" if t.codegen.emulator.kind == "qemu-aarch64" else "hexagon"
     missing = emulate.missing_tools(arch)
     if missing:
-        pytest.skip(f"cannot emulate {arch}: {', '.join(missing)} not installed "
-                    f"(run scripts/install-system-deps.sh)")
+        pytest.skip(
+            f"cannot emulate {arch}: {', '.join(missing)} not installed "
+            f"(run scripts/install-system-deps.sh)"
+        )
     q, values = quantized()
     layer = next(L for L in lower_graph(q, t, "w8a8") if L.name == layer_name)
     k = cg.compile_layer(layer, t)
     runner = emulate.run_aarch64 if arch == "aarch64" else emulate.run_hexagon
-    r = runner(k.obj_path, k.symbol, list(k.args), layer.pack_inputs(values),
-               [k.args[-1].name], cpu=t.codegen.emulator.cpu, count=True)
+    r = runner(
+        k.obj_path,
+        k.symbol,
+        list(k.args),
+        layer.pack_inputs(values),
+        [k.args[-1].name],
+        cpu=t.codegen.emulator.cpu,
+        count=True,
+    )
     return k, r, dyncount.predict_kernel(k)
 
 
@@ -194,8 +212,9 @@ def test_counts_from_hand_written_loops():
 
 def test_data_dependent_branch_is_reported_not_guessed():
     # a branch on a loaded value: the walk cannot know it, the counts become a range
-    asm = A64.replace("\tcbz\tx0, .LBB0_9\n",
-                      "\tldr\tx3, [x0]\n\tcbz\tx3, .LBB0_3\n\tstr\tx1, [x2]\n.LBB0_3:\n")
+    asm = A64.replace(
+        "\tcbz\tx0, .LBB0_9\n", "\tldr\tx3, [x0]\n\tcbz\tx3, .LBB0_3\n\tstr\tx1, [x2]\n.LBB0_3:\n"
+    )
     p = dyncount.predict(asm, "f")
     assert not p.exact and p.instructions_max > p.instructions
     assert any("depends on data" in u for u in p.unresolved)
@@ -238,8 +257,7 @@ def test_padding_branch_and_toggled_flag_walked():
         p = dyncount.predict(PAD, "h", summarise=summarise)
         assert p.exact and p.instructions == want
         assert p.unresolved == ("alignment padding unknown (no object file)",)
-        assert {lp.header: (lp.trip_count, lp.entries) for lp in p.loops} == \
-            {".LBB2_1": (100, 1)}
+        assert {lp.header: (lp.trip_count, lp.entries) for lp in p.loops} == {".LBB2_1": (100, 1)}
         body = next(b for b in p.blocks if b.lines and "eor" in "".join(b.lines))
         assert body.executions == inner
 
@@ -267,7 +285,7 @@ def test_loop_summaries_equal_the_full_walk(target):
         assert not [u for u in fast.unresolved + slow.unresolved if comp in u]
         assert [b.executions for b in fast.blocks] == [b.executions for b in slow.blocks]
         assert fast.functions[comp] == slow.functions[comp]
-        assert fast.functions[comp][0] > 50_000     # the loops really ran many iterations
+        assert fast.functions[comp][0] > 50_000  # the loops really ran many iterations
 
 
 def tir_leaf_trips(kernel) -> int:
@@ -277,6 +295,7 @@ def tir_leaf_trips(kernel) -> int:
                 yield from walk(lp.children)
             else:
                 yield lp.trips
+
     return max(walk(kernel.loops))
 
 
@@ -292,16 +311,26 @@ def test_full_size_layer_resolves_and_scales():
         rng = np.random.default_rng(0)
         w = g.const("w", rng.standard_normal((64, 64, 3, 3)) * 0.1, "float32")
         bias = g.const("b", rng.standard_normal(64) * 0.1, "float32")
-        g.output(g.add("conv2d", [x, w, bias], name="conv", strides=(1, 1), dilations=(1, 1),
-                       pads=(1, 1, 1, 1), groups=1, data_layout="NCHW", act_min=0.0))
+        g.output(
+            g.add(
+                "conv2d",
+                [x, w, bias],
+                name="conv",
+                strides=(1, 1),
+                dilations=(1, 1),
+                pads=(1, 1, 1, 1),
+                groups=1,
+                data_layout="NCHW",
+                act_min=0.0,
+            )
+        )
         graph = g.build()
         q = quantize_graph(graph, parse_precision("w8a8"), calibdata.random(graph, 2)).graph
         layer = next(L for L in lower_graph(q, t, "w8a8") if L.name == "conv")
         k = cg.compile_layer(layer, t)
         t0 = time.perf_counter()
         p = dyncount.predict_kernel(k)
-        print(f"\n{rows}x56x64 conv on cortex-a76: predicted in "
-              f"{time.perf_counter() - t0:.2f} s")
+        print(f"\n{rows}x56x64 conv on cortex-a76: predicted in {time.perf_counter() - t0:.2f} s")
         comp = dyncount.compute_function(k)
         assert not [u for u in p.unresolved if comp in u]
         lo, hi = p.functions[comp]

@@ -57,25 +57,27 @@ def adversarial_rows(dtype, k: int = K) -> np.ndarray:
     K = k  # noqa: N806
     rows = np.empty((ROWS, K), np.int64)
     rows[0] = lo
-    rows[0, 17] = hi                                   # one dominant logit
-    rows[1] = 3                                        # all equal: sum of exps > 256
+    rows[0, 17] = hi  # one dominant logit
+    rows[1] = 3  # all equal: sum of exps > 256
     rows[2] = rng.integers(lo, hi // 2, K)
-    rows[2, [5, 250]] = hi                             # two maxima
-    rows[3] = np.linspace(lo, hi, K).round()           # a ramp through the range
-    rows[4] = rng.integers(lo, hi, K, endpoint=True)   # full-range noise
+    rows[2, [5, 250]] = hi  # two maxima
+    rows[3] = np.linspace(lo, hi, K).round()  # a ramp through the range
+    rows[4] = rng.integers(lo, hi, K, endpoint=True)  # full-range noise
     steps = np.array([0] + [1 << b for b in range(info.bits - 2)])
-    rows[5] = hi - np.resize(steps, K)                 # every bit of the difference
-    rows[6] = rng.integers(-4, 5, K)                   # small spread: many similar exps
+    rows[5] = hi - np.resize(steps, K)  # every bit of the difference
+    rows[6] = rng.integers(-4, 5, K)  # small spread: many similar exps
     rows[7] = rng.integers(lo, hi, K, endpoint=True)
-    rows[7, :K // 2] = lo                              # half the row far below the max
-    return rows.astype(dtype)[None]                    # [1, ROWS, K]
+    rows[7, : K // 2] = lo  # half the row far below the max
+    return rows.astype(dtype)[None]  # [1, ROWS, K]
 
 
 @pytest.fixture(scope="module")
 def softmax_tflite(tmp_path_factory):
     tf = pytest.importorskip("tensorflow")
     import tflite_models as M  # tests/ helper (needs TensorFlow)
+
     from accelsim.model.tflite_import import load_tflite
+
     root = tmp_path_factory.mktemp("softmax")
     cache = {}
 
@@ -88,6 +90,7 @@ def softmax_tflite(tmp_path_factory):
             path = M.convert(model, mode, root / f"softmax_{mode}.tflite", seed=5)
             cache[mode] = (load_tflite(path), M.interpreter(path, preserve_all_tensors=True))
         return cache[mode]
+
     return get
 
 
@@ -127,19 +130,24 @@ def _ptq_softmax_graph(precision: str, out_scale: float, out_zp: int):
     from accelsim.quant import calibdata
     from accelsim.quant.precision import parse_precision
     from accelsim.quant.ptq import quantize_graph
+
     g = zoo.build("mobilenet_v1", input_size=32)
     q = quantize_graph(g, parse_precision(precision), calibdata.random(g, 2)).graph
     node = q.node("softmax")
     out = node.outputs[0]
-    tensors = {**q.tensors, out: replace(q.tensors[out],
-                                         quant=QuantParams.per_tensor(out_scale, out_zp))}
+    tensors = {
+        **q.tensors,
+        out: replace(q.tensors[out], quant=QuantParams.per_tensor(out_scale, out_zp)),
+    }
     return q.replace(tensors=tensors), node
 
 
-@pytest.mark.parametrize("precision,scale,zp", [("w8a8", 1 / 200.0, -100),
-                                                 ("w16a16", 1 / 30000.0, -12)])
+@pytest.mark.parametrize(
+    "precision,scale,zp", [("w8a8", 1 / 200.0, -100), ("w16a16", 1 / 30000.0, -12)]
+)
 def test_softmax_kernel_requantizes_like_the_reference(precision, scale, zp):
     from accelsim.ref.executor import KernelCall, find_kernel
+
     target = load_target("host")
     q, node = _ptq_softmax_graph(precision, scale, zp)
     x_info, o_info = q.tensors[node.inputs[0]], q.tensors[node.outputs[0]]

@@ -30,8 +30,12 @@ def test_shipped_targets_load_with_codegen_facts():
 
 
 def test_targets_cli_json():
-    out = subprocess.run([sys.executable, "-m", "accelsim", "targets", "--json"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "accelsim", "targets", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     rows = {r["name"]: r for r in json.loads(out)}
     assert REQUIRED <= set(rows)
     assert rows["cortex-a76"]["precisions"]["w8a8"] == "native"
@@ -48,17 +52,29 @@ codegen:
 """
 
 
-@pytest.mark.parametrize("text,fragment", [
-    (BASE + "clock: 1\n", ": clock: unknown key"),
-    (BASE.replace("kind: cpu-simd", "kind: gpu"), ": kind: expected one of cpu-simd"),
-    (BASE.replace("  vector_bits: 128\n", "  vector_bits: 100\n"), ": codegen.vector_bits: expected a positive multiple of 64"),
-    (BASE.replace("native: [w8a8]", "native: [w3a8]"), "weight bits must be one of 4, 8, 16, found 3"),
-    (BASE.replace("kind: qemu-aarch64", "kind: gem5"), ": codegen.emulator.kind: expected one of"),
-    ("name: t\nkind: cpu-simd\n", ": codegen: missing (required)"),
-    (BASE.replace("kind: cpu-simd", "kind: accelerator"), ": accelerator: missing"),
-    ("- a\n- b\n", ": expected a mapping at the top level"),
-    ("name: [t\n", ": not valid YAML at line 2"),
-])
+@pytest.mark.parametrize(
+    "text,fragment",
+    [
+        (BASE + "clock: 1\n", ": clock: unknown key"),
+        (BASE.replace("kind: cpu-simd", "kind: gpu"), ": kind: expected one of cpu-simd"),
+        (
+            BASE.replace("  vector_bits: 128\n", "  vector_bits: 100\n"),
+            ": codegen.vector_bits: expected a positive multiple of 64",
+        ),
+        (
+            BASE.replace("native: [w8a8]", "native: [w3a8]"),
+            "weight bits must be one of 4, 8, 16, found 3",
+        ),
+        (
+            BASE.replace("kind: qemu-aarch64", "kind: gem5"),
+            ": codegen.emulator.kind: expected one of",
+        ),
+        ("name: t\nkind: cpu-simd\n", ": codegen: missing (required)"),
+        (BASE.replace("kind: cpu-simd", "kind: accelerator"), ": accelerator: missing"),
+        ("- a\n- b\n", ": expected a mapping at the top level"),
+        ("name: [t\n", ": not valid YAML at line 2"),
+    ],
+)
 def test_bad_target_files(tmp_path, text, fragment):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
@@ -69,5 +85,7 @@ def test_bad_target_files(tmp_path, text, fragment):
 
 
 def test_unknown_target_name_lists_shipped():
-    with pytest.raises(TargetError, match="unknown target 'cortex-a99'; shipped targets: .*cortex-a76"):
+    with pytest.raises(
+        TargetError, match="unknown target 'cortex-a99'; shipped targets: .*cortex-a76"
+    ):
         load_target("cortex-a99")

@@ -26,7 +26,7 @@ from accelsim.model.tflite_import import SUPPORTED_OPS, load_tflite  # noqa: E40
 from accelsim.ref.executor import run  # noqa: E402
 
 SEED = 1234
-N_INPUTS = 8          # input sets per model: 7 calibration-like + 1 full-range uniform
+N_INPUTS = 8  # input sets per model: 7 calibration-like + 1 full-range uniform
 
 SMALL_MODELS = {
     "conv": M.conv_model,
@@ -40,7 +40,7 @@ SMALL_MODELS = {
     "softmax": M.softmax_model,
     "mean": M.mean_model,
     "mul": M.mul_model,
-    "misc": M.misc_model,       # PAD, SUB, RELU, RELU6, TRANSPOSE, squeeze, BATCH_MATMUL
+    "misc": M.misc_model,  # PAD, SUB, RELU, RELU6, TRANSPOSE, squeeze, BATCH_MATMUL
 }
 ALL_MODELS = dict(SMALL_MODELS, padv2=M.padv2_model, mobilenet_v2=M.mobilenet_v2)
 
@@ -48,6 +48,7 @@ ALL_MODELS = dict(SMALL_MODELS, padv2=M.padv2_model, mobilenet_v2=M.mobilenet_v2
 # ---------------------------------------------------------------------------------------
 # Fixtures: every (model, mode) is converted at most once per session
 # ---------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def tflite_file(tmp_path_factory):
@@ -70,8 +71,9 @@ def _reference(path):
     return M.interpreter(path, preserve_all_tensors=True)
 
 
-def compare(path, n_inputs: int = N_INPUTS, exact: bool = True, rtol: float = 1e-5,
-            atol: float = 1e-5) -> tuple[int, int, list[str]]:
+def compare(
+    path, n_inputs: int = N_INPUTS, exact: bool = True, rtol: float = 1e-5, atol: float = 1e-5
+) -> tuple[int, int, list[str]]:
     """Run both on `n_inputs` input sets; compare every shared tensor.
 
     Returns (elements compared, elements differing, descriptions of the first mismatches).
@@ -85,10 +87,10 @@ def compare(path, n_inputs: int = N_INPUTS, exact: bool = True, rtol: float = 1e
     compared = differing = 0
     notes: list[str] = []
     for xs in M.random_inputs(it, n_inputs, SEED):
-        outs = M.run_reference(it, xs)
+        M.run_reference(it, xs)  # invokes the interpreter; its tensors are read below
         got = run(graph, xs, keep=True)
         # the graph outputs, through the public interface
-        for d, ref in zip(it.get_output_details(), outs):
+        for d in it.get_output_details():
             assert tensor_map[d["index"]] in graph.outputs
         for idx, name in tensor_map.items():
             ref = it.get_tensor(idx)
@@ -98,16 +100,19 @@ def compare(path, n_inputs: int = N_INPUTS, exact: bool = True, rtol: float = 1e
                 bad = val.astype(ref.dtype) != ref
             else:
                 tol = atol * max(1.0, float(np.abs(ref).max(initial=0.0)))
-                bad = ~np.isclose(val.astype(np.float64), ref.astype(np.float64),
-                                  rtol=rtol, atol=tol)
+                bad = ~np.isclose(
+                    val.astype(np.float64), ref.astype(np.float64), rtol=rtol, atol=tol
+                )
             compared += ref.size
             n_bad = int(bad.sum())
             differing += n_bad
             if n_bad and len(notes) < 5:
                 node = producer.get(name)
                 diff = (val.astype(np.float64) - ref.astype(np.float64))[bad]
-                notes.append(f"{name} ({node.op if node else 'input'}): {n_bad}/{ref.size} "
-                             f"differ, e.g. {diff[:4].tolist()}")
+                notes.append(
+                    f"{name} ({node.op if node else 'input'}): {n_bad}/{ref.size} "
+                    f"differ, e.g. {diff[:4].tolist()}"
+                )
     return compared, differing, notes
 
 
@@ -120,6 +125,7 @@ def _report(case: str, compared: int, differing: int, notes: list[str]) -> None:
 # ---------------------------------------------------------------------------------------
 # Bit-exactness against TFLite's reference kernels
 # ---------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("mode", M.MODES)
 @pytest.mark.parametrize("name", list(SMALL_MODELS))
@@ -169,14 +175,15 @@ def test_float_io_quantize_dequantize_exact(tflite_file, name, mode):
     assert differing == 0, notes
 
 
-@pytest.mark.parametrize("name", ["conv", "depthwise", "add", "avg_pool", "mean", "softmax",
-                                  "misc", "padv2", "mobilenet_v2"])
+@pytest.mark.parametrize(
+    "name",
+    ["conv", "depthwise", "add", "avg_pool", "mean", "softmax", "misc", "padv2", "mobilenet_v2"],
+)
 def test_float_model_matches_tflite_reference(tflite_file, name):
     path = tflite_file(name, "float32")
     graph = load_tflite(path)
     assert not graph.is_quantized
-    compared, differing, notes = compare(path, n_inputs=3, exact=False, rtol=1e-4,
-                                         atol=1e-5)
+    compared, differing, notes = compare(path, n_inputs=3, exact=False, rtol=1e-4, atol=1e-5)
     _report(f"{name}/float32", compared, differing, notes)
     assert differing == 0, notes
 
@@ -187,8 +194,7 @@ def test_float16_weight_model_matches_tflite_reference(tflite_file, name):
     path = tflite_file(name, "float16_weights")
     graph = load_tflite(path)
     assert "dequantize" not in {n.op for n in graph.nodes}
-    compared, differing, notes = compare(path, n_inputs=3, exact=False, rtol=1e-4,
-                                         atol=1e-5)
+    compared, differing, notes = compare(path, n_inputs=3, exact=False, rtol=1e-4, atol=1e-5)
     _report(f"{name}/float16_weights", compared, differing, notes)
     assert differing == 0, notes
 
@@ -196,6 +202,7 @@ def test_float16_weight_model_matches_tflite_reference(tflite_file, name):
 # ---------------------------------------------------------------------------------------
 # IR conventions
 # ---------------------------------------------------------------------------------------
+
 
 def test_import_follows_ir_conventions(tflite_file):
     path = tflite_file("conv", "int8")
@@ -208,18 +215,18 @@ def test_import_follows_ir_conventions(tflite_file):
     # 12x11 input, 3x3 kernel, stride 2, SAME: H total pad 1 -> (0, 1), W total 2 -> (1, 1)
     assert first.attr("pads") == (0, 1, 1, 1)
     assert first.attr("strides") == (2, 2)
-    assert first.attr("act_min") == 0.0 and first.attr("act_max") is None       # ReLU
+    assert first.attr("act_min") == 0.0 and first.attr("act_max") is None  # ReLU
     assert convs[1].attr("act_min") == 0.0 and convs[1].attr("act_max") == 6.0  # ReLU6
-    assert convs[1].attr("pads") == (0, 0, 0, 0)                                # VALID
+    assert convs[1].attr("pads") == (0, 0, 0, 0)  # VALID
     w = graph.tensors[first.inputs[1]]
-    assert w.shape == (8, 3, 3, 3)                       # OIHW
+    assert w.shape == (8, 3, 3, 3)  # OIHW
     assert w.quant.per_channel and w.quant.axis == 0 and len(w.quant.scale) == 8
     assert graph.tensors[first.inputs[2]].dtype == "int32"
     x = graph.tensors[graph.inputs[0]]
     assert x.shape == (1, 12, 11, 3) and x.dtype == "int8"
 
     dw = load_tflite(tflite_file("depthwise", "int16x8"))
-    d2 = [n for n in dw.nodes if n.op == "conv2d"][1]    # depth_multiplier 2 on 4 channels
+    d2 = [n for n in dw.nodes if n.op == "conv2d"][1]  # depth_multiplier 2 on 4 channels
     assert d2.attr("groups") == 4
     wd = dw.tensors[d2.inputs[1]]
     assert wd.shape == (8, 1, 3, 3) and wd.quant.axis == 0
@@ -230,6 +237,7 @@ def test_import_follows_ir_conventions(tflite_file):
 # ---------------------------------------------------------------------------------------
 # Bad input
 # ---------------------------------------------------------------------------------------
+
 
 def _one_line(exc: pytest.ExceptionInfo, path) -> str:
     msg = str(exc.value)
@@ -280,11 +288,11 @@ def test_dynamic_shape_rejected(tmp_path):
 def test_several_subgraphs_rejected(tmp_path):
     @tf.function(input_signature=[tf.TensorSpec([1, 4], tf.float32)])
     def loop(x):
-        return tf.while_loop(lambda i, v: i < 3, lambda i, v: (i + 1, v * 2.0),
-                             [tf.constant(0), x])[1]
+        return tf.while_loop(
+            lambda i, v: i < 3, lambda i, v: (i + 1, v * 2.0), [tf.constant(0), x]
+        )[1]
 
-    conv = tf.lite.TFLiteConverter.from_concrete_functions([loop.get_concrete_function()],
-                                                           loop)
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([loop.get_concrete_function()], loop)
     path = tmp_path / "while.tflite"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -34,15 +34,41 @@ def lru_misses(nest, accesses, capacity):
 
 
 def conv(order, H=6, W=8, C=8, K=8, R=3, ow_t=4, oc_t=4):
-    ext = {"oh": H, "ow.o": W // ow_t, "oc.o": K // oc_t, "kh": R, "kw": R, "ic": C,
-           "ow.i": ow_t, "oc.i": oc_t}
-    x = Access("x", 1, ((H + R - 1, (("oh", 1), ("kh", 1))),
-                        (W + R - 1, (("ow.o", ow_t), ("ow.i", 1), ("kw", 1))),
-                        (C, (("ic", 1),))))
-    w = Access("w", 1, ((K, (("oc.o", oc_t), ("oc.i", 1))), (R, (("kh", 1),)),
-                        (R, (("kw", 1),)), (C, (("ic", 1),))), resident=False)
-    y = Access("y", 4, ((H, (("oh", 1),)), (W, (("ow.o", ow_t), ("ow.i", 1))),
-                        (K, (("oc.o", oc_t), ("oc.i", 1)))))
+    ext = {
+        "oh": H,
+        "ow.o": W // ow_t,
+        "oc.o": K // oc_t,
+        "kh": R,
+        "kw": R,
+        "ic": C,
+        "ow.i": ow_t,
+        "oc.i": oc_t,
+    }
+    x = Access(
+        "x",
+        1,
+        (
+            (H + R - 1, (("oh", 1), ("kh", 1))),
+            (W + R - 1, (("ow.o", ow_t), ("ow.i", 1), ("kw", 1))),
+            (C, (("ic", 1),)),
+        ),
+    )
+    w = Access(
+        "w",
+        1,
+        (
+            (K, (("oc.o", oc_t), ("oc.i", 1))),
+            (R, (("kh", 1),)),
+            (R, (("kw", 1),)),
+            (C, (("ic", 1),)),
+        ),
+        resident=False,
+    )
+    y = Access(
+        "y",
+        4,
+        ((H, (("oh", 1),)), (W, (("ow.o", ow_t), ("ow.i", 1))), (K, (("oc.o", oc_t), ("oc.i", 1)))),
+    )
     return [Loop(n, ext[n]) for n in order], [x, w, y]
 
 
@@ -56,10 +82,21 @@ def dense(order, K=32, C=24, oc_t=8):
 
 def depthwise(order, H=8, W=8, C=16, R=3, c_t=8):
     ext = {"oh": H, "ow": W, "c.o": C // c_t, "c.i": c_t, "kh": R, "kw": R}
-    x = Access("x", 1, ((H + R - 1, (("oh", 1), ("kh", 1))), (W + R - 1, (("ow", 1), ("kw", 1))),
-                        (C, (("c.o", c_t), ("c.i", 1)))))
-    w = Access("w", 1, ((C, (("c.o", c_t), ("c.i", 1))), (R, (("kh", 1),)), (R, (("kw", 1),))),
-               resident=False)
+    x = Access(
+        "x",
+        1,
+        (
+            (H + R - 1, (("oh", 1), ("kh", 1))),
+            (W + R - 1, (("ow", 1), ("kw", 1))),
+            (C, (("c.o", c_t), ("c.i", 1))),
+        ),
+    )
+    w = Access(
+        "w",
+        1,
+        ((C, (("c.o", c_t), ("c.i", 1))), (R, (("kh", 1),)), (R, (("kw", 1),))),
+        resident=False,
+    )
     y = Access("y", 1, ((H, (("oh", 1),)), (W, (("ow", 1),)), (C, (("c.o", c_t), ("c.i", 1)))))
     return [Loop(n, ext[n]) for n in order], [x, w, y]
 
@@ -87,7 +124,7 @@ def test_model_tracks_an_lru_cache_over_capacities():
     # re-read that LRU keeps partly
     assert len(within2) >= 0.95 * len(ratios), [r for r in ratios if r not in within2]
     logs = sorted(abs(math.log(r[3] / r[4])) for r in ratios)
-    assert logs[len(logs) // 2] < 0.05      # the median case is (near) exact
+    assert logs[len(logs) // 2] < 0.05  # the median case is (near) exact
 
 
 @pytest.mark.parametrize("name", list(CASES))

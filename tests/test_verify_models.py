@@ -21,9 +21,15 @@ from accelsim.codegen import emulate
 from accelsim.target import load_target
 
 SIZE = 32
-CASES = [("cortex-a55", "w8a8"), ("cortex-a76", "w8a8"), ("hvx-v68", "w8a8"),
-         ("hvx-v68", "w16a16"), ("cortex-a76", "w4a8"), ("cortex-a76", "fp32"),
-         ("cortex-a76", "w4a4")]
+CASES = [
+    ("cortex-a55", "w8a8"),
+    ("cortex-a76", "w8a8"),
+    ("hvx-v68", "w8a8"),
+    ("hvx-v68", "w16a16"),
+    ("cortex-a76", "w4a8"),
+    ("cortex-a76", "fp32"),
+    ("cortex-a76", "w4a4"),
+]
 MODELS = ("mobilenet_v2", "resnet18")
 _ARCH = {"qemu-aarch64": "aarch64", "qemu-hexagon": "hexagon"}
 
@@ -33,6 +39,7 @@ pytestmark = pytest.mark.usefixtures("kernel_cache")
 
 def test_input_size_keeps_every_layer_meaningful():
     from accelsim.model import zoo
+
     for model in MODELS:
         g = zoo.build(model, input_size=SIZE)
         for node in g.nodes:
@@ -51,16 +58,30 @@ def test_verify_reports_zero_mismatches(model, target, precision, tmp_path, caps
     if missing:
         pytest.skip(f"no {arch} toolchain: {', '.join(missing)}")
     out = tmp_path / "verify.json"
-    rc = cli.main(["verify", model, "--target", target, "--precision", precision,
-                   "--input-size", str(SIZE), "--json", str(out)])
+    rc = cli.main(
+        [
+            "verify",
+            model,
+            "--target",
+            target,
+            "--precision",
+            precision,
+            "--input-size",
+            str(SIZE),
+            "--json",
+            str(out),
+        ]
+    )
     result = json.loads(out.read_text())
     bad = {x["name"]: x["mismatches"] for x in result["layers"] if x["mismatches"]}
     assert rc == 0 and result["mismatches"] == 0, bad
     # every convolution and the classifier were run (nothing silently left out)
     ops = [x["op"] for x in result["layers"]]
-    assert "softmax" in ops      # lowered at every precision here (accelsim/lower/softmax.py)
-    assert ops.count("dense") == 1 and ops.count("conv2d") >= (36 if model == "mobilenet_v2"
-                                                                else 20)
+    assert "softmax" in ops  # lowered at every precision here (accelsim/lower/softmax.py)
+    assert ops.count("dense") == 1 and ops.count("conv2d") >= (
+        36 if model == "mobilenet_v2" else 20
+    )
     assert result["elements"] > 10_000
-    assert f"{result['mismatches']} of {result['elements']} elements differ" in \
-        capsys.readouterr().out
+    assert (
+        f"{result['mismatches']} of {result['elements']} elements differ" in capsys.readouterr().out
+    )

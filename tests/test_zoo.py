@@ -20,8 +20,15 @@ from accelsim.model import zoo
 from accelsim.model.graph import Graph
 from accelsim.ref.executor import run
 
-NAMES = ["mobilenet_v1", "mobilenet_v2", "resnet18", "resnet50", "inception_v3",
-         "bert_base_layer", "digits_cnn"]
+NAMES = [
+    "mobilenet_v1",
+    "mobilenet_v2",
+    "resnet18",
+    "resnet50",
+    "inception_v3",
+    "bert_base_layer",
+    "digits_cnn",
+]
 CNNS = [n for n in NAMES if n != "bert_base_layer"]
 
 # name: (exact params, exact MACs at the default input, default input shape)
@@ -46,12 +53,37 @@ PUBLISHED = {
     "digits_cnn": (lambda p: p == 24_058, lambda m: m == 157_312),
 }
 
-SMALL = {"mobilenet_v1": 32, "mobilenet_v2": 32, "resnet18": 32, "resnet50": 32,
-         "inception_v3": 75, "bert_base_layer": 16, "digits_cnn": 8}
+SMALL = {
+    "mobilenet_v1": 32,
+    "mobilenet_v2": 32,
+    "resnet18": 32,
+    "resnet50": 32,
+    "inception_v3": 75,
+    "bert_base_layer": 16,
+    "digits_cnn": 8,
+}
 
-ALLOWED_OPS = {"conv2d", "dense", "matmul", "add", "mul", "concat", "max_pool", "avg_pool",
-               "global_avg_pool", "relu", "relu6", "reshape", "flatten", "transpose", "softmax",
-               "pad", "layer_norm", "batch_norm", "gelu"}
+ALLOWED_OPS = {
+    "conv2d",
+    "dense",
+    "matmul",
+    "add",
+    "mul",
+    "concat",
+    "max_pool",
+    "avg_pool",
+    "global_avg_pool",
+    "relu",
+    "relu6",
+    "reshape",
+    "flatten",
+    "transpose",
+    "softmax",
+    "pad",
+    "layer_norm",
+    "batch_norm",
+    "gelu",
+}
 
 
 @pytest.fixture(scope="module")
@@ -68,9 +100,10 @@ def _input(g: Graph, seed: int = 1) -> np.ndarray:
 # The catalogue and the counts
 # ---------------------------------------------------------------------------------------------
 
+
 def test_catalogue():
     # the issue's names first, in this order; further models (e.g. for the accuracy study) after
-    assert list(zoo.MODELS)[:len(NAMES)] == NAMES
+    assert list(zoo.MODELS)[: len(NAMES)] == NAMES
     for name, entry in ((n, zoo.MODELS[n]) for n in NAMES):
         assert isinstance(entry, zoo.ZooEntry)
         assert entry.name == name and entry.description
@@ -138,6 +171,7 @@ def test_build_is_fast():
 # Determinism and errors
 # ---------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", "bert_base_layer", "digits_cnn"])
 def test_weights_deterministic_by_seed(name):
     a = zoo.build(name, seed=7, input_size=SMALL[name])
@@ -166,6 +200,7 @@ def test_unknown_name_and_bad_input_size():
 
 def test_loader_uses_zoo():
     from accelsim.model.loader import load_model
+
     g = load_model("digits_cnn", input_size=16, seed=2)
     assert g.tensors[g.inputs[0]].shape == (1, 1, 16, 16)
     assert g.params() == 24_058
@@ -174,6 +209,7 @@ def test_loader_uses_zoo():
 # ---------------------------------------------------------------------------------------------
 # Structure and naming
 # ---------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", NAMES)
 def test_structure(name, full):
@@ -204,9 +240,21 @@ def test_structure(name, full):
 
 def test_torchvision_names(full):
     r18 = full["resnet18"]
-    for nm in ["conv1", "bn1", "relu", "maxpool", "layer1.0.conv1", "layer1.0.bn1",
-               "layer1.0.add", "layer1.0.relu_1", "layer2.0.downsample.0",
-               "layer2.0.downsample.1", "layer4.1.conv2", "avgpool", "fc"]:
+    for nm in [
+        "conv1",
+        "bn1",
+        "relu",
+        "maxpool",
+        "layer1.0.conv1",
+        "layer1.0.bn1",
+        "layer1.0.add",
+        "layer1.0.relu_1",
+        "layer2.0.downsample.0",
+        "layer2.0.downsample.1",
+        "layer4.1.conv2",
+        "avgpool",
+        "fc",
+    ]:
         r18.node(nm)
     assert r18.node("layer2.0.downsample.1").op == "batch_norm"
     assert r18.tensors["fc.weight"].shape == (1000, 512)
@@ -253,13 +301,14 @@ def test_torchvision_names(full):
 # Running through the float reference executor
 # ---------------------------------------------------------------------------------------------
 
+
 def _check_classifier_output(g: Graph, values: dict[str, np.ndarray]) -> None:
     out = values[g.outputs[0]]
     logits = values[g.producer(g.outputs[0]).inputs[0]]
     assert np.all(np.isfinite(out)) and np.all(np.isfinite(logits))
     assert out.sum() == pytest.approx(1.0, abs=1e-5)
-    assert out.max() < 0.99          # not one-hot
-    assert np.ptp(logits) > 0.1      # logits not all equal
+    assert out.max() < 0.99  # not one-hot
+    assert np.ptp(logits) > 0.1  # logits not all equal
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -289,59 +338,101 @@ def test_full_size_mobilenet_v1(full):
 # Independent oracle: ONNX Runtime on an ONNX model written from the graph
 # ---------------------------------------------------------------------------------------------
 
+
 def _to_onnx(g: Graph, extra_outputs: list[str]):
     """Test-local converter of the zoo's float CNN ops to ONNX (opset 17)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    inits = [numpy_helper.from_array(np.asarray(v, dtype=np.float32), k)
-             for k, v in g.constants.items()]
+    inits = [
+        numpy_helper.from_array(np.asarray(v, dtype=np.float32), k) for k, v in g.constants.items()
+    ]
     nodes = []
     for n in g.nodes:
         a = n.attrs
         if n.op == "conv2d":
             w = g.tensors[n.inputs[1]].shape
-            nodes.append(helper.make_node(
-                "Conv", list(n.inputs), list(n.outputs), name=n.name, kernel_shape=list(w[2:]),
-                strides=list(a["strides"]), dilations=list(a["dilations"]),
-                pads=list(a["pads"]), group=a["groups"]))  # (t, l, b, r) = ONNX order
+            nodes.append(
+                helper.make_node(
+                    "Conv",
+                    list(n.inputs),
+                    list(n.outputs),
+                    name=n.name,
+                    kernel_shape=list(w[2:]),
+                    strides=list(a["strides"]),
+                    dilations=list(a["dilations"]),
+                    pads=list(a["pads"]),
+                    group=a["groups"],
+                )
+            )  # (t, l, b, r) = ONNX order
         elif n.op == "batch_norm":
-            nodes.append(helper.make_node("BatchNormalization", list(n.inputs), list(n.outputs),
-                                          name=n.name, epsilon=a["epsilon"]))
+            nodes.append(
+                helper.make_node(
+                    "BatchNormalization",
+                    list(n.inputs),
+                    list(n.outputs),
+                    name=n.name,
+                    epsilon=a["epsilon"],
+                )
+            )
         elif n.op == "relu":
             nodes.append(helper.make_node("Relu", list(n.inputs), list(n.outputs), name=n.name))
         elif n.op == "relu6":
             lo, hi = f"{n.name}.min", f"{n.name}.max"
-            inits += [numpy_helper.from_array(np.array(0.0, np.float32), lo),
-                      numpy_helper.from_array(np.array(6.0, np.float32), hi)]
-            nodes.append(helper.make_node("Clip", [n.inputs[0], lo, hi], list(n.outputs),
-                                          name=n.name))
+            inits += [
+                numpy_helper.from_array(np.array(0.0, np.float32), lo),
+                numpy_helper.from_array(np.array(6.0, np.float32), hi),
+            ]
+            nodes.append(
+                helper.make_node("Clip", [n.inputs[0], lo, hi], list(n.outputs), name=n.name)
+            )
         elif n.op == "add":
             nodes.append(helper.make_node("Add", list(n.inputs), list(n.outputs), name=n.name))
         elif n.op == "max_pool":
-            nodes.append(helper.make_node("MaxPool", list(n.inputs), list(n.outputs),
-                                          name=n.name, kernel_shape=list(a["kernel"]),
-                                          strides=list(a["strides"]), pads=list(a["pads"])))
+            nodes.append(
+                helper.make_node(
+                    "MaxPool",
+                    list(n.inputs),
+                    list(n.outputs),
+                    name=n.name,
+                    kernel_shape=list(a["kernel"]),
+                    strides=list(a["strides"]),
+                    pads=list(a["pads"]),
+                )
+            )
         elif n.op == "global_avg_pool":
-            nodes.append(helper.make_node("GlobalAveragePool", list(n.inputs), list(n.outputs),
-                                          name=n.name))
+            nodes.append(
+                helper.make_node("GlobalAveragePool", list(n.inputs), list(n.outputs), name=n.name)
+            )
         elif n.op == "flatten":
-            nodes.append(helper.make_node("Flatten", list(n.inputs), list(n.outputs),
-                                          name=n.name, axis=a.get("axis", 1)))
+            nodes.append(
+                helper.make_node(
+                    "Flatten", list(n.inputs), list(n.outputs), name=n.name, axis=a.get("axis", 1)
+                )
+            )
         elif n.op == "dense":
-            nodes.append(helper.make_node("Gemm", list(n.inputs), list(n.outputs), name=n.name,
-                                          transB=1))
+            nodes.append(
+                helper.make_node("Gemm", list(n.inputs), list(n.outputs), name=n.name, transB=1)
+            )
         elif n.op == "softmax":
-            nodes.append(helper.make_node("Softmax", list(n.inputs), list(n.outputs),
-                                          name=n.name, axis=a.get("axis", -1)))
+            nodes.append(
+                helper.make_node(
+                    "Softmax", list(n.inputs), list(n.outputs), name=n.name, axis=a.get("axis", -1)
+                )
+            )
         else:
             raise AssertionError(f"converter does not handle {n.op}")
 
     def vi(t):
         return helper.make_tensor_value_info(t, TensorProto.FLOAT, list(g.tensors[t].shape))
 
-    graph = helper.make_graph(nodes, g.name, [vi(t) for t in g.inputs],
-                              [vi(t) for t in list(g.outputs) + extra_outputs], inits)
+    graph = helper.make_graph(
+        nodes,
+        g.name,
+        [vi(t) for t in g.inputs],
+        [vi(t) for t in list(g.outputs) + extra_outputs],
+        inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.checker.check_model(model)

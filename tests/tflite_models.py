@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -29,6 +29,7 @@ N_REPRESENTATIVE = 8
 # ---------------------------------------------------------------------------------------
 # Models
 # ---------------------------------------------------------------------------------------
+
 
 def randomize(model, seed: int) -> None:
     """Seeded random weights with realistic magnitudes (Keras zero-initialises biases and
@@ -155,8 +156,9 @@ def mul_model():
 
 def mobilenet_v2(size: int = 96, alpha: float = 0.35):
     inp = _input((size, size, 3))
-    net = keras.applications.MobileNetV2(weights=None, input_shape=(size, size, 3),
-                                         alpha=alpha, include_top=True, classes=10)
+    net = keras.applications.MobileNetV2(
+        weights=None, input_shape=(size, size, 3), alpha=alpha, include_top=True, classes=10
+    )
     return keras.Model(inp, net(inp))
 
 
@@ -164,11 +166,13 @@ def mobilenet_v2(size: int = 96, alpha: float = 0.35):
 # Conversion and the reference interpreter
 # ---------------------------------------------------------------------------------------
 
+
 def representative(shape, seed: int) -> Callable:
     def gen():
         rng = np.random.default_rng(seed)
         for _ in range(N_REPRESENTATIVE):
             yield [rng.standard_normal((1,) + tuple(shape)).astype(np.float32)]
+
     return gen
 
 
@@ -177,7 +181,7 @@ def convert(model, mode: str, path: Path, seed: int = 0) -> Path:
     "int16x8_floatio" (quantized inside with float32 input/output, i.e. QUANTIZE and
     DEQUANTIZE at the edges)."""
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    if mode == "float16_weights":     # float16 constants + DEQUANTIZE, float32 compute
+    if mode == "float16_weights":  # float16 constants + DEQUANTIZE, float32 compute
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         conv.target_spec.supported_types = [tf.float16]
     elif mode != "float32":
@@ -190,7 +194,8 @@ def convert(model, mode: str, path: Path, seed: int = 0) -> Path:
                 conv.inference_output_type = tf.int8
         elif mode in ("int16x8", "int16x8_floatio"):
             conv.target_spec.supported_ops = [
-                tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+                tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+            ]
             if mode == "int16x8":
                 conv.inference_input_type = tf.int16
                 conv.inference_output_type = tf.int16
@@ -212,7 +217,8 @@ def interpreter(path: Path, preserve_all_tensors: bool = False):
         it = tf.lite.Interpreter(
             model_path=str(path),
             experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF,
-            experimental_preserve_all_tensors=preserve_all_tensors)
+            experimental_preserve_all_tensors=preserve_all_tensors,
+        )
     it.allocate_tensors()
     return it
 
@@ -262,7 +268,8 @@ def misc_model():
     s = layers.MaxPooling2D((t.shape[1], 1))(t)
     s = layers.Lambda(lambda v: tf.squeeze(v, axis=1))(s)
     m = layers.Lambda(lambda v: tf.matmul(v[0], v[1], transpose_b=True))(
-        [layers.Reshape((-1, 8))(r6), layers.Reshape((-1, 8))(r)])
+        [layers.Reshape((-1, 8))(r6), layers.Reshape((-1, 8))(r)]
+    )
     return keras.Model(inp, [s, m])
 
 
@@ -271,7 +278,8 @@ def padv2_model():
     writes a float32 constant_values tensor that TFLite's own PADV2 rejects."""
     inp = _input((5, 5, 3))
     x = layers.Conv2D(4, 3, padding="same")(inp)
-    x = layers.Lambda(lambda v: tf.pad(v, [[0, 0], [1, 0], [0, 2], [0, 0]],
-                                       constant_values=0.75))(x)
+    x = layers.Lambda(lambda v: tf.pad(v, [[0, 0], [1, 0], [0, 2], [0, 0]], constant_values=0.75))(
+        x
+    )
     y = layers.Conv2D(3, 3)(x)
     return keras.Model(inp, y)

@@ -13,14 +13,38 @@ print(verify_graph(quantized_graph, cfg, feeds))      # {layer: mismatching elem
 Documentation: docs/accel-isa.md.
 """
 
-from accelsim.accel.arch import (SWEEP_PARAMS, AccelConfig, AccelConfigError, config_from_target,
-                                 load_config)
+from accelsim.accel.arch import (
+    SWEEP_PARAMS,
+    AccelConfig,
+    AccelConfigError,
+    config_from_target,
+    load_config,
+)
 from accelsim.accel.isa import Program
-from accelsim.accel.sim import (CompiledLayer, ProgramResult, compile_graph, run_program,
-                                simulate_graph, totals, verify_graph, verify_layers)
+from accelsim.accel.sim import (
+    CompiledLayer,
+    ProgramResult,
+    compile_graph,
+    run_program,
+    simulate_graph,
+    totals,
+    verify_graph,
+    verify_layers,
+)
 
 __all__ = [
-    "AccelConfig", "AccelConfigError", "SWEEP_PARAMS", "config_from_target", "load_config",
-    "Program", "CompiledLayer", "ProgramResult", "compile_graph", "run_program", "simulate_graph",
-    "totals", "verify_graph", "verify_layers",
+    "AccelConfig",
+    "AccelConfigError",
+    "SWEEP_PARAMS",
+    "config_from_target",
+    "load_config",
+    "Program",
+    "CompiledLayer",
+    "ProgramResult",
+    "compile_graph",
+    "run_program",
+    "simulate_graph",
+    "totals",
+    "verify_graph",
+    "verify_layers",
 ]

@@ -42,10 +42,10 @@ def saturate(v: np.ndarray, bits: int) -> np.ndarray:
 def srdhm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a = np.asarray(a, np.int64)
     b = np.asarray(b, np.int64)
-    ab = a * b                      # |ab| <= 2^62
+    ab = a * b  # |ab| <= 2^62
     nudged = ab + np.where(ab >= 0, np.int64(1 << 30), np.int64(1 - (1 << 30)))
-    q = nudged >> 31                # floor
-    q = q + ((nudged < 0) & ((nudged & ((1 << 31) - 1)) != 0))   # toward zero
+    q = nudged >> 31  # floor
+    q = q + ((nudged < 0) & ((nudged & ((1 << 31) - 1)) != 0))  # toward zero
     return np.where((a == INT32_MIN) & (b == INT32_MIN), np.int64(INT32_MAX), q)
 
 
@@ -76,15 +76,30 @@ def mbqm64(x: np.ndarray, mult: np.ndarray, shift: np.ndarray) -> np.ndarray:
     return wrap(rounded >> total, 32)
 
 
-def requantize(acc: np.ndarray, mult: np.ndarray, shift: np.ndarray, zp: int, qmin: int,
-               qmax: int, wide: bool) -> np.ndarray:
+def requantize(
+    acc: np.ndarray, mult: np.ndarray, shift: np.ndarray, zp: int, qmin: int, qmax: int, wide: bool
+) -> np.ndarray:
     r = mbqm64(acc, mult, shift) if wide else mbqm(acc, mult, shift)
     return np.clip(r + zp, qmin, qmax)
 
 
-def add(a: np.ndarray, b: np.ndarray, *, zp_a: int, zp_b: int, zp_out: int, left_shift: int,
-        m_a: int, s_a: int, m_b: int, s_b: int, m_out: int, s_out: int, qmin: int,
-        qmax: int) -> np.ndarray:
+def add(
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    zp_a: int,
+    zp_b: int,
+    zp_out: int,
+    left_shift: int,
+    m_a: int,
+    s_a: int,
+    m_b: int,
+    s_b: int,
+    m_out: int,
+    s_out: int,
+    qmin: int,
+    qmax: int,
+) -> np.ndarray:
     """TFLite add.cc (int8 / int16 reference kernels)."""
     x1 = (np.asarray(a, np.int64) - zp_a) << left_shift
     x2 = (np.asarray(b, np.int64) - zp_b) << left_shift

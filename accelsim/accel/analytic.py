@@ -42,19 +42,38 @@ import dataclasses
 import itertools
 import math
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping
+
+import numpy as np
 
 from accelsim.accel import sim
 from accelsim.accel.arch import AccelConfig, load_config
 from accelsim.accel.codegen import merge_loops  # no TVM at import
-from accelsim.accel.compute import (NotAccelerated, Staged, TileAxis, _check_mode, _common_quant,
-                                    _is_wide, _per_tensor, _roundup, contraction_operands, route)
+from accelsim.accel.compute import (
+    NotAccelerated,
+    Staged,
+    TileAxis,
+    _check_mode,
+    _common_quant,
+    _is_wide,
+    _per_tensor,
+    _roundup,
+    contraction_operands,
+    route,
+)
 from accelsim.accel.isa import DramTensor
-from accelsim.accel.schedule import (AccelRecipe, RecipeFile, TileChoice, _candidates, _cap,
-                                     _dram_bytes, _loop_trips, choose_tiles, load_recipes)
-import numpy as np
-
+from accelsim.accel.schedule import (
+    AccelRecipe,
+    RecipeFile,
+    TileChoice,
+    _candidates,
+    _cap,
+    _dram_bytes,
+    _loop_trips,
+    choose_tiles,
+    load_recipes,
+)
 from accelsim.model.graph import DTYPE_BITS, Graph, Node
 from accelsim.model.ops import node_macs, spatial_axes
 from accelsim.sim.cost import LayerCost
@@ -66,15 +85,16 @@ FIDELITY = "analytic"
 # shapes
 # ------------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Geometry:
     """Everything about a layer's shape the tiler and the cost formulas need."""
 
-    kind: str                 # "bcast" (conv2d, dense), "elem" (depthwise), "add"
+    kind: str  # "bcast" (conv2d, dense), "elem" (depthwise), "add"
     n: int = 1
     h: int = 1
     w: int = 1
-    cin: int = 1              # input channels (add: total elements)
+    cin: int = 1  # input channels (add: total elements)
     cout: int = 1
     kh: int = 1
     kw: int = 1
@@ -86,8 +106,8 @@ class Geometry:
     pl: int = 0
     oh: int = 1
     ow: int = 1
-    cin_p: int = 1            # input channels padded to whole `depth` blocks
-    cout_p: int = 1           # output channels padded to whole lane blocks
+    cin_p: int = 1  # input channels padded to whole `depth` blocks
+    cout_p: int = 1  # output channels padded to whole lane blocks
     depth: int = 1
     lanes: int = 1
     dense: bool = False
@@ -100,7 +120,7 @@ class LayerShape:
 
     node: Node
     op_class: str
-    mode: str                 # wNaM ("" for add)
+    mode: str  # wNaM ("" for add)
     wbits: int
     abits: int
     obits: int
@@ -119,8 +139,16 @@ class LayerShape:
 
     @property
     def key(self) -> tuple:
-        return (self.op_class, self.mode, self.wbits, self.abits, self.obits, self.in_bits,
-                self.wide, self.geom)
+        return (
+            self.op_class,
+            self.mode,
+            self.wbits,
+            self.abits,
+            self.obits,
+            self.in_bits,
+            self.wide,
+            self.geom,
+        )
 
 
 def _contraction(graph: Graph, node: Node, config: AccelConfig) -> LayerShape:
@@ -132,31 +160,63 @@ def _contraction(graph: Graph, node: Node, config: AccelConfig) -> LayerShape:
     L, D = config.lanes, config.mode(mode).depth
     if dense:
         O, I = w_i.shape
-        g = Geometry("bcast", n=math.prod(x_i.shape) // I, cin=I, cout=O,
-                     cin_p=_roundup(I, D), cout_p=_roundup(O, L), depth=D, lanes=L, dense=True)
+        g = Geometry(
+            "bcast",
+            n=math.prod(x_i.shape) // I,
+            cin=I,
+            cout=O,
+            cin_p=_roundup(I, D),
+            cout_p=_roundup(O, L),
+            depth=D,
+            lanes=L,
+            dense=True,
+        )
     else:
         if node.attr("groups", 1) != 1:
-            raise NotAccelerated(f"grouped convolution (groups={node.attr('groups')}) other "
-                                 f"than depthwise")
+            raise NotAccelerated(
+                f"grouped convolution (groups={node.attr('groups')}) other than depthwise"
+            )
         O, I, KH, KW = w_i.shape
         _, ha, wa = spatial_axes(node.attr("data_layout", "NCHW"))
         sh, sw = node.attr("strides", (1, 1))
         dh, dw = node.attr("dilations", (1, 1))
         pt, pl, _, _ = node.attr("pads", (0, 0, 0, 0))
-        g = Geometry("bcast", x_i.shape[0], x_i.shape[ha], x_i.shape[wa], I, O, KH, KW, sh, sw,
-                     dh, dw, pt, pl, o_i.shape[ha], o_i.shape[wa], _roundup(I, D),
-                     _roundup(O, L), D, L)
-    return _contraction_shape(node, mode, wbits, abits, obits, wide, g,
-                              config.acc_bits_for(wide), node_macs(graph, node))
+        g = Geometry(
+            "bcast",
+            x_i.shape[0],
+            x_i.shape[ha],
+            x_i.shape[wa],
+            I,
+            O,
+            KH,
+            KW,
+            sh,
+            sw,
+            dh,
+            dw,
+            pt,
+            pl,
+            o_i.shape[ha],
+            o_i.shape[wa],
+            _roundup(I, D),
+            _roundup(O, L),
+            D,
+            L,
+        )
+    return _contraction_shape(
+        node, mode, wbits, abits, obits, wide, g, config.acc_bits_for(wide), node_macs(graph, node)
+    )
 
 
-def _contraction_shape(node, mode, wbits, abits, obits, wide, g: Geometry, acc_bits,
-                       macs) -> LayerShape:
+def _contraction_shape(
+    node, mode, wbits, abits, obits, wide, g: Geometry, acc_bits, macs
+) -> LayerShape:
     N, L, D = g.n, g.lanes, g.depth
     if g.dense:
-        tile_axes = (TileAxis("oc", g.cout_p, L, vector=L, unit="output channels"),
-                     TileAxis("ic", g.cin_p, D, reduce=True, unit="input channels",
-                              elems_per_iter=D))
+        tile_axes = (
+            TileAxis("oc", g.cout_p, L, vector=L, unit="output channels"),
+            TileAxis("ic", g.cin_p, D, reduce=True, unit="input channels", elems_per_iter=D),
+        )
 
         def xbox(c):
             return (N, c["ic"])
@@ -166,23 +226,30 @@ def _contraction_shape(node, mode, wbits, abits, obits, wide, g: Geometry, acc_b
 
         def acc_box(c):
             return N * c["oc"]
+
         x_shape, w_shape, y_shape = (N, g.cin), (g.cout_p // L, g.cin_p // D, L, D), (N, g.cout)
     else:
-        tile_axes = (TileAxis("oh", g.oh, 1, unit="output rows"),
-                     TileAxis("ow", g.ow, 1, unit="output columns"),
-                     TileAxis("oc", g.cout_p, L, vector=L, unit="output channels"),
-                     TileAxis("ic", g.cin_p, D, reduce=True, unit="input channels",
-                              elems_per_iter=D))
+        tile_axes = (
+            TileAxis("oh", g.oh, 1, unit="output rows"),
+            TileAxis("ow", g.ow, 1, unit="output columns"),
+            TileAxis("oc", g.cout_p, L, vector=L, unit="output channels"),
+            TileAxis("ic", g.cin_p, D, reduce=True, unit="input channels", elems_per_iter=D),
+        )
 
         def xbox(c):
-            return (N, (c["oh"] - 1) * g.sh + (g.kh - 1) * g.dh + 1,
-                    (c["ow"] - 1) * g.sw + (g.kw - 1) * g.dw + 1, c["ic"])
+            return (
+                N,
+                (c["oh"] - 1) * g.sh + (g.kh - 1) * g.dh + 1,
+                (c["ow"] - 1) * g.sw + (g.kw - 1) * g.dw + 1,
+                c["ic"],
+            )
 
         def wbox(c):
             return (c["oc"] // L, g.kh, g.kw, c["ic"] // D, L, D)
 
         def acc_box(c):
             return N * c["oh"] * c["ow"] * c["oc"]
+
         x_shape = (N, g.h, g.w, g.cin)
         w_shape = (g.cout_p // L, g.kh, g.kw, g.cin_p // D, L, D)
         y_shape = (N, g.oh, g.ow, g.cout)
@@ -193,15 +260,34 @@ def _contraction_shape(node, mode, wbits, abits, obits, wide, g: Geometry, acc_b
         Staged("mult", "wgt", 32, 32, lambda c: (c["oc"],), "epilogue"),
         Staged("shift", "wgt", 32, 32, lambda c: (c["oc"],), "epilogue"),
     )
-    dram = {"x": DramTensor("x", x_shape, abits, "input"),
-            "w": DramTensor("w", w_shape, wbits, "weight"),
-            "bias": DramTensor("bias", (g.cout_p,), acc_bits, "param"),
-            "mult": DramTensor("mult", (g.cout_p,), 32, "param"),
-            "shift": DramTensor("shift", (g.cout_p,), 32, "param"),
-            "y": DramTensor("y", y_shape, obits, "output")}
-    return LayerShape(node, "dense" if g.dense else "conv2d", mode, wbits, abits, obits, (),
-                      wide, g, tile_axes, staged, acc_box, acc_box, acc_bits, max(obits, 8),
-                      dram, {"n": N, "kh": g.kh, "kw": g.kw, "icv": D}, macs)
+    dram = {
+        "x": DramTensor("x", x_shape, abits, "input"),
+        "w": DramTensor("w", w_shape, wbits, "weight"),
+        "bias": DramTensor("bias", (g.cout_p,), acc_bits, "param"),
+        "mult": DramTensor("mult", (g.cout_p,), 32, "param"),
+        "shift": DramTensor("shift", (g.cout_p,), 32, "param"),
+        "y": DramTensor("y", y_shape, obits, "output"),
+    }
+    return LayerShape(
+        node,
+        "dense" if g.dense else "conv2d",
+        mode,
+        wbits,
+        abits,
+        obits,
+        (),
+        wide,
+        g,
+        tile_axes,
+        staged,
+        acc_box,
+        acc_box,
+        acc_bits,
+        max(obits, 8),
+        dram,
+        {"n": N, "kh": g.kh, "kw": g.kw, "icv": D},
+        macs,
+    )
 
 
 def _depthwise(graph: Graph, node: Node, config: AccelConfig) -> LayerShape:
@@ -222,17 +308,42 @@ def _depthwise(graph: Graph, node: Node, config: AccelConfig) -> LayerShape:
     sh, sw = node.attr("strides", (1, 1))
     dh, dw = node.attr("dilations", (1, 1))
     pt, pl, _, _ = node.attr("pads", (0, 0, 0, 0))
-    g = Geometry("elem", x_i.shape[0], x_i.shape[ha], x_i.shape[wa], C, C, KH, KW, sh, sw, dh,
-                 dw, pt, pl, o_i.shape[ha], o_i.shape[wa], _roundup(C, L), _roundup(C, L), 1, L)
+    g = Geometry(
+        "elem",
+        x_i.shape[0],
+        x_i.shape[ha],
+        x_i.shape[wa],
+        C,
+        C,
+        KH,
+        KW,
+        sh,
+        sw,
+        dh,
+        dw,
+        pt,
+        pl,
+        o_i.shape[ha],
+        o_i.shape[wa],
+        _roundup(C, L),
+        _roundup(C, L),
+        1,
+        L,
+    )
     acc_bits = config.acc_bits_for(wide)
     N = g.n
 
     def xbox(c):
-        return (N, (c["oh"] - 1) * sh + (KH - 1) * dh + 1, (c["ow"] - 1) * sw + (KW - 1) * dw + 1,
-                c["c"])
+        return (
+            N,
+            (c["oh"] - 1) * sh + (KH - 1) * dh + 1,
+            (c["ow"] - 1) * sw + (KW - 1) * dw + 1,
+            c["c"],
+        )
 
     def acc_box(c):
         return N * c["oh"] * c["ow"] * c["c"]
+
     staged = (
         Staged("x", "act", abits, abits, xbox, "main"),
         Staged("w", "wgt", wbits, wbits, lambda c: (KH, KW, c["c"]), "main"),
@@ -241,18 +352,38 @@ def _depthwise(graph: Graph, node: Node, config: AccelConfig) -> LayerShape:
         Staged("shift", "wgt", 32, 32, lambda c: (c["c"],), "epilogue"),
     )
     Cp = g.cout_p
-    dram = {"x": DramTensor("x", (N, g.h, g.w, C), abits, "input"),
-            "w": DramTensor("w", (KH, KW, Cp), wbits, "weight"),
-            "bias": DramTensor("bias", (Cp,), acc_bits, "param"),
-            "mult": DramTensor("mult", (Cp,), 32, "param"),
-            "shift": DramTensor("shift", (Cp,), 32, "param"),
-            "y": DramTensor("y", (N, g.oh, g.ow, C), obits, "output")}
-    return LayerShape(node, "depthwise_conv2d", mode, wbits, abits, obits, (), wide, g,
-                      (TileAxis("oh", g.oh, 1, unit="output rows"),
-                       TileAxis("ow", g.ow, 1, unit="output columns"),
-                       TileAxis("c", Cp, L, vector=L, unit="channels")),
-                      staged, acc_box, acc_box, acc_bits, max(obits, 8), dram,
-                      {"n": N, "kh": KH, "kw": KW}, node_macs(graph, node))
+    dram = {
+        "x": DramTensor("x", (N, g.h, g.w, C), abits, "input"),
+        "w": DramTensor("w", (KH, KW, Cp), wbits, "weight"),
+        "bias": DramTensor("bias", (Cp,), acc_bits, "param"),
+        "mult": DramTensor("mult", (Cp,), 32, "param"),
+        "shift": DramTensor("shift", (Cp,), 32, "param"),
+        "y": DramTensor("y", (N, g.oh, g.ow, C), obits, "output"),
+    }
+    return LayerShape(
+        node,
+        "depthwise_conv2d",
+        mode,
+        wbits,
+        abits,
+        obits,
+        (),
+        wide,
+        g,
+        (
+            TileAxis("oh", g.oh, 1, unit="output rows"),
+            TileAxis("ow", g.ow, 1, unit="output columns"),
+            TileAxis("c", Cp, L, vector=L, unit="channels"),
+        ),
+        staged,
+        acc_box,
+        acc_box,
+        acc_bits,
+        max(obits, 8),
+        dram,
+        {"n": N, "kh": KH, "kw": KW},
+        node_macs(graph, node),
+    )
 
 
 def _add(graph: Graph, node: Node, config: AccelConfig) -> LayerShape:
@@ -268,15 +399,35 @@ def _add(graph: Graph, node: Node, config: AccelConfig) -> LayerShape:
         raise NotAccelerated(f"broadcasting add {a_i.shape} + {b_i.shape}")
     total = math.prod(o_i.shape)
     abits, bbits, obits = (DTYPE_BITS[t.dtype] for t in (a_i, b_i, o_i))
-    staged = (Staged("a", "act", max(abits, 8), abits, lambda c: (c["x"],), "main"),
-              Staged("b", "act", max(bbits, 8), bbits, lambda c: (c["x"],), "main"))
-    dram = {"a": DramTensor("a", (total,), abits, "input"),
-            "b": DramTensor("b", (total,), bbits, "input"),
-            "y": DramTensor("y", (total,), obits, "output")}
-    return LayerShape(node, "add", "", 0, max(abits, bbits), obits, (abits, bbits), False,
-                      Geometry("add", cin=total, cout=total),
-                      (TileAxis("x", total, 1, unit="elements"),), staged, None,
-                      lambda c: c["x"], 32, max(obits, 8), dram, {}, 0)
+    staged = (
+        Staged("a", "act", max(abits, 8), abits, lambda c: (c["x"],), "main"),
+        Staged("b", "act", max(bbits, 8), bbits, lambda c: (c["x"],), "main"),
+    )
+    dram = {
+        "a": DramTensor("a", (total,), abits, "input"),
+        "b": DramTensor("b", (total,), bbits, "input"),
+        "y": DramTensor("y", (total,), obits, "output"),
+    }
+    return LayerShape(
+        node,
+        "add",
+        "",
+        0,
+        max(abits, bbits),
+        obits,
+        (abits, bbits),
+        False,
+        Geometry("add", cin=total, cout=total),
+        (TileAxis("x", total, 1, unit="elements"),),
+        staged,
+        None,
+        lambda c: c["x"],
+        32,
+        max(obits, 8),
+        dram,
+        {},
+        0,
+    )
 
 
 def layer_shape(graph: Graph, node: Node, config: AccelConfig) -> LayerShape:
@@ -289,8 +440,14 @@ def layer_shape(graph: Graph, node: Node, config: AccelConfig) -> LayerShape:
 # instruction loops (as the code generator builds them from the compacted tile buffers)
 # ------------------------------------------------------------------------------------------------
 
-def _vmac_loops(s: LayerShape, inner: tuple[str, ...], t: Mapping[str, int],
-                cx: Mapping[str, int], cw: Mapping[str, int]) -> tuple[tuple[int, ...], ...]:
+
+def _vmac_loops(
+    s: LayerShape,
+    inner: tuple[str, ...],
+    t: Mapping[str, int],
+    cx: Mapping[str, int],
+    cw: Mapping[str, int],
+) -> tuple[tuple[int, ...], ...]:
     """(extent, acc, act, wgt strides) per loop of one VMAC: `t` the accumulator tile, `cx` /
     `cw` what the activation / weight buffers cover."""
     g, L, D = s.geom, s.geom.lanes, s.geom.depth
@@ -298,31 +455,35 @@ def _vmac_loops(s: LayerShape, inner: tuple[str, ...], t: Mapping[str, int],
         bx = s.staged[0].box(cx)
         bw_, bc = bx[2], bx[3]
         wc = cw["c"]
-        table = {"c.i": (t["c"] // L, L, L, L),
-                 "oh.i": (t["oh"], t["ow"] * t["c"], g.sh * bw_ * bc, 0),
-                 "ow.i": (t["ow"], t["c"], g.sw * bc, 0),
-                 "kh": (g.kh, 0, g.dh * bw_ * bc, g.kw * wc),
-                 "kw": (g.kw, 0, g.dw * bc, wc)}
+        table = {
+            "c.i": (t["c"] // L, L, L, L),
+            "oh.i": (t["oh"], t["ow"] * t["c"], g.sh * bw_ * bc, 0),
+            "ow.i": (t["ow"], t["c"], g.sw * bc, 0),
+            "kh": (g.kh, 0, g.dh * bw_ * bc, g.kw * wc),
+            "kw": (g.kw, 0, g.dw * bc, wc),
+        }
     elif g.dense:
         wic = cw["ic"] // D
-        table = {"oc.i": (t["oc"] // L, L, 0, wic * L * D),
-                 "ic.i": (t["ic"] // D, 0, D, L * D)}
+        table = {"oc.i": (t["oc"] // L, L, 0, wic * L * D), "ic.i": (t["ic"] // D, 0, D, L * D)}
     else:
         bx = s.staged[0].box(cx)
         bw_, bc = bx[2], bx[3]
         wic = cw["ic"] // D
-        table = {"oc.i": (t["oc"] // L, L, 0, g.kh * g.kw * wic * L * D),
-                 "oh.i": (t["oh"], t["ow"] * t["oc"], g.sh * bw_ * bc, 0),
-                 "ow.i": (t["ow"], t["oc"], g.sw * bc, 0),
-                 "kh": (g.kh, 0, g.dh * bw_ * bc, g.kw * wic * L * D),
-                 "kw": (g.kw, 0, g.dw * bc, wic * L * D),
-                 "ic.i": (t["ic"] // D, 0, D, L * D)}
+        table = {
+            "oc.i": (t["oc"] // L, L, 0, g.kh * g.kw * wic * L * D),
+            "oh.i": (t["oh"], t["ow"] * t["oc"], g.sh * bw_ * bc, 0),
+            "ow.i": (t["ow"], t["oc"], g.sw * bc, 0),
+            "kh": (g.kh, 0, g.dh * bw_ * bc, g.kw * wic * L * D),
+            "kw": (g.kw, 0, g.dw * bc, wic * L * D),
+            "ic.i": (t["ic"] // D, 0, D, L * D),
+        }
     return merge_loops([table[n] for n in inner if n in table])
 
 
 # ------------------------------------------------------------------------------------------------
 # per-layer cost
 # ------------------------------------------------------------------------------------------------
+
 
 @dataclass
 class _Acc:
@@ -351,8 +512,15 @@ def _axis_valid(start_step: int, box: int, positions: int, size: int, pad: int) 
     return out
 
 
-def _load_costs(s: LayerShape, st: Staged, cover: Mapping[str, int], loads: int, staged_at: set,
-                config: AccelConfig, slots: int) -> tuple[float, float, float, float, float]:
+def _load_costs(
+    s: LayerShape,
+    st: Staged,
+    cover: Mapping[str, int],
+    loads: int,
+    staged_at: set,
+    config: AccelConfig,
+    slots: int,
+) -> tuple[float, float, float, float, float]:
     """(engine cycles, bus bytes, scratchpad bytes, payload bytes, first load's engine cycles)
     summed over the `loads` LOADs of one staged tensor."""
     box = st.box(cover)
@@ -372,21 +540,24 @@ def _load_costs(s: LayerShape, st: Staged, cover: Mapping[str, int], loads: int,
         vh = _axis_valid(cover["oh"] * g.sh, box[1], pos_h, g.h, g.pt)
         vw = _axis_valid(cover["ow"] * g.sw, box[2], pos_w, g.w, g.pl)
         vc = _axis_valid(cover[ch], box[3], pos_c, g.cin, 0)
-        combos = [((g.n, a, b, c), na * nb * nc) for a, na in vh.items()
-                  for b, nb in vw.items() for c, nc in vc.items()]
+        combos = [
+            ((g.n, a, b, c), na * nb * nc)
+            for a, na in vh.items()
+            for b, nb in vw.items()
+            for c, nc in vc.items()
+        ]
         reps = loads / (pos_h * pos_w * pos_c)
     elif st.reader == "epilogue":
         # requantization parameters: the epilogue's buffers hold only the tile's real channels
         ch = "c" if g.kind == "elem" else "oc"
         pos_c = g.cout_p // cover[ch] if f"{ch}.o" in staged_at else 1
-        combos = [((v,), n) for v, n in _axis_valid(cover[ch], box[0], pos_c, g.cout,
-                                                     0).items()]
+        combos = [((v,), n) for v, n in _axis_valid(cover[ch], box[0], pos_c, g.cout, 0).items()]
         reps = loads / pos_c
     else:
         combos = [(tuple(min(b, d) for b, d in zip(box, dt.shape)), 1)]
         reps = loads
     cyc = bus = payload = 0.0
-    first = None       # combos[0] is the first tile position (Counter keeps insertion order)
+    first = None  # combos[0] is the first tile position (Counter keeps insertion order)
     spad_total = 0.0
     for vbox, n in combos:
         b = _dram_bytes(vbox, dt.shape, st.dram_bits, burst)
@@ -419,20 +590,23 @@ def layer_cost(s: LayerShape, choice: TileChoice, config: AccelConfig) -> LayerC
     n_epi = upto[epi_idx]
 
     def cover(idx: int) -> dict[str, int]:
-        return {a.name: (tiles[a.name] if pos.get(a.name + ".o", len(order)) <= idx
-                         else a.extent) for a in s.tile_axes}
+        return {
+            a.name: (tiles[a.name] if pos.get(a.name + ".o", len(order)) <= idx else a.extent)
+            for a in s.tile_axes
+        }
 
     sps = c.scratchpads
     bw = {sp: sps[sp].bytes_per_cycle(1 if sp == "acc" else slots) for sp in sps}
     a = _Acc()
     # ---- loads --------------------------------------------------------------------------------
-    per_buffer = []        # (loads, engine cycles, first load cycles, stage idx)
+    per_buffer = []  # (loads, engine cycles, first load cycles, stage idx)
     for st in s.staged:
         idx = pos[flow.stage[st.tensor]]
         cov = cover(idx)
         loads = upto[idx]
-        cyc, bus, spad, payload, first = _load_costs(s, st, cov, loads, set(order[:idx + 1]),
-                                                     c, slots)
+        cyc, bus, spad, payload, first = _load_costs(
+            s, st, cov, loads, set(order[: idx + 1]), c, slots
+        )
         a.load += cyc
         a.dram_read += bus
         a.payload += payload
@@ -458,26 +632,28 @@ def layer_cost(s: LayerShape, choice: TileChoice, config: AccelConfig) -> LayerC
     last_store = last_req = last_bus = 0.0
     for vc, n in vcs.items():
         e = pix * vc
-        box = (e,) if g.kind == "add" else ((g.n, vc) if g.dense
-                                            else (g.n, ce["oh"], ce["ow"], vc))
+        box = (e,) if g.kind == "add" else ((g.n, vc) if g.dense else (g.n, ce["oh"], ce["ow"], vc))
         bus = _dram_bytes(box, y.shape, y.bits, c.dma_burst_bytes)
         sbytes = e * y.bits / 8
-        scyc = max(bus / c.dma_bytes_per_cycle, bus / c.dram_bytes_per_cycle,
-                   sbytes / bw["out"], 1.0)
+        scyc = max(
+            bus / c.dma_bytes_per_cycle, bus / c.dram_bytes_per_cycle, sbytes / bw["out"], 1.0
+        )
         a.store += n * scyc
         a.dram_write += n * bus
         a.payload += n * sbytes
         a.spad_read["out"] += n * sbytes
         last_store, last_bus = scyc, bus
         if g.kind == "add":
-            ab = 1.0      # both inputs in 8-bit lanes after VUNPACK
+            ab = 1.0  # both inputs in 8-bit lanes after VUNPACK
             a.spad_read["act"] += n * 2 * e * ab
             a.spad_write["out"] += n * e * obytes
             a.alu_pj += n * e * c.energy.add_pj
-            r = max(3 * e / c.alu_lanes, 2 * e * ab / bw["act"], e * obytes / bw["out"], 1.0) \
+            r = (
+                max(3 * e / c.alu_lanes, 2 * e * ab / bw["act"], e * obytes / bw["out"], 1.0)
                 + c.issue_cycles
+            )
             for bits in s.in_bits:
-                if bits == 4:    # VUNPACK of a whole input buffer
+                if bits == 4:  # VUNPACK of a whole input buffer
                     a.spad_read["act"] += n * 0.5 * e
                     a.spad_write["act"] += n * e
                     a.alu_pj += n * e * c.energy.pack_pj
@@ -490,9 +666,17 @@ def layer_cost(s: LayerShape, choice: TileChoice, config: AccelConfig) -> LayerC
             a.spad_write["out"] += n * e * obytes
             a.spad_read["wgt"] += n * fp * 8
             a.alu_pj += n * e * (c.energy.requant_wide_pj if s.wide else c.energy.requant_pj)
-            r = max(e / c.alu_lanes, e * accb / bw["acc"], e * obytes / bw["out"],
-                    fp * 8 / bw["wgt"], 1.0) + c.issue_cycles
-        if s.obits == 4:       # VPACK before the store
+            r = (
+                max(
+                    e / c.alu_lanes,
+                    e * accb / bw["acc"],
+                    e * obytes / bw["out"],
+                    fp * 8 / bw["wgt"],
+                    1.0,
+                )
+                + c.issue_cycles
+            )
+        if s.obits == 4:  # VPACK before the store
             a.spad_read["out"] += n * e
             a.spad_write["out"] += n * 0.5 * e
             a.alu_pj += n * e * c.energy.pack_pj
@@ -523,8 +707,7 @@ def layer_cost(s: LayerShape, choice: TileChoice, config: AccelConfig) -> LayerC
         fb = sim._reuse_fetches(bl, 2, L)
         a.spad_write["acc"] += n_epi * e_acc * accb
         a.spad_read["wgt"] += n_epi * fb * accb
-        bias = max(e_acc / L, e_acc * accb / bw["acc"], fb * accb / bw["wgt"], 1.0) \
-            + c.issue_cycles
+        bias = max(e_acc / L, e_acc * accb / bw["acc"], fb * accb / bw["wgt"], 1.0) + c.issue_cycles
         a.compute += n_epi * bias
         # VMAC: one per innermost tile iteration
         x_idx = pos[flow.stage["x"]]
@@ -555,10 +738,18 @@ def layer_cost(s: LayerShape, choice: TileChoice, config: AccelConfig) -> LayerC
         def access(space: str, nbytes: float, nslots: int) -> int:
             sp = sps[space]
             return math.ceil(math.ceil(nbytes / sp.bank_width_bytes) / sp.slot_banks(nslots))
+
         rmw = 1 if sps["acc"].ports == 2 else 2
-        vmac = max(u * mode.cycles, f_act * access("act", act_vec, slots),
-                   f_wgt * access("wgt", wgt_vec, slots),
-                   rmw * f_acc * access("acc", acc_vec, 1)) + c.pipeline_cycles + c.issue_cycles
+        vmac = (
+            max(
+                u * mode.cycles,
+                f_act * access("act", act_vec, slots),
+                f_wgt * access("wgt", wgt_vec, slots),
+                rmw * f_acc * access("acc", acc_vec, 1),
+            )
+            + c.pipeline_cycles
+            + c.issue_cycles
+        )
         a.compute += n_steps * vmac
     # ---- overlap of the three queues ----------------------------------------------------------
     lat = c.dma_latency_cycles
@@ -577,36 +768,61 @@ def layer_cost(s: LayerShape, choice: TileChoice, config: AccelConfig) -> LayerC
     hold = (n_steps * vmac if vmac else a.compute) / refills
     refill_load = (a.load - first_loads) / (refills - 1) if refills > 1 else 0.0
     chain = prologue + (refills - 1) * (refill_load + lat + hold) / slots + step_compute
-    bounds = (prologue + a.compute,
-              engine + lat + tail_compute,
-              dram_before_last_store + lat + tail_compute,
-              chain,
-              prologue + step_compute + a.store - last_store)
+    bounds = (
+        prologue + a.compute,
+        engine + lat + tail_compute,
+        dram_before_last_store + lat + tail_compute,
+        chain,
+        prologue + step_compute + a.store - last_store,
+    )
     cycles = max(bounds) + last_store + lat
 
     e = c.energy
     latency = cycles / c.clock_hz
     # a fixed summation order (not a set's, which varies with the process's hash seed) keeps
     # results bit-identical across processes: local pool and Dask outputs must match
-    onchip = sum((a.spad_read[sp] + a.spad_write[sp]) * e.sram_pj_per_byte[sp]
-                 for sp in sps) + a.rf * e.rf_pj_per_byte
-    breakdown = {"compute": (a.mac_pj + a.alu_pj) * 1e-12, "onchip_memory": onchip * 1e-12,
-                 "offchip_memory": (a.dram_read + a.dram_write) * e.dram_pj_per_byte * 1e-12,
-                 "static": e.static_power_w * latency}
+    onchip = (
+        sum((a.spad_read[sp] + a.spad_write[sp]) * e.sram_pj_per_byte[sp] for sp in sps)
+        + a.rf * e.rf_pj_per_byte
+    )
+    breakdown = {
+        "compute": (a.mac_pj + a.alu_pj) * 1e-12,
+        "onchip_memory": onchip * 1e-12,
+        "offchip_memory": (a.dram_read + a.dram_write) * e.dram_pj_per_byte * 1e-12,
+        "static": e.static_power_w * latency,
+    }
     memory_busy = max(a.load, a.store, dram_time)
-    bound = ("compute" if a.compute >= memory_busy
-             and cycles - a.compute <= sim.COMPUTE_IDLE_MAX * cycles else "memory")
-    moved = {"dram": a.dram_read + a.dram_write, "dram_read": a.dram_read,
-             "dram_write": a.dram_write, "dram_payload": a.payload}
+    bound = (
+        "compute"
+        if a.compute >= memory_busy and cycles - a.compute <= sim.COMPUTE_IDLE_MAX * cycles
+        else "memory"
+    )
+    moved = {
+        "dram": a.dram_read + a.dram_write,
+        "dram_read": a.dram_read,
+        "dram_write": a.dram_write,
+        "dram_payload": a.payload,
+    }
     for sp in sps:
         moved[sp] = a.spad_read[sp] + a.spad_write[sp]
     moved["register_file"] = a.rf
     peak = c.peak_macs_per_cycle(s.mode) if s.mode else 0.0
     util = s.macs / (cycles * peak) if peak else 0.0
-    notes = (f"{flow.name} tiles {dict(tiles)}; analytic: {n_steps} steps, "
-             f"{n_epi} output tiles")
-    return LayerCost(s.node.name, s.op_class, s.macs, cycles, latency,
-                     sum(breakdown.values()), breakdown, bound, util, FIDELITY, moved, notes)
+    notes = f"{flow.name} tiles {dict(tiles)}; analytic: {n_steps} steps, {n_epi} output tiles"
+    return LayerCost(
+        s.node.name,
+        s.op_class,
+        s.macs,
+        cycles,
+        latency,
+        sum(breakdown.values()),
+        breakdown,
+        bound,
+        util,
+        FIDELITY,
+        moved,
+        notes,
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -649,8 +865,9 @@ def choose_tiles_fast(s: LayerShape, recipe: AccelRecipe, config: AccelConfig) -
     if len(reduce_axes) > 1:
         return choose_tiles(s, recipe, config)
     cands = {a.name: _candidates(a, _cap(recipe, a, config)) for a in s.tile_axes}
-    grid = np.array(list(itertools.product(*(cands[a.name] for a in space_axes))),
-                    dtype=np.int64).reshape(-1, len(space_axes))
+    grid = np.array(
+        list(itertools.product(*(cands[a.name] for a in space_axes))), dtype=np.int64
+    ).reshape(-1, len(space_axes))
     red = sorted(cands[reduce_axes[0].name], reverse=True) if reduce_axes else [0]
     shape = (len(grid), len(red))
     T = {a.name: np.broadcast_to(grid[:, i][:, None], shape) for i, a in enumerate(space_axes)}
@@ -661,8 +878,8 @@ def choose_tiles_fast(s: LayerShape, recipe: AccelRecipe, config: AccelConfig) -
     for flow in recipe.dataflows:
         pos = {n: i for i, n in enumerate(flow.order)}
         if any(t.endswith(".o") and t[:-2] not in axes for t in flow.order) or any(
-                st.tensor not in flow.stage or flow.stage[st.tensor] not in pos
-                for st in s.staged):
+            st.tensor not in flow.stage or flow.stage[st.tensor] not in pos for st in s.staged
+        ):
             return choose_tiles(s, recipe, config)
         red_pos = [pos[a.name + ".o"] for a in reduce_axes if a.name + ".o" in pos]
         first_red = min(red_pos) if red_pos else None
@@ -673,9 +890,12 @@ def choose_tiles_fast(s: LayerShape, recipe: AccelRecipe, config: AccelConfig) -
                 return axes[n[:-2]].extent // T[n[:-2]]
             return int(s.extents.get(n, 1))
 
-        def cover(idx: int) -> dict:
-            return {a.name: (T[a.name] if pos.get(a.name + ".o", len(pos)) <= idx else a.extent)
-                    for a in s.tile_axes}
+        def cover(idx: int, pos: dict = pos) -> dict:
+            return {
+                a.name: (T[a.name] if pos.get(a.name + ".o", len(pos)) <= idx else a.extent)
+                for a in s.tile_axes
+            }
+
         used = {k: np.zeros(shape) for k in sps}
         traffic = np.zeros(shape)
         count = np.ones(shape, dtype=np.int64)
@@ -687,18 +907,21 @@ def choose_tiles_fast(s: LayerShape, recipe: AccelRecipe, config: AccelConfig) -
             elems = np.ones(shape, dtype=np.int64)
             for b in box:
                 elems = elems * b
-            used[st.space] = used[st.space] + _align_v(elems * st.bits / 8, sps[st.space],
-                                                       slots) * slots
+            used[st.space] = (
+                used[st.space] + _align_v(elems * st.bits / 8, sps[st.space], slots) * slots
+            )
             loads = np.ones(shape, dtype=np.int64)
-            for n in flow.order[:idx + 1]:
+            for n in flow.order[: idx + 1]:
                 loads = loads * trips(n)
-            traffic = traffic + loads * _dram_bytes_v(box, s.dram[st.tensor].shape, st.dram_bits,
-                                                      config.dma_burst_bytes)
+            traffic = traffic + loads * _dram_bytes_v(
+                box, s.dram[st.tensor].shape, st.dram_bits, config.dma_burst_bytes
+            )
         ce = cover(epi_idx)
         if s.acc_box is not None:
             used["acc"] = used["acc"] + _align_v(s.acc_box(ce) * s.acc_bits / 8, sps["acc"], 1)
-        used["out"] = used["out"] + _align_v(s.out_box(ce) * s.out_buf_bits / 8, sps["out"],
-                                             slots) * slots
+        used["out"] = (
+            used["out"] + _align_v(s.out_box(ce) * s.out_buf_bits / 8, sps["out"], slots) * slots
+        )
         traffic = traffic + y.bytes
         fits = np.ones(shape, dtype=bool)
         for k in sps:
@@ -706,24 +929,30 @@ def choose_tiles_fast(s: LayerShape, recipe: AccelRecipe, config: AccelConfig) -
         rows = np.nonzero(fits.any(axis=1))[0]
         if not len(rows):
             continue
-        cols = fits[rows].argmax(axis=1)         # the largest reduction tile that fits
+        cols = fits[rows].argmax(axis=1)  # the largest reduction tile that fits
         tr, cnt = traffic[rows, cols], count[rows, cols]
         ow = T["ow"][rows, cols] if "ow" in T else np.zeros(len(rows), dtype=np.int64)
         i = np.lexsort((rows, -ow, cnt, tr))[0]  # least key, first in iteration order
         key = (float(tr[i]), int(cnt[i]), -int(ow[i]))
         if best is None or key < best[0]:
             r, c = rows[i], cols[i]
-            best = (key, flow, {a.name: int(T[a.name][r, c]) for a in s.tile_axes},
-                    {k: int(used[k][r, c]) for k in sps}, flow.order[epi_idx],
-                    flow.order[first_red] if first_red is not None else None)
+            best = (
+                key,
+                flow,
+                {a.name: int(T[a.name][r, c]) for a in s.tile_axes},
+                {k: int(used[k][r, c]) for k in sps},
+                flow.order[epi_idx],
+                flow.order[first_red] if first_red is not None else None,
+            )
     if best is None:
         return choose_tiles(s, recipe, config)
     (traffic_b, count_b, _), flow, tiles, used_b, epi_loop, red_loop = best
     return TileChoice(flow, tiles, traffic_b, count_b, used_b, slots, epi_loop, red_loop)
 
 
-def tile_choice(s: LayerShape, config: AccelConfig, recipes: RecipeFile,
-                precision: str) -> TileChoice:
+def tile_choice(
+    s: LayerShape, config: AccelConfig, recipes: RecipeFile, precision: str
+) -> TileChoice:
     """The code generator's tile choice for `s` (memoised: the tiler is the slow part)."""
     recipe = recipes.recipe(s.op_class, s.mode or precision)
     key = (s.key, config.codegen_key(), recipes.path, repr(recipe))
@@ -733,8 +962,9 @@ def tile_choice(s: LayerShape, config: AccelConfig, recipes: RecipeFile,
     return hit
 
 
-def simulate_graph(graph: Graph, config: AccelConfig | str = "simd-accel", *,
-                   recipes: RecipeFile | None = None) -> list[LayerCost]:
+def simulate_graph(
+    graph: Graph, config: AccelConfig | str = "simd-accel", *, recipes: RecipeFile | None = None
+) -> list[LayerCost]:
     """One `LayerCost` per graph node at analytic fidelity (host layers as accel-sim costs
     them)."""
     config = load_config(config)
@@ -745,8 +975,9 @@ def simulate_graph(graph: Graph, config: AccelConfig | str = "simd-accel", *,
         try:
             s = layer_shape(graph, node, config)
         except NotAccelerated as exc:
-            out.append(dataclasses.replace(sim.host_cost(graph, node, config, str(exc)),
-                                           fidelity=FIDELITY))
+            out.append(
+                dataclasses.replace(sim.host_cost(graph, node, config, str(exc)), fidelity=FIDELITY)
+            )
             continue
         out.append(layer_cost(s, tile_choice(s, config, recipes, precision), config))
     return out

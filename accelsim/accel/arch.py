@@ -22,10 +22,11 @@ from __future__ import annotations
 import copy
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from accelsim.errors import AccelsimError
 from accelsim.target import Target, TargetError, load_target
@@ -48,36 +49,38 @@ H45_INT32_MUL = 3.1
 H45_SRAM_64B = ((8 * 1024, 10.0), (32 * 1024, 20.0), (1024 * 1024, 100.0))
 
 # Names `with_params` accepts, and where each lives in the raw `accelerator:` / `energy:` data.
-SWEEP_PARAMS: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    "clock_hz": ("timing", "clock_hz"),
-    "lanes": ("accelerator", "lanes"),
-    "lane_multiplier_bits": ("accelerator", "lane_multiplier_bits"),
-    "macs_per_lane": ("accelerator", "macs_per_lane"),
-    "acc_bits": ("accelerator", "accumulator", "bits"),
-    "wide_acc_bits": ("accelerator", "accumulator", "wide_bits"),
-    "saturate": ("accelerator", "accumulator", "saturate"),
-    "acc_registers": ("accelerator", "register_file", "accumulators"),
-    "weight_registers": ("accelerator", "register_file", "weight_vectors"),
-    "act_registers": ("accelerator", "register_file", "act_vectors"),
-    "pipeline_cycles": ("accelerator", "pipeline_cycles"),
-    "issue_cycles": ("accelerator", "issue_cycles"),
-    "alu_lanes": ("accelerator", "alu_lanes"),
-    "act_kb": ("accelerator", "scratchpads", "act", "size_kb"),
-    "wgt_kb": ("accelerator", "scratchpads", "wgt", "size_kb"),
-    "acc_kb": ("accelerator", "scratchpads", "acc", "size_kb"),
-    "out_kb": ("accelerator", "scratchpads", "out", "size_kb"),
-    "scratchpad_kb": (),  # total of the four; scales each in proportion (see with_params)
-    "dma_engines": ("accelerator", "dma", "engines"),
-    "dma_bytes_per_cycle": ("accelerator", "dma", "bytes_per_cycle"),
-    "dma_latency_cycles": ("accelerator", "dma", "latency_cycles"),
-    "dma_burst_bytes": ("accelerator", "dma", "burst_bytes"),
-    "dram_bytes_per_cycle": ("accelerator", "dram", "bytes_per_cycle"),
-    "double_buffering": ("accelerator", "double_buffering"),
-    "technology_nm": ("energy", "technology_nm"),
-    "voltage_v": ("energy", "voltage_v"),
-    "dram_pj_per_byte": ("energy", "dram_pj_per_byte"),
-    "static_power_w": ("energy", "static_power_w"),
-})
+SWEEP_PARAMS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "clock_hz": ("timing", "clock_hz"),
+        "lanes": ("accelerator", "lanes"),
+        "lane_multiplier_bits": ("accelerator", "lane_multiplier_bits"),
+        "macs_per_lane": ("accelerator", "macs_per_lane"),
+        "acc_bits": ("accelerator", "accumulator", "bits"),
+        "wide_acc_bits": ("accelerator", "accumulator", "wide_bits"),
+        "saturate": ("accelerator", "accumulator", "saturate"),
+        "acc_registers": ("accelerator", "register_file", "accumulators"),
+        "weight_registers": ("accelerator", "register_file", "weight_vectors"),
+        "act_registers": ("accelerator", "register_file", "act_vectors"),
+        "pipeline_cycles": ("accelerator", "pipeline_cycles"),
+        "issue_cycles": ("accelerator", "issue_cycles"),
+        "alu_lanes": ("accelerator", "alu_lanes"),
+        "act_kb": ("accelerator", "scratchpads", "act", "size_kb"),
+        "wgt_kb": ("accelerator", "scratchpads", "wgt", "size_kb"),
+        "acc_kb": ("accelerator", "scratchpads", "acc", "size_kb"),
+        "out_kb": ("accelerator", "scratchpads", "out", "size_kb"),
+        "scratchpad_kb": (),  # total of the four; scales each in proportion (see with_params)
+        "dma_engines": ("accelerator", "dma", "engines"),
+        "dma_bytes_per_cycle": ("accelerator", "dma", "bytes_per_cycle"),
+        "dma_latency_cycles": ("accelerator", "dma", "latency_cycles"),
+        "dma_burst_bytes": ("accelerator", "dma", "burst_bytes"),
+        "dram_bytes_per_cycle": ("accelerator", "dram", "bytes_per_cycle"),
+        "double_buffering": ("accelerator", "double_buffering"),
+        "technology_nm": ("energy", "technology_nm"),
+        "voltage_v": ("energy", "voltage_v"),
+        "dram_pj_per_byte": ("energy", "dram_pj_per_byte"),
+        "static_power_w": ("energy", "static_power_w"),
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -136,15 +139,15 @@ class HostSpec:
 class EnergyModel:
     """Energies derived from Horowitz's 45 nm table with the rules in `rules` (pJ)."""
 
-    factor: float                          # node and voltage scaling of on-chip energies
-    mac_pj: Mapping[str, float]            # per MAC, broadcast (conv / dense) mode
-    mac_pj_elem: Mapping[str, float]       # per MAC, element-wise (depthwise) mode
-    requant_pj: float                      # per output element, int32 MultiplyByQuantizedMultiplier
-    requant_wide_pj: float                 # per output element, int64 x 16-bit-reduced multiplier
-    add_pj: float                          # per element of the TFLite add recipe (3 multipliers)
-    pack_pj: float                         # per element packed / unpacked (4-bit)
+    factor: float  # node and voltage scaling of on-chip energies
+    mac_pj: Mapping[str, float]  # per MAC, broadcast (conv / dense) mode
+    mac_pj_elem: Mapping[str, float]  # per MAC, element-wise (depthwise) mode
+    requant_pj: float  # per output element, int32 MultiplyByQuantizedMultiplier
+    requant_wide_pj: float  # per output element, int64 x 16-bit-reduced multiplier
+    add_pj: float  # per element of the TFLite add recipe (3 multipliers)
+    pack_pj: float  # per element packed / unpacked (4-bit)
     sram_pj_per_byte: Mapping[str, float]  # per scratchpad, by its bank size
-    rf_pj_per_byte: float                  # accumulator / operand registers
+    rf_pj_per_byte: float  # accumulator / operand registers
     dram_pj_per_byte: float
     static_power_w: float
     rules: tuple[str, ...]
@@ -210,7 +213,7 @@ class AccelConfig:
     double_buffering: bool
     host: HostSpec
     energy: EnergyModel
-    raw: Mapping[str, Any] = field(repr=False)   # the target data this was parsed from
+    raw: Mapping[str, Any] = field(repr=False)  # the target data this was parsed from
     target: Target | None = field(default=None, repr=False)
 
     # -- derived -----------------------------------------------------------------------------
@@ -225,8 +228,10 @@ class AccelConfig:
 
     def mode(self, precision: str) -> MacMode:
         if precision not in self.macs_per_lane:
-            raise AccelConfigError(f"{self.path}: accelerator.macs_per_lane: the lanes cannot do "
-                                   f"{precision} (supported: {', '.join(self.macs_per_lane)})")
+            raise AccelConfigError(
+                f"{self.path}: accelerator.macs_per_lane: the lanes cannot do "
+                f"{precision} (supported: {', '.join(self.macs_per_lane)})"
+            )
         m = float(self.macs_per_lane[precision])
         if m >= 1:
             return MacMode(precision, m, int(round(m)), 1)
@@ -251,24 +256,36 @@ class AccelConfig:
         DRAM bandwidths, latencies, clocks or energies, so a bandwidth sweep reuses compiled
         programs (the tiler minimises traffic in bytes, independent of bandwidth)."""
         a = self.raw["accelerator"]
-        keep = {k: a[k] for k in ("lanes", "macs_per_lane", "accumulator", "register_file",
-                                  "scratchpads", "double_buffering") if k in a}
-        keep["burst"] = a.get("dma", {}).get("burst_bytes")   # the tiler counts whole bursts
+        keep = {
+            k: a[k]
+            for k in (
+                "lanes",
+                "macs_per_lane",
+                "accumulator",
+                "register_file",
+                "scratchpads",
+                "double_buffering",
+            )
+            if k in a
+        }
+        keep["burst"] = a.get("dma", {}).get("burst_bytes")  # the tiler counts whole bursts
         return json.dumps(keep, sort_keys=True, default=str)
 
-    def with_params(self, **params: Any) -> "AccelConfig":
+    def with_params(self, **params: Any) -> AccelConfig:
         """A copy with the named parameters changed (names: `SWEEP_PARAMS`), re-validated."""
         raw = copy.deepcopy(_thaw(self.raw))
         desc = ", ".join(f"{k}={v!r}" for k, v in params.items())
         where = f"{self.path} (with_params {desc})"
         for k, v in params.items():
             if k not in SWEEP_PARAMS:
-                raise AccelConfigError(f"{where}: {k}: unknown parameter (expected one of "
-                                       f"{', '.join(SWEEP_PARAMS)})")
+                raise AccelConfigError(
+                    f"{where}: {k}: unknown parameter (expected one of {', '.join(SWEEP_PARAMS)})"
+                )
             if k == "scratchpad_kb":
                 if not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0:
-                    raise AccelConfigError(f"{where}: scratchpad_kb: expected a positive "
-                                           f"number, found {v!r}")
+                    raise AccelConfigError(
+                        f"{where}: scratchpad_kb: expected a positive number, found {v!r}"
+                    )
                 # each buffer keeps its share of the total, rounded to whole bank rows
                 total = self.scratchpad_kb
                 for s in SCRATCHPADS:
@@ -290,21 +307,29 @@ class AccelConfig:
 
     def describe(self) -> list[str]:
         """Human-readable summary (for reports and the benchmark)."""
-        out = [f"{self.name}: {self.lanes} lanes x {self.lane_multiplier_bits}x"
-               f"{self.lane_multiplier_bits}-bit multipliers @ {self.clock_hz / 1e9:.2f} GHz"]
+        out = [
+            f"{self.name}: {self.lanes} lanes x {self.lane_multiplier_bits}x"
+            f"{self.lane_multiplier_bits}-bit multipliers @ {self.clock_hz / 1e9:.2f} GHz"
+        ]
         for p in self.native:
             m = self.mode(p)
-            out.append(f"  {p}: {m.macs_per_lane:g} MAC/lane/cycle -> "
-                       f"{self.peak_macs_per_cycle(p):g} MAC/cycle, "
-                       f"{self.energy.mac_pj[p]:.4f} pJ/MAC (derived)")
+            out.append(
+                f"  {p}: {m.macs_per_lane:g} MAC/lane/cycle -> "
+                f"{self.peak_macs_per_cycle(p):g} MAC/cycle, "
+                f"{self.energy.mac_pj[p]:.4f} pJ/MAC (derived)"
+            )
         for s in self.scratchpads.values():
-            out.append(f"  {s.name}: {s.size_kb:g} KB, {s.banks} banks x {s.bank_width_bytes} B, "
-                       f"{s.ports} port(s), {self.energy.sram_pj_per_byte[s.name]:.3f} pJ/B "
-                       f"(derived)")
-        out.append(f"  DMA: {self.dma_engines} engine(s) x {self.dma_bytes_per_cycle:g} B/cycle, "
-                   f"{self.dma_latency_cycles} cycles latency, {self.dma_burst_bytes} B bursts; "
-                   f"DRAM {self.dram_bytes_per_cycle:g} B/cycle, "
-                   f"{self.energy.dram_pj_per_byte:g} pJ/B")
+            out.append(
+                f"  {s.name}: {s.size_kb:g} KB, {s.banks} banks x {s.bank_width_bytes} B, "
+                f"{s.ports} port(s), {self.energy.sram_pj_per_byte[s.name]:.3f} pJ/B "
+                f"(derived)"
+            )
+        out.append(
+            f"  DMA: {self.dma_engines} engine(s) x {self.dma_bytes_per_cycle:g} B/cycle, "
+            f"{self.dma_latency_cycles} cycles latency, {self.dma_burst_bytes} B bursts; "
+            f"DRAM {self.dram_bytes_per_cycle:g} B/cycle, "
+            f"{self.energy.dram_pj_per_byte:g} pJ/B"
+        )
         out.append(f"  double buffering: {'on' if self.double_buffering else 'off'}")
         out += ["  energy rule: " + r for r in self.energy.rules]
         return out
@@ -322,6 +347,7 @@ def _thaw(v: Any) -> Any:
 # parsing and validation
 # ------------------------------------------------------------------------------------------------
 
+
 class _P:
     """Field access with errors that name the file and the key path."""
 
@@ -334,12 +360,25 @@ class _P:
     def mapping(self, data: Mapping, key: str, where: str) -> Mapping:
         v = data.get(key)
         if not isinstance(v, Mapping):
-            raise self.err(where + key, "missing (required mapping)" if v is None else
-                           f"expected a mapping, found {type(v).__name__} {v!r}")
+            raise self.err(
+                where + key,
+                "missing (required mapping)"
+                if v is None
+                else f"expected a mapping, found {type(v).__name__} {v!r}",
+            )
         return v
 
-    def num(self, data: Mapping, key: str, where: str, *, integer=False, positive=True,
-            minimum=None, default=None) -> float:
+    def num(
+        self,
+        data: Mapping,
+        key: str,
+        where: str,
+        *,
+        integer=False,
+        positive=True,
+        minimum=None,
+        default=None,
+    ) -> float:
         if key not in data:
             if default is not None:
                 return default
@@ -362,15 +401,38 @@ class _P:
         return v
 
 
-_ACCEL_KEYS = {"lanes", "lane_multiplier_bits", "macs_per_lane", "accumulator",
-               "register_file", "pipeline_cycles", "issue_cycles", "alu_lanes", "scratchpads",
-               "dma", "dram", "double_buffering", "host"}
-_ENERGY_KEYS = {"reference", "technology_nm", "voltage_v", "scaling_rule", "dram_pj_per_byte",
-                "static_power_w"}
+_ACCEL_KEYS = {
+    "lanes",
+    "lane_multiplier_bits",
+    "macs_per_lane",
+    "accumulator",
+    "register_file",
+    "pipeline_cycles",
+    "issue_cycles",
+    "alu_lanes",
+    "scratchpads",
+    "dma",
+    "dram",
+    "double_buffering",
+    "host",
+}
+_ENERGY_KEYS = {
+    "reference",
+    "technology_nm",
+    "voltage_v",
+    "scaling_rule",
+    "dram_pj_per_byte",
+    "static_power_w",
+}
 
 
-def parse_accel(raw: Mapping[str, Any], path: str, native: tuple[str, ...], name: str,
-                target: Target | None = None) -> AccelConfig:
+def parse_accel(
+    raw: Mapping[str, Any],
+    path: str,
+    native: tuple[str, ...],
+    name: str,
+    target: Target | None = None,
+) -> AccelConfig:
     """Validate the raw `{timing: {clock_hz}, accelerator: ..., energy: ...}` data of a
     target."""
     P = _P(path)
@@ -379,8 +441,10 @@ def parse_accel(raw: Mapping[str, Any], path: str, native: tuple[str, ...], name
         raise P.err("accelerator", "missing (required for kind 'accelerator')")
     extra = sorted(set(a) - _ACCEL_KEYS)
     if extra:
-        raise P.err(f"accelerator.{extra[0]}", f"unknown key (expected one of "
-                    f"{', '.join(sorted(_ACCEL_KEYS))})")
+        raise P.err(
+            f"accelerator.{extra[0]}",
+            f"unknown key (expected one of {', '.join(sorted(_ACCEL_KEYS))})",
+        )
     A = "accelerator."
     timing = raw.get("timing") or {}
     if not isinstance(timing, Mapping):
@@ -391,7 +455,8 @@ def parse_accel(raw: Mapping[str, Any], path: str, native: tuple[str, ...], name
     mpl_raw = P.mapping(a, "macs_per_lane", A)
     mpl: dict[str, float] = {}
     from accelsim.quant.precision import parse_precision
-    for k, v in mpl_raw.items():
+
+    for k, _v in mpl_raw.items():
         key = f"{A}macs_per_lane.{k}"
         try:
             prec = parse_precision(str(k), f"{path}: {key}")
@@ -403,29 +468,42 @@ def parse_accel(raw: Mapping[str, Any], path: str, native: tuple[str, ...], name
         wb, ab = prec.weight_bits, prec.act_bits
         cap = (mbits * mbits) / (wb * ab)
         if m > cap + 1e-12:
-            raise P.err(key, f"{m:g} MACs per lane per cycle exceed what a {mbits}x{mbits}-bit "
-                        f"lane multiplier can do with {wb}x{ab}-bit operands ({cap:g}: the array "
-                        f"has {mbits * mbits} partial-product bits, a product needs {wb * ab})")
+            raise P.err(
+                key,
+                f"{m:g} MACs per lane per cycle exceed what a {mbits}x{mbits}-bit "
+                f"lane multiplier can do with {wb}x{ab}-bit operands ({cap:g}: the array "
+                f"has {mbits * mbits} partial-product bits, a product needs {wb * ab})",
+            )
         if m >= 1 and m != int(m):
-            raise P.err(key, f"{m:g}: a rate of one or more must be a whole number of products "
-                        f"per cycle")
+            raise P.err(
+                key, f"{m:g}: a rate of one or more must be a whole number of products per cycle"
+            )
         if m < 1 and abs(1 / m - round(1 / m)) > 1e-9:
             raise P.err(key, f"{m:g}: a rate below one must be 1/n (one product every n cycles)")
         mpl[prec.name] = m
     for p in native:
         if p not in mpl:
-            raise P.err(f"{A}macs_per_lane", f"codegen.native lists {p} but the lanes cannot do "
-                        f"it (no macs_per_lane entry for {p})")
+            raise P.err(
+                f"{A}macs_per_lane",
+                f"codegen.native lists {p} but the lanes cannot do "
+                f"it (no macs_per_lane entry for {p})",
+            )
     accd = P.mapping(a, "accumulator", A)
     acc_bits = P.num(accd, "bits", A + "accumulator.", integer=True)
     wide_bits = P.num(accd, "wide_bits", A + "accumulator.", integer=True)
     saturate = P.boolean(accd, "saturate", A + "accumulator.", default=False)
     if acc_bits < 32:
-        raise P.err(A + "accumulator.bits", f"{acc_bits}-bit accumulators cannot hold the int32 "
-                    f"sums that gemmlowp requantizes (need >= 32)")
+        raise P.err(
+            A + "accumulator.bits",
+            f"{acc_bits}-bit accumulators cannot hold the int32 "
+            f"sums that gemmlowp requantizes (need >= 32)",
+        )
     if any(max(_bits_of(p)) > 8 for p in mpl) and wide_bits < 48:
-        raise P.err(A + "accumulator.wide_bits", f"{wide_bits} bits: 16-bit products need "
-                    f">= 48-bit accumulators (TFLite's int64 path requires |acc| < 2^47)")
+        raise P.err(
+            A + "accumulator.wide_bits",
+            f"{wide_bits} bits: 16-bit products need "
+            f">= 48-bit accumulators (TFLite's int64 path requires |acc| < 2^47)",
+        )
     rf = P.mapping(a, "register_file", A)
     acc_regs = P.num(rf, "accumulators", A + "register_file.", integer=True)
     w_regs = P.num(rf, "weight_vectors", A + "register_file.", integer=True)
@@ -438,8 +516,9 @@ def parse_accel(raw: Mapping[str, Any], path: str, native: tuple[str, ...], name
     sps_raw = P.mapping(a, "scratchpads", A)
     extra = sorted(set(sps_raw) - set(SCRATCHPADS))
     if extra:
-        raise P.err(f"{A}scratchpads.{extra[0]}", f"unknown scratchpad (expected "
-                    f"{', '.join(SCRATCHPADS)})")
+        raise P.err(
+            f"{A}scratchpads.{extra[0]}", f"unknown scratchpad (expected {', '.join(SCRATCHPADS)})"
+        )
     sps: dict[str, Scratchpad] = {}
     for s in SCRATCHPADS:
         w = f"{A}scratchpads.{s}."
@@ -449,35 +528,47 @@ def parse_accel(raw: Mapping[str, Any], path: str, native: tuple[str, ...], name
         width = P.num(d, "bank_width_bytes", w, integer=True)
         ports = P.num(d, "ports", w, integer=True)
         if ports not in (1, 2):
-            raise P.err(w + "ports", f"expected 1 (single-ported) or 2 (one read + one write), "
-                        f"found {ports}")
+            raise P.err(
+                w + "ports",
+                f"expected 1 (single-ported) or 2 (one read + one write), found {ports}",
+            )
         size = kb * 1024
         if abs(size - round(size)) > 1e-6:
             raise P.err(w + "size_kb", f"{kb:g} KB is not a whole number of bytes")
         size = int(round(size))
         if size % (banks * width):
-            raise P.err(w + "banks", f"{banks} banks of {width} B do not divide the {size} B "
-                        f"scratchpad ({kb:g} KB)")
+            raise P.err(
+                w + "banks",
+                f"{banks} banks of {width} B do not divide the {size} B scratchpad ({kb:g} KB)",
+            )
         if slots == 2 and s != "acc" and banks % 2:
-            raise P.err(w + "banks", f"{banks} banks cannot be split between the two "
-                        f"double-buffer slots (need an even number)")
+            raise P.err(
+                w + "banks",
+                f"{banks} banks cannot be split between the two "
+                f"double-buffer slots (need an even number)",
+            )
         sps[s] = Scratchpad(s, size, banks, width, ports)
     dma = P.mapping(a, "dma", A)
     engines = P.num(dma, "engines", A + "dma.", integer=True)
     if engines not in (1, 2):
-        raise P.err(A + "dma.engines", f"expected 1 (loads and stores share one engine) or 2 "
-                    f"(one load, one store engine), found {engines}")
+        raise P.err(
+            A + "dma.engines",
+            f"expected 1 (loads and stores share one engine) or 2 "
+            f"(one load, one store engine), found {engines}",
+        )
     dma_bw = P.num(dma, "bytes_per_cycle", A + "dma.")
     dma_lat = P.num(dma, "latency_cycles", A + "dma.", integer=True, positive=False, minimum=0)
     burst = P.num(dma, "burst_bytes", A + "dma.", integer=True)
     dram = P.mapping(a, "dram", A)
     dram_bw = P.num(dram, "bytes_per_cycle", A + "dram.")
     h = P.mapping(a, "host", A)
-    host = HostSpec(P.num(h, "clock_hz", A + "host."), P.num(h, "elements_per_cycle", A + "host."),
-                    P.num(h, "bytes_per_cycle", A + "host."),
-                    P.num(h, "call_overhead_cycles", A + "host.", integer=True, positive=False,
-                          minimum=0),
-                    P.num(h, "power_w", A + "host.", positive=False, minimum=0))
+    host = HostSpec(
+        P.num(h, "clock_hz", A + "host."),
+        P.num(h, "elements_per_cycle", A + "host."),
+        P.num(h, "bytes_per_cycle", A + "host."),
+        P.num(h, "call_overhead_cycles", A + "host.", integer=True, positive=False, minimum=0),
+        P.num(h, "power_w", A + "host.", positive=False, minimum=0),
+    )
 
     # the smallest tile every buffer must hold, for every precision the lanes run
     for p in mpl:
@@ -494,7 +585,7 @@ def parse_accel(raw: Mapping[str, Any], path: str, native: tuple[str, ...], name
         }
         what = {
             "wgt": f"one {lanes}-lane x {depth} weight block at {wb} bit plus its per-channel "
-                   f"bias, multiplier and shift",
+            f"bias, multiplier and shift",
             "act": f"one {lanes}-lane activation vector at {max(ab, 8)} bit",
             "acc": f"one {lanes}-lane accumulator vector at {abits} bit",
             "out": f"one {lanes}-lane output vector at {max(ab, 8)} bit",
@@ -502,17 +593,20 @@ def parse_accel(raw: Mapping[str, Any], path: str, native: tuple[str, ...], name
         for s, b in need.items():
             if sps[s].size_bytes < b:
                 buf = f" x {slots} buffers" if slots == 2 and s != "acc" else ""
-                raise P.err(f"{A}scratchpads.{s}.size_kb",
-                            f"{sps[s].size_kb:g} KB cannot hold the smallest {p} tile: "
-                            f"{what[s]}{buf} = {int(math.ceil(b))} B")
+                raise P.err(
+                    f"{A}scratchpads.{s}.size_kb",
+                    f"{sps[s].size_kb:g} KB cannot hold the smallest {p} tile: "
+                    f"{what[s]}{buf} = {int(math.ceil(b))} B",
+                )
 
     e = raw.get("energy") or {}
     if not isinstance(e, Mapping):
         raise P.err("energy", "expected a mapping")
     extra = sorted(set(e) - _ENERGY_KEYS)
     if extra:
-        raise P.err(f"energy.{extra[0]}", f"unknown key (expected one of "
-                    f"{', '.join(sorted(_ENERGY_KEYS))})")
+        raise P.err(
+            f"energy.{extra[0]}", f"unknown key (expected one of {', '.join(sorted(_ENERGY_KEYS))})"
+        )
     node = P.num(e, "technology_nm", "energy.")
     volt = P.num(e, "voltage_v", "energy.")
     dram_pj = P.num(e, "dram_pj_per_byte", "energy.", positive=False, minimum=0)
@@ -520,20 +614,49 @@ def parse_accel(raw: Mapping[str, Any], path: str, native: tuple[str, ...], name
     energy = derive_energy(mpl, node, volt, dram_pj, static, sps, acc_regs, acc_bits, wide_bits)
 
     return AccelConfig(
-        name=name, path=path, native=tuple(native), clock_hz=clock, lanes=lanes,
-        lane_multiplier_bits=mbits, macs_per_lane=MappingProxyType(mpl), acc_bits=acc_bits,
-        wide_acc_bits=wide_bits, saturate=saturate, acc_registers=acc_regs,
-        weight_registers=w_regs, act_registers=a_regs, pipeline_cycles=pipe, issue_cycles=issue,
-        alu_lanes=alu_lanes, scratchpads=MappingProxyType(sps), dma_engines=engines,
-        dma_bytes_per_cycle=dma_bw, dma_latency_cycles=dma_lat, dma_burst_bytes=burst,
-        dram_bytes_per_cycle=dram_bw, double_buffering=dbuf, host=host, energy=energy,
-        raw=MappingProxyType({"timing": _thaw(timing), "accelerator": _thaw(a),
-                              "energy": _thaw(e)}), target=target)
+        name=name,
+        path=path,
+        native=tuple(native),
+        clock_hz=clock,
+        lanes=lanes,
+        lane_multiplier_bits=mbits,
+        macs_per_lane=MappingProxyType(mpl),
+        acc_bits=acc_bits,
+        wide_acc_bits=wide_bits,
+        saturate=saturate,
+        acc_registers=acc_regs,
+        weight_registers=w_regs,
+        act_registers=a_regs,
+        pipeline_cycles=pipe,
+        issue_cycles=issue,
+        alu_lanes=alu_lanes,
+        scratchpads=MappingProxyType(sps),
+        dma_engines=engines,
+        dma_bytes_per_cycle=dma_bw,
+        dma_latency_cycles=dma_lat,
+        dma_burst_bytes=burst,
+        dram_bytes_per_cycle=dram_bw,
+        double_buffering=dbuf,
+        host=host,
+        energy=energy,
+        raw=MappingProxyType(
+            {"timing": _thaw(timing), "accelerator": _thaw(a), "energy": _thaw(e)}
+        ),
+        target=target,
+    )
 
 
-def derive_energy(mpl: Mapping[str, float], node_nm: float, voltage: float, dram_pj: float,
-                  static_w: float, sps: Mapping[str, Scratchpad], acc_regs: int, acc_bits: int,
-                  wide_bits: int) -> EnergyModel:
+def derive_energy(
+    mpl: Mapping[str, float],
+    node_nm: float,
+    voltage: float,
+    dram_pj: float,
+    static_w: float,
+    sps: Mapping[str, Scratchpad],
+    acc_regs: int,
+    acc_bits: int,
+    wide_bits: int,
+) -> EnergyModel:
     """Per-operation and per-byte energies at the target node from Horowitz's 45 nm table."""
     factor = (node_nm / 45.0) * (voltage / 0.9) ** 2
     mac, mac_elem = {}, {}
@@ -572,20 +695,34 @@ def derive_energy(mpl: Mapping[str, float], node_nm: float, voltage: float, dram
         f"register file (per lane {rf_bytes_per_lane:g} B of accumulators) by the same SRAM rule",
         f"static power {static_w:g} W x latency",
     )
-    return EnergyModel(factor=factor, mac_pj=MappingProxyType(mac),
-                       mac_pj_elem=MappingProxyType(mac_elem), requant_pj=requant,
-                       requant_wide_pj=requant_wide, add_pj=add, pack_pj=pack,
-                       sram_pj_per_byte=MappingProxyType(sram), rf_pj_per_byte=rf,
-                       dram_pj_per_byte=dram_pj, static_power_w=static_w, rules=rules)
+    return EnergyModel(
+        factor=factor,
+        mac_pj=MappingProxyType(mac),
+        mac_pj_elem=MappingProxyType(mac_elem),
+        requant_pj=requant,
+        requant_wide_pj=requant_wide,
+        add_pj=add,
+        pack_pj=pack,
+        sram_pj_per_byte=MappingProxyType(sram),
+        rf_pj_per_byte=rf,
+        dram_pj_per_byte=dram_pj,
+        static_power_w=static_w,
+        rules=rules,
+    )
 
 
 def config_from_target(target: Target) -> AccelConfig:
     """`AccelConfig` of a loaded `Target` (kind `accelerator`)."""
     if target.kind != "accelerator":
-        raise AccelConfigError(f"{target.path}: kind: '{target.kind}' is not an accelerator "
-                               f"target (expected kind 'accelerator')")
-    raw = {"timing": _thaw(target.timing), "accelerator": _thaw(target.accelerator),
-           "energy": _thaw(target.energy)}
+        raise AccelConfigError(
+            f"{target.path}: kind: '{target.kind}' is not an accelerator "
+            f"target (expected kind 'accelerator')"
+        )
+    raw = {
+        "timing": _thaw(target.timing),
+        "accelerator": _thaw(target.accelerator),
+        "energy": _thaw(target.energy),
+    }
     return parse_accel(raw, target.path, tuple(target.codegen.native), target.name, target)
 
 

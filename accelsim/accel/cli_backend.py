@@ -22,8 +22,7 @@ from pathlib import Path
 from accelsim.accel import isa
 from accelsim.accel.arch import AccelConfig, load_config
 from accelsim.accel.schedule import AccelRecipe, TileChoice
-from accelsim.accel.sim import (_VIEWS, CompiledLayer, compile_graph, compile_stats,
-                                verify_layers)
+from accelsim.accel.sim import _VIEWS, CompiledLayer, compile_graph, compile_stats, verify_layers
 from accelsim.codegen.backends import CompileSummary
 from accelsim.codegen.verify import LayerCheck
 from accelsim.fsutil import atomic_write_bytes, atomic_write_text
@@ -33,18 +32,31 @@ from accelsim.target import Target
 
 
 def _recipe_dict(r: AccelRecipe) -> dict:
-    return {"path": r.path, "op_class": r.op_class, "precision": r.precision,
-            "tensorize": r.tensorize, "tile": dict(r.tile),
-            "dataflows": [{"name": d.name, "order": list(d.order), "inner": list(d.inner),
-                           "stage": dict(d.stage)} for d in r.dataflows],
-            "double_buffer": r.double_buffer}
+    return {
+        "path": r.path,
+        "op_class": r.op_class,
+        "precision": r.precision,
+        "tensorize": r.tensorize,
+        "tile": dict(r.tile),
+        "dataflows": [
+            {"name": d.name, "order": list(d.order), "inner": list(d.inner), "stage": dict(d.stage)}
+            for d in r.dataflows
+        ],
+        "double_buffer": r.double_buffer,
+    }
 
 
 def _tiles_dict(c: TileChoice) -> dict:
-    return {"dataflow": c.dataflow.name, "order": list(c.dataflow.order),
-            "tiles": dict(c.tiles), "tile_loop_iterations": c.tiles_count,
-            "estimated_dram_bytes": c.traffic_bytes, "slots": c.slots,
-            "epilogue_loop": c.epilogue_loop, "reduce_loop": c.reduce_loop}
+    return {
+        "dataflow": c.dataflow.name,
+        "order": list(c.dataflow.order),
+        "tiles": dict(c.tiles),
+        "tile_loop_iterations": c.tiles_count,
+        "estimated_dram_bytes": c.traffic_bytes,
+        "slots": c.slots,
+        "epilogue_loop": c.epilogue_loop,
+        "reduce_loop": c.reduce_loop,
+    }
 
 
 def instruction_counts(program: isa.Program) -> dict[str, dict[str, int]]:
@@ -59,28 +71,47 @@ def instruction_counts(program: isa.Program) -> dict[str, dict[str, int]]:
 
 
 def _scratchpad_use(program: isa.Program, config: AccelConfig) -> dict:
-    out = {name: {"used_bytes": 0, "capacity_bytes": sp.size_bytes, "buffers": []}
-           for name, sp in config.scratchpads.items()}
+    out = {
+        name: {"used_bytes": 0, "capacity_bytes": sp.size_bytes, "buffers": []}
+        for name, sp in config.scratchpads.items()
+    }
     for b in program.buffers.values():
         d = out[b.space]
         d["used_bytes"] += b.bytes
-        d["buffers"].append({"name": b.name, "elements": b.elements, "bits": b.bits,
-                             "slots": b.slots, "bytes": b.bytes})
+        d["buffers"].append(
+            {
+                "name": b.name,
+                "elements": b.elements,
+                "bits": b.bits,
+                "slots": b.slots,
+                "bytes": b.bytes,
+            }
+        )
     return out
 
 
-def _record(layer: CompiledLayer, config: AccelConfig, target: Target, asm: Path,
-            binary: Path) -> dict:
+def _record(
+    layer: CompiledLayer, config: AccelConfig, target: Target, asm: Path, binary: Path
+) -> dict:
     p = layer.program
     return {
-        "layer": layer.node.name, "op": layer.node.op, "op_class": layer.ld.op_class,
-        "precision": p.precision, "mac_mode": layer.ld.mode or None, "target": target.name,
-        "program": str(asm), "binary": str(binary),
+        "layer": layer.node.name,
+        "op": layer.node.op,
+        "op_class": layer.ld.op_class,
+        "precision": p.precision,
+        "mac_mode": layer.ld.mode or None,
+        "target": target.name,
+        "program": str(asm),
+        "binary": str(binary),
         "key": hashlib.sha256(layer.key.encode()).hexdigest()[:16],
-        "macs": p.macs, "instructions": instruction_counts(p),
-        "tiles": _tiles_dict(layer.choice), "scratchpad": _scratchpad_use(p, config),
-        "dram": {t.name: {"shape": list(t.shape), "bits": t.bits, "role": t.role}
-                 for t in p.dram.values()},
+        "macs": p.macs,
+        "instructions": instruction_counts(p),
+        "tiles": _tiles_dict(layer.choice),
+        "scratchpad": _scratchpad_use(p, config),
+        "dram": {
+            t.name: {"shape": list(t.shape), "bits": t.bits, "role": t.role}
+            for t in p.dram.values()
+        },
         "recipe": _recipe_dict(layer.recipe) if layer.recipe else None,
         "signature": layer.ld.signature,
     }
@@ -88,6 +119,7 @@ def _record(layer: CompiledLayer, config: AccelConfig, target: Target, asm: Path
 
 def _file_stem(name: str, used: set[str]) -> str:
     from accelsim.codegen.compile import sanitize
+
     base = sanitize(name)
     stem, i = base, 1
     while stem in used:
@@ -97,9 +129,11 @@ def _file_stem(name: str, used: set[str]) -> str:
     return stem
 
 
-def compile_model(graph: Graph, target: Target, precision: Precision, out_dir: Path,
-                  progress=None) -> CompileSummary:
+def compile_model(
+    graph: Graph, target: Target, precision: Precision, out_dir: Path, progress=None
+) -> CompileSummary:
     import accelsim
+
     config = load_config(target)
     layers = compile_graph(graph, config, progress=progress)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -116,21 +150,29 @@ def compile_model(graph: Graph, target: Target, precision: Precision, out_dir: P
     accelerated = [L for L in layers if L.program is not None]
     distinct = len({L.key for L in accelerated})
     doc = {
-        "model": graph.name, "target": target.name, "precision": precision.name,
-        "accelsim_version": accelsim.__version__, "distinct_kernels": distinct,
+        "model": graph.name,
+        "target": target.name,
+        "precision": precision.name,
+        "accelsim_version": accelsim.__version__,
+        "distinct_kernels": distinct,
         "kernels": records,
-        "views": [{"layer": L.node.name, "op": L.node.op, "reason": L.reason}
-                  for L in layers if L.program is None and L.node.op in _VIEWS],
-        "host_layers": [{"layer": L.node.name, "op": L.node.op,
-                         "reason": L.reason}
-                        for L in layers if L.program is None and L.node.op not in _VIEWS],
+        "views": [
+            {"layer": L.node.name, "op": L.node.op, "reason": L.reason}
+            for L in layers
+            if L.program is None and L.node.op in _VIEWS
+        ],
+        "host_layers": [
+            {"layer": L.node.name, "op": L.node.op, "reason": L.reason}
+            for L in layers
+            if L.program is None and L.node.op not in _VIEWS
+        ],
     }
     atomic_write_text(out_dir / "kernels.json", json.dumps(doc, indent=1, default=str) + "\n")
     return CompileSummary(len(accelerated), distinct, compile_stats())
 
 
-def verify_model(graph: Graph, target: Target, precision: Precision, feeds,
-                 progress=None) -> list[LayerCheck]:
+def verify_model(
+    graph: Graph, target: Target, precision: Precision, feeds, progress=None
+) -> list[LayerCheck]:
     checks = verify_layers(graph, load_config(target), feeds, progress=progress)
-    return [LayerCheck(m.layer, graph.node(m.layer).op, m.mismatches, m.elements)
-            for m in checks]
+    return [LayerCheck(m.layer, graph.node(m.layer).op, m.mismatches, m.elements) for m in checks]

@@ -48,9 +48,10 @@ class CodegenError(AccelsimError):
 # affine expressions over loop variables
 # ------------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Affine:
-    coefs: tuple[tuple[str, int], ...]   # (loop key, coefficient)
+    coefs: tuple[tuple[str, int], ...]  # (loop key, coefficient)
     const: int
 
     def eval(self, env: dict[str, int]) -> int:
@@ -123,20 +124,21 @@ class _Conv:
 # the kernel tree
 # ------------------------------------------------------------------------------------------------
 
+
 @dataclass
 class Operand:
-    buffer: str          # local buffer name, or a DRAM tensor name for global operands
-    index: Affine        # flat element offset
+    buffer: str  # local buffer name, or a DRAM tensor name for global operands
+    index: Affine  # flat element offset
     is_global: bool
 
 
 @dataclass
 class Leaf:
-    kind: str                          # load, store, bias, vmac, requant, add
-    loops: list[tuple[str, int]]       # the instruction's own loops, outermost first
+    kind: str  # load, store, bias, vmac, requant, add
+    loops: list[tuple[str, int]]  # the instruction's own loops, outermost first
     operands: dict[str, Operand]
-    preds: list[tuple[Affine, str]]    # affine `op` 0 (op in <, <=) that must hold
-    conds: list[tuple[Affine, str]] = field(default_factory=list)   # load: pad condition
+    preds: list[tuple[Affine, str]]  # affine `op` 0 (op in <, <=) that must hold
+    conds: list[tuple[Affine, str]] = field(default_factory=list)  # load: pad condition
     pad: int = 0
     lanes: int = 0
     depth: int = 0
@@ -152,7 +154,7 @@ class Loop:
 
 @dataclass
 class Scope:
-    allocs: list[tuple[str, str, tuple[int, ...]]]    # (buffer, space, shape)
+    allocs: list[tuple[str, str, tuple[int, ...]]]  # (buffer, space, shape)
     body: list
 
 
@@ -188,9 +190,9 @@ class _Builder:
     def __init__(self, func, globals_: dict[str, str]):
         self.tvm = import_tvm()
         self.conv = _Conv()
-        self.globals = globals_          # TIR param buffer name -> DRAM tensor name
+        self.globals = globals_  # TIR param buffer name -> DRAM tensor name
         self.counter = 0
-        self.sources: dict[str, str] = {}   # local buffer -> DRAM tensor it is loaded from
+        self.sources: dict[str, str] = {}  # local buffer -> DRAM tensor it is loaded from
         self.func = func
 
     def _global(self, buf) -> bool:
@@ -198,6 +200,7 @@ class _Builder:
 
     def build(self, stmt) -> list:
         from tvm.s_tir import SBlockRealize
+
         t = self.tvm.tirx
         if isinstance(stmt, t.SeqStmt):
             out = []
@@ -213,8 +216,10 @@ class _Builder:
             for b in blk.alloc_buffers:
                 sc = b.scope()
                 if sc not in SPACE_OF_SCOPE:
-                    raise CodegenError(f"buffer '{b.name}' in scope '{sc}': the accelerator has "
-                                       f"scratchpads {', '.join(SPACE_OF_SCOPE)}")
+                    raise CodegenError(
+                        f"buffer '{b.name}' in scope '{sc}': the accelerator has "
+                        f"scratchpads {', '.join(SPACE_OF_SCOPE)}"
+                    )
                 allocs.append((b.name, SPACE_OF_SCOPE[sc], tuple(int(d) for d in b.shape)))
             if predicate_true(stmt.predicate, t) is False:
                 raise CodegenError(f"predicated scope block '{blk.name_hint}'")
@@ -242,7 +247,7 @@ class _Builder:
                     inner = [Loop(k, e, inner)]
                 return inner
             finally:
-                del self.conv.scope[-len(chain):]
+                del self.conv.scope[-len(chain) :]
         if isinstance(stmt, t.Evaluate):
             return []
         raise CodegenError(f"unexpected statement {type(stmt).__name__} in the scheduled TIR")
@@ -266,8 +271,7 @@ class _Builder:
                 raise CodegenError(f"block '{name}' has match buffers but no intrinsic call")
             intrin = str(call.args[0].value) if isinstance(call.args[0], _StringImm()) else ""
             if intrin not in ("accel_vmac", "accel_vmac_dw"):
-                raise CodegenError(f"block '{name}' calls '{intrin}', not an accelerator "
-                                   f"intrinsic")
+                raise CodegenError(f"block '{name}' calls '{intrin}', not an accelerator intrinsic")
             ops = {}
             for mb in blk.match_buffers:
                 src = mb.source
@@ -279,8 +283,9 @@ class _Builder:
         if not isinstance(body, t.BufferStore):
             raise CodegenError(f"block '{name}': unsupported body {type(body).__name__}")
         dst = body.buffer
-        dst_op = Operand(self.globals.get(dst.name, dst.name), _flat(conv, dst, body.indices),
-                         self._global(dst))
+        dst_op = Operand(
+            self.globals.get(dst.name, dst.name), _flat(conv, dst, body.indices), self._global(dst)
+        )
         alu = blk.annotations.get("accel.alu")
         if alu is not None:
             loads = _collect_loads(body.value, t)
@@ -298,8 +303,9 @@ class _Builder:
         if not isinstance(val, _BufferLoad()):
             raise CodegenError(f"block '{name}': expected a copy, found {val}")
         src = val.source
-        src_op = Operand(self.globals.get(src.name, src.name), _flat(conv, src, val.indices),
-                         self._global(src))
+        src_op = Operand(
+            self.globals.get(src.name, src.name), _flat(conv, src, val.indices), self._global(src)
+        )
         if src_op.is_global and not dst_op.is_global:
             self.sources[dst.name] = src_op.buffer
             return Leaf("load", loops, {"dst": dst_op, "src": src_op}, preds, conds, pad)
@@ -356,8 +362,13 @@ def _collect_loads(e, t) -> dict[str, tuple[Any, list]]:
 
 
 def _role(buffer: str) -> str:
-    for prefix, role in (("acc", "acc"), ("mult", "mult"), ("shift", "shift"), ("a_", "a"),
-                         ("b_", "b")):
+    for prefix, role in (
+        ("acc", "acc"),
+        ("mult", "mult"),
+        ("shift", "shift"),
+        ("a_", "a"),
+        ("b_", "b"),
+    ):
         if buffer.startswith(prefix):
             return role
     raise CodegenError(f"ALU operand buffer '{buffer}' has no known role")
@@ -366,6 +377,7 @@ def _role(buffer: str) -> str:
 # ------------------------------------------------------------------------------------------------
 # emission
 # ------------------------------------------------------------------------------------------------
+
 
 @dataclass
 class _BufState:
@@ -376,15 +388,16 @@ class _BufState:
     producer: str = ""
     consumer: str = ""
     ready_signaled: bool = True
-    last_consumer: dict[int, int] = field(default_factory=dict)   # slot -> list index
+    last_consumer: dict[int, int] = field(default_factory=dict)  # slot -> list index
     free_signaled: dict[int, bool] = field(default_factory=dict)
     used: set[int] = field(default_factory=set)
     unpacked: bool = False
 
 
 class _Emitter:
-    def __init__(self, ld: LayerDef, config, choice: TileChoice, tree: list,
-                 sources: dict[str, str]):
+    def __init__(
+        self, ld: LayerDef, config, choice: TileChoice, tree: list, sources: dict[str, str]
+    ):
         self.ld = ld
         self.config = config
         self.choice = choice
@@ -417,10 +430,13 @@ class _Emitter:
             used = sum(b.slot_bytes for b in self.buffers.values() if b.space == space)
             cap = sp.size_bytes // slots if space != "acc" else sp.size_bytes
             if used + slot_bytes > cap:
-                raise CodegenError(f"layer '{self.ld.node.name}': scratchpad '{space}' "
-                                   f"overflows: {used + slot_bytes} B per slot > {cap} B")
-            self.buffers[name] = isa.Buffer(name, space, elements, bits, slots, used, slot_bytes,
-                                            shape)
+                raise CodegenError(
+                    f"layer '{self.ld.node.name}': scratchpad '{space}' "
+                    f"overflows: {used + slot_bytes} B per slot > {cap} B"
+                )
+            self.buffers[name] = isa.Buffer(
+                name, space, elements, bits, slots, used, slot_bytes, shape
+            )
             self.state[name] = _BufState(space, slots)
 
     def new_instance(self, name: str) -> None:
@@ -499,7 +515,7 @@ class _Emitter:
         """(key, start, stop) per own loop after the predicates; None if empty."""
         dom = [[k, 0, e] for k, e in leaf.loops]
         for expr, op in leaf.preds:
-            rest = expr.eval(self.env)   # own loop keys are absent from env: their value 0
+            rest = expr.eval(self.env)  # own loop keys are absent from env: their value 0
             own = [(i, expr.coef(k)) for i, (k, _, _) in enumerate(dom) if expr.coef(k)]
             if not own:
                 if (op == "<" and rest >= 0) or (op == "<=" and rest > 0):
@@ -509,7 +525,7 @@ class _Emitter:
                 raise CodegenError(f"layer '{self.ld.node.name}': a predicate couples two loops")
             i, c = own[0]
             # c * v + rest (<|<=) 0
-            bound = -rest if op == "<" else -rest + 1     # c * v < bound
+            bound = -rest if op == "<" else -rest + 1  # c * v < bound
             if c > 0:
                 dom[i][2] = min(dom[i][2], -(-bound // c))
             else:
@@ -527,8 +543,9 @@ class _Emitter:
             env[k] = a
         fn = getattr(self, "emit_" + leaf.kind, None)
         if fn is None:
-            raise CodegenError(f"layer '{self.ld.node.name}': no instruction for a "
-                               f"'{leaf.kind}' block")
+            raise CodegenError(
+                f"layer '{self.ld.node.name}': no instruction for a '{leaf.kind}' block"
+            )
         fn(leaf, dom, env)
 
     def _loops(self, dom, ops: list[Operand]) -> list[tuple[int, ...]]:
@@ -552,6 +569,7 @@ class _Emitter:
 
             def make2(lps, bases, off=bases_off):
                 make(lps, [b + o for b, o in zip(bases, off)])
+
             self._split(rest, limit, env_base, ops, make2)
 
     # -- instructions ------------------------------------------------------------------------------
@@ -564,11 +582,12 @@ class _Emitter:
             own = [(k, expr.coef(k)) for k, _, _ in dom if expr.coef(k)]
             if not own:
                 if (op == "<" and rest >= 0) or (op == "<=" and rest > 0):
-                    valid = {k: [a, a] for k, a, _ in dom}   # everything is padding
+                    valid = {k: [a, a] for k, a, _ in dom}  # everything is padding
                 continue
             if len(own) > 1:
-                raise CodegenError(f"layer '{self.ld.node.name}': a padding condition couples "
-                                   f"two loops")
+                raise CodegenError(
+                    f"layer '{self.ld.node.name}': a padding condition couples two loops"
+                )
             k, c = own[0]
             bound = -rest if op == "<" else -rest + 1
             if c > 0:
@@ -584,12 +603,22 @@ class _Emitter:
             if not any_valid:
                 lo, hi = a, a
             src_env[k] = lo if any_valid else a
-            dims.append(isa.DmaDim(b - a, src.index.coef(k), dst.index.coef(k),
-                                   max(0, lo - a), max(0, b - max(hi, lo))))
+            dims.append(
+                isa.DmaDim(
+                    b - a,
+                    src.index.coef(k),
+                    dst.index.coef(k),
+                    max(0, lo - a),
+                    max(0, b - max(hi, lo)),
+                )
+            )
         if not any_valid:
-            dims = [isa.DmaDim(d.extent, d.dram_stride, d.spad_stride, d.extent, 0) if i == 0
-                    else isa.DmaDim(d.extent, d.dram_stride, d.spad_stride, 0, 0)
-                    for i, d in enumerate(dims)]
+            dims = [
+                isa.DmaDim(d.extent, d.dram_stride, d.spad_stride, d.extent, 0)
+                if i == 0
+                else isa.DmaDim(d.extent, d.dram_stride, d.spad_stride, 0, 0)
+                for i, d in enumerate(dims)
+            ]
         dims = _merge_dma(dims)
         src_base = src.index.eval(src_env)
         dst_base = dst.index.eval(env)
@@ -598,8 +627,14 @@ class _Emitter:
         pad = int(self.ld.imm.get("pad", leaf.pad)) if leaf.conds else 0
         self.produce(dst.buffer, "load")
         for ds, sb, db in _split_dma(dims, src_base, dst_base):
-            self.out.append(isa.Load(isa.Ref(dst.buffer, self.state[dst.buffer].slot, db),
-                                     isa.DramRef(src.buffer, sb), ds, pad))
+            self.out.append(
+                isa.Load(
+                    isa.Ref(dst.buffer, self.state[dst.buffer].slot, db),
+                    isa.DramRef(src.buffer, sb),
+                    ds,
+                    pad,
+                )
+            )
 
     def emit_store(self, leaf: Leaf, dom, env) -> None:
         dst, src = leaf.operands["dst"], leaf.operands["src"]
@@ -607,8 +642,13 @@ class _Emitter:
         dims = _merge_dma(dims)
         self.consume(src.buffer, "store")
         for ds, gb, sb in _split_dma(dims, dst.index.eval(env), src.index.eval(env)):
-            self.out.append(isa.Store(isa.DramRef(dst.buffer, gb),
-                                      isa.Ref(src.buffer, self.state[src.buffer].slot, sb), ds))
+            self.out.append(
+                isa.Store(
+                    isa.DramRef(dst.buffer, gb),
+                    isa.Ref(src.buffer, self.state[src.buffer].slot, sb),
+                    ds,
+                )
+            )
         self.consumed(src.buffer)
 
     def emit_bias(self, leaf: Leaf, dom, env) -> None:
@@ -618,9 +658,14 @@ class _Emitter:
         self.produce(acc.buffer, "compute")
 
         def make(lps, bases):
-            self.out.append(isa.Bias(isa.Ref(acc.buffer, 0, bases[0]),
-                                     isa.Ref(bias.buffer, self.state[bias.buffer].slot, bases[1]),
-                                     lps))
+            self.out.append(
+                isa.Bias(
+                    isa.Ref(acc.buffer, 0, bases[0]),
+                    isa.Ref(bias.buffer, self.state[bias.buffer].slot, bases[1]),
+                    lps,
+                )
+            )
+
         self._split(loops, MAX_LOOPS, env, [acc, bias], make)
         self.consumed(bias.buffer)
 
@@ -633,11 +678,19 @@ class _Emitter:
         mode = self.ld.mode
 
         def make(lps, bases):
-            self.out.append(isa.VMac(
-                isa.Ref(acc.buffer, 0, bases[0]),
-                isa.Ref(act.buffer, self.state[act.buffer].slot, bases[1]),
-                isa.Ref(wgt.buffer, self.state[wgt.buffer].slot, bases[2]),
-                lps, leaf.lanes, leaf.depth, mode, kind))
+            self.out.append(
+                isa.VMac(
+                    isa.Ref(acc.buffer, 0, bases[0]),
+                    isa.Ref(act.buffer, self.state[act.buffer].slot, bases[1]),
+                    isa.Ref(wgt.buffer, self.state[wgt.buffer].slot, bases[2]),
+                    lps,
+                    leaf.lanes,
+                    leaf.depth,
+                    mode,
+                    kind,
+                )
+            )
+
         self._split(loops, MAX_LOOPS, env, [acc, act, wgt], make)
         for b in (act.buffer, wgt.buffer):
             self.consumed(b)
@@ -646,8 +699,9 @@ class _Emitter:
         o = leaf.operands
         out, acc, mult, shift = o["out"], o["acc"], o["mult"], o["shift"]
         if mult.index != shift.index:
-            raise CodegenError(f"layer '{self.ld.node.name}': multiplier and shift are indexed "
-                               f"differently")
+            raise CodegenError(
+                f"layer '{self.ld.node.name}': multiplier and shift are indexed differently"
+            )
         loops = self._loops(dom, [out, acc, mult])
         im = self.ld.imm
         for b in (mult.buffer, shift.buffer):
@@ -656,12 +710,20 @@ class _Emitter:
         start = len(self.out)
 
         def make(lps, bases):
-            self.out.append(isa.Requant(
-                isa.Ref(out.buffer, self.state[out.buffer].slot, bases[0]),
-                isa.Ref(acc.buffer, 0, bases[1]),
-                isa.Ref(mult.buffer, self.state[mult.buffer].slot, bases[2]),
-                isa.Ref(shift.buffer, self.state[shift.buffer].slot, bases[2]),
-                lps, im["zp_out"], im["qmin"], im["qmax"], bool(im["wide"])))
+            self.out.append(
+                isa.Requant(
+                    isa.Ref(out.buffer, self.state[out.buffer].slot, bases[0]),
+                    isa.Ref(acc.buffer, 0, bases[1]),
+                    isa.Ref(mult.buffer, self.state[mult.buffer].slot, bases[2]),
+                    isa.Ref(shift.buffer, self.state[shift.buffer].slot, bases[2]),
+                    lps,
+                    im["zp_out"],
+                    im["qmin"],
+                    im["qmax"],
+                    bool(im["wide"]),
+                )
+            )
+
         self._split(loops, MAX_LOOPS, env, [out, acc, mult], make)
         for b in (mult.buffer, shift.buffer):
             self.consumed(b)
@@ -676,19 +738,33 @@ class _Emitter:
             self.consume(buf, "compute")
             st = self.state[buf]
             if bits == 4 and not st.unpacked:
-                self.out.append(isa.VUnpack(isa.Ref(buf, st.slot, 0),
-                                            self.buffers[buf].elements))
+                self.out.append(isa.VUnpack(isa.Ref(buf, st.slot, 0), self.buffers[buf].elements))
                 st.unpacked = True
         self.produce(out.buffer, "compute")
         start = len(self.out)
 
         def make(lps, bases):
-            self.out.append(isa.VAdd(
-                isa.Ref(out.buffer, self.state[out.buffer].slot, bases[0]),
-                isa.Ref(a.buffer, self.state[a.buffer].slot, bases[1]),
-                isa.Ref(b.buffer, self.state[b.buffer].slot, bases[2]), lps,
-                im["zp_a"], im["zp_b"], im["zp_out"], im["left_shift"], im["m_a"], im["s_a"],
-                im["m_b"], im["s_b"], im["m_out"], im["s_out"], im["qmin"], im["qmax"]))
+            self.out.append(
+                isa.VAdd(
+                    isa.Ref(out.buffer, self.state[out.buffer].slot, bases[0]),
+                    isa.Ref(a.buffer, self.state[a.buffer].slot, bases[1]),
+                    isa.Ref(b.buffer, self.state[b.buffer].slot, bases[2]),
+                    lps,
+                    im["zp_a"],
+                    im["zp_b"],
+                    im["zp_out"],
+                    im["left_shift"],
+                    im["m_a"],
+                    im["s_a"],
+                    im["m_b"],
+                    im["s_b"],
+                    im["m_out"],
+                    im["s_out"],
+                    im["qmin"],
+                    im["qmax"],
+                )
+            )
+
         self._split(loops, MAX_LOOPS, env, [out, a, b], make)
         for buf in (a.buffer, b.buffer):
             self.consumed(buf)
@@ -704,7 +780,6 @@ class _Emitter:
                 for lp in ins.loops:
                     n *= lp[0]
                 self.out.append(isa.VPack(ins.out, n))
-
 
 
 def merge_loops(loops) -> tuple[tuple[int, ...], ...]:
@@ -724,6 +799,7 @@ def merge_loops(loops) -> tuple[tuple[int, ...], ...]:
         merged.append(lp)
     return tuple(merged)
 
+
 def _merge_dma(dims: list[isa.DmaDim]) -> list[isa.DmaDim]:
     dims = [d for d in dims if d.extent != 1 or d.pad_before or d.pad_after]
     out: list[isa.DmaDim] = []
@@ -732,11 +808,18 @@ def _merge_dma(dims: list[isa.DmaDim]) -> list[isa.DmaDim]:
             o = out[-1]
             # an outer dimension folds into a contiguous, unpadded inner one; its padding becomes
             # padding of whole inner rows (the valid part stays one contiguous run)
-            if (not (d.pad_before or d.pad_after)
-                    and o.dram_stride == d.extent * d.dram_stride
-                    and o.spad_stride == d.extent * d.spad_stride):
-                out[-1] = isa.DmaDim(o.extent * d.extent, d.dram_stride, d.spad_stride,
-                                     o.pad_before * d.extent, o.pad_after * d.extent)
+            if (
+                not (d.pad_before or d.pad_after)
+                and o.dram_stride == d.extent * d.dram_stride
+                and o.spad_stride == d.extent * d.spad_stride
+            ):
+                out[-1] = isa.DmaDim(
+                    o.extent * d.extent,
+                    d.dram_stride,
+                    d.spad_stride,
+                    o.pad_before * d.extent,
+                    o.pad_after * d.extent,
+                )
                 continue
         out.append(d)
     if not out:
@@ -760,6 +843,7 @@ def _split_dma(dims, a_base: int, b_base: int):
 # entry points
 # ------------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True, eq=False)
 class Template:
     """The TIR of a layer, walked once: reused for every layer with the same signature."""
@@ -779,8 +863,23 @@ def build_template(mod, ld: LayerDef) -> Template:
 def generate(ld: LayerDef, choice: TileChoice, template: Template, config) -> isa.Program:
     em = _Emitter(ld, config, choice, template.tree, template.sources)
     em.run()
-    meta = {"dataflow": choice.dataflow.name, "tiles": dict(choice.tiles),
-            "op_class": ld.op_class, "obits": ld.obits, "abits": ld.abits, "wbits": ld.wbits,
-            "wide": ld.wide, "slots": choice.slots}
-    return isa.Program(ld.node.name, ld.op_class, ld.mode or f"a{ld.abits}", em.out, em.buffers,
-                       ld.dram, ld.macs, meta)
+    meta = {
+        "dataflow": choice.dataflow.name,
+        "tiles": dict(choice.tiles),
+        "op_class": ld.op_class,
+        "obits": ld.obits,
+        "abits": ld.abits,
+        "wbits": ld.wbits,
+        "wide": ld.wide,
+        "slots": choice.slots,
+    }
+    return isa.Program(
+        ld.node.name,
+        ld.op_class,
+        ld.mode or f"a{ld.abits}",
+        em.out,
+        em.buffers,
+        ld.dram,
+        ld.macs,
+        meta,
+    )

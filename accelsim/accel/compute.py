@@ -24,8 +24,9 @@ host core.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -53,7 +54,7 @@ class TileAxis:
     extent: int
     block: int
     reduce: bool = False
-    vector: int = 0          # lanes split off as `name.v` (tensorized)
+    vector: int = 0  # lanes split off as `name.v` (tensorized)
     unit: str = ""
     elems_per_iter: int = 1  # elements per iteration of the TE loop (ic: `depth`, with icv inside)
 
@@ -65,26 +66,26 @@ class Staged:
 
     tensor: str
     space: str
-    bits: int                # bits per element in the scratchpad
+    bits: int  # bits per element in the scratchpad
     dram_bits: int
     box: Callable[[Mapping[str, int]], tuple[int, ...]]
-    reader: str              # block reading it: "main", "init" or "epilogue"
+    reader: str  # block reading it: "main", "init" or "epilogue"
 
 
 @dataclass(eq=False)
 class LayerDef:
     node: Node
-    op_class: str            # conv2d, depthwise_conv2d, dense, add
-    mode: str                # wNaM of the MAC array ("" for add)
+    op_class: str  # conv2d, depthwise_conv2d, dense, add
+    mode: str  # wNaM of the MAC array ("" for add)
     wbits: int
     abits: int
     obits: int
     wide: bool
-    te_args: list            # TE tensors in kernel argument order (output last)
-    main: str                # block of the main computation ("acc", or "y" for add)
-    epilogue: str | None     # the requantize block ("y")
-    pad_stage: bool          # a "pad" stage feeds the main block (inlined into the load)
-    loops: tuple[str, ...]   # the main block's loops as created
+    te_args: list  # TE tensors in kernel argument order (output last)
+    main: str  # block of the main computation ("acc", or "y" for add)
+    epilogue: str | None  # the requantize block ("y")
+    pad_stage: bool  # a "pad" stage feeds the main block (inlined into the load)
+    loops: tuple[str, ...]  # the main block's loops as created
     tile_axes: tuple[TileAxis, ...]
     staged: tuple[Staged, ...]
     acc_box: Callable[[Mapping[str, int]], int] | None
@@ -98,15 +99,16 @@ class LayerDef:
     signature: dict
     pack: Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]
     unpack: Callable[[np.ndarray], np.ndarray]
-    output: str              # graph tensor written
+    output: str  # graph tensor written
     inputs: tuple[str, ...]  # graph tensors read (activations)
-    extents: dict = field(default_factory=dict)   # extents of the untiled loops (n, kh, kw, icv)
+    extents: dict = field(default_factory=dict)  # extents of the untiled loops (n, kh, kw, icv)
     meta: dict = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------------------------------------
 # helpers
 # ------------------------------------------------------------------------------------------------
+
 
 def _roundup(v: int, m: int) -> int:
     return -(-v // m) * m
@@ -137,6 +139,7 @@ def _storage(dtype: str) -> str:
 
 def _qclamp(info: TensorInfo, attrs) -> tuple[int, int]:
     from accelsim.ref.int_ops import quantized_clamp
+
     lo, hi = activation_bounds(attrs)
     return quantized_clamp(info, lo, hi)
 
@@ -148,11 +151,13 @@ def _wrap32(v) -> np.ndarray:
 
 def to_nhwc(arr: np.ndarray, layout: str) -> np.ndarray:
     from accelsim.lower.ops import to_kernel_layout  # one definition of the layout change
+
     return to_kernel_layout(arr, layout)
 
 
 def from_nhwc(arr: np.ndarray, layout: str) -> np.ndarray:
     from accelsim.lower.ops import from_kernel_layout
+
     return from_kernel_layout(arr, layout)
 
 
@@ -178,6 +183,7 @@ def _multipliers(x_i: TensorInfo, w_i: TensorInfo, o_i: TensorInfo, cout: int, p
     """Per-channel (multiplier, shift), as gemmlowp_ops.conv2d derives them; padding channels
     get (0, 0)."""
     from accelsim.quant import fixedpoint as fx
+
     s_w = _weight_scales(w_i, cout)
     if x_i.dtype == "uint8" and not w_i.quant.per_channel:
         m = np.float64(np.float32(_scale32(x_i) * s_w[0])) / np.float64(_scale32(o_i))
@@ -195,8 +201,9 @@ def _multipliers(x_i: TensorInfo, w_i: TensorInfo, o_i: TensorInfo, cout: int, p
 def _check_mode(config, wbits: int, abits: int) -> str:
     mode = f"w{wbits}a{abits}"
     if not config.supports(mode):
-        raise NotAccelerated(f"the lanes cannot do {mode} (they do "
-                             f"{', '.join(config.macs_per_lane)})")
+        raise NotAccelerated(
+            f"the lanes cannot do {mode} (they do {', '.join(config.macs_per_lane)})"
+        )
     return mode
 
 
@@ -204,8 +211,10 @@ def _common_quant(graph: Graph, node: Node, x_i, w_i, o_i):
     _per_tensor(x_i, "input")
     _per_tensor(o_i, "output")
     if graph.requant_mode != "gemmlowp":
-        raise NotAccelerated(f"requant_mode '{graph.requant_mode}' (the accelerator implements "
-                             f"gemmlowp fixed-point requantization)")
+        raise NotAccelerated(
+            f"requant_mode '{graph.requant_mode}' (the accelerator implements "
+            f"gemmlowp fixed-point requantization)"
+        )
     if w_i is None or not w_i.is_quantized:
         raise NotAccelerated("weights are not quantized")
     if any(z != 0 for z in w_i.quant.zero_point):
@@ -218,15 +227,18 @@ def _common_quant(graph: Graph, node: Node, x_i, w_i, o_i):
 
 def _requant_expr(acc, c, mult, shift, zp_out: int, qmin: int, qmax: int, wide: bool, odt: str):
     from accelsim.lower import requant as rq
+
     tirx = import_tvm().tirx
     r = rq.mbqm64(acc, mult[c], shift[c]) if wide else rq.mbqm(acc, mult[c], shift[c])
-    return rq.clamp_add(r, tirx.const(zp_out, "int32"), tirx.const(qmin, "int32"),
-                        tirx.const(qmax, "int32")).astype(odt)
+    return rq.clamp_add(
+        r, tirx.const(zp_out, "int32"), tirx.const(qmin, "int32"), tirx.const(qmax, "int32")
+    ).astype(odt)
 
 
 # ------------------------------------------------------------------------------------------------
 # conv2d (groups == 1), dense
 # ------------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ContractionOperands:
@@ -253,11 +265,22 @@ def contraction_operands(graph: Graph, node: Node, config) -> ContractionOperand
     o_i = graph.tensors[node.outputs[0]]
     _common_quant(graph, node, x_i, w_i, o_i)
     if node.op == "dense" and node.attr("requant") == "double":
-        raise NotAccelerated("dense with double-precision requantization (TFLite import): the "
-                             "accelerator requantizes in fixed point")
+        raise NotAccelerated(
+            "dense with double-precision requantization (TFLite import): the "
+            "accelerator requantizes in fixed point"
+        )
     wbits, abits, obits = DTYPE_BITS[w_i.dtype], DTYPE_BITS[x_i.dtype], DTYPE_BITS[o_i.dtype]
-    return ContractionOperands(x_i, w_i, b_i, o_i, wbits, abits, obits,
-                               _check_mode(config, wbits, abits), _is_wide(x_i, w_i, b_i))
+    return ContractionOperands(
+        x_i,
+        w_i,
+        b_i,
+        o_i,
+        wbits,
+        abits,
+        obits,
+        _check_mode(config, wbits, abits),
+        _is_wide(x_i, w_i, b_i),
+    )
 
 
 def contraction(graph: Graph, node: Node, config) -> LayerDef:
@@ -280,8 +303,9 @@ def contraction(graph: Graph, node: Node, config) -> LayerDef:
         pt = pl = pb = pr = 0
     else:
         if node.attr("groups", 1) != 1:
-            raise NotAccelerated(f"grouped convolution (groups={node.attr('groups')}) other "
-                                 f"than depthwise")
+            raise NotAccelerated(
+                f"grouped convolution (groups={node.attr('groups')}) other than depthwise"
+            )
         O, I, KH, KW = w.shape
         ca, ha, wa = spatial_axes(layout)
         N, H, W_ = x_i.shape[0], x_i.shape[ha], x_i.shape[wa]
@@ -310,46 +334,74 @@ def contraction(graph: Graph, node: Node, config) -> LayerDef:
     need_pad = bool(pt or pl or pb or pr) or ICp != I
     if need_pad:
         if is_dense:
-            xin = te.compute((N, ICp), lambda n, c: tirx.if_then_else(c < I, x[n, c], padv),
-                             name="pad")
+            xin = te.compute(
+                (N, ICp), lambda n, c: tirx.if_then_else(c < I, x[n, c], padv), name="pad"
+            )
         else:
             Hp, Wp = H + pt + pb, W_ + pl + pr
-            xin = te.compute((N, Hp, Wp, ICp), lambda n, h, ww, c: tirx.if_then_else(
-                tirx.all(h >= pt, h < H + pt, ww >= pl, ww < W_ + pl, c < I),
-                x[n, h - pt, ww - pl, c], padv), name="pad")
+            xin = te.compute(
+                (N, Hp, Wp, ICp),
+                lambda n, h, ww, c: tirx.if_then_else(
+                    tirx.all(h >= pt, h < H + pt, ww >= pl, ww < W_ + pl, c < I),
+                    x[n, h - pt, ww - pl, c],
+                    padv,
+                ),
+                name="pad",
+            )
     else:
         xin = x
     ric = te.reduce_axis((0, ICp // D), "ic")
     ricv = te.reduce_axis((0, D), "icv")
     if is_dense:
-        acc = te.compute((N, OCp), lambda n, oc: te.sum(
-            xin[n, ric * D + ricv].astype(accdt) * wp[oc // L, ric, oc % L, ricv].astype(accdt),
-            axis=[ric, ricv]), name="acc")
-        y = te.compute((N, O), lambda n, oc: _requant_expr(
-            acc[n, oc], oc, mult, shift, zo, qmin, qmax, wide, odt), name="y")
+        acc = te.compute(
+            (N, OCp),
+            lambda n, oc: te.sum(
+                xin[n, ric * D + ricv].astype(accdt) * wp[oc // L, ric, oc % L, ricv].astype(accdt),
+                axis=[ric, ricv],
+            ),
+            name="acc",
+        )
+        y = te.compute(
+            (N, O),
+            lambda n, oc: _requant_expr(acc[n, oc], oc, mult, shift, zo, qmin, qmax, wide, odt),
+            name="y",
+        )
         loops = ("n", "oc", "ic", "icv")
-        tile_axes = (TileAxis("oc", OCp, L, vector=L, unit="output channels"),
-                     TileAxis("ic", ICp, D, reduce=True, unit="input channels",
-                              elems_per_iter=D))
+        tile_axes = (
+            TileAxis("oc", OCp, L, vector=L, unit="output channels"),
+            TileAxis("ic", ICp, D, reduce=True, unit="input channels", elems_per_iter=D),
+        )
     else:
         rkh = te.reduce_axis((0, KH), "kh")
         rkw = te.reduce_axis((0, KW), "kw")
-        acc = te.compute((N, OH, OW, OCp), lambda n, oh, ow, oc: te.sum(
-            xin[n, oh * sh + rkh * dh, ow * sw + rkw * dw, ric * D + ricv].astype(accdt)
-            * wp[oc // L, rkh, rkw, ric, oc % L, ricv].astype(accdt),
-            axis=[rkh, rkw, ric, ricv]), name="acc")
-        y = te.compute((N, OH, OW, O), lambda n, oh, ow, oc: _requant_expr(
-            acc[n, oh, ow, oc], oc, mult, shift, zo, qmin, qmax, wide, odt), name="y")
+        acc = te.compute(
+            (N, OH, OW, OCp),
+            lambda n, oh, ow, oc: te.sum(
+                xin[n, oh * sh + rkh * dh, ow * sw + rkw * dw, ric * D + ricv].astype(accdt)
+                * wp[oc // L, rkh, rkw, ric, oc % L, ricv].astype(accdt),
+                axis=[rkh, rkw, ric, ricv],
+            ),
+            name="acc",
+        )
+        y = te.compute(
+            (N, OH, OW, O),
+            lambda n, oh, ow, oc: _requant_expr(
+                acc[n, oh, ow, oc], oc, mult, shift, zo, qmin, qmax, wide, odt
+            ),
+            name="y",
+        )
         loops = ("n", "oh", "ow", "oc", "kh", "kw", "ic", "icv")
-        tile_axes = (TileAxis("oh", OH, 1, unit="output rows"),
-                     TileAxis("ow", OW, 1, unit="output columns"),
-                     TileAxis("oc", OCp, L, vector=L, unit="output channels"),
-                     TileAxis("ic", ICp, D, reduce=True, unit="input channels",
-                              elems_per_iter=D))
+        tile_axes = (
+            TileAxis("oh", OH, 1, unit="output rows"),
+            TileAxis("ow", OW, 1, unit="output columns"),
+            TileAxis("oc", OCp, L, vector=L, unit="output channels"),
+            TileAxis("ic", ICp, D, reduce=True, unit="input channels", elems_per_iter=D),
+        )
     acc_bits = config.acc_bits_for(wide)
     pbits = acc_bits
 
     if is_dense:
+
         def xbox(c):
             return (N, c["ic"])
 
@@ -359,15 +411,21 @@ def contraction(graph: Graph, node: Node, config) -> LayerDef:
         def acc_box(c):
             return N * c["oc"]
     else:
+
         def xbox(c):
-            return (N, (c["oh"] - 1) * sh + (KH - 1) * dh + 1,
-                    (c["ow"] - 1) * sw + (KW - 1) * dw + 1, c["ic"])
+            return (
+                N,
+                (c["oh"] - 1) * sh + (KH - 1) * dh + 1,
+                (c["ow"] - 1) * sw + (KW - 1) * dw + 1,
+                c["ic"],
+            )
 
         def wbox(c):
             return (c["oc"] // L, KH, KW, c["ic"] // D, L, D)
 
         def acc_box(c):
             return N * c["oh"] * c["ow"] * c["oc"]
+
     staged = (
         Staged("x", "act", abits, abits, xbox, "main"),
         Staged("w", "wgt", wbits, wbits, wbox, "main"),
@@ -413,8 +471,13 @@ def contraction(graph: Graph, node: Node, config) -> LayerDef:
             cache["w"] = pack_weights()
         xv = np.asarray(values[x_name])
         xk = xv.reshape(N, I) if is_dense else to_nhwc(xv, layout)
-        return {"x": xk.astype(np.int64), "w": cache["w"], "bias": folded, "mult": mult_v,
-                "shift": shift_v}
+        return {
+            "x": xk.astype(np.int64),
+            "w": cache["w"],
+            "bias": folded,
+            "mult": mult_v,
+            "shift": shift_v,
+        }
 
     def unpack(arr: np.ndarray) -> np.ndarray:
         if is_dense:
@@ -422,26 +485,57 @@ def contraction(graph: Graph, node: Node, config) -> LayerDef:
         return from_nhwc(np.asarray(arr), layout)
 
     cls = "dense" if is_dense else "conv2d"
-    sig = {"class": cls, "x": [int(d) for d in x.shape], "w": [int(d) for d in wp.shape],
-           "y": [int(d) for d in y.shape],
-           "kernel": [KH, KW], "strides": [sh, sw], "dilations": [dh, dw],
-           "pads": [pt, pl, pb, pr], "mode": mode, "obits": obits, "wide": wide,
-           "abits": abits, "pad": need_pad}
+    sig = {
+        "class": cls,
+        "x": [int(d) for d in x.shape],
+        "w": [int(d) for d in wp.shape],
+        "y": [int(d) for d in y.shape],
+        "kernel": [KH, KW],
+        "strides": [sh, sw],
+        "dilations": [dh, dw],
+        "pads": [pt, pl, pb, pr],
+        "mode": mode,
+        "obits": obits,
+        "wide": wide,
+        "abits": abits,
+        "pad": need_pad,
+    }
     return LayerDef(
-        node=node, op_class=cls, mode=mode, wbits=wbits, abits=abits, obits=obits, wide=wide,
-        te_args=[x, wp, bias, mult, shift, y], main="acc", epilogue="y", pad_stage=need_pad,
-        loops=loops, tile_axes=tile_axes, staged=staged, acc_box=acc_box,
-        out_box=lambda c: acc_box(c), acc_bits=acc_bits, out_buf_bits=max(obits, 8),
-        dram=dram, intrinsic=("bcast", L, D, xdt, wdt, accdt),
+        node=node,
+        op_class=cls,
+        mode=mode,
+        wbits=wbits,
+        abits=abits,
+        obits=obits,
+        wide=wide,
+        te_args=[x, wp, bias, mult, shift, y],
+        main="acc",
+        epilogue="y",
+        pad_stage=need_pad,
+        loops=loops,
+        tile_axes=tile_axes,
+        staged=staged,
+        acc_box=acc_box,
+        out_box=lambda c: acc_box(c),
+        acc_bits=acc_bits,
+        out_buf_bits=max(obits, 8),
+        dram=dram,
+        intrinsic=("bcast", L, D, xdt, wdt, accdt),
         imm={"zp_out": zo, "qmin": qmin, "qmax": qmax, "wide": wide, "pad": zx},
-        macs=node_macs(graph, node), signature=sig, pack=pack, unpack=unpack,
-        output=node.outputs[0], inputs=(node.inputs[0],),
-        extents={"n": N, "kh": KH, "kw": KW, "icv": D})
+        macs=node_macs(graph, node),
+        signature=sig,
+        pack=pack,
+        unpack=unpack,
+        output=node.outputs[0],
+        inputs=(node.inputs[0],),
+        extents={"n": N, "kh": KH, "kw": KW, "icv": D},
+    )
 
 
 # ------------------------------------------------------------------------------------------------
 # depthwise conv2d
 # ------------------------------------------------------------------------------------------------
+
 
 def depthwise(graph: Graph, node: Node, config) -> LayerDef:
     tvm = import_tvm()
@@ -485,26 +579,48 @@ def depthwise(graph: Graph, node: Node, config) -> LayerDef:
     need_pad = bool(pt or pl or pb or pr) or Cp != C
     if need_pad:
         Hp, Wp = H + pt + pb, W_ + pl + pr
-        xin = te.compute((N, Hp, Wp, Cp), lambda n, h, ww, c: tirx.if_then_else(
-            tirx.all(h >= pt, h < H + pt, ww >= pl, ww < W_ + pl, c < C),
-            x[n, h - pt, ww - pl, c], padv), name="pad")
+        xin = te.compute(
+            (N, Hp, Wp, Cp),
+            lambda n, h, ww, c: tirx.if_then_else(
+                tirx.all(h >= pt, h < H + pt, ww >= pl, ww < W_ + pl, c < C),
+                x[n, h - pt, ww - pl, c],
+                padv,
+            ),
+            name="pad",
+        )
     else:
         xin = x
     rkh = te.reduce_axis((0, KH), "kh")
     rkw = te.reduce_axis((0, KW), "kw")
-    acc = te.compute((N, OH, OW, Cp), lambda n, oh, ow, c: te.sum(
-        xin[n, oh * sh + rkh * dh, ow * sw + rkw * dw, c].astype(accdt)
-        * wp[rkh, rkw, c].astype(accdt), axis=[rkh, rkw]), name="acc")
-    y = te.compute((N, OH, OW, C), lambda n, oh, ow, c: _requant_expr(
-        acc[n, oh, ow, c], c, mult, shift, zo, qmin, qmax, wide, odt), name="y")
+    acc = te.compute(
+        (N, OH, OW, Cp),
+        lambda n, oh, ow, c: te.sum(
+            xin[n, oh * sh + rkh * dh, ow * sw + rkw * dw, c].astype(accdt)
+            * wp[rkh, rkw, c].astype(accdt),
+            axis=[rkh, rkw],
+        ),
+        name="acc",
+    )
+    y = te.compute(
+        (N, OH, OW, C),
+        lambda n, oh, ow, c: _requant_expr(
+            acc[n, oh, ow, c], c, mult, shift, zo, qmin, qmax, wide, odt
+        ),
+        name="y",
+    )
     acc_bits = config.acc_bits_for(wide)
 
     def xbox(c):
-        return (N, (c["oh"] - 1) * sh + (KH - 1) * dh + 1, (c["ow"] - 1) * sw + (KW - 1) * dw + 1,
-                c["c"])
+        return (
+            N,
+            (c["oh"] - 1) * sh + (KH - 1) * dh + 1,
+            (c["ow"] - 1) * sw + (KW - 1) * dw + 1,
+            c["c"],
+        )
 
     def acc_box(c):
         return N * c["oh"] * c["ow"] * c["c"]
+
     staged = (
         Staged("x", "act", abits, abits, xbox, "main"),
         Staged("w", "wgt", wbits, wbits, lambda c: (KH, KW, c["c"]), "main"),
@@ -532,37 +648,73 @@ def depthwise(graph: Graph, node: Node, config) -> LayerDef:
     x_name = node.inputs[0]
 
     def pack(values):
-        return {"x": to_nhwc(np.asarray(values[x_name]), layout).astype(np.int64), "w": wk,
-                "bias": folded, "mult": mult_v, "shift": shift_v}
+        return {
+            "x": to_nhwc(np.asarray(values[x_name]), layout).astype(np.int64),
+            "w": wk,
+            "bias": folded,
+            "mult": mult_v,
+            "shift": shift_v,
+        }
 
     def unpack(arr):
         return from_nhwc(np.asarray(arr), layout)
 
-    sig = {"class": "depthwise_conv2d", "x": [N, H, W_, C], "kernel": [KH, KW],
-           "strides": [sh, sw], "dilations": [dh, dw], "pads": [pt, pl, pb, pr], "mode": mode,
-           "obits": obits, "wide": wide, "abits": abits}
+    sig = {
+        "class": "depthwise_conv2d",
+        "x": [N, H, W_, C],
+        "kernel": [KH, KW],
+        "strides": [sh, sw],
+        "dilations": [dh, dw],
+        "pads": [pt, pl, pb, pr],
+        "mode": mode,
+        "obits": obits,
+        "wide": wide,
+        "abits": abits,
+    }
     return LayerDef(
-        node=node, op_class="depthwise_conv2d", mode=mode, wbits=wbits, abits=abits, obits=obits,
-        wide=wide, te_args=[x, wp, bias, mult, shift, y], main="acc", epilogue="y",
-        pad_stage=need_pad, loops=("n", "oh", "ow", "c", "kh", "kw"),
-        tile_axes=(TileAxis("oh", OH, 1, unit="output rows"),
-                   TileAxis("ow", OW, 1, unit="output columns"),
-                   TileAxis("c", Cp, L, vector=L, unit="channels")),
-        staged=staged, acc_box=acc_box, out_box=acc_box, acc_bits=acc_bits,
-        out_buf_bits=max(obits, 8), dram=dram,
+        node=node,
+        op_class="depthwise_conv2d",
+        mode=mode,
+        wbits=wbits,
+        abits=abits,
+        obits=obits,
+        wide=wide,
+        te_args=[x, wp, bias, mult, shift, y],
+        main="acc",
+        epilogue="y",
+        pad_stage=need_pad,
+        loops=("n", "oh", "ow", "c", "kh", "kw"),
+        tile_axes=(
+            TileAxis("oh", OH, 1, unit="output rows"),
+            TileAxis("ow", OW, 1, unit="output columns"),
+            TileAxis("c", Cp, L, vector=L, unit="channels"),
+        ),
+        staged=staged,
+        acc_box=acc_box,
+        out_box=acc_box,
+        acc_bits=acc_bits,
+        out_buf_bits=max(obits, 8),
+        dram=dram,
         intrinsic=("elem", L, 1, xdt, wdt, accdt),
         imm={"zp_out": zo, "qmin": qmin, "qmax": qmax, "wide": wide, "pad": zx},
-        macs=node_macs(graph, node), signature=sig, pack=pack, unpack=unpack,
-        output=node.outputs[0], inputs=(node.inputs[0],),
-        extents={"n": N, "kh": KH, "kw": KW})
+        macs=node_macs(graph, node),
+        signature=sig,
+        pack=pack,
+        unpack=unpack,
+        output=node.outputs[0],
+        inputs=(node.inputs[0],),
+        extents={"n": N, "kh": KH, "kw": KW},
+    )
 
 
 # ------------------------------------------------------------------------------------------------
 # add
 # ------------------------------------------------------------------------------------------------
 
+
 def _layout_of(graph: Graph, tensor: str) -> str:
     from accelsim.lower.ops import tensor_layout
+
     return tensor_layout(graph, tensor)
 
 
@@ -571,6 +723,7 @@ def add(graph: Graph, node: Node, config) -> LayerDef:
     te, tirx = tvm.te, tvm.tirx
     from accelsim.quant import fixedpoint as fx
     from accelsim.ref.gemmlowp_ops import INT32_MAX, _max_offset
+
     if len(node.inputs) != 2 or any(graph.is_constant(t) for t in node.inputs):
         raise NotAccelerated("add of a constant operand")
     a_i, b_i = graph.tensors[node.inputs[0]], graph.tensors[node.inputs[1]]
@@ -599,40 +752,86 @@ def add(graph: Graph, node: Node, config) -> LayerDef:
     # the expression tree grows to tens of thousands of nodes (each SRDHM uses its product twice)
     # and TVM's simplifier needs minutes for it. The element function is therefore the vector
     # ALU's own operation, a pure extern whose parameters are the VADD immediates (isa.VAdd).
-    y = te.compute((total,), lambda x: tirx.call_pure_extern(
-        odt, "accel_vadd_q", a[x], b[x]), name="y")
+    y = te.compute(
+        (total,), lambda x: tirx.call_pure_extern(odt, "accel_vadd_q", a[x], b[x]), name="y"
+    )
     abits, bbits, obits = (DTYPE_BITS[t.dtype] for t in (a_i, b_i, o_i))
-    lay = [_layout_of(graph, t) if len(graph.tensors[t].shape) == 4 else "NCHW"
-           for t in node.inputs]
+    lay = [
+        _layout_of(graph, t) if len(graph.tensors[t].shape) == 4 else "NCHW" for t in node.inputs
+    ]
     out_layout = _layout_of(graph, node.outputs[0]) if len(o_i.shape) == 4 else "NCHW"
-    staged = (Staged("a", "act", max(abits, 8), abits, lambda c: (c["x"],), "main"),
-              Staged("b", "act", max(bbits, 8), bbits, lambda c: (c["x"],), "main"))
-    dram = {"a": DramTensor("a", (total,), abits, "input"),
-            "b": DramTensor("b", (total,), bbits, "input"),
-            "y": DramTensor("y", (total,), obits, "output")}
+    staged = (
+        Staged("a", "act", max(abits, 8), abits, lambda c: (c["x"],), "main"),
+        Staged("b", "act", max(bbits, 8), bbits, lambda c: (c["x"],), "main"),
+    )
+    dram = {
+        "a": DramTensor("a", (total,), abits, "input"),
+        "b": DramTensor("b", (total,), bbits, "input"),
+        "y": DramTensor("y", (total,), obits, "output"),
+    }
     names = tuple(node.inputs)
 
     def pack(values):
-        return {"a": to_nhwc(np.asarray(values[names[0]]), lay[0]).reshape(-1).astype(np.int64),
-                "b": to_nhwc(np.asarray(values[names[1]]), lay[1]).reshape(-1).astype(np.int64)}
+        return {
+            "a": to_nhwc(np.asarray(values[names[0]]), lay[0]).reshape(-1).astype(np.int64),
+            "b": to_nhwc(np.asarray(values[names[1]]), lay[1]).reshape(-1).astype(np.int64),
+        }
 
-    shape_nhwc = (o_i.shape[0], o_i.shape[2], o_i.shape[3], o_i.shape[1]) \
-        if len(o_i.shape) == 4 and out_layout == "NCHW" else o_i.shape
+    shape_nhwc = (
+        (o_i.shape[0], o_i.shape[2], o_i.shape[3], o_i.shape[1])
+        if len(o_i.shape) == 4 and out_layout == "NCHW"
+        else o_i.shape
+    )
 
     def unpack(arr):
         return from_nhwc(np.asarray(arr).reshape(shape_nhwc), out_layout)
 
-    imm = {"zp_a": za, "zp_b": zb, "zp_out": zo, "left_shift": left, "m_a": m1, "s_a": sh1,
-           "m_b": m2, "s_b": sh2, "m_out": mo, "s_out": sho, "qmin": qmin, "qmax": qmax,
-           "in_bits": (abits, bbits)}
+    imm = {
+        "zp_a": za,
+        "zp_b": zb,
+        "zp_out": zo,
+        "left_shift": left,
+        "m_a": m1,
+        "s_a": sh1,
+        "m_b": m2,
+        "s_b": sh2,
+        "m_out": mo,
+        "s_out": sho,
+        "qmin": qmin,
+        "qmax": qmax,
+        "in_bits": (abits, bbits),
+    }
     sig = {"class": "add", "total": total, "bits": [abits, bbits, obits]}
     return LayerDef(
-        node=node, op_class="add", mode="", wbits=0, abits=max(abits, bbits), obits=obits,
-        wide=False, te_args=[a, b, y], main="y", epilogue=None, pad_stage=False, loops=("x",),
-        tile_axes=(TileAxis("x", total, 1, unit="elements"),), staged=staged, acc_box=None,
-        out_box=lambda c: c["x"], acc_bits=32, out_buf_bits=max(obits, 8), dram=dram,
-        intrinsic=None, imm=imm, macs=0, signature=sig, pack=pack, unpack=unpack,
-        output=node.outputs[0], inputs=names, extents={})
+        node=node,
+        op_class="add",
+        mode="",
+        wbits=0,
+        abits=max(abits, bbits),
+        obits=obits,
+        wide=False,
+        te_args=[a, b, y],
+        main="y",
+        epilogue=None,
+        pad_stage=False,
+        loops=("x",),
+        tile_axes=(TileAxis("x", total, 1, unit="elements"),),
+        staged=staged,
+        acc_box=None,
+        out_box=lambda c: c["x"],
+        acc_bits=32,
+        out_buf_bits=max(obits, 8),
+        dram=dram,
+        intrinsic=None,
+        imm=imm,
+        macs=0,
+        signature=sig,
+        pack=pack,
+        unpack=unpack,
+        output=node.outputs[0],
+        inputs=names,
+        extents={},
+    )
 
 
 def route(graph: Graph, node: Node, config, add_fn, depthwise_fn, contraction_fn):

@@ -25,9 +25,10 @@ from __future__ import annotations
 import logging
 import math
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from accelsim.accel.arch import AccelConfig
 from accelsim.errors import AccelsimError
@@ -52,8 +53,8 @@ class ConvShape:
 
     name: str
     depthwise: bool
-    k: int          # output channels (= G for depthwise)
-    c: int          # input channels (1 for depthwise)
+    k: int  # output channels (= G for depthwise)
+    c: int  # input channels (1 for depthwise)
     oy: int
     ox: int
     fy: int
@@ -90,19 +91,45 @@ def conv_shape(signature: Mapping[str, Any], name: str) -> ConvShape:
     k = cin if dw else signature["y"][3]
     wide = bool(signature.get("wide"))
     mode = signature.get("mode", "w8a8")
-    wbits = int(mode[1:mode.index("a")])
-    abits = int(mode[mode.index("a") + 1:])
-    return ConvShape(name, dw, k, c, oy, ox, fy, fx, sy, pads[0], wbits, abits,
-                     64 if wide else 32, int(signature.get("obits", 8)))
+    wbits = int(mode[1 : mode.index("a")])
+    abits = int(mode[mode.index("a") + 1 :])
+    return ConvShape(
+        name,
+        dw,
+        k,
+        c,
+        oy,
+        ox,
+        fy,
+        fx,
+        sy,
+        pads[0],
+        wbits,
+        abits,
+        64 if wide else 32,
+        int(signature.get("obits", 8)),
+    )
 
 
 def _port(name: str, kind: str, bw: tuple[int, int], alloc: list[str]) -> dict:
-    return {"name": name, "type": kind, "bandwidth_min": bw[0], "bandwidth_max": bw[1],
-            "allocation": alloc}
+    return {
+        "name": name,
+        "type": kind,
+        "bandwidth_min": bw[0],
+        "bandwidth_max": bw[1],
+        "allocation": alloc,
+    }
 
 
-def _mem(size_bits: int, pj_per_byte: float, bw_bits: int, operands: list[str],
-         served: list[str], two_ports: bool = False, word_bits: int | None = None) -> dict:
+def _mem(
+    size_bits: int,
+    pj_per_byte: float,
+    bw_bits: int,
+    operands: list[str],
+    served: list[str],
+    two_ports: bool = False,
+    word_bits: int | None = None,
+) -> dict:
     """A ZigZag memory with ports `bw_bits` wide whose smallest access is `word_bits` (one bank
     word). ZigZag counts accesses of `bandwidth_max` bits, rounding each transfer up to whole
     `bandwidth_min` words, and charges r_cost / w_cost per access."""
@@ -110,20 +137,38 @@ def _mem(size_bits: int, pj_per_byte: float, bw_bits: int, operands: list[str],
     bw = (word_bits or bw_bits, bw_bits)
     cost = pj_per_byte * bw_bits / 8
     if operands == ["O"]:
-        ports = ([_port("r_port_1", "read", bw, ["O, tl", "O, th"]),
-                  _port("w_port_1", "write", bw, ["O, fh", "O, fl"])] if two_ports else
-                 [_port("rw_port_1", "read_write", bw, ["O, tl", "O, th", "O, fh", "O, fl"])])
+        ports = (
+            [
+                _port("r_port_1", "read", bw, ["O, tl", "O, th"]),
+                _port("w_port_1", "write", bw, ["O, fh", "O, fl"]),
+            ]
+            if two_ports
+            else [_port("rw_port_1", "read_write", bw, ["O, tl", "O, th", "O, fh", "O, fl"])]
+        )
     elif len(operands) == 1:
-        ports = [_port("r_port_1", "read", bw, [f"{op}, tl"]),
-                 _port("w_port_1", "write", bw, [f"{op}, fh"])]
-    else:   # DRAM: one channel for everything
+        ports = [
+            _port("r_port_1", "read", bw, [f"{op}, tl"]),
+            _port("w_port_1", "write", bw, [f"{op}, fh"]),
+        ]
+    else:  # DRAM: one channel for everything
         alloc = []
         for o in operands:
-            alloc += ([f"{o}, fh", f"{o}, tl", f"{o}, fl", f"{o}, th"] if o == "O"
-                      else [f"{o}, fh", f"{o}, tl"])
+            alloc += (
+                [f"{o}, fh", f"{o}, tl", f"{o}, fl", f"{o}, th"]
+                if o == "O"
+                else [f"{o}, fh", f"{o}, tl"]
+            )
         ports = [_port("rw_port_1", "read_write", bw, alloc)]
-    return {"size": int(size_bits), "r_cost": cost, "w_cost": cost, "area": 0, "latency": 1,
-            "operands": operands, "ports": ports, "served_dimensions": served}
+    return {
+        "size": int(size_bits),
+        "r_cost": cost,
+        "w_cost": cost,
+        "area": 0,
+        "latency": 1,
+        "operands": operands,
+        "ports": ports,
+        "served_dimensions": served,
+    }
 
 
 def zigzag_inputs(layer: ConvShape, config: AccelConfig) -> tuple[dict, list[dict], list[dict]]:
@@ -131,8 +176,10 @@ def zigzag_inputs(layer: ConvShape, config: AccelConfig) -> tuple[dict, list[dic
     prec = f"w{layer.wbits}a{layer.abits}"
     mode = config.mode(prec)
     if mode.cycles != 1:
-        raise CrosscheckError(f"{prec}: {mode.cycles} cycles per lane MAC (temporal 16x16 "
-                              f"decomposition) has no ZigZag operational-array equivalent")
+        raise CrosscheckError(
+            f"{prec}: {mode.cycles} cycles per lane MAC (temporal 16x16 "
+            f"decomposition) has no ZigZag operational-array equivalent"
+        )
     depth = 1 if layer.depthwise else mode.depth
     e = config.energy
     mac_pj = (e.mac_pj_elem if layer.depthwise else e.mac_pj)[prec]
@@ -148,63 +195,106 @@ def zigzag_inputs(layer: ConvShape, config: AccelConfig) -> tuple[dict, list[dic
 
     o_served = ["D2"] if depth > 1 else []
     memories = {
-        "acc_regs": _mem(config.acc_registers * layer.acc_bits, e.rf_pj_per_byte, layer.acc_bits,
-                         ["O"], o_served, two_ports=True),
-        "wgt_reg": _mem(config.weight_registers * layer.wbits, e.rf_pj_per_byte, layer.wbits,
-                        ["I2"], []),
-        "act_reg": _mem(config.act_registers * layer.abits * depth, e.rf_pj_per_byte,
-                        layer.abits * depth, ["I1"], ["D1"]),
+        "acc_regs": _mem(
+            config.acc_registers * layer.acc_bits,
+            e.rf_pj_per_byte,
+            layer.acc_bits,
+            ["O"],
+            o_served,
+            two_ports=True,
+        ),
+        "wgt_reg": _mem(
+            config.weight_registers * layer.wbits, e.rf_pj_per_byte, layer.wbits, ["I2"], []
+        ),
+        "act_reg": _mem(
+            config.act_registers * layer.abits * depth,
+            e.rf_pj_per_byte,
+            layer.abits * depth,
+            ["I1"],
+            ["D1"],
+        ),
     }
     for name, opnd in (("act", "I1"), ("wgt", "I2"), ("acc", "O")):
         size, bw = spad(name)
-        memories[f"spad_{name}"] = _mem(size, e.sram_pj_per_byte[name], bw, [opnd], dims,
-                                        two_ports=sp[name].ports > 1,
-                                        word_bits=sp[name].bank_width_bytes * 8)
+        memories[f"spad_{name}"] = _mem(
+            size,
+            e.sram_pj_per_byte[name],
+            bw,
+            [opnd],
+            dims,
+            two_ports=sp[name].ports > 1,
+            word_bits=sp[name].bank_width_bytes * 8,
+        )
     dram_bw = int(round(config.dram_bytes_per_cycle * 8))
-    memories["dram"] = _mem(10 ** 12, e.dram_pj_per_byte, dram_bw, ["I1", "I2", "O"], dims,
-                            word_bits=8)
-    hw = {"name": config.name, "memories": memories,
-          "operational_array": {"unit_energy": mac_pj, "unit_area": 1, "dimensions": dims,
-                                "sizes": sizes}}
+    memories["dram"] = _mem(
+        10**12, e.dram_pj_per_byte, dram_bw, ["I1", "I2", "O"], dims, word_bits=8
+    )
+    hw = {
+        "name": config.name,
+        "memories": memories,
+        "operational_array": {
+            "unit_energy": mac_pj,
+            "unit_area": 1,
+            "dimensions": dims,
+            "sizes": sizes,
+        },
+    }
     if layer.depthwise:
         eq = "O[b][g][oy][ox]+=W[g][fy][fx]*I[b][g][iy][ix]"
-        loop_dims, loop_sizes = ["B", "G", "OY", "OX", "FY", "FX"], [1, layer.k, layer.oy,
-                                                                    layer.ox, layer.fy, layer.fx]
-        spatial = {"D1": ["G, %d" % config.lanes]}
+        loop_dims, loop_sizes = (
+            ["B", "G", "OY", "OX", "FY", "FX"],
+            [1, layer.k, layer.oy, layer.ox, layer.fy, layer.fx],
+        )
+        spatial = {"D1": [f"G, {config.lanes}"]}
     else:
         eq = "O[b][k][oy][ox]+=W[k][c][fy][fx]*I[b][c][iy][ix]"
         loop_dims = ["B", "K", "C", "OY", "OX", "FY", "FX"]
         loop_sizes = [1, layer.k, layer.c, layer.oy, layer.ox, layer.fy, layer.fx]
-        spatial = {"D1": ["K, %d" % config.lanes]}
+        spatial = {"D1": [f"K, {config.lanes}"]}
         if depth > 1:
-            spatial["D2"] = ["C, %d" % depth]
+            spatial["D2"] = [f"C, {depth}"]
     s = layer.stride
-    wl = {"id": 0, "name": layer.name, "operator_type": "Conv", "equation": eq,
-          "dimension_relations": [f"ix={s}*ox+1*fx", f"iy={s}*oy+1*fy"],
-          "loop_dims": loop_dims, "loop_sizes": loop_sizes,
-          "operand_precision": {"W": layer.wbits, "I": layer.abits, "O": layer.acc_bits,
-                                "O_final": layer.obits},
-          "operand_source": {"I": 0},
-          "pr_loop_dims": ["IX", "IY"],
-          "padding": [[layer.pad, layer.pad], [layer.pad, layer.pad]]}
-    mapping = [{"name": "default", "spatial_mapping": spatial,
-                "memory_operand_links": {"O": "O", "W": "I2", "I": "I1"}}]
+    wl = {
+        "id": 0,
+        "name": layer.name,
+        "operator_type": "Conv",
+        "equation": eq,
+        "dimension_relations": [f"ix={s}*ox+1*fx", f"iy={s}*oy+1*fy"],
+        "loop_dims": loop_dims,
+        "loop_sizes": loop_sizes,
+        "operand_precision": {
+            "W": layer.wbits,
+            "I": layer.abits,
+            "O": layer.acc_bits,
+            "O_final": layer.obits,
+        },
+        "operand_source": {"I": 0},
+        "pr_loop_dims": ["IX", "IY"],
+        "padding": [[layer.pad, layer.pad], [layer.pad, layer.pad]],
+    }
+    mapping = [
+        {
+            "name": "default",
+            "spatial_mapping": spatial,
+            "memory_operand_links": {"O": "O", "W": "I2", "I": "I1"},
+        }
+    ]
     return hw, [wl], mapping
 
 
 @dataclass(frozen=True)
 class ZigzagResult:
     macs: int
-    ideal_cycles: float             # MACs / array size
-    ideal_temporal_cycles: float    # with the spatial mapping's padding
-    latency_cycles: float           # + stalls, on-loading and off-loading
+    ideal_cycles: float  # MACs / array size
+    ideal_temporal_cycles: float  # with the spatial mapping's padding
+    latency_cycles: float  # + stalls, on-loading and off-loading
     stall_cycles: float
     onloading_cycles: float
     offloading_cycles: float
     energy_pj: float
     mac_energy_pj: float
-    memory_energy_pj: Mapping[str, float]    # per memory level name
-    dram_bytes: Mapping[str, float]          # per operand (I, W, O): both directions
+    memory_energy_pj: Mapping[str, float]  # per memory level name
+    dram_bytes: Mapping[str, float]  # per operand (I, W, O): both directions
     temporal_mapping: str
 
 
@@ -214,10 +304,10 @@ def run_zigzag(layer: ConvShape, config: AccelConfig, lpf_limit: int = 6) -> Zig
     if missing:
         raise CrosscheckError(missing)
     import yaml
-
     from zigzag.api import get_hardware_performance_zigzag
+
     hw, wl, mapping = zigzag_inputs(layer, config)
-    logging.getLogger("zigzag").setLevel(logging.ERROR)   # "using the default mapping"
+    logging.getLogger("zigzag").setLevel(logging.ERROR)  # "using the default mapping"
     with tempfile.TemporaryDirectory(prefix="accelsim-zigzag-") as tmp:
         t = Path(tmp)
         for name, doc in (("hw.yaml", hw), ("wl.yaml", wl), ("map.yaml", mapping)):
@@ -226,9 +316,14 @@ def run_zigzag(layer: ConvShape, config: AccelConfig, lpf_limit: int = 6) -> Zig
         level = root.level
         try:
             _, _, cmes = get_hardware_performance_zigzag(
-                str(t / "wl.yaml"), str(t / "hw.yaml"), str(t / "map.yaml"), opt="latency",
-                dump_folder=str(t / "out"), lpf_limit=lpf_limit,
-                loma_show_progress_bar=False)
+                str(t / "wl.yaml"),
+                str(t / "hw.yaml"),
+                str(t / "map.yaml"),
+                opt="latency",
+                dump_folder=str(t / "out"),
+                lpf_limit=lpf_limit,
+                loma_show_progress_bar=False,
+            )
         finally:
             root.setLevel(level)
     cme = cmes[0][1][0][0]
@@ -245,15 +340,24 @@ def run_zigzag(layer: ConvShape, config: AccelConfig, lpf_limit: int = 6) -> Zig
         # the top level only exchanges with the level below it: reads out + writes in
         words = sum(float(v) for v in acc.data.values())
         dram[str(layer_op)] = words * _port_bits(top) / 8
-    return ZigzagResult(int(cme.layer.total_mac_count), float(cme.ideal_cycle),
-                        float(cme.ideal_temporal_cycle), float(cme.latency_total2),
-                        float(cme.stall_slack_comb), float(cme.data_onloading_cycle),
-                        float(cme.data_offloading_cycle), float(cme.energy_total),
-                        float(cme.mac_energy), mem_e, dram, str(cme.temporal_mapping))
+    return ZigzagResult(
+        int(cme.layer.total_mac_count),
+        float(cme.ideal_cycle),
+        float(cme.ideal_temporal_cycle),
+        float(cme.latency_total2),
+        float(cme.stall_slack_comb),
+        float(cme.data_onloading_cycle),
+        float(cme.data_offloading_cycle),
+        float(cme.energy_total),
+        float(cme.mac_energy),
+        mem_e,
+        dram,
+        str(cme.temporal_mapping),
+    )
 
 
 def _port_bits(level) -> int:
-    return int(level.memory_instance.ports[0].bw_max)   # ZigZag counts accesses of bw_max
+    return int(level.memory_instance.ports[0].bw_max)  # ZigZag counts accesses of bw_max
 
 
 def ideal_compute_cycles(layer: ConvShape, config: AccelConfig) -> int:
@@ -266,6 +370,7 @@ def ideal_compute_cycles(layer: ConvShape, config: AccelConfig) -> int:
 # ------------------------------------------------------------------------------------------------
 # side by side
 # ------------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Row:
@@ -286,8 +391,8 @@ class Comparison:
     precision: str
     rows: tuple[Row, ...]
     zigzag_mapping: str
-    zigzag_dram: Mapping[str, float]     # DRAM bytes per operand (I, W, O) in ZigZag
-    our_dram_payload: float              # bytes our layer needs at least (each tensor once)
+    zigzag_dram: Mapping[str, float]  # DRAM bytes per operand (I, W, O) in ZigZag
+    our_dram_payload: float  # bytes our layer needs at least (each tensor once)
 
     def row(self, quantity: str) -> Row:
         for r in self.rows:
@@ -297,30 +402,51 @@ class Comparison:
 
     def to_dict(self) -> dict:
         import dataclasses
-        return {"layer": self.layer, "precision": self.precision,
-                "shape": dataclasses.asdict(self.shape), "zigzag_temporal_mapping":
-                self.zigzag_mapping, "zigzag_dram_bytes": dict(self.zigzag_dram),
-                "our_dram_payload_bytes": self.our_dram_payload,
-                "rows": [{"quantity": r.quantity, "ours": r.ours, "zigzag": r.zigzag,
-                          "ratio": r.ratio, "why": r.why} for r in self.rows]}
+
+        return {
+            "layer": self.layer,
+            "precision": self.precision,
+            "shape": dataclasses.asdict(self.shape),
+            "zigzag_temporal_mapping": self.zigzag_mapping,
+            "zigzag_dram_bytes": dict(self.zigzag_dram),
+            "our_dram_payload_bytes": self.our_dram_payload,
+            "rows": [
+                {
+                    "quantity": r.quantity,
+                    "ours": r.ours,
+                    "zigzag": r.zigzag,
+                    "ratio": r.ratio,
+                    "why": r.why,
+                }
+                for r in self.rows
+            ],
+        }
 
 
 def array_cycles(program, config: AccelConfig) -> float:
     """Cycles the MAC array is issued by the program's VMACs (padding lanes included, no
     pipeline fill or issue overhead): what ZigZag calls the ideal temporal cycles."""
     from accelsim.accel import isa
-    return float(sum(i.micro_ops * config.mode(i.mode).cycles for i in program.instructions
-                     if isinstance(i, isa.VMac)))
+
+    return float(
+        sum(
+            i.micro_ops * config.mode(i.mode).cycles
+            for i in program.instructions
+            if isinstance(i, isa.VMac)
+        )
+    )
 
 
 def compare_node(graph, node_name: str, config: AccelConfig, lpf_limit: int = 4) -> Comparison:
     """Compile one node of a quantized graph for `config`, time its program, run the same
     layer through ZigZag, and line the numbers up."""
     from accelsim.accel.sim import compile_node, run_program
+
     layer = compile_node(graph, graph.node(node_name), config)
     if layer.program is None:
-        raise CrosscheckError(f"node '{node_name}' does not run on the accelerator "
-                              f"({layer.reason})")
+        raise CrosscheckError(
+            f"node '{node_name}' does not run on the accelerator ({layer.reason})"
+        )
     shape = conv_shape(layer.ld.signature, node_name)
     prec = f"w{shape.wbits}a{shape.abits}"
     ours = run_program(layer.program, config)
@@ -334,39 +460,85 @@ def compare_node(graph, node_name: str, config: AccelConfig, lpf_limit: int = 4)
     reg_ours = ours.bytes_moved["register_file"] * e.rf_pj_per_byte
     rows = (
         Row("MACs", layer.program.macs, zz.macs, "the same loop nest: must be identical"),
-        Row("ideal compute cycles (MACs / array size)", ideal_compute_cycles(shape, config),
-            zz.ideal_cycles, "the same array (lanes x MACs per lane): must be identical"),
-        Row("array cycles with spatial padding", array_cycles(layer.program, config),
+        Row(
+            "ideal compute cycles (MACs / array size)",
+            ideal_compute_cycles(shape, config),
+            zz.ideal_cycles,
+            "the same array (lanes x MACs per lane): must be identical",
+        ),
+        Row(
+            "array cycles with spatial padding",
+            array_cycles(layer.program, config),
             zz.ideal_temporal_cycles,
             "ours: VMAC micro-ops issued; ZigZag: ideal temporal cycles of its spatial "
-            "mapping; equal when both pad output channels to the lanes the same way"),
-        Row("compute-queue busy cycles", ours.busy["compute"], zz.ideal_temporal_cycles,
+            "mapping; equal when both pad output channels to the lanes the same way",
+        ),
+        Row(
+            "compute-queue busy cycles",
+            ours.busy["compute"],
+            zz.ideal_temporal_cycles,
             "ours adds per-instruction issue, pipeline drain, BIAS and REQUANT on the ALU, "
-            "and operand re-fetch stalls; ZigZag has no instruction or requantization cost"),
-        Row("total cycles", ours.cycles, zz.latency_cycles,
+            "and operand re-fetch stalls; ZigZag has no instruction or requantization cost",
+        ),
+        Row(
+            "total cycles",
+            ours.cycles,
+            zz.latency_cycles,
             "ours: event-driven DMA/compute overlap with a 100-cycle DRAM latency per "
             "transfer and whole tiles loaded before compute starts; ZigZag: ideal temporal "
             "cycles + bandwidth stalls + on/off-loading of its first/last words, no DRAM "
-            "latency"),
-        Row("DRAM bytes", ours.bytes_moved["dram"], sum(zz.dram_bytes.values()),
+            "latency",
+        ),
+        Row(
+            "DRAM bytes",
+            ours.bytes_moved["dram"],
+            sum(zz.dram_bytes.values()),
             "ours: whole 64-byte bursts, the padded input halo of each tile, and per-channel "
             "bias / multiplier / shift (12 B per channel) that ZigZag's workload lacks; both "
             "fetch every operand once when the whole layer fits on chip. On large 3x3 layers "
             "ZigZag's best-latency mapping re-reads each input row FY times (no sliding-window "
-            "reuse across its DRAM-level OY loop) while our row tiles fetch a halo once"),
-        Row("DRAM energy (pJ)", br["offchip_memory"] * 1e12, zz.memory_energy_pj.get("dram", 0),
-            "same energy per byte: the ratio is the DRAM-bytes ratio"),
-        Row("MAC energy (pJ)", br["compute"] * 1e12 - requant_pj, zz.mac_energy_pj,
+            "reuse across its DRAM-level OY loop) while our row tiles fetch a halo once",
+        ),
+        Row(
+            "DRAM energy (pJ)",
+            br["offchip_memory"] * 1e12,
+            zz.memory_energy_pj.get("dram", 0),
+            "same energy per byte: the ratio is the DRAM-bytes ratio",
+        ),
+        Row(
+            "MAC energy (pJ)",
+            br["compute"] * 1e12 - requant_pj,
+            zz.mac_energy_pj,
             "ours: compute energy less the requantization ALU; same energy per MAC and, "
-            "without padding lanes, the same MAC count"),
-        Row("register-file energy (pJ)", reg_ours, reg_zz,
+            "without padding lanes, the same MAC count",
+        ),
+        Row(
+            "register-file energy (pJ)",
+            reg_ours,
+            reg_zz,
             "ours: accumulator read-modify-writes and operand register fills by the register-"
-            "blocking rule; ZigZag: from its own temporal mapping of the registers"),
-        Row("scratchpad energy (pJ)", br["onchip_memory"] * 1e12 - reg_ours, spad_zz,
+            "blocking rule; ZigZag: from its own temporal mapping of the registers",
+        ),
+        Row(
+            "scratchpad energy (pJ)",
+            br["onchip_memory"] * 1e12 - reg_ours,
+            spad_zz,
             "ours: bank-word accesses of the tiles our tiler chose, plus the output "
-            "scratchpad; ZigZag: accesses of its best-latency mapping at the port width"),
-        Row("energy without static (pJ)", (ours.energy_j - br["static"]) * 1e12, zz.energy_pj,
-            "ZigZag has no static (leakage) energy and no requantization"),
+            "scratchpad; ZigZag: accesses of its best-latency mapping at the port width",
+        ),
+        Row(
+            "energy without static (pJ)",
+            (ours.energy_j - br["static"]) * 1e12,
+            zz.energy_pj,
+            "ZigZag has no static (leakage) energy and no requantization",
+        ),
     )
-    return Comparison(node_name, shape, prec, rows, zz.temporal_mapping, zz.dram_bytes,
-                      ours.bytes_moved["dram_payload"])
+    return Comparison(
+        node_name,
+        shape,
+        prec,
+        rows,
+        zz.temporal_mapping,
+        zz.dram_bytes,
+        ours.bytes_moved["dram_payload"],
+    )

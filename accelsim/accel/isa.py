@@ -37,9 +37,10 @@ import json
 import re
 import struct
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 from accelsim.errors import AccelsimError
 
@@ -129,7 +130,7 @@ class Bias(Instr):
     OPCODE: ClassVar[str] = "BIAS"
     acc: Ref
     bias: Ref
-    loops: Loops            # (extent, acc_stride, bias_stride)
+    loops: Loops  # (extent, acc_stride, bias_stride)
 
 
 @dataclass(frozen=True)
@@ -138,11 +139,11 @@ class VMac(Instr):
     acc: Ref
     act: Ref
     wgt: Ref
-    loops: Loops            # (extent, acc_stride, act_stride, wgt_stride)
+    loops: Loops  # (extent, acc_stride, act_stride, wgt_stride)
     lanes: int
     depth: int
-    mode: str               # "w8a8", ...
-    kind: str = "bcast"     # "bcast" (conv / dense) or "elem" (depthwise)
+    mode: str  # "w8a8", ...
+    kind: str = "bcast"  # "bcast" (conv / dense) or "elem" (depthwise)
 
     @property
     def micro_ops(self) -> int:
@@ -159,7 +160,7 @@ class Requant(Instr):
     acc: Ref
     mult: Ref
     shift: Ref
-    loops: Loops            # (extent, out_stride, acc_stride, param_stride)
+    loops: Loops  # (extent, out_stride, acc_stride, param_stride)
     zp: int
     qmin: int
     qmax: int
@@ -172,7 +173,7 @@ class VAdd(Instr):
     out: Ref
     a: Ref
     b: Ref
-    loops: Loops            # (extent, out_stride, a_stride, b_stride)
+    loops: Loops  # (extent, out_stride, a_stride, b_stride)
     zp_a: int
     zp_b: int
     zp_out: int
@@ -204,7 +205,7 @@ class VUnpack(Instr):
 @dataclass(frozen=True)
 class Signal(Instr):
     OPCODE: ClassVar[str] = "SIGNAL"
-    on: str                 # queue that executes it
+    on: str  # queue that executes it
     token: str
 
     @property
@@ -223,8 +224,18 @@ class Wait(Instr):
         return self.on
 
 
-INSTRUCTIONS: tuple[type[Instr], ...] = (Load, Store, Bias, VMac, Requant, VAdd, VPack, VUnpack,
-                                         Signal, Wait)
+INSTRUCTIONS: tuple[type[Instr], ...] = (
+    Load,
+    Store,
+    Bias,
+    VMac,
+    Requant,
+    VAdd,
+    VPack,
+    VUnpack,
+    Signal,
+    Wait,
+)
 BY_OPCODE = {c.OPCODE: c for c in INSTRUCTIONS}
 
 
@@ -232,13 +243,14 @@ BY_OPCODE = {c.OPCODE: c for c in INSTRUCTIONS}
 # the buffer map and the program
 # ------------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Buffer:
     """A scratchpad buffer: `elements` per slot of `bits` each; slot `s` starts at byte
     `address + s * slot_bytes` of scratchpad `space`."""
 
     name: str
-    space: str              # act, wgt, acc, out
+    space: str  # act, wgt, acc, out
     elements: int
     bits: int
     slots: int
@@ -256,7 +268,7 @@ class DramTensor:
     name: str
     shape: tuple[int, ...]
     bits: int
-    role: str               # input, weight, param, output
+    role: str  # input, weight, param, output
 
     @property
     def elements(self) -> int:
@@ -304,16 +316,18 @@ class Program:
         for t in self.dram.values():
             lines.append(f".dram {t.name} shape={_fmt(t.shape)} bits={t.bits} role={t.role}")
         for b in self.buffers.values():
-            lines.append(f".buffer {b.name} space={b.space} elements={b.elements} bits={b.bits} "
-                         f"slots={b.slots} address={b.address} slot_bytes={b.slot_bytes} "
-                         f"shape={_fmt(b.shape)}")
+            lines.append(
+                f".buffer {b.name} space={b.space} elements={b.elements} bits={b.bits} "
+                f"slots={b.slots} address={b.address} slot_bytes={b.slot_bytes} "
+                f"shape={_fmt(b.shape)}"
+            )
         if self.meta:
             lines.append(".meta " + json.dumps(dict(self.meta), sort_keys=True, default=str))
         lines += [i.text() for i in self.instructions]
         return "\n".join(lines) + "\n"
 
     @staticmethod
-    def parse(text: str) -> "Program":
+    def parse(text: str) -> Program:
         head: dict[str, Any] = {}
         dram: dict[str, DramTensor] = {}
         bufs: dict[str, Buffer] = {}
@@ -325,28 +339,45 @@ class Program:
                 continue
             try:
                 if line.startswith(".program "):
-                    name, kv = _split_kv(line[len(".program "):])
+                    name, kv = _split_kv(line[len(".program ") :])
                     head = {"name": name, **kv}
                 elif line.startswith(".dram "):
-                    name, kv = _split_kv(line[len(".dram "):])
-                    dram[name] = DramTensor(name, _parse_tuple(kv["shape"]), int(kv["bits"]),
-                                            kv["role"])
+                    name, kv = _split_kv(line[len(".dram ") :])
+                    dram[name] = DramTensor(
+                        name, _parse_tuple(kv["shape"]), int(kv["bits"]), kv["role"]
+                    )
                 elif line.startswith(".buffer "):
-                    name, kv = _split_kv(line[len(".buffer "):])
-                    bufs[name] = Buffer(name, kv["space"], int(kv["elements"]), int(kv["bits"]),
-                                        int(kv["slots"]), int(kv["address"]),
-                                        int(kv["slot_bytes"]), _parse_tuple(kv["shape"]))
+                    name, kv = _split_kv(line[len(".buffer ") :])
+                    bufs[name] = Buffer(
+                        name,
+                        kv["space"],
+                        int(kv["elements"]),
+                        int(kv["bits"]),
+                        int(kv["slots"]),
+                        int(kv["address"]),
+                        int(kv["slot_bytes"]),
+                        _parse_tuple(kv["shape"]),
+                    )
                 elif line.startswith(".meta "):
-                    meta = json.loads(line[len(".meta "):])
+                    meta = json.loads(line[len(".meta ") :])
                 else:
                     instrs.append(parse_instruction(line))
             except (KeyError, ValueError, TypeError) as exc:
-                raise ProgramError(f"program text line {n}: cannot parse {line[:80]!r} "
-                                   f"({exc})") from None
+                raise ProgramError(
+                    f"program text line {n}: cannot parse {line[:80]!r} ({exc})"
+                ) from None
         if not head:
             raise ProgramError("program text: missing the '.program' header line")
-        return Program(head["name"], head.get("op", ""), head.get("precision", ""), instrs, bufs,
-                       dram, int(head.get("macs", 0)), meta)
+        return Program(
+            head["name"],
+            head.get("op", ""),
+            head.get("precision", ""),
+            instrs,
+            bufs,
+            dram,
+            int(head.get("macs", 0)),
+            meta,
+        )
 
     # -- binary --------------------------------------------------------------------------------
     def encode(self) -> bytes:
@@ -376,14 +407,16 @@ class Program:
         strings = []
         for _ in range(n):
             ln = _unvarint(data, pos)
-            strings.append(data[pos[0]:pos[0] + ln].decode())
+            strings.append(data[pos[0] : pos[0] + ln].decode())
             pos[0] += ln
         out = []
         for _ in range(count):
             cls = INSTRUCTIONS[data[pos[0]]]
             pos[0] += 1
-            kw = {f.name: _dec(data, pos, _HINTS[cls][f.name], strings)
-                  for f in dataclasses.fields(cls)}
+            kw = {
+                f.name: _dec(data, pos, _HINTS[cls][f.name], strings)
+                for f in dataclasses.fields(cls)
+            }
             out.append(cls(**kw))
         return tuple(out)
 
@@ -391,6 +424,7 @@ class Program:
 # ------------------------------------------------------------------------------------------------
 # text and binary helpers
 # ------------------------------------------------------------------------------------------------
+
 
 def _fmt(v: Any) -> str:
     if isinstance(v, bool):
@@ -534,8 +568,11 @@ def _dec(data: bytes, pos: list[int], hint: Any, strings: list[str]) -> Any:
     if hint is str:
         return strings[_unvarint(data, pos)]
     if hint is Ref:
-        return Ref(_dec(data, pos, str, strings), _dec(data, pos, int, strings),
-                   _dec(data, pos, int, strings))
+        return Ref(
+            _dec(data, pos, str, strings),
+            _dec(data, pos, int, strings),
+            _dec(data, pos, int, strings),
+        )
     if hint is DramRef:
         return DramRef(_dec(data, pos, str, strings), _dec(data, pos, int, strings))
     if hint == tuple[DmaDim, ...]:

@@ -24,10 +24,11 @@ from __future__ import annotations
 import itertools
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -40,8 +41,12 @@ class AccelRecipeError(AccelsimError):
     """A malformed accelerator recipe, or one that no tiling of a layer satisfies."""
 
 
-SCOPES = {"act": "local.accel_act", "wgt": "local.accel_wgt", "acc": "local.accel_acc",
-          "out": "local.accel_out"}
+SCOPES = {
+    "act": "local.accel_act",
+    "wgt": "local.accel_wgt",
+    "acc": "local.accel_acc",
+    "out": "local.accel_out",
+}
 SPACE_OF_SCOPE = {v: k for k, v in SCOPES.items()}
 OP_CLASSES = ("conv2d", "depthwise_conv2d", "dense", "add")
 _KEYS = ("tensorize", "tile", "dataflows", "double_buffer")
@@ -84,31 +89,46 @@ class RecipeFile:
     def recipe(self, op_class: str, precision: str) -> AccelRecipe:
         sec = self.data.get(op_class)
         if sec is None:
-            raise AccelRecipeError(f"{self.path}: {op_class}: missing (no recipe for operator "
-                                   f"class '{op_class}')")
+            raise AccelRecipeError(
+                f"{self.path}: {op_class}: missing (no recipe for operator class '{op_class}')"
+            )
         vals: dict[str, Any] = {}
         for part in ("default", precision):
             vals.update(sec.get(part) or {})
         w = f"{self.path}: {op_class}"
         flows = []
         for i, d in enumerate(vals.get("dataflows") or []):
-            flows.append(Dataflow(str(d.get("name", f"dataflow{i}")), tuple(d["order"]),
-                                  tuple(d["inner"]), dict(d["stage"])))
+            flows.append(
+                Dataflow(
+                    str(d.get("name", f"dataflow{i}")),
+                    tuple(d["order"]),
+                    tuple(d["inner"]),
+                    dict(d["stage"]),
+                )
+            )
         if not flows:
             raise AccelRecipeError(f"{w}.dataflows: at least one dataflow is required")
-        return AccelRecipe(self.path, op_class, precision, vals.get("tensorize"),
-                           dict(vals.get("tile") or {}), tuple(flows),
-                           bool(vals.get("double_buffer", True)))
+        return AccelRecipe(
+            self.path,
+            op_class,
+            precision,
+            vals.get("tensorize"),
+            dict(vals.get("tile") or {}),
+            tuple(flows),
+            bool(vals.get("double_buffer", True)),
+        )
 
 
 def _check(path: str, data: Any) -> RecipeFile:
     if not isinstance(data, Mapping):
         raise AccelRecipeError(f"{path}: expected a mapping of operator classes")
     from accelsim.quant.precision import parse_precision
+
     for cls, sec in data.items():
         if cls not in OP_CLASSES:
-            raise AccelRecipeError(f"{path}: {cls}: unknown operator class (expected one of "
-                                   f"{', '.join(OP_CLASSES)})")
+            raise AccelRecipeError(
+                f"{path}: {cls}: unknown operator class (expected one of {', '.join(OP_CLASSES)})"
+            )
         if not isinstance(sec, Mapping):
             raise AccelRecipeError(f"{path}: {cls}: expected a mapping of precisions")
         for prec, vals in sec.items():
@@ -122,20 +142,25 @@ def _check(path: str, data: Any) -> RecipeFile:
                 raise AccelRecipeError(f"{w}: expected a mapping of recipe keys")
             for k, v in vals.items():
                 if k not in _KEYS:
-                    raise AccelRecipeError(f"{w}.{k}: unknown key (expected one of "
-                                           f"{', '.join(_KEYS)})")
+                    raise AccelRecipeError(
+                        f"{w}.{k}: unknown key (expected one of {', '.join(_KEYS)})"
+                    )
                 if k == "tensorize" and v is not None and v not in INTRINSICS:
-                    raise AccelRecipeError(f"{w}.tensorize: unknown intrinsic '{v}' (known: "
-                                           f"{', '.join(INTRINSICS)})")
+                    raise AccelRecipeError(
+                        f"{w}.tensorize: unknown intrinsic '{v}' (known: {', '.join(INTRINSICS)})"
+                    )
                 if k == "tile":
                     if not isinstance(v, Mapping):
                         raise AccelRecipeError(f"{w}.tile: expected a mapping axis -> cap")
                     for ax, cap in v.items():
                         ok = (isinstance(cap, int) and not isinstance(cap, bool) and cap > 0) or (
-                            isinstance(cap, str) and cap.startswith("<="))
+                            isinstance(cap, str) and cap.startswith("<=")
+                        )
                         if not ok:
-                            raise AccelRecipeError(f"{w}.tile.{ax}: expected a positive int or "
-                                                   f"'<=N' / '<=<parameter>', found {cap!r}")
+                            raise AccelRecipeError(
+                                f"{w}.tile.{ax}: expected a positive int or "
+                                f"'<=N' / '<=<parameter>', found {cap!r}"
+                            )
                 if k == "dataflows":
                     if not isinstance(v, list):
                         raise AccelRecipeError(f"{w}.dataflows: expected a list")
@@ -147,8 +172,9 @@ def _check(path: str, data: Any) -> RecipeFile:
                                 raise AccelRecipeError(f"{w}.dataflows[{i}].{need}: missing")
                         extra = set(d) - {"name", "order", "inner", "stage"}
                         if extra:
-                            raise AccelRecipeError(f"{w}.dataflows[{i}].{sorted(extra)[0]}: "
-                                                   f"unknown key")
+                            raise AccelRecipeError(
+                                f"{w}.dataflows[{i}].{sorted(extra)[0]}: unknown key"
+                            )
     return RecipeFile(path, data)
 
 
@@ -158,8 +184,9 @@ def _load(path: str, mtime: int) -> RecipeFile:
         data = yaml.safe_load(Path(path).read_text())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise AccelRecipeError(f"{path}: not valid YAML"
-                               + (f" at line {mark.line + 1}" if mark else "")) from None
+        raise AccelRecipeError(
+            f"{path}: not valid YAML" + (f" at line {mark.line + 1}" if mark else "")
+        ) from None
     return _check(path, data)
 
 
@@ -176,16 +203,17 @@ def load_recipes(path: str | Path | None = None) -> RecipeFile:
 # the tiler
 # ------------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class TileChoice:
     dataflow: Dataflow
-    tiles: Mapping[str, int]           # elements per tile, per tile axis
-    traffic_bytes: float               # estimated DRAM bytes (burst-rounded)
-    tiles_count: int                   # tile-loop iterations (instruction-count proxy)
-    footprint: Mapping[str, int]       # bytes per scratchpad (all slots, aligned)
+    tiles: Mapping[str, int]  # elements per tile, per tile axis
+    traffic_bytes: float  # estimated DRAM bytes (burst-rounded)
+    tiles_count: int  # tile-loop iterations (instruction-count proxy)
+    footprint: Mapping[str, int]  # bytes per scratchpad (all slots, aligned)
     slots: int
     epilogue_loop: str
-    reduce_loop: str | None            # loop before which the reduction's init is placed
+    reduce_loop: str | None  # loop before which the reduction's init is placed
 
 
 def _cap(recipe: AccelRecipe, axis: TileAxis, config) -> int:
@@ -201,8 +229,9 @@ def _cap(recipe: AccelRecipe, axis: TileAxis, config) -> int:
         val = getattr(config, s)
         if isinstance(val, (int, float)) and not isinstance(val, bool):
             return int(val)
-    raise AccelRecipeError(f"{recipe.where('tile', axis.name)}: '{v}' names no numeric "
-                           f"accelerator parameter")
+    raise AccelRecipeError(
+        f"{recipe.where('tile', axis.name)}: '{v}' names no numeric accelerator parameter"
+    )
 
 
 def _candidates(axis: TileAxis, cap: int) -> list[int]:
@@ -253,8 +282,10 @@ def choose_tiles(ld: LayerDef, recipe: AccelRecipe, config) -> TileChoice:
     for flow in recipe.dataflows:
         for t in flow.order:
             if t.endswith(".o") and t[:-2] not in axes:
-                raise AccelRecipeError(f"{recipe.where('dataflows', flow.name, 'order')}: layer "
-                                       f"'{ld.node.name}' has no tile axis '{t[:-2]}'")
+                raise AccelRecipeError(
+                    f"{recipe.where('dataflows', flow.name, 'order')}: layer "
+                    f"'{ld.node.name}' has no tile axis '{t[:-2]}'"
+                )
         pos = {n: i for i, n in enumerate(flow.order)}
         red_pos = [pos[a.name + ".o"] for a in reduce_axes if a.name + ".o" in pos]
         first_red = min(red_pos) if red_pos else None
@@ -262,18 +293,20 @@ def choose_tiles(ld: LayerDef, recipe: AccelRecipe, config) -> TileChoice:
         epi_loop = flow.order[epi_idx]
         for s in ld.staged:
             if s.tensor not in flow.stage or flow.stage[s.tensor] not in pos:
-                raise AccelRecipeError(f"{recipe.where('dataflows', flow.name, 'stage')}: no "
-                                       f"tile loop given for input '{s.tensor}' (loops: "
-                                       f"{', '.join(flow.order)})")
+                raise AccelRecipeError(
+                    f"{recipe.where('dataflows', flow.name, 'stage')}: no "
+                    f"tile loop given for input '{s.tensor}' (loops: "
+                    f"{', '.join(flow.order)})"
+                )
 
-        def cover(tiles, idx):
+        def cover(tiles, idx, pos=pos):
             c = {}
             for a in ld.tile_axes:
                 p = pos.get(a.name + ".o")
                 c[a.name] = tiles[a.name] if p is not None and p <= idx else a.extent
             return c
 
-        def evaluate(tiles):
+        def evaluate(tiles, pos=pos, flow=flow, epi_idx=epi_idx):
             used = {k: 0 for k in sps}
             traffic = 0.0
             count = 1
@@ -282,19 +315,20 @@ def choose_tiles(ld: LayerDef, recipe: AccelRecipe, config) -> TileChoice:
             for s in ld.staged:
                 idx = pos[flow.stage[s.tensor]]
                 box = s.box(cover(tiles, idx))
-                used[s.space] += align_bytes(math.prod(box) * s.bits / 8, sps[s.space],
-                                             slots) * slots
+                used[s.space] += (
+                    align_bytes(math.prod(box) * s.bits / 8, sps[s.space], slots) * slots
+                )
                 loads = 1
-                for n in flow.order[:idx + 1]:
+                for n in flow.order[: idx + 1]:
                     loads *= _loop_trips(ld, tiles, n)
                 dt = ld.dram[s.tensor]
-                traffic += loads * _dram_bytes(box, dt.shape, s.dram_bits,
-                                               config.dma_burst_bytes)
+                traffic += loads * _dram_bytes(box, dt.shape, s.dram_bits, config.dma_burst_bytes)
             ce = cover(tiles, epi_idx)
             if ld.acc_box is not None:
                 used["acc"] += align_bytes(ld.acc_box(ce) * ld.acc_bits / 8, sps["acc"], 1)
-            used["out"] += align_bytes(ld.out_box(ce) * ld.out_buf_bits / 8, sps["out"],
-                                       slots) * slots
+            used["out"] += (
+                align_bytes(ld.out_box(ce) * ld.out_buf_bits / 8, sps["out"], slots) * slots
+            )
             y = ld.dram["y"]
             traffic += y.bytes  # every output element is stored once
             fits = all(used[k] <= sps[k].size_bytes for k in sps)
@@ -319,15 +353,28 @@ def choose_tiles(ld: LayerDef, recipe: AccelRecipe, config) -> TileChoice:
             traffic, count, tt, used = chosen
             key = (traffic, count, -tt.get("ow", 0))
             if best is None or key < best[0]:
-                best = (key, flow, tt, traffic, count, used, epi_loop,
-                        flow.order[first_red] if first_red is not None else None)
+                best = (
+                    key,
+                    flow,
+                    tt,
+                    traffic,
+                    count,
+                    used,
+                    epi_loop,
+                    flow.order[first_red] if first_red is not None else None,
+                )
     if best is None:
         tt, used = smallest_fail
-        over = ", ".join(f"{k} {used[k] / 1024:.1f} KB > {sps[k].size_kb:g} KB"
-                         for k in sps if used[k] > sps[k].size_bytes)
-        raise AccelRecipeError(f"{recipe.path}: {ld.op_class}: no tiling of layer "
-                               f"'{ld.node.name}' fits the scratchpads of {config.name} "
-                               f"(smallest tile {dict(tt)}: {over})")
+        over = ", ".join(
+            f"{k} {used[k] / 1024:.1f} KB > {sps[k].size_kb:g} KB"
+            for k in sps
+            if used[k] > sps[k].size_bytes
+        )
+        raise AccelRecipeError(
+            f"{recipe.path}: {ld.op_class}: no tiling of layer "
+            f"'{ld.node.name}' fits the scratchpads of {config.name} "
+            f"(smallest tile {dict(tt)}: {over})"
+        )
     _, flow, tt, traffic, count, used, epi_loop, red_loop = best
     return TileChoice(flow, tt, traffic, count, used, slots, epi_loop, red_loop)
 
@@ -352,9 +399,11 @@ def ensure_intrinsic(intr: tuple) -> str:
         return key
     tvm = import_tvm()
     from tvm.s_tir import TensorIntrin
+
     kind, L, D, adt, wdt, cdt = intr
-    desc, impl = (_bcast_intrin(L, D, adt, wdt, cdt) if kind == "bcast"
-                  else _elem_intrin(L, adt, wdt, cdt))
+    desc, impl = (
+        _bcast_intrin(L, D, adt, wdt, cdt) if kind == "bcast" else _elem_intrin(L, adt, wdt, cdt)
+    )
     try:
         TensorIntrin.register(key, desc, impl)
     except tvm.error.TVMError:
@@ -393,7 +442,7 @@ def _bcast_intrin(L: int, D: int, adt: str, wdt: str, cdt: str):
             T.reads(C[0:L], A[0:1], B[0:L, 0:1])
             T.writes(C[0:L])
             for i in T.serial(0, L):
-                for k in T.serial(0, 1):
+                for _k in T.serial(0, 1):
                     with T.sblock("update"):
                         vi = T.axis.spatial(L, i)
                         C[vi] = C[vi] + T.Cast(cdt, A[0]) * T.Cast(cdt, B[vi, 0])
@@ -406,8 +455,21 @@ def _bcast_intrin(L: int, D: int, adt: str, wdt: str, cdt: str):
         with T.sblock("root"):
             T.reads(C[0:L], A[0:D], B[0:L, 0:D])
             T.writes(C[0:L])
-            T.evaluate(T.call_extern("int32", "accel_vmac", C.data, C.elem_offset, A.data,
-                                     A.elem_offset, B.data, B.elem_offset, L, D))
+            T.evaluate(
+                T.call_extern(
+                    "int32",
+                    "accel_vmac",
+                    C.data,
+                    C.elem_offset,
+                    A.data,
+                    A.elem_offset,
+                    B.data,
+                    B.elem_offset,
+                    L,
+                    D,
+                )
+            )
+
     return (desc1 if D == 1 else desc), impl
 
 
@@ -437,8 +499,21 @@ def _elem_intrin(L: int, adt: str, wdt: str, cdt: str):
         with T.sblock("root"):
             T.reads(C[0:L], A[0:L], B[0:L])
             T.writes(C[0:L])
-            T.evaluate(T.call_extern("int32", "accel_vmac_dw", C.data, C.elem_offset, A.data,
-                                     A.elem_offset, B.data, B.elem_offset, L, 1))
+            T.evaluate(
+                T.call_extern(
+                    "int32",
+                    "accel_vmac_dw",
+                    C.data,
+                    C.elem_offset,
+                    A.data,
+                    A.elem_offset,
+                    B.data,
+                    B.elem_offset,
+                    L,
+                    1,
+                )
+            )
+
     return desc, impl
 
 
@@ -446,25 +521,41 @@ def _elem_intrin(L: int, adt: str, wdt: str, cdt: str):
 # applying a choice
 # ------------------------------------------------------------------------------------------------
 
+
 def _rewrite_block(stmt, name: str, fn):
     """Rebuild `stmt` with the SBlock called `name` replaced by `fn(block)`."""
     tvm = import_tvm()
     from tvm.s_tir import SBlock, SBlockRealize
     from tvm.tirx import For, SeqStmt
+
     if isinstance(stmt, For):
-        return For(stmt.loop_var, stmt.min, stmt.extent, stmt.kind,
-                   _rewrite_block(stmt.body, name, fn), stmt.thread_binding, stmt.annotations)
+        return For(
+            stmt.loop_var,
+            stmt.min,
+            stmt.extent,
+            stmt.kind,
+            _rewrite_block(stmt.body, name, fn),
+            stmt.thread_binding,
+            stmt.annotations,
+        )
     if isinstance(stmt, SeqStmt):
         return SeqStmt([_rewrite_block(s, name, fn) for s in stmt.seq])
     if isinstance(stmt, SBlockRealize):
-        return SBlockRealize(stmt.iter_values, stmt.predicate,
-                             _rewrite_block(stmt.block, name, fn))
+        return SBlockRealize(stmt.iter_values, stmt.predicate, _rewrite_block(stmt.block, name, fn))
     if isinstance(stmt, SBlock):
         if stmt.name_hint == name:
             return fn(stmt)
-        return SBlock(stmt.iter_vars, stmt.reads, stmt.writes, stmt.name_hint,
-                      _rewrite_block(stmt.body, name, fn), stmt.init, stmt.alloc_buffers,
-                      stmt.match_buffers, stmt.annotations)
+        return SBlock(
+            stmt.iter_vars,
+            stmt.reads,
+            stmt.writes,
+            stmt.name_hint,
+            _rewrite_block(stmt.body, name, fn),
+            stmt.init,
+            stmt.alloc_buffers,
+            stmt.match_buffers,
+            stmt.annotations,
+        )
     del tvm
     return stmt
 
@@ -481,8 +572,18 @@ def _init_from_bias(func, main: str, bias_buf, channel_iter: int):
         v = blk.iter_vars[channel_iter].var
         init = BufferStore(st.buffer, BufferLoad(bias_buf, [v]), st.indices)
         reads = list(blk.reads) + [BufferRegion(bias_buf, [tvm.ir.Range.from_min_extent(v, 1)])]
-        return SBlock(blk.iter_vars, reads, blk.writes, blk.name_hint, blk.body, init,
-                      blk.alloc_buffers, blk.match_buffers, blk.annotations)
+        return SBlock(
+            blk.iter_vars,
+            reads,
+            blk.writes,
+            blk.name_hint,
+            blk.body,
+            init,
+            blk.alloc_buffers,
+            blk.match_buffers,
+            blk.annotations,
+        )
+
     return func.with_body(_rewrite_block(func.body, main, fn))
 
 
@@ -491,8 +592,18 @@ def _drop_reads(func, block: str, buffer_name_prefix: str):
 
     def fn(blk):
         reads = [r for r in blk.reads if not r.source.name.startswith(buffer_name_prefix)]
-        return SBlock(blk.iter_vars, reads, blk.writes, blk.name_hint, blk.body, blk.init,
-                      blk.alloc_buffers, blk.match_buffers, blk.annotations)
+        return SBlock(
+            blk.iter_vars,
+            reads,
+            blk.writes,
+            blk.name_hint,
+            blk.body,
+            blk.init,
+            blk.alloc_buffers,
+            blk.match_buffers,
+            blk.annotations,
+        )
+
     return func.with_body(_rewrite_block(func.body, block, fn))
 
 
@@ -513,8 +624,9 @@ def schedule_layer(ld: LayerDef, choice: TileChoice, recipe: AccelRecipe):
     names = [p.name for p in func.params]
     if is_mac:
         bias_buf = func.params[names.index("bias")]
-        func = _init_from_bias(func, ld.main, bias_buf, ld.loops.index(
-            "oc" if "oc" in ld.loops else "c"))
+        func = _init_from_bias(
+            func, ld.main, bias_buf, ld.loops.index("oc" if "oc" in ld.loops else "c")
+        )
     sch = tvm.s_tir.Schedule(func, enable_check=True)
     main = sch.get_sblock(ld.main)
     raw = sch.get_loops(main)
@@ -540,9 +652,11 @@ def schedule_layer(ld: LayerDef, choice: TileChoice, recipe: AccelRecipe):
     unknown = [n for n in final if n not in loops]
     if unknown or missing or len(set(final)) != len(final):
         bad = unknown[0] if unknown else (missing[0] if missing else "a repeated loop")
-        raise AccelRecipeError(f"{recipe.where('dataflows', flow.name)}: loop '{bad}' "
-                               f"{'does not exist' if unknown else 'is not placed'} for layer "
-                               f"'{ld.node.name}' (loops: {', '.join(loops)})")
+        raise AccelRecipeError(
+            f"{recipe.where('dataflows', flow.name)}: loop '{bad}' "
+            f"{'does not exist' if unknown else 'is not placed'} for layer "
+            f"'{ld.node.name}' (loops: {', '.join(loops)})"
+        )
     sch.reorder(*[loops[n] for n in final])
     for n in final:
         if n not in tens:  # the intrinsic's loops must match its description exactly

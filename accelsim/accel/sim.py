@@ -41,8 +41,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -50,8 +51,13 @@ from accelsim.accel import alu, isa
 from accelsim.accel.arch import AccelConfig, load_config
 from accelsim.accel.codegen import Template, build_template, generate
 from accelsim.accel.compute import LayerDef, NotAccelerated, layer_def
-from accelsim.accel.schedule import (AccelRecipe, TileChoice, choose_tiles, load_recipes,
-                                     schedule_layer)
+from accelsim.accel.schedule import (
+    AccelRecipe,
+    TileChoice,
+    choose_tiles,
+    load_recipes,
+    schedule_layer,
+)
 from accelsim.errors import AccelsimError
 from accelsim.model.graph import Graph, Node
 from accelsim.model.ops import node_macs
@@ -69,19 +75,21 @@ class SimulationError(AccelsimError):
 # results
 # ------------------------------------------------------------------------------------------------
 
+
 @dataclass
 class Stats:
     cycles: float = 0.0
-    busy: dict[str, float] = field(default_factory=lambda: {"load": 0.0, "compute": 0.0,
-                                                             "store": 0.0, "dram": 0.0})
+    busy: dict[str, float] = field(
+        default_factory=lambda: {"load": 0.0, "compute": 0.0, "store": 0.0, "dram": 0.0}
+    )
     counts: dict[str, int] = field(default_factory=dict)
-    dram_read: float = 0.0          # bytes on the DRAM bus (whole bursts)
+    dram_read: float = 0.0  # bytes on the DRAM bus (whole bursts)
     dram_write: float = 0.0
-    dram_payload: float = 0.0       # bytes the layer actually needs
+    dram_payload: float = 0.0  # bytes the layer actually needs
     spad_read: dict[str, float] = field(default_factory=dict)
     spad_write: dict[str, float] = field(default_factory=dict)
     rf_bytes: float = 0.0
-    macs_issued: float = 0.0        # lane MACs incl. padding lanes
+    macs_issued: float = 0.0  # lane MACs incl. padding lanes
     mac_energy_pj: float = 0.0
     alu_energy_pj: float = 0.0
     instructions: int = 0
@@ -113,6 +121,7 @@ class ProgramResult:
 # ------------------------------------------------------------------------------------------------
 # index helpers
 # ------------------------------------------------------------------------------------------------
+
 
 def _grid(base: int, loops, j: int, keep: list[bool] | None = None) -> np.ndarray:
     """base + sum_k arange(e_k) * stride_k[j] as an array of shape (e_1, ..., e_n) (size 1 for
@@ -148,7 +157,7 @@ def _reuse_fetches(loops, j: int, capacity: int) -> float:
     total = 1
     for lp in loops:
         total *= lp[0]
-    best = total            # re-fetch every micro-op
+    best = total  # re-fetch every micro-op
     distinct = 1
     outer = total
     for k in range(n - 1, -1, -1):
@@ -167,9 +176,15 @@ def _reuse_fetches(loops, j: int, capacity: int) -> float:
 # the simulator
 # ------------------------------------------------------------------------------------------------
 
+
 class Simulator:
-    def __init__(self, program: isa.Program, config: AccelConfig, execute: bool = False,
-                 dram: Mapping[str, np.ndarray] | None = None):
+    def __init__(
+        self,
+        program: isa.Program,
+        config: AccelConfig,
+        execute: bool = False,
+        dram: Mapping[str, np.ndarray] | None = None,
+    ):
         self.p = program
         self.c = config
         self.execute = execute
@@ -183,12 +198,15 @@ class Simulator:
                     self.dram[name] = np.zeros(t.elements, np.int64)
                 else:
                     if dram is None or name not in dram:
-                        raise SimulationError(f"program '{program.name}': no data for DRAM "
-                                              f"tensor '{name}'")
+                        raise SimulationError(
+                            f"program '{program.name}': no data for DRAM tensor '{name}'"
+                        )
                     arr = np.asarray(dram[name], dtype=np.int64).reshape(-1)
                     if arr.size != t.elements:
-                        raise SimulationError(f"program '{program.name}': DRAM tensor '{name}' "
-                                              f"has {arr.size} elements, expected {t.elements}")
+                        raise SimulationError(
+                            f"program '{program.name}': DRAM tensor '{name}' "
+                            f"has {arr.size} elements, expected {t.elements}"
+                        )
                     self.dram[name] = arr
             for b in program.buffers.values():
                 for s in range(b.slots):
@@ -199,14 +217,17 @@ class Simulator:
         for b in self.p.buffers.values():
             sp = self.c.scratchpads.get(b.space)
             if sp is None:
-                raise SimulationError(f"program '{self.p.name}': buffer '{b.name}' in unknown "
-                                      f"scratchpad '{b.space}'")
+                raise SimulationError(
+                    f"program '{self.p.name}': buffer '{b.name}' in unknown scratchpad '{b.space}'"
+                )
             used[b.space] = max(used.get(b.space, 0), b.address + b.slot_bytes)
             cap = sp.size_bytes // b.slots if b.slots > 1 else sp.size_bytes
             if b.address + b.slot_bytes > cap:
-                raise SimulationError(f"program '{self.p.name}': buffer '{b.name}' "
-                                      f"({b.slot_bytes} B x {b.slots} slots at {b.address}) "
-                                      f"exceeds scratchpad '{b.space}' ({sp.size_bytes} B)")
+                raise SimulationError(
+                    f"program '{self.p.name}': buffer '{b.name}' "
+                    f"({b.slot_bytes} B x {b.slots} slots at {b.address}) "
+                    f"exceeds scratchpad '{b.space}' ({sp.size_bytes} B)"
+                )
 
     # -- bank / bandwidth helpers ----------------------------------------------------------------
     def _access_cycles(self, buf: str, elem_offset: int, nbytes: float) -> float:
@@ -269,8 +290,9 @@ class Simulator:
         sidx = _dma_index(ins.src.base, ins.dims, "dram_stride", True)
         src = self.dram[ins.src.tensor]
         if sidx.min() < 0 or sidx.max() >= src.size:
-            raise SimulationError(f"program '{self.p.name}': LOAD reads outside DRAM tensor "
-                                  f"'{ins.src.tensor}'")
+            raise SimulationError(
+                f"program '{self.p.name}': LOAD reads outside DRAM tensor '{ins.src.tensor}'"
+            )
         dst[didx.reshape(-1)] = src[sidx.reshape(-1)]
 
     def do_store(self, ins: isa.Store) -> None:
@@ -300,21 +322,25 @@ class Simulator:
             if self.execute:
                 acc = self.mem[(ins.acc.buf, ins.acc.slot)]
                 bias = self.mem[(ins.bias.buf, ins.bias.slot)]
-                acc[_grid(ins.acc.base, ins.loops, 1).reshape(-1)] = \
-                    bias[_grid(ins.bias.base, ins.loops, 2).reshape(-1)]
+                acc[_grid(ins.acc.base, ins.loops, 1).reshape(-1)] = bias[
+                    _grid(ins.bias.base, ins.loops, 2).reshape(-1)
+                ]
             return max(work, sram, 1.0) + issue
         if isinstance(ins, isa.Requant):
             e = math.prod(lp[0] for lp in ins.loops)
             ab = self.p.buffers[ins.acc.buf].bits / 8
             ob = self.p.buffers[ins.out.buf].bits / 8
-            fp = _reuse_fetches(ins.loops, 3, c.lanes)   # multiplier + shift, as BIAS
+            fp = _reuse_fetches(ins.loops, 3, c.lanes)  # multiplier + shift, as BIAS
             st.spad("acc", read=e * ab)
             st.spad(self._space(ins.out.buf), write=e * ob)
             st.spad(self._space(ins.mult.buf), read=fp * 8)
             st.alu_energy_pj += e * (c.energy.requant_wide_pj if ins.wide else c.energy.requant_pj)
             work = e / c.alu_lanes
-            sram = max(e * ab / self._bw(ins.acc.buf), e * ob / self._bw(ins.out.buf),
-                       fp * 8 / self._bw(ins.mult.buf))
+            sram = max(
+                e * ab / self._bw(ins.acc.buf),
+                e * ob / self._bw(ins.out.buf),
+                fp * 8 / self._bw(ins.mult.buf),
+            )
             if self.execute:
                 acc = self.mem[(ins.acc.buf, ins.acc.slot)]
                 out = self.mem[(ins.out.buf, ins.out.slot)]
@@ -324,8 +350,9 @@ class Simulator:
                 pi = _grid(ins.mult.base, ins.loops, 3).reshape(-1)
                 si = _grid(ins.shift.base, ins.loops, 3).reshape(-1)
                 oi = _grid(ins.out.base, ins.loops, 1).reshape(-1)
-                out[oi] = alu.requantize(acc[ai], m[pi], s[si], ins.zp, ins.qmin, ins.qmax,
-                                         ins.wide)
+                out[oi] = alu.requantize(
+                    acc[ai], m[pi], s[si], ins.zp, ins.qmin, ins.qmax, ins.wide
+                )
             return max(work, sram, 1.0) + issue
         if isinstance(ins, isa.VAdd):
             e = math.prod(lp[0] for lp in ins.loops)
@@ -335,29 +362,47 @@ class Simulator:
             st.spad(self._space(ins.out.buf), write=e * bits["out"])
             st.alu_energy_pj += e * c.energy.add_pj
             work = 3 * e / c.alu_lanes
-            sram = max(e * (bits["a"] + bits["b"]) / self._bw(ins.a.buf),
-                       e * bits["out"] / self._bw(ins.out.buf))
+            sram = max(
+                e * (bits["a"] + bits["b"]) / self._bw(ins.a.buf),
+                e * bits["out"] / self._bw(ins.out.buf),
+            )
             if self.execute:
                 a = self.mem[(ins.a.buf, ins.a.slot)][_grid(ins.a.base, ins.loops, 2).reshape(-1)]
                 b = self.mem[(ins.b.buf, ins.b.slot)][_grid(ins.b.base, ins.loops, 3).reshape(-1)]
                 out = self.mem[(ins.out.buf, ins.out.slot)]
                 out[_grid(ins.out.base, ins.loops, 1).reshape(-1)] = alu.add(
-                    a, b, zp_a=ins.zp_a, zp_b=ins.zp_b, zp_out=ins.zp_out,
-                    left_shift=ins.left_shift, m_a=ins.m_a, s_a=ins.s_a, m_b=ins.m_b,
-                    s_b=ins.s_b, m_out=ins.m_out, s_out=ins.s_out, qmin=ins.qmin, qmax=ins.qmax)
+                    a,
+                    b,
+                    zp_a=ins.zp_a,
+                    zp_b=ins.zp_b,
+                    zp_out=ins.zp_out,
+                    left_shift=ins.left_shift,
+                    m_a=ins.m_a,
+                    s_a=ins.s_a,
+                    m_b=ins.m_b,
+                    s_b=ins.s_b,
+                    m_out=ins.m_out,
+                    s_out=ins.s_out,
+                    qmin=ins.qmin,
+                    qmax=ins.qmax,
+                )
             return max(work, sram, 1.0) + issue
         if isinstance(ins, (isa.VPack, isa.VUnpack)):
             n = ins.count
             sp = self._space(ins.buf.buf)
             packed, lanes = n * 0.5, n * 1.0
-            st.spad(sp, read=lanes if isinstance(ins, isa.VPack) else packed,
-                    write=packed if isinstance(ins, isa.VPack) else lanes)
+            st.spad(
+                sp,
+                read=lanes if isinstance(ins, isa.VPack) else packed,
+                write=packed if isinstance(ins, isa.VPack) else lanes,
+            )
             st.alu_energy_pj += n * c.energy.pack_pj
             if self.execute:
-                region = self.mem[(ins.buf.buf, ins.buf.slot)][ins.buf.base:ins.buf.base + n]
+                region = self.mem[(ins.buf.buf, ins.buf.slot)][ins.buf.base : ins.buf.base + n]
                 if region.size and (region.min() < -8 or region.max() > 7):
-                    raise SimulationError(f"program '{self.p.name}': {ins.OPCODE} of values "
-                                          f"outside the int4 range")
+                    raise SimulationError(
+                        f"program '{self.p.name}': {ins.OPCODE} of values outside the int4 range"
+                    )
             return max(n / c.lanes, (packed + lanes) / self._bw(ins.buf.buf), 1.0) + issue
         raise SimulationError(f"no timing for {ins.OPCODE}")
 
@@ -386,7 +431,7 @@ class Simulator:
         st.spad(self._space(ins.act.buf), read=f_act * act_vec)
         st.spad(self._space(ins.wgt.buf), read=f_wgt * wgt_vec)
         st.spad("acc", read=f_acc * acc_vec, write=f_acc * acc_vec)
-        st.rf_bytes += 2 * u * acc_vec      # accumulator register read + write per micro-op
+        st.rf_bytes += 2 * u * acc_vec  # accumulator register read + write per micro-op
         acc_sp = c.scratchpads["acc"]
         rmw = 1 if acc_sp.ports == 2 else 2
         cyc = max(
@@ -411,9 +456,9 @@ class Simulator:
         ai = _grid(ins.act.base, loops, 2, keep_a)
         wi = _grid(ins.wgt.base, loops, 3, keep_w)
         if ins.kind == "bcast":
-            A = act[ai[..., None] + np.arange(D)]                               # (..., D)
+            A = act[ai[..., None] + np.arange(D)]  # (..., D)
             W = wgt[wi[..., None, None] + (np.arange(L)[:, None] * D + np.arange(D))]  # (..., L, D)
-            prod = np.matmul(W, A[..., :, None])[..., 0]                          # (..., L)
+            prod = np.matmul(W, A[..., :, None])[..., 0]  # (..., L)
         else:
             A = act[ai[..., None] + np.arange(L)]
             W = wgt[wi[..., None] + np.arange(L)]
@@ -465,8 +510,9 @@ class Simulator:
                 if best_t is None or t < best_t:
                     best_q, best_t = q, t
             if best_q is None:
-                heads = ", ".join(f"{q}: {queues[q][pos[q]].text()}" for q in queues
-                                  if pos[q] < len(queues[q]))
+                heads = ", ".join(
+                    f"{q}: {queues[q][pos[q]].text()}" for q in queues if pos[q] < len(queues[q])
+                )
                 raise SimulationError(f"program '{self.p.name}': deadlock ({heads})")
             q = best_q
             ins = queues[q][pos[q]]
@@ -511,9 +557,14 @@ class Simulator:
         c, st = self.c, self.stats
         e = c.energy
         latency = st.cycles / c.clock_hz
-        onchip = sum(st.spad_read.get(s, 0.0) * e.sram_pj_per_byte[s] +
-                     st.spad_write.get(s, 0.0) * e.sram_pj_per_byte[s]
-                     for s in c.scratchpads) + st.rf_bytes * e.rf_pj_per_byte
+        onchip = (
+            sum(
+                st.spad_read.get(s, 0.0) * e.sram_pj_per_byte[s]
+                + st.spad_write.get(s, 0.0) * e.sram_pj_per_byte[s]
+                for s in c.scratchpads
+            )
+            + st.rf_bytes * e.rf_pj_per_byte
+        )
         breakdown = {
             "compute": (st.mac_energy_pj + st.alu_energy_pj) * 1e-12,
             "onchip_memory": onchip * 1e-12,
@@ -525,21 +576,41 @@ class Simulator:
         # waiting on a DMA or on the final store, for at most COMPUTE_IDLE_MAX of the time);
         # otherwise data movement (bandwidth or exposed latency) sets the time
         idle = st.cycles - st.busy["compute"]
-        bound = ("compute" if st.busy["compute"] >= memory_busy
-                 and idle <= COMPUTE_IDLE_MAX * st.cycles else "memory")
-        moved = {"dram": st.dram_read + st.dram_write, "dram_read": st.dram_read,
-                 "dram_write": st.dram_write, "dram_payload": st.dram_payload}
+        bound = (
+            "compute"
+            if st.busy["compute"] >= memory_busy and idle <= COMPUTE_IDLE_MAX * st.cycles
+            else "memory"
+        )
+        moved = {
+            "dram": st.dram_read + st.dram_write,
+            "dram_read": st.dram_read,
+            "dram_write": st.dram_write,
+            "dram_payload": st.dram_payload,
+        }
         for s in c.scratchpads:
             moved[s] = st.spad_read.get(s, 0.0) + st.spad_write.get(s, 0.0)
         moved["register_file"] = st.rf_bytes
-        return ProgramResult(st.cycles, latency, sum(breakdown.values()), breakdown, bound, moved,
-                             dict(st.busy), dict(st.counts), st.instructions,
-                             dict(self.dram) if self.execute else None)
+        return ProgramResult(
+            st.cycles,
+            latency,
+            sum(breakdown.values()),
+            breakdown,
+            bound,
+            moved,
+            dict(st.busy),
+            dict(st.counts),
+            st.instructions,
+            dict(self.dram) if self.execute else None,
+        )
 
 
-def run_program(program: isa.Program, config: AccelConfig | str = "simd-accel", *,
-                execute: bool = False,
-                dram: Mapping[str, np.ndarray] | None = None) -> ProgramResult:
+def run_program(
+    program: isa.Program,
+    config: AccelConfig | str = "simd-accel",
+    *,
+    execute: bool = False,
+    dram: Mapping[str, np.ndarray] | None = None,
+) -> ProgramResult:
     """Time (and with `execute`, run on the `dram` inputs) one program."""
     return Simulator(program, load_config(config), execute, dram).run()
 
@@ -548,15 +619,16 @@ def run_program(program: isa.Program, config: AccelConfig | str = "simd-accel", 
 # compiling a graph
 # ------------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True, eq=False)
 class CompiledLayer:
     node: Node
-    ld: LayerDef | None          # None: runs on the host
+    ld: LayerDef | None  # None: runs on the host
     program: isa.Program | None
     choice: TileChoice | None
-    reason: str = ""             # why it runs on the host
-    key: str = ""                # structural key (same key: same instruction stream shape)
-    recipe: AccelRecipe | None = None   # the schedule recipe the program was built with
+    reason: str = ""  # why it runs on the host
+    key: str = ""  # structural key (same key: same instruction stream shape)
+    recipe: AccelRecipe | None = None  # the schedule recipe the program was built with
 
 
 _TEMPLATES: dict[str, tuple[TileChoice, Template, AccelRecipe]] = {}
@@ -581,8 +653,11 @@ def compile_node(graph: Graph, node: Node, config: AccelConfig, recipes=None) ->
         return CompiledLayer(node, None, None, None, str(exc))
     recipes = recipes or load_recipes()
     recipe = recipes.recipe(ld.op_class, ld.mode or _precision_of(graph))
-    key = json.dumps([ld.signature, ld.mode, config.codegen_key(), recipes.path,
-                      repr(recipe)], sort_keys=True, default=str)
+    key = json.dumps(
+        [ld.signature, ld.mode, config.codegen_key(), recipes.path, repr(recipe)],
+        sort_keys=True,
+        default=str,
+    )
     hit = _TEMPLATES.get(key)
     if hit is None:
         choice = choose_tiles(ld, recipe, config)
@@ -597,8 +672,9 @@ def compile_node(graph: Graph, node: Node, config: AccelConfig, recipes=None) ->
     return CompiledLayer(node, ld, program, choice, "", key, recipe)
 
 
-def compile_graph(graph: Graph, config: AccelConfig | str = "simd-accel",
-                  recipes=None, progress=None) -> list[CompiledLayer]:
+def compile_graph(
+    graph: Graph, config: AccelConfig | str = "simd-accel", recipes=None, progress=None
+) -> list[CompiledLayer]:
     """One `CompiledLayer` per node; `progress(done)` after each."""
     config = load_config(config)
     out = []
@@ -614,8 +690,13 @@ def compile_graph(graph: Graph, config: AccelConfig | str = "simd-accel",
 # ------------------------------------------------------------------------------------------------
 
 _VIEWS = ("reshape", "flatten", "squeeze", "identity")
-_HOST_WORK = {"softmax": 8.0, "quantize": 2.0, "dequantize": 2.0, "global_avg_pool": 1.0,
-              "mean": 1.0}
+_HOST_WORK = {
+    "softmax": 8.0,
+    "quantize": 2.0,
+    "dequantize": 2.0,
+    "global_avg_pool": 1.0,
+    "mean": 1.0,
+}
 
 
 def host_cost(graph: Graph, node: Node, config: AccelConfig, reason: str) -> LayerCost:
@@ -624,10 +705,20 @@ def host_cost(graph: Graph, node: Node, config: AccelConfig, reason: str) -> Lay
     outs = [graph.tensors[t] for t in node.outputs]
     nbytes = sum(t.nbytes for t in ins) + sum(t.nbytes for t in outs)
     if node.op in _VIEWS:
-        return LayerCost(node.name, node.op, 0, 0.0, 0.0, 0.0,
-                         {"compute": 0.0, "onchip_memory": 0.0, "offchip_memory": 0.0,
-                          "static": 0.0}, "memory", 0.0, FIDELITY, {"dram": 0.0},
-                         f"host core: view, no data movement ({reason})")
+        return LayerCost(
+            node.name,
+            node.op,
+            0,
+            0.0,
+            0.0,
+            0.0,
+            {"compute": 0.0, "onchip_memory": 0.0, "offchip_memory": 0.0, "static": 0.0},
+            "memory",
+            0.0,
+            FIDELITY,
+            {"dram": 0.0},
+            f"host core: view, no data movement ({reason})",
+        )
     out_el = sum(t.size for t in outs)
     in_el = sum(t.size for t in ins)
     if node.op in ("max_pool", "avg_pool"):
@@ -640,33 +731,65 @@ def host_cost(graph: Graph, node: Node, config: AccelConfig, reason: str) -> Lay
     host_cycles = max(compute_cycles, mem_cycles) + h.call_overhead_cycles
     latency = host_cycles / h.clock_hz
     e = config.energy
-    breakdown = {"compute": h.power_w * latency, "onchip_memory": 0.0,
-                 "offchip_memory": nbytes * e.dram_pj_per_byte * 1e-12,
-                 "static": e.static_power_w * latency}
-    return LayerCost(node.name, node.op, node_macs(graph, node), latency * config.clock_hz,
-                     latency, sum(breakdown.values()), breakdown,
-                     "memory" if mem_cycles > compute_cycles else "compute", 0.0, FIDELITY,
-                     {"dram": nbytes},
-                     f"host core ({reason}); cycles in accelerator clock cycles")
+    breakdown = {
+        "compute": h.power_w * latency,
+        "onchip_memory": 0.0,
+        "offchip_memory": nbytes * e.dram_pj_per_byte * 1e-12,
+        "static": e.static_power_w * latency,
+    }
+    return LayerCost(
+        node.name,
+        node.op,
+        node_macs(graph, node),
+        latency * config.clock_hz,
+        latency,
+        sum(breakdown.values()),
+        breakdown,
+        "memory" if mem_cycles > compute_cycles else "compute",
+        0.0,
+        FIDELITY,
+        {"dram": nbytes},
+        f"host core ({reason}); cycles in accelerator clock cycles",
+    )
 
 
 # ------------------------------------------------------------------------------------------------
 # graph-level entry points
 # ------------------------------------------------------------------------------------------------
 
+
 def layer_cost(layer: CompiledLayer, config: AccelConfig, result: ProgramResult) -> LayerCost:
     prog = layer.program
     peak = config.peak_macs_per_cycle(prog.precision) if layer.ld.mode else 0.0
     util = prog.macs / (result.cycles * peak) if peak and result.cycles else 0.0
-    notes = (f"{layer.choice.dataflow.name} tiles {dict(layer.choice.tiles)}, "
-             f"{result.instructions} instructions")
-    return LayerCost(prog.name, layer.ld.op_class, prog.macs, result.cycles, result.latency_s,
-                     result.energy_j, result.energy_breakdown, result.bound, util, FIDELITY,
-                     result.bytes_moved, notes)
+    notes = (
+        f"{layer.choice.dataflow.name} tiles {dict(layer.choice.tiles)}, "
+        f"{result.instructions} instructions"
+    )
+    return LayerCost(
+        prog.name,
+        layer.ld.op_class,
+        prog.macs,
+        result.cycles,
+        result.latency_s,
+        result.energy_j,
+        result.energy_breakdown,
+        result.bound,
+        util,
+        FIDELITY,
+        result.bytes_moved,
+        notes,
+    )
 
 
-def simulate_graph(graph: Graph, config: AccelConfig | str = "simd-accel", *,
-                   execute: bool = False, feeds=None, recipes=None) -> list[LayerCost]:
+def simulate_graph(
+    graph: Graph,
+    config: AccelConfig | str = "simd-accel",
+    *,
+    execute: bool = False,
+    feeds=None,
+    recipes=None,
+) -> list[LayerCost]:
     """One `LayerCost` per graph node (accelerated layers from the instruction-level simulator,
     the rest from the host model). `execute=True` also runs every program functionally on the
     reference executor's tensors for `feeds` (slower; `verify_graph` reports mismatches)."""
@@ -674,6 +797,7 @@ def simulate_graph(graph: Graph, config: AccelConfig | str = "simd-accel", *,
     values = None
     if execute:
         from accelsim.ref.executor import run
+
         values = run(graph, feeds if feeds is not None else _random_feeds(graph), keep=True)
     out = []
     for layer in compile_graph(graph, config, recipes):
@@ -705,18 +829,21 @@ class Mismatch:
     max_abs_diff: int
 
 
-def verify_graph(graph: Graph, config: AccelConfig | str = "simd-accel", feeds=None,
-                 recipes=None) -> dict[str, int]:
+def verify_graph(
+    graph: Graph, config: AccelConfig | str = "simd-accel", feeds=None, recipes=None
+) -> dict[str, int]:
     """Per accelerated layer, how many output elements of its program differ from the reference
     executor's tensor for that layer (each program is fed the reference's inputs)."""
     return {m.layer: m.mismatches for m in verify_layers(graph, config, feeds, recipes)}
 
 
-def verify_layers(graph: Graph, config: AccelConfig | str = "simd-accel", feeds=None,
-                  recipes=None, progress=None) -> list[Mismatch]:
+def verify_layers(
+    graph: Graph, config: AccelConfig | str = "simd-accel", feeds=None, recipes=None, progress=None
+) -> list[Mismatch]:
     """Per accelerated layer, its program executed on the reference executor's inputs and
     compared element-wise with the reference's output; `progress(done)` after each node."""
     from accelsim.ref.executor import run
+
     config = load_config(config)
     values = run(graph, feeds if feeds is not None else _random_feeds(graph), keep=True)
     out = []
@@ -730,8 +857,15 @@ def verify_layers(graph: Graph, config: AccelConfig | str = "simd-accel", feeds=
         ref = np.asarray(values[layer.ld.output]).astype(np.int64)
         y = y.reshape(ref.shape)
         diff = np.abs(y - ref)
-        out.append(Mismatch(layer.node.name, layer.ld.op_class, int((diff != 0).sum()),
-                            int(ref.size), int(diff.max()) if diff.size else 0))
+        out.append(
+            Mismatch(
+                layer.node.name,
+                layer.ld.op_class,
+                int((diff != 0).sum()),
+                int(ref.size),
+                int(diff.max()) if diff.size else 0,
+            )
+        )
     return out
 
 
@@ -742,7 +876,10 @@ def totals(costs: list[LayerCost]) -> dict[str, Any]:
     for c in costs:
         for k, v in c.energy_breakdown.items():
             br[k] = br.get(k, 0.0) + v
-    return {"latency_s": lat, "energy_j": sum(c.energy_j for c in costs),
-            "energy_breakdown": br, "macs": sum(c.macs for c in costs),
-            "cycles": sum(c.cycles for c in costs)}
-
+    return {
+        "latency_s": lat,
+        "energy_j": sum(c.energy_j for c in costs),
+        "energy_breakdown": br,
+        "macs": sum(c.macs for c in costs),
+        "cycles": sum(c.cycles for c in costs),
+    }

@@ -53,6 +53,7 @@ def cache_stats() -> dict[str, int]:
 
 def _target(target):
     from accelsim.target import Target, load_target
+
     return target if isinstance(target, Target) else load_target(str(target))
 
 
@@ -64,21 +65,30 @@ def _applied_dict(layer) -> dict:
     a = layer.schedule
     if a is None:
         return {}
-    return {"recipe": a.recipe, "order": list(a.order), "tiles": dict(a.tiles),
-            "blocks": dict(a.blocks), "vectorized": list(a.vectorized),
-            "unrolled": list(a.unrolled), "notes": list(a.notes)}
+    return {
+        "recipe": a.recipe,
+        "order": list(a.order),
+        "tiles": dict(a.tiles),
+        "blocks": dict(a.blocks),
+        "vectorized": list(a.vectorized),
+        "unrolled": list(a.unrolled),
+        "notes": list(a.notes),
+    }
 
 
 def _build(layer, target, d: Path) -> dict:
     """Compile into cache entry directory `d`; returns its metadata."""
     from accelsim.tvm_env import import_tvm
+
     tvm = import_tvm()
     t0 = time.perf_counter()
     try:
         lib = tvm.compile(layer.mod, target=tvm.target.Target(target.codegen.tvm_target_dict()))
     except Exception as exc:  # TVM raises many error types; the message is what matters
-        raise CompileError(f"layer '{layer.name}' ({layer.op}) does not compile for target "
-                           f"'{target.name}': {str(exc).strip().splitlines()[-1][:300]}") from None
+        raise CompileError(
+            f"layer '{layer.name}' ({layer.op}) does not compile for target "
+            f"'{target.name}': {str(exc).strip().splitlines()[-1][:300]}"
+        ) from None
     asm = lib.mod.inspect_source("s")
     compile_s = time.perf_counter() - t0
     d.mkdir(parents=True, exist_ok=True)
@@ -90,17 +100,25 @@ def _build(layer, target, d: Path) -> dict:
         if target.kind == "host":
             # link the object just written (export_library would emit it a second time)
             from tvm.support import cc
+
             so = Path(tmp) / "kernel.so"
             cc.create_shared(str(so), [str(obj)])
             atomic_write_bytes(d / "kernel.so", so.read_bytes())
             lib_name = "kernel.so"
     atomic_write_text(d / "kernel.s", asm)
-    meta = {"meta_version": META_VERSION, "key": layer.key, "symbol": layer.symbol,
-            "compile_s": compile_s,
-            "loops": [lp.to_dict() for lp in loop_nest(layer.func, layer.schedule.intrinsic
-                                                        if layer.schedule else None)],
-            "instruction_mix": instruction_mix(asm).to_dict(), "lib": lib_name,
-            "target": target.name}
+    meta = {
+        "meta_version": META_VERSION,
+        "key": layer.key,
+        "symbol": layer.symbol,
+        "compile_s": compile_s,
+        "loops": [
+            lp.to_dict()
+            for lp in loop_nest(layer.func, layer.schedule.intrinsic if layer.schedule else None)
+        ],
+        "instruction_mix": instruction_mix(asm).to_dict(),
+        "lib": lib_name,
+        "target": target.name,
+    }
     atomic_write_text(d / "meta.json", json.dumps(meta, indent=1))
     with _LOCK:
         _STATS["compiled"] += 1
@@ -122,9 +140,12 @@ def runtime_module(kernel: Kernel):
     lib = _RUNTIME.get(kernel.key)
     if lib is None:
         if not kernel.lib_path:
-            raise CompileError(f"kernel of layer '{kernel.layer}' for target '{kernel.target}' "
-                               f"has no host library (only host kernels run in the TVM runtime)")
+            raise CompileError(
+                f"kernel of layer '{kernel.layer}' for target '{kernel.target}' "
+                f"has no host library (only host kernels run in the TVM runtime)"
+            )
         from accelsim.tvm_env import import_tvm
+
         tvm = import_tvm()
         lib = tvm.runtime.load_module(kernel.lib_path)
         _RUNTIME[kernel.key] = lib
@@ -135,8 +156,7 @@ def compile_layer(layer, target, use_cache: bool = True) -> Kernel:
     """Compile one lowered layer (status "kernel"); the Kernel's files are in the cache."""
     target = _target(target)
     if layer.status != "kernel":
-        raise CompileError(f"layer '{layer.name}' has no kernel ({layer.status}: "
-                           f"{layer.reason})")
+        raise CompileError(f"layer '{layer.name}' has no kernel ({layer.status}: {layer.reason})")
     d = _entry_dir(layer.key)
     meta = None
     cached = False
@@ -156,15 +176,25 @@ def compile_layer(layer, target, use_cache: bool = True) -> Kernel:
         with _LOCK:
             _STATS["cache_hits"] += 1
     return Kernel(
-        layer=layer.name, op=layer.op, op_class=layer.op_class, precision=layer.precision,
-        target=target.name, symbol=layer.symbol, args=layer.args,
+        layer=layer.name,
+        op=layer.op,
+        op_class=layer.op_class,
+        precision=layer.precision,
+        target=target.name,
+        symbol=layer.symbol,
+        args=layer.args,
         loops=tuple(Loop.from_dict(x) for x in meta["loops"]),
         instruction_mix=InstructionMix.from_dict(meta["instruction_mix"]),
         intrinsic=layer.schedule.intrinsic if layer.schedule else None,
-        schedule=_applied_dict(layer), asm_path=str(d / "kernel.s"),
+        schedule=_applied_dict(layer),
+        asm_path=str(d / "kernel.s"),
         obj_path=str(d / "kernel.o"),
-        lib_path=str(d / meta["lib"]) if meta.get("lib") else None, key=layer.key,
-        compile_s=float(meta["compile_s"]), cached=cached, signature=dict(layer.signature))
+        lib_path=str(d / meta["lib"]) if meta.get("lib") else None,
+        key=layer.key,
+        compile_s=float(meta["compile_s"]),
+        cached=cached,
+        signature=dict(layer.signature),
+    )
 
 
 def sanitize(name: str) -> str:
@@ -173,13 +203,21 @@ def sanitize(name: str) -> str:
     return s[:120]
 
 
-def compile_graph(graph, target, precision=None, out_dir=None, schedules=None,
-                  use_cache: bool = True, progress=None) -> list[Kernel]:
+def compile_graph(
+    graph,
+    target,
+    precision=None,
+    out_dir=None,
+    schedules=None,
+    use_cache: bool = True,
+    progress=None,
+) -> list[Kernel]:
     """Lower and compile every node of `graph` for `target`; with `out_dir`, write
     `<layer>.s`, `<layer>.o` per kernel and `kernels.json` (views and "not lowered" layers are
     listed there too). Identical layers compile once (the cache). `progress(done)` is called
     after each layer (`accelsim.progress.progress_bar`)."""
     from accelsim.lower.lower import lower_graph
+
     target = _target(target)
     prec = getattr(precision, "name", precision)
     layers = lower_graph(graph, target, prec, schedules)
@@ -198,6 +236,7 @@ def _write_outputs(graph, target, prec, layers, kernels, out: Path) -> list[Kern
     import dataclasses
 
     import accelsim
+
     out.mkdir(parents=True, exist_ok=True)
     used: set[str] = set()
     written: list[Kernel] = []
@@ -213,14 +252,20 @@ def _write_outputs(graph, target, prec, layers, kernels, out: Path) -> list[Kern
         atomic_write_bytes(o_path, Path(k.obj_path).read_bytes())
         written.append(dataclasses.replace(k, asm_path=str(s_path), obj_path=str(o_path)))
     doc = {
-        "model": graph.name, "target": target.name, "precision": prec,
+        "model": graph.name,
+        "target": target.name,
+        "precision": prec,
         "accelsim_version": accelsim.__version__,
         "distinct_kernels": len({k.key for k in written}),
         "kernels": [k.to_dict() for k in written],
-        "views": [{"layer": L.name, "op": L.op, "reason": L.reason}
-                  for L in layers if L.status == "view"],
-        "not_lowered": [{"layer": L.name, "op": L.op, "status": "not lowered",
-                         "reason": L.reason} for L in layers if L.status == "not lowered"],
+        "views": [
+            {"layer": L.name, "op": L.op, "reason": L.reason} for L in layers if L.status == "view"
+        ],
+        "not_lowered": [
+            {"layer": L.name, "op": L.op, "status": "not lowered", "reason": L.reason}
+            for L in layers
+            if L.status == "not lowered"
+        ],
     }
     atomic_write_text(out / "kernels.json", json.dumps(doc, indent=1, default=str))
     return written

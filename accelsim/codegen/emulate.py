@@ -51,9 +51,9 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -110,8 +110,9 @@ class ArgSpec:
         try:
             shape = tuple(int(d) for d in self.shape)
         except TypeError as exc:
-            raise EmulationError(f"argument {self.name!r}: shape must be a sequence of ints, "
-                                 f"got {self.shape!r}") from exc
+            raise EmulationError(
+                f"argument {self.name!r}: shape must be a sequence of ints, got {self.shape!r}"
+            ) from exc
         if any(d < 0 for d in shape):
             raise EmulationError(f"argument {self.name!r}: negative extent in shape {shape}")
         try:
@@ -119,8 +120,10 @@ class ArgSpec:
         except TypeError as exc:
             raise EmulationError(f"argument {self.name!r}: unknown dtype {self.dtype!r}") from exc
         if dtype not in _DL_DTYPES:
-            raise EmulationError(f"argument {self.name!r}: dtype {dtype} is not supported "
-                                 f"(supported: {', '.join(_DL_DTYPES)})")
+            raise EmulationError(
+                f"argument {self.name!r}: dtype {dtype} is not supported "
+                f"(supported: {', '.join(_DL_DTYPES)})"
+            )
         object.__setattr__(self, "shape", shape)
         object.__setattr__(self, "dtype", dtype)
 
@@ -241,8 +244,10 @@ def _require(arch: str) -> dict[str, str]:
     missing = missing_tools(arch)
     if missing:
         pkgs = sorted({_DEBIAN_PACKAGE[m] for m in missing})
-        raise EmulationError(f"cannot emulate {arch}: {', '.join(missing)} not found "
-                             f"(Debian packages: {', '.join(pkgs)}; run scripts/install-system-deps.sh)")
+        raise EmulationError(
+            f"cannot emulate {arch}: {', '.join(missing)} not found "
+            f"(Debian packages: {', '.join(pkgs)}; run scripts/install-system-deps.sh)"
+        )
     return _resolve(arch)  # type: ignore[return-value]
 
 
@@ -318,20 +323,24 @@ def _link_error(arch: str, text: str) -> EmulationError:
                 undefined.append(m.group(1))
     if undefined:
         names = ", ".join(undefined[:8]) + (" ..." if len(undefined) > 8 else "")
-        return EmulationError(f"linking the kernel for {arch} failed: undefined symbol "
-                              f"{names} (the kernel needs a function that neither the harness nor the {arch} "
-                              f"runtime it links provides)")
+        return EmulationError(
+            f"linking the kernel for {arch} failed: undefined symbol "
+            f"{names} (the kernel needs a function that neither the harness nor the {arch} "
+            f"runtime it links provides)"
+        )
     errors = [ln.strip() for ln in text.splitlines() if "error" in ln.lower()]
-    return EmulationError(f"linking the kernel for {arch} failed: "
-                          f"{errors[0] if errors else _first_line(text)}")
+    return EmulationError(
+        f"linking the kernel for {arch} failed: {errors[0] if errors else _first_line(text)}"
+    )
 
 
 # ------------------------------------------------------------------------------------------------
 # Harness generation
 
 
-def _check_io(args: list[ArgSpec], inputs: dict[str, np.ndarray], outputs: list[str]
-              ) -> dict[str, np.ndarray]:
+def _check_io(
+    args: list[ArgSpec], inputs: dict[str, np.ndarray], outputs: list[str]
+) -> dict[str, np.ndarray]:
     if not args:
         raise EmulationError("the kernel needs at least one buffer argument")
     args = [a if isinstance(a, ArgSpec) else ArgSpec(*a) for a in args]
@@ -341,8 +350,9 @@ def _check_io(args: list[ArgSpec], inputs: dict[str, np.ndarray], outputs: list[
         raise EmulationError(f"argument names must be unique; repeated: {', '.join(dup)}")
     unknown = sorted(set(inputs) - set(names)) + sorted(set(outputs) - set(names))
     if unknown:
-        raise EmulationError(f"unknown argument {unknown[0]!r}: the kernel's arguments are "
-                             f"{', '.join(names)}")
+        raise EmulationError(
+            f"unknown argument {unknown[0]!r}: the kernel's arguments are {', '.join(names)}"
+        )
     if not outputs:
         raise EmulationError("no outputs requested")
     data = {}
@@ -351,17 +361,26 @@ def _check_io(args: list[ArgSpec], inputs: dict[str, np.ndarray], outputs: list[
             continue
         arr = np.asarray(inputs[a.name])
         if arr.dtype.name != a.dtype:
-            raise EmulationError(f"input {a.name!r}: dtype {arr.dtype.name} does not match the "
-                                 f"argument's {a.dtype}")
+            raise EmulationError(
+                f"input {a.name!r}: dtype {arr.dtype.name} does not match the argument's {a.dtype}"
+            )
         if tuple(arr.shape) != a.shape:
-            raise EmulationError(f"input {a.name!r}: shape {tuple(arr.shape)} does not match the "
-                                 f"argument's {a.shape}")
+            raise EmulationError(
+                f"input {a.name!r}: shape {tuple(arr.shape)} does not match the "
+                f"argument's {a.shape}"
+            )
         data[a.name] = np.ascontiguousarray(arr, dtype=np.dtype(a.dtype).newbyteorder("<"))
     return data
 
 
-def _arg_table(build: Path, prefix: str, table: str, args: list[ArgSpec],
-               data: dict[str, np.ndarray], outputs: list[str]) -> tuple[list[str], list[str]]:
+def _arg_table(
+    build: Path,
+    prefix: str,
+    table: str,
+    args: list[ArgSpec],
+    data: dict[str, np.ndarray],
+    outputs: list[str],
+) -> tuple[list[str], list[str]]:
     """C declarations of one call's argument table `table` (data, shapes, DLPack types) and the
     assembler lines that pull its input bytes in with `.incbin`."""
     lines: list[str] = []
@@ -370,24 +389,36 @@ def _arg_table(build: Path, prefix: str, table: str, args: list[ArgSpec],
         arg = f"accelsim_{prefix}arg_{i}"
         if a.name in data:
             (build / f"in_{prefix}{i}.bin").write_bytes(data[a.name].tobytes())
-            asm += [".pushsection .data", ".p2align 7", f".globl {arg}",
-                    f".type {arg},@object", f"{arg}:",
-                    f'.incbin \\"in_{prefix}{i}.bin\\"', ".p2align 7",
-                    f".size {arg}, .-{arg}", ".popsection"]
+            asm += [
+                ".pushsection .data",
+                ".p2align 7",
+                f".globl {arg}",
+                f".type {arg},@object",
+                f"{arg}:",
+                f'.incbin \\"in_{prefix}{i}.bin\\"',
+                ".p2align 7",
+                f".size {arg}, .-{arg}",
+                ".popsection",
+            ]
             lines.append(f"extern unsigned char {arg}[];")
         else:
-            lines.append(f"static unsigned char {arg}[{max(a.nbytes, 1)}] "
-                         f"__attribute__((aligned(128)));")
+            lines.append(
+                f"static unsigned char {arg}[{max(a.nbytes, 1)}] __attribute__((aligned(128)));"
+            )
         if a.shape:
-            lines.append(f"static int64_t accelsim_{prefix}shape_{i}[{len(a.shape)}] = "
-                         f"{{{', '.join(f'{d}LL' for d in a.shape)}}};")
+            lines.append(
+                f"static int64_t accelsim_{prefix}shape_{i}[{len(a.shape)}] = "
+                f"{{{', '.join(f'{d}LL' for d in a.shape)}}};"
+            )
     lines.append(f"static const accelsim_arg_t {table}[{len(args)}] = {{")
     for i, a in enumerate(args):
         code, bits = _DL_DTYPES[a.dtype]
         shape = f"accelsim_{prefix}shape_{i}" if a.shape else "0"
-        lines.append(f"  {{accelsim_{prefix}arg_{i}, {len(a.shape)}, {shape}, {code}, {bits}, 1, "
-                     f"{a.nbytes}ULL, {1 if a.name in outputs else 0}}},  /* {a.name}: "
-                     f"{a.dtype}{list(a.shape)} */")
+        lines.append(
+            f"  {{accelsim_{prefix}arg_{i}, {len(a.shape)}, {shape}, {code}, {bits}, 1, "
+            f"{a.nbytes}ULL, {1 if a.name in outputs else 0}}},  /* {a.name}: "
+            f"{a.dtype}{list(a.shape)} */"
+        )
     lines.append("};")
     return lines, asm
 
@@ -399,11 +430,15 @@ def _asm_block(asm: list[str]) -> list[str]:
     return [f'__asm__("{body}\\n");']
 
 
-def _write_harness_data(build: Path, entry: str, args: list[ArgSpec], data: dict[str, np.ndarray],
-                        outputs: list[str]) -> None:
+def _write_harness_data(
+    build: Path, entry: str, args: list[ArgSpec], data: dict[str, np.ndarray], outputs: list[str]
+) -> None:
     table, asm = _arg_table(build, "", "accelsim_args", args, data, outputs)
-    lines = ["/* Generated by accelsim.codegen.emulate for one kernel call. */",
-             f"#define ACCELSIM_NARGS {len(args)}", f"#define ACCELSIM_ENTRY {entry}"]
+    lines = [
+        "/* Generated by accelsim.codegen.emulate for one kernel call. */",
+        f"#define ACCELSIM_NARGS {len(args)}",
+        f"#define ACCELSIM_ENTRY {entry}",
+    ]
     (build / "accelsim_args.h").write_text("\n".join(lines + _asm_block(asm) + table) + "\n")
 
 
@@ -459,31 +494,43 @@ static int accelsim_batch(void* self, const TVMFFIAny* a, int32_t n, TVMFFIAny* 
 """
 
 
-def _write_batch_data(build: Path, calls: list["KernelCall"], entries: list[str],
-                      data: list[dict[str, np.ndarray]]) -> None:
-    lines = [f"/* Generated by accelsim.codegen.emulate for a batch of {len(calls)} kernel calls. */",
-             "#define ACCELSIM_NARGS 1", "#define ACCELSIM_ENTRY accelsim_batch",
-             f"#define ACCELSIM_BATCH_CALLS {len(calls)}",
-             f"#define ACCELSIM_BATCH_MAXARGS {max(len(c.args) for c in calls)}",
-             "typedef int (*accelsim_entry_t)(void*, const TVMFFIAny*, int32_t, TVMFFIAny*);"]
-    lines += [f"extern int {e}(void*, const TVMFFIAny*, int32_t, TVMFFIAny*);"
-              for e in dict.fromkeys(entries)]
+def _write_batch_data(
+    build: Path, calls: list[KernelCall], entries: list[str], data: list[dict[str, np.ndarray]]
+) -> None:
+    lines = [
+        f"/* Generated by accelsim.codegen.emulate for a batch of {len(calls)} kernel calls. */",
+        "#define ACCELSIM_NARGS 1",
+        "#define ACCELSIM_ENTRY accelsim_batch",
+        f"#define ACCELSIM_BATCH_CALLS {len(calls)}",
+        f"#define ACCELSIM_BATCH_MAXARGS {max(len(c.args) for c in calls)}",
+        "typedef int (*accelsim_entry_t)(void*, const TVMFFIAny*, int32_t, TVMFFIAny*);",
+    ]
+    lines += [
+        f"extern int {e}(void*, const TVMFFIAny*, int32_t, TVMFFIAny*);"
+        for e in dict.fromkeys(entries)
+    ]
     asm: list[str] = []
     for j, c in enumerate(calls):
-        t, a = _arg_table(build, f"c{j}_", f"accelsim_c{j}_args", list(c.args), data[j],
-                          list(c.outputs))
+        t, a = _arg_table(
+            build, f"c{j}_", f"accelsim_c{j}_args", list(c.args), data[j], list(c.outputs)
+        )
         lines += t
         asm += a
-    lines += ["static unsigned char accelsim_arg_0[1];",
-              "static const accelsim_arg_t accelsim_args[1] = {{accelsim_arg_0, 0, 0, 0, 8, 1, "
-              "1ULL, 0}};",
-              "static const struct { accelsim_entry_t fn; int32_t nargs; "
-              "const accelsim_arg_t* args; } accelsim_batch_calls[ACCELSIM_BATCH_CALLS] = {"]
-    lines += [f"  {{{e}, {len(c.args)}, accelsim_c{j}_args}}," for j, (c, e)
-              in enumerate(zip(calls, entries))]
+    lines += [
+        "static unsigned char accelsim_arg_0[1];",
+        "static const accelsim_arg_t accelsim_args[1] = {{accelsim_arg_0, 0, 0, 0, 8, 1, "
+        "1ULL, 0}};",
+        "static const struct { accelsim_entry_t fn; int32_t nargs; "
+        "const accelsim_arg_t* args; } accelsim_batch_calls[ACCELSIM_BATCH_CALLS] = {",
+    ]
+    lines += [
+        f"  {{{e}, {len(c.args)}, accelsim_c{j}_args}},"
+        for j, (c, e) in enumerate(zip(calls, entries))
+    ]
     lines.append("};")
     (build / "accelsim_args.h").write_text(
-        "\n".join(lines[:1] + _asm_block(asm) + lines[1:]) + "\n" + _BATCH_CALLER)
+        "\n".join(lines[:1] + _asm_block(asm) + lines[1:]) + "\n" + _BATCH_CALLER
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -519,7 +566,9 @@ def _singlestep_flag(qemu: str) -> str:
     """qemu < 8.1 spells one-instruction-per-block ``-singlestep``; later ones ``-one-insn-per-tb``."""
     if qemu not in _SINGLESTEP_FLAG:
         proc = subprocess.run([qemu, "-h"], capture_output=True, text=True, timeout=60)
-        _SINGLESTEP_FLAG[qemu] = "-one-insn-per-tb" if "-one-insn-per-tb" in proc.stdout else "-singlestep"
+        _SINGLESTEP_FLAG[qemu] = (
+            "-one-insn-per-tb" if "-one-insn-per-tb" in proc.stdout else "-singlestep"
+        )
     return _SINGLESTEP_FLAG[qemu]
 
 
@@ -536,10 +585,12 @@ class _TraceParser:
         self.hexagon = hexagon
         self.entry = entry
         self.stop_lo, self.stop_hi = stop_lo, stop_hi
-        self.current: dict[int, tuple[int, int]] = {}       # pc -> key of its latest translation
-        self.blocks: dict[tuple[int, int], list[tuple[int, int, int]]] = {}  # key -> [(addr, insns, packet_ends)]
+        self.current: dict[int, tuple[int, int]] = {}  # pc -> key of its latest translation
+        self.blocks: dict[
+            tuple[int, int], list[tuple[int, int, int]]
+        ] = {}  # key -> [(addr, insns, packet_ends)]
         self.counts: dict[tuple[int, int], int] = {}
-        self.state = 0          # 0: before the call, 1: inside, 2: returned
+        self.state = 0  # 0: before the call, 1: inside, 2: returned
         self.last_key: tuple[int, int] | None = None
         self.other: list[str] = []
         self.stopped_early = 0
@@ -553,7 +604,7 @@ class _TraceParser:
             word = int(parts[0], 16) if parts else 0
             if self.hexagon:
                 parse = (word >> 14) & 3
-                if parse == 0:          # duplex: two sub-instructions, always ends its packet
+                if parse == 0:  # duplex: two sub-instructions, always ends its packet
                     out.append((addr, 2, 1))
                 elif (word >> 28) == 0:  # constant extender (immext): part of the next instruction
                     out.append((addr, 0, 1 if parse == 3 else 0))
@@ -624,8 +675,9 @@ class _TraceParser:
 
     def totals(self, functions: list[tuple[int, int, str]], kernel: tuple[int, int]):
         if any(k[1] == -1 for k in self.counts):
-            raise EmulationError("instruction count failed: qemu executed a block whose translation "
-                                 "was not logged")
+            raise EmulationError(
+                "instruction count failed: qemu executed a block whose translation was not logged"
+            )
         starts = [f[0] for f in functions]
         insns = packets = k_insns = k_packets = 0
         per_fn_i: dict[str, int] = {}
@@ -654,8 +706,10 @@ class _TraceParser:
 def _describe_signal(rc: int, arch: str, cpu: str) -> str:
     sig = -rc if rc < 0 else rc - 128
     if sig == signal.SIGILL:
-        return (f"illegal instruction: the kernel uses an instruction the emulated CPU {cpu} lacks "
-                f"(qemu-{arch} -cpu {cpu})")
+        return (
+            f"illegal instruction: the kernel uses an instruction the emulated CPU {cpu} lacks "
+            f"(qemu-{arch} -cpu {cpu})"
+        )
     try:
         name = signal.Signals(sig).name
     except ValueError:
@@ -664,8 +718,17 @@ def _describe_signal(rc: int, arch: str, cpu: str) -> str:
     return f"the emulated kernel died with {name}: {text} (qemu-{arch} -cpu {cpu})"
 
 
-def _execute(arch: str, qemu: str, cpu: str, elf: Path, build: Path, count: bool,
-             count_method: str, syms: dict, timeout: float):
+def _execute(
+    arch: str,
+    qemu: str,
+    cpu: str,
+    elf: Path,
+    build: Path,
+    count: bool,
+    count_method: str,
+    syms: dict,
+    timeout: float,
+):
     cmd = [qemu, "-cpu", cpu]
     parser = None
     log_r = log_w = None
@@ -680,9 +743,15 @@ def _execute(arch: str, qemu: str, cpu: str, elf: Path, build: Path, count: bool
     t0 = time.perf_counter()
     with open(out_path, "wb") as out_f, open(err_path, "wb") as err_f:
         try:
-            proc = subprocess.Popen(cmd, cwd=build, stdin=subprocess.DEVNULL, stdout=out_f,
-                                    stderr=err_f, pass_fds=(log_w,) if count else (),
-                                    preexec_fn=_no_core_dumps)
+            proc = subprocess.Popen(
+                cmd,
+                cwd=build,
+                stdin=subprocess.DEVNULL,
+                stdout=out_f,
+                stderr=err_f,
+                pass_fds=(log_w,) if count else (),
+                preexec_fn=_no_core_dumps,
+            )
         except OSError as exc:
             if count:
                 os.close(log_r)
@@ -710,10 +779,16 @@ def _execute(arch: str, qemu: str, cpu: str, elf: Path, build: Path, count: bool
                 proc.wait()
     wall = time.perf_counter() - t0
     if timed_out.is_set():
-        raise EmulationError(f"the emulated kernel did not finish within {timeout:g} s "
-                             f"(qemu-{arch} -cpu {cpu})")
-    return proc.returncode, out_path.read_bytes(), err_path.read_bytes().decode(errors="replace"), \
-        parser, wall
+        raise EmulationError(
+            f"the emulated kernel did not finish within {timeout:g} s (qemu-{arch} -cpu {cpu})"
+        )
+    return (
+        proc.returncode,
+        out_path.read_bytes(),
+        err_path.read_bytes().decode(errors="replace"),
+        parser,
+        wall,
+    )
 
 
 def _parse_stdout(text: bytes, args: list[ArgSpec], outputs: list[str]):
@@ -726,7 +801,7 @@ def _parse_stdout(text: bytes, args: list[ArgSpec], outputs: list[str]):
     while i < len(lines):
         ln = lines[i]
         if ln.startswith(b"ACCELSIM-ERROR "):
-            errors.append(ln[len(b"ACCELSIM-ERROR "):].decode(errors="replace"))
+            errors.append(ln[len(b"ACCELSIM-ERROR ") :].decode(errors="replace"))
         elif ln.startswith(b"ACCELSIM-RC "):
             rc = int(ln.split()[1])
         elif ln.startswith(b"ACCELSIM-OUT "):
@@ -734,10 +809,14 @@ def _parse_stdout(text: bytes, args: list[ArgSpec], outputs: list[str]):
             a = args[int(idx)]
             raw = bytes.fromhex(lines[i + 1].decode()) if i + 1 < len(lines) else b""
             if len(raw) != int(nbytes) or len(raw) != a.nbytes:
-                raise EmulationError(f"output {a.name!r}: the harness printed {len(raw)} bytes, "
-                                     f"expected {a.nbytes}")
-            found[a.name] = np.frombuffer(raw, dtype=np.dtype(a.dtype).newbyteorder("<")) \
-                .astype(a.dtype).reshape(a.shape)
+                raise EmulationError(
+                    f"output {a.name!r}: the harness printed {len(raw)} bytes, expected {a.nbytes}"
+                )
+            found[a.name] = (
+                np.frombuffer(raw, dtype=np.dtype(a.dtype).newbyteorder("<"))
+                .astype(a.dtype)
+                .reshape(a.shape)
+            )
             i += 1
         elif ln == b"ACCELSIM-END":
             end = True
@@ -759,11 +838,16 @@ def _runtime_object(clang: str, flags: list[str], build: Path) -> Path:
         obj = _RUNTIME_OBJECTS.get(key)
         if obj is not None and obj.is_file():
             return obj
-        proc = _run_tool([clang, *flags, "-c", str(src), "-o", "runtime_freestanding.o"], build,
-                         "compiling the Hexagon runtime")
+        proc = _run_tool(
+            [clang, *flags, "-c", str(src), "-o", "runtime_freestanding.o"],
+            build,
+            "compiling the Hexagon runtime",
+        )
         if proc.returncode != 0:
-            raise EmulationError(f"compiling the Hexagon runtime ({' '.join(flags[:2])}) failed: "
-                                 f"{_first_line(proc.stderr)}")
+            raise EmulationError(
+                f"compiling the Hexagon runtime ({' '.join(flags[:2])}) failed: "
+                f"{_first_line(proc.stderr)}"
+            )
         keep_dir = Path(tempfile.mkdtemp(prefix="accelsim-hexagon-runtime-"))
         atexit.register(shutil.rmtree, keep_dir, True)
         obj = keep_dir / "runtime_freestanding.o"
@@ -782,27 +866,60 @@ def _link(arch: str, tools: dict[str, str], build: Path, objects: list[str], fla
     if inc_dirs:
         cflags += [f"-I{d}" for d in inc_dirs] + ["-DACCELSIM_HAVE_TVM_FFI_HEADERS"]
     if arch == "aarch64":
-        cmd = [tools["aarch64-linux-gnu-gcc"], "-static", "-O1", *cflags,
-               str(HARNESS_DIR / "harness.c"), *objects,
-               f"-Wl,-T,{HARNESS_DIR / 'kernel.ld'}", "-lm", "-o", str(elf)]
+        cmd = [
+            tools["aarch64-linux-gnu-gcc"],
+            "-static",
+            "-O1",
+            *cflags,
+            str(HARNESS_DIR / "harness.c"),
+            *objects,
+            f"-Wl,-T,{HARNESS_DIR / 'kernel.ld'}",
+            "-lm",
+            "-o",
+            str(elf),
+        ]
         proc = _run_tool(cmd, build, "compiling the AArch64 harness")
         if proc.returncode != 0:
             if "undefined reference" in proc.stderr or "collect2" in proc.stderr:
                 raise _link_error(arch, proc.stderr)
-            raise EmulationError(f"compiling the AArch64 harness failed: {_first_line(proc.stderr)}")
+            raise EmulationError(
+                f"compiling the AArch64 harness failed: {_first_line(proc.stderr)}"
+            )
         return elf
     version = flags & 0xFFF
     mcpu = f"hexagonv{version:x}" if 0x60 <= version <= 0x99 else "hexagonv68"
-    hflags = ["--target=hexagon-unknown-elf", f"-mcpu={mcpu}", "-ffreestanding",
-              "-nostdlib", "-fno-builtin", "-O2", "-DACCELSIM_FREESTANDING"]
+    hflags = [
+        "--target=hexagon-unknown-elf",
+        f"-mcpu={mcpu}",
+        "-ffreestanding",
+        "-nostdlib",
+        "-fno-builtin",
+        "-O2",
+        "-DACCELSIM_FREESTANDING",
+    ]
     runtime = _runtime_object(tools["clang"], hflags + cflags[1:], build)
-    proc = _run_tool([tools["clang"], *hflags, *cflags, "-c", str(HARNESS_DIR / "harness.c")],
-                     build, "compiling the Hexagon harness")
+    proc = _run_tool(
+        [tools["clang"], *hflags, *cflags, "-c", str(HARNESS_DIR / "harness.c")],
+        build,
+        "compiling the Hexagon harness",
+    )
     if proc.returncode != 0:
-        raise EmulationError(f"compiling the Hexagon harness with -mcpu={mcpu} failed: "
-                             f"{_first_line(proc.stderr)}")
-    cmd = [tools["ld.lld"], "-static", "-e", "_start", "harness.o", str(runtime), *objects,
-           "-T", str(HARNESS_DIR / "kernel.ld"), "-o", str(elf)]
+        raise EmulationError(
+            f"compiling the Hexagon harness with -mcpu={mcpu} failed: {_first_line(proc.stderr)}"
+        )
+    cmd = [
+        tools["ld.lld"],
+        "-static",
+        "-e",
+        "_start",
+        "harness.o",
+        str(runtime),
+        *objects,
+        "-T",
+        str(HARNESS_DIR / "kernel.ld"),
+        "-o",
+        str(elf),
+    ]
     proc = _run_tool(cmd, build, "linking the Hexagon harness")
     if proc.returncode != 0:
         raise _link_error(arch, proc.stderr)
@@ -813,17 +930,23 @@ def _check_emulator(arch: str, qemu: str, cpu: str, rc: int, stderr: str, where:
     """Raise for a CPU model qemu lacks, an undecodable packet or a signal."""
     if "unable to find CPU model" in stderr:
         if arch == "hexagon":
-            hint = (" (qemu-hexagon 7.x has the single model 'v67', which also runs HVX v68/v73 "
-                    "integer code)" if _qemu_version(qemu).startswith("7.") else "")
+            hint = (
+                " (qemu-hexagon 7.x has the single model 'v67', which also runs HVX v68/v73 "
+                "integer code)"
+                if _qemu_version(qemu).startswith("7.")
+                else ""
+            )
         else:
             hint = f" (see qemu-{arch} -cpu help)"
         raise EmulationError(f"qemu-{arch} has no CPU model {cpu!r}{hint}")
     if arch == "hexagon" and "decode_packet" in stderr:
         # qemu-hexagon 7.x asserts (and dies) on a packet it cannot decode instead of raising
         # SIGILL, e.g. on HVX qfloat/IEEE-float instructions (v68+), which it does not implement.
-        raise EmulationError(f"illegal instruction{where}: the kernel uses an instruction the "
-                             f"emulated CPU {cpu} lacks (qemu-hexagon cannot decode one of its "
-                             f"packets)")
+        raise EmulationError(
+            f"illegal instruction{where}: the kernel uses an instruction the "
+            f"emulated CPU {cpu} lacks (qemu-hexagon cannot decode one of its "
+            f"packets)"
+        )
     if rc < 0 or rc > 128:
         raise EmulationError(_describe_signal(rc, arch, cpu) + where)
 
@@ -833,8 +956,10 @@ def _entry_point(nm: str, obj_copy: Path, symbol: str, obj: Path, build: Path) -
     text_globals = {n for n, k, _, _ in _nm_symbols(nm, obj_copy, build) if k in "TW"}
     if entry not in text_globals:
         have = sorted(n for n in text_globals if n.startswith("__tvm_ffi_"))
-        raise EmulationError(f"{obj} does not define the packed entry point {entry} for "
-                             f"{symbol!r}; it defines: {', '.join(have) or 'no __tvm_ffi_ entry'}")
+        raise EmulationError(
+            f"{obj} does not define the packed entry point {entry} for "
+            f"{symbol!r}; it defines: {', '.join(have) or 'no __tvm_ffi_ entry'}"
+        )
     return entry
 
 
@@ -845,10 +970,14 @@ def _object_header(obj: Path, arch: str) -> int:
     machine, flags = _elf_header(obj)
     want = _EM_AARCH64 if arch == "aarch64" else _EM_HEXAGON
     if machine != want:
-        other = {_EM_AARCH64: "AArch64", _EM_HEXAGON: "Hexagon"}.get(machine, f"e_machine {machine}")
-        raise EmulationError(f"{obj} is a {other} object, not {arch}: compile it for the "
-                             f"{'aarch64-linux-gnu' if arch == 'aarch64' else 'hexagon-unknown-elf'} "
-                             f"target")
+        other = {_EM_AARCH64: "AArch64", _EM_HEXAGON: "Hexagon"}.get(
+            machine, f"e_machine {machine}"
+        )
+        raise EmulationError(
+            f"{obj} is a {other} object, not {arch}: compile it for the "
+            f"{'aarch64-linux-gnu' if arch == 'aarch64' else 'hexagon-unknown-elf'} "
+            f"target"
+        )
     return flags
 
 
@@ -871,9 +1000,19 @@ def _build_dir(arch: str, workdir, kind: str = ""):
             shutil.rmtree(build, ignore_errors=True)
 
 
-def _run(arch: str, obj_path, symbol: str, args: list[ArgSpec], inputs: dict[str, np.ndarray],
-         outputs: list[str], cpu: str, count: bool, workdir, timeout: float,
-         count_method: str) -> EmulatorRun:
+def _run(
+    arch: str,
+    obj_path,
+    symbol: str,
+    args: list[ArgSpec],
+    inputs: dict[str, np.ndarray],
+    outputs: list[str],
+    cpu: str,
+    count: bool,
+    workdir,
+    timeout: float,
+    count_method: str,
+) -> EmulatorRun:
     tools = _require(arch)
     if count_method not in ("tb", "singlestep"):
         raise EmulationError(f"count_method must be 'tb' or 'singlestep', not {count_method!r}")
@@ -891,8 +1030,9 @@ def _run(arch: str, obj_path, symbol: str, args: list[ArgSpec], inputs: dict[str
         elf = _link(arch, tools, build, ["accelsim_kernel.o"], flags)
         syms = _linked_symbols(nm, elf, build, entry)
         qemu = tools[f"qemu-{arch}"]
-        rc, stdout, stderr, parser, wall = _execute(arch, qemu, cpu, elf, build, count,
-                                                    count_method, syms, timeout)
+        rc, stdout, stderr, parser, wall = _execute(
+            arch, qemu, cpu, elf, build, count, count_method, syms, timeout
+        )
         _check_emulator(arch, qemu, cpu, rc, stderr)
         kernel_rc, errors, found, end = _parse_stdout(stdout, args, outputs)
         if kernel_rc is not None and kernel_rc != 0:
@@ -900,24 +1040,37 @@ def _run(arch: str, obj_path, symbol: str, args: list[ArgSpec], inputs: dict[str
             raise EmulationError(f"kernel {entry} returned {kernel_rc} under qemu-{arch}: {msg}")
         if rc != 0 or not end:
             detail = _first_line(stderr) if stderr.strip() else f"exit status {rc}"
-            raise EmulationError(f"the emulated harness for {entry} failed (qemu-{arch} -cpu {cpu}): "
-                                 f"{detail}")
+            raise EmulationError(
+                f"the emulated harness for {entry} failed (qemu-{arch} -cpu {cpu}): {detail}"
+            )
         missing = [n for n in outputs if n not in found]
         if missing:
             raise EmulationError(f"the harness printed no data for output {missing[0]!r}")
-        result = dict(outputs={n: found[n] for n in outputs}, dynamic_instructions=None,
-                      packets=None, wall_s=wall)
+        result = dict(
+            outputs={n: found[n] for n in outputs},
+            dynamic_instructions=None,
+            packets=None,
+            wall_s=wall,
+        )
         if count:
             if parser.state == 0:
                 raise EmulationError(f"instruction count failed: the log never reached {entry}")
             if parser.state == 1:
-                raise EmulationError("instruction count failed: the log ended inside the kernel call")
+                raise EmulationError(
+                    "instruction count failed: the log ended inside the kernel call"
+                )
             insns, packets, k_insns, k_packets, per_i, per_p = parser.totals(
-                syms["functions"], syms["kernel_range"])
+                syms["functions"], syms["kernel_range"]
+            )
             hexagon = arch == "hexagon"
-            result.update(dynamic_instructions=insns, packets=packets if hexagon else None,
-                          kernel_instructions=k_insns, kernel_packets=k_packets if hexagon else None,
-                          function_instructions=per_i, function_packets=per_p if hexagon else None)
+            result.update(
+                dynamic_instructions=insns,
+                packets=packets if hexagon else None,
+                kernel_instructions=k_insns,
+                kernel_packets=k_packets if hexagon else None,
+                function_instructions=per_i,
+                function_packets=per_p if hexagon else None,
+            )
         return EmulatorRun(**result)
 
 
@@ -939,9 +1092,19 @@ def _linked_symbols(nm: str, elf: Path, build: Path, entry: str) -> dict:
     }
 
 
-def run_aarch64(obj_path, symbol: str, args: list[ArgSpec], inputs: dict[str, np.ndarray],
-                outputs: list[str], cpu: str = "max", count: bool = False, workdir=None, *,
-                timeout: float = _DEFAULT_TIMEOUT_S, count_method: str = "tb") -> EmulatorRun:
+def run_aarch64(
+    obj_path,
+    symbol: str,
+    args: list[ArgSpec],
+    inputs: dict[str, np.ndarray],
+    outputs: list[str],
+    cpu: str = "max",
+    count: bool = False,
+    workdir=None,
+    *,
+    timeout: float = _DEFAULT_TIMEOUT_S,
+    count_method: str = "tb",
+) -> EmulatorRun:
     """Run ``symbol`` from an AArch64 TVM object under ``qemu-aarch64 -cpu <cpu>``.
 
     ``args`` lists the PrimFunc's buffer parameters in order; arguments named in ``inputs`` start
@@ -949,13 +1112,34 @@ def run_aarch64(obj_path, symbol: str, args: list[ArgSpec], inputs: dict[str, np
     ``count=True`` also counts the instructions the call executes (``count_method="singlestep"``
     counts with one instruction per translated block instead: slower, for cross-checks).
     """
-    return _run("aarch64", obj_path, symbol, args, inputs, outputs, cpu, count, workdir,
-                timeout, count_method)
+    return _run(
+        "aarch64",
+        obj_path,
+        symbol,
+        args,
+        inputs,
+        outputs,
+        cpu,
+        count,
+        workdir,
+        timeout,
+        count_method,
+    )
 
 
-def run_hexagon(obj_path, symbol: str, args: list[ArgSpec], inputs: dict[str, np.ndarray],
-                outputs: list[str], cpu: str = "v67", count: bool = False, workdir=None, *,
-                timeout: float = _DEFAULT_TIMEOUT_S, count_method: str = "tb") -> EmulatorRun:
+def run_hexagon(
+    obj_path,
+    symbol: str,
+    args: list[ArgSpec],
+    inputs: dict[str, np.ndarray],
+    outputs: list[str],
+    cpu: str = "v67",
+    count: bool = False,
+    workdir=None,
+    *,
+    timeout: float = _DEFAULT_TIMEOUT_S,
+    count_method: str = "tb",
+) -> EmulatorRun:
     """Run ``symbol`` from a Hexagon TVM object under ``qemu-hexagon -cpu <cpu>``.
 
     qemu-hexagon 7.2 (Debian 12) has one CPU model, ``v67`` (``v68``, ``v73``, ``any`` are refused),
@@ -964,8 +1148,19 @@ def run_hexagon(obj_path, symbol: str, args: list[ArgSpec], inputs: dict[str, np
     reported as an illegal instruction.
     With ``count=True`` the result has ``packets`` (executed packets) and ``dynamic_instructions``.
     """
-    return _run("hexagon", obj_path, symbol, args, inputs, outputs, cpu, count, workdir,
-                timeout, count_method)
+    return _run(
+        "hexagon",
+        obj_path,
+        symbol,
+        args,
+        inputs,
+        outputs,
+        cpu,
+        count,
+        workdir,
+        timeout,
+        count_method,
+    )
 
 
 @dataclass(frozen=True)
@@ -983,8 +1178,14 @@ class KernelCall:
 _DEFAULT_CPU = {"aarch64": "max", "hexagon": "v67"}
 
 
-def run_batch(arch: str, calls: Sequence[KernelCall], cpu: str | None = None, workdir=None, *,
-              timeout: float = _DEFAULT_TIMEOUT_S) -> list[dict[str, np.ndarray]]:
+def run_batch(
+    arch: str,
+    calls: Sequence[KernelCall],
+    cpu: str | None = None,
+    workdir=None,
+    *,
+    timeout: float = _DEFAULT_TIMEOUT_S,
+) -> list[dict[str, np.ndarray]]:
     """Run the calls one after another in one emulated process and return each call's outputs.
 
     The same as one `run_aarch64` / `run_hexagon` per call (each kernel sees only its own
@@ -992,8 +1193,9 @@ def run_batch(arch: str, calls: Sequence[KernelCall], cpu: str | None = None, wo
     and qemu starts once: that start-up and build, not the kernels, was the cost of checking a
     whole model layer by layer. No instruction counting (use the single-call runners)."""
     if arch not in _NEEDED:
-        raise EmulationError(f"unknown architecture {arch!r} (expected one of "
-                             f"{', '.join(_NEEDED)})")
+        raise EmulationError(
+            f"unknown architecture {arch!r} (expected one of {', '.join(_NEEDED)})"
+        )
     tools = _require(arch)
     cpu = cpu or _DEFAULT_CPU[arch]
     if not calls:
@@ -1008,55 +1210,70 @@ def run_batch(arch: str, calls: Sequence[KernelCall], cpu: str | None = None, wo
         f = _object_header(Path(c.obj_path), arch)
         flags = f if flags is None else flags
     with _build_dir(arch, workdir, "batch-") as build:
-        objects: dict[Path, tuple[str, str]] = {}   # kernel object -> (copy in build, entry)
-        first: dict[str, tuple[int, Path]] = {}     # entry -> (first call, its object)
+        objects: dict[Path, tuple[str, str]] = {}  # kernel object -> (copy in build, entry)
+        first: dict[str, tuple[int, Path]] = {}  # entry -> (first call, its object)
         entries = []
         for j, c in enumerate(calls):
             src = Path(c.obj_path).resolve()
             if src not in objects:
                 local = f"accelsim_kernel_{len(objects)}.o"
                 shutil.copyfile(src, build / local)
-                objects[src] = (local, _entry_point(tools["llvm-nm"], build / local, c.symbol,
-                                                    src, build))
+                objects[src] = (
+                    local,
+                    _entry_point(tools["llvm-nm"], build / local, c.symbol, src, build),
+                )
             entry = objects[src][1]
             i, obj = first.setdefault(entry, (j, src))
             if obj != src:
-                raise EmulationError(f"calls {i} and {j} of the batch: {obj} and {src} both "
-                                     f"define {entry} (one process links one definition)")
+                raise EmulationError(
+                    f"calls {i} and {j} of the batch: {obj} and {src} both "
+                    f"define {entry} (one process links one definition)"
+                )
             entries.append(entry)
-        batch = [KernelCall(c.obj_path, c.symbol, tuple(a), {}, tuple(o))
-                 for c, a, o in zip(calls, arglists, outlists)]
+        batch = [
+            KernelCall(c.obj_path, c.symbol, tuple(a), {}, tuple(o))
+            for c, a, o in zip(calls, arglists, outlists)
+        ]
         _write_batch_data(build, batch, entries, datas)
         elf = _link(arch, tools, build, [local for local, _ in objects.values()], flags)
         qemu = tools[f"qemu-{arch}"]
-        rc, stdout, stderr, _, _ = _execute(arch, qemu, cpu, elf, build, False, "tb", {},
-                                            timeout)
+        rc, stdout, stderr, _, _ = _execute(arch, qemu, cpu, elf, build, False, "tb", {}, timeout)
         segments = stdout.split(b"ACCELSIM-CALL ")[1:]
         last = len(segments) - 1
-        _check_emulator(arch, qemu, cpu, rc, stderr,
-                        f" in call {last} ({entries[last]})" if segments else "")
+        _check_emulator(
+            arch, qemu, cpu, rc, stderr, f" in call {last} ({entries[last]})" if segments else ""
+        )
         results = []
         for j, (args, outs) in enumerate(zip(arglists, outlists)):
             if j >= len(segments):
                 detail = _first_line(stderr) if stderr.strip() else f"exit status {rc}"
-                raise EmulationError(f"the emulated batch stopped before call {j} ({entries[j]}) "
-                                     f"(qemu-{arch} -cpu {cpu}): {detail}")
+                raise EmulationError(
+                    f"the emulated batch stopped before call {j} ({entries[j]}) "
+                    f"(qemu-{arch} -cpu {cpu}): {detail}"
+                )
             head, _, rest = segments[j].partition(b"\n")
             body, end_mark, _ = rest.partition(b"ACCELSIM-END\n")
             kernel_rc, errors, found, _ = _parse_stdout(body, args, outs)
             if kernel_rc is not None and kernel_rc != 0:
                 msg = "; ".join(errors) if errors else "no error message"
-                raise EmulationError(f"kernel {entries[j]} (call {j}) returned {kernel_rc} under "
-                                     f"qemu-{arch}: {msg}")
+                raise EmulationError(
+                    f"kernel {entries[j]} (call {j}) returned {kernel_rc} under qemu-{arch}: {msg}"
+                )
             if int(head) != j or not end_mark:
-                raise EmulationError(f"the emulated batch failed in call {j} ({entries[j]}) "
-                                     f"(qemu-{arch} -cpu {cpu}): exit status {rc}")
+                raise EmulationError(
+                    f"the emulated batch failed in call {j} ({entries[j]}) "
+                    f"(qemu-{arch} -cpu {cpu}): exit status {rc}"
+                )
             missing = [n for n in outs if n not in found]
             if missing:
-                raise EmulationError(f"the harness printed no data for output {missing[0]!r} of "
-                                     f"call {j} ({entries[j]})")
+                raise EmulationError(
+                    f"the harness printed no data for output {missing[0]!r} of "
+                    f"call {j} ({entries[j]})"
+                )
             results.append({n: found[n] for n in outs})
         if rc != 0:
-            raise EmulationError(f"the emulated batch exited with status {rc} (qemu-{arch} -cpu "
-                                 f"{cpu}): {_first_line(stderr) if stderr.strip() else ''}")
+            raise EmulationError(
+                f"the emulated batch exited with status {rc} (qemu-{arch} -cpu "
+                f"{cpu}): {_first_line(stderr) if stderr.strip() else ''}"
+            )
         return results

@@ -5,7 +5,7 @@ timing on this machine). Kernels for other targets run under the emulators
 from __future__ import annotations
 
 import time
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -15,14 +15,17 @@ from accelsim.codegen.kernel import Kernel
 
 def _function(kernel: Kernel):
     if kernel.lib_path is None and kernel.target != "host":
-        raise CompileError(f"kernel of layer '{kernel.layer}' is for target '{kernel.target}'; "
-                           f"only host kernels run through the TVM runtime (use "
-                           f"accelsim.codegen.emulate for the others)")
+        raise CompileError(
+            f"kernel of layer '{kernel.layer}' is for target '{kernel.target}'; "
+            f"only host kernels run through the TVM runtime (use "
+            f"accelsim.codegen.emulate for the others)"
+        )
     return runtime_module(kernel)[kernel.symbol]
 
 
 def _tensors(kernel: Kernel, inputs: Mapping[str, np.ndarray]):
     from accelsim.tvm_env import import_tvm
+
     tvm = import_tvm()
     dev = tvm.cpu()
     args = []
@@ -31,8 +34,10 @@ def _tensors(kernel: Kernel, inputs: Mapping[str, np.ndarray]):
             raise KeyError(f"kernel of layer '{kernel.layer}' needs argument '{a.name}'")
         arr = np.ascontiguousarray(inputs[a.name], dtype=np.dtype(a.dtype))
         if arr.shape != tuple(a.shape):
-            raise ValueError(f"argument '{a.name}' of layer '{kernel.layer}': shape "
-                             f"{arr.shape}, expected {tuple(a.shape)}")
+            raise ValueError(
+                f"argument '{a.name}' of layer '{kernel.layer}': shape "
+                f"{arr.shape}, expected {tuple(a.shape)}"
+            )
         args.append(tvm.runtime.tensor(arr, dev))
     out = kernel.args[-1]
     args.append(tvm.runtime.empty(tuple(out.shape), out.dtype, dev))
@@ -53,8 +58,9 @@ def run_layer(layer, kernel: Kernel, values: Mapping[str, np.ndarray]) -> np.nda
     return layer.unpack_output(run(kernel, layer.pack_inputs(values)))
 
 
-def time_kernel(kernel: Kernel, inputs: Mapping[str, np.ndarray], repeat: int = 5,
-                min_time_s: float = 0.02) -> float:
+def time_kernel(
+    kernel: Kernel, inputs: Mapping[str, np.ndarray], repeat: int = 5, min_time_s: float = 0.02
+) -> float:
     """Median seconds per call on this machine."""
     fn = _function(kernel)
     args = _tensors(kernel, inputs)
@@ -77,8 +83,9 @@ def time_kernel(kernel: Kernel, inputs: Mapping[str, np.ndarray], repeat: int = 
     return float(np.median(samples))
 
 
-def verify(graph, feeds, precision: str | None = None, schedules=None,
-           rtol: float = 1e-5) -> dict[str, int]:
+def verify(
+    graph, feeds, precision: str | None = None, schedules=None, rtol: float = 1e-5
+) -> dict[str, int]:
     """Run every lowered layer of `graph` on the host, each on the reference executor's input
     tensors, and count the elements that differ from the reference executor's output of that
     layer (integers: exact; float: `rtol`, with an absolute floor of rtol * max|ref|).
@@ -87,6 +94,7 @@ def verify(graph, feeds, precision: str | None = None, schedules=None,
     from accelsim.lower.lower import lower_graph
     from accelsim.ref.executor import run as ref_run
     from accelsim.target import load_target
+
     target = load_target("host")
     values = ref_run(graph, feeds, keep=True)
     out: dict[str, int] = {}

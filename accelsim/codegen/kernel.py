@@ -19,23 +19,24 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from accelsim.codegen.emulate import ArgSpec
 
 
 @dataclass(frozen=True)
 class Loop:
-    name: str                      # recipe loop name, or "<block>:<var>" for generated loops
-    var: str                       # TIR loop variable
+    name: str  # recipe loop name, or "<block>:<var>" for generated loops
+    var: str  # TIR loop variable
     extent: int
-    kind: str                      # serial | vectorized | unrolled | parallel | ...
-    trips: int                     # body executions per call
-    blocks: tuple[str, ...] = ()   # blocks directly inside
-    intrinsic: str | None = None   # tensorized block directly inside: the intrinsic's name
-    predicated: bool = False       # a block directly inside has a predicate (partial tile)
-    children: tuple["Loop", ...] = ()
+    kind: str  # serial | vectorized | unrolled | parallel | ...
+    trips: int  # body executions per call
+    blocks: tuple[str, ...] = ()  # blocks directly inside
+    intrinsic: str | None = None  # tensorized block directly inside: the intrinsic's name
+    predicated: bool = False  # a block directly inside has a predicate (partial tile)
+    children: tuple[Loop, ...] = ()
 
     def walk(self):
         yield self
@@ -43,8 +44,13 @@ class Loop:
             yield from c.walk()
 
     def to_dict(self) -> dict:
-        d = {"name": self.name, "var": self.var, "extent": self.extent, "kind": self.kind,
-             "trips": self.trips}
+        d = {
+            "name": self.name,
+            "var": self.var,
+            "extent": self.extent,
+            "kind": self.kind,
+            "trips": self.trips,
+        }
         if self.blocks:
             d["blocks"] = list(self.blocks)
         if self.intrinsic:
@@ -56,10 +62,18 @@ class Loop:
         return d
 
     @staticmethod
-    def from_dict(d: Mapping) -> "Loop":
-        return Loop(d["name"], d["var"], int(d["extent"]), d["kind"], int(d["trips"]),
-                    tuple(d.get("blocks", ())), d.get("intrinsic"), bool(d.get("predicated")),
-                    tuple(Loop.from_dict(c) for c in d.get("children", ())))
+    def from_dict(d: Mapping) -> Loop:
+        return Loop(
+            d["name"],
+            d["var"],
+            int(d["extent"]),
+            d["kind"],
+            int(d["trips"]),
+            tuple(d.get("blocks", ())),
+            d.get("intrinsic"),
+            bool(d.get("predicated")),
+            tuple(Loop.from_dict(c) for c in d.get("children", ())),
+        )
 
 
 @dataclass(frozen=True)
@@ -70,10 +84,10 @@ class InstructionMix:
     load: int
     store: int
     other: int
-    packets: int | None = None         # Hexagon VLIW packets in those bodies
-    loops: int = 0                     # innermost loops found
+    packets: int | None = None  # Hexagon VLIW packets in those bodies
+    loops: int = 0  # innermost loops found
     mnemonics: Mapping[str, int] = field(default_factory=dict)
-    total_instructions: int = 0        # the whole assembly
+    total_instructions: int = 0  # the whole assembly
     total_packets: int | None = None
     # the same classes over the whole assembly (LLVM fully unrolls short TIR loops, so some
     # MACs sit in straight-line code), and one entry per innermost loop: its label,
@@ -93,10 +107,15 @@ class InstructionMix:
         return d
 
     @staticmethod
-    def from_dict(d: Mapping) -> "InstructionMix":
-        return InstructionMix(**{**d, "mnemonics": dict(d.get("mnemonics", {})),
-                                 "total": dict(d.get("total", {})),
-                                 "per_loop": tuple(dict(x) for x in d.get("per_loop", ()))})
+    def from_dict(d: Mapping) -> InstructionMix:
+        return InstructionMix(
+            **{
+                **d,
+                "mnemonics": dict(d.get("mnemonics", {})),
+                "total": dict(d.get("total", {})),
+                "per_loop": tuple(dict(x) for x in d.get("per_loop", ())),
+            }
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -113,13 +132,13 @@ class Kernel:
     loops: tuple[Loop, ...]
     instruction_mix: InstructionMix
     intrinsic: str | None
-    schedule: Mapping[str, Any]        # recipe file and section, order, tiles, blocks, notes
+    schedule: Mapping[str, Any]  # recipe file and section, order, tiles, blocks, notes
     asm_path: str
     obj_path: str
-    lib_path: str | None               # host targets: a shared library for the TVM runtime
-    key: str                           # cache key (content hash)
-    compile_s: float                   # time of the compilation that produced the cache entry
-    cached: bool                       # this call found it in the cache
+    lib_path: str | None  # host targets: a shared library for the TVM runtime
+    key: str  # cache key (content hash)
+    compile_s: float  # time of the compilation that produced the cache entry
+    cached: bool  # this call found it in the cache
     signature: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -128,15 +147,23 @@ class Kernel:
 
     def to_dict(self) -> dict:
         return {
-            "layer": self.layer, "op": self.op, "op_class": self.op_class,
-            "precision": self.precision, "target": self.target, "symbol": self.symbol,
-            "args": [{"name": a.name, "shape": list(a.shape), "dtype": a.dtype}
-                     for a in self.args],
-            "intrinsic": self.intrinsic, "schedule": dict(self.schedule),
+            "layer": self.layer,
+            "op": self.op,
+            "op_class": self.op_class,
+            "precision": self.precision,
+            "target": self.target,
+            "symbol": self.symbol,
+            "args": [{"name": a.name, "shape": list(a.shape), "dtype": a.dtype} for a in self.args],
+            "intrinsic": self.intrinsic,
+            "schedule": dict(self.schedule),
             "loops": [lp.to_dict() for lp in self.loops],
             "instruction_mix": self.instruction_mix.to_dict(),
-            "asm": self.asm_path, "obj": self.obj_path, "lib": self.lib_path,
-            "key": self.key, "compile_s": round(self.compile_s, 4), "cached": self.cached,
+            "asm": self.asm_path,
+            "obj": self.obj_path,
+            "lib": self.lib_path,
+            "key": self.key,
+            "compile_s": round(self.compile_s, 4),
+            "cached": self.cached,
             "signature": dict(self.signature),
         }
 
@@ -201,6 +228,7 @@ def _first_block(stmt, tvm) -> str | None:
 def loop_nest(func, intrinsic: str | None = None) -> tuple[Loop, ...]:
     """The loop nest of a scheduled PrimFunc."""
     from accelsim.tvm_env import import_tvm
+
     tvm = import_tvm()
     tirx = tvm.tirx
     SBlockRealize = tvm.s_tir.SBlockRealize
@@ -226,8 +254,9 @@ def loop_nest(func, intrinsic: str | None = None) -> tuple[Loop, ...]:
                 else:  # generated by the scheduler: "<first block below>:<var>"
                     below = _first_block(s.body, tvm)
                     name = f"{below}:{s.loop_var.name}" if below else s.loop_var.name
-                loops.append(Loop(name, s.loop_var.name, ext, _kind(s), t, tuple(bl), it, pr,
-                                  tuple(sub)))
+                loops.append(
+                    Loop(name, s.loop_var.name, ext, _kind(s), t, tuple(bl), it, pr, tuple(sub))
+                )
             elif isinstance(s, SBlockRealize):
                 blk = s.block
                 if blk.name_hint != "root":
@@ -256,9 +285,34 @@ def loop_nest(func, intrinsic: str | None = None) -> tuple[Loop, ...]:
 # instruction mix of the assembly
 # ------------------------------------------------------------------------------------------
 
-_A64_MAC = {"sdot", "udot", "usdot", "sudot", "smlal", "smlal2", "umlal", "umlal2", "smlsl",
-            "smlsl2", "smull", "smull2", "umull", "umull2", "sadalp", "uadalp", "mla", "mls",
-            "mul", "fmla", "fmls", "fmul", "sqdmulh", "sqrdmulh", "smmla", "ummla"}
+_A64_MAC = {
+    "sdot",
+    "udot",
+    "usdot",
+    "sudot",
+    "smlal",
+    "smlal2",
+    "umlal",
+    "umlal2",
+    "smlsl",
+    "smlsl2",
+    "smull",
+    "smull2",
+    "umull",
+    "umull2",
+    "sadalp",
+    "uadalp",
+    "mla",
+    "mls",
+    "mul",
+    "fmla",
+    "fmls",
+    "fmul",
+    "sqdmulh",
+    "sqrdmulh",
+    "smmla",
+    "ummla",
+}
 _A64_BRANCH = re.compile(r"^(b(\.\w+)?|cbz|cbnz|tbz|tbnz)$")
 _X86_MAC = re.compile(r"^v(pdp|pmadd|fmadd|fnmadd|fmsub|pmull|pmuld|pmulud|mul)")
 _HVX_MAC = re.compile(r"\b(vrmpy|vdmpy|vmpy|vmpa|vtmpy|vmpye|vmpyo|vmpyie|vmpyio|vmpyi|vmpa)\w*\(")
@@ -266,8 +320,9 @@ _HEX_OP = re.compile(r"(?:=|\+=|-=)\s*([A-Za-z_][\w.]*)\s*\(")
 
 
 def _isa(asm: str) -> str:
-    if re.search(r"^\s*\{\s*$", asm, re.M) and ("endloop" in asm or "jumpr" in asm
-                                                 or "memw(" in asm):
+    if re.search(r"^\s*\{\s*$", asm, re.M) and (
+        "endloop" in asm or "jumpr" in asm or "memw(" in asm
+    ):
         return "hexagon"
     if re.search(r"\b(movq|pushq|%rsp|%rax)\b", asm):
         return "x86"
@@ -284,11 +339,11 @@ class _Ins:
 def _parse(asm: str, isa: str):
     """Instructions (with their packet index on Hexagon) and label positions, per function."""
     ins: list[_Ins] = []
-    labels: dict[str, int] = {}     # label -> index into ins of the next instruction
+    labels: dict[str, int] = {}  # label -> index into ins of the next instruction
     loops: list[tuple[int, int]] = []  # (start ins index, end ins index) inclusive
     packet = -1
     in_packet = False
-    hw_loops: dict[str, str] = {}   # "0"/"1" -> label of the pending hardware loop
+    hw_loops: dict[str, str] = {}  # "0"/"1" -> label of the pending hardware loop
     for raw in asm.splitlines():
         line = raw.split("//")[0].rstrip()
         if isa == "x86":
@@ -327,12 +382,14 @@ def _parse(asm: str, isa: str):
         ins.append(_Ins(len(ins), s))
         parts = s.replace(",", " ").split()
         mnem = parts[0]
-        is_branch = (_A64_BRANCH.match(mnem) if isa == "aarch64"
-                     else (mnem.startswith("j") and mnem != "jmpq"))
+        is_branch = (
+            _A64_BRANCH.match(mnem)
+            if isa == "aarch64"
+            else (mnem.startswith("j") and mnem != "jmpq")
+        )
         if is_branch and parts[-1] in labels and labels[parts[-1]] <= len(ins) - 1:
             loops.append((labels[parts[-1]], len(ins) - 1))
     return ins, loops, labels
-
 
 
 def _classify(text: str, isa: str) -> tuple[str, str]:
@@ -368,7 +425,7 @@ def _classify(text: str, isa: str) -> tuple[str, str]:
     # x86 (AT&T): op src..., dst
     if _X86_MAC.match(mnem):
         return "vector_mac", mnem
-    ops = text[len(mnem):].strip()
+    ops = text[len(mnem) :].strip()
     last = ops.rsplit(",", 1)[-1] if ops else ""
     if "(" in last:
         return "store", mnem
@@ -381,8 +438,9 @@ def instruction_mix(asm: str) -> InstructionMix:
     isa = _isa(asm)
     ins, loops, label_pos = _parse(asm, isa)
     loops = sorted(set(loops))
-    inner = [lp for lp in loops
-             if not any(o != lp and lp[0] <= o[0] and o[1] <= lp[1] for o in loops)]
+    inner = [
+        lp for lp in loops if not any(o != lp and lp[0] <= o[0] and o[1] <= lp[1] for o in loops)
+    ]
     classes = [_classify(x.text, isa) for x in ins]
     counts = Counter()
     mnems = Counter()
@@ -396,9 +454,14 @@ def instruction_mix(asm: str) -> InstructionMix:
     for a, b in inner:
         c = Counter(classes[i][0] for i in range(a, b + 1))
         pk = {ins[i].packet for i in range(a, b + 1) if ins[i].packet is not None}
-        per_loop.append({"label": labels.get(a, str(a)), "instructions": b - a + 1,
-                         "packets": len(pk) if isa == "hexagon" else None, **{
-                             k: c.get(k, 0) for k in ("vector_mac", "load", "store", "other")}})
+        per_loop.append(
+            {
+                "label": labels.get(a, str(a)),
+                "instructions": b - a + 1,
+                "packets": len(pk) if isa == "hexagon" else None,
+                **{k: c.get(k, 0) for k in ("vector_mac", "load", "store", "other")},
+            }
+        )
         for i in range(a, b + 1):
             covered.add(i)
     for i in sorted(covered):
@@ -411,12 +474,19 @@ def instruction_mix(asm: str) -> InstructionMix:
     if isa == "hexagon":
         total_packets = len({i.packet for i in ins if i.packet is not None})
     total = Counter(c for c, _ in classes)
-    return InstructionMix(counts["vector_mac"], counts["load"], counts["store"],
-                          counts["other"], len(packets) if isa == "hexagon" else None,
-                          len(inner), dict(mnems.most_common()), len(ins), total_packets,
-                          {k: total.get(k, 0) for k in ("vector_mac", "load", "store", "other")},
-                          tuple(per_loop))
-
+    return InstructionMix(
+        counts["vector_mac"],
+        counts["load"],
+        counts["store"],
+        counts["other"],
+        len(packets) if isa == "hexagon" else None,
+        len(inner),
+        dict(mnems.most_common()),
+        len(ins),
+        total_packets,
+        {k: total.get(k, 0) for k in ("vector_mac", "load", "store", "other")},
+        tuple(per_loop),
+    )
 
 
 def count_mnemonic(asm: str, mnemonic: str) -> int:
@@ -428,7 +498,7 @@ def count_mnemonic(asm: str, mnemonic: str) -> int:
         if not s or s.startswith(".") or s.endswith(":"):
             continue
         if isa == "hexagon":
-            if re.search(r"\b%s\w*\(" % re.escape(mnemonic), s):
+            if re.search(rf"\b{re.escape(mnemonic)}\w*\(", s):
                 n += 1
         elif s.replace(",", " ").split()[0] == mnemonic:
             n += 1

@@ -8,8 +8,8 @@ takes every (layer, kernel) of the graph at once (the qemu runners run them in o
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping
 
 import numpy as np
 
@@ -28,6 +28,7 @@ class LayerCheck:
 
 def _native(items, values, target) -> list[np.ndarray]:
     from accelsim.codegen import host
+
     return [host.run_layer(layer, kernel, values) for layer, kernel in items]
 
 
@@ -40,16 +41,20 @@ def _qemu(arch: str):
         """All layers in as few qemu processes as the batch size allows (emulate.run_batch):
         building the harness and starting qemu once per layer cost more than the kernels."""
         from accelsim.codegen import emulate
+
         got: list[np.ndarray] = []
         batch: list[tuple] = []
         size = 0
 
         def flush():
-            calls = [emulate.KernelCall(k.obj_path, k.symbol, tuple(k.args), data,
-                                        (k.args[-1].name,)) for _, k, data in batch]
+            calls = [
+                emulate.KernelCall(k.obj_path, k.symbol, tuple(k.args), data, (k.args[-1].name,))
+                for _, k, data in batch
+            ]
             outs = emulate.run_batch(arch, calls, cpu=target.codegen.emulator.cpu)
-            got.extend(layer.unpack_output(o[k.args[-1].name])
-                       for (layer, k, _), o in zip(batch, outs))
+            got.extend(
+                layer.unpack_output(o[k.args[-1].name]) for (layer, k, _), o in zip(batch, outs)
+            )
             batch.clear()
 
         for layer, kernel in items:
@@ -63,6 +68,7 @@ def _qemu(arch: str):
         if batch:
             flush()
         return got
+
     return run
 
 
@@ -82,17 +88,23 @@ def _qemu(arch: str):
 # rounding of a float32 result to float16 adds u16 |s|, and gradual underflow at most half the
 # smallest float16 subnormal (2^-25) per rounding. The tolerance is the sum.
 FP16_LAMBDA = 8.0
-_UNIT_ROUNDOFF = {"float16": 2.0 ** -11, "float32": 2.0 ** -24}
-_FP16_UNDERFLOW = 2.0 ** -25
-_CHUNK_TERMS = 1 << 22       # partial sums held at once (float64): 32 MiB
+_UNIT_ROUNDOFF = {"float16": 2.0**-11, "float32": 2.0**-24}
+_FP16_UNDERFLOW = 2.0**-25
+_CHUNK_TERMS = 1 << 22  # partial sums held at once (float64): 32 MiB
 
 
 def _plain_call(graph: Graph, node, values, fn=np.abs):
     from accelsim.ref.executor import KernelCall, find_kernel
+
     plain = node.with_attrs(act_min=None, act_max=None)
     args = [fn(np.asarray(values[t], np.float64)) if t else None for t in node.inputs]
-    call = KernelCall(plain, args, [graph.tensors[t] if t else None for t in node.inputs],
-                      [graph.tensors[t] for t in node.outputs], graph)
+    call = KernelCall(
+        plain,
+        args,
+        [graph.tensors[t] if t else None for t in node.inputs],
+        [graph.tensors[t] for t in node.outputs],
+        graph,
+    )
     return np.asarray(find_kernel(node.op, "fp")(call)[0], np.float64)
 
 
@@ -108,7 +120,7 @@ def fp16_magnitude(graph: Graph, node, values: Mapping[str, np.ndarray]) -> np.n
 def _reduction_order(layer) -> tuple[str, ...]:
     """The kernel's reduction axes (kh, kw, ic), outermost first, from its schedule."""
     order: list[str] = []
-    for name in (layer.schedule.order if layer.schedule else ()):
+    for name in layer.schedule.order if layer.schedule else ():
         base = name.split(".")[0]
         if base in ("kh", "kw", "ic") and base not in order:
             order.append(base)
@@ -122,24 +134,29 @@ def fp16_partial_sums(graph: Graph, layer, values: Mapping[str, np.ndarray]) -> 
     """sqrt(sum_j c_j^2) per output element of a conv2d / dense (incl. depthwise): exact
     partial sums in the kernel's reduction order, products and the bias add (comment above)."""
     from accelsim.ref import primitives as P
+
     node = graph.node(layer.name)
     x = np.asarray(values[node.inputs[0]], np.float64)
     w = np.asarray(values[node.inputs[1]], np.float64)
-    b = (np.asarray(values[node.inputs[2]], np.float64)
-         if len(node.inputs) > 2 and node.inputs[2] else np.zeros(w.shape[0]))
+    b = (
+        np.asarray(values[node.inputs[2]], np.float64)
+        if len(node.inputs) > 2 and node.inputs[2]
+        else np.zeros(w.shape[0])
+    )
     out_shape = np.asarray(values[layer.output]).shape
     if node.op == "dense":
         O, I = w.shape
-        cols = x.reshape(-1, I)[:, None, None, :, None, None]     # N, G, P, I, kh, kw
-        wg = w.reshape(1, O, I, 1, 1)                               # G, O, I, kh, kw
+        cols = x.reshape(-1, I)[:, None, None, :, None, None]  # N, G, P, I, kh, kw
+        wg = w.reshape(1, O, I, 1, 1)  # G, O, I, kh, kw
         layout, groups, oh, ow = None, 1, 1, 1
     else:
         layout = node.attr("data_layout", "NCHW")
         groups = node.attr("groups", 1)
         xp = P.pad_spatial(P.to_nchw(x, layout), node.attr("pads", (0, 0, 0, 0)), 0.0)
         O, Ig, KH, KW = w.shape
-        win = P.windows(xp, (KH, KW), node.attr("strides", (1, 1)),
-                        node.attr("dilations", (1, 1)))             # N, C, OH, OW, kh, kw
+        win = P.windows(
+            xp, (KH, KW), node.attr("strides", (1, 1)), node.attr("dilations", (1, 1))
+        )  # N, C, OH, OW, kh, kw
         n, _, oh, ow = win.shape[:4]
         cols = win.reshape(n, groups, Ig, oh * ow, KH, KW).transpose(0, 1, 3, 2, 4, 5)
         wg = w.reshape(groups, O // groups, Ig, KH, KW)
@@ -155,18 +172,18 @@ def fp16_partial_sums(graph: Graph, layer, values: Mapping[str, np.ndarray]) -> 
     for nn in range(N):
         for g in range(G):
             for p0 in range(0, Pn, step):
-                t = cols[nn, g, p0:p0 + step, None, :] * wg[g][None]     # p, o, k
+                t = cols[nn, g, p0 : p0 + step, None, :] * wg[g][None]  # p, o, k
                 ps = np.cumsum(t, axis=-1)
-                q[nn, g, p0:p0 + step] = ((ps * ps).sum(-1) + (t * t).sum(-1)
-                                          + (ps[..., -1] + bg[g]) ** 2)
-    q = q.transpose(0, 1, 3, 2).reshape(N, G * Og, oh, ow)          # NCHW
+                q[nn, g, p0 : p0 + step] = (
+                    (ps * ps).sum(-1) + (t * t).sum(-1) + (ps[..., -1] + bg[g]) ** 2
+                )
+    q = q.transpose(0, 1, 3, 2).reshape(N, G * Og, oh, ow)  # NCHW
     if layout is None:
         return np.sqrt(q).reshape(out_shape)
     return np.sqrt(P.from_nchw(q, layout)).reshape(out_shape)
 
 
-def fp16_tolerance(arith, magnitude: np.ndarray, partial: np.ndarray | None = None
-                   ) -> np.ndarray:
+def fp16_tolerance(arith, magnitude: np.ndarray, partial: np.ndarray | None = None) -> np.ndarray:
     """Per-element bound on |kernel - reference| for a float16 output (comment above):
     `partial` = sqrt(sum_j c_j^2) where known, else sqrt(roundings) * `magnitude`."""
     u16, u = _UNIT_ROUNDOFF["float16"], _UNIT_ROUNDOFF[arith.dtype]
@@ -176,13 +193,15 @@ def fp16_tolerance(arith, magnitude: np.ndarray, partial: np.ndarray | None = No
     return 2.0 * u16 * magnitude + FP16_LAMBDA * u * partial + (n + 2) * _FP16_UNDERFLOW
 
 
-def fp16_mismatches(graph: Graph, layer, values: Mapping[str, np.ndarray],
-                    got: np.ndarray) -> int:
+def fp16_mismatches(graph: Graph, layer, values: Mapping[str, np.ndarray], got: np.ndarray) -> int:
     """Elements of a float16 layer's output outside `fp16_tolerance`."""
     node = graph.node(layer.name)
     ref = np.asarray(values[layer.output], np.float64)
-    partial = (fp16_partial_sums(graph, layer, values)
-               if layer.op_class in ("conv2d", "depthwise_conv2d", "dense") else None)
+    partial = (
+        fp16_partial_sums(graph, layer, values)
+        if layer.op_class in ("conv2d", "depthwise_conv2d", "dense")
+        else None
+    )
     tol = fp16_tolerance(layer.arith, fp16_magnitude(graph, node, values), partial)
     diff = np.abs(np.asarray(got, np.float64).reshape(ref.shape) - ref)
     return int((~(diff <= tol)).sum())  # NaN counts as a mismatch
@@ -195,18 +214,26 @@ RUNNERS: dict[str, Callable] = {
 }
 
 
-def verify_graph(graph: Graph, target: Target, precision: str, feeds,
-                 rtol: float = 1e-5, progress: Callable[[int], None] | None = None
-                 ) -> list[LayerCheck]:
+def verify_graph(
+    graph: Graph,
+    target: Target,
+    precision: str,
+    feeds,
+    rtol: float = 1e-5,
+    progress: Callable[[int], None] | None = None,
+) -> list[LayerCheck]:
     """Per-layer mismatch counts (integers exact; float32 within `rtol` of max|ref|; float16
     within `fp16_tolerance`)."""
     from accelsim.codegen.compile import compile_layer
     from accelsim.lower.lower import lower_graph
     from accelsim.ref.executor import run as ref_run
+
     kind = target.codegen.emulator.kind
     if kind not in RUNNERS:
-        raise AccelsimError(f"target '{target.name}' ({target.path}): kernels for emulator "
-                            f"'{kind}' are verified by their own simulator, not here")
+        raise AccelsimError(
+            f"target '{target.name}' ({target.path}): kernels for emulator "
+            f"'{kind}' are verified by their own simulator, not here"
+        )
     runner = RUNNERS[kind]
     values = ref_run(graph, feeds, keep=True)
     items = []
@@ -231,7 +258,11 @@ def verify_graph(graph: Graph, target: Target, precision: str, feeds,
 
 
 def summary(checks: list[LayerCheck]) -> Mapping:
-    return {"mismatches": sum(c.mismatches for c in checks),
-            "elements": sum(c.elements for c in checks),
-            "layers": [{"name": c.name, "op": c.op, "mismatches": c.mismatches,
-                        "elements": c.elements} for c in checks]}
+    return {
+        "mismatches": sum(c.mismatches for c in checks),
+        "elements": sum(c.elements for c in checks),
+        "layers": [
+            {"name": c.name, "op": c.op, "mismatches": c.mismatches, "elements": c.elements}
+            for c in checks
+        ],
+    }

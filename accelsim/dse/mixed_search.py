@@ -32,9 +32,9 @@ The model (a multiple-choice knapsack):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -57,6 +57,7 @@ _TOL = 1e-12
 # The budget
 # ---------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class AccuracyBudget:
     """Either `max_drop` (top-1 percentage points below the float model; needs labels) or
@@ -69,17 +70,21 @@ class AccuracyBudget:
         """The metric ("top1" or "snr_db"), or an InputError naming the bad option."""
         if self.min_snr_db is not None:
             if not math.isfinite(self.min_snr_db):
-                raise InputError(f"--min-snr-db: expected a finite number of dB, found "
-                                 f"{self.min_snr_db}")
+                raise InputError(
+                    f"--min-snr-db: expected a finite number of dB, found {self.min_snr_db}"
+                )
             return "snr_db"
         if self.max_drop is None:
             raise InputError("accuracy budget: give --max-drop (top-1 points) or --min-snr-db")
         if not math.isfinite(self.max_drop) or self.max_drop < 0:
-            raise InputError(f"--max-drop: expected a top-1 drop >= 0 percentage points, found "
-                             f"{self.max_drop}")
+            raise InputError(
+                f"--max-drop: expected a top-1 drop >= 0 percentage points, found {self.max_drop}"
+            )
         if not labelled:
-            raise InputError("--max-drop needs labelled data (--calib-dataset digits); without "
-                             "labels use --min-snr-db")
+            raise InputError(
+                "--max-drop needs labelled data (--calib-dataset digits); without "
+                "labels use --min-snr-db"
+            )
         return "top1"
 
     def __str__(self) -> str:
@@ -92,8 +97,10 @@ class AccuracyBudget:
 # Exact solver (multiple-choice knapsack)
 # ---------------------------------------------------------------------------------------------
 
-def solve_mckp(options: Sequence[Sequence[tuple[float, float]]], budget: float
-               ) -> tuple[int, ...] | None:
+
+def solve_mckp(
+    options: Sequence[Sequence[tuple[float, float]]], budget: float
+) -> tuple[int, ...] | None:
     """Indices (one per group) minimising summed cost with summed loss <= budget; None when
     no assignment fits. `options[i][j]` is (cost, loss) of choice j for group i. Ties in cost
     go to the lower loss, then to the lexicographically smallest choice."""
@@ -101,9 +108,12 @@ def solve_mckp(options: Sequence[Sequence[tuple[float, float]]], budget: float
     for opts in options:
         if not opts:
             raise ValueError("solve_mckp: a group without options")
-        cand = [(lo + ol, co + oc, picks + (j,))
-                for lo, co, picks in front for j, (oc, ol) in enumerate(opts)
-                if lo + ol <= budget + _TOL]
+        cand = [
+            (lo + ol, co + oc, picks + (j,))
+            for lo, co, picks in front
+            for j, (oc, ol) in enumerate(opts)
+            if lo + ol <= budget + _TOL
+        ]
         if not cand:
             return None
         cand.sort()
@@ -119,11 +129,11 @@ def solve_mckp(options: Sequence[Sequence[tuple[float, float]]], budget: float
 # Which layer a node's cost belongs to
 # ---------------------------------------------------------------------------------------------
 
+
 def layer_groups(graph: Graph, layers: Sequence[str]) -> dict[str, str]:
     """node name -> owning weighted layer (see the module docstring)."""
     if not layers:
-        raise InputError(f"model '{graph.name}': no conv2d / dense layer to choose a precision "
-                         f"for")
+        raise InputError(f"model '{graph.name}': no conv2d / dense layer to choose a precision for")
     wanted = set(layers)
     producer = {t: n for n in graph.nodes for t in n.outputs}
     owner: dict[str, str] = {}
@@ -132,8 +142,7 @@ def layer_groups(graph: Graph, layers: Sequence[str]) -> dict[str, str]:
             owner[n.name] = n.name
             continue
         for t in n.inputs:
-            if t and not graph.is_constant(t) and t in producer \
-                    and producer[t].name in owner:
+            if t and not graph.is_constant(t) and t in producer and producer[t].name in owner:
                 owner[n.name] = owner[producer[t].name]
                 break
     consumers: dict[str, list[str]] = {}
@@ -149,8 +158,9 @@ def layer_groups(graph: Graph, layers: Sequence[str]) -> dict[str, str]:
     return owner
 
 
-def _group_costs(costs, owner: Mapping[str, str], layers: Sequence[str],
-                 key: str) -> dict[str, float]:
+def _group_costs(
+    costs, owner: Mapping[str, str], layers: Sequence[str], key: str
+) -> dict[str, float]:
     out = {name: 0.0 for name in layers}
     for c in costs:
         out[owner[c.name]] += float(getattr(c, key))
@@ -161,13 +171,14 @@ def _group_costs(costs, owner: Mapping[str, str], layers: Sequence[str],
 # Result
 # ---------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class LayerOption:
     layer: str
     precision: str
-    cost: float          # objective (s or J) of the layer's group in the uniform graph
-    score: float         # top-1 or SNR dB with only this layer quantized
-    loss: float          # top-1: samples lost; snr: noise-to-signal ratio
+    cost: float  # objective (s or J) of the layer's group in the uniform graph
+    score: float  # top-1 or SNR dB with only this layer quantized
+    loss: float  # top-1: samples lost; snr: noise-to-signal ratio
 
 
 @dataclass(frozen=True)
@@ -181,8 +192,8 @@ class Uniform:
 
 @dataclass(frozen=True)
 class SearchStep:
-    action: str                        # "solve", "tighten", "fallback", "uniform"
-    model_budget: float                # budget given to the additive model (loss units)
+    action: str  # "solve", "tighten", "fallback", "uniform"
+    model_budget: float  # budget given to the additive model (loss units)
     assignment: Mapping[str, str]
     predicted_loss: float
     predicted_cost: float
@@ -197,25 +208,25 @@ class SearchStep:
 class MixedSearchResult:
     model: str
     target: str
-    objective: str                     # "latency" or "energy"
-    unit: str                          # "s" or "J"
+    objective: str  # "latency" or "energy"
+    unit: str  # "s" or "J"
     fidelity: str
-    metric: str                        # "top1" or "snr_db"
+    metric: str  # "top1" or "snr_db"
     budget: str
-    budget_loss: float                 # the budget in loss units
+    budget_loss: float  # the budget in loss units
     loss_unit: str
     eval_samples: int
     float_score: float
     candidates: tuple[str, ...]
     layers: tuple[str, ...]
     options: tuple[LayerOption, ...]
-    assignment: Mapping[str, str]      # weighted layer -> precision
+    assignment: Mapping[str, str]  # weighted layer -> precision
     node_precisions: Mapping[str, str]  # every node of the prepared graph -> precision
     predicted_score: float
     predicted_cost: float
     per_layer_predicted: Mapping[str, float]
     measured_score: float
-    simulated_cost: float | None       # the mixed graph simulated as a whole
+    simulated_cost: float | None  # the mixed graph simulated as a whole
     per_layer_simulated: Mapping[str, float]
     uniform: tuple[Uniform, ...]
     steps: tuple[SearchStep, ...]
@@ -244,8 +255,14 @@ def _jsonable(v):
 # The search
 # ---------------------------------------------------------------------------------------------
 
-def check_inputs(target: Target, candidates: Sequence[Precision], objective: str,
-                 budget: AccuracyBudget, labelled: bool) -> str:
+
+def check_inputs(
+    target: Target,
+    candidates: Sequence[Precision],
+    objective: str,
+    budget: AccuracyBudget,
+    labelled: bool,
+) -> str:
     """Every check that needs no work; returns the metric."""
     if objective not in OBJECTIVES:
         raise InputError(f"--objective {objective}: expected one of {', '.join(OBJECTIVES)}")
@@ -256,11 +273,20 @@ def check_inputs(target: Target, candidates: Sequence[Precision], objective: str
     return budget.check(labelled)
 
 
-def mixed_search(graph: Graph, target: Target, candidates: Sequence[Precision], objective: str,
-                 budget: AccuracyBudget, data: CalibrationData, x: np.ndarray,
-                 y: np.ndarray | None = None, calibration: str = "minmax",
-                 fidelity: str | None = None, batch_size: int = 256,
-                 log: Callable[[str], None] | None = None) -> MixedSearchResult:
+def mixed_search(
+    graph: Graph,
+    target: Target,
+    candidates: Sequence[Precision],
+    objective: str,
+    budget: AccuracyBudget,
+    data: CalibrationData,
+    x: np.ndarray,
+    y: np.ndarray | None = None,
+    calibration: str = "minmax",
+    fidelity: str | None = None,
+    batch_size: int = 256,
+    log: Callable[[str], None] | None = None,
+) -> MixedSearchResult:
     """Per-layer precisions from `candidates` minimising `objective` on `target` within
     `budget`, measured on (x, y) (top-1) or on x against the float model (SNR)."""
     from accelsim.sim.dispatch import fidelity_of, simulate
@@ -296,8 +322,9 @@ def mixed_search(graph: Graph, target: Target, candidates: Sequence[Precision], 
 
     def mixed_graph(node_prec: Mapping[str, Precision]) -> Graph:
         base = candidates[0]
-        q = quantize_graph(prepared, base, data, calibration, overrides=dict(node_prec),
-                           prepared=True).graph
+        q = quantize_graph(
+            prepared, base, data, calibration, overrides=dict(node_prec), prepared=True
+        ).graph
         return q
 
     def simulate_costs(q: Graph, prec: Precision):
@@ -314,8 +341,15 @@ def mixed_search(graph: Graph, target: Target, candidates: Sequence[Precision], 
         per_layer = _group_costs(costs, owner, layers, key)
         per_prec_cost[str(p)] = per_layer
         score = float(ev.score_graph(q))
-        uniform.append(Uniform(str(p), sum(per_layer.values()), per_layer, score,
-                               bool(loss_of(score) <= budget_loss + _TOL)))
+        uniform.append(
+            Uniform(
+                str(p),
+                sum(per_layer.values()),
+                per_layer,
+                score,
+                bool(loss_of(score) <= budget_loss + _TOL),
+            )
+        )
         say(f"  uniform {p}: {objective} {sum(per_layer.values()):.4g}, {metric} {score:.4f}")
 
     # single-layer sensitivity per candidate
@@ -337,14 +371,17 @@ def mixed_search(graph: Graph, target: Target, candidates: Sequence[Precision], 
     steps: list[SearchStep] = []
     measured: dict[tuple[int, ...], tuple[float, float | None, dict[str, float], str]] = {}
 
-    def verify(picks: tuple[int, ...], action: str, model_budget: float, note: str = "") \
-            -> SearchStep:
+    def verify(
+        picks: tuple[int, ...], action: str, model_budget: float, note: str = ""
+    ) -> SearchStep:
         if picks not in measured:
             node_prec = node_precisions(picks)
             q = mixed_graph(node_prec)
             score = float(ev.score_graph(q))
-            widest = max((candidates[j] for j in picks),
-                         key=lambda p: ((p.weight_bits or 32) + (p.act_bits or 32)))
+            widest = max(
+                (candidates[j] for j in picks),
+                key=lambda p: (p.weight_bits or 32) + (p.act_bits or 32),
+            )
             sim_note = ""
             try:
                 costs = simulate_costs(q, widest)
@@ -357,15 +394,24 @@ def mixed_search(graph: Graph, target: Target, candidates: Sequence[Precision], 
         score, total, _per, sim_note = measured[picks]
         pred_loss = sum(table[i][j][1] for i, j in enumerate(picks))
         pred_cost = sum(table[i][j][0] for i, j in enumerate(picks))
-        step = SearchStep(action, model_budget,
-                          {name: str(candidates[j]) for name, j in zip(layers, picks)},
-                          pred_loss, pred_cost, score, loss_of(score), total,
-                          bool(loss_of(score) <= budget_loss + _TOL),
-                          "; ".join(s for s in (note, sim_note) if s))
+        step = SearchStep(
+            action,
+            model_budget,
+            {name: str(candidates[j]) for name, j in zip(layers, picks)},
+            pred_loss,
+            pred_cost,
+            score,
+            loss_of(score),
+            total,
+            bool(loss_of(score) <= budget_loss + _TOL),
+            "; ".join(s for s in (note, sim_note) if s),
+        )
         steps.append(step)
-        say(f"  {action}: model budget {model_budget:.4g} -> predicted loss {pred_loss:.4g}, "
+        say(
+            f"  {action}: model budget {model_budget:.4g} -> predicted loss {pred_loss:.4g}, "
             f"measured {metric} {score:.4f} (loss {step.measured_loss:.4g}, budget "
-            f"{budget_loss:.4g}) {'ok' if step.meets_budget else 'over budget'}")
+            f"{budget_loss:.4g}) {'ok' if step.meets_budget else 'over budget'}"
+        )
         return step
 
     # solve, verify, tighten
@@ -380,19 +426,26 @@ def mixed_search(graph: Graph, target: Target, candidates: Sequence[Precision], 
         if step.meets_budget:
             final = picks
             break
-        shrink = step.predicted_loss * budget_loss / step.measured_loss \
-            if step.measured_loss > 0 else 0.0
-        model_budget = min(step.predicted_loss - (unit_step or step.predicted_loss * 1e-3),
-                           shrink)
+        shrink = (
+            step.predicted_loss * budget_loss / step.measured_loss
+            if step.measured_loss > 0
+            else 0.0
+        )
+        model_budget = min(step.predicted_loss - (unit_step or step.predicted_loss * 1e-3), shrink)
         action = "tighten"
         if model_budget < 0 or model_budget >= step.predicted_loss:  # nothing lower to try
             break
     if final is None:  # the most accurate assignment the candidates allow
-        picks = tuple(min(range(len(candidates)), key=lambda j: (row[j][1], row[j][0]))
-                      for row in table)
-        step = verify(picks, "fallback", math.nan,
-                      "no assignment within the tightened model budget; every layer at its "
-                      "lowest-loss precision")
+        picks = tuple(
+            min(range(len(candidates)), key=lambda j: (row[j][1], row[j][0])) for row in table
+        )
+        step = verify(
+            picks,
+            "fallback",
+            math.nan,
+            "no assignment within the tightened model budget; every layer at its "
+            "lowest-loss precision",
+        )
         final = picks
     chosen_step = steps[-1]
 
@@ -402,14 +455,17 @@ def mixed_search(graph: Graph, target: Target, candidates: Sequence[Precision], 
     # a uniform precision that meets the budget and costs less wins
     best_u = min((u for u in uniform if u.meets_budget), key=lambda u: u.cost, default=None)
     note = ""
-    if best_u is not None and (not chosen_step.meets_budget
-                               or best_u.cost < total_cost(chosen_step) * (1 - 1e-12)):
+    if best_u is not None and (
+        not chosen_step.meets_budget or best_u.cost < total_cost(chosen_step) * (1 - 1e-12)
+    ):
         j = candidates.index(by_name[best_u.precision])
         final = tuple(j for _ in layers)
-        why = "costs less than the verified mixed assignment" if chosen_step.meets_budget \
+        why = (
+            "costs less than the verified mixed assignment"
+            if chosen_step.meets_budget
             else "meets the budget; no mixed assignment tried did"
-        chosen_step = verify(final, "uniform", math.nan,
-                             f"uniform {best_u.precision} {why}")
+        )
+        chosen_step = verify(final, "uniform", math.nan, f"uniform {best_u.precision} {why}")
         note = f"uniform {best_u.precision} chosen"
 
     score, sim_total, sim_per, _ = measured[final]
@@ -420,37 +476,59 @@ def mixed_search(graph: Graph, target: Target, candidates: Sequence[Precision], 
         predicted_score = math.inf if pred_loss == 0 else -10.0 * math.log10(pred_loss)
     node_prec = node_precisions(final)
     return MixedSearchResult(
-        model=graph.name, target=target.name, objective=objective,
-        unit="s" if objective == "latency" else "J", fidelity=fid_label, metric=metric,
-        budget=str(budget), budget_loss=budget_loss, loss_unit=loss_unit, eval_samples=n_eval,
-        float_score=float_score, candidates=tuple(str(p) for p in candidates),
-        layers=tuple(layers), options=tuple(options),
+        model=graph.name,
+        target=target.name,
+        objective=objective,
+        unit="s" if objective == "latency" else "J",
+        fidelity=fid_label,
+        metric=metric,
+        budget=str(budget),
+        budget_loss=budget_loss,
+        loss_unit=loss_unit,
+        eval_samples=n_eval,
+        float_score=float_score,
+        candidates=tuple(str(p) for p in candidates),
+        layers=tuple(layers),
+        options=tuple(options),
         assignment={name: str(candidates[j]) for name, j in zip(layers, final)},
         node_precisions={n: str(p) for n, p in node_prec.items()},
         predicted_score=predicted_score,
         predicted_cost=sum(table[i][j][0] for i, j in enumerate(final)),
-        per_layer_predicted={name: table[i][j][0] for i, (name, j) in
-                             enumerate(zip(layers, final))},
-        measured_score=score, simulated_cost=sim_total, per_layer_simulated=sim_per,
-        uniform=tuple(uniform), steps=tuple(steps), met=chosen_step.meets_budget, note=note)
+        per_layer_predicted={
+            name: table[i][j][0] for i, (name, j) in enumerate(zip(layers, final))
+        },
+        measured_score=score,
+        simulated_cost=sim_total,
+        per_layer_simulated=sim_per,
+        uniform=tuple(uniform),
+        steps=tuple(steps),
+        met=chosen_step.meets_budget,
+        note=note,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # Labelled data: the digits study
 # ---------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class DigitsProblem:
-    graph: Graph                       # trained when train_epochs > 0
+    graph: Graph  # trained when train_epochs > 0
     data: CalibrationData
-    x: np.ndarray                      # the split the search scores and verifies on
+    x: np.ndarray  # the split the search scores and verifies on
     y: np.ndarray
     description: str
 
 
-def digits_problem(graph: Graph, train_epochs: int = 0, train_copies: int = 4,
-                   seed: int = 0, calib_batch: int = 64, split: str = "val"
-                   ) -> DigitsProblem:
+def digits_problem(
+    graph: Graph,
+    train_epochs: int = 0,
+    train_copies: int = 4,
+    seed: int = 0,
+    calib_batch: int = 64,
+    split: str = "val",
+) -> DigitsProblem:
     """The accuracy study's digits (benchmarks/accuracy_study.py): calibration on the 256
     calibration images in batches of `calib_batch`, scores on the validation split; with
     `train_epochs` the float model is first trained on the training split with the study's
@@ -467,25 +545,34 @@ def digits_problem(graph: Graph, train_epochs: int = 0, train_copies: int = 4,
         raise InputError(f"--train-epochs: expected >= 0, found {train_epochs}")
     shape = _input_info(graph).shape
     if len(shape) != 4 or shape[1] != 1 or shape[2] != shape[3] or shape[2] < 8:
-        raise InputError(f"--calib-dataset digits: model '{graph.name}' input has shape "
-                         f"{list(shape)}; digits images need (N, 1, S, S) with S >= 8")
+        raise InputError(
+            f"--calib-dataset digits: model '{graph.name}' input has shape "
+            f"{list(shape)}; digits images need (N, 1, S, S) with S >= 8"
+        )
     d = load_digits_study(size=shape[2], seed=seed, train_copies=train_copies)
     x, y = (d.x_val, d.y_val) if split == "val" else (d.x_test, d.y_test)
-    desc = f"digits study, {len(d.x_calib)} calibration images, scored on the {split} split " \
-           f"({len(x)} images)"
+    desc = (
+        f"digits study, {len(d.x_calib)} calibration images, scored on the {split} split "
+        f"({len(x)} images)"
+    )
     if train_epochs:
-        graph = train_float(graph, d.x_train, d.y_train,
-                            TrainConfig(epochs=train_epochs, lr=3e-3, weight_decay=1e-2,
-                                        seed=seed)).graph
+        graph = train_float(
+            graph,
+            d.x_train,
+            d.y_train,
+            TrainConfig(epochs=train_epochs, lr=3e-3, weight_decay=1e-2, seed=seed),
+        ).graph
         desc += f"; float model trained {train_epochs} epochs on {len(d.x_train)} images"
-    cal = CalibrationData(d.calibration_batches(calib_batch),
-                          f"{len(d.x_calib)} digits calibration images")
+    cal = CalibrationData(
+        d.calibration_batches(calib_batch), f"{len(d.x_calib)} digits calibration images"
+    )
     return DigitsProblem(graph, cal, x, y, desc)
 
 
 # ---------------------------------------------------------------------------------------------
 # Outputs
 # ---------------------------------------------------------------------------------------------
+
 
 def write_outputs(result: MixedSearchResult, out_dir: str | Path) -> list[Path]:
     """`<model>_<target>_<objective>_mixed.yaml` (for `--mixed`) and `mixed_search.json`."""
@@ -499,18 +586,23 @@ def write_outputs(result: MixedSearchResult, out_dir: str | Path) -> list[Path]:
         counts[p] = counts.get(p, 0) + 1
     default = max(counts, key=lambda p: counts[p])
     from accelsim.quant.precision import parse_precision
+
     per_node = {n: parse_precision(p) for n, p in result.node_precisions.items()}
-    comment = (f"mixed-precision search (accelsim mixed-search): {result.model} on "
-               f"{result.target}, minimise {result.objective} ({result.fidelity}); budget "
-               f"{result.budget}; measured {result.metric} {result.measured_score:.4f} "
-               f"(float {result.float_score:.4f}); "
-               f"{'meets' if result.met else 'DOES NOT meet'} the budget")
+    comment = (
+        f"mixed-precision search (accelsim mixed-search): {result.model} on "
+        f"{result.target}, minimise {result.objective} ({result.fidelity}); budget "
+        f"{result.budget}; measured {result.metric} {result.measured_score:.4f} "
+        f"(float {result.float_score:.4f}); "
+        f"{'meets' if result.met else 'DOES NOT meet'} the budget"
+    )
     if len(counts) == 1:  # one precision everywhere: a rule for every layer says so
-        atomic_write_text(yaml_path, f"# {comment}\ndefault: {default}\nlayers:\n"
-                                     f"  \"*\": {default}\n")
+        atomic_write_text(
+            yaml_path, f'# {comment}\ndefault: {default}\nlayers:\n  "*": {default}\n'
+        )
     else:
         write_mixed(yaml_path, parse_precision(default), per_node, comment)
     import json
+
     atomic_write_text(json_path, json.dumps(result.to_json(), indent=1) + "\n")
     return [yaml_path, json_path]
 
@@ -518,27 +610,35 @@ def write_outputs(result: MixedSearchResult, out_dir: str | Path) -> list[Path]:
 def format_result(result: MixedSearchResult) -> str:
     """The per-layer choice, predicted and measured accuracy, cost vs each uniform precision."""
     scale, unit = (1e6, "us") if result.objective == "latency" else (1e6, "uJ")
-    fmt = (lambda s: f"{100 * s:.2f}%") if result.metric == "top1" else \
-        (lambda s: f"{s:.2f} dB")
-    lines = [f"{result.model} on {result.target}: minimise {result.objective} "
-             f"({result.fidelity} fidelity), budget {result.budget}",
-             f"{'layer':<20}{'precision':<12}{'cost ' + unit:>12}  single-layer loss "
-             f"({result.loss_unit})"]
+    fmt = (lambda s: f"{100 * s:.2f}%") if result.metric == "top1" else (lambda s: f"{s:.2f} dB")
+    lines = [
+        f"{result.model} on {result.target}: minimise {result.objective} "
+        f"({result.fidelity} fidelity), budget {result.budget}",
+        f"{'layer':<20}{'precision':<12}{'cost ' + unit:>12}  single-layer loss "
+        f"({result.loss_unit})",
+    ]
     loss = {(o.layer, o.precision): o for o in result.options}
     for name, p in result.assignment.items():
         o = loss[(name, p)]
         lines.append(f"{name[:19]:<20}{p:<12}{o.cost * scale:>12.3f}  {o.loss:.4g}")
-    lines.append(f"float {fmt(result.float_score)}; predicted {fmt(result.predicted_score)}; "
-                 f"measured {fmt(result.measured_score)} on {result.eval_samples} samples "
-                 f"({'meets' if result.met else 'DOES NOT meet'} the budget)")
+    lines.append(
+        f"float {fmt(result.float_score)}; predicted {fmt(result.predicted_score)}; "
+        f"measured {fmt(result.measured_score)} on {result.eval_samples} samples "
+        f"({'meets' if result.met else 'DOES NOT meet'} the budget)"
+    )
     sim = "-" if result.simulated_cost is None else f"{result.simulated_cost * scale:.3f}"
-    lines.append(f"{result.objective}: predicted (additive) {result.predicted_cost * scale:.3f} "
-                 f"{unit}, mixed graph simulated {sim} {unit}")
+    lines.append(
+        f"{result.objective}: predicted (additive) {result.predicted_cost * scale:.3f} "
+        f"{unit}, mixed graph simulated {sim} {unit}"
+    )
     ref = result.simulated_cost if result.simulated_cost is not None else result.predicted_cost
     for u in result.uniform:
-        lines.append(f"  vs uniform {u.precision:<10}{u.cost * scale:>12.3f} {unit} "
-                     f"(mixed = {ref / u.cost:6.1%} of it), {fmt(u.score)}"
-                     f"{'' if u.meets_budget else ' (over budget)'}")
-    lines.append(f"{len(result.steps)} verification step(s)"
-                 + (f"; {result.note}" if result.note else ""))
+        lines.append(
+            f"  vs uniform {u.precision:<10}{u.cost * scale:>12.3f} {unit} "
+            f"(mixed = {ref / u.cost:6.1%} of it), {fmt(u.score)}"
+            f"{'' if u.meets_budget else ' (over budget)'}"
+        )
+    lines.append(
+        f"{len(result.steps)} verification step(s)" + (f"; {result.note}" if result.note else "")
+    )
     return "\n".join(lines)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -27,8 +27,8 @@ def pareto_mask(values: np.ndarray) -> np.ndarray:
     keep = np.ones(n, dtype=bool)
     chunk = max(1, 4_000_000 // max(1, n * v.shape[1]))
     for start in range(0, n, chunk):
-        block = v[start:start + chunk]                      # (c, k)
-        le = np.all(v[None, :, :] <= block[:, None, :], axis=2)   # other <= this, all objectives
-        lt = np.any(v[None, :, :] < block[:, None, :], axis=2)    # and better somewhere
-        keep[start:start + chunk] = ~np.any(le & lt, axis=1)
+        block = v[start : start + chunk]  # (c, k)
+        le = np.all(v[None, :, :] <= block[:, None, :], axis=2)  # other <= this, all objectives
+        lt = np.any(v[None, :, :] < block[:, None, :], axis=2)  # and better somewhere
+        keep[start : start + chunk] = ~np.any(le & lt, axis=1)
     return keep

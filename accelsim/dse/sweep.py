@@ -20,10 +20,11 @@ import itertools
 import json
 import os
 import random
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -35,8 +36,16 @@ from accelsim.fsutil import atomic_write_text, read_yaml
 PRECISION_KEY = "precision"
 OBJECTIVES = ("latency_s", "energy_j")
 # result columns in a fixed order (cached entries come back with sorted keys)
-METRICS = ("latency_s", "energy_j", "cycles", "model_bytes", "energy_compute_j",
-           "energy_onchip_memory_j", "energy_offchip_memory_j", "energy_static_j")
+METRICS = (
+    "latency_s",
+    "energy_j",
+    "cycles",
+    "model_bytes",
+    "energy_compute_j",
+    "energy_onchip_memory_j",
+    "energy_offchip_memory_j",
+    "energy_static_j",
+)
 FIDELITIES = ("analytic", "codegen")
 DEFAULT_FIDELITY = "analytic"
 
@@ -44,9 +53,9 @@ DEFAULT_FIDELITY = "analytic"
 @dataclass(frozen=True)
 class SweepSpec:
     models: tuple[str, ...]
-    target: str                       # base accelerator: shipped name or .yaml path
+    target: str  # base accelerator: shipped name or .yaml path
     grid: Mapping[str, tuple[Any, ...]]
-    sample: int | None = None         # random sample of the grid (None: the whole grid)
+    sample: int | None = None  # random sample of the grid (None: the whole grid)
     seed: int = 0
     input_size: int | None = None
     fidelity: str = DEFAULT_FIDELITY  # analytic | codegen
@@ -54,6 +63,7 @@ class SweepSpec:
 
 def _value(token: str) -> Any:
     import yaml
+
     v = yaml.safe_load(token)
     return token if v is None else v
 
@@ -77,8 +87,7 @@ def load_grid_yaml(path: str) -> tuple[dict[str, tuple[Any, ...]], int | None, i
     """A YAML with `grid: {key: [values]}` and optional `sample: N`, `seed: S`."""
     data = read_yaml(path, "sweep file", InputError)
     if not isinstance(data, Mapping) or "grid" not in data:
-        raise InputError(f"{path}: expected a mapping with 'grid' (and optional 'sample', "
-                         f"'seed')")
+        raise InputError(f"{path}: expected a mapping with 'grid' (and optional 'sample', 'seed')")
     extra = set(data) - {"grid", "sample", "seed"}
     if extra:
         raise InputError(f"{path}: {sorted(extra)[0]}: unknown key (expected grid, sample, seed)")
@@ -103,16 +112,19 @@ def validate(spec: SweepSpec) -> list[dict[str, Any]]:
     from accelsim.accel.arch import SWEEP_PARAMS, load_config
     from accelsim.model.zoo import MODELS
     from accelsim.quant.precision import parse_precision
+
     if spec.fidelity not in FIDELITIES:
-        raise InputError(f"sweep: fidelity '{spec.fidelity}': expected one of "
-                         f"{', '.join(FIDELITIES)}")
+        raise InputError(
+            f"sweep: fidelity '{spec.fidelity}': expected one of {', '.join(FIDELITIES)}"
+        )
     if not spec.grid or any(len(v) == 0 for v in spec.grid.values()):
         raise InputError("sweep: the grid is empty; give at least one --grid KEY=V1,V2")
     allowed = set(SWEEP_PARAMS) | {PRECISION_KEY}
     for key in spec.grid:
         if key not in allowed:
-            raise InputError(f"sweep: unknown grid key '{key}'; expected one of "
-                             f"{', '.join(sorted(allowed))}")
+            raise InputError(
+                f"sweep: unknown grid key '{key}'; expected one of {', '.join(sorted(allowed))}"
+            )
     for m in spec.models:
         if m not in MODELS:
             raise InputError(f"sweep: unknown model '{m}'; zoo: {', '.join(MODELS)}")
@@ -123,9 +135,11 @@ def validate(spec: SweepSpec) -> list[dict[str, Any]]:
         cfg = base.with_params(**params) if params else base
         prec = parse_precision(str(p.get(PRECISION_KEY, "w8a8")), "sweep: precision")
         if prec.name not in cfg.native:
-            raise InputError(f"sweep: {cfg.path}: model '{p['model']}' cannot run at precision "
-                             f"'{prec.name}' on this accelerator (it supports "
-                             f"{', '.join(cfg.native)})")
+            raise InputError(
+                f"sweep: {cfg.path}: model '{p['model']}' cannot run at precision "
+                f"'{prec.name}' on this accelerator (it supports "
+                f"{', '.join(cfg.native)})"
+            )
     return points
 
 
@@ -140,6 +154,7 @@ def _quantized(model: str, precision: str, input_size: int | None):
         from accelsim.quant import calibdata
         from accelsim.quant.precision import parse_precision
         from accelsim.quant.ptq import quantize_graph
+
         g = zoo.build(model, input_size=input_size)
         # latency and energy do not depend on calibrated ranges: one seeded random sample
         _GRAPHS[key] = quantize_graph(g, parse_precision(precision), calibdata.random(g, 1)).graph
@@ -148,15 +163,23 @@ def _quantized(model: str, precision: str, input_size: int | None):
 
 def _config(point: Mapping[str, Any], target: str):
     from accelsim.accel.arch import load_config
+
     base = load_config(target)
     params = {k: v for k, v in point.items() if k not in ("model", PRECISION_KEY)}
     return base.with_params(**params) if params else base
 
 
-def point_key(point: Mapping[str, Any], target: str, input_size: int | None,
-              fidelity: str = DEFAULT_FIDELITY) -> str:
-    return content_key("sweep-point", point.get("model"), str(point.get(PRECISION_KEY, "w8a8")),
-                       input_size, _config(point, target).key, fidelity)
+def point_key(
+    point: Mapping[str, Any], target: str, input_size: int | None, fidelity: str = DEFAULT_FIDELITY
+) -> str:
+    return content_key(
+        "sweep-point",
+        point.get("model"),
+        str(point.get(PRECISION_KEY, "w8a8")),
+        input_size,
+        _config(point, target).key,
+        fidelity,
+    )
 
 
 def _simulator(fidelity: str):
@@ -167,20 +190,26 @@ def _simulator(fidelity: str):
     return simulate_graph
 
 
-def evaluate_point(point: Mapping[str, Any], target: str, input_size: int | None,
-                   fidelity: str = DEFAULT_FIDELITY) -> dict:
+def evaluate_point(
+    point: Mapping[str, Any], target: str, input_size: int | None, fidelity: str = DEFAULT_FIDELITY
+) -> dict:
     cfg = _config(point, target)
     precision = str(point.get(PRECISION_KEY, "w8a8"))
     graph = _quantized(point["model"], precision, input_size)
     costs = _simulator(fidelity)(graph, cfg)
     latency = sum(c.latency_s for c in costs)
     energy = sum(c.energy_j for c in costs)
-    split = {k: sum(c.energy_breakdown.get(k, 0.0) for c in costs)
-             for k in ("compute", "onchip_memory", "offchip_memory", "static")}
-    return {"latency_s": latency, "energy_j": energy,
-            "cycles": sum(c.cycles for c in costs),
-            "model_bytes": graph.model_bytes(),
-            **{f"energy_{k}_j": v for k, v in split.items()}}
+    split = {
+        k: sum(c.energy_breakdown.get(k, 0.0) for c in costs)
+        for k in ("compute", "onchip_memory", "offchip_memory", "static")
+    }
+    return {
+        "latency_s": latency,
+        "energy_j": energy,
+        "cycles": sum(c.cycles for c in costs),
+        "model_bytes": graph.model_bytes(),
+        **{f"energy_{k}_j": v for k, v in split.items()},
+    }
 
 
 def _evaluate_and_cache(args) -> list[tuple[str, dict]]:
@@ -201,7 +230,7 @@ def _batches(points: list, fidelity: str, workers: int) -> list[list]:
     # analytic points take milliseconds: batches amortise the task overhead; compiled points
     # take seconds: one per task keeps the progress bar and the load balance fine-grained
     size = 1 if fidelity == "codegen" else max(1, min(16, len(points) // (4 * workers)))
-    return [points[i:i + size] for i in range(0, len(points), size)]
+    return [points[i : i + size] for i in range(0, len(points), size)]
 
 
 # -- the sweep -------------------------------------------------------------------------------
@@ -213,9 +242,13 @@ class SweepResult:
     cached: int
 
 
-def run_sweep(spec: SweepSpec, cache_dir: str | None = None, workers: int | None = None,
-              scheduler: str | None = None,
-              progress: Callable[[int], None] | None = None) -> SweepResult:
+def run_sweep(
+    spec: SweepSpec,
+    cache_dir: str | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> SweepResult:
     points = validate(spec)
     cache = ResultCache("sweep", cache_dir)
     keys = [point_key(p, spec.target, spec.input_size, spec.fidelity) for p in points]
@@ -231,10 +264,17 @@ def run_sweep(spec: SweepSpec, cache_dir: str | None = None, workers: int | None
     nworkers = workers or os.cpu_count() or 1
     # neighbours that compile alike (differing only in bandwidths, clocks, energies) share
     # tile choices: run them in the same batch; outputs keep the grid order
-    todo.sort(key=lambda p: (p["model"], str(p.get(PRECISION_KEY, "w8a8")),
-                             _config(p, spec.target).codegen_key()))
-    tasks = [(b, spec.target, spec.input_size, str(cache.dir), spec.fidelity)
-             for b in _batches(todo, spec.fidelity, 2 if scheduler else nworkers)]
+    todo.sort(
+        key=lambda p: (
+            p["model"],
+            str(p.get(PRECISION_KEY, "w8a8")),
+            _config(p, spec.target).codegen_key(),
+        )
+    )
+    tasks = [
+        (b, spec.target, spec.input_size, str(cache.dir), spec.fidelity)
+        for b in _batches(todo, spec.fidelity, 2 if scheduler else nworkers)
+    ]
     done = cached
     if progress:
         progress(done)
@@ -246,9 +286,11 @@ def run_sweep(spec: SweepSpec, cache_dir: str | None = None, workers: int | None
         done += len(batch)
         if progress:
             progress(done)
+
     if tasks:
         if scheduler:
             from distributed import Client, as_completed
+
             with Client(scheduler) as client:
                 futures = client.map(_evaluate_and_cache, tasks, pure=False)
                 for fut in as_completed(futures):
@@ -262,8 +304,11 @@ def run_sweep(spec: SweepSpec, cache_dir: str | None = None, workers: int | None
                 collect(_evaluate_and_cache(t))
     rows = []
     for p, k in zip(points, keys):
-        row = {"model": p["model"], PRECISION_KEY: str(p.get(PRECISION_KEY, "w8a8")),
-               "fidelity": _label(spec.fidelity)}
+        row = {
+            "model": p["model"],
+            PRECISION_KEY: str(p.get(PRECISION_KEY, "w8a8")),
+            "fidelity": _label(spec.fidelity),
+        }
         row.update({kk: p[kk] for kk in sorted(p) if kk not in row})
         row.update({m: results[k][m] for m in METRICS})
         rows.append(row)
@@ -278,6 +323,7 @@ def run_sweep(spec: SweepSpec, cache_dir: str | None = None, workers: int | None
 def _label(fidelity: str) -> str:
     """What results say produced them (the labels of `accelsim.sim.dispatch`)."""
     from accelsim.sim.dispatch import SIMULATORS
+
     return SIMULATORS["accelerator"][fidelity][0]
 
 
@@ -289,16 +335,18 @@ def _csv(rows: Sequence[Mapping[str, Any]]) -> str:
     w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
     w.writeheader()
     for r in rows:
-        w.writerow({k: (json.dumps(v) if isinstance(v, (dict, list)) else v)
-                    for k, v in r.items()})
+        w.writerow({k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in r.items()})
     return buf.getvalue()
 
 
 def write_outputs(result: SweepResult, out_dir: str | Path) -> list[Path]:
     out = Path(out_dir)
-    files = {"points.csv": _csv(result.rows), "pareto.csv": _csv(result.pareto),
-             "points.json": json.dumps(list(result.rows), indent=1) + "\n",
-             "pareto.json": json.dumps(list(result.pareto), indent=1) + "\n"}
+    files = {
+        "points.csv": _csv(result.rows),
+        "pareto.csv": _csv(result.pareto),
+        "points.json": json.dumps(list(result.rows), indent=1) + "\n",
+        "pareto.json": json.dumps(list(result.pareto), indent=1) + "\n",
+    }
     for name, text in files.items():
         atomic_write_text(out / name, text)
     written = [out / n for n in files]
@@ -308,18 +356,32 @@ def write_outputs(result: SweepResult, out_dir: str | Path) -> list[Path]:
 
 def _plot(result: SweepResult, path: Path) -> Path:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     from accelsim.fsutil import atomic_open
+
     fig, ax = plt.subplots(figsize=(7, 5), dpi=110)
     models = sorted({r["model"] for r in result.rows})
     for i, m in enumerate(models):
         pts = [r for r in result.rows if r["model"] == m]
         front = sorted((r for r in result.pareto if r["model"] == m), key=lambda r: r["latency_s"])
-        ax.scatter([r["latency_s"] * 1e3 for r in pts], [r["energy_j"] * 1e3 for r in pts],
-                   s=12, alpha=0.4, color=f"C{i}", label=f"{m}: all points")
-        ax.plot([r["latency_s"] * 1e3 for r in front], [r["energy_j"] * 1e3 for r in front],
-                "o-", color=f"C{i}", label=f"{m}: Pareto front")
+        ax.scatter(
+            [r["latency_s"] * 1e3 for r in pts],
+            [r["energy_j"] * 1e3 for r in pts],
+            s=12,
+            alpha=0.4,
+            color=f"C{i}",
+            label=f"{m}: all points",
+        )
+        ax.plot(
+            [r["latency_s"] * 1e3 for r in front],
+            [r["energy_j"] * 1e3 for r in front],
+            "o-",
+            color=f"C{i}",
+            label=f"{m}: Pareto front",
+        )
     ax.set_xlabel("latency (ms)")
     ax.set_ylabel("energy (mJ)")
     ax.set_xscale("log")

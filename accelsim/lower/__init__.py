@@ -10,9 +10,26 @@ the table in `accelsim.lower.intrin`, computes from `accelsim.lower.ops`.
 Importing this package does not import TVM.
 """
 
-from accelsim.lower.lower import (STATUS_KERNEL, STATUS_NOT_LOWERED, STATUS_VIEW, LoweredLayer,
-                                  graph_precision, lower_graph, lower_node)
+from accelsim.lower.lower import (
+    STATUS_KERNEL,
+    STATUS_NOT_LOWERED,
+    STATUS_VIEW,
+    LoweredLayer,
+    graph_precision,
+    lower_graph,
+    lower_node,
+)
 from accelsim.lower.schedule import RecipeError, load_recipes, recipes_for
 
-__all__ = ["LoweredLayer", "RecipeError", "STATUS_KERNEL", "STATUS_NOT_LOWERED", "STATUS_VIEW",
-           "graph_precision", "load_recipes", "lower_graph", "lower_node", "recipes_for"]
+__all__ = [
+    "LoweredLayer",
+    "RecipeError",
+    "STATUS_KERNEL",
+    "STATUS_NOT_LOWERED",
+    "STATUS_VIEW",
+    "graph_precision",
+    "load_recipes",
+    "lower_graph",
+    "lower_node",
+    "recipes_for",
+]

@@ -29,24 +29,24 @@ TVMScript `let` bindings become heap workspace allocations on every call (see TV
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 
 @dataclass(frozen=True)
 class Intrinsic:
     """One variant of a tensor intrinsic (fixed operand types)."""
 
-    name: str               # recipe name, e.g. "sdot"
-    key: str                # registered TensorIntrin name
-    instruction: str        # what the assembly shows, e.g. "sdot v.4s, v.16b, v.16b"
+    name: str  # recipe name, e.g. "sdot"
+    key: str  # registered TensorIntrin name
+    instruction: str  # what the assembly shows, e.g. "sdot v.4s, v.16b, v.16b"
     requires: tuple[str, ...]  # target `codegen.features` it needs
     act_dtype: str
-    weight_bits: int        # 4: two weights per byte, unpacked in registers
+    weight_bits: int  # 4: two weights per byte, unpacked in registers
     acc_dtype: str
-    lanes: int              # output channels per call (the `oc.v` loop)
-    depth: int              # reduction elements per call (the `ic.v` loop)
-    llvm: tuple[str, ...]   # LLVM intrinsics the implementation calls
+    lanes: int  # output channels per call (the `oc.v` loop)
+    depth: int  # reduction elements per call (the `ic.v` loop)
+    llvm: tuple[str, ...]  # LLVM intrinsics the implementation calls
     doc: str = ""
     # the smallest weight the instruction is exact for (vdmpy's saturating pair sum can only
     # overflow with two -2^15 x -2^15 products); None: every weight value
@@ -72,9 +72,10 @@ def nibble(byte, k):
     structural match sees identical expressions.
     """
     from accelsim.tvm_env import import_tvm
+
     tvm = import_tvm()
     tirx = tvm.tirx
-    sh = (tirx.const(4, "int8") - tirx.const(4, "int8") * (k % 2).astype("int8"))
+    sh = tirx.const(4, "int8") - tirx.const(4, "int8") * (k % 2).astype("int8")
     return tirx.shift_right(tirx.shift_left(byte, sh), tirx.const(4, "int8"))
 
 
@@ -82,9 +83,11 @@ def nibble(byte, k):
 # descriptions and implementations
 # ------------------------------------------------------------------------------------------
 
+
 def _desc(it: Intrinsic):
     """The pattern tensorize matches: `C[i] += A[k] * W[i, k]` over the intrinsic's block."""
     from accelsim.tvm_env import import_tvm
+
     import_tvm()
     from tvm.script import tirx as T
 
@@ -95,6 +98,7 @@ def _desc(it: Intrinsic):
         return nibble(B[vi, vk // 2], vk) if w4 else B[vi, vk]
 
     if it.kind == "elementwise":
+
         @T.prim_func(s_tir=True)
         def desc_ew(a: T.handle, b: T.handle, c: T.handle) -> None:
             A = T.match_buffer(a, (lanes,), it.act_dtype, offset_factor=1)
@@ -107,6 +111,7 @@ def _desc(it: Intrinsic):
                     with T.sblock("update"):
                         vi = T.axis.remap("S", [i])
                         C[vi] = C[vi] + T.cast(A[vi], acc) * T.cast(B[vi], acc)
+
         return desc_ew
 
     @T.prim_func(s_tir=True)
@@ -122,6 +127,7 @@ def _desc(it: Intrinsic):
                     with T.sblock("update"):
                         vi, vk = T.axis.remap("SR", [i, k])
                         C[vi] = C[vi] + T.cast(A[vk], acc) * T.cast(weight(B, vi, vk), acc)
+
     return desc
 
 
@@ -146,11 +152,12 @@ def _impl(it: Intrinsic, parts):
             if ew:
                 T.reads(C[0:lanes], A[0:lanes], B[0:lanes])
             else:
-                T.reads(C[0:lanes], A[0:a_shape[0]], B[0:lanes, 0:b_shape[-1]])
+                T.reads(C[0:lanes], A[0 : a_shape[0]], B[0:lanes, 0 : b_shape[-1]])
             T.writes(C[0:lanes])
             C[T.ramp(T.int32(lo0), 1, n0)] = val0(T, A, B, C)
             if two:
                 C[T.ramp(T.int32(lo1), 1, n1)] = val1(T, A, B, C)
+
     return impl
 
 
@@ -168,9 +175,12 @@ def _splat(T, A, dtype: str, n: int, word: str, lanes: int, as_dtype: str):
 def _unpack4(T, packed, nbytes: int):
     """int8 x nbytes holding 2*nbytes nibbles -> int8 x (2*nbytes), in registers."""
     u = T.Cast(f"uint16x{nbytes}", T.reinterpret(packed, dtype=f"uint8x{nbytes}"))
-    both = T.bitwise_or(T.bitwise_and(u, T.Broadcast(T.uint16(0x000F), nbytes)),
-                        T.bitwise_and(T.shift_left(u, T.Broadcast(T.uint16(4), nbytes)),
-                                      T.Broadcast(T.uint16(0x0F00), nbytes)))
+    both = T.bitwise_or(
+        T.bitwise_and(u, T.Broadcast(T.uint16(0x000F), nbytes)),
+        T.bitwise_and(
+            T.shift_left(u, T.Broadcast(T.uint16(4), nbytes)), T.Broadcast(T.uint16(0x0F00), nbytes)
+        ),
+    )
     v = T.reinterpret(both, dtype=f"int8x{2 * nbytes}")
     eight = T.Broadcast(T.int8(8), 2 * nbytes)
     return T.bitwise_xor(v, eight) - eight
@@ -184,18 +194,28 @@ def _weights8(T, B, it: Intrinsic, first: int, n: int):
         full = _unpack4(T, B.vload([0, 0], dtype=f"int8x{nbytes}"), nbytes)
         if n == 2 * nbytes:
             return full
-        return (T.vectorlow(full, dtype=f"int8x{n}") if first == 0
-                else T.vectorhigh(full, dtype=f"int8x{n}"))
+        return (
+            T.vectorlow(full, dtype=f"int8x{n}")
+            if first == 0
+            else T.vectorhigh(full, dtype=f"int8x{n}")
+        )
     return B.vload([first // it.depth, first % it.depth], dtype=f"int8x{n}")
 
 
 def _sdot_impl(it: Intrinsic):
     """4 int32 lanes x 4 int8 products: the four activations as one word splatted to the
     four lanes of SDOT's second operand."""
+
     def value(T, A, B, C):
-        return _llvm(T, "llvm.aarch64.neon.sdot.v4i32.v16i8", "int32x4",
-                     C[T.ramp(T.int32(0), 1, 4)], _weights8(T, B, it, 0, 16),
-                     _splat(T, A, "int8", 4, "int32", 4, "int8x16"))
+        return _llvm(
+            T,
+            "llvm.aarch64.neon.sdot.v4i32.v16i8",
+            "int32x4",
+            C[T.ramp(T.int32(0), 1, 4)],
+            _weights8(T, B, it, 0, 16),
+            _splat(T, A, "int8", 4, "int32", 4, "int8x16"),
+        )
+
     return _impl(it, [(0, 4, value)])
 
 
@@ -208,8 +228,9 @@ def _smull_sadalp_impl(it: Intrinsic):
     wide = it.act_dtype == "int16"
     prod = "int32x4" if wide else "int16x8"
     smull = "llvm.aarch64.neon.smull.v4i32" if wide else "llvm.aarch64.neon.smull.v8i16"
-    addp = ("llvm.aarch64.neon.saddlp.v2i64.v4i32" if wide
-            else "llvm.aarch64.neon.saddlp.v4i32.v8i16")
+    addp = (
+        "llvm.aarch64.neon.saddlp.v2i64.v4i32" if wide else "llvm.aarch64.neon.saddlp.v4i32.v8i16"
+    )
     n = half * 2  # weight elements of one half
 
     def weights(T, B, first):
@@ -219,12 +240,15 @@ def _smull_sadalp_impl(it: Intrinsic):
 
     def part(first):
         def value(T, A, B, C):
-            acts = _splat(T, A, it.act_dtype, 2, "int32" if wide else "int16", half,
-                          f"{it.act_dtype}x{n}")
+            acts = _splat(
+                T, A, it.act_dtype, 2, "int32" if wide else "int16", half, f"{it.act_dtype}x{n}"
+            )
             return C[T.ramp(T.int32(first // 2), 1, half)] + _llvm(
-                T, addp, f"{it.acc_dtype}x{half}", _llvm(T, smull, prod, weights(T, B, first),
-                                                         acts))
+                T, addp, f"{it.acc_dtype}x{half}", _llvm(T, smull, prod, weights(T, B, first), acts)
+            )
+
         return (first // 2, half, value)
+
     return _impl(it, [part(0), part(n)])
 
 
@@ -238,8 +262,14 @@ def _vrmpy_impl(it: Intrinsic):
     def value(T, A, B, C):
         w = T.reinterpret(_weights8(T, B, it, 0, 128), dtype="int32x32")
         a = _splat(T, A, it.act_dtype, 4, "int32", 32, "int32x32")
-        return _llvm(T, it.llvm[0], "int32x32", C[T.ramp(T.int32(0), 1, 32)],
-                     *((a, w) if unsigned_acts else (w, a)))
+        return _llvm(
+            T,
+            it.llvm[0],
+            "int32x32",
+            C[T.ramp(T.int32(0), 1, 32)],
+            *((a, w) if unsigned_acts else (w, a)),
+        )
+
     return _impl(it, [(0, 32, value)])
 
 
@@ -261,15 +291,22 @@ def _vdmpy_impl(it: Intrinsic):
     acts; `Intrinsic.weight_min` keeps -2^15 weights away), then a 64-bit add on 32-bit lanes:
     the accumulators' low and high words are split apart (vdeal), added to (`_add64`) and
     interleaved back (vshuff). HVX has no 64-bit lanes, and LLVM scalarizes a <32 x i64> add."""
+
     def value(T, A, B, C):
         words = T.reinterpret(C[T.ramp(T.int32(0), 1, 32)], dtype="int32x64")
-        s = _llvm(T, it.llvm[0], "int32x32",
-                  T.reinterpret(B.vload([0, 0], dtype="int16x64"), dtype="int32x32"),
-                  _splat(T, A, "int16", 2, "int32", 32, "int32x32"))
-        lo, hi = _add64(T, _pick(T, [words], range(0, 64, 2)),
-                        _pick(T, [words], range(1, 64, 2)), s, 32)
+        s = _llvm(
+            T,
+            it.llvm[0],
+            "int32x32",
+            T.reinterpret(B.vload([0, 0], dtype="int16x64"), dtype="int32x32"),
+            _splat(T, A, "int16", 2, "int32", 32, "int32x32"),
+        )
+        lo, hi = _add64(
+            T, _pick(T, [words], range(0, 64, 2)), _pick(T, [words], range(1, 64, 2)), s, 32
+        )
         both = [j for i in range(32) for j in (i, 32 + i)]
         return T.reinterpret(_pick(T, [lo, hi], both), dtype="int64x32")
+
     return _impl(it, [(0, 32, value)])
 
 
@@ -278,18 +315,34 @@ def _vmpy_impl(it: Intrinsic):
     multiplies 64 int16 activations by 64 int16 weights into exact 32-bit products, even
     channels in the low vector of the pair, odd ones in the high; each half is added to its
     channels' int64 accumulators as in `_vdmpy_impl`."""
+
     def value(T, A, B, C):
         words = T.reinterpret(C[T.ramp(T.int32(0), 1, 64)], dtype="int32x128")
-        prod = _llvm(T, it.llvm[0], "int32x64",
-                     T.reinterpret(A.vload([0], dtype="int16x64"), dtype="int32x32"),
-                     T.reinterpret(B.vload([0], dtype="int16x64"), dtype="int32x32"))
+        prod = _llvm(
+            T,
+            it.llvm[0],
+            "int32x64",
+            T.reinterpret(A.vload([0], dtype="int16x64"), dtype="int32x32"),
+            T.reinterpret(B.vload([0], dtype="int16x64"), dtype="int32x32"),
+        )
         # channel c's words are 2c (low) and 2c + 1 (high): even channels at 4i, 4i + 1
-        even = _add64(T, _pick(T, [words], range(0, 128, 4)), _pick(T, [words], range(1, 128, 4)),
-                      _pick(T, [prod], range(0, 32)), 32)
-        odd = _add64(T, _pick(T, [words], range(2, 128, 4)), _pick(T, [words], range(3, 128, 4)),
-                     _pick(T, [prod], range(32, 64)), 32)
+        even = _add64(
+            T,
+            _pick(T, [words], range(0, 128, 4)),
+            _pick(T, [words], range(1, 128, 4)),
+            _pick(T, [prod], range(0, 32)),
+            32,
+        )
+        odd = _add64(
+            T,
+            _pick(T, [words], range(2, 128, 4)),
+            _pick(T, [words], range(3, 128, 4)),
+            _pick(T, [prod], range(32, 64)),
+            32,
+        )
         order = [j for i in range(32) for j in (i, 32 + i, 64 + i, 96 + i)]
         return T.reinterpret(_pick(T, [*even, *odd], order), dtype="int64x64")
+
     return _impl(it, [(0, 64, value)])
 
 
@@ -297,53 +350,191 @@ def _vmpy_impl(it: Intrinsic):
 # the table
 # ------------------------------------------------------------------------------------------
 
-def _entry(name, instruction, requires, act, wbits, acc, lanes, depth, llvm, impl_fn, doc,
-           weight_min=None, kind="dot"):
+
+def _entry(
+    name,
+    instruction,
+    requires,
+    act,
+    wbits,
+    acc,
+    lanes,
+    depth,
+    llvm,
+    impl_fn,
+    doc,
+    weight_min=None,
+    kind="dot",
+):
     key = f"accelsim.{name}.{act}.w{wbits}"
-    return Intrinsic(name, key, instruction, tuple(requires), act, wbits, acc, lanes, depth,
-                     tuple(llvm), doc, weight_min, kind), impl_fn
+    return Intrinsic(
+        name,
+        key,
+        instruction,
+        tuple(requires),
+        act,
+        wbits,
+        acc,
+        lanes,
+        depth,
+        tuple(llvm),
+        doc,
+        weight_min,
+        kind,
+    ), impl_fn
 
 
 _SDOT = "llvm.aarch64.neon.sdot.v4i32.v16i8"
 _SMULL8 = ("llvm.aarch64.neon.smull.v8i16", "llvm.aarch64.neon.saddlp.v4i32.v8i16")
 _SMULL16 = ("llvm.aarch64.neon.smull.v4i32", "llvm.aarch64.neon.saddlp.v2i64.v4i32")
 _TABLE_SPEC: list[tuple[Intrinsic, Callable]] = [
-    _entry("sdot", "sdot v.4s, v.16b, v.16b", ["neon", "dotprod"], "int8", 8, "int32", 4, 4,
-           [_SDOT], _sdot_impl,
-           "Armv8.2-A dot product: 4 int32 lanes each += 4 int8 x int8 products"),
-    _entry("sdot", "sdot v.4s, v.16b, v.16b", ["neon", "dotprod"], "int8", 4, "int32", 4, 4,
-           [_SDOT], _sdot_impl,
-           "as sdot, int4 weights unpacked to int8 in registers (ushll, and, shl, orr, eor, sub)"),
-    _entry("smull_sadalp", "smull v.8h, v.8b, v.8b; sadalp v.4s, v.8h", ["neon"], "int8", 8,
-           "int32", 8, 2, _SMULL8, _smull_sadalp_impl,
-           "Armv8.0 NEON: widening multiply then pairwise add-accumulate into int32"),
-    _entry("smull_sadalp", "smull v.8h, v.8b, v.8b; sadalp v.4s, v.8h", ["neon"], "int8", 4,
-           "int32", 8, 2, _SMULL8, _smull_sadalp_impl,
-           "as smull_sadalp, int4 weights unpacked to int8 in registers"),
-    _entry("smull_sadalp", "smull v.4s, v.4h, v.4h; sadalp v.2d, v.4s", ["neon"], "int16", 16,
-           "int64", 4, 2, _SMULL16, _smull_sadalp_impl,
-           "16-bit operands: int16 x int16 -> int32 products, pairwise accumulated into int64"),
-    _entry("vrmpy", "v.w += vrmpy(v.b, v.b)", ["hvx"], "int8", 8, "int32", 32, 4,
-           ["llvm.hexagon.V6.vrmpybv.acc.128B"], _vrmpy_impl,
-           "HVX 128B: 32 int32 lanes each += 4 int8 x int8 products (signed activations)"),
-    _entry("vrmpy", "v.w += vrmpy(v.b, v.b)", ["hvx"], "int8", 4, "int32", 32, 4,
-           ["llvm.hexagon.V6.vrmpybv.acc.128B"], _vrmpy_impl,
-           "as vrmpy, int4 weights unpacked to int8 in vector registers"),
-    _entry("vrmpy", "v.w += vrmpy(v.ub, v.b)", ["hvx"], "uint8", 8, "int32", 32, 4,
-           ["llvm.hexagon.V6.vrmpybusv.acc.128B"], _vrmpy_impl,
-           "HVX 128B, uint8 activations x int8 weights"),
-    _entry("vrmpy", "v.w += vrmpy(v.ub, v.b)", ["hvx"], "uint8", 4, "int32", 32, 4,
-           ["llvm.hexagon.V6.vrmpybusv.acc.128B"], _vrmpy_impl,
-           "HVX 128B, uint8 activations x int4 weights unpacked in registers"),
-    _entry("vdmpy", "v.w = vdmpy(v.h, v.h):sat", ["hvx"], "int16", 16, "int64", 32, 2,
-           ["llvm.hexagon.V6.vdmpyhvsat.128B"], _vdmpy_impl,
-           "HVX 128B: 32 lanes x 2 int16 x int16 products summed in 32 bits, added to int64 "
-           "accumulators held as low/high words (carry by unsigned compare)",
-           weight_min=-(2 ** 15 - 1)),
-    _entry("vmpy", "v.w = vmpy(v.h, v.h)", ["hvx"], "int16", 16, "int64", 64, 1,
-           ["llvm.hexagon.V6.vmpyhv.128B"], _vmpy_impl,
-           "HVX 128B depthwise tap: 64 channels of int16 x int16 -> exact 32-bit products, added "
-           "to int64 accumulators held as low/high words", kind="elementwise"),
+    _entry(
+        "sdot",
+        "sdot v.4s, v.16b, v.16b",
+        ["neon", "dotprod"],
+        "int8",
+        8,
+        "int32",
+        4,
+        4,
+        [_SDOT],
+        _sdot_impl,
+        "Armv8.2-A dot product: 4 int32 lanes each += 4 int8 x int8 products",
+    ),
+    _entry(
+        "sdot",
+        "sdot v.4s, v.16b, v.16b",
+        ["neon", "dotprod"],
+        "int8",
+        4,
+        "int32",
+        4,
+        4,
+        [_SDOT],
+        _sdot_impl,
+        "as sdot, int4 weights unpacked to int8 in registers (ushll, and, shl, orr, eor, sub)",
+    ),
+    _entry(
+        "smull_sadalp",
+        "smull v.8h, v.8b, v.8b; sadalp v.4s, v.8h",
+        ["neon"],
+        "int8",
+        8,
+        "int32",
+        8,
+        2,
+        _SMULL8,
+        _smull_sadalp_impl,
+        "Armv8.0 NEON: widening multiply then pairwise add-accumulate into int32",
+    ),
+    _entry(
+        "smull_sadalp",
+        "smull v.8h, v.8b, v.8b; sadalp v.4s, v.8h",
+        ["neon"],
+        "int8",
+        4,
+        "int32",
+        8,
+        2,
+        _SMULL8,
+        _smull_sadalp_impl,
+        "as smull_sadalp, int4 weights unpacked to int8 in registers",
+    ),
+    _entry(
+        "smull_sadalp",
+        "smull v.4s, v.4h, v.4h; sadalp v.2d, v.4s",
+        ["neon"],
+        "int16",
+        16,
+        "int64",
+        4,
+        2,
+        _SMULL16,
+        _smull_sadalp_impl,
+        "16-bit operands: int16 x int16 -> int32 products, pairwise accumulated into int64",
+    ),
+    _entry(
+        "vrmpy",
+        "v.w += vrmpy(v.b, v.b)",
+        ["hvx"],
+        "int8",
+        8,
+        "int32",
+        32,
+        4,
+        ["llvm.hexagon.V6.vrmpybv.acc.128B"],
+        _vrmpy_impl,
+        "HVX 128B: 32 int32 lanes each += 4 int8 x int8 products (signed activations)",
+    ),
+    _entry(
+        "vrmpy",
+        "v.w += vrmpy(v.b, v.b)",
+        ["hvx"],
+        "int8",
+        4,
+        "int32",
+        32,
+        4,
+        ["llvm.hexagon.V6.vrmpybv.acc.128B"],
+        _vrmpy_impl,
+        "as vrmpy, int4 weights unpacked to int8 in vector registers",
+    ),
+    _entry(
+        "vrmpy",
+        "v.w += vrmpy(v.ub, v.b)",
+        ["hvx"],
+        "uint8",
+        8,
+        "int32",
+        32,
+        4,
+        ["llvm.hexagon.V6.vrmpybusv.acc.128B"],
+        _vrmpy_impl,
+        "HVX 128B, uint8 activations x int8 weights",
+    ),
+    _entry(
+        "vrmpy",
+        "v.w += vrmpy(v.ub, v.b)",
+        ["hvx"],
+        "uint8",
+        4,
+        "int32",
+        32,
+        4,
+        ["llvm.hexagon.V6.vrmpybusv.acc.128B"],
+        _vrmpy_impl,
+        "HVX 128B, uint8 activations x int4 weights unpacked in registers",
+    ),
+    _entry(
+        "vdmpy",
+        "v.w = vdmpy(v.h, v.h):sat",
+        ["hvx"],
+        "int16",
+        16,
+        "int64",
+        32,
+        2,
+        ["llvm.hexagon.V6.vdmpyhvsat.128B"],
+        _vdmpy_impl,
+        "HVX 128B: 32 lanes x 2 int16 x int16 products summed in 32 bits, added to int64 "
+        "accumulators held as low/high words (carry by unsigned compare)",
+        weight_min=-(2**15 - 1),
+    ),
+    _entry(
+        "vmpy",
+        "v.w = vmpy(v.h, v.h)",
+        ["hvx"],
+        "int16",
+        16,
+        "int64",
+        64,
+        1,
+        ["llvm.hexagon.V6.vmpyhv.128B"],
+        _vmpy_impl,
+        "HVX 128B depthwise tap: 64 channels of int16 x int16 -> exact 32-bit products, added "
+        "to int64 accumulators held as low/high words",
+        kind="elementwise",
+    ),
 ]
 
 INTRINSICS: tuple[Intrinsic, ...] = tuple(i for i, _ in _TABLE_SPEC)
@@ -356,15 +547,20 @@ def variants(name: str) -> list[Intrinsic]:
     return [i for i in INTRINSICS if i.name == name]
 
 
-def select(names, features, act_dtype: str, weight_bits: int,
-           kind: str = "dot") -> Intrinsic | None:
+def select(
+    names, features, act_dtype: str, weight_bits: int, kind: str = "dot"
+) -> Intrinsic | None:
     """The first intrinsic in `names` of this `kind` that the target's features allow and that
     has a variant for these operand types; None when none applies (the schedule then
     vectorizes)."""
     for name in names:
         for it in variants(name):
-            if (it.kind == kind and set(it.requires) <= set(features)
-                    and it.act_dtype == act_dtype and it.weight_bits == weight_bits):
+            if (
+                it.kind == kind
+                and set(it.requires) <= set(features)
+                and it.act_dtype == act_dtype
+                and it.weight_bits == weight_bits
+            ):
                 return it
     return None
 
@@ -374,8 +570,10 @@ def ensure_registered(it: Intrinsic) -> str:
     if it.key in _REGISTERED:
         return it.key
     from accelsim.tvm_env import import_tvm
+
     import_tvm()
     from tvm.s_tir import TensorIntrin
+
     # TVM's registry outlives a reload of this module (tests): register only once
     if TensorIntrin.get(it.key, allow_missing=True) is None:
         TensorIntrin.register(it.key, _desc(it), _IMPLS[it.key](it))

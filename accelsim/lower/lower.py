@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -20,8 +21,6 @@ from accelsim.tvm_env import import_tvm
 
 VIEW_OPS = ("reshape", "flatten", "squeeze")
 STATUS_KERNEL, STATUS_VIEW, STATUS_NOT_LOWERED = "kernel", "view", "not lowered"
-
-
 
 
 @dataclass(frozen=True, eq=False)
@@ -39,17 +38,17 @@ class LoweredLayer:
     status: str
     precision: str
     target: str
-    mod: Any = None                       # tvm IRModule with one scheduled PrimFunc
+    mod: Any = None  # tvm IRModule with one scheduled PrimFunc
     symbol: str | None = None
-    args: tuple[ArgSpec, ...] = ()        # call order; the last one is the output
-    inputs: tuple[str, ...] = ()          # graph tensors `pack_inputs` reads
-    output: str = ""                      # graph tensor the kernel computes
+    args: tuple[ArgSpec, ...] = ()  # call order; the last one is the output
+    inputs: tuple[str, ...] = ()  # graph tensors `pack_inputs` reads
+    output: str = ""  # graph tensor the kernel computes
     pack_inputs: Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]] | None = None
     unpack_output: Callable[[np.ndarray], np.ndarray] | None = None
     signature: Mapping[str, Any] = field(default_factory=dict)
     recipe_text: str = ""
     schedule: Applied | None = None
-    key: str = ""                         # content hash: signature, precision, target, recipe
+    key: str = ""  # content hash: signature, precision, target, recipe
     reason: str = ""
     arith: _ops.FloatArith | None = None  # float kernels: arithmetic dtype and rounding count
 
@@ -66,6 +65,7 @@ class LoweredLayer:
 def _as_target(target):
     if isinstance(target, str):
         from accelsim.target import load_target
+
         return load_target(target)
     return target
 
@@ -76,14 +76,15 @@ def _version() -> str:
     intrinsics, the Kernel record), so a changed implementation never reuses a stale cached
     kernel even when the recipe and the version number stay the same."""
     import accelsim
+
     root = Path(__file__).resolve().parents[1]
     h = hashlib.sha256()
-    for f in sorted((root / "lower").glob("*.py")) + [root / "codegen" / "compile.py",
-                                                      root / "codegen" / "kernel.py"]:
+    for f in sorted((root / "lower").glob("*.py")) + [
+        root / "codegen" / "compile.py",
+        root / "codegen" / "kernel.py",
+    ]:
         h.update(f.name.encode() + b"\0" + f.read_bytes())
     return f"{accelsim.__version__}+{h.hexdigest()[:16]}"
-
-
 
 
 def graph_precision(graph: Graph) -> str:
@@ -106,6 +107,7 @@ def _is_view(graph: Graph, node: Node) -> bool:
             return True
         n, c, h, w = info.shape
         return c == 1 or h * w == 1
+
     return trivial(x, node.inputs[0]) and trivial(y, node.outputs[0])
 
 
@@ -119,7 +121,7 @@ def _plain(v):
         return v
     if isinstance(v, np.generic):
         return v.item()
-    if hasattr(v, "value") and isinstance(getattr(v, "value"), (int, float)):
+    if hasattr(v, "value") and isinstance(v.value, (int, float)):
         return v.value
     return str(v)
 
@@ -131,8 +133,9 @@ def _argspecs(built) -> tuple[ArgSpec, ...]:
     return tuple(out)
 
 
-def lower_node(graph: Graph, node: Node, target, recipes=None, precision: str | None = None,
-               schedules=None) -> LoweredLayer:
+def lower_node(
+    graph: Graph, node: Node, target, recipes=None, precision: str | None = None, schedules=None
+) -> LoweredLayer:
     """Lower one node for `target` (a Target or a target name) with the recipe file `recipes`
     (default: `schedules/<target kind>.yaml`, or `schedules`: a file or directory)."""
     target = _as_target(target)
@@ -143,17 +146,28 @@ def lower_node(graph: Graph, node: Node, target, recipes=None, precision: str | 
     base = dict(name=node.name, op=node.op, precision=prec, target=target.name)
     if node.op in VIEW_OPS:
         if _is_view(graph, node):
-            return LoweredLayer(op_class="view", status=STATUS_VIEW, inputs=(node.inputs[0],),
-                                output=node.outputs[0],
-                                reason="the kernel layout already has the output's element "
-                                       "order", **base)
-        return LoweredLayer(op_class=cls, status=STATUS_NOT_LOWERED,
-                            reason="reshape of an NHWC tensor with H*W > 1 needs a transpose "
-                                   "kernel (not lowered)", **base)
+            return LoweredLayer(
+                op_class="view",
+                status=STATUS_VIEW,
+                inputs=(node.inputs[0],),
+                output=node.outputs[0],
+                reason="the kernel layout already has the output's element order",
+                **base,
+            )
+        return LoweredLayer(
+            op_class=cls,
+            status=STATUS_NOT_LOWERED,
+            reason="reshape of an NHWC tensor with H*W > 1 needs a transpose kernel (not lowered)",
+            **base,
+        )
     builder = _ops.builder_for(graph, node)
     if builder is None:
-        return LoweredLayer(op_class=cls, status=STATUS_NOT_LOWERED,
-                            reason=f"no lowering for op '{node.op}'", **base)
+        return LoweredLayer(
+            op_class=cls,
+            status=STATUS_NOT_LOWERED,
+            reason=f"no lowering for op '{node.op}'",
+            **base,
+        )
     ctx = _ops.Ctx(graph, node, target, recipes, prec)
     try:
         built = builder(ctx)
@@ -162,9 +176,14 @@ def lower_node(graph: Graph, node: Node, target, recipes=None, precision: str | 
     tvm = import_tvm()
     built.signature = _plain(built.signature)
     func = tvm.te.create_prim_func(built.tensors)
-    key_src = {"signature": built.signature, "tir": func.script(),
-               "precision": built.recipe.precision, "target": target.codegen.tvm_target_dict(),
-               "recipe": built.recipe.text, "version": _version()}
+    key_src = {
+        "signature": built.signature,
+        "tir": func.script(),
+        "precision": built.recipe.precision,
+        "target": target.codegen.tvm_target_dict(),
+        "recipe": built.recipe.text,
+        "version": _version(),
+    }
     key = hashlib.sha256(json.dumps(key_src, sort_keys=True, default=str).encode()).hexdigest()
     symbol = f"accelsim_{built.op_class}_{key[:16]}"
     func = func.with_attr("global_symbol", symbol)
@@ -176,19 +195,33 @@ def lower_node(graph: Graph, node: Node, target, recipes=None, precision: str | 
     except RecipeError:
         raise
     except tvm.s_tir.ScheduleError as exc:
-        raise RecipeError(f"{built.recipe.where('order')}: the recipe cannot be applied to layer "
-                          f"'{node.name}': {str(exc).splitlines()[0][:300]}") from None
+        raise RecipeError(
+            f"{built.recipe.where('order')}: the recipe cannot be applied to layer "
+            f"'{node.name}': {str(exc).splitlines()[0][:300]}"
+        ) from None
     mod = sch.mod
-    return LoweredLayer(op_class=built.op_class, status=STATUS_KERNEL, mod=mod, symbol=symbol,
-                        args=_argspecs(built), inputs=built.inputs, output=node.outputs[0],
-                        pack_inputs=built.pack, unpack_output=built.unpack,
-                        signature=built.signature, recipe_text=built.recipe.text,
-                        schedule=applied, key=key, arith=built.arith,
-                        **{**base, "precision": built.recipe.precision})
+    return LoweredLayer(
+        op_class=built.op_class,
+        status=STATUS_KERNEL,
+        mod=mod,
+        symbol=symbol,
+        args=_argspecs(built),
+        inputs=built.inputs,
+        output=node.outputs[0],
+        pack_inputs=built.pack,
+        unpack_output=built.unpack,
+        signature=built.signature,
+        recipe_text=built.recipe.text,
+        schedule=applied,
+        key=key,
+        arith=built.arith,
+        **{**base, "precision": built.recipe.precision},
+    )
 
 
-def lower_graph(graph: Graph, target, precision: str | None = None,
-                schedules=None) -> list[LoweredLayer]:
+def lower_graph(
+    graph: Graph, target, precision: str | None = None, schedules=None
+) -> list[LoweredLayer]:
     """Lower every node of `graph` (views and not-lowered nodes included, in graph order)."""
     target = _as_target(target)
     recipes = recipes_for(target, schedules)

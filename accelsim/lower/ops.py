@@ -46,16 +46,23 @@ non-spatial axes; float16 graphs on targets without fp16 arithmetic or emulation
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
 from accelsim.errors import AccelsimError
 from accelsim.lower import intrin as _intrin
 from accelsim.lower import requant as rq
-from accelsim.lower.schedule import Axis, ComputeSpec, Recipe, RecipeError, pow2_divisor, \
-    resolve_size
+from accelsim.lower.schedule import (
+    Axis,
+    ComputeSpec,
+    Recipe,
+    RecipeError,
+    pow2_divisor,
+    resolve_size,
+)
 from accelsim.model.graph import DTYPE_BITS, NUMPY_DTYPE, Graph, Node, TensorInfo, dtype_range
 from accelsim.model.ops import activation_bounds, spatial_axes
 from accelsim.tvm_env import import_tvm
@@ -69,16 +76,16 @@ class NotLowered(AccelsimError):
 class Built:
     """What an operator builder returns to the lowering driver."""
 
-    op_class: str                 # recipe class: conv2d, depthwise_conv2d, dense, elementwise, pool
-    tensors: list                 # TE tensors in argument order (inputs..., output last)
-    names: list[str]              # argument names, same order
+    op_class: str  # recipe class: conv2d, depthwise_conv2d, dense, elementwise, pool
+    tensors: list  # TE tensors in argument order (inputs..., output last)
+    names: list[str]  # argument names, same order
     spec: ComputeSpec
     recipe: Recipe
     pack: Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]
     unpack: Callable[[np.ndarray], np.ndarray]
     signature: dict
-    inputs: tuple[str, ...]       # graph tensors the packer reads
-    arith: "FloatArith | None" = None   # float layers: how the arithmetic rounds
+    inputs: tuple[str, ...]  # graph tensors the packer reads
+    arith: FloatArith | None = None  # float layers: how the arithmetic rounds
 
 
 @dataclass(frozen=True)
@@ -97,8 +104,8 @@ class Ctx:
     graph: Graph
     node: Node
     target: Any
-    recipes: Any                  # RecipeFile
-    precision: str                # the graph's precision name (for non-weighted ops)
+    recipes: Any  # RecipeFile
+    precision: str  # the graph's precision name (for non-weighted ops)
 
     @property
     def layer(self) -> str:
@@ -124,6 +131,7 @@ class Ctx:
 # helpers
 # ------------------------------------------------------------------------------------------
 
+
 def _te():
     return import_tvm().te
 
@@ -135,8 +143,6 @@ def _tirx():
 def _wrap32(v) -> np.ndarray:
     v = np.asarray(v, dtype=np.int64)
     return (((v + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)).astype(np.int32)
-
-
 
 
 def _store_dtype(dtype: str) -> str:
@@ -197,6 +203,7 @@ def _need_per_tensor(ctx: Ctx, info: TensorInfo | None, what: str) -> None:
 
 def _qclamp(info: TensorInfo, attrs) -> tuple[int, int]:
     from accelsim.ref.int_ops import quantized_clamp
+
     lo, hi = activation_bounds(attrs)
     return quantized_clamp(info, lo, hi)
 
@@ -219,12 +226,14 @@ def _roundup(v: int, m: int) -> int:
 
 def _mbqm_params(s_in: np.float32, s_w: np.ndarray, s_out: np.float32):
     from accelsim.quant import fixedpoint as fx
+
     eff = np.float64(s_in) * s_w.astype(np.float64) / np.float64(s_out)
     return fx.quantize_multiplier_array(eff)
 
 
 def _qm(real: float) -> tuple[int, int]:
     from accelsim.quant import fixedpoint as fx
+
     return fx.quantize_multiplier(float(real))
 
 
@@ -240,8 +249,9 @@ def _lanes(ctx: Ctx, bits: int) -> int:
     return max(1, ctx.vector_bits // bits)
 
 
-def _block(recipe: Recipe, axis: str, extent: int, auto: int, layer: str, unit: str,
-           must_divide: bool) -> int:
+def _block(
+    recipe: Recipe, axis: str, extent: int, auto: int, layer: str, unit: str, must_divide: bool
+) -> int:
     """A block size from the recipe (see schedule.py): auto -> power of two dividing."""
     v = (recipe.get("block") or {}).get(axis, "auto")
     where = recipe.where("block", axis)
@@ -276,7 +286,7 @@ class FloatTypes:
         return np.dtype(self.compute)
 
 
-def _with_arith(built: Built, ft: "FloatTypes | None", roundings: int) -> Built:
+def _with_arith(built: Built, ft: FloatTypes | None, roundings: int) -> Built:
     if ft is not None:
         built.arith = FloatArith(ft.compute, int(roundings))
     return built
@@ -288,8 +298,10 @@ def float_types(ctx: Ctx, *infos: TensorInfo | None) -> FloatTypes:
     listed under `codegen.emulation`, else NotLowered (module docstring)."""
     dts = sorted({i.dtype for i in infos if i is not None})
     if len(dts) != 1 or dts[0] not in _FLOAT_PRECISION:
-        raise NotLowered(f"float operands of dtypes {', '.join(dts)} (one of "
-                         f"{', '.join(_FLOAT_PRECISION)} expected)")
+        raise NotLowered(
+            f"float operands of dtypes {', '.join(dts)} (one of "
+            f"{', '.join(_FLOAT_PRECISION)} expected)"
+        )
     dt = dts[0]
     prec, feature = _FLOAT_PRECISION[dt]
     cg = ctx.target.codegen
@@ -297,15 +309,16 @@ def float_types(ctx: Ctx, *infos: TensorInfo | None) -> FloatTypes:
         return FloatTypes(dt, dt, prec)
     if prec in cg.emulation:
         return FloatTypes(dt, "float32", prec)
-    raise NotLowered(f"target '{ctx.target.name}' has no {prec} arithmetic (no '{feature}' in "
-                     f"codegen.features) and no {prec} entry in codegen.emulation")
-
-
+    raise NotLowered(
+        f"target '{ctx.target.name}' has no {prec} arithmetic (no '{feature}' in "
+        f"codegen.features) and no {prec} entry in codegen.emulation"
+    )
 
 
 # ------------------------------------------------------------------------------------------
 # epilogues
 # ------------------------------------------------------------------------------------------
+
 
 def _int_epilogue(acc, c, *, bias, mult, shift, qp, wide: bool, double: bool, out_dtype: str):
     """bias + requantize + clamp of one accumulator (TIR expression)."""
@@ -319,8 +332,9 @@ def _int_epilogue(acc, c, *, bias, mult, shift, qp, wide: bool, double: bool, ou
     v = acc + bias[c]
     del tirx
     fn = rq.mbqm64 if wide else rq.mbqm
-    return fn(v, mult[c], shift[c],
-              lambda r: rq.clamp_add(r, qp[1], qp[2], qp[3]).astype(out_dtype))
+    return fn(
+        v, mult[c], shift[c], lambda r: rq.clamp_add(r, qp[1], qp[2], qp[3]).astype(out_dtype)
+    )
 
 
 def _float_epilogue(v, fp, out_dtype: str | None = None):
@@ -332,6 +346,7 @@ def _float_epilogue(v, fp, out_dtype: str | None = None):
 # ------------------------------------------------------------------------------------------
 # conv2d / dense
 # ------------------------------------------------------------------------------------------
+
 
 def _weight_scales(w_info: TensorInfo, cout: int) -> np.ndarray:
     s = np.asarray(w_info.quant.scale, dtype=np.float32)
@@ -360,8 +375,11 @@ def contraction(ctx: Ctx) -> Built:
     if not g.is_constant(node.inputs[1]):
         raise NotLowered("weights are not a constant")
     w = np.asarray(g.constants[node.inputs[1]])
-    bias_c = (np.asarray(g.constants[node.inputs[2]]) if b_i is not None
-              and g.is_constant(node.inputs[2]) else None)
+    bias_c = (
+        np.asarray(g.constants[node.inputs[2]])
+        if b_i is not None and g.is_constant(node.inputs[2])
+        else None
+    )
     if b_i is not None and bias_c is None:
         raise NotLowered("bias is not a constant")
     layout = node.attr("data_layout", "NCHW")
@@ -373,8 +391,9 @@ def contraction(ctx: Ctx) -> Built:
         strides, dil, pads = (1, 1), (1, 1), (0, 0, 0, 0)
     else:
         if node.attr("groups", 1) != 1:
-            raise NotLowered(f"grouped convolution (groups={node.attr('groups')}) other than "
-                             f"depthwise")
+            raise NotLowered(
+                f"grouped convolution (groups={node.attr('groups')}) other than depthwise"
+            )
         O, I, KH, KW = w.shape
         ca, ha, wa = spatial_axes(layout)
         N, H, W_ = x_i.shape[0], x_i.shape[ha], x_i.shape[wa]
@@ -422,23 +441,28 @@ def contraction(ctx: Ctx) -> Built:
         if it is not None and it.acc_dtype != accdt:
             it = None
         if it is not None and it.weight_min is not None and w.size and w.min() < it.weight_min:
-            notes.append(f"intrinsic '{it.name}' not used: a weight of {int(w.min())} is below "
-                         f"{it.weight_min}, the smallest it computes exactly")
+            notes.append(
+                f"intrinsic '{it.name}' not used: a weight of {int(w.min())} is below "
+                f"{it.weight_min}, the smallest it computes exactly"
+            )
             it = None
     if it is not None:
         bo, bk = it.lanes, it.depth
         for ax, want in (("oc", bo), ("ic", bk)):
             v = (recipe.get("block") or {}).get(ax, "auto")
             if v != "auto" and v != want:
-                raise RecipeError(f"{recipe.where('block', ax)}: intrinsic '{it.name}' needs "
-                                  f"{want}, found {v!r} (layer '{ctx.layer}')")
+                raise RecipeError(
+                    f"{recipe.where('block', ax)}: intrinsic '{it.name}' needs "
+                    f"{want}, found {v!r} (layer '{ctx.layer}')"
+                )
     else:
-        bo = _block(recipe, "oc", O, _lanes(ctx, acc_bits), ctx.layer, "output channels",
-                    False)
+        bo = _block(recipe, "oc", O, _lanes(ctx, acc_bits), ctx.layer, "output channels", False)
         bk = _block(recipe, "ic", I, 2 if w4 else 1, ctx.layer, "input channels", False)
         if w4 and bk % 2:
-            raise RecipeError(f"{recipe.where('block', 'ic')}: 4-bit weights are packed in "
-                              f"pairs along ic, so the ic block must be even (found {bk})")
+            raise RecipeError(
+                f"{recipe.where('block', 'ic')}: 4-bit weights are packed in "
+                f"pairs along ic, so the ic block must be even (found {bk})"
+            )
     pbk = bk // 2 if w4 else bk
     OCp, ICp = _roundup(O, bo), _roundup(I, bk)
     sh, sw = strides
@@ -469,21 +493,31 @@ def contraction(ctx: Ctx) -> Built:
             shift = te.placeholder((O,), "int32", name="shift")
         qp = te.placeholder((4,), "int32", name="qparams")
         params = [bias, mult] + ([shift] if shift is not None else []) + [qp]
-        pnames = ["bias", "scale" if double else "mult"] + (["shift"] if shift is not None
-                                                             else []) + ["qparams"]
+        pnames = (
+            ["bias", "scale" if double else "mult"]
+            + (["shift"] if shift is not None else [])
+            + ["qparams"]
+        )
         pad_value = qp[0].astype(xdt)
 
     stages: list[tuple[str, int]] = []
     need_pad = bool(pt or pl or pb or pr) or ICp != I
     if need_pad:
         if is_dense:
-            xin = te.compute((N, ICp), lambda n, c: tirx.if_then_else(
-                c < I, x[n, c], pad_value), name="pad")
+            xin = te.compute(
+                (N, ICp), lambda n, c: tirx.if_then_else(c < I, x[n, c], pad_value), name="pad"
+            )
         else:
             Hp, Wp = H + pt + pb, W_ + pl + pr
-            xin = te.compute((N, Hp, Wp, ICp), lambda n, h, ww, c: tirx.if_then_else(
-                tirx.all(h >= pt, h < H + pt, ww >= pl, ww < W_ + pl, c < I),
-                x[n, h - pt, ww - pl, c], pad_value), name="pad")
+            xin = te.compute(
+                (N, Hp, Wp, ICp),
+                lambda n, h, ww, c: tirx.if_then_else(
+                    tirx.all(h >= pt, h < H + pt, ww >= pl, ww < W_ + pl, c < I),
+                    x[n, h - pt, ww - pl, c],
+                    pad_value,
+                ),
+                name="pad",
+            )
         bits = DTYPE_BITS.get(xdt, 32)
         stages.append(("pad", pow2_divisor(ICp, _lanes(ctx, bits)) if ICp == I else 1))
     else:
@@ -505,17 +539,31 @@ def contraction(ctx: Ctx) -> Built:
     ric = te.reduce_axis((0, ICp // bk), "ic")
     ricv = te.reduce_axis((0, bk), "icv")
     if is_dense:
-        acc = te.compute((N, OCp), lambda n, oc: te.sum(
-            (xin[n, ric * bk + ricv].astype(pdt)
-             * wval(oc // bo, ric, oc % bo, ricv).astype(pdt)).astype(accdt),
-            axis=[ric, ricv]), name="acc")
+        acc = te.compute(
+            (N, OCp),
+            lambda n, oc: te.sum(
+                (
+                    xin[n, ric * bk + ricv].astype(pdt)
+                    * wval(oc // bo, ric, oc % bo, ricv).astype(pdt)
+                ).astype(accdt),
+                axis=[ric, ricv],
+            ),
+            name="acc",
+        )
     else:
         rkh = te.reduce_axis((0, KH), "kh")
         rkw = te.reduce_axis((0, KW), "kw")
-        acc = te.compute((N, OH, OW, OCp), lambda n, oh, ow, oc: te.sum(
-            (xin[n, oh * sh + rkh * dh, ow * sw + rkw * dw, ric * bk + ricv].astype(pdt)
-             * wval(oc // bo, rkh, rkw, ric, oc % bo, ricv).astype(pdt)).astype(accdt),
-            axis=[rkh, rkw, ric, ricv]), name="acc")
+        acc = te.compute(
+            (N, OH, OW, OCp),
+            lambda n, oh, ow, oc: te.sum(
+                (
+                    xin[n, oh * sh + rkh * dh, ow * sw + rkw * dw, ric * bk + ricv].astype(pdt)
+                    * wval(oc // bo, rkh, rkw, ric, oc % bo, ricv).astype(pdt)
+                ).astype(accdt),
+                axis=[rkh, rkw, ric, ricv],
+            ),
+            name="acc",
+        )
 
     if is_float:
         odt = ft.storage
@@ -526,29 +574,51 @@ def contraction(ctx: Ctx) -> Built:
         odt = _store_dtype(o_i.dtype)
 
         def epi(a, c):
-            return _int_epilogue(a, c, bias=bias, mult=mult, shift=shift, qp=qp, wide=wide,
-                                 double=double, out_dtype=odt)
+            return _int_epilogue(
+                a,
+                c,
+                bias=bias,
+                mult=mult,
+                shift=shift,
+                qp=qp,
+                wide=wide,
+                double=double,
+                out_dtype=odt,
+            )
+
     if is_dense:
         y = te.compute((N, O), lambda n, oc: epi(acc[n, oc], oc), name="y")
-        axes = [Axis("n", N, unit="rows"),
-                Axis("oc", OCp, vsplit=bo, unit="output channels"),
-                Axis("ic", ICp // bk, reduce=True, unit="input channels", elem=bk),
-                Axis("ic.v", bk, reduce=True)]
+        axes = [
+            Axis("n", N, unit="rows"),
+            Axis("oc", OCp, vsplit=bo, unit="output channels"),
+            Axis("ic", ICp // bk, reduce=True, unit="input channels", elem=bk),
+            Axis("ic.v", bk, reduce=True),
+        ]
         default_order = ("n", "oc", "ic", "ic.v")
     else:
-        y = te.compute((N, OH, OW, O), lambda n, oh, ow, oc: epi(acc[n, oh, ow, oc], oc),
-                       name="y")
-        axes = [Axis("n", N, unit="images"), Axis("oh", OH, unit="output rows"),
-                Axis("ow", OW, unit="output columns"),
-                Axis("oc", OCp, vsplit=bo, unit="output channels"),
-                Axis("kh", KH, reduce=True, unit="kernel rows"),
-                Axis("kw", KW, reduce=True, unit="kernel columns"),
-                Axis("ic", ICp // bk, reduce=True, unit="input channels", elem=bk),
-                Axis("ic.v", bk, reduce=True)]
+        y = te.compute((N, OH, OW, O), lambda n, oh, ow, oc: epi(acc[n, oh, ow, oc], oc), name="y")
+        axes = [
+            Axis("n", N, unit="images"),
+            Axis("oh", OH, unit="output rows"),
+            Axis("ow", OW, unit="output columns"),
+            Axis("oc", OCp, vsplit=bo, unit="output channels"),
+            Axis("kh", KH, reduce=True, unit="kernel rows"),
+            Axis("kw", KW, reduce=True, unit="kernel columns"),
+            Axis("ic", ICp // bk, reduce=True, unit="input channels", elem=bk),
+            Axis("ic.v", bk, reduce=True),
+        ]
         default_order = ("n", "oh", "ow", "oc", "kh", "kw", "ic", "ic.v")
-    spec = ComputeSpec(main="acc", axes=axes, epilogue="y", stages=stages, intrinsic=it,
-                       intrinsic_loops=("oc.v", "ic.v"), default_order=default_order,
-                       layer=ctx.layer, notes=tuple(notes))
+    spec = ComputeSpec(
+        main="acc",
+        axes=axes,
+        epilogue="y",
+        stages=stages,
+        intrinsic=it,
+        intrinsic_loops=("oc.v", "ic.v"),
+        default_order=default_order,
+        layer=ctx.layer,
+        notes=tuple(notes),
+    )
 
     # ---- numpy side ----------------------------------------------------------------------
     x_name, out_shape = node.inputs[0], o_i.shape
@@ -576,10 +646,8 @@ def contraction(ctx: Ctx) -> Built:
         return blk.astype(np.dtype(wdt))
 
     if is_float:
-        bvec = (bias_c.astype(ft.np_compute) if bias_c is not None
-                else np.zeros(O, ft.np_compute))
-        consts = {"w": None, "bias": bvec,
-                  "fparams": _fbounds(node.attrs).astype(ft.np_compute)}
+        bvec = bias_c.astype(ft.np_compute) if bias_c is not None else np.zeros(O, ft.np_compute)
+        consts = {"w": None, "bias": bvec, "fparams": _fbounds(node.attrs).astype(ft.np_compute)}
     else:
         zx = _zp(x_i)
         wsum = w.astype(np.int64).reshape(O, -1).sum(axis=1)
@@ -592,12 +660,16 @@ def contraction(ctx: Ctx) -> Built:
         else:
             if x_i.dtype == "uint8" and not w_i.quant.per_channel:
                 from accelsim.quant import fixedpoint as fx
+
                 m = np.float64(np.float32(_scale32(x_i) * s_w[0])) / np.float64(_scale32(o_i))
                 mult_v, shift_v = fx.quantize_multiplier_array(np.full(O, m))
             else:
                 mult_v, shift_v = _mbqm_params(_scale32(x_i), s_w, _scale32(o_i))
-            consts = {"bias": folded.astype(np.int64) if wide else _wrap32(folded),
-                      "mult": mult_v.astype(np.int32), "shift": shift_v.astype(np.int32)}
+            consts = {
+                "bias": folded.astype(np.int64) if wide else _wrap32(folded),
+                "mult": mult_v.astype(np.int32),
+                "shift": shift_v.astype(np.int32),
+            }
         qmin, qmax = _qclamp(o_i, node.attrs)
         consts["qparams"] = np.array([zx, _zp(o_i), qmin, qmax], dtype=np.int32)
     cache: dict[str, np.ndarray] = {}
@@ -620,20 +692,44 @@ def contraction(ctx: Ctx) -> Built:
             return np.asarray(arr).reshape(out_shape)
         return from_kernel_layout(np.asarray(arr), layout)
 
-    signature = {"op": node.op, "class": cls, "x": [list(x.shape), xdt],
-                 "w": [list(wshape), wdt, wbits], "y": [list(y.shape), odt],
-                 "kernel": [KH, KW], "strides": list(strides), "dilations": list(dil),
-                 "pads": list(pads), "acc": accdt, "requant": "double" if double else (
-                     "fixed64" if wide else ("fixed" if not is_float else "float")),
-                 "intrinsic": it.key if it else None, "block": [bo, bk]}
-    return _with_arith(Built(cls, [x, wp] + params + [y], ["x", "w"] + pnames + ["y"], spec,
-                             recipe, pack, unpack, signature, (x_name,)),
-                       ft if is_float else None, 2 * KH * KW * I + 1)
+    signature = {
+        "op": node.op,
+        "class": cls,
+        "x": [list(x.shape), xdt],
+        "w": [list(wshape), wdt, wbits],
+        "y": [list(y.shape), odt],
+        "kernel": [KH, KW],
+        "strides": list(strides),
+        "dilations": list(dil),
+        "pads": list(pads),
+        "acc": accdt,
+        "requant": "double"
+        if double
+        else ("fixed64" if wide else ("fixed" if not is_float else "float")),
+        "intrinsic": it.key if it else None,
+        "block": [bo, bk],
+    }
+    return _with_arith(
+        Built(
+            cls,
+            [x, wp] + params + [y],
+            ["x", "w"] + pnames + ["y"],
+            spec,
+            recipe,
+            pack,
+            unpack,
+            signature,
+            (x_name,),
+        ),
+        ft if is_float else None,
+        2 * KH * KW * I + 1,
+    )
 
 
 # ------------------------------------------------------------------------------------------
 # depthwise conv2d
 # ------------------------------------------------------------------------------------------
+
 
 def depthwise(ctx: Ctx) -> Built:
     te, tirx = _te(), _tirx()
@@ -683,15 +779,19 @@ def depthwise(ctx: Ctx) -> Built:
             it = None
         if it is not None and C % it.lanes:
             # no channel padding in depthwise kernels: the layer keeps the plain loop
-            notes.append(f"intrinsic '{it.name}' not used: {C} channels are not a multiple of "
-                         f"its {it.lanes} lanes")
+            notes.append(
+                f"intrinsic '{it.name}' not used: {C} channels are not a multiple of "
+                f"its {it.lanes} lanes"
+            )
             it = None
     if it is not None:
         V = it.lanes
         v = (recipe.get("block") or {}).get("c", "auto")
         if v != "auto" and v != V:
-            raise RecipeError(f"{recipe.where('block', 'c')}: intrinsic '{it.name}' needs {V}, "
-                              f"found {v!r} (layer '{ctx.layer}')")
+            raise RecipeError(
+                f"{recipe.where('block', 'c')}: intrinsic '{it.name}' needs {V}, "
+                f"found {v!r} (layer '{ctx.layer}')"
+            )
     else:
         V = _block(recipe, "c", C, _lanes(ctx, DTYPE_BITS[accdt]), ctx.layer, "channels", True)
 
@@ -702,8 +802,9 @@ def depthwise(ctx: Ctx) -> Built:
         wp = te.placeholder((KH, KW, Cp // 2), "int8", name="w")
         # 4-bit weights: unpacked once per call (KH*KW*C values) by shifts, then the 8-bit
         # kernel; the weights of a depthwise layer are tiny next to its activations
-        wu = te.compute((KH, KW, C), lambda i, j, c: _intrin.nibble(wp[i, j, c // 2], c),
-                        name="wunpack")
+        wu = te.compute(
+            (KH, KW, C), lambda i, j, c: _intrin.nibble(wp[i, j, c // 2], c), name="wunpack"
+        )
         stages.append(("wunpack", 1))
     else:
         wp = te.placeholder((KH, KW, C), wdt, name="w")
@@ -726,41 +827,85 @@ def depthwise(ctx: Ctx) -> Built:
     padded = bool(pt or pl or pb or pr)
     if padded and (recipe.get("pad") or {}).get("materialize", False):
         # a padded copy first: the main loop then reads whole vectors without a condition
-        xp = te.compute((N, H + pt + pb, W_ + pl + pr, C), lambda n, h, ww, c: tirx.if_then_else(
-            tirx.all(h >= pt, h < H + pt, ww >= pl, ww < W_ + pl), x[n, h - pt, ww - pl, c],
-            pad_value), name="pad")
+        xp = te.compute(
+            (N, H + pt + pb, W_ + pl + pr, C),
+            lambda n, h, ww, c: tirx.if_then_else(
+                tirx.all(h >= pt, h < H + pt, ww >= pl, ww < W_ + pl),
+                x[n, h - pt, ww - pl, c],
+                pad_value,
+            ),
+            name="pad",
+        )
         stages.append(("pad", V))
 
         def xv(n, h, ww, c):
             return xp[n, h + pt, ww + pl, c]
     else:
+
         def xv(n, h, ww, c):
             if padded:
-                return tirx.if_then_else(tirx.all(h >= 0, h < H, ww >= 0, ww < W_),
-                                         x[n, h, ww, c], pad_value)
+                return tirx.if_then_else(
+                    tirx.all(h >= 0, h < H, ww >= 0, ww < W_), x[n, h, ww, c], pad_value
+                )
             return x[n, h, ww, c]
 
     # 8-bit products fit int16 (|x * w| <= 2^14): multiply at 16 bits, accumulate widened,
     # which is what NEON (smull / smlal) and HVX (vmpy) do natively
     pdt = "int16" if (not is_float and DTYPE_BITS[x_i.dtype] <= 8 and wbits <= 8) else accdt
-    acc = te.compute((N, OH, OW, C), lambda n, oh, ow, c: te.sum(
-        (xv(n, oh * sh + rkh * dh - pt, ow * sw + rkw * dw - pl, c).astype(pdt)
-         * wu[rkh, rkw, c].astype(pdt)).astype(accdt), axis=[rkh, rkw]), name="acc")
+    acc = te.compute(
+        (N, OH, OW, C),
+        lambda n, oh, ow, c: te.sum(
+            (
+                xv(n, oh * sh + rkh * dh - pt, ow * sw + rkw * dw - pl, c).astype(pdt)
+                * wu[rkh, rkw, c].astype(pdt)
+            ).astype(accdt),
+            axis=[rkh, rkw],
+        ),
+        name="acc",
+    )
     if is_float:
         odt = ft.storage
-        y = te.compute((N, OH, OW, C), lambda n, oh, ow, c: _float_epilogue(
-            acc[n, oh, ow, c] + bias[c], fp, odt), name="y")
+        y = te.compute(
+            (N, OH, OW, C),
+            lambda n, oh, ow, c: _float_epilogue(acc[n, oh, ow, c] + bias[c], fp, odt),
+            name="y",
+        )
     else:
         odt = _store_dtype(o_i.dtype)
-        y = te.compute((N, OH, OW, C), lambda n, oh, ow, c: _int_epilogue(
-            acc[n, oh, ow, c], c, bias=bias, mult=mult, shift=shift, qp=qp, wide=wide,
-            double=False, out_dtype=odt), name="y")
-    axes = [Axis("n", N, unit="images"), Axis("oh", OH, unit="output rows"),
-            Axis("ow", OW, unit="output columns"), Axis("c", C, vsplit=V, unit="channels"),
-            Axis("kh", KH, reduce=True), Axis("kw", KW, reduce=True)]
-    spec = ComputeSpec(main="acc", axes=axes, epilogue="y", stages=stages, intrinsic=it,
-                       intrinsic_loops=("c.v",), default_order=("n", "oh", "ow", "c", "kh", "kw"),
-                       layer=ctx.layer, notes=tuple(notes))
+        y = te.compute(
+            (N, OH, OW, C),
+            lambda n, oh, ow, c: _int_epilogue(
+                acc[n, oh, ow, c],
+                c,
+                bias=bias,
+                mult=mult,
+                shift=shift,
+                qp=qp,
+                wide=wide,
+                double=False,
+                out_dtype=odt,
+            ),
+            name="y",
+        )
+    axes = [
+        Axis("n", N, unit="images"),
+        Axis("oh", OH, unit="output rows"),
+        Axis("ow", OW, unit="output columns"),
+        Axis("c", C, vsplit=V, unit="channels"),
+        Axis("kh", KH, reduce=True),
+        Axis("kw", KW, reduce=True),
+    ]
+    spec = ComputeSpec(
+        main="acc",
+        axes=axes,
+        epilogue="y",
+        stages=stages,
+        intrinsic=it,
+        intrinsic_loops=("c.v",),
+        default_order=("n", "oh", "ow", "c", "kh", "kw"),
+        layer=ctx.layer,
+        notes=tuple(notes),
+    )
 
     x_name = node.inputs[0]
 
@@ -775,9 +920,12 @@ def depthwise(ctx: Ctx) -> Built:
         return np.ascontiguousarray(wv.astype(np.dtype(wdt)))
 
     if is_float:
-        consts = {"bias": bias_c.astype(ft.np_compute) if bias_c is not None
-                  else np.zeros(C, ft.np_compute),
-                  "fparams": _fbounds(node.attrs).astype(ft.np_compute)}
+        consts = {
+            "bias": bias_c.astype(ft.np_compute)
+            if bias_c is not None
+            else np.zeros(C, ft.np_compute),
+            "fparams": _fbounds(node.attrs).astype(ft.np_compute),
+        }
     else:
         zx = _zp(x_i)
         wsum = w.astype(np.int64).reshape(C, -1).sum(axis=1)
@@ -785,34 +933,61 @@ def depthwise(ctx: Ctx) -> Built:
         folded = b64 - zx * wsum
         mult_v, shift_v = _mbqm_params(_scale32(x_i), _weight_scales(w_i, C), _scale32(o_i))
         qmin, qmax = _qclamp(o_i, node.attrs)
-        consts = {"bias": folded.astype(np.int64) if wide else _wrap32(folded),
-                  "mult": mult_v.astype(np.int32), "shift": shift_v.astype(np.int32),
-                  "qparams": np.array([zx, _zp(o_i), qmin, qmax], np.int32)}
+        consts = {
+            "bias": folded.astype(np.int64) if wide else _wrap32(folded),
+            "mult": mult_v.astype(np.int32),
+            "shift": shift_v.astype(np.int32),
+            "qparams": np.array([zx, _zp(o_i), qmin, qmax], np.int32),
+        }
     cache: dict[str, np.ndarray] = {}
 
     def pack(values):
         if "w" not in cache:
             cache["w"] = pack_weights()
-        out = {"x": to_kernel_layout(np.asarray(values[x_name]), layout).astype(np.dtype(xdt)),
-               "w": cache["w"]}
+        out = {
+            "x": to_kernel_layout(np.asarray(values[x_name]), layout).astype(np.dtype(xdt)),
+            "w": cache["w"],
+        }
         out.update({k: consts[k] for k in pnames})
         return out
 
     def unpack(arr):
         return from_kernel_layout(np.asarray(arr), layout)
 
-    signature = {"op": node.op, "class": "depthwise_conv2d", "x": [list(x.shape), xdt],
-                 "w": [list(wp.shape), wdt, wbits], "y": [list(y.shape), odt],
-                 "strides": [sh, sw], "dilations": [dh, dw], "pads": [pt, pl, pb, pr],
-                 "acc": accdt, "block": V, "intrinsic": it.key if it else None}
-    return _with_arith(Built("depthwise_conv2d", [x, wp] + params + [y],
-                             ["x", "w"] + pnames + ["y"], spec, recipe, pack, unpack, signature,
-                             (x_name,)), ft if is_float else None, 2 * KH * KW + 1)
+    signature = {
+        "op": node.op,
+        "class": "depthwise_conv2d",
+        "x": [list(x.shape), xdt],
+        "w": [list(wp.shape), wdt, wbits],
+        "y": [list(y.shape), odt],
+        "strides": [sh, sw],
+        "dilations": [dh, dw],
+        "pads": [pt, pl, pb, pr],
+        "acc": accdt,
+        "block": V,
+        "intrinsic": it.key if it else None,
+    }
+    return _with_arith(
+        Built(
+            "depthwise_conv2d",
+            [x, wp] + params + [y],
+            ["x", "w"] + pnames + ["y"],
+            spec,
+            recipe,
+            pack,
+            unpack,
+            signature,
+            (x_name,),
+        ),
+        ft if is_float else None,
+        2 * KH * KW + 1,
+    )
 
 
 # ------------------------------------------------------------------------------------------
 # pooling and reductions
 # ------------------------------------------------------------------------------------------
+
 
 def pool(ctx: Ctx) -> Built:
     """max_pool, avg_pool (window), global_avg_pool and mean over the spatial axes."""
@@ -827,8 +1002,9 @@ def pool(ctx: Ctx) -> Built:
             raise NotLowered(f"mean of a rank-{len(x_i.shape)} tensor")
         _, ha, wa = spatial_axes(layout)
         if {a % 4 for a in node.attr("axes")} != {ha, wa}:
-            raise NotLowered(f"mean over axes {node.attr('axes')} (only the spatial axes are "
-                             f"lowered)")
+            raise NotLowered(
+                f"mean over axes {node.attr('axes')} (only the spatial axes are lowered)"
+            )
     else:
         layout = node.attr("data_layout", "NCHW")
     ca, ha, wa = spatial_axes(layout)
@@ -853,8 +1029,15 @@ def pool(ctx: Ctx) -> Built:
         xdt, odt = _store_dtype(x_i.dtype), _store_dtype(o_i.dtype)
         prec = ctx.precision
     recipe = ctx.recipe("pool", prec)
-    V = _block(recipe, "c", C, _lanes(ctx, DTYPE_BITS[ft.compute] if is_float else 32),
-               ctx.layer, "channels", True)
+    V = _block(
+        recipe,
+        "c",
+        C,
+        _lanes(ctx, DTYPE_BITS[ft.compute] if is_float else 32),
+        ctx.layer,
+        "channels",
+        True,
+    )
     x = te.placeholder((N, H, W_, C), xdt, name="x")
     rkh = te.reduce_axis((0, KH), "kh")
     rkw = te.reduce_axis((0, KW), "kw")
@@ -867,12 +1050,22 @@ def pool(ctx: Ctx) -> Built:
     consts: dict[str, np.ndarray] = {}
     if op == "max_pool":
         lo = tirx.min_value(xdt) if not is_float else tirx.const(-np.inf, xdt)
-        acc = te.compute((N, OH, OW, C), lambda n, oh, ow, c: te.max(
-            (tirx.if_then_else(inb(oh * sh + rkh - pt, ow * sw + rkw - pl),
-                               x[n, oh * sh + rkh - pt, ow * sw + rkw - pl, c], lo)
-             if padded else x[n, oh * sh + rkh, ow * sw + rkw, c]).astype(
-                 xdt if is_float else "int32"),
-            axis=[rkh, rkw]), name="acc")
+        acc = te.compute(
+            (N, OH, OW, C),
+            lambda n, oh, ow, c: te.max(
+                (
+                    tirx.if_then_else(
+                        inb(oh * sh + rkh - pt, ow * sw + rkw - pl),
+                        x[n, oh * sh + rkh - pt, ow * sw + rkw - pl, c],
+                        lo,
+                    )
+                    if padded
+                    else x[n, oh * sh + rkh, ow * sw + rkw, c]
+                ).astype(xdt if is_float else "int32"),
+                axis=[rkh, rkw],
+            ),
+            name="acc",
+        )
     else:
         sdt = ft.compute if is_float else "int32"
 
@@ -884,8 +1077,14 @@ def pool(ctx: Ctx) -> Built:
             else:
                 fill = tirx.const(_zp(x_i) if include_pad else 0, "int32")
             return tirx.if_then_else(inb(h, ww), x[n, h, ww, c].astype(sdt), fill)
-        acc = te.compute((N, OH, OW, C), lambda n, oh, ow, c: te.sum(
-            tap(n, oh * sh + rkh - pt, ow * sw + rkw - pl, c), axis=[rkh, rkw]), name="acc")
+
+        acc = te.compute(
+            (N, OH, OW, C),
+            lambda n, oh, ow, c: te.sum(
+                tap(n, oh * sh + rkh - pt, ow * sw + rkw - pl, c), axis=[rkh, rkw]
+            ),
+            name="acc",
+        )
 
     def count(oh, ow):
         if include_pad or not padded:
@@ -900,13 +1099,15 @@ def pool(ctx: Ctx) -> Built:
         fdt = xdt if op == "max_pool" else ft.compute
         fp = te.placeholder((2,), fdt, name="fparams")
         params, pnames = [fp], ["fparams"]
-        consts["fparams"] = (_fbounds(node.attrs) if not glob else np.array(
-            [-np.inf, np.inf], np.float32)).astype(np.dtype(fdt))
+        consts["fparams"] = (
+            _fbounds(node.attrs) if not glob else np.array([-np.inf, np.inf], np.float32)
+        ).astype(np.dtype(fdt))
         if op == "max_pool":
             body = lambda n, oh, ow, c: _float_epilogue(acc[n, oh, ow, c], fp, odt)  # noqa: E731
         else:
             body = lambda n, oh, ow, c: _float_epilogue(  # noqa: E731
-                acc[n, oh, ow, c] / count(oh, ow).astype(fdt), fp, odt)
+                acc[n, oh, ow, c] / count(oh, ow).astype(fdt), fp, odt
+            )
     else:
         qp_n = 6
         qp = te.placeholder((qp_n,), "int32", name="qparams")
@@ -920,13 +1121,18 @@ def pool(ctx: Ctx) -> Built:
             mult = int((mult << s) // n_el)
             shift = shift - s
             lo, hi = dtype_range(o_i.dtype)
-            consts["qparams"] = np.array([_zp(o_i), lo, hi, int(_wrap32(_zp(x_i) * n_el)),
-                                          mult, shift], np.int32)
+            consts["qparams"] = np.array(
+                [_zp(o_i), lo, hi, int(_wrap32(_zp(x_i) * n_el)), mult, shift], np.int32
+            )
 
             def body(n, oh, ow, c):
                 shifted = acc[n, oh, ow, c] - qp[3]
-                return rq.mbqm(shifted, qp[4], qp[5],
-                               lambda r: rq.clamp_add(r, qp[0], qp[1], qp[2]).astype(odt))
+                return rq.mbqm(
+                    shifted,
+                    qp[4],
+                    qp[5],
+                    lambda r: rq.clamp_add(r, qp[0], qp[1], qp[2]).astype(odt),
+                )
         else:
             need_rq, m, s_ = _requantize_params(x_i, o_i)
             dlo, dhi = dtype_range(o_i.dtype)
@@ -935,26 +1141,47 @@ def pool(ctx: Ctx) -> Built:
 
             def post(v):
                 if need_rq:  # gemmlowp_ops._requantize, then the fused clamp
-                    return rq.mbqm(v - qp[0], qp[2], qp[3], lambda r: rq.clip(rq.clamp_add(
-                        r, qp[1], tirx.const(dlo, "int32"), tirx.const(dhi, "int32")),
-                        qp[4], qp[5]).astype(odt))
+                    return rq.mbqm(
+                        v - qp[0],
+                        qp[2],
+                        qp[3],
+                        lambda r: rq.clip(
+                            rq.clamp_add(
+                                r, qp[1], tirx.const(dlo, "int32"), tirx.const(dhi, "int32")
+                            ),
+                            qp[4],
+                            qp[5],
+                        ).astype(odt),
+                    )
                 return rq.clip(v, qp[4], qp[5]).astype(odt)
 
             if op == "max_pool":
                 body = lambda n, oh, ow, c: post(acc[n, oh, ow, c])  # noqa: E731
             else:
+
                 def body(n, oh, ow, c):
                     tot = acc[n, oh, ow, c]
                     cnt = count(oh, ow)
                     half = tirx.floordiv(cnt, 2)
                     num = tirx.Select(tot > 0, tot + half, tot - half)
                     return post(tirx.truncdiv(num, cnt))
+
     y = te.compute((N, OH, OW, C), body, name="y")
-    axes = [Axis("n", N, unit="images"), Axis("oh", OH, unit="output rows"),
-            Axis("ow", OW, unit="output columns"), Axis("c", C, vsplit=V, unit="channels"),
-            Axis("kh", KH, reduce=True), Axis("kw", KW, reduce=True)]
-    spec = ComputeSpec(main="acc", axes=axes, epilogue="y",
-                       default_order=("n", "oh", "ow", "c", "kh", "kw"), layer=ctx.layer)
+    axes = [
+        Axis("n", N, unit="images"),
+        Axis("oh", OH, unit="output rows"),
+        Axis("ow", OW, unit="output columns"),
+        Axis("c", C, vsplit=V, unit="channels"),
+        Axis("kh", KH, reduce=True),
+        Axis("kw", KW, reduce=True),
+    ]
+    spec = ComputeSpec(
+        main="acc",
+        axes=axes,
+        epilogue="y",
+        default_order=("n", "oh", "ow", "c", "kh", "kw"),
+        layer=ctx.layer,
+    )
     x_name, out_shape = node.inputs[0], o_i.shape
 
     def pack(values):
@@ -966,27 +1193,48 @@ def pool(ctx: Ctx) -> Built:
         a = from_kernel_layout(np.asarray(arr), layout)
         return a.reshape(out_shape)
 
-    signature = {"op": op, "class": "pool", "x": [list(x.shape), xdt], "y": [list(y.shape), odt],
-                 "kernel": [KH, KW], "strides": [sh, sw], "pads": [pt, pl, pb, pr],
-                 "include_pad": include_pad, "block": V,
-                 "requant": bool(not is_float and not glob and _requantize_params(x_i, o_i)[0])}
-    return _with_arith(Built("pool", [x] + params + [y], ["x"] + pnames + ["y"], spec, recipe,
-                             pack, unpack, signature, (x_name,)), ft if is_float else None,
-                       0 if op == "max_pool" else KH * KW + 1)
+    signature = {
+        "op": op,
+        "class": "pool",
+        "x": [list(x.shape), xdt],
+        "y": [list(y.shape), odt],
+        "kernel": [KH, KW],
+        "strides": [sh, sw],
+        "pads": [pt, pl, pb, pr],
+        "include_pad": include_pad,
+        "block": V,
+        "requant": bool(not is_float and not glob and _requantize_params(x_i, o_i)[0]),
+    }
+    return _with_arith(
+        Built(
+            "pool",
+            [x] + params + [y],
+            ["x"] + pnames + ["y"],
+            spec,
+            recipe,
+            pack,
+            unpack,
+            signature,
+            (x_name,),
+        ),
+        ft if is_float else None,
+        0 if op == "max_pool" else KH * KW + 1,
+    )
 
 
 # ------------------------------------------------------------------------------------------
 # elementwise
 # ------------------------------------------------------------------------------------------
 
+
 def _elementwise_spec(ctx: Ctx, total: int, bits: int, recipe: Recipe) -> ComputeSpec:
     V = _block(recipe, "x", total, _lanes(ctx, bits), ctx.layer, "elements", True)
-    return ComputeSpec(main="y", axes=[Axis("x", total, vsplit=V, unit="elements")],
-                       default_order=("x",), layer=ctx.layer)
-
-
-
-
+    return ComputeSpec(
+        main="y",
+        axes=[Axis("x", total, vsplit=V, unit="elements")],
+        default_order=("x",),
+        layer=ctx.layer,
+    )
 
 
 def elementwise(ctx: Ctx) -> Built:
@@ -1007,8 +1255,10 @@ def elementwise(ctx: Ctx) -> Built:
     consts: dict[str, np.ndarray] = {}
     in_dts = [_store_dtype(t.dtype) for t in ins]
     odt = _store_dtype(o_i.dtype)
-    xs = [te.placeholder(kshape, dt, name=n) for dt, n in zip(
-        in_dts, ["a", "b"] if len(ins) == 2 else ["x"])]
+    xs = [
+        te.placeholder(kshape, dt, name=n)
+        for dt, n in zip(in_dts, ["a", "b"] if len(ins) == 2 else ["x"])
+    ]
     xnames = ["a", "b"] if len(ins) == 2 else ["x"]
     is_float = o_i.is_float and all(t.is_float for t in ins)
     params: list = []
@@ -1029,10 +1279,12 @@ def elementwise(ctx: Ctx) -> Built:
                 v = u + v if op == "add" else (u - v if op == "sub" else u * v)
                 return _float_epilogue(v, fp, odt)
         elif op in ("relu", "relu6", "clip"):
-            lo, hi = {"relu": (0.0, np.inf), "relu6": (0.0, 6.0)}.get(op, (
-                node.attr("min"), node.attr("max")))
-            consts["fparams"] = np.array([-np.inf if lo is None else lo,
-                                          np.inf if hi is None else hi], ft.np_compute)
+            lo, hi = {"relu": (0.0, np.inf), "relu6": (0.0, 6.0)}.get(
+                op, (node.attr("min"), node.attr("max"))
+            )
+            consts["fparams"] = np.array(
+                [-np.inf if lo is None else lo, np.inf if hi is None else hi], ft.np_compute
+            )
             x = xs[0]
 
             def body(*i):
@@ -1082,6 +1334,7 @@ def elementwise(ctx: Ctx) -> Built:
         qmin, qmax = _qclamp(o_i, node.attrs)
         if op in ("add", "sub"):
             from accelsim.ref.gemmlowp_ops import INT32_MAX, _max_offset
+
             a_i, b_i = ins
             left = 15 if o_i.dtype == "int16" else 20
             while max(_max_offset(a_i), _max_offset(b_i)) << left > INT32_MAX:
@@ -1093,39 +1346,50 @@ def elementwise(ctx: Ctx) -> Built:
             mo, sho = _qm(twice / np.float64(np.float32((1 << left) * so)))
             qp = te.placeholder((12,), "int32", name="qparams")
             params, pnames = [qp], ["qparams"]
-            consts["qparams"] = np.array([_zp(a_i), _zp(b_i), _zp(o_i), left, m1, sh1, m2, sh2,
-                                          mo, sho, qmin, qmax], np.int32)
+            consts["qparams"] = np.array(
+                [_zp(a_i), _zp(b_i), _zp(o_i), left, m1, sh1, m2, sh2, mo, sho, qmin, qmax],
+                np.int32,
+            )
             a, b = xs
             sign = 1 if op == "add" else -1
 
             def body(*i):
                 x1 = tirx.shift_left(a[i].astype("int32") - qp[0], qp[3])
                 x2 = tirx.shift_left(b[i].astype("int32") - qp[1], qp[3])
+
                 def out(y1, y2):
                     raw = y1 + y2 if sign > 0 else y1 - y2
-                    return rq.mbqm(raw, qp[8], qp[9], lambda r: rq.clamp_add(
-                        r, qp[2], qp[10], qp[11]).astype(odt))
-                return rq.mbqm(x1, qp[4], qp[5], lambda y1: rq.mbqm(
-                    x2, qp[6], qp[7], lambda y2: out(y1, y2)))
+                    return rq.mbqm(
+                        raw,
+                        qp[8],
+                        qp[9],
+                        lambda r: rq.clamp_add(r, qp[2], qp[10], qp[11]).astype(odt),
+                    )
+
+                return rq.mbqm(
+                    x1, qp[4], qp[5], lambda y1: rq.mbqm(x2, qp[6], qp[7], lambda y2: out(y1, y2))
+                )
         elif op == "mul":
             from accelsim.ref.gemmlowp_ops import INT32_MAX, _max_offset
+
             a_i, b_i = ins
             m = np.float64(np.float32(np.float32(_scale32(a_i) * _scale32(b_i)) / _scale32(o_i)))
             mm, ms = _qm(m)
             wide = _max_offset(a_i) * _max_offset(b_i) > INT32_MAX
             qp = te.placeholder((7,), "int32", name="qparams")
             params, pnames = [qp], ["qparams"]
-            consts["qparams"] = np.array([_zp(a_i), _zp(b_i), _zp(o_i), mm, ms, qmin, qmax],
-                                         np.int32)
+            consts["qparams"] = np.array(
+                [_zp(a_i), _zp(b_i), _zp(o_i), mm, ms, qmin, qmax], np.int32
+            )
             a, b = xs
             pdt = "int64" if wide else "int32"
 
             def body(*i):
-                p = (a[i].astype(pdt) - qp[0].astype(pdt)) * (b[i].astype(pdt)
-                                                              - qp[1].astype(pdt))
+                p = (a[i].astype(pdt) - qp[0].astype(pdt)) * (b[i].astype(pdt) - qp[1].astype(pdt))
                 fn = rq.mbqm64 if wide else rq.mbqm
-                return fn(p, qp[3], qp[4],
-                          lambda r: rq.clamp_add(r, qp[2], qp[5], qp[6]).astype(odt))
+                return fn(
+                    p, qp[3], qp[4], lambda r: rq.clamp_add(r, qp[2], qp[5], qp[6]).astype(odt)
+                )
         elif op in ("relu", "relu6", "clip", "quantize"):
             x_i = ins[0]
             if op == "quantize":
@@ -1133,11 +1397,14 @@ def elementwise(ctx: Ctx) -> Built:
                 lo_, hi_ = dtype_range(o_i.dtype)
             else:
                 from accelsim.ref.int_ops import quantized_clamp
+
                 m = np.float64(np.float32(_scale32(x_i) / _scale32(o_i)))
-                lo, hi = {"relu": (0.0, np.inf), "relu6": (0.0, 6.0)}.get(op, (
-                    node.attr("min"), node.attr("max")))
-                lo_, hi_ = quantized_clamp(o_i, -np.inf if lo is None else float(lo),
-                                           np.inf if hi is None else float(hi))
+                lo, hi = {"relu": (0.0, np.inf), "relu6": (0.0, 6.0)}.get(
+                    op, (node.attr("min"), node.attr("max"))
+                )
+                lo_, hi_ = quantized_clamp(
+                    o_i, -np.inf if lo is None else float(lo), np.inf if hi is None else float(hi)
+                )
             mm, ms = _qm(m)
             qp = te.placeholder((6,), "int32", name="qparams")
             params, pnames = [qp], ["qparams"]
@@ -1145,18 +1412,25 @@ def elementwise(ctx: Ctx) -> Built:
             x = xs[0]
 
             def body(*i):
-                return rq.mbqm(x[i].astype("int32") - qp[0], qp[2], qp[3],
-                               lambda r: rq.clamp_add(r, qp[1], qp[4], qp[5]).astype(odt))
+                return rq.mbqm(
+                    x[i].astype("int32") - qp[0],
+                    qp[2],
+                    qp[3],
+                    lambda r: rq.clamp_add(r, qp[1], qp[4], qp[5]).astype(odt),
+                )
         else:
             raise NotLowered(f"no integer kernel for {op}")
     recipe = ctx.recipe("elementwise", prec)
     y = te.compute(kshape, lambda *i: body(*i), name="y")
-    spec = _elementwise_spec(ctx, total, DTYPE_BITS.get(o_i.dtype, 32)
-                             if not is_float else DTYPE_BITS[ft.compute], recipe)
+    spec = _elementwise_spec(
+        ctx,
+        total,
+        DTYPE_BITS.get(o_i.dtype, 32) if not is_float else DTYPE_BITS[ft.compute],
+        recipe,
+    )
     spec.fuse = True
     in_names = tuple(node.inputs)
-    in_layouts = [tensor_layout(g, t) if len(g.tensors[t].shape) == 4 else "NCHW"
-                  for t in in_names]
+    in_layouts = [tensor_layout(g, t) if len(g.tensors[t].shape) == 4 else "NCHW" for t in in_names]
 
     def pack(values):
         out = {}
@@ -1168,12 +1442,28 @@ def elementwise(ctx: Ctx) -> Built:
     def unpack(arr):
         return from_kernel_layout(np.asarray(arr), layout)
 
-    signature = {"op": op, "class": "elementwise",
-                 "in": [[list(x.shape), str(x.dtype)] for x in xs],
-                 "y": [list(kshape), odt], "block": spec.axes[0].vsplit}
-    return _with_arith(Built("elementwise", xs + params + [y], xnames + pnames + ["y"], spec,
-                             recipe, pack, unpack, signature, in_names),
-                       ft if is_float else None, 1 if op in ("add", "sub", "mul") else 0)
+    signature = {
+        "op": op,
+        "class": "elementwise",
+        "in": [[list(x.shape), str(x.dtype)] for x in xs],
+        "y": [list(kshape), odt],
+        "block": spec.axes[0].vsplit,
+    }
+    return _with_arith(
+        Built(
+            "elementwise",
+            xs + params + [y],
+            xnames + pnames + ["y"],
+            spec,
+            recipe,
+            pack,
+            unpack,
+            signature,
+            in_names,
+        ),
+        ft if is_float else None,
+        1 if op in ("add", "sub", "mul") else 0,
+    )
 
 
 def _kaxis(axis: int, rank: int, layout: str) -> int:
@@ -1206,8 +1496,10 @@ def concat(ctx: Ctx) -> Built:
     kshape = _kshape(o_i.shape, layout)
     is_float = o_i.is_float
     odt = _store_dtype(o_i.dtype)
-    xs = [te.placeholder(_kshape(t.shape, layout), _store_dtype(t.dtype), name=f"x{k}")
-          for k, t in enumerate(ins)]
+    xs = [
+        te.placeholder(_kshape(t.shape, layout), _store_dtype(t.dtype), name=f"x{k}")
+        for k, t in enumerate(ins)
+    ]
     consts: dict[str, np.ndarray] = {}
     params, pnames = [], []
     scaled: list[bool] = []
@@ -1246,8 +1538,10 @@ def concat(ctx: Ctx) -> Built:
         if not scaled[k]:
             return v.astype(odt)
         # float32(x) * scale + bias, rounded half away from zero, + zp, clipped
-        f = _f32(_f32(v.astype("float64") * fp[2 * k].astype("float64"))
-                 + fp[2 * k + 1].astype("float64"))
+        f = _f32(
+            _f32(v.astype("float64") * fp[2 * k].astype("float64"))
+            + fp[2 * k + 1].astype("float64")
+        )
         r = rq.round_half_away_i64(f, lo - 65536.0, hi + 65536.0).astype("int32")
         return rq.clip(r + qp[0], qp[1], qp[2]).astype(odt)
 
@@ -1258,11 +1552,15 @@ def concat(ctx: Ctx) -> Built:
             idx = tuple(i[d] if d != ax else j - int(offsets[k]) for d in range(rank))
             v = value(k, idx)
             out = v if out is None else tirx.if_then_else(j < int(offsets[k + 1]), v, out)
-        if not is_float and (consts["clamp"][0] > dtype_range(o_i.dtype)[0]
-                             or consts["clamp"][1] < dtype_range(o_i.dtype)[1]):
-            out = rq.clip(out.astype("int32"), int(consts["clamp"][0]),
-                          int(consts["clamp"][1])).astype(odt)
+        if not is_float and (
+            consts["clamp"][0] > dtype_range(o_i.dtype)[0]
+            or consts["clamp"][1] < dtype_range(o_i.dtype)[1]
+        ):
+            out = rq.clip(
+                out.astype("int32"), int(consts["clamp"][0]), int(consts["clamp"][1])
+            ).astype(odt)
         return out
+
     recipe = ctx.recipe("elementwise", prec)
     y = te.compute(kshape, body, name="y")
     total = int(np.prod(kshape))
@@ -1272,20 +1570,37 @@ def concat(ctx: Ctx) -> Built:
     xnames = [f"x{k}" for k in range(len(ins))]
 
     def pack(values):
-        out = {n: to_kernel_layout(np.asarray(values[t]), layout).astype(np.dtype(str(x.dtype)))
-               for n, t, x in zip(xnames, in_names, xs)}
+        out = {
+            n: to_kernel_layout(np.asarray(values[t]), layout).astype(np.dtype(str(x.dtype)))
+            for n, t, x in zip(xnames, in_names, xs)
+        }
         out.update({k: consts[k] for k in pnames})
         return out
 
     def unpack(arr):
         return from_kernel_layout(np.asarray(arr), layout)
 
-    signature = {"op": "concat", "class": "elementwise", "axis": ax,
-                 "in": [[list(x.shape), str(x.dtype)] for x in xs], "y": [list(kshape), odt],
-                 "scaled": scaled, "clamp": [int(v) for v in consts.get("clamp", [])],
-                 "block": spec.axes[0].vsplit}
-    built = Built("elementwise", xs + params + [y], xnames + pnames + ["y"], spec, recipe, pack,
-                  unpack, signature, in_names)
+    signature = {
+        "op": "concat",
+        "class": "elementwise",
+        "axis": ax,
+        "in": [[list(x.shape), str(x.dtype)] for x in xs],
+        "y": [list(kshape), odt],
+        "scaled": scaled,
+        "clamp": [int(v) for v in consts.get("clamp", [])],
+        "block": spec.axes[0].vsplit,
+    }
+    built = Built(
+        "elementwise",
+        xs + params + [y],
+        xnames + pnames + ["y"],
+        spec,
+        recipe,
+        pack,
+        unpack,
+        signature,
+        in_names,
+    )
     return _with_arith(built, float_types(ctx, o_i, *ins) if is_float else None, 0)
 
 
@@ -1320,6 +1635,7 @@ def pad(ctx: Ctx) -> Built:
             return v
     else:
         from accelsim.ref.int_ops import round_half_away
+
         prec = ctx.precision
         _need_per_tensor(ctx, x_i, "input")
         _need_per_tensor(ctx, o_i, "output")
@@ -1328,21 +1644,28 @@ def pad(ctx: Ctx) -> Built:
         need_rq, m, sh = _requantize_params(x_i, o_i)
         qp = te.placeholder((7,), "int32", name="qparams")
         params, pnames = [qp], ["qparams"]
-        consts["qparams"] = np.array([int(np.clip(qv, lo, hi)), _zp(x_i), _zp(o_i), m, sh, lo,
-                                      hi], np.int32)
+        consts["qparams"] = np.array(
+            [int(np.clip(qv, lo, hi)), _zp(x_i), _zp(o_i), m, sh, lo, hi], np.int32
+        )
         fill = qp[0].astype(odt)
 
         def inner(v):
             if not need_rq:
                 return v.astype(odt)
-            return rq.mbqm(v.astype("int32") - qp[1], qp[3], qp[4], lambda r: rq.clamp_add(
-                r, qp[2], qp[5], qp[6]).astype(odt))
+            return rq.mbqm(
+                v.astype("int32") - qp[1],
+                qp[3],
+                qp[4],
+                lambda r: rq.clamp_add(r, qp[2], qp[5], qp[6]).astype(odt),
+            )
 
     def body(*i):
-        inside = tirx.all(*[tirx.all(i[d] >= a, i[d] < a + kin[d])
-                            for d, (a, _) in enumerate(pads)])
+        inside = tirx.all(
+            *[tirx.all(i[d] >= a, i[d] < a + kin[d]) for d, (a, _) in enumerate(pads)]
+        )
         src = tuple(i[d] - pads[d][0] for d in range(rank))
         return tirx.if_then_else(inside, inner(x[src]), fill)
+
     recipe = ctx.recipe("elementwise", prec)
     y = te.compute(kout, body, name="y")
     spec = _elementwise_spec(ctx, int(np.prod(kout)), DTYPE_BITS.get(o_i.dtype, 32), recipe)
@@ -1357,17 +1680,36 @@ def pad(ctx: Ctx) -> Built:
     def unpack(arr):
         return from_kernel_layout(np.asarray(arr), layout)
 
-    signature = {"op": "pad", "class": "elementwise", "x": [list(kin), xdt],
-                 "y": [list(kout), odt], "pads": pads, "requant": bool(need_rq),
-                 "block": spec.axes[0].vsplit}
-    return _with_arith(Built("elementwise", [x] + params + [y], ["x"] + pnames + ["y"], spec,
-                             recipe, pack_, unpack, signature, (x_name,)),
-                       float_types(ctx, x_i, o_i) if is_float else None, 0)
+    signature = {
+        "op": "pad",
+        "class": "elementwise",
+        "x": [list(kin), xdt],
+        "y": [list(kout), odt],
+        "pads": pads,
+        "requant": bool(need_rq),
+        "block": spec.axes[0].vsplit,
+    }
+    return _with_arith(
+        Built(
+            "elementwise",
+            [x] + params + [y],
+            ["x"] + pnames + ["y"],
+            spec,
+            recipe,
+            pack_,
+            unpack,
+            signature,
+            (x_name,),
+        ),
+        float_types(ctx, x_i, o_i) if is_float else None,
+        0,
+    )
 
 
 def builder_for(graph: Graph, node: Node):
     """The builder of a node, or None for views / unsupported ops."""
     from accelsim.model.ops import op_class
+
     cls = op_class(graph, node)
     if node.op == "conv2d":
         return depthwise if cls == "depthwise_conv2d" else contraction
@@ -1383,5 +1725,6 @@ def builder_for(graph: Graph, node: Node):
         return pad
     if node.op == "softmax":
         from accelsim.lower.softmax import softmax
+
         return softmax
     return None

@@ -53,7 +53,7 @@ def mbqm(x, mult, shift, k=_ident):
     tirx = _t()
     left = tirx.min(tirx.max(shift, c32(0)), c32(31))
     right = tirx.min(tirx.max(c32(0) - shift, c32(0)), c32(31)).astype("int64")
-    a = tirx.shift_left(x, left)                       # int32, wraps
+    a = tirx.shift_left(x, left)  # int32, wraps
     hi = tirx.shift_right(a.astype("int64") * mult.astype("int64") + c64(1 << 30), c64(31))
     neg = tirx.Select(tirx.all(a < c32(0), right > c64(0)), c64(1), c64(0))
     half = tirx.shift_right(tirx.shift_left(c64(1), right), c64(1))
@@ -64,14 +64,15 @@ def mbqm64(x, mult, shift, k=_ident):
     """MultiplyByQuantizedMultiplier(int64 x, int32 mult, int32 shift) -> int32 (wrapped)."""
     tirx = _t()
     m = mult.astype("int64")
-    reduced = tirx.Select(m < c64(0x7FFF0000),
-                          tirx.shift_right(m + c64(1 << 15), c64(16)), c64(0x7FFF))
+    reduced = tirx.Select(
+        m < c64(0x7FFF0000), tirx.shift_right(m + c64(1 << 15), c64(16)), c64(0x7FFF)
+    )
     total = (c32(15) - tirx.min(tirx.max(shift, c32(-31)), c32(7))).astype("int64")
     rounded = x * reduced + tirx.shift_left(c64(1), total - c64(1))
     return k(tirx.shift_right(rounded, total).astype("int32"))
 
 
-def round_half_away_i64(v, lo: float = -2.0 ** 62, hi: float = 2.0 ** 62):
+def round_half_away_i64(v, lo: float = -(2.0**62), hi: float = 2.0**62):
     """std::round of a float64 value (halves away from zero) as int64, after clamping the value
     to [lo, hi]: `trunc(|v| + 0.5)` with the sign put back (a float -> int conversion
     truncates, so no libm `floor` call is needed: freestanding targets have none)."""

@@ -52,10 +52,11 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -69,13 +70,33 @@ class RecipeError(AccelsimError):
 
 OP_CLASSES = ("conv2d", "depthwise_conv2d", "dense", "elementwise", "pool", "softmax")
 # single operators may have their own section, which overrides their class's section
-OP_SECTIONS = {"add": "elementwise", "sub": "elementwise", "mul": "elementwise",
-               "relu": "elementwise", "relu6": "elementwise", "clip": "elementwise",
-               "quantize": "elementwise", "dequantize": "elementwise", "concat": "elementwise",
-               "pad": "elementwise", "max_pool": "pool", "avg_pool": "pool",
-               "global_avg_pool": "pool", "mean": "pool"}
-RECIPE_KEYS = ("block", "tile", "order", "vectorize", "unroll", "parallel", "tensorize",
-               "epilogue", "pad")
+OP_SECTIONS = {
+    "add": "elementwise",
+    "sub": "elementwise",
+    "mul": "elementwise",
+    "relu": "elementwise",
+    "relu6": "elementwise",
+    "clip": "elementwise",
+    "quantize": "elementwise",
+    "dequantize": "elementwise",
+    "concat": "elementwise",
+    "pad": "elementwise",
+    "max_pool": "pool",
+    "avg_pool": "pool",
+    "global_avg_pool": "pool",
+    "mean": "pool",
+}
+RECIPE_KEYS = (
+    "block",
+    "tile",
+    "order",
+    "vectorize",
+    "unroll",
+    "parallel",
+    "tensorize",
+    "epilogue",
+    "pad",
+)
 _AXES = {
     "conv2d": ("n", "oh", "ow", "oc", "kh", "kw", "ic"),
     "dense": ("n", "oc", "ic"),
@@ -85,8 +106,12 @@ _AXES = {
     "softmax": ("o", "k", "i"),
 }
 _BLOCK_AXES = {
-    "conv2d": ("oc", "ic"), "dense": ("oc", "ic"), "depthwise_conv2d": ("c",),
-    "pool": ("c",), "elementwise": ("x",), "softmax": ("k",),
+    "conv2d": ("oc", "ic"),
+    "dense": ("oc", "ic"),
+    "depthwise_conv2d": ("c",),
+    "pool": ("c",),
+    "elementwise": ("x",),
+    "softmax": ("k",),
 }
 _EPILOGUE_KEYS = ("vectorize",)
 _PAD_KEYS = ("vectorize", "materialize")
@@ -106,7 +131,7 @@ class Recipe:
     op_class: str
     precision: str
     values: Mapping[str, Any]
-    sources: Mapping[str, str]   # key -> "conv2d.w8a8" or "conv2d.default"
+    sources: Mapping[str, str]  # key -> "conv2d.w8a8" or "conv2d.default"
 
     def where(self, key: str, *sub: str) -> str:
         """`file: section.key[.sub]` for error messages."""
@@ -115,8 +140,9 @@ class Recipe:
     @property
     def text(self) -> str:
         """Canonical text of the recipe (part of the kernel cache key)."""
-        return json.dumps({"op_class": self.op_class, "values": self.values}, sort_keys=True,
-                          default=str)
+        return json.dumps(
+            {"op_class": self.op_class, "values": self.values}, sort_keys=True, default=str
+        )
 
     def get(self, key: str, default=None):
         return self.values.get(key, default)
@@ -132,8 +158,9 @@ class RecipeFile:
         by its `<precision>` section, then by the operator's own sections (`add:` ...)."""
         section = self.data.get(op_class)
         if section is None:
-            raise RecipeError(f"{self.path}: {op_class}: missing (no recipe for operator class "
-                              f"'{op_class}')")
+            raise RecipeError(
+                f"{self.path}: {op_class}: missing (no recipe for operator class '{op_class}')"
+            )
         values: dict[str, Any] = {}
         sources: dict[str, str] = {}
         names = [op_class] + ([op] if op in OP_SECTIONS and op in self.data else [])
@@ -146,15 +173,20 @@ class RecipeFile:
 
 
 def _is_size(v) -> bool:
-    return (isinstance(v, int) and not isinstance(v, bool) and v > 0) or v == "auto" or (
-        isinstance(v, str) and v.startswith("<=") and v[2:].strip().isdigit()
-        and int(v[2:]) > 0)
+    return (
+        (isinstance(v, int) and not isinstance(v, bool) and v > 0)
+        or v == "auto"
+        or (
+            isinstance(v, str) and v.startswith("<=") and v[2:].strip().isdigit() and int(v[2:]) > 0
+        )
+    )
 
 
 def _check_section(path: str, where: str, op_class: str, sec: Any) -> None:
     if not isinstance(sec, Mapping):
-        raise RecipeError(f"{path}: {where}: expected a mapping of recipe keys, found "
-                          f"{type(sec).__name__}")
+        raise RecipeError(
+            f"{path}: {where}: expected a mapping of recipe keys, found {type(sec).__name__}"
+        )
     for k, v in sec.items():
         w = f"{path}: {where}.{k}"
         if k not in RECIPE_KEYS:
@@ -165,11 +197,14 @@ def _check_section(path: str, where: str, op_class: str, sec: Any) -> None:
             allowed = _BLOCK_AXES[op_class] if k == "block" else _AXES[op_class]
             for ax, size in v.items():
                 if ax not in allowed:
-                    raise RecipeError(f"{w}.{ax}: unknown axis for {op_class} (expected one of "
-                                      f"{', '.join(allowed)})")
+                    raise RecipeError(
+                        f"{w}.{ax}: unknown axis for {op_class} (expected one of "
+                        f"{', '.join(allowed)})"
+                    )
                 if not _is_size(size):
-                    raise RecipeError(f"{w}.{ax}: expected a positive int, 'auto' or '<=N', "
-                                      f"found {size!r}")
+                    raise RecipeError(
+                        f"{w}.{ax}: expected a positive int, 'auto' or '<=N', found {size!r}"
+                    )
         elif k in ("order", "unroll"):
             if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
                 raise RecipeError(f"{w}: expected a list of loop names, found {v!r}")
@@ -178,39 +213,44 @@ def _check_section(path: str, where: str, op_class: str, sec: Any) -> None:
                 raise RecipeError(f"{w}: expected a loop name or null, found {v!r}")
         elif k == "parallel":
             if v not in (None, "none", False):
-                raise RecipeError(f"{w}: only 'none' is supported (the modelled cores run one "
-                                  f"thread), found {v!r}")
+                raise RecipeError(
+                    f"{w}: only 'none' is supported (the modelled cores run one "
+                    f"thread), found {v!r}"
+                )
         elif k == "tensorize":
             names = [v] if isinstance(v, str) else v
             if names is None:
                 continue
             if not isinstance(names, list):
                 raise RecipeError(f"{w}: expected an intrinsic name or a list of them")
-            for i, n in enumerate(names):
+            for _i, n in enumerate(names):
                 if n not in _intrin.NAMES:
-                    raise RecipeError(f"{w}: unknown intrinsic '{n}' (known: "
-                                      f"{', '.join(_intrin.NAMES)})")
+                    raise RecipeError(
+                        f"{w}: unknown intrinsic '{n}' (known: {', '.join(_intrin.NAMES)})"
+                    )
         elif k in ("epilogue", "pad"):
             keys = _EPILOGUE_KEYS if k == "epilogue" else _PAD_KEYS
             if not isinstance(v, Mapping):
                 raise RecipeError(f"{w}: expected a mapping with keys {', '.join(keys)}")
             for kk, vv in v.items():
                 if kk not in keys:
-                    raise RecipeError(f"{w}.{kk}: unknown key (expected one of "
-                                      f"{', '.join(keys)})")
+                    raise RecipeError(f"{w}.{kk}: unknown key (expected one of {', '.join(keys)})")
                 if not isinstance(vv, bool):
                     raise RecipeError(f"{w}.{kk}: expected true or false, found {vv!r}")
 
 
 def parse_recipes(data: Any, path: str) -> RecipeFile:
     from accelsim.quant.precision import parse_precision
+
     if not isinstance(data, Mapping):
         raise RecipeError(f"{path}: expected a mapping of operator classes at the top level")
     for name, section in data.items():
         if name not in OP_CLASSES and name not in OP_SECTIONS:
-            raise RecipeError(f"{path}: {name}: unknown operator class (expected one of "
-                              f"{', '.join(OP_CLASSES)}, or an operator: "
-                              f"{', '.join(OP_SECTIONS)})")
+            raise RecipeError(
+                f"{path}: {name}: unknown operator class (expected one of "
+                f"{', '.join(OP_CLASSES)}, or an operator: "
+                f"{', '.join(OP_SECTIONS)})"
+            )
         op_class = OP_SECTIONS.get(name, name)
         if not isinstance(section, Mapping):
             raise RecipeError(f"{path}: {op_class}: expected a mapping of precisions")
@@ -219,8 +259,7 @@ def parse_recipes(data: Any, path: str) -> RecipeFile:
                 try:
                     parse_precision(str(prec), f"{path}: {name}.{prec}")
                 except AccelsimError as exc:
-                    raise RecipeError(f"{path}: {name}.{prec}: unknown precision ({exc})") \
-                        from None
+                    raise RecipeError(f"{path}: {name}.{prec}: unknown precision ({exc})") from None
             _check_section(path, f"{name}.{prec}", op_class, sec)
     return RecipeFile(path, data)
 
@@ -256,43 +295,44 @@ def recipes_for(target, schedules: str | Path | None = None) -> RecipeFile:
 # What a lowered compute tells the scheduler
 # ------------------------------------------------------------------------------------------
 
+
 @dataclass
 class Axis:
     """One loop of the main block as the compute creates it."""
 
     name: str
-    extent: int          # loop extent
+    extent: int  # loop extent
     reduce: bool = False
     vsplit: int | None = None  # split off an inner `<name>.v` loop of this many elements
-    unit: str = ""       # for messages: "output channels"
-    elem: int = 1        # elements of the axis per iteration of this loop
+    unit: str = ""  # for messages: "output channels"
+    elem: int = 1  # elements of the axis per iteration of this loop
 
 
 @dataclass
 class ComputeSpec:
     """The main block of a lowered operator and how its loops are named."""
 
-    main: str                        # block name of the main computation
-    axes: list[Axis]                 # in the block's loop order
-    epilogue: str | None = None      # consumer block fused under the tile loop
+    main: str  # block name of the main computation
+    axes: list[Axis]  # in the block's loop order
+    epilogue: str | None = None  # consumer block fused under the tile loop
     stages: list[tuple[str, int]] = field(default_factory=list)  # root blocks: (name, lanes)
     intrinsic: _intrin.Intrinsic | None = None
     intrinsic_loops: tuple[str, ...] = ()
     default_order: tuple[str, ...] = ()
     layer: str = ""
-    fuse: bool = False               # fuse all loops of the main block into the first axis
+    fuse: bool = False  # fuse all loops of the main block into the first axis
     # producer blocks of per-row values (softmax's max, sum, reciprocal), in dependence order:
     # computed under the loop just outside the outermost loop of axis `prologue_axis`
     prologue: tuple[str, ...] = ()
     prologue_axis: str = ""
-    notes: tuple[str, ...] = ()      # why the lowering chose what it did (e.g. no intrinsic)
+    notes: tuple[str, ...] = ()  # why the lowering chose what it did (e.g. no intrinsic)
 
 
 @dataclass(frozen=True)
 class Applied:
     """What the scheduler did (recorded in the Kernel)."""
 
-    recipe: str            # "path: section"
+    recipe: str  # "path: section"
     order: tuple[str, ...]
     tiles: Mapping[str, int]
     blocks: Mapping[str, int]
@@ -302,8 +342,9 @@ class Applied:
     notes: tuple[str, ...] = ()
 
 
-def resolve_size(value, extent: int, multiple: int, where: str, unit: str, layer: str,
-                 must_divide: bool = True) -> int:
+def resolve_size(
+    value, extent: int, multiple: int, where: str, unit: str, layer: str, must_divide: bool = True
+) -> int:
     """A block or tile size from a recipe value against an axis of `extent` elements."""
     if value == "auto":
         return multiple
@@ -318,8 +359,9 @@ def resolve_size(value, extent: int, multiple: int, where: str, unit: str, layer
         return best
     t = int(value)
     if t % multiple:
-        raise RecipeError(f"{where}: {t} is not a multiple of the block of {multiple} {unit} "
-                          f"of layer '{layer}'")
+        raise RecipeError(
+            f"{where}: {t} is not a multiple of the block of {multiple} {unit} of layer '{layer}'"
+        )
     if must_divide and extent % t:
         raise RecipeError(f"{where}: {t} does not divide {extent} {unit} of layer '{layer}'")
     return t
@@ -349,6 +391,7 @@ def _place_prologue(sch, spec: ComputeSpec, final: list[str], loops: Mapping[str
 def apply(sch, spec: ComputeSpec, recipe: Recipe) -> Applied:
     """Apply `recipe` to the main block of `spec` (and its epilogue and stages)."""
     from accelsim.tvm_env import import_tvm
+
     tvm = import_tvm()
     ScheduleError = tvm.s_tir.ScheduleError
     notes: list[str] = list(spec.notes)
@@ -379,12 +422,13 @@ def apply(sch, spec: ComputeSpec, recipe: Recipe) -> Applied:
                 blocks[ax.name] = ax.elem
         if ax.name in tiles:
             where = recipe.where("tile", ax.name)
-            t = resolve_size(tiles[ax.name], blocked * unit_mult, unit_mult, where, ax.unit,
-                             layer)
+            t = resolve_size(tiles[ax.name], blocked * unit_mult, unit_mult, where, ax.unit, layer)
             used_tiles[ax.name] = t
             o, i = sch.split(base, [None, t // unit_mult])
-            group += [(f"{ax.name}.o", o, blocked // (t // unit_mult)),
-                      (f"{ax.name}.i", i, t // unit_mult)]
+            group += [
+                (f"{ax.name}.o", o, blocked // (t // unit_mult)),
+                (f"{ax.name}.i", i, t // unit_mult),
+            ]
         else:
             group.append((ax.name, base, blocked))
         if vpart:
@@ -397,8 +441,10 @@ def apply(sch, spec: ComputeSpec, recipe: Recipe) -> Applied:
                 reduce.add(n)
     unknown = [t for t in tiles if t not in {a.name for a in spec.axes}]
     if unknown:
-        raise RecipeError(f"{recipe.where('tile', unknown[0])}: layer '{layer}' has no axis "
-                          f"'{unknown[0]}' (its axes: {', '.join(a.name for a in spec.axes)})")
+        raise RecipeError(
+            f"{recipe.where('tile', unknown[0])}: layer '{layer}' has no axis "
+            f"'{unknown[0]}' (its axes: {', '.join(a.name for a in spec.axes)})"
+        )
 
     # innermost loops claimed by the intrinsic or the vectorizer
     vec = recipe.get("vectorize")
@@ -406,22 +452,28 @@ def apply(sch, spec: ComputeSpec, recipe: Recipe) -> Applied:
         claimed = list(spec.intrinsic_loops)
     elif vec:
         if vec not in loops:
-            raise RecipeError(f"{recipe.where('vectorize')}: no loop '{vec}' in layer '{layer}' "
-                              f"(loops: {', '.join(names)})")
+            raise RecipeError(
+                f"{recipe.where('vectorize')}: no loop '{vec}' in layer '{layer}' "
+                f"(loops: {', '.join(names)})"
+            )
         claimed = [vec]
     else:
         claimed = []
     order = list(recipe.get("order") or spec.default_order or names)
     for n in order:
         if n not in loops:
-            raise RecipeError(f"{recipe.where('order')}: no loop '{n}' in layer '{layer}' "
-                              f"(loops: {', '.join(names)})")
+            raise RecipeError(
+                f"{recipe.where('order')}: no loop '{n}' in layer '{layer}' "
+                f"(loops: {', '.join(names)})"
+            )
     if len(set(order)) != len(order):
         raise RecipeError(f"{recipe.where('order')}: a loop is listed twice")
     missing = [n for n in names if n not in order and n not in claimed]
     if missing:
-        raise RecipeError(f"{recipe.where('order')}: loop '{missing[0]}' of layer '{layer}' is "
-                          f"not placed (loops: {', '.join(names)})")
+        raise RecipeError(
+            f"{recipe.where('order')}: loop '{missing[0]}' of layer '{layer}' is "
+            f"not placed (loops: {', '.join(names)})"
+        )
     final = [n for n in order if n not in claimed] + claimed
     sch.reorder(*[loops[n] for n in final])
 
@@ -469,8 +521,10 @@ def apply(sch, spec: ComputeSpec, recipe: Recipe) -> Applied:
         vectorized.append(vec)
     for n in recipe.get("unroll") or []:
         if n not in loops:
-            raise RecipeError(f"{recipe.where('unroll')}: no loop '{n}' in layer '{layer}' "
-                              f"(loops: {', '.join(names)})")
+            raise RecipeError(
+                f"{recipe.where('unroll')}: no loop '{n}' in layer '{layer}' "
+                f"(loops: {', '.join(names)})"
+            )
         if n in claimed:
             continue  # covered by the intrinsic / the vector
         sch.unroll(loops[n])
@@ -493,7 +547,13 @@ def apply(sch, spec: ComputeSpec, recipe: Recipe) -> Applied:
             _, vi = sch.split(inner, [None, lanes])
             sch.vectorize(vi)
             vectorized.append(f"{stage}.v")
-    return Applied(recipe=f"{recipe.path}: {', '.join(sorted(set(recipe.sources.values())))}",
-                   order=tuple(final), tiles=used_tiles, blocks=blocks,
-                   vectorized=tuple(vectorized), unrolled=tuple(unrolled), intrinsic=intrinsic,
-                   notes=tuple(notes))
+    return Applied(
+        recipe=f"{recipe.path}: {', '.join(sorted(set(recipe.sources.values())))}",
+        order=tuple(final),
+        tiles=used_tiles,
+        blocks=blocks,
+        vectorized=tuple(vectorized),
+        unrolled=tuple(unrolled),
+        intrinsic=intrinsic,
+        notes=tuple(notes),
+    )

@@ -36,15 +36,30 @@ exp polynomial term in [-2^28, 2^28].
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
 from accelsim.lower import requant as rq
-from accelsim.lower.ops import Built, Ctx, FloatArith, NotLowered, _block, _kaxis, _kshape, \
-    _lanes, _need_per_tensor, _requantize_params, _store_dtype, _zp, float_types, \
-    from_kernel_layout, tensor_layout, to_kernel_layout
+from accelsim.lower.ops import (
+    Built,
+    Ctx,
+    FloatArith,
+    NotLowered,
+    _block,
+    _kaxis,
+    _kshape,
+    _lanes,
+    _need_per_tensor,
+    _requantize_params,
+    _store_dtype,
+    _zp,
+    float_types,
+    from_kernel_layout,
+    tensor_layout,
+    to_kernel_layout,
+)
 from accelsim.lower.schedule import Axis, ComputeSpec
 from accelsim.model.graph import DTYPE_BITS, QuantParams, TensorInfo, dtype_range
 from accelsim.ref import gemmlowp_ops as ref
@@ -69,8 +84,7 @@ def _wrap(v64):
 
 def _srdhm(a, b):
     t = _t()
-    return _wrap(t.shift_right(a.astype("int64") * b.astype("int64") + rq.c64(1 << 30),
-                               rq.c64(31)))
+    return _wrap(t.shift_right(a.astype("int64") * b.astype("int64") + rq.c64(1 << 30), rq.c64(31)))
 
 
 def _rdbpot(x, e):
@@ -110,12 +124,21 @@ def exp_quarter_terms(a, integer_bits: int, powers):
     a_mod = _a_mod(a, integer_bits)
     return [
         lambda: (_sat_shl(a_mod, integer_bits) if integer_bits else a_mod) + _c(1 << 28),
-        lambda: _srdhm(powers(0), powers(0)),                       # x^2
-        lambda: _srdhm(powers(1), powers(0)),                       # x^3
-        lambda: _srdhm(powers(1), powers(1)),                       # x^4 (>= 0)
-        lambda: _c(c["constant_term"]) + _srdhm(_c(c["constant_term"]), powers(0) + _rdbpot(
-            _srdhm(_rdbpot_nonneg(powers(3), 2) + powers(2), _c(c["one_third"])) + powers(1),
-            1)),
+        lambda: _srdhm(powers(0), powers(0)),  # x^2
+        lambda: _srdhm(powers(1), powers(0)),  # x^3
+        lambda: _srdhm(powers(1), powers(1)),  # x^4 (>= 0)
+        lambda: (
+            _c(c["constant_term"])
+            + _srdhm(
+                _c(c["constant_term"]),
+                powers(0)
+                + _rdbpot(
+                    _srdhm(_rdbpot_nonneg(powers(3), 2) + powers(2), _c(c["one_third"]))
+                    + powers(1),
+                    1,
+                ),
+            )
+        ),
     ]
 
 
@@ -124,13 +147,13 @@ def _a_mod(a, integer_bits: int):
     return _t().bitwise_and(a, _c(one_quarter - 1)) - _c(one_quarter)
 
 
-BARREL_GROUP = 3    # barrel-shifter steps per stage: TVM's simplifier time grows ~3x per step
+BARREL_GROUP = 3  # barrel-shifter steps per stage: TVM's simplifier time grows ~3x per step
 
 
 def barrel_groups(integer_bits: int) -> list[tuple[tuple[int, int], ...]]:
     """The barrel shifter's (exponent, multiplier) steps for `integer_bits`, in stage groups."""
     steps = [s for s in ref.EXP_BARREL if integer_bits > s[0]]
-    return [tuple(steps[i:i + BARREL_GROUP]) for i in range(0, len(steps), BARREL_GROUP)]
+    return [tuple(steps[i : i + BARREL_GROUP]) for i in range(0, len(steps), BARREL_GROUP)]
 
 
 def exp_barrel(result, a, integer_bits: int, steps, last: bool):
@@ -146,8 +169,7 @@ def exp_barrel(result, a, integer_bits: int, steps, last: bool):
     remainder = _a_mod(a, integer_bits) - a
     for exponent, multiplier in steps:
         bit = _c(1 << (frac + exponent))
-        m = t.Select(t.bitwise_and(remainder, bit) != _c(0), rq.c64(multiplier),
-                     rq.c64(1 << 31))
+        m = t.Select(t.bitwise_and(remainder, bit) != _c(0), rq.c64(multiplier), rq.c64(1 << 31))
         result = _wrap(t.shift_right(result.astype("int64") * m + rq.c64(1 << 30), rq.c64(31)))
     if not last:
         return result
@@ -156,14 +178,12 @@ def exp_barrel(result, a, integer_bits: int, steps, last: bool):
     # a == 0 -> INT32_MAX, as `result | (a == 0 ? INT32_MAX : 0)` (result is in [0, 2^31)):
     # a select with the barrel shifter on one arm only is turned into a branch around it by
     # LLVM, which would make the kernel's instruction count depend on the data
-    return t.bitwise_or(result, t.bitwise_and(_c(INT32_MAX), _c(0) - (a == _c(0)).astype(
-        "int32")))
+    return t.bitwise_or(result, t.bitwise_and(_c(INT32_MAX), _c(0) - (a == _c(0)).astype("int32")))
 
 
 def _rounding_half_sum(a):
     """RoundingHalfSum(a, INT32_MAX) for a >= 0: (a + INT32_MAX + 1) / 2, C++ truncation."""
-    return _wrap(_t().shift_right(a.astype("int64") + rq.c64(INT32_MAX) + rq.c64(1),
-                                  rq.c64(1)))
+    return _wrap(_t().shift_right(a.astype("int64") + rq.c64(INT32_MAX) + rq.c64(1), rq.c64(1)))
 
 
 NEWTON_STEPS = 3
@@ -191,7 +211,7 @@ def _lut_lookup(value, lut, row: int):
     base = lut[row, index].astype("int32")
     slope = lut[row, index + _c(1)].astype("int32") - base
     delta = t.shift_right(slope * offset + _c(64), _c(7))
-    return (base + delta).astype("int16").astype("int32")   # static_cast<int16_t>
+    return (base + delta).astype("int16").astype("int32")  # static_cast<int16_t>
 
 
 @dataclass
@@ -211,8 +231,7 @@ class _Rows:
 def _int8_rows(x, rk, O, K, I, qp, out_bits: int, nlo: int, nhi: int) -> _Rows:
     """reference_ops::Softmax (8-bit input); qp = [multiplier, left shift, diff_min, ...]."""
     te, t = import_tvm().te, _t()
-    mx = te.compute((O, I), lambda o, i: te.max(x[o, rk, i].astype("int32"), axis=rk),
-                    name="mx")
+    mx = te.compute((O, I), lambda o, i: te.max(x[o, rk, i].astype("int32"), axis=rk), name="mx")
 
     def diff(o, k, i):
         return x[o, k, i].astype("int32") - mx[o, i]
@@ -224,17 +243,19 @@ def _int8_rows(x, rk, O, K, I, qp, out_bits: int, nlo: int, nhi: int) -> _Rows:
     # count data-dependent); the clamp keeps the shift of the masked ones from overflowing.
     def scaled(o, k, i):
         d = diff(o, k, i)
-        s64 = _srdhm(t.shift_left(t.max(d, qp[2]), qp[1]), qp[0]).astype("int64") - \
-            (d < qp[2]).astype("int64") * rq.c64(1 << 32)
+        s64 = _srdhm(t.shift_left(t.max(d, qp[2]), qp[1]), qp[0]).astype("int64") - (
+            d < qp[2]
+        ).astype("int64") * rq.c64(1 << 32)
         return _wrap(t.max(s64, rq.c64(-(1 << 31))))
 
     sc = te.compute((O, K, I), scaled, name="sc")
-    eq: list = []          # x, x^2, x^3, x^4, exp(a mod 1/4 - 1/4): one stage each
+    eq: list = []  # x, x^2, x^3, x^4, exp(a mod 1/4 - 1/4): one stage each
 
     def term(j):
         def body(o, k, i):
             terms = exp_quarter_terms(sc[o, k, i], SCORE_BITS, lambda n: eq[n][o, k, i])
             return terms[j]()
+
         return body
 
     for j in range(5):
@@ -248,24 +269,35 @@ def _int8_rows(x, rk, O, K, I, qp, out_bits: int, nlo: int, nhi: int) -> _Rows:
 
     for g_, steps in enumerate(groups):
         last = g_ == len(groups) - 1
-        stages.append(te.compute((O, K, I), barrel(steps, last),
-                                 name="ex" if last else f"eb{g_}"))
+        stages.append(te.compute((O, K, I), barrel(steps, last), name="ex" if last else f"eb{g_}"))
     ex = stages[-1]
-    sm = te.compute((O, I), lambda o, i: te.sum(_rdbpot_nonneg(ex[o, rk, i], 12), axis=rk),
-                    name="sm")
+    sm = te.compute(
+        (O, I), lambda o, i: te.sum(_rdbpot_nonneg(ex[o, rk, i], 12), axis=rk), name="sm"
+    )
 
-    def shifted(o, i):      # (sum << headroom) - 1 in Q0.31: the x of 1 / (1 + x)
+    def shifted(o, i):  # (sum << headroom) - 1 in Q0.31: the x of 1 / (1 + x)
         s_ = sm[o, i]
-        return _wrap(t.shift_left(t.bitwise_and(s_.astype("int64"), rq.c64(0xFFFFFFFF)),
-                                  t.clz(s_).astype("int64")) - rq.c64(1 << 31))
+        return _wrap(
+            t.shift_left(
+                t.bitwise_and(s_.astype("int64"), rq.c64(0xFFFFFFFF)), t.clz(s_).astype("int64")
+            )
+            - rq.c64(1 << 31)
+        )
 
     def step_of(prev):
-        return lambda o, i, j: t.Select(j == 0, prev[o, i, 0],
-                                        newton_step(prev[o, i, 0], prev[o, i, 1]))
+        return lambda o, i, j: t.Select(
+            j == 0, prev[o, i, 0], newton_step(prev[o, i, 0], prev[o, i, 1])
+        )
 
-    nr = [te.compute((O, I, 2), lambda o, i, j: t.Select(
-        j == 0, reciprocal_start(shifted(o, i))[0], reciprocal_start(shifted(o, i))[1]),
-        name="nr0")]
+    nr = [
+        te.compute(
+            (O, I, 2),
+            lambda o, i, j: t.Select(
+                j == 0, reciprocal_start(shifted(o, i))[0], reciprocal_start(shifted(o, i))[1]
+            ),
+            name="nr0",
+        )
+    ]
     for step in range(NEWTON_STEPS):
         nr.append(te.compute((O, I, 2), step_of(nr[-1]), name=f"nr{step + 1}"))
     inv = te.compute((O, I), lambda o, i: _sat_shl(nr[-1][o, i, 1], 1), name="inv")
@@ -278,9 +310,14 @@ def _int8_rows(x, rk, O, K, I, qp, out_bits: int, nlo: int, nhi: int) -> _Rows:
         unsat = _rdbpot_nonneg(_srdhm(inv[o, i], ex[o, k, i]), rq.clip(exponent, _c(0), _c(62)))
         return rq.clip(unsat + _c(nlo), _c(nlo), _c(nhi))
 
-    prologue = ("mx", "sc") + tuple(f"eq{j}" for j in range(5)) + tuple(
-        f"eb{j}" for j in range(len(groups) - 1)) + ("ex", "sm") + tuple(f"nr{j}" for j in range(len(nr))) + (
-        "inv",)
+    prologue = (
+        ("mx", "sc")
+        + tuple(f"eq{j}" for j in range(5))
+        + tuple(f"eb{j}" for j in range(len(groups) - 1))
+        + ("ex", "sm")
+        + tuple(f"nr{j}" for j in range(len(nr)))
+        + ("inv",)
+    )
     return _Rows([], [], {}, prologue, value, "8-bit")
 
 
@@ -289,17 +326,30 @@ def _int16_rows(x, rk, O, K, I, qp) -> _Rows:
     te, t = import_tvm().te, _t()
     exp_lut, recip_lut = ref.softmax_int16_luts()
     lut = te.placeholder((2, len(exp_lut)), "int16", name="luts")
-    mx = te.compute((O, I), lambda o, i: te.max(x[o, rk, i].astype("int32"), axis=rk),
-                    name="mx")
-    ex = te.compute((O, K, I), lambda o, k, i: _lut_lookup(rq.clip(
-        rq.mbqm(x[o, k, i].astype("int32") - mx[o, i], qp[0], qp[1]) + _c(32767),
-        _c(-32768), _c(32767)), lut, 0), name="ex")
+    mx = te.compute((O, I), lambda o, i: te.max(x[o, rk, i].astype("int32"), axis=rk), name="mx")
+    ex = te.compute(
+        (O, K, I),
+        lambda o, k, i: _lut_lookup(
+            rq.clip(
+                rq.mbqm(x[o, k, i].astype("int32") - mx[o, i], qp[0], qp[1]) + _c(32767),
+                _c(-32768),
+                _c(32767),
+            ),
+            lut,
+            0,
+        ),
+        name="ex",
+    )
     sm = te.compute((O, I), lambda o, i: te.sum(ex[o, rk, i], axis=rk), name="sm")
 
     def row_scale(s_):
-        shifted = _wrap(t.shift_right(t.shift_left(s_.astype("int64"),
-                                                   (t.clz(s_) - _c(1)).astype("int64"))
-                                      + rq.c64(1 << 13), rq.c64(14)))
+        shifted = _wrap(
+            t.shift_right(
+                t.shift_left(s_.astype("int64"), (t.clz(s_) - _c(1)).astype("int64"))
+                + rq.c64(1 << 13),
+                rq.c64(14),
+            )
+        )
         sym = rq.clip(shifted - _c((1 << 15) + (1 << 16)), _c(-32768), _c(32767))
         return _lut_lookup(sym, lut, 1)
 
@@ -308,12 +358,17 @@ def _int16_rows(x, rk, O, K, I, qp) -> _Rows:
     def value(o, k, i):
         right = (_c(31) - t.clz(sm[o, i])).astype("int64")
         rnd = t.shift_left(rq.c64(1), right - rq.c64(1))
-        res = t.shift_right(ex[o, k, i].astype("int64") * inv[o, i].astype("int64") + rnd,
-                            right)
+        res = t.shift_right(ex[o, k, i].astype("int64") * inv[o, i].astype("int64") + rnd, right)
         return _wrap(t.max(t.min(res, rq.c64(32767)), rq.c64(0)))
 
-    return _Rows([lut], ["luts"], {"luts": np.stack([exp_lut, recip_lut]).astype(np.int16)},
-                 ("mx", "ex", "sm", "inv"), value, "int16")
+    return _Rows(
+        [lut],
+        ["luts"],
+        {"luts": np.stack([exp_lut, recip_lut]).astype(np.int16)},
+        ("mx", "ex", "sm", "inv"),
+        value,
+        "int16",
+    )
 
 
 def _float_rows(x, rk, O, K, I, beta: float, out_dtype: str) -> _Rows:
@@ -323,15 +378,17 @@ def _float_rows(x, rk, O, K, I, beta: float, out_dtype: str) -> _Rows:
     te, t = import_tvm().te, _t()
     f32 = "float32"
     mx = te.compute((O, I), lambda o, i: te.max(x[o, rk, i].astype(f32), axis=rk), name="mx")
-    ex = te.compute((O, K, I), lambda o, k, i: t.exp(
-        (x[o, k, i].astype(f32) - mx[o, i]) * t.const(beta, f32)), name="ex")
+    ex = te.compute(
+        (O, K, I),
+        lambda o, k, i: t.exp((x[o, k, i].astype(f32) - mx[o, i]) * t.const(beta, f32)),
+        name="ex",
+    )
     sm = te.compute((O, I), lambda o, i: te.sum(ex[o, rk, i], axis=rk), name="sm")
 
     def value(o, k, i):
         return (ex[o, k, i] / sm[o, i]).astype(out_dtype)
 
-    return _Rows([], [], {}, ("mx", "ex", "sm"), value, "float",
-                 FloatArith(f32, 1 + 4 + K + 1))
+    return _Rows([], [], {}, ("mx", "ex", "sm"), value, "float", FloatArith(f32, 1 + 4 + K + 1))
 
 
 def softmax(ctx: Ctx) -> Built:
@@ -343,7 +400,7 @@ def softmax(ctx: Ctx) -> Built:
     layout = tensor_layout(g, node.inputs[0]) if rank == 4 else "NCHW"
     kin = _kshape(x_i.shape, layout)
     ax = _kaxis(node.attr("axis", -1), rank, layout)
-    O, K, I = int(np.prod(kin[:ax])), int(kin[ax]), int(np.prod(kin[ax + 1:]))
+    O, K, I = int(np.prod(kin[:ax])), int(kin[ax]), int(np.prod(kin[ax + 1 :]))
     xdt, odt = _store_dtype(x_i.dtype), _store_dtype(o_i.dtype)
     beta = float(np.float32(node.attr("beta", 1.0)))
     x = te.placeholder((O, K, I), xdt, name="x")
@@ -358,8 +415,9 @@ def softmax(ctx: Ctx) -> Built:
         _need_per_tensor(ctx, x_i, "input")
         _need_per_tensor(ctx, o_i, "output")
         if x_i.dtype in ("int8", "uint8") and o_i.dtype in ("int8", "uint8", "int16"):
-            natural = QuantParams.per_tensor(2.0 ** -DTYPE_BITS[o_i.dtype],
-                                             dtype_range(o_i.dtype)[0])
+            natural = QuantParams.per_tensor(
+                2.0 ** -DTYPE_BITS[o_i.dtype], dtype_range(o_i.dtype)[0]
+            )
             try:
                 qvals = list(ref.softmax_8bit_params(beta, x_i.quant.scale[0]))
             except ValueError as exc:
@@ -371,31 +429,43 @@ def softmax(ctx: Ctx) -> Built:
             raise NotLowered(f"softmax from {x_i.dtype} to {o_i.dtype}")
         # qparams: the formula's 3, then TFLite's fixed output format -> the output's
         need_rq, rq_m, rq_s = _requantize_params(
-            TensorInfo(o_i.name, o_i.shape, o_i.dtype, natural), o_i)
+            TensorInfo(o_i.name, o_i.shape, o_i.dtype, natural), o_i
+        )
         nlo, nhi = dtype_range(o_i.dtype)
         qvals += [int(natural.zero_point[0]), _zp(o_i), rq_m, rq_s, nlo, nhi]
         qp = te.placeholder((len(qvals),), "int32", name="qparams")
-        rows = (_int16_rows(x, rk, O, K, I, qp) if x_i.dtype == "int16" else
-                _int8_rows(x, rk, O, K, I, qp, 8 * np.dtype(odt).itemsize, nlo, nhi))
+        rows = (
+            _int16_rows(x, rk, O, K, I, qp)
+            if x_i.dtype == "int16"
+            else _int8_rows(x, rk, O, K, I, qp, 8 * np.dtype(odt).itemsize, nlo, nhi)
+        )
         rows.params.append(qp)
         rows.pnames.append("qparams")
         rows.consts["qparams"] = np.array(qvals, np.int32)
 
     def body(o, k, i):
         v = rows.value(o, k, i)
-        if need_rq:   # gemmlowp_ops._requantize from TFLite's fixed output format
-            return rq.mbqm(v - qp[3], qp[5], qp[6],
-                           lambda r: rq.clamp_add(r, qp[4], qp[7], qp[8]).astype(odt))
+        if need_rq:  # gemmlowp_ops._requantize from TFLite's fixed output format
+            return rq.mbqm(
+                v - qp[3], qp[5], qp[6], lambda r: rq.clamp_add(r, qp[4], qp[7], qp[8]).astype(odt)
+            )
         return v.astype(odt)
 
     y = te.compute((O, K, I), body, name="y")
     recipe = ctx.recipe("softmax", prec)
     V = _block(recipe, "k", K, _lanes(ctx, 32), ctx.layer, "elements", True)
-    spec = ComputeSpec(main="y", axes=[Axis("o", O, unit="rows"),
-                                       Axis("k", K, vsplit=V, unit="elements"),
-                                       Axis("i", I, unit="columns")],
-                       default_order=("o", "i", "k"), layer=ctx.layer,
-                       prologue=rows.prologue, prologue_axis="k")
+    spec = ComputeSpec(
+        main="y",
+        axes=[
+            Axis("o", O, unit="rows"),
+            Axis("k", K, vsplit=V, unit="elements"),
+            Axis("i", I, unit="columns"),
+        ],
+        default_order=("o", "i", "k"),
+        layer=ctx.layer,
+        prologue=rows.prologue,
+        prologue_axis="k",
+    )
     x_name, out_shape = node.inputs[0], o_i.shape
 
     def pack(values):
@@ -407,10 +477,26 @@ def softmax(ctx: Ctx) -> Built:
     def unpack(arr):
         return from_kernel_layout(np.asarray(arr).reshape(kin), layout).reshape(out_shape)
 
-    signature = {"op": "softmax", "class": "softmax", "x": [[O, K, I], xdt],
-                 "y": [[O, K, I], odt], "block": V, "requant": bool(need_rq),
-                 "format": rows.fmt, "beta": beta if rows.fmt == "float" else None}
-    built = Built("softmax", [x] + rows.params + [y], ["x"] + rows.pnames + ["y"], spec,
-                  recipe, pack, unpack, signature, (x_name,))
+    signature = {
+        "op": "softmax",
+        "class": "softmax",
+        "x": [[O, K, I], xdt],
+        "y": [[O, K, I], odt],
+        "block": V,
+        "requant": bool(need_rq),
+        "format": rows.fmt,
+        "beta": beta if rows.fmt == "float" else None,
+    }
+    built = Built(
+        "softmax",
+        [x] + rows.params + [y],
+        ["x"] + rows.pnames + ["y"],
+        spec,
+        recipe,
+        pack,
+        unpack,
+        signature,
+        (x_name,),
+    )
     built.arith = rows.arith
     return built

@@ -6,13 +6,21 @@ result on `build()`.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from accelsim.errors import ModelError
-from accelsim.model.graph import (FLOAT_DTYPES, NUMPY_DTYPE, Graph, Node, QuantParams,
-                                  TensorInfo, topological_order)
+from accelsim.model.graph import (
+    FLOAT_DTYPES,
+    NUMPY_DTYPE,
+    Graph,
+    Node,
+    QuantParams,
+    TensorInfo,
+    topological_order,
+)
 from accelsim.model.ops import infer_shapes
 
 
@@ -50,16 +58,27 @@ class GraphBuilder:
                 return cand
 
     # -- tensors --------------------------------------------------------------------------
-    def input(self, name: str, shape: Sequence[int], dtype: str = "float32",
-              quant: QuantParams | None = None) -> str:
+    def input(
+        self,
+        name: str,
+        shape: Sequence[int],
+        dtype: str = "float32",
+        quant: QuantParams | None = None,
+    ) -> str:
         if name in self.tensors:
             raise ModelError(f"graph '{self.name}': duplicate input '{name}'")
         self.tensors[name] = TensorInfo(name, tuple(shape), dtype, quant)
         self.inputs.append(name)
         return name
 
-    def const(self, name: str, value: np.ndarray, dtype: str | None = None,
-              quant: QuantParams | None = None, exact_name: bool = False) -> str:
+    def const(
+        self,
+        name: str,
+        value: np.ndarray,
+        dtype: str | None = None,
+        quant: QuantParams | None = None,
+        exact_name: bool = False,
+    ) -> str:
         value = np.asarray(value)
         dtype = dtype or numpy_to_ir_dtype(value)
         value = value.astype(NUMPY_DTYPE[dtype], copy=False)
@@ -78,10 +97,16 @@ class GraphBuilder:
         self.tensors[info.name] = info
 
     # -- nodes ----------------------------------------------------------------------------
-    def add(self, op: str, inputs: Sequence[str], name: str | None = None,
-            outputs: Sequence[str] | None = None, dtype: str | None = None,
-            quant: QuantParams | Sequence[QuantParams | None] | None = None,
-            **attrs: Any) -> str:
+    def add(
+        self,
+        op: str,
+        inputs: Sequence[str],
+        name: str | None = None,
+        outputs: Sequence[str] | None = None,
+        dtype: str | None = None,
+        quant: QuantParams | Sequence[QuantParams | None] | None = None,
+        **attrs: Any,
+    ) -> str:
         """Add a node, infer its output shape(s) and return its first output's name.
 
         `dtype` defaults to the first input's dtype; `quant` gives output quantization.
@@ -89,8 +114,9 @@ class GraphBuilder:
         name = self.unique(name or op)
         missing = [t for t in inputs if t and t not in self.tensors]
         if missing:
-            raise ModelError(f"graph '{self.name}': node '{name}' ({op}) reads unknown tensor(s) "
-                             f"{missing}")
+            raise ModelError(
+                f"graph '{self.name}': node '{name}' ({op}) reads unknown tensor(s) {missing}"
+            )
         node = Node(name, op, tuple(inputs), (), attrs)
         infos = [self.tensors[t] if t else None for t in inputs]
         shapes = infer_shapes(node, infos)
@@ -113,12 +139,24 @@ class GraphBuilder:
     def build(self) -> Graph:
         available = set(self.inputs) | set(self.constants)
         nodes = topological_order(self.nodes, available)
-        used = set(self.inputs) | set(self.outputs) | {t for n in nodes for t in n.inputs} \
+        used = (
+            set(self.inputs)
+            | set(self.outputs)
+            | {t for n in nodes for t in n.inputs}
             | {t for n in nodes for t in n.outputs}
+        )
         tensors = {k: v for k, v in self.tensors.items() if k in used}
         constants = {k: v for k, v in self.constants.items() if k in used}
-        return Graph(self.name, tuple(nodes), tensors, tuple(self.inputs), tuple(self.outputs),
-                     constants, self.requant_mode, dict(self.metadata))
+        return Graph(
+            self.name,
+            tuple(nodes),
+            tensors,
+            tuple(self.inputs),
+            tuple(self.outputs),
+            constants,
+            self.requant_mode,
+            dict(self.metadata),
+        )
 
 
 def is_float_dtype(dtype: str) -> bool:

@@ -20,9 +20,10 @@ Conventions (kept by every importer and by the zoo):
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -31,19 +32,36 @@ from accelsim.errors import ModelError
 # Integer and float dtypes the IR knows, with their bit widths. int2/uint2/int4/uint4 tensors
 # are held in int8/uint8 numpy arrays whose values are within the narrow range.
 DTYPE_BITS = {
-    "float32": 32, "float16": 16,
-    "int2": 2, "uint2": 2,
-    "int4": 4, "uint4": 4, "int8": 8, "uint8": 8, "int16": 16, "uint16": 16,
-    "int32": 32, "int64": 64, "bool": 8,
+    "float32": 32,
+    "float16": 16,
+    "int2": 2,
+    "uint2": 2,
+    "int4": 4,
+    "uint4": 4,
+    "int8": 8,
+    "uint8": 8,
+    "int16": 16,
+    "uint16": 16,
+    "int32": 32,
+    "int64": 64,
+    "bool": 8,
 }
 FLOAT_DTYPES = ("float32", "float16")
 
 # numpy storage dtype for each IR dtype.
 NUMPY_DTYPE = {
-    "float32": np.float32, "float16": np.float16,
-    "int2": np.int8, "uint2": np.uint8,
-    "int4": np.int8, "uint4": np.uint8, "int8": np.int8, "uint8": np.uint8,
-    "int16": np.int16, "uint16": np.uint16, "int32": np.int32, "int64": np.int64,
+    "float32": np.float32,
+    "float16": np.float16,
+    "int2": np.int8,
+    "uint2": np.uint8,
+    "int4": np.int8,
+    "uint4": np.uint8,
+    "int8": np.int8,
+    "uint8": np.uint8,
+    "int16": np.int16,
+    "uint16": np.uint16,
+    "int32": np.int32,
+    "int64": np.int64,
     "bool": np.bool_,
 }
 
@@ -72,8 +90,10 @@ class QuantParams:
         object.__setattr__(self, "scale", tuple(float(s) for s in np.ravel(self.scale)))
         object.__setattr__(self, "zero_point", tuple(int(z) for z in np.ravel(self.zero_point)))
         if len(self.scale) != len(self.zero_point) and len(self.zero_point) != 1:
-            raise ModelError(f"quantization parameters: {len(self.scale)} scales but "
-                             f"{len(self.zero_point)} zero points")
+            raise ModelError(
+                f"quantization parameters: {len(self.scale)} scales but "
+                f"{len(self.zero_point)} zero points"
+            )
         if self.axis is None and len(self.scale) != 1:
             raise ModelError(f"per-tensor quantization needs one scale, found {len(self.scale)}")
         if any(not (s > 0) or not np.isfinite(s) for s in self.scale):
@@ -101,7 +121,7 @@ class QuantParams:
         return tuple(shape)
 
     @staticmethod
-    def per_tensor(scale: float, zero_point: int = 0) -> "QuantParams":
+    def per_tensor(scale: float, zero_point: int = 0) -> QuantParams:
         return QuantParams((float(scale),), (int(zero_point),), None)
 
 
@@ -115,8 +135,10 @@ class TensorInfo:
     def __post_init__(self) -> None:
         object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
         if self.dtype not in DTYPE_BITS:
-            raise ModelError(f"tensor '{self.name}': unknown dtype '{self.dtype}', expected one "
-                             f"of {sorted(DTYPE_BITS)}")
+            raise ModelError(
+                f"tensor '{self.name}': unknown dtype '{self.dtype}', expected one "
+                f"of {sorted(DTYPE_BITS)}"
+            )
 
     @property
     def is_float(self) -> bool:
@@ -159,13 +181,14 @@ class Node:
     def __post_init__(self) -> None:
         object.__setattr__(self, "inputs", tuple(self.inputs))
         object.__setattr__(self, "outputs", tuple(self.outputs))
-        object.__setattr__(self, "attrs",
-                           MappingProxyType({k: _freeze(v) for k, v in dict(self.attrs).items()}))
+        object.__setattr__(
+            self, "attrs", MappingProxyType({k: _freeze(v) for k, v in dict(self.attrs).items()})
+        )
 
     def attr(self, key: str, default: Any = None) -> Any:
         return self.attrs.get(key, default)
 
-    def with_attrs(self, **changes: Any) -> "Node":
+    def with_attrs(self, **changes: Any) -> Node:
         attrs = dict(self.attrs)
         attrs.update(changes)
         return dataclasses.replace(self, attrs=attrs)
@@ -197,8 +220,10 @@ class Graph:
         object.__setattr__(self, "constants", MappingProxyType(dict(self.constants)))
         object.__setattr__(self, "metadata", MappingProxyType(dict(self.metadata)))
         if self.requant_mode not in ("gemmlowp", "float"):
-            raise ModelError(f"graph '{self.name}': requant_mode must be 'gemmlowp' or 'float', "
-                             f"found '{self.requant_mode}'")
+            raise ModelError(
+                f"graph '{self.name}': requant_mode must be 'gemmlowp' or 'float', "
+                f"found '{self.requant_mode}'"
+            )
         self._check()
 
     def _check(self) -> None:
@@ -209,12 +234,15 @@ class Graph:
         for node in self.nodes:
             for t in node.inputs:
                 if t and t not in known:
-                    raise ModelError(f"graph '{self.name}': node '{node.name}' ({node.op}) reads "
-                                     f"tensor '{t}' before anything produces it")
+                    raise ModelError(
+                        f"graph '{self.name}': node '{node.name}' ({node.op}) reads "
+                        f"tensor '{t}' before anything produces it"
+                    )
             for t in node.outputs:
                 if t not in self.tensors:
-                    raise ModelError(f"graph '{self.name}': node '{node.name}' output '{t}' "
-                                     f"has no TensorInfo")
+                    raise ModelError(
+                        f"graph '{self.name}': node '{node.name}' output '{t}' has no TensorInfo"
+                    )
                 known.add(t)
         for t in self.outputs:
             if t not in known:
@@ -248,17 +276,19 @@ class Graph:
 
     def macs(self) -> int:
         from accelsim.model.ops import node_macs
+
         return sum(node_macs(self, n) for n in self.nodes)
 
     def params(self) -> int:
         from accelsim.model.ops import node_params
+
         return sum(node_params(self, n) for n in self.nodes)
 
     def model_bytes(self) -> float:
         """Bytes to store every constant at its bit width (the model size on disk)."""
         return sum(self.tensors[c].nbytes for c in self.constants)
 
-    def replace(self, **changes: Any) -> "Graph":
+    def replace(self, **changes: Any) -> Graph:
         return dataclasses.replace(self, **changes)
 
 

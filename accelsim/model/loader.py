@@ -14,19 +14,23 @@ def load_model(source: str, input_size: int | None = None, seed: int = 0) -> Gra
     `input_size` (zoo only) overrides the spatial input size, e.g. for fast checks.
     """
     from accelsim.model import zoo
+
     if source in zoo.MODELS:
         return zoo.build(source, seed=seed, input_size=input_size)
     path = Path(source)
     suffix = path.suffix.lower()
     if suffix not in (".onnx", ".tflite"):
-        raise ModelError(f"{source}: not a zoo model ({', '.join(zoo.MODELS)}) and not an "
-                         f".onnx or .tflite file")
+        raise ModelError(
+            f"{source}: not a zoo model ({', '.join(zoo.MODELS)}) and not an .onnx or .tflite file"
+        )
     if not path.is_file():
         raise ModelError(f"{source}: no such file")
     if input_size is not None:
         raise ModelError(f"{source}: --input-size applies to zoo models only")
     if suffix == ".onnx":
         from accelsim.model.onnx_import import load_onnx
+
         return load_onnx(path)
     from accelsim.model.tflite_import import load_tflite
+
     return load_tflite(path)

@@ -79,8 +79,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -88,13 +88,35 @@ from accelsim.errors import ModelError
 from accelsim.model.graph import NUMPY_DTYPE, Graph, Node, TensorInfo, dtype_range
 from accelsim.model.ops import activation_bounds, spatial_axes
 
-_ELEM = {"float32": 1, "float16": 10, "uint8": 2, "int8": 3, "uint16": 4, "int16": 5,
-         "int32": 6, "int64": 7, "bool": 9, "uint4": 21, "int4": 22, "uint2": 25, "int2": 26}
+_ELEM = {
+    "float32": 1,
+    "float16": 10,
+    "uint8": 2,
+    "int8": 3,
+    "uint16": 4,
+    "int16": 5,
+    "int32": 6,
+    "int64": 7,
+    "bool": 9,
+    "uint4": 21,
+    "int4": 22,
+    "uint2": 25,
+    "int2": 26,
+}
 _PACKED = ("int4", "uint4", "int2", "uint2")  # sub-byte types: packed by onnx.helper
 
 # Lowest opset whose QuantizeLinear / DequantizeLinear hold each integer type.
-_QDQ_TYPE_OPSET = {"uint8": 13, "int8": 13, "int32": 13, "uint16": 21, "int16": 21,
-                   "uint4": 21, "int4": 21, "uint2": 25, "int2": 25}
+_QDQ_TYPE_OPSET = {
+    "uint8": 13,
+    "int8": 13,
+    "int32": 13,
+    "uint16": 21,
+    "int16": 21,
+    "uint4": 21,
+    "int4": 21,
+    "uint2": 25,
+    "int2": 25,
+}
 # Operators whose ONNX form needs more than that (as the emitters below write them).
 _OP_OPSET = {"layer_norm": 17, "gelu": 20}
 _INT32 = np.iinfo(np.int32)
@@ -109,10 +131,12 @@ def _tensor_proto(name: str, value, dtype: str | None = None):
     """An initializer; integer values are stored in the IR dtype `dtype` (the IR keeps some
     integer constants in wider numpy arrays)."""
     from onnx import helper, numpy_helper
+
     arr = np.asarray(value)
     if dtype in _PACKED:
-        return helper.make_tensor(name, _ELEM[dtype], arr.shape,
-                                  arr.astype(np.int64).ravel().tolist())
+        return helper.make_tensor(
+            name, _ELEM[dtype], arr.shape, arr.astype(np.int64).ravel().tolist()
+        )
     if dtype is not None and dtype not in ("float32", "float16"):
         arr = arr.astype(NUMPY_DTYPE[dtype], copy=False)
     return numpy_helper.from_array(arr, name)
@@ -128,6 +152,7 @@ class _Ctx:
 
     def __init__(self, graph: Graph, opset: int, qdq: bool = False) -> None:
         from onnx import helper, numpy_helper
+
         self.helper, self.numpy_helper = helper, numpy_helper
         self.graph = graph
         self.opset = opset
@@ -142,8 +167,9 @@ class _Ctx:
         self.partial: set[str] = set()  # outputs whose emitter result is not yet the output
         for name, value in graph.constants.items():
             info = graph.tensors[name]
-            self.initializers[name] = _tensor_proto(name, value,
-                                                    None if info.is_float else info.dtype)
+            self.initializers[name] = _tensor_proto(
+                name, value, None if info.is_float else info.dtype
+            )
 
     def fresh(self, base: str, taken: set[str] | None = None) -> str:
         taken = self.names if taken is None else taken
@@ -161,9 +187,11 @@ class _Ctx:
 
     def add(self, op: str, inputs, outputs, name: str, **attrs) -> None:
         attrs = {k: v for k, v in attrs.items() if v is not None}
-        self.nodes.append(self.helper.make_node(op, list(inputs), list(outputs),
-                                                name=self.fresh(name, self.node_names),
-                                                **attrs))
+        self.nodes.append(
+            self.helper.make_node(
+                op, list(inputs), list(outputs), name=self.fresh(name, self.node_names), **attrs
+            )
+        )
 
     def info(self, tensor: str) -> TensorInfo | None:
         """The IR tensor behind an ONNX name (a DequantizeLinear view stands for its input)."""
@@ -188,18 +216,22 @@ class _Ctx:
             info = self.graph.tensors[tensor]
             q = info.quant
             if q is None:
-                raise ModelError(f"export_onnx: graph '{self.graph.name}': integer tensor "
-                                 f"'{tensor}' ({info.dtype}) has no quantization parameters, "
-                                 f"so it has no QDQ form (QuantizeLinear / DequantizeLinear)")
+                raise ModelError(
+                    f"export_onnx: graph '{self.graph.name}': integer tensor "
+                    f"'{tensor}' ({info.dtype}) has no quantization parameters, "
+                    f"so it has no QDQ form (QuantizeLinear / DequantizeLinear)"
+                )
             per_axis = q.axis is not None and len(q.scale) > 1  # one scale broadcasts
             scale = np.asarray(q.scale, NUMPY_DTYPE[fdtype])
             zp = q.zero_points()
             if not per_axis:
                 scale, zp = scale.reshape(()), zp[:1].reshape(())
             zdt = "int32" if info.dtype == "int64" else info.dtype
-            self._qparams[key] = (self.const(f"{tensor}_scale", scale),
-                                  self.const(f"{tensor}_zero_point", zp, zdt),
-                                  q.axis if per_axis else None)
+            self._qparams[key] = (
+                self.const(f"{tensor}_scale", scale),
+                self.const(f"{tensor}_zero_point", zp, zdt),
+                q.axis if per_axis else None,
+            )
         return self._qparams[key]
 
     def float_view(self, tensor: str) -> str:
@@ -213,8 +245,9 @@ class _Ctx:
             else:
                 scale, zp, axis = self.qparams(tensor)
                 view = self.fresh(f"{tensor}_dq")
-                self.add("DequantizeLinear", [src, scale, zp], [view], f"{tensor}_dequantize",
-                         axis=axis)
+                self.add(
+                    "DequantizeLinear", [src, scale, zp], [view], f"{tensor}_dequantize", axis=axis
+                )
             self.origin[view] = tensor
             self._views[tensor] = view
         return self._views[tensor]
@@ -222,9 +255,14 @@ class _Ctx:
     def wide(self, tensor: str) -> bool:
         """An int64 constant (a bias) whose values do not fit in int32."""
         info = self.graph.tensors.get(tensor)
-        return self.qdq and info is not None and info.dtype == "int64" and \
-            info.quant is not None and tensor in self.graph.constants and \
-            _beyond_int32(self.graph.constants[tensor])
+        return (
+            self.qdq
+            and info is not None
+            and info.dtype == "int64"
+            and info.quant is not None
+            and tensor in self.graph.constants
+            and _beyond_int32(self.graph.constants[tensor])
+        )
 
     def _bias_int32(self, tensor: str) -> str | None:
         """ONNX name of the integers of `tensor`; int64 constants become int32 (None when
@@ -234,8 +272,10 @@ class _Ctx:
             return tensor
         value = self.graph.constants.get(tensor)
         if value is None:
-            raise ModelError(f"export_onnx: graph '{self.graph.name}': int64 tensor '{tensor}' "
-                             f"is computed at run time; DequantizeLinear takes int32 at most")
+            raise ModelError(
+                f"export_onnx: graph '{self.graph.name}': int64 tensor '{tensor}' "
+                f"is computed at run time; DequantizeLinear takes int32 at most"
+            )
         if _beyond_int32(value):
             return None
         self.initializers[tensor] = _tensor_proto(tensor, value, "int32")
@@ -246,8 +286,7 @@ class _Ctx:
         q = info.quant
         v = np.asarray(self.graph.constants[tensor]).astype(np.float64)
         shape = q.broadcast_shape(v.ndim) if v.ndim else ()
-        return ((v - q.zero_points().reshape(shape)) * q.scales().reshape(shape)) \
-            .astype(np.float32)
+        return ((v - q.zero_points().reshape(shape)) * q.scales().reshape(shape)).astype(np.float32)
 
     def quantize_to(self, x: str, tensor: str, name: str) -> None:
         """QuantizeLinear of float `x` into IR tensor `tensor` (its type and parameters)."""
@@ -283,8 +322,13 @@ class _Ctx:
         scale, zp, axis = self.qparams(ir)
         wt = self.const(f"{ir}_t", value, info.dtype)
         view = self.fresh(f"{ir}_t_dq")
-        self.add("DequantizeLinear", [wt, scale, zp], [view], f"{ir}_t_dequantize",
-                 axis=None if axis is None else 1 - axis)
+        self.add(
+            "DequantizeLinear",
+            [wt, scale, zp],
+            [view],
+            f"{ir}_t_dequantize",
+            axis=None if axis is None else 1 - axis,
+        )
         return view
 
 
@@ -297,11 +341,13 @@ def _emits(*ops: str) -> Callable[[Emitter], Emitter]:
         for op in ops:
             EMITTERS[op] = fn
         return fn
+
     return wrap
 
 
-def _nchw(ctx: _Ctx, node: Node, inputs: list[str], out: str,
-          body: Callable[[str, str], None]) -> None:
+def _nchw(
+    ctx: _Ctx, node: Node, inputs: list[str], out: str, body: Callable[[str, str], None]
+) -> None:
     """Run `body(x, y)` in NCHW; NHWC nodes get Transposes around it."""
     if node.attr("data_layout", "NCHW") == "NCHW":
         body(inputs[0], out)
@@ -310,8 +356,13 @@ def _nchw(ctx: _Ctx, node: Node, inputs: list[str], out: str,
     ctx.add("Transpose", [inputs[0]], [x], f"{node.name}_to_nchw", perm=[0, 3, 1, 2])
     y = ctx.fresh(f"{node.name}_nchw_out")
     body(ctx.requant(x, inputs[0]), y)
-    ctx.add("Transpose", [ctx.requant(y, node.outputs[0])], [out], f"{node.name}_to_nhwc",
-            perm=[0, 2, 3, 1])
+    ctx.add(
+        "Transpose",
+        [ctx.requant(y, node.outputs[0])],
+        [out],
+        f"{node.name}_to_nhwc",
+        perm=[0, 2, 3, 1],
+    )
 
 
 @_emits("conv2d")
@@ -320,10 +371,18 @@ def _conv(ctx: _Ctx, node: Node, ins: list[str], out: str) -> None:
     pads = list(node.attr("pads", (0, 0, 0, 0)))
 
     def body(x, y):
-        ctx.add("Conv", [x] + [t for t in ins[1:] if t], [y], node.name, kernel_shape=[kh, kw],
-                strides=list(node.attr("strides", (1, 1))),
-                dilations=list(node.attr("dilations", (1, 1))), pads=pads,
-                group=int(node.attr("groups", 1)))
+        ctx.add(
+            "Conv",
+            [x] + [t for t in ins[1:] if t],
+            [y],
+            node.name,
+            kernel_shape=[kh, kw],
+            strides=list(node.attr("strides", (1, 1))),
+            dilations=list(node.attr("dilations", (1, 1))),
+            pads=pads,
+            group=int(node.attr("groups", 1)),
+        )
+
     _nchw(ctx, node, ins, out, body)
 
 
@@ -338,8 +397,12 @@ def _dense(ctx: _Ctx, node: Node, ins: list[str], out: str) -> None:
     rows = xs[-1] != k or len(xs) == 1 or (ctx.qdq and len(xs) > 2)
     if rows:
         flat = ctx.fresh(f"{node.name}_rows")
-        ctx.add("Reshape", [x, ctx.const(f"{node.name}_rows_shape", np.array([-1, k], np.int64))],
-                [flat], f"{node.name}_rows")
+        ctx.add(
+            "Reshape",
+            [x, ctx.const(f"{node.name}_rows_shape", np.array([-1, k], np.int64))],
+            [flat],
+            f"{node.name}_rows",
+        )
         x, xs = ctx.requant(flat, ins[0]), (int(np.prod(xs)) // k, k)
     if len(xs) == 2:
         ys = ctx.shape(node.outputs[0])
@@ -348,9 +411,15 @@ def _dense(ctx: _Ctx, node: Node, ins: list[str], out: str) -> None:
             return
         y = ctx.fresh(f"{node.name}_2d")
         ctx.add("Gemm", [x, w] + ([bias] if bias else []), [y], node.name, transB=1)
-        ctx.add("Reshape", [ctx.requant(y, node.outputs[0]),
-                            ctx.const(f"{node.name}_out_shape", np.array(ys, np.int64))],
-                [out], f"{node.name}_unrows")
+        ctx.add(
+            "Reshape",
+            [
+                ctx.requant(y, node.outputs[0]),
+                ctx.const(f"{node.name}_out_shape", np.array(ys, np.int64)),
+            ],
+            [out],
+            f"{node.name}_unrows",
+        )
         return
     wt = ctx.transposed_const(w)
     if wt is None:
@@ -381,6 +450,7 @@ def _matmul(ctx: _Ctx, node: Node, ins: list[str], out: str) -> None:
 def _simple(onnx_op: str) -> Emitter:
     def emit(ctx: _Ctx, node: Node, ins: list[str], out: str) -> None:
         ctx.add(onnx_op, ins, [out], node.name)
+
     return emit
 
 
@@ -397,13 +467,16 @@ def _concat(ctx: _Ctx, node: Node, ins: list[str], out: str) -> None:
 
 def _pool(onnx_op: str) -> Emitter:
     def emit(ctx: _Ctx, node: Node, ins: list[str], out: str) -> None:
-        attrs = dict(kernel_shape=list(node.attr("kernel")),
-                     strides=list(node.attr("strides", (1, 1))),
-                     pads=list(node.attr("pads", (0, 0, 0, 0))),
-                     ceil_mode=1 if node.attr("ceil_mode", False) else None)
+        attrs = dict(
+            kernel_shape=list(node.attr("kernel")),
+            strides=list(node.attr("strides", (1, 1))),
+            pads=list(node.attr("pads", (0, 0, 0, 0))),
+            ceil_mode=1 if node.attr("ceil_mode", False) else None,
+        )
         if onnx_op == "AveragePool":
             attrs["count_include_pad"] = 1 if node.attr("count_include_pad", False) else 0
         _nchw(ctx, node, ins, out, lambda x, y: ctx.add(onnx_op, [x], [y], node.name, **attrs))
+
     return emit
 
 
@@ -426,8 +499,7 @@ def _global_pool(ctx: _Ctx, node: Node, ins: list[str], out: str) -> None:
     else:
         _nchw(ctx, node, ins, out, lambda a, b: ctx.add("GlobalAveragePool", [a], [b], node.name))
     if not keep:
-        ctx.add("Flatten", [ctx.requant(y, node.outputs[0])], [out], f"{node.name}_flatten",
-                axis=1)
+        ctx.add("Flatten", [ctx.requant(y, node.outputs[0])], [out], f"{node.name}_flatten", axis=1)
 
 
 @_emits("mean")
@@ -435,8 +507,13 @@ def _mean(ctx: _Ctx, node: Node, ins: list[str], out: str) -> None:
     axes = [int(a) for a in node.attr("axes")]
     keep = 1 if node.attr("keepdims", True) else 0
     if ctx.opset >= 18:
-        ctx.add("ReduceMean", [ins[0], ctx.const(f"{node.name}_axes", np.array(axes, np.int64))],
-                [out], node.name, keepdims=keep)
+        ctx.add(
+            "ReduceMean",
+            [ins[0], ctx.const(f"{node.name}_axes", np.array(axes, np.int64))],
+            [out],
+            node.name,
+            keepdims=keep,
+        )
     else:
         ctx.add("ReduceMean", [ins[0]], [out], node.name, axes=axes, keepdims=keep)
 
@@ -464,8 +541,13 @@ def _clip(ctx: _Ctx, node: Node, ins: list[str], out: str) -> None:
 @_emits("reshape")
 def _reshape(ctx: _Ctx, node: Node, ins: list[str], out: str) -> None:
     shape = ctx.const(f"{node.name}_shape", np.array(node.attr("shape"), np.int64))
-    ctx.add("Reshape", [ins[0], shape], [out], node.name,
-            allowzero=1 if node.attr("allowzero", 0) else None)
+    ctx.add(
+        "Reshape",
+        [ins[0], shape],
+        [out],
+        node.name,
+        allowzero=1 if node.attr("allowzero", 0) else None,
+    )
 
 
 @_emits("flatten")
@@ -476,8 +558,7 @@ def _flatten(ctx: _Ctx, node: Node, ins: list[str], out: str) -> None:
 @_emits("squeeze")
 def _squeeze(ctx: _Ctx, node: Node, ins: list[str], out: str) -> None:
     axes = node.attr("axes")
-    extra = [] if axes is None else [ctx.const(f"{node.name}_axes",
-                                               np.array(axes, np.int64))]
+    extra = [] if axes is None else [ctx.const(f"{node.name}_axes", np.array(axes, np.int64))]
     ctx.add("Squeeze", [ins[0]] + extra, [out], node.name)
 
 
@@ -492,8 +573,12 @@ def _softmax(ctx: _Ctx, node: Node, ins: list[str], out: str) -> None:
     beta = float(node.attr("beta", 1.0))
     if beta != 1.0:
         xb = ctx.fresh(f"{node.name}_beta")
-        ctx.add("Mul", [x, ctx.const(f"{node.name}_beta_value", np.array(beta, np.float32))],
-                [xb], f"{node.name}_beta")
+        ctx.add(
+            "Mul",
+            [x, ctx.const(f"{node.name}_beta_value", np.array(beta, np.float32))],
+            [xb],
+            f"{node.name}_beta",
+        )
         x = xb
     ctx.add("Softmax", [x], [out], node.name, axis=int(node.attr("axis", -1)))
 
@@ -503,15 +588,29 @@ def _pad(ctx: _Ctx, node: Node, ins: list[str], out: str) -> None:
     pairs = node.attr("pads")
     pads = [int(a) for a, _ in pairs] + [int(b) for _, b in pairs]
     dt = np.float16 if ctx.is_f16(ins[0]) else np.float32
-    ctx.add("Pad", [ins[0], ctx.const(f"{node.name}_pads", np.array(pads, np.int64)),
-                    ctx.const(f"{node.name}_value", np.array(node.attr("value", 0.0), dt))],
-            [out], node.name, mode="constant")
+    ctx.add(
+        "Pad",
+        [
+            ins[0],
+            ctx.const(f"{node.name}_pads", np.array(pads, np.int64)),
+            ctx.const(f"{node.name}_value", np.array(node.attr("value", 0.0), dt)),
+        ],
+        [out],
+        node.name,
+        mode="constant",
+    )
 
 
 @_emits("layer_norm")
 def _layer_norm(ctx: _Ctx, node: Node, ins: list[str], out: str) -> None:
-    ctx.add("LayerNormalization", [t for t in ins if t], [out],
-            node.name, axis=int(node.attr("axis", -1)), epsilon=float(node.attr("epsilon", 1e-5)))
+    ctx.add(
+        "LayerNormalization",
+        [t for t in ins if t],
+        [out],
+        node.name,
+        axis=int(node.attr("axis", -1)),
+        epsilon=float(node.attr("epsilon", 1e-5)),
+    )
 
 
 @_emits("batch_norm")
@@ -520,9 +619,13 @@ def _batch_norm(ctx: _Ctx, node: Node, ins: list[str], out: str) -> None:
     if len(ctx.shape(ins[0])) != 4:
         ctx.add("BatchNormalization", ins[:5], [out], node.name, epsilon=eps)
         return
-    _nchw(ctx, node, ins, out,
-          lambda x, y: ctx.add("BatchNormalization", [x] + ins[1:5], [y], node.name,
-                               epsilon=eps))
+    _nchw(
+        ctx,
+        node,
+        ins,
+        out,
+        lambda x, y: ctx.add("BatchNormalization", [x] + ins[1:5], [y], node.name, epsilon=eps),
+    )
 
 
 @_emits("gelu")
@@ -541,6 +644,7 @@ def _qdq_emits(op: str):
     def wrap(fn):
         QDQ_EMITTERS[op] = fn
         return fn
+
     return wrap
 
 
@@ -550,8 +654,10 @@ def _quantize(ctx: _Ctx, node: Node) -> None:
     DequantizeLinear."""
     x, out = node.inputs[0], node.outputs[0]
     if not ctx.quantized(out):
-        raise ModelError(f"export_onnx: graph '{ctx.graph.name}': quantize node '{node.name}' "
-                         f"has the float output '{out}'")
+        raise ModelError(
+            f"export_onnx: graph '{ctx.graph.name}': quantize node '{node.name}' "
+            f"has the float output '{out}'"
+        )
     ctx.quantize_to(ctx.float_view(x), out, node.name)
 
 
@@ -562,8 +668,13 @@ def _dequantize(ctx: _Ctx, node: Node) -> None:
     fdtype = ctx.graph.tensors[out].dtype
     if not ctx.quantized(x):  # already float: a cast at most
         same = fdtype == ctx.graph.tensors[x].dtype
-        ctx.add("Identity" if same else "Cast", [x], [out], node.name,
-                to=None if same else _ELEM[fdtype])
+        ctx.add(
+            "Identity" if same else "Cast",
+            [x],
+            [out],
+            node.name,
+            to=None if same else _ELEM[fdtype],
+        )
         return
     src = ctx._bias_int32(x)
     if src is None:  # int64 beyond int32: the float constant
@@ -584,10 +695,12 @@ def _clamp_bounds(ctx: _Ctx, node: Node) -> tuple[float | None, float | None]:
     info = ctx.graph.tensors[out]
     if ctx.quantized(out) and info.quant is not None and info.quant.axis is None:
         from accelsim.ref.qdq_ops import quantize_array
+
         qmin, qmax = dtype_range(info.dtype)
 
         def q(v: float) -> int:
             return int(quantize_array(np.array(v, np.float32), info.quant, info.dtype))
+
         if lo is not None and q(lo) <= qmin:
             lo = None
         if hi is not None and q(hi) >= qmax:
@@ -622,8 +735,12 @@ def _emit(ctx: _Ctx, node: Node) -> None:
         shape = [1] * rank
         shape[axis] = -1
         summed = ctx.fresh(f"{out}_biased")
-        ctx.add("Add", [target, ctx.const(f"{t}_float", ctx._real(t).reshape(shape))],
-                [summed], f"{node.name}_bias")
+        ctx.add(
+            "Add",
+            [target, ctx.const(f"{t}_float", ctx._real(t).reshape(shape))],
+            [summed],
+            f"{node.name}_bias",
+        )
         target = summed
     if clamp:
         act = ctx.fresh(f"{out}_act") if quantized else out
@@ -634,8 +751,11 @@ def _emit(ctx: _Ctx, node: Node) -> None:
 
 
 def _is_qdq(graph: Graph) -> bool:
-    return graph.is_quantized or any(n.op in ("quantize", "dequantize") for n in graph.nodes) \
+    return (
+        graph.is_quantized
+        or any(n.op in ("quantize", "dequantize") for n in graph.nodes)
         or any(graph.tensors[c].is_quantized for c in graph.constants)
+    )
 
 
 def qdq_opset(graph: Graph) -> int:
@@ -663,13 +783,17 @@ def export_onnx(graph: Graph, path: str | os.PathLike, opset: int | None = None)
     table = set(EMITTERS) | (set(QDQ_EMITTERS) if qdq else set())
     missing = sorted({n.op for n in graph.nodes if n.op not in table})
     if missing:
-        raise ModelError(f"export_onnx: graph '{graph.name}' has operators without an ONNX "
-                         f"mapping: {', '.join(missing)}")
+        raise ModelError(
+            f"export_onnx: graph '{graph.name}' has operators without an ONNX "
+            f"mapping: {', '.join(missing)}"
+        )
     if qdq:
         need = qdq_opset(graph)
         if opset is not None and opset < need:
-            raise ModelError(f"export_onnx: graph '{graph.name}' needs opset {need} or later "
-                             f"(its integer types and operators), asked for opset {opset}")
+            raise ModelError(
+                f"export_onnx: graph '{graph.name}' needs opset {need} or later "
+                f"(its integer types and operators), asked for opset {opset}"
+            )
         opset = opset or need
     elif opset is None:
         opset = 20 if any(n.op == "gelu" for n in graph.nodes) else 17
@@ -683,13 +807,16 @@ def export_onnx(graph: Graph, path: str | os.PathLike, opset: int | None = None)
 
     used = {t for n in ctx.nodes for t in n.input} | set(graph.outputs)
     inits = [t for name, t in ctx.initializers.items() if name in used]
-    g = helper.make_graph(ctx.nodes, graph.name, [vi(i) for i in graph.inputs],
-                          [vi(o) for o in graph.outputs], inits)
-    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)],
-                              producer_name="accelsim")
+    g = helper.make_graph(
+        ctx.nodes, graph.name, [vi(i) for i in graph.inputs], [vi(o) for o in graph.outputs], inits
+    )
+    model = helper.make_model(
+        g, opset_imports=[helper.make_opsetid("", opset)], producer_name="accelsim"
+    )
     # readable by ONNX Runtime releases of 2023+, unless the opset needs a later IR version
-    model.ir_version = max(min(model.ir_version, 9),
-                           helper.find_min_ir_version_for(list(model.opset_import)))
+    model.ir_version = max(
+        min(model.ir_version, 9), helper.find_min_ir_version_for(list(model.opset_import))
+    )
     onnx.checker.check_model(model)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -38,9 +38,10 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -50,15 +51,48 @@ from accelsim.model.graph import NUMPY_DTYPE, Graph, QuantParams, TensorInfo, dt
 
 # ONNX TensorProto element types the IR can hold.
 _ONNX_DTYPES = {
-    1: "float32", 10: "float16", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32",
-    7: "int64", 9: "bool", 21: "uint4", 22: "int4", 25: "uint2", 26: "int2",
+    1: "float32",
+    10: "float16",
+    2: "uint8",
+    3: "int8",
+    4: "uint16",
+    5: "int16",
+    6: "int32",
+    7: "int64",
+    9: "bool",
+    21: "uint4",
+    22: "int4",
+    25: "uint2",
+    26: "int2",
 }
 _ONNX_TYPE_NAMES = {
-    0: "UNDEFINED", 1: "FLOAT", 2: "UINT8", 3: "INT8", 4: "UINT16", 5: "INT16", 6: "INT32",
-    7: "INT64", 8: "STRING", 9: "BOOL", 10: "FLOAT16", 11: "DOUBLE", 12: "UINT32", 13: "UINT64",
-    14: "COMPLEX64", 15: "COMPLEX128", 16: "BFLOAT16", 17: "FLOAT8E4M3FN", 18: "FLOAT8E4M3FNUZ",
-    19: "FLOAT8E5M2", 20: "FLOAT8E5M2FNUZ", 21: "UINT4", 22: "INT4", 23: "FLOAT4E2M1",
-    24: "FLOAT8E8M0", 25: "UINT2", 26: "INT2",
+    0: "UNDEFINED",
+    1: "FLOAT",
+    2: "UINT8",
+    3: "INT8",
+    4: "UINT16",
+    5: "INT16",
+    6: "INT32",
+    7: "INT64",
+    8: "STRING",
+    9: "BOOL",
+    10: "FLOAT16",
+    11: "DOUBLE",
+    12: "UINT32",
+    13: "UINT64",
+    14: "COMPLEX64",
+    15: "COMPLEX128",
+    16: "BFLOAT16",
+    17: "FLOAT8E4M3FN",
+    18: "FLOAT8E4M3FNUZ",
+    19: "FLOAT8E5M2",
+    20: "FLOAT8E5M2FNUZ",
+    21: "UINT4",
+    22: "INT4",
+    23: "FLOAT4E2M1",
+    24: "FLOAT8E8M0",
+    25: "UINT2",
+    26: "INT2",
 }
 _INT_DTYPES = ("int2", "uint2", "int4", "uint4", "int8", "uint8", "int16", "uint16", "int32")
 
@@ -67,15 +101,18 @@ def _dtype_of(elem_type: int, what: str) -> str:
     dt = _ONNX_DTYPES.get(int(elem_type))
     if dt is None:
         tname = _ONNX_TYPE_NAMES.get(int(elem_type), str(elem_type))
-        raise ModelError(f"{what} has element type {tname}, which accelsim does not support: it "
-                         f"models float32/float16 tensors and integer quantization (int2 to "
-                         f"int32); float8/float4 formats are outside that")
+        raise ModelError(
+            f"{what} has element type {tname}, which accelsim does not support: it "
+            f"models float32/float16 tensors and integer quantization (int2 to "
+            f"int32); float8/float4 formats are outside that"
+        )
     return dt
 
 
 # ---------------------------------------------------------------------------------------------
 # Values flowing between ONNX nodes during the conversion
 # ---------------------------------------------------------------------------------------------
+
 
 @dataclass
 class _V:
@@ -111,9 +148,34 @@ _HANDLERS: dict[str, _Handler] = {}
 
 # Operators that are only accepted when all their inputs are constants (shape arithmetic as
 # exporters write it); they are evaluated at import time with ONNX's reference evaluator.
-_FOLD_ONLY = ("Cast", "Ceil", "ConstantOfShape", "Div", "Equal", "Exp", "Expand", "Floor",
-              "Gather", "Greater", "Less", "Log", "Max", "Min", "Neg", "Not", "Pow", "Range",
-              "Reciprocal", "ReduceProd", "Shape", "Size", "Slice", "Sqrt", "Tile", "Where")
+_FOLD_ONLY = (
+    "Cast",
+    "Ceil",
+    "ConstantOfShape",
+    "Div",
+    "Equal",
+    "Exp",
+    "Expand",
+    "Floor",
+    "Gather",
+    "Greater",
+    "Less",
+    "Log",
+    "Max",
+    "Min",
+    "Neg",
+    "Not",
+    "Pow",
+    "Range",
+    "Reciprocal",
+    "ReduceProd",
+    "Shape",
+    "Size",
+    "Slice",
+    "Sqrt",
+    "Tile",
+    "Where",
+)
 
 
 def _op(*names: str) -> Callable[[_Handler], _Handler]:
@@ -121,6 +183,7 @@ def _op(*names: str) -> Callable[[_Handler], _Handler]:
         for n in names:
             _HANDLERS[n] = fn
         return fn
+
     return wrap
 
 
@@ -129,8 +192,9 @@ def supported_ops() -> tuple[str, ...]:
     return tuple(sorted(set(_HANDLERS) | set(_FOLD_ONLY) | {"Constant", "Erf"}))
 
 
-def load_onnx(source: str | os.PathLike | Any,
-              constants: Mapping[str, np.ndarray] | None = None) -> Graph:
+def load_onnx(
+    source: str | os.PathLike | Any, constants: Mapping[str, np.ndarray] | None = None
+) -> Graph:
     """Import an ONNX model file (or an `onnx.ModelProto`) as a `Graph`.
 
     `constants` freezes graph inputs to the given values (e.g. quantization parameters that a
@@ -150,8 +214,10 @@ def load_onnx(source: str | os.PathLike | Any,
         try:
             model.ParseFromString(data)
         except Exception as exc:  # protobuf DecodeError and friends
-            raise ModelError(f"{where}: not an ONNX model (cannot parse it as an ONNX protobuf: "
-                             f"{type(exc).__name__})") from None
+            raise ModelError(
+                f"{where}: not an ONNX model (cannot parse it as an ONNX protobuf: "
+                f"{type(exc).__name__})"
+            ) from None
         if model.ir_version <= 0 or not model.HasField("graph") or not model.opset_import:
             raise ModelError(f"{where}: not an ONNX model (no ir_version, graph or opset_import)")
         if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
@@ -167,6 +233,7 @@ def load_onnx(source: str | os.PathLike | Any,
 # ---------------------------------------------------------------------------------------------
 # The importer
 # ---------------------------------------------------------------------------------------------
+
 
 class _Importer:
     def __init__(self, model, where: str, frozen: dict[str, np.ndarray]) -> None:
@@ -200,8 +267,9 @@ class _Importer:
         return node.name or f"{node.op_type}_{idx}"
 
     def err(self, idx: int, node, msg: str) -> ModelError:
-        return ModelError(f"{self.where}: node '{self.node_name(idx, node)}' ({node.op_type}): "
-                          f"{msg}")
+        return ModelError(
+            f"{self.where}: node '{self.node_name(idx, node)}' ({node.op_type}): {msg}"
+        )
 
     # -- entry ------------------------------------------------------------------------------
     def run(self) -> Graph:
@@ -216,22 +284,32 @@ class _Importer:
                 continue
             if idx in self.fused:
                 kind, x = self.fused[idx]
-                self.emit(idx, node, "gelu", [self.f_in(x)], out=node.output[0],
-                          approximate="none")
+                self.emit(idx, node, "gelu", [self.f_in(x)], out=node.output[0], approximate="none")
                 continue
             if self._fold(idx, node):
                 continue
             handler = _HANDLERS.get(node.op_type)
             if handler is None and node.op_type == "Erf":
-                raise self.err(idx, node, "Erf is supported only on constants or as part of "
-                               "the GELU pattern x * 0.5 * (1 + erf(x / sqrt(2)))")
+                raise self.err(
+                    idx,
+                    node,
+                    "Erf is supported only on constants or as part of "
+                    "the GELU pattern x * 0.5 * (1 + erf(x / sqrt(2)))",
+                )
             if handler is None:  # fold-only op with non-constant inputs
-                raise self.err(idx, node, "accelsim supports this operator only on constant "
-                               "inputs (shape arithmetic), but an input is computed at run time")
+                raise self.err(
+                    idx,
+                    node,
+                    "accelsim supports this operator only on constant "
+                    "inputs (shape arithmetic), but an input is computed at run time",
+                )
             handler(self, idx, node)
         self._outputs()
-        meta = {"source": "onnx", "opset": self.opset,
-                "producer": f"{self.model.producer_name} {self.model.producer_version}".strip()}
+        meta = {
+            "source": "onnx",
+            "opset": self.opset,
+            "producer": f"{self.model.producer_name} {self.model.producer_version}".strip(),
+        }
         if self.path is not None:
             meta["file"] = self.path
         meta.update(self.b.metadata)
@@ -247,21 +325,24 @@ class _Importer:
             op = node.op_type
             if node.domain == "com.microsoft" and op in ("QuantizeLinear", "DequantizeLinear"):
                 node.domain = ""  # ORT's contrib Q/DQ (16-bit QDQ): the same semantics
-            ok = node.domain in ("", "ai.onnx") and (op in _HANDLERS or op in _FOLD_ONLY
-                                                    or op in ("Constant", "Erf"))
+            ok = node.domain in ("", "ai.onnx") and (
+                op in _HANDLERS or op in _FOLD_ONLY or op in ("Constant", "Erf")
+            )
             if not ok:
                 shown = op if node.domain in ("", "ai.onnx") else f"{node.domain}.{op}"
                 raise UnsupportedOpError(
                     f"{self.where}: node '{self.node_name(idx, node)}' has op type '{shown}', "
-                    f"which accelsim does not support; supported: {', '.join(supported)}")
+                    f"which accelsim does not support; supported: {', '.join(supported)}"
+                )
 
     def _inputs(self) -> None:
         for name, arr in self.frozen.items():
             arr = np.asarray(arr)
             decl = next((i for i in self.g.input if i.name == name), None)
             if decl is None:
-                raise ModelError(f"{self.where}: cannot freeze '{name}': the model has no such "
-                                 f"input")
+                raise ModelError(
+                    f"{self.where}: cannot freeze '{name}': the model has no such input"
+                )
             dt = _dtype_of(decl.type.tensor_type.elem_type, f"{self.where}: input '{name}'")
             self.env[name] = _V("const", value=arr.astype(NUMPY_DTYPE[dt]), dtype=dt)
         fixed = []
@@ -273,8 +354,10 @@ class _Importer:
                 raise ModelError(f"{self.where}: input '{inp.name}' is not a tensor")
             dt = _dtype_of(tt.elem_type, f"{self.where}: input '{inp.name}'")
             if not tt.HasField("shape"):
-                raise ModelError(f"{self.where}: input '{inp.name}' has no static shape (unknown "
-                                 f"rank); accelsim needs static input shapes")
+                raise ModelError(
+                    f"{self.where}: input '{inp.name}' has no static shape (unknown "
+                    f"rank); accelsim needs static input shapes"
+                )
             shape = []
             for i, d in enumerate(tt.shape.dim):
                 if d.HasField("dim_value") and d.dim_value > 0:
@@ -284,9 +367,11 @@ class _Importer:
                     fixed.append(inp.name)
                 else:
                     label = d.dim_param or "?"
-                    raise ModelError(f"{self.where}: input '{inp.name}' has a dynamic dimension "
-                                     f"{i} ('{label}'); accelsim needs static input shapes "
-                                     f"(only a dynamic batch dimension is fixed to 1)")
+                    raise ModelError(
+                        f"{self.where}: input '{inp.name}' has a dynamic dimension "
+                        f"{i} ('{label}'); accelsim needs static input shapes "
+                        f"(only a dynamic batch dimension is fixed to 1)"
+                    )
             self.b.input(inp.name, shape, dt)
             self.env[inp.name] = _V("ir", name=inp.name)
         if fixed:
@@ -297,19 +382,35 @@ class _Importer:
         for name in self.graph_outputs:
             v = self.val(name)
             if v.kind == "dq" and v.name is not None:
-                ir = self.b.add("dequantize", [v.name], name=f"{name}_dequantize",
-                                outputs=[name], dtype=v.fdtype)
+                ir = self.b.add(
+                    "dequantize",
+                    [v.name],
+                    name=f"{name}_dequantize",
+                    outputs=[name],
+                    dtype=v.fdtype,
+                )
             elif v.kind == "ir":
                 ir = v.name
                 if ir != name:
-                    if ir not in done and ir not in self.b.inputs and \
-                            ir not in self.b.constants and name not in self.b.tensors:
+                    if (
+                        ir not in done
+                        and ir not in self.b.inputs
+                        and ir not in self.b.constants
+                        and name not in self.b.tensors
+                    ):
                         self._rename(ir, name)
                         ir = name
                     else:
                         info = self.b.tensors[ir]
-                        ir = self.b.add("reshape", [ir], name=f"{name}_copy", outputs=[name],
-                                        shape=info.shape, dtype=info.dtype, quant=info.quant)
+                        ir = self.b.add(
+                            "reshape",
+                            [ir],
+                            name=f"{name}_copy",
+                            outputs=[name],
+                            shape=info.shape,
+                            dtype=info.dtype,
+                            quant=info.quant,
+                        )
             else:
                 ir = self.const_in(name)
             done.add(ir)
@@ -323,9 +424,14 @@ class _Importer:
             b.constants[new] = b.constants.pop(old)
         for i, n in enumerate(b.nodes):
             if old in n.inputs or old in n.outputs:
-                b.nodes[i] = type(n)(n.name, n.op, tuple(new if t == old else t for t in n.inputs),
-                                     tuple(new if t == old else t for t in n.outputs), n.attrs)
-        for k, v in self.env.items():
+                b.nodes[i] = type(n)(
+                    n.name,
+                    n.op,
+                    tuple(new if t == old else t for t in n.inputs),
+                    tuple(new if t == old else t for t in n.outputs),
+                    n.attrs,
+                )
+        for _k, v in self.env.items():
             if v.name == old:
                 v.name = new
 
@@ -343,9 +449,11 @@ class _Importer:
 
     def _tensor_const(self, tensor, what: str) -> _V:
         from onnx import numpy_helper
+
         if tensor.data_type == 11:  # DOUBLE: keep as float32 (accelsim computes in float)
-            return _V("const", value=numpy_helper.to_array(tensor).astype(np.float32),
-                      dtype="float32")
+            return _V(
+                "const", value=numpy_helper.to_array(tensor).astype(np.float32), dtype="float32"
+            )
         dt = _dtype_of(tensor.data_type, what)
         arr = numpy_helper.to_array(tensor)
         arr = np.asarray(arr).astype(NUMPY_DTYPE[dt])
@@ -366,8 +474,12 @@ class _Importer:
     def need_const(self, idx, node, name: str, what: str) -> np.ndarray:
         c = self.const(name)
         if c is None:
-            raise self.err(idx, node, f"{what} ('{name}') must be a constant (an initializer); "
-                           f"accelsim needs it at import time")
+            raise self.err(
+                idx,
+                node,
+                f"{what} ('{name}') must be a constant (an initializer); "
+                f"accelsim needs it at import time",
+            )
         return c
 
     def shape(self, name: str) -> tuple[int, ...]:
@@ -403,8 +515,12 @@ class _Importer:
             return self.const_in(name)
         if v.name not in self.float_views:
             self.float_views[v.name] = self.b.add(
-                "dequantize", [v.name], name=f"{v.name}_dequantize",
-                outputs=[f"{v.name}_dequantized"], dtype=v.fdtype)
+                "dequantize",
+                [v.name],
+                name=f"{v.name}_dequantize",
+                outputs=[f"{v.name}_dequantized"],
+                dtype=v.fdtype,
+            )
         return self.float_views[v.name]
 
     def any_in(self, name: str) -> str:
@@ -416,8 +532,12 @@ class _Importer:
             return v.name
         return self.f_in(name)
 
-    def q_in(self, name: str, axis_map: Callable[[int], int] | None = None,
-             transform: Callable[[np.ndarray], np.ndarray] | None = None) -> str:
+    def q_in(
+        self,
+        name: str,
+        axis_map: Callable[[int], int] | None = None,
+        transform: Callable[[np.ndarray], np.ndarray] | None = None,
+    ) -> str:
         """IR tensor for the integer tensor behind the dequantized view `name`.
 
         For constants, `transform` rearranges the data (e.g. a transpose) and `axis_map` maps
@@ -450,12 +570,28 @@ class _Importer:
     def bind(self, onnx_name: str, v: _V) -> None:
         self.env[onnx_name] = v
 
-    def emit(self, idx: int, node, op: str, inputs: Sequence[str], out: str,
-             dtype: str | None = None, quant: QuantParams | None = None, **attrs) -> str:
+    def emit(
+        self,
+        idx: int,
+        node,
+        op: str,
+        inputs: Sequence[str],
+        out: str,
+        dtype: str | None = None,
+        quant: QuantParams | None = None,
+        **attrs,
+    ) -> str:
         """Add an IR node named after the ONNX node; bind ONNX tensor `out` to its output."""
         try:
-            ir = self.b.add(op, list(inputs), name=self.node_name(idx, node), outputs=[out],
-                            dtype=dtype, quant=quant, **attrs)
+            ir = self.b.add(
+                op,
+                list(inputs),
+                name=self.node_name(idx, node),
+                outputs=[out],
+                dtype=dtype,
+                quant=quant,
+                **attrs,
+            )
         except AccelsimError as exc:  # ModelError, ShapeError from shape inference
             raise self.err(idx, node, str(exc)) from None
         self.bind(out, _V("ir", name=ir))
@@ -463,6 +599,7 @@ class _Importer:
 
     def attrs(self, node) -> dict[str, Any]:
         from onnx import helper
+
         out = {}
         for a in node.attribute:
             v = helper.get_attribute_value(a)
@@ -495,14 +632,19 @@ class _Importer:
     def absorb(self, t: _QTarget) -> None:
         self.absorbed.add(t.index)
 
-    def qparams(self, idx: int, node, rank: int, x_dtype: str | None = None
-                ) -> tuple[str, QuantParams]:
+    def qparams(
+        self, idx: int, node, rank: int, x_dtype: str | None = None
+    ) -> tuple[str, QuantParams]:
         """(integer dtype, QuantParams) of a QuantizeLinear / DequantizeLinear node."""
         a = self.attrs(node)
         if a.get("block_size", 0):
-            raise self.err(idx, node, f"blocked quantization (block_size={a['block_size']}) is "
-                           f"not supported: accelsim's quantization parameters are per-tensor "
-                           f"or per-axis")
+            raise self.err(
+                idx,
+                node,
+                f"blocked quantization (block_size={a['block_size']}) is "
+                f"not supported: accelsim's quantization parameters are per-tensor "
+                f"or per-axis",
+            )
         scale = np.asarray(self.need_const(idx, node, node.input[1], "the scale"))
         if not np.issubdtype(scale.dtype, np.floating):
             raise self.err(idx, node, f"the scale must be float, found {scale.dtype}")
@@ -515,22 +657,30 @@ class _Importer:
             zp = np.zeros(scale.shape, dtype=np.int64)
             if node.op_type == "QuantizeLinear":
                 od = a.get("output_dtype", 0)
-                dtype = _dtype_of(od, f"{self.where}: node '{self.node_name(idx, node)}' "
-                                  f"output_dtype") if od else "uint8"
+                dtype = (
+                    _dtype_of(od, f"{self.where}: node '{self.node_name(idx, node)}' output_dtype")
+                    if od
+                    else "uint8"
+                )
             else:
                 dtype = x_dtype or "uint8"
         if dtype not in _INT_DTYPES:
             raise self.err(idx, node, f"quantized type {dtype} is not an integer type")
         if scale.ndim > 1 or zp.ndim > 1:
-            raise self.err(idx, node, f"scale of shape {list(scale.shape)}: only per-tensor or "
-                           f"per-axis (1-D) quantization parameters are supported")
+            raise self.err(
+                idx,
+                node,
+                f"scale of shape {list(scale.shape)}: only per-tensor or "
+                f"per-axis (1-D) quantization parameters are supported",
+            )
         if scale.size == 1 and zp.size == 1:
             return dtype, QuantParams((float(scale.ravel()[0]),), (int(zp.ravel()[0]),), None)
         axis = int(a.get("axis", 1))
         if rank:
             axis = axis % rank
-        return dtype, QuantParams(tuple(float(s) for s in scale.ravel()),
-                                  tuple(int(z) for z in zp.ravel()), axis)
+        return dtype, QuantParams(
+            tuple(float(s) for s in scale.ravel()), tuple(int(z) for z in zp.ravel()), axis
+        )
 
     def requant_to(self, idx: int, node, ir: str, t: _QTarget) -> None:
         """Bind the absorbing QuantizeLinear's output to `ir` (data movement output with the
@@ -539,8 +689,14 @@ class _Importer:
         if info.quant == t.quant and info.dtype == t.dtype:
             self.bind(t.out, _V("ir", name=ir))
         else:
-            q = self.b.add("quantize", [ir], name=f"{self.node_name(idx, node)}_requantize",
-                           outputs=[t.out], dtype=t.dtype, quant=t.quant)
+            q = self.b.add(
+                "quantize",
+                [ir],
+                name=f"{self.node_name(idx, node)}_requantize",
+                outputs=[t.out],
+                dtype=t.dtype,
+                quant=t.quant,
+            )
             self.bind(t.out, _V("ir", name=q))
         self.absorb(t)
 
@@ -549,16 +705,21 @@ class _Importer:
         v = self.val(name)
         if v.kind == "const":
             lo, hi = dtype_range(dtype)
-            if v.dtype != dtype and (v.dtype not in _INT_DTYPES + ("int64",) or v.value.size
-                                     and (v.value.min() < lo or v.value.max() > hi)):
+            if v.dtype != dtype and (
+                v.dtype not in _INT_DTYPES + ("int64",)
+                or v.value.size
+                and (v.value.min() < lo or v.value.max() > hi)
+            ):
                 raise self.err(idx, node, f"input '{name}' has type {v.dtype}, expected {dtype}")
             if quant.axis is not None and quant.axis >= v.value.ndim:
-                raise self.err(idx, node, f"quantization axis {quant.axis} out of range for "
-                               f"'{name}'")
+                raise self.err(
+                    idx, node, f"quantization axis {quant.axis} out of range for '{name}'"
+                )
             return self.b.const(name, v.value, dtype, quant=quant)
         if v.kind == "dq":
-            raise self.err(idx, node, f"input '{name}' is float (a DequantizeLinear output), "
-                           f"expected {dtype}")
+            raise self.err(
+                idx, node, f"input '{name}' is float (a DequantizeLinear output), expected {dtype}"
+            )
         info = self.b.tensors[v.name]
         if info.quant == quant and info.dtype == dtype:
             return v.name
@@ -568,8 +729,15 @@ class _Importer:
             self.b.set_tensor(TensorInfo(info.name, info.shape, info.dtype, quant))
             return v.name
         # another reading of the same integers: a reinterpreting (no-op) reshape
-        return self.b.add("reshape", [v.name], name=f"{v.name}_as_{node.op_type}",
-                          outputs=[f"{v.name}_q"], shape=info.shape, dtype=dtype, quant=quant)
+        return self.b.add(
+            "reshape",
+            [v.name],
+            name=f"{v.name}_as_{node.op_type}",
+            outputs=[f"{v.name}_q"],
+            shape=info.shape,
+            dtype=dtype,
+            quant=quant,
+        )
 
     # -- constant folding --------------------------------------------------------------------
     def _fold(self, idx: int, node) -> bool:
@@ -588,12 +756,19 @@ class _Importer:
             return False
         from onnx import helper
         from onnx.reference import ReferenceEvaluator
+
         feeds = {t: self.val(t).value for t in ins}
         g = helper.make_graph(
-            [node], "fold",
-            [helper.make_tensor_value_info(t, helper.np_dtype_to_tensor_dtype(feeds[t].dtype),
-                                           feeds[t].shape) for t in ins],
-            [helper.make_tensor_value_info(o, 0, None) for o in node.output if o])
+            [node],
+            "fold",
+            [
+                helper.make_tensor_value_info(
+                    t, helper.np_dtype_to_tensor_dtype(feeds[t].dtype), feeds[t].shape
+                )
+                for t in ins
+            ],
+            [helper.make_tensor_value_info(o, 0, None) for o in node.output if o],
+        )
         m = helper.make_model(g, opset_imports=list(self.model.opset_import))
         try:
             outs = ReferenceEvaluator(m).run(None, feeds)
@@ -613,12 +788,14 @@ class _Importer:
         def cval(name):
             if name in self.initializers:
                 from onnx import numpy_helper
+
                 return numpy_helper.to_array(self.initializers[name])
             i = producer.get(name)
             if i is not None and self.nodes[i].op_type == "Constant":
                 a = self.attrs(self.nodes[i])
                 if "value" in a:
                     from onnx import numpy_helper
+
                     return numpy_helper.to_array(a["value"])
                 if "value_float" in a:
                     return np.array(a["value_float"])
@@ -645,16 +822,20 @@ class _Importer:
             d = self.nodes[di]
             if d.op_type == "Div" and scalar(d.input[1], math.sqrt(2.0)):
                 x = d.input[0]
-            elif d.op_type == "Mul" and (scalar(d.input[1], 1 / math.sqrt(2.0))
-                                         or scalar(d.input[0], 1 / math.sqrt(2.0))):
+            elif d.op_type == "Mul" and (
+                scalar(d.input[1], 1 / math.sqrt(2.0)) or scalar(d.input[0], 1 / math.sqrt(2.0))
+            ):
                 x = d.input[0] if scalar(d.input[1], 1 / math.sqrt(2.0)) else d.input[1]
             else:
                 continue
             if only_consumer(d.output[0]) != ei:
                 continue
             ai = only_consumer(e.output[0])
-            if ai is None or self.nodes[ai].op_type != "Add" or \
-                    not scalar(other(self.nodes[ai], e.output[0]) or "", 1.0):
+            if (
+                ai is None
+                or self.nodes[ai].op_type != "Add"
+                or not scalar(other(self.nodes[ai], e.output[0]) or "", 1.0)
+            ):
                 continue
             mi = only_consumer(self.nodes[ai].output[0])
             if mi is None or self.nodes[mi].op_type != "Mul":
@@ -663,8 +844,11 @@ class _Importer:
             o = other(m, self.nodes[ai].output[0])
             if o == x:  # x * (1 + erf) then * 0.5
                 hi = only_consumer(m.output[0])
-                if hi is None or self.nodes[hi].op_type != "Mul" or \
-                        not scalar(other(self.nodes[hi], m.output[0]) or "", 0.5):
+                if (
+                    hi is None
+                    or self.nodes[hi].op_type != "Mul"
+                    or not scalar(other(self.nodes[hi], m.output[0]) or "", 0.5)
+                ):
                     continue
                 self.skip |= {di, ei, ai, mi}
                 self.fused[hi] = ("gelu", x)
@@ -673,15 +857,23 @@ class _Importer:
                 if hi is None or self.nodes[hi].op_type != "Mul" or only_consumer(o) != mi:
                     continue
                 h = self.nodes[hi]
-                if not ((h.input[0] == x and scalar(h.input[1], 0.5))
-                        or (h.input[1] == x and scalar(h.input[0], 0.5))):
+                if not (
+                    (h.input[0] == x and scalar(h.input[1], 0.5))
+                    or (h.input[1] == x and scalar(h.input[0], 0.5))
+                ):
                     continue
                 self.skip |= {di, ei, ai, hi}
                 self.fused[mi] = ("gelu", x)
 
 
-_QUANT_OPS = ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul",
-              "ConvInteger", "MatMulInteger")
+_QUANT_OPS = (
+    "QuantizeLinear",
+    "DequantizeLinear",
+    "QLinearConv",
+    "QLinearMatMul",
+    "ConvInteger",
+    "MatMulInteger",
+)
 
 
 def _np_to_ir(arr: np.ndarray) -> str:
@@ -694,12 +886,14 @@ def _np_to_ir(arr: np.ndarray) -> str:
 def _dequantize_const(v: _V) -> np.ndarray:
     """DequantizeLinear of an integer constant as ONNX Runtime computes it (float32)."""
     from accelsim.ref.qdq_ops import dequantize_array
+
     return dequantize_array(v.value, v.quant, v.fdtype)
 
 
 # ---------------------------------------------------------------------------------------------
 # Operator handlers
 # ---------------------------------------------------------------------------------------------
+
 
 def _ints(v, n=None) -> tuple[int, ...]:
     return tuple(int(i) for i in v) if v is not None else ()
@@ -729,8 +923,12 @@ def _spatial_pads(imp: _Importer, idx: int, node, a: dict, in_hw, k_hw, strides,
 def _check_4d(imp, idx, node, name):
     shape = imp.shape(name)
     if len(shape) != 4:
-        raise imp.err(idx, node, f"input '{name}' has shape {list(shape)}; only 2-D (NCHW) "
-                      f"spatial operators are supported")
+        raise imp.err(
+            idx,
+            node,
+            f"input '{name}' has shape {list(shape)}; only 2-D (NCHW) "
+            f"spatial operators are supported",
+        )
     return shape
 
 
@@ -748,13 +946,13 @@ def _conv(imp: _Importer, idx: int, node) -> None:
     xs = _check_4d(imp, idx, node, x)
     ws = imp.shape(w)
     if len(ws) != 4:
-        raise imp.err(idx, node, f"weights of shape {list(ws)}: only 2-D convolution is "
-                      f"supported")
+        raise imp.err(idx, node, f"weights of shape {list(ws)}: only 2-D convolution is supported")
     strides = _ints(a.get("strides")) or (1, 1)
     dil = _ints(a.get("dilations")) or (1, 1)
     pads = _spatial_pads(imp, idx, node, a, xs[2:], ws[2:], strides, dil)
-    attrs = dict(strides=strides, dilations=dil, pads=pads, groups=int(a.get("group", 1)),
-                 data_layout="NCHW")
+    attrs = dict(
+        strides=strides, dilations=dil, pads=pads, groups=int(a.get("group", 1)), data_layout="NCHW"
+    )
     out = node.output[0]
     if op == "QLinearConv":
         xdt, xq = _explicit_q(imp, idx, node, ins[1], ins[2], x)
@@ -766,8 +964,10 @@ def _conv(imp: _Importer, idx: int, node) -> None:
         imp.emit(idx, node, "conv2d", inputs, out, dtype=ydt, quant=yq, **attrs)
         return
     if op == "ConvInteger":
-        inputs = [_integer_operand(imp, idx, node, x, ins[2], None),
-                  _integer_operand(imp, idx, node, w, ins[3], 0)]
+        inputs = [
+            _integer_operand(imp, idx, node, x, ins[2], None),
+            _integer_operand(imp, idx, node, w, ins[3], 0),
+        ]
         imp.emit(idx, node, "conv2d", inputs, out, dtype="int32", **attrs)
         return
     t = imp.q_target(idx, node, [x, w] + ([bias] if bias else []))
@@ -787,8 +987,9 @@ def _conv(imp: _Importer, idx: int, node) -> None:
     imp.emit(idx, node, "conv2d", inputs, out, dtype="float32", **attrs)
 
 
-def _explicit_q(imp: _Importer, idx, node, scale: str, zp: str, of: str | None,
-                axis: int | None = None) -> tuple[str, QuantParams]:
+def _explicit_q(
+    imp: _Importer, idx, node, scale: str, zp: str, of: str | None, axis: int | None = None
+) -> tuple[str, QuantParams]:
     """(dtype, QuantParams) from a QLinear* operator's scale / zero-point inputs."""
     s = np.asarray(imp.need_const(idx, node, scale, "the scale")).astype(np.float32)
     if zp:
@@ -801,11 +1002,15 @@ def _explicit_q(imp: _Importer, idx, node, scale: str, zp: str, of: str | None,
     if s.size == 1 and z.size == 1:
         return dt, QuantParams((float(s.ravel()[0]),), (int(z.ravel()[0]),), None)
     if axis is None:
-        raise imp.err(idx, node, f"per-axis parameters for '{of or 'the output'}' are not "
-                      f"supported here")
+        raise imp.err(
+            idx, node, f"per-axis parameters for '{of or 'the output'}' are not supported here"
+        )
     n = max(s.size, z.size)
-    return dt, QuantParams(tuple(float(v) for v in np.broadcast_to(s.ravel(), (n,))),
-                           tuple(int(v) for v in np.broadcast_to(z.ravel(), (n,))), axis)
+    return dt, QuantParams(
+        tuple(float(v) for v in np.broadcast_to(s.ravel(), (n,))),
+        tuple(int(v) for v in np.broadcast_to(z.ravel(), (n,))),
+        axis,
+    )
 
 
 def _integer_operand(imp: _Importer, idx, node, name: str, zp: str, axis: int | None) -> str:
@@ -847,8 +1052,13 @@ def _gemm(imp: _Importer, idx: int, node) -> None:
     c_vec = False
     if C:
         cs = imp.shape(C)
-        c_vec = int(np.prod(cs)) in (1, nout) and (len(cs) <= 1 or cs[0] == 1) and \
-            (imp.val(C).kind == "const" or (imp.val(C).kind == "dq" and imp.val(C).name is None))
+        c_vec = (
+            int(np.prod(cs)) in (1, nout)
+            and (len(cs) <= 1 or cs[0] == 1)
+            and (
+                imp.val(C).kind == "const" or (imp.val(C).kind == "dq" and imp.val(C).name is None)
+            )
+        )
     name = imp.node_name(idx, node)
     t = imp.q_target(idx, node, [A, B] + ([C] if C else []))
     if t is not None and b_const and alpha == 1.0 and beta == 1.0 and (not C or c_vec):
@@ -861,14 +1071,20 @@ def _gemm(imp: _Importer, idx: int, node) -> None:
             x = imp.q_in(A)
             if ta:
                 x = imp.b.add("transpose", [x], name=f"{name}_transA", perm=(1, 0))
-            w = imp.q_in(B, axis_map=(lambda ax: 1 - ax) if not tb else None,
-                         transform=None if tb else (lambda m: np.ascontiguousarray(m.T)))
+            w = imp.q_in(
+                B,
+                axis_map=(lambda ax: 1 - ax) if not tb else None,
+                transform=None if tb else (lambda m: np.ascontiguousarray(m.T)),
+            )
             ins = [x, w]
             if C:
                 cv = imp.val(C)
                 bias = np.broadcast_to(cv.value.reshape(-1), (nout,)).astype(np.int32)
-                bq = cv.quant if cv.quant.axis is None else \
-                    QuantParams(cv.quant.scale, cv.quant.zero_point, 0)
+                bq = (
+                    cv.quant
+                    if cv.quant.axis is None
+                    else QuantParams(cv.quant.scale, cv.quant.zero_point, 0)
+                )
                 ins.append(imp.b.const(C, bias, "int32", quant=bq))
             imp.emit(idx, node, "dense", ins, t.out, dtype=t.dtype, quant=t.quant)
             imp.absorb(t)
@@ -887,8 +1103,14 @@ def _gemm(imp: _Importer, idx: int, node) -> None:
             ins.append(imp.b.const(C, (bias * np.float32(beta)).astype(np.float32), "float32"))
         y = imp.emit(idx, node, "dense", ins, out if not C or c_vec else f"{out}_gemm")
     else:
-        y = imp.emit(idx, node, "matmul", [x, imp.f_in(B)],
-                     out if (not C and alpha == 1.0) else f"{out}_gemm", transpose_b=bool(tb))
+        y = imp.emit(
+            idx,
+            node,
+            "matmul",
+            [x, imp.f_in(B)],
+            out if (not C and alpha == 1.0) else f"{out}_gemm",
+            transpose_b=bool(tb),
+        )
         if alpha != 1.0:
             al = imp.b.const(f"{name}_alpha", np.array(alpha, np.float32))
             y = imp.emit(idx, node, "mul", [y, al], out if not C else f"{out}_alpha")
@@ -907,8 +1129,11 @@ def _matmul(imp: _Importer, idx: int, node) -> None:
     A, B = (ins[0], ins[3]) if op == "QLinearMatMul" else (ins[0], ins[1])
     sa, sb = imp.shape(A), imp.shape(B)
     if len(sa) < 2 or len(sb) < 2:
-        raise imp.err(idx, node, f"operands of shapes {list(sa)} and {list(sb)}: 1-D MatMul "
-                      f"operands are not supported")
+        raise imp.err(
+            idx,
+            node,
+            f"operands of shapes {list(sa)} and {list(sb)}: 1-D MatMul operands are not supported",
+        )
     out = node.output[0]
     bv = imp.val(B)
     b_const = bv.kind == "const" or (bv.kind == "dq" and bv.name is None)
@@ -926,12 +1151,16 @@ def _matmul(imp: _Importer, idx: int, node) -> None:
             bq = None
             if z is not None:
                 z = np.asarray(z).ravel()
-                bq = QuantParams((1.0,) * z.size, tuple(int(i) for i in z),
-                                 None if z.size == 1 else len(sb) - 1)
+                bq = QuantParams(
+                    (1.0,) * z.size, tuple(int(i) for i in z), None if z.size == 1 else len(sb) - 1
+                )
             ydt, yq = "int32", None
         if dense and (bq is None or bq.axis is None or bq.axis == 1):
-            wq = None if bq is None else QuantParams(bq.scale, bq.zero_point,
-                                                     None if bq.axis is None else 0)
+            wq = (
+                None
+                if bq is None
+                else QuantParams(bq.scale, bq.zero_point, None if bq.axis is None else 0)
+            )
             w = imp.b.const(B, np.ascontiguousarray(bv.value.T), bdt, quant=wq)
             imp.emit(idx, node, "dense", [a_in, w], out, dtype=ydt, quant=yq)
         else:
@@ -942,14 +1171,16 @@ def _matmul(imp: _Importer, idx: int, node) -> None:
     if t is not None and imp.qinfo(A)[1].axis is None:
         bq = imp.qinfo(B)[1]
         if dense and (bq.axis is None or bq.axis == 1):
-            w = imp.q_in(B, axis_map=lambda ax: 1 - ax,
-                         transform=lambda m: np.ascontiguousarray(m.T))
+            w = imp.q_in(
+                B, axis_map=lambda ax: 1 - ax, transform=lambda m: np.ascontiguousarray(m.T)
+            )
             imp.emit(idx, node, "dense", [imp.q_in(A), w], t.out, dtype=t.dtype, quant=t.quant)
             imp.absorb(t)
             return
         if not dense and (bq.axis is None or bq.axis == len(sb) - 1):
-            imp.emit(idx, node, "matmul", [imp.q_in(A), imp.q_in(B)], t.out, dtype=t.dtype,
-                     quant=t.quant)
+            imp.emit(
+                idx, node, "matmul", [imp.q_in(A), imp.q_in(B)], t.out, dtype=t.dtype, quant=t.quant
+            )
             imp.absorb(t)
             return
     if dense:
@@ -964,11 +1195,13 @@ def _binary(ir_op: str) -> _Handler:
         A, B = node.input[0], node.input[1]
         t = imp.q_target(idx, node, [A, B])
         if t is not None and imp.qinfo(A)[1].axis is None and imp.qinfo(B)[1].axis is None:
-            imp.emit(idx, node, ir_op, [imp.q_in(A), imp.q_in(B)], t.out, dtype=t.dtype,
-                     quant=t.quant)
+            imp.emit(
+                idx, node, ir_op, [imp.q_in(A), imp.q_in(B)], t.out, dtype=t.dtype, quant=t.quant
+            )
             imp.absorb(t)
             return
         imp.emit(idx, node, ir_op, [imp.f_in(A), imp.f_in(B)], node.output[0])
+
     return handler
 
 
@@ -1008,15 +1241,15 @@ def _movement(imp: _Importer, idx: int, node, ir_op: str, **attrs) -> None:
     if t is not None:
         src = imp.q_in(x)
         info = imp.b.tensors[src]
-        ir = imp.emit(idx, node, ir_op, [src], node.output[0], dtype=info.dtype,
-                      quant=info.quant, **attrs)
+        ir = imp.emit(
+            idx, node, ir_op, [src], node.output[0], dtype=info.dtype, quant=info.quant, **attrs
+        )
         imp.requant_to(idx, node, ir, t)
         return
     v = imp.val(x)
     src = v.name if v.kind == "ir" else imp.f_in(x)
     info = imp.b.tensors[src]
-    imp.emit(idx, node, ir_op, [src], node.output[0], dtype=info.dtype, quant=info.quant,
-             **attrs)
+    imp.emit(idx, node, ir_op, [src], node.output[0], dtype=info.dtype, quant=info.quant, **attrs)
 
 
 @_op("Relu")
@@ -1084,8 +1317,11 @@ def _reduce_mean(imp: _Importer, idx: int, node) -> None:
     a = imp.attrs(node)
     rank = len(imp.shape(node.input[0]))
     if imp.opset >= 18:
-        axes = imp.need_const(idx, node, node.input[1], "axes") \
-            if len(node.input) > 1 and node.input[1] else None
+        axes = (
+            imp.need_const(idx, node, node.input[1], "axes")
+            if len(node.input) > 1 and node.input[1]
+            else None
+        )
     else:
         axes = a.get("axes")
     if axes is None or len(np.asarray(axes).ravel()) == 0:
@@ -1102,8 +1338,16 @@ def _concat(imp: _Importer, idx: int, node) -> None:
     axis = int(imp.attrs(node)["axis"]) % len(imp.shape(ins[0]))
     t = imp.q_target(idx, node, ins)
     if t is not None and all(imp.qinfo(i)[1].axis is None for i in ins):
-        imp.emit(idx, node, "concat", [imp.q_in(i) for i in ins], t.out, dtype=t.dtype,
-                 quant=t.quant, axis=axis)
+        imp.emit(
+            idx,
+            node,
+            "concat",
+            [imp.q_in(i) for i in ins],
+            t.out,
+            dtype=t.dtype,
+            quant=t.quant,
+            axis=axis,
+        )
         imp.absorb(t)
         return
     imp.emit(idx, node, "concat", [imp.f_in(i) for i in ins], node.output[0], axis=axis)
@@ -1116,8 +1360,14 @@ def _reshape(imp: _Importer, idx: int, node) -> None:
         shape = imp.need_const(idx, node, node.input[1], "the target shape")
     else:
         shape = a.get("shape")
-    _movement(imp, idx, node, "reshape", shape=tuple(int(s) for s in np.asarray(shape).ravel()),
-              allowzero=int(a.get("allowzero", 0)))
+    _movement(
+        imp,
+        idx,
+        node,
+        "reshape",
+        shape=tuple(int(s) for s in np.asarray(shape).ravel()),
+        allowzero=int(a.get("allowzero", 0)),
+    )
 
 
 @_op("Flatten")
@@ -1130,8 +1380,9 @@ def _flatten(imp: _Importer, idx: int, node) -> None:
 def _axes_arg(imp: _Importer, idx: int, node) -> tuple[int, ...] | None:
     if imp.opset >= 13:
         if len(node.input) > 1 and node.input[1]:
-            return tuple(int(v) for v in
-                         np.asarray(imp.need_const(idx, node, node.input[1], "axes")).ravel())
+            return tuple(
+                int(v) for v in np.asarray(imp.need_const(idx, node, node.input[1], "axes")).ravel()
+            )
         return None
     ax = imp.attrs(node).get("axes")
     return None if ax is None else tuple(int(v) for v in ax)
@@ -1141,8 +1392,13 @@ def _axes_arg(imp: _Importer, idx: int, node) -> tuple[int, ...] | None:
 def _squeeze(imp: _Importer, idx: int, node) -> None:
     axes = _axes_arg(imp, idx, node)
     rank = len(imp.shape(node.input[0]))
-    _movement(imp, idx, node, "squeeze",
-              axes=None if axes is None else tuple(sorted(a % rank for a in axes)))
+    _movement(
+        imp,
+        idx,
+        node,
+        "squeeze",
+        axes=None if axes is None else tuple(sorted(a % rank for a in axes)),
+    )
 
 
 @_op("Unsqueeze")
@@ -1167,8 +1423,12 @@ def _transpose(imp: _Importer, idx: int, node) -> None:
 
 @_op("Identity", "Dropout")
 def _alias(imp: _Importer, idx: int, node) -> None:
-    if node.op_type == "Dropout" and len(node.output) > 1 and node.output[1] \
-            and imp.consumers.get(node.output[1]):
+    if (
+        node.op_type == "Dropout"
+        and len(node.output) > 1
+        and node.output[1]
+        and imp.consumers.get(node.output[1])
+    ):
         raise imp.err(idx, node, "the mask output of Dropout is not supported")
     imp.bind(node.output[0], imp.val(node.input[0]))
 
@@ -1188,10 +1448,16 @@ def _softmax(imp: _Importer, idx: int, node) -> None:
     t = imp.q_target(idx, node, [x])
     if t is not None:
         flat = imp.b.add("reshape", [imp.q_in(x)], name=f"{name}_flatten", shape=(rows, cols))
-        sm = imp.b.add("softmax", [flat], name=name, outputs=[f"{t.out}_2d"], dtype=t.dtype,
-                       quant=t.quant, axis=-1)
-        imp.b.add("reshape", [sm], name=f"{name}_unflatten", outputs=[t.out],
-                  shape=tuple(shape))
+        sm = imp.b.add(
+            "softmax",
+            [flat],
+            name=name,
+            outputs=[f"{t.out}_2d"],
+            dtype=t.dtype,
+            quant=t.quant,
+            axis=-1,
+        )
+        imp.b.add("reshape", [sm], name=f"{name}_unflatten", outputs=[t.out], shape=tuple(shape))
         imp.bind(t.out, _V("ir", name=imp.b.nodes[-1].outputs[0]))
         imp.absorb(t)
         return
@@ -1214,10 +1480,16 @@ def _pad(imp: _Importer, idx: int, node) -> None:
         axes = list(range(rank))
     else:
         pads = [int(p) for p in np.asarray(imp.need_const(idx, node, ins[1], "pads")).ravel()]
-        value = float(np.asarray(imp.need_const(idx, node, ins[2], "the value")).ravel()[0]) \
-            if ins[2] else 0.0
-        axes = [int(v) % rank for v in np.asarray(imp.need_const(idx, node, ins[3], "axes"))
-                .ravel()] if ins[3] else list(range(rank))
+        value = (
+            float(np.asarray(imp.need_const(idx, node, ins[2], "the value")).ravel()[0])
+            if ins[2]
+            else 0.0
+        )
+        axes = (
+            [int(v) % rank for v in np.asarray(imp.need_const(idx, node, ins[3], "axes")).ravel()]
+            if ins[3]
+            else list(range(rank))
+        )
     if any(p < 0 for p in pads):
         raise imp.err(idx, node, f"negative pads {pads} are not supported")
     n = len(axes)
@@ -1240,17 +1512,37 @@ def _layer_norm(imp: _Importer, idx: int, node) -> None:
     scale = node.input[1]
     bias = node.input[2] if len(node.input) > 2 else ""
     if axis != len(shape) - 1:
-        raise imp.err(idx, node, f"normalization over axes {axis}.. of a rank-{len(shape)} "
-                      f"input is not supported (only the last axis)")
+        raise imp.err(
+            idx,
+            node,
+            f"normalization over axes {axis}.. of a rank-{len(shape)} "
+            f"input is not supported (only the last axis)",
+        )
     ins = [x, scale] + ([bias] if bias else [])
     t = imp.q_target(idx, node, ins)
     if t is not None:
-        imp.emit(idx, node, "layer_norm", [imp.q_in(i) for i in ins] + ([] if bias else [""]),
-                 t.out, dtype=t.dtype, quant=t.quant, axis=-1, epsilon=eps)
+        imp.emit(
+            idx,
+            node,
+            "layer_norm",
+            [imp.q_in(i) for i in ins] + ([] if bias else [""]),
+            t.out,
+            dtype=t.dtype,
+            quant=t.quant,
+            axis=-1,
+            epsilon=eps,
+        )
         imp.absorb(t)
         return
-    imp.emit(idx, node, "layer_norm", [imp.f_in(i) for i in ins] + ([] if bias else [""]),
-             node.output[0], axis=-1, epsilon=eps)
+    imp.emit(
+        idx,
+        node,
+        "layer_norm",
+        [imp.f_in(i) for i in ins] + ([] if bias else [""]),
+        node.output[0],
+        axis=-1,
+        epsilon=eps,
+    )
 
 
 @_op("BatchNormalization")
@@ -1264,12 +1556,22 @@ def _batch_norm(imp: _Importer, idx: int, node) -> None:
     layout = {"data_layout": "NCHW"} if len(imp.shape(x)) == 4 else {}
     t = imp.q_target(idx, node, ins)
     if t is not None:
-        imp.emit(idx, node, "batch_norm", [imp.q_in(i) for i in ins], t.out, dtype=t.dtype,
-                 quant=t.quant, epsilon=eps, **layout)
+        imp.emit(
+            idx,
+            node,
+            "batch_norm",
+            [imp.q_in(i) for i in ins],
+            t.out,
+            dtype=t.dtype,
+            quant=t.quant,
+            epsilon=eps,
+            **layout,
+        )
         imp.absorb(t)
         return
-    imp.emit(idx, node, "batch_norm", [imp.f_in(i) for i in ins], node.output[0], epsilon=eps,
-             **layout)
+    imp.emit(
+        idx, node, "batch_norm", [imp.f_in(i) for i in ins], node.output[0], epsilon=eps, **layout
+    )
 
 
 @_op("Gelu")
@@ -1287,9 +1589,11 @@ def _quantize(imp: _Importer, idx: int, node) -> None:
     out = node.output[0]
     if v.kind == "const" or (v.kind == "dq" and v.name is None):
         from accelsim.ref.qdq_ops import quantize_array
+
         val = np.asarray(imp.const(x), dtype=np.float32)
-        imp.bind(out, _V("const", value=quantize_array(val, quant, dtype), dtype=dtype,
-                         quant=quant))
+        imp.bind(
+            out, _V("const", value=quantize_array(val, quant, dtype), dtype=dtype, quant=quant)
+        )
         return
     if v.kind == "dq":  # Q(DQ(t)): the same integers when the parameters agree
         info = imp.b.tensors[v.name]
@@ -1335,6 +1639,7 @@ def _dequantize(imp: _Importer, idx: int, node) -> None:
 @_op("Constant")
 def _constant(imp: _Importer, idx: int, node) -> None:
     from onnx import numpy_helper
+
     a = imp.attrs(node)
     where = f"{imp.where}: Constant '{node.output[0]}'"
     if "value" in a:

@@ -7,8 +7,9 @@ return the output shapes.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -211,34 +212,44 @@ def _squeeze(node: Node, ins: Sequence[TensorInfo | None]) -> list[Shape]:
     return [tuple(d for i, d in enumerate(shape) if i not in axes)]
 
 
-OPS: dict[str, OpDef] = {d.name: d for d in [
-    OpDef("conv2d", _conv2d, (1, 2), "2-D convolution (groups, stride, dilation, padding); "
-          "depthwise when groups == input channels"),
-    OpDef("dense", _dense, (1, 2), "fully connected: y = x W^T + b, W is (out, in)"),
-    OpDef("matmul", _matmul, (0, 1), "batched matrix multiply with numpy broadcasting"),
-    OpDef("add", _elementwise, (0, 1), "elementwise add with broadcasting"),
-    OpDef("sub", _elementwise, (0, 1), "elementwise subtract with broadcasting"),
-    OpDef("mul", _elementwise, (0, 1), "elementwise multiply with broadcasting"),
-    OpDef("concat", _concat, (), "concatenate along `axis`"),
-    OpDef("max_pool", _pool, (), "max pooling"),
-    OpDef("avg_pool", _pool, (), "average pooling"),
-    OpDef("global_avg_pool", _global_pool, (), "mean over the spatial axes"),
-    OpDef("mean", _mean, (), "mean over `axes`"),
-    OpDef("relu", _same, (), "max(x, 0)"),
-    OpDef("relu6", _same, (), "min(max(x, 0), 6)"),
-    OpDef("clip", _same, (), "clamp to [min, max]"),
-    OpDef("reshape", _reshape, (), "reshape to a static `shape`"),
-    OpDef("flatten", _flatten, (), "flatten to 2-D at `axis`"),
-    OpDef("squeeze", _squeeze, (), "drop size-1 axes"),
-    OpDef("softmax", _same, (), "softmax along `axis` (with TFLite's `beta`)"),
-    OpDef("pad", _pad, (), "constant padding, `pads` = ((before, after), ...)"),
-    OpDef("layer_norm", _same, (1, 2), "layer normalisation over the last axis"),
-    OpDef("batch_norm", _same, (1, 2), "inference batch norm (inputs x, gamma, beta, mean, var)"),
-    OpDef("gelu", _same, (), "GELU (exact erf form, or `approximate`='tanh')"),
-    OpDef("transpose", _transpose, (), "permute axes by `perm`"),
-    OpDef("quantize", _same, (), "float -> integer (or integer -> integer requantize)"),
-    OpDef("dequantize", _same, (), "integer -> float"),
-]}
+OPS: dict[str, OpDef] = {
+    d.name: d
+    for d in [
+        OpDef(
+            "conv2d",
+            _conv2d,
+            (1, 2),
+            "2-D convolution (groups, stride, dilation, padding); "
+            "depthwise when groups == input channels",
+        ),
+        OpDef("dense", _dense, (1, 2), "fully connected: y = x W^T + b, W is (out, in)"),
+        OpDef("matmul", _matmul, (0, 1), "batched matrix multiply with numpy broadcasting"),
+        OpDef("add", _elementwise, (0, 1), "elementwise add with broadcasting"),
+        OpDef("sub", _elementwise, (0, 1), "elementwise subtract with broadcasting"),
+        OpDef("mul", _elementwise, (0, 1), "elementwise multiply with broadcasting"),
+        OpDef("concat", _concat, (), "concatenate along `axis`"),
+        OpDef("max_pool", _pool, (), "max pooling"),
+        OpDef("avg_pool", _pool, (), "average pooling"),
+        OpDef("global_avg_pool", _global_pool, (), "mean over the spatial axes"),
+        OpDef("mean", _mean, (), "mean over `axes`"),
+        OpDef("relu", _same, (), "max(x, 0)"),
+        OpDef("relu6", _same, (), "min(max(x, 0), 6)"),
+        OpDef("clip", _same, (), "clamp to [min, max]"),
+        OpDef("reshape", _reshape, (), "reshape to a static `shape`"),
+        OpDef("flatten", _flatten, (), "flatten to 2-D at `axis`"),
+        OpDef("squeeze", _squeeze, (), "drop size-1 axes"),
+        OpDef("softmax", _same, (), "softmax along `axis` (with TFLite's `beta`)"),
+        OpDef("pad", _pad, (), "constant padding, `pads` = ((before, after), ...)"),
+        OpDef("layer_norm", _same, (1, 2), "layer normalisation over the last axis"),
+        OpDef(
+            "batch_norm", _same, (1, 2), "inference batch norm (inputs x, gamma, beta, mean, var)"
+        ),
+        OpDef("gelu", _same, (), "GELU (exact erf form, or `approximate`='tanh')"),
+        OpDef("transpose", _transpose, (), "permute axes by `perm`"),
+        OpDef("quantize", _same, (), "float -> integer (or integer -> integer requantize)"),
+        OpDef("dequantize", _same, (), "integer -> float"),
+    ]
+}
 
 SUPPORTED_OPS = tuple(sorted(OPS))
 
@@ -249,8 +260,9 @@ MAC_OPS = ("conv2d", "dense", "matmul")
 def infer_shapes(node: Node, inputs: Sequence[TensorInfo | None]) -> list[Shape]:
     opdef = OPS.get(node.op)
     if opdef is None:
-        raise ShapeError(f"node '{node.name}': unsupported op '{node.op}'; supported: "
-                         f"{', '.join(SUPPORTED_OPS)}")
+        raise ShapeError(
+            f"node '{node.name}': unsupported op '{node.op}'; supported: {', '.join(SUPPORTED_OPS)}"
+        )
     try:
         return opdef.infer(node, inputs)
     except (KeyError, TypeError, ValueError, IndexError) as exc:

@@ -20,9 +20,10 @@ one-line message that names the file.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -38,24 +39,49 @@ except ImportError:  # pragma: no cover - exercised only without the dependency
 
 # TFLite TensorType -> IR dtype
 _TENSOR_TYPES = {
-    0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 6: "bool", 7: "int16",
-    9: "int8", 16: "uint16", 17: "int4",
+    0: "float32",
+    1: "float16",
+    2: "int32",
+    3: "uint8",
+    4: "int64",
+    6: "bool",
+    7: "int16",
+    9: "int8",
+    16: "uint16",
+    17: "int4",
 }
-_TENSOR_TYPE_NAMES = {0: "FLOAT32", 1: "FLOAT16", 2: "INT32", 3: "UINT8", 4: "INT64",
-                      5: "STRING", 6: "BOOL", 7: "INT16", 8: "COMPLEX64", 9: "INT8",
-                      10: "FLOAT64", 11: "COMPLEX128", 12: "UINT64", 13: "RESOURCE",
-                      14: "VARIANT", 15: "UINT32", 16: "UINT16", 17: "INT4", 18: "BFLOAT16"}
+_TENSOR_TYPE_NAMES = {
+    0: "FLOAT32",
+    1: "FLOAT16",
+    2: "INT32",
+    3: "UINT8",
+    4: "INT64",
+    5: "STRING",
+    6: "BOOL",
+    7: "INT16",
+    8: "COMPLEX64",
+    9: "INT8",
+    10: "FLOAT64",
+    11: "COMPLEX128",
+    12: "UINT64",
+    13: "RESOURCE",
+    14: "VARIANT",
+    15: "UINT32",
+    16: "UINT16",
+    17: "INT4",
+    18: "BFLOAT16",
+}
 
 # ActivationFunctionType -> real clamp bounds
 _ACTIVATIONS = {0: (None, None), 1: (0.0, None), 2: (-1.0, 1.0), 3: (0.0, 6.0)}
-_ACTIVATION_NAMES = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH",
-                     5: "SIGN_BIT"}
+_ACTIVATION_NAMES = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH", 5: "SIGN_BIT"}
 
 
 # ---------------------------------------------------------------------------------------
 # Reading: flatbuffer -> plain Python records (every flatbuffer access happens here, so a
 # truncated or corrupt file fails in one place with one message).
 # ---------------------------------------------------------------------------------------
+
 
 @dataclass
 class _Tensor:
@@ -64,7 +90,7 @@ class _Tensor:
     shape: tuple[int, ...]
     signature: tuple[int, ...] | None
     ttype: int
-    data: np.ndarray | None          # raw little-endian bytes (uint8) of a constant
+    data: np.ndarray | None  # raw little-endian bytes (uint8) of a constant
     scale: np.ndarray | None
     zero_point: np.ndarray | None
     quant_dim: int
@@ -77,7 +103,7 @@ class _Op:
     version: int
     inputs: list[int]
     outputs: list[int]
-    options: Any                     # the typed *Options table, or None
+    options: Any  # the typed *Options table, or None
     options_type: int
 
 
@@ -118,17 +144,30 @@ def _np_or_empty(value, dtype) -> np.ndarray:
 def _read(path: Path, data: bytes) -> _Model:
     if len(data) < 8 or data[4:8] != b"TFL3":
         ident = data[4:8] if len(data) >= 8 else b""
-        raise ModelError(f"{path}: not a valid TFLite flatbuffer (file identifier is "
-                         f"{ident!r}, expected b'TFL3'; {len(data)} bytes)")
+        raise ModelError(
+            f"{path}: not a valid TFLite flatbuffer (file identifier is "
+            f"{ident!r}, expected b'TFL3'; {len(data)} bytes)"
+        )
     try:
         return _read_unchecked(path, data)
     except ModelError:
         raise
-    except (struct.error, IndexError, ValueError, TypeError, AttributeError, OverflowError,
-            UnicodeDecodeError, KeyError, MemoryError) as exc:
+    except (
+        struct.error,
+        IndexError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        OverflowError,
+        UnicodeDecodeError,
+        KeyError,
+        MemoryError,
+    ) as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ModelError(f"{path}: not a valid TFLite flatbuffer (truncated or corrupt, "
-                         f"{len(data)} bytes: {detail})") from None
+        raise ModelError(
+            f"{path}: not a valid TFLite flatbuffer (truncated or corrupt, "
+            f"{len(data)} bytes: {detail})"
+        ) from None
 
 
 def _read_unchecked(path: Path, data: bytes) -> _Model:
@@ -136,8 +175,9 @@ def _read_unchecked(path: Path, data: bytes) -> _Model:
     model = _tfl.Model.GetRootAs(buf, 0)
     n_sub = model.SubgraphsLength()
     if n_sub != 1:
-        raise ModelError(f"{path}: model has {n_sub} subgraphs; only single-subgraph models "
-                         f"are supported")
+        raise ModelError(
+            f"{path}: model has {n_sub} subgraphs; only single-subgraph models are supported"
+        )
     names = _builtin_names()
     opts = _options_classes()
     codes = []
@@ -156,8 +196,10 @@ def _read_unchecked(path: Path, data: bytes) -> _Model:
         off, size = int(b.Offset()), int(b.Size())
         if off > 1:  # data stored outside the flatbuffer (models > 2 GB)
             if off + size > len(data):
-                raise ModelError(f"{path}: not a valid TFLite flatbuffer (truncated: buffer "
-                                 f"{i} lies at bytes {off}..{off + size} of {len(data)})")
+                raise ModelError(
+                    f"{path}: not a valid TFLite flatbuffer (truncated: buffer "
+                    f"{i} lies at bytes {off}..{off + size} of {len(data)})"
+                )
             buffers.append(np.frombuffer(data, dtype=np.uint8, count=size, offset=off))
         else:
             buffers.append(_np_or_empty(b.DataAsNumpy(), np.uint8))
@@ -168,12 +210,17 @@ def _read_unchecked(path: Path, data: bytes) -> _Model:
         t = sg.Tensors(i)
         name = t.Name().decode("utf-8", "replace") if t.Name() else ""
         shape = tuple(int(d) for d in _np_or_empty(t.ShapeAsNumpy(), np.int32))
-        sig = None if t.ShapeSignatureIsNone() else \
-            tuple(int(d) for d in _np_or_empty(t.ShapeSignatureAsNumpy(), np.int32))
+        sig = (
+            None
+            if t.ShapeSignatureIsNone()
+            else tuple(int(d) for d in _np_or_empty(t.ShapeSignatureAsNumpy(), np.int32))
+        )
         bidx = int(t.Buffer())
         if bidx >= len(buffers):
-            raise ModelError(f"{path}: not a valid TFLite flatbuffer (tensor {i} '{name}' "
-                             f"refers to buffer {bidx} of {len(buffers)})")
+            raise ModelError(
+                f"{path}: not a valid TFLite flatbuffer (tensor {i} '{name}' "
+                f"refers to buffer {bidx} of {len(buffers)})"
+            )
         raw = buffers[bidx] if bidx > 0 and buffers[bidx].size else None
         q = t.Quantization()
         scale = zp = None
@@ -193,15 +240,19 @@ def _read_unchecked(path: Path, data: bytes) -> _Model:
         o = sg.Operators(i)
         ci = int(o.OpcodeIndex())
         if ci >= len(codes):
-            raise ModelError(f"{path}: not a valid TFLite flatbuffer (operator {i} uses "
-                             f"opcode {ci} of {len(codes)})")
+            raise ModelError(
+                f"{path}: not a valid TFLite flatbuffer (operator {i} uses "
+                f"opcode {ci} of {len(codes)})"
+            )
         opname, version = codes[ci]
         ins = [int(v) for v in _np_or_empty(o.InputsAsNumpy(), np.int32)]
         outs = [int(v) for v in _np_or_empty(o.OutputsAsNumpy(), np.int32)]
         for v in ins + outs:
             if v >= len(tensors):
-                raise ModelError(f"{path}: not a valid TFLite flatbuffer (operator {i} "
-                                 f"refers to tensor {v} of {len(tensors)})")
+                raise ModelError(
+                    f"{path}: not a valid TFLite flatbuffer (operator {i} "
+                    f"refers to tensor {v} of {len(tensors)})"
+                )
         otype = int(o.BuiltinOptionsType())
         options = None
         table = o.BuiltinOptions()
@@ -214,8 +265,10 @@ def _read_unchecked(path: Path, data: bytes) -> _Model:
     graph_out = [int(v) for v in _np_or_empty(sg.OutputsAsNumpy(), np.int32)]
     for v in graph_in + graph_out:
         if not 0 <= v < len(tensors):
-            raise ModelError(f"{path}: not a valid TFLite flatbuffer (subgraph input/output "
-                             f"{v} of {len(tensors)} tensors)")
+            raise ModelError(
+                f"{path}: not a valid TFLite flatbuffer (subgraph input/output "
+                f"{v} of {len(tensors)} tensors)"
+            )
     desc = model.Description().decode("utf-8", "replace") if model.Description() else ""
     sg_name = sg.Name().decode("utf-8", "replace") if sg.Name() else ""
     return _Model(desc, tensors, graph_in, graph_out, ops, sg_name)
@@ -225,8 +278,10 @@ def _read_unchecked(path: Path, data: bytes) -> _Model:
 # Building the IR
 # ---------------------------------------------------------------------------------------
 
-def _same_padding(size: int, k: int, stride: int, dilation: int,
-                  same: bool) -> tuple[int, int, int]:
+
+def _same_padding(
+    size: int, k: int, stride: int, dilation: int, same: bool
+) -> tuple[int, int, int]:
     """(out, pad_before, pad_after) as TFLite's ComputeOutSize / ComputePaddingHeightWidth."""
     eff = (k - 1) * dilation + 1
     out = (size + stride - 1) // stride if same else (size - eff + stride) // stride
@@ -239,10 +294,10 @@ class _Importer:
         self.path = path
         self.m = model
         self.b = GraphBuilder(path.stem or "tflite", requant_mode="gemmlowp")
-        self.names: dict[int, str] = {}              # tensor index -> IR name (activations)
+        self.names: dict[int, str] = {}  # tensor index -> IR name (activations)
         self.consts: dict[tuple[int, str], str] = {}  # (tensor index, transform) -> IR name
-        self.values: dict[int, np.ndarray] = {}      # decoded constant values
-        self.folded: set[int] = set()                # operator outputs folded to constants
+        self.values: dict[int, np.ndarray] = {}  # decoded constant values
+        self.folded: set[int] = set()  # operator outputs folded to constants
         self._uses: dict[int, int] = {}
 
     # -- errors -------------------------------------------------------------------------
@@ -251,16 +306,17 @@ class _Importer:
 
     def op_err(self, op: _Op, msg: str) -> ModelError:
         out = self.m.tensors[op.outputs[0]].name if op.outputs else "?"
-        return ModelError(f"{self.path}: operator {op.index} ({op.opname}, output '{out}'): "
-                          f"{msg}")
+        return ModelError(f"{self.path}: operator {op.index} ({op.opname}, output '{out}'): {msg}")
 
     # -- tensors --------------------------------------------------------------------------
     def dtype(self, t: _Tensor) -> str:
         dt = _TENSOR_TYPES.get(t.ttype)
         if dt is None:
-            raise self.err(f"tensor {t.index} '{t.name}' has type "
-                           f"{_TENSOR_TYPE_NAMES.get(t.ttype, t.ttype)}, which accelsim does "
-                           f"not support")
+            raise self.err(
+                f"tensor {t.index} '{t.name}' has type "
+                f"{_TENSOR_TYPE_NAMES.get(t.ttype, t.ttype)}, which accelsim does "
+                f"not support"
+            )
         return dt
 
     def quant(self, t: _Tensor, axis_map: dict[int, int] | None = None) -> QuantParams | None:
@@ -287,8 +343,10 @@ class _Importer:
         if dt == "int4":
             need = (count + 1) // 2
             if raw.size < need:
-                raise self.err(f"tensor {t.index} '{t.name}': buffer holds {raw.size} bytes, "
-                               f"shape {list(t.shape)} of int4 needs {need}")
+                raise self.err(
+                    f"tensor {t.index} '{t.name}': buffer holds {raw.size} bytes, "
+                    f"shape {list(t.shape)} of int4 needs {need}"
+                )
             b = raw[:need].astype(np.int16)
             lo = ((b & 0x0F) ^ 0x08) - 0x08
             hi = ((b >> 4 & 0x0F) ^ 0x08) - 0x08
@@ -297,8 +355,10 @@ class _Importer:
             npdt = np.dtype(NUMPY_DTYPE[dt]).newbyteorder("<")
             need = count * npdt.itemsize
             if raw.size != need:
-                raise self.err(f"tensor {t.index} '{t.name}': buffer holds {raw.size} bytes, "
-                               f"shape {list(t.shape)} of {dt} needs {need}")
+                raise self.err(
+                    f"tensor {t.index} '{t.name}': buffer holds {raw.size} bytes, "
+                    f"shape {list(t.shape)} of {dt} needs {need}"
+                )
             vals = np.frombuffer(raw.tobytes(), dtype=npdt).astype(NUMPY_DTYPE[dt])
         vals = vals.reshape(t.shape)
         self.values[t.index] = vals
@@ -317,20 +377,25 @@ class _Importer:
             raise self.op_err(op, f"missing {what} input")
         idx = op.inputs[pos]
         if not self.is_const(idx):
-            raise self.op_err(op, f"{what} (tensor '{self.m.tensors[idx].name}') must be a "
-                                  f"constant")
+            raise self.op_err(
+                op, f"{what} (tensor '{self.m.tensors[idx].name}') must be a constant"
+            )
         return self.decode(self.m.tensors[idx])
 
-    def tensor(self, idx: int, transform: str = "", fn: Callable | None = None,
-               axis_map: dict[int, int] | None = None) -> str:
+    def tensor(
+        self,
+        idx: int,
+        transform: str = "",
+        fn: Callable | None = None,
+        axis_map: dict[int, int] | None = None,
+    ) -> str:
         """IR name of TFLite tensor `idx` (a constant is materialised on first use)."""
         if idx < 0:
             return ""
         t = self.m.tensors[idx]
         if t.data is None and idx not in self.folded:
             if idx not in self.names:
-                raise self.err(f"tensor {idx} '{t.name}' is read before any operator "
-                               f"produces it")
+                raise self.err(f"tensor {idx} '{t.name}' is read before any operator produces it")
             return self.names[idx]
         key = (idx, transform)
         if key not in self.consts:
@@ -338,8 +403,9 @@ class _Importer:
             if fn is not None:
                 value = fn(value)
             name = t.name or f"const_{idx}"
-            self.consts[key] = self.b.const(name, value, dtype=self.dtype(t),
-                                            quant=self.quant(t, axis_map))
+            self.consts[key] = self.b.const(
+                name, value, dtype=self.dtype(t), quant=self.quant(t, axis_map)
+            )
         return self.consts[key]
 
     def weights(self, idx: int, perm: tuple[int, ...], key: str) -> str:
@@ -351,24 +417,35 @@ class _Importer:
         t = self.info(idx)
         src = self.tensor(idx)
         name = self.b.unique(f"{src}_{key.replace('->', '_to_')}")
-        return self.b.add("transpose", [src], name=name, outputs=[name], dtype=self.dtype(t),
-                          quant=self.quant(t, axis_map), perm=perm)
+        return self.b.add(
+            "transpose",
+            [src],
+            name=name,
+            outputs=[name],
+            dtype=self.dtype(t),
+            quant=self.quant(t, axis_map),
+            perm=perm,
+        )
 
     def info(self, idx: int) -> _Tensor:
         return self.m.tensors[idx]
 
     def static_shape(self, t: _Tensor, where: str) -> tuple[int, ...]:
         if any(d < 0 for d in t.shape):
-            raise self.err(f"{where} tensor '{t.name}' has dynamic shape {list(t.shape)}; "
-                           f"only static shapes are supported")
+            raise self.err(
+                f"{where} tensor '{t.name}' has dynamic shape {list(t.shape)}; "
+                f"only static shapes are supported"
+            )
         if t.signature is not None and len(t.signature) == len(t.shape):
             dyn = [i for i, d in enumerate(t.signature) if d < 0]
             # A dynamic batch (leading) dimension is pinned to the stored size; any other
             # dynamic dimension makes the model's cost undefined.
             if any(i != 0 for i in dyn):
-                raise self.err(f"{where} tensor '{t.name}' has dynamic shape "
-                               f"{list(t.signature)} (-1 = unknown); only static shapes are "
-                               f"supported")
+                raise self.err(
+                    f"{where} tensor '{t.name}' has dynamic shape "
+                    f"{list(t.signature)} (-1 = unknown); only static shapes are "
+                    f"supported"
+                )
         return t.shape
 
     # -- the graph ------------------------------------------------------------------------
@@ -387,7 +464,8 @@ class _Importer:
                 raise UnsupportedOpError(
                     f"{self.path}: operator {op.index} (output '{out}') is {op.opname}, which "
                     f"accelsim does not support; supported TFLite operators: "
-                    f"{', '.join(SUPPORTED_OPS)}")
+                    f"{', '.join(SUPPORTED_OPS)}"
+                )
             if not op.outputs:
                 raise self.err(f"operator {op.index} ({op.opname}) has no outputs")
             for o in op.outputs:
@@ -398,9 +476,11 @@ class _Importer:
                 handler(self, op)
             except (IndexError, KeyError, ValueError, TypeError, AttributeError) as exc:
                 # a malformed operator (missing inputs, wrong options table, ...)
-                raise self.op_err(op, f"malformed operator ({type(exc).__name__}: "
-                                      f"{str(exc).splitlines()[0] if str(exc) else ''})") \
-                    from None
+                raise self.op_err(
+                    op,
+                    f"malformed operator ({type(exc).__name__}: "
+                    f"{str(exc).splitlines()[0] if str(exc) else ''})",
+                ) from None
         outs = []
         for idx in m.outputs:
             if idx in self.names:
@@ -408,14 +488,19 @@ class _Importer:
             elif self.is_const(idx):
                 outs.append(self.tensor(idx))
             else:
-                raise self.err(f"graph output tensor {idx} '{m.tensors[idx].name}' is never "
-                               f"produced")
+                raise self.err(
+                    f"graph output tensor {idx} '{m.tensors[idx].name}' is never produced"
+                )
         self.b.output(*outs)
-        self.b.metadata.update({
-            "source": "tflite", "path": str(self.path), "layout": "NHWC",
-            # TFLite tensor index -> IR tensor name, for every operator output and input
-            "tflite_tensors": {i: n for i, n in sorted(self.names.items())},
-        })
+        self.b.metadata.update(
+            {
+                "source": "tflite",
+                "path": str(self.path),
+                "layout": "NHWC",
+                # TFLite tensor index -> IR tensor name, for every operator output and input
+                "tflite_tensors": {i: n for i, n in sorted(self.names.items())},
+            }
+        )
         if m.description:
             self.b.metadata["description"] = m.description
         try:
@@ -423,27 +508,37 @@ class _Importer:
         except ModelError as exc:
             raise self.err(str(exc)) from None
 
-    def add(self, op: _Op, irop: str, inputs: list[str], out_pos: int = 0,
-            **attrs: Any) -> str:
+    def add(self, op: _Op, irop: str, inputs: list[str], out_pos: int = 0, **attrs: Any) -> str:
         """Add one IR node producing TFLite output `op.outputs[out_pos]`; check its shape."""
         t = self.info(op.outputs[out_pos])
         name = self.b.unique(t.name or f"{irop}_{op.index}")
         try:
-            out = self.b.add(irop, inputs, name=name, outputs=[name], dtype=self.dtype(t),
-                             quant=self.quant(t), **attrs)
+            out = self.b.add(
+                irop,
+                inputs,
+                name=name,
+                outputs=[name],
+                dtype=self.dtype(t),
+                quant=self.quant(t),
+                **attrs,
+            )
         except AccelsimError as exc:  # ModelError, ShapeError from shape inference
             raise self.op_err(op, str(exc)) from None
         got = self.b.shape(out)
         if tuple(got) != tuple(t.shape):
-            raise self.op_err(op, f"IR shape {list(got)} differs from the file's output shape "
-                                  f"{list(t.shape)}")
+            raise self.op_err(
+                op, f"IR shape {list(got)} differs from the file's output shape {list(t.shape)}"
+            )
         self.names[op.outputs[out_pos]] = out
         return out
 
     def act(self, op: _Op, code: int) -> dict[str, float]:
         if code not in _ACTIVATIONS:
-            raise self.op_err(op, f"fused activation {_ACTIVATION_NAMES.get(code, code)} is "
-                                  f"not supported (only NONE, RELU, RELU_N1_TO_1, RELU6)")
+            raise self.op_err(
+                op,
+                f"fused activation {_ACTIVATION_NAMES.get(code, code)} is "
+                f"not supported (only NONE, RELU, RELU_N1_TO_1, RELU6)",
+            )
         lo, hi = _ACTIVATIONS[code]
         out = {}
         if lo is not None:
@@ -456,6 +551,7 @@ class _Importer:
 # ---------------------------------------------------------------------------------------
 # Operator handlers
 # ---------------------------------------------------------------------------------------
+
 
 def _opt(imp: _Importer, op: _Op, cls_name: str):
     o = op.options
@@ -471,8 +567,17 @@ def _input_hw(imp: _Importer, op: _Op) -> tuple[int, int, int]:
     return t.shape[1], t.shape[2], t.shape[3]
 
 
-def _pads(imp: _Importer, op: _Op, padding: int, kh: int, kw: int, sh: int, sw: int,
-          dh: int = 1, dw: int = 1) -> tuple[int, int, int, int]:
+def _pads(
+    imp: _Importer,
+    op: _Op,
+    padding: int,
+    kh: int,
+    kw: int,
+    sh: int,
+    sw: int,
+    dh: int = 1,
+    dw: int = 1,
+) -> tuple[int, int, int, int]:
     if padding not in (0, 1):
         raise imp.op_err(op, f"unknown padding type {padding}")
     h, w, _ = _input_hw(imp, op)
@@ -495,9 +600,17 @@ def _conv(imp: _Importer, op: _Op) -> None:
     pads = _pads(imp, op, o.Padding(), kh, kw, sh, sw, dh, dw)
     w = imp.weights(op.inputs[1], (0, 3, 1, 2), "ohwi->oihw")
     bias = imp.tensor(op.inputs[2]) if len(op.inputs) > 2 else ""
-    imp.add(op, "conv2d", [imp.tensor(op.inputs[0]), w] + ([bias] if bias else []),
-            strides=(sh, sw), dilations=(dh, dw), pads=pads, groups=groups,
-            data_layout="NHWC", **imp.act(op, o.FusedActivationFunction()))
+    imp.add(
+        op,
+        "conv2d",
+        [imp.tensor(op.inputs[0]), w] + ([bias] if bias else []),
+        strides=(sh, sw),
+        dilations=(dh, dw),
+        pads=pads,
+        groups=groups,
+        data_layout="NHWC",
+        **imp.act(op, o.FusedActivationFunction()),
+    )
 
 
 def _depthwise(imp: _Importer, op: _Op) -> None:
@@ -508,19 +621,31 @@ def _depthwise(imp: _Importer, op: _Op) -> None:
     _, kh, kw, cout = wt.shape
     _, _, cin = _input_hw(imp, op)
     if cout % cin:
-        raise imp.op_err(op, f"{cout} output channels are not a multiple of the {cin} input "
-                             f"channels")
+        raise imp.op_err(
+            op, f"{cout} output channels are not a multiple of the {cin} input channels"
+        )
     mult = cout // cin
     if o.DepthMultiplier() not in (0, mult):
-        raise imp.op_err(op, f"depth_multiplier {o.DepthMultiplier()} does not match "
-                             f"weights {list(wt.shape)} on {cin} input channels")
+        raise imp.op_err(
+            op,
+            f"depth_multiplier {o.DepthMultiplier()} does not match "
+            f"weights {list(wt.shape)} on {cin} input channels",
+        )
     sh, sw, dh, dw = o.StrideH(), o.StrideW(), o.DilationHFactor(), o.DilationWFactor()
     pads = _pads(imp, op, o.Padding(), kh, kw, sh, sw, dh, dw)
     w = imp.weights(op.inputs[1], (3, 0, 1, 2), "1hwc->c1hw")
     bias = imp.tensor(op.inputs[2]) if len(op.inputs) > 2 else ""
-    imp.add(op, "conv2d", [imp.tensor(op.inputs[0]), w] + ([bias] if bias else []),
-            strides=(sh, sw), dilations=(dh, dw), pads=pads, groups=cin,
-            data_layout="NHWC", **imp.act(op, o.FusedActivationFunction()))
+    imp.add(
+        op,
+        "conv2d",
+        [imp.tensor(op.inputs[0]), w] + ([bias] if bias else []),
+        strides=(sh, sw),
+        dilations=(dh, dw),
+        pads=pads,
+        groups=cin,
+        data_layout="NHWC",
+        **imp.act(op, o.FusedActivationFunction()),
+    )
 
 
 def _fully_connected(imp: _Importer, op: _Op) -> None:
@@ -531,10 +656,15 @@ def _fully_connected(imp: _Importer, op: _Op) -> None:
     if len(wt.shape) != 2:
         raise imp.op_err(op, f"weights must be 2-D (out, in), found {list(wt.shape)}")
     bias = imp.tensor(op.inputs[2]) if len(op.inputs) > 2 else ""
-    imp.add(op, "dense", [imp.tensor(op.inputs[0]), imp.tensor(op.inputs[1])]
-            + ([bias] if bias else []), keep_num_dims=bool(o.KeepNumDims()),
-            # TFLite's reference FULLY_CONNECTED requantizes in double (gemmlowp_ops.dense)
-            requant="double", **imp.act(op, o.FusedActivationFunction()))
+    imp.add(
+        op,
+        "dense",
+        [imp.tensor(op.inputs[0]), imp.tensor(op.inputs[1])] + ([bias] if bias else []),
+        keep_num_dims=bool(o.KeepNumDims()),
+        # TFLite's reference FULLY_CONNECTED requantizes in double (gemmlowp_ops.dense)
+        requant="double",
+        **imp.act(op, o.FusedActivationFunction()),
+    )
 
 
 def _binary(irop: str, opts_name: str) -> Callable[[_Importer, _Op], None]:
@@ -549,13 +679,17 @@ def _binary(irop: str, opts_name: str) -> Callable[[_Importer, _Op], None]:
                 if pot and imp.dtype(a) == "int16":
                     # The power-of-two int16 path is only taken when every scale is a power
                     # of two; the converter writes pot_scale_int16=false for int16x8 models.
-                    scales = [imp.info(i).scale for i in (op.inputs[0], op.inputs[1],
-                                                          op.outputs[0])]
+                    scales = [
+                        imp.info(i).scale for i in (op.inputs[0], op.inputs[1], op.outputs[0])
+                    ]
                     if all(s is not None and _is_pot(float(s[0])) for s in scales):
-                        raise imp.op_err(op, "the int16 power-of-two-scale ADD/SUB path "
-                                             "(pot_scale_int16) is not supported")
-        imp.add(op, irop, [imp.tensor(op.inputs[0]), imp.tensor(op.inputs[1])],
-                **imp.act(op, act))
+                        raise imp.op_err(
+                            op,
+                            "the int16 power-of-two-scale ADD/SUB path "
+                            "(pot_scale_int16) is not supported",
+                        )
+        imp.add(op, irop, [imp.tensor(op.inputs[0]), imp.tensor(op.inputs[1])], **imp.act(op, act))
+
     return handler
 
 
@@ -572,8 +706,14 @@ def _pool(irop: str) -> Callable[[_Importer, _Op], None]:
         attrs = dict(kernel=(kh, kw), strides=(sh, sw), pads=pads, data_layout="NHWC")
         if irop == "avg_pool":
             attrs["count_include_pad"] = False
-        imp.add(op, irop, [imp.tensor(op.inputs[0])], **attrs,
-                **imp.act(op, o.FusedActivationFunction()))
+        imp.add(
+            op,
+            irop,
+            [imp.tensor(op.inputs[0])],
+            **attrs,
+            **imp.act(op, o.FusedActivationFunction()),
+        )
+
     return handler
 
 
@@ -588,8 +728,13 @@ def _mean(imp: _Importer, op: _Op) -> None:
 def _concat(imp: _Importer, op: _Op) -> None:
     o = _opt(imp, op, "ConcatenationOptions")
     rank = len(imp.info(op.outputs[0]).shape)
-    imp.add(op, "concat", [imp.tensor(i) for i in op.inputs], axis=int(o.Axis()) % rank,
-            **imp.act(op, o.FusedActivationFunction()))
+    imp.add(
+        op,
+        "concat",
+        [imp.tensor(i) for i in op.inputs],
+        axis=int(o.Axis()) % rank,
+        **imp.act(op, o.FusedActivationFunction()),
+    )
 
 
 def _reshape(imp: _Importer, op: _Op) -> None:
@@ -622,15 +767,18 @@ def _pad(imp: _Importer, op: _Op) -> None:
         if raw.size != 1:
             raise imp.op_err(op, "constant_values must hold one value")
         q = imp.quant(cv)
-        value = float(raw[0]) if q is None else \
-            float((int(raw[0]) - q.zero_point[0]) * np.float64(np.float32(q.scale[0])))
-    imp.add(op, "pad", [imp.tensor(op.inputs[0])], pads=tuple(map(tuple, p.tolist())),
-            value=value)
+        value = (
+            float(raw[0])
+            if q is None
+            else float((int(raw[0]) - q.zero_point[0]) * np.float64(np.float32(q.scale[0])))
+        )
+    imp.add(op, "pad", [imp.tensor(op.inputs[0])], pads=tuple(map(tuple, p.tolist())), value=value)
 
 
 def _unary(irop: str, **fixed: Any) -> Callable[[_Importer, _Op], None]:
     def handler(imp: _Importer, op: _Op) -> None:
         imp.add(op, irop, [imp.tensor(op.inputs[0])], **fixed)
+
     return handler
 
 
@@ -641,8 +789,13 @@ def _transpose(imp: _Importer, op: _Op) -> None:
 
 def _batch_matmul(imp: _Importer, op: _Op) -> None:
     o = _opt(imp, op, "BatchMatMulOptions")
-    imp.add(op, "matmul", [imp.tensor(op.inputs[0]), imp.tensor(op.inputs[1])],
-            transpose_a=bool(o.AdjX()), transpose_b=bool(o.AdjY()))
+    imp.add(
+        op,
+        "matmul",
+        [imp.tensor(op.inputs[0]), imp.tensor(op.inputs[1])],
+        transpose_a=bool(o.AdjX()),
+        transpose_b=bool(o.AdjY()),
+    )
 
 
 def _dequantize(imp: _Importer, op: _Op) -> None:
@@ -699,8 +852,9 @@ def load_tflite(path: str | Path) -> Graph:
     """Read a .tflite file into a `Graph` (NHWC, requant_mode "gemmlowp")."""
     path = Path(path)
     if _tfl is None:  # pragma: no cover
-        raise ModelError(f"{path}: reading .tflite files needs the 'tflite' package "
-                         f"(pip install tflite)")
+        raise ModelError(
+            f"{path}: reading .tflite files needs the 'tflite' package (pip install tflite)"
+        )
     try:
         data = path.read_bytes()
     except OSError as exc:

@@ -31,8 +31,9 @@ the softmax is neither uniform nor one-hot.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -61,6 +62,7 @@ class ZooEntry:
 # ---------------------------------------------------------------------------------------------
 # Construction helpers
 # ---------------------------------------------------------------------------------------------
+
 
 def _pair(v) -> tuple[int, int]:
     return (int(v), int(v)) if isinstance(v, (int, np.integer)) else (int(v[0]), int(v[1]))
@@ -91,30 +93,41 @@ class _Net:
     def channels(self, x: str) -> int:
         return self.b.shape(x)[1]
 
-    def conv(self, x: str, name: str, cout: int, k, stride=1, pad=0, groups: int = 1,
-             bias: bool = False) -> str:
+    def conv(
+        self, x: str, name: str, cout: int, k, stride=1, pad=0, groups: int = 1, bias: bool = False
+    ) -> str:
         kh, kw = _pair(k)
         sh, sw = _pair(stride)
         ph, pw = _pair(pad)
         cin = self.channels(x)
         fan_in = cin // groups * kh * kw
-        w = self._const(f"{name}.weight",
-                        self._normal((cout, cin // groups, kh, kw), math.sqrt(2.0 / fan_in)))
+        w = self._const(
+            f"{name}.weight", self._normal((cout, cin // groups, kh, kw), math.sqrt(2.0 / fan_in))
+        )
         ins = [x, w]
         if bias:
             ins.append(self._const(f"{name}.bias", self._normal((cout,), 0.05)))
-        return self.b.add("conv2d", ins, name=name, strides=(sh, sw), dilations=(1, 1),
-                          pads=(ph, pw, ph, pw), groups=groups, data_layout="NCHW")
+        return self.b.add(
+            "conv2d",
+            ins,
+            name=name,
+            strides=(sh, sw),
+            dilations=(1, 1),
+            pads=(ph, pw, ph, pw),
+            groups=groups,
+            data_layout="NCHW",
+        )
 
     def bn(self, x: str, name: str, gamma: tuple[float, float] = (0.8, 1.2)) -> str:
         c = self.channels(x)
-        ins = [x,
-               self._const(f"{name}.weight", self._uniform(c, *gamma)),
-               self._const(f"{name}.bias", self._normal((c,), 0.05)),
-               self._const(f"{name}.running_mean", self._normal((c,), 0.05)),
-               self._const(f"{name}.running_var", self._uniform(c, 0.8, 1.2))]
-        return self.b.add("batch_norm", ins, name=name, epsilon=self.bn_eps,
-                          data_layout="NCHW")
+        ins = [
+            x,
+            self._const(f"{name}.weight", self._uniform(c, *gamma)),
+            self._const(f"{name}.bias", self._normal((c,), 0.05)),
+            self._const(f"{name}.running_mean", self._normal((c,), 0.05)),
+            self._const(f"{name}.running_var", self._uniform(c, 0.8, 1.2)),
+        ]
+        return self.b.add("batch_norm", ins, name=name, epsilon=self.bn_eps, data_layout="NCHW")
 
     def act(self, x: str, name: str, op: str = "relu") -> str:
         return self.b.add(op, [x], name=name)
@@ -123,35 +136,64 @@ class _Net:
         return self.b.add("add", [a, b], name=name)
 
     def max_pool(self, x: str, name: str, k: int, stride: int, pad: int = 0) -> str:
-        return self.b.add("max_pool", [x], name=name, kernel=(k, k), strides=(stride, stride),
-                          pads=(pad, pad, pad, pad), data_layout="NCHW")
+        return self.b.add(
+            "max_pool",
+            [x],
+            name=name,
+            kernel=(k, k),
+            strides=(stride, stride),
+            pads=(pad, pad, pad, pad),
+            data_layout="NCHW",
+        )
 
-    def avg_pool(self, x: str, name: str, k: int, stride: int, pad: int = 0,
-                 count_include_pad: bool = True) -> str:
-        return self.b.add("avg_pool", [x], name=name, kernel=(k, k), strides=(stride, stride),
-                          pads=(pad, pad, pad, pad), count_include_pad=count_include_pad,
-                          data_layout="NCHW")
+    def avg_pool(
+        self, x: str, name: str, k: int, stride: int, pad: int = 0, count_include_pad: bool = True
+    ) -> str:
+        return self.b.add(
+            "avg_pool",
+            [x],
+            name=name,
+            kernel=(k, k),
+            strides=(stride, stride),
+            pads=(pad, pad, pad, pad),
+            count_include_pad=count_include_pad,
+            data_layout="NCHW",
+        )
 
     def concat(self, xs: list[str], name: str) -> str:
         return self.b.add("concat", xs, name=name, axis=1)
 
     def dense(self, x: str, name: str, out: int, bias: bool = True) -> str:
         fan_in = self.b.shape(x)[-1]
-        ins = [x, self._const(f"{name}.weight",
-                              self._normal((out, fan_in), math.sqrt(2.0 / fan_in)))]
+        ins = [
+            x,
+            self._const(f"{name}.weight", self._normal((out, fan_in), math.sqrt(2.0 / fan_in))),
+        ]
         if bias:
             ins.append(self._const(f"{name}.bias", self._normal((out,), 0.05)))
         return self.b.add("dense", ins, name=name)
 
-    def conv_bn_act(self, x: str, conv: str, bn: str, act: str | None, cout: int, k,
-                    stride=1, pad=0, groups: int = 1, act_op: str = "relu",
-                    bn_gamma: tuple[float, float] = (0.8, 1.2)) -> str:
+    def conv_bn_act(
+        self,
+        x: str,
+        conv: str,
+        bn: str,
+        act: str | None,
+        cout: int,
+        k,
+        stride=1,
+        pad=0,
+        groups: int = 1,
+        act_op: str = "relu",
+        bn_gamma: tuple[float, float] = (0.8, 1.2),
+    ) -> str:
         y = self.conv(x, conv, cout, k, stride, pad, groups)
         y = self.bn(y, bn, bn_gamma)
         return self.act(y, act, act_op) if act else y
 
-    def classifier_head(self, x: str, classes: int, fc: str, pool: str = "avgpool",
-                        flatten: str = "flatten") -> str:
+    def classifier_head(
+        self, x: str, classes: int, fc: str, pool: str = "avgpool", flatten: str = "flatten"
+    ) -> str:
         y = self.b.add("global_avg_pool", [x], name=pool, keepdims=True, data_layout="NCHW")
         y = self.b.add("flatten", [y], name=flatten, axis=1)
         y = self.dense(y, fc, classes)
@@ -171,8 +213,21 @@ _RESIDUAL_GAMMA = (0.2, 0.4)
 # ---------------------------------------------------------------------------------------------
 
 # (output channels, stride of the depthwise conv) of the 13 depthwise-separable blocks
-_MOBILENET_V1_BLOCKS = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
-                        (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1)]
+_MOBILENET_V1_BLOCKS = [
+    (64, 1),
+    (128, 2),
+    (128, 1),
+    (256, 2),
+    (256, 1),
+    (512, 2),
+    (512, 1),
+    (512, 1),
+    (512, 1),
+    (512, 1),
+    (512, 1),
+    (1024, 2),
+    (1024, 1),
+]
 
 
 def _mobilenet_v1(seed: int, size: int) -> Graph:
@@ -188,13 +243,15 @@ def _mobilenet_v1(seed: int, size: int) -> Graph:
     """
     n = _Net("mobilenet_v1", seed, bn_eps=1e-3)
     x = n.input("input", (1, 3, size, size))
-    x = n.conv_bn_act(x, "features.0.0", "features.0.1", "features.0.2", 32, 3, 2, 1,
-                      act_op="relu6")
+    x = n.conv_bn_act(
+        x, "features.0.0", "features.0.1", "features.0.2", 32, 3, 2, 1, act_op="relu6"
+    )
     for k, (cout, stride) in enumerate(_MOBILENET_V1_BLOCKS, start=1):
         p = f"features.{k}"
         c = n.channels(x)
-        x = n.conv_bn_act(x, f"{p}.0", f"{p}.1", f"{p}.2", c, 3, stride, 1, groups=c,
-                          act_op="relu6")
+        x = n.conv_bn_act(
+            x, f"{p}.0", f"{p}.1", f"{p}.2", c, 3, stride, 1, groups=c, act_op="relu6"
+        )
         x = n.conv_bn_act(x, f"{p}.3", f"{p}.4", f"{p}.5", cout, 1, act_op="relu6")
     y = n.classifier_head(x, 1000, "fc")
     return n.build(y, zoo="mobilenet_v1", seed=seed, input_size=size)
@@ -205,8 +262,15 @@ def _mobilenet_v1(seed: int, size: int) -> Graph:
 # ---------------------------------------------------------------------------------------------
 
 # (expansion t, output channels c, repeats n, first stride s), Table 2 of the paper
-_MOBILENET_V2_SETTINGS = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
-                          (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
+_MOBILENET_V2_SETTINGS = [
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+]
 
 
 def _mobilenet_v2(seed: int, size: int) -> Graph:
@@ -220,8 +284,9 @@ def _mobilenet_v2(seed: int, size: int) -> Graph:
     """
     n = _Net("mobilenet_v2", seed, bn_eps=1e-5)
     x = n.input("input", (1, 3, size, size))
-    x = n.conv_bn_act(x, "features.0.0", "features.0.1", "features.0.2", 32, 3, 2, 1,
-                      act_op="relu6")
+    x = n.conv_bn_act(
+        x, "features.0.0", "features.0.1", "features.0.2", 32, 3, 2, 1, act_op="relu6"
+    )
     idx = 1
     for t, c, reps, s in _MOBILENET_V2_SETTINGS:
         for r in range(reps):
@@ -231,18 +296,35 @@ def _mobilenet_v2(seed: int, size: int) -> Graph:
             hidden = cin * t
             y, j = x, 0
             if t != 1:
-                y = n.conv_bn_act(y, f"{p}.0.0", f"{p}.0.1", f"{p}.0.2", hidden, 1,
-                                  act_op="relu6")
+                y = n.conv_bn_act(y, f"{p}.0.0", f"{p}.0.1", f"{p}.0.2", hidden, 1, act_op="relu6")
                 j = 1
-            y = n.conv_bn_act(y, f"{p}.{j}.0", f"{p}.{j}.1", f"{p}.{j}.2", hidden, 3, stride, 1,
-                              groups=hidden, act_op="relu6")
+            y = n.conv_bn_act(
+                y,
+                f"{p}.{j}.0",
+                f"{p}.{j}.1",
+                f"{p}.{j}.2",
+                hidden,
+                3,
+                stride,
+                1,
+                groups=hidden,
+                act_op="relu6",
+            )
             use_res = stride == 1 and cin == c
-            y = n.conv_bn_act(y, f"{p}.{j + 1}", f"{p}.{j + 2}", None, c, 1,
-                              bn_gamma=_RESIDUAL_GAMMA if use_res else (0.8, 1.2))
+            y = n.conv_bn_act(
+                y,
+                f"{p}.{j + 1}",
+                f"{p}.{j + 2}",
+                None,
+                c,
+                1,
+                bn_gamma=_RESIDUAL_GAMMA if use_res else (0.8, 1.2),
+            )
             x = n.add(x, y, f"features.{idx}.add") if use_res else y
             idx += 1
-    x = n.conv_bn_act(x, f"features.{idx}.0", f"features.{idx}.1", f"features.{idx}.2", 1280, 1,
-                      act_op="relu6")
+    x = n.conv_bn_act(
+        x, f"features.{idx}.0", f"features.{idx}.1", f"features.{idx}.2", 1280, 1, act_op="relu6"
+    )
     y = n.classifier_head(x, 1000, "classifier.1")
     return n.build(y, zoo="mobilenet_v2", seed=seed, input_size=size)
 
@@ -250,6 +332,7 @@ def _mobilenet_v2(seed: int, size: int) -> Graph:
 # ---------------------------------------------------------------------------------------------
 # ResNet (He et al. 2016), torchvision layout
 # ---------------------------------------------------------------------------------------------
+
 
 def _resnet(name: str, seed: int, size: int, bottleneck: bool, layers: list[int]) -> Graph:
     n = _Net(name, seed, bn_eps=1e-5)
@@ -266,19 +349,21 @@ def _resnet(name: str, seed: int, size: int, bottleneck: bool, layers: list[int]
             if bottleneck:
                 # torchvision Bottleneck: the stride sits on the 3x3 conv (ResNet "v1.5")
                 y = n.conv_bn_act(x, f"{p}.conv1", f"{p}.bn1", f"{p}.relu", width, 1)
-                y = n.conv_bn_act(y, f"{p}.conv2", f"{p}.bn2", f"{p}.relu_1", width, 3,
-                                  stride, 1)
-                y = n.conv_bn_act(y, f"{p}.conv3", f"{p}.bn3", None, cout, 1,
-                                  bn_gamma=_RESIDUAL_GAMMA)
+                y = n.conv_bn_act(y, f"{p}.conv2", f"{p}.bn2", f"{p}.relu_1", width, 3, stride, 1)
+                y = n.conv_bn_act(
+                    y, f"{p}.conv3", f"{p}.bn3", None, cout, 1, bn_gamma=_RESIDUAL_GAMMA
+                )
                 last_relu = f"{p}.relu_2"
             else:
                 y = n.conv_bn_act(x, f"{p}.conv1", f"{p}.bn1", f"{p}.relu", width, 3, stride, 1)
-                y = n.conv_bn_act(y, f"{p}.conv2", f"{p}.bn2", None, width, 3, 1, 1,
-                                  bn_gamma=_RESIDUAL_GAMMA)
+                y = n.conv_bn_act(
+                    y, f"{p}.conv2", f"{p}.bn2", None, width, 3, 1, 1, bn_gamma=_RESIDUAL_GAMMA
+                )
                 last_relu = f"{p}.relu_1"
             if stride != 1 or cin != cout:
-                x = n.conv_bn_act(x, f"{p}.downsample.0", f"{p}.downsample.1", None, cout, 1,
-                                  stride)
+                x = n.conv_bn_act(
+                    x, f"{p}.downsample.0", f"{p}.downsample.1", None, cout, 1, stride
+                )
             x = n.act(n.add(y, x, f"{p}.add"), last_relu)
     y = n.classifier_head(x, 1000, "fc")
     return n.build(y, zoo=name, seed=seed, input_size=size)
@@ -304,6 +389,7 @@ def _resnet50(seed: int, size: int) -> Graph:
 # Inception v3 (Szegedy et al. 2016), torchvision layout without the auxiliary classifier
 # ---------------------------------------------------------------------------------------------
 
+
 def _inception_v3(seed: int, size: int) -> Graph:
     """torchvision `inception_v3(aux_logits=False)` (init_weights layout, no input transform):
     every `BasicConv2d` named `X` is `X.conv` + `X.bn` (epsilon 1e-3) + `X.relu`;
@@ -315,8 +401,7 @@ def _inception_v3(seed: int, size: int) -> Graph:
     n = _Net("inception_v3", seed, bn_eps=1e-3)
 
     def basic(x: str, name: str, cout: int, k, stride=1, pad=0) -> str:
-        return n.conv_bn_act(x, f"{name}.conv", f"{name}.bn", f"{name}.relu", cout, k, stride,
-                             pad)
+        return n.conv_bn_act(x, f"{name}.conv", f"{name}.bn", f"{name}.relu", cout, k, stride, pad)
 
     def block_a(x: str, p: str, pool_features: int) -> str:
         b1 = basic(x, f"{p}.branch1x1", 64, 1)
@@ -440,11 +525,11 @@ def _bert_base_layer(seed: int, seq: int) -> Graph:
     q = heads(n.dense(x, "attention.self.query", d), "attention.self.query", (0, 2, 1, 3))
     k = heads(n.dense(x, "attention.self.key", d), "attention.self.key", (0, 2, 3, 1))
     v = heads(n.dense(x, "attention.self.value", d), "attention.self.value", (0, 2, 1, 3))
-    s = n.b.add("matmul", [q, k], name="attention.self.matmul")          # (1, h, S, S)
+    s = n.b.add("matmul", [q, k], name="attention.self.matmul")  # (1, h, S, S)
     scale = n._const("attention.self.scale", np.array(1.0 / math.sqrt(dh), dtype=np.float32))
     s = n.b.add("mul", [s, scale], name="attention.self.mul")
     p = n.b.add("softmax", [s], name="attention.self.softmax", axis=-1)
-    c = n.b.add("matmul", [p, v], name="attention.self.matmul_1")        # (1, h, S, dh)
+    c = n.b.add("matmul", [p, v], name="attention.self.matmul_1")  # (1, h, S, dh)
     c = n.b.add("transpose", [c], name="attention.self.context.transpose", perm=(0, 2, 1, 3))
     c = n.b.add("reshape", [c], name="attention.self.context.reshape", shape=(1, seq, d))
     a = n.dense(c, "attention.output.dense", d)
@@ -459,6 +544,7 @@ def _bert_base_layer(seed: int, seq: int) -> Graph:
 # ---------------------------------------------------------------------------------------------
 # A small CNN for scikit-learn's 8x8 digits
 # ---------------------------------------------------------------------------------------------
+
 
 def _digits_cnn(seed: int, size: int) -> Graph:
     """conv3x3 1->16 + BN + ReLU, conv3x3 16->32 stride 2 + BN + ReLU, conv3x3 32->64 stride 2
@@ -480,59 +566,109 @@ def _digits_cnn(seed: int, size: int) -> Graph:
 
 _TV = "torchvision.models documentation (weights table: num_params, GFLOPS)"
 
-MODELS: dict[str, ZooEntry] = {e.name: e for e in [
-    ZooEntry("mobilenet_v1", "MobileNet v1 1.0, 224x224 (Howard et al. 2017), ReLU6 as in Keras",
-             (1, 3, 224, 224),
-             {"params": 4.2e6, "macs": 569e6,
-              "source": "Howard et al. 2017, 'MobileNets', Table 8 (1.0 MobileNet-224: "
-                        "569 million mult-adds, 4.2 million parameters)",
-              "params_exact": 4_231_976,
-              "params_exact_source": "tf.keras.applications.MobileNet(alpha=1.0) summary, "
-                                     "trainable params"}),
-    ZooEntry("mobilenet_v2", "MobileNet v2 1.0, 224x224 (Sandler et al. 2018), torchvision",
-             (1, 3, 224, 224),
-             {"params": 3.4e6, "macs": 300e6,
-              "source": "Sandler et al. 2018, 'MobileNetV2', Table 4 (300M MAdds, 3.4M "
-                        "parameters); torchvision: 3,504,872 params, 0.30 GFLOPS",
-              "params_exact": 3_504_872, "params_exact_source": _TV}),
-    ZooEntry("resnet18", "ResNet-18, 224x224 (He et al. 2016), torchvision layout",
-             (1, 3, 224, 224),
-             {"params": 11.7e6, "macs": 1.8e9,
-              "source": "He et al. 2016, Table 1 (1.8x10^9 FLOPs, i.e. multiply-adds); "
-                        "torchvision: 11.7 M params, 1.81 GFLOPS",
-              "params_exact": 11_689_512, "params_exact_source": _TV}),
-    ZooEntry("resnet50", "ResNet-50 v1.5 (stride on the 3x3 conv, as torchvision ships it), "
-             "224x224", (1, 3, 224, 224),
-             {"params": 25.6e6, "macs": 4.1e9,
-              "source": "torchvision resnet50: 25.6 M params, 4.09 GFLOPS (He et al. 2016 "
-                        "Table 1 gives 3.8x10^9 for v1, stride on the 1x1 conv)",
-              "params_exact": 25_557_032, "params_exact_source": _TV}),
-    ZooEntry("inception_v3", "Inception v3, 299x299 (Szegedy et al. 2016), torchvision layout "
-             "without the auxiliary classifier", (1, 3, 299, 299),
-             {"params": 23.8e6, "macs": 5.7e9,
-              "source": "torchvision inception_v3: 27.2 M params with the auxiliary "
-                        "classifier (27,161,264; aux = 3,326,696), 5.71 GFLOPS; Szegedy et al. "
-                        "2016 quote 5 billion multiply-adds, 25 M params for their variant",
-              "params_exact": 23_834_568,
-              "params_exact_source": "torchvision inception_v3(aux_logits=False), "
-                                     "= 27,161,264 - 3,326,696 (AuxLogits)"},
-             min_input_size=75),
-    ZooEntry("bert_base_layer", "one BERT-base encoder layer (hidden 768, 12 heads, FFN 3072), "
-             "sequence 128; input_size sets the sequence length", (1, 128, 768),
-             {"params": 7.09e6, "macs": 0.93e9,
-              "source": "Devlin et al. 2019 (BERT-base: L=12, H=768, A=12, 110 M params); one "
-                        "layer = 4 (768^2 + 768) + 2 (768 x 3072) + 3072 + 768 + 4 x 768 "
-                        "= 7,087,872 params; MACs computed: 4 S d^2 + 2 S^2 d + 2 S d f = "
-                        "931,135,488 at S = 128",
-              "params_exact": 7_087_872,
-              "params_exact_source": "Hugging Face BertLayer(bert-base-uncased config), "
-                                     "sum of parameter numel"}),
-    ZooEntry("digits_cnn", "small CNN (3 conv + BN + ReLU, GAP, dense) for scikit-learn's "
-             "8x8 digits", (1, 1, 8, 8),
-             {"params": 24_058, "macs": 157_312,
-              "source": "defined here (no publication): 144 + 4,608 + 18,432 conv weights, "
-                        "2 x (16 + 32 + 64) BN gamma/beta, 650 dense"}),
-]}
+MODELS: dict[str, ZooEntry] = {
+    e.name: e
+    for e in [
+        ZooEntry(
+            "mobilenet_v1",
+            "MobileNet v1 1.0, 224x224 (Howard et al. 2017), ReLU6 as in Keras",
+            (1, 3, 224, 224),
+            {
+                "params": 4.2e6,
+                "macs": 569e6,
+                "source": "Howard et al. 2017, 'MobileNets', Table 8 (1.0 MobileNet-224: "
+                "569 million mult-adds, 4.2 million parameters)",
+                "params_exact": 4_231_976,
+                "params_exact_source": "tf.keras.applications.MobileNet(alpha=1.0) summary, "
+                "trainable params",
+            },
+        ),
+        ZooEntry(
+            "mobilenet_v2",
+            "MobileNet v2 1.0, 224x224 (Sandler et al. 2018), torchvision",
+            (1, 3, 224, 224),
+            {
+                "params": 3.4e6,
+                "macs": 300e6,
+                "source": "Sandler et al. 2018, 'MobileNetV2', Table 4 (300M MAdds, 3.4M "
+                "parameters); torchvision: 3,504,872 params, 0.30 GFLOPS",
+                "params_exact": 3_504_872,
+                "params_exact_source": _TV,
+            },
+        ),
+        ZooEntry(
+            "resnet18",
+            "ResNet-18, 224x224 (He et al. 2016), torchvision layout",
+            (1, 3, 224, 224),
+            {
+                "params": 11.7e6,
+                "macs": 1.8e9,
+                "source": "He et al. 2016, Table 1 (1.8x10^9 FLOPs, i.e. multiply-adds); "
+                "torchvision: 11.7 M params, 1.81 GFLOPS",
+                "params_exact": 11_689_512,
+                "params_exact_source": _TV,
+            },
+        ),
+        ZooEntry(
+            "resnet50",
+            "ResNet-50 v1.5 (stride on the 3x3 conv, as torchvision ships it), 224x224",
+            (1, 3, 224, 224),
+            {
+                "params": 25.6e6,
+                "macs": 4.1e9,
+                "source": "torchvision resnet50: 25.6 M params, 4.09 GFLOPS (He et al. 2016 "
+                "Table 1 gives 3.8x10^9 for v1, stride on the 1x1 conv)",
+                "params_exact": 25_557_032,
+                "params_exact_source": _TV,
+            },
+        ),
+        ZooEntry(
+            "inception_v3",
+            "Inception v3, 299x299 (Szegedy et al. 2016), torchvision layout "
+            "without the auxiliary classifier",
+            (1, 3, 299, 299),
+            {
+                "params": 23.8e6,
+                "macs": 5.7e9,
+                "source": "torchvision inception_v3: 27.2 M params with the auxiliary "
+                "classifier (27,161,264; aux = 3,326,696), 5.71 GFLOPS; Szegedy et al. "
+                "2016 quote 5 billion multiply-adds, 25 M params for their variant",
+                "params_exact": 23_834_568,
+                "params_exact_source": "torchvision inception_v3(aux_logits=False), "
+                "= 27,161,264 - 3,326,696 (AuxLogits)",
+            },
+            min_input_size=75,
+        ),
+        ZooEntry(
+            "bert_base_layer",
+            "one BERT-base encoder layer (hidden 768, 12 heads, FFN 3072), "
+            "sequence 128; input_size sets the sequence length",
+            (1, 128, 768),
+            {
+                "params": 7.09e6,
+                "macs": 0.93e9,
+                "source": "Devlin et al. 2019 (BERT-base: L=12, H=768, A=12, 110 M params); one "
+                "layer = 4 (768^2 + 768) + 2 (768 x 3072) + 3072 + 768 + 4 x 768 "
+                "= 7,087,872 params; MACs computed: 4 S d^2 + 2 S^2 d + 2 S d f = "
+                "931,135,488 at S = 128",
+                "params_exact": 7_087_872,
+                "params_exact_source": "Hugging Face BertLayer(bert-base-uncased config), "
+                "sum of parameter numel",
+            },
+        ),
+        ZooEntry(
+            "digits_cnn",
+            "small CNN (3 conv + BN + ReLU, GAP, dense) for scikit-learn's 8x8 digits",
+            (1, 1, 8, 8),
+            {
+                "params": 24_058,
+                "macs": 157_312,
+                "source": "defined here (no publication): 144 + 4,608 + 18,432 conv weights, "
+                "2 x (16 + 32 + 64) BN gamma/beta, 650 dense",
+            },
+        ),
+    ]
+}
 
 _BUILDERS: dict[str, Callable[[int, int], Graph]] = {
     "mobilenet_v1": _mobilenet_v1,
@@ -556,15 +692,21 @@ def build(name: str, seed: int = 0, input_size: int | None = None) -> Graph:
         raise ModelError(f"unknown zoo model '{name}'; the zoo has: {', '.join(MODELS)}")
     default = entry.input_shape[1] if name == "bert_base_layer" else entry.input_shape[-1]
     size = default if input_size is None else input_size
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) \
-            or size < entry.min_input_size:
-        raise ModelError(f"zoo model '{name}': input_size must be an integer >= "
-                         f"{entry.min_input_size}, found {input_size!r}")
+    if (
+        isinstance(size, bool)
+        or not isinstance(size, (int, np.integer))
+        or size < entry.min_input_size
+    ):
+        raise ModelError(
+            f"zoo model '{name}': input_size must be an integer >= "
+            f"{entry.min_input_size}, found {input_size!r}"
+        )
     try:
         return _BUILDERS[name](int(seed), int(size))
     except ShapeError as exc:
-        raise ModelError(f"zoo model '{name}': input_size {size} does not fit the "
-                         f"architecture ({exc})") from None
+        raise ModelError(
+            f"zoo model '{name}': input_size {size} does not fit the architecture ({exc})"
+        ) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -585,23 +727,31 @@ def _digits_mobilenet(seed: int, size: int) -> Graph:
     `softmax`. Default input 1x16x16 (the accuracy study's upsampled digits)."""
     n = _Net("digits_mobilenet", seed, bn_eps=1e-3)
     x = n.input("input", (1, 1, size, size))
-    x = n.conv_bn_act(x, "features.0.0", "features.0.1", "features.0.2", 16, 3, 2, 1,
-                      act_op="relu6")
+    x = n.conv_bn_act(
+        x, "features.0.0", "features.0.1", "features.0.2", 16, 3, 2, 1, act_op="relu6"
+    )
     for k, (cout, stride) in enumerate(_DIGITS_MOBILENET_BLOCKS, start=1):
         p = f"features.{k}"
         c = n.channels(x)
-        x = n.conv_bn_act(x, f"{p}.0", f"{p}.1", f"{p}.2", c, 3, stride, 1, groups=c,
-                          act_op="relu6")
+        x = n.conv_bn_act(
+            x, f"{p}.0", f"{p}.1", f"{p}.2", c, 3, stride, 1, groups=c, act_op="relu6"
+        )
         x = n.conv_bn_act(x, f"{p}.3", f"{p}.4", f"{p}.5", cout, 1, act_op="relu6")
     y = n.classifier_head(x, 10, "fc")
     return n.build(y, zoo="digits_mobilenet", seed=seed, input_size=size)
 
 
 MODELS["digits_mobilenet"] = ZooEntry(
-    "digits_mobilenet", "small MobileNet-v1-style depthwise-separable CNN (conv + 5 dw/pw "
-    "blocks with BN and ReLU6, GAP, dense) for the digits upsampled to 16x16", (1, 1, 16, 16),
-    {"params": 36_874, "macs": 269_824,
-     "source": "defined here (no publication): 144 first conv + 9 x (16 + 32 + 64 + 64 + 128) "
-               "= 2,736 depthwise + 512 + 2,048 + 4,096 + 8,192 + 16,384 = 31,232 pointwise "
-               "conv weights, 2 x 736 BN gamma/beta, 1,290 dense"})
+    "digits_mobilenet",
+    "small MobileNet-v1-style depthwise-separable CNN (conv + 5 dw/pw "
+    "blocks with BN and ReLU6, GAP, dense) for the digits upsampled to 16x16",
+    (1, 1, 16, 16),
+    {
+        "params": 36_874,
+        "macs": 269_824,
+        "source": "defined here (no publication): 144 first conv + 9 x (16 + 32 + 64 + 64 + 128) "
+        "= 2,736 depthwise + 512 + 2,048 + 4,096 + 8,192 + 16,384 = 31,232 pointwise "
+        "conv weights, 2 x 736 BN gamma/beta, 1,290 dense",
+    },
+)
 _BUILDERS["digits_mobilenet"] = _digits_mobilenet

@@ -15,8 +15,10 @@ from accelsim.quant.ptq import CalibrationData
 
 def _input_info(graph: Graph):
     if len(graph.inputs) != 1:
-        raise InputError(f"model '{graph.name}': calibration supports one-input models, found "
-                         f"{len(graph.inputs)} inputs")
+        raise InputError(
+            f"model '{graph.name}': calibration supports one-input models, found "
+            f"{len(graph.inputs)} inputs"
+        )
     return graph.tensors[graph.inputs[0]]
 
 
@@ -34,9 +36,11 @@ def from_npy(path: str, graph: Graph, limit: int | None = None) -> CalibrationDa
     elif arr.shape[1:] == shape[1:] and shape[0] == 1:
         arr = arr[:, None]
     else:
-        raise InputError(f"--calib-data {path}: model '{graph.name}' input '{info.name}' has "
-                         f"shape {list(shape)}, so calibration data must be (N, "
-                         f"{', '.join(map(str, shape[1:]))}); found {list(arr.shape)}")
+        raise InputError(
+            f"--calib-data {path}: model '{graph.name}' input '{info.name}' has "
+            f"shape {list(shape)}, so calibration data must be (N, "
+            f"{', '.join(map(str, shape[1:]))}); found {list(arr.shape)}"
+        )
     if not np.issubdtype(arr.dtype, np.number) or not np.all(np.isfinite(arr)):
         raise InputError(f"--calib-data {path}: values must be finite numbers")
     if limit:
@@ -51,10 +55,12 @@ def random(graph: Graph, n: int, seed: int = 0) -> CalibrationData:
         raise InputError(f"--calib-random {n}: expected a positive number of samples")
     info = _input_info(graph)
     rng = np.random.default_rng(seed)
-    samples = tuple(rng.standard_normal(info.shape).astype(NUMPY_DTYPE[info.dtype])
-                    for _ in range(n))
-    return CalibrationData(samples, f"random N(0,1), {n} samples, seed {seed} "
-                                    f"(timing only: not for accuracy)", True)
+    samples = tuple(
+        rng.standard_normal(info.shape).astype(NUMPY_DTYPE[info.dtype]) for _ in range(n)
+    )
+    return CalibrationData(
+        samples, f"random N(0,1), {n} samples, seed {seed} (timing only: not for accuracy)", True
+    )
 
 
 DATASETS = ("digits",)
@@ -64,19 +70,24 @@ def from_dataset(name: str, graph: Graph, limit: int | None = None) -> Calibrati
     """Calibration images from a data set the project ships access to: `digits` (scikit-learn's
     8x8 digits, resized and jittered as in the accuracy study; for one-channel square inputs)."""
     if name not in DATASETS:
-        raise InputError(f"--calib-dataset {name}: unknown data set; available: "
-                         f"{', '.join(DATASETS)}")
+        raise InputError(
+            f"--calib-dataset {name}: unknown data set; available: {', '.join(DATASETS)}"
+        )
     info = _input_info(graph)
     shape = info.shape
     if len(shape) != 4 or shape[:2] != (1, 1) or shape[2] != shape[3] or shape[2] < 8:
-        raise InputError(f"--calib-dataset {name}: model '{graph.name}' input '{info.name}' has "
-                         f"shape {list(shape)}; digits images need (1, 1, S, S) with S >= 8")
+        raise InputError(
+            f"--calib-dataset {name}: model '{graph.name}' input '{info.name}' has "
+            f"shape {list(shape)}; digits images need (1, 1, S, S) with S >= 8"
+        )
     try:
         from accelsim.quant.datasets import load_digits_study
+
         data = load_digits_study(size=shape[2], train_copies=1)
     except ModuleNotFoundError as exc:
-        raise InputError(f"--calib-dataset {name}: needs {exc.name} (pip install "
-                         f"'accelsim[qat]')") from None
+        raise InputError(
+            f"--calib-dataset {name}: needs {exc.name} (pip install 'accelsim[qat]')"
+        ) from None
     arr = data.x_calib[:limit] if limit else data.x_calib
     samples = tuple(a[None].astype(NUMPY_DTYPE[info.dtype]) for a in arr)
     return CalibrationData(samples, f"digits calibration subset ({len(samples)} images)", False)

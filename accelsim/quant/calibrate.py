@@ -114,7 +114,9 @@ class Calibrator(Protocol):
 
 def _check_bits(bits, who: str) -> int:
     if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 2 <= bits <= 16:
-        raise CalibrationError(f"{who}: bits must be an integer in [2, 16] (4, 8 or 16), got {bits!r}")
+        raise CalibrationError(
+            f"{who}: bits must be an integer in [2, 16] (4, 8 or 16), got {bits!r}"
+        )
     return int(bits)
 
 
@@ -153,8 +155,9 @@ def _round_half_away(v: float) -> int:
     return int(math.copysign(math.floor(abs(v) + 0.5), v))
 
 
-def quant_params_from_range(lo: float, hi: float, bits: int, symmetric: bool, signed: bool,
-                            restricted: bool = False) -> tuple[float, int]:
+def quant_params_from_range(
+    lo: float, hi: float, bits: int, symmetric: bool, signed: bool, restricted: bool = False
+) -> tuple[float, int]:
     """``(scale, zero_point)`` for ``real = scale * (q - zero_point)`` covering ``[lo, hi]``.
 
     * asymmetric: ``scale = (hi - lo) / (qmax - qmin)``, ``zero_point = round(qmin - lo / scale)``
@@ -186,8 +189,9 @@ def quant_params_from_range(lo: float, hi: float, bits: int, symmetric: bool, si
     return scale, min(max(zp, qmin), qmax)
 
 
-def quantize(x, scale: float, zero_point: int, bits: int, signed: bool,
-             restricted: bool = False) -> np.ndarray:
+def quantize(
+    x, scale: float, zero_point: int, bits: int, signed: bool, restricted: bool = False
+) -> np.ndarray:
     """``clamp(round(x / scale) + zero_point, qmin, qmax)`` as int64, ties away from zero
     (TFLite's reference Quantize)."""
     qmin, qmax = qrange(bits, signed, restricted)
@@ -212,8 +216,8 @@ class _Base:
     method: str = ""
 
     def __init__(self) -> None:
-        self.count = 0          # values observed
-        self.batches = 0        # non-empty batches observed
+        self.count = 0  # values observed
+        self.batches = 0  # non-empty batches observed
         self.min = math.inf
         self.max = -math.inf
 
@@ -222,10 +226,15 @@ class _Base:
         try:
             a = np.asarray(x)
         except Exception as exc:  # pragma: no cover - exotic inputs
-            raise CalibrationError(f"{self.method}: cannot read the batch as an array: {exc}") from exc
-        if a.dtype == np.bool_ or not (np.issubdtype(a.dtype, np.floating)
-                                       or np.issubdtype(a.dtype, np.integer)):
-            raise CalibrationError(f"{self.method}: expected a real numeric array, got dtype {a.dtype}")
+            raise CalibrationError(
+                f"{self.method}: cannot read the batch as an array: {exc}"
+            ) from exc
+        if a.dtype == np.bool_ or not (
+            np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)
+        ):
+            raise CalibrationError(
+                f"{self.method}: expected a real numeric array, got dtype {a.dtype}"
+            )
         if not np.issubdtype(a.dtype, np.floating):
             a = a.astype(np.float64)
         elif a.dtype == np.float16:
@@ -238,7 +247,8 @@ class _Base:
             bad = int(np.count_nonzero(~np.isfinite(a)))
             raise CalibrationError(
                 f"{self.method}: batch {self.batches + 1} holds {bad} non-finite value(s) "
-                f"(NaN or Inf); calibration needs finite activations")
+                f"(NaN or Inf); calibration needs finite activations"
+            )
         self._bmin, self._bmax = bmin, bmax
         self.count += a.size
         self.batches += 1
@@ -248,8 +258,10 @@ class _Base:
 
     def _require_data(self) -> None:
         if self.count == 0:
-            raise CalibrationError(f"{self.method}: no data observed; call observe() with at "
-                                   "least one non-empty batch before range()")
+            raise CalibrationError(
+                f"{self.method}: no data observed; call observe() with at "
+                "least one non-empty batch before range()"
+            )
 
     def _check_range_args(self, bits, symmetric, signed) -> int:
         return _check_bits(bits, f"{self.method}.range")
@@ -340,7 +352,9 @@ def _cube(v: np.ndarray) -> np.ndarray:
     return v * v * v
 
 
-def _expected_sq_error(a: np.ndarray, b: np.ndarray, n: np.ndarray, delta, kmin, kmax) -> np.ndarray:
+def _expected_sq_error(
+    a: np.ndarray, b: np.ndarray, n: np.ndarray, delta, kmin, kmax
+) -> np.ndarray:
     """For each candidate quantizer ``Q(x) = delta * clamp(round(x / delta), kmin, kmax)``
     (``delta``, ``kmin``, ``kmax``: 1-D arrays, one entry per candidate), the sum over bins of
     ``n * E[(x - Q(x))^2]`` with ``x`` uniform on the bin ``[a, b]``: clipping below
@@ -359,8 +373,8 @@ def _expected_sq_error(a: np.ndarray, b: np.ndarray, n: np.ndarray, delta, kmin,
         weight = np.where(width > 0, n / width, 0.0)
     step = max(1, (1 << 15) // max(a.size, 1))  # candidates per block: temporaries stay in cache
     for s in range(0, delta.size, step):
-        d = delta[s:s + step, None]
-        lo_c, hi_c = d * kmin[s:s + step, None], d * kmax[s:s + step, None]
+        d = delta[s : s + step, None]
+        lo_c, hi_c = d * kmin[s : s + step, None], d * kmax[s : s + step, None]
         total = _cube(np.minimum(b - lo_c, 0.0)) - _cube(np.minimum(a - lo_c, 0.0))
         total += _cube(np.maximum(b - hi_c, 0.0)) - _cube(np.maximum(a - hi_c, 0.0))
         total *= 1.0 / 3.0
@@ -370,9 +384,11 @@ def _expected_sq_error(a: np.ndarray, b: np.ndarray, n: np.ndarray, delta, kmin,
         if degenerate:  # zero-width bins: the error at that point
             z = width <= 0
             pa = a[z]
-            point = pa - d * np.clip(np.floor(pa * inv + 0.5), kmin[s:s + step, None], kmax[s:s + step, None])
+            point = pa - d * np.clip(
+                np.floor(pa * inv + 0.5), kmin[s : s + step, None], kmax[s : s + step, None]
+            )
             res += (point * point) @ n[z]
-        out[s:s + step] = res
+        out[s : s + step] = res
     return out
 
 
@@ -413,7 +429,7 @@ def _kl_divergences(hist: np.ndarray, levels: int) -> np.ndarray:
             group = np.where(big_p > 0, big_p * np.log(ratio), 0.0).sum(axis=1)
             kl = (sum_plogp - group) / total + np.log(cum[i] / total)
         bad = ((big_p > 0) & (mass <= 0)).any(axis=1) | (cum[i] <= 0)
-        out[s - levels: s - levels + i.size] = np.where(bad, np.inf, kl)
+        out[s - levels : s - levels + i.size] = np.where(bad, np.inf, kl)
     return out
 
 
@@ -425,14 +441,16 @@ class HistogramCalibrator(_Base):
     def __init__(self, num_bins: int = HIST_BINS, max_bins: int = MAX_HIST_BINS) -> None:
         super().__init__()
         if num_bins < 16 or max_bins < 2 * num_bins:
-            raise CalibrationError(f"histogram: need num_bins >= 16 and max_bins >= 2*num_bins, "
-                                   f"got {num_bins}, {max_bins}")
+            raise CalibrationError(
+                f"histogram: need num_bins >= 16 and max_bins >= 2*num_bins, "
+                f"got {num_bins}, {max_bins}"
+            )
         self.num_bins = int(num_bins)
         self.max_bins = int(max_bins)
         self._w: float | None = None
         self._pos = np.zeros(0, dtype=np.int64)  # x > 0:  j*w <= x  < (j+1)*w
         self._neg = np.zeros(0, dtype=np.int64)  # x < 0:  j*w <= -x < (j+1)*w
-        self.zeros = 0                            # x == 0 exactly
+        self.zeros = 0  # x == 0 exactly
 
     # -- accumulation ---------------------------------------------------------------------
     @property
@@ -458,8 +476,10 @@ class HistogramCalibrator(_Base):
         ratio = amax / self._w
         if not ratio < self.max_bins:
             # merge 2^e adjacent bins, e the smallest that fits (log domain: ratio may overflow)
-            e = max(1, math.ceil(math.log2(amax) - math.log2(self._w) - math.log2(self.max_bins - 1)))
-            self._pos, self._neg = _coarsen(self._pos, 2 ** e), _coarsen(self._neg, 2 ** e)
+            e = max(
+                1, math.ceil(math.log2(amax) - math.log2(self._w) - math.log2(self.max_bins - 1))
+            )
+            self._pos, self._neg = _coarsen(self._pos, 2**e), _coarsen(self._neg, 2**e)
             self._w = math.ldexp(self._w, e)
             ratio = amax / self._w
         need = math.floor(ratio) + 1
@@ -470,7 +490,7 @@ class HistogramCalibrator(_Base):
                 setattr(self, side, np.concatenate([arr, np.zeros(need - arr.size, np.int64)]))
         w = self._w
         for s in range(0, a.size, _CHUNK):
-            c = a[s:s + _CHUNK].astype(np.float64)
+            c = a[s : s + _CHUNK].astype(np.float64)
             self.zeros += int(np.count_nonzero(c == 0.0))
             p = c[c > 0.0]
             m = -c[c < 0.0]
@@ -531,7 +551,7 @@ class HistogramCalibrator(_Base):
     def percentile_of_abs(self, p: float) -> float:
         """P-th percentile of |x| over everything observed (exact zeros included)."""
         edges, counts = self._magnitude_hist("abs")
-        edges = np.concatenate([[0.0], edges])            # a zero-width bin for exact zeros
+        edges = np.concatenate([[0.0], edges])  # a zero-width bin for exact zeros
         counts = np.concatenate([[self.zeros], counts]).astype(np.float64)
         return _interp_quantile(edges, counts, p / 100.0 * self.count)
 
@@ -540,13 +560,14 @@ class HistogramCalibrator(_Base):
         lo, hi, counts, k = self._signed_hist()
         if counts.size == 0:
             return 0.0
-        edges = np.concatenate([lo, [hi[-1]]])             # edges[k] == 0
-        edges = np.concatenate([edges[: k + 1], [0.0], edges[k + 1:]])  # zero-width bin at 0
+        edges = np.concatenate([lo, [hi[-1]]])  # edges[k] == 0
+        edges = np.concatenate([edges[: k + 1], [0.0], edges[k + 1 :]])  # zero-width bin at 0
         cts = np.concatenate([counts[:k], [float(self.zeros)], counts[k:]])
         return _interp_quantile(edges, cts, p / 100.0 * self.count)
 
-    def percentile_range(self, percentile: float, bits: int, symmetric: bool,
-                         signed: bool) -> tuple[float, float]:
+    def percentile_range(
+        self, percentile: float, bits: int, symmetric: bool, signed: bool
+    ) -> tuple[float, float]:
         self._check_range_args(bits, symmetric, signed)
         self._require_data()
         if symmetric and not signed:
@@ -623,11 +644,17 @@ class HistogramCalibrator(_Base):
             t = self.entropy_threshold(1 << (bits - 1), "abs")
             return _normalize_range(-t, t, symmetric, signed)
         if symmetric:
-            return _normalize_range(0.0, self.entropy_threshold(1 << bits, "pos"), symmetric, signed)
+            return _normalize_range(
+                0.0, self.entropy_threshold(1 << bits, "pos"), symmetric, signed
+            )
         if self.min >= 0.0:
-            return _normalize_range(0.0, self.entropy_threshold(1 << bits, "pos"), symmetric, signed)
+            return _normalize_range(
+                0.0, self.entropy_threshold(1 << bits, "pos"), symmetric, signed
+            )
         if self.max <= 0.0:
-            return _normalize_range(-self.entropy_threshold(1 << bits, "neg"), 0.0, symmetric, signed)
+            return _normalize_range(
+                -self.entropy_threshold(1 << bits, "neg"), 0.0, symmetric, signed
+            )
         t = self.entropy_threshold(1 << (bits - 1), "abs")
         return _normalize_range(max(-t, self.min), min(t, self.max), symmetric, signed)
 
@@ -679,7 +706,9 @@ class HistogramCalibrator(_Base):
             coarse = np.arange(1, 129) * (extreme / 128)
             (lo, hi), _ = best([make(t) for t in coarse])
             t0 = next(t for t in coarse if make(t) == (lo, hi))
-            fine = np.linspace(max(t0 - extreme / 128, extreme / 4096), min(t0 + extreme / 128, extreme), 65)
+            fine = np.linspace(
+                max(t0 - extreme / 128, extreme / 4096), min(t0 + extreme / 128, extreme), 65
+            )
             ts = np.concatenate([[t0], fine])
             ranges = [make(t) for t in ts]
             r, _ = best(ranges)
@@ -759,30 +788,44 @@ def make_calibrator(spec: str) -> Calibrator:
     spec for anything else."""
     m = _SPEC.match(spec) if isinstance(spec, str) else None
     if m is None:
-        raise CalibrationError(f"calibration method {spec!r}: not understood (expected one of {_KNOWN})")
+        raise CalibrationError(
+            f"calibration method {spec!r}: not understood (expected one of {_KNOWN})"
+        )
     name, arg = m.group(1).lower(), m.group(2)
 
     def number(what: str) -> float:
         try:
             v = float(arg)
         except ValueError:
-            raise CalibrationError(f"calibration method {spec!r}: {what} must be a number, got {arg!r}") from None
+            raise CalibrationError(
+                f"calibration method {spec!r}: {what} must be a number, got {arg!r}"
+            ) from None
         if not math.isfinite(v):
-            raise CalibrationError(f"calibration method {spec!r}: {what} must be finite, got {arg!r}")
+            raise CalibrationError(
+                f"calibration method {spec!r}: {what} must be finite, got {arg!r}"
+            )
         return v
 
     if name in ("minmax", "entropy", "mse"):
         if arg is not None:
             raise CalibrationError(f"calibration method {spec!r}: {name} takes no parameter")
-        return {"minmax": MinMaxCalibrator, "entropy": EntropyCalibrator, "mse": MSECalibrator}[name]()
+        return {"minmax": MinMaxCalibrator, "entropy": EntropyCalibrator, "mse": MSECalibrator}[
+            name
+        ]()
     if name == "ema":
         decay = DEFAULT_EMA_DECAY if arg is None else number("the EMA decay")
         if not 0.0 <= decay < 1.0:
-            raise CalibrationError(f"calibration method {spec!r}: the EMA decay must be in [0, 1), got {decay:g}")
+            raise CalibrationError(
+                f"calibration method {spec!r}: the EMA decay must be in [0, 1), got {decay:g}"
+            )
         return EMACalibrator(decay)
     if name == "percentile":
         p = DEFAULT_PERCENTILE if arg is None else number("the percentile")
         if not 50.0 <= p <= 100.0:
-            raise CalibrationError(f"calibration method {spec!r}: the percentile must be in [50, 100], got {p:g}")
+            raise CalibrationError(
+                f"calibration method {spec!r}: the percentile must be in [50, 100], got {p:g}"
+            )
         return PercentileCalibrator(p)
-    raise CalibrationError(f"calibration method {spec!r}: unknown method {name!r} (expected one of {_KNOWN})")
+    raise CalibrationError(
+        f"calibration method {spec!r}: unknown method {name!r} (expected one of {_KNOWN})"
+    )

@@ -70,13 +70,16 @@ class ImageDataset:
         it is short, so every batch has one shape)."""
         n = (len(self.x_calib) // batch_size) * batch_size
         if n == 0:
-            raise ValueError(f"calibration subset of {len(self.x_calib)} images is smaller than "
-                             f"one batch of {batch_size}")
-        return tuple(self.x_calib[i:i + batch_size] for i in range(0, n, batch_size))
+            raise ValueError(
+                f"calibration subset of {len(self.x_calib)} images is smaller than "
+                f"one batch of {batch_size}"
+            )
+        return tuple(self.x_calib[i : i + batch_size] for i in range(0, n, batch_size))
 
 
-def _affine_matrix(rng: np.random.Generator, max_rotation: float, scale: tuple[float, float],
-                   max_shear: float) -> np.ndarray:
+def _affine_matrix(
+    rng: np.random.Generator, max_rotation: float, scale: tuple[float, float], max_shear: float
+) -> np.ndarray:
     """2x2 matrix mapping output coordinates to input coordinates (scipy's convention)."""
     theta = math.radians(rng.uniform(-max_rotation, max_rotation))
     s = rng.uniform(*scale)
@@ -97,8 +100,7 @@ def _jitter(images: np.ndarray, rng: np.random.Generator, size: int, cfg: dict) 
         m = _affine_matrix(rng, cfg["max_rotation"], cfg["scale"], cfg["max_shear"])
         t = rng.uniform(-shift_px, shift_px, 2)
         offset = center - m @ (center + t)
-        warped = ndimage.affine_transform(img, m, offset=offset, order=1, mode="constant",
-                                          cval=0.0)
+        warped = ndimage.affine_transform(img, m, offset=offset, order=1, mode="constant", cval=0.0)
         contrast = rng.uniform(*cfg["contrast"])
         bright = rng.uniform(-cfg["brightness"], cfg["brightness"])
         noisy = warped * contrast + bright + rng.normal(0.0, cfg["noise"], warped.shape)
@@ -106,11 +108,18 @@ def _jitter(images: np.ndarray, rng: np.random.Generator, size: int, cfg: dict) 
     return out
 
 
-def load_digits_study(size: int = 16, seed: int = 0, train_copies: int = 3,
-                      calibration_size: int = 256, noise: float = 0.15,
-                      max_rotation: float = 10.0, max_shift: float = 1.0,
-                      test_fraction: float = TEST_FRACTION, val_fraction: float = VAL_FRACTION,
-                      split_seed: int = SPLIT_SEED) -> ImageDataset:
+def load_digits_study(
+    size: int = 16,
+    seed: int = 0,
+    train_copies: int = 3,
+    calibration_size: int = 256,
+    noise: float = 0.15,
+    max_rotation: float = 10.0,
+    max_shift: float = 1.0,
+    test_fraction: float = TEST_FRACTION,
+    val_fraction: float = VAL_FRACTION,
+    split_seed: int = SPLIT_SEED,
+) -> ImageDataset:
     """scikit-learn digits, upsampled and jittered (see the module docstring)."""
     from scipy import ndimage
     from sklearn.datasets import load_digits
@@ -122,21 +131,30 @@ def load_digits_study(size: int = 16, seed: int = 0, train_copies: int = 3,
     images = d.images.astype(np.float64) / 16.0
     labels = d.target.astype(np.int64)
     idx = np.arange(len(labels))
-    tr_idx, te_idx = train_test_split(idx, test_size=test_fraction, random_state=split_seed,
-                                      stratify=labels)
-    tr_idx, va_idx = train_test_split(tr_idx, test_size=val_fraction, random_state=split_seed,
-                                      stratify=labels[tr_idx])
+    tr_idx, te_idx = train_test_split(
+        idx, test_size=test_fraction, random_state=split_seed, stratify=labels
+    )
+    tr_idx, va_idx = train_test_split(
+        tr_idx, test_size=val_fraction, random_state=split_seed, stratify=labels[tr_idx]
+    )
     tr_idx, va_idx, te_idx = np.sort(tr_idx), np.sort(va_idx), np.sort(te_idx)
     if size != 8:
         images = np.stack([ndimage.zoom(im, size / 8.0, order=1) for im in images])
-    cfg = {"max_rotation": float(max_rotation), "scale": SCALE, "max_shear": SHEAR,
-           "max_shift": float(max_shift), "contrast": CONTRAST, "brightness": BRIGHTNESS,
-           "noise": float(noise)}
+    cfg = {
+        "max_rotation": float(max_rotation),
+        "scale": SCALE,
+        "max_shear": SHEAR,
+        "max_shift": float(max_shift),
+        "contrast": CONTRAST,
+        "brightness": BRIGHTNESS,
+        "noise": float(noise),
+    }
     rng_train = np.random.default_rng([seed, 1])
     rng_test = np.random.default_rng([seed, 2])
     rng_val = np.random.default_rng([seed, 4])
-    x_train = np.concatenate([_jitter(images[tr_idx], rng_train, size, cfg)
-                              for _ in range(train_copies)])
+    x_train = np.concatenate(
+        [_jitter(images[tr_idx], rng_train, size, cfg) for _ in range(train_copies)]
+    )
     y_train = np.tile(labels[tr_idx], train_copies)
     x_test = _jitter(images[te_idx], rng_test, size, cfg)
     y_test = labels[te_idx]
@@ -149,21 +167,32 @@ def load_digits_study(size: int = 16, seed: int = 0, train_copies: int = 3,
     rng_cal = np.random.default_rng([seed, 3])
     cal = rng_cal.choice(len(x_train), size=min(calibration_size, len(x_train)), replace=False)
     x_calib = x_train[np.sort(cal)]
-    config = dict(cfg, size=size, seed=seed, train_copies=train_copies,
-                  calibration_size=len(x_calib), test_fraction=test_fraction,
-                  val_fraction=val_fraction, n_val=len(x_val),
-                  split_seed=split_seed, standardize=(mean, std),
-                  n_train=len(x_train), n_test=len(x_test))
-    desc = (f"scikit-learn digits ({len(labels)} images), stratified split "
-            f"{1 - test_fraction:.0%}/{test_fraction:.0%} with seed {split_seed}, then "
-            f"{val_fraction:.0%} of the training part held out for validation "
-            f"({len(tr_idx)} train / {len(va_idx)} validation / {len(te_idx)} test images); "
-            f"upsampled 8x8 -> {size}x{size} "
-            f"(bilinear), random affine jitter (rotation +-{max_rotation:g} deg, scale "
-            f"{SCALE[0]:g}-{SCALE[1]:g}, "
-            f"shear +-{SHEAR:g}, shift +-{max_shift * size / 16:g} px), contrast "
-            f"{CONTRAST[0]:g}-{CONTRAST[1]:g}, brightness +-{BRIGHTNESS:g}, Gaussian noise sigma "
-            f"{noise:g}; training split x{train_copies} "
-            f"({len(x_train)} images); augmentation seed {seed}; calibration: {len(x_calib)} "
-            f"training images")
+    config = dict(
+        cfg,
+        size=size,
+        seed=seed,
+        train_copies=train_copies,
+        calibration_size=len(x_calib),
+        test_fraction=test_fraction,
+        val_fraction=val_fraction,
+        n_val=len(x_val),
+        split_seed=split_seed,
+        standardize=(mean, std),
+        n_train=len(x_train),
+        n_test=len(x_test),
+    )
+    desc = (
+        f"scikit-learn digits ({len(labels)} images), stratified split "
+        f"{1 - test_fraction:.0%}/{test_fraction:.0%} with seed {split_seed}, then "
+        f"{val_fraction:.0%} of the training part held out for validation "
+        f"({len(tr_idx)} train / {len(va_idx)} validation / {len(te_idx)} test images); "
+        f"upsampled 8x8 -> {size}x{size} "
+        f"(bilinear), random affine jitter (rotation +-{max_rotation:g} deg, scale "
+        f"{SCALE[0]:g}-{SCALE[1]:g}, "
+        f"shear +-{SHEAR:g}, shift +-{max_shift * size / 16:g} px), contrast "
+        f"{CONTRAST[0]:g}-{CONTRAST[1]:g}, brightness +-{BRIGHTNESS:g}, Gaussian noise sigma "
+        f"{noise:g}; training split x{train_copies} "
+        f"({len(x_train)} images); augmentation seed {seed}; calibration: {len(x_calib)} "
+        f"training images"
+    )
     return ImageDataset(x_train, y_train, x_test, y_test, x_calib, x_val, y_val, desc, config)

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 import yaml
 
@@ -44,8 +44,10 @@ class MixedPrecision:
             if not hits:
                 close = difflib.get_close_matches(pattern, names, n=3)
                 hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-                raise InputError(f"{self.source}: layers: pattern '{pattern}' matches no layer "
-                                 f"of model '{graph.name}'{hint}")
+                raise InputError(
+                    f"{self.source}: layers: pattern '{pattern}' matches no layer "
+                    f"of model '{graph.name}'{hint}"
+                )
             for n in hits:
                 out[n] = prec
         return out
@@ -53,20 +55,25 @@ class MixedPrecision:
 
 def parse_mixed(data: object, source: str) -> MixedPrecision:
     if not isinstance(data, Mapping):
-        raise InputError(f"{source}: expected a mapping with 'layers' (and optional "
-                         f"'default'), found {type(data).__name__}")
+        raise InputError(
+            f"{source}: expected a mapping with 'layers' (and optional "
+            f"'default'), found {type(data).__name__}"
+        )
     unknown = set(data) - {"default", "layers"}
     if unknown:
-        raise InputError(f"{source}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
-                         f"expected 'default' and 'layers'")
+        raise InputError(
+            f"{source}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
+            f"expected 'default' and 'layers'"
+        )
     layers = data.get("layers")
     if not isinstance(layers, Mapping) or not layers:
-        raise InputError(f"{source}: 'layers' must map layer-name patterns to precisions, "
-                         f"found {layers!r}")
-    default = parse_precision(data["default"], f"{source}: default") if "default" in data \
-        else None
-    rules = tuple((str(k), parse_precision(str(v), f"{source}: layers: {k}"))
-                  for k, v in layers.items())
+        raise InputError(
+            f"{source}: 'layers' must map layer-name patterns to precisions, found {layers!r}"
+        )
+    default = parse_precision(data["default"], f"{source}: default") if "default" in data else None
+    rules = tuple(
+        (str(k), parse_precision(str(v), f"{source}: layers: {k}")) for k, v in layers.items()
+    )
     return MixedPrecision(default, rules, source)
 
 
@@ -74,8 +81,9 @@ def load_mixed(path: str | Path) -> MixedPrecision:
     return parse_mixed(read_yaml(path, "mixed-precision file", InputError), str(path))
 
 
-def write_mixed(path: str | Path, default: Precision, per_layer: Mapping[str, Precision],
-                comment: str = "") -> None:
+def write_mixed(
+    path: str | Path, default: Precision, per_layer: Mapping[str, Precision], comment: str = ""
+) -> None:
     """Write the layers that differ from `default` as a mixed-precision YAML."""
     lines = [f"# {line}" for line in comment.splitlines()] if comment else []
     lines.append(f"default: {default}")

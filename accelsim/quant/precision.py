@@ -17,15 +17,26 @@ from accelsim.errors import InputError
 SUPPORTED_BITS = (4, 8, 16)
 FLOAT_NAMES = {"fp32": "float32", "fp16": "float16"}
 _OPTIONS = {
-    "per-channel": ("per_channel", True), "per-tensor": ("per_channel", False),
-    "sym": ("symmetric_weights", True), "asym": ("symmetric_weights", False),
-    "sym-act": ("symmetric_acts", True), "asym-act": ("symmetric_acts", False),
-    "signed": ("signed_acts", True), "unsigned": ("signed_acts", False),
-    "restricted": ("restricted_range", True), "full-range": ("restricted_range", False),
+    "per-channel": ("per_channel", True),
+    "per-tensor": ("per_channel", False),
+    "sym": ("symmetric_weights", True),
+    "asym": ("symmetric_weights", False),
+    "sym-act": ("symmetric_acts", True),
+    "asym-act": ("symmetric_acts", False),
+    "signed": ("signed_acts", True),
+    "unsigned": ("signed_acts", False),
+    "restricted": ("restricted_range", True),
+    "full-range": ("restricted_range", False),
     "weight-only": ("weight_only", True),
 }
-_DEFAULTS = {"per_channel": True, "symmetric_weights": True, "symmetric_acts": False,
-             "signed_acts": True, "restricted_range": True, "weight_only": False}
+_DEFAULTS = {
+    "per_channel": True,
+    "symmetric_weights": True,
+    "symmetric_acts": False,
+    "signed_acts": True,
+    "restricted_range": True,
+    "weight_only": False,
+}
 
 
 @dataclass(frozen=True)
@@ -59,8 +70,11 @@ class Precision:
     def __str__(self) -> str:
         if self.float_dtype:
             return self.name
-        opts = [k for k, (field, value) in _OPTIONS.items()
-                if getattr(self, field) == value and _DEFAULTS[field] != value]
+        opts = [
+            k
+            for k, (field, value) in _OPTIONS.items()
+            if getattr(self, field) == value and _DEFAULTS[field] != value
+        ]
         return "/".join([self.name] + opts)
 
     @property
@@ -89,9 +103,9 @@ class Precision:
         b = self.act_bits
         if self.signed_acts:
             return -(2 ** (b - 1)), 2 ** (b - 1) - 1
-        return 0, 2 ** b - 1
+        return 0, 2**b - 1
 
-    def with_options(self, **changes) -> "Precision":
+    def with_options(self, **changes) -> Precision:
         return replace(self, **changes)
 
 
@@ -112,18 +126,23 @@ def parse_precision(text: str, source: str = "precision") -> Precision:
         return Precision(None, None, float_dtype=FLOAT_NAMES[head])
     m = _PATTERN.match(head)
     if not m:
-        raise InputError(f"{source} '{text}': expected wNaM (N, M in "
-                         f"{', '.join(map(str, SUPPORTED_BITS))}, e.g. w8a8, w4a8) or fp32/fp16")
+        raise InputError(
+            f"{source} '{text}': expected wNaM (N, M in "
+            f"{', '.join(map(str, SUPPORTED_BITS))}, e.g. w8a8, w4a8) or fp32/fp16"
+        )
     wb, ab = int(m.group(1)), int(m.group(2))
     for what, bits in (("weight", wb), ("activation", ab)):
         if bits not in SUPPORTED_BITS:
-            raise InputError(f"{source} '{text}': {what} bits must be one of "
-                             f"{', '.join(map(str, SUPPORTED_BITS))}, found {bits}")
+            raise InputError(
+                f"{source} '{text}': {what} bits must be one of "
+                f"{', '.join(map(str, SUPPORTED_BITS))}, found {bits}"
+            )
     fields = dict(_DEFAULTS)
     for o in opts:
         if o not in _OPTIONS:
-            raise InputError(f"{source} '{text}': unknown option '{o}'; options: "
-                             f"{', '.join(_OPTIONS)}")
+            raise InputError(
+                f"{source} '{text}': unknown option '{o}'; options: {', '.join(_OPTIONS)}"
+            )
         key, value = _OPTIONS[o]
         fields[key] = value
     return Precision(wb, ab, **fields)

@@ -14,8 +14,8 @@ with 8-bit inputs and outputs.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
 
 import numpy as np
 
@@ -27,8 +27,18 @@ from accelsim.quant.transforms import prepare_for_quantization
 from accelsim.ref.executor import run
 
 # Data movement: output keeps the input's quantization (TFLite same-scale operators).
-SAME_SCALE_OPS = ("reshape", "flatten", "squeeze", "transpose", "max_pool", "pad", "concat",
-                  "relu", "relu6", "clip")
+SAME_SCALE_OPS = (
+    "reshape",
+    "flatten",
+    "squeeze",
+    "transpose",
+    "max_pool",
+    "pad",
+    "concat",
+    "relu",
+    "relu6",
+    "clip",
+)
 # Operators that stay in float in a quantized graph (no integer kernel in TFLite's reference
 # set either); they are wrapped in dequantize / quantize ("partial quantization").
 FLOAT_ONLY_OPS = ("layer_norm", "gelu", "batch_norm")
@@ -81,13 +91,20 @@ def _tensor_groups(graph: Graph) -> tuple[dict[str, str], dict[str, list[str]]]:
     return root, members
 
 
-def calibrate_ranges(graph: Graph, data: CalibrationData, method: str,
-                     precisions: Mapping[str, Precision],
-                     progress: Callable[[int], None] | None = None) -> dict[str, tuple[float, float]]:
+def calibrate_ranges(
+    graph: Graph,
+    data: CalibrationData,
+    method: str,
+    precisions: Mapping[str, Precision],
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, tuple[float, float]]:
     """Run the float graph on every calibration sample and return each activation tensor's
     calibrated real range (lo, hi)."""
-    calibrators = {t: make_calibrator(method) for t in graph.tensors
-                   if not graph.is_constant(t) and graph.tensors[t].is_float}
+    calibrators = {
+        t: make_calibrator(method)
+        for t in graph.tensors
+        if not graph.is_constant(t) and graph.tensors[t].is_float
+    }
     for i, x in enumerate(data.samples):
         values = run(graph, [x], keep=True, source=data.source)
         for t, cal in calibrators.items():
@@ -106,8 +123,12 @@ def calibrate_ranges(graph: Graph, data: CalibrationData, method: str,
 
 
 class _Quantizer:
-    def __init__(self, graph: Graph, precisions: Mapping[str, Precision],
-                 ranges: Mapping[str, tuple[float, float]]):
+    def __init__(
+        self,
+        graph: Graph,
+        precisions: Mapping[str, Precision],
+        ranges: Mapping[str, tuple[float, float]],
+    ):
         self.g = graph
         self.prec = precisions
         self.ranges = ranges
@@ -150,14 +171,14 @@ class _Quantizer:
         if prod is not None and prod.op == "softmax":
             # TFLite fixes softmax outputs to [0, 1): scale 2^-b, zero point at the bottom.
             qmin, _ = p.act_qrange()
-            scale, zp = 2.0 ** -p.act_bits, qmin
+            scale, zp = 2.0**-p.act_bits, qmin
         else:
             lo = min(self.ranges[m][0] for m in self.members[r] if m in self.ranges)
             hi = max(self.ranges[m][1] for m in self.members[r] if m in self.ranges)
-            scale, zp = quant_params_from_range(lo, hi, p.act_bits, p.symmetric_acts,
-                                                p.signed_acts)
-        info = TensorInfo(t, self.g.tensors[t].shape, p.act_dtype,
-                          QuantParams.per_tensor(scale, zp))
+            scale, zp = quant_params_from_range(lo, hi, p.act_bits, p.symmetric_acts, p.signed_acts)
+        info = TensorInfo(
+            t, self.g.tensors[t].shape, p.act_dtype, QuantParams.per_tensor(scale, zp)
+        )
         for m in self.members[r]:  # one representation per same-scale group
             self.qinfo[m] = TensorInfo(m, self.g.tensors[m].shape, info.dtype, info.quant)
         return self.qinfo[t]
@@ -212,8 +233,9 @@ class _Quantizer:
                 return as_int[t]
             info = self.act_info(t)
             qname = f"{t}.q" if t in as_float else t
-            as_int[t] = self.quantize_node(as_float[t], TensorInfo(qname, info.shape, info.dtype,
-                                                                  info.quant), f"{t}.quantize")
+            as_int[t] = self.quantize_node(
+                as_float[t], TensorInfo(qname, info.shape, info.dtype, info.quant), f"{t}.quantize"
+            )
             return as_int[t]
 
         def want_float(t: str) -> str:
@@ -223,8 +245,9 @@ class _Quantizer:
 
         for n in g.nodes:
             p = self.prec[n.name]
-            quantized = not (p.is_float or n.op in FLOAT_ONLY_OPS) and \
-                all(self.act_info(o) is not None for o in n.outputs)
+            quantized = not (p.is_float or n.op in FLOAT_ONLY_OPS) and all(
+                self.act_info(o) is not None for o in n.outputs
+            )
             if p.weight_only and n.op in _WEIGHTED_OPS:
                 self._emit_weight_only(n, p, want_float, as_float)
                 continue
@@ -260,8 +283,16 @@ class _Quantizer:
                 outputs.append(as_float[t])
             else:
                 outputs.append(self._dq(as_int[t], f"{t}.dequantized", t))
-        return Graph(g.name, tuple(self.nodes), self.tensors, g.inputs, tuple(outputs),
-                     self.constants, "gemmlowp", dict(g.metadata))
+        return Graph(
+            g.name,
+            tuple(self.nodes),
+            self.tensors,
+            g.inputs,
+            tuple(outputs),
+            self.constants,
+            "gemmlowp",
+            dict(g.metadata),
+        )
 
     def _dq(self, t_int: str, fname: str, orig: str) -> str:
         self.tensors[fname] = TensorInfo(fname, self.g.tensors[orig].shape, "float32")
@@ -282,8 +313,7 @@ class _Quantizer:
             dtype = "int64" if p.accumulator_dtype == "int64" else "int32"
             lim = np.iinfo(dtype).max
             q = np.clip(np.round(b / s_bias), -lim, lim).astype(np.int64)
-            quant = QuantParams(tuple(s_bias), (0,) * len(s_bias),
-                                0 if len(s_bias) > 1 else None)
+            quant = QuantParams(tuple(s_bias), (0,) * len(s_bias), 0 if len(s_bias) > 1 else None)
             return self.const(f"{n.name}.bias_q", q, dtype, quant)
         # any other constant operand (e.g. a scalar multiplier): per-tensor at activation bits
         v = g.constants[t].astype(np.float64)
@@ -291,8 +321,9 @@ class _Quantizer:
         scale, zp = quant_params_from_range(lo, hi, p.act_bits, p.symmetric_acts, p.signed_acts)
         qmin, qmax = p.act_qrange()
         q = np.clip(np.round(v / scale) + zp, qmin, qmax)
-        return self.const(f"{t}.q", q.astype(np.int64), p.act_dtype,
-                          QuantParams.per_tensor(scale, zp))
+        return self.const(
+            f"{t}.q", q.astype(np.int64), p.act_dtype, QuantParams.per_tensor(scale, zp)
+        )
 
     def _emit_weight_only(self, n: Node, p: Precision, want_float, as_float) -> None:
         wq, _ = self.weight(n, p)
@@ -310,16 +341,18 @@ class _Quantizer:
         self.nodes.append(Node(n.name, n.op, tuple(ins), n.outputs, dict(n.attrs)))
 
 
-def activation_groups(prepared: Graph, precisions: Mapping[str, Precision]
-                      ) -> dict[str, tuple[str, Precision | None]]:
+def activation_groups(
+    prepared: Graph, precisions: Mapping[str, Precision]
+) -> dict[str, tuple[str, Precision | None]]:
     """Each activation tensor's same-scale group (its root tensor) and the precision that group
     is quantized at (None: it stays float). QAT observes one range per group."""
     q = _Quantizer(prepared, precisions, {})
     return {t: (r, q.group_prec.get(r)) for t, r in q.root.items()}
 
 
-def assign_precisions(graph: Graph, default: Precision,
-                      overrides: Mapping[str, Precision] | None = None) -> dict[str, Precision]:
+def assign_precisions(
+    graph: Graph, default: Precision, overrides: Mapping[str, Precision] | None = None
+) -> dict[str, Precision]:
     prec = {n.name: default for n in graph.nodes}
     for name, p in (overrides or {}).items():
         if name in prec:
@@ -327,11 +360,15 @@ def assign_precisions(graph: Graph, default: Precision,
     return prec
 
 
-def quantize_graph(graph: Graph, precision: Precision, data: CalibrationData,
-                   calibration: str = "minmax",
-                   overrides: Mapping[str, Precision] | None = None,
-                   progress: Callable[[int], None] | None = None,
-                   prepared: bool = False) -> QuantizeResult:
+def quantize_graph(
+    graph: Graph,
+    precision: Precision,
+    data: CalibrationData,
+    calibration: str = "minmax",
+    overrides: Mapping[str, Precision] | None = None,
+    progress: Callable[[int], None] | None = None,
+    prepared: bool = False,
+) -> QuantizeResult:
     """Post-training quantization of a float graph (BN folded and activations fused first)."""
     if graph.is_quantized:
         raise InputError(f"model '{graph.name}' is already quantized")
@@ -340,8 +377,14 @@ def quantize_graph(graph: Graph, precision: Precision, data: CalibrationData,
     g = graph if prepared else prepare_for_quantization(graph)
     prec = assign_precisions(g, precision, overrides)
     meta = dict(g.metadata)
-    meta.update({"precision": str(precision), "calibration": calibration,
-                 "calibration_data": data.source, "calibration_random": data.is_random})
+    meta.update(
+        {
+            "precision": str(precision),
+            "calibration": calibration,
+            "calibration_data": data.source,
+            "calibration_random": data.is_random,
+        }
+    )
     g = g.replace(metadata=meta)
     if all(p.is_float for p in prec.values()):
         return QuantizeResult(_to_float_dtype(g, precision), prec, {})
@@ -349,8 +392,9 @@ def quantize_graph(graph: Graph, precision: Precision, data: CalibrationData,
     return QuantizeResult(quantize_with_ranges(g, prec, ranges), prec, ranges)
 
 
-def quantize_with_ranges(prepared: Graph, precisions: Mapping[str, Precision],
-                         ranges: Mapping[str, tuple[float, float]]) -> Graph:
+def quantize_with_ranges(
+    prepared: Graph, precisions: Mapping[str, Precision], ranges: Mapping[str, tuple[float, float]]
+) -> Graph:
     """The quantized graph for a prepared float graph (BN folded, activations fused) whose
     activation ranges are already known: from calibration (PTQ) or learned by
     quantization-aware training."""
@@ -362,8 +406,12 @@ def _to_float_dtype(graph: Graph, precision: Precision) -> Graph:
     activations (the float executor computes in float64 either way)."""
     if precision.float_dtype == "float32":
         return graph
-    tensors = {k: TensorInfo(v.name, v.shape, "float16" if v.is_float else v.dtype, v.quant)
-               for k, v in graph.tensors.items()}
-    constants = {k: (v.astype(np.float16) if v.dtype == np.float32 else v)
-                 for k, v in graph.constants.items()}
+    tensors = {
+        k: TensorInfo(v.name, v.shape, "float16" if v.is_float else v.dtype, v.quant)
+        for k, v in graph.tensors.items()
+    }
+    constants = {
+        k: (v.astype(np.float16) if v.dtype == np.float32 else v)
+        for k, v in graph.constants.items()
+    }
     return graph.replace(tensors=tensors, constants=constants)

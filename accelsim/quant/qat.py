@@ -59,8 +59,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
 
 import numpy as np
 import torch
@@ -74,10 +74,10 @@ from accelsim.quant.torch_graph import GraphModule, conv2d, dense, to_graph
 from accelsim.quant.train import TrainConfig, fit, torch_threads, torch_top1
 from accelsim.quant.transforms import prepare_for_quantization
 
-
 # ---------------------------------------------------------------------------------------------
 # Fake quantization with the straight-through estimator
 # ---------------------------------------------------------------------------------------------
+
 
 def _round(v: torch.Tensor, half_away: bool) -> torch.Tensor:
     if half_away:  # TFLite's TfLiteRound / the activation Quantize op
@@ -104,8 +104,9 @@ class FakeQuantize(torch.autograd.Function):
         return grad * inside.to(grad.dtype), None, None, None, None, None
 
 
-def fake_quantize(x: torch.Tensor, scale, zero_point, qmin: int, qmax: int,
-                  half_away: bool = True) -> torch.Tensor:
+def fake_quantize(
+    x: torch.Tensor, scale, zero_point, qmin: int, qmax: int, half_away: bool = True
+) -> torch.Tensor:
     scale = torch.as_tensor(scale, dtype=x.dtype)
     zero_point = torch.as_tensor(zero_point, dtype=x.dtype)
     return FakeQuantize.apply(x, scale, zero_point, int(qmin), int(qmax), half_away)
@@ -166,6 +167,7 @@ class EMAObserver(torch.nn.Module):
 # The QAT module
 # ---------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class QATConfig:
     epochs: int = 4
@@ -176,22 +178,33 @@ class QATConfig:
     seed: int = 0
     threads: int | None = 1
     ema_decay: float = 0.99
-    act_quant_delay: float = 0.1    # fraction of the steps before activations are quantized
-    bn_freeze: float = 0.5          # fraction of the steps after which BN statistics freeze
+    act_quant_delay: float = 0.1  # fraction of the steps before activations are quantized
+    bn_freeze: float = 0.5  # fraction of the steps after which BN statistics freeze
     bn_momentum: float = 0.1
 
     def train_config(self) -> TrainConfig:
-        return TrainConfig(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size,
-                           optimizer=self.optimizer, weight_decay=self.weight_decay,
-                           seed=self.seed, threads=self.threads)
+        return TrainConfig(
+            epochs=self.epochs,
+            lr=self.lr,
+            batch_size=self.batch_size,
+            optimizer=self.optimizer,
+            weight_decay=self.weight_decay,
+            seed=self.seed,
+            threads=self.threads,
+        )
 
 
 class QATModule(GraphModule):
     """`GraphModule` with fake quantization and BN folding (see the module docstring)."""
 
-    def __init__(self, graph: Graph, precision: Precision,
-                 overrides: Mapping[str, Precision] | None = None,
-                 ema_decay: float = 0.99, bn_momentum: float = 0.1) -> None:
+    def __init__(
+        self,
+        graph: Graph,
+        precision: Precision,
+        overrides: Mapping[str, Precision] | None = None,
+        ema_decay: float = 0.99,
+        bn_momentum: float = 0.1,
+    ) -> None:
         super().__init__(graph, bn_momentum=bn_momentum)
         self.prepared_structure = prepare_for_quantization(graph)
         prep = self.prepared_structure
@@ -201,8 +214,12 @@ class QATModule(GraphModule):
         self.observer_of: dict[str, str] = {}
         self.act_prec: dict[str, Precision] = {}
         self.observers = torch.nn.ModuleDict()
-        points = list(prep.inputs) + [t for n in prep.nodes for t in n.outputs
-                                      if n.op not in ptq.SAME_SCALE_OPS and n.op != "softmax"]
+        points = list(prep.inputs) + [
+            t
+            for n in prep.nodes
+            for t in n.outputs
+            if n.op not in ptq.SAME_SCALE_OPS and n.op != "softmax"
+        ]
         group_key: dict[str, str] = {}
         for t in points:
             root, p = groups.get(t, (None, None))
@@ -220,13 +237,19 @@ class QATModule(GraphModule):
             if prod is None:
                 continue
             pn = next((n for n in prep.nodes if n.name == prod.name), None)
-            if pn is not None and len(pn.inputs) > 1 and \
-                    pn.inputs[1] == f"{prod.name}.weight_folded":
+            if (
+                pn is not None
+                and len(pn.inputs) > 1
+                and pn.inputs[1] == f"{prod.name}.weight_folded"
+            ):
                 self.folded_bn[prod.name] = bn
                 self.skip.add(bn.name)
                 self.out_names[prod.name] = bn.outputs
-        self.weight_prec = {n.name: self.precisions[n.name] for n in prep.nodes
-                            if n.op in ("conv2d", "dense") and not self.precisions[n.name].is_float}
+        self.weight_prec = {
+            n.name: self.precisions[n.name]
+            for n in prep.nodes
+            if n.op in ("conv2d", "dense") and not self.precisions[n.name].is_float
+        }
         self.quantize_acts = False
         self.bn_frozen = False
 
@@ -254,12 +277,18 @@ class QATModule(GraphModule):
         p = self.weight_prec.get(node.name)
         return w if p is None else fake_quantize_weight(w, p)
 
-    def _bias(self, node: Node, b: torch.Tensor | None, w_used: torch.Tensor) -> torch.Tensor | None:
+    def _bias(
+        self, node: Node, b: torch.Tensor | None, w_used: torch.Tensor
+    ) -> torch.Tensor | None:
         """The bias as the integer graph holds it: int32 at scale `S_in * S_w` (rounded half to
         even as `ptq`), once activations are quantized; straight-through gradient."""
         p = self.weight_prec.get(node.name)
-        if b is None or p is None or not self.quantize_acts or \
-                node.inputs[0] not in self.observer_of:
+        if (
+            b is None
+            or p is None
+            or not self.quantize_acts
+            or node.inputs[0] not in self.observer_of
+        ):
             return b
         s_in = self.act_qparams(node.inputs[0])[0]
         s_w, _ = weight_qparams(w_used, p)
@@ -269,8 +298,11 @@ class QATModule(GraphModule):
         return b + (torch.round(b.detach() / s) * s - b.detach())
 
     def eval_node(self, node: Node, env) -> list[torch.Tensor]:
-        if node.op not in ("conv2d", "dense") or node.name not in self.weight_prec and \
-                node.name not in self.folded_bn:
+        if (
+            node.op not in ("conv2d", "dense")
+            or node.name not in self.weight_prec
+            and node.name not in self.folded_bn
+        ):
             return super().eval_node(node, env)
         x = env[node.inputs[0]]
         w = self.const(node.inputs[1])
@@ -283,10 +315,10 @@ class QATModule(GraphModule):
         bn = self.bn(bn_node.name)
         wshape = (-1,) + (1,) * (w.dim() - 1)
         sigma = torch.sqrt(bn.running_var + bn.eps)
-        w_fold = w * (bn.weight / sigma).reshape(wshape)   # gamma/sigma_B * (sigma_B/sigma)
+        w_fold = w * (bn.weight / sigma).reshape(wshape)  # gamma/sigma_B * (sigma_B/sigma)
         yq = op(node, x, self._weight(node, w_fold), None, **extra)
         if self.training and not self.bn_frozen:
-            y_float = op(node, x, w, None, **extra)          # batch statistics of the conv
+            y_float = op(node, x, w, None, **extra)  # batch statistics of the conv
             dims = (0, 2, 3) if y_float.dim() == 4 else tuple(range(y_float.dim() - 1))
             mean_b = y_float.mean(dim=dims)
             var_b = y_float.var(dim=dims, unbiased=False)
@@ -298,7 +330,7 @@ class QATModule(GraphModule):
                 bn.running_var.mul_(1 - m).add_(m * var_b.detach() * n / max(n - 1, 1))
                 bn.num_batches_tracked += 1
             sigma_b = torch.sqrt(var_b + bn.eps)
-            inv_c = sigma / sigma_b                           # undo the correction
+            inv_c = sigma / sigma_b  # undo the correction
             shift = bn.bias - bn.weight * mean_b / sigma_b
             return [_channel_affine(yq, inv_c, shift)]
         b0 = b if b is not None else torch.zeros_like(bn.running_mean)
@@ -317,11 +349,12 @@ def _channel_affine(y: torch.Tensor, scale: torch.Tensor | None, shift: torch.Te
 # Training and the integer graph
 # ---------------------------------------------------------------------------------------------
 
+
 @dataclass
 class QATResult:
-    graph: Graph                       # the quantized integer graph (ptq.quantize_with_ranges)
-    float_graph: Graph                 # the trained float graph written back (BN unfolded)
-    prepared: Graph                    # BN folded, activations fused: what was quantized
+    graph: Graph  # the quantized integer graph (ptq.quantize_with_ranges)
+    float_graph: Graph  # the trained float graph written back (BN unfolded)
+    prepared: Graph  # BN folded, activations fused: what was quantized
     ranges: dict[str, tuple[float, float]]
     precisions: Mapping[str, Precision]
     module: QATModule
@@ -329,9 +362,16 @@ class QATResult:
     seconds: float = 0.0
 
 
-def qat(graph: Graph, precision: Precision, x: np.ndarray, y: np.ndarray,
-        overrides: Mapping[str, Precision] | None = None, cfg: QATConfig | None = None,
-        log: Callable[[str], None] | None = None, **changes) -> QATResult:
+def qat(
+    graph: Graph,
+    precision: Precision,
+    x: np.ndarray,
+    y: np.ndarray,
+    overrides: Mapping[str, Precision] | None = None,
+    cfg: QATConfig | None = None,
+    log: Callable[[str], None] | None = None,
+    **changes,
+) -> QATResult:
     """Quantization-aware training of the float `graph` (usually a trained one: QAT
     fine-tunes) on (x, y); returns the integer graph and what produced it."""
     cfg = cfg or QATConfig()
@@ -340,8 +380,7 @@ def qat(graph: Graph, precision: Precision, x: np.ndarray, y: np.ndarray,
     if graph.is_quantized:
         raise InputError(f"model '{graph.name}' is already quantized")
     if precision.is_float and not overrides:
-        raise InputError("QAT needs an integer precision (e.g. w8a8), found "
-                         f"{precision.name}")
+        raise InputError(f"QAT needs an integer precision (e.g. w8a8), found {precision.name}")
     t0 = time.perf_counter()
     tcfg = cfg.train_config()
     steps_per_epoch = math.ceil(len(x) / cfg.batch_size)
@@ -364,13 +403,31 @@ def qat(graph: Graph, precision: Precision, x: np.ndarray, y: np.ndarray,
     prepared = prepare_for_quantization(float_graph)
     ranges = {t: module.observers[k].range() for t, k in module.observer_of.items()}
     meta = dict(prepared.metadata)
-    meta.update({"precision": str(precision), "calibration": "qat-ema",
-                 "qat": {"epochs": cfg.epochs, "lr": cfg.lr, "ema_decay": cfg.ema_decay,
-                         "act_quant_delay": cfg.act_quant_delay, "bn_freeze": cfg.bn_freeze}})
+    meta.update(
+        {
+            "precision": str(precision),
+            "calibration": "qat-ema",
+            "qat": {
+                "epochs": cfg.epochs,
+                "lr": cfg.lr,
+                "ema_decay": cfg.ema_decay,
+                "act_quant_delay": cfg.act_quant_delay,
+                "bn_freeze": cfg.bn_freeze,
+            },
+        }
+    )
     prepared = prepared.replace(metadata=meta)
     qgraph = ptq.quantize_with_ranges(prepared, module.precisions, ranges)
-    return QATResult(qgraph, float_graph, prepared, ranges, module.precisions, module, history,
-                     time.perf_counter() - t0)
+    return QATResult(
+        qgraph,
+        float_graph,
+        prepared,
+        ranges,
+        module.precisions,
+        module,
+        history,
+        time.perf_counter() - t0,
+    )
 
 
 def fake_quant_top1(result: QATResult, x: np.ndarray, y: np.ndarray) -> float:

@@ -16,8 +16,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -51,8 +51,15 @@ def output_snr_db(reference: np.ndarray, test: np.ndarray) -> float:
 class _Evaluator:
     """Quantize a prepared graph with given per-layer precisions and score it."""
 
-    def __init__(self, graph: Graph, data: CalibrationData, calibration: str,
-                 x: np.ndarray, y: np.ndarray | None, batch_size: int) -> None:
+    def __init__(
+        self,
+        graph: Graph,
+        data: CalibrationData,
+        calibration: str,
+        x: np.ndarray,
+        y: np.ndarray | None,
+        batch_size: int,
+    ) -> None:
         batch = data.samples[0].shape[0] if data.samples else 1
         self.prepared = with_batch(prepare_for_quantization(graph), batch)
         self.data = data
@@ -62,8 +69,14 @@ class _Evaluator:
         self.reference = None if y is not None else predict_logits(self.prepared, x, batch_size)
 
     def score(self, default: Precision, overrides: Mapping[str, Precision]) -> float:
-        q = quantize_graph(self.prepared, default, self.data, self.calibration,
-                           overrides=dict(overrides), prepared=True).graph
+        q = quantize_graph(
+            self.prepared,
+            default,
+            self.data,
+            self.calibration,
+            overrides=dict(overrides),
+            prepared=True,
+        ).graph
         return self.score_graph(q)
 
     def score_graph(self, q: Graph) -> float:
@@ -75,45 +88,65 @@ class _Evaluator:
 
 @dataclass
 class SensitivityResult:
-    metric: str                                   # "top1" or "snr_db"
+    metric: str  # "top1" or "snr_db"
     low: Precision
     high: Precision
-    per_layer: list[tuple[str, float]]            # (layer, score with only it at `low`)
-    order: list[str]                              # most sensitive first
+    per_layer: list[tuple[str, float]]  # (layer, score with only it at `low`)
+    order: list[str]  # most sensitive first
     target: float
-    steps: list[dict] = field(default_factory=list)   # {"high_layers": [...], "score": s}
+    steps: list[dict] = field(default_factory=list)  # {"high_layers": [...], "score": s}
     kept_high: list[str] = field(default_factory=list)
     score: float = float("nan")
     met: bool = False
 
     def precisions(self) -> dict[str, Precision]:
         """Per-layer precisions of the chosen configuration (weighted layers only)."""
-        return {name: (self.high if name in self.kept_high else self.low)
-                for name, _ in self.per_layer}
+        return {
+            name: (self.high if name in self.kept_high else self.low) for name, _ in self.per_layer
+        }
 
 
-def layer_sensitivity(graph: Graph, low: Precision, data: CalibrationData, x: np.ndarray,
-                      y: np.ndarray | None = None, calibration: str = "minmax",
-                      layers: Sequence[str] | None = None, batch_size: int = 256,
-                      evaluator: _Evaluator | None = None) -> list[tuple[str, float]]:
+def layer_sensitivity(
+    graph: Graph,
+    low: Precision,
+    data: CalibrationData,
+    x: np.ndarray,
+    y: np.ndarray | None = None,
+    calibration: str = "minmax",
+    layers: Sequence[str] | None = None,
+    batch_size: int = 256,
+    evaluator: _Evaluator | None = None,
+) -> list[tuple[str, float]]:
     """(layer, score) with only that layer quantized at `low`, every other node float."""
     ev = evaluator or _Evaluator(graph, data, calibration, x, y, batch_size)
-    names = list(layers) if layers is not None else \
-        [n.name for n in ev.prepared.nodes if n.op in ("conv2d", "dense")]
+    names = (
+        list(layers)
+        if layers is not None
+        else [n.name for n in ev.prepared.nodes if n.op in ("conv2d", "dense")]
+    )
     return [(name, ev.score(FP32, {name: low})) for name in names]
 
 
-def greedy_mixed_precision(graph: Graph, low: Precision, data: CalibrationData, x: np.ndarray,
-                           y: np.ndarray | None, target: float, high: Precision = FP32,
-                           calibration: str = "minmax", batch_size: int = 256,
-                           log: Callable[[str], None] | None = None) -> SensitivityResult:
+def greedy_mixed_precision(
+    graph: Graph,
+    low: Precision,
+    data: CalibrationData,
+    x: np.ndarray,
+    y: np.ndarray | None,
+    target: float,
+    high: Precision = FP32,
+    calibration: str = "minmax",
+    batch_size: int = 256,
+    log: Callable[[str], None] | None = None,
+) -> SensitivityResult:
     """Sensitivity analysis, then keep the most sensitive layers at `high` until the score
     (top-1, or output SNR in dB without labels) reaches `target`."""
     ev = _Evaluator(graph, data, calibration, x, y, batch_size)
     per_layer = layer_sensitivity(graph, low, data, x, y, calibration, evaluator=ev)
     order = [name for name, _ in sorted(per_layer, key=lambda t: t[1])]
-    res = SensitivityResult("top1" if y is not None else "snr_db", low, high, per_layer, order,
-                            target)
+    res = SensitivityResult(
+        "top1" if y is not None else "snr_db", low, high, per_layer, order, target
+    )
     if log:
         for name, s in per_layer:
             log(f"  only {name} at {low}: {s:.4f}")
@@ -133,11 +166,16 @@ def greedy_mixed_precision(graph: Graph, low: Precision, data: CalibrationData, 
 def write_result_yaml(path, result: SensitivityResult, comment: str = "") -> None:
     """The chosen configuration as a mixed-precision YAML (default = the low precision)."""
     per_layer = {name: result.high for name in result.kept_high}
-    text = comment or (f"greedy sensitivity search (Wu et al. 2020 §6): {len(result.kept_high)} "
-                       f"most sensitive layer(s) at {result.high}, the rest {result.low}; "
-                       f"{result.metric} {result.score:.4f} (target {result.target:.4f})")
+    text = comment or (
+        f"greedy sensitivity search (Wu et al. 2020 §6): {len(result.kept_high)} "
+        f"most sensitive layer(s) at {result.high}, the rest {result.low}; "
+        f"{result.metric} {result.score:.4f} (target {result.target:.4f})"
+    )
     if not per_layer:  # every layer at the low precision met the target
-        atomic_write_text(path, "\n".join(f"# {ln}" for ln in text.splitlines())
-                          + f"\ndefault: {result.low}\nlayers:\n  \"*\": {result.low}\n")
+        atomic_write_text(
+            path,
+            "\n".join(f"# {ln}" for ln in text.splitlines())
+            + f'\ndefault: {result.low}\nlayers:\n  "*": {result.low}\n',
+        )
         return
     write_mixed(path, result.low, per_layer, text)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -70,15 +70,16 @@ class GraphModule(nn.Module):
     def __init__(self, graph: Graph, bn_momentum: float = 0.1) -> None:
         super().__init__()
         if graph.is_quantized or any(n.op in ("quantize", "dequantize") for n in graph.nodes):
-            raise ModelError(f"model '{graph.name}': GraphModule takes a float graph; "
-                             f"quantize after training")
+            raise ModelError(
+                f"model '{graph.name}': GraphModule takes a float graph; quantize after training"
+            )
         self.graph = graph
         self.nodes: tuple[Node, ...] = tuple(graph.nodes)
         self.consts = nn.ParameterDict()
         self.bns = nn.ModuleDict()
         self._const_key: dict[str, str] = {}
-        self.bn_of: dict[str, str] = {}      # batch_norm node name -> ModuleDict key
-        self.skip: set[str] = set()           # node names a subclass computes elsewhere
+        self.bn_of: dict[str, str] = {}  # batch_norm node name -> ModuleDict key
+        self.skip: set[str] = set()  # node names a subclass computes elsewhere
         # node name -> the tensor names its results are stored as (a subclass that computes a
         # conv and the batch norm after it in one step stores the result as the BN's output)
         self.out_names: dict[str, tuple[str, ...]] = {}
@@ -87,10 +88,13 @@ class GraphModule(nn.Module):
             bn_consts.update(t for t in node.inputs[1:5] if t)
         for node in batch_norm_nodes(graph):
             if not all(graph.is_constant(t) for t in node.inputs[1:5]):
-                raise ModelError(f"node '{node.name}' (batch_norm): gamma, beta, mean and "
-                                 f"variance must be constants")
-            gamma, beta, mean, var = (np.array(graph.constants[t], np.float32)
-                                      for t in node.inputs[1:5])
+                raise ModelError(
+                    f"node '{node.name}' (batch_norm): gamma, beta, mean and "
+                    f"variance must be constants"
+                )
+            gamma, beta, mean, var = (
+                np.array(graph.constants[t], np.float32) for t in node.inputs[1:5]
+            )
             rank = len(graph.tensors[node.inputs[0]].shape)
             cls = nn.BatchNorm2d if rank == 4 else nn.BatchNorm1d
             bn = cls(len(gamma), eps=float(node.attr("epsilon", 1e-5)), momentum=bn_momentum)
@@ -103,18 +107,21 @@ class GraphModule(nn.Module):
             self.bns[key] = bn
             self.bn_of[node.name] = key
         for name, value in graph.constants.items():
-            if name in bn_consts and not any(name in n.inputs for n in graph.nodes
-                                             if n.op != "batch_norm"):
+            if name in bn_consts and not any(
+                name in n.inputs for n in graph.nodes if n.op != "batch_norm"
+            ):
                 continue
             arr = np.asarray(value)
             if not np.issubdtype(arr.dtype, np.floating):
-                raise ModelError(f"constant '{name}': GraphModule takes float constants, "
-                                 f"found {arr.dtype}")
+                raise ModelError(
+                    f"constant '{name}': GraphModule takes float constants, found {arr.dtype}"
+                )
             key = _key(name)
             self.consts[key] = nn.Parameter(torch.tensor(arr.astype(np.float32)))
             self._const_key[name] = key
-        self._input_batch = {t: graph.tensors[t].shape[0] if graph.tensors[t].shape else None
-                             for t in graph.inputs}
+        self._input_batch = {
+            t: graph.tensors[t].shape[0] if graph.tensors[t].shape else None for t in graph.inputs
+        }
 
     # -- lookups ---------------------------------------------------------------------------
     def const(self, name: str) -> torch.Tensor:
@@ -172,8 +179,9 @@ class GraphModule(nn.Module):
         return conv2d(node, args[0], args[1], args[2] if len(args) > 2 else None)
 
     def _op_dense(self, node, args, env):
-        return dense(node, args[0], args[1], args[2] if len(args) > 2 else None,
-                     self._out_shape(node, env))
+        return dense(
+            node, args[0], args[1], args[2] if len(args) > 2 else None, self._out_shape(node, env)
+        )
 
     def _out_shape(self, node: Node, env) -> tuple[int, ...]:
         shape = list(self.graph.tensors[node.outputs[0]].shape)
@@ -292,11 +300,13 @@ class GraphModule(nn.Module):
 # Functional forms (shared with the QAT module)
 # ---------------------------------------------------------------------------------------------
 
+
 def apply_act(node: Node, y: torch.Tensor) -> torch.Tensor:
     lo, hi = activation_bounds(node.attrs)
     if math.isfinite(lo) or math.isfinite(hi):
-        y = torch.clamp(y, None if not math.isfinite(lo) else lo,
-                        None if not math.isfinite(hi) else hi)
+        y = torch.clamp(
+            y, None if not math.isfinite(lo) else lo, None if not math.isfinite(hi) else hi
+        )
     return y
 
 
@@ -308,8 +318,13 @@ def _from_nchw(x: torch.Tensor, layout: str) -> torch.Tensor:
     return x if layout == "NCHW" else x.permute(0, 2, 3, 1)
 
 
-def conv2d(node: Node, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None,
-           channel_scale: torch.Tensor | None = None) -> torch.Tensor:
+def conv2d(
+    node: Node,
+    x: torch.Tensor,
+    w: torch.Tensor,
+    b: torch.Tensor | None,
+    channel_scale: torch.Tensor | None = None,
+) -> torch.Tensor:
     """conv2d of the node (OIHW weights). `channel_scale` multiplies the output per channel
     before the bias is added (QAT's batch-norm correction)."""
     layout = node.attr("data_layout", "NCHW")
@@ -320,8 +335,15 @@ def conv2d(node: Node, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None,
         padding = (int(pt), int(pl))
     else:
         x = F.pad(x, (int(pl), int(pr), int(pt), int(pb)))
-    y = F.conv2d(x, w, None, tuple(node.attr("strides", (1, 1))), padding,
-                 tuple(node.attr("dilations", (1, 1))), int(node.attr("groups", 1)))
+    y = F.conv2d(
+        x,
+        w,
+        None,
+        tuple(node.attr("strides", (1, 1))),
+        padding,
+        tuple(node.attr("dilations", (1, 1))),
+        int(node.attr("groups", 1)),
+    )
     if channel_scale is not None:
         y = y * channel_scale.reshape(1, -1, 1, 1)
     if b is not None:
@@ -329,9 +351,14 @@ def conv2d(node: Node, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None,
     return _from_nchw(y, layout)
 
 
-def dense(node: Node, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None,
-          out_shape: tuple[int, ...] | None = None,
-          channel_scale: torch.Tensor | None = None) -> torch.Tensor:
+def dense(
+    node: Node,
+    x: torch.Tensor,
+    w: torch.Tensor,
+    b: torch.Tensor | None,
+    out_shape: tuple[int, ...] | None = None,
+    channel_scale: torch.Tensor | None = None,
+) -> torch.Tensor:
     reshaped = x.shape[-1] != w.shape[1]
     if reshaped:
         x = x.reshape(-1, w.shape[1])
@@ -376,20 +403,28 @@ def pool(node: Node, x: torch.Tensor, kind: str) -> torch.Tensor:
 # Back into a Graph
 # ---------------------------------------------------------------------------------------------
 
+
 def to_graph(module: GraphModule, name: str | None = None) -> Graph:
     """A new `Graph` with the module's current parameters and BN statistics as constants."""
     g = module.graph
     constants = dict(g.constants)
     with torch.no_grad():
         for cname, key in module._const_key.items():
-            v = module.consts[key].detach().cpu().numpy().astype(np.float32).reshape(
-                g.tensors[cname].shape)
+            v = (
+                module.consts[key]
+                .detach()
+                .cpu()
+                .numpy()
+                .astype(np.float32)
+                .reshape(g.tensors[cname].shape)
+            )
             v.setflags(write=False)
             constants[cname] = v
         for node in batch_norm_nodes(g):
             bn = module.bn(node.name)
-            for t, v in zip(node.inputs[1:5], (bn.weight, bn.bias, bn.running_mean,
-                                               bn.running_var)):
+            for t, v in zip(
+                node.inputs[1:5], (bn.weight, bn.bias, bn.running_mean, bn.running_var)
+            ):
                 arr = v.detach().cpu().numpy().astype(np.float32).copy()
                 arr.setflags(write=False)
                 constants[t] = arr

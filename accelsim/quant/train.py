@@ -18,8 +18,8 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -50,6 +50,7 @@ def torch_threads(n: int | None) -> Iterator[None]:
 # ---------------------------------------------------------------------------------------------
 # Re-batching a graph (the zoo builds batch 1; the executor checks the input shape exactly)
 # ---------------------------------------------------------------------------------------------
+
 
 def with_batch(graph: Graph, batch: int) -> Graph:
     """The same graph with batch dimension `batch` on its inputs; every other shape is
@@ -97,7 +98,7 @@ def predict_logits(graph: Graph, x: np.ndarray, batch_size: int = 256) -> np.nda
     lt = logits_tensor(gb)
     out = []
     for i in range(0, len(x), bs):
-        chunk = x[i:i + bs]
+        chunk = x[i : i + bs]
         n = len(chunk)
         if n < bs:
             chunk = np.concatenate([chunk, np.zeros((bs - n,) + chunk.shape[1:], chunk.dtype)])
@@ -113,8 +114,9 @@ def top1(graph: Graph, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> f
     return float(np.mean(pred == np.asarray(y)))
 
 
-def torch_logits(module: torch.nn.Module, graph: Graph, x: np.ndarray,
-                 batch_size: int = 512) -> np.ndarray:
+def torch_logits(
+    module: torch.nn.Module, graph: Graph, x: np.ndarray, batch_size: int = 512
+) -> np.ndarray:
     """Logits of a (float or fake-quantized) `GraphModule` in eval mode."""
     lt = logits_tensor(graph)
     was_training = module.training
@@ -122,8 +124,11 @@ def torch_logits(module: torch.nn.Module, graph: Graph, x: np.ndarray,
     out = []
     with torch.no_grad():
         for i in range(0, len(x), batch_size):
-            out.append(module(torch.from_numpy(np.ascontiguousarray(x[i:i + batch_size])),
-                              outputs=[lt]).reshape(min(batch_size, len(x) - i), -1).numpy())
+            out.append(
+                module(torch.from_numpy(np.ascontiguousarray(x[i : i + batch_size])), outputs=[lt])
+                .reshape(min(batch_size, len(x) - i), -1)
+                .numpy()
+            )
     module.train(was_training)
     return np.concatenate(out)
 
@@ -136,19 +141,20 @@ def torch_top1(module: torch.nn.Module, graph: Graph, x: np.ndarray, y: np.ndarr
 # Training
 # ---------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 10
     lr: float = 3e-3
     batch_size: int = 64
-    optimizer: str = "adam"          # "adam" or "sgd" (momentum 0.9)
+    optimizer: str = "adam"  # "adam" or "sgd" (momentum 0.9)
     weight_decay: float = 0.0
     # no weight decay on depthwise conv weights (Howard et al. 2017: "very little or no weight
     # decay (l2 regularization) on the depthwise filters since there are so few parameters")
     depthwise_decay: bool = False
     seed: int = 0
     threads: int | None = DEFAULT_THREADS
-    cosine: bool = True              # cosine decay of the learning rate to 0 over the run
+    cosine: bool = True  # cosine decay of the learning rate to 0 over the run
 
 
 @dataclass
@@ -162,12 +168,16 @@ def param_groups(module: GraphModule, cfg: TrainConfig) -> list[dict]:
     """Parameter groups: depthwise conv weights without weight decay unless
     `cfg.depthwise_decay`."""
     from accelsim.model.ops import op_class
+
     g = module.graph
     dw = set()
     if not cfg.depthwise_decay:
         for n in g.nodes:
-            if n.op == "conv2d" and op_class(g, n) == "depthwise_conv2d" and \
-                    n.inputs[1] in module._const_key:
+            if (
+                n.op == "conv2d"
+                and op_class(g, n) == "depthwise_conv2d"
+                and n.inputs[1] in module._const_key
+            ):
                 dw.add(id(module.const(n.inputs[1])))
     params = [p for p in module.parameters() if p.requires_grad]
     decay = [p for p in params if id(p) not in dw]
@@ -186,9 +196,15 @@ def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
     raise ValueError(f"optimizer must be 'adam' or 'sgd', found '{cfg.optimizer}'")
 
 
-def fit(module: torch.nn.Module, graph: Graph, x: np.ndarray, y: np.ndarray, cfg: TrainConfig,
-        on_step: Callable[[int], None] | None = None,
-        log: Callable[[str], None] | None = None) -> list[dict]:
+def fit(
+    module: torch.nn.Module,
+    graph: Graph,
+    x: np.ndarray,
+    y: np.ndarray,
+    cfg: TrainConfig,
+    on_step: Callable[[int], None] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> list[dict]:
     """The training loop shared by float training and QAT: shuffled mini-batches (seeded),
     cross-entropy on the logits, `on_step(step)` before each step."""
     lt = logits_tensor(graph)
@@ -199,8 +215,11 @@ def fit(module: torch.nn.Module, graph: Graph, x: np.ndarray, y: np.ndarray, cfg
     total = max(1, cfg.epochs * steps_per_epoch)
     opt = make_optimizer(param_groups(module, cfg), cfg)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, (lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total))) if cfg.cosine
-        else (lambda s: 1.0))
+        opt,
+        (lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+        if cfg.cosine
+        else (lambda s: 1.0),
+    )
     history = []
     step = 0
     module.train()
@@ -208,7 +227,7 @@ def fit(module: torch.nn.Module, graph: Graph, x: np.ndarray, y: np.ndarray, cfg
         perm = torch.randperm(len(xt), generator=gen)
         loss_sum, correct = 0.0, 0
         for i in range(0, len(xt), cfg.batch_size):
-            idx = perm[i:i + cfg.batch_size]
+            idx = perm[i : i + cfg.batch_size]
             if len(idx) < 2:  # batch statistics need two samples
                 continue
             if on_step is not None:
@@ -225,14 +244,22 @@ def fit(module: torch.nn.Module, graph: Graph, x: np.ndarray, y: np.ndarray, cfg
         rec = {"epoch": epoch + 1, "loss": loss_sum / len(xt), "train_top1": correct / len(xt)}
         history.append(rec)
         if log:
-            log(f"epoch {epoch + 1}/{cfg.epochs}: loss {rec['loss']:.4f}, "
-                f"train top-1 {rec['train_top1']:.4f}")
+            log(
+                f"epoch {epoch + 1}/{cfg.epochs}: loss {rec['loss']:.4f}, "
+                f"train top-1 {rec['train_top1']:.4f}"
+            )
     module.eval()
     return history
 
 
-def train_float(graph: Graph, x: np.ndarray, y: np.ndarray, cfg: TrainConfig | None = None,
-                log: Callable[[str], None] | None = None, **overrides) -> TrainResult:
+def train_float(
+    graph: Graph,
+    x: np.ndarray,
+    y: np.ndarray,
+    cfg: TrainConfig | None = None,
+    log: Callable[[str], None] | None = None,
+    **overrides,
+) -> TrainResult:
     """Train the float graph's constants (and BN statistics) on (x, y)."""
     cfg = cfg or TrainConfig()
     if overrides:
@@ -244,6 +271,11 @@ def train_float(graph: Graph, x: np.ndarray, y: np.ndarray, cfg: TrainConfig | N
         history = fit(module, graph, x, y, cfg, log=log)
         trained = to_graph(module)
     meta = dict(trained.metadata)
-    meta["trained"] = {"epochs": cfg.epochs, "lr": cfg.lr, "optimizer": cfg.optimizer,
-                       "batch_size": cfg.batch_size, "seed": cfg.seed}
+    meta["trained"] = {
+        "epochs": cfg.epochs,
+        "lr": cfg.lr,
+        "optimizer": cfg.optimizer,
+        "batch_size": cfg.batch_size,
+        "seed": cfg.seed,
+    }
     return TrainResult(trained.replace(metadata=meta), history, time.perf_counter() - t0)

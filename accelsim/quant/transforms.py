@@ -24,9 +24,11 @@ def _rebuild(graph: Graph, nodes: list[Node], constants: dict, tensors: dict) ->
     for n in nodes:
         used.update(t for t in n.inputs if t)
         used.update(n.outputs)
-    return graph.replace(nodes=tuple(nodes),
-                         tensors={k: v for k, v in tensors.items() if k in used},
-                         constants={k: v for k, v in constants.items() if k in used})
+    return graph.replace(
+        nodes=tuple(nodes),
+        tensors={k: v for k, v in tensors.items() if k in used},
+        constants={k: v for k, v in constants.items() if k in used},
+    )
 
 
 def fold_batch_norm(graph: Graph) -> Graph:
@@ -38,13 +40,18 @@ def fold_batch_norm(graph: Graph) -> Graph:
     by_name = {n.name: i for i, n in enumerate(nodes)}
     for bn in [n for n in graph.nodes if n.op == "batch_norm"]:
         prod = graph.producer(bn.inputs[0])
-        if prod is None or prod.op not in ("conv2d", "dense") or \
-                not _single_consumer(graph, bn.inputs[0]) or \
-                not all(graph.is_constant(t) for t in bn.inputs[1:5]) or \
-                not graph.is_constant(prod.inputs[1]) or \
-                any(k in prod.attrs for k in ("act_min", "act_max")):
+        if (
+            prod is None
+            or prod.op not in ("conv2d", "dense")
+            or not _single_consumer(graph, bn.inputs[0])
+            or not all(graph.is_constant(t) for t in bn.inputs[1:5])
+            or not graph.is_constant(prod.inputs[1])
+            or any(k in prod.attrs for k in ("act_min", "act_max"))
+        ):
             continue
-        if prod.op == "conv2d" and bn.attr("data_layout", "NCHW") != prod.attr("data_layout", "NCHW"):
+        if prod.op == "conv2d" and bn.attr("data_layout", "NCHW") != prod.attr(
+            "data_layout", "NCHW"
+        ):
             continue
         gamma, beta, mean, var = (constants[t].astype(np.float64) for t in bn.inputs[1:5])
         factor = gamma / np.sqrt(var + bn.attr("epsilon", 1e-5))
@@ -58,8 +65,9 @@ def fold_batch_norm(graph: Graph) -> Graph:
             value.setflags(write=False)
             constants[name] = value
             tensors[name] = TensorInfo(name, value.shape, "float32")
-        new = Node(prod.name, prod.op, (prod.inputs[0], w_name, b_name), bn.outputs,
-                   dict(prod.attrs))
+        new = Node(
+            prod.name, prod.op, (prod.inputs[0], w_name, b_name), bn.outputs, dict(prod.attrs)
+        )
         nodes[by_name[prod.name]] = new
         nodes[by_name[bn.name]] = None
     return _rebuild(graph, [n for n in nodes if n is not None], constants, tensors)
@@ -81,8 +89,11 @@ def fuse_activations(graph: Graph) -> Graph:
     by_name = {n.name: i for i, n in enumerate(nodes)}
     for act in [n for n in graph.nodes if n.op in ("relu", "relu6", "clip")]:
         prod = graph.producer(act.inputs[0])
-        if prod is None or prod.op not in _FUSIBLE_PRODUCERS or \
-                not _single_consumer(graph, act.inputs[0]):
+        if (
+            prod is None
+            or prod.op not in _FUSIBLE_PRODUCERS
+            or not _single_consumer(graph, act.inputs[0])
+        ):
             continue
         current = nodes[by_name[prod.name]]
         lo, hi = _activation_range(act)
@@ -93,11 +104,13 @@ def fuse_activations(graph: Graph) -> Graph:
             hi = old_hi if hi is None else min(hi, old_hi)
         attrs = dict(current.attrs)
         attrs.update({k: v for k, v in (("act_min", lo), ("act_max", hi)) if v is not None})
-        nodes[by_name[prod.name]] = Node(current.name, current.op, current.inputs, act.outputs,
-                                         attrs)
+        nodes[by_name[prod.name]] = Node(
+            current.name, current.op, current.inputs, act.outputs, attrs
+        )
         nodes[by_name[act.name]] = None
-    return _rebuild(graph, [n for n in nodes if n is not None], dict(graph.constants),
-                    dict(graph.tensors))
+    return _rebuild(
+        graph, [n for n in nodes if n is not None], dict(graph.constants), dict(graph.tensors)
+    )
 
 
 def channel_axis(node: Node, rank: int) -> int:

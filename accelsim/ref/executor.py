@@ -12,8 +12,8 @@ Kernels are registered per (op, domain):
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -43,17 +43,20 @@ DOMAINS = ("fp", "gemmlowp", "float", "int")
 
 def kernel(op: str, *domains: str) -> Callable[[KernelFn], KernelFn]:
     """Register a kernel for `op` in each of `domains`."""
+
     def wrap(fn: KernelFn) -> KernelFn:
         for d in domains:
             assert d in DOMAINS, d
             _KERNELS[(op, d)] = fn
         return fn
+
     return wrap
 
 
 def _load_kernels() -> None:
     # Kernel modules register themselves on import.
     from accelsim.ref import fp_ops, int_ops  # noqa: F401
+
     for mod in ("accelsim.ref.gemmlowp_ops", "accelsim.ref.qdq_ops"):
         try:
             __import__(mod)
@@ -85,19 +88,24 @@ def find_kernel(op: str, domain: str) -> KernelFn:
         fn = _KERNELS.get((op, "int"))
     if fn is None:
         have = sorted(d for (o, d) in _KERNELS if o == op)
-        raise ModelError(f"op '{op}' has no reference kernel for {domain} tensors"
-                         + (f" (only for: {', '.join(have)})" if have else ""))
+        raise ModelError(
+            f"op '{op}' has no reference kernel for {domain} tensors"
+            + (f" (only for: {', '.join(have)})" if have else "")
+        )
     return fn
 
 
-def check_inputs(graph: Graph, feeds: Mapping[str, np.ndarray] | Sequence[np.ndarray],
-                 source: str = "input") -> dict[str, np.ndarray]:
+def check_inputs(
+    graph: Graph, feeds: Mapping[str, np.ndarray] | Sequence[np.ndarray], source: str = "input"
+) -> dict[str, np.ndarray]:
     """Match user arrays to graph inputs by name or position; check shape and dtype."""
     if not isinstance(feeds, Mapping):
         feeds = list(feeds)
         if len(feeds) != len(graph.inputs):
-            raise ShapeError(f"{source}: model '{graph.name}' takes {len(graph.inputs)} input(s), "
-                             f"found {len(feeds)}")
+            raise ShapeError(
+                f"{source}: model '{graph.name}' takes {len(graph.inputs)} input(s), "
+                f"found {len(feeds)}"
+            )
         feeds = dict(zip(graph.inputs, feeds))
     out = {}
     for name in graph.inputs:
@@ -106,27 +114,38 @@ def check_inputs(graph: Graph, feeds: Mapping[str, np.ndarray] | Sequence[np.nda
         info = graph.tensors[name]
         arr = np.asarray(feeds[name])
         if tuple(arr.shape) != info.shape:
-            raise ShapeError(f"{source}: input '{name}' of model '{graph.name}' expects shape "
-                             f"{list(info.shape)}, found {list(arr.shape)}")
+            raise ShapeError(
+                f"{source}: input '{name}' of model '{graph.name}' expects shape "
+                f"{list(info.shape)}, found {list(arr.shape)}"
+            )
         if info.is_float:
             if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
-                raise ShapeError(f"{source}: input '{name}' expects {info.dtype}, found {arr.dtype}")
+                raise ShapeError(
+                    f"{source}: input '{name}' expects {info.dtype}, found {arr.dtype}"
+                )
             arr = arr.astype(NUMPY_DTYPE[info.dtype])
         else:
             if not np.issubdtype(arr.dtype, np.integer):
-                raise ShapeError(f"{source}: input '{name}' expects integer {info.dtype} data, "
-                                 f"found {arr.dtype}")
+                raise ShapeError(
+                    f"{source}: input '{name}' expects integer {info.dtype} data, found {arr.dtype}"
+                )
             lo, hi = dtype_range(info.dtype)
             if arr.size and (arr.min() < lo or arr.max() > hi):
-                raise ShapeError(f"{source}: input '{name}' expects {info.dtype} values in "
-                                 f"[{lo}, {hi}], found [{arr.min()}, {arr.max()}]")
+                raise ShapeError(
+                    f"{source}: input '{name}' expects {info.dtype} values in "
+                    f"[{lo}, {hi}], found [{arr.min()}, {arr.max()}]"
+                )
             arr = arr.astype(NUMPY_DTYPE[info.dtype])
         out[name] = arr
     return out
 
 
-def run(graph: Graph, feeds: Mapping[str, np.ndarray] | Sequence[np.ndarray],
-        keep: bool = False, source: str = "input") -> dict[str, np.ndarray]:
+def run(
+    graph: Graph,
+    feeds: Mapping[str, np.ndarray] | Sequence[np.ndarray],
+    keep: bool = False,
+    source: str = "input",
+) -> dict[str, np.ndarray]:
     """Run `graph`; return its outputs by name (every tensor when `keep`)."""
     values: dict[str, np.ndarray] = dict(graph.constants)
     values.update(check_inputs(graph, feeds, source))
@@ -136,15 +155,20 @@ def run(graph: Graph, feeds: Mapping[str, np.ndarray] | Sequence[np.ndarray],
             last_use[t] = i
     for i, node in enumerate(graph.nodes):
         fn = find_kernel(node.op, domain_of(graph, node))
-        call = KernelCall(node, [values[t] if t else None for t in node.inputs],
-                          [graph.tensors[t] if t else None for t in node.inputs],
-                          [graph.tensors[t] for t in node.outputs], graph)
+        call = KernelCall(
+            node,
+            [values[t] if t else None for t in node.inputs],
+            [graph.tensors[t] if t else None for t in node.inputs],
+            [graph.tensors[t] for t in node.outputs],
+            graph,
+        )
         results = fn(call)
         for t, r, info in zip(node.outputs, results, call.out_info):
             r = np.asarray(r)
             if r.shape != info.shape:
-                raise AssertionError(f"kernel {node.op} gave shape {r.shape} for '{t}', "
-                                     f"expected {info.shape}")
+                raise AssertionError(
+                    f"kernel {node.op} gave shape {r.shape} for '{t}', expected {info.shape}"
+                )
             values[t] = r.astype(NUMPY_DTYPE[info.dtype], copy=False)
         if not keep:  # free intermediates early: whole networks at 224x224 add up
             for t in node.inputs:

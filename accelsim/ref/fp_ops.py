@@ -175,5 +175,5 @@ def batch_norm(c: KernelCall):
 def gelu(c: KernelCall):
     x = _f(c.args[0])
     if c.attr("approximate", "none") == "tanh":
-        return [0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))]
+        return [0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))]
     return [0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))]

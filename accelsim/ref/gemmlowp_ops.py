@@ -51,7 +51,7 @@ quantization_util.cc) and gemmlowp's fixedpoint/fixedpoint.h.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -70,6 +70,7 @@ INT32_MAX = (1 << 31) - 1
 # ---------------------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------------------
+
 
 def _err(c: KernelCall, msg: str) -> ModelError:
     return ModelError(f"node '{c.node.name}' ({c.node.op}): {msg}")
@@ -103,15 +104,17 @@ def _wrap32(v: np.ndarray) -> np.ndarray:
 
 def _mbqm(x, multiplier, shift) -> np.ndarray:
     """MultiplyByQuantizedMultiplier(int32_t x, ...) as int64."""
-    return np.asarray(fx.multiply_by_quantized_multiplier(_wrap32(x), multiplier, shift),
-                      dtype=np.int64)
+    return np.asarray(
+        fx.multiply_by_quantized_multiplier(_wrap32(x), multiplier, shift), dtype=np.int64
+    )
 
 
 def _mbqm64(x, multiplier, shift) -> np.ndarray:
     """MultiplyByQuantizedMultiplier(int64_t x, ...) (int16x8 kernels) as int64."""
-    return np.asarray(fx.multiply_by_quantized_multiplier_int64(np.asarray(x, np.int64),
-                                                                multiplier, shift),
-                      dtype=np.int64)
+    return np.asarray(
+        fx.multiply_by_quantized_multiplier_int64(np.asarray(x, np.int64), multiplier, shift),
+        dtype=np.int64,
+    )
 
 
 def _qm(real: float) -> tuple[int, int]:
@@ -139,8 +142,11 @@ def _weight_scales(c: KernelCall, w: TensorInfo, cout: int) -> np.ndarray:
     s = np.asarray(w.quant.scale, dtype=np.float32)
     if w.quant.per_channel:
         if w.quant.axis % len(w.shape) != 0 or len(s) != cout:
-            raise _err(c, f"per-channel weight quantization must be along the output-channel "
-                          f"axis 0 with {cout} scales, found axis {w.quant.axis} with {len(s)}")
+            raise _err(
+                c,
+                f"per-channel weight quantization must be along the output-channel "
+                f"axis 0 with {cout} scales, found axis {w.quant.axis} with {len(s)}",
+            )
         return s
     return np.repeat(s, cout)
 
@@ -180,6 +186,7 @@ def _is_wide(c: KernelCall, x: TensorInfo, bias_pos: int) -> bool:
 # ---------------------------------------------------------------------------------------
 # Convolution and fully connected
 # ---------------------------------------------------------------------------------------
+
 
 @kernel("conv2d", "gemmlowp")
 def conv2d(c: KernelCall):
@@ -226,8 +233,11 @@ def dense(c: KernelCall):
     cout = w.shape[0]
     s_w = _weight_scales(c, w_info, cout)
     if c.attr("requant") == "double":  # set by the TFLite importer
-        eff = np.float64(_scale32(x_info)) * s_w.astype(np.float64).reshape(1, -1) \
+        eff = (
+            np.float64(_scale32(x_info))
+            * s_w.astype(np.float64).reshape(1, -1)
             / np.float64(_scale32(out))
+        )
         y = round_half_away(acc.astype(np.float64) * eff).astype(np.int64) + _zp(out)
     else:
         # integer-only, exactly as conv2d (and every generated kernel) requantizes
@@ -261,6 +271,7 @@ def matmul(c: KernelCall):
 # ---------------------------------------------------------------------------------------
 # Elementwise
 # ---------------------------------------------------------------------------------------
+
 
 def _max_offset(info: TensorInfo) -> int:
     """Largest |q - zero_point| of a tensor's dtype."""
@@ -310,8 +321,7 @@ def mul(c: KernelCall):
     # mul.cc: input1->params.scale * input2->params.scale / output->params.scale, in float
     m = np.float64(np.float32(np.float32(_scale32(a_info) * _scale32(b_info)) / _scale32(out)))
     mult, shift = _qm(m)
-    prod = (c.args[0].astype(np.int64) - _zp(a_info)) * (c.args[1].astype(np.int64)
-                                                         - _zp(b_info))
+    prod = (c.args[0].astype(np.int64) - _zp(a_info)) * (c.args[1].astype(np.int64) - _zp(b_info))
     # TFLite multiplies in int32 (its int16 kernel requires zero points of 0, so the
     # product fits); products that may not fit (asymmetric 16-bit tensors from accelsim
     # PTQ) take the int64 MultiplyByQuantizedMultiplier instead of wrapping.
@@ -352,6 +362,7 @@ def clip(c: KernelCall):
 # ---------------------------------------------------------------------------------------
 # Pooling and reductions
 # ---------------------------------------------------------------------------------------
+
 
 def _requantize(c: KernelCall, y: np.ndarray, src: TensorInfo, dst: TensorInfo) -> np.ndarray:
     """Move integer values from `src`'s quantization to `dst`'s as TFLite's QUANTIZE
@@ -445,6 +456,7 @@ def global_avg_pool(c: KernelCall):
 # Data movement with requantization
 # ---------------------------------------------------------------------------------------
 
+
 @kernel("concat", "gemmlowp")
 def concat(c: KernelCall):
     out = c.out_info[0]
@@ -523,9 +535,11 @@ def dequantize(c: KernelCall):
 # Softmax
 # ---------------------------------------------------------------------------------------
 
+
 def _srdhm(a, b) -> np.ndarray:
-    return np.asarray(fx.saturating_rounding_doubling_high_mul(_wrap32(a), _wrap32(b)),
-                      dtype=np.int64)
+    return np.asarray(
+        fx.saturating_rounding_doubling_high_mul(_wrap32(a), _wrap32(b)), dtype=np.int64
+    )
 
 
 def _rdbpot(x, e) -> np.ndarray:
@@ -548,19 +562,30 @@ def _rescale(x: np.ndarray, src_bits: int, dst_bits: int) -> np.ndarray:
 
 
 # gemmlowp fixedpoint.h constants (shared with the lowered kernel, accelsim.lower.softmax)
-EXP_QUARTER = {"constant_term": 1895147668,    # exp(-1/8) in Q0.31
-               "one_third": 715827883}         # 1/3 in Q0.31
+EXP_QUARTER = {
+    "constant_term": 1895147668,  # exp(-1/8) in Q0.31
+    "one_third": 715827883,
+}  # 1/3 in Q0.31
 # exp_on_negative_values' barrel shifter: (exponent, exp(-2^exponent) in Q0.31)
-EXP_BARREL = ((-2, 1672461947), (-1, 1302514674), (0, 790015084), (1, 290630308),
-              (2, 39332535), (3, 720401), (4, 242))
-RECIPROCAL = {"c48_over_17": 1515870810,       # Q2.29
-              "c_neg32_over_17": -1010580540}  # Q2.29
+EXP_BARREL = (
+    (-2, 1672461947),
+    (-1, 1302514674),
+    (0, 790015084),
+    (1, 290630308),
+    (2, 39332535),
+    (3, 720401),
+    (4, 242),
+)
+RECIPROCAL = {
+    "c48_over_17": 1515870810,  # Q2.29
+    "c_neg32_over_17": -1010580540,
+}  # Q2.29
 
 
 def _exp_on_interval_between_negative_one_quarter_and_0_excl(a: np.ndarray) -> np.ndarray:
     constant_term = EXP_QUARTER["constant_term"]
     constant_1_over_3 = EXP_QUARTER["one_third"]
-    x = _wrap32(a + (1 << 28))           # a + 1/8
+    x = _wrap32(a + (1 << 28))  # a + 1/8
     x2 = _srdhm(x, x)
     x3 = _srdhm(x2, x)
     x4 = _srdhm(x2, x2)
@@ -576,7 +601,8 @@ def _exp_on_negative_values(a: np.ndarray, integer_bits: int) -> np.ndarray:
     mask = one_quarter - 1
     a_mod = _wrap32((a & mask) - one_quarter)
     result = _exp_on_interval_between_negative_one_quarter_and_0_excl(
-        _rescale(a_mod, integer_bits, 0))
+        _rescale(a_mod, integer_bits, 0)
+    )
     remainder = _wrap32(a_mod - a)
     for exponent, multiplier in EXP_BARREL:
         if integer_bits > exponent:
@@ -592,7 +618,7 @@ def _rounding_half_sum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     s = a + b
     sign = np.where(s >= 0, 1, -1)
     t = s + sign
-    q = np.abs(t) // 2                    # C++ '/' truncates toward zero
+    q = np.abs(t) // 2  # C++ '/' truncates toward zero
     return np.where(t < 0, -q, q)
 
 
@@ -606,7 +632,7 @@ def _one_over_one_plus_x_for_x_in_0_1(a: np.ndarray) -> np.ndarray:
         hdx = _srdhm(half_denominator, x)
         one_minus = _wrap32(one_f2 - hdx)
         x = _wrap32(x + _rescale(_srdhm(x, one_minus), 4, 2))
-    return _rescale(x, 1, 0)             # Rescale<0>(ExactMulByPot<-1>(x))
+    return _rescale(x, 1, 0)  # Rescale<0>(ExactMulByPot<-1>(x))
 
 
 def _clz32(v: np.ndarray) -> np.ndarray:
@@ -616,7 +642,7 @@ def _clz32(v: np.ndarray) -> np.ndarray:
     return np.where(v == 0, 32, 32 - e).astype(np.int64)
 
 
-SOFTMAX_SCORE_BITS = 5      # kScaledDiffIntegerBits
+SOFTMAX_SCORE_BITS = 5  # kScaledDiffIntegerBits
 
 
 def softmax_8bit_params(beta: float, input_scale: float) -> tuple[int, int, int]:
@@ -624,13 +650,16 @@ def softmax_8bit_params(beta: float, input_scale: float) -> tuple[int, int, int]
     PreprocessSoftmaxScaling(beta, input_scale, 5) and -CalculateInputRadius(5, left_shift, 31).
     ValueError when the input scale is too small (a negative left shift)."""
     score_bits = SOFTMAX_SCORE_BITS
-    real = min(float(np.float32(beta)) * float(np.float32(input_scale))
-               * float(1 << (31 - score_bits)), float((1 << 31) - 1))
+    real = min(
+        float(np.float32(beta)) * float(np.float32(input_scale)) * float(1 << (31 - score_bits)),
+        float((1 << 31) - 1),
+    )
     mult, left_shift = _qm(real)
     if left_shift < 0:
         raise ValueError(f"softmax input scale {input_scale} is too small")
-    radius = math.floor(1.0 * ((1 << score_bits) - 1) * (1 << (31 - score_bits))
-                        / (1 << left_shift))
+    radius = math.floor(
+        1.0 * ((1 << score_bits) - 1) * (1 << (31 - score_bits)) / (1 << left_shift)
+    )
     return mult, left_shift, -radius
 
 
@@ -645,8 +674,7 @@ def _softmax_8bit(c: KernelCall, x: np.ndarray, axis: int) -> np.ndarray:
     x_info, out = c.in_info[0], c.out_info[0]
     score_bits, accum_bits = SOFTMAX_SCORE_BITS, 12
     try:
-        mult, left_shift, diff_min = softmax_8bit_params(c.attr("beta", 1.0),
-                                                         x_info.quant.scale[0])
+        mult, left_shift, diff_min = softmax_8bit_params(c.attr("beta", 1.0), x_info.quant.scale[0])
     except ValueError as exc:
         raise _err(c, str(exc)) from None
     xi = np.moveaxis(x.astype(np.int64), axis, -1)
@@ -655,14 +683,16 @@ def _softmax_8bit(c: KernelCall, x: np.ndarray, axis: int) -> np.ndarray:
     # MultiplyByQuantizedMultiplierGreaterThanOne
     rescaled = _srdhm(_wrap32(np.where(valid, diff, 0) * (1 << left_shift)), mult)
     exps = _exp_on_negative_values(rescaled, score_bits)
-    sum_exps = _wrap32(np.where(valid, _rescale(exps, 0, accum_bits), 0).sum(axis=-1,
-                                                                            keepdims=True))
+    sum_exps = _wrap32(
+        np.where(valid, _rescale(exps, 0, accum_bits), 0).sum(axis=-1, keepdims=True)
+    )
     headroom = _clz32(sum_exps)
     num_bits_over_unit = accum_bits - headroom
     shifted_minus_one = _wrap32(((sum_exps & 0xFFFFFFFF) << headroom) - (1 << 31))
     shifted_scale = _one_over_one_plus_x_for_x_in_0_1(shifted_minus_one)
-    out_bits = 8 * np.dtype({"int8": np.int8, "uint8": np.uint8,
-                             "int16": np.int16}[out.dtype]).itemsize
+    out_bits = (
+        8 * np.dtype({"int8": np.int8, "uint8": np.uint8, "int16": np.int16}[out.dtype]).itemsize
+    )
     exponent = num_bits_over_unit + 31 - out_bits
     prod = _srdhm(shifted_scale, exps)
     # TFLite TFLITE_CHECKs 0 <= exponent <= 31, i.e. for 8-bit outputs a row whose sum of
@@ -679,8 +709,9 @@ def _softmax_8bit(c: KernelCall, x: np.ndarray, axis: int) -> np.ndarray:
     return np.moveaxis(y, -1, axis)
 
 
-def _lut_populate_int16(fn, input_scale: float, input_zp: int, output_scale: float,
-                        output_zp: int) -> np.ndarray:
+def _lut_populate_int16(
+    fn, input_scale: float, input_zp: int, output_scale: float, output_zp: int
+) -> np.ndarray:
     """detail::LUTPopulateInt16<double> (common.h): 512 steps + 1, with midpoint bias."""
     input_min = input_scale * (-32768 - input_zp)
     input_max = input_scale * (32767 - input_zp)
@@ -707,15 +738,14 @@ def _lut_populate_int16(fn, input_scale: float, input_zp: int, output_scale: flo
 
 
 def _round_away(v: float) -> float:
-    return math.copysign(math.floor(abs(v) + 0.5), v) if abs(v) < 2 ** 52 else v
+    return math.copysign(math.floor(abs(v) + 0.5), v) if abs(v) < 2**52 else v
 
 
-@lru_cache(maxsize=None)
+@cache
 def softmax_int16_luts() -> tuple[np.ndarray, np.ndarray]:
     rng = 32767 - (-32768)
     exp_lut = _lut_populate_int16(math.exp, 10.0 / rng, 32767, 2.0 / rng, 0)
-    recip_lut = _lut_populate_int16(lambda v: 1.0 / (1.0 + v), 1.0 / rng, -32768,
-                                    2.0 / rng, 0)
+    recip_lut = _lut_populate_int16(lambda v: 1.0 / (1.0 + v), 1.0 / rng, -32768, 2.0 / rng, 0)
     return exp_lut, recip_lut
 
 

@@ -12,7 +12,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from accelsim.model.ops import spatial_axes
 
-_EXACT = float(2 ** 53)
+_EXACT = float(2**53)
 
 
 def to_nchw(x: np.ndarray, layout: str) -> np.ndarray:
@@ -41,8 +41,9 @@ def windows(x: np.ndarray, kernel, strides, dilations) -> np.ndarray:
     return v[:, :, ::sh, ::sw, ::dh, ::dw]
 
 
-def conv2d_nchw(x: np.ndarray, w: np.ndarray, strides, dilations, pads, groups: int,
-                pad_value=0.0) -> np.ndarray:
+def conv2d_nchw(
+    x: np.ndarray, w: np.ndarray, strides, dilations, pads, groups: int, pad_value=0.0
+) -> np.ndarray:
     """Grouped 2-D convolution of NCHW `x` with OIHW `w` in float64; returns NCHW float64."""
     x = pad_spatial(np.asarray(x, dtype=np.float64), pads, pad_value)
     w = np.asarray(w, dtype=np.float64)
@@ -67,9 +68,15 @@ def conv2d_nchw(x: np.ndarray, w: np.ndarray, strides, dilations, pads, groups: 
 def conv2d(x: np.ndarray, w: np.ndarray, attrs, pad_value=0.0) -> np.ndarray:
     """conv2d in the node's data layout (weights OIHW); float64 result."""
     layout = attrs.get("data_layout", "NCHW")
-    y = conv2d_nchw(to_nchw(x, layout), w, attrs.get("strides", (1, 1)),
-                    attrs.get("dilations", (1, 1)), attrs.get("pads", (0, 0, 0, 0)),
-                    attrs.get("groups", 1), pad_value)
+    y = conv2d_nchw(
+        to_nchw(x, layout),
+        w,
+        attrs.get("strides", (1, 1)),
+        attrs.get("dilations", (1, 1)),
+        attrs.get("pads", (0, 0, 0, 0)),
+        attrs.get("groups", 1),
+        pad_value,
+    )
     return from_nchw(y, layout)
 
 
@@ -113,8 +120,9 @@ def pool_counts(x_shape, attrs) -> np.ndarray:
     layout = attrs.get("data_layout", "NCHW")
     _, ha, wa = spatial_axes(layout)
     ones = np.ones((1, 1, x_shape[ha], x_shape[wa]))
-    return pool_windows(ones if layout == "NCHW" else ones.transpose(0, 2, 3, 1), attrs,
-                        0.0).sum(axis=(-1, -2))[0, 0]
+    return pool_windows(ones if layout == "NCHW" else ones.transpose(0, 2, 3, 1), attrs, 0.0).sum(
+        axis=(-1, -2)
+    )[0, 0]
 
 
 def spatial_reduce_axes(layout: str) -> tuple[int, int]:

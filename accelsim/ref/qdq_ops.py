@@ -59,17 +59,18 @@ F64 = np.float64
 # Quantization arithmetic
 # ---------------------------------------------------------------------------------------------
 
+
 def _scale_zp(quant: QuantParams | None, ndim: int) -> tuple[np.ndarray, np.ndarray]:
     """float32 scales and int64 zero points shaped to broadcast against an `ndim` tensor."""
     if quant is None:
         return np.ones((1,) * ndim, F32), np.zeros((1,) * ndim, np.int64)
     shape = quant.broadcast_shape(ndim) if ndim else ()
-    return (np.asarray(quant.scale, F32).reshape(shape),
-            quant.zero_points().reshape(shape))
+    return (np.asarray(quant.scale, F32).reshape(shape), quant.zero_points().reshape(shape))
 
 
-def dequantize_array(q: np.ndarray, quant: QuantParams | None,
-                     fdtype: str = "float32") -> np.ndarray:
+def dequantize_array(
+    q: np.ndarray, quant: QuantParams | None, fdtype: str = "float32"
+) -> np.ndarray:
     """DequantizeLinear: `float32(q - zp) * scale` in float32, stored as `fdtype`."""
     q = np.asarray(q)
     s, z = _scale_zp(quant, q.ndim)
@@ -122,14 +123,19 @@ def _per_tensor(info: TensorInfo) -> tuple[float, int]:
     if q is None:
         return 1.0, 0
     if q.axis is not None and len(q.scale) != 1:
-        raise ModelError(f"tensor '{info.name}': per-axis parameters are not supported by this "
-                         f"operator")
+        raise ModelError(
+            f"tensor '{info.name}': per-axis parameters are not supported by this operator"
+        )
     return q.scale[0], q.zero_point[0]
 
 
 def _is8(info: TensorInfo | None) -> bool:
-    return info is not None and info.dtype in ("uint8", "int8") and info.quant is not None \
+    return (
+        info is not None
+        and info.dtype in ("uint8", "int8")
+        and info.quant is not None
         and (info.quant.axis is None or len(info.quant.scale) == 1)
+    )
 
 
 def _vals(x: np.ndarray, info: TensorInfo) -> tuple[np.ndarray, int]:
@@ -159,6 +165,7 @@ def _finish(c: KernelCall, acc: np.ndarray, in_scale: np.ndarray) -> np.ndarray:
 # Quantize / dequantize
 # ---------------------------------------------------------------------------------------------
 
+
 @kernel("quantize", "float")
 def quantize(c: KernelCall):
     xi, out = c.in_info[0], c.out_info[0]
@@ -174,6 +181,7 @@ def dequantize(c: KernelCall):
 # ---------------------------------------------------------------------------------------------
 # Convolution, dense, matmul
 # ---------------------------------------------------------------------------------------------
+
 
 def _centered(a: np.ndarray, info: TensorInfo | None) -> np.ndarray:
     _, z = _scale_zp(info.quant if info is not None else None, a.ndim)
@@ -192,8 +200,10 @@ def conv2d(c: KernelCall):
     layout = c.attr("data_layout", "NCHW")
     ca = spatial_axes(layout)[0]
     if xi.quant is not None and xi.quant.axis is not None and len(xi.quant.scale) > 1:
-        raise ModelError(f"node '{c.node.name}': per-channel input quantization of a "
-                         f"convolution is not supported")
+        raise ModelError(
+            f"node '{c.node.name}': per-channel input quantization of a "
+            f"convolution is not supported"
+        )
     acc = P.exact_int_conv2d(_centered(c.args[0], xi), _centered(c.args[1], wi), c.node.attrs)
     shape = [1, 1, 1, 1]
     shape[ca] = -1
@@ -220,8 +230,7 @@ def dense(c: KernelCall):
         in_scale = np.ones(1, F32)  # int32 accumulator output: scales do not matter
     else:
         ws, _ = _scale_zp(wi.quant, 1)
-        in_scale = F32(_per_tensor(xi)[0]) * \
-            np.broadcast_to(ws.ravel(), (w.shape[0],)).astype(F32)
+        in_scale = F32(_per_tensor(xi)[0]) * np.broadcast_to(ws.ravel(), (w.shape[0],)).astype(F32)
     y = _finish(c, acc, in_scale)
     return [y.reshape(c.out_info[0].shape)]
 
@@ -237,8 +246,10 @@ def matmul(c: KernelCall):
     if c.attr("transpose_b", False):
         b, sb = np.swapaxes(b, -1, -2), np.swapaxes(sb, -1, -2)
     if sa.shape[-1] != 1 or sb.shape[-2] != 1:
-        raise ModelError(f"node '{c.node.name}': quantization parameters that vary along the "
-                         f"reduction axis are not supported")
+        raise ModelError(
+            f"node '{c.node.name}': quantization parameters that vary along the "
+            f"reduction axis are not supported"
+        )
     acc = P.exact_int_matmul(a, b)
     return [_finish(c, acc, sa.astype(F32) * sb.astype(F32))]
 
@@ -246,6 +257,7 @@ def matmul(c: KernelCall):
 # ---------------------------------------------------------------------------------------------
 # Elementwise
 # ---------------------------------------------------------------------------------------------
+
 
 def _scalar_operand(a_shape, b_shape, out_shape) -> str | None:
     """Which operand ORT's broadcast loop hands to the kernel as a scalar: a size-1 operand, or
@@ -270,8 +282,11 @@ def _scalar_operand(a_shape, b_shape, out_shape) -> str | None:
 @kernel("add", "float")
 def add(c: KernelCall):
     ai, bi, out = c.in_info[0], c.in_info[1], c.out_info[0]
-    if not (_is8(ai) and _is8(bi) and _is8(out)) or len({ai.dtype, bi.dtype, out.dtype}) > 1 \
-            or any(k in c.node.attrs for k in ("act_min", "act_max")):
+    if (
+        not (_is8(ai) and _is8(bi) and _is8(out))
+        or len({ai.dtype, bi.dtype, out.dtype}) > 1
+        or any(k in c.node.attrs for k in ("act_min", "act_max"))
+    ):
         return _fallback(c)
     a, za = _vals(c.args[0], ai)
     b, zb = _vals(c.args[1], bi)
@@ -298,8 +313,11 @@ def add(c: KernelCall):
 @kernel("mul", "float")
 def mul(c: KernelCall):
     ai, bi, out = c.in_info[0], c.in_info[1], c.out_info[0]
-    if not (_is8(ai) and _is8(bi) and _is8(out)) or len({ai.dtype, bi.dtype, out.dtype}) > 1 \
-            or any(k in c.node.attrs for k in ("act_min", "act_max")):
+    if (
+        not (_is8(ai) and _is8(bi) and _is8(out))
+        or len({ai.dtype, bi.dtype, out.dtype}) > 1
+        or any(k in c.node.attrs for k in ("act_min", "act_max"))
+    ):
         return _fallback(c)
     a, za = _vals(c.args[0], ai)
     b, zb = _vals(c.args[1], bi)
@@ -315,8 +333,10 @@ def mul(c: KernelCall):
 # Pooling
 # ---------------------------------------------------------------------------------------------
 
-def _global_pool_u8(x_u8: np.ndarray, zx: int, xs: float, zy: int, ys: float, n_img: int,
-                    out: TensorInfo, axes) -> np.ndarray:
+
+def _global_pool_u8(
+    x_u8: np.ndarray, zx: int, xs: float, zy: int, ys: float, n_img: int, out: TensorInfo, axes
+) -> np.ndarray:
     acc = x_u8.sum(axis=axes) - zx * n_img
     scale = F32(F32(xs) / F32(F32(ys) * F32(n_img)))
     f = acc.astype(F32) * scale
@@ -342,8 +362,11 @@ def global_avg_pool(c: KernelCall):
 @kernel("avg_pool", "float")
 def avg_pool(c: KernelCall):
     xi, out = c.in_info[0], c.out_info[0]
-    if not (_is8(xi) and _is8(out)) or xi.dtype != out.dtype \
-            or any(k in c.node.attrs for k in ("act_min", "act_max")):
+    if (
+        not (_is8(xi) and _is8(out))
+        or xi.dtype != out.dtype
+        or any(k in c.node.attrs for k in ("act_min", "act_max"))
+    ):
         return _fallback(c)
     layout = c.attr("data_layout", "NCHW")
     _, ha, wa = spatial_axes(layout)
@@ -352,8 +375,9 @@ def avg_pool(c: KernelCall):
     kh, kw = c.attr("kernel")
     pads = tuple(c.attr("pads", (0, 0, 0, 0)))
     if (kh, kw) == (x.shape[ha], x.shape[wa]) and not any(pads):
-        y = _global_pool_u8(x, zx, xi.quant.scale[0], zy, out.quant.scale[0], kh * kw, out,
-                            (ha, wa))
+        y = _global_pool_u8(
+            x, zx, xi.quant.scale[0], zy, out.quant.scale[0], kh * kw, out, (ha, wa)
+        )
         return [y.reshape(out.shape)]
     xf = (F32(xi.quant.scale[0]) * (x - zx).astype(F32)).astype(F32)
     win = P.pool_windows(xf, c.node.attrs, F32(0.0))  # N, C, OH, OW, kh, kw (NCHW)
@@ -385,6 +409,7 @@ def max_pool(c: KernelCall):
 # ---------------------------------------------------------------------------------------------
 # Activations, data movement, softmax
 # ---------------------------------------------------------------------------------------------
+
 
 def _clamp_float(c: KernelCall, lo: float | None, hi: float | None):
     x = _deq(c.args[0], c.in_info[0])
@@ -467,6 +492,7 @@ def softmax(c: KernelCall):
 # DequantizeLinear -> float operator -> QuantizeLinear
 # ---------------------------------------------------------------------------------------------
 
+
 def _fallback(c: KernelCall):
     """Run the float kernel on dequantized inputs and quantize its outputs (float32)."""
     fn = find_kernel(c.node.op, "fp")
@@ -477,8 +503,13 @@ def _fallback(c: KernelCall):
     outs = []
     for r, o in zip(res, c.out_info):
         r = np.asarray(r).astype(F32)
-        outs.append(r if o.is_float else quantize_array(r, o.quant, o.dtype)
-                    if o.quant is not None else np.rint(r))
+        outs.append(
+            r
+            if o.is_float
+            else quantize_array(r, o.quant, o.dtype)
+            if o.quant is not None
+            else np.rint(r)
+        )
     return outs
 
 

@@ -16,5 +16,12 @@ JSON), `plots` (figures), `document` (HTML / Markdown), `build` (putting it toge
 from accelsim.report.build import ReportResult, command_line, generate_report
 from accelsim.report.spec import DEFAULT_MODELS, Plan, ReportSpec, make_plan
 
-__all__ = ["DEFAULT_MODELS", "Plan", "ReportResult", "ReportSpec", "command_line",
-           "generate_report", "make_plan"]
+__all__ = [
+    "DEFAULT_MODELS",
+    "Plan",
+    "ReportResult",
+    "ReportSpec",
+    "command_line",
+    "generate_report",
+    "make_plan",
+]

@@ -8,9 +8,9 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from accelsim import __version__
 from accelsim.cache import ResultCache
@@ -20,23 +20,28 @@ from accelsim.report import document as D
 from accelsim.report import plots
 from accelsim.report.collect import Job, Run, collect, simulator_of
 from accelsim.report.spec import ACCURACY_MODELS, Plan, ReportSpec, make_plan
-from accelsim.report.tables import (AccuracyPoint, accuracy_rows, layer_rows, summary_rows,
-                                    write_tables)
+from accelsim.report.tables import (
+    AccuracyPoint,
+    accuracy_rows,
+    layer_rows,
+    summary_rows,
+    write_tables,
+)
 
 TIMESTAMP_PREFIX = "Generated "
 _FIDELITY_TEXT = {
     "analytic": "the roofline cost model evaluated from operator shapes, the schedule "
-                "recipes and the target file's documented numbers, no compilation "
-                "(accelsim.sim.analytic for CPU and DSP targets, accelsim.accel.analytic for "
-                "accelerators); on CPU and DSP targets its compute rates per layer kind are "
-                "calibrated against codegen fidelity on the zoo's kernels "
-                "(targets/calibration/)",
+    "recipes and the target file's documented numbers, no compilation "
+    "(accelsim.sim.analytic for CPU and DSP targets, accelsim.accel.analytic for "
+    "accelerators); on CPU and DSP targets its compute rates per layer kind are "
+    "calibrated against codegen fidelity on the zoo's kernels "
+    "(targets/calibration/)",
     "codegen": "cycles from the kernels TVM generated: dynamic instruction counts of their "
-               "assembly (basic blocks x loop trip counts), the per-core pipe model and the "
-               "memory model (accelsim.sim.codegen)",
+    "assembly (basic blocks x loop trip counts), the per-core pipe model and the "
+    "memory model (accelsim.sim.codegen)",
     "accel-sim": "the accelerator's instruction-level simulator timing the program generated "
-                 "for each layer through TVM (accelsim.accel); layers it does not run are "
-                 "costed on its host core",
+    "for each layer through TVM (accelsim.accel); layers it does not run are "
+    "costed on its host core",
 }
 
 
@@ -50,6 +55,7 @@ class ReportResult:
 
 
 # -- helpers --------------------------------------------------------------------------------
+
 
 def _fmt(v: float | None, digits: int = 4) -> str:
     if v is None:
@@ -77,29 +83,40 @@ def _model_rows(runs: Sequence[Run]) -> list[tuple[str, ...]]:
     seen = {}
     for r in runs:
         seen.setdefault(r.model, r)
-    return [(m, "x".join(map(str, r.input_shape)), f"{r.params:,}", f"{r.macs:,}")
-            for m, r in seen.items()]
+    return [
+        (m, "x".join(map(str, r.input_shape)), f"{r.params:,}", f"{r.macs:,}")
+        for m, r in seen.items()
+    ]
 
 
 def _target_rows(plan: Plan) -> list[tuple[str, ...]]:
     rows = []
     for t in plan.targets:
         clock = t.timing.get("clock_hz")
-        rows.append((t.name, t.kind, t.description,
-                     f"{float(clock) / 1e9:.3g} GHz" if clock else "-",
-                     simulator_of(t, plan.fidelity),
-                     ", ".join(plan.precisions[t.name]),
-                     Path(t.path).name))
+        rows.append(
+            (
+                t.name,
+                t.kind,
+                t.description,
+                f"{float(clock) / 1e9:.3g} GHz" if clock else "-",
+                simulator_of(t, plan.fidelity),
+                ", ".join(plan.precisions[t.name]),
+                Path(t.path).name,
+            )
+        )
     return rows
 
 
 def _short_mix(r: dict) -> str:
-    return (f"{r['layers_compute_bound']} C / {r['layers_memory_bound']} M "
-            f"({r['compute_bound_latency_share']:.0%})")
+    return (
+        f"{r['layers_compute_bound']} C / {r['layers_memory_bound']} M "
+        f"({r['compute_bound_latency_share']:.0%})"
+    )
 
 
-def _headline_table(rows: list[dict], model: str, precisions: Sequence[str],
-                    caption: str) -> D.Table:
+def _headline_table(
+    rows: list[dict], model: str, precisions: Sequence[str], caption: str
+) -> D.Table:
     """Targets x precisions: latency in ms and, where the target has fp32, the speedup."""
     mine = [r for r in rows if r["model"] == model]
     targets = list(dict.fromkeys(r["target"] for r in mine))
@@ -118,23 +135,45 @@ def _headline_table(rows: list[dict], model: str, precisions: Sequence[str],
                 sp_txt = f"{sp:.0f}x" if sp >= 10 else f"{sp:.2g}x"
                 cells.append(f"{r['latency_s'] * 1e3:.3g} ms ({sp_txt})")
         out.append(tuple(cells))
-    return D.Table(("target",) + tuple(precisions), tuple(out), caption,
-                   (False,) + (True,) * len(precisions))
+    return D.Table(
+        ("target",) + tuple(precisions), tuple(out), caption, (False,) + (True,) * len(precisions)
+    )
 
 
 def _summary_table(rows: list[dict], model: str, caption: str) -> D.Table:
-    cols = ("target", "precision", "latency (ms)", "energy (mJ)", "cycles", "speedup vs fp32",
-            "energy vs fp32", "model size (MB)", "bound: layers C / M (time C)", "fidelity")
+    cols = (
+        "target",
+        "precision",
+        "latency (ms)",
+        "energy (mJ)",
+        "cycles",
+        "speedup vs fp32",
+        "energy vs fp32",
+        "model size (MB)",
+        "bound: layers C / M (time C)",
+        "fidelity",
+    )
     out = []
     for r in rows:
         if r["model"] != model:
             continue
-        out.append((r["target"], r["precision"], _fmt(r["latency_s"] * 1e3),
-                    _fmt(r["energy_j"] * 1e3), _fmt_int(r["cycles"]),
-                    _fmt(r["speedup_vs_fp32"], 3), _fmt(r["energy_ratio_vs_fp32"], 3),
-                    _fmt(r["model_bytes"] / 1e6, 4), _short_mix(r), r["fidelity"]))
-    return D.Table(cols, tuple(out), caption,
-                   (False, False, True, True, True, True, True, True, False, False))
+        out.append(
+            (
+                r["target"],
+                r["precision"],
+                _fmt(r["latency_s"] * 1e3),
+                _fmt(r["energy_j"] * 1e3),
+                _fmt_int(r["cycles"]),
+                _fmt(r["speedup_vs_fp32"], 3),
+                _fmt(r["energy_ratio_vs_fp32"], 3),
+                _fmt(r["model_bytes"] / 1e6, 4),
+                _short_mix(r),
+                r["fidelity"],
+            )
+        )
+    return D.Table(
+        cols, tuple(out), caption, (False, False, True, True, True, True, True, True, False, False)
+    )
 
 
 def _layer_table(run: Run, caption: str) -> D.Table:
@@ -142,21 +181,51 @@ def _layer_table(run: Run, caption: str) -> D.Table:
         caption += " Bytes moved: DRAM traffic (scratchpad traffic is in layers.csv)."
     else:
         caption += " Bytes moved: all memory levels (per level in layers.csv)."
-    cols = ("#", "layer", "op", "group", "MACs", "cycles", "latency (us)", "energy (uJ)",
-            "bound", "util", "bytes moved (KB)")
+    cols = (
+        "#",
+        "layer",
+        "op",
+        "group",
+        "MACs",
+        "cycles",
+        "latency (us)",
+        "energy (uJ)",
+        "bound",
+        "util",
+        "bytes moved (KB)",
+    )
     rows = []
     for i, (c, g) in enumerate(zip(run.layers, run.groups)):
-        moved = sum(float(v) for k, v in c.bytes_moved.items()
-                    if not (run.target_kind == "accelerator" and k != "dram"))
-        rows.append((str(i), c.name, c.op, g, _fmt_int(c.macs), _fmt_int(c.cycles),
-                     _fmt(c.latency_s * 1e6), _fmt(c.energy_j * 1e6), c.bound,
-                     f"{c.utilization:.0%}" if c.macs else "-", _fmt(moved / 1024)))
-    return D.Table(cols, tuple(rows), caption,
-                   (True, False, False, False, True, True, True, True, False, True, True))
+        moved = sum(
+            float(v)
+            for k, v in c.bytes_moved.items()
+            if not (run.target_kind == "accelerator" and k != "dram")
+        )
+        rows.append(
+            (
+                str(i),
+                c.name,
+                c.op,
+                g,
+                _fmt_int(c.macs),
+                _fmt_int(c.cycles),
+                _fmt(c.latency_s * 1e6),
+                _fmt(c.energy_j * 1e6),
+                c.bound,
+                f"{c.utilization:.0%}" if c.macs else "-",
+                _fmt(moved / 1024),
+            )
+        )
+    return D.Table(
+        cols,
+        tuple(rows),
+        caption,
+        (True, False, False, False, True, True, True, True, False, True, True),
+    )
 
 
 def _timestamp() -> D.Para:
-    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     return D.Para((f"{TIMESTAMP_PREFIX}{now} by accelsim {__version__}",), "timestamp")
 
 
@@ -188,10 +257,12 @@ def _md_link(p):
 
 # -- accuracy study -------------------------------------------------------------------------
 
+
 def _accuracy_jobs(plan: Plan) -> tuple[list[tuple[dict, str]], list[Job], list[str]]:
     """(accuracy rows with the cost precision each is simulated at, jobs, notes)."""
     from accelsim.errors import AccelsimError
     from accelsim.quant.precision import parse_precision
+
     if plan.accuracy_path is None:
         return [], [], []
     rows = json.loads(plan.accuracy_path.read_text())
@@ -221,15 +292,19 @@ def _accuracy_jobs(plan: Plan) -> tuple[list[tuple[dict, str]], list[Job], list[
             seen.add((model, t.name, cost))
             jobs.append(Job(model, ACCURACY_MODELS[model], t, cost))
     if skipped:
-        notes.append(f"{skipped} accuracy rows have a precision that could not be costed and "
-                     f"are left out of the accuracy figure.")
+        notes.append(
+            f"{skipped} accuracy rows have a precision that could not be costed and "
+            f"are left out of the accuracy figure."
+        )
     return picked, jobs, notes
 
 
 def _target_runs(target, cost: str) -> bool:
     from accelsim.quant.precision import parse_precision
+
     if cost.startswith("mixed:"):
         from accelsim.quant.mixed import load_mixed
+
         m = load_mixed(cost[6:])
         precs = [p for _, p in m.rules] + ([m.default] if m.default else [])
         return all(target.supports(p) for p in precs)
@@ -241,6 +316,7 @@ def _cost_label(cost: str) -> str:
 
 
 # -- the report -----------------------------------------------------------------------------
+
 
 def generate_report(spec: ReportSpec, plan: Plan | None = None) -> ReportResult:
     t0 = time.perf_counter()
@@ -279,62 +355,104 @@ def generate_report(spec: ReportSpec, plan: Plan | None = None) -> ReportResult:
     models = list(dict.fromkeys(r.model for r in runs))
     targets = [t.name for t in plan.targets]
     focus = "w8a8" if "w8a8" in plan.all_precisions else plan.all_precisions[0]
-    figs: dict[str, list[plots.Figure]] = {"latency": [], "layers": [], "energy": [],
-                                           "roofline": [], "accuracy": []}
+    figs: dict[str, list[plots.Figure]] = {
+        "latency": [],
+        "layers": [],
+        "energy": [],
+        "roofline": [],
+        "accuracy": [],
+    }
     n_figs = 3 * len(models) + len(plan.targets) + (1 if points else 0)
     with progress_bar(n_figs, "plotting") as bar:
         done = 0
         for m in models:
             rs = [r for r in runs if r.model == m]
             cap = provenance(rs)
-            figs["latency"].append(plots.latency_energy(
-                out, m, rs, targets,
-                f"Latency (top) and energy (bottom) of one batch-1 inference of {m}, log scale; "
-                f"one bar per precision the target runs. {cap}"))
-            figs["layers"].append(plots.layer_groups(
-                out, m, rs, targets, focus,
-                f"Share of {m}'s latency at {focus} spent in each layer group (convolutions by "
-                f"kernel, depthwise, dense, elementwise, pooling, quantize/dequantize at the "
-                f"graph edges); the total latency is printed on each bar. {cap}"))
-            figs["energy"].append(plots.energy_split(
-                out, m, rs, targets,
-                f"Energy of one inference of {m} split into compute (MACs and vector "
-                f"operations), on-chip memory (caches, scratchpads, registers), off-chip DRAM "
-                f"traffic and static (leakage x latency). {cap}"))
+            figs["latency"].append(
+                plots.latency_energy(
+                    out,
+                    m,
+                    rs,
+                    targets,
+                    f"Latency (top) and energy (bottom) of one batch-1 inference of {m}, log scale; "
+                    f"one bar per precision the target runs. {cap}",
+                )
+            )
+            figs["layers"].append(
+                plots.layer_groups(
+                    out,
+                    m,
+                    rs,
+                    targets,
+                    focus,
+                    f"Share of {m}'s latency at {focus} spent in each layer group (convolutions by "
+                    f"kernel, depthwise, dense, elementwise, pooling, quantize/dequantize at the "
+                    f"graph edges); the total latency is printed on each bar. {cap}",
+                )
+            )
+            figs["energy"].append(
+                plots.energy_split(
+                    out,
+                    m,
+                    rs,
+                    targets,
+                    f"Energy of one inference of {m} split into compute (MACs and vector "
+                    f"operations), on-chip memory (caches, scratchpads, registers), off-chip DRAM "
+                    f"traffic and static (leakage x latency). {cap}",
+                )
+            )
             done += 3
             bar(done)
         for t in plan.targets:
             rs = [r for r in runs if r.target == t.name]
             accel = t.kind == "accelerator"
-            xdef = ("MACs per DRAM byte" if accel else "MACs per byte the layer moves, each "
-                    "tensor counted at the memory level that serves it")
+            xdef = (
+                "MACs per DRAM byte"
+                if accel
+                else "MACs per byte the layer moves, each "
+                "tensor counted at the memory level that serves it"
+            )
             lines = "off-chip path (DRAM, load DMA)" if accel else "memory level"
-            figs["roofline"].append(plots.roofline(
-                out, t, rs, focus, plan.precisions[t.name],
-                f"Roofline of {t.name}: every MAC layer of every model at {focus} as a point "
-                f"(x: {xdef}; y: achieved MACs per cycle). Dashed: peak MACs/cycle per "
-                f"precision from the target file; diagonal: bandwidth of each {lines} x "
-                f"intensity. {provenance(rs)}"))
+            figs["roofline"].append(
+                plots.roofline(
+                    out,
+                    t,
+                    rs,
+                    focus,
+                    plan.precisions[t.name],
+                    f"Roofline of {t.name}: every MAC layer of every model at {focus} as a point "
+                    f"(x: {xdef}; y: achieved MACs per cycle). Dashed: peak MACs/cycle per "
+                    f"precision from the target file; diagonal: bandwidth of each {lines} x "
+                    f"intensity. {provenance(rs)}",
+                )
+            )
             done += 1
             bar(done)
         if points:
-            figs["accuracy"].append(plots.accuracy_cost(
-                out, points, targets,
-                f"Top-1 of the digits models (reports/accuracy.json: integer-only reference "
-                f"executor on the held-out test split; PTQ calibrated on 256 digits training "
-                f"images, QAT, mixed precision) against the simulated latency and energy of the "
-                f"same model and precision on each target (digits_cnn at input 16, "
-                f"digits_mobilenet at 16x16). Cost is simulated at the row's precision; "
-                f"calibration method and granularity barely change cost, so rows of one "
-                f"precision stack vertically. {provenance([p.run for p in points])}"))
+            figs["accuracy"].append(
+                plots.accuracy_cost(
+                    out,
+                    points,
+                    targets,
+                    f"Top-1 of the digits models (reports/accuracy.json: integer-only reference "
+                    f"executor on the held-out test split; PTQ calibrated on 256 digits training "
+                    f"images, QAT, mixed precision) against the simulated latency and energy of the "
+                    f"same model and precision on each target (digits_cnn at input 16, "
+                    f"digits_mobilenet at 16x16). Cost is simulated at the row's precision; "
+                    f"calibration method and granularity barely change cost, so rows of one "
+                    f"precision stack vertically. {provenance([p.run for p in points])}",
+                )
+            )
             done += 1
             bar(done)
     files += [out / f.file for fl in figs.values() for f in fl]
 
     notes = list(plan.notes) + acc_notes
     if any(t.kind == "accelerator" for t in plan.targets):
-        notes.append("The accelerator targets have no float datapath, so their speedup and "
-                     "energy ratio vs fp32 are blank; compare them across targets instead.")
+        notes.append(
+            "The accelerator targets have no float datapath, so their speedup and "
+            "energy ratio vs fp32 are blank; compare them across targets instead."
+        )
     files += _write_pages(out, spec, plan, runs, summary, figs, focus, points, notes)
     wall = time.perf_counter() - t0
     cached = sum(1 for r in results.values() if r.cached)
@@ -343,90 +461,164 @@ def generate_report(spec: ReportSpec, plan: Plan | None = None) -> ReportResult:
 
 def _fp32():
     from accelsim.quant.precision import parse_precision
+
     return parse_precision("fp32")
 
 
-def _write_pages(out: Path, spec: ReportSpec, plan: Plan, runs: list[Run],
-                 summary: list[dict], figs, focus: str, points,
-                 notes: list[str]) -> list[Path]:
+def _write_pages(
+    out: Path,
+    spec: ReportSpec,
+    plan: Plan,
+    runs: list[Run],
+    summary: list[dict],
+    figs,
+    focus: str,
+    points,
+    notes: list[str],
+) -> list[Path]:
     models = list(dict.fromkeys(r.model for r in runs))
     title = f"accelsim cost report: {spec.name}"
     prov = provenance(runs)
     b: list = [D.Heading(1, title), _timestamp()]
-    b.append(D.Para((
-        f"Simulated latency and energy of {', '.join(models)} on {len(plan.targets)} "
-        f"target{'s' if len(plan.targets) != 1 else ''} at {', '.join(plan.all_precisions)}: "
-        f"every number below comes from a cost model, none is measured. ", prov)))
-    sections = [("setup", "Setup"), ("summary", "Summary"),
-                ("latency", "Latency and energy by precision"),
-                ("layers", "Where the time goes (layer groups)"),
-                ("energy", "Energy by component"), ("roofline", "Rooflines"),
-                ("per-layer", f"Per-layer breakdown at {focus}")]
+    b.append(
+        D.Para(
+            (
+                f"Simulated latency and energy of {', '.join(models)} on {len(plan.targets)} "
+                f"target{'s' if len(plan.targets) != 1 else ''} at {', '.join(plan.all_precisions)}: "
+                f"every number below comes from a cost model, none is measured. ",
+                prov,
+            )
+        )
+    )
+    sections = [
+        ("setup", "Setup"),
+        ("summary", "Summary"),
+        ("latency", "Latency and energy by precision"),
+        ("layers", "Where the time goes (layer groups)"),
+        ("energy", "Energy by component"),
+        ("roofline", "Rooflines"),
+        ("per-layer", f"Per-layer breakdown at {focus}"),
+    ]
     if points:
         sections.append(("accuracy", "Accuracy vs latency vs energy"))
     sections.append(("files", "Files and notes"))
     b.append(D.Bullets(tuple((D.Link(t, f"#{a}"),) for a, t in sections)))
 
     b.append(D.Heading(2, "Setup", "setup"))
-    b.append(D.Table(("model", "input", "parameters", "MACs"), tuple(_model_rows(runs)),
-                     "Models (zoo models carry deterministic random weights; cost does not "
-                     "depend on weight values).", (False, False, True, True)))
-    b.append(D.Table(("target", "kind", "description", "clock", "fidelity", "precisions",
-                      "file"), tuple(_target_rows(plan)),
-                     "Targets: every number in the target files carries its source "
-                     "(docs/target-sources.md)."))
+    b.append(
+        D.Table(
+            ("model", "input", "parameters", "MACs"),
+            tuple(_model_rows(runs)),
+            "Models (zoo models carry deterministic random weights; cost does not "
+            "depend on weight values).",
+            (False, False, True, True),
+        )
+    )
+    b.append(
+        D.Table(
+            ("target", "kind", "description", "clock", "fidelity", "precisions", "file"),
+            tuple(_target_rows(plan)),
+            "Targets: every number in the target files carries its source "
+            "(docs/target-sources.md).",
+        )
+    )
     fids = sorted({r.fidelity for r in runs}, key=lambda f: (f != "analytic", f))
-    b.append(D.Bullets(tuple(
-        [(f"Fidelity {f}: {_FIDELITY_TEXT.get(f, f)}.",) for f in fids]
-        + [(f"Calibration data: {c}. Every quantized graph is calibrated on it; latency and "
-            f"energy depend on shapes and bit widths, not on the calibrated ranges.",)
-           for c in sorted({r.calibration for r in runs})]
-        + [(n,) for n in notes])))
+    b.append(
+        D.Bullets(
+            tuple(
+                [(f"Fidelity {f}: {_FIDELITY_TEXT.get(f, f)}.",) for f in fids]
+                + [
+                    (
+                        f"Calibration data: {c}. Every quantized graph is calibrated on it; latency and "
+                        f"energy depend on shapes and bit widths, not on the calibrated ranges.",
+                    )
+                    for c in sorted({r.calibration for r in runs})
+                ]
+                + [(n,) for n in notes]
+            )
+        )
+    )
 
     b.append(D.Heading(2, "Summary", "summary"))
-    b.append(D.Para(("Per model: latency per target and precision at a glance, then (click "
-                     "to open) one row per target and precision with energy, cycles, speedup "
-                     "and energy ratio against fp32 on the same target, model size (every "
-                     "constant at its bit width) and how many kernels are compute- or "
-                     "memory-bound. Full precision in ", D.Link("summary.csv", "summary.csv"),
-                     " / ", D.Link("summary.json", "summary.json"), ".")))
+    b.append(
+        D.Para(
+            (
+                "Per model: latency per target and precision at a glance, then (click "
+                "to open) one row per target and precision with energy, cycles, speedup "
+                "and energy ratio against fp32 on the same target, model size (every "
+                "constant at its bit width) and how many kernels are compute- or "
+                "memory-bound. Full precision in ",
+                D.Link("summary.csv", "summary.csv"),
+                " / ",
+                D.Link("summary.json", "summary.json"),
+                ".",
+            )
+        )
+    )
     for m in models:
         b.append(D.Heading(3, m))
         mine = [r for r in runs if r.model == m]
-        b.append(_headline_table(
-            summary, m, plan.all_precisions,
-            f"{m}: latency of one inference per target and precision (speedup vs fp32 on the "
-            f"same target in brackets; '-': the target cannot run that precision). "
-            f"{provenance(mine)}"))
-        b.append(D.Details(
-            f"{m}: full summary (energy, cycles, energy ratio, model size, bound mix)",
-            (_summary_table(summary, m,
-                            f"{m}. Bound: kernels that are compute- (C) or memory-bound (M), "
-                            f"and the share of time spent in compute-bound ones. "
-                            f"{provenance(mine)}"),)))
+        b.append(
+            _headline_table(
+                summary,
+                m,
+                plan.all_precisions,
+                f"{m}: latency of one inference per target and precision (speedup vs fp32 on the "
+                f"same target in brackets; '-': the target cannot run that precision). "
+                f"{provenance(mine)}",
+            )
+        )
+        b.append(
+            D.Details(
+                f"{m}: full summary (energy, cycles, energy ratio, model size, bound mix)",
+                (
+                    _summary_table(
+                        summary,
+                        m,
+                        f"{m}. Bound: kernels that are compute- (C) or memory-bound (M), "
+                        f"and the share of time spent in compute-bound ones. "
+                        f"{provenance(mine)}",
+                    ),
+                ),
+            )
+        )
 
-    for key, anchor, head in (("latency", "latency", "Latency and energy by precision"),
-                              ("layers", "layers", "Where the time goes (layer groups)"),
-                              ("energy", "energy", "Energy by component"),
-                              ("roofline", "roofline", "Rooflines")):
+    for key, anchor, head in (
+        ("latency", "latency", "Latency and energy by precision"),
+        ("layers", "layers", "Where the time goes (layer groups)"),
+        ("energy", "energy", "Energy by component"),
+        ("roofline", "roofline", "Rooflines"),
+    ):
         b.append(D.Heading(2, head, anchor))
         for f in figs[key]:
             b.append(D.Image(f.file, f.title, f.caption))
 
     b.append(D.Heading(2, f"Per-layer breakdown at {focus}", "per-layer"))
-    b.append(D.Para((f"Each model on each target at {focus}; click to open. The other "
-                     f"precisions are on one page per model: ",
-                     *_join_links([(m, f"layers_{m}.html") for m in models]),
-                     "; every layer of every run is in ", D.Link("layers.csv", "layers.csv"),
-                     " / ", D.Link("layers.json", "layers.json"), ".")))
+    b.append(
+        D.Para(
+            (
+                f"Each model on each target at {focus}; click to open. The other "
+                f"precisions are on one page per model: ",
+                *_join_links([(m, f"layers_{m}.html") for m in models]),
+                "; every layer of every run is in ",
+                D.Link("layers.csv", "layers.csv"),
+                " / ",
+                D.Link("layers.json", "layers.json"),
+                ".",
+            )
+        )
+    )
     for m in models:
         b.append(D.Heading(3, m))
         for r in runs:
             if r.model == m and r.precision == focus:
-                b.append(D.Details(
-                    f"{m} on {r.target} at {focus}: {r.latency_s * 1e3:.4g} ms, "
-                    f"{r.energy_j * 1e3:.4g} mJ ({r.fidelity})",
-                    (_layer_table(r, f"{m} on {r.target} at {focus}. {provenance([r])}"),)))
+                b.append(
+                    D.Details(
+                        f"{m} on {r.target} at {focus}: {r.latency_s * 1e3:.4g} ms, "
+                        f"{r.energy_j * 1e3:.4g} mJ ({r.fidelity})",
+                        (_layer_table(r, f"{m} on {r.target} at {focus}. {provenance([r])}"),),
+                    )
+                )
 
     if points:
         b.append(D.Heading(2, "Accuracy vs latency vs energy", "accuracy"))
@@ -435,32 +627,66 @@ def _write_pages(out: Path, spec: ReportSpec, plan: Plan, runs: list[Run],
         b.append(_accuracy_table(points, [t.name for t in plan.targets]))
 
     b.append(D.Heading(2, "Files and notes", "files"))
-    b.append(D.Bullets((
-        (D.Link("summary.csv", "summary.csv"), ", ", D.Link("summary.json", "summary.json"),
-         ": one row per model x target x precision."),
-        (D.Link("layers.csv", "layers.csv"), ", ", D.Link("layers.json", "layers.json"),
-         ": every LayerCost of every run (bytes moved per memory level as JSON in the CSV)."),
-        *(((D.Link("accuracy_cost.csv", "accuracy_cost.csv"), ", ",
-            D.Link("accuracy_cost.json", "accuracy_cost.json"),
-            ": accuracy-study rows joined with simulated cost."),) if points else ()),
-        ("Reproduce: ", D.Code(command_line(spec)), ". Results are cached by content hash "
-         "(graph structure, precision, target file, simulator source, accelsim version), so "
-         "a rerun with the same inputs only redraws; the files it writes are byte-identical "
-         "apart from the timestamp line."),
-    )))
+    b.append(
+        D.Bullets(
+            (
+                (
+                    D.Link("summary.csv", "summary.csv"),
+                    ", ",
+                    D.Link("summary.json", "summary.json"),
+                    ": one row per model x target x precision.",
+                ),
+                (
+                    D.Link("layers.csv", "layers.csv"),
+                    ", ",
+                    D.Link("layers.json", "layers.json"),
+                    ": every LayerCost of every run (bytes moved per memory level as JSON in the CSV).",
+                ),
+                *(
+                    (
+                        (
+                            D.Link("accuracy_cost.csv", "accuracy_cost.csv"),
+                            ", ",
+                            D.Link("accuracy_cost.json", "accuracy_cost.json"),
+                            ": accuracy-study rows joined with simulated cost.",
+                        ),
+                    )
+                    if points
+                    else ()
+                ),
+                (
+                    "Reproduce: ",
+                    D.Code(command_line(spec)),
+                    ". Results are cached by content hash "
+                    "(graph structure, precision, target file, simulator source, accelsim version), so "
+                    "a rerun with the same inputs only redraws; the files it writes are byte-identical "
+                    "apart from the timestamp line.",
+                ),
+            )
+        )
+    )
     files = _write_doc(out, "index", title, b)
 
     for m in models:
-        lb: list = [D.Heading(1, f"{m}: per-layer costs"), _timestamp(),
-                    D.Para(("Back to the ", D.Link("report", "index.html"), ". ", prov))]
+        lb: list = [
+            D.Heading(1, f"{m}: per-layer costs"),
+            _timestamp(),
+            D.Para(("Back to the ", D.Link("report", "index.html"), ". ", prov)),
+        ]
         for t in plan.targets:
             lb.append(D.Heading(2, t.name))
             for r in runs:
                 if r.model == m and r.target == t.name:
-                    lb.append(D.Details(
-                        f"{r.precision}: {r.latency_s * 1e3:.4g} ms, {r.energy_j * 1e3:.4g} mJ",
-                        (_layer_table(r, f"{m} on {t.name} at {r.precision}. "
-                                         f"{provenance([r])}"),)))
+                    lb.append(
+                        D.Details(
+                            f"{r.precision}: {r.latency_s * 1e3:.4g} ms, {r.energy_j * 1e3:.4g} mJ",
+                            (
+                                _layer_table(
+                                    r, f"{m} on {t.name} at {r.precision}. {provenance([r])}"
+                                ),
+                            ),
+                        )
+                    )
         files += _write_doc(out, f"layers_{m}", f"{m}: per-layer costs", lb)
     return files
 
@@ -493,15 +719,30 @@ def command_line(spec: ReportSpec) -> str:
 def _accuracy_table(points, targets: list[str]) -> D.Details:
     keyed: dict[tuple, dict] = {}
     for p in points:
-        k = (p.row["model"], p.row["method"], p.row["precision"], p.row.get("calibration", ""),
-             p.row["top1"])
+        k = (
+            p.row["model"],
+            p.row["method"],
+            p.row["precision"],
+            p.row.get("calibration", ""),
+            p.row["top1"],
+        )
         keyed.setdefault(k, {})[p.target] = p.run.latency_s
     cols = ("model", "method", "precision", "calibration", "top-1") + tuple(
-        f"{t} (us)" for t in targets)
-    rows = tuple(k[:4] + (f"{k[4]:.4f}",) + tuple(
-        _fmt(v[t] * 1e6) if t in v else "-" for t in targets) for k, v in keyed.items())
-    return D.Details("Accuracy-study rows with simulated latency on each target (energy: "
-                     "accuracy_cost.csv)",
-                     (D.Table(cols, rows, "Top-1 from reports/accuracy.json; latency simulated. "
-                              + provenance([p.run for p in points]),
-                              (False,) * 4 + (True,) * (1 + len(targets))),))
+        f"{t} (us)" for t in targets
+    )
+    rows = tuple(
+        k[:4] + (f"{k[4]:.4f}",) + tuple(_fmt(v[t] * 1e6) if t in v else "-" for t in targets)
+        for k, v in keyed.items()
+    )
+    return D.Details(
+        "Accuracy-study rows with simulated latency on each target (energy: accuracy_cost.csv)",
+        (
+            D.Table(
+                cols,
+                rows,
+                "Top-1 from reports/accuracy.json; latency simulated. "
+                + provenance([p.run for p in points]),
+                (False,) * 4 + (True,) * (1 + len(targets)),
+            ),
+        ),
+    )

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Callable, Iterable
 
 from accelsim.cache import ResultCache, content_key
 from accelsim.model.graph import Graph
@@ -46,7 +46,7 @@ class Run:
     model_bytes: float
     params: int
     layers: tuple[LayerCost, ...]
-    groups: tuple[str, ...]        # layer group of each layer (see `layer_group`)
+    groups: tuple[str, ...]  # layer group of each layer (see `layer_group`)
     cached: bool = False
 
     @property
@@ -87,6 +87,7 @@ class Job:
 def layer_group(graph: Graph, node) -> str:
     """Coarse layer kind for stacked bars: convolutions by kernel, depthwise, dense, ..."""
     from accelsim.model.ops import op_class
+
     cls = op_class(graph, node)
     if cls == "depthwise_conv2d":
         return "depthwise conv"
@@ -104,22 +105,42 @@ def layer_group(graph: Graph, node) -> str:
     return "other"
 
 
-GROUP_ORDER = ("conv (kxk)", "pointwise conv (1x1)", "depthwise conv", "dense / matmul",
-               "elementwise / concat", "pooling", "quantize / dequantize", "other")
+GROUP_ORDER = (
+    "conv (kxk)",
+    "pointwise conv (1x1)",
+    "depthwise conv",
+    "dense / matmul",
+    "elementwise / concat",
+    "pooling",
+    "quantize / dequantize",
+    "other",
+)
 
 
 def structure_hash(graph: Graph) -> str:
     """SHA-256 of what cost depends on: operators, attributes, tensor shapes and dtypes (not the
     weight values, which change no cycle count)."""
-    doc = {"name": graph.name, "inputs": list(graph.inputs), "outputs": list(graph.outputs),
-           "nodes": [[n.name, n.op, list(n.inputs), list(n.outputs),
-                      sorted((k, repr(v)) for k, v in n.attrs.items())] for n in graph.nodes],
-           "tensors": sorted((k, list(t.shape), t.dtype) for k, t in graph.tensors.items()),
-           "constants": sorted(graph.constants)}
+    doc = {
+        "name": graph.name,
+        "inputs": list(graph.inputs),
+        "outputs": list(graph.outputs),
+        "nodes": [
+            [
+                n.name,
+                n.op,
+                list(n.inputs),
+                list(n.outputs),
+                sorted((k, repr(v)) for k, v in n.attrs.items()),
+            ]
+            for n in graph.nodes
+        ],
+        "tensors": sorted((k, list(t.shape), t.dtype) for k, t in graph.tensors.items()),
+        "constants": sorted(graph.constants),
+    }
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
-@lru_cache(maxsize=None)
+@cache
 def code_fingerprint() -> str:
     root = Path(__file__).resolve().parents[1]
     h = hashlib.sha256()
@@ -132,11 +153,13 @@ def code_fingerprint() -> str:
 
 def _target_text(target: Target) -> str:
     from accelsim.sim.calibration import path_for
+
     text = Path(target.path).read_text()
-    if path_for(target).is_file():   # the analytic model's calibration is part of the target
+    if path_for(target).is_file():  # the analytic model's calibration is part of the target
         text += "\n---calibration---\n" + path_for(target).read_text()
     if target.kind == "accelerator":  # recipes shape the generated programs
         from accelsim.accel.schedule import schedules_path
+
         text += "\n---recipes---\n" + Path(schedules_path()).read_text()
     return text
 
@@ -145,67 +168,103 @@ def simulator_of(target: Target, fidelity: str | None) -> str:
     """What costs `target` at the requested fidelity (None: the kind's default), as the label
     results carry (`accelsim.sim.dispatch`)."""
     from accelsim.sim.dispatch import fidelity_of
+
     return fidelity_of(target, fidelity)
 
 
 def _calibration_label() -> str:
-    return (f"random N(0,1), {CALIB_SAMPLES} sample, seed {CALIB_SEED} "
-            f"(timing only: cost does not depend on calibrated ranges)")
+    return (
+        f"random N(0,1), {CALIB_SAMPLES} sample, seed {CALIB_SEED} "
+        f"(timing only: cost does not depend on calibrated ranges)"
+    )
 
 
-def run_key(graph_hash: str, precision: str, mixed_text: str, target: Target,
-            fidelity: str | None) -> str:
+def run_key(
+    graph_hash: str, precision: str, mixed_text: str, target: Target, fidelity: str | None
+) -> str:
     # a mixed-precision file counts by its content, not by where it lies
     prec = "mixed" if precision.startswith("mixed:") else precision
-    return content_key("report-run/1", graph_hash, prec, mixed_text, _target_text(target),
-                       simulator_of(target, fidelity), code_fingerprint(),
-                       CALIB_SAMPLES, CALIB_SEED)
+    return content_key(
+        "report-run/1",
+        graph_hash,
+        prec,
+        mixed_text,
+        _target_text(target),
+        simulator_of(target, fidelity),
+        code_fingerprint(),
+        CALIB_SAMPLES,
+        CALIB_SEED,
+    )
 
 
 def _simulate(qgraph: Graph, target: Target, precision, fidelity: str | None) -> list[LayerCost]:
     from accelsim.sim.dispatch import simulate
+
     return simulate(qgraph, target, precision, fidelity)
 
 
 def _entry(qgraph: Graph, costs: list[LayerCost]) -> dict:
     nodes = {n.name: n for n in qgraph.nodes}
     groups = [layer_group(qgraph, nodes[c.name]) if c.name in nodes else "other" for c in costs]
-    return {"model_bytes": float(qgraph.model_bytes()), "params": int(qgraph.params()),
-            "layers": [c.to_json() for c in costs], "groups": groups}
+    return {
+        "model_bytes": float(qgraph.model_bytes()),
+        "params": int(qgraph.params()),
+        "layers": [c.to_json() for c in costs],
+        "groups": groups,
+    }
 
 
 def _from_entry(entry: dict, job: Job, graph: Graph, fidelity: str | None, cached: bool) -> Run:
     layers = tuple(LayerCost(**d) for d in entry["layers"])
     fids = sorted({c.fidelity for c in layers}) or [simulator_of(job.target, fidelity)]
-    return Run(graph.name, tuple(graph.tensors[graph.inputs[0]].shape), job.target.name,
-               job.target.kind, job.precision, "+".join(fids), _calibration_label(),
-               entry["model_bytes"], entry["params"], layers, tuple(entry["groups"]), cached)
+    return Run(
+        graph.name,
+        tuple(graph.tensors[graph.inputs[0]].shape),
+        job.target.name,
+        job.target.kind,
+        job.precision,
+        "+".join(fids),
+        _calibration_label(),
+        entry["model_bytes"],
+        entry["params"],
+        layers,
+        tuple(entry["groups"]),
+        cached,
+    )
 
 
 def _quantize(graph: Graph, precision: str):
     from accelsim.quant import calibdata
     from accelsim.quant.precision import parse_precision
     from accelsim.quant.ptq import quantize_graph
+
     data = calibdata.random(graph, CALIB_SAMPLES, seed=CALIB_SEED)
     if precision.startswith("mixed:"):
         from accelsim.quant.mixed import load_mixed
         from accelsim.quant.transforms import prepare_for_quantization
-        mixed = load_mixed(precision[len("mixed:"):])
+
+        mixed = load_mixed(precision[len("mixed:") :])
         prepared = prepare_for_quantization(graph)
         default = mixed.default or parse_precision("w8a8")
         overrides = mixed.resolve(prepared, default)
-        return quantize_graph(prepared, default, data, overrides=overrides,
-                              prepared=True).graph, default
+        return quantize_graph(
+            prepared, default, data, overrides=overrides, prepared=True
+        ).graph, default
     p = parse_precision(precision)
     return quantize_graph(graph, p, data).graph, p
 
 
-def collect(jobs: Iterable[Job], fidelity: str | None, cache: ResultCache | None,
-            progress: Callable[[int], None] = lambda done: None) -> dict[tuple, Run]:
+def collect(
+    jobs: Iterable[Job],
+    fidelity: str | None,
+    cache: ResultCache | None,
+    progress: Callable[[int], None] = lambda done: None,
+) -> dict[tuple, Run]:
     """Run (or fetch from the cache) every job; returns {(model, input_size, target, precision):
     Run}. Jobs are grouped so that each model is built once and quantized once per precision,
     and only when some target lacks a cached result."""
     from accelsim.model.loader import load_model
+
     jobs = list(jobs)
     by_model: dict[tuple, dict[str, list[Job]]] = {}
     for j in jobs:
@@ -216,8 +275,7 @@ def collect(jobs: Iterable[Job], fidelity: str | None, cache: ResultCache | None
         graph = load_model(model, input_size=size)
         ghash = structure_hash(graph)
         for precision, pjobs in per_prec.items():
-            mixed_text = (Path(precision[6:]).read_text() if precision.startswith("mixed:")
-                          else "")
+            mixed_text = Path(precision[6:]).read_text() if precision.startswith("mixed:") else ""
             quantized = None
             for j in pjobs:
                 key = run_key(ghash, precision, mixed_text, j.target, fidelity)
@@ -233,8 +291,9 @@ def collect(jobs: Iterable[Job], fidelity: str | None, cache: ResultCache | None
                     entry = json.loads(json.dumps(entry, sort_keys=True))
                     if cache is not None:
                         cache.put(key, entry)
-                out[(model, size, j.target.name, precision)] = _from_entry(entry, j, graph,
-                                                                           fidelity, cached)
+                out[(model, size, j.target.name, precision)] = _from_entry(
+                    entry, j, graph, fidelity, cached
+                )
                 done += 1
                 progress(done)
     return out

@@ -8,8 +8,8 @@ no network. Collapsible sections are `<details>` elements (also rendered by GitH
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence, Union
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class Code:
     text: str
 
 
-Inline = Union[str, Link, Code]
+Inline = str | Link | Code
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class Table:
     columns: tuple[str, ...]
     rows: tuple[tuple[str, ...], ...]
     caption: str = ""
-    numeric: tuple[bool, ...] = ()     # right-align these columns
+    numeric: tuple[bool, ...] = ()  # right-align these columns
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ class Details:
     open: bool = False
 
 
-Block = Union[Heading, Para, Bullets, Table, Image, Details]
+Block = Heading | Para | Bullets | Table | Image | Details
 
 CSS = """
 body{font-family:-apple-system,"Segoe UI",Roboto,"DejaVu Sans",Arial,sans-serif;margin:0 auto;
@@ -89,6 +89,7 @@ nav ul{columns:2;font-size:14px}
 
 
 # -- HTML -----------------------------------------------------------------------------------
+
 
 def _h_inline(parts: Sequence[Inline]) -> str:
     out = []
@@ -114,14 +115,22 @@ def _h_block(b: Block) -> str:
     if isinstance(b, Table):
         num = b.numeric or (False,) * len(b.columns)
         head = "".join(f"<th>{html.escape(c)}</th>" for c in b.columns)
-        body = "\n".join("<tr>" + "".join(
-            f'<td class="n">{html.escape(v)}</td>' if n else f"<td>{html.escape(v)}</td>"
-            for v, n in zip(r, num)) + "</tr>" for r in b.rows)
+        body = "\n".join(
+            "<tr>"
+            + "".join(
+                f'<td class="n">{html.escape(v)}</td>' if n else f"<td>{html.escape(v)}</td>"
+                for v, n in zip(r, num)
+            )
+            + "</tr>"
+            for r in b.rows
+        )
         cap = f"<caption>{html.escape(b.caption)}</caption>" if b.caption else ""
         return f"<table>{cap}\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody></table>"
     if isinstance(b, Image):
-        return (f'<figure><img src="{html.escape(b.src)}" alt="{html.escape(b.alt)}">'
-                f"<figcaption>{html.escape(b.caption)}</figcaption></figure>")
+        return (
+            f'<figure><img src="{html.escape(b.src)}" alt="{html.escape(b.alt)}">'
+            f"<figcaption>{html.escape(b.caption)}</figcaption></figure>"
+        )
     if isinstance(b, Details):
         inner = "\n".join(_h_block(x) for x in b.blocks)
         op = " open" if b.open else ""
@@ -131,13 +140,16 @@ def _h_block(b: Block) -> str:
 
 def to_html(title: str, blocks: Sequence[Block]) -> str:
     body = "\n".join(_h_block(b) for b in blocks)
-    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-            f"<title>{html.escape(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
-            f"{body}\n</body>\n</html>\n")
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{html.escape(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
+        f"{body}\n</body>\n</html>\n"
+    )
 
 
 # -- Markdown -------------------------------------------------------------------------------
+
 
 def _md_escape(s: str) -> str:
     return s.replace("|", "\\|").replace("\n", " ")
@@ -166,8 +178,10 @@ def _m_block(b: Block) -> str:
         return "\n".join(f"- {_m_inline(i)}" for i in b.items)
     if isinstance(b, Table):
         num = b.numeric or (False,) * len(b.columns)
-        lines = ["| " + " | ".join(_md_escape(c) for c in b.columns) + " |",
-                 "|" + "|".join("---:" if n else "---" for n in num) + "|"]
+        lines = [
+            "| " + " | ".join(_md_escape(c) for c in b.columns) + " |",
+            "|" + "|".join("---:" if n else "---" for n in num) + "|",
+        ]
         lines += ["| " + " | ".join(_md_escape(v) for v in r) + " |" for r in b.rows]
         if b.caption:
             lines += ["", f"_{b.caption}_"]

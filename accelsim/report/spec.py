@@ -34,14 +34,14 @@ def accel_available() -> bool:
         from accelsim import accel
     except ImportError:
         return False
-    return callable(getattr(accel, "simulate_graph", None)) and \
-        callable(getattr(accel, "load_config", None))
+    return callable(getattr(accel, "simulate_graph", None)) and callable(
+        getattr(accel, "load_config", None)
+    )
 
 
 def precision_key(name: str) -> tuple[int, str]:
     base = name.split("/")[0]
-    return (PRECISION_ORDER.index(base) if base in PRECISION_ORDER else len(PRECISION_ORDER),
-            name)
+    return (PRECISION_ORDER.index(base) if base in PRECISION_ORDER else len(PRECISION_ORDER), name)
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class ReportSpec:
     targets: tuple[str, ...] = ()
     precisions: tuple[str, ...] = ()
     input_size: int | None = None
-    fidelity: str | None = None   # None: each target kind's default (accelsim.sim.dispatch)
+    fidelity: str | None = None  # None: each target kind's default (accelsim.sim.dispatch)
     name: str = "default"
     out: str | None = None
     accuracy: str | None = "reports/accuracy.json"
@@ -67,7 +67,7 @@ class ReportSpec:
 
 @dataclass(frozen=True)
 class ModelPlan:
-    source: str                 # zoo name or file
+    source: str  # zoo name or file
     input_size: int | None
 
 
@@ -78,30 +78,36 @@ class Plan:
 
     models: tuple[ModelPlan, ...]
     targets: tuple[Target, ...]
-    precisions: dict                        # target name -> tuple of precision strings
-    all_precisions: tuple[str, ...]         # union, in PRECISION_ORDER
+    precisions: dict  # target name -> tuple of precision strings
+    all_precisions: tuple[str, ...]  # union, in PRECISION_ORDER
     fidelity: str | None
     out_dir: Path
     accuracy_path: Path | None
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def runs(self) -> list[tuple[ModelPlan, Target, str]]:
-        return [(m, t, p) for m in self.models for t in self.targets
-                for p in self.precisions[t.name]]
+        return [
+            (m, t, p) for m in self.models for t in self.targets for p in self.precisions[t.name]
+        ]
 
 
 def _check_model(name: str, input_size: int | None) -> ModelPlan:
     from accelsim.model import zoo
+
     if name in zoo.MODELS:
         entry = zoo.MODELS[name]
         if input_size is not None and input_size < entry.min_input_size:
-            raise ModelError(f"--input-size {input_size}: zoo model '{name}' needs an input size "
-                             f">= {entry.min_input_size}")
+            raise ModelError(
+                f"--input-size {input_size}: zoo model '{name}' needs an input size "
+                f">= {entry.min_input_size}"
+            )
         return ModelPlan(name, input_size)
     path = Path(name)
     if path.suffix.lower() not in (".onnx", ".tflite"):
-        raise ModelError(f"--model {name}: unknown model; the zoo has {', '.join(zoo.MODELS)} "
-                         f"(or give an .onnx / .tflite file)")
+        raise ModelError(
+            f"--model {name}: unknown model; the zoo has {', '.join(zoo.MODELS)} "
+            f"(or give an .onnx / .tflite file)"
+        )
     if not path.is_file():
         raise ModelError(f"--model {name}: no such file")
     if input_size is not None:
@@ -112,11 +118,14 @@ def _check_model(name: str, input_size: int | None) -> ModelPlan:
 def make_plan(spec: ReportSpec) -> Plan:
     """Check everything a user can get wrong; raise an `AccelsimError` naming it."""
     from accelsim.sim.dispatch import FIDELITIES
+
     if spec.fidelity is not None and spec.fidelity not in FIDELITIES:
         raise InputError(f"--fidelity {spec.fidelity}: expected one of {', '.join(FIDELITIES)}")
-    if spec.input_size is not None and (isinstance(spec.input_size, bool)
-                                        or not isinstance(spec.input_size, int)
-                                        or spec.input_size <= 0):
+    if spec.input_size is not None and (
+        isinstance(spec.input_size, bool)
+        or not isinstance(spec.input_size, int)
+        or spec.input_size <= 0
+    ):
         raise InputError(f"--input-size {spec.input_size!r}: expected a positive integer")
     models = tuple(_check_model(m, spec.input_size) for m in (spec.models or DEFAULT_MODELS))
     if len({m.source for m in models}) != len(models):
@@ -129,18 +138,25 @@ def make_plan(spec: ReportSpec) -> Plan:
             raise InputError("--target: a target is named twice")
         for t in targets:
             if t.kind == "accelerator" and not have_accel:
-                raise InputError(f"--target {t.name}: accelerator targets need accelsim.accel's "
-                                 f"simulate_graph, which this installation lacks")
+                raise InputError(
+                    f"--target {t.name}: accelerator targets need accelsim.accel's "
+                    f"simulate_graph, which this installation lacks"
+                )
     else:
-        kinds = DEFAULT_KINDS if have_accel else tuple(k for k in DEFAULT_KINDS
-                                                       if k != "accelerator")
+        kinds = (
+            DEFAULT_KINDS if have_accel else tuple(k for k in DEFAULT_KINDS if k != "accelerator")
+        )
         targets = [t for t in list_targets() if t.kind in kinds]
         if not have_accel:
-            notes.append("Accelerator targets (targets/simd-accel*.yaml) are left out: "
-                         "accelsim.accel does not expose simulate_graph(graph, config) here.")
-        notes.append("The host target is left out of the default report: it describes the "
-                     "machine that runs the report, so its numbers would change with the build "
-                     "machine (--target host includes it).")
+            notes.append(
+                "Accelerator targets (targets/simd-accel*.yaml) are left out: "
+                "accelsim.accel does not expose simulate_graph(graph, config) here."
+            )
+        notes.append(
+            "The host target is left out of the default report: it describes the "
+            "machine that runs the report, so its numbers would change with the build "
+            "machine (--target host includes it)."
+        )
     per_target: dict[str, tuple[str, ...]] = {}
     if spec.precisions:
         wanted = []
@@ -158,9 +174,11 @@ def make_plan(spec: ReportSpec) -> Plan:
                     t.check_precision(p)
             skipped = [w for w in wanted if w not in ok]
             if skipped:
-                notes.append(f"{t.name} cannot run {', '.join(skipped)} (it supports "
-                             f"{', '.join(sorted(t.precisions(), key=precision_key))}): "
-                             f"those rows are absent.")
+                notes.append(
+                    f"{t.name} cannot run {', '.join(skipped)} (it supports "
+                    f"{', '.join(sorted(t.precisions(), key=precision_key))}): "
+                    f"those rows are absent."
+                )
             per_target[t.name] = tuple(ok)
         for w in wanted:
             if not any(w in v for v in per_target.values()):
@@ -178,5 +196,13 @@ def make_plan(spec: ReportSpec) -> Plan:
         accuracy = a if a.is_file() else None
         if accuracy is None:
             notes.append(f"No accuracy results at {spec.accuracy}: no accuracy figure.")
-    return Plan(models, tuple(targets), per_target, tuple(union), spec.fidelity,
-                spec.out_dir(), accuracy, tuple(notes))
+    return Plan(
+        models,
+        tuple(targets),
+        per_target,
+        tuple(union),
+        spec.fidelity,
+        spec.out_dir(),
+        accuracy,
+        tuple(notes),
+    )

@@ -9,30 +9,77 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from accelsim.fsutil import atomic_write_text
 from accelsim.report.collect import Run
 from accelsim.sim.cost import ENERGY_COMPONENTS
 
 SUMMARY_COLUMNS = (
-    "model", "input_shape", "target", "target_kind", "precision", "fidelity", "calibration_data",
-    "macs", "cycles", "latency_s", "energy_j", "speedup_vs_fp32", "energy_ratio_vs_fp32",
-    "model_bytes", "energy_compute_j", "energy_onchip_memory_j", "energy_offchip_memory_j",
-    "energy_static_j", "layers_compute_bound", "layers_memory_bound",
-    "compute_bound_latency_share", "bound_mix")
+    "model",
+    "input_shape",
+    "target",
+    "target_kind",
+    "precision",
+    "fidelity",
+    "calibration_data",
+    "macs",
+    "cycles",
+    "latency_s",
+    "energy_j",
+    "speedup_vs_fp32",
+    "energy_ratio_vs_fp32",
+    "model_bytes",
+    "energy_compute_j",
+    "energy_onchip_memory_j",
+    "energy_offchip_memory_j",
+    "energy_static_j",
+    "layers_compute_bound",
+    "layers_memory_bound",
+    "compute_bound_latency_share",
+    "bound_mix",
+)
 
 LAYER_COLUMNS = (
-    "model", "target", "precision", "index", "name", "op", "group", "macs", "cycles",
-    "latency_s", "energy_j", "energy_compute_j", "energy_onchip_memory_j",
-    "energy_offchip_memory_j", "energy_static_j", "bound", "utilization", "fidelity",
-    "bytes_moved", "notes")
+    "model",
+    "target",
+    "precision",
+    "index",
+    "name",
+    "op",
+    "group",
+    "macs",
+    "cycles",
+    "latency_s",
+    "energy_j",
+    "energy_compute_j",
+    "energy_onchip_memory_j",
+    "energy_offchip_memory_j",
+    "energy_static_j",
+    "bound",
+    "utilization",
+    "fidelity",
+    "bytes_moved",
+    "notes",
+)
 
-ACCURACY_COLUMNS = ("model", "method", "precision", "granularity", "calibration", "top1",
-                    "target", "cost_precision", "latency_s", "energy_j", "fidelity",
-                    "cost_calibration_data")
+ACCURACY_COLUMNS = (
+    "model",
+    "method",
+    "precision",
+    "granularity",
+    "calibration",
+    "top1",
+    "target",
+    "cost_precision",
+    "latency_s",
+    "energy_j",
+    "fidelity",
+    "cost_calibration_data",
+)
 
 
 def _active(run: Run):
@@ -56,18 +103,29 @@ def summary_rows(runs: Sequence[Run], baselines: dict[tuple[str, str], Run]) -> 
         split = r.energy_split()
         nc, nm, share = bound_mix(r)
         lat, en = r.latency_s, r.energy_j
-        rows.append({
-            "model": r.model, "input_shape": "x".join(map(str, r.input_shape)),
-            "target": r.target, "target_kind": r.target_kind, "precision": r.precision,
-            "fidelity": r.fidelity, "calibration_data": r.calibration, "macs": r.macs,
-            "cycles": r.cycles, "latency_s": lat, "energy_j": en,
-            "speedup_vs_fp32": (base.latency_s / lat) if base and lat else None,
-            "energy_ratio_vs_fp32": (en / base.energy_j) if base and base.energy_j else None,
-            "model_bytes": r.model_bytes,
-            **{f"energy_{k}_j": split.get(k, 0.0) for k in ENERGY_COMPONENTS},
-            "layers_compute_bound": nc, "layers_memory_bound": nm,
-            "compute_bound_latency_share": share,
-            "bound_mix": f"{nc} compute / {nm} memory ({share:.0%} of time compute-bound)"})
+        rows.append(
+            {
+                "model": r.model,
+                "input_shape": "x".join(map(str, r.input_shape)),
+                "target": r.target,
+                "target_kind": r.target_kind,
+                "precision": r.precision,
+                "fidelity": r.fidelity,
+                "calibration_data": r.calibration,
+                "macs": r.macs,
+                "cycles": r.cycles,
+                "latency_s": lat,
+                "energy_j": en,
+                "speedup_vs_fp32": (base.latency_s / lat) if base and lat else None,
+                "energy_ratio_vs_fp32": (en / base.energy_j) if base and base.energy_j else None,
+                "model_bytes": r.model_bytes,
+                **{f"energy_{k}_j": split.get(k, 0.0) for k in ENERGY_COMPONENTS},
+                "layers_compute_bound": nc,
+                "layers_memory_bound": nm,
+                "compute_bound_latency_share": share,
+                "bound_mix": f"{nc} compute / {nm} memory ({share:.0%} of time compute-bound)",
+            }
+        )
     return rows
 
 
@@ -75,13 +133,27 @@ def layer_rows(runs: Sequence[Run]) -> list[dict]:
     rows = []
     for r in runs:
         for i, (c, g) in enumerate(zip(r.layers, r.groups)):
-            rows.append({
-                "model": r.model, "target": r.target, "precision": r.precision, "index": i,
-                "name": c.name, "op": c.op, "group": g, "macs": c.macs, "cycles": c.cycles,
-                "latency_s": c.latency_s, "energy_j": c.energy_j,
-                **{f"energy_{k}_j": c.energy_breakdown.get(k, 0.0) for k in ENERGY_COMPONENTS},
-                "bound": c.bound, "utilization": c.utilization, "fidelity": c.fidelity,
-                "bytes_moved": dict(c.bytes_moved), "notes": c.notes})
+            rows.append(
+                {
+                    "model": r.model,
+                    "target": r.target,
+                    "precision": r.precision,
+                    "index": i,
+                    "name": c.name,
+                    "op": c.op,
+                    "group": g,
+                    "macs": c.macs,
+                    "cycles": c.cycles,
+                    "latency_s": c.latency_s,
+                    "energy_j": c.energy_j,
+                    **{f"energy_{k}_j": c.energy_breakdown.get(k, 0.0) for k in ENERGY_COMPONENTS},
+                    "bound": c.bound,
+                    "utilization": c.utilization,
+                    "fidelity": c.fidelity,
+                    "bytes_moved": dict(c.bytes_moved),
+                    "notes": c.notes,
+                }
+            )
     return rows
 
 
@@ -96,13 +168,23 @@ class AccuracyPoint:
 
 
 def accuracy_rows(points: Sequence[AccuracyPoint]) -> list[dict]:
-    return [{"model": p.row["model"], "method": p.row["method"],
-             "precision": p.row["precision"], "granularity": p.row.get("granularity", ""),
-             "calibration": p.row.get("calibration", ""), "top1": p.row["top1"],
-             "target": p.target, "cost_precision": p.cost_precision,
-             "latency_s": p.run.latency_s, "energy_j": p.run.energy_j,
-             "fidelity": p.run.fidelity, "cost_calibration_data": p.run.calibration}
-            for p in points]
+    return [
+        {
+            "model": p.row["model"],
+            "method": p.row["method"],
+            "precision": p.row["precision"],
+            "granularity": p.row.get("granularity", ""),
+            "calibration": p.row.get("calibration", ""),
+            "top1": p.row["top1"],
+            "target": p.target,
+            "cost_precision": p.cost_precision,
+            "latency_s": p.run.latency_s,
+            "energy_j": p.run.energy_j,
+            "fidelity": p.run.fidelity,
+            "cost_calibration_data": p.run.calibration,
+        }
+        for p in points
+    ]
 
 
 def _csv_value(v: Any) -> Any:
@@ -128,12 +210,15 @@ def to_json(rows: Sequence[dict], columns: Sequence[str]) -> str:
     return "[\n" + ",\n".join(lines) + "\n]\n"
 
 
-def write_tables(out: Path, summary: list[dict], layers: list[dict],
-                 accuracy: list[dict]) -> list[Path]:
+def write_tables(
+    out: Path, summary: list[dict], layers: list[dict], accuracy: list[dict]
+) -> list[Path]:
     files = []
-    for stem, rows, cols in (("summary", summary, SUMMARY_COLUMNS),
-                             ("layers", layers, LAYER_COLUMNS),
-                             ("accuracy_cost", accuracy, ACCURACY_COLUMNS)):
+    for stem, rows, cols in (
+        ("summary", summary, SUMMARY_COLUMNS),
+        ("layers", layers, LAYER_COLUMNS),
+        ("accuracy_cost", accuracy, ACCURACY_COLUMNS),
+    ):
         if stem == "accuracy_cost" and not rows:
             continue
         atomic_write_text(out / f"{stem}.csv", to_csv(rows, cols))

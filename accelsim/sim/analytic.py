@@ -20,8 +20,8 @@ Per layer:
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 from accelsim.errors import AccelsimError
 from accelsim.model.graph import DTYPE_BITS, Graph, Node
@@ -36,8 +36,15 @@ REQUANT_OPS = 5.0
 FREE_OPS = ("reshape", "flatten", "squeeze")  # views: no kernel runs
 
 # Energy per MAC by precision, from the target's `energy.ops_pj` keys.
-_MAC_ENERGY_KEY = {"w4a4": "int4_mac", "w4a8": "int8_mac", "w8a4": "int8_mac", "w8a8": "int8_mac",
-                   "w16a16": "int16_mac", "fp16": "fp16_fma", "fp32": "fp32_fma"}
+_MAC_ENERGY_KEY = {
+    "w4a4": "int4_mac",
+    "w4a8": "int8_mac",
+    "w8a4": "int8_mac",
+    "w8a8": "int8_mac",
+    "w16a16": "int16_mac",
+    "fp16": "fp16_fma",
+    "fp32": "fp32_fma",
+}
 
 
 class SimulationError(AccelsimError):
@@ -47,15 +54,16 @@ class SimulationError(AccelsimError):
 @dataclass(frozen=True)
 class _Level:
     name: str
-    size: float          # bytes (inf for DRAM)
+    size: float  # bytes (inf for DRAM)
     bytes_per_cycle: float
     pj_per_byte: float
 
 
 def _need(target: Target, section: Mapping, key: str, where: str):
     if key not in section:
-        raise SimulationError(f"{target.path}: {where}{key}: missing (needed by the analytic "
-                              f"model)")
+        raise SimulationError(
+            f"{target.path}: {where}{key}: missing (needed by the analytic model)"
+        )
     return section[key]
 
 
@@ -71,8 +79,10 @@ def memory_levels(target: Target) -> list[_Level]:
         elif "bandwidth_bytes_per_s" in lv:
             bpc = float(lv["bandwidth_bytes_per_s"]) / clock
         else:
-            raise SimulationError(f"{target.path}: memory.levels[{i}] ({name}): needs "
-                                  f"bandwidth_bytes_per_cycle or bandwidth_bytes_per_s")
+            raise SimulationError(
+                f"{target.path}: memory.levels[{i}] ({name}): needs "
+                f"bandwidth_bytes_per_cycle or bandwidth_bytes_per_s"
+            )
         size = float(lv.get("size_bytes", float("inf")))
         out.append(_Level(name, size, bpc, float(energy.get(name, 0.0))))
     return out
@@ -83,19 +93,23 @@ def _mac_issue(target: Target, precision: Precision) -> tuple[float, float]:
     mac = _need(target, target.timing, "mac", "timing.")
     key = precision.name
     if key not in mac:
-        raise SimulationError(f"{target.path}: timing.mac.{key}: missing; target "
-                              f"'{target.name}' describes {', '.join(mac)}")
+        raise SimulationError(
+            f"{target.path}: timing.mac.{key}: missing; target "
+            f"'{target.name}' describes {', '.join(mac)}"
+        )
     spec = mac[key]
     instr = target.timing["instructions"]
     cls = spec["instruction"]
     if cls not in instr:
-        raise SimulationError(f"{target.path}: timing.mac.{key}.instruction: '{cls}' is not in "
-                              f"timing.instructions")
+        raise SimulationError(
+            f"{target.path}: timing.mac.{key}.instruction: '{cls}' is not in timing.instructions"
+        )
     cycles = 1.0 / float(instr[cls]["throughput"])
     for helper, count in (spec.get("extra") or {}).items():
         if helper not in instr:
-            raise SimulationError(f"{target.path}: timing.mac.{key}.extra.{helper}: not in "
-                                  f"timing.instructions")
+            raise SimulationError(
+                f"{target.path}: timing.mac.{key}.extra.{helper}: not in timing.instructions"
+            )
         cycles += float(count) / float(instr[helper]["throughput"])
     return float(spec["macs_per_instruction"]), cycles
 
@@ -122,9 +136,14 @@ def _node_traffic(graph: Graph, node: Node) -> tuple[float, float, float]:
 VECTOR_REGISTERS = 32
 
 
-def layer_traffic(graph: Graph, node: Node, levels: list[_Level], target: Target | None = None,
-                  precision: Precision | None = None,
-                  loops: Sequence[tuple[str, int]] | None = None) -> dict[str, float]:
+def layer_traffic(
+    graph: Graph,
+    node: Node,
+    levels: list[_Level],
+    target: Target | None = None,
+    precision: Precision | None = None,
+    loops: Sequence[tuple[str, int]] | None = None,
+) -> dict[str, float]:
     """Bytes a layer moves from each memory level.
 
     Conv, depthwise and dense layers on a CPU/DSP target: the loop-nest model
@@ -134,6 +153,7 @@ def layer_traffic(graph: Graph, node: Node, levels: list[_Level], target: Target
     the tensors are served by the smallest level that holds the working set; weights come from
     DRAM on first use (batch-1 inference)."""
     from accelsim.sim import loopnest
+
     if target is not None and op_class(graph, node) in loopnest.NEST_OPS:
         return _nest_traffic(graph, node, levels, target, precision, loops)
     w, a, o = _node_traffic(graph, node)
@@ -146,21 +166,32 @@ def layer_traffic(graph: Graph, node: Node, levels: list[_Level], target: Target
     return traffic
 
 
-def _nest_traffic(graph: Graph, node: Node, levels: list[_Level], target: Target,
-                  precision: Precision | None, loops) -> dict[str, float]:
+def _nest_traffic(
+    graph: Graph,
+    node: Node,
+    levels: list[_Level],
+    target: Target,
+    precision: Precision | None,
+    loops,
+) -> dict[str, float]:
     from accelsim.sim import loopnest, traffic
+
     if loops is None:
         from accelsim.lower.schedule import recipes_for
+
         prec = node_precision(graph, node, precision) if precision is not None else None
-        recipe = recipes_for(target).recipe(op_class(graph, node),
-                                            prec.name if prec is not None else "default",
-                                            node.op)
+        recipe = recipes_for(target).recipe(
+            op_class(graph, node), prec.name if prec is not None else "default", node.op
+        )
         loops = loopnest.recipe_loops(graph, node, recipe)
     nest = loopnest.complete(loops, loopnest.axis_sizes(graph, node))
     vector_bytes = float(target.codegen.vector_bits) / 8
-    return traffic.level_traffic(nest, loopnest.accesses(graph, node, nest),
-                                 [traffic.Level(lv.name, lv.size) for lv in levels],
-                                 VECTOR_REGISTERS * vector_bytes)
+    return traffic.level_traffic(
+        nest,
+        loopnest.accesses(graph, node, nest),
+        [traffic.Level(lv.name, lv.size) for lv in levels],
+        VECTOR_REGISTERS * vector_bytes,
+    )
 
 
 def memory_cycles(traffic: Mapping[str, float], levels: list[_Level]) -> float:
@@ -211,8 +242,9 @@ def node_precision(graph: Graph, node: Node, default: Precision) -> Precision:
     x, w = graph.tensors[node.inputs[0]], graph.tensors[node.inputs[1]]
     if x.is_float or w.is_float:
         return Precision(None, None, float_dtype="float16" if x.dtype == "float16" else "float32")
-    return default.with_options(weight_bits=DTYPE_BITS[w.dtype], act_bits=DTYPE_BITS[x.dtype],
-                                float_dtype=None)
+    return default.with_options(
+        weight_bits=DTYPE_BITS[w.dtype], act_bits=DTYPE_BITS[x.dtype], float_dtype=None
+    )
 
 
 def _documented_compute(graph: Graph, node: Node, target: Target, precision: Precision) -> float:
@@ -225,7 +257,8 @@ def _documented_compute(graph: Graph, node: Node, target: Target, precision: Pre
         per_instr, cyc = _mac_issue(target, precision)
         compute += macs / per_instr * cyc
     return compute + _other_ops(graph, node) / lanes / float(
-        target.timing["instructions"]["vector_alu"]["throughput"])
+        target.timing["instructions"]["vector_alu"]["throughput"]
+    )
 
 
 def _calibrated_compute(graph: Graph, node: Node, target: Target, precision: Precision) -> float:
@@ -234,6 +267,7 @@ def _calibrated_compute(graph: Graph, node: Node, target: Target, precision: Pre
     (its kernel is not lowered there) keeps the w8a8 code's overhead in the ratio of the
     documented rates; without calibration, the documented rates."""
     from accelsim.sim import calibration
+
     cal = calibration.compute_cycles(target, precision.name, graph, node)
     if cal is not None:
         return cal
@@ -246,28 +280,55 @@ def _calibrated_compute(graph: Graph, node: Node, target: Target, precision: Pre
     return documented
 
 
-def simulate_layer(graph: Graph, node: Node, target: Target, precision: Precision,
-                   levels: list[_Level] | None = None) -> LayerCost:
+def simulate_layer(
+    graph: Graph,
+    node: Node,
+    target: Target,
+    precision: Precision,
+    levels: list[_Level] | None = None,
+) -> LayerCost:
     levels = levels or memory_levels(target)
     precision = node_precision(graph, node, precision)
     if node.op in FREE_OPS:  # a view of its input: no kernel, no traffic
-        return LayerCost(node.name, node.op, 0, 0.0, 0.0, 0.0,
-                         {k: 0.0 for k in ("compute", "onchip_memory", "offchip_memory",
-                                           "static")}, "memory", 0.0, "analytic",
-                         {lv.name: 0.0 for lv in levels}, "view: no kernel")
+        return LayerCost(
+            node.name,
+            node.op,
+            0,
+            0.0,
+            0.0,
+            0.0,
+            {k: 0.0 for k in ("compute", "onchip_memory", "offchip_memory", "static")},
+            "memory",
+            0.0,
+            "analytic",
+            {lv.name: 0.0 for lv in levels},
+            "view: no kernel",
+        )
     macs = node_macs(graph, node)
     compute = _calibrated_compute(graph, node, target, precision)
     traffic = layer_traffic(graph, node, levels, target, precision)
     e_ops = target.energy.get("ops_pj", {})
-    e_compute = (macs * mac_energy_pj(target, precision)
-                 + _other_ops(graph, node) * float(e_ops.get("int32_add", 0.0))) * 1e-12
-    return layer_cost(graph, node, target, precision, compute, traffic, levels, e_compute,
-                      "analytic")
+    e_compute = (
+        macs * mac_energy_pj(target, precision)
+        + _other_ops(graph, node) * float(e_ops.get("int32_add", 0.0))
+    ) * 1e-12
+    return layer_cost(
+        graph, node, target, precision, compute, traffic, levels, e_compute, "analytic"
+    )
 
 
-def layer_cost(graph: Graph, node: Node, target: Target, precision: Precision, compute: float,
-               traffic: Mapping[str, float], levels: list[_Level], e_compute: float,
-               fidelity: str, notes: str = "") -> LayerCost:
+def layer_cost(
+    graph: Graph,
+    node: Node,
+    target: Target,
+    precision: Precision,
+    compute: float,
+    traffic: Mapping[str, float],
+    levels: list[_Level],
+    e_compute: float,
+    fidelity: str,
+    notes: str = "",
+) -> LayerCost:
     """A layer's `LayerCost` from its compute cycles, bytes per level and compute energy (both
     fidelities): cycles = max(compute, memory) (a roofline: overlap assumed perfect), the larger
     term is the bound; memory energy per level, static power x latency; utilisation against the
@@ -280,13 +341,24 @@ def layer_cost(graph: Graph, node: Node, target: Target, precision: Precision, c
     e_static = float(target.energy.get("static_power_w", 0.0)) * latency
     peak = peak_macs_per_cycle(target, precision) if macs else 0.0
     return LayerCost(
-        name=node.name, op=op_class(graph, node), macs=macs, cycles=cycles, latency_s=latency,
+        name=node.name,
+        op=op_class(graph, node),
+        macs=macs,
+        cycles=cycles,
+        latency_s=latency,
         energy_j=e_compute + e_on + e_off + e_static,
-        energy_breakdown={"compute": e_compute, "onchip_memory": e_on,
-                          "offchip_memory": e_off, "static": e_static},
+        energy_breakdown={
+            "compute": e_compute,
+            "onchip_memory": e_on,
+            "offchip_memory": e_off,
+            "static": e_static,
+        },
         bound="compute" if compute >= memory else "memory",
         utilization=(macs / (cycles * peak)) if macs and cycles else 0.0,
-        fidelity=fidelity, bytes_moved=traffic, notes=notes)
+        fidelity=fidelity,
+        bytes_moved=traffic,
+        notes=notes,
+    )
 
 
 def simulate_graph(graph: Graph, target: Target, precision: Precision) -> list[LayerCost]:

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from functools import lru_cache
+from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
-from typing import Mapping
 
 from accelsim.errors import InputError
 from accelsim.fsutil import atomic_write_text, read_yaml
@@ -50,12 +50,14 @@ def path_for(target: Target) -> Path:
     return targets_dir() / "calibration" / f"{target.name}.yaml"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(path: str, mtime_ns: int) -> Mapping:
     data = read_yaml(path, "calibration file", InputError)
     if not isinstance(data, Mapping) or not isinstance(data.get("precisions"), Mapping):
-        raise InputError(f"{path}: expected a mapping with 'precisions' (precision -> kind -> "
-                         f"cycles_per_unit), found {type(data).__name__}")
+        raise InputError(
+            f"{path}: expected a mapping with 'precisions' (precision -> kind -> "
+            f"cycles_per_unit), found {type(data).__name__}"
+        )
     return data
 
 
@@ -71,13 +73,16 @@ def compute_cycles(target: Target, precision: str, graph: Graph, node: Node) -> 
     try:
         a, b = float(row["cycles_per_mac"]), float(row["cycles_per_output"])
     except (TypeError, KeyError, ValueError):
-        raise InputError(f"{path}: precisions.{precision}.{kind(graph, node)}: expected "
-                         f"cycles_per_mac and cycles_per_output numbers, found {row!r}") from None
+        raise InputError(
+            f"{path}: precisions.{precision}.{kind(graph, node)}: expected "
+            f"cycles_per_mac and cycles_per_output numbers, found {row!r}"
+        ) from None
     return a * node_macs(graph, node) + b * _outputs(graph, node)
 
 
-def derive(target: Target, precision: str, models=CALIBRATION_MODELS,
-           input_size: int = CALIBRATION_INPUT) -> dict:
+def derive(
+    target: Target, precision: str, models=CALIBRATION_MODELS, input_size: int = CALIBRATION_INPUT
+) -> dict:
     """Per layer kind: codegen compute cycles / units over the models' layers costed from
     code, with the kernels they came from."""
     from accelsim.codegen.compile import compile_layer
@@ -87,6 +92,7 @@ def derive(target: Target, precision: str, models=CALIBRATION_MODELS,
     from accelsim.quant.precision import parse_precision
     from accelsim.quant.ptq import quantize_graph
     from accelsim.sim import codegen
+
     p = parse_precision(precision)
     rows: dict[str, dict] = {}
     for model in models:
@@ -101,16 +107,19 @@ def derive(target: Target, precision: str, models=CALIBRATION_MODELS,
                 continue
             node = nodes[L.name]
             row = rows.setdefault(kind(q, node), {"samples": [], "kernels": []})
-            row["samples"].append((float(node_macs(q, node)), _outputs(q, node),
-                                   kc.compute_cycles))
+            row["samples"].append((float(node_macs(q, node)), _outputs(q, node), kc.compute_cycles))
             row["kernels"].append(f"{model}:{L.name}:{kc.key[:12]}")
     out = {}
     for k, r in sorted(rows.items()):
         per_mac, per_out = fit(r["samples"])
         err = max(abs(per_mac * m + per_out * o - c) / c for m, o, c in r["samples"] if c)
-        out[k] = {"cycles_per_mac": round(per_mac, 6), "cycles_per_output": round(per_out, 6),
-                  "layers": len(r["kernels"]), "max_layer_error": round(err, 4),
-                  "kernels": r["kernels"]}
+        out[k] = {
+            "cycles_per_mac": round(per_mac, 6),
+            "cycles_per_output": round(per_out, 6),
+            "layers": len(r["kernels"]),
+            "max_layer_error": round(err, 4),
+            "kernels": r["kernels"],
+        }
     return out
 
 
@@ -122,13 +131,15 @@ def fit(samples) -> tuple[float, float]:
     """cycles = a x MACs + b x outputs, least squares in relative error (each layer weighs the
     same whatever its size), a, b >= 0; layers without MACs fit b alone."""
     import numpy as np
-    m = np.array([s[0] for s in samples]); o = np.array([s[1] for s in samples])
+
+    m = np.array([s[0] for s in samples])
+    o = np.array([s[1] for s in samples])
     c = np.array([s[2] for s in samples])
     w = 1.0 / np.maximum(c, 1.0)
     if not m.any():
         return 0.0, float(np.sum(w * w * o * c) / np.sum(w * w * o * o))
     a, b = np.linalg.lstsq(np.stack([m * w, o * w], 1), c * w, rcond=None)[0]
-    if a < 0:   # one term alone, the other clamped at zero
+    if a < 0:  # one term alone, the other clamped at zero
         return 0.0, float(np.sum(w * w * o * c) / np.sum(w * w * o * o))
     if b < 0:
         return float(np.sum(w * w * m * c) / np.sum(w * w * m * m)), 0.0
@@ -137,24 +148,34 @@ def fit(samples) -> tuple[float, float]:
 
 def write(target: Target, precisions: list[str]) -> Path:
     import yaml
+
     from accelsim import __version__
-    body = {"target": target.name,
-            "derived_from": {"models": list(CALIBRATION_MODELS), "input_size": CALIBRATION_INPUT,
-                             "fidelity": "codegen", "accelsim": __version__,
-                             "command": f"python -m accelsim.sim.calibration --target "
-                                        f"{target.name} --precision P1,P2 (re-derives those "
-                                        f"precisions, keeps the others)"},
-            "precisions": {}}
+
+    body = {
+        "target": target.name,
+        "derived_from": {
+            "models": list(CALIBRATION_MODELS),
+            "input_size": CALIBRATION_INPUT,
+            "fidelity": "codegen",
+            "accelsim": __version__,
+            "command": f"python -m accelsim.sim.calibration --target "
+            f"{target.name} --precision P1,P2 (re-derives those "
+            f"precisions, keeps the others)",
+        },
+        "precisions": {},
+    }
     path = path_for(target)
-    if path.is_file():   # precisions not re-derived now are kept
+    if path.is_file():  # precisions not re-derived now are kept
         body["precisions"].update(_load(str(path), path.stat().st_mtime_ns)["precisions"])
     for p in precisions:
         body["precisions"][p] = derive(target, p)
     path.parent.mkdir(parents=True, exist_ok=True)
-    head = ("# Analytic-model calibration against codegen fidelity (accelsim.sim.calibration):\n"
-            "# compute cycles per unit (MAC or output element) per layer kind, measured by the\n"
-            "# codegen model on the generated kernels listed under each row. Generated; do not\n"
-            "# edit by hand: rerun the command below.\n")
+    head = (
+        "# Analytic-model calibration against codegen fidelity (accelsim.sim.calibration):\n"
+        "# compute cycles per unit (MAC or output element) per layer kind, measured by the\n"
+        "# codegen model on the generated kernels listed under each row. Generated; do not\n"
+        "# edit by hand: rerun the command below.\n"
+    )
     atomic_write_text(path, head + yaml.safe_dump(body, sort_keys=False, width=100))
     return path
 
@@ -162,6 +183,7 @@ def write(target: Target, precisions: list[str]) -> Path:
 def main(argv=None) -> int:
     from accelsim.quant.precision import parse_precision_list
     from accelsim.target import load_target
+
     ap = argparse.ArgumentParser(description="derive targets/calibration/<target>.yaml")
     ap.add_argument("--target", required=True, action="append")
     ap.add_argument("--precision", default="w8a8")

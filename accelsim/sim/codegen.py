@@ -43,10 +43,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Mapping
 
 from accelsim.cache import ResultCache, content_key
 from accelsim.model.graph import Graph, Node
@@ -68,12 +68,12 @@ class KernelCost:
 
     key: str
     compute_cycles: float
-    instructions: int                          # dynamic, whole call (wrapper included)
-    packets: int | None                        # Hexagon
-    class_counts: Mapping[str, int]            # dynamic instructions per pipe-model class
-    vector_instructions: int                   # dynamic instructions of vector classes
-    loop_cycles: float                         # part of compute_cycles spent in loops
-    blocking: tuple[str, ...] = ()             # why the counts are not exact (then unusable)
+    instructions: int  # dynamic, whole call (wrapper included)
+    packets: int | None  # Hexagon
+    class_counts: Mapping[str, int]  # dynamic instructions per pipe-model class
+    vector_instructions: int  # dynamic instructions of vector classes
+    loop_cycles: float  # part of compute_cycles spent in loops
+    blocking: tuple[str, ...] = ()  # why the counts are not exact (then unusable)
     notes: tuple[str, ...] = ()
     external_calls: Mapping[str, int] = field(default_factory=dict)
     function_instructions: Mapping[str, int] = field(default_factory=dict)  # as costed
@@ -87,11 +87,11 @@ class KernelCost:
         return d
 
     @staticmethod
-    def from_json(d: Mapping) -> "KernelCost":
+    def from_json(d: Mapping) -> KernelCost:
         return KernelCost(**{**d, "blocking": tuple(d["blocking"]), "notes": tuple(d["notes"])})
 
 
-@lru_cache(maxsize=None)
+@cache
 def _code_fingerprint() -> str:
     """Hash of the code that turns a kernel into a KernelCost (a change invalidates entries)."""
     h = hashlib.sha256()
@@ -103,8 +103,9 @@ def _code_fingerprint() -> str:
 
 
 def _timing_fingerprint(target: Target) -> str:
-    return hashlib.sha256(json.dumps(target.timing, sort_keys=True, default=str)
-                          .encode()).hexdigest()
+    return hashlib.sha256(
+        json.dumps(target.timing, sort_keys=True, default=str).encode()
+    ).hexdigest()
 
 
 _MEMO: dict[str, KernelCost] = {}
@@ -113,16 +114,21 @@ _MEMO: dict[str, KernelCost] = {}
 def _fatal(unresolved: tuple[str, ...], entry: str) -> tuple[str, ...]:
     """Unresolved items that make the counts unusable. The packed-call wrapper's branches
     (argument checks, loop-free) are bounded exactly over its valid paths: not fatal."""
-    return tuple(u for u in unresolved
-                 if not u.startswith(entry + ":") and not u.startswith("alignment padding"))
+    return tuple(
+        u
+        for u in unresolved
+        if not u.startswith(entry + ":") and not u.startswith("alignment padding")
+    )
 
 
 def kernel_cost(kernel, target: Target) -> KernelCost:
     """Dynamic counts and core cycles of one call of `kernel` on `target` (memoised)."""
     from accelsim.sim.pipeline import arch_of
+
     arch = arch_of(target)
-    key = content_key(_MODEL_VERSION, kernel.key, _timing_fingerprint(target),
-                      _code_fingerprint(), arch)
+    key = content_key(
+        _MODEL_VERSION, kernel.key, _timing_fingerprint(target), _code_fingerprint(), arch
+    )
     hit = _MEMO.get(key)
     if hit is not None:
         return hit
@@ -160,20 +166,29 @@ def cost_units(dc) -> list[CostUnit]:
         k = (b.function, b.loop, b.executions)
         units.setdefault(k, []).extend(b.lines)
         in_loop[k] = b.in_loop
-    return [CostUnit(f, lp, n, in_loop[(f, lp, n)], tuple(lines))
-            for (f, lp, n), lines in units.items()]
+    return [
+        CostUnit(f, lp, n, in_loop[(f, lp, n)], tuple(lines)) for (f, lp, n), lines in units.items()
+    ]
 
 
 def _kernel_cost(kernel, target: Target, arch: str) -> KernelCost:
     from accelsim.sim.dyncount import DynCountError, predict_kernel
     from accelsim.sim.pipeline import block_cycles, parse
+
     if arch not in COUNTED_ARCHES:
-        return KernelCost(kernel.key, 0.0, 0, None, {}, 0, 0.0,
-                          (f"the count predictor reads {', '.join(COUNTED_ARCHES)} assembly, "
-                           f"not {arch}",))
+        return KernelCost(
+            kernel.key,
+            0.0,
+            0,
+            None,
+            {},
+            0,
+            0.0,
+            (f"the count predictor reads {', '.join(COUNTED_ARCHES)} assembly, not {arch}",),
+        )
     try:
         dc = predict_kernel(kernel)
-    except DynCountError as exc:   # assembly the predictor cannot split: not the user's doing
+    except DynCountError as exc:  # assembly the predictor cannot split: not the user's doing
         return KernelCost(kernel.key, 0.0, 0, None, {}, 0, 0.0, (str(exc),))
     blocking = _fatal(dc.unresolved, dc.entry)
     notes = []
@@ -192,29 +207,54 @@ def _kernel_cost(kernel, target: Target, arch: str) -> KernelCost:
         per_fn[u.function] = per_fn.get(u.function, 0) + u.runs * len(instrs)
         for ins in instrs:
             classes[ins.cls] = classes.get(ins.cls, 0) + u.runs
-            if ins.cls.startswith("vector_") and "load" not in ins.cls \
-                    and "store" not in ins.cls:
+            if ins.cls.startswith("vector_") and "load" not in ins.cls and "store" not in ins.cls:
                 vector += u.runs
     external = {n: c for n, c in dc.external_calls.items() if c}
     if external:
-        notes.append("calls outside the kernel not costed: "
-                     + ", ".join(f"{n} x{c}" for n, c in sorted(external.items())))
-    return KernelCost(kernel.key, cycles, dc.instructions, dc.packets, classes, vector,
-                      loop_cycles, blocking, tuple(notes), external, per_fn)
+        notes.append(
+            "calls outside the kernel not costed: "
+            + ", ".join(f"{n} x{c}" for n, c in sorted(external.items()))
+        )
+    return KernelCost(
+        kernel.key,
+        cycles,
+        dc.instructions,
+        dc.packets,
+        classes,
+        vector,
+        loop_cycles,
+        blocking,
+        tuple(notes),
+        external,
+        per_fn,
+    )
 
 
 # ------------------------------------------------------------------------------------------
 # layers
 # ------------------------------------------------------------------------------------------
 
+
 def _zero(node: Node, graph: Graph, levels, note: str) -> LayerCost:
-    return LayerCost(node.name, op_class(graph, node), 0, 0.0, 0.0, 0.0,
-                     {k: 0.0 for k in ("compute", "onchip_memory", "offchip_memory", "static")},
-                     "memory", 0.0, FIDELITY, {lv.name: 0.0 for lv in levels}, note)
+    return LayerCost(
+        node.name,
+        op_class(graph, node),
+        0,
+        0.0,
+        0.0,
+        0.0,
+        {k: 0.0 for k in ("compute", "onchip_memory", "offchip_memory", "static")},
+        "memory",
+        0.0,
+        FIDELITY,
+        {lv.name: 0.0 for lv in levels},
+        note,
+    )
 
 
-def _fallback(graph: Graph, node: Node, target: Target, precision: Precision, levels,
-              why: str) -> LayerCost:
+def _fallback(
+    graph: Graph, node: Node, target: Target, precision: Precision, levels, why: str
+) -> LayerCost:
     cost = analytic.simulate_layer(graph, node, target, precision, levels)
     return replace(cost, notes=f"analytic fallback: {why}")
 
@@ -239,19 +279,23 @@ def _named_loops(kernel) -> list[tuple[str, int]]:
     return list(seen.items())
 
 
-def cost_layer(graph: Graph, node: Node, kernel, target: Target, precision: Precision,
-               levels) -> LayerCost:
+def cost_layer(
+    graph: Graph, node: Node, kernel, target: Target, precision: Precision, levels
+) -> LayerCost:
     """Cost of one lowered node from its compiled kernel."""
     precision = analytic.node_precision(graph, node, precision)
     kc = kernel_cost(kernel, target)
     if kc.blocking:
-        shown = "; ".join(kc.blocking[:2]) + (f" (+{len(kc.blocking) - 2} more)"
-                                               if len(kc.blocking) > 2 else "")
-        return _fallback(graph, node, target, precision, levels,
-                         f"dynamic counts not exact: {shown}")
+        shown = "; ".join(kc.blocking[:2]) + (
+            f" (+{len(kc.blocking) - 2} more)" if len(kc.blocking) > 2 else ""
+        )
+        return _fallback(
+            graph, node, target, precision, levels, f"dynamic counts not exact: {shown}"
+        )
     macs = node_macs(graph, node)
-    traffic = analytic.layer_traffic(graph, node, levels, target, precision,
-                                     loops=_named_loops(kernel))
+    traffic = analytic.layer_traffic(
+        graph, node, levels, target, precision, loops=_named_loops(kernel)
+    )
     alu_pj = float(target.energy.get("ops_pj", {}).get("int32_add", 0.0))
     lanes = target.codegen.vector_bits / 32
     mac_cls, per_instr = _mac_class(target, precision)
@@ -262,10 +306,22 @@ def cost_layer(graph: Graph, node: Node, kernel, target: Target, precision: Prec
     vec_other = kc.vector_instructions - n_mac
     # loads, stores (their address arithmetic), scalar ALU and branches: one lane each
     scalar_other = sum(kc.class_counts.values()) - kc.vector_instructions
-    e_compute = (products * analytic.mac_energy_pj(target, precision)
-                 + (vec_other * lanes + scalar_other) * alu_pj) * 1e-12
-    return analytic.layer_cost(graph, node, target, precision, kc.compute_cycles, traffic,
-                               levels, e_compute, FIDELITY, "; ".join(kc.notes))
+    e_compute = (
+        products * analytic.mac_energy_pj(target, precision)
+        + (vec_other * lanes + scalar_other) * alu_pj
+    ) * 1e-12
+    return analytic.layer_cost(
+        graph,
+        node,
+        target,
+        precision,
+        kc.compute_cycles,
+        traffic,
+        levels,
+        e_compute,
+        FIDELITY,
+        "; ".join(kc.notes),
+    )
 
 
 def simulate_graph(graph: Graph, target: Target, precision: Precision) -> list[LayerCost]:
@@ -274,10 +330,11 @@ def simulate_graph(graph: Graph, target: Target, precision: Precision) -> list[L
     from accelsim.codegen.compile import compile_layer
     from accelsim.lower.lower import STATUS_KERNEL, STATUS_VIEW, lower_graph
     from accelsim.sim.pipeline import arch_of
+
     target.check_precision(precision)
     levels = analytic.memory_levels(target)
     arch = arch_of(target)
-    if arch not in COUNTED_ARCHES:   # nothing to read the code with: no point compiling it
+    if arch not in COUNTED_ARCHES:  # nothing to read the code with: no point compiling it
         why = f"the count predictor reads {', '.join(COUNTED_ARCHES)} assembly, not {arch}"
         return [_fallback(graph, n, target, precision, levels, why) for n in graph.nodes]
     layers = lower_graph(graph, target, precision.name)
@@ -288,9 +345,9 @@ def simulate_graph(graph: Graph, target: Target, precision: Precision) -> list[L
         if L.status == STATUS_VIEW:
             out.append(_zero(node, graph, levels, f"view: no kernel ({L.reason})"))
         elif L.status == STATUS_KERNEL:
-            out.append(cost_layer(graph, node, compile_layer(L, target), target, precision,
-                                  levels))
+            out.append(cost_layer(graph, node, compile_layer(L, target), target, precision, levels))
         else:
-            out.append(_fallback(graph, node, target, precision, levels,
-                                 f"not lowered ({L.reason})"))
+            out.append(
+                _fallback(graph, node, target, precision, levels, f"not lowered ({L.reason})")
+            )
     return out

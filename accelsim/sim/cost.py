@@ -3,9 +3,9 @@ the accelerator's instruction-level simulator)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
-from typing import Mapping
 
 ENERGY_COMPONENTS = ("compute", "onchip_memory", "offchip_memory", "static")
 
@@ -39,5 +39,8 @@ class LayerCost:
             raise ValueError(f"bound must be 'compute' or 'memory', found {self.bound!r}")
 
     def to_json(self) -> dict:
-        return {f.name: (dict(v) if isinstance(v, Mapping) else v)
-                for f in fields(self) for v in [getattr(self, f.name)]}
+        return {
+            f.name: (dict(v) if isinstance(v, Mapping) else v)
+            for f in fields(self)
+            for v in [getattr(self, f.name)]
+        }

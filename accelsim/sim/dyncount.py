@@ -34,9 +34,9 @@ executions so that a timing model can weight every block by how often it runs.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 from accelsim.errors import AccelsimError
 
@@ -50,25 +50,25 @@ class DynCountError(AccelsimError):
 @dataclass(frozen=True)
 class BlockCount:
     function: str
-    label: str                     # its label, or "<function>+<n>" for an unlabelled block
-    lines: tuple[str, ...]         # instruction lines (Hexagon: with the packet braces)
-    instructions: int              # static instructions in the block
-    packets: int | None            # static packets (Hexagon)
-    executions: int                # per call (the minimum where a branch is unresolved)
+    label: str  # its label, or "<function>+<n>" for an unlabelled block
+    lines: tuple[str, ...]  # instruction lines (Hexagon: with the packet braces)
+    instructions: int  # static instructions in the block
+    packets: int | None  # static packets (Hexagon)
+    executions: int  # per call (the minimum where a branch is unresolved)
     executions_max: int
-    loop: str | None               # header label of the innermost loop holding it
-    in_loop: bool                  # the block is part of a loop body (vs straight-line code)
+    loop: str | None  # header label of the innermost loop holding it
+    in_loop: bool  # the block is part of a loop body (vs straight-line code)
 
 
 @dataclass(frozen=True)
 class LoopCount:
     function: str
     header: str
-    depth: int                     # 1 = outermost
+    depth: int  # 1 = outermost
     parent: str | None
-    trip_count: int | None         # header executions per entry into the loop
-    entries: int | None            # entries per call
-    source: str                    # how the trip count was found
+    trip_count: int | None  # header executions per entry into the loop
+    entries: int | None  # entries per call
+    source: str  # how the trip count was found
     blocks: tuple[str, ...]
 
 
@@ -76,42 +76,43 @@ class LoopCount:
 class DynamicCount:
     """What one call of a kernel executes, predicted from its assembly."""
 
-    arch: str                      # aarch64 | hexagon
-    entry: str                     # the function the call enters
-    instructions: int              # minimum over the unresolved branches (exact if none)
+    arch: str  # aarch64 | hexagon
+    entry: str  # the function the call enters
+    instructions: int  # minimum over the unresolved branches (exact if none)
     instructions_max: int
     packets: int | None
     packets_max: int | None
-    functions: Mapping[str, tuple[int, int]]          # name -> (min, max) instructions
-    function_packets: Mapping[str, tuple[int, int]]   # Hexagon
-    external_calls: Mapping[str, int]                 # callee outside the object -> calls
+    functions: Mapping[str, tuple[int, int]]  # name -> (min, max) instructions
+    function_packets: Mapping[str, tuple[int, int]]  # Hexagon
+    external_calls: Mapping[str, int]  # callee outside the object -> calls
     blocks: tuple[BlockCount, ...]
     loops: tuple[LoopCount, ...]
-    unresolved: tuple[str, ...] = field(default=())   # data-dependent branches, unknown loops
+    unresolved: tuple[str, ...] = field(default=())  # data-dependent branches, unknown loops
 
     @property
     def exact(self) -> bool:
-        return self.instructions == self.instructions_max and \
-            self.packets == self.packets_max
+        return self.instructions == self.instructions_max and self.packets == self.packets_max
 
 
 # ------------------------------------------------------------------------------------------
 # parsing
 # ------------------------------------------------------------------------------------------
 
+
 @dataclass
 class _Unit:
     """AArch64: one instruction. Hexagon: one packet."""
-    lines: list[str]                # instruction texts
-    raw: list[str]                  # printed lines (Hexagon: with braces)
-    endloop: tuple[str, ...] = ()   # Hexagon: hardware loops ("0", "1") this packet closes
+
+    lines: list[str]  # instruction texts
+    raw: list[str]  # printed lines (Hexagon: with braces)
+    endloop: tuple[str, ...] = ()  # Hexagon: hardware loops ("0", "1") this packet closes
 
 
 @dataclass
 class _Func:
     name: str
     units: list[_Unit]
-    labels: dict[str, int]          # label -> unit index
+    labels: dict[str, int]  # label -> unit index
 
 
 def detect_arch(asm: str) -> str:
@@ -157,7 +158,7 @@ def _parse_functions(asm: str, arch: str, where: str) -> dict[str, _Func]:
                 cur.units.append(packet)
                 packet = None
                 continue
-            if packet is None:   # a lone instruction outside braces is a packet of its own
+            if packet is None:  # a lone instruction outside braces is a packet of its own
                 cur.units.append(_Unit([s], [raw.rstrip()]))
             else:
                 packet.lines.append(s)
@@ -185,6 +186,7 @@ def _object_words(obj_path: str) -> dict[str, list[int]] | None:
     """Instruction words of every function (STT_FUNC symbol) of an ELF object, little-endian
     32-bit words, read from its sections; None if the file is missing."""
     import struct
+
     try:
         data = Path(obj_path).read_bytes()
     except OSError:
@@ -195,24 +197,26 @@ def _object_words(obj_path: str) -> dict[str, list[int]] | None:
     if data[5] != 1:
         raise DynCountError(f"{obj_path}: big-endian ELF objects are not supported")
     if is64:
-        shoff, = struct.unpack_from("<Q", data, 0x28)
+        (shoff,) = struct.unpack_from("<Q", data, 0x28)
         shentsize, shnum = struct.unpack_from("<HH", data, 0x3A)
     else:
-        shoff, = struct.unpack_from("<I", data, 0x20)
+        (shoff,) = struct.unpack_from("<I", data, 0x20)
         shentsize, shnum = struct.unpack_from("<HH", data, 0x2E)
     sections = []
     for i in range(shnum):
         o = shoff + i * shentsize
         if is64:
             _, typ, _, _, off, size, link, _, _, entsize = struct.unpack_from(
-                "<IIQQQQIIQQ", data, o)
+                "<IIQQQQIIQQ", data, o
+            )
         else:
             _, typ, _, _, off, size, link, _, _, entsize = struct.unpack_from(
-                "<IIIIIIIIII", data, o)
+                "<IIIIIIIIII", data, o
+            )
         sections.append((typ, off, size, link, entsize))
     out: dict[str, list[int]] = {}
     for typ, off, size, link, entsize in sections:
-        if typ != 2:                       # SHT_SYMTAB
+        if typ != 2:  # SHT_SYMTAB
             continue
         strtab = sections[link]
         step = entsize or (24 if is64 else 16)
@@ -221,13 +225,15 @@ def _object_words(obj_path: str) -> dict[str, list[int]] | None:
                 name, info, _, shndx, value, sz = struct.unpack_from("<IBBHQQ", data, o)
             else:
                 name, value, sz, info, _, shndx = struct.unpack_from("<IIIBBH", data, o)
-            if info & 0xF != 2 or not 0 < shndx < len(sections) or not sz:   # STT_FUNC
+            if info & 0xF != 2 or not 0 < shndx < len(sections) or not sz:  # STT_FUNC
                 continue
             end = data.index(b"\0", strtab[1] + name)
-            fname = data[strtab[1] + name:end].decode()
+            fname = data[strtab[1] + name : end].decode()
             base = sections[shndx][1] + value
-            out[fname] = [int.from_bytes(data[base + k:base + k + 4], "little")
-                          for k in range(0, sz - sz % 4, 4)]
+            out[fname] = [
+                int.from_bytes(data[base + k : base + k + 4], "little")
+                for k in range(0, sz - sz % 4, 4)
+            ]
     return out
 
 
@@ -248,7 +254,7 @@ def _hex_packets(words: list[int]) -> list[list[tuple[int, bool]]]:
     return packets
 
 
-def _add_padding(fn: "_Func", words: list[int], arch: str) -> int:
+def _add_padding(fn: _Func, words: list[int], arch: str) -> int:
     """Insert the object's padding nops into `fn` (labels move with their units); returns the
     number of nops added."""
     units: list[_Unit] = []
@@ -268,11 +274,15 @@ def _add_padding(fn: "_Func", words: list[int], arch: str) -> int:
         pk = _hex_packets(words)
         j = 0
         for i, u in enumerate(fn.units):
-            while j < len(pk) and all(n for _, n in pk[j]) and \
-                    not all(ln == "nop" for ln in u.lines):
-                units.append(_Unit(["nop"] * len(pk[j]),
-                                   ["\t{", *["\t\tnop"] * len(pk[j]),
-                                    "\t}\t// alignment padding"]))
+            while (
+                j < len(pk) and all(n for _, n in pk[j]) and not all(ln == "nop" for ln in u.lines)
+            ):
+                units.append(
+                    _Unit(
+                        ["nop"] * len(pk[j]),
+                        ["\t{", *["\t\tnop"] * len(pk[j]), "\t}\t// alignment padding"],
+                    )
+                )
                 added += len(pk[j])
                 j += 1
             moved[i] = len(units)
@@ -280,9 +290,11 @@ def _add_padding(fn: "_Func", words: list[int], arch: str) -> int:
                 extra = sum(c for c, _ in pk[j]) - len(u.lines)
                 nops = sum(1 for _, n in pk[j] if n) - sum(1 for ln in u.lines if ln == "nop")
                 if extra > 0 and nops >= extra:
-                    u = _Unit(u.lines + ["nop"] * extra,
-                              u.raw[:-1] + ["\t\tnop\t// alignment padding"] * extra
-                              + u.raw[-1:], u.endloop)
+                    u = _Unit(
+                        u.lines + ["nop"] * extra,
+                        u.raw[:-1] + ["\t\tnop\t// alignment padding"] * extra + u.raw[-1:],
+                        u.endloop,
+                    )
                     added += extra
             units.append(u)
             j += 1
@@ -341,10 +353,10 @@ _HEX_LOOP = re.compile(r"\b(?:sp\d)?loop([01])\(\s*#*([\w.$]+)\s*,\s*(#*-?\w+)\s
 class _Block:
     name: str
     start: int
-    end: int                        # exclusive unit index
+    end: int  # exclusive unit index
     succ: list[int] = field(default_factory=list)
-    cond: bool = False              # ends in a two-way decision
-    back_hw: dict[int, str] = field(default_factory=dict)   # succ -> hw loop number
+    cond: bool = False  # ends in a two-way decision
+    back_hw: dict[int, str] = field(default_factory=dict)  # succ -> hw loop number
     calls: list[str] = field(default_factory=list)
     icalls: int = 0
     returns: bool = False
@@ -377,8 +389,7 @@ def _blocks(fn: _Func, arch: str) -> list[_Block]:
             leaders.add(i + 1)
     leaders = sorted(x for x in leaders if x < len(fn.units))
     names_at: dict[int, str] = {}
-    for lab, idx in sorted(fn.labels.items(), key=lambda kv: (not kv[0].startswith(".LBB"),
-                                                              kv[0])):
+    for lab, idx in sorted(fn.labels.items(), key=lambda kv: (not kv[0].startswith(".LBB"), kv[0])):
         names_at.setdefault(idx, lab)
     blocks: list[_Block] = []
     for j, a in enumerate(leaders):
@@ -402,7 +413,7 @@ def _blocks(fn: _Func, arch: str) -> list[_Block]:
                 elif u == last or arch == "hexagon":
                     if kind == "jump":
                         t = block_at(tgt)
-                        if t is None:        # a tail call out of the function
+                        if t is None:  # a tail call out of the function
                             bl.calls.append(tgt)
                             bl.returns = True
                         else:
@@ -426,10 +437,18 @@ def _blocks(fn: _Func, arch: str) -> list[_Block]:
                         fall = False
         for n in fn.units[last].endloop:
             # the hardware loop closed here: the nearest loopN target label above this packet
-            cands = [(fn.labels[lab], lab) for lab, setups in hw_labels.items()
-                     if lab in fn.labels and fn.labels[lab] <= last and any(
-                         _HEX_LOOP.search(ln).group(1) == n for s in setups
-                         for ln in fn.units[s].lines if _HEX_LOOP.search(ln))]
+            cands = [
+                (fn.labels[lab], lab)
+                for lab, setups in hw_labels.items()
+                if lab in fn.labels
+                and fn.labels[lab] <= last
+                and any(
+                    _HEX_LOOP.search(ln).group(1) == n
+                    for s in setups
+                    for ln in fn.units[s].lines
+                    if _HEX_LOOP.search(ln)
+                )
+            ]
             if cands:
                 t = block_at(max(cands)[1])
                 if t is not None:
@@ -447,6 +466,7 @@ def _blocks(fn: _Func, arch: str) -> list[_Block]:
 # ------------------------------------------------------------------------------------------
 # loops
 # ------------------------------------------------------------------------------------------
+
 
 def _dominators(blocks: list[_Block]) -> tuple[list[int], list[set[int]]]:
     n = len(blocks)
@@ -469,6 +489,7 @@ def _dominators(blocks: list[_Block]) -> tuple[list[int], list[set[int]]]:
             else:
                 order.append(x)
                 stack.pop()
+
     dfs(0)
     rpo = order[::-1]
     # unreachable blocks dominate nothing and are dominated by nothing but themselves
@@ -490,7 +511,7 @@ class _Loop:
     header: int
     body: set[int]
     latches: list[int]
-    parent: "_Loop | None" = None
+    parent: _Loop | None = None
     depth: int = 1
     trip: int | None = None
     source: str = ""
@@ -528,6 +549,7 @@ def _natural_loops(blocks, dom) -> list[_Loop]:
 # ------------------------------------------------------------------------------------------
 # trip counts
 # ------------------------------------------------------------------------------------------
+
 
 def _reg(r: str, arch: str) -> str:
     r = r.strip().lstrip("#")
@@ -577,8 +599,17 @@ def _const_def(text: str, reg: str, arch: str) -> tuple[bool, int | None]:
     return True, None
 
 
-def _find_const(fn: _Func, blocks, preds, start_block: int, before_unit: int, reg: str,
-                arch: str, stop: set[int], dom=None) -> int | None:
+def _find_const(
+    fn: _Func,
+    blocks,
+    preds,
+    start_block: int,
+    before_unit: int,
+    reg: str,
+    arch: str,
+    stop: set[int],
+    dom=None,
+) -> int | None:
     """The constant `reg` holds at unit `before_unit` of `start_block`, looking back through
     single-predecessor blocks (not entering `stop`)."""
     if reg == "xzr":
@@ -596,9 +627,12 @@ def _find_const(fn: _Func, blocks, preds, start_block: int, before_unit: int, re
             # a loop header: enter from outside, if no block of the loop writes `reg`
             inside = [p for p in ps if b in dom[p]]
             body = {x for x in range(len(blocks)) if b in dom[x]}
-            if inside and not any(_const_def(ln, reg, arch)[0] or _step_of(ln, reg, arch)[0]
-                                  for x in body for u in range(blocks[x].start, blocks[x].end)
-                                  for ln in fn.units[u].lines):
+            if inside and not any(
+                _const_def(ln, reg, arch)[0] or _step_of(ln, reg, arch)[0]
+                for x in body
+                for u in range(blocks[x].start, blocks[x].end)
+                for ln in fn.units[u].lines
+            ):
                 ps = [p for p in ps if p not in inside]
         if len(ps) != 1:
             return None
@@ -608,23 +642,40 @@ def _find_const(fn: _Func, blocks, preds, start_block: int, before_unit: int, re
 
 
 _A64_CC = {
-    "eq": lambda a, b: a == b, "ne": lambda a, b: a != b,
-    "lt": lambda a, b: a < b, "le": lambda a, b: a <= b,
-    "gt": lambda a, b: a > b, "ge": lambda a, b: a >= b,
-    "lo": lambda a, b: a < b, "cc": lambda a, b: a < b, "ls": lambda a, b: a <= b,
-    "hi": lambda a, b: a > b, "hs": lambda a, b: a >= b, "cs": lambda a, b: a >= b,
+    "eq": lambda a, b: a == b,
+    "ne": lambda a, b: a != b,
+    "lt": lambda a, b: a < b,
+    "le": lambda a, b: a <= b,
+    "gt": lambda a, b: a > b,
+    "ge": lambda a, b: a >= b,
+    "lo": lambda a, b: a < b,
+    "cc": lambda a, b: a < b,
+    "ls": lambda a, b: a <= b,
+    "hi": lambda a, b: a > b,
+    "hs": lambda a, b: a >= b,
+    "cs": lambda a, b: a >= b,
 }
-_HEX_CMP = {"eq": lambda a, b: a == b, "gt": lambda a, b: a > b, "gtu": lambda a, b: a > b,
-            "ge": lambda a, b: a >= b, "geu": lambda a, b: a >= b,
-            "lt": lambda a, b: a < b, "ltu": lambda a, b: a < b}
+_HEX_CMP = {
+    "eq": lambda a, b: a == b,
+    "gt": lambda a, b: a > b,
+    "gtu": lambda a, b: a > b,
+    "ge": lambda a, b: a >= b,
+    "geu": lambda a, b: a >= b,
+    "lt": lambda a, b: a < b,
+    "ltu": lambda a, b: a < b,
+}
 
 
 def _step_of(text: str, reg: str, arch: str) -> tuple[bool, int | None]:
     """(writes `reg`, the constant it adds if the write is reg = reg +/- const)."""
     if arch == "aarch64":
         p = text.replace(",", " ").split()
-        if len(p) >= 4 and p[0] in ("add", "sub", "adds", "subs") and \
-                _reg(p[1], arch) == reg and _reg(p[2], arch) == reg:
+        if (
+            len(p) >= 4
+            and p[0] in ("add", "sub", "adds", "subs")
+            and _reg(p[1], arch) == reg
+            and _reg(p[2], arch) == reg
+        ):
             m = re.fullmatch(r"#(\d+)", p[3])
             if m and len(p) == 4:
                 v = int(m.group(1))
@@ -633,8 +684,9 @@ def _step_of(text: str, reg: str, arch: str) -> tuple[bool, int | None]:
         if w:
             return True, None
         # post-indexed loads/stores write back their base register
-        m = re.search(r"\[(\w+)\]\s*,\s*#(-?\d+)$", text) or \
-            re.search(r"\[(\w+)\s*,\s*#(-?\d+)\]!$", text)
+        m = re.search(r"\[(\w+)\]\s*,\s*#(-?\d+)$", text) or re.search(
+            r"\[(\w+)\s*,\s*#(-?\d+)\]!$", text
+        )
         if m and _reg(m.group(1), arch) == reg:
             return True, int(m.group(2))
         return False, None
@@ -644,7 +696,7 @@ def _step_of(text: str, reg: str, arch: str) -> tuple[bool, int | None]:
     w, _ = _const_def(text, reg, arch)
     if w:
         return True, None
-    m = re.search(r"\((r\d+)\+\+#(-?\d+)", text)   # post-increment addressing
+    m = re.search(r"\((r\d+)\+\+#(-?\d+)", text)  # post-increment addressing
     if m and m.group(1) == reg:
         return True, None
     return False, None
@@ -658,8 +710,7 @@ def _exit_test(fn: _Func, bl: _Block, arch: str):
         br = fn.units[last].lines[0].replace(",", " ").split()
         if br[0] in ("cbz", "cbnz"):
             reg = _reg(br[1], arch)
-            return reg, "#0", (_A64_CC["eq"] if br[0] == "cbz" else _A64_CC["ne"]), last, 0, \
-                False
+            return reg, "#0", (_A64_CC["eq"] if br[0] == "cbz" else _A64_CC["ne"]), last, 0, False
         if not br[0].startswith("b."):
             return None
         cc = _A64_CC.get(br[0][2:])
@@ -675,8 +726,7 @@ def _exit_test(fn: _Func, bl: _Block, arch: str):
                 return None
         return None
     # hexagon: "p0 = cmp.eq(r1,#5); if (!p0.new) jump:t L" or a separate compare
-    texts = [(u, i, ln) for u in range(bl.start, bl.end)
-             for i, ln in enumerate(fn.units[u].lines)]
+    texts = [(u, i, ln) for u in range(bl.start, bl.end) for i, ln in enumerate(fn.units[u].lines)]
     jumps = [t for t in texts if _HEX_JUMP.search(t[2]) and "if" in t[2]]
     if len(jumps) != 1:
         return None
@@ -694,13 +744,13 @@ def _exit_test(fn: _Func, bl: _Block, arch: str):
             if f is None:
                 return None
             inv = (c.group(1) == "!") != neg
-            return c.group(3), c.group(4), (lambda a, b, f=f, inv=inv: f(a, b) != inv), u, i, \
-                False
+            return c.group(3), c.group(4), (lambda a, b, f=f, inv=inv: f(a, b) != inv), u, i, False
     return None
 
 
-def _induction_trip(fn: _Func, blocks, preds, dom, lp: _Loop, arch: str,
-                    loops: list[_Loop]) -> int | None:
+def _induction_trip(
+    fn: _Func, blocks, preds, dom, lp: _Loop, arch: str, loops: list[_Loop]
+) -> int | None:
     exits = [b for b in lp.body if any(s not in lp.body for s in blocks[b].succ)]
     if len(exits) != 1:
         return None
@@ -711,14 +761,23 @@ def _induction_trip(fn: _Func, blocks, preds, dom, lp: _Loop, arch: str,
     if test is None:
         return None
     reg, limit_op, taken, fu, fi, self_update = test
-    stays_if_taken = blocks[x].succ and any(
-        s in lp.body for s in blocks[x].succ[:-1]) if arch == "hexagon" else None
+    stays_if_taken = (
+        blocks[x].succ and any(s in lp.body for s in blocks[x].succ[:-1])
+        if arch == "hexagon"
+        else None
+    )
     # which branch side stays in the loop: the taken target or the fall-through
-    last_flow = _flow(fn.units[blocks[x].end - 1], arch) if arch == "aarch64" else \
-        [f for u in range(blocks[x].start, blocks[x].end) for f in _flow(fn.units[u], arch)]
+    last_flow = (
+        _flow(fn.units[blocks[x].end - 1], arch)
+        if arch == "aarch64"
+        else [f for u in range(blocks[x].start, blocks[x].end) for f in _flow(fn.units[u], arch)]
+    )
     tgt = next((t for k, t in last_flow if k == "cjump"), None)
-    tgt_block = next((i for i, b in enumerate(blocks)
-                      if fn.labels.get(tgt) == b.start), None) if tgt else None
+    tgt_block = (
+        next((i for i, b in enumerate(blocks) if fn.labels.get(tgt) == b.start), None)
+        if tgt
+        else None
+    )
     if tgt_block is None:
         return None
     stays_if_taken = tgt_block in lp.body
@@ -743,11 +802,11 @@ def _induction_trip(fn: _Func, blocks, preds, dom, lp: _Loop, arch: str,
         before = True
     elif sb == x:
         before = (su, si) < (fu, fi) if arch == "hexagon" else su < fu
-        if arch == "hexagon" and su == fu:   # same packet: the compare reads the old value
+        if arch == "hexagon" and su == fu:  # same packet: the compare reads the old value
             before = False
     else:
         before = sb in dom[x] and sb != x
-    outside = set(range(len(blocks))) - lp.body
+    set(range(len(blocks))) - lp.body
     ph = [p for p in preds[lp.header] if p not in lp.body]
     if len(ph) != 1:
         return None
@@ -756,17 +815,19 @@ def _induction_trip(fn: _Func, blocks, preds, dom, lp: _Loop, arch: str,
         limit = int(limit_op.lstrip("#"), 0)
     else:
         lreg = _reg(limit_op, arch)
-        if any(_const_def(ln, lreg, arch)[0] or _step_of(ln, lreg, arch)[0]
-               for b in lp.body for u in range(blocks[b].start, blocks[b].end)
-               for ln in fn.units[u].lines):
+        if any(
+            _const_def(ln, lreg, arch)[0] or _step_of(ln, lreg, arch)[0]
+            for b in lp.body
+            for u in range(blocks[b].start, blocks[b].end)
+            for ln in fn.units[u].lines
+        ):
             return None
-        limit = _find_const(fn, blocks, preds, ph[0], blocks[ph[0]].end, lreg, arch,
-                            lp.body)
+        limit = _find_const(fn, blocks, preds, ph[0], blocks[ph[0]].end, lreg, arch, lp.body)
     if init is None or limit is None:
         return None
     v, n = init, 0
     while n < _MAX_STEPS:
-        n += 1          # an execution of the header
+        n += 1  # an execution of the header
         if before:
             v += step
         t = taken(v, limit)
@@ -807,10 +868,10 @@ def _hw_trip(fn: _Func, blocks, preds, lp: _Loop, arch: str, dom=None) -> tuple[
 
 _M64 = (1 << 64) - 1
 _M32 = (1 << 32) - 1
-_SAMPLES = 2                 # identical iterations needed before a loop is summarised
+_SAMPLES = 2  # identical iterations needed before a loop is summarised
 # walked AArch64 instructions / Hexagon packets per call before giving up (about 2-8 s)
 _BUDGET = {"aarch64": 3_000_000, "hexagon": 1_000_000}
-_SCAN = 4096                 # outer-loop steps over which an inner summary is re-checked
+_SCAN = 4096  # outer-loop steps over which an inner summary is re-checked
 
 
 class _Unresolved(Exception):
@@ -828,7 +889,7 @@ class _St:
     def __init__(self, arch):
         self.r: dict = {}
         self.mem: dict = {}
-        self.pw: dict | None = None      # Hexagon: writes of the current packet
+        self.pw: dict | None = None  # Hexagon: writes of the current packet
         self.log: list = []
         self.fresh = 0
         self.arch = arch
@@ -859,7 +920,7 @@ def _load(st, addr, size):
         hi = st.mem[addr + 4]
         return None if e[0] is None or hi[0] is None or hi[1] != 4 else (hi[0] << 32) | e[0]
     sp0 = _LAYOUT[st.arch]["sp"]
-    if addr >= sp0 and e is None:          # incoming stack arguments: pointers
+    if addr >= sp0 and e is None:  # incoming stack arguments: pointers
         lay = _LAYOUT[st.arch]
         return lay["arg"] + (16 + (addr - sp0) // 4) * lay["gap"]
     return None
@@ -936,20 +997,51 @@ def _cc(f, cc):
             res = (ua + ub) & m
             c = int(ua + ub > m)
             s = _sgn(ua, w) + _sgn(ub, w)
-        else:                               # and
+        else:  # and
             res, c, s = ua & ub, 0, 0
         n, z = res >> (w - 1), int(res == 0)
         v = int(kind != "and" and not -(1 << (w - 1)) <= s < (1 << (w - 1)))
-    t = {"eq": z, "ne": not z, "hs": c, "cs": c, "lo": not c, "cc": not c, "mi": n,
-         "pl": not n, "vs": v, "vc": not v, "hi": c and not z, "ls": not (c and not z),
-         "ge": n == v, "lt": n != v, "gt": (not z) and n == v, "le": not ((not z) and n == v),
-         "al": True, "nv": True}.get(cc)
+    t = {
+        "eq": z,
+        "ne": not z,
+        "hs": c,
+        "cs": c,
+        "lo": not c,
+        "cc": not c,
+        "mi": n,
+        "pl": not n,
+        "vs": v,
+        "vc": not v,
+        "hi": c and not z,
+        "ls": not (c and not z),
+        "ge": n == v,
+        "lt": n != v,
+        "gt": (not z) and n == v,
+        "le": not ((not z) and n == v),
+        "al": True,
+        "nv": True,
+    }.get(cc)
     return None if t is None else bool(t)
 
 
-_INV = {"eq": "ne", "ne": "eq", "hs": "lo", "cs": "cc", "lo": "hs", "cc": "cs", "mi": "pl",
-        "pl": "mi", "vs": "vc", "vc": "vs", "hi": "ls", "ls": "hi", "ge": "lt", "lt": "ge",
-        "gt": "le", "le": "gt"}
+_INV = {
+    "eq": "ne",
+    "ne": "eq",
+    "hs": "lo",
+    "cs": "cc",
+    "lo": "hs",
+    "cc": "cs",
+    "mi": "pl",
+    "pl": "mi",
+    "vs": "vc",
+    "vc": "vs",
+    "hi": "ls",
+    "ls": "hi",
+    "ge": "lt",
+    "lt": "ge",
+    "gt": "le",
+    "le": "gt",
+}
 
 
 def _log_cmp(st, site, kind, a, b, w):
@@ -981,6 +1073,7 @@ def _a64_decode(text: str, site):
         def f(st):
             t = _cc(st.r.get("f"), cc)
             return ("c", t, lab)
+
         return f
     if mn in ("cbz", "cbnz"):
         rd, lab, zero = R(ops[0]), ops[1], mn == "cbz"
@@ -992,6 +1085,7 @@ def _a64_decode(text: str, site):
                 return ("c", None, lab)
             st.log.append(("s", site, v, v))
             return ("c", (v == 0) == zero, lab)
+
         return f
     if mn in ("tbz", "tbnz"):
         rd, bit, lab, zero = R(ops[0]), _a64_imm(ops[1]), ops[2], mn == "tbz"
@@ -1003,15 +1097,18 @@ def _a64_decode(text: str, site):
                 return ("c", None, lab)
             st.log.append(("n", site, v))
             return ("c", ((v >> bit) & 1 == 0) == zero, lab)
+
         return f
     if mn in ("ret",):
         return lambda st: ("ret",)
     if mn in ("br",):
         return lambda st: ("ind",)
     if mn in ("bl", "blr"):
+
         def f(st):
             _clobber(st)
             return None
+
         return f
     if mn in ("nop", "prfm", "hint", "yield", "dmb", "isb"):
         return None
@@ -1023,7 +1120,7 @@ def _a64_decode(text: str, site):
     if mn.startswith(("ld", "st")) and not mn.startswith(("stlr",)):
         return _a64_mem(mn, ops, wb)
     if not dst_gpr and mn not in ("cmp", "cmn", "tst", "ccmp", "ccmn"):
-        return wb                         # vector work: no scalar effect
+        return wb  # vector work: no scalar effect
     return _a64_alu(mn, ops, site) or _a64_top(ops)
 
 
@@ -1033,6 +1130,7 @@ def _a64_top(ops):
     def f(st):
         if k:
             st.r[k] = None
+
     return f
 
 
@@ -1053,9 +1151,11 @@ def _a64_reader(tok):
         return lambda st: None
     k = _a64_key(tok)
     if tok.startswith("w"):
+
         def r(st):
             v = st.r.get(k)
             return None if v is None else v & _M32
+
         return r
     return lambda st: st.r.get(k)
 
@@ -1067,14 +1167,27 @@ def _a64_writer(tok):
     def w(st, v):
         if k is not None:
             st.r[k] = None if v is None else v & m
+
     return w
 
 
 def _shift_mod(tok):
     """'lsl #2' / 'sxtw #2' / 'uxtw' ... -> function(value, width) or None if not a modifier."""
     p = tok.split()
-    if p[0] in ("lsl", "lsr", "asr", "sxtw", "uxtw", "sxth", "uxth", "sxtb", "uxtb", "sxtx",
-                "uxtx", "ror"):
+    if p[0] in (
+        "lsl",
+        "lsr",
+        "asr",
+        "sxtw",
+        "uxtw",
+        "sxth",
+        "uxth",
+        "sxtb",
+        "uxtb",
+        "sxtx",
+        "uxtx",
+        "ror",
+    ):
         k = _a64_imm(p[1]) if len(p) > 1 else 0
 
         def f(v, w, op=p[0], k=k):
@@ -1093,6 +1206,7 @@ def _shift_mod(tok):
             if op[0] == "s":
                 x = _sgn(x, bits)
             return x << k
+
         return f, p[0]
     return None
 
@@ -1114,13 +1228,16 @@ def _a64_operand2(ops, i, site=None):
                     if x is not None:
                         st.log.append(("h", site, x, k))
                     return fn(x, w)
+
                 return rd, kind
             if kind in ("ror", "uxtb", "uxth", "uxtw"):
+
                 def rd(st):
                     x = base(st)
                     if x is not None:
                         st.log.append(("n", site, x))
                     return fn(x, w)
+
                 return rd, kind
             return (lambda st: fn(base(st), w)), kind
     return base, None
@@ -1150,6 +1267,7 @@ def _a64_alu(mn, ops, site):
         def f(st):
             o = rd(st)
             W(st, None if o is None else (o & ~(0xFFFF << sh)) | (imm << sh))
+
         return f
     if mn in ("adrp", "adr"):
         v = _LAYOUT["aarch64"]["sym"] + (hash(ops[1]) & 0xFFFFFF) * 4096
@@ -1174,6 +1292,7 @@ def _a64_alu(mn, ops, site):
                 _log_cmp(st, site, "sub" if sub else "add", x, y, w)
                 st.r["f"] = ("sub" if sub else "add", x, y, w)
             W(st, None if x is None or y is None else (x - y if sub else x + y))
+
         return f
     if mn in ("and", "ands", "orr", "eor", "bic", "bics", "orn", "eon", "tst"):
         if mn == "tst":
@@ -1202,12 +1321,13 @@ def _a64_alu(mn, ops, site):
             else:
                 v = x ^ (~y & m)
             if x is not None and y is not None and not (mn == "orr" and x & y == 0):
-                st.log.append(("n", site, x, y))   # affine only while its inputs hold still
+                st.log.append(("n", site, x, y))  # affine only while its inputs hold still
             if mn.endswith("s"):
                 st.r["f"] = None if v is None else ("and", x, y, w)
                 if v is None:
                     st.log.append(("t", site))
             W(st, v)
+
         return f
     if mn in ("lsl", "lsr", "asr", "ror") and n == 3:
         a = _a64_reader(ops[1])
@@ -1229,11 +1349,22 @@ def _a64_alu(mn, ops, site):
             else:
                 v = ((x & ((1 << w) - 1)) >> s) | (x << (w - s))
             if mn != "lsl" or k is None:
-                st.log.append(("h", site, x, s))   # x >> s: affine if x's step is 2^s-aligned
+                st.log.append(("h", site, x, s))  # x >> s: affine if x's step is 2^s-aligned
             W(st, v)
+
         return f
-    if mn in ("mul", "madd", "msub", "mneg", "smull", "umull", "smaddl", "umaddl", "smsubl",
-              "umsubl"):
+    if mn in (
+        "mul",
+        "madd",
+        "msub",
+        "mneg",
+        "smull",
+        "umull",
+        "smaddl",
+        "umaddl",
+        "smsubl",
+        "umsubl",
+    ):
         a, b = _a64_reader(ops[1]), _a64_reader(ops[2])
         c = _a64_reader(ops[3]) if n > 3 else (lambda st: 0)
         neg = mn in ("msub", "mneg", "smsubl", "umsubl")
@@ -1248,6 +1379,7 @@ def _a64_alu(mn, ops, site):
                 x, y = (_sgn(x, 32), _sgn(y, 32)) if sx else (x & _M32, y & _M32)
             st.log.append(("m", site, x, y))
             W(st, z - x * y if neg else z + x * y)
+
         return f
     if mn in ("udiv", "sdiv", "umulh", "smulh"):
         a, b = _a64_reader(ops[1]), _a64_reader(ops[2])
@@ -1267,6 +1399,7 @@ def _a64_alu(mn, ops, site):
             else:
                 v = (_sgn(x, 64) * _sgn(y, 64)) >> 64
             W(st, v)
+
         return f
     if mn in ("sxtw", "sxth", "sxtb", "uxtw", "uxth", "uxtb"):
         a = _a64_reader(ops[1])
@@ -1282,6 +1415,7 @@ def _a64_alu(mn, ops, site):
             else:
                 st.log.append(("n", site, x))
             W(st, y)
+
         return f
     if mn in ("ubfx", "sbfx", "ubfiz", "sbfiz") and n == 4:
         a = _a64_reader(ops[1])
@@ -1302,6 +1436,7 @@ def _a64_alu(mn, ops, site):
                     y = _sgn(y, width)
                 y <<= lsb
             W(st, y)
+
         return f
     if mn in ("csel", "csinc", "csinv", "csneg", "cset", "csetm", "cinc", "cinv", "cneg"):
         if mn in ("cset", "csetm"):
@@ -1323,8 +1458,11 @@ def _a64_alu(mn, ops, site):
             y = b(st)
             if y is None:
                 return W(st, None)
-            W(st, y if mn == "csel" else y + 1 if mn == "csinc" else ~y & m if mn == "csinv"
-              else -y)
+            W(
+                st,
+                y if mn == "csel" else y + 1 if mn == "csinc" else ~y & m if mn == "csinv" else -y,
+            )
+
         return f
     if mn in ("ccmp", "ccmn"):
         w = 32 if ops[0].startswith("w") else 64
@@ -1337,6 +1475,7 @@ def _a64_alu(mn, ops, site):
             _log_cmp(st, site, kind, x, y, w)
             t = _cc(st.r.get("f"), cc)
             st.r["f"] = None if t is None else (kind, x, y, w) if t else ("imm", nzcv)
+
         return f
     return None
 
@@ -1361,17 +1500,19 @@ def _a64_writeback(ops):
                     rr = _a64_reader(post)
                     rb, wb = _a64_reader(base), _a64_writer(base)
 
-                    def f(st):
+                    def f(st, rb=rb, rr=rr, wb=wb):
                         x, y = rb(st), rr(st)
                         wb(st, None if x is None or y is None else x + y)
+
                     return f
             else:
                 return None
             rb, wb = _a64_reader(base), _a64_writer(base)
 
-            def f(st):
+            def f(st, rb=rb, wb=wb, off=off):
                 x = rb(st)
                 wb(st, None if x is None else x + off)
+
             return f
     return None
 
@@ -1395,7 +1536,9 @@ def _a64_mem(mn, ops, wb):
         if sub[0].startswith("#"):
             off = _a64_imm(sub[0])
         elif sub[0].startswith(":"):
-            offr = lambda st: None
+
+            def offr(st):
+                return None
         else:
             offr = _a64_reader(sub[0])
             if len(sub) > 1:
@@ -1406,7 +1549,7 @@ def _a64_mem(mn, ops, wb):
     pair = mn.startswith(("ldp", "stp", "ldnp", "stnp"))
     load = mn.startswith("ld")
     if regs and regs[0].startswith("{"):
-        return wb                           # ld1/st1 lists: vector data only
+        return wb  # ld1/st1 lists: vector data only
     tok = regs[0]
     if mn.endswith(("b", "sb")) and not mn.startswith(("ldp", "stp")):
         size = 1
@@ -1442,6 +1585,7 @@ def _a64_mem(mn, ops, wb):
                     pass
         if wb is not None:
             wb(st)
+
     return f
 
 
@@ -1475,8 +1619,11 @@ class _HexParse:
             neg = self.take()
         tok = self.take()
         if tok.startswith("#"):
-            node = ("imm", int(tok.lstrip("#").split("@")[0], 0)) \
-                if re.fullmatch(r"##?-?(0x[0-9a-fA-F]+|\d+)", tok) else ("sym", tok)
+            node = (
+                ("imm", int(tok.lstrip("#").split("@")[0], 0))
+                if re.fullmatch(r"##?-?(0x[0-9a-fA-F]+|\d+)", tok)
+                else ("sym", tok)
+            )
         elif self.peek() == "(":
             self.take()
             args = []
@@ -1545,7 +1692,7 @@ def _hex_eval(node, st, site):
             v = _sgn(v, 8 * _HEX_SIZE[name]) & _M32
         return v
     if name in ("and", "or") and len(args) == 2 and args[1] == ("neg", "!", args[0]):
-        return name == "or"                 # p and !p, p or !p: LLVM's way to set a constant
+        return name == "or"  # p and !p, p or !p: LLVM's way to set a constant
     vals = [_hex_eval(a, st, site) for a in args]
     if any(v is None for v in vals) and name not in ("mux",):
         if name.startswith("cmp.") or name in ("tstbit", "bitsclr", "bitsset"):
@@ -1557,8 +1704,15 @@ def _hex_eval(node, st, site):
         sa, sb = _sgn(a, 32), _sgn(b, 32)
         ua, ub = a & _M32, b & _M32
         st.log.append(("s", site, sa - sb, ua - ub))
-        return {"eq": ua == ub, "gt": sa > sb, "gtu": ua > ub, "ge": sa >= sb, "geu": ua >= ub,
-                "lt": sa < sb, "ltu": ua < ub}.get(c)
+        return {
+            "eq": ua == ub,
+            "gt": sa > sb,
+            "gtu": ua > ub,
+            "ge": sa >= sb,
+            "geu": ua >= ub,
+            "lt": sa < sb,
+            "ltu": ua < ub,
+        }.get(c)
     if name == "tstbit":
         st.log.append(("n", site, vals[0]))
         return bool((vals[0] >> vals[1]) & 1)
@@ -1598,8 +1752,9 @@ def _hex_eval(node, st, site):
         st.log.append(("s", site, _sgn(a, 32) - _sgn(b, 32), (a & _M32) - (b & _M32)))
         if name.endswith("u"):
             return min(a, b) if name == "minu" else max(a, b)
-        return (min(_sgn(a, 32), _sgn(b, 32)) if name == "min"
-                else max(_sgn(a, 32), _sgn(b, 32))) & _M32
+        return (
+            min(_sgn(a, 32), _sgn(b, 32)) if name == "min" else max(_sgn(a, 32), _sgn(b, 32))
+        ) & _M32
     if name == "mux":
         p = vals[0]
         if p is None:
@@ -1608,8 +1763,9 @@ def _hex_eval(node, st, site):
     if name in ("setbit", "clrbit", "togglebit"):
         st.log.append(("n", site, vals[0]))
         b = 1 << vals[1]
-        return (vals[0] | b if name == "setbit" else vals[0] & ~b if name == "clrbit"
-                else vals[0] ^ b) & _M32
+        return (
+            vals[0] | b if name == "setbit" else vals[0] & ~b if name == "clrbit" else vals[0] ^ b
+        ) & _M32
     if name == "combine" and len(vals) == 2:
         return ((vals[0] & _M32) << 32) | (vals[1] & _M32)
     if name in ("sxtb", "sxth"):
@@ -1696,8 +1852,8 @@ def _hex_decode(text: str, site):
             depth -= t[j] == ")"
             if depth == 0:
                 break
-        cond = _hex_cond_expr(t[t.index("(") + 1:j])
-        t = t[j + 1:].strip()
+        cond = _hex_cond_expr(t[t.index("(") + 1 : j])
+        t = t[j + 1 :].strip()
     body = _hex_body(t, site)
 
     if cond is None:
@@ -1719,6 +1875,7 @@ def _hex_decode(text: str, site):
             if ctl and ctl[0] == "b":
                 return ("c", False, ctl[1])
         return None
+
     return f
 
 
@@ -1729,16 +1886,20 @@ def _hex_body(t: str, site):
 
         def f(st, skip=False, predicated=True):
             return ("b", lab) if not skip else ("b", lab)
+
         return f
     if re.fullmatch(r"jumpr\s+r31|(?:r31:30\s*=\s*)?dealloc_return(?:\(r30\))?(?::raw)?", t):
+
         def f(st, skip=False, predicated=True):
             if skip:
                 return None
             return ("ret",)
+
         return f
     if t.startswith("jumpr"):
         return lambda st, skip=False, predicated=True: None if skip else ("ind",)
     if re.match(r"call[r]?\b", t):
+
         def f(st, skip=False, predicated=True):
             if not skip:
                 for i in range(16):
@@ -1746,9 +1907,13 @@ def _hex_body(t: str, site):
                 for p in ("p0", "p1", "p2", "p3"):
                     st.pw[p] = None
             return None
+
         return f
-    m = re.fullmatch(r"(?:(p3)\s*=\s*sp(\d)loop0|loop([01]))"
-                     r"\(\s*#*([\w.$]+)\s*,\s*(#*-?\w+)\s*\)", t)
+    m = re.fullmatch(
+        r"(?:(p3)\s*=\s*sp(\d)loop0|loop([01]))"
+        r"\(\s*#*([\w.$]+)\s*,\s*(#*-?\w+)\s*\)",
+        t,
+    )
     if m:
         n = "0" if m.group(1) else m.group(3)
         lab, cnt = m.group(4), m.group(5)
@@ -1765,6 +1930,7 @@ def _hex_body(t: str, site):
                 if sp:
                     st.pw["p3"] = False
             return None
+
         return f
     m = re.fullmatch(r"allocframe\((?:r29\s*,\s*)?#(\d+)\)(?::raw)?", t)
     if m:
@@ -1780,14 +1946,17 @@ def _hex_body(t: str, site):
             st.pw["r30"] = sp - 8
             st.pw["r29"] = sp - 8 - n
             return None
+
         return f
     if re.fullmatch(r"(?:r31:30\s*=\s*)?deallocframe(?:\(r30\))?(?::raw)?", t):
+
         def f(st, skip=False, predicated=True):
             fp = st.r.get("r30")
             st.pw["r29"] = None if fp is None else fp + 8
             st.pw["r30"] = _load(st, fp, 4) if fp is not None else None
             st.pw["r31"] = None
             return None
+
         return f
     m = re.fullmatch(r"(v?mem\w*)\((.*)\)\s*=\s*(.+)", t)
     if m:
@@ -1813,11 +1982,20 @@ def _hex_body(t: str, site):
     if tree[0] == "call" and tree[1] in _HEX_SIZE:
         pinc = _hex_postinc(tree[2], False)
     inc_f = _hex_inc(pinc) if pinc else None
-    if op == "=" and tree[0] == "call" and tree[1] == "add" and tree[2] and \
-            tree[2][0] == ("reg", "pc", False):
-        val_f = lambda st: _LAYOUT["hexagon"]["sym"] + (hash(rhs) & 0xFFF) * 4096
+    if (
+        op == "="
+        and tree[0] == "call"
+        and tree[1] == "add"
+        and tree[2]
+        and tree[2][0] == ("reg", "pc", False)
+    ):
+
+        def val_f(st):
+            return _LAYOUT["hexagon"]["sym"] + (hash(rhs) & 0xFFF) * 4096
     else:
-        val_f = lambda st: _hex_eval(tree, st, site)
+
+        def val_f(st):
+            return _hex_eval(tree, st, site)
 
     def f(st, skip=False, predicated=True):
         if skip:
@@ -1835,8 +2013,14 @@ def _hex_body(t: str, site):
                 else:
                     st.log.append(("n", site, old, v))
                     v = old | v if op == "|=" else old & v if op == "&=" else old ^ v
-        if len(dests) == 2 and op == "=" and tree[0] == "call" and tree[1] == "combine" and \
-                len(tree[2]) == 2 and predicated is not None:
+        if (
+            len(dests) == 2
+            and op == "="
+            and tree[0] == "call"
+            and tree[1] == "combine"
+            and len(tree[2]) == 2
+            and predicated is not None
+        ):
             # halves of a pair are separate registers: one may be known without the other
             hi, lo = (_hex_eval(a, st, site) for a in tree[2])
             st.pw[dests[0]] = None if hi is None or isinstance(hi, bool) else hi & _M32
@@ -1853,6 +2037,7 @@ def _hex_body(t: str, site):
         if inc_f:
             inc_f(st)
         return None
+
     return f
 
 
@@ -1865,6 +2050,7 @@ def _hex_inc(pinc):
         v = st.r.get(reg)
         st.pw[reg] = None if v is None or inc is None else (v + inc) & _M32
         return None
+
     return f
 
 
@@ -1874,8 +2060,13 @@ def _hex_store(mn, addr_s, src_s, site):
     pinc = _hex_postinc(args, vector)
     inc_f = _hex_inc(pinc) if pinc else None
     size = _HEX_SIZE.get(mn, 128 if vector else 4)
-    src = None if vector else _hex_operand(src_s.strip()) if not src_s.strip().startswith("#") \
+    src = (
+        None
+        if vector
+        else _hex_operand(src_s.strip())
+        if not src_s.strip().startswith("#")
         else ("imm", int(src_s.strip().lstrip("#"), 0))
+    )
 
     def f(st, skip=False, predicated=True):
         if skip:
@@ -1894,10 +2085,12 @@ def _hex_store(mn, addr_s, src_s, site):
         if inc_f:
             inc_f(st)
         return None
+
     return f
 
 
 # ---------------------------------- the walk -----------------------------------------------
+
 
 def _first_change(v: int, d: int) -> float:
     """Smallest t >= 1 at which sign(v + t*d) differs from sign(v) (inf if never)."""
@@ -1982,7 +2175,7 @@ def _masked_affine(vals, steps) -> bool:
     still and the high ones pass through or vanish, so the result moves by a constant step."""
     if len(vals) != 2:
         return False
-    for (dx, y, dy) in ((steps[0], vals[1], steps[1]), (steps[1], vals[0], steps[0])):
+    for dx, y, dy in ((steps[0], vals[1], steps[1]), (steps[1], vals[0], steps[0])):
         if dy == 0 and _is_num(y) and dx % (1 << _uniform_from(y & _M64)) == 0:
             return True
     return False
@@ -2000,7 +2193,7 @@ def _summarise(st, fr: _Frame, counts: list, mask: int) -> bool:
     """Skip the iterations of `fr`'s loop that must repeat the last ones (see the section
     comment); True if it skipped any."""
     S = fr.samples
-    logs = [st.log[S[i][2]:S[i + 1][2]] for i in range(len(S) - 1)]
+    logs = [st.log[S[i][2] : S[i + 1][2]] for i in range(len(S) - 1)]
     sig = [(e[0], e[1]) for e in logs[0]]
     if any(len(lg) != len(sig) or [(e[0], e[1]) for e in lg] != sig for lg in logs[1:]):
         return False
@@ -2040,8 +2233,13 @@ def _summarise(st, fr: _Frame, counts: list, mask: int) -> bool:
         limit = min(limit, _SCAN)
         for m_in, pairs, ds in skips:
             for t in range(1, int(limit) + 1):
-                m = min((_first_change(pairs[i] + t * ds[i], pairs[i + 1]) - 1
-                         for i in range(0, len(pairs), 2)), default=float("inf"))
+                m = min(
+                    (
+                        _first_change(pairs[i] + t * ds[i], pairs[i + 1]) - 1
+                        for i in range(0, len(pairs), 2)
+                    ),
+                    default=float("inf"),
+                )
                 if m != m_in:
                     limit = t - 1
                     break
@@ -2054,16 +2252,20 @@ def _summarise(st, fr: _Frame, counts: list, mask: int) -> bool:
     dstate = {k: _affine_reg([s.get(k) for s in states]) for k in keys}
     cnts = [S[i][1] for i in range(len(S))]
     dc = [cnts[-1][i] - cnts[-2][i] for i in range(len(counts))]
-    if any(cnts[i + 1][x] - cnts[i][x] != dc[x] for i in range(len(cnts) - 2)
-           for x in range(len(counts))):
+    if any(
+        cnts[i + 1][x] - cnts[i][x] != dc[x]
+        for i in range(len(cnts) - 2)
+        for x in range(len(counts))
+    ):
         return False
     M = int(limit)
     cur = _flat(st)
     new = {}
     for k, v in cur.items():
         d = dstate.get(k, (0, None))
-        new[k] = None if d is None else \
-            (v + M * d[0]) & (d[1] or mask) if _is_num(v) and d[0] else v
+        new[k] = (
+            None if d is None else (v + M * d[0]) & (d[1] or mask) if _is_num(v) and d[0] else v
+        )
     _unflat(st, new)
     for x in range(len(counts)):
         counts[x] += M * dc[x]
@@ -2077,8 +2279,14 @@ def _summarise(st, fr: _Frame, counts: list, mask: int) -> bool:
     return True
 
 
-def _interpret(fn: _Func, blocks: list[_Block], loops: list[_Loop], arch: str,
-               reach: list[bool], summarise: bool = True):
+def _interpret(
+    fn: _Func,
+    blocks: list[_Block],
+    loops: list[_Loop],
+    arch: str,
+    reach: list[bool],
+    summarise: bool = True,
+):
     """Block and edge executions of one call of `fn`, found by walking it; raises
     _Unresolved where a branch depends on a value it cannot know."""
     decode = _a64_decode if arch == "aarch64" else _hex_decode
@@ -2102,16 +2310,27 @@ def _interpret(fn: _Func, blocks: list[_Block], loops: list[_Loop], arch: str,
         if not any(re.search(r"\b(callr|blr)\b", ln) for ln in u.lines):
             continue
         first = max((b.start for b in blocks if b.start <= ui), default=0)
-        near = [m.group(1) for v in range(ui, first - 1, -1) for ln in fn.units[v].lines
-                for m in [re.search(r"(?:##|:got_lo12:|:got:)(\w+)", ln)] if m]
+        near = [
+            m.group(1)
+            for v in range(ui, first - 1, -1)
+            for ln in fn.units[v].lines
+            for m in [re.search(r"(?:##|:got_lo12:|:got:)(\w+)", ln)]
+            if m
+        ]
         name = near[0] if near else ""
-        value = _LAYOUT[arch]["arg"] * (40 + ui) if "AllocWorkspace" in name else \
-            0 if "FreeWorkspace" in name else None
+        value = (
+            _LAYOUT[arch]["arg"] * (40 + ui)
+            if "AllocWorkspace" in name
+            else 0
+            if "FreeWorkspace" in name
+            else None
+        )
         if value is None:
             continue
 
         def result(st, v=value, k=ret_key):
             (st.r if arch == "aarch64" else st.pw)[k] = v
+
         dec[ui].append(result)
     nb = len(blocks)
     edge_id: dict[tuple[int, int], int] = {}
@@ -2169,8 +2388,9 @@ def _interpret(fn: _Func, blocks: list[_Block], loops: list[_Loop], arch: str,
     while True:
         steps += blocks[b].end - blocks[b].start
         if steps > _BUDGET[arch]:
-            raise _Unresolved(f"{fn.name}: more than {_BUDGET[arch]} instructions or packets "
-                              f"to walk")
+            raise _Unresolved(
+                f"{fn.name}: more than {_BUDGET[arch]} instructions or packets to walk"
+            )
         counts[b] += 1
         bl = blocks[b]
         nxt = None
@@ -2202,9 +2422,10 @@ def _interpret(fn: _Func, blocks: list[_Block], loops: list[_Loop], arch: str,
                 t = c[1]
                 if t is None and alt is not None and reach[tb] != reach[alt]:
                     t = reach[tb]
-                elif t is None and alt is not None and not reach[tb] and \
-                        failing(tb) != failing(alt):
-                    t = not failing(tb)     # after the last work: the side returning -1 fails
+                elif (
+                    t is None and alt is not None and not reach[tb] and failing(tb) != failing(alt)
+                ):
+                    t = not failing(tb)  # after the last work: the side returning -1 fails
                 elif t is None and not reach[tb] and alt is None:
                     t = False
                 if t is None:
@@ -2257,8 +2478,11 @@ def _interpret(fn: _Func, blocks: list[_Block], loops: list[_Loop], arch: str,
                 fr.samples.append((_flat(st), counts[:], len(st.log)))
                 if len(fr.samples) > _SAMPLES + 1:
                     fr.samples.pop(0)
-                if summarise and len(fr.samples) == _SAMPLES + 1 and \
-                        _summarise(st, fr, counts, mask):
+                if (
+                    summarise
+                    and len(fr.samples) == _SAMPLES + 1
+                    and _summarise(st, fr, counts, mask)
+                ):
                     fr.samples = [(_flat(st), counts[:], len(st.log))]
             else:
                 fr = _Frame(lp)
@@ -2271,6 +2495,7 @@ def _interpret(fn: _Func, blocks: list[_Block], loops: list[_Loop], arch: str,
 # ------------------------------------------------------------------------------------------
 # execution counts
 # ------------------------------------------------------------------------------------------
+
 
 def _stack_store(text: str, arch: str) -> bool | None:
     """True: a store to the stack; False: a store elsewhere; None: not a store."""
@@ -2290,8 +2515,9 @@ def _count_units(fn: _Func, bl: _Block) -> tuple[int, int]:
     return ins, bl.end - bl.start
 
 
-def predict(asm: str, entry: str, where: str = "<asm>", obj_path: str | None = None,
-            summarise: bool = True) -> DynamicCount:
+def predict(
+    asm: str, entry: str, where: str = "<asm>", obj_path: str | None = None, summarise: bool = True
+) -> DynamicCount:
     """Dynamic counts of one call of function `entry` of assembly text `asm`; `obj_path`, the
     object assembled from it, supplies the alignment padding the text does not show.
     `summarise=False` walks every loop iteration (slow; a check of the loop summaries)."""
@@ -2309,8 +2535,10 @@ def predict(asm: str, entry: str, where: str = "<asm>", obj_path: str | None = N
                 _add_padding(fn, words[name], arch)
     cfg = {name: _blocks(fn, arch) for name, fn in funcs.items()}
     # local functions that do work: a store off the stack, or a call of one that does
-    work = {name: any(_stack_store(ln, arch) is False for u in fn.units for ln in u.lines)
-            for name, fn in funcs.items()}
+    work = {
+        name: any(_stack_store(ln, arch) is False for u in fn.units for ln in u.lines)
+        for name, fn in funcs.items()
+    }
     changed = True
     while changed:
         changed = False
@@ -2344,9 +2572,15 @@ def predict(asm: str, entry: str, where: str = "<asm>", obj_path: str | None = N
         loops = _natural_loops(blocks, dom)
         n_unresolved = len(unresolved)
         # productive blocks: can reach work (off-stack store, call of a working function)
-        does = [any(_stack_store(ln, arch) is False for u in range(b.start, b.end)
-                    for ln in fn.units[u].lines) or any(c in funcs and work[c] for c in b.calls)
-                for b in blocks]
+        does = [
+            any(
+                _stack_store(ln, arch) is False
+                for u in range(b.start, b.end)
+                for ln in fn.units[u].lines
+            )
+            or any(c in funcs and work[c] for c in b.calls)
+            for b in blocks
+        ]
         reach = list(does)
         changed = True
         while changed:
@@ -2364,8 +2598,9 @@ def predict(asm: str, entry: str, where: str = "<asm>", obj_path: str | None = N
         for lp in loops:
             if walked is not None:
                 ex = walked[0][lp.header]
-                ent = sum(walked[1].get((p, lp.header), 0) for p in preds[lp.header]
-                          if p not in lp.body)
+                ent = sum(
+                    walked[1].get((p, lp.header), 0) for p in preds[lp.header] if p not in lp.body
+                )
                 lp.trip = ex // ent if ent and ex % ent == 0 else None
                 lp.source = f"walked: {ex} header executions over {ent} entries"
                 continue
@@ -2375,8 +2610,10 @@ def predict(asm: str, entry: str, where: str = "<asm>", obj_path: str | None = N
                 lp.trip = _induction_trip(fn, blocks, preds, dom, lp, arch, loops)
                 lp.source = "induction variable" if lp.trip is not None else ""
             if lp.trip is None:
-                unresolved.append(f"{name}: loop at {blocks[lp.header].name}: trip count not "
-                                  f"found in the assembly")
+                unresolved.append(
+                    f"{name}: loop at {blocks[lp.header].name}: trip count not "
+                    f"found in the assembly"
+                )
         header_of = {lp.header: lp for lp in loops}
         innermost = {}
         for lp in sorted(loops, key=lambda lp: -len(lp.body)):
@@ -2409,9 +2646,13 @@ def predict(asm: str, entry: str, where: str = "<asm>", obj_path: str | None = N
                 continue
             # a two-way decision: loop exit, error exit, or data
             own = innermost.get(k)
-            exiting = own is not None and any(s not in own.body for s in succ) and \
-                len([x for x in own.body if any(s not in own.body for s in blocks[x].succ)]) \
-                == 1 and own.trip is not None
+            exiting = (
+                own is not None
+                and any(s not in own.body for s in succ)
+                and len([x for x in own.body if any(s not in own.body for s in blocks[x].succ)])
+                == 1
+                and own.trip is not None
+            )
             if exiting and len(succ) == 2:
                 out = next(s for s in succ if s not in own.body)
                 stay = next(s for s in succ if s in own.body)
@@ -2420,7 +2661,7 @@ def predict(asm: str, entry: str, where: str = "<asm>", obj_path: str | None = N
                 edge_lo[(k, stay)], edge_hi[(k, stay)] = lo[k] - e_lo, hi[k] - e_hi
                 continue
             live = [s for s in succ if reach[s]]
-            if b.cond and b.returns and len(succ) == 1:   # conditional return
+            if b.cond and b.returns and len(succ) == 1:  # conditional return
                 s = succ[0]
                 v = (lo[k], hi[k]) if reach[s] else (0, 0)
                 edge_lo[(k, s)], edge_hi[(k, s)] = v
@@ -2432,7 +2673,7 @@ def predict(asm: str, entry: str, where: str = "<asm>", obj_path: str | None = N
                     v = (lo[k], hi[k]) if s == live[0] else (0, 0)
                     edge_lo[(k, s)], edge_hi[(k, s)] = v
                 continue
-            if not live and not hi[k]:   # on an error path itself
+            if not live and not hi[k]:  # on an error path itself
                 for s in succ:
                     edge_lo[(k, s)] = edge_hi[(k, s)] = 0
                 continue
@@ -2448,8 +2689,9 @@ def predict(asm: str, entry: str, where: str = "<asm>", obj_path: str | None = N
             lo = [c * lo_calls for c in walked[0]]
             hi = [c * hi_calls for c in walked[0]]
             for lp in loops:
-                ent = sum(walked[1].get((p, lp.header), 0) for p in preds[lp.header]
-                          if p not in lp.body)
+                ent = sum(
+                    walked[1].get((p, lp.header), 0) for p in preds[lp.header] if p not in lp.body
+                )
                 lp.entries = (ent * lo_calls, ent * hi_calls)  # type: ignore[attr-defined]
         elif walk_error and len(unresolved) > n_unresolved:
             # the static analysis did not settle it either: say why the walk stopped
@@ -2483,24 +2725,51 @@ def predict(asm: str, entry: str, where: str = "<asm>", obj_path: str | None = N
             if b.indirect and hi[k]:
                 unresolved.append(f"{name}: indirect or out-of-function jump in {b.name}")
             own = innermost.get(k)
-            results_blocks.append(BlockCount(
-                name, b.name, tuple(ln for u in range(b.start, b.end) for ln in fn.units[u].raw),
-                sizes[k][0], sizes[k][1] if arch == "hexagon" else None, lo[k], hi[k],
-                blocks[own.header].name if own else None, own is not None))
+            results_blocks.append(
+                BlockCount(
+                    name,
+                    b.name,
+                    tuple(ln for u in range(b.start, b.end) for ln in fn.units[u].raw),
+                    sizes[k][0],
+                    sizes[k][1] if arch == "hexagon" else None,
+                    lo[k],
+                    hi[k],
+                    blocks[own.header].name if own else None,
+                    own is not None,
+                )
+            )
         for lp in loops:
             e = getattr(lp, "entries", (None, None))
-            results_loops.append(LoopCount(
-                name, blocks[lp.header].name, lp.depth,
-                blocks[lp.parent.header].name if lp.parent else None, lp.trip,
-                e[0] if e[0] == e[1] else None, lp.source or "unknown",
-                tuple(blocks[b].name for b in sorted(lp.body))))
+            results_loops.append(
+                LoopCount(
+                    name,
+                    blocks[lp.header].name,
+                    lp.depth,
+                    blocks[lp.parent.header].name if lp.parent else None,
+                    lp.trip,
+                    e[0] if e[0] == e[1] else None,
+                    lp.source or "unknown",
+                    tuple(blocks[b].name for b in sorted(lp.body)),
+                )
+            )
     tot_lo = sum(v[0] for v in per_fn.values())
     tot_hi = sum(v[1] for v in per_fn.values())
     pk_lo = sum(v[0] for v in per_fn_p.values()) if arch == "hexagon" else None
     pk_hi = sum(v[1] for v in per_fn_p.values()) if arch == "hexagon" else None
-    return DynamicCount(arch, entry, tot_lo, tot_hi, pk_lo, pk_hi, per_fn, per_fn_p, external,
-                        tuple(results_blocks), tuple(results_loops),
-                        tuple(dict.fromkeys(unresolved)))
+    return DynamicCount(
+        arch,
+        entry,
+        tot_lo,
+        tot_hi,
+        pk_lo,
+        pk_hi,
+        per_fn,
+        per_fn_p,
+        external,
+        tuple(results_blocks),
+        tuple(results_loops),
+        tuple(dict.fromkeys(unresolved)),
+    )
 
 
 def _path_bounds(blocks, sizes, reach, rpo):
@@ -2508,15 +2777,18 @@ def _path_bounds(blocks, sizes, reach, rpo):
     exits, and the blocks on a shortest and on a longest such path."""
     n = len(blocks)
     best: dict[str, list] = {}
-    for key, pick, idx in (("min_i", min, 0), ("max_i", max, 0), ("min_p", min, 1),
-                           ("max_p", max, 1)):
+    for key, pick, idx in (
+        ("min_i", min, 0),
+        ("max_i", max, 0),
+        ("min_p", min, 1),
+        ("max_p", max, 1),
+    ):
         val: list[int | None] = [None] * n
         nxt: list[int | None] = [None] * n
-        for k in reversed(rpo):          # successors first
+        for k in reversed(rpo):  # successors first
             b = blocks[k]
-            choice = any(reach[s] for s in b.succ)   # error exits are pruned at a choice
-            cands = [(val[s], s) for s in b.succ if (reach[s] or not choice)
-                     and val[s] is not None]
+            choice = any(reach[s] for s in b.succ)  # error exits are pruned at a choice
+            cands = [(val[s], s) for s in b.succ if (reach[s] or not choice) and val[s] is not None]
             own = sizes[k][idx]
             if b.returns and (not b.succ or b.cond):
                 cands.append((0, None))
@@ -2529,8 +2801,14 @@ def _path_bounds(blocks, sizes, reach, rpo):
             path.add(k)
             k = nxt[k]
         best[key] = [val[0] or 0, path]
-    return (best["min_i"][0], best["max_i"][0], best["min_p"][0], best["max_p"][0],
-            best["min_i"][1], best["max_i"][1])
+    return (
+        best["min_i"][0],
+        best["max_i"][0],
+        best["min_p"][0],
+        best["max_p"][0],
+        best["min_i"][1],
+        best["max_i"][1],
+    )
 
 
 def predict_kernel(kernel) -> DynamicCount:

@@ -14,7 +14,7 @@ axis spans its full size.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from accelsim.model.graph import Graph, Node
 from accelsim.model.ops import op_class, spatial_axes
@@ -81,38 +81,51 @@ def accesses(graph: Graph, node: Node, loops: Sequence[Loop]) -> list[Access]:
     c = {a: _coefs(loops, a) for a in {_axis(lp.name) for lp in loops}}
     sc = lambda a, k: tuple((n, s * k) for n, s in c.get(a, []))  # noqa: E731
     if kind == "dense":
-        return [Access(x.name, eb(x), ((w.shape[1], sc("ic", 1)),)),
-                Access(w.name, eb(w), ((w.shape[0], sc("oc", 1)), (w.shape[1], sc("ic", 1))),
-                       resident=False),
-                Access(y.name, eb(y), ((w.shape[0], sc("oc", 1)),))]
+        return [
+            Access(x.name, eb(x), ((w.shape[1], sc("ic", 1)),)),
+            Access(
+                w.name,
+                eb(w),
+                ((w.shape[0], sc("oc", 1)), (w.shape[1], sc("ic", 1))),
+                resident=False,
+            ),
+            Access(y.name, eb(y), ((w.shape[0], sc("oc", 1)),)),
+        ]
     ca, ha, wa = spatial_axes(node.attr("data_layout", "NCHW"))
     sh, sw = node.attr("strides", (1, 1))
     dh, dw = node.attr("dilations", (1, 1))
     ch = "c" if kind == "depthwise_conv2d" else "ic"
     oc = "c" if kind == "depthwise_conv2d" else "oc"
-    xa = [(x.shape[ha], sc("oh", sh) + sc("kh", dh)),
-          (x.shape[wa], sc("ow", sw) + sc("kw", dw)),
-          (x.shape[ca], sc(ch, 1))]
+    xa = [
+        (x.shape[ha], sc("oh", sh) + sc("kh", dh)),
+        (x.shape[wa], sc("ow", sw) + sc("kw", dw)),
+        (x.shape[ca], sc(ch, 1)),
+    ]
     wa_ = [(w.shape[0], sc(oc, 1)), (w.shape[2], sc("kh", 1)), (w.shape[3], sc("kw", 1))]
     if kind != "depthwise_conv2d":
         wa_.append((w.shape[1], sc("ic", 1)))
     ya = [(y.shape[ha], sc("oh", 1)), (y.shape[wa], sc("ow", 1)), (y.shape[ca], sc(oc, 1))]
-    return [Access(x.name, eb(x), tuple(xa)), Access(w.name, eb(w), tuple(wa_), resident=False),
-            Access(y.name, eb(y), tuple(ya))]
+    return [
+        Access(x.name, eb(x), tuple(xa)),
+        Access(w.name, eb(w), tuple(wa_), resident=False),
+        Access(y.name, eb(y), tuple(ya)),
+    ]
 
 
 def recipe_loops(graph: Graph, node: Node, recipe) -> list[tuple[str, int]]:
     """The named loops of the recipe's `order` with extents from its `tile` sizes (the
     scheduler's `resolve_size` rule; blocks are left to `complete`), outermost first."""
     from accelsim.lower.schedule import resolve_size
+
     sizes = axis_sizes(graph, node)
     tiles = dict(recipe.get("tile") or {})
     order = list(recipe.get("order") or [])
     extents: dict[str, int] = {}
     for a, size in sizes.items():
         if a in tiles:
-            t = resolve_size(tiles[a], size, 1, recipe.where("tile", a), "elements", node.name,
-                             must_divide=False)
+            t = resolve_size(
+                tiles[a], size, 1, recipe.where("tile", a), "elements", node.name, must_divide=False
+            )
             t = max(1, min(t, size))
             extents[f"{a}.o"] = -(-size // t)
             extents[f"{a}.i"] = t

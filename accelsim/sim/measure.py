@@ -44,9 +44,9 @@ import dataclasses
 import os
 import statistics
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Callable, Mapping
 
 import numpy as np
 
@@ -57,8 +57,7 @@ from accelsim.sim.cost import ENERGY_COMPONENTS, LayerCost
 from accelsim.target import Target
 
 FIDELITY = "measured"
-STATISTICS: dict[str, Callable[[list[float]], float]] = {"median": statistics.median,
-                                                         "min": min}
+STATISTICS: dict[str, Callable[[list[float]], float]] = {"median": statistics.median, "min": min}
 CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "thread": time.thread_time}
 
 
@@ -71,24 +70,26 @@ class Measurement:
     """Per-node measured costs plus what a reader needs to judge them."""
 
     costs: tuple[LayerCost, ...]
-    unmeasured: tuple[str, ...]        # nodes with no kernel to time (not lowered)
+    unmeasured: tuple[str, ...]  # nodes with no kernel to time (not lowered)
     repeat: int
     warmup: int
-    call_overhead_s: float             # median time of a call to an (almost) empty kernel
-    pass_s: float                      # time of one whole pass (all kernels), reduced like
+    call_overhead_s: float  # median time of a call to an (almost) empty kernel
+    pass_s: float  # time of one whole pass (all kernels), reduced like
     #                                    the layers
-    chained: int                       # kernel inputs read from their producer's output buffer
-    statistic: str = "median"          # how a layer's samples were reduced
-    clock: str = "wall"                # "wall" or "thread" (CPU time of the measuring thread)
+    chained: int  # kernel inputs read from their producer's output buffer
+    statistic: str = "median"  # how a layer's samples were reduced
+    clock: str = "wall"  # "wall" or "thread" (CPU time of the measuring thread)
     samples: Mapping[str, tuple[float, ...]] = dataclasses.field(default_factory=dict)
 
 
 def check_target(target: Target) -> None:
     """Only this machine can be measured."""
     if target.kind != "host":
-        raise InputError(f"--target {target.name}: measure runs kernels on this machine, so it "
-                         f"needs a target of kind 'host' (e.g. 'host'); found kind "
-                         f"'{target.kind}' ({target.path}); use `accelsim simulate` for it")
+        raise InputError(
+            f"--target {target.name}: measure runs kernels on this machine, so it "
+            f"needs a target of kind 'host' (e.g. 'host'); found kind "
+            f"'{target.kind}' ({target.path}); use `accelsim simulate` for it"
+        )
 
 
 def _single_thread() -> None:
@@ -96,8 +97,10 @@ def _single_thread() -> None:
     # case another caller started it (affinity mode 0 = big cores, 1 worker).
     os.environ.setdefault("TVM_NUM_THREADS", "1")
     from accelsim.tvm_env import import_tvm
+
     import_tvm()
     import tvm_ffi
+
     cfg = tvm_ffi.get_global_func("runtime.config_threadpool", allow_missing=True)
     if cfg is not None:
         cfg(0, 1)
@@ -112,8 +115,7 @@ def _mismatches(got: np.ndarray, ref: np.ndarray, rtol: float) -> int:
 
 def _same(a: np.ndarray, b: np.ndarray, rtol: float) -> bool:
     """`a` (a producer's output) holds `b`'s elements in `b`'s order (a reshape is allowed)."""
-    return a.size == b.size and a.dtype == b.dtype \
-        and _mismatches(a.reshape(b.shape), b, rtol) == 0
+    return a.size == b.size and a.dtype == b.dtype and _mismatches(a.reshape(b.shape), b, rtol) == 0
 
 
 def _alias(buf, shape: tuple[int, ...]):
@@ -137,8 +139,7 @@ def _overhead_s(tvm, now: Callable[[], float], n: int = 2000) -> float:
     te = tvm.te
     a = te.placeholder((1,), "float32", name="a")
     b = te.compute((1,), lambda i: a[i] + 1.0, name="b")
-    lib = tvm.compile(te.create_prim_func([a, b]).with_attr("global_symbol", "noop"),
-                      target="llvm")
+    lib = tvm.compile(te.create_prim_func([a, b]).with_attr("global_symbol", "noop"), target="llvm")
     fn = lib["noop"]
     dev = tvm.cpu()
     x = tvm.runtime.tensor(np.zeros(1, np.float32), dev)
@@ -151,10 +152,18 @@ def _overhead_s(tvm, now: Callable[[], float], n: int = 2000) -> float:
     return float(np.median(samples))
 
 
-def measure_graph(graph: Graph, target: Target, precision: Precision,
-                  feeds: Mapping[str, np.ndarray], repeat: int = 10, warmup: int = 2,
-                  rtol: float = 1e-4, progress: Callable[[int], None] | None = None,
-                  statistic: str = "median", clock: str = "wall") -> Measurement:
+def measure_graph(
+    graph: Graph,
+    target: Target,
+    precision: Precision,
+    feeds: Mapping[str, np.ndarray],
+    repeat: int = 10,
+    warmup: int = 2,
+    rtol: float = 1e-4,
+    progress: Callable[[int], None] | None = None,
+    statistic: str = "median",
+    clock: str = "wall",
+) -> Measurement:
     """Measure every node of `graph` (already quantized at `precision`) on this machine.
 
     `statistic` reduces a layer's `repeat` samples: "median" (default), or "min" (the least
@@ -165,13 +174,19 @@ def measure_graph(graph: Graph, target: Target, precision: Precision,
     from accelsim.codegen.compile import compile_layer, runtime_module
     from accelsim.lower.lower import STATUS_KERNEL, STATUS_VIEW, lower_graph
     from accelsim.ref.executor import run as ref_run
-    from accelsim.sim.analytic import simulate_layer, memory_levels, peak_macs_per_cycle, \
-        node_precision
+    from accelsim.sim.analytic import (
+        memory_levels,
+        node_precision,
+        peak_macs_per_cycle,
+        simulate_layer,
+    )
     from accelsim.tvm_env import import_tvm
+
     check_target(target)
     if statistic not in STATISTICS:
-        raise InputError(f"--statistic: expected one of {', '.join(STATISTICS)}, found "
-                         f"{statistic!r}")
+        raise InputError(
+            f"--statistic: expected one of {', '.join(STATISTICS)}, found {statistic!r}"
+        )
     if clock not in CLOCKS:
         raise InputError(f"--clock: expected one of {', '.join(CLOCKS)}, found {clock!r}")
     if repeat < 1 or warmup < 0:
@@ -194,8 +209,14 @@ def measure_graph(graph: Graph, target: Target, precision: Precision,
             args = []
             for a in kernel.args[:-1]:
                 arr = np.ascontiguousarray(packed[a.name], dtype=np.dtype(a.dtype))
-                src = next((produced[t] for t in L.inputs if t in produced
-                            and _same(produced[t][0], arr, rtol)), None)
+                src = next(
+                    (
+                        produced[t]
+                        for t in L.inputs
+                        if t in produced and _same(produced[t][0], arr, rtol)
+                    ),
+                    None,
+                )
                 buf = _alias(src[1], arr.shape) if src is not None else None
                 args.append(buf if buf is not None else tvm.runtime.tensor(arr, dev))
                 chained += buf is not None
@@ -208,9 +229,11 @@ def measure_graph(graph: Graph, target: Target, precision: Precision,
             raw = y.numpy()
             bad = _mismatches(L.unpack_output(raw), values[L.output], rtol)
             if bad:
-                raise MeasureError(f"layer '{L.name}' ({L.op}): the host kernel differs from the "
-                                   f"reference executor in {bad} of {values[L.output].size} "
-                                   f"elements; its time is not reported")
+                raise MeasureError(
+                    f"layer '{L.name}' ({L.op}): the host kernel differs from the "
+                    f"reference executor in {bad} of {values[L.output].size} "
+                    f"elements; its time is not reported"
+                )
             produced[L.output] = (raw, y)
             calls.append(_Call(L, fn, args, []))
         elif L.status == STATUS_VIEW and L.inputs and L.inputs[0] in produced:
@@ -241,11 +264,13 @@ def measure_graph(graph: Graph, target: Target, precision: Precision,
         predicted = simulate_layer(graph, node, target, precision, levels)
         if L.name in measured:
             lat = measured[L.name]
-            note = (f"measured: {statistic} of {repeat} passes on this machine ({clock} clock), "
-                    f"1 thread; includes "
-                    f"~{overhead * 1e6:.1f} us call overhead; cycles = latency x "
-                    f"{clock_hz:.3g} Hz (nominal clock); energy not measured; bound from the "
-                    f"target's numbers, not measured")
+            note = (
+                f"measured: {statistic} of {repeat} passes on this machine ({clock} clock), "
+                f"1 thread; includes "
+                f"~{overhead * 1e6:.1f} us call overhead; cycles = latency x "
+                f"{clock_hz:.3g} Hz (nominal clock); energy not measured; bound from the "
+                f"target's numbers, not measured"
+            )
         elif L.status == STATUS_VIEW:
             lat, note = 0.0, "view: no kernel"
         else:
@@ -256,12 +281,34 @@ def measure_graph(graph: Graph, target: Target, precision: Precision,
         macs = predicted.macs
         util = 0.0
         if macs and cycles:
-            util = macs / (cycles * peak_macs_per_cycle(target, node_precision(graph, node,
-                                                                                 precision)))
-        costs.append(LayerCost(
-            name=node.name, op=predicted.op, macs=macs, cycles=cycles, latency_s=lat,
-            energy_j=0.0, energy_breakdown=zero, bound=predicted.bound, utilization=util,
-            fidelity=FIDELITY, bytes_moved={}, notes=note))
-    return Measurement(tuple(costs), tuple(unmeasured), repeat, warmup, overhead,
-                       float(reduce(passes)), chained, statistic, clock,
-                       MappingProxyType({c.layer.name: tuple(c.samples) for c in calls}))
+            util = macs / (
+                cycles * peak_macs_per_cycle(target, node_precision(graph, node, precision))
+            )
+        costs.append(
+            LayerCost(
+                name=node.name,
+                op=predicted.op,
+                macs=macs,
+                cycles=cycles,
+                latency_s=lat,
+                energy_j=0.0,
+                energy_breakdown=zero,
+                bound=predicted.bound,
+                utilization=util,
+                fidelity=FIDELITY,
+                bytes_moved={},
+                notes=note,
+            )
+        )
+    return Measurement(
+        tuple(costs),
+        tuple(unmeasured),
+        repeat,
+        warmup,
+        overhead,
+        float(reduce(passes)),
+        chained,
+        statistic,
+        clock,
+        MappingProxyType({c.layer.name: tuple(c.samples) for c in calls}),
+    )

@@ -40,8 +40,8 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 from accelsim.errors import AccelsimError
 
@@ -52,19 +52,33 @@ class PipelineError(AccelsimError):
 
 # coarser class to use when a target's table lacks the finer one (checked in order)
 _FALLBACK = {
-    "vector_shift": "vector_alu", "vector_shift_acc": "vector_shift",
-    "vector_narrow": "vector_shift", "vector_permute": "vector_alu", "vector_logic": "vector_alu",
-    "vector_permute_double": "vector_permute", "vector_mul": "vector_mac_int16",
-    "vector_fp": "vector_fma_fp32", "vector_convert": "vector_fp",
-    "vector_from_gpr": "vector_alu", "vector_to_gpr": "vector_alu",
-    "vector_mac_int16": "vector_alu", "vector_mul_long_int8": "vector_mac_int16",
-    "vector_pairwise_acc": "vector_alu", "vector_mac_int8": "vector_mac_int16",
-    "vector_fma_fp16": "vector_fma_fp32", "vector_fma_fp32": "vector_alu",
-    "vector_dmpy_int16x8": "vector_mac_int8", "vector_mpyi_int16": "vector_mac_int16",
-    "vector_load_unaligned": "vector_load", "vector_load_replicate": "vector_load",
-    "vector_load_pair": "vector_load", "vector_alu_long": "vector_alu",
+    "vector_shift": "vector_alu",
+    "vector_shift_acc": "vector_shift",
+    "vector_narrow": "vector_shift",
+    "vector_permute": "vector_alu",
+    "vector_logic": "vector_alu",
+    "vector_permute_double": "vector_permute",
+    "vector_mul": "vector_mac_int16",
+    "vector_fp": "vector_fma_fp32",
+    "vector_convert": "vector_fp",
+    "vector_from_gpr": "vector_alu",
+    "vector_to_gpr": "vector_alu",
+    "vector_mac_int16": "vector_alu",
+    "vector_mul_long_int8": "vector_mac_int16",
+    "vector_pairwise_acc": "vector_alu",
+    "vector_mac_int8": "vector_mac_int16",
+    "vector_fma_fp16": "vector_fma_fp32",
+    "vector_fma_fp32": "vector_alu",
+    "vector_dmpy_int16x8": "vector_mac_int8",
+    "vector_mpyi_int16": "vector_mac_int16",
+    "vector_load_unaligned": "vector_load",
+    "vector_load_replicate": "vector_load",
+    "vector_load_pair": "vector_load",
+    "vector_alu_long": "vector_alu",
     "vector_pairwise_long": "vector_pairwise_acc",
-    "scalar_load": "vector_load", "scalar_store": "vector_store", "scalar_mul": "scalar_alu",
+    "scalar_load": "vector_load",
+    "scalar_store": "vector_store",
+    "scalar_mul": "scalar_alu",
 }
 
 _ARCH_BY_KIND = {"cpu-simd": "aarch64", "vliw-dsp": "hexagon", "host": "x86_64"}
@@ -79,11 +93,11 @@ class Instr:
     cls: str
     defs: tuple[str, ...] = ()
     uses: tuple[str, ...] = ()
-    acc: str | None = None        # register read as the accumulator (late-forwarded operand)
-    count: int = 1                # registers moved (LDP/LD1 {..}: the pipes are used per register)
-    narrow: bool = False          # AArch64 64-bit (D-form) or scalar vector-unit operation
-    packet: int | None = None     # Hexagon packet index within the block
-    same_packet: tuple[str, ...] = ()   # Hexagon .cur/.tmp/.new registers forwarded in-packet
+    acc: str | None = None  # register read as the accumulator (late-forwarded operand)
+    count: int = 1  # registers moved (LDP/LD1 {..}: the pipes are used per register)
+    narrow: bool = False  # AArch64 64-bit (D-form) or scalar vector-unit operation
+    packet: int | None = None  # Hexagon packet index within the block
+    same_packet: tuple[str, ...] = ()  # Hexagon .cur/.tmp/.new registers forwarded in-packet
 
 
 # ------------------------------------------------------------------------------------------
@@ -93,16 +107,90 @@ class Instr:
 _A64_BRANCH = re.compile(r"^(b|bl|br|blr|ret|b\.\w+|cbz|cbnz|tbz|tbnz)$")
 _A64_VREG = re.compile(r"^(?:v(\d+)(?:\.\d*[bhsdq])?(?:\[\d+\])?|[qdshb](\d+))$")
 _A64_GREG = re.compile(r"^(?:[xw](\d+)|sp|wsp)$")
-_A64_ACCUM = {"sdot", "udot", "usdot", "sudot", "smlal", "smlal2", "umlal", "umlal2",
-              "smlsl", "smlsl2", "umlsl", "umlsl2", "sqdmlal", "sqdmlal2", "sqdmlsl",
-              "sqdmlsl2", "mla", "mls", "fmla", "fmls", "sadalp", "uadalp", "ssra", "usra",
-              "srsra", "ursra", "sli", "sri", "bsl", "bit", "bif", "tbx", "sqrdmlah",
-              "sqrdmlsh", "saba", "uaba", "sabal", "sabal2", "uabal", "uabal2", "fmlal",
-              "fmlal2", "bfdot", "smmla", "ummla", "usmmla", "movk", "ins"}
-_A64_FLAGS_DEF = {"cmp", "cmn", "tst", "fcmp", "fcmpe", "ccmp", "ccmn", "adds", "subs", "ands",
-                  "bics", "adcs", "sbcs", "negs"}
-_A64_FLAGS_USE = {"csel", "csinc", "csinv", "csneg", "cset", "csetm", "cinc", "cinv", "cneg",
-                  "adc", "sbc", "adcs", "sbcs", "ccmp", "ccmn", "fcsel"}
+_A64_ACCUM = {
+    "sdot",
+    "udot",
+    "usdot",
+    "sudot",
+    "smlal",
+    "smlal2",
+    "umlal",
+    "umlal2",
+    "smlsl",
+    "smlsl2",
+    "umlsl",
+    "umlsl2",
+    "sqdmlal",
+    "sqdmlal2",
+    "sqdmlsl",
+    "sqdmlsl2",
+    "mla",
+    "mls",
+    "fmla",
+    "fmls",
+    "sadalp",
+    "uadalp",
+    "ssra",
+    "usra",
+    "srsra",
+    "ursra",
+    "sli",
+    "sri",
+    "bsl",
+    "bit",
+    "bif",
+    "tbx",
+    "sqrdmlah",
+    "sqrdmlsh",
+    "saba",
+    "uaba",
+    "sabal",
+    "sabal2",
+    "uabal",
+    "uabal2",
+    "fmlal",
+    "fmlal2",
+    "bfdot",
+    "smmla",
+    "ummla",
+    "usmmla",
+    "movk",
+    "ins",
+}
+_A64_FLAGS_DEF = {
+    "cmp",
+    "cmn",
+    "tst",
+    "fcmp",
+    "fcmpe",
+    "ccmp",
+    "ccmn",
+    "adds",
+    "subs",
+    "ands",
+    "bics",
+    "adcs",
+    "sbcs",
+    "negs",
+}
+_A64_FLAGS_USE = {
+    "csel",
+    "csinc",
+    "csinv",
+    "csneg",
+    "cset",
+    "csetm",
+    "cinc",
+    "cinv",
+    "cneg",
+    "adc",
+    "sbc",
+    "adcs",
+    "sbcs",
+    "ccmp",
+    "ccmn",
+    "fcsel",
+}
 _A64_NOT_DEF = {"cmp", "cmn", "tst", "fcmp", "fcmpe", "ccmp", "ccmn", "prfm"}
 
 # mnemonic -> class, for instructions on vector registers (the SOG instruction groups)
@@ -111,46 +199,211 @@ for _m in ("sdot", "udot", "usdot", "sudot"):
     _A64_VECTOR[_m] = "vector_mac_int8"
 for _m in ("sadalp", "uadalp"):
     _A64_VECTOR[_m] = "vector_pairwise_acc"
-for _m in ("saddlp", "uaddlp"):      # pairwise add long (no accumulate)
+for _m in ("saddlp", "uaddlp"):  # pairwise add long (no accumulate)
     _A64_VECTOR[_m] = "vector_pairwise_long"
 # ASIMD arith, long / wide / narrowing high half (A55 SOG 4.15 "ASIMD arith": 3 cycles)
-for _m in ("saddl", "saddl2", "uaddl", "uaddl2", "ssubl", "ssubl2", "usubl", "usubl2", "saddw",
-           "saddw2", "uaddw", "uaddw2", "ssubw", "ssubw2", "usubw", "usubw2", "addhn", "addhn2",
-           "subhn", "subhn2"):
+for _m in (
+    "saddl",
+    "saddl2",
+    "uaddl",
+    "uaddl2",
+    "ssubl",
+    "ssubl2",
+    "usubl",
+    "usubl2",
+    "saddw",
+    "saddw2",
+    "uaddw",
+    "uaddw2",
+    "ssubw",
+    "ssubw2",
+    "usubw",
+    "usubw2",
+    "addhn",
+    "addhn2",
+    "subhn",
+    "subhn2",
+):
     _A64_VECTOR[_m] = "vector_alu_long"
 for _m in ("mul", "mla", "mls", "sqdmulh", "sqrdmulh", "sqrdmlah", "sqrdmlsh", "pmul"):
     _A64_VECTOR[_m] = "vector_mul"
 for _m in ("ssra", "usra", "srsra", "ursra", "sli", "sri"):
     _A64_VECTOR[_m] = "vector_shift_acc"
-for _m in ("sqxtn", "sqxtn2", "uqxtn", "uqxtn2", "sqxtun", "sqxtun2", "sqshrn", "sqshrn2",
-           "sqrshrn", "sqrshrn2", "sqshrun", "sqshrun2", "sqrshrun", "sqrshrun2", "uqshrn",
-           "uqshrn2", "uqrshrn", "uqrshrn2"):
+for _m in (
+    "sqxtn",
+    "sqxtn2",
+    "uqxtn",
+    "uqxtn2",
+    "sqxtun",
+    "sqxtun2",
+    "sqshrn",
+    "sqshrn2",
+    "sqrshrn",
+    "sqrshrn2",
+    "sqshrun",
+    "sqshrun2",
+    "sqrshrun",
+    "sqrshrun2",
+    "uqshrn",
+    "uqshrn2",
+    "uqrshrn",
+    "uqrshrn2",
+):
     _A64_VECTOR[_m] = "vector_narrow"
-for _m in ("shl", "sshr", "ushr", "srshr", "urshr", "sshl", "ushl", "srshl", "urshl", "sqshl",
-           "uqshl", "sqrshl", "uqrshl", "sqshlu", "sshll", "sshll2", "ushll", "ushll2", "sxtl",
-           "sxtl2", "uxtl", "uxtl2", "shll", "shll2", "shrn", "shrn2", "rshrn", "rshrn2"):
+for _m in (
+    "shl",
+    "sshr",
+    "ushr",
+    "srshr",
+    "urshr",
+    "sshl",
+    "ushl",
+    "srshl",
+    "urshl",
+    "sqshl",
+    "uqshl",
+    "sqrshl",
+    "uqrshl",
+    "sqshlu",
+    "sshll",
+    "sshll2",
+    "ushll",
+    "ushll2",
+    "sxtl",
+    "sxtl2",
+    "uxtl",
+    "uxtl2",
+    "shll",
+    "shll2",
+    "shrn",
+    "shrn2",
+    "rshrn",
+    "rshrn2",
+):
     _A64_VECTOR[_m] = "vector_shift"
-for _m in ("tbl", "tbx", "uzp1", "uzp2", "zip1", "zip2", "trn1", "trn2", "ext", "rev16",
-           "rev32", "rev64"):
+for _m in (
+    "tbl",
+    "tbx",
+    "uzp1",
+    "uzp2",
+    "zip1",
+    "zip2",
+    "trn1",
+    "trn2",
+    "ext",
+    "rev16",
+    "rev32",
+    "rev64",
+):
     _A64_VECTOR[_m] = "vector_permute"
-for _m in ("scvtf", "ucvtf", "fcvtzs", "fcvtzu", "fcvtns", "fcvtnu", "fcvtas", "fcvtau",
-           "fcvtms", "fcvtmu", "fcvtps", "fcvtpu", "fcvtn", "fcvtn2", "fcvtl", "fcvtl2",
-           "fcvtxn", "fcvt", "frintn", "frinta", "frintm", "frintp", "frintz", "frintx",
-           "frinti"):
+for _m in (
+    "scvtf",
+    "ucvtf",
+    "fcvtzs",
+    "fcvtzu",
+    "fcvtns",
+    "fcvtnu",
+    "fcvtas",
+    "fcvtau",
+    "fcvtms",
+    "fcvtmu",
+    "fcvtps",
+    "fcvtpu",
+    "fcvtn",
+    "fcvtn2",
+    "fcvtl",
+    "fcvtl2",
+    "fcvtxn",
+    "fcvt",
+    "frintn",
+    "frinta",
+    "frintm",
+    "frintp",
+    "frintz",
+    "frintx",
+    "frinti",
+):
     _A64_VECTOR[_m] = "vector_convert"
-for _m in ("fadd", "fsub", "fmul", "fmax", "fmin", "fmaxnm", "fminnm", "fabs", "fneg", "fabd",
-           "faddp", "fmaxp", "fminp", "fcmeq", "fcmge", "fcmgt", "fcmle", "fcmlt", "fmulx",
-           "fdiv", "fsqrt", "frecpe", "frsqrte", "fcsel"):
+for _m in (
+    "fadd",
+    "fsub",
+    "fmul",
+    "fmax",
+    "fmin",
+    "fmaxnm",
+    "fminnm",
+    "fabs",
+    "fneg",
+    "fabd",
+    "faddp",
+    "fmaxp",
+    "fminp",
+    "fcmeq",
+    "fcmge",
+    "fcmgt",
+    "fcmle",
+    "fcmlt",
+    "fmulx",
+    "fdiv",
+    "fsqrt",
+    "frecpe",
+    "frsqrte",
+    "fcsel",
+):
     _A64_VECTOR[_m] = "vector_fp"
-for _m in ("and", "orr", "eor", "bic", "orn", "not", "mvn", "mov", "movi", "mvni", "bsl", "bit",
-           "bif"):
+for _m in (
+    "and",
+    "orr",
+    "eor",
+    "bic",
+    "orn",
+    "not",
+    "mvn",
+    "mov",
+    "movi",
+    "mvni",
+    "bsl",
+    "bit",
+    "bif",
+):
     _A64_VECTOR[_m] = "vector_logic"
-_A64_MLAL = {"smull", "smull2", "umull", "umull2", "smlal", "smlal2", "umlal", "umlal2",
-             "smlsl", "smlsl2", "umlsl", "umlsl2", "sqdmull", "sqdmull2", "sqdmlal",
-             "sqdmlal2", "sqdmlsl", "sqdmlsl2"}
+_A64_MLAL = {
+    "smull",
+    "smull2",
+    "umull",
+    "umull2",
+    "smlal",
+    "smlal2",
+    "umlal",
+    "umlal2",
+    "smlsl",
+    "smlsl2",
+    "umlsl",
+    "umlsl2",
+    "sqdmull",
+    "sqdmull2",
+    "sqdmlal",
+    "sqdmlal2",
+    "sqdmlsl",
+    "sqdmlsl2",
+}
 _A64_FMA = {"fmla", "fmls", "fmadd", "fmsub", "fnmadd", "fnmsub"}
-_A64_SCALAR_MUL = {"madd", "msub", "mul", "mneg", "smull", "umull", "smaddl", "umaddl",
-                   "smsubl", "umsubl", "smulh", "umulh", "sdiv", "udiv"}
+_A64_SCALAR_MUL = {
+    "madd",
+    "msub",
+    "mul",
+    "mneg",
+    "smull",
+    "umull",
+    "smaddl",
+    "umaddl",
+    "smsubl",
+    "umsubl",
+    "smulh",
+    "umulh",
+    "sdiv",
+    "udiv",
+}
 
 
 def _split_operands(ops: str) -> list[str]:
@@ -189,7 +442,7 @@ def _a64_regs(operand: str) -> list[str]:
     rng = re.search(r"v(\d+)\.\w+\s*-\s*v(\d+)", operand)
     if rng:
         a, b = int(rng.group(1)), int(rng.group(2))
-        out = ["v%d" % (i % 32) for i in range(a, b + (32 if b < a else 0) + 1)]
+        out = [f"v{i % 32}" for i in range(a, b + (32 if b < a else 0) + 1)]
     return out
 
 
@@ -217,7 +470,7 @@ def _a64_classify(s: str) -> tuple[str, str, list[str]]:
     if mnem.startswith("ld") or mnem == "prfm":
         if not simd_first:
             return "scalar_load", mnem, ops
-        if re.match(r"^ld\dr$", mnem):        # LD1R..LD4R: load and replicate
+        if re.match(r"^ld\dr$", mnem):  # LD1R..LD4R: load and replicate
             return "vector_load_replicate", mnem, ops
         return ("vector_load_pair" if mnem in ("ldp", "ldnp") else "vector_load"), mnem, ops
     if mnem.startswith("st"):
@@ -230,19 +483,26 @@ def _a64_classify(s: str) -> tuple[str, str, list[str]]:
             return "scalar_mul", mnem, ops
         return "scalar_alu", mnem, ops
     if mnem in _A64_MLAL:
-        return ("vector_mul_long_int8" if re.search(r"\.8h\b", first) else "vector_mac_int16"), \
-            mnem, ops
+        return (
+            ("vector_mul_long_int8" if re.search(r"\.8h\b", first) else "vector_mac_int16"),
+            mnem,
+            ops,
+        )
     if mnem in _A64_FMA:
-        return ("vector_fma_fp16" if re.search(r"\.(8h|4h)\b|^h\d+", first)
-                else "vector_fma_fp32"), mnem, ops
+        return (
+            ("vector_fma_fp16" if re.search(r"\.(8h|4h)\b|^h\d+", first) else "vector_fma_fp32"),
+            mnem,
+            ops,
+        )
     gpr_src = any(_A64_GREG.match(o.strip().lower()) for o in ops[1:])
     gpr_dst = bool(_A64_GREG.match(first))
     if mnem in ("dup", "ins", "mov", "fmov") and gpr_src and not gpr_dst:
         return "vector_from_gpr", mnem, ops
     if mnem in ("umov", "smov", "mov", "fmov") and gpr_dst:
         return "vector_to_gpr", mnem, ops
-    if mnem in ("dup", "ins") or (mnem == "mov" and re.search(r"\]\s*$", ops[-1] if ops else "")
-                                  and re.search(r"\[", first)):
+    if mnem in ("dup", "ins") or (
+        mnem == "mov" and re.search(r"\]\s*$", ops[-1] if ops else "") and re.search(r"\[", first)
+    ):
         return "vector_permute", mnem, ops
     if mnem in ("scvtf", "ucvtf") and gpr_src:
         return "vector_from_gpr", mnem, ops
@@ -264,15 +524,16 @@ def _a64_instr(s: str) -> Instr:
         if "load" in cls:
             defs = data if mnem != "prfm" else []
             uses = list(addr)
-            if re.search(r"\}\s*\[\d+\]", " ".join(ops[:mem])):   # lane load merges
+            if re.search(r"\}\s*\[\d+\]", " ".join(ops[:mem])):  # lane load merges
                 uses += data
         else:
             uses = data + addr
         if wb and addr:
             defs.append(addr[0])
         if cls.startswith("vector"):
-            count = max(1, len([o for o in ops[:mem]] if not ops[0].startswith("{")
-                               else _a64_regs(ops[0])))
+            count = max(
+                1, len([o for o in ops[:mem]] if not ops[0].startswith("{") else _a64_regs(ops[0]))
+            )
     elif cls == "branch":
         uses = [r for o in ops for r in _a64_regs(o)]
         if mnem.startswith("b."):
@@ -284,22 +545,40 @@ def _a64_instr(s: str) -> Instr:
         else:
             defs = regs[0][:1] if regs else []
             uses = [r for rs in regs[1:] for r in rs]
-            if mnem in _A64_ACCUM or mnem.endswith("2") and cls in (
-                    "vector_narrow", "vector_shift") and mnem[:-1] in (
-                    "xtn", "sqxtn", "uqxtn", "sqxtun", "shrn", "rshrn", "sqshrn", "sqrshrn",
-                    "uqshrn", "uqrshrn", "sqshrun", "sqrshrun") or mnem == "xtn2":
+            if (
+                mnem in _A64_ACCUM
+                or mnem.endswith("2")
+                and cls in ("vector_narrow", "vector_shift")
+                and mnem[:-1]
+                in (
+                    "xtn",
+                    "sqxtn",
+                    "uqxtn",
+                    "sqxtun",
+                    "shrn",
+                    "rshrn",
+                    "sqshrn",
+                    "sqrshrn",
+                    "uqshrn",
+                    "uqrshrn",
+                    "sqshrun",
+                    "sqrshrun",
+                )
+                or mnem == "xtn2"
+            ):
                 uses = defs + uses
                 if mnem in _A64_ACCUM:
                     acc = defs[0] if defs else None
             if mnem == "mov" and cls == "vector_permute" or mnem in ("ins",):
-                uses = defs + uses     # element insert keeps the other lanes
+                uses = defs + uses  # element insert keeps the other lanes
         if mnem in _A64_FLAGS_DEF:
             defs = defs + ["nzcv"]
         if mnem in _A64_FLAGS_USE:
             uses = uses + ["nzcv"]
     defs = [d for d in defs if d]
-    return Instr(s, mnem, cls, tuple(dict.fromkeys(defs)), tuple(dict.fromkeys(uses)), acc,
-                 count, narrow)
+    return Instr(
+        s, mnem, cls, tuple(dict.fromkeys(defs)), tuple(dict.fromkeys(uses)), acc, count, narrow
+    )
 
 
 # ------------------------------------------------------------------------------------------
@@ -314,7 +593,7 @@ def _hex_classify(s: str) -> str:
     t = re.sub(r"^if\s*\([^)]*\)\s*", "", s)
     if re.match(r"^(jump|call|jumpr|loop[01]|endloop|dealloc_return|trap|barrier)", t):
         return "branch"
-    if re.match(r"^v?mem\w*\(", t) and "=" in t:       # store: mem(...) = Rs / vmem(...) = Vs
+    if re.match(r"^v?mem\w*\(", t) and "=" in t:  # store: mem(...) = Rs / vmem(...) = Vs
         if t.startswith("vmem"):
             return "vector_store"
         return "scalar_store"
@@ -339,12 +618,30 @@ def _hex_classify(s: str) -> str:
         return "vector_mac_int16"
     if op in ("vasr", "vlsr", "vasl", "vrotr", "vnormamt", "vpopcount", "vcl0", "vasrinto"):
         return "vector_shift"
-    if op in ("vshuff", "vdeal", "vunpack", "vunpacko", "vsxt", "vzxt", "vshuffoe",
-              "vdealvdd") or (op in ("vshuff", "vdeal") and re.match(r"^v\d+:\d+", t)):
+    if op in ("vshuff", "vdeal", "vunpack", "vunpacko", "vsxt", "vzxt", "vshuffoe", "vdealvdd") or (
+        op in ("vshuff", "vdeal") and re.match(r"^v\d+:\d+", t)
+    ):
         return "vector_permute_double"
-    if op in ("vpacke", "vpacko", "vpack", "vror", "valign", "vlalign", "vdelta", "vrdelta",
-              "vlut32", "vlut16", "vshuffe", "vshuffo", "vdealb", "vdealh", "vdealb4w",
-              "vshuffb", "vshuffh", "vswap"):
+    if op in (
+        "vpacke",
+        "vpacko",
+        "vpack",
+        "vror",
+        "valign",
+        "vlalign",
+        "vdelta",
+        "vrdelta",
+        "vlut32",
+        "vlut16",
+        "vshuffe",
+        "vshuffo",
+        "vdealb",
+        "vdealh",
+        "vdealb4w",
+        "vshuffb",
+        "vshuffh",
+        "vswap",
+    ):
         return "vector_permute"
     return "vector_alu"
 
@@ -377,12 +674,22 @@ def _hex_instr(s: str, packet: int | None) -> Instr:
     else:
         defs = tuple(lregs)
         uses = list(rregs) + cond
-        if re.search(r"(\+|-|\||&|\^)=", s):      # accumulate forms read the destination
+        if re.search(r"(\+|-|\||&|\^)=", s):  # accumulate forms read the destination
             uses = list(lregs) + uses
             acc = lregs[0] if lregs else None
         uses = tuple(uses)
-    return Instr(s, mnem, cls, tuple(dict.fromkeys(defs)), tuple(dict.fromkeys(uses)), acc, 1,
-                 False, packet, tuple(lfwd + rfwd))
+    return Instr(
+        s,
+        mnem,
+        cls,
+        tuple(dict.fromkeys(defs)),
+        tuple(dict.fromkeys(uses)),
+        acc,
+        1,
+        False,
+        packet,
+        tuple(lfwd + rfwd),
+    )
 
 
 # ------------------------------------------------------------------------------------------
@@ -394,12 +701,12 @@ _X86_ACCUM = re.compile(r"^v(pdp|fmadd|fnmadd|fmsub|fnmsub)")
 
 def _x86_classify(s: str) -> str:
     mnem = s.split()[0].lower()
-    ops = s[len(mnem):].strip()
+    ops = s[len(mnem) :].strip()
     opl = _split_operands(ops)
     last = opl[-1] if opl else ""
     if mnem.startswith("j") or mnem in ("call", "callq", "ret", "retq", "loop"):
         return "branch"
-    if mnem.startswith("lea"):                 # address arithmetic, no memory access
+    if mnem.startswith("lea"):  # address arithmetic, no memory access
         return "scalar_alu"
     vec = "%xmm" in ops or "%ymm" in ops or "%zmm" in ops or mnem.startswith("v")
     if "(" in last:
@@ -414,8 +721,12 @@ def _x86_classify(s: str) -> str:
         return "vector_pairwise_acc"
     if re.match(r"^vf(n?m(add|sub))", mnem):
         return "vector_fma_fp32"
-    if "(" in ops and (mnem.startswith("vmov") or mnem.startswith("vbroadcast")
-                       or mnem.startswith("vpbroadcast") or not vec):
+    if "(" in ops and (
+        mnem.startswith("vmov")
+        or mnem.startswith("vbroadcast")
+        or mnem.startswith("vpbroadcast")
+        or not vec
+    ):
         return "vector_load" if vec else "scalar_load"
     if vec:
         if re.match(r"^vp(sll|srl|sra)", mnem):
@@ -433,7 +744,7 @@ def _x86_classify(s: str) -> str:
 def _x86_instr(s: str) -> Instr:
     cls = _x86_classify(s)
     mnem = s.split()[0].lower()
-    opl = _split_operands(s[len(mnem):].strip())
+    opl = _split_operands(s[len(mnem) :].strip())
 
     def regs(o):
         return ["r:" + r for r in re.findall(r"%(\w+)", o) if r not in ("rip",)]
@@ -442,8 +753,9 @@ def _x86_instr(s: str) -> Instr:
     uses: list[str] = []
     acc = None
     if cls in ("branch",):
-        uses = [r for o in opl for r in regs(o)] + (["flags"] if mnem.startswith("j")
-                                                   and mnem != "jmp" else [])
+        uses = [r for o in opl for r in regs(o)] + (
+            ["flags"] if mnem.startswith("j") and mnem != "jmp" else []
+        )
     elif cls.endswith("store"):
         uses = [r for o in opl for r in regs(o)]
     else:
@@ -453,8 +765,9 @@ def _x86_instr(s: str) -> Instr:
             uses += regs(dst)
         else:
             defs = regs(dst)[:1]
-            two_op = not mnem.startswith("v") and len(opl) == 2 and not mnem.startswith(
-                ("mov", "lea"))
+            two_op = (
+                not mnem.startswith("v") and len(opl) == 2 and not mnem.startswith(("mov", "lea"))
+            )
             if _X86_ACCUM.match(mnem) or two_op:
                 uses = defs + uses
                 acc = defs[0] if defs and _X86_ACCUM.match(mnem) else None
@@ -462,14 +775,24 @@ def _x86_instr(s: str) -> Instr:
             defs = defs + ["flags"]
             if mnem.startswith(("cmp", "test")):
                 defs = ["flags"]
-    norm = lambda r: re.sub(r"^r:(e|r)?([abcd])[xl]$", r"r:\2x", r)   # %eax/%rax/%al alias
-    return Instr(s, mnem, cls, tuple(dict.fromkeys(norm(d) for d in defs)),
-                 tuple(dict.fromkeys(norm(u) for u in uses)), acc)
+
+    def norm(r):
+        return re.sub(r"^r:(e|r)?([abcd])[xl]$", r"r:\2x", r)  # %eax/%rax/%al alias
+
+    return Instr(
+        s,
+        mnem,
+        cls,
+        tuple(dict.fromkeys(norm(d) for d in defs)),
+        tuple(dict.fromkeys(norm(u) for u in uses)),
+        acc,
+    )
 
 
 # ------------------------------------------------------------------------------------------
 # public: classification and parsing
 # ------------------------------------------------------------------------------------------
+
 
 def _clean(line: str, arch: str) -> str | None:
     s = line.split("//")[0]
@@ -515,7 +838,7 @@ def parse(lines: Sequence[str], arch: str) -> list[Instr]:
             closes = "}" in body
             s = _clean(raw, arch)
             if s is not None:
-                if not in_packet:           # an unbundled instruction is a packet of its own
+                if not in_packet:  # an unbundled instruction is a packet of its own
                     packet += 1
                 for part in [p.strip() for p in s.split(";") if p.strip()]:
                     out.append(_hex_instr(part, packet))
@@ -556,30 +879,39 @@ def loop_bodies(asm: str, arch: str) -> list[list[str]]:
         else:
             parts = s.replace(",", " ").split()
             m = None
-            if parts and ((arch == "aarch64" and _A64_BRANCH.match(parts[0].lower()))
-                          or (arch == "x86_64" and parts[0].startswith("j"))):
+            if parts and (
+                (arch == "aarch64" and _A64_BRANCH.match(parts[0].lower()))
+                or (arch == "x86_64" and parts[0].startswith("j"))
+            ):
                 m = re.match(r"(.*)", parts[-1])
         if m and m.group(1) in labels and labels[m.group(1)] < i:
             end = i
-            if arch == "hexagon":           # close the packet the branch sits in
+            if arch == "hexagon":  # close the packet the branch sits in
                 while end + 1 < len(lines) and "}" not in lines[end]:
                     end += 1
             loops.append((labels[m.group(1)], end))
     loops = sorted(set(loops))
-    inner = [lp for lp in loops
-             if not any(o != lp and lp[0] <= o[0] and o[1] <= lp[1] for o in loops)]
-    return [lines[a:b + 1] for a, b in inner]
+    inner = [
+        lp for lp in loops if not any(o != lp and lp[0] <= o[0] and o[1] <= lp[1] for o in loops)
+    ]
+    return [lines[a : b + 1] for a, b in inner]
 
 
 def arch_of(target) -> str:
     triple = str(target.codegen.tvm_target.get("mtriple", ""))
-    for prefix, arch in (("aarch64", "aarch64"), ("arm64", "aarch64"), ("hexagon", "hexagon"),
-                         ("x86_64", "x86_64")):
+    for prefix, arch in (
+        ("aarch64", "aarch64"),
+        ("arm64", "aarch64"),
+        ("hexagon", "hexagon"),
+        ("x86_64", "x86_64"),
+    ):
         if triple.startswith(prefix):
             return arch
     if target.kind not in _ARCH_BY_KIND:
-        raise PipelineError(f"{target.path}: kind '{target.kind}' has no instruction-level "
-                            f"pipe model (expected one of {', '.join(_ARCH_BY_KIND)})")
+        raise PipelineError(
+            f"{target.path}: kind '{target.kind}' has no instruction-level "
+            f"pipe model (expected one of {', '.join(_ARCH_BY_KIND)})"
+        )
     return _ARCH_BY_KIND[target.kind]
 
 
@@ -587,25 +919,28 @@ def arch_of(target) -> str:
 # class timing from the target table
 # ------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class ClassTiming:
-    name: str                       # the table row used (after fallback)
-    throughput: float               # instructions per cycle over its pipes
+    name: str  # the table row used (after fallback)
+    throughput: float  # instructions per cycle over its pipes
     latency: float
     pipes: tuple[str, ...]
     accumulate_latency: float | None = None
-    throughput_d: float | None = None   # D-form (64-bit) throughput where it differs
+    throughput_d: float | None = None  # D-form (64-bit) throughput where it differs
     input_latency: float = 1.0
-    latency_d: float | None = None      # D-form (64-bit) latency where it differs
-    qform_first_slot: bool | None = None   # overrides timing.qform_first_slot for the class
-    retire_ooo: bool = False            # exempt from timing.writeback_in_order
+    latency_d: float | None = None  # D-form (64-bit) latency where it differs
+    qform_first_slot: bool | None = None  # overrides timing.qform_first_slot for the class
+    retire_ooo: bool = False  # exempt from timing.writeback_in_order
 
 
 def class_timing(target, cls: str) -> ClassTiming:
     table = target.timing.get("instructions")
     if not isinstance(table, Mapping):
-        raise PipelineError(f"{target.path}: timing.instructions: missing (the pipe model needs "
-                            f"per-class throughput and latency)")
+        raise PipelineError(
+            f"{target.path}: timing.instructions: missing (the pipe model needs "
+            f"per-class throughput and latency)"
+        )
     return _class_timing(target.path, id(table), table, cls)
 
 
@@ -615,30 +950,40 @@ _CT_CACHE: dict = {}
 def _class_timing(path: str, key: int, table: Mapping, cls: str) -> ClassTiming:
     ck = (path, key, cls)
     hit = _CT_CACHE.get(ck)
-    if hit is not None and hit[0] is table:    # the table is kept alive: its id is not reused
+    if hit is not None and hit[0] is table:  # the table is kept alive: its id is not reused
         return hit[1]
     name = cls
     seen = []
     while name not in table:
         seen.append(name)
         if name not in _FALLBACK:
-            raise PipelineError(f"{path}: timing.instructions: no row for instruction class "
-                                f"'{cls}' (tried {', '.join(seen)})")
+            raise PipelineError(
+                f"{path}: timing.instructions: no row for instruction class "
+                f"'{cls}' (tried {', '.join(seen)})"
+            )
         name = _FALLBACK[name]
     row = table[name]
     for field in ("throughput", "latency"):
         if not isinstance(row.get(field), (int, float)) or row.get(field) <= 0:
-            raise PipelineError(f"{path}: timing.instructions.{name}.{field}: expected a "
-                                f"positive number, found {row.get(field)!r}")
+            raise PipelineError(
+                f"{path}: timing.instructions.{name}.{field}: expected a "
+                f"positive number, found {row.get(field)!r}"
+            )
     pipes = row.get("pipes")
     pipes = tuple(str(p) for p in pipes) if pipes else (f"<{name}>",)
     acc = row.get("accumulate_latency")
-    ct = ClassTiming(name, float(row["throughput"]), float(row["latency"]), pipes,
-                     float(acc) if acc is not None else None,
-                     float(row["throughput_d"]) if row.get("throughput_d") else None,
-                     float(row.get("input_latency", 1)),
-                     float(row["latency_d"]) if row.get("latency_d") else None,
-                     row.get("qform_first_slot"), bool(row.get("retire_ooo", False)))
+    ct = ClassTiming(
+        name,
+        float(row["throughput"]),
+        float(row["latency"]),
+        pipes,
+        float(acc) if acc is not None else None,
+        float(row["throughput_d"]) if row.get("throughput_d") else None,
+        float(row.get("input_latency", 1)),
+        float(row["latency_d"]) if row.get("latency_d") else None,
+        row.get("qform_first_slot"),
+        bool(row.get("retire_ooo", False)),
+    )
     _CT_CACHE[ck] = (table, ct)
     return ct
 
@@ -654,8 +999,12 @@ def _latency(ct: ClassTiming, ins: Instr) -> float:
 
 
 def _edge_latency(prod: Instr, pt: ClassTiming, cons: Instr, reg: str) -> float:
-    if (cons.acc == reg and prod.acc is not None and pt.accumulate_latency is not None
-            and prod.cls == cons.cls):
+    if (
+        cons.acc == reg
+        and prod.acc is not None
+        and pt.accumulate_latency is not None
+        and prod.cls == cons.cls
+    ):
         return pt.accumulate_latency
     return _latency(pt, prod)
 
@@ -663,6 +1012,7 @@ def _edge_latency(prod: Instr, pt: ClassTiming, cons: Instr, reg: str) -> float:
 # ------------------------------------------------------------------------------------------
 # bounds
 # ------------------------------------------------------------------------------------------
+
 
 def resource_bound(instrs: Sequence[Instr], timings: Sequence[ClassTiming]) -> float:
     """Max over pipe subsets S of (work of the classes confined to S) / |S|."""
@@ -675,7 +1025,7 @@ def resource_bound(instrs: Sequence[Instr], timings: Sequence[ClassTiming]) -> f
     keys = list(work)
     seen: set[frozenset] = set()
     for r in range(1, len(keys) + 1):
-        if r > 3 and len(keys) > 12:    # bounded search; the binding set is rarely larger
+        if r > 3 and len(keys) > 12:  # bounded search; the binding set is rarely larger
             break
         for combo in itertools.combinations(keys, r):
             s = frozenset(u for k in combo for u in k)
@@ -687,14 +1037,15 @@ def resource_bound(instrs: Sequence[Instr], timings: Sequence[ClassTiming]) -> f
     return best
 
 
-def _dataflow_slope(instrs: Sequence[Instr], timings: Sequence[ClassTiming],
-                    iterations: int = 24) -> float:
+def _dataflow_slope(
+    instrs: Sequence[Instr], timings: Sequence[ClassTiming], iterations: int = 24
+) -> float:
     """Loop-carried dependency bound: the slope of an unlimited-resource ASAP schedule."""
-    ready: dict[str, tuple[float, int]] = {}     # reg -> (time, producer index)
+    ready: dict[str, tuple[float, int]] = {}  # reg -> (time, producer index)
     ends = []
     for _ in range(iterations):
         end = 0.0
-        for i, (ins, ct) in enumerate(zip(instrs, timings)):
+        for i, (ins, _ct) in enumerate(zip(instrs, timings)):
             t = 0.0
             for r in ins.uses:
                 if r in ready:
@@ -729,8 +1080,13 @@ def _slot0_only(ins: Instr, ct: ClassTiming, q_first: bool) -> bool:
     """A Q-form (128-bit) vector data-processing instruction issues only as the first of a
     dual-issue pair (A55 SOG 4.15 note 1), unless its class row says otherwise."""
     rule = q_first if ct.qform_first_slot is None else bool(ct.qform_first_slot)
-    return (rule and ins.cls.startswith("vector") and not ins.narrow
-            and "load" not in ins.cls and "store" not in ins.cls)
+    return (
+        rule
+        and ins.cls.startswith("vector")
+        and not ins.narrow
+        and "load" not in ins.cls
+        and "store" not in ins.cls
+    )
 
 
 def _in_order(instrs, timings, target, loop: bool, iterations: int = 16) -> float:
@@ -743,7 +1099,7 @@ def _in_order(instrs, timings, target, loop: bool, iterations: int = 16) -> floa
     width = int(target.timing.get("issue_width", 1))
     q_first = bool(target.timing.get("qform_first_slot", False))
     wb_order = bool(target.timing.get("writeback_in_order", False))
-    free: dict[str, float] = {}                  # pipe -> next free cycle
+    free: dict[str, float] = {}  # pipe -> next free cycle
     ready: dict[str, tuple[float, int]] = {}
     cycle, slot = 0.0, 0
     starts = []
@@ -801,8 +1157,8 @@ def _out_of_order(instrs, timings, target, iterations: int = 8) -> float:
     pressure interact, which neither bound sees alone (a critical multiply waiting for a pipe that
     an older independent instruction holds)."""
     width = float(target.timing["issue_width"])
-    window = int(target.timing.get("window", 0)) or None   # instructions in flight (ROB)
-    used: dict[tuple[str, int], float] = {}    # (pipe, cycle) -> fraction taken
+    window = int(target.timing.get("window", 0)) or None  # instructions in flight (ROB)
+    used: dict[tuple[str, int], float] = {}  # (pipe, cycle) -> fraction taken
     jump: dict[tuple[str, float, int], int] = {}
 
     def room(u: str, share: float, c: int) -> int:
@@ -824,7 +1180,7 @@ def _out_of_order(instrs, timings, target, iterations: int = 8) -> float:
         first = None
         for i, (ins, ct) in enumerate(zip(instrs, timings)):
             t = float(int(n / width))
-            if window and n >= window:      # enters the window when the one `window` older left
+            if window and n >= window:  # enters the window when the one `window` older left
                 t = max(t, float(started[n - window] + 1))
             n += 1
             for r in ins.uses:
@@ -833,7 +1189,7 @@ def _out_of_order(instrs, timings, target, iterations: int = 8) -> float:
                     t = max(t, pt_time + _edge_latency(instrs[p], timings[p], ins, r))
             occ = _occupancy(ct, ins)
             n_units = max(1, min(len(ct.pipes), int(round(occ)) or 1))
-            share = occ / n_units              # of each pipe: < 1 shares a pipe-cycle
+            share = occ / n_units  # of each pipe: < 1 shares a pipe-cycle
             cycles = max(1, int(round(share)))
             share = min(share, 1.0)
             c = int(t + 0.999999)
@@ -879,7 +1235,7 @@ def _hexagon(instrs, timings, loop: bool, iterations: int = 16) -> float:
                         continue
                     pt_time, p = ready[r]
                     lat = timings[p].latency
-                    if r.startswith(("v", "q")) and r != ins.acc:   # early HVX source
+                    if r.startswith(("v", "q")) and r != ins.acc:  # early HVX source
                         lat = max(lat, ct.input_latency)
                     issue = max(issue, pt_time + lat)
             for i in members:
@@ -903,16 +1259,16 @@ def block_cycles(lines: Sequence[str], target, loop: bool = True) -> float:
         return _hexagon(instrs, timings, loop)
     width = target.timing.get("issue_width")
     if not isinstance(width, (int, float)) or width <= 0:
-        raise PipelineError(f"{target.path}: timing.issue_width: expected a positive number, "
-                            f"found {width!r}")
+        raise PipelineError(
+            f"{target.path}: timing.issue_width: expected a positive number, found {width!r}"
+        )
     issue = len(instrs) / float(width)
     res = resource_bound(instrs, timings)
     if target.timing.get("in_order"):
         return max(issue, res, _in_order(instrs, timings, target, loop))
     if not loop:
         return max(issue, res, _block_latency(instrs, timings))
-    return max(issue, res, _dataflow_slope(instrs, timings),
-               _out_of_order(instrs, timings, target))
+    return max(issue, res, _dataflow_slope(instrs, timings), _out_of_order(instrs, timings, target))
 
 
 def bounds(lines: Sequence[str], target, loop: bool = True) -> dict[str, float]:
@@ -921,12 +1277,17 @@ def bounds(lines: Sequence[str], target, loop: bool = True) -> dict[str, float]:
     instrs = parse(lines, arch)
     timings = [class_timing(target, ins.cls) for ins in instrs]
     if arch == "hexagon":
-        return {"packets": float(len({i.packet for i in instrs})),
-                "cycles": _hexagon(instrs, timings, loop)}
-    out = {"issue": len(instrs) / float(target.timing["issue_width"]),
-           "resource": resource_bound(instrs, timings),
-           "dependency": (_dataflow_slope(instrs, timings) if loop
-                          else _block_latency(instrs, timings))}
+        return {
+            "packets": float(len({i.packet for i in instrs})),
+            "cycles": _hexagon(instrs, timings, loop),
+        }
+    out = {
+        "issue": len(instrs) / float(target.timing["issue_width"]),
+        "resource": resource_bound(instrs, timings),
+        "dependency": (
+            _dataflow_slope(instrs, timings) if loop else _block_latency(instrs, timings)
+        ),
+    }
     if target.timing.get("in_order"):
         out["in_order"] = _in_order(instrs, timings, target, loop)
     elif loop:

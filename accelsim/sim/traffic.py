@@ -25,8 +25,8 @@ served by the smallest level that holds them (their `home`); weights come from D
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class Access:
     tensor: str
     elem_bytes: float
     dims: tuple[tuple[int, tuple[tuple[str, int], ...]], ...]
-    resident: bool = True     # an activation (home = the smallest level holding it), not weights
+    resident: bool = True  # an activation (home = the smallest level holding it), not weights
 
     def indexed_by(self, loop: str) -> bool:
         return any(loop == name and c for _, terms in self.dims for name, c in terms)
@@ -59,8 +59,7 @@ class Access:
         for size, terms in self.dims:
             c = sum(abs(k) for name, k in terms if name == loop)
             if c:
-                span = min(size, 1 + sum((extents[n] - 1) * abs(k) for n, k in terms
-                                         if n in inner))
+                span = min(size, 1 + sum((extents[n] - 1) * abs(k) for n, k in terms if n in inner))
                 frac = min(frac, min(1.0, c / span))
         return frac
 
@@ -98,7 +97,7 @@ def fetches(nest: Sequence[Loop], accesses: Sequence[Access], capacity: float) -
     out: dict[str, float] = {}
     for a in accesses:
         mult = 1.0
-        swept = False       # an inner loop (outside p) has brought new data of this tensor
+        swept = False  # an inner loop (outside p) has brought new data of this tensor
         for i in range(p - 1, -1, -1):
             lp = nest[i]
             if a.indexed_by(lp.name):
@@ -119,11 +118,12 @@ def fetches(nest: Sequence[Loop], accesses: Sequence[Access], capacity: float) -
 @dataclass(frozen=True)
 class Level:
     name: str
-    size: float      # bytes; inf for DRAM
+    size: float  # bytes; inf for DRAM
 
 
-def level_traffic(nest: Sequence[Loop], accesses: Sequence[Access], levels: Sequence[Level],
-                  register_bytes: float) -> dict[str, float]:
+def level_traffic(
+    nest: Sequence[Loop], accesses: Sequence[Access], levels: Sequence[Level], register_bytes: float
+) -> dict[str, float]:
     """Bytes served by each level (`levels` innermost first, the last is DRAM): level i serves
     what the level above it misses (the register file above L1). A tensor is only fetched from
     levels up to its home: activations live in the smallest level holding all the layer's
