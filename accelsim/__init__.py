@@ -4,10 +4,10 @@ Importing the package is cheap: TVM, ONNX and TFLite are imported only by the fu
 need them.
 """
 
-__version__ = "0.1.0"
-
-from accelsim.errors import AccelsimError  # noqa: E402
-from accelsim.model.graph import Graph, Node, QuantParams, TensorInfo  # noqa: E402
+from accelsim.core.errors import AccelsimError  # noqa: E402
+from accelsim.core.qparams import QuantParams
+from accelsim.core.version import __version__  # noqa: E402
+from accelsim.model.graph import Graph, Node, TensorInfo
 
 
 def load_model(source: str, **options) -> Graph:

@@ -8,8 +8,8 @@ import json
 import sys
 from collections.abc import Sequence
 
-from accelsim import __version__
-from accelsim.errors import AccelsimError
+from accelsim.core.errors import AccelsimError
+from accelsim.core.version import __version__
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -36,8 +36,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_targets(args: argparse.Namespace) -> int:
-    from accelsim.quant.precision import parse_precision
-    from accelsim.target import list_targets
+    from accelsim.core.precision import parse_precision
+    from accelsim.core.target import list_targets
 
     targets = list_targets()
     if args.json:
@@ -72,13 +72,13 @@ def _cmd_targets(args: argparse.Namespace) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from accelsim.fsutil import atomic_write_text
+    from accelsim.backends import fidelity_of, simulate
+    from accelsim.core.fsutil import atomic_write_text
+    from accelsim.core.precision import parse_precision_list
+    from accelsim.core.target import load_target
     from accelsim.model.loader import load_model
     from accelsim.quant import calibdata
-    from accelsim.quant.precision import parse_precision_list
     from accelsim.quant.ptq import quantize_graph
-    from accelsim.sim.dispatch import fidelity_of, simulate
-    from accelsim.target import load_target
 
     target = load_target(args.target)
     fidelity = fidelity_of(target, args.fidelity)
@@ -132,19 +132,20 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_measure(args: argparse.Namespace) -> int:
-    from accelsim.fsutil import atomic_write_text
+    from accelsim.backends import check_measurable, measure
+    from accelsim.core.fsutil import atomic_write_text
+    from accelsim.core.precision import parse_precision_list
+    from accelsim.core.progress import progress_bar
+    from accelsim.core.target import load_target
+    from accelsim.model.io import random_inputs
     from accelsim.model.loader import load_model
-    from accelsim.progress import progress_bar
     from accelsim.quant import calibdata
-    from accelsim.quant.precision import parse_precision_list
     from accelsim.quant.ptq import quantize_graph
-    from accelsim.runio import random_inputs
     from accelsim.sim.analytic import simulate_graph
-    from accelsim.sim.measure import FIDELITY, check_target, measure_graph
-    from accelsim.target import load_target
+    from accelsim.sim.measure import FIDELITY
 
     target = load_target(args.target)
-    check_target(target)
+    check_measurable(target)
     precisions = parse_precision_list(args.precision)
     for p in precisions:  # every check before any work
         target.check_precision(p)
@@ -154,7 +155,7 @@ def _cmd_measure(args: argparse.Namespace) -> int:
     for p in precisions:
         q = quantize_graph(graph, p, data).graph if not graph.is_quantized else graph
         with progress_bar(len(q.nodes), f"compiling and checking {graph.name} {p}") as bar:
-            m = measure_graph(
+            m = measure(
                 q,
                 target,
                 p,
@@ -217,7 +218,7 @@ def _cmd_measure(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from accelsim.quant.precision import parse_precision_list
+    from accelsim.core.precision import parse_precision_list
     from accelsim.report import ReportSpec, generate_report, make_plan
 
     precisions = ()
@@ -250,6 +251,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     import time
 
+    from accelsim.core.progress import progress_bar
     from accelsim.dse.sweep import (
         SweepSpec,
         load_grid_yaml,
@@ -258,7 +260,6 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         validate,
         write_outputs,
     )
-    from accelsim.progress import progress_bar
 
     grid, sample, seed = ({}, args.sample, args.seed)
     if args.config:
@@ -294,6 +295,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 def _cmd_mixed_search(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from accelsim.core.errors import InputError
+    from accelsim.core.precision import parse_precision_list
+    from accelsim.core.target import load_target
     from accelsim.dse.mixed_search import (
         AccuracyBudget,
         check_inputs,
@@ -302,11 +306,8 @@ def _cmd_mixed_search(args: argparse.Namespace) -> int:
         mixed_search,
         write_outputs,
     )
-    from accelsim.errors import InputError
     from accelsim.model.loader import load_model
     from accelsim.quant import calibdata
-    from accelsim.quant.precision import parse_precision_list
-    from accelsim.target import load_target
 
     target = load_target(args.target)  # every check before any work
     candidates = parse_precision_list(args.precisions, "--precisions")
@@ -359,9 +360,9 @@ def _cmd_mixed_search(args: argparse.Namespace) -> int:
 def _graph_for_target(args: argparse.Namespace, calib_random: int):
     """Target, precision and the (quantized) graph for compile / verify, all checked before
     any work; kernels do not depend on calibrated ranges, so random calibration is the default."""
+    from accelsim.core.precision import parse_precision
+    from accelsim.core.target import load_target
     from accelsim.model.loader import load_model
-    from accelsim.quant.precision import parse_precision
-    from accelsim.target import load_target
 
     target = load_target(args.target)
     prec = parse_precision(args.precision, "--precision")
@@ -373,8 +374,8 @@ def _graph_for_target(args: argparse.Namespace, calib_random: int):
 
 
 def _cmd_compile(args: argparse.Namespace) -> int:
-    from accelsim.codegen.backends import compile_model
-    from accelsim.progress import progress_bar
+    from accelsim.backends import compile_model
+    from accelsim.core.progress import progress_bar
 
     target, prec, graph = _graph_for_target(args, calib_random=1)
     with progress_bar(len(graph.nodes), f"compiling {graph.name} for {target.name}") as bar:
@@ -387,11 +388,11 @@ def _cmd_compile(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from accelsim.codegen.backends import verify_model
-    from accelsim.codegen.verify import summary
-    from accelsim.fsutil import atomic_write_text
-    from accelsim.progress import progress_bar
-    from accelsim.runio import random_inputs
+    from accelsim.backends import verify_model
+    from accelsim.core.fsutil import atomic_write_text
+    from accelsim.core.progress import progress_bar
+    from accelsim.kernels.verify import summary
+    from accelsim.model.io import random_inputs
 
     target, prec, graph = _graph_for_target(args, calib_random=2)
     feeds = random_inputs(graph, seed=args.seed)
@@ -459,10 +460,10 @@ def _maybe_quantize(graph, args):
     """Quantize `graph` when --precision asks for it (the inline quantize stage)."""
     if not getattr(args, "precision", None):
         return graph
-    from accelsim.errors import InputError
+    from accelsim.core.errors import InputError
+    from accelsim.core.precision import parse_precision
     from accelsim.quant import calibdata
     from accelsim.quant.mixed import load_mixed
-    from accelsim.quant.precision import parse_precision
     from accelsim.quant.ptq import quantize_graph
 
     prec = parse_precision(args.precision, "--precision")
@@ -489,7 +490,7 @@ def _maybe_quantize(graph, args):
             "--precision needs calibration data: --calib-data X.npy, "
             "--calib-dataset NAME or --calib-random N"
         )
-    from accelsim.progress import progress_bar
+    from accelsim.core.progress import progress_bar
 
     with progress_bar(len(data.samples), f"calibrating {graph.name}") as bar:
         return quantize_graph(graph, prec, data, args.calibration, overrides, progress=bar).graph
@@ -512,9 +513,9 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from accelsim.model.io import check_output_path, load_inputs, random_inputs, save_outputs
     from accelsim.model.loader import load_model
     from accelsim.ref.executor import run
-    from accelsim.runio import check_output_path, load_inputs, random_inputs, save_outputs
 
     check_output_path(args.output)  # before any work, so a typo costs nothing
     graph = _maybe_quantize(load_model(args.model), args)

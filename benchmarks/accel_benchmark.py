@@ -18,10 +18,10 @@ import sys
 import time
 
 from accelsim.accel import load_config, sim
-from accelsim.fsutil import atomic_write_text
+from accelsim.core.fsutil import atomic_write_text
+from accelsim.core.precision import parse_precision
 from accelsim.model import zoo
 from accelsim.quant import calibdata
-from accelsim.quant.precision import parse_precision
 from accelsim.quant.ptq import quantize_graph
 
 PRECISIONS = ("w4a4", "w8a8", "w16a16")

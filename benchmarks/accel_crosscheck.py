@@ -29,10 +29,10 @@ import time
 
 from accelsim.accel import load_config
 from accelsim.accel.crosscheck import compare_node, zigzag_missing
-from accelsim.fsutil import atomic_write_text
+from accelsim.core.fsutil import atomic_write_text
+from accelsim.core.precision import parse_precision
 from accelsim.model import zoo
 from accelsim.quant import calibdata
-from accelsim.quant.precision import parse_precision
 from accelsim.quant.ptq import quantize_graph
 
 LAYERS = (("resnet50", "layer1.0.conv2"), ("mobilenet_v2", "features.2.conv.0.0"))

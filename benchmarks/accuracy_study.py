@@ -31,12 +31,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from accelsim.fsutil import atomic_write_text  # noqa: E402
+from accelsim.core.fsutil import atomic_write_text  # noqa: E402
+from accelsim.core.precision import parse_precision  # noqa: E402
 from accelsim.model import zoo  # noqa: E402
 from accelsim.model.graph import Graph  # noqa: E402
 from accelsim.model.ops import op_class  # noqa: E402
 from accelsim.quant.datasets import ImageDataset, load_digits_study  # noqa: E402
-from accelsim.quant.precision import parse_precision  # noqa: E402
 from accelsim.quant.ptq import CalibrationData, quantize_graph  # noqa: E402
 from accelsim.quant.qat import QATConfig, fake_quant_top1, qat  # noqa: E402
 from accelsim.quant.sensitivity import greedy_mixed_precision, write_result_yaml  # noqa: E402

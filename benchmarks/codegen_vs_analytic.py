@@ -30,21 +30,22 @@ def _group(graph, node) -> str:
 
 
 def study(model: str, input_size: int, target_name: str, precision: str) -> dict:
-    from accelsim.codegen.compile import compile_layer
+    from accelsim.core.precision import parse_precision
+    from accelsim.core.target import load_target
+    from accelsim.kernels.compile import compile_layer
     from accelsim.lower.lower import STATUS_KERNEL, lower_graph
     from accelsim.model import zoo
     from accelsim.quant import calibdata
-    from accelsim.quant.precision import parse_precision
     from accelsim.quant.ptq import quantize_graph
-    from accelsim.sim import analytic, codegen
-    from accelsim.target import load_target
+    from accelsim.sim import analytic
+    from accelsim.sim import kernel_cost as codegen_model
 
     t = load_target(target_name)
     p = parse_precision(precision)
     g = zoo.build(model, input_size=input_size)
     q = quantize_graph(g, p, calibdata.random(g, 1, seed=0)).graph
     t0 = time.perf_counter()
-    cg = codegen.simulate_graph(q, t, p)
+    cg = codegen_model.simulate_graph(q, t, p)
     sim_s = time.perf_counter() - t0
     an = analytic.simulate_graph(q, t, p)
     nodes = {n.name: n for n in q.nodes}
@@ -63,7 +64,7 @@ def study(model: str, input_size: int, target_name: str, precision: str) -> dict
             gr["fallback_cycles"] += c.cycles
             continue
         k = compile_layer(kernels[c.name], t)
-        kc = codegen.kernel_cost(k, t)
+        kc = codegen_model.kernel_cost(k, t)
         outs = sum(q.tensors[o].size for o in nodes[c.name].outputs)
         gr["coded_layers"] += 1
         gr["codegen_cycles"] += c.cycles
@@ -152,7 +153,7 @@ def main() -> None:
             f"{r['macs_costed_from_code']:4.0%} of MACs from code"
         )
     if args.json:
-        from accelsim.fsutil import atomic_write_text
+        from accelsim.core.fsutil import atomic_write_text
 
         atomic_write_text(args.json, json.dumps(out, indent=1, default=float) + "\n")
 

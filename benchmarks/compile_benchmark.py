@@ -32,12 +32,12 @@ ROOT = Path(__file__).resolve().parents[1]
 _WORKER = r"""
 import json, sys, time
 t0 = time.perf_counter()
-from accelsim.codegen.compile import cache_stats, compile_graph
+from accelsim.kernels.compile import cache_stats, compile_graph
 from accelsim.model.loader import load_model
 from accelsim.quant import calibdata
-from accelsim.quant.precision import parse_precision
+from accelsim.core.precision import parse_precision
 from accelsim.quant.ptq import quantize_graph
-from accelsim.target import load_target
+from accelsim.core.target import load_target
 model, target_name, prec_name, size, out = sys.argv[1:6]
 target = load_target(target_name)
 prec = parse_precision(prec_name)
@@ -78,7 +78,7 @@ def _measure(model: str, target: str, precision: str, size: int, cache: Path) ->
 def _precisions(target: str, which: str) -> list[str]:
     if which != "native":
         return [p for p in which.split(",")]
-    from accelsim.target import load_target
+    from accelsim.core.target import load_target
 
     return list(load_target(target).codegen.native)
 
@@ -148,7 +148,7 @@ def main(argv=None) -> int:
         },
     }
     sys.path.insert(0, str(ROOT))
-    from accelsim.fsutil import atomic_write_text
+    from accelsim.core.fsutil import atomic_write_text
 
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.json, json.dumps(doc, indent=1) + "\n")

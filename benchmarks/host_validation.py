@@ -3,7 +3,7 @@
 For ResNet-18 and MobileNet v2 at fp32 and w8a8: every layer is compiled for the host, run
 through the TVM runtime on its real inputs (checked against the reference executor), timed as a
 batch-1 inference (`accelsim.sim.measure`: median of --repeat whole-network passes, one
-thread), and compared with the analytic prediction and, when `accelsim.sim.codegen` exists, the
+thread), and compared with the analytic prediction and, when `accelsim.sim.kernel_cost` exists, the
 codegen-fidelity prediction. Ratios are predicted / measured (1.0 = exact; the goal is the
 whole model within 25 %, i.e. 0.75..1.25). Nodes with no kernel ("not lowered"; none in these
 two models) are dropped from both sides. Calibration data is seeded random (time does not depend on it).
@@ -21,15 +21,15 @@ import platform
 import statistics
 import time
 
-from accelsim.fsutil import atomic_write_text
+from accelsim.backends import simulate
+from accelsim.core.fsutil import atomic_write_text
+from accelsim.core.precision import parse_precision
+from accelsim.core.target import load_target
 from accelsim.model import zoo
+from accelsim.model.io import random_inputs
 from accelsim.quant import calibdata
-from accelsim.quant.precision import parse_precision
 from accelsim.quant.ptq import quantize_graph
-from accelsim.runio import random_inputs
-from accelsim.sim.dispatch import simulate
 from accelsim.sim.measure import measure_graph
-from accelsim.target import load_target
 
 MODELS = ("resnet18", "mobilenet_v2")
 PRECISIONS = ("fp32", "w8a8")
@@ -103,9 +103,9 @@ def microbench(runs: int = 15) -> dict:
 def _codegen_available() -> str | None:
     """None when codegen fidelity can run, else why not."""
     try:
-        import accelsim.sim.codegen  # noqa: F401
+        import accelsim.sim.kernel_cost  # noqa: F401
     except ImportError as exc:
-        return f"accelsim.sim.codegen not importable ({exc})"
+        return f"accelsim.sim.kernel_cost not importable ({exc})"
     return None
 
 

@@ -17,10 +17,10 @@ import sys
 import time
 from pathlib import Path
 
-from accelsim.fsutil import atomic_write_text
+from accelsim.core.fsutil import atomic_write_text
+from accelsim.core.precision import parse_precision
 from accelsim.model import zoo
 from accelsim.quant import calibdata
-from accelsim.quant.precision import parse_precision
 from accelsim.quant.ptq import quantize_graph
 
 

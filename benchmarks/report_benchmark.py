@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from accelsim.fsutil import atomic_write_text
+from accelsim.core.fsutil import atomic_write_text
 
 
 def _run(cache: Path, out: Path, extra: list[str]) -> tuple[float, str]:

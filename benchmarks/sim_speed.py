@@ -2,7 +2,7 @@
 
 - analytic fidelity: the simulation alone (graphs built and quantized beforehand; goal under
   0.5 s for the 4 precisions), and including model build and quantization;
-- codegen fidelity (when `accelsim.sim.codegen` exists): one cold run (kernels compiled into the
+- codegen fidelity (when `accelsim.sim.kernel_cost` exists): one cold run (kernels compiled into the
   cache), then a warm run timed (goal under 5 s);
 - a peer tool on a comparable workload, where one is installed: Arm's Ethos-U Vela compiler
   (`ethos-u-vela`, a compiler with a built-in performance estimator) compiling MobileNet v2
@@ -38,9 +38,9 @@ CODEGEN_GOAL_S = 5.0
 
 
 def _build_and_quantize():
+    from accelsim.core.precision import parse_precision
     from accelsim.model import zoo
     from accelsim.quant import calibdata
-    from accelsim.quant.precision import parse_precision
     from accelsim.quant.ptq import quantize_graph
 
     g = zoo.build(MODEL)
@@ -51,7 +51,7 @@ def _build_and_quantize():
 
 
 def _simulate_all(graphs, target, fidelity: str) -> float:
-    from accelsim.sim.dispatch import simulate
+    from accelsim.backends import simulate
 
     return sum(c.latency_s for p, q in graphs for c in simulate(q, target, p, fidelity))
 
@@ -67,7 +67,7 @@ def _timed(fn, repeat: int) -> tuple[float, list[float], object]:
 
 
 def analytic(repeat: int) -> dict:
-    from accelsim.target import load_target
+    from accelsim.core.target import load_target
 
     target = load_target(TARGET)
     t0 = time.perf_counter()
@@ -103,11 +103,11 @@ def analytic(repeat: int) -> dict:
 
 def codegen(repeat: int) -> dict:
     try:
-        import accelsim.sim.codegen  # noqa: F401
+        import accelsim.sim.kernel_cost  # noqa: F401
     except ImportError as exc:
-        print(f"codegen: skipped (accelsim.sim.codegen not importable: {exc})")
-        return {"skipped": f"accelsim.sim.codegen not importable: {exc}"}
-    from accelsim.target import load_target
+        print(f"codegen: skipped (accelsim.sim.kernel_cost not importable: {exc})")
+        return {"skipped": f"accelsim.sim.kernel_cost not importable: {exc}"}
+    from accelsim.core.target import load_target
 
     target = load_target(TARGET)
     graphs = _build_and_quantize()
@@ -156,7 +156,7 @@ def _tflite_mobilenet_v2(path: Path) -> Path:
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     conv.inference_input_type = tf.int8
     conv.inference_output_type = tf.int8
-    from accelsim.fsutil import atomic_write_bytes
+    from accelsim.core.fsutil import atomic_write_bytes
 
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, conv.convert())
@@ -225,7 +225,7 @@ def main() -> None:
     ap.add_argument("--tflite", default="benchmarks/results/mobilenet_v2_224_int8.tflite")
     ap.add_argument("--json", default="benchmarks/results/sim_speed.json")
     args = ap.parse_args()
-    from accelsim.fsutil import atomic_write_text
+    from accelsim.core.fsutil import atomic_write_text
 
     doc = {
         "model": MODEL,

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from accelsim.fsutil import atomic_write_text
+from accelsim.core.fsutil import atomic_write_text
 
 GRID = {
     "lanes": (16, 32, 64, 128, 256),
@@ -134,9 +134,9 @@ def per_point_time(repeats: int = 20) -> dict:
 def calibrate(input_size: int | None, models: list[str]) -> list[dict]:
     from accelsim.accel import analytic, sim
     from accelsim.accel.arch import load_config
+    from accelsim.core.precision import parse_precision
     from accelsim.model import zoo
     from accelsim.quant import calibdata
-    from accelsim.quant.precision import parse_precision
     from accelsim.quant.ptq import quantize_graph
 
     rows = []

@@ -18,13 +18,13 @@ from accelsim.accel.arch import SWEEP_PARAMS, AccelConfigError, load_config
 from accelsim.accel.codegen import CodegenError
 from accelsim.accel.compute import layer_def
 from accelsim.accel.schedule import AccelRecipeError, choose_tiles, load_recipes, schedule_layer
+from accelsim.core import fixedpoint as fx
+from accelsim.core.precision import parse_precision
+from accelsim.core.target import load_target_file
 from accelsim.model import zoo
 from accelsim.quant import calibdata
-from accelsim.quant import fixedpoint as fx
-from accelsim.quant.precision import parse_precision
 from accelsim.quant.ptq import quantize_graph
 from accelsim.ref.executor import run
-from accelsim.target import load_target_file
 
 PRECISIONS = ("w4a4", "w4a8", "w8a8", "w16a16")
 VARIANTS = ("simd-accel", "simd-accel-edge", "simd-accel-wide")

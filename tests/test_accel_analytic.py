@@ -14,9 +14,9 @@ from accelsim.accel import analytic, sim
 from accelsim.accel.arch import load_config
 from accelsim.accel.compute import NotAccelerated, layer_def
 from accelsim.accel.schedule import choose_tiles, load_recipes
+from accelsim.core.precision import parse_precision
 from accelsim.model import zoo
 from accelsim.quant import calibdata
-from accelsim.quant.precision import parse_precision
 from accelsim.quant.ptq import quantize_graph
 
 CASES = [
@@ -61,7 +61,7 @@ def test_analytic_imports_no_tvm():
         "from accelsim.accel import analytic\n"
         "from accelsim.model import zoo\n"
         "from accelsim.quant import calibdata\n"
-        "from accelsim.quant.precision import parse_precision\n"
+        "from accelsim.core.precision import parse_precision\n"
         "from accelsim.quant.ptq import quantize_graph\n"
         "g = zoo.build('mobilenet_v2', input_size=32)\n"
         "q = quantize_graph(g, parse_precision('w8a8'), calibdata.random(g, 1)).graph\n"

@@ -129,12 +129,12 @@ def test_verify_catches_a_wrong_requantization(tmp_path, capsys, monkeypatch):
 def test_compile_writes_programs_that_are_the_ones_that_run(tmp_path, capsys):
     from accelsim.accel import isa, load_config, run_program
     from accelsim.accel.sim import compile_graph, simulate_graph
+    from accelsim.core.precision import parse_precision
+    from accelsim.model.io import random_inputs
     from accelsim.model.loader import load_model
     from accelsim.quant import calibdata
-    from accelsim.quant.precision import parse_precision
     from accelsim.quant.ptq import quantize_graph
     from accelsim.ref.executor import run
-    from accelsim.runio import random_inputs
 
     out = tmp_path / "k"
     rc, text, _ = _cli(
@@ -223,8 +223,10 @@ def test_impossible_precision_is_refused_before_any_work(
     assert not (tmp_path / "k").exists() and not (tmp_path / "v.json").exists()
 
 
-def test_every_target_kind_has_a_code_generator():
-    from accelsim.codegen.backends import BACKENDS
-    from accelsim.sim.dispatch import SIMULATORS
+def test_every_target_kind_has_a_back_end_with_both_fidelities():
+    from accelsim.backends import BACKENDS, FIDELITIES
+    from accelsim.core.target import KINDS
 
-    assert set(BACKENDS) == set(SIMULATORS)
+    assert set(BACKENDS) == set(KINDS)
+    for b in BACKENDS.values():
+        assert set(b.fidelities) == set(FIDELITIES) and b.default_fidelity in FIDELITIES

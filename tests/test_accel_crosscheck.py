@@ -16,9 +16,9 @@ pytestmark = pytest.mark.skipif(zigzag_missing() is not None, reason=str(zigzag_
 def comparison():
     from accelsim.accel import load_config
     from accelsim.accel.crosscheck import compare_node
+    from accelsim.core.precision import parse_precision
     from accelsim.model.loader import load_model
     from accelsim.quant import calibdata
-    from accelsim.quant.precision import parse_precision
     from accelsim.quant.ptq import quantize_graph
 
     g = load_model("resnet18", input_size=32)

@@ -42,7 +42,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from accelsim.errors import AccelsimError
+from accelsim.core.errors import AccelsimError
 from accelsim.quant import calibrate as cal
 from accelsim.quant.calibrate import (
     CalibrationError,

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from accelsim.errors import InputError
+from accelsim.core.errors import InputError
+from accelsim.core.precision import parse_precision
+from accelsim.core.target import load_target
 from accelsim.model import zoo
 from accelsim.quant import calibdata
-from accelsim.quant.precision import parse_precision
 from accelsim.quant.ptq import quantize_graph
-from accelsim.sim import analytic, calibration, codegen
-from accelsim.target import load_target
+from accelsim.sim import analytic, calibration, rates
+from accelsim.sim import kernel_cost as codegen_model
 
 pytestmark = pytest.mark.usefixtures("kernel_cache")
 
@@ -34,9 +35,9 @@ def _quantized(model: str, size: int, precision: str):
 )
 def test_calibrated_analytic_tracks_codegen_per_whole_model(target, model, size):
     t, p = load_target(target), parse_precision("w8a8")
-    assert calibration.path_for(t).is_file(), f"{target} has no calibration file"
+    assert rates.path_for(t).is_file(), f"{target} has no calibration file"
     q = _quantized(model, size, "w8a8")
-    cg = codegen.simulate_graph(q, t, p)
+    cg = codegen_model.simulate_graph(q, t, p)
     an = analytic.simulate_graph(q, t, p)
     coded = sum(c.macs for c in cg if c.fidelity == "codegen") / sum(c.macs for c in cg)
     # layers whose counts the predictor cannot make exact fall back to analytic (labelled)
@@ -55,7 +56,7 @@ def test_uncalibrated_formula_is_what_the_calibration_corrects(monkeypatch, tmp_
     t, p = load_target("cortex-a76"), parse_precision("w8a8")
     q = _quantized("mobilenet_v2", 32, "w8a8")
     calibrated = sum(a.cycles for a in analytic.simulate_graph(q, t, p))
-    monkeypatch.setattr(calibration, "path_for", lambda target: tmp_path / "none.yaml")
+    monkeypatch.setattr(rates, "path_for", lambda target: tmp_path / "none.yaml")
     ideal = sum(a.cycles for a in analytic.simulate_graph(q, t, p))
     assert calibrated > 1.3 * ideal
 
@@ -64,12 +65,10 @@ def test_bad_calibration_file_is_a_clear_error(monkeypatch, tmp_path):
     q = _quantized("digits_cnn", 16, "w8a8")
     node = next(n for n in q.nodes if n.op == "conv2d")
     bad = tmp_path / "cortex-a76.yaml"
-    bad.write_text(
-        f"precisions:\n  w8a8:\n    {calibration.kind(q, node)}: {{cycles_per_mac: fast}}\n"
-    )
-    monkeypatch.setattr(calibration, "path_for", lambda target: bad)
+    bad.write_text(f"precisions:\n  w8a8:\n    {rates.kind(q, node)}: {{cycles_per_mac: fast}}\n")
+    monkeypatch.setattr(rates, "path_for", lambda target: bad)
     with pytest.raises(InputError, match=r"cortex-a76.yaml: precisions.w8a8.conv2d_.*cycles_per"):
-        calibration.compute_cycles(load_target("cortex-a76"), "w8a8", q, node)
+        rates.compute_cycles(load_target("cortex-a76"), "w8a8", q, node)
 
 
 def test_fit_recovers_known_rates():

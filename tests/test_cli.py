@@ -233,7 +233,7 @@ def test_compile_writes_assembly_objects_and_kernel_records(tmp_path):
 
 @pytest.mark.parametrize("target", ["cortex-a76", "hvx-v68"])
 def test_verify_runs_every_kernel_on_its_target(tmp_path, target):
-    from accelsim.codegen import emulate
+    from accelsim.kernels import emulate
 
     arch = "aarch64" if target.startswith("cortex") else "hexagon"
     missing = emulate.missing_tools(arch)

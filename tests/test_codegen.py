@@ -1,6 +1,6 @@
-"""Code generation (accelsim.codegen.kernel / compile / host): the hardware instructions really
+"""Code generation (accelsim.kernels.kernel / compile / host): the hardware instructions really
 appear, recipes change the code, the Kernel record, the cache, and bit-exact runs of NEON and
-HVX kernels under qemu (accelsim.codegen.emulate) against the reference executor."""
+HVX kernels under qemu (accelsim.kernels.emulate) against the reference executor."""
 
 from __future__ import annotations
 
@@ -11,17 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from accelsim.codegen import compile as cg
-from accelsim.codegen import emulate, host
-from accelsim.codegen.kernel import count_mnemonic, instruction_mix
+from accelsim.core.precision import parse_precision
+from accelsim.core.target import load_target
+from accelsim.kernels import compile as cg
+from accelsim.kernels import emulate, host
+from accelsim.kernels.kernel import count_mnemonic, instruction_mix
 from accelsim.lower.lower import lower_graph, lower_node
 from accelsim.lower.schedule import recipes_for
 from accelsim.model import zoo
 from accelsim.quant import calibdata
-from accelsim.quant.precision import parse_precision
 from accelsim.quant.ptq import quantize_graph
 from accelsim.ref.executor import run
-from accelsim.target import load_target
 
 pytestmark = pytest.mark.usefixtures("kernel_cache")
 

@@ -1,4 +1,4 @@
-"""Codegen-fidelity simulator (accelsim.sim.codegen): per-layer cycles from the generated code.
+"""Codegen-fidelity simulator (accelsim.sim.kernel_cost): per-layer cycles from the generated code.
 
 Oracles: qemu's dynamic instruction counts of the same kernel objects (the block weighting),
 llvm-mca-19 (LLVM's own scheduling model) timing the same weighted blocks, the roofline bounds
@@ -20,16 +20,17 @@ from functools import cache
 import numpy as np
 import pytest
 
-from accelsim.codegen import compile as cg
-from accelsim.codegen import emulate
+from accelsim.core.precision import parse_precision
+from accelsim.core.target import load_target
+from accelsim.kernels import compile as cg
+from accelsim.kernels import emulate
 from accelsim.lower.lower import lower_graph
 from accelsim.model import zoo
 from accelsim.model.builder import GraphBuilder
 from accelsim.quant import calibdata
-from accelsim.quant.precision import parse_precision
 from accelsim.quant.ptq import quantize_graph
-from accelsim.sim import analytic, codegen
-from accelsim.target import load_target
+from accelsim.sim import analytic
+from accelsim.sim import kernel_cost as codegen_model
 
 MCA = shutil.which("llvm-mca-19")
 
@@ -60,7 +61,7 @@ def quantized(kind: str, precision: str, *shape):
 def layer_cost(kind, precision, target, *shape):
     t = load_target(target)
     q = quantized(kind, precision, *shape)
-    costs = codegen.simulate_graph(q, t, parse_precision(precision))
+    costs = codegen_model.simulate_graph(q, t, parse_precision(precision))
     return next(c for c in costs if c.name == kind)
 
 
@@ -162,7 +163,7 @@ def test_costed_instructions_equal_qemu(target):
         cpu=t.codegen.emulator.cpu,
         count=True,
     )
-    kc = codegen.kernel_cost(k, t)
+    kc = codegen_model.kernel_cost(k, t)
     assert not kc.blocking, kc.blocking
     comp = f"{k.symbol}_compute_"
     assert kc.function_instructions[comp] == r.function_instructions[comp]
@@ -205,11 +206,11 @@ def _mca(lines, target, loop: bool) -> float:
 def test_kernel_cycles_within_25_percent_of_llvm_mca(case):
     kind, prec, *shape = case
     _, k, t = kernel_of(kind, prec, "cortex-a76", *shape)
-    kc = codegen.kernel_cost(k, t)
+    kc = codegen_model.kernel_cost(k, t)
     assert not kc.blocking
     from accelsim.sim.dyncount import predict_kernel
 
-    units = codegen.cost_units(predict_kernel(k))
+    units = codegen_model.cost_units(predict_kernel(k))
     ref = sum(u.runs * _mca(u.lines, t, u.in_loop) for u in units)
     print(
         f"\n{kind} {prec} {shape}: model {kc.compute_cycles:.0f} cycles, llvm-mca "
@@ -232,7 +233,7 @@ def test_no_layer_beats_the_roofline(target, model):
     if model:
         g = zoo.build(model)
         q = quantize_graph(g, prec, calibdata.random(g, 1)).graph
-        costs += codegen.simulate_graph(q, t, prec)
+        costs += codegen_model.simulate_graph(q, t, prec)
     assert sum(c.fidelity == "codegen" and c.macs > 0 for c in costs) >= 2
     peak = analytic.peak_macs_per_cycle(t, prec)
     for c in costs:
@@ -256,7 +257,7 @@ def test_cycles_and_energy_grow_with_problem_size(target):
     for shape in FC_SIZES:
         c = layer_cost("fc", "w8a8", target, *shape)
         assert c.fidelity == "codegen", c.notes
-        kc = codegen.kernel_cost(kernel_of("fc", "w8a8", target, *shape)[1], t)
+        kc = codegen_model.kernel_cost(kernel_of("fc", "w8a8", target, *shape)[1], t)
         if prev is not None:
             assert c.cycles > prev.cycles and c.energy_j > prev.energy_j, (shape, c, prev)
             assert kc.compute_cycles > prev_k.compute_cycles, shape
@@ -275,8 +276,8 @@ def test_int8_faster_than_fp32_from_the_code():
     f32 = layer_cost("fc", "fp32", "cortex-a76", *shape)
     assert i8.fidelity == f32.fidelity == "codegen"
     assert i8.macs == f32.macs == macs
-    ki = codegen.kernel_cost(kernel_of("fc", "w8a8", "cortex-a76", *shape)[1], t)
-    kf = codegen.kernel_cost(kernel_of("fc", "fp32", "cortex-a76", *shape)[1], t)
+    ki = codegen_model.kernel_cost(kernel_of("fc", "w8a8", "cortex-a76", *shape)[1], t)
+    kf = codegen_model.kernel_cost(kernel_of("fc", "fp32", "cortex-a76", *shape)[1], t)
     assert ki.class_counts["vector_mac_int8"] * 16 == macs  # SDOT
     assert kf.class_counts["vector_fma_fp32"] * 4 == macs  # FMLA .4S
     assert kf.class_counts.get("vector_mac_int8", 0) == 0
@@ -289,7 +290,7 @@ def test_warm_rerun_reads_kernel_costs_from_disk(monkeypatch):
     """A second process (in-memory memo empty) reuses the stored kernel costs: nothing is
     re-predicted, and the layer costs are identical."""
     first = layer_cost("fc", "w8a8", "cortex-a76", 128, 32)
-    monkeypatch.setattr(codegen, "_MEMO", {})
+    monkeypatch.setattr(codegen_model, "_MEMO", {})
     from accelsim.sim import dyncount
 
     def fail(kernel):
@@ -298,7 +299,9 @@ def test_warm_rerun_reads_kernel_costs_from_disk(monkeypatch):
     monkeypatch.setattr(dyncount, "predict_kernel", fail)
     t = load_target("cortex-a76")
     q = quantized("fc", "w8a8", 128, 32)
-    again = next(c for c in codegen.simulate_graph(q, t, parse_precision("w8a8")) if c.name == "fc")
+    again = next(
+        c for c in codegen_model.simulate_graph(q, t, parse_precision("w8a8")) if c.name == "fc"
+    )
     assert again == first
 
 
@@ -308,7 +311,7 @@ def test_target_without_count_model_falls_back_and_says_why():
     t = load_target("host")
     q = quantized("fc", "w8a8", 128, 32)
     before = cg.compile_count()
-    costs = codegen.simulate_graph(q, t, parse_precision("w8a8"))
+    costs = codegen_model.simulate_graph(q, t, parse_precision("w8a8"))
     assert cg.compile_count() == before
     ref = analytic.simulate_graph(q, t, parse_precision("w8a8"))
     assert [c.cycles for c in costs] == [c.cycles for c in ref]

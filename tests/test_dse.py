@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from accelsim.cache import ResultCache, content_key
+from accelsim.core.cache import ResultCache, content_key
 from accelsim.dse.pareto import dominates, pareto_mask
 
 points = hnp.arrays(
@@ -60,8 +60,8 @@ import time  # noqa: E402
 
 import pytest  # noqa: E402
 
+from accelsim.core.errors import AccelsimError  # noqa: E402
 from accelsim.dse.sweep import SweepSpec, run_sweep, validate, write_outputs  # noqa: E402
-from accelsim.errors import AccelsimError  # noqa: E402
 
 GRID = [
     "--grid",

@@ -17,8 +17,8 @@ import sys
 import numpy as np
 import pytest
 
-from accelsim.codegen.emulate import (
-    ArgSpec,
+from accelsim.core.argspec import ArgSpec
+from accelsim.kernels.emulate import (
     EmulationError,
     EmulatorRun,
     KernelCall,
@@ -287,7 +287,7 @@ def test_toolchain_status_names_every_tool():
 
 def test_importing_emulate_is_light():
     code = (
-        "import sys, accelsim.codegen.emulate\n"
+        "import sys, accelsim.kernels.emulate\n"
         "print([m for m in ('tvm', 'tvm_ffi', 'torch') if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

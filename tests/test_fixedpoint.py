@@ -1,4 +1,4 @@
-"""Tests for accelsim.quant.fixedpoint against an arbitrary-precision integer model.
+"""Tests for accelsim.core.fixedpoint against an arbitrary-precision integer model.
 
 The model below is written from the mathematical meaning of each operation
 (exact rationals, Python ints), not from gemmlowp's bit tricks:
@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from accelsim.quant import fixedpoint as fp
+from accelsim.core import fixedpoint as fp
 
 I32_MIN = -(2**31)
 I32_MAX = 2**31 - 1

@@ -1,4 +1,4 @@
-"""fp16 float baselines (accelsim.lower.ops `float_types`, accelsim.codegen.verify
+"""fp16 float baselines (accelsim.lower.ops `float_types`, accelsim.kernels.verify
 `fp16_tolerance`): half-precision FMLA on cores with FP16 arithmetic, float32 arithmetic where the
 target emulates fp16, no lowering elsewhere, and whole-model runs under qemu-aarch64 against the
 reference executor within a tolerance derived from the arithmetic, shown tight enough to catch
@@ -19,18 +19,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from accelsim.codegen import emulate
-from accelsim.codegen import verify as V
-from accelsim.codegen.compile import compile_layer
+from accelsim.core.precision import parse_precision
+from accelsim.core.target import load_target
+from accelsim.kernels import emulate
+from accelsim.kernels import verify as V
+from accelsim.kernels.compile import compile_layer
+from accelsim.lower.common import FloatArith
 from accelsim.lower.lower import lower_graph
-from accelsim.lower.ops import FloatArith
 from accelsim.model import zoo
+from accelsim.model.io import random_inputs
 from accelsim.quant import calibdata
-from accelsim.quant.precision import parse_precision
 from accelsim.quant.ptq import quantize_graph
 from accelsim.ref.executor import KernelCall, find_kernel, run
-from accelsim.runio import random_inputs
-from accelsim.target import load_target
 
 pytestmark = pytest.mark.usefixtures("kernel_cache")
 

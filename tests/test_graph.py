@@ -5,9 +5,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from accelsim.errors import ModelError, ShapeError
+from accelsim.core.errors import ModelError, ShapeError
+from accelsim.core.qparams import QuantParams
 from accelsim.model.builder import GraphBuilder
-from accelsim.model.graph import Graph, Node, QuantParams, TensorInfo, topological_order
+from accelsim.model.graph import Graph, Node, TensorInfo, topological_order
 from accelsim.model.ops import SUPPORTED_OPS, op_class
 
 

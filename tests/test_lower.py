@@ -13,9 +13,13 @@ from functools import cache
 import numpy as np
 import pytest
 
-from accelsim.codegen import host
-from accelsim.codegen.compile import compile_layer
-from accelsim.errors import AccelsimError
+from accelsim.core import fixedpoint as fx
+from accelsim.core.errors import AccelsimError
+from accelsim.core.precision import parse_precision
+from accelsim.core.qparams import QuantParams
+from accelsim.core.target import load_target
+from accelsim.kernels import host
+from accelsim.kernels.compile import compile_layer
 from accelsim.lower import intrin
 from accelsim.lower.lower import LoweredLayer, lower_graph, lower_node
 from accelsim.lower.schedule import (
@@ -27,13 +31,10 @@ from accelsim.lower.schedule import (
 )
 from accelsim.model import zoo
 from accelsim.model.builder import GraphBuilder
-from accelsim.model.graph import QuantParams, TensorInfo
+from accelsim.model.graph import TensorInfo
 from accelsim.quant import calibdata
-from accelsim.quant import fixedpoint as fx
-from accelsim.quant.precision import parse_precision
 from accelsim.quant.ptq import quantize_graph
 from accelsim.ref.executor import run
-from accelsim.target import load_target
 
 pytestmark = pytest.mark.usefixtures("kernel_cache")
 
@@ -194,11 +195,11 @@ def test_host_verify_helper():
 
 
 def test_requantization_matches_fixedpoint_at_the_extremes():
-    """The TIR MultiplyByQuantizedMultiplier (both overloads) against accelsim.quant.fixedpoint
+    """The TIR MultiplyByQuantizedMultiplier (both overloads) against accelsim.core.fixedpoint
     over the whole int32 range, every shift and multiplier extremes (int32 wrap of x << left
     included)."""
+    from accelsim.core.tvm_env import import_tvm
     from accelsim.lower import requant as rq
-    from accelsim.tvm_env import import_tvm
 
     tvm = import_tvm()
     te = tvm.te

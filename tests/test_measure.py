@@ -11,13 +11,13 @@ import json
 import pytest
 
 from accelsim.cli import main
+from accelsim.core.precision import parse_precision
+from accelsim.core.target import load_target
 from accelsim.model import zoo
+from accelsim.model.io import random_inputs
 from accelsim.quant import calibdata
-from accelsim.quant.precision import parse_precision
 from accelsim.quant.ptq import quantize_graph
-from accelsim.runio import random_inputs
 from accelsim.sim import measure as measure_mod
-from accelsim.target import load_target
 
 
 def _quantized(precision: str, size: int | None = None):

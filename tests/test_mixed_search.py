@@ -11,6 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from accelsim import cli
+from accelsim.backends import simulate
+from accelsim.core.errors import AccelsimError
+from accelsim.core.precision import parse_precision, parse_precision_list
+from accelsim.core.target import load_target
 from accelsim.dse.mixed_search import (
     AccuracyBudget,
     digits_problem,
@@ -19,15 +23,11 @@ from accelsim.dse.mixed_search import (
     solve_mckp,
     write_outputs,
 )
-from accelsim.errors import AccelsimError
 from accelsim.model import zoo
 from accelsim.quant.mixed import load_mixed
-from accelsim.quant.precision import parse_precision, parse_precision_list
 from accelsim.quant.ptq import quantize_graph
 from accelsim.quant.train import top1, with_batch
 from accelsim.quant.transforms import prepare_for_quantization
-from accelsim.sim.dispatch import simulate
-from accelsim.target import load_target
 
 # ---------------------------------------------------------------------------------------------
 # The solver

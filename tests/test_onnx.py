@@ -35,7 +35,7 @@ from onnx import TensorProto as TP
 from onnx import helper as h
 from onnx import numpy_helper as nh
 
-from accelsim.errors import ModelError, UnsupportedOpError
+from accelsim.core.errors import ModelError, UnsupportedOpError
 from accelsim.model.onnx_export import export_onnx
 from accelsim.model.onnx_import import load_onnx, supported_ops
 from accelsim.ref.executor import run

@@ -22,7 +22,7 @@ import pytest
 from onnx import numpy_helper
 from onnx_node_cases import node_test_dirs
 
-from accelsim.errors import ModelError
+from accelsim.core.errors import ModelError
 from accelsim.model.onnx_import import load_onnx
 from accelsim.ref.executor import run
 

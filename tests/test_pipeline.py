@@ -31,15 +31,15 @@ from pathlib import Path
 
 import pytest
 
-from accelsim.codegen import compile as cg
-from accelsim.codegen.kernel import _isa, _parse
+from accelsim.core.precision import parse_precision
+from accelsim.core.target import load_target
+from accelsim.kernels import compile as cg
+from accelsim.kernels.kernel import _isa, _parse
 from accelsim.lower.lower import lower_node
 from accelsim.model import zoo
 from accelsim.quant import calibdata
-from accelsim.quant.precision import parse_precision
 from accelsim.quant.ptq import quantize_graph
 from accelsim.sim import pipeline as pl
-from accelsim.target import load_target
 
 MCA = shutil.which("llvm-mca-19")
 needs_mca = pytest.mark.skipif(MCA is None, reason="llvm-mca-19 not installed")
@@ -392,7 +392,7 @@ def test_classify():
 
 
 def test_missing_class_row_names_the_file_and_class(tmp_path):
-    from accelsim.target import load_target_file
+    from accelsim.core.target import load_target_file
 
     src = Path(load_target("cortex-a76").path).read_text()
     bad = re.sub(r"\n    vector_alu: .*", "", src)

@@ -18,13 +18,13 @@ import numpy as np
 import pytest
 import torch
 
+from accelsim.core.precision import Precision, parse_precision
 from accelsim.model import zoo
 from accelsim.model.builder import GraphBuilder
 from accelsim.model.ops import op_class
 from accelsim.quant import calibrate
 from accelsim.quant.datasets import load_digits_study
 from accelsim.quant.mixed import load_mixed
-from accelsim.quant.precision import Precision, parse_precision
 from accelsim.quant.ptq import CalibrationData, quantize_graph
 from accelsim.quant.qat import (
     EMAObserver,

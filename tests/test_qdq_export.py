@@ -46,14 +46,15 @@ import numpy as np
 import onnx
 import pytest
 
-from accelsim.errors import ModelError
+from accelsim.core.errors import ModelError
+from accelsim.core.precision import parse_precision
+from accelsim.core.qparams import NUMPY_DTYPE, QuantParams
 from accelsim.model import zoo
 from accelsim.model.builder import GraphBuilder
-from accelsim.model.graph import NUMPY_DTYPE, Graph, Node, QuantParams, TensorInfo
+from accelsim.model.graph import Graph, Node, TensorInfo
 from accelsim.model.onnx_export import export_onnx, qdq_opset
 from accelsim.model.onnx_import import load_onnx
 from accelsim.quant import calibdata
-from accelsim.quant.precision import parse_precision
 from accelsim.quant.ptq import quantize_graph
 from accelsim.ref.executor import KernelCall, domain_of, find_kernel, run
 

@@ -6,11 +6,11 @@ import sys
 import numpy as np
 import pytest
 
-from accelsim.errors import InputError
+from accelsim.core.errors import InputError
+from accelsim.core.precision import parse_precision, parse_precision_list
 from accelsim.model import zoo
 from accelsim.quant import calibdata
 from accelsim.quant.mixed import load_mixed, write_mixed
-from accelsim.quant.precision import parse_precision, parse_precision_list
 from accelsim.quant.ptq import quantize_graph
 from accelsim.quant.transforms import fold_batch_norm, fuse_activations
 from accelsim.ref.executor import run

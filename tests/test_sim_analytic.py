@@ -5,13 +5,13 @@ import time
 import numpy as np
 import pytest
 
+from accelsim.core.precision import parse_precision
+from accelsim.core.target import load_target
 from accelsim.model import zoo
 from accelsim.model.builder import GraphBuilder
 from accelsim.quant import calibdata
-from accelsim.quant.precision import parse_precision
 from accelsim.quant.ptq import quantize_graph
 from accelsim.sim.analytic import memory_levels, peak_macs_per_cycle, simulate_graph
-from accelsim.target import load_target
 
 CPU_DSP = ["cortex-a55", "cortex-a76", "kryo280", "hvx-v62", "hvx-v68", "hvx-v73", "host"]
 
@@ -169,7 +169,7 @@ def test_simulate_cli_json_schema(tmp_path):
 
 
 def test_simulate_dispatches_accelerator_targets_to_their_simulator():
-    from accelsim.sim.dispatch import fidelity_of, simulate
+    from accelsim.backends import fidelity_of, simulate
 
     g = zoo.build("resnet18", input_size=32)
     q = quantize_graph(g, parse_precision("w8a8"), calibdata.random(g, 1)).graph

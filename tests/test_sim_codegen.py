@@ -1,5 +1,5 @@
 """Predicted dynamic instruction / packet counts (accelsim.sim.dyncount) against the counts
-qemu measures running the same kernel object (accelsim.codegen.emulate, count=True).
+qemu measures running the same kernel object (accelsim.kernels.emulate, count=True).
 
 Per target (cortex-a55, cortex-a76, kryo280, hvx-v62, hvx-v68, hvx-v73) a small w8a8 graph
 (3x3 conv 8->16 on 8x8 with pad 1 at stride 1, the same at stride 2, a 3x3 depthwise with pad 1,
@@ -17,16 +17,16 @@ from functools import cache
 import numpy as np
 import pytest
 
-from accelsim.codegen import compile as cg
-from accelsim.codegen import emulate
+from accelsim.core.precision import parse_precision
+from accelsim.core.target import load_target
+from accelsim.kernels import compile as cg
+from accelsim.kernels import emulate
 from accelsim.lower.lower import lower_graph
 from accelsim.model.builder import GraphBuilder
 from accelsim.quant import calibdata
-from accelsim.quant.precision import parse_precision
 from accelsim.quant.ptq import quantize_graph
 from accelsim.ref.executor import run
 from accelsim.sim import dyncount
-from accelsim.target import load_target
 
 TARGETS = ["cortex-a55", "cortex-a76", "kryo280", "hvx-v62", "hvx-v68", "hvx-v73"]
 LAYERS = ["conv", "conv_s2", "dw", "fc", "softmax"]

@@ -21,11 +21,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from accelsim.codegen import emulate
-from accelsim.codegen.compile import compile_layer
-from accelsim.codegen.verify import RUNNERS
+from accelsim.core.target import load_target
+from accelsim.kernels import emulate
+from accelsim.kernels.compile import compile_layer
+from accelsim.kernels.verify import RUNNERS
 from accelsim.lower.lower import lower_node
-from accelsim.target import load_target
 
 ROWS, K = 8, 300
 TARGETS = ("host", "cortex-a76", "hvx-v68")
@@ -125,10 +125,10 @@ def _ptq_softmax_graph(precision: str, out_scale: float, out_zp: int):
     TFLite would not use (so the kernel must requantize)."""
     from dataclasses import replace
 
+    from accelsim.core.precision import parse_precision
+    from accelsim.core.qparams import QuantParams
     from accelsim.model import zoo
-    from accelsim.model.graph import QuantParams
     from accelsim.quant import calibdata
-    from accelsim.quant.precision import parse_precision
     from accelsim.quant.ptq import quantize_graph
 
     g = zoo.build("mobilenet_v1", input_size=32)

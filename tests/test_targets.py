@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from accelsim.quant.precision import parse_precision
-from accelsim.target import TargetError, list_targets, load_target, load_target_file
+from accelsim.core.precision import parse_precision
+from accelsim.core.target import TargetError, list_targets, load_target, load_target_file
 
 REQUIRED = {"cortex-a55", "cortex-a76", "kryo280", "hvx-v62", "hvx-v68", "hvx-v73", "host"}
 

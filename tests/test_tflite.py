@@ -21,7 +21,7 @@ tf = pytest.importorskip("tensorflow")
 
 import tflite_models as M  # noqa: E402  (tests/ helper, needs TensorFlow)
 
-from accelsim.errors import ModelError, UnsupportedOpError  # noqa: E402
+from accelsim.core.errors import ModelError, UnsupportedOpError  # noqa: E402
 from accelsim.model.tflite_import import SUPPORTED_OPS, load_tflite  # noqa: E402
 from accelsim.ref.executor import run  # noqa: E402
 

@@ -17,8 +17,8 @@ import json
 import pytest
 
 from accelsim import cli
-from accelsim.codegen import emulate
-from accelsim.target import load_target
+from accelsim.core.target import load_target
+from accelsim.kernels import emulate
 
 SIZE = 32
 CASES = [

@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 
-from accelsim.errors import ModelError
+from accelsim.core.errors import ModelError
 from accelsim.model import zoo
 from accelsim.model.graph import Graph
 from accelsim.ref.executor import run

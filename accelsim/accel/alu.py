@@ -3,7 +3,7 @@
 These are the operations the `REQUANT` and `VADD` instructions perform in hardware, written here
 from the gemmlowp / TFLite definitions (REFERENCE.md section 1) rather than imported, so that the
 simulator models the datapath itself; `tests/test_accel.py` checks them against
-`accelsim.quant.fixedpoint` (the project's reference implementation).
+`accelsim.core.fixedpoint` (the project's reference implementation).
 
 - `srdhm`: SaturatingRoundingDoublingHighMul, a 32x32 -> 64-bit product, nudge +2^30 (or
   1 - 2^30 when negative), truncating division by 2^31; INT32_MIN x INT32_MIN saturates.

@@ -74,9 +74,10 @@ from accelsim.accel.schedule import (
     choose_tiles,
     load_recipes,
 )
-from accelsim.model.graph import DTYPE_BITS, Graph, Node
+from accelsim.core.cost import LayerCost
+from accelsim.core.qparams import DTYPE_BITS
+from accelsim.model.graph import Graph, Node
 from accelsim.model.ops import node_macs, spatial_axes
-from accelsim.sim.cost import LayerCost
 
 FIDELITY = "analytic"
 

@@ -28,8 +28,8 @@ from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
-from accelsim.errors import AccelsimError
-from accelsim.target import Target, TargetError, load_target
+from accelsim.core.errors import AccelsimError
+from accelsim.core.target import Target, TargetError, load_target
 
 
 class AccelConfigError(TargetError):
@@ -454,7 +454,7 @@ def parse_accel(
     mbits = P.num(a, "lane_multiplier_bits", A, integer=True)
     mpl_raw = P.mapping(a, "macs_per_lane", A)
     mpl: dict[str, float] = {}
-    from accelsim.quant.precision import parse_precision
+    from accelsim.core.precision import parse_precision
 
     for k, _v in mpl_raw.items():
         key = f"{A}macs_per_lane.{k}"

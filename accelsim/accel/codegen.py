@@ -33,8 +33,8 @@ from typing import Any
 from accelsim.accel import isa
 from accelsim.accel.compute import LayerDef
 from accelsim.accel.schedule import SPACE_OF_SCOPE, TileChoice, align_bytes
-from accelsim.errors import AccelsimError
-from accelsim.tvm_env import import_tvm
+from accelsim.core.errors import AccelsimError
+from accelsim.core.tvm_env import import_tvm
 
 MAX_DMA_DIMS = 3
 MAX_LOOPS = 6

@@ -31,10 +31,12 @@ from typing import Any
 import numpy as np
 
 from accelsim.accel.isa import DramTensor
-from accelsim.errors import AccelsimError
-from accelsim.model.graph import DTYPE_BITS, Graph, Node, TensorInfo
+from accelsim.core import requant as rp
+from accelsim.core.errors import AccelsimError
+from accelsim.core.qparams import DTYPE_BITS
+from accelsim.core.tvm_env import import_tvm
+from accelsim.model.graph import Graph, Node, TensorInfo
 from accelsim.model.ops import activation_bounds, node_macs, op_class, spatial_axes
-from accelsim.tvm_env import import_tvm
 
 
 class NotAccelerated(AccelsimError):
@@ -114,14 +116,6 @@ def _roundup(v: int, m: int) -> int:
     return -(-v // m) * m
 
 
-def _scale32(info: TensorInfo) -> np.float32:
-    return np.float32(info.quant.scale[0])
-
-
-def _zp(info: TensorInfo) -> int:
-    return int(info.quant.zero_point[0])
-
-
 def _per_tensor(info: TensorInfo | None, what: str) -> None:
     if info is None or not info.is_quantized:
         raise NotAccelerated(f"{what} is not a quantized integer tensor")
@@ -144,53 +138,24 @@ def _qclamp(info: TensorInfo, attrs) -> tuple[int, int]:
     return quantized_clamp(info, lo, hi)
 
 
-def _wrap32(v) -> np.ndarray:
-    v = np.asarray(v, dtype=np.int64)
-    return ((v + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
-
-
 def to_nhwc(arr: np.ndarray, layout: str) -> np.ndarray:
-    from accelsim.lower.ops import to_kernel_layout  # one definition of the layout change
+    from accelsim.lower.common import to_kernel_layout  # one definition of the layout change
 
     return to_kernel_layout(arr, layout)
 
 
 def from_nhwc(arr: np.ndarray, layout: str) -> np.ndarray:
-    from accelsim.lower.ops import from_kernel_layout
+    from accelsim.lower.common import from_kernel_layout
 
     return from_kernel_layout(arr, layout)
 
 
-def _is_wide(x: TensorInfo, w: TensorInfo, b: TensorInfo | None) -> bool:
-    """gemmlowp_ops._is_wide: int64 accumulation and the int64 requantization overload."""
-    if DTYPE_BITS.get(w.dtype, 8) > 8:
-        return True
-    if DTYPE_BITS.get(x.dtype, 8) <= 8:
-        return False
-    return b is None or b.dtype != "int32"
-
-
-def _weight_scales(w_info: TensorInfo, cout: int) -> np.ndarray:
-    s = np.asarray(w_info.quant.scale, dtype=np.float32)
-    if w_info.quant.per_channel:
-        if w_info.quant.axis % len(w_info.shape) != 0 or len(s) != cout:
-            raise NotAccelerated("per-channel weights must be quantized along the output axis 0")
-        return s
-    return np.repeat(s, cout)
-
-
 def _multipliers(x_i: TensorInfo, w_i: TensorInfo, o_i: TensorInfo, cout: int, padded: int):
-    """Per-channel (multiplier, shift), as gemmlowp_ops.conv2d derives them; padding channels
-    get (0, 0)."""
-    from accelsim.quant import fixedpoint as fx
-
-    s_w = _weight_scales(w_i, cout)
-    if x_i.dtype == "uint8" and not w_i.quant.per_channel:
-        m = np.float64(np.float32(_scale32(x_i) * s_w[0])) / np.float64(_scale32(o_i))
-        mult, shift = fx.quantize_multiplier_array(np.full(cout, m))
-    else:
-        eff = np.float64(_scale32(x_i)) * s_w.astype(np.float64) / np.float64(_scale32(o_i))
-        mult, shift = fx.quantize_multiplier_array(eff)
+    """Per-channel (multiplier, shift) (`accelsim.core.requant`); padding channels get (0, 0)."""
+    try:
+        mult, shift = rp.conv_multipliers(x_i, w_i, o_i, cout)
+    except rp.RequantError as exc:
+        raise NotAccelerated(str(exc)) from None
     m = np.zeros(padded, np.int64)
     s = np.zeros(padded, np.int64)
     m[:cout] = mult
@@ -279,7 +244,7 @@ def contraction_operands(graph: Graph, node: Node, config) -> ContractionOperand
         abits,
         obits,
         _check_mode(config, wbits, abits),
-        _is_wide(x_i, w_i, b_i),
+        rp.is_wide(x_i, w_i, b_i),
     )
 
 
@@ -318,7 +283,7 @@ def contraction(graph: Graph, node: Node, config) -> LayerDef:
     wdt = "int16" if wbits > 8 else "int8"
     odt = _storage(o_i.dtype)
     accdt = "int64" if wide else "int32"
-    zx, zo = _zp(x_i), _zp(o_i)
+    zx, zo = rp.zero_point(x_i), rp.zero_point(o_i)
     qmin, qmax = _qclamp(o_i, node.attrs)
 
     if is_dense:
@@ -461,7 +426,7 @@ def contraction(graph: Graph, node: Node, config) -> LayerDef:
     folded = np.zeros(OCp, np.int64)
     folded[:O] = b64 - zx * wsum
     if not wide:
-        folded = _wrap32(folded)
+        folded = rp.wrap_int32(folded)
     mult_v, shift_v = _multipliers(x_i, w_i, o_i, O, OCp)
     cache: dict[str, np.ndarray] = {}
     x_name, out_shape = node.inputs[0], o_i.shape
@@ -554,7 +519,7 @@ def depthwise(graph: Graph, node: Node, config) -> LayerDef:
         raise NotAccelerated(f"depthwise convolution with channel multiplier {O // C}")
     wbits, abits, obits = DTYPE_BITS[w_i.dtype], DTYPE_BITS[x_i.dtype], DTYPE_BITS[o_i.dtype]
     mode = _check_mode(config, wbits, abits)
-    wide = _is_wide(x_i, w_i, b_i)
+    wide = rp.is_wide(x_i, w_i, b_i)
     L = config.lanes
     N, H, W_ = x_i.shape[0], x_i.shape[ha], x_i.shape[wa]
     OH, OW = o_i.shape[ha], o_i.shape[wa]
@@ -566,7 +531,7 @@ def depthwise(graph: Graph, node: Node, config) -> LayerDef:
     wdt = "int16" if wbits > 8 else "int8"
     odt = _storage(o_i.dtype)
     accdt = "int64" if wide else "int32"
-    zx, zo = _zp(x_i), _zp(o_i)
+    zx, zo = rp.zero_point(x_i), rp.zero_point(o_i)
     qmin, qmax = _qclamp(o_i, node.attrs)
     bias_c = np.asarray(graph.constants[node.inputs[2]]) if b_i is not None else None
 
@@ -641,7 +606,7 @@ def depthwise(graph: Graph, node: Node, config) -> LayerDef:
     folded = np.zeros(Cp, np.int64)
     folded[:C] = b64 - zx * wsum
     if not wide:
-        folded = _wrap32(folded)
+        folded = rp.wrap_int32(folded)
     mult_v, shift_v = _multipliers(x_i, w_i, o_i, C, Cp)
     wk = np.zeros((KH, KW, Cp), np.int64)
     wk[:, :, :C] = w.astype(np.int64).reshape(C, KH, KW).transpose(1, 2, 0)
@@ -713,7 +678,7 @@ def depthwise(graph: Graph, node: Node, config) -> LayerDef:
 
 
 def _layout_of(graph: Graph, tensor: str) -> str:
-    from accelsim.lower.ops import tensor_layout
+    from accelsim.lower.common import tensor_layout
 
     return tensor_layout(graph, tensor)
 
@@ -721,8 +686,6 @@ def _layout_of(graph: Graph, tensor: str) -> str:
 def add(graph: Graph, node: Node, config) -> LayerDef:
     tvm = import_tvm()
     te, tirx = tvm.te, tvm.tirx
-    from accelsim.quant import fixedpoint as fx
-    from accelsim.ref.gemmlowp_ops import INT32_MAX, _max_offset
 
     if len(node.inputs) != 2 or any(graph.is_constant(t) for t in node.inputs):
         raise NotAccelerated("add of a constant operand")
@@ -734,16 +697,10 @@ def add(graph: Graph, node: Node, config) -> LayerDef:
         raise NotAccelerated(f"requant_mode '{graph.requant_mode}'")
     if a_i.shape != o_i.shape or b_i.shape != o_i.shape:
         raise NotAccelerated(f"broadcasting add {a_i.shape} + {b_i.shape}")
-    left = 15 if o_i.dtype == "int16" else 20
-    while max(_max_offset(a_i), _max_offset(b_i)) << left > INT32_MAX:
-        left -= 1
-    s1, s2, so = _scale32(a_i), _scale32(b_i), _scale32(o_i)
-    twice = np.float64(np.float32(2) * max(s1, s2))
-    m1, sh1 = fx.quantize_multiplier(float(np.float64(s1) / twice))
-    m2, sh2 = fx.quantize_multiplier(float(np.float64(s2) / twice))
-    mo, sho = fx.quantize_multiplier(float(twice / np.float64(np.float32((1 << left) * so))))
+    ap = rp.add_params(a_i, b_i, o_i)
+    left, (m1, sh1), (m2, sh2), (mo, sho) = ap.left_shift, ap.input1, ap.input2, ap.output
     qmin, qmax = _qclamp(o_i, node.attrs)
-    za, zb, zo = _zp(a_i), _zp(b_i), _zp(o_i)
+    za, zb, zo = rp.zero_point(a_i), rp.zero_point(b_i), rp.zero_point(o_i)
     total = int(np.prod(o_i.shape))
     adt, bdt, odt = _storage(a_i.dtype), _storage(b_i.dtype), _storage(o_i.dtype)
     a = te.placeholder((total,), adt, name="a")

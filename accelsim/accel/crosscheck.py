@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from accelsim.accel.arch import AccelConfig
-from accelsim.errors import AccelsimError
+from accelsim.core.errors import AccelsimError
 
 
 class CrosscheckError(AccelsimError):

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, ClassVar
 
-from accelsim.errors import AccelsimError
+from accelsim.core.errors import AccelsimError
 
 QUEUES = ("load", "compute", "store")
 

@@ -33,8 +33,8 @@ from typing import Any
 import yaml
 
 from accelsim.accel.compute import LayerDef, TileAxis
-from accelsim.errors import AccelsimError
-from accelsim.tvm_env import import_tvm
+from accelsim.core.errors import AccelsimError
+from accelsim.core.tvm_env import import_tvm
 
 
 class AccelRecipeError(AccelsimError):
@@ -122,7 +122,7 @@ class RecipeFile:
 def _check(path: str, data: Any) -> RecipeFile:
     if not isinstance(data, Mapping):
         raise AccelRecipeError(f"{path}: expected a mapping of operator classes")
-    from accelsim.quant.precision import parse_precision
+    from accelsim.core.precision import parse_precision
 
     for cls, sec in data.items():
         if cls not in OP_CLASSES:

@@ -58,10 +58,11 @@ from accelsim.accel.schedule import (
     load_recipes,
     schedule_layer,
 )
-from accelsim.errors import AccelsimError
+from accelsim.core.cost import LayerCost
+from accelsim.core.errors import AccelsimError
 from accelsim.model.graph import Graph, Node
 from accelsim.model.ops import node_macs
-from accelsim.sim.cost import LayerCost
+from accelsim.model.quantization import graph_precision
 
 FIDELITY = "accel-sim"
 COMPUTE_IDLE_MAX = 0.05
@@ -643,7 +644,7 @@ def compile_stats() -> dict[str, int]:
 
 
 def _precision_of(graph: Graph) -> str:
-    return str(graph.metadata.get("precision", "w8a8")).split("/")[0]
+    return graph_precision(graph).name
 
 
 def compile_node(graph: Graph, node: Node, config: AccelConfig, recipes=None) -> CompiledLayer:

@@ -6,7 +6,7 @@ The model (a multiple-choice knapsack):
   graph): its own, else the layer that produces its first activation input, else (graph-input
   quantize, weight dequantize) the layer that consumes its output. A layer's cost at precision
   p is the summed cost of its group's nodes in the graph quantized *uniformly* at p
-  (`accelsim.sim.dispatch.simulate`). ASSUMPTION (additive cost): in a mixed graph a tensor
+  (`accelsim.backends.simulate`). ASSUMPTION (additive cost): in a mixed graph a tensor
   between layers at different activation widths takes the wider one (`ptq`: a layer kept at 8
   bits computes with 8-bit inputs), so a narrow layer after a wide one costs somewhat more
   than predicted; the mixed graph is therefore also simulated as a whole and both totals are
@@ -38,15 +38,15 @@ from pathlib import Path
 
 import numpy as np
 
-from accelsim.errors import AccelsimError, InputError
-from accelsim.fsutil import atomic_write_text
+from accelsim.core.errors import AccelsimError, InputError
+from accelsim.core.fsutil import atomic_write_text
+from accelsim.core.precision import Precision
+from accelsim.core.target import Target
 from accelsim.model.graph import Graph
 from accelsim.quant.mixed import write_mixed
-from accelsim.quant.precision import Precision
 from accelsim.quant.ptq import CalibrationData, quantize_graph
 from accelsim.quant.sensitivity import FP32, _Evaluator
 from accelsim.quant.train import with_batch
-from accelsim.target import Target
 
 OBJECTIVES = {"latency": "latency_s", "energy": "energy_j"}
 _WEIGHTED = ("conv2d", "dense")
@@ -289,7 +289,7 @@ def mixed_search(
 ) -> MixedSearchResult:
     """Per-layer precisions from `candidates` minimising `objective` on `target` within
     `budget`, measured on (x, y) (top-1) or on x against the float model (SNR)."""
-    from accelsim.sim.dispatch import fidelity_of, simulate
+    from accelsim.backends import fidelity_of, simulate
 
     candidates = list(dict.fromkeys(candidates))
     metric = check_inputs(target, candidates, objective, budget, y is not None)
@@ -585,7 +585,7 @@ def write_outputs(result: MixedSearchResult, out_dir: str | Path) -> list[Path]:
     for p in result.node_precisions.values():
         counts[p] = counts.get(p, 0) + 1
     default = max(counts, key=lambda p: counts[p])
-    from accelsim.quant.precision import parse_precision
+    from accelsim.core.precision import parse_precision
 
     per_node = {n: parse_precision(p) for n, p in result.node_precisions.items()}
     comment = (

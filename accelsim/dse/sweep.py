@@ -28,10 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from accelsim.cache import ResultCache, content_key
+from accelsim.core.cache import ResultCache, content_key
+from accelsim.core.errors import InputError
+from accelsim.core.fsutil import atomic_write_text, read_yaml
 from accelsim.dse.pareto import pareto_mask
-from accelsim.errors import InputError
-from accelsim.fsutil import atomic_write_text, read_yaml
 
 PRECISION_KEY = "precision"
 OBJECTIVES = ("latency_s", "energy_j")
@@ -110,8 +110,8 @@ def grid_points(spec: SweepSpec) -> list[dict[str, Any]]:
 def validate(spec: SweepSpec) -> list[dict[str, Any]]:
     """Every check that can fail, before any work: keys, values, configurations, precisions."""
     from accelsim.accel.arch import SWEEP_PARAMS, load_config
+    from accelsim.core.precision import parse_precision
     from accelsim.model.zoo import MODELS
-    from accelsim.quant.precision import parse_precision
 
     if spec.fidelity not in FIDELITIES:
         raise InputError(
@@ -150,9 +150,9 @@ _GRAPHS: dict[tuple, Any] = {}
 def _quantized(model: str, precision: str, input_size: int | None):
     key = (model, precision, input_size)
     if key not in _GRAPHS:
+        from accelsim.core.precision import parse_precision
         from accelsim.model import zoo
         from accelsim.quant import calibdata
-        from accelsim.quant.precision import parse_precision
         from accelsim.quant.ptq import quantize_graph
 
         g = zoo.build(model, input_size=input_size)
@@ -321,10 +321,10 @@ def run_sweep(
 
 
 def _label(fidelity: str) -> str:
-    """What results say produced them (the labels of `accelsim.sim.dispatch`)."""
-    from accelsim.sim.dispatch import SIMULATORS
+    """What results say produced them (the labels of `accelsim.backends`)."""
+    from accelsim.backends import BACKENDS
 
-    return SIMULATORS["accelerator"][fidelity][0]
+    return BACKENDS["accelerator"].fidelities[fidelity].label
 
 
 def _csv(rows: Sequence[Mapping[str, Any]]) -> str:
@@ -360,7 +360,7 @@ def _plot(result: SweepResult, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from accelsim.fsutil import atomic_open
+    from accelsim.core.fsutil import atomic_open
 
     fig, ax = plt.subplots(figsize=(7, 5), dpi=110)
     models = sorted({r["model"] for r in result.rows})

@@ -15,7 +15,6 @@ from accelsim.lower.lower import (
     STATUS_NOT_LOWERED,
     STATUS_VIEW,
     LoweredLayer,
-    graph_precision,
     lower_graph,
     lower_node,
 )
@@ -27,7 +26,6 @@ __all__ = [
     "STATUS_KERNEL",
     "STATUS_NOT_LOWERED",
     "STATUS_VIEW",
-    "graph_precision",
     "load_recipes",
     "lower_graph",
     "lower_node",

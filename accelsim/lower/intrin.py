@@ -71,7 +71,7 @@ def nibble(byte, k):
     Shared by the lowered computes and the intrinsic descriptions so that tensorize's
     structural match sees identical expressions.
     """
-    from accelsim.tvm_env import import_tvm
+    from accelsim.core.tvm_env import import_tvm
 
     tvm = import_tvm()
     tirx = tvm.tirx
@@ -86,7 +86,7 @@ def nibble(byte, k):
 
 def _desc(it: Intrinsic):
     """The pattern tensorize matches: `C[i] += A[k] * W[i, k]` over the intrinsic's block."""
-    from accelsim.tvm_env import import_tvm
+    from accelsim.core.tvm_env import import_tvm
 
     import_tvm()
     from tvm.script import tirx as T
@@ -569,7 +569,7 @@ def ensure_registered(it: Intrinsic) -> str:
     """Register `it` with TVM (once per process); returns its TensorIntrin name."""
     if it.key in _REGISTERED:
         return it.key
-    from accelsim.tvm_env import import_tvm
+    from accelsim.core.tvm_env import import_tvm
 
     import_tvm()
     from tvm.s_tir import TensorIntrin

@@ -7,17 +7,20 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from accelsim.codegen.emulate import ArgSpec
+from accelsim.core.argspec import ArgSpec
+from accelsim.core.tvm_env import import_tvm
+from accelsim.core.version import __version__
+from accelsim.lower import common as _common
 from accelsim.lower import ops as _ops
 from accelsim.lower.schedule import Applied, RecipeError, apply, recipes_for
+from accelsim.lower.softmax import softmax
 from accelsim.model.graph import Graph, Node
 from accelsim.model.ops import op_class as _model_op_class
-from accelsim.tvm_env import import_tvm
+from accelsim.model.quantization import graph_precision
 
 VIEW_OPS = ("reshape", "flatten", "squeeze")
 STATUS_KERNEL, STATUS_VIEW, STATUS_NOT_LOWERED = "kernel", "view", "not lowered"
@@ -50,7 +53,7 @@ class LoweredLayer:
     schedule: Applied | None = None
     key: str = ""  # content hash: signature, precision, target, recipe
     reason: str = ""
-    arith: _ops.FloatArith | None = None  # float kernels: arithmetic dtype and rounding count
+    arith: _common.FloatArith | None = None  # float kernels: arithmetic dtype and rounding count
 
     @property
     def func(self):
@@ -64,7 +67,7 @@ class LoweredLayer:
 
 def _as_target(target):
     if isinstance(target, str):
-        from accelsim.target import load_target
+        from accelsim.core.target import load_target
 
         return load_target(target)
     return target
@@ -75,25 +78,10 @@ def _version() -> str:
     """accelsim's version and a hash of the code that shapes a kernel (the lowering, the
     intrinsics, the Kernel record), so a changed implementation never reuses a stale cached
     kernel even when the recipe and the version number stay the same."""
-    import accelsim
+    from accelsim.core.cache import code_fingerprint
 
-    root = Path(__file__).resolve().parents[1]
-    h = hashlib.sha256()
-    for f in sorted((root / "lower").glob("*.py")) + [
-        root / "codegen" / "compile.py",
-        root / "codegen" / "kernel.py",
-    ]:
-        h.update(f.name.encode() + b"\0" + f.read_bytes())
-    return f"{accelsim.__version__}+{h.hexdigest()[:16]}"
-
-
-def graph_precision(graph: Graph) -> str:
-    """The precision a quantized graph was made with (its metadata); for float graphs, that
-    of their float dtype ('fp16' when any tensor is float16, else 'fp32')."""
-    if not graph.is_quantized:
-        return "fp16" if any(t.dtype == "float16" for t in graph.tensors.values()) else "fp32"
-    p = str(graph.metadata.get("precision", "w8a8")).split("/")[0]
-    return p
+    fp = code_fingerprint("core", "lower", "kernels/compile.py", "kernels/kernel.py")
+    return f"{__version__}+{fp[:16]}"
 
 
 def _is_view(graph: Graph, node: Node) -> bool:
@@ -103,7 +91,7 @@ def _is_view(graph: Graph, node: Node) -> bool:
     def trivial(info, tensor):
         if len(info.shape) != 4:
             return True
-        if _ops.tensor_layout(graph, tensor) == "NHWC":
+        if _common.tensor_layout(graph, tensor) == "NHWC":
             return True
         n, c, h, w = info.shape
         return c == 1 or h * w == 1
@@ -141,7 +129,7 @@ def lower_node(
     target = _as_target(target)
     if recipes is None:
         recipes = recipes_for(target, schedules)
-    prec = precision or graph_precision(graph)
+    prec = precision or graph_precision(graph).name
     cls = _model_op_class(graph, node)
     base = dict(name=node.name, op=node.op, precision=prec, target=target.name)
     if node.op in VIEW_OPS:
@@ -160,7 +148,7 @@ def lower_node(
             reason="reshape of an NHWC tensor with H*W > 1 needs a transpose kernel (not lowered)",
             **base,
         )
-    builder = _ops.builder_for(graph, node)
+    builder = builder_for(graph, node)
     if builder is None:
         return LoweredLayer(
             op_class=cls,
@@ -168,10 +156,10 @@ def lower_node(
             reason=f"no lowering for op '{node.op}'",
             **base,
         )
-    ctx = _ops.Ctx(graph, node, target, recipes, prec)
+    ctx = _common.Ctx(graph, node, target, recipes, prec)
     try:
         built = builder(ctx)
-    except _ops.NotLowered as exc:
+    except _common.NotLowered as exc:
         return LoweredLayer(op_class=cls, status=STATUS_NOT_LOWERED, reason=str(exc), **base)
     tvm = import_tvm()
     built.signature = _plain(built.signature)
@@ -226,3 +214,25 @@ def lower_graph(
     target = _as_target(target)
     recipes = recipes_for(target, schedules)
     return [lower_node(graph, n, target, recipes, precision) for n in graph.nodes]
+
+
+def builder_for(graph: Graph, node: Node):
+    """The builder of a node, or None for views / unsupported ops."""
+    from accelsim.model.ops import op_class
+
+    cls = op_class(graph, node)
+    if node.op == "conv2d":
+        return _ops.depthwise if cls == "depthwise_conv2d" else _ops.contraction
+    if node.op == "dense":
+        return _ops.contraction
+    if node.op in ("max_pool", "avg_pool", "global_avg_pool", "mean"):
+        return _ops.pool
+    if node.op in ("add", "sub", "mul", "relu", "relu6", "clip", "quantize", "dequantize"):
+        return _ops.elementwise
+    if node.op == "concat":
+        return _ops.concat
+    if node.op == "pad":
+        return _ops.pad
+    if node.op == "softmax":
+        return softmax
+    return None

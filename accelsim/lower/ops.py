@@ -12,7 +12,7 @@ are float16 (FMLA .8h, 8 lanes per 128-bit vector; fp16 accumulation as XNNPACK'
 Compute Library's f16 kernels do), so a K-term dot product carries K float16 roundings; on a
 target that lists `fp16` under `codegen.emulation` they are float32 with float16 loads and
 stores (one float32 accumulation, then one rounding to float16); any other target does not
-lower fp16 graphs. `accelsim.codegen.verify` derives its fp16 tolerance from this choice.
+lower fp16 graphs. `accelsim.kernels.verify` derives its fp16 tolerance from this choice.
 
 Layout: every 4-D activation is NHWC in a kernel, whatever the graph's layout (`pack` and
 `unpack` convert). Conv2d / dense weights are packed `[O/lanes][KH][KW][I/depth][lanes][depth]`
@@ -46,302 +46,48 @@ non-spatial axes; float16 graphs on targets without fp16 arithmetic or emulation
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping
 
 import numpy as np
 
-from accelsim.errors import AccelsimError
+from accelsim.core import requant as rp
+from accelsim.core.qparams import DTYPE_BITS, dtype_range
 from accelsim.lower import intrin as _intrin
 from accelsim.lower import requant as rq
+from accelsim.lower.common import (
+    Built,
+    Ctx,
+    NotLowered,
+    _block,
+    _f32,
+    _fbounds,
+    _float_epilogue,
+    _int_epilogue,
+    _kaxis,
+    _kshape,
+    _lanes,
+    _need_per_tensor,
+    _pack_pairs,
+    _qclamp,
+    _roundup,
+    _store_dtype,
+    _te,
+    _tirx,
+    _with_arith,
+    float_types,
+    from_kernel_layout,
+    tensor_layout,
+    to_kernel_layout,
+)
 from accelsim.lower.schedule import (
     Axis,
     ComputeSpec,
     Recipe,
     RecipeError,
     pow2_divisor,
-    resolve_size,
 )
-from accelsim.model.graph import DTYPE_BITS, NUMPY_DTYPE, Graph, Node, TensorInfo, dtype_range
+from accelsim.model.graph import TensorInfo
 from accelsim.model.ops import activation_bounds, spatial_axes
-from accelsim.tvm_env import import_tvm
-
-
-class NotLowered(AccelsimError):
-    """A node the lowering does not turn into a kernel; the message says why."""
-
-
-@dataclass
-class Built:
-    """What an operator builder returns to the lowering driver."""
-
-    op_class: str  # recipe class: conv2d, depthwise_conv2d, dense, elementwise, pool
-    tensors: list  # TE tensors in argument order (inputs..., output last)
-    names: list[str]  # argument names, same order
-    spec: ComputeSpec
-    recipe: Recipe
-    pack: Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]
-    unpack: Callable[[np.ndarray], np.ndarray]
-    signature: dict
-    inputs: tuple[str, ...]  # graph tensors the packer reads
-    arith: FloatArith | None = None  # float layers: how the arithmetic rounds
-
-
-@dataclass(frozen=True)
-class FloatArith:
-    """The rounding a float kernel does, for its verification tolerance: `dtype` is the
-    arithmetic dtype and `roundings` an upper bound on the rounded operations on the chain into
-    one output element (a product and an add per reduction term, counted apart although FMLA
-    fuses them; the bias add; a division), 0 for exact copies, clamps and maxima."""
-
-    dtype: str
-    roundings: int
-
-
-@dataclass
-class Ctx:
-    graph: Graph
-    node: Node
-    target: Any
-    recipes: Any  # RecipeFile
-    precision: str  # the graph's precision name (for non-weighted ops)
-
-    @property
-    def layer(self) -> str:
-        return self.node.name
-
-    def info(self, i: int) -> TensorInfo | None:
-        n = self.node.inputs[i] if i < len(self.node.inputs) else ""
-        return self.graph.tensors[n] if n else None
-
-    @property
-    def out(self) -> TensorInfo:
-        return self.graph.tensors[self.node.outputs[0]]
-
-    def recipe(self, op_class: str, precision: str | None = None) -> Recipe:
-        return self.recipes.recipe(op_class, precision or self.precision, self.node.op)
-
-    @property
-    def vector_bits(self) -> int:
-        return int(self.target.codegen.vector_bits)
-
-
-# ------------------------------------------------------------------------------------------
-# helpers
-# ------------------------------------------------------------------------------------------
-
-
-def _te():
-    return import_tvm().te
-
-
-def _tirx():
-    return import_tvm().tirx
-
-
-def _wrap32(v) -> np.ndarray:
-    v = np.asarray(v, dtype=np.int64)
-    return (((v + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)).astype(np.int32)
-
-
-def _store_dtype(dtype: str) -> str:
-    """The dtype a kernel buffer holds an IR dtype in (int4 -> int8)."""
-    return np.dtype(NUMPY_DTYPE[dtype]).name
-
-
-def tensor_layout(graph: Graph, name: str) -> str:
-    """The reference layout of a 4-D activation: from the spatial operators that produce or
-    consume it (through layout-agnostic elementwise operators), NCHW by default."""
-    seen: set[str] = set()
-    todo = [name]
-    while todo:
-        t = todo.pop()
-        if t in seen:
-            continue
-        seen.add(t)
-        for n in ([graph.producer(t)] if graph.producer(t) else []) + graph.consumers(t):
-            if "data_layout" in n.attrs:
-                return n.attrs["data_layout"]
-            if n.op in ("add", "sub", "mul", "relu", "relu6", "clip", "quantize", "dequantize"):
-                todo.extend(x for x in list(n.inputs) + list(n.outputs) if x)
-    return "NCHW"
-
-
-def to_kernel_layout(arr: np.ndarray, layout: str) -> np.ndarray:
-    if arr.ndim == 4 and layout == "NCHW":
-        return np.ascontiguousarray(arr.transpose(0, 2, 3, 1))
-    return np.ascontiguousarray(arr)
-
-
-def from_kernel_layout(arr: np.ndarray, layout: str) -> np.ndarray:
-    if arr.ndim == 4 and layout == "NCHW":
-        return np.ascontiguousarray(arr.transpose(0, 3, 1, 2))
-    return arr
-
-
-def _kshape(shape: tuple[int, ...], layout: str) -> tuple[int, ...]:
-    if len(shape) == 4 and layout == "NCHW":
-        return (shape[0], shape[2], shape[3], shape[1])
-    return tuple(shape)
-
-
-def _scale32(info: TensorInfo) -> np.float32:
-    return np.float32(info.quant.scale[0])
-
-
-def _zp(info: TensorInfo) -> int:
-    return int(info.quant.zero_point[0])
-
-
-def _need_per_tensor(ctx: Ctx, info: TensorInfo | None, what: str) -> None:
-    if info is None or not info.is_quantized:
-        raise NotLowered(f"{what} is not a quantized integer tensor")
-    if info.quant.per_channel and len(set(info.quant.scale)) > 1:
-        raise NotLowered(f"{what} is quantized per channel")
-
-
-def _qclamp(info: TensorInfo, attrs) -> tuple[int, int]:
-    from accelsim.ref.int_ops import quantized_clamp
-
-    lo, hi = activation_bounds(attrs)
-    return quantized_clamp(info, lo, hi)
-
-
-def _fbounds(attrs) -> np.ndarray:
-    lo, hi = activation_bounds(attrs)
-    return np.array([lo, hi], dtype=np.float32)
-
-
-def _pack_pairs(w: np.ndarray) -> np.ndarray:
-    """Two 4-bit values per byte along the last axis: even index low nibble."""
-    lo = w[..., 0::2].astype(np.int64) & 0xF
-    hi = w[..., 1::2].astype(np.int64) & 0xF
-    return ((lo | (hi << 4)).astype(np.uint8)).view(np.int8)
-
-
-def _roundup(v: int, m: int) -> int:
-    return -(-v // m) * m
-
-
-def _mbqm_params(s_in: np.float32, s_w: np.ndarray, s_out: np.float32):
-    from accelsim.quant import fixedpoint as fx
-
-    eff = np.float64(s_in) * s_w.astype(np.float64) / np.float64(s_out)
-    return fx.quantize_multiplier_array(eff)
-
-
-def _qm(real: float) -> tuple[int, int]:
-    from accelsim.quant import fixedpoint as fx
-
-    return fx.quantize_multiplier(float(real))
-
-
-def _requantize_params(src: TensorInfo, dst: TensorInfo) -> tuple[bool, int, int]:
-    """gemmlowp_ops._requantize: identity, or (multiplier, shift) of s_src / s_dst."""
-    if _scale32(src) == _scale32(dst) and _zp(src) == _zp(dst):
-        return False, 0, 0
-    m, s = _qm(np.float64(_scale32(src)) / np.float64(_scale32(dst)))
-    return True, m, s
-
-
-def _lanes(ctx: Ctx, bits: int) -> int:
-    return max(1, ctx.vector_bits // bits)
-
-
-def _block(
-    recipe: Recipe, axis: str, extent: int, auto: int, layer: str, unit: str, must_divide: bool
-) -> int:
-    """A block size from the recipe (see schedule.py): auto -> power of two dividing."""
-    v = (recipe.get("block") or {}).get(axis, "auto")
-    where = recipe.where("block", axis)
-    if v == "auto":
-        return pow2_divisor(extent, auto) if must_divide else auto
-    if isinstance(v, str):
-        return resolve_size(v, extent, 1, where, unit, layer)
-    if must_divide and extent % int(v):
-        raise RecipeError(f"{where}: {v} does not divide {extent} {unit} of layer '{layer}'")
-    return int(v)
-
-
-# float storage dtype -> (precision name = recipe section, target feature of native arithmetic)
-_FLOAT_PRECISION = {"float32": ("fp32", None), "float16": ("fp16", "fp16")}
-
-
-@dataclass(frozen=True)
-class FloatTypes:
-    """How a float layer computes: `storage` is the dtype in memory (the graph's: inputs,
-    weights, output), `compute` the dtype of products, accumulators, bias and clamp."""
-
-    storage: str
-    compute: str
-    precision: str
-
-    @property
-    def np_storage(self):
-        return np.dtype(self.storage)
-
-    @property
-    def np_compute(self):
-        return np.dtype(self.compute)
-
-
-def _with_arith(built: Built, ft: FloatTypes | None, roundings: int) -> Built:
-    if ft is not None:
-        built.arith = FloatArith(ft.compute, int(roundings))
-    return built
-
-
-def float_types(ctx: Ctx, *infos: TensorInfo | None) -> FloatTypes:
-    """The float dtypes of a layer on `ctx.target`: native arithmetic when the target's
-    `codegen.features` has the precision's feature, float32 arithmetic when the precision is
-    listed under `codegen.emulation`, else NotLowered (module docstring)."""
-    dts = sorted({i.dtype for i in infos if i is not None})
-    if len(dts) != 1 or dts[0] not in _FLOAT_PRECISION:
-        raise NotLowered(
-            f"float operands of dtypes {', '.join(dts)} (one of "
-            f"{', '.join(_FLOAT_PRECISION)} expected)"
-        )
-    dt = dts[0]
-    prec, feature = _FLOAT_PRECISION[dt]
-    cg = ctx.target.codegen
-    if feature is None or feature in cg.features:
-        return FloatTypes(dt, dt, prec)
-    if prec in cg.emulation:
-        return FloatTypes(dt, "float32", prec)
-    raise NotLowered(
-        f"target '{ctx.target.name}' has no {prec} arithmetic (no '{feature}' in "
-        f"codegen.features) and no {prec} entry in codegen.emulation"
-    )
-
-
-# ------------------------------------------------------------------------------------------
-# epilogues
-# ------------------------------------------------------------------------------------------
-
-
-def _int_epilogue(acc, c, *, bias, mult, shift, qp, wide: bool, double: bool, out_dtype: str):
-    """bias + requantize + clamp of one accumulator (TIR expression)."""
-    tirx = _tirx()
-    if double:
-        v = acc.astype("int64") + bias[c]
-        r = rq.round_half_away_i64(v.astype("float64") * mult[c])
-        zp = qp[1].astype("int64")
-        y = rq.clip(r, qp[2].astype("int64") - zp, qp[3].astype("int64") - zp) + zp
-        return y.astype(out_dtype)
-    v = acc + bias[c]
-    del tirx
-    fn = rq.mbqm64 if wide else rq.mbqm
-    return fn(
-        v, mult[c], shift[c], lambda r: rq.clamp_add(r, qp[1], qp[2], qp[3]).astype(out_dtype)
-    )
-
-
-def _float_epilogue(v, fp, out_dtype: str | None = None):
-    tirx = _tirx()
-    y = tirx.max(tirx.min(v, fp[1]), fp[0])
-    return y if out_dtype is None else y.astype(out_dtype)  # same dtype: no cast
-
 
 # ------------------------------------------------------------------------------------------
 # conv2d / dense
@@ -349,20 +95,10 @@ def _float_epilogue(v, fp, out_dtype: str | None = None):
 
 
 def _weight_scales(w_info: TensorInfo, cout: int) -> np.ndarray:
-    s = np.asarray(w_info.quant.scale, dtype=np.float32)
-    if w_info.quant.per_channel:
-        if w_info.quant.axis % len(w_info.shape) != 0 or len(s) != cout:
-            raise NotLowered("per-channel weights must be quantized along the output axis 0")
-        return s
-    return np.repeat(s, cout)
-
-
-def _is_wide(x: TensorInfo, w: TensorInfo, b: TensorInfo | None) -> bool:
-    if DTYPE_BITS.get(w.dtype, 8) > 8:
-        return True
-    if DTYPE_BITS.get(x.dtype, 8) <= 8:
-        return False
-    return b is None or b.dtype != "int32"
+    try:
+        return rp.weight_scales(w_info, cout)
+    except rp.RequantError as exc:
+        raise NotLowered(str(exc)) from None
 
 
 def contraction(ctx: Ctx) -> Built:
@@ -426,7 +162,7 @@ def contraction(ctx: Ctx) -> Built:
         xdt = _store_dtype(x_i.dtype)
         wdt = "int16" if wbits == 16 else "int8"
         double = is_dense and node.attr("requant") == "double"
-        wide = _is_wide(x_i, w_i, b_i)
+        wide = rp.is_wide(x_i, w_i, b_i)
         accdt = "int64" if wide else "int32"
     recipe = ctx.recipe(cls, prec)
     acc_bits = DTYPE_BITS[accdt] if accdt in DTYPE_BITS else 32
@@ -649,29 +385,23 @@ def contraction(ctx: Ctx) -> Built:
         bvec = bias_c.astype(ft.np_compute) if bias_c is not None else np.zeros(O, ft.np_compute)
         consts = {"w": None, "bias": bvec, "fparams": _fbounds(node.attrs).astype(ft.np_compute)}
     else:
-        zx = _zp(x_i)
+        zx = rp.zero_point(x_i)
         wsum = w.astype(np.int64).reshape(O, -1).sum(axis=1)
         b64 = bias_c.astype(np.int64) if bias_c is not None else np.zeros(O, np.int64)
         folded = b64 - zx * wsum
-        s_w = _weight_scales(w_i, O)
+        _weight_scales(w_i, O)  # checks the weights' quantization axis
         if double:
-            eff = np.float64(_scale32(x_i)) * s_w.astype(np.float64) / np.float64(_scale32(o_i))
+            eff = rp.double_scales(x_i, w_i, o_i, O)
             consts = {"bias": folded.astype(np.int64), "scale": eff.astype(np.float64)}
         else:
-            if x_i.dtype == "uint8" and not w_i.quant.per_channel:
-                from accelsim.quant import fixedpoint as fx
-
-                m = np.float64(np.float32(_scale32(x_i) * s_w[0])) / np.float64(_scale32(o_i))
-                mult_v, shift_v = fx.quantize_multiplier_array(np.full(O, m))
-            else:
-                mult_v, shift_v = _mbqm_params(_scale32(x_i), s_w, _scale32(o_i))
+            mult_v, shift_v = rp.conv_multipliers(x_i, w_i, o_i, O)
             consts = {
-                "bias": folded.astype(np.int64) if wide else _wrap32(folded),
+                "bias": folded.astype(np.int64) if wide else rp.wrap_int32(folded).astype(np.int32),
                 "mult": mult_v.astype(np.int32),
                 "shift": shift_v.astype(np.int32),
             }
         qmin, qmax = _qclamp(o_i, node.attrs)
-        consts["qparams"] = np.array([zx, _zp(o_i), qmin, qmax], dtype=np.int32)
+        consts["qparams"] = np.array([zx, rp.zero_point(o_i), qmin, qmax], dtype=np.int32)
     cache: dict[str, np.ndarray] = {}
 
     def pack(values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -766,7 +496,7 @@ def depthwise(ctx: Ctx) -> Built:
         w4 = wbits == 4
         xdt = _store_dtype(x_i.dtype)
         wdt = "int16" if wbits == 16 else "int8"
-        wide = _is_wide(x_i, w_i, b_i)
+        wide = rp.is_wide(x_i, w_i, b_i)
         accdt = "int64" if wide else "int32"
     recipe = ctx.recipe("depthwise_conv2d", prec)
     names = recipe.get("tensorize") or []
@@ -927,17 +657,18 @@ def depthwise(ctx: Ctx) -> Built:
             "fparams": _fbounds(node.attrs).astype(ft.np_compute),
         }
     else:
-        zx = _zp(x_i)
+        zx = rp.zero_point(x_i)
         wsum = w.astype(np.int64).reshape(C, -1).sum(axis=1)
         b64 = bias_c.astype(np.int64) if bias_c is not None else np.zeros(C, np.int64)
         folded = b64 - zx * wsum
-        mult_v, shift_v = _mbqm_params(_scale32(x_i), _weight_scales(w_i, C), _scale32(o_i))
+        _weight_scales(w_i, C)  # checks the weights' quantization axis
+        mult_v, shift_v = rp.conv_multipliers(x_i, w_i, o_i, C)
         qmin, qmax = _qclamp(o_i, node.attrs)
         consts = {
-            "bias": folded.astype(np.int64) if wide else _wrap32(folded),
+            "bias": folded.astype(np.int64) if wide else rp.wrap_int32(folded).astype(np.int32),
             "mult": mult_v.astype(np.int32),
             "shift": shift_v.astype(np.int32),
-            "qparams": np.array([zx, _zp(o_i), qmin, qmax], np.int32),
+            "qparams": np.array([zx, rp.zero_point(o_i), qmin, qmax], np.int32),
         }
     cache: dict[str, np.ndarray] = {}
 
@@ -1075,7 +806,7 @@ def pool(ctx: Ctx) -> Built:
             if is_float:
                 fill = tirx.const(0.0, sdt)
             else:
-                fill = tirx.const(_zp(x_i) if include_pad else 0, "int32")
+                fill = tirx.const(rp.zero_point(x_i) if include_pad else 0, "int32")
             return tirx.if_then_else(inb(h, ww), x[n, h, ww, c].astype(sdt), fill)
 
         acc = te.compute(
@@ -1115,14 +846,18 @@ def pool(ctx: Ctx) -> Built:
         if glob:
             # reference_ops::QuantizedMeanOrSum: 1/n folded into the multiplier
             n_el = H * W_
-            mult, shift = _qm(np.float64(_scale32(x_i)) / np.float64(_scale32(o_i)))
-            s = 63 - (64 - int(n_el).bit_length())
-            s = min(s, 32, 31 + shift)
-            mult = int((mult << s) // n_el)
-            shift = shift - s
+            mult, shift = rp.mean_multiplier(x_i, o_i, n_el)
             lo, hi = dtype_range(o_i.dtype)
             consts["qparams"] = np.array(
-                [_zp(o_i), lo, hi, int(_wrap32(_zp(x_i) * n_el)), mult, shift], np.int32
+                [
+                    rp.zero_point(o_i),
+                    lo,
+                    hi,
+                    int(rp.wrap_int32(rp.zero_point(x_i) * n_el)),
+                    mult,
+                    shift,
+                ],
+                np.int32,
             )
 
             def body(n, oh, ow, c):
@@ -1134,10 +869,12 @@ def pool(ctx: Ctx) -> Built:
                     lambda r: rq.clamp_add(r, qp[0], qp[1], qp[2]).astype(odt),
                 )
         else:
-            need_rq, m, s_ = _requantize_params(x_i, o_i)
+            need_rq, m, s_ = rp.rescale_multiplier(x_i, o_i)
             dlo, dhi = dtype_range(o_i.dtype)
             qmin, qmax = _qclamp(o_i, node.attrs)
-            consts["qparams"] = np.array([_zp(x_i), _zp(o_i), m, s_, qmin, qmax], np.int32)
+            consts["qparams"] = np.array(
+                [rp.zero_point(x_i), rp.zero_point(o_i), m, s_, qmin, qmax], np.int32
+            )
 
             def post(v):
                 if need_rq:  # gemmlowp_ops._requantize, then the fused clamp
@@ -1203,7 +940,7 @@ def pool(ctx: Ctx) -> Built:
         "pads": [pt, pl, pb, pr],
         "include_pad": include_pad,
         "block": V,
-        "requant": bool(not is_float and not glob and _requantize_params(x_i, o_i)[0]),
+        "requant": bool(not is_float and not glob and rp.rescale_multiplier(x_i, o_i)[0]),
     }
     return _with_arith(
         Built(
@@ -1300,8 +1037,8 @@ def elementwise(ctx: Ctx) -> Built:
         qp = te.placeholder((3,), "int32", name="qparams")
         params, pnames = [fp, qp], ["fparams", "qparams"]
         lo, hi = dtype_range(o_i.dtype)
-        consts["fparams"] = np.array([_scale32(o_i)], np.float32)
-        consts["qparams"] = np.array([_zp(o_i), lo, hi], np.int32)
+        consts["fparams"] = np.array([rp.scale32(o_i)], np.float32)
+        consts["qparams"] = np.array([rp.zero_point(o_i), lo, hi], np.int32)
         x = xs[0]
 
         def body(*i):
@@ -1318,8 +1055,8 @@ def elementwise(ctx: Ctx) -> Built:
         sc = te.placeholder((1,), "float64", name="scale")
         qp = te.placeholder((1,), "int32", name="qparams")
         params, pnames = [sc, qp], ["scale", "qparams"]
-        consts["scale"] = np.array([np.float64(_scale32(ins[0]))], np.float64)
-        consts["qparams"] = np.array([_zp(ins[0])], np.int32)
+        consts["scale"] = np.array([np.float64(rp.scale32(ins[0]))], np.float64)
+        consts["qparams"] = np.array([rp.zero_point(ins[0])], np.int32)
         x = xs[0]
 
         def body(*i):
@@ -1333,21 +1070,26 @@ def elementwise(ctx: Ctx) -> Built:
         _need_per_tensor(ctx, o_i, "output")
         qmin, qmax = _qclamp(o_i, node.attrs)
         if op in ("add", "sub"):
-            from accelsim.ref.gemmlowp_ops import INT32_MAX, _max_offset
-
             a_i, b_i = ins
-            left = 15 if o_i.dtype == "int16" else 20
-            while max(_max_offset(a_i), _max_offset(b_i)) << left > INT32_MAX:
-                left -= 1
-            s1, s2, so = _scale32(a_i), _scale32(b_i), _scale32(o_i)
-            twice = np.float64(np.float32(2) * max(s1, s2))
-            m1, sh1 = _qm(np.float64(s1) / twice)
-            m2, sh2 = _qm(np.float64(s2) / twice)
-            mo, sho = _qm(twice / np.float64(np.float32((1 << left) * so)))
+            ap = rp.add_params(a_i, b_i, o_i)
+            left, (m1, sh1), (m2, sh2), (mo, sho) = ap.left_shift, ap.input1, ap.input2, ap.output
             qp = te.placeholder((12,), "int32", name="qparams")
             params, pnames = [qp], ["qparams"]
             consts["qparams"] = np.array(
-                [_zp(a_i), _zp(b_i), _zp(o_i), left, m1, sh1, m2, sh2, mo, sho, qmin, qmax],
+                [
+                    rp.zero_point(a_i),
+                    rp.zero_point(b_i),
+                    rp.zero_point(o_i),
+                    left,
+                    m1,
+                    sh1,
+                    m2,
+                    sh2,
+                    mo,
+                    sho,
+                    qmin,
+                    qmax,
+                ],
                 np.int32,
             )
             a, b = xs
@@ -1370,16 +1112,13 @@ def elementwise(ctx: Ctx) -> Built:
                     x1, qp[4], qp[5], lambda y1: rq.mbqm(x2, qp[6], qp[7], lambda y2: out(y1, y2))
                 )
         elif op == "mul":
-            from accelsim.ref.gemmlowp_ops import INT32_MAX, _max_offset
-
             a_i, b_i = ins
-            m = np.float64(np.float32(np.float32(_scale32(a_i) * _scale32(b_i)) / _scale32(o_i)))
-            mm, ms = _qm(m)
-            wide = _max_offset(a_i) * _max_offset(b_i) > INT32_MAX
+            mm, ms, wide = rp.mul_params(a_i, b_i, o_i)
             qp = te.placeholder((7,), "int32", name="qparams")
             params, pnames = [qp], ["qparams"]
             consts["qparams"] = np.array(
-                [_zp(a_i), _zp(b_i), _zp(o_i), mm, ms, qmin, qmax], np.int32
+                [rp.zero_point(a_i), rp.zero_point(b_i), rp.zero_point(o_i), mm, ms, qmin, qmax],
+                np.int32,
             )
             a, b = xs
             pdt = "int64" if wide else "int32"
@@ -1393,22 +1132,23 @@ def elementwise(ctx: Ctx) -> Built:
         elif op in ("relu", "relu6", "clip", "quantize"):
             x_i = ins[0]
             if op == "quantize":
-                m = np.float64(_scale32(x_i)) / np.float64(_scale32(o_i))
+                mm, ms = rp.quantize_multiplier_of(x_i, o_i)
                 lo_, hi_ = dtype_range(o_i.dtype)
             else:
                 from accelsim.ref.int_ops import quantized_clamp
 
-                m = np.float64(np.float32(_scale32(x_i) / _scale32(o_i)))
+                mm, ms = rp.relu_multiplier(x_i, o_i)
                 lo, hi = {"relu": (0.0, np.inf), "relu6": (0.0, 6.0)}.get(
                     op, (node.attr("min"), node.attr("max"))
                 )
                 lo_, hi_ = quantized_clamp(
                     o_i, -np.inf if lo is None else float(lo), np.inf if hi is None else float(hi)
                 )
-            mm, ms = _qm(m)
             qp = te.placeholder((6,), "int32", name="qparams")
             params, pnames = [qp], ["qparams"]
-            consts["qparams"] = np.array([_zp(x_i), _zp(o_i), mm, ms, lo_, hi_], np.int32)
+            consts["qparams"] = np.array(
+                [rp.zero_point(x_i), rp.zero_point(o_i), mm, ms, lo_, hi_], np.int32
+            )
             x = xs[0]
 
             def body(*i):
@@ -1466,21 +1206,6 @@ def elementwise(ctx: Ctx) -> Built:
     )
 
 
-def _kaxis(axis: int, rank: int, layout: str) -> int:
-    """The kernel-layout position of reference axis `axis`."""
-    axis %= rank
-    if rank == 4 and layout == "NCHW":
-        return (0, 3, 1, 2)[axis]
-    return axis
-
-
-def _f32(v):
-    """Round a float64 expression to float32 and back: every float32 operation is computed
-    in float64 and rounded, which is exact (53 >= 2 * 24 + 2, Figueroa 1995) and immune to
-    LLVM contracting a multiply and an add into one FMA."""
-    return v.astype("float32").astype("float64")
-
-
 def concat(ctx: Ctx) -> Built:
     """concat: copies, or reference_ops::ConcatenationWithScaling per input whose quantization
     differs from the output's (float32 arithmetic, std::round)."""
@@ -1511,15 +1236,15 @@ def concat(ctx: Ctx) -> Built:
         _need_per_tensor(ctx, o_i, "output")
         for k, t in enumerate(ins):
             _need_per_tensor(ctx, t, f"input {k}")
-        so, zo = _scale32(o_i), _zp(o_i)
+        so, zo = rp.scale32(o_i), rp.zero_point(o_i)
         lo, hi = dtype_range(o_i.dtype)
         fvals, scaled = [], []
         for t in ins:
-            same = _scale32(t) == so and _zp(t) == zo
+            same = rp.scale32(t) == so and rp.zero_point(t) == zo
             scaled.append(not same)
             inv = np.float32(1.0) / so
-            sc = np.float32(_scale32(t) * inv)
-            fvals += [sc, np.float32(np.float32(-_zp(t)) * sc)]
+            sc = np.float32(rp.scale32(t) * inv)
+            fvals += [sc, np.float32(np.float32(-rp.zero_point(t)) * sc)]
         qmin, qmax = lo, hi
         if any(np.isfinite(activation_bounds(node.attrs))):
             qmin, qmax = _qclamp(o_i, node.attrs)
@@ -1640,12 +1365,15 @@ def pad(ctx: Ctx) -> Built:
         _need_per_tensor(ctx, x_i, "input")
         _need_per_tensor(ctx, o_i, "output")
         lo, hi = dtype_range(o_i.dtype)
-        qv = _zp(o_i) + int(round_half_away(np.float64(value) / np.float64(_scale32(o_i))))
-        need_rq, m, sh = _requantize_params(x_i, o_i)
+        qv = rp.zero_point(o_i) + int(
+            round_half_away(np.float64(value) / np.float64(rp.scale32(o_i)))
+        )
+        need_rq, m, sh = rp.rescale_multiplier(x_i, o_i)
         qp = te.placeholder((7,), "int32", name="qparams")
         params, pnames = [qp], ["qparams"]
         consts["qparams"] = np.array(
-            [int(np.clip(qv, lo, hi)), _zp(x_i), _zp(o_i), m, sh, lo, hi], np.int32
+            [int(np.clip(qv, lo, hi)), rp.zero_point(x_i), rp.zero_point(o_i), m, sh, lo, hi],
+            np.int32,
         )
         fill = qp[0].astype(odt)
 
@@ -1704,27 +1432,3 @@ def pad(ctx: Ctx) -> Built:
         float_types(ctx, x_i, o_i) if is_float else None,
         0,
     )
-
-
-def builder_for(graph: Graph, node: Node):
-    """The builder of a node, or None for views / unsupported ops."""
-    from accelsim.model.ops import op_class
-
-    cls = op_class(graph, node)
-    if node.op == "conv2d":
-        return depthwise if cls == "depthwise_conv2d" else contraction
-    if node.op == "dense":
-        return contraction
-    if node.op in ("max_pool", "avg_pool", "global_avg_pool", "mean"):
-        return pool
-    if node.op in ("add", "sub", "mul", "relu", "relu6", "clip", "quantize", "dequantize"):
-        return elementwise
-    if node.op == "concat":
-        return concat
-    if node.op == "pad":
-        return pad
-    if node.op == "softmax":
-        from accelsim.lower.softmax import softmax
-
-        return softmax
-    return None

@@ -1,4 +1,4 @@
-"""Integer requantization as TIR expressions, bit-exact with `accelsim.quant.fixedpoint`.
+"""Integer requantization as TIR expressions, bit-exact with `accelsim.core.fixedpoint`.
 
 The same integers as TFLite's reference kernels (gemmlowp `fixedpoint.h`, TFLite `common.cc`),
 in forms that use each operand once where possible (TVM's `Let` bindings trip its
@@ -26,7 +26,7 @@ the same whether or not a helper binds intermediates).
 
 from __future__ import annotations
 
-from accelsim.tvm_env import import_tvm
+from accelsim.core.tvm_env import import_tvm
 
 
 def _t():

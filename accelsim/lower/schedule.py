@@ -60,7 +60,7 @@ from typing import Any
 
 import yaml
 
-from accelsim.errors import AccelsimError
+from accelsim.core.errors import AccelsimError
 from accelsim.lower import intrin as _intrin
 
 
@@ -240,7 +240,7 @@ def _check_section(path: str, where: str, op_class: str, sec: Any) -> None:
 
 
 def parse_recipes(data: Any, path: str) -> RecipeFile:
-    from accelsim.quant.precision import parse_precision
+    from accelsim.core.precision import parse_precision
 
     if not isinstance(data, Mapping):
         raise RecipeError(f"{path}: expected a mapping of operator classes at the top level")
@@ -390,7 +390,7 @@ def _place_prologue(sch, spec: ComputeSpec, final: list[str], loops: Mapping[str
 
 def apply(sch, spec: ComputeSpec, recipe: Recipe) -> Applied:
     """Apply `recipe` to the main block of `spec` (and its epilogue and stages)."""
-    from accelsim.tvm_env import import_tvm
+    from accelsim.core.tvm_env import import_tvm
 
     tvm = import_tvm()
     ScheduleError = tvm.s_tir.ScheduleError

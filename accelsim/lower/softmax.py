@@ -41,8 +41,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from accelsim.core import requant as rp
+from accelsim.core.qparams import DTYPE_BITS, QuantParams, dtype_range
+from accelsim.core.tvm_env import import_tvm
 from accelsim.lower import requant as rq
-from accelsim.lower.ops import (
+from accelsim.lower.common import (
     Built,
     Ctx,
     FloatArith,
@@ -52,18 +55,15 @@ from accelsim.lower.ops import (
     _kshape,
     _lanes,
     _need_per_tensor,
-    _requantize_params,
     _store_dtype,
-    _zp,
     float_types,
     from_kernel_layout,
     tensor_layout,
     to_kernel_layout,
 )
 from accelsim.lower.schedule import Axis, ComputeSpec
-from accelsim.model.graph import DTYPE_BITS, QuantParams, TensorInfo, dtype_range
+from accelsim.model.graph import TensorInfo
 from accelsim.ref import gemmlowp_ops as ref
-from accelsim.tvm_env import import_tvm
 
 INT32_MAX = (1 << 31) - 1
 SCORE_BITS = ref.SOFTMAX_SCORE_BITS
@@ -428,11 +428,11 @@ def softmax(ctx: Ctx) -> Built:
         else:
             raise NotLowered(f"softmax from {x_i.dtype} to {o_i.dtype}")
         # qparams: the formula's 3, then TFLite's fixed output format -> the output's
-        need_rq, rq_m, rq_s = _requantize_params(
+        need_rq, rq_m, rq_s = rp.rescale_multiplier(
             TensorInfo(o_i.name, o_i.shape, o_i.dtype, natural), o_i
         )
         nlo, nhi = dtype_range(o_i.dtype)
-        qvals += [int(natural.zero_point[0]), _zp(o_i), rq_m, rq_s, nlo, nhi]
+        qvals += [int(natural.zero_point[0]), rp.zero_point(o_i), rq_m, rq_s, nlo, nhi]
         qp = te.placeholder((len(qvals),), "int32", name="qparams")
         rows = (
             _int16_rows(x, rk, O, K, I, qp)

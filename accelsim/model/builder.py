@@ -11,16 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from accelsim.errors import ModelError
-from accelsim.model.graph import (
-    FLOAT_DTYPES,
-    NUMPY_DTYPE,
-    Graph,
-    Node,
-    QuantParams,
-    TensorInfo,
-    topological_order,
-)
+from accelsim.core.errors import ModelError
+from accelsim.core.qparams import FLOAT_DTYPES, NUMPY_DTYPE, QuantParams
+from accelsim.model.graph import Graph, Node, TensorInfo, topological_order
 from accelsim.model.ops import infer_shapes
 
 

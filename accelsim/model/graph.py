@@ -27,102 +27,13 @@ from typing import Any
 
 import numpy as np
 
-from accelsim.errors import ModelError
-
-# Integer and float dtypes the IR knows, with their bit widths. int2/uint2/int4/uint4 tensors
-# are held in int8/uint8 numpy arrays whose values are within the narrow range.
-DTYPE_BITS = {
-    "float32": 32,
-    "float16": 16,
-    "int2": 2,
-    "uint2": 2,
-    "int4": 4,
-    "uint4": 4,
-    "int8": 8,
-    "uint8": 8,
-    "int16": 16,
-    "uint16": 16,
-    "int32": 32,
-    "int64": 64,
-    "bool": 8,
-}
-FLOAT_DTYPES = ("float32", "float16")
-
-# numpy storage dtype for each IR dtype.
-NUMPY_DTYPE = {
-    "float32": np.float32,
-    "float16": np.float16,
-    "int2": np.int8,
-    "uint2": np.uint8,
-    "int4": np.int8,
-    "uint4": np.uint8,
-    "int8": np.int8,
-    "uint8": np.uint8,
-    "int16": np.int16,
-    "uint16": np.uint16,
-    "int32": np.int32,
-    "int64": np.int64,
-    "bool": np.bool_,
-}
-
-
-def dtype_range(dtype: str) -> tuple[int, int]:
-    """Smallest and largest value of an integer IR dtype."""
-    bits = DTYPE_BITS[dtype]
-    if dtype.startswith("u"):
-        return 0, (1 << bits) - 1
-    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-
-
-@dataclass(frozen=True)
-class QuantParams:
-    """Affine quantization `real = scale * (q - zero_point)` (Jacob et al. 2018).
-
-    Per-tensor when `axis` is None (one scale, one zero point); per-axis otherwise, with one
-    entry per index of that axis.
-    """
-
-    scale: tuple[float, ...]
-    zero_point: tuple[int, ...]
-    axis: int | None = None
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "scale", tuple(float(s) for s in np.ravel(self.scale)))
-        object.__setattr__(self, "zero_point", tuple(int(z) for z in np.ravel(self.zero_point)))
-        if len(self.scale) != len(self.zero_point) and len(self.zero_point) != 1:
-            raise ModelError(
-                f"quantization parameters: {len(self.scale)} scales but "
-                f"{len(self.zero_point)} zero points"
-            )
-        if self.axis is None and len(self.scale) != 1:
-            raise ModelError(f"per-tensor quantization needs one scale, found {len(self.scale)}")
-        if any(not (s > 0) or not np.isfinite(s) for s in self.scale):
-            raise ModelError(f"quantization scale must be positive and finite, found {self.scale}")
-
-    @property
-    def per_channel(self) -> bool:
-        return self.axis is not None
-
-    def scales(self) -> np.ndarray:
-        return np.asarray(self.scale, dtype=np.float64)
-
-    def zero_points(self) -> np.ndarray:
-        zp = np.asarray(self.zero_point, dtype=np.int64)
-        if len(zp) == 1 and len(self.scale) > 1:
-            zp = np.repeat(zp, len(self.scale))
-        return zp
-
-    def broadcast_shape(self, ndim: int) -> tuple[int, ...]:
-        """Shape that broadcasts per-axis parameters against a tensor of `ndim` dims."""
-        if self.axis is None:
-            return (1,) * ndim
-        shape = [1] * ndim
-        shape[self.axis % ndim] = len(self.scale)
-        return tuple(shape)
-
-    @staticmethod
-    def per_tensor(scale: float, zero_point: int = 0) -> QuantParams:
-        return QuantParams((float(scale),), (int(zero_point),), None)
+from accelsim.core.errors import ModelError
+from accelsim.core.qparams import (
+    DTYPE_BITS,
+    FLOAT_DTYPES,
+    QuantParams,
+)
+from accelsim.model.ops import node_macs, node_params
 
 
 @dataclass(frozen=True)
@@ -275,13 +186,9 @@ class Graph:
         return any(self.tensors[n].is_quantized for node in self.nodes for n in node.outputs)
 
     def macs(self) -> int:
-        from accelsim.model.ops import node_macs
-
         return sum(node_macs(self, n) for n in self.nodes)
 
     def params(self) -> int:
-        from accelsim.model.ops import node_params
-
         return sum(node_params(self, n) for n in self.nodes)
 
     def model_bytes(self) -> float:

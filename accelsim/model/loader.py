@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from accelsim.errors import ModelError
+from accelsim.core.errors import ModelError
 from accelsim.model.graph import Graph
 
 

@@ -84,8 +84,9 @@ from pathlib import Path
 
 import numpy as np
 
-from accelsim.errors import ModelError
-from accelsim.model.graph import NUMPY_DTYPE, Graph, Node, TensorInfo, dtype_range
+from accelsim.core.errors import ModelError
+from accelsim.core.qparams import NUMPY_DTYPE, dtype_range
+from accelsim.model.graph import Graph, Node, TensorInfo
 from accelsim.model.ops import activation_bounds, spatial_axes
 
 _ELEM = {
@@ -694,7 +695,7 @@ def _clamp_bounds(ctx: _Ctx, node: Node) -> tuple[float | None, float | None]:
     out = node.outputs[0]
     info = ctx.graph.tensors[out]
     if ctx.quantized(out) and info.quant is not None and info.quant.axis is None:
-        from accelsim.ref.qdq_ops import quantize_array
+        from accelsim.core.qparams import quantize_array
 
         qmin, qmax = dtype_range(info.dtype)
 

@@ -45,9 +45,10 @@ from typing import Any
 
 import numpy as np
 
-from accelsim.errors import AccelsimError, ModelError, UnsupportedOpError
+from accelsim.core.errors import AccelsimError, ModelError, UnsupportedOpError
+from accelsim.core.qparams import NUMPY_DTYPE, QuantParams, dtype_range
 from accelsim.model.builder import GraphBuilder
-from accelsim.model.graph import NUMPY_DTYPE, Graph, QuantParams, TensorInfo, dtype_range
+from accelsim.model.graph import Graph, TensorInfo
 
 # ONNX TensorProto element types the IR can hold.
 _ONNX_DTYPES = {
@@ -885,7 +886,7 @@ def _np_to_ir(arr: np.ndarray) -> str:
 
 def _dequantize_const(v: _V) -> np.ndarray:
     """DequantizeLinear of an integer constant as ONNX Runtime computes it (float32)."""
-    from accelsim.ref.qdq_ops import dequantize_array
+    from accelsim.core.qparams import dequantize_array
 
     return dequantize_array(v.value, v.quant, v.fdtype)
 
@@ -1588,7 +1589,7 @@ def _quantize(imp: _Importer, idx: int, node) -> None:
     dtype, quant = imp.qparams(idx, node, rank)
     out = node.output[0]
     if v.kind == "const" or (v.kind == "dq" and v.name is None):
-        from accelsim.ref.qdq_ops import quantize_array
+        from accelsim.core.qparams import quantize_array
 
         val = np.asarray(imp.const(x), dtype=np.float32)
         imp.bind(

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from accelsim.errors import ShapeError
-from accelsim.model.graph import Graph, Node, TensorInfo
+from accelsim.core.errors import ShapeError
+
+if TYPE_CHECKING:  # annotations only: the graph IR uses this module, not the other way round
+    from accelsim.model.graph import Graph, Node, TensorInfo
 
 Shape = tuple[int, ...]
 

@@ -27,9 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from accelsim.errors import AccelsimError, ModelError, UnsupportedOpError
+from accelsim.core.errors import AccelsimError, ModelError, UnsupportedOpError
+from accelsim.core.qparams import NUMPY_DTYPE, QuantParams
 from accelsim.model.builder import GraphBuilder
-from accelsim.model.graph import NUMPY_DTYPE, Graph, QuantParams
+from accelsim.model.graph import Graph
 
 try:  # the schema package is a declared dependency; fail with a clear message if absent
     import tflite as _tfl

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from accelsim.errors import ModelError, ShapeError
+from accelsim.core.errors import ModelError, ShapeError
 from accelsim.model.builder import GraphBuilder
 from accelsim.model.graph import Graph
 

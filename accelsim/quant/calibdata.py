@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from accelsim.errors import InputError
-from accelsim.fsutil import read_numpy
-from accelsim.model.graph import NUMPY_DTYPE, Graph
+from accelsim.core.errors import InputError
+from accelsim.core.fsutil import read_numpy
+from accelsim.core.qparams import NUMPY_DTYPE
+from accelsim.model.graph import Graph
 from accelsim.quant.ptq import CalibrationData
 
 

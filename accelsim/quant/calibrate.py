@@ -59,7 +59,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from accelsim.errors import AccelsimError
+from accelsim.core.errors import AccelsimError
 
 __all__ = [
     "CalibrationError",

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import yaml
 
-from accelsim.errors import InputError
-from accelsim.fsutil import atomic_write_text, read_yaml
+from accelsim.core.errors import InputError
+from accelsim.core.fsutil import atomic_write_text, read_yaml
+from accelsim.core.precision import Precision, parse_precision
 from accelsim.model.graph import Graph
-from accelsim.quant.precision import Precision, parse_precision
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from accelsim.errors import InputError
-from accelsim.model.graph import Graph, Node, QuantParams, TensorInfo
+from accelsim.core.errors import InputError
+from accelsim.core.precision import Precision
+from accelsim.core.qparams import QuantParams
+from accelsim.model.graph import Graph, Node, TensorInfo
 from accelsim.quant.calibrate import make_calibrator, quant_params_from_range
-from accelsim.quant.precision import Precision
 from accelsim.quant.transforms import prepare_for_quantization
 from accelsim.ref.executor import run
 

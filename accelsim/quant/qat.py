@@ -65,11 +65,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from accelsim.errors import InputError
+from accelsim.core.errors import InputError
+from accelsim.core.precision import Precision
 from accelsim.model.graph import Graph, Node
 from accelsim.quant import ptq
 from accelsim.quant.calibrate import quant_params_from_range
-from accelsim.quant.precision import Precision
 from accelsim.quant.torch_graph import GraphModule, conv2d, dense, to_graph
 from accelsim.quant.train import TrainConfig, fit, torch_threads, torch_top1
 from accelsim.quant.transforms import prepare_for_quantization

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from accelsim.fsutil import atomic_write_text
+from accelsim.core.fsutil import atomic_write_text
+from accelsim.core.precision import Precision
 from accelsim.model.graph import Graph
 from accelsim.quant.mixed import write_mixed
-from accelsim.quant.precision import Precision
 from accelsim.quant.ptq import CalibrationData, quantize_graph
 from accelsim.quant.train import predict_logits, top1, with_batch
 from accelsim.quant.transforms import prepare_for_quantization

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from accelsim.errors import ModelError
+from accelsim.core.errors import ModelError
 from accelsim.model.graph import Graph, Node
 from accelsim.model.ops import activation_bounds, spatial_axes
 

@@ -1,68 +1,20 @@
-"""The reference executor: runs a `Graph` node by node with numpy kernels.
-
-Kernels are registered per (op, domain):
-- "fp": float tensors (the float executor for float graphs);
-- "gemmlowp": quantized tensors, integer-only fixed-point requantization, bit-exact with
-  TFLite's reference kernels;
-- "float": quantized tensors with ONNX QDQ semantics (integer accumulation, float
-  requantization with round-half-to-even), as ONNX Runtime computes them;
-- "int": quantized kernels that are identical in both requantization modes (reshape, flatten,
-  squeeze, transpose), used when a mode has no kernel of its own.
-"""
+"""The reference executor: runs a `Graph` node by node with numpy kernels, each node by the
+kernel registered for its op and domain (`accelsim.ref.registry`: float, TFLite's integer-only
+gemmlowp arithmetic, or ONNX Runtime's QDQ arithmetic)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from accelsim.errors import ModelError, ShapeError
-from accelsim.model.graph import NUMPY_DTYPE, Graph, Node, TensorInfo, dtype_range
+from accelsim.core.errors import ShapeError
+from accelsim.core.qparams import NUMPY_DTYPE, dtype_range
+from accelsim.model.graph import Graph, Node
 
-
-@dataclass(frozen=True)
-class KernelCall:
-    """What a kernel sees: the node, its input arrays (None for omitted optional inputs)
-    and the metadata of its inputs and outputs."""
-
-    node: Node
-    args: Sequence[np.ndarray | None]
-    in_info: Sequence[TensorInfo | None]
-    out_info: Sequence[TensorInfo]
-    graph: Graph
-
-    def attr(self, key, default=None):
-        return self.node.attrs.get(key, default)
-
-
-KernelFn = Callable[[KernelCall], Sequence[np.ndarray]]
-_KERNELS: dict[tuple[str, str], KernelFn] = {}
-DOMAINS = ("fp", "gemmlowp", "float", "int")
-
-
-def kernel(op: str, *domains: str) -> Callable[[KernelFn], KernelFn]:
-    """Register a kernel for `op` in each of `domains`."""
-
-    def wrap(fn: KernelFn) -> KernelFn:
-        for d in domains:
-            assert d in DOMAINS, d
-            _KERNELS[(op, d)] = fn
-        return fn
-
-    return wrap
-
-
-def _load_kernels() -> None:
-    # Kernel modules register themselves on import.
-    from accelsim.ref import fp_ops, int_ops  # noqa: F401
-
-    for mod in ("accelsim.ref.gemmlowp_ops", "accelsim.ref.qdq_ops"):
-        try:
-            __import__(mod)
-        except ModuleNotFoundError as exc:
-            if exc.name != mod:
-                raise
+# The kernel modules register their kernels on import.
+from accelsim.ref import fp_ops, gemmlowp_ops, int_ops, qdq_ops  # noqa: F401
+from accelsim.ref.registry import KernelCall, find_kernel
 
 
 def domain_of(graph: Graph, node: Node) -> str:
@@ -73,26 +25,6 @@ def domain_of(graph: Graph, node: Node) -> str:
     if all(t.is_float for t in outs) and all(t.is_float for t in ins):
         return "fp"
     return graph.requant_mode
-
-
-_LOADED = False
-
-
-def find_kernel(op: str, domain: str) -> KernelFn:
-    global _LOADED
-    if not _LOADED:  # not `if not _KERNELS`: a kernel module imported first fills the table
-        _LOADED = True
-        _load_kernels()
-    fn = _KERNELS.get((op, domain))
-    if fn is None and domain != "fp":
-        fn = _KERNELS.get((op, "int"))
-    if fn is None:
-        have = sorted(d for (o, d) in _KERNELS if o == op)
-        raise ModelError(
-            f"op '{op}' has no reference kernel for {domain} tensors"
-            + (f" (only for: {', '.join(have)})" if have else "")
-        )
-    return fn
 
 
 def check_inputs(

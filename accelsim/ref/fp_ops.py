@@ -8,7 +8,7 @@ import numpy as np
 
 from accelsim.model.ops import activation_bounds, spatial_axes
 from accelsim.ref import primitives as P
-from accelsim.ref.executor import KernelCall, kernel
+from accelsim.ref.registry import KernelCall, kernel
 
 _erf = np.vectorize(math.erf, otypes=[np.float64])
 

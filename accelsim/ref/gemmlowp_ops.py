@@ -55,16 +55,18 @@ from functools import cache
 
 import numpy as np
 
-from accelsim.errors import ModelError
-from accelsim.model.graph import DTYPE_BITS, QuantParams, TensorInfo, dtype_range
+from accelsim.core import fixedpoint as fx
+from accelsim.core import requant as rq
+from accelsim.core.errors import ModelError
+from accelsim.core.qparams import DTYPE_BITS, QuantParams, dtype_range
+from accelsim.model.graph import TensorInfo
 from accelsim.model.ops import activation_bounds, spatial_axes
-from accelsim.quant import fixedpoint as fx
 from accelsim.ref import primitives as P
-from accelsim.ref.executor import KernelCall, kernel
 from accelsim.ref.int_ops import quantized_clamp, round_half_away
+from accelsim.ref.registry import KernelCall, kernel
 
 INT32_MIN = -(1 << 31)
-INT32_MAX = (1 << 31) - 1
+INT32_MAX = rq.INT32_MAX
 
 
 # ---------------------------------------------------------------------------------------
@@ -81,31 +83,16 @@ def _need_quant(c: KernelCall, info: TensorInfo | None, what: str) -> None:
         raise _err(c, f"{what} must be a quantized integer tensor for the gemmlowp kernels")
 
 
-def _scale32(info: TensorInfo) -> np.float32:
-    """The per-tensor scale as TFLite holds it (TfLiteQuantizationParams.scale is float)."""
-    return np.float32(info.quant.scale[0])
-
-
-def _zp(info: TensorInfo) -> int:
-    return int(info.quant.zero_point[0])
-
-
 def _per_tensor(c: KernelCall, info: TensorInfo, what: str) -> None:
     _need_quant(c, info, what)
     if info.quant.per_channel and len(set(info.quant.scale)) > 1:
         raise _err(c, f"{what} must be quantized per tensor")
 
 
-def _wrap32(v: np.ndarray) -> np.ndarray:
-    """Two's-complement wrap of int64 values to int32 (as int64)."""
-    v = np.asarray(v, dtype=np.int64)
-    return ((v + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
-
-
 def _mbqm(x, multiplier, shift) -> np.ndarray:
     """MultiplyByQuantizedMultiplier(int32_t x, ...) as int64."""
     return np.asarray(
-        fx.multiply_by_quantized_multiplier(_wrap32(x), multiplier, shift), dtype=np.int64
+        fx.multiply_by_quantized_multiplier(rq.wrap_int32(x), multiplier, shift), dtype=np.int64
     )
 
 
@@ -115,10 +102,6 @@ def _mbqm64(x, multiplier, shift) -> np.ndarray:
         fx.multiply_by_quantized_multiplier_int64(np.asarray(x, np.int64), multiplier, shift),
         dtype=np.int64,
     )
-
-
-def _qm(real: float) -> tuple[int, int]:
-    return fx.quantize_multiplier(float(real))
 
 
 def _clamp(c: KernelCall, y: np.ndarray, out: TensorInfo | None = None) -> np.ndarray:
@@ -139,16 +122,10 @@ def _channel_shape(layout: str, ndim: int) -> tuple[int, ...]:
 def _weight_scales(c: KernelCall, w: TensorInfo, cout: int) -> np.ndarray:
     """One filter scale (as float32) per output channel."""
     _need_quant(c, w, "weights")
-    s = np.asarray(w.quant.scale, dtype=np.float32)
-    if w.quant.per_channel:
-        if w.quant.axis % len(w.shape) != 0 or len(s) != cout:
-            raise _err(
-                c,
-                f"per-channel weight quantization must be along the output-channel "
-                f"axis 0 with {cout} scales, found axis {w.quant.axis} with {len(s)}",
-            )
-        return s
-    return np.repeat(s, cout)
+    try:
+        return rq.weight_scales(w, cout)
+    except rq.RequantError as exc:
+        raise _err(c, str(exc)) from None
 
 
 def _weight_zero_points(w: TensorInfo, ndim: int) -> np.ndarray:
@@ -158,29 +135,8 @@ def _weight_zero_points(w: TensorInfo, ndim: int) -> np.ndarray:
     return np.int64(zp[0])
 
 
-def _per_channel_multipliers(s_in: np.float32, s_w: np.ndarray, s_out: np.float32):
-    """PopulateConvolutionQuantizationParams: double(s_in) * double(s_w) / double(s_out)."""
-    eff = np.float64(s_in) * s_w.astype(np.float64) / np.float64(s_out)
-    return fx.quantize_multiplier_array(eff)
-
-
 def _requant_acc(acc: np.ndarray, mult, shift, wide: bool) -> np.ndarray:
     return _mbqm64(acc, mult, shift) if wide else _mbqm(acc, mult, shift)
-
-
-def _is_wide(c: KernelCall, x: TensorInfo, bias_pos: int) -> bool:
-    """Whether the accumulator is int64 and requantizes with the int64
-    MultiplyByQuantizedMultiplier (16-bit-reduced multiplier), as TFLite's 16x8 kernels
-    do; they are templated on the bias type, so an int32 bias keeps the int32 path.
-    Weights wider than 8 bits (no TFLite kernel has them) also take the int64 path so the
-    accumulator cannot wrap."""
-    w = c.in_info[1]
-    if DTYPE_BITS.get(w.dtype, 8) > 8:
-        return True
-    if DTYPE_BITS.get(x.dtype, 8) <= 8:
-        return False
-    b = c.in_info[bias_pos] if len(c.in_info) > bias_pos else None
-    return b is None or b.dtype != "int32"
 
 
 # ---------------------------------------------------------------------------------------
@@ -195,21 +151,16 @@ def conv2d(c: KernelCall):
     _per_tensor(c, out, "output")
     layout = c.attr("data_layout", "NCHW")
     w = c.args[1].astype(np.int64) - _weight_zero_points(w_info, 4)
-    x = c.args[0].astype(np.int64) - _zp(x_info)
+    x = c.args[0].astype(np.int64) - rq.zero_point(x_info)
     acc = P.exact_int_conv2d(x, w, c.node.attrs)
     cshape = _channel_shape(layout, 4)
     if len(c.args) > 2 and c.args[2] is not None:
         acc = acc + c.args[2].astype(np.int64).reshape(cshape)
     cout = w.shape[0]
-    s_w = _weight_scales(c, w_info, cout)
-    if x_info.dtype == "uint8" and not w_info.quant.per_channel:
-        # legacy uint8 path: GetQuantizedConvolutionMultipler, scale product in float
-        m = np.float64(np.float32(_scale32(x_info) * s_w[0])) / np.float64(_scale32(out))
-        mult, shift = fx.quantize_multiplier_array(np.full(cout, m))
-    else:
-        mult, shift = _per_channel_multipliers(_scale32(x_info), s_w, _scale32(out))
-    wide = _is_wide(c, x_info, 2)
-    y = _requant_acc(acc, mult.reshape(cshape), shift.reshape(cshape), wide) + _zp(out)
+    _weight_scales(c, w_info, cout)  # checks the weights' quantization axis
+    mult, shift = rq.conv_multipliers(x_info, w_info, out, cout)
+    wide = rq.is_wide(x_info, w_info, c.in_info[2] if len(c.in_info) > 2 else None)
+    y = _requant_acc(acc, mult.reshape(cshape), shift.reshape(cshape), wide) + rq.zero_point(out)
     return [_clamp(c, y)]
 
 
@@ -225,25 +176,21 @@ def dense(c: KernelCall):
     _per_tensor(c, out, "output")
     _need_quant(c, w_info, "weights")
     w = c.args[1].astype(np.int64) - _weight_zero_points(w_info, 2)
-    x = c.args[0].astype(np.int64) - _zp(x_info)
+    x = c.args[0].astype(np.int64) - rq.zero_point(x_info)
     x = x.reshape(-1, w.shape[1])
     acc = P.exact_int_matmul(x, w.T)
     if len(c.args) > 2 and c.args[2] is not None:
         acc = acc + c.args[2].astype(np.int64).reshape(1, -1)
     cout = w.shape[0]
-    s_w = _weight_scales(c, w_info, cout)
+    _weight_scales(c, w_info, cout)  # checks the weights' quantization axis
     if c.attr("requant") == "double":  # set by the TFLite importer
-        eff = (
-            np.float64(_scale32(x_info))
-            * s_w.astype(np.float64).reshape(1, -1)
-            / np.float64(_scale32(out))
-        )
-        y = round_half_away(acc.astype(np.float64) * eff).astype(np.int64) + _zp(out)
+        eff = rq.double_scales(x_info, w_info, out, cout).reshape(1, -1)
+        y = round_half_away(acc.astype(np.float64) * eff).astype(np.int64) + rq.zero_point(out)
     else:
         # integer-only, exactly as conv2d (and every generated kernel) requantizes
-        mult, shift = _per_channel_multipliers(_scale32(x_info), s_w, _scale32(out))
-        wide = _is_wide(c, x_info, 2)
-        y = _requant_acc(acc, mult.reshape(1, -1), shift.reshape(1, -1), wide) + _zp(out)
+        mult, shift = rq.conv_multipliers(x_info, w_info, out, cout)
+        wide = rq.is_wide(x_info, w_info, c.in_info[2] if len(c.in_info) > 2 else None)
+        y = _requant_acc(acc, mult.reshape(1, -1), shift.reshape(1, -1), wide) + rq.zero_point(out)
     return [_clamp(c, y).reshape(out.shape)]
 
 
@@ -252,8 +199,8 @@ def matmul(c: KernelCall):
     a_info, b_info, out = c.in_info[0], c.in_info[1], c.out_info[0]
     for info, what in ((a_info, "lhs"), (b_info, "rhs"), (out, "output")):
         _per_tensor(c, info, what)
-    a = c.args[0].astype(np.int64) - _zp(a_info)
-    b = c.args[1].astype(np.int64) - _zp(b_info)
+    a = c.args[0].astype(np.int64) - rq.zero_point(a_info)
+    b = c.args[1].astype(np.int64) - rq.zero_point(b_info)
     if c.attr("transpose_a", False):
         a = np.swapaxes(a, -1, -2)
     if c.attr("transpose_b", False):
@@ -261,10 +208,9 @@ def matmul(c: KernelCall):
     acc = P.exact_int_matmul(a, b)
     # batch_matmul.cc -> GetQuantizedConvolutionMultipler: double(float(s_lhs * s_rhs)) /
     # double(s_out); the int16 kernel accumulates in int64 (int64 MultiplyByQuantized...)
-    m = np.float64(np.float32(_scale32(a_info) * _scale32(b_info))) / np.float64(_scale32(out))
-    mult, shift = _qm(m)
+    mult, shift = rq.product_multiplier(a_info, b_info, out)
     wide = DTYPE_BITS[a_info.dtype] > 8 or DTYPE_BITS[b_info.dtype] > 8
-    y = _requant_acc(acc, mult, shift, wide) + _zp(out)
+    y = _requant_acc(acc, mult, shift, wide) + rq.zero_point(out)
     return [_clamp(c, y)]
 
 
@@ -273,33 +219,18 @@ def matmul(c: KernelCall):
 # ---------------------------------------------------------------------------------------
 
 
-def _max_offset(info: TensorInfo) -> int:
-    """Largest |q - zero_point| of a tensor's dtype."""
-    lo, hi = dtype_range(info.dtype)
-    return max(hi - _zp(info), _zp(info) - lo)
-
-
 def _add_sub(c: KernelCall, sign: int):
     a_info, b_info, out = c.in_info[0], c.in_info[1], c.out_info[0]
     for info, what in ((a_info, "first input"), (b_info, "second input"), (out, "output")):
         _per_tensor(c, info, what)
-    left_shift = 15 if out.dtype == "int16" else 20
-    # TFLite's int16 path needs zero points of 0 so that (q - zp) << 15 fits in int32;
-    # for asymmetric 16-bit tensors (accelsim PTQ) the shift is lowered until it fits.
-    while max(_max_offset(a_info), _max_offset(b_info)) << left_shift > INT32_MAX:
-        left_shift -= 1
-    s1, s2, so = _scale32(a_info), _scale32(b_info), _scale32(out)
-    # twice_max_input_scale = 2 * std::max(float, float): a float, widened to double
-    twice_max = np.float64(np.float32(2) * max(s1, s2))
-    m1, sh1 = _qm(np.float64(s1) / twice_max)
-    m2, sh2 = _qm(np.float64(s2) / twice_max)
-    mo, sho = _qm(twice_max / np.float64(np.float32((1 << left_shift) * so)))
-    x1 = (c.args[0].astype(np.int64) - _zp(a_info)) << left_shift
-    x2 = (c.args[1].astype(np.int64) - _zp(b_info)) << left_shift
+    ap = rq.add_params(a_info, b_info, out)
+    left_shift, (m1, sh1), (m2, sh2), (mo, sho) = ap.left_shift, ap.input1, ap.input2, ap.output
+    x1 = (c.args[0].astype(np.int64) - rq.zero_point(a_info)) << left_shift
+    x2 = (c.args[1].astype(np.int64) - rq.zero_point(b_info)) << left_shift
     y1 = _mbqm(x1, m1, sh1)
     y2 = _mbqm(x2, m2, sh2)
-    raw = _wrap32(y1 + y2 if sign > 0 else y1 - y2)
-    y = _mbqm(raw, mo, sho) + _zp(out)
+    raw = rq.wrap_int32(y1 + y2 if sign > 0 else y1 - y2)
+    y = _mbqm(raw, mo, sho) + rq.zero_point(out)
     return [_clamp(c, y)]
 
 
@@ -318,15 +249,11 @@ def mul(c: KernelCall):
     a_info, b_info, out = c.in_info[0], c.in_info[1], c.out_info[0]
     for info, what in ((a_info, "first input"), (b_info, "second input"), (out, "output")):
         _per_tensor(c, info, what)
-    # mul.cc: input1->params.scale * input2->params.scale / output->params.scale, in float
-    m = np.float64(np.float32(np.float32(_scale32(a_info) * _scale32(b_info)) / _scale32(out)))
-    mult, shift = _qm(m)
-    prod = (c.args[0].astype(np.int64) - _zp(a_info)) * (c.args[1].astype(np.int64) - _zp(b_info))
-    # TFLite multiplies in int32 (its int16 kernel requires zero points of 0, so the
-    # product fits); products that may not fit (asymmetric 16-bit tensors from accelsim
-    # PTQ) take the int64 MultiplyByQuantizedMultiplier instead of wrapping.
-    wide = _max_offset(a_info) * _max_offset(b_info) > INT32_MAX
-    y = (_mbqm64(prod, mult, shift) if wide else _mbqm(prod, mult, shift)) + _zp(out)
+    mult, shift, wide = rq.mul_params(a_info, b_info, out)
+    prod = (c.args[0].astype(np.int64) - rq.zero_point(a_info)) * (
+        c.args[1].astype(np.int64) - rq.zero_point(b_info)
+    )
+    y = (_mbqm64(prod, mult, shift) if wide else _mbqm(prod, mult, shift)) + rq.zero_point(out)
     return [_clamp(c, y)]
 
 
@@ -336,9 +263,8 @@ def _relu_x(c: KernelCall, lo: float, hi: float):
     x_info, out = c.in_info[0], c.out_info[0]
     _per_tensor(c, x_info, "input")
     _per_tensor(c, out, "output")
-    m = np.float64(np.float32(_scale32(x_info) / _scale32(out)))
-    mult, shift = _qm(m)
-    y = _zp(out) + _mbqm(c.args[0].astype(np.int64) - _zp(x_info), mult, shift)
+    mult, shift = rq.relu_multiplier(x_info, out)
+    y = rq.zero_point(out) + _mbqm(c.args[0].astype(np.int64) - rq.zero_point(x_info), mult, shift)
     qmin, qmax = quantized_clamp(out, lo, hi)
     return [np.clip(y, qmin, qmax)]
 
@@ -367,11 +293,11 @@ def clip(c: KernelCall):
 def _requantize(c: KernelCall, y: np.ndarray, src: TensorInfo, dst: TensorInfo) -> np.ndarray:
     """Move integer values from `src`'s quantization to `dst`'s as TFLite's QUANTIZE
     (int -> int, `Requantize`) does; the identity when both are the same."""
-    if _scale32(src) == _scale32(dst) and _zp(src) == _zp(dst):
+    needed, mult, shift = rq.rescale_multiplier(src, dst)
+    if not needed:
         return y
-    mult, shift = _qm(np.float64(_scale32(src)) / np.float64(_scale32(dst)))
     lo, hi = dtype_range(dst.dtype)
-    return np.clip(_mbqm(y - _zp(src), mult, shift) + _zp(dst), lo, hi)
+    return np.clip(_mbqm(y - rq.zero_point(src), mult, shift) + rq.zero_point(dst), lo, hi)
 
 
 def _div_round_half_away(acc: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -395,7 +321,7 @@ def avg_pool(c: KernelCall):
     x = c.args[0].astype(np.int64)
     include_pad = bool(c.attr("count_include_pad", False))
     # padded taps count as real zeros (the zero point) only when they are counted
-    win = P.pool_windows(x, c.node.attrs, _zp(x_info) if include_pad else 0)
+    win = P.pool_windows(x, c.node.attrs, rq.zero_point(x_info) if include_pad else 0)
     total = win.sum(axis=(-1, -2))
     if include_pad:
         kh, kw = c.attr("kernel")
@@ -417,27 +343,16 @@ def max_pool(c: KernelCall):
     return [_clamp(c, _requantize(c, y, x_info, out))]
 
 
-def _clz64(n: int) -> int:
-    return 64 - int(n).bit_length()
-
-
 def _mean_impl(c: KernelCall, x: np.ndarray, axes: tuple[int, ...]):
     x_info, out = c.in_info[0], c.out_info[0]
     _per_tensor(c, x_info, "input")
     _per_tensor(c, out, "output")
     axes = tuple(sorted({a % x.ndim for a in axes}))
     n = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
-    # reduce.cc PrepareMeanOrSum: double(s_in) / double(s_out)
-    mult, shift = _qm(np.float64(_scale32(x_info)) / np.float64(_scale32(out)))
-    # reference_ops::QuantizedMeanOrSum folds 1/n into the multiplier
-    s = 63 - _clz64(n)
-    s = min(s, 32)
-    s = min(s, 31 + shift)
-    mult = int((mult << s) // n)
-    shift = shift - s
-    total = _wrap32(x.astype(np.int64).sum(axis=axes, keepdims=True))
-    shifted = _wrap32(total - _zp(x_info) * n)
-    y = _mbqm(shifted, mult, shift) + _zp(out)
+    mult, shift = rq.mean_multiplier(x_info, out, n)
+    total = rq.wrap_int32(x.astype(np.int64).sum(axis=axes, keepdims=True))
+    shifted = rq.wrap_int32(total - rq.zero_point(x_info) * n)
+    y = _mbqm(shifted, mult, shift) + rq.zero_point(out)
     lo, hi = dtype_range(out.dtype)
     return [np.clip(y, lo, hi).reshape(out.shape)]
 
@@ -461,12 +376,12 @@ def global_avg_pool(c: KernelCall):
 def concat(c: KernelCall):
     out = c.out_info[0]
     _per_tensor(c, out, "output")
-    so, zo = _scale32(out), _zp(out)
+    so, zo = rq.scale32(out), rq.zero_point(out)
     lo, hi = dtype_range(out.dtype)
     parts = []
     for arr, info in zip(c.args, c.in_info):
         _per_tensor(c, info, "input")
-        si, zi = _scale32(info), _zp(info)
+        si, zi = rq.scale32(info), rq.zero_point(info)
         if si == so and zi == zo:
             parts.append(arr.astype(np.int64))
             continue
@@ -490,7 +405,7 @@ def pad(c: KernelCall):
     _per_tensor(c, out, "output")
     _per_tensor(c, c.in_info[0], "input")
     value = float(c.attr("value", 0.0) or 0.0)
-    qv = _zp(out) + int(round_half_away(np.float64(value) / np.float64(_scale32(out))))
+    qv = rq.zero_point(out) + int(round_half_away(np.float64(value) / np.float64(rq.scale32(out))))
     lo, hi = dtype_range(out.dtype)
     x = _requantize(c, c.args[0].astype(np.int64), c.in_info[0], out)
     return [np.pad(x, c.attr("pads"), constant_values=int(np.clip(qv, lo, hi)))]
@@ -504,12 +419,11 @@ def quantize(c: KernelCall):
     if x_info.is_float:
         # AffineQuantize: TfLiteRound(val / static_cast<float>(scale)) + zero_point
         x = c.args[0].astype(np.float32)
-        q = round_half_away(x / _scale32(out)).astype(np.int64) + _zp(out)
+        q = round_half_away(x / rq.scale32(out)).astype(np.int64) + rq.zero_point(out)
         return [np.clip(q, lo, hi)]
     _per_tensor(c, x_info, "input")
-    # quantize.cc Prepare: double(s_in) / double(s_out); reference_ops::Requantize
-    mult, shift = _qm(np.float64(_scale32(x_info)) / np.float64(_scale32(out)))
-    y = _mbqm(c.args[0].astype(np.int64) - _zp(x_info), mult, shift) + _zp(out)
+    mult, shift = rq.quantize_multiplier_of(x_info, out)  # reference_ops::Requantize
+    y = _mbqm(c.args[0].astype(np.int64) - rq.zero_point(x_info), mult, shift) + rq.zero_point(out)
     return [np.clip(y, lo, hi)]
 
 
@@ -526,7 +440,7 @@ def dequantize(c: KernelCall):
         scale = np.asarray(q.scale, dtype=np.float32).astype(np.float64).reshape(shape)
         zp = q.zero_points().reshape(shape)
     else:
-        scale, zp = np.float64(_scale32(x_info)), _zp(x_info)
+        scale, zp = np.float64(rq.scale32(x_info)), rq.zero_point(x_info)
     # reference_ops::Dequantize: static_cast<float>(scale * (val - zero_point)), scale double
     return [(scale * (x.astype(np.int64) - zp)).astype(np.float32)]
 
@@ -538,12 +452,12 @@ def dequantize(c: KernelCall):
 
 def _srdhm(a, b) -> np.ndarray:
     return np.asarray(
-        fx.saturating_rounding_doubling_high_mul(_wrap32(a), _wrap32(b)), dtype=np.int64
+        fx.saturating_rounding_doubling_high_mul(rq.wrap_int32(a), rq.wrap_int32(b)), dtype=np.int64
     )
 
 
 def _rdbpot(x, e) -> np.ndarray:
-    return np.asarray(fx.rounding_divide_by_pot(_wrap32(x), e), dtype=np.int64)
+    return np.asarray(fx.rounding_divide_by_pot(rq.wrap_int32(x), e), dtype=np.int64)
 
 
 def _sat_shl(x: np.ndarray, e: int) -> np.ndarray:
@@ -585,13 +499,13 @@ RECIPROCAL = {
 def _exp_on_interval_between_negative_one_quarter_and_0_excl(a: np.ndarray) -> np.ndarray:
     constant_term = EXP_QUARTER["constant_term"]
     constant_1_over_3 = EXP_QUARTER["one_third"]
-    x = _wrap32(a + (1 << 28))  # a + 1/8
+    x = rq.wrap_int32(a + (1 << 28))  # a + 1/8
     x2 = _srdhm(x, x)
     x3 = _srdhm(x2, x)
     x4 = _srdhm(x2, x2)
     x4_over_4 = _rdbpot(x4, 2)
-    poly = _rdbpot(_wrap32(_srdhm(_wrap32(x4_over_4 + x3), constant_1_over_3) + x2), 1)
-    return _wrap32(constant_term + _srdhm(constant_term, _wrap32(x + poly)))
+    poly = _rdbpot(rq.wrap_int32(_srdhm(rq.wrap_int32(x4_over_4 + x3), constant_1_over_3) + x2), 1)
+    return rq.wrap_int32(constant_term + _srdhm(constant_term, rq.wrap_int32(x + poly)))
 
 
 def _exp_on_negative_values(a: np.ndarray, integer_bits: int) -> np.ndarray:
@@ -599,11 +513,11 @@ def _exp_on_negative_values(a: np.ndarray, integer_bits: int) -> np.ndarray:
     frac = 31 - integer_bits
     one_quarter = 1 << (frac - 2)
     mask = one_quarter - 1
-    a_mod = _wrap32((a & mask) - one_quarter)
+    a_mod = rq.wrap_int32((a & mask) - one_quarter)
     result = _exp_on_interval_between_negative_one_quarter_and_0_excl(
         _rescale(a_mod, integer_bits, 0)
     )
-    remainder = _wrap32(a_mod - a)
+    remainder = rq.wrap_int32(a_mod - a)
     for exponent, multiplier in EXP_BARREL:
         if integer_bits > exponent:
             bit = 1 << (frac + exponent)
@@ -627,11 +541,11 @@ def _one_over_one_plus_x_for_x_in_0_1(a: np.ndarray) -> np.ndarray:
     c48_over_17 = RECIPROCAL["c48_over_17"]
     c_neg32_over_17 = RECIPROCAL["c_neg32_over_17"]
     one_f2 = 1 << 29
-    x = _wrap32(c48_over_17 + _srdhm(half_denominator, c_neg32_over_17))
+    x = rq.wrap_int32(c48_over_17 + _srdhm(half_denominator, c_neg32_over_17))
     for _ in range(3):
         hdx = _srdhm(half_denominator, x)
-        one_minus = _wrap32(one_f2 - hdx)
-        x = _wrap32(x + _rescale(_srdhm(x, one_minus), 4, 2))
+        one_minus = rq.wrap_int32(one_f2 - hdx)
+        x = rq.wrap_int32(x + _rescale(_srdhm(x, one_minus), 4, 2))
     return _rescale(x, 1, 0)  # Rescale<0>(ExactMulByPot<-1>(x))
 
 
@@ -654,7 +568,7 @@ def softmax_8bit_params(beta: float, input_scale: float) -> tuple[int, int, int]
         float(np.float32(beta)) * float(np.float32(input_scale)) * float(1 << (31 - score_bits)),
         float((1 << 31) - 1),
     )
-    mult, left_shift = _qm(real)
+    mult, left_shift = fx.quantize_multiplier(float(real))
     if left_shift < 0:
         raise ValueError(f"softmax input scale {input_scale} is too small")
     radius = math.floor(
@@ -667,7 +581,7 @@ def softmax_int16_params(beta: float, input_scale: float) -> tuple[int, int]:
     """(multiplier, shift) of the int16 softmax's input scaling onto the exp LUT's range:
     input->params.scale * params->beta (float) / (10.0 / 65535.0) (double)."""
     real = np.float64(np.float32(np.float32(input_scale) * np.float32(beta))) / (10.0 / 65535.0)
-    return _qm(real)
+    return fx.quantize_multiplier(float(real))
 
 
 def _softmax_8bit(c: KernelCall, x: np.ndarray, axis: int) -> np.ndarray:
@@ -681,14 +595,14 @@ def _softmax_8bit(c: KernelCall, x: np.ndarray, axis: int) -> np.ndarray:
     diff = xi - xi.max(axis=-1, keepdims=True)
     valid = diff >= diff_min
     # MultiplyByQuantizedMultiplierGreaterThanOne
-    rescaled = _srdhm(_wrap32(np.where(valid, diff, 0) * (1 << left_shift)), mult)
+    rescaled = _srdhm(rq.wrap_int32(np.where(valid, diff, 0) * (1 << left_shift)), mult)
     exps = _exp_on_negative_values(rescaled, score_bits)
-    sum_exps = _wrap32(
+    sum_exps = rq.wrap_int32(
         np.where(valid, _rescale(exps, 0, accum_bits), 0).sum(axis=-1, keepdims=True)
     )
     headroom = _clz32(sum_exps)
     num_bits_over_unit = accum_bits - headroom
-    shifted_minus_one = _wrap32(((sum_exps & 0xFFFFFFFF) << headroom) - (1 << 31))
+    shifted_minus_one = rq.wrap_int32(((sum_exps & 0xFFFFFFFF) << headroom) - (1 << 31))
     shifted_scale = _one_over_one_plus_x_for_x_in_0_1(shifted_minus_one)
     out_bits = (
         8 * np.dtype({"int8": np.int8, "uint8": np.uint8, "int16": np.int16}[out.dtype]).itemsize
@@ -767,7 +681,7 @@ def _softmax_int16(c: KernelCall, x: np.ndarray, axis: int) -> np.ndarray:
     scaled = _mbqm(diff, mult, shift)
     sym = np.clip(scaled + 32767, -32768, 32767)
     exps = _lut_lookup(sym, exp_lut)
-    sum_exps = _wrap32(exps.sum(axis=-1, keepdims=True))
+    sum_exps = rq.wrap_int32(exps.sum(axis=-1, keepdims=True))
     headroom = _clz32(sum_exps)
     shifted = ((sum_exps << (headroom - 1)) + (1 << 13)) >> 14
     sym_sum = np.clip(shifted - ((1 << 15) + (1 << 16)), -32768, 32767)

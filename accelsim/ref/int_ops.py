@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from accelsim.model.graph import TensorInfo, dtype_range
+from accelsim.core.qparams import dtype_range
+from accelsim.model.graph import TensorInfo
 
 
 def round_half_away(x: np.ndarray | float) -> np.ndarray:

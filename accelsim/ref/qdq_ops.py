@@ -45,11 +45,12 @@ import math
 
 import numpy as np
 
-from accelsim.errors import ModelError
-from accelsim.model.graph import NUMPY_DTYPE, QuantParams, TensorInfo, dtype_range
+from accelsim.core.errors import ModelError
+from accelsim.core.qparams import dequantize_array, dtype_range, quantize_array, scale_zp
+from accelsim.model.graph import TensorInfo
 from accelsim.model.ops import activation_bounds, spatial_axes
 from accelsim.ref import primitives as P
-from accelsim.ref.executor import KernelCall, find_kernel, kernel
+from accelsim.ref.registry import KernelCall, find_kernel, kernel
 
 F32 = np.float32
 F64 = np.float64
@@ -58,38 +59,6 @@ F64 = np.float64
 # ---------------------------------------------------------------------------------------------
 # Quantization arithmetic
 # ---------------------------------------------------------------------------------------------
-
-
-def _scale_zp(quant: QuantParams | None, ndim: int) -> tuple[np.ndarray, np.ndarray]:
-    """float32 scales and int64 zero points shaped to broadcast against an `ndim` tensor."""
-    if quant is None:
-        return np.ones((1,) * ndim, F32), np.zeros((1,) * ndim, np.int64)
-    shape = quant.broadcast_shape(ndim) if ndim else ()
-    return (np.asarray(quant.scale, F32).reshape(shape), quant.zero_points().reshape(shape))
-
-
-def dequantize_array(
-    q: np.ndarray, quant: QuantParams | None, fdtype: str = "float32"
-) -> np.ndarray:
-    """DequantizeLinear: `float32(q - zp) * scale` in float32, stored as `fdtype`."""
-    q = np.asarray(q)
-    s, z = _scale_zp(quant, q.ndim)
-    y = (q.astype(np.int64) - z).astype(F32) * s
-    return y.astype(NUMPY_DTYPE[fdtype], copy=False)
-
-
-def quantize_array(x: np.ndarray, quant: QuantParams, dtype: str) -> np.ndarray:
-    """QuantizeLinear as MLAS computes it: `x / scale` (float32), clamp to
-    [qmin - zp, qmax - zp] (NaN goes to the minimum, as MAXPS does), round half to even, + zp."""
-    x = np.asarray(x, F32)
-    s, z = _scale_zp(quant, x.ndim)
-    qmin, qmax = dtype_range(dtype)
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        v = x / s
-    lo, hi = (qmin - z).astype(F32), (qmax - z).astype(F32)
-    v = np.where(np.isnan(v), lo, v)
-    v = np.minimum(np.maximum(v, lo), hi)
-    return (np.rint(v).astype(np.int64) + z).astype(NUMPY_DTYPE[dtype])
 
 
 def requantize(acc: np.ndarray, multiplier: np.ndarray, out: TensorInfo) -> np.ndarray:
@@ -184,7 +153,7 @@ def dequantize(c: KernelCall):
 
 
 def _centered(a: np.ndarray, info: TensorInfo | None) -> np.ndarray:
-    _, z = _scale_zp(info.quant if info is not None else None, a.ndim)
+    _, z = scale_zp(info.quant if info is not None else None, a.ndim)
     return a.astype(np.int64) - z
 
 
@@ -211,7 +180,7 @@ def conv2d(c: KernelCall):
     if b is not None:
         acc = acc + b.reshape(shape)
     xs = F32(_per_tensor(xi)[0])
-    ws, _ = _scale_zp(wi.quant, 1)
+    ws, _ = scale_zp(wi.quant, 1)
     in_scale = (xs * np.broadcast_to(ws.ravel(), (c.args[1].shape[0],))).reshape(shape)
     return [_finish(c, acc, in_scale)]
 
@@ -229,7 +198,7 @@ def dense(c: KernelCall):
     if c.out_info[0].quant is None and not c.out_info[0].is_float:
         in_scale = np.ones(1, F32)  # int32 accumulator output: scales do not matter
     else:
-        ws, _ = _scale_zp(wi.quant, 1)
+        ws, _ = scale_zp(wi.quant, 1)
         in_scale = F32(_per_tensor(xi)[0]) * np.broadcast_to(ws.ravel(), (w.shape[0],)).astype(F32)
     y = _finish(c, acc, in_scale)
     return [y.reshape(c.out_info[0].shape)]
@@ -239,8 +208,8 @@ def dense(c: KernelCall):
 def matmul(c: KernelCall):
     ai, bi = c.in_info[0], c.in_info[1]
     a, b = _centered(c.args[0], ai), _centered(c.args[1], bi)
-    sa, _ = _scale_zp(ai.quant, a.ndim)
-    sb, _ = _scale_zp(bi.quant, b.ndim)
+    sa, _ = scale_zp(ai.quant, a.ndim)
+    sb, _ = scale_zp(bi.quant, b.ndim)
     if c.attr("transpose_a", False):
         a, sa = np.swapaxes(a, -1, -2), np.swapaxes(sa, -1, -2)
     if c.attr("transpose_b", False):

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from accelsim import __version__
-from accelsim.cache import ResultCache
-from accelsim.fsutil import atomic_write_text
-from accelsim.progress import progress_bar
+from accelsim.core.cache import ResultCache
+from accelsim.core.fsutil import atomic_write_text
+from accelsim.core.progress import progress_bar
+from accelsim.core.version import __version__
 from accelsim.report import document as D
 from accelsim.report import plots
 from accelsim.report.collect import Job, Run, collect, simulator_of
@@ -38,7 +38,7 @@ _FIDELITY_TEXT = {
     "(targets/calibration/)",
     "codegen": "cycles from the kernels TVM generated: dynamic instruction counts of their "
     "assembly (basic blocks x loop trip counts), the per-core pipe model and the "
-    "memory model (accelsim.sim.codegen)",
+    "memory model (accelsim.sim.kernel_cost)",
     "accel-sim": "the accelerator's instruction-level simulator timing the program generated "
     "for each layer through TVM (accelsim.accel); layers it does not run are "
     "costed on its host core",
@@ -260,8 +260,8 @@ def _md_link(p):
 
 def _accuracy_jobs(plan: Plan) -> tuple[list[tuple[dict, str]], list[Job], list[str]]:
     """(accuracy rows with the cost precision each is simulated at, jobs, notes)."""
-    from accelsim.errors import AccelsimError
-    from accelsim.quant.precision import parse_precision
+    from accelsim.core.errors import AccelsimError
+    from accelsim.core.precision import parse_precision
 
     if plan.accuracy_path is None:
         return [], [], []
@@ -300,7 +300,7 @@ def _accuracy_jobs(plan: Plan) -> tuple[list[tuple[dict, str]], list[Job], list[
 
 
 def _target_runs(target, cost: str) -> bool:
-    from accelsim.quant.precision import parse_precision
+    from accelsim.core.precision import parse_precision
 
     if cost.startswith("mixed:"):
         from accelsim.quant.mixed import load_mixed
@@ -460,7 +460,7 @@ def generate_report(spec: ReportSpec, plan: Plan | None = None) -> ReportResult:
 
 
 def _fp32():
-    from accelsim.quant.precision import parse_precision
+    from accelsim.core.precision import parse_precision
 
     return parse_precision("fp32")
 

@@ -20,16 +20,17 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from accelsim.cache import ResultCache, content_key
+from accelsim.core.cache import ResultCache, content_key
+from accelsim.core.cost import LayerCost
+from accelsim.core.target import Target
 from accelsim.model.graph import Graph
-from accelsim.sim.cost import LayerCost
-from accelsim.target import Target
 
 CALIB_SAMPLES = 1
 CALIB_SEED = 0
 # Source whose change changes a number in a report: the version string alone does not move
 # while the code is being developed, so the cache key also covers these modules' text.
-_CODE_DIRS = ("sim", "quant", "accel", "model")
+# what a simulation result depends on
+_CODE_DIRS = ("core", "model", "quant", "ref", "lower", "sim", "accel")
 
 
 @dataclass(frozen=True)
@@ -142,13 +143,9 @@ def structure_hash(graph: Graph) -> str:
 
 @cache
 def code_fingerprint() -> str:
-    root = Path(__file__).resolve().parents[1]
-    h = hashlib.sha256()
-    for d in _CODE_DIRS:
-        for f in sorted((root / d).glob("*.py")):
-            h.update(f"{d}/{f.name}\0".encode())
-            h.update(f.read_bytes())
-    return h.hexdigest()
+    from accelsim.core import cache as _cache
+
+    return _cache.code_fingerprint(*_CODE_DIRS)
 
 
 def _target_text(target: Target) -> str:
@@ -166,8 +163,8 @@ def _target_text(target: Target) -> str:
 
 def simulator_of(target: Target, fidelity: str | None) -> str:
     """What costs `target` at the requested fidelity (None: the kind's default), as the label
-    results carry (`accelsim.sim.dispatch`)."""
-    from accelsim.sim.dispatch import fidelity_of
+    results carry (`accelsim.backends`)."""
+    from accelsim.backends import fidelity_of
 
     return fidelity_of(target, fidelity)
 
@@ -198,7 +195,7 @@ def run_key(
 
 
 def _simulate(qgraph: Graph, target: Target, precision, fidelity: str | None) -> list[LayerCost]:
-    from accelsim.sim.dispatch import simulate
+    from accelsim.backends import simulate
 
     return simulate(qgraph, target, precision, fidelity)
 
@@ -234,8 +231,8 @@ def _from_entry(entry: dict, job: Job, graph: Graph, fidelity: str | None, cache
 
 
 def _quantize(graph: Graph, precision: str):
+    from accelsim.core.precision import parse_precision
     from accelsim.quant import calibdata
-    from accelsim.quant.precision import parse_precision
     from accelsim.quant.ptq import quantize_graph
 
     data = calibdata.random(graph, CALIB_SAMPLES, seed=CALIB_SEED)

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from accelsim.core.cost import ENERGY_COMPONENTS
+from accelsim.core.target import Target
 from accelsim.report.collect import GROUP_ORDER, Run
 from accelsim.report.spec import PRECISION_ORDER, precision_key
-from accelsim.sim.cost import ENERGY_COMPONENTS
-from accelsim.target import Target
 
 DPI = 100
 _PREC_COLORS = {
@@ -99,7 +99,7 @@ def _plt():
 
 
 def _save(fig, out: Path, name: str) -> None:
-    from accelsim.fsutil import atomic_open
+    from accelsim.core.fsutil import atomic_open
 
     plt = _plt()
     with atomic_open(out / name, "wb") as f:
@@ -265,7 +265,7 @@ def energy_split(
 def roofline_specs(target: Target, precisions: Sequence[str]):
     """(peak MACs/cycle per precision, [(level, bytes/cycle)]) from the target description;
     for an accelerator the levels are its DRAM interface and load DMA engine."""
-    from accelsim.quant.precision import parse_precision
+    from accelsim.core.precision import parse_precision
 
     if target.kind == "accelerator":
         from accelsim.accel import load_config

@@ -7,9 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from accelsim.errors import InputError, ModelError
-from accelsim.quant.precision import parse_precision
-from accelsim.target import Target, list_targets, load_target
+from accelsim.core.errors import InputError, ModelError
+from accelsim.core.precision import parse_precision
+from accelsim.core.target import Target, list_targets, load_target
 
 DEFAULT_MODELS = ("mobilenet_v1", "mobilenet_v2", "resnet50")
 # Order of precisions in every table and figure: the float baselines first, then by bits.
@@ -54,7 +54,7 @@ class ReportSpec:
     targets: tuple[str, ...] = ()
     precisions: tuple[str, ...] = ()
     input_size: int | None = None
-    fidelity: str | None = None  # None: each target kind's default (accelsim.sim.dispatch)
+    fidelity: str | None = None  # None: each target kind's default (accelsim.backends)
     name: str = "default"
     out: str | None = None
     accuracy: str | None = "reports/accuracy.json"
@@ -117,7 +117,7 @@ def _check_model(name: str, input_size: int | None) -> ModelPlan:
 
 def make_plan(spec: ReportSpec) -> Plan:
     """Check everything a user can get wrong; raise an `AccelsimError` naming it."""
-    from accelsim.sim.dispatch import FIDELITIES
+    from accelsim.backends import FIDELITIES
 
     if spec.fidelity is not None and spec.fidelity not in FIDELITIES:
         raise InputError(f"--fidelity {spec.fidelity}: expected one of {', '.join(FIDELITIES)}")

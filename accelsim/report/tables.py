@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from accelsim.fsutil import atomic_write_text
+from accelsim.core.cost import ENERGY_COMPONENTS
+from accelsim.core.fsutil import atomic_write_text
 from accelsim.report.collect import Run
-from accelsim.sim.cost import ENERGY_COMPONENTS
 
 SUMMARY_COLUMNS = (
     "model",

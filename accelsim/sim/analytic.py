@@ -23,12 +23,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from accelsim.errors import AccelsimError
-from accelsim.model.graph import DTYPE_BITS, Graph, Node
+from accelsim.core.cost import LayerCost
+from accelsim.core.errors import AccelsimError
+from accelsim.core.precision import Precision
+from accelsim.core.target import Target
+from accelsim.model.graph import Graph, Node
 from accelsim.model.ops import MAC_OPS, node_macs, op_class
-from accelsim.quant.precision import Precision
-from accelsim.sim.cost import LayerCost
-from accelsim.target import Target
+from accelsim.model.quantization import layer_precision
 
 # Vector-ALU operations per output element of non-MAC work: requantize (multiply-high, rounding
 # shift, add zero point, clamp, narrow) ~ 5; a pooling window adds one max/add per tap.
@@ -179,7 +180,7 @@ def _nest_traffic(
     if loops is None:
         from accelsim.lower.schedule import recipes_for
 
-        prec = node_precision(graph, node, precision) if precision is not None else None
+        prec = layer_precision(graph, node, precision) if precision is not None else None
         recipe = recipes_for(target).recipe(
             op_class(graph, node), prec.name if prec is not None else "default", node.op
         )
@@ -234,19 +235,6 @@ def _other_ops(graph: Graph, node: Node) -> float:
     return out * REQUANT_OPS
 
 
-def node_precision(graph: Graph, node: Node, default: Precision) -> Precision:
-    """The precision a MAC node actually computes at, read from its operand types (so mixed
-    precision graphs are costed layer by layer)."""
-    if node.op not in MAC_OPS or len(node.inputs) < 2:
-        return default
-    x, w = graph.tensors[node.inputs[0]], graph.tensors[node.inputs[1]]
-    if x.is_float or w.is_float:
-        return Precision(None, None, float_dtype="float16" if x.dtype == "float16" else "float32")
-    return default.with_options(
-        weight_bits=DTYPE_BITS[w.dtype], act_bits=DTYPE_BITS[x.dtype], float_dtype=None
-    )
-
-
 def _documented_compute(graph: Graph, node: Node, target: Target, precision: Precision) -> float:
     """Compute cycles from the target's documented rates: MAC instructions at `timing.mac`,
     `REQUANT_OPS`-style vector-ALU work per output element."""
@@ -266,14 +254,14 @@ def _calibrated_compute(graph: Graph, node: Node, target: Target, precision: Pre
     (`accelsim.sim.calibration`); a kind calibrated at w8a8 but not at this integer precision
     (its kernel is not lowered there) keeps the w8a8 code's overhead in the ratio of the
     documented rates; without calibration, the documented rates."""
-    from accelsim.sim import calibration
+    from accelsim.sim import rates
 
-    cal = calibration.compute_cycles(target, precision.name, graph, node)
+    cal = rates.compute_cycles(target, precision.name, graph, node)
     if cal is not None:
         return cal
     documented = _documented_compute(graph, node, target, precision)
     if not precision.is_float and precision.name != "w8a8":
-        base = calibration.compute_cycles(target, "w8a8", graph, node)
+        base = rates.compute_cycles(target, "w8a8", graph, node)
         if base is not None:
             w8a8 = precision.with_options(weight_bits=8, act_bits=8)
             return base * documented / _documented_compute(graph, node, target, w8a8)
@@ -288,7 +276,7 @@ def simulate_layer(
     levels: list[_Level] | None = None,
 ) -> LayerCost:
     levels = levels or memory_levels(target)
-    precision = node_precision(graph, node, precision)
+    precision = layer_precision(graph, node, precision)
     if node.op in FREE_OPS:  # a view of its input: no kernel, no traffic
         return LayerCost(
             node.name,

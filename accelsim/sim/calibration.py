@@ -23,61 +23,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping
-from functools import cache
 from pathlib import Path
 
-from accelsim.errors import InputError
-from accelsim.fsutil import atomic_write_text, read_yaml
-from accelsim.model.graph import Graph, Node
-from accelsim.model.ops import node_macs, op_class
-from accelsim.target import Target, targets_dir
+from accelsim.core.errors import InputError
+from accelsim.core.fsutil import atomic_write_text
+from accelsim.core.target import Target
+from accelsim.model.ops import node_macs
+from accelsim.sim.rates import _load, kind, outputs, path_for
 
 CALIBRATION_MODELS = ("mobilenet_v2", "resnet18")
 CALIBRATION_INPUT = 32
-
-
-def kind(graph: Graph, node: Node) -> str:
-    """The layer kind a calibration row covers: the operator class, 1x1 and kxk convs apart."""
-    cls = op_class(graph, node)
-    if cls == "conv2d":
-        kh, kw = graph.tensors[node.inputs[1]].shape[2:]
-        return "conv2d_1x1" if (kh, kw) == (1, 1) else "conv2d_kxk"
-    return cls
-
-
-def path_for(target: Target) -> Path:
-    return targets_dir() / "calibration" / f"{target.name}.yaml"
-
-
-@cache
-def _load(path: str, mtime_ns: int) -> Mapping:
-    data = read_yaml(path, "calibration file", InputError)
-    if not isinstance(data, Mapping) or not isinstance(data.get("precisions"), Mapping):
-        raise InputError(
-            f"{path}: expected a mapping with 'precisions' (precision -> kind -> "
-            f"cycles_per_unit), found {type(data).__name__}"
-        )
-    return data
-
-
-def compute_cycles(target: Target, precision: str, graph: Graph, node: Node) -> float | None:
-    """Calibrated compute cycles of a node (None when its kind is not calibrated)."""
-    path = path_for(target)
-    if not path.is_file():
-        return None
-    data = _load(str(path), path.stat().st_mtime_ns)
-    row = (data["precisions"].get(precision) or {}).get(kind(graph, node))
-    if row is None:
-        return None
-    try:
-        a, b = float(row["cycles_per_mac"]), float(row["cycles_per_output"])
-    except (TypeError, KeyError, ValueError):
-        raise InputError(
-            f"{path}: precisions.{precision}.{kind(graph, node)}: expected "
-            f"cycles_per_mac and cycles_per_output numbers, found {row!r}"
-        ) from None
-    return a * node_macs(graph, node) + b * _outputs(graph, node)
 
 
 def derive(
@@ -85,13 +40,13 @@ def derive(
 ) -> dict:
     """Per layer kind: codegen compute cycles / units over the models' layers costed from
     code, with the kernels they came from."""
-    from accelsim.codegen.compile import compile_layer
+    from accelsim.core.precision import parse_precision
+    from accelsim.kernels.compile import compile_layer
     from accelsim.lower.lower import STATUS_KERNEL, lower_graph
     from accelsim.model import zoo
     from accelsim.quant import calibdata
-    from accelsim.quant.precision import parse_precision
     from accelsim.quant.ptq import quantize_graph
-    from accelsim.sim import codegen
+    from accelsim.sim.kernel_cost import kernel_cost
 
     p = parse_precision(precision)
     rows: dict[str, dict] = {}
@@ -102,12 +57,12 @@ def derive(
         for L in lower_graph(q, target, p.name):
             if L.status != STATUS_KERNEL:
                 continue
-            kc = codegen.kernel_cost(compile_layer(L, target), target)
+            kc = kernel_cost(compile_layer(L, target), target)
             if kc.blocking:
                 continue
             node = nodes[L.name]
             row = rows.setdefault(kind(q, node), {"samples": [], "kernels": []})
-            row["samples"].append((float(node_macs(q, node)), _outputs(q, node), kc.compute_cycles))
+            row["samples"].append((float(node_macs(q, node)), outputs(q, node), kc.compute_cycles))
             row["kernels"].append(f"{model}:{L.name}:{kc.key[:12]}")
     out = {}
     for k, r in sorted(rows.items()):
@@ -121,10 +76,6 @@ def derive(
             "kernels": r["kernels"],
         }
     return out
-
-
-def _outputs(graph: Graph, node: Node) -> float:
-    return float(sum(graph.tensors[t].size for t in node.outputs))
 
 
 def fit(samples) -> tuple[float, float]:
@@ -149,7 +100,7 @@ def fit(samples) -> tuple[float, float]:
 def write(target: Target, precisions: list[str]) -> Path:
     import yaml
 
-    from accelsim import __version__
+    from accelsim.core.version import __version__
 
     body = {
         "target": target.name,
@@ -181,8 +132,8 @@ def write(target: Target, precisions: list[str]) -> Path:
 
 
 def main(argv=None) -> int:
-    from accelsim.quant.precision import parse_precision_list
-    from accelsim.target import load_target
+    from accelsim.core.precision import parse_precision_list
+    from accelsim.core.target import load_target
 
     ap = argparse.ArgumentParser(description="derive targets/calibration/<target>.yaml")
     ap.add_argument("--target", required=True, action="append")

@@ -38,7 +38,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from accelsim.errors import AccelsimError
+from accelsim.core.errors import AccelsimError
 
 _MAX_STEPS = 50_000_000  # loops longer than this are not stepped (none of a layer's are)
 

@@ -2,7 +2,7 @@
 are compared with (`accelsim measure`).
 
 How a graph is measured:
-- every node is lowered and compiled for the host (`accelsim.codegen.compile`, cached on disk);
+- every node is lowered and compiled for the host (`accelsim.kernels.compile`, cached on disk);
 - every kernel gets its real inputs: the reference executor runs the graph once on `feeds` and
   each kernel's arguments are packed from its tensors, as `accelsim verify` does. Each kernel is
   called once on them and its output compared with the reference executor's (integers exact,
@@ -21,7 +21,7 @@ How a graph is measured:
   be `none`), and the TVM runtime's thread pool is configured to one worker anyway, because the
   simulators model one core.
 
-Result: one `LayerCost` per graph node, in graph order, like `accelsim.sim.dispatch.simulate`,
+Result: one `LayerCost` per graph node, in graph order, like `accelsim.backends.simulate`,
 with `fidelity="measured"`:
 - `latency_s`: the median measured seconds; `cycles` = latency x the target's
   `timing.clock_hz` (a nominal clock: this guest cannot read the core clock, see
@@ -50,11 +50,12 @@ from types import MappingProxyType
 
 import numpy as np
 
-from accelsim.errors import AccelsimError, InputError
+from accelsim.core.cost import ENERGY_COMPONENTS, LayerCost
+from accelsim.core.errors import AccelsimError, InputError
+from accelsim.core.precision import Precision
+from accelsim.core.target import Target
 from accelsim.model.graph import Graph
-from accelsim.quant.precision import Precision
-from accelsim.sim.cost import ENERGY_COMPONENTS, LayerCost
-from accelsim.target import Target
+from accelsim.model.quantization import layer_precision
 
 FIDELITY = "measured"
 STATISTICS: dict[str, Callable[[list[float]], float]] = {"median": statistics.median, "min": min}
@@ -82,21 +83,11 @@ class Measurement:
     samples: Mapping[str, tuple[float, ...]] = dataclasses.field(default_factory=dict)
 
 
-def check_target(target: Target) -> None:
-    """Only this machine can be measured."""
-    if target.kind != "host":
-        raise InputError(
-            f"--target {target.name}: measure runs kernels on this machine, so it "
-            f"needs a target of kind 'host' (e.g. 'host'); found kind "
-            f"'{target.kind}' ({target.path}); use `accelsim simulate` for it"
-        )
-
-
 def _single_thread() -> None:
     # The runtime reads TVM_NUM_THREADS when its pool starts; the pool is also reconfigured in
     # case another caller started it (affinity mode 0 = big cores, 1 worker).
     os.environ.setdefault("TVM_NUM_THREADS", "1")
-    from accelsim.tvm_env import import_tvm
+    from accelsim.core.tvm_env import import_tvm
 
     import_tvm()
     import tvm_ffi
@@ -171,18 +162,21 @@ def measure_graph(
     (`time.perf_counter`) or "thread" (CPU time of this thread, `time.thread_time`: time the OS
     gave to other processes during a call is left out; a hypervisor's steal time is not).
     `progress(done)` is called after each node is compiled and checked."""
-    from accelsim.codegen.compile import compile_layer, runtime_module
+    from accelsim.core.tvm_env import import_tvm
+    from accelsim.kernels.compile import compile_layer, runtime_module
     from accelsim.lower.lower import STATUS_KERNEL, STATUS_VIEW, lower_graph
     from accelsim.ref.executor import run as ref_run
     from accelsim.sim.analytic import (
         memory_levels,
-        node_precision,
         peak_macs_per_cycle,
         simulate_layer,
     )
-    from accelsim.tvm_env import import_tvm
 
-    check_target(target)
+    if target.codegen.emulator.kind != "native":  # only code this machine runs can be timed
+        raise InputError(
+            f"target '{target.name}' ({target.path}): its kernels run under "
+            f"{target.codegen.emulator.kind}, not on this machine, so they cannot be measured"
+        )
     if statistic not in STATISTICS:
         raise InputError(
             f"--statistic: expected one of {', '.join(STATISTICS)}, found {statistic!r}"
@@ -282,7 +276,7 @@ def measure_graph(
         util = 0.0
         if macs and cycles:
             util = macs / (
-                cycles * peak_macs_per_cycle(target, node_precision(graph, node, precision))
+                cycles * peak_macs_per_cycle(target, layer_precision(graph, node, precision))
             )
         costs.append(
             LayerCost(

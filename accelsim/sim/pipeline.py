@@ -43,7 +43,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from accelsim.errors import AccelsimError
+from accelsim.core.errors import AccelsimError
 
 
 class PipelineError(AccelsimError):
@@ -856,7 +856,7 @@ def loop_bodies(asm: str, arch: str) -> list[list[str]]:
     """Raw lines of each innermost loop of an assembly file, label to back edge (a backward
     branch, or a Hexagon `:endloop0/1` closing the packet of a `loop0/1(label, n)`), with the
     Hexagon packet braces kept so `block_cycles` sees the packets. The same loop rule as
-    `accelsim.codegen.kernel.instruction_mix`."""
+    `accelsim.kernels.kernel.instruction_mix`."""
     lines = asm.splitlines()
     labels: dict[str, int] = {}
     loops: list[tuple[int, int]] = []

@@ -1,6 +1,6 @@
 """Run compiled host kernels through the TVM runtime on numpy arrays (for `verify` and for
 timing on this machine). Kernels for other targets run under the emulators
-(`accelsim.codegen.emulate`)."""
+(`accelsim.kernels.emulate`)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from accelsim.codegen.compile import CompileError, runtime_module
-from accelsim.codegen.kernel import Kernel
+from accelsim.kernels.compile import CompileError, runtime_module
+from accelsim.kernels.kernel import Kernel
 
 
 def _function(kernel: Kernel):
@@ -18,13 +18,13 @@ def _function(kernel: Kernel):
         raise CompileError(
             f"kernel of layer '{kernel.layer}' is for target '{kernel.target}'; "
             f"only host kernels run through the TVM runtime (use "
-            f"accelsim.codegen.emulate for the others)"
+            f"accelsim.kernels.emulate for the others)"
         )
     return runtime_module(kernel)[kernel.symbol]
 
 
 def _tensors(kernel: Kernel, inputs: Mapping[str, np.ndarray]):
-    from accelsim.tvm_env import import_tvm
+    from accelsim.core.tvm_env import import_tvm
 
     tvm = import_tvm()
     dev = tvm.cpu()
@@ -90,10 +90,10 @@ def verify(
     tensors, and count the elements that differ from the reference executor's output of that
     layer (integers: exact; float: `rtol`, with an absolute floor of rtol * max|ref|).
     Views and layers left on the reference path are not in the result."""
-    from accelsim.codegen.compile import compile_layer
+    from accelsim.core.target import load_target
+    from accelsim.kernels.compile import compile_layer
     from accelsim.lower.lower import lower_graph
     from accelsim.ref.executor import run as ref_run
-    from accelsim.target import load_target
 
     target = load_target("host")
     values = ref_run(graph, feeds, keep=True)

@@ -46,15 +46,15 @@ import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from functools import cache
-from pathlib import Path
 
-from accelsim.cache import ResultCache, content_key
+from accelsim.core.cache import ResultCache, code_fingerprint, content_key
+from accelsim.core.cost import LayerCost
+from accelsim.core.precision import Precision
+from accelsim.core.target import Target
 from accelsim.model.graph import Graph, Node
 from accelsim.model.ops import node_macs, op_class
-from accelsim.quant.precision import Precision
+from accelsim.model.quantization import layer_precision
 from accelsim.sim import analytic
-from accelsim.sim.cost import LayerCost
-from accelsim.target import Target
 
 FIDELITY = "codegen"
 # ISAs whose assembly the count predictor reads (dyncount: AArch64 and Hexagon)
@@ -94,12 +94,7 @@ class KernelCost:
 @cache
 def _code_fingerprint() -> str:
     """Hash of the code that turns a kernel into a KernelCost (a change invalidates entries)."""
-    h = hashlib.sha256()
-    here = Path(__file__).resolve().parent
-    for name in ("codegen.py", "dyncount.py", "pipeline.py"):
-        h.update(name.encode())
-        h.update((here / name).read_bytes())
-    return h.hexdigest()
+    return code_fingerprint("sim")
 
 
 def _timing_fingerprint(target: Target) -> str:
@@ -283,7 +278,7 @@ def cost_layer(
     graph: Graph, node: Node, kernel, target: Target, precision: Precision, levels
 ) -> LayerCost:
     """Cost of one lowered node from its compiled kernel."""
-    precision = analytic.node_precision(graph, node, precision)
+    precision = layer_precision(graph, node, precision)
     kc = kernel_cost(kernel, target)
     if kc.blocking:
         shown = "; ".join(kc.blocking[:2]) + (
@@ -327,7 +322,7 @@ def cost_layer(
 def simulate_graph(graph: Graph, target: Target, precision: Precision) -> list[LayerCost]:
     """Per-node costs of a (quantized or float) graph from its generated code; kernels come
     from the on-disk kernel cache (compiled on a miss)."""
-    from accelsim.codegen.compile import compile_layer
+    from accelsim.kernels.compile import compile_layer
     from accelsim.lower.lower import STATUS_KERNEL, STATUS_VIEW, lower_graph
     from accelsim.sim.pipeline import arch_of
 

@@ -21,9 +21,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from accelsim.errors import AccelsimError
-from accelsim.fsutil import read_yaml
-from accelsim.quant.precision import Precision, parse_precision
+from accelsim.core.errors import AccelsimError
+from accelsim.core.fsutil import read_yaml
+from accelsim.core.precision import Precision, parse_precision
 
 
 class TargetError(AccelsimError):
@@ -47,7 +47,7 @@ _CODEGEN_KEYS = {
 def targets_dir() -> Path:
     """`$ACCELSIM_TARGETS` or the repository's `targets/`."""
     env = os.environ.get("ACCELSIM_TARGETS")
-    return Path(env) if env else Path(__file__).resolve().parents[1] / "targets"
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "targets"
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ class Target:
 
 
 def _host_cpu_name() -> str:
-    from accelsim.tvm_env import import_tvm
+    from accelsim.core.tvm_env import import_tvm
 
     tvm = import_tvm()
     return str(tvm.target.codegen.llvm_get_system_cpu())

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from accelsim.errors import AccelsimError
+from accelsim.core.errors import AccelsimError
+from accelsim.core.target import Target
 from accelsim.model.graph import Graph
-from accelsim.target import Target
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class LayerCheck:
 
 
 def _native(items, values, target) -> list[np.ndarray]:
-    from accelsim.codegen import host
+    from accelsim.kernels import host
 
     return [host.run_layer(layer, kernel, values) for layer, kernel in items]
 
@@ -40,7 +40,7 @@ def _qemu(arch: str):
     def run(items, values, target) -> list[np.ndarray]:
         """All layers in as few qemu processes as the batch size allows (emulate.run_batch):
         building the harness and starting qemu once per layer cost more than the kernels."""
-        from accelsim.codegen import emulate
+        from accelsim.kernels import emulate
 
         got: list[np.ndarray] = []
         batch: list[tuple] = []
@@ -224,7 +224,7 @@ def verify_graph(
 ) -> list[LayerCheck]:
     """Per-layer mismatch counts (integers exact; float32 within `rtol` of max|ref|; float16
     within `fp16_tolerance`)."""
-    from accelsim.codegen.compile import compile_layer
+    from accelsim.kernels.compile import compile_layer
     from accelsim.lower.lower import lower_graph
     from accelsim.ref.executor import run as ref_run
 

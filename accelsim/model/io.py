@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from accelsim.errors import InputError
-from accelsim.fsutil import atomic_write_bytes, read_numpy
-from accelsim.model.graph import NUMPY_DTYPE, Graph, dtype_range
+from accelsim.core.errors import InputError
+from accelsim.core.fsutil import atomic_write_bytes, read_numpy
+from accelsim.core.qparams import NUMPY_DTYPE, dtype_range
+from accelsim.model.graph import Graph
 
 
 def load_inputs(path: str, graph: Graph) -> dict[str, np.ndarray]:

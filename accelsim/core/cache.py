@@ -10,8 +10,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from accelsim import __version__
-from accelsim.fsutil import atomic_write_text
+from accelsim.core.fsutil import atomic_write_text
+from accelsim.core.version import __version__
 
 
 def cache_dir(kind: str) -> Path:
@@ -44,3 +44,19 @@ class ResultCache:
 
     def __contains__(self, key: str) -> bool:
         return self._path(key).is_file()
+
+
+def code_fingerprint(*parts: str) -> str:
+    """SHA-256 of accelsim's source files under `parts` (sub-package folders, searched
+    recursively, or single files, relative to the package), so that a cache entry made by other
+    code is never reused, even when the version number stays the same."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256(__version__.encode())
+    for part in parts:
+        p = root / part
+        files = sorted(p.rglob("*.py")) if p.is_dir() else [p]
+        if not files or not all(f.is_file() for f in files):
+            raise FileNotFoundError(f"code_fingerprint: no source at accelsim/{part}")
+        for f in files:
+            h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()

@@ -1,5 +1,6 @@
-"""`accelsim compile` and `accelsim verify` for accelerator targets (the "accelerator" entry of
-`accelsim.codegen.backends.BACKENDS`).
+"""The accelerator back end (kind `accelerator`): TVM-scheduled programs for the accelerator's
+ISA, run and timed by its instruction-level simulator (`accelsim.accel.sim`, fidelity
+`codegen`, labelled "accel-sim"), or costed from shapes and recipes (`accelsim.accel.analytic`).
 
 compile writes, per accelerated layer, `DIR/<layer>.asm` (the program's text form:
 `Program.text()`, parsed back by `Program.parse`) and `DIR/<layer>.bin` (the encoded instruction
@@ -23,12 +24,14 @@ from accelsim.accel import isa
 from accelsim.accel.arch import AccelConfig, load_config
 from accelsim.accel.schedule import AccelRecipe, TileChoice
 from accelsim.accel.sim import _VIEWS, CompiledLayer, compile_graph, compile_stats, verify_layers
-from accelsim.codegen.backends import CompileSummary
-from accelsim.codegen.verify import LayerCheck
-from accelsim.fsutil import atomic_write_bytes, atomic_write_text
+from accelsim.backends.base import Backend, CompileSummary, Fidelity
+from accelsim.core.cost import LayerCost
+from accelsim.core.fsutil import atomic_write_bytes, atomic_write_text
+from accelsim.core.precision import Precision
+from accelsim.core.target import Target
+from accelsim.core.version import __version__
+from accelsim.kernels.verify import LayerCheck
 from accelsim.model.graph import Graph
-from accelsim.quant.precision import Precision
-from accelsim.target import Target
 
 
 def _recipe_dict(r: AccelRecipe) -> dict:
@@ -118,7 +121,7 @@ def _record(
 
 
 def _file_stem(name: str, used: set[str]) -> str:
-    from accelsim.codegen.compile import sanitize
+    from accelsim.kernels.compile import sanitize
 
     base = sanitize(name)
     stem, i = base, 1
@@ -132,8 +135,6 @@ def _file_stem(name: str, used: set[str]) -> str:
 def compile_model(
     graph: Graph, target: Target, precision: Precision, out_dir: Path, progress=None
 ) -> CompileSummary:
-    import accelsim
-
     config = load_config(target)
     layers = compile_graph(graph, config, progress=progress)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -153,7 +154,7 @@ def compile_model(
         "model": graph.name,
         "target": target.name,
         "precision": precision.name,
-        "accelsim_version": accelsim.__version__,
+        "accelsim_version": __version__,
         "distinct_kernels": distinct,
         "kernels": records,
         "views": [
@@ -176,3 +177,26 @@ def verify_model(
 ) -> list[LayerCheck]:
     checks = verify_layers(graph, load_config(target), feeds, progress=progress)
     return [LayerCheck(m.layer, graph.node(m.layer).op, m.mismatches, m.elements) for m in checks]
+
+
+def _accel_sim(graph: Graph, target: Target, precision: Precision) -> list[LayerCost]:
+    # the accelerator's own instruction-level simulator times the program TVM generated
+    from accelsim.accel.sim import simulate_graph
+
+    return simulate_graph(graph, load_config(target), precision)
+
+
+def _analytic(graph: Graph, target: Target, precision: Precision) -> list[LayerCost]:
+    from accelsim.accel.analytic import simulate_graph
+
+    return simulate_graph(graph, load_config(target), precision)
+
+
+# The instruction-level simulator is the default: the accelerator's programs compile in seconds.
+ACCELERATOR = Backend(
+    ("accelerator",),
+    compile_model,
+    verify_model,
+    {"codegen": Fidelity("accel-sim", _accel_sim), "analytic": Fidelity("analytic", _analytic)},
+    "codegen",
+)

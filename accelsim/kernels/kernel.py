@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from accelsim.codegen.emulate import ArgSpec
+from accelsim.core.argspec import ArgSpec
 
 
 @dataclass(frozen=True)
@@ -227,7 +227,7 @@ def _first_block(stmt, tvm) -> str | None:
 
 def loop_nest(func, intrinsic: str | None = None) -> tuple[Loop, ...]:
     """The loop nest of a scheduled PrimFunc."""
-    from accelsim.tvm_env import import_tvm
+    from accelsim.core.tvm_env import import_tvm
 
     tvm = import_tvm()
     tirx = tvm.tirx

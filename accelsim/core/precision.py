@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from accelsim.errors import InputError
+from accelsim.core.errors import InputError
 
 SUPPORTED_BITS = (4, 8, 16)
 FLOAT_NAMES = {"fp32": "float32", "fp16": "float16"}

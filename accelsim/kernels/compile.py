@@ -23,9 +23,10 @@ import threading
 import time
 from pathlib import Path
 
-from accelsim.codegen.kernel import InstructionMix, Kernel, Loop, instruction_mix, loop_nest
-from accelsim.errors import AccelsimError
-from accelsim.fsutil import atomic_write_bytes, atomic_write_text
+from accelsim.core.errors import AccelsimError
+from accelsim.core.fsutil import atomic_write_bytes, atomic_write_text
+from accelsim.core.version import __version__
+from accelsim.kernels.kernel import InstructionMix, Kernel, Loop, instruction_mix, loop_nest
 
 _LOCK = threading.Lock()
 # bumped when what a cache entry records changes (its kernels stay valid, the analysis not)
@@ -52,7 +53,7 @@ def cache_stats() -> dict[str, int]:
 
 
 def _target(target):
-    from accelsim.target import Target, load_target
+    from accelsim.core.target import Target, load_target
 
     return target if isinstance(target, Target) else load_target(str(target))
 
@@ -78,7 +79,7 @@ def _applied_dict(layer) -> dict:
 
 def _build(layer, target, d: Path) -> dict:
     """Compile into cache entry directory `d`; returns its metadata."""
-    from accelsim.tvm_env import import_tvm
+    from accelsim.core.tvm_env import import_tvm
 
     tvm = import_tvm()
     t0 = time.perf_counter()
@@ -144,7 +145,7 @@ def runtime_module(kernel: Kernel):
                 f"kernel of layer '{kernel.layer}' for target '{kernel.target}' "
                 f"has no host library (only host kernels run in the TVM runtime)"
             )
-        from accelsim.tvm_env import import_tvm
+        from accelsim.core.tvm_env import import_tvm
 
         tvm = import_tvm()
         lib = tvm.runtime.load_module(kernel.lib_path)
@@ -215,7 +216,7 @@ def compile_graph(
     """Lower and compile every node of `graph` for `target`; with `out_dir`, write
     `<layer>.s`, `<layer>.o` per kernel and `kernels.json` (views and "not lowered" layers are
     listed there too). Identical layers compile once (the cache). `progress(done)` is called
-    after each layer (`accelsim.progress.progress_bar`)."""
+    after each layer (`accelsim.core.progress.progress_bar`)."""
     from accelsim.lower.lower import lower_graph
 
     target = _target(target)
@@ -235,8 +236,6 @@ def compile_graph(
 def _write_outputs(graph, target, prec, layers, kernels, out: Path) -> list[Kernel]:
     import dataclasses
 
-    import accelsim
-
     out.mkdir(parents=True, exist_ok=True)
     used: set[str] = set()
     written: list[Kernel] = []
@@ -255,7 +254,7 @@ def _write_outputs(graph, target, prec, layers, kernels, out: Path) -> list[Kern
         "model": graph.name,
         "target": target.name,
         "precision": prec,
-        "accelsim_version": accelsim.__version__,
+        "accelsim_version": __version__,
         "distinct_kernels": len({k.key for k in written}),
         "kernels": [k.to_dict() for k in written],
         "views": [

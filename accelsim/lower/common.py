@@ -1,0 +1,276 @@
+"""What every operator builder of the lowering shares: the builder's context (`Ctx`) and result
+(`Built`), the layout changes between the graph's tensors and the kernels' NHWC buffers, float
+arithmetic types, recipe block sizes, and the reason a node is not lowered (`NotLowered`).
+The builders themselves are `accelsim.lower.ops` and `accelsim.lower.softmax`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from accelsim.core.errors import AccelsimError
+from accelsim.core.qparams import NUMPY_DTYPE
+from accelsim.core.tvm_env import import_tvm
+from accelsim.lower import requant as rq
+from accelsim.lower.schedule import ComputeSpec, Recipe, RecipeError, pow2_divisor, resolve_size
+from accelsim.model.graph import Graph, Node, TensorInfo
+from accelsim.model.ops import activation_bounds
+
+
+class NotLowered(AccelsimError):
+    """A node the lowering does not turn into a kernel; the message says why."""
+
+
+@dataclass
+class Built:
+    """What an operator builder returns to the lowering driver."""
+
+    op_class: str  # recipe class: conv2d, depthwise_conv2d, dense, elementwise, pool
+    tensors: list  # TE tensors in argument order (inputs..., output last)
+    names: list[str]  # argument names, same order
+    spec: ComputeSpec
+    recipe: Recipe
+    pack: Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]
+    unpack: Callable[[np.ndarray], np.ndarray]
+    signature: dict
+    inputs: tuple[str, ...]  # graph tensors the packer reads
+    arith: FloatArith | None = None  # float layers: how the arithmetic rounds
+
+
+@dataclass(frozen=True)
+class FloatArith:
+    """The rounding a float kernel does, for its verification tolerance: `dtype` is the
+    arithmetic dtype and `roundings` an upper bound on the rounded operations on the chain into
+    one output element (a product and an add per reduction term, counted apart although FMLA
+    fuses them; the bias add; a division), 0 for exact copies, clamps and maxima."""
+
+    dtype: str
+    roundings: int
+
+
+@dataclass
+class Ctx:
+    graph: Graph
+    node: Node
+    target: Any
+    recipes: Any  # RecipeFile
+    precision: str  # the graph's precision name (for non-weighted ops)
+
+    @property
+    def layer(self) -> str:
+        return self.node.name
+
+    def info(self, i: int) -> TensorInfo | None:
+        n = self.node.inputs[i] if i < len(self.node.inputs) else ""
+        return self.graph.tensors[n] if n else None
+
+    @property
+    def out(self) -> TensorInfo:
+        return self.graph.tensors[self.node.outputs[0]]
+
+    def recipe(self, op_class: str, precision: str | None = None) -> Recipe:
+        return self.recipes.recipe(op_class, precision or self.precision, self.node.op)
+
+    @property
+    def vector_bits(self) -> int:
+        return int(self.target.codegen.vector_bits)
+
+
+# ------------------------------------------------------------------------------------------
+# helpers
+# ------------------------------------------------------------------------------------------
+
+
+def _te():
+    return import_tvm().te
+
+
+def _tirx():
+    return import_tvm().tirx
+
+
+def _store_dtype(dtype: str) -> str:
+    """The dtype a kernel buffer holds an IR dtype in (int4 -> int8)."""
+    return np.dtype(NUMPY_DTYPE[dtype]).name
+
+
+def tensor_layout(graph: Graph, name: str) -> str:
+    """The reference layout of a 4-D activation: from the spatial operators that produce or
+    consume it (through layout-agnostic elementwise operators), NCHW by default."""
+    seen: set[str] = set()
+    todo = [name]
+    while todo:
+        t = todo.pop()
+        if t in seen:
+            continue
+        seen.add(t)
+        for n in ([graph.producer(t)] if graph.producer(t) else []) + graph.consumers(t):
+            if "data_layout" in n.attrs:
+                return n.attrs["data_layout"]
+            if n.op in ("add", "sub", "mul", "relu", "relu6", "clip", "quantize", "dequantize"):
+                todo.extend(x for x in list(n.inputs) + list(n.outputs) if x)
+    return "NCHW"
+
+
+def to_kernel_layout(arr: np.ndarray, layout: str) -> np.ndarray:
+    if arr.ndim == 4 and layout == "NCHW":
+        return np.ascontiguousarray(arr.transpose(0, 2, 3, 1))
+    return np.ascontiguousarray(arr)
+
+
+def from_kernel_layout(arr: np.ndarray, layout: str) -> np.ndarray:
+    if arr.ndim == 4 and layout == "NCHW":
+        return np.ascontiguousarray(arr.transpose(0, 3, 1, 2))
+    return arr
+
+
+def _kshape(shape: tuple[int, ...], layout: str) -> tuple[int, ...]:
+    if len(shape) == 4 and layout == "NCHW":
+        return (shape[0], shape[2], shape[3], shape[1])
+    return tuple(shape)
+
+
+def _need_per_tensor(ctx: Ctx, info: TensorInfo | None, what: str) -> None:
+    if info is None or not info.is_quantized:
+        raise NotLowered(f"{what} is not a quantized integer tensor")
+    if info.quant.per_channel and len(set(info.quant.scale)) > 1:
+        raise NotLowered(f"{what} is quantized per channel")
+
+
+def _qclamp(info: TensorInfo, attrs) -> tuple[int, int]:
+    from accelsim.ref.int_ops import quantized_clamp
+
+    lo, hi = activation_bounds(attrs)
+    return quantized_clamp(info, lo, hi)
+
+
+def _fbounds(attrs) -> np.ndarray:
+    lo, hi = activation_bounds(attrs)
+    return np.array([lo, hi], dtype=np.float32)
+
+
+def _pack_pairs(w: np.ndarray) -> np.ndarray:
+    """Two 4-bit values per byte along the last axis: even index low nibble."""
+    lo = w[..., 0::2].astype(np.int64) & 0xF
+    hi = w[..., 1::2].astype(np.int64) & 0xF
+    return ((lo | (hi << 4)).astype(np.uint8)).view(np.int8)
+
+
+def _roundup(v: int, m: int) -> int:
+    return -(-v // m) * m
+
+
+def _lanes(ctx: Ctx, bits: int) -> int:
+    return max(1, ctx.vector_bits // bits)
+
+
+def _block(
+    recipe: Recipe, axis: str, extent: int, auto: int, layer: str, unit: str, must_divide: bool
+) -> int:
+    """A block size from the recipe (see schedule.py): auto -> power of two dividing."""
+    v = (recipe.get("block") or {}).get(axis, "auto")
+    where = recipe.where("block", axis)
+    if v == "auto":
+        return pow2_divisor(extent, auto) if must_divide else auto
+    if isinstance(v, str):
+        return resolve_size(v, extent, 1, where, unit, layer)
+    if must_divide and extent % int(v):
+        raise RecipeError(f"{where}: {v} does not divide {extent} {unit} of layer '{layer}'")
+    return int(v)
+
+
+# float storage dtype -> (precision name = recipe section, target feature of native arithmetic)
+_FLOAT_PRECISION = {"float32": ("fp32", None), "float16": ("fp16", "fp16")}
+
+
+@dataclass(frozen=True)
+class FloatTypes:
+    """How a float layer computes: `storage` is the dtype in memory (the graph's: inputs,
+    weights, output), `compute` the dtype of products, accumulators, bias and clamp."""
+
+    storage: str
+    compute: str
+    precision: str
+
+    @property
+    def np_storage(self):
+        return np.dtype(self.storage)
+
+    @property
+    def np_compute(self):
+        return np.dtype(self.compute)
+
+
+def _with_arith(built: Built, ft: FloatTypes | None, roundings: int) -> Built:
+    if ft is not None:
+        built.arith = FloatArith(ft.compute, int(roundings))
+    return built
+
+
+def float_types(ctx: Ctx, *infos: TensorInfo | None) -> FloatTypes:
+    """The float dtypes of a layer on `ctx.target`: native arithmetic when the target's
+    `codegen.features` has the precision's feature, float32 arithmetic when the precision is
+    listed under `codegen.emulation`, else NotLowered (module docstring)."""
+    dts = sorted({i.dtype for i in infos if i is not None})
+    if len(dts) != 1 or dts[0] not in _FLOAT_PRECISION:
+        raise NotLowered(
+            f"float operands of dtypes {', '.join(dts)} (one of "
+            f"{', '.join(_FLOAT_PRECISION)} expected)"
+        )
+    dt = dts[0]
+    prec, feature = _FLOAT_PRECISION[dt]
+    cg = ctx.target.codegen
+    if feature is None or feature in cg.features:
+        return FloatTypes(dt, dt, prec)
+    if prec in cg.emulation:
+        return FloatTypes(dt, "float32", prec)
+    raise NotLowered(
+        f"target '{ctx.target.name}' has no {prec} arithmetic (no '{feature}' in "
+        f"codegen.features) and no {prec} entry in codegen.emulation"
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# epilogues
+# ------------------------------------------------------------------------------------------
+
+
+def _int_epilogue(acc, c, *, bias, mult, shift, qp, wide: bool, double: bool, out_dtype: str):
+    """bias + requantize + clamp of one accumulator (TIR expression)."""
+    tirx = _tirx()
+    if double:
+        v = acc.astype("int64") + bias[c]
+        r = rq.round_half_away_i64(v.astype("float64") * mult[c])
+        zp = qp[1].astype("int64")
+        y = rq.clip(r, qp[2].astype("int64") - zp, qp[3].astype("int64") - zp) + zp
+        return y.astype(out_dtype)
+    v = acc + bias[c]
+    del tirx
+    fn = rq.mbqm64 if wide else rq.mbqm
+    return fn(
+        v, mult[c], shift[c], lambda r: rq.clamp_add(r, qp[1], qp[2], qp[3]).astype(out_dtype)
+    )
+
+
+def _float_epilogue(v, fp, out_dtype: str | None = None):
+    tirx = _tirx()
+    y = tirx.max(tirx.min(v, fp[1]), fp[0])
+    return y if out_dtype is None else y.astype(out_dtype)  # same dtype: no cast
+
+
+def _kaxis(axis: int, rank: int, layout: str) -> int:
+    """The kernel-layout position of reference axis `axis`."""
+    axis %= rank
+    if rank == 4 and layout == "NCHW":
+        return (0, 3, 1, 2)[axis]
+    return axis
+
+
+def _f32(v):
+    """Round a float64 expression to float32 and back: every float32 operation is computed
+    in float64 and rounded, which is exact (53 >= 2 * 24 + 2, Figueroa 1995) and immune to
+    LLVM contracting a multiply and an add into one FMA."""
+    return v.astype("float32").astype("float64")

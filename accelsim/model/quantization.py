@@ -1,0 +1,53 @@
+"""The precision a graph's tensors carry: read from their dtypes, layer by layer, so a quantized
+graph (made by accelsim's quantizer or stored in a TFLite or QDQ file) is lowered and costed at
+the precision it has, never at an assumed one."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from accelsim.core.errors import InputError
+from accelsim.core.precision import Precision, parse_precision
+from accelsim.core.qparams import DTYPE_BITS
+from accelsim.model.graph import Graph, Node
+from accelsim.model.ops import MAC_OPS, node_macs
+
+
+def layer_precision(graph: Graph, node: Node, default: Precision) -> Precision:
+    """The precision a MAC node computes at, from its operand types (mixed-precision graphs are
+    costed layer by layer); other nodes, and MAC nodes of float graphs, take `default`'s."""
+    if node.op not in MAC_OPS or len(node.inputs) < 2:
+        return default
+    x, w = graph.tensors[node.inputs[0]], graph.tensors[node.inputs[1]]
+    if x.is_float or w.is_float:
+        return Precision(None, None, float_dtype="float16" if x.dtype == "float16" else "float32")
+    return default.with_options(
+        weight_bits=DTYPE_BITS[w.dtype], act_bits=DTYPE_BITS[x.dtype], float_dtype=None
+    )
+
+
+def graph_precision(graph: Graph) -> Precision:
+    """The precision a graph was made with: the quantizer's record when it left one, else read
+    from the tensors (float graphs: fp16 when any tensor is float16, else fp32; integer graphs:
+    the precision of most of their MACs)."""
+    if not graph.is_quantized:
+        fp16 = any(t.dtype == "float16" for t in graph.tensors.values())
+        return parse_precision("fp16" if fp16 else "fp32")
+    recorded = graph.metadata.get("precision")
+    if recorded:
+        return parse_precision(str(recorded), f"model '{graph.name}' metadata precision")
+    base = Precision()
+    by_macs: Counter[Precision] = Counter()
+    for n in graph.nodes:
+        if n.op in MAC_OPS:
+            by_macs[layer_precision(graph, n, base)] += node_macs(graph, n)
+    if by_macs:
+        return by_macs.most_common(1)[0][0]
+    bits = {DTYPE_BITS[t.dtype] for t in graph.tensors.values() if t.is_quantized}
+    if len(bits) != 1:
+        raise InputError(
+            f"model '{graph.name}': integer tensors of {sorted(bits)} bits and no layer with "
+            f"weights; its precision cannot be read from the tensors"
+        )
+    b = bits.pop()
+    return Precision(b, b)
