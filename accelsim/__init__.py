@@ -1,36 +1,68 @@
 """accelsim: what does a quantized neural network cost on a given piece of hardware?
 
-Importing the package is cheap: TVM, ONNX and TFLite are imported only by the functions that
-need them.
+The Python API (`accelsim.api`, re-exported here): `load_model`, `quantize`, `compile`,
+`verify`, `simulate`, `measure`, `sweep`, `report`, `run`. Importing the package is cheap: TVM,
+ONNX and TFLite are imported only by the functions that need them.
 """
 
-from accelsim.core.errors import AccelsimError  # noqa: E402
+from accelsim.api import (
+    CompileResult,
+    Measurement,
+    Quantized,
+    SimulationResult,
+    SimulationRun,
+    SweepOutcome,
+    VerifyResult,
+    as_stored,
+    compile,  # noqa: A004 - the verb users expect, as `accelsim compile`
+    load_model,
+    measure,
+    precision,
+    quantize,
+    random_calibration,
+    report,
+    run,
+    simulate,
+    sweep,
+    target,
+    verify,
+)
+from accelsim.core.cost import LayerCost
+from accelsim.core.errors import AccelsimError
+from accelsim.core.precision import Precision
 from accelsim.core.qparams import QuantParams
-from accelsim.core.version import __version__  # noqa: E402
+from accelsim.core.target import Target
+from accelsim.core.version import __version__
 from accelsim.model.graph import Graph, Node, TensorInfo
-
-
-def load_model(source: str, **options) -> Graph:
-    """A zoo name or a model file (.onnx, .tflite) as a `Graph`."""
-    from accelsim.model.loader import load_model as _load
-
-    return _load(source, **options)
-
-
-def run(graph: Graph, inputs, keep: bool = False) -> dict:
-    """Run a graph with the reference executor (integer-only for quantized graphs)."""
-    from accelsim.ref.executor import run as _run
-
-    return _run(graph, inputs, keep=keep)
-
 
 __all__ = [
     "AccelsimError",
+    "CompileResult",
     "Graph",
+    "LayerCost",
+    "Measurement",
     "Node",
+    "Precision",
     "QuantParams",
+    "Quantized",
+    "SimulationResult",
+    "SimulationRun",
+    "SweepOutcome",
+    "Target",
     "TensorInfo",
-    "load_model",
-    "run",
+    "VerifyResult",
     "__version__",
+    "as_stored",
+    "compile",
+    "load_model",
+    "measure",
+    "precision",
+    "quantize",
+    "random_calibration",
+    "report",
+    "run",
+    "simulate",
+    "sweep",
+    "target",
+    "verify",
 ]

@@ -4,11 +4,12 @@ subcommands so that `accelsim --help` answers at once."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Sequence
 
-from accelsim.core.errors import AccelsimError
+from accelsim.core.errors import AccelsimError, InputError
 from accelsim.core.version import __version__
 
 
@@ -71,163 +72,110 @@ def _cmd_targets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_json(path: str | None, doc) -> None:
+    if path:
+        from accelsim.core.fsutil import atomic_write_text
+
+        atomic_write_text(path, json.dumps(doc, indent=1) + "\n")
+
+
+@contextlib.contextmanager
+def _bars():
+    """A progress factory for the API: each long step gets a tqdm bar, all closed at the end."""
+    from accelsim.core.progress import progress_bar
+
+    with contextlib.ExitStack() as stack:
+        yield lambda total, desc: stack.enter_context(progress_bar(total, desc))
+
+
+def _print_costs(run) -> None:
+    print(f"\n{run.model} on {run.target} at {run.precision} ({run.fidelity} fidelity)")
+    print(f"{'layer':<28}{'op':<18}{'MACs':>13}{'cycles':>13}{'us':>10}{'uJ':>10}  bound    util")
+    for c in run.layers:
+        if c.cycles == 0:
+            continue
+        print(
+            f"{c.name[:27]:<28}{c.op[:17]:<18}{c.macs:>13,}{c.cycles:>13,.0f}"
+            f"{c.latency_s * 1e6:>10.1f}{c.energy_j * 1e6:>10.2f}  {c.bound:<8}"
+            f"{c.utilization:>5.0%}"
+        )
+    print(
+        f"{'total':<46}{run.macs:>13,}{run.total_cycles:>13,.0f}"
+        f"{run.total_latency_s * 1e6:>10.1f}{run.total_energy_j * 1e6:>10.2f}"
+    )
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from accelsim.backends import fidelity_of, simulate
-    from accelsim.core.fsutil import atomic_write_text
-    from accelsim.core.precision import parse_precision_list
-    from accelsim.core.target import load_target
-    from accelsim.model.loader import load_model
-    from accelsim.quant import calibdata
-    from accelsim.quant.ptq import quantize_graph
+    from accelsim import api
 
-    target = load_target(args.target)
-    fidelity = fidelity_of(target, args.fidelity)
-    precisions = parse_precision_list(args.precision)
-    for p in precisions:  # every check before any work
-        target.check_precision(p)
-    graph = load_model(args.model, input_size=args.input_size)
-    # cost does not depend on the calibrated ranges: one seeded random sample, labelled
-    data = calibdata.random(graph, 1)
-    results = []
-    for p in precisions:
-        q = quantize_graph(graph, p, data).graph if not graph.is_quantized else graph
-        costs = simulate(q, target, p, args.fidelity)
-        total = {
-            "cycles": sum(c.cycles for c in costs),
-            "latency_s": sum(c.latency_s for c in costs),
-            "energy_j": sum(c.energy_j for c in costs),
-        }
-        results.append(
-            {
-                "model": graph.name,
-                "target": target.name,
-                "precision": str(p),
-                "fidelity": fidelity,
-                "calibration_data": data.source,
-                "total": total,
-                "layers": [c.to_json() for c in costs],
-            }
-        )
-        print(f"\n{graph.name} on {target.name} at {p} ({fidelity} fidelity)")
-        print(
-            f"{'layer':<28}{'op':<18}{'MACs':>13}{'cycles':>13}{'us':>10}{'uJ':>10}  bound    util"
-        )
-        for c in costs:
-            if c.cycles == 0:
-                continue
-            print(
-                f"{c.name[:27]:<28}{c.op[:17]:<18}{c.macs:>13,}{c.cycles:>13,.0f}"
-                f"{c.latency_s * 1e6:>10.1f}{c.energy_j * 1e6:>10.2f}  {c.bound:<8}"
-                f"{c.utilization:>5.0%}"
-            )
-        print(
-            f"{'total':<46}{sum(c.macs for c in costs):>13,}{total['cycles']:>13,.0f}"
-            f"{total['latency_s'] * 1e6:>10.1f}{total['energy_j'] * 1e6:>10.2f}"
-        )
-    if args.json:
-        import json as _json
-
-        atomic_write_text(args.json, _json.dumps(results, indent=1) + "\n")
+    result = api.simulate(
+        args.model, args.target, args.precision, fidelity=args.fidelity, input_size=args.input_size
+    )
+    for run in result.runs:
+        _print_costs(run)
+    _write_json(args.json, result.to_json())
     return 0
 
 
-def _cmd_measure(args: argparse.Namespace) -> int:
-    from accelsim.backends import check_measurable, measure
-    from accelsim.core.fsutil import atomic_write_text
-    from accelsim.core.precision import parse_precision_list
-    from accelsim.core.progress import progress_bar
-    from accelsim.core.target import load_target
-    from accelsim.model.io import random_inputs
-    from accelsim.model.loader import load_model
-    from accelsim.quant import calibdata
-    from accelsim.quant.ptq import quantize_graph
-    from accelsim.sim.analytic import simulate_graph
-    from accelsim.sim.measure import FIDELITY
-
-    target = load_target(args.target)
-    check_measurable(target)
-    precisions = parse_precision_list(args.precision)
-    for p in precisions:  # every check before any work
-        target.check_precision(p)
-    graph = load_model(args.model, input_size=args.input_size)
-    data = calibdata.random(graph, 1)  # time does not depend on calibrated ranges
-    results = []
-    for p in precisions:
-        q = quantize_graph(graph, p, data).graph if not graph.is_quantized else graph
-        with progress_bar(len(q.nodes), f"compiling and checking {graph.name} {p}") as bar:
-            m = measure(
-                q,
-                target,
-                p,
-                random_inputs(q, seed=0),
-                repeat=args.repeat,
-                warmup=args.warmup,
-                progress=bar,
-                statistic=args.statistic,
-                clock=args.clock,
-            )
-        costs = list(m.costs)
-        predicted = simulate_graph(q, target, p)
-        total = {
-            "cycles": sum(c.cycles for c in costs),
-            "latency_s": sum(c.latency_s for c in costs),
-            "energy_j": sum(c.energy_j for c in costs),
-        }
-        results.append(
-            {
-                "model": graph.name,
-                "target": target.name,
-                "precision": str(p),
-                "fidelity": FIDELITY,
-                "calibration_data": data.source,
-                "total": total,
-                "layers": [c.to_json() for c in costs],
-            }
-        )
-        print(
-            f"\n{graph.name} on {target.name} at {p} (measured: {m.statistic} of "
-            f"{m.repeat} passes after {m.warmup} warm-up, {m.clock} clock, 1 thread; energy "
-            f"not measured)"
-        )
-        print(
-            f"{'layer':<28}{'op':<18}{'MACs':>13}{'measured us':>13}{'analytic us':>13}{'ratio':>8}"
-        )
-        pred_sum = 0.0
-        for c, a in zip(costs, predicted):
-            if c.name in m.unmeasured:
-                print(
-                    f"{c.name[:27]:<28}{c.op[:17]:<18}{c.macs:>13,}{'-':>13}"
-                    f"{a.latency_s * 1e6:>13.1f}{'':>8}  (not measured: no kernel)"
-                )
-                continue
-            if c.latency_s == 0:
-                continue
-            pred_sum += a.latency_s
+def _print_measurement(m) -> None:
+    run = m.run
+    print(
+        f"\n{run.model} on {run.target} at {run.precision} (measured: {m.statistic} of "
+        f"{m.repeat} passes after {m.warmup} warm-up, {m.clock} clock, 1 thread; energy "
+        f"not measured)"
+    )
+    print(f"{'layer':<28}{'op':<18}{'MACs':>13}{'measured us':>13}{'analytic us':>13}{'ratio':>8}")
+    pred_sum = 0.0
+    for c, a in zip(run.layers, m.predicted):
+        if c.name in m.unmeasured:
             print(
-                f"{c.name[:27]:<28}{c.op[:17]:<18}{c.macs:>13,}{c.latency_s * 1e6:>13.1f}"
-                f"{a.latency_s * 1e6:>13.1f}{a.latency_s / c.latency_s:>8.2f}"
+                f"{c.name[:27]:<28}{c.op[:17]:<18}{c.macs:>13,}{'-':>13}"
+                f"{a.latency_s * 1e6:>13.1f}{'':>8}  (not measured: no kernel)"
             )
-        ratio = pred_sum / total["latency_s"] if total["latency_s"] else float("nan")
+            continue
+        if c.latency_s == 0:
+            continue
+        pred_sum += a.latency_s
         print(
-            f"{'total (measured layers)':<46}{sum(c.macs for c in costs):>13,}"
-            f"{total['latency_s'] * 1e6:>13.1f}{pred_sum * 1e6:>13.1f}{ratio:>8.2f}"
+            f"{c.name[:27]:<28}{c.op[:17]:<18}{c.macs:>13,}{c.latency_s * 1e6:>13.1f}"
+            f"{a.latency_s * 1e6:>13.1f}{a.latency_s / c.latency_s:>8.2f}"
         )
-    if args.json:
-        atomic_write_text(args.json, json.dumps(results, indent=1) + "\n")
+    total = run.total_latency_s
+    ratio = pred_sum / total if total else float("nan")
+    print(
+        f"{'total (measured layers)':<46}{run.macs:>13,}"
+        f"{total * 1e6:>13.1f}{pred_sum * 1e6:>13.1f}{ratio:>8.2f}"
+    )
+
+
+def _cmd_measure(args: argparse.Namespace) -> int:
+    from accelsim import api
+
+    with _bars() as progress:
+        results = api.measure(
+            args.model,
+            args.precision,
+            args.target,
+            repeat=args.repeat,
+            warmup=args.warmup,
+            statistic=args.statistic,
+            clock=args.clock,
+            input_size=args.input_size,
+            progress=progress,
+        )
+    for m in results:
+        _print_measurement(m)
+    _write_json(args.json, [m.to_json() for m in results])
     return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from accelsim.core.precision import parse_precision_list
-    from accelsim.report import ReportSpec, generate_report, make_plan
+    from accelsim import api
 
-    precisions = ()
-    if args.precision:
-        precisions = tuple(str(p) for p in parse_precision_list(args.precision))
-    spec = ReportSpec(
-        models=tuple(args.model or ()),
-        targets=tuple(args.target or ()),
-        precisions=precisions,
+    result = api.report(
+        args.model or (),
+        args.target or (),
+        args.precision or (),
         input_size=args.input_size,
         fidelity=args.fidelity,
         name=args.name,
@@ -235,8 +183,6 @@ def _cmd_report(args: argparse.Namespace) -> int:
         accuracy=args.accuracy or None,
         use_cache=not args.no_cache,
     )
-    plan = make_plan(spec)  # every check before any work
-    result = generate_report(spec, plan)
     print(
         f"report: {len(result.files)} files in {result.out_dir}/ (index.html, report.md, "
         f"summary.csv, layers.csv, ...)"
@@ -249,17 +195,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    import time
-
-    from accelsim.core.progress import progress_bar
-    from accelsim.dse.sweep import (
-        SweepSpec,
-        load_grid_yaml,
-        parse_grid_args,
-        run_sweep,
-        validate,
-        write_outputs,
-    )
+    from accelsim import api
+    from accelsim.dse.sweep import load_grid_yaml, parse_grid_args
 
     grid, sample, seed = ({}, args.sample, args.seed)
     if args.config:
@@ -267,27 +204,26 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         sample = args.sample if args.sample is not None else file_sample
     for key, values in parse_grid_args(args.grid or []).items():
         grid[key] = values
-    spec = SweepSpec(
-        tuple(args.model or ["mobilenet_v2"]),
-        args.target,
-        grid,
-        sample,
-        seed,
-        args.input_size,
-        args.fidelity,
-    )
-    points = validate(spec)  # all errors before any work
-    start = time.perf_counter()
-    with progress_bar(len(points), "sweep") as bar:
-        result = run_sweep(spec, workers=args.workers, scheduler=args.scheduler, progress=bar)
-    files = write_outputs(result, args.out)
-    elapsed = time.perf_counter() - start
+    with _bars() as progress:
+        result = api.sweep(
+            tuple(args.model or ["mobilenet_v2"]),
+            args.target,
+            grid,
+            sample=sample,
+            seed=seed,
+            input_size=args.input_size,
+            fidelity=args.fidelity,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            out=args.out,
+            progress=progress,
+        )
     print(
-        f"{len(result.rows)} points ({result.computed} computed, {result.cached} from the "
-        f"cache) in {elapsed:.1f} s at {spec.fidelity} fidelity; {len(result.pareto)} on the "
-        f"Pareto front"
+        f"{len(result.points)} points ({result.computed} computed, {result.cached} from the "
+        f"cache) in {result.wall_s:.1f} s at {result.fidelity} fidelity; {len(result.pareto)} "
+        f"on the Pareto front"
     )
-    for f in files:
+    for f in result.files:
         print(f"  {f}")
     return 0
 
@@ -357,57 +293,41 @@ def _cmd_mixed_search(args: argparse.Namespace) -> int:
     return 0 if result.met else 1
 
 
-def _graph_for_target(args: argparse.Namespace, calib_random: int):
-    """Target, precision and the (quantized) graph for compile / verify, all checked before
-    any work; kernels do not depend on calibrated ranges, so random calibration is the default."""
-    from accelsim.core.precision import parse_precision
-    from accelsim.core.target import load_target
-    from accelsim.model.loader import load_model
-
-    target = load_target(args.target)
-    prec = parse_precision(args.precision, "--precision")
-    target.check_precision(prec)
-    graph = load_model(args.model, input_size=args.input_size)
-    if not args.calib_data and not args.calib_random and not args.calib_dataset:
-        args.calib_random = calib_random
-    return target, prec, _maybe_quantize(graph, args)
-
-
 def _cmd_compile(args: argparse.Namespace) -> int:
-    from accelsim.backends import compile_model
-    from accelsim.core.progress import progress_bar
+    from accelsim import api
 
-    target, prec, graph = _graph_for_target(args, calib_random=1)
-    with progress_bar(len(graph.nodes), f"compiling {graph.name} for {target.name}") as bar:
-        done = compile_model(graph, target, prec, args.out, progress=bar)
+    t = api.target(args.target)  # every check before any work
+    if args.precision:
+        t.check_precision(api.precision(args.precision, "--precision"))
+    graph = _quantized(args, calib_random=1, input_size=args.input_size)
+    with _bars() as progress:
+        done = api.compile(graph, t, args.precision, args.out, progress=progress)
     print(
-        f"{graph.name} {prec} on {target.name}: {done.kernels} kernels ({done.distinct} "
-        f"distinct after deduplication) -> {args.out}/kernels.json; cache {dict(done.cache)}"
+        f"{done.model} {done.precision} on {done.target}: {done.kernels} kernels "
+        f"({done.distinct} distinct after deduplication) -> {args.out}/kernels.json; "
+        f"cache {dict(done.cache)}"
     )
     return 0
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from accelsim.backends import verify_model
-    from accelsim.core.fsutil import atomic_write_text
-    from accelsim.core.progress import progress_bar
-    from accelsim.kernels.verify import summary
-    from accelsim.model.io import random_inputs
+    from accelsim import api
 
-    target, prec, graph = _graph_for_target(args, calib_random=2)
-    feeds = random_inputs(graph, seed=args.seed)
-    with progress_bar(len(graph.nodes), f"verifying on {target.name}") as bar:
-        checks = verify_model(graph, target, prec, feeds, progress=bar)
-    for c in checks:
+    t = api.target(args.target)  # every check before any work
+    if args.precision:
+        t.check_precision(api.precision(args.precision, "--precision"))
+    graph = _quantized(args, calib_random=2, input_size=args.input_size)
+    with _bars() as progress:
+        result = api.verify(graph, t, args.precision, seed=args.seed, progress=progress)
+    for c in result.layers:
         print(f"{c.name:<32}{c.op:<18}{c.mismatches:>10} / {c.elements} differ")
-    result = summary(checks)
     print(
-        f"{graph.name} {prec} on {target.name}: {len(checks)} kernels, {result['mismatches']} "
-        f"of {result['elements']} elements differ"
+        f"{result.model} {result.precision} on {result.target}: {len(result.layers)} kernels, "
+        f"{result.mismatches} of {result.elements} elements differ"
     )
-    if args.json:
-        atomic_write_text(args.json, json.dumps(result, indent=1) + "\n")
-    return 0 if result["mismatches"] == 0 else 1
+    doc = result.to_json()
+    _write_json(args.json, {k: doc[k] for k in ("mismatches", "elements", "layers")})
+    return 0 if result.ok else 1
 
 
 def _add_quant_args(p: argparse.ArgumentParser, required: bool) -> None:
@@ -419,7 +339,8 @@ def _add_quant_args(p: argparse.ArgumentParser, required: bool) -> None:
         "--precision",
         required=required,
         help="w8a8, w4a8, w8a4, w16a16, w4a4, fp32, fp16 (options after '/': "
-        "per-tensor, asym, unsigned, weight-only, ...)",
+        "per-tensor, asym, unsigned, weight-only, ...); a model with stored quantization runs "
+        "as stored",
     )
     g.add_argument(
         "--weights",
@@ -456,57 +377,58 @@ def _add_quant_args(p: argparse.ArgumentParser, required: bool) -> None:
     g.add_argument("--mixed", metavar="FILE.yaml", help="per-layer precision overrides")
 
 
-def _maybe_quantize(graph, args):
-    """Quantize `graph` when --precision asks for it (the inline quantize stage)."""
-    if not getattr(args, "precision", None):
-        return graph
-    from accelsim.core.errors import InputError
-    from accelsim.core.precision import parse_precision
-    from accelsim.quant import calibdata
-    from accelsim.quant.mixed import load_mixed
-    from accelsim.quant.ptq import quantize_graph
+def _quantized(
+    args: argparse.Namespace, calib_random: int = 0, input_size=None, allow_stored: bool = True
+):
+    """The model for compile / verify / run / quantize: loaded, and quantized when --precision
+    asks for it (the inline quantize stage), every check before any work."""
+    from accelsim import api
 
-    prec = parse_precision(args.precision, "--precision")
-    changes = {}
-    if args.weights:
-        changes["per_channel"] = args.weights == "per-channel"
-    if args.symmetric is not None:
-        changes["symmetric_weights"] = args.symmetric
-    if changes and not prec.is_float:
-        prec = prec.with_options(**changes)
-    overrides = None
-    if args.mixed:
-        overrides = load_mixed(args.mixed).resolve(_prepared(graph), prec)
-    if prec.is_float and not overrides:
-        return quantize_graph(graph, prec, calibdata.random(graph, 1)).graph
+    graph = api.load_model(args.model, input_size)
+    if not args.precision and args.precision is not None:
+        raise InputError("--precision '': expected a precision such as w8a8 or fp32")
+    if args.precision is None:
+        return graph
     if args.calib_data:
-        data = calibdata.from_npy(args.calib_data, graph)
-    elif args.calib_random:
-        data = calibdata.random(graph, args.calib_random)
+        data = args.calib_data
     elif args.calib_dataset:
-        data = calibdata.from_dataset(args.calib_dataset, graph)
+        data = args.calib_dataset
+    elif args.calib_random or calib_random:
+        data = (
+            None
+            if graph.is_quantized
+            else api.random_calibration(graph, args.calib_random or calib_random)
+        )
     else:
+        data = None
+    prec = api.precision(args.precision, "--precision")
+    if graph.is_quantized and allow_stored:  # runs as stored; another precision is refused
+        api.as_stored(graph, prec)
+        return graph
+    if prec.is_float and data is None:
+        data = api.random_calibration(graph, 1)
+    if data is None:
         raise InputError(
             "--precision needs calibration data: --calib-data X.npy, "
             "--calib-dataset NAME or --calib-random N"
         )
-    from accelsim.core.progress import progress_bar
-
-    with progress_bar(len(data.samples), f"calibrating {graph.name}") as bar:
-        return quantize_graph(graph, prec, data, args.calibration, overrides, progress=bar).graph
-
-
-def _prepared(graph):
-    from accelsim.quant.transforms import prepare_for_quantization
-
-    return prepare_for_quantization(graph)
+    with _bars() as progress:
+        return api.quantize(
+            graph,
+            prec,
+            data=data,
+            calibration=args.calibration,
+            weights=args.weights,
+            symmetric=args.symmetric,
+            mixed=args.mixed,
+            progress=progress,
+        ).graph
 
 
 def _cmd_quantize(args: argparse.Namespace) -> int:
-    from accelsim.model.loader import load_model
     from accelsim.model.onnx_export import export_onnx
 
-    graph = _maybe_quantize(load_model(args.model), args)
+    graph = _quantized(args, allow_stored=False)
     export_onnx(graph, args.out)
     print(f"{graph.name}: {args.precision} -> {args.out}")
     return 0
@@ -514,11 +436,10 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from accelsim.model.io import check_output_path, load_inputs, random_inputs, save_outputs
-    from accelsim.model.loader import load_model
     from accelsim.ref.executor import run
 
     check_output_path(args.output)  # before any work, so a typo costs nothing
-    graph = _maybe_quantize(load_model(args.model), args)
+    graph = _quantized(args)
     if args.input:
         feeds = load_inputs(args.input, graph)
         source = args.input
@@ -582,7 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--target", required=True, help="shipped target name or a target .yaml")
     c.add_argument("--input-size", type=int, help="zoo models: spatial input size")
     c.add_argument("--out", required=True, metavar="DIR")
-    _add_quant_args(c, required=True)
+    _add_quant_args(c, required=False)
     c.set_defaults(func=_cmd_compile)
 
     v = sub.add_parser(
@@ -596,13 +517,16 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--input-size", type=int, help="zoo models: spatial input size")
     v.add_argument("--seed", type=int, default=0, help="seed of the random model input")
     v.add_argument("--json", metavar="PATH", help="write {mismatches, elements, layers} as JSON")
-    _add_quant_args(v, required=True)
+    _add_quant_args(v, required=False)
     v.set_defaults(func=_cmd_verify)
 
     s = sub.add_parser("simulate", help="per-layer latency and energy on a target, per precision")
     s.add_argument("model", help="zoo name or a model file")
     s.add_argument("--target", required=True, help="shipped target name or a target .yaml")
-    s.add_argument("--precision", required=True, help="comma-separated, e.g. fp32,w8a8,w4a8")
+    s.add_argument(
+        "--precision",
+        help="comma-separated, e.g. fp32,w8a8,w4a8 (a model with stored quantization: as stored)",
+    )
     s.add_argument(
         "--fidelity",
         choices=["codegen", "analytic"],
@@ -627,7 +551,10 @@ def build_parser() -> argparse.ArgumentParser:
         default="host",
         help="a target of kind 'host' (default host: only this machine can be measured)",
     )
-    me.add_argument("--precision", required=True, help="comma-separated, e.g. fp32,w8a8")
+    me.add_argument(
+        "--precision",
+        help="comma-separated, e.g. fp32,w8a8 (a model with stored quantization: as stored)",
+    )
     me.add_argument("--input-size", type=int, help="zoo models: spatial input size")
     me.add_argument(
         "--repeat",

@@ -17,7 +17,7 @@ import sys
 import numpy as np
 import pytest
 
-from accelsim.core.argspec import ArgSpec
+from accelsim.core.argspec import ArgSpec, ArgSpecError
 from accelsim.kernels.emulate import (
     EmulationError,
     EmulatorRun,
@@ -856,7 +856,7 @@ def test_bad_calls_fail_before_running(objdir, tmp_path):
         run_aarch64(path, "qadd", args, {"A": x, "B": x.view(np.uint8)}, ["C"])
     with pytest.raises(EmulationError, match="unknown argument 'D'"):
         run_aarch64(path, "qadd", args, {"A": x, "B": x}, ["D"])
-    with pytest.raises(EmulationError, match="dtype bool is not supported"):
+    with pytest.raises(ArgSpecError, match="dtype bool is not supported"):
         ArgSpec("M", (4,), "bool")
     with pytest.raises(EmulationError, match="does not exist"):
         run_aarch64(tmp_path / "missing.o", "qadd", args, {"A": x, "B": x}, ["C"])

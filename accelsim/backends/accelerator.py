@@ -179,17 +179,19 @@ def verify_model(
     return [LayerCheck(m.layer, graph.node(m.layer).op, m.mismatches, m.elements) for m in checks]
 
 
+# The accelerator's models read each layer's precision from its tensors (MAC modes) and the
+# graph's (`accelsim.model.quantization`); `precision` was checked against the target already.
 def _accel_sim(graph: Graph, target: Target, precision: Precision) -> list[LayerCost]:
     # the accelerator's own instruction-level simulator times the program TVM generated
     from accelsim.accel.sim import simulate_graph
 
-    return simulate_graph(graph, load_config(target), precision)
+    return simulate_graph(graph, load_config(target))
 
 
 def _analytic(graph: Graph, target: Target, precision: Precision) -> list[LayerCost]:
     from accelsim.accel.analytic import simulate_graph
 
-    return simulate_graph(graph, load_config(target), precision)
+    return simulate_graph(graph, load_config(target))
 
 
 # The instruction-level simulator is the default: the accelerator's programs compile in seconds.

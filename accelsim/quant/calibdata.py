@@ -26,28 +26,37 @@ def _input_info(graph: Graph):
 def from_npy(path: str, graph: Graph, limit: int | None = None) -> CalibrationData:
     """Samples from a .npy holding N inputs: shape (N, *sample) where the model input is
     (1, *sample), or exactly the model's input shape for a single sample."""
-    info = _input_info(graph)
     p = Path(path)
     arr = read_numpy(p, f"--calib-data {path}", InputError)
     if not isinstance(arr, np.ndarray):
         raise InputError(f"--calib-data {path}: expected a .npy array, found an .npz archive")
+    return from_array(arr, graph, f"--calib-data {path}", limit, p.name)
+
+
+def from_array(
+    arr: np.ndarray, graph: Graph, source: str, limit: int | None = None, name: str | None = None
+) -> CalibrationData:
+    """Samples from an array of N inputs, (N, *sample) or exactly the model's input shape;
+    `source` names where it came from in errors."""
+    info = _input_info(graph)
     shape = info.shape
+    arr = np.asarray(arr)
     if arr.shape == shape:
         arr = arr[None]
     elif arr.shape[1:] == shape[1:] and shape[0] == 1:
         arr = arr[:, None]
     else:
         raise InputError(
-            f"--calib-data {path}: model '{graph.name}' input '{info.name}' has "
+            f"{source}: model '{graph.name}' input '{info.name}' has "
             f"shape {list(shape)}, so calibration data must be (N, "
             f"{', '.join(map(str, shape[1:]))}); found {list(arr.shape)}"
         )
     if not np.issubdtype(arr.dtype, np.number) or not np.all(np.isfinite(arr)):
-        raise InputError(f"--calib-data {path}: values must be finite numbers")
+        raise InputError(f"{source}: values must be finite numbers")
     if limit:
         arr = arr[:limit]
     samples = tuple(a.astype(NUMPY_DTYPE[info.dtype]) for a in arr)
-    return CalibrationData(samples, f"{p.name} ({len(samples)} samples)", False)
+    return CalibrationData(samples, f"{name or source} ({len(samples)} samples)", False)
 
 
 def random(graph: Graph, n: int, seed: int = 0) -> CalibrationData:
