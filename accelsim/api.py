@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -40,6 +40,12 @@ from accelsim.core.errors import InputError
 from accelsim.core.precision import Precision, parse_precision, parse_precision_list
 from accelsim.core.target import Target, load_target
 from accelsim.model.graph import Graph
+
+if TYPE_CHECKING:  # annotations only: these stages load lazily
+    import pandas as pd
+
+    from accelsim.quant.ptq import CalibrationData
+    from accelsim.report import ReportResult
 
 ModelLike = str | os.PathLike | Graph
 TargetLike = str | os.PathLike | Target
@@ -53,7 +59,7 @@ def _bar(progress: Progress, total: int, desc: str) -> Callable[[int], None] | N
     return progress(total, desc) if progress else None
 
 
-def _dataframe(rows: list[dict]):
+def _dataframe(rows: list[dict]) -> pd.DataFrame:
     import pandas as pd
 
     return pd.DataFrame(rows)
@@ -97,7 +103,9 @@ def _precisions(ps: PrecisionLike | Iterable[PrecisionLike], source: str) -> lis
     return out
 
 
-def run(graph: Graph, inputs, keep: bool = False) -> dict[str, np.ndarray]:
+def run(
+    graph: Graph, inputs: Mapping[str, np.ndarray] | Sequence[np.ndarray], keep: bool = False
+) -> dict[str, np.ndarray]:
     """Run a graph with the reference executor (integer-only for quantized graphs)."""
     from accelsim.ref.executor import run as _run
 
@@ -109,14 +117,14 @@ def run(graph: Graph, inputs, keep: bool = False) -> dict[str, np.ndarray]:
 # ---------------------------------------------------------------------------------------------
 
 
-def random_calibration(graph: Graph, n: int, seed: int = 0):
+def random_calibration(graph: Graph, n: int, seed: int = 0) -> CalibrationData:
     """`n` seeded random calibration samples, labelled timing-only in everything they produce."""
     from accelsim.quant import calibdata
 
     return calibdata.random(graph, n, seed=seed)
 
 
-def _calibration(graph: Graph, data) -> Any:
+def _calibration(graph: Graph, data: Any) -> CalibrationData:
     """CalibrationData from what a caller gives: CalibrationData, an array (N, *input[1:]), a
     list of per-sample arrays, a `.npy` path, or a data set name the project ships."""
     from accelsim.quant import calibdata
@@ -165,7 +173,7 @@ def quantize(
     model: ModelLike,
     precision: PrecisionLike = "w8a8",
     *,
-    data=None,
+    data: Any = None,
     calibration: str = "minmax",
     weights: str | None = None,
     symmetric: bool | None = None,
@@ -256,7 +264,7 @@ def prepared(
     input_size: int | None = None,
     calib_samples: int = 1,
     progress: Progress = None,
-    **quantize_options,
+    **quantize_options: Any,
 ) -> tuple[Graph, Target, Precision, str]:
     """The graph, target and precision to compile, verify or cost, every check before any work:
     a float model is quantized at `precision_` (`quantize_options` as `quantize` takes them;
@@ -327,7 +335,7 @@ def compile(  # noqa: A001 - the verb users expect, as `accelsim compile`
     *,
     input_size: int | None = None,
     progress: Progress = None,
-    **quantize_options,
+    **quantize_options: Any,
 ) -> CompileResult:
     """Lower every layer through TVM for the target and write the code into `out`
     (CPU/DSP: `<layer>.s`, `<layer>.o`; accelerators: `<layer>.asm`, `.bin`; `kernels.json`)."""
@@ -337,7 +345,7 @@ def compile(  # noqa: A001 - the verb users expect, as `accelsim compile`
         model, target_, precision_, input_size=input_size, progress=progress, **quantize_options
     )
     bar = _bar(progress, len(graph.nodes), f"compiling {graph.name} for {t.name}")
-    done = compile_model(graph, t, prec, out, progress=bar)
+    done = compile_model(graph, t, prec, Path(out), progress=bar)
     return CompileResult(
         graph.name, t.name, prec, Path(out), done.kernels, done.distinct, dict(done.cache)
     )
@@ -387,7 +395,7 @@ def verify(
     seed: int = 0,
     input_size: int | None = None,
     progress: Progress = None,
-    **quantize_options,
+    **quantize_options: Any,
 ) -> VerifyResult:
     """Run every generated kernel on its target (TVM runtime, qemu, or the accelerator's
     simulator) on the reference executor's inputs for a seeded random model input, and count the
@@ -652,7 +660,7 @@ def sweep(
     start = time.perf_counter()
     bar = _bar(progress, len(points), "sweep")
     result = run_sweep(spec, workers=workers, scheduler=scheduler, progress=bar)
-    files = tuple(write_outputs(result, out)) if out is not None else ()
+    files = tuple(write_outputs(result, Path(out))) if out is not None else ()
     return SweepOutcome(
         result.rows,
         result.pareto,
@@ -675,7 +683,7 @@ def report(
     out: str | os.PathLike | None = None,
     accuracy: str | None = "reports/accuracy.json",
     use_cache: bool = True,
-):
+) -> ReportResult:
     """The cost-model report (HTML, Markdown, CSV, JSON, plots) of models x targets x
     precisions; returns `accelsim.report.ReportResult` (files, out_dir, runs, wall time)."""
     from accelsim.report import ReportSpec, generate_report, make_plan

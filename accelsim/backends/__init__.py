@@ -12,7 +12,11 @@ Two fidelities for every kind:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from accelsim.backends.accelerator import ACCELERATOR
 from accelsim.backends.base import Backend, CompileSummary, Fidelity, Progress
@@ -74,7 +78,11 @@ def compile_model(
 
 
 def verify_model(
-    graph: Graph, target: Target, precision: Precision, feeds, progress: Progress = None
+    graph: Graph,
+    target: Target,
+    precision: Precision,
+    feeds: Mapping[str, np.ndarray],
+    progress: Progress = None,
 ) -> list[LayerCheck]:
     """Per-layer mismatch counts of the generated code run on `target` (or its simulator)
     against the reference executor, on the reference executor's inputs for `feeds`."""
@@ -91,10 +99,18 @@ def check_measurable(target: Target) -> None:
         )
 
 
-def measure(graph: Graph, target: Target, precision: Precision, feeds, **options):
+def measure(
+    graph: Graph,
+    target: Target,
+    precision: Precision,
+    feeds: Mapping[str, np.ndarray],
+    **options: Any,
+) -> Any:
     """Time the compiled kernels on this machine (`accelsim.sim.measure.measure_graph`)."""
     check_measurable(target)
-    return backend_for(target).measure(graph, target, precision, feeds, **options)
+    run = backend_for(target).measure
+    assert run is not None
+    return run(graph, target, precision, feeds, **options)
 
 
 __all__ = [

@@ -18,13 +18,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from accelsim.accel import isa
 from accelsim.accel.arch import AccelConfig, load_config
 from accelsim.accel.schedule import AccelRecipe, TileChoice
 from accelsim.accel.sim import _VIEWS, CompiledLayer, compile_graph, compile_stats, verify_layers
-from accelsim.backends.base import Backend, CompileSummary, Fidelity
+from accelsim.backends.base import Backend, CompileSummary, Fidelity, Progress
 from accelsim.core.cost import LayerCost
 from accelsim.core.fsutil import atomic_write_bytes, atomic_write_text
 from accelsim.core.precision import Precision
@@ -62,7 +66,7 @@ def _tiles_dict(c: TileChoice) -> dict:
     }
 
 
-def instruction_counts(program: isa.Program) -> dict[str, dict[str, int]]:
+def instruction_counts(program: isa.Program) -> dict[str, Any]:
     """Instructions per queue (SIGNAL / WAIT count on the queue that executes them) and per
     opcode."""
     by_queue = {q: 0 for q in isa.QUEUES}
@@ -74,7 +78,7 @@ def instruction_counts(program: isa.Program) -> dict[str, dict[str, int]]:
 
 
 def _scratchpad_use(program: isa.Program, config: AccelConfig) -> dict:
-    out = {
+    out: dict[str, dict[str, Any]] = {
         name: {"used_bytes": 0, "capacity_bytes": sp.size_bytes, "buffers": []}
         for name, sp in config.scratchpads.items()
     }
@@ -96,27 +100,28 @@ def _scratchpad_use(program: isa.Program, config: AccelConfig) -> dict:
 def _record(
     layer: CompiledLayer, config: AccelConfig, target: Target, asm: Path, binary: Path
 ) -> dict:
-    p = layer.program
+    p, ld, choice = layer.program, layer.ld, layer.choice
+    assert p is not None and ld is not None and choice is not None  # only accelerated layers
     return {
         "layer": layer.node.name,
         "op": layer.node.op,
-        "op_class": layer.ld.op_class,
+        "op_class": ld.op_class,
         "precision": p.precision,
-        "mac_mode": layer.ld.mode or None,
+        "mac_mode": ld.mode or None,
         "target": target.name,
         "program": str(asm),
         "binary": str(binary),
         "key": hashlib.sha256(layer.key.encode()).hexdigest()[:16],
         "macs": p.macs,
         "instructions": instruction_counts(p),
-        "tiles": _tiles_dict(layer.choice),
+        "tiles": _tiles_dict(choice),
         "scratchpad": _scratchpad_use(p, config),
         "dram": {
             t.name: {"shape": list(t.shape), "bits": t.bits, "role": t.role}
             for t in p.dram.values()
         },
         "recipe": _recipe_dict(layer.recipe) if layer.recipe else None,
-        "signature": layer.ld.signature,
+        "signature": ld.signature,
     }
 
 
@@ -133,7 +138,7 @@ def _file_stem(name: str, used: set[str]) -> str:
 
 
 def compile_model(
-    graph: Graph, target: Target, precision: Precision, out_dir: Path, progress=None
+    graph: Graph, target: Target, precision: Precision, out_dir: Path, progress: Progress = None
 ) -> CompileSummary:
     config = load_config(target)
     layers = compile_graph(graph, config, progress=progress)
@@ -173,7 +178,11 @@ def compile_model(
 
 
 def verify_model(
-    graph: Graph, target: Target, precision: Precision, feeds, progress=None
+    graph: Graph,
+    target: Target,
+    precision: Precision,
+    feeds: Mapping[str, np.ndarray],
+    progress: Progress = None,
 ) -> list[LayerCheck]:
     checks = verify_layers(graph, load_config(target), feeds, progress=progress)
     return [LayerCheck(m.layer, graph.node(m.layer).op, m.mismatches, m.elements) for m in checks]

@@ -7,7 +7,7 @@ machine) measures it. `accelsim.backends` holds one per target kind.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +33,9 @@ class CompileSummary:
 
 
 Compiler = Callable[[Graph, Target, Precision, Path, Progress], CompileSummary]
-Verifier = Callable[[Graph, Target, Precision, Sequence[np.ndarray], Progress], list[LayerCheck]]
+Verifier = Callable[
+    [Graph, Target, Precision, Mapping[str, np.ndarray], Progress], list[LayerCheck]
+]
 Simulator = Callable[[Graph, Target, Precision], list[LayerCost]]
 
 

@@ -6,7 +6,11 @@ from shapes and recipes (`accelsim.sim.analytic`), and, on this machine, timed
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from accelsim.backends.base import Backend, CompileSummary, Fidelity, Progress
 from accelsim.core.cost import LayerCost
@@ -26,7 +30,11 @@ def compile_model(
 
 
 def verify_model(
-    graph: Graph, target: Target, precision: Precision, feeds, progress: Progress = None
+    graph: Graph,
+    target: Target,
+    precision: Precision,
+    feeds: Mapping[str, np.ndarray],
+    progress: Progress = None,
 ) -> list[LayerCheck]:
     from accelsim.kernels.verify import verify_graph
 
@@ -45,7 +53,7 @@ def _codegen(graph: Graph, target: Target, precision: Precision) -> list[LayerCo
     return simulate_graph(graph, target, precision)
 
 
-def _measure(*args, **kwargs):
+def _measure(*args: Any, **kwargs: Any) -> Any:
     from accelsim.sim.measure import measure_graph
 
     return measure_graph(*args, **kwargs)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = [
     "INT32_MIN",
@@ -48,7 +49,7 @@ _INT48_MIN = -(1 << 47)
 _INT48_MAX = (1 << 47) - 1
 
 
-def _int_array(value, name: str, lo: int, hi: int) -> np.ndarray:
+def _int_array(value: ArrayLike, name: str, lo: int, hi: int) -> np.ndarray:
     """``value`` as an int64 array, after checking it is integral and in [lo, hi]."""
     arr = np.asarray(value)
     if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
@@ -66,7 +67,7 @@ def _int_array(value, name: str, lo: int, hi: int) -> np.ndarray:
     return arr.astype(np.int64)
 
 
-def _out(result: np.ndarray, *args) -> np.ndarray | np.int32:
+def _out(result: np.ndarray, *args: ArrayLike) -> np.ndarray | np.int32:
     """Cast to int32 (values are already in range); a numpy scalar for all-scalar input."""
     result = np.asarray(result).astype(np.int32)
     if all(np.ndim(a) == 0 for a in args):
@@ -115,7 +116,7 @@ def quantize_multiplier(m: float) -> tuple[int, int]:
     return int(q_fixed), int(shift)
 
 
-def quantize_multiplier_array(ms) -> tuple[np.ndarray, np.ndarray]:
+def quantize_multiplier_array(ms: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel :func:`quantize_multiplier` (TFLite ``QuantizeMultiplierArray``).
 
     Returns ``(multipliers, shifts)``, two int32 arrays of ``ms``'s shape.

@@ -7,7 +7,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 
 @contextlib.contextmanager
@@ -42,7 +42,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         f.write(data)
 
 
-def read_yaml(path: str | os.PathLike, what: str, error: type[Exception]):
+def read_yaml(path: str | os.PathLike, what: str, error: type[Exception]) -> Any:
     """Parse a YAML file; a missing file or a syntax error is `error` naming the file (and
     the line)."""
     import yaml
@@ -58,7 +58,7 @@ def read_yaml(path: str | os.PathLike, what: str, error: type[Exception]):
         raise error(f"{path}: not valid YAML{where}") from None
 
 
-def read_numpy(path: str | os.PathLike, label: str, error: type[Exception]):
+def read_numpy(path: str | os.PathLike, label: str, error: type[Exception]) -> Any:
     """np.load without pickles; a missing or unreadable file is `error` prefixed by `label`."""
     import zipfile
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from typing import Any
 
 from accelsim.core.errors import InputError
 
@@ -78,14 +79,28 @@ class Precision:
         return "/".join([self.name] + opts)
 
     @property
+    def wbits(self) -> int:
+        """Weight bits of an integer precision (a float one has none)."""
+        if self.weight_bits is None:
+            raise ValueError(f"{self.name} has no integer weight bits")
+        return self.weight_bits
+
+    @property
+    def abits(self) -> int:
+        """Activation bits of an integer precision (a float one has none)."""
+        if self.act_bits is None:
+            raise ValueError(f"{self.name} has no integer activation bits")
+        return self.act_bits
+
+    @property
     def weight_dtype(self) -> str:
-        return self.float_dtype or _int_dtype(self.weight_bits, True)
+        return self.float_dtype or _int_dtype(self.wbits, True)
 
     @property
     def act_dtype(self) -> str:
         if self.float_dtype or self.weight_only:
             return self.float_dtype or "float32"
-        return _int_dtype(self.act_bits, self.signed_acts)
+        return _int_dtype(self.abits, self.signed_acts)
 
     @property
     def accumulator_dtype(self) -> str:
@@ -94,18 +109,18 @@ class Precision:
         return "int64" if (self.act_bits or 0) > 8 or (self.weight_bits or 0) > 8 else "int32"
 
     def weight_qrange(self) -> tuple[int, int]:
-        b = self.weight_bits
+        b = self.wbits
         if self.symmetric_weights and self.restricted_range:
             return -(2 ** (b - 1) - 1), 2 ** (b - 1) - 1
         return -(2 ** (b - 1)), 2 ** (b - 1) - 1
 
     def act_qrange(self) -> tuple[int, int]:
-        b = self.act_bits
+        b = self.abits
         if self.signed_acts:
             return -(2 ** (b - 1)), 2 ** (b - 1) - 1
         return 0, 2**b - 1
 
-    def with_options(self, **changes) -> Precision:
+    def with_options(self, **changes: Any) -> Precision:
         return replace(self, **changes)
 
 
@@ -137,7 +152,7 @@ def parse_precision(text: str, source: str = "precision") -> Precision:
                 f"{source} '{text}': {what} bits must be one of "
                 f"{', '.join(map(str, SUPPORTED_BITS))}, found {bits}"
             )
-    fields = dict(_DEFAULTS)
+    fields: dict[str, Any] = dict(_DEFAULTS)
     for o in opts:
         if o not in _OPTIONS:
             raise InputError(
@@ -145,7 +160,7 @@ def parse_precision(text: str, source: str = "precision") -> Precision:
             )
         key, value = _OPTIONS[o]
         fields[key] = value
-    return Precision(wb, ab, **fields)
+    return replace(Precision(wb, ab), **fields)
 
 
 def parse_precision_list(text: str, source: str = "--precision") -> list[Precision]:

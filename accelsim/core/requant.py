@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from accelsim.core import fixedpoint as fx
 from accelsim.core.qparams import DTYPE_BITS, QuantParams, dtype_range
@@ -54,7 +55,7 @@ def zero_point(t: QuantizedTensor) -> int:
     return int(t.quant.zero_point[0])
 
 
-def wrap_int32(v) -> np.ndarray:
+def wrap_int32(v: ArrayLike) -> np.ndarray:
     """Two's-complement wrap of integer values to the int32 range (held as int64)."""
     v = np.asarray(v, dtype=np.int64)
     return ((v + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
@@ -101,7 +102,9 @@ def conv_multipliers(
     return fx.quantize_multiplier_array(eff)
 
 
-def product_multiplier(a: QuantizedTensor, b: QuantizedTensor, out: QuantizedTensor):
+def product_multiplier(
+    a: QuantizedTensor, b: QuantizedTensor, out: QuantizedTensor
+) -> tuple[int, int]:
     """(multiplier, shift) of an activation x activation product (BATCH_MATMUL, MUL):
     `double(float(s_a * s_b)) / double(s_out)` (GetQuantizedConvolutionMultipler)."""
     m = np.float64(np.float32(scale32(a) * scale32(b))) / np.float64(scale32(out))
@@ -153,7 +156,9 @@ def add_params(a: QuantizedTensor, b: QuantizedTensor, out: QuantizedTensor) -> 
     )
 
 
-def mul_params(a: QuantizedTensor, b: QuantizedTensor, out: QuantizedTensor):
+def mul_params(
+    a: QuantizedTensor, b: QuantizedTensor, out: QuantizedTensor
+) -> tuple[int, int, bool]:
     """TFLite's quantized MUL (mul.cc): `float(float(s_a * s_b) / s_out)` and whether the
     product of zero-point-subtracted operands needs int64 (TFLite multiplies in int32; its
     int16 kernel requires zero points of 0, so the product fits; asymmetric 16-bit tensors from
@@ -181,7 +186,9 @@ def mean_multiplier(x: QuantizedTensor, out: QuantizedTensor, n: int) -> tuple[i
     return int((mult << s) // n), shift - s
 
 
-def double_scales(x: QuantizedTensor, w: QuantizedTensor, out: QuantizedTensor, cout: int):
+def double_scales(
+    x: QuantizedTensor, w: QuantizedTensor, out: QuantizedTensor, cout: int
+) -> np.ndarray:
     """Per output channel effective scale in double precision, for TFLite's reference
     FULLY_CONNECTED (the overloads taking float scales, which requantize as
     `round(double(acc) * scale)`): `double(s_in) * double(s_w[c]) / double(s_out)`."""

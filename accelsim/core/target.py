@@ -14,7 +14,7 @@ Sections:
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -128,7 +128,7 @@ def _host_vector_bits() -> int:
     return 128
 
 
-def _need(data: Mapping, key: str, typ, where: str, path: str):
+def _need(data: Mapping, key: str, typ: type | tuple[type, ...], where: str, path: str) -> Any:
     if key not in data:
         raise TargetError(f"{path}: {where}{key}: missing (required)")
     value = data[key]
@@ -156,7 +156,7 @@ def _freeze(value: Any) -> Any:
     return value
 
 
-def _check_precisions(names, where: str, path: str) -> tuple[str, ...]:
+def _check_precisions(names: Iterable[Any], where: str, path: str) -> tuple[str, ...]:
     out = []
     for n in names:
         try:
