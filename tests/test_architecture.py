@@ -1,5 +1,5 @@
 """The architecture holds: stages import only earlier stages, and no modules import each other in
-a circle (docs/architecture.md). Imports anywhere in a file count, lazy ones inside functions
+a circle (README.md, section "Layout"). Imports anywhere in a file count, lazy ones inside functions
 too; imports under `if TYPE_CHECKING:` do not, since they never run."""
 
 from __future__ import annotations
