@@ -177,6 +177,29 @@ def test_captions_name_fidelity_and_calibration(reports):
     assert "![" in md and f"(latency_energy_{MODEL}.png)" in md
 
 
+def test_assumptions_section_lists_each_targets_assumed_fields(reports):
+    from accelsim.core.target import load_target
+
+    a, _, _, _ = reports
+    html_text = (a / "index.html").read_text()
+    md = (a / "report.md").read_text()
+    assert '<h2 id="assumptions">Assumptions</h2>' in html_text
+    assert "## Assumptions" in md
+    section = md.split("## Assumptions", 1)[1].split("\n## ", 1)[0]
+    for name in TARGETS:
+        t = load_target(name)
+        assert t.assumptions, name
+        for asm in t.assumptions:
+            # one row per assumed field: target | field | value | reason
+            row = next(
+                (line for line in section.splitlines() if f"| {name} | {asm.path} |" in line), None
+            )
+            assert row is not None, (name, asm.path)
+            assert asm.reason.replace("|", "\\|")[:40] in row
+    # the HTML carries the same rows
+    assert html_text.count("<td>hvx-v68</td><td>timing.clock_hz</td>") == 1
+
+
 # -- headless Chromium --------------------------------------------------------------------
 
 
@@ -271,8 +294,11 @@ def test_index_html_in_chromium(reports):
     assert dom.tables and all(n > 0 for n in dom.tables), dom.tables
     # setup (models, targets), the headline table (targets x precisions) and the full
     # summary (one row per target and precision), one layer table per target at w8a8, the
-    # accuracy table
-    assert len(dom.tables) == 2 + 2 + len(TARGETS) + 1
+    # accuracy table, the assumptions table (one row per assumed field of each target)
+    from accelsim.core.target import load_target
+
+    assert len(dom.tables) == 2 + 2 + len(TARGETS) + 1 + 1
+    assert dom.tables[-1] == sum(len(load_target(t).assumptions) for t in TARGETS)
     assert dom.tables[1] == len(TARGETS)
     assert dom.tables[2] == len(TARGETS)
     assert dom.tables[3] == len(TARGETS) * len(PRECISIONS)

@@ -72,6 +72,20 @@ codegen:
         ("name: t\nkind: cpu-simd\n", ": codegen: missing (required)"),
         (BASE.replace("kind: cpu-simd", "kind: accelerator"), ": accelerator: missing"),
         ("- a\n- b\n", ": expected a mapping at the top level"),
+        (
+            BASE + "assumptions: {timing.clock_hz: guessed}\n",
+            ": assumptions: 'timing.clock_hz' names no field of the file",
+        ),
+        (
+            BASE + "memory: {levels: [{name: L1D, latency_cycles: 3}]}\n"
+            "assumptions: {memory.levels.L2.latency_cycles: guessed}\n",
+            ": assumptions: 'memory.levels.L2.latency_cycles' names no field",
+        ),
+        (BASE + "assumptions: [timing.clock_hz]\n", ": assumptions: expected a mapping"),
+        (
+            BASE + "timing: {clock_hz: 1.0e+9}\nassumptions: {timing.clock_hz: ''}\n",
+            ": assumptions.timing.clock_hz: expected the reason as text",
+        ),
         ("name: [t\n", ": not valid YAML at line 2"),
     ],
 )
@@ -89,3 +103,37 @@ def test_unknown_target_name_lists_shipped():
         TargetError, match="unknown target 'cortex-a99'; shipped targets: .*cortex-a76"
     ):
         load_target("cortex-a99")
+
+
+def test_assumptions_resolve_to_values(tmp_path):
+    path = tmp_path / "a.yaml"
+    path.write_text(
+        BASE
+        + "timing:\n  clock_hz: 1.0e+9\n"
+        + "  instructions: {vector_load: {throughput: 1, latency: 4}}\n"
+        + "memory: {levels: [{name: L1D, latency_cycles: 3}, {name: L2, latency_cycles: 10}]}\n"
+        + "energy: {static_power_w: 0.02}\n"
+        + "assumptions:\n"
+        + "  memory.levels.L2.latency_cycles: no vendor figure\n"
+        + "  memory.levels.0.latency_cycles: by index\n"
+        + "  timing.instructions.vector_load.latency: not in the guide\n"
+        + "  energy.static_power_w: order of magnitude\n"
+    )
+    t = load_target_file(path)
+    got = {a.path: (a.value, a.reason) for a in t.assumptions}
+    assert got == {
+        "memory.levels.L2.latency_cycles": (10, "no vendor figure"),
+        "memory.levels.0.latency_cycles": (3, "by index"),
+        "timing.instructions.vector_load.latency": (4, "not in the guide"),
+        "energy.static_power_w": (0.02, "order of magnitude"),
+    }
+
+
+def test_shipped_assumptions_are_labelled_in_the_file():
+    # every listed assumption names a field, and the file's own text says ASSUMPTION for it
+    for t in list_targets():
+        assert t.assumptions, f"{t.path}: no assumptions listed"
+        text = open(t.path).read()
+        assert "ASSUMPTION" in text
+        for a in t.assumptions:
+            assert a.reason and a.value is not None, (t.name, a.path)

@@ -1,8 +1,8 @@
 """The accelerator's vector-ALU datapath, bit for bit, on numpy int64 arrays.
 
 These are the operations the `REQUANT` and `VADD` instructions perform in hardware, written here
-from the gemmlowp / TFLite definitions (REFERENCE.md section 1) rather than imported, so that the
-simulator models the datapath itself; `tests/test_accel.py` checks them against
+from the gemmlowp / TFLite definitions (docs/quantization.md section 3) rather than imported, so
+that the simulator models the datapath itself; `tests/test_accel.py` checks them against
 `accelsim.core.fixedpoint` (the project's reference implementation).
 
 - `srdhm`: SaturatingRoundingDoublingHighMul, a 32x32 -> 64-bit product, nudge +2^30 (or

@@ -5,7 +5,7 @@ The target file's `timing.clock_hz` is the clock; its `accelerator:` section is 
 accumulators, register file, scratchpads, DMA, DRAM, double buffering, the host core that runs the
 layers the accelerator does not); its `energy:` section holds the technology node, supply voltage
 and the DRAM and leakage figures. Energies per operation and per byte are *derived* here from the
-45 nm figures of Horowitz (ISSCC 2014, REFERENCE.md section 4) with the stated rules in
+45 nm figures of Horowitz (ISSCC 2014; docs/energy.md sections 1-2) with the stated rules in
 `EnergyModel.rules`, so that a sweep that changes a scratchpad size or the node changes them
 consistently.
 
@@ -41,7 +41,7 @@ SCRATCHPADS = ("act", "wgt", "acc", "out")
 # width), requantization multiplier (32 bit) and shift (32 bit, as the TIR holds it).
 PARAM_BITS_FIXED = 64
 
-# Horowitz, ISSCC 2014 (45 nm, 0.9 V): REFERENCE.md section 4. pJ.
+# Horowitz, ISSCC 2014 (45 nm, 0.9 V): docs/energy.md section 1. pJ.
 H45_INT8_ADD = 0.03
 H45_INT32_ADD = 0.1
 H45_INT8_MUL = 0.2

@@ -1,6 +1,7 @@
 """Quantization parameters and the dtypes they map to: the one home of the affine mapping
-`real = scale * (q - zero_point)` (Jacob et al. 2018, section 2.1; docs/quantization.md) that
-the graph IR, the importers, the quantizer, the reference executor and the lowering share.
+`real = scale * (q - zero_point)` (Jacob et al. 2018, section 2.1; docs/quantization.md
+section 1) that the graph IR, the importers, the quantizer, the reference executor and the
+lowering share.
 
 `quantize_array` / `dequantize_array` are ONNX's QuantizeLinear / DequantizeLinear as ONNX
 Runtime's MLAS computes them (float32 division, round half to even), the rounding every QDQ

@@ -2,7 +2,7 @@
 
 One derivation, used bit for bit by the reference executor (gemmlowp mode), the TVM lowering,
 the accelerator's code generator and the cost models. The rules are TFLite's (Jacob et al. 2018,
-section 2.2; docs/quantization.md):
+section 2.2; docs/quantization.md sections 2.2 and 3):
 
 - scales are held as float32 (`TfLiteQuantizationParams.scale` is a float);
 - a convolution's effective multiplier per output channel is

@@ -8,7 +8,12 @@ Sections:
   supported precisions and how the others are emulated;
 - `timing`, `memory`, `energy` (used by the simulator): kept as validated mappings here,
   interpreted by `accelsim.sim`;
-- `accelerator` (kind `accelerator` only): the configurable SIMD accelerator's parameters.
+- `accelerator` (kind `accelerator` only): the configurable SIMD accelerator's parameters;
+- `assumptions` (optional): dotted field path -> the reason the value is an assumption rather than
+  a documented figure (`memory.levels.L2.latency_cycles`, `timing.instructions.vector_load.latency`,
+  `energy.static_power_w`). A path segment under a list picks the element whose `name` is that
+  segment (memory levels) or, if it is a number, the element at that index. Every path must name
+  a field of the file; reports list them (docs/target-sources.md has the sources).
 """
 
 from __future__ import annotations
@@ -32,7 +37,17 @@ class TargetError(AccelsimError):
 
 KINDS = ("cpu-simd", "vliw-dsp", "accelerator", "host")
 EMULATORS = ("qemu-aarch64", "qemu-hexagon", "native", "accel-sim")
-_TOP_KEYS = {"name", "kind", "description", "codegen", "timing", "memory", "energy", "accelerator"}
+_TOP_KEYS = {
+    "name",
+    "kind",
+    "description",
+    "codegen",
+    "timing",
+    "memory",
+    "energy",
+    "accelerator",
+    "assumptions",
+}
 _CODEGEN_KEYS = {
     "tvm_target",
     "vector_bits",
@@ -74,6 +89,15 @@ class CodegenSpec:
 
 
 @dataclass(frozen=True)
+class Assumption:
+    """A number of the target file that no hardware document gives: where, what, and why."""
+
+    path: str  # dotted field path, e.g. "memory.levels.L2.latency_cycles"
+    value: Any
+    reason: str
+
+
+@dataclass(frozen=True)
 class Target:
     name: str
     kind: str
@@ -84,6 +108,7 @@ class Target:
     memory: Mapping[str, Any] = field(default_factory=dict)
     energy: Mapping[str, Any] = field(default_factory=dict)
     accelerator: Mapping[str, Any] = field(default_factory=dict)
+    assumptions: tuple[Assumption, ...] = ()
 
     def supports(self, precision: Precision) -> bool:
         """Runs natively or through a documented emulation."""
@@ -156,6 +181,54 @@ def _freeze(value: Any) -> Any:
     return value
 
 
+def _field(data: Any, dotted: str) -> tuple[bool, Any]:
+    """The value at a dotted path of the raw file data: (found, value)."""
+    node = data
+    for seg in dotted.split("."):
+        if isinstance(node, Mapping):
+            if seg not in node:
+                return False, None
+            node = node[seg]
+        elif isinstance(node, list):
+            named = [x for x in node if isinstance(x, Mapping) and str(x.get("name")) == seg]
+            if named:
+                node = named[0]
+            elif seg.isdigit() and int(seg) < len(node):
+                node = node[int(seg)]
+            else:
+                return False, None
+        else:
+            return False, None
+    return True, node
+
+
+def _parse_assumptions(data: Mapping, path: str) -> tuple[Assumption, ...]:
+    raw = data.get("assumptions")
+    if raw is None:
+        return ()
+    if not isinstance(raw, Mapping):
+        raise TargetError(
+            f"{path}: assumptions: expected a mapping field path -> reason, "
+            f"found {type(raw).__name__}"
+        )
+    out = []
+    for key, reason in raw.items():
+        if not isinstance(reason, str) or not reason.strip():
+            raise TargetError(
+                f"{path}: assumptions.{key}: expected the reason as text, found {reason!r}"
+            )
+        dotted = str(key)
+        # the mapping itself is not a field an assumption can be about
+        found, value = _field(data, dotted)
+        if not found or dotted.split(".")[0] == "assumptions":
+            raise TargetError(
+                f"{path}: assumptions: '{dotted}' names no field of the file "
+                f"(expected a dotted path such as memory.levels.L2.latency_cycles)"
+            )
+        out.append(Assumption(dotted, _freeze(value), reason.strip()))
+    return tuple(out)
+
+
 def _check_precisions(names: Iterable[Any], where: str, path: str) -> tuple[str, ...]:
     out = []
     for n in names:
@@ -221,7 +294,16 @@ def parse_target(data: Any, path: str) -> Target:
         sections[key] = _freeze(dict(value))
     if kind == "accelerator" and not sections["accelerator"]:
         raise TargetError(f"{path}: accelerator: missing (required for kind 'accelerator')")
-    return Target(name, kind, str(data.get("description", "")), spec, path, **sections)
+    assumptions = _parse_assumptions(data, path)
+    return Target(
+        name,
+        kind,
+        str(data.get("description", "")),
+        spec,
+        path,
+        **sections,
+        assumptions=assumptions,
+    )
 
 
 def load_target_file(path: str | Path) -> Target:

@@ -24,7 +24,7 @@ lane) and `_weights8` (the weight block, 4-bit weights unpacked).
 
 Registered with `tvm.s_tir.TensorIntrin.register` on first use (importing TVM's own
 `tvm.s_tir.tensor_intrin` costs 50 s). Each implementation is written as single expressions, since
-TVMScript `let` bindings become heap workspace allocations on every call (see TVM_NOTES.md).
+TVMScript `let` bindings become heap workspace allocations on every call (TVM 0.27).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,6 +104,36 @@ def _target_rows(plan: Plan) -> list[tuple[str, ...]]:
                 Path(t.path).name,
             )
         )
+    return rows
+
+
+def _fmt_value(v) -> str:
+    """A target-file value as the file would show it (mappings and lists compactly)."""
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    if isinstance(v, int | str):
+        return str(v)
+    if isinstance(v, Mapping):
+        # the numbers of a row; its descriptive text (example, note) stays in the file
+        items = [(k, x) for k, x in v.items() if not isinstance(x, str)]
+        return "{" + ", ".join(f"{k}: {_fmt_value(x)}" for k, x in items) + "}"
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_fmt_value(x) for x in v) + "]"
+    return str(v)
+
+
+def _assumption_rows(plan: Plan) -> list[tuple[str, ...]]:
+    """Per target in the report: each assumed field of its file, its value and the reason."""
+    rows = []
+    for t in plan.targets:
+        for a in t.assumptions:
+            rows.append((t.name, a.path, _fmt_value(a.value), a.reason))
+        if not t.assumptions:
+            rows.append((t.name, "-", "-", f"{Path(t.path).name} lists no assumptions"))
     return rows
 
 
@@ -501,6 +531,7 @@ def _write_pages(
     ]
     if points:
         sections.append(("accuracy", "Accuracy vs latency vs energy"))
+    sections.append(("assumptions", "Assumptions"))
     sections.append(("files", "Files and notes"))
     b.append(D.Bullets(tuple((D.Link(t, f"#{a}"),) for a, t in sections)))
 
@@ -625,6 +656,20 @@ def _write_pages(
         for f in figs["accuracy"]:
             b.append(D.Image(f.file, f.title, f.caption))
         b.append(_accuracy_table(points, [t.name for t in plan.targets]))
+
+    b.append(D.Heading(2, "Assumptions", "assumptions"))
+    b.append(
+        D.Para(
+            (
+                "Target-file numbers that no hardware document gives, with the reason for each "
+                "value (the file's ",
+                D.Code("assumptions:"),
+                " mapping; every other number cites its source, see docs/target-sources.md). "
+                "Results that hinge on these are model choices, not hardware facts.",
+            )
+        )
+    )
+    b.append(D.Table(("target", "field", "value", "reason"), tuple(_assumption_rows(plan))))
 
     b.append(D.Heading(2, "Files and notes", "files"))
     b.append(
