@@ -56,7 +56,6 @@ from accelsim.accel.compute import (
     TileAxis,
     _check_mode,
     _common_quant,
-    _is_wide,
     _per_tensor,
     _roundup,
     contraction_operands,
@@ -74,6 +73,7 @@ from accelsim.accel.schedule import (
     choose_tiles,
     load_recipes,
 )
+from accelsim.core import requant as rp
 from accelsim.core.cost import LayerCost
 from accelsim.core.qparams import DTYPE_BITS
 from accelsim.model.graph import Graph, Node
@@ -304,7 +304,7 @@ def _depthwise(graph: Graph, node: Node, config: AccelConfig) -> LayerShape:
         raise NotAccelerated(f"depthwise convolution with channel multiplier {O // C}")
     wbits, abits, obits = DTYPE_BITS[w_i.dtype], DTYPE_BITS[x_i.dtype], DTYPE_BITS[o_i.dtype]
     mode = _check_mode(config, wbits, abits)
-    wide = _is_wide(x_i, w_i, b_i)
+    wide = rp.is_wide(x_i, w_i, b_i)
     L = config.lanes
     sh, sw = node.attr("strides", (1, 1))
     dh, dw = node.attr("dilations", (1, 1))
