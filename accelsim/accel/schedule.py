@@ -1,4 +1,5 @@
-"""Accelerator schedule recipes (`schedules/accelerator.yaml`), the tiler, and the TVM schedule that
+"""Accelerator schedule recipes (`schedules/accelerator.yaml`, schema in
+`accelsim.core.schema.recipes`), the tiler, and the TVM schedule that
 applies them.
 
 `choose_tiles` picks, among the recipe's dataflows, the tile sizes whose scratchpad buffers fit (x2
@@ -23,21 +24,18 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from accelsim.accel.compute import LayerDef, TileAxis
-from accelsim.core.errors import AccelsimError
+from accelsim.core.schema import recipes as _schema
+from accelsim.core.schema.recipes import RecipeError
 from accelsim.core.tvm_env import import_tvm
 
 
-class AccelRecipeError(AccelsimError):
+class AccelRecipeError(RecipeError):
     """A malformed accelerator recipe, or one that no tiling of a layer satisfies."""
 
 
@@ -48,14 +46,13 @@ SCOPES = {
     "out": "local.accel_out",
 }
 SPACE_OF_SCOPE = {v: k for k, v in SCOPES.items()}
-OP_CLASSES = ("conv2d", "depthwise_conv2d", "dense", "add")
-_KEYS = ("tensorize", "tile", "dataflows", "double_buffer")
 INTRINSICS = ("accel_vmac", "accel_vmac_dw")
 
 
 def schedules_path() -> Path:
-    env = os.environ.get("ACCELSIM_SCHEDULES")
-    base = Path(env) if env else Path(__file__).resolve().parents[2] / "schedules"
+    """The accelerator's recipe file: `accelerator.yaml` in the schedules directory (or
+    `$ACCELSIM_SCHEDULES` itself when that names a file)."""
+    base = _schema.schedules_dir()
     return base / "accelerator.yaml" if base.is_dir() else base
 
 
@@ -76,127 +73,54 @@ class AccelRecipe:
     tile: Mapping[str, Any]
     dataflows: tuple[Dataflow, ...]
     double_buffer: bool
+    sources: Mapping[str, str]  # key -> the section it came from ("conv2d.default")
 
-    def where(self, *keys: str) -> str:
-        return f"{self.path}: {self.op_class}.{'.'.join(keys)}"
+    def where(self, key: str, *sub: str) -> str:
+        """`file: section.key[.sub]` for error messages."""
+        return f"{self.path}: {self.sources.get(key, self.op_class)}." + ".".join((key,) + sub)
 
 
 @dataclass(frozen=True)
 class RecipeFile:
     path: str
-    data: Mapping[str, Any]
+    data: _schema.RecipeFile  # validated (`accelsim.core.schema.recipes.AccelRecipes`)
 
     def recipe(self, op_class: str, precision: str) -> AccelRecipe:
-        sec = self.data.get(op_class)
-        if sec is None:
+        """The recipe of `op_class` at `precision`: its `default` section overridden key by key
+        by its `<precision>` section."""
+        if self.data.sections(op_class) is None:
             raise AccelRecipeError(
                 f"{self.path}: {op_class}: missing (no recipe for operator class '{op_class}')"
             )
-        vals: dict[str, Any] = {}
-        for part in ("default", precision):
-            vals.update(sec.get(part) or {})
-        w = f"{self.path}: {op_class}"
-        flows = []
-        for i, d in enumerate(vals.get("dataflows") or []):
-            flows.append(
-                Dataflow(
-                    str(d.get("name", f"dataflow{i}")),
-                    tuple(d["order"]),
-                    tuple(d["inner"]),
-                    dict(d["stage"]),
-                )
+        vals, sources = self.data.resolve([op_class], precision)
+        flows = tuple(
+            Dataflow(
+                d.get("name") or f"dataflow{i}", tuple(d["order"]), tuple(d["inner"]), d["stage"]
             )
+            for i, d in enumerate(vals.get("dataflows") or [])
+        )
         if not flows:
-            raise AccelRecipeError(f"{w}.dataflows: at least one dataflow is required")
+            raise AccelRecipeError(
+                f"{self.path}: {op_class}.dataflows: at least one dataflow is required"
+            )
         return AccelRecipe(
             self.path,
             op_class,
             precision,
             vals.get("tensorize"),
             dict(vals.get("tile") or {}),
-            tuple(flows),
+            flows,
             bool(vals.get("double_buffer", True)),
+            sources,
         )
-
-
-def _check(path: str, data: Any) -> RecipeFile:
-    if not isinstance(data, Mapping):
-        raise AccelRecipeError(f"{path}: expected a mapping of operator classes")
-    from accelsim.core.precision import parse_precision
-
-    for cls, sec in data.items():
-        if cls not in OP_CLASSES:
-            raise AccelRecipeError(
-                f"{path}: {cls}: unknown operator class (expected one of {', '.join(OP_CLASSES)})"
-            )
-        if not isinstance(sec, Mapping):
-            raise AccelRecipeError(f"{path}: {cls}: expected a mapping of precisions")
-        for prec, vals in sec.items():
-            w = f"{path}: {cls}.{prec}"
-            if prec != "default":
-                try:
-                    parse_precision(str(prec), w)
-                except AccelsimError as exc:
-                    raise AccelRecipeError(f"{w}: unknown precision ({exc})") from None
-            if not isinstance(vals, Mapping):
-                raise AccelRecipeError(f"{w}: expected a mapping of recipe keys")
-            for k, v in vals.items():
-                if k not in _KEYS:
-                    raise AccelRecipeError(
-                        f"{w}.{k}: unknown key (expected one of {', '.join(_KEYS)})"
-                    )
-                if k == "tensorize" and v is not None and v not in INTRINSICS:
-                    raise AccelRecipeError(
-                        f"{w}.tensorize: unknown intrinsic '{v}' (known: {', '.join(INTRINSICS)})"
-                    )
-                if k == "tile":
-                    if not isinstance(v, Mapping):
-                        raise AccelRecipeError(f"{w}.tile: expected a mapping axis -> cap")
-                    for ax, cap in v.items():
-                        ok = (isinstance(cap, int) and not isinstance(cap, bool) and cap > 0) or (
-                            isinstance(cap, str) and cap.startswith("<=")
-                        )
-                        if not ok:
-                            raise AccelRecipeError(
-                                f"{w}.tile.{ax}: expected a positive int or "
-                                f"'<=N' / '<=<parameter>', found {cap!r}"
-                            )
-                if k == "dataflows":
-                    if not isinstance(v, list):
-                        raise AccelRecipeError(f"{w}.dataflows: expected a list")
-                    for i, d in enumerate(v):
-                        if not isinstance(d, Mapping):
-                            raise AccelRecipeError(f"{w}.dataflows[{i}]: expected a mapping")
-                        for need in ("order", "inner", "stage"):
-                            if need not in d:
-                                raise AccelRecipeError(f"{w}.dataflows[{i}].{need}: missing")
-                        extra = set(d) - {"name", "order", "inner", "stage"}
-                        if extra:
-                            raise AccelRecipeError(
-                                f"{w}.dataflows[{i}].{sorted(extra)[0]}: unknown key"
-                            )
-    return RecipeFile(path, data)
-
-
-@lru_cache(maxsize=8)
-def _load(path: str, mtime: int) -> RecipeFile:
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise AccelRecipeError(
-            f"{path}: not valid YAML" + (f" at line {mark.line + 1}" if mark else "")
-        ) from None
-    return _check(path, data)
 
 
 def load_recipes(path: str | Path | None = None) -> RecipeFile:
     p = Path(path) if path is not None else schedules_path()
     if p.is_dir():
         p = p / "accelerator.yaml"
-    if not p.is_file():
-        raise AccelRecipeError(f"{p}: no such schedule recipe file")
-    return _load(str(p), p.stat().st_mtime_ns)
+    data = _schema.load_recipe_file(p, _schema.AccelRecipes, INTRINSICS, AccelRecipeError)
+    return RecipeFile(str(p), data)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -222,9 +146,10 @@ def _cap(recipe: AccelRecipe, axis: TileAxis, config) -> int:
         return axis.extent
     if isinstance(v, int):
         return v
+    n = _schema.cap_value(v)
+    if n is not None:
+        return n
     s = v[2:].strip()
-    if s.isdigit():
-        return int(s)
     if hasattr(config, s):
         val = getattr(config, s)
         if isinstance(val, (int, float)) and not isinstance(val, bool):

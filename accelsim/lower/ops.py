@@ -168,8 +168,7 @@ def contraction(ctx: Ctx) -> Built:
     acc_bits = DTYPE_BITS[accdt] if accdt in DTYPE_BITS else 32
 
     # intrinsic and blocks
-    names = recipe.get("tensorize") or []
-    names = [names] if isinstance(names, str) else list(names)
+    names = recipe.get("tensorize") or []  # the schema makes it a list
     it = None
     notes: list[str] = []
     if not is_float:
@@ -499,8 +498,7 @@ def depthwise(ctx: Ctx) -> Built:
         wide = rp.is_wide(x_i, w_i, b_i)
         accdt = "int64" if wide else "int32"
     recipe = ctx.recipe("depthwise_conv2d", prec)
-    names = recipe.get("tensorize") or []
-    names = [names] if isinstance(names, str) else list(names)
+    names = recipe.get("tensorize") or []  # the schema makes it a list
     it = None
     notes: list[str] = []
     if not is_float:
