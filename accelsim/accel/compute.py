@@ -30,11 +30,13 @@ from typing import Any
 
 import numpy as np
 
+from accelsim.accel.intrin import vmac
 from accelsim.accel.isa import DramTensor
 from accelsim.core import requant as rp
 from accelsim.core.errors import AccelsimError
 from accelsim.core.qparams import DTYPE_BITS
 from accelsim.core.tvm_env import import_tvm
+from accelsim.lower.intrin import Intrinsic
 from accelsim.model.graph import Graph, Node, TensorInfo
 from accelsim.model.ops import activation_bounds, node_macs, op_class, spatial_axes
 
@@ -95,7 +97,7 @@ class LayerDef:
     acc_bits: int
     out_buf_bits: int
     dram: dict[str, DramTensor]
-    intrinsic: tuple | None  # (kind "bcast" | "elem", lanes, depth, act, wgt, acc dtypes)
+    intrinsic: Intrinsic | None  # the VMAC of the main block (`accelsim.accel.intrin`)
     imm: dict[str, Any]
     macs: int
     signature: dict
@@ -485,7 +487,7 @@ def contraction(graph: Graph, node: Node, config) -> LayerDef:
         acc_bits=acc_bits,
         out_buf_bits=max(obits, 8),
         dram=dram,
-        intrinsic=("bcast", L, D, xdt, wdt, accdt),
+        intrinsic=vmac("accel_vmac", L, D, xdt, wdt, accdt),
         imm={"zp_out": zo, "qmin": qmin, "qmax": qmax, "wide": wide, "pad": zx},
         macs=node_macs(graph, node),
         signature=sig,
@@ -660,7 +662,7 @@ def depthwise(graph: Graph, node: Node, config) -> LayerDef:
         acc_bits=acc_bits,
         out_buf_bits=max(obits, 8),
         dram=dram,
-        intrinsic=("elem", L, 1, xdt, wdt, accdt),
+        intrinsic=vmac("accel_vmac_dw", L, 1, xdt, wdt, accdt),
         imm={"zp_out": zo, "qmin": qmin, "qmax": qmax, "wide": wide, "pad": zx},
         macs=node_macs(graph, node),
         signature=sig,

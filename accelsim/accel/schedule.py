@@ -12,8 +12,8 @@ split and reorder the main block's loops, `cache_read` each input into its scrat
 inlined into the activation load, so padding becomes the DMA's pad fill), accumulators in
 `local.accel_acc`, the requantize epilogue and its store under the last spatial tile loop
 (`local.accel_out`), the reduction's init (the bias load) before the reduction tile loops, and the
-innermost `lanes x depth` block tensorized with the `accel_vmac` intrinsic (its implementation is
-`T.call_extern("int32", "accel_vmac", ...)` on the tile's buffer pointers and sizes). TVM's
+innermost `lanes x depth` block tensorized with the layer's VMAC intrinsic (`accelsim.accel.intrin`:
+a `T.call_extern` on the tile's buffer pointers and sizes). TVM's
 `PlanAndUpdateBufferAllocationLocation` + `CompactBufferAllocation` then shrink every scratchpad
 buffer to its tile, so the indices the code generator reads are scratchpad offsets.
 
@@ -29,24 +29,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from accelsim.accel import intrin as _vmac
 from accelsim.accel.compute import LayerDef, TileAxis
+from accelsim.accel.intrin import SCOPES
 from accelsim.core.schema import recipes as _schema
 from accelsim.core.schema.recipes import RecipeError
 from accelsim.core.tvm_env import import_tvm
+from accelsim.lower.intrin import ensure_registered
 
 
 class AccelRecipeError(RecipeError):
     """A malformed accelerator recipe, or one that no tiling of a layer satisfies."""
-
-
-SCOPES = {
-    "act": "local.accel_act",
-    "wgt": "local.accel_wgt",
-    "acc": "local.accel_acc",
-    "out": "local.accel_out",
-}
-SPACE_OF_SCOPE = {v: k for k, v in SCOPES.items()}
-INTRINSICS = ("accel_vmac", "accel_vmac_dw")
 
 
 def schedules_path() -> Path:
@@ -119,7 +112,7 @@ def load_recipes(path: str | Path | None = None) -> RecipeFile:
     p = Path(path) if path is not None else schedules_path()
     if p.is_dir():
         p = p / "accelerator.yaml"
-    data = _schema.load_recipe_file(p, _schema.AccelRecipes, INTRINSICS, AccelRecipeError)
+    data = _schema.load_recipe_file(p, _schema.AccelRecipes, _vmac.NAMES, AccelRecipeError)
     return RecipeFile(str(p), data)
 
 
@@ -305,144 +298,6 @@ def choose_tiles(ld: LayerDef, recipe: AccelRecipe, config) -> TileChoice:
 
 
 # ------------------------------------------------------------------------------------------------
-# tensor intrinsics
-# ------------------------------------------------------------------------------------------------
-
-_REGISTERED: set[str] = set()
-
-
-def intrinsic_key(intr: tuple) -> str:
-    kind, lanes, depth, adt, wdt, cdt = intr
-    name = "accel_vmac" if kind == "bcast" else "accel_vmac_dw"
-    return f"{name}.l{lanes}.d{depth}.{adt}.{wdt}.{cdt}"
-
-
-def ensure_intrinsic(intr: tuple) -> str:
-    """Register the TensorIntrin for `intr` once per process; returns its name."""
-    key = intrinsic_key(intr)
-    if key in _REGISTERED:
-        return key
-    tvm = import_tvm()
-    from tvm.s_tir import TensorIntrin
-
-    kind, L, D, adt, wdt, cdt = intr
-    desc, impl = (
-        _bcast_intrin(L, D, adt, wdt, cdt) if kind == "bcast" else _elem_intrin(L, adt, wdt, cdt)
-    )
-    try:
-        TensorIntrin.register(key, desc, impl)
-    except tvm.error.TVMError:
-        pass  # registered by an earlier import in this process
-    _REGISTERED.add(key)
-    return key
-
-
-def _bcast_intrin(L: int, D: int, adt: str, wdt: str, cdt: str):
-    """C[l] += sum_d A[d] * B[l, d]: `depth` activations broadcast to `lanes` lanes."""
-    import_tvm()
-    from tvm.script import tirx as T
-
-    @T.prim_func(s_tir=True)
-    def desc(a: T.handle, b: T.handle, c: T.handle) -> None:
-        A = T.match_buffer(a, (D,), adt, offset_factor=1, scope="local.accel_act")
-        B = T.match_buffer(b, (L, D), wdt, offset_factor=1, scope="local.accel_wgt")
-        C = T.match_buffer(c, (L,), cdt, offset_factor=1, scope="local.accel_acc")
-        with T.sblock("root"):
-            T.reads(C[0:L], A[0:D], B[0:L, 0:D])
-            T.writes(C[0:L])
-            for i in T.serial(0, L):
-                for k in T.serial(0, D):
-                    with T.sblock("update"):
-                        vi, vk = T.axis.remap("SR", [i, k])
-                        C[vi] = C[vi] + T.Cast(cdt, A[vk]) * T.Cast(cdt, B[vi, vk])
-
-    # depth 1: TVM drops the unit reduction iterator from the layer's block, so the description
-    # must not have one either
-    @T.prim_func(s_tir=True)
-    def desc1(a: T.handle, b: T.handle, c: T.handle) -> None:
-        A = T.match_buffer(a, (1,), adt, offset_factor=1, scope="local.accel_act")
-        B = T.match_buffer(b, (L, 1), wdt, offset_factor=1, scope="local.accel_wgt")
-        C = T.match_buffer(c, (L,), cdt, offset_factor=1, scope="local.accel_acc")
-        with T.sblock("root"):
-            T.reads(C[0:L], A[0:1], B[0:L, 0:1])
-            T.writes(C[0:L])
-            for i in T.serial(0, L):
-                for _k in T.serial(0, 1):
-                    with T.sblock("update"):
-                        vi = T.axis.spatial(L, i)
-                        C[vi] = C[vi] + T.Cast(cdt, A[0]) * T.Cast(cdt, B[vi, 0])
-
-    @T.prim_func(s_tir=True)
-    def impl(a: T.handle, b: T.handle, c: T.handle) -> None:
-        A = T.match_buffer(a, (D,), adt, offset_factor=1, scope="local.accel_act")
-        B = T.match_buffer(b, (L, D), wdt, offset_factor=1, scope="local.accel_wgt")
-        C = T.match_buffer(c, (L,), cdt, offset_factor=1, scope="local.accel_acc")
-        with T.sblock("root"):
-            T.reads(C[0:L], A[0:D], B[0:L, 0:D])
-            T.writes(C[0:L])
-            T.evaluate(
-                T.call_extern(
-                    "int32",
-                    "accel_vmac",
-                    C.data,
-                    C.elem_offset,
-                    A.data,
-                    A.elem_offset,
-                    B.data,
-                    B.elem_offset,
-                    L,
-                    D,
-                )
-            )
-
-    return (desc1 if D == 1 else desc), impl
-
-
-def _elem_intrin(L: int, adt: str, wdt: str, cdt: str):
-    """C[l] += A[l] * B[l] (depthwise: one channel per lane)."""
-    import_tvm()
-    from tvm.script import tirx as T
-
-    @T.prim_func(s_tir=True)
-    def desc(a: T.handle, b: T.handle, c: T.handle) -> None:
-        A = T.match_buffer(a, (L,), adt, offset_factor=1, scope="local.accel_act")
-        B = T.match_buffer(b, (L,), wdt, offset_factor=1, scope="local.accel_wgt")
-        C = T.match_buffer(c, (L,), cdt, offset_factor=1, scope="local.accel_acc")
-        with T.sblock("root"):
-            T.reads(C[0:L], A[0:L], B[0:L])
-            T.writes(C[0:L])
-            for i in T.serial(0, L):
-                with T.sblock("update"):
-                    vi = T.axis.remap("S", [i])
-                    C[vi] = C[vi] + T.Cast(cdt, A[vi]) * T.Cast(cdt, B[vi])
-
-    @T.prim_func(s_tir=True)
-    def impl(a: T.handle, b: T.handle, c: T.handle) -> None:
-        A = T.match_buffer(a, (L,), adt, offset_factor=1, scope="local.accel_act")
-        B = T.match_buffer(b, (L,), wdt, offset_factor=1, scope="local.accel_wgt")
-        C = T.match_buffer(c, (L,), cdt, offset_factor=1, scope="local.accel_acc")
-        with T.sblock("root"):
-            T.reads(C[0:L], A[0:L], B[0:L])
-            T.writes(C[0:L])
-            T.evaluate(
-                T.call_extern(
-                    "int32",
-                    "accel_vmac_dw",
-                    C.data,
-                    C.elem_offset,
-                    A.data,
-                    A.elem_offset,
-                    B.data,
-                    B.elem_offset,
-                    L,
-                    1,
-                )
-            )
-
-    return desc, impl
-
-
-# ------------------------------------------------------------------------------------------------
 # applying a choice
 # ------------------------------------------------------------------------------------------------
 
@@ -569,9 +424,7 @@ def schedule_layer(ld: LayerDef, choice: TileChoice, recipe: AccelRecipe):
         else:
             o, i = sch.split(lv, [None, t])
             loops.update({f"{lname}.o": o, f"{lname}.i": i})
-    tens = []
-    if is_mac:
-        tens = ["oc.v", "icv"] if ld.intrinsic[0] == "bcast" else ["c.v"]
+    tens = list(_vmac.FORMS[ld.intrinsic.name].loops) if is_mac else []
     final = list(flow.order) + list(flow.inner) + tens
     missing = [n for n in loops if n not in final]
     unknown = [n for n in final if n not in loops]
@@ -621,7 +474,7 @@ def schedule_layer(ld: LayerDef, choice: TileChoice, recipe: AccelRecipe):
         func = _drop_reads(mod["main"], upd, "bias")
         sch = tvm.s_tir.Schedule(func, enable_check=True)
         b = sch.get_sblock(upd)
-        key = ensure_intrinsic(ld.intrinsic)
+        key = ensure_registered(ld.intrinsic)
         # the intrinsic covers the innermost len(tens) loops of the update block
         sch.tensorize(sch.get_loops(b)[-len(tens)], key)
         mod = sch.mod
