@@ -26,6 +26,7 @@ host core.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -38,9 +39,19 @@ from accelsim.core import requant as rp
 from accelsim.core.errors import AccelsimError
 from accelsim.core.qparams import DTYPE_BITS
 from accelsim.core.tvm_env import import_tvm
+from accelsim.lower.common import (
+    _qclamp,
+    _roundup,
+    _store_dtype,
+    from_kernel_layout,
+    pad_input,
+    per_tensor_problem,
+    tensor_layout,
+    to_kernel_layout,
+)
 from accelsim.lower.intrin import Intrinsic
 from accelsim.model.graph import Graph, Node, TensorInfo
-from accelsim.model.ops import activation_bounds, node_macs, op_class, spatial_axes
+from accelsim.model.ops import node_macs, op_class, spatial_axes
 
 
 class NotAccelerated(AccelsimError):
@@ -173,42 +184,10 @@ def _layer_def(shape: LayerShape, **compute) -> LayerDef:
 # ------------------------------------------------------------------------------------------------
 
 
-def _roundup(v: int, m: int) -> int:
-    return -(-v // m) * m
-
-
 def _per_tensor(info: TensorInfo | None, what: str) -> None:
-    if info is None or not info.is_quantized:
-        raise NotAccelerated(f"{what} is not a quantized integer tensor")
-    if info.quant.per_channel and len(set(info.quant.scale)) > 1:
-        raise NotAccelerated(f"{what} is quantized per channel")
-
-
-def _storage(dtype: str) -> str:
-    """TE dtype holding an IR dtype (int4 -> int8)."""
-    bits = DTYPE_BITS[dtype]
-    if bits <= 8:
-        return "int8" if not dtype.startswith("u") else "uint8"
-    return "int16" if not dtype.startswith("u") else "uint16"
-
-
-def _qclamp(info: TensorInfo, attrs) -> tuple[int, int]:
-    from accelsim.ref.int_ops import quantized_clamp
-
-    lo, hi = activation_bounds(attrs)
-    return quantized_clamp(info, lo, hi)
-
-
-def to_nhwc(arr: np.ndarray, layout: str) -> np.ndarray:
-    from accelsim.lower.common import to_kernel_layout  # one definition of the layout change
-
-    return to_kernel_layout(arr, layout)
-
-
-def from_nhwc(arr: np.ndarray, layout: str) -> np.ndarray:
-    from accelsim.lower.common import from_kernel_layout
-
-    return from_kernel_layout(arr, layout)
+    reason = per_tensor_problem(info, what)
+    if reason:
+        raise NotAccelerated(reason)
 
 
 def _multipliers(x_i: TensorInfo, w_i: TensorInfo, o_i: TensorInfo, cout: int, padded: int):
@@ -573,23 +552,39 @@ class _MacValues:
             "pad": self.zx,
         }
 
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        """The kernel arguments after the weights."""
+        return {"bias": self.bias, "mult": self.mult, "shift": self.shift}
+
+    def placeholders(self, te, channels: int) -> list:
+        """TE placeholders of `params`."""
+        return [
+            te.placeholder((channels,), self.accdt, name="bias"),
+            te.placeholder((channels,), "int32", name="mult"),
+            te.placeholder((channels,), "int32", name="shift"),
+        ]
+
+    def requant(self, acc, c, params, wide: bool):
+        """The output element of accumulator `acc` of channel `c` (`params`: `placeholders`)."""
+        _, mult, shift = params
+        return _requant_expr(acc, c, mult, shift, self.zo, self.qmin, self.qmax, wide, self.odt)
+
 
 def _mac_values(graph: Graph, node: Node, ops: MacOperands, g: Geometry) -> _MacValues:
     w = np.asarray(graph.constants[node.inputs[1]])
     bias_c = np.asarray(graph.constants[node.inputs[2]]) if ops.b is not None else None
     zx = rp.zero_point(ops.x)
     qmin, qmax = _qclamp(ops.out, node.attrs)
-    wsum = w.astype(np.int64).reshape(g.cout, -1).sum(axis=1)
-    b64 = bias_c.astype(np.int64) if bias_c is not None else np.zeros(g.cout, np.int64)
     folded = np.zeros(g.cout_p, np.int64)
-    folded[: g.cout] = b64 - zx * wsum
+    folded[: g.cout] = rp.folded_bias(w, bias_c, zx)
     if not ops.wide:
         folded = rp.wrap_int32(folded)
     mult, shift = _multipliers(ops.x, ops.w, ops.out, g.cout, g.cout_p)
     return _MacValues(
-        _storage(ops.x.dtype),
+        _store_dtype(ops.x.dtype),
         "int16" if ops.wbits > 8 else "int8",
-        _storage(ops.out.dtype),
+        _store_dtype(ops.out.dtype),
         "int64" if ops.wide else "int32",
         zx,
         rp.zero_point(ops.out),
@@ -602,18 +597,31 @@ def _mac_values(graph: Graph, node: Node, ops: MacOperands, g: Geometry) -> _Mac
     )
 
 
-def _padded_window_input(te, tirx, x, g: Geometry, channels: int, padded: int, padv):
-    """The NHWC input `x` bordered by the convolution's padding and its channels padded up to
-    `padded`, every added element `padv` (the input zero point)."""
-    H, W_, pt, pl = g.h, g.w, g.pt, g.pl
-    return te.compute(
-        (g.n, H + pt + g.pb, W_ + pl + g.pr, padded),
-        lambda n, h, ww, c: tirx.if_then_else(
-            tirx.all(h >= pt, h < H + pt, ww >= pl, ww < W_ + pl, c < channels),
-            x[n, h - pt, ww - pl, c],
-            padv,
-        ),
-        name="pad",
+def _window_signature(g: Geometry, ops: MacOperands) -> dict[str, Any]:
+    return {
+        "kernel": [g.kh, g.kw],
+        "strides": [g.sh, g.sw],
+        "dilations": [g.dh, g.dw],
+        "pads": [g.pt, g.pl, g.pb, g.pr],
+        "mode": ops.mode,
+        "obits": ops.obits,
+        "wide": ops.wide,
+        "abits": ops.abits,
+    }
+
+
+def _mac_def(s: LayerShape, node: Node, v: _MacValues, tensors: list, need_pad: bool, **rest):
+    """The LayerDef of a MAC layer: `tensors` x, w, the `params` placeholders, y."""
+    return _layer_def(
+        s,
+        te_args=tensors,
+        main="acc",
+        epilogue="y",
+        pad_stage=need_pad,
+        imm=v.imm(s.wide),
+        output=node.outputs[0],
+        inputs=(node.inputs[0],),
+        **rest,
     )
 
 
@@ -625,16 +633,7 @@ def contraction(graph: Graph, node: Node, config) -> LayerDef:
     g = s.geom
     is_dense, wide = g.dense, ops.wide
     v = _mac_values(graph, node, ops, g)
-    xdt, wdt, odt, accdt, zx, zo, qmin, qmax = (
-        v.xdt,
-        v.wdt,
-        v.odt,
-        v.accdt,
-        v.zx,
-        v.zo,
-        v.qmin,
-        v.qmax,
-    )
+    xdt, wdt, accdt = v.xdt, v.wdt, v.accdt
     L, D = g.lanes, g.depth
     N, H, W_, I, O, KH, KW = g.n, g.h, g.w, g.cin, g.cout, g.kh, g.kw
     OH, OW, OCp, ICp = g.oh, g.ow, g.cout_p, g.cin_p
@@ -647,17 +646,10 @@ def contraction(graph: Graph, node: Node, config) -> LayerDef:
     else:
         x = te.placeholder((N, H, W_, I), xdt, name="x")
         wp = te.placeholder((OCp // L, KH, KW, ICp // D, L, D), wdt, name="w")
-    bias = te.placeholder((OCp,), accdt, name="bias")
-    mult = te.placeholder((OCp,), "int32", name="mult")
-    shift = te.placeholder((OCp,), "int32", name="shift")
-    padv = tirx.const(zx, xdt)
+    params = v.placeholders(te, OCp)
+    padv = tirx.const(v.zx, xdt)
     need_pad = bool(g.pt or g.pl or g.pb or g.pr) or ICp != I
-    if not need_pad:
-        xin = x
-    elif is_dense:
-        xin = te.compute((N, ICp), lambda n, c: tirx.if_then_else(c < I, x[n, c], padv), name="pad")
-    else:
-        xin = _padded_window_input(te, tirx, x, g, I, ICp, padv)
+    xin = pad_input(x, padv, I, ICp, (g.pt, g.pl, g.pb, g.pr)) if need_pad else x
     ric = te.reduce_axis((0, ICp // D), "ic")
     ricv = te.reduce_axis((0, D), "icv")
     if is_dense:
@@ -669,11 +661,7 @@ def contraction(graph: Graph, node: Node, config) -> LayerDef:
             ),
             name="acc",
         )
-        y = te.compute(
-            (N, O),
-            lambda n, oc: _requant_expr(acc[n, oc], oc, mult, shift, zo, qmin, qmax, wide, odt),
-            name="y",
-        )
+        y = te.compute((N, O), lambda n, oc: v.requant(acc[n, oc], oc, params, wide), name="y")
         loops = ("n", "oc", "ic", "icv")
     else:
         rkh = te.reduce_axis((0, KH), "kh")
@@ -689,14 +677,13 @@ def contraction(graph: Graph, node: Node, config) -> LayerDef:
         )
         y = te.compute(
             (N, OH, OW, O),
-            lambda n, oh, ow, oc: _requant_expr(
-                acc[n, oh, ow, oc], oc, mult, shift, zo, qmin, qmax, wide, odt
-            ),
+            lambda n, oh, ow, oc: v.requant(acc[n, oh, ow, oc], oc, params, wide),
             name="y",
         )
         loops = ("n", "oh", "ow", "oc", "kh", "kw", "ic", "icv")
 
     # ---- numpy side -----------------------------------------------------------------------------
+    @functools.cache  # packed on first use, then kept
     def pack_weights() -> np.ndarray:
         wv = v.w.astype(np.int64)
         if is_dense:
@@ -710,56 +697,37 @@ def contraction(graph: Graph, node: Node, config) -> LayerDef:
             blk = wpad.reshape(OCp // L, L, KH, KW, ICp // D, D).transpose(0, 2, 3, 4, 1, 5)
         return np.ascontiguousarray(blk)
 
-    cache: dict[str, np.ndarray] = {}
     x_name, out_shape = node.inputs[0], ops.out.shape
 
     def pack(values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if "w" not in cache:
-            cache["w"] = pack_weights()
         xv = np.asarray(values[x_name])
-        xk = xv.reshape(N, I) if is_dense else to_nhwc(xv, layout)
-        return {
-            "x": xk.astype(np.int64),
-            "w": cache["w"],
-            "bias": v.bias,
-            "mult": v.mult,
-            "shift": v.shift,
-        }
+        xk = xv.reshape(N, I) if is_dense else to_kernel_layout(xv, layout)
+        return {"x": xk.astype(np.int64), "w": pack_weights(), **v.params}
 
     def unpack(arr: np.ndarray) -> np.ndarray:
         if is_dense:
             return np.asarray(arr).reshape(out_shape)
-        return from_nhwc(np.asarray(arr), layout)
+        return from_kernel_layout(np.asarray(arr), layout)
 
     sig = {
         "class": s.op_class,
         "x": [int(d) for d in x.shape],
         "w": [int(d) for d in wp.shape],
         "y": [int(d) for d in y.shape],
-        "kernel": [KH, KW],
-        "strides": [sh, sw],
-        "dilations": [dh, dw],
-        "pads": [g.pt, g.pl, g.pb, g.pr],
-        "mode": ops.mode,
-        "obits": ops.obits,
-        "wide": wide,
-        "abits": ops.abits,
+        **_window_signature(g, ops),
         "pad": need_pad,
     }
-    return _layer_def(
+    return _mac_def(
         s,
-        te_args=[x, wp, bias, mult, shift, y],
-        main="acc",
-        epilogue="y",
-        pad_stage=need_pad,
+        node,
+        v,
+        [x, wp, *params, y],
+        need_pad,
         loops=loops,
         intrinsic=vmac("accel_vmac", L, D, xdt, wdt, accdt),
-        imm=v.imm(wide),
         signature=sig,
         pack=pack,
         unpack=unpack,
-        output=node.outputs[0],
-        inputs=(node.inputs[0],),
     )
 
 
@@ -771,7 +739,7 @@ def depthwise(graph: Graph, node: Node, config) -> LayerDef:
     g = s.geom
     wide = ops.wide
     v = _mac_values(graph, node, ops, g)
-    xdt, wdt, odt, accdt, zo, qmin, qmax = v.xdt, v.wdt, v.odt, v.accdt, v.zo, v.qmin, v.qmax
+    xdt, wdt, accdt = v.xdt, v.wdt, v.accdt
     L = g.lanes
     N, H, W_, C, Cp, KH, KW, OH, OW = g.n, g.h, g.w, g.cin, g.cout_p, g.kh, g.kw, g.oh, g.ow
     sh, sw, dh, dw = g.sh, g.sw, g.dh, g.dw
@@ -779,11 +747,10 @@ def depthwise(graph: Graph, node: Node, config) -> LayerDef:
 
     x = te.placeholder((N, H, W_, C), xdt, name="x")
     wp = te.placeholder((KH, KW, Cp), wdt, name="w")
-    bias = te.placeholder((Cp,), accdt, name="bias")
-    mult = te.placeholder((Cp,), "int32", name="mult")
-    shift = te.placeholder((Cp,), "int32", name="shift")
+    params = v.placeholders(te, Cp)
     need_pad = bool(g.pt or g.pl or g.pb or g.pr) or Cp != C
-    xin = _padded_window_input(te, tirx, x, g, C, Cp, tirx.const(v.zx, xdt)) if need_pad else x
+    pads = (g.pt, g.pl, g.pb, g.pr)
+    xin = pad_input(x, tirx.const(v.zx, xdt), C, Cp, pads) if need_pad else x
     rkh = te.reduce_axis((0, KH), "kh")
     rkw = te.reduce_axis((0, KW), "kw")
     acc = te.compute(
@@ -797,9 +764,7 @@ def depthwise(graph: Graph, node: Node, config) -> LayerDef:
     )
     y = te.compute(
         (N, OH, OW, C),
-        lambda n, oh, ow, c: _requant_expr(
-            acc[n, oh, ow, c], c, mult, shift, zo, qmin, qmax, wide, odt
-        ),
+        lambda n, oh, ow, c: v.requant(acc[n, oh, ow, c], c, params, wide),
         name="y",
     )
     wk = np.zeros((KH, KW, Cp), np.int64)
@@ -807,50 +772,29 @@ def depthwise(graph: Graph, node: Node, config) -> LayerDef:
     x_name = node.inputs[0]
 
     def pack(values):
-        return {
-            "x": to_nhwc(np.asarray(values[x_name]), layout).astype(np.int64),
-            "w": wk,
-            "bias": v.bias,
-            "mult": v.mult,
-            "shift": v.shift,
-        }
+        xk = to_kernel_layout(np.asarray(values[x_name]), layout)
+        return {"x": xk.astype(np.int64), "w": wk, **v.params}
 
     def unpack(arr):
-        return from_nhwc(np.asarray(arr), layout)
+        return from_kernel_layout(np.asarray(arr), layout)
 
     sig = {
         "class": "depthwise_conv2d",
         "x": [N, H, W_, C],
-        "kernel": [KH, KW],
-        "strides": [sh, sw],
-        "dilations": [dh, dw],
-        "pads": [g.pt, g.pl, g.pb, g.pr],
-        "mode": ops.mode,
-        "obits": ops.obits,
-        "wide": wide,
-        "abits": ops.abits,
+        **_window_signature(g, ops),
     }
-    return _layer_def(
+    return _mac_def(
         s,
-        te_args=[x, wp, bias, mult, shift, y],
-        main="acc",
-        epilogue="y",
-        pad_stage=need_pad,
+        node,
+        v,
+        [x, wp, *params, y],
+        need_pad,
         loops=("n", "oh", "ow", "c", "kh", "kw"),
         intrinsic=vmac("accel_vmac_dw", L, 1, xdt, wdt, accdt),
-        imm=v.imm(wide),
         signature=sig,
         pack=pack,
         unpack=unpack,
-        output=node.outputs[0],
-        inputs=(node.inputs[0],),
     )
-
-
-def _layout_of(graph: Graph, tensor: str) -> str:
-    from accelsim.lower.common import tensor_layout
-
-    return tensor_layout(graph, tensor)
 
 
 def add(graph: Graph, node: Node, config) -> LayerDef:
@@ -863,7 +807,7 @@ def add(graph: Graph, node: Node, config) -> LayerDef:
     qmin, qmax = _qclamp(o_i, node.attrs)
     za, zb, zo = rp.zero_point(a_i), rp.zero_point(b_i), rp.zero_point(o_i)
     total = s.geom.cout
-    adt, bdt, odt = _storage(a_i.dtype), _storage(b_i.dtype), _storage(o_i.dtype)
+    adt, bdt, odt = _store_dtype(a_i.dtype), _store_dtype(b_i.dtype), _store_dtype(o_i.dtype)
     a = te.placeholder((total,), adt, name="a")
     b = te.placeholder((total,), bdt, name="b")
     # The add recipe nests three MultiplyByQuantizedMultiplier expressions; written out in TIR
@@ -874,15 +818,19 @@ def add(graph: Graph, node: Node, config) -> LayerDef:
         (total,), lambda x: tirx.call_pure_extern(odt, "accel_vadd_q", a[x], b[x]), name="y"
     )
     lay = [
-        _layout_of(graph, t) if len(graph.tensors[t].shape) == 4 else "NCHW" for t in node.inputs
+        tensor_layout(graph, t) if len(graph.tensors[t].shape) == 4 else "NCHW" for t in node.inputs
     ]
-    out_layout = _layout_of(graph, node.outputs[0]) if len(o_i.shape) == 4 else "NCHW"
+    out_layout = tensor_layout(graph, node.outputs[0]) if len(o_i.shape) == 4 else "NCHW"
     names = tuple(node.inputs)
 
     def pack(values):
         return {
-            "a": to_nhwc(np.asarray(values[names[0]]), lay[0]).reshape(-1).astype(np.int64),
-            "b": to_nhwc(np.asarray(values[names[1]]), lay[1]).reshape(-1).astype(np.int64),
+            "a": to_kernel_layout(np.asarray(values[names[0]]), lay[0])
+            .reshape(-1)
+            .astype(np.int64),
+            "b": to_kernel_layout(np.asarray(values[names[1]]), lay[1])
+            .reshape(-1)
+            .astype(np.int64),
         }
 
     shape_nhwc = (
@@ -892,7 +840,7 @@ def add(graph: Graph, node: Node, config) -> LayerDef:
     )
 
     def unpack(arr):
-        return from_nhwc(np.asarray(arr).reshape(shape_nhwc), out_layout)
+        return from_kernel_layout(np.asarray(arr).reshape(shape_nhwc), out_layout)
 
     imm = {
         "zp_a": za,

@@ -302,6 +302,27 @@ def choose_tiles(ld: LayerDef, recipe: AccelRecipe, config) -> TileChoice:
 # ------------------------------------------------------------------------------------------------
 
 
+# SBlock's constructor arguments, in order
+_SBLOCK_FIELDS = (
+    "iter_vars",
+    "reads",
+    "writes",
+    "name_hint",
+    "body",
+    "init",
+    "alloc_buffers",
+    "match_buffers",
+    "annotations",
+)
+
+
+def _replace_block(blk, **changes):
+    """A copy of SBlock `blk` with the fields in `changes` replaced."""
+    from tvm.s_tir import SBlock
+
+    return SBlock(*(changes.get(f, getattr(blk, f)) for f in _SBLOCK_FIELDS))
+
+
 def _rewrite_block(stmt, name: str, fn):
     """Rebuild `stmt` with the SBlock called `name` replaced by `fn(block)`."""
     tvm = import_tvm()
@@ -325,17 +346,7 @@ def _rewrite_block(stmt, name: str, fn):
     if isinstance(stmt, SBlock):
         if stmt.name_hint == name:
             return fn(stmt)
-        return SBlock(
-            stmt.iter_vars,
-            stmt.reads,
-            stmt.writes,
-            stmt.name_hint,
-            _rewrite_block(stmt.body, name, fn),
-            stmt.init,
-            stmt.alloc_buffers,
-            stmt.match_buffers,
-            stmt.annotations,
-        )
+        return _replace_block(stmt, body=_rewrite_block(stmt.body, name, fn))
     del tvm
     return stmt
 
@@ -344,7 +355,6 @@ def _init_from_bias(func, main: str, bias_buf, channel_iter: int):
     """The reduction of block `main` starts from `bias[c]` instead of 0 (accumulators are
     initialised by the bias load); its reads gain the bias."""
     tvm = import_tvm()
-    from tvm.s_tir import SBlock
     from tvm.tirx import BufferLoad, BufferRegion, BufferStore
 
     def fn(blk):
@@ -352,37 +362,15 @@ def _init_from_bias(func, main: str, bias_buf, channel_iter: int):
         v = blk.iter_vars[channel_iter].var
         init = BufferStore(st.buffer, BufferLoad(bias_buf, [v]), st.indices)
         reads = list(blk.reads) + [BufferRegion(bias_buf, [tvm.ir.Range.from_min_extent(v, 1)])]
-        return SBlock(
-            blk.iter_vars,
-            reads,
-            blk.writes,
-            blk.name_hint,
-            blk.body,
-            init,
-            blk.alloc_buffers,
-            blk.match_buffers,
-            blk.annotations,
-        )
+        return _replace_block(blk, reads=reads, init=init)
 
     return func.with_body(_rewrite_block(func.body, main, fn))
 
 
 def _drop_reads(func, block: str, buffer_name_prefix: str):
-    from tvm.s_tir import SBlock
-
     def fn(blk):
         reads = [r for r in blk.reads if not r.source.name.startswith(buffer_name_prefix)]
-        return SBlock(
-            blk.iter_vars,
-            reads,
-            blk.writes,
-            blk.name_hint,
-            blk.body,
-            blk.init,
-            blk.alloc_buffers,
-            blk.match_buffers,
-            blk.annotations,
-        )
+        return _replace_block(blk, reads=reads)
 
     return func.with_body(_rewrite_block(func.body, block, fn))
 

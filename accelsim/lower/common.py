@@ -133,11 +133,19 @@ def _kshape(shape: tuple[int, ...], layout: str) -> tuple[int, ...]:
     return tuple(shape)
 
 
-def _need_per_tensor(ctx: Ctx, info: TensorInfo | None, what: str) -> None:
+def per_tensor_problem(info: TensorInfo | None, what: str) -> str:
+    """Why `info` is no per-tensor quantized integer tensor ("" when it is one)."""
     if info is None or not info.is_quantized:
-        raise NotLowered(f"{what} is not a quantized integer tensor")
+        return f"{what} is not a quantized integer tensor"
     if info.quant.per_channel and len(set(info.quant.scale)) > 1:
-        raise NotLowered(f"{what} is quantized per channel")
+        return f"{what} is quantized per channel"
+    return ""
+
+
+def _need_per_tensor(ctx: Ctx, info: TensorInfo | None, what: str) -> None:
+    reason = per_tensor_problem(info, what)
+    if reason:
+        raise NotLowered(reason)
 
 
 def _qclamp(info: TensorInfo, attrs) -> tuple[int, int]:
@@ -236,6 +244,31 @@ def float_types(ctx: Ctx, *infos: TensorInfo | None) -> FloatTypes:
 # ------------------------------------------------------------------------------------------
 # epilogues
 # ------------------------------------------------------------------------------------------
+
+
+def pad_input(x, value, channels: int | None, extent: int, pads=(0, 0, 0, 0)):
+    """The kernel input `x` (NHWC, or rows x channels) with `value` around it: `pads` (top,
+    left, bottom, right) rows and columns of a 4-D input, channels `channels`.. up to `extent`
+    (`channels` None: none are padded, and none are tested)."""
+    te, tirx = _te(), _tirx()
+    if len(x.shape) == 2:
+        return te.compute(
+            (int(x.shape[0]), extent),
+            lambda n, c: tirx.if_then_else(c < channels, x[n, c], value),
+            name="pad",
+        )
+    N, H, W_ = (int(d) for d in x.shape[:3])
+    pt, pl, pb, pr = pads
+
+    def inside(h, ww, c):
+        edges = (h >= pt, h < H + pt, ww >= pl, ww < W_ + pl)
+        return tirx.all(*edges, c < channels) if channels is not None else tirx.all(*edges)
+
+    return te.compute(
+        (N, H + pt + pb, W_ + pl + pr, extent),
+        lambda n, h, ww, c: tirx.if_then_else(inside(h, ww, c), x[n, h - pt, ww - pl, c], value),
+        name="pad",
+    )
 
 
 def _int_epilogue(acc, c, *, bias, mult, shift, qp, wide: bool, double: bool, out_dtype: str):
