@@ -43,6 +43,8 @@ from accelsim.lower.common import (
     _qclamp,
     _roundup,
     _store_dtype,
+    block_weights,
+    contraction_acc,
     from_kernel_layout,
     pad_input,
     per_tensor_problem,
@@ -650,31 +652,13 @@ def contraction(graph: Graph, node: Node, config) -> LayerDef:
     padv = tirx.const(v.zx, xdt)
     need_pad = bool(g.pt or g.pl or g.pb or g.pr) or ICp != I
     xin = pad_input(x, padv, I, ICp, (g.pt, g.pl, g.pb, g.pr)) if need_pad else x
-    ric = te.reduce_axis((0, ICp // D), "ic")
-    ricv = te.reduce_axis((0, D), "icv")
+    window = None if is_dense else ((KH, KW), (sh, sw), (dh, dw))
+    acc_shape = (N, OCp) if is_dense else (N, OH, OW, OCp)
+    acc = contraction_acc(xin, lambda *i: wp[i], acc_shape, (L, D), window, accdt=accdt)
     if is_dense:
-        acc = te.compute(
-            (N, OCp),
-            lambda n, oc: te.sum(
-                xin[n, ric * D + ricv].astype(accdt) * wp[oc // L, ric, oc % L, ricv].astype(accdt),
-                axis=[ric, ricv],
-            ),
-            name="acc",
-        )
         y = te.compute((N, O), lambda n, oc: v.requant(acc[n, oc], oc, params, wide), name="y")
         loops = ("n", "oc", "ic", "icv")
     else:
-        rkh = te.reduce_axis((0, KH), "kh")
-        rkw = te.reduce_axis((0, KW), "kw")
-        acc = te.compute(
-            (N, OH, OW, OCp),
-            lambda n, oh, ow, oc: te.sum(
-                xin[n, oh * sh + rkh * dh, ow * sw + rkw * dw, ric * D + ricv].astype(accdt)
-                * wp[oc // L, rkh, rkw, ric, oc % L, ricv].astype(accdt),
-                axis=[rkh, rkw, ric, ricv],
-            ),
-            name="acc",
-        )
         y = te.compute(
             (N, OH, OW, O),
             lambda n, oh, ow, oc: v.requant(acc[n, oh, ow, oc], oc, params, wide),
@@ -685,17 +669,7 @@ def contraction(graph: Graph, node: Node, config) -> LayerDef:
     # ---- numpy side -----------------------------------------------------------------------------
     @functools.cache  # packed on first use, then kept
     def pack_weights() -> np.ndarray:
-        wv = v.w.astype(np.int64)
-        if is_dense:
-            wpad = np.zeros((OCp, ICp), np.int64)
-            wpad[:O, :I] = wv.reshape(O, I)
-            blk = wpad.reshape(OCp // L, L, ICp // D, D).transpose(0, 2, 1, 3)
-        else:
-            wv = wv.transpose(0, 2, 3, 1)  # O, KH, KW, I
-            wpad = np.zeros((OCp, KH, KW, ICp), np.int64)
-            wpad[:O, :, :, :I] = wv
-            blk = wpad.reshape(OCp // L, L, KH, KW, ICp // D, D).transpose(0, 2, 3, 4, 1, 5)
-        return np.ascontiguousarray(blk)
+        return block_weights(v.w.astype(np.int64), (OCp, ICp), (L, D))
 
     x_name, out_shape = node.inputs[0], ops.out.shape
 

@@ -127,6 +127,24 @@ def from_kernel_layout(arr: np.ndarray, layout: str) -> np.ndarray:
     return arr
 
 
+def block_weights(w: np.ndarray, padded: tuple[int, int], block: tuple[int, int]) -> np.ndarray:
+    """Conv2d weights (O, I, KH, KW) as `[O/bo][KH][KW][I/bk][bo][bk]`, dense weights (O, I) as
+    `[O/bo][I/bk][bo][bk]`, output and input channels zero-padded to `padded`; `block` is
+    (bo, bk): one tensor intrinsic's (or one vector's) lanes x depth."""
+    (OCp, ICp), (bo, bk) = padded, block
+    if w.ndim == 2:
+        O, I = w.shape
+        wpad = np.zeros((OCp, ICp), dtype=w.dtype)
+        wpad[:O, :I] = w
+        blk = wpad.reshape(OCp // bo, bo, ICp // bk, bk).transpose(0, 2, 1, 3)
+    else:
+        O, I, KH, KW = w.shape
+        wpad = np.zeros((OCp, KH, KW, ICp), dtype=w.dtype)
+        wpad[:O, :, :, :I] = w.transpose(0, 2, 3, 1)  # O, KH, KW, I
+        blk = wpad.reshape(OCp // bo, bo, KH, KW, ICp // bk, bk).transpose(0, 2, 3, 4, 1, 5)
+    return np.ascontiguousarray(blk)
+
+
 def _kshape(shape: tuple[int, ...], layout: str) -> tuple[int, ...]:
     if len(shape) == 4 and layout == "NCHW":
         return (shape[0], shape[2], shape[3], shape[1])
@@ -268,6 +286,47 @@ def pad_input(x, value, channels: int | None, extent: int, pads=(0, 0, 0, 0)):
         (N, H + pt + pb, W_ + pl + pr, extent),
         lambda n, h, ww, c: tirx.if_then_else(inside(h, ww, c), x[n, h - pt, ww - pl, c], value),
         name="pad",
+    )
+
+
+def contraction_acc(
+    xin, weight, out_shape, block: tuple[int, int], window=None, pdt=None, accdt=""
+):
+    """The accumulators of a conv2d (NHWC, `out_shape` N, OH, OW, OCp) or dense (`out_shape`
+    N, OCp): `weight(oc block, [kh, kw,] ic block, oc lane, ic lane)` times the input, over
+    input-channel blocks `ic` of `block[1]` elements `icv` (and the window `kh`, `kw`), products
+    formed in `pdt` (default: `accdt`) and summed in `accdt`. `window`: ((KH, KW), strides,
+    dilations) of a conv2d."""
+    te = _te()
+    bo, bk = block
+    pdt = pdt or accdt
+    ric = te.reduce_axis((0, int(xin.shape[-1]) // bk), "ic")
+    ricv = te.reduce_axis((0, bk), "icv")
+    if window is None:
+        return te.compute(
+            out_shape,
+            lambda n, oc: te.sum(
+                (
+                    xin[n, ric * bk + ricv].astype(pdt)
+                    * weight(oc // bo, ric, oc % bo, ricv).astype(pdt)
+                ).astype(accdt),
+                axis=[ric, ricv],
+            ),
+            name="acc",
+        )
+    (KH, KW), (sh, sw), (dh, dw) = window
+    rkh = te.reduce_axis((0, KH), "kh")
+    rkw = te.reduce_axis((0, KW), "kw")
+    return te.compute(
+        out_shape,
+        lambda n, oh, ow, oc: te.sum(
+            (
+                xin[n, oh * sh + rkh * dh, ow * sw + rkw * dw, ric * bk + ricv].astype(pdt)
+                * weight(oc // bo, rkh, rkw, ric, oc % bo, ricv).astype(pdt)
+            ).astype(accdt),
+            axis=[rkh, rkw, ric, ricv],
+        ),
+        name="acc",
     )
 
 

@@ -78,6 +78,8 @@ from accelsim.lower.common import (
     _te,
     _tirx,
     _with_arith,
+    block_weights,
+    contraction_acc,
     float_types,
     from_kernel_layout,
     pad_input,
@@ -357,35 +359,10 @@ def contraction(ctx: Ctx) -> Built:
         pdt = "int16"
     else:
         pdt = accdt
-    ric = te.reduce_axis((0, ICp // bk), "ic")
-    ricv = te.reduce_axis((0, bk), "icv")
-    if is_dense:
-        acc = te.compute(
-            (N, OCp),
-            lambda n, oc: te.sum(
-                (
-                    xin[n, ric * bk + ricv].astype(pdt)
-                    * wval(oc // bo, ric, oc % bo, ricv).astype(pdt)
-                ).astype(accdt),
-                axis=[ric, ricv],
-            ),
-            name="acc",
-        )
-    else:
-        rkh = te.reduce_axis((0, KH), "kh")
-        rkw = te.reduce_axis((0, KW), "kw")
-        acc = te.compute(
-            (N, OH, OW, OCp),
-            lambda n, oh, ow, oc: te.sum(
-                (
-                    xin[n, oh * sh + rkh * dh, ow * sw + rkw * dw, ric * bk + ricv].astype(pdt)
-                    * wval(oc // bo, rkh, rkw, ric, oc % bo, ricv).astype(pdt)
-                ).astype(accdt),
-                axis=[rkh, rkw, ric, ricv],
-            ),
-            name="acc",
-        )
-
+    window = None if is_dense else ((KH, KW), strides, dil)
+    acc = contraction_acc(
+        xin, wval, (N, OCp) if is_dense else (N, OH, OW, OCp), (bo, bk), window, pdt, accdt
+    )
     epi = margs.epilogue
     if is_dense:
         y = te.compute((N, O), lambda n, oc: epi(acc[n, oc], oc), name="y")
@@ -426,21 +403,7 @@ def contraction(ctx: Ctx) -> Built:
 
     @functools.cache  # packed on first use, then kept
     def pack_weights() -> np.ndarray:
-        if is_float:
-            wv = w.astype(ft.np_storage)
-        else:
-            wv = w.astype(np.int64)
-        if is_dense:
-            wv = wv.reshape(O, I)
-            wpad = np.zeros((OCp, ICp), dtype=wv.dtype)
-            wpad[:O, :I] = wv
-            blk = wpad.reshape(OCp // bo, bo, ICp // bk, bk).transpose(0, 2, 1, 3)
-        else:
-            wv = wv.transpose(0, 2, 3, 1)  # O, KH, KW, I
-            wpad = np.zeros((OCp, KH, KW, ICp), dtype=wv.dtype)
-            wpad[:O, :, :, :I] = wv
-            blk = wpad.reshape(OCp // bo, bo, KH, KW, ICp // bk, bk).transpose(0, 2, 3, 4, 1, 5)
-        blk = np.ascontiguousarray(blk)
+        blk = block_weights(w.astype(ft.np_storage if is_float else np.int64), (OCp, ICp), (bo, bk))
         if is_float:
             return blk.astype(ft.np_storage)
         if w4:
