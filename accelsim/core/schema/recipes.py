@@ -10,7 +10,7 @@ section overrides its class's), a `default` section and per-precision sections (
 
 Axes are checked against the operator class, tile and block sizes are positive, `tensorize`
 names an intrinsic of the file's intrinsic table. The tables themselves live with the code
-that emits the instructions (`accelsim.lower.intrin`, `accelsim.accel.vmac`), above this module
+that emits the instructions (`accelsim.lower.intrin`, `accelsim.accel.intrin`), above this module
 in the pipeline, so the loader passes their names in: `context={"intrinsics": names}`.
 """
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, ValidationInfo, WrapValidator, create_model
 
@@ -46,7 +46,7 @@ _CAP = re.compile(r"<=\s*(\d+)\s*$")
 _CAP_PARAM = re.compile(r"<=\s*([A-Za-z_]\w*)\s*$")
 
 
-def cap_value(text: str) -> int | None:
+def cap_value(text: Any) -> int | None:
     """N of a `"<=N"` size, None when `text` is no such string."""
     m = _CAP.match(text) if isinstance(text, str) else None
     return int(m.group(1)) if m else None
@@ -177,7 +177,6 @@ class CpuSection(Schema):
     """One section of a CPU/DSP recipe (see `accelsim.lower.schedule` for the meaning)."""
 
     WHAT = "a mapping of recipe keys"
-    OP_CLASS: ClassVar[str] = ""
 
     block: dict[str, Size] = Field(default_factory=dict)
     tile: dict[str, Size] = Field(default_factory=dict)
