@@ -50,6 +50,7 @@ from accelsim.lower.common import (
     per_tensor_problem,
     tensor_layout,
     to_kernel_layout,
+    unpacker,
 )
 from accelsim.lower.intrin import Intrinsic
 from accelsim.model.graph import Graph, Node, TensorInfo
@@ -675,13 +676,10 @@ def contraction(graph: Graph, node: Node, config) -> LayerDef:
 
     def pack(values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         xv = np.asarray(values[x_name])
-        xk = xv.reshape(N, I) if is_dense else to_kernel_layout(xv, layout)
+        xk = to_kernel_layout(xv.reshape(N, I) if is_dense else xv, layout)
         return {"x": xk.astype(np.int64), "w": pack_weights(), **v.params}
 
-    def unpack(arr: np.ndarray) -> np.ndarray:
-        if is_dense:
-            return np.asarray(arr).reshape(out_shape)
-        return from_kernel_layout(np.asarray(arr), layout)
+    unpack = unpacker(layout, out_shape)
 
     sig = {
         "class": s.op_class,
@@ -749,8 +747,7 @@ def depthwise(graph: Graph, node: Node, config) -> LayerDef:
         xk = to_kernel_layout(np.asarray(values[x_name]), layout)
         return {"x": xk.astype(np.int64), "w": wk, **v.params}
 
-    def unpack(arr):
-        return from_kernel_layout(np.asarray(arr), layout)
+    unpack = unpacker(layout)
 
     sig = {
         "class": "depthwise_conv2d",

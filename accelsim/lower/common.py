@@ -145,6 +145,17 @@ def block_weights(w: np.ndarray, padded: tuple[int, int], block: tuple[int, int]
     return np.ascontiguousarray(blk)
 
 
+def unpacker(layout: str, shape: tuple[int, ...] | None = None):
+    """The `unpack` of a kernel with an NHWC (or rows x features) output: the output as the
+    graph holds it, in `layout`, reshaped to `shape` when given."""
+
+    def unpack(arr: np.ndarray) -> np.ndarray:
+        out = from_kernel_layout(np.asarray(arr), layout)
+        return out if shape is None else out.reshape(shape)
+
+    return unpack
+
+
 def _kshape(shape: tuple[int, ...], layout: str) -> tuple[int, ...]:
     if len(shape) == 4 and layout == "NCHW":
         return (shape[0], shape[2], shape[3], shape[1])

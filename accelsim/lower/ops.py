@@ -81,10 +81,10 @@ from accelsim.lower.common import (
     block_weights,
     contraction_acc,
     float_types,
-    from_kernel_layout,
     pad_input,
     tensor_layout,
     to_kernel_layout,
+    unpacker,
 )
 from accelsim.lower.schedule import (
     Axis,
@@ -414,19 +414,13 @@ def contraction(ctx: Ctx) -> Built:
 
     def pack(values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         xv = np.asarray(values[x_name])
-        if is_dense:
-            xk = np.ascontiguousarray(xv.reshape(N, I))
-        else:
-            xk = to_kernel_layout(xv, layout)
+        xk = to_kernel_layout(xv.reshape(N, I) if is_dense else xv, layout)
         out = {"x": xk.astype(np.dtype(xdt)), "w": pack_weights()}
         for k in pnames:
             out[k] = consts[k]
         return out
 
-    def unpack(arr: np.ndarray) -> np.ndarray:
-        if is_dense:
-            return np.asarray(arr).reshape(out_shape)
-        return from_kernel_layout(np.asarray(arr), layout)
+    unpack = unpacker(layout, out_shape)
 
     signature = {
         "op": node.op,
@@ -592,8 +586,7 @@ def depthwise(ctx: Ctx) -> Built:
         out.update({k: consts[k] for k in pnames})
         return out
 
-    def unpack(arr):
-        return from_kernel_layout(np.asarray(arr), layout)
+    unpack = unpacker(layout)
 
     signature = {
         "op": node.op,
@@ -843,9 +836,7 @@ def pool(ctx: Ctx) -> Built:
         out.update({k: consts[k] for k in pnames})
         return out
 
-    def unpack(arr):
-        a = from_kernel_layout(np.asarray(arr), layout)
-        return a.reshape(out_shape)
+    unpack = unpacker(layout, out_shape)
 
     signature = {
         "op": op,
@@ -1096,8 +1087,7 @@ def elementwise(ctx: Ctx) -> Built:
         out.update({k: consts[k] for k in pnames})
         return out
 
-    def unpack(arr):
-        return from_kernel_layout(np.asarray(arr), layout)
+    unpack = unpacker(layout)
 
     signature = {
         "op": op,
@@ -1219,8 +1209,7 @@ def concat(ctx: Ctx) -> Built:
         out.update({k: consts[k] for k in pnames})
         return out
 
-    def unpack(arr):
-        return from_kernel_layout(np.asarray(arr), layout)
+    unpack = unpacker(layout)
 
     signature = {
         "op": "concat",
@@ -1322,8 +1311,7 @@ def pad(ctx: Ctx) -> Built:
         out.update({k: consts[k] for k in pnames})
         return out
 
-    def unpack(arr):
-        return from_kernel_layout(np.asarray(arr), layout)
+    unpack = unpacker(layout)
 
     signature = {
         "op": "pad",
