@@ -7,6 +7,7 @@ sweeps, precision scaling, double buffering).
 """
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -246,6 +247,55 @@ def test_recipe_file_drives_the_tiling(tmp_path, small_graphs, cfg):
     bad.write_text(text.replace("tensorize: accel_vmac\n", "tensorize: sdot\n", 1))
     with pytest.raises(AccelRecipeError, match=r"bad.yaml: conv2d.default.tensorize: unknown"):
         load_recipes(bad)
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        (
+            "conv2d:\n  default: {tile: {x: 4}}\n",
+            "conv2d.default.tile.x: unknown axis for conv2d (expected one of oh, ow, oc, ic)",
+        ),
+        (
+            "dense:\n  w8a8: {dataflows: [{order: [n], inner: []}]}\n",
+            "dense.w8a8.dataflows[0].stage: missing",
+        ),
+        (
+            "add:\n  default: {double_buffer: 2}\n",
+            "add.default.double_buffer: expected true or false, found 2",
+        ),
+        (
+            "add:\n  default: {tile: {x: 0}}\n",
+            "add.default.tile.x: expected a positive int, '<=N' or '<=<accelerator parameter>', "
+            "found 0",
+        ),
+        ("pool:\n  default: {}\n", "pool: unknown operator class (expected one of conv2d, "),
+        ("conv2d:\n  w3a8: {}\n", "conv2d.w3a8: unknown precision"),
+        ("[1, 2]\n", "expected a mapping of operator classes, found [1, 2]"),
+    ],
+)
+def test_invalid_accelerator_recipes(tmp_path, text, message):
+    p = tmp_path / "accelerator.yaml"
+    p.write_text(text)
+    with pytest.raises(AccelRecipeError, match=re.escape(f"{p}: {message}")):
+        load_recipes(p)
+
+
+def test_accelerator_recipe_errors_found_when_tiling(tmp_path, small_graphs, cfg):
+    """Errors that need the layer or the design point name the section the key came from."""
+    g = small_graphs[("resnet18", "w8a8")]
+    ld = layer_def(g, g.node("layer1.0.conv1"), cfg)
+    text = open(load_recipes().path).read()
+    p = tmp_path / "accelerator.yaml"
+    p.write_text(text.replace('ow: "<=acc_registers", oc', 'ow: "<=acc_regs", oc', 1))
+    with pytest.raises(AccelRecipeError) as err:
+        choose_tiles(ld, load_recipes(p).recipe("conv2d", "w8a8"), cfg)
+    assert str(err.value) == (
+        f"{p}: conv2d.default.tile.ow: '<=acc_regs' names no numeric accelerator parameter"
+    )
+    p.write_text(text.replace("conv2d:\n", "conv2d:\n  w8a8: {dataflows: []}\n", 1))
+    with pytest.raises(AccelRecipeError, match=re.escape(f"{p}: conv2d.w8a8.dataflows: expected")):
+        load_recipes(p)
 
 
 def test_program_text_and_binary_round_trip(small_graphs, cfg):

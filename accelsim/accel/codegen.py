@@ -32,7 +32,8 @@ from typing import Any
 
 from accelsim.accel import isa
 from accelsim.accel.compute import LayerDef
-from accelsim.accel.schedule import SPACE_OF_SCOPE, TileChoice, align_bytes
+from accelsim.accel.intrin import FORMS, SPACE_OF_SCOPE, read_call
+from accelsim.accel.schedule import TileChoice, align_bytes
 from accelsim.core.errors import AccelsimError
 from accelsim.core.tvm_env import import_tvm
 
@@ -269,17 +270,18 @@ class _Builder:
             call = body.value if isinstance(body, t.Evaluate) else None
             if call is None or not isinstance(call, _Call()) or len(call.args) < 1:
                 raise CodegenError(f"block '{name}' has match buffers but no intrinsic call")
-            intrin = str(call.args[0].value) if isinstance(call.args[0], _StringImm()) else ""
-            if intrin not in ("accel_vmac", "accel_vmac_dw"):
+            vmac = read_call(call)
+            if vmac is None:
+                intrin = str(call.args[0].value) if isinstance(call.args[0], _StringImm()) else ""
                 raise CodegenError(f"block '{name}' calls '{intrin}', not an accelerator intrinsic")
+            form, lanes, depth = vmac
             ops = {}
             for mb in blk.match_buffers:
                 src = mb.source
                 starts = [r.min for r in src.region]
                 role = {"A": "act", "B": "wgt", "C": "acc"}[mb.buffer.name]
                 ops[role] = Operand(src.source.name, _flat(conv, src.source, starts), False)
-            lanes, depth = int(call.args[-2].value), int(call.args[-1].value)
-            return Leaf("vmac", loops, ops, preds, lanes=lanes, depth=depth, intrinsic=intrin)
+            return Leaf("vmac", loops, ops, preds, lanes=lanes, depth=depth, intrinsic=form.name)
         if not isinstance(body, t.BufferStore):
             raise CodegenError(f"block '{name}': unsupported body {type(body).__name__}")
         dst = body.buffer
@@ -674,7 +676,7 @@ class _Emitter:
         loops = self._loops(dom, [acc, act, wgt])
         for b in (act.buffer, wgt.buffer):
             self.consume(b, "compute")
-        kind = "bcast" if leaf.intrinsic == "accel_vmac" else "elem"
+        kind = FORMS[leaf.intrinsic].isa_kind
         mode = self.ld.mode
 
         def make(lps, bases):

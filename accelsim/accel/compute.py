@@ -1,7 +1,9 @@
 """Per-operator TVM TE computes for the accelerator, and the numpy packing that feeds them.
 
 One `LayerDef` per graph node the accelerator runs: conv2d (groups == 1), depthwise conv2d, dense
-and add. Integer semantics are those of `accelsim.ref.gemmlowp_ops`, bit for bit; the
+and add. Its shape-level part, a `LayerShape` (what the tiler and the analytic model read: the
+geometry, tile axes, staged inputs, DRAM tensors), is derived here once, without TVM
+(`layer_shape`); `layer_def` adds the TE compute and the packing. Integer semantics are those of `accelsim.ref.gemmlowp_ops`, bit for bit; the
 requantization epilogue is written with the TIR expressions of `accelsim.lower.requant` (shared
 with the CPU/DSP lowering).
 
@@ -24,19 +26,35 @@ host core.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 
+from accelsim.accel.intrin import vmac
 from accelsim.accel.isa import DramTensor
 from accelsim.core import requant as rp
 from accelsim.core.errors import AccelsimError
 from accelsim.core.qparams import DTYPE_BITS
 from accelsim.core.tvm_env import import_tvm
+from accelsim.lower.common import (
+    _qclamp,
+    _roundup,
+    _store_dtype,
+    block_weights,
+    contraction_acc,
+    from_kernel_layout,
+    pad_input,
+    per_tensor_problem,
+    tensor_layout,
+    to_kernel_layout,
+    unpacker,
+)
+from accelsim.lower.intrin import Intrinsic
 from accelsim.model.graph import Graph, Node, TensorInfo
-from accelsim.model.ops import activation_bounds, node_macs, op_class, spatial_axes
+from accelsim.model.ops import node_macs, op_class, spatial_axes
 
 
 class NotAccelerated(AccelsimError):
@@ -74,37 +92,94 @@ class Staged:
     reader: str  # block reading it: "main", "init" or "epilogue"
 
 
-@dataclass(eq=False)
-class LayerDef:
+@dataclass(frozen=True)
+class Geometry:
+    """Everything about a layer's shape the tiler, the compute and the cost formulas need."""
+
+    kind: str  # "bcast" (conv2d, dense), "elem" (depthwise), "add"
+    n: int = 1
+    h: int = 1
+    w: int = 1
+    cin: int = 1  # input channels (add: total elements)
+    cout: int = 1
+    kh: int = 1
+    kw: int = 1
+    sh: int = 1
+    sw: int = 1
+    dh: int = 1
+    dw: int = 1
+    pt: int = 0
+    pl: int = 0
+    pb: int = 0
+    pr: int = 0
+    oh: int = 1
+    ow: int = 1
+    cin_p: int = 1  # input channels padded to whole `depth` blocks
+    cout_p: int = 1  # output channels padded to whole lane blocks
+    depth: int = 1
+    lanes: int = 1
+    dense: bool = False
+
+
+@dataclass(frozen=True, eq=False)
+class LayerShape:
+    """An accelerator layer as far as its shapes go: what the tiler (`schedule.choose_tiles`)
+    and the analytic model read. No TVM."""
+
     node: Node
     op_class: str  # conv2d, depthwise_conv2d, dense, add
     mode: str  # wNaM of the MAC array ("" for add)
     wbits: int
     abits: int
     obits: int
+    in_bits: tuple[int, ...]  # add: bits of each input
     wide: bool
-    te_args: list  # TE tensors in kernel argument order (output last)
-    main: str  # block of the main computation ("acc", or "y" for add)
-    epilogue: str | None  # the requantize block ("y")
-    pad_stage: bool  # a "pad" stage feeds the main block (inlined into the load)
-    loops: tuple[str, ...]  # the main block's loops as created
+    geom: Geometry
     tile_axes: tuple[TileAxis, ...]
     staged: tuple[Staged, ...]
     acc_box: Callable[[Mapping[str, int]], int] | None
     out_box: Callable[[Mapping[str, int]], int]
     acc_bits: int
     out_buf_bits: int
-    dram: dict[str, DramTensor]
-    intrinsic: tuple | None  # (kind "bcast" | "elem", lanes, depth, act, wgt, acc dtypes)
-    imm: dict[str, Any]
+    dram: Mapping[str, DramTensor]
+    extents: Mapping[str, int]  # extents of the untiled loops (n, kh, kw, icv)
     macs: int
+
+    @property
+    def key(self) -> tuple:
+        """What the layer's tiling depends on (layers with equal keys tile alike)."""
+        return (
+            self.op_class,
+            self.mode,
+            self.wbits,
+            self.abits,
+            self.obits,
+            self.in_bits,
+            self.wide,
+            self.geom,
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class LayerDef(LayerShape):
+    """A `LayerShape` with its TE compute and the numpy packing of its inputs."""
+
+    te_args: list  # TE tensors in kernel argument order (output last)
+    main: str  # block of the main computation ("acc", or "y" for add)
+    epilogue: str | None  # the requantize block ("y")
+    pad_stage: bool  # a "pad" stage feeds the main block (inlined into the load)
+    loops: tuple[str, ...]  # the main block's loops as created
+    intrinsic: Intrinsic | None  # the VMAC of the main block (`accelsim.accel.intrin`)
+    imm: dict[str, Any]
     signature: dict
     pack: Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]
     unpack: Callable[[np.ndarray], np.ndarray]
     output: str  # graph tensor written
     inputs: tuple[str, ...]  # graph tensors read (activations)
-    extents: dict = field(default_factory=dict)  # extents of the untiled loops (n, kh, kw, icv)
-    meta: dict = field(default_factory=dict)
+
+
+def _layer_def(shape: LayerShape, **compute) -> LayerDef:
+    return LayerDef(**{f.name: getattr(shape, f.name) for f in fields(LayerShape)}, **compute)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -112,42 +187,10 @@ class LayerDef:
 # ------------------------------------------------------------------------------------------------
 
 
-def _roundup(v: int, m: int) -> int:
-    return -(-v // m) * m
-
-
 def _per_tensor(info: TensorInfo | None, what: str) -> None:
-    if info is None or not info.is_quantized:
-        raise NotAccelerated(f"{what} is not a quantized integer tensor")
-    if info.quant.per_channel and len(set(info.quant.scale)) > 1:
-        raise NotAccelerated(f"{what} is quantized per channel")
-
-
-def _storage(dtype: str) -> str:
-    """TE dtype holding an IR dtype (int4 -> int8)."""
-    bits = DTYPE_BITS[dtype]
-    if bits <= 8:
-        return "int8" if not dtype.startswith("u") else "uint8"
-    return "int16" if not dtype.startswith("u") else "uint16"
-
-
-def _qclamp(info: TensorInfo, attrs) -> tuple[int, int]:
-    from accelsim.ref.int_ops import quantized_clamp
-
-    lo, hi = activation_bounds(attrs)
-    return quantized_clamp(info, lo, hi)
-
-
-def to_nhwc(arr: np.ndarray, layout: str) -> np.ndarray:
-    from accelsim.lower.common import to_kernel_layout  # one definition of the layout change
-
-    return to_kernel_layout(arr, layout)
-
-
-def from_nhwc(arr: np.ndarray, layout: str) -> np.ndarray:
-    from accelsim.lower.common import from_kernel_layout
-
-    return from_kernel_layout(arr, layout)
+    reason = per_tensor_problem(info, what)
+    if reason:
+        raise NotAccelerated(reason)
 
 
 def _multipliers(x_i: TensorInfo, w_i: TensorInfo, o_i: TensorInfo, cout: int, padded: int):
@@ -201,14 +244,13 @@ def _requant_expr(acc, c, mult, shift, zp_out: int, qmin: int, qmax: int, wide: 
 
 
 # ------------------------------------------------------------------------------------------------
-# conv2d (groups == 1), dense
+# operands and shapes (no TVM)
 # ------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class ContractionOperands:
-    """The operands of a conv2d / dense the accelerator runs, checked (shared by the code
-    generator below and the shape-only model, accelsim.accel.analytic)."""
+class MacOperands:
+    """The checked operands of a conv2d, depthwise conv2d or dense the accelerator runs."""
 
     x: TensorInfo
     w: TensorInfo
@@ -221,9 +263,10 @@ class ContractionOperands:
     wide: bool
 
 
-def contraction_operands(graph: Graph, node: Node, config) -> ContractionOperands:
-    """Check a conv2d / dense against the accelerator (quantization, requantization mode, a MAC
-    mode for its bit widths) and return its operands; NotAccelerated says why not."""
+def mac_operands(graph: Graph, node: Node, config, depthwise: bool = False) -> MacOperands:
+    """Check a MAC layer against the accelerator (quantization, requantization mode, a MAC mode
+    for its bit widths; depthwise: one output channel per input channel) and return its
+    operands; NotAccelerated says why not."""
     x_i = graph.tensors[node.inputs[0]]
     w_i = graph.tensors[node.inputs[1]]
     b_i = graph.tensors[node.inputs[2]] if len(node.inputs) > 2 and node.inputs[2] else None
@@ -234,8 +277,12 @@ def contraction_operands(graph: Graph, node: Node, config) -> ContractionOperand
             "dense with double-precision requantization (TFLite import): the "
             "accelerator requantizes in fixed point"
         )
+    if depthwise:
+        C, O = x_i.shape[spatial_axes(node.attr("data_layout", "NCHW"))[0]], w_i.shape[0]
+        if O != C:
+            raise NotAccelerated(f"depthwise convolution with channel multiplier {O // C}")
     wbits, abits, obits = DTYPE_BITS[w_i.dtype], DTYPE_BITS[x_i.dtype], DTYPE_BITS[o_i.dtype]
-    return ContractionOperands(
+    return MacOperands(
         x_i,
         w_i,
         b_i,
@@ -248,124 +295,67 @@ def contraction_operands(graph: Graph, node: Node, config) -> ContractionOperand
     )
 
 
-def contraction(graph: Graph, node: Node, config) -> LayerDef:
-    tvm = import_tvm()
-    te, tirx = tvm.te, tvm.tirx
-    is_dense = node.op == "dense"
-    ops = contraction_operands(graph, node, config)
-    x_i, w_i, b_i, o_i = ops.x, ops.w, ops.b, ops.out
-    wbits, abits, obits, mode, wide = ops.wbits, ops.abits, ops.obits, ops.mode, ops.wide
-    m = config.mode(mode)
-    L, D = config.lanes, m.depth
-    w = np.asarray(graph.constants[node.inputs[1]])
-    bias_c = np.asarray(graph.constants[node.inputs[2]]) if b_i is not None else None
-    layout = node.attr("data_layout", "NCHW")
-    if is_dense:
-        O, I = w.shape
-        N = int(np.prod(x_i.shape)) // I
-        KH = KW = H = W_ = OH = OW = 1
-        sh = sw = dh = dw = 1
-        pt = pl = pb = pr = 0
-    else:
-        if node.attr("groups", 1) != 1:
-            raise NotAccelerated(
-                f"grouped convolution (groups={node.attr('groups')}) other than depthwise"
-            )
-        O, I, KH, KW = w.shape
-        ca, ha, wa = spatial_axes(layout)
-        N, H, W_ = x_i.shape[0], x_i.shape[ha], x_i.shape[wa]
-        OH, OW = o_i.shape[ha], o_i.shape[wa]
-        sh, sw = node.attr("strides", (1, 1))
-        dh, dw = node.attr("dilations", (1, 1))
-        pt, pl, pb, pr = node.attr("pads", (0, 0, 0, 0))
-    OCp, ICp = _roundup(O, L), _roundup(I, D)
-    xdt = _storage(x_i.dtype)
-    wdt = "int16" if wbits > 8 else "int8"
-    odt = _storage(o_i.dtype)
-    accdt = "int64" if wide else "int32"
-    zx, zo = rp.zero_point(x_i), rp.zero_point(o_i)
-    qmin, qmax = _qclamp(o_i, node.attrs)
+def _mac_geometry(node: Node, ops: MacOperands, config, depthwise: bool) -> Geometry:
+    L = config.lanes
+    D = 1 if depthwise else config.mode(ops.mode).depth
+    x, o = ops.x, ops.out
+    if node.op == "dense":
+        O, I = ops.w.shape
+        return Geometry(
+            "bcast",
+            n=int(np.prod(x.shape)) // I,
+            cin=I,
+            cout=O,
+            cin_p=_roundup(I, D),
+            cout_p=_roundup(O, L),
+            depth=D,
+            lanes=L,
+            dense=True,
+        )
+    ca, ha, wa = spatial_axes(node.attr("data_layout", "NCHW"))
+    O, _, KH, KW = ops.w.shape
+    I = x.shape[ca] if depthwise else ops.w.shape[1]
+    sh, sw = node.attr("strides", (1, 1))
+    dh, dw = node.attr("dilations", (1, 1))
+    pt, pl, pb, pr = node.attr("pads", (0, 0, 0, 0))
+    return Geometry(
+        "elem" if depthwise else "bcast",
+        n=x.shape[0],
+        h=x.shape[ha],
+        w=x.shape[wa],
+        cin=I,
+        cout=O,
+        kh=KH,
+        kw=KW,
+        sh=sh,
+        sw=sw,
+        dh=dh,
+        dw=dw,
+        pt=pt,
+        pl=pl,
+        pb=pb,
+        pr=pr,
+        oh=o.shape[ha],
+        ow=o.shape[wa],
+        cin_p=_roundup(I, L if depthwise else D),
+        cout_p=_roundup(O, L),
+        depth=D,
+        lanes=L,
+    )
 
-    if is_dense:
-        x = te.placeholder((N, I), xdt, name="x")
-        wp = te.placeholder((OCp // L, ICp // D, L, D), wdt, name="w")
-    else:
-        x = te.placeholder((N, H, W_, I), xdt, name="x")
-        wp = te.placeholder((OCp // L, KH, KW, ICp // D, L, D), wdt, name="w")
-    bias = te.placeholder((OCp,), accdt, name="bias")
-    mult = te.placeholder((OCp,), "int32", name="mult")
-    shift = te.placeholder((OCp,), "int32", name="shift")
-    padv = tirx.const(zx, xdt)
-    need_pad = bool(pt or pl or pb or pr) or ICp != I
-    if need_pad:
-        if is_dense:
-            xin = te.compute(
-                (N, ICp), lambda n, c: tirx.if_then_else(c < I, x[n, c], padv), name="pad"
-            )
-        else:
-            Hp, Wp = H + pt + pb, W_ + pl + pr
-            xin = te.compute(
-                (N, Hp, Wp, ICp),
-                lambda n, h, ww, c: tirx.if_then_else(
-                    tirx.all(h >= pt, h < H + pt, ww >= pl, ww < W_ + pl, c < I),
-                    x[n, h - pt, ww - pl, c],
-                    padv,
-                ),
-                name="pad",
-            )
-    else:
-        xin = x
-    ric = te.reduce_axis((0, ICp // D), "ic")
-    ricv = te.reduce_axis((0, D), "icv")
-    if is_dense:
-        acc = te.compute(
-            (N, OCp),
-            lambda n, oc: te.sum(
-                xin[n, ric * D + ricv].astype(accdt) * wp[oc // L, ric, oc % L, ricv].astype(accdt),
-                axis=[ric, ricv],
-            ),
-            name="acc",
-        )
-        y = te.compute(
-            (N, O),
-            lambda n, oc: _requant_expr(acc[n, oc], oc, mult, shift, zo, qmin, qmax, wide, odt),
-            name="y",
-        )
-        loops = ("n", "oc", "ic", "icv")
-        tile_axes = (
-            TileAxis("oc", OCp, L, vector=L, unit="output channels"),
-            TileAxis("ic", ICp, D, reduce=True, unit="input channels", elems_per_iter=D),
-        )
-    else:
-        rkh = te.reduce_axis((0, KH), "kh")
-        rkw = te.reduce_axis((0, KW), "kw")
-        acc = te.compute(
-            (N, OH, OW, OCp),
-            lambda n, oh, ow, oc: te.sum(
-                xin[n, oh * sh + rkh * dh, ow * sw + rkw * dw, ric * D + ricv].astype(accdt)
-                * wp[oc // L, rkh, rkw, ric, oc % L, ricv].astype(accdt),
-                axis=[rkh, rkw, ric, ricv],
-            ),
-            name="acc",
-        )
-        y = te.compute(
-            (N, OH, OW, O),
-            lambda n, oh, ow, oc: _requant_expr(
-                acc[n, oh, ow, oc], oc, mult, shift, zo, qmin, qmax, wide, odt
-            ),
-            name="y",
-        )
-        loops = ("n", "oh", "ow", "oc", "kh", "kw", "ic", "icv")
-        tile_axes = (
-            TileAxis("oh", OH, 1, unit="output rows"),
-            TileAxis("ow", OW, 1, unit="output columns"),
-            TileAxis("oc", OCp, L, vector=L, unit="output channels"),
-            TileAxis("ic", ICp, D, reduce=True, unit="input channels", elems_per_iter=D),
-        )
-    acc_bits = config.acc_bits_for(wide)
-    pbits = acc_bits
 
-    if is_dense:
+def _mac_shape(graph: Graph, node: Node, config, depthwise: bool, ops=None) -> LayerShape:
+    """The shape of a conv2d (groups 1), dense or depthwise conv2d."""
+    ops = ops or mac_operands(graph, node, config, depthwise)
+    g = _mac_geometry(node, ops, config, depthwise)
+    N, L, D = g.n, g.lanes, g.depth
+    acc_bits = config.acc_bits_for(ops.wide)
+    ch = "c" if depthwise else "oc"  # the output channel axis
+    if g.dense:
+        tile_axes = (
+            TileAxis("oc", g.cout_p, L, vector=L, unit="output channels"),
+            TileAxis("ic", g.cin_p, D, reduce=True, unit="input channels", elems_per_iter=D),
+        )
 
         def xbox(c):
             return (N, c["ic"])
@@ -375,186 +365,364 @@ def contraction(graph: Graph, node: Node, config) -> LayerDef:
 
         def acc_box(c):
             return N * c["oc"]
-    else:
 
-        def xbox(c):
+        x_shape, w_shape, y_shape = (N, g.cin), (g.cout_p // L, g.cin_p // D, L, D), (N, g.cout)
+    else:
+        cin = "c" if depthwise else "ic"  # the input channel axis
+        tile_axes = (
+            TileAxis("oh", g.oh, 1, unit="output rows"),
+            TileAxis("ow", g.ow, 1, unit="output columns"),
+        ) + (
+            (TileAxis("c", g.cout_p, L, vector=L, unit="channels"),)
+            if depthwise
+            else (
+                TileAxis("oc", g.cout_p, L, vector=L, unit="output channels"),
+                TileAxis("ic", g.cin_p, D, reduce=True, unit="input channels", elems_per_iter=D),
+            )
+        )
+
+        def xbox(c):  # the input window of an output tile
             return (
                 N,
-                (c["oh"] - 1) * sh + (KH - 1) * dh + 1,
-                (c["ow"] - 1) * sw + (KW - 1) * dw + 1,
-                c["ic"],
+                (c["oh"] - 1) * g.sh + (g.kh - 1) * g.dh + 1,
+                (c["ow"] - 1) * g.sw + (g.kw - 1) * g.dw + 1,
+                c[cin],
             )
 
         def wbox(c):
-            return (c["oc"] // L, KH, KW, c["ic"] // D, L, D)
+            if depthwise:
+                return (g.kh, g.kw, c["c"])
+            return (c["oc"] // L, g.kh, g.kw, c["ic"] // D, L, D)
 
         def acc_box(c):
-            return N * c["oh"] * c["ow"] * c["oc"]
+            return N * c["oh"] * c["ow"] * c[ch]
 
+        x_shape, y_shape = (N, g.h, g.w, g.cin), (N, g.oh, g.ow, g.cout)
+        w_shape = (
+            (g.kh, g.kw, g.cout_p) if depthwise else (g.cout_p // L, g.kh, g.kw, g.cin_p // D, L, D)
+        )
+    wbits, abits, obits = ops.wbits, ops.abits, ops.obits
     staged = (
         Staged("x", "act", abits, abits, xbox, "main"),
         Staged("w", "wgt", wbits, wbits, wbox, "main"),
-        Staged("bias", "wgt", pbits, pbits, lambda c: (c["oc"],), "init"),
-        Staged("mult", "wgt", 32, 32, lambda c: (c["oc"],), "epilogue"),
-        Staged("shift", "wgt", 32, 32, lambda c: (c["oc"],), "epilogue"),
+        Staged("bias", "wgt", acc_bits, acc_bits, lambda c: (c[ch],), "init"),
+        Staged("mult", "wgt", 32, 32, lambda c: (c[ch],), "epilogue"),
+        Staged("shift", "wgt", 32, 32, lambda c: (c[ch],), "epilogue"),
     )
     dram = {
-        "x": DramTensor("x", tuple(int(d) for d in x.shape), abits, "input"),
-        "w": DramTensor("w", tuple(int(d) for d in wp.shape), wbits, "weight"),
-        "bias": DramTensor("bias", (OCp,), pbits, "param"),
-        "mult": DramTensor("mult", (OCp,), 32, "param"),
-        "shift": DramTensor("shift", (OCp,), 32, "param"),
-        "y": DramTensor("y", tuple(int(d) for d in y.shape), obits, "output"),
+        "x": DramTensor("x", x_shape, abits, "input"),
+        "w": DramTensor("w", w_shape, wbits, "weight"),
+        "bias": DramTensor("bias", (g.cout_p,), acc_bits, "param"),
+        "mult": DramTensor("mult", (g.cout_p,), 32, "param"),
+        "shift": DramTensor("shift", (g.cout_p,), 32, "param"),
+        "y": DramTensor("y", y_shape, obits, "output"),
     }
-
-    # ---- numpy side -----------------------------------------------------------------------------
-    def pack_weights() -> np.ndarray:
-        wv = w.astype(np.int64)
-        if is_dense:
-            wpad = np.zeros((OCp, ICp), np.int64)
-            wpad[:O, :I] = wv.reshape(O, I)
-            blk = wpad.reshape(OCp // L, L, ICp // D, D).transpose(0, 2, 1, 3)
-        else:
-            wv = wv.transpose(0, 2, 3, 1)  # O, KH, KW, I
-            wpad = np.zeros((OCp, KH, KW, ICp), np.int64)
-            wpad[:O, :, :, :I] = wv
-            blk = wpad.reshape(OCp // L, L, KH, KW, ICp // D, D).transpose(0, 2, 3, 4, 1, 5)
-        return np.ascontiguousarray(blk)
-
-    wsum = w.astype(np.int64).reshape(O, -1).sum(axis=1)
-    b64 = bias_c.astype(np.int64) if bias_c is not None else np.zeros(O, np.int64)
-    folded = np.zeros(OCp, np.int64)
-    folded[:O] = b64 - zx * wsum
-    if not wide:
-        folded = rp.wrap_int32(folded)
-    mult_v, shift_v = _multipliers(x_i, w_i, o_i, O, OCp)
-    cache: dict[str, np.ndarray] = {}
-    x_name, out_shape = node.inputs[0], o_i.shape
-
-    def pack(values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if "w" not in cache:
-            cache["w"] = pack_weights()
-        xv = np.asarray(values[x_name])
-        xk = xv.reshape(N, I) if is_dense else to_nhwc(xv, layout)
-        return {
-            "x": xk.astype(np.int64),
-            "w": cache["w"],
-            "bias": folded,
-            "mult": mult_v,
-            "shift": shift_v,
-        }
-
-    def unpack(arr: np.ndarray) -> np.ndarray:
-        if is_dense:
-            return np.asarray(arr).reshape(out_shape)
-        return from_nhwc(np.asarray(arr), layout)
-
-    cls = "dense" if is_dense else "conv2d"
-    sig = {
-        "class": cls,
-        "x": [int(d) for d in x.shape],
-        "w": [int(d) for d in wp.shape],
-        "y": [int(d) for d in y.shape],
-        "kernel": [KH, KW],
-        "strides": [sh, sw],
-        "dilations": [dh, dw],
-        "pads": [pt, pl, pb, pr],
-        "mode": mode,
-        "obits": obits,
-        "wide": wide,
-        "abits": abits,
-        "pad": need_pad,
-    }
-    return LayerDef(
+    extents = {"n": N, "kh": g.kh, "kw": g.kw}
+    if not depthwise:
+        extents["icv"] = D
+    return LayerShape(
         node=node,
-        op_class=cls,
-        mode=mode,
+        op_class="depthwise_conv2d" if depthwise else ("dense" if g.dense else "conv2d"),
+        mode=ops.mode,
         wbits=wbits,
         abits=abits,
         obits=obits,
-        wide=wide,
-        te_args=[x, wp, bias, mult, shift, y],
-        main="acc",
-        epilogue="y",
-        pad_stage=need_pad,
-        loops=loops,
+        in_bits=(),
+        wide=ops.wide,
+        geom=g,
         tile_axes=tile_axes,
         staged=staged,
         acc_box=acc_box,
-        out_box=lambda c: acc_box(c),
+        out_box=acc_box,
         acc_bits=acc_bits,
         out_buf_bits=max(obits, 8),
         dram=dram,
-        intrinsic=("bcast", L, D, xdt, wdt, accdt),
-        imm={"zp_out": zo, "qmin": qmin, "qmax": qmax, "wide": wide, "pad": zx},
+        extents=extents,
         macs=node_macs(graph, node),
-        signature=sig,
-        pack=pack,
-        unpack=unpack,
-        output=node.outputs[0],
-        inputs=(node.inputs[0],),
-        extents={"n": N, "kh": KH, "kw": KW, "icv": D},
     )
 
 
+def contraction_shape(graph: Graph, node: Node, config, ops=None) -> LayerShape:
+    """conv2d (groups 1) / dense."""
+    return _mac_shape(graph, node, config, False, ops)
+
+
+def depthwise_shape(graph: Graph, node: Node, config, ops=None) -> LayerShape:
+    return _mac_shape(graph, node, config, True, ops)
+
+
+def add_operands(graph: Graph, node: Node) -> tuple[TensorInfo, TensorInfo, TensorInfo]:
+    """The two inputs and the output of an add the accelerator runs, checked."""
+    if len(node.inputs) != 2 or any(graph.is_constant(t) for t in node.inputs):
+        raise NotAccelerated("add of a constant operand")
+    a_i, b_i = graph.tensors[node.inputs[0]], graph.tensors[node.inputs[1]]
+    o_i = graph.tensors[node.outputs[0]]
+    for info, what in ((a_i, "first input"), (b_i, "second input"), (o_i, "output")):
+        _per_tensor(info, what)
+    if graph.requant_mode != "gemmlowp":
+        raise NotAccelerated(f"requant_mode '{graph.requant_mode}'")
+    if a_i.shape != o_i.shape or b_i.shape != o_i.shape:
+        raise NotAccelerated(f"broadcasting add {a_i.shape} + {b_i.shape}")
+    return a_i, b_i, o_i
+
+
+def add_shape(graph: Graph, node: Node, config, ops=None) -> LayerShape:
+    a_i, b_i, o_i = ops or add_operands(graph, node)
+    total = int(np.prod(o_i.shape))
+    abits, bbits, obits = (DTYPE_BITS[t.dtype] for t in (a_i, b_i, o_i))
+    staged = (
+        Staged("a", "act", max(abits, 8), abits, lambda c: (c["x"],), "main"),
+        Staged("b", "act", max(bbits, 8), bbits, lambda c: (c["x"],), "main"),
+    )
+    dram = {
+        "a": DramTensor("a", (total,), abits, "input"),
+        "b": DramTensor("b", (total,), bbits, "input"),
+        "y": DramTensor("y", (total,), obits, "output"),
+    }
+    return LayerShape(
+        node=node,
+        op_class="add",
+        mode="",
+        wbits=0,
+        abits=max(abits, bbits),
+        obits=obits,
+        in_bits=(abits, bbits),
+        wide=False,
+        geom=Geometry("add", cin=total, cout=total),
+        tile_axes=(TileAxis("x", total, 1, unit="elements"),),
+        staged=staged,
+        acc_box=None,
+        out_box=lambda c: c["x"],
+        acc_bits=32,
+        out_buf_bits=max(obits, 8),
+        dram=dram,
+        extents={},
+        macs=0,
+    )
+
+
+def route(graph: Graph, node: Node, config, add_fn, depthwise_fn, contraction_fn):
+    """Which accelerator layer kind `node` is (add, depthwise, conv/dense contraction), or
+    `NotAccelerated`; calls the builder of that kind. `layer_shape` and `layer_def` share these
+    rules."""
+    if node.op not in ACCEL_OPS:
+        raise NotAccelerated(f"op '{node.op}' runs on the host core")
+    if not graph.tensors[node.outputs[0]].is_quantized:
+        raise NotAccelerated("float layer (the accelerator is integer-only)")
+    if node.op == "add":
+        return add_fn(graph, node, config)
+    if node.op == "conv2d" and op_class(graph, node) == "depthwise_conv2d":
+        return depthwise_fn(graph, node, config)
+    if (node.op == "conv2d" and node.attr("groups", 1) == 1) or node.op == "dense":
+        return contraction_fn(graph, node, config)
+    raise NotAccelerated(f"grouped convolution (groups={node.attr('groups')})")
+
+
+def layer_shape(graph: Graph, node: Node, config) -> LayerShape:
+    """The shape of the accelerator layer of `node`, or `NotAccelerated` (it runs on the host)."""
+    return route(graph, node, config, add_shape, depthwise_shape, contraction_shape)
+
+
 # ------------------------------------------------------------------------------------------------
-# depthwise conv2d
+# TE computes and packing
 # ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _MacValues:
+    """What the conv2d / dense and depthwise computes share: storage dtypes, zero points, the
+    output clamp, and the folded bias and requantization parameters padded to whole lanes."""
+
+    xdt: str
+    wdt: str
+    odt: str
+    accdt: str
+    zx: int
+    zo: int
+    qmin: int
+    qmax: int
+    w: np.ndarray  # the weights as the graph holds them
+    bias: np.ndarray
+    mult: np.ndarray
+    shift: np.ndarray
+
+    def imm(self, wide: bool) -> dict[str, Any]:
+        return {
+            "zp_out": self.zo,
+            "qmin": self.qmin,
+            "qmax": self.qmax,
+            "wide": wide,
+            "pad": self.zx,
+        }
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        """The kernel arguments after the weights."""
+        return {"bias": self.bias, "mult": self.mult, "shift": self.shift}
+
+    def placeholders(self, te, channels: int) -> list:
+        """TE placeholders of `params`."""
+        return [
+            te.placeholder((channels,), self.accdt, name="bias"),
+            te.placeholder((channels,), "int32", name="mult"),
+            te.placeholder((channels,), "int32", name="shift"),
+        ]
+
+    def requant(self, acc, c, params, wide: bool):
+        """The output element of accumulator `acc` of channel `c` (`params`: `placeholders`)."""
+        _, mult, shift = params
+        return _requant_expr(acc, c, mult, shift, self.zo, self.qmin, self.qmax, wide, self.odt)
+
+
+def _mac_values(graph: Graph, node: Node, ops: MacOperands, g: Geometry) -> _MacValues:
+    w = np.asarray(graph.constants[node.inputs[1]])
+    bias_c = np.asarray(graph.constants[node.inputs[2]]) if ops.b is not None else None
+    zx = rp.zero_point(ops.x)
+    qmin, qmax = _qclamp(ops.out, node.attrs)
+    folded = np.zeros(g.cout_p, np.int64)
+    folded[: g.cout] = rp.folded_bias(w, bias_c, zx)
+    if not ops.wide:
+        folded = rp.wrap_int32(folded)
+    mult, shift = _multipliers(ops.x, ops.w, ops.out, g.cout, g.cout_p)
+    return _MacValues(
+        _store_dtype(ops.x.dtype),
+        "int16" if ops.wbits > 8 else "int8",
+        _store_dtype(ops.out.dtype),
+        "int64" if ops.wide else "int32",
+        zx,
+        rp.zero_point(ops.out),
+        qmin,
+        qmax,
+        w,
+        folded,
+        mult,
+        shift,
+    )
+
+
+def _window_signature(g: Geometry, ops: MacOperands) -> dict[str, Any]:
+    return {
+        "kernel": [g.kh, g.kw],
+        "strides": [g.sh, g.sw],
+        "dilations": [g.dh, g.dw],
+        "pads": [g.pt, g.pl, g.pb, g.pr],
+        "mode": ops.mode,
+        "obits": ops.obits,
+        "wide": ops.wide,
+        "abits": ops.abits,
+    }
+
+
+def _mac_def(s: LayerShape, node: Node, v: _MacValues, tensors: list, need_pad: bool, **rest):
+    """The LayerDef of a MAC layer: `tensors` x, w, the `params` placeholders, y."""
+    return _layer_def(
+        s,
+        te_args=tensors,
+        main="acc",
+        epilogue="y",
+        pad_stage=need_pad,
+        imm=v.imm(s.wide),
+        output=node.outputs[0],
+        inputs=(node.inputs[0],),
+        **rest,
+    )
+
+
+def contraction(graph: Graph, node: Node, config) -> LayerDef:
+    tvm = import_tvm()
+    te, tirx = tvm.te, tvm.tirx
+    ops = mac_operands(graph, node, config)
+    s = contraction_shape(graph, node, config, ops)
+    g = s.geom
+    is_dense, wide = g.dense, ops.wide
+    v = _mac_values(graph, node, ops, g)
+    xdt, wdt, accdt = v.xdt, v.wdt, v.accdt
+    L, D = g.lanes, g.depth
+    N, H, W_, I, O, KH, KW = g.n, g.h, g.w, g.cin, g.cout, g.kh, g.kw
+    OH, OW, OCp, ICp = g.oh, g.ow, g.cout_p, g.cin_p
+    sh, sw, dh, dw = g.sh, g.sw, g.dh, g.dw
+    layout = node.attr("data_layout", "NCHW")
+
+    if is_dense:
+        x = te.placeholder((N, I), xdt, name="x")
+        wp = te.placeholder((OCp // L, ICp // D, L, D), wdt, name="w")
+    else:
+        x = te.placeholder((N, H, W_, I), xdt, name="x")
+        wp = te.placeholder((OCp // L, KH, KW, ICp // D, L, D), wdt, name="w")
+    params = v.placeholders(te, OCp)
+    padv = tirx.const(v.zx, xdt)
+    need_pad = bool(g.pt or g.pl or g.pb or g.pr) or ICp != I
+    xin = pad_input(x, padv, I, ICp, (g.pt, g.pl, g.pb, g.pr)) if need_pad else x
+    window = None if is_dense else ((KH, KW), (sh, sw), (dh, dw))
+    acc_shape = (N, OCp) if is_dense else (N, OH, OW, OCp)
+    acc = contraction_acc(xin, lambda *i: wp[i], acc_shape, (L, D), window, accdt=accdt)
+    if is_dense:
+        y = te.compute((N, O), lambda n, oc: v.requant(acc[n, oc], oc, params, wide), name="y")
+        loops = ("n", "oc", "ic", "icv")
+    else:
+        y = te.compute(
+            (N, OH, OW, O),
+            lambda n, oh, ow, oc: v.requant(acc[n, oh, ow, oc], oc, params, wide),
+            name="y",
+        )
+        loops = ("n", "oh", "ow", "oc", "kh", "kw", "ic", "icv")
+
+    # ---- numpy side -----------------------------------------------------------------------------
+    @functools.cache  # packed on first use, then kept
+    def pack_weights() -> np.ndarray:
+        return block_weights(v.w.astype(np.int64), (OCp, ICp), (L, D))
+
+    x_name, out_shape = node.inputs[0], ops.out.shape
+
+    def pack(values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        xv = np.asarray(values[x_name])
+        xk = to_kernel_layout(xv.reshape(N, I) if is_dense else xv, layout)
+        return {"x": xk.astype(np.int64), "w": pack_weights(), **v.params}
+
+    unpack = unpacker(layout, out_shape)
+
+    sig = {
+        "class": s.op_class,
+        "x": [int(d) for d in x.shape],
+        "w": [int(d) for d in wp.shape],
+        "y": [int(d) for d in y.shape],
+        **_window_signature(g, ops),
+        "pad": need_pad,
+    }
+    return _mac_def(
+        s,
+        node,
+        v,
+        [x, wp, *params, y],
+        need_pad,
+        loops=loops,
+        intrinsic=vmac("accel_vmac", L, D, xdt, wdt, accdt),
+        signature=sig,
+        pack=pack,
+        unpack=unpack,
+    )
 
 
 def depthwise(graph: Graph, node: Node, config) -> LayerDef:
     tvm = import_tvm()
     te, tirx = tvm.te, tvm.tirx
-    x_i = graph.tensors[node.inputs[0]]
-    w_i = graph.tensors[node.inputs[1]]
-    b_i = graph.tensors[node.inputs[2]] if len(node.inputs) > 2 and node.inputs[2] else None
-    o_i = graph.tensors[node.outputs[0]]
-    _common_quant(graph, node, x_i, w_i, o_i)
+    ops = mac_operands(graph, node, config, depthwise=True)
+    s = depthwise_shape(graph, node, config, ops)
+    g = s.geom
+    wide = ops.wide
+    v = _mac_values(graph, node, ops, g)
+    xdt, wdt, accdt = v.xdt, v.wdt, v.accdt
+    L = g.lanes
+    N, H, W_, C, Cp, KH, KW, OH, OW = g.n, g.h, g.w, g.cin, g.cout_p, g.kh, g.kw, g.oh, g.ow
+    sh, sw, dh, dw = g.sh, g.sw, g.dh, g.dw
     layout = node.attr("data_layout", "NCHW")
-    ca, ha, wa = spatial_axes(layout)
-    C = x_i.shape[ca]
-    w = np.asarray(graph.constants[node.inputs[1]])
-    O, _, KH, KW = w.shape
-    if O != C:
-        raise NotAccelerated(f"depthwise convolution with channel multiplier {O // C}")
-    wbits, abits, obits = DTYPE_BITS[w_i.dtype], DTYPE_BITS[x_i.dtype], DTYPE_BITS[o_i.dtype]
-    mode = _check_mode(config, wbits, abits)
-    wide = rp.is_wide(x_i, w_i, b_i)
-    L = config.lanes
-    N, H, W_ = x_i.shape[0], x_i.shape[ha], x_i.shape[wa]
-    OH, OW = o_i.shape[ha], o_i.shape[wa]
-    sh, sw = node.attr("strides", (1, 1))
-    dh, dw = node.attr("dilations", (1, 1))
-    pt, pl, pb, pr = node.attr("pads", (0, 0, 0, 0))
-    Cp = _roundup(C, L)
-    xdt = _storage(x_i.dtype)
-    wdt = "int16" if wbits > 8 else "int8"
-    odt = _storage(o_i.dtype)
-    accdt = "int64" if wide else "int32"
-    zx, zo = rp.zero_point(x_i), rp.zero_point(o_i)
-    qmin, qmax = _qclamp(o_i, node.attrs)
-    bias_c = np.asarray(graph.constants[node.inputs[2]]) if b_i is not None else None
 
     x = te.placeholder((N, H, W_, C), xdt, name="x")
     wp = te.placeholder((KH, KW, Cp), wdt, name="w")
-    bias = te.placeholder((Cp,), accdt, name="bias")
-    mult = te.placeholder((Cp,), "int32", name="mult")
-    shift = te.placeholder((Cp,), "int32", name="shift")
-    padv = tirx.const(zx, xdt)
-    need_pad = bool(pt or pl or pb or pr) or Cp != C
-    if need_pad:
-        Hp, Wp = H + pt + pb, W_ + pl + pr
-        xin = te.compute(
-            (N, Hp, Wp, Cp),
-            lambda n, h, ww, c: tirx.if_then_else(
-                tirx.all(h >= pt, h < H + pt, ww >= pl, ww < W_ + pl, c < C),
-                x[n, h - pt, ww - pl, c],
-                padv,
-            ),
-            name="pad",
-        )
-    else:
-        xin = x
+    params = v.placeholders(te, Cp)
+    need_pad = bool(g.pt or g.pl or g.pb or g.pr) or Cp != C
+    pads = (g.pt, g.pl, g.pb, g.pr)
+    xin = pad_input(x, tirx.const(v.zx, xdt), C, Cp, pads) if need_pad else x
     rkh = te.reduce_axis((0, KH), "kh")
     rkw = te.reduce_axis((0, KW), "kw")
     acc = te.compute(
@@ -568,141 +736,49 @@ def depthwise(graph: Graph, node: Node, config) -> LayerDef:
     )
     y = te.compute(
         (N, OH, OW, C),
-        lambda n, oh, ow, c: _requant_expr(
-            acc[n, oh, ow, c], c, mult, shift, zo, qmin, qmax, wide, odt
-        ),
+        lambda n, oh, ow, c: v.requant(acc[n, oh, ow, c], c, params, wide),
         name="y",
     )
-    acc_bits = config.acc_bits_for(wide)
-
-    def xbox(c):
-        return (
-            N,
-            (c["oh"] - 1) * sh + (KH - 1) * dh + 1,
-            (c["ow"] - 1) * sw + (KW - 1) * dw + 1,
-            c["c"],
-        )
-
-    def acc_box(c):
-        return N * c["oh"] * c["ow"] * c["c"]
-
-    staged = (
-        Staged("x", "act", abits, abits, xbox, "main"),
-        Staged("w", "wgt", wbits, wbits, lambda c: (KH, KW, c["c"]), "main"),
-        Staged("bias", "wgt", acc_bits, acc_bits, lambda c: (c["c"],), "init"),
-        Staged("mult", "wgt", 32, 32, lambda c: (c["c"],), "epilogue"),
-        Staged("shift", "wgt", 32, 32, lambda c: (c["c"],), "epilogue"),
-    )
-    dram = {
-        "x": DramTensor("x", (N, H, W_, C), abits, "input"),
-        "w": DramTensor("w", (KH, KW, Cp), wbits, "weight"),
-        "bias": DramTensor("bias", (Cp,), acc_bits, "param"),
-        "mult": DramTensor("mult", (Cp,), 32, "param"),
-        "shift": DramTensor("shift", (Cp,), 32, "param"),
-        "y": DramTensor("y", (N, OH, OW, C), obits, "output"),
-    }
-    wsum = w.astype(np.int64).reshape(C, -1).sum(axis=1)
-    b64 = bias_c.astype(np.int64) if bias_c is not None else np.zeros(C, np.int64)
-    folded = np.zeros(Cp, np.int64)
-    folded[:C] = b64 - zx * wsum
-    if not wide:
-        folded = rp.wrap_int32(folded)
-    mult_v, shift_v = _multipliers(x_i, w_i, o_i, C, Cp)
     wk = np.zeros((KH, KW, Cp), np.int64)
-    wk[:, :, :C] = w.astype(np.int64).reshape(C, KH, KW).transpose(1, 2, 0)
+    wk[:, :, :C] = v.w.astype(np.int64).reshape(C, KH, KW).transpose(1, 2, 0)
     x_name = node.inputs[0]
 
     def pack(values):
-        return {
-            "x": to_nhwc(np.asarray(values[x_name]), layout).astype(np.int64),
-            "w": wk,
-            "bias": folded,
-            "mult": mult_v,
-            "shift": shift_v,
-        }
+        xk = to_kernel_layout(np.asarray(values[x_name]), layout)
+        return {"x": xk.astype(np.int64), "w": wk, **v.params}
 
-    def unpack(arr):
-        return from_nhwc(np.asarray(arr), layout)
+    unpack = unpacker(layout)
 
     sig = {
         "class": "depthwise_conv2d",
         "x": [N, H, W_, C],
-        "kernel": [KH, KW],
-        "strides": [sh, sw],
-        "dilations": [dh, dw],
-        "pads": [pt, pl, pb, pr],
-        "mode": mode,
-        "obits": obits,
-        "wide": wide,
-        "abits": abits,
+        **_window_signature(g, ops),
     }
-    return LayerDef(
-        node=node,
-        op_class="depthwise_conv2d",
-        mode=mode,
-        wbits=wbits,
-        abits=abits,
-        obits=obits,
-        wide=wide,
-        te_args=[x, wp, bias, mult, shift, y],
-        main="acc",
-        epilogue="y",
-        pad_stage=need_pad,
+    return _mac_def(
+        s,
+        node,
+        v,
+        [x, wp, *params, y],
+        need_pad,
         loops=("n", "oh", "ow", "c", "kh", "kw"),
-        tile_axes=(
-            TileAxis("oh", OH, 1, unit="output rows"),
-            TileAxis("ow", OW, 1, unit="output columns"),
-            TileAxis("c", Cp, L, vector=L, unit="channels"),
-        ),
-        staged=staged,
-        acc_box=acc_box,
-        out_box=acc_box,
-        acc_bits=acc_bits,
-        out_buf_bits=max(obits, 8),
-        dram=dram,
-        intrinsic=("elem", L, 1, xdt, wdt, accdt),
-        imm={"zp_out": zo, "qmin": qmin, "qmax": qmax, "wide": wide, "pad": zx},
-        macs=node_macs(graph, node),
+        intrinsic=vmac("accel_vmac_dw", L, 1, xdt, wdt, accdt),
         signature=sig,
         pack=pack,
         unpack=unpack,
-        output=node.outputs[0],
-        inputs=(node.inputs[0],),
-        extents={"n": N, "kh": KH, "kw": KW},
     )
-
-
-# ------------------------------------------------------------------------------------------------
-# add
-# ------------------------------------------------------------------------------------------------
-
-
-def _layout_of(graph: Graph, tensor: str) -> str:
-    from accelsim.lower.common import tensor_layout
-
-    return tensor_layout(graph, tensor)
 
 
 def add(graph: Graph, node: Node, config) -> LayerDef:
     tvm = import_tvm()
     te, tirx = tvm.te, tvm.tirx
-
-    if len(node.inputs) != 2 or any(graph.is_constant(t) for t in node.inputs):
-        raise NotAccelerated("add of a constant operand")
-    a_i, b_i = graph.tensors[node.inputs[0]], graph.tensors[node.inputs[1]]
-    o_i = graph.tensors[node.outputs[0]]
-    for info, what in ((a_i, "first input"), (b_i, "second input"), (o_i, "output")):
-        _per_tensor(info, what)
-    if graph.requant_mode != "gemmlowp":
-        raise NotAccelerated(f"requant_mode '{graph.requant_mode}'")
-    if a_i.shape != o_i.shape or b_i.shape != o_i.shape:
-        raise NotAccelerated(f"broadcasting add {a_i.shape} + {b_i.shape}")
+    a_i, b_i, o_i = ops = add_operands(graph, node)
+    s = add_shape(graph, node, config, ops)
     ap = rp.add_params(a_i, b_i, o_i)
     left, (m1, sh1), (m2, sh2), (mo, sho) = ap.left_shift, ap.input1, ap.input2, ap.output
     qmin, qmax = _qclamp(o_i, node.attrs)
     za, zb, zo = rp.zero_point(a_i), rp.zero_point(b_i), rp.zero_point(o_i)
-    total = int(np.prod(o_i.shape))
-    adt, bdt, odt = _storage(a_i.dtype), _storage(b_i.dtype), _storage(o_i.dtype)
+    total = s.geom.cout
+    adt, bdt, odt = _store_dtype(a_i.dtype), _store_dtype(b_i.dtype), _store_dtype(o_i.dtype)
     a = te.placeholder((total,), adt, name="a")
     b = te.placeholder((total,), bdt, name="b")
     # The add recipe nests three MultiplyByQuantizedMultiplier expressions; written out in TIR
@@ -712,26 +788,20 @@ def add(graph: Graph, node: Node, config) -> LayerDef:
     y = te.compute(
         (total,), lambda x: tirx.call_pure_extern(odt, "accel_vadd_q", a[x], b[x]), name="y"
     )
-    abits, bbits, obits = (DTYPE_BITS[t.dtype] for t in (a_i, b_i, o_i))
     lay = [
-        _layout_of(graph, t) if len(graph.tensors[t].shape) == 4 else "NCHW" for t in node.inputs
+        tensor_layout(graph, t) if len(graph.tensors[t].shape) == 4 else "NCHW" for t in node.inputs
     ]
-    out_layout = _layout_of(graph, node.outputs[0]) if len(o_i.shape) == 4 else "NCHW"
-    staged = (
-        Staged("a", "act", max(abits, 8), abits, lambda c: (c["x"],), "main"),
-        Staged("b", "act", max(bbits, 8), bbits, lambda c: (c["x"],), "main"),
-    )
-    dram = {
-        "a": DramTensor("a", (total,), abits, "input"),
-        "b": DramTensor("b", (total,), bbits, "input"),
-        "y": DramTensor("y", (total,), obits, "output"),
-    }
+    out_layout = tensor_layout(graph, node.outputs[0]) if len(o_i.shape) == 4 else "NCHW"
     names = tuple(node.inputs)
 
     def pack(values):
         return {
-            "a": to_nhwc(np.asarray(values[names[0]]), lay[0]).reshape(-1).astype(np.int64),
-            "b": to_nhwc(np.asarray(values[names[1]]), lay[1]).reshape(-1).astype(np.int64),
+            "a": to_kernel_layout(np.asarray(values[names[0]]), lay[0])
+            .reshape(-1)
+            .astype(np.int64),
+            "b": to_kernel_layout(np.asarray(values[names[1]]), lay[1])
+            .reshape(-1)
+            .astype(np.int64),
         }
 
     shape_nhwc = (
@@ -741,7 +811,7 @@ def add(graph: Graph, node: Node, config) -> LayerDef:
     )
 
     def unpack(arr):
-        return from_nhwc(np.asarray(arr).reshape(shape_nhwc), out_layout)
+        return from_kernel_layout(np.asarray(arr).reshape(shape_nhwc), out_layout)
 
     imm = {
         "zp_a": za,
@@ -756,56 +826,23 @@ def add(graph: Graph, node: Node, config) -> LayerDef:
         "s_out": sho,
         "qmin": qmin,
         "qmax": qmax,
-        "in_bits": (abits, bbits),
+        "in_bits": s.in_bits,
     }
-    sig = {"class": "add", "total": total, "bits": [abits, bbits, obits]}
-    return LayerDef(
-        node=node,
-        op_class="add",
-        mode="",
-        wbits=0,
-        abits=max(abits, bbits),
-        obits=obits,
-        wide=False,
+    return _layer_def(
+        s,
         te_args=[a, b, y],
         main="y",
         epilogue=None,
         pad_stage=False,
         loops=("x",),
-        tile_axes=(TileAxis("x", total, 1, unit="elements"),),
-        staged=staged,
-        acc_box=None,
-        out_box=lambda c: c["x"],
-        acc_bits=32,
-        out_buf_bits=max(obits, 8),
-        dram=dram,
         intrinsic=None,
         imm=imm,
-        macs=0,
-        signature=sig,
+        signature={"class": "add", "total": total, "bits": [*s.in_bits, s.obits]},
         pack=pack,
         unpack=unpack,
         output=node.outputs[0],
         inputs=names,
-        extents={},
     )
-
-
-def route(graph: Graph, node: Node, config, add_fn, depthwise_fn, contraction_fn):
-    """Which accelerator layer kind `node` is (add, depthwise, conv/dense contraction), or
-    `NotAccelerated`; calls the builder of that kind. The code generator (`layer_def`) and the
-    analytic model (`accel.analytic.layer_shape`) share these rules."""
-    if node.op not in ACCEL_OPS:
-        raise NotAccelerated(f"op '{node.op}' runs on the host core")
-    if not graph.tensors[node.outputs[0]].is_quantized:
-        raise NotAccelerated("float layer (the accelerator is integer-only)")
-    if node.op == "add":
-        return add_fn(graph, node, config)
-    if node.op == "conv2d" and op_class(graph, node) == "depthwise_conv2d":
-        return depthwise_fn(graph, node, config)
-    if (node.op == "conv2d" and node.attr("groups", 1) == 1) or node.op == "dense":
-        return contraction_fn(graph, node, config)
-    raise NotAccelerated(f"grouped convolution (groups={node.attr('groups')})")
 
 
 def layer_def(graph: Graph, node: Node, config) -> LayerDef:

@@ -1,4 +1,5 @@
-"""Accelerator schedule recipes (`schedules/accelerator.yaml`), the tiler, and the TVM schedule that
+"""Accelerator schedule recipes (`schedules/accelerator.yaml`, schema in
+`accelsim.core.schema.recipes`), the tiler, and the TVM schedule that
 applies them.
 
 `choose_tiles` picks, among the recipe's dataflows, the tile sizes whose scratchpad buffers fit (x2
@@ -11,8 +12,8 @@ split and reorder the main block's loops, `cache_read` each input into its scrat
 inlined into the activation load, so padding becomes the DMA's pad fill), accumulators in
 `local.accel_acc`, the requantize epilogue and its store under the last spatial tile loop
 (`local.accel_out`), the reduction's init (the bias load) before the reduction tile loops, and the
-innermost `lanes x depth` block tensorized with the `accel_vmac` intrinsic (its implementation is
-`T.call_extern("int32", "accel_vmac", ...)` on the tile's buffer pointers and sizes). TVM's
+innermost `lanes x depth` block tensorized with the layer's VMAC intrinsic (`accelsim.accel.intrin`:
+a `T.call_extern` on the tile's buffer pointers and sizes). TVM's
 `PlanAndUpdateBufferAllocationLocation` + `CompactBufferAllocation` then shrink every scratchpad
 buffer to its tile, so the indices the code generator reads are scratchpad offsets.
 
@@ -23,39 +24,28 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from accelsim.accel import intrin as _vmac
 from accelsim.accel.compute import LayerDef, TileAxis
-from accelsim.core.errors import AccelsimError
+from accelsim.accel.intrin import SCOPES
+from accelsim.core.schema import recipes as _schema
+from accelsim.core.schema.recipes import RecipeError
 from accelsim.core.tvm_env import import_tvm
+from accelsim.lower.intrin import ensure_registered
 
 
-class AccelRecipeError(AccelsimError):
+class AccelRecipeError(RecipeError):
     """A malformed accelerator recipe, or one that no tiling of a layer satisfies."""
 
 
-SCOPES = {
-    "act": "local.accel_act",
-    "wgt": "local.accel_wgt",
-    "acc": "local.accel_acc",
-    "out": "local.accel_out",
-}
-SPACE_OF_SCOPE = {v: k for k, v in SCOPES.items()}
-OP_CLASSES = ("conv2d", "depthwise_conv2d", "dense", "add")
-_KEYS = ("tensorize", "tile", "dataflows", "double_buffer")
-INTRINSICS = ("accel_vmac", "accel_vmac_dw")
-
-
 def schedules_path() -> Path:
-    env = os.environ.get("ACCELSIM_SCHEDULES")
-    base = Path(env) if env else Path(__file__).resolve().parents[2] / "schedules"
+    """The accelerator's recipe file: `accelerator.yaml` in the schedules directory (or
+    `$ACCELSIM_SCHEDULES` itself when that names a file)."""
+    base = _schema.schedules_dir()
     return base / "accelerator.yaml" if base.is_dir() else base
 
 
@@ -76,127 +66,54 @@ class AccelRecipe:
     tile: Mapping[str, Any]
     dataflows: tuple[Dataflow, ...]
     double_buffer: bool
+    sources: Mapping[str, str]  # key -> the section it came from ("conv2d.default")
 
-    def where(self, *keys: str) -> str:
-        return f"{self.path}: {self.op_class}.{'.'.join(keys)}"
+    def where(self, key: str, *sub: str) -> str:
+        """`file: section.key[.sub]` for error messages."""
+        return f"{self.path}: {self.sources.get(key, self.op_class)}." + ".".join((key,) + sub)
 
 
 @dataclass(frozen=True)
 class RecipeFile:
     path: str
-    data: Mapping[str, Any]
+    data: _schema.RecipeFile  # validated (`accelsim.core.schema.recipes.AccelRecipes`)
 
     def recipe(self, op_class: str, precision: str) -> AccelRecipe:
-        sec = self.data.get(op_class)
-        if sec is None:
+        """The recipe of `op_class` at `precision`: its `default` section overridden key by key
+        by its `<precision>` section."""
+        if self.data.sections(op_class) is None:
             raise AccelRecipeError(
                 f"{self.path}: {op_class}: missing (no recipe for operator class '{op_class}')"
             )
-        vals: dict[str, Any] = {}
-        for part in ("default", precision):
-            vals.update(sec.get(part) or {})
-        w = f"{self.path}: {op_class}"
-        flows = []
-        for i, d in enumerate(vals.get("dataflows") or []):
-            flows.append(
-                Dataflow(
-                    str(d.get("name", f"dataflow{i}")),
-                    tuple(d["order"]),
-                    tuple(d["inner"]),
-                    dict(d["stage"]),
-                )
+        vals, sources = self.data.resolve([op_class], precision)
+        flows = tuple(
+            Dataflow(
+                d.get("name") or f"dataflow{i}", tuple(d["order"]), tuple(d["inner"]), d["stage"]
             )
+            for i, d in enumerate(vals.get("dataflows") or [])
+        )
         if not flows:
-            raise AccelRecipeError(f"{w}.dataflows: at least one dataflow is required")
+            raise AccelRecipeError(
+                f"{self.path}: {op_class}.dataflows: at least one dataflow is required"
+            )
         return AccelRecipe(
             self.path,
             op_class,
             precision,
             vals.get("tensorize"),
             dict(vals.get("tile") or {}),
-            tuple(flows),
+            flows,
             bool(vals.get("double_buffer", True)),
+            sources,
         )
-
-
-def _check(path: str, data: Any) -> RecipeFile:
-    if not isinstance(data, Mapping):
-        raise AccelRecipeError(f"{path}: expected a mapping of operator classes")
-    from accelsim.core.precision import parse_precision
-
-    for cls, sec in data.items():
-        if cls not in OP_CLASSES:
-            raise AccelRecipeError(
-                f"{path}: {cls}: unknown operator class (expected one of {', '.join(OP_CLASSES)})"
-            )
-        if not isinstance(sec, Mapping):
-            raise AccelRecipeError(f"{path}: {cls}: expected a mapping of precisions")
-        for prec, vals in sec.items():
-            w = f"{path}: {cls}.{prec}"
-            if prec != "default":
-                try:
-                    parse_precision(str(prec), w)
-                except AccelsimError as exc:
-                    raise AccelRecipeError(f"{w}: unknown precision ({exc})") from None
-            if not isinstance(vals, Mapping):
-                raise AccelRecipeError(f"{w}: expected a mapping of recipe keys")
-            for k, v in vals.items():
-                if k not in _KEYS:
-                    raise AccelRecipeError(
-                        f"{w}.{k}: unknown key (expected one of {', '.join(_KEYS)})"
-                    )
-                if k == "tensorize" and v is not None and v not in INTRINSICS:
-                    raise AccelRecipeError(
-                        f"{w}.tensorize: unknown intrinsic '{v}' (known: {', '.join(INTRINSICS)})"
-                    )
-                if k == "tile":
-                    if not isinstance(v, Mapping):
-                        raise AccelRecipeError(f"{w}.tile: expected a mapping axis -> cap")
-                    for ax, cap in v.items():
-                        ok = (isinstance(cap, int) and not isinstance(cap, bool) and cap > 0) or (
-                            isinstance(cap, str) and cap.startswith("<=")
-                        )
-                        if not ok:
-                            raise AccelRecipeError(
-                                f"{w}.tile.{ax}: expected a positive int or "
-                                f"'<=N' / '<=<parameter>', found {cap!r}"
-                            )
-                if k == "dataflows":
-                    if not isinstance(v, list):
-                        raise AccelRecipeError(f"{w}.dataflows: expected a list")
-                    for i, d in enumerate(v):
-                        if not isinstance(d, Mapping):
-                            raise AccelRecipeError(f"{w}.dataflows[{i}]: expected a mapping")
-                        for need in ("order", "inner", "stage"):
-                            if need not in d:
-                                raise AccelRecipeError(f"{w}.dataflows[{i}].{need}: missing")
-                        extra = set(d) - {"name", "order", "inner", "stage"}
-                        if extra:
-                            raise AccelRecipeError(
-                                f"{w}.dataflows[{i}].{sorted(extra)[0]}: unknown key"
-                            )
-    return RecipeFile(path, data)
-
-
-@lru_cache(maxsize=8)
-def _load(path: str, mtime: int) -> RecipeFile:
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise AccelRecipeError(
-            f"{path}: not valid YAML" + (f" at line {mark.line + 1}" if mark else "")
-        ) from None
-    return _check(path, data)
 
 
 def load_recipes(path: str | Path | None = None) -> RecipeFile:
     p = Path(path) if path is not None else schedules_path()
     if p.is_dir():
         p = p / "accelerator.yaml"
-    if not p.is_file():
-        raise AccelRecipeError(f"{p}: no such schedule recipe file")
-    return _load(str(p), p.stat().st_mtime_ns)
+    data = _schema.load_recipe_file(p, _schema.AccelRecipes, _vmac.NAMES, AccelRecipeError)
+    return RecipeFile(str(p), data)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -222,9 +139,10 @@ def _cap(recipe: AccelRecipe, axis: TileAxis, config) -> int:
         return axis.extent
     if isinstance(v, int):
         return v
+    n = _schema.cap_value(v)
+    if n is not None:
+        return n
     s = v[2:].strip()
-    if s.isdigit():
-        return int(s)
     if hasattr(config, s):
         val = getattr(config, s)
         if isinstance(val, (int, float)) and not isinstance(val, bool):
@@ -380,146 +298,29 @@ def choose_tiles(ld: LayerDef, recipe: AccelRecipe, config) -> TileChoice:
 
 
 # ------------------------------------------------------------------------------------------------
-# tensor intrinsics
-# ------------------------------------------------------------------------------------------------
-
-_REGISTERED: set[str] = set()
-
-
-def intrinsic_key(intr: tuple) -> str:
-    kind, lanes, depth, adt, wdt, cdt = intr
-    name = "accel_vmac" if kind == "bcast" else "accel_vmac_dw"
-    return f"{name}.l{lanes}.d{depth}.{adt}.{wdt}.{cdt}"
-
-
-def ensure_intrinsic(intr: tuple) -> str:
-    """Register the TensorIntrin for `intr` once per process; returns its name."""
-    key = intrinsic_key(intr)
-    if key in _REGISTERED:
-        return key
-    tvm = import_tvm()
-    from tvm.s_tir import TensorIntrin
-
-    kind, L, D, adt, wdt, cdt = intr
-    desc, impl = (
-        _bcast_intrin(L, D, adt, wdt, cdt) if kind == "bcast" else _elem_intrin(L, adt, wdt, cdt)
-    )
-    try:
-        TensorIntrin.register(key, desc, impl)
-    except tvm.error.TVMError:
-        pass  # registered by an earlier import in this process
-    _REGISTERED.add(key)
-    return key
-
-
-def _bcast_intrin(L: int, D: int, adt: str, wdt: str, cdt: str):
-    """C[l] += sum_d A[d] * B[l, d]: `depth` activations broadcast to `lanes` lanes."""
-    import_tvm()
-    from tvm.script import tirx as T
-
-    @T.prim_func(s_tir=True)
-    def desc(a: T.handle, b: T.handle, c: T.handle) -> None:
-        A = T.match_buffer(a, (D,), adt, offset_factor=1, scope="local.accel_act")
-        B = T.match_buffer(b, (L, D), wdt, offset_factor=1, scope="local.accel_wgt")
-        C = T.match_buffer(c, (L,), cdt, offset_factor=1, scope="local.accel_acc")
-        with T.sblock("root"):
-            T.reads(C[0:L], A[0:D], B[0:L, 0:D])
-            T.writes(C[0:L])
-            for i in T.serial(0, L):
-                for k in T.serial(0, D):
-                    with T.sblock("update"):
-                        vi, vk = T.axis.remap("SR", [i, k])
-                        C[vi] = C[vi] + T.Cast(cdt, A[vk]) * T.Cast(cdt, B[vi, vk])
-
-    # depth 1: TVM drops the unit reduction iterator from the layer's block, so the description
-    # must not have one either
-    @T.prim_func(s_tir=True)
-    def desc1(a: T.handle, b: T.handle, c: T.handle) -> None:
-        A = T.match_buffer(a, (1,), adt, offset_factor=1, scope="local.accel_act")
-        B = T.match_buffer(b, (L, 1), wdt, offset_factor=1, scope="local.accel_wgt")
-        C = T.match_buffer(c, (L,), cdt, offset_factor=1, scope="local.accel_acc")
-        with T.sblock("root"):
-            T.reads(C[0:L], A[0:1], B[0:L, 0:1])
-            T.writes(C[0:L])
-            for i in T.serial(0, L):
-                for _k in T.serial(0, 1):
-                    with T.sblock("update"):
-                        vi = T.axis.spatial(L, i)
-                        C[vi] = C[vi] + T.Cast(cdt, A[0]) * T.Cast(cdt, B[vi, 0])
-
-    @T.prim_func(s_tir=True)
-    def impl(a: T.handle, b: T.handle, c: T.handle) -> None:
-        A = T.match_buffer(a, (D,), adt, offset_factor=1, scope="local.accel_act")
-        B = T.match_buffer(b, (L, D), wdt, offset_factor=1, scope="local.accel_wgt")
-        C = T.match_buffer(c, (L,), cdt, offset_factor=1, scope="local.accel_acc")
-        with T.sblock("root"):
-            T.reads(C[0:L], A[0:D], B[0:L, 0:D])
-            T.writes(C[0:L])
-            T.evaluate(
-                T.call_extern(
-                    "int32",
-                    "accel_vmac",
-                    C.data,
-                    C.elem_offset,
-                    A.data,
-                    A.elem_offset,
-                    B.data,
-                    B.elem_offset,
-                    L,
-                    D,
-                )
-            )
-
-    return (desc1 if D == 1 else desc), impl
-
-
-def _elem_intrin(L: int, adt: str, wdt: str, cdt: str):
-    """C[l] += A[l] * B[l] (depthwise: one channel per lane)."""
-    import_tvm()
-    from tvm.script import tirx as T
-
-    @T.prim_func(s_tir=True)
-    def desc(a: T.handle, b: T.handle, c: T.handle) -> None:
-        A = T.match_buffer(a, (L,), adt, offset_factor=1, scope="local.accel_act")
-        B = T.match_buffer(b, (L,), wdt, offset_factor=1, scope="local.accel_wgt")
-        C = T.match_buffer(c, (L,), cdt, offset_factor=1, scope="local.accel_acc")
-        with T.sblock("root"):
-            T.reads(C[0:L], A[0:L], B[0:L])
-            T.writes(C[0:L])
-            for i in T.serial(0, L):
-                with T.sblock("update"):
-                    vi = T.axis.remap("S", [i])
-                    C[vi] = C[vi] + T.Cast(cdt, A[vi]) * T.Cast(cdt, B[vi])
-
-    @T.prim_func(s_tir=True)
-    def impl(a: T.handle, b: T.handle, c: T.handle) -> None:
-        A = T.match_buffer(a, (L,), adt, offset_factor=1, scope="local.accel_act")
-        B = T.match_buffer(b, (L,), wdt, offset_factor=1, scope="local.accel_wgt")
-        C = T.match_buffer(c, (L,), cdt, offset_factor=1, scope="local.accel_acc")
-        with T.sblock("root"):
-            T.reads(C[0:L], A[0:L], B[0:L])
-            T.writes(C[0:L])
-            T.evaluate(
-                T.call_extern(
-                    "int32",
-                    "accel_vmac_dw",
-                    C.data,
-                    C.elem_offset,
-                    A.data,
-                    A.elem_offset,
-                    B.data,
-                    B.elem_offset,
-                    L,
-                    1,
-                )
-            )
-
-    return desc, impl
-
-
-# ------------------------------------------------------------------------------------------------
 # applying a choice
 # ------------------------------------------------------------------------------------------------
+
+
+# SBlock's constructor arguments, in order
+_SBLOCK_FIELDS = (
+    "iter_vars",
+    "reads",
+    "writes",
+    "name_hint",
+    "body",
+    "init",
+    "alloc_buffers",
+    "match_buffers",
+    "annotations",
+)
+
+
+def _replace_block(blk, **changes):
+    """A copy of SBlock `blk` with the fields in `changes` replaced."""
+    from tvm.s_tir import SBlock
+
+    return SBlock(*(changes.get(f, getattr(blk, f)) for f in _SBLOCK_FIELDS))
 
 
 def _rewrite_block(stmt, name: str, fn):
@@ -545,17 +346,7 @@ def _rewrite_block(stmt, name: str, fn):
     if isinstance(stmt, SBlock):
         if stmt.name_hint == name:
             return fn(stmt)
-        return SBlock(
-            stmt.iter_vars,
-            stmt.reads,
-            stmt.writes,
-            stmt.name_hint,
-            _rewrite_block(stmt.body, name, fn),
-            stmt.init,
-            stmt.alloc_buffers,
-            stmt.match_buffers,
-            stmt.annotations,
-        )
+        return _replace_block(stmt, body=_rewrite_block(stmt.body, name, fn))
     del tvm
     return stmt
 
@@ -564,7 +355,6 @@ def _init_from_bias(func, main: str, bias_buf, channel_iter: int):
     """The reduction of block `main` starts from `bias[c]` instead of 0 (accumulators are
     initialised by the bias load); its reads gain the bias."""
     tvm = import_tvm()
-    from tvm.s_tir import SBlock
     from tvm.tirx import BufferLoad, BufferRegion, BufferStore
 
     def fn(blk):
@@ -572,37 +362,15 @@ def _init_from_bias(func, main: str, bias_buf, channel_iter: int):
         v = blk.iter_vars[channel_iter].var
         init = BufferStore(st.buffer, BufferLoad(bias_buf, [v]), st.indices)
         reads = list(blk.reads) + [BufferRegion(bias_buf, [tvm.ir.Range.from_min_extent(v, 1)])]
-        return SBlock(
-            blk.iter_vars,
-            reads,
-            blk.writes,
-            blk.name_hint,
-            blk.body,
-            init,
-            blk.alloc_buffers,
-            blk.match_buffers,
-            blk.annotations,
-        )
+        return _replace_block(blk, reads=reads, init=init)
 
     return func.with_body(_rewrite_block(func.body, main, fn))
 
 
 def _drop_reads(func, block: str, buffer_name_prefix: str):
-    from tvm.s_tir import SBlock
-
     def fn(blk):
         reads = [r for r in blk.reads if not r.source.name.startswith(buffer_name_prefix)]
-        return SBlock(
-            blk.iter_vars,
-            reads,
-            blk.writes,
-            blk.name_hint,
-            blk.body,
-            blk.init,
-            blk.alloc_buffers,
-            blk.match_buffers,
-            blk.annotations,
-        )
+        return _replace_block(blk, reads=reads)
 
     return func.with_body(_rewrite_block(func.body, block, fn))
 
@@ -644,9 +412,7 @@ def schedule_layer(ld: LayerDef, choice: TileChoice, recipe: AccelRecipe):
         else:
             o, i = sch.split(lv, [None, t])
             loops.update({f"{lname}.o": o, f"{lname}.i": i})
-    tens = []
-    if is_mac:
-        tens = ["oc.v", "icv"] if ld.intrinsic[0] == "bcast" else ["c.v"]
+    tens = list(_vmac.FORMS[ld.intrinsic.name].loops) if is_mac else []
     final = list(flow.order) + list(flow.inner) + tens
     missing = [n for n in loops if n not in final]
     unknown = [n for n in final if n not in loops]
@@ -696,7 +462,7 @@ def schedule_layer(ld: LayerDef, choice: TileChoice, recipe: AccelRecipe):
         func = _drop_reads(mod["main"], upd, "bias")
         sch = tvm.s_tir.Schedule(func, enable_check=True)
         b = sch.get_sblock(upd)
-        key = ensure_intrinsic(ld.intrinsic)
+        key = ensure_registered(ld.intrinsic)
         # the intrinsic covers the innermost len(tens) loops of the update block
         sch.tensorize(sch.get_loops(b)[-len(tens)], key)
         mod = sch.mod

@@ -194,13 +194,13 @@ def _accel_sim(graph: Graph, target: Target, precision: Precision) -> list[Layer
     # the accelerator's own instruction-level simulator times the program TVM generated
     from accelsim.accel.sim import simulate_graph
 
-    return simulate_graph(graph, load_config(target))
+    return simulate_graph(graph, load_config(target))  # the graph's tensors carry the precision
 
 
 def _analytic(graph: Graph, target: Target, precision: Precision) -> list[LayerCost]:
     from accelsim.accel.analytic import simulate_graph
 
-    return simulate_graph(graph, load_config(target))
+    return simulate_graph(graph, load_config(target))  # the graph's tensors carry the precision
 
 
 # The instruction-level simulator is the default: the accelerator's programs compile in seconds.

@@ -9,6 +9,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+# the checkout accelsim runs from: shipped data (targets/, schedules/) lives there
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def repo_dir(env: str, folder: str) -> Path:
+    """`$<env>` when set, else the repository's `<folder>`."""
+    value = os.environ.get(env)
+    return Path(value) if value else REPO_ROOT / folder
+
 
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:

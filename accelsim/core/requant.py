@@ -61,6 +61,16 @@ def wrap_int32(v: ArrayLike) -> np.ndarray:
     return ((v + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
 
 
+def folded_bias(weights: np.ndarray, bias: np.ndarray | None, x_zero_point: int) -> np.ndarray:
+    """Per output channel, `bias - zp_x * sum(w)` (int64; the weights' first axis is the output
+    channel): the input zero point folded into the bias as gemmlowp and XNNPACK fold it, so that
+    a kernel multiplies raw activations and padded taps that read `zp_x` add nothing."""
+    cout = weights.shape[0]
+    wsum = weights.astype(np.int64).reshape(cout, -1).sum(axis=1)
+    b64 = bias.astype(np.int64) if bias is not None else np.zeros(cout, np.int64)
+    return b64 - x_zero_point * wsum
+
+
 def weight_scales(w: QuantizedTensor, cout: int) -> np.ndarray:
     """One float32 filter scale per output channel (per-channel weights along axis 0)."""
     assert w.quant is not None

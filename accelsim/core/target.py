@@ -27,7 +27,7 @@ from types import MappingProxyType
 from typing import Any
 
 from accelsim.core.errors import AccelsimError
-from accelsim.core.fsutil import read_yaml
+from accelsim.core.fsutil import read_yaml, repo_dir
 from accelsim.core.precision import Precision, parse_precision
 
 
@@ -61,8 +61,7 @@ _CODEGEN_KEYS = {
 
 def targets_dir() -> Path:
     """`$ACCELSIM_TARGETS` or the repository's `targets/`."""
-    env = os.environ.get("ACCELSIM_TARGETS")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "targets"
+    return repo_dir("ACCELSIM_TARGETS", "targets")
 
 
 @dataclass(frozen=True)

@@ -127,17 +127,54 @@ def from_kernel_layout(arr: np.ndarray, layout: str) -> np.ndarray:
     return arr
 
 
+def block_weights(w: np.ndarray, padded: tuple[int, int], block: tuple[int, int]) -> np.ndarray:
+    """Conv2d weights (O, I, KH, KW) as `[O/bo][KH][KW][I/bk][bo][bk]`, dense weights (O, I) as
+    `[O/bo][I/bk][bo][bk]`, output and input channels zero-padded to `padded`; `block` is
+    (bo, bk): one tensor intrinsic's (or one vector's) lanes x depth."""
+    (OCp, ICp), (bo, bk) = padded, block
+    if w.ndim == 2:
+        O, I = w.shape
+        wpad = np.zeros((OCp, ICp), dtype=w.dtype)
+        wpad[:O, :I] = w
+        blk = wpad.reshape(OCp // bo, bo, ICp // bk, bk).transpose(0, 2, 1, 3)
+    else:
+        O, I, KH, KW = w.shape
+        wpad = np.zeros((OCp, KH, KW, ICp), dtype=w.dtype)
+        wpad[:O, :, :, :I] = w.transpose(0, 2, 3, 1)  # O, KH, KW, I
+        blk = wpad.reshape(OCp // bo, bo, KH, KW, ICp // bk, bk).transpose(0, 2, 3, 4, 1, 5)
+    return np.ascontiguousarray(blk)
+
+
+def unpacker(layout: str, shape: tuple[int, ...] | None = None):
+    """The `unpack` of a kernel with an NHWC (or rows x features) output: the output as the
+    graph holds it, in `layout`, reshaped to `shape` when given."""
+
+    def unpack(arr: np.ndarray) -> np.ndarray:
+        out = from_kernel_layout(np.asarray(arr), layout)
+        return out if shape is None else out.reshape(shape)
+
+    return unpack
+
+
 def _kshape(shape: tuple[int, ...], layout: str) -> tuple[int, ...]:
     if len(shape) == 4 and layout == "NCHW":
         return (shape[0], shape[2], shape[3], shape[1])
     return tuple(shape)
 
 
-def _need_per_tensor(ctx: Ctx, info: TensorInfo | None, what: str) -> None:
+def per_tensor_problem(info: TensorInfo | None, what: str) -> str:
+    """Why `info` is no per-tensor quantized integer tensor ("" when it is one)."""
     if info is None or not info.is_quantized:
-        raise NotLowered(f"{what} is not a quantized integer tensor")
+        return f"{what} is not a quantized integer tensor"
     if info.quant.per_channel and len(set(info.quant.scale)) > 1:
-        raise NotLowered(f"{what} is quantized per channel")
+        return f"{what} is quantized per channel"
+    return ""
+
+
+def _need_per_tensor(ctx: Ctx, info: TensorInfo | None, what: str) -> None:
+    reason = per_tensor_problem(info, what)
+    if reason:
+        raise NotLowered(reason)
 
 
 def _qclamp(info: TensorInfo, attrs) -> tuple[int, int]:
@@ -236,6 +273,72 @@ def float_types(ctx: Ctx, *infos: TensorInfo | None) -> FloatTypes:
 # ------------------------------------------------------------------------------------------
 # epilogues
 # ------------------------------------------------------------------------------------------
+
+
+def pad_input(x, value, channels: int | None, extent: int, pads=(0, 0, 0, 0)):
+    """The kernel input `x` (NHWC, or rows x channels) with `value` around it: `pads` (top,
+    left, bottom, right) rows and columns of a 4-D input, channels `channels`.. up to `extent`
+    (`channels` None: none are padded, and none are tested)."""
+    te, tirx = _te(), _tirx()
+    if len(x.shape) == 2:
+        return te.compute(
+            (int(x.shape[0]), extent),
+            lambda n, c: tirx.if_then_else(c < channels, x[n, c], value),
+            name="pad",
+        )
+    N, H, W_ = (int(d) for d in x.shape[:3])
+    pt, pl, pb, pr = pads
+
+    def inside(h, ww, c):
+        edges = (h >= pt, h < H + pt, ww >= pl, ww < W_ + pl)
+        return tirx.all(*edges, c < channels) if channels is not None else tirx.all(*edges)
+
+    return te.compute(
+        (N, H + pt + pb, W_ + pl + pr, extent),
+        lambda n, h, ww, c: tirx.if_then_else(inside(h, ww, c), x[n, h - pt, ww - pl, c], value),
+        name="pad",
+    )
+
+
+def contraction_acc(
+    xin, weight, out_shape, block: tuple[int, int], window=None, pdt=None, accdt=""
+):
+    """The accumulators of a conv2d (NHWC, `out_shape` N, OH, OW, OCp) or dense (`out_shape`
+    N, OCp): `weight(oc block, [kh, kw,] ic block, oc lane, ic lane)` times the input, over
+    input-channel blocks `ic` of `block[1]` elements `icv` (and the window `kh`, `kw`), products
+    formed in `pdt` (default: `accdt`) and summed in `accdt`. `window`: ((KH, KW), strides,
+    dilations) of a conv2d."""
+    te = _te()
+    bo, bk = block
+    pdt = pdt or accdt
+    ric = te.reduce_axis((0, int(xin.shape[-1]) // bk), "ic")
+    ricv = te.reduce_axis((0, bk), "icv")
+    if window is None:
+        return te.compute(
+            out_shape,
+            lambda n, oc: te.sum(
+                (
+                    xin[n, ric * bk + ricv].astype(pdt)
+                    * weight(oc // bo, ric, oc % bo, ricv).astype(pdt)
+                ).astype(accdt),
+                axis=[ric, ricv],
+            ),
+            name="acc",
+        )
+    (KH, KW), (sh, sw), (dh, dw) = window
+    rkh = te.reduce_axis((0, KH), "kh")
+    rkw = te.reduce_axis((0, KW), "kw")
+    return te.compute(
+        out_shape,
+        lambda n, oh, ow, oc: te.sum(
+            (
+                xin[n, oh * sh + rkh * dh, ow * sw + rkw * dw, ric * bk + ricv].astype(pdt)
+                * weight(oc // bo, rkh, rkw, ric, oc % bo, ricv).astype(pdt)
+            ).astype(accdt),
+            axis=[rkh, rkw, ric, ricv],
+        ),
+        name="acc",
+    )
 
 
 def _int_epilogue(acc, c, *, bias, mult, shift, qp, wide: bool, double: bool, out_dtype: str):

@@ -18,9 +18,13 @@ used. The table is data: adding an instruction is adding an entry, no per-target
 whose instruction is exact only for part of the weight range says so (`weight_min`); the lowering
 then keeps such a layer off it (HVX `vdmpy` saturates its pair sum at two (-2^15)^2 products).
 
-All implementations share one shape (`_impl`: match the buffers, store one or two vector parts
-of C); what differs is the value stored, built from `_splat` (the activations broadcast to every
-lane) and `_weights8` (the weight block, 4-bit weights unpacked).
+Every intrinsic is described this way, the configurable accelerator's vector MAC too
+(`accelsim.accel.intrin`): the description comes from the shape, the operand types and the
+operands' storage `scopes` (`_desc`); the implementation from `impl`, which builds it with
+`implementation`: the same buffers, and as body one or two stores of vector parts of C (the CPU
+and DSP instructions, their value built from `_splat`, the activations broadcast to every lane,
+and `_weights8`, the weight block with 4-bit weights unpacked) or a call of an external function
+that updates C in place (the accelerator).
 
 Registered with `tvm.s_tir.TensorIntrin.register` on first use (importing TVM's own
 `tvm.s_tir.tensor_intrin` costs 50 s). Each implementation is written as single expressions, since
@@ -30,7 +34,8 @@ TVMScript `let` bindings become heap workspace allocations on every call (TVM 0.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -39,14 +44,16 @@ class Intrinsic:
 
     name: str  # recipe name, e.g. "sdot"
     key: str  # registered TensorIntrin name
-    instruction: str  # what the assembly shows, e.g. "sdot v.4s, v.16b, v.16b"
-    requires: tuple[str, ...]  # target `codegen.features` it needs
     act_dtype: str
     weight_bits: int  # 4: two weights per byte, unpacked in registers
     acc_dtype: str
     lanes: int  # output channels per call (the `oc.v` loop)
     depth: int  # reduction elements per call (the `ic.v` loop)
-    llvm: tuple[str, ...]  # LLVM intrinsics the implementation calls
+    # builds the implementation PrimFunc of this intrinsic (see `implementation`)
+    impl: Callable[[Intrinsic], Any] = field(repr=False)
+    instruction: str = ""  # what the assembly shows, e.g. "sdot v.4s, v.16b, v.16b"
+    requires: tuple[str, ...] = ()  # target `codegen.features` it needs
+    llvm: tuple[str, ...] = ()  # LLVM intrinsics the implementation calls
     doc: str = ""
     # the smallest weight the instruction is exact for (vdmpy's saturating pair sum can only
     # overflow with two -2^15 x -2^15 products); None: every weight value
@@ -54,6 +61,8 @@ class Intrinsic:
     # "dot": C[i] += A[k] * B[i, k] (conv2d, dense); "elementwise": C[i] += A[i] * B[i]
     # (depthwise: one tap of `lanes` channels, depth 1)
     kind: str = "dot"
+    # storage scopes of A, B and C (the accelerator's operands live in its scratchpads)
+    scopes: tuple[str, str, str] = ("global", "global", "global")
 
     @property
     def weight_dtype(self) -> str:
@@ -84,6 +93,14 @@ def nibble(byte, k):
 # ------------------------------------------------------------------------------------------
 
 
+def _shapes(it: Intrinsic) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The shapes of A and B: one element per lane each (elementwise), or `depth` activations
+    and a `lanes x packed depth` weight block (dot)."""
+    if it.kind == "elementwise":
+        return (it.lanes,), (it.lanes,)
+    return (it.depth,), (it.lanes, it.packed_depth)
+
+
 def _desc(it: Intrinsic):
     """The pattern tensorize matches: `C[i] += A[k] * W[i, k]` over the intrinsic's block."""
     from accelsim.core.tvm_env import import_tvm
@@ -92,7 +109,7 @@ def _desc(it: Intrinsic):
     from tvm.script import tirx as T
 
     lanes, depth, pdepth, acc = it.lanes, it.depth, it.packed_depth, it.acc_dtype
-    w4 = it.weight_bits == 4
+    (a_scope, b_scope, c_scope), w4 = it.scopes, it.weight_bits == 4
 
     def weight(B, vi, vk):
         return nibble(B[vi, vk // 2], vk) if w4 else B[vi, vk]
@@ -101,9 +118,9 @@ def _desc(it: Intrinsic):
 
         @T.prim_func(s_tir=True)
         def desc_ew(a: T.handle, b: T.handle, c: T.handle) -> None:
-            A = T.match_buffer(a, (lanes,), it.act_dtype, offset_factor=1)
-            B = T.match_buffer(b, (lanes,), it.weight_dtype, offset_factor=1)
-            C = T.match_buffer(c, (lanes,), acc, offset_factor=1)
+            A = T.match_buffer(a, (lanes,), it.act_dtype, offset_factor=1, scope=a_scope)
+            B = T.match_buffer(b, (lanes,), it.weight_dtype, offset_factor=1, scope=b_scope)
+            C = T.match_buffer(c, (lanes,), acc, offset_factor=1, scope=c_scope)
             with T.sblock("root"):
                 T.reads(C[0:lanes], A[0:lanes], B[0:lanes])
                 T.writes(C[0:lanes])
@@ -116,9 +133,9 @@ def _desc(it: Intrinsic):
 
     @T.prim_func(s_tir=True)
     def desc(a: T.handle, b: T.handle, c: T.handle) -> None:
-        A = T.match_buffer(a, (depth,), it.act_dtype, offset_factor=1)
-        B = T.match_buffer(b, (lanes, pdepth), it.weight_dtype, offset_factor=1)
-        C = T.match_buffer(c, (lanes,), acc, offset_factor=1)
+        A = T.match_buffer(a, (depth,), it.act_dtype, offset_factor=1, scope=a_scope)
+        B = T.match_buffer(b, (lanes, pdepth), it.weight_dtype, offset_factor=1, scope=b_scope)
+        C = T.match_buffer(c, (lanes,), acc, offset_factor=1, scope=c_scope)
         with T.sblock("root"):
             T.reads(C[0:lanes], A[0:depth], B[0:lanes, 0:pdepth])
             T.writes(C[0:lanes])
@@ -128,35 +145,61 @@ def _desc(it: Intrinsic):
                         vi, vk = T.axis.remap("SR", [i, k])
                         C[vi] = C[vi] + T.cast(A[vk], acc) * T.cast(weight(B, vi, vk), acc)
 
-    return desc
+    # depth 1: TVM drops the unit reduction iterator from the layer's block, so the description
+    # must not have one either
+    @T.prim_func(s_tir=True)
+    def desc1(a: T.handle, b: T.handle, c: T.handle) -> None:
+        A = T.match_buffer(a, (1,), it.act_dtype, offset_factor=1, scope=a_scope)
+        B = T.match_buffer(b, (lanes, 1), it.weight_dtype, offset_factor=1, scope=b_scope)
+        C = T.match_buffer(c, (lanes,), acc, offset_factor=1, scope=c_scope)
+        with T.sblock("root"):
+            T.reads(C[0:lanes], A[0:1], B[0:lanes, 0:1])
+            T.writes(C[0:lanes])
+            for i in T.serial(0, lanes):
+                for _k in T.serial(0, 1):
+                    with T.sblock("update"):
+                        vi = T.axis.spatial(lanes, i)
+                        C[vi] = C[vi] + T.cast(A[0], acc) * T.cast(B[vi, 0], acc)
+
+    return desc1 if depth == 1 else desc
 
 
-def _impl(it: Intrinsic, parts):
-    """The implementation PrimFunc of `it`: `parts` gives, for each of one or two contiguous
-    parts of C, `(first lane, lanes, value(T, A, B, C))`, the value one expression."""
+def implementation(it: Intrinsic, parts=(), call=None):
+    """The implementation PrimFunc of `it`: the buffers of its description and, as body, either
+    `parts`, for each of one or two contiguous parts of C `(first lane, lanes, value(T, A, B,
+    C))` stored there, or `call(T, A, B, C)` evaluated (an external function that updates C in
+    place); each value one expression."""
+    from accelsim.core.tvm_env import import_tvm
+
+    import_tvm()
     from tvm.script import tirx as T
 
     lanes = it.lanes
     ew = it.kind == "elementwise"
-    a_shape, b_shape = ((lanes,), (lanes,)) if ew else ((it.depth,), (lanes, it.packed_depth))
-    (lo0, n0, val0), *rest = parts
+    a_shape, b_shape = _shapes(it)
+    a_scope, b_scope, c_scope = it.scopes
+    stores = call is None
+    (lo0, n0, val0), *rest = parts if stores else [(0, 0, None)]
     two = bool(rest)
-    lo1, n1, val1 = rest[0] if two else parts[0]
+    lo1, n1, val1 = rest[0] if two else (lo0, n0, val0)
 
     @T.prim_func(s_tir=True)
     def impl(a: T.handle, b: T.handle, c: T.handle) -> None:
-        A = T.match_buffer(a, a_shape, it.act_dtype, offset_factor=1)
-        B = T.match_buffer(b, b_shape, it.weight_dtype, offset_factor=1)
-        C = T.match_buffer(c, (lanes,), it.acc_dtype, offset_factor=1)
+        A = T.match_buffer(a, a_shape, it.act_dtype, offset_factor=1, scope=a_scope)
+        B = T.match_buffer(b, b_shape, it.weight_dtype, offset_factor=1, scope=b_scope)
+        C = T.match_buffer(c, (lanes,), it.acc_dtype, offset_factor=1, scope=c_scope)
         with T.sblock("root"):
             if ew:
                 T.reads(C[0:lanes], A[0:lanes], B[0:lanes])
             else:
                 T.reads(C[0:lanes], A[0 : a_shape[0]], B[0:lanes, 0 : b_shape[-1]])
             T.writes(C[0:lanes])
-            C[T.ramp(T.int32(lo0), 1, n0)] = val0(T, A, B, C)
-            if two:
-                C[T.ramp(T.int32(lo1), 1, n1)] = val1(T, A, B, C)
+            if stores:
+                C[T.ramp(T.int32(lo0), 1, n0)] = val0(T, A, B, C)
+                if two:
+                    C[T.ramp(T.int32(lo1), 1, n1)] = val1(T, A, B, C)
+            else:
+                T.evaluate(call(T, A, B, C))
 
     return impl
 
@@ -216,7 +259,7 @@ def _sdot_impl(it: Intrinsic):
             _splat(T, A, "int8", 4, "int32", 4, "int8x16"),
         )
 
-    return _impl(it, [(0, 4, value)])
+    return implementation(it, [(0, 4, value)])
 
 
 def _smull_sadalp_impl(it: Intrinsic):
@@ -249,7 +292,7 @@ def _smull_sadalp_impl(it: Intrinsic):
 
         return (first // 2, half, value)
 
-    return _impl(it, [part(0), part(n)])
+    return implementation(it, [part(0), part(n)])
 
 
 def _vrmpy_impl(it: Intrinsic):
@@ -270,7 +313,7 @@ def _vrmpy_impl(it: Intrinsic):
             *((a, w) if unsigned_acts else (w, a)),
         )
 
-    return _impl(it, [(0, 32, value)])
+    return implementation(it, [(0, 32, value)])
 
 
 def _add64(T, lo, hi, s, n: int):
@@ -307,7 +350,7 @@ def _vdmpy_impl(it: Intrinsic):
         both = [j for i in range(32) for j in (i, 32 + i)]
         return T.reinterpret(_pick(T, [lo, hi], both), dtype="int64x32")
 
-    return _impl(it, [(0, 32, value)])
+    return implementation(it, [(0, 32, value)])
 
 
 def _vmpy_impl(it: Intrinsic):
@@ -343,7 +386,7 @@ def _vmpy_impl(it: Intrinsic):
         order = [j for i in range(32) for j in (i, 32 + i, 64 + i, 96 + i)]
         return T.reinterpret(_pick(T, [*even, *odd], order), dtype="int64x64")
 
-    return _impl(it, [(0, 64, value)])
+    return implementation(it, [(0, 64, value)])
 
 
 # ------------------------------------------------------------------------------------------
@@ -366,28 +409,28 @@ def _entry(
     weight_min=None,
     kind="dot",
 ):
-    key = f"accelsim.{name}.{act}.w{wbits}"
     return Intrinsic(
-        name,
-        key,
-        instruction,
-        tuple(requires),
-        act,
-        wbits,
-        acc,
-        lanes,
-        depth,
-        tuple(llvm),
-        doc,
-        weight_min,
-        kind,
-    ), impl_fn
+        name=name,
+        key=f"accelsim.{name}.{act}.w{wbits}",
+        act_dtype=act,
+        weight_bits=wbits,
+        acc_dtype=acc,
+        lanes=lanes,
+        depth=depth,
+        impl=impl_fn,
+        instruction=instruction,
+        requires=tuple(requires),
+        llvm=tuple(llvm),
+        doc=doc,
+        weight_min=weight_min,
+        kind=kind,
+    )
 
 
 _SDOT = "llvm.aarch64.neon.sdot.v4i32.v16i8"
 _SMULL8 = ("llvm.aarch64.neon.smull.v8i16", "llvm.aarch64.neon.saddlp.v4i32.v8i16")
 _SMULL16 = ("llvm.aarch64.neon.smull.v4i32", "llvm.aarch64.neon.saddlp.v2i64.v4i32")
-_TABLE_SPEC: list[tuple[Intrinsic, Callable]] = [
+INTRINSICS: tuple[Intrinsic, ...] = (
     _entry(
         "sdot",
         "sdot v.4s, v.16b, v.16b",
@@ -535,11 +578,9 @@ _TABLE_SPEC: list[tuple[Intrinsic, Callable]] = [
         "to int64 accumulators held as low/high words",
         kind="elementwise",
     ),
-]
+)
 
-INTRINSICS: tuple[Intrinsic, ...] = tuple(i for i, _ in _TABLE_SPEC)
 NAMES: tuple[str, ...] = tuple(dict.fromkeys(i.name for i in INTRINSICS))
-_IMPLS = {i.key: fn for i, fn in _TABLE_SPEC}
 _REGISTERED: set[str] = set()
 
 
@@ -576,6 +617,6 @@ def ensure_registered(it: Intrinsic) -> str:
 
     # TVM's registry outlives a reload of this module (tests): register only once
     if TensorIntrin.get(it.key, allow_missing=True) is None:
-        TensorIntrin.register(it.key, _desc(it), _IMPLS[it.key](it))
+        TensorIntrin.register(it.key, _desc(it), it.impl(it))
     _REGISTERED.add(it.key)
     return it.key

@@ -46,7 +46,10 @@ non-spatial axes; float16 graphs on targets without fp16 arithmetic or emulation
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -57,6 +60,7 @@ from accelsim.lower import requant as rq
 from accelsim.lower.common import (
     Built,
     Ctx,
+    FloatTypes,
     NotLowered,
     _block,
     _f32,
@@ -74,10 +78,13 @@ from accelsim.lower.common import (
     _te,
     _tirx,
     _with_arith,
+    block_weights,
+    contraction_acc,
     float_types,
-    from_kernel_layout,
+    pad_input,
     tensor_layout,
     to_kernel_layout,
+    unpacker,
 )
 from accelsim.lower.schedule import (
     Axis,
@@ -101,9 +108,157 @@ def _weight_scales(w_info: TensorInfo, cout: int) -> np.ndarray:
         raise NotLowered(str(exc)) from None
 
 
+def _check_int_mac(ctx: Ctx, x_i, w_i, o_i) -> None:
+    """What an integer conv2d, dense or depthwise kernel needs of its operands."""
+    _need_per_tensor(ctx, x_i, "input")
+    _need_per_tensor(ctx, o_i, "output")
+    if w_i is None or not w_i.is_quantized:
+        raise NotLowered("weights are not quantized")
+    if any(z != 0 for z in w_i.quant.zero_point):
+        raise NotLowered("asymmetric weights (non-zero weight zero points)")
+    if ctx.graph.requant_mode != "gemmlowp":
+        raise NotLowered(f"requant_mode '{ctx.graph.requant_mode}' (kernels implement gemmlowp)")
+
+
+@dataclass(frozen=True)
+class _MacTypes:
+    """The dtypes a conv2d, dense or depthwise kernel computes in, and its recipe section."""
+
+    ft: FloatTypes | None  # float layers
+    xdt: str  # activations as stored
+    wdt: str  # weights as stored (4-bit: int8, two per byte)
+    accdt: str
+    wbits: int
+    precision: str  # recipe section
+    wide: bool = False  # int64 accumulation and requantization
+    double: bool = False  # requantization in float64 (TFLite's FULLY_CONNECTED)
+
+    @property
+    def w4(self) -> bool:
+        return self.ft is None and self.wbits == 4
+
+
+def _mac_types(ctx: Ctx, x_i, w_i, b_i, o_i, double: bool = False) -> _MacTypes:
+    if o_i.is_float:
+        ft = float_types(ctx, x_i, w_i, o_i)
+        bits = DTYPE_BITS[ft.storage]
+        return _MacTypes(ft, ft.storage, ft.storage, ft.compute, bits, ft.precision)
+    _check_int_mac(ctx, x_i, w_i, o_i)
+    wbits, abits = DTYPE_BITS[w_i.dtype], DTYPE_BITS[x_i.dtype]
+    if wbits not in (4, 8, 16) or abits not in (4, 8, 16):
+        raise NotLowered(f"{w_i.dtype} weights with {x_i.dtype} activations")
+    wide = rp.is_wide(x_i, w_i, b_i)
+    return _MacTypes(
+        None,
+        _store_dtype(x_i.dtype),
+        "int16" if wbits == 16 else "int8",
+        "int64" if wide else "int32",
+        wbits,
+        f"w{wbits}a{abits}",
+        wide,
+        double,
+    )
+
+
+def _intrinsic(ctx: Ctx, recipe: Recipe, t: _MacTypes, kind: str) -> _intrin.Intrinsic | None:
+    """The recipe's first tensor intrinsic of `kind` that the target and the layer's integer
+    operand and accumulator types allow (None for float layers)."""
+    if t.ft is not None:
+        return None
+    names = recipe.get("tensorize") or []  # the schema makes it a list
+    it = _intrin.select(names, ctx.target.codegen.features, t.xdt, t.wbits, kind=kind)
+    return it if it is not None and it.acc_dtype == t.accdt else None
+
+
+def _intrinsic_blocks(ctx: Ctx, recipe: Recipe, it: _intrin.Intrinsic, **blocks: int) -> None:
+    """The recipe's blocks must leave the intrinsic's (`auto` or equal)."""
+    for ax, want in blocks.items():
+        v = (recipe.get("block") or {}).get(ax, "auto")
+        if v != "auto" and v != want:
+            raise RecipeError(
+                f"{recipe.where('block', ax)}: intrinsic '{it.name}' needs "
+                f"{want}, found {v!r} (layer '{ctx.layer}')"
+            )
+
+
+@dataclass(frozen=True)
+class _MacArgs:
+    """The kernel arguments of a conv2d, dense or depthwise layer after its weights (module
+    docstring), the value a padded input tap reads, and the epilogue that applies them."""
+
+    tensors: list
+    names: list[str]
+    pad_value: Any
+    epilogue: Callable  # (accumulator, output channel) -> output element
+
+
+def _mac_args(channels: int, xdt, accdt, odt, ft: FloatTypes | None, wide, double=False):
+    te, tirx = _te(), _tirx()
+    if ft is not None:
+        bias = te.placeholder((channels,), accdt, name="bias")
+        fp = te.placeholder((2,), accdt, name="fparams")
+        return _MacArgs(
+            [bias, fp],
+            ["bias", "fparams"],
+            tirx.const(0.0, xdt),
+            lambda a, c: _float_epilogue(a + bias[c], fp, odt),
+        )
+    bias = te.placeholder((channels,), "int64" if (wide or double) else "int32", name="bias")
+    if double:
+        mult, shift = te.placeholder((channels,), "float64", name="scale"), None
+    else:
+        mult = te.placeholder((channels,), "int32", name="mult")
+        shift = te.placeholder((channels,), "int32", name="shift")
+    qp = te.placeholder((4,), "int32", name="qparams")
+    tensors = [t for t in (bias, mult, shift, qp) if t is not None]
+
+    def epilogue(a, c):
+        return _int_epilogue(
+            a,
+            c,
+            bias=bias,
+            mult=mult,
+            shift=shift,
+            qp=qp,
+            wide=wide,
+            double=double,
+            out_dtype=odt,
+        )
+
+    return _MacArgs(tensors, [t.op.name for t in tensors], qp[0].astype(xdt), epilogue)
+
+
+def _mac_consts(node, x_i, w_i, o_i, w, bias_c, ft: FloatTypes | None, wide, double=False):
+    """The values of the arguments `_mac_args` declares (the input zero point folded into the
+    bias)."""
+    cout = w.shape[0]
+    if ft is not None:
+        bias = bias_c if bias_c is not None else np.zeros(cout)
+        return {
+            "bias": bias.astype(ft.np_compute),
+            "fparams": _fbounds(node.attrs).astype(ft.np_compute),
+        }
+    zx = rp.zero_point(x_i)
+    folded = rp.folded_bias(w, bias_c, zx)
+    _weight_scales(w_i, cout)  # checks the weights' quantization axis
+    if double:
+        eff = rp.double_scales(x_i, w_i, o_i, cout)
+        consts = {"bias": folded.astype(np.int64), "scale": eff.astype(np.float64)}
+    else:
+        mult_v, shift_v = rp.conv_multipliers(x_i, w_i, o_i, cout)
+        consts = {
+            "bias": folded.astype(np.int64) if wide else rp.wrap_int32(folded).astype(np.int32),
+            "mult": mult_v.astype(np.int32),
+            "shift": shift_v.astype(np.int32),
+        }
+    qmin, qmax = _qclamp(o_i, node.attrs)
+    consts["qparams"] = np.array([zx, rp.zero_point(o_i), qmin, qmax], dtype=np.int32)
+    return consts
+
+
 def contraction(ctx: Ctx) -> Built:
     """conv2d (groups == 1) and dense, integer or float."""
-    te, tirx = _te(), _tirx()
+    te = _te()
     node, g = ctx.node, ctx.graph
     is_dense = node.op == "dense"
     x_i, w_i, b_i, o_i = ctx.info(0), ctx.info(1), ctx.info(2), ctx.out
@@ -138,59 +293,24 @@ def contraction(ctx: Ctx) -> Built:
         pads = node.attr("pads", (0, 0, 0, 0))
     cls = "dense" if is_dense else "conv2d"
 
-    if is_float:
-        ft = float_types(ctx, x_i, w_i, o_i)
-        xdt = wdt = ft.storage
-        accdt = ft.compute
-        wbits = abits = DTYPE_BITS[ft.storage]
-        prec = ft.precision
-        wide = double = w4 = False
-    else:
-        _need_per_tensor(ctx, x_i, "input")
-        _need_per_tensor(ctx, o_i, "output")
-        if w_i is None or not w_i.is_quantized:
-            raise NotLowered("weights are not quantized")
-        if any(z != 0 for z in w_i.quant.zero_point):
-            raise NotLowered("asymmetric weights (non-zero weight zero points)")
-        if g.requant_mode != "gemmlowp":
-            raise NotLowered(f"requant_mode '{g.requant_mode}' (kernels implement gemmlowp)")
-        wbits, abits = DTYPE_BITS[w_i.dtype], DTYPE_BITS[x_i.dtype]
-        if wbits not in (4, 8, 16) or abits not in (4, 8, 16):
-            raise NotLowered(f"{w_i.dtype} weights with {x_i.dtype} activations")
-        prec = f"w{wbits}a{abits}"
-        w4 = wbits == 4
-        xdt = _store_dtype(x_i.dtype)
-        wdt = "int16" if wbits == 16 else "int8"
-        double = is_dense and node.attr("requant") == "double"
-        wide = rp.is_wide(x_i, w_i, b_i)
-        accdt = "int64" if wide else "int32"
-    recipe = ctx.recipe(cls, prec)
+    t = _mac_types(ctx, x_i, w_i, b_i, o_i, is_dense and node.attr("requant") == "double")
+    ft, xdt, wdt, accdt, wbits, w4 = t.ft, t.xdt, t.wdt, t.accdt, t.wbits, t.w4
+    wide, double = t.wide, t.double
+    recipe = ctx.recipe(cls, t.precision)
     acc_bits = DTYPE_BITS[accdt] if accdt in DTYPE_BITS else 32
 
     # intrinsic and blocks
-    names = recipe.get("tensorize") or []
-    names = [names] if isinstance(names, str) else list(names)
-    it = None
+    it = _intrinsic(ctx, recipe, t, "dot")
     notes: list[str] = []
-    if not is_float:
-        it = _intrin.select(names, ctx.target.codegen.features, xdt, wbits)
-        if it is not None and it.acc_dtype != accdt:
-            it = None
-        if it is not None and it.weight_min is not None and w.size and w.min() < it.weight_min:
-            notes.append(
-                f"intrinsic '{it.name}' not used: a weight of {int(w.min())} is below "
-                f"{it.weight_min}, the smallest it computes exactly"
-            )
-            it = None
+    if it is not None and it.weight_min is not None and w.size and w.min() < it.weight_min:
+        notes.append(
+            f"intrinsic '{it.name}' not used: a weight of {int(w.min())} is below "
+            f"{it.weight_min}, the smallest it computes exactly"
+        )
+        it = None
     if it is not None:
         bo, bk = it.lanes, it.depth
-        for ax, want in (("oc", bo), ("ic", bk)):
-            v = (recipe.get("block") or {}).get(ax, "auto")
-            if v != "auto" and v != want:
-                raise RecipeError(
-                    f"{recipe.where('block', ax)}: intrinsic '{it.name}' needs "
-                    f"{want}, found {v!r} (layer '{ctx.layer}')"
-                )
+        _intrinsic_blocks(ctx, recipe, it, oc=bo, ic=bk)
     else:
         bo = _block(recipe, "oc", O, _lanes(ctx, acc_bits), ctx.layer, "output channels", False)
         bk = _block(recipe, "ic", I, 2 if w4 else 1, ctx.layer, "input channels", False)
@@ -213,47 +333,14 @@ def contraction(ctx: Ctx) -> Built:
         x = te.placeholder((N, H, W_, I), xdt, name="x")
         wshape = (OCp // bo, KH, KW, ICp // bk, bo, pbk)
     wp = te.placeholder(wshape, wdt, name="w")
-    if is_float:
-        bias = te.placeholder((O,), accdt, name="bias")
-        fp = te.placeholder((2,), accdt, name="fparams")
-        params = [bias, fp]
-        pnames = ["bias", "fparams"]
-        pad_value = tirx.const(0.0, xdt)
-    else:
-        bias = te.placeholder((O,), "int64" if (wide or double) else "int32", name="bias")
-        if double:
-            mult = te.placeholder((O,), "float64", name="scale")
-            shift = None
-        else:
-            mult = te.placeholder((O,), "int32", name="mult")
-            shift = te.placeholder((O,), "int32", name="shift")
-        qp = te.placeholder((4,), "int32", name="qparams")
-        params = [bias, mult] + ([shift] if shift is not None else []) + [qp]
-        pnames = (
-            ["bias", "scale" if double else "mult"]
-            + (["shift"] if shift is not None else [])
-            + ["qparams"]
-        )
-        pad_value = qp[0].astype(xdt)
+    odt = ft.storage if is_float else _store_dtype(o_i.dtype)
+    margs = _mac_args(O, xdt, accdt, odt, ft if is_float else None, wide, double)
+    params, pnames, pad_value = margs.tensors, margs.names, margs.pad_value
 
     stages: list[tuple[str, int]] = []
     need_pad = bool(pt or pl or pb or pr) or ICp != I
     if need_pad:
-        if is_dense:
-            xin = te.compute(
-                (N, ICp), lambda n, c: tirx.if_then_else(c < I, x[n, c], pad_value), name="pad"
-            )
-        else:
-            Hp, Wp = H + pt + pb, W_ + pl + pr
-            xin = te.compute(
-                (N, Hp, Wp, ICp),
-                lambda n, h, ww, c: tirx.if_then_else(
-                    tirx.all(h >= pt, h < H + pt, ww >= pl, ww < W_ + pl, c < I),
-                    x[n, h - pt, ww - pl, c],
-                    pad_value,
-                ),
-                name="pad",
-            )
+        xin = pad_input(x, pad_value, I, ICp, pads)
         bits = DTYPE_BITS.get(xdt, 32)
         stages.append(("pad", pow2_divisor(ICp, _lanes(ctx, bits)) if ICp == I else 1))
     else:
@@ -272,56 +359,11 @@ def contraction(ctx: Ctx) -> Built:
         pdt = "int16"
     else:
         pdt = accdt
-    ric = te.reduce_axis((0, ICp // bk), "ic")
-    ricv = te.reduce_axis((0, bk), "icv")
-    if is_dense:
-        acc = te.compute(
-            (N, OCp),
-            lambda n, oc: te.sum(
-                (
-                    xin[n, ric * bk + ricv].astype(pdt)
-                    * wval(oc // bo, ric, oc % bo, ricv).astype(pdt)
-                ).astype(accdt),
-                axis=[ric, ricv],
-            ),
-            name="acc",
-        )
-    else:
-        rkh = te.reduce_axis((0, KH), "kh")
-        rkw = te.reduce_axis((0, KW), "kw")
-        acc = te.compute(
-            (N, OH, OW, OCp),
-            lambda n, oh, ow, oc: te.sum(
-                (
-                    xin[n, oh * sh + rkh * dh, ow * sw + rkw * dw, ric * bk + ricv].astype(pdt)
-                    * wval(oc // bo, rkh, rkw, ric, oc % bo, ricv).astype(pdt)
-                ).astype(accdt),
-                axis=[rkh, rkw, ric, ricv],
-            ),
-            name="acc",
-        )
-
-    if is_float:
-        odt = ft.storage
-
-        def epi(a, c):
-            return _float_epilogue(a + bias[c], fp, odt)
-    else:
-        odt = _store_dtype(o_i.dtype)
-
-        def epi(a, c):
-            return _int_epilogue(
-                a,
-                c,
-                bias=bias,
-                mult=mult,
-                shift=shift,
-                qp=qp,
-                wide=wide,
-                double=double,
-                out_dtype=odt,
-            )
-
+    window = None if is_dense else ((KH, KW), strides, dil)
+    acc = contraction_acc(
+        xin, wval, (N, OCp) if is_dense else (N, OH, OW, OCp), (bo, bk), window, pdt, accdt
+    )
+    epi = margs.epilogue
     if is_dense:
         y = te.compute((N, O), lambda n, oc: epi(acc[n, oc], oc), name="y")
         axes = [
@@ -359,68 +401,26 @@ def contraction(ctx: Ctx) -> Built:
     # ---- numpy side ----------------------------------------------------------------------
     x_name, out_shape = node.inputs[0], o_i.shape
 
+    @functools.cache  # packed on first use, then kept
     def pack_weights() -> np.ndarray:
-        if is_float:
-            wv = w.astype(ft.np_storage)
-        else:
-            wv = w.astype(np.int64)
-        if is_dense:
-            wv = wv.reshape(O, I)
-            wpad = np.zeros((OCp, ICp), dtype=wv.dtype)
-            wpad[:O, :I] = wv
-            blk = wpad.reshape(OCp // bo, bo, ICp // bk, bk).transpose(0, 2, 1, 3)
-        else:
-            wv = wv.transpose(0, 2, 3, 1)  # O, KH, KW, I
-            wpad = np.zeros((OCp, KH, KW, ICp), dtype=wv.dtype)
-            wpad[:O, :, :, :I] = wv
-            blk = wpad.reshape(OCp // bo, bo, KH, KW, ICp // bk, bk).transpose(0, 2, 3, 4, 1, 5)
-        blk = np.ascontiguousarray(blk)
+        blk = block_weights(w.astype(ft.np_storage if is_float else np.int64), (OCp, ICp), (bo, bk))
         if is_float:
             return blk.astype(ft.np_storage)
         if w4:
             return np.ascontiguousarray(_pack_pairs(blk))
         return blk.astype(np.dtype(wdt))
 
-    if is_float:
-        bvec = bias_c.astype(ft.np_compute) if bias_c is not None else np.zeros(O, ft.np_compute)
-        consts = {"w": None, "bias": bvec, "fparams": _fbounds(node.attrs).astype(ft.np_compute)}
-    else:
-        zx = rp.zero_point(x_i)
-        wsum = w.astype(np.int64).reshape(O, -1).sum(axis=1)
-        b64 = bias_c.astype(np.int64) if bias_c is not None else np.zeros(O, np.int64)
-        folded = b64 - zx * wsum
-        _weight_scales(w_i, O)  # checks the weights' quantization axis
-        if double:
-            eff = rp.double_scales(x_i, w_i, o_i, O)
-            consts = {"bias": folded.astype(np.int64), "scale": eff.astype(np.float64)}
-        else:
-            mult_v, shift_v = rp.conv_multipliers(x_i, w_i, o_i, O)
-            consts = {
-                "bias": folded.astype(np.int64) if wide else rp.wrap_int32(folded).astype(np.int32),
-                "mult": mult_v.astype(np.int32),
-                "shift": shift_v.astype(np.int32),
-            }
-        qmin, qmax = _qclamp(o_i, node.attrs)
-        consts["qparams"] = np.array([zx, rp.zero_point(o_i), qmin, qmax], dtype=np.int32)
-    cache: dict[str, np.ndarray] = {}
+    consts = _mac_consts(node, x_i, w_i, o_i, w, bias_c, ft if is_float else None, wide, double)
 
     def pack(values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if "w" not in cache:
-            cache["w"] = pack_weights()
         xv = np.asarray(values[x_name])
-        if is_dense:
-            xk = np.ascontiguousarray(xv.reshape(N, I))
-        else:
-            xk = to_kernel_layout(xv, layout)
-        out = {"x": xk.astype(np.dtype(xdt)), "w": cache["w"]}
+        xk = to_kernel_layout(xv.reshape(N, I) if is_dense else xv, layout)
+        out = {"x": xk.astype(np.dtype(xdt)), "w": pack_weights()}
         for k in pnames:
             out[k] = consts[k]
         return out
 
-    def unpack(arr: np.ndarray) -> np.ndarray:
-        if is_dense:
-            return np.asarray(arr).reshape(out_shape)
-        return from_kernel_layout(np.asarray(arr), layout)
+    unpack = unpacker(layout, out_shape)
 
     signature = {
         "op": node.op,
@@ -479,49 +479,21 @@ def depthwise(ctx: Ctx) -> Built:
     sh, sw = node.attr("strides", (1, 1))
     dh, dw = node.attr("dilations", (1, 1))
     pt, pl, pb, pr = node.attr("pads", (0, 0, 0, 0))
-    if is_float:
-        ft = float_types(ctx, x_i, w_i, o_i)
-        xdt = wdt = ft.storage
-        accdt = ft.compute
-        prec, wbits, wide, w4 = ft.precision, DTYPE_BITS[ft.storage], False, False
-    else:
-        _need_per_tensor(ctx, x_i, "input")
-        _need_per_tensor(ctx, o_i, "output")
-        if any(z != 0 for z in w_i.quant.zero_point):
-            raise NotLowered("asymmetric weights (non-zero weight zero points)")
-        if g.requant_mode != "gemmlowp":
-            raise NotLowered(f"requant_mode '{g.requant_mode}' (kernels implement gemmlowp)")
-        wbits, abits = DTYPE_BITS[w_i.dtype], DTYPE_BITS[x_i.dtype]
-        prec = f"w{wbits}a{abits}"
-        w4 = wbits == 4
-        xdt = _store_dtype(x_i.dtype)
-        wdt = "int16" if wbits == 16 else "int8"
-        wide = rp.is_wide(x_i, w_i, b_i)
-        accdt = "int64" if wide else "int32"
-    recipe = ctx.recipe("depthwise_conv2d", prec)
-    names = recipe.get("tensorize") or []
-    names = [names] if isinstance(names, str) else list(names)
-    it = None
+    t = _mac_types(ctx, x_i, w_i, b_i, o_i)
+    ft, xdt, wdt, accdt, wbits, w4, wide = t.ft, t.xdt, t.wdt, t.accdt, t.wbits, t.w4, t.wide
+    recipe = ctx.recipe("depthwise_conv2d", t.precision)
+    it = _intrinsic(ctx, recipe, t, "elementwise")
     notes: list[str] = []
-    if not is_float:
-        it = _intrin.select(names, ctx.target.codegen.features, xdt, wbits, kind="elementwise")
-        if it is not None and it.acc_dtype != accdt:
-            it = None
-        if it is not None and C % it.lanes:
-            # no channel padding in depthwise kernels: the layer keeps the plain loop
-            notes.append(
-                f"intrinsic '{it.name}' not used: {C} channels are not a multiple of "
-                f"its {it.lanes} lanes"
-            )
-            it = None
+    if it is not None and C % it.lanes:
+        # no channel padding in depthwise kernels: the layer keeps the plain loop
+        notes.append(
+            f"intrinsic '{it.name}' not used: {C} channels are not a multiple of "
+            f"its {it.lanes} lanes"
+        )
+        it = None
     if it is not None:
         V = it.lanes
-        v = (recipe.get("block") or {}).get("c", "auto")
-        if v != "auto" and v != V:
-            raise RecipeError(
-                f"{recipe.where('block', 'c')}: intrinsic '{it.name}' needs {V}, "
-                f"found {v!r} (layer '{ctx.layer}')"
-            )
+        _intrinsic_blocks(ctx, recipe, it, c=V)
     else:
         V = _block(recipe, "c", C, _lanes(ctx, DTYPE_BITS[accdt]), ctx.layer, "channels", True)
 
@@ -539,33 +511,16 @@ def depthwise(ctx: Ctx) -> Built:
     else:
         wp = te.placeholder((KH, KW, C), wdt, name="w")
         wu = wp
-    if is_float:
-        bias = te.placeholder((C,), accdt, name="bias")
-        fp = te.placeholder((2,), accdt, name="fparams")
-        params, pnames = [bias, fp], ["bias", "fparams"]
-        pad_value = tirx.const(0.0, xdt)
-    else:
-        bias = te.placeholder((C,), accdt, name="bias")
-        mult = te.placeholder((C,), "int32", name="mult")
-        shift = te.placeholder((C,), "int32", name="shift")
-        qp = te.placeholder((4,), "int32", name="qparams")
-        params, pnames = [bias, mult, shift, qp], ["bias", "mult", "shift", "qparams"]
-        pad_value = qp[0].astype(xdt)
+    odt = ft.storage if is_float else _store_dtype(o_i.dtype)
+    margs = _mac_args(C, xdt, accdt, odt, ft if is_float else None, wide)
+    params, pnames, pad_value = margs.tensors, margs.names, margs.pad_value
     rkh = te.reduce_axis((0, KH), "kh")
     rkw = te.reduce_axis((0, KW), "kw")
 
     padded = bool(pt or pl or pb or pr)
     if padded and (recipe.get("pad") or {}).get("materialize", False):
         # a padded copy first: the main loop then reads whole vectors without a condition
-        xp = te.compute(
-            (N, H + pt + pb, W_ + pl + pr, C),
-            lambda n, h, ww, c: tirx.if_then_else(
-                tirx.all(h >= pt, h < H + pt, ww >= pl, ww < W_ + pl),
-                x[n, h - pt, ww - pl, c],
-                pad_value,
-            ),
-            name="pad",
-        )
+        xp = pad_input(x, pad_value, None, C, (pt, pl, pb, pr))
         stages.append(("pad", V))
 
         def xv(n, h, ww, c):
@@ -593,52 +548,24 @@ def depthwise(ctx: Ctx) -> Built:
         ),
         name="acc",
     )
-    if is_float:
-        odt = ft.storage
-        y = te.compute(
-            (N, OH, OW, C),
-            lambda n, oh, ow, c: _float_epilogue(acc[n, oh, ow, c] + bias[c], fp, odt),
-            name="y",
-        )
-    else:
-        odt = _store_dtype(o_i.dtype)
-        y = te.compute(
-            (N, OH, OW, C),
-            lambda n, oh, ow, c: _int_epilogue(
-                acc[n, oh, ow, c],
-                c,
-                bias=bias,
-                mult=mult,
-                shift=shift,
-                qp=qp,
-                wide=wide,
-                double=False,
-                out_dtype=odt,
-            ),
-            name="y",
-        )
-    axes = [
-        Axis("n", N, unit="images"),
-        Axis("oh", OH, unit="output rows"),
-        Axis("ow", OW, unit="output columns"),
-        Axis("c", C, vsplit=V, unit="channels"),
-        Axis("kh", KH, reduce=True),
-        Axis("kw", KW, reduce=True),
-    ]
+    y = te.compute(
+        (N, OH, OW, C), lambda n, oh, ow, c: margs.epilogue(acc[n, oh, ow, c], c), name="y"
+    )
     spec = ComputeSpec(
         main="acc",
-        axes=axes,
+        axes=_window_axes(N, OH, OW, C, V, KH, KW),
         epilogue="y",
         stages=stages,
         intrinsic=it,
         intrinsic_loops=("c.v",),
-        default_order=("n", "oh", "ow", "c", "kh", "kw"),
+        default_order=_WINDOW_ORDER,
         layer=ctx.layer,
         notes=tuple(notes),
     )
 
     x_name = node.inputs[0]
 
+    @functools.cache  # packed on first use, then kept
     def pack_weights():
         wv = w.reshape(C, KH, KW).transpose(1, 2, 0)
         if is_float:
@@ -649,41 +576,17 @@ def depthwise(ctx: Ctx) -> Built:
             return np.ascontiguousarray(_pack_pairs(wpad))
         return np.ascontiguousarray(wv.astype(np.dtype(wdt)))
 
-    if is_float:
-        consts = {
-            "bias": bias_c.astype(ft.np_compute)
-            if bias_c is not None
-            else np.zeros(C, ft.np_compute),
-            "fparams": _fbounds(node.attrs).astype(ft.np_compute),
-        }
-    else:
-        zx = rp.zero_point(x_i)
-        wsum = w.astype(np.int64).reshape(C, -1).sum(axis=1)
-        b64 = bias_c.astype(np.int64) if bias_c is not None else np.zeros(C, np.int64)
-        folded = b64 - zx * wsum
-        _weight_scales(w_i, C)  # checks the weights' quantization axis
-        mult_v, shift_v = rp.conv_multipliers(x_i, w_i, o_i, C)
-        qmin, qmax = _qclamp(o_i, node.attrs)
-        consts = {
-            "bias": folded.astype(np.int64) if wide else rp.wrap_int32(folded).astype(np.int32),
-            "mult": mult_v.astype(np.int32),
-            "shift": shift_v.astype(np.int32),
-            "qparams": np.array([zx, rp.zero_point(o_i), qmin, qmax], np.int32),
-        }
-    cache: dict[str, np.ndarray] = {}
+    consts = _mac_consts(node, x_i, w_i, o_i, w, bias_c, ft if is_float else None, wide)
 
     def pack(values):
-        if "w" not in cache:
-            cache["w"] = pack_weights()
         out = {
             "x": to_kernel_layout(np.asarray(values[x_name]), layout).astype(np.dtype(xdt)),
-            "w": cache["w"],
+            "w": pack_weights(),
         }
         out.update({k: consts[k] for k in pnames})
         return out
 
-    def unpack(arr):
-        return from_kernel_layout(np.asarray(arr), layout)
+    unpack = unpacker(layout)
 
     signature = {
         "op": node.op,
@@ -718,6 +621,21 @@ def depthwise(ctx: Ctx) -> Built:
 # ------------------------------------------------------------------------------------------
 # pooling and reductions
 # ------------------------------------------------------------------------------------------
+
+
+# depthwise convolution and pooling: one window of taps per output pixel and channel
+_WINDOW_ORDER = ("n", "oh", "ow", "c", "kh", "kw")
+
+
+def _window_axes(N: int, OH: int, OW: int, C: int, V: int, KH: int, KW: int) -> list[Axis]:
+    return [
+        Axis("n", N, unit="images"),
+        Axis("oh", OH, unit="output rows"),
+        Axis("ow", OW, unit="output columns"),
+        Axis("c", C, vsplit=V, unit="channels"),
+        Axis("kh", KH, reduce=True),
+        Axis("kw", KW, reduce=True),
+    ]
 
 
 def pool(ctx: Ctx) -> Built:
@@ -904,19 +822,11 @@ def pool(ctx: Ctx) -> Built:
                     return post(tirx.truncdiv(num, cnt))
 
     y = te.compute((N, OH, OW, C), body, name="y")
-    axes = [
-        Axis("n", N, unit="images"),
-        Axis("oh", OH, unit="output rows"),
-        Axis("ow", OW, unit="output columns"),
-        Axis("c", C, vsplit=V, unit="channels"),
-        Axis("kh", KH, reduce=True),
-        Axis("kw", KW, reduce=True),
-    ]
     spec = ComputeSpec(
         main="acc",
-        axes=axes,
+        axes=_window_axes(N, OH, OW, C, V, KH, KW),
         epilogue="y",
-        default_order=("n", "oh", "ow", "c", "kh", "kw"),
+        default_order=_WINDOW_ORDER,
         layer=ctx.layer,
     )
     x_name, out_shape = node.inputs[0], o_i.shape
@@ -926,9 +836,7 @@ def pool(ctx: Ctx) -> Built:
         out.update({k: consts[k] for k in pnames})
         return out
 
-    def unpack(arr):
-        a = from_kernel_layout(np.asarray(arr), layout)
-        return a.reshape(out_shape)
+    unpack = unpacker(layout, out_shape)
 
     signature = {
         "op": op,
@@ -1179,8 +1087,7 @@ def elementwise(ctx: Ctx) -> Built:
         out.update({k: consts[k] for k in pnames})
         return out
 
-    def unpack(arr):
-        return from_kernel_layout(np.asarray(arr), layout)
+    unpack = unpacker(layout)
 
     signature = {
         "op": op,
@@ -1302,8 +1209,7 @@ def concat(ctx: Ctx) -> Built:
         out.update({k: consts[k] for k in pnames})
         return out
 
-    def unpack(arr):
-        return from_kernel_layout(np.asarray(arr), layout)
+    unpack = unpacker(layout)
 
     signature = {
         "op": "concat",
@@ -1405,8 +1311,7 @@ def pad(ctx: Ctx) -> Built:
         out.update({k: consts[k] for k in pnames})
         return out
 
-    def unpack(arr):
-        return from_kernel_layout(np.asarray(arr), layout)
+    unpack = unpacker(layout)
 
     signature = {
         "op": "pad",

@@ -17,7 +17,8 @@ conv2d:                      # operator class: conv2d, depthwise_conv2d, dense, 
   w16a16: {...}              # keys here override the default section's keys
 ```
 
-Keys (every other key is an error naming the file and key path):
+Keys (checked by the schema, `accelsim.core.schema.recipes`: every other key is an error naming
+the file and key path):
 
 - `block`: per channel axis, the innermost block: the intrinsic's lanes / depth, or the vector
   lanes. `auto` takes it from the chosen intrinsic, else `vector_bits / accumulator bits` along
@@ -51,76 +52,17 @@ The code here is generic: it knows loop names and recipe keys, never a target.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from accelsim.core.errors import AccelsimError
+from accelsim.core.schema import recipes as _schema
+from accelsim.core.schema.base import validate
+from accelsim.core.schema.recipes import OP_SECTIONS, RecipeError, schedules_dir
 from accelsim.lower import intrin as _intrin
 
-
-class RecipeError(AccelsimError):
-    """A schedule recipe file that is missing, malformed, or does not fit a layer."""
-
-
-OP_CLASSES = ("conv2d", "depthwise_conv2d", "dense", "elementwise", "pool", "softmax")
-# single operators may have their own section, which overrides their class's section
-OP_SECTIONS = {
-    "add": "elementwise",
-    "sub": "elementwise",
-    "mul": "elementwise",
-    "relu": "elementwise",
-    "relu6": "elementwise",
-    "clip": "elementwise",
-    "quantize": "elementwise",
-    "dequantize": "elementwise",
-    "concat": "elementwise",
-    "pad": "elementwise",
-    "max_pool": "pool",
-    "avg_pool": "pool",
-    "global_avg_pool": "pool",
-    "mean": "pool",
-}
-RECIPE_KEYS = (
-    "block",
-    "tile",
-    "order",
-    "vectorize",
-    "unroll",
-    "parallel",
-    "tensorize",
-    "epilogue",
-    "pad",
-)
-_AXES = {
-    "conv2d": ("n", "oh", "ow", "oc", "kh", "kw", "ic"),
-    "dense": ("n", "oc", "ic"),
-    "depthwise_conv2d": ("n", "oh", "ow", "c", "kh", "kw"),
-    "pool": ("n", "oh", "ow", "c", "kh", "kw"),
-    "elementwise": ("x",),
-    "softmax": ("o", "k", "i"),
-}
-_BLOCK_AXES = {
-    "conv2d": ("oc", "ic"),
-    "dense": ("oc", "ic"),
-    "depthwise_conv2d": ("c",),
-    "pool": ("c",),
-    "elementwise": ("x",),
-    "softmax": ("k",),
-}
-_EPILOGUE_KEYS = ("vectorize",)
-_PAD_KEYS = ("vectorize", "materialize")
-
-
-def schedules_dir() -> Path:
-    """`$ACCELSIM_SCHEDULES` or the repository's `schedules/`."""
-    env = os.environ.get("ACCELSIM_SCHEDULES")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "schedules"
+__all__ = ["OP_SECTIONS", "RecipeError", "schedules_dir"]  # re-exported: the schema's
 
 
 @dataclass(frozen=True)
@@ -151,135 +93,29 @@ class Recipe:
 @dataclass(frozen=True)
 class RecipeFile:
     path: str
-    data: Mapping[str, Any]
+    data: _schema.RecipeFile  # validated (`accelsim.core.schema.recipes.CpuRecipes`)
 
     def recipe(self, op_class: str, precision: str, op: str | None = None) -> Recipe:
         """The recipe of `op_class` at `precision`: its `default` section, overridden key by key
         by its `<precision>` section, then by the operator's own sections (`add:` ...)."""
-        section = self.data.get(op_class)
-        if section is None:
+        if self.data.sections(op_class) is None:
             raise RecipeError(
                 f"{self.path}: {op_class}: missing (no recipe for operator class '{op_class}')"
             )
-        values: dict[str, Any] = {}
-        sources: dict[str, str] = {}
-        names = [op_class] + ([op] if op in OP_SECTIONS and op in self.data else [])
-        for name in names:
-            for sec in ("default", precision):
-                for k, v in (self.data[name].get(sec) or {}).items():
-                    values[k] = v
-                    sources[k] = f"{name}.{sec}"
+        names = [op_class] + ([op] if op in OP_SECTIONS and self.data.sections(op) else [])
+        values, sources = self.data.resolve(names, precision)
         return Recipe(self.path, op_class, precision, values, sources)
 
 
-def _is_size(v) -> bool:
-    return (
-        (isinstance(v, int) and not isinstance(v, bool) and v > 0)
-        or v == "auto"
-        or (
-            isinstance(v, str) and v.startswith("<=") and v[2:].strip().isdigit() and int(v[2:]) > 0
-        )
-    )
-
-
-def _check_section(path: str, where: str, op_class: str, sec: Any) -> None:
-    if not isinstance(sec, Mapping):
-        raise RecipeError(
-            f"{path}: {where}: expected a mapping of recipe keys, found {type(sec).__name__}"
-        )
-    for k, v in sec.items():
-        w = f"{path}: {where}.{k}"
-        if k not in RECIPE_KEYS:
-            raise RecipeError(f"{w}: unknown key (expected one of {', '.join(RECIPE_KEYS)})")
-        if k in ("block", "tile"):
-            if not isinstance(v, Mapping):
-                raise RecipeError(f"{w}: expected a mapping axis -> size")
-            allowed = _BLOCK_AXES[op_class] if k == "block" else _AXES[op_class]
-            for ax, size in v.items():
-                if ax not in allowed:
-                    raise RecipeError(
-                        f"{w}.{ax}: unknown axis for {op_class} (expected one of "
-                        f"{', '.join(allowed)})"
-                    )
-                if not _is_size(size):
-                    raise RecipeError(
-                        f"{w}.{ax}: expected a positive int, 'auto' or '<=N', found {size!r}"
-                    )
-        elif k in ("order", "unroll"):
-            if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-                raise RecipeError(f"{w}: expected a list of loop names, found {v!r}")
-        elif k == "vectorize":
-            if v is not None and not isinstance(v, str):
-                raise RecipeError(f"{w}: expected a loop name or null, found {v!r}")
-        elif k == "parallel":
-            if v not in (None, "none", False):
-                raise RecipeError(
-                    f"{w}: only 'none' is supported (the modelled cores run one "
-                    f"thread), found {v!r}"
-                )
-        elif k == "tensorize":
-            names = [v] if isinstance(v, str) else v
-            if names is None:
-                continue
-            if not isinstance(names, list):
-                raise RecipeError(f"{w}: expected an intrinsic name or a list of them")
-            for _i, n in enumerate(names):
-                if n not in _intrin.NAMES:
-                    raise RecipeError(
-                        f"{w}: unknown intrinsic '{n}' (known: {', '.join(_intrin.NAMES)})"
-                    )
-        elif k in ("epilogue", "pad"):
-            keys = _EPILOGUE_KEYS if k == "epilogue" else _PAD_KEYS
-            if not isinstance(v, Mapping):
-                raise RecipeError(f"{w}: expected a mapping with keys {', '.join(keys)}")
-            for kk, vv in v.items():
-                if kk not in keys:
-                    raise RecipeError(f"{w}.{kk}: unknown key (expected one of {', '.join(keys)})")
-                if not isinstance(vv, bool):
-                    raise RecipeError(f"{w}.{kk}: expected true or false, found {vv!r}")
-
-
 def parse_recipes(data: Any, path: str) -> RecipeFile:
-    from accelsim.core.precision import parse_precision
-
-    if not isinstance(data, Mapping):
-        raise RecipeError(f"{path}: expected a mapping of operator classes at the top level")
-    for name, section in data.items():
-        if name not in OP_CLASSES and name not in OP_SECTIONS:
-            raise RecipeError(
-                f"{path}: {name}: unknown operator class (expected one of "
-                f"{', '.join(OP_CLASSES)}, or an operator: "
-                f"{', '.join(OP_SECTIONS)})"
-            )
-        op_class = OP_SECTIONS.get(name, name)
-        if not isinstance(section, Mapping):
-            raise RecipeError(f"{path}: {op_class}: expected a mapping of precisions")
-        for prec, sec in section.items():
-            if prec != "default":
-                try:
-                    parse_precision(str(prec), f"{path}: {name}.{prec}")
-                except AccelsimError as exc:
-                    raise RecipeError(f"{path}: {name}.{prec}: unknown precision ({exc})") from None
-            _check_section(path, f"{name}.{prec}", op_class, sec)
-    return RecipeFile(path, data)
-
-
-@lru_cache(maxsize=64)
-def _load(path: str, mtime_ns: int) -> RecipeFile:
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise RecipeError(f"{path}: not valid YAML{where}") from None
-    return parse_recipes(data, path)
+    """`data` (a parsed recipe file) checked against the CPU/DSP recipe schema."""
+    ctx = {"intrinsics": _intrin.NAMES}
+    return RecipeFile(path, validate(_schema.CpuRecipes, data, path, RecipeError, ctx))
 
 
 def load_recipes(path: str | Path) -> RecipeFile:
     p = Path(path)
-    if not p.is_file():
-        raise RecipeError(f"{path}: no such schedule recipe file")
-    return _load(str(p), p.stat().st_mtime_ns)
+    return RecipeFile(str(p), _schema.load_recipe_file(p, _schema.CpuRecipes, _intrin.NAMES))
 
 
 def recipes_for(target, schedules: str | Path | None = None) -> RecipeFile:
@@ -348,8 +184,8 @@ def resolve_size(
     """A block or tile size from a recipe value against an axis of `extent` elements."""
     if value == "auto":
         return multiple
-    if isinstance(value, str) and value.startswith("<="):
-        cap = int(value[2:])
+    cap = _schema.cap_value(value)
+    if cap is not None:
         best = multiple
         t = multiple
         while t <= min(cap, extent):

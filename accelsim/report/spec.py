@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from accelsim.core.errors import InputError, ModelError
+from accelsim.core.fsutil import REPO_ROOT
 from accelsim.core.precision import parse_precision
 from accelsim.core.target import Target, list_targets, load_target
 
@@ -25,7 +26,7 @@ ACCURACY_MODELS = {"digits_cnn": 16, "digits_mobilenet": None}
 
 
 def repo_root() -> Path:
-    return Path(__file__).resolve().parents[2]
+    return REPO_ROOT
 
 
 def accel_available() -> bool:
