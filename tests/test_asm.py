@@ -52,13 +52,12 @@ HEX = """
 \t.type\th,@function
 h:
 \t{
-\t\tloop1(.LBB2_1,#4)
-\t\tr2 = #6
+\t\tr2 = #0
 \t}
 .LBB2_1:
 \t{
-\t\tloop0(.LBB2_2,r2)
-\t\tr3 = add(r3,#1)
+\t\tloop0(.LBB2_2,#6)
+\t\tr2 = add(r2,#1)
 \t}
 .LBB2_2:
 \t{
@@ -66,8 +65,9 @@ h:
 \t\tv1.w += vrmpy(v0.ub,r4.b)
 \t} :endloop0
 \t{
-\t\tnop
-\t} :endloop1
+\t\tp0 = cmp.gt(r2,#3)
+\t\tif (!p0.new) jump:t .LBB2_1
+\t}
 \t{
 \t\tjumpr r31
 \t}
@@ -86,11 +86,10 @@ def test_a_backward_branch_that_closes_no_cycle_is_not_a_loop():
     assert [(lp.header, lp.trip_count) for lp in p.loops] == [(".LBB0_1", 6)]
 
 
-def test_hardware_loops_nest_and_their_packets():
+def test_a_hardware_loop_inside_a_jump_loop():
     fn = asm.split_functions(HEX, "hexagon")["h"]
     g = asm.flow_graph(fn, "hexagon")
-    names = {g.blocks[lp.header].name: lp.depth for lp in g.loops}
-    assert names == {".LBB2_1": 1, ".LBB2_2": 2}
+    assert {g.blocks[lp.header].name: lp.depth for lp in g.loops} == {".LBB2_1": 1, ".LBB2_2": 2}
     (inner,) = asm.innermost_loops(HEX)
     assert inner.label == ".LBB2_2" and len(inner.units) == 1
     assert inner.raw[0].strip() == "{" and inner.raw[-1].strip() == "} :endloop0"
@@ -98,6 +97,8 @@ def test_hardware_loops_nest_and_their_packets():
     assert (mix.packets, mix.vector_mac, mix.load, mix.total_packets) == (1, 1, 1, 5)
     assert mix.mnemonics == {"vmem": 1, "vrmpy": 1}
     assert asm.count_mnemonic(HEX, "vrmpy") == 1 and asm.count_mnemonic(HEX, "vmpy") == 0
+    p = dyncount.predict(HEX, "h")
+    assert {lp.header: lp.trip_count for lp in p.loops} == {".LBB2_1": 4, ".LBB2_2": 6}
 
 
 def test_x86_loops_and_indirect_jumps():
@@ -116,3 +117,13 @@ def test_isa_of_a_target():
 
     isas = {t: asm.isa_of(load_target(t)) for t in ("cortex-a55", "hvx-v68", "host")}
     assert isas == {"cortex-a55": "aarch64", "hvx-v68": "hexagon", "host": "x86_64"}
+
+
+def test_kernel_cost_cache_key_covers_the_front_end(monkeypatch):
+    """A change to accelsim/asm (how kernels are read) invalidates stored kernel costs."""
+    from accelsim.sim import kernel_cost
+
+    parts: list[str] = []
+    monkeypatch.setattr(kernel_cost, "code_fingerprint", lambda *p: parts.extend(p) or "")
+    kernel_cost._code_fingerprint.__wrapped__()
+    assert {"sim", "asm"} <= set(parts)

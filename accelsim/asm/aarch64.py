@@ -293,7 +293,8 @@ _MLAL = {
     "sqdmlsl2",
 }
 _FMA = {"fmla", "fmls", "fmadd", "fmsub", "fnmadd", "fnmsub"}
-_SCALAR_MUL = {
+# scalar multiply(-add/-subtract) forms
+SCALAR_MULTIPLY = {
     "madd",
     "msub",
     "mul",
@@ -304,11 +305,8 @@ _SCALAR_MUL = {
     "umaddl",
     "smsubl",
     "umsubl",
-    "smulh",
-    "umulh",
-    "sdiv",
-    "udiv",
 }
+_SCALAR_MUL = SCALAR_MULTIPLY | {"smulh", "umulh", "sdiv", "udiv"}
 
 
 def _regs(operand: str) -> list[str]:

@@ -415,18 +415,7 @@ def _a64_alu(mn, ops, site):
             W(st, v)
 
         return f
-    if mn in (
-        "mul",
-        "madd",
-        "msub",
-        "mneg",
-        "smull",
-        "umull",
-        "smaddl",
-        "umaddl",
-        "smsubl",
-        "umsubl",
-    ):
+    if mn in aarch64.SCALAR_MULTIPLY:
         a, b = _a64_reader(ops[1]), _a64_reader(ops[2])
         c = _a64_reader(ops[3]) if n > 3 else (lambda st: 0)
         neg = mn in ("msub", "mneg", "smsubl", "umsubl")
