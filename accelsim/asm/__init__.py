@@ -6,7 +6,7 @@ instruction mix, the pipe model, the dynamic count predictor).
 - `aarch64`, `hexagon`, `x86`: per ISA, the instruction class (a key of `targets/*.yaml`
   `timing.instructions`), registers defined and used, control flow; Hexagon also hardware
   loops and expression syntax trees.
-- `instr`: the `Instr` record; `parse`: lines to `Instr`s.
+- `instr`: the `Instr` record; `parse`: lines to `Instr`s, mnemonic counts.
 - `functions`: functions and their units (an instruction; a Hexagon packet); `objfile`: the
   alignment nops the object shows and the text does not.
 - `cfg`: basic blocks and edges; `loops`: dominators and natural loops, the one definition of

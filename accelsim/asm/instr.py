@@ -22,7 +22,9 @@ class Instr:
     same_packet: tuple[str, ...] = ()  # Hexagon .cur/.tmp/.new registers forwarded in-packet
 
 
-# classes of vector instructions that multiply (dot products, multiply(-accumulate)s, FMAs)
+# classes of the vector multiply-accumulate work: dot products, multiplies and
+# multiply-accumulates, FMAs, and the pairwise accumulation that completes an SMULL-based dot
+# product (SADALP)
 MAC_CLASSES = frozenset(
     {
         "vector_mac_int8",

@@ -117,7 +117,7 @@ class InnerLoop:
     """An innermost loop of an assembly text: its units in program order."""
 
     function: str
-    label: str  # the label of its first block in program order
+    label: str  # its first block's label (or `<function>+<unit>`), in program order
     units: tuple[Unit, ...]
 
     @property

@@ -5,8 +5,9 @@ The kernel's `.s` is read by the assembly front end (`accelsim.asm`): functions 
 `loop0/1(label, #N | reg)` closed by `:endloop0/1`), the CFG and its natural loops.
 
 A function with loops is walked: its scalar instructions run on concrete integers (arguments
-and the stack pointer get distinct fake base addresses, stack spills are kept, loaded data and
-vector registers are unknown), so counted loops, LLVM's padding compare chains (`cmp`/`ccmp`,
+and the stack pointer get distinct fake base addresses, symbols one from a CRC of their name, so
+results do not depend on the process; stack spills are kept, loaded data and vector registers
+are unknown), so counted loops, LLVM's padding compare chains (`cmp`/`ccmp`,
 Hexagon predicates) and the flags it toggles across loop iterations all resolve alike. Loops
 are summarised so that a full-size layer takes a fraction of a second: once two consecutive
 iterations take the same path, every compare moves by a constant step and every scalar value

@@ -22,14 +22,13 @@ def sgn(v: int, w: int) -> int:
 class State:
     """Registers (Hexagon: plus the writes of the current packet), stack memory, log."""
 
-    __slots__ = ("r", "mem", "pw", "log", "fresh", "arch")
+    __slots__ = ("r", "mem", "pw", "log", "arch")
 
     def __init__(self, arch):
         self.r: dict = {}
         self.mem: dict = {}
         self.pw: dict | None = None  # Hexagon: writes of the current packet
         self.log: list = []
-        self.fresh = 0
         self.arch = arch
 
 
@@ -72,7 +71,7 @@ def mem_load(st, addr, size):
     return None
 
 
-def mem_store(st, addr, size, value, old_mem=None):
+def mem_store(st, addr, size, value):
     if addr is None:
         # a store to an unknown address: if it could hit the stack we no longer know it
         return
