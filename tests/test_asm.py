@@ -110,6 +110,9 @@ def test_x86_loops_and_indirect_jumps():
     mix = instruction_mix(X86)
     assert (mix.loops, mix.vector_mac, mix.other) == (1, 1, 3)
     assert asm.count_mnemonic(X86, "vpdpbusd") == 1
+    # AT&T memory operands hold commas: the destination of a store is the whole (base,index)
+    assert asm.classify("vpmovdb %zmm7, 400(%rax,%r15)", "x86_64") == "vector_store"
+    assert asm.classify("movl %eax, 8(%rsp,%rcx,4)", "x86_64") == "scalar_store"
 
 
 def test_isa_of_a_target():

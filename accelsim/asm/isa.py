@@ -66,12 +66,13 @@ def is_label(s: str) -> bool:
 
 
 def split_operands(ops: str) -> list[str]:
-    """Top-level comma-separated operands ({...} and [...] kept whole)."""
+    """Top-level comma-separated operands ({...}, [...] and AT&T memory operands (...) kept
+    whole)."""
     out, depth, cur = [], 0, []
     for ch in ops:
-        if ch in "[{":
+        if ch in "[{(":
             depth += 1
-        elif ch in "]}":
+        elif ch in "]})":
             depth -= 1
         if ch == "," and depth == 0:
             out.append("".join(cur).strip())
