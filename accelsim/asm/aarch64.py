@@ -12,11 +12,8 @@ from accelsim.asm.isa import split_operands
 _BRANCH = re.compile(r"^(b|bl|br|blr|ret|b\.\w+|cbz|cbnz|tbz|tbnz)$")
 _VREG = re.compile(r"^(?:v(\d+)(?:\.\d*[bhsdq])?(?:\[\d+\])?|[qdshb](\d+))$")
 _GREG = re.compile(r"^(?:[xw](\d+)|sp|wsp)$")
-_ACCUM = {
-    "sdot",
-    "udot",
-    "usdot",
-    "sudot",
+# long multiply-accumulates (widening, into the destination)
+_LONG_MAC = {
     "smlal",
     "smlal2",
     "umlal",
@@ -29,6 +26,13 @@ _ACCUM = {
     "sqdmlal2",
     "sqdmlsl",
     "sqdmlsl2",
+}
+# instructions that read their destination register (accumulate or merge into it)
+_ACCUM = _LONG_MAC | {
+    "sdot",
+    "udot",
+    "usdot",
+    "sudot",
     "mla",
     "mls",
     "fmla",
@@ -272,26 +276,7 @@ for _m in (
     "bif",
 ):
     _VECTOR[_m] = "vector_logic"
-_MLAL = {
-    "smull",
-    "smull2",
-    "umull",
-    "umull2",
-    "smlal",
-    "smlal2",
-    "umlal",
-    "umlal2",
-    "smlsl",
-    "smlsl2",
-    "umlsl",
-    "umlsl2",
-    "sqdmull",
-    "sqdmull2",
-    "sqdmlal",
-    "sqdmlal2",
-    "sqdmlsl",
-    "sqdmlsl2",
-}
+_MLAL = _LONG_MAC | {"smull", "smull2", "umull", "umull2", "sqdmull", "sqdmull2"}
 _FMA = {"fmla", "fmls", "fmadd", "fmsub", "fnmadd", "fnmsub"}
 # scalar multiply(-add/-subtract) forms
 SCALAR_MULTIPLY = {
