@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from accelsim.asm import count_mnemonic
 from accelsim.core.precision import parse_precision
 from accelsim.core.target import load_target
 from accelsim.kernels import compile as cg
 from accelsim.kernels import emulate, host
-from accelsim.kernels.kernel import count_mnemonic, instruction_mix
+from accelsim.kernels.kernel import instruction_mix
 from accelsim.lower.lower import lower_graph, lower_node
 from accelsim.lower.schedule import recipes_for
 from accelsim.model import zoo

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -344,3 +345,53 @@ def test_full_size_layer_resolves_and_scales():
     assert out[56][1].keys() == out[112][1].keys()
     assert all(out[112][1][h] == ratio * out[56][1][h] for h in out[56][1])
     assert abs(out[112][0] / out[56][0] - ratio) < 0.01
+
+
+# the loop count is a byte of the address `adrp` gives `table` (a fake address the walk derives
+# from the symbol's name), so a name hash that changed from process to process would show
+SYMBOL_LOOP = """
+\t.text
+\t.type\ts,@function
+s:
+\tadrp\tx8, table
+\tubfx\tx9, x8, #12, #8
+\tadd\tx9, x9, #1
+.LBB3_1:
+\tstr\tx9, [x0], #8
+\tsubs\tx9, x9, #1
+\tb.ne\t.LBB3_1
+\tret
+.Lfunc_end3:
+"""
+
+
+def test_prediction_does_not_depend_on_the_hash_seed():
+    """Symbol addresses come from a stable hash of the name: two processes with different
+    PYTHONHASHSEED values predict the same counts (Python's `hash(str)` would differ)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from accelsim.sim import dyncount; "
+        "print(repr(dyncount.predict(sys.stdin.read(), 's')))"
+    )
+    root = str(Path(__file__).resolve().parents[1])
+    out = []
+    for seed in ("1", "2"):
+        path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": path}
+        r = subprocess.run(
+            [sys.executable, "-c", code],
+            input=SYMBOL_LOOP,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=root,
+            check=True,
+        )
+        out.append(r.stdout)
+    assert out[0] == out[1] == repr(dyncount.predict(SYMBOL_LOOP, "s")) + "\n"
+    p = dyncount.predict(SYMBOL_LOOP, "s")
+    trip = p.loops[0].trip_count
+    assert p.exact and 1 <= trip <= 256 and p.instructions == 3 + 3 * trip + 1

@@ -8,21 +8,22 @@
   extents of it and its enclosing loops; an upper bound where a block is predicated).
   Tensorized blocks name their intrinsic.
 - `instruction_mix`: the static instruction mix of the innermost loop bodies of the assembly
-  (a loop is a backward branch to a label, or a Hexagon hardware loop `loop0/1(label, n)` closed
-  by `:endloop0/1`; innermost = containing no other loop): vector MACs, loads, stores, other,
-  plus the count per mnemonic; on Hexagon also the VLIW packets `{ ... }`. The same classes
-  are given for the whole assembly (`total`), since LLVM fully unrolls short TIR loops and
-  their instructions then sit in straight-line code, and per innermost loop (`per_loop`).
+  (loops as `accelsim.asm.loops` defines them: the natural loops of each function's CFG,
+  Hexagon hardware loops included; innermost = holding no other loop): vector MACs (the
+  instruction classes in `accelsim.asm.MAC_CLASSES`), loads, stores, other, plus the count per
+  mnemonic; on Hexagon also the VLIW packets `{ ... }`. The same classes are given for the
+  whole assembly (`total`), since LLVM fully unrolls short TIR loops and their instructions
+  then sit in straight-line code, and per innermost loop (`per_loop`).
 """
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from accelsim import asm
 from accelsim.core.argspec import ArgSpec
 
 
@@ -285,221 +286,71 @@ def loop_nest(func, intrinsic: str | None = None) -> tuple[Loop, ...]:
 # instruction mix of the assembly
 # ------------------------------------------------------------------------------------------
 
-_A64_MAC = {
-    "sdot",
-    "udot",
-    "usdot",
-    "sudot",
-    "smlal",
-    "smlal2",
-    "umlal",
-    "umlal2",
-    "smlsl",
-    "smlsl2",
-    "smull",
-    "smull2",
-    "umull",
-    "umull2",
-    "sadalp",
-    "uadalp",
-    "mla",
-    "mls",
-    "mul",
-    "fmla",
-    "fmls",
-    "fmul",
-    "sqdmulh",
-    "sqrdmulh",
-    "smmla",
-    "ummla",
-}
-_A64_BRANCH = re.compile(r"^(b(\.\w+)?|cbz|cbnz|tbz|tbnz)$")
-_X86_MAC = re.compile(r"^v(pdp|pmadd|fmadd|fnmadd|fmsub|pmull|pmuld|pmulud|mul)")
-_HVX_MAC = re.compile(r"\b(vrmpy|vdmpy|vmpy|vmpa|vtmpy|vmpye|vmpyo|vmpyie|vmpyio|vmpyi|vmpa)\w*\(")
-_HEX_OP = re.compile(r"(?:=|\+=|-=)\s*([A-Za-z_][\w.]*)\s*\(")
+_MIX_CLASSES = ("vector_mac", "load", "store", "other")
 
 
-def _isa(asm: str) -> str:
-    if re.search(r"^\s*\{\s*$", asm, re.M) and (
-        "endloop" in asm or "jumpr" in asm or "memw(" in asm
-    ):
-        return "hexagon"
-    if re.search(r"\b(movq|pushq|%rsp|%rax)\b", asm):
-        return "x86"
-    return "aarch64"
+def _mix_class(cls: str) -> str:
+    """The mix's coarse class of a pipe-model instruction class."""
+    if cls in asm.MAC_CLASSES:
+        return "vector_mac"
+    if "load" in cls:
+        return "load"
+    if "store" in cls:
+        return "store"
+    return "other"
 
 
-@dataclass
-class _Ins:
-    line: int
-    text: str
-    packet: int | None = None
+def instruction_mix(text: str) -> InstructionMix:
+    """The static instruction mix of an assembly text (see the module docstring); an
+    instruction is a line (a Hexagon line with `;`-separated parts is one instruction, timed by
+    its first part's class)."""
+    isa = asm.detect_isa(text)
+    seen: dict[int, list[tuple[str, str]]] = {}  # unit -> (mix class, mnemonic) per line
 
+    def classes(unit) -> list[tuple[str, str]]:
+        if id(unit) not in seen:
+            out = []
+            for ln in unit.lines:
+                first = asm.parse_line(ln, isa)[:1]
+                out.append(
+                    (_mix_class(first[0].cls), first[0].mnemonic) if first else ("other", ln)
+                )
+            seen[id(unit)] = out
+        return seen[id(unit)]
 
-def _parse(asm: str, isa: str):
-    """Instructions (with their packet index on Hexagon) and label positions, per function."""
-    ins: list[_Ins] = []
-    labels: dict[str, int] = {}  # label -> index into ins of the next instruction
-    loops: list[tuple[int, int]] = []  # (start ins index, end ins index) inclusive
-    packet = -1
-    in_packet = False
-    hw_loops: dict[str, str] = {}  # "0"/"1" -> label of the pending hardware loop
-    for raw in asm.splitlines():
-        line = raw.split("//")[0].rstrip()
-        if isa == "x86":
-            line = raw.split("#")[0].rstrip()
-        s = line.strip()
-        if not s:
-            continue
-        if s.endswith(":") and not s.startswith("{"):
-            labels[s[:-1]] = len(ins)
-            continue
-        if s.startswith("."):
-            continue
-        if isa == "hexagon":
-            if s.startswith("{"):
-                packet += 1
-                in_packet = True
-                s = s[1:].strip()
-                if not s:
-                    continue
-            if s.startswith("}"):
-                in_packet = False
-                m = re.search(r":endloop([01])", s)
-                if m and ins:
-                    lab = hw_loops.pop(m.group(1), None)
-                    if lab in labels:
-                        loops.append((labels[lab], len(ins) - 1))
-                continue
-            m = re.search(r"\bloop([01])\(#*([.\w]+)", s)
-            if m:
-                hw_loops[m.group(1)] = m.group(2)
-            ins.append(_Ins(len(ins), s, packet if in_packet else None))
-            m = re.search(r"\bjump(?::\w+)?\s+([.\w]+)$", s)
-            if m and m.group(1) in labels and labels[m.group(1)] <= len(ins) - 1:
-                loops.append((labels[m.group(1)], len(ins) - 1))
-            continue
-        ins.append(_Ins(len(ins), s))
-        parts = s.replace(",", " ").split()
-        mnem = parts[0]
-        is_branch = (
-            _A64_BRANCH.match(mnem)
-            if isa == "aarch64"
-            else (mnem.startswith("j") and mnem != "jmpq")
-        )
-        if is_branch and parts[-1] in labels and labels[parts[-1]] <= len(ins) - 1:
-            loops.append((labels[parts[-1]], len(ins) - 1))
-    return ins, loops, labels
-
-
-def _classify(text: str, isa: str) -> tuple[str, str]:
-    """(class, mnemonic) of one instruction."""
-    if isa == "hexagon":
-        m = _HEX_OP.search(text)
-        if m:
-            mnem = m.group(1)
-        elif text.startswith(("if", "jump", "call", "loop", "jumpr", "dealloc", "allocframe")):
-            mnem = re.sub(r"^if\s*\([^)]*\)\s*", "", text).split("(")[0].split()[0]
-        elif re.match(r"^v?mem\w*\(", text):
-            mnem = text.split("(")[0]
-        else:
-            mnem = "transfer"
-        if re.match(r"^(if\s*\([^)]*\)\s*)?v?mem\w*\([^=]*\)\s*=", text):
-            return "store", mnem
-        if re.search(r"=\s*v?mem\w*\(", text):
-            return "load", mnem
-        if _HVX_MAC.search(text) and re.match(r"^(if\s*\([^)]*\)\s*)?v\d", text):
-            return "vector_mac", mnem
-        return "other", mnem
-    parts = text.replace(",", " ").split()
-    mnem = parts[0]
-    if isa == "aarch64":
-        vector = bool(re.search(r"\bv\d+\.", text))
-        if mnem in _A64_MAC and vector:
-            return "vector_mac", mnem
-        if mnem.startswith("ld"):
-            return "load", mnem
-        if mnem.startswith("st"):
-            return "store", mnem
-        return "other", mnem
-    # x86 (AT&T): op src..., dst
-    if _X86_MAC.match(mnem):
-        return "vector_mac", mnem
-    ops = text[len(mnem) :].strip()
-    last = ops.rsplit(",", 1)[-1] if ops else ""
-    if "(" in last:
-        return "store", mnem
-    if "(" in ops:
-        return "load", mnem
-    return "other", mnem
-
-
-def instruction_mix(asm: str) -> InstructionMix:
-    isa = _isa(asm)
-    ins, loops, label_pos = _parse(asm, isa)
-    loops = sorted(set(loops))
-    inner = [
-        lp for lp in loops if not any(o != lp and lp[0] <= o[0] and o[1] <= lp[1] for o in loops)
-    ]
-    classes = [_classify(x.text, isa) for x in ins]
-    counts = Counter()
-    mnems = Counter()
-    packets: set[int] = set()
-    covered: set[int] = set()
+    units = [u for fn in asm.split_functions(text, isa).values() for u in fn.units]
+    total = Counter(c for u in units for c, _ in classes(u))
+    counts: Counter = Counter()
+    mnems: Counter = Counter()
+    covered: dict[int, object] = {}
     per_loop = []
-    labels: dict[int, str] = {}
-    for raw_label, idx in label_pos.items():
-        if not raw_label.startswith(".Ltmp"):
-            labels.setdefault(idx, raw_label)
-    for a, b in inner:
-        c = Counter(classes[i][0] for i in range(a, b + 1))
-        pk = {ins[i].packet for i in range(a, b + 1) if ins[i].packet is not None}
+    inner = asm.innermost_loops(text, isa)
+    for lp in inner:
+        c = Counter(cls for u in lp.units for cls, _ in classes(u))
         per_loop.append(
             {
-                "label": labels.get(a, str(a)),
-                "instructions": b - a + 1,
-                "packets": len(pk) if isa == "hexagon" else None,
-                **{k: c.get(k, 0) for k in ("vector_mac", "load", "store", "other")},
+                "label": lp.label,
+                "instructions": sum(len(u.lines) for u in lp.units),
+                "packets": len(lp.units) if isa == "hexagon" else None,
+                **{k: c.get(k, 0) for k in _MIX_CLASSES},
             }
         )
-        for i in range(a, b + 1):
-            covered.add(i)
-    for i in sorted(covered):
-        cls, mn = classes[i]
-        counts[cls] += 1
-        mnems[mn] += 1
-        if ins[i].packet is not None:
-            packets.add(ins[i].packet)
-    total_packets = None
-    if isa == "hexagon":
-        total_packets = len({i.packet for i in ins if i.packet is not None})
-    total = Counter(c for c, _ in classes)
+        covered.update((id(u), u) for u in lp.units)
+    for u in covered.values():
+        for cls, mn in classes(u):
+            counts[cls] += 1
+            mnems[mn] += 1
+    hexagon = isa == "hexagon"
     return InstructionMix(
         counts["vector_mac"],
         counts["load"],
         counts["store"],
         counts["other"],
-        len(packets) if isa == "hexagon" else None,
+        len(covered) if hexagon else None,
         len(inner),
         dict(mnems.most_common()),
-        len(ins),
-        total_packets,
-        {k: total.get(k, 0) for k in ("vector_mac", "load", "store", "other")},
+        sum(len(u.lines) for u in units),
+        len(units) if hexagon else None,
+        {k: total.get(k, 0) for k in _MIX_CLASSES},
         tuple(per_loop),
     )
-
-
-def count_mnemonic(asm: str, mnemonic: str) -> int:
-    """Occurrences of an instruction mnemonic anywhere in the assembly."""
-    isa = _isa(asm)
-    n = 0
-    for raw in asm.splitlines():
-        s = raw.split("//")[0].strip()
-        if not s or s.startswith(".") or s.endswith(":"):
-            continue
-        if isa == "hexagon":
-            if re.search(rf"\b{re.escape(mnemonic)}\w*\(", s):
-                n += 1
-        elif s.replace(",", " ").split()[0] == mnemonic:
-            n += 1
-    return n

@@ -30,7 +30,7 @@ CALIB_SEED = 0
 # Source whose change changes a number in a report: the version string alone does not move
 # while the code is being developed, so the cache key also covers these modules' text.
 # what a simulation result depends on
-_CODE_DIRS = ("core", "model", "quant", "ref", "lower", "sim", "accel")
+_CODE_DIRS = ("core", "asm", "model", "quant", "ref", "lower", "sim", "accel")
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from functools import cache
 
+from accelsim import asm
 from accelsim.core.cache import ResultCache, code_fingerprint, content_key
 from accelsim.core.cost import LayerCost
 from accelsim.core.precision import Precision
@@ -55,10 +56,9 @@ from accelsim.model.graph import Graph, Node
 from accelsim.model.ops import node_macs, op_class
 from accelsim.model.quantization import layer_precision
 from accelsim.sim import analytic
+from accelsim.sim.dyncount import COUNTED_ISAS
 
 FIDELITY = "codegen"
-# ISAs whose assembly the count predictor reads (dyncount: AArch64 and Hexagon)
-COUNTED_ARCHES = ("aarch64", "hexagon")
 _MODEL_VERSION = "codegen-kernel/1"
 
 
@@ -93,8 +93,9 @@ class KernelCost:
 
 @cache
 def _code_fingerprint() -> str:
-    """Hash of the code that turns a kernel into a KernelCost (a change invalidates entries)."""
-    return code_fingerprint("sim")
+    """Hash of the code that turns a kernel into a KernelCost (a change invalidates entries):
+    the cost models and the assembly front end they read the kernel with."""
+    return code_fingerprint("sim", "asm")
 
 
 def _timing_fingerprint(target: Target) -> str:
@@ -118,9 +119,7 @@ def _fatal(unresolved: tuple[str, ...], entry: str) -> tuple[str, ...]:
 
 def kernel_cost(kernel, target: Target) -> KernelCost:
     """Dynamic counts and core cycles of one call of `kernel` on `target` (memoised)."""
-    from accelsim.sim.pipeline import arch_of
-
-    arch = arch_of(target)
+    arch = asm.isa_of(target)
     key = content_key(
         _MODEL_VERSION, kernel.key, _timing_fingerprint(target), _code_fingerprint(), arch
     )
@@ -168,9 +167,9 @@ def cost_units(dc) -> list[CostUnit]:
 
 def _kernel_cost(kernel, target: Target, arch: str) -> KernelCost:
     from accelsim.sim.dyncount import DynCountError, predict_kernel
-    from accelsim.sim.pipeline import block_cycles, parse
+    from accelsim.sim.pipeline import block_cycles
 
-    if arch not in COUNTED_ARCHES:
+    if arch not in COUNTED_ISAS:
         return KernelCost(
             kernel.key,
             0.0,
@@ -179,7 +178,7 @@ def _kernel_cost(kernel, target: Target, arch: str) -> KernelCost:
             {},
             0,
             0.0,
-            (f"the count predictor reads {', '.join(COUNTED_ARCHES)} assembly, not {arch}",),
+            (f"the count predictor reads {', '.join(COUNTED_ISAS)} assembly, not {arch}",),
         )
     try:
         dc = predict_kernel(kernel)
@@ -198,7 +197,7 @@ def _kernel_cost(kernel, target: Target, arch: str) -> KernelCost:
         cycles += u.runs * c
         if u.in_loop:
             loop_cycles += u.runs * c
-        instrs = parse(u.lines, arch)
+        instrs = asm.parse(u.lines, arch)
         per_fn[u.function] = per_fn.get(u.function, 0) + u.runs * len(instrs)
         for ins in instrs:
             classes[ins.cls] = classes.get(ins.cls, 0) + u.runs
@@ -324,13 +323,12 @@ def simulate_graph(graph: Graph, target: Target, precision: Precision) -> list[L
     from the on-disk kernel cache (compiled on a miss)."""
     from accelsim.kernels.compile import compile_layer
     from accelsim.lower.lower import STATUS_KERNEL, STATUS_VIEW, lower_graph
-    from accelsim.sim.pipeline import arch_of
 
     target.check_precision(precision)
     levels = analytic.memory_levels(target)
-    arch = arch_of(target)
-    if arch not in COUNTED_ARCHES:  # nothing to read the code with: no point compiling it
-        why = f"the count predictor reads {', '.join(COUNTED_ARCHES)} assembly, not {arch}"
+    arch = asm.isa_of(target)
+    if arch not in COUNTED_ISAS:  # nothing to read the code with: no point compiling it
+        why = f"the count predictor reads {', '.join(COUNTED_ISAS)} assembly, not {arch}"
         return [_fallback(graph, n, target, precision, levels, why) for n in graph.nodes]
     layers = lower_graph(graph, target, precision.name)
     nodes = {n.name: n for n in graph.nodes}
