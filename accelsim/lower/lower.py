@@ -80,7 +80,7 @@ def _version() -> str:
     kernel even when the recipe and the version number stay the same."""
     from accelsim.core.cache import code_fingerprint
 
-    fp = code_fingerprint("core", "lower", "kernels/compile.py", "kernels/kernel.py")
+    fp = code_fingerprint("core", "asm", "lower", "kernels/compile.py", "kernels/kernel.py")
     return f"{__version__}+{fp[:16]}"
 
 
