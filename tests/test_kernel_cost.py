@@ -1,4 +1,4 @@
-"""Codegen-fidelity simulator (accelsim.sim.kernel_cost): per-layer cycles from the generated code.
+"""Cost from the generated code, codegen fidelity (accelsim.sim.kernel_cost): per-layer cycles.
 
 Oracles: qemu's dynamic instruction counts of the same kernel objects (the block weighting),
 llvm-mca-19 (LLVM's own scheduling model) timing the same weighted blocks, the roofline bounds

@@ -1,4 +1,4 @@
-"""Code generation (accelsim.kernels.kernel / compile / host): the hardware instructions really
+"""Compiled kernels (accelsim.kernels: kernel / compile / host): the hardware instructions really
 appear, recipes change the code, the Kernel record, the cache, and bit-exact runs of NEON and
 HVX kernels under qemu (accelsim.kernels.emulate) against the reference executor."""
 
