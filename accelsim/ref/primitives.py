@@ -128,3 +128,176 @@ def pool_counts(x_shape, attrs) -> np.ndarray:
 def spatial_reduce_axes(layout: str) -> tuple[int, int]:
     _, ha, wa = spatial_axes(layout)
     return ha, wa
+
+
+# ---------------------------------------------------------------------------------------------
+# Data movement shared by every domain (the values are copied, never computed)
+# ---------------------------------------------------------------------------------------------
+
+
+def slice_array(x: np.ndarray, attrs) -> np.ndarray:
+    """`slice`: starts / ends / steps resolved per axis (a negative end runs to the start)."""
+    index = tuple(
+        slice(b, None if e < 0 else e, st)
+        for b, e, st in zip(attrs["starts"], attrs["ends"], attrs["steps"])
+    )
+    return x[index]
+
+
+def normalized_indices(idx: np.ndarray, size: int) -> np.ndarray:
+    """Indices with negatives counted from the end (ONNX and TFLite both accept them);
+    IndexError for any outside [-size, size)."""
+    idx = np.asarray(idx).astype(np.int64)
+    if idx.size and (idx.min() < -size or idx.max() >= size):
+        raise IndexError(f"index out of range [{-size}, {size}): {idx.min()}..{idx.max()}")
+    return np.where(idx < 0, idx + size, idx)
+
+
+def gather_array(data: np.ndarray, idx: np.ndarray, attrs) -> np.ndarray:
+    axis = attrs.get("axis", 0) % data.ndim
+    return np.take(data, normalized_indices(idx, data.shape[axis]), axis=axis)
+
+
+def gather_elements_array(data: np.ndarray, idx: np.ndarray, attrs) -> np.ndarray:
+    axis = attrs.get("axis", 0) % data.ndim
+    return np.take_along_axis(data, normalized_indices(idx, data.shape[axis]), axis=axis)
+
+
+def depth_to_space_array(x: np.ndarray, attrs) -> np.ndarray:
+    """DCR: output channel c, offsets (i, j) read input channel (i*b + j)*C' + c (TFLite's
+    DEPTH_TO_SPACE and ONNX's default); CRD: c*b*b + i*b + j (PixelShuffle)."""
+    b = attrs["blocksize"]
+    layout = attrs.get("data_layout", "NCHW")
+    xc = to_nchw(x, layout)
+    n, c, h, w = xc.shape
+    co = c // (b * b)
+    if attrs.get("mode", "DCR") == "CRD":
+        y = xc.reshape(n, co, b, b, h, w).transpose(0, 1, 4, 2, 5, 3)
+    else:
+        y = xc.reshape(n, b, b, co, h, w).transpose(0, 3, 4, 1, 5, 2)
+    return from_nchw(y.reshape(n, co, h * b, w * b), layout)
+
+
+PAD_MODES = ("constant", "reflect", "symmetric", "edge")
+
+
+def pad_array(x: np.ndarray, pads, mode: str, value=0) -> np.ndarray:
+    if mode == "constant":
+        return np.pad(x, pads, constant_values=value)
+    return np.pad(x, pads, mode=mode)
+
+
+# Resize. Source coordinates are computed in float32, as ONNX Runtime and TFLite do.
+# ONNX's coordinate_transformation_mode names, plus TFLite's three rules (which scale by
+# in/out instead of dividing by out/in):
+#   tflite_half_pixel: (x + 0.5) * in/out - 0.5 (half_pixel_centers)
+#   tflite_align_corners: x * (in - 1)/(out - 1)
+#   tflite_asymmetric: x * in/out
+RESIZE_COORDINATE_MODES = (
+    "half_pixel",
+    "pytorch_half_pixel",
+    "align_corners",
+    "asymmetric",
+    "tf_half_pixel_for_nn",
+    "tflite_half_pixel",
+    "tflite_align_corners",
+    "tflite_asymmetric",
+)
+NEAREST_MODES = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
+
+_F = np.float32
+
+
+def resize_source_coords(out_size: int, in_size: int, mode: str, scale: float | None) -> np.ndarray:
+    """Float32 source coordinate of each output index along one axis. `scale` is ONNX's
+    out/in factor (float32), given or derived from the sizes."""
+    x = np.arange(out_size, dtype=_F)
+    if mode.startswith("tflite_"):
+        if mode == "tflite_align_corners" and out_size > 1:
+            s = _F(in_size - 1) / _F(out_size - 1)
+        else:
+            s = _F(in_size) / _F(out_size)
+        if mode == "tflite_half_pixel":
+            return ((x + _F(0.5)) * s - _F(0.5)).astype(_F)
+        return (x * s).astype(_F)
+    sc = _F(scale) if scale else _F(out_size) / _F(in_size)
+    if mode == "half_pixel":
+        return ((x + _F(0.5)) / sc - _F(0.5)).astype(_F)
+    if mode == "pytorch_half_pixel":
+        return ((x + _F(0.5)) / sc - _F(0.5)).astype(_F) if out_size > 1 else np.zeros(1, _F)
+    if mode == "align_corners":
+        if out_size == 1:
+            return np.zeros(1, _F)
+        return (x * _F(in_size - 1) / _F(out_size - 1)).astype(_F)
+    if mode == "asymmetric":
+        return (x / sc).astype(_F)
+    if mode == "tf_half_pixel_for_nn":
+        return ((x + _F(0.5)) / sc).astype(_F)
+    raise ValueError(f"unknown coordinate_transformation_mode '{mode}'")
+
+
+def resize_nearest_indices(
+    out_size: int, in_size: int, coord_mode: str, nearest: str | None, scale: float | None
+) -> np.ndarray:
+    """Source index of each output index along one axis for nearest resizing."""
+    if coord_mode.startswith("tflite_"):
+        # TFLite's GetNearestNeighbor: (y + offset) * scale in float32, floored (rounded half
+        # away from zero with align_corners); the half-pixel offset is 0.5 with no -0.5 shift
+        align = coord_mode == "tflite_align_corners"
+        s = (
+            _F(in_size - 1) / _F(out_size - 1)
+            if align and out_size > 1
+            else _F(in_size) / _F(out_size)
+        )
+        off = _F(0.5) if coord_mode == "tflite_half_pixel" else _F(0.0)
+        v = ((np.arange(out_size, dtype=_F) + off) * s).astype(np.float64)
+        idx = np.sign(v) * np.floor(np.abs(v) + 0.5) if align else np.floor(v)
+    else:
+        c = resize_source_coords(out_size, in_size, coord_mode, scale).astype(np.float64)
+        if nearest == "floor":
+            idx = np.floor(c)
+        elif nearest == "ceil":
+            idx = np.ceil(c)
+        elif nearest == "round_prefer_ceil":
+            idx = np.floor(c + 0.5)
+        else:  # round_prefer_floor, ONNX's default
+            idx = np.ceil(c - 0.5)
+    return np.clip(idx, 0, in_size - 1).astype(np.int64)
+
+
+def resize_nearest(x: np.ndarray, attrs) -> np.ndarray:
+    layout = attrs.get("data_layout", "NCHW")
+    xc = to_nchw(x, layout)
+    (oh, ow), (ih, iw) = attrs["size"], xc.shape[2:]
+    scales = attrs.get("scales") or (None, None)
+    cm, nm = attrs.get("coordinate_transformation_mode"), attrs.get("nearest_mode")
+    ys = resize_nearest_indices(oh, ih, cm, nm, scales[0])
+    xs = resize_nearest_indices(ow, iw, cm, nm, scales[1])
+    return from_nchw(xc[:, :, ys][:, :, :, xs], layout)
+
+
+def linear_taps(coords: np.ndarray, in_size: int, clamp_low: bool = True):
+    """(lower index, upper index, weight of the upper tap) per output index for linear
+    interpolation, the coordinate clamped into [0, in_size - 1]."""
+    c = coords.astype(np.float64)
+    if clamp_low:
+        c = np.clip(c, 0.0, in_size - 1)
+    lo = np.floor(c).astype(np.int64)
+    lo = np.clip(lo, 0, in_size - 1)
+    hi = np.minimum(lo + 1, in_size - 1)
+    return lo, hi, (c - lo)
+
+
+def resize_linear_float(x: np.ndarray, attrs) -> np.ndarray:
+    """Bilinear resize in float64 with float32 source coordinates."""
+    layout = attrs.get("data_layout", "NCHW")
+    xc = to_nchw(np.asarray(x, np.float64), layout)
+    (oh, ow), (ih, iw) = attrs["size"], xc.shape[2:]
+    scales = attrs.get("scales") or (None, None)
+    cm = attrs.get("coordinate_transformation_mode")
+    y0, y1, wy = linear_taps(resize_source_coords(oh, ih, cm, scales[0]), ih)
+    x0, x1, wx = linear_taps(resize_source_coords(ow, iw, cm, scales[1]), iw)
+    wy = wy[:, None]
+    top = xc[:, :, y0][:, :, :, x0] * (1 - wx) + xc[:, :, y0][:, :, :, x1] * wx
+    bot = xc[:, :, y1][:, :, :, x0] * (1 - wx) + xc[:, :, y1][:, :, :, x1] * wx
+    return from_nchw(top * (1 - wy) + bot * wy, layout)
