@@ -67,12 +67,17 @@ def tflite_file(tmp_path_factory):
     return get
 
 
-def _reference(path):
-    return M.interpreter(path, preserve_all_tensors=True)
+def _reference(path, resolver: str = "BUILTIN_REF"):
+    return M.interpreter(path, preserve_all_tensors=True, resolver=resolver)
 
 
 def compare(
-    path, n_inputs: int = N_INPUTS, exact: bool = True, rtol: float = 1e-5, atol: float = 1e-5
+    path,
+    n_inputs: int = N_INPUTS,
+    exact: bool = True,
+    rtol: float = 1e-5,
+    atol: float = 1e-5,
+    resolver: str = "BUILTIN_REF",
 ) -> tuple[int, int, list[str]]:
     """Run both on `n_inputs` input sets; compare every shared tensor.
 
@@ -81,7 +86,7 @@ def compare(
     `exact`; float models compare with allclose(rtol, atol * max|reference|).
     """
     graph = load_tflite(path)
-    it = _reference(path)
+    it = _reference(path, resolver)
     tensor_map = graph.metadata["tflite_tensors"]
     producer = {t: n for n in graph.nodes for t in n.outputs}
     compared = differing = 0

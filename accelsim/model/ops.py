@@ -378,7 +378,9 @@ OPS: dict[str, OpDef] = {
             int_bits=(8, 8),
         ),
         OpDef("hard_swish", _same, (), "x * relu6(x + 3) / 6", int_bits=(8, 8)),
-        OpDef("gelu", _same, (), "GELU (exact erf form, or `approximate`='tanh')", int_bits=(8, 8)),
+        OpDef(
+            "gelu", _same, (), "GELU (exact erf form, or `approximate`='tanh')", int_bits=(8, 16)
+        ),
         OpDef("erf", _same, (), "the error function", quant="float"),
         OpDef("neg", _same, (), "-x", quant="float"),
         OpDef("rsqrt", _same, (), "1 / sqrt(x)", quant="float"),

@@ -233,7 +233,14 @@ def hard_sigmoid(c: KernelCall):
 
 @kernel("hard_swish", "fp")
 def hard_swish(c: KernelCall):
-    return [hard_swish_f64(_f(c.args[0]))]
+    x = c.args[0]
+    if x.dtype == np.float32:
+        # x * min(6, max(0, x + 3)) / 6 with every operation rounded to float32, as TFLite's
+        # float kernel computes it (16x8 models keep hard-swish in float)
+        f32 = np.float32
+        t = np.clip(x + f32(3.0), f32(0.0), f32(6.0)).astype(f32)
+        return [((x * t).astype(f32) / f32(6.0)).astype(f32)]
+    return [hard_swish_f64(_f(x))]
 
 
 @kernel("erf", "fp")
