@@ -1965,6 +1965,14 @@ def _neg(imp: _Importer, idx: int, node) -> None:
     _unary(imp, idx, node, "neg")
 
 
+@_op("Sqrt")
+def _sqrt(imp: _Importer, idx: int, node) -> None:
+    _unary(imp, idx, node, "sqrt")
+
+
+_op("Pow")(_binary("pow"))
+
+
 @_op("Erf")
 def _erf(imp: _Importer, idx: int, node) -> None:
     _unary(imp, idx, node, "erf")

@@ -261,6 +261,18 @@ def rsqrt(c: KernelCall):
         return [np.float32(1.0) / np.sqrt(x)]
 
 
+@kernel("sqrt", "fp")
+def sqrt(c: KernelCall):
+    with np.errstate(invalid="ignore"):
+        return [np.sqrt(_f(c.args[0]))]
+
+
+@kernel("pow", "fp")
+def power(c: KernelCall):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        return [np.power(_f(c.args[0]), _f(c.args[1]))]
+
+
 @kernel("where", "fp")
 def where(c: KernelCall):
     return [np.where(np.asarray(c.args[0]).astype(bool), c.args[1], c.args[2])]

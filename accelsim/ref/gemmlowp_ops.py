@@ -1097,6 +1097,24 @@ def _inv_sqrt_multiplier(value: int) -> tuple[int, int]:
     return mult, -shift
 
 
+@kernel("sqrt", "gemmlowp")
+def sqrt(c: KernelCall):
+    """SQRT (8 and 16 bit, SqrtEvalQuantized): sqrt of the dequantized value in float32,
+    divided by the output scale and truncated toward zero."""
+    x_info, out = c.in_info[0], c.out_info[0]
+    _per_tensor(c, x_info, "input")
+    _per_tensor(c, out, "output")
+    deq = _f32(
+        np.float64(rq.scale32(x_info)) * (c.args[0].astype(np.int64) - rq.zero_point(x_info))
+    )
+    if (deq < 0).any():
+        raise _err(c, "SQRT of a negative value")
+    y = _f32(np.sqrt(deq.astype(np.float64))).astype(np.float64) / np.float64(rq.scale32(out))
+    q = np.trunc(_f32(y).astype(np.float64)).astype(np.int64) + rq.zero_point(out)
+    lo, hi = dtype_range(out.dtype)
+    return [np.clip(q, lo, hi)]
+
+
 @kernel("rsqrt", "gemmlowp")
 def rsqrt(c: KernelCall):
     """RSQRT (int8): 1 / sqrt(q - zp) from GetInvSqrtQuantizedMultiplierExp, scaled by

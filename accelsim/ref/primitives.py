@@ -276,28 +276,62 @@ def resize_nearest(x: np.ndarray, attrs) -> np.ndarray:
     return from_nchw(xc[:, :, ys][:, :, :, xs], layout)
 
 
-def linear_taps(coords: np.ndarray, in_size: int, clamp_low: bool = True):
-    """(lower index, upper index, weight of the upper tap) per output index for linear
-    interpolation, the coordinate clamped into [0, in_size - 1]."""
-    c = coords.astype(np.float64)
-    if clamp_low:
-        c = np.clip(c, 0.0, in_size - 1)
-    lo = np.floor(c).astype(np.int64)
-    lo = np.clip(lo, 0, in_size - 1)
-    hi = np.minimum(lo + 1, in_size - 1)
-    return lo, hi, (c - lo)
+def _onnx_linear_taps(coords: np.ndarray, size: int):
+    """ONNX Runtime's taps: the coordinate clamped into [0, size - 1], lower index by
+    truncation, weights |c - lower| and |c - upper| (both 0.5 when the taps coincide)."""
+    c = np.clip(coords, _F(0), _F(size - 1)).astype(_F)
+    i1 = np.minimum(c.astype(np.int64), size - 1)
+    i2 = np.minimum(i1 + 1, size - 1)
+    d1 = np.abs(c - i1.astype(_F)).astype(_F)
+    d2 = np.abs(c - i2.astype(_F)).astype(_F)
+    same = i1 == i2
+    return i1, i2, np.where(same, _F(0.5), d1), np.where(same, _F(0.5), d2)
+
+
+def _tflite_linear_taps(coords: np.ndarray, size: int):
+    """TFLite's ComputeInterpolationValues: lower max(floor(c), 0), upper min(ceil(c), size-1),
+    the fraction c - lower (negative at a half-pixel edge, where both taps are row 0)."""
+    lo = np.maximum(np.floor(coords).astype(np.int64), 0)
+    hi = np.minimum(np.ceil(coords).astype(np.int64), size - 1)
+    return lo, hi, (coords - lo.astype(_F)).astype(_F)
 
 
 def resize_linear_float(x: np.ndarray, attrs) -> np.ndarray:
-    """Bilinear resize in float64 with float32 source coordinates."""
+    """Bilinear resize in float32, term by term as the frameworks compute it: ONNX Runtime's
+    (dx * dy) * X summed over the four taps, TFLite's X * (1 - fy) * (1 - fx) + ..."""
     layout = attrs.get("data_layout", "NCHW")
-    xc = to_nchw(np.asarray(x, np.float64), layout)
+    xc = to_nchw(np.asarray(x, _F), layout)
     (oh, ow), (ih, iw) = attrs["size"], xc.shape[2:]
     scales = attrs.get("scales") or (None, None)
     cm = attrs.get("coordinate_transformation_mode")
-    y0, y1, wy = linear_taps(resize_source_coords(oh, ih, cm, scales[0]), ih)
-    x0, x1, wx = linear_taps(resize_source_coords(ow, iw, cm, scales[1]), iw)
-    wy = wy[:, None]
-    top = xc[:, :, y0][:, :, :, x0] * (1 - wx) + xc[:, :, y0][:, :, :, x1] * wx
-    bot = xc[:, :, y1][:, :, :, x0] * (1 - wx) + xc[:, :, y1][:, :, :, x1] * wx
-    return from_nchw(top * (1 - wy) + bot * wy, layout)
+    cy = resize_source_coords(oh, ih, cm, scales[0])
+    cx = resize_source_coords(ow, iw, cm, scales[1])
+
+    def taps(yi, xi):
+        return xc[:, :, yi][:, :, :, xi]
+
+    if cm.startswith("tflite_"):
+        y0, y1, fy = _tflite_linear_taps(cy, ih)
+        x0, x1, fx = _tflite_linear_taps(cx, iw)
+        fy, fx = fy[:, None], fx[None, :]
+        gy, gx = (_F(1) - fy).astype(_F), (_F(1) - fx).astype(_F)
+        terms = [
+            ((taps(y0, x0) * gy).astype(_F) * gx).astype(_F),
+            ((taps(y1, x0) * fy).astype(_F) * gx).astype(_F),
+            ((taps(y0, x1) * gy).astype(_F) * fx).astype(_F),
+            ((taps(y1, x1) * fy).astype(_F) * fx).astype(_F),
+        ]
+    else:
+        y1, y2, dy1, dy2 = _onnx_linear_taps(cy, ih)
+        x1, x2, dx1, dx2 = _onnx_linear_taps(cx, iw)
+        dy1, dy2, dx1, dx2 = dy1[:, None], dy2[:, None], dx1[None, :], dx2[None, :]
+        terms = [
+            ((dx2 * dy2).astype(_F) * taps(y1, x1)).astype(_F),
+            ((dx1 * dy2).astype(_F) * taps(y1, x2)).astype(_F),
+            ((dx2 * dy1).astype(_F) * taps(y2, x1)).astype(_F),
+            ((dx1 * dy1).astype(_F) * taps(y2, x2)).astype(_F),
+        ]
+    y = terms[0]
+    for t in terms[1:]:
+        y = (y + t).astype(_F)
+    return from_nchw(y, layout)
