@@ -27,15 +27,29 @@ OPS = {
     "ConvInteger": "convinteger",
     "MatMulInteger": "matmulinteger",
 }
-PATTERNS = tuple(f"test_{m}*" for m in OPS.values())
 
 SHIPPED = Path(onnx.__file__).parent / "backend" / "test" / "data" / "node"
 
 
-def _shipped_dirs() -> list[Path]:
+def _patterns(ops: dict[str, str]) -> tuple[str, ...]:
+    return tuple(f"test_{m}*" for m in ops.values())
+
+
+def _op_type(model: onnx.ModelProto) -> str | None:
+    return model.graph.node[0].op_type if len(model.graph.node) == 1 else None
+
+
+def _shipped_dirs(ops: dict[str, str]) -> list[Path]:
+    """Shipped single-node test directories whose node is one of `ops`."""
     if not SHIPPED.is_dir():
         return []
-    return sorted({d for p in PATTERNS for d in SHIPPED.glob(p) if (d / "model.onnx").is_file()})
+    found = set()
+    for d in SHIPPED.glob("test_*"):
+        model = d / "model.onnx"
+        if model.is_file() and not d.name.endswith("_expanded"):
+            if _op_type(onnx.load(str(model))) in ops:
+                found.add(d)
+    return sorted(found)
 
 
 def _write_case(case, out: Path) -> None:
@@ -57,18 +71,18 @@ def _write_case(case, out: Path) -> None:
                 (ds / f"{kind}_{j}.pb").write_bytes(t.SerializeToString())
 
 
-def _generated_dirs() -> list[Path]:
+def _generated_dirs(ops: dict[str, str]) -> list[Path]:
     from onnx.backend.test.case import node as node_cases
 
     node_cases._TargetOpType = None
-    for mod in OPS.values():
+    for mod in ops.values():
         importlib.import_module(f"onnx.backend.test.case.node.{mod}")
-    prefixes = tuple(p[:-1] for p in PATTERNS)
     cases = [
         c
         for c in node_cases._NodeTestCases
-        if c.name.startswith(prefixes) and not c.name.endswith("_expanded")
+        if _op_type(c.model) in ops and not c.name.endswith("_expanded")
     ]
+    cases = list({c.name: c for c in cases}.values())
     root = Path(tempfile.mkdtemp(prefix="accelsim_onnx_node_"))
     atexit.register(shutil.rmtree, root, ignore_errors=True)
     for case in cases:
@@ -76,9 +90,11 @@ def _generated_dirs() -> list[Path]:
     return sorted(root / c.name for c in cases)
 
 
-def node_test_dirs() -> tuple[list[Path], str]:
-    """The test directories and where they come from ("shipped" or "generated")."""
-    dirs = _shipped_dirs()
+def node_test_dirs(ops: dict[str, str] | None = None) -> tuple[list[Path], str]:
+    """The test directories of `ops` (ONNX operator -> generator module; default: the
+    quantization operators) and where they come from ("shipped" or "generated")."""
+    ops = OPS if ops is None else ops
+    dirs = _shipped_dirs(ops)
     if dirs:
         return dirs, "shipped"
-    return _generated_dirs(), "generated"
+    return _generated_dirs(ops), "generated"

@@ -159,9 +159,7 @@ OP_MODELS = {
 BUILTIN_RESOLVER = {"depth_to_space_tile": (M.depth_to_space_tile_model, ("int8",))}
 ALL_MODELS.update({k: f for k, (f, _) in {**OP_MODELS, **BUILTIN_RESOLVER}.items()})
 OP_CASES = [
-    (name, mode)
-    for name, (_, modes) in {**OP_MODELS, **BUILTIN_RESOLVER}.items()
-    for mode in modes
+    (name, mode) for name, (_, modes) in {**OP_MODELS, **BUILTIN_RESOLVER}.items() for mode in modes
 ]
 
 

@@ -390,6 +390,10 @@ class _Importer:
                 )
             shape = []
             for i, d in enumerate(tt.shape.dim):
+                if d.HasField("dim_value") and d.dim_value == 0:
+                    raise ModelError(
+                        f"{self.where}: input '{inp.name}' has an empty dimension {i} (size 0)"
+                    )
                 if d.HasField("dim_value") and d.dim_value > 0:
                     shape.append(int(d.dim_value))
                 elif i == 0:
@@ -1770,9 +1774,6 @@ def _pad(imp: _Importer, idx: int, node) -> None:
 
 @_op("LayerNormalization")
 def _layer_norm(imp: _Importer, idx: int, node) -> None:
-    for o in node.output[1:]:
-        if o and imp.consumers.get(o):
-            raise imp.err(idx, node, "the Mean / InvStdDev outputs are not supported")
     a = imp.attrs(node)
     x = node.input[0]
     shape = imp.shape(x)
@@ -1787,6 +1788,9 @@ def _layer_norm(imp: _Importer, idx: int, node) -> None:
             f"normalization over axes {axis}.. of a rank-{len(shape)} "
             f"input is not supported (only the last axis)",
         )
+    for o in node.output[1:]:
+        if o and (imp.consumers.get(o) or o in imp.graph_outputs):
+            raise imp.err(idx, node, "the Mean / InvStdDev outputs are not supported")
     ins = [x, scale] + ([bias] if bias else [])
     t = imp.q_target(idx, node, ins)
     if t is not None:
@@ -2194,19 +2198,28 @@ def _resize(imp: _Importer, idx: int, node) -> None:
         raise imp.err(idx, node, f"coordinate_transformation_mode '{ctm}' is not supported")
     if int(a.get("antialias", 0)):
         raise imp.err(idx, node, "antialias is not supported")
-    if "axes" in a and sorted(int(v) % 4 for v in a["axes"]) != [2, 3]:
+    axes = [int(v) % 4 for v in a.get("axes", (0, 1, 2, 3))]
+    if "axes" in a and sorted(axes) != [2, 3]:
         raise imp.err(idx, node, f"axes {list(a['axes'])}: only the spatial axes can be resized")
+    policy = str(a.get("keep_aspect_ratio_policy", "stretch"))
+    if policy != "stretch":
+        raise imp.err(idx, node, f"keep_aspect_ratio_policy '{policy}' is not supported")
     ins = list(node.input) + ["", "", ""]
     scales_in, sizes_in = (ins[1], "") if imp.opset < 11 else (ins[2], ins[3])
     scales = None
+
+    def by_axis(values, fill):
+        full = list(fill)
+        for ax, v in zip(axes, values):
+            full[ax] = v
+        return full
+
     if sizes_in:
         size = [int(v) for v in np.asarray(imp.need_const(idx, node, sizes_in, "sizes")).ravel()]
-        if len(size) == 2:
-            size = [xs[0], xs[1], *size]
+        size = by_axis(size, xs)
     else:
         sc = np.asarray(imp.need_const(idx, node, scales_in, "scales"), np.float32).ravel()
-        if len(sc) == 2:
-            sc = np.array([1, 1, *sc], np.float32)
+        sc = np.array(by_axis(sc, (1, 1, 1, 1)), np.float32)
         if len(sc) != 4:
             raise imp.err(idx, node, f"scales {sc.tolist()} do not fit a 4-D input")
         size = [int(np.floor(np.float32(d) * s)) for d, s in zip(xs, sc)]

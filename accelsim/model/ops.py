@@ -267,7 +267,7 @@ def _slice(node: Node, ins: Sequence[TensorInfo | None]) -> list[Shape]:
         raise _err(node, f"starts/ends/steps need {len(shape)} entries each")
     out = []
     for d, (b, e, st) in enumerate(zip(starts, ends, steps)):
-        if st == 0 or not (0 <= b < max(shape[d], 1) or (shape[d] == 0 and b == 0)):
+        if st == 0 or not 0 <= b <= shape[d]:
             raise _err(node, f"axis {d}: start {b} / step {st} do not fit dimension {shape[d]}")
         out.append(len(range(b, e, st)))
     return [tuple(out)]

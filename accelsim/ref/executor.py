@@ -57,6 +57,10 @@ def check_inputs(
                     f"{source}: input '{name}' expects {info.dtype}, found {arr.dtype}"
                 )
             arr = arr.astype(NUMPY_DTYPE[info.dtype])
+        elif info.dtype == "bool":
+            if arr.dtype != np.bool_ and not np.issubdtype(arr.dtype, np.integer):
+                raise ShapeError(f"{source}: input '{name}' expects bool data, found {arr.dtype}")
+            arr = arr.astype(np.bool_)
         else:
             if not np.issubdtype(arr.dtype, np.integer):
                 raise ShapeError(
