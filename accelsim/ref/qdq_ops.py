@@ -43,8 +43,6 @@ differently by one step at ties.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from accelsim.core.errors import ModelError
