@@ -1198,18 +1198,26 @@ def _trunc_div(a: np.ndarray, b: int) -> np.ndarray:
     return np.where(a < 0, -q, q)
 
 
-def _bilinear_axis(out_size: int, in_size: int, mode: str):
-    """ComputeInterpolationValues (integer, 10 fractional bits): (scaled, lower, upper)."""
+def _bilinear_axis(out_size: int, in_size: int, mode: str, scale: float | None):
+    """ComputeInterpolationValues (integer, 10 fractional bits): (scaled, lower, upper).
+    ONNX coordinate rules (graphs from accelsim's own PTQ; TFLite has none of them): the
+    float32 source coordinate, clamped into [0, in - 1] as ONNX Runtime clamps it, rounded to
+    10 fractional bits, then the same integer interpolation."""
+    if not mode.startswith("tflite_"):
+        c = P.resize_source_coords(out_size, in_size, mode, scale).astype(np.float64)
+        scaled = np.rint(np.clip(c, 0.0, in_size - 1) * (1 << 10)).astype(np.int64)
+        lower = scaled >> 10
+        return scaled, lower, np.minimum(lower + 1, in_size - 1)
     align = mode == "tflite_align_corners" and out_size > 1
     if align:
-        scale = ((1 << 10) * (in_size - 1) + (out_size - 1) // 2) // (out_size - 1)
+        scale_10 = ((1 << 10) * (in_size - 1) + (out_size - 1) // 2) // (out_size - 1)
     else:
-        scale = ((1 << 10) * in_size + out_size // 2) // out_size
+        scale_10 = ((1 << 10) * in_size + out_size // 2) // out_size
     v = np.arange(out_size, dtype=np.int64)
     if mode == "tflite_half_pixel":
-        scaled = v * scale + scale // 2 - (1 << 9)
+        scaled = v * scale_10 + scale_10 // 2 - (1 << 9)
     else:
-        scaled = v * scale
+        scaled = v * scale_10
     lower = np.maximum(_trunc_div(scaled, 1 << 10), 0)
     upper = np.minimum(_trunc_div(scaled + (1 << 10) - 1, 1 << 10), in_size - 1)
     return scaled, lower, upper
@@ -1218,20 +1226,20 @@ def _bilinear_axis(out_size: int, in_size: int, mode: str):
 @kernel("resize", "gemmlowp")
 def resize(c: KernelCall):
     """RESIZE_NEAREST_NEIGHBOR: a copy; RESIZE_BILINEAR (8 and 16 bit): reference_ops'
-    integer interpolation with 10 fractional bits per axis, rounded half away from zero."""
+    integer interpolation with 10 fractional bits per axis, rounded half away from zero (with
+    ONNX's coordinate rules for graphs from accelsim's PTQ, see _bilinear_axis)."""
     if c.attr("mode", "nearest") == "nearest":
         return _moved(c)
     x_info, out = c.in_info[0], c.out_info[0]
     _per_tensor(c, x_info, "input")
     _per_tensor(c, out, "output")
-    mode = c.attr("coordinate_transformation_mode")
-    if not str(mode).startswith("tflite_"):
-        raise _err(c, f"integer bilinear resize with ONNX coordinates ('{mode}') is not supported")
+    mode = str(c.attr("coordinate_transformation_mode"))
     layout = c.attr("data_layout", "NCHW")
     x = P.to_nchw(c.args[0].astype(np.int64), layout)
     (oh, ow), (ih, iw) = c.attr("size"), x.shape[2:]
-    yv, y0, y1 = _bilinear_axis(oh, ih, mode)
-    xv, x0, x1 = _bilinear_axis(ow, iw, mode)
+    scales = c.attr("scales") or (None, None)
+    yv, y0, y1 = _bilinear_axis(oh, ih, mode, scales[0])
+    xv, x0, x1 = _bilinear_axis(ow, iw, mode, scales[1])
     one = 1 << 10
     dy = (yv - one * y0)[:, None]
     dx = (xv - one * x0)[None, :]
