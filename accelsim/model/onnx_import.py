@@ -22,16 +22,24 @@ ONNX Runtime's integer kernels' semantics (`accelsim.ref.qdq_ops`).
 
 Supported float operators: Conv (2-D, groups, dilations, auto_pad), Gemm (constant B ->
 dense, else matmul; alpha / beta / transA / transB), MatMul (constant 2-D B -> dense, else
-matmul), Add, Sub, Mul, Sum, Relu, Clip (attributes or inputs), MaxPool, AveragePool,
-GlobalAveragePool, ReduceMean, Concat, Reshape, Flatten, Squeeze, Unsqueeze, Softmax (both
-axis conventions), Pad (constant mode), Transpose, LayerNormalization (last axis),
-BatchNormalization, Gelu and the Erf form of GELU, Identity, Dropout, Constant; shape
-arithmetic (Shape, Gather, Cast, Slice, ...) is evaluated at import time when its inputs are
+matmul, batched), Add, Sub, Mul, Div, Pow, Sum, Relu, Clip (attributes or inputs), Sigmoid,
+Tanh, HardSigmoid, HardSwish, Swish, Erf, Gelu, Neg, Sqrt, MaxPool, AveragePool,
+GlobalAveragePool, ReduceMean, Concat (any axis), Reshape, Flatten, Squeeze, Unsqueeze,
+Softmax (both axis conventions), Pad (constant, reflect, edge), Transpose, Slice, Split,
+Gather (run-time or constant indices: embeddings, a class token), GatherElements, Tile,
+Resize (nearest and linear, the ONNX coordinate rules but tf_crop_and_resize and
+half_pixel_symmetric), DepthToSpace (DCR, CRD), Where, Cast, Less, Greater, Equal,
+LayerNormalization (last axis), BatchNormalization, Identity, Dropout, Constant.
+Patterns exporters write for one operator are fused (only as direct float chains): GELU as
+x * 0.5 * (1 + erf(x / sqrt(2))) and as the tanh form, hard-swish as x * relu6(x + 3) / 6
+and as x * HardSigmoid(x), layer norm as ReduceMean / Sub / Pow / ReduceMean / Add / Sqrt /
+Div (then Mul and Add by constants). Shape arithmetic (Shape, Gather, Cast, Slice,
+ConstantOfShape, Expand, Range, ...) is evaluated at import time when its inputs are
 constant. Quantized: the same operators between DequantizeLinear and QuantizeLinear, plus
 QuantizeLinear, DequantizeLinear (also ORT's com.microsoft forms), QLinearConv, QLinearMatMul,
 ConvInteger and MatMulInteger, in int2 / int4 / int8 / int16 (signed and unsigned) with
 per-tensor or per-axis parameters. float8 / float4 types and blocked quantization raise a
-ModelError; other operators an UnsupportedOpError naming the node.
+ModelError; unsupported operators one UnsupportedOpError naming every such node.
 """
 
 from __future__ import annotations

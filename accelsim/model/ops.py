@@ -5,16 +5,43 @@ Each operator is one `OpDef` in `OPS`. Shape rules take the input `TensorInfo`s 
 omitted optional input), the node's attributes and the constant values the rule may need, and
 return the output shapes.
 
-The quantization decision of an operator (`OpDef.quant`, `int_bits`, `fixed_output`) is made
-here, once, and read by the quantizer (docs/quantization.md, "Which operators run in integer"):
+Which operators run in integer
+------------------------------
+The quantization decision of an operator is made here, once (`OpDef.quant`, `int_bits`,
+`index_inputs`, `fixed_output`), and read by the quantizer (`accelsim.quant.ptq`):
 
 - "int": an integer kernel that requantizes to its own output parameters;
-- "same": data movement; the output shares the input's parameters (TFLite's same-scale ops);
+- "same": data movement; the output shares the input's parameters (TFLite's same-scale
+  operators), constants it moves (an embedding table, a class token) take the same ones;
 - "float": runs in float between an explicit dequantize and quantize;
 - "index": index, mask and type arithmetic on unquantized integer, bool or float tensors.
 
 An "int" or "same" operator is integer only for activation widths in `int_bits` (lo, hi):
 narrower activations are widened to `lo` bits, wider ones run the operator in float.
+
+The choices follow Wu et al. 2020 ("Integer quantization for deep learning inference"):
+every linear layer (conv2d, dense, matmul of activation x weight and activation x activation)
+computes on integers; the other operators are integer where an integer kernel with a known
+reference exists (TFLite's, whose results the reference executor reproduces bit for bit),
+float otherwise:
+
+| operator | rule | integer at | why |
+|---|---|---|---|
+| conv2d, dense, matmul, add, sub, mul, mean, avg_pool, global_avg_pool | int | 2-16 bits | the linear layers and TFLite's integer elementwise and pooling kernels |
+| sigmoid, tanh, softmax | int, fixed output | 8, 16 bits | TFLite's LUT (8-bit) and table / LUT (16-bit) kernels; outputs in [0, 1) or [-1, 1) with TFLite's fixed scale (2^-8 from the minimum, 2^-7 about 0; 2^-15 about 0 at 16 bits) |
+| gelu | int | 8, 16 bits | TFLite's 8-bit and 16-bit (LUTPopulate<int16_t>) lookup tables |
+| hard_swish | int | 8 bits | TFLite's fixed-point kernel; it has no 16x8 kernel, so w8a16 keeps it in float, as the 16x8 converter does |
+| hard_sigmoid | int | 8 bits | an 8-bit lookup table built as TFLite builds its tables (TFLite writes it as ADD, RELU6, MUL) |
+| reshape, flatten, squeeze, transpose, concat, pad (all modes), slice, gather, gather_elements, tile, resize, depth_to_space, max_pool, relu, relu6, clip | same | 2-16 bits | copies (bilinear resize interpolates integers); one representation per group |
+| layer_norm, batch_norm | float | - | no integer kernel in TFLite or ONNX Runtime; Wu et al. keep the normalisation in float |
+| div | float | - | no integer kernel; a division by a constant becomes a product first (quant.transforms) |
+| erf, neg, rsqrt, sqrt, pow, squared_difference, where | float | - | appear in decomposed forms; TFLite-imported graphs that carry them as integers run TFLite's kernels for them |
+| cast, less, greater, equal | index | - | index and mask arithmetic, never quantized |
+
+An additive attention mask ((1 - mask) * -1e4 added to the scores) would stretch the sum's
+calibrated range over the mask constant and crush the scores: the quantizer calibrates that sum
+to the scores' range widened to `ptq.MASK_DEPTH` below their maximum, so masked positions
+saturate and softmax maps them to (nearly) zero.
 """
 
 from __future__ import annotations

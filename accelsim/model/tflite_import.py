@@ -12,9 +12,17 @@ and maps its single subgraph onto the IR:
 - fused activations -> real clamp bounds `act_min` / `act_max`;
 - the graph requantizes in "gemmlowp" mode (TFLite's integer fixed-point arithmetic).
 
-Fully int8 models, int16x8 models (int16 activations, int8 weights, int64 or int32 bias)
-and float32 models are supported. Errors are `ModelError` / `UnsupportedOpError` with a
-one-line message that names the file.
+- SPACE_TO_BATCH_ND -> CONV_2D / DEPTHWISE_CONV_2D -> BATCH_TO_SPACE_ND (a dilated
+  convolution the converter did not fuse, e.g. with a dynamic batch) -> one dilated conv;
+- operators on constants only (the converter's SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE
+  flatten, index arithmetic) are evaluated at import time;
+- SPLIT / SPLIT_V -> one `slice` per output; STRIDED_SLICE / SLICE -> `slice` (and a reshape
+  for shrunk axes); RESIZE_* -> `resize` with TFLite's coordinate rules.
+
+Fully int8 models, int16x8 models (int16 activations, int8 weights, int64 or int32 bias;
+also with float islands where TFLite has no 16x8 kernel) and float32 models are supported.
+Errors are `ModelError` / `UnsupportedOpError` with a one-line message that names the file;
+every unsupported operator is named in one error.
 """
 
 from __future__ import annotations

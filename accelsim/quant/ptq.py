@@ -29,7 +29,7 @@ from accelsim.quant.transforms import prepare_for_quantization
 from accelsim.ref.executor import run
 
 # Each operator's treatment is decided once, in its OpDef (accelsim.model.ops; the list and
-# the reasons are in docs/quantization.md):
+# the reasons are in its module docstring, "Which operators run in integer"):
 # data movement, whose output keeps the input's quantization (TFLite same-scale operators);
 SAME_SCALE_OPS = tuple(n for n, d in OPS.items() if d.quant == "same")
 # operators that stay in float in a quantized graph, wrapped in dequantize / quantize
