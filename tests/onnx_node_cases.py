@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import atexit
 import importlib
+import re
 import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import onnx
 from onnx import numpy_helper
 
@@ -98,3 +100,31 @@ def node_test_dirs(ops: dict[str, str] | None = None) -> tuple[list[Path], str]:
     if dirs:
         return dirs, "shipped"
     return _generated_dirs(ops), "generated"
+
+
+_NARROW = {"int2": np.int8, "int4": np.int8, "uint2": np.uint8, "uint4": np.uint8}
+
+
+def read_tensor(path: Path) -> np.ndarray:
+    t = onnx.TensorProto()
+    t.ParseFromString(path.read_bytes())
+    arr = numpy_helper.to_array(t)
+    storage = _NARROW.get(arr.dtype.name)  # ml_dtypes int4 etc. -> the IR's int8 storage
+    return arr.astype(storage) if storage is not None else arr
+
+
+def _index(p: Path) -> int:
+    return int(re.search(r"_(\d+)\.pb$", p.name).group(1))
+
+
+def data_sets(case_dir: Path, model: onnx.ModelProto, data: set[str]):
+    """Each test data set as (frozen inputs, fed inputs, expected outputs): inputs named in
+    `data` are fed at run time, the others frozen as constants (accelsim models static
+    parameters: quantization parameters, pads, axes, sizes)."""
+    names = [i.name for i in model.graph.input]
+    for ds in sorted(case_dir.glob("test_data_set_*")):
+        inputs = [read_tensor(p) for p in sorted(ds.glob("input_*.pb"), key=_index)]
+        outputs = [read_tensor(p) for p in sorted(ds.glob("output_*.pb"), key=_index)]
+        frozen = {n: a for n, a in zip(names, inputs) if n not in data}
+        feeds = {n: a for n, a in zip(names, inputs) if n in data}
+        yield frozen, feeds, outputs

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from onnx_node_cases import node_test_dirs
+from onnx_node_cases import data_sets, node_test_dirs
 
 from accelsim.core.errors import ModelError, UnsupportedOpError
 from accelsim.model.onnx_import import load_onnx
@@ -125,16 +125,6 @@ ORT_INSTEAD = {
 }
 
 
-def _read(path: Path) -> np.ndarray:
-    t = onnx.TensorProto()
-    t.ParseFromString(path.read_bytes())
-    return onnx.numpy_helper.to_array(t)
-
-
-def _index(p: Path) -> int:
-    return int(re.search(r"_(\d+)\.pb$", p.name).group(1))
-
-
 def test_node_directories_found():
     names = {d.name for d in NODE_DIRS}
     ops = {onnx.load(str(d / "model.onnx")).graph.node[0].op_type for d in NODE_DIRS}
@@ -163,12 +153,7 @@ def test_node_case(case_dir: Path):
     data = {node.input[i] for i in positions if i < len(node.input)}
     if node.op_type == "Concat":
         data = set(node.input)
-    names = [i.name for i in model.graph.input]
-    for ds in sorted(case_dir.glob("test_data_set_*")):
-        inputs = [_read(p) for p in sorted(ds.glob("input_*.pb"), key=_index)]
-        outputs = [_read(p) for p in sorted(ds.glob("output_*.pb"), key=_index)]
-        frozen = {n: a for n, a in zip(names, inputs) if n not in data}
-        feeds = {n: a for n, a in zip(names, inputs) if n in data}
+    for frozen, feeds, outputs in data_sets(case_dir, model, data):
         if case_dir.name in NODE_UNSUPPORTED:
             with pytest.raises(ModelError, match=NODE_UNSUPPORTED[case_dir.name]) as info:
                 load_onnx(model, constants=frozen)
@@ -177,7 +162,7 @@ def test_node_case(case_dir: Path):
         graph = load_onnx(model, constants=frozen)
         result = run(graph, feeds)
         if case_dir.name in ORT_INSTEAD:
-            outputs = T.ort_session(model).run(None, dict(zip(names, inputs)))
+            outputs = T.ort_session(model).run(None, {**frozen, **feeds})
         assert len(graph.outputs) == len(outputs)
         for name, expected in zip(graph.outputs, outputs):
             got = result[name]

@@ -85,7 +85,8 @@ class ShuffleNetBlock(nn.Module):
 
 class TinyBert(nn.Module):
     """Token embeddings (Gather on a run-time index input) plus a position embedding, two
-    post-norm encoder layers with an additive attention mask, erf GELU and tanh GELU."""
+    post-norm encoder layers with an attention mask (added in the first, selected by Where in
+    the second), erf GELU and tanh GELU."""
 
     def __init__(self, dim: int = 16, heads: int = 2) -> None:
         super().__init__()
@@ -120,12 +121,16 @@ class TinyBert(nn.Module):
                 return t.view(1, SEQ, self.heads, hd).transpose(1, 2)
 
             q, k, v = split(p["q"](x)), split(p["k"](x)), split(p["v"](x))
-            att = (q @ k.transpose(-1, -2) / hd**0.5 + add_mask).softmax(-1)
+            scores = q @ k.transpose(-1, -2) / hd**0.5
+            if i == 0:  # an additive mask
+                att = (scores + add_mask).softmax(-1)
+            else:  # a selecting one (Equal + Where)
+                att = scores.masked_fill(mask[:, None, None, :] == 0, -10000.0).softmax(-1)
             y = (att @ v).transpose(1, 2).reshape(1, SEQ, self.dim)
             x = p["ln1"](x + p["o"](y))
             act = F.gelu(p["f1"](x), approximate="tanh" if i else "none")
             x = p["ln2"](x + p["f2"](act))
-        return self.head(x[:, 0])
+        return self.head(x[:, 0]), self.head(x)  # the first token's state, and every token's
 
 
 class TinyViT(nn.Module):

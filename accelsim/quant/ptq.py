@@ -150,9 +150,9 @@ _MASK_OPS = ("add", "sub", "mul", "div", "where", "reshape", "squeeze", "transpo
 
 
 def masking_adds(graph: Graph) -> dict[str, str]:
-    """Adds of an attention mask to data: output -> the data input. A mask is computed from
-    the outputs of index operators (a cast of an integer mask input, comparisons) through
-    elementwise operators whose other operands are constants."""
+    """Attention masks applied to data, added or selected by `where`: output -> the data
+    input. A mask is computed from the outputs of index operators (a cast of an integer mask
+    input, comparisons) through elementwise operators whose other operands are constants."""
     mask: set[str] = set()
     out: dict[str, str] = {}
     for n in graph.nodes:
@@ -163,6 +163,11 @@ def masking_adds(graph: Graph) -> dict[str, str]:
             mask.update(n.outputs)
         elif n.op == "add" and len(ins) == 2 and sum(t in mask for t in ins) == 1:
             data = ins[0] if ins[1] in mask else ins[1]
+            if graph.tensors[data].is_float:
+                out[n.outputs[0]] = data
+        elif n.op == "where" and n.inputs[0] in mask and len(ins) == 2:
+            # where(mask, constant fill, scores) or where(mask, scores, constant fill)
+            data = ins[1]
             if graph.tensors[data].is_float:
                 out[n.outputs[0]] = data
     return out

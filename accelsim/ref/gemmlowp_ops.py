@@ -892,28 +892,34 @@ def _int16_table_input(x: np.ndarray, mult: int, left: int) -> np.ndarray:
     return (x * mult + rnd) >> left
 
 
+def _interpolate_sigmoid_table(a: np.ndarray, frac_bits: int, saturated: int) -> np.ndarray:
+    """SIGMOID_TABLE_Q16 linearly interpolated at |input| with `frac_bits` fractional bits
+    (9 for LOGISTIC, 8 for TANH, which reads it at twice the input); `saturated` past it."""
+    uh = a >> frac_bits
+    safe = np.minimum(uh, 254)
+    ua, ub = SIGMOID_TABLE_Q16[safe], SIGMOID_TABLE_Q16[safe + 1]
+    frac = a & ((1 << frac_bits) - 1)
+    return np.where(uh >= 255, saturated, (ua << frac_bits) + frac * (ub - ua))
+
+
+def _int16(v: np.ndarray) -> np.ndarray:
+    return (v + 32768) % 65536 - 32768  # static_cast<int16_t>
+
+
 def int16_logistic(x: np.ndarray, mult: int, left: int) -> np.ndarray:
     """reference_integer_ops::Logistic(int16): output scale 1/32768, zero point 0."""
     v = _int16_table_input(x.astype(np.int64), mult, left)
-    a = np.abs(v)
-    uh = a >> 9
-    safe = np.minimum(uh, 254)
-    ua, ub = SIGMOID_TABLE_Q16[safe], SIGMOID_TABLE_Q16[safe + 1]
-    res = np.where(uh >= 255, 0x7FFF << 10, (ua << 9) + (a & 0x1FF) * (ub - ua))
+    res = _interpolate_sigmoid_table(np.abs(v), 9, 0x7FFF << 10)
     res = np.where(v >= 0, res + (1 << 9), (1 << 25) - res + (1 << 9) - 1)
-    return ((res >> 10) + 32768) % 65536 - 32768  # static_cast<int16_t>
+    return _int16(res >> 10)
 
 
 def int16_tanh(x: np.ndarray, mult: int, left: int) -> np.ndarray:
     """reference_integer_ops::Tanh(int16): output scale 1/32768, zero point 0."""
     v = _int16_table_input(x.astype(np.int64), mult, left)
-    a = np.abs(v)
-    uh = a >> 8
-    safe = np.minimum(uh, 254)
-    ua, ub = SIGMOID_TABLE_Q16[safe], SIGMOID_TABLE_Q16[safe + 1]
-    res = np.where(uh >= 255, 0xFFFF << 8, (ua << 8) + (a & 0xFF) * (ub - ua))
+    res = _interpolate_sigmoid_table(np.abs(v), 8, 0xFFFF << 8)
     res = np.where(v >= 0, res - (1 << 23) + (1 << 7), -res + (1 << 23) + (1 << 7) - 1)
-    return ((res >> 8) + 32768) % 65536 - 32768
+    return _int16(res >> 8)
 
 
 def _sigmoid_or_tanh(c: KernelCall, tanh: bool):
