@@ -1130,12 +1130,13 @@ def _fold_value(imp: _Importer, op: _Op) -> np.ndarray | None:
     return None
 
 
-_FOLD = ("SHAPE", "PACK", "EXPAND_DIMS", "FLOOR_DIV", "MAXIMUM", "MINIMUM")
+_FOLD = ("SHAPE", "PACK", "FLOOR_DIV", "MAXIMUM", "MINIMUM")
 
 
 def _try_fold(imp: _Importer, op: _Op) -> bool:
     """Fold an operator on constants (never one on quantized values)."""
     if op.opname not in _FOLD and op.opname not in (
+        "EXPAND_DIMS",
         "CONCATENATION",
         "STRIDED_SLICE",
         "SLICE",
@@ -1252,6 +1253,7 @@ _HANDLERS: dict[str, Callable[[_Importer, _Op], None]] = {
     "MEAN": _mean,
     "CONCATENATION": _concat,
     "RESHAPE": _reshape,
+    "EXPAND_DIMS": _reshape,
     "SQUEEZE": _squeeze,
     "SOFTMAX": _softmax,
     "PAD": _pad,

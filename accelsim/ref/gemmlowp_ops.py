@@ -62,6 +62,7 @@ from accelsim.core.qparams import DTYPE_BITS, QuantParams, dtype_range
 from accelsim.model.graph import TensorInfo
 from accelsim.model.ops import activation_bounds, spatial_axes
 from accelsim.ref import primitives as P
+from accelsim.ref.fp_ops import move
 from accelsim.ref.int_ops import quantized_clamp, round_half_away
 from accelsim.ref.registry import KernelCall, kernel
 
@@ -1173,8 +1174,6 @@ def rsqrt(c: KernelCall):
 
 
 def _moved(c: KernelCall):
-    from accelsim.ref.fp_ops import move
-
     out = c.out_info[0]
     x_info = c.in_info[0]
     _per_tensor(c, out, "output")

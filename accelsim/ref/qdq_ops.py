@@ -50,6 +50,7 @@ from accelsim.core.qparams import dequantize_array, dtype_range, quantize_array,
 from accelsim.model.graph import TensorInfo
 from accelsim.model.ops import activation_bounds, spatial_axes
 from accelsim.ref import primitives as P
+from accelsim.ref.fp_ops import move
 from accelsim.ref.registry import KernelCall, find_kernel, kernel
 
 F32 = np.float32
@@ -505,8 +506,6 @@ for _op in (
 def _moved(c: KernelCall):
     """Data movement on the integers (ORT drops the DequantizeLinear / QuantizeLinear pair
     around these); DequantizeLinear -> QuantizeLinear when the output's parameters differ."""
-    from accelsim.ref.fp_ops import move
-
     xi, out = c.in_info[0], c.out_info[0]
     y = move(c, c.args)
     if not (xi.quant == out.quant and xi.dtype == out.dtype):
