@@ -707,8 +707,9 @@ def _exact_platform() -> bool:
 EXACT_PLATFORM = _exact_platform()
 
 
-def compare_with_ort(qpath, act, n_runs=4, seed=11):
-    """Counts for every ORT configuration, over `n_runs` random inputs."""
+def compare_with_ort(qpath, act, n_runs=4, seed=11, make_feeds=None):
+    """Counts for every ORT configuration, over `n_runs` random inputs (standard-normal
+    float inputs, or `make_feeds(graph, rng)`)."""
     graph = load_onnx(qpath)
     assert graph.requant_mode == "float"
     sessions = {
@@ -720,7 +721,11 @@ def compare_with_ort(qpath, act, n_runs=4, seed=11):
     rng = np.random.default_rng(seed)
     totals = {k: [0, 0, 0.0] for k in sessions}
     for _ in range(n_runs):
-        feeds = {i: _f32(rng, *graph.tensors[i].shape) for i in graph.inputs}
+        feeds = (
+            make_feeds(graph, rng)
+            if make_feeds
+            else {i: _f32(rng, *graph.tensors[i].shape) for i in graph.inputs}
+        )
         ours = run(graph, feeds)
         for key, s in sessions.items():
             ref = dict(zip([o.name for o in s.get_outputs()], s.run(None, feeds)))

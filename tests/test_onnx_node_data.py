@@ -13,14 +13,12 @@ while the data operands (x, w, a, b) stay graph inputs.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
-from onnx import numpy_helper
-from onnx_node_cases import node_test_dirs
+from onnx_node_cases import data_sets, node_test_dirs
 
 from accelsim.core.errors import ModelError
 from accelsim.model.onnx_import import load_onnx
@@ -62,27 +60,6 @@ UNSUPPORTED = {
     "test_dequantizelinear_blocked": BLOCKED,
 }
 
-_NARROW = {"int2": np.int8, "int4": np.int8, "uint2": np.uint8, "uint4": np.uint8}
-
-
-def _read(path: Path) -> np.ndarray:
-    t = onnx.TensorProto()
-    t.ParseFromString(path.read_bytes())
-    arr = numpy_helper.to_array(t)
-    storage = _NARROW.get(arr.dtype.name)  # ml_dtypes int4 etc. -> the IR's int8 storage
-    return arr.astype(storage) if storage is not None else arr
-
-
-def _index(p: Path) -> int:
-    return int(re.search(r"_(\d+)\.pb$", p.name).group(1))
-
-
-def _data_sets(d: Path):
-    for ds in sorted(d.glob("test_data_set_*")):
-        ins = [_read(p) for p in sorted(ds.glob("input_*.pb"), key=_index)]
-        outs = [_read(p) for p in sorted(ds.glob("output_*.pb"), key=_index)]
-        yield ins, outs
-
 
 def test_directories_found():
     names = {d.name for d in DIRS}
@@ -115,10 +92,7 @@ def test_node_case(case_dir: Path):
     model = onnx.load(str(case_dir / "model.onnx"))
     node = model.graph.node[0]
     data = {node.input[i] for i in DATA_INPUTS[node.op_type] if i < len(node.input)}
-    names = [i.name for i in model.graph.input]
-    for inputs, outputs in _data_sets(case_dir):
-        frozen = {n: a for n, a in zip(names, inputs) if n not in data}
-        feeds = {n: a for n, a in zip(names, inputs) if n in data}
+    for frozen, feeds, outputs in data_sets(case_dir, model, data):
         if case_dir.name in UNSUPPORTED:
             with pytest.raises(ModelError, match=UNSUPPORTED[case_dir.name]) as info:
                 load_onnx(model, constants=frozen)

@@ -1,10 +1,12 @@
 """`Precision`: how a layer's weights and activations are represented.
 
-Text form for users: `w8a8`, `w4a8`, `w8a4`, `w16a16`, `w4a4`, `fp32`, `fp16`, optionally with
-options after slashes: `w8a8/per-tensor/asym`, `w4a8/unsigned`, `w8a8/weight-only`.
+Text form for users: `w8a8`, `w4a8`, `w8a4`, `w8a16`, `w16a16`, `w4a4`, `fp32`, `fp16`,
+optionally with options after slashes: `w8a8/per-tensor/asym`, `w4a8/unsigned`,
+`w8a8/weight-only`.
 Defaults follow the whitepaper's recommendation (Krishnamoorthi 2018, §3.4; Wu et al. 2020):
 symmetric per-channel weights in the restricted range [-(2^(b-1)-1), 2^(b-1)-1], asymmetric
-per-tensor signed activations.
+per-tensor signed activations. `w8a16` is TFLite's 16x8 scheme: int8 per-channel weights,
+int16 activations symmetric about a zero point of 0 (its int16 kernels require it), int64 bias.
 """
 
 from __future__ import annotations
@@ -38,6 +40,14 @@ _DEFAULTS = {
     "restricted_range": True,
     "weight_only": False,
 }
+# Defaults that differ for one bit-width pair: TFLite's 16x8 kernels take int16 activations
+# with zero point 0 only (Jacob et al.'s asymmetric 8-bit scheme is not theirs).
+_PAIR_DEFAULTS: dict[tuple[int, int], dict[str, bool]] = {(8, 16): {"symmetric_acts": True}}
+
+
+def defaults_for(weight_bits: int | None, act_bits: int | None) -> dict[str, bool]:
+    """The scheme options an integer precision takes when its text names none."""
+    return {**_DEFAULTS, **_PAIR_DEFAULTS.get((weight_bits or 0, act_bits or 0), {})}
 
 
 @dataclass(frozen=True)
@@ -71,10 +81,11 @@ class Precision:
     def __str__(self) -> str:
         if self.float_dtype:
             return self.name
+        defaults = defaults_for(self.weight_bits, self.act_bits)
         opts = [
             k
             for k, (field, value) in _OPTIONS.items()
-            if getattr(self, field) == value and _DEFAULTS[field] != value
+            if getattr(self, field) == value and defaults[field] != value
         ]
         return "/".join([self.name] + opts)
 
@@ -143,7 +154,7 @@ def parse_precision(text: str, source: str = "precision") -> Precision:
     if not m:
         raise InputError(
             f"{source} '{text}': expected wNaM (N, M in "
-            f"{', '.join(map(str, SUPPORTED_BITS))}, e.g. w8a8, w4a8) or fp32/fp16"
+            f"{', '.join(map(str, SUPPORTED_BITS))}, e.g. w8a8, w4a8, w8a16) or fp32/fp16"
         )
     wb, ab = int(m.group(1)), int(m.group(2))
     for what, bits in (("weight", wb), ("activation", ab)):
@@ -152,7 +163,7 @@ def parse_precision(text: str, source: str = "precision") -> Precision:
                 f"{source} '{text}': {what} bits must be one of "
                 f"{', '.join(map(str, SUPPORTED_BITS))}, found {bits}"
             )
-    fields: dict[str, Any] = dict(_DEFAULTS)
+    fields: dict[str, Any] = defaults_for(wb, ab)
     for o in opts:
         if o not in _OPTIONS:
             raise InputError(

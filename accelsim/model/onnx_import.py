@@ -22,16 +22,24 @@ ONNX Runtime's integer kernels' semantics (`accelsim.ref.qdq_ops`).
 
 Supported float operators: Conv (2-D, groups, dilations, auto_pad), Gemm (constant B ->
 dense, else matmul; alpha / beta / transA / transB), MatMul (constant 2-D B -> dense, else
-matmul), Add, Sub, Mul, Sum, Relu, Clip (attributes or inputs), MaxPool, AveragePool,
-GlobalAveragePool, ReduceMean, Concat, Reshape, Flatten, Squeeze, Unsqueeze, Softmax (both
-axis conventions), Pad (constant mode), Transpose, LayerNormalization (last axis),
-BatchNormalization, Gelu and the Erf form of GELU, Identity, Dropout, Constant; shape
-arithmetic (Shape, Gather, Cast, Slice, ...) is evaluated at import time when its inputs are
+matmul, batched), Add, Sub, Mul, Div, Pow, Sum, Relu, Clip (attributes or inputs), Sigmoid,
+Tanh, HardSigmoid, HardSwish, Swish, Erf, Gelu, Neg, Sqrt, MaxPool, AveragePool,
+GlobalAveragePool, ReduceMean, Concat (any axis), Reshape, Flatten, Squeeze, Unsqueeze,
+Softmax (both axis conventions), Pad (constant, reflect, edge), Transpose, Slice, Split,
+Gather (run-time or constant indices: embeddings, a class token), GatherElements, Tile,
+Resize (nearest and linear, the ONNX coordinate rules but tf_crop_and_resize and
+half_pixel_symmetric), DepthToSpace (DCR, CRD), Where, Cast, Less, Greater, Equal,
+LayerNormalization (last axis), BatchNormalization, Identity, Dropout, Constant.
+Patterns exporters write for one operator are fused (only as direct float chains): GELU as
+x * 0.5 * (1 + erf(x / sqrt(2))) and as the tanh form, hard-swish as x * relu6(x + 3) / 6
+and as x * HardSigmoid(x), layer norm as ReduceMean / Sub / Pow / ReduceMean / Add / Sqrt /
+Div (then Mul and Add by constants). Shape arithmetic (Shape, Gather, Cast, Slice,
+ConstantOfShape, Expand, Range, ...) is evaluated at import time when its inputs are
 constant. Quantized: the same operators between DequantizeLinear and QuantizeLinear, plus
 QuantizeLinear, DequantizeLinear (also ORT's com.microsoft forms), QLinearConv, QLinearMatMul,
 ConvInteger and MatMulInteger, in int2 / int4 / int8 / int16 (signed and unsigned) with
 per-tensor or per-axis parameters. float8 / float4 types and blocked quantization raise a
-ModelError; other operators an UnsupportedOpError naming the node.
+ModelError; unsupported operators one UnsupportedOpError naming every such node.
 """
 
 from __future__ import annotations
@@ -49,6 +57,15 @@ from accelsim.core.errors import AccelsimError, ModelError, UnsupportedOpError
 from accelsim.core.qparams import NUMPY_DTYPE, QuantParams, dtype_range
 from accelsim.model.builder import GraphBuilder
 from accelsim.model.graph import Graph, TensorInfo
+
+# Resize's coordinate rules (the ONNX names among the ones the reference executor knows)
+P_COORD_MODES = (
+    "half_pixel",
+    "pytorch_half_pixel",
+    "align_corners",
+    "asymmetric",
+    "tf_half_pixel_for_nn",
+)
 
 # ONNX TensorProto element types the IR can hold.
 _ONNX_DTYPES = {
@@ -190,7 +207,7 @@ def _op(*names: str) -> Callable[[_Handler], _Handler]:
 
 def supported_ops() -> tuple[str, ...]:
     """ONNX operator types the importer accepts (fold-only ones need constant inputs)."""
-    return tuple(sorted(set(_HANDLERS) | set(_FOLD_ONLY) | {"Constant", "Erf"}))
+    return tuple(sorted(set(_HANDLERS) | set(_FOLD_ONLY) | {"Constant"}))
 
 
 def load_onnx(
@@ -257,7 +274,8 @@ class _Importer:
                     self.consumers.setdefault(t, []).append(i)
         self.absorbed: set[int] = set()
         self.skip: set[int] = set()
-        self.fused: dict[int, tuple[str, str]] = {}
+        # fused patterns: node index -> (IR op, ONNX input names, attributes)
+        self.fused: dict[int, tuple[str, list[str], dict[str, Any]]] = {}
         self.float_views: dict[str, str] = {}
         self.const_ir: dict[int, str] = {}
         quantized = any(n.op_type in _QUANT_OPS for n in self.nodes)
@@ -276,35 +294,45 @@ class _Importer:
     def run(self) -> Graph:
         self._check_ops()
         self._inputs()
-        self._find_gelu()
+        self._find_patterns()
         for idx, node in enumerate(self.nodes):  # constants first: QDQ parameters may follow
             if node.op_type == "Constant":
                 _constant(self, idx, node)
+        blocked: list[str] = []  # nodes that cannot run: all named in one error at the end
+        poisoned: set[str] = set()
         for idx, node in enumerate(self.nodes):
             if idx in self.skip or idx in self.absorbed or node.op_type == "Constant":
                 continue
+            if any(t in poisoned for t in node.input if t):
+                poisoned.update(o for o in node.output if o)
+                continue
             if idx in self.fused:
-                kind, x = self.fused[idx]
-                self.emit(idx, node, "gelu", [self.f_in(x)], out=node.output[0], approximate="none")
+                op, ins, attrs = self.fused[idx]
+                self.emit(
+                    idx,
+                    node,
+                    op,
+                    [self.f_in(i) if i else "" for i in ins],
+                    out=node.output[0],
+                    **attrs,
+                )
                 continue
             if self._fold(idx, node):
                 continue
             handler = _HANDLERS.get(node.op_type)
-            if handler is None and node.op_type == "Erf":
-                raise self.err(
-                    idx,
-                    node,
-                    "Erf is supported only on constants or as part of "
-                    "the GELU pattern x * 0.5 * (1 + erf(x / sqrt(2)))",
-                )
             if handler is None:  # fold-only op with non-constant inputs
-                raise self.err(
-                    idx,
-                    node,
-                    "accelsim supports this operator only on constant "
-                    "inputs (shape arithmetic), but an input is computed at run time",
+                blocked.append(
+                    f"'{self.node_name(idx, node)}' ({node.op_type}, supported only on constant "
+                    f"inputs)"
                 )
+                poisoned.update(o for o in node.output if o)
+                continue
             handler(self, idx, node)
+        if blocked:
+            raise UnsupportedOpError(
+                f"{self.where}: {len(blocked)} node(s) compute at run time what accelsim "
+                f"supports only as shape arithmetic on constants: {', '.join(blocked)}"
+            )
         self._outputs()
         meta = {
             "source": "onnx",
@@ -322,19 +350,28 @@ class _Importer:
 
     def _check_ops(self) -> None:
         supported = supported_ops()
+        bad = []
         for idx, node in enumerate(self.nodes):
             op = node.op_type
             if node.domain == "com.microsoft" and op in ("QuantizeLinear", "DequantizeLinear"):
                 node.domain = ""  # ORT's contrib Q/DQ (16-bit QDQ): the same semantics
             ok = node.domain in ("", "ai.onnx") and (
-                op in _HANDLERS or op in _FOLD_ONLY or op in ("Constant", "Erf")
+                op in _HANDLERS or op in _FOLD_ONLY or op == "Constant"
             )
             if not ok:
                 shown = op if node.domain in ("", "ai.onnx") else f"{node.domain}.{op}"
-                raise UnsupportedOpError(
-                    f"{self.where}: node '{self.node_name(idx, node)}' has op type '{shown}', "
-                    f"which accelsim does not support; supported: {', '.join(supported)}"
-                )
+                bad.append((self.node_name(idx, node), shown))
+        if len(bad) == 1:
+            raise UnsupportedOpError(
+                f"{self.where}: node '{bad[0][0]}' has op type '{bad[0][1]}', which accelsim "
+                f"does not support; supported: {', '.join(supported)}"
+            )
+        if bad:
+            listed = ", ".join(f"'{n}' ({op})" for n, op in bad)
+            raise UnsupportedOpError(
+                f"{self.where}: {len(bad)} nodes have op types accelsim does not support: "
+                f"{listed}; supported: {', '.join(supported)}"
+            )
 
     def _inputs(self) -> None:
         for name, arr in self.frozen.items():
@@ -361,6 +398,10 @@ class _Importer:
                 )
             shape = []
             for i, d in enumerate(tt.shape.dim):
+                if d.HasField("dim_value") and d.dim_value == 0:
+                    raise ModelError(
+                        f"{self.where}: input '{inp.name}' has an empty dimension {i} (size 0)"
+                    )
                 if d.HasField("dim_value") and d.dim_value > 0:
                     shape.append(int(d.dim_value))
                 elif i == 0:
@@ -610,10 +651,13 @@ class _Importer:
         return out
 
     # -- QDQ --------------------------------------------------------------------------------
-    def q_target(self, idx: int, node, data: Sequence[str]) -> _QTarget | None:
-        """The QuantizeLinear absorbing `node`'s output, if every data input is a dequantized
-        view and that QuantizeLinear is the output's only consumer."""
-        outs = [o for o in node.output if o]
+    def q_target(
+        self, idx: int, node, data: Sequence[str], output: str | None = None
+    ) -> _QTarget | None:
+        """The QuantizeLinear absorbing `node`'s output (`output`, for one of several), if
+        every data input is a dequantized view and that QuantizeLinear is the output's only
+        consumer."""
+        outs = [output] if output else [o for o in node.output if o]
         if len(outs) != 1 or outs[0] in self.graph_outputs:
             return None
         if not all(self.is_qview(d) for d in data if d):
@@ -782,89 +826,309 @@ class _Importer:
             self.bind(o, _V("const", value=arr, dtype=_np_to_ir(arr)))
         return True
 
-    # -- the Erf form of GELU ---------------------------------------------------------------
-    def _find_gelu(self) -> None:
-        producer = {o: i for i, n in enumerate(self.nodes) for o in n.output if o}
+    # -- patterns exporters write for one operator -------------------------------------------
+    def _find_patterns(self) -> None:
+        """Fuse float chains that compute one operator: GELU (erf and tanh forms), hard-swish
+        (x * relu6(x + 3) / 6, x * HardSigmoid(x)) and layer normalisation (ReduceMean, Sub,
+        Pow, ReduceMean, Add, Sqrt, Div, then Mul and Add by constants). Only direct chains
+        match: in a QDQ model every step is its own quantized operator and stays one."""
+        _Patterns(self).find()
 
-        def cval(name):
-            if name in self.initializers:
-                from onnx import numpy_helper
 
-                return numpy_helper.to_array(self.initializers[name])
-            i = producer.get(name)
-            if i is not None and self.nodes[i].op_type == "Constant":
-                a = self.attrs(self.nodes[i])
-                if "value" in a:
-                    from onnx import numpy_helper
+class _Patterns:
+    """Matching of the fused patterns over the ONNX node list."""
 
-                    return numpy_helper.to_array(a["value"])
-                if "value_float" in a:
-                    return np.array(a["value_float"])
+    def __init__(self, imp: _Importer) -> None:
+        self.imp = imp
+        self.nodes = imp.nodes
+        self.producer = {o: i for i, n in enumerate(self.nodes) for o in n.output if o}
+
+    def cval(self, name: str) -> np.ndarray | None:
+        from onnx import numpy_helper
+
+        if name in self.imp.initializers:
+            return numpy_helper.to_array(self.imp.initializers[name])
+        i = self.producer.get(name)
+        if i is not None and self.nodes[i].op_type == "Constant":
+            a = self.imp.attrs(self.nodes[i])
+            if "value" in a:
+                return numpy_helper.to_array(a["value"])
+            if "value_float" in a:
+                return np.array(a["value_float"])
+        return None
+
+    def scalar(self, name: str, target: float, tol: float = 1e-4) -> bool:
+        c = self.cval(name)
+        return (
+            c is not None
+            and c.size == 1
+            and np.issubdtype(c.dtype, np.number)
+            and abs(float(c.ravel()[0]) - target) <= tol * max(1.0, abs(target))
+        )
+
+    def only_consumer(self, name: str) -> int | None:
+        c = self.imp.consumers.get(name, [])
+        return c[0] if len(c) == 1 and name not in self.imp.graph_outputs else None
+
+    def node(self, i: int | None, *ops: str):
+        return self.nodes[i] if i is not None and self.nodes[i].op_type in ops else None
+
+    @staticmethod
+    def other(node, name: str) -> str | None:
+        ins = list(node.input)
+        if len(ins) != 2:
             return None
+        return ins[1] if ins[0] == name else ins[0] if ins[1] == name else None
 
-        def scalar(name, target):
-            c = cval(name)
-            return c is not None and c.size == 1 and abs(float(c.ravel()[0]) - target) < 1e-4
+    def fuse(self, at: int, skip: set[int], op: str, inputs: list[str], **attrs) -> None:
+        taken = self.imp.skip | set(self.imp.fused)
+        if at in taken or skip & taken:
+            return
+        self.imp.skip |= skip
+        self.imp.fused[at] = (op, inputs, attrs)
 
-        def only_consumer(name):
-            c = self.consumers.get(name, [])
-            return c[0] if len(c) == 1 and name not in self.graph_outputs else None
+    def find(self) -> None:
+        for i, n in enumerate(self.nodes):
+            if n.op_type == "Erf":
+                self.gelu_erf(i, n)
+            elif n.op_type == "Tanh":
+                self.gelu_tanh(i, n)
+            elif n.op_type == "Add":
+                self.hard_swish_add(i, n)
+            elif n.op_type == "HardSigmoid":
+                self.hard_swish_hardsigmoid(i, n)
+            elif n.op_type == "ReduceMean":
+                self.layer_norm(i, n)
 
-        def other(node, name):
-            ins = list(node.input)
-            return ins[1] if ins[0] == name else ins[0] if ins[1] == name else None
+    # GELU ----------------------------------------------------------------------------------
+    def gelu_tail(self, fi: int, x: str) -> tuple[set[int], int] | None:
+        """From f (erf or tanh of the scaled x): (1 + f), times x, times 0.5, in either order.
+        Returns (nodes to skip, the last node) or None."""
+        ai = self.only_consumer(self.nodes[fi].output[0])
+        a = self.node(ai, "Add")
+        if a is None or not self.scalar(self.other(a, self.nodes[fi].output[0]) or "", 1.0):
+            return None
+        mi = self.only_consumer(a.output[0])
+        m = self.node(mi, "Mul")
+        if m is None:
+            return None
+        o = self.other(m, a.output[0])
+        if o == x:  # x * (1 + f) then * 0.5
+            hi = self.only_consumer(m.output[0])
+            h = self.node(hi, "Mul")
+            if h is None or not self.scalar(self.other(h, m.output[0]) or "", 0.5):
+                return None
+            return {ai, mi}, hi
+        hi = self.producer.get(o or "")  # (x * 0.5) * (1 + f)
+        h = self.node(hi, "Mul")
+        if h is None or self.only_consumer(o) != mi:
+            return None
+        if not (
+            (h.input[0] == x and self.scalar(h.input[1], 0.5))
+            or (h.input[1] == x and self.scalar(h.input[0], 0.5))
+        ):
+            return None
+        return {ai, hi}, mi
 
-        for ei, e in enumerate(self.nodes):
-            if e.op_type != "Erf":
+    def gelu_erf(self, ei: int, e) -> None:
+        di = self.producer.get(e.input[0])
+        d = self.node(di, "Div", "Mul")
+        if d is None or self.only_consumer(d.output[0]) != ei:
+            return
+        if d.op_type == "Div" and self.scalar(d.input[1], math.sqrt(2.0)):
+            x = d.input[0]
+        elif d.op_type == "Mul" and self.scalar(d.input[1], 1 / math.sqrt(2.0)):
+            x = d.input[0]
+        elif d.op_type == "Mul" and self.scalar(d.input[0], 1 / math.sqrt(2.0)):
+            x = d.input[1]
+        else:
+            return
+        tail = self.gelu_tail(ei, x)
+        if tail:
+            skip, last = tail
+            self.fuse(last, skip | {di, ei}, "gelu", [x], approximate="none")
+
+    def gelu_tanh(self, ti: int, t) -> None:
+        """tanh(sqrt(2/pi) * (x + 0.044715 * x^3)), x^3 as Pow(x, 3) or products of x."""
+        si = self.producer.get(t.input[0])
+        sm = self.node(si, "Mul")
+        k = math.sqrt(2.0 / math.pi)
+        if sm is None or self.only_consumer(sm.output[0]) != ti:
+            return
+        inner = sm.input[1] if self.scalar(sm.input[0], k) else sm.input[0]
+        if not self.scalar(self.other(sm, inner) or "", k):
+            return
+        ii = self.producer.get(inner)
+        add = self.node(ii, "Add")
+        if add is None or self.only_consumer(inner) != si:
+            return
+        for x, cube_term in ((add.input[0], add.input[1]), (add.input[1], add.input[0])):
+            ci = self.producer.get(cube_term)
+            cm = self.node(ci, "Mul")
+            if cm is None or self.only_consumer(cube_term) != ii:
                 continue
-            di = producer.get(e.input[0])
-            if di is None:
+            cube = cm.input[1] if self.scalar(cm.input[0], 0.044715) else cm.input[0]
+            if not self.scalar(self.other(cm, cube) or "", 0.044715):
                 continue
-            d = self.nodes[di]
-            if d.op_type == "Div" and scalar(d.input[1], math.sqrt(2.0)):
-                x = d.input[0]
-            elif d.op_type == "Mul" and (
-                scalar(d.input[1], 1 / math.sqrt(2.0)) or scalar(d.input[0], 1 / math.sqrt(2.0))
-            ):
-                x = d.input[0] if scalar(d.input[1], 1 / math.sqrt(2.0)) else d.input[1]
-            else:
+            chain = self.cube_of(cube, x, ci)
+            if chain is None:
                 continue
-            if only_consumer(d.output[0]) != ei:
-                continue
-            ai = only_consumer(e.output[0])
-            if (
-                ai is None
-                or self.nodes[ai].op_type != "Add"
-                or not scalar(other(self.nodes[ai], e.output[0]) or "", 1.0)
-            ):
-                continue
-            mi = only_consumer(self.nodes[ai].output[0])
-            if mi is None or self.nodes[mi].op_type != "Mul":
-                continue
-            m = self.nodes[mi]
-            o = other(m, self.nodes[ai].output[0])
-            if o == x:  # x * (1 + erf) then * 0.5
-                hi = only_consumer(m.output[0])
-                if (
-                    hi is None
-                    or self.nodes[hi].op_type != "Mul"
-                    or not scalar(other(self.nodes[hi], m.output[0]) or "", 0.5)
-                ):
-                    continue
-                self.skip |= {di, ei, ai, mi}
-                self.fused[hi] = ("gelu", x)
-            else:  # (x * 0.5) * (1 + erf)
-                hi = producer.get(o or "")
-                if hi is None or self.nodes[hi].op_type != "Mul" or only_consumer(o) != mi:
-                    continue
-                h = self.nodes[hi]
-                if not (
-                    (h.input[0] == x and scalar(h.input[1], 0.5))
-                    or (h.input[1] == x and scalar(h.input[0], 0.5))
-                ):
-                    continue
-                self.skip |= {di, ei, ai, hi}
-                self.fused[mi] = ("gelu", x)
+            tail = self.gelu_tail(ti, x)
+            if tail:
+                skip, last = tail
+                self.fuse(last, skip | chain | {si, ii, ci, ti}, "gelu", [x], approximate="tanh")
+            return
+
+    def cube_of(self, name: str, x: str, consumer: int) -> set[int] | None:
+        """The nodes computing x^3 into `name` (Pow(x, 3), x * (x * x), (x * x) * x)."""
+        pi = self.producer.get(name)
+        if pi is None or self.only_consumer(name) != consumer:
+            return None
+        p = self.nodes[pi]
+        if p.op_type == "Pow" and p.input[0] == x and self.scalar(p.input[1], 3.0):
+            return {pi}
+        if p.op_type != "Mul":
+            return None
+        sq = self.other(p, x)
+        qi = self.producer.get(sq or "")
+        q = self.node(qi, "Mul")
+        if q is not None and list(q.input) == [x, x] and self.only_consumer(sq) == pi:
+            return {pi, qi}
+        return None
+
+    # hard-swish -----------------------------------------------------------------------------
+    def hard_swish_add(self, ai: int, a) -> None:
+        """x * clip(x + 3, 0, 6) / 6 (also * (1/6), and relu6 as Clip with constants)."""
+        x = a.input[1] if self.scalar(a.input[0], 3.0) else a.input[0]
+        if not self.scalar(self.other(a, x) or "", 3.0):
+            return
+        ci = self.only_consumer(a.output[0])
+        c = self.node(ci, "Clip")
+        if c is None:
+            return
+        lo, hi = (c.input[1], c.input[2]) if len(c.input) == 3 else ("", "")
+        a_c = self.imp.attrs(c)
+        if not (self.scalar(lo, 0.0) and self.scalar(hi, 6.0)) and not (
+            float(a_c.get("min", -1)) == 0.0 and float(a_c.get("max", -1)) == 6.0
+        ):
+            return
+        mi = self.only_consumer(c.output[0])
+        m = self.node(mi, "Mul")
+        if m is None or self.other(m, c.output[0]) != x:
+            return
+        di = self.only_consumer(m.output[0])
+        d = self.node(di, "Div", "Mul")
+        if d is None or d.input[0] != m.output[0]:
+            return
+        if (d.op_type == "Div" and self.scalar(d.input[1], 6.0)) or (
+            d.op_type == "Mul" and self.scalar(d.input[1], 1 / 6.0)
+        ):
+            self.fuse(di, {ai, ci, mi}, "hard_swish", [x])
+
+    def hard_swish_hardsigmoid(self, hi: int, h) -> None:
+        """x * HardSigmoid(x; alpha=1/6, beta=1/2): torch's hardswish below opset 14."""
+        a = self.imp.attrs(h)
+        if abs(float(a.get("alpha", 0.2)) - 1 / 6) > 1e-6 or abs(float(a.get("beta", 0.5)) - 0.5):
+            return
+        x = h.input[0]
+        mi = self.only_consumer(h.output[0])
+        m = self.node(mi, "Mul")
+        if m is not None and self.other(m, h.output[0]) == x:
+            self.fuse(mi, {hi}, "hard_swish", [x])
+
+    # layer normalisation ----------------------------------------------------------------------
+    def _last_axis_mean(self, n) -> bool:
+        if self.imp.attrs(n).get("keepdims", 1) == 0:
+            return False
+        axes = self.imp.attrs(n).get("axes")
+        if axes is None and len(n.input) > 1:
+            axes = self.cval(n.input[1])
+        if axes is None:
+            return False
+        axes = [int(v) for v in np.asarray(axes).ravel()]
+        x = n.input[0]
+        if x in self.imp.initializers or len(axes) != 1:
+            return False
+        rank = self._rank(x)
+        if rank is None:  # shape not recorded: only the explicit last axis
+            return axes == [-1]
+        return axes[0] % rank == rank - 1
+
+    def _rank(self, name: str) -> int | None:
+        for vi in list(self.imp.g.value_info) + list(self.imp.g.input):
+            if vi.name == name and vi.type.tensor_type.HasField("shape"):
+                return len(vi.type.tensor_type.shape.dim)
+        return None
+
+    def layer_norm(self, ri: int, r) -> None:
+        if not self._last_axis_mean(r):
+            return
+        x = r.input[0]
+        cons = self.imp.consumers.get(r.output[0], [])
+        sub_i = cons[0] if len(cons) == 1 else None
+        sub = self.node(sub_i, "Sub")
+        if sub is None or list(sub.input) != [x, r.output[0]]:
+            return
+        d = sub.output[0]
+        dc = self.imp.consumers.get(d, [])
+        if len(dc) != 2 or d in self.imp.graph_outputs:
+            return
+        pow_i = next((i for i in dc if self.nodes[i].op_type in ("Pow", "Mul")), None)
+        div_i = next((i for i in dc if self.nodes[i].op_type == "Div"), None)
+        if pow_i is None or div_i is None:
+            return
+        pw = self.nodes[pow_i]
+        if not (
+            (pw.op_type == "Pow" and pw.input[0] == d and self.scalar(pw.input[1], 2.0))
+            or (pw.op_type == "Mul" and list(pw.input) == [d, d])
+        ):
+            return
+        vi = self.only_consumer(pw.output[0])
+        v = self.node(vi, "ReduceMean")
+        if v is None or not self._last_axis_mean(v):
+            return
+        ei = self.only_consumer(v.output[0])
+        e = self.node(ei, "Add")
+        eps_name = self.other(e, v.output[0]) if e is not None else None
+        eps = self.cval(eps_name or "")
+        if eps is None or eps.size != 1:
+            return
+        qi = self.only_consumer(e.output[0])
+        q = self.node(qi, "Sqrt")
+        if q is None or self.only_consumer(q.output[0]) != div_i:
+            return
+        dv = self.nodes[div_i]
+        if list(dv.input) != [d, q.output[0]]:
+            return
+        last, skip = div_i, {ri, sub_i, pow_i, vi, ei, qi}
+        scale = bias = ""
+        gi = self.only_consumer(dv.output[0])
+        g = self.node(gi, "Mul")
+        width = None
+        if g is not None:
+            gamma = self.other(g, dv.output[0])
+            gv = self.cval(gamma or "")
+            if gv is not None and gv.ndim <= 1:
+                scale, width = gamma, gv.size
+                skip.add(last)
+                last = gi
+                bi = self.only_consumer(g.output[0])
+                b = self.node(bi, "Add")
+                if b is not None:
+                    beta = self.other(b, g.output[0])
+                    bv = self.cval(beta or "")
+                    if bv is not None and bv.ndim <= 1 and bv.size == width:
+                        bias = beta
+                        skip.add(last)
+                        last = bi
+        self.fuse(
+            last,
+            skip,
+            "layer_norm",
+            [x, scale, bias],
+            axis=-1,
+            epsilon=float(eps.ravel()[0]),
+        )
 
 
 _QUANT_OPS = (
@@ -1235,22 +1499,34 @@ def _unary(imp: _Importer, idx: int, node, ir_op: str, requant_ok: bool = True, 
     imp.emit(idx, node, ir_op, [imp.f_in(x)], node.output[0], **attrs)
 
 
-def _movement(imp: _Importer, idx: int, node, ir_op: str, **attrs) -> None:
-    """A data-movement operator: runs on integers as they are (quantization unchanged)."""
-    x = node.input[0]
-    t = imp.q_target(idx, node, [x])
+def _movement(
+    imp: _Importer,
+    idx: int,
+    node,
+    ir_op: str,
+    x: str | None = None,
+    out: str | None = None,
+    extra: Sequence[str] = (),
+    **attrs,
+) -> None:
+    """A data-movement operator: runs on integers as they are (quantization unchanged).
+    `x` is the data input (default: the first), `out` the output (default: the only one),
+    `extra` IR tensors appended after the data (gather's indices)."""
+    x = x or node.input[0]
+    out = out or node.output[0]
+    t = imp.q_target(idx, node, [x], output=out)
     if t is not None:
         src = imp.q_in(x)
         info = imp.b.tensors[src]
         ir = imp.emit(
-            idx, node, ir_op, [src], node.output[0], dtype=info.dtype, quant=info.quant, **attrs
+            idx, node, ir_op, [src, *extra], out, dtype=info.dtype, quant=info.quant, **attrs
         )
         imp.requant_to(idx, node, ir, t)
         return
     v = imp.val(x)
     src = v.name if v.kind == "ir" else imp.f_in(x)
     info = imp.b.tensors[src]
-    imp.emit(idx, node, ir_op, [src], node.output[0], dtype=info.dtype, quant=info.quant, **attrs)
+    imp.emit(idx, node, ir_op, [src, *extra], out, dtype=info.dtype, quant=info.quant, **attrs)
 
 
 @_op("Relu")
@@ -1471,8 +1747,8 @@ def _softmax(imp: _Importer, idx: int, node) -> None:
 def _pad(imp: _Importer, idx: int, node) -> None:
     a = imp.attrs(node)
     mode = a.get("mode", "constant")
-    if mode != "constant":
-        raise imp.err(idx, node, f"mode '{mode}' is not supported (only 'constant')")
+    if mode not in ("constant", "reflect", "edge"):
+        raise imp.err(idx, node, f"mode '{mode}' is not supported (constant, reflect, edge)")
     x = node.input[0]
     rank = len(imp.shape(x))
     ins = list(node.input) + ["", "", ""]
@@ -1497,14 +1773,15 @@ def _pad(imp: _Importer, idx: int, node) -> None:
     pairs = [(0, 0)] * rank
     for i, ax in enumerate(axes):
         pairs[ax] = (int(pads[i]), int(pads[i + n]))
-    _unary(imp, idx, node, "pad", pads=tuple(pairs), value=value)
+    shape = imp.shape(x)
+    if mode == "reflect" and any(max(p) >= d for p, d in zip(pairs, shape) if any(p)):
+        raise imp.err(idx, node, f"reflect pads {pairs} must be smaller than the dims {shape}")
+    extra = {} if mode == "constant" else {"mode": mode}
+    _unary(imp, idx, node, "pad", pads=tuple(pairs), value=value, **extra)
 
 
 @_op("LayerNormalization")
 def _layer_norm(imp: _Importer, idx: int, node) -> None:
-    for o in node.output[1:]:
-        if o and imp.consumers.get(o):
-            raise imp.err(idx, node, "the Mean / InvStdDev outputs are not supported")
     a = imp.attrs(node)
     x = node.input[0]
     shape = imp.shape(x)
@@ -1519,6 +1796,9 @@ def _layer_norm(imp: _Importer, idx: int, node) -> None:
             f"normalization over axes {axis}.. of a rank-{len(shape)} "
             f"input is not supported (only the last axis)",
         )
+    for o in node.output[1:]:
+        if o and (imp.consumers.get(o) or o in imp.graph_outputs):
+            raise imp.err(idx, node, "the Mean / InvStdDev outputs are not supported")
     ins = [x, scale] + ([bias] if bias else [])
     t = imp.q_target(idx, node, ins)
     if t is not None:
@@ -1657,3 +1937,309 @@ def _constant(imp: _Importer, idx: int, node) -> None:
         raise imp.err(idx, node, f"constant kind {sorted(a)} is not supported")
     del numpy_helper
     imp.bind(node.output[0], v)
+
+
+# ---------------------------------------------------------------------------------------------
+# Activations, gates and elementwise functions
+# ---------------------------------------------------------------------------------------------
+
+
+@_op("Sigmoid")
+def _sigmoid(imp: _Importer, idx: int, node) -> None:
+    _unary(imp, idx, node, "sigmoid")
+
+
+@_op("Tanh")
+def _tanh(imp: _Importer, idx: int, node) -> None:
+    _unary(imp, idx, node, "tanh")
+
+
+@_op("HardSigmoid")
+def _hard_sigmoid(imp: _Importer, idx: int, node) -> None:
+    a = imp.attrs(node)
+    _unary(
+        imp,
+        idx,
+        node,
+        "hard_sigmoid",
+        alpha=float(a.get("alpha", 0.2)),
+        beta=float(a.get("beta", 0.5)),
+    )
+
+
+@_op("HardSwish")
+def _hard_swish(imp: _Importer, idx: int, node) -> None:
+    _unary(imp, idx, node, "hard_swish")
+
+
+@_op("Neg")
+def _neg(imp: _Importer, idx: int, node) -> None:
+    _unary(imp, idx, node, "neg")
+
+
+@_op("Sqrt")
+def _sqrt(imp: _Importer, idx: int, node) -> None:
+    _unary(imp, idx, node, "sqrt")
+
+
+_op("Pow")(_binary("pow"))
+
+
+@_op("Erf")
+def _erf(imp: _Importer, idx: int, node) -> None:
+    _unary(imp, idx, node, "erf")
+
+
+@_op("Swish")
+def _swish(imp: _Importer, idx: int, node) -> None:
+    """Swish / SiLU (opset 24): x * sigmoid(alpha * x), as the sigmoid and mul exporters of
+    older opsets write."""
+    alpha = float(imp.attrs(node).get("alpha", 1.0))
+    name = imp.node_name(idx, node)
+    x = imp.f_in(node.input[0])
+    z = x
+    if alpha != 1.0:
+        k = imp.b.const(f"{name}_alpha", np.array(alpha, np.float32))
+        z = imp.b.add("mul", [x, k], name=f"{name}_scale")
+    g = imp.b.add("sigmoid", [z], name=f"{name}_sigmoid")
+    imp.emit(idx, node, "mul", [x, g], node.output[0])
+
+
+_op("Div")(_binary("div"))
+
+
+@_op("Where")
+def _where(imp: _Importer, idx: int, node) -> None:
+    cond, x, y = node.input[0], node.input[1], node.input[2]
+    c = imp.any_in(cond)
+    t = imp.q_target(idx, node, [x, y])
+    if t is not None and imp.qinfo(x)[1].axis is None and imp.qinfo(y)[1].axis is None:
+        imp.emit(
+            idx, node, "where", [c, imp.q_in(x), imp.q_in(y)], t.out, dtype=t.dtype, quant=t.quant
+        )
+        imp.absorb(t)
+        return
+    xi, yi = imp.f_in(x), imp.f_in(y)
+    imp.emit(idx, node, "where", [c, xi, yi], node.output[0], dtype=imp.b.tensors[xi].dtype)
+
+
+@_op("Cast")
+def _cast(imp: _Importer, idx: int, node) -> None:
+    to = _dtype_of(imp.attrs(node)["to"], f"{imp.where}: node '{imp.node_name(idx, node)}' to")
+    v = imp.val(node.input[0])
+    src = imp.f_in(node.input[0]) if v.kind == "dq" else imp.any_in(node.input[0])
+    if imp.b.tensors[src].is_quantized:
+        src = imp.f_in(node.input[0])
+    imp.emit(idx, node, "cast", [src], node.output[0], dtype=to)
+
+
+def _compare(ir_op: str) -> _Handler:
+    def handler(imp: _Importer, idx: int, node) -> None:
+        ins = []
+        for t in node.input[:2]:
+            v = imp.val(t)
+            ins.append(imp.f_in(t) if v.kind == "dq" else imp.any_in(t))
+        imp.emit(idx, node, ir_op, ins, node.output[0], dtype="bool")
+
+    return handler
+
+
+_op("Less")(_compare("less"))
+_op("Greater")(_compare("greater"))
+_op("Equal")(_compare("equal"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Shapes computed at run time
+# ---------------------------------------------------------------------------------------------
+
+
+def _resolve_slice(
+    shape: Sequence[int], starts, ends, axes, steps
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """ONNX Slice's clamping rules -> full-rank (starts, ends, steps) for the IR `slice`."""
+    rank = len(shape)
+    b = [0] * rank
+    e = list(shape)
+    st = [1] * rank
+    for s0, e0, ax, step in zip(starts, ends, axes, steps):
+        ax = int(ax) % rank
+        dim = shape[ax]
+        s0, e0, step = int(s0), int(e0), int(step)
+        if step == 0:
+            raise ValueError("a step of 0")
+        s0 = s0 + dim if s0 < 0 else s0
+        e0 = e0 + dim if e0 < 0 else e0
+        if step > 0:
+            s0, e0 = min(max(s0, 0), dim), min(max(e0, 0), dim)
+        else:
+            s0, e0 = min(max(s0, 0), dim - 1), min(max(e0, -1), dim - 1)
+        b[ax], e[ax], st[ax] = s0, e0, step
+    return tuple(b), tuple(e), tuple(st)
+
+
+@_op("Slice")
+def _slice(imp: _Importer, idx: int, node) -> None:
+    x = node.input[0]
+    shape = imp.shape(x)
+    ins = list(node.input) + [""] * 4
+    if imp.opset < 10:
+        a = imp.attrs(node)
+        starts, ends = list(a["starts"]), list(a["ends"])
+        axes = list(a.get("axes", range(len(starts))))
+        steps = [1] * len(starts)
+    else:
+        starts = np.asarray(imp.need_const(idx, node, ins[1], "starts")).ravel()
+        ends = np.asarray(imp.need_const(idx, node, ins[2], "ends")).ravel()
+        axes = (
+            np.asarray(imp.need_const(idx, node, ins[3], "axes")).ravel()
+            if ins[3]
+            else range(len(starts))
+        )
+        steps = (
+            np.asarray(imp.need_const(idx, node, ins[4], "steps")).ravel()
+            if ins[4]
+            else [1] * len(starts)
+        )
+    try:
+        b, e, st = _resolve_slice(shape, starts, ends, axes, steps)
+    except ValueError as exc:
+        raise imp.err(idx, node, str(exc)) from None
+    _movement(imp, idx, node, "slice", starts=b, ends=e, steps=st)
+
+
+@_op("Split")
+def _split(imp: _Importer, idx: int, node) -> None:
+    """One `slice` per output."""
+    x = node.input[0]
+    shape = imp.shape(x)
+    a = imp.attrs(node)
+    axis = int(a.get("axis", 0)) % len(shape)
+    outs = list(node.output)
+    if len(node.input) > 1 and node.input[1]:
+        sizes = [int(v) for v in np.asarray(imp.need_const(idx, node, node.input[1], "split"))]
+    elif "split" in a:
+        sizes = [int(v) for v in a["split"]]
+    else:  # equal parts (the last one smaller, opset 18's num_outputs rule)
+        n = len(outs)
+        part = -(-shape[axis] // n)
+        sizes = [min(part, shape[axis] - part * i) for i in range(n)]
+    if len(sizes) != len(outs) or sum(sizes) != shape[axis] or min(sizes) < 0:
+        raise imp.err(idx, node, f"split sizes {sizes} do not cover axis {axis} of {list(shape)}")
+    offset = 0
+    for o, size in zip(outs, sizes):
+        b, e = [0] * len(shape), list(shape)
+        b[axis], e[axis] = offset, offset + size
+        offset += size
+        if not o:
+            continue
+        _movement(
+            imp, idx, node, "slice", out=o, starts=tuple(b), ends=tuple(e), steps=(1,) * len(shape)
+        )
+
+
+@_op("Gather")
+def _gather(imp: _Importer, idx: int, node) -> None:
+    data, ind = node.input[0], node.input[1]
+    axis = int(imp.attrs(node).get("axis", 0)) % len(imp.shape(data))
+    ic = imp.const(ind)
+    if ic is not None:
+        n = imp.shape(data)[axis]
+        if np.asarray(ic).size and (np.min(ic) < -n or np.max(ic) >= n):
+            raise imp.err(idx, node, f"indices {np.asarray(ic).tolist()} outside [-{n}, {n})")
+        ind_ir = imp.b.const(f"{imp.node_name(idx, node)}_indices", np.asarray(ic, np.int64))
+    else:
+        ind_ir = imp.any_in(ind)
+        if not imp.b.tensors[ind_ir].dtype.startswith(("int", "uint")):
+            raise imp.err(idx, node, f"indices '{ind}' must be integers")
+    _movement(imp, idx, node, "gather", extra=[ind_ir], axis=axis)
+
+
+@_op("GatherElements")
+def _gather_elements(imp: _Importer, idx: int, node) -> None:
+    data, ind = node.input[0], node.input[1]
+    axis = int(imp.attrs(node).get("axis", 0)) % len(imp.shape(data))
+    ic = imp.const(ind)
+    ind_ir = (
+        imp.b.const(f"{imp.node_name(idx, node)}_indices", np.asarray(ic, np.int64))
+        if ic is not None
+        else imp.any_in(ind)
+    )
+    _movement(imp, idx, node, "gather_elements", extra=[ind_ir], axis=axis)
+
+
+@_op("Tile")
+def _tile(imp: _Importer, idx: int, node) -> None:
+    reps = np.asarray(imp.need_const(idx, node, node.input[1], "repeats")).ravel()
+    _movement(imp, idx, node, "tile", repeats=tuple(int(r) for r in reps))
+
+
+@_op("DepthToSpace")
+def _depth_to_space(imp: _Importer, idx: int, node) -> None:
+    a = imp.attrs(node)
+    _check_4d(imp, idx, node, node.input[0])
+    _movement(
+        imp,
+        idx,
+        node,
+        "depth_to_space",
+        blocksize=int(a["blocksize"]),
+        mode=str(a.get("mode", "DCR")),
+        data_layout="NCHW",
+    )
+
+
+@_op("Resize")
+def _resize(imp: _Importer, idx: int, node) -> None:
+    a = imp.attrs(node)
+    x = node.input[0]
+    xs = _check_4d(imp, idx, node, x)
+    mode = str(a.get("mode", "nearest"))
+    if mode not in ("nearest", "linear"):
+        raise imp.err(idx, node, f"mode '{mode}' is not supported (nearest, linear)")
+    ctm = str(
+        a.get("coordinate_transformation_mode", "half_pixel" if imp.opset >= 11 else "asymmetric")
+    )
+    if imp.opset < 11:
+        ctm = "asymmetric"
+    if ctm not in P_COORD_MODES:
+        raise imp.err(idx, node, f"coordinate_transformation_mode '{ctm}' is not supported")
+    if int(a.get("antialias", 0)):
+        raise imp.err(idx, node, "antialias is not supported")
+    axes = [int(v) % 4 for v in a.get("axes", (0, 1, 2, 3))]
+    if "axes" in a and sorted(axes) != [2, 3]:
+        raise imp.err(idx, node, f"axes {list(a['axes'])}: only the spatial axes can be resized")
+    policy = str(a.get("keep_aspect_ratio_policy", "stretch"))
+    if policy != "stretch":
+        raise imp.err(idx, node, f"keep_aspect_ratio_policy '{policy}' is not supported")
+    ins = list(node.input) + ["", "", ""]
+    scales_in, sizes_in = (ins[1], "") if imp.opset < 11 else (ins[2], ins[3])
+    scales = None
+
+    def by_axis(values, fill):
+        full = list(fill)
+        for ax, v in zip(axes, values):
+            full[ax] = v
+        return full
+
+    if sizes_in:
+        size = [int(v) for v in np.asarray(imp.need_const(idx, node, sizes_in, "sizes")).ravel()]
+        size = by_axis(size, xs)
+    else:
+        sc = np.asarray(imp.need_const(idx, node, scales_in, "scales"), np.float32).ravel()
+        sc = np.array(by_axis(sc, (1, 1, 1, 1)), np.float32)
+        if len(sc) != 4:
+            raise imp.err(idx, node, f"scales {sc.tolist()} do not fit a 4-D input")
+        size = [int(np.floor(np.float32(d) * s)) for d, s in zip(xs, sc)]
+        scales = (float(sc[2]), float(sc[3]))
+    if size[:2] != list(xs[:2]):
+        raise imp.err(idx, node, f"only the spatial axes can be resized ({list(xs)} -> {size})")
+    attrs = dict(
+        mode=mode,
+        coordinate_transformation_mode=ctm,
+        nearest_mode=str(a.get("nearest_mode", "round_prefer_floor")),
+        size=(size[2], size[3]),
+        scales=scales,
+        data_layout="NCHW",
+    )
+    _movement(imp, idx, node, "resize", **attrs)

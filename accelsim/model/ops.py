@@ -1,8 +1,47 @@
-"""Operator definitions: the supported set, shape inference, MAC and parameter counts.
+"""Operator definitions: the supported set, shape inference, MAC and parameter counts, and
+how accelsim's quantizer treats each operator.
 
 Each operator is one `OpDef` in `OPS`. Shape rules take the input `TensorInfo`s (None for an
 omitted optional input), the node's attributes and the constant values the rule may need, and
 return the output shapes.
+
+Which operators run in integer
+------------------------------
+The quantization decision of an operator is made here, once (`OpDef.quant`, `int_bits`,
+`index_inputs`, `fixed_output`), and read by the quantizer (`accelsim.quant.ptq`):
+
+- "int": an integer kernel that requantizes to its own output parameters;
+- "same": data movement; the output shares the input's parameters (TFLite's same-scale
+  operators), constants it moves (an embedding table, a class token) take the same ones;
+- "float": runs in float between an explicit dequantize and quantize;
+- "index": index, mask and type arithmetic on unquantized integer, bool or float tensors.
+
+An "int" or "same" operator is integer only for activation widths in `int_bits` (lo, hi):
+narrower activations are widened to `lo` bits, wider ones run the operator in float.
+
+The choices follow Wu et al. 2020 ("Integer quantization for deep learning inference"):
+every linear layer (conv2d, dense, matmul of activation x weight and activation x activation)
+computes on integers; the other operators are integer where an integer kernel with a known
+reference exists (TFLite's, whose results the reference executor reproduces bit for bit),
+float otherwise:
+
+| operator | rule | integer at | why |
+|---|---|---|---|
+| conv2d, dense, matmul, add, sub, mul, mean, avg_pool, global_avg_pool | int | 2-16 bits | the linear layers and TFLite's integer elementwise and pooling kernels |
+| sigmoid, tanh, softmax | int, fixed output | 8, 16 bits | TFLite's LUT (8-bit) and table / LUT (16-bit) kernels; outputs in [0, 1) or [-1, 1) with TFLite's fixed scale (2^-8 from the minimum, 2^-7 about 0; 2^-15 about 0 at 16 bits) |
+| gelu | int | 8, 16 bits | TFLite's 8-bit and 16-bit (LUTPopulate<int16_t>) lookup tables |
+| hard_swish | int | 8 bits | TFLite's fixed-point kernel; it has no 16x8 kernel, so w8a16 keeps it in float, as the 16x8 converter does |
+| hard_sigmoid | int | 8 bits | an 8-bit lookup table built as TFLite builds its tables (TFLite writes it as ADD, RELU6, MUL) |
+| reshape, flatten, squeeze, transpose, concat, pad (all modes), slice, gather, gather_elements, tile, resize, depth_to_space, max_pool, relu, relu6, clip | same | 2-16 bits | copies (bilinear resize interpolates integers); one representation per group |
+| layer_norm, batch_norm | float | - | no integer kernel in TFLite or ONNX Runtime; Wu et al. keep the normalisation in float |
+| div | float | - | no integer kernel; a division by a constant becomes a product first (quant.transforms) |
+| erf, neg, rsqrt, sqrt, pow, squared_difference, where | float | - | appear in decomposed forms; TFLite-imported graphs that carry them as integers run TFLite's kernels for them |
+| cast, less, greater, equal | index | - | index and mask arithmetic, never quantized |
+
+An additive attention mask ((1 - mask) * -1e4 added to the scores) would stretch the sum's
+calibrated range over the mask constant and crush the scores: the quantizer calibrates that sum
+to the scores' range widened to `ptq.MASK_DEPTH` below their maximum, so masked positions
+saturate and softmax maps them to (nearly) zero.
 """
 
 from __future__ import annotations
@@ -21,6 +60,9 @@ if TYPE_CHECKING:  # annotations only: the graph IR uses this module, not the ot
 Shape = tuple[int, ...]
 
 
+QUANT_RULES = ("int", "same", "float", "index")
+
+
 @dataclass(frozen=True)
 class OpDef:
     name: str
@@ -28,6 +70,31 @@ class OpDef:
     # indices of inputs that are learnable parameters when constant (for parameter counts)
     param_inputs: tuple[int, ...] = ()
     doc: str = ""
+    quant: str = "int"  # one of QUANT_RULES
+    int_bits: tuple[int, int] = (2, 16)  # activation widths with an integer kernel
+    # inputs that are indices or conditions, never quantized (gather's indices, where's mask)
+    index_inputs: tuple[int, ...] = ()
+    # fixed output parameters of a bounded function (TFLite fixes them for its kernels):
+    # (bits, signed, symmetric) -> (scale, zero point)
+    fixed_output: Callable[[int, bool, bool], tuple[float, int]] | None = None
+
+    def __post_init__(self) -> None:
+        assert self.quant in QUANT_RULES, self.quant
+
+
+def unit_interval_output(bits: int, signed: bool, symmetric: bool) -> tuple[float, int]:
+    """Output parameters of a function into [0, 1] (sigmoid, softmax), as TFLite fixes them:
+    steps of 2^-bits from the integer minimum (int8: 1/256, -128), or with a zero point of 0
+    steps of 2^-(bits-1) (int16: 1/32768, 0; the 16x8 kernels' format)."""
+    if symmetric and signed:
+        return 2.0 ** -(bits - 1), 0
+    return 2.0**-bits, -(1 << (bits - 1)) if signed else 0
+
+
+def symmetric_unit_output(bits: int, signed: bool, symmetric: bool) -> tuple[float, int]:
+    """Output parameters of a function into [-1, 1] (tanh): steps of 2^-(bits-1) about the
+    middle of the integer range (int8: 1/128, 0; int16: 1/32768, 0)."""
+    return 2.0 ** -(bits - 1), 0 if signed else 1 << (bits - 1)
 
 
 def _err(node: Node, msg: str) -> ShapeError:
@@ -214,6 +281,68 @@ def _squeeze(node: Node, ins: Sequence[TensorInfo | None]) -> list[Shape]:
     return [tuple(d for i, d in enumerate(shape) if i not in axes)]
 
 
+def _where(node: Node, ins: Sequence[TensorInfo | None]) -> list[Shape]:
+    return [_broadcast(node, [t.shape for t in ins if t is not None])]
+
+
+def _slice(node: Node, ins: Sequence[TensorInfo | None]) -> list[Shape]:
+    """`starts` / `ends` / `steps` per axis, already resolved against the input's shape (an end
+    of -1 with a negative step runs to the beginning, as Python's `range`)."""
+    shape = ins[0].shape
+    starts, ends, steps = node.attr("starts"), node.attr("ends"), node.attr("steps")
+    if not (len(starts) == len(ends) == len(steps) == len(shape)):
+        raise _err(node, f"starts/ends/steps need {len(shape)} entries each")
+    out = []
+    for d, (b, e, st) in enumerate(zip(starts, ends, steps)):
+        if st == 0 or not 0 <= b <= shape[d]:
+            raise _err(node, f"axis {d}: start {b} / step {st} do not fit dimension {shape[d]}")
+        out.append(len(range(b, e, st)))
+    return [tuple(out)]
+
+
+def _gather(node: Node, ins: Sequence[TensorInfo | None]) -> list[Shape]:
+    data, idx = ins[0].shape, ins[1].shape
+    axis = node.attr("axis", 0) % len(data)
+    return [tuple(data[:axis]) + tuple(idx) + tuple(data[axis + 1 :])]
+
+
+def _gather_elements(node: Node, ins: Sequence[TensorInfo | None]) -> list[Shape]:
+    data, idx = ins[0].shape, ins[1].shape
+    if len(data) != len(idx):
+        raise _err(node, f"data {data} and indices {idx} differ in rank")
+    return [tuple(idx)]
+
+
+def _tile(node: Node, ins: Sequence[TensorInfo | None]) -> list[Shape]:
+    reps = node.attr("repeats")
+    shape = ins[0].shape
+    if len(reps) != len(shape) or any(r < 1 for r in reps):
+        raise _err(node, f"repeats {reps} do not fit a rank-{len(shape)} input")
+    return [tuple(d * r for d, r in zip(shape, reps))]
+
+
+def _resize(node: Node, ins: Sequence[TensorInfo | None]) -> list[Shape]:
+    x = ins[0]
+    if len(x.shape) != 4:
+        raise _err(node, f"expected a 4-D input, found {x.shape}")
+    layout = node.attr("data_layout", "NCHW")
+    ca, _, _ = spatial_axes(layout)
+    oh, ow = node.attr("size")
+    if oh < 1 or ow < 1:
+        raise _err(node, f"output size {(oh, ow)} must be positive")
+    return [_make_nd(x.shape[ca], oh, ow, x.shape[0], layout)]
+
+
+def _depth_to_space(node: Node, ins: Sequence[TensorInfo | None]) -> list[Shape]:
+    x = ins[0]
+    b = node.attr("blocksize")
+    layout = node.attr("data_layout", "NCHW")
+    ca, ha, wa = spatial_axes(layout)
+    if len(x.shape) != 4 or x.shape[ca] % (b * b):
+        raise _err(node, f"{x.shape} has no channel count divisible by blocksize^2 = {b * b}")
+    return [_make_nd(x.shape[ca] // (b * b), x.shape[ha] * b, x.shape[wa] * b, x.shape[0], layout)]
+
+
 OPS: dict[str, OpDef] = {
     d.name: d
     for d in [
@@ -229,25 +358,141 @@ OPS: dict[str, OpDef] = {
         OpDef("add", _elementwise, (0, 1), "elementwise add with broadcasting"),
         OpDef("sub", _elementwise, (0, 1), "elementwise subtract with broadcasting"),
         OpDef("mul", _elementwise, (0, 1), "elementwise multiply with broadcasting"),
-        OpDef("concat", _concat, (), "concatenate along `axis`"),
-        OpDef("max_pool", _pool, (), "max pooling"),
+        OpDef(
+            "div",
+            _elementwise,
+            (0, 1),
+            "elementwise divide with broadcasting (the quantizer multiplies by the reciprocal "
+            "of a constant divisor instead)",
+            quant="float",
+        ),
+        OpDef(
+            "squared_difference",
+            _elementwise,
+            (),
+            "(a - b)^2 with broadcasting (TFLite's layer-norm decomposition)",
+            quant="float",
+        ),
+        OpDef("concat", _concat, (), "concatenate along `axis`", quant="same"),
+        OpDef("max_pool", _pool, (), "max pooling", quant="same"),
         OpDef("avg_pool", _pool, (), "average pooling"),
         OpDef("global_avg_pool", _global_pool, (), "mean over the spatial axes"),
         OpDef("mean", _mean, (), "mean over `axes`"),
-        OpDef("relu", _same, (), "max(x, 0)"),
-        OpDef("relu6", _same, (), "min(max(x, 0), 6)"),
-        OpDef("clip", _same, (), "clamp to [min, max]"),
-        OpDef("reshape", _reshape, (), "reshape to a static `shape`"),
-        OpDef("flatten", _flatten, (), "flatten to 2-D at `axis`"),
-        OpDef("squeeze", _squeeze, (), "drop size-1 axes"),
-        OpDef("softmax", _same, (), "softmax along `axis` (with TFLite's `beta`)"),
-        OpDef("pad", _pad, (), "constant padding, `pads` = ((before, after), ...)"),
-        OpDef("layer_norm", _same, (1, 2), "layer normalisation over the last axis"),
+        OpDef("relu", _same, (), "max(x, 0)", quant="same"),
+        OpDef("relu6", _same, (), "min(max(x, 0), 6)", quant="same"),
+        OpDef("clip", _same, (), "clamp to [min, max]", quant="same"),
         OpDef(
-            "batch_norm", _same, (1, 2), "inference batch norm (inputs x, gamma, beta, mean, var)"
+            "sigmoid",
+            _same,
+            (),
+            "logistic 1 / (1 + exp(-x))",
+            int_bits=(8, 16),
+            fixed_output=unit_interval_output,
         ),
-        OpDef("gelu", _same, (), "GELU (exact erf form, or `approximate`='tanh')"),
-        OpDef("transpose", _transpose, (), "permute axes by `perm`"),
+        OpDef(
+            "tanh",
+            _same,
+            (),
+            "hyperbolic tangent",
+            int_bits=(8, 16),
+            fixed_output=symmetric_unit_output,
+        ),
+        OpDef(
+            "hard_sigmoid",
+            _same,
+            (),
+            "max(0, min(1, alpha * x + beta)) (`alpha`, `beta`)",
+            int_bits=(8, 8),
+        ),
+        OpDef("hard_swish", _same, (), "x * relu6(x + 3) / 6", int_bits=(8, 8)),
+        OpDef(
+            "gelu", _same, (), "GELU (exact erf form, or `approximate`='tanh')", int_bits=(8, 16)
+        ),
+        OpDef("erf", _same, (), "the error function", quant="float"),
+        OpDef("neg", _same, (), "-x", quant="float"),
+        OpDef("rsqrt", _same, (), "1 / sqrt(x)", quant="float"),
+        OpDef("sqrt", _same, (), "square root", quant="float"),
+        OpDef("pow", _elementwise, (), "x ** y with broadcasting", quant="float"),
+        OpDef("reshape", _reshape, (), "reshape to a static `shape`", quant="same"),
+        OpDef("flatten", _flatten, (), "flatten to 2-D at `axis`", quant="same"),
+        OpDef("squeeze", _squeeze, (), "drop size-1 axes", quant="same"),
+        OpDef(
+            "softmax",
+            _same,
+            (),
+            "softmax along `axis` (with TFLite's `beta`)",
+            int_bits=(8, 16),
+            fixed_output=unit_interval_output,
+        ),
+        OpDef(
+            "pad",
+            _pad,
+            (),
+            "padding, `pads` = ((before, after), ...); `mode` constant (with `value`), "
+            "reflect, symmetric or edge",
+            quant="same",
+        ),
+        OpDef("layer_norm", _same, (1, 2), "layer normalisation over the last axis", quant="float"),
+        OpDef(
+            "batch_norm",
+            _same,
+            (1, 2),
+            "inference batch norm (inputs x, gamma, beta, mean, var)",
+            quant="float",
+        ),
+        OpDef("transpose", _transpose, (), "permute axes by `perm`", quant="same"),
+        OpDef(
+            "slice",
+            _slice,
+            (),
+            "strided slice: `starts`, `ends`, `steps` per axis, resolved against the shape",
+            quant="same",
+        ),
+        OpDef(
+            "gather",
+            _gather,
+            (0,),
+            "take `indices` (input 1, run-time or constant) along `axis` of the data "
+            "(embedding lookups, a class token)",
+            quant="same",
+            index_inputs=(1,),
+        ),
+        OpDef(
+            "gather_elements",
+            _gather_elements,
+            (),
+            "ONNX GatherElements along `axis`",
+            quant="same",
+            index_inputs=(1,),
+        ),
+        OpDef("tile", _tile, (), "repeat the input `repeats` times per axis", quant="same"),
+        OpDef(
+            "resize",
+            _resize,
+            (),
+            "spatial resize to `size` (oh, ow): `mode` nearest / linear, "
+            "`coordinate_transformation_mode`, `nearest_mode`",
+            quant="same",
+        ),
+        OpDef(
+            "depth_to_space",
+            _depth_to_space,
+            (),
+            "move `blocksize`^2 channel blocks into space (`mode` DCR or CRD)",
+            quant="same",
+        ),
+        OpDef(
+            "where",
+            _where,
+            (),
+            "select x (input 1) where the condition (input 0) holds, else y (input 2)",
+            quant="float",
+            index_inputs=(0,),
+        ),
+        OpDef("cast", _same, (), "convert to the output's dtype", quant="index"),
+        OpDef("less", _elementwise, (), "a < b (bool)", quant="index"),
+        OpDef("greater", _elementwise, (), "a > b (bool)", quant="index"),
+        OpDef("equal", _elementwise, (), "a == b (bool)", quant="index"),
         OpDef("quantize", _same, (), "float -> integer (or integer -> integer requantize)"),
         OpDef("dequantize", _same, (), "integer -> float"),
     ]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import Counter
 
 from accelsim.core.errors import InputError
-from accelsim.core.precision import Precision, parse_precision
+from accelsim.core.precision import Precision, defaults_for, parse_precision
 from accelsim.core.qparams import DTYPE_BITS
 from accelsim.model.graph import Graph, Node
 from accelsim.model.ops import MAC_OPS, node_macs
@@ -21,9 +21,12 @@ def layer_precision(graph: Graph, node: Node, default: Precision) -> Precision:
     x, w = graph.tensors[node.inputs[0]], graph.tensors[node.inputs[1]]
     if x.is_float or w.is_float:
         return Precision(None, None, float_dtype="float16" if x.dtype == "float16" else "float32")
-    return default.with_options(
-        weight_bits=DTYPE_BITS[w.dtype], act_bits=DTYPE_BITS[x.dtype], float_dtype=None
-    )
+    wb, ab = DTYPE_BITS[w.dtype], DTYPE_BITS[x.dtype]
+    sym = default.symmetric_acts
+    if defaults_for(wb, ab)["symmetric_acts"] != defaults_for(None, None)["symmetric_acts"]:
+        # a pair whose scheme fixes the activations' symmetry (w8a16): read it off the tensor
+        sym = x.quant is not None and not any(x.quant.zero_point)
+    return default.with_options(weight_bits=wb, act_bits=ab, symmetric_acts=sym, float_dtype=None)
 
 
 def graph_precision(graph: Graph) -> Precision:

@@ -12,13 +12,22 @@ and maps its single subgraph onto the IR:
 - fused activations -> real clamp bounds `act_min` / `act_max`;
 - the graph requantizes in "gemmlowp" mode (TFLite's integer fixed-point arithmetic).
 
-Fully int8 models, int16x8 models (int16 activations, int8 weights, int64 or int32 bias)
-and float32 models are supported. Errors are `ModelError` / `UnsupportedOpError` with a
-one-line message that names the file.
+- SPACE_TO_BATCH_ND -> CONV_2D / DEPTHWISE_CONV_2D -> BATCH_TO_SPACE_ND (a dilated
+  convolution the converter did not fuse, e.g. with a dynamic batch) -> one dilated conv;
+- operators on constants only (the converter's SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE
+  flatten, index arithmetic) are evaluated at import time;
+- SPLIT / SPLIT_V -> one `slice` per output; STRIDED_SLICE / SLICE -> `slice` (and a reshape
+  for shrunk axes); RESIZE_* -> `resize` with TFLite's coordinate rules.
+
+Fully int8 models, int16x8 models (int16 activations, int8 weights, int64 or int32 bias;
+also with float islands where TFLite has no 16x8 kernel) and float32 models are supported.
+Errors are `ModelError` / `UnsupportedOpError` with a one-line message that names the file;
+every unsupported operator is named in one error.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -106,6 +115,9 @@ class _Op:
     outputs: list[int]
     options: Any  # the typed *Options table, or None
     options_type: int
+    # a convolution folded with the SPACE_TO_BATCH_ND / BATCH_TO_SPACE_ND around it:
+    # {"dilations": (dh, dw), "pads": (top, left, bottom, right)}
+    override: dict[str, Any] | None = None
 
 
 @dataclass
@@ -458,22 +470,36 @@ class _Importer:
             name = self.b.unique(t.name or f"input_{idx}")
             self.b.input(name, shape, self.dtype(t), self.quant(t))
             self.names[idx] = name
-        for op in m.ops:
-            handler = _HANDLERS.get(op.opname)
-            if handler is None:
-                out = m.tensors[op.outputs[0]].name if op.outputs else "?"
-                raise UnsupportedOpError(
-                    f"{self.path}: operator {op.index} (output '{out}') is {op.opname}, which "
-                    f"accelsim does not support; supported TFLite operators: "
-                    f"{', '.join(SUPPORTED_OPS)}"
-                )
+        bad = [op for op in m.ops if op.opname not in _HANDLERS and op.opname not in _FOLD]
+        if bad:
+            listed = ", ".join(
+                f"operator {op.index} ({op.opname}, output "
+                f"'{m.tensors[op.outputs[0]].name if op.outputs else '?'}')"
+                for op in bad
+            )
+            raise UnsupportedOpError(
+                f"{self.path}: {len(bad)} operator(s) accelsim does not support: {listed}; "
+                f"supported TFLite operators: {', '.join(SUPPORTED_OPS)}"
+            )
+        ops = _fold_dilated_convs(self, m.ops)
+        for op in ops:
             if not op.outputs:
                 raise self.err(f"operator {op.index} ({op.opname}) has no outputs")
             for o in op.outputs:
                 if o < 0:
                     raise self.op_err(op, "an output tensor index is missing")
-                self.static_shape(m.tensors[o], f"operator {op.index} ({op.opname}) output")
             try:
+                if _try_fold(self, op):
+                    continue
+                for o in op.outputs:
+                    self.static_shape(m.tensors[o], f"operator {op.index} ({op.opname}) output")
+                handler = _HANDLERS.get(op.opname)
+                if handler is None:
+                    raise self.op_err(
+                        op,
+                        "accelsim supports this operator only on constant inputs (shape "
+                        "arithmetic), but an input is computed at run time",
+                    )
                 handler(self, op)
             except (IndexError, KeyError, ValueError, TypeError, AttributeError) as exc:
                 # a malformed operator (missing inputs, wrong options table, ...)
@@ -587,6 +613,17 @@ def _pads(
     return pt, pl, pb, pr
 
 
+def _conv_geometry(imp: _Importer, op: _Op, o, kh: int, kw: int):
+    """(stride h, stride w, dilation h, dilation w, pads) of a convolution, or of a dilated
+    convolution folded from SPACE_TO_BATCH_ND / BATCH_TO_SPACE_ND."""
+    sh, sw = o.StrideH(), o.StrideW()
+    if op.override is not None:
+        dh, dw = op.override["dilations"]
+        return sh, sw, dh, dw, op.override["pads"]
+    dh, dw = o.DilationHFactor(), o.DilationWFactor()
+    return sh, sw, dh, dw, _pads(imp, op, o.Padding(), kh, kw, sh, sw, dh, dw)
+
+
 def _conv(imp: _Importer, op: _Op) -> None:
     o = _opt(imp, op, "Conv2DOptions")
     wt = imp.info(op.inputs[1])
@@ -597,8 +634,7 @@ def _conv(imp: _Importer, op: _Op) -> None:
     if cin % cin_g:
         raise imp.op_err(op, f"input has {cin} channels, weights expect multiples of {cin_g}")
     groups = cin // cin_g
-    sh, sw, dh, dw = o.StrideH(), o.StrideW(), o.DilationHFactor(), o.DilationWFactor()
-    pads = _pads(imp, op, o.Padding(), kh, kw, sh, sw, dh, dw)
+    sh, sw, dh, dw, pads = _conv_geometry(imp, op, o, kh, kw)
     w = imp.weights(op.inputs[1], (0, 3, 1, 2), "ohwi->oihw")
     bias = imp.tensor(op.inputs[2]) if len(op.inputs) > 2 else ""
     imp.add(
@@ -632,8 +668,7 @@ def _depthwise(imp: _Importer, op: _Op) -> None:
             f"depth_multiplier {o.DepthMultiplier()} does not match "
             f"weights {list(wt.shape)} on {cin} input channels",
         )
-    sh, sw, dh, dw = o.StrideH(), o.StrideW(), o.DilationHFactor(), o.DilationWFactor()
-    pads = _pads(imp, op, o.Padding(), kh, kw, sh, sw, dh, dw)
+    sh, sw, dh, dw, pads = _conv_geometry(imp, op, o, kh, kw)
     w = imp.weights(op.inputs[1], (3, 0, 1, 2), "1hwc->c1hw")
     bias = imp.tensor(op.inputs[2]) if len(op.inputs) > 2 else ""
     imp.add(
@@ -820,6 +855,392 @@ def _dequantize(imp: _Importer, op: _Op) -> None:
     imp.fold(out, folded)
 
 
+def _activation(irop: str, **fixed: Any) -> Callable[[_Importer, _Op], None]:
+    def handler(imp: _Importer, op: _Op) -> None:
+        imp.add(op, irop, [imp.tensor(op.inputs[0])], **fixed)
+
+    return handler
+
+
+def _gelu(imp: _Importer, op: _Op) -> None:
+    approx = bool(op.options.Approximate()) if op.options is not None else False
+    imp.add(op, "gelu", [imp.tensor(op.inputs[0])], approximate="tanh" if approx else "none")
+
+
+def _elementwise(irop: str, dtype: str | None = None) -> Callable[[_Importer, _Op], None]:
+    def handler(imp: _Importer, op: _Op) -> None:
+        act = {}
+        if op.options is not None and hasattr(op.options, "FusedActivationFunction"):
+            act = imp.act(op, op.options.FusedActivationFunction())
+        ins = [imp.tensor(i) for i in op.inputs]
+        if dtype is None:
+            imp.add(op, irop, ins, **act)
+        else:
+            _add_typed(imp, op, irop, ins, dtype)
+
+    return handler
+
+
+def _add_typed(imp: _Importer, op: _Op, irop: str, ins: list[str], dtype: str, **attrs) -> str:
+    """An IR node whose output dtype is the file's (comparisons, casts)."""
+    t = imp.info(op.outputs[0])
+    name = imp.b.unique(t.name or f"{irop}_{op.index}")
+    try:
+        out = imp.b.add(irop, ins, name=name, outputs=[name], dtype=dtype, **attrs)
+    except AccelsimError as exc:
+        raise imp.op_err(op, str(exc)) from None
+    imp.names[op.outputs[0]] = out
+    return out
+
+
+def _cast(imp: _Importer, op: _Op) -> None:
+    _add_typed(imp, op, "cast", [imp.tensor(op.inputs[0])], imp.dtype(imp.info(op.outputs[0])))
+
+
+def _compare(irop: str) -> Callable[[_Importer, _Op], None]:
+    def handler(imp: _Importer, op: _Op) -> None:
+        _add_typed(imp, op, irop, [imp.tensor(i) for i in op.inputs[:2]], "bool")
+
+    return handler
+
+
+def _select(imp: _Importer, op: _Op) -> None:
+    imp.add(op, "where", [imp.tensor(i) for i in op.inputs[:3]])
+
+
+def _strided_slice_params(
+    shape: tuple[int, ...], begin, end, strides, o
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """TFLite STRIDED_SLICE (strided_slice_logic.h) -> (starts, ends, steps, kept axes)."""
+    bm, em = (int(o.BeginMask()), int(o.EndMask())) if o is not None else (0, 0)
+    if o is not None and (o.EllipsisMask() or o.NewAxisMask()):
+        raise ValueError("ellipsis_mask / new_axis_mask are not supported")
+    shrink = int(o.ShrinkAxisMask()) if o is not None else 0
+    offset = bool(o.Offset()) if o is not None and hasattr(o, "Offset") else False
+    rank = len(shape)
+    b, e, st, keep = [0] * rank, list(shape), [1] * rank, []
+    for i in range(rank):
+        dim = shape[i]
+        if i >= len(begin):
+            keep.append(i)
+            continue
+        step = int(strides[i])
+        if step == 0:
+            raise ValueError("a stride of 0")
+        s0 = int(begin[i])
+        e0 = int(end[i]) + (s0 if offset else 0)
+        if shrink >> i & 1:
+            s0 = s0 + dim if s0 < 0 else s0
+            if not 0 <= s0 < dim:
+                raise ValueError(f"index {begin[i]} outside dimension {dim}")
+            b[i], e[i], st[i] = s0, s0 + 1, 1
+            continue
+        keep.append(i)
+        lo, hi = (0, dim) if step > 0 else (-1, dim - 1)
+        if bm >> i & 1:
+            s0 = 0 if step > 0 else dim - 1
+        else:
+            s0 = min(max(s0 + dim if s0 < 0 else s0, lo), hi)
+        if em >> i & 1:
+            e0 = dim if step > 0 else -1
+        else:
+            e0 = min(max(e0 + dim if e0 < 0 else e0, lo), hi)
+        b[i], e[i], st[i] = max(s0, 0), e0, step
+    return tuple(b), tuple(e), tuple(st), tuple(keep)
+
+
+def _strided_slice(imp: _Importer, op: _Op) -> None:
+    x = imp.info(op.inputs[0])
+    begin = imp.const_value(op, 1, "begin").reshape(-1)
+    end = imp.const_value(op, 2, "end").reshape(-1)
+    strides = (
+        imp.const_value(op, 3, "strides").reshape(-1) if len(op.inputs) > 3 else np.ones_like(begin)
+    )
+    o = op.options
+    b, e, st, keep = _strided_slice_params(x.shape, begin, end, strides, o)
+    _slice_then_shape(imp, op, b, e, st)
+
+
+def _slice_then_shape(imp: _Importer, op: _Op, b, e, st) -> None:
+    """A `slice`, reshaped to the file's output shape when axes were dropped."""
+    x = imp.info(op.inputs[0])
+    out = imp.info(op.outputs[0])
+    full = tuple(len(range(s0, e0, s1)) for s0, e0, s1 in zip(b, e, st))
+    if full == tuple(out.shape):
+        imp.add(op, "slice", [imp.tensor(op.inputs[0])], starts=b, ends=e, steps=st)
+        return
+    name = imp.b.unique(f"{out.name or 'slice'}_full")
+    try:
+        sl = imp.b.add(
+            "slice",
+            [imp.tensor(op.inputs[0])],
+            name=name,
+            outputs=[name],
+            dtype=imp.dtype(x),
+            quant=imp.quant(x),
+            starts=b,
+            ends=e,
+            steps=st,
+        )
+    except AccelsimError as exc:
+        raise imp.op_err(op, str(exc)) from None
+    imp.add(op, "reshape", [sl], shape=tuple(out.shape))
+
+
+def _slice(imp: _Importer, op: _Op) -> None:
+    x = imp.info(op.inputs[0])
+    begin = imp.const_value(op, 1, "begin").reshape(-1)
+    size = imp.const_value(op, 2, "size").reshape(-1)
+    b = tuple(int(v) for v in begin)
+    e = tuple(d if int(n) == -1 else int(s0) + int(n) for s0, n, d in zip(begin, size, x.shape))
+    _slice_then_shape(imp, op, b, e, (1,) * len(b))
+
+
+def _split(imp: _Importer, op: _Op) -> None:
+    """SPLIT (inputs: axis, value) and SPLIT_V (value, size_splits, axis): a slice per
+    output."""
+    if op.opname == "SPLIT":
+        axis_pos, x_idx = 0, op.inputs[1]
+    else:
+        axis_pos, x_idx = 2, op.inputs[0]
+    x = imp.info(x_idx)
+    axis = int(imp.const_value(op, axis_pos, "axis").reshape(-1)[0]) % len(x.shape)
+    sizes = [imp.info(o).shape[axis] for o in op.outputs]
+    if sum(sizes) != x.shape[axis]:
+        raise imp.op_err(op, f"outputs of {sizes} do not cover axis {axis} of {list(x.shape)}")
+    src = imp.tensor(x_idx)
+    offset = 0
+    for k, size in enumerate(sizes):
+        b, e = [0] * len(x.shape), list(x.shape)
+        b[axis], e[axis] = offset, offset + size
+        offset += size
+        imp.add(op, "slice", [src], out_pos=k, starts=tuple(b), ends=tuple(e), steps=(1,) * len(b))
+
+
+def _gather(imp: _Importer, op: _Op) -> None:
+    o = op.options
+    data = imp.info(op.inputs[0])
+    axis = int(o.Axis()) % len(data.shape) if o is not None else 0
+    if o is not None and o.BatchDims():
+        raise imp.op_err(op, "batch_dims != 0 is not supported")
+    imp.add(op, "gather", [imp.tensor(op.inputs[0]), imp.tensor(op.inputs[1])], axis=axis)
+
+
+def _tile(imp: _Importer, op: _Op) -> None:
+    reps = tuple(int(v) for v in imp.const_value(op, 1, "multiples").reshape(-1))
+    imp.add(op, "tile", [imp.tensor(op.inputs[0])], repeats=reps)
+
+
+def _depth_to_space(imp: _Importer, op: _Op) -> None:
+    o = _opt(imp, op, "DepthToSpaceOptions")
+    imp.add(
+        op,
+        "depth_to_space",
+        [imp.tensor(op.inputs[0])],
+        blocksize=int(o.BlockSize()),
+        mode="DCR",
+        data_layout="NHWC",
+    )
+
+
+def _mirror_pad(imp: _Importer, op: _Op) -> None:
+    p = imp.const_value(op, 1, "paddings").astype(np.int64)
+    rank = len(imp.info(op.inputs[0]).shape)
+    if p.shape != (rank, 2) or (p < 0).any():
+        raise imp.op_err(op, f"paddings {p.tolist()} do not fit a rank-{rank} input")
+    mode = "symmetric" if op.options is not None and op.options.Mode() == 1 else "reflect"
+    imp.add(op, "pad", [imp.tensor(op.inputs[0])], pads=tuple(map(tuple, p.tolist())), mode=mode)
+
+
+def _resize(mode: str) -> Callable[[_Importer, _Op], None]:
+    def handler(imp: _Importer, op: _Op) -> None:
+        o = op.options
+        align = bool(o.AlignCorners()) if o is not None else False
+        half = bool(o.HalfPixelCenters()) if o is not None else False
+        out = imp.info(op.outputs[0])
+        if len(out.shape) != 4:
+            raise imp.op_err(op, f"expected a 4-D NHWC output, found {list(out.shape)}")
+        ctm = (
+            "tflite_align_corners"
+            if align
+            else "tflite_half_pixel"
+            if half
+            else "tflite_asymmetric"
+        )
+        imp.add(
+            op,
+            "resize",
+            [imp.tensor(op.inputs[0])],
+            mode=mode,
+            coordinate_transformation_mode=ctm,
+            size=(out.shape[1], out.shape[2]),
+            data_layout="NHWC",
+        )
+
+    return handler
+
+
+# Operators evaluated at import time when every input is a constant (shape arithmetic, e.g.
+# the converter's SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE flatten). SHAPE is folded always:
+# shapes are static.
+def _fold_value(imp: _Importer, op: _Op) -> np.ndarray | None:
+    name = op.opname
+    vals = [imp.decode(imp.info(i)) if i >= 0 else None for i in op.inputs]
+    if name == "SHAPE":
+        return np.array(
+            imp.info(op.inputs[0]).shape, dtype=NUMPY_DTYPE[imp.dtype(imp.info(op.outputs[0]))]
+        )
+    if name == "PACK":
+        axis = int(op.options.Axis()) if op.options is not None else 0
+        return np.stack(vals, axis=axis)
+    if name == "CONCATENATION":
+        return np.concatenate(vals, axis=int(op.options.Axis()))
+    if name in ("STRIDED_SLICE", "SLICE"):
+        x = vals[0]
+        if name == "SLICE":
+            b = tuple(int(v) for v in vals[1].reshape(-1))
+            e = tuple(
+                d if int(n) == -1 else s0 + int(n)
+                for s0, n, d in zip(b, vals[2].reshape(-1), x.shape)
+            )
+            return x[tuple(slice(s0, e0) for s0, e0 in zip(b, e))]
+        strides = vals[3].reshape(-1) if len(vals) > 3 else np.ones_like(vals[1].reshape(-1))
+        b, e, st, keep = _strided_slice_params(
+            x.shape, vals[1].reshape(-1), vals[2].reshape(-1), strides, op.options
+        )
+        sl = x[tuple(slice(s0, None if e0 < 0 else e0, s1) for s0, e0, s1 in zip(b, e, st))]
+        return sl.reshape(imp.info(op.outputs[0]).shape)
+    if name == "GATHER":
+        axis = int(op.options.Axis()) if op.options is not None else 0
+        return np.take(vals[0], vals[1].astype(np.int64), axis=axis)
+    if name in ("RESHAPE", "SQUEEZE", "EXPAND_DIMS"):
+        return vals[0].reshape(imp.info(op.outputs[0]).shape)
+    if name == "CAST":
+        return vals[0].astype(NUMPY_DTYPE[imp.dtype(imp.info(op.outputs[0]))])
+    arith = {
+        "ADD": np.add,
+        "SUB": np.subtract,
+        "MUL": np.multiply,
+        "FLOOR_DIV": np.floor_divide,
+        "MAXIMUM": np.maximum,
+        "MINIMUM": np.minimum,
+    }
+    if name in arith and all(v is not None and v.dtype.kind in "iu" for v in vals):
+        return arith[name](vals[0], vals[1])
+    return None
+
+
+_FOLD = ("SHAPE", "PACK", "FLOOR_DIV", "MAXIMUM", "MINIMUM")
+
+
+def _try_fold(imp: _Importer, op: _Op) -> bool:
+    """Fold an operator on constants (never one on quantized values)."""
+    if op.opname not in _FOLD and op.opname not in (
+        "EXPAND_DIMS",
+        "CONCATENATION",
+        "STRIDED_SLICE",
+        "SLICE",
+        "GATHER",
+        "RESHAPE",
+        "SQUEEZE",
+        "CAST",
+        "ADD",
+        "SUB",
+        "MUL",
+    ):
+        return False
+    if len(op.outputs) != 1:
+        return False
+    out = imp.info(op.outputs[0])
+    if out.scale is not None and imp.dtype(out) not in ("float32", "int32", "int64"):
+        return False
+    if op.opname != "SHAPE" and not all(i < 0 or imp.is_const(i) for i in op.inputs):
+        return False
+    if op.opname == "SHAPE" and any(d < 0 for d in imp.info(op.inputs[0]).shape):
+        return False
+    try:
+        value = _fold_value(imp, op)
+    except (ValueError, IndexError) as exc:
+        raise imp.op_err(op, f"cannot evaluate on constant inputs ({exc})") from None
+    if value is None:
+        return False
+    value = np.asarray(value).astype(NUMPY_DTYPE[imp.dtype(out)])
+    if tuple(value.shape) != tuple(out.shape):
+        raise imp.op_err(
+            op, f"evaluates to shape {list(value.shape)}, the file says {list(out.shape)}"
+        )
+    imp.fold(op.outputs[0], value)
+    return True
+
+
+def _fold_dilated_convs(imp: _Importer, ops: list[_Op]) -> list[_Op]:
+    """SPACE_TO_BATCH_ND -> CONV_2D / DEPTHWISE_CONV_2D -> BATCH_TO_SPACE_ND, the TF graph of a
+    dilated convolution that the converter did not fuse, back to one dilated convolution:
+    the block shape is the dilation, the paddings minus the crops are the convolution's
+    padding. Raises for any other use of the two operators."""
+    consumers: dict[int, list[_Op]] = {}
+    for op in ops:
+        for i in op.inputs:
+            consumers.setdefault(i, []).append(op)
+    out: list[_Op] = []
+    drop: set[int] = set()
+    replaced: dict[int, _Op] = {}
+    for op in ops:
+        if op.opname != "SPACE_TO_BATCH_ND":
+            continue
+        conv = consumers.get(op.outputs[0], [])
+        conv = conv[0] if len(conv) == 1 else None
+        b2s = consumers.get(conv.outputs[0], []) if conv is not None else []
+        b2s = b2s[0] if len(b2s) == 1 else None
+        ok = (
+            conv is not None
+            and conv.opname in ("CONV_2D", "DEPTHWISE_CONV_2D")
+            and conv.inputs[0] == op.outputs[0]
+            and b2s is not None
+            and b2s.opname == "BATCH_TO_SPACE_ND"
+            and conv.options is not None
+            and conv.options.Padding() == 1  # VALID
+            and conv.options.StrideH() == conv.options.StrideW() == 1
+            and conv.options.DilationHFactor() == conv.options.DilationWFactor() == 1
+        )
+        if not ok:
+            raise imp.op_err(
+                op,
+                "SPACE_TO_BATCH_ND is supported only as the converter writes a dilated "
+                "convolution (-> CONV_2D / DEPTHWISE_CONV_2D, VALID, stride 1 -> "
+                "BATCH_TO_SPACE_ND)",
+            )
+        block = imp.const_value(op, 1, "block_shape").reshape(-1)
+        pads = imp.const_value(op, 2, "paddings").reshape(-1, 2)
+        if not np.array_equal(imp.const_value(b2s, 1, "block_shape").reshape(-1), block):
+            raise imp.op_err(b2s, "block shape differs from the SPACE_TO_BATCH_ND's")
+        crops = imp.const_value(b2s, 2, "crops").reshape(-1, 2)
+        p = pads - crops
+        if block.size != 2 or (p < 0).any():
+            raise imp.op_err(
+                op,
+                f"paddings {pads.tolist()} with crops {crops.tolist()} do not "
+                f"make a dilated convolution",
+            )
+        replaced[conv.index] = dataclasses.replace(
+            conv,
+            inputs=[op.inputs[0], *conv.inputs[1:]],
+            outputs=list(b2s.outputs),
+            override={
+                "dilations": (int(block[0]), int(block[1])),
+                "pads": (int(p[0, 0]), int(p[1, 0]), int(p[0, 1]), int(p[1, 1])),
+            },
+        )
+        drop |= {op.index, b2s.index}
+    for op in ops:
+        if op.index in drop:
+            continue
+        if op.opname == "BATCH_TO_SPACE_ND":
+            raise imp.op_err(op, "BATCH_TO_SPACE_ND is supported only after a dilated convolution")
+        out.append(replaced.get(op.index, op))
+    return out
+
+
 _HANDLERS: dict[str, Callable[[_Importer, _Op], None]] = {
     "CONV_2D": _conv,
     "DEPTHWISE_CONV_2D": _depthwise,
@@ -832,6 +1253,7 @@ _HANDLERS: dict[str, Callable[[_Importer, _Op], None]] = {
     "MEAN": _mean,
     "CONCATENATION": _concat,
     "RESHAPE": _reshape,
+    "EXPAND_DIMS": _reshape,
     "SQUEEZE": _squeeze,
     "SOFTMAX": _softmax,
     "PAD": _pad,
@@ -844,9 +1266,36 @@ _HANDLERS: dict[str, Callable[[_Importer, _Op], None]] = {
     "DEQUANTIZE": _dequantize,
     "TRANSPOSE": _transpose,
     "BATCH_MATMUL": _batch_matmul,
+    "LOGISTIC": _activation("sigmoid"),
+    "TANH": _activation("tanh"),
+    "HARD_SWISH": _activation("hard_swish"),
+    "GELU": _gelu,
+    "NEG": _activation("neg"),
+    "RSQRT": _activation("rsqrt"),
+    "SQUARED_DIFFERENCE": _elementwise("squared_difference"),
+    "DIV": _elementwise("div"),
+    "SELECT": _select,
+    "SELECT_V2": _select,
+    "LESS": _compare("less"),
+    "GREATER": _compare("greater"),
+    "EQUAL": _compare("equal"),
+    "CAST": _cast,
+    "STRIDED_SLICE": _strided_slice,
+    "SLICE": _slice,
+    "SPLIT": _split,
+    "SPLIT_V": _split,
+    "GATHER": _gather,
+    "TILE": _tile,
+    "DEPTH_TO_SPACE": _depth_to_space,
+    "MIRROR_PAD": _mirror_pad,
+    "RESIZE_BILINEAR": _resize("linear"),
+    "RESIZE_NEAREST_NEIGHBOR": _resize("nearest"),
+    # folded into the convolution between them (_fold_dilated_convs)
+    "SPACE_TO_BATCH_ND": lambda imp, op: None,
+    "BATCH_TO_SPACE_ND": lambda imp, op: None,
 }
 
-SUPPORTED_OPS: tuple[str, ...] = tuple(sorted(_HANDLERS))
+SUPPORTED_OPS: tuple[str, ...] = tuple(sorted(set(_HANDLERS) | set(_FOLD)))
 
 
 def load_tflite(path: str | Path) -> Graph:

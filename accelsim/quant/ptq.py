@@ -21,32 +21,38 @@ import numpy as np
 
 from accelsim.core.errors import InputError
 from accelsim.core.precision import Precision
-from accelsim.core.qparams import QuantParams
+from accelsim.core.qparams import QuantParams, dtype_range
 from accelsim.model.graph import Graph, Node, TensorInfo
+from accelsim.model.ops import OPS
 from accelsim.quant.calibrate import make_calibrator, quant_params_from_range
 from accelsim.quant.transforms import prepare_for_quantization
 from accelsim.ref.executor import run
 
-# Data movement: output keeps the input's quantization (TFLite same-scale operators).
-SAME_SCALE_OPS = (
-    "reshape",
-    "flatten",
-    "squeeze",
-    "transpose",
-    "max_pool",
-    "pad",
-    "concat",
-    "relu",
-    "relu6",
-    "clip",
-)
-# Operators that stay in float in a quantized graph (no integer kernel in TFLite's reference
-# set either); they are wrapped in dequantize / quantize ("partial quantization").
-FLOAT_ONLY_OPS = ("layer_norm", "gelu", "batch_norm")
+# Each operator's treatment is decided once, in its OpDef (accelsim.model.ops; the list and
+# the reasons are in its module docstring, "Which operators run in integer"):
+# data movement, whose output keeps the input's quantization (TFLite same-scale operators);
+SAME_SCALE_OPS = tuple(n for n, d in OPS.items() if d.quant == "same")
+# operators that stay in float in a quantized graph, wrapped in dequantize / quantize
+# ("partial quantization"), and index / mask arithmetic, which is never quantized;
+FLOAT_ONLY_OPS = tuple(n for n, d in OPS.items() if d.quant in ("float", "index"))
 _WEIGHTED_OPS = ("conv2d", "dense")
-# Operators whose integer kernels exist from 8 bits up (TFLite has int8 and int16 softmax,
-# nothing narrower): below that their activations are widened to 8 bits.
-MIN_8BIT_OPS = ("softmax",)
+# operators whose integer kernels exist from 8 bits up (TFLite has int8 and int16 softmax,
+# sigmoid, tanh, nothing narrower): below that their activations are widened to 8 bits.
+MIN_8BIT_OPS = tuple(n for n, d in OPS.items() if d.int_bits[0] >= 8)
+
+
+def integer_precision(op: str, p: Precision) -> Precision | None:
+    """The precision `op` computes at on integers under `p`: activations narrower than its
+    kernels are widened to `OpDef.int_bits[0]`; None when it runs in float (a float or index
+    operator, or activations wider than its kernels: hard-swish at w8a16)."""
+    d = OPS.get(op)
+    if p.is_float or p.weight_only or d is None or d.quant in ("float", "index"):
+        return None
+    lo, hi = d.int_bits
+    bits = max(p.abits, lo)
+    if bits > hi:
+        return None
+    return p if bits == p.abits else p.with_options(act_bits=bits)
 
 
 @dataclass(frozen=True)
@@ -78,7 +84,12 @@ def _union_find(graph: Graph) -> dict[str, str]:
 
     for n in graph.nodes:
         if n.op in SAME_SCALE_OPS:
-            acts = [t for t in n.inputs if t and not graph.is_constant(t)] + list(n.outputs)
+            skip = OPS[n.op].index_inputs  # gather's indices are not data
+            acts = [
+                t
+                for i, t in enumerate(n.inputs)
+                if t and not graph.is_constant(t) and i not in skip
+            ] + list(n.outputs)
             for t in acts[1:]:
                 parent[find(t)] = find(acts[0])
     return {t: find(t) for t in graph.tensors if not graph.is_constant(t)}
@@ -107,7 +118,9 @@ def calibrate_ranges(
         if not graph.is_constant(t) and graph.tensors[t].is_float
     }
     for i, x in enumerate(data.samples):
-        values = run(graph, [x], keep=True, source=data.source)
+        # a sample of a several-input model (token ids and a mask) is a tuple or a mapping
+        feeds = x if isinstance(x, (tuple, list, Mapping)) else [x]
+        values = run(graph, feeds, keep=True, source=data.source)
         for t, cal in calibrators.items():
             if t in values:
                 cal.observe(np.asarray(values[t], dtype=np.float32))
@@ -120,7 +133,44 @@ def calibrate_ranges(
         p = p or next(iter(precisions.values()))
         bits = p.act_bits or 8
         ranges[t] = cal.range(bits, p.symmetric_acts, True)
+    for out, data in masking_adds(graph).items():
+        # an additive attention mask (-1e4 where masked) would stretch the sum's range and
+        # crush the scores into a few steps: the sum takes the scores' range, widened down to
+        # MASK_DEPTH below their maximum, where masked positions saturate (exp(-MASK_DEPTH)
+        # of the largest weight after softmax)
+        lo, hi = ranges[data]
+        ranges[out] = (min(lo, hi - MASK_DEPTH), hi)
     return ranges
+
+
+MASK_DEPTH = 16.0  # exp(-16) ~ 1e-7
+
+
+_MASK_OPS = ("add", "sub", "mul", "div", "where", "reshape", "squeeze", "transpose", "cast")
+
+
+def masking_adds(graph: Graph) -> dict[str, str]:
+    """Attention masks applied to data, added or selected by `where`: output -> the data
+    input. A mask is computed from the outputs of index operators (a cast of an integer mask
+    input, comparisons) through elementwise operators whose other operands are constants."""
+    mask: set[str] = set()
+    out: dict[str, str] = {}
+    for n in graph.nodes:
+        ins = [t for t in n.inputs if t and not graph.is_constant(t)]
+        if n.op in OPS and OPS[n.op].quant == "index":
+            mask.update(n.outputs)
+        elif n.op in _MASK_OPS and ins and all(t in mask for t in ins):
+            mask.update(n.outputs)
+        elif n.op == "add" and len(ins) == 2 and sum(t in mask for t in ins) == 1:
+            data = ins[0] if ins[1] in mask else ins[1]
+            if graph.tensors[data].is_float:
+                out[n.outputs[0]] = data
+        elif n.op == "where" and n.inputs[0] in mask and len(ins) == 2:
+            # where(mask, constant fill, scores) or where(mask, scores, constant fill)
+            data = ins[1]
+            if graph.tensors[data].is_float:
+                out[n.outputs[0]] = data
+    return out
 
 
 class _Quantizer:
@@ -139,6 +189,22 @@ class _Quantizer:
         self.constants: dict[str, np.ndarray] = {}
         self.group_prec = self._group_precisions()
         self.qinfo: dict[str, TensorInfo] = {}
+        # constants that same-scale operators move into a group (an embedding table, a class
+        # token): their range joins the group's, and they are quantized with its parameters
+        self.const_ranges: dict[str, tuple[float, float]] = {}
+        for n in graph.nodes:
+            if n.op in SAME_SCALE_OPS:
+                skip = OPS[n.op].index_inputs
+                for i, t in enumerate(n.inputs):
+                    if t and graph.is_constant(t) and i not in skip and n.op != "pad":
+                        v = graph.constants[t]
+                        if np.issubdtype(v.dtype, np.floating) and v.size:
+                            r = self.root[n.outputs[0]]
+                            lo, hi = self.const_ranges.get(r, (0.0, 0.0))
+                            self.const_ranges[r] = (
+                                min(lo, float(v.min())),
+                                max(hi, float(v.max())),
+                            )
 
     # -- decisions --------------------------------------------------------------------------
     def _group_precisions(self) -> dict[str, Precision]:
@@ -146,13 +212,12 @@ class _Quantizer:
         for n in self.g.nodes:
             if n.op in SAME_SCALE_OPS:
                 continue
-            p = self.prec[n.name]
-            if p.is_float or p.weight_only:
+            p = integer_precision(n.op, self.prec[n.name])
+            if p is None:
                 continue
-            if n.op in MIN_8BIT_OPS and p.act_bits < 8:
-                p = p.with_options(act_bits=8)
-            for t in [*n.inputs, *n.outputs]:
-                if not t or self.g.is_constant(t):
+            skip = OPS[n.op].index_inputs
+            for i, t in enumerate([*n.inputs, *n.outputs]):
+                if not t or self.g.is_constant(t) or i in skip:
                     continue
                 r = self.root[t]
                 cur = out.get(r)
@@ -168,14 +233,15 @@ class _Quantizer:
         p = self.group_prec.get(r)
         if p is None:
             return None
-        prod = self.g.producer(t)
-        if prod is not None and prod.op == "softmax":
-            # TFLite fixes softmax outputs to [0, 1): scale 2^-b, zero point at the bottom.
-            qmin, _ = p.act_qrange()
-            scale, zp = 2.0**-p.act_bits, qmin
+        fixed = self._fixed_output(r)
+        if fixed is not None:
+            # bounded functions (softmax, sigmoid, tanh): TFLite fixes their output parameters
+            scale, zp = fixed(p.abits, p.signed_acts, p.symmetric_acts)
         else:
             lo = min(self.ranges[m][0] for m in self.members[r] if m in self.ranges)
             hi = max(self.ranges[m][1] for m in self.members[r] if m in self.ranges)
+            if r in self.const_ranges:  # constant data moved into the group (embedding table)
+                lo, hi = min(lo, self.const_ranges[r][0]), max(hi, self.const_ranges[r][1])
             scale, zp = quant_params_from_range(lo, hi, p.act_bits, p.symmetric_acts, p.signed_acts)
         info = TensorInfo(
             t, self.g.tensors[t].shape, p.act_dtype, QuantParams.per_tensor(scale, zp)
@@ -183,6 +249,16 @@ class _Quantizer:
         for m in self.members[r]:  # one representation per same-scale group
             self.qinfo[m] = TensorInfo(m, self.g.tensors[m].shape, info.dtype, info.quant)
         return self.qinfo[t]
+
+    def _fixed_output(self, root: str):
+        """The fixed output parameters of the group's integer bounded-function producer."""
+        for m in self.members[root]:
+            prod = self.g.producer(m)
+            if prod is None or prod.op not in OPS or OPS[prod.op].fixed_output is None:
+                continue
+            if integer_precision(prod.op, self.prec[prod.name]) is not None:
+                return OPS[prod.op].fixed_output
+        return None
 
     # -- emission ---------------------------------------------------------------------------
     def const(self, name: str, value: np.ndarray, dtype: str, quant: QuantParams | None) -> str:
@@ -246,7 +322,7 @@ class _Quantizer:
 
         for n in g.nodes:
             p = self.prec[n.name]
-            quantized = not (p.is_float or n.op in FLOAT_ONLY_OPS) and all(
+            quantized = integer_precision(n.op, p) is not None and all(
                 self.act_info(o) is not None for o in n.outputs
             )
             if p.weight_only and n.op in _WEIGHTED_OPS:
@@ -264,9 +340,17 @@ class _Quantizer:
                 self.nodes.append(Node(n.name, n.op, tuple(ins), n.outputs, dict(n.attrs)))
                 continue
             ins = []
+            index_inputs = OPS[n.op].index_inputs if n.op in OPS else ()
             for i, t in enumerate(n.inputs):
                 if not t:
                     ins.append(t)
+                elif i in index_inputs:  # indices and conditions stay as they are
+                    if g.is_constant(t):
+                        self.constants[t] = g.constants[t]
+                        self.tensors[t] = g.tensors[t]
+                    ins.append(t if g.is_constant(t) else as_float[t])
+                elif g.is_constant(t) and n.op in SAME_SCALE_OPS and n.op != "pad":
+                    ins.append(self._constant_like(t, self.act_info(n.outputs[0])))
                 elif g.is_constant(t):
                     ins.append(self._quantize_constant_input(n, i, p, ins))
                 else:
@@ -294,6 +378,14 @@ class _Quantizer:
             "gemmlowp",
             dict(g.metadata),
         )
+
+    def _constant_like(self, t: str, info: TensorInfo) -> str:
+        """Constant data of a same-scale operator, quantized with the group's parameters."""
+        v = self.g.constants[t].astype(np.float64)
+        scale, zp = info.quant.scale[0], info.quant.zero_point[0]
+        lo, hi = dtype_range(info.dtype)
+        q = np.clip(np.round(v / scale) + zp, lo, hi).astype(np.int64)
+        return self.const(f"{t}.q", q, info.dtype, info.quant)
 
     def _dq(self, t_int: str, fname: str, orig: str) -> str:
         self.tensors[fname] = TensorInfo(fname, self.g.tensors[orig].shape, "float32")

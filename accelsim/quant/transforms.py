@@ -120,6 +120,26 @@ def channel_axis(node: Node, rank: int) -> int:
     return rank - 1
 
 
+def divisions_as_products(graph: Graph) -> Graph:
+    """x / c for a constant c becomes x * (1 / c) (the reciprocal in float64, stored float32),
+    as TFLite's converter writes it: a product has an integer kernel, a division none."""
+    nodes = list(graph.nodes)
+    constants = dict(graph.constants)
+    tensors = dict(graph.tensors)
+    for i, n in enumerate(nodes):
+        if n.op != "div" or not graph.is_constant(n.inputs[1]) or graph.is_constant(n.inputs[0]):
+            continue
+        c = graph.constants[n.inputs[1]].astype(np.float64)
+        if not np.all(c != 0):
+            continue
+        name = f"{n.name}.reciprocal"
+        constants[name] = (1.0 / c).astype(np.float32)
+        tensors[name] = TensorInfo(name, c.shape, "float32")
+        nodes[i] = Node(n.name, "mul", (n.inputs[0], name), n.outputs, dict(n.attrs))
+    return _rebuild(graph, nodes, constants, tensors)
+
+
 def prepare_for_quantization(graph: Graph) -> Graph:
-    """BN folding then activation fusion: the float graph the quantizer calibrates."""
-    return fuse_activations(fold_batch_norm(graph))
+    """BN folding, activation fusion, divisions by constants as products: the float graph the
+    quantizer calibrates."""
+    return divisions_as_products(fuse_activations(fold_batch_norm(graph)))

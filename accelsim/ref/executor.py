@@ -18,11 +18,12 @@ from accelsim.ref.registry import KernelCall, find_kernel
 
 
 def domain_of(graph: Graph, node: Node) -> str:
-    outs = [graph.tensors[t] for t in node.outputs]
-    ins = [graph.tensors[t] for t in node.inputs if t]
+    """ "fp" for nodes without quantized tensors (float data, and index / mask arithmetic on
+    plain integers and bools), else the graph's requantization mode."""
     if node.op == "dequantize" or node.op == "quantize":
         return graph.requant_mode
-    if all(t.is_float for t in outs) and all(t.is_float for t in ins):
+    tensors = [graph.tensors[t] for t in (*node.inputs, *node.outputs) if t]
+    if not any(t.is_quantized for t in tensors):
         return "fp"
     return graph.requant_mode
 
@@ -56,6 +57,10 @@ def check_inputs(
                     f"{source}: input '{name}' expects {info.dtype}, found {arr.dtype}"
                 )
             arr = arr.astype(NUMPY_DTYPE[info.dtype])
+        elif info.dtype == "bool":
+            if arr.dtype != np.bool_ and not np.issubdtype(arr.dtype, np.integer):
+                raise ShapeError(f"{source}: input '{name}' expects bool data, found {arr.dtype}")
+            arr = arr.astype(np.bool_)
         else:
             if not np.issubdtype(arr.dtype, np.integer):
                 raise ShapeError(

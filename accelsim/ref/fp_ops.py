@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from accelsim.core.qparams import NUMPY_DTYPE
 from accelsim.model.ops import activation_bounds, spatial_axes
 from accelsim.ref import primitives as P
 from accelsim.ref.registry import KernelCall, kernel
@@ -147,7 +148,9 @@ def softmax(c: KernelCall):
 
 @kernel("pad", "fp")
 def pad(c: KernelCall):
-    return [np.pad(_f(c.args[0]), c.attr("pads"), constant_values=c.attr("value", 0.0))]
+    return [
+        P.pad_array(_f(c.args[0]), c.attr("pads"), c.attr("mode", "constant"), c.attr("value", 0.0))
+    ]
 
 
 @kernel("layer_norm", "fp")
@@ -157,7 +160,11 @@ def layer_norm(c: KernelCall):
     mu = x.mean(axis=axis, keepdims=True)
     var = ((x - mu) ** 2).mean(axis=axis, keepdims=True)
     y = (x - mu) / np.sqrt(var + c.attr("epsilon", 1e-5))
-    return [y * _f(c.args[1]) + (_f(c.args[2]) if c.args[2] is not None else 0.0)]
+    if len(c.args) > 1 and c.args[1] is not None:
+        y = y * _f(c.args[1])
+    if len(c.args) > 2 and c.args[2] is not None:
+        y = y + _f(c.args[2])
+    return [y]
 
 
 @kernel("batch_norm", "fp")
@@ -177,3 +184,149 @@ def gelu(c: KernelCall):
     if c.attr("approximate", "none") == "tanh":
         return [0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))]
     return [0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))]
+
+
+@kernel("div", "fp")
+def div(c: KernelCall):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return [_act(c, _f(c.args[0]) / _f(c.args[1]))]
+
+
+@kernel("squared_difference", "fp")
+def squared_difference(c: KernelCall):
+    return [np.square(_f(c.args[0]) - _f(c.args[1]))]
+
+
+def sigmoid_f64(x: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-x))
+
+
+def hard_swish_f64(x: np.ndarray) -> np.ndarray:
+    return x * np.clip(x + 3.0, 0.0, 6.0) / 6.0
+
+
+def hard_sigmoid_f64(x: np.ndarray, alpha: float, beta: float) -> np.ndarray:
+    return np.clip(alpha * x + beta, 0.0, 1.0)
+
+
+def gelu_f64(x: np.ndarray, approximate: str = "none") -> np.ndarray:
+    if approximate == "tanh":
+        return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
+    return 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))
+
+
+@kernel("sigmoid", "fp")
+def sigmoid(c: KernelCall):
+    return [sigmoid_f64(_f(c.args[0]))]
+
+
+@kernel("tanh", "fp")
+def tanh(c: KernelCall):
+    return [np.tanh(_f(c.args[0]))]
+
+
+@kernel("hard_sigmoid", "fp")
+def hard_sigmoid(c: KernelCall):
+    return [hard_sigmoid_f64(_f(c.args[0]), c.attr("alpha", 0.2), c.attr("beta", 0.5))]
+
+
+@kernel("hard_swish", "fp")
+def hard_swish(c: KernelCall):
+    x = c.args[0]
+    if x.dtype == np.float32:
+        # x * min(6, max(0, x + 3)) / 6 with every operation rounded to float32, as TFLite's
+        # float kernel computes it (16x8 models keep hard-swish in float)
+        f32 = np.float32
+        t = np.clip(x + f32(3.0), f32(0.0), f32(6.0)).astype(f32)
+        return [((x * t).astype(f32) / f32(6.0)).astype(f32)]
+    return [hard_swish_f64(_f(x))]
+
+
+@kernel("erf", "fp")
+def erf(c: KernelCall):
+    return [_erf(_f(c.args[0]))]
+
+
+@kernel("neg", "fp")
+def neg(c: KernelCall):
+    return [-_f(c.args[0])]
+
+
+@kernel("rsqrt", "fp")
+def rsqrt(c: KernelCall):
+    # 1 / sqrt(x) as two float32 operations, as TFLite computes it (each rounds once)
+    x = np.asarray(c.args[0], np.float32)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return [np.float32(1.0) / np.sqrt(x)]
+
+
+@kernel("sqrt", "fp")
+def sqrt(c: KernelCall):
+    with np.errstate(invalid="ignore"):
+        return [np.sqrt(_f(c.args[0]))]
+
+
+@kernel("pow", "fp")
+def power(c: KernelCall):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        return [np.power(_f(c.args[0]), _f(c.args[1]))]
+
+
+@kernel("where", "fp")
+def where(c: KernelCall):
+    return [np.where(np.asarray(c.args[0]).astype(bool), c.args[1], c.args[2])]
+
+
+@kernel("cast", "fp")
+def cast(c: KernelCall):
+    # float -> integer truncates toward zero (C casts; ONNX Cast and TFLite CAST alike)
+    return [np.asarray(c.args[0]).astype(NUMPY_DTYPE[c.out_info[0].dtype])]
+
+
+@kernel("less", "fp")
+def less(c: KernelCall):
+    return [np.less(c.args[0], c.args[1])]
+
+
+@kernel("greater", "fp")
+def greater(c: KernelCall):
+    return [np.greater(c.args[0], c.args[1])]
+
+
+@kernel("equal", "fp")
+def equal(c: KernelCall):
+    return [np.equal(c.args[0], c.args[1])]
+
+
+# Data movement: the same copy of values in every domain (integer domains requantize in their
+# own arithmetic when an operator's output parameters differ from its input's).
+def move(c: KernelCall, args) -> np.ndarray:
+    op, a = c.node.op, c.node.attrs
+    if op == "slice":
+        return P.slice_array(args[0], a)
+    if op == "gather":
+        return P.gather_array(args[0], args[1], a)
+    if op == "gather_elements":
+        return P.gather_elements_array(args[0], args[1], a)
+    if op == "tile":
+        return np.tile(args[0], a["repeats"])
+    if op == "depth_to_space":
+        return P.depth_to_space_array(args[0], a)
+    if op == "resize" and a.get("mode", "nearest") == "nearest":
+        return P.resize_nearest(args[0], a)
+    raise AssertionError(op)
+
+
+MOVEMENT_OPS = ("slice", "gather", "gather_elements", "tile", "depth_to_space")
+
+
+for _op in MOVEMENT_OPS:
+    kernel(_op, "fp")(lambda c: [move(c, c.args)])
+
+
+@kernel("resize", "fp")
+def resize(c: KernelCall):
+    if c.attr("mode", "nearest") == "nearest":
+        return [move(c, c.args)]
+    return [P.resize_linear_float(c.args[0], c.node.attrs)]

@@ -62,6 +62,7 @@ from accelsim.core.qparams import DTYPE_BITS, QuantParams, dtype_range
 from accelsim.model.graph import TensorInfo
 from accelsim.model.ops import activation_bounds, spatial_axes
 from accelsim.ref import primitives as P
+from accelsim.ref.fp_ops import move
 from accelsim.ref.int_ops import quantized_clamp, round_half_away
 from accelsim.ref.registry import KernelCall, kernel
 
@@ -408,7 +409,8 @@ def pad(c: KernelCall):
     qv = rq.zero_point(out) + int(round_half_away(np.float64(value) / np.float64(rq.scale32(out))))
     lo, hi = dtype_range(out.dtype)
     x = _requantize(c, c.args[0].astype(np.int64), c.in_info[0], out)
-    return [np.pad(x, c.attr("pads"), constant_values=int(np.clip(qv, lo, hi)))]
+    mode = c.attr("mode", "constant")  # MIRROR_PAD (reflect, symmetric): a copy
+    return [P.pad_array(x, c.attr("pads"), mode, int(np.clip(qv, lo, hi)))]
 
 
 @kernel("quantize", "gemmlowp")
@@ -624,30 +626,38 @@ def _softmax_8bit(c: KernelCall, x: np.ndarray, axis: int) -> np.ndarray:
 
 
 def _lut_populate_int16(
-    fn, input_scale: float, input_zp: int, output_scale: float, output_zp: int
+    fn, input_scale: float, input_zp: int, output_scale: float, output_zp: int, f32: bool = False
 ) -> np.ndarray:
-    """detail::LUTPopulateInt16<double> (common.h): 512 steps + 1, with midpoint bias."""
-    input_min = input_scale * (-32768 - input_zp)
-    input_max = input_scale * (32767 - input_zp)
-    output_min = output_scale * (-32768 - output_zp)
-    output_max = output_scale * (32767 - output_zp)
+    """detail::LUTPopulateInt16<FloatT> (common.h): 512 steps + 1, with midpoint bias. FloatT
+    is double for softmax's tables and float (`f32`: every operation rounded to float32) for
+    LUTPopulate<int16_t> with a float transform (GELU)."""
+    r = (lambda v: float(np.float32(v))) if f32 else float
+    input_min = r(r(input_scale) * (-32768 - input_zp))
+    input_max = r(r(input_scale) * (32767 - input_zp))
+    output_min = r(r(output_scale) * (-32768 - output_zp))
+    output_max = r(r(output_scale) * (32767 - output_zp))
     nb_steps = 512
-    step = (input_max - input_min) / nb_steps
-    half_step = step / 2
-    inv = float(32767 - -32768 + 1) / (output_max - output_min)
+    step = r((input_max - input_min) / nb_steps)
+    half_step = r(step / 2)
+    inv = r(float(32767 - -32768 + 1) / r(output_max - output_min))
     rnd = _round_away
+
+    def at(v: float) -> float:
+        return r(fn(r(v)))
+
     lut = np.zeros(nb_steps + 1, dtype=np.int64)
     for i in range(nb_steps):
-        val = fn(input_min + i * step)
-        val_mid = fn(input_min + i * step + half_step)
-        val_next = fn(input_min + (i + 1) * step)
-        sample_val = rnd(val * inv)
-        midpoint_interp_val = rnd((val_next * inv + rnd(val * inv)) / 2)
-        midpoint_val = rnd(val_mid * inv)
-        midpoint_err = midpoint_interp_val - midpoint_val
-        bias = rnd(midpoint_err / 2)
-        lut[i] = int(min(max(sample_val - bias, -32768.0), 32767.0))
-    lut[nb_steps] = int(min(max(rnd(fn(input_max) * inv), -32768.0), 32767.0))
+        x = r(input_min + r(i * step))
+        val = at(x)
+        val_mid = at(r(x + half_step))
+        val_next = at(r(input_min + r((i + 1) * step)))
+        sample_val = rnd(r(val * inv))
+        midpoint_interp_val = rnd(r(r(r(val_next * inv) + rnd(r(val * inv))) / 2))
+        midpoint_val = rnd(r(val_mid * inv))
+        midpoint_err = r(midpoint_interp_val - midpoint_val)
+        bias = rnd(r(midpoint_err / 2))
+        lut[i] = int(min(max(r(sample_val - bias), -32768.0), 32767.0))
+    lut[nb_steps] = int(min(max(rnd(r(at(input_max) * inv)), -32768.0), 32767.0))
     return lut
 
 
@@ -715,3 +725,535 @@ def softmax(c: KernelCall):
         raise _err(c, f"softmax from {x_info.dtype} to {out.dtype} is not supported")
     src = TensorInfo(out.name, out.shape, out.dtype, natural)
     return [_requantize(c, y, src, out)]
+
+
+# ---------------------------------------------------------------------------------------
+# Activations: 8-bit lookup tables, the int16 sigmoid / tanh, hard-swish
+# ---------------------------------------------------------------------------------------
+
+F32 = np.float32
+
+
+def _f32(v) -> np.ndarray:
+    """Round a float64 result to float32: one IEEE float32 operation, correctly rounded."""
+    return np.asarray(v, np.float64).astype(F32)
+
+
+def _sigmoid_f32(x: np.ndarray) -> np.ndarray:
+    """`1.0f / (1.0f + std::exp(-x))`, each operation in float32."""
+    with np.errstate(over="ignore"):
+        e = _f32(np.exp(-x.astype(np.float64)))
+    return _f32(1.0 / _f32(1.0 + e.astype(np.float64)).astype(np.float64))
+
+
+def _tanh_f32(x: np.ndarray) -> np.ndarray:
+    return _f32(np.tanh(x.astype(np.float64)))
+
+
+_SQRT1_2_F32 = float(F32(-math.sqrt(0.5)))
+_SQRT_2_OVER_PI_F32 = float(F32(math.sqrt(2.0 / math.pi)))
+_erfc = np.vectorize(math.erfc, otypes=[np.float64])
+
+
+def _gelu_f32(x: np.ndarray) -> np.ndarray:
+    """reference_ops::GeluTransform: 0.5f * x * erfc(x * -M_SQRT1_2), in float32."""
+    x64 = x.astype(np.float64)
+    t = _f32(x64 * _SQRT1_2_F32).astype(np.float64)
+    half = _f32(0.5 * x64).astype(np.float64)
+    return _f32(half * _f32(_erfc(t)).astype(np.float64))
+
+
+def _gelu_tanh_f32(x: np.ndarray) -> np.ndarray:
+    """GeluTransformApproximate: 0.5f * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715f x^3)))."""
+    x64 = x.astype(np.float64)
+    c = float(F32(0.044715))
+    cube = _f32(_f32(_f32(c * x64).astype(np.float64) * x64).astype(np.float64) * x64)
+    inner = _f32(x64 + cube.astype(np.float64))
+    th = _f32(np.tanh(_f32(_SQRT_2_OVER_PI_F32 * inner.astype(np.float64)).astype(np.float64)))
+    half = _f32(0.5 * x64).astype(np.float64)
+    return _f32(half * _f32(1.0 + th.astype(np.float64)).astype(np.float64))
+
+
+def _hard_sigmoid_f32(alpha: float, beta: float):
+    def fn(x: np.ndarray) -> np.ndarray:
+        a, b = float(F32(alpha)), float(F32(beta))
+        y = _f32(_f32(a * x.astype(np.float64)).astype(np.float64) + b)
+        return np.clip(y, F32(0.0), F32(1.0))
+
+    return fn
+
+
+def lut_8bit(fn, x_info: TensorInfo, out: TensorInfo) -> np.ndarray:
+    """LUTPopulate<int8_t / uint8_t> (TFLite's 8-bit lookup tables, float32 arithmetic): the
+    output for every input value from the dtype's minimum up."""
+    qmin, qmax = dtype_range(x_info.dtype)
+    omin, omax = dtype_range(out.dtype)
+    vals = np.arange(qmin, qmax + 1, dtype=np.int64)
+    deq = _f32(np.float64(rq.scale32(x_info)) * (vals - rq.zero_point(x_info)))
+    inv = F32(1.0) / rq.scale32(out)
+    with np.errstate(invalid="ignore", over="ignore"):
+        rescaled = round_half_away(_f32(fn(deq).astype(np.float64) * np.float64(inv)))
+        q = _f32(rescaled + rq.zero_point(out))
+    q = np.nan_to_num(q.astype(np.float64), nan=omin, posinf=omax, neginf=omin)
+    return np.clip(q, omin, omax).astype(np.int64)
+
+
+def _lookup_8bit(c: KernelCall, fn) -> list[np.ndarray]:
+    x_info, out = c.in_info[0], c.out_info[0]
+    _per_tensor(c, x_info, "input")
+    _per_tensor(c, out, "output")
+    table = lut_8bit(fn, x_info, out)
+    qmin, _ = dtype_range(x_info.dtype)
+    return [table[c.args[0].astype(np.int64) - qmin]]
+
+
+def _lookup_int16(c: KernelCall, fn) -> list[np.ndarray]:
+    """LUTPopulate<int16_t> + LUTLookup: the table maps raw int16 inputs (the input zero
+    point is in the table's range) to outputs with a zero point of 0; an output quantized
+    otherwise (accelsim's PTQ) is requantized from that."""
+    x_info, out = c.in_info[0], c.out_info[0]
+    _per_tensor(c, x_info, "input")
+    _per_tensor(c, out, "output")
+    if x_info.dtype != "int16" or out.dtype != "int16":
+        raise _err(c, f"{c.node.op} from {x_info.dtype} to {out.dtype} is not supported")
+    table = _lut_populate_int16(
+        fn, x_info.quant.scale[0], rq.zero_point(x_info), out.quant.scale[0], 0, f32=True
+    )
+    y = _lut_lookup(c.args[0].astype(np.int64), table)
+    natural = TensorInfo(
+        out.name, out.shape, "int16", QuantParams.per_tensor(out.quant.scale[0], 0)
+    )
+    return [_requantize(c, y, natural, out)]
+
+
+# TFLite's sigmoid(i / 24) table in Q0.16 (tensorflow/lite/kernels/internal/common.h,
+# sigmoid_table_uint16), which its int16 LOGISTIC and TANH interpolate; tanh(x) is read as
+# 2 * sigmoid(2x) - 1. The values are TFLite's own (they are not a plain rounding of the
+# function), so they are data here.
+SIGMOID_TABLE_Q16 = np.array(
+    [
+        32768, 33451, 34133, 34813, 35493, 36169, 36843, 37513, 38180, 38841, 39498,
+        40149, 40794, 41432, 42064, 42688, 43304, 43912, 44511, 45102, 45683, 46255,
+        46817, 47369, 47911, 48443, 48964, 49475, 49975, 50464, 50942, 51409, 51865,
+        52311, 52745, 53169, 53581, 53983, 54374, 54755, 55125, 55485, 55834, 56174,
+        56503, 56823, 57133, 57433, 57724, 58007, 58280, 58544, 58800, 59048, 59288,
+        59519, 59743, 59959, 60168, 60370, 60565, 60753, 60935, 61110, 61279, 61441,
+        61599, 61750, 61896, 62036, 62172, 62302, 62428, 62549, 62666, 62778, 62886,
+        62990, 63090, 63186, 63279, 63368, 63454, 63536, 63615, 63691, 63765, 63835,
+        63903, 63968, 64030, 64090, 64148, 64204, 64257, 64308, 64357, 64405, 64450,
+        64494, 64536, 64576, 64614, 64652, 64687, 64721, 64754, 64786, 64816, 64845,
+        64873, 64900, 64926, 64950, 64974, 64997, 65019, 65039, 65060, 65079, 65097,
+        65115, 65132, 65149, 65164, 65179, 65194, 65208, 65221, 65234, 65246, 65258,
+        65269, 65280, 65291, 65301, 65310, 65319, 65328, 65337, 65345, 65352, 65360,
+        65367, 65374, 65381, 65387, 65393, 65399, 65404, 65410, 65415, 65420, 65425,
+        65429, 65433, 65438, 65442, 65445, 65449, 65453, 65456, 65459, 65462, 65465,
+        65468, 65471, 65474, 65476, 65479, 65481, 65483, 65485, 65488, 65489, 65491,
+        65493, 65495, 65497, 65498, 65500, 65501, 65503, 65504, 65505, 65507, 65508,
+        65509, 65510, 65511, 65512, 65513, 65514, 65515, 65516, 65517, 65517, 65518,
+        65519, 65520, 65520, 65521, 65522, 65522, 65523, 65523, 65524, 65524, 65525,
+        65525, 65526, 65526, 65526, 65527, 65527, 65528, 65528, 65528, 65529, 65529,
+        65529, 65529, 65530, 65530, 65530, 65530, 65531, 65531, 65531, 65531, 65531,
+        65532, 65532, 65532, 65532, 65532, 65532, 65533, 65533, 65533, 65533, 65533,
+        65533, 65533, 65533, 65534, 65534, 65534, 65534, 65534, 65534, 65534, 65534,
+        65534, 65534, 65535,
+    ],
+    dtype=np.int64,
+)  # fmt: skip
+
+
+def _checked_log2(x: float) -> tuple[bool, int]:
+    """TFLite's CheckedLog2 (float arithmetic): (is a power of two, rounded log2)."""
+    inv_ln2 = F32(F32(1.0) / _f32(math.log(2.0)))
+    lg = F32(_f32(math.log(float(F32(x)))) * inv_ln2)
+    r = F32(round_half_away(lg))
+    return abs(float(F32(lg - r))) < 1e-3, int(r)
+
+
+def int16_sigmoid_tanh_params(input_scale: float, tanh: bool) -> tuple[int, int]:
+    """(input multiplier, input left shift) of TFLite's int16 LOGISTIC / TANH (SigmoidPrepare,
+    TanhPrepare): a power-of-two input scale 2^-12 (tanh also 2^-11) keeps multiplier 0 (the
+    kernel then uses 3 << shift); any other scale is rescaled onto the table's 1/(3*4096)."""
+    pot, log2 = _checked_log2(input_scale)
+    left = (15 - 3) + log2
+    pot = pot and (left in (0, 1) if tanh else left == 0)
+    if pot:
+        return 0, left
+    mult = float(F32(input_scale)) * 4096.0 * 3.0
+    left = 0
+    while mult <= 32767.0 / 2.0 and left <= 30:
+        left += 1
+        mult *= 2.0
+    return int(mult), left
+
+
+def _int16_table_input(x: np.ndarray, mult: int, left: int) -> np.ndarray:
+    if mult == 0:  # power-of-two case
+        mult, left = 3 << left, 0
+    rnd = (1 << (left - 1)) if left > 0 else 0
+    return (x * mult + rnd) >> left
+
+
+def _interpolate_sigmoid_table(a: np.ndarray, frac_bits: int, saturated: int) -> np.ndarray:
+    """SIGMOID_TABLE_Q16 linearly interpolated at |input| with `frac_bits` fractional bits
+    (9 for LOGISTIC, 8 for TANH, which reads it at twice the input); `saturated` past it."""
+    uh = a >> frac_bits
+    safe = np.minimum(uh, 254)
+    ua, ub = SIGMOID_TABLE_Q16[safe], SIGMOID_TABLE_Q16[safe + 1]
+    frac = a & ((1 << frac_bits) - 1)
+    return np.where(uh >= 255, saturated, (ua << frac_bits) + frac * (ub - ua))
+
+
+def _int16(v: np.ndarray) -> np.ndarray:
+    return (v + 32768) % 65536 - 32768  # static_cast<int16_t>
+
+
+def int16_logistic(x: np.ndarray, mult: int, left: int) -> np.ndarray:
+    """reference_integer_ops::Logistic(int16): output scale 1/32768, zero point 0."""
+    v = _int16_table_input(x.astype(np.int64), mult, left)
+    res = _interpolate_sigmoid_table(np.abs(v), 9, 0x7FFF << 10)
+    res = np.where(v >= 0, res + (1 << 9), (1 << 25) - res + (1 << 9) - 1)
+    return _int16(res >> 10)
+
+
+def int16_tanh(x: np.ndarray, mult: int, left: int) -> np.ndarray:
+    """reference_integer_ops::Tanh(int16): output scale 1/32768, zero point 0."""
+    v = _int16_table_input(x.astype(np.int64), mult, left)
+    res = _interpolate_sigmoid_table(np.abs(v), 8, 0xFFFF << 8)
+    res = np.where(v >= 0, res - (1 << 23) + (1 << 7), -res + (1 << 23) + (1 << 7) - 1)
+    return _int16(res >> 8)
+
+
+def _sigmoid_or_tanh(c: KernelCall, tanh: bool):
+    x_info, out = c.in_info[0], c.out_info[0]
+    _per_tensor(c, x_info, "input")
+    _per_tensor(c, out, "output")
+    if DTYPE_BITS[x_info.dtype] <= 8:
+        return _lookup_8bit(c, _tanh_f32 if tanh else _sigmoid_f32)
+    if x_info.dtype != "int16" or out.dtype != "int16":
+        raise _err(c, f"{c.node.op} from {x_info.dtype} to {out.dtype} is not supported")
+    mult, left = int16_sigmoid_tanh_params(x_info.quant.scale[0], tanh)
+    # TFLite requires zero points of 0; an asymmetric input (accelsim's own PTQ) is centred
+    # first, in int64
+    x = c.args[0].astype(np.int64) - rq.zero_point(x_info)
+    y = int16_tanh(x, mult, left) if tanh else int16_logistic(x, mult, left)
+    natural = TensorInfo(out.name, out.shape, "int16", QuantParams.per_tensor(1.0 / 32768, 0))
+    return [_requantize(c, y, natural, out)]
+
+
+@kernel("sigmoid", "gemmlowp")
+def sigmoid(c: KernelCall):
+    """LOGISTIC: 8-bit through LUTPopulate's float table (kReference), int16 through the
+    interpolated Q0.16 sigmoid table."""
+    return _sigmoid_or_tanh(c, tanh=False)
+
+
+@kernel("tanh", "gemmlowp")
+def tanh(c: KernelCall):
+    return _sigmoid_or_tanh(c, tanh=True)
+
+
+def _need_8bit(c: KernelCall) -> None:
+    for info, what in ((c.in_info[0], "input"), (c.out_info[0], "output")):
+        if DTYPE_BITS[info.dtype] > 8:
+            raise _err(
+                c,
+                f"{what} is {info.dtype}: TFLite has no integer {c.node.op} wider than 8 bits "
+                f"(accelsim's quantizer keeps it in float there)",
+            )
+
+
+@kernel("gelu", "gemmlowp")
+def gelu(c: KernelCall):
+    """GELU: TFLite's lookup tables of GeluTransform / GeluTransformApproximate (float32):
+    LUTPopulate<int8_t> for 8 bits, the interpolated 513-entry LUTPopulate<int16_t> table
+    for int16."""
+    fn = _gelu_tanh_f32 if c.attr("approximate", "none") == "tanh" else _gelu_f32
+    if DTYPE_BITS[c.in_info[0].dtype] <= 8:
+        return _lookup_8bit(c, fn)
+    return _lookup_int16(c, lambda v: float(fn(np.array([v], F32))[0]))
+
+
+@kernel("hard_sigmoid", "gemmlowp")
+def hard_sigmoid(c: KernelCall):
+    """No TFLite operator: accelsim's quantizer runs it as an 8-bit lookup table built the
+    way TFLite builds its tables (LUTPopulate, float32)."""
+    _need_8bit(c)
+    return _lookup_8bit(c, _hard_sigmoid_f32(c.attr("alpha", 0.2), c.attr("beta", 0.5)))
+
+
+def _downscale_int16_multiplier(m: int) -> int:
+    """DownScaleInt32ToInt16Multiplier."""
+    if m >= (1 << 31) - 1 - (1 << 15):
+        return (1 << 15) - 1
+    return (m + (1 << 15)) >> 16
+
+
+def _srdhm16(a: np.ndarray, b) -> np.ndarray:
+    """gemmlowp SaturatingRoundingDoublingHighMul on int16."""
+    a = np.asarray(a, np.int64)
+    b = np.asarray(b, np.int64)
+    ab = a * b
+    nudge = np.where(ab >= 0, 1 << 14, 1 - (1 << 14))
+    q = ab + nudge
+    res = np.where(q >= 0, q >> 15, -((-q) >> 15))  # C++ division by 2^15 truncates
+    return np.where((a == b) & (a == -32768), 32767, res)
+
+
+def _rdbpot16(x: np.ndarray, e: int) -> np.ndarray:
+    if e <= 0:
+        return x
+    mask = (1 << e) - 1
+    rem = x & mask
+    thr = (mask >> 1) + (x < 0)
+    return (x >> e) + (rem > thr)
+
+
+def _sat16(x: np.ndarray) -> np.ndarray:
+    return np.clip(x, -32768, 32767)
+
+
+@kernel("hard_swish", "gemmlowp")
+def hard_swish(c: KernelCall):
+    """reference_ops::HardSwish (8-bit, 16-bit fixed point) with HardSwishPrepare's
+    multipliers (float arithmetic, reduced to 16 bits)."""
+    _need_8bit(c)
+    x_info, out = c.in_info[0], c.out_info[0]
+    _per_tensor(c, x_info, "input")
+    _per_tensor(c, out, "output")
+    s_in, s_out = rq.scale32(x_info), rq.scale32(out)
+    hires = F32(F32(1.0 / 128.0) * s_in)
+    m_out, e_out = fx.quantize_multiplier(float(F32(hires / s_out)))
+    m_out16 = _downscale_int16_multiplier(m_out)
+    if e_out > 0:
+        raise _err(c, "output scale too small for TFLite's hard-swish (exponent > 0)")
+    m_rel, e_rel = fx.quantize_multiplier(float(F32(hires / F32(3.0 / 32768.0))))
+    m_rel16 = _downscale_int16_multiplier(m_rel)
+    v = c.args[0].astype(np.int64) - rq.zero_point(x_info)
+    hi = ((v * (1 << 7)) + 32768) % 65536 - 32768  # int16 arithmetic
+    pre_out = _srdhm16(hi, m_out16)
+    rel = hi
+    if e_rel > 0:
+        rel = _sat16(rel * (1 << (e_rel - 1)))
+    rel = _srdhm16(rel, m_rel16)
+    if e_rel > 0:
+        rel = _sat16(rel * 2)
+    if e_rel < 0:
+        rel = _rdbpot16(rel, -e_rel)
+    rel = (rel + (1 << 15)) >> 1
+    prod = rel * pre_out  # SaturatingDoublingHighMul: truncating division by 2^15
+    pre = np.where(prod >= 0, prod >> 15, -((-prod) >> 15))
+    pre = np.where((rel == -32768) & (pre_out == -32768), 32767, pre)
+    y = _rdbpot16(pre, -e_out) + rq.zero_point(out)
+    lo, hi_ = dtype_range(out.dtype)
+    return [np.clip(y, lo, hi_)]
+
+
+# ---------------------------------------------------------------------------------------
+# TFLite's layer-norm pieces: SQUARED_DIFFERENCE, RSQRT
+# ---------------------------------------------------------------------------------------
+
+
+@kernel("squared_difference", "gemmlowp")
+def squared_difference(c: KernelCall):
+    """squared_difference.cc (int8): inputs shifted left by 7 and rescaled to twice the
+    larger input scale, the difference squared in int32, rescaled to the output."""
+    _need_8bit(c)
+    a_info, b_info, out = c.in_info[0], c.in_info[1], c.out_info[0]
+    for info, what in ((a_info, "first input"), (b_info, "second input"), (out, "output")):
+        _per_tensor(c, info, what)
+    s1, s2, so = rq.scale32(a_info), rq.scale32(b_info), rq.scale32(out)
+    twice = np.float64(F32(2 * max(s1, s2)))
+    m1, e1 = fx.quantize_multiplier(float(np.float64(s1) / twice))
+    m2, e2 = fx.quantize_multiplier(float(np.float64(s2) / twice))
+    mo, eo = fx.quantize_multiplier(float(twice * twice / np.float64(F32((1 << 14) * so))))
+    x1 = (c.args[0].astype(np.int64) - rq.zero_point(a_info)) << 7
+    x2 = (c.args[1].astype(np.int64) - rq.zero_point(b_info)) << 7
+    d = _mbqm(x1, m1, e1) - _mbqm(x2, m2, e2)
+    y = _mbqm(rq.wrap_int32(d * d), mo, eo) + rq.zero_point(out)
+    lo, hi = dtype_range(out.dtype)
+    return [np.clip(y, lo, hi)]
+
+
+def _inv_sqrt_multiplier(value: int) -> tuple[int, int]:
+    """GetInvSqrtQuantizedMultiplierExp(value, kReverseShift): (multiplier, left shift) of
+    1 / sqrt(value), by five Newton-Raphson steps in gemmlowp fixed point."""
+    if value <= 1:
+        return INT32_MAX, 0
+    shift = 11
+    while value >= (1 << 29):
+        value //= 4
+        shift += 1
+    headroom = int(_clz32(np.array([value]))[0]) - 1
+    pairs = headroom // 2 - 1
+    shift -= pairs
+    value <<= 2 * pairs
+    x_in = np.int64(value >> 1)  # F3
+    half_in = _rdbpot(x_in, 1)
+    half_three = (1 << 28) + (1 << 27)
+    x = np.int64(1 << 28)  # F3 one
+    for _ in range(5):
+        x2 = _srdhm(x, x)  # F6
+        x3 = _sat_shl(rq.wrap_int32(_srdhm(x2, x)), 6)  # F9 -> Rescale<3>
+        t = rq.wrap_int32(_srdhm(half_three, x) - _srdhm(half_in, x3))  # F6
+        x = _sat_shl(t, 3)  # Rescale<3>
+    x = _srdhm(x, 1518500250)  # * sqrt(2)/2 (F0)
+    mult = int(x)
+    if shift < 0:
+        mult <<= -shift
+        shift = 0
+    return mult, -shift
+
+
+@kernel("sqrt", "gemmlowp")
+def sqrt(c: KernelCall):
+    """SQRT (8 and 16 bit, SqrtEvalQuantized): sqrt of the dequantized value in float32,
+    divided by the output scale and truncated toward zero."""
+    x_info, out = c.in_info[0], c.out_info[0]
+    _per_tensor(c, x_info, "input")
+    _per_tensor(c, out, "output")
+    deq = _f32(
+        np.float64(rq.scale32(x_info)) * (c.args[0].astype(np.int64) - rq.zero_point(x_info))
+    )
+    if (deq < 0).any():
+        raise _err(c, "SQRT of a negative value")
+    y = _f32(np.sqrt(deq.astype(np.float64))).astype(np.float64) / np.float64(rq.scale32(out))
+    q = np.trunc(_f32(y).astype(np.float64)).astype(np.int64) + rq.zero_point(out)
+    lo, hi = dtype_range(out.dtype)
+    return [np.clip(q, lo, hi)]
+
+
+@kernel("rsqrt", "gemmlowp")
+def rsqrt(c: KernelCall):
+    """RSQRT (int8): 1 / sqrt(q - zp) from GetInvSqrtQuantizedMultiplierExp, scaled by
+    1 / (sqrt(s_in) * s_out); q == zp gives the largest output."""
+    x_info, out = c.in_info[0], c.out_info[0]
+    _per_tensor(c, x_info, "input")
+    _per_tensor(c, out, "output")
+    if x_info.dtype == "int16":  # LUTPopulate<int16_t> of 1 / sqrt (float)
+        if (c.args[0].astype(np.int64) < rq.zero_point(x_info)).any():
+            raise _err(c, "RSQRT of a negative value")
+        big = float(F32(32767 * float(rq.scale32(out))))
+        return _lookup_int16(
+            c,
+            lambda v: big if v <= 0.0 else float(F32(1.0) / _f32(math.sqrt(v))),
+        )
+    if x_info.dtype != "int8":
+        raise _err(c, f"RSQRT on {x_info.dtype} is not supported (int8, int16)")
+    mult, shift = fx.quantize_multiplier(
+        float(
+            1.0
+            / (np.float64(F32(math.sqrt(float(rq.scale32(x_info))))) * np.float64(rq.scale32(out)))
+        )
+    )
+    zp_in, zp_out = rq.zero_point(x_info), rq.zero_point(out)
+    lo, hi = dtype_range(out.dtype)
+    table = np.empty(256, np.int64)
+    for q in range(-128, 128):
+        v = q - zp_in
+        if v < 0:
+            table[q + 128] = lo  # TFLite rejects negative inputs at run time
+            continue
+        if v == 0:
+            table[q + 128] = hi
+            continue
+        m, s = _inv_sqrt_multiplier(v)
+        data = int(_mbqm(1, m, s + 20))
+        table[q + 128] = int(np.clip(int(_mbqm(data, mult, shift - 20)) + zp_out, lo, hi))
+    x = c.args[0].astype(np.int64)
+    if (x < zp_in).any():
+        raise _err(
+            c, "RSQRT of a negative value (TFLite: 'Rsqrt is only defined for positive values')"
+        )
+    return [table[x + 128]]
+
+
+# ---------------------------------------------------------------------------------------
+# Data movement: copies, requantized as a following QUANTIZE would when the output's
+# parameters differ (never in TFLite files, whose same-scale operators keep them)
+# ---------------------------------------------------------------------------------------
+
+
+def _moved(c: KernelCall):
+    out = c.out_info[0]
+    x_info = c.in_info[0]
+    _per_tensor(c, out, "output")
+    _per_tensor(c, x_info, "input")
+    y = move(c, c.args).astype(np.int64)
+    return [_requantize(c, y, x_info, out)]
+
+
+for _op in ("slice", "gather", "gather_elements", "tile", "depth_to_space"):
+    kernel(_op, "gemmlowp")(_moved)
+
+
+@kernel("where", "gemmlowp")
+def where(c: KernelCall):
+    out = c.out_info[0]
+    _per_tensor(c, out, "output")
+    xs = []
+    for a, info in zip(c.args[1:], c.in_info[1:]):
+        _per_tensor(c, info, "input")
+        xs.append(_requantize(c, a.astype(np.int64), info, out))
+    return [np.where(np.asarray(c.args[0]).astype(bool), xs[0], xs[1])]
+
+
+def _trunc_div(a: np.ndarray, b: int) -> np.ndarray:
+    """C++ integer division (toward zero)."""
+    q = np.abs(a) // b
+    return np.where(a < 0, -q, q)
+
+
+def _bilinear_axis(out_size: int, in_size: int, mode: str, scale: float | None):
+    """ComputeInterpolationValues (integer, 10 fractional bits): (scaled, lower, upper).
+    ONNX coordinate rules (graphs from accelsim's own PTQ; TFLite has none of them): the
+    float32 source coordinate, clamped into [0, in - 1] as ONNX Runtime clamps it, rounded to
+    10 fractional bits, then the same integer interpolation."""
+    if not mode.startswith("tflite_"):
+        c = P.resize_source_coords(out_size, in_size, mode, scale).astype(np.float64)
+        scaled = np.rint(np.clip(c, 0.0, in_size - 1) * (1 << 10)).astype(np.int64)
+        lower = scaled >> 10
+        return scaled, lower, np.minimum(lower + 1, in_size - 1)
+    align = mode == "tflite_align_corners" and out_size > 1
+    if align:
+        scale_10 = ((1 << 10) * (in_size - 1) + (out_size - 1) // 2) // (out_size - 1)
+    else:
+        scale_10 = ((1 << 10) * in_size + out_size // 2) // out_size
+    v = np.arange(out_size, dtype=np.int64)
+    if mode == "tflite_half_pixel":
+        scaled = v * scale_10 + scale_10 // 2 - (1 << 9)
+    else:
+        scaled = v * scale_10
+    lower = np.maximum(_trunc_div(scaled, 1 << 10), 0)
+    upper = np.minimum(_trunc_div(scaled + (1 << 10) - 1, 1 << 10), in_size - 1)
+    return scaled, lower, upper
+
+
+@kernel("resize", "gemmlowp")
+def resize(c: KernelCall):
+    """RESIZE_NEAREST_NEIGHBOR: a copy; RESIZE_BILINEAR (8 and 16 bit): reference_ops'
+    integer interpolation with 10 fractional bits per axis, rounded half away from zero (with
+    ONNX's coordinate rules for graphs from accelsim's PTQ, see _bilinear_axis)."""
+    if c.attr("mode", "nearest") == "nearest":
+        return _moved(c)
+    x_info, out = c.in_info[0], c.out_info[0]
+    _per_tensor(c, x_info, "input")
+    _per_tensor(c, out, "output")
+    mode = str(c.attr("coordinate_transformation_mode"))
+    layout = c.attr("data_layout", "NCHW")
+    x = P.to_nchw(c.args[0].astype(np.int64), layout)
+    (oh, ow), (ih, iw) = c.attr("size"), x.shape[2:]
+    scales = c.attr("scales") or (None, None)
+    yv, y0, y1 = _bilinear_axis(oh, ih, mode, scales[0])
+    xv, x0, x1 = _bilinear_axis(ow, iw, mode, scales[1])
+    one = 1 << 10
+    dy = (yv - one * y0)[:, None]
+    dx = (xv - one * x0)[None, :]
+    acc = (
+        x[:, :, y0][:, :, :, x0] * (one - dy) * (one - dx)
+        + x[:, :, y1][:, :, :, x0] * dy * (one - dx)
+        + x[:, :, y0][:, :, :, x1] * (one - dy) * dx
+        + x[:, :, y1][:, :, :, x1] * dy * dx
+    )
+    rnd = np.where(acc > 0, 1 << 19, -(1 << 19))
+    y = P.from_nchw(_trunc_div(acc + rnd, 1 << 20), layout)
+    return [_requantize(c, y, x_info, out)]

@@ -128,3 +128,210 @@ def pool_counts(x_shape, attrs) -> np.ndarray:
 def spatial_reduce_axes(layout: str) -> tuple[int, int]:
     _, ha, wa = spatial_axes(layout)
     return ha, wa
+
+
+# ---------------------------------------------------------------------------------------------
+# Data movement shared by every domain (the values are copied, never computed)
+# ---------------------------------------------------------------------------------------------
+
+
+def slice_array(x: np.ndarray, attrs) -> np.ndarray:
+    """`slice`: starts / ends / steps resolved per axis (a negative end runs to the start)."""
+    index = tuple(
+        slice(b, None if e < 0 else e, st)
+        for b, e, st in zip(attrs["starts"], attrs["ends"], attrs["steps"])
+    )
+    return x[index]
+
+
+def normalized_indices(idx: np.ndarray, size: int) -> np.ndarray:
+    """Indices with negatives counted from the end (ONNX and TFLite both accept them);
+    IndexError for any outside [-size, size)."""
+    idx = np.asarray(idx).astype(np.int64)
+    if idx.size and (idx.min() < -size or idx.max() >= size):
+        raise IndexError(f"index out of range [{-size}, {size}): {idx.min()}..{idx.max()}")
+    return np.where(idx < 0, idx + size, idx)
+
+
+def gather_array(data: np.ndarray, idx: np.ndarray, attrs) -> np.ndarray:
+    axis = attrs.get("axis", 0) % data.ndim
+    return np.take(data, normalized_indices(idx, data.shape[axis]), axis=axis)
+
+
+def gather_elements_array(data: np.ndarray, idx: np.ndarray, attrs) -> np.ndarray:
+    axis = attrs.get("axis", 0) % data.ndim
+    return np.take_along_axis(data, normalized_indices(idx, data.shape[axis]), axis=axis)
+
+
+def depth_to_space_array(x: np.ndarray, attrs) -> np.ndarray:
+    """DCR: output channel c, offsets (i, j) read input channel (i*b + j)*C' + c (TFLite's
+    DEPTH_TO_SPACE and ONNX's default); CRD: c*b*b + i*b + j (PixelShuffle)."""
+    b = attrs["blocksize"]
+    layout = attrs.get("data_layout", "NCHW")
+    xc = to_nchw(x, layout)
+    n, c, h, w = xc.shape
+    co = c // (b * b)
+    if attrs.get("mode", "DCR") == "CRD":
+        y = xc.reshape(n, co, b, b, h, w).transpose(0, 1, 4, 2, 5, 3)
+    else:
+        y = xc.reshape(n, b, b, co, h, w).transpose(0, 3, 4, 1, 5, 2)
+    return from_nchw(y.reshape(n, co, h * b, w * b), layout)
+
+
+PAD_MODES = ("constant", "reflect", "symmetric", "edge")
+
+
+def pad_array(x: np.ndarray, pads, mode: str, value=0) -> np.ndarray:
+    if mode == "constant":
+        return np.pad(x, pads, constant_values=value)
+    return np.pad(x, pads, mode=mode)
+
+
+# Resize. Source coordinates are computed in float32, as ONNX Runtime and TFLite do.
+# ONNX's coordinate_transformation_mode names, plus TFLite's three rules (which scale by
+# in/out instead of dividing by out/in):
+#   tflite_half_pixel: (x + 0.5) * in/out - 0.5 (half_pixel_centers)
+#   tflite_align_corners: x * (in - 1)/(out - 1)
+#   tflite_asymmetric: x * in/out
+RESIZE_COORDINATE_MODES = (
+    "half_pixel",
+    "pytorch_half_pixel",
+    "align_corners",
+    "asymmetric",
+    "tf_half_pixel_for_nn",
+    "tflite_half_pixel",
+    "tflite_align_corners",
+    "tflite_asymmetric",
+)
+NEAREST_MODES = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
+
+_F = np.float32
+
+
+def resize_source_coords(out_size: int, in_size: int, mode: str, scale: float | None) -> np.ndarray:
+    """Float32 source coordinate of each output index along one axis. `scale` is ONNX's
+    out/in factor (float32), given or derived from the sizes."""
+    x = np.arange(out_size, dtype=_F)
+    if mode.startswith("tflite_"):
+        if mode == "tflite_align_corners" and out_size > 1:
+            s = _F(in_size - 1) / _F(out_size - 1)
+        else:
+            s = _F(in_size) / _F(out_size)
+        if mode == "tflite_half_pixel":
+            return ((x + _F(0.5)) * s - _F(0.5)).astype(_F)
+        return (x * s).astype(_F)
+    sc = _F(scale) if scale else _F(out_size) / _F(in_size)
+    if mode == "half_pixel":
+        return ((x + _F(0.5)) / sc - _F(0.5)).astype(_F)
+    if mode == "pytorch_half_pixel":
+        return ((x + _F(0.5)) / sc - _F(0.5)).astype(_F) if out_size > 1 else np.zeros(1, _F)
+    if mode == "align_corners":
+        if out_size == 1:
+            return np.zeros(1, _F)
+        return (x * _F(in_size - 1) / _F(out_size - 1)).astype(_F)
+    if mode == "asymmetric":
+        return (x / sc).astype(_F)
+    if mode == "tf_half_pixel_for_nn":
+        return ((x + _F(0.5)) / sc).astype(_F)
+    raise ValueError(f"unknown coordinate_transformation_mode '{mode}'")
+
+
+def resize_nearest_indices(
+    out_size: int, in_size: int, coord_mode: str, nearest: str | None, scale: float | None
+) -> np.ndarray:
+    """Source index of each output index along one axis for nearest resizing."""
+    if coord_mode.startswith("tflite_"):
+        # TFLite's GetNearestNeighbor: (y + offset) * scale in float32, floored (rounded half
+        # away from zero with align_corners); the half-pixel offset is 0.5 with no -0.5 shift
+        align = coord_mode == "tflite_align_corners"
+        s = (
+            _F(in_size - 1) / _F(out_size - 1)
+            if align and out_size > 1
+            else _F(in_size) / _F(out_size)
+        )
+        off = _F(0.5) if coord_mode == "tflite_half_pixel" else _F(0.0)
+        v = ((np.arange(out_size, dtype=_F) + off) * s).astype(np.float64)
+        idx = np.sign(v) * np.floor(np.abs(v) + 0.5) if align else np.floor(v)
+    else:
+        c = resize_source_coords(out_size, in_size, coord_mode, scale).astype(np.float64)
+        if nearest == "floor":
+            idx = np.floor(c)
+        elif nearest == "ceil":
+            idx = np.ceil(c)
+        elif nearest == "round_prefer_ceil":
+            idx = np.floor(c + 0.5)
+        else:  # round_prefer_floor, ONNX's default
+            idx = np.ceil(c - 0.5)
+    return np.clip(idx, 0, in_size - 1).astype(np.int64)
+
+
+def resize_nearest(x: np.ndarray, attrs) -> np.ndarray:
+    layout = attrs.get("data_layout", "NCHW")
+    xc = to_nchw(x, layout)
+    (oh, ow), (ih, iw) = attrs["size"], xc.shape[2:]
+    scales = attrs.get("scales") or (None, None)
+    cm, nm = attrs.get("coordinate_transformation_mode"), attrs.get("nearest_mode")
+    ys = resize_nearest_indices(oh, ih, cm, nm, scales[0])
+    xs = resize_nearest_indices(ow, iw, cm, nm, scales[1])
+    return from_nchw(xc[:, :, ys][:, :, :, xs], layout)
+
+
+def _onnx_linear_taps(coords: np.ndarray, size: int):
+    """ONNX Runtime's taps: the coordinate clamped into [0, size - 1], lower index by
+    truncation, weights |c - lower| and |c - upper| (both 0.5 when the taps coincide)."""
+    c = np.clip(coords, _F(0), _F(size - 1)).astype(_F)
+    i1 = np.minimum(c.astype(np.int64), size - 1)
+    i2 = np.minimum(i1 + 1, size - 1)
+    d1 = np.abs(c - i1.astype(_F)).astype(_F)
+    d2 = np.abs(c - i2.astype(_F)).astype(_F)
+    same = i1 == i2
+    return i1, i2, np.where(same, _F(0.5), d1), np.where(same, _F(0.5), d2)
+
+
+def _tflite_linear_taps(coords: np.ndarray, size: int):
+    """TFLite's ComputeInterpolationValues: lower max(floor(c), 0), upper min(ceil(c), size-1),
+    the fraction c - lower (negative at a half-pixel edge, where both taps are row 0)."""
+    lo = np.maximum(np.floor(coords).astype(np.int64), 0)
+    hi = np.minimum(np.ceil(coords).astype(np.int64), size - 1)
+    return lo, hi, (coords - lo.astype(_F)).astype(_F)
+
+
+def resize_linear_float(x: np.ndarray, attrs) -> np.ndarray:
+    """Bilinear resize in float32, term by term as the frameworks compute it: ONNX Runtime's
+    (dx * dy) * X summed over the four taps, TFLite's X * (1 - fy) * (1 - fx) + ..."""
+    layout = attrs.get("data_layout", "NCHW")
+    xc = to_nchw(np.asarray(x, _F), layout)
+    (oh, ow), (ih, iw) = attrs["size"], xc.shape[2:]
+    scales = attrs.get("scales") or (None, None)
+    cm = attrs.get("coordinate_transformation_mode")
+    cy = resize_source_coords(oh, ih, cm, scales[0])
+    cx = resize_source_coords(ow, iw, cm, scales[1])
+
+    def taps(yi, xi):
+        return xc[:, :, yi][:, :, :, xi]
+
+    if cm.startswith("tflite_"):
+        y0, y1, fy = _tflite_linear_taps(cy, ih)
+        x0, x1, fx = _tflite_linear_taps(cx, iw)
+        fy, fx = fy[:, None], fx[None, :]
+        gy, gx = (_F(1) - fy).astype(_F), (_F(1) - fx).astype(_F)
+        terms = [
+            ((taps(y0, x0) * gy).astype(_F) * gx).astype(_F),
+            ((taps(y1, x0) * fy).astype(_F) * gx).astype(_F),
+            ((taps(y0, x1) * gy).astype(_F) * fx).astype(_F),
+            ((taps(y1, x1) * fy).astype(_F) * fx).astype(_F),
+        ]
+    else:
+        y1, y2, dy1, dy2 = _onnx_linear_taps(cy, ih)
+        x1, x2, dx1, dx2 = _onnx_linear_taps(cx, iw)
+        dy1, dy2, dx1, dx2 = dy1[:, None], dy2[:, None], dx1[None, :], dx2[None, :]
+        terms = [
+            ((dx2 * dy2).astype(_F) * taps(y1, x1)).astype(_F),
+            ((dx1 * dy2).astype(_F) * taps(y1, x2)).astype(_F),
+            ((dx2 * dy1).astype(_F) * taps(y2, x1)).astype(_F),
+            ((dx1 * dy1).astype(_F) * taps(y2, x2)).astype(_F),
+        ]
+    y = terms[0]
+    for t in terms[1:]:
+        y = (y + t).astype(_F)
+    return from_nchw(y, layout)

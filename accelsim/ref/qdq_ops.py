@@ -23,10 +23,12 @@ produces). The reference is ONNX Runtime's x86-64 MLAS code (the CPU execution p
   `x_scale / (y_scale * N)` (float32) by `MlasRequantizeOutput`.
 - Concat (QLinearConcat): inputs whose parameters differ from the output's go through a
   DequantizeLinear -> QuantizeLinear lookup table.
-- Softmax (QLinearSoftmax): float32 exponent lookup table, float32 row sums in element order,
-  `nearbyint(exp * floor(1 / y_scale) / sum) + zp`.
-- MaxPool, Pad, Reshape, Transpose, ...: exact on the integers.
-- Everything else (Sub, ReduceMean, LayerNormalization, ..., and add / mul / pooling /
+- Softmax (QLinearSoftmax): a uint32 exponent lookup table, uint32 row sums,
+  `(exp * uint32(1 / y_scale) + sum / 2) / sum + zp` in integer arithmetic.
+- MaxPool, Pad (all modes), Reshape, Transpose, Slice, Gather, GatherElements, Tile,
+  DepthToSpace, nearest Resize: exact on the integers.
+- Everything else (Sub, ReduceMean, LayerNormalization, Sigmoid, Tanh, HardSigmoid,
+  HardSwish, Gelu, Erf, Div, Where, linear Resize, ..., and add / mul / pooling /
   softmax on 16-bit tensors, for which ORT has no integer kernels) runs as ORT runs an unfused
   QDQ group: DequantizeLinear -> float operator -> QuantizeLinear. (16-bit convolutions and
   matmuls still accumulate exactly in integers; ORT accumulates those in float32.)
@@ -41,8 +43,6 @@ differently by one step at ties.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from accelsim.core.errors import ModelError
@@ -50,6 +50,7 @@ from accelsim.core.qparams import dequantize_array, dtype_range, quantize_array,
 from accelsim.model.graph import TensorInfo
 from accelsim.model.ops import activation_bounds, spatial_axes
 from accelsim.ref import primitives as P
+from accelsim.ref.fp_ops import move
 from accelsim.ref.registry import KernelCall, find_kernel, kernel
 
 F32 = np.float32
@@ -408,7 +409,7 @@ def pad(c: KernelCall):
     if not (xi.quant == out.quant and xi.dtype == out.dtype):
         x = quantize_array(_deq(x, xi), out.quant, out.dtype)
     value = quantize_array(np.array(c.attr("value", 0.0), F32), out.quant, out.dtype)
-    return [np.pad(x, c.attr("pads"), constant_values=value.item())]
+    return [P.pad_array(x, c.attr("pads"), c.attr("mode", "constant"), value.item())]
 
 
 @kernel("concat", "float")
@@ -423,19 +424,19 @@ def concat(c: KernelCall):
     return [np.concatenate(parts, axis=c.attr("axis"))]
 
 
-_FLT_MAX = float(np.finfo(F32).max)
-
-
 def _softmax_table(x_scale: float, d: int) -> np.ndarray:
-    """QLinearSoftmax's float32 table of exp((i - 255 + shift) * x_scale), i = 0..255."""
-    xs = float(F32(x_scale))
-    shift = max(0.0, math.log(_FLT_MAX / d) - 5.0) / xs
+    """QLinearSoftmax's uint32 table: lrint(q * exp((i - 255) * x_scale)), i = 0..255, with
+    q = min(UINT32_MAX / d, 2^23 - 1) so that a row's sum fits in 32 bits."""
+    q = min(float(0xFFFFFFFF) / d, float(0x7FFFFF))
     i = np.arange(256, dtype=F64)
-    return np.exp((i - 255.0 + shift) * xs).astype(F32)
+    return np.rint(q * np.exp((i - 255.0) * float(F32(x_scale)))).astype(np.int64)
 
 
 @kernel("softmax", "float")
 def softmax(c: KernelCall):
+    """QLinearSoftmax (uint8 and int8): uint32 exponentials from the table, aligned so the row
+    maximum reads entry 255, summed in uint32; y = (e * floor(1 / y_scale) + sum / 2) / sum
+    in integer arithmetic, plus the zero point."""
     xi, out = c.in_info[0], c.out_info[0]
     if not (_is8(xi) and _is8(out)) or xi.dtype != out.dtype or c.attr("beta", 1.0) != 1.0:
         return _fallback(c)
@@ -443,13 +444,11 @@ def softmax(c: KernelCall):
     x, _ = _vals(c.args[0], xi)
     zy = int(out.quant.zero_point[0])
     x = np.moveaxis(x, axis, -1)
-    d = x.shape[-1]
-    table = _softmax_table(xi.quant.scale[0], d)
-    xmax = x.max(axis=-1, keepdims=True)
-    vals = table[255 - xmax + x]  # float32
-    vsum = np.cumsum(vals, axis=-1, dtype=F32)[..., -1:]  # sequential float32 sum
-    y_scale = F32(np.floor(F32(1.0) / F32(out.quant.scale[0])))
-    q = np.rint(((vals * y_scale).astype(F32) / vsum).astype(F32)).astype(np.int64) + zy
+    table = _softmax_table(xi.quant.scale[0], x.shape[-1])
+    vt = table[x - x.max(axis=-1, keepdims=True) + 255]
+    vsum = vt.sum(axis=-1, keepdims=True) & 0xFFFFFFFF
+    y_scale = int(F32(1.0) / F32(out.quant.scale[0]))  # narrow_cast<uint32_t>: truncation
+    q = (((vt * y_scale) + (vsum >> 1)) & 0xFFFFFFFF) // np.maximum(vsum, 1) + zy
     if out.dtype == "uint8":
         y = np.minimum(q, 255)
     else:  # ORT's int8 kernel: `vq > 255 ? 255 : vq` cast to int8 (so 128 wraps to -128)
@@ -482,5 +481,46 @@ def _fallback(c: KernelCall):
     return outs
 
 
-for _op in ("sub", "mean", "layer_norm", "batch_norm", "gelu"):
+for _op in (
+    "sub",
+    "mean",
+    "layer_norm",
+    "batch_norm",
+    "gelu",
+    "sigmoid",
+    "tanh",
+    "hard_sigmoid",
+    "hard_swish",
+    "erf",
+    "neg",
+    "rsqrt",
+    "div",
+    "squared_difference",
+    "sqrt",
+    "pow",
+    "where",
+):
     kernel(_op, "float")(_fallback)
+
+
+def _moved(c: KernelCall):
+    """Data movement on the integers (ORT drops the DequantizeLinear / QuantizeLinear pair
+    around these); DequantizeLinear -> QuantizeLinear when the output's parameters differ."""
+    xi, out = c.in_info[0], c.out_info[0]
+    y = move(c, c.args)
+    if not (xi.quant == out.quant and xi.dtype == out.dtype):
+        y = quantize_array(_deq(y, xi), out.quant, out.dtype)
+    return [y]
+
+
+for _op in ("slice", "gather", "gather_elements", "tile", "depth_to_space"):
+    kernel(_op, "float")(_moved)
+
+
+@kernel("resize", "float")
+def resize(c: KernelCall):
+    """Nearest: a copy of integers. Linear: DequantizeLinear -> float Resize ->
+    QuantizeLinear."""
+    if c.attr("mode", "nearest") == "nearest":
+        return _moved(c)
+    return _fallback(c)
