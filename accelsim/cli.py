@@ -392,7 +392,9 @@ def _quantized(
     if args.calib_data:
         data = args.calib_data
     elif args.calib_dataset:
-        data = args.calib_dataset
+        from accelsim.quant import calibdata
+
+        data = calibdata.from_dataset(args.calib_dataset, graph)
     elif args.calib_random or calib_random:
         data = (
             None
