@@ -20,6 +20,7 @@ arithmetic (the float result can differ from the original by float32 rounding on
   (accelsim has no run-time slice) -> one projection per slice, on the matching columns of `W`
   and `b`, with the same reshape and transpose (each output is the same dot product).
 
+Constant nodes become initializers (ONNX Runtime's quantizer looks for biases there).
 HardSigmoid and Sigmoid are only rewritten while the importer has no kernel of its own for them.
 Anything a rewrite does not recognise is left as it is; the importer then names the operator it
 does not support.
@@ -120,6 +121,21 @@ class _Rewriter:
         if v is None or v.size != 1:
             return None
         return float(v.ravel()[0])
+
+    def constants_to_initializers(self) -> None:
+        """Constant nodes -> initializers (ONNX Runtime's quantizer expects biases there)."""
+        keep = []
+        for n in self.g.node:
+            if (
+                n.op_type == "Constant"
+                and n.output[0] in self.consts
+                and n.attribute[0].name == "value"
+            ):
+                self.g.initializer.append(self.nh.from_array(self.consts[n.output[0]], n.output[0]))
+            else:
+                keep.append(n)
+        del self.g.node[:]
+        self.g.node.extend(keep)
 
     def prune(self) -> None:
         """Drop nodes nothing reads any more (shape arithmetic of a replaced reshape)."""
@@ -415,6 +431,7 @@ def rewrite_for_import(model: Any, input_shape: Sequence[int]) -> tuple[Any, dic
     rw.infer()
     counts["Softmax"] = rw.softmax_reshapes()
     rw.prune()
+    rw.constants_to_initializers()
     rw.infer()
     onnx.checker.check_model(model)
     return model, counts
