@@ -58,7 +58,7 @@ from accelsim.quant.transforms import prepare_for_quantization  # noqa: E402
 
 SIZES = {  # (calibration, validation, test) samples; rec runs ~1.5 s a sample here
     "ppocr_cls": (64, 96, 300),
-    "ppocr_rec": (24, 32, 80),
+    "ppocr_rec": (16, 24, 60),
 }
 QUICK = {"ppocr_cls": (16, 24, 48), "ppocr_rec": (8, 8, 12)}
 CALIBRATORS = ("minmax", "percentile:99.99", "percentile:99.999", "entropy", "entropy_trt", "mse")
@@ -263,7 +263,7 @@ def study(name: str, quick: bool, log: Callable[[str], None]) -> dict:
             calibrators=("minmax", "percentile:99.99", "entropy", "mse"),
             max_drop=budget,
             targets=TARGETS,
-            sensitivity_samples=min(16, n_val),
+            sensitivity_samples=min(16 if name == "ppocr_cls" else 8, n_val),
             log=lambda m, p=prec: log(f"  tune {name} {p}: {m}"),
         )
         prec_map = {**assign_precisions(prepared, parse_precision(prec))}
