@@ -104,12 +104,35 @@ def _precisions(ps: PrecisionLike | Iterable[PrecisionLike], source: str) -> lis
 
 
 def run(
-    graph: Graph, inputs: Mapping[str, np.ndarray] | Sequence[np.ndarray], keep: bool = False
+    graph: Graph,
+    inputs: Mapping[str, np.ndarray] | Sequence[np.ndarray],
+    keep: bool = False,
+    *,
+    batch_size: int = 16,
 ) -> dict[str, np.ndarray]:
-    """Run a graph with the reference executor (integer-only for quantized graphs)."""
-    from accelsim.ref.executor import run as _run
+    """Run a graph with the reference executor (integer-only for quantized graphs).
 
-    return _run(graph, inputs, keep=keep)
+    Inputs of the graph's shape run once. Inputs holding N samples stacked on axis 0 (N times
+    the graph's batch, e.g. (500, 3, 48, 320) for a (1, 3, 48, 320) model) run in one call, in
+    re-batched chunks of `batch_size` (sample by sample where the graph fixes its batch), and
+    the outputs come back stacked the same way; a quantized graph keeps the calibration it was
+    made with."""
+    from accelsim.ref.executor import run as _run
+    from accelsim.ref.executor import run_batch
+
+    named = inputs if isinstance(inputs, Mapping) else dict(zip(graph.inputs, inputs))
+    batched = any(
+        name in graph.tensors and np.shape(a) != graph.tensors[name].shape
+        for name, a in named.items()
+    )
+    if not batched:
+        return _run(graph, inputs, keep=keep)
+    if keep:
+        raise InputError(
+            f"run: keep=True returns every tensor of one run; model '{graph.name}' was given "
+            f"a batch of samples (give inputs of the graph's shape to keep tensors)"
+        )
+    return run_batch(graph, inputs, batch_size=batch_size)
 
 
 # ---------------------------------------------------------------------------------------------

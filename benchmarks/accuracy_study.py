@@ -12,7 +12,9 @@ sensitivity search (w4a4 with the most sensitive layers at w8a8 until the valida
 within 1 point of float). Writes `accuracy.json` (a list of {model, method, precision,
 granularity, calibration, top1}), `accuracy.md` (table, setup, the whitepaper's findings checked
 with the numbers) and the mixed-precision YAML files. `--quick` trains for a few epochs only
-(for CI; about a minute on 2 cores).
+(for CI; about a minute on 2 cores). Then the real trained networks (PaddleOCR's classifier and
+recognizer, `benchmarks/accuracy_real.py`): their rows join `accuracy.json` (with the metric
+named) and their sections `accuracy.md`; `--real reuse` takes that part's last results.
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for _p in (ROOT, ROOT / "benchmarks"):
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
 
 from accelsim.core.fsutil import atomic_write_text  # noqa: E402
 from accelsim.core.precision import parse_precision  # noqa: E402
@@ -437,8 +440,24 @@ def markdown(
     return "\n".join(lines)
 
 
+def _real_results(real: str, quick: bool, log: Callable[[str], None]) -> list[dict]:
+    """The real-network part (benchmarks/accuracy_real.py): "run" it, "reuse" the results it
+    last wrote to benchmarks/results/, or "skip" it."""
+    import accuracy_real as ar
+
+    if real == "skip":
+        return []
+    if real == "reuse":
+        found = [ar.RESULTS / f"accuracy_real_{m}.json" for m in ar.SIZES]
+        return [json.loads(f.read_text()) for f in found if f.is_file()]
+    return ar.run(list(ar.SIZES), quick, log)
+
+
 def run_study(
-    quick: bool = False, out: str | Path = "reports", log: Callable[[str], None] = print
+    quick: bool = False,
+    out: str | Path = "reports",
+    log: Callable[[str], None] = print,
+    real: str = "run",
 ) -> tuple[list[dict], dict]:
     """Run the study, write the reports; returns the rows (as in accuracy.json) and per-model
     details (trained float graph, QAT fake-quant top-1, sensitivity search, ...)."""
@@ -454,8 +473,15 @@ def run_study(
         rows += r
         infos[name] = info
     seconds = time.perf_counter() - t0
+    reals = _real_results(real, quick, log)
+    text = markdown(rows, infos, data, cfg, seconds)
+    if reals:
+        import accuracy_real as ar
+
+        rows += [r for res in reals for r in res["rows"]]
+        text += "\n" + ar.markdown(reals)
     atomic_write_text(out / "accuracy.json", json.dumps(rows, indent=1) + "\n")
-    atomic_write_text(out / "accuracy.md", markdown(rows, infos, data, cfg, seconds))
+    atomic_write_text(out / "accuracy.md", text)
     log(f"wrote {out / 'accuracy.json'} and {out / 'accuracy.md'} ({seconds:.0f} s)")
     return rows, infos
 
@@ -464,8 +490,15 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="few epochs (CI)")
     ap.add_argument("--out", default="reports", help="output folder (default: reports/)")
+    ap.add_argument(
+        "--real",
+        choices=("run", "reuse", "skip"),
+        default="run",
+        help="the real-network part (benchmarks/accuracy_real.py, about an hour): run it, "
+        "reuse its last results from benchmarks/results/, or skip it",
+    )
     args = ap.parse_args(argv)
-    run_study(args.quick, args.out)
+    run_study(args.quick, args.out, real=args.real)
     return 0
 
 

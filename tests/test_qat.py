@@ -345,7 +345,7 @@ def _load_study():
 def study(tmp_path_factory):
     mod = _load_study()
     out = tmp_path_factory.mktemp("reports")
-    rows, infos = mod.run_study(quick=True, out=out, log=lambda s: None)
+    rows, infos = mod.run_study(quick=True, out=out, log=lambda s: None, real="skip")
     return mod, out, rows, infos
 
 

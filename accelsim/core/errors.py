@@ -19,3 +19,13 @@ class ShapeError(AccelsimError):
 
 class InputError(AccelsimError):
     """Bad user input on the command line or in an input file."""
+
+
+class AccelsimWarning(UserWarning):
+    """Something a user should know that does not stop the work: it names the file, field or
+    node, and what was done instead."""
+
+
+class QuantizationWarning(AccelsimWarning):
+    """Quantization had to give up precision somewhere (a bias that needed a coarser weight
+    scale, a value clamped to its integer range); the message names the layer and channel."""

@@ -26,6 +26,8 @@ from numpy.typing import ArrayLike
 from accelsim.core import fixedpoint as fx
 from accelsim.core.qparams import DTYPE_BITS, QuantParams, dtype_range
 
+INT32_MAX = (1 << 31) - 1
+
 
 class QuantizedTensor(Protocol):
     """What requantization reads of a tensor (the graph IR's `TensorInfo` is one)."""
@@ -97,6 +99,16 @@ def is_wide(x: QuantizedTensor, w: QuantizedTensor, bias: QuantizedTensor | None
     return bias is None or bias.dtype != "int32"
 
 
+INT48_MAX = (1 << 47) - 1
+
+
+def accumulator_limit(x: QuantizedTensor, w: QuantizedTensor, bias: QuantizedTensor | None) -> int:
+    """Largest |accumulator + bias| a convolution or fully connected layer requantizes exactly:
+    int32 on the narrow path (TFLite adds the bias in int32 and wraps past it), int48 on the wide
+    one (the int64 MultiplyByQuantizedMultiplier takes at most 48 bits)."""
+    return INT48_MAX if is_wide(x, w, bias) else INT32_MAX
+
+
 def conv_multipliers(
     x: QuantizedTensor, w: QuantizedTensor, out: QuantizedTensor, cout: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -127,9 +139,6 @@ def rescale_multiplier(src: QuantizedTensor, dst: QuantizedTensor) -> tuple[bool
     if scale32(src) == scale32(dst) and zero_point(src) == zero_point(dst):
         return False, 0, 0
     return (True, *quantize_multiplier_of(src, dst))
-
-
-INT32_MAX = (1 << 31) - 1
 
 
 def max_offset(t: QuantizedTensor) -> int:

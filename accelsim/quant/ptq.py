@@ -14,12 +14,14 @@ with 8-bit inputs and outputs.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from accelsim.core.errors import InputError
+from accelsim.core import requant as rq
+from accelsim.core.errors import InputError, QuantizationWarning
 from accelsim.core.precision import Precision
 from accelsim.core.qparams import QuantParams, dtype_range
 from accelsim.model.graph import Graph, Node, TensorInfo
@@ -268,28 +270,84 @@ class _Quantizer:
         self.tensors[name] = TensorInfo(name, value.shape, dtype, quant)
         return name
 
-    def weight(self, node: Node, p: Precision) -> tuple[str, QuantParams]:
+    def weight(
+        self, node: Node, p: Precision, x: TensorInfo | None = None
+    ) -> tuple[str, QuantParams]:
+        """The quantized weights of a conv2d / dense node. With `x` (the quantized input) the
+        scales also make room for the layer's bias (`_fit_bias`)."""
         w = self.g.constants[node.inputs[1]].astype(np.float64)
         qmin, qmax = p.weight_qrange()
         flat = w.reshape(w.shape[0], -1) if p.per_channel else w.reshape(1, -1)
         lo = np.minimum(flat.min(axis=1), 0.0)
         hi = np.maximum(flat.max(axis=1), 0.0)
         if p.symmetric_weights:
-            amax = np.maximum(np.maximum(-lo, hi), 1e-12)
-            scale = amax / qmax
+            scale = np.maximum(-lo, hi) / qmax
+        else:
+            scale = (hi - lo) / (qmax - qmin)
+        floor = float(np.finfo(np.float32).tiny)
+        out = self.act_info(node.outputs[0]) if x is not None else None
+        if x is not None and out is not None:
+            # TFLite's QuantizeMultiplier flushes multipliers below 2^-31 to zero, which would
+            # drop the channel's bias too: keep s_in * s_w / s_out >= 2^-30
+            floor = max(floor, 2.0**-30 * out.quant.scales()[0] / x.quant.scales()[0])
+        scale = _valid_scales(scale, qmax, floor)
+        if x is not None and len(node.inputs) > 2 and node.inputs[2]:
+            bias = self.g.constants[node.inputs[2]].astype(np.float64)
+            scale = self._fit_bias(node, p, flat, scale, lo, x, bias)
+        if p.symmetric_weights:
             zp = np.zeros_like(scale, dtype=np.int64)
         else:
-            scale = np.maximum(hi - lo, 1e-12) / (qmax - qmin)
             zp = np.clip(np.round(qmin - lo / scale), qmin, qmax).astype(np.int64)
-        # Scales are stored as float32 in every format we exchange with (TFLite, ONNX).
-        scale = scale.astype(np.float32).astype(np.float64)
-        bshape = (-1,) + (1,) * (w.ndim - 1)
-        s = scale.reshape(bshape) if p.per_channel else scale[0]
-        z = zp.reshape(bshape) if p.per_channel else zp[0]
-        q = np.clip(np.round(w / s) + z, qmin, qmax)
+        q = _quantize_rows(flat, scale, zp, qmin, qmax).reshape(w.shape)
         quant = QuantParams(tuple(scale), tuple(zp), 0 if p.per_channel else None)
         name = f"{node.name}.weight_q"
-        return self.const(name, q.astype(np.int64), p.weight_dtype, quant), quant
+        return self.const(name, q, p.weight_dtype, quant), quant
+
+    def _fit_bias(
+        self,
+        node: Node,
+        p: Precision,
+        flat: np.ndarray,
+        scale: np.ndarray,
+        lo: np.ndarray,
+        x: TensorInfo,
+        bias: np.ndarray,
+    ) -> np.ndarray:
+        """Weight scales raised where the bias at scale `s_in * s_w` would not fit beside the
+        accumulator (TFLite's quantization_utils and ONNX Runtime's quantizer do the same for
+        int32 biases): a channel with all-zero weights loses nothing; a live channel's weights
+        get coarser, with a warning naming the layer and channel."""
+        qmin, qmax = p.weight_qrange()
+        s_in = float(x.quant.scales()[0])
+        b_info = TensorInfo("bias", bias.shape, _bias_dtype(p))
+        w_info = TensorInfo("w", (len(scale),), p.weight_dtype, QuantParams.per_tensor(1.0))
+        limit = rq.accumulator_limit(x, w_info, b_info)
+        b_abs = np.abs(bias) if p.per_channel else np.array([np.abs(bias).max()])
+        start = scale.copy()
+        for _ in range(8):  # a coarser scale shrinks the accumulator bound: converges in 2-3
+            zp = np.zeros_like(scale) if p.symmetric_weights else np.round(qmin - lo / scale)
+            zp = np.clip(zp, qmin, qmax)
+            q = _quantize_rows(flat, scale, zp.astype(np.int64), qmin, qmax)
+            acc = np.abs(q - zp[:, None]).sum(axis=1) * rq.max_offset(x)
+            room = limit - acc
+            need = b_abs / (s_in * scale)
+            if np.all(need <= room):
+                break
+            grow = need > room
+            wider = b_abs * 1.0001 / (s_in * np.maximum(room, 1.0))
+            scale = np.where(grow, _valid_scales(wider, qmax, 0.0), scale)
+        live = (np.abs(flat).max(axis=1) > 0) & (scale > start)
+        for c in np.flatnonzero(live):
+            where = f"channel {c}" if p.per_channel else "all channels (per-tensor weights)"
+            warnings.warn(
+                f"node '{node.name}' {where}: bias {b_abs[c]:.6g} does not fit the "
+                f"{b_info.dtype if limit == rq.INT32_MAX else 'int48'} accumulator at weight "
+                f"scale {start[c]:.6g}; weight scale raised to {scale[c]:.6g} (weights "
+                f"quantized coarser)",
+                QuantizationWarning,
+                stacklevel=4,
+            )
+        return scale
 
     def quantize_node(self, t_float: str, info: TensorInfo, name: str) -> str:
         self.tensors[info.name] = info
@@ -396,18 +454,10 @@ class _Quantizer:
         g = self.g
         t = n.inputs[i]
         if n.op in _WEIGHTED_OPS and i == 1:
-            name, _ = self.weight(n, p)
+            name, _ = self.weight(n, p, self.tensors[ins[0]])
             return name
         if n.op in _WEIGHTED_OPS and i == 2:
-            x_info = self.tensors[ins[0]]
-            w_info = self.tensors[ins[1]]
-            s_bias = x_info.quant.scales()[0] * w_info.quant.scales()
-            b = g.constants[t].astype(np.float64)
-            dtype = "int64" if p.accumulator_dtype == "int64" else "int32"
-            lim = np.iinfo(dtype).max
-            q = np.clip(np.round(b / s_bias), -lim, lim).astype(np.int64)
-            quant = QuantParams(tuple(s_bias), (0,) * len(s_bias), 0 if len(s_bias) > 1 else None)
-            return self.const(f"{n.name}.bias_q", q, dtype, quant)
+            return self._bias(n, g.constants[t], self.tensors[ins[0]], self.tensors[ins[1]], p)
         # any other constant operand (e.g. a scalar multiplier): per-tensor at activation bits
         v = g.constants[t].astype(np.float64)
         lo, hi = float(min(v.min(), 0.0)), float(max(v.max(), 0.0))
@@ -417,6 +467,26 @@ class _Quantizer:
         return self.const(
             f"{t}.q", q.astype(np.int64), p.act_dtype, QuantParams.per_tensor(scale, zp)
         )
+
+    def _bias(self, n: Node, b: np.ndarray, x: TensorInfo, w: TensorInfo, p: Precision) -> str:
+        """The bias at scale `s_in * s_w[c]` (zero point 0). `weight` chose scales it fits at;
+        a value that still would not is clamped, with a warning naming the layer and channel."""
+        s_bias = x.quant.scales()[0] * w.quant.scales()
+        dtype = _bias_dtype(p)
+        q = np.round(b.astype(np.float64) / s_bias)
+        lim = rq.accumulator_limit(x, w, TensorInfo("bias", b.shape, dtype))
+        lim = min(lim, np.iinfo(dtype).max)
+        for c in np.flatnonzero(np.abs(q) > lim):
+            warnings.warn(
+                f"node '{n.name}' channel {c}: bias {b.flat[c]:.6g} is {abs(q.flat[c]):.4g} "
+                f"steps of {s_bias.flat[min(c, s_bias.size - 1)]:.4g}, beyond the {lim} the "
+                f"accumulator holds; clamped",
+                QuantizationWarning,
+                stacklevel=4,
+            )
+        q = np.clip(q, -lim, lim).astype(np.int64)
+        quant = QuantParams(tuple(s_bias), (0,) * len(s_bias), 0 if len(s_bias) > 1 else None)
+        return self.const(f"{n.name}.bias_q", q, dtype, quant)
 
     def _emit_weight_only(self, n: Node, p: Precision, want_float, as_float) -> None:
         wq, _ = self.weight(n, p)
@@ -432,6 +502,31 @@ class _Quantizer:
             self.tensors[o] = self.g.tensors[o]
             as_float[o] = o
         self.nodes.append(Node(n.name, n.op, tuple(ins), n.outputs, dict(n.attrs)))
+
+
+def _bias_dtype(p: Precision) -> str:
+    return "int64" if p.accumulator_dtype == "int64" else "int32"
+
+
+def _valid_scales(scale: np.ndarray, qmax: int, floor: float) -> np.ndarray:
+    """Weight scales as stored (float32), each one usable. A channel of zeros gets the layer's
+    widest scale: any scale holds zeros exactly, and this one keeps its requantization
+    multiplier in the layer's usual range (a floor like 1e-12 / qmax made it ~1e-17 and its
+    bias ~1e18 steps). A tiny-range channel is raised to `floor` (its weights round to fewer
+    levels, or to zero, where they are negligible anyway)."""
+    scale = np.asarray(scale, np.float64)
+    live = np.isfinite(scale) & (scale > 0)
+    widest = max(float(scale[live].max()) if live.any() else 1.0 / qmax, floor)
+    scale = np.where(live, np.maximum(scale, floor), widest)
+    # Scales are stored as float32 in every format we exchange with (TFLite, ONNX).
+    return scale.astype(np.float32).astype(np.float64)
+
+
+def _quantize_rows(
+    flat: np.ndarray, scale: np.ndarray, zp: np.ndarray, qmin: int, qmax: int
+) -> np.ndarray:
+    """Weights quantized row by row (one row per scale) as int64."""
+    return np.clip(np.round(flat / scale[:, None]) + zp[:, None], qmin, qmax).astype(np.int64)
 
 
 def activation_groups(

@@ -24,6 +24,7 @@ import numpy as np
 from accelsim.core.fsutil import atomic_write_text
 from accelsim.core.precision import Precision
 from accelsim.model.graph import Graph
+from accelsim.quant.metrics import output_snr_db
 from accelsim.quant.mixed import write_mixed
 from accelsim.quant.ptq import CalibrationData, quantize_graph
 from accelsim.quant.train import predict_logits, top1, with_batch
@@ -36,16 +37,6 @@ def weighted_layers(graph: Graph) -> list[str]:
     """Names of the conv2d / dense nodes of the prepared (BN-folded) graph, in order."""
     g = prepare_for_quantization(graph)
     return [n.name for n in g.nodes if n.op in ("conv2d", "dense")]
-
-
-def output_snr_db(reference: np.ndarray, test: np.ndarray) -> float:
-    """10 log10(sum(ref^2) / sum((ref - test)^2)) over all samples (inf when equal)."""
-    ref = np.asarray(reference, np.float64)
-    err = ref - np.asarray(test, np.float64)
-    noise = float(np.sum(err * err))
-    if noise == 0.0:
-        return float("inf")
-    return 10.0 * np.log10(float(np.sum(ref * ref)) / noise)
 
 
 class _Evaluator:

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from accelsim.model.batch import with_batch
 from accelsim.model.graph import Graph, TensorInfo
-from accelsim.model.ops import infer_shapes
 from accelsim.quant.torch_graph import GraphModule, logits_tensor, to_graph
 from accelsim.ref.executor import run
 
@@ -45,40 +45,6 @@ def torch_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(old)
-
-
-# ---------------------------------------------------------------------------------------------
-# Re-batching a graph (the zoo builds batch 1; the executor checks the input shape exactly)
-# ---------------------------------------------------------------------------------------------
-
-
-def with_batch(graph: Graph, batch: int) -> Graph:
-    """The same graph with batch dimension `batch` on its inputs; every other shape is
-    re-inferred (dtypes and quantization parameters kept). A static reshape whose first
-    dimension equals the old batch follows the new one."""
-    old = {t: graph.tensors[t].shape[0] for t in graph.inputs}
-    if all(b == batch for b in old.values()):
-        return graph
-    tensors = dict(graph.tensors)
-    for t in graph.inputs:
-        info = tensors[t]
-        tensors[t] = TensorInfo(t, (batch,) + tuple(info.shape[1:]), info.dtype, info.quant)
-    old_batch = next(iter(old.values()))
-    nodes = []
-    for n in graph.nodes:
-        if n.op == "reshape":
-            shape = list(n.attr("shape"))
-            src = graph.tensors[n.inputs[0]].shape
-            if shape and src and shape[0] == src[0] == old_batch:
-                shape[0] = batch
-                n = n.with_attrs(shape=tuple(shape))
-        ins = [tensors[t] if t else None for t in n.inputs]
-        shapes = infer_shapes(n, ins)
-        for o, s in zip(n.outputs, shapes):
-            info = tensors[o]
-            tensors[o] = TensorInfo(o, s, info.dtype, info.quant)
-        nodes.append(n)
-    return graph.replace(nodes=tuple(nodes), tensors=tensors)
 
 
 def _dequantized(info: TensorInfo, v: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from accelsim.core.errors import ShapeError
+from accelsim.core.errors import AccelsimError, ShapeError
 from accelsim.core.qparams import NUMPY_DTYPE, dtype_range
 from accelsim.model.graph import Graph, Node
 
@@ -28,18 +28,24 @@ def domain_of(graph: Graph, node: Node) -> str:
     return graph.requant_mode
 
 
+def _by_name(
+    graph: Graph, feeds: Mapping[str, np.ndarray] | Sequence[np.ndarray], source: str
+) -> Mapping[str, np.ndarray]:
+    if isinstance(feeds, Mapping):
+        return feeds
+    feeds = list(feeds)
+    if len(feeds) != len(graph.inputs):
+        raise ShapeError(
+            f"{source}: model '{graph.name}' takes {len(graph.inputs)} input(s), found {len(feeds)}"
+        )
+    return dict(zip(graph.inputs, feeds))
+
+
 def check_inputs(
     graph: Graph, feeds: Mapping[str, np.ndarray] | Sequence[np.ndarray], source: str = "input"
 ) -> dict[str, np.ndarray]:
     """Match user arrays to graph inputs by name or position; check shape and dtype."""
-    if not isinstance(feeds, Mapping):
-        feeds = list(feeds)
-        if len(feeds) != len(graph.inputs):
-            raise ShapeError(
-                f"{source}: model '{graph.name}' takes {len(graph.inputs)} input(s), "
-                f"found {len(feeds)}"
-            )
-        feeds = dict(zip(graph.inputs, feeds))
+    feeds = _by_name(graph, feeds, source)
     out = {}
     for name in graph.inputs:
         if name not in feeds:
@@ -114,3 +120,67 @@ def run(
     if keep:
         return values
     return {t: values[t] for t in graph.outputs}
+
+
+def run_batch(
+    graph: Graph,
+    feeds: Mapping[str, np.ndarray] | Sequence[np.ndarray],
+    tensors: Sequence[str] | None = None,
+    batch_size: int = 16,
+    source: str = "input",
+) -> dict[str, np.ndarray]:
+    """Run N samples through `graph` in one call: every input holds N samples stacked on axis 0
+    (each sample shaped as the graph's input with batch 1, or N whole inputs of the graph's
+    batch). The graph is re-batched to `batch_size` and fed in chunks (the last one padded);
+    where it cannot be re-batched (a reshape that fixes the batch) the samples run one by one.
+    Returns the graph outputs, or the named `tensors`, stacked the same way (N, ...)."""
+    from accelsim.model.batch import with_batch
+
+    feeds = _by_name(graph, feeds, source)
+    arrays: dict[str, np.ndarray] = {}
+    per = graph.tensors[graph.inputs[0]].shape[0]
+    for name in graph.inputs:
+        if name not in feeds:
+            raise ShapeError(f"{source}: missing model input '{name}'")
+        shape = graph.tensors[name].shape
+        a = np.asarray(feeds[name])
+        if a.ndim != len(shape) or tuple(a.shape[1:]) != tuple(shape[1:]) or len(a) % per:
+            raise ShapeError(
+                f"{source}: input '{name}' of model '{graph.name}' expects N samples of shape "
+                f"{[per, *shape[1:]]} stacked on axis 0, found {list(a.shape)}"
+            )
+        arrays[name] = a
+    sizes = {len(a) for a in arrays.values()}
+    if len(sizes) != 1:
+        raise ShapeError(f"{source}: inputs hold different numbers of samples {sorted(sizes)}")
+    n = sizes.pop()
+    if n == 0:
+        raise ShapeError(f"{source}: no samples")
+    wanted = list(tensors) if tensors is not None else list(graph.outputs)
+    for t in wanted:
+        if t not in graph.tensors:
+            raise ShapeError(f"{source}: model '{graph.name}' has no tensor '{t}'")
+    bs = max(per, min(int(batch_size), n) // per * per)
+    try:
+        gb = with_batch(graph, bs) if bs != per else graph
+        ok = all(gb.tensors[t].shape[0] == graph.tensors[t].shape[0] // per * bs for t in wanted)
+    except AccelsimError:
+        ok = False
+    if not ok:  # a graph that fixes its batch: sample by sample
+        gb, bs = graph, per
+    chunks: dict[str, list[np.ndarray]] = {t: [] for t in wanted}
+    for i in range(0, n, bs):
+        feed = {}
+        for name, a in arrays.items():
+            part = a[i : i + bs]
+            if len(part) < bs:
+                pad = np.zeros((bs - len(part),) + part.shape[1:], part.dtype)
+                part = np.concatenate([part, pad])
+            feed[name] = part
+        k = min(bs, n - i)
+        values = run(gb, feed, keep=tensors is not None, source=source)
+        for t in wanted:
+            v = values[t]
+            rows = v.shape[0] // bs * k  # leading rows that belong to real samples
+            chunks[t].append(v[:rows])
+    return {t: np.concatenate(c) for t, c in chunks.items()}

@@ -49,19 +49,30 @@ def conv2d_nchw(
     w = np.asarray(w, dtype=np.float64)
     n, c = x.shape[:2]
     cout, cin_g, kh, kw = w.shape
-    win = windows(x, (kh, kw), strides, dilations)  # N, C, OH, OW, kh, kw
-    oh, ow = win.shape[2], win.shape[3]
     g = groups
+    sh, sw = strides
+    dh, dw = dilations
+    oh = (x.shape[2] - (kh - 1) * dh - 1) // sh + 1
+    ow = (x.shape[3] - (kw - 1) * dw - 1) // sw + 1
+    if kh == kw == 1:  # pointwise: a matmul over channels, no window copies
+        xs = x[:, :, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw]
+        out = np.matmul(w.reshape(g, cout // g, cin_g), xs.reshape(n, g, cin_g, oh * ow))
+        return out.reshape(n, cout, oh, ow)
+    if cin_g == 1 and cout == g:
+        # depthwise: one multiply-add per kernel tap over strided views of the input
+        out = np.zeros((n, cout, oh, ow))
+        for i in range(kh):
+            for j in range(kw):
+                tap = x[:, :, i * dh : i * dh + (oh - 1) * sh + 1 : sh]
+                tap = tap[:, :, :, j * dw : j * dw + (ow - 1) * sw + 1 : sw]
+                out += w[:, 0, i, j][None, :, None, None] * tap
+        return out
+    win = windows(x, (kh, kw), strides, dilations)  # N, C, OH, OW, kh, kw
     # (N, G, Cin_g, OH, OW, kh, kw) -> (N, G, OH*OW, Cin_g*kh*kw)
     cols = win.reshape(n, g, cin_g, oh, ow, kh, kw).transpose(0, 1, 3, 4, 2, 5, 6)
     cols = cols.reshape(n, g, oh * ow, cin_g * kh * kw)
     wg = w.reshape(g, cout // g, cin_g * kh * kw).transpose(0, 2, 1)  # G, K, Cout_g
-    if cin_g == 1 and cout == g:
-        # depthwise: one weight column per channel; einsum avoids G tiny matmuls
-        out = np.einsum("ngpk,gk->ngp", cols, wg[:, :, 0])[:, :, None, :]
-    else:
-        out = np.matmul(cols, wg)  # N, G, P, Cout_g
-        out = out.transpose(0, 1, 3, 2)
+    out = np.matmul(cols, wg).transpose(0, 1, 3, 2)  # N, G, Cout_g, P
     return out.reshape(n, cout, oh, ow)
 
 

@@ -304,7 +304,7 @@ def _accuracy_jobs(plan: Plan) -> tuple[list[tuple[dict, str]], list[Job], list[
             continue
         text = str(row.get("precision", ""))
         if text.startswith("mixed"):
-            mixed = plan.accuracy_path.parent / f"{model}_mixed.yaml"
+            mixed = plan.accuracy_path.parent / str(row.get("mixed_yaml") or f"{model}_mixed.yaml")
             if not mixed.is_file():
                 skipped += 1
                 continue
@@ -464,13 +464,16 @@ def generate_report(spec: ReportSpec, plan: Plan | None = None) -> ReportResult:
                     out,
                     points,
                     targets,
-                    f"Top-1 of the digits models (reports/accuracy.json: integer-only reference "
-                    f"executor on the held-out test split; PTQ calibrated on 256 digits training "
-                    f"images, QAT, mixed precision) against the simulated latency and energy of the "
-                    f"same model and precision on each target (digits_cnn at input 16, "
-                    f"digits_mobilenet at 16x16). Cost is simulated at the row's precision; "
-                    f"calibration method and granularity barely change cost, so rows of one "
-                    f"precision stack vertically. {provenance([p.run for p in points])}",
+                    f"Accuracy (reports/accuracy.json: integer-only reference executor on the "
+                    f"held-out test split; top-1 for the digits models and PaddleOCR's "
+                    f"orientation classifier, exact match for its text recognizer) against the "
+                    f"simulated latency and energy of the same model and precision on each "
+                    f"target: float, PTQ per precision and calibrator, QAT, and Wu et al.'s "
+                    f"workflow (accelsim.dse.tune, its mixed float / integer result). The line "
+                    f"per target is the Pareto front (no other point is both cheaper and more "
+                    f"accurate). Cost is simulated at the row's precision; calibration barely "
+                    f"changes cost, so rows of one precision stack vertically. "
+                    f"{provenance([p.run for p in points])}",
                 )
             )
             done += 1

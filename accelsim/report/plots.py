@@ -376,12 +376,23 @@ def roofline(
     return Figure(name, f"roofline of {target.name}", caption)
 
 
+def pareto_front(cost: Sequence[float], score: Sequence[float]) -> list[int]:
+    """Indices of the points no other point beats in both (lower cost, higher score), by
+    cost ascending."""
+    order = sorted(range(len(cost)), key=lambda i: (cost[i], -score[i]))
+    front: list[int] = []
+    for i in order:
+        if not front or score[i] > score[front[-1]]:
+            front.append(i)
+    return front
+
+
 def accuracy_cost(out: Path, points, targets: Sequence[str], caption: str) -> Figure:
-    """Per digits model: top-1 against simulated latency (left) and energy (right), one colour
-    per target, one marker per method."""
+    """Per model: accuracy against simulated latency (left) and energy (right), one colour
+    per target, one marker per method, and each target's Pareto front as a step line."""
     plt = _plt()
     models = sorted({p.row["model"] for p in points})
-    markers = {"float": "s", "ptq": "o", "qat": "^", "ptq-mixed": "D"}
+    markers = {"float": "s", "ptq": "o", "qat": "^", "ptq-mixed": "D", "tune": "*"}
     fig, axes = plt.subplots(len(models), 2, figsize=(11.5, 3.8 * len(models) + 0.4), squeeze=False)
     tcolor = {t: _TARGET_COLORS[i % len(_TARGET_COLORS)] for i, t in enumerate(targets)}
     for mi, m in enumerate(models):
@@ -401,15 +412,31 @@ def accuracy_cost(out: Path, points, targets: Sequence[str], caption: str) -> Fi
                         xs,
                         [100 * p.row["top1"] for p in sel],
                         marker=mk,
-                        s=22,
+                        s=60 if meth == "tune" else 22,
                         color=tcolor[t],
                         alpha=0.8,
                         linewidths=0.3,
                         edgecolors="black",
                     )
+                mine = [p for p in pts if p.target == t]
+                cost = [
+                    p.run.latency_s * 1e6 if what == "latency" else p.run.energy_j * 1e6
+                    for p in mine
+                ]
+                front = pareto_front(cost, [p.row["top1"] for p in mine])
+                if len(front) > 1:
+                    ax.step(
+                        [cost[i] for i in front],
+                        [100 * mine[i].row["top1"] for i in front],
+                        where="post",
+                        color=tcolor[t],
+                        linewidth=0.8,
+                        alpha=0.6,
+                    )
             _log_axis(ax, "x")
             ax.set_xlabel("latency (us, log)" if what == "latency" else "energy (uJ, log)")
-            ax.set_ylabel("top-1 (%)")
+            metric = pts[0].row.get("metric", "top1") if pts else "top1"
+            ax.set_ylabel(f"{metric.replace('_', ' ')} (%)")
             ax.set_title(f"{m}: accuracy vs simulated {what}")
             ax.grid(alpha=0.3)
     from matplotlib.lines import Line2D
@@ -425,7 +452,7 @@ def accuracy_cost(out: Path, points, targets: Sequence[str], caption: str) -> Fi
     fig.tight_layout()
     name = "accuracy_cost.png"
     _save(fig, out, name)
-    return Figure(name, "accuracy vs simulated latency and energy (digits models)", caption)
+    return Figure(name, "accuracy vs simulated latency and energy", caption)
 
 
 __all__ = [

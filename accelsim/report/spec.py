@@ -20,9 +20,9 @@ PRECISION_ORDER = ("fp32", "fp16", "w16a16", "w8a8", "w8a4", "w4a8", "w4a4")
 # left out of the default report (a committed report must not depend on the build machine);
 # `--target host` still works.
 DEFAULT_KINDS = ("cpu-simd", "vliw-dsp", "accelerator")
-# The accuracy study (benchmarks/accuracy_study.py) ran digits_cnn at input 16 and
-# digits_mobilenet at its default 16x16.
-ACCURACY_MODELS = {"digits_cnn": 16, "digits_mobilenet": None}
+# The accuracy study (benchmarks/accuracy_study.py) ran digits_cnn at input 16,
+# digits_mobilenet at its default 16x16, and the packaged PaddleOCR networks as shipped.
+ACCURACY_MODELS = {"digits_cnn": 16, "digits_mobilenet": None, "ppocr_cls": None, "ppocr_rec": None}
 
 
 def repo_root() -> Path:

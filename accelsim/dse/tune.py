@@ -1,0 +1,306 @@
+"""Wu et al.'s post-training workflow (Wu et al. 2020, "Integer Quantization for Deep Learning
+Inference", section 6) as one entry point, with every step costed on the chosen targets.
+
+`tune(graph, calibration, x_val, metric, ...)` on a float model:
+
+1. the float model's score on the validation samples (and its cost, fp32);
+2. calibration: PTQ at `precision` with each of `calibrators`, each scored on validation; the
+   best is kept (ties go to the earlier one in the list);
+3. partial quantization, when the best calibrated model is more than `max_drop` below float:
+   every weighted layer (conv2d / dense of the BN-folded graph) is ranked by its sensitivity
+   (the score, then the output SNR against float as the tie-break, with only that layer
+   quantized at `precision` and everything else float, on `sensitivity_samples` of the
+   validation samples), and the fewest most-sensitive layers are moved to `high` (fp32 by
+   default: Wu et al.'s partial quantization; or a 16-bit precision) for which validation is
+   within the budget: a bisection over that count, assuming more high layers never score
+   worse (each tried count is a recorded step); the whole ranking at `high` ends it either way;
+4. quantization-aware training is the next step when the budget still does not hold; it needs
+   a torch model (`accelsim.quant.qat`) and is not run here: the result says so.
+
+Every step's graph is costed on each target (`accelsim.backends.simulate`, per node at the
+precision its operands carry, so a mixed graph is costed layer by layer) and recorded with its
+score. Everything returned is a frozen data class with `to_json()`; `log` receives one line per
+step.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+
+from accelsim.core.errors import InputError
+from accelsim.core.precision import Precision, parse_precision
+from accelsim.core.target import Target, load_target
+from accelsim.dse.mixed_search import _jsonable
+from accelsim.model.graph import Graph
+from accelsim.quant.calibrate import make_calibrator
+from accelsim.quant.metrics import Metric, evaluate, output_snr_db, scores
+from accelsim.quant.ptq import (
+    CalibrationData,
+    assign_precisions,
+    calibrate_ranges,
+    quantize_with_ranges,
+)
+from accelsim.quant.transforms import prepare_for_quantization
+
+DEFAULT_CALIBRATORS = ("minmax", "percentile:99.99", "percentile:99.999", "entropy", "mse")
+FP32 = parse_precision("fp32")
+_WEIGHTED = ("conv2d", "dense")
+
+
+@dataclass(frozen=True)
+class StepCost:
+    target: str
+    fidelity: str
+    latency_s: float
+    energy_j: float
+
+
+@dataclass(frozen=True)
+class TuneStep:
+    stage: str  # "float", "calibration", "partial", "chosen" (a partial step repeated last)
+    precision: str  # the base precision ("fp32" for the float model)
+    calibration: str
+    high: str  # precision of the layers kept high ("" when none)
+    high_layers: tuple[str, ...]
+    score: float
+    drop: float  # float score - score
+    meets_budget: bool
+    costs: tuple[StepCost, ...]
+    note: str = ""
+
+    def cost(self, target: str) -> StepCost | None:
+        return next((c for c in self.costs if c.target == target), None)
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    model: str
+    metric: str
+    validation_samples: int
+    sensitivity_samples: int
+    precision: str
+    high: str
+    max_drop: float
+    float_score: float
+    calibration: str  # the calibrator chosen
+    calibration_scores: Mapping[str, float]
+    sensitivity: tuple[tuple[str, float, float], ...]  # (layer, score, snr dB), most first
+    high_layers: tuple[str, ...]
+    score: float
+    met: bool
+    steps: tuple[TuneStep, ...]
+    node_precisions: Mapping[str, str] = field(default_factory=dict)
+    next_step: str = ""
+
+    @property
+    def final(self) -> TuneStep:
+        return self.steps[-1] if self.met else max(self.steps[1:], key=lambda s: s.score)
+
+    def to_json(self) -> dict:
+        return _jsonable(asdict(self))
+
+
+def _targets(targets: Sequence[str | Target]) -> list[Target]:
+    return [t if isinstance(t, Target) else load_target(str(t)) for t in targets]
+
+
+def tune(
+    graph: Graph,
+    calibration: CalibrationData,
+    x_val: np.ndarray,
+    metric: Metric,
+    *,
+    precision: str | Precision = "w8a8",
+    calibrators: Sequence[str] = DEFAULT_CALIBRATORS,
+    max_drop: float = 0.01,
+    high: str | Precision = "fp32",
+    targets: Sequence[str | Target] = ("cortex-a76",),
+    fidelity: str | None = "analytic",
+    sensitivity_samples: int | None = None,
+    batch_size: int = 16,
+    log: Callable[[str], None] | None = None,
+) -> TuneResult:
+    """Wu et al.'s workflow on a float `graph` (see the module docstring). `metric` scores the
+    model's outputs on `x_val` (higher better); `max_drop` is in the metric's units (0.01 = one
+    point of top-1)."""
+    from accelsim.backends import fidelity_of, simulate
+    from accelsim.model.quantization import graph_precision
+
+    say = log or (lambda _m: None)
+    p = parse_precision(precision) if isinstance(precision, str) else precision
+    hi = parse_precision(high) if isinstance(high, str) else high
+    if graph.is_quantized:
+        raise InputError(f"model '{graph.name}' is already quantized; tune starts from float")
+    if p.is_float:
+        raise InputError(f"precision {p}: tune quantizes, give an integer precision (e.g. w8a8)")
+    if not calibrators:
+        raise InputError("calibrators: expected at least one (e.g. minmax, entropy, mse)")
+    for c in calibrators:
+        make_calibrator(c)  # a bad spec fails before any work
+    if not (math.isfinite(max_drop) and max_drop >= 0):
+        raise InputError(f"max_drop: expected a finite drop >= 0, found {max_drop}")
+    if not calibration.samples:
+        raise InputError("calibration data: no samples")
+    x_val = np.asarray(x_val)
+    if len(x_val) == 0:
+        raise InputError("validation data: no samples")
+    tgts = _targets(targets)
+    for t in tgts:
+        t.check_precision(p)
+        if not hi.is_float:
+            t.check_precision(hi)
+
+    prepared = prepare_for_quantization(graph)
+    layers = [n.name for n in prepared.nodes if n.op in _WEIGHTED]
+    steps: list[TuneStep] = []
+
+    def costs_of(q: Graph) -> tuple[StepCost, ...]:
+        prec = graph_precision(q)
+        out = []
+        for t in tgts:
+            per = simulate(q, t, prec, fidelity)
+            out.append(
+                StepCost(
+                    t.name,
+                    fidelity_of(t, fidelity),
+                    float(sum(c.latency_s for c in per)),
+                    float(sum(c.energy_j for c in per)),
+                )
+            )
+        return tuple(out)
+
+    def record(stage, q, score, calib, high_layers=(), note="") -> TuneStep:
+        drop = float_score - score if steps else 0.0
+        step = TuneStep(
+            stage,
+            str(p) if stage != "float" else "fp32",
+            calib,
+            str(hi) if high_layers else "",
+            tuple(high_layers),
+            float(score),
+            float(drop),
+            bool(drop <= max_drop + 1e-12),
+            costs_of(q),
+            note,
+        )
+        steps.append(step)
+        cost = ", ".join(
+            f"{c.target} {c.latency_s * 1e3:.3f} ms {c.energy_j * 1e6:.1f} uJ" for c in step.costs
+        )
+        say(
+            f"{stage:<11} {calib or '-':<18} high {len(high_layers):>3}: {metric.name} "
+            f"{score:.4f} (drop {drop:+.4f}) {cost}"
+        )
+        return step
+
+    float_scores = scores(prepared, x_val, batch_size)
+    float_score = float(metric(float_scores))
+    record("float", prepared, float_score, "")
+
+    # 2. calibration, per model
+    ranges_by: dict[str, Mapping[str, tuple[float, float]]] = {}
+    cal_scores: dict[str, float] = {}
+    uniform = assign_precisions(prepared, p)
+    best = None
+    for c in calibrators:
+        ranges_by[c] = calibrate_ranges(prepared, calibration, c, uniform)
+        q = quantize_with_ranges(prepared, uniform, ranges_by[c])
+        cal_scores[c] = float(evaluate(q, x_val, metric, batch_size))
+        step = record("calibration", q, cal_scores[c], c)
+        if best is None or step.score > best.score:
+            best = step
+    assert best is not None
+    chosen = best.calibration
+    ranges = ranges_by[chosen]
+    say(f"calibration chosen: {chosen} ({metric.name} {best.score:.4f})")
+
+    sensitivity: tuple[tuple[str, float, float], ...] = ()
+    high_layers: tuple[str, ...] = ()
+    final = best
+    if not best.meets_budget:
+        # 3. partial quantization: rank layers, then the fewest most-sensitive ones go high
+        ns = len(x_val) if sensitivity_samples is None else min(sensitivity_samples, len(x_val))
+        xs, ref = x_val[:ns], float_scores[:ns]
+        rows = []
+        for name in layers:
+            q = quantize_with_ranges(prepared, {**_all(prepared, FP32), name: p}, ranges)
+            s = scores(q, xs, batch_size)
+            rows.append((name, float(metric_on(metric, s, ns)), output_snr_db(ref, s)))
+        sensitivity = tuple(sorted(rows, key=lambda r: (r[1], r[2])))
+        say("sensitivity (most first): " + ", ".join(f"{n} {s:.3f}" for n, s, _ in sensitivity))
+        order = [r[0] for r in sensitivity]
+        tried: dict[int, TuneStep] = {}
+
+        def try_k(k: int) -> TuneStep:
+            if k not in tried:
+                kept = order[:k]
+                prec = {**uniform, **{n: hi for n in kept}}
+                q = quantize_with_ranges(prepared, prec, ranges)
+                s = float(evaluate(q, x_val, metric, batch_size))
+                tried[k] = record("partial", q, s, chosen, kept)
+            return tried[k]
+
+        lo_k, hi_k = 0, len(order)
+        top = try_k(hi_k)
+        if top.meets_budget:
+            while hi_k - lo_k > 1:  # smallest k that meets the budget (k = 0 did not)
+                mid = (lo_k + hi_k) // 2
+                if try_k(mid).meets_budget:
+                    hi_k = mid
+                else:
+                    lo_k = mid
+            final = try_k(hi_k)
+        else:
+            final = top
+        high_layers = final.high_layers
+        if final is not steps[-1]:  # the chosen configuration is the last step
+            final = replace(final, stage="chosen")
+            steps.append(final)
+    node_prec = {
+        n.name: str(hi if n.name in high_layers else p) for n in prepared.nodes if n.op in _WEIGHTED
+    }
+    nxt = (
+        ""
+        if final.meets_budget
+        else (
+            "quantization-aware training (accelsim.quant.qat) on a torch model of the network; "
+            "not run here"
+        )
+    )
+    return TuneResult(
+        model=graph.name,
+        metric=metric.name,
+        validation_samples=len(x_val),
+        sensitivity_samples=0
+        if not sensitivity
+        else min(sensitivity_samples or len(x_val), len(x_val)),
+        precision=str(p),
+        high=str(hi),
+        max_drop=float(max_drop),
+        float_score=float_score,
+        calibration=chosen,
+        calibration_scores=cal_scores,
+        sensitivity=sensitivity,
+        high_layers=high_layers,
+        score=final.score,
+        met=final.meets_budget,
+        steps=tuple(steps),
+        node_precisions=node_prec,
+        next_step=nxt,
+    )
+
+
+def _all(graph: Graph, p: Precision) -> dict[str, Precision]:
+    return {n.name: p for n in graph.nodes}
+
+
+def metric_on(metric: Metric, s: np.ndarray, n: int) -> float:
+    """`metric` on the first `n` samples' scores (label metrics hold every sample's label)."""
+    labels = getattr(metric, "labels", None)
+    if labels is None or len(labels) == n:
+        return metric(s)
+    return replace(metric, labels=labels[:n])(s)  # type: ignore[type-var]
