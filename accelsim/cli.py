@@ -456,6 +456,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_model_target(p: argparse.ArgumentParser, input_size: bool = True) -> None:
+    p.add_argument("model", help="zoo name or a model file (.onnx, .tflite)")
+    p.add_argument("--target", required=True, help="shipped target name or a target .yaml")
+    if input_size:
+        p.add_argument("--input-size", type=int, help="zoo models: spatial input size")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="accelsim",
@@ -501,9 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
         "object files (accelerators: program .asm / .bin) and "
         "kernels.json",
     )
-    c.add_argument("model", help="zoo name or a model file")
-    c.add_argument("--target", required=True, help="shipped target name or a target .yaml")
-    c.add_argument("--input-size", type=int, help="zoo models: spatial input size")
+    _add_model_target(c)
     c.add_argument("--out", required=True, metavar="DIR")
     _add_quant_args(c, required=False)
     c.set_defaults(func=_cmd_compile)
@@ -514,17 +519,14 @@ def build_parser() -> argparse.ArgumentParser:
         "qemu or the accelerator's simulator) against the "
         "reference executor",
     )
-    v.add_argument("model", help="zoo name or a model file")
-    v.add_argument("--target", required=True, help="shipped target name or a target .yaml")
-    v.add_argument("--input-size", type=int, help="zoo models: spatial input size")
+    _add_model_target(v)
     v.add_argument("--seed", type=int, default=0, help="seed of the random model input")
     v.add_argument("--json", metavar="PATH", help="write {mismatches, elements, layers} as JSON")
     _add_quant_args(v, required=False)
     v.set_defaults(func=_cmd_verify)
 
     s = sub.add_parser("simulate", help="per-layer latency and energy on a target, per precision")
-    s.add_argument("model", help="zoo name or a model file")
-    s.add_argument("--target", required=True, help="shipped target name or a target .yaml")
+    _add_model_target(s, input_size=False)
     s.add_argument(
         "--precision",
         help="comma-separated, e.g. fp32,w8a8,w4a8 (a model with stored quantization: as stored)",
