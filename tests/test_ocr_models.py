@@ -25,8 +25,8 @@ def _ort_outputs(model, x: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize(
     "name,rewrites",
     [
-        ("ppocr_cls", {"HardSigmoid": 9, "Div": 18}),
-        ("ppocr_rec", {"HardSigmoid": 2, "LayerNorm": 5, "QKV": 6, "Softmax": 3}),
+        ("ppocr_cls", {"Div": 18}),
+        ("ppocr_rec", {"Div": 28, "LayerNorm": 5, "QKV": 6, "Softmax": 3}),
     ],
 )
 def test_rewrites_are_exact_against_onnxruntime(name, rewrites):
@@ -35,7 +35,7 @@ def test_rewrites_are_exact_against_onnxruntime(name, rewrites):
     for k, v in rewrites.items():
         assert counts[k] == v, counts
     ops = {n.op_type for n in rewritten.graph.node}
-    assert not ops & {"HardSigmoid", "Div", "Pow", "Sqrt"}, ops
+    assert not ops & {"Div", "Pow", "Sqrt"}, ops
     x = np.random.default_rng(1).uniform(-1, 1, (2, *packaged.MODELS[name].input_shape[1:]))
     a = _ort_outputs(original, x.astype(np.float32))
     b = _ort_outputs(rewritten, x.astype(np.float32))

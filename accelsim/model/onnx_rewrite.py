@@ -5,15 +5,9 @@ arithmetic (the float result can differ from the original by float32 rounding on
 `rewrite_for_import(model, input_shape)` fixes the input shape, moves the model to opset 17
 (ONNX's version converter; LayerNormalization needs 17) and then applies, in order:
 
-- `HardSigmoid(x)` -> `Clip(alpha * x + beta, 0, 1)`: ONNX's definition, operator for operator;
 - `Div(x, c)` with a constant `c` -> `Mul(x, 1 / c)` (one float32 rounding of `1 / c`);
 - the decomposed layer norm exporters write, `(x - mean(x)) / sqrt(mean((x - mean(x))^2) + eps)
   * gamma + beta` over the last axis -> `LayerNormalization(axis=-1, epsilon=eps)`;
-- `Sigmoid(x)` -> `softmax([x, 0])[0]` (`e^x / (e^x + e^0)`): x reshaped to (N, C, M, 1), padded
-  with a zero on the last axis, a softmax over that axis, and a 1x1 max pool of stride 2 on it,
-  which picks the first element of each pair, then reshaped back. Every step is an operator
-  accelsim quantizes, so a quantized sigmoid gets the softmax's fixed output scale 2^-b (as
-  TFLite's LOGISTIC has 1/256);
 - `Flatten` or `Reshape(x, (rows, n)) -> Softmax -> Reshape(x.shape)` (the version converter's form of an
   opset-12 softmax over the last axis) -> `Softmax(x, axis=-1)`;
 - a fused query/key/value projection, `Slice`d after `Transpose(Reshape(MatMul(x, W) + b))`
@@ -21,7 +15,7 @@ arithmetic (the float result can differ from the original by float32 rounding on
   and `b`, with the same reshape and transpose (each output is the same dot product).
 
 Constant nodes become initializers (ONNX Runtime's quantizer looks for biases there).
-HardSigmoid and Sigmoid are only rewritten while the importer has no kernel of its own for them.
+(Sigmoid, HardSigmoid and HardSwish need no rewrite: the importer has kernels for them.)
 Anything a rewrite does not recognise is left as it is; the importer then names the operator it
 does not support.
 """
@@ -36,13 +30,6 @@ import numpy as np
 from accelsim.core.errors import ModelError
 
 OPSET = 17
-
-
-def _runtime_ops() -> set[str]:
-    """ONNX operators the importer maps onto IR operators (not only folds at import time)."""
-    from accelsim.model import onnx_import
-
-    return set(onnx_import._HANDLERS)
 
 
 class _Rewriter:
@@ -155,25 +142,6 @@ class _Rewriter:
             self.g.node.extend(keep)
 
     # -- rewrites ---------------------------------------------------------------------------
-    def hard_sigmoid(self) -> int:
-        done = 0
-        for n in [n for n in self.g.node if n.op_type == "HardSigmoid"]:
-            a = {x.name: self.onnx.helper.get_attribute_value(x) for x in n.attribute}
-            alpha, beta = float(a.get("alpha", 0.2)), float(a.get("beta", 0.5))
-            s, t = self.name(n.output[0] + "_scaled"), self.name(n.output[0] + "_shifted")
-            new = [
-                self.node("Mul", [n.input[0], self.const("alpha", np.float32(alpha))], [s]),
-                self.node("Add", [s, self.const("beta", np.float32(beta))], [t]),
-                self.node(
-                    "Clip",
-                    [t, self.const("zero", np.float32(0)), self.const("one", np.float32(1))],
-                    [n.output[0]],
-                ),
-            ]
-            self.replace([n], new)
-            done += 1
-        return done
-
     def div_by_constant(self) -> int:
         done = 0
         for n in [n for n in self.g.node if n.op_type == "Div"]:
@@ -289,33 +257,6 @@ class _Rewriter:
             done += 1
         return done
 
-    def sigmoid(self) -> int:
-        done = 0
-        for n in [n for n in self.g.node if n.op_type == "Sigmoid"]:
-            shape = self.shapes.get(n.input[0])
-            if shape is None or len(shape) < 2:
-                raise ModelError(
-                    f"node '{n.name}' (Sigmoid): its input shape is not static; cannot rewrite it"
-                )
-            rows = int(np.prod(shape[2:])) if len(shape) > 2 else 1
-            pair = (shape[0], shape[1], rows, 1)
-            r, p, s, m = (self.name(n.output[0] + k) for k in ("_4d", "_pair", "_soft", "_pick"))
-            new = [
-                self.node("Reshape", [n.input[0], self.const("shape", np.array(pair))], [r]),
-                self.node(
-                    "Pad",
-                    [r, self.const("pads", np.array([0, 0, 0, 0, 0, 0, 0, 1], np.int64))],
-                    [p],
-                    mode="constant",
-                ),
-                self.node("Softmax", [p], [s], axis=-1),
-                self.node("MaxPool", [s], [m], kernel_shape=[1, 1], strides=[1, 2]),
-                self.node("Reshape", [m, self.const("shape", np.array(shape, np.int64))], n.output),
-            ]
-            self.replace([n], new)
-            done += 1
-        return done
-
     def split_qkv(self) -> int:
         """Slice(Transpose(Reshape(Add(MatMul(x, W), b)))) on the axis that came from splitting
         W's columns -> MatMul(x, W[:, cols]) + b[cols], reshaped and transposed the same way."""
@@ -420,12 +361,9 @@ def rewrite_for_import(model: Any, input_shape: Sequence[int]) -> tuple[Any, dic
     if opset < OPSET:
         model = version_converter.convert_version(model, OPSET)
     rw = _Rewriter(model)
-    runtime = _runtime_ops()
     counts = {
-        "HardSigmoid": rw.hard_sigmoid() if "HardSigmoid" not in runtime else 0,
         "Div": rw.div_by_constant(),
         "LayerNorm": rw.layer_norm(),
-        "Sigmoid": rw.sigmoid() if "Sigmoid" not in runtime else 0,
         "QKV": rw.split_qkv(),
     }
     rw.infer()
