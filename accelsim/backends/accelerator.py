@@ -126,7 +126,7 @@ def _record(
 
 
 def _file_stem(name: str, used: set[str]) -> str:
-    from accelsim.kernels.compile import sanitize
+    from accelsim.core.fsutil import sanitize
 
     base = sanitize(name)
     stem, i = base, 1

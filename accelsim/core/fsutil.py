@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,3 +81,10 @@ def read_numpy(path: str | os.PathLike, label: str, error: type[Exception]) -> A
         return np.load(p, allow_pickle=False)
     except (ValueError, OSError, zipfile.BadZipFile) as exc:
         raise error(f"{label}: not a readable .npy/.npz file ({exc})") from None
+
+
+def sanitize(name: str, fallback: str = "layer") -> str:
+    """A model or layer name as a file name: [A-Za-z0-9_.-] only, no leading or trailing dots
+    (so never a path, `..` or a hidden file), at most 120 characters."""
+    s = re.sub(r"[^A-Za-z0-9_.-]", "_", name).strip(".") or fallback
+    return s[:120]

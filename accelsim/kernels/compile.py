@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 import threading
 import time
 from pathlib import Path
 
 from accelsim.core.errors import AccelsimError
-from accelsim.core.fsutil import atomic_write_bytes, atomic_write_text
+from accelsim.core.fsutil import atomic_write_bytes, atomic_write_text, sanitize
+from accelsim.core.precision import Precision
 from accelsim.core.version import __version__
 from accelsim.kernels.kernel import InstructionMix, Kernel, Loop, instruction_mix, loop_nest
 
@@ -198,16 +198,10 @@ def compile_layer(layer, target, use_cache: bool = True) -> Kernel:
     )
 
 
-def sanitize(name: str) -> str:
-    """A layer name as a file name: [A-Za-z0-9_.-] only."""
-    s = re.sub(r"[^A-Za-z0-9_.-]", "_", name).strip(".") or "layer"
-    return s[:120]
-
-
 def compile_graph(
     graph,
     target,
-    precision=None,
+    precision: Precision | None = None,
     out_dir=None,
     schedules=None,
     use_cache: bool = True,
@@ -220,7 +214,9 @@ def compile_graph(
     from accelsim.lower.lower import lower_graph
 
     target = _target(target)
-    prec = getattr(precision, "name", precision)
+    from accelsim.model.quantization import graph_precision
+
+    prec = precision or graph_precision(graph)
     layers = lower_graph(graph, target, prec, schedules)
     kernels: list[Kernel] = []
     for i, L in enumerate(layers):
@@ -253,7 +249,7 @@ def _write_outputs(graph, target, prec, layers, kernels, out: Path) -> list[Kern
     doc = {
         "model": graph.name,
         "target": target.name,
-        "precision": prec,
+        "precision": prec.name,
         "accelsim_version": __version__,
         "distinct_kernels": len({k.key for k in written}),
         "kernels": [k.to_dict() for k in written],
