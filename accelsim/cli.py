@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
+import traceback
 from collections.abc import Sequence
 
 from accelsim.core.errors import AccelsimError, InputError
@@ -463,8 +465,15 @@ def _add_model_target(p: argparse.ArgumentParser, input_size: bool = True) -> No
         p.add_argument("--input-size", type=int, help="zoo models: spatial input size")
 
 
+class _Parser(argparse.ArgumentParser):
+    """A usage error is one line, like every other user error (`--help` shows the usage)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"accelsim: error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="accelsim",
         description="What does a quantized neural network cost on a given piece of hardware, "
         "at a given precision?",
@@ -740,17 +749,61 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _quiet_stdout() -> None:
+    """After a closed pipe (`accelsim ... | head`): point stdout at /dev/null so that the
+    interpreter's flush at exit does not fail a second time."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
+def _os_error_line(exc: OSError) -> str:
+    from accelsim.core.fsutil import os_problem
+
+    if exc.filename is None:
+        return os_problem(exc)
+    return f"{exc.filename}: {os_problem(exc)}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """The error boundary: a user's mistake (an `AccelsimError`, or an OS error their paths or
+    disks cause) is one line on stderr and exit 2; anything else is a bug and keeps its
+    traceback."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the boundary
+        return code
     except AccelsimError as exc:
         print(f"accelsim: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("accelsim: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 141  # 128 + SIGPIPE, as a shell reports a process the pipe killed
+    except OSError as exc:
+        from accelsim.core.fsutil import USER_ERRNOS
+
+        if exc.errno not in USER_ERRNOS:
+            return _bug()
+        print(f"accelsim: error: {_os_error_line(exc)}", file=sys.stderr)
+        return 2
+    except Exception:
+        return _bug()
+
+
+def _bug() -> int:
+    """The exception being handled is accelsim's fault: its traceback, and a request."""
+    traceback.print_exc()
+    print(
+        f"accelsim: internal error (accelsim {__version__}): this is a bug; please report it "
+        f"with the command line and the traceback above",
+        file=sys.stderr,
+    )
+    return 3
 
 
 if __name__ == "__main__":

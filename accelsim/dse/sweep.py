@@ -30,6 +30,7 @@ import numpy as np
 
 from accelsim.core.cache import ResultCache, content_key
 from accelsim.core.errors import InputError
+from accelsim.core.extras import need
 from accelsim.core.fsutil import atomic_write_text, read_yaml
 from accelsim.dse.pareto import pareto_mask
 
@@ -242,6 +243,24 @@ class SweepResult:
     cached: int
 
 
+# how long an unreachable Dask scheduler may keep a sweep waiting
+CONNECT_TIMEOUT_S = 5
+
+
+def connect(scheduler: str):
+    """A Dask client of `scheduler`; a missing dask extra, a malformed or unreachable address is
+    one user error within `CONNECT_TIMEOUT_S`."""
+    distributed = need("distributed", "sweep --scheduler", "dask")
+    try:
+        return distributed.Client(scheduler, timeout=f"{CONNECT_TIMEOUT_S}s")
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise InputError(
+            f"--scheduler {scheduler}: no Dask scheduler answered within {CONNECT_TIMEOUT_S} s "
+            f"(expected the address of a running scheduler, e.g. tcp://host:8786; "
+            f"{type(exc).__name__})"
+        ) from None
+
+
 def run_sweep(
     spec: SweepSpec,
     cache_dir: str | None = None,
@@ -250,6 +269,8 @@ def run_sweep(
     progress: Callable[[int], None] | None = None,
 ) -> SweepResult:
     points = validate(spec)
+    if scheduler:  # a missing extra fails before any work
+        need("distributed", "sweep --scheduler", "dask")
     cache = ResultCache("sweep", cache_dir)
     keys = [point_key(p, spec.target, spec.input_size, spec.fidelity) for p in points]
     results: dict[str, dict] = {}
@@ -289,9 +310,9 @@ def run_sweep(
 
     if tasks:
         if scheduler:
-            from distributed import Client, as_completed
+            from distributed import as_completed
 
-            with Client(scheduler) as client:
+            with connect(scheduler) as client:
                 futures = client.map(_evaluate_and_cache, tasks, pure=False)
                 for fut in as_completed(futures):
                     collect(fut.result())

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 import threading
 import time
 from pathlib import Path
 
 from accelsim.core.errors import AccelsimError
-from accelsim.core.fsutil import atomic_write_bytes, atomic_write_text
+from accelsim.core.fsutil import atomic_write_bytes, atomic_write_text, safe_name
 from accelsim.core.version import __version__
 from accelsim.kernels.kernel import InstructionMix, Kernel, Loop, instruction_mix, loop_nest
 
@@ -198,12 +197,6 @@ def compile_layer(layer, target, use_cache: bool = True) -> Kernel:
     )
 
 
-def sanitize(name: str) -> str:
-    """A layer name as a file name: [A-Za-z0-9_.-] only."""
-    s = re.sub(r"[^A-Za-z0-9_.-]", "_", name).strip(".") or "layer"
-    return s[:120]
-
-
 def compile_graph(
     graph,
     target,
@@ -240,7 +233,7 @@ def _write_outputs(graph, target, prec, layers, kernels, out: Path) -> list[Kern
     used: set[str] = set()
     written: list[Kernel] = []
     for k in kernels:
-        base = sanitize(k.layer)
+        base = safe_name(k.layer, "layer")
         name, i = base, 1
         while name in used:
             i += 1

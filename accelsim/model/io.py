@@ -25,17 +25,16 @@ def load_inputs(path: str, graph: Graph) -> dict[str, np.ndarray]:
             )
         return {graph.inputs[0]: data}
     feeds = {}
-    with data:
-        for i, name in enumerate(graph.inputs):
-            for key in (name, f"in{i}"):
-                if key in data.files:
-                    feeds[name] = data[key]
-                    break
-            else:
-                raise InputError(
-                    f"{path}: no array for model input '{name}' (keys tried: "
-                    f"'{name}', 'in{i}'; found: {', '.join(data.files)})"
-                )
+    for i, name in enumerate(graph.inputs):
+        for key in (name, f"in{i}"):
+            if key in data:
+                feeds[name] = data[key]
+                break
+        else:
+            raise InputError(
+                f"{path}: no array for model input '{name}' (keys tried: "
+                f"'{name}', 'in{i}'; found: {', '.join(data) or 'none'})"
+            )
     return feeds
 
 

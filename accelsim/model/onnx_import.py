@@ -54,6 +54,7 @@ from typing import Any
 import numpy as np
 
 from accelsim.core.errors import AccelsimError, ModelError, UnsupportedOpError
+from accelsim.core.fsutil import read_bytes
 from accelsim.core.qparams import NUMPY_DTYPE, QuantParams, dtype_range
 from accelsim.model.builder import GraphBuilder
 from accelsim.model.graph import Graph, TensorInfo
@@ -225,9 +226,7 @@ def load_onnx(
     else:
         path = Path(source)
         where = str(source)
-        if not path.is_file():
-            raise ModelError(f"{where}: no such file")
-        data = path.read_bytes()
+        data = read_bytes(path, "ONNX model file", ModelError)
         model = onnx.ModelProto()
         try:
             model.ParseFromString(data)

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from accelsim.core.errors import AccelsimError, ModelError, UnsupportedOpError
+from accelsim.core.fsutil import read_bytes
 from accelsim.core.qparams import NUMPY_DTYPE, QuantParams
 from accelsim.model.builder import GraphBuilder
 from accelsim.model.graph import Graph
@@ -1305,9 +1306,6 @@ def load_tflite(path: str | Path) -> Graph:
         raise ModelError(
             f"{path}: reading .tflite files needs the 'tflite' package (pip install tflite)"
         )
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ModelError(f"{path}: cannot read file ({exc.strerror or exc})") from None
+    data = read_bytes(path, "TFLite model file", ModelError)
     model = _read(path, data)
     return _Importer(path, model).build()
