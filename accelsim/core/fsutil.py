@@ -10,6 +10,7 @@ import os
 import re
 import tempfile
 from collections.abc import Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import IO, Any
 
@@ -106,7 +107,7 @@ def safe_name(name: str, default: str = "unnamed") -> str:
 def check_plain_name(name: str, what: str, error: type[Exception]) -> None:
     """A name the user gives for a directory or file (`report --name`) must be used as is:
     refuse one that would not be (a path, `..`, an empty name)."""
-    if safe_name(name, "") != name:
+    if not name or safe_name(name, "") != name:
         raise error(
             f"{what} {name!r}: expected a plain name of letters, digits, '_', '-' and '.' "
             f"(not a path; not starting or ending with '.')"
@@ -121,6 +122,31 @@ def inside(out_dir: str | os.PathLike, name: str) -> Path:
     if not path.resolve().is_relative_to(root.resolve()):
         raise OSError(errno.EACCES, "resolves outside the output directory", str(path))
     return path
+
+
+def _first_existing(path: Path) -> Path:
+    p = path
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def check_output(
+    path: str | os.PathLike, option: str, error: type[Exception], *, directory: bool
+) -> None:
+    """Before any work: `path` (given as `option`) can become an output directory
+    (`directory`) or file: it is not the other kind of thing, and the nearest existing folder
+    above it is a writable directory."""
+    p = Path(path)
+    if p.exists() and p.is_dir() != directory:
+        expected = "a directory" if directory else "a file name"
+        found = "a directory" if p.is_dir() else "a file"
+        raise error(f"{option} {path}: expected {expected}, found {found}")
+    base = _first_existing(p.parent)
+    if not base.is_dir():
+        raise error(f"{option} {path}: {base} is a file (expected a directory above the output)")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise error(f"{option} {path}: {base} is not writable (expected a writable directory)")
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -240,18 +266,23 @@ def read_numpy(path: str | os.PathLike, label: str, error: type[Exception]) -> A
         raise error(f"{label}: not a readable .npy/.npz file ({exc})") from None
 
 
+# `--allow-nonfinite` (float runs only): NaN and infinity in inputs and weights are let through
+ALLOW_NONFINITE: ContextVar[bool] = ContextVar("ALLOW_NONFINITE", default=False)
+
+
 def check_finite(array: Any, label: str, error: type[Exception]) -> None:
     """Refuse NaN or infinity in a float array: `error` naming `label` and the first bad
-    element."""
+    element (unless a float run allows them, `ALLOW_NONFINITE`)."""
     import numpy as np
 
     a = np.asarray(array)
-    if a.dtype.kind not in "fc" or a.size == 0:
+    if a.dtype.kind not in "fc" or a.size == 0 or ALLOW_NONFINITE.get():
         return
     bad = ~np.isfinite(a)
     if bad.any():
         idx = tuple(int(i) for i in np.argwhere(bad)[0])
         raise error(
             f"{label}: expected finite values, found {a[idx]} at index {list(idx)} "
-            f"({int(bad.sum())} non-finite of {a.size})"
+            f"({int(bad.sum())} non-finite of {a.size}; --allow-nonfinite lets a float run "
+            f"take them)"
         )

@@ -245,7 +245,11 @@ def _all_targets(directory: str) -> tuple[Target, ...]:
 
 
 def list_targets() -> list[Target]:
-    return list(_all_targets(str(targets_dir())))
+    directory = targets_dir()
+    if not directory.is_dir():  # a mistyped $ACCELSIM_TARGETS must not list nothing, silently
+        where = "$ACCELSIM_TARGETS" if os.environ.get("ACCELSIM_TARGETS") else "targets directory"
+        raise TargetError(f"{where} {directory}: no such directory (expected a folder of .yaml)")
+    return list(_all_targets(str(directory)))
 
 
 def load_target(name_or_path: str) -> Target:

@@ -18,6 +18,7 @@ import csv
 import io
 import itertools
 import json
+import math
 import os
 import random
 from collections.abc import Callable, Mapping, Sequence
@@ -62,10 +63,17 @@ class SweepSpec:
     fidelity: str = DEFAULT_FIDELITY  # analytic | codegen
 
 
-def _value(token: str) -> Any:
+def _value(token: str, where: str) -> Any:
     import yaml
 
-    v = yaml.safe_load(token)
+    try:
+        v = yaml.safe_load(token)
+    except yaml.YAMLError:
+        raise InputError(f"{where}: value {token!r} is not a YAML scalar") from None
+    if isinstance(v, (list, dict)):
+        raise InputError(
+            f"{where}: value {token!r}: expected a number or a name, found a {type(v).__name__}"
+        )
     return token if v is None else v
 
 
@@ -77,7 +85,9 @@ def parse_grid_args(items: Sequence[str], source: str = "--grid") -> dict[str, t
             raise InputError(f"{source} '{item}': expected KEY=V1,V2,...")
         key, values = item.split("=", 1)
         key = key.strip()
-        vals = tuple(_value(v.strip()) for v in values.split(",") if v.strip())
+        vals = tuple(
+            _value(v.strip(), f"{source} '{item}'") for v in values.split(",") if v.strip()
+        )
         if not vals:
             raise InputError(f"{source} '{item}': no values for '{key}'")
         grid[key] = grid.get(key, ()) + vals
@@ -96,7 +106,17 @@ def load_grid_yaml(path: str) -> tuple[dict[str, tuple[Any, ...]], int | None, i
     if not isinstance(grid, Mapping):
         raise InputError(f"{path}: grid: expected a mapping key -> list of values")
     out = {str(k): tuple(v if isinstance(v, list) else [v]) for k, v in grid.items()}
-    return out, data.get("sample"), int(data.get("seed", 0))
+    for k, values in out.items():
+        if not values:
+            raise InputError(f"{path}: grid.{k}: expected a non-empty list of values")
+    sample, seed = data.get("sample"), data.get("seed", 0)
+    if sample is not None and (
+        isinstance(sample, bool) or not isinstance(sample, int) or sample < 1
+    ):
+        raise InputError(f"{path}: sample: expected a positive integer, found {sample!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InputError(f"{path}: seed: expected an integer >= 0, found {seed!r}")
+    return out, sample, seed
 
 
 def grid_points(spec: SweepSpec) -> list[dict[str, Any]]:
@@ -120,6 +140,12 @@ def validate(spec: SweepSpec) -> list[dict[str, Any]]:
         )
     if not spec.grid or any(len(v) == 0 for v in spec.grid.values()):
         raise InputError("sweep: the grid is empty; give at least one --grid KEY=V1,V2")
+    if spec.sample is not None and (isinstance(spec.sample, bool) or spec.sample < 1):
+        raise InputError(f"sweep: sample {spec.sample!r}: expected a positive integer")
+    for key, values in spec.grid.items():
+        for v in values:
+            if isinstance(v, float) and not math.isfinite(v):
+                raise InputError(f"sweep: grid {key}: expected finite values, found {v}")
     allowed = set(SWEEP_PARAMS) | {PRECISION_KEY}
     for key in spec.grid:
         if key not in allowed:
@@ -213,6 +239,16 @@ def evaluate_point(
     }
 
 
+def _checked_metrics(entry: Any) -> dict:
+    """A cached point's metrics, each a number (TypeError otherwise: then it is recomputed)."""
+    if not isinstance(entry, dict):
+        raise TypeError(f"expected a mapping, found {type(entry).__name__}")
+    for m in METRICS:
+        if isinstance(entry.get(m), bool) or not isinstance(entry.get(m), (int, float)):
+            raise TypeError(f"{m}: expected a number, found {entry.get(m)!r}")
+    return entry
+
+
 def _evaluate_and_cache(args) -> list[tuple[str, dict]]:
     """A batch of neighbouring grid points (they share tile choices, memoised per process); each
     result is cached as soon as it is computed, so a kill loses at most the point in flight."""
@@ -276,7 +312,7 @@ def run_sweep(
     results: dict[str, dict] = {}
     todo = []
     for p, k in zip(points, keys):
-        hit = cache.get(k)
+        hit = cache.get(k, _checked_metrics)
         if hit is not None:
             results[k] = hit
         else:

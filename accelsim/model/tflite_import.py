@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from accelsim.core.errors import AccelsimError, ModelError, UnsupportedOpError
-from accelsim.core.fsutil import read_bytes
+from accelsim.core.fsutil import check_finite, read_bytes
 from accelsim.core.qparams import NUMPY_DTYPE, QuantParams
 from accelsim.model.builder import GraphBuilder
 from accelsim.model.graph import Graph
@@ -374,6 +374,7 @@ class _Importer:
                     f"shape {list(t.shape)} of {dt} needs {need}"
                 )
             vals = np.frombuffer(raw.tobytes(), dtype=npdt).astype(NUMPY_DTYPE[dt])
+            check_finite(vals, f"{self.path}: tensor {t.index} '{t.name}'", ModelError)
         vals = vals.reshape(t.shape)
         self.values[t.index] = vals
         return vals
