@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from accelsim.asm import count_mnemonic
+from accelsim.core.fsutil import safe_name
 from accelsim.core.precision import parse_precision
 from accelsim.core.target import load_target
 from accelsim.kernels import compile as cg
@@ -355,7 +356,7 @@ def test_compile_graph_writes_files_and_compiles_identical_layers_once(tmp_path,
     before = cg.compile_count()
     again = cg.compile_graph(q, "host", out_dir=tmp_path / "out2")
     assert cg.compile_count() == before and all(k.cached for k in again)
-    assert cg.sanitize("a/b c:d") == "a_b_c_d"
+    assert safe_name("a/b c:d") == "a_b_c_d"
 
 
 def test_host_kernel_runs_and_times(tmp_path):

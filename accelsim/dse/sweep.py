@@ -18,6 +18,7 @@ import csv
 import io
 import itertools
 import json
+import math
 import os
 import random
 from collections.abc import Callable, Mapping, Sequence
@@ -30,6 +31,7 @@ import numpy as np
 
 from accelsim.core.cache import ResultCache, content_key
 from accelsim.core.errors import InputError
+from accelsim.core.extras import need
 from accelsim.core.fsutil import atomic_write_text, read_yaml
 from accelsim.dse.pareto import pareto_mask
 
@@ -61,10 +63,17 @@ class SweepSpec:
     fidelity: str = DEFAULT_FIDELITY  # analytic | codegen
 
 
-def _value(token: str) -> Any:
+def _value(token: str, where: str) -> Any:
     import yaml
 
-    v = yaml.safe_load(token)
+    try:
+        v = yaml.safe_load(token)
+    except yaml.YAMLError:
+        raise InputError(f"{where}: value {token!r} is not a YAML scalar") from None
+    if isinstance(v, (list, dict)):
+        raise InputError(
+            f"{where}: value {token!r}: expected a number or a name, found a {type(v).__name__}"
+        )
     return token if v is None else v
 
 
@@ -76,7 +85,9 @@ def parse_grid_args(items: Sequence[str], source: str = "--grid") -> dict[str, t
             raise InputError(f"{source} '{item}': expected KEY=V1,V2,...")
         key, values = item.split("=", 1)
         key = key.strip()
-        vals = tuple(_value(v.strip()) for v in values.split(",") if v.strip())
+        vals = tuple(
+            _value(v.strip(), f"{source} '{item}'") for v in values.split(",") if v.strip()
+        )
         if not vals:
             raise InputError(f"{source} '{item}': no values for '{key}'")
         grid[key] = grid.get(key, ()) + vals
@@ -95,7 +106,17 @@ def load_grid_yaml(path: str) -> tuple[dict[str, tuple[Any, ...]], int | None, i
     if not isinstance(grid, Mapping):
         raise InputError(f"{path}: grid: expected a mapping key -> list of values")
     out = {str(k): tuple(v if isinstance(v, list) else [v]) for k, v in grid.items()}
-    return out, data.get("sample"), int(data.get("seed", 0))
+    for k, values in out.items():
+        if not values:
+            raise InputError(f"{path}: grid.{k}: expected a non-empty list of values")
+    sample, seed = data.get("sample"), data.get("seed", 0)
+    if sample is not None and (
+        isinstance(sample, bool) or not isinstance(sample, int) or sample < 1
+    ):
+        raise InputError(f"{path}: sample: expected a positive integer, found {sample!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InputError(f"{path}: seed: expected an integer >= 0, found {seed!r}")
+    return out, sample, seed
 
 
 def grid_points(spec: SweepSpec) -> list[dict[str, Any]]:
@@ -119,6 +140,12 @@ def validate(spec: SweepSpec) -> list[dict[str, Any]]:
         )
     if not spec.grid or any(len(v) == 0 for v in spec.grid.values()):
         raise InputError("sweep: the grid is empty; give at least one --grid KEY=V1,V2")
+    if spec.sample is not None and (isinstance(spec.sample, bool) or spec.sample < 1):
+        raise InputError(f"sweep: sample {spec.sample!r}: expected a positive integer")
+    for key, values in spec.grid.items():
+        for v in values:
+            if isinstance(v, float) and not math.isfinite(v):
+                raise InputError(f"sweep: grid {key}: expected finite values, found {v}")
     allowed = set(SWEEP_PARAMS) | {PRECISION_KEY}
     for key in spec.grid:
         if key not in allowed:
@@ -212,6 +239,16 @@ def evaluate_point(
     }
 
 
+def _checked_metrics(entry: Any) -> dict:
+    """A cached point's metrics, each a number (TypeError otherwise: then it is recomputed)."""
+    if not isinstance(entry, dict):
+        raise TypeError(f"expected a mapping, found {type(entry).__name__}")
+    for m in METRICS:
+        if isinstance(entry.get(m), bool) or not isinstance(entry.get(m), (int, float)):
+            raise TypeError(f"{m}: expected a number, found {entry.get(m)!r}")
+    return entry
+
+
 def _evaluate_and_cache(args) -> list[tuple[str, dict]]:
     """A batch of neighbouring grid points (they share tile choices, memoised per process); each
     result is cached as soon as it is computed, so a kill loses at most the point in flight."""
@@ -242,6 +279,24 @@ class SweepResult:
     cached: int
 
 
+# how long an unreachable Dask scheduler may keep a sweep waiting
+CONNECT_TIMEOUT_S = 5
+
+
+def connect(scheduler: str):
+    """A Dask client of `scheduler`; a missing dask extra, a malformed or unreachable address is
+    one user error within `CONNECT_TIMEOUT_S`."""
+    distributed = need("distributed", "sweep --scheduler", "dask")
+    try:
+        return distributed.Client(scheduler, timeout=f"{CONNECT_TIMEOUT_S}s")
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise InputError(
+            f"--scheduler {scheduler}: no Dask scheduler answered within {CONNECT_TIMEOUT_S} s "
+            f"(expected the address of a running scheduler, e.g. tcp://host:8786; "
+            f"{type(exc).__name__})"
+        ) from None
+
+
 def run_sweep(
     spec: SweepSpec,
     cache_dir: str | None = None,
@@ -250,12 +305,14 @@ def run_sweep(
     progress: Callable[[int], None] | None = None,
 ) -> SweepResult:
     points = validate(spec)
+    if scheduler:  # a missing extra fails before any work
+        need("distributed", "sweep --scheduler", "dask")
     cache = ResultCache("sweep", cache_dir)
     keys = [point_key(p, spec.target, spec.input_size, spec.fidelity) for p in points]
     results: dict[str, dict] = {}
     todo = []
     for p, k in zip(points, keys):
-        hit = cache.get(k)
+        hit = cache.get(k, _checked_metrics)
         if hit is not None:
             results[k] = hit
         else:
@@ -289,9 +346,9 @@ def run_sweep(
 
     if tasks:
         if scheduler:
-            from distributed import Client, as_completed
+            from distributed import as_completed
 
-            with Client(scheduler) as client:
+            with connect(scheduler) as client:
                 futures = client.map(_evaluate_and_cache, tasks, pure=False)
                 for fut in as_completed(futures):
                     collect(fut.result())

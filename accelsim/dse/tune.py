@@ -358,12 +358,12 @@ def write_outputs(result: TuneResult, out_dir: str | Path) -> list[Path]:
     precisions as a `--mixed` file (layer names of the BN-folded graph, as quantize uses)."""
     import json
 
-    from accelsim.core.fsutil import atomic_write_text, sanitize
+    from accelsim.core.fsutil import atomic_write_text, safe_name
     from accelsim.quant.mixed import write_mixed
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    stem = sanitize(result.model, "model")
+    stem = safe_name(result.model, "model")
     json_path, yaml_path = out / f"{stem}_tune.json", out / f"{stem}_tune_mixed.yaml"
     per_node = {n: parse_precision(p) for n, p in result.node_precisions.items()}
     comment = (
