@@ -667,7 +667,7 @@ def sweep(
     """A design-space sweep over target parameters and precisions, with the Pareto front.
     `grid` maps a parameter to its values (e.g. {"lanes": [16, 32], "precision": ["w4a4",
     "w8a8"]}). With `out`, the CSV, JSON and plot files are written there."""
-    from accelsim.dse.sweep import SweepSpec, run_sweep, validate, write_outputs
+    from accelsim.dse.sweep import SweepSpec, plan, run_sweep, write_outputs
 
     names = (models,) if isinstance(models, str) else tuple(models)
     spec = SweepSpec(
@@ -679,10 +679,10 @@ def sweep(
         input_size,
         fidelity,
     )
-    points = validate(spec)  # all errors before any work
+    checked = plan(spec)  # all errors before any work
     start = time.perf_counter()
-    bar = _bar(progress, len(points), "sweep")
-    result = run_sweep(spec, workers=workers, scheduler=scheduler, progress=bar)
+    bar = _bar(progress, len(checked), "sweep")
+    result = run_sweep(spec, workers=workers, scheduler=scheduler, progress=bar, plan_=checked)
     files = tuple(write_outputs(result, Path(out))) if out is not None else ()
     return SweepOutcome(
         result.rows,
