@@ -47,3 +47,77 @@ def test_dotted_accelerator_keys_and_duplicates_are_checked():
         plan(SweepSpec(("mobilenet_v2",), "simd-accel", {"accelerator.dma.speed": (4,)}))
     with pytest.raises(AccelsimError, match="clock_hz"):
         plan(SweepSpec(("mobilenet_v2",), "simd-accel", {"clock_hz": (-1,)}))
+
+
+CPU_GRID = {
+    "timing.pipes.vector": (1, 2),
+    "codegen.features": ("+dotprod", "-dotprod"),
+    "memory.levels.L1D.size_bytes": (16384, 65536),
+    "memory.levels.L2.size_bytes": (65536, 262144),
+    "timing.clock_hz": (1.2e9, 2.0e9),
+    "memory.levels.DRAM.bandwidth_bytes_per_s": (1.7e10, 3.4e10),
+    "timing.hardware_threads": (1, 3),
+    "energy.static_power_w": (0.0, 0.05),
+    "precision": ("w8a8", "w4a8"),
+}
+HVX_GRID = {
+    "timing.hardware_threads": (1, 2, 3, 4),
+    "memory.levels.VTCM.size_bytes": (262144, 4194304),
+    "timing.clock_hz": (8e8, 1.2e9),
+    "precision": ("w8a8", "w4a8"),
+}
+
+
+@pytest.mark.parametrize("target,grid", [("cortex-a55", CPU_GRID), ("hvx-v68", HVX_GRID)])
+def test_vectorised_cpu_and_dsp_sweeps_equal_per_point_model(tmp_path, target, grid):
+    spec = SweepSpec(("mobilenet_v2",), target, grid, input_size=32, sample=200)
+    p = plan(spec)
+    res = run_sweep(spec, cache_dir=str(tmp_path), workers=1, plan_=p)
+    check = per_point_check(res, p, n=25, seed=2)
+    assert max(check["max_relative_difference"].values()) == 0.0
+
+
+def test_cpu_sweep_answers_the_architects_questions(tmp_path):
+    """Dot product, a second vector pipe, a third HVX context: each helps, by the documented
+    ratios where the layer is compute-bound."""
+    a55 = run_sweep(
+        SweepSpec(
+            ("mobilenet_v2",),
+            "cortex-a55",
+            {"codegen.features": ("+dotprod", "-dotprod"), "timing.pipes.vector": (1, 2)},
+            input_size=32,
+        ),
+        cache_dir=str(tmp_path),
+        workers=1,
+    ).table.set_index(["codegen.features", "timing.pipes.vector"])["latency_s"]
+    assert a55[("+dotprod", 2)] < a55[("-dotprod", 2)] < a55[("-dotprod", 1)]
+    hvx = (
+        run_sweep(
+            SweepSpec(
+                ("mobilenet_v2",), "hvx-v68", {"timing.hardware_threads": (1, 2, 3)}, input_size=32
+            ),
+            cache_dir=str(tmp_path),
+            workers=1,
+        )
+        .table["latency_s"]
+        .tolist()
+    )
+    assert hvx[0] > hvx[1] > hvx[2]
+
+
+@pytest.mark.parametrize(
+    "target,grid,fragment",
+    [
+        ("cortex-a55", {"timing.pipes.vectr": (1,)}, "allowed: timing.clock_hz"),
+        ("cortex-a55", {"memory.levels.L9.size_bytes": (1,)}, "'memory.levels.L9.size_bytes'"),
+        ("cortex-a55", {"timing.pipes.vector": (1.5,)}, "expected a positive integer"),
+        ("cortex-a55", {"codegen.features": ("+sve",)}, r"expected one of \+dotprod, -dotprod"),
+        ("cortex-a55", {"timing.clock_hz": (0,)}, "timing.clock_hz=0"),
+        ("hvx-v68", {"codegen.features": ("+dotprod",)}, "an aarch64 feature"),
+        ("hvx-v68", {"precision": ("fp16",)}, "fp16"),
+    ],
+)
+def test_bad_cpu_sweep_keys_and_values_are_one_line_errors(target, grid, fragment):
+    with pytest.raises(AccelsimError, match=fragment) as err:
+        plan(SweepSpec(("mobilenet_v2",), target, grid))
+    assert "\n" not in str(err.value)

@@ -63,7 +63,7 @@ from accelsim.accel.schedule import (
     choose_tiles,
     load_recipes,
 )
-from accelsim.core.cost import LayerCost
+from accelsim.core.cost import ENERGY_COMPONENTS, LayerCost
 from accelsim.model.graph import Graph
 
 FIDELITY = "analytic"
@@ -684,7 +684,6 @@ METRICS = (
     "energy_offchip_memory_j",
     "energy_static_j",
 )
-_SPLIT = ("compute", "onchip_memory", "offchip_memory", "static")
 
 
 class _PointsView:
@@ -777,18 +776,6 @@ def simulate_points(
         tot["latency_s"] = tot["latency_s"] + latency
         tot["energy_j"] = tot["energy_j"] + sum(breakdown.values())
         tot["cycles"] = tot["cycles"] + cycles
-        for k in _SPLIT:
+        for k in ENERGY_COMPONENTS:
             tot[f"energy_{k}_j"] = tot[f"energy_{k}_j"] + breakdown.get(k, 0.0)
     return tot
-
-
-def totals(costs: list[LayerCost]) -> dict[str, float]:
-    """`METRICS` of one point's per-layer costs, summed in node order (as `simulate_points`)."""
-    out = {
-        "latency_s": sum(c.latency_s for c in costs),
-        "energy_j": sum(c.energy_j for c in costs),
-        "cycles": sum(c.cycles for c in costs),
-    }
-    for k in _SPLIT:
-        out[f"energy_{k}_j"] = sum(c.energy_breakdown.get(k, 0.0) for c in costs)
-    return out

@@ -18,6 +18,7 @@ import numpy as np
 
 from accelsim.accel import analytic
 from accelsim.accel.arch import SWEEP_PARAMS, AccelConfig, AccelConfigError, load_config
+from accelsim.core.cost import totals
 from accelsim.core.errors import InputError
 from accelsim.core.precision import Precision
 from accelsim.core.target import Target
@@ -97,4 +98,4 @@ class AccelSpace:
     ) -> dict[str, float]:
         """The per-point model: one configuration, `analytic.simulate_graph`."""
         cfg = self.base.with_params(**params) if params else self.base
-        return analytic.totals(analytic.simulate_graph(graph, cfg))
+        return totals(analytic.simulate_graph(graph, cfg))
