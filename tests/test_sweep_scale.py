@@ -121,3 +121,43 @@ def test_bad_cpu_sweep_keys_and_values_are_one_line_errors(target, grid, fragmen
     with pytest.raises(AccelsimError, match=fragment) as err:
         plan(SweepSpec(("mobilenet_v2",), target, grid))
     assert "\n" not in str(err.value)
+
+
+def test_area_is_an_objective_from_published_cells(tmp_path):
+    spec = SweepSpec(
+        ("mobilenet_v2",),
+        "simd-accel",
+        {"lanes": (16, 64, 256), "scratchpad_kb": (176, 352, 704), "technology_nm": (7, 16)},
+        input_size=32,
+        objectives=("latency_s", "area_mm2"),
+    )
+    res = run_sweep(spec, cache_dir=str(tmp_path), workers=1)
+    t = res.table
+    base = t[(t.lanes == 64) & (t.scratchpad_kb == 352) & (t.technology_nm == 16)].iloc[0]
+    # by hand from Horowitz's 45 nm cells (8x8 multiply 282 um^2, 32-bit add 137 um^2, 32x32
+    # multiply 3495 um^2) and TSMC 16 nm's 0.07 um^2 bit cell at 70 % array efficiency
+    logic = (64 * (282 + 137 * 64 / 32) + 16 * (3495 + 4 * 137)) * (16 / 45) ** 2
+    sram = 352 * 1024 * 8 * 0.07 / 0.7
+    assert base.area_mm2 == pytest.approx((logic + sram) * 1e-6, rel=1e-12)
+    # more SRAM, more lanes, an older node: more area
+    assert t.groupby("scratchpad_kb").area_mm2.mean().is_monotonic_increasing
+    assert t.groupby("lanes").area_mm2.mean().is_monotonic_increasing
+    # the front is over the chosen objectives only: exactly the rows no other row dominates
+    v = t[["latency_s", "area_mm2"]].to_numpy()
+    for i in range(len(v)):
+        dominated = any((v[j] <= v[i]).all() and (v[j] < v[i]).any() for j in range(len(v)))
+        assert res.front[i] == (not dominated)
+
+
+def test_area_objective_needs_an_area_section():
+    with pytest.raises(AccelsimError, match="has no area: section"):
+        plan(
+            SweepSpec(
+                ("mobilenet_v2",),
+                "kryo280",
+                {"timing.clock_hz": (1e9,)},
+                objectives=("latency_s", "area_mm2"),
+            )
+        )
+    with pytest.raises(AccelsimError, match="objective 'accuracy'"):
+        plan(SweepSpec(("mobilenet_v2",), "simd-accel", {"lanes": (16,)}, objectives=("accuracy",)))

@@ -18,6 +18,14 @@ import numpy as np
 
 from accelsim.accel import analytic
 from accelsim.accel.arch import SWEEP_PARAMS, AccelConfig, AccelConfigError, load_config
+from accelsim.core.area import (
+    H45_AREA_UM2,
+    AreaSpec,
+    adder_um2,
+    area_spec,
+    logic_scale,
+    multiplier_um2,
+)
 from accelsim.core.cost import totals
 from accelsim.core.errors import InputError
 from accelsim.core.precision import Precision
@@ -99,3 +107,30 @@ class AccelSpace:
         """The per-point model: one configuration, `analytic.simulate_graph`."""
         cfg = self.base.with_params(**params) if params else self.base
         return totals(analytic.simulate_graph(graph, cfg))
+
+    # -- area --------------------------------------------------------------------------------
+    def has_area(self) -> bool:
+        return self._area() is not None
+
+    def _area(self) -> AreaSpec | None:
+        t = self.base.target
+        return area_spec(t, float(self.base.raw["energy"]["technology_nm"])) if t else None
+
+    def area(
+        self, structural: Mapping[str, Any], columns: Mapping[str, np.ndarray], n: int
+    ) -> np.ndarray | None:
+        """mm^2 per point: MAC lanes (one lane multiplier + an accumulator adder of the widest
+        accumulator each), requantization lanes (a 32x32 multiply + four 32-bit adds each, as
+        the energy model's requantization) and the scratchpads, at the point's node."""
+        spec = self._area()
+        if spec is None:
+            return None
+        cfg = self.config(structural)
+        node = np.asarray(columns.get("technology_nm", cfg.raw["energy"]["technology_nm"]))
+        alu = np.asarray(columns.get("alu_lanes", cfg.alu_lanes))
+        b = cfg.lane_multiplier_bits
+        lane = multiplier_um2(b, b) + adder_um2(cfg.wide_acc_bits)
+        requant = H45_AREA_UM2["mul32"] + 4 * adder_um2(32)
+        logic = (cfg.lanes * lane + alu * requant) * logic_scale(node) * 1e-6
+        sram = spec.sram_mm2(sum(sp.size_bytes for sp in cfg.scratchpads.values()), node)
+        return np.broadcast_to(logic + sram, (n,)).astype(float)

@@ -46,6 +46,7 @@ _TOP_KEYS = {
     "memory",
     "energy",
     "accelerator",
+    "area",
     "assumptions",
 }
 _CODEGEN_KEYS = {
@@ -108,6 +109,7 @@ class Target:
     energy: Mapping[str, Any] = field(default_factory=dict)
     accelerator: Mapping[str, Any] = field(default_factory=dict)
     assumptions: tuple[Assumption, ...] = ()
+    area: Mapping[str, Any] = field(default_factory=dict)  # accelsim.core.area coefficients
 
     def supports(self, precision: Precision) -> bool:
         """Runs natively or through a documented emulation."""
@@ -286,7 +288,7 @@ def parse_target(data: Any, path: str) -> Target:
         cg.get("llvm_mca_cpu"),
     )
     sections = {}
-    for key in ("timing", "memory", "energy", "accelerator"):
+    for key in ("timing", "memory", "energy", "accelerator", "area"):
         value = data.get(key, {}) or {}
         if not isinstance(value, Mapping):
             raise TargetError(f"{path}: {key}: expected a mapping, found {type(value).__name__}")

@@ -37,7 +37,7 @@ from accelsim.dse.pareto import pareto_mask
 PRECISION_KEY = "precision"
 OBJECTIVES = ("latency_s", "energy_j")
 # columns a Pareto front may be taken over (all minimised)
-OBJECTIVE_COLUMNS = ("latency_s", "energy_j")
+OBJECTIVE_COLUMNS = ("latency_s", "energy_j", "area_mm2")
 # result columns in a fixed order (cached entries come back with sorted keys)
 METRICS = (
     "latency_s",
@@ -49,8 +49,8 @@ METRICS = (
     "energy_offchip_memory_j",
     "energy_static_j",
 )
-POINT_COLUMNS = METRICS
-EXTRA_COLUMNS: tuple[str, ...] = ()
+EXTRA_COLUMNS = ("area_mm2",)  # where the target has an `area:` section
+POINT_COLUMNS = (*METRICS, *EXTRA_COLUMNS)
 FIDELITIES = ("analytic", "codegen")
 DEFAULT_FIDELITY = "analytic"
 # analytic sweeps run and cache chunks of this many points: large enough that numpy's work
@@ -187,6 +187,11 @@ def plan(spec: SweepSpec) -> Plan:
     if spec.fidelity == "codegen" and "codegen" not in b.fidelities:
         raise InputError(f"sweep: target '{target.name}' has no codegen fidelity")
     space = b.space(target)
+    if "area_mm2" in spec.objectives and not space.has_area():
+        raise InputError(
+            f"sweep: objective area_mm2: {target.path} has no area: section (sram_bitcell_um2, "
+            f"sram_array_efficiency, core_logic_mm2; accelsim.core.area)"
+        )
     precs = tuple(str(v) for v in spec.grid.get(PRECISION_KEY, ("w8a8",)))
     parsed = [parse_precision(p, "sweep: precision") for p in precs]
     for p in parsed:
@@ -366,6 +371,8 @@ def evaluate_chunk(chunk: Chunk) -> dict[str, list[float]]:
             if m != "model_bytes":
                 out[m][sel] = res[m]
         out["model_bytes"][sel] = graph.model_bytes()
+        area = space.area(fixed, columns, len(sel))
+        out["area_mm2"][sel] = np.nan if area is None else area
     return {m: v.tolist() for m, v in out.items()}
 
 
@@ -518,7 +525,9 @@ def _table(p: Plan, chunk_results: Sequence[Mapping[str, list]]):
             cols[a.key] = np.tile(arr[c], nm)
     for m in (*METRICS, *EXTRA_COLUMNS):
         if any(m in r for r in chunk_results):
-            cols[m] = np.concatenate([np.asarray(r[m], dtype=float) for r in chunk_results])
+            v = np.concatenate([np.asarray(r[m], dtype=float) for r in chunk_results])
+            if m in METRICS or not np.isnan(v).all():
+                cols[m] = v
     return pd.DataFrame(cols)
 
 

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from accelsim.core.area import AreaSpec, adder_um2, area_spec, logic_scale, multiplier_um2
 from accelsim.core.cost import totals
 from accelsim.core.errors import InputError
 from accelsim.core.fsutil import read_yaml
@@ -377,3 +378,37 @@ class CoreSpace:
             contexts=int(params.get("timing.hardware_threads", 1)),
         )
         return totals(costs)
+
+    # -- area --------------------------------------------------------------------------------
+    def _area(self) -> AreaSpec | None:
+        node = self.base.energy.get("technology_nm")
+        return area_spec(self.base, float(node)) if node else None
+
+    def has_area(self) -> bool:
+        return self._area() is not None
+
+    def area(
+        self, structural: Mapping[str, Any], columns: Mapping[str, np.ndarray], n: int
+    ) -> np.ndarray | None:
+        """mm^2 per point: `area.core_logic_mm2` (the core without its swept parts), the
+        vector pipes (each vector_bits / 8 int8 multipliers and vector_bits / 32 32-bit adders),
+        one vector register file per hardware thread (32 registers, counted as SRAM bits) and
+        every on-chip memory level, at the target's node."""
+        spec = self._area()
+        if spec is None:
+            return None
+        t = self.variant(structural)
+        node = spec.node_nm
+        vb = t.codegen.vector_bits
+        pipes = t.timing.get("pipes", {}).get("vector", 1)
+        pipe_um2 = vb / 8 * multiplier_um2(8, 8) + vb / 32 * adder_um2(32)
+        threads = np.asarray(
+            columns.get("timing.hardware_threads", t.timing.get("hardware_threads", 1))
+        )
+        onchip = sum(float(lv["size_bytes"]) for lv in t.memory["levels"] if "size_bytes" in lv)
+        total = (
+            spec.core_logic_mm2
+            + pipes * pipe_um2 * logic_scale(node) * 1e-6
+            + spec.sram_mm2(threads * analytic.VECTOR_REGISTERS * vb / 8 + onchip)
+        )
+        return np.broadcast_to(total, (n,)).astype(float)
