@@ -52,7 +52,8 @@ TargetLike = str | os.PathLike | Target
 PrecisionLike = str | Precision
 # Progress: a factory the caller gives, called with (total items, description) when a long step
 # starts; it returns `update(done)` (the CLI passes tqdm bars).
-Progress = Callable[[int, str], Callable[[int], None]] | None
+# progress(total, desc[, unit=...]) -> update(done); `unit` names what is counted (sweeps: points)
+Progress = Callable[..., Callable[[int], None]] | None
 
 
 def _bar(progress: Progress, total: int, desc: str) -> Callable[[int], None] | None:
@@ -661,6 +662,7 @@ def sweep(
     fidelity: str = "analytic",
     workers: int | None = None,
     scheduler: str | None = None,
+    objectives: Sequence[str] = ("latency_s", "energy_j"),
     out: str | os.PathLike | None = None,
     progress: Progress = None,
 ) -> SweepOutcome:
@@ -678,10 +680,11 @@ def sweep(
         seed,
         input_size,
         fidelity,
+        tuple(objectives),
     )
     checked = plan(spec)  # all errors before any work
     start = time.perf_counter()
-    bar = _bar(progress, len(checked), "sweep")
+    bar = progress(len(checked), "sweep", unit="points") if progress else None
     result = run_sweep(spec, workers=workers, scheduler=scheduler, progress=bar, plan_=checked)
     files = tuple(write_outputs(result, Path(out))) if out is not None else ()
     return SweepOutcome(

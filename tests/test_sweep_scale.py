@@ -161,3 +161,37 @@ def test_area_objective_needs_an_area_section():
         )
     with pytest.raises(AccelsimError, match="objective 'accuracy'"):
         plan(SweepSpec(("mobilenet_v2",), "simd-accel", {"lanes": (16,)}, objectives=("accuracy",)))
+
+
+def test_outputs_a_person_explores(tmp_path):
+    """explore.html opens in headless Chromium and draws every point (each an SVG marker
+    plotly created) and the front; the Parquet file reads back as the CSV's table."""
+    import shutil
+
+    import pandas as pd
+
+    from accelsim.dse.explore import drawn_in_browser
+    from accelsim.dse.sweep import write_outputs
+
+    spec = SweepSpec(
+        ("mobilenet_v2", "resnet18"),
+        "simd-accel",
+        {"lanes": (16, 64), "scratchpad_kb": (176, 704), "dma_bytes_per_cycle": (4, 64)},
+        input_size=32,
+    )
+    res = run_sweep(spec, cache_dir=str(tmp_path / "c"), workers=1)
+    files = write_outputs(res, tmp_path / "out")
+    names = {f.name for f in files}
+    assert {"points.csv", "pareto.csv", "explore.html", "points.parquet"} <= names
+    csv = pd.read_csv(tmp_path / "out" / "points.csv")
+    pq = pd.read_parquet(tmp_path / "out" / "points.parquet")
+    assert len(pq) == len(csv) == 16
+    pd.testing.assert_frame_equal(pq.reset_index(drop=True), res.table.reset_index(drop=True))
+    html = (tmp_path / "out" / "explore.html").read_text()
+    assert "<script src" not in html  # self-contained: plotly.js inline, nothing fetched
+    assert '"params":["precision","lanes","scratchpad_kb","dma_bytes_per_cycle"' in html
+    if shutil.which("chromium") is None:
+        pytest.skip("chromium is not installed")
+    drawn = drawn_in_browser(str(tmp_path / "out" / "explore.html"))
+    assert drawn["points"] == 16 and drawn["front"] == int(res.front.sum()) >= 2
+    assert drawn["svg_markers"] == 16 + int(res.front.sum())

@@ -72,6 +72,11 @@ class SweepSpec:
 
 
 def _value(token: str) -> Any:
+    for parse in (int, float):  # YAML 1.1 reads "1e9" as text
+        try:
+            return parse(token)
+        except ValueError:
+            pass
     import yaml
 
     v = yaml.safe_load(token)
@@ -619,17 +624,50 @@ def _label(target: Any, fidelity: str) -> str:
     return fidelity_of(target, fidelity)
 
 
-def write_outputs(result: SweepResult, out_dir: str | Path) -> list[Path]:
+def write_outputs(result: SweepResult, out_dir: str | Path, title: str = "") -> list[Path]:
+    """points.csv, pareto.csv / .json, points.parquet (with pyarrow, the `sweep` extra),
+    explore.html (the interactive page) and pareto.png; each written atomically."""
+    from accelsim.core.fsutil import atomic_open
+    from accelsim.dse.explore import explore_html
+
     out = Path(out_dir)
-    front = result.table[result.front]
+    t = result.table
+    front = t[result.front]
     files = {
-        "points.csv": result.table.to_csv(index=False, lineterminator="\n"),
+        "points.csv": t.to_csv(index=False, lineterminator="\n"),
         "pareto.csv": front.to_csv(index=False, lineterminator="\n"),
         "pareto.json": json.dumps(list(result.pareto), indent=1) + "\n",
     }
+    axes = [c for c in (*METRICS, *EXTRA_COLUMNS) if c in t and c != "model_bytes"]
+    params = [c for c in t.columns if c not in axes and c not in ("model", "fidelity")]
+    fid = ", ".join(sorted(set(t["fidelity"].astype(str))))
+    files["explore.html"] = explore_html(
+        t,
+        result.front,
+        result.objectives,
+        axes,
+        params,
+        title or f"Design space: {', '.join(dict.fromkeys(t['model'].tolist()))}",
+        f"{len(t)} design points at {fid} fidelity; Pareto front over "
+        f"{', '.join(result.objectives)} (all minimised); random calibration data",
+    )
     for name, text in files.items():
         atomic_write_text(out / name, text)
     written = [out / n for n in files]
+    try:
+        import pyarrow  # noqa: F401 - the Parquet engine
+    except ImportError:
+        import sys
+
+        print(
+            "sweep: points.parquet not written: pyarrow is not installed "
+            "(pip install 'accelsim[sweep]')",
+            file=sys.stderr,
+        )
+    else:
+        with atomic_open(out / "points.parquet", "wb") as f:
+            t.to_parquet(f, index=False)
+        written.append(out / "points.parquet")
     written.append(_plot(result, out / "pareto.png"))
     return written
 

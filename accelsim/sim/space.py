@@ -94,6 +94,29 @@ _ARRAY_SUFFIXES = (".bandwidth_bytes_per_cycle", ".bandwidth_bytes_per_s")
 _INTEGER = ("size_bytes", "hardware_threads")
 
 
+def _summary(keys: Sequence[str]) -> str:
+    """`a.b.x, a.b.y` -> `a.b.{x,y}`: the allowed keys on one readable line."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for k in keys:
+        parts = k.split(".")
+        if len(parts) >= 3:
+            i = 2 if parts[0] in ("timing", "energy") else len(parts) - 2
+            if parts[0] == "timing" and parts[1] in ("instructions", "mac"):
+                i = 2
+            head, tail = ".".join(parts[:i]), ".".join(parts[i + 1 :])
+            groups.setdefault((head, tail), []).append(parts[i])
+        else:
+            groups.setdefault((k, ""), [])
+    out = []
+    for (head, tail), names in groups.items():
+        if not names:
+            out.append(head)
+            continue
+        mid = names[0] if len(names) == 1 else "{" + ",".join(names) + "}"
+        out.append(".".join(p for p in (head, mid, tail) if p))
+    return ", ".join(out)
+
+
 class CoreSpace:
     """Sweeps of one base CPU/DSP target."""
 
@@ -126,9 +149,13 @@ class CoreSpace:
     def canonical(self, key: str) -> str:
         allowed = self.allowed()
         if key not in allowed:
+            import difflib
+
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise InputError(
                 f"sweep: grid key '{key}' is not a field the analytic model of "
-                f"{self.base.name} ({self.base.path}) reads; allowed: {', '.join(allowed)}"
+                f"{self.base.name} ({self.base.path}) reads{hint}; allowed: {_summary(allowed)}"
             )
         return key
 
