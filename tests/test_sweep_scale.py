@@ -195,3 +195,53 @@ def test_outputs_a_person_explores(tmp_path):
     drawn = drawn_in_browser(str(tmp_path / "out" / "explore.html"))
     assert drawn["points"] == 16 and drawn["front"] == int(res.front.sum()) >= 2
     assert drawn["svg_markers"] == 16 + int(res.front.sum())
+
+
+RESUME_SPEC = SweepSpec(
+    ("mobilenet_v2",),
+    "simd-accel",
+    {
+        "lanes": (16, 64),
+        "precision": ("w4a8", "w8a8"),
+        "dma_bytes_per_cycle": (4, 8, 16, 32, 64),
+        "clock_hz": (5e8, 1e9, 1.5e9),
+        "technology_nm": (7, 16, 28),
+    },
+    input_size=32,
+    chunk_points=40,
+)
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_killed_sweep_resumes_chunks_and_matches_an_uninterrupted_run(tmp_path):
+    whole = run_sweep(RESUME_SPEC, cache_dir=str(tmp_path / "ref"), workers=1)
+    assert len(whole.table) == 180 and whole.chunks_computed == 5
+
+    def kill_after_two_chunks(done: int) -> None:
+        if done >= 80:  # the process dies with two chunks on disk
+            raise _Killed
+
+    with pytest.raises(_Killed):
+        run_sweep(
+            RESUME_SPEC, cache_dir=str(tmp_path / "c"), workers=1, progress=kill_after_two_chunks
+        )
+    again = run_sweep(RESUME_SPEC, cache_dir=str(tmp_path / "c"), workers=1)
+    assert (again.chunks_cached, again.chunks_computed) == (2, 3)
+    assert (again.cached, again.computed) == (80, 100)
+    assert again.table.equals(whole.table) and (again.front == whole.front).all()
+
+
+def test_dask_local_cluster_gives_the_local_table(tmp_path):
+    distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
+    local = run_sweep(RESUME_SPEC, cache_dir=str(tmp_path / "a"), workers=1)
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
+        remote = run_sweep(
+            RESUME_SPEC, cache_dir=str(tmp_path / "b"), scheduler=cluster.scheduler_address
+        )
+    assert remote.chunks_computed == 5
+    assert remote.table.equals(local.table) and (remote.front == local.front).all()
