@@ -53,7 +53,8 @@ TargetLike = str | os.PathLike | Target
 PrecisionLike = str | Precision
 # Progress: a factory the caller gives, called with (total items, description) when a long step
 # starts; it returns `update(done)` (the CLI passes tqdm bars).
-Progress = Callable[[int, str], Callable[[int], None]] | None
+# progress(total, desc[, unit=...]) -> update(done); `unit` names what is counted (sweeps: points)
+Progress = Callable[..., Callable[[int], None]] | None
 
 
 def _bar(progress: Progress, total: int, desc: str) -> Callable[[int], None] | None:
@@ -662,13 +663,14 @@ def sweep(
     fidelity: str = "analytic",
     workers: int | None = None,
     scheduler: str | None = None,
+    objectives: Sequence[str] = ("latency_s", "energy_j"),
     out: str | os.PathLike | None = None,
     progress: Progress = None,
 ) -> SweepOutcome:
     """A design-space sweep over target parameters and precisions, with the Pareto front.
     `grid` maps a parameter to its values (e.g. {"lanes": [16, 32], "precision": ["w4a4",
     "w8a8"]}). With `out`, the CSV, JSON and plot files are written there."""
-    from accelsim.dse.sweep import SweepSpec, run_sweep, validate, write_outputs
+    from accelsim.dse.sweep import SweepSpec, plan, run_sweep, write_outputs
 
     names = (models,) if isinstance(models, str) else tuple(models)
     spec = SweepSpec(
@@ -679,11 +681,12 @@ def sweep(
         seed,
         input_size,
         fidelity,
+        tuple(objectives),
     )
-    points = validate(spec)  # all errors before any work
+    checked = plan(spec)  # all errors before any work
     start = time.perf_counter()
-    bar = _bar(progress, len(points), "sweep")
-    result = run_sweep(spec, workers=workers, scheduler=scheduler, progress=bar)
+    bar = progress(len(checked), "sweep", unit="points") if progress else None
+    result = run_sweep(spec, workers=workers, scheduler=scheduler, progress=bar, plan_=checked)
     files = tuple(write_outputs(result, Path(out))) if out is not None else ()
     return SweepOutcome(
         result.rows,

@@ -88,7 +88,7 @@ def _bars():
     from accelsim.core.progress import progress_bar
 
     with contextlib.ExitStack() as stack:
-        yield lambda total, desc: stack.enter_context(progress_bar(total, desc))
+        yield lambda total, desc, unit="it": stack.enter_context(progress_bar(total, desc, unit))
 
 
 def _print_costs(run) -> None:
@@ -236,6 +236,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             fidelity=args.fidelity,
             workers=args.workers,
             scheduler=args.scheduler,
+            objectives=tuple(o.strip() for o in args.objectives.split(",") if o.strip()),
             out=args.out,
             progress=progress,
         )
@@ -793,15 +794,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     w = sub.add_parser(
         "sweep",
-        help="design-space sweep over accelerator parameters and precisions, with Pareto fronts",
+        help="design-space sweep over target fields and precisions (any kind of target), with "
+        "Pareto fronts and an interactive page",
     )
     w.add_argument("--model", action="append", help="zoo model (repeatable; default mobilenet_v2)")
-    w.add_argument("--target", default="simd-accel", help="base accelerator (default simd-accel)")
+    w.add_argument(
+        "--target", default="simd-accel", help="base target (default simd-accel): any kind"
+    )
     w.add_argument(
         "--grid",
         action="append",
         metavar="KEY=V1,V2",
-        help="a grid axis, e.g. lanes=16,32,64 or precision=w4a4,w8a8 (repeatable)",
+        help="a grid axis (repeatable): accelerator parameters (lanes=16,32,64), target-file "
+        "fields as dotted paths (timing.pipes.vector=1,2, memory.levels.L2.size_bytes=262144, "
+        "codegen.features=+dotprod,-dotprod, timing.hardware_threads=2,3,4) or "
+        "precision=w4a4,w8a8",
     )
     w.add_argument(
         "--config", metavar="SWEEP.yaml", help="grid from a YAML file (grid:, sample:, seed:)"
@@ -820,6 +827,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="analytic (default: shapes + recipe, milliseconds per point) or codegen "
         "(TVM-compiled programs on the instruction-level simulator, seconds per "
         "point); cached separately",
+    )
+    w.add_argument(
+        "--objectives",
+        default="latency_s,energy_j",
+        help="the Pareto front's objectives, a subset of latency_s, energy_j, area_mm2",
     )
     w.add_argument("--out", required=True, metavar="DIR")
     w.set_defaults(func=_cmd_sweep)
