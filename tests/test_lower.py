@@ -286,13 +286,22 @@ def test_intrinsic_per_target_comes_from_the_table():
         t: lower_node(q, node, load_target(t)).schedule.intrinsic
         for t in ("cortex-a76", "cortex-a55", "kryo280", "hvx-v68", "host")
     }
+    host_features = load_target("host").codegen.features
     assert chosen == {
         "cortex-a76": "sdot",
         "cortex-a55": "smull_sadalp",
         "kryo280": "smull_sadalp",
         "hvx-v68": "vrmpy",
-        "host": None,
+        # the host's kernel follows the CPU features probed at load
+        "host": "vpdpbusd"
+        if "avx512vnni" in host_features
+        else ("vpdpbusd_ymm" if "avxvnni" in host_features else None),
     }
+    vnni = ["vpdpbusd", "vpdpbusd_ymm"]
+    assert intrin.select(vnni, ("avxvnni",), "int8", 8).lanes == 8
+    assert intrin.select(vnni, ("avx512vnni", "avx512bw"), "int8", 8).act_offset == 128
+    assert intrin.select(vnni, ("avx512vnni", "avx512bw"), "uint8", 8).act_offset == 0
+    assert intrin.select(vnni, ("avx2", "fma"), "int8", 8) is None
     assert intrin.select(["vrmpy"], ("hvx",), "uint8", 8).key == "accelsim.vrmpy.uint8.w8"
     assert intrin.select(["sdot"], ("neon",), "int8", 8) is None  # needs dotprod
     q16, _ = quantized("resnet18", "w16a16")
@@ -369,7 +378,8 @@ def test_invalid_recipes(tmp_path, text, message):
             "conv2d.w8a8.order: no loop 'oc.q' in layer 'layer1.0.conv1'",
         ),
         (
-            "{order: [n, oh, ow.o, oc.o, kh, kw, ic, ow.i, oc.i]}",
+            # without the VNNI intrinsic (which claims ic.v), ic.v must be placed
+            "{order: [n, oh, ow.o, oc.o, kh, kw, ic, ow.i, oc.i], tensorize: []}",
             "conv2d.w8a8.order: loop 'ic.v' of layer 'layer1.0.conv1' is not placed",
         ),
         (
@@ -377,7 +387,10 @@ def test_invalid_recipes(tmp_path, text, message):
             "conv2d.w8a8.tile.oc: 6 is not a multiple of the block of 16 output channels of layer "
             "'layer1.0.conv1'",
         ),
-        ("{vectorize: oc.w}", "conv2d.w8a8.vectorize: no loop 'oc.w' in layer 'layer1.0.conv1'"),
+        (
+            "{vectorize: oc.w, tensorize: []}",
+            "conv2d.w8a8.vectorize: no loop 'oc.w' in layer 'layer1.0.conv1'",
+        ),
     ],
 )
 def test_recipe_errors_found_when_applied(tmp_path, override, message):

@@ -140,6 +140,24 @@ def _host_cpu_name() -> str:
     return str(tvm.target.codegen.llvm_get_system_cpu())
 
 
+@cache
+def host_features() -> tuple[str, ...]:
+    """This machine's CPU features as LLVM names them (`avx512vnni`, `avxvnni`, `amx-int8`,
+    `fma`, ...): LLVM reads them with cpuid (`sys::getHostCPUFeatures`), so they are what the
+    silicon (or the hypervisor) offers, independent of the CPU model name LLVM picks for
+    `mcpu: native`. A host target with `features: auto` records them at load time; recipes
+    choose kernels by them (the tensor intrinsics' `requires`)."""
+    from accelsim.core.tvm_env import import_tvm
+
+    import_tvm()
+    import tvm_ffi
+
+    probe = tvm_ffi.get_global_func("tvm.codegen.llvm.GetHostCPUFeatures", allow_missing=True)
+    if probe is None:
+        return ()
+    return tuple(sorted(str(k) for k, on in dict(probe()).items() if on))
+
+
 def _host_vector_bits() -> int:
     try:
         flags = Path("/proc/cpuinfo").read_text().split()
@@ -264,6 +282,14 @@ def parse_target(data: Any, path: str) -> Target:
             f"{path}: codegen.vector_bits: expected a positive multiple of 64 "
             f"(or 'auto' on host), found {vb!r}"
         )
+    features = cg.get("features", []) or []
+    if features == "auto" and kind == "host":
+        features = host_features()
+    if not isinstance(features, (list, tuple)) or not all(isinstance(f, str) for f in features):
+        raise TargetError(
+            f"{path}: codegen.features: expected a list of feature names "
+            f"(or 'auto' on host), found {features!r}"
+        )
     em = _need(cg, "emulator", Mapping, "codegen.", path)
     em_kind = _need(em, "kind", str, "codegen.emulator.", path)
     if em_kind not in EMULATORS:
@@ -279,7 +305,7 @@ def parse_target(data: Any, path: str) -> Target:
     spec = CodegenSpec(
         _freeze(dict(tvm_target)),
         vb,
-        tuple(cg.get("features", []) or []),
+        tuple(features),
         Emulator(em_kind, em.get("cpu")),
         native,
         _freeze({parse_precision(k).name: str(v) for k, v in emulation.items()}),

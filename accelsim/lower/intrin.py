@@ -63,6 +63,10 @@ class Intrinsic:
     kind: str = "dot"
     # storage scopes of A, B and C (the accelerator's operands live in its scratchpads)
     scopes: tuple[str, str, str] = ("global", "global", "global")
+    # added to every activation by the instruction (x86 VNNI multiplies unsigned bytes: signed
+    # int8 activations are flipped to x + 128); the lowering folds `act_offset * sum(w)` out of
+    # the bias, so the kernel's result is exact
+    act_offset: int = 0
 
     @property
     def weight_dtype(self) -> str:
@@ -394,6 +398,31 @@ def _vmpy_impl(it: Intrinsic):
 # ------------------------------------------------------------------------------------------
 
 
+def _vpdpbusd_impl(it: Intrinsic):
+    """x86 VNNI: `lanes` int32 accumulators each += 4 u8 x s8 products (`vpdpbusd`: zmm with
+    AVX512-VNNI, ymm with AVX-VNNI). The four activations are one dword broadcast to every lane;
+    signed int8 activations have their sign bits flipped (`xor 0x80808080`: x + 128 as u8, the
+    trick oneDNN and MLAS use), and the bias carries `-128 * sum(w)` (`act_offset`)."""
+    lanes = it.lanes
+    name = f"llvm.x86.avx512.vpdpbusd.{32 * lanes}"
+
+    def value(T, A, B, C):
+        word = T.reinterpret(A.vload([0], f"{it.act_dtype}x4"), dtype="int32")
+        if it.act_offset:
+            word = T.bitwise_xor(word, T.int32(-0x7F7F7F80))  # 0x80808080
+        return _llvm(
+            T,
+            name,
+            f"int32x{lanes}",
+            C[T.ramp(T.int32(0), 1, lanes)],
+            # LLVM 22 types both byte operands as <N x i8> (older LLVMs: <N/4 x i32>)
+            T.reinterpret(T.Broadcast(word, lanes), dtype=f"int8x{4 * lanes}"),
+            _weights8(T, B, it, 0, 4 * lanes),
+        )
+
+    return implementation(it, [(0, lanes, value)])
+
+
 def _entry(
     name,
     instruction,
@@ -408,6 +437,7 @@ def _entry(
     doc,
     weight_min=None,
     kind="dot",
+    act_offset=0,
 ):
     return Intrinsic(
         name=name,
@@ -424,6 +454,7 @@ def _entry(
         doc=doc,
         weight_min=weight_min,
         kind=kind,
+        act_offset=act_offset,
     )
 
 
@@ -578,6 +609,34 @@ INTRINSICS: tuple[Intrinsic, ...] = (
         "to int64 accumulators held as low/high words",
         kind="elementwise",
     ),
+)
+
+# x86 VNNI (host): u8 x s8 dot products; signed activations with the +128 offset
+_VNNI512 = ("llvm.x86.avx512.vpdpbusd.512",)
+_VNNI256 = ("llvm.x86.avx512.vpdpbusd.256",)
+INTRINSICS = INTRINSICS + tuple(
+    _entry(
+        name,
+        f"vpdpbusd {reg}, {reg}, {reg}",
+        requires,
+        act,
+        wbits,
+        "int32",
+        lanes,
+        4,
+        llvm,
+        _vpdpbusd_impl,
+        f"{isa}: {lanes} int32 lanes each += 4 u8 x s8 products"
+        + (" (int8 activations flipped to u8, x + 128)" if act == "int8" else "")
+        + (", int4 weights unpacked to int8 in registers" if wbits == 4 else ""),
+        act_offset=128 if act == "int8" else 0,
+    )
+    for name, reg, requires, lanes, llvm, isa in (
+        ("vpdpbusd", "zmm", ["avx512vnni", "avx512bw"], 16, _VNNI512, "AVX512-VNNI"),
+        ("vpdpbusd_ymm", "ymm", ["avxvnni"], 8, _VNNI256, "AVX-VNNI"),
+    )
+    for act in ("int8", "uint8")
+    for wbits in (8,)
 )
 
 NAMES: tuple[str, ...] = tuple(dict.fromkeys(i.name for i in INTRINSICS))
