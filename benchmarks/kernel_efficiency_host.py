@@ -220,16 +220,13 @@ def print_table(section: dict) -> None:
         f"{'ORT u8s8':>10}  {'w8a8/fp32':>9} {'vs ORT i8':>9} {'vs ORT f32':>10}"
     )
     for row in section["models"]:
-        o, t, r, met = row["ours"], row["ort_s"], row["ratios"], row["met"]
-
-        def mark(k: str) -> str:
-            return f"{r[k]:.2f}x" + (" " if met[k] else "!")
-
+        o, t = row["ours"], row["ort_s"]
+        mark = {k: f"{v:.2f}x" + (" " if row["met"][k] else "!") for k, v in row["ratios"].items()}
         print(
             f"{row['model']:<14}{o['fp32']['pass_s'] * 1e3:>10.2f}{o['w8a8']['pass_s'] * 1e3:>10.2f}"
             f"{t['fp32'] * 1e3:>10.2f}{t['int8_s8s8'] * 1e3:>10.2f}{t['int8_u8s8'] * 1e3:>10.2f}"
-            f"  {mark('w8a8_speedup_over_fp32'):>9} {mark('w8a8_vs_ort_int8'):>9} "
-            f"{mark('fp32_vs_ort_fp32'):>10}"
+            f"  {mark['w8a8_speedup_over_fp32']:>9} {mark['w8a8_vs_ort_int8']:>9} "
+            f"{mark['fp32_vs_ort_fp32']:>10}"
         )
     print(
         "goals: w8a8/fp32 >= 2.5x; vs ORT i8 (ORT int8 / ours w8a8, best of S8S8/U8S8) >= 1x; "
