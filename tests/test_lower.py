@@ -299,8 +299,11 @@ def test_intrinsic_per_target_comes_from_the_table():
     }
     vnni = ["vpdpbusd", "vpdpbusd_ymm"]
     assert intrin.select(vnni, ("avxvnni",), "int8", 8).lanes == 8
-    assert intrin.select(vnni, ("avx512vnni", "avx512bw"), "int8", 8).act_offset == 128
-    assert intrin.select(vnni, ("avx512vnni", "avx512bw"), "uint8", 8).act_offset == 0
+    # u8 x s8 instructions: int8 activations take them flipped to u8 (+128, folded in the bias)
+    signed = intrin.select(vnni, ("avx512vnni", "avx512bw"), "int8", 8)
+    assert (signed.act_dtype, signed.act_offset) == ("uint8", 128)
+    assert intrin.select(vnni, ("avx512vnni", "avx512bw"), "uint8", 8) is signed
+    assert intrin.select(["vrmpy"], ("hvx",), "int8", 8).act_dtype == "int8"
     assert intrin.select(vnni, ("avx2", "fma"), "int8", 8) is None
     assert intrin.select(["vrmpy"], ("hvx",), "uint8", 8).key == "accelsim.vrmpy.uint8.w8"
     assert intrin.select(["sdot"], ("neon",), "int8", 8) is None  # needs dotprod

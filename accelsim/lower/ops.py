@@ -345,9 +345,19 @@ def contraction(ctx: Ctx) -> Built:
     params, pnames, pad_value = margs.tensors, margs.names, margs.pad_value
 
     stages: list[tuple[str, int]] = []
+    # int8 activations on an unsigned-activation intrinsic: flipped to u8 (x + offset) once, in
+    # the input stage, rather than per broadcast in the inner loop (`Intrinsic.act_offset`)
+    offset = it.act_offset if it is not None and it.act_dtype != xdt else 0
+    flip = None
+    if offset:
+        tirx = _tirx()
+
+        def flip(v):
+            return tirx.bitwise_xor(v, tirx.const(-offset, xdt)).astype(it.act_dtype)
+
     need_pad = bool(pt or pl or pb or pr) or ICp != I
-    if need_pad:
-        xin = pad_input(x, pad_value, I, ICp, pads)
+    if need_pad or flip is not None:
+        xin = pad_input(x, pad_value, I if need_pad else None, ICp, pads, flip)
         bits = DTYPE_BITS.get(xdt, 32)
         stages.append(("pad", pow2_divisor(ICp, _lanes(ctx, bits)) if ICp == I else 1))
     else:
@@ -427,7 +437,7 @@ def contraction(ctx: Ctx) -> Built:
         ft if is_float else None,
         wide,
         double,
-        it.act_offset if it is not None else 0,
+        offset,
     )
 
     def pack(values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -455,6 +465,7 @@ def contraction(ctx: Ctx) -> Built:
         if double
         else ("fixed64" if wide else ("fixed" if not is_float else "float")),
         "intrinsic": it.key if it else None,
+        "act_offset": offset,
         "block": [bo, bk],
     }
     return _with_arith(
