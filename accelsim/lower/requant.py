@@ -53,9 +53,9 @@ def mbqm(x, mult, shift, k=_ident):
     left = tirx.min(tirx.max(shift, c32(0)), c32(31))
     right = tirx.min(tirx.max(c32(0) - shift, c32(0)), c32(31))
     a = tirx.shift_left(x, left)  # int32, wraps
-    hi = tirx.shift_right(
-        a.astype("int64") * mult.astype("int64") + c64(1 << 30), c64(31)
-    ).astype("int32")
+    hi = tirx.shift_right(a.astype("int64") * mult.astype("int64") + c64(1 << 30), c64(31)).astype(
+        "int32"
+    )
     # RoundingDivideByPOT in int32 as gemmlowp writes it (remainder against a threshold that
     # is one higher for negative values): no 64-bit lanes after the product, which halves the
     # vector work of a requantization on 512-bit x86 (int64 ops take two registers per 16 lanes)
