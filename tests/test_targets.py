@@ -153,3 +153,23 @@ def test_shipped_assumptions_are_labelled_in_the_file():
         assert "ASSUMPTION" in text
         for a in t.assumptions:
             assert a.reason and a.value is not None, (t.name, a.path)
+
+
+def test_host_features_are_probed_at_load():
+    """The host target records this machine's CPU features (LLVM's cpuid probe); the kernel's
+    own view, /proc/cpuinfo, must agree on the ones the recipes choose kernels by."""
+    import pathlib
+
+    cpuinfo = pathlib.Path("/proc/cpuinfo")
+    if not cpuinfo.exists():
+        pytest.skip("no /proc/cpuinfo")
+    flags = set(cpuinfo.read_text().split())
+    features = set(load_target("host").codegen.features)
+    for llvm_name, linux_name in (
+        ("avx512vnni", "avx512_vnni"),
+        ("avxvnni", "avx_vnni"),
+        ("avx512f", "avx512f"),
+        ("avx2", "avx2"),
+        ("fma", "fma"),
+    ):
+        assert (llvm_name in features) == (linux_name in flags), llvm_name

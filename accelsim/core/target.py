@@ -126,6 +126,24 @@ def _host_cpu_name() -> str:
     return str(tvm.target.codegen.llvm_get_system_cpu())
 
 
+@cache
+def host_features() -> tuple[str, ...]:
+    """This machine's CPU features as LLVM names them (`avx512vnni`, `avxvnni`, `amx-int8`,
+    `fma`, ...): LLVM reads them with cpuid (`sys::getHostCPUFeatures`), so they are what the
+    silicon (or the hypervisor) offers, independent of the CPU model name LLVM picks for
+    `mcpu: native`. A host target with `features: auto` records them at load time; recipes
+    choose kernels by them (the tensor intrinsics' `requires`)."""
+    from accelsim.core.tvm_env import import_tvm
+
+    import_tvm()
+    import tvm_ffi
+
+    probe = tvm_ffi.get_global_func("tvm.codegen.llvm.GetHostCPUFeatures", allow_missing=True)
+    if probe is None:
+        return ()
+    return tuple(sorted(str(k) for k, on in dict(probe()).items() if on))
+
+
 def _host_vector_bits() -> int:
     try:
         flags = Path("/proc/cpuinfo").read_text().split()
@@ -207,10 +225,11 @@ def parse_target(data: Any, path: str) -> Target:
     assert isinstance(checked, TargetFile)
     cg = checked.codegen
     vb = _host_vector_bits() if cg.vector_bits == "auto" else cg.vector_bits
+    features = host_features() if cg.features == "auto" else tuple(cg.features)
     spec = CodegenSpec(
         _freeze(dict(cg.tvm_target)),
         vb,
-        tuple(cg.features),
+        features,
         Emulator(cg.emulator.kind, cg.emulator.cpu),
         tuple(parse_precision(n).name for n in cg.native),
         _freeze({parse_precision(k).name: v for k, v in cg.emulation.items()}),

@@ -16,7 +16,7 @@ needs `timing.clock_hz` and the `accelerator` section.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
@@ -162,7 +162,8 @@ def _vector_bits(value: Any) -> Any:
 class Codegen(Schema):
     tvm_target: TvmTarget
     vector_bits: Annotated[Any, AfterValidator(_vector_bits)]
-    features: list[str] = Field(default_factory=list)  # e.g. neon, dotprod, i8mm, bf16
+    # e.g. neon, dotprod, i8mm, bf16; "auto" (host only): this machine's, probed at load
+    features: list[str] | Literal["auto"] = Field(default_factory=list)
     emulator: Emulator
     llvm_mca_cpu: str | None = None
     native: list[PrecisionName]
@@ -314,6 +315,12 @@ class TargetFile(Schema):
             raise problem(
                 "vector_bits",
                 "codegen.vector_bits: expected a positive multiple of 64 ('auto' only on host), "
+                "found 'auto'",
+            )
+        if self.codegen.features == "auto" and self.kind != "host":
+            raise problem(
+                "features",
+                "codegen.features: expected a list of feature names ('auto' only on host), "
                 "found 'auto'",
             )
         if self.kind == "accelerator":
