@@ -859,6 +859,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     traceback."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    from accelsim.core.cache import new_run
+
+    new_run()
     shown = warnings.showwarning
     warnings.showwarning = _show_warning
     try:
