@@ -300,6 +300,7 @@ def prepared(
     if graph.is_quantized:
         stored = as_stored(graph, asked)
         t.check_precision(stored)
+        _check_layers(graph, t, stored)
         source = str(graph.metadata.get("calibration_data") or "stored in the model")
         return graph, t, stored, source
     if asked is None:
@@ -308,7 +309,24 @@ def prepared(
     if quantize_options.get("data") is None:
         quantize_options["data"] = random_calibration(graph, calib_samples)
     q = quantize(graph, asked, progress=progress, **quantize_options)
+    _check_layers(q.graph, t, q.precision)
     return q.graph, t, q.precision, q.calibration_data
+
+
+def _check_layers(graph: Graph, t: Target, default: Precision) -> None:
+    """Every integer layer of a (mixed-precision) graph at a precision the target runs: a
+    per-layer override it cannot run is an error, never dropped silently (float layers run where
+    the target's back end puts them)."""
+    from accelsim.core.target import TargetError
+    from accelsim.model.quantization import layer_precision
+
+    for node in graph.nodes:
+        p = layer_precision(graph, node, default)
+        if not p.is_float and not t.supports(p):
+            raise TargetError(
+                f"layer '{node.name}' of model '{graph.name}' computes at {p.name}, which "
+                f"target '{t.name}' ({t.path}) cannot run; it supports {', '.join(t.precisions())}"
+            )
 
 
 # ---------------------------------------------------------------------------------------------

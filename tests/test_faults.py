@@ -135,15 +135,20 @@ def _corrupt(entry: Path, kind: str) -> None:
         entry.write_text(text.replace(str(d["latency_s"]), "1e999", 1))
 
 
-@pytest.fixture(scope="module")
-def sweep_reference(tmp_path_factory):
-    d = tmp_path_factory.mktemp("sweepref")
+def _reference(tmp_path_factory, name: str, argv: list[str]) -> Path:
+    """A clean run of `argv` with its own cache: what every faulty run must reproduce."""
+    d = tmp_path_factory.mktemp(name)
     mp = pytest.MonkeyPatch()
     mp.setenv("ACCELSIM_CACHE", str(d / "cache"))
-    code, _, err = run_cli([*SWEEP, "--out", str(d / "out")])
+    code, _, err = run_cli([*argv, "--out", str(d / "out")])
     mp.undo()
     assert code == 0, err
     return d
+
+
+@pytest.fixture(scope="module")
+def sweep_reference(tmp_path_factory):
+    return _reference(tmp_path_factory, "sweepref", SWEEP)
 
 
 def _warnings(err: str) -> list[str]:
@@ -272,13 +277,7 @@ KERNEL_FAULTS = {
 
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory):
-    d = tmp_path_factory.mktemp("compiled")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("ACCELSIM_CACHE", str(d / "cache"))
-    code, _, err = run_cli([*COMPILE, "--out", str(d / "out")])
-    mp.undo()
-    assert code == 0, err
-    return d
+    return _reference(tmp_path_factory, "compiled", COMPILE)
 
 
 @pytest.mark.parametrize("fault", list(KERNEL_FAULTS))

@@ -127,6 +127,7 @@ def files(tmp_path_factory) -> dict[str, str]:
     put("unknown_mixed.yaml", "default: w8a8\nbanana: 1\n")
     put("prec_mixed.yaml", 'default: w9a9\nlayers: {"*": w8a8}\n')
     put("binary_mixed.yaml", b"\x00\x01")
+    put("w8a4_mixed.yaml", 'default: w8a8\nlayers: {"*": w8a4}\n')
     (d / "adir").mkdir()
     out["adir"] = str(d / "adir")
     (d / "adir.onnx").mkdir()
@@ -707,6 +708,18 @@ CASES: list[Case] = [
         "grid/config",
         "mixed-search digits_cnn --target cortex-a76 --calib-dataset imagenet --out {out}",
         "imagenet",
+    ),
+    C(
+        "grid/config",
+        "compile digits_cnn --target simd-accel --precision w8a8 --calib-random 1 --mixed {w8a4_mixed_yaml} --out {out}",
+        "w8a4",
+        "simd-accel",
+    ),
+    C(
+        "grid/config",
+        "verify digits_cnn --target simd-accel --precision w8a8 --calib-random 2 --mixed {w8a4_mixed_yaml}",
+        "w8a4",
+        "simd-accel",
     ),
     # -- report inputs --------------------------------------------------------------------------
     C(
