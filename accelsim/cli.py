@@ -884,6 +884,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _bug()
         print(f"accelsim: error: {_os_error_line(exc)}", file=sys.stderr)
         return 2
+    except MemoryError:
+        print(
+            "accelsim: error: out of memory (expected a model and inputs that fit; "
+            "ACCELSIM_MAX_TENSOR_BYTES bounds each tensor accelsim allocates)",
+            file=sys.stderr,
+        )
+        return 2
     except Exception:
         return _bug()
     finally:

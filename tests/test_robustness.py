@@ -640,6 +640,17 @@ CASES: list[Case] = [
         "GiB",
     ),
     C("shape", "verify {huge_onnx} --target host --precision w8a8", "'x'", "GiB"),
+    C("shape", "verify digits_cnn --input-size 200000 --target host --precision w8a8", "GiB"),
+    C(
+        "shape",
+        "simulate digits_cnn --input-size 200000 --target cortex-a76 --precision w8a8",
+        "GiB",
+    ),
+    C(
+        "shape",
+        "compile digits_cnn --input-size 200000 --target cortex-a76 --precision w8a8 --out {out}",
+        "GiB",
+    ),
     # -- recipes, sweep grids, mixed-precision files ------------------------------------------
     C("grid/config", "sweep --grid lanes --out {out}", "lanes"),
     C("grid/config", "sweep --grid lanes= --out {out}", "lanes"),
@@ -845,3 +856,37 @@ def test_bad_input_is_one_line_and_writes_nothing(case, sandbox, files, monkeypa
 
 def test_corpus_size():
     assert len(CASES) >= 150, CLASSES
+
+
+@pytest.mark.parametrize(
+    "argv,unreadable",
+    [
+        ("simulate {tiny_onnx} --target cortex-a76 --precision w8a8", "{tiny_onnx}"),
+        ("run {tiny_onnx} --output {out}.npy", "{tiny_onnx}"),
+        (
+            "simulate digits_cnn --target {t_clock_zero_yaml} --precision w8a8",
+            "{t_clock_zero_yaml}",
+        ),
+        ("run {tiny_onnx} --input {good_npy} --output {out}.npy", "{good_npy}"),
+        ("sweep --config {bad_grid_yaml} --out {out}", "{bad_grid_yaml}"),
+        (
+            "report --model digits_cnn --target cortex-a76 --accuracy {dict_json} --out {out}",
+            "{dict_json}",
+        ),
+    ],
+)
+def test_unreadable_file_is_one_line(argv, unreadable, sandbox, files, monkeypatch):
+    """A file without read permission (simulated: the tests run as root, who reads anything)."""
+    out = str(sandbox / "out")
+    victim = _fill(unreadable, files, out)
+    real = Path.read_bytes
+
+    def read_bytes(self):
+        if str(self) == victim:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    code, _, err = run_cli([_fill(a, files, out) for a in argv.split()])
+    assert_one_line_error(code, err, [victim, "permission denied"])
+    assert not Path(out).exists() and not Path(out + ".npy").exists()
