@@ -858,7 +858,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     disks cause) is one line on stderr and exit 2; anything else is a bug and keeps its
     traceback."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # a usage error (one line, printed) or --help / --version
+        return exc.code if isinstance(exc.code, int) else 2
     from accelsim.core.cache import new_run
 
     new_run()

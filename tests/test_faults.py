@@ -536,6 +536,38 @@ def test_allow_nonfinite_keeps_a_float_run(tmp_path, monkeypatch):
     assert np.isnan(np.load(y)).all()  # both outputs sum over the NaN: the float run says so
 
 
+def test_simulate_costs_a_huge_declared_input_without_allocating(tmp_path, monkeypatch):
+    """Costing needs no activation: a 100000 x 100000 input (37 GiB as float32) is costed,
+    where running it is refused (the corpus)."""
+    model = tmp_path / "huge.onnx"
+    model.write_bytes(_onnx_model(shape=(100000, 100000)))
+    monkeypatch.setenv("ACCELSIM_CACHE", str(tmp_path / "cache"))
+    code, out, err = run_cli(["simulate", str(model), "--target", "cortex-a76", "--precision", "w8a8"])  # fmt: skip
+    assert code == 0, err
+    assert "20,000,000,000" in out  # the Gemm MACs: 1e5 rows x 1e5 inputs x 2 outputs
+
+
+@pytest.mark.parametrize("model,size", [("digits_cnn", None), ("mobilenet_v2", 32)])
+def test_cost_only_quantization_costs_what_calibration_costs(model, size):
+    """`simulate` quantizes without calibrating (nothing allocated): every layer's cost equals
+    the one of a graph calibrated on random data, on a CPU, a DSP and the accelerator."""
+    from accelsim import api
+    from accelsim.backends import simulate
+    from accelsim.model.loader import load_model
+    from accelsim.quant.ptq import quantize_for_cost
+
+    g = load_model(model, size)
+    for tname, pnames in [("cortex-a76", ["w8a8", "w4a8"]), ("hvx-v68", ["w8a8", "w16a16"]), ("simd-accel", ["w8a8", "w4a4"])]:  # fmt: skip
+        t = api.target(tname)
+        for pn in pnames:
+            p = api.precision(pn)
+            calibrated = api.quantize(g, p, data=api.random_calibration(g, 1)).graph
+            nominal = quantize_for_cost(g, p).graph
+            a = [c.to_json() for c in simulate(calibrated, t, p, None)]
+            b = [c.to_json() for c in simulate(nominal, t, p, None)]
+            assert a == b, (tname, pn)
+
+
 # ---------------------------------------------------------------------------------------------
 # the target schema, by property
 # ---------------------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ ACCEL = REPO / "targets" / "simd-accel.yaml"
 def _onnx_model(name: str = "tiny", w=None, shape=(1, 4)):
     from onnx import TensorProto, helper, numpy_helper
 
-    w = np.ones((2, 4), np.float32) if w is None else w
+    w = np.ones((2, shape[1]), np.float32) if w is None else w
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [shape[0], 2])
     node = helper.make_node("Gemm", ["x", "W"], ["y"], transB=1)
@@ -643,7 +643,7 @@ CASES: list[Case] = [
     C("shape", "verify digits_cnn --input-size 200000 --target host --precision w8a8", "GiB"),
     C(
         "shape",
-        "simulate digits_cnn --input-size 200000 --target cortex-a76 --precision w8a8",
+        "measure digits_cnn --input-size 200000 --precision w8a8",
         "GiB",
     ),
     C(
