@@ -88,7 +88,7 @@ def _bars():
     from accelsim.core.progress import progress_bar
 
     with contextlib.ExitStack() as stack:
-        yield lambda total, desc: stack.enter_context(progress_bar(total, desc))
+        yield lambda total, desc, unit="it": stack.enter_context(progress_bar(total, desc, unit))
 
 
 def _print_costs(run) -> None:
@@ -236,6 +236,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             fidelity=args.fidelity,
             workers=args.workers,
             scheduler=args.scheduler,
+            objectives=tuple(o.strip() for o in args.objectives.split(",") if o.strip()),
             out=args.out,
             progress=progress,
         )
@@ -451,6 +452,71 @@ def _quantized(
             mixed=args.mixed,
             progress=progress,
         ).graph
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from accelsim import api
+    from accelsim.core.errors import InputError
+    from accelsim.core.fsutil import read_numpy
+    from accelsim.dse.tune import DEFAULT_CALIBRATORS, format_result, tune, write_outputs
+    from accelsim.quant import calibdata, tasks
+
+    _check_outputs(args, out=True)
+    targets = [api.target(t) for t in args.target.split(",")]  # every check before any work
+    p, high = api.precision(args.precision, "--precision"), api.precision(args.high, "--high")
+    calibrators = [c.strip() for c in args.calibrators.split(",")] if args.calibrators else []
+    labelled = args.dataset is not None or args.val_labels is not None
+    if not labelled and args.min_snr_db is None:
+        raise InputError(
+            "tune without labels scores the output SNR against float: give the budget as "
+            "--min-snr-db DB (or labels: --val-labels Y.npy, or --dataset text)"
+        )
+    if labelled and args.min_snr_db is not None:
+        raise InputError("--min-snr-db is the budget without labels; with labels use --max-drop")
+    graph = api.load_model(args.model, input_size=args.input_size)
+    if graph.is_quantized:
+        raise InputError(f"{args.model}: tune starts from a float model, found a quantized one")
+    if args.dataset is not None:
+        if args.dataset != "text":
+            raise InputError(f"--dataset {args.dataset}: expected text (rendered text lines)")
+        task = tasks.text_task(args.model, args.calib_n, args.val_n, seed=args.seed)
+    else:
+        if not (args.calib_data and args.val_data):
+            raise InputError(
+                "tune needs data: --dataset text (packaged OCR models), or --calib-data X.npy "
+                "and --val-data X.npy (with --val-labels Y.npy for top-1, else output SNR)"
+            )
+        data = calibdata.from_npy(args.calib_data, graph)
+        x_val = np.concatenate(calibdata.from_npy(args.val_data, graph).samples)
+        labels = None
+        if args.val_labels:
+            labels = read_numpy(args.val_labels, f"--val-labels {args.val_labels}", InputError)
+            if not isinstance(labels, np.ndarray):
+                raise InputError(f"--val-labels {args.val_labels}: expected a .npy array")
+        task = tasks.array_task(graph, data, x_val, labels, f"--val-data {args.val_data}")
+    per_unit = task.points_per_unit
+    print(f"data: {task.description}", file=sys.stderr)
+    result = tune(
+        graph,
+        task.calibration,
+        task.x_val,
+        task.metric,
+        precision=p,
+        calibrators=tuple(calibrators) or DEFAULT_CALIBRATORS,
+        max_drop=args.max_drop / per_unit,
+        min_score=args.min_snr_db,
+        high=high,
+        targets=targets,
+        fidelity=args.fidelity,
+        sensitivity_samples=args.sensitivity_samples,
+        log=lambda m: print(m, file=sys.stderr),
+    )
+    print(format_result(result, per_unit))
+    for f in write_outputs(result, args.out):
+        print(f"  {f}")
+    return 0 if result.met else 1
 
 
 def _cmd_quantize(args: argparse.Namespace) -> int:
@@ -728,15 +794,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     w = sub.add_parser(
         "sweep",
-        help="design-space sweep over accelerator parameters and precisions, with Pareto fronts",
+        help="design-space sweep over target fields and precisions (any kind of target), with "
+        "Pareto fronts and an interactive page",
     )
     w.add_argument("--model", action="append", help="zoo model (repeatable; default mobilenet_v2)")
-    w.add_argument("--target", default="simd-accel", help="base accelerator (default simd-accel)")
+    w.add_argument(
+        "--target", default="simd-accel", help="base target (default simd-accel): any kind"
+    )
     w.add_argument(
         "--grid",
         action="append",
         metavar="KEY=V1,V2",
-        help="a grid axis, e.g. lanes=16,32,64 or precision=w4a4,w8a8 (repeatable)",
+        help="a grid axis (repeatable): accelerator parameters (lanes=16,32,64), target-file "
+        "fields as dotted paths (timing.pipes.vector=1,2, memory.levels.L2.size_bytes=262144, "
+        "codegen.features=+dotprod,-dotprod, timing.hardware_threads=2,3,4) or "
+        "precision=w4a4,w8a8",
     )
     w.add_argument(
         "--config", metavar="SWEEP.yaml", help="grid from a YAML file (grid:, sample:, seed:)"
@@ -755,6 +827,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="analytic (default: shapes + recipe, milliseconds per point) or codegen "
         "(TVM-compiled programs on the instruction-level simulator, seconds per "
         "point); cached separately",
+    )
+    w.add_argument(
+        "--objectives",
+        default="latency_s,energy_j",
+        help="the Pareto front's objectives, a subset of latency_s, energy_j, area_mm2",
     )
     w.add_argument("--out", required=True, metavar="DIR")
     w.set_defaults(func=_cmd_sweep)
@@ -828,6 +905,75 @@ def build_parser() -> argparse.ArgumentParser:
         help="writes MODEL_TARGET_OBJECTIVE_mixed.yaml (for --mixed) and ..._mixed_search.json",
     )
     ms.set_defaults(func=_cmd_mixed_search)
+
+    tu = sub.add_parser(
+        "tune",
+        help="Wu et al.'s workflow on a float model: the best calibrator on validation "
+        "data, then the most sensitive layers kept high until the accuracy budget holds, "
+        "every step costed",
+    )
+    tu.add_argument("model", help="zoo name, packaged model (ppocr_cls, ppocr_rec) or float file")
+    tu.add_argument(
+        "--target", required=True, help="target(s) each step is costed on, comma-separated"
+    )
+    tu.add_argument("--precision", default="w8a8", help="the quantized precision (default w8a8)")
+    tu.add_argument(
+        "--high",
+        default="fp32",
+        help="precision of the layers kept high: fp32 (partial quantization, default) or a "
+        "16-bit one such as w16a16",
+    )
+    tu.add_argument(
+        "--calibrators",
+        help="calibrators tried, comma-separated (default minmax,percentile:99.99,"
+        "percentile:99.999,entropy,mse)",
+    )
+    tu.add_argument(
+        "--max-drop",
+        type=_finite,
+        default=1.0,
+        help="budget below float: percentage points of the metric (dB for the SNR metric); "
+        "default 1.0",
+    )
+    tu.add_argument(
+        "--min-snr-db",
+        type=_finite,
+        help="budget without labels: output SNR against float of at least this many dB",
+    )
+    tu.add_argument(
+        "--dataset",
+        help="labelled data the project renders: text (the packaged OCR models: orientation "
+        "top-1 for ppocr_cls, CTC exact match for ppocr_rec)",
+    )
+    tu.add_argument("--calib-n", type=_positive, default=64, help="--dataset: calibration samples")
+    tu.add_argument("--val-n", type=_positive, default=96, help="--dataset: validation samples")
+    tu.add_argument("--calib-data", metavar="X.npy", help="calibration inputs (N, *input[1:])")
+    tu.add_argument("--val-data", metavar="X.npy", help="validation inputs (N, *input[1:])")
+    tu.add_argument(
+        "--val-labels",
+        metavar="Y.npy",
+        help="N integer class labels: the metric is top-1 (without: output SNR against float)",
+    )
+    tu.add_argument(
+        "--sensitivity-samples",
+        type=_positive,
+        help="validation samples the per-layer sensitivity is measured on (default: all)",
+    )
+    tu.add_argument(
+        "--fidelity",
+        choices=["codegen", "analytic"],
+        default="analytic",
+        help="cost fidelity (default analytic)",
+    )
+    tu.add_argument("--input-size", type=_positive, help="zoo models: spatial input size")
+    tu.add_argument("--seed", type=_natural, default=0, help="data seed (default 0)")
+    tu.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="writes MODEL_tune.json (every step) and MODEL_tune_mixed.yaml (for --mixed)",
+    )
+    tu.set_defaults(func=_cmd_tune)
 
     q = sub.add_parser("quantize", help="post-training quantization to a QDQ ONNX model")
     q.add_argument("model", help="zoo name or a float .onnx file")

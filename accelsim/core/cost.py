@@ -3,7 +3,7 @@ the accelerator's instruction-level simulator)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
@@ -58,3 +58,16 @@ class LayerCost:
             for f in fields(self)
             for v in [getattr(self, f.name)]
         }
+
+
+def totals(costs: Sequence[LayerCost]) -> dict[str, float]:
+    """Whole-graph latency, energy (and its split), cycles of per-layer costs, summed in node
+    order (the sweeps' vectorised models sum their arrays in the same order)."""
+    out = {
+        "latency_s": sum(c.latency_s for c in costs),
+        "energy_j": sum(c.energy_j for c in costs),
+        "cycles": sum(c.cycles for c in costs),
+    }
+    for k in ENERGY_COMPONENTS:
+        out[f"energy_{k}_j"] = sum(c.energy_breakdown.get(k, 0.0) for c in costs)
+    return out

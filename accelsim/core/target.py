@@ -41,7 +41,7 @@ class TargetError(AccelsimError):
 KINDS = TARGET_KINDS  # one list of kinds: the schema's
 
 # the sections the cost models read, kept as the file wrote them
-SECTIONS = ("timing", "memory", "energy", "accelerator")
+SECTIONS = ("timing", "memory", "energy", "accelerator", "area")
 
 
 def targets_dir() -> Path:
@@ -93,6 +93,7 @@ class Target:
     energy: Mapping[str, Any] = field(default_factory=dict)
     accelerator: Mapping[str, Any] = field(default_factory=dict)
     assumptions: tuple[Assumption, ...] = ()
+    area: Mapping[str, Any] = field(default_factory=dict)  # accelsim.core.area coefficients
 
     def supports(self, precision: Precision) -> bool:
         """Runs natively or through a documented emulation."""

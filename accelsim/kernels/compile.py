@@ -31,6 +31,7 @@ from pathlib import Path
 
 from accelsim.core.errors import AccelsimError
 from accelsim.core.fsutil import USER_ERRNOS, atomic_write_bytes, atomic_write_text, safe_name
+from accelsim.core.precision import Precision
 from accelsim.core.version import __version__
 from accelsim.kernels.kernel import InstructionMix, Kernel, Loop, instruction_mix, loop_nest
 
@@ -270,7 +271,7 @@ def compile_layer(layer, target, use_cache: bool = True) -> Kernel:
 def compile_graph(
     graph,
     target,
-    precision=None,
+    precision: Precision | None = None,
     out_dir=None,
     schedules=None,
     use_cache: bool = True,
@@ -283,7 +284,9 @@ def compile_graph(
     from accelsim.lower.lower import lower_graph
 
     target = _target(target)
-    prec = getattr(precision, "name", precision)
+    from accelsim.model.quantization import graph_precision
+
+    prec = precision or graph_precision(graph)
     layers = lower_graph(graph, target, prec, schedules)
     kernels: list[Kernel] = []
     for i, L in enumerate(layers):
@@ -316,7 +319,7 @@ def _write_outputs(graph, target, prec, layers, kernels, out: Path) -> list[Kern
     doc = {
         "model": graph.name,
         "target": target.name,
-        "precision": prec,
+        "precision": prec.name,
         "accelsim_version": __version__,
         "distinct_kernels": len({k.key for k in written}),
         "kernels": [k.to_dict() for k in written],

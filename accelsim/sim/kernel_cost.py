@@ -329,7 +329,7 @@ def simulate_graph(graph: Graph, target: Target, precision: Precision) -> list[L
     if arch not in COUNTED_ISAS:  # nothing to read the code with: no point compiling it
         why = f"the count predictor reads {', '.join(COUNTED_ISAS)} assembly, not {arch}"
         return [_fallback(graph, n, target, precision, levels, why) for n in graph.nodes]
-    layers = lower_graph(graph, target, precision.name)
+    layers = lower_graph(graph, target, precision)
     nodes = {n.name: n for n in graph.nodes}
     out = []
     for L in layers:

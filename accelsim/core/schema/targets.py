@@ -78,6 +78,9 @@ Nanoseconds = Annotated[Any, _number(0, 1e9, low_open=False, what="a latency in 
 Cycles = Annotated[Any, _integer(0, 10**9, "a whole number of cycles >= 0")]
 Positive = Annotated[Any, _integer(1, 10**6, "a positive integer")]
 Bytes = Annotated[Any, _integer(1, 2**50, "a positive whole number of bytes")]
+SquareMicrons = Annotated[Any, _number(0, 1e6, low_open=True, what="a positive area in um^2")]
+SquareMm = Annotated[Any, _number(0, 1e5, low_open=True, what="a positive area in mm^2")]
+Fraction = Annotated[Any, _number(0, 1, low_open=True, what="a fraction in (0, 1]")]
 Slot = Annotated[Any, _integer(0, 63, "a slot number from 0 to 63")]
 
 
@@ -274,6 +277,14 @@ class EnergySection(Schema):
     static_power_w: Power | None = None
 
 
+class AreaSection(Schema):
+    """Area coefficients (`accelsim.core.area`), each with its source in the file."""
+
+    sram_bitcell_um2: SquareMicrons
+    sram_array_efficiency: Fraction
+    core_logic_mm2: SquareMm | None = None
+
+
 class TargetFile(Schema):
     """A whole target file; `accelerator` and `assumptions` are checked where they are
     understood (`accelsim.accel.arch`, `accelsim.core.target`)."""
@@ -286,6 +297,7 @@ class TargetFile(Schema):
     memory: Memory | None = None
     energy: EnergySection | None = None
     accelerator: Annotated[dict[str, Any], mapping_of("a mapping of parameters")] | None = None
+    area: AreaSection | None = None
     assumptions: Any = None
 
     @model_validator(mode="after")
@@ -343,6 +355,7 @@ class Sections(Schema):
     memory: Memory | None = None
     energy: EnergySection | None = None
     accelerator: Annotated[dict[str, Any], mapping_of("a mapping of parameters")] | None = None
+    area: AreaSection | None = None
 
 
 def check_sections(data: Any, where: str, error: type[AccelsimError]) -> None:
