@@ -119,20 +119,26 @@ CORRUPT = {
 
 
 def _corrupt(entry: Path, kind: str) -> None:
-    text = entry.read_text()
+    """Spoil one cached entry (a point's metrics, or a chunk's metric lists) the `kind` way."""
     if CORRUPT[kind] is not None:
         entry.write_bytes(CORRUPT[kind])  # type: ignore[arg-type]
         return
-    d = json.loads(text)
+    d = json.loads(entry.read_text())
+
+    def first(value):
+        if isinstance(d["latency_s"], list):
+            return [value, *d["latency_s"][1:]]
+        return value
+
     if kind == "nan":
-        entry.write_text(json.dumps({**d, "latency_s": float("nan")}))
+        entry.write_text(json.dumps({**d, "latency_s": first(float("nan"))}))
     elif kind == "string number":
-        entry.write_text(json.dumps({**d, "latency_s": "fast"}))
+        entry.write_text(json.dumps({**d, "latency_s": first("fast")}))
     elif kind == "missing key":
         d.pop("energy_j")
         entry.write_text(json.dumps(d))
     else:
-        entry.write_text(text.replace(str(d["latency_s"]), "1e999", 1))
+        entry.write_text(json.dumps({**d, "latency_s": first(12345.5)}).replace("12345.5", "1e999"))
 
 
 def _reference(tmp_path_factory, name: str, argv: list[str]) -> Path:
@@ -169,7 +175,7 @@ def test_corrupted_result_entry_is_recomputed(kind, sweep_reference, tmp_path, m
     cache = tmp_path / "cache"
     shutil.copytree(sweep_reference / "cache", cache)
     entries = sorted((cache / "sweep").rglob("*.json"))
-    assert len(entries) == 2
+    assert entries
     _corrupt(entries[0], kind)
     code, err, seen = _sweep(tmp_path, monkeypatch, cache)
     assert code == 0, err
@@ -366,7 +372,7 @@ def test_concurrent_runs_share_cache_and_out(sweep_reference, tmp_path):
     assert [p.returncode for p in procs] == [0, 0], [r[1] for r in results]
     assert not [r[1] for r in results if r[1].strip()]  # no warnings, no errors
     ref = sweep_reference / "out"
-    for name in ("points.csv", "pareto.csv", "points.json"):
+    for name in ("points.csv", "pareto.csv", "pareto.json"):
         assert (out / name).read_bytes() == (ref / name).read_bytes()
     assert not [p for p in tmp_path.rglob("*.tmp")]
 
