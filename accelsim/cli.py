@@ -467,6 +467,10 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     targets = [api.target(t) for t in args.target.split(",")]  # every check before any work
     p, high = api.precision(args.precision, "--precision"), api.precision(args.high, "--high")
     calibrators = [c.strip() for c in args.calibrators.split(",")] if args.calibrators else []
+    from accelsim.quant.calibrate import make_calibrator
+
+    for c in calibrators:  # a typo costs one line, before the data is read
+        make_calibrator(c)
     labelled = args.dataset is not None or args.val_labels is not None
     if not labelled and args.min_snr_db is None:
         raise InputError(

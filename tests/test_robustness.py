@@ -85,6 +85,7 @@ def files(tmp_path_factory) -> dict[str, str]:
         "ninf.npy": np.array([[1, -np.inf, 3, 4]], np.float32),
         "shape.npy": np.ones((1, 5), np.float32),
         "good.npy": np.ones((1, 4), np.float32),
+        "digits.npy": np.ones((4, 1, 8, 8), np.float32),
         "calnan.npy": np.concatenate([np.ones((3, 1, 4)), np.full((1, 1, 4), np.nan)]),
         "calshape.npy": np.ones((3, 7), np.float32),
         "strings.npy": np.array([["a", "b", "c", "d"]]),
@@ -263,6 +264,9 @@ ACCEL_MUTATIONS: dict[str, Callable[[dict], None]] = {
     "dram_negative": lambda t: t["accelerator"]["dram"].update(bytes_per_cycle=-1.0),
     "section_missing": lambda t: t.pop("accelerator"),
     "static_negative": lambda t: t["energy"].update(static_power_w=-0.5),
+    "area_bitcell_zero": lambda t: t["area"].update(sram_bitcell_um2=0),
+    "area_efficiency_above_one": lambda t: t["area"].update(sram_array_efficiency=1.5),
+    "area_unknown": lambda t: t["area"].update(gates=3),
 }
 ACCEL_FIELDS = {
     "clock_zero": "timing.clock_hz",
@@ -271,6 +275,9 @@ ACCEL_FIELDS = {
     "dram_negative": "accelerator.dram.bytes_per_cycle",
     "section_missing": "accelerator",
     "static_negative": "energy.static_power_w",
+    "area_bitcell_zero": "area.sram_bitcell_um2",
+    "area_efficiency_above_one": "area.sram_array_efficiency",
+    "area_unknown": "area.gates",
 }
 
 
@@ -731,6 +738,28 @@ CASES: list[Case] = [
         "verify digits_cnn --target simd-accel --precision w8a8 --calib-random 2 --mixed {w8a4_mixed_yaml}",
         "w8a4",
         "simd-accel",
+    ),
+    C("tune", "tune digits_cnn --out {out}", "--target"),
+    C("tune", "tune digits_cnn --target cortex-a99 --out {out}", "cortex-a99"),
+    C("tune", "tune digits_cnn --target {t_clock_zero_yaml} --out {out}", "timing.clock_hz"),
+    C("tune", "tune digits_cnn --target cortex-a76 --precision w3a8 --out {out}", "w3a8"),
+    C("tune", "tune digits_cnn --target cortex-a76 --seed -1 --out {out}", "--seed"),
+    C(
+        "tune",
+        "tune {garbage_onnx} --target cortex-a76 --min-snr-db 20 --out {out}",
+        "{garbage_onnx}",
+    ),
+    C(
+        "tune",
+        "tune digits_cnn --target cortex-a76 --min-snr-db 20 --calib-data {empty_npy} --val-data {digits_npy} --out {out}",
+        "{empty_npy}",
+    ),
+    C("tune", "tune digits_cnn --target cortex-a76 --out {good_npy}", "--out", "{good_npy}"),
+    C("tune", "tune digits_cnn --target cortex-a76 --max-drop nan --out {out}", "--max-drop"),
+    C(
+        "tune",
+        "tune digits_cnn --target cortex-a76 --min-snr-db 20 --calib-data {digits_npy} --val-data {digits_npy} --calibrators magic --out {out}",
+        "magic",
     ),
     # -- report inputs --------------------------------------------------------------------------
     C(
