@@ -668,6 +668,21 @@ CASES: list[Case] = [
     C("grid/config", "sweep --grid clock_hz=0 --out {out}", "clock_hz"),
     C("grid/config", "sweep --grid clock_hz=1e20 --out {out}", "clock_hz"),
     C("grid/config", "sweep --grid banana=1 --out {out}", "banana"),
+    *[
+        C(
+            "grid/config",
+            f"sweep --model digits_cnn --target cortex-a76 --grid {g} --out {{out}}",
+            g.split("=")[0],
+        )
+        for g in (
+            "timing.clock_hz=0",
+            "timing.clock_hz=.nan",
+            "timing.instructions.vector_alu.throughput=0",
+            "memory.levels.L1D.size_bytes=-1",
+            "energy.static_power_w=-1",
+            "timing.banana=3",
+        )
+    ],
     C("grid/config", "sweep --grid lanes=16 --model resnet9000 --out {out}", "resnet9000"),
     C("grid/config", "sweep --grid lanes=16 --target cortex-a76 --out {out}", "cortex-a76"),
     C("grid/config", "sweep --config {bad_grid_yaml} --out {out}", "{bad_grid_yaml}"),
