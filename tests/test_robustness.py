@@ -129,6 +129,10 @@ def files(tmp_path_factory) -> dict[str, str]:
     put("prec_mixed.yaml", 'default: w9a9\nlayers: {"*": w8a8}\n')
     put("binary_mixed.yaml", b"\x00\x01")
     put("w8a4_mixed.yaml", 'default: w8a8\nlayers: {"*": w8a4}\n')
+    (d / "sched").mkdir()
+    (d / "sched" / "cpu-simd.yaml").write_bytes(b"\x00\x01 not a recipe")
+    (d / "sched" / "accelerator.yaml").write_text("conv2d: {default: {tile: {banana: 4}}}\n")
+    out["sched"] = str(d / "sched")
     (d / "adir").mkdir()
     out["adir"] = str(d / "adir")
     (d / "adir.onnx").mkdir()
@@ -821,6 +825,31 @@ CASES: list[Case] = [
     ),
     # -- environment ------------------------------------------------------------------------------
     C("environment", "targets", "ACCELSIM_TARGETS", ACCELSIM_TARGETS="{missing_yaml}dir"),
+    C(
+        "environment",
+        "simulate digits_cnn --target cortex-a76 --precision w8a8",
+        "{sched}/cpu-simd.yaml",
+        ACCELSIM_SCHEDULES="{sched}",
+    ),
+    C(
+        "environment",
+        "compile digits_cnn --target cortex-a76 --precision w8a8 --out {out}",
+        "{sched}/cpu-simd.yaml",
+        ACCELSIM_SCHEDULES="{sched}",
+    ),
+    C(
+        "environment",
+        "simulate digits_cnn --target simd-accel --precision w8a8",
+        "{sched}/accelerator.yaml",
+        "banana",
+        ACCELSIM_SCHEDULES="{sched}",
+    ),
+    C(
+        "environment",
+        "simulate digits_cnn --target cortex-a76 --precision w8a8",
+        "{missing_yaml}dir/cpu-simd.yaml",
+        ACCELSIM_SCHEDULES="{missing_yaml}dir",
+    ),
     C(
         "environment",
         "report --model digits_cnn --out {out}",
