@@ -377,6 +377,24 @@ def test_concurrent_runs_share_cache_and_out(sweep_reference, tmp_path):
     assert not [p for p in tmp_path.rglob("*.tmp")]
 
 
+def test_concurrent_compiles_share_kernel_cache_and_out(compiled, tmp_path):
+    """Two compilations at once into one kernel cache and one --out: both succeed without a
+    warning, and the kernels equal a lone run's."""
+    cache, out = tmp_path / "cache", tmp_path / "out"
+    cmd = [sys.executable, "-m", "accelsim", *COMPILE, "--out", str(out)]
+    procs = [
+        subprocess.Popen(cmd, env=_env(cache), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(2)
+    ]
+    results = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [r[1] for r in results]
+    assert not [r[1] for r in results if r[1].strip()]
+    got, want = _files(out), _files(compiled / "out")
+    assert sorted(got) == sorted(want)
+    assert all(got[f] == want[f] for f in want if f.endswith((".o", ".s")))
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
 # ---------------------------------------------------------------------------------------------
 # hostile names, pipes, extras, modes
 # ---------------------------------------------------------------------------------------------
