@@ -467,6 +467,10 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     targets = [api.target(t) for t in args.target.split(",")]  # every check before any work
     p, high = api.precision(args.precision, "--precision"), api.precision(args.high, "--high")
     calibrators = [c.strip() for c in args.calibrators.split(",")] if args.calibrators else []
+    from accelsim.quant.calibrate import make_calibrator
+
+    for c in calibrators:  # a typo costs one line, before the data is read
+        make_calibrator(c)
     labelled = args.dataset is not None or args.val_labels is not None
     if not labelled and args.min_snr_db is None:
         raise InputError(
@@ -1004,7 +1008,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     disks cause) is one line on stderr and exit 2; anything else is a bug and keeps its
     traceback."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # a usage error (one line, printed) or --help / --version
+        return exc.code if isinstance(exc.code, int) else 2
+    from accelsim.core.cache import new_run
+
+    new_run()
     shown = warnings.showwarning
     warnings.showwarning = _show_warning
     try:
@@ -1026,6 +1036,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exc.errno not in USER_ERRNOS:
             return _bug()
         print(f"accelsim: error: {_os_error_line(exc)}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(
+            "accelsim: error: out of memory (expected a model and inputs that fit; "
+            "ACCELSIM_MAX_TENSOR_BYTES bounds each tensor accelsim allocates)",
+            file=sys.stderr,
+        )
         return 2
     except Exception:
         return _bug()

@@ -342,14 +342,21 @@ def _checked_metrics(entry: Any) -> dict:
 
 
 def _checked_chunk(entry: Any) -> dict:
-    """A cached chunk: every metric a list of numbers of one length (TypeError otherwise: then
-    it is recomputed); NaN marks a column a point does not have, never a metric."""
+    """A cached chunk: every metric a list of finite numbers, all of one length (TypeError
+    otherwise: then it is recomputed); null marks a column a point does not have (its area),
+    never a metric."""
     if not isinstance(entry, dict) or not entry:
         raise TypeError(f"expected a mapping of columns, found {type(entry).__name__}")
+    missing = [m for m in METRICS if m not in entry]
+    if missing:
+        raise TypeError(f"{missing[0]}: missing")
     lengths = set()
     for m, col in entry.items():
         if not isinstance(col, list) or any(
-            isinstance(v, bool) or not isinstance(v, (int, float)) for v in col
+            isinstance(v, bool)
+            or not isinstance(v, (int, float))
+            and not (v is None and m not in METRICS)
+            for v in col
         ):
             raise TypeError(f"{m}: expected a list of numbers")
         if m in METRICS and not all(math.isfinite(v) for v in col):
@@ -436,7 +443,8 @@ def evaluate_chunk(chunk: Chunk) -> dict[str, list[float]]:
         out["model_bytes"][sel] = graph.model_bytes()
         area = space.area(fixed, columns, len(sel))
         out["area_mm2"][sel] = np.nan if area is None else area
-    return {m: v.tolist() for m, v in out.items()}
+    # JSON has no NaN (the cache refuses non-finite numbers): a column a point lacks is null
+    return {m: [None if x != x else x for x in v.tolist()] for m, v in out.items()}
 
 
 def _chunks(p: Plan) -> list[Chunk]:
