@@ -245,3 +245,26 @@ def test_dask_local_cluster_gives_the_local_table(tmp_path):
         )
     assert remote.chunks_computed == 5
     assert remote.table.equals(local.table) and (remote.front == local.front).all()
+
+
+def test_accuracy_objective_from_per_layer_sensitivities(tmp_path):
+    spec = SweepSpec(
+        ("digits_cnn",),
+        "simd-accel",
+        {"lanes": (16, 64), "precision": ("w4a4", "w8a8")},
+        accuracy_samples=4,
+        objectives=("latency_s", "accuracy_noise"),
+    )
+    res = run_sweep(spec, cache_dir=str(tmp_path), workers=1)
+    noise = res.table.groupby("precision").accuracy_noise.agg(["min", "max"])
+    # one value per precision (the design does not change the numerics); fewer bits, more noise
+    assert (noise["min"] == noise["max"]).all()
+    assert noise.loc["w4a4", "min"] > noise.loc["w8a8", "min"] > 0
+    # the faster w4a4 designs and the more accurate w8a8 ones both reach the front
+    assert set(res.table[res.front].precision) == {"w4a4", "w8a8"}
+    with pytest.raises(AccelsimError, match="accuracy samples"):
+        plan(
+            SweepSpec(
+                ("digits_cnn",), "simd-accel", {"lanes": (16,)}, objectives=("accuracy_noise",)
+            )
+        )
