@@ -154,16 +154,30 @@ def _cli_sweep(out: Path, cache: Path, grid: dict, points: int) -> subprocess.Po
     )
 
 
+def _kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL the sweep and its pool workers (by process id: the processes this run started)."""
+    out = subprocess.run(
+        ["ps", "-o", "pid=", "--ppid", str(proc.pid)], capture_output=True, text=True
+    ).stdout
+    for pid in [proc.pid, *(int(x) for x in out.split())]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait()
+    time.sleep(1.0)
+
+
 def kill_resume(tmp: Path, reference_out: Path, points: int) -> dict:
     cache = tmp / "kill-cache"
     out = tmp / "kill-out"
     proc = _cli_sweep(out, cache, ACCEL_GRID, points)
     deadline = time.time() + 600
     while time.time() < deadline and len(list(cache.rglob("*.json"))) < 3:
+        if proc.poll() is not None:
+            raise SystemExit(f"the sweep to kill ended first: {proc.stderr.read()[-2000:]}")
         time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    time.sleep(1.0)  # the workers' exits
+    _kill_tree(proc)
     chunks_before = len(list(cache.rglob("*.json")))
     half_written = (out / "points.csv").exists()
     again = _cli_sweep(out, cache, ACCEL_GRID, points)
