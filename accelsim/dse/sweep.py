@@ -431,6 +431,35 @@ def _run_and_cache(args: tuple[Chunk, str]) -> dict[str, list[float]]:
 
 
 # -- the sweep -------------------------------------------------------------------------------
+def _execute(
+    fn: Callable[[Any], Any],
+    tasks: Sequence[Any],
+    workers: int,
+    scheduler: str | None,
+    done: Callable[[int, Any], None],
+) -> None:
+    """`fn` over `tasks` on a Dask cluster (`scheduler`), a local process pool or in this
+    process; `done(task index, result)` as each finishes. Tasks are pure functions of their
+    inputs, so where they run does not change a result."""
+    if not tasks:
+        return
+    if scheduler:
+        from distributed import Client, as_completed
+
+        with Client(scheduler) as client:
+            futures = client.map(fn, list(tasks), pure=False)
+            index = {f.key: i for i, f in enumerate(futures)}
+            for fut in as_completed(futures):
+                done(index[fut.key], fut.result())
+    elif workers > 1 and len(tasks) > 1:
+        with ProcessPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
+            for i, r in enumerate(pool.map(fn, tasks, chunksize=1)):
+                done(i, r)
+    else:
+        for i, t in enumerate(tasks):
+            done(i, fn(t))
+
+
 @dataclass(frozen=True, eq=False)
 class SweepResult:
     table: Any  # pandas.DataFrame, one row per point in plan order
@@ -485,22 +514,7 @@ def run_sweep(
         if progress:
             progress(done)
 
-    if tasks:
-        if scheduler:
-            from distributed import Client, as_completed
-
-            with Client(scheduler) as client:
-                futures = client.map(_run_and_cache, tasks, pure=False)
-                index = {f.key: c for f, c in zip(futures, todo)}
-                for fut in as_completed(futures):
-                    collect(index[fut.key], fut.result())
-        elif nworkers > 1 and len(tasks) > 1:
-            with ProcessPoolExecutor(max_workers=min(nworkers, len(tasks))) as pool:
-                for c, r in zip(todo, pool.map(_run_and_cache, tasks, chunksize=1)):
-                    collect(c, r)
-        else:
-            for c, t in zip(todo, tasks):
-                collect(c, _run_and_cache(t))
+    _execute(_run_and_cache, tasks, nworkers, scheduler, lambda i, r: collect(todo[i], r))
     table = _table(p, [results[c.key] for c in chunks])
     _add_accuracy(table, spec, str(cache.dir))
     return SweepResult(
@@ -600,21 +614,7 @@ def _run_points(
         if progress:
             progress(done)
 
-    if tasks:
-        if scheduler:
-            from distributed import Client, as_completed
-
-            with Client(scheduler) as client:
-                futures = client.map(_evaluate_and_cache, tasks, pure=False)
-                for fut in as_completed(futures):
-                    collect(fut.result())
-        elif nworkers > 1 and len(tasks) > 1:
-            with ProcessPoolExecutor(max_workers=nworkers) as pool:
-                for batch in pool.map(_evaluate_and_cache, tasks, chunksize=1):
-                    collect(batch)
-        else:
-            for t in tasks:
-                collect(_evaluate_and_cache(t))
+    _execute(_evaluate_and_cache, tasks, nworkers, scheduler, lambda i, r: collect(r))
     per_model = len(p.flat)
     chunk_results = []
     for i in range(len(spec.models)):
