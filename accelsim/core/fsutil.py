@@ -59,8 +59,11 @@ def read_yaml(path: str | os.PathLike, what: str, error: type[Exception]) -> Any
     p = Path(path)
     if not p.is_file():
         raise error(f"{path}: no such {what}")
+    # libyaml's parser when installed (same resolver and constructor as safe_load, ~10x faster:
+    # sweeps and reports read every target file)
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        return yaml.safe_load(p.read_text())
+        return yaml.load(p.read_text(), Loader=loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
