@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import re
 import signal
@@ -265,7 +266,11 @@ def run(points: int, skip_dask: bool, skip_zigzag: bool, zigzag_layers: int) -> 
 
             t0 = time.perf_counter()
             with distributed.LocalCluster(
-                n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+                n_workers=2,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
             ) as cluster:
                 start = time.perf_counter() - t0
                 _, res_d, wall_d = timed_sweep(
