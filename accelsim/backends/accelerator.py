@@ -126,9 +126,9 @@ def _record(
 
 
 def _file_stem(name: str, used: set[str]) -> str:
-    from accelsim.kernels.compile import sanitize
+    from accelsim.core.fsutil import safe_name
 
-    base = sanitize(name)
+    base = safe_name(name, "layer")
     stem, i = base, 1
     while stem in used:
         i += 1

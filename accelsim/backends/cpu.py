@@ -38,7 +38,7 @@ def verify_model(
 ) -> list[LayerCheck]:
     from accelsim.kernels.verify import verify_graph
 
-    return verify_graph(graph, target, precision.name, feeds, progress=progress)
+    return verify_graph(graph, target, precision, feeds, progress=progress)
 
 
 def _analytic(graph: Graph, target: Target, precision: Precision) -> list[LayerCost]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
+from typing import Any
 
 ENERGY_COMPONENTS = ("compute", "onchip_memory", "offchip_memory", "static")
 
@@ -37,6 +38,19 @@ class LayerCost:
         object.__setattr__(self, "bytes_moved", MappingProxyType(dict(self.bytes_moved)))
         if self.bound not in ("compute", "memory"):
             raise ValueError(f"bound must be 'compute' or 'memory', found {self.bound!r}")
+
+    @classmethod
+    def from_json(cls, data: Any) -> LayerCost:
+        """The inverse of `to_json`; TypeError or ValueError on data of another shape (a cache
+        entry that cannot be trusted)."""
+        from accelsim.core.cache import check_fields
+
+        cost = cls(**check_fields(cls, data))
+        numbers = [cost.cycles, cost.latency_s, cost.energy_j, cost.utilization, cost.macs]
+        numbers += [*cost.energy_breakdown.values(), *cost.bytes_moved.values()]
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 for v in numbers):
+            raise ValueError(f"layer {cost.name!r}: a cost that is not a number >= 0")
+        return cost
 
     def to_json(self) -> dict:
         return {

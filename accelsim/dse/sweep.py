@@ -31,6 +31,7 @@ import numpy as np
 
 from accelsim.core.cache import ResultCache, content_key
 from accelsim.core.errors import InputError
+from accelsim.core.extras import need
 from accelsim.core.fsutil import atomic_write_text, read_yaml
 from accelsim.dse.pareto import pareto_mask
 
@@ -73,15 +74,25 @@ class SweepSpec:
     accuracy_samples: int = 0
 
 
-def _value(token: str) -> Any:
+def _value(token: str, where: str) -> Any:
     for parse in (int, float):  # YAML 1.1 reads "1e9" as text
         try:
-            return parse(token)
+            v = parse(token)
         except ValueError:
-            pass
+            continue
+        if isinstance(v, float) and not math.isfinite(v):
+            raise InputError(f"{where}: value {token!r}: expected a finite number")
+        return v
     import yaml
 
-    v = yaml.safe_load(token)
+    try:
+        v = yaml.safe_load(token)
+    except yaml.YAMLError:
+        raise InputError(f"{where}: value {token!r} is not a YAML scalar") from None
+    if isinstance(v, (list, dict)):
+        raise InputError(
+            f"{where}: value {token!r}: expected a number or a name, found a {type(v).__name__}"
+        )
     return token if v is None else v
 
 
@@ -93,7 +104,9 @@ def parse_grid_args(items: Sequence[str], source: str = "--grid") -> dict[str, t
             raise InputError(f"{source} '{item}': expected KEY=V1,V2,...")
         key, values = item.split("=", 1)
         key = key.strip()
-        vals = tuple(_value(v.strip()) for v in values.split(",") if v.strip())
+        vals = tuple(
+            _value(v.strip(), f"{source} '{item}'") for v in values.split(",") if v.strip()
+        )
         if not vals:
             raise InputError(f"{source} '{item}': no values for '{key}'")
         grid[key] = grid.get(key, ()) + vals
@@ -112,7 +125,17 @@ def load_grid_yaml(path: str) -> tuple[dict[str, tuple[Any, ...]], int | None, i
     if not isinstance(grid, Mapping):
         raise InputError(f"{path}: grid: expected a mapping key -> list of values")
     out = {str(k): tuple(v if isinstance(v, list) else [v]) for k, v in grid.items()}
-    return out, data.get("sample"), int(data.get("seed", 0))
+    for k, values in out.items():
+        if not values:
+            raise InputError(f"{path}: grid.{k}: expected a non-empty list of values")
+    sample, seed = data.get("sample"), data.get("seed", 0)
+    if sample is not None and (
+        isinstance(sample, bool) or not isinstance(sample, int) or sample < 1
+    ):
+        raise InputError(f"{path}: sample: expected a positive integer, found {sample!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InputError(f"{path}: seed: expected an integer >= 0, found {seed!r}")
+    return out, sample, seed
 
 
 @dataclass(frozen=True)
@@ -177,6 +200,12 @@ def plan(spec: SweepSpec) -> Plan:
         )
     if not spec.grid or any(len(v) == 0 for v in spec.grid.values()):
         raise InputError("sweep: the grid is empty; give at least one --grid KEY=V1,V2")
+    if spec.sample is not None and (isinstance(spec.sample, bool) or spec.sample < 1):
+        raise InputError(f"sweep: sample {spec.sample!r}: expected a positive integer")
+    for key, values in spec.grid.items():
+        for v in values:
+            if isinstance(v, float) and not math.isfinite(v):
+                raise InputError(f"sweep: grid {key}: expected finite values, found {v}")
     for m in spec.models:
         if m not in MODELS:
             raise InputError(f"sweep: unknown model '{m}'; zoo: {', '.join(MODELS)}")
@@ -306,6 +335,42 @@ def evaluate_point(
         "model_bytes": graph.model_bytes(),
         **{f"energy_{k}_j": v for k, v in split.items()},
     }
+
+
+def _checked_metrics(entry: Any) -> dict:
+    """A cached point's metrics, each a number (TypeError otherwise: then it is recomputed)."""
+    if not isinstance(entry, dict):
+        raise TypeError(f"expected a mapping, found {type(entry).__name__}")
+    for m in METRICS:
+        if isinstance(entry.get(m), bool) or not isinstance(entry.get(m), (int, float)):
+            raise TypeError(f"{m}: expected a number, found {entry.get(m)!r}")
+    return entry
+
+
+def _checked_number(entry: Any) -> float:
+    """A cached number (TypeError otherwise: then it is recomputed)."""
+    if isinstance(entry, bool) or not isinstance(entry, (int, float)) or not math.isfinite(entry):
+        raise TypeError(f"expected a finite number, found {entry!r}")
+    return float(entry)
+
+
+def _checked_chunk(entry: Any) -> dict:
+    """A cached chunk: every metric a list of numbers of one length (TypeError otherwise: then
+    it is recomputed); NaN marks a column a point does not have, never a metric."""
+    if not isinstance(entry, dict) or not entry:
+        raise TypeError(f"expected a mapping of columns, found {type(entry).__name__}")
+    lengths = set()
+    for m, col in entry.items():
+        if not isinstance(col, list) or any(
+            isinstance(v, bool) or not isinstance(v, (int, float)) for v in col
+        ):
+            raise TypeError(f"{m}: expected a list of numbers")
+        if m in METRICS and not all(math.isfinite(v) for v in col):
+            raise TypeError(f"{m}: non-finite value")
+        lengths.add(len(col))
+    if len(lengths) != 1:
+        raise TypeError("columns of different lengths")
+    return entry
 
 
 def _evaluate_and_cache(args) -> list[tuple[str, dict]]:
@@ -444,9 +509,9 @@ def _execute(
     if not tasks:
         return
     if scheduler:
-        from distributed import Client, as_completed
+        from distributed import as_completed
 
-        with Client(scheduler) as client:
+        with connect(scheduler) as client:
             futures = client.map(fn, list(tasks), pure=False)
             index = {f.key: i for i, f in enumerate(futures)}
             for fut in as_completed(futures):
@@ -479,6 +544,24 @@ class SweepResult:
         return tuple(self.table[self.front].to_dict("records"))
 
 
+# how long an unreachable Dask scheduler may keep a sweep waiting
+CONNECT_TIMEOUT_S = 5
+
+
+def connect(scheduler: str):
+    """A Dask client of `scheduler`; a missing dask extra, a malformed or unreachable address is
+    one user error within `CONNECT_TIMEOUT_S`."""
+    distributed = need("distributed", "sweep --scheduler", "dask")
+    try:
+        return distributed.Client(scheduler, timeout=f"{CONNECT_TIMEOUT_S}s")
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise InputError(
+            f"--scheduler {scheduler}: no Dask scheduler answered within {CONNECT_TIMEOUT_S} s "
+            f"(expected the address of a running scheduler, e.g. tcp://host:8786; "
+            f"{type(exc).__name__})"
+        ) from None
+
+
 def run_sweep(
     spec: SweepSpec,
     cache_dir: str | None = None,
@@ -488,6 +571,8 @@ def run_sweep(
     plan_: Plan | None = None,
 ) -> SweepResult:
     p = plan_ or plan(spec)
+    if scheduler:  # a missing extra fails before any work
+        need("distributed", "sweep --scheduler", "dask")
     if spec.fidelity == "codegen":
         return _run_points(p, cache_dir, workers, scheduler, progress)
     cache = ResultCache("sweep", cache_dir)
@@ -495,7 +580,7 @@ def run_sweep(
     results: dict[str, dict] = {}
     todo = []
     for c in chunks:
-        hit = cache.get(c.key)
+        hit = cache.get(c.key, _checked_chunk)
         if hit is not None:
             results[c.key] = hit
         else:
@@ -582,7 +667,7 @@ def _run_points(
     results: dict[str, dict] = {}
     todo = []
     for pt, k in zip(points, keys):
-        hit = cache.get(k)
+        hit = cache.get(k, _checked_metrics)
         if hit is not None:
             results[k] = hit
         else:
@@ -654,7 +739,7 @@ def _add_accuracy(table: Any, spec: SweepSpec, cache_dir: str) -> None:
     values = {}
     for m, prec in dict.fromkeys(zip(table["model"], table[PRECISION_KEY])):
         key = content_key("sweep-accuracy", code, m, prec, spec.input_size, spec.accuracy_samples)
-        hit = cache.get(key)
+        hit = cache.get(key, _checked_number)
         if hit is None:
             hit = accuracy_noise(m, prec, spec.input_size, spec.accuracy_samples)
             cache.put(key, hit)
