@@ -691,6 +691,7 @@ def sweep(
     workers: int | None = None,
     scheduler: str | None = None,
     objectives: Sequence[str] = ("latency_s", "energy_j"),
+    accuracy_samples: int = 0,
     out: str | os.PathLike | None = None,
     progress: Progress = None,
 ) -> SweepOutcome:
@@ -709,6 +710,7 @@ def sweep(
         input_size,
         fidelity,
         tuple(objectives),
+        accuracy_samples=accuracy_samples,
     )
     checked = plan(spec)  # all errors before any work
     start = time.perf_counter()

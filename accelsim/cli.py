@@ -237,6 +237,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             workers=args.workers,
             scheduler=args.scheduler,
             objectives=tuple(o.strip() for o in args.objectives.split(",") if o.strip()),
+            accuracy_samples=args.accuracy_samples,
             out=args.out,
             progress=progress,
         )
@@ -835,7 +836,16 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument(
         "--objectives",
         default="latency_s,energy_j",
-        help="the Pareto front's objectives, a subset of latency_s, energy_j, area_mm2",
+        help="the Pareto front's objectives, a subset of latency_s, energy_j, area_mm2, "
+        "accuracy_noise",
+    )
+    w.add_argument(
+        "--accuracy-samples",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add accuracy_noise per model and precision: the output noise ratio predicted "
+        "from per-layer sensitivities on N seeded random inputs (slow at full input size)",
     )
     w.add_argument("--out", required=True, metavar="DIR")
     w.set_defaults(func=_cmd_sweep)
