@@ -119,7 +119,7 @@ _QDQ_TYPE_OPSET = {
     "int2": 25,
 }
 # Operators whose ONNX form needs more than that (as the emitters below write them).
-_OP_OPSET = {"layer_norm": 17, "gelu": 20}
+_OP_OPSET = {"layer_norm": 17, "gelu": 20, "hard_swish": 14}
 _INT32 = np.iinfo(np.int32)
 
 
@@ -459,6 +459,25 @@ EMITTERS["add"] = _simple("Add")
 EMITTERS["sub"] = _simple("Sub")
 EMITTERS["mul"] = _simple("Mul")
 EMITTERS["relu"] = _simple("Relu")
+EMITTERS["div"] = _simple("Div")
+EMITTERS["pow"] = _simple("Pow")
+EMITTERS["sigmoid"] = _simple("Sigmoid")
+EMITTERS["tanh"] = _simple("Tanh")
+EMITTERS["erf"] = _simple("Erf")
+EMITTERS["neg"] = _simple("Neg")
+EMITTERS["sqrt"] = _simple("Sqrt")
+EMITTERS["hard_swish"] = _simple("HardSwish")
+
+
+@_emits("hard_sigmoid")
+def _hard_sigmoid(ctx: _Ctx, node: Node, ins: list[str], out: str) -> None:
+    alpha, beta = float(node.attr("alpha", 0.2)), float(node.attr("beta", 0.5))
+    ctx.add("HardSigmoid", ins, [out], node.name, alpha=alpha, beta=beta)
+
+
+@_emits("gather")
+def _gather(ctx: _Ctx, node: Node, ins: list[str], out: str) -> None:
+    ctx.add("Gather", ins, [out], node.name, axis=int(node.attr("axis", 0)))
 
 
 @_emits("concat")

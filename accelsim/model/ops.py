@@ -542,6 +542,12 @@ def node_params(graph: Graph, node: Node) -> int:
     if opdef is None:
         return 0
     total = 0
+    if node.op == "concat":  # a learned token joined to the sequence (ViT's class token)
+        total += sum(
+            graph.tensors[t].size
+            for t in node.inputs
+            if graph.is_constant(t) and graph.tensors[t].is_float
+        )
     for i in opdef.param_inputs:
         if i < len(node.inputs) and node.inputs[i] and graph.is_constant(node.inputs[i]):
             size = graph.tensors[node.inputs[i]].size

@@ -11,6 +11,7 @@ from accelsim.core.errors import InputError
 from accelsim.core.fsutil import read_numpy
 from accelsim.core.qparams import NUMPY_DTYPE
 from accelsim.model.graph import Graph
+from accelsim.model.io import random_input
 from accelsim.quant.ptq import CalibrationData
 
 
@@ -65,9 +66,7 @@ def random(graph: Graph, n: int, seed: int = 0) -> CalibrationData:
         raise InputError(f"--calib-random {n}: expected a positive number of samples")
     info = _input_info(graph)
     rng = np.random.default_rng(seed)
-    samples = tuple(
-        rng.standard_normal(info.shape).astype(NUMPY_DTYPE[info.dtype]) for _ in range(n)
-    )
+    samples = tuple(random_input(graph, info.name, rng) for _ in range(n))
     return CalibrationData(
         samples, f"random N(0,1), {n} samples, seed {seed} (timing only: not for accuracy)", True
     )
