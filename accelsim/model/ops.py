@@ -493,6 +493,8 @@ OPS: dict[str, OpDef] = {
         OpDef("less", _elementwise, (), "a < b (bool)", quant="index"),
         OpDef("greater", _elementwise, (), "a > b (bool)", quant="index"),
         OpDef("equal", _elementwise, (), "a == b (bool)", quant="index"),
+        OpDef("greater_equal", _elementwise, (), "a >= b (bool)", quant="index"),
+        OpDef("logical_and", _elementwise, (), "a and b (bool; attention masks)", quant="index"),
         OpDef("quantize", _same, (), "float -> integer (or integer -> integer requantize)"),
         OpDef("dequantize", _same, (), "integer -> float"),
     ]

@@ -61,12 +61,18 @@ def from_array(
 
 
 def random(graph: Graph, n: int, seed: int = 0) -> CalibrationData:
-    """N(0, 1) samples: fine for timing studies, meaningless for accuracy."""
+    """N(0, 1) samples (`model.io.random_input`: token ids inside the vocabulary): fine for
+    timing studies, meaningless for accuracy. A several-input model (token ids and a mask)
+    gets one tuple of inputs per sample."""
     if n <= 0:
         raise InputError(f"--calib-random {n}: expected a positive number of samples")
-    info = _input_info(graph)
     rng = np.random.default_rng(seed)
-    samples = tuple(random_input(graph, info.name, rng) for _ in range(n))
+    samples: tuple = tuple(
+        random_input(graph, graph.inputs[0], rng)
+        if len(graph.inputs) == 1
+        else tuple(random_input(graph, name, rng) for name in graph.inputs)
+        for _ in range(n)
+    )
     return CalibrationData(
         samples, f"random N(0,1), {n} samples, seed {seed} (timing only: not for accuracy)", True
     )

@@ -325,8 +325,7 @@ def avg_pool(c: KernelCall):
     win = P.pool_windows(x, c.node.attrs, rq.zero_point(x_info) if include_pad else 0)
     total = win.sum(axis=(-1, -2))
     if include_pad:
-        kh, kw = c.attr("kernel")
-        counts = np.full(total.shape[-2:], kh * kw, dtype=np.int64)
+        counts = np.rint(P.pool_counts_with_pads(x.shape, c.node.attrs)).astype(np.int64)
     else:
         counts = np.rint(P.pool_counts(x.shape, c.node.attrs)).astype(np.int64)
     y = P.from_nchw(_div_round_half_away(total, counts), layout)
