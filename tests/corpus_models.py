@@ -29,15 +29,15 @@ VOCAB = 30  # token ids are drawn from [0, VOCAB)
 @dataclass(frozen=True)
 class Entry:
     """One corpus model: its family, format, a maker of the float model (an `nn.Module` and its
-    input shapes for `onnx`; a Keras model for `tflite`) and the TFLite modes it is checked in
-    ("int16x8_mixed" where TFLite has no 16x8 kernel for one of its operators)."""
+    input shapes for `onnx`, a zoo name for a zoo export; a Keras model for `tflite`) and the
+    TFLite modes it is checked in ("int16x8_mixed" where TFLite has no 16x8 kernel for one of
+    its operators)."""
 
     name: str
     family: str
     fmt: str
     make: Callable
     modes: tuple[str, ...] = ("int8", "int16x8")
-    resolver: str = "BUILTIN_REF"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -165,9 +165,23 @@ def hf_vit_tiny():
 def hf_deit_tiny():
     import transformers as T
 
-    # the distilled DeiT: a class and a distillation token, two heads averaged
+    torch, nn = _torch()
     m = T.DeiTForImageClassificationWithTeacher(_vit_config(T.DeiTConfig))
-    return _logits(m, "pixel_values"), _image(32)
+
+    class Heads(nn.Module):
+        """The distilled DeiT's class and distillation tokens, each with its head; both
+        logits returned (their average, the model's `logits`, is a Div ONNX Runtime's
+        quantizer leaves in float)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.m = m
+
+        def forward(self, x):
+            out = self.m(pixel_values=x)
+            return torch.cat([out.cls_logits, out.distillation_logits], -1)
+
+    return Heads().eval(), _image(32)
 
 
 def hf_mobilevit_xxs():
@@ -491,18 +505,19 @@ def keras_unet():
     m = layers.Conv2D(16, 3, padding="same", activation="relu")(layers.MaxPooling2D()(b))
     y = layers.Concatenate()([layers.UpSampling2D(interpolation="bilinear")(m), b])
     y = layers.Conv2D(8, 3, padding="same", activation="relu")(y)
-    y = layers.Concatenate()([layers.UpSampling2D()(y), a])
+    # nearest upsampling as RESIZE_NEAREST_NEIGHBOR (Keras 3's UpSampling2D writes a TILE
+    # version BUILTIN_REF lacks)
+    up = layers.Lambda(lambda t: tf.compat.v1.image.resize_nearest_neighbor(t, (16, 16)))(y)
+    y = layers.Concatenate()([up, a])
     return keras.Model(inp, layers.Conv2D(2, 1)(y))
 
 
-def keras_espcn():
-    """ESPCN: tanh convs, a sub-pixel convolution (DEPTH_TO_SPACE), a 1x1 output conv."""
-    M, keras, layers, tf = _keras()
-    inp = keras.Input((12, 12, 1), batch_size=1)
-    x = layers.Conv2D(16, 5, padding="same", activation="tanh")(inp)
-    x = layers.Conv2D(16, 3, padding="same")(x)
-    x = layers.Lambda(lambda t: tf.nn.depth_to_space(t, 2))(x)
-    return keras.Model(inp, layers.Conv2D(1, 1)(x))
+def keras_shufflenet():
+    """tests/tflite_models.py's ShuffleNetV2 unit: SPLIT, convs, concat, channel shuffle.
+    (ESPCN's DEPTH_TO_SPACE is the ONNX corpus's: TFLite's reference resolver registers it for
+    float only, and the builtin kernels' convolutions round differently from the reference.)"""
+    M, *_ = _keras()
+    return M.shufflenet_block()
 
 
 def keras_tiny_bert():
@@ -554,22 +569,19 @@ CORPUS: dict[str, Entry] = {
             "tflite",
             keras_mobilenet_v3_small,
             _NO16,
-        ),  # fmt: skip
+        ),
         Entry(
             "keras_mobilenet_v3_large_min",
             "MobileNetV3-Large (minimalistic)",
             "tflite",
             keras_mobilenet_v3_large,
-        ),  # fmt: skip
+        ),
         Entry("keras_efficientnet_b0", "EfficientNet-B0", "tflite", keras_efficientnet_b0),
         Entry("keras_efficientnet_lite", "EfficientNet-lite", "tflite", keras_efficientnet_lite),
         Entry("keras_dilated", "dilated convs (SPACE_TO_BATCH_ND)", "tflite", keras_dilated),
         Entry("keras_densenet", "DenseNet", "tflite", keras_densenet),
         Entry("keras_unet", "UNet", "tflite", keras_unet),
-        # DEPTH_TO_SPACE: BUILTIN_REF registers it for float only, and TFLite has no 16x8 one
-        Entry(
-            "keras_espcn", "ESPCN (DEPTH_TO_SPACE)", "tflite", keras_espcn, ("int8",), "BUILTIN"
-        ),  # fmt: skip
+        Entry("keras_shufflenet", "ShuffleNetV2 unit", "tflite", keras_shufflenet),
         Entry("keras_tiny_bert", "BERT", "tflite", keras_tiny_bert, ("int8",)),
         Entry(
             "keras_tiny_bert_encoder",
@@ -577,7 +589,7 @@ CORPUS: dict[str, Entry] = {
             "tflite",
             keras_tiny_bert_encoder,
             ("int16x8",),
-        ),  # fmt: skip
+        ),
         Entry("keras_tiny_vit", "ViT", "tflite", keras_tiny_vit),
     ]
 }

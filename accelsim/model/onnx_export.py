@@ -455,18 +455,22 @@ def _simple(onnx_op: str) -> Emitter:
     return emit
 
 
-EMITTERS["add"] = _simple("Add")
-EMITTERS["sub"] = _simple("Sub")
-EMITTERS["mul"] = _simple("Mul")
-EMITTERS["relu"] = _simple("Relu")
-EMITTERS["div"] = _simple("Div")
-EMITTERS["pow"] = _simple("Pow")
-EMITTERS["sigmoid"] = _simple("Sigmoid")
-EMITTERS["tanh"] = _simple("Tanh")
-EMITTERS["erf"] = _simple("Erf")
-EMITTERS["neg"] = _simple("Neg")
-EMITTERS["sqrt"] = _simple("Sqrt")
-EMITTERS["hard_swish"] = _simple("HardSwish")
+# operators that are one ONNX node of the same inputs and no attributes
+for _ir, _onnx in {
+    "add": "Add",
+    "sub": "Sub",
+    "mul": "Mul",
+    "relu": "Relu",
+    "div": "Div",
+    "pow": "Pow",
+    "sigmoid": "Sigmoid",
+    "tanh": "Tanh",
+    "erf": "Erf",
+    "neg": "Neg",
+    "sqrt": "Sqrt",
+    "hard_swish": "HardSwish",
+}.items():
+    EMITTERS[_ir] = _simple(_onnx)
 
 
 @_emits("hard_sigmoid")
