@@ -21,15 +21,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
     rows = []
     for name in zoo.MODELS:
-        g = zoo.build(name)
-        rows.append(
-            {
-                "name": name,
-                "params": g.params(),
-                "macs": g.macs(),
-                "input_shape": list(g.tensors[g.inputs[0]].shape),
-            }
-        )
+        params, macs, shape = zoo.summary(name)
+        rows.append({"name": name, "params": params, "macs": macs, "input_shape": list(shape)})
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
