@@ -10,7 +10,16 @@ import pytest
 from accelsim.core.precision import parse_precision
 from accelsim.core.target import TargetError, list_targets, load_target, load_target_file
 
-REQUIRED = {"cortex-a55", "cortex-a76", "kryo280", "hvx-v62", "hvx-v68", "hvx-v73", "host"}
+REQUIRED = {
+    "cortex-a53",
+    "cortex-a55",
+    "cortex-a76",
+    "kryo280",
+    "hvx-v62",
+    "hvx-v68",
+    "hvx-v73",
+    "host",
+}
 
 
 def test_shipped_targets_load_with_codegen_facts():
@@ -18,7 +27,11 @@ def test_shipped_targets_load_with_codegen_facts():
     assert REQUIRED <= set(targets)
     a76, a55 = targets["cortex-a76"], targets["cortex-a55"]
     assert "+dotprod" in a76.codegen.tvm_target["mattr"]
-    assert "-dotprod" in a55.codegen.tvm_target["mattr"]  # LLVM's A55 enables it by default
+    # the A55 implements the Armv8.2 dot product (its SOG 4.15 times SDOT); the A53 and the
+    # Kryo 280 (Cortex-A73 class) are Armv8.0 cores without it
+    assert "+dotprod" in a55.codegen.tvm_target["mattr"] and "dotprod" in a55.codegen.features
+    for name in ("cortex-a53", "kryo280"):
+        assert "dotprod" not in targets[name].codegen.features, name
     for name in ("hvx-v62", "hvx-v68", "hvx-v73"):
         t = targets[name]
         assert t.codegen.vector_bits == 1024 and "+hvx-length128b" in t.codegen.tvm_target["mattr"]
