@@ -29,7 +29,18 @@ from accelsim.quant.ptq import quantize_graph
 from accelsim.ref.executor import run
 from accelsim.sim import dyncount
 
-TARGETS = ["cortex-a53", "cortex-a55", "cortex-a76", "kryo280", "hvx-v62", "hvx-v68", "hvx-v73"]
+TARGETS = [
+    "cortex-a53",
+    "cortex-a55",
+    "cortex-a76",
+    "cortex-a720",
+    "cortex-a520",
+    "neoverse-v2",
+    "kryo280",
+    "hvx-v62",
+    "hvx-v68",
+    "hvx-v73",
+]
 LAYERS = ["conv", "conv_s2", "dw", "fc", "softmax"]
 
 

@@ -14,6 +14,9 @@ REQUIRED = {
     "cortex-a53",
     "cortex-a55",
     "cortex-a76",
+    "cortex-a720",
+    "cortex-a520",
+    "neoverse-v2",
     "kryo280",
     "hvx-v62",
     "hvx-v68",
@@ -32,6 +35,12 @@ def test_shipped_targets_load_with_codegen_facts():
     assert "+dotprod" in a55.codegen.tvm_target["mattr"] and "dotprod" in a55.codegen.features
     for name in ("cortex-a53", "kryo280"):
         assert "dotprod" not in targets[name].codegen.features, name
+    # the 2023 cores: i8mm (SMMLA), BF16 and FP16 besides dot product, SVE kept out of codegen
+    for name in ("cortex-a720", "cortex-a520", "neoverse-v2"):
+        cg = targets[name].codegen
+        assert {"dotprod", "i8mm", "bf16", "fp16"} <= set(cg.features), name
+        assert "+i8mm" in cg.tvm_target["mattr"] and "-sve" in cg.tvm_target["mattr"], name
+        assert targets[name].timing["mac"]["w8a8"]["macs_per_instruction"] == 32, name
     for name in ("hvx-v62", "hvx-v68", "hvx-v73"):
         t = targets[name]
         assert t.codegen.vector_bits == 1024 and "+hvx-length128b" in t.codegen.tvm_target["mattr"]

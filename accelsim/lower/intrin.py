@@ -63,6 +63,12 @@ class Intrinsic:
     kind: str = "dot"
     # storage scopes of A, B and C (the accelerator's operands live in its scratchpads)
     scopes: tuple[str, str, str] = ("global", "global", "global")
+    # builds the description PrimFunc when the kind's pattern is not one `_desc` knows (an
+    # instruction family registered from its own module, e.g. `accelsim.lower.i8mm`)
+    desc: Callable[[Intrinsic], Any] | None = field(default=None, repr=False)
+    # kinds whose A operand spans several pixels (`i8mm`): the pixels' distance along the
+    # input's width (a convolution's stride)
+    row_stride: int = 1
 
     @property
     def weight_dtype(self) -> str:
@@ -584,6 +590,14 @@ NAMES: tuple[str, ...] = tuple(dict.fromkeys(i.name for i in INTRINSICS))
 _REGISTERED: set[str] = set()
 
 
+def register(*entries: Intrinsic) -> None:
+    """Add `entries` to the table: an instruction family whose description and implementation
+    live in their own module (`accelsim.lower.i8mm`) registers itself here on import."""
+    global INTRINSICS, NAMES
+    INTRINSICS = INTRINSICS + tuple(e for e in entries if e not in INTRINSICS)
+    NAMES = tuple(dict.fromkeys(i.name for i in INTRINSICS))
+
+
 def variants(name: str) -> list[Intrinsic]:
     return [i for i in INTRINSICS if i.name == name]
 
@@ -617,6 +631,6 @@ def ensure_registered(it: Intrinsic) -> str:
 
     # TVM's registry outlives a reload of this module (tests): register only once
     if TensorIntrin.get(it.key, allow_missing=True) is None:
-        TensorIntrin.register(it.key, _desc(it), it.impl(it))
+        TensorIntrin.register(it.key, (it.desc or _desc)(it), it.impl(it))
     _REGISTERED.add(it.key)
     return it.key

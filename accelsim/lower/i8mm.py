@@ -1,0 +1,262 @@
+"""The Armv8.6 int8 matrix multiply-accumulate (I8MM, `smmla`) as a tensor intrinsic, and the
+conv2d / dense accumulators that use it.
+
+`SMMLA Vd.4S, Vn.16B, Vm.16B` multiplies a 2x8 int8 matrix (Vn, row-major) by the transpose of
+another 2x8 one (Vm) and adds the 2x2 int32 product to Vd (row-major): 32 multiply-accumulates,
+twice SDOT's 16, in one instruction of the same cost on the cores that have it. TVM ships no
+tensor intrinsic for it. Here:
+
+    C[p, j] += A[p, k] * B[j, k]      p < 2 (pixels or rows), j < 2 (output channels), k < 8
+
+A is two rows of 8 activations (two output pixels of a conv2d, two rows of a dense; the rows are
+a stride apart in memory and are joined into one register), B is one 2x8 block of the packed
+weights (`[O/2][KH][KW][I/8][2][8]`, 16 contiguous bytes: the Vm operand as it is), C is a 2x2
+tile of accumulators. The accumulators of a layer computed with it are laid out as pairs of
+pairs, `(N, OH, OW/2, OC/2, 2, 2)` for conv2d (`(N/2, OC/2, 2, 2)` for dense), so each C is 4
+contiguous int32 (one register). A conv2d with an odd output width computes one extra column
+(its input padded on the right) and discards it; a dense layer is computed this way only with
+an even number of rows (batch 1 leaves half the instruction idle, SDOT does it better).
+
+The entries register in `accelsim.lower.intrin`'s table under the recipe name `smmla`, needing
+the target feature `i8mm`; recipes list it before `sdot` (`tensorize: [smmla, sdot, ...]`), so
+a core with i8mm uses it and every other core falls through to the next name. Signed int8
+activations use SMMLA, uint8 ones USMMLA (unsigned x signed); 4-bit weights are unpacked to int8
+in registers as for SDOT.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from accelsim.lower import intrin as _intrin
+from accelsim.lower.common import _te
+from accelsim.lower.schedule import Axis
+
+KIND = "mmla"
+ROWS = 2  # rows of A (pixels / batch rows) per instruction
+_SMMLA = "llvm.aarch64.neon.smmla.v4i32.v16i8"
+_USMMLA = "llvm.aarch64.neon.usmmla.v4i32.v16i8"
+
+
+def _a_rows(it: _intrin.Intrinsic) -> int:
+    """Rows of the A buffer: the two pixels and, at a stride s > 1, the s - 1 input columns
+    between them (a region is a box: TVM matches the box, the instruction reads two rows)."""
+    return (ROWS - 1) * it.row_stride + 1
+
+
+def _desc(it: _intrin.Intrinsic):
+    """`C[p, j] += A[p * s, k] * W[j, k]` over one 2 x lanes x depth block (s: the row
+    stride); A's rows are a (symbolic) stride apart in memory."""
+    from accelsim.core.tvm_env import import_tvm
+
+    import_tvm()
+    from tvm.script import tirx as T
+
+    lanes, depth, pdepth, acc = it.lanes, it.depth, it.packed_depth, it.acc_dtype
+    w4, rs, ar = it.weight_bits == 4, it.row_stride, _a_rows(it)
+
+    def weight(B, vj, vk):
+        return _intrin.nibble(B[vj, vk // 2], vk) if w4 else B[vj, vk]
+
+    @T.prim_func(s_tir=True)
+    def desc(a: T.handle, b: T.handle, c: T.handle) -> None:
+        sa = T.int32()
+        A = T.match_buffer(a, (ar, depth), it.act_dtype, strides=(sa, 1), offset_factor=1)
+        B = T.match_buffer(b, (lanes, pdepth), it.weight_dtype, offset_factor=1)
+        C = T.match_buffer(c, (ROWS, lanes), acc, offset_factor=1)
+        with T.sblock("root"):
+            T.reads(C[0:ROWS, 0:lanes], A[0:ar, 0:depth], B[0:lanes, 0:pdepth])
+            T.writes(C[0:ROWS, 0:lanes])
+            for p in T.serial(0, ROWS):
+                for j in T.serial(0, lanes):
+                    for k in T.serial(0, depth):
+                        with T.sblock("update"):
+                            vp, vj, vk = T.axis.remap("SSR", [p, j, k])
+                            C[vp, vj] = C[vp, vj] + T.cast(A[vp * rs, vk], acc) * T.cast(
+                                weight(B, vj, vk), acc
+                            )
+
+    return desc
+
+
+def _impl(it: _intrin.Intrinsic):
+    """One SMMLA (USMMLA for uint8 activations): the two 8-byte activation rows joined into
+    one register, the 16 weight bytes (unpacked from 8 for 4-bit weights), the 2x2 tile."""
+    from accelsim.core.tvm_env import import_tvm
+
+    import_tvm()
+    from tvm.script import tirx as T
+
+    lanes, depth, pdepth, rs, ar = it.lanes, it.depth, it.packed_depth, it.row_stride, _a_rows(it)
+    n = ROWS * depth
+    half = f"{it.act_dtype}x{depth}"
+
+    @T.prim_func(s_tir=True)
+    def impl(a: T.handle, b: T.handle, c: T.handle) -> None:
+        sa = T.int32()
+        A = T.match_buffer(a, (ar, depth), it.act_dtype, strides=(sa, 1), offset_factor=1)
+        B = T.match_buffer(b, (lanes, pdepth), it.weight_dtype, offset_factor=1)
+        C = T.match_buffer(c, (ROWS, lanes), it.acc_dtype, offset_factor=1)
+        with T.sblock("root"):
+            T.reads(C[0:ROWS, 0:lanes], A[0:ar, 0:depth], B[0:lanes, 0:pdepth])
+            T.writes(C[0:ROWS, 0:lanes])
+            C[0, T.ramp(T.int32(0), 1, ROWS * lanes)] = _intrin._llvm(
+                T,
+                it.llvm[0],
+                "int32x4",
+                C.vload([0, 0], dtype="int32x4"),
+                T.Shuffle(
+                    [A.vload([0, 0], dtype=half), A.vload([rs, 0], dtype=half)],
+                    [T.int32(i) for i in range(n)],
+                ),
+                _intrin._weights8(T, B, it, 0, lanes * depth),
+            )
+
+    return impl
+
+
+def _entry(act: str, wbits: int) -> _intrin.Intrinsic:
+    unsigned = act == "uint8"
+    return _intrin.Intrinsic(
+        name="smmla",
+        key=f"accelsim.smmla.{act}.w{wbits}",
+        act_dtype=act,
+        weight_bits=wbits,
+        acc_dtype="int32",
+        lanes=2,
+        depth=8,
+        impl=_impl,
+        instruction="usmmla v.4s, v.16b, v.16b" if unsigned else "smmla v.4s, v.16b, v.16b",
+        requires=("neon", "i8mm"),
+        llvm=(_USMMLA if unsigned else _SMMLA,),
+        doc=(
+            "Armv8.6 I8MM: a 2x8 by 8x2 int8 matrix product into a 2x2 int32 tile (32 MACs)"
+            + (", uint8 activations (USMMLA)" if unsigned else "")
+            + (", int4 weights unpacked to int8 in registers" if wbits == 4 else "")
+        ),
+        kind=KIND,
+        desc=_desc,
+    )
+
+
+ENTRIES = tuple(_entry(act, wbits) for act in ("int8", "uint8") for wbits in (8, 4))
+_intrin.register(*ENTRIES)
+
+
+MAX_STRIDE = 4  # wider strides read boxes of more input columns than they use: SDOT instead
+
+
+def for_stride(it: _intrin.Intrinsic, stride: int) -> _intrin.Intrinsic:
+    """`it` for a convolution of this width stride (its two pixels `stride` columns apart)."""
+    if stride == it.row_stride:
+        return it
+    return dataclasses.replace(it, key=f"{it.key}.s{stride}", row_stride=stride)
+
+
+def applies(it: _intrin.Intrinsic | None, is_dense: bool, rows: int, stride: int = 1) -> bool:
+    """Whether `it` is this module's intrinsic and fits the layer: a dense layer needs an even
+    number of rows (a conv2d pads its output width)."""
+    if it is None or it.kind != KIND:
+        return False
+    return rows % ROWS == 0 if is_dense else stride <= MAX_STRIDE
+
+
+def pair_pads(pads, width: int, out_width: int, kw: int, stride: int, dilation: int):
+    """`pads` (top, left, bottom, right) with the right padding grown so that an even number of
+    output columns (one more than `out_width` when it is odd) reads inside the padded input."""
+    pt, pl, pb, pr = pads
+    owp = out_width + out_width % ROWS
+    need = (owp - 1) * stride + (kw - 1) * dilation + 1
+    return (pt, pl, pb, pr + max(0, need - (width + pl + pr)))
+
+
+@dataclass(frozen=True)
+class PairCompute:
+    """The accumulators of a layer computed with SMMLA, its output and how its loops are
+    named for the scheduler."""
+
+    acc: object  # te.Tensor
+    y: object  # te.Tensor
+    axes: list[Axis]
+    default_order: tuple[str, ...]
+    intrinsic_loops: tuple[str, ...]
+
+
+def contraction(xin, weight, shape, window, accdt: str, epilogue, out_channels: int):
+    """conv2d (`shape` = N, OH, OW, OCp; `window` = ((KH, KW), strides, dilations)) or dense
+    (`shape` = N, OCp; `window` None) accumulated in pairs of pairs, and the output `y`
+    (`epilogue(acc, oc)` per element, `out_channels` of them). `weight(oc block, [kh, kw,]
+    ic block, oc lane, ic lane)` as for `accelsim.lower.common.contraction_acc`."""
+    te = _te()
+    rows, lanes, depth = ROWS, 2, 8
+    ric = te.reduce_axis((0, int(xin.shape[-1]) // depth), "ic")
+    ricv = te.reduce_axis((0, depth), "icv")
+    O = out_channels
+
+    def prod(xv, wv):
+        return xv.astype(accdt) * wv.astype(accdt)
+
+    if window is None:
+        N, OCp = shape
+        acc = te.compute(
+            (N // rows, OCp // lanes, rows, lanes),
+            lambda nq, ocq, p, j: te.sum(
+                prod(xin[nq * rows + p, ric * depth + ricv], weight(ocq, ric, j, ricv)),
+                axis=[ric, ricv],
+            ),
+            name="acc",
+        )
+        y = te.compute(
+            (N, O),
+            lambda n, oc: epilogue(acc[n // rows, oc // lanes, n % rows, oc % lanes], oc),
+            name="y",
+        )
+        axes = [
+            Axis("n", N // rows, unit="rows", elem=rows),
+            Axis("oc", OCp // lanes, unit="output channels", elem=lanes),
+            Axis("n.v", rows),
+            Axis("oc.v", lanes),
+            Axis("ic", int(xin.shape[-1]) // depth, reduce=True, unit="input channels", elem=depth),
+            Axis("ic.v", depth, reduce=True),
+        ]
+        return PairCompute(acc, y, axes, ("n", "oc", "ic"), ("n.v", "oc.v", "ic.v"))
+
+    N, OH, OW, OCp = shape
+    OWp = OW + OW % rows
+    (KH, KW), (sh, sw), (dh, dw) = window
+    rkh = te.reduce_axis((0, KH), "kh")
+    rkw = te.reduce_axis((0, KW), "kw")
+    acc = te.compute(
+        (N, OH, OWp // rows, OCp // lanes, rows, lanes),
+        lambda n, oh, owq, ocq, p, j: te.sum(
+            prod(
+                xin[n, oh * sh + rkh * dh, (owq * rows + p) * sw + rkw * dw, ric * depth + ricv],
+                weight(ocq, rkh, rkw, ric, j, ricv),
+            ),
+            axis=[rkh, rkw, ric, ricv],
+        ),
+        name="acc",
+    )
+    y = te.compute(
+        (N, OH, OW, O),
+        lambda n, oh, ow, oc: epilogue(
+            acc[n, oh, ow // rows, oc // lanes, ow % rows, oc % lanes], oc
+        ),
+        name="y",
+    )
+    axes = [
+        Axis("n", N, unit="images"),
+        Axis("oh", OH, unit="output rows"),
+        Axis("ow", OWp // rows, unit="output columns", elem=rows),
+        Axis("oc", OCp // lanes, unit="output channels", elem=lanes),
+        Axis("ow.v", rows),
+        Axis("oc.v", lanes),
+        Axis("kh", KH, reduce=True, unit="kernel rows"),
+        Axis("kw", KW, reduce=True, unit="kernel columns"),
+        Axis("ic", int(xin.shape[-1]) // depth, reduce=True, unit="input channels", elem=depth),
+        Axis("ic.v", depth, reduce=True),
+    ]
+    return PairCompute(
+        acc, y, axes, ("n", "oh", "ow", "oc", "kh", "kw", "ic"), ("ow.v", "oc.v", "ic.v")
+    )
