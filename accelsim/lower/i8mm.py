@@ -8,14 +8,17 @@ tensor intrinsic for it. Here:
 
     C[p, j] += A[p, k] * B[j, k]      p < 2 (pixels or rows), j < 2 (output channels), k < 8
 
-A is two rows of 8 activations (two output pixels of a conv2d, two rows of a dense; the rows are
-a stride apart in memory and are joined into one register), B is one 2x8 block of the packed
-weights (`[O/2][KH][KW][I/8][2][8]`, 16 contiguous bytes: the Vm operand as it is), C is a 2x2
-tile of accumulators. The accumulators of a layer computed with it are laid out as pairs of
-pairs, `(N, OH, OW/2, OC/2, 2, 2)` for conv2d (`(N/2, OC/2, 2, 2)` for dense), so each C is 4
-contiguous int32 (one register). A conv2d with an odd output width computes one extra column
-(its input padded on the right) and discards it; a dense layer is computed this way only with
-an even number of rows (batch 1 leaves half the instruction idle, SDOT does it better).
+A is two rows of 8 activations: two output pixels of a conv2d, two rows of a dense layer. The
+input is repacked (the padding stage's copy, which the other intrinsics make too when a layer
+pads) so that the two rows are 16 contiguous bytes, one load: a conv2d's padded NHWC input as
+`[N][H][I/8][s][W/s][8]` (s the width stride: column w at `[w % s][w // s]`, so the two pixels of
+a pair, s columns apart, are neighbours), a dense layer's rows as `[N/2][I/8][2][8]`. B is one
+2x8 block of the packed weights (`[O/2][KH][KW][I/8][2][8]`, 16 contiguous bytes: the Vm operand
+as it is), C is a 2x2 tile of accumulators. The accumulators are laid out as pairs of pairs,
+`(N, OH, OW/2, OC/2, 2, 2)` for conv2d (`(N/2, OC/2, 2, 2)` for dense), so each C is one
+register. A conv2d with an odd output width computes one extra column (its input padded on the
+right) and discards it; a dense layer is computed this way only with an even number of rows
+(batch 1 leaves half the instruction idle, SDOT does it better).
 
 The entries register in `accelsim.lower.intrin`'s table under the recipe name `smmla`, needing
 the target feature `i8mm`; recipes list it before `sdot` (`tensorize: [smmla, sdot, ...]`), so
@@ -26,11 +29,10 @@ in registers as for SDOT.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 from accelsim.lower import intrin as _intrin
-from accelsim.lower.common import _te
+from accelsim.lower.common import _te, _tirx
 from accelsim.lower.schedule import Axis
 
 KIND = "mmla"
@@ -39,41 +41,34 @@ _SMMLA = "llvm.aarch64.neon.smmla.v4i32.v16i8"
 _USMMLA = "llvm.aarch64.neon.usmmla.v4i32.v16i8"
 
 
-def _a_rows(it: _intrin.Intrinsic) -> int:
-    """Rows of the A buffer: the two pixels and, at a stride s > 1, the s - 1 input columns
-    between them (a region is a box: TVM matches the box, the instruction reads two rows)."""
-    return (ROWS - 1) * it.row_stride + 1
-
-
 def _desc(it: _intrin.Intrinsic):
-    """`C[p, j] += A[p * s, k] * W[j, k]` over one 2 x lanes x depth block (s: the row
-    stride); A's rows are a (symbolic) stride apart in memory."""
+    """`C[p, j] += A[p, k] * W[j, k]` over one 2 x lanes x depth block (A's two rows
+    contiguous: the repacked input)."""
     from accelsim.core.tvm_env import import_tvm
 
     import_tvm()
     from tvm.script import tirx as T
 
     lanes, depth, pdepth, acc = it.lanes, it.depth, it.packed_depth, it.acc_dtype
-    w4, rs, ar = it.weight_bits == 4, it.row_stride, _a_rows(it)
+    w4 = it.weight_bits == 4
 
     def weight(B, vj, vk):
         return _intrin.nibble(B[vj, vk // 2], vk) if w4 else B[vj, vk]
 
     @T.prim_func(s_tir=True)
     def desc(a: T.handle, b: T.handle, c: T.handle) -> None:
-        sa = T.int32()
-        A = T.match_buffer(a, (ar, depth), it.act_dtype, strides=(sa, 1), offset_factor=1)
+        A = T.match_buffer(a, (ROWS, depth), it.act_dtype, offset_factor=1)
         B = T.match_buffer(b, (lanes, pdepth), it.weight_dtype, offset_factor=1)
         C = T.match_buffer(c, (ROWS, lanes), acc, offset_factor=1)
         with T.sblock("root"):
-            T.reads(C[0:ROWS, 0:lanes], A[0:ar, 0:depth], B[0:lanes, 0:pdepth])
+            T.reads(C[0:ROWS, 0:lanes], A[0:ROWS, 0:depth], B[0:lanes, 0:pdepth])
             T.writes(C[0:ROWS, 0:lanes])
             for p in T.serial(0, ROWS):
                 for j in T.serial(0, lanes):
                     for k in T.serial(0, depth):
                         with T.sblock("update"):
                             vp, vj, vk = T.axis.remap("SSR", [p, j, k])
-                            C[vp, vj] = C[vp, vj] + T.cast(A[vp * rs, vk], acc) * T.cast(
+                            C[vp, vj] = C[vp, vj] + T.cast(A[vp, vk], acc) * T.cast(
                                 weight(B, vj, vk), acc
                             )
 
@@ -81,35 +76,30 @@ def _desc(it: _intrin.Intrinsic):
 
 
 def _impl(it: _intrin.Intrinsic):
-    """One SMMLA (USMMLA for uint8 activations): the two 8-byte activation rows joined into
-    one register, the 16 weight bytes (unpacked from 8 for 4-bit weights), the 2x2 tile."""
+    """One SMMLA (USMMLA for uint8 activations): the two 8-byte activation rows (one load),
+    the 16 weight bytes (unpacked from 8 for 4-bit weights), the 2x2 tile."""
     from accelsim.core.tvm_env import import_tvm
 
     import_tvm()
     from tvm.script import tirx as T
 
-    lanes, depth, pdepth, rs, ar = it.lanes, it.depth, it.packed_depth, it.row_stride, _a_rows(it)
+    lanes, depth, pdepth = it.lanes, it.depth, it.packed_depth
     n = ROWS * depth
-    half = f"{it.act_dtype}x{depth}"
 
     @T.prim_func(s_tir=True)
     def impl(a: T.handle, b: T.handle, c: T.handle) -> None:
-        sa = T.int32()
-        A = T.match_buffer(a, (ar, depth), it.act_dtype, strides=(sa, 1), offset_factor=1)
+        A = T.match_buffer(a, (ROWS, depth), it.act_dtype, offset_factor=1)
         B = T.match_buffer(b, (lanes, pdepth), it.weight_dtype, offset_factor=1)
         C = T.match_buffer(c, (ROWS, lanes), it.acc_dtype, offset_factor=1)
         with T.sblock("root"):
-            T.reads(C[0:ROWS, 0:lanes], A[0:ar, 0:depth], B[0:lanes, 0:pdepth])
+            T.reads(C[0:ROWS, 0:lanes], A[0:ROWS, 0:depth], B[0:lanes, 0:pdepth])
             T.writes(C[0:ROWS, 0:lanes])
             C[0, T.ramp(T.int32(0), 1, ROWS * lanes)] = _intrin._llvm(
                 T,
                 it.llvm[0],
                 "int32x4",
                 C.vload([0, 0], dtype="int32x4"),
-                T.Shuffle(
-                    [A.vload([0, 0], dtype=half), A.vload([rs, 0], dtype=half)],
-                    [T.int32(i) for i in range(n)],
-                ),
+                A.vload([0, 0], dtype=f"{it.act_dtype}x{n}"),
                 _intrin._weights8(T, B, it, 0, lanes * depth),
             )
 
@@ -144,14 +134,7 @@ ENTRIES = tuple(_entry(act, wbits) for act in ("int8", "uint8") for wbits in (8,
 _intrin.register(*ENTRIES)
 
 
-MAX_STRIDE = 4  # wider strides read boxes of more input columns than they use: SDOT instead
-
-
-def for_stride(it: _intrin.Intrinsic, stride: int) -> _intrin.Intrinsic:
-    """`it` for a convolution of this width stride (its two pixels `stride` columns apart)."""
-    if stride == it.row_stride:
-        return it
-    return dataclasses.replace(it, key=f"{it.key}.s{stride}", row_stride=stride)
+MAX_STRIDE = 4  # wider strides: SDOT (the repacked input would hold s copies' worth of gaps)
 
 
 def applies(it: _intrin.Intrinsic | None, is_dense: bool, rows: int, stride: int = 1) -> bool:
@@ -169,6 +152,33 @@ def pair_pads(pads, width: int, out_width: int, kw: int, stride: int, dilation: 
     owp = out_width + out_width % ROWS
     need = (owp - 1) * stride + (kw - 1) * dilation + 1
     return (pt, pl, pb, pr + max(0, need - (width + pl + pr)))
+
+
+def pack_input(x, value, channels: int, extent: int, pads, stride: int):
+    """The kernel input `x` with `value` around it (`pads`: top, left, bottom, right; channels
+    `channels`.. up to `extent`), repacked for SMMLA: a conv2d's NHWC input as
+    `[N][H][C/8][s][W/s][8]` (column w at `[w % s][w // s]`, the width rounded up to a multiple
+    of the stride s), a dense layer's rows x channels as `[N/2][C/8][2][8]`."""
+    te, tirx = _te(), _tirx()
+    depth = 8
+    if len(x.shape) == 2:
+        N = int(x.shape[0])
+
+        def row(nq, cb, p, k):
+            c = cb * depth + k
+            return tirx.if_then_else(c < channels, x[nq * ROWS + p, c], value)
+
+        return te.compute((N // ROWS, extent // depth, ROWS, depth), row, name="pad")
+    N, H, W_ = (int(d) for d in x.shape[:3])
+    pt, pl, pb, pr = pads
+    wq = -(-(W_ + pl + pr) // stride)
+
+    def pix(n, h, cb, r, m, k):
+        w, c = m * stride + r, cb * depth + k
+        inside = tirx.all(h >= pt, h < H + pt, w >= pl, w < W_ + pl, c < channels)
+        return tirx.if_then_else(inside, x[n, h - pt, w - pl, c], value)
+
+    return te.compute((N, H + pt + pb, extent // depth, stride, wq, depth), pix, name="pad")
 
 
 @dataclass(frozen=True)
@@ -190,7 +200,8 @@ def contraction(xin, weight, shape, window, accdt: str, epilogue, out_channels: 
     ic block, oc lane, ic lane)` as for `accelsim.lower.common.contraction_acc`."""
     te = _te()
     rows, lanes, depth = ROWS, 2, 8
-    ric = te.reduce_axis((0, int(xin.shape[-1]) // depth), "ic")
+    icb = int(xin.shape[1] if window is None else xin.shape[2])  # input-channel blocks
+    ric = te.reduce_axis((0, icb), "ic")
     ricv = te.reduce_axis((0, depth), "icv")
     O = out_channels
 
@@ -202,7 +213,7 @@ def contraction(xin, weight, shape, window, accdt: str, epilogue, out_channels: 
         acc = te.compute(
             (N // rows, OCp // lanes, rows, lanes),
             lambda nq, ocq, p, j: te.sum(
-                prod(xin[nq * rows + p, ric * depth + ricv], weight(ocq, ric, j, ricv)),
+                prod(xin[nq, ric, p, ricv], weight(ocq, ric, j, ricv)),
                 axis=[ric, ricv],
             ),
             name="acc",
@@ -217,7 +228,7 @@ def contraction(xin, weight, shape, window, accdt: str, epilogue, out_channels: 
             Axis("oc", OCp // lanes, unit="output channels", elem=lanes),
             Axis("n.v", rows),
             Axis("oc.v", lanes),
-            Axis("ic", int(xin.shape[-1]) // depth, reduce=True, unit="input channels", elem=depth),
+            Axis("ic", icb, reduce=True, unit="input channels", elem=depth),
             Axis("ic.v", depth, reduce=True),
         ]
         return PairCompute(acc, y, axes, ("n", "oc", "ic"), ("n.v", "oc.v", "ic.v"))
@@ -231,7 +242,15 @@ def contraction(xin, weight, shape, window, accdt: str, epilogue, out_channels: 
         (N, OH, OWp // rows, OCp // lanes, rows, lanes),
         lambda n, oh, owq, ocq, p, j: te.sum(
             prod(
-                xin[n, oh * sh + rkh * dh, (owq * rows + p) * sw + rkw * dw, ric * depth + ricv],
+                # input column (owq * 2 + p) * sw + kw * dw of the [w % sw][w // sw] layout
+                xin[
+                    n,
+                    oh * sh + rkh * dh,
+                    ric,
+                    (rkw * dw) % sw,
+                    owq * rows + p + (rkw * dw) // sw,
+                    ricv,
+                ],
                 weight(ocq, rkh, rkw, ric, j, ricv),
             ),
             axis=[rkh, rkw, ric, ricv],
@@ -254,7 +273,7 @@ def contraction(xin, weight, shape, window, accdt: str, epilogue, out_channels: 
         Axis("oc.v", lanes),
         Axis("kh", KH, reduce=True, unit="kernel rows"),
         Axis("kw", KW, reduce=True, unit="kernel columns"),
-        Axis("ic", int(xin.shape[-1]) // depth, reduce=True, unit="input channels", elem=depth),
+        Axis("ic", icb, reduce=True, unit="input channels", elem=depth),
         Axis("ic.v", depth, reduce=True),
     ]
     return PairCompute(

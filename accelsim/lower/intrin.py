@@ -66,9 +66,6 @@ class Intrinsic:
     # builds the description PrimFunc when the kind's pattern is not one `_desc` knows (an
     # instruction family registered from its own module, e.g. `accelsim.lower.i8mm`)
     desc: Callable[[Intrinsic], Any] | None = field(default=None, repr=False)
-    # kinds whose A operand spans several pixels (`i8mm`): the pixels' distance along the
-    # input's width (a convolution's stride)
-    row_stride: int = 1
 
     @property
     def weight_dtype(self) -> str:

@@ -304,9 +304,7 @@ def contraction(ctx: Ctx) -> Built:
     # target has one and the layer fits it, else a dot-product one
     it = _intrinsic(ctx, recipe, t, i8mm.KIND)
     pairs = i8mm.applies(it, is_dense, N, strides[1])
-    if pairs and not is_dense:
-        it = i8mm.for_stride(it, strides[1])
-    elif not pairs:
+    if not pairs:
         it = _intrinsic(ctx, recipe, t, "dot")
     notes: list[str] = []
     if it is not None and it.weight_min is not None and w.size and w.min() < it.weight_min:
@@ -349,7 +347,10 @@ def contraction(ctx: Ctx) -> Built:
         pt, pl, pb, pr = pads
     stages: list[tuple[str, int]] = []
     need_pad = bool(pt or pl or pb or pr) or ICp != I
-    if need_pad:
+    if pairs:  # the padded input repacked so that each pixel pair is one 16-byte row
+        xin = i8mm.pack_input(x, pad_value, I, ICp, pads, sw)
+        stages.append(("pad", 8 if ICp == I else 1))
+    elif need_pad:
         xin = pad_input(x, pad_value, I, ICp, pads)
         bits = DTYPE_BITS.get(xdt, 32)
         stages.append(("pad", pow2_divisor(ICp, _lanes(ctx, bits)) if ICp == I else 1))
