@@ -62,6 +62,19 @@ def test_targets_cli_json():
     assert REQUIRED <= set(rows)
     assert rows["cortex-a76"]["precisions"]["w8a8"] == "native"
     assert rows["cortex-a76"]["precisions"]["w4a8"].startswith("emulated")
+    for name in ("cortex-a720", "cortex-a520", "neoverse-v2"):
+        assert "i8mm" in rows[name]["features"] and "dotprod" in rows[name]["features"]
+    assert "dotprod" in rows["cortex-a55"]["features"]
+    assert "dotprod" not in rows["cortex-a53"]["features"]
+
+
+def test_default_report_covers_the_new_cores():
+    """The default report (no --target) compares the 2023 i8mm cores with the 2018 ones."""
+    from accelsim.report.spec import ReportSpec, make_plan
+
+    names = {t.name for t in make_plan(ReportSpec(models=("digits_cnn",))).targets}
+    want = {"cortex-a53", "cortex-a55", "cortex-a76", "kryo280"}
+    assert want | {"cortex-a720", "cortex-a520", "neoverse-v2"} <= names
 
 
 BASE = """name: t
