@@ -12,7 +12,6 @@ behind it.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import time
 from pathlib import Path
@@ -20,19 +19,8 @@ from pathlib import Path
 GOAL = 1.6
 
 
-def without_i8mm(t):
-    """`t` with i8mm off: SDOT kernels on the same core model (a distinct name keeps its
-    kernels and costs apart in the caches and the output)."""
-    cg = t.codegen
-    tvm_target = dict(cg.tvm_target)
-    tvm_target["mattr"] = [a for a in tvm_target["mattr"] if a != "+i8mm"] + ["-i8mm"]
-    codegen = dataclasses.replace(
-        cg, features=tuple(f for f in cg.features if f != "i8mm"), tvm_target=tvm_target
-    )
-    return dataclasses.replace(t, name=f"{t.name}-no-i8mm", codegen=codegen)
-
-
 def study(q, t, precision) -> dict:
+    from accelsim.lower.i8mm import without_i8mm
     from accelsim.lower.lower import STATUS_KERNEL, lower_graph
     from accelsim.sim import kernel_cost
 

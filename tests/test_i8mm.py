@@ -5,7 +5,6 @@ implements FEAT_I8MM), and illegal on an emulated CPU without it (qemu -cpu cort
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 from functools import cache
@@ -21,6 +20,7 @@ from accelsim.kernels import compile as cg
 from accelsim.kernels import emulate
 from accelsim.kernels.emulate import EmulationError
 from accelsim.lower import intrin
+from accelsim.lower.i8mm import without_i8mm
 from accelsim.lower.lower import lower_graph, lower_node
 from accelsim.model import zoo
 from accelsim.model.builder import GraphBuilder
@@ -47,18 +47,6 @@ def count(asm: str, mnemonic: str) -> int:
 def quantized(model: str, precision: str = "w8a8", size: int = 32):
     g = zoo.build(model, input_size=size)
     return quantize_graph(g, parse_precision(precision), calibdata.random(g, 2)).graph
-
-
-def without_i8mm(name: str):
-    """The target with i8mm switched off (features and LLVM attributes)."""
-    t = load_target(name)
-    cg_ = t.codegen
-    tvm_target = dict(cg_.tvm_target)
-    tvm_target["mattr"] = [a for a in tvm_target["mattr"] if a != "+i8mm"] + ["-i8mm"]
-    codegen = dataclasses.replace(
-        cg_, features=tuple(f for f in cg_.features if f != "i8mm"), tvm_target=tvm_target
-    )
-    return dataclasses.replace(t, codegen=codegen)
 
 
 def test_table_and_selection_by_feature():
@@ -89,7 +77,9 @@ def test_switching_i8mm_off_gives_sdot():
     q = quantized("resnet18")
     node = q.node("layer1.0.conv1")
     assert lower_node(q, node, load_target("cortex-a720")).schedule.intrinsic == "smmla"
-    assert lower_node(q, node, without_i8mm("cortex-a720")).schedule.intrinsic == "sdot"
+    assert (
+        lower_node(q, node, without_i8mm(load_target("cortex-a720"))).schedule.intrinsic == "sdot"
+    )
     for t in ("cortex-a53", "cortex-a55", "cortex-a76", "kryo280"):
         assert lower_node(q, node, load_target(t)).schedule.intrinsic != "smmla", t
 

@@ -29,6 +29,7 @@ in registers as for SDOT.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from accelsim.lower import intrin as _intrin
@@ -135,6 +136,19 @@ _intrin.register(*ENTRIES)
 
 
 MAX_STRIDE = 4  # wider strides: SDOT (the repacked input would hold s copies' worth of gaps)
+
+
+def without_i8mm(target):
+    """`target` with i8mm switched off (its feature and LLVM's `+i8mm`): the same core model
+    with SDOT kernels, to measure what SMMLA buys. The name gains `-no-i8mm`, which keeps its
+    kernels and costs apart in the caches and in printed results."""
+    cg = target.codegen
+    tvm_target = dict(cg.tvm_target)
+    tvm_target["mattr"] = [a for a in tvm_target.get("mattr", []) if a != "+i8mm"] + ["-i8mm"]
+    codegen = dataclasses.replace(
+        cg, features=tuple(f for f in cg.features if f != "i8mm"), tvm_target=tvm_target
+    )
+    return dataclasses.replace(target, name=f"{target.name}-no-i8mm", codegen=codegen)
 
 
 def applies(it: _intrin.Intrinsic | None, is_dense: bool, rows: int, stride: int = 1) -> bool:
