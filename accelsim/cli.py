@@ -56,15 +56,18 @@ def _cmd_targets(args: argparse.Namespace) -> int:
             )
         )
         return 0
+    w = max([len(t.name) for t in targets] + [6]) + 2  # the longest name sets the column
+    k = max([len(t.kind) for t in targets] + [4]) + 2
     print(
-        f"{'target':<12}{'kind':<10}{'vector':>8}  {'precisions (native; emulated*)':<50}description"
+        f"{'target':<{w}}{'kind':<{k}}{'vector':>7}  {'precisions (native; emulated*)':<50}description"
     )
     for t in targets:
         precs = ", ".join(
             list(t.codegen.native)
             + [p + "*" for p in t.codegen.emulation if p not in t.codegen.native]
         )
-        print(f"{t.name:<12}{t.kind:<10}{t.codegen.vector_bits:>7}b  {precs:<50}{t.description}")
+        vb = f"{t.codegen.vector_bits}b"
+        print(f"{t.name:<{w}}{t.kind:<{k}}{vb:>7}  {precs:<50}{t.description}")
     return 0
 
 
