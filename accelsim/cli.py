@@ -313,15 +313,22 @@ def _cmd_mixed_search(args: argparse.Namespace) -> int:
     return 0 if result.met else 1
 
 
+def _target_and_model(args: argparse.Namespace, calib_random: int):
+    """compile / verify: the target and the model (quantized when --precision asks), every
+    check before any work."""
+    from accelsim import api
+
+    t = api.target(args.target)
+    if args.precision:
+        t.check_precision(api.precision(args.precision, "--precision"))
+    return t, _quantized(args, calib_random=calib_random, input_size=args.input_size)
+
+
 def _cmd_compile(args: argparse.Namespace) -> int:
     from accelsim import api
 
     _check_outputs(args, out=True)
-
-    t = api.target(args.target)  # every check before any work
-    if args.precision:
-        t.check_precision(api.precision(args.precision, "--precision"))
-    graph = _quantized(args, calib_random=1, input_size=args.input_size)
+    t, graph = _target_and_model(args, calib_random=1)
     with _bars() as progress:
         done = api.compile(graph, t, args.precision, args.out, progress=progress)
     print(
@@ -336,11 +343,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     from accelsim import api
 
     _check_outputs(args, json=False)
-
-    t = api.target(args.target)  # every check before any work
-    if args.precision:
-        t.check_precision(api.precision(args.precision, "--precision"))
-    graph = _quantized(args, calib_random=2, input_size=args.input_size)
+    t, graph = _target_and_model(args, calib_random=2)
     with _bars() as progress:
         result = api.verify(graph, t, args.precision, seed=args.seed, progress=progress)
     for c in result.layers:
