@@ -161,6 +161,68 @@ def test_hvx_int16_dense_exact_when_sums_leave_int32(full_range):
     np.testing.assert_array_equal(layer.unpack_output(r.outputs["y"]), ref)
 
 
+def _int8_dense(K: int = 64, O: int = 32):
+    """A w8a8 dense layer whose int16 pair sums in `smull_smlal` come within 2 % of 2^15: inputs
+    quantize to -128/126, weights are +-127 with the inputs' signs on every channel but a
+    per-channel count of flipped ones (so the outputs spread out instead of saturating)."""
+    from accelsim.model.builder import GraphBuilder
+
+    sign = np.where(np.arange(K) % 2 == 0, 1, -1)
+    w = np.tile(127 * sign, (O, 1)).astype(np.int64)
+    for o in range(O):
+        w[o, : o * K // (2 * O)] *= -1
+    feed = sign.astype(np.float32)[None]
+    b = GraphBuilder("fc8")
+    x = b.input("x", (1, K))
+    b.output(b.add("dense", [x, b.const("fc.w", w / 127.0, "float32")], name="fc"))
+    g = b.build()
+    # calibrated on the feed itself: the output range covers every channel's sum
+    calib = calibdata.from_array(np.concatenate([feed, -feed]), g, "the feed")
+    q = quantize_graph(g, parse_precision("w8a8"), calib).graph
+    return q, w, feed
+
+
+@pytest.mark.parametrize("full_range", [False, True])
+def test_smull_smlal_pairs_exact_at_the_int16_limit(full_range):
+    """Appendix B pairing under qemu-aarch64 on kryo280 (no dot product): every pair of
+    products is 128 x 127 of one sign, the largest int16 sum the restricted weight range
+    allows; a -128 weight sends the layer to the next intrinsic of the recipe, with the reason
+    recorded."""
+    if emulate.missing_tools("aarch64"):
+        pytest.skip("no aarch64 toolchain")
+    q, w, feed = _int8_dense()
+    if full_range:
+        w[3, 7] = -128
+    wname = q.node("fc").inputs[1]
+    q = q.replace(constants={**q.constants, wname: w.astype(np.int8)})
+    values = run(q, [feed], keep=True)
+    xq = values[q.node("fc").inputs[0]].astype(np.int64)
+    assert xq.min() == -128 and xq.max() >= 126  # pair sums up to 127 x (128 + 126)
+    t = load_target("kryo280")
+    layer = lower_node(q, q.node("fc"), t)
+    if full_range:
+        assert layer.schedule.intrinsic == "smull_sadalp"
+        assert any("-128" in n and "smull_smlal" in n for n in layer.schedule.notes)
+    else:
+        assert layer.schedule.intrinsic == "smull_smlal"
+    k = cg.compile_layer(layer, t)
+    asm = Path(k.asm_path).read_text()
+    assert count_mnemonic(asm, "sqrdmulh") > 0 and count_mnemonic(asm, "srshl") > 0
+    if not full_range:
+        assert count_mnemonic(asm, "smlal") > 0 and count_mnemonic(asm, "sadalp") > 0
+    r = emulate.run_aarch64(
+        k.obj_path,
+        k.symbol,
+        list(k.args),
+        layer.pack_inputs(values),
+        ["y"],
+        cpu=t.codegen.emulator.cpu,
+    )
+    ref = values[layer.output]
+    assert len(np.unique(ref)) > ref.size // 2  # not clamped to a few values
+    np.testing.assert_array_equal(layer.unpack_output(r.outputs["y"]), ref)
+
+
 def _wide_depthwise(C: int = 128):
     """A w16a16 3x3 depthwise layer (no padding, one output pixel) whose running int64 sums
     leave int32: the first five taps make +2^30 products, the next three -2^30, the last tap
@@ -381,7 +443,7 @@ EMULATED = [
 
 
 @pytest.mark.parametrize("precision", ["w8a8", "w4a8"])
-@pytest.mark.parametrize("target", ["cortex-a76", "hvx-v68"])
+@pytest.mark.parametrize("target", ["cortex-a76", "kryo280", "hvx-v68"])
 def test_layers_bit_exact_under_the_emulator(target, precision):
     t = load_target(target)
     arch = "aarch64" if t.codegen.emulator.kind == "qemu-aarch64" else "hexagon"

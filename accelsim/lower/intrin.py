@@ -63,6 +63,9 @@ class Intrinsic:
     kind: str = "dot"
     # storage scopes of A, B and C (the accelerator's operands live in its scratchpads)
     scopes: tuple[str, str, str] = ("global", "global", "global")
+    # > 0: the weight block is packed `[depth / group][lanes][group]` (groups of `group`
+    # reduction elements per lane, the groups outermost) instead of `[lanes][depth]`
+    group: int = 0
 
     @property
     def weight_dtype(self) -> str:
@@ -72,6 +75,14 @@ class Intrinsic:
     def packed_depth(self) -> int:
         """Bytes (elements of the weight dtype) per lane in the packed weight block."""
         return self.depth // 2 if self.weight_bits == 4 else self.depth
+
+    @property
+    def block_shape(self) -> tuple[int, ...]:
+        """The packed weight block's shape: `(lanes, packed depth)`, or grouped
+        `(depth / group, lanes, group)`."""
+        if self.group:
+            return (self.depth // self.group, self.lanes, self.group)
+        return (self.lanes, self.packed_depth)
 
 
 def nibble(byte, k):
@@ -98,7 +109,7 @@ def _shapes(it: Intrinsic) -> tuple[tuple[int, ...], tuple[int, ...]]:
     and a `lanes x packed depth` weight block (dot)."""
     if it.kind == "elementwise":
         return (it.lanes,), (it.lanes,)
-    return (it.depth,), (it.lanes, it.packed_depth)
+    return (it.depth,), it.block_shape
 
 
 def _desc(it: Intrinsic):
@@ -111,7 +122,11 @@ def _desc(it: Intrinsic):
     lanes, depth, pdepth, acc = it.lanes, it.depth, it.packed_depth, it.acc_dtype
     (a_scope, b_scope, c_scope), w4 = it.scopes, it.weight_bits == 4
 
+    g = it.group
+
     def weight(B, vi, vk):
+        if g:
+            return B[vk // g, vi, vk % g]
         return nibble(B[vi, vk // 2], vk) if w4 else B[vi, vk]
 
     if it.kind == "elementwise":
@@ -130,6 +145,25 @@ def _desc(it: Intrinsic):
                         C[vi] = C[vi] + T.cast(A[vi], acc) * T.cast(B[vi], acc)
 
         return desc_ew
+
+    if g:
+        bshape = it.block_shape
+
+        @T.prim_func(s_tir=True)
+        def desc_g(a: T.handle, b: T.handle, c: T.handle) -> None:
+            A = T.match_buffer(a, (depth,), it.act_dtype, offset_factor=1, scope=a_scope)
+            B = T.match_buffer(b, bshape, it.weight_dtype, offset_factor=1, scope=b_scope)
+            C = T.match_buffer(c, (lanes,), acc, offset_factor=1, scope=c_scope)
+            with T.sblock("root"):
+                T.reads(C[0:lanes], A[0:depth], B[0 : bshape[0], 0:lanes, 0:g])
+                T.writes(C[0:lanes])
+                for i in T.serial(0, lanes):
+                    for k in T.serial(0, depth):
+                        with T.sblock("update"):
+                            vi, vk = T.axis.remap("SR", [i, k])
+                            C[vi] = C[vi] + T.cast(A[vk], acc) * T.cast(weight(B, vi, vk), acc)
+
+        return desc_g
 
     @T.prim_func(s_tir=True)
     def desc(a: T.handle, b: T.handle, c: T.handle) -> None:
@@ -191,6 +225,8 @@ def implementation(it: Intrinsic, parts=(), call=None):
         with T.sblock("root"):
             if ew:
                 T.reads(C[0:lanes], A[0:lanes], B[0:lanes])
+            elif len(b_shape) == 3:
+                T.reads(C[0:lanes], A[0 : a_shape[0]], B[0 : b_shape[0], 0:lanes, 0 : b_shape[2]])
             else:
                 T.reads(C[0:lanes], A[0 : a_shape[0]], B[0:lanes, 0 : b_shape[-1]])
             T.writes(C[0:lanes])
@@ -293,6 +329,33 @@ def _smull_sadalp_impl(it: Intrinsic):
         return (first // 2, half, value)
 
     return implementation(it, [part(0), part(n)])
+
+
+def _smull_smlal_impl(it: Intrinsic):
+    """Jacob et al. 2018, Appendix B: two int8 x int8 products summed in int16 before the
+    widening. The block is packed in pairs, `[2][8 lanes][2]`: per half of the output lanes,
+    SMULL multiplies the lanes' first pair of weights by the first pair of activations (splatted),
+    SMLAL adds the second pair's products to the same int16 lanes, and SADALP adds each lane's
+    two int16 sums to its int32 accumulator: 16 multiply-accumulates per SMULL + SMLAL + SADALP.
+    Exact when no weight is -128 (`weight_min`): |sum| <= 2 x 128 x 127 < 2^15."""
+    half = it.lanes // 2
+    smull, addp = _SMULL8
+
+    def part(first):
+        def value(T, A, B, C):
+            def prod(pair):
+                w = B.vload([pair, first, 0], dtype="int8x8")
+                acts = T.reinterpret(A.vload([2 * pair], "int8x2"), dtype="int16")
+                a = T.reinterpret(T.Broadcast(acts, 4), dtype="int8x8")
+                return _llvm(T, smull, "int16x8", w, a)
+
+            return C[T.ramp(T.int32(first), 1, half)] + _llvm(
+                T, addp, f"int32x{half}", prod(0) + prod(1)
+            )
+
+        return (first, half, value)
+
+    return implementation(it, [part(0), part(half)])
 
 
 def _vrmpy_impl(it: Intrinsic):
@@ -495,6 +558,23 @@ INTRINSICS: tuple[Intrinsic, ...] = (
         _SMULL16,
         _smull_sadalp_impl,
         "16-bit operands: int16 x int16 -> int32 products, pairwise accumulated into int64",
+    ),
+    Intrinsic(
+        name="smull_smlal",
+        key="accelsim.smull_smlal.int8.w8",
+        act_dtype="int8",
+        weight_bits=8,
+        acc_dtype="int32",
+        lanes=8,
+        depth=4,
+        impl=_smull_smlal_impl,
+        instruction="smull v.8h, v.8b, v.8b; smlal v.8h, v.8b, v.8b; sadalp v.4s, v.8h",
+        requires=("neon",),
+        llvm=_SMULL8,
+        doc="Armv8.0 NEON, Jacob et al. Appendix B: two int8 products summed in int16 "
+        "(weights in the restricted range), then pairwise add-accumulate into int32",
+        weight_min=-127,
+        group=2,
     ),
     _entry(
         "vrmpy",

@@ -160,14 +160,28 @@ def _mac_types(ctx: Ctx, x_i, w_i, b_i, o_i, double: bool = False) -> _MacTypes:
     )
 
 
-def _intrinsic(ctx: Ctx, recipe: Recipe, t: _MacTypes, kind: str) -> _intrin.Intrinsic | None:
+def _intrinsic(
+    ctx: Ctx, recipe: Recipe, t: _MacTypes, kind: str, wmin: int = 0, notes=None
+) -> _intrin.Intrinsic | None:
     """The recipe's first tensor intrinsic of `kind` that the target and the layer's integer
-    operand and accumulator types allow (None for float layers)."""
+    operand and accumulator types allow and that is exact for weights down to `wmin` (None
+    for float layers); one passed over for its weight range is said in `notes`."""
     if t.ft is not None:
         return None
-    names = recipe.get("tensorize") or []  # the schema makes it a list
-    it = _intrin.select(names, ctx.target.codegen.features, t.xdt, t.wbits, kind=kind)
-    return it if it is not None and it.acc_dtype == t.accdt else None
+    names = list(recipe.get("tensorize") or [])  # the schema makes it a list
+    while names:
+        it = _intrin.select(names, ctx.target.codegen.features, t.xdt, t.wbits, kind=kind)
+        if it is None or it.acc_dtype != t.accdt:
+            return None
+        if it.weight_min is None or wmin >= it.weight_min:
+            return it
+        if notes is not None:
+            notes.append(
+                f"intrinsic '{it.name}' not used: a weight of {wmin} is below "
+                f"{it.weight_min}, the smallest it computes exactly"
+            )
+        names = names[names.index(it.name) + 1 :]
+    return None
 
 
 def _intrinsic_blocks(ctx: Ctx, recipe: Recipe, it: _intrin.Intrinsic, **blocks: int) -> None:
@@ -192,7 +206,26 @@ class _MacArgs:
     epilogue: Callable  # (accumulator, output channel) -> output element
 
 
-def _mac_args(channels: int, xdt, accdt, odt, ft: FloatTypes | None, wide, double=False):
+def _requant_form(ctx: Ctx, recipe: Recipe, t: _MacTypes, channels: int, block: int, io):
+    """The recipe's requantization form for this layer and whether any channel's multiplier
+    shifts left (None: the generic form): int32 accumulators only, and the output channels and
+    their block must be whole vectors of the form's lanes (the epilogue runs over the channel
+    tile, a multiple of the block). `io`: the input, weight and output TensorInfos."""
+    if t.ft is not None or t.wide or t.double:
+        return None
+    names = (recipe.get("epilogue") or {}).get("requant") or []
+    form = rq.select_form(names, ctx.target.codegen.features)
+    if form is None or channels % form.lanes or block % form.lanes:
+        return None
+    x_i, w_i, o_i = io
+    try:
+        shifts = rp.conv_multipliers(x_i, w_i, o_i, channels)[1]
+    except rp.RequantError as exc:
+        raise NotLowered(str(exc)) from None
+    return form, bool(np.any(np.asarray(shifts) > 0))
+
+
+def _mac_args(channels: int, xdt, accdt, odt, ft: FloatTypes | None, wide, double=False, form=None):
     te, tirx = _te(), _tirx()
     if ft is not None:
         bias = te.placeholder((channels,), accdt, name="bias")
@@ -223,6 +256,7 @@ def _mac_args(channels: int, xdt, accdt, odt, ft: FloatTypes | None, wide, doubl
             wide=wide,
             double=double,
             out_dtype=odt,
+            form=form,
         )
 
     return _MacArgs(tensors, [t.op.name for t in tensors], qp[0].astype(xdt), epilogue)
@@ -299,15 +333,10 @@ def contraction(ctx: Ctx) -> Built:
     recipe = ctx.recipe(cls, t.precision)
     acc_bits = DTYPE_BITS[accdt] if accdt in DTYPE_BITS else 32
 
-    # intrinsic and blocks
-    it = _intrinsic(ctx, recipe, t, "dot")
+    # intrinsic and blocks: the recipe's first that computes these weights exactly
     notes: list[str] = []
-    if it is not None and it.weight_min is not None and w.size and w.min() < it.weight_min:
-        notes.append(
-            f"intrinsic '{it.name}' not used: a weight of {int(w.min())} is below "
-            f"{it.weight_min}, the smallest it computes exactly"
-        )
-        it = None
+    wmin = int(w.min()) if w.size and not is_float else 0
+    it = _intrinsic(ctx, recipe, t, "dot", wmin, notes)
     if it is not None:
         bo, bk = it.lanes, it.depth
         _intrinsic_blocks(ctx, recipe, it, oc=bo, ic=bk)
@@ -320,21 +349,24 @@ def contraction(ctx: Ctx) -> Built:
                 f"pairs along ic, so the ic block must be even (found {bk})"
             )
     pbk = bk // 2 if w4 else bk
+    grp = it.group if it is not None else 0  # pair-major weight blocks (intrin.Intrinsic.group)
     OCp, ICp = _roundup(O, bo), _roundup(I, bk)
     sh, sw = strides
     dh, dw = dil
     pt, pl, pb, pr = pads
 
     # placeholders
+    blk_shape = it.block_shape if it is not None else (bo, pbk)
     if is_dense:
         x = te.placeholder((N, I), xdt, name="x")
-        wshape = (OCp // bo, ICp // bk, bo, pbk)
+        wshape = (OCp // bo, ICp // bk, *blk_shape)
     else:
         x = te.placeholder((N, H, W_, I), xdt, name="x")
-        wshape = (OCp // bo, KH, KW, ICp // bk, bo, pbk)
+        wshape = (OCp // bo, KH, KW, ICp // bk, *blk_shape)
     wp = te.placeholder(wshape, wdt, name="w")
     odt = ft.storage if is_float else _store_dtype(o_i.dtype)
-    margs = _mac_args(O, xdt, accdt, odt, ft if is_float else None, wide, double)
+    form = _requant_form(ctx, recipe, t, O, bo, (x_i, w_i, o_i))
+    margs = _mac_args(O, xdt, accdt, odt, ft if is_float else None, wide, double, form)
     params, pnames, pad_value = margs.tensors, margs.names, margs.pad_value
 
     stages: list[tuple[str, int]] = []
@@ -348,6 +380,9 @@ def contraction(ctx: Ctx) -> Built:
 
     def wval(*idx):
         *head, icv = idx
+        if grp:
+            *outer, lane = head
+            return wp[tuple(outer) + (icv // grp, lane, icv % grp)]
         if w4:
             return _intrin.nibble(wp[tuple(head) + (icv // 2,)], icv)
         return wp[tuple(head) + (icv,)]
@@ -393,6 +428,7 @@ def contraction(ctx: Ctx) -> Built:
         stages=stages,
         intrinsic=it,
         intrinsic_loops=("oc.v", "ic.v"),
+        epilogue_lanes=form[0].lanes if form else None,
         default_order=default_order,
         layer=ctx.layer,
         notes=tuple(notes),
@@ -404,6 +440,10 @@ def contraction(ctx: Ctx) -> Built:
     @functools.cache  # packed on first use, then kept
     def pack_weights() -> np.ndarray:
         blk = block_weights(w.astype(ft.np_storage if is_float else np.int64), (OCp, ICp), (bo, bk))
+        if grp:  # [..][bo][bk] -> [..][bk / grp][bo][grp]
+            lead = blk.shape[:-2]
+            blk = blk.reshape(*lead, bo, bk // grp, grp)
+            blk = np.ascontiguousarray(np.moveaxis(blk, -2, -3))
         if is_float:
             return blk.astype(ft.np_storage)
         if w4:
@@ -437,6 +477,7 @@ def contraction(ctx: Ctx) -> Built:
         if double
         else ("fixed64" if wide else ("fixed" if not is_float else "float")),
         "intrinsic": it.key if it else None,
+        "requant_form": [form[0].name, form[1]] if form else None,
         "block": [bo, bk],
     }
     return _with_arith(
@@ -512,7 +553,8 @@ def depthwise(ctx: Ctx) -> Built:
         wp = te.placeholder((KH, KW, C), wdt, name="w")
         wu = wp
     odt = ft.storage if is_float else _store_dtype(o_i.dtype)
-    margs = _mac_args(C, xdt, accdt, odt, ft if is_float else None, wide)
+    form = _requant_form(ctx, recipe, t, C, V, (x_i, w_i, o_i))
+    margs = _mac_args(C, xdt, accdt, odt, ft if is_float else None, wide, form=form)
     params, pnames, pad_value = margs.tensors, margs.names, margs.pad_value
     rkh = te.reduce_axis((0, KH), "kh")
     rkw = te.reduce_axis((0, KW), "kw")
@@ -558,6 +600,7 @@ def depthwise(ctx: Ctx) -> Built:
         stages=stages,
         intrinsic=it,
         intrinsic_loops=("c.v",),
+        epilogue_lanes=form[0].lanes if form else None,
         default_order=_WINDOW_ORDER,
         layer=ctx.layer,
         notes=tuple(notes),
@@ -600,6 +643,7 @@ def depthwise(ctx: Ctx) -> Built:
         "acc": accdt,
         "block": V,
         "intrinsic": it.key if it else None,
+        "requant_form": [form[0].name, form[1]] if form else None,
     }
     return _with_arith(
         Built(
