@@ -255,6 +255,69 @@ def _wide_depthwise(C: int = 128):
     return q, taps.reshape(C, 1, 3, 3), (sign * 1e9).astype(np.float32).reshape(1, C, 3, 3)
 
 
+@pytest.mark.parametrize("full_range", [False, True])
+def test_depthwise_tap_pairs_exact_at_the_int16_limit(full_range):
+    """int8 depthwise with two taps' products summed in int16 (recipe `pair_taps`) under
+    qemu-aarch64: inputs -128/126 and weights +-127 with the inputs' signs make each pair sum
+    127 x (128 + 126) in magnitude, padded borders included; a -128 weight keeps the taps
+    apart, with the reason recorded."""
+    from accelsim.model.builder import GraphBuilder
+
+    if emulate.missing_tools("aarch64"):
+        pytest.skip("no aarch64 toolchain")
+    C, S = 32, 5
+    rng = np.random.default_rng(2)
+    sign = np.where(rng.random((1, C, S, S)) < 0.5, 1.0, -1.0).astype(np.float32)
+    b = GraphBuilder("dw8")
+    x = b.input("x", (1, C, S, S))
+    w_f = np.where(rng.random((C, 1, 3, 3)) < 0.5, 1.0, -1.0)
+    w_f[:, 0, 1, 1] = np.linspace(-1, 1, C)  # the centre tap spreads the channels' outputs
+    dw = b.const("dw.w", w_f, "float32")
+    b.output(
+        b.add(
+            "conv2d",
+            [x, dw],
+            name="dw",
+            strides=(1, 1),
+            dilations=(1, 1),
+            pads=(1, 1, 1, 1),
+            groups=C,
+            data_layout="NCHW",
+        )
+    )
+    g = b.build()
+    calib = calibdata.from_array(np.concatenate([sign, -sign]), g, "the feed")
+    q = quantize_graph(g, parse_precision("w8a8"), calib).graph
+    wq = np.asarray(q.constants[q.node("dw").inputs[1]]).astype(np.int64)
+    assert wq.min() >= -127 and np.abs(wq).max() == 127
+    if full_range:
+        wq[5, 0, 0, 0] = -128
+        q = q.replace(constants={**q.constants, q.node("dw").inputs[1]: wq.astype(np.int8)})
+    values = run(q, [sign], keep=True)
+    xq = values[q.node("dw").inputs[0]].astype(np.int64)
+    assert xq.min() == -128 and xq.max() >= 126
+    t = load_target("kryo280")
+    layer = lower_node(q, q.node("dw"), t)
+    assert layer.signature["pair_taps"] is (not full_range)
+    if full_range:
+        assert any("-128" in n and "paired" in n for n in layer.schedule.notes)
+    k = cg.compile_layer(layer, t)
+    if not full_range:
+        asm = Path(k.asm_path).read_text()
+        assert count_mnemonic(asm, "smlal") + count_mnemonic(asm, "smlal2") > 0
+    r = emulate.run_aarch64(
+        k.obj_path,
+        k.symbol,
+        list(k.args),
+        layer.pack_inputs(values),
+        ["y"],
+        cpu=t.codegen.emulator.cpu,
+    )
+    ref = values[layer.output]
+    assert len(np.unique(ref)) > 16  # not clamped to a few values
+    np.testing.assert_array_equal(layer.unpack_output(r.outputs["y"]), ref)
+
+
 def test_hvx_int16_depthwise_vmpy_exact_when_sums_leave_int32():
     if emulate.missing_tools("hexagon"):
         pytest.skip("no hexagon toolchain")

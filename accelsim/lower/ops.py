@@ -538,6 +538,24 @@ def depthwise(ctx: Ctx) -> Built:
     else:
         V = _block(recipe, "c", C, _lanes(ctx, DTYPE_BITS[accdt]), ctx.layer, "channels", True)
 
+    # Jacob et al. Appendix B for depthwise: the products of two horizontally adjacent taps
+    # summed in int16 (SMULL + SMLAL on int8 registers), then widened into the int32
+    # accumulators once (SADDW): exact when no weight is -128 (|sum| <= 2 x 128 x 127 < 2^15).
+    # The window's columns are taken in pairs, an odd last column paired with a zero weight.
+    pair = bool(
+        recipe.get("pair_taps")
+        and it is None
+        and not is_float
+        and not w4
+        and xdt == "int8"
+        and wdt == "int8"
+        and (not w.size or int(w.min()) >= -127)
+    )
+    if recipe.get("pair_taps") and not pair and not is_float and it is None and w.size:
+        if int(w.min()) < -127:
+            notes.append(f"taps not paired: a weight of {int(w.min())} is below -127")
+    KWp = _roundup(KW, 2) if pair else KW
+
     x = te.placeholder((N, H, W_, C), xdt, name="x")
     stages: list[tuple[str, int]] = []
     if w4:
@@ -550,14 +568,14 @@ def depthwise(ctx: Ctx) -> Built:
         )
         stages.append(("wunpack", 1))
     else:
-        wp = te.placeholder((KH, KW, C), wdt, name="w")
+        wp = te.placeholder((KH, KWp, C), wdt, name="w")
         wu = wp
     odt = ft.storage if is_float else _store_dtype(o_i.dtype)
     form = _requant_form(ctx, recipe, t, C, V, (x_i, w_i, o_i))
     margs = _mac_args(C, xdt, accdt, odt, ft if is_float else None, wide, form=form)
     params, pnames, pad_value = margs.tensors, margs.names, margs.pad_value
     rkh = te.reduce_axis((0, KH), "kh")
-    rkw = te.reduce_axis((0, KW), "kw")
+    rkw = te.reduce_axis((0, KWp // 2 if pair else KW), "kw")
 
     padded = bool(pt or pl or pb or pr)
     if padded and (recipe.get("pad") or {}).get("materialize", False):
@@ -579,23 +597,34 @@ def depthwise(ctx: Ctx) -> Built:
     # 8-bit products fit int16 (|x * w| <= 2^14): multiply at 16 bits, accumulate widened,
     # which is what NEON (smull / smlal) and HVX (vmpy) do natively
     pdt = "int16" if (not is_float and DTYPE_BITS[x_i.dtype] <= 8 and wbits <= 8) else accdt
-    acc = te.compute(
-        (N, OH, OW, C),
-        lambda n, oh, ow, c: te.sum(
-            (
-                xv(n, oh * sh + rkh * dh - pt, ow * sw + rkw * dw - pl, c).astype(pdt)
-                * wu[rkh, rkw, c].astype(pdt)
-            ).astype(accdt),
-            axis=[rkh, rkw],
-        ),
-        name="acc",
-    )
+
+    def tap(n, oh, ow, c, kw):
+        # the padding column (kw == KW) reads column KW - 1 and meets a zero weight
+        col = tirx.min(kw, KW - 1) if KWp != KW else kw
+        xval = xv(n, oh * sh + rkh * dh - pt, ow * sw + col * dw - pl, c)
+        return xval.astype(pdt) * wu[rkh, kw, c].astype(pdt)
+
+    if pair:
+        acc = te.compute(
+            (N, OH, OW, C),
+            lambda n, oh, ow, c: te.sum(
+                (tap(n, oh, ow, c, 2 * rkw) + tap(n, oh, ow, c, 2 * rkw + 1)).astype(accdt),
+                axis=[rkh, rkw],
+            ),
+            name="acc",
+        )
+    else:
+        acc = te.compute(
+            (N, OH, OW, C),
+            lambda n, oh, ow, c: te.sum(tap(n, oh, ow, c, rkw).astype(accdt), axis=[rkh, rkw]),
+            name="acc",
+        )
     y = te.compute(
         (N, OH, OW, C), lambda n, oh, ow, c: margs.epilogue(acc[n, oh, ow, c], c), name="y"
     )
     spec = ComputeSpec(
         main="acc",
-        axes=_window_axes(N, OH, OW, C, V, KH, KW),
+        axes=_window_axes(N, OH, OW, C, V, KH, KWp // 2 if pair else KW),
         epilogue="y",
         stages=stages,
         intrinsic=it,
@@ -617,7 +646,9 @@ def depthwise(ctx: Ctx) -> Built:
             wpad = np.zeros((KH, KW, _roundup(C, 2)), np.int64)
             wpad[:, :, :C] = wv
             return np.ascontiguousarray(_pack_pairs(wpad))
-        return np.ascontiguousarray(wv.astype(np.dtype(wdt)))
+        wk = np.zeros((KH, KWp, C), np.dtype(wdt))  # a zero padding column when paired
+        wk[:, :KW] = wv
+        return wk
 
     consts = _mac_consts(node, x_i, w_i, o_i, w, bias_c, ft if is_float else None, wide)
 
@@ -642,6 +673,7 @@ def depthwise(ctx: Ctx) -> Built:
         "pads": [pt, pl, pb, pr],
         "acc": accdt,
         "block": V,
+        "pair_taps": pair,
         "intrinsic": it.key if it else None,
         "requant_form": [form[0].name, form[1]] if form else None,
     }

@@ -195,6 +195,8 @@ class CpuSection(Schema):
     )
     epilogue: Epilogue = Epilogue()
     pad: Pad = Pad()
+    # depthwise: sum two taps' int8 products in int16 before widening (Jacob et al. App. B)
+    pair_taps: bool = False
 
 
 def _axes(op_class: str, axes: tuple[str, ...]) -> Any:
