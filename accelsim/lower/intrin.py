@@ -66,6 +66,9 @@ class Intrinsic:
     # > 0: the weight block is packed `[depth / group][lanes][group]` (groups of `group`
     # reduction elements per lane, the groups outermost) instead of `[lanes][depth]`
     group: int = 0
+    # 4-bit weights, True: lane i and lane i + lanes/2 share a byte (`[lanes / 2][depth]`),
+    # taken as 16 x w in place (`nibble16`): one SHL or AND unpacks 16 of them
+    nibble_lanes: bool = False
 
     @property
     def weight_dtype(self) -> str:
@@ -79,10 +82,26 @@ class Intrinsic:
     @property
     def block_shape(self) -> tuple[int, ...]:
         """The packed weight block's shape: `(lanes, packed depth)`, or grouped
-        `(depth / group, lanes, group)`."""
+        `(depth / group, lanes, group)`, or `(lanes / 2, depth)` for `nibble_lanes`."""
+        if self.nibble_lanes:
+            return (self.lanes // 2, self.depth)
         if self.group:
             return (self.depth // self.group, self.lanes, self.group)
         return (self.lanes, self.packed_depth)
+
+
+def nibble16(B, vi, vk, half: int):
+    """16 x the signed 4-bit weight of lane `vi` (of 2 * half lanes) and depth `vk` in a block
+    whose byte [i, k] holds lane i's weight in its low nibble and lane i + half's in its high
+    nibble: the low nibble shifted up (SHL #4), or the high one masked (AND #0xF0), both exact
+    int8 values. Shared by the lowered compute and the intrinsic's description."""
+    from accelsim.core.tvm_env import import_tvm
+
+    tirx = import_tvm().tirx
+    # (byte << 4 or byte << 0) & 0xF0, without a branch (a condition on the lane would let
+    # TVM's simplifier rewrite the index in one arm, and the block's weight region with it)
+    sh = (tirx.const(4, "int32") - tirx.const(4, "int32") * (vi // half)).astype("int8")
+    return tirx.bitwise_and(tirx.shift_left(B[vi % half, vk], sh), tirx.const(-16, "int8"))
 
 
 def nibble(byte, k):
@@ -125,6 +144,8 @@ def _desc(it: Intrinsic):
     g = it.group
 
     def weight(B, vi, vk):
+        if it.nibble_lanes:
+            return nibble16(B, vi, vk, lanes // 2)
         if g:
             return B[vk // g, vi, vk % g]
         return nibble(B[vi, vk // 2], vk) if w4 else B[vi, vk]
@@ -146,8 +167,9 @@ def _desc(it: Intrinsic):
 
         return desc_ew
 
-    if g:
+    if g or it.nibble_lanes:
         bshape = it.block_shape
+        bregion = tuple(slice(0, d) for d in bshape)
 
         @T.prim_func(s_tir=True)
         def desc_g(a: T.handle, b: T.handle, c: T.handle) -> None:
@@ -155,7 +177,7 @@ def _desc(it: Intrinsic):
             B = T.match_buffer(b, bshape, it.weight_dtype, offset_factor=1, scope=b_scope)
             C = T.match_buffer(c, (lanes,), acc, offset_factor=1, scope=c_scope)
             with T.sblock("root"):
-                T.reads(C[0:lanes], A[0:depth], B[0 : bshape[0], 0:lanes, 0:g])
+                T.reads(C[0:lanes], A[0:depth], B[bregion])
                 T.writes(C[0:lanes])
                 for i in T.serial(0, lanes):
                     for k in T.serial(0, depth):
@@ -216,6 +238,7 @@ def implementation(it: Intrinsic, parts=(), call=None):
     (lo0, n0, val0), *rest = parts if stores else [(0, 0, None)]
     two = bool(rest)
     lo1, n1, val1 = rest[0] if two else (lo0, n0, val0)
+    bregion = tuple(slice(0, d) for d in b_shape)
 
     @T.prim_func(s_tir=True)
     def impl(a: T.handle, b: T.handle, c: T.handle) -> None:
@@ -225,8 +248,8 @@ def implementation(it: Intrinsic, parts=(), call=None):
         with T.sblock("root"):
             if ew:
                 T.reads(C[0:lanes], A[0:lanes], B[0:lanes])
-            elif len(b_shape) == 3:
-                T.reads(C[0:lanes], A[0 : a_shape[0]], B[0 : b_shape[0], 0:lanes, 0 : b_shape[2]])
+            elif len(b_shape) == 3 or it.nibble_lanes:
+                T.reads(C[0:lanes], A[0 : a_shape[0]], B[bregion])
             else:
                 T.reads(C[0:lanes], A[0 : a_shape[0]], B[0:lanes, 0 : b_shape[-1]])
             T.writes(C[0:lanes])
@@ -329,6 +352,33 @@ def _smull_sadalp_impl(it: Intrinsic):
         return (first // 2, half, value)
 
     return implementation(it, [part(0), part(n)])
+
+
+def _sdot_w4_impl(it: Intrinsic):
+    """Two SDOT vectors (8 lanes) from one 16-byte block of 4-bit weights: the low nibbles
+    shifted up (SHL #4) for lanes 0-3, the high nibbles masked (AND #0xF0) for lanes 4-7, so
+    each accumulates 16 x the products (the kernel shifts its accumulators right by 4)."""
+
+    def part(first):
+        def value(T, A, B, C):
+            v = B.vload([0, 0], dtype="int8x16")
+            w = (
+                T.shift_left(v, T.Broadcast(T.int8(4), 16))
+                if first == 0
+                else T.bitwise_and(v, T.Broadcast(T.int8(-16), 16))
+            )
+            return _llvm(
+                T,
+                _SDOT,
+                "int32x4",
+                C[T.ramp(T.int32(first), 1, 4)],
+                w,
+                _splat(T, A, "int8", 4, "int32", 4, "int8x16"),
+            )
+
+        return (first, 4, value)
+
+    return implementation(it, [part(0), part(4)])
 
 
 def _smull_smlal_impl(it: Intrinsic):
@@ -507,18 +557,21 @@ INTRINSICS: tuple[Intrinsic, ...] = (
         _sdot_impl,
         "Armv8.2-A dot product: 4 int32 lanes each += 4 int8 x int8 products",
     ),
-    _entry(
-        "sdot",
-        "sdot v.4s, v.16b, v.16b",
-        ["neon", "dotprod"],
-        "int8",
-        4,
-        "int32",
-        4,
-        4,
-        [_SDOT],
-        _sdot_impl,
-        "as sdot, int4 weights unpacked to int8 in registers (ushll, and, shl, orr, eor, sub)",
+    Intrinsic(
+        name="sdot",
+        key="accelsim.sdot.int8.w4x16",
+        act_dtype="int8",
+        weight_bits=4,
+        acc_dtype="int32",
+        lanes=8,
+        depth=4,
+        impl=_sdot_w4_impl,
+        instruction="shl v.16b, #4 / and v.16b, #0xf0; sdot v.4s, v.16b, v.16b",
+        requires=("neon", "dotprod"),
+        llvm=(_SDOT,),
+        doc="as sdot, int4 weights of two lane halves per byte taken as 16 x w in place "
+        "(one SHL or AND per 16 weights); accumulators hold 16 x the sums",
+        nibble_lanes=True,
     ),
     _entry(
         "smull_sadalp",

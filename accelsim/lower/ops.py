@@ -337,6 +337,10 @@ def contraction(ctx: Ctx) -> Built:
     notes: list[str] = []
     wmin = int(w.min()) if w.size and not is_float else 0
     it = _intrinsic(ctx, recipe, t, "dot", wmin, notes)
+    if it is not None and it.nibble_lanes and KH * KW * I * 128 * 128 >= 2**31:
+        # its accumulators hold 16 x the sums: they must not wrap where the true ones do not
+        notes.append(f"intrinsic '{it.name}' (4-bit x16) not used: {KH * KW * I} terms")
+        it = None
     if it is not None:
         bo, bk = it.lanes, it.depth
         _intrinsic_blocks(ctx, recipe, it, oc=bo, ic=bk)
@@ -378,8 +382,20 @@ def contraction(ctx: Ctx) -> Built:
     else:
         xin = x
 
+    nib16 = it is not None and it.nibble_lanes
+
+    class _Block:  # the weight block of an intrinsic call, indexed as its description does
+        def __init__(self, outer):
+            self.outer = outer
+
+        def __getitem__(self, ij):
+            return wp[self.outer + tuple(ij)]
+
     def wval(*idx):
         *head, icv = idx
+        if nib16:
+            *outer, lane = head
+            return _intrin.nibble16(_Block(tuple(outer)), lane, icv, bo // 2)
         if grp:
             *outer, lane = head
             return wp[tuple(outer) + (icv // grp, lane, icv % grp)]
@@ -398,7 +414,12 @@ def contraction(ctx: Ctx) -> Built:
     acc = contraction_acc(
         xin, wval, (N, OCp) if is_dense else (N, OH, OW, OCp), (bo, bk), window, pdt, accdt
     )
-    epi = margs.epilogue
+    if nib16:  # 16 x the sums, exactly: back to the sums before the bias
+
+        def epi(a, c):
+            return margs.epilogue(_tirx().shift_right(a, _tirx().const(4, accdt)), c)
+    else:
+        epi = margs.epilogue
     if is_dense:
         y = te.compute((N, O), lambda n, oc: epi(acc[n, oc], oc), name="y")
         axes = [
@@ -446,6 +467,9 @@ def contraction(ctx: Ctx) -> Built:
             blk = np.ascontiguousarray(np.moveaxis(blk, -2, -3))
         if is_float:
             return blk.astype(ft.np_storage)
+        if nib16:  # lane i low nibble, lane i + bo/2 high nibble
+            lo, hi = blk[..., : bo // 2, :] & 0xF, blk[..., bo // 2 :, :] & 0xF
+            return np.ascontiguousarray((lo | (hi << 4)).astype(np.uint8).view(np.int8))
         if w4:
             return np.ascontiguousarray(_pack_pairs(blk))
         return blk.astype(np.dtype(wdt))
