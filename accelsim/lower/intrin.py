@@ -10,7 +10,11 @@ of `lanes` channels, `C[i] += A[i] * B[i]`. The weight packing of a lowered conv
 intrinsic: `[O/lanes] ... [I/depth][lanes][depth]`, so the B block is one contiguous vector load.
 4-bit weights are stored two per byte along k (`byte = lo | hi << 4`, k even in the low nibble)
 and unpacked to 8 bit in registers by the intrinsic's implementation (zero-extend to 16 bit, mask
-and shift the two nibbles into the two bytes, sign-extend with `(v ^ 8) - 8`).
+and shift the two nibbles into the two bytes, sign-extend with `(v ^ 8) - 8`); or, where an entry
+sets `nibble_lanes`, lane i and lane i + lanes/2 share a byte and are used as 16 x w in place
+(SHL #4 of the byte, or AND #0xF0: one instruction per 16 weights), the kernel shifting its
+accumulators right by 4 before the bias. Entries with `group` pack their block pair-major
+(`smull_smlal`: two int8 products summed in int16, Jacob et al. Appendix B).
 
 A recipe names intrinsics by their short `name` (`tensorize: [sdot, smull_sadalp]`); the first one
 whose `requires` features the target has and which has a variant for the layer's operand types is
