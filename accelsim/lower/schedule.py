@@ -40,8 +40,12 @@ the file and key path):
 - `tensorize`: an intrinsic name or a list in order of preference (see `accelsim.lower.intrin`);
   the first one the target's features and the layer's operand types allow is used; if none
   applies the kernel is vectorized instead.
-- `epilogue: {vectorize: bool}`: vectorize the fused bias + requantize + clamp over the
-  channel tile. `pad: {vectorize: bool, materialize: bool}`: vectorize the padding stage over
+- `epilogue: {vectorize: bool, requant: [names]}`: vectorize the fused bias + requantize +
+  clamp over the channel tile; `requant` names requantization forms in order of preference
+  (`accelsim.lower.requant.FORMS`, e.g. `sqrdmulh` on NEON: 32-bit lanes instead of the generic
+  int64 arithmetic), used where the target's features allow and the channels are whole vectors.
+- `pair_taps: bool` (depthwise): two taps' int8 products summed in int16 before widening
+  (exact for weights above -128; the window's columns then count in pairs, `kw`). `pad: {vectorize: bool, materialize: bool}`: vectorize the padding stage over
   channels; `materialize` (depthwise) copies the input into a padded buffer first instead of
   testing the image border in the inner loop (conv2d always materializes when it pads: the
   tensor intrinsics load whole input vectors).
