@@ -170,6 +170,68 @@ def test_hvx_int16_dense_exact_when_sums_leave_int32(full_range):
     np.testing.assert_array_equal(layer.unpack_output(r.outputs["y"]), ref)
 
 
+def _int8_dense(K: int = 64, O: int = 32):
+    """A w8a8 dense layer whose int16 pair sums in `smull_smlal` come within 2 % of 2^15: inputs
+    quantize to -128/126, weights are +-127 with the inputs' signs on every channel but a
+    per-channel count of flipped ones (so the outputs spread out instead of saturating)."""
+    from accelsim.model.builder import GraphBuilder
+
+    sign = np.where(np.arange(K) % 2 == 0, 1, -1)
+    w = np.tile(127 * sign, (O, 1)).astype(np.int64)
+    for o in range(O):
+        w[o, : o * K // (2 * O)] *= -1
+    feed = sign.astype(np.float32)[None]
+    b = GraphBuilder("fc8")
+    x = b.input("x", (1, K))
+    b.output(b.add("dense", [x, b.const("fc.w", w / 127.0, "float32")], name="fc"))
+    g = b.build()
+    # calibrated on the feed itself: the output range covers every channel's sum
+    calib = calibdata.from_array(np.concatenate([feed, -feed]), g, "the feed")
+    q = quantize_graph(g, parse_precision("w8a8"), calib).graph
+    return q, w, feed
+
+
+@pytest.mark.parametrize("full_range", [False, True])
+def test_smull_smlal_pairs_exact_at_the_int16_limit(full_range):
+    """Appendix B pairing under qemu-aarch64 on kryo280 (no dot product): every pair of
+    products is 128 x 127 of one sign, the largest int16 sum the restricted weight range
+    allows; a -128 weight sends the layer to the next intrinsic of the recipe, with the reason
+    recorded."""
+    if emulate.missing_tools("aarch64"):
+        pytest.skip("no aarch64 toolchain")
+    q, w, feed = _int8_dense()
+    if full_range:
+        w[3, 7] = -128
+    wname = q.node("fc").inputs[1]
+    q = q.replace(constants={**q.constants, wname: w.astype(np.int8)})
+    values = run(q, [feed], keep=True)
+    xq = values[q.node("fc").inputs[0]].astype(np.int64)
+    assert xq.min() == -128 and xq.max() >= 126  # pair sums up to 127 x (128 + 126)
+    t = load_target("kryo280")
+    layer = lower_node(q, q.node("fc"), t)
+    if full_range:
+        assert layer.schedule.intrinsic == "smull_sadalp"
+        assert any("-128" in n and "smull_smlal" in n for n in layer.schedule.notes)
+    else:
+        assert layer.schedule.intrinsic == "smull_smlal"
+    k = cg.compile_layer(layer, t)
+    asm = Path(k.asm_path).read_text()
+    assert count_mnemonic(asm, "sqrdmulh") > 0 and count_mnemonic(asm, "srshl") > 0
+    if not full_range:
+        assert count_mnemonic(asm, "smlal") > 0 and count_mnemonic(asm, "sadalp") > 0
+    r = emulate.run_aarch64(
+        k.obj_path,
+        k.symbol,
+        list(k.args),
+        layer.pack_inputs(values),
+        ["y"],
+        cpu=t.codegen.emulator.cpu,
+    )
+    ref = values[layer.output]
+    assert len(np.unique(ref)) > ref.size // 2  # not clamped to a few values
+    np.testing.assert_array_equal(layer.unpack_output(r.outputs["y"]), ref)
+
+
 def _wide_depthwise(C: int = 128):
     """A w16a16 3x3 depthwise layer (no padding, one output pixel) whose running int64 sums
     leave int32: the first five taps make +2^30 products, the next three -2^30, the last tap
@@ -200,6 +262,69 @@ def _wide_depthwise(C: int = 128):
     taps[:, 5:8] = -32767 * sign[:, 5:8]
     taps[:, 8] = np.arange(C) * 100 - 6400
     return q, taps.reshape(C, 1, 3, 3), (sign * 1e9).astype(np.float32).reshape(1, C, 3, 3)
+
+
+@pytest.mark.parametrize("full_range", [False, True])
+def test_depthwise_tap_pairs_exact_at_the_int16_limit(full_range):
+    """int8 depthwise with two taps' products summed in int16 (recipe `pair_taps`) under
+    qemu-aarch64: inputs -128/126 and weights +-127 with the inputs' signs make each pair sum
+    127 x (128 + 126) in magnitude, padded borders included; a -128 weight keeps the taps
+    apart, with the reason recorded."""
+    from accelsim.model.builder import GraphBuilder
+
+    if emulate.missing_tools("aarch64"):
+        pytest.skip("no aarch64 toolchain")
+    C, S = 32, 5
+    rng = np.random.default_rng(2)
+    sign = np.where(rng.random((1, C, S, S)) < 0.5, 1.0, -1.0).astype(np.float32)
+    b = GraphBuilder("dw8")
+    x = b.input("x", (1, C, S, S))
+    w_f = np.where(rng.random((C, 1, 3, 3)) < 0.5, 1.0, -1.0)
+    w_f[:, 0, 1, 1] = np.linspace(-1, 1, C)  # the centre tap spreads the channels' outputs
+    dw = b.const("dw.w", w_f, "float32")
+    b.output(
+        b.add(
+            "conv2d",
+            [x, dw],
+            name="dw",
+            strides=(1, 1),
+            dilations=(1, 1),
+            pads=(1, 1, 1, 1),
+            groups=C,
+            data_layout="NCHW",
+        )
+    )
+    g = b.build()
+    calib = calibdata.from_array(np.concatenate([sign, -sign]), g, "the feed")
+    q = quantize_graph(g, parse_precision("w8a8"), calib).graph
+    wq = np.asarray(q.constants[q.node("dw").inputs[1]]).astype(np.int64)
+    assert wq.min() >= -127 and np.abs(wq).max() == 127
+    if full_range:
+        wq[5, 0, 0, 0] = -128
+        q = q.replace(constants={**q.constants, q.node("dw").inputs[1]: wq.astype(np.int8)})
+    values = run(q, [sign], keep=True)
+    xq = values[q.node("dw").inputs[0]].astype(np.int64)
+    assert xq.min() == -128 and xq.max() >= 126
+    t = load_target("kryo280")
+    layer = lower_node(q, q.node("dw"), t)
+    assert layer.signature["pair_taps"] is (not full_range)
+    if full_range:
+        assert any("-128" in n and "paired" in n for n in layer.schedule.notes)
+    k = cg.compile_layer(layer, t)
+    if not full_range:
+        asm = Path(k.asm_path).read_text()
+        assert count_mnemonic(asm, "smlal") + count_mnemonic(asm, "smlal2") > 0
+    r = emulate.run_aarch64(
+        k.obj_path,
+        k.symbol,
+        list(k.args),
+        layer.pack_inputs(values),
+        ["y"],
+        cpu=t.codegen.emulator.cpu,
+    )
+    ref = values[layer.output]
+    assert len(np.unique(ref)) > 16  # not clamped to a few values
+    np.testing.assert_array_equal(layer.unpack_output(r.outputs["y"]), ref)
 
 
 def test_hvx_int16_depthwise_vmpy_exact_when_sums_leave_int32():
@@ -251,15 +376,16 @@ def test_changing_a_recipe_value_changes_code_and_loop_nest(tmp_path):
     t = load_target("cortex-a76")
     node = q.node("layer2.0.conv1")
     base = open(recipes_for(t).path).read()
-    assert 'tile: {ow: "<=4", oc: "<=8"}' in base
+    int8_tile = 'tile: {ow: "<=4", oc: "<=16"}'  # the first conv2d recipe: int8
+    assert int8_tile in base
     path = tmp_path / "cpu-simd.yaml"
-    path.write_text(base.replace('tile: {ow: "<=4", oc: "<=8"}', "tile: {ow: 2, oc: 16}", 1))
+    path.write_text(base.replace(int8_tile, "tile: {ow: 2, oc: 16}", 1))
     a = cg.compile_layer(lower_node(q, node, t), t)
     b = cg.compile_layer(lower_node(q, node, t, schedules=str(path)), t)
     assert a.key != b.key
     assert Path(a.asm_path).read_text() != Path(b.asm_path).read_text()
     ea, eb = ({lp.name: lp.extent for lp in k.all_loops()} for k in (a, b))
-    assert (ea["ow.i"], ea["oc.i"]) == (4, 2)  # 4 pixels x 2 sdot blocks of 4 channels
+    assert (ea["ow.i"], ea["oc.i"]) == (4, 4)  # 4 pixels x 4 sdot blocks of 4 channels
     assert (eb["ow.i"], eb["oc.i"]) == (2, 4)
     assert b.schedule["tiles"] == {"ow": 2, "oc": 16}
     # an unroll list change alone also changes the code
@@ -390,7 +516,7 @@ EMULATED = [
 
 
 @pytest.mark.parametrize("precision", ["w8a8", "w4a8"])
-@pytest.mark.parametrize("target", ["cortex-a76", "hvx-v68"])
+@pytest.mark.parametrize("target", ["cortex-a76", "kryo280", "hvx-v68"])
 def test_layers_bit_exact_under_the_emulator(target, precision):
     t = load_target(target)
     arch = "aarch64" if t.codegen.emulator.kind == "qemu-aarch64" else "hexagon"

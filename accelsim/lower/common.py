@@ -348,8 +348,12 @@ def contraction_acc(
     )
 
 
-def _int_epilogue(acc, c, *, bias, mult, shift, qp, wide: bool, double: bool, out_dtype: str):
-    """bias + requantize + clamp of one accumulator (TIR expression)."""
+def _int_epilogue(
+    acc, c, *, bias, mult, shift, qp, wide: bool, double: bool, out_dtype: str, form=None
+):
+    """bias + requantize + clamp of one accumulator (TIR expression); `form`: a
+    `requant.RequantForm` for int32 accumulators (else the generic `mbqm`), or a pair (form,
+    whether any channel shifts left)."""
     tirx = _tirx()
     if double:
         v = acc.astype("int64") + bias[c]
@@ -359,10 +363,14 @@ def _int_epilogue(acc, c, *, bias, mult, shift, qp, wide: bool, double: bool, ou
         return y.astype(out_dtype)
     v = acc + bias[c]
     del tirx
-    fn = rq.mbqm64 if wide else rq.mbqm
-    return fn(
-        v, mult[c], shift[c], lambda r: rq.clamp_add(r, qp[1], qp[2], qp[3]).astype(out_dtype)
-    )
+
+    def k(r):
+        return rq.clamp_add(r, qp[1], qp[2], qp[3]).astype(out_dtype)
+
+    if form is not None and not wide:
+        f, left = form
+        return f.build(v, mult[c], shift[c], k, left_shifts=left)
+    return (rq.mbqm64 if wide else rq.mbqm)(v, mult[c], shift[c], k)
 
 
 def _float_epilogue(v, fp, out_dtype: str | None = None):

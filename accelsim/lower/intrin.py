@@ -10,7 +10,11 @@ of `lanes` channels, `C[i] += A[i] * B[i]`. The weight packing of a lowered conv
 intrinsic: `[O/lanes] ... [I/depth][lanes][depth]`, so the B block is one contiguous vector load.
 4-bit weights are stored two per byte along k (`byte = lo | hi << 4`, k even in the low nibble)
 and unpacked to 8 bit in registers by the intrinsic's implementation (zero-extend to 16 bit, mask
-and shift the two nibbles into the two bytes, sign-extend with `(v ^ 8) - 8`).
+and shift the two nibbles into the two bytes, sign-extend with `(v ^ 8) - 8`); or, where an entry
+sets `nibble_lanes`, lane i and lane i + lanes/2 share a byte and are used as 16 x w in place
+(SHL #4 of the byte, or AND #0xF0: one instruction per 16 weights), the kernel shifting its
+accumulators right by 4 before the bias. Entries with `group` pack their block pair-major
+(`smull_smlal`: two int8 products summed in int16, Jacob et al. Appendix B).
 
 A recipe names intrinsics by their short `name` (`tensorize: [sdot, smull_sadalp]`); the first one
 whose `requires` features the target has and which has a variant for the layer's operand types is
@@ -71,6 +75,12 @@ class Intrinsic:
     # builds the description PrimFunc when the kind's pattern is not one `_desc` knows (an
     # instruction family registered from its own module, e.g. `accelsim.lower.i8mm`)
     desc: Callable[[Intrinsic], Any] | None = field(default=None, repr=False)
+    # > 0: the weight block is packed `[depth / group][lanes][group]` (groups of `group`
+    # reduction elements per lane, the groups outermost) instead of `[lanes][depth]`
+    group: int = 0
+    # 4-bit weights, True: lane i and lane i + lanes/2 share a byte (`[lanes / 2][depth]`),
+    # taken as 16 x w in place (`nibble16`): one SHL or AND unpacks 16 of them
+    nibble_lanes: bool = False
 
     @property
     def weight_dtype(self) -> str:
@@ -80,6 +90,30 @@ class Intrinsic:
     def packed_depth(self) -> int:
         """Bytes (elements of the weight dtype) per lane in the packed weight block."""
         return self.depth // 2 if self.weight_bits == 4 else self.depth
+
+    @property
+    def block_shape(self) -> tuple[int, ...]:
+        """The packed weight block's shape: `(lanes, packed depth)`, or grouped
+        `(depth / group, lanes, group)`, or `(lanes / 2, depth)` for `nibble_lanes`."""
+        if self.nibble_lanes:
+            return (self.lanes // 2, self.depth)
+        if self.group:
+            return (self.depth // self.group, self.lanes, self.group)
+        return (self.lanes, self.packed_depth)
+
+
+def nibble16(B, vi, vk, half: int):
+    """16 x the signed 4-bit weight of lane `vi` (of 2 * half lanes) and depth `vk` in a block
+    whose byte [i, k] holds lane i's weight in its low nibble and lane i + half's in its high
+    nibble: the low nibble shifted up (SHL #4), or the high one masked (AND #0xF0), both exact
+    int8 values. Shared by the lowered compute and the intrinsic's description."""
+    from accelsim.core.tvm_env import import_tvm
+
+    tirx = import_tvm().tirx
+    # (byte << 4 or byte << 0) & 0xF0, without a branch (a condition on the lane would let
+    # TVM's simplifier rewrite the index in one arm, and the block's weight region with it)
+    sh = (tirx.const(4, "int32") - tirx.const(4, "int32") * (vi // half)).astype("int8")
+    return tirx.bitwise_and(tirx.shift_left(B[vi % half, vk], sh), tirx.const(-16, "int8"))
 
 
 def nibble(byte, k):
@@ -106,7 +140,7 @@ def _shapes(it: Intrinsic) -> tuple[tuple[int, ...], tuple[int, ...]]:
     and a `lanes x packed depth` weight block (dot)."""
     if it.kind == "elementwise":
         return (it.lanes,), (it.lanes,)
-    return (it.depth,), (it.lanes, it.packed_depth)
+    return (it.depth,), it.block_shape
 
 
 def _desc(it: Intrinsic):
@@ -119,7 +153,13 @@ def _desc(it: Intrinsic):
     lanes, depth, pdepth, acc = it.lanes, it.depth, it.packed_depth, it.acc_dtype
     (a_scope, b_scope, c_scope), w4 = it.scopes, it.weight_bits == 4
 
+    g = it.group
+
     def weight(B, vi, vk):
+        if it.nibble_lanes:
+            return nibble16(B, vi, vk, lanes // 2)
+        if g:
+            return B[vk // g, vi, vk % g]
         return nibble(B[vi, vk // 2], vk) if w4 else B[vi, vk]
 
     if it.kind == "elementwise":
@@ -138,6 +178,26 @@ def _desc(it: Intrinsic):
                         C[vi] = C[vi] + T.cast(A[vi], acc) * T.cast(B[vi], acc)
 
         return desc_ew
+
+    if g or it.nibble_lanes:
+        bshape = it.block_shape
+        bregion = tuple(slice(0, d) for d in bshape)
+
+        @T.prim_func(s_tir=True)
+        def desc_g(a: T.handle, b: T.handle, c: T.handle) -> None:
+            A = T.match_buffer(a, (depth,), it.act_dtype, offset_factor=1, scope=a_scope)
+            B = T.match_buffer(b, bshape, it.weight_dtype, offset_factor=1, scope=b_scope)
+            C = T.match_buffer(c, (lanes,), acc, offset_factor=1, scope=c_scope)
+            with T.sblock("root"):
+                T.reads(C[0:lanes], A[0:depth], B[bregion])
+                T.writes(C[0:lanes])
+                for i in T.serial(0, lanes):
+                    for k in T.serial(0, depth):
+                        with T.sblock("update"):
+                            vi, vk = T.axis.remap("SR", [i, k])
+                            C[vi] = C[vi] + T.cast(A[vk], acc) * T.cast(weight(B, vi, vk), acc)
+
+        return desc_g
 
     @T.prim_func(s_tir=True)
     def desc(a: T.handle, b: T.handle, c: T.handle) -> None:
@@ -190,6 +250,7 @@ def implementation(it: Intrinsic, parts=(), call=None):
     (lo0, n0, val0), *rest = parts if stores else [(0, 0, None)]
     two = bool(rest)
     lo1, n1, val1 = rest[0] if two else (lo0, n0, val0)
+    bregion = tuple(slice(0, d) for d in b_shape)
 
     @T.prim_func(s_tir=True)
     def impl(a: T.handle, b: T.handle, c: T.handle) -> None:
@@ -199,6 +260,8 @@ def implementation(it: Intrinsic, parts=(), call=None):
         with T.sblock("root"):
             if ew:
                 T.reads(C[0:lanes], A[0:lanes], B[0:lanes])
+            elif len(b_shape) == 3 or it.nibble_lanes:
+                T.reads(C[0:lanes], A[0 : a_shape[0]], B[bregion])
             else:
                 T.reads(C[0:lanes], A[0 : a_shape[0]], B[0:lanes, 0 : b_shape[-1]])
             T.writes(C[0:lanes])
@@ -301,6 +364,60 @@ def _smull_sadalp_impl(it: Intrinsic):
         return (first // 2, half, value)
 
     return implementation(it, [part(0), part(n)])
+
+
+def _sdot_w4_impl(it: Intrinsic):
+    """Two SDOT vectors (8 lanes) from one 16-byte block of 4-bit weights: the low nibbles
+    shifted up (SHL #4) for lanes 0-3, the high nibbles masked (AND #0xF0) for lanes 4-7, so
+    each accumulates 16 x the products (the kernel shifts its accumulators right by 4)."""
+
+    def part(first):
+        def value(T, A, B, C):
+            v = B.vload([0, 0], dtype="int8x16")
+            w = (
+                T.shift_left(v, T.Broadcast(T.int8(4), 16))
+                if first == 0
+                else T.bitwise_and(v, T.Broadcast(T.int8(-16), 16))
+            )
+            return _llvm(
+                T,
+                _SDOT,
+                "int32x4",
+                C[T.ramp(T.int32(first), 1, 4)],
+                w,
+                _splat(T, A, "int8", 4, "int32", 4, "int8x16"),
+            )
+
+        return (first, 4, value)
+
+    return implementation(it, [part(0), part(4)])
+
+
+def _smull_smlal_impl(it: Intrinsic):
+    """Jacob et al. 2018, Appendix B: two int8 x int8 products summed in int16 before the
+    widening. The block is packed in pairs, `[2][8 lanes][2]`: per half of the output lanes,
+    SMULL multiplies the lanes' first pair of weights by the first pair of activations (splatted),
+    SMLAL adds the second pair's products to the same int16 lanes, and SADALP adds each lane's
+    two int16 sums to its int32 accumulator: 16 multiply-accumulates per SMULL + SMLAL + SADALP.
+    Exact when no weight is -128 (`weight_min`): |sum| <= 2 x 128 x 127 < 2^15."""
+    half = it.lanes // 2
+    smull, addp = _SMULL8
+
+    def part(first):
+        def value(T, A, B, C):
+            def prod(pair):
+                w = B.vload([pair, first, 0], dtype="int8x8")
+                acts = T.reinterpret(A.vload([2 * pair], "int8x2"), dtype="int16")
+                a = T.reinterpret(T.Broadcast(acts, 4), dtype="int8x8")
+                return _llvm(T, smull, "int16x8", w, a)
+
+            return C[T.ramp(T.int32(first), 1, half)] + _llvm(
+                T, addp, f"int32x{half}", prod(0) + prod(1)
+            )
+
+        return (first, half, value)
+
+    return implementation(it, [part(0), part(half)])
 
 
 def _vrmpy_impl(it: Intrinsic):
@@ -477,18 +594,21 @@ INTRINSICS: tuple[Intrinsic, ...] = (
         _sdot_impl,
         "Armv8.2-A dot product: 4 int32 lanes each += 4 int8 x int8 products",
     ),
-    _entry(
-        "sdot",
-        "sdot v.4s, v.16b, v.16b",
-        ["neon", "dotprod"],
-        "int8",
-        4,
-        "int32",
-        4,
-        4,
-        [_SDOT],
-        _sdot_impl,
-        "as sdot, int4 weights unpacked to int8 in registers (ushll, and, shl, orr, eor, sub)",
+    Intrinsic(
+        name="sdot",
+        key="accelsim.sdot.int8.w4x16",
+        act_dtype="int8",
+        weight_bits=4,
+        acc_dtype="int32",
+        lanes=8,
+        depth=4,
+        impl=_sdot_w4_impl,
+        instruction="shl v.16b, #4 / and v.16b, #0xf0; sdot v.4s, v.16b, v.16b",
+        requires=("neon", "dotprod"),
+        llvm=(_SDOT,),
+        doc="as sdot, int4 weights of two lane halves per byte taken as 16 x w in place "
+        "(one SHL or AND per 16 weights); accumulators hold 16 x the sums",
+        nibble_lanes=True,
     ),
     _entry(
         "smull_sadalp",
@@ -528,6 +648,23 @@ INTRINSICS: tuple[Intrinsic, ...] = (
         _SMULL16,
         _smull_sadalp_impl,
         "16-bit operands: int16 x int16 -> int32 products, pairwise accumulated into int64",
+    ),
+    Intrinsic(
+        name="smull_smlal",
+        key="accelsim.smull_smlal.int8.w8",
+        act_dtype="int8",
+        weight_bits=8,
+        acc_dtype="int32",
+        lanes=8,
+        depth=4,
+        impl=_smull_smlal_impl,
+        instruction="smull v.8h, v.8b, v.8b; smlal v.8h, v.8b, v.8b; sadalp v.4s, v.8h",
+        requires=("neon",),
+        llvm=_SMULL8,
+        doc="Armv8.0 NEON, Jacob et al. Appendix B: two int8 products summed in int16 "
+        "(weights in the restricted range), then pairwise add-accumulate into int32",
+        weight_min=-127,
+        group=2,
     ),
     _entry(
         "vrmpy",

@@ -161,14 +161,28 @@ def _mac_types(ctx: Ctx, x_i, w_i, b_i, o_i, double: bool = False) -> _MacTypes:
     )
 
 
-def _intrinsic(ctx: Ctx, recipe: Recipe, t: _MacTypes, kind: str) -> _intrin.Intrinsic | None:
+def _intrinsic(
+    ctx: Ctx, recipe: Recipe, t: _MacTypes, kind: str, wmin: int = 0, notes=None
+) -> _intrin.Intrinsic | None:
     """The recipe's first tensor intrinsic of `kind` that the target and the layer's integer
-    operand and accumulator types allow (None for float layers)."""
+    operand and accumulator types allow and that is exact for weights down to `wmin` (None
+    for float layers); one passed over for its weight range is said in `notes`."""
     if t.ft is not None:
         return None
-    names = recipe.get("tensorize") or []  # the schema makes it a list
-    it = _intrin.select(names, ctx.target.codegen.features, t.xdt, t.wbits, kind=kind)
-    return it if it is not None and it.acc_dtype == t.accdt else None
+    names = list(recipe.get("tensorize") or [])  # the schema makes it a list
+    while names:
+        it = _intrin.select(names, ctx.target.codegen.features, t.xdt, t.wbits, kind=kind)
+        if it is None or it.acc_dtype != t.accdt:
+            return None
+        if it.weight_min is None or wmin >= it.weight_min:
+            return it
+        if notes is not None:
+            notes.append(
+                f"intrinsic '{it.name}' not used: a weight of {wmin} is below "
+                f"{it.weight_min}, the smallest it computes exactly"
+            )
+        names = names[names.index(it.name) + 1 :]
+    return None
 
 
 def _intrinsic_blocks(ctx: Ctx, recipe: Recipe, it: _intrin.Intrinsic, **blocks: int) -> None:
@@ -193,7 +207,26 @@ class _MacArgs:
     epilogue: Callable  # (accumulator, output channel) -> output element
 
 
-def _mac_args(channels: int, xdt, accdt, odt, ft: FloatTypes | None, wide, double=False):
+def _requant_form(ctx: Ctx, recipe: Recipe, t: _MacTypes, channels: int, block: int, io):
+    """The recipe's requantization form for this layer and whether any channel's multiplier
+    shifts left (None: the generic form): int32 accumulators only, and the output channels and
+    their block must be whole vectors of the form's lanes (the epilogue runs over the channel
+    tile, a multiple of the block). `io`: the input, weight and output TensorInfos."""
+    if t.ft is not None or t.wide or t.double:
+        return None
+    names = (recipe.get("epilogue") or {}).get("requant") or []
+    form = rq.select_form(names, ctx.target.codegen.features)
+    if form is None or channels % form.lanes or block % form.lanes:
+        return None
+    x_i, w_i, o_i = io
+    try:
+        shifts = rp.conv_multipliers(x_i, w_i, o_i, channels)[1]
+    except rp.RequantError as exc:
+        raise NotLowered(str(exc)) from None
+    return form, bool(np.any(np.asarray(shifts) > 0))
+
+
+def _mac_args(channels: int, xdt, accdt, odt, ft: FloatTypes | None, wide, double=False, form=None):
     te, tirx = _te(), _tirx()
     if ft is not None:
         bias = te.placeholder((channels,), accdt, name="bias")
@@ -224,6 +257,7 @@ def _mac_args(channels: int, xdt, accdt, odt, ft: FloatTypes | None, wide, doubl
             wide=wide,
             double=double,
             out_dtype=odt,
+            form=form,
         )
 
     return _MacArgs(tensors, [t.op.name for t in tensors], qp[0].astype(xdt), epilogue)
@@ -303,17 +337,17 @@ def contraction(ctx: Ctx) -> Built:
     acc_bits = DTYPE_BITS[accdt] if accdt in DTYPE_BITS else 32
 
     # intrinsic and blocks: a matrix intrinsic (SMMLA, accelsim.lower.i8mm) first where the
-    # target has one and the layer fits it, else a dot-product one
-    it = _intrinsic(ctx, recipe, t, i8mm.KIND)
+    # target has one and the layer fits it, else the recipe's first dot-product one that
+    # computes these weights exactly
+    notes: list[str] = []
+    wmin = int(w.min()) if w.size and not is_float else 0
+    it = _intrinsic(ctx, recipe, t, i8mm.KIND, wmin, notes)
     pairs = i8mm.applies(it, is_dense, N, strides[1])
     if not pairs:
-        it = _intrinsic(ctx, recipe, t, "dot")
-    notes: list[str] = []
-    if it is not None and it.weight_min is not None and w.size and w.min() < it.weight_min:
-        notes.append(
-            f"intrinsic '{it.name}' not used: a weight of {int(w.min())} is below "
-            f"{it.weight_min}, the smallest it computes exactly"
-        )
+        it = _intrinsic(ctx, recipe, t, "dot", wmin, notes)
+    if it is not None and it.nibble_lanes and KH * KW * I * 128 * 128 >= 2**31:
+        # its accumulators hold 16 x the sums: they must not wrap where the true ones do not
+        notes.append(f"intrinsic '{it.name}' (4-bit x16) not used: {KH * KW * I} terms")
         it = None
     if it is not None and it.act_offset and double and KH * KW * I * 255 * 128 >= 2**31:
         # the float64 requantization adds an int64 bias to the int32 accumulator, so the
@@ -332,21 +366,24 @@ def contraction(ctx: Ctx) -> Built:
                 f"pairs along ic, so the ic block must be even (found {bk})"
             )
     pbk = bk // 2 if w4 else bk
+    grp = it.group if it is not None else 0  # pair-major weight blocks (intrin.Intrinsic.group)
     OCp, ICp = _roundup(O, bo), _roundup(I, bk)
     sh, sw = strides
     dh, dw = dil
     pt, pl, pb, pr = pads
 
     # placeholders
+    blk_shape = it.block_shape if it is not None else (bo, pbk)
     if is_dense:
         x = te.placeholder((N, I), xdt, name="x")
-        wshape = (OCp // bo, ICp // bk, bo, pbk)
+        wshape = (OCp // bo, ICp // bk, *blk_shape)
     else:
         x = te.placeholder((N, H, W_, I), xdt, name="x")
-        wshape = (OCp // bo, KH, KW, ICp // bk, bo, pbk)
+        wshape = (OCp // bo, KH, KW, ICp // bk, *blk_shape)
     wp = te.placeholder(wshape, wdt, name="w")
     odt = ft.storage if is_float else _store_dtype(o_i.dtype)
-    margs = _mac_args(O, xdt, accdt, odt, ft if is_float else None, wide, double)
+    form = _requant_form(ctx, recipe, t, O, bo, (x_i, w_i, o_i))
+    margs = _mac_args(O, xdt, accdt, odt, ft if is_float else None, wide, double, form)
     params, pnames, pad_value = margs.tensors, margs.names, margs.pad_value
 
     if pairs and not is_dense:  # an odd output width computes one discarded column
@@ -374,8 +411,23 @@ def contraction(ctx: Ctx) -> Built:
     else:
         xin = x
 
+    nib16 = it is not None and it.nibble_lanes
+
+    class _Block:  # the weight block of an intrinsic call, indexed as its description does
+        def __init__(self, outer):
+            self.outer = outer
+
+        def __getitem__(self, ij):
+            return wp[self.outer + tuple(ij)]
+
     def wval(*idx):
         *head, icv = idx
+        if nib16:
+            *outer, lane = head
+            return _intrin.nibble16(_Block(tuple(outer)), lane, icv, bo // 2)
+        if grp:
+            *outer, lane = head
+            return wp[tuple(outer) + (icv // grp, lane, icv % grp)]
         if w4:
             return _intrin.nibble(wp[tuple(head) + (icv // 2,)], icv)
         return wp[tuple(head) + (icv,)]
@@ -388,9 +440,14 @@ def contraction(ctx: Ctx) -> Built:
     else:
         pdt = accdt
     window = None if is_dense else ((KH, KW), strides, dil)
-    epi = margs.epilogue
-    intrinsic_loops: tuple[str, ...] = ("oc.v", "ic.v")
     acc_shape = (N, OCp) if is_dense else (N, OH, OW, OCp)
+    if nib16:  # 16 x the sums, exactly: back to the sums before the bias
+
+        def epi(a, c):
+            return margs.epilogue(_tirx().shift_right(a, _tirx().const(4, accdt)), c)
+    else:
+        epi = margs.epilogue
+    intrinsic_loops: tuple[str, ...] = ("oc.v", "ic.v")
     if pairs:  # SMMLA: accumulators in pairs of pixels (rows) x pairs of channels
         pc = i8mm.contraction(xin, wval, acc_shape, window, accdt, epi, O)
         y, axes, default_order = pc.y, pc.axes, pc.default_order
@@ -428,6 +485,7 @@ def contraction(ctx: Ctx) -> Built:
         stages=stages,
         intrinsic=it,
         intrinsic_loops=intrinsic_loops,
+        epilogue_lanes=form[0].lanes if form else None,
         default_order=default_order,
         layer=ctx.layer,
         notes=tuple(notes),
@@ -439,8 +497,15 @@ def contraction(ctx: Ctx) -> Built:
     @functools.cache  # packed on first use, then kept
     def pack_weights() -> np.ndarray:
         blk = block_weights(w.astype(ft.np_storage if is_float else np.int64), (OCp, ICp), (bo, bk))
+        if grp:  # [..][bo][bk] -> [..][bk / grp][bo][grp]
+            lead = blk.shape[:-2]
+            blk = blk.reshape(*lead, bo, bk // grp, grp)
+            blk = np.ascontiguousarray(np.moveaxis(blk, -2, -3))
         if is_float:
             return blk.astype(ft.np_storage)
+        if nib16:  # lane i low nibble, lane i + bo/2 high nibble
+            lo, hi = blk[..., : bo // 2, :] & 0xF, blk[..., bo // 2 :, :] & 0xF
+            return np.ascontiguousarray((lo | (hi << 4)).astype(np.uint8).view(np.int8))
         if w4:
             return np.ascontiguousarray(_pack_pairs(blk))
         return blk.astype(np.dtype(wdt))
@@ -484,6 +549,7 @@ def contraction(ctx: Ctx) -> Built:
         else ("fixed64" if wide else ("fixed" if not is_float else "float")),
         "intrinsic": it.key if it else None,
         "act_offset": offset,
+        "requant_form": [form[0].name, form[1]] if form else None,
         "block": [bo, bk],
     }
     return _with_arith(
@@ -544,6 +610,24 @@ def depthwise(ctx: Ctx) -> Built:
     else:
         V = _block(recipe, "c", C, _lanes(ctx, DTYPE_BITS[accdt]), ctx.layer, "channels", True)
 
+    # Jacob et al. Appendix B for depthwise: the products of two horizontally adjacent taps
+    # summed in int16 (SMULL + SMLAL on int8 registers), then widened into the int32
+    # accumulators once (SADDW): exact when no weight is -128 (|sum| <= 2 x 128 x 127 < 2^15).
+    # The window's columns are taken in pairs, an odd last column paired with a zero weight.
+    pair = bool(
+        recipe.get("pair_taps")
+        and it is None
+        and not is_float
+        and not w4
+        and xdt == "int8"
+        and wdt == "int8"
+        and (not w.size or int(w.min()) >= -127)
+    )
+    if recipe.get("pair_taps") and not pair and not is_float and it is None and w.size:
+        if int(w.min()) < -127:
+            notes.append(f"taps not paired: a weight of {int(w.min())} is below -127")
+    KWp = _roundup(KW, 2) if pair else KW
+
     x = te.placeholder((N, H, W_, C), xdt, name="x")
     stages: list[tuple[str, int]] = []
     if w4:
@@ -556,13 +640,14 @@ def depthwise(ctx: Ctx) -> Built:
         )
         stages.append(("wunpack", 1))
     else:
-        wp = te.placeholder((KH, KW, C), wdt, name="w")
+        wp = te.placeholder((KH, KWp, C), wdt, name="w")
         wu = wp
     odt = ft.storage if is_float else _store_dtype(o_i.dtype)
-    margs = _mac_args(C, xdt, accdt, odt, ft if is_float else None, wide)
+    form = _requant_form(ctx, recipe, t, C, V, (x_i, w_i, o_i))
+    margs = _mac_args(C, xdt, accdt, odt, ft if is_float else None, wide, form=form)
     params, pnames, pad_value = margs.tensors, margs.names, margs.pad_value
     rkh = te.reduce_axis((0, KH), "kh")
-    rkw = te.reduce_axis((0, KW), "kw")
+    rkw = te.reduce_axis((0, KWp // 2 if pair else KW), "kw")
 
     padded = bool(pt or pl or pb or pr)
     if padded and (recipe.get("pad") or {}).get("materialize", False):
@@ -584,27 +669,39 @@ def depthwise(ctx: Ctx) -> Built:
     # 8-bit products fit int16 (|x * w| <= 2^14): multiply at 16 bits, accumulate widened,
     # which is what NEON (smull / smlal) and HVX (vmpy) do natively
     pdt = "int16" if (not is_float and DTYPE_BITS[x_i.dtype] <= 8 and wbits <= 8) else accdt
-    acc = te.compute(
-        (N, OH, OW, C),
-        lambda n, oh, ow, c: te.sum(
-            (
-                xv(n, oh * sh + rkh * dh - pt, ow * sw + rkw * dw - pl, c).astype(pdt)
-                * wu[rkh, rkw, c].astype(pdt)
-            ).astype(accdt),
-            axis=[rkh, rkw],
-        ),
-        name="acc",
-    )
+
+    def tap(n, oh, ow, c, kw):
+        # the padding column (kw == KW) reads column KW - 1 and meets a zero weight
+        col = tirx.min(kw, KW - 1) if KWp != KW else kw
+        xval = xv(n, oh * sh + rkh * dh - pt, ow * sw + col * dw - pl, c)
+        return xval.astype(pdt) * wu[rkh, kw, c].astype(pdt)
+
+    if pair:
+        acc = te.compute(
+            (N, OH, OW, C),
+            lambda n, oh, ow, c: te.sum(
+                (tap(n, oh, ow, c, 2 * rkw) + tap(n, oh, ow, c, 2 * rkw + 1)).astype(accdt),
+                axis=[rkh, rkw],
+            ),
+            name="acc",
+        )
+    else:
+        acc = te.compute(
+            (N, OH, OW, C),
+            lambda n, oh, ow, c: te.sum(tap(n, oh, ow, c, rkw).astype(accdt), axis=[rkh, rkw]),
+            name="acc",
+        )
     y = te.compute(
         (N, OH, OW, C), lambda n, oh, ow, c: margs.epilogue(acc[n, oh, ow, c], c), name="y"
     )
     spec = ComputeSpec(
         main="acc",
-        axes=_window_axes(N, OH, OW, C, V, KH, KW),
+        axes=_window_axes(N, OH, OW, C, V, KH, KWp // 2 if pair else KW),
         epilogue="y",
         stages=stages,
         intrinsic=it,
         intrinsic_loops=("c.v",),
+        epilogue_lanes=form[0].lanes if form else None,
         default_order=_WINDOW_ORDER,
         layer=ctx.layer,
         notes=tuple(notes),
@@ -621,7 +718,9 @@ def depthwise(ctx: Ctx) -> Built:
             wpad = np.zeros((KH, KW, _roundup(C, 2)), np.int64)
             wpad[:, :, :C] = wv
             return np.ascontiguousarray(_pack_pairs(wpad))
-        return np.ascontiguousarray(wv.astype(np.dtype(wdt)))
+        wk = np.zeros((KH, KWp, C), np.dtype(wdt))  # a zero padding column when paired
+        wk[:, :KW] = wv
+        return wk
 
     consts = _mac_consts(node, x_i, w_i, o_i, w, bias_c, ft if is_float else None, wide)
 
@@ -646,7 +745,9 @@ def depthwise(ctx: Ctx) -> Built:
         "pads": [pt, pl, pb, pr],
         "acc": accdt,
         "block": V,
+        "pair_taps": pair,
         "intrinsic": it.key if it else None,
+        "requant_form": [form[0].name, form[1]] if form else None,
     }
     return _with_arith(
         Built(

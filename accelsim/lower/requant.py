@@ -25,6 +25,10 @@ the same whether or not a helper binds intermediates).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
 from accelsim.core.tvm_env import import_tvm
 
 
@@ -97,3 +101,64 @@ def clamp_add(r, zp, lo, hi):
 def clip(v, lo, hi):
     tirx = _t()
     return tirx.max(tirx.min(v, hi), lo)
+
+
+def _neon(name: str, *args):
+    return _t().call_llvm_pure_intrin("int32", f"llvm.aarch64.neon.{name}.i32", *args)
+
+
+def mbqm_sqrdmulh(x, mult, shift, k=_ident, left_shifts: bool = True):
+    """`mbqm` in 32-bit lanes with the NEON instructions gemmlowp's own NEON path uses:
+    SQRDMULH is `(a*b + 2^30) >> 31` saturated (the saturation needs a == b == INT32_MIN, and
+    multipliers are non-negative); RoundingDivideByPOT is SRSHL by -e after adding the fix-up
+    `(v & -e) >> 31` (-1 for a negative v when e > 0) with SQADD. The saturating add differs
+    from the exact sum only at v = INT32_MIN, where both round to the same quotient (the
+    dividend's remainder mod 2^e is 2^(e-1) either way, never 0). The sign tested is that of the
+    product, not of its operand as in `mbqm`: for a non-negative multiplier they differ only
+    when the product is 0, which rounds to 0 either way.
+
+    The calls are scalar `i32` intrinsics that TVM's vectorizer widens; LLVM selects them only
+    on 128-bit vectors (no scalar SRSHL .S, and no splitting of wider vectors), so the schedule
+    vectorizes such an epilogue in exactly `RequantForm.lanes` lanes. `left_shifts=False`: no
+    channel's shift is positive (the layer's multipliers are known when it is lowered), so the
+    left shift is left out."""
+    tirx = _t()
+    neg = tirx.max(tirx.min(shift, c32(0)), c32(-31))  # -right
+    if left_shifts:  # x << left wraps, as in `mbqm`
+        x = tirx.shift_left(x, tirx.min(tirx.max(shift, c32(0)), c32(31)))
+    hi = _neon("sqrdmulh", x, mult)
+    fix = tirx.shift_right(tirx.bitwise_and(hi, neg), c32(31))
+    return k(_neon("srshl", _neon("sqadd", hi, fix), neg))
+
+
+@dataclass(frozen=True)
+class RequantForm:
+    """A requantization the target's instructions compute in 32-bit lanes (recipe key
+    `epilogue.requant`); the generic int64 form (`mbqm`) serves every other layer."""
+
+    name: str
+    requires: tuple[str, ...]  # target `codegen.features`
+    lanes: int  # int32 lanes the epilogue is vectorized in (one vector register)
+    build: Callable[..., Any]  # as `mbqm`
+    doc: str = ""
+
+
+FORMS: tuple[RequantForm, ...] = (
+    RequantForm(
+        "sqrdmulh",
+        ("neon",),
+        4,
+        mbqm_sqrdmulh,
+        "Armv8 NEON: SSHL, SQRDMULH, AND, SSHR, SQADD, SRSHL on 4 int32 lanes",
+    ),
+)
+FORM_NAMES: tuple[str, ...] = tuple(f.name for f in FORMS)
+
+
+def select_form(names, features) -> RequantForm | None:
+    """The first form in `names` whose required features the target has (None: generic)."""
+    for name in names:
+        for f in FORMS:
+            if f.name == name and set(f.requires) <= set(features):
+                return f
+    return None

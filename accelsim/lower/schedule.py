@@ -40,8 +40,12 @@ the file and key path):
 - `tensorize`: an intrinsic name or a list in order of preference (see `accelsim.lower.intrin`);
   the first one the target's features and the layer's operand types allow is used; if none
   applies the kernel is vectorized instead.
-- `epilogue: {vectorize: bool}`: vectorize the fused bias + requantize + clamp over the
-  channel tile. `pad: {vectorize: bool, materialize: bool}`: vectorize the padding stage over
+- `epilogue: {vectorize: bool, requant: [names]}`: vectorize the fused bias + requantize +
+  clamp over the channel tile; `requant` names requantization forms in order of preference
+  (`accelsim.lower.requant.FORMS`, e.g. `sqrdmulh` on NEON: 32-bit lanes instead of the generic
+  int64 arithmetic), used where the target's features allow and the channels are whole vectors.
+- `pair_taps: bool` (depthwise): two taps' int8 products summed in int16 before widening
+  (exact for weights above -128; the window's columns then count in pairs, `kw`). `pad: {vectorize: bool, materialize: bool}`: vectorize the padding stage over
   channels; `materialize` (depthwise) copies the input into a padded buffer first instead of
   testing the image border in the inner loop (conv2d always materializes when it pads: the
   tensor intrinsics load whole input vectors).
@@ -61,6 +65,7 @@ from accelsim.core.schema import recipes as _schema
 from accelsim.core.schema.base import validate
 from accelsim.core.schema.recipes import OP_SECTIONS, RecipeError, schedules_dir
 from accelsim.lower import intrin as _intrin
+from accelsim.lower import requant as _rq
 
 __all__ = ["OP_SECTIONS", "RecipeError", "schedules_dir"]  # re-exported: the schema's
 
@@ -109,13 +114,15 @@ class RecipeFile:
 
 def parse_recipes(data: Any, path: str) -> RecipeFile:
     """`data` (a parsed recipe file) checked against the CPU/DSP recipe schema."""
-    ctx = {"intrinsics": _intrin.NAMES}
+    ctx = {"intrinsics": _intrin.NAMES + _rq.FORM_NAMES}
     return RecipeFile(path, validate(_schema.CpuRecipes, data, path, RecipeError, ctx))
 
 
 def load_recipes(path: str | Path) -> RecipeFile:
     p = Path(path)
-    return RecipeFile(str(p), _schema.load_recipe_file(p, _schema.CpuRecipes, _intrin.NAMES))
+    return RecipeFile(
+        str(p), _schema.load_recipe_file(p, _schema.CpuRecipes, _intrin.NAMES + _rq.FORM_NAMES)
+    )
 
 
 def recipes_for(target, schedules: str | Path | None = None) -> RecipeFile:
@@ -151,6 +158,9 @@ class ComputeSpec:
     main: str  # block name of the main computation
     axes: list[Axis]  # in the block's loop order
     epilogue: str | None = None  # consumer block fused under the tile loop
+    # the epilogue's expressions are vector instructions of exactly this many lanes (a
+    # `requant.RequantForm`): vectorized in chunks of them, never left scalar
+    epilogue_lanes: int | None = None
     stages: list[tuple[str, int]] = field(default_factory=list)  # root blocks: (name, lanes)
     intrinsic: _intrin.Intrinsic | None = None
     intrinsic_loops: tuple[str, ...] = ()
@@ -322,7 +332,21 @@ def apply(sch, spec: ComputeSpec, recipe: Recipe) -> Applied:
         if first_red is not None and first_red > 0:
             sch.reverse_compute_at(ep, loops[final[first_red - 1]])
         ep_loops = sch.get_loops(ep)
-        if (recipe.get("epilogue") or {}).get("vectorize", True) and ep_loops:
+        if spec.epilogue_lanes:
+            inner = ep_loops[-1] if ep_loops else None
+            ext = int(sch.get(inner).extent) if inner is not None else 0
+            lanes = spec.epilogue_lanes
+            if ext % lanes:
+                raise RecipeError(
+                    f"{recipe.where('epilogue', 'requant')}: the epilogue of layer '{layer}' "
+                    f"runs over {ext} channels, not a multiple of the form's {lanes} lanes"
+                )
+            outer, vi = sch.split(inner, [None, lanes])
+            sch.vectorize(vi)
+            if 1 < ext // lanes <= 8:  # a register tile's worth: straight-line code
+                sch.unroll(outer)
+            epilogue_vectorized = True
+        elif (recipe.get("epilogue") or {}).get("vectorize", True) and ep_loops:
             inner = ep_loops[-1]
             ext = int(sch.get(inner).extent)
             if ext > 64:  # a whole untiled channel axis: vectorize in blocks of 16

@@ -164,8 +164,13 @@ OP_SECTIONS = {
 
 
 class Epilogue(Schema):
-    WHAT = "a mapping with the key vectorize"
+    WHAT = "a mapping with the keys vectorize, requant"
     vectorize: bool = True  # the fused bias + requantize + clamp, over the channel tile
+    # requantization forms in order of preference (`accelsim.lower.requant.FORMS`); the first
+    # the target's features allow is used, else the generic int64 one
+    requant: Annotated[list[Intrinsic], WrapValidator(_intrinsic_list)] = Field(
+        default_factory=list
+    )
 
 
 class Pad(Schema):
@@ -190,6 +195,8 @@ class CpuSection(Schema):
     )
     epilogue: Epilogue = Epilogue()
     pad: Pad = Pad()
+    # depthwise: sum two taps' int8 products in int16 before widening (Jacob et al. App. B)
+    pair_taps: bool = False
 
 
 def _axes(op_class: str, axes: tuple[str, ...]) -> Any:

@@ -1,0 +1,213 @@
+"""Kernel efficiency (issue 15): do the generated kernels run at the rate the silicon allows?
+
+One run prints a table per section and writes one JSON. Sections are functions of the parsed
+arguments returning a dict (`SECTIONS`); a section measured on this machine (host, against ONNX
+Runtime) is added there the same way.
+
+- `fidelity` (codegen fidelity: dynamic counts of the generated code + the per-core pipe model):
+  per Arm core, model and precision, the MAC-weighted utilisation of the conv2d / dense layers
+  with at least 64 input and output channels, `sum(MACs) / sum(cycles x peak)`, the peak being
+  the target's documented `timing.mac` rate for that precision (`analytic.peak_macs_per_cycle`).
+  Goal: >= 70 % at w8a8, w16a16 and fp32.
+- `depthwise`: depthwise conv2d MACs per cycle at w8a8 against fp32 on the same core (goal 2x).
+- `speedup`: whole-model latency fp32 / w8a8 per model and core (the whitepaper measured 2-3x
+  on phone CPUs).
+
+    python benchmarks/kernel_efficiency.py [--targets cortex-a55,cortex-a76,kryo280]
+        [--models mobilenet_v2,resnet50] [--speedup-models mobilenet_v1,mobilenet_v2,resnet50,
+        inception_v3] [--input-size 224] [--sections fidelity,depthwise,speedup]
+        [--json benchmarks/results/kernel_efficiency.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+UTIL_GOAL = 0.70
+DEPTHWISE_GOAL = 2.0
+MIN_CHANNELS = 64
+ARM_CORES = "cortex-a55,cortex-a76,kryo280"
+
+
+def _csv(s: str) -> list[str]:
+    return [x for x in s.split(",") if x]
+
+
+_RUNS: dict[tuple[str, str, str, int], tuple] = {}
+
+
+def _run(model: str, target: str, precision: str, size: int):
+    """(graph, layer costs) of one codegen-fidelity simulation, memoised within the run."""
+    key = (model, target, precision, size)
+    if key not in _RUNS:
+        import accelsim
+
+        g = accelsim.load_model(model, input_size=size)
+        sim = accelsim.simulate(g, target, [precision], fidelity="codegen")
+        _RUNS[key] = (g, sim.runs[0].layers)
+    return _RUNS[key]
+
+
+def _channels(graph, node) -> tuple[int, int]:
+    """(input, output) channels of a conv2d / dense node from its weights (OIHW / OI)."""
+    shape = graph.tensors[node.inputs[1]].shape
+    return int(shape[1]), int(shape[0])
+
+
+def _peak(target: str, precision: str) -> float:
+    from accelsim.core.precision import parse_precision
+    from accelsim.core.target import load_target
+    from accelsim.sim.analytic import peak_macs_per_cycle
+
+    return peak_macs_per_cycle(load_target(target), parse_precision(precision))
+
+
+def _layers_of(graph, costs, classes: tuple[str, ...], wide_only: bool):
+    from accelsim.model.ops import op_class
+
+    nodes = {n.name: n for n in graph.nodes}
+    for c in costs:
+        n = nodes.get(c.name)
+        if n is None or op_class(graph, n) not in classes:
+            continue
+        if wide_only and min(_channels(graph, n)) < MIN_CHANNELS:
+            continue
+        yield c
+
+
+def fidelity(args) -> dict:
+    rows = []
+    for target in _csv(args.targets):
+        for model in _csv(args.models):
+            for prec in _csv(args.precisions):
+                g, costs = _run(model, target, prec, args.input_size)
+                sel = list(_layers_of(g, costs, ("conv2d", "dense"), True))
+                macs = sum(c.macs for c in sel)
+                cycles = sum(c.cycles for c in sel)
+                peak = _peak(target, prec)
+                not_code = [c.name for c in sel if c.fidelity != "codegen"]
+                rows.append(
+                    {
+                        "target": target,
+                        "model": model,
+                        "precision": prec,
+                        "layers": len(sel),
+                        "macs": macs,
+                        "cycles": cycles,
+                        "macs_per_cycle": macs / cycles if cycles else 0.0,
+                        "peak_macs_per_cycle": peak,
+                        "utilization": macs / (cycles * peak) if cycles else 0.0,
+                        "not_codegen": not_code,
+                        "goal": UTIL_GOAL,
+                    }
+                )
+    print(f"\nconv2d / dense layers with >= {MIN_CHANNELS} input and output channels, codegen")
+    print(f"{'target':12} {'model':14} {'prec':7} {'layers':>6} {'MAC/cyc':>8} {'peak':>6} util")
+    for r in rows:
+        ok = "ok" if r["utilization"] >= UTIL_GOAL else "BELOW"
+        print(
+            f"{r['target']:12} {r['model']:14} {r['precision']:7} {r['layers']:6d} "
+            f"{r['macs_per_cycle']:8.2f} {r['peak_macs_per_cycle']:6.1f} "
+            f"{100 * r['utilization']:5.1f} %  {ok}"
+        )
+    return {"goal": UTIL_GOAL, "min_channels": MIN_CHANNELS, "rows": rows}
+
+
+def depthwise(args) -> dict:
+    rows = []
+    for target in _csv(args.targets):
+        for model in _csv(args.models):
+            rate = {}
+            for prec in ("w8a8", "fp32"):
+                g, costs = _run(model, target, prec, args.input_size)
+                sel = list(_layers_of(g, costs, ("depthwise_conv2d",), False))
+                cyc = sum(c.cycles for c in sel)
+                rate[prec] = sum(c.macs for c in sel) / cyc if cyc else 0.0
+            if not rate["fp32"]:
+                continue  # no depthwise layers in this model
+            rows.append(
+                {
+                    "target": target,
+                    "model": model,
+                    "w8a8_macs_per_cycle": rate["w8a8"],
+                    "fp32_macs_per_cycle": rate["fp32"],
+                    "ratio": rate["w8a8"] / rate["fp32"],
+                    "goal": DEPTHWISE_GOAL,
+                }
+            )
+    print("\ndepthwise conv2d MACs per cycle, w8a8 vs fp32, codegen")
+    print(f"{'target':12} {'model':14} {'w8a8':>7} {'fp32':>7} ratio")
+    for r in rows:
+        ok = "ok" if r["ratio"] >= DEPTHWISE_GOAL else "BELOW"
+        print(
+            f"{r['target']:12} {r['model']:14} {r['w8a8_macs_per_cycle']:7.2f} "
+            f"{r['fp32_macs_per_cycle']:7.2f} {r['ratio']:5.2f}x {ok}"
+        )
+    return {"goal": DEPTHWISE_GOAL, "rows": rows}
+
+
+def speedup(args) -> dict:
+    rows = []
+    for target in _csv(args.targets):
+        for model in _csv(args.speedup_models):
+            lat = {}
+            for prec in ("fp32", "w8a8"):
+                _, costs = _run(model, target, prec, args.input_size)
+                lat[prec] = sum(c.latency_s for c in costs)
+            rows.append(
+                {
+                    "target": target,
+                    "model": model,
+                    "fp32_s": lat["fp32"],
+                    "w8a8_s": lat["w8a8"],
+                    "speedup": lat["fp32"] / lat["w8a8"],
+                }
+            )
+    print("\nwhole-model int8 vs fp32 speedup, codegen")
+    print(f"{'target':12} {'model':14} {'fp32 ms':>9} {'w8a8 ms':>9} speedup")
+    for r in rows:
+        print(
+            f"{r['target']:12} {r['model']:14} {1e3 * r['fp32_s']:9.2f} "
+            f"{1e3 * r['w8a8_s']:9.2f} {r['speedup']:5.2f}x"
+        )
+    return {"rows": rows}
+
+
+SECTIONS: dict[str, Callable[[argparse.Namespace], dict]] = {
+    "fidelity": fidelity,
+    "depthwise": depthwise,
+    "speedup": speedup,
+}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--targets", default=ARM_CORES)
+    ap.add_argument("--models", default="mobilenet_v2,resnet50")
+    ap.add_argument("--precisions", default="w8a8,w16a16,fp32")
+    ap.add_argument("--speedup-models", default="mobilenet_v1,mobilenet_v2,resnet50,inception_v3")
+    ap.add_argument("--input-size", type=int, default=224)
+    ap.add_argument("--sections", default=",".join(SECTIONS))
+    ap.add_argument("--json", default="benchmarks/results/kernel_efficiency.json")
+    args = ap.parse_args(argv)
+    unknown = [s for s in _csv(args.sections) if s not in SECTIONS]
+    if unknown:
+        ap.error(f"--sections: unknown section '{unknown[0]}' (known: {', '.join(SECTIONS)})")
+    out: dict = {"input_size": args.input_size, "targets": _csv(args.targets)}
+    t0 = time.perf_counter()
+    for name in _csv(args.sections):
+        out[name] = SECTIONS[name](args)
+    out["seconds"] = time.perf_counter() - t0
+    path = Path(args.json)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=1))
+    print(f"\n{out['seconds']:.0f} s; wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
