@@ -149,18 +149,90 @@ def test_area_is_an_objective_from_published_cells(tmp_path):
         assert res.front[i] == (not dominated)
 
 
-def test_area_objective_needs_an_area_section():
+def _without_area(tmp_path, name):
+    """A copy of a shipped target with its `area:` section and `area.*` assumptions removed."""
+    from accelsim.core.target import load_target
+
+    out, skip = [], False
+    for line in open(load_target(name).path).read().splitlines():
+        if line == "area:":
+            skip = True
+        elif skip and not line.startswith("  "):
+            skip = False
+        if not skip and not line.startswith("  area."):
+            out.append(line)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text("\n".join(out) + "\n")
+    return str(path)
+
+
+def test_area_objective_needs_an_area_section(tmp_path):
     with pytest.raises(AccelsimError, match="has no area: section"):
         plan(
             SweepSpec(
                 ("mobilenet_v2",),
-                "kryo280",
+                _without_area(tmp_path, "kryo280"),
                 {"timing.clock_hz": (1e9,)},
                 objectives=("latency_s", "area_mm2"),
             )
         )
     with pytest.raises(AccelsimError, match="objective 'accuracy'"):
         plan(SweepSpec(("mobilenet_v2",), "simd-accel", {"lanes": (16,)}, objectives=("accuracy",)))
+
+
+SWEPT_KINDS = ("cpu-simd", "vliw-dsp", "accelerator", "host")
+
+
+def test_every_shipped_target_has_an_area_section():
+    from accelsim.core.target import list_targets
+
+    targets = [t for t in list_targets() if t.kind in SWEPT_KINDS]
+    assert {t.kind for t in targets} == set(SWEPT_KINDS)
+    for t in targets:
+        a = t.area
+        assert a, f"{t.path}: no area: section"
+        assert a["sram_bitcell_um2"] > 0 and 0 < a["sram_array_efficiency"] <= 1, t.name
+        # CPUs and DSPs give the core the sweep does not scale; accelerators are built from cells
+        assert (a.get("core_logic_mm2") is not None) == (t.kind != "accelerator"), t.name
+        # every area coefficient is either cited beside it or a listed assumption with a reason
+        listed = {x.path for x in t.assumptions}
+        assert "area.sram_array_efficiency" in listed, t.name
+        if t.kind != "accelerator":
+            assert "area.core_logic_mm2" in listed, t.name
+
+
+@pytest.mark.parametrize(
+    "target,grid",
+    [
+        ("cortex-a53", {"timing.clock_hz": (1e9,)}),
+        ("neoverse-v2", {"timing.clock_hz": (1e9,)}),
+        ("hvx-v62", {"timing.clock_hz": (1e9,)}),
+        ("host", {"timing.clock_hz": (1e9,)}),
+        ("simd-accel-edge", {"lanes": (64,)}),
+    ],
+)
+def test_one_point_area_sweep_on_each_kind(tmp_path, target, grid):
+    """area_mm2 as an objective on each kind of shipped target: the core logic plus at least
+    its on-chip memory levels at the target's own bit cell."""
+    from accelsim.core.area import area_spec
+    from accelsim.core.target import load_target
+
+    res = run_sweep(
+        SweepSpec(
+            ("mobilenet_v2",), target, grid, input_size=32, objectives=("latency_s", "area_mm2")
+        ),
+        cache_dir=str(tmp_path),
+        workers=1,
+    )
+    assert len(res.table) == 1 and bool(res.front.all())
+    area = float(res.table["area_mm2"].iloc[0])
+    t = load_target(target)
+    spec = area_spec(t, float(t.energy["technology_nm"]))
+    if t.kind == "accelerator":
+        assert area > 0
+    else:
+        onchip = sum(lv.get("size_bytes", 0) for lv in t.memory["levels"])
+        assert spec.core_logic_mm2 + spec.sram_mm2(onchip) < area < 100
 
 
 def test_outputs_a_person_explores(tmp_path):
