@@ -1,4 +1,4 @@
-"""The model corpus of issue 14: 30 random-weight networks of the families people deploy, as
+"""The model corpus of issue 14: 29 random-weight networks of the families people deploy, as
 their frameworks write them (tests/corpus_models.py), each through every stage accelsim has,
 against oracles nobody here wrote.
 
