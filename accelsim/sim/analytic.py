@@ -30,6 +30,7 @@ from accelsim.core.target import Target
 from accelsim.model.graph import Graph, Node
 from accelsim.model.ops import MAC_OPS, node_macs, op_class
 from accelsim.model.quantization import layer_precision
+from accelsim.ref.primitives import pool_counts_with_pads
 
 # Vector-ALU operations per output element of non-MAC work: requantize (multiply-high, rounding
 # shift, add zero point, clamp, narrow) ~ 5; a pooling window adds one max/add per tap.
@@ -233,8 +234,10 @@ def other_ops(graph: Graph, node: Node) -> float:
     if node.op in MAC_OPS:
         return out * REQUANT_OPS
     if node.op in ("max_pool", "avg_pool"):
-        kh, kw = node.attr("kernel")
-        return out * (kh * kw + REQUANT_OPS)
+        # the taps inside the (padded) input: a ceil-mode window larger than the map (HF
+        # EfficientNet's AvgPool2d(1280, ceil_mode=True) on a 7x7 map) reads only the map
+        taps = pool_counts_with_pads(graph.tensors[node.inputs[0]].shape, node.attrs)
+        return out * (float(taps.mean()) + REQUANT_OPS)
     if node.op in ("global_avg_pool", "mean", "softmax", "layer_norm"):
         return sum(graph.tensors[t].size for t in node.inputs if t) + out * REQUANT_OPS
     return out * REQUANT_OPS
