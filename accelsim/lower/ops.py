@@ -229,9 +229,11 @@ def _mac_args(channels: int, xdt, accdt, odt, ft: FloatTypes | None, wide, doubl
     return _MacArgs(tensors, [t.op.name for t in tensors], qp[0].astype(xdt), epilogue)
 
 
-def _mac_consts(node, x_i, w_i, o_i, w, bias_c, ft: FloatTypes | None, wide, double=False):
+def _mac_consts(
+    node, x_i, w_i, o_i, w, bias_c, ft: FloatTypes | None, wide, double=False, act_offset=0
+):
     """The values of the arguments `_mac_args` declares (the input zero point folded into the
-    bias)."""
+    bias, and the offset an intrinsic adds to every activation, `Intrinsic.act_offset`)."""
     cout = w.shape[0]
     if ft is not None:
         bias = bias_c if bias_c is not None else np.zeros(cout)
@@ -240,7 +242,7 @@ def _mac_consts(node, x_i, w_i, o_i, w, bias_c, ft: FloatTypes | None, wide, dou
             "fparams": _fbounds(node.attrs).astype(ft.np_compute),
         }
     zx = rp.zero_point(x_i)
-    folded = rp.folded_bias(w, bias_c, zx)
+    folded = rp.folded_bias(w, bias_c, zx + act_offset)
     _weight_scales(w_i, cout)  # checks the weights' quantization axis
     if double:
         eff = rp.double_scales(x_i, w_i, o_i, cout)
@@ -313,6 +315,11 @@ def contraction(ctx: Ctx) -> Built:
             f"{it.weight_min}, the smallest it computes exactly"
         )
         it = None
+    if it is not None and it.act_offset and double and KH * KW * I * 255 * 128 >= 2**31:
+        # the float64 requantization adds an int64 bias to the int32 accumulator, so the
+        # offset folded into the bias is exact only while the offset sum cannot wrap
+        notes.append(f"intrinsic '{it.name}' not used: its activation offset could wrap")
+        it = None
     if it is not None:
         bo, bk = it.lanes, it.depth
         _intrinsic_blocks(ctx, recipe, it, oc=bo, ic=bk)
@@ -346,12 +353,22 @@ def contraction(ctx: Ctx) -> Built:
         pads = i8mm.pair_pads(pads, W_, OW, KW, sw, dw)
         pt, pl, pb, pr = pads
     stages: list[tuple[str, int]] = []
+    # int8 activations on an unsigned-activation intrinsic: flipped to u8 (x + offset) once, in
+    # the input stage, rather than per broadcast in the inner loop (`Intrinsic.act_offset`)
+    offset = it.act_offset if it is not None and it.act_dtype != xdt else 0
+    flip = None
+    if offset:
+        tirx = _tirx()
+
+        def flip(v):
+            return tirx.bitwise_xor(v, tirx.const(-offset, xdt)).astype(it.act_dtype)
+
     need_pad = bool(pt or pl or pb or pr) or ICp != I
     if pairs:  # the padded input repacked so that each pixel pair is one 16-byte row
         xin = i8mm.pack_input(x, pad_value, I, ICp, pads, sw)
         stages.append(("pad", 8 if ICp == I else 1))
-    elif need_pad:
-        xin = pad_input(x, pad_value, I, ICp, pads)
+    elif need_pad or flip is not None:
+        xin = pad_input(x, pad_value, I if need_pad else None, ICp, pads, flip)
         bits = DTYPE_BITS.get(xdt, 32)
         stages.append(("pad", pow2_divisor(ICp, _lanes(ctx, bits)) if ICp == I else 1))
     else:
@@ -428,7 +445,18 @@ def contraction(ctx: Ctx) -> Built:
             return np.ascontiguousarray(_pack_pairs(blk))
         return blk.astype(np.dtype(wdt))
 
-    consts = _mac_consts(node, x_i, w_i, o_i, w, bias_c, ft if is_float else None, wide, double)
+    consts = _mac_consts(
+        node,
+        x_i,
+        w_i,
+        o_i,
+        w,
+        bias_c,
+        ft if is_float else None,
+        wide,
+        double,
+        offset,
+    )
 
     def pack(values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         xv = np.asarray(values[x_name])
@@ -455,6 +483,7 @@ def contraction(ctx: Ctx) -> Built:
         if double
         else ("fixed64" if wide else ("fixed" if not is_float else "float")),
         "intrinsic": it.key if it else None,
+        "act_offset": offset,
         "block": [bo, bk],
     }
     return _with_arith(
