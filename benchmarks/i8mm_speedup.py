@@ -29,7 +29,7 @@ def study(q, t, precision) -> dict:
     for label, target in (("smmla", t), ("sdot", off)):
         t0 = time.perf_counter()
         costs = {c.name: c for c in kernel_cost.simulate_graph(q, target, precision)}
-        layers = {L.name: L for L in lower_graph(q, target, precision.name)}
+        layers = {L.name: L for L in lower_graph(q, target, precision)}
         runs[label] = (costs, layers, time.perf_counter() - t0)
     costs_on, layers_on, s_on = runs["smmla"]
     costs_off, layers_off, s_off = runs["sdot"]

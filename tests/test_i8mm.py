@@ -63,7 +63,7 @@ def test_table_and_selection_by_feature():
 def test_smmla_in_every_conv_kernel_and_sdot_in_batch_one_dense(target):
     q = quantized("resnet18")
     t = load_target(target)
-    layers = [L for L in lower_graph(q, t, "w8a8") if L.op_class in ("conv2d", "dense")]
+    layers = [L for L in lower_graph(q, t) if L.op_class in ("conv2d", "dense")]
     assert len(layers) == 21
     for L in layers:
         asm = Path(cg.compile_layer(L, t).asm_path).read_text()
