@@ -79,6 +79,9 @@ LLVM_A55 = {
         # CortexA55WriteFMAC: one of the two FPMAC units, no BeginGroup, RetireOOO
         "vector_fma_fp32": {"throughput": 2, "qform_first_slot": False, "retire_ooo": True},
         "vector_pairwise_acc": {"throughput": 1},  # CortexA55WriteAluVq_4
+        # SDOTv16i8: CortexA55WriteAluVq_4 with no ReadAdvance on the accumulator (the SOG 4.15
+        # forwards it in 1 cycle)
+        "vector_mac_int8": {"accumulate_latency": None},
         "vector_load": {"latency": 3, "throughput": 1},  # LDRQui: WriteVLD... 3, RThroughput 1
         "vector_load_replicate": {"latency": 4},  # LD1Rv*: CortexA55WriteVLD1, 4
         "vector_load_pair": {"latency": 6, "latency_d": 5},  # LDPQi: LDP4 6; LDPDi: LDP2 5
