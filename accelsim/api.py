@@ -29,7 +29,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +44,7 @@ from accelsim.model.graph import Graph
 if TYPE_CHECKING:  # annotations only: these stages load lazily
     import pandas as pd
 
+    from accelsim.dse.tune import TuneResult
     from accelsim.quant.ptq import CalibrationData
     from accelsim.report import ReportResult
 
@@ -52,7 +53,8 @@ TargetLike = str | os.PathLike | Target
 PrecisionLike = str | Precision
 # Progress: a factory the caller gives, called with (total items, description) when a long step
 # starts; it returns `update(done)` (the CLI passes tqdm bars).
-Progress = Callable[[int, str], Callable[[int], None]] | None
+# progress(total, desc[, unit=...]) -> update(done); `unit` names what is counted (sweeps: points)
+Progress = Callable[..., Callable[[int], None]] | None
 
 
 def _bar(progress: Progress, total: int, desc: str) -> Callable[[int], None] | None:
@@ -661,13 +663,14 @@ def sweep(
     fidelity: str = "analytic",
     workers: int | None = None,
     scheduler: str | None = None,
+    objectives: Sequence[str] = ("latency_s", "energy_j"),
     out: str | os.PathLike | None = None,
     progress: Progress = None,
 ) -> SweepOutcome:
     """A design-space sweep over target parameters and precisions, with the Pareto front.
     `grid` maps a parameter to its values (e.g. {"lanes": [16, 32], "precision": ["w4a4",
     "w8a8"]}). With `out`, the CSV, JSON and plot files are written there."""
-    from accelsim.dse.sweep import SweepSpec, run_sweep, validate, write_outputs
+    from accelsim.dse.sweep import SweepSpec, plan, run_sweep, write_outputs
 
     names = (models,) if isinstance(models, str) else tuple(models)
     spec = SweepSpec(
@@ -678,11 +681,12 @@ def sweep(
         seed,
         input_size,
         fidelity,
+        tuple(objectives),
     )
-    points = validate(spec)  # all errors before any work
+    checked = plan(spec)  # all errors before any work
     start = time.perf_counter()
-    bar = _bar(progress, len(points), "sweep")
-    result = run_sweep(spec, workers=workers, scheduler=scheduler, progress=bar)
+    bar = progress(len(checked), "sweep", unit="points") if progress else None
+    result = run_sweep(spec, workers=workers, scheduler=scheduler, progress=bar, plan_=checked)
     files = tuple(write_outputs(result, Path(out))) if out is not None else ()
     return SweepOutcome(
         result.rows,
@@ -728,6 +732,61 @@ def report(
     return generate_report(spec, plan)
 
 
+def tune(
+    model: ModelLike,
+    targets: TargetLike | Sequence[TargetLike],
+    *,
+    calibration: Any,
+    x_val: np.ndarray,
+    metric: Any = None,
+    labels: np.ndarray | None = None,
+    precision: PrecisionLike = "w8a8",
+    high: PrecisionLike = "fp32",
+    calibrators: Sequence[str] | None = None,
+    max_drop: float = 0.01,
+    min_score: float | None = None,
+    fidelity: str | None = "analytic",
+    sensitivity_samples: int | None = None,
+    input_size: int | None = None,
+    log: Callable[[str], None] | None = None,
+) -> TuneResult:
+    """Wu et al.'s workflow on a float model (`accelsim.dse.tune`): pick the calibrator that
+    scores best on `x_val`, then move the most sensitive layers to `high` until the score is
+    within `max_drop` of float; every step costed on `targets`. The score is `metric` (an
+    `accelsim.quant.metrics.Metric`, or any callable of the model's scores returning a number,
+    higher better), else top-1 against `labels`, else the output SNR against float (dB; give
+    the budget as `min_score`, the least SNR accepted).
+    `calibration` is what `quantize` takes as `data` (an array of samples, a `.npy` path or
+    `CalibrationData`)."""
+    from accelsim.dse.tune import DEFAULT_CALIBRATORS
+    from accelsim.dse.tune import tune as _tune
+    from accelsim.quant import metrics
+    from accelsim.quant.tasks import array_task
+
+    graph = load_model(model, input_size=input_size)
+    data = _calibration(graph, calibration)
+    task = array_task(graph, data, x_val, labels if metric is None else None)
+    if metric is not None:
+        m = metric if isinstance(metric, metrics.Metric) else metrics.Custom(metric)
+        task = replace(task, metric=m)
+    names = [targets] if isinstance(targets, (str, os.PathLike, Target)) else list(targets)
+    return _tune(
+        graph,
+        task.calibration,
+        task.x_val,
+        task.metric,
+        precision=precision,
+        calibrators=tuple(calibrators) if calibrators else DEFAULT_CALIBRATORS,
+        max_drop=max_drop,
+        min_score=min_score,
+        high=high,
+        targets=[target(t) for t in names],
+        fidelity=fidelity,
+        sensitivity_samples=sensitivity_samples,
+        log=log,
+    )
+
+
 __all__ = [
     "CompileResult",
     "as_stored",
@@ -749,5 +808,6 @@ __all__ = [
     "simulate",
     "sweep",
     "target",
+    "tune",
     "verify",
 ]

@@ -92,7 +92,7 @@ def measure(target: str, layer_name: str):
             f"(run scripts/install-system-deps.sh)"
         )
     q, values = quantized()
-    layer = next(L for L in lower_graph(q, t, "w8a8") if L.name == layer_name)
+    layer = next(L for L in lower_graph(q, t) if L.name == layer_name)
     k = cg.compile_layer(layer, t)
     runner = emulate.run_aarch64 if arch == "aarch64" else emulate.run_hexagon
     r = runner(
@@ -274,7 +274,7 @@ def test_loop_summaries_equal_the_full_walk(target):
     give the same executions, block by block, as walking every iteration."""
     t = load_target(target)
     q = medium_layers()
-    for layer in lower_graph(q, t, "w8a8"):
+    for layer in lower_graph(q, t):
         if layer.name not in ("conv", "dw"):
             continue
         k = cg.compile_layer(layer, t)
@@ -327,7 +327,7 @@ def test_full_size_layer_resolves_and_scales():
         )
         graph = g.build()
         q = quantize_graph(graph, parse_precision("w8a8"), calibdata.random(graph, 2)).graph
-        layer = next(L for L in lower_graph(q, t, "w8a8") if L.name == "conv")
+        layer = next(L for L in lower_graph(q, t) if L.name == "conv")
         k = cg.compile_layer(layer, t)
         t0 = time.perf_counter()
         p = dyncount.predict_kernel(k)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from accelsim.asm import count_mnemonic
+from accelsim.core.fsutil import safe_name
 from accelsim.core.precision import parse_precision
 from accelsim.core.target import load_target
 from accelsim.kernels import compile as cg
@@ -38,7 +39,7 @@ def contraction_kernels(model: str, target: str, precision: str = "w8a8"):
     """Compiled kernels of every conv2d (not depthwise) and dense layer."""
     q, _ = quantized(model, precision)
     t = load_target(target)
-    layers = [L for L in lower_graph(q, t, precision) if L.op_class in ("conv2d", "dense")]
+    layers = [L for L in lower_graph(q, t) if L.op_class in ("conv2d", "dense")]
     return [(L, cg.compile_layer(L, t)) for L in layers]
 
 
@@ -222,7 +223,7 @@ def test_hvx_int16_depthwise_vmpy_exact_when_sums_leave_int32():
 def test_vmpy_in_int16_depthwise_kernels_on_hvx_where_channels_allow():
     q, _ = quantized("mobilenet_v2", "w16a16")
     t = load_target("hvx-v68")
-    layers = [L for L in lower_graph(q, t, "w16a16") if L.op_class == "depthwise_conv2d"]
+    layers = [L for L in lower_graph(q, t) if L.op_class == "depthwise_conv2d"]
     assert len(layers) == 17
     for L in layers:
         channels = L.args[0].shape[-1]
@@ -335,7 +336,7 @@ def test_compile_graph_writes_files_and_compiles_identical_layers_once(tmp_path,
     q, _ = quantized("resnet18", "w8a8")
     before = cg.compile_count()
     out = tmp_path / "out"
-    ks = cg.compile_graph(q, "host", "w8a8", out)
+    ks = cg.compile_graph(q, "host", out_dir=out)
     compiled = cg.compile_count() - before
     keys = {k.key for k in ks}
     # resnet18 at 32x32: identical layer shapes (e.g. layer1.0.conv1/conv2, layer1.1.*) share
@@ -353,9 +354,9 @@ def test_compile_graph_writes_files_and_compiles_identical_layers_once(tmp_path,
     assert (out / "layer1.0.conv1.s").is_file() and (out / "input.quantize.o").is_file()
     # a warm rerun compiles nothing
     before = cg.compile_count()
-    again = cg.compile_graph(q, "host", "w8a8", tmp_path / "out2")
+    again = cg.compile_graph(q, "host", out_dir=tmp_path / "out2")
     assert cg.compile_count() == before and all(k.cached for k in again)
-    assert cg.sanitize("a/b c:d") == "a_b_c_d"
+    assert safe_name("a/b c:d") == "a_b_c_d"
 
 
 def test_host_kernel_runs_and_times(tmp_path):

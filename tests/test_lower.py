@@ -60,7 +60,7 @@ def mismatches(got: np.ndarray, ref: np.ndarray) -> int:
 def check_graph_on_host(q, values, precision) -> dict[str, int]:
     target = load_target("host")
     bad = {}
-    for layer in lower_graph(q, target, precision):
+    for layer in lower_graph(q, target):
         if layer.status != "kernel":
             continue
         kernel = compile_layer(layer, target)
@@ -73,7 +73,7 @@ def check_graph_on_host(q, values, precision) -> dict[str, int]:
 @pytest.mark.parametrize("model", ["mobilenet_v2", "resnet18"])
 def test_every_layer_matches_the_reference_executor(model, precision):
     q, values = quantized(model, precision)
-    layers = lower_graph(q, load_target("host"), precision)
+    layers = lower_graph(q, load_target("host"))
     status = {(L.op, L.status) for L in layers}
     # everything is a kernel (softmax included) except the flatten view
     assert {s for op, s in status if op != "flatten"} == {"kernel"}
@@ -162,7 +162,7 @@ def test_other_operators_match_the_reference_executor(precision):
     if precision.endswith("requantizing"):
         q = requantizing(q)
     values = run(q, [calibdata.random(g, 1, seed=9).samples[0]], keep=True)
-    layers = {L.name: L for L in lower_graph(q, load_target("host"), prec)}
+    layers = {L.name: L for L in lower_graph(q, load_target("host"))}
     if precision.endswith("requantizing"):
         assert layers["cat"].signature["scaled"] == [True, False]
         assert layers["pad1"].signature["requant"] is True

@@ -50,6 +50,20 @@ codegen:
   emulator: {kind: qemu-aarch64, cpu: max}
   native: [w8a8]
 """
+# the cost sections a CPU target needs (BASE + COST loads)
+COST = """timing:
+  clock_hz: 1.0e+9
+  issue_width: 2
+  instructions:
+    vector_alu: {throughput: 1, latency: 2}
+    vector_mac_int8: {throughput: 1, latency: 4}
+  mac:
+    w8a8: {instruction: vector_mac_int8, macs_per_instruction: 16}
+memory:
+  levels:
+    - {name: L1D, size_bytes: 32768, bandwidth_bytes_per_cycle: 16, latency_cycles: 3}
+    - {name: DRAM, bandwidth_bytes_per_s: 1.0e+10, latency_ns: 100}
+"""
 
 
 @pytest.mark.parametrize(
@@ -69,21 +83,20 @@ codegen:
             BASE.replace("kind: qemu-aarch64", "kind: gem5"),
             ": codegen.emulator.kind: expected one of",
         ),
-        ("name: t\nkind: cpu-simd\n", ": codegen: missing (required)"),
+        ("name: t\nkind: cpu-simd\n", ": codegen: missing"),
         (BASE.replace("kind: cpu-simd", "kind: accelerator"), ": accelerator: missing"),
         ("- a\n- b\n", ": expected a mapping at the top level"),
         (
-            BASE + "assumptions: {timing.clock_hz: guessed}\n",
-            ": assumptions: 'timing.clock_hz' names no field of the file",
+            BASE + COST + "assumptions: {timing.window: guessed}\n",
+            ": assumptions: 'timing.window' names no field of the file",
         ),
         (
-            BASE + "memory: {levels: [{name: L1D, latency_cycles: 3}]}\n"
-            "assumptions: {memory.levels.L2.latency_cycles: guessed}\n",
+            BASE + COST + "assumptions: {memory.levels.L2.latency_cycles: guessed}\n",
             ": assumptions: 'memory.levels.L2.latency_cycles' names no field",
         ),
-        (BASE + "assumptions: [timing.clock_hz]\n", ": assumptions: expected a mapping"),
+        (BASE + COST + "assumptions: [timing.clock_hz]\n", ": assumptions: expected a mapping"),
         (
-            BASE + "timing: {clock_hz: 1.0e+9}\nassumptions: {timing.clock_hz: ''}\n",
+            BASE + COST + "assumptions: {timing.clock_hz: ''}\n",
             ": assumptions.timing.clock_hz: expected the reason as text",
         ),
         ("name: [t\n", ": not valid YAML at line 2"),
@@ -109,9 +122,12 @@ def test_assumptions_resolve_to_values(tmp_path):
     path = tmp_path / "a.yaml"
     path.write_text(
         BASE
-        + "timing:\n  clock_hz: 1.0e+9\n"
-        + "  instructions: {vector_load: {throughput: 1, latency: 4}}\n"
-        + "memory: {levels: [{name: L1D, latency_cycles: 3}, {name: L2, latency_cycles: 10}]}\n"
+        + "timing:\n  clock_hz: 1.0e+9\n  issue_width: 2\n"
+        + "  instructions:\n    vector_load: {throughput: 1, latency: 4}\n"
+        + "    vector_alu: {throughput: 1, latency: 1}\n"
+        + "  mac: {w8a8: {instruction: vector_alu, macs_per_instruction: 4}}\n"
+        + "memory: {levels: [{name: L1D, latency_cycles: 3, bandwidth_bytes_per_cycle: 16},\n"
+        + "  {name: L2, latency_cycles: 10, bandwidth_bytes_per_cycle: 8}]}\n"
         + "energy: {static_power_w: 0.02}\n"
         + "assumptions:\n"
         + "  memory.levels.L2.latency_cycles: no vendor figure\n"

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from accelsim.core.errors import InputError
-from accelsim.core.fsutil import atomic_write_bytes, read_numpy
+from accelsim.core.fsutil import atomic_write_bytes, check_finite, read_numpy
 from accelsim.core.qparams import NUMPY_DTYPE, dtype_range
 from accelsim.model.graph import Graph
 
@@ -23,24 +23,26 @@ def load_inputs(path: str, graph: Graph) -> dict[str, np.ndarray]:
                 f"{path}: model '{graph.name}' has {len(graph.inputs)} inputs "
                 f"({', '.join(graph.inputs)}); give them in an .npz"
             )
+        check_finite(data, f"{path}: input '{graph.inputs[0]}'", InputError)
         return {graph.inputs[0]: data}
     feeds = {}
-    with data:
-        for i, name in enumerate(graph.inputs):
-            for key in (name, f"in{i}"):
-                if key in data.files:
-                    feeds[name] = data[key]
-                    break
-            else:
-                raise InputError(
-                    f"{path}: no array for model input '{name}' (keys tried: "
-                    f"'{name}', 'in{i}'; found: {', '.join(data.files)})"
-                )
+    for i, name in enumerate(graph.inputs):
+        for key in (name, f"in{i}"):
+            if key in data:
+                check_finite(data[key], f"{path}: input '{name}' (key '{key}')", InputError)
+                feeds[name] = data[key]
+                break
+        else:
+            raise InputError(
+                f"{path}: no array for model input '{name}' (keys tried: "
+                f"'{name}', 'in{i}'; found: {', '.join(data) or 'none'})"
+            )
     return feeds
 
 
 def random_inputs(graph: Graph, seed: int = 0) -> dict[str, np.ndarray]:
     """Seeded random inputs: N(0, 1) for float inputs, uniform over the range for integer."""
+    graph.check_allocatable(graph.inputs)
     rng = np.random.default_rng(seed)
     feeds = {}
     for name in graph.inputs:

@@ -78,13 +78,13 @@ QLinearConv does not accept); ORT_ENABLE_BASIC runs it.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from accelsim.core.errors import ModelError
+from accelsim.core.fsutil import atomic_write_bytes
 from accelsim.core.qparams import NUMPY_DTYPE, dtype_range
 from accelsim.model.graph import Graph, Node, TensorInfo
 from accelsim.model.ops import activation_bounds, spatial_axes
@@ -820,14 +820,5 @@ def export_onnx(graph: Graph, path: str | os.PathLike, opset: int | None = None)
     )
     onnx.checker.check_model(model)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(model.SerializeToString())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_bytes(path, model.SerializeToString())  # mode 0644 like every output
     return path

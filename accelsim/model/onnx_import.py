@@ -54,6 +54,7 @@ from typing import Any
 import numpy as np
 
 from accelsim.core.errors import AccelsimError, ModelError, UnsupportedOpError
+from accelsim.core.fsutil import check_finite, read_bytes
 from accelsim.core.qparams import NUMPY_DTYPE, QuantParams, dtype_range
 from accelsim.model.builder import GraphBuilder
 from accelsim.model.graph import Graph, TensorInfo
@@ -225,9 +226,7 @@ def load_onnx(
     else:
         path = Path(source)
         where = str(source)
-        if not path.is_file():
-            raise ModelError(f"{where}: no such file")
-        data = path.read_bytes()
+        data = read_bytes(path, "ONNX model file", ModelError)
         model = onnx.ModelProto()
         try:
             model.ParseFromString(data)
@@ -493,11 +492,12 @@ class _Importer:
         from onnx import numpy_helper
 
         if tensor.data_type == 11:  # DOUBLE: keep as float32 (accelsim computes in float)
-            return _V(
-                "const", value=numpy_helper.to_array(tensor).astype(np.float32), dtype="float32"
-            )
+            value = numpy_helper.to_array(tensor).astype(np.float32)
+            check_finite(value, what, ModelError)
+            return _V("const", value=value, dtype="float32")
         dt = _dtype_of(tensor.data_type, what)
         arr = numpy_helper.to_array(tensor)
+        check_finite(arr, what, ModelError)
         arr = np.asarray(arr).astype(NUMPY_DTYPE[dt])
         return _V("const", value=arr, dtype=dt)
 

@@ -193,7 +193,7 @@ def measure_graph(
     tvm = import_tvm()
     dev = tvm.cpu()
     values = ref_run(graph, feeds, keep=True)
-    layers = lower_graph(graph, target, precision.name)
+    layers = lower_graph(graph, target, precision)
     # tensor -> the output buffer (kernel layout) of the kernel that computed it; views pass it on
     produced: dict[str, tuple[np.ndarray, object]] = {}
     calls: list[_Call] = []
