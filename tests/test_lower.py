@@ -203,7 +203,7 @@ def test_vnni_kernels_are_exact_at_the_extremes(precision):
     values = run(q, [xin], keep=True)
     qx = values[q.node("c").inputs[0]]
     assert qx.min() == np.iinfo(qx.dtype).min and qx.max() == np.iinfo(qx.dtype).max
-    layers = {L.name: L for L in lower_graph(q, load_target("host"), precision)}
+    layers = {L.name: L for L in lower_graph(q, load_target("host"))}
     assert layers["c"].schedule.intrinsic == "vpdpbusd"
     assert layers["fc"].schedule.intrinsic == "vpdpbusd"
     signed = precision == "w8a8"
