@@ -289,28 +289,55 @@ def prepared(
     input_size: int | None = None,
     calib_samples: int = 1,
     progress: Progress = None,
+    cost_only: bool = False,
     **quantize_options: Any,
 ) -> tuple[Graph, Target, Precision, str]:
     """The graph, target and precision to compile, verify or cost, every check before any work:
     a float model is quantized at `precision_` (`quantize_options` as `quantize` takes them;
     without `data`, `calib_samples` seeded random samples: code and cost do not depend on
     calibrated ranges, and results say so); a stored-integer model runs as stored.
-    Returns (graph, target, precision, calibration-data description)."""
+    `cost_only` (simulate): quantized without calibration, as costs do not depend on the
+    calibrated ranges. Returns (graph, target, precision, calibration-data description)."""
     t = target(target_)
     asked = _api_precision(precision_, "precision") if precision_ is not None else None
     graph = load_model(model, input_size)
     if graph.is_quantized:
         stored = as_stored(graph, asked)
         t.check_precision(stored)
+        _check_layers(graph, t, stored)
         source = str(graph.metadata.get("calibration_data") or "stored in the model")
         return graph, t, stored, source
     if asked is None:
         raise InputError(f"model '{graph.name}' is a float model: give a precision (e.g. w8a8)")
     t.check_precision(asked)
+    if cost_only and not quantize_options:
+        # costs do not depend on calibrated ranges: no activation is allocated
+        from accelsim.quant.ptq import quantize_for_cost
+
+        res = quantize_for_cost(graph, asked)
+        _check_layers(res.graph, t, asked)
+        return res.graph, t, asked, str(res.graph.metadata["calibration_data"])
     if quantize_options.get("data") is None:
         quantize_options["data"] = random_calibration(graph, calib_samples)
     q = quantize(graph, asked, progress=progress, **quantize_options)
+    _check_layers(q.graph, t, q.precision)
     return q.graph, t, q.precision, q.calibration_data
+
+
+def _check_layers(graph: Graph, t: Target, default: Precision) -> None:
+    """Every integer layer of a (mixed-precision) graph at a precision the target runs: a
+    per-layer override it cannot run is an error, never dropped silently (float layers run where
+    the target's back end puts them)."""
+    from accelsim.core.target import TargetError
+    from accelsim.model.quantization import layer_precision
+
+    for node in graph.nodes:
+        p = layer_precision(graph, node, default)
+        if not p.is_float and not t.supports(p):
+            raise TargetError(
+                f"layer '{node.name}' of model '{graph.name}' computes at {p.name}, which "
+                f"target '{t.name}' ({t.path}) cannot run; it supports {', '.join(t.precisions())}"
+            )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -547,7 +574,7 @@ def simulate(
     graph = load_model(model, input_size)
     runs = []
     for p in plist:
-        q, _, prec, source = prepared(graph, t, p)
+        q, _, prec, source = prepared(graph, t, p, cost_only=True)
         costs = _simulate(q, t, prec, fidelity)
         runs.append(SimulationRun(graph.name, t.name, prec, label, source, tuple(costs)))
     return SimulationResult(tuple(runs))
@@ -664,6 +691,7 @@ def sweep(
     workers: int | None = None,
     scheduler: str | None = None,
     objectives: Sequence[str] = ("latency_s", "energy_j"),
+    accuracy_samples: int = 0,
     out: str | os.PathLike | None = None,
     progress: Progress = None,
 ) -> SweepOutcome:
@@ -682,6 +710,7 @@ def sweep(
         input_size,
         fidelity,
         tuple(objectives),
+        accuracy_samples=accuracy_samples,
     )
     checked = plan(spec)  # all errors before any work
     start = time.perf_counter()

@@ -21,15 +21,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
     rows = []
     for name in zoo.MODELS:
-        g = zoo.build(name)
-        rows.append(
-            {
-                "name": name,
-                "params": g.params(),
-                "macs": g.macs(),
-                "input_shape": list(g.tensors[g.inputs[0]].shape),
-            }
-        )
+        params, macs, shape = zoo.summary(name)
+        rows.append({"name": name, "params": params, "macs": macs, "input_shape": list(shape)})
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -63,15 +56,18 @@ def _cmd_targets(args: argparse.Namespace) -> int:
             )
         )
         return 0
+    w = max([len(t.name) for t in targets] + [6]) + 2  # the longest name sets the column
+    k = max([len(t.kind) for t in targets] + [4]) + 2
     print(
-        f"{'target':<12}{'kind':<10}{'vector':>8}  {'precisions (native; emulated*)':<50}description"
+        f"{'target':<{w}}{'kind':<{k}}{'vector':>7}  {'precisions (native; emulated*)':<50}description"
     )
     for t in targets:
         precs = ", ".join(
             list(t.codegen.native)
             + [p + "*" for p in t.codegen.emulation if p not in t.codegen.native]
         )
-        print(f"{t.name:<12}{t.kind:<10}{t.codegen.vector_bits:>7}b  {precs:<50}{t.description}")
+        vb = f"{t.codegen.vector_bits}b"
+        print(f"{t.name:<{w}}{t.kind:<{k}}{vb:>7}  {precs:<50}{t.description}")
     return 0
 
 
@@ -237,6 +233,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             workers=args.workers,
             scheduler=args.scheduler,
             objectives=tuple(o.strip() for o in args.objectives.split(",") if o.strip()),
+            accuracy_samples=args.accuracy_samples,
             out=args.out,
             progress=progress,
         )
@@ -467,6 +464,10 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     targets = [api.target(t) for t in args.target.split(",")]  # every check before any work
     p, high = api.precision(args.precision, "--precision"), api.precision(args.high, "--high")
     calibrators = [c.strip() for c in args.calibrators.split(",")] if args.calibrators else []
+    from accelsim.quant.calibrate import make_calibrator
+
+    for c in calibrators:  # a typo costs one line, before the data is read
+        make_calibrator(c)
     labelled = args.dataset is not None or args.val_labels is not None
     if not labelled and args.min_snr_db is None:
         raise InputError(
@@ -831,7 +832,16 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument(
         "--objectives",
         default="latency_s,energy_j",
-        help="the Pareto front's objectives, a subset of latency_s, energy_j, area_mm2",
+        help="the Pareto front's objectives, a subset of latency_s, energy_j, area_mm2, "
+        "accuracy_noise",
+    )
+    w.add_argument(
+        "--accuracy-samples",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add accuracy_noise per model and precision: the output noise ratio predicted "
+        "from per-layer sensitivities on N seeded random inputs (slow at full input size)",
     )
     w.add_argument("--out", required=True, metavar="DIR")
     w.set_defaults(func=_cmd_sweep)
@@ -1004,7 +1014,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     disks cause) is one line on stderr and exit 2; anything else is a bug and keeps its
     traceback."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # a usage error (one line, printed) or --help / --version
+        return exc.code if isinstance(exc.code, int) else 2
+    from accelsim.core.cache import new_run
+
+    new_run()
     shown = warnings.showwarning
     warnings.showwarning = _show_warning
     try:
@@ -1026,6 +1042,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exc.errno not in USER_ERRNOS:
             return _bug()
         print(f"accelsim: error: {_os_error_line(exc)}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(
+            "accelsim: error: out of memory (expected a model and inputs that fit; "
+            "ACCELSIM_MAX_TENSOR_BYTES bounds each tensor accelsim allocates)",
+            file=sys.stderr,
+        )
         return 2
     except Exception:
         return _bug()

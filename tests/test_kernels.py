@@ -66,11 +66,19 @@ def test_four_bit_activations_use_sdot_too(precision):
     )
 
 
-def test_no_sdot_on_cortex_a55_but_smull_and_sadalp():
+def test_sdot_on_cortex_a55():
     ks = contraction_kernels("resnet18", "cortex-a55")
+    assert len(ks) == 21
     for L, k in ks:
         asm = Path(k.asm_path).read_text()
-        assert count_mnemonic(asm, "sdot") == 0, L.name
+        assert k.intrinsic == "sdot" and count_mnemonic(asm, "sdot") > 0, L.name
+
+
+def test_no_sdot_on_cortex_a53_but_smull_and_sadalp():
+    ks = contraction_kernels("resnet18", "cortex-a53")
+    for L, k in ks:
+        asm = Path(k.asm_path).read_text()
+        assert count_mnemonic(asm, "sdot") == 0 and count_mnemonic(asm, "smmla") == 0, L.name
         assert count_mnemonic(asm, "smull") > 0 and count_mnemonic(asm, "sadalp") > 0, L.name
 
 

@@ -325,12 +325,13 @@ def test_intrinsic_per_target_comes_from_the_table():
     node = q.node("layer1.0.conv1")
     chosen = {
         t: lower_node(q, node, load_target(t)).schedule.intrinsic
-        for t in ("cortex-a76", "cortex-a55", "kryo280", "hvx-v68", "host")
+        for t in ("cortex-a76", "cortex-a55", "cortex-a53", "kryo280", "hvx-v68", "host")
     }
     host_features = load_target("host").codegen.features
     assert chosen == {
         "cortex-a76": "sdot",
-        "cortex-a55": "smull_sadalp",
+        "cortex-a55": "sdot",
+        "cortex-a53": "smull_sadalp",
         "kryo280": "smull_sadalp",
         "hvx-v68": "vrmpy",
         # the host's kernel follows the CPU features probed at load

@@ -141,7 +141,10 @@ def mca_cycles(body: list[str], target) -> float:
 
 # -- against llvm-mca on generated kernels ---------------------------------------------------
 @needs_mca
-@pytest.mark.parametrize("target_name", ["cortex-a76", "cortex-a55"])
+@pytest.mark.parametrize(
+    "target_name",
+    ["cortex-a76", "cortex-a55", "cortex-a53", "cortex-a720", "cortex-a520", "neoverse-v2"],
+)
 def test_inner_loops_within_15_percent_of_llvm_mca(target_name):
     t = load_target(target_name)
     rows, bad, compared = [], [], 0

@@ -33,7 +33,7 @@ ACCEL = REPO / "targets" / "simd-accel.yaml"
 def _onnx_model(name: str = "tiny", w=None, shape=(1, 4)):
     from onnx import TensorProto, helper, numpy_helper
 
-    w = np.ones((2, 4), np.float32) if w is None else w
+    w = np.ones((2, shape[1]), np.float32) if w is None else w
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [shape[0], 2])
     node = helper.make_node("Gemm", ["x", "W"], ["y"], transB=1)
@@ -85,6 +85,7 @@ def files(tmp_path_factory) -> dict[str, str]:
         "ninf.npy": np.array([[1, -np.inf, 3, 4]], np.float32),
         "shape.npy": np.ones((1, 5), np.float32),
         "good.npy": np.ones((1, 4), np.float32),
+        "digits.npy": np.ones((4, 1, 8, 8), np.float32),
         "calnan.npy": np.concatenate([np.ones((3, 1, 4)), np.full((1, 1, 4), np.nan)]),
         "calshape.npy": np.ones((3, 7), np.float32),
         "strings.npy": np.array([["a", "b", "c", "d"]]),
@@ -127,6 +128,11 @@ def files(tmp_path_factory) -> dict[str, str]:
     put("unknown_mixed.yaml", "default: w8a8\nbanana: 1\n")
     put("prec_mixed.yaml", 'default: w9a9\nlayers: {"*": w8a8}\n')
     put("binary_mixed.yaml", b"\x00\x01")
+    put("w8a4_mixed.yaml", 'default: w8a8\nlayers: {"*": w8a4}\n')
+    (d / "sched").mkdir()
+    (d / "sched" / "cpu-simd.yaml").write_bytes(b"\x00\x01 not a recipe")
+    (d / "sched" / "accelerator.yaml").write_text("conv2d: {default: {tile: {banana: 4}}}\n")
+    out["sched"] = str(d / "sched")
     (d / "adir").mkdir()
     out["adir"] = str(d / "adir")
     (d / "adir.onnx").mkdir()
@@ -262,6 +268,9 @@ ACCEL_MUTATIONS: dict[str, Callable[[dict], None]] = {
     "dram_negative": lambda t: t["accelerator"]["dram"].update(bytes_per_cycle=-1.0),
     "section_missing": lambda t: t.pop("accelerator"),
     "static_negative": lambda t: t["energy"].update(static_power_w=-0.5),
+    "area_bitcell_zero": lambda t: t["area"].update(sram_bitcell_um2=0),
+    "area_efficiency_above_one": lambda t: t["area"].update(sram_array_efficiency=1.5),
+    "area_unknown": lambda t: t["area"].update(gates=3),
 }
 ACCEL_FIELDS = {
     "clock_zero": "timing.clock_hz",
@@ -270,6 +279,9 @@ ACCEL_FIELDS = {
     "dram_negative": "accelerator.dram.bytes_per_cycle",
     "section_missing": "accelerator",
     "static_negative": "energy.static_power_w",
+    "area_bitcell_zero": "area.sram_bitcell_um2",
+    "area_efficiency_above_one": "area.sram_array_efficiency",
+    "area_unknown": "area.gates",
 }
 
 
@@ -639,6 +651,17 @@ CASES: list[Case] = [
         "GiB",
     ),
     C("shape", "verify {huge_onnx} --target host --precision w8a8", "'x'", "GiB"),
+    C("shape", "verify digits_cnn --input-size 200000 --target host --precision w8a8", "GiB"),
+    C(
+        "shape",
+        "measure digits_cnn --input-size 200000 --precision w8a8",
+        "GiB",
+    ),
+    C(
+        "shape",
+        "compile digits_cnn --input-size 200000 --target cortex-a76 --precision w8a8 --out {out}",
+        "GiB",
+    ),
     # -- recipes, sweep grids, mixed-precision files ------------------------------------------
     C("grid/config", "sweep --grid lanes --out {out}", "lanes"),
     C("grid/config", "sweep --grid lanes= --out {out}", "lanes"),
@@ -649,6 +672,21 @@ CASES: list[Case] = [
     C("grid/config", "sweep --grid clock_hz=0 --out {out}", "clock_hz"),
     C("grid/config", "sweep --grid clock_hz=1e20 --out {out}", "clock_hz"),
     C("grid/config", "sweep --grid banana=1 --out {out}", "banana"),
+    *[
+        C(
+            "grid/config",
+            f"sweep --model digits_cnn --target cortex-a76 --grid {g} --out {{out}}",
+            g.split("=")[0],
+        )
+        for g in (
+            "timing.clock_hz=0",
+            "timing.clock_hz=.nan",
+            "timing.instructions.vector_alu.throughput=0",
+            "memory.levels.L1D.size_bytes=-1",
+            "energy.static_power_w=-1",
+            "timing.banana=3",
+        )
+    ],
     C("grid/config", "sweep --grid lanes=16 --model resnet9000 --out {out}", "resnet9000"),
     C("grid/config", "sweep --grid lanes=16 --target cortex-a76 --out {out}", "cortex-a76"),
     C("grid/config", "sweep --config {bad_grid_yaml} --out {out}", "{bad_grid_yaml}"),
@@ -708,6 +746,40 @@ CASES: list[Case] = [
         "mixed-search digits_cnn --target cortex-a76 --calib-dataset imagenet --out {out}",
         "imagenet",
     ),
+    C(
+        "grid/config",
+        "compile digits_cnn --target simd-accel --precision w8a8 --calib-random 1 --mixed {w8a4_mixed_yaml} --out {out}",
+        "w8a4",
+        "simd-accel",
+    ),
+    C(
+        "grid/config",
+        "verify digits_cnn --target simd-accel --precision w8a8 --calib-random 2 --mixed {w8a4_mixed_yaml}",
+        "w8a4",
+        "simd-accel",
+    ),
+    C("tune", "tune digits_cnn --out {out}", "--target"),
+    C("tune", "tune digits_cnn --target cortex-a99 --out {out}", "cortex-a99"),
+    C("tune", "tune digits_cnn --target {t_clock_zero_yaml} --out {out}", "timing.clock_hz"),
+    C("tune", "tune digits_cnn --target cortex-a76 --precision w3a8 --out {out}", "w3a8"),
+    C("tune", "tune digits_cnn --target cortex-a76 --seed -1 --out {out}", "--seed"),
+    C(
+        "tune",
+        "tune {garbage_onnx} --target cortex-a76 --min-snr-db 20 --out {out}",
+        "{garbage_onnx}",
+    ),
+    C(
+        "tune",
+        "tune digits_cnn --target cortex-a76 --min-snr-db 20 --calib-data {empty_npy} --val-data {digits_npy} --out {out}",
+        "{empty_npy}",
+    ),
+    C("tune", "tune digits_cnn --target cortex-a76 --out {good_npy}", "--out", "{good_npy}"),
+    C("tune", "tune digits_cnn --target cortex-a76 --max-drop nan --out {out}", "--max-drop"),
+    C(
+        "tune",
+        "tune digits_cnn --target cortex-a76 --min-snr-db 20 --calib-data {digits_npy} --val-data {digits_npy} --calibrators magic --out {out}",
+        "magic",
+    ),
     # -- report inputs --------------------------------------------------------------------------
     C(
         "report",
@@ -753,6 +825,31 @@ CASES: list[Case] = [
     ),
     # -- environment ------------------------------------------------------------------------------
     C("environment", "targets", "ACCELSIM_TARGETS", ACCELSIM_TARGETS="{missing_yaml}dir"),
+    C(
+        "environment",
+        "simulate digits_cnn --target cortex-a76 --precision w8a8",
+        "{sched}/cpu-simd.yaml",
+        ACCELSIM_SCHEDULES="{sched}",
+    ),
+    C(
+        "environment",
+        "compile digits_cnn --target cortex-a76 --precision w8a8 --out {out}",
+        "{sched}/cpu-simd.yaml",
+        ACCELSIM_SCHEDULES="{sched}",
+    ),
+    C(
+        "environment",
+        "simulate digits_cnn --target simd-accel --precision w8a8",
+        "{sched}/accelerator.yaml",
+        "banana",
+        ACCELSIM_SCHEDULES="{sched}",
+    ),
+    C(
+        "environment",
+        "simulate digits_cnn --target cortex-a76 --precision w8a8",
+        "{missing_yaml}dir/cpu-simd.yaml",
+        ACCELSIM_SCHEDULES="{missing_yaml}dir",
+    ),
     C(
         "environment",
         "report --model digits_cnn --out {out}",
@@ -832,3 +929,37 @@ def test_bad_input_is_one_line_and_writes_nothing(case, sandbox, files, monkeypa
 
 def test_corpus_size():
     assert len(CASES) >= 150, CLASSES
+
+
+@pytest.mark.parametrize(
+    "argv,unreadable",
+    [
+        ("simulate {tiny_onnx} --target cortex-a76 --precision w8a8", "{tiny_onnx}"),
+        ("run {tiny_onnx} --output {out}.npy", "{tiny_onnx}"),
+        (
+            "simulate digits_cnn --target {t_clock_zero_yaml} --precision w8a8",
+            "{t_clock_zero_yaml}",
+        ),
+        ("run {tiny_onnx} --input {good_npy} --output {out}.npy", "{good_npy}"),
+        ("sweep --config {bad_grid_yaml} --out {out}", "{bad_grid_yaml}"),
+        (
+            "report --model digits_cnn --target cortex-a76 --accuracy {dict_json} --out {out}",
+            "{dict_json}",
+        ),
+    ],
+)
+def test_unreadable_file_is_one_line(argv, unreadable, sandbox, files, monkeypatch):
+    """A file without read permission (simulated: the tests run as root, who reads anything)."""
+    out = str(sandbox / "out")
+    victim = _fill(unreadable, files, out)
+    real = Path.read_bytes
+
+    def read_bytes(self):
+        if str(self) == victim:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    code, _, err = run_cli([_fill(a, files, out) for a in argv.split()])
+    assert_one_line_error(code, err, [victim, "permission denied"])
+    assert not Path(out).exists() and not Path(out + ".npy").exists()

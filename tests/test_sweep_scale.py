@@ -245,3 +245,68 @@ def test_dask_local_cluster_gives_the_local_table(tmp_path):
         )
     assert remote.chunks_computed == 5
     assert remote.table.equals(local.table) and (remote.front == local.front).all()
+
+
+def test_accuracy_objective_from_per_layer_sensitivities(tmp_path):
+    spec = SweepSpec(
+        ("digits_cnn",),
+        "simd-accel",
+        {"lanes": (16, 64), "precision": ("w4a4", "w8a8")},
+        accuracy_samples=4,
+        objectives=("latency_s", "accuracy_noise"),
+    )
+    res = run_sweep(spec, cache_dir=str(tmp_path), workers=1)
+    noise = res.table.groupby("precision").accuracy_noise.agg(["min", "max"])
+    # one value per precision (the design does not change the numerics); fewer bits, more noise
+    assert (noise["min"] == noise["max"]).all()
+    assert noise.loc["w4a4", "min"] > noise.loc["w8a8", "min"] > 0
+    # the faster w4a4 designs and the more accurate w8a8 ones both reach the front
+    assert set(res.table[res.front].precision) == {"w4a4", "w8a8"}
+    with pytest.raises(AccelsimError, match="accuracy samples"):
+        plan(
+            SweepSpec(
+                ("digits_cnn",), "simd-accel", {"lanes": (16,)}, objectives=("accuracy_noise",)
+            )
+        )
+
+
+def test_cli_sweep_of_a_cpu_with_a_progress_bar_and_one_line_errors(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, ACCELSIM_CACHE=str(tmp_path / "cache"), ACCELSIM_PROGRESS="1")
+    base = [sys.executable, "-m", "accelsim", "sweep", "--target", "cortex-a55"]
+    ok = subprocess.run(
+        [
+            *base,
+            "--input-size",
+            "32",
+            "--grid",
+            "timing.clock_hz=1e9,2e9",
+            "--grid",
+            "codegen.features=+dotprod,-dotprod",
+            "--workers",
+            "1",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "4 points (4 computed, 0 from the cache)" in ok.stdout
+    assert "points/s" in ok.stderr  # the tqdm bar counts points
+    bad = subprocess.run(
+        [*base, "--grid", "memory.levels.L2.size_byte=1", "--out", str(tmp_path / "bad")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+    assert "did you mean 'memory.levels.L2.size_bytes'" in bad.stderr
+    assert not (tmp_path / "bad").exists()

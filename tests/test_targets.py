@@ -10,7 +10,19 @@ import pytest
 from accelsim.core.precision import parse_precision
 from accelsim.core.target import TargetError, list_targets, load_target, load_target_file
 
-REQUIRED = {"cortex-a55", "cortex-a76", "kryo280", "hvx-v62", "hvx-v68", "hvx-v73", "host"}
+REQUIRED = {
+    "cortex-a53",
+    "cortex-a55",
+    "cortex-a76",
+    "cortex-a720",
+    "cortex-a520",
+    "neoverse-v2",
+    "kryo280",
+    "hvx-v62",
+    "hvx-v68",
+    "hvx-v73",
+    "host",
+}
 
 
 def test_shipped_targets_load_with_codegen_facts():
@@ -18,7 +30,17 @@ def test_shipped_targets_load_with_codegen_facts():
     assert REQUIRED <= set(targets)
     a76, a55 = targets["cortex-a76"], targets["cortex-a55"]
     assert "+dotprod" in a76.codegen.tvm_target["mattr"]
-    assert "-dotprod" in a55.codegen.tvm_target["mattr"]  # LLVM's A55 enables it by default
+    # the A55 implements the Armv8.2 dot product (its SOG 4.15 times SDOT); the A53 and the
+    # Kryo 280 (Cortex-A73 class) are Armv8.0 cores without it
+    assert "+dotprod" in a55.codegen.tvm_target["mattr"] and "dotprod" in a55.codegen.features
+    for name in ("cortex-a53", "kryo280"):
+        assert "dotprod" not in targets[name].codegen.features, name
+    # the 2023 cores: i8mm (SMMLA), BF16 and FP16 besides dot product, SVE kept out of codegen
+    for name in ("cortex-a720", "cortex-a520", "neoverse-v2"):
+        cg = targets[name].codegen
+        assert {"dotprod", "i8mm", "bf16", "fp16"} <= set(cg.features), name
+        assert "+i8mm" in cg.tvm_target["mattr"] and "-sve" in cg.tvm_target["mattr"], name
+        assert targets[name].timing["mac"]["w8a8"]["macs_per_instruction"] == 32, name
     for name in ("hvx-v62", "hvx-v68", "hvx-v73"):
         t = targets[name]
         assert t.codegen.vector_bits == 1024 and "+hvx-length128b" in t.codegen.tvm_target["mattr"]
@@ -40,6 +62,19 @@ def test_targets_cli_json():
     assert REQUIRED <= set(rows)
     assert rows["cortex-a76"]["precisions"]["w8a8"] == "native"
     assert rows["cortex-a76"]["precisions"]["w4a8"].startswith("emulated")
+    for name in ("cortex-a720", "cortex-a520", "neoverse-v2"):
+        assert "i8mm" in rows[name]["features"] and "dotprod" in rows[name]["features"]
+    assert "dotprod" in rows["cortex-a55"]["features"]
+    assert "dotprod" not in rows["cortex-a53"]["features"]
+
+
+def test_default_report_covers_the_new_cores():
+    """The default report (no --target) compares the 2023 i8mm cores with the 2018 ones."""
+    from accelsim.report.spec import ReportSpec, make_plan
+
+    names = {t.name for t in make_plan(ReportSpec(models=("digits_cnn",))).targets}
+    want = {"cortex-a53", "cortex-a55", "cortex-a76", "kryo280"}
+    assert want | {"cortex-a720", "cortex-a520", "neoverse-v2"} <= names
 
 
 BASE = """name: t

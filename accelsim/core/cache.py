@@ -42,22 +42,52 @@ class CacheWarning(AccelsimWarning):
     """A cache entry or directory that could not be used; the work was done without it."""
 
 
-_WARNED: set[str] = set()
+# `warn_once` decides what is said once per run; Python's own once-per-place filter must not
+# silence the next run in the same process
+warnings.filterwarnings("always", category=CacheWarning)
+
+
+_WARNED: set[str] = set()  # warning topics said in this run
+_UNWRITABLE: set[str] = set()  # cache directories found unwritable in this run
+_FALLBACK: dict[str, Path] = {}  # kind -> the private directory used instead
+
+
+def new_run() -> None:
+    """Forget what an earlier run in this process warned about or found unwritable (the CLI
+    calls it first: each command says its warnings once)."""
+    _WARNED.clear()
+    _UNWRITABLE.clear()
 
 
 def warn_once(topic: str, message: str) -> None:
-    """One `CacheWarning` per `topic` per process."""
+    """One `CacheWarning` per `topic` per run."""
     if topic not in _WARNED:
         _WARNED.add(topic)
         warnings.warn(message, CacheWarning, stacklevel=3)
 
 
-def cache_unusable(directory: str | os.PathLike, exc: OSError) -> None:
-    """Say once that `directory` cannot be written and the run goes on uncached."""
+def writable(directory: str | os.PathLike) -> bool:
+    """False once a write into the cache `directory` failed in this run."""
+    return str(directory) not in _UNWRITABLE
+
+
+def go_uncached(directory: str | os.PathLike, exc: OSError) -> None:
+    """`directory` cannot be written (`exc`): say so once; the run goes on uncached."""
+    _UNWRITABLE.add(str(directory))
     warn_once(
         f"unwritable:{directory}",
         f"cache directory {directory}: {os_problem(exc)}; running uncached",
     )
+
+
+def private_dir(kind: str) -> Path:
+    """A temporary directory of this process for what would have gone into an unwritable
+    cache (compiled kernels must live in files to be linked and loaded)."""
+    import tempfile
+
+    if kind not in _FALLBACK:
+        _FALLBACK[kind] = Path(tempfile.mkdtemp(prefix=f"accelsim-uncached-{kind}-"))
+    return _FALLBACK[kind]
 
 
 def _finite_float(text: str) -> float:
@@ -133,7 +163,7 @@ class ResultCache:
     def put(self, key: str, value: Any) -> None:
         """Store `value`; a directory that cannot be written is warned about once and the run
         goes on uncached."""
-        if str(self.dir) in _UNWRITABLE:
+        if not writable(self.dir):
             return
         try:
             text = json.dumps(value, sort_keys=True, allow_nan=False)
@@ -147,14 +177,10 @@ class ResultCache:
         except OSError as exc:
             if exc.errno not in USER_ERRNOS:
                 raise
-            _UNWRITABLE.add(str(self.dir))
-            cache_unusable(self.dir, exc)
+            go_uncached(self.dir, exc)
 
     def __contains__(self, key: str) -> bool:
         return self._path(key).is_file()
-
-
-_UNWRITABLE: set[str] = set()  # cache directories found unwritable in this process
 
 
 def code_fingerprint(*parts: str) -> str:

@@ -215,8 +215,11 @@ def read_yaml(path: str | os.PathLike, what: str, error: type[Exception]) -> Any
     import yaml
 
     text = read_text(path, what, error)
+    # libyaml's parser when installed (same resolver and constructor as safe_load, ~10x faster:
+    # sweeps and reports read every target file)
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""

@@ -225,11 +225,11 @@ def parse_target(data: Any, path: str) -> Target:
     assert isinstance(checked, TargetFile)
     cg = checked.codegen
     vb = _host_vector_bits() if cg.vector_bits == "auto" else cg.vector_bits
-    features = host_features() if cg.features == "auto" else cg.features
+    features = host_features() if cg.features == "auto" else tuple(cg.features)
     spec = CodegenSpec(
         _freeze(dict(cg.tvm_target)),
         vb,
-        tuple(features),
+        features,
         Emulator(cg.emulator.kind, cg.emulator.cpu),
         tuple(parse_precision(n).name for n in cg.native),
         _freeze({parse_precision(k).name: v for k, v in cg.emulation.items()}),

@@ -38,7 +38,7 @@ from accelsim.dse.pareto import pareto_mask
 PRECISION_KEY = "precision"
 OBJECTIVES = ("latency_s", "energy_j")
 # columns a Pareto front may be taken over (all minimised)
-OBJECTIVE_COLUMNS = ("latency_s", "energy_j", "area_mm2")
+OBJECTIVE_COLUMNS = ("latency_s", "energy_j", "area_mm2", "accuracy_noise")
 # result columns in a fixed order (cached entries come back with sorted keys)
 METRICS = (
     "latency_s",
@@ -50,8 +50,8 @@ METRICS = (
     "energy_offchip_memory_j",
     "energy_static_j",
 )
-EXTRA_COLUMNS = ("area_mm2",)  # where the target has an `area:` section
-POINT_COLUMNS = (*METRICS, *EXTRA_COLUMNS)
+EXTRA_COLUMNS = ("area_mm2", "accuracy_noise")  # area: where the target has an `area:` section
+POINT_COLUMNS = (*METRICS, "area_mm2")  # what a chunk computes
 FIDELITIES = ("analytic", "codegen")
 DEFAULT_FIDELITY = "analytic"
 # analytic sweeps run and cache chunks of this many points: large enough that numpy's work
@@ -70,6 +70,8 @@ class SweepSpec:
     fidelity: str = DEFAULT_FIDELITY  # analytic | codegen
     objectives: tuple[str, ...] = OBJECTIVES  # the Pareto front's axes (all minimised)
     chunk_points: int = CHUNK_POINTS  # analytic: points per chunk (the unit of caching)
+    # > 0: an `accuracy_noise` column from per-layer sensitivities on this many seeded inputs
+    accuracy_samples: int = 0
 
 
 def _value(token: str, where: str) -> Any:
@@ -212,6 +214,10 @@ def plan(spec: SweepSpec) -> Plan:
         raise InputError(
             f"sweep: objective '{bad}': expected a subset of {', '.join(OBJECTIVE_COLUMNS)}"
         )
+    if "accuracy_noise" in spec.objectives and spec.accuracy_samples < 1:
+        raise InputError(
+            "sweep: objective accuracy_noise needs accuracy samples (--accuracy-samples N)"
+        )
     if spec.chunk_points < 1:
         raise InputError(f"sweep: chunk size {spec.chunk_points}: expected at least 1")
     target = load_target(spec.target)
@@ -341,15 +347,29 @@ def _checked_metrics(entry: Any) -> dict:
     return entry
 
 
+def _checked_number(entry: Any) -> float:
+    """A cached number (TypeError otherwise: then it is recomputed)."""
+    if isinstance(entry, bool) or not isinstance(entry, (int, float)) or not math.isfinite(entry):
+        raise TypeError(f"expected a finite number, found {entry!r}")
+    return float(entry)
+
+
 def _checked_chunk(entry: Any) -> dict:
-    """A cached chunk: every metric a list of numbers of one length (TypeError otherwise: then
-    it is recomputed); NaN marks a column a point does not have, never a metric."""
+    """A cached chunk: every metric a list of finite numbers, all of one length (TypeError
+    otherwise: then it is recomputed); null marks a column a point does not have (its area),
+    never a metric."""
     if not isinstance(entry, dict) or not entry:
         raise TypeError(f"expected a mapping of columns, found {type(entry).__name__}")
+    missing = [m for m in METRICS if m not in entry]
+    if missing:
+        raise TypeError(f"{missing[0]}: missing")
     lengths = set()
     for m, col in entry.items():
         if not isinstance(col, list) or any(
-            isinstance(v, bool) or not isinstance(v, (int, float)) for v in col
+            isinstance(v, bool)
+            or not isinstance(v, (int, float))
+            and not (v is None and m not in METRICS)
+            for v in col
         ):
             raise TypeError(f"{m}: expected a list of numbers")
         if m in METRICS and not all(math.isfinite(v) for v in col):
@@ -436,7 +456,8 @@ def evaluate_chunk(chunk: Chunk) -> dict[str, list[float]]:
         out["model_bytes"][sel] = graph.model_bytes()
         area = space.area(fixed, columns, len(sel))
         out["area_mm2"][sel] = np.nan if area is None else area
-    return {m: v.tolist() for m, v in out.items()}
+    # JSON has no NaN (the cache refuses non-finite numbers): a column a point lacks is null
+    return {m: [None if x != x else x for x in v.tolist()] for m, v in out.items()}
 
 
 def _chunks(p: Plan) -> list[Chunk]:
@@ -483,6 +504,35 @@ def _run_and_cache(args: tuple[Chunk, str]) -> dict[str, list[float]]:
 
 
 # -- the sweep -------------------------------------------------------------------------------
+def _execute(
+    fn: Callable[[Any], Any],
+    tasks: Sequence[Any],
+    workers: int,
+    scheduler: str | None,
+    done: Callable[[int, Any], None],
+) -> None:
+    """`fn` over `tasks` on a Dask cluster (`scheduler`), a local process pool or in this
+    process; `done(task index, result)` as each finishes. Tasks are pure functions of their
+    inputs, so where they run does not change a result."""
+    if not tasks:
+        return
+    if scheduler:
+        from distributed import as_completed
+
+        with connect(scheduler) as client:
+            futures = client.map(fn, list(tasks), pure=False)
+            index = {f.key: i for i, f in enumerate(futures)}
+            for fut in as_completed(futures):
+                done(index[fut.key], fut.result())
+    elif workers > 1 and len(tasks) > 1:
+        with ProcessPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
+            for i, r in enumerate(pool.map(fn, tasks, chunksize=1)):
+                done(i, r)
+    else:
+        for i, t in enumerate(tasks):
+            done(i, fn(t))
+
+
 @dataclass(frozen=True, eq=False)
 class SweepResult:
     table: Any  # pandas.DataFrame, one row per point in plan order
@@ -557,23 +607,9 @@ def run_sweep(
         if progress:
             progress(done)
 
-    if tasks:
-        if scheduler:
-            from distributed import as_completed
-
-            with connect(scheduler) as client:
-                futures = client.map(_run_and_cache, tasks, pure=False)
-                index = {f.key: c for f, c in zip(futures, todo)}
-                for fut in as_completed(futures):
-                    collect(index[fut.key], fut.result())
-        elif nworkers > 1 and len(tasks) > 1:
-            with ProcessPoolExecutor(max_workers=min(nworkers, len(tasks))) as pool:
-                for c, r in zip(todo, pool.map(_run_and_cache, tasks, chunksize=1)):
-                    collect(c, r)
-        else:
-            for c, t in zip(todo, tasks):
-                collect(c, _run_and_cache(t))
+    _execute(_run_and_cache, tasks, nworkers, scheduler, lambda i, r: collect(todo[i], r))
     table = _table(p, [results[c.key] for c in chunks])
+    _add_accuracy(table, spec, str(cache.dir))
     return SweepResult(
         table,
         _fronts(table, spec.objectives),
@@ -671,28 +707,52 @@ def _run_points(
         if progress:
             progress(done)
 
-    if tasks:
-        if scheduler:
-            from distributed import as_completed
-
-            with connect(scheduler) as client:
-                futures = client.map(_evaluate_and_cache, tasks, pure=False)
-                for fut in as_completed(futures):
-                    collect(fut.result())
-        elif nworkers > 1 and len(tasks) > 1:
-            with ProcessPoolExecutor(max_workers=nworkers) as pool:
-                for batch in pool.map(_evaluate_and_cache, tasks, chunksize=1):
-                    collect(batch)
-        else:
-            for t in tasks:
-                collect(_evaluate_and_cache(t))
+    _execute(_evaluate_and_cache, tasks, nworkers, scheduler, lambda i, r: collect(r))
     per_model = len(p.flat)
     chunk_results = []
     for i in range(len(spec.models)):
         ks = keys[i * per_model : (i + 1) * per_model]
         chunk_results.append({m: [results[k][m] for k in ks] for m in METRICS})
     table = _table(p, chunk_results)
+    _add_accuracy(table, spec, str(cache.dir))
     return SweepResult(table, _fronts(table, spec.objectives), spec.objectives, len(todo), cached)
+
+
+def accuracy_noise(model: str, precision: str, input_size: int | None, samples: int) -> float:
+    """Predicted output noise-to-signal power ratio of `model` quantized at `precision`: the sum
+    over weighted layers of 10^(-SNR/10), SNR (dB) of the output with only that layer quantized
+    and every other node float (`quant.sensitivity.layer_sensitivity`, as mixed-search's
+    additive model), on `samples` seeded N(0, 1) inputs: a precision's sensitivity, not a
+    task accuracy (no labels)."""
+    from accelsim.core.precision import parse_precision
+    from accelsim.model import zoo
+    from accelsim.quant import calibdata
+    from accelsim.quant.sensitivity import layer_sensitivity
+
+    g = zoo.build(model, input_size=input_size)
+    data = calibdata.random(g, samples, seed=1)
+    x = np.concatenate(data.samples, axis=0)
+    per_layer = layer_sensitivity(g, parse_precision(precision), data, x)
+    return float(sum(10 ** (-snr / 10) for _, snr in per_layer))
+
+
+def _add_accuracy(table: Any, spec: SweepSpec, cache_dir: str) -> None:
+    """The `accuracy_noise` column, once per model and precision (cached)."""
+    if spec.accuracy_samples < 1:
+        return
+    from accelsim.core.cache import code_fingerprint
+
+    cache = ResultCache("sweep", cache_dir)
+    code = code_fingerprint("quant", "ref", "model")
+    values = {}
+    for m, prec in dict.fromkeys(zip(table["model"], table[PRECISION_KEY])):
+        key = content_key("sweep-accuracy", code, m, prec, spec.input_size, spec.accuracy_samples)
+        hit = cache.get(key, _checked_number)
+        if hit is None:
+            hit = accuracy_noise(m, prec, spec.input_size, spec.accuracy_samples)
+            cache.put(key, hit)
+        values[(m, prec)] = hit
+    table["accuracy_noise"] = [values[k] for k in zip(table["model"], table[PRECISION_KEY])]
 
 
 def _label(target: Any, fidelity: str) -> str:

@@ -39,7 +39,6 @@ _LOCK = threading.Lock()
 # bumped when what a cache entry records changes (its kernels stay valid, the analysis not)
 META_VERSION = 3
 LIB_NAME = "kernel.so"  # the only library an entry may name
-_UNCACHED: list[Path] = []  # the private directory used once the cache proved unwritable
 _STATS = {"compiled": 0, "cache_hits": 0}
 
 
@@ -68,16 +67,10 @@ def _target(target):
 
 
 def _entry_dir(key: str) -> Path:
-    root = _UNCACHED[0] if _UNCACHED else cache_dir()
+    from accelsim.core.cache import private_dir, writable
+
+    root = cache_dir() if writable(cache_dir()) else private_dir("kernels")
     return root / key[:2] / key
-
-
-def _go_uncached(exc: OSError) -> None:
-    from accelsim.core.cache import cache_unusable
-
-    cache_unusable(cache_dir(), exc)
-    if not _UNCACHED:
-        _UNCACHED.append(Path(tempfile.mkdtemp(prefix="accelsim-uncached-kernels-")))
 
 
 def _sha256(path: Path) -> str:
@@ -160,9 +153,11 @@ def _build(layer, target, d: Path) -> dict:
     try:
         return _write_entry(layer, target, d, lib, asm, compile_s)
     except OSError as exc:
-        if exc.errno not in USER_ERRNOS or _UNCACHED:
+        from accelsim.core.cache import go_uncached, writable
+
+        if exc.errno not in USER_ERRNOS or not writable(cache_dir()):
             raise
-        _go_uncached(exc)  # the cache cannot be written: the rest of the run goes uncached
+        go_uncached(cache_dir(), exc)  # the rest of the run compiles into a private directory
         return _write_entry(layer, target, _entry_dir(layer.key), lib, asm, compile_s)
 
 

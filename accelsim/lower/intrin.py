@@ -68,6 +68,9 @@ class Intrinsic:
     # u8): the lowering flips them once in the kernel's input stage and folds
     # `act_offset * sum(w)` out of the bias, so the result is exact
     act_offset: int = 0
+    # builds the description PrimFunc when the kind's pattern is not one `_desc` knows (an
+    # instruction family registered from its own module, e.g. `accelsim.lower.i8mm`)
+    desc: Callable[[Intrinsic], Any] | None = field(default=None, repr=False)
 
     @property
     def weight_dtype(self) -> str:
@@ -639,6 +642,14 @@ NAMES: tuple[str, ...] = tuple(dict.fromkeys(i.name for i in INTRINSICS))
 _REGISTERED: set[str] = set()
 
 
+def register(*entries: Intrinsic) -> None:
+    """Add `entries` to the table: an instruction family whose description and implementation
+    live in their own module (`accelsim.lower.i8mm`) registers itself here on import."""
+    global INTRINSICS, NAMES
+    INTRINSICS = INTRINSICS + tuple(e for e in entries if e not in INTRINSICS)
+    NAMES = tuple(dict.fromkeys(i.name for i in INTRINSICS))
+
+
 def variants(name: str) -> list[Intrinsic]:
     return [i for i in INTRINSICS if i.name == name]
 
@@ -675,6 +686,6 @@ def ensure_registered(it: Intrinsic) -> str:
 
     # TVM's registry outlives a reload of this module (tests): register only once
     if TensorIntrin.get(it.key, allow_missing=True) is None:
-        TensorIntrin.register(it.key, _desc(it), it.impl(it))
+        TensorIntrin.register(it.key, (it.desc or _desc)(it), it.impl(it))
     _REGISTERED.add(it.key)
     return it.key

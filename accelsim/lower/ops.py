@@ -55,6 +55,7 @@ import numpy as np
 
 from accelsim.core import requant as rp
 from accelsim.core.qparams import DTYPE_BITS, dtype_range
+from accelsim.lower import i8mm
 from accelsim.lower import intrin as _intrin
 from accelsim.lower import requant as rq
 from accelsim.lower.common import (
@@ -301,8 +302,12 @@ def contraction(ctx: Ctx) -> Built:
     recipe = ctx.recipe(cls, t.precision)
     acc_bits = DTYPE_BITS[accdt] if accdt in DTYPE_BITS else 32
 
-    # intrinsic and blocks
-    it = _intrinsic(ctx, recipe, t, "dot")
+    # intrinsic and blocks: a matrix intrinsic (SMMLA, accelsim.lower.i8mm) first where the
+    # target has one and the layer fits it, else a dot-product one
+    it = _intrinsic(ctx, recipe, t, i8mm.KIND)
+    pairs = i8mm.applies(it, is_dense, N, strides[1])
+    if not pairs:
+        it = _intrinsic(ctx, recipe, t, "dot")
     notes: list[str] = []
     if it is not None and it.weight_min is not None and w.size and w.min() < it.weight_min:
         notes.append(
@@ -344,6 +349,9 @@ def contraction(ctx: Ctx) -> Built:
     margs = _mac_args(O, xdt, accdt, odt, ft if is_float else None, wide, double)
     params, pnames, pad_value = margs.tensors, margs.names, margs.pad_value
 
+    if pairs and not is_dense:  # an odd output width computes one discarded column
+        pads = i8mm.pair_pads(pads, W_, OW, KW, sw, dw)
+        pt, pl, pb, pr = pads
     stages: list[tuple[str, int]] = []
     # int8 activations on an unsigned-activation intrinsic: flipped to u8 (x + offset) once, in
     # the input stage, rather than per broadcast in the inner loop (`Intrinsic.act_offset`)
@@ -356,7 +364,10 @@ def contraction(ctx: Ctx) -> Built:
             return tirx.bitwise_xor(v, tirx.const(-offset, xdt)).astype(it.act_dtype)
 
     need_pad = bool(pt or pl or pb or pr) or ICp != I
-    if need_pad or flip is not None:
+    if pairs:  # the padded input repacked so that each pixel pair is one 16-byte row
+        xin = i8mm.pack_input(x, pad_value, I, ICp, pads, sw)
+        stages.append(("pad", 8 if ICp == I else 1))
+    elif need_pad or flip is not None:
         xin = pad_input(x, pad_value, I if need_pad else None, ICp, pads, flip)
         bits = DTYPE_BITS.get(xdt, 32)
         stages.append(("pad", pow2_divisor(ICp, _lanes(ctx, bits)) if ICp == I else 1))
@@ -377,11 +388,18 @@ def contraction(ctx: Ctx) -> Built:
     else:
         pdt = accdt
     window = None if is_dense else ((KH, KW), strides, dil)
-    acc = contraction_acc(
-        xin, wval, (N, OCp) if is_dense else (N, OH, OW, OCp), (bo, bk), window, pdt, accdt
-    )
     epi = margs.epilogue
-    if is_dense:
+    intrinsic_loops: tuple[str, ...] = ("oc.v", "ic.v")
+    acc_shape = (N, OCp) if is_dense else (N, OH, OW, OCp)
+    if pairs:  # SMMLA: accumulators in pairs of pixels (rows) x pairs of channels
+        pc = i8mm.contraction(xin, wval, acc_shape, window, accdt, epi, O)
+        y, axes, default_order = pc.y, pc.axes, pc.default_order
+        intrinsic_loops = pc.intrinsic_loops
+    else:
+        acc = contraction_acc(xin, wval, acc_shape, (bo, bk), window, pdt, accdt)
+    if pairs:
+        pass
+    elif is_dense:
         y = te.compute((N, O), lambda n, oc: epi(acc[n, oc], oc), name="y")
         axes = [
             Axis("n", N, unit="rows"),
@@ -409,7 +427,7 @@ def contraction(ctx: Ctx) -> Built:
         epilogue="y",
         stages=stages,
         intrinsic=it,
-        intrinsic_loops=("oc.v", "ic.v"),
+        intrinsic_loops=intrinsic_loops,
         default_order=default_order,
         layer=ctx.layer,
         notes=tuple(notes),

@@ -119,7 +119,7 @@ _QDQ_TYPE_OPSET = {
     "int2": 25,
 }
 # Operators whose ONNX form needs more than that (as the emitters below write them).
-_OP_OPSET = {"layer_norm": 17, "gelu": 20}
+_OP_OPSET = {"layer_norm": 17, "gelu": 20, "hard_swish": 14}
 _INT32 = np.iinfo(np.int32)
 
 
@@ -455,10 +455,33 @@ def _simple(onnx_op: str) -> Emitter:
     return emit
 
 
-EMITTERS["add"] = _simple("Add")
-EMITTERS["sub"] = _simple("Sub")
-EMITTERS["mul"] = _simple("Mul")
-EMITTERS["relu"] = _simple("Relu")
+# operators that are one ONNX node of the same inputs and no attributes
+for _ir, _onnx in {
+    "add": "Add",
+    "sub": "Sub",
+    "mul": "Mul",
+    "relu": "Relu",
+    "div": "Div",
+    "pow": "Pow",
+    "sigmoid": "Sigmoid",
+    "tanh": "Tanh",
+    "erf": "Erf",
+    "neg": "Neg",
+    "sqrt": "Sqrt",
+    "hard_swish": "HardSwish",
+}.items():
+    EMITTERS[_ir] = _simple(_onnx)
+
+
+@_emits("hard_sigmoid")
+def _hard_sigmoid(ctx: _Ctx, node: Node, ins: list[str], out: str) -> None:
+    alpha, beta = float(node.attr("alpha", 0.2)), float(node.attr("beta", 0.5))
+    ctx.add("HardSigmoid", ins, [out], node.name, alpha=alpha, beta=beta)
+
+
+@_emits("gather")
+def _gather(ctx: _Ctx, node: Node, ins: list[str], out: str) -> None:
+    ctx.add("Gather", ins, [out], node.name, axis=int(node.attr("axis", 0)))
 
 
 @_emits("concat")

@@ -126,6 +126,7 @@ class CoreSpace:
         self._variants: dict[str, Target] = {}
         self._compute: dict[tuple, np.ndarray] = {}
         self._traffic: dict[tuple, np.ndarray] = {}
+        self._nodes: dict[tuple, tuple] = {}
         self._levels = [lv["name"] for lv in self.raw.get("memory", {}).get("levels", [])]
 
     # -- keys and values ---------------------------------------------------------------------
@@ -301,6 +302,20 @@ class CoreSpace:
             hit = self._traffic[key] = np.array(rows)
         return hit
 
+    def _node_table(self, graph: Graph, precision: Precision) -> tuple:
+        """Per node: is a view, MACs, other vector-ALU operations, its MAC energy key."""
+        key = (id(graph), precision.name)
+        hit = self._nodes.get(key)
+        if hit is None:
+            nodes = graph.nodes
+            hit = self._nodes[key] = (
+                np.array([nd.op in analytic.FREE_OPS for nd in nodes])[None, :],
+                np.array([node_macs(graph, nd) for nd in nodes], dtype=float),
+                np.array([analytic.other_ops(graph, nd) for nd in nodes], dtype=float),
+                [analytic.mac_energy_key(graph, nd, precision) for nd in nodes],
+            )
+        return hit
+
     def evaluate(
         self,
         graph: Graph,
@@ -336,7 +351,7 @@ class CoreSpace:
                 bps = col.get(k + "bandwidth_bytes_per_s", float(raw["bandwidth_bytes_per_s"]))
                 bpc.append(np.asarray(bps, dtype=float) / clock)
             pj.append(energy(f"memory_pj_per_byte.{lv.name}", e_mem))
-        free = np.array([nd.op in analytic.FREE_OPS for nd in graph.nodes])[None, :]
+        free, macs, other, mac_keys = self._node_table(graph, precision)
         memory = None
         for i in range(len(levels)):
             m = traffic[None, :, i] / bpc[i]
@@ -346,18 +361,8 @@ class CoreSpace:
         cycles = np.where(free, 0.0, cycles)
         latency = cycles / clock
         add = energy("ops_pj.int32_add", e_ops)
-        macs = np.array([node_macs(graph, nd) for nd in graph.nodes], dtype=float)
-        other = np.array([analytic.other_ops(graph, nd) for nd in graph.nodes], dtype=float)
-        mac_pj = np.stack(
-            [
-                np.broadcast_to(
-                    energy(f"ops_pj.{analytic.mac_energy_key(graph, nd, precision)}", e_ops),
-                    (n, 1),
-                )[:, 0]
-                for nd in graph.nodes
-            ],
-            axis=1,
-        )
+        per_key = {k: energy(f"ops_pj.{k}", e_ops) for k in dict.fromkeys(mac_keys)}
+        mac_pj = np.stack([np.broadcast_to(per_key[k], (n, 1))[:, 0] for k in mac_keys], axis=1)
         e_compute = (macs[None, :] * mac_pj + other[None, :] * add) * 1e-12
         e_on = 0.0
         e_off = 0.0

@@ -162,7 +162,7 @@ def _vector_bits(value: Any) -> Any:
 class Codegen(Schema):
     tvm_target: TvmTarget
     vector_bits: Annotated[Any, AfterValidator(_vector_bits)]
-    # e.g. neon, dotprod, i8mm, bf16; "auto" on host: probed at load (`core.target.host_features`)
+    # e.g. neon, dotprod, i8mm, bf16; "auto" (host only): this machine's, probed at load
     features: list[str] | Literal["auto"] = Field(default_factory=list)
     emulator: Emulator
     llvm_mca_cpu: str | None = None
