@@ -257,13 +257,9 @@ def _with_scheme(p: Precision, weights: str | None, symmetric: bool | None) -> P
 
 
 def _stored_error(graph: Graph, asked: Precision) -> InputError:
-    from accelsim.model.quantization import graph_precision
+    from accelsim.model.quantization import stored_precision_error
 
-    return InputError(
-        f"model '{graph.name}' is already quantized ({graph_precision(graph)} as stored); "
-        f"it runs at its stored precision (give no precision); to study {asked}, start from "
-        f"the float model"
-    )
+    return stored_precision_error(graph, asked)
 
 
 def as_stored(graph: Graph, asked: PrecisionLike | None = None) -> Precision:

@@ -635,7 +635,12 @@ def build_parser() -> argparse.ArgumentParser:
         "sweep",
         help="design-space sweep over accelerator parameters and precisions, with Pareto fronts",
     )
-    w.add_argument("--model", action="append", help="zoo model (repeatable; default mobilenet_v2)")
+    w.add_argument(
+        "--model",
+        action="append",
+        help="zoo model or model file, a stored-integer one costed as stored (repeatable; "
+        "default mobilenet_v2)",
+    )
     w.add_argument("--target", default="simd-accel", help="base accelerator (default simd-accel)")
     w.add_argument(
         "--grid",

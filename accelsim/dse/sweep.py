@@ -15,6 +15,7 @@ results are identical either way because each point is a pure function of its in
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import itertools
 import json
@@ -47,6 +48,7 @@ METRICS = (
     "energy_static_j",
 )
 FIDELITIES = ("analytic", "codegen")
+_FILES = (".onnx", ".tflite")  # model files (others are zoo names)
 DEFAULT_FIDELITY = "analytic"
 
 
@@ -126,14 +128,19 @@ def validate(spec: SweepSpec) -> list[dict[str, Any]]:
                 f"sweep: unknown grid key '{key}'; expected one of {', '.join(sorted(allowed))}"
             )
     for m in spec.models:
-        if m not in MODELS:
-            raise InputError(f"sweep: unknown model '{m}'; zoo: {', '.join(MODELS)}")
+        if m in MODELS:
+            continue
+        if not m.lower().endswith(_FILES):
+            raise InputError(
+                f"sweep: unknown model '{m}'; zoo: {', '.join(MODELS)} (or an .onnx / .tflite file)"
+            )
+        _STORED[m] = _stored_precision(m, spec)
     base = load_config(spec.target)
     points = grid_points(spec)
     for p in points:
         params = {k: v for k, v in p.items() if k not in ("model", PRECISION_KEY)}
         cfg = base.with_params(**params) if params else base
-        prec = parse_precision(str(p.get(PRECISION_KEY, "w8a8")), "sweep: precision")
+        prec = parse_precision(str(_precision_of(p)), "sweep: precision")
         if prec.name not in cfg.native:
             raise InputError(
                 f"sweep: {cfg.path}: model '{p['model']}' cannot run at precision "
@@ -143,21 +150,64 @@ def validate(spec: SweepSpec) -> list[dict[str, Any]]:
     return points
 
 
+def _stored_precision(model: str, spec: SweepSpec) -> str:
+    """A model file: its stored precision ("" for a float model, which is quantized per point);
+    a grid precision other than the stored one is refused (re-quantizing integers would cost a
+    graph the user never had)."""
+    from accelsim.core.precision import parse_precision
+    from accelsim.model.loader import load_model
+    from accelsim.model.quantization import graph_precision, stored_precision_error
+
+    if spec.input_size is not None:
+        raise InputError(f"sweep: model '{model}': --input-size applies to zoo models only")
+    g = load_model(model)
+    if not g.is_quantized:
+        return ""
+    stored = graph_precision(g).name
+    for v in spec.grid.get(PRECISION_KEY, ()):
+        if parse_precision(str(v), "sweep: precision").name != stored:
+            raise stored_precision_error(g, v)
+    return stored
+
+
+def _precision_of(point: Mapping[str, Any]) -> str:
+    return str(point.get(PRECISION_KEY, _STORED.get(point["model"]) or "w8a8"))
+
+
 # -- one point (runs in worker processes) ---------------------------------------------------
 _GRAPHS: dict[tuple, Any] = {}
+_STORED: dict[str, str] = {}  # model file -> stored precision name ("" for float files)
+
+
+def _load(model: str, input_size: int | None):
+    from accelsim.model.loader import load_model
+
+    g = load_model(model, input_size=input_size)
+    if not model.endswith(_FILES):
+        return g
+    if g.is_quantized:
+        from accelsim.model.quantization import graph_precision
+
+        _STORED[model] = graph_precision(g).name
+    else:
+        _STORED[model] = ""
+    return g
 
 
 def _quantized(model: str, precision: str, input_size: int | None):
     key = (model, precision, input_size)
     if key not in _GRAPHS:
         from accelsim.core.precision import parse_precision
-        from accelsim.model import zoo
         from accelsim.quant import calibdata
         from accelsim.quant.ptq import quantize_graph
 
-        g = zoo.build(model, input_size=input_size)
-        # latency and energy do not depend on calibrated ranges: one seeded random sample
-        _GRAPHS[key] = quantize_graph(g, parse_precision(precision), calibdata.random(g, 1)).graph
+        g = _load(model, input_size)
+        if g.is_quantized:  # stored quantization: costed as stored (validate checked it)
+            _GRAPHS[key] = g
+        else:
+            # latency and energy do not depend on calibrated ranges: one seeded random sample
+            p = parse_precision(precision)
+            _GRAPHS[key] = quantize_graph(g, p, calibdata.random(g, 1)).graph
     return _GRAPHS[key]
 
 
@@ -172,9 +222,13 @@ def _config(point: Mapping[str, Any], target: str):
 def point_key(
     point: Mapping[str, Any], target: str, input_size: int | None, fidelity: str = DEFAULT_FIDELITY
 ) -> str:
+    model = str(point.get("model"))
+    # a model file counts by its content, not by where it lies
+    digest = hashlib.sha256(Path(model).read_bytes()).hexdigest() if model.endswith(_FILES) else ""
     return content_key(
         "sweep-point",
-        point.get("model"),
+        model,
+        digest,
         str(point.get(PRECISION_KEY, "w8a8")),
         input_size,
         _config(point, target).key,
@@ -194,8 +248,7 @@ def evaluate_point(
     point: Mapping[str, Any], target: str, input_size: int | None, fidelity: str = DEFAULT_FIDELITY
 ) -> dict:
     cfg = _config(point, target)
-    precision = str(point.get(PRECISION_KEY, "w8a8"))
-    graph = _quantized(point["model"], precision, input_size)
+    graph = _quantized(point["model"], str(point.get(PRECISION_KEY, "w8a8")), input_size)
     costs = _simulator(fidelity)(graph, cfg)
     latency = sum(c.latency_s for c in costs)
     energy = sum(c.energy_j for c in costs)

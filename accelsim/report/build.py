@@ -358,7 +358,7 @@ def generate_report(spec: ReportSpec, plan: Plan | None = None) -> ReportResult:
     jobs = [Job(m.source, m.input_size, t, p) for m, t, p in plan.runs()]
     for m in plan.models:  # fp32 baselines for the speedup columns, even when not reported
         for t in plan.targets:
-            if "fp32" not in plan.precisions[t.name] and t.supports(_fp32()):
+            if not m.stored and "fp32" not in plan.precisions[t.name] and t.supports(_fp32()):
                 jobs.append(Job(m.source, m.input_size, t, "fp32"))
     acc_rows, acc_jobs, acc_notes = _accuracy_jobs(plan)
     jobs += acc_jobs
@@ -563,8 +563,11 @@ def _write_pages(
                 [(f"Fidelity {f}: {_FIDELITY_TEXT.get(f, f)}.",) for f in fids]
                 + [
                     (
-                        f"Calibration data: {c}. Every quantized graph is calibrated on it; latency and "
-                        f"energy depend on shapes and bit widths, not on the calibrated ranges.",
+                        f"Quantization: {c}."
+                        if c.startswith("stored")
+                        else f"Calibration data: {c}. Every quantized graph is calibrated on it; "
+                        f"latency and energy depend on shapes and bit widths, not on the "
+                        f"calibrated ranges.",
                     )
                     for c in sorted({r.calibration for r in runs})
                 ]

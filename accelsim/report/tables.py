@@ -50,6 +50,7 @@ LAYER_COLUMNS = (
     "index",
     "name",
     "op",
+    "layer_precision",
     "group",
     "macs",
     "cycles",
@@ -141,6 +142,9 @@ def layer_rows(runs: Sequence[Run]) -> list[dict]:
                     "index": i,
                     "name": c.name,
                     "op": c.op,
+                    "layer_precision": (
+                        r.layer_precisions[i] if i < len(r.layer_precisions) else ""
+                    ),
                     "group": g,
                     "macs": c.macs,
                     "cycles": c.cycles,
