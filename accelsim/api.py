@@ -44,6 +44,7 @@ from accelsim.model.graph import Graph
 if TYPE_CHECKING:  # annotations only: these stages load lazily
     import pandas as pd
 
+    from accelsim.core.coverage import Coverage
     from accelsim.quant.ptq import CalibrationData
     from accelsim.report import ReportResult
 
@@ -328,6 +329,16 @@ class CompileResult:
 
         return list(json.loads((self.out_dir / "kernels.json").read_text())["kernels"])
 
+    @property
+    def coverage(self) -> Coverage:
+        """Where every layer ran and the lowered shares (`kernels.json`'s `placement`)."""
+        import json
+
+        from accelsim.core import coverage as cov
+
+        doc = json.loads((self.out_dir / "kernels.json").read_text())
+        return cov.coverage(cov.Placement(**p) for p in doc["placement"])
+
     def to_json(self) -> dict:
         return {
             "model": self.model,
@@ -469,6 +480,16 @@ class SimulationRun:
     def macs(self) -> int:
         return sum(c.macs for c in self.layers)
 
+    @property
+    def coverage(self) -> Coverage | None:
+        """Share of layers and MACs that ran on lowered code (None: costs without placement,
+        e.g. measured ones)."""
+        from accelsim.core import coverage as cov
+
+        if not self.layers or not all(c.ran for c in self.layers):
+            return None
+        return cov.coverage(cov.Placement(c.name, c.op, c.ran, c.macs) for c in self.layers)
+
     def to_json(self) -> dict:
         out = {
             "model": self.model,
@@ -483,6 +504,8 @@ class SimulationRun:
             },
             "layers": [c.to_json() for c in self.layers],
         }
+        if self.coverage is not None:
+            out["coverage"] = self.coverage.to_json()
         out.update(self.notes)
         return out
 

@@ -36,6 +36,13 @@ def test_tflite_int8_mobilenet_v2_as_stored(mnv2_int8, target, tmp_path, kernel_
     assert str(done.precision) == "w8a8" and done.kernels > 50
     records = json.loads((tmp_path / "k" / "kernels.json").read_text())
     assert records["precision"] == "w8a8"
+    # where every layer ran: every MAC on generated code, except on the accelerator the
+    # classifier, whose TFLite kernel requantizes in double precision (its host core does)
+    assert len(records["placement"]) == len(accelsim.load_model(str(mnv2_int8)).nodes)
+    host_macs = [p for p in records["placement"] if p["ran"] == "host fallback" and p["macs"]]
+    assert all("double-precision" in p["reason"] for p in host_macs)
+    assert len(host_macs) == (1 if target == "simd-accel" else 0)
+    assert done.coverage.mac_share == records["coverage"]["mac_share"] > 0.98
 
     checked = accelsim.verify(str(mnv2_int8), target)
     print(f"{target}: {checked.mismatches} of {checked.elements} elements differ")
@@ -45,6 +52,14 @@ def test_tflite_int8_mobilenet_v2_as_stored(mnv2_int8, target, tmp_path, kernel_
     (run,) = sim.runs
     assert str(run.precision) == "w8a8" and run.calibration_data == "stored in the model"
     assert run.macs == accelsim.load_model(str(mnv2_int8)).macs() and run.total_latency_s > 0
+    doc = run.to_json()
+    assert doc["coverage"] == {**records["coverage"], **doc["coverage"]}
+    assert {c["ran"] for c in doc["layers"]} <= {
+        "lowered kernel",
+        "view",
+        "host fallback",
+        "reference only",
+    }
 
 
 def test_report_labels_stored_precision(mnv2_int8, tmp_path):
@@ -60,6 +75,7 @@ def test_report_labels_stored_precision(mnv2_int8, tmp_path):
     assert all(r["calibration_data"].startswith("stored in the model") for r in rows)
     layers = (res.out_dir / "layers.csv").read_text().splitlines()
     assert "layer_precision" in layers[0] and sum(",w8a8," in row for row in layers) >= 3 * 53
+    assert "lowered kernel" in layers[5] and all(r["lowered_mac_share"] > 0.98 for r in rows)
 
 
 def test_sweep_stored_model(mnv2_int8, tmp_path):

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from accelsim.core.cost import LayerCost
+from accelsim.core.coverage import Placement
 from accelsim.core.precision import Precision
 from accelsim.core.target import Target
 from accelsim.kernels.verify import LayerCheck
@@ -37,6 +38,7 @@ Verifier = Callable[
     [Graph, Target, Precision, Mapping[str, np.ndarray], Progress], list[LayerCheck]
 ]
 Simulator = Callable[[Graph, Target, Precision], list[LayerCost]]
+Placer = Callable[[Graph, Target, Precision], list[Placement]]
 
 
 @dataclass(frozen=True)
@@ -58,4 +60,7 @@ class Backend:
     verify: Verifier
     fidelities: Mapping[str, Fidelity]
     default_fidelity: str
+    # where each layer runs (`accelsim.core.coverage`): lowered kernel, view, host fallback or
+    # reference only, decided without compiling
+    place: Placer
     measure: Callable | None = field(default=None)  # only where the target is this machine

@@ -132,35 +132,18 @@ def lower_node(
     prec = precision or graph_precision(graph).name
     cls = _model_op_class(graph, node)
     base = dict(name=node.name, op=node.op, precision=prec, target=target.name)
-    if node.op in VIEW_OPS:
-        if _is_view(graph, node):
-            return LoweredLayer(
-                op_class="view",
-                status=STATUS_VIEW,
-                inputs=(node.inputs[0],),
-                output=node.outputs[0],
-                reason="the kernel layout already has the output's element order",
-                **base,
-            )
+    status, reason, built = _front(graph, node, target, recipes, prec)
+    if status == STATUS_VIEW:
         return LoweredLayer(
-            op_class=cls,
-            status=STATUS_NOT_LOWERED,
-            reason="reshape of an NHWC tensor with H*W > 1 needs a transpose kernel (not lowered)",
+            op_class="view",
+            status=STATUS_VIEW,
+            inputs=(node.inputs[0],),
+            output=node.outputs[0],
+            reason=reason,
             **base,
         )
-    builder = builder_for(graph, node)
-    if builder is None:
-        return LoweredLayer(
-            op_class=cls,
-            status=STATUS_NOT_LOWERED,
-            reason=f"no lowering for op '{node.op}'",
-            **base,
-        )
-    ctx = _common.Ctx(graph, node, target, recipes, prec)
-    try:
-        built = builder(ctx)
-    except _common.NotLowered as exc:
-        return LoweredLayer(op_class=cls, status=STATUS_NOT_LOWERED, reason=str(exc), **base)
+    if built is None:
+        return LoweredLayer(op_class=cls, status=status, reason=reason, **base)
     tvm = import_tvm()
     built.signature = _plain(built.signature)
     func = tvm.te.create_prim_func(built.tensors)
@@ -205,6 +188,38 @@ def lower_node(
         arith=built.arith,
         **{**base, "precision": built.recipe.precision},
     )
+
+
+def _front(graph: Graph, node: Node, target, recipes, prec: str):
+    """(status, reason, the builder's TE compute or None): the part of lowering that decides
+    whether a node gets a kernel, without scheduling or compiling it."""
+    if node.op in VIEW_OPS:
+        if _is_view(graph, node):
+            return STATUS_VIEW, "the kernel layout already has the output's element order", None
+        return (
+            STATUS_NOT_LOWERED,
+            "reshape of an NHWC tensor with H*W > 1 needs a transpose kernel (not lowered)",
+            None,
+        )
+    builder = builder_for(graph, node)
+    if builder is None:
+        return STATUS_NOT_LOWERED, f"no lowering for op '{node.op}'", None
+    try:
+        return STATUS_KERNEL, "", builder(_common.Ctx(graph, node, target, recipes, prec))
+    except _common.NotLowered as exc:
+        return STATUS_NOT_LOWERED, str(exc), None
+
+
+def lower_status(
+    graph: Graph, target, precision: str | None = None, schedules=None
+) -> list[tuple[str, str]]:
+    """(status, reason) of every node of `graph` as `lower_graph` would lower it, from the
+    builders' computes alone (no scheduling, no compilation): what `simulate` reports as where
+    each layer ran."""
+    target = _as_target(target)
+    recipes = recipes_for(target, schedules)
+    prec = precision or graph_precision(graph).name
+    return [_front(graph, n, target, recipes, prec)[:2] for n in graph.nodes]
 
 
 def lower_graph(

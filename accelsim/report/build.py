@@ -181,6 +181,7 @@ def _summary_table(rows: list[dict], model: str, caption: str) -> D.Table:
         "energy vs fp32",
         "model size (MB)",
         "bound: layers C / M (time C)",
+        "lowered: MACs / layers",
         "fidelity",
     )
     out = []
@@ -198,11 +199,15 @@ def _summary_table(rows: list[dict], model: str, caption: str) -> D.Table:
                 _fmt(r["energy_ratio_vs_fp32"], 3),
                 _fmt(r["model_bytes"] / 1e6, 4),
                 _short_mix(r),
+                f"{r['lowered_mac_share']:.0%} / {r['lowered_layer_share']:.0%}",
                 r["fidelity"],
             )
         )
     return D.Table(
-        cols, tuple(out), caption, (False, False, True, True, True, True, True, True, False, False)
+        cols,
+        tuple(out),
+        caption,
+        (False, False, True, True, True, True, True, True, False, True, False),
     )
 
 
@@ -613,7 +618,10 @@ def _write_pages(
                         summary,
                         m,
                         f"{m}. Bound: kernels that are compute- (C) or memory-bound (M), "
-                        f"and the share of time spent in compute-bound ones. "
+                        f"and the share of time spent in compute-bound ones. Lowered: share of "
+                        f"MACs and of layers that ran on code generated for the target (kernels "
+                        f"and views; the rest ran on a host fallback or in the reference "
+                        f"executor only, per layer in layers.csv, column 'ran'). "
                         f"{provenance(mine)}",
                     ),
                 ),
