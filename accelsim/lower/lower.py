@@ -15,6 +15,7 @@ from accelsim.core.argspec import ArgSpec
 from accelsim.core.tvm_env import import_tvm
 from accelsim.core.version import __version__
 from accelsim.lower import common as _common
+from accelsim.lower import movement as _movement
 from accelsim.lower import ops as _ops
 from accelsim.lower.schedule import Applied, RecipeError, apply, recipes_for
 from accelsim.lower.softmax import softmax
@@ -193,14 +194,8 @@ def lower_node(
 def _front(graph: Graph, node: Node, target, recipes, prec: str):
     """(status, reason, the builder's TE compute or None): the part of lowering that decides
     whether a node gets a kernel, without scheduling or compiling it."""
-    if node.op in VIEW_OPS:
-        if _is_view(graph, node):
-            return STATUS_VIEW, "the kernel layout already has the output's element order", None
-        return (
-            STATUS_NOT_LOWERED,
-            "reshape of an NHWC tensor with H*W > 1 needs a transpose kernel (not lowered)",
-            None,
-        )
+    if node.op in VIEW_OPS and _is_view(graph, node):
+        return STATUS_VIEW, "the kernel layout already has the output's element order", None
     builder = builder_for(graph, node)
     if builder is None:
         return STATUS_NOT_LOWERED, f"no lowering for op '{node.op}'", None
@@ -246,8 +241,12 @@ def builder_for(graph: Graph, node: Node):
         return _ops.elementwise
     if node.op == "concat":
         return _ops.concat
-    if node.op == "pad":
-        return _ops.pad
+    if node.op == "pad" and node.attr("mode", "constant") == "constant":
+        return _ops.pad  # reflect / symmetric / edge: a table-driven copy (below)
     if node.op == "softmax":
         return softmax
+    if node.op in _movement.MOVEMENT_OPS:
+        return _movement.movement
+    if node.op in _movement.LUT_OPS:
+        return _movement.lookup
     return None
