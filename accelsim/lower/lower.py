@@ -15,6 +15,7 @@ from accelsim.core.argspec import ArgSpec
 from accelsim.core.tvm_env import import_tvm
 from accelsim.core.version import __version__
 from accelsim.lower import common as _common
+from accelsim.lower import matmul as _matmul
 from accelsim.lower import movement as _movement
 from accelsim.lower import ops as _ops
 from accelsim.lower.schedule import Applied, RecipeError, apply, recipes_for
@@ -245,6 +246,8 @@ def builder_for(graph: Graph, node: Node):
         return _ops.pad  # reflect / symmetric / edge: a table-driven copy (below)
     if node.op == "softmax":
         return softmax
+    if node.op == "matmul":
+        return _matmul.matmul
     if node.op in _movement.MOVEMENT_OPS:
         return _movement.movement
     if node.op in _movement.LUT_OPS:

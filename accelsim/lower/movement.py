@@ -29,6 +29,7 @@ import dataclasses
 
 import numpy as np
 
+from accelsim.core.errors import AccelsimError
 from accelsim.core.qparams import DTYPE_BITS, dtype_range
 from accelsim.lower.common import Built, Ctx, NotLowered, _store_dtype, _te, _tirx
 from accelsim.lower.ops import _elementwise_spec
@@ -71,7 +72,10 @@ def _reference(ctx: Ctx, node, args, in_info, out_info):
     from accelsim.ref.registry import KernelCall, find_kernel
 
     fn = find_kernel(node.op, domain_of(ctx.graph, node) if out_info[0].quant else "fp")
-    return np.asarray(fn(KernelCall(node, args, in_info, out_info, ctx.graph))[0])
+    try:
+        return np.asarray(fn(KernelCall(node, args, in_info, out_info, ctx.graph))[0])
+    except AccelsimError as exc:  # e.g. RSQRT of a negative entry of a full-range table
+        raise NotLowered(f"the reference kernel rejects the table's inputs: {exc}") from None
 
 
 def _float(info: TensorInfo) -> TensorInfo:
