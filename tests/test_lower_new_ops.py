@@ -8,7 +8,7 @@ Operators covered: sigmoid/LOGISTIC, tanh, hard_swish, gelu (lookup tables), bro
 constant-operand add/sub/mul (squeeze-and-excitation, SiLU's product, masks), transpose, slice,
 gather with constant indices, concat, pad reflect/symmetric, tile, nearest resize,
 depth_to_space, channel shuffle (reshape-transpose-reshape), matmul (activation x activation,
-batched) and the encoder's softmax.
+batched), dilated and grouped convolutions, and the encoder's softmax.
 """
 
 from __future__ import annotations
@@ -34,6 +34,9 @@ CASES = {
         1.0,
     ),
     "depth_to_space_tile": (M.depth_to_space_tile_model, "int8", {"depth_to_space", "tile"}, 1.0),
+    # the converter's SPACE_TO_BATCH_ND -> CONV -> BATCH_TO_SPACE_ND folded into dilated convs,
+    # and a grouped (groups=2) conv
+    "dilated_grouped_16x8": (M.dilated_model, "int16x8", {"conv2d"}, 1.0),
     "resize_16x8": (M.resize_model, "int16x8", {"resize"}, 0.5),
     "mobilenet_v3_block": (M.mobilenet_v3_block, "int8", {"hard_swish", "mul", "mean"}, 1.0),
     "efficientnet_block_16x8": (M.efficientnet_block, "int16x8", {"sigmoid", "mul"}, 1.0),

@@ -15,6 +15,7 @@ from accelsim.core.argspec import ArgSpec
 from accelsim.core.tvm_env import import_tvm
 from accelsim.core.version import __version__
 from accelsim.lower import common as _common
+from accelsim.lower import grouped as _grouped
 from accelsim.lower import matmul as _matmul
 from accelsim.lower import movement as _movement
 from accelsim.lower import ops as _ops
@@ -233,7 +234,9 @@ def builder_for(graph: Graph, node: Node):
 
     cls = op_class(graph, node)
     if node.op == "conv2d":
-        return _ops.depthwise if cls == "depthwise_conv2d" else _ops.contraction
+        if cls == "depthwise_conv2d":
+            return _ops.depthwise
+        return _grouped.grouped_conv2d if node.attr("groups", 1) > 1 else _ops.contraction
     if node.op == "dense":
         return _ops.contraction
     if node.op in ("max_pool", "avg_pool", "global_avg_pool", "mean"):
