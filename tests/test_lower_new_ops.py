@@ -86,3 +86,34 @@ def test_new_ops_lower_bit_exact(name, target, converted, kernel_cache):
     assert cover is not None
     print(cover.text())
     assert cover.mac_share == 1.0 and cover.layer_share >= min_share
+
+
+ONNX_FAMILIES = ("mobilenet_v3_block", "efficientnet_block", "shufflenet_block")
+
+
+@pytest.mark.parametrize("precision", ["w8a8", "w8a16", "fp32"])
+@pytest.mark.parametrize("target", ["cortex-a76", "hvx-v68"])
+@pytest.mark.parametrize("family", ONNX_FAMILIES)
+def test_torch_families_quantized_by_accelsim(family, target, precision, tmp_path, kernel_cache):
+    """The same families exported by torch.onnx and quantized by accelsim's own quantizer
+    (w8a16 keeps hard-swish / hard-sigmoid in float between quantize and dequantize, as the
+    16x8 converter does): bit-exact, and every MAC lowered."""
+    T = pytest.importorskip("torch_models")
+    if target == "hvx-v68" and precision == "fp32":
+        pytest.skip("hvx-v68 runs fp32 on its scalar core only (no HVX float)")
+    path = tmp_path / f"{family}.onnx"
+    path.write_bytes(T.export(family, 17))
+    g = accelsim.load_model(str(path))
+    q = (
+        g
+        if precision == "fp32"
+        else accelsim.quantize(g, precision, data=accelsim.random_calibration(g, 2)).graph
+    )
+    checked = accelsim.verify(q, target, "fp32" if precision == "fp32" else None)
+    assert checked.ok and checked.elements > 0
+    (run,) = accelsim.simulate(q, target, "fp32" if precision == "fp32" else None).runs
+    print(f"{family} {precision} on {target}: {run.coverage.text()}")
+    # float sigmoid / tanh need exp, which the freestanding kernels have no libm for: in fp32
+    # graphs they run in the reference executor (labelled); quantized graphs use tables
+    share = 0.6 if precision == "fp32" else 0.95
+    assert run.coverage.mac_share == 1.0 and run.coverage.layer_share >= share

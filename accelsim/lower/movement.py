@@ -31,7 +31,7 @@ import numpy as np
 
 from accelsim.core.errors import AccelsimError
 from accelsim.core.qparams import DTYPE_BITS, dtype_range
-from accelsim.lower.common import Built, Ctx, NotLowered, _store_dtype, _te, _tirx
+from accelsim.lower.common import Built, Ctx, FloatArith, NotLowered, _store_dtype, _te, _tirx
 from accelsim.lower.ops import _elementwise_spec
 from accelsim.model.graph import TensorInfo
 from accelsim.model.ops import OPS
@@ -208,10 +208,75 @@ def movement(ctx: Ctx) -> Built:
     )
 
 
+def _float_pointwise(ctx: Ctx) -> Built:
+    """float32 hard_swish (TFLite's float kernel: every operation rounded to float32) and
+    hard_sigmoid (float64, rounded once), the forms the quantizer keeps in float (w8a16 has no
+    integer hard-swish kernel) and float graphs carry."""
+    te, tirx = _te(), _tirx()
+    node, o_i = ctx.node, ctx.out
+    x_i = ctx.info(0)
+    if x_i is None or x_i.dtype != "float32" or o_i.dtype != "float32":
+        raise NotLowered(f"float {node.op} on {o_i.dtype} (float32 only)")
+    total = o_i.size
+    x = te.placeholder((total,), "float32", name="x")
+    f64 = "float64"
+
+    def c(v):
+        return tirx.const(float(v), f64)
+
+    def f32(v):
+        return v.astype("float32").astype(f64)
+
+    if node.op == "hard_swish":
+
+        def body(j):
+            v = x[j].astype(f64)
+            t = tirx.max(tirx.min(f32(v + c(3.0)), c(6.0)), c(0.0))
+            return (f32(v * t) / c(6.0)).astype("float32")
+
+        roundings = 3
+    else:
+        alpha, beta = float(node.attr("alpha", 0.2)), float(node.attr("beta", 0.5))
+
+        def body(j):
+            v = x[j].astype(f64) * c(alpha) + c(beta)
+            return tirx.max(tirx.min(v, c(1.0)), c(0.0)).astype("float32")
+
+        roundings = 2
+    y = te.compute((total,), body, name="y")
+    recipe = ctx.recipe("elementwise", "fp32")
+    spec = _elementwise_spec(ctx, total, 32, recipe)
+    spec.fuse = True
+    src = node.inputs[0]
+    shape = o_i.shape
+
+    def pack(vals):
+        return {"x": np.ascontiguousarray(np.asarray(vals[src], np.float32).reshape(-1))}
+
+    def unpack(arr):
+        return np.asarray(arr).reshape(shape)
+
+    built = Built(
+        "elementwise",
+        [x, y],
+        ["x", "y"],
+        spec,
+        recipe,
+        pack,
+        unpack,
+        {"op": node.op, "class": "float_pointwise", "x": [[total], "float32"]},
+        (src,),
+    )
+    built.arith = FloatArith("float32", roundings)
+    return built
+
+
 def lookup(ctx: Ctx) -> Built:
     """A pointwise integer function as a table of all input values (module docstring)."""
     te = _te()
     node, g, o_i = ctx.node, ctx.graph, ctx.out
+    if o_i.is_float and node.op in ("hard_swish", "hard_sigmoid"):
+        return _float_pointwise(ctx)
     data = [i for i, t in enumerate(node.inputs) if t and not g.is_constant(t)]
     if len(data) != 1 or data[0] != 0:
         raise NotLowered("a table needs exactly one activation input (the first)")
