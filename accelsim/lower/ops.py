@@ -38,10 +38,10 @@ arguments rather than immediates so that layers of the same shape share one kern
 Softmax is built in `accelsim.lower.softmax` (integer inputs).
 
 Not lowered (the node stays on the reference path, with the reason in `LoweredLayer.reason`):
-float softmax; grouped convolutions other than depthwise (and depthwise with a channel multiplier);
-asymmetric weights; elementwise operators with broadcasting or constant operands; mean over
-non-spatial axes; float16 graphs on targets without fp16 arithmetic or emulation; graphs with
-`requant_mode="float"` (ONNX QDQ semantics).
+float softmax; depthwise with a channel multiplier (grouped convolutions:
+`accelsim.lower.grouped`); asymmetric weights; mean over non-spatial axes; float16 graphs on
+targets without fp16 arithmetic or emulation; graphs with `requant_mode="float"` (ONNX QDQ
+semantics).
 """
 
 from __future__ import annotations
