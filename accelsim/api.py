@@ -26,6 +26,7 @@ field or node.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -600,7 +601,7 @@ def measure(
 ) -> list[Measurement]:
     """Run the compiled kernels on this machine as a batch-1 inference, outputs checked, and
     time each layer (one thread)."""
-    from accelsim.backends import check_measurable
+    from accelsim.backends import check_measurable, placements
     from accelsim.backends import measure as _measure
     from accelsim.model.io import random_inputs
     from accelsim.sim.analytic import simulate_graph
@@ -629,7 +630,9 @@ def measure(
             statistic=statistic,
             clock=clock,
         )
-        run_ = SimulationRun(graph.name, t.name, prec, FIDELITY, source, tuple(m.costs))
+        where = {p.layer: p.ran for p in placements(q, t, prec)}  # as simulate reports it
+        costs = tuple(dataclasses.replace(c, ran=where.get(c.name, c.ran)) for c in m.costs)
+        run_ = SimulationRun(graph.name, t.name, prec, FIDELITY, source, costs)
         predicted = tuple(simulate_graph(q, t, prec))
         out.append(
             Measurement(
