@@ -26,6 +26,7 @@ field or node.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -44,6 +45,7 @@ from accelsim.model.graph import Graph
 if TYPE_CHECKING:  # annotations only: these stages load lazily
     import pandas as pd
 
+    from accelsim.core.coverage import Coverage
     from accelsim.dse.tune import TuneResult
     from accelsim.quant.ptq import CalibrationData
     from accelsim.report import ReportResult
@@ -259,13 +261,9 @@ def _with_scheme(p: Precision, weights: str | None, symmetric: bool | None) -> P
 
 
 def _stored_error(graph: Graph, asked: Precision) -> InputError:
-    from accelsim.model.quantization import graph_precision
+    from accelsim.model.quantization import stored_precision_error
 
-    return InputError(
-        f"model '{graph.name}' is already quantized ({graph_precision(graph)} as stored); "
-        f"it runs at its stored precision (give no precision); to study {asked}, start from "
-        f"the float model"
-    )
+    return stored_precision_error(graph, asked)
 
 
 def as_stored(graph: Graph, asked: PrecisionLike | None = None) -> Precision:
@@ -360,6 +358,16 @@ class CompileResult:
         import json
 
         return list(json.loads((self.out_dir / "kernels.json").read_text())["kernels"])
+
+    @property
+    def coverage(self) -> Coverage:
+        """Where every layer ran and the lowered shares (`kernels.json`'s `placement`)."""
+        import json
+
+        from accelsim.core import coverage as cov
+
+        doc = json.loads((self.out_dir / "kernels.json").read_text())
+        return cov.coverage(cov.Placement(**p) for p in doc["placement"])
 
     def to_json(self) -> dict:
         return {
@@ -502,6 +510,16 @@ class SimulationRun:
     def macs(self) -> int:
         return sum(c.macs for c in self.layers)
 
+    @property
+    def coverage(self) -> Coverage | None:
+        """Share of layers and MACs that ran on lowered code (None: costs without placement,
+        e.g. measured ones)."""
+        from accelsim.core import coverage as cov
+
+        if not self.layers or not all(c.ran for c in self.layers):
+            return None
+        return cov.coverage(cov.Placement(c.name, c.op, c.ran, c.macs) for c in self.layers)
+
     def to_json(self) -> dict:
         out = {
             "model": self.model,
@@ -516,6 +534,8 @@ class SimulationRun:
             },
             "layers": [c.to_json() for c in self.layers],
         }
+        if self.coverage is not None:
+            out["coverage"] = self.coverage.to_json()
         out.update(self.notes)
         return out
 
@@ -610,7 +630,7 @@ def measure(
 ) -> list[Measurement]:
     """Run the compiled kernels on this machine as a batch-1 inference, outputs checked, and
     time each layer (one thread)."""
-    from accelsim.backends import check_measurable
+    from accelsim.backends import check_measurable, placements
     from accelsim.backends import measure as _measure
     from accelsim.model.io import random_inputs
     from accelsim.sim.analytic import simulate_graph
@@ -639,7 +659,9 @@ def measure(
             statistic=statistic,
             clock=clock,
         )
-        run_ = SimulationRun(graph.name, t.name, prec, FIDELITY, source, tuple(m.costs))
+        where = {p.layer: p.ran for p in placements(q, t, prec)}  # as simulate reports it
+        costs = tuple(dataclasses.replace(c, ran=where.get(c.name, c.ran)) for c in m.costs)
+        run_ = SimulationRun(graph.name, t.name, prec, FIDELITY, source, costs)
         predicted = tuple(simulate_graph(q, t, prec))
         out.append(
             Measurement(

@@ -89,19 +89,23 @@ def _bars():
 
 def _print_costs(run) -> None:
     print(f"\n{run.model} on {run.target} at {run.precision} ({run.fidelity} fidelity)")
-    print(f"{'layer':<28}{'op':<18}{'MACs':>13}{'cycles':>13}{'us':>10}{'uJ':>10}  bound    util")
+    print(
+        f"{'layer':<28}{'op':<18}{'MACs':>13}{'cycles':>13}{'us':>10}{'uJ':>10}  bound    util  ran"
+    )
     for c in run.layers:
         if c.cycles == 0:
             continue
         print(
             f"{c.name[:27]:<28}{c.op[:17]:<18}{c.macs:>13,}{c.cycles:>13,.0f}"
             f"{c.latency_s * 1e6:>10.1f}{c.energy_j * 1e6:>10.2f}  {c.bound:<8}"
-            f"{c.utilization:>5.0%}"
+            f"{c.utilization:>5.0%}  {c.ran}"
         )
     print(
         f"{'total':<46}{run.macs:>13,}{run.total_cycles:>13,.0f}"
         f"{run.total_latency_s * 1e6:>10.1f}{run.total_energy_j * 1e6:>10.2f}"
     )
+    if run.coverage is not None:
+        print(run.coverage.text())
 
 
 def _check_outputs(args: argparse.Namespace, **options: bool) -> None:
@@ -336,6 +340,7 @@ def _cmd_compile(args: argparse.Namespace) -> int:
         f"({done.distinct} distinct after deduplication) -> {args.out}/kernels.json; "
         f"cache {dict(done.cache)}"
     )
+    print(done.coverage.text())
     return 0
 
 

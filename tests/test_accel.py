@@ -68,11 +68,13 @@ def test_variants_load_with_derived_energy():
     for name in VARIANTS:
         c = load_config(name)
         assert c.clock_hz > 1e8 and c.lanes > 0
-        assert set(c.native) == set(PRECISIONS)
+        assert set(c.native) == set(PRECISIONS) | {"w8a16"}
         # multiplier-array rates: 4x4 = 4, 4x8 = 2, 8x8 = 1, 16x16 = 1/4 per lane
         assert [c.peak_macs_per_cycle(p) / c.lanes for p in PRECISIONS] == [4, 2, 1, 0.25]
+        assert c.peak_macs_per_cycle("w8a16") / c.lanes == 0.5  # 16x8: two 8x8 partial products
         e = c.energy
         assert e.mac_pj["w4a4"] < e.mac_pj["w4a8"] < e.mac_pj["w8a8"] < e.mac_pj["w16a16"]
+        assert e.mac_pj["w8a8"] < e.mac_pj["w8a16"] < e.mac_pj["w16a16"]
         # SRAM energy grows with the bank size, DRAM dwarfs both
         assert 0 < e.rf_pj_per_byte < min(e.sram_pj_per_byte.values()) < e.dram_pj_per_byte
         assert any("derived" in r for r in e.rules) and any("45 nm" in r for r in e.rules)
@@ -127,7 +129,7 @@ def test_with_params_rejects_impossible_designs(cfg, params, key, fragment):
     "edit,key,fragment",
     [
         (
-            ("native: [w4a4, w4a8, w8a8, w16a16]", "native: [w4a4, w4a8, w8a8, w8a16]"),
+            ("native: [w4a4, w4a8, w8a8, w8a16, w16a16]", "native: [w4a4, w4a8, w8a8, w8a4]"),
             "accelerator.macs_per_lane",
             "the lanes cannot do it",
         ),

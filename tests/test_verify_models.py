@@ -29,6 +29,8 @@ CASES = [
     ("cortex-a76", "w4a8"),
     ("cortex-a76", "fp32"),
     ("cortex-a76", "w4a4"),
+    ("cortex-a76", "w8a16"),  # issue 14: TFLite's 16x8 (int16 activations, int8 weights)
+    ("hvx-v68", "w8a16"),
 ]
 MODELS = ("mobilenet_v2", "resnet18")
 _ARCH = {"qemu-aarch64": "aarch64", "qemu-hexagon": "hexagon"}

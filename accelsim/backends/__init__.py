@@ -12,6 +12,8 @@ Two fidelities for every kind:
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,8 +23,10 @@ import numpy as np
 from accelsim.backends.accelerator import ACCELERATOR
 from accelsim.backends.base import Backend, CompileSummary, Fidelity, Progress
 from accelsim.backends.cpu import CPU_DSP, HOST
+from accelsim.core import coverage as cov
 from accelsim.core.cost import LayerCost
 from accelsim.core.errors import InputError
+from accelsim.core.fsutil import atomic_write_text
 from accelsim.core.precision import Precision
 from accelsim.core.target import Target
 from accelsim.kernels.verify import LayerCheck
@@ -57,12 +61,21 @@ def fidelity_of(target: Target, fidelity: str | None = None) -> str:
     return _fidelity(target, fidelity).label
 
 
+def placements(graph: Graph, target: Target, precision: Precision) -> list[cov.Placement]:
+    """Where each node of `graph` runs on `target`: lowered kernel, view, host fallback or
+    reference only (`accelsim.core.coverage`)."""
+    return backend_for(target).place(graph, target, precision)
+
+
 def simulate(
     graph: Graph, target: Target, precision: Precision, fidelity: str | None = None
 ) -> list[LayerCost]:
-    """Per-node costs of `graph` (already quantized at `precision`) on `target`."""
+    """Per-node costs of `graph` (already quantized at `precision`) on `target`, each with where
+    it ran (`LayerCost.ran`)."""
     target.check_precision(precision)
-    return _fidelity(target, fidelity).simulate(graph, target, precision)
+    costs = _fidelity(target, fidelity).simulate(graph, target, precision)
+    where = {p.layer: p.ran for p in placements(graph, target, precision)}
+    return [dataclasses.replace(c, ran=where.get(c.name, c.ran)) for c in costs]
 
 
 def compile_model(
@@ -73,8 +86,16 @@ def compile_model(
     progress: Progress = None,
 ) -> CompileSummary:
     """Compile every layer of `graph` (quantized at `precision`) for `target` into `out_dir`
-    (per-layer code files and `kernels.json`)."""
-    return backend_for(target).compile(graph, target, precision, Path(out_dir), progress)
+    (per-layer code files and `kernels.json`, which also says where every layer ran and the
+    coverage: `placement`, `coverage`)."""
+    done = backend_for(target).compile(graph, target, precision, Path(out_dir), progress)
+    index = Path(out_dir) / "kernels.json"
+    doc = json.loads(index.read_text())
+    places = placements(graph, target, precision)
+    doc["coverage"] = cov.coverage(places).to_json()
+    doc["placement"] = [p.to_json() for p in places]
+    atomic_write_text(index, json.dumps(doc, indent=1, default=str) + "\n")
+    return done
 
 
 def verify_model(
@@ -123,6 +144,7 @@ __all__ = [
     "compile_model",
     "fidelity_of",
     "measure",
+    "placements",
     "simulate",
     "verify_model",
 ]

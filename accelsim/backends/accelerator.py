@@ -29,6 +29,7 @@ from accelsim.accel.arch import AccelConfig, load_config
 from accelsim.accel.schedule import AccelRecipe, TileChoice
 from accelsim.accel.sim import _VIEWS, CompiledLayer, compile_graph, compile_stats, verify_layers
 from accelsim.backends.base import Backend, CompileSummary, Fidelity, Progress
+from accelsim.core import coverage as cov
 from accelsim.core.cost import LayerCost
 from accelsim.core.fsutil import atomic_write_bytes, atomic_write_text
 from accelsim.core.precision import Precision
@@ -209,6 +210,27 @@ def _space(target: Target) -> Any:
     return AccelSpace(target)
 
 
+def place(graph: Graph, target: Target, precision: Precision) -> list[cov.Placement]:
+    """Nodes the accelerator runs (a program), views, and the rest on its host core."""
+    from accelsim.accel.compute import NotAccelerated, layer_def
+    from accelsim.model.ops import node_macs
+
+    config = load_config(target)
+    out = []
+    for n in graph.nodes:
+        macs = node_macs(graph, n)
+        if n.op in _VIEWS:
+            out.append(cov.Placement(n.name, n.op, cov.VIEW, macs, "no data movement"))
+            continue
+        try:
+            layer_def(graph, n, config)
+        except NotAccelerated as exc:
+            out.append(cov.Placement(n.name, n.op, cov.HOST, macs, str(exc)))
+            continue
+        out.append(cov.Placement(n.name, n.op, cov.KERNEL, macs))
+    return out
+
+
 # The instruction-level simulator is the default: the accelerator's programs compile in seconds.
 ACCELERATOR = Backend(
     ("accelerator",),
@@ -216,5 +238,6 @@ ACCELERATOR = Backend(
     verify_model,
     {"codegen": Fidelity("accel-sim", _accel_sim), "analytic": Fidelity("analytic", _analytic)},
     "codegen",
+    place,
     space=_space,
 )

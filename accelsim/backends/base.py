@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from accelsim.core.cost import LayerCost
+from accelsim.core.coverage import Placement
 from accelsim.core.precision import Precision
 from accelsim.core.target import Target
 from accelsim.kernels.verify import LayerCheck
@@ -38,6 +39,7 @@ Verifier = Callable[
     [Graph, Target, Precision, Mapping[str, np.ndarray], Progress], list[LayerCheck]
 ]
 Simulator = Callable[[Graph, Target, Precision], list[LayerCost]]
+Placer = Callable[[Graph, Target, Precision], list[Placement]]
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,9 @@ class Backend:
     verify: Verifier
     fidelities: Mapping[str, Fidelity]
     default_fidelity: str
+    # where each layer runs (`accelsim.core.coverage`): lowered kernel, view, host fallback or
+    # reference only, decided without compiling
+    place: Placer
     measure: Callable | None = field(default=None)  # only where the target is this machine
     # the design space of a target of this kind for `accelsim.dse.sweep` (analytic fidelity):
     # called with the base target; its object checks grid keys and values and evaluates arrays

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from accelsim.backends.base import Backend, CompileSummary, Fidelity, Progress
+from accelsim.core import coverage as cov
 from accelsim.core.cost import LayerCost
 from accelsim.core.precision import Precision
 from accelsim.core.target import Target
@@ -59,6 +60,20 @@ def _measure(*args: Any, **kwargs: Any) -> Any:
     return measure_graph(*args, **kwargs)
 
 
+def place(graph: Graph, target: Target, precision: Precision) -> list[cov.Placement]:
+    """Nodes the lowering gives a kernel or a view; the others have no generated code on a CPU
+    or DSP and run in the reference executor only (still costed from their shapes)."""
+    from accelsim.lower import lower_status
+    from accelsim.model.ops import node_macs
+
+    where = {"kernel": cov.KERNEL, "view": cov.VIEW, "not lowered": cov.REFERENCE}
+    status = lower_status(graph, target, precision)
+    return [
+        cov.Placement(n.name, n.op, where[s], node_macs(graph, n), reason)
+        for n, (s, reason) in zip(graph.nodes, status)
+    ]
+
+
 _FIDELITIES = {
     "codegen": Fidelity("codegen", _codegen),
     "analytic": Fidelity("analytic", _analytic),
@@ -78,6 +93,16 @@ CPU_DSP = Backend(
     verify_model,
     _FIDELITIES,
     "analytic",
+    place,
     space=_space,
 )
-HOST = Backend(("host",), compile_model, verify_model, _FIDELITIES, "analytic", _measure, _space)
+HOST = Backend(
+    ("host",),
+    compile_model,
+    verify_model,
+    _FIDELITIES,
+    "analytic",
+    place,
+    measure=_measure,
+    space=_space,
+)

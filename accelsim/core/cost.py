@@ -32,6 +32,7 @@ class LayerCost:
     fidelity: str
     bytes_moved: Mapping[str, float] = field(default_factory=dict)  # per memory level
     notes: str = ""
+    ran: str = ""  # where the layer ran (`accelsim.core.coverage`): lowered kernel, view, ...
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "energy_breakdown", MappingProxyType(dict(self.energy_breakdown)))

@@ -17,6 +17,7 @@ from accelsim.lower.lower import (
     LoweredLayer,
     lower_graph,
     lower_node,
+    lower_status,
 )
 from accelsim.lower.schedule import RecipeError, load_recipes, recipes_for
 
@@ -29,5 +30,6 @@ __all__ = [
     "load_recipes",
     "lower_graph",
     "lower_node",
+    "lower_status",
     "recipes_for",
 ]

@@ -16,6 +16,9 @@ from accelsim.core.precision import Precision
 from accelsim.core.tvm_env import import_tvm
 from accelsim.core.version import __version__
 from accelsim.lower import common as _common
+from accelsim.lower import grouped as _grouped
+from accelsim.lower import matmul as _matmul
+from accelsim.lower import movement as _movement
 from accelsim.lower import ops as _ops
 from accelsim.lower.schedule import Applied, RecipeError, apply, recipes_for
 from accelsim.lower.softmax import softmax
@@ -138,35 +141,18 @@ def lower_node(
     prec = (precision or graph_precision(graph)).name  # the recipe section's key
     cls = _model_op_class(graph, node)
     base = dict(name=node.name, op=node.op, precision=prec, target=target.name)
-    if node.op in VIEW_OPS:
-        if _is_view(graph, node):
-            return LoweredLayer(
-                op_class="view",
-                status=STATUS_VIEW,
-                inputs=(node.inputs[0],),
-                output=node.outputs[0],
-                reason="the kernel layout already has the output's element order",
-                **base,
-            )
+    status, reason, built = _front(graph, node, target, recipes, prec)
+    if status == STATUS_VIEW:
         return LoweredLayer(
-            op_class=cls,
-            status=STATUS_NOT_LOWERED,
-            reason="reshape of an NHWC tensor with H*W > 1 needs a transpose kernel (not lowered)",
+            op_class="view",
+            status=STATUS_VIEW,
+            inputs=(node.inputs[0],),
+            output=node.outputs[0],
+            reason=reason,
             **base,
         )
-    builder = builder_for(graph, node)
-    if builder is None:
-        return LoweredLayer(
-            op_class=cls,
-            status=STATUS_NOT_LOWERED,
-            reason=f"no lowering for op '{node.op}'",
-            **base,
-        )
-    ctx = _common.Ctx(graph, node, target, recipes, prec)
-    try:
-        built = builder(ctx)
-    except _common.NotLowered as exc:
-        return LoweredLayer(op_class=cls, status=STATUS_NOT_LOWERED, reason=str(exc), **base)
+    if built is None:
+        return LoweredLayer(op_class=cls, status=status, reason=reason, **base)
     tvm = import_tvm()
     built.signature = _plain(built.signature)
     func = tvm.te.create_prim_func(built.tensors)
@@ -213,6 +199,32 @@ def lower_node(
     )
 
 
+def _front(graph: Graph, node: Node, target, recipes, prec: str):
+    """(status, reason, the builder's TE compute or None): the part of lowering that decides
+    whether a node gets a kernel, without scheduling or compiling it."""
+    if node.op in VIEW_OPS and _is_view(graph, node):
+        return STATUS_VIEW, "the kernel layout already has the output's element order", None
+    builder = builder_for(graph, node)
+    if builder is None:
+        return STATUS_NOT_LOWERED, f"no lowering for op '{node.op}'", None
+    try:
+        return STATUS_KERNEL, "", builder(_common.Ctx(graph, node, target, recipes, prec))
+    except _common.NotLowered as exc:
+        return STATUS_NOT_LOWERED, str(exc), None
+
+
+def lower_status(
+    graph: Graph, target, precision: Precision | None = None, schedules=None
+) -> list[tuple[str, str]]:
+    """(status, reason) of every node of `graph` as `lower_graph` would lower it, from the
+    builders' computes alone (no scheduling, no compilation): what `simulate` reports as where
+    each layer ran."""
+    target = _as_target(target)
+    recipes = recipes_for(target, schedules)
+    prec = (precision or graph_precision(graph)).name  # the recipe section's key
+    return [_front(graph, n, target, recipes, prec)[:2] for n in graph.nodes]
+
+
 def lower_graph(
     graph: Graph, target, precision: Precision | None = None, schedules=None
 ) -> list[LoweredLayer]:
@@ -228,7 +240,9 @@ def builder_for(graph: Graph, node: Node):
 
     cls = op_class(graph, node)
     if node.op == "conv2d":
-        return _ops.depthwise if cls == "depthwise_conv2d" else _ops.contraction
+        if cls == "depthwise_conv2d":
+            return _ops.depthwise
+        return _grouped.grouped_conv2d if node.attr("groups", 1) > 1 else _ops.contraction
     if node.op == "dense":
         return _ops.contraction
     if node.op in ("max_pool", "avg_pool", "global_avg_pool", "mean"):
@@ -237,8 +251,14 @@ def builder_for(graph: Graph, node: Node):
         return _ops.elementwise
     if node.op == "concat":
         return _ops.concat
-    if node.op == "pad":
-        return _ops.pad
+    if node.op == "pad" and node.attr("mode", "constant") == "constant":
+        return _ops.pad  # reflect / symmetric / edge: a table-driven copy (below)
     if node.op == "softmax":
         return softmax
+    if node.op == "matmul":
+        return _matmul.matmul
+    if node.op in _movement.MOVEMENT_OPS:
+        return _movement.movement
+    if node.op in _movement.LUT_OPS:
+        return _movement.lookup
     return None

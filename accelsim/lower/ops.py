@@ -38,10 +38,10 @@ arguments rather than immediates so that layers of the same shape share one kern
 Softmax is built in `accelsim.lower.softmax` (integer inputs).
 
 Not lowered (the node stays on the reference path, with the reason in `LoweredLayer.reason`):
-float softmax; grouped convolutions other than depthwise (and depthwise with a channel multiplier);
-asymmetric weights; elementwise operators with broadcasting or constant operands; mean over
-non-spatial axes; float16 graphs on targets without fp16 arithmetic or emulation; graphs with
-`requant_mode="float"` (ONNX QDQ semantics).
+float softmax; depthwise with a channel multiplier (grouped convolutions:
+`accelsim.lower.grouped`); asymmetric weights; mean over non-spatial axes; float16 graphs on
+targets without fp16 arithmetic or emulation; graphs with `requant_mode="float"` (ONNX QDQ
+semantics).
 """
 
 from __future__ import annotations
@@ -149,12 +149,16 @@ def _mac_types(ctx: Ctx, x_i, w_i, b_i, o_i, double: bool = False) -> _MacTypes:
     if wbits not in (4, 8, 16) or abits not in (4, 8, 16):
         raise NotLowered(f"{w_i.dtype} weights with {x_i.dtype} activations")
     wide = rp.is_wide(x_i, w_i, b_i)
+    # w8a16 (TFLite's 16x8): the int8 weights are widened to int16 when packed, so the kernel is
+    # the 16-bit one (smull/sadalp .4h, vdmpy/vmpy .h) on exact copies of the weights; the
+    # recipe section stays w8a16's. Cost: twice the weight bytes of widening in registers.
+    kbits = 16 if abits == 16 and wbits == 8 else wbits
     return _MacTypes(
         None,
         _store_dtype(x_i.dtype),
-        "int16" if wbits == 16 else "int8",
+        "int16" if kbits == 16 else "int8",
         "int64" if wide else "int32",
-        wbits,
+        kbits,
         f"w{wbits}a{abits}",
         wide,
         double,
@@ -1030,29 +1034,47 @@ def _elementwise_spec(ctx: Ctx, total: int, bits: int, recipe: Recipe) -> Comput
     )
 
 
+class _Broadcast:
+    """An operand read at the output's index with numpy broadcasting (size-1 axes at 0)."""
+
+    def __init__(self, tensor, shape: tuple[int, ...]) -> None:
+        self.tensor, self.ones = tensor, tuple(d == 1 for d in shape)
+
+    def __getitem__(self, index):
+        index = index if isinstance(index, tuple) else (index,)
+        return self.tensor[tuple(0 if one else i for one, i in zip(self.ones, index))]
+
+
 def elementwise(ctx: Ctx) -> Built:
-    """add, sub, mul (same-shape operands), relu / relu6 / clip, quantize, dequantize."""
+    """add, sub, mul (operands broadcast, activations or constants), relu / relu6 / clip,
+    quantize, dequantize."""
     te, tirx = _te(), _tirx()
     node, g = ctx.node, ctx.graph
     op = node.op
     o_i = ctx.out
     ins = [ctx.info(i) for i in range(len(node.inputs))]
     layout = tensor_layout(g, node.outputs[0]) if len(o_i.shape) == 4 else "NCHW"
-    kshape = _kshape(o_i.shape, layout)
-    for i, t in enumerate(ins):
-        if t is None or g.is_constant(node.inputs[i]):
-            raise NotLowered(f"operand {i} is a constant (only activation operands are lowered)")
-        if t.shape != o_i.shape:
-            raise NotLowered(f"broadcasting {t.shape} to {o_i.shape}")
+    if any(t is None for t in ins):
+        raise NotLowered("an operand is omitted")
+    # broadcasting or constant operands (squeeze-and-excitation scales, biases, masks): the
+    # kernel works in the graph's own layout, each operand at its own shape, read through
+    # broadcast indices; constants are kernel arguments like activations
+    bcast = any(t.shape != o_i.shape for t in ins) or any(g.is_constant(t) for t in node.inputs)
+    rank = len(o_i.shape)
+    if bcast:
+        layout = "as stored"
+    kshape = tuple(o_i.shape) if bcast else _kshape(o_i.shape, layout)
+    in_shapes = [(1,) * (rank - len(t.shape)) + tuple(t.shape) for t in ins]
     total = int(np.prod(kshape))
     consts: dict[str, np.ndarray] = {}
     in_dts = [_store_dtype(t.dtype) for t in ins]
     odt = _store_dtype(o_i.dtype)
-    xs = [
-        te.placeholder(kshape, dt, name=n)
-        for dt, n in zip(in_dts, ["a", "b"] if len(ins) == 2 else ["x"])
-    ]
     xnames = ["a", "b"] if len(ins) == 2 else ["x"]
+    phs = [
+        te.placeholder(shp if bcast else kshape, dt, name=n)
+        for shp, dt, n in zip(in_shapes, in_dts, xnames)
+    ]
+    xs = [_Broadcast(p, shp) if bcast else p for p, shp in zip(phs, in_shapes)]
     is_float = o_i.is_float and all(t.is_float for t in ins)
     params: list = []
     pnames: list[str] = []
@@ -1230,24 +1252,26 @@ def elementwise(ctx: Ctx) -> Built:
 
     def pack(values):
         out = {}
-        for n, t, lay, dt in zip(xnames, in_names, in_layouts, in_dts):
-            out[n] = to_kernel_layout(np.asarray(values[t]), lay).astype(np.dtype(dt))
+        for n, t, lay, dt, shp in zip(xnames, in_names, in_layouts, in_dts, in_shapes):
+            v = np.asarray(values[t])
+            v = v.reshape(shp) if bcast else to_kernel_layout(v, lay)
+            out[n] = np.ascontiguousarray(v.astype(np.dtype(dt)))
         out.update({k: consts[k] for k in pnames})
         return out
 
-    unpack = unpacker(layout)
+    unpack = unpacker("NHWC" if bcast else layout)
 
     signature = {
         "op": op,
         "class": "elementwise",
-        "in": [[list(x.shape), str(x.dtype)] for x in xs],
+        "in": [[list(x.shape), str(x.dtype)] for x in phs],
         "y": [list(kshape), odt],
         "block": spec.axes[0].vsplit,
     }
     return _with_arith(
         Built(
             "elementwise",
-            xs + params + [y],
+            phs + params + [y],
             xnames + pnames + ["y"],
             spec,
             recipe,

@@ -54,3 +54,30 @@ def graph_precision(graph: Graph) -> Precision:
         )
     b = bits.pop()
     return Precision(b, b)
+
+
+def layer_precisions(graph: Graph, default: Precision | None = None) -> dict[str, Precision]:
+    """The precision each MAC node of `graph` computes at (see `layer_precision`)."""
+    base = default or graph_precision(graph)
+    return {n.name: layer_precision(graph, n, base) for n in graph.nodes if n.op in MAC_OPS}
+
+
+def stored_label(graph: Graph) -> str:
+    """How a stored-integer graph's precision reads in results: the precision "as stored" and,
+    when its MAC layers differ, the count per precision (w8a8 as stored; mixed: 40 w8a8,
+    12 w8a16)."""
+    counts = Counter(p.name for p in layer_precisions(graph).values())
+    if len(counts) <= 1:
+        return f"{graph_precision(graph).name} as stored"
+    parts = ", ".join(f"{n} {p}" for p, n in counts.most_common())
+    return f"{graph_precision(graph).name} as stored (mixed per layer: {parts})"
+
+
+def stored_precision_error(graph: Graph, asked: object) -> InputError:
+    """Asking a stored-integer model for another precision: re-quantizing its integers would
+    cost a graph the user never had, so the way is to start from the float model."""
+    return InputError(
+        f"model '{graph.name}' is already quantized ({graph_precision(graph)} as stored); "
+        f"it runs at its stored precision (give no precision); to study {asked}, start from "
+        f"the float model"
+    )

@@ -180,6 +180,7 @@ def _summary_table(rows: list[dict], model: str, caption: str) -> D.Table:
         "energy vs fp32",
         "model size (MB)",
         "bound: layers C / M (time C)",
+        "lowered: MACs / layers",
         "fidelity",
     )
     out = []
@@ -197,11 +198,15 @@ def _summary_table(rows: list[dict], model: str, caption: str) -> D.Table:
                 _fmt(r["energy_ratio_vs_fp32"], 3),
                 _fmt(r["model_bytes"] / 1e6, 4),
                 _short_mix(r),
+                f"{r['lowered_mac_share']:.0%} / {r['lowered_layer_share']:.0%}",
                 r["fidelity"],
             )
         )
     return D.Table(
-        cols, tuple(out), caption, (False, False, True, True, True, True, True, True, False, False)
+        cols,
+        tuple(out),
+        caption,
+        (False, False, True, True, True, True, True, True, False, True, False),
     )
 
 
@@ -358,7 +363,7 @@ def generate_report(spec: ReportSpec, plan: Plan | None = None) -> ReportResult:
     jobs = [Job(m.source, m.input_size, t, p) for m, t, p in plan.runs()]
     for m in plan.models:  # fp32 baselines for the speedup columns, even when not reported
         for t in plan.targets:
-            if "fp32" not in plan.precisions[t.name] and t.supports(_fp32()):
+            if not m.stored and "fp32" not in plan.precisions[t.name] and t.supports(_fp32()):
                 jobs.append(Job(m.source, m.input_size, t, "fp32"))
     acc_rows, acc_jobs, acc_notes = _accuracy_jobs(plan)
     jobs += acc_jobs
@@ -563,8 +568,11 @@ def _write_pages(
                 [(f"Fidelity {f}: {_FIDELITY_TEXT.get(f, f)}.",) for f in fids]
                 + [
                     (
-                        f"Calibration data: {c}. Every quantized graph is calibrated on it; latency and "
-                        f"energy depend on shapes and bit widths, not on the calibrated ranges.",
+                        f"Quantization: {c}."
+                        if c.startswith("stored")
+                        else f"Calibration data: {c}. Every quantized graph is calibrated on it; "
+                        f"latency and energy depend on shapes and bit widths, not on the "
+                        f"calibrated ranges.",
                     )
                     for c in sorted({r.calibration for r in runs})
                 ]
@@ -610,7 +618,10 @@ def _write_pages(
                         summary,
                         m,
                         f"{m}. Bound: kernels that are compute- (C) or memory-bound (M), "
-                        f"and the share of time spent in compute-bound ones. "
+                        f"and the share of time spent in compute-bound ones. Lowered: share of "
+                        f"MACs and of layers that ran on code generated for the target (kernels "
+                        f"and views; the rest ran on a host fallback or in the reference "
+                        f"executor only, per layer in layers.csv, column 'ran'). "
                         f"{provenance(mine)}",
                     ),
                 ),

@@ -50,6 +50,8 @@ class Run:
     layers: tuple[LayerCost, ...]
     groups: tuple[str, ...]  # layer group of each layer (see `layer_group`)
     cached: bool = False
+    # the precision each layer computes at, read from its tensors ("" for layers without MACs)
+    layer_precisions: tuple[str, ...] = ()
 
     @property
     def macs(self) -> int:
@@ -170,7 +172,11 @@ def simulator_of(target: Target, fidelity: str | None) -> str:
     return fidelity_of(target, fidelity)
 
 
-def _calibration_label() -> str:
+def _calibration_label(graph: Graph | None = None) -> str:
+    if graph is not None and graph.is_quantized:
+        from accelsim.model.quantization import stored_label
+
+        return f"stored in the model ({stored_label(graph)}; not re-quantized)"
     return (
         f"random N(0,1), {CALIB_SAMPLES} sample, seed {CALIB_SEED} "
         f"(timing only: cost does not depend on calibrated ranges)"
@@ -202,13 +208,17 @@ def _simulate(qgraph: Graph, target: Target, precision, fidelity: str | None) ->
 
 
 def _entry(qgraph: Graph, costs: list[LayerCost]) -> dict:
+    from accelsim.model.quantization import layer_precisions
+
     nodes = {n.name: n for n in qgraph.nodes}
     groups = [layer_group(qgraph, nodes[c.name]) if c.name in nodes else "other" for c in costs]
+    per_layer = {k: p.name for k, p in layer_precisions(qgraph).items()}
     return {
         "model_bytes": float(qgraph.model_bytes()),
         "params": int(qgraph.params()),
         "layers": [c.to_json() for c in costs],
         "groups": groups,
+        "layer_precisions": [per_layer.get(c.name, "") for c in costs],
     }
 
 
@@ -237,12 +247,13 @@ def _from_entry(entry: dict, job: Job, graph: Graph, fidelity: str | None, cache
         job.target.kind,
         job.precision,
         "+".join(fids),
-        _calibration_label(),
+        _calibration_label(graph),
         entry["model_bytes"],
         entry["params"],
         layers,
         tuple(entry["groups"]),
         cached,
+        tuple(entry.get("layer_precisions", ())),
     )
 
 
@@ -251,6 +262,10 @@ def _quantize(graph: Graph, precision: str):
     from accelsim.quant import calibdata
     from accelsim.quant.ptq import quantize_graph
 
+    if graph.is_quantized:  # stored quantization: costed as stored (make_plan checked it)
+        from accelsim.model.quantization import graph_precision
+
+        return graph, graph_precision(graph)
     data = calibdata.random(graph, CALIB_SAMPLES, seed=CALIB_SEED)
     if precision.startswith("mixed:"):
         from accelsim.quant.mixed import load_mixed

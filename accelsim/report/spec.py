@@ -14,7 +14,7 @@ from accelsim.core.target import Target, list_targets, load_target
 
 DEFAULT_MODELS = ("mobilenet_v1", "mobilenet_v2", "resnet50")
 # Order of precisions in every table and figure: the float baselines first, then by bits.
-PRECISION_ORDER = ("fp32", "fp16", "w16a16", "w8a8", "w8a4", "w4a8", "w4a4")
+PRECISION_ORDER = ("fp32", "fp16", "w16a16", "w8a16", "w8a8", "w8a4", "w4a8", "w4a4")
 # Default target kinds: phone CPUs and DSPs (analytic model) and the accelerator (its own
 # instruction-level simulator). `host` describes whatever machine runs the report, so it is
 # left out of the default report (a committed report must not depend on the build machine);
@@ -70,6 +70,9 @@ class ReportSpec:
 class ModelPlan:
     source: str  # zoo name or file
     input_size: int | None
+    # a model file with stored quantization: its precision (runs as stored, nothing else)
+    stored: str = ""
+    stored_label: str = ""  # e.g. "w8a8 as stored", with the per-layer mix when mixed
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,11 @@ class Plan:
 
     def runs(self) -> list[tuple[ModelPlan, Target, str]]:
         return [
-            (m, t, p) for m in self.models for t in self.targets for p in self.precisions[t.name]
+            (m, t, p)
+            for m in self.models
+            for t in self.targets
+            for p in self.precisions[t.name]
+            if not m.stored or p == m.stored
         ]
 
 
@@ -113,6 +120,12 @@ def _check_model(name: str, input_size: int | None) -> ModelPlan:
         raise ModelError(f"--model {name}: no such file")
     if input_size is not None:
         raise ModelError(f"--model {name}: --input-size applies to zoo models only")
+    from accelsim.model.loader import load_model
+    from accelsim.model.quantization import graph_precision, stored_label
+
+    graph = load_model(name)
+    if graph.is_quantized:
+        return ModelPlan(name, None, graph_precision(graph).name, stored_label(graph))
     return ModelPlan(name, None)
 
 
@@ -130,6 +143,17 @@ def read_accuracy(path: Path) -> list[dict]:
                 f"{type(row).__name__}"
             )
     return rows
+
+
+def _check_stored(models: tuple[ModelPlan, ...], wanted: list[str]) -> None:
+    """A stored-integer model runs as stored: asking it for another precision is refused."""
+    from accelsim.model.loader import load_model
+    from accelsim.model.quantization import stored_precision_error
+
+    for m in models:
+        for w in wanted:
+            if m.stored and parse_precision(w).name != m.stored:
+                raise stored_precision_error(load_model(m.source), w)
 
 
 def make_plan(spec: ReportSpec) -> Plan:
@@ -178,12 +202,14 @@ def make_plan(spec: ReportSpec) -> Plan:
             "machine (--target host includes it)."
         )
     per_target: dict[str, tuple[str, ...]] = {}
+    stored = list(dict.fromkeys(m.stored for m in models if m.stored))
     if spec.precisions:
         wanted = []
         for text in spec.precisions:
             p = parse_precision(text, "--precision")
             if str(p) not in wanted:
                 wanted.append(str(p))
+        _check_stored(models, wanted)
         for t in targets:
             ok = []
             for w in wanted:
@@ -204,8 +230,25 @@ def make_plan(spec: ReportSpec) -> Plan:
             if not any(w in v for v in per_target.values()):
                 raise InputError(f"--precision {w}: none of the targets can run it")
     else:
+        floats = any(not m.stored for m in models)
         for t in targets:
-            per_target[t.name] = tuple(sorted(t.precisions(), key=precision_key))
+            ps = list(t.precisions()) if floats else []
+            for s in stored:  # models with stored quantization: their precision, as stored
+                if t.supports(parse_precision(s)):
+                    ps.append(s)
+                else:
+                    notes.append(
+                        f"{t.name} cannot run {s} (stored in "
+                        f"{', '.join(m.source for m in models if m.stored == s)}): "
+                        f"those rows are absent."
+                    )
+            per_target[t.name] = tuple(sorted(set(ps), key=precision_key))
+    for m in models:
+        if m.stored:
+            notes.append(
+                f"{Path(m.source).name}: quantization stored in the file; costed {m.stored_label} "
+                f"(not re-quantized)."
+            )
     targets = [t for t in targets if per_target[t.name]]
     union = sorted({p for v in per_target.values() for p in v}, key=precision_key)
     accuracy = None

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from accelsim.core.cost import ENERGY_COMPONENTS
+from accelsim.core.coverage import REFERENCE, Placement, coverage
 from accelsim.core.fsutil import atomic_write_text
 from accelsim.report.collect import Run
 
@@ -41,6 +42,9 @@ SUMMARY_COLUMNS = (
     "layers_memory_bound",
     "compute_bound_latency_share",
     "bound_mix",
+    "lowered_mac_share",
+    "lowered_layer_share",
+    "coverage",
 )
 
 LAYER_COLUMNS = (
@@ -50,6 +54,8 @@ LAYER_COLUMNS = (
     "index",
     "name",
     "op",
+    "layer_precision",
+    "ran",
     "group",
     "macs",
     "cycles",
@@ -102,6 +108,7 @@ def summary_rows(runs: Sequence[Run], baselines: dict[tuple[str, str], Run]) -> 
         base = baselines.get((r.model, r.target))
         split = r.energy_split()
         nc, nm, share = bound_mix(r)
+        cover = coverage(Placement(c.name, c.op, c.ran or REFERENCE, c.macs) for c in r.layers)
         lat, en = r.latency_s, r.energy_j
         rows.append(
             {
@@ -124,6 +131,9 @@ def summary_rows(runs: Sequence[Run], baselines: dict[tuple[str, str], Run]) -> 
                 "layers_memory_bound": nm,
                 "compute_bound_latency_share": share,
                 "bound_mix": f"{nc} compute / {nm} memory ({share:.0%} of time compute-bound)",
+                "lowered_mac_share": cover.mac_share,
+                "lowered_layer_share": cover.layer_share,
+                "coverage": cover.text(),
             }
         )
     return rows
@@ -141,6 +151,10 @@ def layer_rows(runs: Sequence[Run]) -> list[dict]:
                     "index": i,
                     "name": c.name,
                     "op": c.op,
+                    "layer_precision": (
+                        r.layer_precisions[i] if i < len(r.layer_precisions) else ""
+                    ),
+                    "ran": c.ran,
                     "group": g,
                     "macs": c.macs,
                     "cycles": c.cycles,

@@ -44,6 +44,7 @@ _MAC_ENERGY_KEY = {
     "w8a4": "int8_mac",
     "w8a8": "int8_mac",
     "w16a16": "int16_mac",
+    "w8a16": "int16_mac",  # the 16-bit kernel (int8 weights widened when packed)
     "fp16": "fp16_fma",
     "fp32": "fp32_fma",
 }
