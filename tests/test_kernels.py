@@ -406,13 +406,14 @@ def test_kernel_record_loop_nest_and_instruction_mix():
     layer = lower_node(q, q.node("features.2.conv.0.0"), t)  # 1x1, 16 -> 96, 16x16
     k = cg.compile_layer(layer, t)
     loops = {lp.name: lp for lp in k.all_loops()}
+    # the int8 register tile: 4 pixels x 16 channels (4 sdot blocks of 4)
     assert [loops[n].extent for n in ("n", "oh", "ow.o", "ow.i", "oc.o", "oc.i")] == [
         1,
         16,
         4,
         4,
-        12,
-        2,
+        6,
+        4,
     ]
     assert loops["oc.i"].intrinsic == "sdot" and loops["oc.i"].kind == "unrolled"
     # one sdot per (pixel, 4 output channels, 4 input channels): 16*16 * 96/4 * 16/4
