@@ -260,9 +260,11 @@ def test_lowered_layer_record():
     w = q.constants[node.inputs[1]].astype(np.int64).reshape(16, -1)
     zp = q.tensors[node.inputs[0]].quant.zero_point[0]
     np.testing.assert_array_equal(packed["bias"], q.constants[node.inputs[2]] - zp * w.sum(axis=1))
-    # depthwise: its own compute, channels innermost (the vector axis)
+    # depthwise: its own compute, channels innermost (the vector axis); int8 taps paired
+    # along kw (recipe pair_taps), the odd third column with a zero fourth
     dw = lower_node(q, q.node("features.1.conv.0.0"), load_target("cortex-a76"))
-    assert dw.op_class == "depthwise_conv2d" and dw.args[1].shape == (3, 3, 32)
+    assert dw.op_class == "depthwise_conv2d" and dw.args[1].shape == (3, 4, 32)
+    assert dw.signature["pair_taps"] and not dw.pack_inputs(values)["w"][:, 3].any()
     assert "c.v" in dw.schedule.vectorized and dw.schedule.intrinsic is None
 
 
