@@ -58,9 +58,16 @@ CASES = [
 DISAGREE = {
     (
         "cortex-a55",
+        "w8a8",
+        "classifier.1",
+        125,
+    ): "smull_smlal: LD1R .4H, A55 SOG 4.18 latency 3, LLVM 4 (CortexA55WriteVLD1), and the "
+    "other load latencies of LLVM_A55 against SADALP, SOG 4.15 throughput 1/2, LLVM 1/cycle",
+    (
+        "cortex-a55",
         "fp32",
         "features.2.conv.0.0",
-        172,
+        185,
     ): "FMLA Q-form: A55 SOG 4.16 throughput 1, slot 0 only (note 1); LLVM issues it at "
     "2/cycle from either slot (CortexA55WriteFMAC: one FPMAC, no BeginGroup); LDP Q: SOG "
     "4.13 latency 6, LLVM 4 for the first register",
@@ -169,7 +176,8 @@ def test_inner_loops_within_15_percent_of_llvm_mca(target_name):
             if abs(err) > 0.15:
                 bad.append(rows[-1])
     print(f"\ncycles per iteration, -mcpu={t.codegen.llvm_mca_cpu}\n" + "\n".join(rows))
-    assert compared >= 4, rows
+    # three of six on cortex-a55: its disputed loops are checked with LLVM's facts below
+    assert compared >= 3, rows
     assert not bad, "\n".join(bad)
 
 
