@@ -367,17 +367,17 @@ def test_changing_a_recipe_value_changes_code_and_loop_nest(tmp_path):
     t = load_target("cortex-a76")
     node = q.node("layer2.0.conv1")
     base = open(recipes_for(t).path).read()
-    assert 'tile: {ow: "<=4", oc: "<=8"}' in base
+    assert 'tile: {ow: "<=4", oc: "<=16"}' in base
     path = tmp_path / "cpu-simd.yaml"
-    path.write_text(base.replace('tile: {ow: "<=4", oc: "<=8"}', "tile: {ow: 2, oc: 16}", 1))
+    path.write_text(base.replace('tile: {ow: "<=4", oc: "<=16"}', "tile: {ow: 2, oc: 8}", 1))
     a = cg.compile_layer(lower_node(q, node, t), t)
     b = cg.compile_layer(lower_node(q, node, t, schedules=str(path)), t)
     assert a.key != b.key
     assert Path(a.asm_path).read_text() != Path(b.asm_path).read_text()
     ea, eb = ({lp.name: lp.extent for lp in k.all_loops()} for k in (a, b))
-    assert (ea["ow.i"], ea["oc.i"]) == (4, 2)  # 4 pixels x 2 sdot blocks of 4 channels
-    assert (eb["ow.i"], eb["oc.i"]) == (2, 4)
-    assert b.schedule["tiles"] == {"ow": 2, "oc": 16}
+    assert (ea["ow.i"], ea["oc.i"]) == (4, 4)  # 4 pixels x 4 sdot blocks of 4 channels
+    assert (eb["ow.i"], eb["oc.i"]) == (2, 2)
+    assert b.schedule["tiles"] == {"ow": 2, "oc": 8}
     # an unroll list change alone also changes the code
     path.write_text(base.replace("unroll: [ow.i, oc.i, ic.v]", "unroll: []", 1))
     c = cg.compile_layer(lower_node(q, node, t, schedules=str(path)), t)
@@ -401,8 +401,8 @@ def test_kernel_record_loop_nest_and_instruction_mix():
         16,
         4,
         4,
-        12,
-        2,
+        6,
+        4,
     ]
     assert loops["oc.i"].intrinsic == "sdot" and loops["oc.i"].kind == "unrolled"
     # one sdot per (pixel, 4 output channels, 4 input channels): 16*16 * 96/4 * 16/4

@@ -290,8 +290,8 @@ def test_intrinsic_per_target_comes_from_the_table():
     }
     assert chosen == {
         "cortex-a76": "sdot",
-        "cortex-a55": "smull_sadalp",
-        "kryo280": "smull_sadalp",
+        "cortex-a55": "smull_smlal",  # restricted-range weights: Appendix B pairing
+        "kryo280": "smull_smlal",
         "hvx-v68": "vrmpy",
         "host": None,
     }
@@ -315,7 +315,7 @@ def test_non_dividing_tile_is_an_error_naming_file_key_and_layer(tmp_path):
     path.write_text(
         open(recipes_for(load_target("cortex-a76")).path)
         .read()
-        .replace('tile: {ow: "<=4", oc: "<=8"}', "tile: {ow: 2, oc: 12}", 1)
+        .replace('tile: {ow: "<=4", oc: "<=16"}', "tile: {ow: 2, oc: 12}", 1)
     )
     with pytest.raises(RecipeError) as err:
         lower_node(q, q.node("features.1.conv.1"), load_target("cortex-a76"), schedules=str(path))
