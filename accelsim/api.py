@@ -29,7 +29,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +44,7 @@ from accelsim.model.graph import Graph
 if TYPE_CHECKING:  # annotations only: these stages load lazily
     import pandas as pd
 
+    from accelsim.dse.tune import TuneResult
     from accelsim.quant.ptq import CalibrationData
     from accelsim.report import ReportResult
 
@@ -52,7 +53,8 @@ TargetLike = str | os.PathLike | Target
 PrecisionLike = str | Precision
 # Progress: a factory the caller gives, called with (total items, description) when a long step
 # starts; it returns `update(done)` (the CLI passes tqdm bars).
-Progress = Callable[[int, str], Callable[[int], None]] | None
+# progress(total, desc[, unit=...]) -> update(done); `unit` names what is counted (sweeps: points)
+Progress = Callable[..., Callable[[int], None]] | None
 
 
 def _bar(progress: Progress, total: int, desc: str) -> Callable[[int], None] | None:
@@ -287,28 +289,55 @@ def prepared(
     input_size: int | None = None,
     calib_samples: int = 1,
     progress: Progress = None,
+    cost_only: bool = False,
     **quantize_options: Any,
 ) -> tuple[Graph, Target, Precision, str]:
     """The graph, target and precision to compile, verify or cost, every check before any work:
     a float model is quantized at `precision_` (`quantize_options` as `quantize` takes them;
     without `data`, `calib_samples` seeded random samples: code and cost do not depend on
     calibrated ranges, and results say so); a stored-integer model runs as stored.
-    Returns (graph, target, precision, calibration-data description)."""
+    `cost_only` (simulate): quantized without calibration, as costs do not depend on the
+    calibrated ranges. Returns (graph, target, precision, calibration-data description)."""
     t = target(target_)
     asked = _api_precision(precision_, "precision") if precision_ is not None else None
     graph = load_model(model, input_size)
     if graph.is_quantized:
         stored = as_stored(graph, asked)
         t.check_precision(stored)
+        _check_layers(graph, t, stored)
         source = str(graph.metadata.get("calibration_data") or "stored in the model")
         return graph, t, stored, source
     if asked is None:
         raise InputError(f"model '{graph.name}' is a float model: give a precision (e.g. w8a8)")
     t.check_precision(asked)
+    if cost_only and not quantize_options:
+        # costs do not depend on calibrated ranges: no activation is allocated
+        from accelsim.quant.ptq import quantize_for_cost
+
+        res = quantize_for_cost(graph, asked)
+        _check_layers(res.graph, t, asked)
+        return res.graph, t, asked, str(res.graph.metadata["calibration_data"])
     if quantize_options.get("data") is None:
         quantize_options["data"] = random_calibration(graph, calib_samples)
     q = quantize(graph, asked, progress=progress, **quantize_options)
+    _check_layers(q.graph, t, q.precision)
     return q.graph, t, q.precision, q.calibration_data
+
+
+def _check_layers(graph: Graph, t: Target, default: Precision) -> None:
+    """Every integer layer of a (mixed-precision) graph at a precision the target runs: a
+    per-layer override it cannot run is an error, never dropped silently (float layers run where
+    the target's back end puts them)."""
+    from accelsim.core.target import TargetError
+    from accelsim.model.quantization import layer_precision
+
+    for node in graph.nodes:
+        p = layer_precision(graph, node, default)
+        if not p.is_float and not t.supports(p):
+            raise TargetError(
+                f"layer '{node.name}' of model '{graph.name}' computes at {p.name}, which "
+                f"target '{t.name}' ({t.path}) cannot run; it supports {', '.join(t.precisions())}"
+            )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -545,7 +574,7 @@ def simulate(
     graph = load_model(model, input_size)
     runs = []
     for p in plist:
-        q, _, prec, source = prepared(graph, t, p)
+        q, _, prec, source = prepared(graph, t, p, cost_only=True)
         costs = _simulate(q, t, prec, fidelity)
         runs.append(SimulationRun(graph.name, t.name, prec, label, source, tuple(costs)))
     return SimulationResult(tuple(runs))
@@ -661,13 +690,15 @@ def sweep(
     fidelity: str = "analytic",
     workers: int | None = None,
     scheduler: str | None = None,
+    objectives: Sequence[str] = ("latency_s", "energy_j"),
+    accuracy_samples: int = 0,
     out: str | os.PathLike | None = None,
     progress: Progress = None,
 ) -> SweepOutcome:
     """A design-space sweep over target parameters and precisions, with the Pareto front.
     `grid` maps a parameter to its values (e.g. {"lanes": [16, 32], "precision": ["w4a4",
     "w8a8"]}). With `out`, the CSV, JSON and plot files are written there."""
-    from accelsim.dse.sweep import SweepSpec, run_sweep, validate, write_outputs
+    from accelsim.dse.sweep import SweepSpec, plan, run_sweep, write_outputs
 
     names = (models,) if isinstance(models, str) else tuple(models)
     spec = SweepSpec(
@@ -678,11 +709,13 @@ def sweep(
         seed,
         input_size,
         fidelity,
+        tuple(objectives),
+        accuracy_samples=accuracy_samples,
     )
-    points = validate(spec)  # all errors before any work
+    checked = plan(spec)  # all errors before any work
     start = time.perf_counter()
-    bar = _bar(progress, len(points), "sweep")
-    result = run_sweep(spec, workers=workers, scheduler=scheduler, progress=bar)
+    bar = progress(len(checked), "sweep", unit="points") if progress else None
+    result = run_sweep(spec, workers=workers, scheduler=scheduler, progress=bar, plan_=checked)
     files = tuple(write_outputs(result, Path(out))) if out is not None else ()
     return SweepOutcome(
         result.rows,
@@ -728,6 +761,61 @@ def report(
     return generate_report(spec, plan)
 
 
+def tune(
+    model: ModelLike,
+    targets: TargetLike | Sequence[TargetLike],
+    *,
+    calibration: Any,
+    x_val: np.ndarray,
+    metric: Any = None,
+    labels: np.ndarray | None = None,
+    precision: PrecisionLike = "w8a8",
+    high: PrecisionLike = "fp32",
+    calibrators: Sequence[str] | None = None,
+    max_drop: float = 0.01,
+    min_score: float | None = None,
+    fidelity: str | None = "analytic",
+    sensitivity_samples: int | None = None,
+    input_size: int | None = None,
+    log: Callable[[str], None] | None = None,
+) -> TuneResult:
+    """Wu et al.'s workflow on a float model (`accelsim.dse.tune`): pick the calibrator that
+    scores best on `x_val`, then move the most sensitive layers to `high` until the score is
+    within `max_drop` of float; every step costed on `targets`. The score is `metric` (an
+    `accelsim.quant.metrics.Metric`, or any callable of the model's scores returning a number,
+    higher better), else top-1 against `labels`, else the output SNR against float (dB; give
+    the budget as `min_score`, the least SNR accepted).
+    `calibration` is what `quantize` takes as `data` (an array of samples, a `.npy` path or
+    `CalibrationData`)."""
+    from accelsim.dse.tune import DEFAULT_CALIBRATORS
+    from accelsim.dse.tune import tune as _tune
+    from accelsim.quant import metrics
+    from accelsim.quant.tasks import array_task
+
+    graph = load_model(model, input_size=input_size)
+    data = _calibration(graph, calibration)
+    task = array_task(graph, data, x_val, labels if metric is None else None)
+    if metric is not None:
+        m = metric if isinstance(metric, metrics.Metric) else metrics.Custom(metric)
+        task = replace(task, metric=m)
+    names = [targets] if isinstance(targets, (str, os.PathLike, Target)) else list(targets)
+    return _tune(
+        graph,
+        task.calibration,
+        task.x_val,
+        task.metric,
+        precision=precision,
+        calibrators=tuple(calibrators) if calibrators else DEFAULT_CALIBRATORS,
+        max_drop=max_drop,
+        min_score=min_score,
+        high=high,
+        targets=[target(t) for t in names],
+        fidelity=fidelity,
+        sensitivity_samples=sensitivity_samples,
+        log=log,
+    )
+
+
 __all__ = [
     "CompileResult",
     "as_stored",
@@ -749,5 +837,6 @@ __all__ = [
     "simulate",
     "sweep",
     "target",
+    "tune",
     "verify",
 ]

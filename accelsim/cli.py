@@ -6,7 +6,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
+import traceback
+import warnings
 from collections.abc import Sequence
 
 from accelsim.core.errors import AccelsimError, InputError
@@ -18,15 +21,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
     rows = []
     for name in zoo.MODELS:
-        g = zoo.build(name)
-        rows.append(
-            {
-                "name": name,
-                "params": g.params(),
-                "macs": g.macs(),
-                "input_shape": list(g.tensors[g.inputs[0]].shape),
-            }
-        )
+        params, macs, shape = zoo.summary(name)
+        rows.append({"name": name, "params": params, "macs": macs, "input_shape": list(shape)})
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -60,15 +56,18 @@ def _cmd_targets(args: argparse.Namespace) -> int:
             )
         )
         return 0
+    w = max([len(t.name) for t in targets] + [6]) + 2  # the longest name sets the column
+    k = max([len(t.kind) for t in targets] + [4]) + 2
     print(
-        f"{'target':<12}{'kind':<10}{'vector':>8}  {'precisions (native; emulated*)':<50}description"
+        f"{'target':<{w}}{'kind':<{k}}{'vector':>7}  {'precisions (native; emulated*)':<50}description"
     )
     for t in targets:
         precs = ", ".join(
             list(t.codegen.native)
             + [p + "*" for p in t.codegen.emulation if p not in t.codegen.native]
         )
-        print(f"{t.name:<12}{t.kind:<10}{t.codegen.vector_bits:>7}b  {precs:<50}{t.description}")
+        vb = f"{t.codegen.vector_bits}b"
+        print(f"{t.name:<{w}}{t.kind:<{k}}{vb:>7}  {precs:<50}{t.description}")
     return 0
 
 
@@ -85,7 +84,7 @@ def _bars():
     from accelsim.core.progress import progress_bar
 
     with contextlib.ExitStack() as stack:
-        yield lambda total, desc: stack.enter_context(progress_bar(total, desc))
+        yield lambda total, desc, unit="it": stack.enter_context(progress_bar(total, desc, unit))
 
 
 def _print_costs(run) -> None:
@@ -105,8 +104,20 @@ def _print_costs(run) -> None:
     )
 
 
+def _check_outputs(args: argparse.Namespace, **options: bool) -> None:
+    """Every output option (attribute -> is a directory) checked before any work."""
+    from accelsim.core.fsutil import check_output
+
+    for attr, is_dir in options.items():
+        value = getattr(args, attr, None)
+        if value:
+            check_output(value, "--" + attr.replace("_", "-"), InputError, directory=is_dir)
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from accelsim import api
+
+    _check_outputs(args, json=False)
 
     result = api.simulate(
         args.model, args.target, args.precision, fidelity=args.fidelity, input_size=args.input_size
@@ -151,6 +162,8 @@ def _print_measurement(m) -> None:
 def _cmd_measure(args: argparse.Namespace) -> int:
     from accelsim import api
 
+    _check_outputs(args, json=False)
+
     with _bars() as progress:
         results = api.measure(
             args.model,
@@ -171,6 +184,8 @@ def _cmd_measure(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from accelsim import api
+
+    _check_outputs(args, out=True)
 
     result = api.report(
         args.model or (),
@@ -198,6 +213,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from accelsim import api
     from accelsim.dse.sweep import load_grid_yaml, parse_grid_args
 
+    _check_outputs(args, out=True)
+
     grid, sample, seed = ({}, args.sample, args.seed)
     if args.config:
         grid, file_sample, seed = load_grid_yaml(args.config)
@@ -215,6 +232,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             fidelity=args.fidelity,
             workers=args.workers,
             scheduler=args.scheduler,
+            objectives=tuple(o.strip() for o in args.objectives.split(",") if o.strip()),
+            accuracy_samples=args.accuracy_samples,
             out=args.out,
             progress=progress,
         )
@@ -245,6 +264,7 @@ def _cmd_mixed_search(args: argparse.Namespace) -> int:
     from accelsim.model.loader import load_model
     from accelsim.quant import calibdata
 
+    _check_outputs(args, out=True)
     target = load_target(args.target)  # every check before any work
     candidates = parse_precision_list(args.precisions, "--precisions")
     budget = AccuracyBudget(max_drop=args.max_drop, min_snr_db=args.min_snr_db)
@@ -293,13 +313,22 @@ def _cmd_mixed_search(args: argparse.Namespace) -> int:
     return 0 if result.met else 1
 
 
+def _target_and_model(args: argparse.Namespace, calib_random: int):
+    """compile / verify: the target and the model (quantized when --precision asks), every
+    check before any work."""
+    from accelsim import api
+
+    t = api.target(args.target)
+    if args.precision:
+        t.check_precision(api.precision(args.precision, "--precision"))
+    return t, _quantized(args, calib_random=calib_random, input_size=args.input_size)
+
+
 def _cmd_compile(args: argparse.Namespace) -> int:
     from accelsim import api
 
-    t = api.target(args.target)  # every check before any work
-    if args.precision:
-        t.check_precision(api.precision(args.precision, "--precision"))
-    graph = _quantized(args, calib_random=1, input_size=args.input_size)
+    _check_outputs(args, out=True)
+    t, graph = _target_and_model(args, calib_random=1)
     with _bars() as progress:
         done = api.compile(graph, t, args.precision, args.out, progress=progress)
     print(
@@ -313,10 +342,8 @@ def _cmd_compile(args: argparse.Namespace) -> int:
 def _cmd_verify(args: argparse.Namespace) -> int:
     from accelsim import api
 
-    t = api.target(args.target)  # every check before any work
-    if args.precision:
-        t.check_precision(api.precision(args.precision, "--precision"))
-    graph = _quantized(args, calib_random=2, input_size=args.input_size)
+    _check_outputs(args, json=False)
+    t, graph = _target_and_model(args, calib_random=2)
     with _bars() as progress:
         result = api.verify(graph, t, args.precision, seed=args.seed, progress=progress)
     for c in result.layers:
@@ -368,7 +395,7 @@ def _add_quant_args(p: argparse.ArgumentParser, required: bool) -> None:
     src.add_argument(
         "--calib-random",
         metavar="N",
-        type=int,
+        type=_positive,
         help="N seeded random inputs (timing studies only; labelled in outputs)",
     )
     src.add_argument(
@@ -427,8 +454,79 @@ def _quantized(
         ).graph
 
 
+def _cmd_tune(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from accelsim import api
+    from accelsim.core.errors import InputError
+    from accelsim.core.fsutil import read_numpy
+    from accelsim.dse.tune import DEFAULT_CALIBRATORS, format_result, tune, write_outputs
+    from accelsim.quant import calibdata, tasks
+
+    _check_outputs(args, out=True)
+    targets = [api.target(t) for t in args.target.split(",")]  # every check before any work
+    p, high = api.precision(args.precision, "--precision"), api.precision(args.high, "--high")
+    calibrators = [c.strip() for c in args.calibrators.split(",")] if args.calibrators else []
+    from accelsim.quant.calibrate import make_calibrator
+
+    for c in calibrators:  # a typo costs one line, before the data is read
+        make_calibrator(c)
+    labelled = args.dataset is not None or args.val_labels is not None
+    if not labelled and args.min_snr_db is None:
+        raise InputError(
+            "tune without labels scores the output SNR against float: give the budget as "
+            "--min-snr-db DB (or labels: --val-labels Y.npy, or --dataset text)"
+        )
+    if labelled and args.min_snr_db is not None:
+        raise InputError("--min-snr-db is the budget without labels; with labels use --max-drop")
+    graph = api.load_model(args.model, input_size=args.input_size)
+    if graph.is_quantized:
+        raise InputError(f"{args.model}: tune starts from a float model, found a quantized one")
+    if args.dataset is not None:
+        if args.dataset != "text":
+            raise InputError(f"--dataset {args.dataset}: expected text (rendered text lines)")
+        task = tasks.text_task(args.model, args.calib_n, args.val_n, seed=args.seed)
+    else:
+        if not (args.calib_data and args.val_data):
+            raise InputError(
+                "tune needs data: --dataset text (packaged OCR models), or --calib-data X.npy "
+                "and --val-data X.npy (with --val-labels Y.npy for top-1, else output SNR)"
+            )
+        data = calibdata.from_npy(args.calib_data, graph)
+        x_val = np.concatenate(calibdata.from_npy(args.val_data, graph).samples)
+        labels = None
+        if args.val_labels:
+            labels = read_numpy(args.val_labels, f"--val-labels {args.val_labels}", InputError)
+            if not isinstance(labels, np.ndarray):
+                raise InputError(f"--val-labels {args.val_labels}: expected a .npy array")
+        task = tasks.array_task(graph, data, x_val, labels, f"--val-data {args.val_data}")
+    per_unit = task.points_per_unit
+    print(f"data: {task.description}", file=sys.stderr)
+    result = tune(
+        graph,
+        task.calibration,
+        task.x_val,
+        task.metric,
+        precision=p,
+        calibrators=tuple(calibrators) or DEFAULT_CALIBRATORS,
+        max_drop=args.max_drop / per_unit,
+        min_score=args.min_snr_db,
+        high=high,
+        targets=targets,
+        fidelity=args.fidelity,
+        sensitivity_samples=args.sensitivity_samples,
+        log=lambda m: print(m, file=sys.stderr),
+    )
+    print(format_result(result, per_unit))
+    for f in write_outputs(result, args.out):
+        print(f"  {f}")
+    return 0 if result.met else 1
+
+
 def _cmd_quantize(args: argparse.Namespace) -> int:
     from accelsim.model.onnx_export import export_onnx
+
+    _check_outputs(args, out=False)
 
     graph = _quantized(args, allow_stored=False)
     export_onnx(graph, args.out)
@@ -441,6 +539,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from accelsim.ref.executor import run
 
     check_output_path(args.output)  # before any work, so a typo costs nothing
+    _check_outputs(args, output=False)
+    if args.allow_nonfinite:
+        return _run_allowing_nonfinite(args)
     graph = _quantized(args)
     if args.input:
         feeds = load_inputs(args.input, graph)
@@ -456,15 +557,74 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_allowing_nonfinite(args: argparse.Namespace) -> int:
+    """`run --allow-nonfinite`: NaN and infinity pass the boundary, for float runs only (an
+    integer network has no value for them)."""
+    from accelsim import api
+    from accelsim.core.fsutil import ALLOW_NONFINITE
+
+    if args.precision is not None and not api.precision(args.precision, "--precision").is_float:
+        raise InputError(
+            f"--allow-nonfinite: applies to float runs; --precision {args.precision} quantizes"
+        )
+    token = ALLOW_NONFINITE.set(True)
+    try:
+        graph = api.load_model(args.model, None)
+        if graph.is_quantized:
+            raise InputError(
+                f"--allow-nonfinite: applies to float runs; model {args.model} is quantized"
+            )
+        args.allow_nonfinite = False
+        return _cmd_run(args)
+    finally:
+        ALLOW_NONFINITE.reset(token)
+
+
 def _add_model_target(p: argparse.ArgumentParser, input_size: bool = True) -> None:
     p.add_argument("model", help="zoo name or a model file (.onnx, .tflite)")
     p.add_argument("--target", required=True, help="shipped target name or a target .yaml")
     if input_size:
-        p.add_argument("--input-size", type=int, help="zoo models: spatial input size")
+        p.add_argument("--input-size", type=_positive, help="zoo models: spatial input size")
+
+
+def _int_at_least(low: int, what: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, found {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected {what}, found {value}")
+        return value
+
+    return parse
+
+
+_positive = _int_at_least(1, "a positive integer")
+_natural = _int_at_least(0, "an integer >= 0")
+
+
+def _finite(text: str) -> float:
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, found {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, found {text!r}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """A usage error is one line, like every other user error (`--help` shows the usage)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"accelsim: error: {self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="accelsim",
         description="What does a quantized neural network cost on a given piece of hardware, "
         "at a given precision?",
@@ -498,7 +658,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write quantized outputs as float (scale * (q - zero_point))",
     )
-    r.add_argument("--seed", type=int, default=0, help="seed of the random input (default 0)")
+    r.add_argument("--seed", type=_natural, default=0, help="seed of the random input (default 0)")
+    r.add_argument(
+        "--allow-nonfinite",
+        action="store_true",
+        help="let NaN and infinity in inputs and weights through (float runs only)",
+    )
     _add_quant_args(r, required=False)
     r.set_defaults(func=_cmd_run)
 
@@ -520,7 +685,7 @@ def build_parser() -> argparse.ArgumentParser:
         "reference executor",
     )
     _add_model_target(v)
-    v.add_argument("--seed", type=int, default=0, help="seed of the random model input")
+    v.add_argument("--seed", type=_natural, default=0, help="seed of the random model input")
     v.add_argument("--json", metavar="PATH", help="write {mismatches, elements, layers} as JSON")
     _add_quant_args(v, required=False)
     v.set_defaults(func=_cmd_verify)
@@ -539,7 +704,7 @@ def build_parser() -> argparse.ArgumentParser:
         "analytic: operator shapes and the target's documented numbers, no "
         "compilation (default: analytic on CPU/DSP, codegen on accelerators)",
     )
-    s.add_argument("--input-size", type=int, help="zoo models: spatial input size")
+    s.add_argument("--input-size", type=_positive, help="zoo models: spatial input size")
     s.add_argument("--json", metavar="PATH", help="write the results as JSON")
     s.set_defaults(func=_cmd_simulate)
 
@@ -559,14 +724,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--precision",
         help="comma-separated, e.g. fp32,w8a8 (a model with stored quantization: as stored)",
     )
-    me.add_argument("--input-size", type=int, help="zoo models: spatial input size")
+    me.add_argument("--input-size", type=_positive, help="zoo models: spatial input size")
     me.add_argument(
         "--repeat",
-        type=int,
+        type=_positive,
         default=10,
         help="timed whole-network passes; a layer's time is the median (default 10)",
     )
-    me.add_argument("--warmup", type=int, default=2, help="untimed passes first (default 2)")
+    me.add_argument("--warmup", type=_natural, default=2, help="untimed passes first (default 2)")
     me.add_argument(
         "--statistic",
         choices=["median", "min"],
@@ -611,7 +776,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="P1,P2",
         help="comma-separated (default: every precision each target supports)",
     )
-    rp.add_argument("--input-size", type=int, help="zoo models: spatial input size")
+    rp.add_argument("--input-size", type=_positive, help="zoo models: spatial input size")
     rp.add_argument("--name", default="default", help="report name (default 'default')")
     rp.add_argument("--out", metavar="DIR", help="output directory (default reports/NAME/)")
     rp.add_argument(
@@ -633,23 +798,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     w = sub.add_parser(
         "sweep",
-        help="design-space sweep over accelerator parameters and precisions, with Pareto fronts",
+        help="design-space sweep over target fields and precisions (any kind of target), with "
+        "Pareto fronts and an interactive page",
     )
     w.add_argument("--model", action="append", help="zoo model (repeatable; default mobilenet_v2)")
-    w.add_argument("--target", default="simd-accel", help="base accelerator (default simd-accel)")
+    w.add_argument(
+        "--target", default="simd-accel", help="base target (default simd-accel): any kind"
+    )
     w.add_argument(
         "--grid",
         action="append",
         metavar="KEY=V1,V2",
-        help="a grid axis, e.g. lanes=16,32,64 or precision=w4a4,w8a8 (repeatable)",
+        help="a grid axis (repeatable): accelerator parameters (lanes=16,32,64), target-file "
+        "fields as dotted paths (timing.pipes.vector=1,2, memory.levels.L2.size_bytes=262144, "
+        "codegen.features=+dotprod,-dotprod, timing.hardware_threads=2,3,4) or "
+        "precision=w4a4,w8a8",
     )
     w.add_argument(
         "--config", metavar="SWEEP.yaml", help="grid from a YAML file (grid:, sample:, seed:)"
     )
-    w.add_argument("--sample", type=int, help="evaluate a seeded random sample of N grid points")
-    w.add_argument("--seed", type=int, default=0)
-    w.add_argument("--input-size", type=int, help="zoo models: spatial input size")
-    w.add_argument("--workers", type=int, help="local processes (default: all cores)")
+    w.add_argument(
+        "--sample", type=_positive, help="evaluate a seeded random sample of N grid points"
+    )
+    w.add_argument("--seed", type=_natural, default=0)
+    w.add_argument("--input-size", type=_positive, help="zoo models: spatial input size")
+    w.add_argument("--workers", type=_positive, help="local processes (default: all cores)")
     w.add_argument("--scheduler", metavar="ADDRESS", help="run on a Dask cluster (dask extra)")
     w.add_argument(
         "--fidelity",
@@ -658,6 +831,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="analytic (default: shapes + recipe, milliseconds per point) or codegen "
         "(TVM-compiled programs on the instruction-level simulator, seconds per "
         "point); cached separately",
+    )
+    w.add_argument(
+        "--objectives",
+        default="latency_s,energy_j",
+        help="the Pareto front's objectives, a subset of latency_s, energy_j, area_mm2, "
+        "accuracy_noise",
+    )
+    w.add_argument(
+        "--accuracy-samples",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add accuracy_noise per model and precision: the output noise ratio predicted "
+        "from per-layer sensitivities on N seeded random inputs (slow at full input size)",
     )
     w.add_argument("--out", required=True, metavar="DIR")
     w.set_defaults(func=_cmd_sweep)
@@ -678,14 +865,14 @@ def build_parser() -> argparse.ArgumentParser:
     ms.add_argument("--objective", default="latency", help="latency or energy (default latency)")
     ms.add_argument(
         "--max-drop",
-        type=float,
+        type=_finite,
         default=1.0,
         help="top-1 budget: at most this many percentage points below float "
         "(default 1.0; needs --calib-dataset)",
     )
     ms.add_argument(
         "--min-snr-db",
-        type=float,
+        type=_finite,
         help="budget as output SNR against float in dB instead (no labels needed)",
     )
     msrc = ms.add_mutually_exclusive_group()
@@ -699,12 +886,12 @@ def build_parser() -> argparse.ArgumentParser:
     msrc.add_argument(
         "--calib-random",
         metavar="N",
-        type=int,
+        type=_positive,
         help="N seeded random inputs (SNR budget; default 32)",
     )
     ms.add_argument(
         "--train-epochs",
-        type=int,
+        type=_natural,
         default=0,
         help="first train the float model this many epochs on the digits training "
         "split (zoo models have random weights; the accuracy study uses 20)",
@@ -722,8 +909,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="cost fidelity (default: analytic on CPU/DSP, the instruction-level "
         "simulator on accelerators)",
     )
-    ms.add_argument("--input-size", type=int, help="zoo models: spatial input size")
-    ms.add_argument("--seed", type=int, default=0, help="data and training seed (default 0)")
+    ms.add_argument("--input-size", type=_positive, help="zoo models: spatial input size")
+    ms.add_argument("--seed", type=_natural, default=0, help="data and training seed (default 0)")
     ms.add_argument(
         "--out",
         required=True,
@@ -731,6 +918,75 @@ def build_parser() -> argparse.ArgumentParser:
         help="writes MODEL_TARGET_OBJECTIVE_mixed.yaml (for --mixed) and ..._mixed_search.json",
     )
     ms.set_defaults(func=_cmd_mixed_search)
+
+    tu = sub.add_parser(
+        "tune",
+        help="Wu et al.'s workflow on a float model: the best calibrator on validation "
+        "data, then the most sensitive layers kept high until the accuracy budget holds, "
+        "every step costed",
+    )
+    tu.add_argument("model", help="zoo name, packaged model (ppocr_cls, ppocr_rec) or float file")
+    tu.add_argument(
+        "--target", required=True, help="target(s) each step is costed on, comma-separated"
+    )
+    tu.add_argument("--precision", default="w8a8", help="the quantized precision (default w8a8)")
+    tu.add_argument(
+        "--high",
+        default="fp32",
+        help="precision of the layers kept high: fp32 (partial quantization, default) or a "
+        "16-bit one such as w16a16",
+    )
+    tu.add_argument(
+        "--calibrators",
+        help="calibrators tried, comma-separated (default minmax,percentile:99.99,"
+        "percentile:99.999,entropy,mse)",
+    )
+    tu.add_argument(
+        "--max-drop",
+        type=_finite,
+        default=1.0,
+        help="budget below float: percentage points of the metric (dB for the SNR metric); "
+        "default 1.0",
+    )
+    tu.add_argument(
+        "--min-snr-db",
+        type=_finite,
+        help="budget without labels: output SNR against float of at least this many dB",
+    )
+    tu.add_argument(
+        "--dataset",
+        help="labelled data the project renders: text (the packaged OCR models: orientation "
+        "top-1 for ppocr_cls, CTC exact match for ppocr_rec)",
+    )
+    tu.add_argument("--calib-n", type=_positive, default=64, help="--dataset: calibration samples")
+    tu.add_argument("--val-n", type=_positive, default=96, help="--dataset: validation samples")
+    tu.add_argument("--calib-data", metavar="X.npy", help="calibration inputs (N, *input[1:])")
+    tu.add_argument("--val-data", metavar="X.npy", help="validation inputs (N, *input[1:])")
+    tu.add_argument(
+        "--val-labels",
+        metavar="Y.npy",
+        help="N integer class labels: the metric is top-1 (without: output SNR against float)",
+    )
+    tu.add_argument(
+        "--sensitivity-samples",
+        type=_positive,
+        help="validation samples the per-layer sensitivity is measured on (default: all)",
+    )
+    tu.add_argument(
+        "--fidelity",
+        choices=["codegen", "analytic"],
+        default="analytic",
+        help="cost fidelity (default analytic)",
+    )
+    tu.add_argument("--input-size", type=_positive, help="zoo models: spatial input size")
+    tu.add_argument("--seed", type=_natural, default=0, help="data seed (default 0)")
+    tu.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="writes MODEL_tune.json (every step) and MODEL_tune_mixed.yaml (for --mixed)",
+    )
+    tu.set_defaults(func=_cmd_tune)
 
     q = sub.add_parser("quantize", help="post-training quantization to a QDQ ONNX model")
     q.add_argument("model", help="zoo name or a float .onnx file")
@@ -740,17 +996,89 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _quiet_stdout() -> None:
+    """After a closed pipe (`accelsim ... | head`): point stdout at /dev/null so that the
+    interpreter's flush at exit does not fail a second time."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
+def _os_error_line(exc: OSError) -> str:
+    from accelsim.core.fsutil import os_problem
+
+    if exc.filename is None:
+        return os_problem(exc)
+    return f"{exc.filename}: {os_problem(exc)}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """The error boundary: a user's mistake (an `AccelsimError`, or an OS error their paths or
+    disks cause) is one line on stderr and exit 2; anything else is a bug and keeps its
+    traceback."""
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # a usage error (one line, printed) or --help / --version
+        return exc.code if isinstance(exc.code, int) else 2
+    from accelsim.core.cache import new_run
+
+    new_run()
+    shown = warnings.showwarning
+    warnings.showwarning = _show_warning
+    try:
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the boundary
+        return code
     except AccelsimError as exc:
         print(f"accelsim: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("accelsim: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 141  # 128 + SIGPIPE, as a shell reports a process the pipe killed
+    except OSError as exc:
+        from accelsim.core.fsutil import USER_ERRNOS
+
+        if exc.errno not in USER_ERRNOS:
+            return _bug()
+        print(f"accelsim: error: {_os_error_line(exc)}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(
+            "accelsim: error: out of memory (expected a model and inputs that fit; "
+            "ACCELSIM_MAX_TENSOR_BYTES bounds each tensor accelsim allocates)",
+            file=sys.stderr,
+        )
+        return 2
+    except Exception:
+        return _bug()
+    finally:
+        warnings.showwarning = shown
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """accelsim's own warnings as one line (`accelsim: warning: ...`); others as Python shows
+    them."""
+    from accelsim.core.errors import AccelsimWarning
+
+    if issubclass(category, AccelsimWarning):
+        print(f"accelsim: warning: {message}", file=file or sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
+def _bug() -> int:
+    """The exception being handled is accelsim's fault: its traceback, and a request."""
+    traceback.print_exc()
+    print(
+        f"accelsim: internal error (accelsim {__version__}): this is a bug; please report it "
+        f"with the command line and the traceback above",
+        file=sys.stderr,
+    )
+    return 3
 
 
 if __name__ == "__main__":

@@ -37,13 +37,15 @@ for _p in (ROOT, ROOT / "benchmarks"):
 from accelsim.core.fsutil import atomic_write_text  # noqa: E402
 from accelsim.core.precision import parse_precision  # noqa: E402
 from accelsim.model import zoo  # noqa: E402
+from accelsim.model.batch import with_batch  # noqa: E402
 from accelsim.model.graph import Graph  # noqa: E402
 from accelsim.model.ops import op_class  # noqa: E402
 from accelsim.quant.datasets import ImageDataset, load_digits_study  # noqa: E402
+from accelsim.quant.metrics import top1  # noqa: E402
 from accelsim.quant.ptq import CalibrationData, quantize_graph  # noqa: E402
 from accelsim.quant.qat import QATConfig, fake_quant_top1, qat  # noqa: E402
 from accelsim.quant.sensitivity import greedy_mixed_precision, write_result_yaml  # noqa: E402
-from accelsim.quant.train import TrainConfig, top1, train_float, with_batch  # noqa: E402
+from accelsim.quant.train import TrainConfig, train_float  # noqa: E402
 from accelsim.quant.transforms import prepare_for_quantization  # noqa: E402
 
 MODELS = ("digits_cnn", "digits_mobilenet")

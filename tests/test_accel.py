@@ -112,7 +112,7 @@ def test_with_params_changes_only_the_named_values(cfg):
         (dict(out_kb=2.03125), "accelerator.scratchpads.out.banks", "do not divide"),
         (dict(acc_bits=24), "accelerator.accumulator.bits", "need >= 32"),
         (dict(dma_bytes_per_cycle=0), "accelerator.dma.bytes_per_cycle", "must be positive"),
-        (dict(clock_hz=-1.0), "timing.clock_hz", "must be positive"),
+        (dict(clock_hz=-1.0), "timing.clock_hz", "expected a clock in Hz from 1e3 to 1e12"),
         (dict(banana=1), "banana", "unknown parameter"),
     ],
 )

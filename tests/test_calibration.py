@@ -30,6 +30,7 @@ def _quantized(model: str, size: int, precision: str):
         ("cortex-a76", "mobilenet_v1", 32),  # not in the calibration set
         ("cortex-a76", "mobilenet_v2", 32),  # the calibration set
         ("cortex-a55", "mobilenet_v1", 32),
+        ("cortex-a720", "mobilenet_v1", 32),  # SMMLA kernels
         ("hvx-v68", "mobilenet_v1", 32),
     ],
 )

@@ -1,7 +1,7 @@
 """Predicted dynamic instruction / packet counts (accelsim.sim.dyncount) against the counts
 qemu measures running the same kernel object (accelsim.kernels.emulate, count=True).
 
-Per target (cortex-a55, cortex-a76, kryo280, hvx-v62, hvx-v68, hvx-v73) a small w8a8 graph
+Per target (cortex-a53, cortex-a55, cortex-a76, kryo280, hvx-v62, hvx-v68, hvx-v73) a small w8a8 graph
 (3x3 conv 8->16 on 8x8 with pad 1 at stride 1, the same at stride 2, a 3x3 depthwise with pad 1,
 dense 1024->16, the fixed-point softmax of its 16 logits) is lowered and compiled the normal way. The compute function
 (`<symbol>_compute_`, the scheduled loop nest) is compared exactly; TVM's packed-call wrapper
@@ -29,7 +29,18 @@ from accelsim.quant.ptq import quantize_graph
 from accelsim.ref.executor import run
 from accelsim.sim import dyncount
 
-TARGETS = ["cortex-a55", "cortex-a76", "kryo280", "hvx-v62", "hvx-v68", "hvx-v73"]
+TARGETS = [
+    "cortex-a53",
+    "cortex-a55",
+    "cortex-a76",
+    "cortex-a720",
+    "cortex-a520",
+    "neoverse-v2",
+    "kryo280",
+    "hvx-v62",
+    "hvx-v68",
+    "hvx-v73",
+]
 LAYERS = ["conv", "conv_s2", "dw", "fc", "softmax"]
 
 
@@ -92,7 +103,7 @@ def measure(target: str, layer_name: str):
             f"(run scripts/install-system-deps.sh)"
         )
     q, values = quantized()
-    layer = next(L for L in lower_graph(q, t, "w8a8") if L.name == layer_name)
+    layer = next(L for L in lower_graph(q, t) if L.name == layer_name)
     k = cg.compile_layer(layer, t)
     runner = emulate.run_aarch64 if arch == "aarch64" else emulate.run_hexagon
     r = runner(
@@ -274,7 +285,7 @@ def test_loop_summaries_equal_the_full_walk(target):
     give the same executions, block by block, as walking every iteration."""
     t = load_target(target)
     q = medium_layers()
-    for layer in lower_graph(q, t, "w8a8"):
+    for layer in lower_graph(q, t):
         if layer.name not in ("conv", "dw"):
             continue
         k = cg.compile_layer(layer, t)
@@ -327,7 +338,7 @@ def test_full_size_layer_resolves_and_scales():
         )
         graph = g.build()
         q = quantize_graph(graph, parse_precision("w8a8"), calibdata.random(graph, 2)).graph
-        layer = next(L for L in lower_graph(q, t, "w8a8") if L.name == "conv")
+        layer = next(L for L in lower_graph(q, t) if L.name == "conv")
         k = cg.compile_layer(layer, t)
         t0 = time.perf_counter()
         p = dyncount.predict_kernel(k)

@@ -68,7 +68,7 @@ def layer_cost(kind, precision, target, *shape):
 def kernel_of(kind, precision, target, *shape):
     t = load_target(target)
     q = quantized(kind, precision, *shape)
-    layer = next(L for L in lower_graph(q, t, precision) if L.name == kind)
+    layer = next(L for L in lower_graph(q, t) if L.name == kind)
     return layer, cg.compile_layer(layer, t), t
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from accelsim.asm import count_mnemonic
+from accelsim.core.fsutil import safe_name
 from accelsim.core.precision import parse_precision
 from accelsim.core.target import load_target
 from accelsim.kernels import compile as cg
@@ -38,7 +39,7 @@ def contraction_kernels(model: str, target: str, precision: str = "w8a8"):
     """Compiled kernels of every conv2d (not depthwise) and dense layer."""
     q, _ = quantized(model, precision)
     t = load_target(target)
-    layers = [L for L in lower_graph(q, t, precision) if L.op_class in ("conv2d", "dense")]
+    layers = [L for L in lower_graph(q, t) if L.op_class in ("conv2d", "dense")]
     return [(L, cg.compile_layer(L, t)) for L in layers]
 
 
@@ -65,11 +66,19 @@ def test_four_bit_activations_use_sdot_too(precision):
     )
 
 
-def test_no_sdot_on_cortex_a55_but_smull_and_sadalp():
+def test_sdot_on_cortex_a55():
     ks = contraction_kernels("resnet18", "cortex-a55")
+    assert len(ks) == 21
     for L, k in ks:
         asm = Path(k.asm_path).read_text()
-        assert count_mnemonic(asm, "sdot") == 0, L.name
+        assert k.intrinsic == "sdot" and count_mnemonic(asm, "sdot") > 0, L.name
+
+
+def test_no_sdot_on_cortex_a53_but_smull_and_sadalp():
+    ks = contraction_kernels("resnet18", "cortex-a53")
+    for L, k in ks:
+        asm = Path(k.asm_path).read_text()
+        assert count_mnemonic(asm, "sdot") == 0 and count_mnemonic(asm, "smmla") == 0, L.name
         assert count_mnemonic(asm, "smull") > 0 and count_mnemonic(asm, "sadalp") > 0, L.name
 
 
@@ -347,7 +356,7 @@ def test_hvx_int16_depthwise_vmpy_exact_when_sums_leave_int32():
 def test_vmpy_in_int16_depthwise_kernels_on_hvx_where_channels_allow():
     q, _ = quantized("mobilenet_v2", "w16a16")
     t = load_target("hvx-v68")
-    layers = [L for L in lower_graph(q, t, "w16a16") if L.op_class == "depthwise_conv2d"]
+    layers = [L for L in lower_graph(q, t) if L.op_class == "depthwise_conv2d"]
     assert len(layers) == 17
     for L in layers:
         channels = L.args[0].shape[-1]
@@ -367,17 +376,18 @@ def test_changing_a_recipe_value_changes_code_and_loop_nest(tmp_path):
     t = load_target("cortex-a76")
     node = q.node("layer2.0.conv1")
     base = open(recipes_for(t).path).read()
-    assert 'tile: {ow: "<=4", oc: "<=16"}' in base
+    int8_tile = 'tile: {ow: "<=4", oc: "<=16"}'  # the first conv2d recipe: int8
+    assert int8_tile in base
     path = tmp_path / "cpu-simd.yaml"
-    path.write_text(base.replace('tile: {ow: "<=4", oc: "<=16"}', "tile: {ow: 2, oc: 8}", 1))
+    path.write_text(base.replace(int8_tile, "tile: {ow: 2, oc: 16}", 1))
     a = cg.compile_layer(lower_node(q, node, t), t)
     b = cg.compile_layer(lower_node(q, node, t, schedules=str(path)), t)
     assert a.key != b.key
     assert Path(a.asm_path).read_text() != Path(b.asm_path).read_text()
     ea, eb = ({lp.name: lp.extent for lp in k.all_loops()} for k in (a, b))
     assert (ea["ow.i"], ea["oc.i"]) == (4, 4)  # 4 pixels x 4 sdot blocks of 4 channels
-    assert (eb["ow.i"], eb["oc.i"]) == (2, 2)
-    assert b.schedule["tiles"] == {"ow": 2, "oc": 8}
+    assert (eb["ow.i"], eb["oc.i"]) == (2, 4)
+    assert b.schedule["tiles"] == {"ow": 2, "oc": 16}
     # an unroll list change alone also changes the code
     path.write_text(base.replace("unroll: [ow.i, oc.i, ic.v]", "unroll: []", 1))
     c = cg.compile_layer(lower_node(q, node, t, schedules=str(path)), t)
@@ -460,7 +470,7 @@ def test_compile_graph_writes_files_and_compiles_identical_layers_once(tmp_path,
     q, _ = quantized("resnet18", "w8a8")
     before = cg.compile_count()
     out = tmp_path / "out"
-    ks = cg.compile_graph(q, "host", "w8a8", out)
+    ks = cg.compile_graph(q, "host", out_dir=out)
     compiled = cg.compile_count() - before
     keys = {k.key for k in ks}
     # resnet18 at 32x32: identical layer shapes (e.g. layer1.0.conv1/conv2, layer1.1.*) share
@@ -478,9 +488,9 @@ def test_compile_graph_writes_files_and_compiles_identical_layers_once(tmp_path,
     assert (out / "layer1.0.conv1.s").is_file() and (out / "input.quantize.o").is_file()
     # a warm rerun compiles nothing
     before = cg.compile_count()
-    again = cg.compile_graph(q, "host", "w8a8", tmp_path / "out2")
+    again = cg.compile_graph(q, "host", out_dir=tmp_path / "out2")
     assert cg.compile_count() == before and all(k.cached for k in again)
-    assert cg.sanitize("a/b c:d") == "a_b_c_d"
+    assert safe_name("a/b c:d") == "a_b_c_d"
 
 
 def test_host_kernel_runs_and_times(tmp_path):

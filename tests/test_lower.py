@@ -60,7 +60,7 @@ def mismatches(got: np.ndarray, ref: np.ndarray) -> int:
 def check_graph_on_host(q, values, precision) -> dict[str, int]:
     target = load_target("host")
     bad = {}
-    for layer in lower_graph(q, target, precision):
+    for layer in lower_graph(q, target):
         if layer.status != "kernel":
             continue
         kernel = compile_layer(layer, target)
@@ -73,7 +73,7 @@ def check_graph_on_host(q, values, precision) -> dict[str, int]:
 @pytest.mark.parametrize("model", ["mobilenet_v2", "resnet18"])
 def test_every_layer_matches_the_reference_executor(model, precision):
     q, values = quantized(model, precision)
-    layers = lower_graph(q, load_target("host"), precision)
+    layers = lower_graph(q, load_target("host"))
     status = {(L.op, L.status) for L in layers}
     # everything is a kernel (softmax included) except the flatten view
     assert {s for op, s in status if op != "flatten"} == {"kernel"}
@@ -162,13 +162,54 @@ def test_other_operators_match_the_reference_executor(precision):
     if precision.endswith("requantizing"):
         q = requantizing(q)
     values = run(q, [calibdata.random(g, 1, seed=9).samples[0]], keep=True)
-    layers = {L.name: L for L in lower_graph(q, load_target("host"), prec)}
+    layers = {L.name: L for L in lower_graph(q, load_target("host"))}
     if precision.endswith("requantizing"):
         assert layers["cat"].signature["scaled"] == [True, False]
         assert layers["pad1"].signature["requant"] is True
     bad = check_graph_on_host(q, values, prec)
     assert {"pad1", "ap", "mp", "cat", "dw", "sub", "mul", "relu", "mean", "fc"} <= set(bad)
     assert {k: v for k, v in bad.items() if v} == {}
+
+
+@pytest.mark.parametrize("precision", ["w8a8", "w8a8/unsigned"])
+def test_vnni_kernels_are_exact_at_the_extremes(precision):
+    """The host's u8 x s8 `vpdpbusd` kernels (int8 activations flipped to u8, +128 folded into
+    the bias) against the reference executor, on activations saturated at both ends of the
+    range, weights at +-127, channel counts that are not multiples of the 4 x 16 block, a
+    strided padded conv (padded taps read the zero point) and a dense layer."""
+    if "avx512vnni" not in load_target("host").codegen.features:
+        pytest.skip("this machine has no AVX512-VNNI")
+    rng = np.random.default_rng(5)
+    b = GraphBuilder("vnni")
+    x = b.input("x", (1, 5, 11, 11))
+    w = rng.choice([-1.0, 1.0], (20, 5, 3, 3)) * rng.uniform(0.5, 1.0, (20, 5, 3, 3))
+    c = b.add(
+        "conv2d",
+        [x, b.const("c.w", w, "float32"), b.const("c.b", rng.standard_normal(20), "float32")],
+        name="c",
+        strides=(2, 2),
+        dilations=(1, 1),
+        pads=(1, 1, 1, 1),
+        groups=1,
+        data_layout="NCHW",
+    )
+    f = b.add("flatten", [c], name="flat", axis=1)
+    wd = rng.standard_normal((19, 20 * 6 * 6))
+    b.output(b.add("dense", [f, b.const("fc.w", wd, "float32")], name="fc"))
+    g = b.build()
+    q = quantize_graph(g, parse_precision(precision), calibdata.random(g, 2)).graph
+    # inputs 20x the calibrated range: most activations sit at the ends of the int8 range
+    xin = calibdata.random(g, 1, seed=4).samples[0] * 20
+    values = run(q, [xin], keep=True)
+    qx = values[q.node("c").inputs[0]]
+    assert qx.min() == np.iinfo(qx.dtype).min and qx.max() == np.iinfo(qx.dtype).max
+    layers = {L.name: L for L in lower_graph(q, load_target("host"))}
+    assert layers["c"].schedule.intrinsic == "vpdpbusd"
+    assert layers["fc"].schedule.intrinsic == "vpdpbusd"
+    signed = precision == "w8a8"
+    assert layers["c"].signature["act_offset"] == (128 if signed else 0)
+    bad = check_graph_on_host(q, values, precision)
+    assert {"c", "fc"} <= set(bad) and {k: v for k, v in bad.items() if v} == {}
 
 
 def test_dense_with_double_precision_requantization():
@@ -286,15 +327,28 @@ def test_intrinsic_per_target_comes_from_the_table():
     node = q.node("layer1.0.conv1")
     chosen = {
         t: lower_node(q, node, load_target(t)).schedule.intrinsic
-        for t in ("cortex-a76", "cortex-a55", "kryo280", "hvx-v68", "host")
+        for t in ("cortex-a76", "cortex-a55", "cortex-a53", "kryo280", "hvx-v68", "host")
     }
+    host_features = load_target("host").codegen.features
     assert chosen == {
         "cortex-a76": "sdot",
-        "cortex-a55": "smull_smlal",  # restricted-range weights: Appendix B pairing
+        "cortex-a55": "sdot",
+        "cortex-a53": "smull_smlal",  # restricted-range weights: Appendix B pairing
         "kryo280": "smull_smlal",
         "hvx-v68": "vrmpy",
-        "host": None,
+        # the host's kernel follows the CPU features probed at load
+        "host": "vpdpbusd"
+        if "avx512vnni" in host_features
+        else ("vpdpbusd_ymm" if "avxvnni" in host_features else None),
     }
+    vnni = ["vpdpbusd", "vpdpbusd_ymm"]
+    assert intrin.select(vnni, ("avxvnni",), "int8", 8).lanes == 8
+    # u8 x s8 instructions: int8 activations take them flipped to u8 (+128, folded in the bias)
+    signed = intrin.select(vnni, ("avx512vnni", "avx512bw"), "int8", 8)
+    assert (signed.act_dtype, signed.act_offset) == ("uint8", 128)
+    assert intrin.select(vnni, ("avx512vnni", "avx512bw"), "uint8", 8) is signed
+    assert intrin.select(["vrmpy"], ("hvx",), "int8", 8).act_dtype == "int8"
+    assert intrin.select(vnni, ("avx2", "fma"), "int8", 8) is None
     assert intrin.select(["vrmpy"], ("hvx",), "uint8", 8).key == "accelsim.vrmpy.uint8.w8"
     assert intrin.select(["sdot"], ("neon",), "int8", 8) is None  # needs dotprod
     q16, _ = quantized("resnet18", "w16a16")
@@ -371,7 +425,8 @@ def test_invalid_recipes(tmp_path, text, message):
             "conv2d.w8a8.order: no loop 'oc.q' in layer 'layer1.0.conv1'",
         ),
         (
-            "{order: [n, oh, ow.o, oc.o, kh, kw, ic, ow.i, oc.i]}",
+            # without the VNNI intrinsic (which claims ic.v), ic.v must be placed
+            "{order: [n, oh, ow.o, oc.o, kh, kw, ic, ow.i, oc.i], tensorize: []}",
             "conv2d.w8a8.order: loop 'ic.v' of layer 'layer1.0.conv1' is not placed",
         ),
         (
@@ -379,7 +434,10 @@ def test_invalid_recipes(tmp_path, text, message):
             "conv2d.w8a8.tile.oc: 6 is not a multiple of the block of 16 output channels of layer "
             "'layer1.0.conv1'",
         ),
-        ("{vectorize: oc.w}", "conv2d.w8a8.vectorize: no loop 'oc.w' in layer 'layer1.0.conv1'"),
+        (
+            "{vectorize: oc.w, tensorize: []}",
+            "conv2d.w8a8.vectorize: no loop 'oc.w' in layer 'layer1.0.conv1'",
+        ),
     ],
 )
 def test_recipe_errors_found_when_applied(tmp_path, override, message):

@@ -24,9 +24,10 @@ from accelsim.dse.mixed_search import (
     write_outputs,
 )
 from accelsim.model import zoo
+from accelsim.model.batch import with_batch
+from accelsim.quant.metrics import top1
 from accelsim.quant.mixed import load_mixed
 from accelsim.quant.ptq import quantize_graph
-from accelsim.quant.train import top1, with_batch
 from accelsim.quant.transforms import prepare_for_quantization
 
 # ---------------------------------------------------------------------------------------------
@@ -229,8 +230,8 @@ def test_snr_budget_without_labels_tightens_until_measured_snr_meets_it(monkeypa
     assert last.action == "tighten" and last.meets_budget
     assert last.model_budget < first.predicted_loss
     # re-measure: SNR of the chosen graph against the float executor
+    from accelsim.quant.metrics import predict_logits
     from accelsim.quant.sensitivity import output_snr_db
-    from accelsim.quant.train import predict_logits
 
     prepared = with_batch(prepare_for_quantization(g), 1)
     per_node = {n: parse_precision(p) for n, p in res.node_precisions.items()}

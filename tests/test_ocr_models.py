@@ -4,6 +4,8 @@ executor equal to ONNX Runtime's on rendered labelled data, batch evaluation, me
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -97,3 +99,21 @@ def test_metrics_on_known_cases():
     assert metrics.Top1(np.array([1, 0]))(ref) == 0.5
     with pytest.raises(InputError, match="must return a number"):
         metrics.Custom(lambda s: "x", "mine")(ref)
+
+
+def test_tune_command_on_the_packaged_classifier(tmp_path, capsys):
+    """`accelsim tune --dataset text`: the rendered orientation set, top-1 scored by the
+    reference executor; the float step's score is the float model's own accuracy."""
+    from accelsim.cli import main
+
+    args = ["tune", "ppocr_cls", "--dataset", "text", "--calib-n", "4", "--val-n", "8"]
+    args += ["--calibrators", "minmax", "--max-drop", "100", "--target", "cortex-a76"]
+    assert main([*args, "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    doc = json.loads((tmp_path / "ppocr_cls_tune.json").read_text())
+    val = ocrdata.text_set("ppocr_cls", 8, "val")
+    expected = metrics.Top1(np.asarray(val.labels))(
+        metrics.scores(packaged.load_packaged("ppocr_cls"), val.x)
+    )
+    assert doc["metric"] == "top1" and doc["float_score"] == expected and doc["met"]
+    assert "meets the budget" in out

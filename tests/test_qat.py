@@ -20,10 +20,12 @@ import torch
 
 from accelsim.core.precision import Precision, parse_precision
 from accelsim.model import zoo
+from accelsim.model.batch import with_batch
 from accelsim.model.builder import GraphBuilder
 from accelsim.model.ops import op_class
 from accelsim.quant import calibrate
 from accelsim.quant.datasets import load_digits_study
+from accelsim.quant.metrics import logits_tensor, predict_logits, top1
 from accelsim.quant.mixed import load_mixed
 from accelsim.quant.ptq import CalibrationData, quantize_graph
 from accelsim.quant.qat import (
@@ -34,8 +36,7 @@ from accelsim.quant.qat import (
     weight_qparams,
 )
 from accelsim.quant.sensitivity import greedy_mixed_precision, output_snr_db
-from accelsim.quant.torch_graph import GraphModule, logits_tensor, to_graph
-from accelsim.quant.train import predict_logits, top1, with_batch
+from accelsim.quant.torch_graph import GraphModule, to_graph
 from accelsim.quant.transforms import prepare_for_quantization
 from accelsim.ref.executor import run
 

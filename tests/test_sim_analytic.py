@@ -178,3 +178,22 @@ def test_simulate_dispatches_accelerator_targets_to_their_simulator():
     costs = simulate(q, acc, parse_precision("w8a8"))
     assert {c.fidelity for c in costs if c.macs} == {"accel-sim"}
     assert sum(c.macs for c in costs) == g.macs()
+
+
+def test_ceil_mode_pool_costs_the_taps_it_reads():
+    """A ceil-mode window larger than the map (HF EfficientNet's AvgPool2d(1280) on a 7x7 map)
+    reads the map once: it costs what the global pool of the same map costs, not kernel^2."""
+
+    def pool(kernel: int, ceil: bool):
+        b = GraphBuilder("pool")
+        x = b.input("x", (1, 64, 7, 7))
+        attrs = dict(kernel=(kernel, kernel), strides=(kernel, kernel), pads=(0, 0, 0, 0))
+        y = b.add("avg_pool", [x], data_layout="NCHW", ceil_mode=ceil, **attrs)
+        b.output(y)
+        return b.build()
+
+    t = load_target("cortex-a76")
+    fp32 = parse_precision("fp32")
+    big = simulate_graph(pool(1280, True), t, fp32)[0]
+    exact = simulate_graph(pool(7, False), t, fp32)[0]
+    assert big.cycles == pytest.approx(exact.cycles)

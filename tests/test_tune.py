@@ -88,3 +88,74 @@ def test_bad_inputs_fail_before_any_work(problem, kw, fragment):
         tune(g, cal, x, metric, **kw)
     with pytest.raises(InputError, match="no samples"):
         tune(g, cal, x[:0], metric)
+
+
+@pytest.fixture()
+def arrays(tmp_path, problem):
+    g, cal, x, metric = problem
+    np.save(tmp_path / "cal.npy", np.concatenate(cal.samples))
+    np.save(tmp_path / "val.npy", x)
+    np.save(tmp_path / "labels.npy", metric.labels)
+    return tmp_path
+
+
+def _cli(args, capsys):
+    from accelsim.cli import main
+
+    code = main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_runs_the_workflow_and_writes_a_mixed_file_quantize_accepts(arrays, problem, capsys):
+    d = arrays
+    args = ["tune", "digits_cnn", "--input-size", "8", "--target", "cortex-a76,hvx-v68"]
+    args += ["--precision", "w4a8", "--calibrators", "minmax", "--max-drop", "0"]
+    args += ["--calib-data", str(d / "cal.npy"), "--val-data", str(d / "val.npy")]
+    args += ["--val-labels", str(d / "labels.npy"), "--sensitivity-samples", "20"]
+    code, out, _ = _cli([*args, "--out", str(d / "out")], capsys)
+    doc = json.loads((d / "out" / "digits_cnn_tune.json").read_text())
+    # the same workflow through the Python API on the same arrays gives the same result
+    g, cal, x, metric = problem
+    r = tune(
+        g, cal, x, metric, precision="w4a8", calibrators=("minmax",), max_drop=0.0,
+        targets=("cortex-a76", "hvx-v68"), sensitivity_samples=20,
+    )  # fmt: skip
+    assert code == 0 and doc["met"] and doc["high_layers"] == list(r.high_layers)
+    assert doc["score"] == r.score == 1.0
+    assert "meets the budget" in out and "hvx-v68 ms" in out
+    mixed = (d / "out" / "digits_cnn_tune_mixed.yaml").read_text()
+    assert all(f"{n}: fp32" in mixed for n in r.high_layers)
+    # the mixed file is one quantize takes (the layer names are the quantizer's)
+    code, _, err = _cli(
+        ["quantize", "digits_cnn", "--precision", "w4a8", "--mixed",
+         str(d / "out" / "digits_cnn_tune_mixed.yaml"), "--calib-data", str(d / "cal.npy"),
+         "--out", str(d / "m.onnx")],
+        capsys,
+    )  # fmt: skip
+    assert code == 0, err
+
+
+def test_cli_snr_budget_without_labels(arrays, capsys):
+    d = arrays
+    base = ["tune", "digits_cnn", "--input-size", "8", "--target", "cortex-a76"]
+    base += ["--calibrators", "minmax", "--calib-data", str(d / "cal.npy")]
+    base += ["--val-data", str(d / "val.npy")]
+    code, out, _ = _cli([*base, "--min-snr-db", "10", "--out", str(d / "a")], capsys)
+    assert code == 0 and "snr_db >= 10" in out
+    code, out, _ = _cli([*base, "--min-snr-db", "300", "--out", str(d / "b")], capsys)
+    assert code == 1 and "does NOT meet" in out  # float's own SNR is finite: 300 dB is not met
+    code, out, err = _cli([*base, "--out", str(d / "c")], capsys)
+    assert code == 2 and err.count("\n") == 1 and "--min-snr-db" in err
+    assert not (d / "c").exists()
+
+
+def test_api_takes_a_callable_metric(problem):
+    import accelsim
+
+    g, cal, x, metric = problem
+    kw = dict(calibration=cal, x_val=x, calibrators=("minmax",), max_drop=1.0)
+    a = accelsim.tune(g, "cortex-a76", metric=metric, **kw)
+    b = accelsim.tune(g, "cortex-a76", metric=lambda s: metric(s), **kw)
+    c = accelsim.tune(g, "cortex-a76", labels=metric.labels, **kw)
+    assert a.score == b.score == c.score and b.metric == "custom"

@@ -44,6 +44,7 @@ import math
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -62,10 +63,27 @@ from accelsim.accel.schedule import (
     choose_tiles,
     load_recipes,
 )
-from accelsim.core.cost import LayerCost
+from accelsim.core.cost import ENERGY_COMPONENTS, LayerCost
 from accelsim.model.graph import Graph
 
 FIDELITY = "analytic"
+
+
+def _where(cond, a, b):
+    if isinstance(cond, np.ndarray):
+        return np.where(cond, a, b)
+    return a if cond else b
+
+
+def _mx(*xs):
+    """`max` that also takes numpy arrays of design points (element-wise; same value as `max`
+    on each point, so the vectorised sweep equals the per-point model bit for bit)."""
+    if any(isinstance(x, np.ndarray) for x in xs):
+        out = xs[0]
+        for x in xs[1:]:
+            out = np.maximum(out, x)
+        return out
+    return max(xs)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -195,7 +213,7 @@ def _load_costs(
         b = _dram_bytes(vbox, dt.shape, st.dram_bits, burst)
         sb = math.prod(vbox) * st.bits / 8 if st.reader == "epilogue" else spad
         # the engine is held until its bursts have crossed the DRAM channel too
-        c = max(b / dma_bw, b / config.dram_bytes_per_cycle, sb / slot_bw, 1.0)
+        c = _mx(b / dma_bw, b / config.dram_bytes_per_cycle, sb / slot_bw, 1.0)
         spad_total += n * sb
         first = c if first is None else first
         cyc += n * c
@@ -204,7 +222,61 @@ def _load_costs(
     return cyc * reps, bus * reps, spad_total * reps, payload * reps, first
 
 
+@dataclass(frozen=True)
+class _Terms:
+    cycles: Any  # float, or an array over design points
+    latency: Any
+    breakdown: dict[str, Any]
+    acc: _Acc
+    dram_time: Any
+    n_steps: int
+    n_epi: int
+
+
 def layer_cost(s: LayerShape, choice: TileChoice, config: AccelConfig) -> LayerCost:
+    t = layer_terms(s, choice, config)
+    c, a, cycles, sps = config, t.acc, t.cycles, config.scratchpads
+    memory_busy = max(a.load, a.store, t.dram_time)
+    bound = (
+        "compute"
+        if a.compute >= memory_busy and cycles - a.compute <= sim.COMPUTE_IDLE_MAX * cycles
+        else "memory"
+    )
+    moved = {
+        "dram": a.dram_read + a.dram_write,
+        "dram_read": a.dram_read,
+        "dram_write": a.dram_write,
+        "dram_payload": a.payload,
+    }
+    for sp in sps:
+        moved[sp] = a.spad_read[sp] + a.spad_write[sp]
+    moved["register_file"] = a.rf
+    peak = c.peak_macs_per_cycle(s.mode) if s.mode else 0.0
+    util = s.macs / (cycles * peak) if peak else 0.0
+    notes = (
+        f"{choice.dataflow.name} tiles {dict(choice.tiles)}; analytic: {t.n_steps} steps, "
+        f"{t.n_epi} output tiles"
+    )
+    return LayerCost(
+        s.node.name,
+        s.op_class,
+        s.macs,
+        cycles,
+        t.latency,
+        sum(t.breakdown.values()),
+        t.breakdown,
+        bound,
+        util,
+        FIDELITY,
+        moved,
+        notes,
+    )
+
+
+def layer_terms(s: LayerShape, choice: TileChoice, config: Any) -> _Terms:
+    """Cycles, latency and energy of one layer. `config` is an `AccelConfig`, or a view of one
+    whose bandwidths, latencies, clock and energies are numpy arrays over design points that
+    share everything that shapes code (`accel_points`): then every result is an array."""
     c = config
     flow = choice.dataflow
     order = flow.order
@@ -267,7 +339,7 @@ def layer_cost(s: LayerShape, choice: TileChoice, config: AccelConfig) -> LayerC
         box = (e,) if g.kind == "add" else ((g.n, vc) if g.dense else (g.n, ce["oh"], ce["ow"], vc))
         bus = _dram_bytes(box, y.shape, y.bits, c.dma_burst_bytes)
         sbytes = e * y.bits / 8
-        scyc = max(
+        scyc = _mx(
             bus / c.dma_bytes_per_cycle, bus / c.dram_bytes_per_cycle, sbytes / bw["out"], 1.0
         )
         a.store += n * scyc
@@ -281,7 +353,7 @@ def layer_cost(s: LayerShape, choice: TileChoice, config: AccelConfig) -> LayerC
             a.spad_write["out"] += n * e * obytes
             a.alu_pj += n * e * c.energy.add_pj
             r = (
-                max(3 * e / c.alu_lanes, 2 * e * ab / bw["act"], e * obytes / bw["out"], 1.0)
+                _mx(3 * e / c.alu_lanes, 2 * e * ab / bw["act"], e * obytes / bw["out"], 1.0)
                 + c.issue_cycles
             )
             for bits in s.in_bits:
@@ -289,7 +361,7 @@ def layer_cost(s: LayerShape, choice: TileChoice, config: AccelConfig) -> LayerC
                     a.spad_read["act"] += n * 0.5 * e
                     a.spad_write["act"] += n * e
                     a.alu_pj += n * e * c.energy.pack_pj
-                    r += max(e / c.lanes, 1.5 * e / bw["act"], 1.0) + c.issue_cycles
+                    r += _mx(e / c.lanes, 1.5 * e / bw["act"], 1.0) + c.issue_cycles
         else:
             accb = s.acc_bits / 8
             # REQUANT loops: pixels (merged) x valid channels; multiplier + shift held per lane
@@ -299,7 +371,7 @@ def layer_cost(s: LayerShape, choice: TileChoice, config: AccelConfig) -> LayerC
             a.spad_read["wgt"] += n * fp * 8
             a.alu_pj += n * e * (c.energy.requant_wide_pj if s.wide else c.energy.requant_pj)
             r = (
-                max(
+                _mx(
                     e / c.alu_lanes,
                     e * accb / bw["acc"],
                     e * obytes / bw["out"],
@@ -312,7 +384,7 @@ def layer_cost(s: LayerShape, choice: TileChoice, config: AccelConfig) -> LayerC
             a.spad_read["out"] += n * e
             a.spad_write["out"] += n * 0.5 * e
             a.alu_pj += n * e * c.energy.pack_pj
-            r += max(e / c.lanes, 1.5 * e / bw["out"], 1.0) + c.issue_cycles
+            r += _mx(e / c.lanes, 1.5 * e / bw["out"], 1.0) + c.issue_cycles
         req_total += n * r
         last_req = r
     a.compute += req_total
@@ -339,7 +411,7 @@ def layer_cost(s: LayerShape, choice: TileChoice, config: AccelConfig) -> LayerC
         fb = sim._reuse_fetches(bl, 2, L)
         a.spad_write["acc"] += n_epi * e_acc * accb
         a.spad_read["wgt"] += n_epi * fb * accb
-        bias = max(e_acc / L, e_acc * accb / bw["acc"], fb * accb / bw["wgt"], 1.0) + c.issue_cycles
+        bias = _mx(e_acc / L, e_acc * accb / bw["acc"], fb * accb / bw["wgt"], 1.0) + c.issue_cycles
         a.compute += n_epi * bias
         # VMAC: one per innermost tile iteration
         x_idx = pos[flow.stage["x"]]
@@ -373,7 +445,7 @@ def layer_cost(s: LayerShape, choice: TileChoice, config: AccelConfig) -> LayerC
 
         rmw = 1 if sps["acc"].ports == 2 else 2
         vmac = (
-            max(
+            _mx(
                 u * mode.cycles,
                 f_act * access("act", act_vec, slots),
                 f_wgt * access("wgt", wgt_vec, slots),
@@ -391,13 +463,13 @@ def layer_cost(s: LayerShape, choice: TileChoice, config: AccelConfig) -> LayerC
     first_loads = sum(b[2] for b in per_buffer if b[3] <= inner_idx)
     prologue = first_loads + lat
     tail_compute = vmac + bias + last_req
-    engine = a.load + a.store if c.dma_engines == 1 else a.load
+    engine = a.load + _where(c.dma_engines == 1, a.store, 0.0)
     dram_time = (a.dram_read + a.dram_write) / c.dram_bytes_per_cycle
     dram_before_last_store = dram_time - last_bus / c.dram_bytes_per_cycle
     # refill k + slots of the most often reloaded buffer waits until the MACs (the ALU for add)
     # of refill k have read it; the epilogue of refill k overlaps the next refill's load
     refills = max(b[0] for b in per_buffer)
-    hold = (n_steps * vmac if vmac else a.compute) / refills
+    hold = (n_steps * vmac if g.kind != "add" else a.compute) / refills
     refill_load = (a.load - first_loads) / (refills - 1) if refills > 1 else 0.0
     chain = prologue + (refills - 1) * (refill_load + lat + hold) / slots + step_compute
     bounds = (
@@ -407,7 +479,7 @@ def layer_cost(s: LayerShape, choice: TileChoice, config: AccelConfig) -> LayerC
         chain,
         prologue + step_compute + a.store - last_store,
     )
-    cycles = max(bounds) + last_store + lat
+    cycles = _mx(*bounds) + last_store + lat
 
     e = c.energy
     latency = cycles / c.clock_hz
@@ -423,38 +495,7 @@ def layer_cost(s: LayerShape, choice: TileChoice, config: AccelConfig) -> LayerC
         "offchip_memory": (a.dram_read + a.dram_write) * e.dram_pj_per_byte * 1e-12,
         "static": e.static_power_w * latency,
     }
-    memory_busy = max(a.load, a.store, dram_time)
-    bound = (
-        "compute"
-        if a.compute >= memory_busy and cycles - a.compute <= sim.COMPUTE_IDLE_MAX * cycles
-        else "memory"
-    )
-    moved = {
-        "dram": a.dram_read + a.dram_write,
-        "dram_read": a.dram_read,
-        "dram_write": a.dram_write,
-        "dram_payload": a.payload,
-    }
-    for sp in sps:
-        moved[sp] = a.spad_read[sp] + a.spad_write[sp]
-    moved["register_file"] = a.rf
-    peak = c.peak_macs_per_cycle(s.mode) if s.mode else 0.0
-    util = s.macs / (cycles * peak) if peak else 0.0
-    notes = f"{flow.name} tiles {dict(tiles)}; analytic: {n_steps} steps, {n_epi} output tiles"
-    return LayerCost(
-        s.node.name,
-        s.op_class,
-        s.macs,
-        cycles,
-        latency,
-        sum(breakdown.values()),
-        breakdown,
-        bound,
-        util,
-        FIDELITY,
-        moved,
-        notes,
-    )
+    return _Terms(cycles, latency, breakdown, a, dram_time, n_steps, n_epi)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -613,3 +654,128 @@ def simulate_graph(
             continue
         out.append(layer_cost(s, tile_choice(s, config, recipes, precision), config))
     return out
+
+
+# ------------------------------------------------------------------------------------------------
+# many design points at once
+# ------------------------------------------------------------------------------------------------
+
+# Design parameters that shape no code (tiles, loop structure, instruction counts): a sweep
+# evaluates them as numpy arrays over the points that share everything else. The others
+# (`AccelConfig.codegen_key`: lanes, scratchpads, registers, ...) select the tile choice.
+RATE_PARAMS = (
+    "clock_hz",
+    "dma_engines",
+    "dma_bytes_per_cycle",
+    "dma_latency_cycles",
+    "dram_bytes_per_cycle",
+    "pipeline_cycles",
+    "issue_cycles",
+    "alu_lanes",
+)
+ENERGY_PARAMS = ("technology_nm", "voltage_v", "dram_pj_per_byte", "static_power_w")
+ARRAY_PARAMS = RATE_PARAMS + ENERGY_PARAMS
+METRICS = (
+    "latency_s",
+    "energy_j",
+    "cycles",
+    "energy_compute_j",
+    "energy_onchip_memory_j",
+    "energy_offchip_memory_j",
+    "energy_static_j",
+)
+
+
+class _PointsView:
+    """An `AccelConfig` whose `ARRAY_PARAMS` (and the energies they derive) are arrays over
+    design points; every other attribute is the config's."""
+
+    def __init__(self, config: AccelConfig, values: Mapping[str, Any], energy: Any):
+        self._config = config
+        self.__dict__.update(values)
+        self.energy = energy
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._config, name)
+
+
+def _unique(columns: list[np.ndarray]) -> tuple[list[tuple], np.ndarray]:
+    """Distinct rows of the columns (first-seen order) and each point's row index."""
+    n = len(columns[0])
+    index = np.empty(n, dtype=np.int64)
+    seen: dict[tuple, int] = {}
+    rows = list(zip(*(c.tolist() for c in columns)))
+    for i, r in enumerate(rows):
+        index[i] = seen.setdefault(r, len(seen))
+    return list(seen), index
+
+
+def points_view(config: AccelConfig, columns: Mapping[str, np.ndarray]) -> Any:
+    """`config` with the `ARRAY_PARAMS` in `columns` (one array per name, one value per point)
+    applied as arrays. Each distinct value (each distinct energy combination) is parsed and
+    validated once by `AccelConfig.with_params`, so values are exactly the per-point ones."""
+    values: dict[str, Any] = {}
+    for k in RATE_PARAMS:
+        if k in columns:
+            uniq, idx = _unique([np.asarray(columns[k])])
+            parsed = [getattr(config.with_params(**{k: u[0]}), k) for u in uniq]
+            values[k] = np.array(parsed)[idx]
+    keys = [k for k in ENERGY_PARAMS if k in columns]
+    if not keys:
+        return _PointsView(config, values, config.energy)
+    uniq, idx = _unique([np.asarray(columns[k]) for k in keys])
+    models = [config.with_params(**dict(zip(keys, u))).energy for u in uniq]
+
+    def col(get) -> np.ndarray:
+        return np.array([get(m) for m in models], dtype=float)[idx]
+
+    e = config.energy
+    energy = dataclasses.replace(
+        e,
+        factor=col(lambda m: m.factor),
+        mac_pj={p: col(lambda m, p=p: m.mac_pj[p]) for p in e.mac_pj},
+        mac_pj_elem={p: col(lambda m, p=p: m.mac_pj_elem[p]) for p in e.mac_pj_elem},
+        requant_pj=col(lambda m: m.requant_pj),
+        requant_wide_pj=col(lambda m: m.requant_wide_pj),
+        add_pj=col(lambda m: m.add_pj),
+        pack_pj=col(lambda m: m.pack_pj),
+        sram_pj_per_byte={s: col(lambda m, s=s: m.sram_pj_per_byte[s]) for s in e.sram_pj_per_byte},
+        rf_pj_per_byte=col(lambda m: m.rf_pj_per_byte),
+        dram_pj_per_byte=col(lambda m: m.dram_pj_per_byte),
+        static_power_w=col(lambda m: m.static_power_w),
+    )
+    return _PointsView(config, values, energy)
+
+
+def simulate_points(
+    graph: Graph,
+    config: AccelConfig | str,
+    columns: Mapping[str, np.ndarray],
+    n: int,
+    *,
+    recipes: RecipeFile | None = None,
+) -> dict[str, np.ndarray]:
+    """Whole-graph totals (`METRICS`) of `n` design points that share `config`'s code-shaping
+    parameters and differ in the `ARRAY_PARAMS` given in `columns`: the per-point model
+    (`simulate_graph`, summed over layers in node order) evaluated on arrays, equal to it bit for
+    bit. Tile choices and layer shapes are computed once for all `n` points."""
+    config = load_config(config)
+    recipes = recipes or load_recipes()
+    view = points_view(config, columns)
+    precision = sim._precision_of(graph)
+    tot = {k: np.zeros(n) for k in METRICS}
+    for node in graph.nodes:
+        try:
+            s = layer_shape(graph, node, config)
+        except NotAccelerated as exc:
+            lc = sim.host_cost(graph, node, view, str(exc))
+            cycles, latency, breakdown = lc.cycles, lc.latency_s, lc.energy_breakdown
+        else:
+            t = layer_terms(s, tile_choice(s, config, recipes, precision), view)
+            cycles, latency, breakdown = t.cycles, t.latency, t.breakdown
+        tot["latency_s"] = tot["latency_s"] + latency
+        tot["energy_j"] = tot["energy_j"] + sum(breakdown.values())
+        tot["cycles"] = tot["cycles"] + cycles
+        for k in ENERGY_COMPONENTS:
+            tot[f"energy_{k}_j"] = tot[f"energy_{k}_j"] + breakdown.get(k, 0.0)
+    return tot

@@ -29,6 +29,7 @@ from types import MappingProxyType
 from typing import Any
 
 from accelsim.core.errors import AccelsimError
+from accelsim.core.schema.targets import check_sections
 from accelsim.core.target import Target, TargetError, load_target
 
 
@@ -303,6 +304,7 @@ class AccelConfig:
                 merged.update(v)
                 v = merged
             node[path[-1]] = v
+        check_sections(raw, where, AccelConfigError)  # grid values: the target file's ranges
         return parse_accel(raw, where, self.native, self.name, self.target)
 
     def describe(self) -> list[str]:

@@ -22,6 +22,7 @@ The code here is generic: it knows loop names and recipe keys, not layer shapes.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Mapping
@@ -152,9 +153,15 @@ def _cap(recipe: AccelRecipe, axis: TileAxis, config) -> int:
     )
 
 
+@functools.cache
+def _dividing_multiples(extent: int, unit: int) -> tuple[int, ...]:
+    return tuple(t for t in range(unit, extent + 1, unit) if extent % t == 0)
+
+
 def _candidates(axis: TileAxis, cap: int) -> list[int]:
     unit = max(axis.block, axis.vector or 1)
-    out = [t for t in range(unit, axis.extent + 1, unit) if axis.extent % t == 0 and t <= cap]
+    # memoised: sweeps ask for the same extents at every design point
+    out = [t for t in _dividing_multiples(axis.extent, unit) if t <= cap]
     return out or [unit]
 
 

@@ -60,6 +60,9 @@ _ACCUM = _LONG_MAC | {
     "fmlal",
     "fmlal2",
     "bfdot",
+    "bfmmla",
+    "bfmlalb",
+    "bfmlalt",
     "smmla",
     "ummla",
     "usmmla",
@@ -106,6 +109,12 @@ _NOT_DEF = {"cmp", "cmn", "tst", "fcmp", "fcmpe", "ccmp", "ccmn", "prfm"}
 _VECTOR = {}
 for _m in ("sdot", "udot", "usdot", "sudot"):
     _VECTOR[_m] = "vector_mac_int8"
+# Armv8.6 I8MM: 2x8 by 8x2 int8 matrix multiply-accumulate into a 2x2 int32 tile (32 MACs)
+for _m in ("smmla", "ummla", "usmmla"):
+    _VECTOR[_m] = "vector_mmla_int8"
+# Armv8.6 BF16 dot product / matrix multiply-accumulate into fp32
+for _m in ("bfdot", "bfmmla", "bfmlalb", "bfmlalt"):
+    _VECTOR[_m] = "vector_mac_bf16"
 for _m in ("sadalp", "uadalp"):
     _VECTOR[_m] = "vector_pairwise_acc"
 for _m in ("saddlp", "uaddlp"):  # pairwise add long (no accumulate)

@@ -28,6 +28,8 @@ class Instr:
 MAC_CLASSES = frozenset(
     {
         "vector_mac_int8",
+        "vector_mmla_int8",
+        "vector_mac_bf16",
         "vector_mul_long_int8",
         "vector_mac_int16",
         "vector_pairwise_acc",

@@ -126,9 +126,9 @@ def _record(
 
 
 def _file_stem(name: str, used: set[str]) -> str:
-    from accelsim.kernels.compile import sanitize
+    from accelsim.core.fsutil import safe_name
 
-    base = sanitize(name)
+    base = safe_name(name, "layer")
     stem, i = base, 1
     while stem in used:
         i += 1
@@ -203,6 +203,12 @@ def _analytic(graph: Graph, target: Target, precision: Precision) -> list[LayerC
     return simulate_graph(graph, load_config(target))  # the graph's tensors carry the precision
 
 
+def _space(target: Target) -> Any:
+    from accelsim.accel.space import AccelSpace
+
+    return AccelSpace(target)
+
+
 # The instruction-level simulator is the default: the accelerator's programs compile in seconds.
 ACCELERATOR = Backend(
     ("accelerator",),
@@ -210,4 +216,5 @@ ACCELERATOR = Backend(
     verify_model,
     {"codegen": Fidelity("accel-sim", _accel_sim), "analytic": Fidelity("analytic", _analytic)},
     "codegen",
+    space=_space,
 )

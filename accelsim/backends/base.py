@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -59,3 +60,7 @@ class Backend:
     fidelities: Mapping[str, Fidelity]
     default_fidelity: str
     measure: Callable | None = field(default=None)  # only where the target is this machine
+    # the design space of a target of this kind for `accelsim.dse.sweep` (analytic fidelity):
+    # called with the base target; its object checks grid keys and values and evaluates arrays
+    # of design points (`accelsim.accel.space.AccelSpace`, `accelsim.sim.space.CoreSpace`)
+    space: Callable[[Target], Any] | None = field(default=None)

@@ -38,7 +38,7 @@ def verify_model(
 ) -> list[LayerCheck]:
     from accelsim.kernels.verify import verify_graph
 
-    return verify_graph(graph, target, precision.name, feeds, progress=progress)
+    return verify_graph(graph, target, precision, feeds, progress=progress)
 
 
 def _analytic(graph: Graph, target: Target, precision: Precision) -> list[LayerCost]:
@@ -63,6 +63,21 @@ _FIDELITIES = {
     "codegen": Fidelity("codegen", _codegen),
     "analytic": Fidelity("analytic", _analytic),
 }
+
+
 # The analytic model is the default on CPUs and DSPs: it needs no compilation.
-CPU_DSP = Backend(("cpu-simd", "vliw-dsp"), compile_model, verify_model, _FIDELITIES, "analytic")
-HOST = Backend(("host",), compile_model, verify_model, _FIDELITIES, "analytic", _measure)
+def _space(target: Target) -> Any:
+    from accelsim.sim.space import CoreSpace
+
+    return CoreSpace(target)
+
+
+CPU_DSP = Backend(
+    ("cpu-simd", "vliw-dsp"),
+    compile_model,
+    verify_model,
+    _FIDELITIES,
+    "analytic",
+    space=_space,
+)
+HOST = Backend(("host",), compile_model, verify_model, _FIDELITIES, "analytic", _measure, _space)

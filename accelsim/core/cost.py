@@ -3,9 +3,10 @@ the accelerator's instruction-level simulator)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
+from typing import Any
 
 ENERGY_COMPONENTS = ("compute", "onchip_memory", "offchip_memory", "static")
 
@@ -38,9 +39,35 @@ class LayerCost:
         if self.bound not in ("compute", "memory"):
             raise ValueError(f"bound must be 'compute' or 'memory', found {self.bound!r}")
 
+    @classmethod
+    def from_json(cls, data: Any) -> LayerCost:
+        """The inverse of `to_json`; TypeError or ValueError on data of another shape (a cache
+        entry that cannot be trusted)."""
+        from accelsim.core.cache import check_fields
+
+        cost = cls(**check_fields(cls, data))
+        numbers = [cost.cycles, cost.latency_s, cost.energy_j, cost.utilization, cost.macs]
+        numbers += [*cost.energy_breakdown.values(), *cost.bytes_moved.values()]
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 for v in numbers):
+            raise ValueError(f"layer {cost.name!r}: a cost that is not a number >= 0")
+        return cost
+
     def to_json(self) -> dict:
         return {
             f.name: (dict(v) if isinstance(v, Mapping) else v)
             for f in fields(self)
             for v in [getattr(self, f.name)]
         }
+
+
+def totals(costs: Sequence[LayerCost]) -> dict[str, float]:
+    """Whole-graph latency, energy (and its split), cycles of per-layer costs, summed in node
+    order (the sweeps' vectorised models sum their arrays in the same order)."""
+    out = {
+        "latency_s": sum(c.latency_s for c in costs),
+        "energy_j": sum(c.energy_j for c in costs),
+        "cycles": sum(c.cycles for c in costs),
+    }
+    for k in ENERGY_COMPONENTS:
+        out[f"energy_{k}_j"] = sum(c.energy_breakdown.get(k, 0.0) for c in costs)
+    return out

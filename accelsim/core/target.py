@@ -1,9 +1,11 @@
 """Hardware targets: `targets/*.yaml` loaded into typed, validated `Target` values.
 
 A target file says what a user would look up in a datasheet or an optimisation guide. This
-module knows the schema and checks it; it knows no chip. Errors name the file and the key.
+module turns a checked file into a `Target`; it knows no chip. Errors name the file and the key.
 
 Sections:
+The schema (types, ranges, the fields each kind requires) is `accelsim.core.schema.targets`.
+
 - `codegen` (required): the TVM target dict, vector width, features, emulator, natively
   supported precisions and how the others are emulated;
 - `timing`, `memory`, `energy` (used by the simulator): kept as validated mappings here,
@@ -19,7 +21,7 @@ Sections:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -29,34 +31,17 @@ from typing import Any
 from accelsim.core.errors import AccelsimError
 from accelsim.core.fsutil import read_yaml, repo_dir
 from accelsim.core.precision import Precision, parse_precision
+from accelsim.core.schema.targets import KINDS as TARGET_KINDS
 
 
 class TargetError(AccelsimError):
     """A target file that is missing, malformed or inconsistent."""
 
 
-KINDS = ("cpu-simd", "vliw-dsp", "accelerator", "host")
-EMULATORS = ("qemu-aarch64", "qemu-hexagon", "native", "accel-sim")
-_TOP_KEYS = {
-    "name",
-    "kind",
-    "description",
-    "codegen",
-    "timing",
-    "memory",
-    "energy",
-    "accelerator",
-    "assumptions",
-}
-_CODEGEN_KEYS = {
-    "tvm_target",
-    "vector_bits",
-    "features",
-    "emulator",
-    "llvm_mca_cpu",
-    "native",
-    "emulation",
-}
+KINDS = TARGET_KINDS  # one list of kinds: the schema's
+
+# the sections the cost models read, kept as the file wrote them
+SECTIONS = ("timing", "memory", "energy", "accelerator", "area")
 
 
 def targets_dir() -> Path:
@@ -108,6 +93,7 @@ class Target:
     energy: Mapping[str, Any] = field(default_factory=dict)
     accelerator: Mapping[str, Any] = field(default_factory=dict)
     assumptions: tuple[Assumption, ...] = ()
+    area: Mapping[str, Any] = field(default_factory=dict)  # accelsim.core.area coefficients
 
     def supports(self, precision: Precision) -> bool:
         """Runs natively or through a documented emulation."""
@@ -140,6 +126,24 @@ def _host_cpu_name() -> str:
     return str(tvm.target.codegen.llvm_get_system_cpu())
 
 
+@cache
+def host_features() -> tuple[str, ...]:
+    """This machine's CPU features as LLVM names them (`avx512vnni`, `avxvnni`, `amx-int8`,
+    `fma`, ...): LLVM reads them with cpuid (`sys::getHostCPUFeatures`), so they are what the
+    silicon (or the hypervisor) offers, independent of the CPU model name LLVM picks for
+    `mcpu: native`. A host target with `features: auto` records them at load time; recipes
+    choose kernels by them (the tensor intrinsics' `requires`)."""
+    from accelsim.core.tvm_env import import_tvm
+
+    import_tvm()
+    import tvm_ffi
+
+    probe = tvm_ffi.get_global_func("tvm.codegen.llvm.GetHostCPUFeatures", allow_missing=True)
+    if probe is None:
+        return ()
+    return tuple(sorted(str(k) for k, on in dict(probe()).items() if on))
+
+
 def _host_vector_bits() -> int:
     try:
         flags = Path("/proc/cpuinfo").read_text().split()
@@ -150,26 +154,6 @@ def _host_vector_bits() -> int:
     if "avx2" in flags or "avx" in flags:
         return 256
     return 128
-
-
-def _need(data: Mapping, key: str, typ: type | tuple[type, ...], where: str, path: str) -> Any:
-    if key not in data:
-        raise TargetError(f"{path}: {where}{key}: missing (required)")
-    value = data[key]
-    if not isinstance(value, typ):
-        names = typ.__name__ if isinstance(typ, type) else "/".join(t.__name__ for t in typ)
-        raise TargetError(
-            f"{path}: {where}{key}: expected {names}, found {type(value).__name__} {value!r}"
-        )
-    return value
-
-
-def _unknown(data: Mapping, allowed: set, where: str, path: str) -> None:
-    extra = sorted(set(data) - allowed)
-    if extra:
-        raise TargetError(
-            f"{path}: {where}{extra[0]}: unknown key (expected one of {', '.join(sorted(allowed))})"
-        )
 
 
 def _freeze(value: Any) -> Any:
@@ -228,80 +212,39 @@ def _parse_assumptions(data: Mapping, path: str) -> tuple[Assumption, ...]:
     return tuple(out)
 
 
-def _check_precisions(names: Iterable[Any], where: str, path: str) -> tuple[str, ...]:
-    out = []
-    for n in names:
-        try:
-            out.append(parse_precision(str(n), f"{path}: {where}").name)
-        except AccelsimError as exc:
-            raise TargetError(str(exc)) from None
-    return tuple(out)
-
-
 def parse_target(data: Any, path: str) -> Target:
+    """A target file's parsed YAML, checked against `accelsim.core.schema.targets`."""
+    from accelsim.core.schema.base import validate
+    from accelsim.core.schema.targets import TargetFile
+
     if not isinstance(data, Mapping):
         raise TargetError(
             f"{path}: expected a mapping at the top level, found {type(data).__name__}"
         )
-    _unknown(data, _TOP_KEYS, "", path)
-    name = _need(data, "name", str, "", path)
-    kind = _need(data, "kind", str, "", path)
-    if kind not in KINDS:
-        raise TargetError(f"{path}: kind: expected one of {', '.join(KINDS)}, found '{kind}'")
-    cg = _need(data, "codegen", Mapping, "", path)
-    _unknown(cg, _CODEGEN_KEYS, "codegen.", path)
-    tvm_target = _need(cg, "tvm_target", Mapping, "codegen.", path)
-    if tvm_target.get("kind") not in ("llvm", "c"):
-        raise TargetError(
-            f"{path}: codegen.tvm_target.kind: expected 'llvm' or 'c', found "
-            f"{tvm_target.get('kind')!r}"
-        )
-    vb = cg.get("vector_bits")
-    if vb == "auto" and kind == "host":
-        vb = _host_vector_bits()
-    if not isinstance(vb, int) or vb <= 0 or vb % 64:
-        raise TargetError(
-            f"{path}: codegen.vector_bits: expected a positive multiple of 64 "
-            f"(or 'auto' on host), found {vb!r}"
-        )
-    em = _need(cg, "emulator", Mapping, "codegen.", path)
-    em_kind = _need(em, "kind", str, "codegen.emulator.", path)
-    if em_kind not in EMULATORS:
-        raise TargetError(
-            f"{path}: codegen.emulator.kind: expected one of "
-            f"{', '.join(EMULATORS)}, found '{em_kind}'"
-        )
-    native = _check_precisions(_need(cg, "native", list, "codegen.", path), "codegen.native", path)
-    emulation = cg.get("emulation", {}) or {}
-    if not isinstance(emulation, Mapping):
-        raise TargetError(f"{path}: codegen.emulation: expected a mapping precision -> how")
-    _check_precisions(list(emulation), "codegen.emulation", path)
+    checked = validate(TargetFile, data, path, TargetError)
+    assert isinstance(checked, TargetFile)
+    cg = checked.codegen
+    vb = _host_vector_bits() if cg.vector_bits == "auto" else cg.vector_bits
+    features = host_features() if cg.features == "auto" else tuple(cg.features)
     spec = CodegenSpec(
-        _freeze(dict(tvm_target)),
+        _freeze(dict(cg.tvm_target)),
         vb,
-        tuple(cg.get("features", []) or []),
-        Emulator(em_kind, em.get("cpu")),
-        native,
-        _freeze({parse_precision(k).name: str(v) for k, v in emulation.items()}),
-        cg.get("llvm_mca_cpu"),
+        features,
+        Emulator(cg.emulator.kind, cg.emulator.cpu),
+        tuple(parse_precision(n).name for n in cg.native),
+        _freeze({parse_precision(k).name: v for k, v in cg.emulation.items()}),
+        cg.llvm_mca_cpu,
     )
-    sections = {}
-    for key in ("timing", "memory", "energy", "accelerator"):
-        value = data.get(key, {}) or {}
-        if not isinstance(value, Mapping):
-            raise TargetError(f"{path}: {key}: expected a mapping, found {type(value).__name__}")
-        sections[key] = _freeze(dict(value))
-    if kind == "accelerator" and not sections["accelerator"]:
-        raise TargetError(f"{path}: accelerator: missing (required for kind 'accelerator')")
-    assumptions = _parse_assumptions(data, path)
+    # the cost models read the sections as the file wrote them (the schema checked them)
+    sections = {k: _freeze(dict(data.get(k) or {})) for k in SECTIONS}
     return Target(
-        name,
-        kind,
-        str(data.get("description", "")),
+        checked.name,
+        checked.kind,
+        checked.description,
         spec,
         path,
         **sections,
-        assumptions=assumptions,
+        assumptions=_parse_assumptions(data, path),
     )
 
 
@@ -322,7 +265,11 @@ def _all_targets(directory: str) -> tuple[Target, ...]:
 
 
 def list_targets() -> list[Target]:
-    return list(_all_targets(str(targets_dir())))
+    directory = targets_dir()
+    if not directory.is_dir():  # a mistyped $ACCELSIM_TARGETS must not list nothing, silently
+        where = "$ACCELSIM_TARGETS" if os.environ.get("ACCELSIM_TARGETS") else "targets directory"
+        raise TargetError(f"{where} {directory}: no such directory (expected a folder of .yaml)")
+    return list(_all_targets(str(directory)))
 
 
 def load_target(name_or_path: str) -> Target:

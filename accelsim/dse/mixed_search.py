@@ -39,14 +39,14 @@ from pathlib import Path
 import numpy as np
 
 from accelsim.core.errors import AccelsimError, InputError
-from accelsim.core.fsutil import atomic_write_text
+from accelsim.core.fsutil import atomic_write_text, inside
 from accelsim.core.precision import Precision
 from accelsim.core.target import Target
+from accelsim.model.batch import with_batch
 from accelsim.model.graph import Graph
 from accelsim.quant.mixed import write_mixed
 from accelsim.quant.ptq import CalibrationData, quantize_graph
 from accelsim.quant.sensitivity import FP32, _Evaluator
-from accelsim.quant.train import with_batch
 
 OBJECTIVES = {"latency": "latency_s", "energy": "energy_j"}
 _WEIGHTED = ("conv2d", "dense")
@@ -535,10 +535,13 @@ def digits_problem(
     optimiser settings (Adam, lr 3e-3, weight decay 1e-2, cosine schedule, seeded). `split`:
     "val" (189 images; the default, as the search is model selection) or "test" (540 images:
     a finer budget, but then the test accuracy is no longer held out)."""
+    from accelsim.core.extras import need
     from accelsim.quant.calibdata import _input_info
     from accelsim.quant.datasets import load_digits_study
-    from accelsim.quant.train import TrainConfig, train_float
 
+    need("sklearn", "--calib-dataset digits", "qat")
+    if train_epochs:  # only training needs torch
+        need("torch", "mixed-search --train-epochs", "qat")
     if split not in ("val", "test"):
         raise InputError(f"--eval-split {split}: expected val or test")
     if train_epochs < 0:
@@ -556,6 +559,8 @@ def digits_problem(
         f"({len(x)} images)"
     )
     if train_epochs:
+        from accelsim.quant.train import TrainConfig, train_float
+
         graph = train_float(
             graph,
             d.x_train,
@@ -579,8 +584,9 @@ def write_outputs(result: MixedSearchResult, out_dir: str | Path) -> list[Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{result.model}_{result.target}_{result.objective}"
-    yaml_path = out / f"{stem}_mixed.yaml"
-    json_path = out / f"{stem}_mixed_search.json"
+    # the model's graph name is the user's: sanitised, and the files provably inside `out`
+    yaml_path = inside(out, f"{stem}_mixed.yaml")
+    json_path = inside(out, f"{stem}_mixed_search.json")
     counts: dict[str, int] = {}
     for p in result.node_precisions.values():
         counts[p] = counts.get(p, 0) + 1

@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -95,6 +96,13 @@ class TuneResult:
     steps: tuple[TuneStep, ...]
     node_precisions: Mapping[str, str] = field(default_factory=dict)
     next_step: str = ""
+    min_score: float | None = None  # the budget as an absolute score, when given instead
+
+    @property
+    def budget(self) -> str:
+        if self.min_score is not None:
+            return f"{self.metric} >= {self.min_score:g}"
+        return f"at most {self.max_drop:g} below float"
 
     @property
     def final(self) -> TuneStep:
@@ -117,6 +125,7 @@ def tune(
     precision: str | Precision = "w8a8",
     calibrators: Sequence[str] = DEFAULT_CALIBRATORS,
     max_drop: float = 0.01,
+    min_score: float | None = None,
     high: str | Precision = "fp32",
     targets: Sequence[str | Target] = ("cortex-a76",),
     fidelity: str | None = "analytic",
@@ -126,7 +135,8 @@ def tune(
 ) -> TuneResult:
     """Wu et al.'s workflow on a float `graph` (see the module docstring). `metric` scores the
     model's outputs on `x_val` (higher better); `max_drop` is in the metric's units (0.01 = one
-    point of top-1)."""
+    point of top-1). `min_score` is the budget as an absolute score instead (e.g. an output SNR
+    in dB, where a drop from float's own SNR means nothing)."""
     from accelsim.backends import fidelity_of, simulate
     from accelsim.model.quantization import graph_precision
 
@@ -143,6 +153,8 @@ def tune(
         make_calibrator(c)  # a bad spec fails before any work
     if not (math.isfinite(max_drop) and max_drop >= 0):
         raise InputError(f"max_drop: expected a finite drop >= 0, found {max_drop}")
+    if min_score is not None and not math.isfinite(min_score):
+        raise InputError(f"min_score: expected a finite score, found {min_score}")
     if not calibration.samples:
         raise InputError("calibration data: no samples")
     x_val = np.asarray(x_val)
@@ -183,7 +195,7 @@ def tune(
             tuple(high_layers),
             float(score),
             float(drop),
-            bool(drop <= max_drop + 1e-12),
+            bool(drop <= max_drop + 1e-12 if min_score is None else score >= min_score),
             costs_of(q),
             note,
         )
@@ -291,6 +303,7 @@ def tune(
         steps=tuple(steps),
         node_precisions=node_prec,
         next_step=nxt,
+        min_score=min_score,
     )
 
 
@@ -304,3 +317,67 @@ def metric_on(metric: Metric, s: np.ndarray, n: int) -> float:
     if labels is None or len(labels) == n:
         return metric(s)
     return replace(metric, labels=labels[:n])(s)  # type: ignore[type-var]
+
+
+def format_result(result: TuneResult, per_unit: float = 100.0) -> str:
+    """Every step's score and cost, one line each; `per_unit` scales the metric for display
+    (100: a fraction shown in points; 1: a metric already in its unit, such as dB)."""
+    unit = "%" if per_unit == 100.0 else ""
+    targets = [c.target for c in result.steps[0].costs]
+    head = f"{'step':<12}{'calibration':<20}{'high':>5}{result.metric:>12}{'drop':>9}"
+    head += "".join(f"{t + ' ms':>16}{'uJ':>10}" for t in targets)
+    budget = (
+        f"{result.metric} >= {result.min_score * per_unit:g}{unit}"
+        if result.min_score is not None
+        else f"{result.max_drop * per_unit:g}{unit} below float"
+    )
+    lines = [
+        f"{result.model}: {result.precision}, budget {budget}, high layers at {result.high}",
+        head,
+    ]
+    for s in result.steps:
+        row = (
+            f"{s.stage:<12}{s.calibration or '-':<20}{len(s.high_layers):>5}"
+            f"{s.score * per_unit:>11.2f}{unit or ' '}{s.drop * per_unit:>8.2f}{unit or ' '}"
+        )
+        row += "".join(f"{c.latency_s * 1e3:>16.3f}{c.energy_j * 1e6:>10.1f}" for c in s.costs)
+        lines.append(row)
+    verdict = (
+        "meets the budget" if result.met else f"does NOT meet the budget; next: {result.next_step}"
+    )
+    lines.append(
+        f"chosen: {result.calibration}, {len(result.high_layers)} layer(s) at {result.high}: "
+        f"{result.metric} {result.score * per_unit:.2f}{unit} (float "
+        f"{result.float_score * per_unit:.2f}{unit}); {verdict}"
+    )
+    return "\n".join(lines)
+
+
+def write_outputs(result: TuneResult, out_dir: str | Path) -> list[Path]:
+    """`<model>_tune.json` (every step) and `<model>_tune_mixed.yaml`, the chosen per-layer
+    precisions as a `--mixed` file (layer names of the BN-folded graph, as quantize uses)."""
+    import json
+
+    from accelsim.core.fsutil import atomic_write_text, safe_name
+    from accelsim.quant.mixed import write_mixed
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = safe_name(result.model, "model")
+    json_path, yaml_path = out / f"{stem}_tune.json", out / f"{stem}_tune_mixed.yaml"
+    per_node = {n: parse_precision(p) for n, p in result.node_precisions.items()}
+    comment = (
+        f"accelsim tune: {result.model}, {result.calibration} calibration, "
+        f"{len(result.high_layers)} layer(s) at {result.high}; {result.metric} "
+        f"{result.score:.4f} (float {result.float_score:.4f}); "
+        f"{'meets' if result.met else 'DOES NOT meet'} the budget"
+    )
+    if result.high_layers:
+        write_mixed(yaml_path, parse_precision(result.precision), per_node, comment)
+    else:  # one precision everywhere: a rule for every layer says so
+        atomic_write_text(
+            yaml_path,
+            f'# {comment}\ndefault: {result.precision}\nlayers:\n  "*": {result.precision}\n',
+        )
+    atomic_write_text(json_path, json.dumps(result.to_json(), indent=1) + "\n")
+    return [json_path, yaml_path]

@@ -11,26 +11,34 @@ unscheduled TIR text, the precision, the TVM target, the schedule recipe text an
 version. Quantization *values* (multipliers, shifts, zero points, clamp bounds, folded bias) are
 kernel arguments, so layers that differ only in them share one kernel. Entries are written
 atomically; a warm rerun compiles nothing.
+
+`meta.json` records the SHA-256 of each binary beside it; an entry whose metadata is unreadable
+or of the wrong shape, or whose files are missing, empty or fail their hash, is rebuilt with one
+warning. The host library loaded from an entry is always that entry's own `kernel.so`. A cache
+directory that cannot be written turns the cache off for the run (one warning): kernels are then
+compiled into a private temporary directory.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import re
 import tempfile
 import threading
 import time
 from pathlib import Path
 
 from accelsim.core.errors import AccelsimError
-from accelsim.core.fsutil import atomic_write_bytes, atomic_write_text
+from accelsim.core.fsutil import USER_ERRNOS, atomic_write_bytes, atomic_write_text, safe_name
+from accelsim.core.precision import Precision
 from accelsim.core.version import __version__
 from accelsim.kernels.kernel import InstructionMix, Kernel, Loop, instruction_mix, loop_nest
 
 _LOCK = threading.Lock()
 # bumped when what a cache entry records changes (its kernels stay valid, the analysis not)
-META_VERSION = 2
+META_VERSION = 3
+LIB_NAME = "kernel.so"  # the only library an entry may name
 _STATS = {"compiled": 0, "cache_hits": 0}
 
 
@@ -59,7 +67,57 @@ def _target(target):
 
 
 def _entry_dir(key: str) -> Path:
-    return cache_dir() / key[:2] / key
+    from accelsim.core.cache import private_dir, writable
+
+    root = cache_dir() if writable(cache_dir()) else private_dir("kernels")
+    return root / key[:2] / key
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _cached_meta(d: Path, target) -> dict | None:
+    """The metadata of a usable entry in `d`; None when there is none (a miss), or when it is
+    unusable (then with one warning: it is rebuilt)."""
+    from accelsim.core.cache import loads_checked, warn_once
+
+    if not (d / "meta.json").is_file():
+        return None
+    try:
+        meta = loads_checked((d / "meta.json").read_bytes())
+        if not isinstance(meta, dict):
+            raise TypeError(f"meta.json: expected a mapping, found {type(meta).__name__}")
+        if meta.get("meta_version") != META_VERSION:
+            return None  # written by other code: rebuilt without a warning
+        hashes = meta.get("sha256")
+        files = ["kernel.o", "kernel.s"] + ([LIB_NAME] if target.kind == "host" else [])
+        if meta.get("lib") not in (None, LIB_NAME) or (target.kind == "host") != bool(
+            meta.get("lib")
+        ):
+            raise ValueError(
+                f"meta.json: lib: expected {LIB_NAME} or none, found {meta.get('lib')!r}"
+            )
+        if not isinstance(hashes, dict):
+            raise TypeError("meta.json: sha256: expected a mapping file -> hash")
+        for f in files:
+            p = d / f
+            if p.is_symlink() or not p.is_file() or p.stat().st_size == 0:
+                raise ValueError(f"{f}: missing or empty")
+            if hashes.get(f) != _sha256(p):
+                raise ValueError(f"{f}: content does not match its hash")
+        for x in meta["loops"]:  # the Kernel is built from these: a wrong shape raises here
+            Loop.from_dict(x)
+        InstructionMix.from_dict(meta["instruction_mix"])
+        if isinstance(meta["compile_s"], bool) or not isinstance(meta["compile_s"], (int, float)):
+            raise TypeError("meta.json: compile_s: expected a number")
+        return meta
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        warn_once(
+            f"corrupt:{d}",
+            f"kernel cache entry {d} is unusable ({type(exc).__name__}: {str(exc)[:80]}); rebuilt",
+        )
+        return None
 
 
 def _applied_dict(layer) -> dict:
@@ -92,6 +150,18 @@ def _build(layer, target, d: Path) -> dict:
         ) from None
     asm = lib.mod.inspect_source("s")
     compile_s = time.perf_counter() - t0
+    try:
+        return _write_entry(layer, target, d, lib, asm, compile_s)
+    except OSError as exc:
+        from accelsim.core.cache import go_uncached, writable
+
+        if exc.errno not in USER_ERRNOS or not writable(cache_dir()):
+            raise
+        go_uncached(cache_dir(), exc)  # the rest of the run compiles into a private directory
+        return _write_entry(layer, target, _entry_dir(layer.key), lib, asm, compile_s)
+
+
+def _write_entry(layer, target, d: Path, lib, asm: str, compile_s: float) -> dict:
     d.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=d) as tmp:
         obj = Path(tmp) / "kernel.o"
@@ -104,10 +174,12 @@ def _build(layer, target, d: Path) -> dict:
 
             so = Path(tmp) / "kernel.so"
             cc.create_shared(str(so), [str(obj)])
-            atomic_write_bytes(d / "kernel.so", so.read_bytes())
-            lib_name = "kernel.so"
+            atomic_write_bytes(d / LIB_NAME, so.read_bytes())
+            lib_name = LIB_NAME
     atomic_write_text(d / "kernel.s", asm)
+    files = ["kernel.o", "kernel.s"] + ([LIB_NAME] if lib_name else [])
     meta = {
+        "sha256": {f: _sha256(d / f) for f in files},
         "meta_version": META_VERSION,
         "key": layer.key,
         "symbol": layer.symbol,
@@ -147,8 +219,15 @@ def runtime_module(kernel: Kernel):
             )
         from accelsim.core.tvm_env import import_tvm
 
+        path = Path(kernel.lib_path)
+        entry = _entry_dir(kernel.key)
+        if path.name != LIB_NAME or path.is_symlink() or path.parent.resolve() != entry.resolve():
+            raise CompileError(
+                f"kernel of layer '{kernel.layer}': library {path} is not its cache entry's "
+                f"{entry / LIB_NAME}"
+            )
         tvm = import_tvm()
-        lib = tvm.runtime.load_module(kernel.lib_path)
+        lib = tvm.runtime.load_module(str(path))
         _RUNTIME[kernel.key] = lib
     return lib
 
@@ -159,20 +238,11 @@ def compile_layer(layer, target, use_cache: bool = True) -> Kernel:
     if layer.status != "kernel":
         raise CompileError(f"layer '{layer.name}' has no kernel ({layer.status}: {layer.reason})")
     d = _entry_dir(layer.key)
-    meta = None
-    cached = False
-    if use_cache and (d / "meta.json").is_file() and (d / "kernel.o").is_file():
-        try:
-            meta = json.loads((d / "meta.json").read_text())
-            cached = True
-            if meta.get("meta_version") != META_VERSION:
-                meta, cached = None, False
-            if meta is not None and target.kind == "host" and not (d / "kernel.so").is_file():
-                meta, cached = None, False
-        except (OSError, json.JSONDecodeError):
-            meta = None
+    meta = _cached_meta(d, target) if use_cache else None
+    cached = meta is not None
     if meta is None:
         meta = _build(layer, target, d)
+        d = _entry_dir(layer.key)  # elsewhere when the cache proved unwritable
     else:
         with _LOCK:
             _STATS["cache_hits"] += 1
@@ -190,7 +260,7 @@ def compile_layer(layer, target, use_cache: bool = True) -> Kernel:
         schedule=_applied_dict(layer),
         asm_path=str(d / "kernel.s"),
         obj_path=str(d / "kernel.o"),
-        lib_path=str(d / meta["lib"]) if meta.get("lib") else None,
+        lib_path=str(d / LIB_NAME) if meta.get("lib") else None,
         key=layer.key,
         compile_s=float(meta["compile_s"]),
         cached=cached,
@@ -198,16 +268,10 @@ def compile_layer(layer, target, use_cache: bool = True) -> Kernel:
     )
 
 
-def sanitize(name: str) -> str:
-    """A layer name as a file name: [A-Za-z0-9_.-] only."""
-    s = re.sub(r"[^A-Za-z0-9_.-]", "_", name).strip(".") or "layer"
-    return s[:120]
-
-
 def compile_graph(
     graph,
     target,
-    precision=None,
+    precision: Precision | None = None,
     out_dir=None,
     schedules=None,
     use_cache: bool = True,
@@ -220,7 +284,9 @@ def compile_graph(
     from accelsim.lower.lower import lower_graph
 
     target = _target(target)
-    prec = getattr(precision, "name", precision)
+    from accelsim.model.quantization import graph_precision
+
+    prec = precision or graph_precision(graph)
     layers = lower_graph(graph, target, prec, schedules)
     kernels: list[Kernel] = []
     for i, L in enumerate(layers):
@@ -240,7 +306,7 @@ def _write_outputs(graph, target, prec, layers, kernels, out: Path) -> list[Kern
     used: set[str] = set()
     written: list[Kernel] = []
     for k in kernels:
-        base = sanitize(k.layer)
+        base = safe_name(k.layer, "layer")
         name, i = base, 1
         while name in used:
             i += 1
@@ -253,7 +319,7 @@ def _write_outputs(graph, target, prec, layers, kernels, out: Path) -> list[Kern
     doc = {
         "model": graph.name,
         "target": target.name,
-        "precision": prec,
+        "precision": prec.name,
         "accelsim_version": __version__,
         "distinct_kernels": len({k.key for k in written}),
         "kernels": [k.to_dict() for k in written],

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from accelsim.core.precision import Precision
 from accelsim.kernels.compile import CompileError, runtime_module
 from accelsim.kernels.kernel import Kernel
 
@@ -84,7 +85,7 @@ def time_kernel(
 
 
 def verify(
-    graph, feeds, precision: str | None = None, schedules=None, rtol: float = 1e-5
+    graph, feeds, precision: Precision | None = None, schedules=None, rtol: float = 1e-5
 ) -> dict[str, int]:
     """Run every lowered layer of `graph` on the host, each on the reference executor's input
     tensors, and count the elements that differ from the reference executor's output of that

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from accelsim.core.errors import AccelsimError
+from accelsim.core.precision import Precision
 from accelsim.core.target import Target
 from accelsim.model.graph import Graph
 
@@ -217,7 +218,7 @@ RUNNERS: dict[str, Callable] = {
 def verify_graph(
     graph: Graph,
     target: Target,
-    precision: str,
+    precision: Precision | None,
     feeds,
     rtol: float = 1e-5,
     progress: Callable[[int], None] | None = None,

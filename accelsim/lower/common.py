@@ -275,15 +275,20 @@ def float_types(ctx: Ctx, *infos: TensorInfo | None) -> FloatTypes:
 # ------------------------------------------------------------------------------------------
 
 
-def pad_input(x, value, channels: int | None, extent: int, pads=(0, 0, 0, 0)):
+def pad_input(x, value, channels: int | None, extent: int, pads=(0, 0, 0, 0), fn=None):
     """The kernel input `x` (NHWC, or rows x channels) with `value` around it: `pads` (top,
     left, bottom, right) rows and columns of a 4-D input, channels `channels`.. up to `extent`
-    (`channels` None: none are padded, and none are tested)."""
+    (`channels` None: none are padded, and none are tested). `fn`, when given, maps every
+    element, the padding value too (a change of representation, e.g. int8 -> u8 + 128); without
+    padding the stage is then a plain elementwise copy."""
     te, tirx = _te(), _tirx()
+    if fn is not None and channels is None and not any(pads):
+        return te.compute(x.shape, lambda *i: fn(x[i]), name="pad")
+    f = fn if fn is not None else (lambda v: v)
     if len(x.shape) == 2:
         return te.compute(
             (int(x.shape[0]), extent),
-            lambda n, c: tirx.if_then_else(c < channels, x[n, c], value),
+            lambda n, c: tirx.if_then_else(c < channels, f(x[n, c]), f(value)),
             name="pad",
         )
     N, H, W_ = (int(d) for d in x.shape[:3])
@@ -295,7 +300,9 @@ def pad_input(x, value, channels: int | None, extent: int, pads=(0, 0, 0, 0)):
 
     return te.compute(
         (N, H + pt + pb, W_ + pl + pr, extent),
-        lambda n, h, ww, c: tirx.if_then_else(inside(h, ww, c), x[n, h - pt, ww - pl, c], value),
+        lambda n, h, ww, c: tirx.if_then_else(
+            inside(h, ww, c), f(x[n, h - pt, ww - pl, c]), f(value)
+        ),
         name="pad",
     )
 

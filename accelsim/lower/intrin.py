@@ -67,6 +67,14 @@ class Intrinsic:
     kind: str = "dot"
     # storage scopes of A, B and C (the accelerator's operands live in its scratchpads)
     scopes: tuple[str, str, str] = ("global", "global", "global")
+    # non-zero: an unsigned-activation instruction that also serves int8 activations moved to
+    # x + act_offset (x86 VNNI multiplies unsigned bytes by signed ones; x ^ 0x80 is x + 128 as
+    # u8): the lowering flips them once in the kernel's input stage and folds
+    # `act_offset * sum(w)` out of the bias, so the result is exact
+    act_offset: int = 0
+    # builds the description PrimFunc when the kind's pattern is not one `_desc` knows (an
+    # instruction family registered from its own module, e.g. `accelsim.lower.i8mm`)
+    desc: Callable[[Intrinsic], Any] | None = field(default=None, repr=False)
     # > 0: the weight block is packed `[depth / group][lanes][group]` (groups of `group`
     # reduction elements per lane, the groups outermost) instead of `[lanes][depth]`
     group: int = 0
@@ -511,6 +519,29 @@ def _vmpy_impl(it: Intrinsic):
 # ------------------------------------------------------------------------------------------
 
 
+def _vpdpbusd_impl(it: Intrinsic):
+    """x86 VNNI: `lanes` int32 accumulators each += 4 u8 x s8 products (`vpdpbusd`: zmm with
+    AVX512-VNNI, ymm with AVX-VNNI). The four activations are one dword broadcast to every lane
+    (a broadcast load). Signed int8 activations arrive flipped to u8 (`act_offset`, the trick
+    oneDNN and MLAS use): flipping here would cost an ALU op per broadcast in the inner loop."""
+    lanes = it.lanes
+    name = f"llvm.x86.avx512.vpdpbusd.{32 * lanes}"
+
+    def value(T, A, B, C):
+        word = T.reinterpret(A.vload([0], f"{it.act_dtype}x4"), dtype="int32")
+        return _llvm(
+            T,
+            name,
+            f"int32x{lanes}",
+            C[T.ramp(T.int32(0), 1, lanes)],
+            # LLVM 22 types both byte operands as <N x i8> (older LLVMs: <N/4 x i32>)
+            T.reinterpret(T.Broadcast(word, lanes), dtype=f"int8x{4 * lanes}"),
+            _weights8(T, B, it, 0, 4 * lanes),
+        )
+
+    return implementation(it, [(0, lanes, value)])
+
+
 def _entry(
     name,
     instruction,
@@ -525,6 +556,7 @@ def _entry(
     doc,
     weight_min=None,
     kind="dot",
+    act_offset=0,
 ):
     return Intrinsic(
         name=name,
@@ -541,6 +573,7 @@ def _entry(
         doc=doc,
         weight_min=weight_min,
         kind=kind,
+        act_offset=act_offset,
     )
 
 
@@ -717,8 +750,41 @@ INTRINSICS: tuple[Intrinsic, ...] = (
     ),
 )
 
+# x86 VNNI (host): u8 x s8 dot products; signed activations with the +128 offset
+_VNNI512 = ("llvm.x86.avx512.vpdpbusd.512",)
+_VNNI256 = ("llvm.x86.avx512.vpdpbusd.256",)
+INTRINSICS = INTRINSICS + tuple(
+    _entry(
+        name,
+        f"vpdpbusd {reg}, {reg}, {reg}",
+        requires,
+        "uint8",
+        8,
+        "int32",
+        lanes,
+        4,
+        llvm,
+        _vpdpbusd_impl,
+        f"{isa}: {lanes} int32 lanes each += 4 u8 x s8 products (int8 activations flipped "
+        "to u8, x + 128, in the input stage)",
+        act_offset=128,
+    )
+    for name, reg, requires, lanes, llvm, isa in (
+        ("vpdpbusd", "zmm", ["avx512vnni", "avx512bw"], 16, _VNNI512, "AVX512-VNNI"),
+        ("vpdpbusd_ymm", "ymm", ["avxvnni"], 8, _VNNI256, "AVX-VNNI"),
+    )
+)
+
 NAMES: tuple[str, ...] = tuple(dict.fromkeys(i.name for i in INTRINSICS))
 _REGISTERED: set[str] = set()
+
+
+def register(*entries: Intrinsic) -> None:
+    """Add `entries` to the table: an instruction family whose description and implementation
+    live in their own module (`accelsim.lower.i8mm`) registers itself here on import."""
+    global INTRINSICS, NAMES
+    INTRINSICS = INTRINSICS + tuple(e for e in entries if e not in INTRINSICS)
+    NAMES = tuple(dict.fromkeys(i.name for i in INTRINSICS))
 
 
 def variants(name: str) -> list[Intrinsic]:
@@ -729,17 +795,20 @@ def select(
     names, features, act_dtype: str, weight_bits: int, kind: str = "dot"
 ) -> Intrinsic | None:
     """The first intrinsic in `names` of this `kind` that the target's features allow and that
-    has a variant for these operand types; None when none applies (the schedule then
-    vectorizes)."""
+    has a variant for these operand types (int8 activations also take an unsigned variant with
+    an `act_offset`); None when none applies (the schedule then vectorizes)."""
+    acts = (act_dtype, "uint8") if act_dtype == "int8" else (act_dtype,)
     for name in names:
-        for it in variants(name):
-            if (
-                it.kind == kind
-                and set(it.requires) <= set(features)
-                and it.act_dtype == act_dtype
-                and it.weight_bits == weight_bits
-            ):
-                return it
+        for act in acts:
+            for it in variants(name):
+                if (
+                    it.kind == kind
+                    and set(it.requires) <= set(features)
+                    and it.act_dtype == act
+                    and (act == act_dtype or it.act_offset)
+                    and it.weight_bits == weight_bits
+                ):
+                    return it
     return None
 
 
@@ -754,6 +823,6 @@ def ensure_registered(it: Intrinsic) -> str:
 
     # TVM's registry outlives a reload of this module (tests): register only once
     if TensorIntrin.get(it.key, allow_missing=True) is None:
-        TensorIntrin.register(it.key, _desc(it), it.impl(it))
+        TensorIntrin.register(it.key, (it.desc or _desc)(it), it.impl(it))
     _REGISTERED.add(it.key)
     return it.key

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from accelsim.core.argspec import ArgSpec
+from accelsim.core.precision import Precision
 from accelsim.core.tvm_env import import_tvm
 from accelsim.core.version import __version__
 from accelsim.lower import common as _common
@@ -122,14 +123,19 @@ def _argspecs(built) -> tuple[ArgSpec, ...]:
 
 
 def lower_node(
-    graph: Graph, node: Node, target, recipes=None, precision: str | None = None, schedules=None
+    graph: Graph,
+    node: Node,
+    target,
+    recipes=None,
+    precision: Precision | None = None,
+    schedules=None,
 ) -> LoweredLayer:
     """Lower one node for `target` (a Target or a target name) with the recipe file `recipes`
     (default: `schedules/<target kind>.yaml`, or `schedules`: a file or directory)."""
     target = _as_target(target)
     if recipes is None:
         recipes = recipes_for(target, schedules)
-    prec = precision or graph_precision(graph).name
+    prec = (precision or graph_precision(graph)).name  # the recipe section's key
     cls = _model_op_class(graph, node)
     base = dict(name=node.name, op=node.op, precision=prec, target=target.name)
     if node.op in VIEW_OPS:
@@ -208,7 +214,7 @@ def lower_node(
 
 
 def lower_graph(
-    graph: Graph, target, precision: str | None = None, schedules=None
+    graph: Graph, target, precision: Precision | None = None, schedules=None
 ) -> list[LoweredLayer]:
     """Lower every node of `graph` (views and not-lowered nodes included, in graph order)."""
     target = _as_target(target)

@@ -55,6 +55,7 @@ import numpy as np
 
 from accelsim.core import requant as rp
 from accelsim.core.qparams import DTYPE_BITS, dtype_range
+from accelsim.lower import i8mm
 from accelsim.lower import intrin as _intrin
 from accelsim.lower import requant as rq
 from accelsim.lower.common import (
@@ -262,9 +263,11 @@ def _mac_args(channels: int, xdt, accdt, odt, ft: FloatTypes | None, wide, doubl
     return _MacArgs(tensors, [t.op.name for t in tensors], qp[0].astype(xdt), epilogue)
 
 
-def _mac_consts(node, x_i, w_i, o_i, w, bias_c, ft: FloatTypes | None, wide, double=False):
+def _mac_consts(
+    node, x_i, w_i, o_i, w, bias_c, ft: FloatTypes | None, wide, double=False, act_offset=0
+):
     """The values of the arguments `_mac_args` declares (the input zero point folded into the
-    bias)."""
+    bias, and the offset an intrinsic adds to every activation, `Intrinsic.act_offset`)."""
     cout = w.shape[0]
     if ft is not None:
         bias = bias_c if bias_c is not None else np.zeros(cout)
@@ -273,7 +276,7 @@ def _mac_consts(node, x_i, w_i, o_i, w, bias_c, ft: FloatTypes | None, wide, dou
             "fparams": _fbounds(node.attrs).astype(ft.np_compute),
         }
     zx = rp.zero_point(x_i)
-    folded = rp.folded_bias(w, bias_c, zx)
+    folded = rp.folded_bias(w, bias_c, zx + act_offset)
     _weight_scales(w_i, cout)  # checks the weights' quantization axis
     if double:
         eff = rp.double_scales(x_i, w_i, o_i, cout)
@@ -333,13 +336,23 @@ def contraction(ctx: Ctx) -> Built:
     recipe = ctx.recipe(cls, t.precision)
     acc_bits = DTYPE_BITS[accdt] if accdt in DTYPE_BITS else 32
 
-    # intrinsic and blocks: the recipe's first that computes these weights exactly
+    # intrinsic and blocks: a matrix intrinsic (SMMLA, accelsim.lower.i8mm) first where the
+    # target has one and the layer fits it, else the recipe's first dot-product one that
+    # computes these weights exactly
     notes: list[str] = []
     wmin = int(w.min()) if w.size and not is_float else 0
-    it = _intrinsic(ctx, recipe, t, "dot", wmin, notes)
+    it = _intrinsic(ctx, recipe, t, i8mm.KIND, wmin, notes)
+    pairs = i8mm.applies(it, is_dense, N, strides[1])
+    if not pairs:
+        it = _intrinsic(ctx, recipe, t, "dot", wmin, notes)
     if it is not None and it.nibble_lanes and KH * KW * I * 128 * 128 >= 2**31:
         # its accumulators hold 16 x the sums: they must not wrap where the true ones do not
         notes.append(f"intrinsic '{it.name}' (4-bit x16) not used: {KH * KW * I} terms")
+        it = None
+    if it is not None and it.act_offset and double and KH * KW * I * 255 * 128 >= 2**31:
+        # the float64 requantization adds an int64 bias to the int32 accumulator, so the
+        # offset folded into the bias is exact only while the offset sum cannot wrap
+        notes.append(f"intrinsic '{it.name}' not used: its activation offset could wrap")
         it = None
     if it is not None:
         bo, bk = it.lanes, it.depth
@@ -373,10 +386,26 @@ def contraction(ctx: Ctx) -> Built:
     margs = _mac_args(O, xdt, accdt, odt, ft if is_float else None, wide, double, form)
     params, pnames, pad_value = margs.tensors, margs.names, margs.pad_value
 
+    if pairs and not is_dense:  # an odd output width computes one discarded column
+        pads = i8mm.pair_pads(pads, W_, OW, KW, sw, dw)
+        pt, pl, pb, pr = pads
     stages: list[tuple[str, int]] = []
+    # int8 activations on an unsigned-activation intrinsic: flipped to u8 (x + offset) once, in
+    # the input stage, rather than per broadcast in the inner loop (`Intrinsic.act_offset`)
+    offset = it.act_offset if it is not None and it.act_dtype != xdt else 0
+    flip = None
+    if offset:
+        tirx = _tirx()
+
+        def flip(v):
+            return tirx.bitwise_xor(v, tirx.const(-offset, xdt)).astype(it.act_dtype)
+
     need_pad = bool(pt or pl or pb or pr) or ICp != I
-    if need_pad:
-        xin = pad_input(x, pad_value, I, ICp, pads)
+    if pairs:  # the padded input repacked so that each pixel pair is one 16-byte row
+        xin = i8mm.pack_input(x, pad_value, I, ICp, pads, sw)
+        stages.append(("pad", 8 if ICp == I else 1))
+    elif need_pad or flip is not None:
+        xin = pad_input(x, pad_value, I if need_pad else None, ICp, pads, flip)
         bits = DTYPE_BITS.get(xdt, 32)
         stages.append(("pad", pow2_divisor(ICp, _lanes(ctx, bits)) if ICp == I else 1))
     else:
@@ -411,16 +440,23 @@ def contraction(ctx: Ctx) -> Built:
     else:
         pdt = accdt
     window = None if is_dense else ((KH, KW), strides, dil)
-    acc = contraction_acc(
-        xin, wval, (N, OCp) if is_dense else (N, OH, OW, OCp), (bo, bk), window, pdt, accdt
-    )
+    acc_shape = (N, OCp) if is_dense else (N, OH, OW, OCp)
     if nib16:  # 16 x the sums, exactly: back to the sums before the bias
 
         def epi(a, c):
             return margs.epilogue(_tirx().shift_right(a, _tirx().const(4, accdt)), c)
     else:
         epi = margs.epilogue
-    if is_dense:
+    intrinsic_loops: tuple[str, ...] = ("oc.v", "ic.v")
+    if pairs:  # SMMLA: accumulators in pairs of pixels (rows) x pairs of channels
+        pc = i8mm.contraction(xin, wval, acc_shape, window, accdt, epi, O)
+        y, axes, default_order = pc.y, pc.axes, pc.default_order
+        intrinsic_loops = pc.intrinsic_loops
+    else:
+        acc = contraction_acc(xin, wval, acc_shape, (bo, bk), window, pdt, accdt)
+    if pairs:
+        pass
+    elif is_dense:
         y = te.compute((N, O), lambda n, oc: epi(acc[n, oc], oc), name="y")
         axes = [
             Axis("n", N, unit="rows"),
@@ -448,7 +484,7 @@ def contraction(ctx: Ctx) -> Built:
         epilogue="y",
         stages=stages,
         intrinsic=it,
-        intrinsic_loops=("oc.v", "ic.v"),
+        intrinsic_loops=intrinsic_loops,
         epilogue_lanes=form[0].lanes if form else None,
         default_order=default_order,
         layer=ctx.layer,
@@ -474,7 +510,18 @@ def contraction(ctx: Ctx) -> Built:
             return np.ascontiguousarray(_pack_pairs(blk))
         return blk.astype(np.dtype(wdt))
 
-    consts = _mac_consts(node, x_i, w_i, o_i, w, bias_c, ft if is_float else None, wide, double)
+    consts = _mac_consts(
+        node,
+        x_i,
+        w_i,
+        o_i,
+        w,
+        bias_c,
+        ft if is_float else None,
+        wide,
+        double,
+        offset,
+    )
 
     def pack(values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         xv = np.asarray(values[x_name])
@@ -501,6 +548,7 @@ def contraction(ctx: Ctx) -> Built:
         if double
         else ("fixed64" if wide else ("fixed" if not is_float else "float")),
         "intrinsic": it.key if it else None,
+        "act_offset": offset,
         "requant_form": [form[0].name, form[1]] if form else None,
         "block": [bo, bk],
     }

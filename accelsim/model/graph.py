@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from accelsim.core.errors import ModelError
+from accelsim.core.errors import ModelError, ShapeError
 from accelsim.core.qparams import (
     DTYPE_BITS,
     FLOAT_DTYPES,
@@ -67,6 +67,11 @@ class TensorInfo:
     def nbytes(self) -> float:
         """Storage in bytes at the tensor's bit width (4-bit tensors packed two per byte)."""
         return self.size * DTYPE_BITS[self.dtype] / 8
+
+
+# the largest tensor accelsim allocates (inputs, activations); $ACCELSIM_MAX_TENSOR_BYTES
+# overrides it. Costing never allocates, so this bounds only runs, calibration and verification.
+MAX_TENSOR_BYTES = 4 * 2**30
 
 
 def _freeze(value: Any) -> Any:
@@ -194,6 +199,24 @@ class Graph:
     def model_bytes(self) -> float:
         """Bytes to store every constant at its bit width (the model size on disk)."""
         return sum(self.tensors[c].nbytes for c in self.constants)
+
+    def check_allocatable(self, tensors: Iterable[str] | None = None, count: int = 1) -> None:
+        """Before the executor or an input generator allocates `count` copies of `tensors`
+        (default: every tensor): a declared shape too large to hold is a `ShapeError` naming
+        the tensor and its size, instead of a MemoryError midway."""
+        import os
+
+        limit = int(os.environ.get("ACCELSIM_MAX_TENSOR_BYTES") or MAX_TENSOR_BYTES)
+        for name in self.tensors if tensors is None else tensors:
+            info = self.tensors[name]
+            need = info.size * max(1, DTYPE_BITS[info.dtype] // 8) * count
+            if need > limit:
+                raise ShapeError(
+                    f"model '{self.name}': tensor '{name}' declares shape {list(info.shape)} "
+                    f"({info.dtype}{f' x {count}' if count > 1 else ''}: {need / 2**30:.3g} GiB); "
+                    f"expected at most {limit / 2**30:.3g} GiB per tensor "
+                    f"(ACCELSIM_MAX_TENSOR_BYTES)"
+                )
 
     def replace(self, **changes: Any) -> Graph:
         return dataclasses.replace(self, **changes)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from accelsim.core.errors import InputError
-from accelsim.core.fsutil import atomic_write_bytes, read_numpy
+from accelsim.core.fsutil import atomic_write_bytes, check_finite, read_numpy
 from accelsim.core.qparams import NUMPY_DTYPE, dtype_range
 from accelsim.model.graph import Graph
 
@@ -23,34 +23,46 @@ def load_inputs(path: str, graph: Graph) -> dict[str, np.ndarray]:
                 f"{path}: model '{graph.name}' has {len(graph.inputs)} inputs "
                 f"({', '.join(graph.inputs)}); give them in an .npz"
             )
+        check_finite(data, f"{path}: input '{graph.inputs[0]}'", InputError)
         return {graph.inputs[0]: data}
     feeds = {}
-    with data:
-        for i, name in enumerate(graph.inputs):
-            for key in (name, f"in{i}"):
-                if key in data.files:
-                    feeds[name] = data[key]
-                    break
-            else:
-                raise InputError(
-                    f"{path}: no array for model input '{name}' (keys tried: "
-                    f"'{name}', 'in{i}'; found: {', '.join(data.files)})"
-                )
+    for i, name in enumerate(graph.inputs):
+        for key in (name, f"in{i}"):
+            if key in data:
+                check_finite(data[key], f"{path}: input '{name}' (key '{key}')", InputError)
+                feeds[name] = data[key]
+                break
+        else:
+            raise InputError(
+                f"{path}: no array for model input '{name}' (keys tried: "
+                f"'{name}', 'in{i}'; found: {', '.join(data) or 'none'})"
+            )
     return feeds
+
+
+def random_input(graph: Graph, name: str, rng: np.random.Generator) -> np.ndarray:
+    """One seeded random input: N(0, 1) for a float input; for an integer input that indexes
+    a gather (token ids), uniform over the rows it indexes; else uniform over the range."""
+    info = graph.tensors[name]
+    dtype = NUMPY_DTYPE[info.dtype]
+    if info.is_float:
+        return rng.standard_normal(info.shape).astype(dtype)
+    lo, hi = dtype_range(info.dtype)
+    rows = [
+        graph.tensors[n.inputs[0]].shape[n.attr("axis", 0)]
+        for n in graph.consumers(name)
+        if n.op == "gather" and n.inputs[1] == name
+    ]
+    if rows:
+        lo, hi = 0, min(rows) - 1
+    return rng.integers(lo, hi + 1, info.shape).astype(dtype)
 
 
 def random_inputs(graph: Graph, seed: int = 0) -> dict[str, np.ndarray]:
-    """Seeded random inputs: N(0, 1) for float inputs, uniform over the range for integer."""
+    """Seeded random inputs, one `random_input` per graph input."""
+    graph.check_allocatable(graph.inputs)
     rng = np.random.default_rng(seed)
-    feeds = {}
-    for name in graph.inputs:
-        info = graph.tensors[name]
-        if info.is_float:
-            feeds[name] = rng.standard_normal(info.shape).astype(NUMPY_DTYPE[info.dtype])
-        else:
-            lo, hi = dtype_range(info.dtype)
-            feeds[name] = rng.integers(lo, hi + 1, info.shape).astype(NUMPY_DTYPE[info.dtype])
-    return feeds
+    return {name: random_input(graph, name, rng) for name in graph.inputs}
 
 
 def dequantize_output(graph: Graph, name: str, arr: np.ndarray) -> np.ndarray:

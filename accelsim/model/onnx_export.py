@@ -78,13 +78,13 @@ QLinearConv does not accept); ORT_ENABLE_BASIC runs it.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from accelsim.core.errors import ModelError
+from accelsim.core.fsutil import atomic_write_bytes
 from accelsim.core.qparams import NUMPY_DTYPE, dtype_range
 from accelsim.model.graph import Graph, Node, TensorInfo
 from accelsim.model.ops import activation_bounds, spatial_axes
@@ -119,7 +119,7 @@ _QDQ_TYPE_OPSET = {
     "int2": 25,
 }
 # Operators whose ONNX form needs more than that (as the emitters below write them).
-_OP_OPSET = {"layer_norm": 17, "gelu": 20}
+_OP_OPSET = {"layer_norm": 17, "gelu": 20, "hard_swish": 14}
 _INT32 = np.iinfo(np.int32)
 
 
@@ -455,10 +455,33 @@ def _simple(onnx_op: str) -> Emitter:
     return emit
 
 
-EMITTERS["add"] = _simple("Add")
-EMITTERS["sub"] = _simple("Sub")
-EMITTERS["mul"] = _simple("Mul")
-EMITTERS["relu"] = _simple("Relu")
+# operators that are one ONNX node of the same inputs and no attributes
+for _ir, _onnx in {
+    "add": "Add",
+    "sub": "Sub",
+    "mul": "Mul",
+    "relu": "Relu",
+    "div": "Div",
+    "pow": "Pow",
+    "sigmoid": "Sigmoid",
+    "tanh": "Tanh",
+    "erf": "Erf",
+    "neg": "Neg",
+    "sqrt": "Sqrt",
+    "hard_swish": "HardSwish",
+}.items():
+    EMITTERS[_ir] = _simple(_onnx)
+
+
+@_emits("hard_sigmoid")
+def _hard_sigmoid(ctx: _Ctx, node: Node, ins: list[str], out: str) -> None:
+    alpha, beta = float(node.attr("alpha", 0.2)), float(node.attr("beta", 0.5))
+    ctx.add("HardSigmoid", ins, [out], node.name, alpha=alpha, beta=beta)
+
+
+@_emits("gather")
+def _gather(ctx: _Ctx, node: Node, ins: list[str], out: str) -> None:
+    ctx.add("Gather", ins, [out], node.name, axis=int(node.attr("axis", 0)))
 
 
 @_emits("concat")
@@ -820,14 +843,5 @@ def export_onnx(graph: Graph, path: str | os.PathLike, opset: int | None = None)
     )
     onnx.checker.check_model(model)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(model.SerializeToString())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_bytes(path, model.SerializeToString())  # mode 0644 like every output
     return path

@@ -54,6 +54,7 @@ from typing import Any
 import numpy as np
 
 from accelsim.core.errors import AccelsimError, ModelError, UnsupportedOpError
+from accelsim.core.fsutil import check_finite, read_bytes
 from accelsim.core.qparams import NUMPY_DTYPE, QuantParams, dtype_range
 from accelsim.model.builder import GraphBuilder
 from accelsim.model.graph import Graph, TensorInfo
@@ -173,7 +174,6 @@ _FOLD_ONLY = (
     "Div",
     "Equal",
     "Exp",
-    "Expand",
     "Floor",
     "Gather",
     "Greater",
@@ -225,9 +225,7 @@ def load_onnx(
     else:
         path = Path(source)
         where = str(source)
-        if not path.is_file():
-            raise ModelError(f"{where}: no such file")
-        data = path.read_bytes()
+        data = read_bytes(path, "ONNX model file", ModelError)
         model = onnx.ModelProto()
         try:
             model.ParseFromString(data)
@@ -303,7 +301,8 @@ class _Importer:
         for idx, node in enumerate(self.nodes):
             if idx in self.skip or idx in self.absorbed or node.op_type == "Constant":
                 continue
-            if any(t in poisoned for t in node.input if t):
+            fused_ins = self.fused[idx][1] if idx in self.fused else []
+            if any(t in poisoned for t in [*node.input, *fused_ins] if t):
                 poisoned.update(o for o in node.output if o)
                 continue
             if idx in self.fused:
@@ -493,11 +492,12 @@ class _Importer:
         from onnx import numpy_helper
 
         if tensor.data_type == 11:  # DOUBLE: keep as float32 (accelsim computes in float)
-            return _V(
-                "const", value=numpy_helper.to_array(tensor).astype(np.float32), dtype="float32"
-            )
+            value = numpy_helper.to_array(tensor).astype(np.float32)
+            check_finite(value, what, ModelError)
+            return _V("const", value=value, dtype="float32")
         dt = _dtype_of(tensor.data_type, what)
         arr = numpy_helper.to_array(tensor)
+        check_finite(arr, what, ModelError)
         arr = np.asarray(arr).astype(NUMPY_DTYPE[dt])
         return _V("const", value=arr, dtype=dt)
 
@@ -2047,6 +2047,8 @@ def _compare(ir_op: str) -> _Handler:
 _op("Less")(_compare("less"))
 _op("Greater")(_compare("greater"))
 _op("Equal")(_compare("equal"))
+_op("GreaterOrEqual")(_compare("greater_equal"))
+_op("And")(_compare("logical_and"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -2172,6 +2174,20 @@ def _gather_elements(imp: _Importer, idx: int, node) -> None:
 def _tile(imp: _Importer, idx: int, node) -> None:
     reps = np.asarray(imp.need_const(idx, node, node.input[1], "repeats")).ravel()
     _movement(imp, idx, node, "tile", repeats=tuple(int(r) for r in reps))
+
+
+@_op("Expand")
+def _expand(imp: _Importer, idx: int, node) -> None:
+    """Expand at run time (an attention mask broadcast to the scores' shape): a tile."""
+    target = np.asarray(imp.need_const(idx, node, node.input[1], "shape")).ravel()
+    xs = imp.shape(node.input[0])
+    try:
+        out = np.broadcast_shapes(xs, tuple(int(d) for d in target))
+    except ValueError:
+        raise imp.err(idx, node, f"cannot broadcast {list(xs)} to {target.tolist()}") from None
+    if len(out) != len(xs):
+        raise imp.err(idx, node, f"expanding rank {len(xs)} to {len(out)} is not supported")
+    _movement(imp, idx, node, "tile", repeats=tuple(o // d for o, d in zip(out, xs)))
 
 
 @_op("DepthToSpace")

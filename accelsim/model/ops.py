@@ -493,6 +493,8 @@ OPS: dict[str, OpDef] = {
         OpDef("less", _elementwise, (), "a < b (bool)", quant="index"),
         OpDef("greater", _elementwise, (), "a > b (bool)", quant="index"),
         OpDef("equal", _elementwise, (), "a == b (bool)", quant="index"),
+        OpDef("greater_equal", _elementwise, (), "a >= b (bool)", quant="index"),
+        OpDef("logical_and", _elementwise, (), "a and b (bool; attention masks)", quant="index"),
         OpDef("quantize", _same, (), "float -> integer (or integer -> integer requantize)"),
         OpDef("dequantize", _same, (), "integer -> float"),
     ]
@@ -542,6 +544,12 @@ def node_params(graph: Graph, node: Node) -> int:
     if opdef is None:
         return 0
     total = 0
+    if node.op == "concat":  # a learned token joined to the sequence (ViT's class token)
+        total += sum(
+            graph.tensors[t].size
+            for t in node.inputs
+            if graph.is_constant(t) and graph.tensors[t].is_float
+        )
     for i in opdef.param_inputs:
         if i < len(node.inputs) and node.inputs[i] and graph.is_constant(node.inputs[i]):
             size = graph.tensors[node.inputs[i]].size

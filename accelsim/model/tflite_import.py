@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from accelsim.core.errors import AccelsimError, ModelError, UnsupportedOpError
+from accelsim.core.fsutil import check_finite, read_bytes
 from accelsim.core.qparams import NUMPY_DTYPE, QuantParams
 from accelsim.model.builder import GraphBuilder
 from accelsim.model.graph import Graph
@@ -373,6 +374,7 @@ class _Importer:
                     f"shape {list(t.shape)} of {dt} needs {need}"
                 )
             vals = np.frombuffer(raw.tobytes(), dtype=npdt).astype(NUMPY_DTYPE[dt])
+            check_finite(vals, f"{self.path}: tensor {t.index} '{t.name}'", ModelError)
         vals = vals.reshape(t.shape)
         self.values[t.index] = vals
         return vals
@@ -1305,9 +1307,6 @@ def load_tflite(path: str | Path) -> Graph:
         raise ModelError(
             f"{path}: reading .tflite files needs the 'tflite' package (pip install tflite)"
         )
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ModelError(f"{path}: cannot read file ({exc.strerror or exc})") from None
+    data = read_bytes(path, "TFLite model file", ModelError)
     model = _read(path, data)
     return _Importer(path, model).build()

@@ -31,7 +31,9 @@ the softmax is neither uniform nor one-hot.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +59,7 @@ class ZooEntry:
     input_shape: tuple[int, ...]
     published: Mapping[str, Any] = field(default_factory=dict)
     min_input_size: int = 1
+    size_axis: int = -1  # the axis of `input_shape` that `input_size` sets
 
 
 # ---------------------------------------------------------------------------------------------
@@ -68,6 +71,20 @@ def _pair(v) -> tuple[int, int]:
     return (int(v), int(v)) if isinstance(v, (int, np.integer)) else (int(v[0]), int(v[1]))
 
 
+# Set while `summary` builds a model for its counts only: weights are then read-only zero
+# views that take no memory, so listing BERT-base's 110 M parameters costs milliseconds.
+_SHAPES_ONLY: ContextVar[bool] = ContextVar("zoo_shapes_only", default=False)
+
+
+@contextmanager
+def _shapes_only() -> Iterator[None]:
+    token = _SHAPES_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _SHAPES_ONLY.reset(token)
+
+
 class _Net:
     """A `GraphBuilder` plus a seeded generator and the layer vocabulary of the zoo."""
 
@@ -75,12 +92,17 @@ class _Net:
         self.b = GraphBuilder(name)
         self.rng = np.random.default_rng(seed)
         self.bn_eps = bn_eps
+        self.shapes_only = _SHAPES_ONLY.get()
 
     # -- weights -------------------------------------------------------------------------
     def _normal(self, shape: tuple[int, ...], std: float) -> np.ndarray:
+        if self.shapes_only:
+            return np.broadcast_to(np.float32(0), shape)
         return self.rng.standard_normal(shape, dtype=np.float32) * np.float32(std)
 
     def _uniform(self, n: int, lo: float, hi: float) -> np.ndarray:
+        if self.shapes_only:
+            return np.broadcast_to(np.float32(lo), (n,))
         return self.rng.uniform(lo, hi, n).astype(np.float32)
 
     def _const(self, name: str, value: np.ndarray) -> str:
@@ -130,7 +152,18 @@ class _Net:
         return self.b.add("batch_norm", ins, name=name, epsilon=self.bn_eps, data_layout="NCHW")
 
     def act(self, x: str, name: str, op: str = "relu") -> str:
+        if op == "silu":  # x * sigmoid(x), the form exporters write
+            s = self.b.add("sigmoid", [x], name=f"{name}.sigmoid")
+            return self.b.add("mul", [x, s], name=name)
+        if op == "hard_sigmoid":  # PyTorch's relu6(x + 3) / 6
+            return self.b.add("hard_sigmoid", [x], name=name, alpha=1.0 / 6.0, beta=0.5)
         return self.b.add(op, [x], name=name)
+
+    def layer_norm(self, x: str, name: str, eps: float) -> str:
+        d = self.b.shape(x)[-1]
+        g = self._const(f"{name}.weight", self._uniform(d, 0.8, 1.2))
+        b = self._const(f"{name}.bias", self._normal((d,), 0.05))
+        return self.b.add("layer_norm", [x, g, b], name=name, axis=-1, epsilon=eps)
 
     def add(self, a: str, b: str, name: str) -> str:
         return self.b.add("add", [a, b], name=name)
@@ -508,37 +541,66 @@ def _bert_base_layer(seed: int, seq: int) -> Graph:
     = 301,989,888 + 25,165,824 + 603,979,776 = 931,135,488 (0.93 G). Parameters: 4 (d^2 + d)
     + 2 (d f) + f + d + 2 * 2 d (two LayerNorms) = 7,087,872 (independent of S).
     """
-    d, h, f = BERT_HIDDEN, BERT_HEADS, BERT_FFN
-    dh = d // h
     n = _Net("bert_base_layer", seed)
-    x = n.input("hidden_states", (1, seq, d))
+    x = n.input("hidden_states", (1, seq, BERT_HIDDEN))
+    o = _bert_layer(n, x, "", BERT_HEADS, BERT_FFN, 1e-12)
+    return n.build(o, zoo="bert_base_layer", seed=seed, input_size=seq)
 
-    def heads(t: str, name: str, perm: tuple[int, ...]) -> str:
-        t = n.b.add("reshape", [t], name=f"{name}.reshape", shape=(1, seq, h, dh))
+
+def _attention(n: _Net, x: str, sp: str, out: str, heads: int) -> str:
+    """Multi-head self-attention on (batch, seq, d), no mask, Hugging Face's module layout:
+    `{sp}.query` / `.key` / `.value` (with bias), their head reshapes and transposes
+    (`{sp}.query.reshape`, `...transpose`), `{sp}.matmul` (Q K^T), `{sp}.mul` (1/sqrt(d_head)),
+    `{sp}.softmax`, `{sp}.matmul_1`, `{sp}.context.transpose` / `.reshape` and the output
+    projection `out`."""
+    bsz, seq, d = n.b.shape(x)
+    dh = d // heads
+
+    def split(t: str, name: str, perm: tuple[int, ...]) -> str:
+        t = n.b.add("reshape", [t], name=f"{name}.reshape", shape=(bsz, seq, heads, dh))
         return n.b.add("transpose", [t], name=f"{name}.transpose", perm=perm)
 
-    def layer_norm(t: str, name: str) -> str:
-        g = n._const(f"{name}.weight", n._uniform(d, 0.8, 1.2))
-        b = n._const(f"{name}.bias", n._normal((d,), 0.05))
-        return n.b.add("layer_norm", [t, g, b], name=name, axis=-1, epsilon=1e-12)
+    q = split(n.dense(x, f"{sp}.query", d), f"{sp}.query", (0, 2, 1, 3))
+    k = split(n.dense(x, f"{sp}.key", d), f"{sp}.key", (0, 2, 3, 1))
+    v = split(n.dense(x, f"{sp}.value", d), f"{sp}.value", (0, 2, 1, 3))
+    s = n.b.add("matmul", [q, k], name=f"{sp}.matmul")  # (batch, heads, seq, seq)
+    scale = n._const(f"{sp}.scale", np.array(1.0 / math.sqrt(dh), dtype=np.float32))
+    s = n.b.add("mul", [s, scale], name=f"{sp}.mul")
+    p = n.b.add("softmax", [s], name=f"{sp}.softmax", axis=-1)
+    c = n.b.add("matmul", [p, v], name=f"{sp}.matmul_1")  # (batch, heads, seq, d_head)
+    c = n.b.add("transpose", [c], name=f"{sp}.context.transpose", perm=(0, 2, 1, 3))
+    c = n.b.add("reshape", [c], name=f"{sp}.context.reshape", shape=(bsz, seq, d))
+    return n.dense(c, out, d)
 
-    q = heads(n.dense(x, "attention.self.query", d), "attention.self.query", (0, 2, 1, 3))
-    k = heads(n.dense(x, "attention.self.key", d), "attention.self.key", (0, 2, 3, 1))
-    v = heads(n.dense(x, "attention.self.value", d), "attention.self.value", (0, 2, 1, 3))
-    s = n.b.add("matmul", [q, k], name="attention.self.matmul")  # (1, h, S, S)
-    scale = n._const("attention.self.scale", np.array(1.0 / math.sqrt(dh), dtype=np.float32))
-    s = n.b.add("mul", [s, scale], name="attention.self.mul")
-    p = n.b.add("softmax", [s], name="attention.self.softmax", axis=-1)
-    c = n.b.add("matmul", [p, v], name="attention.self.matmul_1")  # (1, h, S, dh)
-    c = n.b.add("transpose", [c], name="attention.self.context.transpose", perm=(0, 2, 1, 3))
-    c = n.b.add("reshape", [c], name="attention.self.context.reshape", shape=(1, seq, d))
-    a = n.dense(c, "attention.output.dense", d)
-    a = layer_norm(n.add(a, x, "attention.output.add"), "attention.output.LayerNorm")
-    i = n.dense(a, "intermediate.dense", f)
-    i = n.b.add("gelu", [i], name="intermediate.gelu", approximate="none")
-    o = n.dense(i, "output.dense", d)
-    o = layer_norm(n.add(o, a, "output.add"), "output.LayerNorm")
-    return n.build(o, zoo="bert_base_layer", seed=seed, input_size=seq)
+
+def _bert_layer(n: _Net, x: str, p: str, heads: int, ffn: int, eps: float) -> str:
+    """A post-LN encoder layer (`BertLayer`): attention, add, LayerNorm, FFN with exact GELU,
+    add, LayerNorm; module names under prefix `p` (e.g. `encoder.layer.0.`)."""
+    d = n.b.shape(x)[-1]
+    a = _attention(n, x, f"{p}attention.self", f"{p}attention.output.dense", heads)
+    a = n.layer_norm(n.add(a, x, f"{p}attention.output.add"), f"{p}attention.output.LayerNorm", eps)
+    i = n.dense(a, f"{p}intermediate.dense", ffn)
+    i = n.b.add("gelu", [i], name=f"{p}intermediate.gelu", approximate="none")
+    o = n.dense(i, f"{p}output.dense", d)
+    return n.layer_norm(n.add(o, a, f"{p}output.add"), f"{p}output.LayerNorm", eps)
+
+
+def _vit_layer(n: _Net, x: str, p: str, heads: int, ffn: int, eps: float, act: str) -> str:
+    """A pre-LN encoder layer (`ViTLayer`, also MobileViT's transformer layer):
+    `layernorm_before`, attention, add, `layernorm_after`, MLP (`intermediate.dense` + `act`,
+    `output.dense`), add."""
+    d = n.b.shape(x)[-1]
+    y = n.layer_norm(x, f"{p}layernorm_before", eps)
+    y = _attention(n, y, f"{p}attention.attention", f"{p}attention.output.dense", heads)
+    x = n.add(y, x, f"{p}attention.add")
+    y = n.layer_norm(x, f"{p}layernorm_after", eps)
+    y = n.dense(y, f"{p}intermediate.dense", ffn)
+    if act == "gelu":
+        y = n.b.add("gelu", [y], name=f"{p}intermediate.gelu", approximate="none")
+    else:
+        y = n.act(y, f"{p}intermediate.{act}", act)
+    y = n.dense(y, f"{p}output.dense", d)
+    return n.add(y, x, f"{p}output.add")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -644,7 +706,8 @@ MODELS: dict[str, ZooEntry] = {
             "one BERT-base encoder layer (hidden 768, 12 heads, FFN 3072), "
             "sequence 128; input_size sets the sequence length",
             (1, 128, 768),
-            {
+            size_axis=1,
+            published={
                 "params": 7.09e6,
                 "macs": 0.93e9,
                 "source": "Devlin et al. 2019 (BERT-base: L=12, H=768, A=12, 110 M params); one "
@@ -690,7 +753,7 @@ def build(name: str, seed: int = 0, input_size: int | None = None) -> Graph:
     entry = MODELS.get(name)
     if entry is None:
         raise ModelError(f"unknown zoo model '{name}'; the zoo has: {', '.join(MODELS)}")
-    default = entry.input_shape[1] if name == "bert_base_layer" else entry.input_shape[-1]
+    default = entry.input_shape[entry.size_axis]
     size = default if input_size is None else input_size
     if (
         isinstance(size, bool)
@@ -755,3 +818,499 @@ MODELS["digits_mobilenet"] = ZooEntry(
     },
 )
 _BUILDERS["digits_mobilenet"] = _digits_mobilenet
+
+
+# ---------------------------------------------------------------------------------------------
+# MobileNet v3 (Howard et al. 2019), torchvision layout
+# ---------------------------------------------------------------------------------------------
+
+
+def _make_divisible(v: float, divisor: int = 8) -> int:
+    """The channel rounding of the MobileNet papers' reference code (never below 90 % of v)."""
+    new_v = max(divisor, int(v + divisor / 2) // divisor * divisor)
+    return new_v + divisor if new_v < 0.9 * v else new_v
+
+
+# (kernel, expanded channels, output channels, squeeze-and-excitation, activation, stride):
+# Tables 1 (Large) and 2 (Small) of Howard et al. 2019, as torchvision's `_mobilenet_v3_conf`
+_MOBILENET_V3_LARGE = [
+    (3, 16, 16, False, "relu", 1),
+    (3, 64, 24, False, "relu", 2),
+    (3, 72, 24, False, "relu", 1),
+    (5, 72, 40, True, "relu", 2),
+    (5, 120, 40, True, "relu", 1),
+    (5, 120, 40, True, "relu", 1),
+    (3, 240, 80, False, "hard_swish", 2),
+    (3, 200, 80, False, "hard_swish", 1),
+    (3, 184, 80, False, "hard_swish", 1),
+    (3, 184, 80, False, "hard_swish", 1),
+    (3, 480, 112, True, "hard_swish", 1),
+    (3, 672, 112, True, "hard_swish", 1),
+    (5, 672, 160, True, "hard_swish", 2),
+    (5, 960, 160, True, "hard_swish", 1),
+    (5, 960, 160, True, "hard_swish", 1),
+]
+_MOBILENET_V3_SMALL = [
+    (3, 16, 16, True, "relu", 2),
+    (3, 72, 24, False, "relu", 2),
+    (3, 88, 24, False, "relu", 1),
+    (5, 96, 40, True, "hard_swish", 2),
+    (5, 240, 40, True, "hard_swish", 1),
+    (5, 240, 40, True, "hard_swish", 1),
+    (5, 120, 48, True, "hard_swish", 1),
+    (5, 144, 48, True, "hard_swish", 1),
+    (5, 288, 96, True, "hard_swish", 2),
+    (5, 576, 96, True, "hard_swish", 1),
+    (5, 576, 96, True, "hard_swish", 1),
+]
+
+
+def _squeeze_excite(n: _Net, x: str, p: str, squeeze: int, act: str, gate: str) -> str:
+    """torchvision's `SqueezeExcitation`: `{p}.avgpool`, `{p}.fc1` (1x1 conv with bias),
+    `{p}.activation`, `{p}.fc2`, `{p}.scale_activation`, and the broadcast multiply
+    `{p}.mul`."""
+    c = n.channels(x)
+    s = n.b.add("global_avg_pool", [x], name=f"{p}.avgpool", keepdims=True, data_layout="NCHW")
+    s = n.act(n.conv(s, f"{p}.fc1", squeeze, 1, bias=True), f"{p}.activation", act)
+    s = n.act(n.conv(s, f"{p}.fc2", c, 1, bias=True), f"{p}.scale_activation", gate)
+    return n.b.add("mul", [x, s], name=f"{p}.mul")
+
+
+def _mobilenet_v3(name: str, seed: int, size: int, blocks: list, last: int) -> Graph:
+    """torchvision `mobilenet_v3_large()` / `mobilenet_v3_small()`: `features.0.{0,1,2}` (conv
+    3x3 stride 2 to 16, BN, hard-swish); inverted residual i is `features.i.block.j.*` with
+    j = expand 1x1 (when the expansion differs from the input), depthwise, squeeze-and-excite
+    (ReLU, hard-sigmoid; squeeze = expanded / 4 rounded to 8), projection (`block.j.{0,1}`),
+    `features.i.add` for the residual; last conv to 6 x the last width with hard-swish,
+    `avgpool`, `flatten`, `classifier.0` (Linear to `last`), `classifier.1` (hard-swish),
+    `classifier.3` (Linear to 1000), `softmax`. BN epsilon 1e-3 as torchvision's."""
+    n = _Net(name, seed, bn_eps=1e-3)
+    x = n.input("input", (1, 3, size, size))
+    x = n.conv_bn_act(
+        x, "features.0.0", "features.0.1", "features.0.2", 16, 3, 2, 1, act_op="hard_swish"
+    )
+    for i, (k, exp, cout, se, act, stride) in enumerate(blocks, start=1):
+        p = f"features.{i}.block"
+        cin = n.channels(x)
+        use_res = stride == 1 and cin == cout
+        y, j = x, 0
+        if exp != cin:
+            y = n.conv_bn_act(y, f"{p}.0.0", f"{p}.0.1", f"{p}.0.2", exp, 1, act_op=act)
+            j = 1
+        y = n.conv_bn_act(
+            y, f"{p}.{j}.0", f"{p}.{j}.1", f"{p}.{j}.2", exp, k, stride, (k - 1) // 2,
+            groups=exp, act_op=act,
+        )  # fmt: skip
+        if se:
+            j += 1
+            y = _squeeze_excite(n, y, f"{p}.{j}", _make_divisible(exp // 4), "relu", "hard_sigmoid")
+        j += 1
+        y = n.conv_bn_act(
+            y, f"{p}.{j}.0", f"{p}.{j}.1", None, cout, 1,
+            bn_gamma=_RESIDUAL_GAMMA if use_res else (0.8, 1.2),
+        )  # fmt: skip
+        x = n.add(x, y, f"features.{i}.add") if use_res else y
+    i = len(blocks) + 1
+    cin = n.channels(x)
+    x = n.conv_bn_act(
+        x, f"features.{i}.0", f"features.{i}.1", f"features.{i}.2", 6 * cin, 1,
+        act_op="hard_swish",
+    )  # fmt: skip
+    y = n.b.add("global_avg_pool", [x], name="avgpool", keepdims=True, data_layout="NCHW")
+    y = n.b.add("flatten", [y], name="flatten", axis=1)
+    y = n.act(n.dense(y, "classifier.0", last), "classifier.1", "hard_swish")
+    y = n.dense(y, "classifier.3", 1000)
+    y = n.b.add("softmax", [y], name="softmax", axis=-1)
+    return n.build(y, zoo=name, seed=seed, input_size=size)
+
+
+def _mobilenet_v3_large(seed: int, size: int) -> Graph:
+    return _mobilenet_v3("mobilenet_v3_large", seed, size, _MOBILENET_V3_LARGE, 1280)
+
+
+def _mobilenet_v3_small(seed: int, size: int) -> Graph:
+    return _mobilenet_v3("mobilenet_v3_small", seed, size, _MOBILENET_V3_SMALL, 1024)
+
+
+# ---------------------------------------------------------------------------------------------
+# EfficientNet-B0 (Tan & Le 2019), torchvision layout
+# ---------------------------------------------------------------------------------------------
+
+# (expansion, kernel, first stride, output channels, repeats): Table 1 of Tan & Le 2019
+_EFFICIENTNET_B0 = [
+    (1, 3, 1, 16, 1),
+    (6, 3, 2, 24, 2),
+    (6, 5, 2, 40, 2),
+    (6, 3, 2, 80, 3),
+    (6, 5, 1, 112, 3),
+    (6, 5, 2, 192, 4),
+    (6, 3, 1, 320, 1),
+]
+
+
+def _efficientnet_b0(seed: int, size: int) -> Graph:
+    """torchvision `efficientnet_b0()`: `features.0.{0,1,2}` (conv 3x3 stride 2 to 32, BN,
+    SiLU); stage s = 1..7, block b is `features.s.b.block.j.*` with j = expand 1x1 (expansion
+    6 only), depthwise, squeeze-and-excite (SiLU, sigmoid; squeeze = block input / 4),
+    projection; `features.s.b.add` for the residual (stochastic depth is the identity at
+    inference); `features.8.*` (1x1 to 1280, SiLU), `avgpool`, `flatten`, `classifier.1`,
+    `softmax`. SiLU is written x * sigmoid(x) (`<name>.sigmoid`, `<name>`), as exporters do."""
+    n = _Net("efficientnet_b0", seed, bn_eps=1e-5)
+    x = n.input("input", (1, 3, size, size))
+    x = n.conv_bn_act(x, "features.0.0", "features.0.1", "features.0.2", 32, 3, 2, 1, act_op="silu")
+    for s, (t, k, stride0, cout, reps) in enumerate(_EFFICIENTNET_B0, start=1):
+        for r in range(reps):
+            p = f"features.{s}.{r}.block"
+            stride = stride0 if r == 0 else 1
+            cin = n.channels(x)
+            hidden = cin * t
+            use_res = stride == 1 and cin == cout
+            y, j = x, 0
+            if t != 1:
+                y = n.conv_bn_act(y, f"{p}.0.0", f"{p}.0.1", f"{p}.0.2", hidden, 1, act_op="silu")
+                j = 1
+            y = n.conv_bn_act(
+                y, f"{p}.{j}.0", f"{p}.{j}.1", f"{p}.{j}.2", hidden, k, stride, (k - 1) // 2,
+                groups=hidden, act_op="silu",
+            )  # fmt: skip
+            y = _squeeze_excite(n, y, f"{p}.{j + 1}", max(1, cin // 4), "silu", "sigmoid")
+            y = n.conv_bn_act(
+                y, f"{p}.{j + 2}.0", f"{p}.{j + 2}.1", None, cout, 1,
+                bn_gamma=_RESIDUAL_GAMMA if use_res else (0.8, 1.2),
+            )  # fmt: skip
+            x = n.add(x, y, f"features.{s}.{r}.add") if use_res else y
+    x = n.conv_bn_act(x, "features.8.0", "features.8.1", "features.8.2", 1280, 1, act_op="silu")
+    y = n.classifier_head(x, 1000, "classifier.1")
+    return n.build(y, zoo="efficientnet_b0", seed=seed, input_size=size)
+
+
+# ---------------------------------------------------------------------------------------------
+# BERT encoders with embeddings (Devlin et al. 2019; Turc et al. 2019), Hugging Face naming
+# ---------------------------------------------------------------------------------------------
+
+BERT_VOCAB, BERT_MAX_POSITIONS = 30522, 512
+
+
+def _bert(name: str, seed: int, seq: int, layers: int, d: int, heads: int, ffn: int) -> Graph:
+    """Hugging Face `BertModel` (bert-base-uncased config: vocabulary 30,522, 512 positions,
+    2 token types), no attention mask, dropout off. Input: token ids (1, seq) int64.
+    `embeddings.word_embeddings` (gather of the ids), `embeddings.position_embeddings` (gather
+    of positions 0..seq-1), `embeddings.token_type_embeddings` (gather of type 0 for every
+    token), `embeddings.add` / `add_1`, `embeddings.LayerNorm`; `encoder.layer.i.*` as in
+    `bert_base_layer`; `pooler.select` (the first token), `pooler.dense`, `pooler.activation`
+    (tanh). Outputs: the last hidden states (1, seq, d) and the pooled output (1, d)."""
+    if seq > BERT_MAX_POSITIONS:
+        raise ModelError(
+            f"zoo model '{name}': sequence length {seq} exceeds the {BERT_MAX_POSITIONS} "
+            "position embeddings"
+        )
+    n = _Net(name, seed)
+    ids = n.b.input("input_ids", (1, seq), dtype="int64")
+
+    def table(tname: str, rows: int) -> str:
+        return n._const(tname, n._normal((rows, d), 0.02))  # BERT's initializer_range
+
+    e = n.b.add("gather", [table("embeddings.word_embeddings.weight", BERT_VOCAB), ids],
+                name="embeddings.word_embeddings", axis=0)  # fmt: skip
+    pos = n._const("embeddings.position_ids", np.arange(seq, dtype=np.int64))
+    p = n.b.add("gather", [table("embeddings.position_embeddings.weight", BERT_MAX_POSITIONS), pos],
+                name="embeddings.position_embeddings", axis=0)  # fmt: skip
+    typ = n._const("embeddings.token_type_ids", np.zeros(seq, dtype=np.int64))
+    t = n.b.add("gather", [table("embeddings.token_type_embeddings.weight", 2), typ],
+                name="embeddings.token_type_embeddings", axis=0)  # fmt: skip
+    x = n.add(n.add(e, p, "embeddings.add"), t, "embeddings.add_1")
+    x = n.layer_norm(x, "embeddings.LayerNorm", 1e-12)
+    for i in range(layers):
+        x = _bert_layer(n, x, f"encoder.layer.{i}.", heads, ffn, 1e-12)
+    first = n._const("pooler.index", np.array(0, dtype=np.int64))
+    y = n.b.add("gather", [x, first], name="pooler.select", axis=1)
+    y = n.act(n.dense(y, "pooler.dense", d), "pooler.activation", "tanh")
+    return n.build(x, y, zoo=name, seed=seed, input_size=seq)
+
+
+def _bert_base(seed: int, seq: int) -> Graph:
+    return _bert("bert_base", seed, seq, 12, BERT_HIDDEN, BERT_HEADS, BERT_FFN)
+
+
+def _bert_tiny(seed: int, seq: int) -> Graph:
+    return _bert("bert_tiny", seed, seq, 2, 128, 2, 512)
+
+
+# ---------------------------------------------------------------------------------------------
+# ViT-Small/16 (Dosovitskiy et al. 2021; Touvron et al. 2021), Hugging Face naming
+# ---------------------------------------------------------------------------------------------
+
+_VIT_GRID = 14  # the position table covers 14 x 14 patches (224 / 16)
+
+
+def _vit_small_16(seed: int, size: int) -> Graph:
+    """ViT-S/16 (= DeiT-S: width 384, 6 heads, MLP 1536, 12 pre-LN layers, LayerNorm epsilon
+    1e-6, exact GELU), Hugging Face `ViTForImageClassification` names:
+    `vit.embeddings.patch_embeddings.projection` (conv 16x16 stride 16 with bias), `.flatten`,
+    `.transpose`, `vit.embeddings.concat` (class token `vit.embeddings.cls_token`),
+    `vit.embeddings.position_embeddings` (a gather of the table's rows) and `vit.embeddings.add`,
+    `vit.encoder.layer.i.*`, `vit.layernorm`, `select` (the class token), `classifier`,
+    `softmax`. The position table is always the 224x224 one (197 x 384); a smaller input uses
+    the rows of its top-left patch grid (timm interpolates the table instead), so the
+    parameter count does not depend on the input size."""
+    d, heads, ffn = 384, 6, 1536
+    g = size // 16
+    if g < 1 or g > _VIT_GRID:
+        raise ModelError(
+            f"zoo model 'vit_small_16': input_size must lie in 16..224 (the position table "
+            f"covers {_VIT_GRID}x{_VIT_GRID} patches), found {size}"
+        )
+    n = _Net("vit_small_16", seed)
+    x = n.input("input", (1, 3, size, size))
+    pe = "vit.embeddings.patch_embeddings.projection"
+    x = n.conv(x, pe, d, 16, 16, 0, bias=True)
+    x = n.b.add("reshape", [x], name=f"{pe}.flatten", shape=(1, d, g * g))
+    x = n.b.add("transpose", [x], name=f"{pe}.transpose", perm=(0, 2, 1))
+    cls = n._const("vit.embeddings.cls_token", n._normal((1, 1, d), 0.02))
+    x = n.b.add("concat", [cls, x], name="vit.embeddings.concat", axis=1)
+    table = n._const(
+        "vit.embeddings.position_embeddings.weight", n._normal((_VIT_GRID**2 + 1, d), 0.02)
+    )
+    rows = [0] + [1 + r * _VIT_GRID + c for r in range(g) for c in range(g)]
+    idx = n._const("vit.embeddings.position_ids", np.array(rows, dtype=np.int64))
+    pos = n.b.add("gather", [table, idx], name="vit.embeddings.position_embeddings", axis=0)
+    x = n.add(x, pos, "vit.embeddings.add")
+    for i in range(12):
+        x = _vit_layer(n, x, f"vit.encoder.layer.{i}.", heads, ffn, 1e-6, "gelu")
+    x = n.layer_norm(x, "vit.layernorm", 1e-6)
+    first = n._const("select.index", np.array(0, dtype=np.int64))
+    y = n.b.add("gather", [x, first], name="select", axis=1)
+    y = n.dense(y, "classifier", 1000)
+    y = n.b.add("softmax", [y], name="softmax", axis=-1)
+    return n.build(y, zoo="vit_small_16", seed=seed, input_size=size)
+
+
+# ---------------------------------------------------------------------------------------------
+# MobileViT-S (Mehta & Rastegari 2022), Hugging Face naming
+# ---------------------------------------------------------------------------------------------
+
+
+def _mobilevit_s(seed: int, size: int) -> Graph:
+    """Hugging Face `MobileViTForImageClassification` with its default (apple/mobilevit-small)
+    config: SiLU everywhere, BN epsilon 1e-5, LayerNorm epsilon 1e-5, 2x2 patches, 4 heads,
+    MLP ratio 2, expansion 4. `mobilevit.conv_stem.{convolution,normalization,activation}`;
+    MobileNet v2 layers `mobilevit.encoder.layer.{0,1}.layer.b.{expand_1x1,conv_3x3,
+    reduce_1x1}.*` (+ `.add`); MobileViT layers `mobilevit.encoder.layer.{2,3,4}.*`:
+    `downsampling_layer.*`, `conv_kxk.*`, `conv_1x1.convolution`, `unfold.*` (reshape /
+    transpose into 4 sequences of patches), `transformer.layer.j.*` (pre-LN), `layernorm`,
+    `fold.*`, `conv_projection.*`, `concat` (with the block input), `fusion.*`;
+    `mobilevit.conv_1x1_exp.*` (to 640), `avgpool`, `flatten`, `classifier`, `softmax`.
+    The input size must be a multiple of 64 (2x2 patches on the 1/32 map)."""
+    n = _Net("mobilevit_s", seed, bn_eps=1e-5)
+
+    def conv(x: str, p: str, cout: int, k: int, stride: int = 1, groups: int = 1,
+             bn: bool = True, act: bool = True) -> str:  # fmt: skip
+        y = n.conv(x, f"{p}.convolution", cout, k, stride, (k - 1) // 2, groups)
+        if bn:
+            y = n.bn(y, f"{p}.normalization")
+        return n.act(y, f"{p}.activation", "silu") if act else y
+
+    def inverted_residual(x: str, p: str, cout: int, stride: int) -> str:
+        cin = n.channels(x)
+        hidden = _make_divisible(cin * 4)
+        y = conv(x, f"{p}.expand_1x1", hidden, 1)
+        y = conv(y, f"{p}.conv_3x3", hidden, 3, stride, groups=hidden)
+        y = conv(y, f"{p}.reduce_1x1", cout, 1, act=False)
+        return n.add(x, y, f"{p}.add") if stride == 1 and cin == cout else y
+
+    def mobilevit_layer(x: str, p: str, cout: int, hidden: int, depth: int) -> str:
+        x = inverted_residual(x, f"{p}.downsampling_layer", cout, 2)
+        _, c, h, w = n.b.shape(x)
+        if h % 2 or w % 2:
+            raise ShapeError(f"{p}: a {h}x{w} map has no whole 2x2 patches")
+        y = conv(x, f"{p}.conv_kxk", c, 3)
+        y = conv(y, f"{p}.conv_1x1", hidden, 1, bn=False, act=False)
+        y = n.b.add(
+            "reshape", [y], name=f"{p}.unfold.reshape", shape=(hidden, h // 2, 2, w // 2, 2)
+        )
+        y = n.b.add("transpose", [y], name=f"{p}.unfold.transpose", perm=(2, 4, 1, 3, 0))
+        y = n.b.add("reshape", [y], name=f"{p}.unfold", shape=(4, h * w // 4, hidden))
+        for j in range(depth):
+            y = _vit_layer(n, y, f"{p}.transformer.layer.{j}.", 4, 2 * hidden, 1e-5, "silu")
+        y = n.layer_norm(y, f"{p}.layernorm", 1e-5)
+        y = n.b.add("reshape", [y], name=f"{p}.fold.reshape", shape=(2, 2, h // 2, w // 2, hidden))
+        y = n.b.add("transpose", [y], name=f"{p}.fold.transpose", perm=(4, 2, 0, 3, 1))
+        y = n.b.add("reshape", [y], name=f"{p}.fold", shape=(1, hidden, h, w))
+        y = conv(y, f"{p}.conv_projection", c, 1)
+        y = n.concat([x, y], f"{p}.concat")
+        return conv(y, f"{p}.fusion", c, 3)
+
+    x = n.input("input", (1, 3, size, size))
+    x = conv(x, "mobilevit.conv_stem", 16, 3, 2)
+    x = inverted_residual(x, "mobilevit.encoder.layer.0.layer.0", 32, 1)
+    for b, stride in enumerate((2, 1, 1)):
+        x = inverted_residual(x, f"mobilevit.encoder.layer.1.layer.{b}", 64, stride)
+    x = mobilevit_layer(x, "mobilevit.encoder.layer.2", 96, 144, 2)
+    x = mobilevit_layer(x, "mobilevit.encoder.layer.3", 128, 192, 4)
+    x = mobilevit_layer(x, "mobilevit.encoder.layer.4", 160, 240, 3)
+    x = conv(x, "mobilevit.conv_1x1_exp", 640, 1)
+    y = n.classifier_head(x, 1000, "classifier")
+    return n.build(y, zoo="mobilevit_s", seed=seed, input_size=size)
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 14's additions: mobile CNNs of 2019 and transformers (published figures per entry;
+# docs/zoo.md lists them with their sources)
+# ---------------------------------------------------------------------------------------------
+
+_KERAS_APPS = "keras.applications.{}(weights=None), trainable parameters"
+_HF = "Hugging Face transformers {} with random weights, sum of parameter numel"
+
+for _entry, _builder in [
+    (
+        ZooEntry(
+            "mobilenet_v3_large",
+            "MobileNet v3-Large 1.0, 224x224 (Howard et al. 2019), torchvision layout",
+            (1, 3, 224, 224),
+            {
+                "params": 5.4e6,
+                "macs": 219e6,
+                "source": "Howard et al. 2019, 'Searching for MobileNetV3', Table 3 "
+                "(MobileNetV3-Large 1.0: 219 M MAdds, 5.4 M params); torchvision: 5.5 M "
+                "params, 0.22 GFLOPS",
+                "params_exact": 5_483_032,
+                "params_exact_source": _KERAS_APPS.format("MobileNetV3Large")
+                + " (= torchvision mobilenet_v3_large)",
+            },
+            min_input_size=32,
+        ),
+        _mobilenet_v3_large,
+    ),
+    (
+        ZooEntry(
+            "mobilenet_v3_small",
+            "MobileNet v3-Small 1.0, 224x224 (Howard et al. 2019), torchvision layout",
+            (1, 3, 224, 224),
+            {
+                "params": 2.5e6,
+                "macs": 56e6,
+                "source": "Howard et al. 2019, 'Searching for MobileNetV3', Table 3 "
+                "(MobileNetV3-Small 1.0: 56 M MAdds, 2.5 M params); torchvision: 2.5 M "
+                "params, 0.06 GFLOPS",
+                "params_exact": 2_542_856,
+                "params_exact_source": _KERAS_APPS.format("MobileNetV3Small")
+                + " (= torchvision mobilenet_v3_small)",
+            },
+            min_input_size=32,
+        ),
+        _mobilenet_v3_small,
+    ),
+    (
+        ZooEntry(
+            "efficientnet_b0",
+            "EfficientNet-B0, 224x224 (Tan & Le 2019), torchvision layout, SiLU as x*sigmoid(x)",
+            (1, 3, 224, 224),
+            {
+                "params": 5.3e6,
+                "macs": 0.39e9,
+                "source": "Tan & Le 2019, 'EfficientNet', Table 2 (EfficientNet-B0: 5.3 M "
+                "params, 0.39 B FLOPS, i.e. multiply-adds); torchvision: 5.3 M params, "
+                "0.39 GFLOPS",
+                "params_exact": 5_288_548,
+                "params_exact_source": _KERAS_APPS.format("EfficientNetB0")
+                + " (= torchvision efficientnet_b0)",
+            },
+            min_input_size=32,
+        ),
+        _efficientnet_b0,
+    ),
+    (
+        ZooEntry(
+            "bert_base",
+            "BERT-base encoder with embeddings and pooler (Devlin et al. 2019), token ids "
+            "(1, 128); input_size sets the sequence length (at most 512)",
+            (1, 128),
+            {
+                "params": 110e6,
+                "macs": 11.17e9,
+                "source": "Devlin et al. 2019, 'BERT', section 3 (BERT-base: L=12, H=768, "
+                "A=12, total parameters 110 M); MACs computed here at sequence 128: 12 x "
+                "931,135,488 (one layer, see bert_base_layer) + 768^2 pooler = 11,174,215,680",
+                "params_exact": 109_482_240,
+                "params_exact_source": _HF.format("BertModel(BertConfig())"),
+            },
+        ),
+        _bert_base,
+    ),
+    (
+        ZooEntry(
+            "bert_tiny",
+            "BERT-Tiny (L=2, H=128, A=2, FFN 512; Turc et al. 2019) with bert-base's "
+            "vocabulary, token ids (1, 128); the small transformer for tests",
+            (1, 128),
+            {
+                "params": 4.4e6,
+                "macs": 58.7e6,
+                "source": "Turc et al. 2019, 'Well-Read Students Learn Better', the 24 "
+                "BERT miniatures (google-research/bert README: BERT-Tiny L=2/H=128, 4.4 M "
+                "params); MACs computed here at sequence 128",
+                "params_exact": 4_385_920,
+                "params_exact_source": _HF.format(
+                    "BertModel(BertConfig(hidden_size=128, num_hidden_layers=2, "
+                    "num_attention_heads=2, intermediate_size=512))"
+                ),
+            },
+        ),
+        _bert_tiny,
+    ),
+    (
+        ZooEntry(
+            "vit_small_16",
+            "ViT-Small/16 (= DeiT-S; Dosovitskiy et al. 2021, Touvron et al. 2021), 224x224, "
+            "Hugging Face layout",
+            (1, 3, 224, 224),
+            {
+                "params": 22e6,
+                "macs": 4.6e9,
+                "source": "Touvron et al. 2021, 'Training data-efficient image transformers', "
+                "Table 1 (DeiT-S = ViT-S/16: 22 M params, 4.6 GFLOPs counted as "
+                "multiply-adds)",
+                "params_exact": 22_050_664,
+                "params_exact_source": _HF.format(
+                    "ViTForImageClassification(ViTConfig(hidden_size=384, "
+                    "num_attention_heads=6, intermediate_size=1536, num_labels=1000))"
+                )
+                + " (= timm vit_small_patch16_224)",
+            },
+            min_input_size=16,
+        ),
+        _vit_small_16,
+    ),
+    (
+        ZooEntry(
+            "mobilevit_s",
+            "MobileViT-S, 256x256 (Mehta & Rastegari 2022), Hugging Face layout; input_size "
+            "a multiple of 64",
+            (1, 3, 256, 256),
+            {
+                "params": 5.6e6,
+                "macs": 2.0e9,
+                "source": "Mehta & Rastegari 2022, 'MobileViT', Table 1 / Figure 6 "
+                "(MobileViT-S: 5.6 M params at 256x256); 2.0 GFLOPs (multiply-adds) as "
+                "Mehta & Rastegari 2023, 'Separable Self-attention for Mobile Vision "
+                "Transformers' (MobileViTv2), Table 1 quote for MobileViTv1-S",
+                "params_exact": 5_578_632,
+                "params_exact_source": _HF.format(
+                    "MobileViTForImageClassification(MobileViTConfig(num_labels=1000))"
+                ),
+            },
+            min_input_size=64,
+        ),
+        _mobilevit_s,
+    ),
+]:
+    MODELS[_entry.name] = _entry
+    _BUILDERS[_entry.name] = _builder
+
+
+def summary(name: str, input_size: int | None = None) -> tuple[int, int, tuple[int, ...]]:
+    """(parameters, MACs, input shape) of zoo model `name`, from a build without weights: as
+    fast for BERT-base as for MobileNet, for listings such as `accelsim models`."""
+    with _shapes_only():
+        g = build(name, input_size=input_size)
+    return g.params(), g.macs(), g.tensors[g.inputs[0]].shape

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from accelsim.core.errors import InputError
-from accelsim.core.fsutil import read_numpy
+from accelsim.core.fsutil import check_finite, read_numpy
 from accelsim.core.qparams import NUMPY_DTYPE
 from accelsim.model.graph import Graph
+from accelsim.model.io import random_input
 from accelsim.quant.ptq import CalibrationData
 
 
@@ -51,8 +52,9 @@ def from_array(
             f"shape {list(shape)}, so calibration data must be (N, "
             f"{', '.join(map(str, shape[1:]))}); found {list(arr.shape)}"
         )
-    if not np.issubdtype(arr.dtype, np.number) or not np.all(np.isfinite(arr)):
-        raise InputError(f"{source}: values must be finite numbers")
+    if not np.issubdtype(arr.dtype, np.number):
+        raise InputError(f"{source}: expected numbers, found {arr.dtype} data")
+    check_finite(arr, f"{source}: calibration data for input '{info.name}'", InputError)
     if limit:
         arr = arr[:limit]
     samples = tuple(a.astype(NUMPY_DTYPE[info.dtype]) for a in arr)
@@ -60,13 +62,18 @@ def from_array(
 
 
 def random(graph: Graph, n: int, seed: int = 0) -> CalibrationData:
-    """N(0, 1) samples: fine for timing studies, meaningless for accuracy."""
+    """N(0, 1) samples (`model.io.random_input`: token ids inside the vocabulary): fine for
+    timing studies, meaningless for accuracy. A several-input model (token ids and a mask)
+    gets one tuple of inputs per sample."""
     if n <= 0:
         raise InputError(f"--calib-random {n}: expected a positive number of samples")
-    info = _input_info(graph)
+    graph.check_allocatable(list(graph.inputs), n)
     rng = np.random.default_rng(seed)
-    samples = tuple(
-        rng.standard_normal(info.shape).astype(NUMPY_DTYPE[info.dtype]) for _ in range(n)
+    samples: tuple = tuple(
+        random_input(graph, graph.inputs[0], rng)
+        if len(graph.inputs) == 1
+        else tuple(random_input(graph, name, rng) for name in graph.inputs)
+        for _ in range(n)
     )
     return CalibrationData(
         samples, f"random N(0,1), {n} samples, seed {seed} (timing only: not for accuracy)", True

@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from accelsim.core.errors import InputError
-from accelsim.model.graph import Graph
-from accelsim.ref.executor import run_batch
+from accelsim.model.batch import with_batch
+from accelsim.model.graph import Graph, TensorInfo
+from accelsim.ref.executor import run, run_batch
 
 _THROUGH = ("reshape", "flatten", "squeeze", "dequantize")
 
@@ -194,3 +195,50 @@ class Custom(Metric):
 def evaluate(graph: Graph, x: np.ndarray, metric: Metric, batch_size: int = 16) -> float:
     """`metric` of `graph` on the samples `x` (N, *input[1:]), by the reference executor."""
     return metric(scores(graph, x, batch_size))
+
+
+def logits_tensor(graph: Graph) -> str:
+    """The pre-softmax logits of a classifier (the input of the softmax that produces the single
+    graph output), or the output itself when it is not a softmax."""
+    out = graph.outputs[0]
+    prod = graph.producer(out)
+    if prod is not None and prod.op == "softmax":
+        return prod.inputs[0]
+    if prod is not None and prod.op == "dequantize":  # quantized graph: look through it
+        inner = graph.producer(prod.inputs[0])
+        if inner is not None and inner.op == "softmax":
+            return inner.inputs[0]
+    return out
+
+
+def _dequantized(info: TensorInfo, v: np.ndarray) -> np.ndarray:
+    if info.is_quantized:
+        q = info.quant
+        return (v.astype(np.float64) - q.zero_points()[0]) * q.scales()[0]
+    return np.asarray(v, dtype=np.float64)
+
+
+def predict_logits(graph: Graph, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Pre-softmax logits of every sample of `x` (N, ...) from the reference executor."""
+    x = np.asarray(x)
+    if len(x) == 0:
+        raise ValueError("predict_logits: no samples")
+    bs = min(batch_size, len(x))
+    gb = with_batch(graph, bs)
+    lt = logits_tensor(gb)
+    out = []
+    for i in range(0, len(x), bs):
+        chunk = x[i : i + bs]
+        n = len(chunk)
+        if n < bs:
+            chunk = np.concatenate([chunk, np.zeros((bs - n,) + chunk.shape[1:], chunk.dtype)])
+        values = run(gb, [chunk], keep=True)
+        logits = _dequantized(gb.tensors[lt], values[lt])
+        out.append(logits.reshape(bs, -1)[:n])
+    return np.concatenate(out)
+
+
+def top1(graph: Graph, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> float:
+    """Top-1 accuracy of `graph` on (x, y), computed by the reference executor."""
+    pred = predict_logits(graph, x, batch_size).argmax(axis=1)
+    return float(np.mean(pred == np.asarray(y)))

@@ -580,6 +580,38 @@ def quantize_graph(
     return QuantizeResult(quantize_with_ranges(g, prec, ranges), prec, ranges)
 
 
+# what a graph quantized for costing alone says about its calibration
+COST_ONLY_SOURCE = "none: cost only (nominal activation ranges; costs do not depend on them)"
+
+
+def quantize_for_cost(
+    graph: Graph, precision: Precision, overrides: Mapping[str, Precision] | None = None
+) -> QuantizeResult:
+    """The quantized graph a cost model needs, without running the network: every activation
+    gets the nominal range (-1, 1). Code, cycles, traffic and energy depend on shapes, types and
+    the quantization scheme, never on the scales (requantization parameters are kernel
+    arguments), so this costs what a calibrated graph costs without allocating a single
+    activation (`tests/test_faults.py` compares the two)."""
+    if graph.is_quantized:
+        raise InputError(f"model '{graph.name}' is already quantized")
+    g = prepare_for_quantization(graph)
+    prec = assign_precisions(g, precision, overrides)
+    meta = dict(g.metadata)
+    meta.update(
+        {
+            "precision": str(precision),
+            "calibration": "none",
+            "calibration_data": COST_ONLY_SOURCE,
+            "calibration_random": True,
+        }
+    )
+    g = g.replace(metadata=meta)
+    if all(p.is_float for p in prec.values()):
+        return QuantizeResult(_to_float_dtype(g, precision), prec, {})
+    ranges = {t: (-1.0, 1.0) for t in g.tensors if not g.is_constant(t) and g.tensors[t].is_float}
+    return QuantizeResult(quantize_with_ranges(g, prec, ranges), prec, ranges)
+
+
 def quantize_with_ranges(
     prepared: Graph, precisions: Mapping[str, Precision], ranges: Mapping[str, tuple[float, float]]
 ) -> Graph:

@@ -23,11 +23,11 @@ import numpy as np
 
 from accelsim.core.fsutil import atomic_write_text
 from accelsim.core.precision import Precision
+from accelsim.model.batch import with_batch
 from accelsim.model.graph import Graph
-from accelsim.quant.metrics import output_snr_db
+from accelsim.quant.metrics import output_snr_db, predict_logits, top1
 from accelsim.quant.mixed import write_mixed
 from accelsim.quant.ptq import CalibrationData, quantize_graph
-from accelsim.quant.train import predict_logits, top1, with_batch
 from accelsim.quant.transforms import prepare_for_quantization
 
 FP32 = Precision(None, None, float_dtype="float32")

@@ -46,20 +46,6 @@ def _key(name: str) -> str:
     return "k_" + re.sub(r"[^0-9A-Za-z_]", lambda m: f"_{ord(m.group()):x}_", name)
 
 
-def logits_tensor(graph: Graph) -> str:
-    """The pre-softmax logits of a classifier (the input of the softmax that produces the single
-    graph output), or the output itself when it is not a softmax."""
-    out = graph.outputs[0]
-    prod = graph.producer(out)
-    if prod is not None and prod.op == "softmax":
-        return prod.inputs[0]
-    if prod is not None and prod.op == "dequantize":  # quantized graph: look through it
-        inner = graph.producer(prod.inputs[0])
-        if inner is not None and inner.op == "softmax":
-            return inner.inputs[0]
-    return out
-
-
 def batch_norm_nodes(graph: Graph) -> list[Node]:
     return [n for n in graph.nodes if n.op == "batch_norm"]
 

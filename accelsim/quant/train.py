@@ -25,10 +25,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from accelsim.model.batch import with_batch
-from accelsim.model.graph import Graph, TensorInfo
-from accelsim.quant.torch_graph import GraphModule, logits_tensor, to_graph
-from accelsim.ref.executor import run
+from accelsim.model.graph import Graph
+from accelsim.quant.metrics import logits_tensor
+from accelsim.quant.torch_graph import GraphModule, to_graph
 
 DEFAULT_THREADS = 1
 
@@ -45,39 +44,6 @@ def torch_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(old)
-
-
-def _dequantized(info: TensorInfo, v: np.ndarray) -> np.ndarray:
-    if info.is_quantized:
-        q = info.quant
-        return (v.astype(np.float64) - q.zero_points()[0]) * q.scales()[0]
-    return np.asarray(v, dtype=np.float64)
-
-
-def predict_logits(graph: Graph, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Pre-softmax logits of every sample of `x` (N, ...) from the reference executor."""
-    x = np.asarray(x)
-    if len(x) == 0:
-        raise ValueError("predict_logits: no samples")
-    bs = min(batch_size, len(x))
-    gb = with_batch(graph, bs)
-    lt = logits_tensor(gb)
-    out = []
-    for i in range(0, len(x), bs):
-        chunk = x[i : i + bs]
-        n = len(chunk)
-        if n < bs:
-            chunk = np.concatenate([chunk, np.zeros((bs - n,) + chunk.shape[1:], chunk.dtype)])
-        values = run(gb, [chunk], keep=True)
-        logits = _dequantized(gb.tensors[lt], values[lt])
-        out.append(logits.reshape(bs, -1)[:n])
-    return np.concatenate(out)
-
-
-def top1(graph: Graph, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> float:
-    """Top-1 accuracy of `graph` on (x, y), computed by the reference executor."""
-    pred = predict_logits(graph, x, batch_size).argmax(axis=1)
-    return float(np.mean(pred == np.asarray(y)))
 
 
 def torch_logits(

@@ -90,6 +90,7 @@ def run(
     source: str = "input",
 ) -> dict[str, np.ndarray]:
     """Run `graph`; return its outputs by name (every tensor when `keep`)."""
+    graph.check_allocatable()  # every activation, before the first is allocated
     values: dict[str, np.ndarray] = dict(graph.constants)
     values.update(check_inputs(graph, feeds, source))
     last_use: dict[str, int] = {}

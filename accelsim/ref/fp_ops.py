@@ -89,8 +89,7 @@ def avg_pool(c: KernelCall):
     win = P.pool_windows(_f(c.args[0]), c.node.attrs, 0.0)
     total = win.sum(axis=(-1, -2))
     if c.attr("count_include_pad", False):
-        kh, kw = c.attr("kernel")
-        y = total / (kh * kw)
+        y = total / P.pool_counts_with_pads(c.args[0].shape, c.node.attrs)
     else:
         y = total / P.pool_counts(c.args[0].shape, c.node.attrs)
     return [_act(c, P.from_nchw(y, layout))]
@@ -297,6 +296,16 @@ def greater(c: KernelCall):
 @kernel("equal", "fp")
 def equal(c: KernelCall):
     return [np.equal(c.args[0], c.args[1])]
+
+
+@kernel("greater_equal", "fp")
+def greater_equal(c: KernelCall):
+    return [np.greater_equal(c.args[0], c.args[1])]
+
+
+@kernel("logical_and", "fp")
+def logical_and(c: KernelCall):
+    return [np.logical_and(c.args[0], c.args[1])]
 
 
 # Data movement: the same copy of values in every domain (integer domains requantize in their

@@ -321,14 +321,14 @@ def avg_pool(c: KernelCall):
     layout = c.attr("data_layout", "NCHW")
     x = c.args[0].astype(np.int64)
     include_pad = bool(c.attr("count_include_pad", False))
-    # padded taps count as real zeros (the zero point) only when they are counted
-    win = P.pool_windows(x, c.node.attrs, rq.zero_point(x_info) if include_pad else 0)
-    total = win.sum(axis=(-1, -2))
+    total = P.pool_windows(x, c.node.attrs, 0).sum(axis=(-1, -2))
+    counts = np.rint(P.pool_counts(x.shape, c.node.attrs)).astype(np.int64)
     if include_pad:
-        kh, kw = c.attr("kernel")
-        counts = np.full(total.shape[-2:], kh * kw, dtype=np.int64)
-    else:
-        counts = np.rint(P.pool_counts(x.shape, c.node.attrs)).astype(np.int64)
+        # explicitly padded taps count as real zeros (the zero point); a ceil-mode window's
+        # overhang past the padding does not count at all
+        padded = np.rint(P.pool_counts_with_pads(x.shape, c.node.attrs)).astype(np.int64)
+        total = total + rq.zero_point(x_info) * (padded - counts)
+        counts = padded
     y = P.from_nchw(_div_round_half_away(total, counts), layout)
     return [_clamp(c, _requantize(c, y, x_info, out))]
 

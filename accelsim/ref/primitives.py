@@ -136,6 +136,18 @@ def pool_counts(x_shape, attrs) -> np.ndarray:
     )[0, 0]
 
 
+def pool_counts_with_pads(x_shape, attrs) -> np.ndarray:
+    """Taps of each pooling window inside the explicitly padded input, (OH, OW): the divisor
+    of `count_include_pad` averaging. Kernel size, except where `ceil_mode` lets a window hang
+    past the padding (PyTorch's and ONNX Runtime's AveragePool do not count that part)."""
+    layout = attrs.get("data_layout", "NCHW")
+    _, ha, wa = spatial_axes(layout)
+    pt, pl, pb, pr = attrs.get("pads", (0, 0, 0, 0))
+    ones = np.ones((1, 1, x_shape[ha] + pt + pb, x_shape[wa] + pl + pr))
+    unpadded = dict(attrs, pads=(0, 0, 0, 0), data_layout="NCHW")
+    return pool_windows(ones, unpadded, 0.0).sum(axis=(-1, -2))[0, 0]
+
+
 def spatial_reduce_axes(layout: str) -> tuple[int, int]:
     _, ha, wa = spatial_axes(layout)
     return ha, wa

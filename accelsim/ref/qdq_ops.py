@@ -356,7 +356,7 @@ def avg_pool(c: KernelCall):
         for j in range(kw):
             acc = (acc + win[..., i, j]).astype(F32)
     if c.attr("count_include_pad", False):
-        cnt = F32(kh * kw)
+        cnt = P.pool_counts_with_pads(c.args[0].shape, c.node.attrs).astype(F32)
     else:
         cnt = P.pool_counts(c.args[0].shape, c.node.attrs).astype(F32)
     yv = (acc / cnt).astype(F32)

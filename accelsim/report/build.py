@@ -6,20 +6,19 @@ Everything written is a function of the inputs except one line, the generation t
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from accelsim.core.cache import ResultCache
-from accelsim.core.fsutil import atomic_write_text
+from accelsim.core.fsutil import atomic_write_text, inside, safe_name
 from accelsim.core.progress import progress_bar
 from accelsim.core.version import __version__
 from accelsim.report import document as D
 from accelsim.report import plots
 from accelsim.report.collect import Job, Run, collect, simulator_of
-from accelsim.report.spec import ACCURACY_MODELS, Plan, ReportSpec, make_plan
+from accelsim.report.spec import ACCURACY_MODELS, Plan, ReportSpec, make_plan, read_accuracy
 from accelsim.report.tables import (
     AccuracyPoint,
     accuracy_rows,
@@ -260,12 +259,13 @@ def _timestamp() -> D.Para:
 
 
 def _write_doc(out: Path, stem: str, title: str, blocks: list) -> list[Path]:
-    atomic_write_text(out / f"{stem}.html", D.to_html(title, blocks))
-    md_name = "report.md" if stem == "index" else f"{stem}.md"
+    html = inside(out, f"{stem}.html")  # stems carry model names: sanitised, inside `out`
+    atomic_write_text(html, D.to_html(title, blocks))
+    md = out / "report.md" if stem == "index" else html.with_suffix(".md")
     # Markdown links to the Markdown twin of each page
     md_blocks = [_md_links(b) for b in blocks]
-    atomic_write_text(out / md_name, D.to_markdown(md_blocks))
-    return [out / f"{stem}.html", out / md_name]
+    atomic_write_text(md, D.to_markdown(md_blocks))
+    return [html, md]
 
 
 def _md_links(b):
@@ -295,7 +295,7 @@ def _accuracy_jobs(plan: Plan) -> tuple[list[tuple[dict, str]], list[Job], list[
 
     if plan.accuracy_path is None:
         return [], [], []
-    rows = json.loads(plan.accuracy_path.read_text())
+    rows = read_accuracy(plan.accuracy_path)
     picked, jobs, notes, seen = [], [], [], set()
     skipped = 0
     for row in rows:
@@ -633,7 +633,7 @@ def _write_pages(
             (
                 f"Each model on each target at {focus}; click to open. The other "
                 f"precisions are on one page per model: ",
-                *_join_links([(m, f"layers_{m}.html") for m in models]),
+                *_join_links([(m, safe_name(f"layers_{m}.html")) for m in models]),
                 "; every layer of every run is in ",
                 D.Link("layers.csv", "layers.csv"),
                 " / ",

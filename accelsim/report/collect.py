@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from accelsim.core.cache import ResultCache, content_key
 from accelsim.core.cost import LayerCost
@@ -211,8 +212,23 @@ def _entry(qgraph: Graph, costs: list[LayerCost]) -> dict:
     }
 
 
+def _checked_entry(entry: Any) -> dict:
+    """A cached entry of `_entry`'s shape, or TypeError / ValueError (then it is recomputed)."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("layers"), list):
+        raise TypeError("expected a mapping with a list of layers")
+    for d in entry["layers"]:
+        LayerCost.from_json(d)
+    groups = entry.get("groups")
+    if not isinstance(groups, list) or len(groups) != len(entry["layers"]):
+        raise TypeError("groups: expected one per layer")
+    for key, typ in (("model_bytes", (int, float)), ("params", (int,))):
+        if isinstance(entry.get(key), bool) or not isinstance(entry.get(key), typ):
+            raise TypeError(f"{key}: expected a number")
+    return entry
+
+
 def _from_entry(entry: dict, job: Job, graph: Graph, fidelity: str | None, cached: bool) -> Run:
-    layers = tuple(LayerCost(**d) for d in entry["layers"])
+    layers = tuple(LayerCost.from_json(d) for d in entry["layers"])
     fids = sorted({c.fidelity for c in layers}) or [simulator_of(job.target, fidelity)]
     return Run(
         graph.name,
@@ -276,7 +292,7 @@ def collect(
             quantized = None
             for j in pjobs:
                 key = run_key(ghash, precision, mixed_text, j.target, fidelity)
-                entry = cache.get(key) if cache is not None else None
+                entry = cache.get(key, _checked_entry) if cache is not None else None
                 cached = entry is not None
                 if entry is None:
                     if quantized is None:

@@ -98,13 +98,16 @@ def _plt():
     return plt
 
 
-def _save(fig, out: Path, name: str) -> None:
-    from accelsim.core.fsutil import atomic_open
+def _save(fig, out: Path, name: str) -> str:
+    """Write `fig` as `name` (model and target names in it sanitised); the file name written."""
+    from accelsim.core.fsutil import atomic_open, inside
 
     plt = _plt()
-    with atomic_open(out / name, "wb") as f:
+    path = inside(out, name)
+    with atomic_open(path, "wb") as f:
         fig.savefig(f, format="png", dpi=DPI, metadata={"Software": None})
     plt.close(fig)
+    return path.name
 
 
 def _log_axis(ax, which: str = "y") -> None:
@@ -154,7 +157,7 @@ def latency_energy(
     )
     fig.tight_layout()
     name = f"latency_energy_{model}.png"
-    _save(fig, out, name)
+    name = _save(fig, out, name)
     return Figure(name, f"{model}: latency and energy by target and precision", caption)
 
 
@@ -204,7 +207,7 @@ def layer_groups(
     )
     fig.tight_layout()
     name = f"layers_{model}.png"
-    _save(fig, out, name)
+    name = _save(fig, out, name)
     return Figure(name, f"{model}: latency by layer group at {precision}", caption)
 
 
@@ -258,7 +261,7 @@ def energy_split(
     )
     fig.tight_layout(rect=(0, 0, 1, top))
     name = f"energy_{model}.png"
-    _save(fig, out, name)
+    name = _save(fig, out, name)
     return Figure(name, f"{model}: energy split by component", caption)
 
 
@@ -372,7 +375,7 @@ def roofline(
     ax.set_title(f"roofline: {target.name} ({target.kind})")
     fig.tight_layout()
     name = f"roofline_{target.name}.png"
-    _save(fig, out, name)
+    name = _save(fig, out, name)
     return Figure(name, f"roofline of {target.name}", caption)
 
 
@@ -451,7 +454,7 @@ def accuracy_cost(out: Path, points, targets: Sequence[str], caption: str) -> Fi
     )
     fig.tight_layout()
     name = "accuracy_cost.png"
-    _save(fig, out, name)
+    name = _save(fig, out, name)
     return Figure(name, "accuracy vs simulated latency and energy", caption)
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from accelsim.core.errors import InputError, ModelError
-from accelsim.core.fsutil import REPO_ROOT
+from accelsim.core.fsutil import REPO_ROOT, check_plain_name, read_json
 from accelsim.core.precision import parse_precision
 from accelsim.core.target import Target, list_targets, load_target
 
@@ -116,9 +116,28 @@ def _check_model(name: str, input_size: int | None) -> ModelPlan:
     return ModelPlan(name, None)
 
 
+def read_accuracy(path: Path) -> list[dict]:
+    """The accuracy study's results (`reports/accuracy.json`): a list of mappings."""
+    rows = read_json(path, "accuracy results file (JSON)", InputError)
+    if not isinstance(rows, list):
+        raise InputError(
+            f"{path}: expected a JSON list of result rows, found {type(rows).__name__}"
+        )
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise InputError(
+                f"{path}: [{i}]: expected a mapping (model, precision, ...), found "
+                f"{type(row).__name__}"
+            )
+    return rows
+
+
 def make_plan(spec: ReportSpec) -> Plan:
     """Check everything a user can get wrong; raise an `AccelsimError` naming it."""
     from accelsim.backends import FIDELITIES
+
+    if spec.out is None:
+        check_plain_name(spec.name, "--name", InputError)
 
     if spec.fidelity is not None and spec.fidelity not in FIDELITIES:
         raise InputError(f"--fidelity {spec.fidelity}: expected one of {', '.join(FIDELITIES)}")
@@ -194,9 +213,11 @@ def make_plan(spec: ReportSpec) -> Plan:
         a = Path(spec.accuracy)
         if not a.is_absolute() and not a.is_file() and (repo_root() / a).is_file():
             a = repo_root() / a
-        accuracy = a if a.is_file() else None
+        accuracy = a if a.exists() else None
         if accuracy is None:
             notes.append(f"No accuracy results at {spec.accuracy}: no accuracy figure.")
+        else:
+            read_accuracy(accuracy)  # a malformed file costs one line, before any work
     return Plan(
         models,
         tuple(targets),

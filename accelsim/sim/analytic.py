@@ -30,6 +30,7 @@ from accelsim.core.target import Target
 from accelsim.model.graph import Graph, Node
 from accelsim.model.ops import MAC_OPS, node_macs, op_class
 from accelsim.model.quantization import layer_precision
+from accelsim.ref.primitives import pool_counts_with_pads
 
 # Vector-ALU operations per output element of non-MAC work: requantize (multiply-high, rounding
 # shift, add zero point, clamp, narrow) ~ 5; a pooling window adds one max/add per tap.
@@ -220,7 +221,12 @@ def mac_energy_pj(target: Target, precision: Precision) -> float:
     return float(e_ops.get(_MAC_ENERGY_KEY.get(precision.name, "int8_mac"), 0.0))
 
 
-def _other_ops(graph: Graph, node: Node) -> float:
+def mac_energy_key(graph: Graph, node: Node, precision: Precision) -> str:
+    """The `energy.ops_pj` key of a node's MACs at (the graph's) `precision`."""
+    return _MAC_ENERGY_KEY.get(layer_precision(graph, node, precision).name, "int8_mac")
+
+
+def other_ops(graph: Graph, node: Node) -> float:
     """Vector-ALU operations (elements, not instructions) of a node's non-MAC work."""
     out = sum(graph.tensors[t].size for t in node.outputs)
     if node.op in FREE_OPS:
@@ -228,8 +234,10 @@ def _other_ops(graph: Graph, node: Node) -> float:
     if node.op in MAC_OPS:
         return out * REQUANT_OPS
     if node.op in ("max_pool", "avg_pool"):
-        kh, kw = node.attr("kernel")
-        return out * (kh * kw + REQUANT_OPS)
+        # the taps inside the (padded) input: a ceil-mode window larger than the map (HF
+        # EfficientNet's AvgPool2d(1280, ceil_mode=True) on a 7x7 map) reads only the map
+        taps = pool_counts_with_pads(graph.tensors[node.inputs[0]].shape, node.attrs)
+        return out * (float(taps.mean()) + REQUANT_OPS)
     if node.op in ("global_avg_pool", "mean", "softmax", "layer_norm"):
         return sum(graph.tensors[t].size for t in node.inputs if t) + out * REQUANT_OPS
     return out * REQUANT_OPS
@@ -244,27 +252,41 @@ def _documented_compute(graph: Graph, node: Node, target: Target, precision: Pre
     if macs:
         per_instr, cyc = _mac_issue(target, precision)
         compute += macs / per_instr * cyc
-    return compute + _other_ops(graph, node) / lanes / float(
+    return compute + other_ops(graph, node) / lanes / float(
         target.timing["instructions"]["vector_alu"]["throughput"]
     )
 
 
-def _calibrated_compute(graph: Graph, node: Node, target: Target, precision: Precision) -> float:
+def layer_compute(
+    graph: Graph,
+    node: Node,
+    target: Target,
+    precision: Precision,
+    calibrated_as: Target | None = None,
+) -> float:
     """The generated code's compute cycles by the target's calibration
     (`accelsim.sim.calibration`); a kind calibrated at w8a8 but not at this integer precision
     (its kernel is not lowered there) keeps the w8a8 code's overhead in the ratio of the
-    documented rates; without calibration, the documented rates."""
+    documented rates; without calibration, the documented rates. `calibrated_as`: the target
+    whose calibration applies (a sweep variant's base file, `accelsim.sim.space`), scaled by the
+    ratio of `target`'s documented rates to its own."""
     from accelsim.sim import rates
 
-    cal = rates.compute_cycles(target, precision.name, graph, node)
+    base = calibrated_as or target
+    cal = rates.compute_cycles(base, precision.name, graph, node)
     if cal is not None:
-        return cal
+        if calibrated_as is None:
+            return cal
+        return cal * (
+            _documented_compute(graph, node, target, precision)
+            / _documented_compute(graph, node, base, precision)
+        )
     documented = _documented_compute(graph, node, target, precision)
     if not precision.is_float and precision.name != "w8a8":
-        base = rates.compute_cycles(target, "w8a8", graph, node)
-        if base is not None:
+        b8 = rates.compute_cycles(base, "w8a8", graph, node)
+        if b8 is not None:
             w8a8 = precision.with_options(weight_bits=8, act_bits=8)
-            return base * documented / _documented_compute(graph, node, target, w8a8)
+            return b8 * documented / _documented_compute(graph, node, base, w8a8)
     return documented
 
 
@@ -274,7 +296,11 @@ def simulate_layer(
     target: Target,
     precision: Precision,
     levels: list[_Level] | None = None,
+    calibrated_as: Target | None = None,
+    contexts: int = 1,
 ) -> LayerCost:
+    """`contexts`: hardware threads the layer's compute is split over evenly (sweeps of
+    `timing.hardware_threads`, `accelsim.sim.space`); memory bandwidth is shared."""
     levels = levels or memory_levels(target)
     precision = layer_precision(graph, node, precision)
     if node.op in FREE_OPS:  # a view of its input: no kernel, no traffic
@@ -293,12 +319,12 @@ def simulate_layer(
             "view: no kernel",
         )
     macs = node_macs(graph, node)
-    compute = _calibrated_compute(graph, node, target, precision)
+    compute = layer_compute(graph, node, target, precision, calibrated_as) / contexts
     traffic = layer_traffic(graph, node, levels, target, precision)
     e_ops = target.energy.get("ops_pj", {})
     e_compute = (
         macs * mac_energy_pj(target, precision)
-        + _other_ops(graph, node) * float(e_ops.get("int32_add", 0.0))
+        + other_ops(graph, node) * float(e_ops.get("int32_add", 0.0))
     ) * 1e-12
     return layer_cost(
         graph, node, target, precision, compute, traffic, levels, e_compute, "analytic"
@@ -349,9 +375,19 @@ def layer_cost(
     )
 
 
-def simulate_graph(graph: Graph, target: Target, precision: Precision) -> list[LayerCost]:
+def simulate_graph(
+    graph: Graph,
+    target: Target,
+    precision: Precision,
+    *,
+    calibrated_as: Target | None = None,
+    contexts: int = 1,
+) -> list[LayerCost]:
     """Per-node costs of a (quantized or float) graph; quantize/dequantize at the graph edges
-    are costed like elementwise kernels."""
+    are costed like elementwise kernels. `calibrated_as`, `contexts`: see `simulate_layer`."""
     target.check_precision(precision)
     levels = memory_levels(target)
-    return [simulate_layer(graph, n, target, precision, levels) for n in graph.nodes]
+    return [
+        simulate_layer(graph, n, target, precision, levels, calibrated_as, contexts)
+        for n in graph.nodes
+    ]

@@ -54,7 +54,7 @@ def derive(
         g = zoo.build(model, input_size=input_size)
         q = quantize_graph(g, p, calibdata.random(g, 1, seed=0)).graph
         nodes = {n.name: n for n in q.nodes}
-        for L in lower_graph(q, target, p.name):
+        for L in lower_graph(q, target, p):
             if L.status != STATUS_KERNEL:
                 continue
             kc = kernel_cost(compile_layer(L, target), target)

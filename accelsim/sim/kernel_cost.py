@@ -48,7 +48,7 @@ from dataclasses import asdict, dataclass, field, replace
 from functools import cache
 
 from accelsim import asm
-from accelsim.core.cache import ResultCache, code_fingerprint, content_key
+from accelsim.core.cache import ResultCache, check_fields, code_fingerprint, content_key
 from accelsim.core.cost import LayerCost
 from accelsim.core.precision import Precision
 from accelsim.core.target import Target
@@ -88,6 +88,7 @@ class KernelCost:
 
     @staticmethod
     def from_json(d: Mapping) -> KernelCost:
+        d = check_fields(KernelCost, d)  # a cache entry of another shape raises
         return KernelCost(**{**d, "blocking": tuple(d["blocking"]), "notes": tuple(d["notes"])})
 
 
@@ -127,10 +128,8 @@ def kernel_cost(kernel, target: Target) -> KernelCost:
     if hit is not None:
         return hit
     cache = ResultCache("codegen-sim")
-    stored = cache.get(key)
-    if stored is not None:
-        kc = KernelCost.from_json(stored)
-    else:
+    kc = cache.get(key, KernelCost.from_json)
+    if kc is None:
         kc = _kernel_cost(kernel, target, arch)
         cache.put(key, kc.to_json())
     _MEMO[key] = kc
@@ -330,7 +329,7 @@ def simulate_graph(graph: Graph, target: Target, precision: Precision) -> list[L
     if arch not in COUNTED_ISAS:  # nothing to read the code with: no point compiling it
         why = f"the count predictor reads {', '.join(COUNTED_ISAS)} assembly, not {arch}"
         return [_fallback(graph, n, target, precision, levels, why) for n in graph.nodes]
-    layers = lower_graph(graph, target, precision.name)
+    layers = lower_graph(graph, target, precision)
     nodes = {n.name: n for n in graph.nodes}
     out = []
     for L in layers:

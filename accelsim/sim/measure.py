@@ -154,6 +154,7 @@ def measure_graph(
     progress: Callable[[int], None] | None = None,
     statistic: str = "median",
     clock: str = "wall",
+    between: Callable[[], None] | None = None,
 ) -> Measurement:
     """Measure every node of `graph` (already quantized at `precision`) on this machine.
 
@@ -161,7 +162,9 @@ def measure_graph(
     disturbed pass: on a shared VM other tenants only ever add time). `clock`: "wall"
     (`time.perf_counter`) or "thread" (CPU time of this thread, `time.thread_time`: time the OS
     gave to other processes during a call is left out; a hypervisor's steal time is not).
-    `progress(done)` is called after each node is compiled and checked."""
+    `progress(done)` is called after each node is compiled and checked. `between()`, when given,
+    runs after every pass (warm-up passes too), outside the timed intervals: a benchmark times a
+    peer tool there, so both see the same moments of this shared machine."""
     from accelsim.core.tvm_env import import_tvm
     from accelsim.kernels.compile import compile_layer, runtime_module
     from accelsim.lower.lower import STATUS_KERNEL, STATUS_VIEW, lower_graph
@@ -190,7 +193,7 @@ def measure_graph(
     tvm = import_tvm()
     dev = tvm.cpu()
     values = ref_run(graph, feeds, keep=True)
-    layers = lower_graph(graph, target, precision.name)
+    layers = lower_graph(graph, target, precision)
     # tensor -> the output buffer (kernel layout) of the kernel that computed it; views pass it on
     produced: dict[str, tuple[np.ndarray, object]] = {}
     calls: list[_Call] = []
@@ -246,6 +249,8 @@ def measure_graph(
                 c.samples.append(dt)
         if p >= warmup:
             passes.append(now() - t_pass)
+        if between is not None:
+            between()
     overhead = _overhead_s(tvm, now)
     reduce = STATISTICS[statistic]
     measured = {c.layer.name: reduce(c.samples) for c in calls}

@@ -39,6 +39,7 @@ that does not distinguish, e.g., vector shifts from other vector ALU operations 
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -68,6 +69,8 @@ _FALLBACK = {
     "vector_mul_long_int8": "vector_mac_int16",
     "vector_pairwise_acc": "vector_alu",
     "vector_mac_int8": "vector_mac_int16",
+    "vector_mmla_int8": "vector_mac_int8",
+    "vector_mac_bf16": "vector_fma_fp32",
     "vector_fma_fp16": "vector_fma_fp32",
     "vector_fma_fp32": "vector_alu",
     "vector_dmpy_int16x8": "vector_mac_int8",
@@ -166,7 +169,23 @@ def _latency(ct: ClassTiming, ins: Instr) -> float:
     return ct.latency_d if (ins.narrow and ct.latency_d) else ct.latency
 
 
+# a post- or pre-indexed load / store: `[xN], #imm` or `[xN, #imm]!`
+_WRITEBACK = re.compile(r"\[\s*(x\d+|sp)\s*\]\s*,|\[\s*(x\d+|sp)\s*,[^\]]*\]\s*!")
+
+
+def _base_update(prod: Instr, reg: str) -> bool:
+    """`reg` is the base register a writeback load / store updates: an address add, ready a
+    cycle after issue rather than with the loaded data (Arm's SOGs time the data; LLVM's models
+    give the base update its own 1-cycle write)."""
+    if "load" not in prod.cls and "store" not in prod.cls:
+        return False
+    m = _WRITEBACK.search(prod.text.lower())
+    return bool(m) and (m.group(1) or m.group(2)) == reg
+
+
 def _edge_latency(prod: Instr, pt: ClassTiming, cons: Instr, reg: str) -> float:
+    if _base_update(prod, reg):
+        return 1.0
     if (
         cons.acc == reg
         and prod.acc is not None

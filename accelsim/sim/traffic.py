@@ -25,6 +25,7 @@ served by the smallest level that holds them (their `home`); weights come from D
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -84,6 +85,14 @@ def _fits_from(nest: Sequence[Loop], accesses: Sequence[Access], capacity: float
 
 def fetches(nest: Sequence[Loop], accesses: Sequence[Access], capacity: float) -> dict[str, float]:
     """Bytes of each tensor brought into a cache of `capacity` bytes (misses x bytes)."""
+    return dict(_fetches(tuple(nest), tuple(accesses), float(capacity)))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _fetches(
+    nest: tuple[Loop, ...], accesses: tuple[Access, ...], capacity: float
+) -> dict[str, float]:
+    # memoised: a sweep over cache sizes asks again for the levels it did not change
     extents = {lp.name: lp.extent for lp in nest}
     p = _fits_from(nest, accesses, capacity)
     inner = {lp.name for lp in nest[p:]}
