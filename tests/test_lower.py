@@ -301,9 +301,11 @@ def test_lowered_layer_record():
     w = q.constants[node.inputs[1]].astype(np.int64).reshape(16, -1)
     zp = q.tensors[node.inputs[0]].quant.zero_point[0]
     np.testing.assert_array_equal(packed["bias"], q.constants[node.inputs[2]] - zp * w.sum(axis=1))
-    # depthwise: its own compute, channels innermost (the vector axis)
+    # depthwise: its own compute, channels innermost (the vector axis); int8 taps paired
+    # along kw (recipe pair_taps), the odd third column with a zero fourth
     dw = lower_node(q, q.node("features.1.conv.0.0"), load_target("cortex-a76"))
-    assert dw.op_class == "depthwise_conv2d" and dw.args[1].shape == (3, 3, 32)
+    assert dw.op_class == "depthwise_conv2d" and dw.args[1].shape == (3, 4, 32)
+    assert dw.signature["pair_taps"] and not dw.pack_inputs(values)["w"][:, 3].any()
     assert "c.v" in dw.schedule.vectorized and dw.schedule.intrinsic is None
 
 
@@ -331,8 +333,8 @@ def test_intrinsic_per_target_comes_from_the_table():
     assert chosen == {
         "cortex-a76": "sdot",
         "cortex-a55": "sdot",
-        "cortex-a53": "smull_sadalp",
-        "kryo280": "smull_sadalp",
+        "cortex-a53": "smull_smlal",  # restricted-range weights: Appendix B pairing
+        "kryo280": "smull_smlal",
         "hvx-v68": "vrmpy",
         # the host's kernel follows the CPU features probed at load
         "host": "vpdpbusd"
@@ -367,7 +369,7 @@ def test_non_dividing_tile_is_an_error_naming_file_key_and_layer(tmp_path):
     path.write_text(
         open(recipes_for(load_target("cortex-a76")).path)
         .read()
-        .replace('tile: {ow: "<=4", oc: "<=8"}', "tile: {ow: 2, oc: 12}", 1)
+        .replace('tile: {ow: "<=4", oc: "<=16"}', "tile: {ow: 2, oc: 12}", 1)
     )
     with pytest.raises(RecipeError) as err:
         lower_node(q, q.node("features.1.conv.1"), load_target("cortex-a76"), schedules=str(path))

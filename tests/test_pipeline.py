@@ -60,7 +60,7 @@ DISAGREE = {
         "cortex-a55",
         "fp32",
         "features.2.conv.0.0",
-        172,
+        185,
     ): "FMLA Q-form: A55 SOG 4.16 throughput 1, slot 0 only (note 1); LLVM issues it at "
     "2/cycle from either slot (CortexA55WriteFMAC: one FPMAC, no BeginGroup); LDP Q: SOG "
     "4.13 latency 6, LLVM 4 for the first register",
