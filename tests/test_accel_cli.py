@@ -219,7 +219,7 @@ def test_impossible_precision_is_refused_before_any_work(
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("accelsim: error: ")
     assert f"cannot run precision '{precision}'" in lines[0] and "simd-accel" in lines[0]
-    assert "w4a4, w4a8, w8a8, w16a16" in lines[0]
+    assert "w4a4, w4a8, w8a8, w8a16, w16a16" in lines[0]
     assert not (tmp_path / "k").exists() and not (tmp_path / "v.json").exists()
 
 

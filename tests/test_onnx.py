@@ -638,7 +638,7 @@ def test_not_onnx_names_the_file(tmp_path, content):
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(ModelError, match=r"no such file"):
+    with pytest.raises(ModelError, match=r"no such ONNX model file"):
         load_onnx(tmp_path / "absent.onnx")
 
 

@@ -272,10 +272,22 @@ def list_targets() -> list[Target]:
     return list(_all_targets(str(directory)))
 
 
+@cache
+def _load_cached(path: str) -> Target:
+    return load_target_file(path)
+
+
 def load_target(name_or_path: str) -> Target:
     """A shipped target by name, or a target file by path."""
     if name_or_path.endswith((".yaml", ".yml")) or os.sep in name_or_path:
         return load_target_file(name_or_path)
+    # the file named like the target first: loading one target parses only its file (the host
+    # file probes this machine through TVM, which cost-only paths never import otherwise)
+    direct = Path(targets_dir()) / f"{name_or_path}.yaml"
+    if direct.is_file():
+        t = _load_cached(str(direct))
+        if t.name == name_or_path:
+            return t
     targets = {t.name: t for t in list_targets()}
     if name_or_path not in targets:
         raise TargetError(
