@@ -48,7 +48,7 @@ if TYPE_CHECKING:  # annotations only: these stages load lazily
     from accelsim.core.coverage import Coverage
     from accelsim.dse.tune import TuneResult
     from accelsim.quant.ptq import CalibrationData
-    from accelsim.report import ReportResult
+    from accelsim.reporting import ReportResult
 
 ModelLike = str | os.PathLike | Graph
 TargetLike = str | os.PathLike | Target
@@ -763,8 +763,8 @@ def report(
     use_cache: bool = True,
 ) -> ReportResult:
     """The cost-model report (HTML, Markdown, CSV, JSON, plots) of models x targets x
-    precisions; returns `accelsim.report.ReportResult` (files, out_dir, runs, wall time)."""
-    from accelsim.report import ReportSpec, generate_report, make_plan
+    precisions; returns `accelsim.reporting.ReportResult` (files, out_dir, runs, wall time)."""
+    from accelsim.reporting import ReportSpec, generate_report, make_plan
 
     spec = ReportSpec(
         models=tuple(models),

@@ -24,7 +24,7 @@ GOAL = 0.20
 
 
 def _group(graph, node) -> str:
-    from accelsim.report.collect import layer_group
+    from accelsim.reporting.collect import layer_group
 
     return layer_group(graph, node)
 

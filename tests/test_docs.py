@@ -19,8 +19,8 @@ _MD = re.compile(r"[A-Za-z0-9_.:/-]*[A-Za-z0-9_-]\.md\b")
 
 # Names that appear because the code *writes* a file of that name, not because it cites one.
 _WRITTEN_NAMES = {
-    # accelsim/report/build.py: the HTML page `index` is written as `report.md` in Markdown.
-    "index.md": "accelsim/report/build.py",
+    # accelsim/reporting/build.py: the HTML page `index` is written as `report.md` in Markdown.
+    "index.md": "accelsim/reporting/build.py",
 }
 
 

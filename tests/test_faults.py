@@ -58,7 +58,7 @@ def _dead_pid() -> int:
 
 
 def _no_timestamps(data: bytes) -> bytes:
-    from accelsim.report.build import TIMESTAMP_PREFIX
+    from accelsim.reporting.build import TIMESTAMP_PREFIX
 
     return b"\n".join(line for line in data.split(b"\n") if TIMESTAMP_PREFIX.encode() not in line)
 

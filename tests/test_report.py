@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from accelsim.cli import main
-from accelsim.report import ReportSpec, generate_report
-from accelsim.report.tables import LAYER_COLUMNS, SUMMARY_COLUMNS
+from accelsim.reporting import ReportSpec, generate_report
+from accelsim.reporting.tables import LAYER_COLUMNS, SUMMARY_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL, SIZE = "mobilenet_v1", 32

@@ -70,7 +70,7 @@ def test_targets_cli_json():
 
 def test_default_report_covers_the_new_cores():
     """The default report (no --target) compares the 2023 i8mm cores with the 2018 ones."""
-    from accelsim.report.spec import ReportSpec, make_plan
+    from accelsim.reporting.spec import ReportSpec, make_plan
 
     names = {t.name for t in make_plan(ReportSpec(models=("digits_cnn",))).targets}
     want = {"cortex-a53", "cortex-a55", "cortex-a76", "kryo280"}

@@ -19,7 +19,9 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
+import keras  # noqa: E402
 import tflite_models as M  # noqa: E402  (tests/ helper, needs TensorFlow)
+from keras import layers  # noqa: E402
 
 from accelsim.core.errors import ModelError, UnsupportedOpError  # noqa: E402
 from accelsim.model.tflite_import import SUPPORTED_OPS, load_tflite  # noqa: E402
@@ -173,6 +175,51 @@ def test_new_operator_model_matches_tflite_reference(tflite_file, name, mode):
     _report(f"{name}/{mode}", compared, differing, notes)
     assert compared > 0
     assert differing == 0, notes
+
+
+# Input ranges at which a GELU table filled with correctly rounded erfc / tanh differs from
+# one filled with glibc's erfcf / tanhf (found by comparing the two tables over ranges 1..8):
+# (range, tanh approximation)
+GELU_RANGES = [(1.13, False), (1.15, False), (1.23, False), (1.38, False), (1.5, False),
+               (1.02, True), (1.03, True), (1.06, True), (1.16, True), (1.2, True)]  # fmt: skip
+
+
+def test_int16_gelu_every_input_value(tmp_path):
+    """Every int16 value through ten GELUs (exact and tanh forms) whose 513-entry tables
+    TFLite fills with the C library's erfcf / tanhf: those are not correctly rounded, and a
+    correctly rounded erfc put entries one ulp off and 640 outputs here one step off (CI met
+    it on the tiny BERT encoder when its calibration landed on such a range)."""
+    n = 1 << 16
+    inps = [keras.Input((n,), name=f"x{i}") for i in range(len(GELU_RANGES))]
+    outs = [
+        layers.Activation(lambda t, a=approx: tf.nn.gelu(t, approximate=a))(x)
+        for x, (_, approx) in zip(inps, GELU_RANGES)
+    ]
+    conv = tf.lite.TFLiteConverter.from_keras_model(keras.Model(inps, outs))
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: iter(
+        [[np.linspace(-r, r, n, dtype=np.float32)[None] for r, _ in GELU_RANGES]]
+    )
+    conv.target_spec.supported_ops = [
+        tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+    ]
+    conv.inference_input_type = conv.inference_output_type = tf.int16
+    path = tmp_path / "gelu.tflite"
+    path.write_bytes(conv.convert())
+    graph = load_tflite(path)
+    assert [nd.op for nd in graph.nodes] == ["gelu"] * len(GELU_RANGES)
+    it = _reference(path)
+    every = np.arange(-(1 << 15), 1 << 15, dtype=np.int16)[None]
+    tensor_map = graph.metadata["tflite_tensors"]
+    for d in it.get_input_details():
+        it.set_tensor(d["index"], every)
+    it.invoke()
+    got = run(graph, {tensor_map[d["index"]]: every for d in it.get_input_details()})
+    differing = sum(
+        int((it.get_tensor(d["index"]) != got[tensor_map[d["index"]]]).sum())
+        for d in it.get_output_details()
+    )
+    assert differing == 0
 
 
 @pytest.mark.parametrize("name", list(OP_MODELS) + list(BUILTIN_RESOLVER))

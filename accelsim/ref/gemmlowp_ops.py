@@ -61,6 +61,7 @@ from accelsim.core.errors import ModelError
 from accelsim.core.qparams import DTYPE_BITS, QuantParams, dtype_range
 from accelsim.model.graph import TensorInfo
 from accelsim.model.ops import activation_bounds, spatial_axes
+from accelsim.ref import libm
 from accelsim.ref import primitives as P
 from accelsim.ref.fp_ops import move
 from accelsim.ref.int_ops import quantized_clamp, round_half_away
@@ -741,18 +742,16 @@ def _f32(v) -> np.ndarray:
 
 def _sigmoid_f32(x: np.ndarray) -> np.ndarray:
     """`1.0f / (1.0f + std::exp(-x))`, each operation in float32."""
-    with np.errstate(over="ignore"):
-        e = _f32(np.exp(-x.astype(np.float64)))
+    e = libm.expf(-np.asarray(x, F32))
     return _f32(1.0 / _f32(1.0 + e.astype(np.float64)).astype(np.float64))
 
 
 def _tanh_f32(x: np.ndarray) -> np.ndarray:
-    return _f32(np.tanh(x.astype(np.float64)))
+    return libm.tanhf(x)
 
 
 _SQRT1_2_F32 = float(F32(-math.sqrt(0.5)))
 _SQRT_2_OVER_PI_F32 = float(F32(math.sqrt(2.0 / math.pi)))
-_erfc = np.vectorize(math.erfc, otypes=[np.float64])
 
 
 def _gelu_f32(x: np.ndarray) -> np.ndarray:
@@ -760,7 +759,7 @@ def _gelu_f32(x: np.ndarray) -> np.ndarray:
     x64 = x.astype(np.float64)
     t = _f32(x64 * _SQRT1_2_F32).astype(np.float64)
     half = _f32(0.5 * x64).astype(np.float64)
-    return _f32(half * _f32(_erfc(t)).astype(np.float64))
+    return _f32(half * libm.erfcf(t).astype(np.float64))
 
 
 def _gelu_tanh_f32(x: np.ndarray) -> np.ndarray:
@@ -769,7 +768,7 @@ def _gelu_tanh_f32(x: np.ndarray) -> np.ndarray:
     c = float(F32(0.044715))
     cube = _f32(_f32(_f32(c * x64).astype(np.float64) * x64).astype(np.float64) * x64)
     inner = _f32(x64 + cube.astype(np.float64))
-    th = _f32(np.tanh(_f32(_SQRT_2_OVER_PI_F32 * inner.astype(np.float64)).astype(np.float64)))
+    th = libm.tanhf(_f32(_SQRT_2_OVER_PI_F32 * inner.astype(np.float64)))
     half = _f32(0.5 * x64).astype(np.float64)
     return _f32(half * _f32(1.0 + th.astype(np.float64)).astype(np.float64))
 

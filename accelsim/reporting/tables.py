@@ -17,7 +17,7 @@ from typing import Any
 from accelsim.core.cost import ENERGY_COMPONENTS
 from accelsim.core.coverage import REFERENCE, Placement, coverage
 from accelsim.core.fsutil import atomic_write_text
-from accelsim.report.collect import Run
+from accelsim.reporting.collect import Run
 
 SUMMARY_COLUMNS = (
     "model",

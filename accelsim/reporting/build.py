@@ -15,11 +15,11 @@ from accelsim.core.cache import ResultCache
 from accelsim.core.fsutil import atomic_write_text, inside, safe_name
 from accelsim.core.progress import progress_bar
 from accelsim.core.version import __version__
-from accelsim.report import document as D
-from accelsim.report import plots
-from accelsim.report.collect import Job, Run, collect, simulator_of
-from accelsim.report.spec import ACCURACY_MODELS, Plan, ReportSpec, make_plan, read_accuracy
-from accelsim.report.tables import (
+from accelsim.reporting import document as D
+from accelsim.reporting import plots
+from accelsim.reporting.collect import Job, Run, collect, simulator_of
+from accelsim.reporting.spec import ACCURACY_MODELS, Plan, ReportSpec, make_plan, read_accuracy
+from accelsim.reporting.tables import (
     AccuracyPoint,
     accuracy_rows,
     layer_rows,

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from accelsim.core.cost import ENERGY_COMPONENTS
 from accelsim.core.target import Target
-from accelsim.report.collect import GROUP_ORDER, Run
-from accelsim.report.spec import PRECISION_ORDER, precision_key
+from accelsim.reporting.collect import GROUP_ORDER, Run
+from accelsim.reporting.spec import PRECISION_ORDER, precision_key
 
 DPI = 100
 _PREC_COLORS = {
