@@ -386,11 +386,14 @@ def test_quick_study_schema_and_float_accuracy(study):
 
 
 def test_qat_recovers_4bit_weights(study):
-    """QAT at w4a8 beats PTQ at w4a8 (quick study: +3.3 and +2.0 points observed)."""
+    """QAT beats PTQ at 4-bit weights (w4a8 and w4a4) on both digits models. The quick study's
+    float models are short-trained, so PTQ at w4a8 loses little there (1.9 and 0.2 points);
+    observed QAT gains: w4a8 +0.4 and +1.7 points, w4a4 +0.7 and +2.4."""
     _, _, rows, _ = study
     gains = [
-        _get(rows, m, "qat", "w4a8") - _get(rows, m, "ptq", "w4a8")
+        _get(rows, m, "qat", p) - _get(rows, m, "ptq", p)
         for m in ("digits_cnn", "digits_mobilenet")
+        for p in ("w4a8", "w4a4")
     ]
     assert np.mean(gains) >= 0.01 and min(gains) > 0.0, gains
 
