@@ -69,8 +69,17 @@ def check_graph_on_host(q, values, precision) -> dict[str, int]:
 
 
 # -- bit-exact on the host ---------------------------------------------------------------------
-@pytest.mark.parametrize("precision", ["w8a8", "w4a8", "w16a16", "fp32", "w4a4", "w8a4"])
-@pytest.mark.parametrize("model", ["mobilenet_v2", "resnet18"])
+# 4-bit activations (w4a4, w8a4) on ResNet-18 only: their kernels are the w4a8 / w8a8 ones
+# with narrower clamps, and MobileNet v2 adds nothing there but a minute each
+HOST_CASES = [
+    (m, p)
+    for m in ("mobilenet_v2", "resnet18")
+    for p in ("w8a8", "w4a8", "w16a16", "fp32", "w4a4", "w8a4")
+    if not (m == "mobilenet_v2" and p in ("w4a4", "w8a4"))
+]
+
+
+@pytest.mark.parametrize("model,precision", HOST_CASES)
 def test_every_layer_matches_the_reference_executor(model, precision):
     q, values = quantized(model, precision)
     layers = lower_graph(q, load_target("host"))

@@ -52,8 +52,14 @@ def test_input_size_keeps_every_layer_meaningful():
         assert g.tensors[last_conv.outputs[0]].shape[2:] == (1, 1), (model, last_conv.name)
 
 
-@pytest.mark.parametrize("target,precision", CASES)
-@pytest.mark.parametrize("model", MODELS)
+# Left out to keep the suite's time: w4a4 runs the w4a8 sdot kernels (ResNet-18 keeps it), and
+# hvx-v68's w8a16 kernels are checked on ResNet-18 and on the stored 16x8 MobileNet v2
+# (test_stored.py).
+LEFT_OUT = {("mobilenet_v2", "cortex-a76", "w4a4"), ("mobilenet_v2", "hvx-v68", "w8a16")}
+VERIFY_CASES = [(m, t, p) for m in MODELS for t, p in CASES if (m, t, p) not in LEFT_OUT]
+
+
+@pytest.mark.parametrize("model,target,precision", VERIFY_CASES)
 def test_verify_reports_zero_mismatches(model, target, precision, tmp_path, capsys):
     arch = _ARCH.get(load_target(target).codegen.emulator.kind)
     missing = emulate.missing_tools(arch) if arch else []
