@@ -18,6 +18,7 @@ import sys
 import time
 
 from accelsim.accel import load_config, sim
+from accelsim.core.cost import ENERGY_COMPONENTS, totals
 from accelsim.core.fsutil import atomic_write_text
 from accelsim.core.precision import parse_precision
 from accelsim.model import zoo
@@ -47,7 +48,7 @@ def speed(cfg) -> list[dict]:
         results = {l.node.name: sim.run_program(l.program, cfg) for l in progs}
         t_sim = time.perf_counter() - t1
         costs = sim.simulate_graph(g, cfg)
-        tot = sim.totals(costs)
+        tot = totals(costs)
         conv3 = [
             c
             for c in costs
@@ -110,10 +111,11 @@ def variants() -> list[dict]:
             cfg = load_config(v)
             for p, g in graphs.items():
                 costs = sim.simulate_graph(g, cfg)
-                tot = sim.totals(costs)
-                br = tot["energy_breakdown"]
+                tot = totals(costs)
+                br = {k: tot[f"energy_{k}_j"] for k in ENERGY_COMPONENTS}
                 cyc = sum(c.cycles for c in costs if c.macs and "host" not in c.notes)
-                util = tot["macs"] / (cyc * cfg.peak_macs_per_cycle(p)) if cyc else 0.0
+                macs = sum(c.macs for c in costs)
+                util = macs / (cyc * cfg.peak_macs_per_cycle(p)) if cyc else 0.0
                 row = {
                     "variant": v,
                     "model": model,

@@ -20,6 +20,7 @@ from accelsim.accel.codegen import CodegenError
 from accelsim.accel.compute import layer_def
 from accelsim.accel.schedule import AccelRecipeError, choose_tiles, load_recipes, schedule_layer
 from accelsim.core import fixedpoint as fx
+from accelsim.core.cost import totals
 from accelsim.core.precision import parse_precision
 from accelsim.core.target import load_target_file
 from accelsim.model import zoo
@@ -455,7 +456,7 @@ def test_doubling_lanes(full_costs, cfg):
 
 
 def _total(costs):
-    return sim.totals(costs)
+    return totals(costs)
 
 
 @pytest.mark.parametrize("model", ["resnet50", "mobilenet_v2"])
@@ -466,7 +467,7 @@ def test_precision_scaling(full_costs, model):
     # why: narrower operands cost less per MAC (multiplier ~ product of widths, and 2 or 4 products
     # share one accumulator add) and move fewer bytes on and off chip
     for part in ("compute", "onchip_memory", "offchip_memory", "static"):
-        vals = [t[p]["energy_breakdown"][part] for p in ("w4a4", "w8a8", "w16a16")]
+        vals = [t[p][f"energy_{part}_j"] for p in ("w4a4", "w8a8", "w16a16")]
         assert vals[0] < vals[1] < vals[2], (model, part, vals)
     dram = {
         p: sum(c.bytes_moved.get("dram", 0) for c in full_costs[(model, p)][1])

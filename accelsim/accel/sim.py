@@ -43,7 +43,6 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -868,19 +867,3 @@ def verify_layers(
             )
         )
     return out
-
-
-def totals(costs: list[LayerCost]) -> dict[str, Any]:
-    """Network totals: latency, energy and its split, MACs."""
-    lat = sum(c.latency_s for c in costs)
-    br: dict[str, float] = {}
-    for c in costs:
-        for k, v in c.energy_breakdown.items():
-            br[k] = br.get(k, 0.0) + v
-    return {
-        "latency_s": lat,
-        "energy_j": sum(c.energy_j for c in costs),
-        "energy_breakdown": br,
-        "macs": sum(c.macs for c in costs),
-        "cycles": sum(c.cycles for c in costs),
-    }
