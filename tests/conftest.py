@@ -20,3 +20,26 @@ def kernel_cache(tmp_path_factory):
     mp.setenv("ACCELSIM_CACHE", str(path))
     yield path
     mp.undo()
+
+
+# Modules that compile whole models for the DSP and CPU targets, heaviest first (seconds on two
+# busy cores, from `pytest --durations=0`). Starting them first keeps both xdist workers busy to
+# the end: in collection (file name) order, test_verify_models came last and one worker ran its
+# long tail alone.
+HEAVY_FIRST = (
+    "test_verify_models",  # ~770 s
+    "test_lower_new_ops",  # ~460 s
+    "test_stored",  # ~410 s
+    "test_lower",  # ~370 s
+    "test_kernels",  # ~230 s
+    "test_i8mm",  # ~190 s
+    "test_corpus",  # ~130 s
+    "test_calibration",  # ~100 s
+)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Heavy modules first, each module's tests kept together and in their own order (module
+    fixtures are built once)."""
+    rank = {name: i for i, name in enumerate(HEAVY_FIRST)}
+    items.sort(key=lambda item: rank.get(item.module.__name__ if item.module else "", len(rank)))
