@@ -23,9 +23,10 @@ def kernel_cache(tmp_path_factory):
 
 
 # Modules that compile whole models for the DSP and CPU targets, heaviest first (seconds on two
-# busy cores, from `pytest --durations=0`). Starting them first keeps both xdist workers busy to
-# the end: in collection (file name) order, test_verify_models came last and one worker ran its
-# long tail alone.
+# busy cores, from `pytest --durations=0`). Started first, and with `--dist worksteal` (an idle
+# worker takes queued tests from the busy one), both xdist workers stay busy to the end: in
+# collection (file name) order with `--dist load`, test_verify_models came last and one worker
+# ran its long tail alone.
 HEAVY_FIRST = (
     "test_verify_models",  # ~770 s
     "test_lower_new_ops",  # ~460 s
