@@ -11,7 +11,8 @@ as a tree; TVM's CSE pass removes the small duplicates left):
   `ceil((p + 1 - 2^30) / 2^31) = floor((p + 2^30) / 2^31)`. Its saturation (a == b == INT32_MIN)
   cannot occur: multipliers from `QuantizeMultiplier` are non-negative.
 - `RoundingDivideByPOT(x, e)` (halves away from zero) = `(x >> e) + [(x & mask) > (mask >> 1) +
-  [x < 0]]` with `mask = 2^e - 1`, gemmlowp's own int32 form (no overflow, no 64-bit lanes).
+  [x < 0]]` with `mask = 2^e - 1`, gemmlowp's own int32 form (no overflow, no 64-bit lanes),
+  each `[.]` a sign bit shifted down rather than a Select.
 - `MultiplyByQuantizedMultiplier(int32 x, m, shift)`: `x << left` is an int32 shift that wraps,
   as TFLite's (LLVM `shl` carries no overflow flags); the rest is int64, so nothing overflows.
 - the int64 overload of the 16x8 kernels (multiplier reduced to 16 bits, one rounding), result
@@ -62,11 +63,15 @@ def mbqm(x, mult, shift, k=_ident):
     )
     # RoundingDivideByPOT in int32 as gemmlowp writes it (remainder against a threshold that
     # is one higher for negative values): no 64-bit lanes after the product, which halves the
-    # vector work of a requantization on 512-bit x86 (int64 ops take two registers per 16 lanes)
+    # vector work of a requantization on 512-bit x86 (int64 ops take two registers per 16 lanes).
+    # The two tests are sign bits, not Selects: TVM's simplifier analyses each Select's arms
+    # under its condition, and with `hi` (which holds the whole input) in every condition an
+    # add's three nested requantizations took 45-50 s to compile on hvx-v68, 0.1 s without them.
     mask = tirx.shift_right(c32(0x7FFFFFFF), c32(31) - right)  # 2^right - 1, no overflow
-    threshold = tirx.shift_right(mask, c32(1)) + tirx.Select(hi < c32(0), c32(1), c32(0))
-    up = tirx.Select(tirx.bitwise_and(hi, mask) > threshold, c32(1), c32(0))
-    return k(tirx.shift_right(hi, right) + up)
+    threshold = tirx.shift_right(mask, c32(1)) - tirx.shift_right(hi, c32(31))  # + [hi < 0]
+    # [remainder > threshold]: both lie in [0, 2^31), so the difference cannot overflow
+    down = tirx.shift_right(threshold - tirx.bitwise_and(hi, mask), c32(31))  # -1 or 0
+    return k(tirx.shift_right(hi, right) - down)
 
 
 def mbqm64(x, mult, shift, k=_ident):
