@@ -351,8 +351,10 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     t, graph = _target_and_model(args, calib_random=2)
     with _bars() as progress:
         result = api.verify(graph, t, args.precision, seed=args.seed, progress=progress)
+    # the name column as wide as the longest name (exporters' names run to 60 characters)
+    width = max([32, *(len(c.name) + 1 for c in result.layers)])
     for c in result.layers:
-        print(f"{c.name:<32}{c.op:<18}{c.mismatches:>10} / {c.elements} differ")
+        print(f"{c.name:<{width}}{c.op:<18}{c.mismatches:>10} / {c.elements} differ")
     print(
         f"{result.model} {result.precision} on {result.target}: {len(result.layers)} kernels, "
         f"{result.mismatches} of {result.elements} elements differ"

@@ -6,6 +6,7 @@ other loop."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from accelsim.asm.cfg import Block, basic_blocks, predecessors
@@ -125,11 +126,14 @@ class InnerLoop:
         return [ln for u in self.units for ln in u.raw]
 
 
-def innermost_loops(asm: str, isa: str | None = None) -> list[InnerLoop]:
-    """The innermost loops of every function of an assembly text, in program order."""
+def innermost_loops(
+    asm: str, isa: str | None = None, funcs: Mapping[str, Function] | None = None
+) -> list[InnerLoop]:
+    """The innermost loops of every function of an assembly text, in program order (`funcs`:
+    the text's `split_functions`, when the caller already has them)."""
     isa = isa or detect_isa(asm)
     out = []
-    for fn in split_functions(asm, isa).values():
+    for fn in (funcs if funcs is not None else split_functions(asm, isa)).values():
         g = flow_graph(fn, isa)
         for lp in sorted(innermost(g.loops), key=lambda lp: min(lp.body)):
             order = sorted(lp.body)

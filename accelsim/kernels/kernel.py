@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -300,6 +301,15 @@ def _mix_class(cls: str) -> str:
     return "other"
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _line_class(line: str, isa: str) -> tuple[str, str]:
+    """(mix class, mnemonic) of one instruction line. Cached: generated kernels repeat the
+    same lines (unrolled tiles, epilogues, the same layer shapes across a model), and parsing
+    was most of a cold `verify`'s time after TVM itself."""
+    first = asm.parse_line(line, isa)[:1]
+    return (_mix_class(first[0].cls), first[0].mnemonic) if first else ("other", line)
+
+
 def instruction_mix(text: str) -> InstructionMix:
     """The static instruction mix of an assembly text (see the module docstring); an
     instruction is a line (a Hexagon line with `;`-separated parts is one instruction, timed by
@@ -309,22 +319,17 @@ def instruction_mix(text: str) -> InstructionMix:
 
     def classes(unit) -> list[tuple[str, str]]:
         if id(unit) not in seen:
-            out = []
-            for ln in unit.lines:
-                first = asm.parse_line(ln, isa)[:1]
-                out.append(
-                    (_mix_class(first[0].cls), first[0].mnemonic) if first else ("other", ln)
-                )
-            seen[id(unit)] = out
+            seen[id(unit)] = [_line_class(ln, isa) for ln in unit.lines]
         return seen[id(unit)]
 
-    units = [u for fn in asm.split_functions(text, isa).values() for u in fn.units]
+    funcs = asm.split_functions(text, isa)
+    units = [u for fn in funcs.values() for u in fn.units]
     total = Counter(c for u in units for c, _ in classes(u))
     counts: Counter = Counter()
     mnems: Counter = Counter()
     covered: dict[int, object] = {}
     per_loop = []
-    inner = asm.innermost_loops(text, isa)
+    inner = asm.innermost_loops(text, isa, funcs)
     for lp in inner:
         c = Counter(cls for u in lp.units for cls, _ in classes(u))
         per_loop.append(
