@@ -93,8 +93,9 @@ def _tirx():
 
 
 def _store_dtype(dtype: str) -> str:
-    """The dtype a kernel buffer holds an IR dtype in (int4 -> int8)."""
-    return np.dtype(NUMPY_DTYPE[dtype]).name
+    """The dtype a kernel buffer holds an IR dtype in (int4 -> int8; bool -> uint8, numpy's
+    own byte per element: TVM's bool is a 1-bit type that no buffer argument takes)."""
+    return "uint8" if dtype == "bool" else np.dtype(NUMPY_DTYPE[dtype]).name
 
 
 def tensor_layout(graph: Graph, name: str) -> str:

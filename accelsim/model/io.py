@@ -48,14 +48,33 @@ def random_input(graph: Graph, name: str, rng: np.random.Generator) -> np.ndarra
     if info.is_float:
         return rng.standard_normal(info.shape).astype(dtype)
     lo, hi = dtype_range(info.dtype)
-    rows = [
-        graph.tensors[n.inputs[0]].shape[n.attr("axis", 0)]
-        for n in graph.consumers(name)
-        if n.op == "gather" and n.inputs[1] == name
-    ]
+    rows = _gathered_rows(graph, name)
     if rows:
         lo, hi = 0, min(rows) - 1
     return rng.integers(lo, hi + 1, info.shape).astype(dtype)
+
+
+# ops an index passes through on its way to a gather (Keras' embedding wraps negative ids with
+# `where(ids < 0, ids + vocab, ids)`; exporters cast, reshape and unsqueeze them)
+_INDEX_PATH = {"add", "sub", "where", "cast", "reshape", "flatten", "squeeze", "unsqueeze",
+               "expand_dims", "identity", "transpose", "slice", "concat"}  # fmt: skip
+
+
+def _gathered_rows(graph: Graph, name: str, depth: int = 4) -> list[int]:
+    """Row counts of the gathers that index with `name`, directly or through `_INDEX_PATH`."""
+    rows: list[int] = []
+    todo, seen = [(name, 0)], {name}
+    while todo:
+        t, d = todo.pop()
+        for n in graph.consumers(t):
+            if n.op == "gather" and n.inputs[1] == t:
+                rows.append(graph.tensors[n.inputs[0]].shape[n.attr("axis", 0)])
+            elif n.op in _INDEX_PATH and d < depth:
+                for o in n.outputs:
+                    if o not in seen:
+                        seen.add(o)
+                        todo.append((o, d + 1))
+    return rows
 
 
 def random_inputs(graph: Graph, seed: int = 0) -> dict[str, np.ndarray]:
