@@ -392,6 +392,20 @@ def test_ceil_mode_average_pool_counts_only_the_padded_input(tmp_path):
     assert np.abs(got_q - want).max() <= 0.5 * step_in + step_out
 
 
+@pytest.mark.parametrize("include_pad", [True, False])
+@pytest.mark.parametrize("precision", ["w8a8", "fp32"])
+def test_ceil_mode_average_pool_kernel_matches_the_reference(tmp_path, precision, include_pad):
+    """The generated kernel counts the same taps (HF EfficientNet's pooler made the kernel
+    divide by the kernel size: 316 elements differed): 6x6 map, kernel 3, stride 2, padding 1,
+    last window past the padding; run on this machine through the TVM runtime."""
+    pool = torch.nn.AvgPool2d(3, stride=2, padding=1, ceil_mode=True, count_include_pad=include_pad)
+    path = tmp_path / "pool.onnx"
+    torch.onnx.export(pool, (torch.rand(1, 8, 6, 6),), str(path), opset_version=17, dynamo=False)
+    checked = accelsim.verify(str(path), "host", precision)
+    assert "avg_pool" in {c.op for c in checked.layers}
+    assert checked.ok and checked.elements > 0, [(c.name, c.mismatches) for c in checked.layers]
+
+
 def test_random_inputs_of_a_masked_text_model(corpus):
     graph = corpus.float_graph("hf_bert_tiny")
     ids = random_inputs(graph)[graph.inputs[0]]

@@ -873,10 +873,15 @@ def pool(ctx: Ctx) -> Built:
         def tap(n, h, ww, c):
             if not padded:
                 return x[n, h, ww, c].astype(sdt)
-            if is_float:
-                fill = tirx.const(0.0, sdt)
-            else:
-                fill = tirx.const(rp.zero_point(x_i) if include_pad else 0, "int32")
+            if is_float or not include_pad:
+                fill = tirx.const(0, sdt)
+            else:  # an explicitly padded tap is a real zero (the zero point); a ceil-mode
+                # window's overhang past the padding counts for nothing
+                fill = tirx.Select(
+                    tirx.all(h < H + pb, ww < W_ + pr),
+                    tirx.const(rp.zero_point(x_i), "int32"),
+                    tirx.const(0, "int32"),
+                )
             return tirx.if_then_else(inb(h, ww), x[n, h, ww, c].astype(sdt), fill)
 
         acc = te.compute(
@@ -888,9 +893,13 @@ def pool(ctx: Ctx) -> Built:
         )
 
     def count(oh, ow):
-        if include_pad or not padded:
+        """Taps of the window inside the image, or with `count_include_pad` inside the
+        explicitly padded image (a ceil-mode window can hang past both)."""
+        if not padded:
             return tirx.const(KH * KW, "int32")
         h0, w0 = oh * sh - pt, ow * sw - pl
+        if include_pad:  # h0 >= -pt, w0 >= -pl
+            return (tirx.min(h0 + KH, H + pb) - h0) * (tirx.min(w0 + KW, W_ + pr) - w0)
         hc = tirx.min(h0 + KH, H) - tirx.max(h0, 0)
         wc = tirx.min(w0 + KW, W_) - tirx.max(w0, 0)
         return hc * wc
