@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
 import tempfile
 import threading
 import time
@@ -161,11 +162,39 @@ def _build(layer, target, d: Path) -> dict:
         return _write_entry(layer, target, _entry_dir(layer.key), lib, asm, compile_s)
 
 
+def _assemble(asm: str, target, tmp: Path, obj: Path) -> bool:
+    """Assemble the kernel's own assembly text into `obj` with llvm-mc: the object is then
+    exactly the text the cost models read, and LLVM's code generator runs once, not twice
+    (it was half of a cold Hexagon compile). False (the caller emits the object from TVM)
+    where llvm-mc is absent or refuses the text."""
+    from accelsim.kernels.emulate import which_tool
+
+    mc = which_tool("llvm-mc")
+    if mc is None:
+        return False
+    t = target.codegen.tvm_target_dict()
+    cmd = [mc, "-filetype=obj", "-o", str(obj)]
+    if t.get("mtriple"):
+        cmd.append(f"-triple={t['mtriple']}")
+    if t.get("mcpu"):
+        cmd.append(f"-mcpu={t['mcpu']}")
+    if t.get("mattr"):
+        cmd.append(f"-mattr={','.join(t['mattr'])}")
+    src = tmp / "kernel.s"
+    src.write_text(asm)
+    try:
+        done = subprocess.run([*cmd, str(src)], capture_output=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0 and obj.is_file()
+
+
 def _write_entry(layer, target, d: Path, lib, asm: str, compile_s: float) -> dict:
     d.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=d) as tmp:
         obj = Path(tmp) / "kernel.o"
-        lib.mod.write_to_file(str(obj))
+        if not _assemble(asm, target, Path(tmp), obj):
+            lib.mod.write_to_file(str(obj))
         atomic_write_bytes(d / "kernel.o", obj.read_bytes())
         lib_name = None
         if target.kind == "host":

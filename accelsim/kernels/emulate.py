@@ -117,6 +117,7 @@ _TOOL_CANDIDATES: dict[str, tuple[str, ...]] = {
     "llvm-nm": ("llvm-nm-19", "llvm-nm"),
     "aarch64-linux-gnu-nm": ("aarch64-linux-gnu-nm",),
     "llvm-objdump": ("llvm-objdump-19", "llvm-objdump"),
+    "llvm-mc": ("llvm-mc-19", "llvm-mc"),
 }
 
 _NEEDED = {
@@ -133,10 +134,12 @@ _DEBIAN_PACKAGE = {
     "llvm-nm": "llvm-19",
     "aarch64-linux-gnu-nm": "binutils-aarch64-linux-gnu",
     "llvm-objdump": "llvm-19",
+    "llvm-mc": "llvm-19",
 }
 
 
-def _which(name: str) -> str | None:
+def which_tool(name: str) -> str | None:
+    """The path of a toolchain program (a key of `_TOOL_CANDIDATES`), or None."""
     for cand in _TOOL_CANDIDATES[name]:
         path = shutil.which(cand)
         if path:
@@ -171,16 +174,16 @@ def toolchain_status() -> dict[str, str | None]:
     ``tvm_ffi_include`` is the tvm_ffi header directory (optional: without it the harness uses its
     own copy of the ABI-stable structures).
     """
-    status: dict[str, str | None] = {name: _which(name) for name in _TOOL_CANDIDATES}
+    status: dict[str, str | None] = {name: which_tool(name) for name in _TOOL_CANDIDATES}
     inc = _tvm_ffi_include_dirs()
     status["tvm_ffi_include"] = inc[0] if inc else None
     return status
 
 
 def _resolve(arch: str) -> dict[str, str | None]:
-    tools = {name: _which(name) for name in _NEEDED[arch]}
+    tools = {name: which_tool(name) for name in _NEEDED[arch]}
     if arch == "aarch64" and tools["llvm-nm"] is None:
-        tools["llvm-nm"] = _which("aarch64-linux-gnu-nm")  # GNU nm reads AArch64 objects too
+        tools["llvm-nm"] = which_tool("aarch64-linux-gnu-nm")  # GNU nm reads AArch64 objects too
     return tools
 
 
