@@ -298,17 +298,18 @@ def test_simulates_on_every_target_kind(corpus, name):
 # Whole-model verification of the generated code
 # ---------------------------------------------------------------------------------------------
 
-# MobileNetV3, EfficientNet, BERT and ViT in both formats, and the other mobile families: the
+# EfficientNet, BERT and ViT in both formats, MobileNetV3 and the other mobile families: the
 # float ONNX exports at w8a8 through accelsim's quantizer, the TFLite converter's int8 models as
-# stored
+# stored. Left out for the suite's time: MobileNetV2 (test_verify_models.py and test_stored.py
+# verify it from the zoo and from the TFLite converter) and the Keras MobileNetV3-Small (its
+# ops are the ONNX one's; 84 s on the two targets)
 VERIFY = (
-    "hf_mobilenet_v2",
     "hf_efficientnet_b0",
     "hf_bert_tiny",
     "hf_vit_tiny",
     "zoo_mobilenet_v3_small",
     "torch_shufflenet_v2",
-    "keras_mobilenet_v3_small",
+    "torch_squeezenet",
     "keras_efficientnet_lite",
     "keras_tiny_bert",
     "keras_tiny_vit",
