@@ -36,6 +36,7 @@ import corpus_models as C  # noqa: E402  (tests/ helpers)
 import test_onnx as T  # noqa: E402
 import test_tflite as TT  # noqa: E402
 import tflite_models as M  # noqa: E402
+from test_verify_models import _ARCH  # noqa: E402
 
 import accelsim  # noqa: E402
 from accelsim.model import zoo  # noqa: E402
@@ -336,9 +337,7 @@ def test_verify_reports_zero_mismatches(corpus, name, target, tmp_path, capsys):
     from accelsim.core.target import load_target
     from accelsim.kernels import emulate
 
-    arch = {"qemu-aarch64": "aarch64", "qemu-hexagon": "hexagon"}[
-        load_target(target).codegen.emulator.kind
-    ]
+    arch = _ARCH[load_target(target).codegen.emulator.kind]
     missing = emulate.missing_tools(arch)
     if missing:
         pytest.skip(f"no {arch} toolchain: {', '.join(missing)}")

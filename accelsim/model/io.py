@@ -55,9 +55,10 @@ def random_input(graph: Graph, name: str, rng: np.random.Generator) -> np.ndarra
 
 
 # ops an index passes through on its way to a gather (Keras' embedding wraps negative ids with
-# `where(ids < 0, ids + vocab, ids)`; exporters cast, reshape and unsqueeze them)
-_INDEX_PATH = {"add", "sub", "where", "cast", "reshape", "flatten", "squeeze", "unsqueeze",
-               "expand_dims", "identity", "transpose", "slice", "concat"}  # fmt: skip
+# `where(ids < 0, ids + vocab, ids)`; exporters cast and reshape them: the importers read
+# Unsqueeze as a reshape)
+_INDEX_PATH = {"add", "sub", "where", "cast", "reshape", "flatten", "squeeze", "transpose",
+               "slice", "concat"}  # fmt: skip
 
 
 def _gathered_rows(graph: Graph, name: str, depth: int = 4) -> list[int]:
