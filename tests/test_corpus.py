@@ -156,10 +156,9 @@ QDQ_CONFIGS = [("u8", True), ("s8", True), ("u8", False), ("s8", False)]
 ORT_FUSED_DIFFERS = {"hf_efficientnet_b0"}
 
 
-@pytest.mark.parametrize("name", ONNX)
-def test_onnx_runtime_qdq_matches_onnxruntime(corpus, tmp_path, monkeypatch, name):
-    """ONNX Runtime's `quantize_static` (the configurations in turn over the corpus): within
-    test_onnx.py's rule for whole networks, bit-exact where that rule asks for it."""
+def _ort_qdq(corpus, name: str, tmp_path: Path, monkeypatch) -> tuple[Path, str, bool]:
+    """The corpus model quantized by ONNX Runtime's `quantize_static` in the configuration
+    the corpus gives it: (file, activation type, per-channel weights)."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     act, per_channel = QDQ_CONFIGS[ONNX.index(name) % len(QDQ_CONFIGS)]
@@ -182,6 +181,14 @@ def test_onnx_runtime_qdq_matches_onnxruntime(corpus, tmp_path, monkeypatch, nam
         activation_type=qt.QUInt8 if act == "u8" else qt.QInt8,
         weight_type=qt.QInt8,
     )
+    return qpath, act, per_channel
+
+
+@pytest.mark.parametrize("name", ONNX)
+def test_onnx_runtime_qdq_matches_onnxruntime(corpus, tmp_path, monkeypatch, name):
+    """ONNX Runtime's `quantize_static` (the configurations in turn over the corpus): within
+    test_onnx.py's rule for whole networks, bit-exact where that rule asks for it."""
+    qpath, act, per_channel = _ort_qdq(corpus, name, tmp_path, monkeypatch)
     graph, counts = T.compare_with_ort(qpath, act, n_runs=1, make_feeds=_feeds)
     assert graph.is_quantized
     case = f"{name}[{act},{'pc' if per_channel else 'pt'}]"
@@ -356,6 +363,44 @@ def test_verify_reports_zero_mismatches(corpus, name, target, tmp_path, capsys):
     assert ran & {"conv2d", "dense", "matmul"}, ran
     assert result["elements"] > 1_000
     print(f"\n{name} on {target}: " + capsys.readouterr().out.strip().splitlines()[-1])
+
+
+# ONNX Runtime's own QDQ models (requantized as its MLAS kernels do, in float32): two CNNs
+# (convolutions, depthwise, max and global average pools; u8 per-channel, s8 per-channel) and a
+# transformer (dense layers and activation x activation matmuls; u8 per-tensor)
+QDQ_VERIFY = ("torch_shufflenet_v2", "torch_squeezenet", "hf_deit_tiny")
+
+
+@pytest.mark.usefixtures("kernel_cache")
+@pytest.mark.parametrize("target", VERIFY_TARGETS)
+@pytest.mark.parametrize("name", QDQ_VERIFY)
+def test_onnx_runtime_qdq_model_verifies_with_every_mac_lowered(
+    corpus, name, target, tmp_path, monkeypatch
+):
+    """An ONNX Runtime-quantized model as stored: every convolution, dense layer and matmul
+    gets a kernel (100 % of the MACs), and `verify` finds 0 mismatches against the reference
+    executor's ONNX Runtime arithmetic (accelsim.ref.qdq_ops, itself checked against ONNX
+    Runtime by test_onnx_runtime_qdq_matches_onnxruntime)."""
+    from accelsim.core.target import load_target
+    from accelsim.kernels import emulate
+
+    arch = _ARCH[load_target(target).codegen.emulator.kind]
+    missing = emulate.missing_tools(arch)
+    if missing:
+        pytest.skip(f"no {arch} toolchain: {', '.join(missing)}")
+    qpath, act, per_channel = _ort_qdq(corpus, name, tmp_path, monkeypatch)
+    graph = load_onnx(qpath)
+    assert graph.requant_mode == "float"
+    checked = accelsim.verify(str(qpath), target)
+    ran = {c.name for c in checked.layers}
+    macs = [n.name for n in graph.nodes if n.op in ("conv2d", "dense", "matmul")]
+    assert macs and set(macs) <= ran, sorted(set(macs) - ran)
+    bad = {c.name: c.mismatches for c in checked.layers if c.mismatches}
+    assert checked.ok and not bad, bad
+    print(
+        f"\n{name}[{act},{'pc' if per_channel else 'pt'}] on {target}: {len(checked.layers)} "
+        f"kernels, {checked.elements} elements, 0 differ"
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -292,6 +292,47 @@ def test_requantization_matches_fixedpoint_at_the_extremes():
     )
 
 
+def test_mlas_requantization_matches_onnx_runtime_rounding():
+    """The TIR form of ONNX Runtime's MlasRequantizeOutput (`requant.mlas_finish` after a
+    float32 multiply) against accelsim.ref.qdq_ops.requantize: ties in both directions, values
+    past both clamps, every zero point the 8-bit types have, and random accumulators and
+    scales. Folding the add-then-subtract of 1.5 * 2^23 away (as TVM's simplifier does) or
+    rounding halves away from zero fails it."""
+    from accelsim.core.tvm_env import import_tvm
+    from accelsim.lower import requant as rq
+    from accelsim.ref import qdq_ops
+
+    tvm = import_tvm()
+    te = tvm.te
+    rng = np.random.default_rng(7)
+    n = 1 << 14
+    acc = rng.integers(-(2**20), 2**20, n).astype(np.int32)
+    acc[:16] = [1, 3, 5, -1, -3, -5, 7, -7, 0, 2**31 - 1, -(2**31), 255, -255, 129, -129, 9]
+    scale = (rng.random(n) * 2.0**-8).astype(np.float32)
+    scale[:16] = 0.5  # acc * 0.5: exact halves, ties to even (1 * 0.5 -> 0, 3 * 0.5 -> 2, ...)
+    X = te.placeholder((n,), "int32", name="x")
+    F = te.placeholder((n,), "float32", name="f")
+    Q = te.placeholder((3,), "int32", name="q")
+    Y = te.compute(
+        (n,), lambda i: rq.mlas_finish(X[i].astype("float32") * F[i], Q[0], Q[1], Q[2]), name="y"
+    )
+    f = te.create_prim_func([X, F, Q, Y]).with_attr("global_symbol", "mlas")
+    sch = tvm.s_tir.Schedule(f)
+    _, i = sch.split(sch.get_loops(sch.get_sblock("y"))[0], [None, 8])
+    sch.vectorize(i)
+    lib = tvm.compile(
+        sch.mod, target=tvm.target.Target(load_target("host").codegen.tvm_target_dict())
+    )
+    for dtype, zp in (("uint8", 0), ("uint8", 128), ("uint8", 255), ("int8", 0), ("int8", -128)):
+        lo, hi = (0, 255) if dtype == "uint8" else (-128, 127)
+        out = tvm.runtime.empty((n,), "int32")
+        q = np.array([zp, lo, hi], np.int32)
+        lib["mlas"](*(tvm.runtime.tensor(a) for a in (acc, scale, q)), out)
+        info = TensorInfo("y", (n,), dtype, QuantParams((1.0,), (zp,)))
+        want = qdq_ops.requantize(acc, scale, info)
+        np.testing.assert_array_equal(out.numpy(), want, err_msg=f"{dtype} zp {zp}")
+
+
 # -- the LoweredLayer record ---------------------------------------------------------------------
 def test_lowered_layer_record():
     q, values = quantized("mobilenet_v2", "w8a8")

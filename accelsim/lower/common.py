@@ -350,18 +350,23 @@ def contraction_acc(
 
 
 def _int_epilogue(
-    acc, c, *, bias, mult, shift, qp, wide: bool, double: bool, out_dtype: str, form=None
+    acc, c, *, bias, mult, shift, qp, wide: bool, fscale: str | None, out_dtype: str, form=None
 ):
     """bias + requantize + clamp of one accumulator (TIR expression); `form`: a
     `requant.RequantForm` for int32 accumulators (else the generic `mbqm`), or a pair (form,
-    whether any channel shifts left)."""
+    whether any channel shifts left). `fscale`: the requantization multiplies by a float scale
+    `mult[c]` instead, "float64" as TFLite's FULLY_CONNECTED, "float32" as ONNX Runtime's
+    `MlasRequantizeOutput` (`accelsim.ref.qdq_ops.requantize`)."""
     tirx = _tirx()
-    if double:
+    if fscale == "float64":
         v = acc.astype("int64") + bias[c]
         r = rq.round_half_away_i64(v.astype("float64") * mult[c])
         zp = qp[1].astype("int64")
         y = rq.clip(r, qp[2].astype("int64") - zp, qp[3].astype("int64") - zp) + zp
         return y.astype(out_dtype)
+    if fscale == "float32":
+        f = (acc + bias[c]).astype("float32") * mult[c]
+        return rq.mlas_finish(f, qp[1], qp[2], qp[3]).astype(out_dtype)
     v = acc + bias[c]
     del tirx
 

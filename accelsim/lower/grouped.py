@@ -51,7 +51,7 @@ def grouped_conv2d(ctx: Ctx) -> Built:
     if t.w4:
         raise NotLowered("4-bit weights in a grouped convolution")
     odt = _store_dtype(o_i.dtype)
-    args = _mac_args(O, t.xdt, t.accdt, odt, t.ft, t.wide)
+    args = _mac_args(O, t.xdt, t.accdt, odt, t.ft, t.wide, t.fscale)
     xk = te.placeholder((N, H, W_, C), t.xdt, name="x")
     wk = te.placeholder((O, KH, KW, Ig), t.wdt, name="w")
     xp = pad_input(xk, args.pad_value, None, C, (pt, pl, pb, pr))
@@ -74,7 +74,7 @@ def grouped_conv2d(ctx: Ctx) -> Built:
     recipe = ctx.recipe("elementwise", t.precision)
     spec = _elementwise_spec(ctx, N * OH * OW * O, 32, recipe)
     spec.fuse = True
-    consts = _mac_consts(node, x_i, w_i, o_i, w, bias_c, t.ft, t.wide)
+    consts = _mac_consts(node, x_i, w_i, o_i, w, bias_c, t.ft, t.wide, t.fscale)
     wpacked = np.ascontiguousarray(w.transpose(0, 2, 3, 1).astype(np.dtype(t.wdt)))
     src = node.inputs[0]
 

@@ -207,6 +207,17 @@ def _front(graph: Graph, node: Node, target, recipes, prec: str):
     builder = builder_for(graph, node)
     if builder is None:
         return STATUS_NOT_LOWERED, f"no lowering for op '{node.op}'", None
+    if (
+        graph.requant_mode == "float"
+        and builder not in _QDQ_BUILDERS
+        and any(graph.tensors[t].is_quantized for t in (*node.inputs, *node.outputs) if t)
+    ):
+        return (
+            STATUS_NOT_LOWERED,
+            f"ONNX QDQ arithmetic (ONNX Runtime's) for integer '{node.op}' is not implemented "
+            f"(its kernel computes TFLite's)",
+            None,
+        )
     try:
         return STATUS_KERNEL, "", builder(_common.Ctx(graph, node, target, recipes, prec))
     except _common.NotLowered as exc:
@@ -232,6 +243,25 @@ def lower_graph(
     target = _as_target(target)
     recipes = recipes_for(target, schedules)
     return [lower_node(graph, n, target, recipes, precision) for n in graph.nodes]
+
+
+# The builders whose integer kernels compute ONNX Runtime's QDQ arithmetic (`accelsim.ref.
+# qdq_ops`, graphs with requant_mode "float") where they accept a layer: the MAC layers
+# and matmuls (MlasRequantizeOutput), pools and quantize (`ops.pool`, `ops.elementwise` refuse
+# the rest),
+# and the table-driven copies and lookups built from the reference kernel itself.
+_QDQ_BUILDERS = frozenset(
+    (
+        _ops.contraction,
+        _ops.depthwise,
+        _grouped.grouped_conv2d,
+        _ops.pool,
+        _ops.elementwise,
+        _movement.movement,
+        _movement.lookup,
+        _matmul.matmul,
+    )
+)
 
 
 def builder_for(graph: Graph, node: Node):

@@ -5,8 +5,10 @@ Integer semantics are TFLite's BATCH_MATMUL (`accelsim.ref.gemmlowp_ops.matmul`)
 operands, products of the zero-point-corrected values summed in int32 (8-bit operands; they wrap
 as the reference's int32 conversion does) or int64 (16-bit), one multiplier
 `double(float(s_a * s_b)) / double(s_out)` applied with MultiplyByQuantizedMultiplier, then the
-output zero point and the fused activation's clamp. Float graphs sum in the target's arithmetic
-dtype (`float_types`).
+output zero point and the fused activation's clamp. ONNX QDQ graphs (`requant_mode="float"`,
+8-bit operands) requantize as ONNX Runtime's QLinearMatMul (`accelsim.ref.qdq_ops.matmul`):
+`float(acc) * (s_a * s_b / s_out)` in float32, rounded half to even. Float graphs sum in the
+target's arithmetic dtype (`float_types`).
 
 The kernel works in the graph's layout: the reduction is its own block (`acc`), the requantizing
 epilogue (`y`) is scheduled as an elementwise kernel (its loops fused and vectorized).
@@ -31,6 +33,7 @@ from accelsim.lower.common import (
     float_types,
 )
 from accelsim.lower.ops import _elementwise_spec
+from accelsim.ref import qdq_ops
 
 
 def matmul(ctx: Ctx) -> Built:
@@ -69,14 +72,24 @@ def matmul(ctx: Ctx) -> Built:
         y = te.compute(o_i.shape, lambda *i: acc[i].astype(odt), name="y")
         params, pnames, consts, prec = [], [], {}, ft.precision
     else:
-        if g.requant_mode != "gemmlowp":
-            raise NotLowered(f"requant_mode '{g.requant_mode}' (kernels implement gemmlowp)")
+        qdq = g.requant_mode == "float"  # ONNX Runtime's arithmetic (module docstring)
+        if g.requant_mode not in ("gemmlowp", "float"):
+            raise NotLowered(f"requant_mode '{g.requant_mode}'")
         for info, what in ((a_i, "lhs"), (b_i, "rhs"), (o_i, "output")):
             _need_per_tensor(ctx, info, what)
         wide = DTYPE_BITS[a_i.dtype] > 8 or DTYPE_BITS[b_i.dtype] > 8
+        if qdq and (wide or DTYPE_BITS[o_i.dtype] > 8):
+            raise NotLowered(
+                "16-bit operands of an ONNX QDQ matmul (ONNX Runtime runs them in float)"
+            )
         accdt = "int64" if wide else "int32"
-        mult, shift = rp.product_multiplier(a_i, b_i, o_i)
-        qmin, qmax = _qclamp(o_i, node.attrs)
+        if qdq:
+            mult, shift = 0, 0
+            qmin, qmax = qdq_ops.output_range(o_i, node.attrs)
+            fsc = te.placeholder((1,), "float32", name="scale")
+        else:
+            mult, shift = rp.product_multiplier(a_i, b_i, o_i)
+            qmin, qmax = _qclamp(o_i, node.attrs)
         qp = te.placeholder((7,), "int32", name="qparams")
         consts = {
             "qparams": np.array(
@@ -108,8 +121,15 @@ def matmul(ctx: Ctx) -> Built:
                 acc[i], qp[3], qp[4], lambda r: rq.clamp_add(r, qp[2], qp[5], qp[6]).astype(odt)
             )
 
-        y = te.compute(o_i.shape, body, name="y")
+        def qdq_body(*i):  # MlasRequantizeOutput, as the MAC layers' epilogue (common.py)
+            f = acc[i].astype("float32") * fsc[0]
+            return rq.mlas_finish(f, qp[2], qp[5], qp[6]).astype(odt)
+
+        y = te.compute(o_i.shape, qdq_body if qdq else body, name="y")
         params, pnames, prec = [qp], ["qparams"], ctx.precision
+        if qdq:
+            params, pnames = [fsc, qp], ["scale", "qparams"]
+            consts["scale"] = np.array([qdq_ops.product_multiplier(a_i, b_i, o_i)], np.float32)
     recipe = ctx.recipe("elementwise", prec)
     total = int(np.prod(o_i.shape))
     spec = _elementwise_spec(

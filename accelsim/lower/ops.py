@@ -30,18 +30,26 @@ padded taps read the zero point, so they contribute nothing, exactly as the refe
 `(x - zp)` padded with zeros. int32 accumulators wrap exactly as the reference's int32
 conversion before requantization does. Weight zero points must be 0 (symmetric weights).
 
+ONNX QDQ graphs (`requant_mode="float"`, ONNX Runtime's arithmetic, `accelsim.ref.qdq_ops`):
+8-bit convolutions, dense layers, matmuls and global average pools requantize as
+`MlasRequantizeOutput` does, `float32(acc) * scale` clamped and rounded half to even
+(`requant.mlas_finish`); QuantizeLinear likewise. The builders that compute only TFLite's
+arithmetic are not used on such graphs (`accelsim.lower.lower`): QLinearAdd / QLinearMul,
+QLinearAveragePool, QLinearConcat and QLinearSoftmax stay on the reference path.
+
 Kernel arguments in call order: activations, packed weights, folded bias, per-channel multiplier
-and shift (or the float64 scales of a `requant="double"` dense), `qparams` (zero points and clamp
-bounds, int32) or `fparams` (float scalars in the arithmetic dtype), the output. Scalars are
-arguments rather than immediates so that layers of the same shape share one kernel.
+and shift (or the float scales of a `requant="double"` dense or an ONNX QDQ layer), `qparams`
+(zero points and clamp bounds, int32) or `fparams` (float scalars in the arithmetic dtype), the
+output. Scalars are arguments rather than immediates so that layers of the same shape share one
+kernel.
 
 Softmax is built in `accelsim.lower.softmax` (integer inputs).
 
 Not lowered (the node stays on the reference path, with the reason in `LoweredLayer.reason`):
 float softmax; depthwise with a channel multiplier (grouped convolutions:
 `accelsim.lower.grouped`); asymmetric weights; mean over non-spatial axes; float16 graphs on
-targets without fp16 arithmetic or emulation; graphs with `requant_mode="float"` (ONNX QDQ
-semantics).
+targets without fp16 arithmetic or emulation; 16-bit layers of ONNX QDQ graphs (ONNX Runtime
+runs those in float).
 """
 
 from __future__ import annotations
@@ -96,6 +104,7 @@ from accelsim.lower.schedule import (
 )
 from accelsim.model.graph import TensorInfo
 from accelsim.model.ops import activation_bounds, spatial_axes
+from accelsim.ref import qdq_ops
 
 # ------------------------------------------------------------------------------------------
 # conv2d / dense
@@ -117,8 +126,11 @@ def _check_int_mac(ctx: Ctx, x_i, w_i, o_i) -> None:
         raise NotLowered("weights are not quantized")
     if any(z != 0 for z in w_i.quant.zero_point):
         raise NotLowered("asymmetric weights (non-zero weight zero points)")
-    if ctx.graph.requant_mode != "gemmlowp":
-        raise NotLowered(f"requant_mode '{ctx.graph.requant_mode}' (kernels implement gemmlowp)")
+    if ctx.graph.requant_mode not in ("gemmlowp", "float"):
+        raise NotLowered(f"requant_mode '{ctx.graph.requant_mode}'")
+    if ctx.graph.requant_mode == "float" and any(DTYPE_BITS[i.dtype] > 8 for i in (x_i, w_i, o_i)):
+        # ONNX Runtime's integer kernels are 8-bit; its 16-bit QDQ groups run in float
+        raise NotLowered("16-bit tensors in an ONNX QDQ layer (ONNX Runtime runs them in float)")
 
 
 @dataclass(frozen=True)
@@ -132,7 +144,9 @@ class _MacTypes:
     wbits: int
     precision: str  # recipe section
     wide: bool = False  # int64 accumulation and requantization
-    double: bool = False  # requantization in float64 (TFLite's FULLY_CONNECTED)
+    # requantization by a float scale rather than a fixed-point multiplier: "float64"
+    # (TFLite's FULLY_CONNECTED), "float32" (ONNX Runtime's MlasRequantizeOutput)
+    fscale: str | None = None
 
     @property
     def w4(self) -> bool:
@@ -140,11 +154,14 @@ class _MacTypes:
 
 
 def _mac_types(ctx: Ctx, x_i, w_i, b_i, o_i, double: bool = False) -> _MacTypes:
+    """`double`: the layer requantizes in float64 (TFLite's FULLY_CONNECTED)."""
     if o_i.is_float:
         ft = float_types(ctx, x_i, w_i, o_i)
         bits = DTYPE_BITS[ft.storage]
         return _MacTypes(ft, ft.storage, ft.storage, ft.compute, bits, ft.precision)
     _check_int_mac(ctx, x_i, w_i, o_i)
+    if b_i is not None and b_i.quant is not None and any(z != 0 for z in b_i.quant.zero_point):
+        raise NotLowered("a bias with a non-zero zero point")
     wbits, abits = DTYPE_BITS[w_i.dtype], DTYPE_BITS[x_i.dtype]
     if wbits not in (4, 8, 16) or abits not in (4, 8, 16):
         raise NotLowered(f"{w_i.dtype} weights with {x_i.dtype} activations")
@@ -161,7 +178,7 @@ def _mac_types(ctx: Ctx, x_i, w_i, b_i, o_i, double: bool = False) -> _MacTypes:
         kbits,
         f"w{wbits}a{abits}",
         wide,
-        double,
+        "float64" if double else ("float32" if ctx.graph.requant_mode == "float" else None),
     )
 
 
@@ -216,7 +233,7 @@ def _requant_form(ctx: Ctx, recipe: Recipe, t: _MacTypes, channels: int, block: 
     shifts left (None: the generic form): int32 accumulators only, and the output channels and
     their block must be whole vectors of the form's lanes (the epilogue runs over the channel
     tile, a multiple of the block). `io`: the input, weight and output TensorInfos."""
-    if t.ft is not None or t.wide or t.double:
+    if t.ft is not None or t.wide or t.fscale:
         return None
     names = (recipe.get("epilogue") or {}).get("requant") or []
     form = rq.select_form(names, ctx.target.codegen.features)
@@ -230,7 +247,7 @@ def _requant_form(ctx: Ctx, recipe: Recipe, t: _MacTypes, channels: int, block: 
     return form, bool(np.any(np.asarray(shifts) > 0))
 
 
-def _mac_args(channels: int, xdt, accdt, odt, ft: FloatTypes | None, wide, double=False, form=None):
+def _mac_args(channels: int, xdt, accdt, odt, ft: FloatTypes | None, wide, fscale=None, form=None):
     te, tirx = _te(), _tirx()
     if ft is not None:
         bias = te.placeholder((channels,), accdt, name="bias")
@@ -241,9 +258,10 @@ def _mac_args(channels: int, xdt, accdt, odt, ft: FloatTypes | None, wide, doubl
             tirx.const(0.0, xdt),
             lambda a, c: _float_epilogue(a + bias[c], fp, odt),
         )
+    double = fscale == "float64"
     bias = te.placeholder((channels,), "int64" if (wide or double) else "int32", name="bias")
-    if double:
-        mult, shift = te.placeholder((channels,), "float64", name="scale"), None
+    if fscale:
+        mult, shift = te.placeholder((channels,), fscale, name="scale"), None
     else:
         mult = te.placeholder((channels,), "int32", name="mult")
         shift = te.placeholder((channels,), "int32", name="shift")
@@ -259,7 +277,7 @@ def _mac_args(channels: int, xdt, accdt, odt, ft: FloatTypes | None, wide, doubl
             shift=shift,
             qp=qp,
             wide=wide,
-            double=double,
+            fscale=fscale,
             out_dtype=odt,
             form=form,
         )
@@ -268,7 +286,7 @@ def _mac_args(channels: int, xdt, accdt, odt, ft: FloatTypes | None, wide, doubl
 
 
 def _mac_consts(
-    node, x_i, w_i, o_i, w, bias_c, ft: FloatTypes | None, wide, double=False, act_offset=0
+    node, x_i, w_i, o_i, w, bias_c, ft: FloatTypes | None, wide, fscale=None, act_offset=0
 ):
     """The values of the arguments `_mac_args` declares (the input zero point folded into the
     bias, and the offset an intrinsic adds to every activation, `Intrinsic.act_offset`)."""
@@ -282,9 +300,17 @@ def _mac_consts(
     zx = rp.zero_point(x_i)
     folded = rp.folded_bias(w, bias_c, zx + act_offset)
     _weight_scales(w_i, cout)  # checks the weights' quantization axis
-    if double:
+    if fscale == "float64":
         eff = rp.double_scales(x_i, w_i, o_i, cout)
         consts = {"bias": folded.astype(np.int64), "scale": eff.astype(np.float64)}
+    elif fscale == "float32":  # ONNX Runtime's requantization (accelsim.ref.qdq_ops)
+        consts = {
+            "bias": rp.wrap_int32(folded).astype(np.int32),
+            "scale": qdq_ops.mac_multipliers(x_i, w_i, o_i, cout),
+        }
+        qmin, qmax = qdq_ops.output_range(o_i, node.attrs)
+        consts["qparams"] = np.array([zx, rp.zero_point(o_i), qmin, qmax], dtype=np.int32)
+        return consts
     else:
         mult_v, shift_v = rp.conv_multipliers(x_i, w_i, o_i, cout)
         consts = {
@@ -336,7 +362,7 @@ def contraction(ctx: Ctx) -> Built:
 
     t = _mac_types(ctx, x_i, w_i, b_i, o_i, is_dense and node.attr("requant") == "double")
     ft, xdt, wdt, accdt, wbits, w4 = t.ft, t.xdt, t.wdt, t.accdt, t.wbits, t.w4
-    wide, double = t.wide, t.double
+    wide, double = t.wide, t.fscale == "float64"
     recipe = ctx.recipe(cls, t.precision)
     acc_bits = DTYPE_BITS[accdt] if accdt in DTYPE_BITS else 32
 
@@ -387,7 +413,7 @@ def contraction(ctx: Ctx) -> Built:
     wp = te.placeholder(wshape, wdt, name="w")
     odt = ft.storage if is_float else _store_dtype(o_i.dtype)
     form = _requant_form(ctx, recipe, t, O, bo, (x_i, w_i, o_i))
-    margs = _mac_args(O, xdt, accdt, odt, ft if is_float else None, wide, double, form)
+    margs = _mac_args(O, xdt, accdt, odt, ft if is_float else None, wide, t.fscale, form)
     params, pnames, pad_value = margs.tensors, margs.names, margs.pad_value
 
     if pairs and not is_dense:  # an odd output width computes one discarded column
@@ -523,7 +549,7 @@ def contraction(ctx: Ctx) -> Built:
         bias_c,
         ft if is_float else None,
         wide,
-        double,
+        t.fscale,
         offset,
     )
 
@@ -548,9 +574,8 @@ def contraction(ctx: Ctx) -> Built:
         "dilations": list(dil),
         "pads": list(pads),
         "acc": accdt,
-        "requant": "double"
-        if double
-        else ("fixed64" if wide else ("fixed" if not is_float else "float")),
+        "requant": {"float64": "double", "float32": "mlas"}.get(t.fscale)
+        or ("fixed64" if wide else ("fixed" if not is_float else "float")),
         "intrinsic": it.key if it else None,
         "act_offset": offset,
         "requant_form": [form[0].name, form[1]] if form else None,
@@ -648,7 +673,7 @@ def depthwise(ctx: Ctx) -> Built:
         wu = wp
     odt = ft.storage if is_float else _store_dtype(o_i.dtype)
     form = _requant_form(ctx, recipe, t, C, V, (x_i, w_i, o_i))
-    margs = _mac_args(C, xdt, accdt, odt, ft if is_float else None, wide, form=form)
+    margs = _mac_args(C, xdt, accdt, odt, ft if is_float else None, wide, t.fscale, form)
     params, pnames, pad_value = margs.tensors, margs.names, margs.pad_value
     rkh = te.reduce_axis((0, KH), "kh")
     rkw = te.reduce_axis((0, KWp // 2 if pair else KW), "kw")
@@ -726,7 +751,7 @@ def depthwise(ctx: Ctx) -> Built:
         wk[:, :KW] = wv
         return wk
 
-    consts = _mac_consts(node, x_i, w_i, o_i, w, bias_c, ft if is_float else None, wide)
+    consts = _mac_consts(node, x_i, w_i, o_i, w, bias_c, ft if is_float else None, wide, t.fscale)
 
     def pack(values):
         out = {
@@ -829,6 +854,15 @@ def pool(ctx: Ctx) -> Built:
         _need_per_tensor(ctx, o_i, "output")
         xdt, odt = _store_dtype(x_i.dtype), _store_dtype(o_i.dtype)
         prec = ctx.precision
+    qdq = not is_float and g.requant_mode == "float"  # ONNX Runtime's arithmetic
+    if qdq and not (
+        (op == "global_avg_pool" and qdq_ops.is_8bit_pool(x_i, o_i))
+        or (op == "max_pool" and x_i.quant == o_i.quant and x_i.dtype == o_i.dtype)
+    ):
+        raise NotLowered(
+            f"integer {op} with ONNX QDQ arithmetic (ONNX Runtime's float kernel between "
+            f"DequantizeLinear and QuantizeLinear, or a requantizing max pool)"
+        )
     recipe = ctx.recipe("pool", prec)
     V = _block(
         recipe,
@@ -922,7 +956,26 @@ def pool(ctx: Ctx) -> Built:
         qp_n = 6
         qp = te.placeholder((qp_n,), "int32", name="qparams")
         params, pnames = [qp], ["qparams"]
-        if glob:
+        if glob and qdq:
+            # QLinearGlobalAveragePool: the integer sum less zp * n, requantized in float32
+            # as MlasRequantizeOutput does (accelsim.ref.qdq_ops.global_avg_pool)
+            n_el = H * W_
+            lo, hi = dtype_range(o_i.dtype)
+            zo = rp.zero_point(o_i)
+            fsc = te.placeholder((1,), "float32", name="scale")
+            params, pnames = [fsc, qp], ["scale", "qparams"]
+            consts["scale"] = np.array(
+                [qdq_ops.global_pool_scale(x_i.quant.scale[0], o_i.quant.scale[0], n_el)],
+                np.float32,
+            )
+            consts["qparams"] = np.array(
+                [zo, lo, hi, int(rp.wrap_int32(rp.zero_point(x_i) * n_el)), 0, 0], np.int32
+            )
+
+            def body(n, oh, ow, c):
+                f = (acc[n, oh, ow, c] - qp[3]).astype("float32") * fsc[0]
+                return rq.mlas_finish(f, qp[0], qp[1], qp[2]).astype(odt)
+        elif glob:
             # reference_ops::QuantizedMeanOrSum: 1/n folded into the multiplier
             n_el = H * W_
             mult, shift = rp.mean_multiplier(x_i, o_i, n_el)
@@ -950,7 +1003,7 @@ def pool(ctx: Ctx) -> Built:
         else:
             need_rq, m, s_ = rp.rescale_multiplier(x_i, o_i)
             dlo, dhi = dtype_range(o_i.dtype)
-            qmin, qmax = _qclamp(o_i, node.attrs)
+            qmin, qmax = (qdq_ops.output_range if qdq else _qclamp)(o_i, node.attrs)
             consts["qparams"] = np.array(
                 [rp.zero_point(x_i), rp.zero_point(o_i), m, s_, qmin, qmax], np.int32
             )
@@ -1128,12 +1181,19 @@ def elementwise(ctx: Ctx) -> Built:
         consts["qparams"] = np.array([rp.zero_point(o_i), lo, hi], np.int32)
         x = xs[0]
 
+        def qdq_body(*i):
+            # QuantizeLinear as MLAS computes it (accelsim.core.qparams.quantize_array)
+            return rq.mlas_finish(x[i] / fp[0], qp[0], qp[1], qp[2]).astype(odt)
+
         def body(*i):
             # AffineQuantize: TfLiteRound(x / float(scale)) + zp, clamped; the value is clamped
             # to one step beyond the range first (same result, and no int64 overflow)
             v = (x[i] / fp[0]).astype("float64")
             r = rq.round_half_away_i64(v, lo - 65536.0, hi + 65536.0).astype("int32")
             return rq.clip(r + qp[0], qp[1], qp[2]).astype(odt)
+
+        if g.requant_mode == "float":
+            body = qdq_body
     elif op == "dequantize":
         prec = ctx.precision
         _need_per_tensor(ctx, ins[0], "input")

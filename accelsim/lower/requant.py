@@ -97,6 +97,25 @@ def round_half_away_i64(v, lo: float = -(2.0**62), hi: float = 2.0**62):
     return tirx.Select(vv < tirx.const(0.0, f64), c64(0) - a, a)
 
 
+def round_half_even_f32(f):
+    """rint of a float32 value with |f| <= 2^22, as int32 (freestanding targets have no libm
+    `nearbyintf`): `f + 1.5 * 2^23` lies in [2^23, 2^24], where a float32 has no fraction bits,
+    so the add rounds half to even as IEEE does, and the integer is the sum's bit pattern less
+    that of 1.5 * 2^23. (Subtracting the constant again in float32 is the textbook form, but
+    TVM's simplifier folds `(f + c) - c` to `f`.)"""
+    tirx = _t()
+    magic = tirx.const(12582912.0, "float32")  # 0x4B400000
+    return tirx.reinterpret("int32", f + magic) - c32(0x4B400000)
+
+
+def mlas_finish(f, zp, lo, hi):
+    """The end of ONNX Runtime's requantization (`MlasRequantizeOutput`, `MlasQuantizeLinear`)
+    of a float32 value `f` as int32: clamped to [lo - zp, hi - zp] (integer bounds, so clamping
+    before rounding is clamping after), rounded half to even, plus the zero point `zp`."""
+    f = clip(f, (lo - zp).astype("float32"), (hi - zp).astype("float32"))
+    return round_half_even_f32(f) + zp
+
+
 def clamp_add(r, zp, lo, hi):
     """clip(r + zp, lo, hi) for int32 r without int32 overflow."""
     tirx = _t()

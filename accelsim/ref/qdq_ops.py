@@ -80,12 +80,7 @@ def _deq(a: np.ndarray, info: TensorInfo | None) -> np.ndarray:
 
 def _act_clamp(c: KernelCall, y: np.ndarray, out: TensorInfo) -> np.ndarray:
     """A fused activation (act_min / act_max) on a quantized output: its bounds quantized."""
-    lo, hi = activation_bounds(c.node.attrs)
-    if np.isfinite(lo):
-        y = np.maximum(y, int(quantize_array(np.array(lo, F32), out.quant, out.dtype)))
-    if np.isfinite(hi):
-        y = np.minimum(y, int(quantize_array(np.array(hi, F32), out.quant, out.dtype)))
-    return y
+    return np.clip(y, *output_range(out, c.node.attrs))
 
 
 def _per_tensor(info: TensorInfo) -> tuple[float, int]:
@@ -129,6 +124,38 @@ def _finish(c: KernelCall, acc: np.ndarray, in_scale: np.ndarray) -> np.ndarray:
     ys = F32(_per_tensor(out)[0])
     y = requantize(acc, in_scale.astype(F32) / ys, out)
     return _act_clamp(c, y, out)
+
+
+def mac_in_scales(x: TensorInfo, w: TensorInfo, cout: int) -> np.ndarray:
+    """`float(x_scale) * float(w_scale[c])` per output channel, in float32."""
+    ws, _ = scale_zp(w.quant, 1)
+    return F32(_per_tensor(x)[0]) * np.broadcast_to(ws.ravel(), (cout,)).astype(F32)
+
+
+def mac_multipliers(x: TensorInfo, w: TensorInfo, out: TensorInfo, cout: int) -> np.ndarray:
+    """The float32 multiplier per output channel of a convolution or dense layer as `_finish`
+    applies it, `float(x_scale) * float(w_scale[c]) / float(y_scale)` in float32 in that
+    order (the generated kernels take these values)."""
+    return mac_in_scales(x, w, cout) / F32(_per_tensor(out)[0])
+
+
+def product_multiplier(a: TensorInfo, b: TensorInfo, out: TensorInfo) -> np.float32:
+    """`matmul`'s float32 multiplier for per-tensor operands: `(a_scale * b_scale) / y_scale`
+    in float32, as `_finish` applies it."""
+    return (F32(_per_tensor(a)[0]) * F32(_per_tensor(b)[0])) / F32(_per_tensor(out)[0])
+
+
+def output_range(out: TensorInfo, attrs) -> tuple[int, int]:
+    """The integers a requantized output is clamped to: its type's range, narrowed by a fused
+    activation's bounds quantized by QuantizeLinear (`_act_clamp`). Clamping to integer bounds
+    before or after rounding gives the same integers."""
+    lo, hi = dtype_range(out.dtype)
+    a, b = activation_bounds(attrs)
+    if np.isfinite(a):
+        lo = max(lo, int(quantize_array(np.array(a, F32), out.quant, out.dtype)))
+    if np.isfinite(b):
+        hi = min(hi, int(quantize_array(np.array(b, F32), out.quant, out.dtype)))
+    return lo, hi
 
 
 # ---------------------------------------------------------------------------------------------
@@ -180,9 +207,7 @@ def conv2d(c: KernelCall):
     b = _bias(c)
     if b is not None:
         acc = acc + b.reshape(shape)
-    xs = F32(_per_tensor(xi)[0])
-    ws, _ = scale_zp(wi.quant, 1)
-    in_scale = (xs * np.broadcast_to(ws.ravel(), (c.args[1].shape[0],))).reshape(shape)
+    in_scale = mac_in_scales(xi, wi, c.args[1].shape[0]).reshape(shape)
     return [_finish(c, acc, in_scale)]
 
 
@@ -199,8 +224,7 @@ def dense(c: KernelCall):
     if c.out_info[0].quant is None and not c.out_info[0].is_float:
         in_scale = np.ones(1, F32)  # int32 accumulator output: scales do not matter
     else:
-        ws, _ = scale_zp(wi.quant, 1)
-        in_scale = F32(_per_tensor(xi)[0]) * np.broadcast_to(ws.ravel(), (w.shape[0],)).astype(F32)
+        in_scale = mac_in_scales(xi, wi, w.shape[0])
     y = _finish(c, acc, in_scale)
     return [y.reshape(c.out_info[0].shape)]
 
@@ -304,11 +328,21 @@ def mul(c: KernelCall):
 # ---------------------------------------------------------------------------------------------
 
 
+def global_pool_scale(xs: float, ys: float, n: int) -> np.float32:
+    """QLinearGlobalAveragePool's multiplier `x_scale / (y_scale * n)` in float32."""
+    return F32(F32(xs) / F32(F32(ys) * F32(n)))
+
+
+def is_8bit_pool(xi: TensorInfo, out: TensorInfo) -> bool:
+    """QLinearGlobalAveragePool runs (else DequantizeLinear -> float -> QuantizeLinear)."""
+    return _is8(xi) and _is8(out) and xi.dtype == out.dtype
+
+
 def _global_pool_u8(
     x_u8: np.ndarray, zx: int, xs: float, zy: int, ys: float, n_img: int, out: TensorInfo, axes
 ) -> np.ndarray:
     acc = x_u8.sum(axis=axes) - zx * n_img
-    scale = F32(F32(xs) / F32(F32(ys) * F32(n_img)))
+    scale = global_pool_scale(xs, ys, n_img)
     f = acc.astype(F32) * scale
     lo, hi = dtype_range(out.dtype)
     f = np.minimum(np.maximum(f, F32(lo - zy)), F32(hi - zy))
@@ -318,7 +352,7 @@ def _global_pool_u8(
 @kernel("global_avg_pool", "float")
 def global_avg_pool(c: KernelCall):
     xi, out = c.in_info[0], c.out_info[0]
-    if not (_is8(xi) and _is8(out)) or xi.dtype != out.dtype:
+    if not is_8bit_pool(xi, out):
         return _fallback(c)
     layout = c.attr("data_layout", "NCHW")
     axes = P.spatial_reduce_axes(layout)
