@@ -451,6 +451,44 @@ def test_ceil_mode_average_pool_kernel_matches_the_reference(tmp_path, precision
     assert checked.ok and checked.elements > 0, [(c.name, c.mismatches) for c in checked.layers]
 
 
+class _Means(torch.nn.Module):
+    """A mean over the last axis (layer norm's, decomposed) and one over the tokens."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(32, 32)
+
+    def forward(self, x):
+        y = self.fc(x)
+        return torch.cat([y - y.mean(-1, keepdim=True), y.mean(1, keepdim=True)], 1)
+
+
+@pytest.mark.usefixtures("kernel_cache")
+@pytest.mark.parametrize(
+    "target,precision",
+    [("host", "fp32"), ("host", "w8a8"), ("cortex-a76", "w8a16"), ("hvx-v68", "w8a8")],
+)
+def test_mean_over_any_contiguous_axes_lowers_bit_exact(tmp_path, target, precision):
+    """Means over non-spatial axes (transformers' layer norms, token pooling) run as generated
+    kernels: the window of the global-pool kernel over the tensor viewed as (O, K, 1, I)."""
+    from accelsim.core.target import load_target
+    from accelsim.kernels import emulate
+
+    kind = load_target(target).codegen.emulator.kind
+    arch = {"qemu-aarch64": "aarch64", "qemu-hexagon": "hexagon"}.get(kind)
+    if arch and emulate.missing_tools(arch):
+        pytest.skip(f"no {arch} toolchain")
+    torch.manual_seed(0)
+    path = tmp_path / "means.onnx"
+    torch.onnx.export(
+        _Means().eval(), (torch.randn(1, 8, 32),), str(path), opset_version=17, dynamo=False
+    )
+    checked = accelsim.verify(str(path), target, precision)
+    means = [c for c in checked.layers if c.op == "mean"]
+    assert len(means) == 2, [c.op for c in checked.layers]
+    assert checked.ok and checked.elements > 0, [(c.name, c.mismatches) for c in checked.layers]
+
+
 def test_random_inputs_of_a_masked_text_model(corpus):
     graph = corpus.float_graph("hf_bert_tiny")
     ids = random_inputs(graph)[graph.inputs[0]]

@@ -822,19 +822,31 @@ def pool(ctx: Ctx) -> Built:
     x_i, o_i = ctx.info(0), ctx.out
     is_float = o_i.is_float
     op = node.op
+    rows: tuple[int, int, int] | None = None  # a mean over other axes: (O, K, I), below
     if op == "mean":
         layout = tensor_layout(g, node.inputs[0])
-        if len(x_i.shape) != 4:
-            raise NotLowered(f"mean of a rank-{len(x_i.shape)} tensor")
-        _, ha, wa = spatial_axes(layout)
-        if {a % 4 for a in node.attr("axes")} != {ha, wa}:
-            raise NotLowered(
-                f"mean over axes {node.attr('axes')} (only the spatial axes are lowered)"
+        rank = len(x_i.shape)
+        axes = sorted({a % rank for a in node.attr("axes")})
+        if rank != 4 or set(axes) != set(spatial_axes(layout)[1:]):
+            # any contiguous run of axes (layer norm's mean over the last axis, a mean over
+            # tokens) in the tensor's own element order: x viewed as (O, K, I) is a window of
+            # K x 1 taps over an O x K x 1 x I "image", the global mean the pool kernel computes
+            if axes != list(range(axes[0], axes[-1] + 1)):
+                raise NotLowered(f"mean over axes {node.attr('axes')} (not contiguous)")
+            shp = x_i.shape
+            rows = (
+                int(np.prod(shp[: axes[0]], dtype=np.int64)),
+                int(np.prod(shp[axes[0] : axes[-1] + 1], dtype=np.int64)),
+                int(np.prod(shp[axes[-1] + 1 :], dtype=np.int64)),
             )
     else:
         layout = node.attr("data_layout", "NCHW")
-    ca, ha, wa = spatial_axes(layout)
-    N, C, H, W_ = x_i.shape[0], x_i.shape[ca], x_i.shape[ha], x_i.shape[wa]
+    if rows is not None:
+        N, H, C = rows
+        W_ = 1
+    else:
+        ca, ha, wa = spatial_axes(layout)
+        N, C, H, W_ = x_i.shape[0], x_i.shape[ca], x_i.shape[ha], x_i.shape[wa]
     glob = op in ("global_avg_pool", "mean")
     if glob:
         KH, KW, sh, sw, pt, pl = H, W_, 1, 1, 0, 0
@@ -1046,15 +1058,23 @@ def pool(ctx: Ctx) -> Built:
     x_name, out_shape = node.inputs[0], o_i.shape
 
     def pack(values):
-        out = {"x": to_kernel_layout(np.asarray(values[x_name]), layout).astype(np.dtype(xdt))}
+        v = np.asarray(values[x_name])
+        v = v.reshape(N, H, W_, C) if rows is not None else to_kernel_layout(v, layout)
+        out = {"x": v.astype(np.dtype(xdt))}
         out.update({k: consts[k] for k in pnames})
         return out
 
-    unpack = unpacker(layout, out_shape)
+    if rows is not None:
+
+        def unpack(arr):
+            return np.asarray(arr).reshape(out_shape)
+    else:
+        unpack = unpacker(layout, out_shape)
 
     signature = {
         "op": op,
         "class": "pool",
+        "rows": list(rows) if rows is not None else None,
         "x": [list(x.shape), xdt],
         "y": [list(y.shape), odt],
         "kernel": [KH, KW],
