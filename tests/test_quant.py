@@ -74,6 +74,56 @@ def test_bn_folding_and_fusion_preserve_the_function(name):
         np.testing.assert_allclose(run(h, [x])[h.outputs[0]], y, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.usefixtures("kernel_cache")
+def test_a_batch_norm_not_after_a_conv_quantizes_as_a_depthwise_conv():
+    """DenseNet's BN -> ReLU -> conv after a concat: no conv to fold into, so the BN becomes
+    the depthwise 1x1 convolution it computes (ReLU fused into it), exact in float; quantized,
+    it is an integer layer (a kernel on every CPU/DSP target, bit-exact on this machine)
+    instead of a float island."""
+    import accelsim
+    from accelsim.model.builder import GraphBuilder
+    from accelsim.quant.transforms import batch_norms_as_depthwise, prepare_for_quantization
+
+    rng = np.random.default_rng(3)
+    b = GraphBuilder("dense_block")
+    x = b.input("x", (1, 8, 8, 8))
+    w1 = b.const("w1", rng.standard_normal((8, 8, 3, 3)).astype(np.float32) * 0.2)
+    y1 = b.add("conv2d", [x, w1], strides=(1, 1), pads=(1, 1, 1, 1), groups=1)
+    cat = b.add("concat", [x, y1], axis=1)
+    c = 16
+    bn_in = [
+        b.const(n, v.astype(np.float32))
+        for n, v in (
+            ("gamma", rng.uniform(0.5, 2.0, c)),
+            ("beta", rng.standard_normal(c)),
+            ("mean", rng.standard_normal(c)),
+            ("var", rng.uniform(0.2, 3.0, c)),
+        )
+    ]
+    bn = b.add("batch_norm", [cat, *bn_in], epsilon=1e-5)
+    r = b.add("relu", [bn])
+    w2 = b.const("w2", rng.standard_normal((4, 16, 1, 1)).astype(np.float32) * 0.3)
+    b.output(b.add("conv2d", [r, w2], strides=(1, 1), pads=(0, 0, 0, 0), groups=1))
+    g = b.build()
+    data = calibdata.random(g, 4, seed=0)
+    xs = data.samples[0]
+    dw = batch_norms_as_depthwise(g)
+    node = next(n for n in dw.nodes if n.name == "batch_norm")
+    assert node.op == "conv2d" and node.attr("groups") == c
+    np.testing.assert_allclose(
+        run(dw, [xs])[dw.outputs[0]], run(g, [xs])[g.outputs[0]], rtol=1e-5, atol=1e-5
+    )
+    prep = prepare_for_quantization(g)
+    assert "batch_norm" not in {n.op for n in prep.nodes}
+    assert prep.node("batch_norm").attr("act_min") == 0.0  # the ReLU fused into it
+    q = quantize_graph(g, parse_precision("w8a8"), data).graph
+    layer = q.node("batch_norm")
+    assert q.tensors[layer.outputs[0]].is_quantized and q.tensors[layer.inputs[1]].is_quantized
+    checked = accelsim.verify(q, "host")
+    assert "batch_norm" in {c.name for c in checked.layers}
+    assert checked.ok, [(c.name, c.mismatches) for c in checked.layers if c.mismatches]
+
+
 # -- post-training quantization ------------------------------------------------------------
 @pytest.fixture(scope="module")
 def resnet():

@@ -73,6 +73,43 @@ def fold_batch_norm(graph: Graph) -> Graph:
     return _rebuild(graph, [n for n in nodes if n is not None], constants, tensors)
 
 
+def batch_norms_as_depthwise(graph: Graph) -> Graph:
+    """Every batch_norm left after folding (one not after a conv2d / dense: DenseNet's and
+    pre-activation ResNets' BN -> ReLU -> conv) on a 4-D tensor with constant statistics
+    becomes the per-channel affine map it is, a depthwise 1x1 convolution with weights
+    `gamma / sqrt(var + eps)` and bias `beta - mean * gamma / sqrt(var + eps)` (the float
+    reference computes exactly this): an integer layer with per-channel weights, as TFLite's
+    converter makes it a MUL and an ADD, rather than a float island between a dequantize and a
+    quantize."""
+    nodes = list(graph.nodes)
+    constants = dict(graph.constants)
+    tensors = dict(graph.tensors)
+    for i, bn in enumerate(nodes):
+        if (
+            bn.op != "batch_norm"
+            or len(graph.tensors[bn.inputs[0]].shape) != 4
+            or not all(graph.is_constant(t) for t in bn.inputs[1:5])
+        ):
+            continue
+        layout = bn.attr("data_layout", "NCHW")
+        gamma, beta, mean, var = (constants[t].astype(np.float64) for t in bn.inputs[1:5])
+        factor = gamma / np.sqrt(var + bn.attr("epsilon", 1e-5))
+        c = len(factor)
+        w_name, b_name = f"{bn.name}.weight_dw", f"{bn.name}.bias_dw"
+        for name, value in (
+            (w_name, factor.reshape(c, 1, 1, 1).astype(np.float32)),
+            (b_name, (beta - mean * factor).astype(np.float32)),
+        ):
+            value.setflags(write=False)
+            constants[name] = value
+            tensors[name] = TensorInfo(name, value.shape, "float32")
+        attrs = dict(
+            strides=(1, 1), dilations=(1, 1), pads=(0, 0, 0, 0), groups=c, data_layout=layout
+        )
+        nodes[i] = Node(bn.name, "conv2d", (bn.inputs[0], w_name, b_name), bn.outputs, attrs)
+    return _rebuild(graph, nodes, constants, tensors)
+
+
 def _activation_range(node: Node) -> tuple[float | None, float | None]:
     if node.op == "relu":
         return 0.0, None
@@ -140,6 +177,7 @@ def divisions_as_products(graph: Graph) -> Graph:
 
 
 def prepare_for_quantization(graph: Graph) -> Graph:
-    """BN folding, activation fusion, divisions by constants as products: the float graph the
-    quantizer calibrates."""
-    return divisions_as_products(fuse_activations(fold_batch_norm(graph)))
+    """BN folding (the rest as depthwise 1x1 convolutions), activation fusion, divisions by
+    constants as products: the float graph the quantizer calibrates."""
+    g = batch_norms_as_depthwise(fold_batch_norm(graph))
+    return divisions_as_products(fuse_activations(g))
