@@ -74,32 +74,63 @@ def test_corpus_size_and_families():
 
 
 class _Corpus:
+    """The corpus's model files, built once for the whole run: the xdist workers share the
+    directory (as they share the kernel cache), a file lock per model keeps a second worker
+    from converting it again (a Keras-to-TFLite conversion takes up to 20 s), and a file
+    appears only whole (written aside, then renamed)."""
+
     def __init__(self, root: Path) -> None:
         self.root = root
         self.onnx: dict[str, tuple[Path, dict[str, tuple[int, ...]]]] = {}
         self.tflite: dict[tuple[str, str], Path] = {}
 
+    def _shared(self, fname: str, build) -> Path:
+        import fcntl
+        import os
+
+        path = self.root / fname
+        if not path.exists():
+            with open(self.root / f"{fname}.lock", "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                if not path.exists():
+                    part = self.root / f"{fname}.partial"
+                    part.write_bytes(build())
+                    os.replace(part, path)
+        return path
+
     def onnx_file(self, name: str) -> tuple[Path, dict[str, tuple[int, ...]]]:
         if name not in self.onnx:
             e = C.CORPUS[name]
-            path = self.root / f"{name}.onnx"
-            if isinstance(e.make, str):  # a zoo model, written by accelsim's ONNX export
-                g = zoo.build(e.make, seed=3, input_size=ZOO_SIZE[e.make])
-                export_onnx(g, path)
-                inputs = {i: g.tensors[i].shape for i in g.inputs}
-            else:
-                blob, inputs = C.export_torch(e.make)
-                path.write_bytes(blob)
-            self.onnx[name] = (path, inputs)
+
+            def build() -> bytes:
+                if isinstance(e.make, str):  # a zoo model, written by accelsim's ONNX export
+                    g = zoo.build(e.make, seed=3, input_size=ZOO_SIZE[e.make])
+                    tmp = self.root / f"{name}.export.onnx"
+                    export_onnx(g, tmp)
+                    blob = tmp.read_bytes()
+                    tmp.unlink()
+                    return blob
+                return C.export_torch(e.make)[0]
+
+            path = self._shared(f"{name}.onnx", build)
+            g = load_onnx(path)
+            self.onnx[name] = (path, {i: g.tensors[i].shape for i in g.inputs})
         return self.onnx[name]
 
     def tflite_file(self, name: str, mode: str) -> Path:
         key = (name, mode)
         if key not in self.tflite:
-            tf.keras.utils.set_random_seed(SEED)
-            model = C.CORPUS[name].make()
-            M.randomize(model, SEED + 1)
-            self.tflite[key] = M.convert(model, mode, self.root / f"{name}_{mode}.tflite", SEED)
+
+            def build() -> bytes:
+                tf.keras.utils.set_random_seed(SEED)
+                model = C.CORPUS[name].make()
+                M.randomize(model, SEED + 1)
+                tmp = M.convert(model, mode, self.root / f"{name}_{mode}.convert.tflite", SEED)
+                blob = tmp.read_bytes()
+                tmp.unlink()
+                return blob
+
+            self.tflite[key] = self._shared(f"{name}_{mode}.tflite", build)
         return self.tflite[key]
 
     def float_graph(self, name: str) -> Graph:
@@ -108,7 +139,12 @@ class _Corpus:
 
 @pytest.fixture(scope="session")
 def corpus(tmp_path_factory) -> _Corpus:
-    return _Corpus(tmp_path_factory.mktemp("corpus"))
+    import os
+
+    base = tmp_path_factory.getbasetemp()
+    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "corpus-models"
+    root.mkdir(exist_ok=True)
+    return _Corpus(root)
 
 
 def _feeds(graph: Graph, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -474,8 +510,7 @@ def test_mean_over_any_contiguous_axes_lowers_bit_exact(tmp_path, target, precis
     from accelsim.core.target import load_target
     from accelsim.kernels import emulate
 
-    kind = load_target(target).codegen.emulator.kind
-    arch = {"qemu-aarch64": "aarch64", "qemu-hexagon": "hexagon"}.get(kind)
+    arch = _ARCH.get(load_target(target).codegen.emulator.kind)
     if arch and emulate.missing_tools(arch):
         pytest.skip(f"no {arch} toolchain")
     torch.manual_seed(0)
