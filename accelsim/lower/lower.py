@@ -246,10 +246,10 @@ def lower_graph(
 
 
 # The builders whose integer kernels compute ONNX Runtime's QDQ arithmetic (`accelsim.ref.
-# qdq_ops`, graphs with requant_mode "float") where they accept a layer: the MAC layers
-# and matmuls (MlasRequantizeOutput), pools and quantize (`ops.pool`, `ops.elementwise` refuse
-# the rest),
-# and the table-driven copies and lookups built from the reference kernel itself.
+# qdq_ops`, graphs with requant_mode "float") where they accept a layer: the MAC layers and
+# matmuls (MlasRequantizeOutput), pools, QLinearAdd / QLinearMul and quantize (`ops.pool` and
+# `ops.elementwise` refuse the rest), and the table-driven copies and lookups built from the
+# reference kernel itself.
 _QDQ_BUILDERS = frozenset(
     (
         _ops.contraction,

@@ -33,9 +33,10 @@ conversion before requantization does. Weight zero points must be 0 (symmetric w
 ONNX QDQ graphs (`requant_mode="float"`, ONNX Runtime's arithmetic, `accelsim.ref.qdq_ops`):
 8-bit convolutions, dense layers, matmuls and global average pools requantize as
 `MlasRequantizeOutput` does, `float32(acc) * scale` clamped and rounded half to even
-(`requant.mlas_finish`); QuantizeLinear likewise. The builders that compute only TFLite's
-arithmetic are not used on such graphs (`accelsim.lower.lower`): QLinearAdd / QLinearMul,
-QLinearAveragePool, QLinearConcat and QLinearSoftmax stay on the reference path.
+(`requant.mlas_finish`); QuantizeLinear likewise; adds and muls compute QLinearAdd's and
+QLinearMul's float32 operations (`_qlinear_body`). The builders that compute only TFLite's
+arithmetic are not used on such graphs (`accelsim.lower.lower`): QLinearAveragePool,
+QLinearConcat and QLinearSoftmax stay on the reference path.
 
 Kernel arguments in call order: activations, packed weights, folded bias, per-channel multiplier
 and shift (or the float scales of a `requant="double"` dense or an ONNX QDQ layer), `qparams`
@@ -47,7 +48,7 @@ Softmax is built in `accelsim.lower.softmax` (integer inputs).
 
 Not lowered (the node stays on the reference path, with the reason in `LoweredLayer.reason`):
 float softmax; depthwise with a channel multiplier (grouped convolutions:
-`accelsim.lower.grouped`); asymmetric weights; mean over non-spatial axes; float16 graphs on
+`accelsim.lower.grouped`); asymmetric weights; mean over non-contiguous axes; float16 graphs on
 targets without fp16 arithmetic or emulation; 16-bit layers of ONNX QDQ graphs (ONNX Runtime
 runs those in float).
 """
@@ -1127,6 +1128,44 @@ class _Broadcast:
         return self.tensor[tuple(0 if one else i for one, i in zip(self.ones, index))]
 
 
+def _qlinear_body(op: str, xs, ins, o_i):
+    """ONNX Runtime's QLinearAdd / QLinearMul (`accelsim.ref.qdq_ops.add` / `mul`): (body of
+    (fparams, qparams, out dtype, *index), float32 arguments, int32 arguments). Every float32
+    operation is computed in float64 and rounded (`_f32`: exact, and LLVM cannot contract a
+    multiply and an add into an FMA the reference does not have); the reference's fused
+    multiply-adds are one float64 multiply-add (the product of an 8-bit integer and a float32
+    is exact in float64) rounded once."""
+    a, b = xs
+    lo, hi = dtype_range(o_i.dtype)
+    zero = _tirx().const(0, "int32")
+    f64 = "float64"
+    if op == "add":
+        ra, rb, fixed = qdq_ops.add_params(*ins, o_i)
+        which = qdq_ops.scalar_operand(ins[0].shape, ins[1].shape, o_i.shape)
+
+        def body(fp, qp, odt, *i):
+            A, B = a[i].astype(f64), b[i].astype(f64)
+            RA, RB, FX = (fp[k].astype(f64) for k in range(3))
+            if which == "a":  # ORT's loop over a scalar a: its product folded in first
+                r = _f32(B * RB + _f32(FX + _f32(A * RA)))
+            elif which == "b":
+                r = _f32(A * RA + _f32(FX + _f32(B * RB)))
+            else:
+                r = _f32(A * RA + _f32(B * RB + FX))
+            return rq.mlas_finish(r.astype("float32"), zero, qp[0], qp[1]).astype(odt)
+
+        return body, [ra, rb, fixed], [lo, hi]
+    za, zb = (int(t.quant.zero_point[0]) for t in ins)
+    zc = int(o_i.quant.zero_point[0])
+
+    def mbody(fp, qp, odt, *i):
+        prod = (a[i].astype("int32") - qp[2]) * (b[i].astype("int32") - qp[3])
+        r = _f32(_f32(prod.astype(f64) * fp[0].astype(f64)) + fp[1].astype(f64))
+        return rq.mlas_finish(r.astype("float32"), zero, qp[0], qp[1]).astype(odt)
+
+    return mbody, [qdq_ops.mul_ratio(*ins, o_i), float(zc)], [lo, hi, za, zb]
+
+
 def elementwise(ctx: Ctx) -> Built:
     """add, sub, mul (operands broadcast, activations or constants), relu / relu6 / clip,
     quantize, dequantize."""
@@ -1228,6 +1267,20 @@ def elementwise(ctx: Ctx) -> Built:
 
         def body(*i):
             return ((x[i].astype("int32") - qp[0]).astype("float64") * sc[0]).astype("float32")
+    elif g.requant_mode == "float":
+        prec = ctx.precision
+        if op not in ("add", "mul") or not qdq_ops.has_integer_kernel(node, *ins, o_i):
+            raise NotLowered(
+                f"integer {op} with ONNX QDQ arithmetic other than QLinearAdd / QLinearMul "
+                f"(ONNX Runtime runs it in float between DequantizeLinear and QuantizeLinear)"
+            )
+        body, fvals, qvals = _qlinear_body(op, xs, ins, o_i)
+        fp = te.placeholder((len(fvals),), "float32", name="fparams")
+        qp = te.placeholder((len(qvals),), "int32", name="qparams")
+        params, pnames = [fp, qp], ["fparams", "qparams"]
+        consts["fparams"] = np.array(fvals, np.float32)
+        consts["qparams"] = np.array(qvals, np.int32)
+        body = functools.partial(body, fp, qp, odt)
     else:
         prec = ctx.precision
         if g.requant_mode != "gemmlowp":

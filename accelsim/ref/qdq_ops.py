@@ -253,7 +253,7 @@ def matmul(c: KernelCall):
 # ---------------------------------------------------------------------------------------------
 
 
-def _scalar_operand(a_shape, b_shape, out_shape) -> str | None:
+def scalar_operand(a_shape, b_shape, out_shape) -> str | None:
     """Which operand ORT's broadcast loop hands to the kernel as a scalar: a size-1 operand, or
     one broadcast along the innermost non-trivial output axis."""
     if int(np.prod(a_shape)) == 1 and int(np.prod(out_shape)) > 1:
@@ -273,23 +273,44 @@ def _scalar_operand(a_shape, b_shape, out_shape) -> str | None:
     return None
 
 
-@kernel("add", "float")
-def add(c: KernelCall):
-    ai, bi, out = c.in_info[0], c.in_info[1], c.out_info[0]
-    if (
-        not (_is8(ai) and _is8(bi) and _is8(out))
-        or len({ai.dtype, bi.dtype, out.dtype}) > 1
-        or any(k in c.node.attrs for k in ("act_min", "act_max"))
-    ):
-        return _fallback(c)
-    a, za = _vals(c.args[0], ai)
-    b, zb = _vals(c.args[1], bi)
+def has_integer_kernel(node, ai: TensorInfo, bi: TensorInfo, out: TensorInfo) -> bool:
+    """ORT runs an add / mul as QLinearAdd / QLinearMul: 8-bit per-tensor operands and output
+    of one type, no fused activation (else DequantizeLinear -> float -> QuantizeLinear)."""
+    return (
+        _is8(ai)
+        and _is8(bi)
+        and _is8(out)
+        and len({ai.dtype, bi.dtype, out.dtype}) == 1
+        and not any(k in node.attrs for k in ("act_min", "act_max"))
+    )
+
+
+def add_params(ai: TensorInfo, bi: TensorInfo, out: TensorInfo) -> tuple[F32, F32, F32]:
+    """QLinearAdd's float32 constants: the ratios `a_scale / c_scale`, `b_scale / c_scale` and
+    the constant part `zc - (ra * za + rb * zb)`."""
+    za, zb = int(ai.quant.zero_point[0]), int(bi.quant.zero_point[0])
     zc = int(out.quant.zero_point[0])
     sa, sb, sc = F32(ai.quant.scale[0]), F32(bi.quant.scale[0]), F32(out.quant.scale[0])
     ra, rb = F32(sa / sc), F32(sb / sc)
     fixed = F32(F32(zc) - F32(F32(ra * F32(za)) + F32(rb * F32(zb))))
+    return ra, rb, fixed
+
+
+def mul_ratio(ai: TensorInfo, bi: TensorInfo, out: TensorInfo) -> F32:
+    """QLinearMul's float32 `a_scale * b_scale / c_scale`."""
+    return F32(F32(F32(ai.quant.scale[0]) * F32(bi.quant.scale[0])) / F32(out.quant.scale[0]))
+
+
+@kernel("add", "float")
+def add(c: KernelCall):
+    ai, bi, out = c.in_info[0], c.in_info[1], c.out_info[0]
+    if not has_integer_kernel(c.node, ai, bi, out):
+        return _fallback(c)
+    a, _ = _vals(c.args[0], ai)
+    b, _ = _vals(c.args[1], bi)
+    ra, rb, fixed = add_params(ai, bi, out)
     out_shape = out.shape
-    which = _scalar_operand(a.shape, b.shape, out_shape)
+    which = scalar_operand(a.shape, b.shape, out_shape)
     A = np.broadcast_to(a, out_shape).astype(F32)
     B = np.broadcast_to(b, out_shape).astype(F32)
     if which == "a":
@@ -307,16 +328,12 @@ def add(c: KernelCall):
 @kernel("mul", "float")
 def mul(c: KernelCall):
     ai, bi, out = c.in_info[0], c.in_info[1], c.out_info[0]
-    if (
-        not (_is8(ai) and _is8(bi) and _is8(out))
-        or len({ai.dtype, bi.dtype, out.dtype}) > 1
-        or any(k in c.node.attrs for k in ("act_min", "act_max"))
-    ):
+    if not has_integer_kernel(c.node, ai, bi, out):
         return _fallback(c)
     a, za = _vals(c.args[0], ai)
     b, zb = _vals(c.args[1], bi)
     zc = int(out.quant.zero_point[0])
-    ratio = F32(F32(F32(ai.quant.scale[0]) * F32(bi.quant.scale[0])) / F32(out.quant.scale[0]))
+    ratio = mul_ratio(ai, bi, out)
     prod = (a - za) * (b - zb)
     r = F32(prod.astype(F32) * ratio) + F32(zc)
     y = np.clip(np.rint(r.astype(F32)).astype(np.int64), *dtype_range(out.dtype))
