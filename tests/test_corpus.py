@@ -578,6 +578,52 @@ def test_mean_over_any_contiguous_axes_lowers_bit_exact(tmp_path, target, precis
     assert checked.ok and checked.elements > 0, [(c.name, c.mismatches) for c in checked.layers]
 
 
+class _Masks(torch.nn.Module):
+    """A text model's integer side: an embedding looked up by run-time token ids, and an
+    attention mask built with cast, comparisons, logical_and and where."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = torch.nn.Embedding(30, 16)
+        self.fc = torch.nn.Linear(16, 16)
+
+    def forward(self, ids, mask):
+        x = self.fc(self.emb(ids))
+        keep = mask.bool()[:, None, :] & (ids[:, :, None] > 2)
+        same = (ids[:, :, None] == ids[:, None, :]) & (ids[:, None, :] >= 5)
+        scores = torch.where(keep & same, 0.0, -10000.0)
+        return x, scores, (ids < 20).to(torch.int32)
+
+
+@pytest.mark.usefixtures("kernel_cache")
+@pytest.mark.parametrize("target", ["host", "hvx-v68"])
+def test_masks_and_run_time_gathers_lower_bit_exact(tmp_path, target):
+    """Token-id gathers, casts, comparisons, logical_and and where run as generated kernels
+    (BERT's embedding lookup and attention mask), equal to the reference element for element;
+    on Hexagon too (integer and select code only)."""
+    from accelsim.core.target import load_target
+    from accelsim.kernels import emulate
+
+    arch = _ARCH.get(load_target(target).codegen.emulator.kind)
+    if arch and emulate.missing_tools(arch):
+        pytest.skip(f"no {arch} toolchain")
+    torch.manual_seed(0)
+    path = tmp_path / "masks.onnx"
+    ids, mask = torch.randint(0, 30, (1, 8)), torch.ones(1, 8, dtype=torch.int64)
+    torch.onnx.export(
+        _Masks().eval(),
+        (ids, mask),
+        str(path),
+        opset_version=17,
+        dynamo=False,
+        input_names=["input_ids", "attention_mask"],
+    )
+    checked = accelsim.verify(str(path), target, "w8a8")
+    ops = {c.op for c in checked.layers}
+    assert {"gather", "cast", "logical_and", "where", "greater", "equal", "less"} <= ops, ops
+    assert checked.ok and checked.elements > 0, [(c.name, c.mismatches) for c in checked.layers]
+
+
 def test_random_inputs_of_a_masked_text_model(corpus):
     graph = corpus.float_graph("hf_bert_tiny")
     ids = random_inputs(graph)[graph.inputs[0]]

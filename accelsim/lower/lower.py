@@ -257,7 +257,9 @@ _QDQ_BUILDERS = frozenset(
         _grouped.grouped_conv2d,
         _ops.pool,
         _ops.elementwise,
+        _ops.exact_elementwise,
         _movement.movement,
+        _movement.gather,
         _movement.lookup,
         _matmul.matmul,
     )
@@ -283,10 +285,14 @@ def builder_for(graph: Graph, node: Node):
         return _ops.concat
     if node.op == "pad" and node.attr("mode", "constant") == "constant":
         return _ops.pad  # reflect / symmetric / edge: a table-driven copy (below)
+    if node.op in _ops.EXACT_OPS:
+        return _ops.exact_elementwise
     if node.op == "softmax":
         return softmax
     if node.op == "matmul":
         return _matmul.matmul
+    if node.op == "gather" and not graph.is_constant(node.inputs[1]):
+        return _movement.gather  # indices known at run time (token ids)
     if node.op in _movement.MOVEMENT_OPS:
         return _movement.movement
     if node.op in _movement.LUT_OPS:

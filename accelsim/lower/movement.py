@@ -1,5 +1,5 @@
 """Kernels for the data-movement operators (transpose, slice, gather / gather_elements with
-constant indices, concat on any axis, pad in every mode, tile, nearest resize, depth_to_space,
+constant indices (a gather by run-time indices: `gather`, below), concat on any axis, pad in every mode, tile, nearest resize, depth_to_space,
 and reshapes that are not views) and for integer pointwise functions (sigmoid, tanh, hard_swish,
 hard_sigmoid, gelu, ... on a per-tensor quantized input).
 
@@ -108,6 +108,72 @@ def _sources(ctx: Ctx, data: list[int]) -> tuple[np.ndarray, np.ndarray]:
     if np.any(np.abs(numbers - (src + 1)) > 0) or src.max(initial=-1) >= offset:
         raise NotLowered(f"op '{node.op}' does not copy elements (its output mixes them)")
     return src, src < 0
+
+
+def gather(ctx: Ctx) -> Built:
+    """Gather with indices known only at run time (an embedding lookup by token ids):
+    `y[..., j, ...] = data[..., idx[j], ...]` along `axis`, a negative index counted from the
+    end as the reference does (`primitives.normalized_indices`); an index outside the axis,
+    which the reference rejects, is clamped into it, so the kernel never reads outside `data`."""
+    te, tirx = _te(), _tirx()
+    node, o_i = ctx.node, ctx.out
+    d_i, x_i = ctx.info(0), ctx.info(1)
+    if d_i.dtype != o_i.dtype or d_i.quant != o_i.quant:
+        raise NotLowered("data and output differ in type or quantization: a requantizing copy")
+    if x_i.dtype not in ("int32", "int64"):
+        raise NotLowered(f"{x_i.dtype} indices")
+    rank = len(d_i.shape)
+    axis = node.attr("axis", 0) % rank
+    n = d_i.shape[axis]
+    r = len(x_i.shape)
+    dt, idt = _store_dtype(d_i.dtype), x_i.dtype
+    data = te.placeholder(tuple(d_i.shape), dt, name="data")
+    idx = te.placeholder(tuple(x_i.shape) or (1,), idt, name="idx")
+
+    def body(*i):
+        v = idx[i[axis : axis + r]] if r else idx[0]
+        v = tirx.Select(v < tirx.const(0, idt), v + tirx.const(n, idt), v)
+        v = tirx.max(tirx.min(v, tirx.const(n - 1, idt)), tirx.const(0, idt)).astype("int32")
+        return data[(*i[:axis], v, *i[axis + r :])]
+
+    y = te.compute(tuple(o_i.shape), lambda *i: body(*i), name="y")
+    recipe = ctx.recipe("elementwise", ctx.precision)
+    spec = _elementwise_spec(ctx, o_i.size, DTYPE_BITS.get(o_i.dtype, 32), recipe)
+    spec.fuse = True
+    names = (node.inputs[0], node.inputs[1])
+    ishape = tuple(x_i.shape) or (1,)
+
+    def pack(values):
+        return {
+            "data": np.ascontiguousarray(np.asarray(values[names[0]]).astype(np.dtype(dt))),
+            "idx": np.ascontiguousarray(np.asarray(values[names[1]]).reshape(ishape)),
+        }
+
+    shape = tuple(o_i.shape)
+
+    def unpack(arr):
+        return np.asarray(arr).reshape(shape)
+
+    signature = {
+        "op": "gather",
+        "class": "gather",
+        "data": [list(d_i.shape), dt],
+        "idx": [list(ishape), idt],
+        "axis": axis,
+        "y": [list(shape), dt],
+        "block": spec.axes[0].vsplit,
+    }
+    return Built(
+        "elementwise",
+        [data, idx, y],
+        ["data", "idx", "y"],
+        spec,
+        recipe,
+        pack,
+        unpack,
+        signature,
+        names,
+    )
 
 
 def movement(ctx: Ctx) -> Built:

@@ -1427,6 +1427,82 @@ def elementwise(ctx: Ctx) -> Built:
     )
 
 
+# Exact elementwise ops on tensors that are not quantized values: masks and index arithmetic
+# (BERT's attention mask: cast, logical_and, where), as numpy computes them in the reference
+# (accelsim.ref.fp_ops). A `where` may select quantized or float values: a copy, no arithmetic.
+EXACT_OPS = ("cast", "less", "greater", "equal", "greater_equal", "logical_and", "where")
+
+
+def exact_elementwise(ctx: Ctx) -> Built:
+    """cast, comparisons, logical_and and where, operands broadcast, in the graph's layout."""
+    te, tirx = _te(), _tirx()
+    node, o_i = ctx.node, ctx.out
+    op = node.op
+    ins = [ctx.info(i) for i in range(len(node.inputs))]
+    if any(t is None for t in ins):
+        raise NotLowered("an operand is omitted")
+    values = ins[1:] if op == "where" else ins
+    if op == "where":
+        if any(t.dtype != o_i.dtype or t.quant != o_i.quant for t in values):
+            raise NotLowered("where between differently quantized operands (a requantizing select)")
+    elif any(t.is_quantized for t in (*ins, o_i)):
+        raise NotLowered(f"{op} of quantized values")
+    rank = len(o_i.shape)
+    in_shapes = [(1,) * (rank - len(t.shape)) + tuple(t.shape) for t in ins]
+    in_dts = [_store_dtype(t.dtype) for t in ins]
+    odt = _store_dtype(o_i.dtype)
+    names = [f"x{k}" for k in range(len(ins))]
+    phs = [te.placeholder(shp, dt, name=n) for shp, dt, n in zip(in_shapes, in_dts, names)]
+    xs = [_Broadcast(p, shp) for p, shp in zip(phs, in_shapes)]
+
+    def truth(k, i):  # a bool is stored as a byte (0 or 1); any other value is true if nonzero
+        v = xs[k][i]
+        return v != tirx.const(0, v.dtype)
+
+    def body(*i):
+        if op == "cast":
+            if o_i.dtype == "bool":
+                return truth(0, i).astype(odt)
+            return xs[0][i].astype(o_i.dtype).astype(odt)
+        if op == "where":
+            return tirx.Select(truth(0, i), xs[1][i], xs[2][i])
+        if op == "logical_and":
+            return tirx.all(truth(0, i), truth(1, i)).astype(odt)
+        a, b = xs[0][i], xs[1][i]
+        return {"less": a < b, "greater": a > b, "equal": a == b, "greater_equal": a >= b}[
+            op
+        ].astype(odt)
+
+    y = te.compute(tuple(o_i.shape), lambda *i: body(*i), name="y")
+    recipe = ctx.recipe("elementwise", ctx.precision)
+    total = int(np.prod(o_i.shape, dtype=np.int64))
+    spec = _elementwise_spec(ctx, total, DTYPE_BITS.get(o_i.dtype, 32), recipe)
+    spec.fuse = True
+    in_names = tuple(node.inputs)
+
+    def pack(values_):
+        return {
+            n: np.ascontiguousarray(np.asarray(values_[t]).reshape(shp).astype(np.dtype(dt)))
+            for n, t, dt, shp in zip(names, in_names, in_dts, in_shapes)
+        }
+
+    out_shape = tuple(o_i.shape)
+
+    def unpack(arr):
+        return np.asarray(arr).reshape(out_shape)
+
+    signature = {
+        "op": op,
+        "class": "exact_elementwise",
+        "in": [[list(shp), dt] for shp, dt in zip(in_shapes, in_dts)],
+        "y": [list(out_shape), odt, o_i.dtype],
+        "block": spec.axes[0].vsplit,
+    }
+    return Built(
+        "elementwise", [*phs, y], [*names, "y"], spec, recipe, pack, unpack, signature, in_names
+    )
+
+
 def concat(ctx: Ctx) -> Built:
     """concat: copies, or reference_ops::ConcatenationWithScaling per input whose quantization
     differs from the output's (float32 arithmetic, std::round)."""
