@@ -578,6 +578,48 @@ def test_mean_over_any_contiguous_axes_lowers_bit_exact(tmp_path, target, precis
     assert checked.ok and checked.elements > 0, [(c.name, c.mismatches) for c in checked.layers]
 
 
+class _Norms(torch.nn.Module):
+    """Layer norms with and without the affine part, on rows with a large mean (a one-pass
+    variance, E[x^2] - E[x]^2, loses its digits there)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(32, 32)
+        self.ln = torch.nn.LayerNorm(32)
+        self.plain = torch.nn.LayerNorm(32, elementwise_affine=False)
+        with torch.no_grad():
+            self.ln.weight.uniform_(0.5, 1.5)
+            self.ln.bias.normal_(0.0, 0.5)
+
+    def forward(self, x):
+        return self.plain(self.ln(x + 40.0) + self.fc(x))
+
+
+@pytest.mark.usefixtures("kernel_cache")
+@pytest.mark.parametrize(
+    "target,precision", [("host", "fp32"), ("cortex-a76", "w8a8"), ("hvx-v68", "w8a8")]
+)
+def test_layer_norm_lowers_within_float32_rounding(tmp_path, target, precision):
+    """Layer norms run as generated float32 kernels (in quantized graphs too, where they stay
+    float between a dequantize and a quantize), within verify's float32 tolerance of the
+    float64 reference; on Hexagon with the runtime's square root."""
+    from accelsim.core.target import load_target
+    from accelsim.kernels import emulate
+
+    arch = _ARCH.get(load_target(target).codegen.emulator.kind)
+    if arch and emulate.missing_tools(arch):
+        pytest.skip(f"no {arch} toolchain")
+    torch.manual_seed(0)
+    path = tmp_path / "norms.onnx"
+    torch.onnx.export(
+        _Norms().eval(), (torch.randn(1, 8, 32),), str(path), opset_version=17, dynamo=False
+    )
+    checked = accelsim.verify(str(path), target, precision)
+    norms = [c for c in checked.layers if c.op == "layer_norm"]
+    assert len(norms) == 2, [c.op for c in checked.layers]
+    assert checked.ok and checked.elements > 0, [(c.name, c.mismatches) for c in checked.layers]
+
+
 class _Masks(torch.nn.Module):
     """A text model's integer side: an embedding looked up by run-time token ids, and an
     attention mask built with cast, comparisons, logical_and and where."""

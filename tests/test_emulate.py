@@ -533,6 +533,33 @@ def test_integer_division(arch, dtype, objdir):
         assert run.dynamic_instructions > run.kernel_instructions
 
 
+def test_float_square_root_on_hexagon_is_correctly_rounded(objdir):
+    """A float32 square root on Hexagon calls __hexagon_sqrtf, which the freestanding runtime
+    provides (layer norms take one per row): bit for bit numpy's correctly rounded float32
+    sqrt over normal, subnormal and special values."""
+    need("hexagon")
+    _tvm()
+    from tvm import te, tirx
+
+    n = 4096
+    A = te.placeholder((n,), "float32", name="A")
+    B = te.compute((n,), lambda i: tirx.sqrt(A[i]), name="B")
+    func = te.create_prim_func([A, B]).with_attr("global_symbol", "fsqrt")
+    path, asm = compile_kernel(objdir, "fsqrt_hexagon", func, TARGETS["hexagon"])
+    assert "__hexagon_sqrtf" in asm
+    rng = np.random.default_rng(5)
+    bits = rng.integers(0, 0x7F800000, n, dtype=np.int64).astype(np.uint32)
+    a = bits.view(np.float32).copy()
+    a[:8] = [0.0, -0.0, 1.0, 2.0, np.inf, 1e-45, 3.4028235e38, 0.25]
+    a[8] = -1.0  # NaN
+    args = [ArgSpec("A", (n,), "float32"), ArgSpec("B", (n,), "float32")]
+    got = run_hexagon(path, "fsqrt", args, {"A": a}, ["B"]).outputs["B"]
+    want = np.sqrt(a.astype(np.float32))
+    assert np.isnan(got[8]) and np.isnan(want[8])
+    np.testing.assert_array_equal(got.view(np.uint32)[9:], want.view(np.uint32)[9:])
+    np.testing.assert_array_equal(got.view(np.uint32)[:8], want.view(np.uint32)[:8])
+
+
 @pytest.mark.parametrize("arch", ["aarch64", "hexagon"])
 def test_memset_memcpy_and_in_place_argument(arch, objdir):
     # LLVM turns the zero fill and the copy into memset/memcpy calls (the Hexagon runtime's own);

@@ -19,6 +19,7 @@ from accelsim.lower import common as _common
 from accelsim.lower import grouped as _grouped
 from accelsim.lower import matmul as _matmul
 from accelsim.lower import movement as _movement
+from accelsim.lower import norm as _norm
 from accelsim.lower import ops as _ops
 from accelsim.lower.schedule import Applied, RecipeError, apply, recipes_for
 from accelsim.lower.softmax import softmax
@@ -289,6 +290,8 @@ def builder_for(graph: Graph, node: Node):
         return _ops.exact_elementwise
     if node.op == "softmax":
         return softmax
+    if node.op == "layer_norm":
+        return _norm.layer_norm
     if node.op == "matmul":
         return _matmul.matmul
     if node.op == "gather" and not graph.is_constant(node.inputs[1]):

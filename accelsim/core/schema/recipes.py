@@ -160,6 +160,7 @@ OP_SECTIONS = {
     "avg_pool": "pool",
     "global_avg_pool": "pool",
     "mean": "pool",
+    "layer_norm": "softmax",  # a row kernel (accelsim.lower.norm)
 }
 
 
