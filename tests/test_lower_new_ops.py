@@ -6,7 +6,7 @@ and layers that lowered is what `simulate` reports.
 
 Operators covered: sigmoid/LOGISTIC, tanh, hard_swish, gelu (lookup tables), broadcast and
 constant-operand add/sub/mul (squeeze-and-excitation, SiLU's product, masks), transpose, slice,
-gather with constant indices, concat, pad reflect/symmetric, tile, nearest resize,
+gather with constant indices, concat, pad reflect/symmetric, tile, nearest and bilinear resize,
 depth_to_space, channel shuffle (reshape-transpose-reshape), matmul (activation x activation,
 batched), dilated and grouped convolutions, and the encoder's softmax.
 """
@@ -37,7 +37,9 @@ CASES = {
     # the converter's SPACE_TO_BATCH_ND -> CONV -> BATCH_TO_SPACE_ND folded into dilated convs,
     # and a grouped (groups=2) conv
     "dilated_grouped_16x8": (M.dilated_model, "int16x8", {"conv2d"}, 1.0),
-    "resize_16x8": (M.resize_model, "int16x8", {"resize"}, 0.5),
+    # RESIZE_BILINEAR (integer interpolation, 10 fractional bits) and RESIZE_NEAREST_NEIGHBOR
+    "resize_16x8": (M.resize_model, "int16x8", {"resize"}, 1.0),
+    "resize_int8": (M.resize_model, "int8", {"resize"}, 1.0),
     "mobilenet_v3_block": (M.mobilenet_v3_block, "int8", {"hard_swish", "mul", "mean"}, 1.0),
     "efficientnet_block_16x8": (M.efficientnet_block, "int16x8", {"sigmoid", "mul"}, 1.0),
     "shufflenet_block": (M.shufflenet_block, "int8", {"transpose", "slice", "concat"}, 1.0),

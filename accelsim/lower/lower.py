@@ -294,6 +294,8 @@ def builder_for(graph: Graph, node: Node):
         return _norm.layer_norm
     if node.op == "matmul":
         return _matmul.matmul
+    if node.op == "resize" and node.attr("mode", "nearest") == "linear":
+        return _ops.bilinear_resize
     if node.op == "gather" and not graph.is_constant(node.inputs[1]):
         return _movement.gather  # indices known at run time (token ids)
     if node.op in _movement.MOVEMENT_OPS:

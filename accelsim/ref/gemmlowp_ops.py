@@ -1227,6 +1227,19 @@ def _bilinear_axis(out_size: int, in_size: int, mode: str, scale: float | None):
     return scaled, lower, upper
 
 
+def bilinear_tables(attrs, in_hw, out_hw) -> tuple[np.ndarray, np.ndarray]:
+    """Per axis (rows, columns) a (3, out) table: the Q10 weight of the upper neighbour, the
+    lower and the upper source index, as `resize` below interpolates (the generated kernels
+    take them as arguments)."""
+    mode = str(attrs.get("coordinate_transformation_mode"))
+    scales = attrs.get("scales") or (None, None)
+    out = []
+    for o, i, s in zip(out_hw, in_hw, scales):
+        v, lo, hi = _bilinear_axis(o, i, mode, s)
+        out.append(np.stack([v - (1 << 10) * lo, lo, hi]))
+    return out[0], out[1]
+
+
 @kernel("resize", "gemmlowp")
 def resize(c: KernelCall):
     """RESIZE_NEAREST_NEIGHBOR: a copy; RESIZE_BILINEAR (8 and 16 bit): reference_ops'
