@@ -434,6 +434,12 @@ def test_onnx_runtime_qdq_model_verifies_with_every_mac_lowered(
     # and the adds and muls ONNX Runtime computes as QLinearAdd / QLinearMul
     qlinear = [n.name for n in graph.nodes if _is_qlinear(graph, n)]
     assert set(qlinear) <= ran, sorted(set(qlinear) - ran)
+    # and the concats (QLinearConcat: inputs quantized otherwise through its DequantizeLinear
+    # -> QuantizeLinear table; SqueezeNet's fire modules)
+    copies = [n.name for n in graph.nodes if n.op == "concat"]
+    if name == "torch_squeezenet":
+        assert copies
+    assert set(copies) <= ran, sorted(set(copies) - ran)
     bad = {c.name: c.mismatches for c in checked.layers if c.mismatches}
     assert checked.ok and not bad, bad
     print(

@@ -248,9 +248,9 @@ def lower_graph(
 
 # The builders whose integer kernels compute ONNX Runtime's QDQ arithmetic (`accelsim.ref.
 # qdq_ops`, graphs with requant_mode "float") where they accept a layer: the MAC layers and
-# matmuls (MlasRequantizeOutput), pools, QLinearAdd / QLinearMul and quantize (`ops.pool` and
-# `ops.elementwise` refuse the rest), and the table-driven copies and lookups built from the
-# reference kernel itself.
+# matmuls (MlasRequantizeOutput), pools, QLinearAdd / QLinearMul, quantize and copying concats
+# (`ops.pool`, `ops.elementwise` and `ops.concat` refuse the rest), and the table-driven copies
+# and lookups built from the reference kernel itself.
 _QDQ_BUILDERS = frozenset(
     (
         _ops.contraction,
@@ -259,6 +259,7 @@ _QDQ_BUILDERS = frozenset(
         _ops.pool,
         _ops.elementwise,
         _ops.exact_elementwise,
+        _ops.concat,
         _movement.movement,
         _movement.gather,
         _movement.lookup,

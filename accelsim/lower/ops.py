@@ -1619,6 +1619,7 @@ def concat(ctx: Ctx) -> Built:
     consts: dict[str, np.ndarray] = {}
     params, pnames = [], []
     scaled: list[bool] = []
+    qdq = False
     if is_float:
         prec = float_types(ctx, o_i, *ins).precision
         scaled = [False] * len(ins)
@@ -1636,6 +1637,12 @@ def concat(ctx: Ctx) -> Built:
             inv = np.float32(1.0) / so
             sc = np.float32(rp.scale32(t) * inv)
             fvals += [sc, np.float32(np.float32(-rp.zero_point(t)) * sc)]
+        qdq = g.requant_mode == "float"
+        if qdq and (
+            any(DTYPE_BITS[t.dtype] > 8 for t in (*ins, o_i))
+            or any(np.isfinite(activation_bounds(node.attrs)))
+        ):
+            raise NotLowered("an ONNX QDQ concat of 16-bit tensors or with an activation")
         qmin, qmax = lo, hi
         if any(np.isfinite(activation_bounds(node.attrs))):
             qmin, qmax = _qclamp(o_i, node.attrs)
@@ -1645,6 +1652,11 @@ def concat(ctx: Ctx) -> Built:
         consts["fparams"] = np.array(fvals, np.float32)
         consts["qparams"] = np.array([zo, lo, hi], np.int32)
         consts["clamp"] = np.array([qmin, qmax])
+        if qdq:  # QLinearConcat: an input quantized otherwise goes through a 256-entry table
+            tables = te.placeholder((len(ins), 256), "int32", name="tables")
+            params.append(tables)
+            pnames.append("tables")
+            consts["tables"] = np.stack([qdq_ops.requantize_table(t, o_i) for t in ins])
 
     offsets = np.cumsum([0] + [int(x.shape[ax]) for x in xs])
 
@@ -1653,6 +1665,8 @@ def concat(ctx: Ctx) -> Built:
         v = x[idx]
         if not scaled[k]:
             return v.astype(odt)
+        if qdq:
+            return tables[k, v.astype("int32") - dtype_range(ins[k].dtype)[0]].astype(odt)
         # float32(x) * scale + bias, rounded half away from zero, + zp, clipped
         f = _f32(
             _f32(v.astype("float64") * fp[2 * k].astype("float64"))

@@ -463,6 +463,14 @@ def pad(c: KernelCall):
     return [P.pad_array(x, c.attr("pads"), c.attr("mode", "constant"), value.item())]
 
 
+def requantize_table(info: TensorInfo, out: TensorInfo) -> np.ndarray:
+    """QLinearConcat's DequantizeLinear -> QuantizeLinear lookup table of an 8-bit input, by
+    value from the type's minimum up (int32; the generated concat kernels take it)."""
+    lo, hi = dtype_range(info.dtype)
+    values = np.arange(lo, hi + 1, dtype=np.int64)
+    return quantize_array(_deq(values, info), out.quant, out.dtype).astype(np.int32)
+
+
 @kernel("concat", "float")
 def concat(c: KernelCall):
     out = c.out_info[0]
