@@ -62,6 +62,7 @@ LUT_OPS = (
     "sqrt",
     "rsqrt",
 )
+_NONNEGATIVE = ("sqrt", "rsqrt")  # lookups whose function is defined for inputs >= 0 only
 _MAX_EXACT = 1 << 24  # element numbers stay exact in float32 below this
 _LUT_BITS = (8, 16)
 
@@ -356,6 +357,11 @@ def lookup(ctx: Ctx) -> Built:
     xdt, odt = _store_dtype(x_i.dtype), _store_dtype(o_i.dtype)
     values = np.arange(lo, hi + 1, dtype=np.int64).astype(np.dtype(xdt))
     args: list[np.ndarray | None] = [values]
+    if node.op in _NONNEGATIVE:
+        # defined for real inputs >= 0 only: TFLite rejects the others at run time (and so
+        # does the reference); their entries repeat the value at zero
+        zp = int(x_i.quant.zero_point[0]) if x_i.quant is not None else 0
+        args = [np.maximum(values.astype(np.int64), zp).astype(np.dtype(xdt))]
     for t in node.inputs[1:]:
         args.append(np.asarray(g.constants[t]) if t else None)
     ins = [dataclasses.replace(x_i, shape=(values.size,))] + [
