@@ -74,6 +74,31 @@ def test_bn_folding_and_fusion_preserve_the_function(name):
         np.testing.assert_allclose(run(h, [x])[h.outputs[0]], y, rtol=1e-4, atol=1e-6)
 
 
+def test_zero_pads_fold_into_the_following_convolution():
+    """TensorFlow-style "same" padding as exporters write it (Pad, then a conv with none)
+    becomes the conv's own padding; a pad of another value, or before a max pool, stays."""
+    from accelsim.model.builder import GraphBuilder
+    from accelsim.quant.transforms import pads_into_convolutions
+
+    rng = np.random.default_rng(1)
+    b = GraphBuilder("same_pads")
+    x = b.input("x", (1, 4, 9, 9))
+    p0 = b.add("pad", [x], pads=((0, 0), (0, 0), (0, 1), (1, 2)), value=0.0)
+    w = b.const("w", rng.standard_normal((6, 4, 3, 3)).astype(np.float32))
+    y = b.add("conv2d", [p0, w], strides=(2, 2), pads=(1, 0, 0, 0), groups=1)
+    p1 = b.add("pad", [y], pads=((0, 0), (0, 0), (1, 1), (1, 1)), value=0.5)
+    w2 = b.const("w2", rng.standard_normal((6, 6, 1, 1)).astype(np.float32))
+    z = b.add("conv2d", [p1, w2], strides=(1, 1), pads=(0, 0, 0, 0), groups=1)
+    p2 = b.add("pad", [z], pads=((0, 0), (0, 0), (1, 1), (1, 1)), value=0.0)
+    b.output(b.add("max_pool", [p2], kernel=(2, 2), strides=(2, 2)))
+    g = b.build()
+    h = pads_into_convolutions(g)
+    assert [n.op for n in h.nodes] == ["conv2d", "pad", "conv2d", "pad", "max_pool"]
+    assert h.nodes[0].attr("pads") == (1, 1, 1, 2) and h.nodes[0].inputs[0] == "x"
+    xs = rng.standard_normal((1, 4, 9, 9)).astype(np.float32)
+    np.testing.assert_array_equal(run(h, [xs])[h.outputs[0]], run(g, [xs])[g.outputs[0]])
+
+
 @pytest.mark.usefixtures("kernel_cache")
 def test_a_batch_norm_not_after_a_conv_quantizes_as_a_depthwise_conv():
     """DenseNet's BN -> ReLU -> conv after a concat: no conv to fold into, so the BN becomes

@@ -110,6 +110,50 @@ def batch_norms_as_depthwise(graph: Graph) -> Graph:
     return _rebuild(graph, nodes, constants, tensors)
 
 
+def pads_into_convolutions(graph: Graph) -> Graph:
+    """A zero Pad of the spatial axes whose one consumer is a conv2d becomes part of that
+    convolution's own padding (exporters write TensorFlow's asymmetric "same" padding this way:
+    Hugging Face's MobileNet / EfficientNet ports have a Pad before every strided conv), as
+    ONNX Runtime's optimizer and TFLite's converter fold it: the same values (quantized, the
+    zero pads with the zero point either way) and one layer instead of two."""
+    nodes = list(graph.nodes)
+    by_name = {n.name: i for i, n in enumerate(nodes)}
+    for pad in [n for n in graph.nodes if n.op == "pad"]:
+        x = graph.tensors[pad.inputs[0]]
+        consumers = graph.consumers(pad.outputs[0])
+        if (
+            len(x.shape) != 4
+            or pad.attr("mode", "constant") != "constant"
+            or float(pad.attr("value", 0.0) or 0.0) != 0.0
+            or any(t for t in pad.inputs[1:])
+            or not _single_consumer(graph, pad.outputs[0])
+            or consumers[0].op != "conv2d"
+            or consumers[0].inputs[0] != pad.outputs[0]
+        ):
+            continue
+        conv = nodes[by_name[consumers[0].name]]
+        layout = conv.attr("data_layout", "NCHW")
+        ca, ha, wa = spatial_axes(layout)
+        pads = [tuple(int(v) for v in p) for p in pad.attr("pads")]
+        if any(pads[a] != (0, 0) for a in (0, ca)) or any(v < 0 for p in pads for v in p):
+            continue
+        t, left, b, r = conv.attr("pads", (0, 0, 0, 0))
+        attrs = dict(conv.attrs)
+        attrs["pads"] = (
+            t + pads[ha][0],
+            left + pads[wa][0],
+            b + pads[ha][1],
+            r + pads[wa][1],
+        )
+        nodes[by_name[conv.name]] = Node(
+            conv.name, conv.op, (pad.inputs[0], *conv.inputs[1:]), conv.outputs, attrs
+        )
+        nodes[by_name[pad.name]] = None
+    return _rebuild(
+        graph, [n for n in nodes if n is not None], dict(graph.constants), dict(graph.tensors)
+    )
+
+
 def _activation_range(node: Node) -> tuple[float | None, float | None]:
     if node.op == "relu":
         return 0.0, None
@@ -177,7 +221,8 @@ def divisions_as_products(graph: Graph) -> Graph:
 
 
 def prepare_for_quantization(graph: Graph) -> Graph:
-    """BN folding (the rest as depthwise 1x1 convolutions), activation fusion, divisions by
-    constants as products: the float graph the quantizer calibrates."""
-    g = batch_norms_as_depthwise(fold_batch_norm(graph))
+    """Zero pads folded into convolutions, BN folding (the rest as depthwise 1x1
+    convolutions), activation fusion, divisions by constants as products: the float graph the
+    quantizer calibrates."""
+    g = batch_norms_as_depthwise(fold_batch_norm(pads_into_convolutions(graph)))
     return divisions_as_products(fuse_activations(g))
