@@ -22,20 +22,25 @@ def kernel_cache(tmp_path_factory):
     mp.undo()
 
 
-# Modules that compile whole models for the DSP and CPU targets, heaviest first (seconds on two
-# busy cores, from `pytest --durations=0`). Started first, and with `--dist worksteal` (an idle
-# worker takes queued tests from the busy one), both xdist workers stay busy to the end: in
-# collection (file name) order with `--dist load`, test_verify_models came last and one worker
-# ran its long tail alone.
+# Modules that compile whole models for the DSP and CPU targets or hold one long test, heaviest
+# first (sums of test seconds on two busy cores, from `pytest --durations=0`, 2026-12-03).
+# Started first, and with `--dist worksteal` (an idle worker takes queued tests from the busy
+# one), both xdist workers stay busy to the end: in collection (file name) order with `--dist
+# load`, test_verify_models came last and one worker ran its long tail alone.
 HEAVY_FIRST = (
-    "test_verify_models",  # ~770 s
-    "test_lower_new_ops",  # ~460 s
-    "test_stored",  # ~410 s
-    "test_lower",  # ~370 s
-    "test_kernels",  # ~230 s
-    "test_i8mm",  # ~190 s
-    "test_corpus",  # ~130 s
-    "test_calibration",  # ~100 s
+    "test_corpus",  # ~700 s
+    "test_verify_models",  # ~260 s
+    "test_lower_new_ops",  # ~180 s
+    "test_stored",  # ~170 s
+    "test_qat",  # ~100 s, 93 s of it one fixture (the quick study's training)
+    "test_dse",  # ~80 s, 67 s of it one test (a killed sweep)
+    "test_tflite",  # ~135 s
+    "test_lower",  # ~125 s
+    "test_calibration",  # ~105 s
+    "test_accel",  # ~90 s
+    "test_dyncount",  # ~90 s
+    "test_kernels",  # ~80 s
+    "test_i8mm",  # ~45 s
 )
 
 

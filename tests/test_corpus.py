@@ -547,6 +547,23 @@ def test_ceil_mode_average_pool_kernel_matches_the_reference(tmp_path, precision
     assert checked.ok and checked.elements > 0, [(c.name, c.mismatches) for c in checked.layers]
 
 
+def _verify_module(tmp_path: Path, module, inputs, target: str, precision: str, names=None):
+    """`accelsim verify` of a small PyTorch module exported to ONNX (skipped where the
+    target's emulator toolchain is missing)."""
+    from accelsim.core.target import load_target
+    from accelsim.kernels import emulate
+
+    arch = _ARCH.get(load_target(target).codegen.emulator.kind)
+    if arch and emulate.missing_tools(arch):
+        pytest.skip(f"no {arch} toolchain")
+    torch.manual_seed(0)
+    path = tmp_path / "module.onnx"
+    torch.onnx.export(
+        module.eval(), inputs, str(path), opset_version=17, dynamo=False, input_names=names
+    )
+    return accelsim.verify(str(path), target, precision)
+
+
 class _Means(torch.nn.Module):
     """A mean over the last axis (layer norm's, decomposed) and one over the tokens."""
 
@@ -567,18 +584,8 @@ class _Means(torch.nn.Module):
 def test_mean_over_any_contiguous_axes_lowers_bit_exact(tmp_path, target, precision):
     """Means over non-spatial axes (transformers' layer norms, token pooling) run as generated
     kernels: the window of the global-pool kernel over the tensor viewed as (O, K, 1, I)."""
-    from accelsim.core.target import load_target
-    from accelsim.kernels import emulate
-
-    arch = _ARCH.get(load_target(target).codegen.emulator.kind)
-    if arch and emulate.missing_tools(arch):
-        pytest.skip(f"no {arch} toolchain")
     torch.manual_seed(0)
-    path = tmp_path / "means.onnx"
-    torch.onnx.export(
-        _Means().eval(), (torch.randn(1, 8, 32),), str(path), opset_version=17, dynamo=False
-    )
-    checked = accelsim.verify(str(path), target, precision)
+    checked = _verify_module(tmp_path, _Means(), (torch.randn(1, 8, 32),), target, precision)
     means = [c for c in checked.layers if c.op == "mean"]
     assert len(means) == 2, [c.op for c in checked.layers]
     assert checked.ok and checked.elements > 0, [(c.name, c.mismatches) for c in checked.layers]
@@ -609,18 +616,8 @@ def test_layer_norm_lowers_within_float32_rounding(tmp_path, target, precision):
     """Layer norms run as generated float32 kernels (in quantized graphs too, where they stay
     float between a dequantize and a quantize), within verify's float32 tolerance of the
     float64 reference; on Hexagon with the runtime's square root."""
-    from accelsim.core.target import load_target
-    from accelsim.kernels import emulate
-
-    arch = _ARCH.get(load_target(target).codegen.emulator.kind)
-    if arch and emulate.missing_tools(arch):
-        pytest.skip(f"no {arch} toolchain")
     torch.manual_seed(0)
-    path = tmp_path / "norms.onnx"
-    torch.onnx.export(
-        _Norms().eval(), (torch.randn(1, 8, 32),), str(path), opset_version=17, dynamo=False
-    )
-    checked = accelsim.verify(str(path), target, precision)
+    checked = _verify_module(tmp_path, _Norms(), (torch.randn(1, 8, 32),), target, precision)
     norms = [c for c in checked.layers if c.op == "layer_norm"]
     assert len(norms) == 2, [c.op for c in checked.layers]
     assert checked.ok and checked.elements > 0, [(c.name, c.mismatches) for c in checked.layers]
@@ -649,24 +646,10 @@ def test_masks_and_run_time_gathers_lower_bit_exact(tmp_path, target):
     """Token-id gathers, casts, comparisons, logical_and and where run as generated kernels
     (BERT's embedding lookup and attention mask), equal to the reference element for element;
     on Hexagon too (integer and select code only)."""
-    from accelsim.core.target import load_target
-    from accelsim.kernels import emulate
-
-    arch = _ARCH.get(load_target(target).codegen.emulator.kind)
-    if arch and emulate.missing_tools(arch):
-        pytest.skip(f"no {arch} toolchain")
     torch.manual_seed(0)
-    path = tmp_path / "masks.onnx"
     ids, mask = torch.randint(0, 30, (1, 8)), torch.ones(1, 8, dtype=torch.int64)
-    torch.onnx.export(
-        _Masks().eval(),
-        (ids, mask),
-        str(path),
-        opset_version=17,
-        dynamo=False,
-        input_names=["input_ids", "attention_mask"],
-    )
-    checked = accelsim.verify(str(path), target, "w8a8")
+    names = ["input_ids", "attention_mask"]
+    checked = _verify_module(tmp_path, _Masks(), (ids, mask), target, "w8a8", names)
     ops = {c.op for c in checked.layers}
     assert {"gather", "cast", "logical_and", "where", "greater", "equal", "less"} <= ops, ops
     assert checked.ok and checked.elements > 0, [(c.name, c.mismatches) for c in checked.layers]
