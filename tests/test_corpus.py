@@ -623,6 +623,31 @@ def test_layer_norm_lowers_within_float32_rounding(tmp_path, target, precision):
     assert checked.ok and checked.elements > 0, [(c.name, c.mismatches) for c in checked.layers]
 
 
+class _Softmax(torch.nn.Module):
+    def forward(self, x):
+        return torch.softmax(x * 2.0, -1)
+
+
+@pytest.mark.usefixtures("kernel_cache")
+def test_float_softmax_stays_on_the_reference_path_without_libm(tmp_path):
+    """The Hexagon targets' freestanding runtime has no expf (`codegen.emulator.libm: false`):
+    an fp32 softmax is not lowered there (it would not link), and the rest of the model still
+    verifies; on a core with libm it is a kernel."""
+    from accelsim.lower.lower import lower_status
+
+    checked = _verify_module(tmp_path, _Softmax(), (torch.randn(1, 8, 16),), "hvx-v68", "fp32")
+    assert checked.ok and "softmax" not in {c.op for c in checked.layers}
+    graph = load_onnx(tmp_path / "module.onnx")
+    ((status, reason),) = [
+        s for n, s in zip(graph.nodes, lower_status(graph, "hvx-v68", None)) if n.op == "softmax"
+    ]
+    assert status == "not lowered" and "libm" in reason
+    ((status, _),) = [
+        s for n, s in zip(graph.nodes, lower_status(graph, "cortex-a76", None)) if n.op == "softmax"
+    ]
+    assert status == "kernel"
+
+
 class _Masks(torch.nn.Module):
     """A text model's integer side: an embedding looked up by run-time token ids, and an
     attention mask built with cast, comparisons, logical_and and where."""

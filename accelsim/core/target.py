@@ -53,6 +53,7 @@ def targets_dir() -> Path:
 class Emulator:
     kind: str
     cpu: str | None = None
+    libm: bool = True  # the kernels' runtime has a C math library (schema: targets.Emulator)
 
 
 @dataclass(frozen=True)
@@ -230,7 +231,7 @@ def parse_target(data: Any, path: str) -> Target:
         _freeze(dict(cg.tvm_target)),
         vb,
         features,
-        Emulator(cg.emulator.kind, cg.emulator.cpu),
+        Emulator(cg.emulator.kind, cg.emulator.cpu, cg.emulator.libm),
         tuple(parse_precision(n).name for n in cg.native),
         _freeze({parse_precision(k).name: v for k, v in cg.emulation.items()}),
         cg.llvm_mca_cpu,

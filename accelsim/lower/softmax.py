@@ -12,8 +12,8 @@ Quantized, the same integers as TFLite's reference kernels:
   (kernel arguments, built by the reference's own `LUTPopulateInt16`) with linear interpolation.
 
 - float (fp32, fp16 graphs): exp(beta * (x - max)) / sum in float32 arithmetic (libm's
-  `expf`; the float16 graphs too, with float16 loads and stores). Hexagon targets, whose
-  freestanding runtime has no libm, have no float kernels at all.
+  `expf`; the float16 graphs too, with float16 loads and stores). Not on targets whose runtime
+  has no libm (`codegen.emulator.libm: false`: the Hexagon targets' freestanding runtime).
 
 An output quantized otherwise than TFLite's fixed format (graphs from accelsim's own PTQ) is
 requantized in the same kernel, as the reference does.
@@ -409,6 +409,8 @@ def softmax(ctx: Ctx) -> Built:
     need_rq = False
     if x_i.is_float or o_i.is_float:
         prec = float_types(ctx, x_i, o_i).precision
+        if not ctx.target.codegen.emulator.libm:
+            raise NotLowered("a float softmax calls libm's expf, which this target's runtime lacks")
         rows = _float_rows(x, rk, O, K, I, beta, odt)
     else:
         prec = ctx.precision

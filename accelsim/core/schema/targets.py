@@ -142,6 +142,9 @@ TvmTarget = Annotated[
 class Emulator(Schema):
     kind: _choice(EMULATORS)  # type: ignore[valid-type]
     cpu: str | None = None
+    # the kernels' runtime has a C math library (expf, erff, ...); false for a freestanding
+    # runtime, where a float kernel that would call one is not generated
+    libm: bool = True
 
 
 def _vector_bits(value: Any) -> Any:
