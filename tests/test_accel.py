@@ -268,8 +268,8 @@ def test_recipe_file_drives_the_tiling(tmp_path, small_graphs, cfg):
             "add.default.double_buffer: expected true or false, found 2",
         ),
         (
-            "add:\n  default: {tile: {x: 0}}\n",
-            "add.default.tile.x: expected a positive int, '<=N' or '<=<accelerator parameter>', "
+            "add:\n  default: {tile: {p: 0}}\n",
+            "add.default.tile.p: expected a positive int, '<=N' or '<=<accelerator parameter>', "
             "found 0",
         ),
         ("pool:\n  default: {}\n", "pool: unknown operator class (expected one of conv2d, "),
@@ -315,6 +315,52 @@ def test_program_text_and_binary_round_trip(small_graphs, cfg):
         isa.Program.parse(".program x op=conv2d precision=w8a8 macs=0\nFROB a=1\n")
 
 
+@pytest.fixture(scope="module")
+def mobilenet_v3(cfg):
+    """MobileNetV3-Small at w8a8 and w16a16: hard-swish / hard-sigmoid (VLUT at 8 bit),
+    squeeze-and-excitation multiplies broadcast per channel (VMUL), global average pools
+    (depthwise convs of unit weights)."""
+    out = {}
+    for prec in ("w8a8", "w16a16"):
+        g = zoo.build("mobilenet_v3_small", seed=3, input_size=32)
+        out[prec] = quantize_graph(g, parse_precision(prec), calibdata.random(g, 2)).graph
+    return out
+
+
+@pytest.mark.parametrize("prec", ["w8a8", "w16a16"])
+def test_vector_alu_layers_are_bit_exact(mobilenet_v3, cfg, prec):
+    g = mobilenet_v3[prec]
+    results = sim.verify_layers(g, cfg)
+    ran = {g.node(r.layer).op for r in results}
+    assert {"conv2d", "mul", "global_avg_pool", "add"} <= ran
+    if prec == "w8a8":
+        assert {"hard_swish", "hard_sigmoid"} <= ran  # 256-entry tables
+    bad = [r for r in results if r.mismatches]
+    assert not bad, bad[:5]
+    # the SE multiply is broadcast: its channel vector read with stride 0 along the pixels
+    mul = next(n for n in g.nodes if n.op == "mul")
+    prog = sim.compile_node(g, mul, cfg).program
+    vmul = [i for i in prog.instructions if isinstance(i, isa.VMul)]
+    assert vmul and all(any(lp[3] == 0 and lp[0] > 1 for lp in i.loops) for i in vmul)
+
+
+def test_vlut_and_vmul_programs_round_trip(mobilenet_v3, cfg):
+    g = mobilenet_v3["w8a8"]
+    for op, cls in (("hard_swish", isa.VLut), ("mul", isa.VMul), ("global_avg_pool", isa.VMac)):
+        prog = sim.compile_node(g, next(n for n in g.nodes if n.op == op), cfg).program
+        assert any(isinstance(i, cls) for i in prog.instructions), op
+        assert isa.Program.parse(prog.text()).instructions == prog.instructions
+        assert isa.Program.decode_instructions(prog.encode()) == prog.instructions
+    lut = next(
+        i
+        for i in sim.compile_node(
+            g, next(n for n in g.nodes if n.op == "hard_swish"), cfg
+        ).program.instructions
+        if isinstance(i, isa.VLut)
+    )
+    assert len(lut.table) == 256 and lut.lo == -128
+
+
 # ------------------------------------------------------------------------------------------------
 # bit-exactness with the reference executor
 # ------------------------------------------------------------------------------------------------
@@ -326,8 +372,8 @@ def test_zero_mismatches(small_graphs, cfg, model, precision):
     g = small_graphs[(model, precision)]
     results = sim.verify_layers(g, cfg)
     accelerated = {r.layer for r in results}
-    expected = {n.name for n in g.nodes if n.op in ("conv2d", "dense", "add")}
-    assert accelerated == expected  # every conv, dense and add runs on the accelerator
+    expected = {n.name for n in g.nodes if n.op in ("conv2d", "dense", "add", "global_avg_pool")}
+    assert accelerated == expected  # every conv, dense, add and average pool runs on it
     bad = [r for r in results if r.mismatches]
     assert not bad, bad[:5]
     assert sum(r.elements for r in results) > 0
@@ -492,6 +538,7 @@ def test_every_node_is_costed(full_costs):
     g, costs = full_costs[("mobilenet_v2", "w8a8")]
     assert [c.name for c in costs] == [n.name for n in g.nodes]
     host = [c for c in costs if "host core" in c.notes]
-    assert {c.op for c in host} >= {"quantize", "global_avg_pool", "softmax"}
+    assert {c.op for c in host} >= {"quantize", "softmax"}
+    assert "global_avg_pool" not in {c.op for c in host}  # a depthwise conv of unit weights
     assert all(c.utilization == 0 for c in host)
     assert math.isclose(sum(c.macs for c in costs), g.macs())

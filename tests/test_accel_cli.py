@@ -58,11 +58,11 @@ def test_verify_zero_mismatches(tmp_path, capsys, model, precision):
     layers = result["layers"]
     assert all(set(x) == {"name", "op", "mismatches", "elements"} for x in layers)
     assert sum(x["elements"] for x in layers) == result["elements"]
-    # every conv / dense / add of the model ran on the accelerator (pooling, softmax: host core)
+    # every conv / dense / add / average pool ran on the accelerator (pooling, softmax: host core)
     from accelsim.model.loader import load_model
 
     graph = load_model(model, input_size=int(SIZE))
-    want = [n.name for n in graph.nodes if n.op in ("conv2d", "dense", "add")]
+    want = [n.name for n in graph.nodes if n.op in ("conv2d", "dense", "add", "global_avg_pool")]
     assert [x["name"] for x in layers] == want
     assert f"{len(want)} kernels, 0 of {result['elements']} elements differ" in out
 

@@ -406,6 +406,35 @@ def test_verify_reports_zero_mismatches(corpus, name, target, tmp_path, capsys):
     print(f"\n{name} on {target}: " + capsys.readouterr().out.strip().splitlines()[-1])
 
 
+# The mobile CNNs on the accelerator: activations by table (VLUT), squeeze-and-excitation
+# multiplies (VMUL, broadcast per channel) and global average pools (depthwise convs of unit
+# weights) run on it, so at least 95 % of the layers and every MAC do; its simulator executes
+# every program on the reference's inputs
+ACCEL_VERIFY = ("hf_efficientnet_b0", "zoo_mobilenet_v3_large", "hf_mobilenet_v2")
+
+
+@pytest.mark.parametrize("name", ACCEL_VERIFY)
+def test_accelerator_runs_the_mobile_cnns(corpus, name, tmp_path):
+    import json
+
+    from accelsim import cli
+
+    path = str(corpus.onnx_file(name)[0])
+    out = tmp_path / "verify.json"
+    rc = cli.main(
+        ["verify", path, "--target", "simd-accel", "--precision", "w8a8", "--json", str(out)]
+    )
+    result = json.loads(out.read_text())
+    assert rc == 0 and result["mismatches"] == 0
+    ran = {x["op"] for x in result["layers"]}
+    assert {"conv2d", "global_avg_pool"} <= ran, ran
+    if name != "hf_mobilenet_v2":  # the gated activations and SE blocks
+        assert "mul" in ran and ran & {"sigmoid", "hard_swish"}, ran
+    run = accelsim.simulate(corpus.float_graph(name), "simd-accel", ["w8a8"], fidelity="analytic")
+    cov = run.runs[0].coverage
+    assert cov.mac_share == 1.0 and cov.layer_share >= 0.95, cov.text()
+
+
 # ONNX Runtime's own QDQ models (requantized as its MLAS kernels do, in float32): two CNNs
 # (convolutions, depthwise, max and global average pools; u8 per-channel, s8 per-channel) and a
 # transformer (dense layers and activation x activation matmuls; u8 per-tensor)

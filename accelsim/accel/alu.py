@@ -12,6 +12,7 @@ that the simulator models the datapath itself; `tests/test_accel.py` checks them
   RDBPOT.
 - `mbqm64`: TFLite's int64 overload (16-bit layers): multiplier reduced to 16 bits, one rounding
   shift, result wrapped to int32.
+- `add` / `mul`: TFLite's quantized ADD and MUL; `lookup`: the VLUT's table read.
 """
 
 from __future__ import annotations
@@ -105,3 +106,26 @@ def add(
     x2 = (np.asarray(b, np.int64) - zp_b) << left_shift
     raw = wrap(mbqm(x1, m_a, s_a) + mbqm(x2, m_b, s_b), 32)
     return np.clip(mbqm(raw, m_out, s_out) + zp_out, qmin, qmax)
+
+
+def mul(
+    a: np.ndarray,
+    b: np.ndarray,
+    zp_a: int,
+    zp_b: int,
+    zp_out: int,
+    m: int,
+    s: int,
+    wide: bool,
+    qmin: int,
+    qmax: int,
+) -> np.ndarray:
+    """TFLite mul.cc (int8 / int16 reference kernels): the product of the zero-point-subtracted
+    operands, one MultiplyByQuantizedMultiplier (the int64 overload when `wide`)."""
+    prod = (np.asarray(a, np.int64) - zp_a) * (np.asarray(b, np.int64) - zp_b)
+    return requantize(prod, np.int64(m), np.int64(s), zp_out, qmin, qmax, wide)
+
+
+def lookup(a: np.ndarray, lo: int, table) -> np.ndarray:
+    """A table read per element: `table[a - lo]`."""
+    return np.asarray(table, np.int64)[np.asarray(a, np.int64) - lo]

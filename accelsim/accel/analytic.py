@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from accelsim.accel import sim
+from accelsim.accel import isa, sim
 from accelsim.accel.arch import AccelConfig, load_config
 from accelsim.accel.codegen import merge_loops  # no TVM at import
 from accelsim.accel.compute import LayerShape, NotAccelerated, Staged, layer_shape
@@ -322,9 +322,9 @@ def layer_terms(s: LayerShape, choice: TileChoice, config: Any) -> _Terms:
     g = s.geom
     obytes = s.out_buf_bits / 8
     y = s.dram["y"]
-    if g.kind == "add":
-        vcs = Counter({ce["x"]: n_epi})
-        pix = 1
+    if g.kind == "alu":  # element-wise: tiles of rows of C elements
+        vcs = Counter({ce["p"]: n_epi})
+        pix = g.cout
     else:
         ch = "c" if g.kind == "elem" else "oc"
         pos_c = g.cout_p // ce[ch]
@@ -336,7 +336,10 @@ def layer_terms(s: LayerShape, choice: TileChoice, config: Any) -> _Terms:
     last_store = last_req = last_bus = 0.0
     for vc, n in vcs.items():
         e = pix * vc
-        box = (e,) if g.kind == "add" else ((g.n, vc) if g.dense else (g.n, ce["oh"], ce["ow"], vc))
+        if g.kind == "alu":
+            box: tuple[int, ...] = (vc, g.cout)
+        else:
+            box = (g.n, vc) if g.dense else (g.n, ce["oh"], ce["ow"], vc)
         bus = _dram_bytes(box, y.shape, y.bits, c.dma_burst_bytes)
         sbytes = e * y.bits / 8
         scyc = _mx(
@@ -347,13 +350,16 @@ def layer_terms(s: LayerShape, choice: TileChoice, config: Any) -> _Terms:
         a.payload += n * sbytes
         a.spad_read["out"] += n * sbytes
         last_store, last_bus = scyc, bus
-        if g.kind == "add":
-            ab = 1.0  # both inputs in 8-bit lanes after VUNPACK
-            a.spad_read["act"] += n * 2 * e * ab
+        if g.kind == "alu":
+            ins = isa.ALU_INSTRUCTIONS[s.op_class]
+            ab = sum(max(b, 8) / 8 for b in s.in_bits)  # input bytes per element, 8-bit lanes
+            a.spad_read["act"] += n * e * ab
             a.spad_write["out"] += n * e * obytes
-            a.alu_pj += n * e * c.energy.add_pj
+            a.alu_pj += n * e * getattr(c.energy, ins.ENERGY)
+            table = ins.TABLE_ENTRIES * obytes / c.alu_lanes if ins is isa.VLut else 0.0
             r = (
-                _mx(3 * e / c.alu_lanes, 2 * e * ab / bw["act"], e * obytes / bw["out"], 1.0)
+                _mx(ins.PASSES * e / c.alu_lanes, e * ab / bw["act"], e * obytes / bw["out"], 1.0)
+                + table
                 + c.issue_cycles
             )
             for bits in s.in_bits:
@@ -391,7 +397,7 @@ def layer_terms(s: LayerShape, choice: TileChoice, config: Any) -> _Terms:
     # ---- BIAS + VMACs -----------------------------------------------------------------------
     vmac = 0.0
     bias = 0.0
-    if g.kind != "add":
+    if g.kind != "alu":
         L = c.lanes
         accb = s.acc_bits / 8
         # BIAS: acc tile from the per-channel bias, held in one parameter register per lane
@@ -469,7 +475,7 @@ def layer_terms(s: LayerShape, choice: TileChoice, config: Any) -> _Terms:
     # refill k + slots of the most often reloaded buffer waits until the MACs (the ALU for add)
     # of refill k have read it; the epilogue of refill k overlaps the next refill's load
     refills = max(b[0] for b in per_buffer)
-    hold = (n_steps * vmac if g.kind != "add" else a.compute) / refills
+    hold = (n_steps * vmac if g.kind != "alu" else a.compute) / refills
     refill_load = (a.load - first_loads) / (refills - 1) if refills > 1 else 0.0
     chain = prologue + (refills - 1) * (refill_load + lat + hold) / slots + step_compute
     bounds = (
@@ -738,6 +744,8 @@ def points_view(config: AccelConfig, columns: Mapping[str, np.ndarray]) -> Any:
         requant_pj=col(lambda m: m.requant_pj),
         requant_wide_pj=col(lambda m: m.requant_wide_pj),
         add_pj=col(lambda m: m.add_pj),
+        mul_pj=col(lambda m: m.mul_pj),
+        lut_pj=col(lambda m: m.lut_pj),
         pack_pj=col(lambda m: m.pack_pj),
         sram_pj_per_byte={s: col(lambda m, s=s: m.sram_pj_per_byte[s]) for s in e.sram_pj_per_byte},
         rf_pj_per_byte=col(lambda m: m.rf_pj_per_byte),

@@ -48,6 +48,8 @@ H45_INT32_ADD = 0.1
 H45_INT8_MUL = 0.2
 H45_INT32_MUL = 3.1
 H45_SRAM_64B = ((8 * 1024, 10.0), (32 * 1024, 20.0), (1024 * 1024, 100.0))
+# each ALU lane's copy of the VLUT table: 256 entries of up to 16 bit (isa.VLut)
+LUT_TABLE_BYTES = 512
 
 # Names `with_params` accepts, and where each lives in the raw `accelerator:` / `energy:` data.
 SWEEP_PARAMS: Mapping[str, tuple[str, ...]] = MappingProxyType(
@@ -146,6 +148,8 @@ class EnergyModel:
     requant_pj: float  # per output element, int32 MultiplyByQuantizedMultiplier
     requant_wide_pj: float  # per output element, int64 x 16-bit-reduced multiplier
     add_pj: float  # per element of the TFLite add recipe (3 multipliers)
+    mul_pj: float  # per element of the TFLite mul recipe (a product + one requantization)
+    lut_pj: float  # per element looked up in a lane's table copy (VLUT)
     pack_pj: float  # per element packed / unpacked (4-bit)
     sram_pj_per_byte: Mapping[str, float]  # per scratchpad, by its bank size
     rf_pj_per_byte: float  # accumulator / operand registers
@@ -676,6 +680,10 @@ def derive_energy(
     # round / shift / clamp
     requant_wide = (H45_INT32_MUL * (64 * 16) / (32 * 32) + 4 * _add45(64)) * factor
     add = (3 * (H45_INT32_MUL + 4 * H45_INT32_ADD) + 3 * H45_INT32_ADD) * factor
+    # TFLite mul: two zero-point subtractions, the 32x32 product, one requantization
+    mul = (H45_INT32_MUL + 2 * H45_INT32_ADD + H45_INT32_MUL + 4 * H45_INT32_ADD) * factor
+    # VLUT: one 16-bit entry read from the lane's 512-byte table copy (the SRAM rule below)
+    lut = _sram_pj_64b_45(LUT_TABLE_BYTES) / 8 * 2 * factor
     pack = H45_INT8_ADD * factor
     sram = {s.name: _sram_pj_64b_45(s.bank_bytes) / 8 * factor for s in sps.values()}
     rf_bytes_per_lane = acc_regs * acc_bits / 8
@@ -690,7 +698,8 @@ def derive_energy(
         "accumulator add (32 bit, 64 bit for 16x16); per MAC = / d. 4-bit and 16-bit rows are "
         "derived (Horowitz has no 4/16-bit integer rows)",
         "requantize = one 32x32 multiply (3.1 pJ) + 4 x 32-bit add/shift/clamp; TFLite add = "
-        "3 requantizations + 3 adds",
+        "3 requantizations + 3 adds; TFLite mul = a 32x32 product + 2 adds + 1 requantization; "
+        f"table lookup = a 2-byte read of a {LUT_TABLE_BYTES}-byte table by the SRAM rule",
         "SRAM read per 64 bit by bank size: log-linear in log2(size) through Horowitz 8 KB 10 pJ, "
         "32 KB 20 pJ, 1 MB 100 pJ; below 8 KB x sqrt(size / 8 KB); per byte = / 8; writes "
         "cost as reads",
@@ -704,6 +713,8 @@ def derive_energy(
         requant_pj=requant,
         requant_wide_pj=requant_wide,
         add_pj=add,
+        mul_pj=mul,
+        lut_pj=lut,
         pack_pj=pack,
         sram_pj_per_byte=MappingProxyType(sram),
         rf_pj_per_byte=rf,

@@ -13,7 +13,7 @@ and emits instructions from what it finds there, with no knowledge of layer shap
   the DMA's pad fill), a copy `local.accel_out` -> global a `STORE`, the reduction init reading
   the staged bias a `BIAS`, a block tensorized with `accel_vmac` / `accel_vmac_dw` (its
   `T.call_extern` gives lanes and depth, its match buffers the operand tiles) a `VMAC`, a block
-  annotated `accel.alu` a `REQUANT` or `VADD` (immediates from the layer: zero points, clamp,
+  annotated `accel.alu` a `REQUANT`, `VADD`, `VMUL` or `VLUT` (immediates from the layer: zero points, clamp,
   add multipliers);
 - `T.where` predicates (partial channel tiles) clip the instruction's loops;
 - between the load, compute and store queues the backend inserts `WAIT` / `SIGNAL` tokens per
@@ -731,53 +731,85 @@ class _Emitter:
             self.consumed(b)
         self._pack(out, start)
 
-    def emit_add(self, leaf: Leaf, dom, env) -> None:
+    def _emit_alu(self, leaf: Leaf, dom, env, roles: str, make_instr) -> None:
+        """An element-wise ALU instruction over the leaf's loops: its inputs `roles` (4-bit ones
+        unpacked first), `make_instr(out, inputs, loops)` building the instruction."""
         o = leaf.operands
-        out, a, b = o["out"], o["a"], o["b"]
-        loops = self._loops(dom, [out, a, b])
-        im = self.ld.imm
-        for buf, bits in ((a.buffer, im["in_bits"][0]), (b.buffer, im["in_bits"][1])):
-            self.consume(buf, "compute")
-            st = self.state[buf]
+        out, ins = o["out"], [o[r] for r in roles]
+        loops = self._loops(dom, [out, *ins])
+        for op, bits in zip(ins, self.ld.imm["in_bits"]):
+            self.consume(op.buffer, "compute")
+            st = self.state[op.buffer]
             if bits == 4 and not st.unpacked:
-                self.out.append(isa.VUnpack(isa.Ref(buf, st.slot, 0), self.buffers[buf].elements))
+                elems = self.buffers[op.buffer].elements
+                self.out.append(isa.VUnpack(isa.Ref(op.buffer, st.slot, 0), elems))
                 st.unpacked = True
         self.produce(out.buffer, "compute")
         start = len(self.out)
 
         def make(lps, bases):
-            self.out.append(
-                isa.VAdd(
-                    isa.Ref(out.buffer, self.state[out.buffer].slot, bases[0]),
-                    isa.Ref(a.buffer, self.state[a.buffer].slot, bases[1]),
-                    isa.Ref(b.buffer, self.state[b.buffer].slot, bases[2]),
-                    lps,
-                    im["zp_a"],
-                    im["zp_b"],
-                    im["zp_out"],
-                    im["left_shift"],
-                    im["m_a"],
-                    im["s_a"],
-                    im["m_b"],
-                    im["s_b"],
-                    im["m_out"],
-                    im["s_out"],
-                    im["qmin"],
-                    im["qmax"],
-                )
-            )
+            refs = [
+                isa.Ref(op.buffer, self.state[op.buffer].slot, base)
+                for op, base in zip([out, *ins], bases)
+            ]
+            self.out.append(make_instr(refs[0], refs[1:], lps))
 
-        self._split(loops, MAX_LOOPS, env, [out, a, b], make)
-        for buf in (a.buffer, b.buffer):
-            self.consumed(buf)
+        self._split(loops, MAX_LOOPS, env, [out, *ins], make)
+        for op in ins:
+            self.consumed(op.buffer)
         self._pack(out, start)
+
+    def emit_add(self, leaf: Leaf, dom, env) -> None:
+        im = self.ld.imm
+        keys = (
+            "zp_a",
+            "zp_b",
+            "zp_out",
+            "left_shift",
+            "m_a",
+            "s_a",
+            "m_b",
+            "s_b",
+            "m_out",
+            "s_out",
+            "qmin",
+            "qmax",
+        )
+        self._emit_alu(
+            leaf,
+            dom,
+            env,
+            "ab",
+            lambda out, ab, lps: isa.VAdd(out, *ab, lps, *(im[k] for k in keys)),
+        )
+
+    def emit_mul(self, leaf: Leaf, dom, env) -> None:
+        im = self.ld.imm
+        keys = ("zp_a", "zp_b", "zp_out", "m", "s", "wide", "qmin", "qmax")
+        self._emit_alu(
+            leaf,
+            dom,
+            env,
+            "ab",
+            lambda out, ab, lps: isa.VMul(out, *ab, lps, *(im[k] for k in keys)),
+        )
+
+    def emit_lut(self, leaf: Leaf, dom, env) -> None:
+        im = self.ld.imm
+        self._emit_alu(
+            leaf,
+            dom,
+            env,
+            "a",
+            lambda out, a, lps: isa.VLut(out, a[0], lps, im["lo"], im["table"]),
+        )
 
     def _pack(self, out: Operand, start: int) -> None:
         """4-bit outputs: pack the lanes the ALU just wrote, two per byte, before the store."""
         if self.ld.obits != 4:
             return
         for ins in self.out[start:]:
-            if isinstance(ins, (isa.Requant, isa.VAdd)):
+            if isinstance(ins, (isa.Requant, isa.VAdd, isa.VMul, isa.VLut)):
                 n = 1
                 for lp in ins.loops:
                     n *= lp[0]

@@ -1,7 +1,8 @@
 """Per-operator TVM TE computes for the accelerator, and the numpy packing that feeds them.
 
 One `LayerDef` per graph node the accelerator runs: conv2d (groups == 1), depthwise conv2d, dense
-and add. Its shape-level part, a `LayerShape` (what the tiler and the analytic model read: the
+and the element-wise ALU layers (add, mul, 8-bit pointwise tables; global average pools go
+through depthwise). Its shape-level part, a `LayerShape` (what the tiler and the analytic model read: the
 geometry, tile axes, staged inputs, DRAM tensors), is derived here once, without TVM
 (`layer_shape`); `layer_def` adds the TE compute and the packing. Integer semantics are those of `accelsim.ref.gemmlowp_ops`, bit for bit; the
 requantization epilogue is written with the TIR expressions of `accelsim.lower.requant` (shared
@@ -27,6 +28,7 @@ host core.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -37,9 +39,10 @@ from accelsim.accel.intrin import vmac
 from accelsim.accel.isa import DramTensor
 from accelsim.core import requant as rp
 from accelsim.core.errors import AccelsimError
-from accelsim.core.qparams import DTYPE_BITS
+from accelsim.core.qparams import DTYPE_BITS, QuantParams
 from accelsim.core.tvm_env import import_tvm
 from accelsim.lower.common import (
+    NotLowered,
     _qclamp,
     _roundup,
     _store_dtype,
@@ -53,6 +56,7 @@ from accelsim.lower.common import (
     unpacker,
 )
 from accelsim.lower.intrin import Intrinsic
+from accelsim.lower.movement import LUT_OPS, pointwise_table
 from accelsim.model.graph import Graph, Node, TensorInfo
 from accelsim.model.ops import node_macs, op_class, spatial_axes
 
@@ -61,7 +65,11 @@ class NotAccelerated(AccelsimError):
     """A node the accelerator does not run (the message says why); it runs on the host."""
 
 
-ACCEL_OPS = ("conv2d", "dense", "add")
+ALU_OPS = ("add", "mul")  # binary element-wise ops of the vector ALU (VADD, VMUL)
+# and the pointwise functions of one 8-bit input it runs as a 256-entry table (VLUT)
+ACCEL_OPS = ("conv2d", "dense", *ALU_OPS)
+# averages over the spatial axes: depthwise convolutions with unit weights (`pool_as_depthwise`)
+POOL_OPS = ("global_avg_pool", "mean")
 
 
 @dataclass(frozen=True)
@@ -96,7 +104,7 @@ class Staged:
 class Geometry:
     """Everything about a layer's shape the tiler, the compute and the cost formulas need."""
 
-    kind: str  # "bcast" (conv2d, dense), "elem" (depthwise), "add"
+    kind: str  # "bcast" (conv2d, dense), "elem" (depthwise), "alu" (element-wise: n = P, cin = cout = C)
     n: int = 1
     h: int = 1
     w: int = 1
@@ -291,7 +299,8 @@ def mac_operands(graph: Graph, node: Node, config, depthwise: bool = False) -> M
         abits,
         obits,
         _check_mode(config, wbits, abits),
-        rp.is_wide(x_i, w_i, b_i),
+        # a mean requantizes its int32 sum in 32 bits at every width (QuantizedMeanOrSum)
+        rp.is_wide(x_i, w_i, b_i) and not node.attr("mean_count"),
     )
 
 
@@ -438,7 +447,8 @@ def _mac_shape(graph: Graph, node: Node, config, depthwise: bool, ops=None) -> L
         out_buf_bits=max(obits, 8),
         dram=dram,
         extents=extents,
-        macs=node_macs(graph, node),
+        # a pool's sums run on the MAC array but are not multiply-accumulates of the model
+        macs=0 if node.attr("mean_count") else node_macs(graph, node),
     )
 
 
@@ -451,66 +461,179 @@ def depthwise_shape(graph: Graph, node: Node, config, ops=None) -> LayerShape:
     return _mac_shape(graph, node, config, True, ops)
 
 
-def add_operands(graph: Graph, node: Node) -> tuple[TensorInfo, TensorInfo, TensorInfo]:
-    """The two inputs and the output of an add the accelerator runs, checked."""
-    if len(node.inputs) != 2 or any(graph.is_constant(t) for t in node.inputs):
-        raise NotAccelerated("add of a constant operand")
-    a_i, b_i = graph.tensors[node.inputs[0]], graph.tensors[node.inputs[1]]
+@dataclass(frozen=True)
+class AluOperands:
+    """An element-wise layer of the vector ALU over its output viewed as (P, C) in the
+    accelerator's memory order: each input is either full (indexed [p, c]) or broadcast along P
+    (indexed [c]: a per-channel vector, a bias row, a mask row). Constant inputs are DRAM
+    tensors like activations."""
+
+    kind: str  # ALU op class: "add", "mul", "lut"
+    inputs: tuple[str, ...]  # graph tensors, in the node's order
+    infos: tuple[TensorInfo, ...]
+    full: tuple[bool, ...]
+    out: TensorInfo
+    p: int
+    c: int
+    layouts: tuple[str, ...]  # per input, then the output: the layout `to_kernel_layout` takes
+
+
+def _broadcast_split(shape: tuple[int, ...], out: tuple[int, ...]) -> int | None:
+    """The k for which `shape` (aligned to `out`) is 1 on out's first k dims and equal on the
+    rest, or None."""
+    for k in range(len(out) + 1):
+        if all(d == 1 for d in shape[:k]) and tuple(shape[k:]) == tuple(out[k:]):
+            return k
+    return None
+
+
+def alu_operands(graph: Graph, node: Node) -> AluOperands:
+    """The operands of an element-wise node the vector ALU runs, checked (`NotAccelerated`)."""
+    kind = "lut" if node.op in LUT_OPS else node.op
     o_i = graph.tensors[node.outputs[0]]
-    for info, what in ((a_i, "first input"), (b_i, "second input"), (o_i, "output")):
-        _per_tensor(info, what)
-    if graph.requant_mode != "gemmlowp":
+    names = tuple(t for t in node.inputs if t)
+    if kind == "lut":
+        try:
+            pointwise_table(graph, node, (8,))
+        except NotLowered as exc:
+            raise NotAccelerated(str(exc)) from None
+        names = names[:1]
+    elif len(names) != 2 or all(graph.is_constant(t) for t in names):
+        raise NotAccelerated(f"{node.op} needs two operands, at least one an activation")
+    infos = tuple(graph.tensors[t] for t in names)
+    for i, info in enumerate((*infos, o_i)):
+        _per_tensor(info, "output" if i == len(infos) else f"input {i + 1}")
+    if kind != "lut" and graph.requant_mode != "gemmlowp":
         raise NotAccelerated(f"requant_mode '{graph.requant_mode}'")
-    if a_i.shape != o_i.shape or b_i.shape != o_i.shape:
-        raise NotAccelerated(f"broadcasting add {a_i.shape} + {b_i.shape}")
-    return a_i, b_i, o_i
+    out_layout = tensor_layout(graph, node.outputs[0]) if len(o_i.shape) == 4 else "NCHW"
+    rank = len(o_i.shape)
+    perm = (0, 2, 3, 1) if rank == 4 and out_layout == "NCHW" else tuple(range(rank))
+    oshape = tuple(o_i.shape[d] for d in perm)
+    splits = []
+    for info in infos:
+        if len(info.shape) > rank:
+            raise NotAccelerated(f"an input of rank {len(info.shape)} > the output's {rank}")
+        aligned = (1,) * (rank - len(info.shape)) + tuple(info.shape)
+        k = _broadcast_split(tuple(aligned[d] for d in perm), oshape)
+        if k is None:
+            raise NotAccelerated(f"broadcast {tuple(info.shape)} -> {tuple(o_i.shape)}")
+        splits.append(k)
+    inner = max(splits)
+    if any(k not in (0, inner) for k in splits):
+        raise NotAccelerated(f"inputs broadcast along different axes: {[i.shape for i in infos]}")
+    c = int(np.prod(oshape[inner:])) if inner else 1
+    layouts = tuple(out_layout if len(i.shape) == rank else "" for i in infos) + (out_layout,)
+    return AluOperands(
+        kind,
+        names,
+        infos,
+        tuple(k == 0 for k in splits),
+        o_i,
+        int(np.prod(oshape)) // c,
+        c,
+        layouts,
+    )
 
 
-def add_shape(graph: Graph, node: Node, config, ops=None) -> LayerShape:
-    a_i, b_i, o_i = ops or add_operands(graph, node)
-    total = int(np.prod(o_i.shape))
-    abits, bbits, obits = (DTYPE_BITS[t.dtype] for t in (a_i, b_i, o_i))
-    staged = (
-        Staged("a", "act", max(abits, 8), abits, lambda c: (c["x"],), "main"),
-        Staged("b", "act", max(bbits, 8), bbits, lambda c: (c["x"],), "main"),
+def alu_shape(graph: Graph, node: Node, config, ops: AluOperands | None = None) -> LayerShape:
+    ops = ops or alu_operands(graph, node)
+    bits = tuple(DTYPE_BITS[i.dtype] for i in ops.infos)
+    obits = DTYPE_BITS[ops.out.dtype]
+    names = "ab"[: len(ops.inputs)]
+    staged = tuple(
+        Staged(
+            nm,
+            "act",
+            max(b, 8),
+            b,
+            (lambda cv, c=ops.c: (cv["p"], c)) if full else (lambda cv, c=ops.c: (c,)),
+            "main",
+        )
+        for nm, b, full in zip(names, bits, ops.full)
     )
     dram = {
-        "a": DramTensor("a", (total,), abits, "input"),
-        "b": DramTensor("b", (total,), bbits, "input"),
-        "y": DramTensor("y", (total,), obits, "output"),
+        nm: DramTensor(nm, (ops.p, ops.c) if full else (ops.c,), b, "input")
+        for nm, b, full in zip(names, bits, ops.full)
     }
+    dram["y"] = DramTensor("y", (ops.p, ops.c), obits, "output")
     return LayerShape(
         node=node,
-        op_class="add",
+        op_class=ops.kind,
         mode="",
         wbits=0,
-        abits=max(abits, bbits),
+        abits=max(bits),
         obits=obits,
-        in_bits=(abits, bbits),
+        in_bits=bits,
         wide=False,
-        geom=Geometry("add", cin=total, cout=total),
-        tile_axes=(TileAxis("x", total, 1, unit="elements"),),
+        geom=Geometry("alu", n=ops.p, cin=ops.c, cout=ops.c),
+        tile_axes=(TileAxis("p", ops.p, 1, unit="rows"),),
         staged=staged,
         acc_box=None,
-        out_box=lambda c: c["x"],
+        out_box=lambda cv, c=ops.c: cv["p"] * c,
         acc_bits=32,
         out_buf_bits=max(obits, 8),
         dram=dram,
-        extents={},
+        extents={"c": ops.c},
         macs=0,
     )
 
 
-def route(graph: Graph, node: Node, config, add_fn, depthwise_fn, contraction_fn):
-    """Which accelerator layer kind `node` is (add, depthwise, conv/dense contraction), or
+def pool_as_depthwise(graph: Graph, node: Node, config) -> tuple[Graph, Node]:
+    """A global average pool (or a mean over H and W) as the depthwise convolution it computes
+    in TFLite's integer arithmetic (reference_ops::QuantizedMeanOrSum): a window of the whole
+    image, weights 1 (so the folded bias is `-Z_x * H * W`) and the mean's own multiplier
+    (`requant.mean_multiplier`, 1/n folded in) for every channel; no clamp but the output's
+    range. Returns a graph with the unit weights as a constant and the conv node (same name,
+    same input and output tensors). `NotAccelerated` for other means, or a window whose
+    smallest tile (one lane block of channels) does not fit the activation scratchpad."""
+    x_i, o_i = graph.tensors[node.inputs[0]], graph.tensors[node.outputs[0]]
+    if len(x_i.shape) != 4 or len(o_i.shape) != 4:
+        raise NotAccelerated(f"{node.op} of a {len(x_i.shape)}-D tensor to {len(o_i.shape)}-D")
+    layout = (
+        node.attr("data_layout", "NCHW")
+        if node.op == "global_avg_pool"
+        else (tensor_layout(graph, node.inputs[0]))
+    )
+    ca, ha, wa = spatial_axes(layout)
+    if node.op == "mean" and {a % 4 for a in node.attr("axes", ())} != {ha, wa}:
+        raise NotAccelerated(f"mean over axes {node.attr('axes')} (not the spatial axes)")
+    C, H, W = x_i.shape[ca], x_i.shape[ha], x_i.shape[wa]
+    sp, slots = config.scratchpads["act"], config.slots
+    row = sp.slot_banks(slots) * sp.bank_width_bytes
+    if math.ceil(H * W * config.lanes / row) * row * slots > sp.size_bytes:
+        raise NotAccelerated(
+            f"{node.op} window {H}x{W}: one lane block of its input exceeds the act scratchpad"
+        )
+    wname = f"{node.name}:unit_weights"
+    wdt = "int4" if DTYPE_BITS[x_i.dtype] == 4 else "int8"  # the lanes' mode for the activations
+    w_i = TensorInfo(wname, (C, 1, H, W), wdt, QuantParams((1.0,), (0,)))
+    g2 = graph.replace(
+        tensors={**graph.tensors, wname: w_i},
+        constants={**graph.constants, wname: np.ones((C, 1, H, W), np.int8)},
+    )
+    conv = Node(
+        node.name,
+        "conv2d",
+        (node.inputs[0], wname),
+        node.outputs,
+        {"groups": C, "data_layout": layout, "mean_count": H * W},
+    )
+    return g2, conv
+
+
+def route(graph: Graph, node: Node, config, alu_fn, depthwise_fn, contraction_fn):
+    """Which accelerator layer kind `node` is (element-wise ALU, depthwise, conv/dense), or
     `NotAccelerated`; calls the builder of that kind. `layer_shape` and `layer_def` share these
     rules."""
-    if node.op not in ACCEL_OPS:
+    if node.op not in ACCEL_OPS and node.op not in LUT_OPS and node.op not in POOL_OPS:
         raise NotAccelerated(f"op '{node.op}' runs on the host core")
     if not graph.tensors[node.outputs[0]].is_quantized:
         raise NotAccelerated("float layer (the accelerator is integer-only)")
-    if node.op == "add":
-        return add_fn(graph, node, config)
+    if node.op in ALU_OPS or node.op in LUT_OPS:
+        return alu_fn(graph, node, config)
+    if node.op in POOL_OPS:
+        g2, n2 = pool_as_depthwise(graph, node, config)
+        return depthwise_fn(g2, n2, config)
     if node.op == "conv2d" and op_class(graph, node) == "depthwise_conv2d":
         return depthwise_fn(graph, node, config)
     if (node.op == "conv2d" and node.attr("groups", 1) == 1) or node.op == "dense":
@@ -520,7 +643,7 @@ def route(graph: Graph, node: Node, config, add_fn, depthwise_fn, contraction_fn
 
 def layer_shape(graph: Graph, node: Node, config) -> LayerShape:
     """The shape of the accelerator layer of `node`, or `NotAccelerated` (it runs on the host)."""
-    return route(graph, node, config, add_shape, depthwise_shape, contraction_shape)
+    return route(graph, node, config, alu_shape, depthwise_shape, contraction_shape)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -583,7 +706,12 @@ def _mac_values(graph: Graph, node: Node, ops: MacOperands, g: Geometry) -> _Mac
     folded[: g.cout] = rp.folded_bias(w, bias_c, zx)
     if not ops.wide:
         folded = rp.wrap_int32(folded)
-    mult, shift = _multipliers(ops.x, ops.w, ops.out, g.cout, g.cout_p)
+    if node.attr("mean_count"):  # a pool (`pool_as_depthwise`): the mean's own multiplier
+        m1, s1 = rp.mean_multiplier(ops.x, ops.out, node.attr("mean_count"))
+        mult, shift = np.zeros(g.cout_p, np.int64), np.zeros(g.cout_p, np.int64)
+        mult[: g.cout], shift[: g.cout] = m1, s1
+    else:
+        mult, shift = _multipliers(ops.x, ops.w, ops.out, g.cout, g.cout_p)
     return _MacValues(
         _store_dtype(ops.x.dtype),
         "int16" if ops.wbits > 8 else "int8",
@@ -768,56 +896,34 @@ def depthwise(graph: Graph, node: Node, config) -> LayerDef:
     )
 
 
-def add(graph: Graph, node: Node, config) -> LayerDef:
-    tvm = import_tvm()
-    te, tirx = tvm.te, tvm.tirx
-    a_i, b_i, o_i = ops = add_operands(graph, node)
-    s = add_shape(graph, node, config, ops)
-    ap = rp.add_params(a_i, b_i, o_i)
-    left, (m1, sh1), (m2, sh2), (mo, sho) = ap.left_shift, ap.input1, ap.input2, ap.output
-    qmin, qmax = _qclamp(o_i, node.attrs)
-    za, zb, zo = rp.zero_point(a_i), rp.zero_point(b_i), rp.zero_point(o_i)
-    total = s.geom.cout
-    adt, bdt, odt = _store_dtype(a_i.dtype), _store_dtype(b_i.dtype), _store_dtype(o_i.dtype)
-    a = te.placeholder((total,), adt, name="a")
-    b = te.placeholder((total,), bdt, name="b")
-    # The add recipe nests three MultiplyByQuantizedMultiplier expressions; written out in TIR
-    # the expression tree grows to tens of thousands of nodes (each SRDHM uses its product twice)
-    # and TVM's simplifier needs minutes for it. The element function is therefore the vector
-    # ALU's own operation, a pure extern whose parameters are the VADD immediates (isa.VAdd).
-    y = te.compute(
-        (total,), lambda x: tirx.call_pure_extern(odt, "accel_vadd_q", a[x], b[x]), name="y"
-    )
-    lay = [
-        tensor_layout(graph, t) if len(graph.tensors[t].shape) == 4 else "NCHW" for t in node.inputs
-    ]
-    out_layout = tensor_layout(graph, node.outputs[0]) if len(o_i.shape) == 4 else "NCHW"
-    names = tuple(node.inputs)
-
-    def pack(values):
+def _alu_imm(graph: Graph, node: Node, ops: AluOperands) -> dict[str, Any]:
+    """The immediates of the layer's ALU instruction (`isa.VAdd`, `isa.VMul`, `isa.VLut`)."""
+    qmin, qmax = _qclamp(ops.out, node.attrs)
+    zo = rp.zero_point(ops.out)
+    if ops.kind == "lut":
+        lo, table = pointwise_table(graph, node, (8,))
+        return {"lo": lo, "table": tuple(int(v) for v in table)}
+    a_i, b_i = ops.infos
+    za, zb = rp.zero_point(a_i), rp.zero_point(b_i)
+    if ops.kind == "mul":
+        mult, shift, wide = rp.mul_params(a_i, b_i, ops.out)
         return {
-            "a": to_kernel_layout(np.asarray(values[names[0]]), lay[0])
-            .reshape(-1)
-            .astype(np.int64),
-            "b": to_kernel_layout(np.asarray(values[names[1]]), lay[1])
-            .reshape(-1)
-            .astype(np.int64),
+            "zp_a": za,
+            "zp_b": zb,
+            "zp_out": zo,
+            "m": mult,
+            "s": shift,
+            "wide": wide,
+            "qmin": qmin,
+            "qmax": qmax,
         }
-
-    shape_nhwc = (
-        (o_i.shape[0], o_i.shape[2], o_i.shape[3], o_i.shape[1])
-        if len(o_i.shape) == 4 and out_layout == "NCHW"
-        else o_i.shape
-    )
-
-    def unpack(arr):
-        return from_kernel_layout(np.asarray(arr).reshape(shape_nhwc), out_layout)
-
-    imm = {
+    ap = rp.add_params(a_i, b_i, ops.out)
+    (m1, sh1), (m2, sh2), (mo, sho) = ap.input1, ap.input2, ap.output
+    return {
         "zp_a": za,
         "zp_b": zb,
         "zp_out": zo,
-        "left_shift": left,
+        "left_shift": ap.left_shift,
         "m_a": m1,
         "s_a": sh1,
         "m_b": m2,
@@ -826,25 +932,82 @@ def add(graph: Graph, node: Node, config) -> LayerDef:
         "s_out": sho,
         "qmin": qmin,
         "qmax": qmax,
-        "in_bits": s.in_bits,
     }
+
+
+# the element function of each ALU op class: the ALU's own operation, a pure extern whose
+# parameters are the instruction's immediates. Written out, the add's three nested
+# MultiplyByQuantizedMultiplier expressions make a TIR tree of tens of thousands of nodes (each
+# SRDHM uses its product twice) that TVM's simplifier needs minutes for.
+_ALU_EXTERN = {"add": "accel_vadd_q", "mul": "accel_vmul_q", "lut": "accel_vlut"}
+
+
+def alu(graph: Graph, node: Node, config) -> LayerDef:
+    tvm = import_tvm()
+    te, tirx = tvm.te, tvm.tirx
+    ops = alu_operands(graph, node)
+    s = alu_shape(graph, node, config, ops)
+    names = "ab"[: len(ops.inputs)]
+    P, C = ops.p, ops.c
+    phs = [
+        te.placeholder((P, C) if full else (C,), _store_dtype(info.dtype), name=nm)
+        for nm, info, full in zip(names, ops.infos, ops.full)
+    ]
+    odt = _store_dtype(ops.out.dtype)
+    fn = _ALU_EXTERN[ops.kind]
+
+    def element(p, c):
+        args = [ph[p, c] if full else ph[c] for ph, full in zip(phs, ops.full)]
+        return tirx.call_pure_extern(odt, fn, *args)
+
+    y = te.compute((P, C), element, name="y")
+    sources = ops.inputs
+
+    def pack(values):
+        out = {}
+        for nm, t, info, lay in zip(names, sources, ops.infos, ops.layouts):
+            v = values[t] if t in values else graph.constants[t]
+            arr = np.asarray(v).reshape(info.shape)
+            if lay:  # same rank as the output: its memory order
+                arr = to_kernel_layout(arr, lay)
+            out[nm] = np.ascontiguousarray(arr).reshape(-1).astype(np.int64)
+        return out
+
+    o_shape = ops.out.shape
+    out_layout = ops.layouts[-1]
+    shape_k = (
+        (o_shape[0], o_shape[2], o_shape[3], o_shape[1])
+        if len(o_shape) == 4 and out_layout == "NCHW"
+        else o_shape
+    )
+
+    def unpack(arr):
+        return from_kernel_layout(np.asarray(arr).reshape(shape_k), out_layout)
+
+    imm = {**_alu_imm(graph, node, ops), "in_bits": s.in_bits}
     return _layer_def(
         s,
-        te_args=[a, b, y],
+        te_args=[*phs, y],
         main="y",
         epilogue=None,
         pad_stage=False,
-        loops=("x",),
+        loops=("p", "c"),
         intrinsic=None,
         imm=imm,
-        signature={"class": "add", "total": total, "bits": [*s.in_bits, s.obits]},
+        signature={
+            "class": ops.kind,
+            "op": node.op,
+            "pc": [P, C],
+            "full": list(ops.full),
+            "bits": [*s.in_bits, s.obits],
+        },
         pack=pack,
         unpack=unpack,
         output=node.outputs[0],
-        inputs=names,
+        inputs=tuple(t for t in sources if not graph.is_constant(t)),
     )
 
 
 def layer_def(graph: Graph, node: Node, config) -> LayerDef:
     """The accelerator compute of `node`, or `NotAccelerated` (the node runs on the host)."""
-    return route(graph, node, config, add, depthwise, contraction)
+    return route(graph, node, config, alu, depthwise, contraction)

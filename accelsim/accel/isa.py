@@ -23,11 +23,14 @@ Instructions (all frozen dataclasses; `Program.text()` prints them one per line 
 | `VMAC acc act wgt loops lanes depth mode kind` | compute | a loop nest (<= 6 loops, per loop `(extent, acc_stride, act_stride, wgt_stride)`) of micro-ops. `kind=bcast` (conv / dense): `acc[l] += sum_d act[d] * wgt[l*depth + d]` for `l < lanes`, the `depth` activations broadcast to all lanes; `kind=elem` (depthwise): `acc[l] += act[l] * wgt[l]`. `mode` = `wNaM`: weights N-bit symmetric (zero point 0), activations M-bit raw (their zero point is folded into the bias, and padded taps read the zero point, so they contribute exactly what the folded bias removes). Accumulators wrap at the accumulator width (32 bit, 64 bit for 16x16) |
 | `REQUANT out acc mult shift loops zp qmin qmax wide` | compute | per channel `clip(MultiplyByQuantizedMultiplier(acc, mult, shift) + zp, qmin, qmax)`: gemmlowp SaturatingRoundingDoublingHighMul + RoundingDivideByPOT with a 32-bit wrapping left shift (`wide=false`), or TFLite's int64 overload with the multiplier reduced to 16 bits (`wide=true`, 16-bit layers); the clip is the fused activation clamp |
 | `VADD out a b loops ...` | compute | TFLite's quantized add (add.cc): `(q - zp) << left_shift`, each input rescaled by its multiplier, summed in int32, rescaled by the output multiplier, `+ zp_out`, clipped |
+| `VMUL out a b loops zp_a zp_b zp_out m s wide qmin qmax` | compute | TFLite's quantized mul (mul.cc): `(a - zp_a) * (b - zp_b)`, one MultiplyByQuantizedMultiplier (the int64 overload when `wide`), `+ zp_out`, clipped |
+| `VLUT out a loops lo table` | compute | `out = table[a - lo]` for an 8-bit input: any pointwise function of one per-tensor quantized input (sigmoid, tanh, hard-swish, GELU, ...), the table filled at compile time by the node's integer reference kernel |
 | `VPACK buf count` / `VUNPACK buf count` | compute | 8-bit lanes <-> two 4-bit values per byte, in place |
 | `SIGNAL queue token` / `WAIT queue token` | any | dependency tokens between queues |
 
-Pooling, softmax, quantize / dequantize and reshapes do not run on the accelerator: they run on
-the SoC's host core and are costed by the host model in `accelsim.accel.sim`.
+VADD and VMUL read an operand either element by element or broadcast (loop stride 0: a
+per-channel vector, a bias row). Pooling, softmax, quantize / dequantize and reshapes do not run
+on the accelerator: they run on the SoC's host core and are costed by the host model in `accelsim.accel.sim`.
 """
 
 from __future__ import annotations
@@ -170,6 +173,10 @@ class Requant(Instr):
 @dataclass(frozen=True)
 class VAdd(Instr):
     OPCODE: ClassVar[str] = "VADD"
+    # ALU cycles per element per ALU lane: the recipe's three MultiplyByQuantizedMultiplier
+    # steps, one 32x32 multiplier pass each (the analytic model reads the same constant)
+    PASSES: ClassVar[int] = 3
+    ENERGY: ClassVar[str] = "add_pj"  # `arch.EnergyModel` field: energy per element
     out: Ref
     a: Ref
     b: Ref
@@ -186,6 +193,46 @@ class VAdd(Instr):
     s_out: int
     qmin: int
     qmax: int
+
+
+@dataclass(frozen=True)
+class VMul(Instr):
+    """TFLite's quantized MUL (mul.cc): `(a - zp_a) * (b - zp_b)`, MultiplyByQuantizedMultiplier
+    (`wide`: the int64 overload, for 16-bit operands whose product overflows int32), `+ zp_out`,
+    clipped."""
+
+    OPCODE: ClassVar[str] = "VMUL"
+    PASSES: ClassVar[int] = 2  # the product, then the SRDHM: two 32x32 multiplier passes
+    ENERGY: ClassVar[str] = "mul_pj"
+    out: Ref
+    a: Ref
+    b: Ref
+    loops: Loops  # (extent, out_stride, a_stride, b_stride)
+    zp_a: int
+    zp_b: int
+    zp_out: int
+    m: int
+    s: int
+    wide: bool
+    qmin: int
+    qmax: int
+
+
+@dataclass(frozen=True)
+class VLut(Instr):
+    """A pointwise function of an 8-bit input by table: `out = table[a - lo]`. The table (the
+    node's integer reference kernel at every input value, filled at compile time) travels with
+    the instruction into a copy per ALU lane (`TABLE_ENTRIES` entries of up to 16 bit)."""
+
+    OPCODE: ClassVar[str] = "VLUT"
+    PASSES: ClassVar[int] = 1  # one table read per element per lane
+    ENERGY: ClassVar[str] = "lut_pj"
+    TABLE_ENTRIES: ClassVar[int] = 256
+    out: Ref
+    a: Ref
+    loops: Loops  # (extent, out_stride, a_stride)
+    lo: int
+    table: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -231,12 +278,20 @@ INSTRUCTIONS: tuple[type[Instr], ...] = (
     VMac,
     Requant,
     VAdd,
+    VMul,
+    VLut,
     VPack,
     VUnpack,
     Signal,
     Wait,
 )
 BY_OPCODE = {c.OPCODE: c for c in INSTRUCTIONS}
+# the element-wise instruction of each ALU layer class (`compute.alu_operands`)
+ALU_INSTRUCTIONS: dict[str, type[VAdd] | type[VMul] | type[VLut]] = {
+    "add": VAdd,
+    "mul": VMul,
+    "lut": VLut,
+}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -472,6 +527,8 @@ def _parse_value(s: str, hint: Any) -> Any:
         if not m:
             raise ValueError(f"expected @tensor+base, found {s!r}")
         return DramRef(m.group(1), int(m.group(2)))
+    if hint == tuple[int, ...]:
+        return _parse_tuple(s)
     if hint == tuple[DmaDim, ...]:
         inner = s[1:-1]
         return tuple(DmaDim(*_parse_tuple(x)) for x in inner.split(";") if x)
@@ -546,6 +603,10 @@ def _enc(out: bytearray, v: Any, hint: Any, strings: dict[str, int]) -> None:
     elif hint is DramRef:
         _enc(out, v.tensor, str, strings)
         _enc(out, v.base, int, strings)
+    elif hint == tuple[int, ...]:
+        _varint(out, len(v))
+        for x in v:
+            _enc(out, x, int, strings)
     elif hint == tuple[DmaDim, ...]:
         _varint(out, len(v))
         for d in v:
@@ -575,6 +636,8 @@ def _dec(data: bytes, pos: list[int], hint: Any, strings: list[str]) -> Any:
         )
     if hint is DramRef:
         return DramRef(_dec(data, pos, str, strings), _dec(data, pos, int, strings))
+    if hint == tuple[int, ...]:
+        return tuple(_dec(data, pos, int, strings) for _ in range(_unvarint(data, pos)))
     if hint == tuple[DmaDim, ...]:
         n = _unvarint(data, pos)
         return tuple(DmaDim(*(_dec(data, pos, int, strings) for _ in range(5))) for _ in range(n))

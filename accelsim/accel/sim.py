@@ -177,6 +177,41 @@ def _reuse_fetches(loops, j: int, capacity: int) -> float:
 # ------------------------------------------------------------------------------------------------
 
 
+def alu_execute(ins: isa.VAdd | isa.VMul | isa.VLut, args: list[np.ndarray]) -> np.ndarray:
+    """The vector ALU's element-wise instruction on its gathered operands (`accelsim.accel.alu`)."""
+    if isinstance(ins, isa.VLut):
+        return alu.lookup(args[0], ins.lo, ins.table)
+    if isinstance(ins, isa.VMul):
+        return alu.mul(
+            args[0],
+            args[1],
+            ins.zp_a,
+            ins.zp_b,
+            ins.zp_out,
+            ins.m,
+            ins.s,
+            ins.wide,
+            ins.qmin,
+            ins.qmax,
+        )
+    return alu.add(
+        args[0],
+        args[1],
+        zp_a=ins.zp_a,
+        zp_b=ins.zp_b,
+        zp_out=ins.zp_out,
+        left_shift=ins.left_shift,
+        m_a=ins.m_a,
+        s_a=ins.s_a,
+        m_b=ins.m_b,
+        s_b=ins.s_b,
+        m_out=ins.m_out,
+        s_out=ins.s_out,
+        qmin=ins.qmin,
+        qmax=ins.qmax,
+    )
+
+
 class Simulator:
     def __init__(
         self,
@@ -354,39 +389,31 @@ class Simulator:
                     acc[ai], m[pi], s[si], ins.zp, ins.qmin, ins.qmax, ins.wide
                 )
             return max(work, sram, 1.0) + issue
-        if isinstance(ins, isa.VAdd):
+        if isinstance(ins, (isa.VAdd, isa.VMul, isa.VLut)):
             e = math.prod(lp[0] for lp in ins.loops)
-            bits = {k: self.p.buffers[getattr(ins, k).buf].bits / 8 for k in ("out", "a", "b")}
-            st.spad(self._space(ins.a.buf), read=e * bits["a"])
-            st.spad(self._space(ins.b.buf), read=e * bits["b"])
+            roles = ("a", "b") if not isinstance(ins, isa.VLut) else ("a",)
+            bits = {k: self.p.buffers[getattr(ins, k).buf].bits / 8 for k in ("out", *roles)}
+            for k in roles:  # a broadcast operand (stride 0) is read again for every element
+                st.spad(self._space(getattr(ins, k).buf), read=e * bits[k])
             st.spad(self._space(ins.out.buf), write=e * bits["out"])
-            st.alu_energy_pj += e * c.energy.add_pj
-            work = 3 * e / c.alu_lanes
+            st.alu_energy_pj += e * getattr(c.energy, ins.ENERGY)
+            work = ins.PASSES * e / c.alu_lanes
+            table = 0.0
+            if isinstance(ins, isa.VLut):  # the table broadcast into the lanes' copies
+                table = len(ins.table) * bits["out"] / c.alu_lanes
             sram = max(
-                e * (bits["a"] + bits["b"]) / self._bw(ins.a.buf),
+                e * sum(bits[k] for k in roles) / self._bw(ins.a.buf),
                 e * bits["out"] / self._bw(ins.out.buf),
             )
             if self.execute:
-                a = self.mem[(ins.a.buf, ins.a.slot)][_grid(ins.a.base, ins.loops, 2).reshape(-1)]
-                b = self.mem[(ins.b.buf, ins.b.slot)][_grid(ins.b.base, ins.loops, 3).reshape(-1)]
                 out = self.mem[(ins.out.buf, ins.out.slot)]
-                out[_grid(ins.out.base, ins.loops, 1).reshape(-1)] = alu.add(
-                    a,
-                    b,
-                    zp_a=ins.zp_a,
-                    zp_b=ins.zp_b,
-                    zp_out=ins.zp_out,
-                    left_shift=ins.left_shift,
-                    m_a=ins.m_a,
-                    s_a=ins.s_a,
-                    m_b=ins.m_b,
-                    s_b=ins.s_b,
-                    m_out=ins.m_out,
-                    s_out=ins.s_out,
-                    qmin=ins.qmin,
-                    qmax=ins.qmax,
-                )
-            return max(work, sram, 1.0) + issue
+                oi = _grid(ins.out.base, ins.loops, 1).reshape(-1)
+                args = [
+                    self.mem[(r.buf, r.slot)][_grid(r.base, ins.loops, 2 + i).reshape(-1)]
+                    for i, r in enumerate(getattr(ins, k) for k in roles)
+                ]
+                out[oi] = alu_execute(ins, args)
+            return max(work, sram, 1.0) + table + issue
         if isinstance(ins, (isa.VPack, isa.VUnpack)):
             n = ins.count
             sp = self._space(ins.buf.buf)

@@ -17,7 +17,13 @@ from typing import Any
 import numpy as np
 
 from accelsim.accel import analytic
-from accelsim.accel.arch import SWEEP_PARAMS, AccelConfig, AccelConfigError, load_config
+from accelsim.accel.arch import (
+    LUT_TABLE_BYTES,
+    SWEEP_PARAMS,
+    AccelConfig,
+    AccelConfigError,
+    load_config,
+)
 from accelsim.core.area import (
     H45_AREA_UM2,
     AreaSpec,
@@ -121,7 +127,8 @@ class AccelSpace:
     ) -> np.ndarray | None:
         """mm^2 per point: MAC lanes (one lane multiplier + an accumulator adder of the widest
         accumulator each), requantization lanes (a 32x32 multiply + four 32-bit adds each, as
-        the energy model's requantization) and the scratchpads, at the point's node."""
+        the energy model's requantization), the scratchpads and the ALU lanes' table copies, at the
+        point's node."""
         spec = self._area()
         if spec is None:
             return None
@@ -132,5 +139,6 @@ class AccelSpace:
         lane = multiplier_um2(b, b) + adder_um2(cfg.wide_acc_bits)
         requant = H45_AREA_UM2["mul32"] + 4 * adder_um2(32)
         logic = (cfg.lanes * lane + alu * requant) * logic_scale(node) * 1e-6
-        sram = spec.sram_mm2(sum(sp.size_bytes for sp in cfg.scratchpads.values()), node)
+        tables = alu * LUT_TABLE_BYTES  # each ALU lane's VLUT table copy
+        sram = spec.sram_mm2(sum(sp.size_bytes for sp in cfg.scratchpads.values()) + tables, node)
         return np.broadcast_to(logic + sram, (n,)).astype(float)

@@ -33,7 +33,7 @@ from accelsim.core.errors import AccelsimError
 from accelsim.core.qparams import DTYPE_BITS, dtype_range
 from accelsim.lower.common import Built, Ctx, FloatArith, NotLowered, _store_dtype, _te, _tirx
 from accelsim.lower.ops import _elementwise_spec
-from accelsim.model.graph import TensorInfo
+from accelsim.model.graph import Graph, Node, TensorInfo
 from accelsim.model.ops import OPS
 
 MOVEMENT_OPS = (
@@ -67,14 +67,14 @@ _MAX_EXACT = 1 << 24  # element numbers stay exact in float32 below this
 _LUT_BITS = (8, 16)
 
 
-def _reference(ctx: Ctx, node, args, in_info, out_info):
+def _reference(graph: Graph, node, args, in_info, out_info):
     """The reference executor's kernel for `node` applied to `args`."""
     from accelsim.ref.executor import domain_of
     from accelsim.ref.registry import KernelCall, find_kernel
 
-    fn = find_kernel(node.op, domain_of(ctx.graph, node) if out_info[0].quant else "fp")
+    fn = find_kernel(node.op, domain_of(graph, node) if out_info[0].quant else "fp")
     try:
-        return np.asarray(fn(KernelCall(node, args, in_info, out_info, ctx.graph))[0])
+        return np.asarray(fn(KernelCall(node, args, in_info, out_info, graph))[0])
     except AccelsimError as exc:  # e.g. RSQRT of a negative entry of a full-range table
         raise NotLowered(f"the reference kernel rejects the table's inputs: {exc}") from None
 
@@ -104,7 +104,7 @@ def _sources(ctx: Ctx, data: list[int]) -> tuple[np.ndarray, np.ndarray]:
         else:
             args.append(np.asarray(g.constants[t]) if t else None)
             infos.append(info)
-    numbers = _reference(ctx, probe, args, infos, [_float(ctx.out)]).ravel()
+    numbers = _reference(ctx.graph, probe, args, infos, [_float(ctx.out)]).ravel()
     src = np.rint(numbers).astype(np.int64) - 1
     if np.any(np.abs(numbers - (src + 1)) > 0) or src.max(initial=-1) >= offset:
         raise NotLowered(f"op '{node.op}' does not copy elements (its output mixes them)")
@@ -212,7 +212,7 @@ def movement(ctx: Ctx) -> Built:
             for i, t in enumerate(node.inputs)
         ]
         ins = [g.tensors[t] if t else None for t in node.inputs]
-        out = _reference(ctx, node, zeros, ins, [o_i]).ravel()[fill]
+        out = _reference(ctx.graph, node, zeros, ins, [o_i]).ravel()[fill]
         if len(np.unique(out)) != 1:
             raise NotLowered("more than one fill value")
         fill_value = int(out[0]) if not o_i.is_float else float(out[0])
@@ -338,21 +338,23 @@ def _float_pointwise(ctx: Ctx) -> Built:
     return built
 
 
-def lookup(ctx: Ctx) -> Built:
-    """A pointwise integer function as a table of all input values (module docstring)."""
-    te = _te()
-    node, g, o_i = ctx.node, ctx.graph, ctx.out
-    if o_i.is_float and node.op in ("hard_swish", "hard_sigmoid"):
-        return _float_pointwise(ctx)
-    data = [i for i, t in enumerate(node.inputs) if t and not g.is_constant(t)]
+def pointwise_table(graph: Graph, node: Node, bits: tuple[int, ...]) -> tuple[int, np.ndarray]:
+    """(lowest input value, table): `node`'s output for every value of its one per-tensor
+    quantized input, as the node's integer reference kernel computes it, in the output's storage
+    dtype; `NotLowered` when the node is not such a function or its input is not `bits` wide.
+    The one home of the tables the CPU/DSP lookups and the accelerator's VLUT read."""
+    o_i = graph.tensors[node.outputs[0]]
+    data = [i for i, t in enumerate(node.inputs) if t and not graph.is_constant(t)]
     if len(data) != 1 or data[0] != 0:
         raise NotLowered("a table needs exactly one activation input (the first)")
-    x_i = g.tensors[node.inputs[0]]
+    x_i = graph.tensors[node.inputs[0]]
     for info, what in ((x_i, "input"), (o_i, "output")):
         if not info.is_quantized or info.dtype not in ("int8", "uint8", "int16"):
             raise NotLowered(f"{what} is not an 8- or 16-bit quantized integer tensor")
         if info.quant is not None and len(set(info.quant.scale)) > 1:
             raise NotLowered(f"{what} is quantized per channel")
+    if DTYPE_BITS[x_i.dtype] not in bits:
+        raise NotLowered(f"{x_i.dtype} input (tables of {'/'.join(map(str, bits))}-bit inputs)")
     lo, hi = dtype_range(x_i.dtype)
     xdt, odt = _store_dtype(x_i.dtype), _store_dtype(o_i.dtype)
     values = np.arange(lo, hi + 1, dtype=np.int64).astype(np.dtype(xdt))
@@ -363,12 +365,24 @@ def lookup(ctx: Ctx) -> Built:
         zp = int(x_i.quant.zero_point[0]) if x_i.quant is not None else 0
         args = [np.maximum(values.astype(np.int64), zp).astype(np.dtype(xdt))]
     for t in node.inputs[1:]:
-        args.append(np.asarray(g.constants[t]) if t else None)
+        args.append(np.asarray(graph.constants[t]) if t else None)
     ins = [dataclasses.replace(x_i, shape=(values.size,))] + [
-        g.tensors[t] if t else None for t in node.inputs[1:]
+        graph.tensors[t] if t else None for t in node.inputs[1:]
     ]
-    table = _reference(ctx, node, args, ins, [dataclasses.replace(o_i, shape=(values.size,))])
-    table = np.ascontiguousarray(table.reshape(-1).astype(np.dtype(odt)))
+    out = [dataclasses.replace(o_i, shape=(values.size,))]
+    table = _reference(graph, node, args, ins, out)
+    return lo, np.ascontiguousarray(table.reshape(-1).astype(np.dtype(odt)))
+
+
+def lookup(ctx: Ctx) -> Built:
+    """A pointwise integer function as a table of all input values (module docstring)."""
+    te = _te()
+    node, g, o_i = ctx.node, ctx.graph, ctx.out
+    if o_i.is_float and node.op in ("hard_swish", "hard_sigmoid"):
+        return _float_pointwise(ctx)
+    x_i = g.tensors[node.inputs[0]]
+    lo, table = pointwise_table(g, node, _LUT_BITS)
+    xdt, odt = _store_dtype(x_i.dtype), _store_dtype(o_i.dtype)
     total = o_i.size
     x = te.placeholder((total,), xdt, name="x")
     tab = te.placeholder((table.size,), odt, name="table")

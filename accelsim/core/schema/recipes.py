@@ -224,7 +224,9 @@ ACCEL_AXES: dict[str, tuple[str, ...]] = {
     "conv2d": ("oh", "ow", "oc", "ic"),
     "depthwise_conv2d": ("oh", "ow", "c"),
     "dense": ("oc", "ic"),
-    "add": ("x",),
+    "add": ("p",),  # element-wise ALU classes: rows of the (P, C) output
+    "mul": ("p",),
+    "lut": ("p",),
 }
 ACCEL_OP_CLASSES = tuple(ACCEL_AXES)
 
