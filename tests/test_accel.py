@@ -361,6 +361,25 @@ def test_vlut_and_vmul_programs_round_trip(mobilenet_v3, cfg):
     assert len(lut.table) == 256 and lut.lo == -128
 
 
+def test_double_scale_requantization_matches_tflite_fully_connected():
+    """REQUANT f64 against the reference's round(double(acc) * scale), half away from zero:
+    random scales and accumulators, and exact ties (a scale of 2^-k times odd accumulators)."""
+    from accelsim.ref.int_ops import round_half_away
+
+    rng = np.random.default_rng(7)
+    scales = np.concatenate([rng.uniform(1e-6, 0.5, 200), 2.0 ** -np.arange(1, 9)])
+    sig, exp = alu.split_double(scales)
+    assert np.all(np.ldexp(sig.astype(np.float64), exp) == scales) and sig.max() < 2**53
+    acc = rng.integers(-(2**31), 2**31, (300, 1)).astype(np.int64)
+    acc[:40, 0] = 2 * rng.integers(-1000, 1000, 40) + 1  # odd: ties at the power-of-two scales
+    want = np.clip(round_half_away(acc * scales).astype(np.int64) + 3, -128, 127)
+    got = alu.requantize_f64(acc, sig, exp, 3, -128, 127)
+    assert np.array_equal(got, want)
+    # the tie cases are really there (rounding half away, not to even, decides them)
+    ties = acc[:40] * scales[-8:]
+    assert np.any(np.abs(ties - np.floor(ties)) == 0.5)
+
+
 # ------------------------------------------------------------------------------------------------
 # bit-exactness with the reference executor
 # ------------------------------------------------------------------------------------------------

@@ -435,6 +435,26 @@ def test_accelerator_runs_the_mobile_cnns(corpus, name, tmp_path):
     assert cov.mac_share == 1.0 and cov.layer_share >= 0.95, cov.text()
 
 
+def test_accelerator_runs_tflite_fully_connected_at_its_double_requantization(corpus, tmp_path):
+    """The converter's FULLY_CONNECTED layers requantize as round(double(acc) * scale) in
+    TFLite's reference kernel; the accelerator's REQUANT f64 does the same (verify executes
+    every program), so their MACs run on it rather than on the host core."""
+    import json
+
+    from accelsim import cli
+
+    path = str(corpus.tflite_file("keras_tiny_vit", "int8"))
+    out = tmp_path / "verify.json"
+    rc = cli.main(["verify", path, "--target", "simd-accel", "--json", str(out)])
+    result = json.loads(out.read_text())
+    assert rc == 0 and result["mismatches"] == 0
+    dense = [x for x in result["layers"] if x["op"] == "dense"]
+    assert len(dense) >= 6 and all(x["elements"] > 0 for x in dense)
+    run = accelsim.simulate(load_tflite(path), "simd-accel", None, fidelity="analytic")
+    # all but the attention's activation x activation matmuls (host core)
+    assert run.runs[0].coverage.mac_share > 0.9, run.runs[0].coverage.text()
+
+
 # ONNX Runtime's own QDQ models (requantized as its MLAS kernels do, in float32): two CNNs
 # (convolutions, depthwise, max and global average pools; u8 per-channel, s8 per-channel) and a
 # transformer (dense layers and activation x activation matmuls; u8 per-tensor)

@@ -129,3 +129,22 @@ def mul(
 def lookup(a: np.ndarray, lo: int, table) -> np.ndarray:
     """A table read per element: `table[a - lo]`."""
     return np.asarray(table, np.int64)[np.asarray(a, np.int64) - lo]
+
+
+def split_double(scale) -> tuple[np.ndarray, np.ndarray]:
+    """Doubles as (significand, exponent) with `scale == significand * 2**exponent` exactly, the
+    significand an integer of at most 53 bits: the per-channel parameters of `REQUANT f64`."""
+    m, e = np.frexp(np.asarray(scale, np.float64))
+    return (np.ldexp(m, 53).astype(np.int64), (e - 53).astype(np.int64))
+
+
+def requantize_f64(
+    acc: np.ndarray, sig: np.ndarray, exp: np.ndarray, zp: int, qmin: int, qmax: int
+) -> np.ndarray:
+    """TFLite FULLY_CONNECTED's reference requantization, `round(double(acc) * scale)` rounded
+    half away from zero: the 32 x 53-bit product of the accumulator and the scale's significand
+    rounded to 53 bits (as a double multiply rounds), scaled by 2^exp, rounded to an integer."""
+    scale = np.ldexp(np.asarray(sig, np.int64).astype(np.float64), np.asarray(exp, np.int64))
+    v = np.asarray(acc, np.int64).astype(np.float64) * scale
+    r = np.sign(v) * np.floor(np.abs(v) + 0.5)
+    return np.clip(r.astype(np.int64) + zp, qmin, qmax)

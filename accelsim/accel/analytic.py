@@ -372,16 +372,17 @@ def layer_terms(s: LayerShape, choice: TileChoice, config: Any) -> _Terms:
             accb = s.acc_bits / 8
             # REQUANT loops: pixels (merged) x valid channels; multiplier + shift held per lane
             fp = vc if vc <= c.lanes else e
+            pb = 12 if s.f64 else 8  # multiplier + shift bytes (int64 significand when f64)
             a.spad_read["acc"] += n * e * accb
             a.spad_write["out"] += n * e * obytes
-            a.spad_read["wgt"] += n * fp * 8
-            a.alu_pj += n * e * (c.energy.requant_wide_pj if s.wide else c.energy.requant_pj)
+            a.spad_read["wgt"] += n * fp * pb
+            a.alu_pj += n * e * c.energy.requant_of(s.wide, s.f64)
             r = (
                 _mx(
-                    e / c.alu_lanes,
+                    (2 if s.f64 else 1) * e / c.alu_lanes,
                     e * accb / bw["acc"],
                     e * obytes / bw["out"],
-                    fp * 8 / bw["wgt"],
+                    fp * pb / bw["wgt"],
                     1.0,
                 )
                 + c.issue_cycles
@@ -743,6 +744,7 @@ def points_view(config: AccelConfig, columns: Mapping[str, np.ndarray]) -> Any:
         mac_pj_elem={p: col(lambda m, p=p: m.mac_pj_elem[p]) for p in e.mac_pj_elem},
         requant_pj=col(lambda m: m.requant_pj),
         requant_wide_pj=col(lambda m: m.requant_wide_pj),
+        requant_f64_pj=col(lambda m: m.requant_f64_pj),
         add_pj=col(lambda m: m.add_pj),
         mul_pj=col(lambda m: m.mul_pj),
         lut_pj=col(lambda m: m.lut_pj),

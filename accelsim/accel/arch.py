@@ -147,6 +147,7 @@ class EnergyModel:
     mac_pj_elem: Mapping[str, float]  # per MAC, element-wise (depthwise) mode
     requant_pj: float  # per output element, int32 MultiplyByQuantizedMultiplier
     requant_wide_pj: float  # per output element, int64 x 16-bit-reduced multiplier
+    requant_f64_pj: float  # per output element, TFLite FULLY_CONNECTED's double rounding
     add_pj: float  # per element of the TFLite add recipe (3 multipliers)
     mul_pj: float  # per element of the TFLite mul recipe (a product + one requantization)
     lut_pj: float  # per element looked up in a lane's table copy (VLUT)
@@ -156,6 +157,10 @@ class EnergyModel:
     dram_pj_per_byte: float
     static_power_w: float
     rules: tuple[str, ...]
+
+    def requant_of(self, wide: Any, f64: Any) -> Any:
+        """Energy of one REQUANT element in its mode."""
+        return self.requant_f64_pj if f64 else (self.requant_wide_pj if wide else self.requant_pj)
 
 
 def _sram_pj_64b_45(size_bytes: float) -> float:
@@ -679,6 +684,8 @@ def derive_energy(
     # int64 path: 64-bit x 16-bit multiply (product-of-widths rule: 1024/1024 of a 32x32) + 64-bit
     # round / shift / clamp
     requant_wide = (H45_INT32_MUL * (64 * 16) / (32 * 32) + 4 * _add45(64)) * factor
+    # double scale: a 32 x 53-bit product (two 32x32 passes) + 64-bit rounding / clamp
+    requant_f64 = (2 * H45_INT32_MUL + 4 * _add45(64)) * factor
     add = (3 * (H45_INT32_MUL + 4 * H45_INT32_ADD) + 3 * H45_INT32_ADD) * factor
     # TFLite mul: two zero-point subtractions, the 32x32 product, one requantization
     mul = (H45_INT32_MUL + 2 * H45_INT32_ADD + H45_INT32_MUL + 4 * H45_INT32_ADD) * factor
@@ -698,7 +705,8 @@ def derive_energy(
         "accumulator add (32 bit, 64 bit for 16x16); per MAC = / d. 4-bit and 16-bit rows are "
         "derived (Horowitz has no 4/16-bit integer rows)",
         "requantize = one 32x32 multiply (3.1 pJ) + 4 x 32-bit add/shift/clamp; TFLite add = "
-        "3 requantizations + 3 adds; TFLite mul = a 32x32 product + 2 adds + 1 requantization; "
+        "3 requantizations + 3 adds; double-scale requantize (TFLite FULLY_CONNECTED) = two "
+        "32x32 multiplies + 4 x 64-bit add/round/clamp; TFLite mul = a 32x32 product + 2 adds + 1 requantization; "
         f"table lookup = a 2-byte read of a {LUT_TABLE_BYTES}-byte table by the SRAM rule",
         "SRAM read per 64 bit by bank size: log-linear in log2(size) through Horowitz 8 KB 10 pJ, "
         "32 KB 20 pJ, 1 MB 100 pJ; below 8 KB x sqrt(size / 8 KB); per byte = / 8; writes "
@@ -712,6 +720,7 @@ def derive_energy(
         mac_pj_elem=MappingProxyType(mac_elem),
         requant_pj=requant,
         requant_wide_pj=requant_wide,
+        requant_f64_pj=requant_f64,
         add_pj=add,
         mul_pj=mul,
         lut_pj=lut,

@@ -723,6 +723,7 @@ class _Emitter:
                     im["qmin"],
                     im["qmax"],
                     bool(im["wide"]),
+                    bool(im.get("f64", False)),
                 )
             )
 

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from accelsim.accel.alu import split_double
 from accelsim.accel.intrin import vmac
 from accelsim.accel.isa import DramTensor
 from accelsim.core import requant as rp
@@ -142,6 +143,8 @@ class LayerShape:
     obits: int
     in_bits: tuple[int, ...]  # add: bits of each input
     wide: bool
+    # TFLite FULLY_CONNECTED: requantize as round(double(acc) * scale) (REQUANT f64=true)
+    f64: bool
     geom: Geometry
     tile_axes: tuple[TileAxis, ...]
     staged: tuple[Staged, ...]
@@ -164,6 +167,7 @@ class LayerShape:
             self.obits,
             self.in_bits,
             self.wide,
+            self.f64,
             self.geom,
         )
 
@@ -241,11 +245,18 @@ def _common_quant(graph: Graph, node: Node, x_i, w_i, o_i):
         raise NotAccelerated("bias is not a constant")
 
 
-def _requant_expr(acc, c, mult, shift, zp_out: int, qmin: int, qmax: int, wide: bool, odt: str):
+def _requant_expr(
+    acc, c, mult, shift, zp_out: int, qmin: int, qmax: int, wide: bool, odt: str, f64: bool
+):
     from accelsim.lower import requant as rq
 
     tirx = import_tvm().tirx
-    r = rq.mbqm64(acc, mult[c], shift[c]) if wide else rq.mbqm(acc, mult[c], shift[c])
+    if f64:  # the ALU's own operation (REQUANT f64=true), as the add's element function
+        r = tirx.call_pure_extern("int32", "accel_requant_f64", acc, mult[c], shift[c])
+    elif wide:
+        r = rq.mbqm64(acc, mult[c], shift[c])
+    else:
+        r = rq.mbqm(acc, mult[c], shift[c])
     return rq.clamp_add(
         r, tirx.const(zp_out, "int32"), tirx.const(qmin, "int32"), tirx.const(qmax, "int32")
     ).astype(odt)
@@ -269,6 +280,7 @@ class MacOperands:
     obits: int
     mode: str
     wide: bool
+    f64: bool  # TFLite FULLY_CONNECTED's double-precision requantization
 
 
 def mac_operands(graph: Graph, node: Node, config, depthwise: bool = False) -> MacOperands:
@@ -280,11 +292,6 @@ def mac_operands(graph: Graph, node: Node, config, depthwise: bool = False) -> M
     b_i = graph.tensors[node.inputs[2]] if len(node.inputs) > 2 and node.inputs[2] else None
     o_i = graph.tensors[node.outputs[0]]
     _common_quant(graph, node, x_i, w_i, o_i)
-    if node.op == "dense" and node.attr("requant") == "double":
-        raise NotAccelerated(
-            "dense with double-precision requantization (TFLite import): the "
-            "accelerator requantizes in fixed point"
-        )
     if depthwise:
         C, O = x_i.shape[spatial_axes(node.attr("data_layout", "NCHW"))[0]], w_i.shape[0]
         if O != C:
@@ -301,6 +308,7 @@ def mac_operands(graph: Graph, node: Node, config, depthwise: bool = False) -> M
         _check_mode(config, wbits, abits),
         # a mean requantizes its int32 sum in 32 bits at every width (QuantizedMeanOrSum)
         rp.is_wide(x_i, w_i, b_i) and not node.attr("mean_count"),
+        node.op == "dense" and node.attr("requant") == "double",
     )
 
 
@@ -411,18 +419,19 @@ def _mac_shape(graph: Graph, node: Node, config, depthwise: bool, ops=None) -> L
             (g.kh, g.kw, g.cout_p) if depthwise else (g.cout_p // L, g.kh, g.kw, g.cin_p // D, L, D)
         )
     wbits, abits, obits = ops.wbits, ops.abits, ops.obits
+    mbits = 64 if ops.f64 else 32  # the multiplier, or a double scale's 53-bit significand
     staged = (
         Staged("x", "act", abits, abits, xbox, "main"),
         Staged("w", "wgt", wbits, wbits, wbox, "main"),
         Staged("bias", "wgt", acc_bits, acc_bits, lambda c: (c[ch],), "init"),
-        Staged("mult", "wgt", 32, 32, lambda c: (c[ch],), "epilogue"),
+        Staged("mult", "wgt", mbits, mbits, lambda c: (c[ch],), "epilogue"),
         Staged("shift", "wgt", 32, 32, lambda c: (c[ch],), "epilogue"),
     )
     dram = {
         "x": DramTensor("x", x_shape, abits, "input"),
         "w": DramTensor("w", w_shape, wbits, "weight"),
         "bias": DramTensor("bias", (g.cout_p,), acc_bits, "param"),
-        "mult": DramTensor("mult", (g.cout_p,), 32, "param"),
+        "mult": DramTensor("mult", (g.cout_p,), mbits, "param"),
         "shift": DramTensor("shift", (g.cout_p,), 32, "param"),
         "y": DramTensor("y", y_shape, obits, "output"),
     }
@@ -438,6 +447,7 @@ def _mac_shape(graph: Graph, node: Node, config, depthwise: bool, ops=None) -> L
         obits=obits,
         in_bits=(),
         wide=ops.wide,
+        f64=ops.f64,
         geom=g,
         tile_axes=tile_axes,
         staged=staged,
@@ -565,6 +575,7 @@ def alu_shape(graph: Graph, node: Node, config, ops: AluOperands | None = None) 
         obits=obits,
         in_bits=bits,
         wide=False,
+        f64=False,
         geom=Geometry("alu", n=ops.p, cin=ops.c, cout=ops.c),
         tile_axes=(TileAxis("p", ops.p, 1, unit="rows"),),
         staged=staged,
@@ -668,6 +679,7 @@ class _MacValues:
     bias: np.ndarray
     mult: np.ndarray
     shift: np.ndarray
+    f64: bool  # mult / shift: the double scale's 53-bit significand and exponent
 
     def imm(self, wide: bool) -> dict[str, Any]:
         return {
@@ -675,6 +687,7 @@ class _MacValues:
             "qmin": self.qmin,
             "qmax": self.qmax,
             "wide": wide,
+            "f64": self.f64,
             "pad": self.zx,
         }
 
@@ -687,14 +700,16 @@ class _MacValues:
         """TE placeholders of `params`."""
         return [
             te.placeholder((channels,), self.accdt, name="bias"),
-            te.placeholder((channels,), "int32", name="mult"),
+            te.placeholder((channels,), "int64" if self.f64 else "int32", name="mult"),
             te.placeholder((channels,), "int32", name="shift"),
         ]
 
     def requant(self, acc, c, params, wide: bool):
         """The output element of accumulator `acc` of channel `c` (`params`: `placeholders`)."""
         _, mult, shift = params
-        return _requant_expr(acc, c, mult, shift, self.zo, self.qmin, self.qmax, wide, self.odt)
+        return _requant_expr(
+            acc, c, mult, shift, self.zo, self.qmin, self.qmax, wide, self.odt, self.f64
+        )
 
 
 def _mac_values(graph: Graph, node: Node, ops: MacOperands, g: Geometry) -> _MacValues:
@@ -710,6 +725,11 @@ def _mac_values(graph: Graph, node: Node, ops: MacOperands, g: Geometry) -> _Mac
         m1, s1 = rp.mean_multiplier(ops.x, ops.out, node.attr("mean_count"))
         mult, shift = np.zeros(g.cout_p, np.int64), np.zeros(g.cout_p, np.int64)
         mult[: g.cout], shift[: g.cout] = m1, s1
+    elif ops.f64:  # the double scale exactly, as significand x 2^exponent
+        mult, shift = np.zeros(g.cout_p, np.int64), np.zeros(g.cout_p, np.int64)
+        mult[: g.cout], shift[: g.cout] = split_double(
+            rp.double_scales(ops.x, ops.w, ops.out, g.cout)
+        )
     else:
         mult, shift = _multipliers(ops.x, ops.w, ops.out, g.cout, g.cout_p)
     return _MacValues(
@@ -725,6 +745,7 @@ def _mac_values(graph: Graph, node: Node, ops: MacOperands, g: Geometry) -> _Mac
         folded,
         mult,
         shift,
+        ops.f64,
     )
 
 

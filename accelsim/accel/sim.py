@@ -366,15 +366,16 @@ class Simulator:
             ab = self.p.buffers[ins.acc.buf].bits / 8
             ob = self.p.buffers[ins.out.buf].bits / 8
             fp = _reuse_fetches(ins.loops, 3, c.lanes)  # multiplier + shift, as BIAS
+            pb = (self.p.buffers[ins.mult.buf].bits + self.p.buffers[ins.shift.buf].bits) / 8
             st.spad("acc", read=e * ab)
             st.spad(self._space(ins.out.buf), write=e * ob)
-            st.spad(self._space(ins.mult.buf), read=fp * 8)
-            st.alu_energy_pj += e * (c.energy.requant_wide_pj if ins.wide else c.energy.requant_pj)
-            work = e / c.alu_lanes
+            st.spad(self._space(ins.mult.buf), read=fp * pb)
+            st.alu_energy_pj += e * c.energy.requant_of(ins.wide, ins.f64)
+            work = ins.passes * e / c.alu_lanes
             sram = max(
                 e * ab / self._bw(ins.acc.buf),
                 e * ob / self._bw(ins.out.buf),
-                fp * 8 / self._bw(ins.mult.buf),
+                fp * pb / self._bw(ins.mult.buf),
             )
             if self.execute:
                 acc = self.mem[(ins.acc.buf, ins.acc.slot)]
@@ -385,9 +386,12 @@ class Simulator:
                 pi = _grid(ins.mult.base, ins.loops, 3).reshape(-1)
                 si = _grid(ins.shift.base, ins.loops, 3).reshape(-1)
                 oi = _grid(ins.out.base, ins.loops, 1).reshape(-1)
-                out[oi] = alu.requantize(
-                    acc[ai], m[pi], s[si], ins.zp, ins.qmin, ins.qmax, ins.wide
-                )
+                if ins.f64:
+                    out[oi] = alu.requantize_f64(acc[ai], m[pi], s[si], ins.zp, ins.qmin, ins.qmax)
+                else:
+                    out[oi] = alu.requantize(
+                        acc[ai], m[pi], s[si], ins.zp, ins.qmin, ins.qmax, ins.wide
+                    )
             return max(work, sram, 1.0) + issue
         if isinstance(ins, (isa.VAdd, isa.VMul, isa.VLut)):
             e = math.prod(lp[0] for lp in ins.loops)
