@@ -380,6 +380,25 @@ def test_double_scale_requantization_matches_tflite_fully_connected():
     assert np.any(np.abs(ties - np.floor(ties)) == 0.5)
 
 
+def test_float32_scale_requantization_matches_onnx_runtime():
+    """REQUANT fscale=float32 against the reference's MlasRequantizeOutput (qdq_ops.requantize):
+    float32 products, ties rounded to even, clamps, u8 and s8 outputs."""
+    from accelsim.core.qparams import QuantParams
+    from accelsim.model.graph import TensorInfo
+    from accelsim.ref import qdq_ops
+
+    rng = np.random.default_rng(3)
+    acc = rng.integers(-(2**24), 2**24, 4000).astype(np.int64)
+    acc[:100] = 2 * rng.integers(-500, 500, 100) + 1  # odd: ties at a scale of 0.5
+    for dtype, zp in (("uint8", 128), ("int8", -5)):
+        out = TensorInfo("y", (4000,), dtype, QuantParams((0.02,), (zp,)))
+        for m in (np.float32(0.5), np.float32(rng.uniform(1e-5, 1e-2))):
+            want = qdq_ops.requantize(acc, m, out)
+            lo, hi = (0, 255) if dtype == "uint8" else (-128, 127)
+            bits = np.array(m, np.float32).view(np.int32)
+            assert np.array_equal(alu.requantize_f32(acc, bits, zp, lo, hi), want)
+
+
 # ------------------------------------------------------------------------------------------------
 # bit-exactness with the reference executor
 # ------------------------------------------------------------------------------------------------

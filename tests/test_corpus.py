@@ -502,6 +502,25 @@ def test_onnx_runtime_qdq_model_verifies_with_every_mac_lowered(
     )
 
 
+@pytest.mark.parametrize("name", ["torch_shufflenet_v2", "torch_squeezenet"])
+def test_onnx_runtime_qdq_model_runs_its_macs_on_the_accelerator(
+    corpus, name, tmp_path, monkeypatch
+):
+    """ONNX Runtime's requantization (float32(acc) * scale, half to even) is the accelerator's
+    REQUANT fscale=float32: every convolution of an ORT-quantized model runs on it (u8
+    per-channel, s8 per-channel), and its simulator's outputs equal the reference's."""
+    qpath, act, per_channel = _ort_qdq(corpus, name, tmp_path, monkeypatch)
+    graph = load_onnx(qpath)
+    checked = accelsim.verify(str(qpath), "simd-accel")
+    ran = {c.name for c in checked.layers}
+    convs = [n.name for n in graph.nodes if n.op in ("conv2d", "dense")]
+    assert convs and set(convs) <= ran, sorted(set(convs) - ran)
+    bad = {c.name: c.mismatches for c in checked.layers if c.mismatches}
+    assert checked.ok and not bad, bad
+    run = accelsim.simulate(graph, "simd-accel", None, fidelity="analytic")
+    assert run.runs[0].coverage.mac_share == 1.0, run.runs[0].coverage.text()
+
+
 def _is_qlinear(graph: Graph, node) -> bool:
     from accelsim.ref import qdq_ops
 

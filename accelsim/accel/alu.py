@@ -148,3 +148,12 @@ def requantize_f64(
     v = np.asarray(acc, np.int64).astype(np.float64) * scale
     r = np.sign(v) * np.floor(np.abs(v) + 0.5)
     return np.clip(r.astype(np.int64) + zp, qmin, qmax)
+
+
+def requantize_f32(acc: np.ndarray, bits: np.ndarray, zp: int, qmin: int, qmax: int) -> np.ndarray:
+    """ONNX Runtime's MlasRequantizeOutput: `float32(acc) * scale` in float32 (`bits` the
+    scale's IEEE bits), rounded half to even, `+ zp`, clamped (integer bounds: clamping before
+    or after the rounding is the same)."""
+    scale = np.asarray(bits, np.int64).astype(np.int32).view(np.float32)
+    f = np.asarray(acc, np.int64).astype(np.float32) * scale
+    return np.clip(np.rint(f).astype(np.int64) + zp, qmin, qmax)

@@ -372,14 +372,14 @@ def layer_terms(s: LayerShape, choice: TileChoice, config: Any) -> _Terms:
             accb = s.acc_bits / 8
             # REQUANT loops: pixels (merged) x valid channels; multiplier + shift held per lane
             fp = vc if vc <= c.lanes else e
-            pb = 12 if s.f64 else 8  # multiplier + shift bytes (int64 significand when f64)
+            pb = 12 if s.fscale == "float64" else 8  # multiplier + shift (int64 significand)
             a.spad_read["acc"] += n * e * accb
             a.spad_write["out"] += n * e * obytes
             a.spad_read["wgt"] += n * fp * pb
-            a.alu_pj += n * e * c.energy.requant_of(s.wide, s.f64)
+            a.alu_pj += n * e * c.energy.requant_of(s.wide, s.fscale)
             r = (
                 _mx(
-                    (2 if s.f64 else 1) * e / c.alu_lanes,
+                    (2 if s.fscale == "float64" else 1) * e / c.alu_lanes,
                     e * accb / bw["acc"],
                     e * obytes / bw["out"],
                     fp * pb / bw["wgt"],
@@ -745,6 +745,7 @@ def points_view(config: AccelConfig, columns: Mapping[str, np.ndarray]) -> Any:
         requant_pj=col(lambda m: m.requant_pj),
         requant_wide_pj=col(lambda m: m.requant_wide_pj),
         requant_f64_pj=col(lambda m: m.requant_f64_pj),
+        requant_f32_pj=col(lambda m: m.requant_f32_pj),
         add_pj=col(lambda m: m.add_pj),
         mul_pj=col(lambda m: m.mul_pj),
         lut_pj=col(lambda m: m.lut_pj),

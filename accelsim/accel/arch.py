@@ -47,6 +47,7 @@ H45_INT8_ADD = 0.03
 H45_INT32_ADD = 0.1
 H45_INT8_MUL = 0.2
 H45_INT32_MUL = 3.1
+H45_FP32_MUL = 3.7
 H45_SRAM_64B = ((8 * 1024, 10.0), (32 * 1024, 20.0), (1024 * 1024, 100.0))
 # each ALU lane's copy of the VLUT table: 256 entries of up to 16 bit (isa.VLut)
 LUT_TABLE_BYTES = 512
@@ -148,6 +149,7 @@ class EnergyModel:
     requant_pj: float  # per output element, int32 MultiplyByQuantizedMultiplier
     requant_wide_pj: float  # per output element, int64 x 16-bit-reduced multiplier
     requant_f64_pj: float  # per output element, TFLite FULLY_CONNECTED's double rounding
+    requant_f32_pj: float  # per output element, ONNX Runtime's float32 requantization
     add_pj: float  # per element of the TFLite add recipe (3 multipliers)
     mul_pj: float  # per element of the TFLite mul recipe (a product + one requantization)
     lut_pj: float  # per element looked up in a lane's table copy (VLUT)
@@ -158,9 +160,11 @@ class EnergyModel:
     static_power_w: float
     rules: tuple[str, ...]
 
-    def requant_of(self, wide: Any, f64: Any) -> Any:
-        """Energy of one REQUANT element in its mode."""
-        return self.requant_f64_pj if f64 else (self.requant_wide_pj if wide else self.requant_pj)
+    def requant_of(self, wide: Any, fscale: str) -> Any:
+        """Energy of one REQUANT element in its mode (`isa.Requant`)."""
+        if fscale:
+            return self.requant_f64_pj if fscale == "float64" else self.requant_f32_pj
+        return self.requant_wide_pj if wide else self.requant_pj
 
 
 def _sram_pj_64b_45(size_bytes: float) -> float:
@@ -686,6 +690,8 @@ def derive_energy(
     requant_wide = (H45_INT32_MUL * (64 * 16) / (32 * 32) + 4 * _add45(64)) * factor
     # double scale: a 32 x 53-bit product (two 32x32 passes) + 64-bit rounding / clamp
     requant_f64 = (2 * H45_INT32_MUL + 4 * _add45(64)) * factor
+    # float32 scale: int -> float conversion, a float32 multiply, round / clamp / zero point
+    requant_f32 = (H45_FP32_MUL + 4 * H45_INT32_ADD) * factor
     add = (3 * (H45_INT32_MUL + 4 * H45_INT32_ADD) + 3 * H45_INT32_ADD) * factor
     # TFLite mul: two zero-point subtractions, the 32x32 product, one requantization
     mul = (H45_INT32_MUL + 2 * H45_INT32_ADD + H45_INT32_MUL + 4 * H45_INT32_ADD) * factor
@@ -706,7 +712,8 @@ def derive_energy(
         "derived (Horowitz has no 4/16-bit integer rows)",
         "requantize = one 32x32 multiply (3.1 pJ) + 4 x 32-bit add/shift/clamp; TFLite add = "
         "3 requantizations + 3 adds; double-scale requantize (TFLite FULLY_CONNECTED) = two "
-        "32x32 multiplies + 4 x 64-bit add/round/clamp; TFLite mul = a 32x32 product + 2 adds + 1 requantization; "
+        "32x32 multiplies + 4 x 64-bit add/round/clamp; float32-scale requantize (ONNX Runtime) = "
+        "a float32 multiply (3.7 pJ) + 4 x 32-bit convert/round/clamp/add; TFLite mul = a 32x32 product + 2 adds + 1 requantization; "
         f"table lookup = a 2-byte read of a {LUT_TABLE_BYTES}-byte table by the SRAM rule",
         "SRAM read per 64 bit by bank size: log-linear in log2(size) through Horowitz 8 KB 10 pJ, "
         "32 KB 20 pJ, 1 MB 100 pJ; below 8 KB x sqrt(size / 8 KB); per byte = / 8; writes "
@@ -721,6 +728,7 @@ def derive_energy(
         requant_pj=requant,
         requant_wide_pj=requant_wide,
         requant_f64_pj=requant_f64,
+        requant_f32_pj=requant_f32,
         add_pj=add,
         mul_pj=mul,
         lut_pj=lut,

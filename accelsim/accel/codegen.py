@@ -723,7 +723,7 @@ class _Emitter:
                     im["qmin"],
                     im["qmax"],
                     bool(im["wide"]),
-                    bool(im.get("f64", False)),
+                    str(im.get("fscale", "")),
                 )
             )
 

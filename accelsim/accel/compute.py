@@ -60,6 +60,7 @@ from accelsim.lower.intrin import Intrinsic
 from accelsim.lower.movement import LUT_OPS, pointwise_table
 from accelsim.model.graph import Graph, Node, TensorInfo
 from accelsim.model.ops import node_macs, op_class, spatial_axes
+from accelsim.ref import qdq_ops
 
 
 class NotAccelerated(AccelsimError):
@@ -143,8 +144,9 @@ class LayerShape:
     obits: int
     in_bits: tuple[int, ...]  # add: bits of each input
     wide: bool
-    # TFLite FULLY_CONNECTED: requantize as round(double(acc) * scale) (REQUANT f64=true)
-    f64: bool
+    # "" (fixed point), "float64" (TFLite FULLY_CONNECTED) or "float32" (ONNX Runtime): the
+    # REQUANT's scale (`isa.Requant.fscale`)
+    fscale: str
     geom: Geometry
     tile_axes: tuple[TileAxis, ...]
     staged: tuple[Staged, ...]
@@ -167,7 +169,7 @@ class LayerShape:
             self.obits,
             self.in_bits,
             self.wide,
-            self.f64,
+            self.fscale,
             self.geom,
         )
 
@@ -230,11 +232,10 @@ def _check_mode(config, wbits: int, abits: int) -> str:
 def _common_quant(graph: Graph, node: Node, x_i, w_i, o_i):
     _per_tensor(x_i, "input")
     _per_tensor(o_i, "output")
-    if graph.requant_mode != "gemmlowp":
-        raise NotAccelerated(
-            f"requant_mode '{graph.requant_mode}' (the accelerator implements "
-            f"gemmlowp fixed-point requantization)"
-        )
+    if graph.requant_mode not in ("gemmlowp", "float"):
+        raise NotAccelerated(f"requant_mode '{graph.requant_mode}'")
+    if graph.requant_mode == "float" and max(DTYPE_BITS[t.dtype] for t in (x_i, o_i)) > 8:
+        raise NotAccelerated("a 16-bit ONNX QDQ layer (REQUANT float32 takes 8-bit outputs)")
     if w_i is None or not w_i.is_quantized:
         raise NotAccelerated("weights are not quantized")
     if any(z != 0 for z in w_i.quant.zero_point):
@@ -246,13 +247,13 @@ def _common_quant(graph: Graph, node: Node, x_i, w_i, o_i):
 
 
 def _requant_expr(
-    acc, c, mult, shift, zp_out: int, qmin: int, qmax: int, wide: bool, odt: str, f64: bool
+    acc, c, mult, shift, zp_out: int, qmin: int, qmax: int, wide: bool, odt: str, fscale: str
 ):
     from accelsim.lower import requant as rq
 
     tirx = import_tvm().tirx
-    if f64:  # the ALU's own operation (REQUANT f64=true), as the add's element function
-        r = tirx.call_pure_extern("int32", "accel_requant_f64", acc, mult[c], shift[c])
+    if fscale:  # the ALU's own operation (REQUANT fscale=...), as the add's element function
+        r = tirx.call_pure_extern("int32", f"accel_requant_{fscale}", acc, mult[c], shift[c])
     elif wide:
         r = rq.mbqm64(acc, mult[c], shift[c])
     else:
@@ -280,7 +281,7 @@ class MacOperands:
     obits: int
     mode: str
     wide: bool
-    f64: bool  # TFLite FULLY_CONNECTED's double-precision requantization
+    fscale: str  # a float scale: TFLite FULLY_CONNECTED (float64), ONNX Runtime (float32)
 
 
 def mac_operands(graph: Graph, node: Node, config, depthwise: bool = False) -> MacOperands:
@@ -308,8 +309,16 @@ def mac_operands(graph: Graph, node: Node, config, depthwise: bool = False) -> M
         _check_mode(config, wbits, abits),
         # a mean requantizes its int32 sum in 32 bits at every width (QuantizedMeanOrSum)
         rp.is_wide(x_i, w_i, b_i) and not node.attr("mean_count"),
-        node.op == "dense" and node.attr("requant") == "double",
+        _fscale(graph, node),
     )
+
+
+def _fscale(graph: Graph, node: Node) -> str:
+    """The REQUANT scale a MAC layer needs: TFLite's FULLY_CONNECTED reference requantizes in
+    double precision, ONNX Runtime's QDQ kernels in float32 (MlasRequantizeOutput)."""
+    if graph.requant_mode == "float":
+        return "float32"
+    return "float64" if node.op == "dense" and node.attr("requant") == "double" else ""
 
 
 def _mac_geometry(node: Node, ops: MacOperands, config, depthwise: bool) -> Geometry:
@@ -419,7 +428,8 @@ def _mac_shape(graph: Graph, node: Node, config, depthwise: bool, ops=None) -> L
             (g.kh, g.kw, g.cout_p) if depthwise else (g.cout_p // L, g.kh, g.kw, g.cin_p // D, L, D)
         )
     wbits, abits, obits = ops.wbits, ops.abits, ops.obits
-    mbits = 64 if ops.f64 else 32  # the multiplier, or a double scale's 53-bit significand
+    # the multiplier, a double scale's 53-bit significand, or a float32's bits
+    mbits = 64 if ops.fscale == "float64" else 32
     staged = (
         Staged("x", "act", abits, abits, xbox, "main"),
         Staged("w", "wgt", wbits, wbits, wbox, "main"),
@@ -447,7 +457,7 @@ def _mac_shape(graph: Graph, node: Node, config, depthwise: bool, ops=None) -> L
         obits=obits,
         in_bits=(),
         wide=ops.wide,
-        f64=ops.f64,
+        fscale=ops.fscale,
         geom=g,
         tile_axes=tile_axes,
         staged=staged,
@@ -575,7 +585,7 @@ def alu_shape(graph: Graph, node: Node, config, ops: AluOperands | None = None) 
         obits=obits,
         in_bits=bits,
         wide=False,
-        f64=False,
+        fscale="",
         geom=Geometry("alu", n=ops.p, cin=ops.c, cout=ops.c),
         tile_axes=(TileAxis("p", ops.p, 1, unit="rows"),),
         staged=staged,
@@ -598,6 +608,8 @@ def pool_as_depthwise(graph: Graph, node: Node, config) -> tuple[Graph, Node]:
     same input and output tensors). `NotAccelerated` for other means, or a window whose
     smallest tile (one lane block of channels) does not fit the activation scratchpad."""
     x_i, o_i = graph.tensors[node.inputs[0]], graph.tensors[node.outputs[0]]
+    if graph.requant_mode != "gemmlowp":  # ONNX Runtime's pools have their own arithmetic
+        raise NotAccelerated(f"{node.op} with requant_mode '{graph.requant_mode}'")
     if len(x_i.shape) != 4 or len(o_i.shape) != 4:
         raise NotAccelerated(f"{node.op} of a {len(x_i.shape)}-D tensor to {len(o_i.shape)}-D")
     layout = (
@@ -679,7 +691,9 @@ class _MacValues:
     bias: np.ndarray
     mult: np.ndarray
     shift: np.ndarray
-    f64: bool  # mult / shift: the double scale's 53-bit significand and exponent
+    fscale: (
+        str  # "float64": mult / shift the double's significand and exponent; "float32": its bits
+    )
 
     def imm(self, wide: bool) -> dict[str, Any]:
         return {
@@ -687,7 +701,7 @@ class _MacValues:
             "qmin": self.qmin,
             "qmax": self.qmax,
             "wide": wide,
-            "f64": self.f64,
+            "fscale": self.fscale,
             "pad": self.zx,
         }
 
@@ -700,7 +714,9 @@ class _MacValues:
         """TE placeholders of `params`."""
         return [
             te.placeholder((channels,), self.accdt, name="bias"),
-            te.placeholder((channels,), "int64" if self.f64 else "int32", name="mult"),
+            te.placeholder(
+                (channels,), "int64" if self.fscale == "float64" else "int32", name="mult"
+            ),
             te.placeholder((channels,), "int32", name="shift"),
         ]
 
@@ -708,7 +724,7 @@ class _MacValues:
         """The output element of accumulator `acc` of channel `c` (`params`: `placeholders`)."""
         _, mult, shift = params
         return _requant_expr(
-            acc, c, mult, shift, self.zo, self.qmin, self.qmax, wide, self.odt, self.f64
+            acc, c, mult, shift, self.zo, self.qmin, self.qmax, wide, self.odt, self.fscale
         )
 
 
@@ -716,7 +732,10 @@ def _mac_values(graph: Graph, node: Node, ops: MacOperands, g: Geometry) -> _Mac
     w = np.asarray(graph.constants[node.inputs[1]])
     bias_c = np.asarray(graph.constants[node.inputs[2]]) if ops.b is not None else None
     zx = rp.zero_point(ops.x)
-    qmin, qmax = _qclamp(ops.out, node.attrs)
+    if ops.fscale == "float32":  # ONNX Runtime: the fused activation's bounds quantized
+        qmin, qmax = qdq_ops.output_range(ops.out, node.attrs)
+    else:
+        qmin, qmax = _qclamp(ops.out, node.attrs)
     folded = np.zeros(g.cout_p, np.int64)
     folded[: g.cout] = rp.folded_bias(w, bias_c, zx)
     if not ops.wide:
@@ -725,11 +744,15 @@ def _mac_values(graph: Graph, node: Node, ops: MacOperands, g: Geometry) -> _Mac
         m1, s1 = rp.mean_multiplier(ops.x, ops.out, node.attr("mean_count"))
         mult, shift = np.zeros(g.cout_p, np.int64), np.zeros(g.cout_p, np.int64)
         mult[: g.cout], shift[: g.cout] = m1, s1
-    elif ops.f64:  # the double scale exactly, as significand x 2^exponent
+    elif ops.fscale == "float64":  # the double scale exactly, as significand x 2^exponent
         mult, shift = np.zeros(g.cout_p, np.int64), np.zeros(g.cout_p, np.int64)
         mult[: g.cout], shift[: g.cout] = split_double(
             rp.double_scales(ops.x, ops.w, ops.out, g.cout)
         )
+    elif ops.fscale == "float32":  # the float32 multiplier's bits
+        mult, shift = np.zeros(g.cout_p, np.int64), np.zeros(g.cout_p, np.int64)
+        m32 = qdq_ops.mac_multipliers(ops.x, ops.w, ops.out, g.cout).astype(np.float32)
+        mult[: g.cout] = m32.view(np.int32)
     else:
         mult, shift = _multipliers(ops.x, ops.w, ops.out, g.cout, g.cout_p)
     return _MacValues(
@@ -745,7 +768,7 @@ def _mac_values(graph: Graph, node: Node, ops: MacOperands, g: Geometry) -> _Mac
         folded,
         mult,
         shift,
-        ops.f64,
+        ops.fscale,
     )
 
 

@@ -21,7 +21,7 @@ Instructions (all frozen dataclasses; `Program.text()` prints them one per line 
 | `STORE dst src dims` | store | up to 3-D strided copy scratchpad -> DRAM |
 | `BIAS acc bias loops` | compute | accumulator init: `acc[...] = bias[channel]` (bias load; the zero-point correction `-Z_x * sum(w)` is folded into the bias at compile time, gemmlowp-style) |
 | `VMAC acc act wgt loops lanes depth mode kind` | compute | a loop nest (<= 6 loops, per loop `(extent, acc_stride, act_stride, wgt_stride)`) of micro-ops. `kind=bcast` (conv / dense): `acc[l] += sum_d act[d] * wgt[l*depth + d]` for `l < lanes`, the `depth` activations broadcast to all lanes; `kind=elem` (depthwise): `acc[l] += act[l] * wgt[l]`. `mode` = `wNaM`: weights N-bit symmetric (zero point 0), activations M-bit raw (their zero point is folded into the bias, and padded taps read the zero point, so they contribute exactly what the folded bias removes). Accumulators wrap at the accumulator width (32 bit, 64 bit for 16x16) |
-| `REQUANT out acc mult shift loops zp qmin qmax wide f64` | compute | per channel `clip(MultiplyByQuantizedMultiplier(acc, mult, shift) + zp, qmin, qmax)`: gemmlowp SaturatingRoundingDoublingHighMul + RoundingDivideByPOT with a 32-bit wrapping left shift (`wide=false`), or TFLite's int64 overload with the multiplier reduced to 16 bits (`wide=true`, 16-bit layers); the clip is the fused activation clamp. `f64=true` (TFLite's FULLY_CONNECTED): `round(double(acc) * mult * 2^shift)` half away from zero, `mult` the double scale's 53-bit significand (a 32 x 53-bit product rounded to 53 bits, two multiplier passes) |
+| `REQUANT out acc mult shift loops zp qmin qmax wide fscale` | compute | per channel `clip(MultiplyByQuantizedMultiplier(acc, mult, shift) + zp, qmin, qmax)`: gemmlowp SaturatingRoundingDoublingHighMul + RoundingDivideByPOT with a 32-bit wrapping left shift (`wide=false`), or TFLite's int64 overload with the multiplier reduced to 16 bits (`wide=true`, 16-bit layers); the clip is the fused activation clamp. `fscale=float64` (TFLite's FULLY_CONNECTED): `round(double(acc) * mult * 2^shift)` half away from zero, `mult` the double scale's 53-bit significand (a 32 x 53-bit product rounded to 53 bits, two multiplier passes); `fscale=float32` (ONNX Runtime's QDQ kernels, MlasRequantizeOutput): `float32(acc) * scale` rounded half to even, `mult` the float32's bits |
 | `VADD out a b loops ...` | compute | TFLite's quantized add (add.cc): `(q - zp) << left_shift`, each input rescaled by its multiplier, summed in int32, rescaled by the output multiplier, `+ zp_out`, clipped |
 | `VMUL out a b loops zp_a zp_b zp_out m s wide qmin qmax` | compute | TFLite's quantized mul (mul.cc): `(a - zp_a) * (b - zp_b)`, one MultiplyByQuantizedMultiplier (the int64 overload when `wide`), `+ zp_out`, clipped |
 | `VLUT out a loops lo table` | compute | `out = table[a - lo]` for an 8-bit input: any pointwise function of one per-tensor quantized input (sigmoid, tanh, hard-swish, GELU, ...), the table filled at compile time by the node's integer reference kernel |
@@ -168,13 +168,16 @@ class Requant(Instr):
     qmin: int
     qmax: int
     wide: bool = False
-    # TFLite FULLY_CONNECTED: `round(double(acc) * scale)` half away from zero, the scale as
-    # mult (53-bit significand) x 2^shift; the 32 x 53-bit product takes two multiplier passes
-    f64: bool = False
+    # a float scale instead of MultiplyByQuantizedMultiplier: "float64" (TFLite's
+    # FULLY_CONNECTED: round(double(acc) * scale) half away from zero, the scale as mult (53-bit
+    # significand) x 2^shift; a 32 x 53-bit product, two multiplier passes) or "float32" (ONNX
+    # Runtime's MlasRequantizeOutput: float32(acc) * scale rounded half to even, mult holding
+    # the float32's bits)
+    fscale: str = ""
 
     @property
     def passes(self) -> int:
-        return 2 if self.f64 else 1
+        return 2 if self.fscale == "float64" else 1
 
 
 @dataclass(frozen=True)

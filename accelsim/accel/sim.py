@@ -370,7 +370,7 @@ class Simulator:
             st.spad("acc", read=e * ab)
             st.spad(self._space(ins.out.buf), write=e * ob)
             st.spad(self._space(ins.mult.buf), read=fp * pb)
-            st.alu_energy_pj += e * c.energy.requant_of(ins.wide, ins.f64)
+            st.alu_energy_pj += e * c.energy.requant_of(ins.wide, ins.fscale)
             work = ins.passes * e / c.alu_lanes
             sram = max(
                 e * ab / self._bw(ins.acc.buf),
@@ -386,8 +386,10 @@ class Simulator:
                 pi = _grid(ins.mult.base, ins.loops, 3).reshape(-1)
                 si = _grid(ins.shift.base, ins.loops, 3).reshape(-1)
                 oi = _grid(ins.out.base, ins.loops, 1).reshape(-1)
-                if ins.f64:
+                if ins.fscale == "float64":
                     out[oi] = alu.requantize_f64(acc[ai], m[pi], s[si], ins.zp, ins.qmin, ins.qmax)
+                elif ins.fscale == "float32":
+                    out[oi] = alu.requantize_f32(acc[ai], m[pi], ins.zp, ins.qmin, ins.qmax)
                 else:
                     out[oi] = alu.requantize(
                         acc[ai], m[pi], s[si], ins.zp, ins.qmin, ins.qmax, ins.wide
