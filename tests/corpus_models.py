@@ -22,6 +22,7 @@ import io
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -591,3 +592,59 @@ CORPUS: dict[str, Entry] = {
         Entry("keras_tiny_vit", "ViT", "tflite", keras_tiny_vit),
     ]
 }
+
+
+# ---------------------------------------------------------------------------------------------
+# ONNX Runtime's own quantizer over the ONNX models
+# ---------------------------------------------------------------------------------------------
+
+# (activation type, per-channel weights), given to the ONNX models in turn (`qdq_config`)
+QDQ_CONFIGS = [("u8", True), ("s8", True), ("u8", False), ("s8", False)]
+
+
+def qdq_config(name: str) -> tuple[str, bool]:
+    onnx = [n for n, e in CORPUS.items() if e.fmt == "onnx"]
+    return QDQ_CONFIGS[onnx.index(name) % len(QDQ_CONFIGS)]
+
+
+def calibration_reader(inputs: dict[str, tuple[int, ...]], n: int, seed: int):
+    """An ONNX Runtime `CalibrationDataReader` of `n` random samples of `inputs` (`sample`)."""
+    from onnxruntime import quantization
+
+    class Reader(quantization.CalibrationDataReader):
+        def __init__(self) -> None:
+            rng = np.random.default_rng(seed)
+            self._it = iter([{k: sample(k, s, rng) for k, s in inputs.items()} for _ in range(n)])
+
+        def get_next(self):
+            return next(self._it, None)
+
+    return Reader()
+
+
+def ort_quantize(
+    path: Path, inputs: dict[str, tuple[int, ...]], work: Path, act: str, per_channel: bool
+) -> Path:
+    """`path` quantized by ONNX Runtime's `quantize_static` (QDQ, int8 weights, 4 random
+    calibration samples) into `work/qdq.onnx`. Its shape inference may leave temporary files
+    in the working directory."""
+    from onnxruntime import quantization
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    qt = quantization.QuantType
+    # ONNX Runtime's documented flow: pre-process (ONNX shape inference, its optimizer's
+    # constant folding; its symbolic shape inference gives up on MobileViT), then quantize;
+    # without it the quantizer puts QDQ pairs into shape arithmetic (MobileViT's patch counts)
+    pre = work / "pre.onnx"
+    quant_pre_process(str(path), str(pre), skip_symbolic_shape=True)
+    qpath = work / "qdq.onnx"
+    quantization.quantize_static(
+        str(pre),
+        str(qpath),
+        calibration_reader(inputs, 4, 0),
+        quant_format=quantization.QuantFormat.QDQ,
+        per_channel=per_channel,
+        activation_type=qt.QUInt8 if act == "u8" else qt.QInt8,
+        weight_type=qt.QInt8,
+    )
+    return qpath

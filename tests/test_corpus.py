@@ -175,16 +175,7 @@ def test_onnx_float_matches_onnxruntime(corpus, name):
     assert worst < 1e-4
 
 
-class _Reader(quantization.CalibrationDataReader):
-    def __init__(self, inputs: dict[str, tuple[int, ...]], n: int, seed: int) -> None:
-        rng = np.random.default_rng(seed)
-        self._it = iter([{k: C.sample(k, s, rng) for k, s in inputs.items()} for _ in range(n)])
-
-    def get_next(self):
-        return next(self._it, None)
-
-
-QDQ_CONFIGS = [("u8", True), ("s8", True), ("u8", False), ("s8", False)]
+QDQ_CONFIGS = C.QDQ_CONFIGS
 
 # ONNX Runtime disagrees with itself here; accelsim follows its unfused (DISABLE_ALL) kernels,
 # which agree with PyTorch: the fused QLinearAveragePool of ENABLE_ALL divides a ceil-mode
@@ -196,29 +187,10 @@ ORT_FUSED_DIFFERS = {"hf_efficientnet_b0"}
 def _ort_qdq(corpus, name: str, tmp_path: Path, monkeypatch) -> tuple[Path, str, bool]:
     """The corpus model quantized by ONNX Runtime's `quantize_static` in the configuration
     the corpus gives it: (file, activation type, per-channel weights)."""
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    act, per_channel = QDQ_CONFIGS[ONNX.index(name) % len(QDQ_CONFIGS)]
+    act, per_channel = C.qdq_config(name)
     path, inputs = corpus.onnx_file(name)
-    qt = quantization.QuantType
-    # ONNX Runtime's documented flow: pre-process (ONNX shape inference, its optimizer's
-    # constant folding; its symbolic shape inference gives up on MobileViT), then
-    # quantize; without it the quantizer puts QDQ pairs into shape arithmetic (MobileViT's
-    # patch counts)
-    pre = tmp_path / "pre.onnx"
     monkeypatch.chdir(tmp_path)  # its shape inference may leave temporary files in the cwd
-    quant_pre_process(str(path), str(pre), skip_symbolic_shape=True)
-    qpath = tmp_path / "qdq.onnx"
-    quantization.quantize_static(
-        str(pre),
-        str(qpath),
-        _Reader(inputs, 4, 0),
-        quant_format=quantization.QuantFormat.QDQ,
-        per_channel=per_channel,
-        activation_type=qt.QUInt8 if act == "u8" else qt.QInt8,
-        weight_type=qt.QInt8,
-    )
-    return qpath, act, per_channel
+    return C.ort_quantize(path, inputs, tmp_path, act, per_channel), act, per_channel
 
 
 @pytest.mark.parametrize("name", ONNX)
@@ -502,7 +474,9 @@ def test_onnx_runtime_qdq_model_verifies_with_every_mac_lowered(
     )
 
 
-@pytest.mark.parametrize("name", ["torch_shufflenet_v2", "torch_squeezenet"])
+@pytest.mark.parametrize(
+    "name", ["torch_shufflenet_v2", "torch_squeezenet", "zoo_mobilenet_v3_small"]
+)
 def test_onnx_runtime_qdq_model_runs_its_macs_on_the_accelerator(
     corpus, name, tmp_path, monkeypatch
 ):
@@ -515,6 +489,13 @@ def test_onnx_runtime_qdq_model_runs_its_macs_on_the_accelerator(
     ran = {c.name for c in checked.layers}
     convs = [n.name for n in graph.nodes if n.op in ("conv2d", "dense")]
     assert convs and set(convs) <= ran, sorted(set(convs) - ran)
+    # QLinearAdd / QLinearMul (VADDF / VMULF) and QLinearGlobalAveragePool (a depthwise conv
+    # of unit weights with REQUANT fscale=float32)
+    qlinear = [n.name for n in graph.nodes if _is_qlinear(graph, n)]
+    pools = [n.name for n in graph.nodes if n.op == "global_avg_pool"]
+    if name == "zoo_mobilenet_v3_small":
+        assert qlinear and pools
+    assert set(qlinear + pools) <= ran, sorted(set(qlinear + pools) - ran)
     bad = {c.name: c.mismatches for c in checked.layers if c.mismatches}
     assert checked.ok and not bad, bad
     run = accelsim.simulate(graph, "simd-accel", None, fidelity="analytic")
@@ -542,10 +523,13 @@ class _Broadcasts(torch.nn.Module):
 
 
 @pytest.mark.usefixtures("kernel_cache")
+@pytest.mark.parametrize("target", ["host", "simd-accel"])
 @pytest.mark.parametrize("act", ["u8", "s8"])
-def test_onnx_runtime_qlinear_add_and_mul_kernels_match_the_reference(tmp_path, act):
+def test_onnx_runtime_qlinear_add_and_mul_kernels_match_the_reference(tmp_path, act, target):
     """QLinearAdd / QLinearMul as generated kernels (on this machine, through the TVM
-    runtime) against the reference executor's ONNX Runtime arithmetic, which
+    runtime; on the accelerator, VADDF / VMULF programs in its simulator, constant and
+    broadcast operands read with stride 0) against the reference executor's ONNX Runtime
+    arithmetic, which
     test_onnx_ops.py checks against ONNX Runtime itself. (The order in which ORT's loop over a
     scalar operand adds the products changes a result about 8 times in a million elements:
     too rare to show at this size; the kernel follows the reference's order.)"""
@@ -559,7 +543,7 @@ def test_onnx_runtime_qlinear_add_and_mul_kernels_match_the_reference(tmp_path, 
     quantization.quantize_static(
         str(path),
         str(qpath),
-        _Reader({"x": (1, 8, 4, 4), "s": (1, 8, 1, 1)}, 8, 0),
+        C.calibration_reader({"x": (1, 8, 4, 4), "s": (1, 8, 1, 1)}, 8, 0),
         quant_format=quantization.QuantFormat.QDQ,
         activation_type=qt.QUInt8 if act == "u8" else qt.QInt8,
         weight_type=qt.QInt8,
@@ -567,7 +551,7 @@ def test_onnx_runtime_qlinear_add_and_mul_kernels_match_the_reference(tmp_path, 
     graph = load_onnx(qpath)
     qlinear = [n.name for n in graph.nodes if _is_qlinear(graph, n)]
     assert len(qlinear) >= 5, [(n.op, n.name) for n in graph.nodes]
-    checked = accelsim.verify(str(qpath), "host")
+    checked = accelsim.verify(str(qpath), target)
     assert set(qlinear) <= {c.name for c in checked.layers}
     assert checked.ok, [(c.name, c.mismatches) for c in checked.layers if c.mismatches]
 

@@ -126,6 +126,49 @@ def mul(
     return requantize(prod, np.int64(m), np.int64(s), zp_out, qmin, qmax, wide)
 
 
+def _f32(bits: int) -> np.float32:
+    return np.array(bits, np.int64).astype(np.int32).view(np.float32)[()]
+
+
+def _fma32(a: np.ndarray, b, c) -> np.ndarray:
+    """float32 fused multiply-add of an 8-bit integer and float32s: the product is exact in
+    float64, so one float64 add and one rounding to float32 give the fused result."""
+    return (np.asarray(a, np.float64) * np.float64(b) + np.asarray(c, np.float64)).astype(
+        np.float32
+    )
+
+
+def add_f32(
+    a: np.ndarray, b: np.ndarray, ra: int, rb: int, fixed: int, scalar: str, qmin: int, qmax: int
+) -> np.ndarray:
+    """ONNX Runtime's QLinearAdd (MlasQLinearAdd): `ra`, `rb`, `fixed` float32 bits."""
+    A, B = np.asarray(a).astype(np.float32), np.asarray(b).astype(np.float32)
+    fa, fb, fc = _f32(ra), _f32(rb), _f32(fixed)
+    if scalar == "a":
+        r = _fma32(B, fb, np.float32(fc + (A * fa).astype(np.float32)))
+    elif scalar == "b":
+        r = _fma32(A, fa, np.float32(fc + (B * fb).astype(np.float32)))
+    else:
+        r = _fma32(A, fa, _fma32(B, fb, fc))
+    return np.clip(np.rint(r).astype(np.int64), qmin, qmax)
+
+
+def mul_f32(
+    a: np.ndarray,
+    b: np.ndarray,
+    zp_a: int,
+    zp_b: int,
+    zp_out: int,
+    ratio: int,
+    qmin: int,
+    qmax: int,
+) -> np.ndarray:
+    """ONNX Runtime's QLinearMul: float32(product) * ratio + zp_out, half to even."""
+    prod = (np.asarray(a, np.int64) - zp_a) * (np.asarray(b, np.int64) - zp_b)
+    r = (prod.astype(np.float32) * _f32(ratio)).astype(np.float32) + np.float32(zp_out)
+    return np.clip(np.rint(r.astype(np.float32)).astype(np.int64), qmin, qmax)
+
+
 def lookup(a: np.ndarray, lo: int, table) -> np.ndarray:
     """A table read per element: `table[a - lo]`."""
     return np.asarray(table, np.int64)[np.asarray(a, np.int64) - lo]

@@ -351,7 +351,7 @@ def layer_terms(s: LayerShape, choice: TileChoice, config: Any) -> _Terms:
         a.spad_read["out"] += n * sbytes
         last_store, last_bus = scyc, bus
         if g.kind == "alu":
-            ins = isa.ALU_INSTRUCTIONS[s.op_class]
+            ins = isa.ALU_INSTRUCTIONS[(s.op_class, s.fscale)]
             ab = sum(max(b, 8) / 8 for b in s.in_bits)  # input bytes per element, 8-bit lanes
             a.spad_read["act"] += n * e * ab
             a.spad_write["out"] += n * e * obytes
@@ -748,6 +748,8 @@ def points_view(config: AccelConfig, columns: Mapping[str, np.ndarray]) -> Any:
         requant_f32_pj=col(lambda m: m.requant_f32_pj),
         add_pj=col(lambda m: m.add_pj),
         mul_pj=col(lambda m: m.mul_pj),
+        addf_pj=col(lambda m: m.addf_pj),
+        mulf_pj=col(lambda m: m.mulf_pj),
         lut_pj=col(lambda m: m.lut_pj),
         pack_pj=col(lambda m: m.pack_pj),
         sram_pj_per_byte={s: col(lambda m, s=s: m.sram_pj_per_byte[s]) for s in e.sram_pj_per_byte},

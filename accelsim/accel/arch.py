@@ -48,6 +48,7 @@ H45_INT32_ADD = 0.1
 H45_INT8_MUL = 0.2
 H45_INT32_MUL = 3.1
 H45_FP32_MUL = 3.7
+H45_FP32_ADD = 0.9
 H45_SRAM_64B = ((8 * 1024, 10.0), (32 * 1024, 20.0), (1024 * 1024, 100.0))
 # each ALU lane's copy of the VLUT table: 256 entries of up to 16 bit (isa.VLut)
 LUT_TABLE_BYTES = 512
@@ -152,6 +153,8 @@ class EnergyModel:
     requant_f32_pj: float  # per output element, ONNX Runtime's float32 requantization
     add_pj: float  # per element of the TFLite add recipe (3 multipliers)
     mul_pj: float  # per element of the TFLite mul recipe (a product + one requantization)
+    addf_pj: float  # per element of ONNX Runtime's QLinearAdd (two float32 FMAs)
+    mulf_pj: float  # per element of ONNX Runtime's QLinearMul (product + float32 FMA)
     lut_pj: float  # per element looked up in a lane's table copy (VLUT)
     pack_pj: float  # per element packed / unpacked (4-bit)
     sram_pj_per_byte: Mapping[str, float]  # per scratchpad, by its bank size
@@ -695,6 +698,11 @@ def derive_energy(
     add = (3 * (H45_INT32_MUL + 4 * H45_INT32_ADD) + 3 * H45_INT32_ADD) * factor
     # TFLite mul: two zero-point subtractions, the 32x32 product, one requantization
     mul = (H45_INT32_MUL + 2 * H45_INT32_ADD + H45_INT32_MUL + 4 * H45_INT32_ADD) * factor
+    # ONNX Runtime's QLinearAdd / QLinearMul: float32 multiply-adds (Horowitz fp32 mul + add)
+    addf = (2 * (H45_FP32_MUL + H45_FP32_ADD) + H45_INT32_ADD) * factor
+    mulf = (
+        H45_INT32_MUL + 2 * H45_INT32_ADD + H45_FP32_MUL + H45_FP32_ADD + H45_INT32_ADD
+    ) * factor
     # VLUT: one 16-bit entry read from the lane's 512-byte table copy (the SRAM rule below)
     lut = _sram_pj_64b_45(LUT_TABLE_BYTES) / 8 * 2 * factor
     pack = H45_INT8_ADD * factor
@@ -714,6 +722,8 @@ def derive_energy(
         "3 requantizations + 3 adds; double-scale requantize (TFLite FULLY_CONNECTED) = two "
         "32x32 multiplies + 4 x 64-bit add/round/clamp; float32-scale requantize (ONNX Runtime) = "
         "a float32 multiply (3.7 pJ) + 4 x 32-bit convert/round/clamp/add; TFLite mul = a 32x32 product + 2 adds + 1 requantization; "
+        "ONNX Runtime's QLinearAdd = 2 x (float32 multiply 3.7 pJ + add 0.9 pJ) + a rounding; "
+        "QLinearMul = an integer product + 2 adds + a float32 multiply-add + a rounding; "
         f"table lookup = a 2-byte read of a {LUT_TABLE_BYTES}-byte table by the SRAM rule",
         "SRAM read per 64 bit by bank size: log-linear in log2(size) through Horowitz 8 KB 10 pJ, "
         "32 KB 20 pJ, 1 MB 100 pJ; below 8 KB x sqrt(size / 8 KB); per byte = / 8; writes "
@@ -731,6 +741,8 @@ def derive_energy(
         requant_f32_pj=requant_f32,
         add_pj=add,
         mul_pj=mul,
+        addf_pj=addf,
+        mulf_pj=mulf,
         lut_pj=lut,
         pack_pj=pack,
         sram_pj_per_byte=MappingProxyType(sram),

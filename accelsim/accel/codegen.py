@@ -762,6 +762,16 @@ class _Emitter:
 
     def emit_add(self, leaf: Leaf, dom, env) -> None:
         im = self.ld.imm
+        if im.get("fscale") == "float32":
+            fkeys = ("ra", "rb", "fixed", "scalar", "qmin", "qmax")
+            self._emit_alu(
+                leaf,
+                dom,
+                env,
+                "ab",
+                lambda out, ab, lps: isa.VAddF(out, *ab, lps, *(im[k] for k in fkeys)),
+            )
+            return
         keys = (
             "zp_a",
             "zp_b",
@@ -786,6 +796,16 @@ class _Emitter:
 
     def emit_mul(self, leaf: Leaf, dom, env) -> None:
         im = self.ld.imm
+        if im.get("fscale") == "float32":
+            fkeys = ("zp_a", "zp_b", "zp_out", "ratio", "qmin", "qmax")
+            self._emit_alu(
+                leaf,
+                dom,
+                env,
+                "ab",
+                lambda out, ab, lps: isa.VMulF(out, *ab, lps, *(im[k] for k in fkeys)),
+            )
+            return
         keys = ("zp_a", "zp_b", "zp_out", "m", "s", "wide", "qmin", "qmax")
         self._emit_alu(
             leaf,
@@ -810,7 +830,7 @@ class _Emitter:
         if self.ld.obits != 4:
             return
         for ins in self.out[start:]:
-            if isinstance(ins, (isa.Requant, isa.VAdd, isa.VMul, isa.VLut)):
+            if isinstance(ins, (isa.Requant, isa.VAdd, isa.VMul, isa.VAddF, isa.VMulF, isa.VLut)):
                 n = 1
                 for lp in ins.loops:
                     n *= lp[0]

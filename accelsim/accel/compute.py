@@ -40,7 +40,7 @@ from accelsim.accel.intrin import vmac
 from accelsim.accel.isa import DramTensor
 from accelsim.core import requant as rp
 from accelsim.core.errors import AccelsimError
-from accelsim.core.qparams import DTYPE_BITS, QuantParams
+from accelsim.core.qparams import DTYPE_BITS, QuantParams, dtype_range
 from accelsim.core.tvm_env import import_tvm
 from accelsim.lower.common import (
     NotLowered,
@@ -523,7 +523,10 @@ def alu_operands(graph: Graph, node: Node) -> AluOperands:
     infos = tuple(graph.tensors[t] for t in names)
     for i, info in enumerate((*infos, o_i)):
         _per_tensor(info, "output" if i == len(infos) else f"input {i + 1}")
-    if kind != "lut" and graph.requant_mode != "gemmlowp":
+    if kind != "lut" and graph.requant_mode == "float":
+        if not qdq_ops.has_integer_kernel(node, *infos, o_i):  # ORT: a float fallback group
+            raise NotAccelerated(f"{node.op} that ONNX Runtime computes in float")
+    elif kind != "lut" and graph.requant_mode != "gemmlowp":
         raise NotAccelerated(f"requant_mode '{graph.requant_mode}'")
     out_layout = tensor_layout(graph, node.outputs[0]) if len(o_i.shape) == 4 else "NCHW"
     rank = len(o_i.shape)
@@ -585,7 +588,8 @@ def alu_shape(graph: Graph, node: Node, config, ops: AluOperands | None = None) 
         obits=obits,
         in_bits=bits,
         wide=False,
-        fscale="",
+        # ONNX Runtime's QLinearAdd / QLinearMul (VADDF, VMULF); a table is a table
+        fscale="float32" if graph.requant_mode == "float" and ops.kind != "lut" else "",
         geom=Geometry("alu", n=ops.p, cin=ops.c, cout=ops.c),
         tile_axes=(TileAxis("p", ops.p, 1, unit="rows"),),
         staged=staged,
@@ -605,11 +609,15 @@ def pool_as_depthwise(graph: Graph, node: Node, config) -> tuple[Graph, Node]:
     image, weights 1 (so the folded bias is `-Z_x * H * W`) and the mean's own multiplier
     (`requant.mean_multiplier`, 1/n folded in) for every channel; no clamp but the output's
     range. Returns a graph with the unit weights as a constant and the conv node (same name,
-    same input and output tensors). `NotAccelerated` for other means, or a window whose
+    same input and output tensors). ONNX Runtime's QLinearGlobalAveragePool is the same sum
+    with its float32 scale (REQUANT fscale=float32). `NotAccelerated` for other means, or a
+    window whose
     smallest tile (one lane block of channels) does not fit the activation scratchpad."""
     x_i, o_i = graph.tensors[node.inputs[0]], graph.tensors[node.outputs[0]]
-    if graph.requant_mode != "gemmlowp":  # ONNX Runtime's pools have their own arithmetic
-        raise NotAccelerated(f"{node.op} with requant_mode '{graph.requant_mode}'")
+    if graph.requant_mode == "float" and not (
+        node.op == "global_avg_pool" and qdq_ops.is_8bit_pool(x_i, o_i)
+    ):  # ONNX Runtime: only QLinearGlobalAveragePool is an integer kernel
+        raise NotAccelerated(f"{node.op} that ONNX Runtime computes in float")
     if len(x_i.shape) != 4 or len(o_i.shape) != 4:
         raise NotAccelerated(f"{node.op} of a {len(x_i.shape)}-D tensor to {len(o_i.shape)}-D")
     layout = (
@@ -741,9 +749,13 @@ def _mac_values(graph: Graph, node: Node, ops: MacOperands, g: Geometry) -> _Mac
     if not ops.wide:
         folded = rp.wrap_int32(folded)
     if node.attr("mean_count"):  # a pool (`pool_as_depthwise`): the mean's own multiplier
-        m1, s1 = rp.mean_multiplier(ops.x, ops.out, node.attr("mean_count"))
+        n = node.attr("mean_count")
         mult, shift = np.zeros(g.cout_p, np.int64), np.zeros(g.cout_p, np.int64)
-        mult[: g.cout], shift[: g.cout] = m1, s1
+        if ops.fscale == "float32":  # QLinearGlobalAveragePool: x_scale / (y_scale * n)
+            xs, ys = ops.x.quant.scale[0], ops.out.quant.scale[0]
+            mult[: g.cout] = np.float32(qdq_ops.global_pool_scale(xs, ys, n)).view(np.int32)
+        else:
+            mult[: g.cout], shift[: g.cout] = rp.mean_multiplier(ops.x, ops.out, n)
     elif ops.fscale == "float64":  # the double scale exactly, as significand x 2^exponent
         mult, shift = np.zeros(g.cout_p, np.int64), np.zeros(g.cout_p, np.int64)
         mult[: g.cout], shift[: g.cout] = split_double(
@@ -949,6 +961,34 @@ def _alu_imm(graph: Graph, node: Node, ops: AluOperands) -> dict[str, Any]:
         return {"lo": lo, "table": tuple(int(v) for v in table)}
     a_i, b_i = ops.infos
     za, zb = rp.zero_point(a_i), rp.zero_point(b_i)
+    if graph.requant_mode == "float":  # ONNX Runtime's float32 constants, as bits
+        lo, hi = dtype_range(ops.out.dtype)
+
+        def bits(v) -> int:
+            return int(np.float32(v).view(np.int32))
+
+        if ops.kind == "mul":
+            r = qdq_ops.mul_ratio(a_i, b_i, ops.out)
+            return {
+                "fscale": "float32",
+                "zp_a": za,
+                "zp_b": zb,
+                "zp_out": zo,
+                "ratio": bits(r),
+                "qmin": lo,
+                "qmax": hi,
+            }
+        ra, rb, fixed = qdq_ops.add_params(a_i, b_i, ops.out)
+        which = qdq_ops.scalar_operand(a_i.shape, b_i.shape, ops.out.shape)
+        return {
+            "fscale": "float32",
+            "ra": bits(ra),
+            "rb": bits(rb),
+            "fixed": bits(fixed),
+            "scalar": which or "none",
+            "qmin": lo,
+            "qmax": hi,
+        }
     if ops.kind == "mul":
         mult, shift, wide = rp.mul_params(a_i, b_i, ops.out)
         return {

@@ -24,6 +24,7 @@ Instructions (all frozen dataclasses; `Program.text()` prints them one per line 
 | `REQUANT out acc mult shift loops zp qmin qmax wide fscale` | compute | per channel `clip(MultiplyByQuantizedMultiplier(acc, mult, shift) + zp, qmin, qmax)`: gemmlowp SaturatingRoundingDoublingHighMul + RoundingDivideByPOT with a 32-bit wrapping left shift (`wide=false`), or TFLite's int64 overload with the multiplier reduced to 16 bits (`wide=true`, 16-bit layers); the clip is the fused activation clamp. `fscale=float64` (TFLite's FULLY_CONNECTED): `round(double(acc) * mult * 2^shift)` half away from zero, `mult` the double scale's 53-bit significand (a 32 x 53-bit product rounded to 53 bits, two multiplier passes); `fscale=float32` (ONNX Runtime's QDQ kernels, MlasRequantizeOutput): `float32(acc) * scale` rounded half to even, `mult` the float32's bits |
 | `VADD out a b loops ...` | compute | TFLite's quantized add (add.cc): `(q - zp) << left_shift`, each input rescaled by its multiplier, summed in int32, rescaled by the output multiplier, `+ zp_out`, clipped |
 | `VMUL out a b loops zp_a zp_b zp_out m s wide qmin qmax` | compute | TFLite's quantized mul (mul.cc): `(a - zp_a) * (b - zp_b)`, one MultiplyByQuantizedMultiplier (the int64 overload when `wide`), `+ zp_out`, clipped |
+| `VADDF out a b loops ra rb fixed scalar qmin qmax` / `VMULF out a b loops zp_a zp_b zp_out ratio qmin qmax` | compute | ONNX Runtime's QLinearAdd / QLinearMul in float32 (its QDQ models): constants as float32 bits, results rounded half to even |
 | `VLUT out a loops lo table` | compute | `out = table[a - lo]` for an 8-bit input: any pointwise function of one per-tensor quantized input (sigmoid, tanh, hard-swish, GELU, ...), the table filled at compile time by the node's integer reference kernel |
 | `VPACK buf count` / `VUNPACK buf count` | compute | 8-bit lanes <-> two 4-bit values per byte, in place |
 | `SIGNAL queue token` / `WAIT queue token` | any | dependency tokens between queues |
@@ -229,6 +230,49 @@ class VMul(Instr):
 
 
 @dataclass(frozen=True)
+class VAddF(Instr):
+    """ONNX Runtime's QLinearAdd, in float32 (`accelsim.ref.qdq_ops.add`): `a * ra + (b * rb +
+    fixed)` as two fused multiply-adds (`scalar`: "a" or "b" when ORT folds that operand into
+    the constant first, else "none"), rounded half to even, clipped. `ra`, `rb`, `fixed` are
+    float32 bits."""
+
+    OPCODE: ClassVar[str] = "VADDF"
+    PASSES: ClassVar[int] = 2  # two float32 fused multiply-adds
+    ENERGY: ClassVar[str] = "addf_pj"
+    out: Ref
+    a: Ref
+    b: Ref
+    loops: Loops  # (extent, out_stride, a_stride, b_stride)
+    ra: int
+    rb: int
+    fixed: int
+    scalar: str
+    qmin: int
+    qmax: int
+
+
+@dataclass(frozen=True)
+class VMulF(Instr):
+    """ONNX Runtime's QLinearMul (`accelsim.ref.qdq_ops.mul`): the integer product of the
+    zero-point-subtracted operands times `ratio` (float32 bits) in float32, `+ zp_out`,
+    rounded half to even, clipped."""
+
+    OPCODE: ClassVar[str] = "VMULF"
+    PASSES: ClassVar[int] = 2  # the integer product, the float32 multiply-add
+    ENERGY: ClassVar[str] = "mulf_pj"
+    out: Ref
+    a: Ref
+    b: Ref
+    loops: Loops
+    zp_a: int
+    zp_b: int
+    zp_out: int
+    ratio: int
+    qmin: int
+    qmax: int
+
+
+@dataclass(frozen=True)
 class VLut(Instr):
     """A pointwise function of an 8-bit input by table: `out = table[a - lo]`. The table (the
     node's integer reference kernel at every input value, filled at compile time) travels with
@@ -289,6 +333,8 @@ INSTRUCTIONS: tuple[type[Instr], ...] = (
     Requant,
     VAdd,
     VMul,
+    VAddF,
+    VMulF,
     VLut,
     VPack,
     VUnpack,
@@ -296,11 +342,16 @@ INSTRUCTIONS: tuple[type[Instr], ...] = (
     Wait,
 )
 BY_OPCODE = {c.OPCODE: c for c in INSTRUCTIONS}
-# the element-wise instruction of each ALU layer class (`compute.alu_operands`)
-ALU_INSTRUCTIONS: dict[str, type[VAdd] | type[VMul] | type[VLut]] = {
-    "add": VAdd,
-    "mul": VMul,
-    "lut": VLut,
+AluInstr = VAdd | VMul | VAddF | VMulF | VLut
+# the element-wise instruction of each ALU layer class (`compute.alu_operands`) and
+# requantization arithmetic ("" fixed point, "float32" ONNX Runtime's)
+ALU_INSTRUCTIONS: dict[tuple[str, str], type[AluInstr]] = {
+    ("add", ""): VAdd,
+    ("mul", ""): VMul,
+    ("add", "float32"): VAddF,
+    ("mul", "float32"): VMulF,
+    ("lut", ""): VLut,
+    ("lut", "float32"): VLut,
 }
 
 

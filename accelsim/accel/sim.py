@@ -177,10 +177,14 @@ def _reuse_fetches(loops, j: int, capacity: int) -> float:
 # ------------------------------------------------------------------------------------------------
 
 
-def alu_execute(ins: isa.VAdd | isa.VMul | isa.VLut, args: list[np.ndarray]) -> np.ndarray:
+def alu_execute(ins: isa.AluInstr, args: list[np.ndarray]) -> np.ndarray:
     """The vector ALU's element-wise instruction on its gathered operands (`accelsim.accel.alu`)."""
     if isinstance(ins, isa.VLut):
         return alu.lookup(args[0], ins.lo, ins.table)
+    if isinstance(ins, isa.VAddF):
+        return alu.add_f32(*args, ins.ra, ins.rb, ins.fixed, ins.scalar, ins.qmin, ins.qmax)
+    if isinstance(ins, isa.VMulF):
+        return alu.mul_f32(*args, ins.zp_a, ins.zp_b, ins.zp_out, ins.ratio, ins.qmin, ins.qmax)
     if isinstance(ins, isa.VMul):
         return alu.mul(
             args[0],
@@ -395,7 +399,7 @@ class Simulator:
                         acc[ai], m[pi], s[si], ins.zp, ins.qmin, ins.qmax, ins.wide
                     )
             return max(work, sram, 1.0) + issue
-        if isinstance(ins, (isa.VAdd, isa.VMul, isa.VLut)):
+        if isinstance(ins, (isa.VAdd, isa.VMul, isa.VAddF, isa.VMulF, isa.VLut)):
             e = math.prod(lp[0] for lp in ins.loops)
             roles = ("a", "b") if not isinstance(ins, isa.VLut) else ("a",)
             bits = {k: self.p.buffers[getattr(ins, k).buf].bits / 8 for k in ("out", *roles)}
