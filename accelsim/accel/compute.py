@@ -27,6 +27,7 @@ host core.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Callable, Mapping
@@ -609,16 +610,16 @@ def pool_as_depthwise(graph: Graph, node: Node, config) -> tuple[Graph, Node]:
     image, weights 1 (so the folded bias is `-Z_x * H * W`) and the mean's own multiplier
     (`requant.mean_multiplier`, 1/n folded in) for every channel; no clamp but the output's
     range. Returns a graph with the unit weights as a constant and the conv node (same name,
-    same input and output tensors). ONNX Runtime's QLinearGlobalAveragePool is the same sum
-    with its float32 scale (REQUANT fscale=float32). `NotAccelerated` for other means, or a
-    window whose
-    smallest tile (one lane block of channels) does not fit the activation scratchpad."""
+    same input and output tensors; an (N, C) output, a mean that drops the reduced axes, is
+    (N, C, 1, 1) in that graph). ONNX Runtime's QLinearGlobalAveragePool is the same sum with
+    its float32 scale (REQUANT fscale=float32). `NotAccelerated` for other means, or a window
+    whose smallest tile (one lane block of channels) does not fit the activation scratchpad."""
     x_i, o_i = graph.tensors[node.inputs[0]], graph.tensors[node.outputs[0]]
     if graph.requant_mode == "float" and not (
         node.op == "global_avg_pool" and qdq_ops.is_8bit_pool(x_i, o_i)
     ):  # ONNX Runtime: only QLinearGlobalAveragePool is an integer kernel
         raise NotAccelerated(f"{node.op} that ONNX Runtime computes in float")
-    if len(x_i.shape) != 4 or len(o_i.shape) != 4:
+    if len(x_i.shape) != 4 or len(o_i.shape) not in (2, 4):
         raise NotAccelerated(f"{node.op} of a {len(x_i.shape)}-D tensor to {len(o_i.shape)}-D")
     layout = (
         node.attr("data_layout", "NCHW")
@@ -638,8 +639,14 @@ def pool_as_depthwise(graph: Graph, node: Node, config) -> tuple[Graph, Node]:
     wname = f"{node.name}:unit_weights"
     wdt = "int4" if DTYPE_BITS[x_i.dtype] == 4 else "int8"  # the lanes' mode for the activations
     w_i = TensorInfo(wname, (C, 1, H, W), wdt, QuantParams((1.0,), (0,)))
+    y4 = [x_i.shape[0], 1, 1, 1]
+    y4[ca] = C
     g2 = graph.replace(
-        tensors={**graph.tensors, wname: w_i},
+        tensors={
+            **graph.tensors,
+            wname: w_i,
+            node.outputs[0]: dataclasses.replace(o_i, shape=tuple(y4)),
+        },
         constants={**graph.constants, wname: np.ones((C, 1, H, W), np.int8)},
     )
     conv = Node(
@@ -664,7 +671,12 @@ def route(graph: Graph, node: Node, config, alu_fn, depthwise_fn, contraction_fn
         return alu_fn(graph, node, config)
     if node.op in POOL_OPS:
         g2, n2 = pool_as_depthwise(graph, node, config)
-        return depthwise_fn(g2, n2, config)
+        out = depthwise_fn(g2, n2, config)
+        shape = graph.tensors[node.outputs[0]].shape
+        if isinstance(out, LayerDef) and len(shape) == 2:  # (N, C, 1, 1) -> the node's (N, C)
+            unpack4 = out.unpack
+            return dataclasses.replace(out, unpack=lambda arr: unpack4(arr).reshape(shape))
+        return out
     if node.op == "conv2d" and op_class(graph, node) == "depthwise_conv2d":
         return depthwise_fn(graph, node, config)
     if (node.op == "conv2d" and node.attr("groups", 1) == 1) or node.op == "dense":
