@@ -259,7 +259,7 @@ def layer_cost(s: LayerShape, choice: TileChoice, config: AccelConfig) -> LayerC
     )
     return LayerCost(
         s.node.name,
-        s.op_class,
+        s.op_label,
         s.macs,
         cycles,
         t.latency,

@@ -160,6 +160,14 @@ class LayerShape:
     macs: int
 
     @property
+    def op_label(self) -> str:
+        """The operator costs and checks name: the op class, or the graph operator the layer
+        stands for (a table's sigmoid, a global average pool run as a depthwise conv)."""
+        if self.node.attr("pool_op"):
+            return str(self.node.attr("pool_op"))
+        return self.node.op if self.op_class == "lut" else self.op_class
+
+    @property
     def key(self) -> tuple:
         """What the layer's tiling depends on (layers with equal keys tile alike)."""
         return (
@@ -654,7 +662,7 @@ def pool_as_depthwise(graph: Graph, node: Node, config) -> tuple[Graph, Node]:
         "conv2d",
         (node.inputs[0], wname),
         node.outputs,
-        {"groups": C, "data_layout": layout, "mean_count": H * W},
+        {"groups": C, "data_layout": layout, "mean_count": H * W, "pool_op": node.op},
     )
     return g2, conv
 

@@ -805,7 +805,7 @@ def layer_cost(layer: CompiledLayer, config: AccelConfig, result: ProgramResult)
     )
     return LayerCost(
         prog.name,
-        layer.ld.op_class,
+        layer.ld.op_label,
         prog.macs,
         result.cycles,
         result.latency_s,
@@ -897,7 +897,7 @@ def verify_layers(
         out.append(
             Mismatch(
                 layer.node.name,
-                layer.ld.op_class,
+                layer.ld.op_label,
                 int((diff != 0).sum()),
                 int(ref.size),
                 int(diff.max()) if diff.size else 0,
