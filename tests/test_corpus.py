@@ -407,6 +407,29 @@ def test_accelerator_runs_the_mobile_cnns(corpus, name, tmp_path):
     assert cov.mac_share == 1.0 and cov.layer_share >= 0.95, cov.text()
 
 
+@pytest.mark.parametrize("name", ["hf_bert_tiny", "torch_shufflenet_v2"])
+def test_accelerator_runs_transposes_as_dma_programs(corpus, name):
+    """Attention's head transposes (4-D, stored NHWC-permuted on the accelerator) and
+    ShuffleNet's channel shuffle (5-D) are DMA programs: a tile loaded into the act
+    scratchpad, the store engine writing the output in its order; bit-exact."""
+    from accelsim.accel import isa, load_config, sim
+
+    q = accelsim.api.prepared(corpus.float_graph(name), "simd-accel", "w8a8")[0]
+    cfg = load_config("simd-accel")
+    moves = [n for n in q.nodes if n.op == "transpose"]
+    assert moves
+    for n in moves:
+        prog = sim.compile_node(q, n, cfg).program
+        assert prog is not None, n.name
+        assert {type(i) for i in prog.instructions} <= {isa.Load, isa.Store, isa.Signal, isa.Wait}
+    rng = np.random.default_rng(0)
+    feeds = [C.sample(i, q.tensors[i].shape, rng) for i in q.inputs]
+    results = sim.verify_layers(q, cfg, feeds)
+    checked = {r.layer: r for r in results}
+    assert {n.name for n in moves} <= set(checked)
+    assert not [r for r in results if r.mismatches]
+
+
 def test_accelerator_runs_tflite_fully_connected_at_its_double_requantization(corpus, tmp_path):
     """The converter's FULLY_CONNECTED layers requantize as round(double(acc) * scale) in
     TFLite's reference kernel; the accelerator's REQUANT f64 does the same (verify executes

@@ -325,6 +325,9 @@ def layer_terms(s: LayerShape, choice: TileChoice, config: Any) -> _Terms:
     if g.kind == "alu":  # element-wise: tiles of rows of C elements
         vcs = Counter({ce["p"]: n_epi})
         pix = g.cout
+    elif g.kind == "move":  # data movement: tiles of rows of the output's leading dim
+        vcs = Counter({ce["t"]: n_epi})
+        pix = g.cin
     else:
         ch = "c" if g.kind == "elem" else "oc"
         pos_c = g.cout_p // ce[ch]
@@ -338,18 +341,21 @@ def layer_terms(s: LayerShape, choice: TileChoice, config: Any) -> _Terms:
         e = pix * vc
         if g.kind == "alu":
             box: tuple[int, ...] = (vc, g.cout)
+        elif g.kind == "move":
+            box = (vc, *y.shape[1:])
         else:
             box = (g.n, vc) if g.dense else (g.n, ce["oh"], ce["ow"], vc)
         bus = _dram_bytes(box, y.shape, y.bits, c.dma_burst_bytes)
         sbytes = e * y.bits / 8
-        scyc = _mx(
-            bus / c.dma_bytes_per_cycle, bus / c.dram_bytes_per_cycle, sbytes / bw["out"], 1.0
-        )
+        src = "act" if g.kind == "move" else "out"  # a movement's store reads its input tile
+        scyc = _mx(bus / c.dma_bytes_per_cycle, bus / c.dram_bytes_per_cycle, sbytes / bw[src], 1.0)
         a.store += n * scyc
         a.dram_write += n * bus
         a.payload += n * sbytes
-        a.spad_read["out"] += n * sbytes
+        a.spad_read[src] += n * sbytes
         last_store, last_bus = scyc, bus
+        if g.kind == "move":  # no compute
+            continue
         if g.kind == "alu":
             ins = isa.ALU_INSTRUCTIONS[(s.op_class, s.fscale)]
             ab = sum(max(b, 8) / 8 for b in s.in_bits)  # input bytes per element, 8-bit lanes
@@ -398,7 +404,7 @@ def layer_terms(s: LayerShape, choice: TileChoice, config: Any) -> _Terms:
     # ---- BIAS + VMACs -----------------------------------------------------------------------
     vmac = 0.0
     bias = 0.0
-    if g.kind != "alu":
+    if g.kind not in ("alu", "move"):
         L = c.lanes
         accb = s.acc_bits / 8
         # BIAS: acc tile from the per-channel bias, held in one parameter register per lane
@@ -476,7 +482,7 @@ def layer_terms(s: LayerShape, choice: TileChoice, config: Any) -> _Terms:
     # refill k + slots of the most often reloaded buffer waits until the MACs (the ALU for add)
     # of refill k have read it; the epilogue of refill k overlaps the next refill's load
     refills = max(b[0] for b in per_buffer)
-    hold = (n_steps * vmac if g.kind != "alu" else a.compute) / refills
+    hold = (n_steps * vmac if g.kind not in ("alu", "move") else a.compute) / refills
     refill_load = (a.load - first_loads) / (refills - 1) if refills > 1 else 0.0
     chain = prologue + (refills - 1) * (refill_load + lat + hold) / slots + step_compute
     bounds = (

@@ -73,6 +73,8 @@ ALU_OPS = ("add", "mul")  # binary element-wise ops of the vector ALU (VADD, VMU
 ACCEL_OPS = ("conv2d", "dense", *ALU_OPS)
 # averages over the spatial axes: depthwise convolutions with unit weights (`pool_as_depthwise`)
 POOL_OPS = ("global_avg_pool", "mean")
+# pure data movement: DMA programs, no compute (`transpose_def`)
+MOVE_OPS = ("transpose",)
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,9 @@ class Staged:
 class Geometry:
     """Everything about a layer's shape the tiler, the compute and the cost formulas need."""
 
-    kind: str  # "bcast" (conv2d, dense), "elem" (depthwise), "alu" (element-wise: n = P, cin = cout = C)
+    # "bcast" (conv2d, dense), "elem" (depthwise), "alu" (element-wise: n = P, cin = cout = C),
+    # "move" (data movement: n = tiled rows, cin = elements per row)
+    kind: str
     n: int = 1
     h: int = 1
     w: int = 1
@@ -612,6 +616,154 @@ def alu_shape(graph: Graph, node: Node, config, ops: AluOperands | None = None) 
     )
 
 
+_MOVE_LOOPS = ("t", "u", "v", "w")  # a movement layer's output loops: t tiled, the rest whole
+
+
+@dataclass(frozen=True)
+class MoveOperands:
+    """A transpose in the accelerator's memory order, unit dims dropped: output memory dim d
+    reads input memory dim `src[d]`; shapes padded with trailing 1s to four dims."""
+
+    x: TensorInfo
+    out: TensorInfo
+    x_shape: tuple[int, ...]
+    y_shape: tuple[int, ...]
+    src: tuple[int, ...]
+    layouts: tuple[str, str]  # `to_kernel_layout` layouts of the input and the output
+
+
+def _memory_dims(graph: Graph, name: str) -> tuple[str, tuple[int, ...]]:
+    """(layout, the graph dims in memory order) of a tensor on the accelerator: 4-D tensors
+    of an NCHW graph are NHWC there."""
+    info = graph.tensors[name]
+    if len(info.shape) == 4:
+        lay = tensor_layout(graph, name)
+        if lay == "NCHW":
+            return lay, (0, 2, 3, 1)
+        return lay, (0, 1, 2, 3)
+    return "", tuple(range(len(info.shape)))
+
+
+def move_operands(graph: Graph, node: Node, config) -> MoveOperands:
+    x_i, o_i = graph.tensors[node.inputs[0]], graph.tensors[node.outputs[0]]
+    if x_i.dtype != o_i.dtype or x_i.quant != o_i.quant:
+        raise NotAccelerated("a transpose that changes the representation")
+    if DTYPE_BITS[x_i.dtype] not in (8, 16):
+        raise NotAccelerated(f"a transpose of {x_i.dtype} elements")
+    rank = len(x_i.shape)
+    perm = tuple(node.attr("perm") or tuple(reversed(range(rank))))
+    lay_x, mx = _memory_dims(graph, node.inputs[0])
+    lay_o, mo = _memory_dims(graph, node.outputs[0])
+    # output memory dim j is graph dim mo[j], which reads input graph dim perm[mo[j]], which
+    # is input memory dim mx.index(...)
+    src = [mx.index(perm[mo[j]]) for j in range(rank)]
+    keep_o = [j for j in range(rank) if o_i.shape[mo[j]] > 1]
+    keep_x = [j for j in range(rank) if x_i.shape[mx[j]] > 1]
+    if len(keep_o) > len(_MOVE_LOOPS):
+        raise NotAccelerated(f"a transpose of {len(keep_o)} non-unit dims")
+    x_shape = tuple(x_i.shape[mx[j]] for j in keep_x)
+    y_shape = tuple(o_i.shape[mo[j]] for j in keep_o)
+    src_k = tuple(keep_x.index(src[j]) for j in keep_o)
+    pad = len(_MOVE_LOOPS)
+    x_shape += (1,) * (pad - len(x_shape))
+    src_k += tuple(range(len(keep_x), pad))[: pad - len(src_k)]
+    y_shape += (1,) * (pad - len(y_shape))
+    # one row of the tiled dim and the rest whole must fit a slot of the act scratchpad
+    sp = config.scratchpads["act"]
+    row = int(np.prod(y_shape[1:])) * DTYPE_BITS[x_i.dtype] // 8
+    if row * config.slots * 2 > sp.size_bytes:
+        raise NotAccelerated(f"a transpose whose rows of {row} bytes exceed the act scratchpad")
+    return MoveOperands(x_i, o_i, x_shape, y_shape, src_k, (lay_x, lay_o))
+
+
+def transpose_shape(graph: Graph, node: Node, config, ops: MoveOperands | None = None):
+    ops = ops or move_operands(graph, node, config)
+    bits = DTYPE_BITS[ops.x.dtype]
+
+    def xbox(cv):  # input dims: the one the tiled output dim reads is cut to the tile
+        return tuple(
+            cv["t"] if j == ops.src[0] else ops.x_shape[j] for j in range(len(ops.x_shape))
+        )
+
+    return LayerShape(
+        node=node,
+        op_class="transpose",
+        mode="",
+        wbits=0,
+        abits=bits,
+        obits=bits,
+        in_bits=(bits,),
+        wide=False,
+        fscale="",
+        geom=Geometry("move", n=ops.y_shape[0], cin=int(np.prod(ops.y_shape[1:]))),
+        tile_axes=(TileAxis("t", ops.y_shape[0], 1, unit="rows"),),
+        staged=(Staged("a", "act", max(bits, 8), bits, xbox, "main"),),
+        acc_box=None,
+        out_box=lambda cv: 0,  # no output buffer: the store reads the act scratchpad
+        acc_bits=32,
+        out_buf_bits=max(bits, 8),
+        dram={
+            "a": DramTensor("a", ops.x_shape, bits, "input"),
+            "y": DramTensor("y", ops.y_shape, bits, "output"),
+        },
+        extents=dict(zip(_MOVE_LOOPS[1:], ops.y_shape[1:])),
+        macs=0,
+    )
+
+
+def transpose_def(graph: Graph, node: Node, config) -> LayerDef:
+    """A transpose as a DMA program: a tile of the input loaded into the act scratchpad, the
+    output written by the store engine reading that tile in the output's order."""
+    te = import_tvm().te
+    ops = move_operands(graph, node, config)
+    s = transpose_shape(graph, node, config, ops)
+    dt = _store_dtype(ops.x.dtype)
+    a = te.placeholder(ops.x_shape, dt, name="a")
+
+    def element(*o):
+        idx = [0] * len(ops.x_shape)
+        for d, j in enumerate(ops.src):
+            idx[j] = o[d]
+        return a[tuple(idx)]
+
+    y = te.compute(ops.y_shape, element, name="y")
+    x_name = node.inputs[0]
+    lay_x, lay_o = ops.layouts
+    o_shape = ops.out.shape
+    mem_o = _memory_dims(graph, node.outputs[0])[1]
+
+    def pack(values):
+        arr = np.asarray(values[x_name])
+        if lay_x:
+            arr = to_kernel_layout(arr, lay_x)
+        return {"a": np.ascontiguousarray(arr).reshape(-1).astype(np.int64)}
+
+    def unpack(arr):
+        mem = np.asarray(arr).reshape(tuple(o_shape[d] for d in mem_o))
+        return from_kernel_layout(mem, lay_o) if lay_o else mem
+
+    return _layer_def(
+        s,
+        te_args=[a, y],
+        main="y",
+        epilogue=None,
+        pad_stage=False,
+        loops=_MOVE_LOOPS,
+        intrinsic=None,
+        imm={"in_bits": s.in_bits},
+        signature={
+            "class": "transpose",
+            "x": list(ops.x_shape),
+            "src": list(ops.src),
+            "bits": s.abits,
+        },
+        pack=pack,
+        unpack=unpack,
+        output=node.outputs[0],
+        inputs=(x_name,),
+    )
+
+
 def pool_as_depthwise(graph: Graph, node: Node, config) -> tuple[Graph, Node]:
     """A global average pool (or a mean over H and W) as the depthwise convolution it computes
     in TFLite's integer arithmetic (reference_ops::QuantizedMeanOrSum): a window of the whole
@@ -667,10 +819,12 @@ def pool_as_depthwise(graph: Graph, node: Node, config) -> tuple[Graph, Node]:
     return g2, conv
 
 
-def route(graph: Graph, node: Node, config, alu_fn, depthwise_fn, contraction_fn):
+def route(graph: Graph, node: Node, config, alu_fn, depthwise_fn, contraction_fn, move_fn):
     """Which accelerator layer kind `node` is (element-wise ALU, depthwise, conv/dense), or
     `NotAccelerated`; calls the builder of that kind. `layer_shape` and `layer_def` share these
     rules."""
+    if node.op in MOVE_OPS:
+        return move_fn(graph, node, config)
     if node.op not in ACCEL_OPS and node.op not in LUT_OPS and node.op not in POOL_OPS:
         raise NotAccelerated(f"op '{node.op}' runs on the host core")
     if not graph.tensors[node.outputs[0]].is_quantized:
@@ -694,7 +848,9 @@ def route(graph: Graph, node: Node, config, alu_fn, depthwise_fn, contraction_fn
 
 def layer_shape(graph: Graph, node: Node, config) -> LayerShape:
     """The shape of the accelerator layer of `node`, or `NotAccelerated` (it runs on the host)."""
-    return route(graph, node, config, alu_shape, depthwise_shape, contraction_shape)
+    return route(
+        graph, node, config, alu_shape, depthwise_shape, contraction_shape, transpose_shape
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -1114,4 +1270,4 @@ def alu(graph: Graph, node: Node, config) -> LayerDef:
 
 def layer_def(graph: Graph, node: Node, config) -> LayerDef:
     """The accelerator compute of `node`, or `NotAccelerated` (the node runs on the host)."""
-    return route(graph, node, config, alu, depthwise, contraction)
+    return route(graph, node, config, alu, depthwise, contraction, transpose_def)

@@ -459,6 +459,8 @@ def schedule_layer(ld: LayerDef, choice: TileChoice, recipe: AccelRecipe):
         sch.annotate(y, "accel.alu", "requant")
         red = choice.reduce_loop or flow.inner[0]
         sch.decompose_reduction(main, loops[red])
+    elif ld.geom.kind == "move":  # data movement: the store engine reads the staged tile
+        pass
     else:  # element-wise: the main block is the ALU operation
         sch.cache_write(main, 0, SCOPES["out"])
         sch.reverse_compute_at(sch.get_sblock(f"{ld.main}_{SCOPES['out']}"), epi_loop)

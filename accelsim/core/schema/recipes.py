@@ -227,6 +227,7 @@ ACCEL_AXES: dict[str, tuple[str, ...]] = {
     "add": ("p",),  # element-wise ALU classes: rows of the (P, C) output
     "mul": ("p",),
     "lut": ("p",),
+    "transpose": ("t",),  # data movement: the output's leading non-unit dim
 }
 ACCEL_OP_CLASSES = tuple(ACCEL_AXES)
 
