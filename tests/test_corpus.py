@@ -445,6 +445,9 @@ def test_accelerator_runs_tflite_fully_connected_at_its_double_requantization(co
     assert rc == 0 and result["mismatches"] == 0
     dense = [x for x in result["layers"] if x["op"] == "dense"]
     assert len(dense) >= 6 and all(x["elements"] > 0 for x in dense)
+    # and the layer norms' SUB and their per-row multiplies (a column broadcast along the
+    # features), the class token's slice and the heads' transposes
+    assert {"sub", "mul", "slice", "transpose"} <= {x["op"] for x in result["layers"]}
     run = accelsim.simulate(load_tflite(path), "simd-accel", None, fidelity="analytic")
     # all but the attention's activation x activation matmuls (host core)
     assert run.runs[0].coverage.mac_share > 0.9, run.runs[0].coverage.text()

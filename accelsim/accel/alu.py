@@ -100,11 +100,14 @@ def add(
     s_out: int,
     qmin: int,
     qmax: int,
+    sub: bool = False,
 ) -> np.ndarray:
-    """TFLite add.cc (int8 / int16 reference kernels)."""
+    """TFLite add.cc / sub.cc (int8 / int16 reference kernels): `sub` subtracts the rescaled
+    second input (after its rounding, as sub.cc does)."""
     x1 = (np.asarray(a, np.int64) - zp_a) << left_shift
     x2 = (np.asarray(b, np.int64) - zp_b) << left_shift
-    raw = wrap(mbqm(x1, m_a, s_a) + mbqm(x2, m_b, s_b), 32)
+    y2 = mbqm(x2, m_b, s_b)
+    raw = wrap(mbqm(x1, m_a, s_a) + (-y2 if sub else y2), 32)
     return np.clip(mbqm(raw, m_out, s_out) + zp_out, qmin, qmax)
 
 

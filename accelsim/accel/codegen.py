@@ -791,7 +791,9 @@ class _Emitter:
             dom,
             env,
             "ab",
-            lambda out, ab, lps: isa.VAdd(out, *ab, lps, *(im[k] for k in keys)),
+            lambda out, ab, lps: isa.VAdd(
+                out, *ab, lps, *(im[k] for k in keys), sub=bool(im.get("sub", False))
+            ),
         )
 
     def emit_mul(self, leaf: Leaf, dom, env) -> None:

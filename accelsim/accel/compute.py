@@ -68,13 +68,13 @@ class NotAccelerated(AccelsimError):
     """A node the accelerator does not run (the message says why); it runs on the host."""
 
 
-ALU_OPS = ("add", "mul")  # binary element-wise ops of the vector ALU (VADD, VMUL)
+ALU_OPS = ("add", "sub", "mul")  # binary element-wise ops of the vector ALU (VADD, VMUL)
 # and the pointwise functions of one 8-bit input it runs as a 256-entry table (VLUT)
 ACCEL_OPS = ("conv2d", "dense", *ALU_OPS)
 # averages over the spatial axes: depthwise convolutions with unit weights (`pool_as_depthwise`)
 POOL_OPS = ("global_avg_pool", "mean")
 # pure data movement: DMA programs, no compute (`transpose_def`)
-MOVE_OPS = ("transpose",)
+MOVE_OPS = ("transpose", "slice")
 
 
 @dataclass(frozen=True)
@@ -497,32 +497,39 @@ def depthwise_shape(graph: Graph, node: Node, config, ops=None) -> LayerShape:
 @dataclass(frozen=True)
 class AluOperands:
     """An element-wise layer of the vector ALU over its output viewed as (P, C) in the
-    accelerator's memory order: each input is either full (indexed [p, c]) or broadcast along P
-    (indexed [c]: a per-channel vector, a bias row, a mask row). Constant inputs are DRAM
+    accelerator's memory order: each input is full (indexed [p, c]), a row broadcast along P
+    (indexed [c]: a per-channel vector, a bias row, a mask row) or a column broadcast along C
+    (indexed [p]: a per-row statistic, as a layer norm's mean). Constant inputs are DRAM
     tensors like activations."""
 
     kind: str  # ALU op class: "add", "mul", "lut"
     inputs: tuple[str, ...]  # graph tensors, in the node's order
     infos: tuple[TensorInfo, ...]
-    full: tuple[bool, ...]
+    index: tuple[str, ...]  # per input: "full", "row" or "col"
     out: TensorInfo
     p: int
     c: int
     layouts: tuple[str, ...]  # per input, then the output: the layout `to_kernel_layout` takes
 
 
-def _broadcast_split(shape: tuple[int, ...], out: tuple[int, ...]) -> int | None:
-    """The k for which `shape` (aligned to `out`) is 1 on out's first k dims and equal on the
-    rest, or None."""
+def _broadcast_patterns(shape: tuple[int, ...], out: tuple[int, ...]) -> dict[int, str]:
+    """For each split K of `out` into (P, C) = (out[:K], out[K:]), how an input of `shape`
+    (aligned to `out`) is read: "full", "row" (1 on the first K dims, equal on the rest) or
+    "col" (equal on the first K dims, 1 on the rest)."""
+    found = {}
     for k in range(len(out) + 1):
-        if all(d == 1 for d in shape[:k]) and tuple(shape[k:]) == tuple(out[k:]):
-            return k
-    return None
+        if tuple(shape) == tuple(out):
+            found[k] = "full"
+        elif all(d == 1 for d in shape[:k]) and tuple(shape[k:]) == tuple(out[k:]):
+            found[k] = "row"
+        elif tuple(shape[:k]) == tuple(out[:k]) and all(d == 1 for d in shape[k:]):
+            found[k] = "col"
+    return found
 
 
 def alu_operands(graph: Graph, node: Node) -> AluOperands:
     """The operands of an element-wise node the vector ALU runs, checked (`NotAccelerated`)."""
-    kind = "lut" if node.op in LUT_OPS else node.op
+    kind = "lut" if node.op in LUT_OPS else ("add" if node.op == "sub" else node.op)
     o_i = graph.tensors[node.outputs[0]]
     names = tuple(t for t in node.inputs if t)
     if kind == "lut":
@@ -545,28 +552,26 @@ def alu_operands(graph: Graph, node: Node) -> AluOperands:
     rank = len(o_i.shape)
     perm = (0, 2, 3, 1) if rank == 4 and out_layout == "NCHW" else tuple(range(rank))
     oshape = tuple(o_i.shape[d] for d in perm)
-    splits = []
+    patterns = []
     for info in infos:
         if len(info.shape) > rank:
             raise NotAccelerated(f"an input of rank {len(info.shape)} > the output's {rank}")
         aligned = (1,) * (rank - len(info.shape)) + tuple(info.shape)
-        k = _broadcast_split(tuple(aligned[d] for d in perm), oshape)
-        if k is None:
-            raise NotAccelerated(f"broadcast {tuple(info.shape)} -> {tuple(o_i.shape)}")
-        splits.append(k)
-    inner = max(splits)
-    if any(k not in (0, inner) for k in splits):
-        raise NotAccelerated(f"inputs broadcast along different axes: {[i.shape for i in infos]}")
-    c = int(np.prod(oshape[inner:])) if inner else 1
+        patterns.append(_broadcast_patterns(tuple(aligned[d] for d in perm), oshape))
+    common = set.intersection(*(set(p) for p in patterns))
+    if not common:
+        shapes = [tuple(i.shape) for i in infos]
+        raise NotAccelerated(f"broadcast {shapes} -> {tuple(o_i.shape)} (not rows or columns)")
+    k = max(common)  # full inputs only: one column of every element (C = 1)
     layouts = tuple(out_layout if len(i.shape) == rank else "" for i in infos) + (out_layout,)
     return AluOperands(
         kind,
         names,
         infos,
-        tuple(k == 0 for k in splits),
+        tuple(p[k] for p in patterns),
         o_i,
-        int(np.prod(oshape)) // c,
-        c,
+        int(np.prod(oshape[:k])),
+        int(np.prod(oshape[k:])),
         layouts,
     )
 
@@ -576,21 +581,17 @@ def alu_shape(graph: Graph, node: Node, config, ops: AluOperands | None = None) 
     bits = tuple(DTYPE_BITS[i.dtype] for i in ops.infos)
     obits = DTYPE_BITS[ops.out.dtype]
     names = "ab"[: len(ops.inputs)]
-    staged = tuple(
-        Staged(
-            nm,
-            "act",
-            max(b, 8),
-            b,
-            (lambda cv, c=ops.c: (cv["p"], c)) if full else (lambda cv, c=ops.c: (c,)),
-            "main",
-        )
-        for nm, b, full in zip(names, bits, ops.full)
-    )
-    dram = {
-        nm: DramTensor(nm, (ops.p, ops.c) if full else (ops.c,), b, "input")
-        for nm, b, full in zip(names, bits, ops.full)
+    boxes = {
+        "full": lambda cv, c=ops.c: (cv["p"], c),
+        "row": lambda cv, c=ops.c: (c,),
+        "col": lambda cv: (cv["p"],),
     }
+    shapes = {"full": (ops.p, ops.c), "row": (ops.c,), "col": (ops.p,)}
+    staged = tuple(
+        Staged(nm, "act", max(b, 8), b, boxes[ix], "main")
+        for nm, b, ix in zip(names, bits, ops.index)
+    )
+    dram = {nm: DramTensor(nm, shapes[ix], b, "input") for nm, b, ix in zip(names, bits, ops.index)}
     dram["y"] = DramTensor("y", (ops.p, ops.c), obits, "output")
     return LayerShape(
         node=node,
@@ -621,14 +622,18 @@ _MOVE_LOOPS = ("t", "u", "v", "w")  # a movement layer's output loops: t tiled, 
 
 @dataclass(frozen=True)
 class MoveOperands:
-    """A transpose in the accelerator's memory order, unit dims dropped: output memory dim d
-    reads input memory dim `src[d]`; shapes padded with trailing 1s to four dims."""
+    """A transpose or slice in the accelerator's memory order, unit dims dropped and shapes
+    padded with trailing 1s to four dims: output element o reads input element i with
+    `i[src[d]] = offset[src[d]] + step[d] * o[d]` for every output dim d (input dims no output
+    dim reads stay at their offset)."""
 
     x: TensorInfo
     out: TensorInfo
     x_shape: tuple[int, ...]
     y_shape: tuple[int, ...]
     src: tuple[int, ...]
+    step: tuple[int, ...]
+    offset: tuple[int, ...]
     layouts: tuple[str, str]  # `to_kernel_layout` layouts of the input and the output
 
 
@@ -647,43 +652,48 @@ def _memory_dims(graph: Graph, name: str) -> tuple[str, tuple[int, ...]]:
 def move_operands(graph: Graph, node: Node, config) -> MoveOperands:
     x_i, o_i = graph.tensors[node.inputs[0]], graph.tensors[node.outputs[0]]
     if x_i.dtype != o_i.dtype or x_i.quant != o_i.quant:
-        raise NotAccelerated("a transpose that changes the representation")
+        raise NotAccelerated(f"a {node.op} that changes the representation")
     if DTYPE_BITS[x_i.dtype] not in (8, 16):
-        raise NotAccelerated(f"a transpose of {x_i.dtype} elements")
+        raise NotAccelerated(f"a {node.op} of {x_i.dtype} elements")
+    if len(node.inputs) > 1 and any(t for t in node.inputs[1:]):
+        raise NotAccelerated(f"a {node.op} with run-time parameters")
     rank = len(x_i.shape)
-    perm = tuple(node.attr("perm") or tuple(reversed(range(rank))))
+    if node.op == "transpose":  # graph dims: output dim g reads input dim P[g]
+        P = tuple(node.attr("perm") or tuple(reversed(range(rank))))
+        S, OFF = (1,) * rank, (0,) * rank
+    else:  # slice: starts / steps per axis, resolved
+        P, S, OFF = tuple(range(rank)), tuple(node.attr("steps")), tuple(node.attr("starts"))
     lay_x, mx = _memory_dims(graph, node.inputs[0])
     lay_o, mo = _memory_dims(graph, node.outputs[0])
-    # output memory dim j is graph dim mo[j], which reads input graph dim perm[mo[j]], which
-    # is input memory dim mx.index(...)
-    src = [mx.index(perm[mo[j]]) for j in range(rank)]
+    keep_x = [i for i in range(rank) if x_i.shape[mx[i]] > 1]
     keep_o = [j for j in range(rank) if o_i.shape[mo[j]] > 1]
-    keep_x = [j for j in range(rank) if x_i.shape[mx[j]] > 1]
-    if len(keep_o) > len(_MOVE_LOOPS):
-        raise NotAccelerated(f"a transpose of {len(keep_o)} non-unit dims")
-    x_shape = tuple(x_i.shape[mx[j]] for j in keep_x)
-    y_shape = tuple(o_i.shape[mo[j]] for j in keep_o)
-    src_k = tuple(keep_x.index(src[j]) for j in keep_o)
-    pad = len(_MOVE_LOOPS)
-    x_shape += (1,) * (pad - len(x_shape))
-    src_k += tuple(range(len(keep_x), pad))[: pad - len(src_k)]
-    y_shape += (1,) * (pad - len(y_shape))
+    n = len(_MOVE_LOOPS)
+    if len(keep_x) > n:
+        raise NotAccelerated(f"a {node.op} of {len(keep_x)} non-unit dims")
+    x_shape = tuple(x_i.shape[mx[i]] for i in keep_x) + (1,) * (n - len(keep_x))
+    y_shape = tuple(o_i.shape[mo[j]] for j in keep_o) + (1,) * (n - len(keep_o))
+    src = tuple(keep_x.index(mx.index(P[mo[j]])) for j in keep_o) + (0,) * (n - len(keep_o))
+    step = tuple(S[mo[j]] for j in keep_o) + (0,) * (n - len(keep_o))
+    offset = tuple(OFF[mx[i]] for i in keep_x) + (0,) * (n - len(keep_x))
     # one row of the tiled dim and the rest whole must fit a slot of the act scratchpad
     sp = config.scratchpads["act"]
     row = int(np.prod(y_shape[1:])) * DTYPE_BITS[x_i.dtype] // 8
     if row * config.slots * 2 > sp.size_bytes:
-        raise NotAccelerated(f"a transpose whose rows of {row} bytes exceed the act scratchpad")
-    return MoveOperands(x_i, o_i, x_shape, y_shape, src_k, (lay_x, lay_o))
+        raise NotAccelerated(f"a {node.op} whose rows of {row} bytes exceed the act scratchpad")
+    return MoveOperands(x_i, o_i, x_shape, y_shape, src, step, offset, (lay_x, lay_o))
 
 
 def transpose_shape(graph: Graph, node: Node, config, ops: MoveOperands | None = None):
     ops = ops or move_operands(graph, node, config)
     bits = DTYPE_BITS[ops.x.dtype]
 
-    def xbox(cv):  # input dims: the one the tiled output dim reads is cut to the tile
-        return tuple(
-            cv["t"] if j == ops.src[0] else ops.x_shape[j] for j in range(len(ops.x_shape))
-        )
+    def xbox(cv):  # the input region one tile reads: footprints of the output dims' reads
+        ext = [1] * len(ops.x_shape)
+        for d, (j, st) in enumerate(zip(ops.src, ops.step)):
+            n = cv["t"] if d == 0 else ops.y_shape[d]
+            if st:
+                ext[j] = (n - 1) * abs(st) + 1
+        return tuple(ext)
 
     return LayerShape(
         node=node,
@@ -712,8 +722,9 @@ def transpose_shape(graph: Graph, node: Node, config, ops: MoveOperands | None =
 
 
 def transpose_def(graph: Graph, node: Node, config) -> LayerDef:
-    """A transpose as a DMA program: a tile of the input loaded into the act scratchpad, the
-    output written by the store engine reading that tile in the output's order."""
+    """A transpose or slice as a DMA program: a tile of the input loaded into the act
+    scratchpad, the output written by the store engine reading that tile in the output's order
+    (recipe class `transpose`, the data-movement class)."""
     te = import_tvm().te
     ops = move_operands(graph, node, config)
     s = transpose_shape(graph, node, config, ops)
@@ -721,9 +732,10 @@ def transpose_def(graph: Graph, node: Node, config) -> LayerDef:
     a = te.placeholder(ops.x_shape, dt, name="a")
 
     def element(*o):
-        idx = [0] * len(ops.x_shape)
-        for d, j in enumerate(ops.src):
-            idx[j] = o[d]
+        idx = list(ops.offset)
+        for d, (j, st) in enumerate(zip(ops.src, ops.step)):
+            if st:
+                idx[j] = idx[j] + st * o[d]
         return a[tuple(idx)]
 
     y = te.compute(ops.y_shape, element, name="y")
@@ -754,7 +766,10 @@ def transpose_def(graph: Graph, node: Node, config) -> LayerDef:
         signature={
             "class": "transpose",
             "x": list(ops.x_shape),
+            "y": list(ops.y_shape),
             "src": list(ops.src),
+            "step": list(ops.step),
+            "offset": list(ops.offset),
             "bits": s.abits,
         },
         pack=pack,
@@ -1180,6 +1195,7 @@ def _alu_imm(graph: Graph, node: Node, ops: AluOperands) -> dict[str, Any]:
     ap = rp.add_params(a_i, b_i, ops.out)
     (m1, sh1), (m2, sh2), (mo, sho) = ap.input1, ap.input2, ap.output
     return {
+        "sub": node.op == "sub",  # TFLite's SUB: the same constants, the second term negated
         "zp_a": za,
         "zp_b": zb,
         "zp_out": zo,
@@ -1209,15 +1225,17 @@ def alu(graph: Graph, node: Node, config) -> LayerDef:
     s = alu_shape(graph, node, config, ops)
     names = "ab"[: len(ops.inputs)]
     P, C = ops.p, ops.c
+    shapes = {"full": (P, C), "row": (C,), "col": (P,)}
     phs = [
-        te.placeholder((P, C) if full else (C,), _store_dtype(info.dtype), name=nm)
-        for nm, info, full in zip(names, ops.infos, ops.full)
+        te.placeholder(shapes[ix], _store_dtype(info.dtype), name=nm)
+        for nm, info, ix in zip(names, ops.infos, ops.index)
     ]
     odt = _store_dtype(ops.out.dtype)
     fn = _ALU_EXTERN[ops.kind]
 
     def element(p, c):
-        args = [ph[p, c] if full else ph[c] for ph, full in zip(phs, ops.full)]
+        at = {"full": lambda ph: ph[p, c], "row": lambda ph: ph[c], "col": lambda ph: ph[p]}
+        args = [at[ix](ph) for ph, ix in zip(phs, ops.index)]
         return tirx.call_pure_extern(odt, fn, *args)
 
     y = te.compute((P, C), element, name="y")
@@ -1258,7 +1276,7 @@ def alu(graph: Graph, node: Node, config) -> LayerDef:
             "class": ops.kind,
             "op": node.op,
             "pc": [P, C],
-            "full": list(ops.full),
+            "index": list(ops.index),
             "bits": [*s.in_bits, s.obits],
         },
         pack=pack,

@@ -204,6 +204,7 @@ class VAdd(Instr):
     s_out: int
     qmin: int
     qmax: int
+    sub: bool = False  # TFLite's SUB: the rescaled second input subtracted
 
 
 @dataclass(frozen=True)

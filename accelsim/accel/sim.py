@@ -213,6 +213,7 @@ def alu_execute(ins: isa.AluInstr, args: list[np.ndarray]) -> np.ndarray:
         s_out=ins.s_out,
         qmin=ins.qmin,
         qmax=ins.qmax,
+        sub=ins.sub,
     )
 
 
