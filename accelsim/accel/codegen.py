@@ -13,8 +13,9 @@ and emits instructions from what it finds there, with no knowledge of layer shap
   the DMA's pad fill), a copy `local.accel_out` -> global a `STORE`, the reduction init reading
   the staged bias a `BIAS`, a block tensorized with `accel_vmac` / `accel_vmac_dw` (its
   `T.call_extern` gives lanes and depth, its match buffers the operand tiles) a `VMAC`, a block
-  annotated `accel.alu` a `REQUANT`, `VADD`, `VMUL` or `VLUT` (immediates from the layer: zero points, clamp,
-  add multipliers);
+  annotated `accel.alu` a `REQUANT`, `VADD`, `VMUL`, `VADDF`, `VMULF` or `VLUT` (immediates
+  from the layer: zero points, clamp, multipliers, tables); a copy scratchpad -> global of a
+  data-movement layer (transpose, slice) a `STORE` reading the staged input tile;
 - `T.where` predicates (partial channel tiles) clip the instruction's loops;
 - between the load, compute and store queues the backend inserts `WAIT` / `SIGNAL` tokens per
   buffer slot: a consumer waits until its slot is filled, a producer until the slot's previous

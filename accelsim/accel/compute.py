@@ -527,7 +527,7 @@ def _broadcast_patterns(shape: tuple[int, ...], out: tuple[int, ...]) -> dict[in
     return found
 
 
-def alu_operands(graph: Graph, node: Node) -> AluOperands:
+def alu_operands(graph: Graph, node: Node, config=None) -> AluOperands:
     """The operands of an element-wise node the vector ALU runs, checked (`NotAccelerated`)."""
     kind = "lut" if node.op in LUT_OPS else ("add" if node.op == "sub" else node.op)
     o_i = graph.tensors[node.outputs[0]]
@@ -563,6 +563,13 @@ def alu_operands(graph: Graph, node: Node) -> AluOperands:
         shapes = [tuple(i.shape) for i in infos]
         raise NotAccelerated(f"broadcast {shapes} -> {tuple(o_i.shape)} (not rows or columns)")
     k = max(common)  # full inputs only: one column of every element (C = 1)
+    c = int(np.prod(oshape[k:]))
+    if config is not None:  # the smallest tile, one row of each buffer, must fit
+        sps, slots = config.scratchpads, config.slots
+        act = c * sum(max(DTYPE_BITS[i.dtype], 8) for i in infos) // 8
+        out = c * max(DTYPE_BITS[o_i.dtype], 8) // 8
+        if act * slots * 2 > sps["act"].size_bytes or out * slots * 2 > sps["out"].size_bytes:
+            raise NotAccelerated(f"{node.op} rows of {c} elements exceed the scratchpads")
     layouts = tuple(out_layout if len(i.shape) == rank else "" for i in infos) + (out_layout,)
     return AluOperands(
         kind,
@@ -571,13 +578,13 @@ def alu_operands(graph: Graph, node: Node) -> AluOperands:
         tuple(p[k] for p in patterns),
         o_i,
         int(np.prod(oshape[:k])),
-        int(np.prod(oshape[k:])),
+        c,
         layouts,
     )
 
 
 def alu_shape(graph: Graph, node: Node, config, ops: AluOperands | None = None) -> LayerShape:
-    ops = ops or alu_operands(graph, node)
+    ops = ops or alu_operands(graph, node, config)
     bits = tuple(DTYPE_BITS[i.dtype] for i in ops.infos)
     obits = DTYPE_BITS[ops.out.dtype]
     names = "ab"[: len(ops.inputs)]
@@ -1221,7 +1228,7 @@ _ALU_EXTERN = {"add": "accel_vadd_q", "mul": "accel_vmul_q", "lut": "accel_vlut"
 def alu(graph: Graph, node: Node, config) -> LayerDef:
     tvm = import_tvm()
     te, tirx = tvm.te, tvm.tirx
-    ops = alu_operands(graph, node)
+    ops = alu_operands(graph, node, config)
     s = alu_shape(graph, node, config, ops)
     names = "ab"[: len(ops.inputs)]
     P, C = ops.p, ops.c
