@@ -186,10 +186,12 @@ def _summary(rows: list[dict]) -> None:
     for target, kind in kinds:
         sel = [r for r in ok if r["target"] == target and r["form"].split(" ")[0] == kind]
         met = [r for r in sel if r["by_layer"] >= 0.95 and r["by_macs"] >= 1.0 - 1e-12]
-        worst = min(sel, key=lambda r: r["by_layer"])
+        fewest = min(sel, key=lambda r: r["by_layer"])
+        least = min(sel, key=lambda r: r["by_macs"])
         print(
-            f"  {target:<12} {kind:<8} {len(met):>3} of {len(sel):<3} (lowest: {worst['model']} "
-            f"{worst['by_layer']:.1%} of layers, {min(r['by_macs'] for r in sel):.1%} of MACs)"
+            f"  {target:<12} {kind:<8} {len(met):>3} of {len(sel):<3} (fewest layers: "
+            f"{fewest['model']} {fewest['by_layer']:.1%}; fewest MACs: {least['model']} "
+            f"{least['by_macs']:.1%})"
         )
     errors = [r for r in rows if "error" in r]
     if errors:
