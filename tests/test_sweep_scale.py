@@ -135,9 +135,10 @@ def test_area_is_an_objective_from_published_cells(tmp_path):
     t = res.table
     base = t[(t.lanes == 64) & (t.scratchpad_kb == 352) & (t.technology_nm == 16)].iloc[0]
     # by hand from Horowitz's 45 nm cells (8x8 multiply 282 um^2, 32-bit add 137 um^2, 32x32
-    # multiply 3495 um^2) and TSMC 16 nm's 0.07 um^2 bit cell at 70 % array efficiency
+    # multiply 3495 um^2) and TSMC 16 nm's 0.07 um^2 bit cell at 70 % array efficiency; the
+    # SRAM is the scratchpads and the 16 ALU lanes' 512-byte VLUT table copies
     logic = (64 * (282 + 137 * 64 / 32) + 16 * (3495 + 4 * 137)) * (16 / 45) ** 2
-    sram = 352 * 1024 * 8 * 0.07 / 0.7
+    sram = (352 * 1024 + 16 * 512) * 8 * 0.07 / 0.7
     assert base.area_mm2 == pytest.approx((logic + sram) * 1e-6, rel=1e-12)
     # more SRAM, more lanes, an older node: more area
     assert t.groupby("scratchpad_kb").area_mm2.mean().is_monotonic_increasing
