@@ -27,6 +27,7 @@ and emits instructions from what it finds there, with no knowledge of layer shap
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -733,13 +734,19 @@ class _Emitter:
             self.consumed(b)
         self._pack(out, start)
 
-    def _emit_alu(self, leaf: Leaf, dom, env, roles: str, make_instr) -> None:
-        """An element-wise ALU instruction over the leaf's loops: its inputs `roles` (4-bit ones
-        unpacked first), `make_instr(out, inputs, loops)` building the instruction."""
+    def _emit_alu(self, leaf: Leaf, dom, env) -> None:
+        """The element-wise ALU instruction of the layer's class and arithmetic
+        (`isa.ALU_INSTRUCTIONS`) over the leaf's loops, 4-bit inputs unpacked first; the fields
+        after its loops are the layer's immediates of the same names."""
+        cls = isa.ALU_INSTRUCTIONS[(self.ld.op_class, self.ld.fscale)]
+        roles = "a" if cls is isa.VLut else "ab"
+        im = self.ld.imm
+        names = [f.name for f in dataclasses.fields(cls)][len(roles) + 2 :]
+        imm = {k: im[k] for k in names if k in im}
         o = leaf.operands
         out, ins = o["out"], [o[r] for r in roles]
         loops = self._loops(dom, [out, *ins])
-        for op, bits in zip(ins, self.ld.imm["in_bits"]):
+        for op, bits in zip(ins, im["in_bits"]):
             self.consume(op.buffer, "compute")
             st = self.state[op.buffer]
             if bits == 4 and not st.unpacked:
@@ -754,86 +761,22 @@ class _Emitter:
                 isa.Ref(op.buffer, self.state[op.buffer].slot, base)
                 for op, base in zip([out, *ins], bases)
             ]
-            self.out.append(make_instr(refs[0], refs[1:], lps))
+            self.out.append(cls(*refs, lps, **imm))
 
         self._split(loops, MAX_LOOPS, env, [out, *ins], make)
         for op in ins:
             self.consumed(op.buffer)
         self._pack(out, start)
 
-    def emit_add(self, leaf: Leaf, dom, env) -> None:
-        im = self.ld.imm
-        if im.get("fscale") == "float32":
-            fkeys = ("ra", "rb", "fixed", "scalar", "qmin", "qmax")
-            self._emit_alu(
-                leaf,
-                dom,
-                env,
-                "ab",
-                lambda out, ab, lps: isa.VAddF(out, *ab, lps, *(im[k] for k in fkeys)),
-            )
-            return
-        keys = (
-            "zp_a",
-            "zp_b",
-            "zp_out",
-            "left_shift",
-            "m_a",
-            "s_a",
-            "m_b",
-            "s_b",
-            "m_out",
-            "s_out",
-            "qmin",
-            "qmax",
-        )
-        self._emit_alu(
-            leaf,
-            dom,
-            env,
-            "ab",
-            lambda out, ab, lps: isa.VAdd(
-                out, *ab, lps, *(im[k] for k in keys), sub=bool(im.get("sub", False))
-            ),
-        )
-
-    def emit_mul(self, leaf: Leaf, dom, env) -> None:
-        im = self.ld.imm
-        if im.get("fscale") == "float32":
-            fkeys = ("zp_a", "zp_b", "zp_out", "ratio", "qmin", "qmax")
-            self._emit_alu(
-                leaf,
-                dom,
-                env,
-                "ab",
-                lambda out, ab, lps: isa.VMulF(out, *ab, lps, *(im[k] for k in fkeys)),
-            )
-            return
-        keys = ("zp_a", "zp_b", "zp_out", "m", "s", "wide", "qmin", "qmax")
-        self._emit_alu(
-            leaf,
-            dom,
-            env,
-            "ab",
-            lambda out, ab, lps: isa.VMul(out, *ab, lps, *(im[k] for k in keys)),
-        )
-
-    def emit_lut(self, leaf: Leaf, dom, env) -> None:
-        im = self.ld.imm
-        self._emit_alu(
-            leaf,
-            dom,
-            env,
-            "a",
-            lambda out, a, lps: isa.VLut(out, a[0], lps, im["lo"], im["table"]),
-        )
+    # the element-wise layer classes (`compute.alu_operands`)
+    emit_add = emit_mul = emit_lut = _emit_alu
 
     def _pack(self, out: Operand, start: int) -> None:
         """4-bit outputs: pack the lanes the ALU just wrote, two per byte, before the store."""
         if self.ld.obits != 4:
             return
         for ins in self.out[start:]:
-            if isinstance(ins, (isa.Requant, isa.VAdd, isa.VMul, isa.VAddF, isa.VMulF, isa.VLut)):
+            if isinstance(ins, (isa.Requant, *isa.ALU_INSTRUCTIONS.values())):
                 n = 1
                 for lp in ins.loops:
                     n *= lp[0]
