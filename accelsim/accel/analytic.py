@@ -378,14 +378,15 @@ def layer_terms(s: LayerShape, choice: TileChoice, config: Any) -> _Terms:
             accb = s.acc_bits / 8
             # REQUANT loops: pixels (merged) x valid channels; multiplier + shift held per lane
             fp = vc if vc <= c.lanes else e
-            pb = 12 if s.fscale == "float64" else 8  # multiplier + shift (int64 significand)
+            # multiplier + shift bytes per channel, as staged (an int64 significand at float64)
+            pb = sum(st.bits for st in s.staged if st.tensor in ("mult", "shift")) / 8
             a.spad_read["acc"] += n * e * accb
             a.spad_write["out"] += n * e * obytes
             a.spad_read["wgt"] += n * fp * pb
             a.alu_pj += n * e * c.energy.requant_of(s.wide, s.fscale)
             r = (
                 _mx(
-                    (2 if s.fscale == "float64" else 1) * e / c.alu_lanes,
+                    isa.REQUANT_PASSES[s.fscale] * e / c.alu_lanes,
                     e * accb / bw["acc"],
                     e * obytes / bw["out"],
                     fp * pb / bw["wgt"],

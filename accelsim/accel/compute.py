@@ -1,8 +1,9 @@
 """Per-operator TVM TE computes for the accelerator, and the numpy packing that feeds them.
 
-One `LayerDef` per graph node the accelerator runs: conv2d (groups == 1), depthwise conv2d, dense
-and the element-wise ALU layers (add, mul, 8-bit pointwise tables; global average pools go
-through depthwise). Its shape-level part, a `LayerShape` (what the tiler and the analytic model read: the
+One `LayerDef` per graph node the accelerator runs: conv2d (groups == 1), depthwise conv2d
+(global average pools and spatial means too), dense, the element-wise ALU layers (add, sub,
+mul, 8-bit pointwise tables) and data movement (transpose, slice). Its shape-level part, a
+`LayerShape` (what the tiler and the analytic model read: the
 geometry, tile axes, staged inputs, DRAM tensors), is derived here once, without TVM
 (`layer_shape`); `layer_def` adds the TE compute and the packing. Integer semantics are those of `accelsim.ref.gemmlowp_ops`, bit for bit; the
 requantization epilogue is written with the TIR expressions of `accelsim.lower.requant` (shared
@@ -494,6 +495,18 @@ def depthwise_shape(graph: Graph, node: Node, config, ops=None) -> LayerShape:
     return _mac_shape(graph, node, config, True, ops)
 
 
+def _memory_dims(graph: Graph, name: str) -> tuple[str, tuple[int, ...]]:
+    """(layout, the graph dims in memory order) of a tensor on the accelerator: 4-D tensors
+    of an NCHW graph are NHWC there."""
+    info = graph.tensors[name]
+    if len(info.shape) == 4:
+        lay = tensor_layout(graph, name)
+        if lay == "NCHW":
+            return lay, (0, 2, 3, 1)
+        return lay, (0, 1, 2, 3)
+    return "", tuple(range(len(info.shape)))
+
+
 @dataclass(frozen=True)
 class AluOperands:
     """An element-wise layer of the vector ALU over its output viewed as (P, C) in the
@@ -510,6 +523,8 @@ class AluOperands:
     p: int
     c: int
     layouts: tuple[str, ...]  # per input, then the output: the layout `to_kernel_layout` takes
+    out_dims: tuple[int, ...]  # the output's graph dims in memory order (`_memory_dims`)
+    table: tuple[int, np.ndarray] | None  # lut: (lowest input, table) (`pointwise_table`)
 
 
 def _broadcast_patterns(shape: tuple[int, ...], out: tuple[int, ...]) -> dict[int, str]:
@@ -532,9 +547,10 @@ def alu_operands(graph: Graph, node: Node, config=None) -> AluOperands:
     kind = "lut" if node.op in LUT_OPS else ("add" if node.op == "sub" else node.op)
     o_i = graph.tensors[node.outputs[0]]
     names = tuple(t for t in node.inputs if t)
+    table = None
     if kind == "lut":
         try:
-            pointwise_table(graph, node, (8,))
+            table = pointwise_table(graph, node, (8,))
         except NotLowered as exc:
             raise NotAccelerated(str(exc)) from None
         names = names[:1]
@@ -548,9 +564,8 @@ def alu_operands(graph: Graph, node: Node, config=None) -> AluOperands:
             raise NotAccelerated(f"{node.op} that ONNX Runtime computes in float")
     elif kind != "lut" and graph.requant_mode != "gemmlowp":
         raise NotAccelerated(f"requant_mode '{graph.requant_mode}'")
-    out_layout = tensor_layout(graph, node.outputs[0]) if len(o_i.shape) == 4 else "NCHW"
+    out_layout, perm = _memory_dims(graph, node.outputs[0])
     rank = len(o_i.shape)
-    perm = (0, 2, 3, 1) if rank == 4 and out_layout == "NCHW" else tuple(range(rank))
     oshape = tuple(o_i.shape[d] for d in perm)
     patterns = []
     for info in infos:
@@ -580,6 +595,8 @@ def alu_operands(graph: Graph, node: Node, config=None) -> AluOperands:
         int(np.prod(oshape[:k])),
         c,
         layouts,
+        perm,
+        table,
     )
 
 
@@ -644,25 +661,13 @@ class MoveOperands:
     layouts: tuple[str, str]  # `to_kernel_layout` layouts of the input and the output
 
 
-def _memory_dims(graph: Graph, name: str) -> tuple[str, tuple[int, ...]]:
-    """(layout, the graph dims in memory order) of a tensor on the accelerator: 4-D tensors
-    of an NCHW graph are NHWC there."""
-    info = graph.tensors[name]
-    if len(info.shape) == 4:
-        lay = tensor_layout(graph, name)
-        if lay == "NCHW":
-            return lay, (0, 2, 3, 1)
-        return lay, (0, 1, 2, 3)
-    return "", tuple(range(len(info.shape)))
-
-
 def move_operands(graph: Graph, node: Node, config) -> MoveOperands:
     x_i, o_i = graph.tensors[node.inputs[0]], graph.tensors[node.outputs[0]]
     if x_i.dtype != o_i.dtype or x_i.quant != o_i.quant:
         raise NotAccelerated(f"a {node.op} that changes the representation")
     if DTYPE_BITS[x_i.dtype] not in (8, 16):
         raise NotAccelerated(f"a {node.op} of {x_i.dtype} elements")
-    if len(node.inputs) > 1 and any(t for t in node.inputs[1:]):
+    if any(node.inputs[1:]):
         raise NotAccelerated(f"a {node.op} with run-time parameters")
     rank = len(x_i.shape)
     if node.op == "transpose":  # graph dims: output dim g reads input dim P[g]
@@ -854,13 +859,8 @@ def route(graph: Graph, node: Node, config, alu_fn, depthwise_fn, contraction_fn
     if node.op in ALU_OPS or node.op in LUT_OPS:
         return alu_fn(graph, node, config)
     if node.op in POOL_OPS:
-        g2, n2 = pool_as_depthwise(graph, node, config)
-        out = depthwise_fn(g2, n2, config)
-        shape = graph.tensors[node.outputs[0]].shape
-        if isinstance(out, LayerDef) and len(shape) == 2:  # (N, C, 1, 1) -> the node's (N, C)
-            unpack4 = out.unpack
-            return dataclasses.replace(out, unpack=lambda arr: unpack4(arr).reshape(shape))
-        return out
+        # an (N, C) mean comes back as (N, C, 1, 1): the same elements in the same order
+        return depthwise_fn(*pool_as_depthwise(graph, node, config), config)
     if node.op == "conv2d" and op_class(graph, node) == "depthwise_conv2d":
         return depthwise_fn(graph, node, config)
     if (node.op == "conv2d" and node.attr("groups", 1) == 1) or node.op == "dense":
@@ -1154,8 +1154,8 @@ def _alu_imm(graph: Graph, node: Node, ops: AluOperands) -> dict[str, Any]:
     """The immediates of the layer's ALU instruction (`isa.VAdd`, `isa.VMul`, `isa.VLut`)."""
     qmin, qmax = _qclamp(ops.out, node.attrs)
     zo = rp.zero_point(ops.out)
-    if ops.kind == "lut":
-        lo, table = pointwise_table(graph, node, (8,))
+    if ops.table is not None:
+        lo, table = ops.table
         return {"lo": lo, "table": tuple(int(v) for v in table)}
     a_i, b_i = ops.infos
     za, zb = rp.zero_point(a_i), rp.zero_point(b_i)
@@ -1260,11 +1260,7 @@ def alu(graph: Graph, node: Node, config) -> LayerDef:
 
     o_shape = ops.out.shape
     out_layout = ops.layouts[-1]
-    shape_k = (
-        (o_shape[0], o_shape[2], o_shape[3], o_shape[1])
-        if len(o_shape) == 4 and out_layout == "NCHW"
-        else o_shape
-    )
+    shape_k = tuple(o_shape[d] for d in ops.out_dims)
 
     def unpack(arr):
         return from_kernel_layout(np.asarray(arr).reshape(shape_k), out_layout)

@@ -157,6 +157,11 @@ class VMac(Instr):
         return n
 
 
+# ALU multiplier passes per REQUANT element by its scale: the float64 path's 32 x 53-bit
+# product takes two passes of the 32x32 multipliers
+REQUANT_PASSES = {"": 1, "float32": 1, "float64": 2}
+
+
 @dataclass(frozen=True)
 class Requant(Instr):
     OPCODE: ClassVar[str] = "REQUANT"
@@ -178,7 +183,7 @@ class Requant(Instr):
 
     @property
     def passes(self) -> int:
-        return 2 if self.fscale == "float64" else 1
+        return REQUANT_PASSES[self.fscale]
 
 
 @dataclass(frozen=True)
