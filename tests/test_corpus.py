@@ -454,9 +454,10 @@ def test_accelerator_runs_tflite_fully_connected_at_its_double_requantization(co
 
 
 # ONNX Runtime's own QDQ models (requantized as its MLAS kernels do, in float32): two CNNs
-# (convolutions, depthwise, max and global average pools; u8 per-channel, s8 per-channel) and a
-# transformer (dense layers and activation x activation matmuls; u8 per-tensor)
-QDQ_VERIFY = ("torch_shufflenet_v2", "torch_squeezenet", "hf_deit_tiny")
+# (convolutions, depthwise, max and global average pools; u8 per-channel, s8 per-channel), a
+# transformer (dense layers and activation x activation matmuls, layer norms, softmax, GELU;
+# u8 per-tensor) and a UNet (a linear resize ORT runs in float; s8 per-tensor)
+QDQ_VERIFY = ("torch_shufflenet_v2", "torch_squeezenet", "hf_deit_tiny", "torch_unet")
 
 
 @pytest.mark.usefixtures("kernel_cache")
@@ -492,8 +493,20 @@ def test_onnx_runtime_qdq_model_verifies_with_every_mac_lowered(
     if name == "torch_squeezenet":
         assert copies
     assert set(copies) <= ran, sorted(set(copies) - ran)
+    # and what ORT runs in float or as its own integer kernels around them: layer norms and
+    # linear resizes (DequantizeLinear -> float -> QuantizeLinear), QLinearSoftmax, the GELU's
+    # float Div / Erf
+    group_ops = ("layer_norm", "softmax", "div", "erf", "resize")
+    groups = [n.name for n in graph.nodes if n.op in group_ops]
+    if name == "hf_deit_tiny":
+        assert {graph.node(g).op for g in groups} == {"layer_norm", "softmax", "div", "erf"}
+    if name == "torch_unet":
+        assert any(graph.node(g).attr("mode") == "linear" for g in groups)
+    assert set(groups) <= ran, sorted(set(groups) - ran)
     bad = {c.name: c.mismatches for c in checked.layers if c.mismatches}
     assert checked.ok and not bad, bad
+    (run,) = accelsim.simulate(graph, target, None, fidelity="analytic").runs
+    assert run.coverage.mac_share == 1.0 and run.coverage.layer_share >= 0.95, run.coverage.text()
     print(
         f"\n{name}[{act},{'pc' if per_channel else 'pt'}] on {target}: {len(checked.layers)} "
         f"kernels, {checked.elements} elements, 0 differ"
@@ -712,23 +725,22 @@ class _Softmax(torch.nn.Module):
 
 
 @pytest.mark.usefixtures("kernel_cache")
-def test_float_softmax_stays_on_the_reference_path_without_libm(tmp_path):
+def test_float_softmax_without_libm_uses_the_polynomial_exp(tmp_path):
     """The Hexagon targets' freestanding runtime has no expf (`codegen.emulator.libm: false`):
-    an fp32 softmax is not lowered there (it would not link), and the rest of the model still
-    verifies; on a core with libm it is a kernel."""
-    from accelsim.lower.lower import lower_status
+    an fp32 softmax there computes exp with `accelsim.lower.floatmath.exp` (a libm call would
+    not link), and verifies; on a core with libm it calls expf."""
+    from accelsim.core.precision import parse_precision
+    from accelsim.lower.lower import lower_graph
 
     checked = _verify_module(tmp_path, _Softmax(), (torch.randn(1, 8, 16),), "hvx-v68", "fp32")
-    assert checked.ok and "softmax" not in {c.op for c in checked.layers}
+    assert checked.ok and "softmax" in {c.op for c in checked.layers}
     graph = load_onnx(tmp_path / "module.onnx")
-    ((status, reason),) = [
-        s for n, s in zip(graph.nodes, lower_status(graph, "hvx-v68", None)) if n.op == "softmax"
-    ]
-    assert status == "not lowered" and "libm" in reason
-    ((status, _),) = [
-        s for n, s in zip(graph.nodes, lower_status(graph, "cortex-a76", None)) if n.op == "softmax"
-    ]
-    assert status == "kernel"
+    for target, calls in (("hvx-v68", False), ("cortex-a76", True)):
+        (layer,) = [
+            L for L in lower_graph(graph, target, parse_precision("fp32")) if L.op == "softmax"
+        ]
+        assert layer.status == "kernel"
+        assert ("T.exp(" in layer.mod.script()) == calls, target  # tir.exp: LLVM calls expf
 
 
 class _Masks(torch.nn.Module):

@@ -395,6 +395,19 @@ def _kaxis(axis: int, rank: int, layout: str) -> int:
 
 def _f32(v):
     """Round a float64 expression to float32 and back: every float32 operation is computed
-    in float64 and rounded, which is exact (53 >= 2 * 24 + 2, Figueroa 1995) and immune to
-    LLVM contracting a multiply and an add into one FMA."""
+    in float64 and rounded, which is exact (53 >= 2 * 24 + 2, Figueroa 1995). LLVM narrows
+    such an operation of float32 operands back to the float32 one (exact, so legal), and may
+    then contract a float32 multiply and the add it feeds into one FMA: harmless where the
+    product is exact (an 8-bit integer times a float32); otherwise round it with
+    `_f32_kept`."""
     return v.astype("float32").astype("float64")
+
+
+def _f32_kept(v, zero):
+    """`_f32` for a product that feeds an add: its float32 bits OR'd with `zero`, a run-time
+    0 (a kernel argument), so LLVM can neither narrow nor fuse across it. Without this, Hexagon
+    computed an add of a rounded product as one `r += sfmpy(...)` (an FMA, one rounding where
+    the reference has two)."""
+    tirx = _tirx()
+    bits = tirx.reinterpret("int32", v.astype("float32"))
+    return tirx.reinterpret("float32", tirx.bitwise_or(bits, zero)).astype("float64")

@@ -16,6 +16,7 @@ from accelsim.core.precision import Precision
 from accelsim.core.tvm_env import import_tvm
 from accelsim.core.version import __version__
 from accelsim.lower import common as _common
+from accelsim.lower import floatmath
 from accelsim.lower import grouped as _grouped
 from accelsim.lower import matmul as _matmul
 from accelsim.lower import movement as _movement
@@ -249,8 +250,9 @@ def lower_graph(
 # The builders whose integer kernels compute ONNX Runtime's QDQ arithmetic (`accelsim.ref.
 # qdq_ops`, graphs with requant_mode "float") where they accept a layer: the MAC layers and
 # matmuls (MlasRequantizeOutput), pools, QLinearAdd / QLinearMul, quantize and copying concats
-# (`ops.pool`, `ops.elementwise` and `ops.concat` refuse the rest), and the table-driven copies
-# and lookups built from the reference kernel itself.
+# (`ops.pool`, `ops.elementwise` and `ops.concat` refuse the rest), QLinearSoftmax, the layer
+# norm ORT runs in float between DequantizeLinear and QuantizeLinear, and the table-driven
+# copies and lookups built from the reference kernel itself.
 _QDQ_BUILDERS = frozenset(
     (
         _ops.contraction,
@@ -264,6 +266,9 @@ _QDQ_BUILDERS = frozenset(
         _movement.gather,
         _movement.lookup,
         _matmul.matmul,
+        softmax,
+        _norm.layer_norm,
+        _ops.bilinear_resize,
     )
 )
 
@@ -283,6 +288,8 @@ def builder_for(graph: Graph, node: Node):
         return _ops.pool
     if node.op in ("add", "sub", "mul", "relu", "relu6", "clip", "quantize", "dequantize"):
         return _ops.elementwise
+    if node.op == "div" or (node.op in floatmath.UNARY and graph.tensors[node.inputs[0]].is_float):
+        return _ops.elementwise  # float arithmetic (a quantized one is a lookup, below)
     if node.op == "concat":
         return _ops.concat
     if node.op == "pad" and node.attr("mode", "constant") == "constant":

@@ -34,9 +34,10 @@ ONNX QDQ graphs (`requant_mode="float"`, ONNX Runtime's arithmetic, `accelsim.re
 8-bit convolutions, dense layers, matmuls and global average pools requantize as
 `MlasRequantizeOutput` does, `float32(acc) * scale` clamped and rounded half to even
 (`requant.mlas_finish`); QuantizeLinear likewise; adds and muls compute QLinearAdd's and
-QLinearMul's float32 operations (`_qlinear_body`). The builders that compute only TFLite's
-arithmetic are not used on such graphs (`accelsim.lower.lower`): QLinearAveragePool,
-QLinearConcat and QLinearSoftmax stay on the reference path.
+QLinearMul's float32 operations (`_qlinear_body`); QLinearSoftmax is `accelsim.lower.softmax`'s
+and the float layer norm between DequantizeLinear and QuantizeLinear `accelsim.lower.norm`'s.
+The builders that compute only TFLite's arithmetic are not used on such graphs
+(`accelsim.lower.lower`).
 
 Kernel arguments in call order: activations, packed weights, folded bias, per-channel multiplier
 and shift (or the float scales of a `requant="double"` dense or an ONNX QDQ layer), `qparams`
@@ -46,8 +47,12 @@ kernel.
 
 Softmax is built in `accelsim.lower.softmax` (integer inputs).
 
+Float tensors (the float islands of quantized graphs, and float graphs): add, sub, mul, div,
+clamps and the pointwise functions of `accelsim.lower.floatmath` (erf, sigmoid, tanh, gelu, ...,
+polynomials that need no libm).
+
 Not lowered (the node stays on the reference path, with the reason in `LoweredLayer.reason`):
-float softmax; depthwise with a channel multiplier (grouped convolutions:
+depthwise with a channel multiplier (grouped convolutions:
 `accelsim.lower.grouped`); asymmetric weights; mean over non-contiguous axes; float16 graphs on
 targets without fp16 arithmetic or emulation; 16-bit layers of ONNX QDQ graphs (ONNX Runtime
 runs those in float).
@@ -64,7 +69,7 @@ import numpy as np
 
 from accelsim.core import requant as rp
 from accelsim.core.qparams import DTYPE_BITS, dtype_range
-from accelsim.lower import i8mm
+from accelsim.lower import floatmath, i8mm
 from accelsim.lower import intrin as _intrin
 from accelsim.lower import requant as rq
 from accelsim.lower.common import (
@@ -74,6 +79,7 @@ from accelsim.lower.common import (
     NotLowered,
     _block,
     _f32,
+    _f32_kept,
     _fbounds,
     _float_epilogue,
     _int_epilogue,
@@ -1112,8 +1118,8 @@ def bilinear_resize(ctx: Ctx) -> Built:
     te, tirx = _te(), _tirx()
     node, g = ctx.node, ctx.graph
     x_i, o_i = ctx.info(0), ctx.out
-    if x_i.is_float or o_i.is_float:
-        raise NotLowered("a float bilinear resize")
+    if x_i.is_float or o_i.is_float or g.requant_mode == "float":
+        return _float_bilinear(ctx)
     if g.requant_mode != "gemmlowp":
         raise NotLowered(f"requant_mode '{g.requant_mode}'")
     _need_per_tensor(ctx, x_i, "input")
@@ -1197,6 +1203,113 @@ def bilinear_resize(ctx: Ctx) -> Built:
     )
 
 
+def _float_bilinear(ctx: Ctx) -> Built:
+    """Float bilinear resize, the reference's float32 operations term by term
+    (`primitives.resize_linear_float`: ONNX Runtime's (wx * wy) * X or TFLite's X * wy * wx,
+    summed in the framework's tap order), each computed in float64 and rounded to float32
+    (`_f32`), so the kernel's floats are the reference's exactly. In an ONNX QDQ graph the group
+    DequantizeLinear -> Resize -> QuantizeLinear (ONNX Runtime runs a linear resize in float):
+    the taps dequantized and the sum quantized as those operators compute them."""
+    from accelsim.ref import primitives as P
+
+    te = _te()
+    node, g = ctx.node, ctx.graph
+    x_i, o_i = ctx.info(0), ctx.out
+    qdq = not (x_i.is_float and o_i.is_float)
+    if qdq:
+        if g.requant_mode != "float" or not (x_i.is_quantized and o_i.is_quantized):
+            raise NotLowered(f"a bilinear resize from {x_i.dtype} to {o_i.dtype}")
+        _need_per_tensor(ctx, x_i, "input")
+        _need_per_tensor(ctx, o_i, "output")
+        prec = ctx.precision
+    else:
+        ft = float_types(ctx, x_i, o_i)
+        if ft.storage != "float32":
+            raise NotLowered(f"a {ft.storage} bilinear resize (float32 only)")
+        prec = ft.precision
+    if len(x_i.shape) != 4:
+        raise NotLowered(f"a rank-{len(x_i.shape)} resize")
+    layout = node.attr("data_layout", "NCHW")
+    ca, ha, wa = spatial_axes(layout)
+    N, C, H, W_ = x_i.shape[0], x_i.shape[ca], x_i.shape[ha], x_i.shape[wa]
+    OH, OW = o_i.shape[ha], o_i.shape[wa]
+    form, ytaps, xtaps = P.linear_resize_taps(node.attrs, (H, W_))
+    xdt, odt, f32, f64 = _store_dtype(x_i.dtype), _store_dtype(o_i.dtype), "float32", "float64"
+    x = te.placeholder((N, H, W_, C), xdt, name="x")
+    yi = te.placeholder((2, OH), "int32", name="yidx")  # lower, upper source row
+    yw = te.placeholder((2, OH), f32, name="ywt")  # their weights
+    xi = te.placeholder((2, OW), "int32", name="xidx")
+    xw = te.placeholder((2, OW), f32, name="xwt")
+    fp = te.placeholder((2,), f32, name="fparams")  # x scale, y scale (QDQ)
+    qp = te.placeholder((5,), "int32", name="qparams")  # x zp, y zp, y range (QDQ), 0
+
+    def tap(n, r, c, oh, ow, ch):
+        v = x[n, yi[r, oh], xi[c, ow], ch]
+        if qdq:  # DequantizeLinear: float32((q - zp)) * scale
+            return _f32((v.astype("int32") - qp[0]).astype(f64) * fp[0].astype(f64))
+        return v.astype(f64)
+
+    def body(n, oh, ow, ch):
+        acc = None
+        for r, c in P.linear_resize_terms(form):
+            t, wy, wx = tap(n, r, c, oh, ow, ch), yw[r, oh].astype(f64), xw[c, ow].astype(f64)
+            if form == "tflite":
+                term = _f32_kept(_f32(t * wy) * wx, qp[4])
+            else:
+                term = _f32_kept(_f32(wx * wy) * t, qp[4])
+            acc = term if acc is None else _f32(acc + term)
+        y32 = acc.astype(f32)
+        if qdq:  # QuantizeLinear
+            return rq.mlas_finish(y32 / fp[1], qp[1], qp[2], qp[3]).astype(odt)
+        return y32.astype(odt)
+
+    y = te.compute((N, OH, OW, C), body, name="y")
+    recipe = ctx.recipe("elementwise", prec)
+    spec = _elementwise_spec(ctx, N * OH * OW * C, 32, recipe)
+    spec.fuse = True
+    consts = {
+        "yidx": np.stack(ytaps[:2]).astype(np.int32),
+        "ywt": np.stack(ytaps[2:]).astype(np.float32),
+        "xidx": np.stack(xtaps[:2]).astype(np.int32),
+        "xwt": np.stack(xtaps[2:]).astype(np.float32),
+        "fparams": np.array([rp.scale32(x_i), rp.scale32(o_i)] if qdq else [1.0, 1.0], np.float32),
+        "qparams": np.array(
+            [rp.zero_point(x_i), rp.zero_point(o_i), *dtype_range(o_i.dtype), 0]
+            if qdq
+            else [0] * 5,
+            np.int32,
+        ),
+    }
+    x_name = node.inputs[0]
+    names = ["x", "yidx", "ywt", "xidx", "xwt", "fparams", "qparams", "y"]
+
+    def pack(values):
+        out = {"x": to_kernel_layout(np.asarray(values[x_name]), layout).astype(np.dtype(xdt))}
+        out.update(consts)
+        return out
+
+    signature = {
+        "op": "resize",
+        "class": "float_bilinear_resize",
+        "x": [[N, H, W_, C], xdt],
+        "y": [[N, OH, OW, C], odt],
+        "form": form,
+        "qdq": qdq,
+        "block": spec.axes[0].vsplit,
+    }
+    return Built(
+        "elementwise",
+        [x, yi, yw, xi, xw, fp, qp, y],
+        names,
+        spec,
+        recipe,
+        pack,
+        unpacker(layout),
+        signature,
+        (x_name,),
+    )
+
+
 # ------------------------------------------------------------------------------------------
 # elementwise
 # ------------------------------------------------------------------------------------------
@@ -1263,7 +1376,8 @@ def _qlinear_body(op: str, xs, ins, o_i):
 
 def elementwise(ctx: Ctx) -> Built:
     """add, sub, mul (operands broadcast, activations or constants), relu / relu6 / clip,
-    quantize, dequantize."""
+    quantize, dequantize; on float tensors also div and the pointwise functions of
+    `accelsim.lower.floatmath` (the float islands ONNX Runtime's quantizer leaves)."""
     te, tirx = _te(), _tirx()
     node, g = ctx.node, ctx.graph
     op = node.op
@@ -1301,14 +1415,22 @@ def elementwise(ctx: Ctx) -> Built:
         prec, cdt = ft.precision, ft.compute
         fp = te.placeholder((2,), cdt, name="fparams")
         params, pnames = [fp], ["fparams"]
-        if op in ("add", "sub", "mul"):
+        if op in ("add", "sub", "mul", "div"):
             consts["fparams"] = _fbounds(node.attrs).astype(ft.np_compute)
             a, b = xs
+            arith = {"add": "__add__", "sub": "__sub__", "mul": "__mul__", "div": "__truediv__"}
 
             def body(*i):
                 u, v = a[i].astype(cdt), b[i].astype(cdt)
-                v = u + v if op == "add" else (u - v if op == "sub" else u * v)
-                return _float_epilogue(v, fp, odt)
+                return _float_epilogue(getattr(u, arith[op])(v), fp, odt)
+        elif op in floatmath.UNARY:
+            if ft.storage != "float32":
+                raise NotLowered(f"a {ft.storage} {op} (its polynomial is float32's)")
+            consts["fparams"] = np.array([-np.inf, np.inf], ft.np_compute)
+            x, fn = xs[0], floatmath.UNARY[op]
+
+            def body(*i):
+                return _float_epilogue(fn(x[i], node.attr), fp, odt)
         elif op in ("relu", "relu6", "clip"):
             lo, hi = {"relu": (0.0, np.inf), "relu6": (0.0, 6.0)}.get(
                 op, (node.attr("min"), node.attr("max"))
@@ -1518,7 +1640,7 @@ def elementwise(ctx: Ctx) -> Built:
             in_names,
         ),
         ft if is_float else None,
-        1 if op in ("add", "sub", "mul") else 0,
+        1 if op in ("add", "sub", "mul", "div") else 0,
     )
 
 

@@ -12,8 +12,12 @@ Quantized, the same integers as TFLite's reference kernels:
   (kernel arguments, built by the reference's own `LUTPopulateInt16`) with linear interpolation.
 
 - float (fp32, fp16 graphs): exp(beta * (x - max)) / sum in float32 arithmetic (libm's
-  `expf`; the float16 graphs too, with float16 loads and stores). Not on targets whose runtime
-  has no libm (`codegen.emulator.libm: false`: the Hexagon targets' freestanding runtime).
+  `expf`; the float16 graphs too, with float16 loads and stores). On targets whose runtime has
+  no libm (`codegen.emulator.libm: false`: the Hexagon targets' freestanding runtime) the exp is
+  `accelsim.lower.floatmath.exp`, a polynomial.
+
+ONNX QDQ graphs (ONNX Runtime's arithmetic): QLinearSoftmax's uint32 table and integer
+division (`_ort_rows`); the softmaxes ORT runs in float (16-bit, beta != 1) are not lowered.
 
 An output quantized otherwise than TFLite's fixed format (graphs from accelsim's own PTQ) is
 requantized in the same kernel, as the reference does.
@@ -44,6 +48,7 @@ import numpy as np
 from accelsim.core import requant as rp
 from accelsim.core.qparams import DTYPE_BITS, QuantParams, dtype_range
 from accelsim.core.tvm_env import import_tvm
+from accelsim.lower import floatmath
 from accelsim.lower import requant as rq
 from accelsim.lower.common import (
     Built,
@@ -64,6 +69,7 @@ from accelsim.lower.common import (
 from accelsim.lower.schedule import Axis, ComputeSpec
 from accelsim.model.graph import TensorInfo
 from accelsim.ref import gemmlowp_ops as ref
+from accelsim.ref import qdq_ops
 
 INT32_MAX = (1 << 31) - 1
 SCORE_BITS = ref.SOFTMAX_SCORE_BITS
@@ -371,16 +377,50 @@ def _int16_rows(x, rk, O, K, I, qp) -> _Rows:
     )
 
 
-def _float_rows(x, rk, O, K, I, beta: float, out_dtype: str) -> _Rows:
-    """exp(beta * (x - max)) / sum in float32 (fp_ops.softmax computes in float64): float32
-    even for float16 graphs, as the exp is libm's expf. Roundings on the chain into one output:
-    the scaled difference, the exp (a few ulps: counted as 4), the K-term sum, the division."""
+def _ort_rows(x, rk, O, K, I, x_i: TensorInfo, o_i: TensorInfo) -> _Rows:
+    """QLinearSoftmax (`accelsim.ref.qdq_ops.softmax`): the uint32 exponent table (a kernel
+    argument, built by the reference's own `softmax_table`) read at x - max + 255, the row sum,
+    then (e * floor(1 / y_scale) + sum / 2) mod 2^32 / sum + zp, saturated at 255 and stored
+    in the output's 8 bits (ORT's int8 kernel keeps only the low byte). uint32 arithmetic is
+    int64 here, wrapped where ORT's wraps."""
     te, t = import_tvm().te, _t()
+    table = te.placeholder((256,), "uint32", name="table")
+    qp = te.placeholder((2,), "int64", name="qparams")  # floor(1 / y_scale), zero point
+    mx = te.compute((O, I), lambda o, i: te.max(x[o, rk, i].astype("int32"), axis=rk), name="mx")
+    ex = te.compute(
+        (O, K, I),
+        lambda o, k, i: table[x[o, k, i].astype("int32") - mx[o, i] + _c(255)].astype("int64"),
+        name="ex",
+    )
+    sm = te.compute((O, I), lambda o, i: te.sum(ex[o, rk, i], axis=rk), name="sm")
+    low32 = rq.c64(0xFFFFFFFF)
+
+    def value(o, k, i):
+        s_ = t.bitwise_and(sm[o, i], low32)
+        num = t.bitwise_and(ex[o, k, i] * qp[0] + t.shift_right(s_, rq.c64(1)), low32)
+        q = t.truncdiv(num, t.max(s_, rq.c64(1))) + qp[1]
+        return t.min(q, rq.c64(255))  # the caller's cast keeps the low 8 bits, as ORT's
+
+    y_scale = int(np.float32(1.0) / np.float32(o_i.quant.scale[0]))  # narrow_cast: truncation
+    consts = {
+        "table": qdq_ops.softmax_table(x_i.quant.scale[0], K).astype(np.uint32),
+        "qparams": np.array([y_scale, int(o_i.quant.zero_point[0])], np.int64),
+    }
+    return _Rows([table, qp], ["table", "qparams"], consts, ("mx", "ex", "sm"), value, "ort")
+
+
+def _float_rows(x, rk, O, K, I, beta: float, out_dtype: str, libm: bool) -> _Rows:
+    """exp(beta * (x - max)) / sum in float32 (fp_ops.softmax computes in float64): float32
+    even for float16 graphs, as the exp is libm's expf, or `floatmath.exp` (a polynomial) where
+    the target's runtime has no libm. Roundings on the chain into one output: the scaled
+    difference, the exp (a few ulps: counted as 4), the K-term sum, the division."""
+    te, t = import_tvm().te, _t()
+    exp = t.exp if libm else floatmath.exp
     f32 = "float32"
     mx = te.compute((O, I), lambda o, i: te.max(x[o, rk, i].astype(f32), axis=rk), name="mx")
     ex = te.compute(
         (O, K, I),
-        lambda o, k, i: t.exp((x[o, k, i].astype(f32) - mx[o, i]) * t.const(beta, f32)),
+        lambda o, k, i: exp((x[o, k, i].astype(f32) - mx[o, i]) * t.const(beta, f32)),
         name="ex",
     )
     sm = te.compute((O, I), lambda o, i: te.sum(ex[o, rk, i], axis=rk), name="sm")
@@ -409,9 +449,17 @@ def softmax(ctx: Ctx) -> Built:
     need_rq = False
     if x_i.is_float or o_i.is_float:
         prec = float_types(ctx, x_i, o_i).precision
-        if not ctx.target.codegen.emulator.libm:
-            raise NotLowered("a float softmax calls libm's expf, which this target's runtime lacks")
-        rows = _float_rows(x, rk, O, K, I, beta, odt)
+        rows = _float_rows(x, rk, O, K, I, beta, odt, ctx.target.codegen.emulator.libm)
+    elif g.requant_mode == "float":  # ONNX QDQ: ONNX Runtime's arithmetic
+        prec = ctx.precision
+        _need_per_tensor(ctx, x_i, "input")
+        _need_per_tensor(ctx, o_i, "output")
+        if not qdq_ops.has_integer_softmax(x_i, o_i, beta):
+            raise NotLowered(
+                f"a {x_i.dtype} -> {o_i.dtype} softmax with ONNX QDQ arithmetic (ONNX Runtime "
+                f"has no integer kernel for it: float between DequantizeLinear and QuantizeLinear)"
+            )
+        rows = _ort_rows(x, rk, O, K, I, x_i, o_i)
     else:
         prec = ctx.precision
         _need_per_tensor(ctx, x_i, "input")

@@ -319,41 +319,47 @@ def _tflite_linear_taps(coords: np.ndarray, size: int):
     return lo, hi, (coords - lo.astype(_F)).astype(_F)
 
 
+def linear_resize_taps(attrs, in_hw: tuple[int, int]):
+    """The taps of a bilinear resize as the framework computes them, per axis: (lower index,
+    upper index, lower weight, upper weight), float32 weights; and the form, "tflite"
+    (X * wy * wx, taps in order (y0,x0) (y1,x0) (y0,x1) (y1,x1)) or "onnx" ((wx * wy) * X,
+    taps in order (y1,x1) (y1,x2) (y2,x1) (y2,x2))."""
+    (oh, ow), (ih, iw) = attrs["size"], in_hw
+    scales = attrs.get("scales") or (None, None)
+    cm = attrs.get("coordinate_transformation_mode")
+    cy = resize_source_coords(oh, ih, cm, scales[0])
+    cx = resize_source_coords(ow, iw, cm, scales[1])
+    if cm.startswith("tflite_"):
+        axes = []
+        for c, n in ((cy, ih), (cx, iw)):
+            lo, hi, f = _tflite_linear_taps(c, n)
+            axes.append((lo, hi, (_F(1) - f).astype(_F), f))
+        return "tflite", axes[0], axes[1]
+    (y1, y2, dy1, dy2), (x1, x2, dx1, dx2) = _onnx_linear_taps(cy, ih), _onnx_linear_taps(cx, iw)
+    return "onnx", (y1, y2, dy2, dy1), (x1, x2, dx2, dx1)
+
+
+def linear_resize_terms(form: str) -> tuple[tuple[int, int], ...]:
+    """(row tap, column tap) of each term in summation order (0 lower, 1 upper)."""
+    return (
+        ((0, 0), (1, 0), (0, 1), (1, 1)) if form == "tflite" else ((0, 0), (0, 1), (1, 0), (1, 1))
+    )
+
+
 def resize_linear_float(x: np.ndarray, attrs) -> np.ndarray:
     """Bilinear resize in float32, term by term as the frameworks compute it: ONNX Runtime's
     (dx * dy) * X summed over the four taps, TFLite's X * (1 - fy) * (1 - fx) + ..."""
     layout = attrs.get("data_layout", "NCHW")
     xc = to_nchw(np.asarray(x, _F), layout)
-    (oh, ow), (ih, iw) = attrs["size"], xc.shape[2:]
-    scales = attrs.get("scales") or (None, None)
-    cm = attrs.get("coordinate_transformation_mode")
-    cy = resize_source_coords(oh, ih, cm, scales[0])
-    cx = resize_source_coords(ow, iw, cm, scales[1])
-
-    def taps(yi, xi):
-        return xc[:, :, yi][:, :, :, xi]
-
-    if cm.startswith("tflite_"):
-        y0, y1, fy = _tflite_linear_taps(cy, ih)
-        x0, x1, fx = _tflite_linear_taps(cx, iw)
-        fy, fx = fy[:, None], fx[None, :]
-        gy, gx = (_F(1) - fy).astype(_F), (_F(1) - fx).astype(_F)
-        terms = [
-            ((taps(y0, x0) * gy).astype(_F) * gx).astype(_F),
-            ((taps(y1, x0) * fy).astype(_F) * gx).astype(_F),
-            ((taps(y0, x1) * gy).astype(_F) * fx).astype(_F),
-            ((taps(y1, x1) * fy).astype(_F) * fx).astype(_F),
-        ]
-    else:
-        y1, y2, dy1, dy2 = _onnx_linear_taps(cy, ih)
-        x1, x2, dx1, dx2 = _onnx_linear_taps(cx, iw)
-        dy1, dy2, dx1, dx2 = dy1[:, None], dy2[:, None], dx1[None, :], dx2[None, :]
-        terms = [
-            ((dx2 * dy2).astype(_F) * taps(y1, x1)).astype(_F),
-            ((dx1 * dy2).astype(_F) * taps(y1, x2)).astype(_F),
-            ((dx2 * dy1).astype(_F) * taps(y2, x1)).astype(_F),
-            ((dx1 * dy1).astype(_F) * taps(y2, x2)).astype(_F),
-        ]
+    form, ytaps, xtaps = linear_resize_taps(attrs, xc.shape[2:])
+    terms = []
+    for r, c in linear_resize_terms(form):
+        tap = xc[:, :, ytaps[r]][:, :, :, xtaps[c]]
+        wy, wx = ytaps[2 + r][:, None], xtaps[2 + c][None, :]
+        if form == "tflite":
+            terms.append(((tap * wy).astype(_F) * wx).astype(_F))
+        else:
+            terms.append(((wx * wy).astype(_F) * tap).astype(_F))
     y = terms[0]
     for t in terms[1:]:
         y = (y + t).astype(_F)

@@ -483,12 +483,17 @@ def concat(c: KernelCall):
     return [np.concatenate(parts, axis=c.attr("axis"))]
 
 
-def _softmax_table(x_scale: float, d: int) -> np.ndarray:
+def softmax_table(x_scale: float, d: int) -> np.ndarray:
     """QLinearSoftmax's uint32 table: lrint(q * exp((i - 255) * x_scale)), i = 0..255, with
     q = min(UINT32_MAX / d, 2^23 - 1) so that a row's sum fits in 32 bits."""
     q = min(float(0xFFFFFFFF) / d, float(0x7FFFFF))
     i = np.arange(256, dtype=F64)
     return np.rint(q * np.exp((i - 255.0) * float(F32(x_scale)))).astype(np.int64)
+
+
+def has_integer_softmax(xi: TensorInfo, out: TensorInfo, beta: float) -> bool:
+    """ORT runs QLinearSoftmax (8-bit, same type in and out, beta 1); float otherwise."""
+    return _is8(xi) and _is8(out) and xi.dtype == out.dtype and beta == 1.0
 
 
 @kernel("softmax", "float")
@@ -497,13 +502,13 @@ def softmax(c: KernelCall):
     maximum reads entry 255, summed in uint32; y = (e * floor(1 / y_scale) + sum / 2) / sum
     in integer arithmetic, plus the zero point."""
     xi, out = c.in_info[0], c.out_info[0]
-    if not (_is8(xi) and _is8(out)) or xi.dtype != out.dtype or c.attr("beta", 1.0) != 1.0:
+    if not has_integer_softmax(xi, out, c.attr("beta", 1.0)):
         return _fallback(c)
     axis = c.attr("axis", -1)
     x, _ = _vals(c.args[0], xi)
     zy = int(out.quant.zero_point[0])
     x = np.moveaxis(x, axis, -1)
-    table = _softmax_table(xi.quant.scale[0], x.shape[-1])
+    table = softmax_table(xi.quant.scale[0], x.shape[-1])
     vt = table[x - x.max(axis=-1, keepdims=True) + 255]
     vsum = vt.sum(axis=-1, keepdims=True) & 0xFFFFFFFF
     y_scale = int(F32(1.0) / F32(out.quant.scale[0]))  # narrow_cast<uint32_t>: truncation
