@@ -456,8 +456,15 @@ def test_accelerator_runs_tflite_fully_connected_at_its_double_requantization(co
 # ONNX Runtime's own QDQ models (requantized as its MLAS kernels do, in float32): two CNNs
 # (convolutions, depthwise, max and global average pools; u8 per-channel, s8 per-channel), a
 # transformer (dense layers and activation x activation matmuls, layer norms, softmax, GELU;
-# u8 per-tensor) and a UNet (a linear resize ORT runs in float; s8 per-tensor)
-QDQ_VERIFY = ("torch_shufflenet_v2", "torch_squeezenet", "hf_deit_tiny", "torch_unet")
+# u8 per-tensor), a UNet (a linear resize ORT runs in float; s8 per-tensor) and a DenseNet
+# (float batch norms after concats, QLinearAveragePool, a float ReduceMean; u8 per-tensor)
+QDQ_VERIFY = (
+    "torch_shufflenet_v2",
+    "torch_squeezenet",
+    "hf_deit_tiny",
+    "torch_unet",
+    "torch_densenet",
+)
 
 
 @pytest.mark.usefixtures("kernel_cache")
@@ -493,15 +500,17 @@ def test_onnx_runtime_qdq_model_verifies_with_every_mac_lowered(
     if name == "torch_squeezenet":
         assert copies
     assert set(copies) <= ran, sorted(set(copies) - ran)
-    # and what ORT runs in float or as its own integer kernels around them: layer norms and
-    # linear resizes (DequantizeLinear -> float -> QuantizeLinear), QLinearSoftmax, the GELU's
-    # float Div / Erf
-    group_ops = ("layer_norm", "softmax", "div", "erf", "resize")
+    # and what ORT runs in float or as its own integer kernels around them: layer norms,
+    # linear resizes, means (DequantizeLinear -> float -> QuantizeLinear), QLinearSoftmax,
+    # QLinearAveragePool, the GELU's float Div / Erf, float batch norms
+    group_ops = ("layer_norm", "softmax", "div", "erf", "resize", "batch_norm", "avg_pool", "mean")
     groups = [n.name for n in graph.nodes if n.op in group_ops]
     if name == "hf_deit_tiny":
         assert {graph.node(g).op for g in groups} == {"layer_norm", "softmax", "div", "erf"}
     if name == "torch_unet":
         assert any(graph.node(g).attr("mode") == "linear" for g in groups)
+    if name == "torch_densenet":
+        assert {graph.node(g).op for g in groups} == {"batch_norm", "avg_pool", "mean"}
     assert set(groups) <= ran, sorted(set(groups) - ran)
     bad = {c.name: c.mismatches for c in checked.layers if c.mismatches}
     assert checked.ok and not bad, bad

@@ -408,6 +408,10 @@ def _f32_kept(v, zero):
     0 (a kernel argument), so LLVM can neither narrow nor fuse across it. Without this, Hexagon
     computed an add of a rounded product as one `r += sfmpy(...)` (an FMA, one rounding where
     the reference has two)."""
+    return _kept32(v.astype("float32"), zero).astype("float64")
+
+
+def _kept32(v, zero):
+    """A float32 value LLVM must materialize: its bits OR'd with `zero`, a run-time 0."""
     tirx = _tirx()
-    bits = tirx.reinterpret("int32", v.astype("float32"))
-    return tirx.reinterpret("float32", tirx.bitwise_or(bits, zero)).astype("float64")
+    return tirx.reinterpret("float32", tirx.bitwise_or(tirx.reinterpret("int32", v), zero))

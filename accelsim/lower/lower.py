@@ -251,8 +251,9 @@ def lower_graph(
 # qdq_ops`, graphs with requant_mode "float") where they accept a layer: the MAC layers and
 # matmuls (MlasRequantizeOutput), pools, QLinearAdd / QLinearMul, quantize and copying concats
 # (`ops.pool`, `ops.elementwise` and `ops.concat` refuse the rest), QLinearSoftmax, the layer
-# norm ORT runs in float between DequantizeLinear and QuantizeLinear, and the table-driven
-# copies and lookups built from the reference kernel itself.
+# norm, linear resize, mean and average pool ORT runs in float between DequantizeLinear and
+# QuantizeLinear, copying pads, float batch norms, and the table-driven copies and lookups
+# built from the reference kernel itself.
 _QDQ_BUILDERS = frozenset(
     (
         _ops.contraction,
@@ -269,6 +270,8 @@ _QDQ_BUILDERS = frozenset(
         softmax,
         _norm.layer_norm,
         _ops.bilinear_resize,
+        _ops.pad,
+        _ops.batch_norm,
     )
 )
 
@@ -292,6 +295,8 @@ def builder_for(graph: Graph, node: Node):
         return _ops.elementwise  # float arithmetic (a quantized one is a lookup, below)
     if node.op == "concat":
         return _ops.concat
+    if node.op == "batch_norm":
+        return _ops.batch_norm
     if node.op == "pad" and node.attr("mode", "constant") == "constant":
         return _ops.pad  # reflect / symmetric / edge: a table-driven copy (below)
     if node.op in _ops.EXACT_OPS:

@@ -68,7 +68,7 @@ from typing import Any
 import numpy as np
 
 from accelsim.core import requant as rp
-from accelsim.core.qparams import DTYPE_BITS, dtype_range
+from accelsim.core.qparams import DTYPE_BITS, dtype_range, quantize_array
 from accelsim.lower import floatmath, i8mm
 from accelsim.lower import intrin as _intrin
 from accelsim.lower import requant as rq
@@ -84,6 +84,7 @@ from accelsim.lower.common import (
     _float_epilogue,
     _int_epilogue,
     _kaxis,
+    _kept32,
     _kshape,
     _lanes,
     _need_per_tensor,
@@ -874,15 +875,32 @@ def pool(ctx: Ctx) -> Built:
         xdt, odt = _store_dtype(x_i.dtype), _store_dtype(o_i.dtype)
         prec = ctx.precision
     qdq = not is_float and g.requant_mode == "float"  # ONNX Runtime's arithmetic
-    if qdq and not (
-        (op == "global_avg_pool" and qdq_ops.is_8bit_pool(x_i, o_i))
-        or (op == "max_pool" and x_i.quant == o_i.quant and x_i.dtype == o_i.dtype)
-    ):
+    # ONNX Runtime's float arithmetic on dequantized values (accelsim.ref.qdq_ops):
+    # QLinearAveragePool sums float32 taps in row order ("f32"); a mean, or a 16-bit global
+    # pool, is DequantizeLinear -> float -> QuantizeLinear, float64 in the reference ("f64")
+    qfloat = ""
+    if qdq and op == "avg_pool" and any(k in node.attrs for k in ("act_min", "act_max")):
+        raise NotLowered("an ONNX QDQ average pool with a fused activation")
+    q8 = qdq and qdq_ops.is_8bit_pool(x_i, o_i)
+    if q8 and op == "avg_pool" and (KH, KW) == (H, W_) and not (pt or pl or pb or pr):
+        glob = True  # QLinearAveragePool over the whole image runs as the global pool
+    op_glob = "global_avg_pool" if glob and op == "avg_pool" else op
+    if q8 and op_glob == "global_avg_pool":
+        pass  # QLinearGlobalAveragePool: integer sum, float32 requantization (below)
+    elif qdq and op == "max_pool" and x_i.quant == o_i.quant and x_i.dtype == o_i.dtype:
+        pass  # exact on the integers
+    elif q8 and op == "avg_pool":
+        qfloat = "f32"
+    elif qdq and op_glob in ("mean", "global_avg_pool"):
+        qfloat = "f64"
+    elif qdq:
         raise NotLowered(
             f"integer {op} with ONNX QDQ arithmetic (ONNX Runtime's float kernel between "
             f"DequantizeLinear and QuantizeLinear, or a requantizing max pool)"
         )
-    recipe = ctx.recipe("pool", prec)
+    # a pool in ORT's float arithmetic schedules as the target's float pools do (on the Hexagon
+    # targets the scalar core: HVX float vectors would be qfloat, not IEEE float32)
+    recipe = ctx.recipe("pool", "fp32" if qfloat else prec)
     V = _block(
         recipe,
         "c",
@@ -917,6 +935,24 @@ def pool(ctx: Ctx) -> Built:
                     else x[n, oh * sh + rkh, ow * sw + rkw, c]
                 ).astype(xdt if is_float else "int32"),
                 axis=[rkh, rkw],
+            ),
+            name="acc",
+        )
+    elif qfloat:
+        sdt = "float32" if qfloat == "f32" else "float64"
+        fq = te.placeholder((2,), "float32", name="fparams")  # x scale, y scale
+        qq = te.placeholder((5,), "int32", name="qparams")  # x zp, 0, y zp, y range
+
+        def qtap(n, h, ww, c):
+            # DequantizeLinear's float32 product, kept (`_kept32`) so that no FMA forms
+            d = (x[n, h, ww, c].astype("int32") - qq[0]).astype("float32") * fq[0]
+            v = _kept32(d, qq[1]).astype(sdt)
+            return tirx.if_then_else(inb(h, ww), v, tirx.const(0, sdt)) if padded else v
+
+        acc = te.compute(
+            (N, OH, OW, C),
+            lambda n, oh, ow, c: te.sum(
+                qtap(n, oh * sh + rkh - pt, ow * sw + rkw - pl, c), axis=[rkh, rkw]
             ),
             name="acc",
         )
@@ -971,6 +1007,26 @@ def pool(ctx: Ctx) -> Built:
             body = lambda n, oh, ow, c: _float_epilogue(  # noqa: E731
                 acc[n, oh, ow, c] / count(oh, ow).astype(fdt), fp, odt
             )
+    elif qfloat:
+        params, pnames = [fq, qq], ["fparams", "qparams"]
+        consts["fparams"] = np.array([rp.scale32(x_i), rp.scale32(o_i)], np.float32)
+        consts["qparams"] = np.array(
+            [rp.zero_point(x_i), 0, rp.zero_point(o_i), *dtype_range(o_i.dtype)], np.int32
+        )
+        if qfloat == "f32":
+
+            def body(n, oh, ow, c):
+                # QLinearAveragePool: sum / count, then nearbyint(y / y_scale + zp), all in
+                # float32 (the zero point added before rounding), clamped to the type
+                v = acc[n, oh, ow, c] / count(oh, ow).astype("float32")
+                v = v / fq[1] + qq[2].astype("float32")
+                return rq.clip(rq.round_half_even_f32(v), qq[3], qq[4]).astype(odt)
+        else:
+
+            def body(n, oh, ow, c):
+                # float mean (float64, as the reference), float32, QuantizeLinear
+                m = (acc[n, oh, ow, c] / tirx.const(float(KH * KW), "float64")).astype("float32")
+                return rq.mlas_finish(m / fq[1], qq[2], qq[3], qq[4]).astype(odt)
     else:
         qp_n = 6
         qp = te.placeholder((qp_n,), "int32", name="qparams")
@@ -1088,6 +1144,7 @@ def pool(ctx: Ctx) -> Built:
         "strides": [sh, sw],
         "pads": [pt, pl, pb, pr],
         "include_pad": include_pad,
+        "qdq_float": qfloat,
         "block": V,
         "requant": bool(not is_float and not glob and rp.rescale_multiplier(x_i, o_i)[0]),
     }
@@ -1644,6 +1701,70 @@ def elementwise(ctx: Ctx) -> Built:
     )
 
 
+def batch_norm(ctx: Ctx) -> Built:
+    """Float batch normalization (inference: constant statistics), e.g. a pre-activation
+    DenseNet's BN after a concat, which no conv absorbs and ORT's quantizer leaves in float:
+    y = x * scale[c] + shift[c], scale = gamma / sqrt(var + eps) and shift = beta - mean * scale
+    computed once on the host in float64 (as `accelsim.ref.fp_ops.batch_norm` does) and
+    rounded to float32 kernel arguments."""
+    te = _te()
+    node, g = ctx.node, ctx.graph
+    x_i, o_i = ctx.info(0), ctx.out
+    if not (x_i.is_float and o_i.is_float):
+        raise NotLowered("an integer batch norm")
+    if not all(g.is_constant(t) for t in node.inputs[1:5]):
+        raise NotLowered("batch norm statistics are not constants")
+    ft = float_types(ctx, x_i, o_i)
+    layout = tensor_layout(g, node.inputs[0]) if len(x_i.shape) == 4 else "NCHW"
+    kshape = _kshape(x_i.shape, layout)
+    rank = len(kshape)
+    cax = rank - 1 if rank == 4 else min(1, rank - 1)  # NHWC in the kernel; (N, C, ...) else
+    gamma, beta, mu, var = (np.asarray(g.constants[t], np.float64) for t in node.inputs[1:5])
+    scale = gamma / np.sqrt(var + float(node.attr("epsilon", 1e-5)))
+    shift = beta - mu * scale
+    C = kshape[cax]
+    cdt, sdt = ft.compute, _store_dtype(x_i.dtype)
+    x = te.placeholder(kshape, sdt, name="x")
+    st = te.placeholder((2, C), cdt, name="scale_shift")
+    y = te.compute(
+        kshape,
+        lambda *i: (x[i].astype(cdt) * st[0, i[cax]] + st[1, i[cax]]).astype(
+            _store_dtype(o_i.dtype)
+        ),
+        name="y",
+    )
+    recipe = ctx.recipe("elementwise", ft.precision)
+    spec = _elementwise_spec(ctx, int(np.prod(kshape)), DTYPE_BITS[cdt], recipe)
+    spec.fuse = True
+    consts = {"scale_shift": np.stack([scale, shift]).astype(ft.np_compute)}
+    x_name = node.inputs[0]
+
+    def pack(values):
+        out = {"x": to_kernel_layout(np.asarray(values[x_name]), layout).astype(np.dtype(sdt))}
+        out.update(consts)
+        return out
+
+    signature = {
+        "op": "batch_norm",
+        "class": "elementwise",
+        "x": [list(kshape), sdt],
+        "channel_axis": cax,
+        "block": spec.axes[0].vsplit,
+    }
+    built = Built(
+        "elementwise",
+        [x, st, y],
+        ["x", "scale_shift", "y"],
+        spec,
+        recipe,
+        pack,
+        unpacker(layout),
+        signature,
+        (x_name,),
+    )
+    return _with_arith(built, ft, 2)
+
+
 # Exact elementwise ops on tensors that are not quantized values: masks and index arithmetic
 # (BERT's attention mask: cast, logical_and, where), as numpy computes them in the reference
 # (accelsim.ref.fp_ops). A `where` may select quantized or float values: a copy, no arithmetic.
@@ -1895,6 +2016,13 @@ def pad(ctx: Ctx) -> Built:
             round_half_away(np.float64(value) / np.float64(rp.scale32(o_i)))
         )
         need_rq, m, sh = rp.rescale_multiplier(x_i, o_i)
+        if g.requant_mode == "float":  # ONNX QDQ (accelsim.ref.qdq_ops.pad): a copy
+            if need_rq or x_i.dtype != o_i.dtype:
+                raise NotLowered(
+                    "an ONNX QDQ pad that requantizes (DequantizeLinear -> QuantizeLinear)"
+                )
+            # the fill as QuantizeLinear computes it (half to even)
+            qv = int(quantize_array(np.array(value, np.float32), o_i.quant, o_i.dtype))
         qp = te.placeholder((7,), "int32", name="qparams")
         params, pnames = [qp], ["qparams"]
         consts["qparams"] = np.array(
