@@ -10,8 +10,10 @@ a TFLite model in each of the converter's modes (int8, 16x8), as stored.
 By default the shares are `simulate`'s (fidelity analytic: the placement every back end
 reports without compiling); `--compile` compiles every model and reads the public output,
 `kernels.json` (slow: every kernel through LLVM). Layers with a kernel or a view count as
-lowered; the CPU/DSP back ends' `not_lowered` layers and the accelerator's `host_layers` (its
-host core) do not. Prints a table and writes JSON.
+lowered, on the accelerator also its host core's layers compiled for the host's CPU target
+(`accelerator.host.target`, "host kernel"); the CPU/DSP back ends' `not_lowered` layers and
+host layers without a kernel do not. Accelerator rows also give the share of the MACs that
+ran on the accelerator itself. Prints a table and writes JSON.
 
     nice -n 10 python benchmarks/corpus_coverage.py [--models a,b] [--targets cortex-a76,...] \
         [--compile] [--json benchmarks/results/corpus_coverage.json]
@@ -94,6 +96,8 @@ def analytic_coverage(graph, target: str, precision: str | None) -> dict:
         "lowered_layers": cov.layers_lowered,
         "by_layer": cov.layer_share,
         "by_macs": cov.mac_share,
+        "host_kernels": dict(cov.by_place).get("host kernel", 0),
+        "by_macs_accelerator": (cov.macs_lowered - cov.macs_host) / cov.macs if cov.macs else 1.0,
         "not_lowered_ops": [op for op, _ in cov.not_lowered_ops],
     }
 
@@ -109,11 +113,13 @@ def coverage(graph, target: str, precision: str | None, out: Path) -> dict:
     seconds = time.perf_counter() - t0
     doc = json.loads((out / "kernels.json").read_text())
     # CPU/DSP back ends list `not_lowered`; the accelerator's `host_layers` run on its host
-    # core (labelled), which is not lowering onto the accelerator either
+    # core, as a kernel of its CPU target where they have one
+    host = doc.get("host_layers", [])
     missing = {
         r["layer"]: r.get("reason", "")
-        for r in doc.get("not_lowered", []) + doc.get("host_layers", [])
+        for r in doc.get("not_lowered", []) + [h for h in host if not h.get("kernel")]
     }
+    on_host = {h["layer"] for h in host}
     layers = [n for n in q.nodes if n.op not in ("quantize", "dequantize")]
     total_macs = sum(node_macs(q, n) for n in q.nodes) or 1
     lost_macs = sum(node_macs(q, n) for n in q.nodes if n.name in missing)
@@ -124,6 +130,9 @@ def coverage(graph, target: str, precision: str | None, out: Path) -> dict:
         "lowered_layers": len(layers) - len(lost_layers),
         "by_layer": 1 - len(lost_layers) / max(len(layers), 1),
         "by_macs": 1 - lost_macs / total_macs,
+        "host_kernels": len([h for h in host if h.get("kernel")]),
+        "by_macs_accelerator": 1
+        - sum(node_macs(q, n) for n in q.nodes if n.name in on_host) / total_macs,
         "not_lowered_ops": sorted({n.op for n in lost_layers}),
         "compile_s": seconds,
     }
@@ -166,8 +175,14 @@ def main(argv: list[str] | None = None) -> int:
                     print(
                         f"{name:<24} {form:<18} {target:<12} layers "
                         f"{r['lowered_layers']:>4}/{r['layers']:<4} ({r['by_layer']:6.1%})  "
-                        f"MACs {r['by_macs']:6.1%}  not lowered: "
-                        f"{', '.join(r['not_lowered_ops']) or '-'}",
+                        f"MACs {r['by_macs']:6.1%}  "
+                        + (
+                            f"host kernels {r['host_kernels']:>3} (accelerator MACs "
+                            f"{r['by_macs_accelerator']:6.1%})  "
+                            if r["host_kernels"]
+                            else ""
+                        )
+                        + f"not lowered: {', '.join(r['not_lowered_ops']) or '-'}",
                         flush=True,
                     )
     _summary(rows)
@@ -193,6 +208,13 @@ def _summary(rows: list[dict]) -> None:
             f"{fewest['model']} {fewest['by_layer']:.1%}; fewest MACs: {least['model']} "
             f"{least['by_macs']:.1%})"
         )
+        if any(r["host_kernels"] for r in sel):  # an accelerator: what it ran itself
+            own = [r for r in sel if r["by_macs_accelerator"] >= 1.0 - 1e-12]
+            low = min(sel, key=lambda r: r["by_macs_accelerator"])
+            print(
+                f"  {'':<12} {'':<8} {len(own):>3} of {len(sel):<3} with every MAC on the "
+                f"accelerator itself (fewest: {low['model']} {low['by_macs_accelerator']:.1%})"
+            )
     errors = [r for r in rows if "error" in r]
     if errors:
         print(

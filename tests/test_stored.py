@@ -58,9 +58,10 @@ def test_tflite_int8_mobilenet_v2_as_stored(mnv2_int8, target, tmp_path, kernel_
     assert records["precision"] == "w8a8"
     # where every layer ran: every MAC on generated code (on the accelerator the classifier
     # too, at FULLY_CONNECTED's double-precision requantization), and every layer but the
-    # softmax (the accelerator's host core runs it)
+    # softmax, which on the accelerator is a kernel of its host core (cortex-a55)
     assert len(records["placement"]) == len(accelsim.load_model(str(mnv2_int8)).nodes)
-    host = [p for p in records["placement"] if p["ran"] == "host fallback"]
+    assert not [p for p in records["placement"] if p["ran"] in ("host fallback", "reference only")]
+    host = [p for p in records["placement"] if p["ran"] == "host kernel"]
     assert [p["op"] for p in host] == (["softmax"] if target == "simd-accel" else [])
     assert done.coverage.mac_share == records["coverage"]["mac_share"] == 1.0
     assert done.coverage.layer_share >= 0.95
@@ -75,12 +76,7 @@ def test_tflite_int8_mobilenet_v2_as_stored(mnv2_int8, target, tmp_path, kernel_
     assert run.macs == accelsim.load_model(str(mnv2_int8)).macs() and run.total_latency_s > 0
     doc = run.to_json()
     assert doc["coverage"] == {**records["coverage"], **doc["coverage"]}
-    assert {c["ran"] for c in doc["layers"]} <= {
-        "lowered kernel",
-        "view",
-        "host fallback",
-        "reference only",
-    }
+    assert {c["ran"] for c in doc["layers"]} <= {"lowered kernel", "host kernel", "view"}
 
 
 def test_report_labels_stored_precision(mnv2_int8, tmp_path):

@@ -208,3 +208,24 @@ def test_host_features_are_probed_at_load():
         ("fma", "fma"),
     ):
         assert (llvm_name in features) == (linux_name in flags), llvm_name
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("cortex-a99", "accelerator.host.target: no CPU target 'cortex-a99'"),
+        ("simd-accel-edge", "accelerator.host.target: expected a CPU target"),
+    ],
+)
+def test_accelerator_host_target_names_a_cpu_target(tmp_path, name, message):
+    """The host core's CPU target is checked when the accelerator's file loads: a typo or an
+    accelerator there is one error naming the field."""
+    from accelsim.accel.arch import AccelConfigError, load_config
+    from accelsim.core.target import targets_dir
+
+    text = (targets_dir() / "simd-accel.yaml").read_text()
+    assert "    target: cortex-a55 " in text
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace("    target: cortex-a55 ", f"    target: {name} "))
+    with pytest.raises(AccelConfigError, match=message):
+        load_config(str(bad))

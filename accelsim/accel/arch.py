@@ -138,6 +138,9 @@ class HostSpec:
     bytes_per_cycle: float
     call_overhead_cycles: int
     power_w: float
+    # the CPU target file describing the host core: the layers the accelerator does not run get
+    # that target's generated kernels (lowered, verified under its emulator); None: reference
+    target: str | None = None
 
 
 @dataclass(frozen=True)
@@ -586,6 +589,7 @@ def parse_accel(
         P.num(h, "bytes_per_cycle", A + "host."),
         P.num(h, "call_overhead_cycles", A + "host.", integer=True, positive=False, minimum=0),
         P.num(h, "power_w", A + "host.", positive=False, minimum=0),
+        _host_target(P, h.get("target"), A + "host.target"),
     )
 
     # the smallest tile every buffer must hold, for every precision the lanes run
@@ -766,6 +770,26 @@ def config_from_target(target: Target) -> AccelConfig:
         "energy": _thaw(target.energy),
     }
     return parse_accel(raw, target.path, tuple(target.codegen.native), target.name, target)
+
+
+def _host_target(P, name, where: str) -> str | None:
+    """`accelerator.host.target`: the name of a shipped CPU target (kinds cpu-simd, vliw-dsp,
+    host), checked here so that a typo fails when the file loads."""
+    if name is None:
+        return None
+    from accelsim.core.schema.targets import CPU_KINDS
+
+    if not isinstance(name, str):
+        raise P.err(where, f"expected a target name, found {name!r}")
+    try:
+        kind = load_target(name).kind
+    except TargetError as exc:
+        raise P.err(where, f"no CPU target '{name}' ({str(exc).splitlines()[0]})") from None
+    if kind not in CPU_KINDS:
+        raise P.err(
+            where, f"expected a CPU target (kind {', '.join(CPU_KINDS)}), found kind '{kind}'"
+        )
+    return name
 
 
 def load_config(name_or_path: str | Target | AccelConfig = "simd-accel") -> AccelConfig:

@@ -10,15 +10,24 @@ parameters and the recipe) are scheduled through TVM once; their programs are ge
 the shared template. Layers the accelerator does not run are listed with the reason (they run on
 the host core, or are views).
 
+The host core is a CPU target when the accelerator names one (`accelerator.host.target`, e.g.
+cortex-a55): the layers the accelerator does not run are lowered by the CPU back end for it, as
+a deployment would compile them (TVM's BYOC split: the accelerator's layers offloaded, the rest
+compiled for the SoC's CPU). Those are "host kernel" layers: compile writes them under
+`DIR/host/` (with that back end's own kernels.json), verify runs them under the host target's
+emulator, and the coverage figures count them as lowered. What the host target does not lower
+either stays "host fallback" (reference only).
+
 verify executes each layer's program in the simulator on the reference executor's inputs and
 counts the output elements that differ from the reference's tensor.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +147,28 @@ def _file_stem(name: str, used: set[str]) -> str:
     return stem
 
 
+def _host_target(config: AccelConfig) -> Target | None:
+    from accelsim.core.target import load_target
+
+    return load_target(config.host.target) if config.host.target else None
+
+
+def _host_kernels(
+    graph: Graph, config: AccelConfig, precision: Precision, names: Iterable[str]
+) -> set[str]:
+    """Of the layers `names` (those the accelerator does not run), the ones its host core's
+    CPU target lowers to a kernel."""
+    host = _host_target(config)
+    names = list(names)
+    if host is None or not names:
+        return set()
+    from accelsim.lower import lower_status
+
+    wanted = set(names)
+    status = lower_status(graph, host, precision)
+    return {n.name for n, (s, _) in zip(graph.nodes, status) if s == "kernel" and n.name in wanted}
+
+
 def compile_model(
     graph: Graph, target: Target, precision: Precision, out_dir: Path, progress: Progress = None
 ) -> CompileSummary:
@@ -156,7 +187,7 @@ def compile_model(
         records.append(_record(layer, config, target, asm, binary))
     accelerated = [L for L in layers if L.program is not None]
     distinct = len({L.key for L in accelerated})
-    doc = {
+    doc: dict[str, Any] = {
         "model": graph.name,
         "target": target.name,
         "precision": precision.name,
@@ -174,8 +205,23 @@ def compile_model(
             if L.program is None and L.node.op not in _VIEWS
         ],
     }
+    on_host = _host_kernels(graph, config, precision, [h["layer"] for h in doc["host_layers"]])
+    host_distinct = 0
+    if on_host:
+        from accelsim.kernels.compile import compile_graph as compile_cpu
+
+        host = _host_target(config)
+        assert host is not None
+        kernels = compile_cpu(graph, host, precision, out_dir=out_dir / "host", only=on_host)
+        paths = {k.layer: k.asm_path for k in kernels}
+        host_distinct = len({k.key for k in kernels})
+        doc["host_target"] = host.name
+        for h in doc["host_layers"]:
+            h["kernel"] = paths.get(h["layer"])  # None: reference only, on the host core too
     atomic_write_text(out_dir / "kernels.json", json.dumps(doc, indent=1, default=str) + "\n")
-    return CompileSummary(len(accelerated), distinct, compile_stats())
+    return CompileSummary(
+        len(accelerated) + len(on_host), distinct + host_distinct, compile_stats()
+    )
 
 
 def verify_model(
@@ -185,8 +231,22 @@ def verify_model(
     feeds: Mapping[str, np.ndarray],
     progress: Progress = None,
 ) -> list[LayerCheck]:
-    checks = verify_layers(graph, load_config(target), feeds, progress=progress)
-    return [LayerCheck(m.layer, graph.node(m.layer).op, m.mismatches, m.elements) for m in checks]
+    config = load_config(target)
+    checks = verify_layers(graph, config, feeds, progress=progress)
+    out = [LayerCheck(m.layer, graph.node(m.layer).op, m.mismatches, m.elements) for m in checks]
+    ran = {c.name for c in out}
+    rest = [n.name for n in graph.nodes if n.name not in ran and n.op not in _VIEWS]
+    on_host = _host_kernels(graph, config, precision, rest)
+    if on_host:  # the host core's kernels, run by its target's emulator
+        from accelsim.kernels.verify import verify_graph
+
+        host = _host_target(config)
+        assert host is not None
+        host_checks = {c.name: c for c in verify_graph(graph, host, precision, feeds, only=on_host)}
+        out += [host_checks[n.name] for n in graph.nodes if n.name in host_checks]
+        order = {n.name: i for i, n in enumerate(graph.nodes)}
+        out.sort(key=lambda c: order[c.name])
+    return out
 
 
 # The accelerator's models read each layer's precision from its tensors (MAC modes) and the
@@ -195,13 +255,62 @@ def _accel_sim(graph: Graph, target: Target, precision: Precision) -> list[Layer
     # the accelerator's own instruction-level simulator times the program TVM generated
     from accelsim.accel.sim import simulate_graph
 
-    return simulate_graph(graph, load_config(target))  # the graph's tensors carry the precision
+    config = load_config(target)
+    costs = simulate_graph(graph, config)  # the graph's tensors carry the precision
+    return _host_kernel_costs(graph, config, precision, costs)
 
 
 def _analytic(graph: Graph, target: Target, precision: Precision) -> list[LayerCost]:
     from accelsim.accel.analytic import simulate_graph
 
-    return simulate_graph(graph, load_config(target))  # the graph's tensors carry the precision
+    config = load_config(target)
+    costs = simulate_graph(graph, config)  # the graph's tensors carry the precision
+    return _host_kernel_costs(graph, config, precision, costs)
+
+
+def _host_kernel_costs(
+    graph: Graph, config: AccelConfig, precision: Precision, costs: list[LayerCost]
+) -> list[LayerCost]:
+    """The host-core layers that have a kernel for the host's CPU target, costed by that
+    target's analytic model (its cycles at the accelerator's `host.clock_hz`, plus the
+    hand-over `host.call_overhead_cycles`; its energy model) instead of the host roofline
+    (`accel.sim.host_cost`), which still costs the layers the host target does not lower."""
+    names = [c.name for c in costs if c.notes.startswith("host core")]
+    on_host = _host_kernels(graph, config, precision, names)
+    if not on_host:
+        return costs
+    from accelsim.sim.analytic import simulate_graph as cpu_analytic
+
+    host = _host_target(config)
+    assert host is not None
+    h = config.host
+    cpu = {c.name: c for c in cpu_analytic(graph, host, precision) if c.name in on_host}
+    out = []
+    for c in costs:
+        k = cpu.get(c.name)
+        if k is None:
+            out.append(c)
+            continue
+        latency = (k.cycles + h.call_overhead_cycles) / h.clock_hz
+        static = config.energy.static_power_w * latency  # the idle accelerator's leakage
+        breakdown = dict(k.energy_breakdown)
+        breakdown["static"] = breakdown.get("static", 0.0) + static
+        out.append(
+            dataclasses.replace(
+                c,
+                cycles=latency * config.clock_hz,
+                latency_s=latency,
+                energy_j=sum(breakdown.values()),
+                energy_breakdown=breakdown,
+                bound=k.bound,
+                bytes_moved=dict(k.bytes_moved),
+                notes=(
+                    f"host core kernel ({host.name}, analytic: {k.cycles:.0f} host cycles + "
+                    f"{h.call_overhead_cycles} hand-over); cycles in accelerator clock cycles"
+                ),
+            )
+        )
+    return out
 
 
 def _space(target: Target) -> Any:
@@ -228,7 +337,15 @@ def place(graph: Graph, target: Target, precision: Precision) -> list[cov.Placem
             out.append(cov.Placement(n.name, n.op, cov.HOST, macs, str(exc)))
             continue
         out.append(cov.Placement(n.name, n.op, cov.KERNEL, macs))
-    return out
+    on_host = _host_kernels(graph, config, precision, [p.layer for p in out if p.ran == cov.HOST])
+    return [
+        dataclasses.replace(
+            p, ran=cov.HOST_KERNEL, reason=f"on the host core ({config.host.target}): {p.reason}"
+        )
+        if p.layer in on_host
+        else p
+        for p in out
+    ]
 
 
 # The instruction-level simulator is the default: the accelerator's programs compile in seconds.

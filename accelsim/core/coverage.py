@@ -11,11 +11,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 KERNEL = "lowered kernel"
+HOST_KERNEL = "host kernel"  # an accelerator's layer lowered for its host core's CPU target
 VIEW = "view"
 HOST = "host fallback"
 REFERENCE = "reference only"
-PLACES = (KERNEL, VIEW, HOST, REFERENCE)
-LOWERED = (KERNEL, VIEW)  # what counts as lowered in the coverage figures
+PLACES = (KERNEL, HOST_KERNEL, VIEW, HOST, REFERENCE)
+LOWERED = (KERNEL, HOST_KERNEL, VIEW)  # what counts as lowered in the coverage figures
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class Coverage:
     macs_lowered: int
     by_place: tuple[tuple[str, int], ...]  # layer count per place
     not_lowered_ops: tuple[tuple[str, int], ...]  # op -> layers not lowered
+    macs_host: int = 0  # of macs_lowered, those in host-core kernels (an accelerator's CPU)
 
     @property
     def layer_share(self) -> float:
@@ -67,6 +69,13 @@ class Coverage:
             f"lowered: {100 * self.mac_share:.1f}% of MACs, {100 * self.layer_share:.1f}% of "
             f"layers ({self.layers_lowered} of {self.layers})"
         )
+        on_host = dict(self.by_place).get(HOST_KERNEL, 0)
+        if on_host:
+            share = self.macs_host / self.macs if self.macs else 0.0
+            head += (
+                f", of which {on_host} layer{'s' if on_host != 1 else ''} and {100 * share:.1f}% "
+                f"of MACs in host-core kernels"
+            )
         if not self.not_lowered_ops:
             return head
         rest = ", ".join(f"{op} x{n}" for op, n in self.not_lowered_ops)
@@ -81,6 +90,7 @@ class Coverage:
             "macs_lowered": self.macs_lowered,
             "mac_share": self.mac_share,
             "by_place": dict(self.by_place),
+            "macs_host_kernels": self.macs_host,
             "not_lowered_ops": dict(self.not_lowered_ops),
         }
 
@@ -97,4 +107,5 @@ def coverage(placements: Iterable[Placement]) -> Coverage:
         sum(p.macs for p in low),
         tuple((k, places[k]) for k in PLACES if places[k]),
         tuple(sorted(missing.items(), key=lambda kv: (-kv[1], kv[0]))),
+        sum(p.macs for p in ps if p.ran == HOST_KERNEL),
     )

@@ -305,18 +305,19 @@ def compile_graph(
     schedules=None,
     use_cache: bool = True,
     progress=None,
+    only=None,
 ) -> list[Kernel]:
-    """Lower and compile every node of `graph` for `target`; with `out_dir`, write
-    `<layer>.s`, `<layer>.o` per kernel and `kernels.json` (views and "not lowered" layers are
-    listed there too). Identical layers compile once (the cache). `progress(done)` is called
-    after each layer (`accelsim.core.progress.progress_bar`)."""
+    """Lower and compile every node of `graph` for `target` (or those named in `only`); with
+    `out_dir`, write `<layer>.s`, `<layer>.o` per kernel and `kernels.json` (views and "not
+    lowered" layers are listed there too). Identical layers compile once (the cache).
+    `progress(done)` is called after each layer (`accelsim.core.progress.progress_bar`)."""
     from accelsim.lower.lower import lower_graph
 
     target = _target(target)
     from accelsim.model.quantization import graph_precision
 
     prec = precision or graph_precision(graph)
-    layers = lower_graph(graph, target, prec, schedules)
+    layers = lower_graph(graph, target, prec, schedules, only)
     kernels: list[Kernel] = []
     for i, L in enumerate(layers):
         if L.status == "kernel":

@@ -222,9 +222,10 @@ def verify_graph(
     feeds,
     rtol: float = 1e-5,
     progress: Callable[[int], None] | None = None,
+    only=None,
 ) -> list[LayerCheck]:
     """Per-layer mismatch counts (integers exact; float32 within `rtol` of max|ref|; float16
-    within `fp16_tolerance`)."""
+    within `fp16_tolerance`), of every layer or those named in `only`."""
     from accelsim.kernels.compile import compile_layer
     from accelsim.lower.lower import lower_graph
     from accelsim.ref.executor import run as ref_run
@@ -238,7 +239,7 @@ def verify_graph(
     runner = RUNNERS[kind]
     values = ref_run(graph, feeds, keep=True)
     items = []
-    layers = lower_graph(graph, target, precision)
+    layers = lower_graph(graph, target, precision, only=only)
     for i, layer in enumerate(layers):
         if layer.status == "kernel":
             items.append((layer, compile_layer(layer, target)))

@@ -239,12 +239,17 @@ def lower_status(
 
 
 def lower_graph(
-    graph: Graph, target, precision: Precision | None = None, schedules=None
+    graph: Graph, target, precision: Precision | None = None, schedules=None, only=None
 ) -> list[LoweredLayer]:
-    """Lower every node of `graph` (views and not-lowered nodes included, in graph order)."""
+    """Lower every node of `graph` (views and not-lowered nodes included, in graph order), or
+    the nodes named in `only` (an accelerator's host-core layers)."""
     target = _as_target(target)
     recipes = recipes_for(target, schedules)
-    return [lower_node(graph, n, target, recipes, precision) for n in graph.nodes]
+    return [
+        lower_node(graph, n, target, recipes, precision)
+        for n in graph.nodes
+        if only is None or n.name in only
+    ]
 
 
 # The builders whose integer kernels compute ONNX Runtime's QDQ arithmetic (`accelsim.ref.
