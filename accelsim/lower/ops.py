@@ -1231,13 +1231,6 @@ def bilinear_resize(ctx: Ctx) -> Built:
         "xtab": xtab.astype(np.int32),
         "qparams": np.array([rp.zero_point(x_i), rp.zero_point(o_i), m, sh, lo, hi], np.int32),
     }
-    x_name = node.inputs[0]
-
-    def pack(values):
-        out = {"x": to_kernel_layout(np.asarray(values[x_name]), layout).astype(np.dtype(xdt))}
-        out.update(consts)
-        return out
-
     signature = {
         "op": "resize",
         "class": "bilinear_resize",
@@ -1247,17 +1240,31 @@ def bilinear_resize(ctx: Ctx) -> Built:
         "requant": bool(need_rq),
         "block": spec.axes[0].vsplit,
     }
-    return Built(
-        "elementwise",
+    return _one_input_built(
+        ctx,
+        layout,
+        xdt,
         [x, yt, xt, qp, y],
-        ["x", "ytab", "xtab", "qparams", "y"],
+        ["ytab", "xtab", "qparams"],
+        consts,
         spec,
         recipe,
-        pack,
-        unpacker(layout),
         signature,
-        (x_name,),
     )
+
+
+def _one_input_built(ctx: Ctx, layout: str, xdt: str, args, pnames, consts, spec, recipe, sig):
+    """The Built of an elementwise-class kernel of one activation input "x" (converted to the
+    kernel layout) and constant arguments `pnames` (from `consts`), its output in `layout`."""
+    x_name = ctx.node.inputs[0]
+
+    def pack(values):
+        out = {"x": to_kernel_layout(np.asarray(values[x_name]), layout).astype(np.dtype(xdt))}
+        out.update({k: consts[k] for k in pnames})
+        return out
+
+    names = ["x", *pnames, "y"]
+    return Built("elementwise", args, names, spec, recipe, pack, unpacker(layout), sig, (x_name,))
 
 
 def _float_bilinear(ctx: Ctx) -> Built:
@@ -1337,14 +1344,6 @@ def _float_bilinear(ctx: Ctx) -> Built:
             np.int32,
         ),
     }
-    x_name = node.inputs[0]
-    names = ["x", "yidx", "ywt", "xidx", "xwt", "fparams", "qparams", "y"]
-
-    def pack(values):
-        out = {"x": to_kernel_layout(np.asarray(values[x_name]), layout).astype(np.dtype(xdt))}
-        out.update(consts)
-        return out
-
     signature = {
         "op": "resize",
         "class": "float_bilinear_resize",
@@ -1354,16 +1353,16 @@ def _float_bilinear(ctx: Ctx) -> Built:
         "qdq": qdq,
         "block": spec.axes[0].vsplit,
     }
-    return Built(
-        "elementwise",
+    return _one_input_built(
+        ctx,
+        layout,
+        xdt,
         [x, yi, yw, xi, xw, fp, qp, y],
-        names,
+        list(consts),
+        consts,
         spec,
         recipe,
-        pack,
-        unpacker(layout),
         signature,
-        (x_name,),
     )
 
 
@@ -1737,13 +1736,6 @@ def batch_norm(ctx: Ctx) -> Built:
     spec = _elementwise_spec(ctx, int(np.prod(kshape)), DTYPE_BITS[cdt], recipe)
     spec.fuse = True
     consts = {"scale_shift": np.stack([scale, shift]).astype(ft.np_compute)}
-    x_name = node.inputs[0]
-
-    def pack(values):
-        out = {"x": to_kernel_layout(np.asarray(values[x_name]), layout).astype(np.dtype(sdt))}
-        out.update(consts)
-        return out
-
     signature = {
         "op": "batch_norm",
         "class": "elementwise",
@@ -1751,16 +1743,8 @@ def batch_norm(ctx: Ctx) -> Built:
         "channel_axis": cax,
         "block": spec.axes[0].vsplit,
     }
-    built = Built(
-        "elementwise",
-        [x, st, y],
-        ["x", "scale_shift", "y"],
-        spec,
-        recipe,
-        pack,
-        unpacker(layout),
-        signature,
-        (x_name,),
+    built = _one_input_built(
+        ctx, layout, sdt, [x, st, y], ["scale_shift"], consts, spec, recipe, signature
     )
     return _with_arith(built, ft, 2)
 
