@@ -8,7 +8,10 @@ DequantizeLinear -> float LayerNormalization -> QuantizeLinear): that kernel deq
 float32 as DequantizeLinear does, normalizes in float64 as the reference does (ORT's own
 float kernel accumulates in double), rounds to float32 and quantizes as QuantizeLinear does. Its
 integers then equal the reference's unless a float64 result lies within a few float64 ulps of
-a float32 rounding boundary (sequential sums here, pairwise in numpy): about 2^-27 per element. The tensor is seen as [rows, K, 1], K the product of the normalized trailing axes: the
+a float32 rounding boundary (sequential sums here, pairwise in numpy): a chance of order 2^-26
+per element.
+
+The tensor is seen as [rows, K, 1], K the product of the normalized trailing axes: the
 per-row stages (the sum, the mean, the sum of squared deviations, `1 / sqrt(var + eps)`) are
 `prologue` blocks computed under the row loop, as softmax's are (`accelsim.lower.softmax`), and
 the output pass `(x - mean) * inv * gamma + beta` is vectorized along K. Two passes over the
@@ -75,8 +78,8 @@ def layer_norm(ctx: Ctx) -> Built:
     beta = te.placeholder((K,), f32, name="beta")
     params, pnames, qconsts = [], [], {}
     if qdq:
-        # DequantizeLinear's float32 product, kept apart (`_f32`) so LLVM cannot fuse it into
-        # the sums; the output quantized as QuantizeLinear does
+        # DequantizeLinear's float32 product (`_f32`; the sums it feeds are float64, so no
+        # float32 FMA can form); the output quantized as QuantizeLinear does
         fp = te.placeholder((2,), f32, name="fparams")  # x scale, y scale
         qp = te.placeholder((4,), "int32", name="qparams")  # x zp, y zp, y range
         params, pnames = [fp, qp], ["fparams", "qparams"]
