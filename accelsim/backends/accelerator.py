@@ -165,8 +165,9 @@ def _host_kernels(
     from accelsim.lower import lower_status
 
     wanted = set(names)
-    status = lower_status(graph, host, precision)
-    return {n.name for n, (s, _) in zip(graph.nodes, status) if s == "kernel" and n.name in wanted}
+    nodes = [n for n in graph.nodes if n.name in wanted]
+    status = lower_status(graph, host, precision, only=wanted)  # the host layers alone
+    return {n.name for n, (s, _) in zip(nodes, status) if s == "kernel"}
 
 
 def compile_model(

@@ -227,15 +227,19 @@ def _front(graph: Graph, node: Node, target, recipes, prec: str):
 
 
 def lower_status(
-    graph: Graph, target, precision: Precision | None = None, schedules=None
+    graph: Graph, target, precision: Precision | None = None, schedules=None, only=None
 ) -> list[tuple[str, str]]:
-    """(status, reason) of every node of `graph` as `lower_graph` would lower it, from the
-    builders' computes alone (no scheduling, no compilation): what `simulate` reports as where
-    each layer ran."""
+    """(status, reason) of every node of `graph` (or of those named in `only`, in graph order)
+    as `lower_graph` would lower it, from the builders' computes alone (no scheduling, no
+    compilation): what `simulate` reports as where each layer ran."""
     target = _as_target(target)
     recipes = recipes_for(target, schedules)
     prec = (precision or graph_precision(graph)).name  # the recipe section's key
-    return [_front(graph, n, target, recipes, prec)[:2] for n in graph.nodes]
+    return [
+        _front(graph, n, target, recipes, prec)[:2]
+        for n in graph.nodes
+        if only is None or n.name in only
+    ]
 
 
 def lower_graph(
