@@ -280,12 +280,17 @@ def _host_kernel_costs(
     on_host = _host_kernels(graph, config, precision, names)
     if not on_host:
         return costs
-    from accelsim.sim.analytic import simulate_graph as cpu_analytic
+    from accelsim.sim.analytic import memory_levels, simulate_layer
 
     host = _host_target(config)
     assert host is not None
-    h = config.host
-    cpu = {c.name: c for c in cpu_analytic(graph, host, precision) if c.name in on_host}
+    host.check_precision(precision)
+    h, levels = config.host, memory_levels(host)
+    cpu = {
+        n.name: simulate_layer(graph, n, host, precision, levels)
+        for n in graph.nodes
+        if n.name in on_host
+    }
     out = []
     for c in costs:
         k = cpu.get(c.name)
