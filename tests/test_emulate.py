@@ -905,3 +905,38 @@ def test_build_directory_is_removed_unless_kept(objdir, tmp_path, monkeypatch):
     run_aarch64(path, "qadd", args, {"A": x, "B": x}, ["C"], workdir=tmp_path / "k")
     (kept,) = list((tmp_path / "k").iterdir())
     assert (kept / "kernel.elf").is_file() and (kept / "accelsim_args.h").is_file()
+
+
+def test_hvx_requantization_form_matches_fixedpoint(objdir):
+    """`requant.mbqm_vmpye` (VMPYE + VMPYO:<<1:rnd:sat:shift, the int32 RoundingDivideByPOT)
+    vectorized in 32 HVX lanes, run under qemu-hexagon, against accelsim.core.fixedpoint's
+    MultiplyByQuantizedMultiplier: the int32 extremes, every shift in [-31, 30] (left shifts
+    that wrap included), multipliers 0, 2^30 and 2^31 - 1, and products whose low 31 bits are
+    exactly 2^30 (the rounding ties of both signs). Truncating the low half's product a second
+    time, or rounding ties to even, fails it."""
+    need("hexagon")
+    from accelsim.core import fixedpoint as fx
+    from accelsim.lower import requant as rq
+
+    _tvm()
+    from tvm import te
+
+    n = 1 << 12
+    rng = np.random.default_rng(5)
+    x = rng.integers(-(2**31), 2**31, n).astype(np.int32)
+    m = rng.integers(2**30, 2**31, n).astype(np.int32)
+    s = rng.integers(-31, 31, n).astype(np.int32)
+    x[:6], m[:6] = [-(2**31), 2**31 - 1, 0, -1, 1, -(2**31)], [2**31 - 1] * 5 + [2**30]
+    m[6:9] = [0, 2**30, 2**31 - 1]
+    tie = np.arange(64, 128)  # x * 2^30 / 2^31: exact halves, rounded away from zero after
+    x[tie] = rng.integers(-(2**20), 2**20, tie.size) | 1
+    m[tie], s[tie] = 2**30, 0
+    s[128:189] = np.arange(-31, 30)
+    X, M, S = (te.placeholder((n,), "int32", name=k) for k in ("X", "M", "S"))
+    Y = te.compute((n,), lambda i: rq.mbqm_vmpye(X[i], M[i], S[i]), name="Y")
+    func = te.create_prim_func([X, M, S, Y]).with_attr("global_symbol", "rq_hvx")
+    path, asm = compile_kernel(objdir, "rq_hvx", _scheduled(func, "rq_hvx", "Y", 32), HEX)
+    assert asm_has(asm, "vmpye(") and asm_has(asm, "vmpyo(")
+    args = [ArgSpec(k, (n,), "int32") for k in ("X", "M", "S", "Y")]
+    run = run_hexagon(path, "rq_hvx", args, {"X": x, "M": m, "S": s}, ["Y"])
+    np.testing.assert_array_equal(run.outputs["Y"], fx.multiply_by_quantized_multiplier(x, m, s))

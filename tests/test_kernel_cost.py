@@ -252,18 +252,28 @@ FC_SIZES = [(64, 16), (128, 16), (128, 32), (256, 32), (256, 64), (512, 64)]
 
 @pytest.mark.parametrize("target", ["cortex-a76", "hvx-v68"])
 def test_cycles_and_energy_grow_with_problem_size(target):
+    """Cycles and energy grow with the work the vectors do: on HVX 16 output channels fill
+    the same 32-lane vector as 32 (the kernel writes them padded, and the vrmpys' products are
+    costed, padded lanes included), so between those two only the weights' memory energy
+    grows."""
     t = load_target(target)
-    prev = prev_k = None
+    lanes = 32 if target.startswith("hvx") else 4
+    prev = prev_k = prev_shape = None
     for shape in FC_SIZES:
         c = layer_cost("fc", "w8a8", target, *shape)
         assert c.fidelity == "codegen", c.notes
         kc = codegen_model.kernel_cost(kernel_of("fc", "w8a8", target, *shape)[1], t)
         if prev is not None:
-            assert c.cycles > prev.cycles and c.energy_j > prev.energy_j, (shape, c, prev)
-            assert kc.compute_cycles > prev_k.compute_cycles, shape
-            for k in ("compute", "onchip_memory", "offchip_memory", "static"):
-                assert c.energy_breakdown[k] > prev.energy_breakdown[k], (shape, k)
-        prev, prev_k = c, kc
+            assert c.energy_j > prev.energy_j, (shape, c, prev)
+            if shape[0] * -(-shape[1] // lanes) > prev_shape[0] * -(-prev_shape[1] // lanes):
+                assert c.cycles > prev.cycles, (shape, c, prev)
+                assert kc.compute_cycles > prev_k.compute_cycles, shape
+                for k in ("compute", "onchip_memory", "offchip_memory", "static"):
+                    assert c.energy_breakdown[k] > prev.energy_breakdown[k], (shape, k)
+            else:
+                assert c.cycles == prev.cycles, (shape, c, prev)
+                assert c.energy_breakdown["compute"] == prev.energy_breakdown["compute"]
+        prev, prev_k, prev_shape = c, kc, shape
 
 
 def test_int8_faster_than_fp32_from_the_code():

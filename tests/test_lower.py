@@ -515,3 +515,20 @@ def test_shipped_recipes_are_valid_and_cover_every_class():
                 assert rf.recipe(cls, prec).values
     with pytest.raises(RecipeError, match="expected a mapping of operator classes"):
         parse_recipes([1, 2], "x.yaml")
+
+
+def test_hvx_requantizes_in_vector_lanes_with_a_padded_channel_tail():
+    """On hvx-v68 the 8-bit conv epilogue requantizes in 32 HVX lanes (`vmpye`); 144 output
+    channels are written padded to 160 and sliced when unpacked (a 16-bit layer keeps the
+    scalar int64 requantization)."""
+    q, values = quantized("mobilenet_v2", "w8a8")
+    t = load_target("hvx-v68")
+    layer = lower_node(q, q.node("features.3.conv.0.0"), t)  # 1x1, 24 -> 144 channels
+    assert layer.signature["requant_form"][0] == "vmpye"
+    assert layer.args[-1].shape[-1] == 160
+    assert "y.v" in layer.schedule.vectorized
+    assert layer.pack_inputs(values)["mult"].shape == (160,)
+    ref = values[layer.output]
+    assert layer.unpack_output(np.zeros(layer.args[-1].shape, np.int8)).shape == ref.shape
+    q16, _ = quantized("resnet18", "w16a16")
+    assert lower_node(q16, q16.node("layer1.0.conv1"), t).signature["requant_form"] is None

@@ -19,7 +19,9 @@ def clean(line: str, isa: str) -> str | None:
         return None
     if isa == "hexagon":
         s = s.strip("{} \t")
-        s = re.sub(r":endloop[01]", "", s).strip()
+        # packet suffixes, not instructions: a hardware loop's end, and `:mem_noshuf` (the
+        # packet's store and load keep their order: the addresses may alias)
+        s = re.sub(r":endloop[01]|:mem_noshuf", "", s).strip()
         if not s:
             return None
     return s

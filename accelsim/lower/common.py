@@ -206,15 +206,23 @@ def _lanes(ctx: Ctx, bits: int) -> int:
 
 
 def _block(
-    recipe: Recipe, axis: str, extent: int, auto: int, layer: str, unit: str, must_divide: bool
+    recipe: Recipe,
+    axis: str,
+    extent: int,
+    auto: int,
+    layer: str,
+    unit: str,
+    must_divide: bool,
+    multiple: int = 1,
 ) -> int:
-    """A block size from the recipe (see schedule.py): auto -> power of two dividing."""
+    """A block size from the recipe (see schedule.py): auto -> power of two dividing; a capped
+    value ("<=N") -> the largest multiple of `multiple` dividing the extent."""
     v = (recipe.get("block") or {}).get(axis, "auto")
     where = recipe.where("block", axis)
     if v == "auto":
         return pow2_divisor(extent, auto) if must_divide else auto
     if isinstance(v, str):
-        return resolve_size(v, extent, 1, where, unit, layer)
+        return resolve_size(v, extent, multiple, where, unit, layer)
     if must_divide and extent % int(v):
         raise RecipeError(f"{where}: {v} does not divide {extent} {unit} of layer '{layer}'")
     return int(v)

@@ -236,16 +236,22 @@ class _MacArgs:
     epilogue: Callable  # (accumulator, output channel) -> output element
 
 
+def _recipe_form(ctx: Ctx, recipe: Recipe, t: _MacTypes) -> rq.RequantForm | None:
+    """The recipe's requantization form the target has, for a layer with int32 accumulators
+    and a fixed-point multiplier (None otherwise)."""
+    if t.ft is not None or t.wide or t.fscale:
+        return None
+    names = (recipe.get("epilogue") or {}).get("requant") or []
+    return rq.select_form(names, ctx.target.codegen.features)
+
+
 def _requant_form(ctx: Ctx, recipe: Recipe, t: _MacTypes, channels: int, block: int, io):
     """The recipe's requantization form for this layer and whether any channel's multiplier
     shifts left (None: the generic form): int32 accumulators only, and the output channels and
     their block must be whole vectors of the form's lanes (the epilogue runs over the channel
     tile, a multiple of the block). `io`: the input, weight and output TensorInfos."""
-    if t.ft is not None or t.wide or t.fscale:
-        return None
-    names = (recipe.get("epilogue") or {}).get("requant") or []
-    form = rq.select_form(names, ctx.target.codegen.features)
-    if form is None or channels % form.lanes or block % form.lanes:
+    form = _recipe_form(ctx, recipe, t)
+    if form is None or block % form.lanes or (channels % form.lanes and not form.tail):
         return None
     x_i, w_i, o_i = io
     try:
@@ -329,6 +335,23 @@ def _mac_consts(
     qmin, qmax = _qclamp(o_i, node.attrs)
     consts["qparams"] = np.array([zx, rp.zero_point(o_i), qmin, qmax], dtype=np.int32)
     return consts
+
+
+_PER_CHANNEL = ("bias", "mult", "shift", "scale")  # `_mac_args` arguments indexed by channel
+
+
+def _channels_padded(v: np.ndarray, channels: int, padded: int) -> np.ndarray:
+    """A per-channel kernel argument (length `channels`) zero-padded to `padded` channels."""
+    if padded == channels:
+        return v
+    return np.concatenate([v, np.zeros(padded - channels, v.dtype)])
+
+
+def _channels_sliced(unpack, channels: int, padded: int):
+    """`unpack` of a kernel output whose last (channel) axis is padded to `padded`."""
+    if padded == channels:
+        return unpack
+    return lambda arr: unpack(np.asarray(arr)[..., :channels])
 
 
 def contraction(ctx: Ctx) -> Built:
@@ -421,7 +444,11 @@ def contraction(ctx: Ctx) -> Built:
     wp = te.placeholder(wshape, wdt, name="w")
     odt = ft.storage if is_float else _store_dtype(o_i.dtype)
     form = _requant_form(ctx, recipe, t, O, bo, (x_i, w_i, o_i))
-    margs = _mac_args(O, xdt, accdt, odt, ft if is_float else None, wide, t.fscale, form)
+    # a requantization form's vectors cover whole blocks: with a tail, the kernel writes
+    # its output channels padded to the lanes (as hexagon_nn's depth-32 layout), sliced off
+    # when unpacked
+    Oy = _roundup(O, form[0].lanes) if form else O
+    margs = _mac_args(Oy, xdt, accdt, odt, ft if is_float else None, wide, t.fscale, form)
     params, pnames, pad_value = margs.tensors, margs.names, margs.pad_value
 
     if pairs and not is_dense:  # an odd output width computes one discarded column
@@ -495,7 +522,7 @@ def contraction(ctx: Ctx) -> Built:
     if pairs:
         pass
     elif is_dense:
-        y = te.compute((N, O), lambda n, oc: epi(acc[n, oc], oc), name="y")
+        y = te.compute((N, Oy), lambda n, oc: epi(acc[n, oc], oc), name="y")
         axes = [
             Axis("n", N, unit="rows"),
             Axis("oc", OCp, vsplit=bo, unit="output channels"),
@@ -504,7 +531,7 @@ def contraction(ctx: Ctx) -> Built:
         ]
         default_order = ("n", "oc", "ic", "ic.v")
     else:
-        y = te.compute((N, OH, OW, O), lambda n, oh, ow, oc: epi(acc[n, oh, ow, oc], oc), name="y")
+        y = te.compute((N, OH, OW, Oy), lambda n, oh, ow, oc: epi(acc[n, oh, ow, oc], oc), name="y")
         axes = [
             Axis("n", N, unit="images"),
             Axis("oh", OH, unit="output rows"),
@@ -566,10 +593,10 @@ def contraction(ctx: Ctx) -> Built:
         xk = to_kernel_layout(xv.reshape(N, I) if is_dense else xv, layout)
         out = {"x": xk.astype(np.dtype(xdt)), "w": pack_weights()}
         for k in pnames:
-            out[k] = consts[k]
+            out[k] = _channels_padded(consts[k], O, Oy) if k in _PER_CHANNEL else consts[k]
         return out
 
-    unpack = unpacker(layout, out_shape)
+    unpack = _channels_sliced(unpacker(layout, out_shape), O, Oy)
 
     signature = {
         "op": node.op,
@@ -645,7 +672,18 @@ def depthwise(ctx: Ctx) -> Built:
         V = it.lanes
         _intrinsic_blocks(ctx, recipe, it, c=V)
     else:
-        V = _block(recipe, "c", C, _lanes(ctx, DTYPE_BITS[accdt]), ctx.layer, "channels", True)
+        # a capped block ("<=N") is taken among whole vectors of the requantization form
+        f = _recipe_form(ctx, recipe, t)
+        V = _block(
+            recipe,
+            "c",
+            C,
+            _lanes(ctx, DTYPE_BITS[accdt]),
+            ctx.layer,
+            "channels",
+            True,
+            f.lanes if f is not None and C % f.lanes == 0 else 1,
+        )
 
     # Jacob et al. Appendix B for depthwise: the products of two horizontally adjacent taps
     # summed in int16 (SMULL + SMLAL on int8 registers), then widened into the int32

@@ -61,17 +61,23 @@ def mbqm(x, mult, shift, k=_ident):
     hi = tirx.shift_right(a.astype("int64") * mult.astype("int64") + c64(1 << 30), c64(31)).astype(
         "int32"
     )
-    # RoundingDivideByPOT in int32 as gemmlowp writes it (remainder against a threshold that
-    # is one higher for negative values): no 64-bit lanes after the product, which halves the
-    # vector work of a requantization on 512-bit x86 (int64 ops take two registers per 16 lanes).
-    # The two tests are sign bits, not Selects: TVM's simplifier analyses each Select's arms
-    # under its condition, and with `hi` (which holds the whole input) in every condition an
-    # add's three nested requantizations took 45-50 s to compile on hvx-v68, 0.1 s without them.
+    return k(_rounding_divide_by_pot(hi, right))
+
+
+def _rounding_divide_by_pot(hi, right):
+    """RoundingDivideByPOT(int32 hi, right in [0, 31]) in int32 as gemmlowp writes it
+    (remainder against a threshold that is one higher for negative values): no 64-bit lanes
+    after the product, which halves the vector work of a requantization on 512-bit x86 (int64
+    ops take two registers per 16 lanes). The two tests are sign bits, not Selects: TVM's
+    simplifier analyses each Select's arms under its condition, and with `hi` (which holds the
+    whole input) in every condition an add's three nested requantizations took 45-50 s to
+    compile on hvx-v68, 0.1 s without them."""
+    tirx = _t()
     mask = tirx.shift_right(c32(0x7FFFFFFF), c32(31) - right)  # 2^right - 1, no overflow
     threshold = tirx.shift_right(mask, c32(1)) - tirx.shift_right(hi, c32(31))  # + [hi < 0]
     # [remainder > threshold]: both lie in [0, 2^31), so the difference cannot overflow
     down = tirx.shift_right(threshold - tirx.bitwise_and(hi, mask), c32(31))  # -1 or 0
-    return k(tirx.shift_right(hi, right) - down)
+    return tirx.shift_right(hi, right) - down
 
 
 def mbqm64(x, mult, shift, k=_ident):
@@ -155,6 +161,31 @@ def mbqm_sqrdmulh(x, mult, shift, k=_ident, left_shifts: bool = True):
     return k(_neon("srshl", _neon("sqadd", hi, fix), neg))
 
 
+def _hvx(name: str, *args):
+    return _t().call_llvm_pure_intrin("int32", f"llvm.hexagon.V6.{name}.128B", *args)
+
+
+def mbqm_vmpye(x, mult, shift, k=_ident, left_shifts: bool = True):
+    """`mbqm` in 32-bit HVX lanes, the 32 x 32 fractional multiply of the HVX manual's
+    "Multiply" section: `e = vmpye(x.w, m.uh)` is `(x * (m & 0xFFFF)) >> 16`, then
+    `e += vmpyo(x.w, m.h):<<1:rnd:sat:shift` forms `((((e + x * (m >> 16)) >> 14) + 1) >> 1)`.
+    The sum in that second step is `floor(x * m / 2^16)` exactly (the low half's product is
+    floored once, then added to the high half's, which has no fraction), and
+    `floor((floor(p / 2^30) + 1) / 2) = floor((p + 2^30) / 2^31)`: gemmlowp's
+    SaturatingRoundingDoublingHighMul, whose saturation cannot occur for a non-negative
+    multiplier. RoundingDivideByPOT then runs as `mbqm` writes it, in int32 (per-lane shifts
+    `vasr(Vu.w, Vv.w)`). The calls are scalar in TIR and name the 128-byte intrinsics, which
+    take 32 int32 lanes: the schedule vectorizes the epilogue in exactly 32 lanes
+    (`RequantForm.lanes`), so the widened calls have the intrinsics' own types."""
+    tirx = _t()
+    left = tirx.min(tirx.max(shift, c32(0)), c32(31))
+    right = tirx.min(tirx.max(c32(0) - shift, c32(0)), c32(31))
+    if left_shifts:  # x << left wraps, as in `mbqm`
+        x = tirx.shift_left(x, left)
+    hi = _hvx("vmpyowh.rnd.sacc", _hvx("vmpyewuh", x, mult), x, mult)
+    return k(_rounding_divide_by_pot(hi, right))
+
+
 @dataclass(frozen=True)
 class RequantForm:
     """A requantization the target's instructions compute in 32-bit lanes (recipe key
@@ -165,6 +196,9 @@ class RequantForm:
     lanes: int  # int32 lanes the epilogue is vectorized in (one vector register)
     build: Callable[..., Any]  # as `mbqm`
     doc: str = ""
+    # a channel count that is not a multiple of `lanes` ends in a predicated vector (the
+    # last block's stores masked)
+    tail: bool = False
 
 
 FORMS: tuple[RequantForm, ...] = (
@@ -174,6 +208,14 @@ FORMS: tuple[RequantForm, ...] = (
         4,
         mbqm_sqrdmulh,
         "Armv8 NEON: SSHL, SQRDMULH, AND, SSHR, SQADD, SRSHL on 4 int32 lanes",
+    ),
+    RequantForm(
+        "vmpye",
+        ("hvx-128b",),
+        32,
+        mbqm_vmpye,
+        "Hexagon HVX (128-byte): VMPYE + VMPYO:<<1:rnd:sat:shift, per-lane VASR on 32 int32 lanes",
+        tail=True,
     ),
 )
 FORM_NAMES: tuple[str, ...] = tuple(f.name for f in FORMS)
