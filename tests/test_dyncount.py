@@ -406,3 +406,59 @@ def test_prediction_does_not_depend_on_the_hash_seed():
     p = dyncount.predict(SYMBOL_LOOP, "s")
     trip = p.loops[0].trip_count
     assert p.exact and 1 <= trip <= 256 and p.instructions == 3 + 3 * trip + 1
+
+
+WORKSPACE = """
+\t.text
+\t.type\tw,@function
+w:
+\t{
+\t\tr16 = add(pc,##_GLOBAL_OFFSET_TABLE_@PCREL)
+\t}
+\t{
+\t\tr6 = memw(r16+##__TVMBackendAllocWorkspace@GOT)
+\t}
+\t{
+\t\tr2 = ##538240
+\t\tr3 = #0
+\t}
+\t{
+\t\tr6 = memw(r6+#0)
+\t}
+\t{
+\t\tcallr r6
+\t}
+\t{
+\t\tp0 = cmp.eq(r0,#0); if (!p0.new) jump:nt .LBB0_2
+\t\tr0 = #-1
+\t}
+\t{
+\t\tjumpr r31
+\t}
+.LBB0_2:
+\t{
+\t\tloop0(.LBB0_3,#10)
+\t}
+.LBB0_3:
+\t{
+\t\tr1 = add(r1,#1)
+\t\tnop
+\t} :endloop0
+\t{
+\t\tr0 = #0
+\t\tjumpr r31
+\t}
+.Lfunc_end0:
+"""
+
+
+def test_workspace_call_is_taken_to_succeed_past_a_constant_extended_immediate():
+    """TVM's workspace allocation (a call through a GOT slot) returns a fresh pointer; a
+    constant-extended immediate between the GOT load and the call (`r2 = ##538240`, the size)
+    was read as the callee's name, the call's result stayed unknown and the walk took the
+    failure exit: a silent undercount of a whole kernel (HVX depthwise layers whose padded
+    input needs a workspace)."""
+    p = dyncount.predict(WORKSPACE, "w")
+    assert p.exact, p.unresolved
+    # 8 instructions to the branch, loop0, the loop 10 x 2, the return packet 2
+    assert p.instructions == 8 + 1 + 10 * 2 + 2

@@ -532,3 +532,35 @@ def test_hvx_requantizes_in_vector_lanes_with_a_padded_channel_tail():
     assert layer.unpack_output(np.zeros(layer.args[-1].shape, np.int8)).shape == ref.shape
     q16, _ = quantized("resnet18", "w16a16")
     assert lower_node(q16, q16.node("layer1.0.conv1"), t).signature["requant_form"] is None
+
+
+def test_round_half_away_in_float32_matches_std_round():
+    """`requant.round_half_away_f32` (the input quantize's TfLiteRound without float64, which
+    Hexagon V62 lacks) against numpy's halves-away-from-zero rounding of the clamped value:
+    ties of both signs, the float32 just below a half, values around 2^23 and past the
+    clamp."""
+    from accelsim.core.tvm_env import import_tvm
+    from accelsim.lower import requant as rq
+
+    tvm = import_tvm()
+    te = tvm.te
+    rng = np.random.default_rng(3)
+    special = [0.5, -0.5, 1.5, -1.5, 2.5, -2.5, 0.49999997, -0.49999997, 0.0, -0.0, 1.0]
+    special += [2.0**23 - 0.5, -(2.0**23) + 0.5, 2.0**23 + 2, 1e9, -1e9, 65663.5, -65664.5]
+    x = np.concatenate([special, rng.standard_normal(4096) * 300]).astype(np.float32)
+    n = x.size
+    lo, hi = -128 - 65536.0, 127 + 65536.0
+    X = te.placeholder((n,), "float32", name="x")
+    Y = te.compute((n,), lambda i: rq.round_half_away_f32(X[i], lo, hi), name="y")
+    f = te.create_prim_func([X, Y]).with_attr("global_symbol", "rnd")
+    sch = tvm.s_tir.Schedule(f)
+    _, i = sch.split(sch.get_loops(sch.get_sblock("y"))[0], [None, 8])
+    sch.vectorize(i)
+    lib = tvm.compile(
+        sch.mod, target=tvm.target.Target(load_target("host").codegen.tvm_target_dict())
+    )
+    out = tvm.runtime.empty((n,), "int32")
+    lib["rnd"](tvm.runtime.tensor(x), out)
+    v = np.clip(x.astype(np.float64), lo, hi)
+    ref = (np.sign(v) * np.floor(np.abs(v) + 0.5)).astype(np.int32)
+    np.testing.assert_array_equal(out.numpy(), ref)

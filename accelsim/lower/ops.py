@@ -247,9 +247,10 @@ def _recipe_form(ctx: Ctx, recipe: Recipe, t: _MacTypes) -> rq.RequantForm | Non
 
 def _requant_form(ctx: Ctx, recipe: Recipe, t: _MacTypes, channels: int, block: int, io):
     """The recipe's requantization form for this layer and whether any channel's multiplier
-    shifts left (None: the generic form): int32 accumulators only, and the output channels and
-    their block must be whole vectors of the form's lanes (the epilogue runs over the channel
-    tile, a multiple of the block). `io`: the input, weight and output TensorInfos."""
+    shifts left (None: the generic form): int32 accumulators only, and the channel block must
+    be whole vectors of the form's lanes (the epilogue runs over the channel tile, a multiple
+    of the block); so must the channels, unless the form takes a tail (`RequantForm.tail`:
+    the caller pads the output). `io`: the input, weight and output TensorInfos."""
     form = _recipe_form(ctx, recipe, t)
     if form is None or block % form.lanes or (channels % form.lanes and not form.tail):
         return None
@@ -1557,9 +1558,8 @@ def elementwise(ctx: Ctx) -> Built:
 
         def body(*i):
             # AffineQuantize: TfLiteRound(x / float(scale)) + zp, clamped; the value is clamped
-            # to one step beyond the range first (same result, and no int64 overflow)
-            v = (x[i] / fp[0]).astype("float64")
-            r = rq.round_half_away_i64(v, lo - 65536.0, hi + 65536.0).astype("int32")
+            # to one step beyond the range first (same result, and no overflow)
+            r = rq.round_half_away_f32(x[i] / fp[0], lo - 65536.0, hi + 65536.0)
             return rq.clip(r + qp[0], qp[1], qp[2]).astype(odt)
 
         if g.requant_mode == "float":
@@ -1569,15 +1569,20 @@ def elementwise(ctx: Ctx) -> Built:
         _need_per_tensor(ctx, ins[0], "input")
         if o_i.dtype != "float32":
             raise NotLowered(f"dequantize to {o_i.dtype}")
-        sc = te.placeholder((1,), "float64", name="scale")
+        # 8- and 16-bit inputs: (q - zp) * scale in float32. q - zp has at most 17 bits and
+        # the scale 24, so the product is exact before its one rounding, as the reference's
+        # float64 product rounded to float32; no float64, which Hexagon V62 lacks (and the
+        # freestanding runtime has no soft-float helpers). Wider inputs keep float64.
+        cdt = "float32" if DTYPE_BITS.get(ins[0].dtype, 32) <= 16 else "float64"
+        sc = te.placeholder((1,), cdt, name="scale")
         qp = te.placeholder((1,), "int32", name="qparams")
         params, pnames = [sc, qp], ["scale", "qparams"]
-        consts["scale"] = np.array([np.float64(rp.scale32(ins[0]))], np.float64)
+        consts["scale"] = np.array([rp.scale32(ins[0])], cdt)
         consts["qparams"] = np.array([rp.zero_point(ins[0])], np.int32)
         x = xs[0]
 
         def body(*i):
-            return ((x[i].astype("int32") - qp[0]).astype("float64") * sc[0]).astype("float32")
+            return ((x[i].astype("int32") - qp[0]).astype(cdt) * sc[0]).astype("float32")
     elif g.requant_mode == "float":
         prec = ctx.precision
         if op not in ("add", "mul") or not qdq_ops.has_integer_kernel(node, *ins, o_i):

@@ -103,6 +103,22 @@ def round_half_away_i64(v, lo: float = -(2.0**62), hi: float = 2.0**62):
     return tirx.Select(vv < tirx.const(0.0, f64), c64(0) - a, a)
 
 
+def round_half_away_f32(v, lo: float, hi: float):
+    """std::round of a float32 value (halves away from zero) as int32, after clamping it to
+    [lo, hi] (integers, |lo|, |hi| < 2^24), in float32 alone (Hexagon V62 has no float64
+    instructions): the truncation `t` toward zero, then one step away from zero when the
+    fraction `v - t` reaches a half. The fraction is exact: for |v| >= 1, t and v are within a
+    factor of two (Sterbenz), for |v| < 1 t is 0, and above 2^23 every float32 is an integer."""
+    tirx = _t()
+    f32 = "float32"
+    vv = tirx.max(tirx.min(v, tirx.const(hi, f32)), tirx.const(lo, f32))
+    t = vv.astype("int32")
+    frac = vv - t.astype(f32)
+    up = tirx.Select(frac >= tirx.const(0.5, f32), c32(1), c32(0))
+    down = tirx.Select(frac <= tirx.const(-0.5, f32), c32(1), c32(0))
+    return t + up - down
+
+
 def round_half_even_f32(f):
     """rint of a float32 value with |f| <= 2^22, as int32 (freestanding targets have no libm
     `nearbyintf`): `f + 1.5 * 2^23` lies in [2^23, 2^24], where a float32 has no fraction bits,

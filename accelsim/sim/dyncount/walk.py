@@ -57,7 +57,8 @@ def interpret(
             m.group(1)
             for v in range(ui, first - 1, -1)
             for ln in fn.units[v].lines
-            for m in [re.search(r"(?:##|:got_lo12:|:got:)(\w+)", ln)]
+            # a symbol, not a constant-extended immediate (Hexagon `r2 = ##538240`)
+            for m in [re.search(r"(?:##|:got_lo12:|:got:)([A-Za-z_]\w*)", ln)]
             if m
         ]
         name = near[0] if near else ""
