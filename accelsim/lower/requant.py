@@ -212,8 +212,9 @@ class RequantForm:
     lanes: int  # int32 lanes the epilogue is vectorized in (one vector register)
     build: Callable[..., Any]  # as `mbqm`
     doc: str = ""
-    # a channel count that is not a multiple of `lanes` ends in a predicated vector (the
-    # last block's stores masked)
+    # the form also serves a channel count that is not a multiple of `lanes`: conv2d and dense
+    # then write their output padded to whole vectors and slice it when unpacking (depthwise
+    # blocks divide the channels, so a depthwise layer never has a tail)
     tail: bool = False
 
 
