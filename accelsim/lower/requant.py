@@ -55,13 +55,21 @@ def mbqm(x, mult, shift, k=_ident):
     `shift` is in [-31, 30] (QuantizeMultiplier); the min() bounds make that visible to TVM's
     integer analysis."""
     tirx = _t()
-    left = tirx.min(tirx.max(shift, c32(0)), c32(31))
-    right = tirx.min(tirx.max(c32(0) - shift, c32(0)), c32(31))
+    left, right = _shift_amounts(shift)
     a = tirx.shift_left(x, left)  # int32, wraps
     hi = tirx.shift_right(a.astype("int64") * mult.astype("int64") + c64(1 << 30), c64(31)).astype(
         "int32"
     )
     return k(_rounding_divide_by_pot(hi, right))
+
+
+def _shift_amounts(shift):
+    """(left, right) shift amounts of a QuantizeMultiplier shift, each in [0, 31]."""
+    tirx = _t()
+    return (
+        tirx.min(tirx.max(shift, c32(0)), c32(31)),
+        tirx.min(tirx.max(c32(0) - shift, c32(0)), c32(31)),
+    )
 
 
 def _rounding_divide_by_pot(hi, right):
@@ -171,7 +179,7 @@ def mbqm_sqrdmulh(x, mult, shift, k=_ident, left_shifts: bool = True):
     tirx = _t()
     neg = tirx.max(tirx.min(shift, c32(0)), c32(-31))  # -right
     if left_shifts:  # x << left wraps, as in `mbqm`
-        x = tirx.shift_left(x, tirx.min(tirx.max(shift, c32(0)), c32(31)))
+        x = tirx.shift_left(x, _shift_amounts(shift)[0])
     hi = _neon("sqrdmulh", x, mult)
     fix = tirx.shift_right(tirx.bitwise_and(hi, neg), c32(31))
     return k(_neon("srshl", _neon("sqadd", hi, fix), neg))
@@ -194,8 +202,7 @@ def mbqm_vmpye(x, mult, shift, k=_ident, left_shifts: bool = True):
     take 32 int32 lanes: the schedule vectorizes the epilogue in exactly 32 lanes
     (`RequantForm.lanes`), so the widened calls have the intrinsics' own types."""
     tirx = _t()
-    left = tirx.min(tirx.max(shift, c32(0)), c32(31))
-    right = tirx.min(tirx.max(c32(0) - shift, c32(0)), c32(31))
+    left, right = _shift_amounts(shift)
     if left_shifts:  # x << left wraps, as in `mbqm`
         x = tirx.shift_left(x, left)
     hi = _hvx("vmpyowh.rnd.sacc", _hvx("vmpyewuh", x, mult), x, mult)
