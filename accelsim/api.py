@@ -761,6 +761,7 @@ def report(
     out: str | os.PathLike | None = None,
     accuracy: str | None = "reports/accuracy.json",
     use_cache: bool = True,
+    kernel_efficiency: str | None = "reports/kernel_efficiency.json",
 ) -> ReportResult:
     """The cost-model report (HTML, Markdown, CSV, JSON, plots) of models x targets x
     precisions; returns `accelsim.reporting.ReportResult` (files, out_dir, runs, wall time)."""
@@ -777,6 +778,7 @@ def report(
         name=name,
         out=os.fspath(out) if out is not None else None,
         accuracy=accuracy or None,
+        kernel_efficiency=kernel_efficiency or None,
         use_cache=use_cache,
     )
     plan = make_plan(spec)  # every check before any work

@@ -201,6 +201,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         out=args.out,
         accuracy=args.accuracy or None,
         use_cache=not args.no_cache,
+        kernel_efficiency=args.kernel_efficiency or None,
     )
     print(
         f"report: {len(result.files)} files in {result.out_dir}/ (index.html, report.md, "
@@ -797,6 +798,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE.json",
         default="reports/accuracy.json",
         help="accuracy-study results for the accuracy-vs-cost figure ('' for none)",
+    )
+    rp.add_argument(
+        "--kernel-efficiency",
+        metavar="FILE.json",
+        default="reports/kernel_efficiency.json",
+        help="benchmarks/kernel_efficiency.py's results for the kernel-efficiency section "
+        "('' for none)",
     )
     rp.add_argument(
         "--no-cache", action="store_true", help="ignore and do not write the result cache"

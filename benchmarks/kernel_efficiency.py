@@ -10,6 +10,12 @@ Runtime) is added there the same way.
   the target's documented `timing.mac` rate for that precision (`analytic.peak_macs_per_cycle`).
   Goal: >= 70 % at w8a8, w16a16 and fp32.
   HVX (`--hvx-targets`): the same at w8a8, goal >= 60 %.
+- `breakdown`: per target, precision and layer kind (`accelsim.sim.rates.kind`), over every
+  layer with MACs of `--models`: the MAC-weighted utilisation and where the cycles go
+  (`accelsim.sim.kernel_cost.cycle_breakdown`: multiply-accumulate issue, loads/stores, other
+  vector work such as requantization and widening, scalar address arithmetic and loop control,
+  dependency stalls), plus the memory time beyond compute (roofline). The default report's
+  kernel-efficiency section shows this table (it reads this benchmark's JSON).
 - `depthwise`: depthwise conv2d MACs per cycle at w8a8 against fp32 on the same core (goal 2x);
   on HVX the w8a8 rate itself (goal >= 32 MACs per cycle).
 - `hvx_model`: MobileNet v2 w8a8, whole model, MACs per cycle on each HVX target (goal >= 40
@@ -22,7 +28,7 @@ Runtime) is added there the same way.
     python benchmarks/kernel_efficiency.py [--targets cortex-a55,cortex-a76,kryo280]
         [--models mobilenet_v2,resnet50] [--speedup-models mobilenet_v1,mobilenet_v2,resnet50,
         inception_v3] [--input-size 224] [--sections fidelity,depthwise,speedup]
-        [--json benchmarks/results/kernel_efficiency.json]
+        [--json reports/kernel_efficiency.json]
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ def _csv(s: str) -> list[str]:
 
 
 _RUNS: dict[tuple[str, str, str, int], tuple] = {}
+_CALIBRATION: set[str] = set()  # the quantized graphs' calibration data, for captions
 
 
 def _run(model: str, target: str, precision: str, size: int):
@@ -59,6 +66,8 @@ def _run(model: str, target: str, precision: str, size: int):
         g = accelsim.load_model(model, input_size=size)
         sim = accelsim.simulate(g, target, [precision], fidelity="codegen")
         _RUNS[key] = (g, sim.runs[0].layers)
+        if precision != "fp32":
+            _CALIBRATION.add(sim.runs[0].calibration_data)
     return _RUNS[key]
 
 
@@ -126,6 +135,74 @@ def fidelity(args) -> dict:
             f"{100 * r['utilization']:5.1f} %  {ok}"
         )
     return {"min_channels": MIN_CHANNELS, "rows": rows}
+
+
+def breakdown(args) -> dict:
+    from accelsim.model.ops import MAC_OPS
+    from accelsim.sim.kernel_cost import BREAKDOWN_GROUPS
+    from accelsim.sim.rates import kind
+
+    runs = [(t, p) for t in _csv(args.targets) for p in _csv(args.precisions)]
+    runs += [(t, "w8a8") for t in _csv(args.hvx_targets)]
+    rows = []
+    for target, prec in runs:
+        agg: dict[str, dict] = {}
+        for model in _csv(args.models):
+            g, costs = _run(model, target, prec, args.input_size)
+            nodes = {n.name: n for n in g.nodes}
+            for c in costs:
+                n = nodes.get(c.name)
+                if n is None or n.op not in MAC_OPS or not c.macs:
+                    continue
+                a = agg.setdefault(
+                    kind(g, n),
+                    {
+                        "layers": 0,
+                        "macs": 0,
+                        "cycles": 0.0,
+                        "analytic": 0,
+                        **dict.fromkeys((*BREAKDOWN_GROUPS, "memory"), 0.0),
+                    },
+                )
+                a["layers"] += 1
+                a["macs"] += c.macs
+                a["cycles"] += c.cycles
+                if c.fidelity != "codegen":  # an analytic fallback: no instructions to split
+                    a["analytic"] += 1
+                    continue
+                for grp, cyc in c.cycle_breakdown.items():
+                    a[grp] += cyc
+                a["memory"] += max(c.cycles - sum(c.cycle_breakdown.values()), 0.0)
+        peak = _peak(target, prec)
+        for k, a in sorted(agg.items()):
+            split = {grp: a.pop(grp) for grp in (*BREAKDOWN_GROUPS, "memory")}
+            rows.append(
+                {
+                    "target": target,
+                    "precision": prec,
+                    "kind": k,
+                    **a,
+                    "macs_per_cycle": a["macs"] / a["cycles"] if a["cycles"] else 0.0,
+                    "peak_macs_per_cycle": peak,
+                    "utilization": a["macs"] / (a["cycles"] * peak) if a["cycles"] else 0.0,
+                    "cycles_by_group": split,
+                }
+            )
+    print(f"\nwhere the cycles go, by layer kind ({', '.join(_csv(args.models))}), codegen")
+    print(
+        f"{'target':12} {'prec':7} {'kind':17} {'layers':>6} {'MAC/cyc':>8} {'util':>6}  "
+        "mac  ld/st  vec  scal stall  mem (% of cycles)"
+    )
+    for r in rows:
+        share = "".join(
+            f" {100 * r['cycles_by_group'][grp] / r['cycles']:4.0f}"
+            for grp in (*BREAKDOWN_GROUPS, "memory")
+        )
+        print(
+            f"{r['target']:12} {r['precision']:7} {r['kind']:17} {r['layers']:6d} "
+            f"{r['macs_per_cycle']:8.2f} {100 * r['utilization']:5.1f}% {share}"
+        )
+    return {"models": _csv(args.models), "groups": [*BREAKDOWN_GROUPS, "memory"], "rows": rows}
 
 
 def depthwise(args) -> dict:
@@ -246,6 +323,7 @@ def speedup(args) -> dict:
 
 SECTIONS: dict[str, Callable[[argparse.Namespace], dict]] = {
     "fidelity": fidelity,
+    "breakdown": breakdown,
     "depthwise": depthwise,
     "hvx_model": hvx_model,
     "speedup": speedup,
@@ -263,7 +341,8 @@ def main(argv=None) -> int:
     ap.add_argument("--speedup-models", default="mobilenet_v1,mobilenet_v2,resnet50,inception_v3")
     ap.add_argument("--input-size", type=int, default=224)
     ap.add_argument("--sections", default=",".join(SECTIONS))
-    ap.add_argument("--json", default="benchmarks/results/kernel_efficiency.json")
+    # the report's kernel-efficiency section reads this file (accelsim.reporting.spec)
+    ap.add_argument("--json", default="reports/kernel_efficiency.json")
     args = ap.parse_args(argv)
     unknown = [s for s in _csv(args.sections) if s not in SECTIONS]
     if unknown:
@@ -272,6 +351,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     for name in _csv(args.sections):
         out[name] = SECTIONS[name](args)
+    out["calibration_data"] = " / ".join(sorted(_CALIBRATION))
     out["seconds"] = time.perf_counter() - t0
     path = Path(args.json)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -326,3 +326,58 @@ def test_target_without_count_model_falls_back_and_says_why():
     ref = analytic.simulate_graph(q, t, parse_precision("w8a8"))
     assert [c.cycles for c in costs] == [c.cycles for c in ref]
     assert all(c.fidelity == "analytic" and "x86_64" in c.notes for c in costs)
+
+
+@pytest.mark.parametrize(
+    "target,precision", [("cortex-a76", "w8a8"), ("cortex-a76", "fp32"), ("hvx-v68", "w8a8")]
+)
+def test_cycle_breakdown_accounts_for_every_compute_cycle(target, precision):
+    """The report's kernel-efficiency split (kernel_cost.cycle_breakdown): its groups sum to
+    the kernel's compute cycles, and the MAC-issue part is counted from the code's own MAC
+    instructions (a dense layer whose channels fill the vectors: no padded lanes): on the Arm
+    core the layer's MACs at the documented peak (SDOT / FMLA at their issue rate), on HVX the
+    packets holding a vrmpy, between one per vrmpy and one per two (two multiply resources)."""
+    shape = (512, 64)
+    t = load_target(target)
+    prec = parse_precision(precision)
+    c = layer_cost("fc", precision, target, *shape)
+    kc = codegen_model.kernel_cost(kernel_of("fc", precision, target, *shape)[1], t)
+    split = c.cycle_breakdown
+    assert set(split) == set(codegen_model.BREAKDOWN_GROUPS)
+    assert split == codegen_model.cycle_breakdown(kc)
+    assert sum(split.values()) == pytest.approx(kc.compute_cycles)
+    at_peak = c.macs / analytic.peak_macs_per_cycle(t, prec)
+    if target.startswith("hvx"):
+        vrmpy = kc.class_counts["vector_mac_int8"]
+        assert vrmpy * 128 == c.macs and vrmpy / 2 <= split["mac"] <= vrmpy
+        assert sum(kc.issue_by_group.values()) == kc.packets  # one group per packet
+        assert split["mac"] >= at_peak
+    else:
+        assert split["mac"] == pytest.approx(at_peak)
+    assert all(v >= 0 for v in split.values())
+    # the rest is the code's other instructions: loads of weights and activations at least
+    assert split["load_store"] > 0 and c.utilization <= split["mac"] / c.cycles + 1e-9
+    if precision == "w8a8":  # requantization is vector work fp32 does not do
+        f32 = layer_cost("fc", "fp32", target, *shape) if target == "cortex-a76" else None
+        assert split["vector_other"] > (f32.cycle_breakdown["vector_other"] if f32 else 0)
+
+
+@pytest.mark.parametrize(
+    "isa,line,group",
+    [
+        ("aarch64", "sdot v0.4s, v1.16b, v2.16b", "mac"),
+        ("aarch64", "smlal v0.4s, v1.4h, v2.4h", "mac"),  # int8 depthwise, widened
+        ("aarch64", "fmla v0.4s, v1.4s, v2.4s", "mac"),
+        ("aarch64", "sqrdmulh v0.4s, v1.4s, v2.4s", "vector_other"),  # requantization
+        ("aarch64", "ldr q0, [x1, #16]", "load_store"),
+        ("aarch64", "add x1, x1, #64", "scalar"),
+        ("hexagon", "v1:0.w += vrmpy(v2.ub,v3.b)", "mac"),
+        ("hexagon", "v5.h += vmpyi(v6.h,v7.h)", "mac"),  # int8 depthwise, widened
+        ("hexagon", "v1.w += vmpyo(v2.w,v3.h):<<1:rnd:sat:shift", "vector_other"),
+        ("hexagon", "v4.w = vmpye(v2.w,v3.uh)", "vector_other"),
+    ],
+)
+def test_requantization_multiplies_are_not_mac_work(isa, line, group):
+    from accelsim import asm
+
+    assert codegen_model._group(asm.parse([line], isa)[0]) == group

@@ -27,6 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 MODEL, SIZE = "mobilenet_v1", 32
 TARGETS = ("cortex-a76", "hvx-v68")
 PRECISIONS = ("fp32", "w8a8", "w4a4")
+KERNEL_EFFICIENCY = REPO / "reports" / "kernel_efficiency.json"
 TIMESTAMP = re.compile(r"Generated \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC")
 
 
@@ -38,6 +39,7 @@ def _spec(out: Path, cache: Path) -> ReportSpec:
         input_size=SIZE,
         out=str(out),
         accuracy=str(REPO / "reports" / "accuracy.json"),
+        kernel_efficiency=str(KERNEL_EFFICIENCY),
         cache_dir=str(cache),
     )
 
@@ -294,10 +296,21 @@ def test_index_html_in_chromium(reports):
     assert dom.tables and all(n > 0 for n in dom.tables), dom.tables
     # setup (models, targets), the headline table (targets x precisions) and the full
     # summary (one row per target and precision), one layer table per target at w8a8, the
-    # accuracy table, the assumptions table (one row per assumed field of each target)
+    # kernel-efficiency tables (the benchmark's rows of these targets), the accuracy table,
+    # the assumptions table (one row per assumed field of each target)
     from accelsim.core.target import load_target
 
-    assert len(dom.tables) == 2 + 2 + len(TARGETS) + 1 + 1
+    ke = json.loads(KERNEL_EFFICIENCY.read_text())
+    ke_rows = [
+        sum(r["target"] in TARGETS for r in ke["breakdown"]["rows"]),
+        sum(r["target"] in TARGETS for r in ke["speedup"]["rows"]),
+        sum(r["dsp"] in TARGETS and r["cpu"] in TARGETS for r in ke["speedup"]["hvx_vs_cpu"]),
+    ]
+    assert ke_rows[0] > 0, "the committed kernel-efficiency results cover neither target"
+    ke_tables = [n for n in ke_rows if n]
+    assert len(dom.tables) == 2 + 2 + len(TARGETS) + len(ke_tables) + 1 + 1
+    first = 2 + 2 + len(TARGETS)
+    assert dom.tables[first : first + len(ke_tables)] == ke_tables
     assert dom.tables[-1] == sum(len(load_target(t).assumptions) for t in TARGETS)
     assert dom.tables[1] == len(TARGETS)
     assert dom.tables[2] == len(TARGETS)
@@ -322,6 +335,30 @@ def test_cli_bad_input_is_one_line_before_work(tmp_path, capsys, args, needle):
     err = capsys.readouterr().err.strip()
     assert rc == 2
     assert len(err.splitlines()) == 1 and needle in err, err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "content,needle",
+    [
+        ("[]", "'breakdown' section"),
+        ('{"breakdown": {"rows": [{"target": "cortex-a55"}]}}', "breakdown.rows[0].precision"),
+        (
+            '{"breakdown": {"rows": []}, "speedup": {"rows": [], "hvx_vs_cpu": [{"dsp": "a", '
+            '"cpu": "b", "model": "m", "cpu_fp32_s": "1 ms", "dsp_w8a8_s": 1, "speedup": 1}]}}',
+            "speedup.hvx_vs_cpu[0].cpu_fp32_s",
+        ),
+        ("{", "not valid JSON"),
+    ],
+)
+def test_cli_bad_kernel_efficiency_file_is_one_line_before_work(tmp_path, capsys, content, needle):
+    bad = tmp_path / "ke.json"
+    bad.write_text(content)
+    out = tmp_path / "r"
+    rc = main(["report", "--out", str(out), "--kernel-efficiency", str(bad)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert len(err.splitlines()) == 1 and needle in err and str(bad) in err, err
     assert not out.exists()
 
 

@@ -92,6 +92,23 @@ def test_dot_product_and_hvx_scaling(mnv2):
         assert sum(b.cycles for _, b in bound) >= sum(a.cycles for a, _ in bound), target
 
 
+@pytest.mark.parametrize("target,peak", [("kryo280", 8.0), ("cortex-a53", 16 / 3)])
+def test_int8_peak_without_dot_product_is_the_pipe_models_bound(target, peak):
+    """Without SDOT an int8 dot product is SMULL + SMLAL2 (8 int16 products each, Jacob et al.
+    Appendix B) and one SADALP: the documented peak is what the pipe model gives that loop
+    body. Kryo 280 issues SADALP on F1 beside the multiplies on F0 (A72 SOG); the A53 has one
+    ASIMD multiply pipe for all three."""
+    from accelsim import asm
+    from accelsim.sim import pipeline
+
+    t = load_target(target)
+    body = ["smull v0.8h, v1.8b, v2.8b", "smlal2 v0.8h, v1.16b, v2.16b", "sadalp v3.4s, v0.8h"]
+    instrs = asm.parse(body, "aarch64")
+    bound = pipeline.resource_bound(instrs, [pipeline.class_timing(t, i.cls) for i in instrs])
+    assert peak_macs_per_cycle(t, parse_precision("w8a8")) == pytest.approx(16 / bound)
+    assert 16 / bound == pytest.approx(peak)
+
+
 def test_analytic_mobilenet_v2_four_precisions_is_fast(mnv2):
     t = load_target("cortex-a76")
     start = time.perf_counter()

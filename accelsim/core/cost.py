@@ -33,10 +33,14 @@ class LayerCost:
     bytes_moved: Mapping[str, float] = field(default_factory=dict)  # per memory level
     notes: str = ""
     ran: str = ""  # where the layer ran (`accelsim.core.coverage`): lowered kernel, view, ...
+    # compute cycles by instruction group (`accelsim.sim.kernel_cost.cycle_breakdown`); codegen
+    # fidelity only: the other models do not see instructions
+    cycle_breakdown: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "energy_breakdown", MappingProxyType(dict(self.energy_breakdown)))
         object.__setattr__(self, "bytes_moved", MappingProxyType(dict(self.bytes_moved)))
+        object.__setattr__(self, "cycle_breakdown", MappingProxyType(dict(self.cycle_breakdown)))
         if self.bound not in ("compute", "memory"):
             raise ValueError(f"bound must be 'compute' or 'memory', found {self.bound!r}")
 
@@ -49,6 +53,7 @@ class LayerCost:
         cost = cls(**check_fields(cls, data))
         numbers = [cost.cycles, cost.latency_s, cost.energy_j, cost.utilization, cost.macs]
         numbers += [*cost.energy_breakdown.values(), *cost.bytes_moved.values()]
+        numbers += [*cost.cycle_breakdown.values()]
         if any(isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 for v in numbers):
             raise ValueError(f"layer {cost.name!r}: a cost that is not a number >= 0")
         return cost

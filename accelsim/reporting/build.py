@@ -537,6 +537,9 @@ def _write_pages(
         ("roofline", "Rooflines"),
         ("per-layer", f"Per-layer breakdown at {focus}"),
     ]
+    efficiency = _kernel_efficiency_blocks(plan)
+    if efficiency:
+        sections.append(("kernel-efficiency", _KE_HEAD))
     if points:
         sections.append(("accuracy", "Accuracy vs latency vs energy"))
     sections.append(("assumptions", "Assumptions"))
@@ -665,6 +668,8 @@ def _write_pages(
                     )
                 )
 
+    b.extend(efficiency)
+
     if points:
         b.append(D.Heading(2, "Accuracy vs latency vs energy", "accuracy"))
         for f in figs["accuracy"]:
@@ -773,6 +778,149 @@ def command_line(spec: ReportSpec) -> str:
     elif spec.name != "default":
         parts.append(f"--name {spec.name}")
     return " ".join(parts)
+
+
+# -- kernel efficiency -----------------------------------------------------------------------
+
+_KE_HEAD = "Kernel efficiency of the generated code"
+# cycle_breakdown's groups as the table heads them (accelsim.sim.kernel_cost.BREAKDOWN_GROUPS,
+# then the memory time beyond compute)
+_KE_GROUPS = {
+    "mac": "MAC issue",
+    "load_store": "loads / stores",
+    "vector_other": "other vector",
+    "scalar": "scalar",
+    "stall": "stalls",
+    "memory": "memory",
+}
+
+
+def _pct(part: float, whole: float) -> str:
+    return f"{100 * part / whole:.0f} %" if whole else "-"
+
+
+def _kernel_efficiency_blocks(plan: Plan) -> list:
+    """The section from benchmarks/kernel_efficiency.py's JSON (`Plan.kernel_efficiency`): per
+    target, precision and layer kind the utilisation and where the cycles go; the int8-vs-fp32
+    speedups. Rows of targets outside the report are left out."""
+    data = plan.kernel_efficiency
+    if not data:
+        return []
+    names = {t.name for t in plan.targets}
+    bd = data["breakdown"]
+    rows = [r for r in bd["rows"] if r["target"] in names]
+    if not rows:
+        return []
+    size = data.get("input_size")
+    models = ", ".join(bd.get("models", []))
+    # every caption names its fidelity and calibration data (as provenance() does)
+    cal = str(data.get("calibration_data") or "not recorded")
+    prov = (
+        f"Fidelity: codegen ({', '.join(sorted({r['target'] for r in rows}))}). "
+        f"Calibration data: {cal} (timing only)."
+    )
+    b: list = [D.Heading(2, _KE_HEAD, "kernel-efficiency")]
+    b.append(
+        D.Para(
+            (
+                "How close the kernels accelsim generates come to each core's documented peak "
+                f"(the target file's timing.mac rate), and where the other cycles go: {models}"
+                f"{f' at {size}x{size}' if size else ''}, every layer with MACs, at codegen "
+                "fidelity (the generated code's dynamic instruction counts timed by the core's "
+                "pipe model), from ",
+                D.Code("python benchmarks/kernel_efficiency.py"),
+                " (reports/kernel_efficiency.json; the analytic figures above are calibrated "
+                "against these kernels, targets/calibration/). Percentages are of the layers' "
+                "cycles: MAC issue is the cycles the multiply-accumulate instructions need at "
+                "their documented issue rate; the rest of the compute cycles is split over "
+                "loads and stores, other vector work (requantization, widening, permutes), "
+                "scalar work (address arithmetic, loop control) by issue occupancy, and "
+                "dependency stalls; memory is the time the roofline adds beyond compute "
+                "(accelsim.sim.kernel_cost.cycle_breakdown: an attribution, not a measurement). "
+                "Utilisation below the MAC-issue share: the MAC instructions do fewer useful MACs "
+                "than the peak's instruction (lanes computing padding, or a narrower "
+                "instruction, such as the widening multiply-accumulate of int8 depthwise where "
+                "the peak counts dot products).",
+            )
+        )
+    )
+    b.append(
+        D.Table(
+            (
+                "target",
+                "precision",
+                "layer kind",
+                "layers",
+                "MACs/cycle",
+                "peak",
+                "utilisation",
+                *_KE_GROUPS.values(),
+            ),
+            tuple(
+                (
+                    r["target"],
+                    r["precision"],
+                    r["kind"],
+                    str(r["layers"]),
+                    f"{r['macs_per_cycle']:.2f}",
+                    f"{r['peak_macs_per_cycle']:g}",
+                    f"{100 * r['utilization']:.1f} %",
+                    *(_pct(r["cycles_by_group"].get(g, 0.0), r["cycles"]) for g in _KE_GROUPS),
+                )
+                for r in rows
+            ),
+            "Utilisation and cycle split per target, precision and layer kind (MAC-weighted "
+            f"over the layers of that kind). {prov}",
+            (False, False, False, *(True,) * (4 + len(_KE_GROUPS))),
+        )
+    )
+    sp = data.get("speedup") or {}
+    fast = [r for r in sp.get("rows", []) if r["target"] in names]
+    if fast:
+        b.append(
+            D.Table(
+                ("target", "model", "fp32 ms", "w8a8 ms", "int8 speedup"),
+                tuple(
+                    (
+                        r["target"],
+                        r["model"],
+                        f"{1e3 * r['fp32_s']:.2f}",
+                        f"{1e3 * r['w8a8_s']:.2f}",
+                        f"{r['speedup']:.2f}x",
+                    )
+                    for r in fast
+                ),
+                "Whole-model latency, w8a8 against fp32 on the same core. Krishnamoorthi 2018 "
+                f"measured 2-3x on phone CPUs. Fidelity: codegen "
+                f"({', '.join(sorted({r['target'] for r in fast}))}). Calibration data: {cal} "
+                "(timing only).",
+                (False, False, True, True, True),
+            )
+        )
+    pairs = [r for r in sp.get("hvx_vs_cpu", []) if r["dsp"] in names and r["cpu"] in names]
+    if pairs:
+        b.append(
+            D.Table(
+                ("DSP / CPU", "model", "CPU fp32 ms", "HVX w8a8 ms", "speedup"),
+                tuple(
+                    (
+                        f"{r['dsp']} / {r['cpu']}",
+                        r["model"],
+                        f"{1e3 * r['cpu_fp32_s']:.2f}",
+                        f"{1e3 * r['dsp_w8a8_s']:.2f}",
+                        f"{r['speedup']:.2f}x",
+                    )
+                    for r in pairs
+                ),
+                "HVX at w8a8 against the CPU of the same SoC at fp32 (hvx-v62 and kryo280: "
+                "Snapdragon 835), the HVX kernels on one context. Krishnamoorthi 2018 measured "
+                "up to 10x. Fidelity: codegen "
+                f"({', '.join(sorted({x for r in pairs for x in (r['dsp'], r['cpu'])}))}). "
+                f"Calibration data: {cal} (timing only).",
+                (False, False, True, True, True),
+            )
+        )
+    return b
 
 
 def _accuracy_table(points, targets: list[str]) -> D.Details:

@@ -59,6 +59,8 @@ class ReportSpec:
     name: str = "default"
     out: str | None = None
     accuracy: str | None = "reports/accuracy.json"
+    # benchmarks/kernel_efficiency.py's JSON (None: no kernel-efficiency section)
+    kernel_efficiency: str | None = "reports/kernel_efficiency.json"
     cache_dir: str | None = None
     use_cache: bool = True
 
@@ -88,6 +90,7 @@ class Plan:
     out_dir: Path
     accuracy_path: Path | None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    kernel_efficiency: dict | None = None  # read_kernel_efficiency's result
 
     def runs(self) -> list[tuple[ModelPlan, Target, str]]:
         return [
@@ -143,6 +146,77 @@ def read_accuracy(path: Path) -> list[dict]:
                 f"{type(row).__name__}"
             )
     return rows
+
+
+# what the report reads of benchmarks/kernel_efficiency.py's JSON: (section, list, text fields,
+# number fields) of each row
+_KE_ROWS = (
+    (
+        "breakdown",
+        "rows",
+        ("target", "precision", "kind"),
+        (
+            "layers",
+            "macs",
+            "cycles",
+            "macs_per_cycle",
+            "peak_macs_per_cycle",
+            "utilization",
+        ),
+    ),
+    ("speedup", "rows", ("target", "model"), ("fp32_s", "w8a8_s", "speedup")),
+    ("speedup", "hvx_vs_cpu", ("dsp", "cpu", "model"), ("cpu_fp32_s", "dsp_w8a8_s", "speedup")),
+)
+
+
+def read_kernel_efficiency(path: Path) -> dict:
+    """benchmarks/kernel_efficiency.py's results (`reports/kernel_efficiency.json`), checked:
+    the `breakdown` rows (and `speedup`'s, when present) with the fields the report reads, so
+    that a malformed file costs one line naming the field."""
+    data = read_json(path, "kernel-efficiency results file (JSON)", InputError)
+    if not isinstance(data, dict) or not isinstance(data.get("breakdown"), dict):
+        raise InputError(
+            f"{path}: expected a mapping with a 'breakdown' section (written by "
+            f"benchmarks/kernel_efficiency.py --sections breakdown), found "
+            f"{sorted(data) if isinstance(data, dict) else type(data).__name__}"
+        )
+    for section, key, texts, numbers in _KE_ROWS:
+        part = data.get(section, {})
+        rows = part.get(key, []) if isinstance(part, dict) else part
+        if not isinstance(rows, list):
+            raise InputError(
+                f"{path}: {section}.{key}: expected a list, found {type(rows).__name__}"
+            )
+        for i, row in enumerate(rows):
+            where = f"{path}: {section}.{key}[{i}]"
+            if not isinstance(row, dict):
+                raise InputError(f"{where}: expected a mapping, found {type(row).__name__}")
+            for f in texts + numbers:
+                v = row.get(f)
+                ok = (
+                    isinstance(v, str)
+                    if f in texts
+                    else (isinstance(v, (int, float)) and not isinstance(v, bool))
+                )
+                if not ok:
+                    kind = "a string" if f in texts else "a number"
+                    raise InputError(f"{where}.{f}: expected {kind}, found {v!r}")
+            groups = row.get("cycles_by_group") if section == "breakdown" else {}
+            if not isinstance(groups, dict) or not all(
+                isinstance(v, (int, float)) for v in groups.values()
+            ):
+                raise InputError(
+                    f"{where}.cycles_by_group: expected a mapping of numbers, found {groups!r}"
+                )
+    return data
+
+
+def _repo_file(name: str) -> Path | None:
+    """`name` as given, else relative to the repository (the committed results), else None."""
+    a = Path(name)
+    if not a.is_absolute() and not a.is_file() and (repo_root() / a).is_file():
+        a = repo_root() / a
+    return a if a.exists() else None
 
 
 def _check_stored(models: tuple[ModelPlan, ...], wanted: list[str]) -> None:
@@ -253,14 +327,21 @@ def make_plan(spec: ReportSpec) -> Plan:
     union = sorted({p for v in per_target.values() for p in v}, key=precision_key)
     accuracy = None
     if spec.accuracy:
-        a = Path(spec.accuracy)
-        if not a.is_absolute() and not a.is_file() and (repo_root() / a).is_file():
-            a = repo_root() / a
-        accuracy = a if a.exists() else None
+        accuracy = _repo_file(spec.accuracy)
         if accuracy is None:
             notes.append(f"No accuracy results at {spec.accuracy}: no accuracy figure.")
         else:
             read_accuracy(accuracy)  # a malformed file costs one line, before any work
+    efficiency = None
+    if spec.kernel_efficiency:
+        ke = _repo_file(spec.kernel_efficiency)
+        if ke is None:
+            notes.append(
+                f"No kernel-efficiency results at {spec.kernel_efficiency}: no kernel-efficiency "
+                f"section."
+            )
+        else:
+            efficiency = read_kernel_efficiency(ke)
     return Plan(
         models,
         tuple(targets),
@@ -270,4 +351,5 @@ def make_plan(spec: ReportSpec) -> Plan:
         spec.out_dir(),
         accuracy,
         tuple(notes),
+        efficiency,
     )

@@ -107,13 +107,24 @@ def _mac_issue(target: Target, precision: Precision) -> tuple[float, float]:
         raise SimulationError(
             f"{target.path}: timing.mac.{key}.instruction: '{cls}' is not in timing.instructions"
         )
-    cycles = 1.0 / float(instr[cls]["throughput"])
+    uses = {cls: 1.0}
     for helper, count in (spec.get("extra") or {}).items():
         if helper not in instr:
             raise SimulationError(
                 f"{target.path}: timing.mac.{key}.extra.{helper}: not in timing.instructions"
             )
-        cycles += float(count) / float(instr[helper]["throughput"])
+        uses[helper] = uses.get(helper, 0.0) + float(count)
+    cycles = sum(n / float(instr[c]["throughput"]) for c, n in uses.items())
+    if all(instr[c].get("pipes") for c in uses):
+        # classes on their own pipes issue in parallel (Kryo 280: SMULL/SMLAL on F0, the
+        # SADALP that completes the int16 pairing on F1); without pipes listed they add up
+        from accelsim.sim.pipeline import pipe_bound
+
+        work: dict[tuple[str, ...], float] = {}
+        for c, n in uses.items():
+            pipes = tuple(sorted({str(p) for p in instr[c]["pipes"]}))
+            work[pipes] = work.get(pipes, 0.0) + n * len(pipes) / float(instr[c]["throughput"])
+        cycles = pipe_bound(work)
     return float(spec["macs_per_instruction"]), cycles
 
 
@@ -343,6 +354,7 @@ def layer_cost(
     e_compute: float,
     fidelity: str,
     notes: str = "",
+    cycle_breakdown: Mapping[str, float] | None = None,
 ) -> LayerCost:
     """A layer's `LayerCost` from its compute cycles, bytes per level and compute energy (both
     fidelities): cycles = max(compute, memory) (a roofline: overlap assumed perfect), the larger
@@ -373,6 +385,7 @@ def layer_cost(
         fidelity=fidelity,
         bytes_moved=traffic,
         notes=notes,
+        cycle_breakdown=cycle_breakdown or {},
     )
 
 

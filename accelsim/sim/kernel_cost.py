@@ -23,6 +23,17 @@ Per kernel (one call):
 - cycles = max(compute, memory): compute and memory traffic are assumed to overlap perfectly
   (out-of-order cores and prefetchers hide streaming traffic; a roofline). The larger term is the
   layer's `bound`; `utilization` = MACs / (cycles x peak MACs per cycle of `timing.mac`).
+- where the compute cycles go (`cycle_breakdown`, the report's kernel-efficiency section), by
+  instruction group (`BREAKDOWN_GROUPS`: vector multiplies and multiply-accumulates other than
+  the requantization's, loads and stores, other vector work such as requantization, widening
+  and permutes, scalar work such as address arithmetic and loop control; a scalar MAC, HVX
+  fp32, counts as scalar work). Each group's
+  issue cycles: on Hexagon the packets it issues, a packet going to the first group among its
+  instructions in that order (a load bundled with a vrmpy costs no cycle of its own); on the
+  other cores executions / documented throughput per instruction. MAC issue is charged first,
+  the cycles beyond every group's issue are dependency stalls, and the rest of the compute
+  cycles is shared by the other groups in proportion to their issue (on a core that issues
+  several pipes at once: an attribution, not a measurement).
 - energy: compute = MAC-instruction executions x MACs per instruction (the target's
   `timing.mac[precision]`, at least the layer's MACs) x energy per MAC, plus every other executed
   instruction as ALU work of `energy.ops_pj.int32_add` per 32-bit lane (vector instructions:
@@ -77,6 +88,8 @@ class KernelCost:
     notes: tuple[str, ...] = ()
     external_calls: Mapping[str, int] = field(default_factory=dict)
     function_instructions: Mapping[str, int] = field(default_factory=dict)  # as costed
+    # issue cycles per `BREAKDOWN_GROUPS` group (`pipeline.issue_by`), whole call
+    issue_by_group: Mapping[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -164,9 +177,47 @@ def cost_units(dc) -> list[CostUnit]:
     ]
 
 
+# instruction groups of `cycle_breakdown`, in the order reports show them (and the priority of
+# a Hexagon packet's instructions), stalls last
+BREAKDOWN_GROUPS = ("mac", "load_store", "vector_other", "scalar", "stall")
+# mnemonics of `asm.MAC_CLASSES` that multiply for the fixed-point requantization, not for a
+# layer's MACs: gemmlowp's SaturatingRoundingDoublingHighMul (SQRDMULH; SQDMULH) and its HVX
+# form (VMPYE + VMPYO, accelsim.lower.requant.mbqm_vmpye)
+_REQUANT_MNEMONICS = frozenset({"sqrdmulh", "sqdmulh", "vmpye", "vmpyo"})
+
+
+def _group(ins) -> str:
+    """An instruction's group: the vector multiply(-accumulate) classes (`asm.MAC_CLASSES`:
+    SDOT, SMLAL of the int8 depthwise kernels, FMLA, vrmpy, vmpyi, ...) are MAC work unless
+    they multiply for the requantization."""
+    if ins.cls in asm.MAC_CLASSES and ins.mnemonic not in _REQUANT_MNEMONICS:
+        return "mac"
+    if "load" in ins.cls or "store" in ins.cls:
+        return "load_store"
+    return "vector_other" if ins.cls.startswith("vector_") else "scalar"
+
+
+def cycle_breakdown(kc: KernelCost) -> dict[str, float]:
+    """`kc.compute_cycles` split over `BREAKDOWN_GROUPS` (module docstring); sums to it."""
+    issue = kc.issue_by_group
+    total = kc.compute_cycles
+    out = dict.fromkeys(BREAKDOWN_GROUPS, 0.0)
+    out["mac"] = min(issue.get("mac", 0.0), total)
+    rest = total - out["mac"]
+    out["stall"] = min(max(total - sum(issue.values()), 0.0), rest)
+    rest -= out["stall"]
+    others = ("load_store", "vector_other", "scalar")
+    occupied = sum(issue.get(g, 0.0) for g in others)
+    for g in others:
+        out[g] = rest * issue.get(g, 0.0) / occupied if occupied else 0.0
+    if not occupied:
+        out["stall"] += rest
+    return out
+
+
 def _kernel_cost(kernel, target: Target, arch: str) -> KernelCost:
     from accelsim.sim.dyncount import DynCountError, predict_kernel
-    from accelsim.sim.pipeline import block_cycles
+    from accelsim.sim.pipeline import block_cycles, issue_by
 
     if arch not in COUNTED_ISAS:
         return KernelCost(
@@ -190,6 +241,7 @@ def _kernel_cost(kernel, target: Target, arch: str) -> KernelCost:
     cycles = loop_cycles = 0.0
     classes: dict[str, int] = {}
     per_fn: dict[str, int] = {}
+    issue: dict[str, float] = {}
     vector = 0
     for u in cost_units(dc):
         c = block_cycles(u.lines, target, loop=u.in_loop)
@@ -197,6 +249,8 @@ def _kernel_cost(kernel, target: Target, arch: str) -> KernelCost:
         if u.in_loop:
             loop_cycles += u.runs * c
         instrs = asm.parse(u.lines, arch)
+        for g, n in issue_by(instrs, target, _group, BREAKDOWN_GROUPS).items():
+            issue[g] = issue.get(g, 0.0) + u.runs * n
         per_fn[u.function] = per_fn.get(u.function, 0) + u.runs * len(instrs)
         for ins in instrs:
             classes[ins.cls] = classes.get(ins.cls, 0) + u.runs
@@ -220,6 +274,7 @@ def _kernel_cost(kernel, target: Target, arch: str) -> KernelCost:
         tuple(notes),
         external,
         per_fn,
+        issue,
     )
 
 
@@ -314,6 +369,7 @@ def cost_layer(
         e_compute,
         FIDELITY,
         "; ".join(kc.notes),
+        cycle_breakdown(kc),
     )
 
 

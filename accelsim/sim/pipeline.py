@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from accelsim import asm
@@ -207,6 +207,12 @@ def resource_bound(instrs: Sequence[Instr], timings: Sequence[ClassTiming]) -> f
     for ins, ct in zip(instrs, timings):
         key = tuple(sorted(set(ct.pipes)))
         work[key] = work.get(key, 0.0) + _occupancy(ct, ins)
+    return pipe_bound(work)
+
+
+def pipe_bound(work: Mapping[tuple[str, ...], float]) -> float:
+    """Cycles to issue `work` (pipe-cycles per set of pipes a class may use): the max over pipe
+    subsets S of (work confined to S) / |S|, i.e. the best spread of each class over its pipes."""
     # a binding subset is a union of class pipe sets: enumerate those unions
     best = 0.0
     keys = list(work)
@@ -456,6 +462,31 @@ def block_cycles(lines: Sequence[str], target, loop: bool = True) -> float:
     if not loop:
         return max(issue, res, _block_latency(instrs, timings))
     return max(issue, res, _dataflow_slope(instrs, timings), _out_of_order(instrs, timings, target))
+
+
+def issue_by(
+    instrs: Sequence[Instr], target, group: Callable[[Instr], str], order: Sequence[str]
+) -> dict[str, float]:
+    """Issue cycles of one execution of `instrs` per `group(instr)`: on Hexagon the packets, each
+    charged to the first of its instructions' groups in `order` (a load bundled with a vrmpy
+    costs no cycle of its own); elsewhere executions / documented throughput per instruction
+    (pipes that issue in parallel each charge their own)."""
+    out: dict[str, float] = {}
+    if asm.isa_of(target) == "hexagon":
+        packets: dict[int, set[str]] = {}
+        for i, ins in enumerate(instrs):
+            packets.setdefault(ins.packet if ins.packet is not None else -1 - i, set()).add(
+                group(ins)
+            )
+        for groups in packets.values():
+            g = min(groups, key=order.index)
+            out[g] = out.get(g, 0.0) + 1.0
+        return out
+    for ins in instrs:
+        ct = class_timing(target, ins.cls)
+        tp = ct.throughput_d if (ins.narrow and ct.throughput_d) else ct.throughput
+        out[group(ins)] = out.get(group(ins), 0.0) + ins.count / tp
+    return out
 
 
 def bounds(lines: Sequence[str], target, loop: bool = True) -> dict[str, float]:
