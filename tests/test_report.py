@@ -349,6 +349,7 @@ def test_cli_bad_input_is_one_line_before_work(tmp_path, capsys, args, needle):
             "speedup.hvx_vs_cpu[0].cpu_fp32_s",
         ),
         ("{", "not valid JSON"),
+        ('{"breakdown": {"rows": []}, "speedup": []}', "speedup: expected a mapping"),
     ],
 )
 def test_cli_bad_kernel_efficiency_file_is_one_line_before_work(tmp_path, capsys, content, needle):

@@ -182,7 +182,9 @@ def read_kernel_efficiency(path: Path) -> dict:
         )
     for section, key, texts, numbers in _KE_ROWS:
         part = data.get(section, {})
-        rows = part.get(key, []) if isinstance(part, dict) else part
+        if not isinstance(part, dict):
+            raise InputError(f"{path}: {section}: expected a mapping, found {type(part).__name__}")
+        rows = part.get(key, [])
         if not isinstance(rows, list):
             raise InputError(
                 f"{path}: {section}.{key}: expected a list, found {type(rows).__name__}"
