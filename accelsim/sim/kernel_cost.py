@@ -27,10 +27,10 @@ Per kernel (one call):
   instruction group (`BREAKDOWN_GROUPS`: vector multiplies and multiply-accumulates other than
   the requantization's, loads and stores, other vector work such as requantization, widening
   and permutes, scalar work such as address arithmetic and loop control; a scalar MAC, HVX
-  fp32, counts as scalar work). Each group's
-  issue cycles: on Hexagon the packets it issues, a packet going to the first group among its
-  instructions in that order (a load bundled with a vrmpy costs no cycle of its own); on the
-  other cores executions / documented throughput per instruction. MAC issue is charged first,
+  fp32, counts as scalar work). Each group's issue cycles (`pipeline.issue_by`): on Hexagon the
+  packets it issues, a packet going to the first group among its instructions in that order (a
+  load bundled with a vrmpy costs no cycle of its own); on the other cores executions /
+  documented throughput per instruction. MAC issue is charged first,
   the cycles beyond every group's issue are dependency stalls, and the rest of the compute
   cycles is shared by the other groups in proportion to their issue (on a core that issues
   several pipes at once: an attribution, not a measurement).
