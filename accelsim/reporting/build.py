@@ -815,10 +815,13 @@ def _kernel_efficiency_blocks(plan: Plan) -> list:
     models = ", ".join(bd.get("models", []))
     # every caption names its fidelity and calibration data (as provenance() does)
     cal = str(data.get("calibration_data") or "not recorded")
-    prov = (
-        f"Fidelity: codegen ({', '.join(sorted({r['target'] for r in rows}))}). "
-        f"Calibration data: {cal} (timing only)."
-    )
+
+    def prov(targets) -> str:
+        return (
+            f"Fidelity: codegen ({', '.join(sorted(set(targets)))}). "
+            f"Calibration data: {cal} (timing only)."
+        )
+
     b: list = [D.Heading(2, _KE_HEAD, "kernel-efficiency")]
     b.append(
         D.Para(
@@ -871,7 +874,7 @@ def _kernel_efficiency_blocks(plan: Plan) -> list:
                 for r in rows
             ),
             "Utilisation and cycle split per target, precision and layer kind (MAC-weighted "
-            f"over the layers of that kind). {prov}",
+            f"over the layers of that kind). {prov(r['target'] for r in rows)}",
             (False, False, False, *(True,) * (4 + len(_KE_GROUPS))),
         )
     )
@@ -892,9 +895,7 @@ def _kernel_efficiency_blocks(plan: Plan) -> list:
                     for r in fast
                 ),
                 "Whole-model latency, w8a8 against fp32 on the same core. Krishnamoorthi 2018 "
-                f"measured 2-3x on phone CPUs. Fidelity: codegen "
-                f"({', '.join(sorted({r['target'] for r in fast}))}). Calibration data: {cal} "
-                "(timing only).",
+                f"measured 2-3x on phone CPUs. {prov(r['target'] for r in fast)}",
                 (False, False, True, True, True),
             )
         )
@@ -915,9 +916,7 @@ def _kernel_efficiency_blocks(plan: Plan) -> list:
                 ),
                 "HVX at w8a8 against the CPU of the same SoC at fp32 (hvx-v62 and kryo280: "
                 "Snapdragon 835), the HVX kernels on one context. Krishnamoorthi 2018 measured "
-                "up to 10x. Fidelity: codegen "
-                f"({', '.join(sorted({x for r in pairs for x in (r['dsp'], r['cpu'])}))}). "
-                f"Calibration data: {cal} (timing only).",
+                f"up to 10x. {prov(x for r in pairs for x in (r['dsp'], r['cpu']))}",
                 (False, False, True, True, True),
             )
         )

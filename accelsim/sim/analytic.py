@@ -114,18 +114,19 @@ def _mac_issue(target: Target, precision: Precision) -> tuple[float, float]:
                 f"{target.path}: timing.mac.{key}.extra.{helper}: not in timing.instructions"
             )
         uses[helper] = uses.get(helper, 0.0) + float(count)
-    cycles = sum(n / float(instr[c]["throughput"]) for c, n in uses.items())
-    if all(instr[c].get("pipes") for c in uses):
-        # classes on their own pipes issue in parallel (Kryo 280: SMULL/SMLAL on F0, the
-        # SADALP that completes the int16 pairing on F1); without pipes listed they add up
-        from accelsim.sim.pipeline import pipe_bound
+    if not all(instr[c].get("pipes") for c in uses):  # pipes not listed: they add up
+        return float(spec["macs_per_instruction"]), sum(
+            n / float(instr[c]["throughput"]) for c, n in uses.items()
+        )
+    # classes on their own pipes issue in parallel (Kryo 280: SMULL/SMLAL on F0, the SADALP
+    # that completes the int16 pairing on F1)
+    from accelsim.sim.pipeline import pipe_bound
 
-        work: dict[tuple[str, ...], float] = {}
-        for c, n in uses.items():
-            pipes = tuple(sorted({str(p) for p in instr[c]["pipes"]}))
-            work[pipes] = work.get(pipes, 0.0) + n * len(pipes) / float(instr[c]["throughput"])
-        cycles = pipe_bound(work)
-    return float(spec["macs_per_instruction"]), cycles
+    work: dict[tuple[str, ...], float] = {}
+    for c, n in uses.items():
+        pipes = tuple(sorted({str(p) for p in instr[c]["pipes"]}))
+        work[pipes] = work.get(pipes, 0.0) + n * len(pipes) / float(instr[c]["throughput"])
+    return float(spec["macs_per_instruction"]), pipe_bound(work)
 
 
 def peak_macs_per_cycle(target: Target, precision: Precision) -> float:

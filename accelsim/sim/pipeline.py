@@ -484,8 +484,8 @@ def issue_by(
         return out
     for ins in instrs:
         ct = class_timing(target, ins.cls)
-        tp = ct.throughput_d if (ins.narrow and ct.throughput_d) else ct.throughput
-        out[group(ins)] = out.get(group(ins), 0.0) + ins.count / tp
+        g = group(ins)
+        out[g] = out.get(g, 0.0) + _occupancy(ct, ins) / len(ct.pipes)
     return out
 
 
