@@ -396,7 +396,8 @@ def _add_quant_args(p: argparse.ArgumentParser, required: bool) -> None:
     g.add_argument(
         "--calibration",
         default="minmax",
-        help="minmax | ema | percentile:99.99 | entropy | mse (default minmax)",
+        help="minmax | ema | percentile:99.99 | entropy | entropy_trt | entropy_ort | mse "
+        "(default minmax)",
     )
     src = g.add_mutually_exclusive_group()
     src.add_argument("--calib-data", metavar="X.npy", help="calibration inputs, shape (N, ...)")

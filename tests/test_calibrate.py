@@ -57,7 +57,7 @@ from accelsim.quant.calibrate import (
 ort_calibrate = pytest.importorskip("onnxruntime.quantization.calibrate")
 ort_quant_utils = pytest.importorskip("onnxruntime.quantization.quant_utils")
 
-METHODS = ["minmax", "ema", "percentile", "entropy", "mse"]
+METHODS = ["minmax", "ema", "percentile", "entropy", "entropy_ort:512", "mse"]
 MODES = [(True, True), (True, False), (False, True), (False, False)]  # (symmetric, signed)
 
 
@@ -740,6 +740,7 @@ def test_errors_name_the_method(method):
         ("minmax:3", "takes no parameter"),
         ("", "not understood"),
         ("entropy:2", "'entropy:2'"),
+        ("entropy_ort:8", "'entropy_ort:8'"),
     ],
 )
 def test_bad_specs(spec, needle):
@@ -757,6 +758,8 @@ def test_bad_specs(spec, needle):
         ("percentile", "percentile:99.99", cal.PercentileCalibrator),
         ("percentile:99.999", "percentile:99.999", cal.PercentileCalibrator),
         ("entropy", "entropy", cal.EntropyCalibrator),
+        ("entropy_ort", "entropy_ort", cal.OrtEntropyCalibrator),
+        ("entropy_ort:512", "entropy_ort:512", cal.OrtEntropyCalibrator),
         ("mse", "mse", cal.MSECalibrator),
     ],
 )

@@ -10,9 +10,11 @@ import tempfile
 import numpy as np
 import pytest
 
+from accelsim.core.precision import parse_precision
 from accelsim.model import packaged
 from accelsim.quant import ocrdata
 from accelsim.quant.calibrate import make_calibrator
+from accelsim.quant.ptq import CalibrationData, assign_precisions, calibrate_ranges
 from accelsim.ref.executor import run
 
 oq = pytest.importorskip("onnxruntime.quantization")
@@ -125,3 +127,55 @@ def test_entropy_keeps_squeeze_excite_gates_that_the_published_recipe_clips(acti
     assert _ours(acts[big], "entropy").range(8, True, True) == _ours(
         acts[big], "entropy_trt"
     ).range(8, True, True)
+
+
+@pytest.mark.parametrize("bins", [128, 512])
+def test_entropy_ort_equals_onnxruntime_on_real_tensors(activations, bins):
+    """`entropy_ort:BINS` is ONNX Runtime's entropy calibrator (`quantize_static`'s
+    `CalibrationMethod.Entropy` with `num_bins=BINS`): ORT run on its own activations gives the
+    same range on every tensor, to a tenth of one of its histogram bins (ORT's activations are
+    float32, ours float64, so a value on a bin edge may fall one bin over). With 128 bins (ORT's
+    default) the one candidate is the whole range, and at 512 bins most tensors are clipped;
+    TensorRT's recipe (`entropy_trt:512`) clips further than ORT on most of them."""
+    acts, x = activations
+    extra = {} if bins == 128 else {"num_bins": bins}
+    theirs = _ort_ranges(x, oq.CalibrationMethod.Entropy, **extra)
+    common = [t for t in acts if t in theirs]
+    assert len(common) > 100, len(common)
+    clipped = further = 0
+    for t in common:
+        c = _ours(acts[t], f"entropy_ort:{bins}")
+        c.second_pass()  # ORT's quantize_static bins all samples at once, as calibrate_ranges
+        for b in acts[t]:
+            c.observe_again(b)
+        lo, hi = c.threshold(128)
+        olo, ohi = theirs[t]
+        tol = 0.1 * 2 * c.thr / c.hist.size + 1e-6
+        assert abs(lo - olo) <= tol and abs(hi - ohi) <= tol, (t, (lo, hi), (olo, ohi))
+        if bins == 128:
+            assert (lo, hi) == pytest.approx((c.min, c.max), abs=tol), t
+        else:
+            clipped += hi - lo < 0.99 * (c.max - c.min)
+            trt = _ours(acts[t], f"entropy_trt:{bins}").range(8, False, True)
+            further += trt[1] - trt[0] < hi - lo
+    if bins == 512:
+        assert clipped > len(common) // 2, (clipped, len(common))
+        assert further > clipped // 2, (further, clipped)
+
+
+def test_calibrate_ranges_with_entropy_ort_gives_quantize_statics_ranges(activations):
+    """Through the quantizer's own entry point (two passes over the samples): the ranges ORT's
+    `quantize_static` calibrates with, widened to contain 0 as every accelsim range is."""
+    acts, x = activations
+    g = packaged.load_packaged("ppocr_cls")
+    data = CalibrationData(tuple(x[i : i + 1] for i in range(N)), "rendered text")
+    ours = calibrate_ranges(
+        g, data, "entropy_ort:512", assign_precisions(g, parse_precision("w8a8"))
+    )
+    theirs = _ort_ranges(x, oq.CalibrationMethod.Entropy, num_bins=512)
+    common = [t for t in ours if t in theirs]
+    assert len(common) > 100
+    for t in common:
+        lo, hi = theirs[t]
+        amax = max(-min(lo, 0.0), hi, 1e-12)
+        assert ours[t] == pytest.approx((min(lo, 0.0), max(hi, 0.0)), abs=1e-3 * amax), t

@@ -113,7 +113,8 @@ def calibrate_ranges(
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, tuple[float, float]]:
     """Run the float graph on every calibration sample and return each activation tensor's
-    calibrated real range (lo, hi)."""
+    calibrated real range (lo, hi).  A calibrator with ``passes == 2`` (``entropy_ort``) sees
+    the samples a second time, after the first pass fixed its histogram's span."""
     calibrators = {
         t: make_calibrator(method)
         for t in graph.tensors
@@ -128,6 +129,16 @@ def calibrate_ranges(
                 cal.observe(np.asarray(values[t], dtype=np.float32))
         if progress:
             progress(i + 1)
+    again = {t: c for t, c in calibrators.items() if getattr(c, "passes", 1) == 2 and c.count}
+    if again:  # ONNX Runtime's histogram spans all samples at once: bin them a second time
+        for c in again.values():
+            c.second_pass()
+        for x in data.samples:
+            feeds = x if isinstance(x, (tuple, list, Mapping)) else [x]
+            values = run(graph, feeds, keep=True, source=data.source)
+            for t, c in again.items():
+                if t in values:
+                    c.observe_again(np.asarray(values[t], dtype=np.float32))
     ranges = {}
     for t, cal in calibrators.items():
         prod = graph.producer(t)
