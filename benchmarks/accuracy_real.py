@@ -56,9 +56,9 @@ from accelsim.quant.ptq import (  # noqa: E402
 )
 from accelsim.quant.transforms import prepare_for_quantization  # noqa: E402
 
-SIZES = {  # (calibration, validation, test) samples; rec runs ~1.5 s a sample here
+SIZES = {  # (calibration, validation, test) samples; the recognizer runs ~1 s a sample here
     "ppocr_cls": (64, 200, 300),
-    "ppocr_rec": (16, 24, 60),
+    "ppocr_rec": (16, 48, 120),
 }
 QUICK = {"ppocr_cls": (16, 24, 48), "ppocr_rec": (8, 8, 12)}
 CALIBRATORS = ("minmax", "percentile:99.99", "percentile:99.999", "entropy", "entropy_trt", "mse")
