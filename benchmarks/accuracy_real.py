@@ -161,6 +161,7 @@ def rows_score(rows: list[dict], calib: str) -> float:
     return next(r["top1"] for r in rows if r["calibration"] == calib and r["precision"] == "w8a8")
 
 
+WITHIN = 0.01 + 1e-9  # "within 1 point", safe from float rounding (287/300 vs 290/300 - 0.01)
 CLIP = 1.5  # a tensor counts as clipped when its min/max range is this much wider
 FEW_VALUES = 1024  # a tensor of at most this many values per sample (a vector) has "few"
 
@@ -492,7 +493,7 @@ def _findings(results: list[dict]) -> list[str]:
             r = _get(res, "ptq", "w8a8", c)
             if r is None or r.get("ort") is None:
                 continue
-            good = r["top1"] >= r["ort"] - 0.01
+            good = r["top1"] >= r["ort"] - WITHIN
             ok &= good
             parts.append(f"{res['model']} {c}: {_pct(r['top1'])} vs {_pct(r['ort'])}")
     out.append(
@@ -620,7 +621,7 @@ def _findings(results: list[dict]) -> list[str]:
         u8 = _step_cost(
             t8, lambda s, c=t8["calibration"]: s["stage"] == "calibration" and s["calibration"] == c
         )
-        within = tuned["top1"] >= f - 0.01
+        within = tuned["top1"] >= f - WITHIN
         ok &= within
         slower += [f"{res['model']} on {t}" for t in u8 if t in fp and fp[t][0] < u8[t][0]]
         costs = "; ".join(

@@ -830,6 +830,8 @@ class OrtEntropyCalibrator(_Base):
     ``2^(bits-1)`` quantized bins (ORT's 128 at 8 bits) and fewer histogram bins than that
     (``entropy_ort:128`` at 8 bits has one candidate), the range is the min / max."""
 
+    passes = 2  # calibrate_ranges: second_pass() and observe_again() over the same samples
+
     def __init__(self, num_bins: int = ORT_ENTROPY_BINS) -> None:
         super().__init__()
         if not 16 <= num_bins <= MAX_HIST_BINS:
@@ -866,8 +868,6 @@ class OrtEntropyCalibrator(_Base):
             self.hist, self.thr = h, new_thr
         else:
             self.hist = self.hist + np.histogram(a, self.hist.size, range=(-self.thr, self.thr))[0]
-
-    passes = 2
 
     def second_pass(self) -> None:
         """Restart the histogram over ``[-m, m]``, ``m`` the largest magnitude observed so far;
