@@ -140,21 +140,30 @@ def _ort_quantized(path: str, cal: np.ndarray, method: str, extra: dict, per_cha
     return _ort_session(out)
 
 
-def _weight_range_spread(prepared) -> dict[str, float]:
-    """Per conv/dense layer: largest over smallest non-zero per-output-channel max |w| (after
-    BN folding), the ratio that decides how much per-tensor scales cost the narrow channels."""
-    out = {}
+DEAD = 1e-6  # a channel whose max |w| is below this fraction of its layer's widest is dead
+
+
+def weight_range_spread(name: str) -> tuple[dict[str, float], int, int]:
+    """A property of the network's weights (after BN folding), not of a run: per conv/dense
+    layer, the largest over the smallest per-output-channel max |w| among live channels (the
+    ratio that decides how many levels per-tensor scales leave the narrow channels), widest
+    first; and how many channels (in how many layers) are dead, i.e. below ``DEAD`` times their
+    layer's widest (trained networks hold such channels, often as float32 denormals)."""
+    prepared = prepare_for_quantization(packaged.load_packaged(name))
+    out, dead, layers = {}, 0, 0
     for n in prepared.nodes:
         if n.op not in ("conv2d", "dense"):
             continue
         w = np.abs(prepared.constants[n.inputs[1]]).reshape(
             prepared.constants[n.inputs[1]].shape[0], -1
         )
-        amax = w.max(axis=1)
-        live = amax[amax > 0]
+        amax = w.max(axis=1).astype(np.float64)
+        live = amax[amax > DEAD * amax.max()]
+        dead += amax.size - live.size
+        layers += amax.size > live.size
         if live.size > 1:
             out[n.name] = float(live.max() / live.min())
-    return out
+    return dict(sorted(out.items(), key=lambda kv: -kv[1])), dead, layers
 
 
 def rows_score(rows: list[dict], calib: str) -> float:
@@ -307,8 +316,6 @@ def study(name: str, quick: bool, log: Callable[[str], None]) -> dict:
         metrics.evaluate(q, test.x, metric),
         ort_pt,
     )
-    spread = _weight_range_spread(prepared)
-    res["weight_range_spread"] = dict(sorted(spread.items(), key=lambda kv: -kv[1])[:10])
 
     # 4-bit weights: PTQ, then the workflow's partial quantization at w4a8
     best_c = max(
@@ -558,30 +565,34 @@ def _findings(results: list[dict]) -> list[str]:
         "values by their squared error and keeps it too. " + "; ".join(parts) + ".\n"
     )
     # 4. per-tensor vs per-channel
-    parts = []
+    parts, gaps = [], []
     for res in results:
         pc = _get(res, "ptq", "w8a8", "minmax")
         pt = _get(res, "ptq", "w8a8/per-tensor")
-        spread = list(res["weight_range_spread"].items())[:4]
-        parts.append(
+        gap = pc["top1"] - pt["top1"]
+        gaps.append(gap)
+        spread, dead, layers = weight_range_spread(res["model"])
+        top = list(spread.items())[:4]
+        many = sum(v >= 127 for v in spread.values())
+        txt = (
             f"{res['model']}: per-channel {_pct(pc['top1'])}, per-tensor {_pct(pt['top1'])} "
-            f"(ONNX Runtime {_pct(pt['ort'])}), gap {_pts(pc['top1'] - pt['top1'])} points; "
-            f"widest per-channel weight-range spreads after BN folding (max/min channel |w|): "
-            + ", ".join(f"{k} {v:.0f}x" for k, v in spread)
+            f"(ONNX Runtime {_pct(pt['ort'])}), gap {_pts(gap)} points; widest spreads of the "
+            f"live channels' max |w| after BN folding: "
+            + ", ".join(f"{k} {v:.0f}x" for k, v in top)
+            + f" ({many} of {len(spread)} layers spread 127x or more, so per-tensor scales "
+            f"round some of their live channels to zero)"
+            + (f"; {dead} dead channels in {layers} layers" if dead else "")
         )
-    gaps = [
-        _get(res, "ptq", "w8a8", "minmax")["top1"] - _get(res, "ptq", "w8a8/per-tensor")["top1"]
-        for res in results
-    ]
+        if gap < 0.01:
+            txt += (
+                f"; the gap is within the test split's sampling noise (one sample is "
+                f"{100 / res['samples']['test']:.2f} points)"
+            )
+        parts.append(txt)
     out.append(
         "4. **Per-tensor weights lose against per-channel** (whitepaper: BN folding spreads the "
         "channels' ranges; with one scale a channel whose range is k times narrower keeps "
-        "127/k levels). "
-        + "; ".join(parts)
-        + f". {_verdict(all(g >= 0.01 for g in gaps))} At 8 bits even a 42x narrower channel "
-        "keeps 3 levels, and the narrow channels of these layers carry little of the signal; "
-        "the gap is within the test split's sampling noise (one sample is "
-        f"{100 / results[0]['samples']['test']:.2f} points).\n"
+        "127/k levels). " + "; ".join(parts) + f". {_verdict(all(g >= 0.01 for g in gaps))}\n"
     )
     # 5. 4-bit weights
     parts = []
