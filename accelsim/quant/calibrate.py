@@ -992,27 +992,17 @@ def make_calibrator(spec: str) -> Calibrator:
             )
         return v
 
-    if name in ("entropy", "entropy_trt"):
+    if name in ("entropy", "entropy_trt", "entropy_ort"):
+        bins = None if arg is None else number("the number of histogram bins")
+        if bins is not None and (bins != int(bins) or not 16 <= bins <= MAX_HIST_BINS):
+            raise CalibrationError(
+                f"calibration method {spec!r}: the histogram bins must be an integer in "
+                f"[16, {MAX_HIST_BINS}], got {arg!r}"
+            )
+        if name == "entropy_ort":
+            return OrtEntropyCalibrator(ORT_ENTROPY_BINS if bins is None else int(bins))
         per_bin = MIN_VALUES_PER_BIN if name == "entropy" else 0
-        if arg is None:
-            return EntropyCalibrator(HIST_BINS, per_bin)
-        bins = number("the number of histogram bins")
-        if bins != int(bins) or not 16 <= bins <= MAX_HIST_BINS:
-            raise CalibrationError(
-                f"calibration method {spec!r}: the histogram bins must be an integer in "
-                f"[16, {MAX_HIST_BINS}], got {arg!r}"
-            )
-        return EntropyCalibrator(int(bins), per_bin)
-    if name == "entropy_ort":
-        if arg is None:
-            return OrtEntropyCalibrator()
-        bins = number("the number of histogram bins")
-        if bins != int(bins) or not 16 <= bins <= MAX_HIST_BINS:
-            raise CalibrationError(
-                f"calibration method {spec!r}: the histogram bins must be an integer in "
-                f"[16, {MAX_HIST_BINS}], got {arg!r}"
-            )
-        return OrtEntropyCalibrator(int(bins))
+        return EntropyCalibrator(HIST_BINS if bins is None else int(bins), per_bin)
     if name in ("minmax", "mse"):
         if arg is not None:
             raise CalibrationError(f"calibration method {spec!r}: {name} takes no parameter")
