@@ -120,10 +120,14 @@ def calibrate_ranges(
         for t in graph.tensors
         if not graph.is_constant(t) and graph.tensors[t].is_float
     }
-    for i, x in enumerate(data.samples):
+
+    def values_of(x) -> dict[str, np.ndarray]:
         # a sample of a several-input model (token ids and a mask) is a tuple or a mapping
         feeds = x if isinstance(x, (tuple, list, Mapping)) else [x]
-        values = run(graph, feeds, keep=True, source=data.source)
+        return run(graph, feeds, keep=True, source=data.source)
+
+    for i, x in enumerate(data.samples):
+        values = values_of(x)
         for t, cal in calibrators.items():
             if t in values:
                 cal.observe(np.asarray(values[t], dtype=np.float32))
@@ -134,8 +138,7 @@ def calibrate_ranges(
         for c in again.values():
             c.second_pass()
         for x in data.samples:
-            feeds = x if isinstance(x, (tuple, list, Mapping)) else [x]
-            values = run(graph, feeds, keep=True, source=data.source)
+            values = values_of(x)
             for t, c in again.items():
                 if t in values:
                     c.observe_again(np.asarray(values[t], dtype=np.float32))
