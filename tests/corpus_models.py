@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from ort_platform import REDUCE_RANGE
 
 SEQ = 8  # tokens of the text models
 VOCAB = 30  # token ids are drawn from [0, VOCAB)
@@ -646,5 +647,6 @@ def ort_quantize(
         per_channel=per_channel,
         activation_type=qt.QUInt8 if act == "u8" else qt.QInt8,
         weight_type=qt.QInt8,
+        reduce_range=REDUCE_RANGE,  # see tests/ort_platform.py
     )
     return qpath

@@ -32,6 +32,7 @@ torch = pytest.importorskip("torch")
 
 import test_onnx as T  # noqa: E402  (tests/ helpers: sessions, the QDQ comparison rule)
 import torch_models as TM  # noqa: E402
+from ort_platform import REDUCE_RANGE  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------
 # (a) ONNX's node tests
@@ -271,6 +272,7 @@ def test_family_qdq_matches_onnxruntime(family_file, tmp_path, name, opset, act,
         per_channel=per_channel,
         activation_type=qt.QUInt8 if act == "u8" else qt.QInt8,
         weight_type=qt.QInt8,
+        reduce_range=REDUCE_RANGE,  # see tests/ort_platform.py
     )
     graph, counts = T.compare_with_ort(qpath, act, n_runs=2, make_feeds=_feeds)
     assert graph.is_quantized

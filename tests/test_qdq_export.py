@@ -11,8 +11,9 @@ What matches what (x86-64, MLAS; the module docstring of tests/test_onnx.py has 
 - ours in ONNX semantics (`requant_mode="float"`, accelsim.ref.qdq_ops) against ORT
   ORT_ENABLE_ALL, which fuses every QDQ group of the exported file into integer kernels
   (uint8 activations: by default; int8: with "session.qdqisint8allowed" = "1"): bit-exact on
-  every tensor on x86-64 with VNNI; elsewhere the one-step rule (at most 1 LSB on fewer than
-  0.1 % of the elements).
+  every tensor on x86-64 (without VNNI, whose int16 pair sums saturate, with 7-bit weights:
+  tests/ort_platform.py); elsewhere the one-step rule (at most 1 LSB on fewer than 0.1 % of
+  the elements).
 - ours in TFLite fixed-point semantics (`requant_mode="gemmlowp"`, the graph as PTQ made it)
   against ORT: gemmlowp requantizes with a Q31 multiplier and rounds twice: the rounding
   doubling high multiply keeps only as many fractional bits as the right shift that follows
@@ -39,12 +40,12 @@ Run with `-s` to see the counts.
 from __future__ import annotations
 
 import functools
-import platform
 from collections import Counter
 
 import numpy as np
 import onnx
 import pytest
+from ort_platform import EXACT_PLATFORM, REDUCE_RANGE, seven_bit_weights
 
 from accelsim.core.errors import ModelError
 from accelsim.core.precision import parse_precision
@@ -59,21 +60,6 @@ from accelsim.quant.ptq import quantize_graph
 from accelsim.ref.executor import KernelCall, domain_of, find_kernel, run
 
 ort = pytest.importorskip("onnxruntime")
-
-
-def _exact_platform() -> bool:
-    """As tests/test_onnx.py: ORT's x86-64 MLAS kernels with VNNI are what qdq_ops follows."""
-    if platform.machine().lower() not in ("x86_64", "amd64"):
-        return False
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((ln for ln in f if ln.startswith("flags")), "")
-    except OSError:
-        return True
-    return any(v in flags.split() for v in ("avx512_vnni", "avx_vnni"))
-
-
-EXACT_PLATFORM = _exact_platform()
 
 
 def ort_session(path, level="ENABLE_ALL", int8=False, optimized=None):
@@ -102,7 +88,8 @@ SIZES = {"digits_cnn": 8, "resnet18": 32, "mobilenet_v2": 32}
 @functools.cache
 def quantized(name: str, precision: str) -> Graph:
     g = zoo.build(name, input_size=SIZES[name])
-    return quantize_graph(g, parse_precision(precision), calibdata.random(g, 4)).graph
+    q = quantize_graph(g, parse_precision(precision), calibdata.random(g, 4)).graph
+    return seven_bit_weights(q)  # on x86 without VNNI (tests/ort_platform.py)
 
 
 def probed(q: Graph) -> Graph:
@@ -637,7 +624,9 @@ def test_data_movement_keeps_integer_groups(tmp_path, precision):
     followed by a QuantizeLinear -> DequantizeLinear pair, so ORT still fuses every group and
     the file reads back as integer operators."""
     g = _movement_graph()
-    q = quantize_graph(g, parse_precision(precision), calibdata.random(g, 4)).graph
+    q = seven_bit_weights(
+        quantize_graph(g, parse_precision(precision), calibdata.random(g, 4)).graph
+    )
     path = export_onnx(probed(q), tmp_path / "mv.onnx")
     _, fl, fl1, gl, gl1 = compare(
         q, path, random_feeds(q, 3), int8=precision == "w8a8", optimized=tmp_path / "opt.onnx"
@@ -681,7 +670,7 @@ def test_float_islands(tmp_path):
     operator (TFLite's lookup table; accelsim.model.ops) and exports as a DequantizeLinear ->
     Gelu -> QuantizeLinear group."""
     g = _island_graph()
-    q = quantize_graph(g, parse_precision("w8a8"), calibdata.random(g, 4)).graph
+    q = seven_bit_weights(quantize_graph(g, parse_precision("w8a8"), calibdata.random(g, 4)).graph)
     assert qdq_opset(q) == 20  # Gelu
     path = export_onnx(probed(q), tmp_path / "islands.onnx")
     model = onnx.load(str(path))
@@ -792,6 +781,7 @@ def test_onnxruntime_qdq_model_round_trips(tmp_path):
         per_channel=True,
         activation_type=quantization.QuantType.QUInt8,
         weight_type=quantization.QuantType.QInt8,
+        reduce_range=REDUCE_RANGE,
     )
     graph = load_onnx(qpath)
     again = export_onnx(graph, tmp_path / "again.onnx")

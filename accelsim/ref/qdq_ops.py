@@ -275,13 +275,15 @@ def scalar_operand(a_shape, b_shape, out_shape) -> str | None:
 
 def has_integer_kernel(node, ai: TensorInfo, bi: TensorInfo, out: TensorInfo) -> bool:
     """ORT runs an add / mul as QLinearAdd / QLinearMul: 8-bit per-tensor operands and output
-    of one type, no fused activation (else DequantizeLinear -> float -> QuantizeLinear)."""
+    of one type, and no fused activation beyond what the output's integer range already clamps
+    (ORT drops a Relu / Clip whose bounds the QuantizeLinear after it implies, and so does our
+    export; any other activation stays DequantizeLinear -> float -> QuantizeLinear)."""
     return (
         _is8(ai)
         and _is8(bi)
         and _is8(out)
         and len({ai.dtype, bi.dtype, out.dtype}) == 1
-        and not any(k in node.attrs for k in ("act_min", "act_max"))
+        and output_range(out, node.attrs) == dtype_range(out.dtype)
     )
 
 
