@@ -800,12 +800,15 @@ def tune(
     min_score: float | None = None,
     fidelity: str | None = "analytic",
     sensitivity_samples: int | None = None,
+    candidates: str = "all",
+    ranking: str = "auto",
     input_size: int | None = None,
     log: Callable[[str], None] | None = None,
 ) -> TuneResult:
     """Wu et al.'s workflow on a float model (`accelsim.dse.tune`): pick the calibrator that
-    scores best on `x_val`, then move the most sensitive layers to `high` until the score is
-    within `max_drop` of float; every step costed on `targets`. The score is `metric` (an
+    scores best on `x_val`, then move the most sensitive operators (`candidates`: "all"
+    integer operators or the "weighted" ones; `ranking`: "measured", "local" or "auto") to
+    `high` until the score is within `max_drop` of float; every step costed on `targets`. The score is `metric` (an
     `accelsim.quant.metrics.Metric`, or any callable of the model's scores returning a number,
     higher better), else top-1 against `labels`, else the output SNR against float (dB; give
     the budget as `min_score`, the least SNR accepted).
@@ -836,6 +839,8 @@ def tune(
         targets=[target(t) for t in names],
         fidelity=fidelity,
         sensitivity_samples=sensitivity_samples,
+        candidates=candidates,
+        ranking=ranking,
         log=log,
     )
 

@@ -524,6 +524,8 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         targets=targets,
         fidelity=args.fidelity,
         sensitivity_samples=args.sensitivity_samples,
+        candidates=args.candidates,
+        ranking=args.ranking,
         log=lambda m: print(m, file=sys.stderr),
     )
     print(format_result(result, per_unit))
@@ -938,7 +940,7 @@ def build_parser() -> argparse.ArgumentParser:
     tu = sub.add_parser(
         "tune",
         help="Wu et al.'s workflow on a float model: the best calibrator on validation "
-        "data, then the most sensitive layers kept high until the accuracy budget holds, "
+        "data, then the most sensitive operators kept high until the accuracy budget holds, "
         "every step costed",
     )
     tu.add_argument("model", help="zoo name, packaged model (ppocr_cls, ppocr_rec) or float file")
@@ -987,6 +989,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--sensitivity-samples",
         type=_positive,
         help="validation samples the per-layer sensitivity is measured on (default: all)",
+    )
+    tu.add_argument(
+        "--candidates",
+        choices=["all", "weighted"],
+        default="all",
+        help="operators that may be kept high: every integer operator the score depends on "
+        "(default; elementwise and attention arithmetic too) or conv / dense only",
+    )
+    tu.add_argument(
+        "--ranking",
+        choices=["auto", "measured", "local"],
+        default="auto",
+        help="sensitivity: measured (the score with only that operator quantized, one run "
+        "each), local (its own quantization SNR on float inputs, one pass for all), auto "
+        "(measured while candidates x samples stay within accelsim.dse.tune.MEASURED_RUNS, "
+        "else local; default)",
     )
     tu.add_argument(
         "--fidelity",

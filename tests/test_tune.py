@@ -52,24 +52,76 @@ def test_partial_quantization_until_the_budget_holds(problem):
     )
     calib = [s for s in r.steps if s.stage == "calibration"]
     assert calib[0].drop > 0, "the test needs a precision that loses accuracy"
-    assert len(r.sensitivity) == 4 and r.met and r.score == 1.0
-    assert 0 < len(r.high_layers) <= 4
+    # every integer operator the score depends on: 4 conv / dense and the global pooling
+    assert len(r.sensitivity) == 5 and r.ranking == "measured" and r.met and r.score == 1.0
+    assert 0 < len(r.high_layers) <= 5
     assert r.high_layers == tuple(n for n, _, _ in r.sensitivity[: len(r.high_layers)])
     assert r.steps[-1].high_layers == r.high_layers and r.steps[-1].meets_budget
     assert {c.target for c in r.steps[-1].costs} == {"cortex-a76", "hvx-v68"}
-    # a graph with fewer float layers never met the budget at the chosen count minus one
-    fewer = [s for s in r.steps if s.stage == "partial" and len(s.high_layers) < len(r.high_layers)]
-    assert all(not s.meets_budget for s in fewer)
+    # the cheapest on the first target of the counts tried that meet the budget
+    meeting = [s for s in r.steps if s.stage == "partial" and s.meets_budget]
+    assert r.final.costs[0].latency_s == min(s.costs[0].latency_s for s in meeting)
     assert sum(p == "fp32" for p in r.node_precisions.values()) == len(r.high_layers)
 
 
 def test_a_budget_partial_quantization_cannot_meet_says_what_comes_next(problem):
     g, cal, x, metric = problem
     # 4-bit activations: even with every weighted layer in float the activations between
-    # them (relu, pooling) stay 4-bit, so the budget of 0 cannot hold
-    r = tune(g, cal, x, metric, precision="w4a4", calibrators=("minmax",), max_drop=0.0)
-    assert not r.met and r.steps[-1].high_layers == tuple(n for n, _, _ in r.sensitivity)
+    # them (relu, pooling) stay 4-bit, so the budget of 0 cannot hold with conv / dense alone
+    r = tune(
+        g, cal, x, metric, precision="w4a4", calibrators=("minmax",), max_drop=0.0,
+        candidates="weighted",
+    )  # fmt: skip
+    assert (
+        len(r.sensitivity) == 4
+        and not r.met
+        and r.steps[-1].high_layers == tuple(n for n, _, _ in r.sensitivity)
+    )
     assert "quantization-aware training" in r.next_step
+
+
+def test_local_ranking_moves_operators_by_their_own_quantization_snr(problem):
+    g, cal, x, metric = problem
+    kw = dict(precision="w4a8", calibrators=("minmax",), max_drop=0.0, sensitivity_samples=20)
+    r = tune(g, cal, x, metric, ranking="local", **kw)
+    assert r.ranking == "local" and r.met and r.score == 1.0
+    snrs = [d for _, _, d in r.sensitivity]
+    assert snrs == sorted(snrs) and all(np.isnan(s) for _, s, _ in r.sensitivity)
+    assert r.high_layers == tuple(n for n, _, _ in r.sensitivity[: len(r.high_layers)])
+
+
+def test_local_snr_of_the_last_layer_is_its_measured_output_snr():
+    """The last operator before the score: quantized alone (every other node float), the
+    network's output SNR against float is exactly the error `local_snr` gives it, which it
+    computes without running the network quantized. The first convolution's local SNR is
+    that of its output with only it quantized, read from the same run."""
+    from accelsim.core.precision import parse_precision
+    from accelsim.quant.ptq import assign_precisions, calibrate_ranges, quantize_with_ranges
+    from accelsim.quant.sensitivity import local_snr
+    from accelsim.quant.transforms import prepare_for_quantization
+    from accelsim.ref.executor import run_batch
+
+    g = zoo.build("mobilenet_v2", seed=0, input_size=32)
+    p = prepare_for_quantization(g)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, *p.tensors[p.inputs[0]].shape[1:])).astype(np.float32)
+    data = CalibrationData(tuple(x[i : i + 1] for i in range(3)), "3 samples")
+    w8 = parse_precision("w8a8")
+    uniform = assign_precisions(p, w8)
+    ranges = calibrate_ranges(p, data, "minmax", uniform)
+    snr = local_snr(p, quantize_with_ranges(p, uniform, ranges), x)
+    fp32 = {n.name: parse_precision("fp32") for n in p.nodes}
+    last = p.producer(metrics.score_tensor(p)).name  # the classifier
+    first = p.nodes[0]
+    for name, tensor in ((last, metrics.score_tensor(p)), (first.name, first.outputs[0])):
+        alone = quantize_with_ranges(p, {**fp32, name: w8}, ranges)
+        ref = run_batch(p, [x], tensors=[tensor])[tensor]
+        got = run_batch(alone, [x], tensors=[tensor])[tensor]
+        info = alone.tensors[tensor]
+        if info.is_quantized:
+            got = (got.astype(np.float64) - info.quant.zero_point[0]) * info.quant.scale[0]
+        assert snr[name] == pytest.approx(metrics.output_snr_db(ref, got), abs=1e-6), name
+    assert all(v > 0 for v in snr.values()) and len(snr) >= 60  # every integer operator
 
 
 @pytest.mark.parametrize(
@@ -80,6 +132,8 @@ def test_a_budget_partial_quantization_cannot_meet_says_what_comes_next(problem)
         ({"calibrators": ()}, "at least one"),
         ({"max_drop": -1.0}, "max_drop"),
         ({"targets": ("no-such-target",)}, "no-such-target"),
+        ({"candidates": "convs"}, "candidates: expected one of all, weighted"),
+        ({"ranking": "hessian"}, "ranking: expected one of auto, measured, local"),
     ],
 )
 def test_bad_inputs_fail_before_any_work(problem, kw, fragment):
@@ -134,6 +188,21 @@ def test_cli_runs_the_workflow_and_writes_a_mixed_file_quantize_accepts(arrays, 
         capsys,
     )  # fmt: skip
     assert code == 0, err
+
+
+def test_cli_passes_the_candidates_and_the_ranking(arrays, capsys):
+    d = arrays
+    args = ["tune", "digits_cnn", "--input-size", "8", "--target", "cortex-a76"]
+    args += ["--precision", "w4a8", "--calibrators", "minmax", "--max-drop", "0"]
+    args += ["--calib-data", str(d / "cal.npy"), "--val-data", str(d / "val.npy")]
+    args += ["--val-labels", str(d / "labels.npy"), "--sensitivity-samples", "20"]
+    args += ["--candidates", "weighted", "--ranking", "local", "--out", str(d / "o")]
+    code, _, _ = _cli(args, capsys)
+    doc = json.loads((d / "o" / "digits_cnn_tune.json").read_text())
+    assert code == 0 and (doc["candidates"], doc["ranking"]) == ("weighted", "local")
+    assert len(doc["sensitivity"]) == len(doc["node_precisions"]) == 4
+    code, _, err = _cli([*args[:-4], "--ranking", "fisher", "--out", str(d / "p")], capsys)
+    assert code == 2 and "--ranking" in err and not (d / "p").exists()
 
 
 def test_cli_snr_budget_without_labels(arrays, capsys):

@@ -7,13 +7,24 @@ Inference", section 6) as one entry point, with every step costed on the chosen 
 2. calibration: PTQ at `precision` with each of `calibrators`, each scored on validation; the
    best is kept (ties go to the earlier one in the list);
 3. partial quantization, when the best calibrated model is more than `max_drop` below float:
-   every weighted layer (conv2d / dense of the BN-folded graph) is ranked by its sensitivity
-   (the score, then the output SNR against float as the tie-break, with only that layer
-   quantized at `precision` and everything else float, on `sensitivity_samples` of the
-   validation samples), and the fewest most-sensitive layers are moved to `high` (fp32 by
-   default: Wu et al.'s partial quantization; or a 16-bit precision) for which validation is
-   within the budget: a bisection over that count, assuming more high layers never score
-   worse (each tried count is a recorded step); the whole ranking at `high` ends it either way;
+   the candidate operators (`candidates="all"`: every operator that computes a quantized
+   tensor the score depends on, elementwise and attention arithmetic included; `"weighted"`:
+   only conv2d / dense, Wu et al.'s layers) are ranked by sensitivity on
+   `sensitivity_samples` of the validation samples, and the most sensitive ones are moved to
+   `high` (fp32 by default: Wu et al.'s partial quantization; or a 16-bit precision): a
+   bisection for the fewest with validation within the budget, assuming more high operators
+   never score worse (each tried count is a recorded step). Of the counts tried that
+   meet the budget the one with the lowest latency on the first target is chosen (the fewest
+   high operators on a tie): scattered float operators cost a conversion at every boundary,
+   so fewer can be slower. The whole ranking at `high` ends it when nothing meets the budget.
+   Two rankings (`ranking`):
+   - "measured": the score, then the output SNR against float as the tie-break, with only
+     that operator quantized at `precision` and everything else float (one network run per
+     candidate: Wu et al.'s single-layer sensitivity);
+   - "local": the operator's local quantization SNR (`accelsim.quant.sensitivity.local_snr`:
+     run alone on the float model's own inputs, its output against float's; one pass for all
+     candidates), lowest first. "auto" measures while that costs at most
+     `MEASURED_RUNS` single-sample runs and ranks locally beyond;
 4. quantization-aware training is the next step when the budget still does not hold; it needs
    a torch model (`accelsim.quant.qat`) and is not run here: the result says so.
 
@@ -37,19 +48,28 @@ from accelsim.core.precision import Precision, parse_precision
 from accelsim.core.target import Target, load_target
 from accelsim.dse.mixed_search import _jsonable
 from accelsim.model.graph import Graph
+from accelsim.model.ops import OPS
 from accelsim.quant.calibrate import make_calibrator
-from accelsim.quant.metrics import Metric, evaluate, output_snr_db, scores
+from accelsim.quant.metrics import Metric, evaluate, output_snr_db, score_tensor, scores
 from accelsim.quant.ptq import (
     CalibrationData,
     assign_precisions,
     calibrate_ranges,
     quantize_with_ranges,
 )
+from accelsim.quant.sensitivity import local_snr
 from accelsim.quant.transforms import prepare_for_quantization
 
 DEFAULT_CALIBRATORS = ("minmax", "percentile:99.99", "percentile:99.999", "entropy", "mse")
 FP32 = parse_precision("fp32")
 _WEIGHTED = ("conv2d", "dense")
+CANDIDATES = ("all", "weighted")
+RANKINGS = ("auto", "measured", "local")
+# "auto" ranking: measured sensitivity while candidates x samples stays within this many
+# single-sample network runs (the PP-OCRv4 recognizer's 244 operators on 8 samples, 1952 runs,
+# take about 12 minutes here and rank far better than the local SNR: 61 operators in float
+# meet the budget where the local ranking needs 185)
+MEASURED_RUNS = 4096
 
 
 @dataclass(frozen=True)
@@ -83,13 +103,16 @@ class TuneResult:
     metric: str
     validation_samples: int
     sensitivity_samples: int
+    ranking: str  # "measured" or "local" ("" when no ranking was needed)
+    candidates: str  # "all" or "weighted"
     precision: str
     high: str
     max_drop: float
     float_score: float
     calibration: str  # the calibrator chosen
     calibration_scores: Mapping[str, float]
-    sensitivity: tuple[tuple[str, float, float], ...]  # (layer, score, snr dB), most first
+    # (operator, score with only it quantized (nan when ranked locally), SNR dB), most first
+    sensitivity: tuple[tuple[str, float, float], ...]
     high_layers: tuple[str, ...]
     score: float
     met: bool
@@ -130,6 +153,8 @@ def tune(
     targets: Sequence[str | Target] = ("cortex-a76",),
     fidelity: str | None = "analytic",
     sensitivity_samples: int | None = None,
+    candidates: str = "all",
+    ranking: str = "auto",
     batch_size: int = 16,
     log: Callable[[str], None] | None = None,
 ) -> TuneResult:
@@ -155,6 +180,12 @@ def tune(
         raise InputError(f"max_drop: expected a finite drop >= 0, found {max_drop}")
     if min_score is not None and not math.isfinite(min_score):
         raise InputError(f"min_score: expected a finite score, found {min_score}")
+    if candidates not in CANDIDATES:
+        raise InputError(
+            f"candidates: expected one of {', '.join(CANDIDATES)}, found {candidates!r}"
+        )
+    if ranking not in RANKINGS:
+        raise InputError(f"ranking: expected one of {', '.join(RANKINGS)}, found {ranking!r}")
     if not calibration.samples:
         raise InputError("calibration data: no samples")
     x_val = np.asarray(x_val)
@@ -167,7 +198,6 @@ def tune(
             t.check_precision(hi)
 
     prepared = prepare_for_quantization(graph)
-    layers = [n.name for n in prepared.nodes if n.op in _WEIGHTED]
     steps: list[TuneStep] = []
 
     def costs_of(q: Graph) -> tuple[StepCost, ...]:
@@ -233,17 +263,33 @@ def tune(
     sensitivity: tuple[tuple[str, float, float], ...] = ()
     high_layers: tuple[str, ...] = ()
     final = best
+    cands = _candidates(prepared, candidates)
+    how = ""
     if not best.meets_budget:
-        # 3. partial quantization: rank layers, then the fewest most-sensitive ones go high
+        # 3. partial quantization: rank operators, then the most sensitive ones go high
         ns = len(x_val) if sensitivity_samples is None else min(sensitivity_samples, len(x_val))
         xs, ref = x_val[:ns], float_scores[:ns]
+        how = ranking
+        if how == "auto":
+            how = "measured" if len(cands) * ns <= MEASURED_RUNS else "local"
         rows = []
-        for name in layers:
-            q = quantize_with_ranges(prepared, {**_all(prepared, FP32), name: p}, ranges)
-            s = scores(q, xs, batch_size)
-            rows.append((name, float(metric_on(metric, s, ns)), output_snr_db(ref, s)))
-        sensitivity = tuple(sorted(rows, key=lambda r: (r[1], r[2])))
-        say("sensitivity (most first): " + ", ".join(f"{n} {s:.3f}" for n, s, _ in sensitivity))
+        if how == "measured":
+            for name in cands:
+                q = quantize_with_ranges(prepared, {**_all(prepared, FP32), name: p}, ranges)
+                s = scores(q, xs, batch_size)
+                rows.append((name, float(metric_on(metric, s, ns)), output_snr_db(ref, s)))
+            sensitivity = tuple(sorted(rows, key=lambda r: (r[1], r[2])))
+        else:
+            snr = local_snr(prepared, quantize_with_ranges(prepared, uniform, ranges), xs)
+            rows = [(n, math.nan, snr[n]) for n in cands if n in snr and math.isfinite(snr[n])]
+            sensitivity = tuple(sorted(rows, key=lambda r: r[2]))
+        say(
+            f"sensitivity ({how}, {len(sensitivity)} operators, most first): "
+            + ", ".join(
+                f"{n} {s:.3f} ({d:.1f} dB)" if how == "measured" else f"{n} {d:.1f} dB"
+                for n, s, d in sensitivity[:40]
+            )
+        )
         order = [r[0] for r in sensitivity]
         tried: dict[int, TuneStep] = {}
 
@@ -265,16 +311,20 @@ def tune(
                     hi_k = mid
                 else:
                     lo_k = mid
-            final = try_k(hi_k)
+            # of the counts tried that meet the budget, the cheapest on the first target: a
+            # few float operators scattered between integer ones can cost more than many in
+            # runs (every boundary converts), so the fewest is not always the fastest
+            final = min(
+                (t for t in tried.values() if t.meets_budget),
+                key=lambda t: (t.costs[0].latency_s if t.costs else 0.0, len(t.high_layers)),
+            )
         else:
             final = top
         high_layers = final.high_layers
         if final is not steps[-1]:  # the chosen configuration is the last step
             final = replace(final, stage="chosen")
             steps.append(final)
-    node_prec = {
-        n.name: str(hi if n.name in high_layers else p) for n in prepared.nodes if n.op in _WEIGHTED
-    }
+    node_prec = {n: str(hi if n in high_layers else p) for n in cands}
     nxt = (
         ""
         if final.meets_budget
@@ -290,6 +340,8 @@ def tune(
         sensitivity_samples=0
         if not sensitivity
         else min(sensitivity_samples or len(x_val), len(x_val)),
+        ranking=how,
+        candidates=candidates,
         precision=str(p),
         high=str(hi),
         max_drop=float(max_drop),
@@ -305,6 +357,33 @@ def tune(
         next_step=nxt,
         min_score=min_score,
     )
+
+
+def _candidates(prepared: Graph, which: str) -> list[str]:
+    """The operators partial quantization may move high, in graph order: conv2d / dense
+    ("weighted"), or every operator with an integer kernel of its own (`OpDef.quant == "int"`:
+    linear layers, elementwise arithmetic, lookup tables, pooling, softmax) that computes a
+    tensor the score depends on ("all"). Data movement shares its input's parameters and
+    float-only operators are float already: moving them would change nothing."""
+    if which == "weighted":
+        return [n.name for n in prepared.nodes if n.op in _WEIGHTED]
+    needed, todo = set(), [score_tensor(prepared)]
+    while todo:  # the tensors the score is computed from
+        t = todo.pop()
+        if t in needed:
+            continue
+        needed.add(t)
+        prod = prepared.producer(t)
+        if prod is not None:
+            todo.extend(i for i in prod.inputs if i)
+    return [
+        n.name
+        for n in prepared.nodes
+        if n.op in OPS
+        and OPS[n.op].quant == "int"
+        and any(o in needed for o in n.outputs)
+        and not all(prepared.is_constant(i) for i in n.inputs if i)
+    ]
 
 
 def _all(graph: Graph, p: Precision) -> dict[str, Precision]:

@@ -6,6 +6,10 @@
   stays float (`ptq.quantize_graph` with default `Precision(float_dtype="float32")` and one
   override). The integer-only reference executor computes it; the layer's input and output are
   quantized / dequantized around it.
+* `local_snr`: a cheaper ranking for every quantized operator, not only weighted ones: each
+  node of the quantized graph fed the float model's own inputs (quantized at the node's input
+  parameters), its dequantized output against the float model's. One float run and one pass
+  over the nodes per sample, where `layer_sensitivity` runs the whole network once per layer.
 * `greedy_mixed_precision`: start from every layer at the low precision; while the accuracy is
   below the target, move the next most sensitive layer (lowest single-layer accuracy first) to
   the high precision (default: float, as Wu et al.'s "partial quantization"; or e.g. w8a8).
@@ -16,6 +20,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -116,6 +121,79 @@ def layer_sensitivity(
         else [n.name for n in ev.prepared.nodes if n.op in ("conv2d", "dense")]
     )
     return [(name, ev.score(FP32, {name: low})) for name in names]
+
+
+def local_snr(prepared: Graph, q: Graph, x: np.ndarray) -> dict[str, float]:
+    """Per-node local quantization SNR in dB: every node of `q` (quantized from the float
+    graph `prepared`, node and activation names shared) with a quantized output, run alone on
+    the float model's values of its inputs quantized at `q`'s parameters (weights as `q` holds
+    them), its outputs dequantized and compared with the float model's, summed over the
+    samples `x` (N, ...), one at a time. Upstream nodes are exact here, so this is the error
+    the node itself adds: its inputs rounded to their grids and clipped to their calibrated
+    ranges, its weights rounded, its output requantized. inf where it adds none (max pooling,
+    reshapes). The node's effect on the network's score is not in it: a ranking to bisect
+    over, not a score."""
+    from accelsim.core.qparams import dequantize_array
+    from accelsim.model.graph import Node, TensorInfo
+    from accelsim.ref.executor import domain_of, find_kernel, run
+    from accelsim.ref.registry import KernelCall
+
+    float_names = set(prepared.tensors)
+    nodes = [
+        n
+        for n in q.nodes
+        if n.op not in ("quantize", "dequantize")
+        and any(q.tensors[t].is_quantized for t in n.outputs)
+        and all(t in float_names for t in n.outputs)
+    ]
+
+    def source(t: str) -> str:
+        """The float tensor a tensor of `q` stands for (through inserted quantize nodes)."""
+        while t not in float_names:
+            prod = q.producer(t)
+            if prod is None or prod.op not in ("quantize", "dequantize"):
+                break
+            t = prod.inputs[0]
+        return t
+
+    quantize = find_kernel("quantize", q.requant_mode)
+    signal = dict.fromkeys((n.name for n in nodes), 0.0)
+    noise = dict.fromkeys((n.name for n in nodes), 0.0)
+    for i in range(len(x)):
+        fv = run(prepared, [np.asarray(x[i : i + 1])], keep=True)
+        for n in nodes:
+            infos = [q.tensors[t] if t else None for t in n.inputs]
+            args: list[np.ndarray | None] = []
+            for t, info in zip(n.inputs, infos):
+                if info is None:
+                    args.append(None)
+                elif t in q.constants:
+                    args.append(q.constants[t])
+                elif not info.is_quantized:
+                    args.append(np.asarray(fv[source(t)]))
+                else:  # as the graph's own quantize kernel rounds (its requantization mode)
+                    v = np.asarray(fv[source(t)], np.float32)
+                    call = KernelCall(
+                        Node(f"{t}.quantize", "quantize", ("x",), (t,)),
+                        [v],
+                        [TensorInfo("x", info.shape, "float32")],
+                        [info],
+                        q,
+                    )
+                    args.append(quantize(call)[0])
+            outs = [q.tensors[t] for t in n.outputs]
+            res = find_kernel(n.op, domain_of(q, n))(KernelCall(n, args, infos, outs, q))
+            for t, r, info in zip(n.outputs, res, outs):
+                if not info.is_quantized:
+                    continue
+                ref = np.asarray(fv[t], np.float64)
+                got = dequantize_array(np.asarray(r).reshape(info.shape), info.quant)
+                signal[n.name] += float(np.sum(ref * ref))
+                noise[n.name] += float(np.sum((got - ref) ** 2))
+    return {
+        k: (math.inf if noise[k] == 0.0 else 10.0 * math.log10(max(signal[k], 1e-300) / noise[k]))
+        for k in signal
+    }
 
 
 def greedy_mixed_precision(
