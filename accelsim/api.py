@@ -802,13 +802,15 @@ def tune(
     sensitivity_samples: int | None = None,
     candidates: str = "all",
     ranking: str = "auto",
+    prefer: str = "fewest",
     input_size: int | None = None,
     log: Callable[[str], None] | None = None,
 ) -> TuneResult:
     """Wu et al.'s workflow on a float model (`accelsim.dse.tune`): pick the calibrator that
     scores best on `x_val`, then move the most sensitive operators (`candidates`: "all"
     integer operators or the "weighted" ones; `ranking`: "measured", "local" or "auto") to
-    `high` until the score is within `max_drop` of float; every step costed on `targets`. The score is `metric` (an
+    `high` until the score is within `max_drop` of float (`prefer`: the "fewest" such
+    operators, or the "fastest" configuration that meets it); every step costed on `targets`. The score is `metric` (an
     `accelsim.quant.metrics.Metric`, or any callable of the model's scores returning a number,
     higher better), else top-1 against `labels`, else the output SNR against float (dB; give
     the budget as `min_score`, the least SNR accepted).
@@ -841,6 +843,7 @@ def tune(
         sensitivity_samples=sensitivity_samples,
         candidates=candidates,
         ranking=ranking,
+        prefer=prefer,
         log=log,
     )
 

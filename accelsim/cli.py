@@ -526,6 +526,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         sensitivity_samples=args.sensitivity_samples,
         candidates=args.candidates,
         ranking=args.ranking,
+        prefer=args.prefer,
         log=lambda m: print(m, file=sys.stderr),
     )
     print(format_result(result, per_unit))
@@ -1005,6 +1006,14 @@ def build_parser() -> argparse.ArgumentParser:
         "each), local (its own quantization SNR on float inputs, one pass for all), auto "
         "(measured while candidates x samples stay within accelsim.dse.tune.MEASURED_RUNS, "
         "else local; default)",
+    )
+    tu.add_argument(
+        "--prefer",
+        choices=["fewest", "fastest"],
+        default="fewest",
+        help="of the configurations that meet the budget keep the one with the fewest "
+        "operators kept high (default, Wu et al.) or the fastest on the first --target (float "
+        "operators scattered between integer ones pay a conversion at every boundary)",
     )
     tu.add_argument(
         "--fidelity",

@@ -454,6 +454,15 @@ def _step_cost(tune_json: dict, pick) -> dict[str, tuple[float, float]]:
     return {c["target"]: (c["latency_s"], c["energy_j"]) for c in s["costs"]}
 
 
+def _fastest_meeting(tune_json: dict) -> dict | None:
+    """The tried partial step that met the budget at the lowest latency on the first target
+    (what `tune(prefer="fastest")` keeps)."""
+    steps = [s for s in tune_json["steps"] if s["stage"] == "partial" and s["meets_budget"]]
+    return min(
+        steps, key=lambda s: (s["costs"][0]["latency_s"], len(s["high_layers"])), default=None
+    )
+
+
 def markdown(results: list[dict]) -> str:
     """The real-network sections of reports/accuracy.md."""
     lines = [
@@ -648,7 +657,7 @@ def _findings(results: list[dict]) -> list[str]:
         )
     out.append(
         "5. **4-bit weights: the PTQ loss, and what partial quantization recovers** (Wu et al. "
-        "§6: keep the most sensitive layers in float; QAT is the step after). "
+        "§6: keep the most sensitive operators in float; QAT is the step after). "
         + "; ".join(parts)
         + ".\n"
     )
@@ -672,11 +681,22 @@ def _findings(results: list[dict]) -> list[str]:
             f"{fp[t][1] * 1e6:.0f} uJ)"
             for t in fin
         )
+        fast = _fastest_meeting(t8)
+        alt = ""
+        if fast is not None and len(fast["high_layers"]) != len(t8["high_layers"]):
+            c0 = fast["costs"][0]
+            alt = (
+                f"; the fastest configuration tried that meets the budget on validation "
+                f"(`--prefer fastest`) keeps {len(fast['high_layers'])} operators in float: "
+                f"{c0['target']} {c0['latency_s'] * 1e3:.2f} ms"
+            )
         parts.append(
             f"{res['model']}: calibrator chosen on validation {t8['calibration']} "
             f"({', '.join(f'{k} {v:.3f}' for k, v in t8['calibration_scores'].items())}); "
-            f"{len(t8['high_layers'])} layer(s) in float; test {_pct(tuned['top1'])} vs float "
-            f"{_pct(f)} ({_pts(tuned['top1'] - f)}); {costs}"
+            f"{len(t8['high_layers'])} of {len(t8['node_precisions'])} operators in float "
+            f"(sensitivity {t8.get('ranking') or '-'}, over {t8.get('candidates', 'weighted')} "
+            f"operators); test {_pct(tuned['top1'])} vs float {_pct(f)} "
+            f"({_pts(tuned['top1'] - f)}); {costs}{alt}"
         )
     out.append(
         "6. **Wu et al.'s workflow ends within 1 point of float** (calibrator per model on "

@@ -58,9 +58,17 @@ def test_partial_quantization_until_the_budget_holds(problem):
     assert r.high_layers == tuple(n for n, _, _ in r.sensitivity[: len(r.high_layers)])
     assert r.steps[-1].high_layers == r.high_layers and r.steps[-1].meets_budget
     assert {c.target for c in r.steps[-1].costs} == {"cortex-a76", "hvx-v68"}
-    # the cheapest on the first target of the counts tried that meet the budget
-    meeting = [s for s in r.steps if s.stage == "partial" and s.meets_budget]
-    assert r.final.costs[0].latency_s == min(s.costs[0].latency_s for s in meeting)
+    # the fewest (Wu et al.): a graph with fewer float operators never met the budget
+    fewer = [s for s in r.steps if s.stage == "partial" and len(s.high_layers) < len(r.high_layers)]
+    assert all(not s.meets_budget for s in fewer)
+    # prefer="fastest": the cheapest on the first target of the counts tried that meet it
+    f = tune(
+        g, cal, x, metric, precision="w4a8", calibrators=("minmax",), max_drop=0.0,
+        targets=("cortex-a76",), sensitivity_samples=20, prefer="fastest",
+    )  # fmt: skip
+    meeting = [s for s in f.steps if s.stage == "partial" and s.meets_budget]
+    assert f.prefer == "fastest" and f.met
+    assert f.final.costs[0].latency_s == min(s.costs[0].latency_s for s in meeting)
     assert sum(p == "fp32" for p in r.node_precisions.values()) == len(r.high_layers)
 
 
@@ -134,6 +142,7 @@ def test_local_snr_of_the_last_layer_is_its_measured_output_snr():
         ({"targets": ("no-such-target",)}, "no-such-target"),
         ({"candidates": "convs"}, "candidates: expected one of all, weighted"),
         ({"ranking": "hessian"}, "ranking: expected one of auto, measured, local"),
+        ({"prefer": "smallest"}, "prefer: expected one of fewest, fastest"),
     ],
 )
 def test_bad_inputs_fail_before_any_work(problem, kw, fragment):

@@ -13,10 +13,11 @@ Inference", section 6) as one entry point, with every step costed on the chosen 
    `sensitivity_samples` of the validation samples, and the most sensitive ones are moved to
    `high` (fp32 by default: Wu et al.'s partial quantization; or a 16-bit precision): a
    bisection for the fewest with validation within the budget, assuming more high operators
-   never score worse (each tried count is a recorded step). Of the counts tried that
-   meet the budget the one with the lowest latency on the first target is chosen (the fewest
-   high operators on a tie): scattered float operators cost a conversion at every boundary,
-   so fewer can be slower. The whole ranking at `high` ends it when nothing meets the budget.
+   never score worse (each tried count is a recorded step). `prefer="fewest"` keeps that
+   count (Wu et al.); `"fastest"` keeps, of the counts tried that meet the budget, the one
+   with the lowest latency on the first target (the fewest high operators on a tie):
+   scattered float operators cost a conversion at every boundary, so fewer can be slower.
+   The whole ranking at `high` ends it when nothing meets the budget.
    Two rankings (`ranking`):
    - "measured": the score, then the output SNR against float as the tie-break, with only
      that operator quantized at `precision` and everything else float (one network run per
@@ -64,6 +65,7 @@ DEFAULT_CALIBRATORS = ("minmax", "percentile:99.99", "percentile:99.999", "entro
 FP32 = parse_precision("fp32")
 _WEIGHTED = ("conv2d", "dense")
 CANDIDATES = ("all", "weighted")
+PREFER = ("fewest", "fastest")
 RANKINGS = ("auto", "measured", "local")
 # "auto" ranking: measured sensitivity while candidates x samples stays within this many
 # single-sample network runs (the PP-OCRv4 recognizer's 244 operators on 8 samples, 1952 runs,
@@ -105,6 +107,7 @@ class TuneResult:
     sensitivity_samples: int
     ranking: str  # "measured" or "local" ("" when no ranking was needed)
     candidates: str  # "all" or "weighted"
+    prefer: str  # "fewest" or "fastest"
     precision: str
     high: str
     max_drop: float
@@ -155,6 +158,7 @@ def tune(
     sensitivity_samples: int | None = None,
     candidates: str = "all",
     ranking: str = "auto",
+    prefer: str = "fewest",
     batch_size: int = 16,
     log: Callable[[str], None] | None = None,
 ) -> TuneResult:
@@ -184,6 +188,8 @@ def tune(
         raise InputError(
             f"candidates: expected one of {', '.join(CANDIDATES)}, found {candidates!r}"
         )
+    if prefer not in PREFER:
+        raise InputError(f"prefer: expected one of {', '.join(PREFER)}, found {prefer!r}")
     if ranking not in RANKINGS:
         raise InputError(f"ranking: expected one of {', '.join(RANKINGS)}, found {ranking!r}")
     if not calibration.samples:
@@ -311,13 +317,14 @@ def tune(
                     hi_k = mid
                 else:
                     lo_k = mid
-            # of the counts tried that meet the budget, the cheapest on the first target: a
-            # few float operators scattered between integer ones can cost more than many in
-            # runs (every boundary converts), so the fewest is not always the fastest
-            final = min(
-                (t for t in tried.values() if t.meets_budget),
-                key=lambda t: (t.costs[0].latency_s if t.costs else 0.0, len(t.high_layers)),
-            )
+            if prefer == "fewest":
+                final = try_k(hi_k)
+            else:  # a few float operators between integer ones can cost more than many in
+                # runs (every boundary converts), so the fewest is not always the fastest
+                final = min(
+                    (t for t in tried.values() if t.meets_budget),
+                    key=lambda t: (t.costs[0].latency_s if t.costs else 0.0, len(t.high_layers)),
+                )
         else:
             final = top
         high_layers = final.high_layers
@@ -342,6 +349,7 @@ def tune(
         else min(sensitivity_samples or len(x_val), len(x_val)),
         ranking=how,
         candidates=candidates,
+        prefer=prefer,
         precision=str(p),
         high=str(hi),
         max_drop=float(max_drop),
