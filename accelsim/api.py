@@ -810,10 +810,11 @@ def tune(
     scores best on `x_val`, then move the most sensitive operators (`candidates`: "all"
     integer operators or the "weighted" ones; `ranking`: "measured", "local" or "auto") to
     `high` until the score is within `max_drop` of float (`prefer`: the "fewest" such
-    operators, or the "fastest" configuration that meets it); every step costed on `targets`. The score is `metric` (an
-    `accelsim.quant.metrics.Metric`, or any callable of the model's scores returning a number,
-    higher better), else top-1 against `labels`, else the output SNR against float (dB; give
-    the budget as `min_score`, the least SNR accepted).
+    operators, or the "fastest" configuration that meets it); every step costed on
+    `targets`. The score is `metric` (an `accelsim.quant.metrics.Metric`, or any callable of
+    the model's scores returning a number, higher better), else top-1 against `labels`, else
+    the output SNR against float (dB; give the budget as `min_score`, the least SNR
+    accepted).
     `calibration` is what `quantize` takes as `data` (an array of samples, a `.npy` path or
     `CalibrationData`)."""
     from accelsim.dse.tune import DEFAULT_CALIBRATORS

@@ -265,7 +265,10 @@ def study(name: str, quick: bool, log: Callable[[str], None], tune_only: bool = 
 
     ranges: dict[str, dict] = {}
     if tune_only:
-        last = json.loads((RESULTS / f"accuracy_real_{name}.json").read_text())
+        last_path = RESULTS / f"accuracy_real_{name}.json"
+        if not last_path.exists():
+            raise SystemExit(f"{last_path}: no full run to keep the other rows from")
+        last = json.loads(last_path.read_text())
         if last["samples"] != res["samples"]:
             raise SystemExit(f"{name}: the last run used {last['samples']}, not {res['samples']}")
         res = {k: v for k, v in last.items() if not k.startswith("tune_")}

@@ -130,9 +130,9 @@ def local_snr(prepared: Graph, q: Graph, x: np.ndarray) -> dict[str, float]:
     them), its outputs dequantized and compared with the float model's, summed over the
     samples `x` (N, ...), one at a time. Upstream nodes are exact here, so this is the error
     the node itself adds: its inputs rounded to their grids and clipped to their calibrated
-    ranges, its weights rounded, its output requantized. inf where it adds none (max pooling,
-    reshapes). The node's effect on the network's score is not in it: a ranking to bisect
-    over, not a score."""
+    ranges, its weights rounded, its output requantized (a data-movement node shows the
+    rounding of the tensor it moves; inf only where nothing rounds). The node's effect on the
+    network's score is not in it: a ranking to bisect over, not a score."""
     from accelsim.core.qparams import dequantize_array
     from accelsim.model.graph import Node, TensorInfo
     from accelsim.ref.executor import domain_of, find_kernel, run
