@@ -45,7 +45,7 @@ if str(ROOT) not in sys.path:
 
 from accelsim.core.fsutil import atomic_write_text  # noqa: E402
 from accelsim.core.precision import parse_precision  # noqa: E402
-from accelsim.dse.tune import tune  # noqa: E402
+from accelsim.dse.tune import fastest_meeting, step_from_json, tune  # noqa: E402
 from accelsim.model import packaged  # noqa: E402
 from accelsim.quant import metrics, ocrdata  # noqa: E402
 from accelsim.quant.mixed import write_mixed  # noqa: E402
@@ -457,15 +457,6 @@ def _step_cost(tune_json: dict, pick) -> dict[str, tuple[float, float]]:
     return {c["target"]: (c["latency_s"], c["energy_j"]) for c in s["costs"]}
 
 
-def _fastest_meeting(tune_json: dict) -> dict | None:
-    """The tried partial step that met the budget at the lowest latency on the first target
-    (what `tune(prefer="fastest")` keeps)."""
-    steps = [s for s in tune_json["steps"] if s["stage"] == "partial" and s["meets_budget"]]
-    return min(
-        steps, key=lambda s: (s["costs"][0]["latency_s"], len(s["high_layers"])), default=None
-    )
-
-
 def markdown(results: list[dict]) -> str:
     """The real-network sections of reports/accuracy.md."""
     lines = [
@@ -684,14 +675,14 @@ def _findings(results: list[dict]) -> list[str]:
             f"{fp[t][1] * 1e6:.0f} uJ)"
             for t in fin
         )
-        fast = _fastest_meeting(t8)
+        fast = fastest_meeting(step_from_json(s) for s in t8["steps"])
         alt = ""
-        if fast is not None and len(fast["high_layers"]) != len(t8["high_layers"]):
-            c0 = fast["costs"][0]
+        if fast is not None and len(fast.high_layers) != len(t8["high_layers"]):
+            c0 = fast.costs[0]
             alt = (
                 f"; the fastest configuration tried that meets the budget on validation "
-                f"(`--prefer fastest`) keeps {len(fast['high_layers'])} operators in float: "
-                f"{c0['target']} {c0['latency_s'] * 1e3:.2f} ms"
+                f"(`--prefer fastest`) keeps {len(fast.high_layers)} operators in float: "
+                f"{c0.target} {c0.latency_s * 1e3:.2f} ms"
             )
         parts.append(
             f"{res['model']}: calibrator chosen on validation {t8['calibration']} "

@@ -38,7 +38,7 @@ step.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -321,10 +321,7 @@ def tune(
                 final = try_k(hi_k)
             else:  # a few float operators between integer ones can cost more than many in
                 # runs (every boundary converts), so the fewest is not always the fastest
-                final = min(
-                    (t for t in tried.values() if t.meets_budget),
-                    key=lambda t: (t.costs[0].latency_s if t.costs else 0.0, len(t.high_layers)),
-                )
+                final = fastest_meeting(tried.values()) or try_k(hi_k)
         else:
             final = top
         high_layers = final.high_layers
@@ -364,6 +361,28 @@ def tune(
         node_precisions=node_prec,
         next_step=nxt,
         min_score=min_score,
+    )
+
+
+def fastest_meeting(steps: Iterable[TuneStep]) -> TuneStep | None:
+    """The partial-quantization step that met the budget at the lowest latency on the first
+    target (the fewest high operators on a tie): what `prefer="fastest"` keeps."""
+    meeting = [s for s in steps if s.stage == "partial" and s.meets_budget]
+    return min(
+        meeting,
+        key=lambda s: (s.costs[0].latency_s if s.costs else 0.0, len(s.high_layers)),
+        default=None,
+    )
+
+
+def step_from_json(d: Mapping) -> TuneStep:
+    """A `TuneStep` back from its `to_json()` form."""
+    return TuneStep(
+        **{
+            **d,
+            "high_layers": tuple(d["high_layers"]),
+            "costs": tuple(StepCost(**c) for c in d["costs"]),
+        }
     )
 
 

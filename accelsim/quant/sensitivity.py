@@ -28,12 +28,15 @@ import numpy as np
 
 from accelsim.core.fsutil import atomic_write_text
 from accelsim.core.precision import Precision
+from accelsim.core.qparams import dequantize_array
 from accelsim.model.batch import with_batch
-from accelsim.model.graph import Graph
+from accelsim.model.graph import Graph, Node, TensorInfo
 from accelsim.quant.metrics import output_snr_db, predict_logits, top1
 from accelsim.quant.mixed import write_mixed
 from accelsim.quant.ptq import CalibrationData, quantize_graph
 from accelsim.quant.transforms import prepare_for_quantization
+from accelsim.ref.executor import domain_of, find_kernel, run
+from accelsim.ref.registry import KernelCall
 
 FP32 = Precision(None, None, float_dtype="float32")
 
@@ -133,11 +136,6 @@ def local_snr(prepared: Graph, q: Graph, x: np.ndarray) -> dict[str, float]:
     ranges, its weights rounded, its output requantized (a data-movement node shows the
     rounding of the tensor it moves; inf only where nothing rounds). The node's effect on the
     network's score is not in it: a ranking to bisect over, not a score."""
-    from accelsim.core.qparams import dequantize_array
-    from accelsim.model.graph import Node, TensorInfo
-    from accelsim.ref.executor import domain_of, find_kernel, run
-    from accelsim.ref.registry import KernelCall
-
     float_names = set(prepared.tensors)
     nodes = [
         n
