@@ -44,14 +44,18 @@ def contraction_kernels(model: str, target: str, precision: str = "w8a8"):
 
 
 # -- the hardware is really used -------------------------------------------------------------
+SDOT = {"sdot", "sdot_lane"}  # 4 activations broadcast, or 16 loaded and taken by element
+
+
 def test_sdot_in_every_int8_conv_and_fc_kernel_on_cortex_a76():
     ks = contraction_kernels("mobilenet_v2", "cortex-a76")
     assert len(ks) == 36
     counts = {L.name: count_mnemonic(Path(k.asm_path).read_text(), "sdot") for L, k in ks}
     assert min(counts.values()) > 0, {n: c for n, c in counts.items() if not c}
-    assert all(
-        k.intrinsic == "sdot" and k.instruction_mix.mnemonics.get("sdot", 0) > 0 for _, k in ks
+    assert all(  # by element (sdot_lane) where the reduction is long enough
+        k.intrinsic in SDOT and k.instruction_mix.mnemonics.get("sdot", 0) > 0 for _, k in ks
     )
+    assert {k.intrinsic for _, k in ks} == SDOT
 
 
 @pytest.mark.parametrize("precision", ["w4a4", "w8a4"])
@@ -61,8 +65,7 @@ def test_four_bit_activations_use_sdot_too(precision):
     ks = contraction_kernels("mobilenet_v2", "cortex-a76", precision)
     assert len(ks) == 36
     assert all(
-        k.intrinsic == "sdot" and count_mnemonic(Path(k.asm_path).read_text(), "sdot")
-        for _, k in ks
+        k.intrinsic in SDOT and count_mnemonic(Path(k.asm_path).read_text(), "sdot") for _, k in ks
     )
 
 
@@ -71,7 +74,7 @@ def test_sdot_on_cortex_a55():
     assert len(ks) == 21
     for L, k in ks:
         asm = Path(k.asm_path).read_text()
-        assert k.intrinsic == "sdot" and count_mnemonic(asm, "sdot") > 0, L.name
+        assert k.intrinsic in SDOT and count_mnemonic(asm, "sdot") > 0, L.name
 
 
 def test_no_sdot_on_cortex_a53_but_smull_and_sadalp():
@@ -386,16 +389,17 @@ def test_changing_a_recipe_value_changes_code_and_loop_nest(tmp_path):
     t = load_target("cortex-a76")
     node = q.node("layer2.0.conv1")
     base = open(recipes_for(t).path).read()
-    int8_tile = 'tile: {ow: "<=4", oc: "<=16"}'  # the first conv2d recipe: int8
+    # 3x3 x 64 channels: sdot by element, whose tile the recipe gives in intrinsic_tile
+    int8_tile = 'sdot_lane: {ow: "<=8", oc: "<=8"}'
     assert int8_tile in base
     path = tmp_path / "cpu-simd.yaml"
-    path.write_text(base.replace(int8_tile, "tile: {ow: 2, oc: 16}", 1))
+    path.write_text(base.replace(int8_tile, "sdot_lane: {ow: 2, oc: 16}", 1))
     a = cg.compile_layer(lower_node(q, node, t), t)
     b = cg.compile_layer(lower_node(q, node, t, schedules=str(path)), t)
-    assert a.key != b.key
+    assert a.key != b.key and a.intrinsic == b.intrinsic == "sdot_lane"
     assert Path(a.asm_path).read_text() != Path(b.asm_path).read_text()
     ea, eb = ({lp.name: lp.extent for lp in k.all_loops()} for k in (a, b))
-    assert (ea["ow.i"], ea["oc.i"]) == (4, 4)  # 4 pixels x 4 sdot blocks of 4 channels
+    assert ea["oc.i"] == 2  # 8 channels: 2 sdot blocks of 4
     assert (eb["ow.i"], eb["oc.i"]) == (2, 4)
     assert b.schedule["tiles"] == {"ow": 2, "oc": 16}
     # an unroll list change alone also changes the code

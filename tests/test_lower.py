@@ -386,8 +386,8 @@ def test_intrinsic_per_target_comes_from_the_table():
     }
     host_features = load_target("host").codegen.features
     assert chosen == {
-        "cortex-a76": "sdot",
-        "cortex-a55": "sdot",
+        "cortex-a76": "sdot_lane",  # 3x3 x 64 channels: 36 calls of 16 by element
+        "cortex-a55": "sdot_lane",
         "cortex-a53": "smull_smlal",  # restricted-range weights: Appendix B pairing
         "kryo280": "smull_smlal",
         "hvx-v68": "vrmpy",
@@ -418,13 +418,16 @@ def test_intrinsic_per_target_comes_from_the_table():
 
 
 # -- recipes -----------------------------------------------------------------------------------
+INT8_TILE = 'tile: [{ow: 4, oc: "<=16"}, {ow: "<=8", oc: "<=8"}]'  # conv2d.default's
+
+
 def test_non_dividing_tile_is_an_error_naming_file_key_and_layer(tmp_path):
     q, _ = quantized("mobilenet_v2", "w8a8")
     path = tmp_path / "cpu-simd.yaml"
     path.write_text(
         open(recipes_for(load_target("cortex-a76")).path)
         .read()
-        .replace('tile: {ow: "<=4", oc: "<=16"}', "tile: {ow: 2, oc: 12}", 1)
+        .replace(INT8_TILE, "tile: {ow: 2, oc: 12}", 1)
     )
     with pytest.raises(RecipeError) as err:
         lower_node(q, q.node("features.1.conv.1"), load_target("cortex-a76"), schedules=str(path))
@@ -433,6 +436,27 @@ def test_non_dividing_tile_is_an_error_naming_file_key_and_layer(tmp_path):
         f"channels of layer 'features.1.conv.1'"
     )
     assert isinstance(err.value, AccelsimError)
+
+
+def test_tile_alternatives_take_the_first_that_fits(tmp_path):
+    """A list of tiles: the first whose int sizes divide the layer's axes; when none does,
+    the last one's misfit is the error, named with its index."""
+    q, _ = quantized("mobilenet_v2", "w8a8")
+    a76 = load_target("cortex-a76")
+    text = open(recipes_for(a76).path).read()
+    assert INT8_TILE in text
+    path = tmp_path / "cpu-simd.yaml"
+    # features.1.conv.1: 1x1, 32 -> 16 on a 16-wide map (sdot: 2 calls, below sdot_lane's 6)
+    path.write_text(text.replace(INT8_TILE, "tile: [{ow: 3, oc: 16}, {ow: 8, oc: 8}]", 1))
+    low = lower_node(q, q.node("features.1.conv.1"), a76, schedules=str(path))
+    assert low.schedule.intrinsic == "sdot" and low.schedule.tiles == {"ow": 8, "oc": 8}
+    path.write_text(text.replace(INT8_TILE, "tile: [{ow: 3}, {ow: 5, oc: 8}]", 1))
+    with pytest.raises(RecipeError) as err:
+        lower_node(q, q.node("features.1.conv.1"), a76, schedules=str(path))
+    assert str(err.value) == (
+        f"{path}: conv2d.default.tile[1].ow: 5 does not divide 16 output columns of "
+        "layer 'features.1.conv.1'"
+    )
 
 
 @pytest.mark.parametrize(
@@ -566,3 +590,23 @@ def test_round_half_away_in_float32_matches_std_round():
     v = np.clip(x.astype(np.float64), lo, hi)
     ref = (np.sign(v) * np.floor(np.abs(v) + 0.5)).astype(np.int32)
     np.testing.assert_array_equal(out.numpy(), ref)
+
+
+def test_sdot_lane_gives_way_where_it_would_pad_or_be_unrolled_whole():
+    """`sdot_lane` (16 input channels per call) packs its weights `[4 groups][4 lanes][4]`;
+    a 3-channel input would be padded to 16 (`sdot` pads to 4), and a 1x1 conv over 64
+    channels has 4 calls, fewer than its `min_calls`: both keep `sdot`, and say why."""
+    q, values = quantized("resnet18", "w8a8")
+    a76 = load_target("cortex-a76")
+    layer = lower_node(q, q.node("layer1.0.conv1"), a76)  # 3x3, 64 -> 64
+    assert layer.schedule.intrinsic == "sdot_lane"
+    assert layer.args[1].shape == (16, 3, 3, 4, 4, 4, 4)  # [oc/4][kh][kw][ic/16][4][4][4]
+    w = layer.pack_inputs(values)["w"]
+    ref = q.constants[q.node("layer1.0.conv1").inputs[1]]  # OIHW
+    # [ocb][kh][kw][icb][g][lane][k] = ref[4 ocb + lane, 16 icb + 4 g + k, kh, kw]
+    expect = ref.reshape(16, 4, 4, 4, 4, 3, 3).transpose(0, 5, 6, 2, 3, 1, 4)
+    np.testing.assert_array_equal(w, expect)
+    for name, why in (("conv1", "padded to 16"), ("layer2.0.downsample.0", "fewer than 6 calls")):
+        low = lower_node(q, q.node(name), a76)
+        assert low.schedule.intrinsic == "sdot", name
+        assert any("sdot_lane" in n and why in n for n in low.schedule.notes), low.schedule.notes

@@ -44,10 +44,12 @@ from accelsim.sim import pipeline as pl
 MCA = shutil.which("llvm-mca-19")
 needs_mca = pytest.mark.skipif(MCA is None, reason="llvm-mca-19 not installed")
 
-# (precision, layer of mobilenet_v2 at 32x32): 3x3 conv, 1x1 conv, depthwise, FC
+# (precision, layer of mobilenet_v2 at 32x32): 3x3 conv, 1x1 conv (broadcast SDOT over 24
+# channels, SDOT by element over 960), depthwise, FC
 CASES = [
     ("w8a8", "features.0.0"),
     ("w8a8", "features.2.conv.0.0"),
+    ("w8a8", "features.17.conv.2"),
     ("w8a8", "features.2.conv.1.0"),
     ("w8a8", "classifier.1"),
     ("fp32", "features.2.conv.0.0"),
@@ -78,7 +80,8 @@ DISAGREE = {
 # disagreement between documents). Printed, not asserted, and listed as open in issue 17.
 OPEN = {
     ("cortex-a720", "w8a8", "features.0.0", 737): "OPEN: model 20 % below llvm-mca (N2 model)",
-    ("cortex-a720", "w8a8", "features.2.conv.1.0", 272): "OPEN: model 17 % above llvm-mca",
+    # (272 instructions and +17 % before the depthwise tile of 4 pixels and padded copy)
+    ("cortex-a720", "w8a8", "features.2.conv.1.0", 431): "OPEN: model 23 % above llvm-mca",
     ("cortex-a520", "fp32", "features.2.conv.0.0", 182): "OPEN: model 18 % above llvm-mca (A510)",
 }
 
@@ -210,7 +213,7 @@ def test_a55_model_with_llvms_facts_reproduces_llvm_mca_on_every_loop():
             if abs(err) > 0.15:
                 bad.append(rows[-1])
     print("\ncortex-a55, the pipe model with LLVM's facts (LLVM_A55)\n" + "\n".join(rows))
-    assert len(rows) == 6 and disputed == len(DISAGREE)
+    assert len(rows) == 7 and disputed == len(DISAGREE)
     assert not bad, "\n".join(bad)
 
 

@@ -191,27 +191,58 @@ def _mac_types(ctx: Ctx, x_i, w_i, b_i, o_i, double: bool = False) -> _MacTypes:
 
 
 def _intrinsic(
-    ctx: Ctx, recipe: Recipe, t: _MacTypes, kind: str, wmin: int = 0, notes=None
+    ctx: Ctx,
+    recipe: Recipe,
+    t: _MacTypes,
+    kind: str,
+    wmin: int = 0,
+    notes=None,
+    channels: int | None = None,
+    taps: int = 1,
 ) -> _intrin.Intrinsic | None:
     """The recipe's first tensor intrinsic of `kind` that the target and the layer's integer
     operand and accumulator types allow and that is exact for weights down to `wmin` (None
-    for float layers); one passed over for its weight range is said in `notes`."""
+    for float layers); one passed over for its weight range is said in `notes`. With
+    `channels` (the reduction's input channels, over `taps` kernel taps), a deeper intrinsic
+    that would pad them more than a later one gives way to it (`sdot_lane`'s 16 against
+    `sdot`'s 4 on a 3- or 24-channel input: the padding is computed and wasted), and so does
+    one with fewer calls than its `min_calls`."""
     if t.ft is not None:
         return None
     names = list(recipe.get("tensorize") or [])  # the schema makes it a list
+    found: list[_intrin.Intrinsic] = []
     while names:
         it = _intrin.select(names, ctx.target.codegen.features, t.xdt, t.wbits, kind=kind)
         if it is None or it.acc_dtype != t.accdt:
-            return None
-        if it.weight_min is None or wmin >= it.weight_min:
-            return it
-        if notes is not None:
+            break
+        short = (
+            channels is not None and taps * _roundup(channels, it.depth) // it.depth < it.min_calls
+        )
+        if short:
+            if notes is not None:
+                notes.append(
+                    f"intrinsic '{it.name}' not used: {taps} x {channels} terms are fewer than "
+                    f"{it.min_calls} calls"
+                )
+        elif it.weight_min is None or wmin >= it.weight_min:
+            found.append(it)
+            if channels is None or channels % it.depth == 0:
+                break
+        elif notes is not None:
             notes.append(
                 f"intrinsic '{it.name}' not used: a weight of {wmin} is below "
                 f"{it.weight_min}, the smallest it computes exactly"
             )
         names = names[names.index(it.name) + 1 :]
-    return None
+    if not found:
+        return None
+    best = min(found, key=lambda i: _roundup(channels or 1, i.depth))  # first of the least
+    if best is not found[0] and notes is not None:
+        notes.append(
+            f"intrinsic '{found[0].name}' not used: {channels} input channels would be "
+            f"padded to {_roundup(channels or 1, found[0].depth)}"
+        )
+    return best
 
 
 def _intrinsic_blocks(ctx: Ctx, recipe: Recipe, it: _intrin.Intrinsic, **blocks: int) -> None:
@@ -406,7 +437,7 @@ def contraction(ctx: Ctx) -> Built:
     it = _intrinsic(ctx, recipe, t, i8mm.KIND, wmin, notes)
     pairs = i8mm.applies(it, is_dense, N, strides[1])
     if not pairs:
-        it = _intrinsic(ctx, recipe, t, "dot", wmin, notes)
+        it = _intrinsic(ctx, recipe, t, "dot", wmin, notes, channels=I, taps=KH * KW)
     if it is not None and it.nibble_lanes and KH * KW * I * 128 * 128 >= 2**31:
         # its accumulators hold 16 x the sums: they must not wrap where the true ones do not
         notes.append(f"intrinsic '{it.name}' (4-bit x16) not used: {KH * KW * I} terms")

@@ -32,6 +32,12 @@ the file and key path):
   recipe is an error (`...: conv2d.w8a8.tile.oc: 12 does not divide 32 output channels of layer
   'x'`); recipes that must fit layers of every shape use `"<=N"` (the largest such tile not above
   N). Non-dividing tiles are errors, not padding, so a trip count in a Kernel record is what runs.
+  A list of such mappings: the first whose int sizes fit the layer (`[{ow: 4, oc: "<=16"},
+  {ow: "<=8", oc: "<=8"}]`: 4 x 16 where 4 divides the width, else up to 8 x 8: 7 x 8 on 7- and
+  14-wide maps, where `"<=4"` would leave 1 or 2 pixels per tile).
+- `intrinsic_tile: {<intrinsic>: tile}`: the tile used instead of `tile` where that tensor
+  intrinsic is chosen (the register budget of a tile depends on the instruction: `sdot_lane`
+  holds 16 activations per pixel and 4 weight vectors per 4 output channels).
 - `order`: the loop order, outermost first, by loop name (`n`, `oh`, `ow.o`, ...). The loops a
   tensor intrinsic covers (`oc.v`, `ic.v`) or the vectorized loop are always made innermost and
   may be left out.
@@ -213,6 +219,28 @@ def resolve_size(
     return t
 
 
+def pick_tile(value, sizes: Mapping[str, tuple[int, int]]) -> tuple[dict, int | None]:
+    """The recipe's `tile` for a layer whose axes have `sizes` (axis -> (elements, block)) and
+    its index in the list (None for a single mapping): a mapping as it is, or of a list of
+    mappings the first whose int sizes all fit (divide their axis, multiples of its block),
+    else the last (whose misfit is then reported as usual). Axes the layer lacks are left to
+    the caller to report."""
+    if not isinstance(value, list):
+        return dict(value or {}), None
+    options = value or [{}]
+
+    def fits(tile) -> bool:
+        for ax, v in tile.items():
+            if isinstance(v, int) and ax in sizes:
+                extent, multiple = sizes[ax]
+                if extent % v or v % multiple:
+                    return False
+        return True
+
+    i = next((i for i, t in enumerate(options) if fits(t)), len(options) - 1)
+    return dict(options[i]), i
+
+
 def pow2_divisor(extent: int, cap: int) -> int:
     """The largest power of two dividing `extent` and not above `cap`."""
     b = 1
@@ -252,7 +280,24 @@ def apply(sch, spec: ComputeSpec, recipe: Recipe) -> Applied:
     names: list[str] = []
     extents: dict[str, int] = {}
     reduce: set[str] = set()
-    tiles = dict(recipe.get("tile") or {})
+    by_intrinsic = recipe.get("intrinsic_tile") or {}
+    tile_at: tuple[str, ...] = ("tile",)  # where the tile comes from, for messages
+    if spec.intrinsic is not None and spec.intrinsic.name in by_intrinsic:
+        tile_at = ("intrinsic_tile", spec.intrinsic.name)
+    sizes = {
+        a.name: (a.extent, a.vsplit) if a.vsplit else (a.extent * a.elem, a.elem) for a in spec.axes
+    }
+    tiles, alt = pick_tile(
+        by_intrinsic[tile_at[1]] if len(tile_at) > 1 else recipe.get("tile"), sizes
+    )
+
+    def tile_where(axis: str) -> str:  # `conv2d.default.tile[1].oc` for a list's item
+        where = recipe.where(*tile_at, axis)
+        if alt is None:
+            return where
+        key = ".".join(tile_at)
+        return where.replace(f".{key}.{axis}", f".{key}[{alt}].{axis}")
+
     used_tiles: dict[str, int] = {}
     blocks: dict[str, int] = {}
     for ax, lv in zip(spec.axes, raw):
@@ -267,7 +312,7 @@ def apply(sch, spec: ComputeSpec, recipe: Recipe) -> Applied:
             if ax.elem > 1:
                 blocks[ax.name] = ax.elem
         if ax.name in tiles:
-            where = recipe.where("tile", ax.name)
+            where = tile_where(ax.name)
             t = resolve_size(tiles[ax.name], blocked * unit_mult, unit_mult, where, ax.unit, layer)
             used_tiles[ax.name] = t
             o, i = sch.split(base, [None, t // unit_mult])
@@ -288,7 +333,7 @@ def apply(sch, spec: ComputeSpec, recipe: Recipe) -> Applied:
     unknown = [t for t in tiles if t not in {a.name for a in spec.axes}]
     if unknown:
         raise RecipeError(
-            f"{recipe.where('tile', unknown[0])}: layer '{layer}' has no axis "
+            f"{tile_where(unknown[0])}: layer '{layer}' has no axis "
             f"'{unknown[0]}' (its axes: {', '.join(a.name for a in spec.axes)})"
         )
 

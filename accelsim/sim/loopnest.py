@@ -115,10 +115,10 @@ def accesses(graph: Graph, node: Node, loops: Sequence[Loop]) -> list[Access]:
 def recipe_loops(graph: Graph, node: Node, recipe) -> list[tuple[str, int]]:
     """The named loops of the recipe's `order` with extents from its `tile` sizes (the
     scheduler's `resolve_size` rule; blocks are left to `complete`), outermost first."""
-    from accelsim.lower.schedule import resolve_size
+    from accelsim.lower.schedule import pick_tile, resolve_size
 
     sizes = axis_sizes(graph, node)
-    tiles = dict(recipe.get("tile") or {})
+    tiles = pick_tile(recipe.get("tile"), {a: (n, 1) for a, n in sizes.items()})[0]
     order = list(recipe.get("order") or [])
     extents: dict[str, int] = {}
     for a, size in sizes.items():

@@ -122,6 +122,8 @@ def _key_path(loc: tuple) -> str:
     for part in loc:
         if part == "[key]":  # the error is about the mapping key itself
             continue
+        if isinstance(part, str) and part.startswith("<"):  # a union's tag, not a key
+            continue
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
 

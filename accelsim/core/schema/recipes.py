@@ -22,7 +22,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field, ValidationInfo, WrapValidator, create_model
+from pydantic import (
+    AfterValidator,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationInfo,
+    WrapValidator,
+    create_model,
+)
 
 from accelsim.core.errors import AccelsimError
 from accelsim.core.fsutil import repo_dir
@@ -164,6 +172,21 @@ OP_SECTIONS = {
 }
 
 
+def _tile_kind(value: Any) -> str:
+    return "<list>" if isinstance(value, list) else "<one>"
+
+
+def _tile(key: Any) -> Any:
+    """A tile: one mapping axis -> size, or a list of them (alternatives). The union's tags
+    are in angle brackets, which error key paths leave out (`conv2d.default.tile.ow`,
+    `conv2d.default.tile[1].ow`)."""
+    one = dict[key, Size]
+    return Annotated[
+        Annotated[one, Tag("<one>")] | Annotated[list[one], Tag("<list>")],
+        Discriminator(_tile_kind),
+    ]
+
+
 class Epilogue(Schema):
     WHAT = "a mapping with the keys vectorize, requant"
     vectorize: bool = True  # the fused bias + requantize + clamp, over the channel tile
@@ -186,7 +209,10 @@ class CpuSection(Schema):
     WHAT = "a mapping of recipe keys"
 
     block: dict[str, Size] = Field(default_factory=dict)
-    tile: dict[str, Size] = Field(default_factory=dict)
+    # one mapping, or alternatives: the first whose int sizes fit the layer
+    tile: _tile(str) = Field(default_factory=dict)  # type: ignore[valid-type]
+    # per tensor intrinsic: the tile used instead of `tile` where that intrinsic is chosen
+    intrinsic_tile: dict[Intrinsic, _tile(str)] = Field(default_factory=dict)  # type: ignore[valid-type]
     order: list[str] = Field(default_factory=list)
     vectorize: str | None = None
     unroll: list[str] = Field(default_factory=list)
@@ -211,7 +237,8 @@ def _cpu_section(op_class: str) -> type[CpuSection]:
         __base__=CpuSection,
         # the key types are built per operator class at run time, beyond a static checker
         block=(dict[_axes(op_class, block_axes), Size], Field(default_factory=dict)),  # type: ignore[misc, arg-type]
-        tile=(dict[_axes(op_class, axes), Size], Field(default_factory=dict)),  # type: ignore[misc, arg-type]
+        tile=(_tile(_axes(op_class, axes)), Field(default_factory=dict)),
+        intrinsic_tile=(dict[Intrinsic, _tile(_axes(op_class, axes))], Field(default_factory=dict)),  # type: ignore[misc, arg-type]
     )
 
 
