@@ -93,7 +93,15 @@ def quantized():
     return q, run(q, [calibdata.random(g, 1, seed=7).samples[0]], keep=True)
 
 
-def measure(target: str, layer_name: str):
+@cache
+def float_graph():
+    """The same layers at fp32 over 16 input channels: the stride-2 conv's 3x3 x 16 reduction
+    is 36 calls of `fmla_lane` (FMLA by element) on the NEON cores."""
+    g = conv_graph((1, 16, 8, 8), 16)
+    return g, run(g, [calibdata.random(g, 1, seed=7).samples[0]], keep=True)
+
+
+def measure(target: str, layer_name: str, graph=quantized):
     t = load_target(target)
     arch = "aarch64" if t.codegen.emulator.kind == "qemu-aarch64" else "hexagon"
     missing = emulate.missing_tools(arch)
@@ -102,7 +110,7 @@ def measure(target: str, layer_name: str):
             f"cannot emulate {arch}: {', '.join(missing)} not installed "
             f"(run scripts/install-system-deps.sh)"
         )
-    q, values = quantized()
+    q, values = graph()
     layer = next(L for L in lower_graph(q, t) if L.name == layer_name)
     k = cg.compile_layer(layer, t)
     runner = emulate.run_aarch64 if arch == "aarch64" else emulate.run_hexagon
@@ -145,6 +153,14 @@ def test_kernel_counts_equal_qemu(target, layer):
     loops = [lp for lp in p.loops if lp.function == comp]
     assert loops and all(lp.source.startswith("walked") for lp in loops)
     assert all(lp.trip_count is None or lp.trip_count >= 1 for lp in loops)
+
+
+@pytest.mark.parametrize("target", ["cortex-a55", "cortex-a76", "kryo280"])
+def test_fp32_fmla_by_element_counts_equal_qemu(target):
+    k, r, p = measure(target, "conv_s2", float_graph)
+    assert k.intrinsic == "fmla_lane"
+    comp = dyncount.compute_function(k)
+    assert p.functions[comp] == (r.function_instructions[comp],) * 2, p.unresolved
 
 
 A64 = """

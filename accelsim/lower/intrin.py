@@ -85,9 +85,13 @@ class Intrinsic:
     # channel blocks); a shorter one gives way to the next intrinsic of the recipe (see
     # `sdot_lane`)
     min_calls: int = 0
+    # the weights' dtype where it is not the integer one of `weight_bits` (float32)
+    weight_type: str = ""
 
     @property
     def weight_dtype(self) -> str:
+        if self.weight_type:
+            return self.weight_type
         return "int8" if self.weight_bits <= 8 else f"int{self.weight_bits}"
 
     @property
@@ -161,10 +165,15 @@ def _desc(it: Intrinsic):
 
     def weight(B, vi, vk):
         if it.nibble_lanes:
-            return nibble16(B, vi, vk, lanes // 2)
-        if g:
-            return B[vk // g, vi, vk % g]
-        return nibble(B[vi, vk // 2], vk) if w4 else B[vi, vk]
+            v = nibble16(B, vi, vk, lanes // 2)
+        elif g:
+            v = B[vk // g, vi, vk % g]
+        else:
+            v = nibble(B[vi, vk // 2], vk) if w4 else B[vi, vk]
+        return v if it.weight_dtype == acc else T.cast(v, acc)
+
+    def cast(v):  # as the lowered compute: no cast where the operands have the sum's dtype
+        return v if it.act_dtype == acc else T.cast(v, acc)
 
     if it.kind == "elementwise":
 
@@ -199,7 +208,7 @@ def _desc(it: Intrinsic):
                     for k in T.serial(0, depth):
                         with T.sblock("update"):
                             vi, vk = T.axis.remap("SR", [i, k])
-                            C[vi] = C[vi] + T.cast(A[vk], acc) * T.cast(weight(B, vi, vk), acc)
+                            C[vi] = C[vi] + cast(A[vk]) * weight(B, vi, vk)
 
         return desc_g
 
@@ -215,7 +224,7 @@ def _desc(it: Intrinsic):
                 for k in T.serial(0, depth):
                     with T.sblock("update"):
                         vi, vk = T.axis.remap("SR", [i, k])
-                        C[vi] = C[vi] + T.cast(A[vk], acc) * T.cast(weight(B, vi, vk), acc)
+                        C[vi] = C[vi] + cast(A[vk]) * weight(B, vi, vk)
 
     # depth 1: TVM drops the unit reduction iterator from the layer's block, so the description
     # must not have one either
@@ -351,6 +360,23 @@ def _sdot_lane_impl(it: Intrinsic):
         for j in range(groups):
             lane = T.reinterpret(_pick(T, [words], [j] * 4), dtype="int8x16")
             acc = _llvm(T, _SDOT, "int32x4", acc, B.vload([j, 0, 0], dtype="int8x16"), lane)
+        return acc
+
+    return implementation(it, [(0, 4, value)])
+
+
+def _fmla_lane_impl(it: Intrinsic):
+    """4 float32 lanes x 4 products: one 16-byte load of 4 activations, then four FMLAs by
+    element (`fmla v.4s, v.4s, v.s[j]`), each against the 4 output channels' weights of input
+    channel j (`[4][4 lanes][1]`): one load per 4 activations, where the vectorized kernel
+    loads each activation with its own LDR S. The products are summed in input-channel order,
+    as before."""
+
+    def value(T, A, B, C):
+        a = A.vload([0], "float32x4")
+        acc = C[T.ramp(T.int32(0), 1, 4)]
+        for j in range(it.depth):
+            acc = acc + B.vload([j, 0, 0], dtype="float32x4") * _pick(T, [a], [j] * 4)
         return acc
 
     return implementation(it, [(0, 4, value)])
@@ -637,6 +663,23 @@ INTRINSICS: tuple[Intrinsic, ...] = (
         # and spills them (cortex-a55 MobileNet v2 features.8.conv.0.0: 5.1 MACs/cycle
         # against 6.3 with `sdot`); 6 calls (96 channels) stay in registers
         min_calls=6,
+    ),
+    Intrinsic(
+        name="fmla_lane",
+        key="accelsim.fmla_lane.float32",
+        act_dtype="float32",
+        weight_bits=32,
+        weight_type="float32",
+        acc_dtype="float32",
+        lanes=4,
+        depth=4,
+        impl=_fmla_lane_impl,
+        instruction="ldr q; fmla v.4s, v.4s, v.s[0..3]",
+        requires=("neon",),
+        doc="Armv8 NEON fp32: 4 activations loaded once, four FMLAs by element",
+        group=1,
+        min_calls=6,  # as sdot_lane: a shorter reduction is unrolled whole and its
+        # activations hoisted out of the output-channel loop
     ),
     Intrinsic(
         name="sdot",

@@ -201,13 +201,13 @@ def _intrinsic(
     taps: int = 1,
 ) -> _intrin.Intrinsic | None:
     """The recipe's first tensor intrinsic of `kind` that the target and the layer's integer
-    operand and accumulator types allow and that is exact for weights down to `wmin` (None
-    for float layers); one passed over for its weight range is said in `notes`. With
+    operand and accumulator types allow and that is exact for weights down to `wmin` (float32
+    layers: a float32 one); one passed over for its weight range is said in `notes`. With
     `channels` (the reduction's input channels, over `taps` kernel taps), a deeper intrinsic
     that would pad them more than a later one gives way to it (`sdot_lane`'s 16 against
     `sdot`'s 4 on a 3- or 24-channel input: the padding is computed and wasted), and so does
     one with fewer calls than its `min_calls`."""
-    if t.ft is not None:
+    if t.ft is not None and t.xdt != t.accdt:  # float16 storage: computed in float32
         return None
     names = list(recipe.get("tensorize") or [])  # the schema makes it a list
     found: list[_intrin.Intrinsic] = []
