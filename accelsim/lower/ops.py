@@ -204,9 +204,9 @@ def _intrinsic(
     operand and accumulator types allow and that is exact for weights down to `wmin` (float32
     layers: a float32 one); one passed over for its weight range is said in `notes`. With
     `channels` (the reduction's input channels, over `taps` kernel taps), a deeper intrinsic
-    that would pad them more than a later one gives way to it (`sdot_lane`'s 16 against
-    `sdot`'s 4 on a 3- or 24-channel input: the padding is computed and wasted), and so does
-    one with fewer calls than its `min_calls`."""
+    that would pad them more than a later one with the same output lanes gives way to it
+    (`sdot_lane`'s 16 against `sdot`'s 4 on a 3- or 24-channel input: the padding is computed
+    and wasted), and so does one with fewer calls than its `min_calls`."""
     if t.ft is not None and t.xdt != t.accdt:  # float16 storage: computed in float32
         return None
     names = list(recipe.get("tensorize") or [])  # the schema makes it a list
@@ -225,6 +225,8 @@ def _intrinsic(
                     f"{it.min_calls} calls"
                 )
         elif it.weight_min is None or wmin >= it.weight_min:
+            if found and it.lanes != found[0].lanes:
+                break  # another accumulator layout: not a shallower variant of the first
             found.append(it)
             if channels is None or channels % it.depth == 0:
                 break
