@@ -700,7 +700,7 @@ def _findings(results: list[dict]) -> list[str]:
             f" Uniform w8a8 costs more time than fp32 for {', '.join(slower)}: these networks "
             "spend much of their time in depthwise convolutions, and the generated int8 "
             "depthwise kernels run below the fp32 ones (the default report's kernel-efficiency "
-            "section: depthwise w8a8 / fp32 MACs per cycle 0.62x on cortex-a76), which the "
+            "section gives the depthwise w8a8 / fp32 MACs per cycle per core), which the "
             "analytic model is calibrated on; that is the cost of today's kernels, not of the "
             "chip's int8 arithmetic."
             if slower
