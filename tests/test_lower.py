@@ -610,3 +610,20 @@ def test_sdot_lane_gives_way_where_it_would_pad_or_be_unrolled_whole():
         low = lower_node(q, q.node(name), a76)
         assert low.schedule.intrinsic == "sdot", name
         assert any("sdot_lane" in n and why in n for n in low.schedule.notes), low.schedule.notes
+
+
+def test_analytic_nest_takes_the_tile_of_the_intrinsic_the_target_would_use():
+    """The analytic memory model does not lower layers: `tile_of` gives it the tile of the
+    recipe's first intrinsic the target and the operand types allow (smmla on cortex-a720,
+    sdot_lane on cortex-a76, none on kryo280 or at w16a16: the section's own tile)."""
+    from accelsim.core.precision import parse_precision
+    from accelsim.lower.schedule import tile_of
+
+    def tile(target, precision):
+        t, p = load_target(target), parse_precision(precision)
+        return tile_of(recipes_for(t).recipe("conv2d", p.name), t.codegen.features, p)
+
+    assert tile("cortex-a720", "w8a8") == {"ow": "<=4", "oc": "<=16"}
+    assert tile("cortex-a76", "w8a8") == {"ow": "<=8", "oc": "<=8"}
+    assert tile("kryo280", "w8a8") == [{"ow": 4, "oc": "<=16"}, {"ow": "<=8", "oc": "<=8"}]
+    assert tile("cortex-a76", "w16a16") == {"ow": "<=4", "oc": "<=8"}

@@ -241,6 +241,29 @@ def pick_tile(value, sizes: Mapping[str, tuple[int, int]]) -> tuple[dict, int | 
     return dict(options[i]), i
 
 
+def tile_of(recipe: Recipe, features, precision) -> Any:
+    """The `tile` value a conv2d / dense layer at `precision` takes on a target with
+    `features`, for a model that does not lower the layer (the analytic memory model): the
+    recipe's `intrinsic_tile` of the first intrinsic in `tensorize` that the features and the
+    operand types allow, else `tile`. What only lowering knows (an intrinsic passed over for
+    its padding, its `min_calls` or a weight range) is not modelled."""
+    by = recipe.get("intrinsic_tile") or {}
+    names = recipe.get("tensorize") or []
+    if by and names and precision is not None:
+        if precision.is_float:
+            act, bits = str(precision.float_dtype), 32
+        elif precision.act_bits == 16:  # w8a16 too: the 16-bit kernel (ops._mac_types)
+            act, bits = "int16", 16
+        else:  # 4-bit activations are stored one per byte
+            act = "int8" if precision.signed_acts else "uint8"
+            bits = int(precision.weight_bits or 8)
+        for kind in ("mmla", "dot"):
+            it = _intrin.select(names, features, act, bits, kind=kind)
+            if it is not None:
+                return by.get(it.name, recipe.get("tile"))
+    return recipe.get("tile")
+
+
 def pow2_divisor(extent: int, cap: int) -> int:
     """The largest power of two dividing `extent` and not above `cap`."""
     b = 1

@@ -112,13 +112,18 @@ def accesses(graph: Graph, node: Node, loops: Sequence[Loop]) -> list[Access]:
     ]
 
 
-def recipe_loops(graph: Graph, node: Node, recipe) -> list[tuple[str, int]]:
+def recipe_loops(
+    graph: Graph, node: Node, recipe, features=(), precision=None
+) -> list[tuple[str, int]]:
     """The named loops of the recipe's `order` with extents from its `tile` sizes (the
-    scheduler's `resolve_size` rule; blocks are left to `complete`), outermost first."""
-    from accelsim.lower.schedule import pick_tile, resolve_size
+    scheduler's `resolve_size` rule; blocks are left to `complete`), outermost first; the tile
+    of the intrinsic the target's `features` and the layer's `precision` would take
+    (`accelsim.lower.schedule.tile_of`)."""
+    from accelsim.lower.schedule import pick_tile, resolve_size, tile_of
 
     sizes = axis_sizes(graph, node)
-    tiles = pick_tile(recipe.get("tile"), {a: (n, 1) for a, n in sizes.items()})[0]
+    value = tile_of(recipe, features, precision)
+    tiles = pick_tile(value, {a: (n, 1) for a, n in sizes.items()})[0]
     order = list(recipe.get("order") or [])
     extents: dict[str, int] = {}
     for a, size in sizes.items():
