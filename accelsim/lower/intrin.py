@@ -874,6 +874,13 @@ def register(*entries: Intrinsic) -> None:
     NAMES = tuple(dict.fromkeys(i.name for i in INTRINSICS))
 
 
+def kernel_weight_bits(weight_bits: int, act_bits: int) -> int:
+    """The weight width the kernel computes with: w8a16 (TFLite's 16x8) runs the 16-bit
+    kernel on int8 weights widened to int16 when packed (smull/sadalp .4h, vdmpy/vmpy .h on
+    exact copies; twice the weight bytes of widening in registers)."""
+    return 16 if act_bits == 16 and weight_bits == 8 else weight_bits
+
+
 def variants(name: str) -> list[Intrinsic]:
     return [i for i in INTRINSICS if i.name == name]
 

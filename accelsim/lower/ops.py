@@ -174,10 +174,8 @@ def _mac_types(ctx: Ctx, x_i, w_i, b_i, o_i, double: bool = False) -> _MacTypes:
     if wbits not in (4, 8, 16) or abits not in (4, 8, 16):
         raise NotLowered(f"{w_i.dtype} weights with {x_i.dtype} activations")
     wide = rp.is_wide(x_i, w_i, b_i)
-    # w8a16 (TFLite's 16x8): the int8 weights are widened to int16 when packed, so the kernel is
-    # the 16-bit one (smull/sadalp .4h, vdmpy/vmpy .h) on exact copies of the weights; the
-    # recipe section stays w8a16's. Cost: twice the weight bytes of widening in registers.
-    kbits = 16 if abits == 16 and wbits == 8 else wbits
+    # w8a16: the 16-bit kernel (intrin.kernel_weight_bits); the recipe section stays w8a16's
+    kbits = _intrin.kernel_weight_bits(wbits, abits)
     return _MacTypes(
         None,
         _store_dtype(x_i.dtype),

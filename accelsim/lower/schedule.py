@@ -252,11 +252,10 @@ def tile_of(recipe: Recipe, features, precision) -> Any:
     if by and names and precision is not None:
         if precision.is_float:
             act, bits = str(precision.float_dtype), 32
-        elif precision.act_bits == 16:  # w8a16 too: the 16-bit kernel (ops._mac_types)
-            act, bits = "int16", 16
         else:  # 4-bit activations are stored one per byte
-            act = "int8" if precision.signed_acts else "uint8"
-            bits = int(precision.weight_bits or 8)
+            abits = int(precision.act_bits or 8)
+            act = "int16" if abits == 16 else ("int8" if precision.signed_acts else "uint8")
+            bits = _intrin.kernel_weight_bits(int(precision.weight_bits or 8), abits)
         for kind in ("mmla", "dot"):
             it = _intrin.select(names, features, act, bits, kind=kind)
             if it is not None:
