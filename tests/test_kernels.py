@@ -173,6 +173,48 @@ def test_hvx_int16_dense_exact_when_sums_leave_int32(full_range):
     np.testing.assert_array_equal(layer.unpack_output(r.outputs["y"]), ref)
 
 
+@pytest.mark.parametrize("full_range", [False, True])
+def test_neon_int16_pairs_exact_at_the_int32_limit(full_range):
+    """The 16-bit `smull_smlal` under qemu-aarch64 on cortex-a55: every pair of products is
+    32768 x 32767 of one sign, the largest int32 sum the restricted weight range allows, and
+    the int64 sums leave int32 many times; a -32768 weight sends the layer to `smull_sadalp`
+    (one product per int32 lane), with the reason recorded."""
+    if emulate.missing_tools("aarch64"):
+        pytest.skip("no aarch64 toolchain")
+    q, w, feed = _wide_dense()
+    if full_range:
+        w[3, 7] = -32768
+    wname = q.node("fc").inputs[1]
+    q = q.replace(constants={**q.constants, wname: w.astype(np.int16)})
+    values = run(q, [feed], keep=True)
+    xq = values[q.node("fc").inputs[0]].astype(np.int64)
+    assert set(np.unique(xq)) == {-32768, 32767}
+    pairs = (xq[0] * w[0]).reshape(-1, 2).sum(1)  # any two products of one sign
+    assert np.abs(pairs).max() > 2**31 - 2**17
+    t = load_target("cortex-a55")
+    layer = lower_node(q, q.node("fc"), t)
+    if full_range:
+        assert layer.schedule.intrinsic == "smull_sadalp"
+        assert any("-32768" in n and "smull_smlal" in n for n in layer.schedule.notes)
+    else:
+        assert layer.schedule.intrinsic == "smull_smlal" and layer.signature["acc"] == "int64"
+    k = cg.compile_layer(layer, t)
+    asm = Path(k.asm_path).read_text()
+    sadalp = count_mnemonic(asm, "sadalp")
+    assert sadalp > 0 and (count_mnemonic(asm, "smlal") > 0) != full_range
+    r = emulate.run_aarch64(
+        k.obj_path,
+        k.symbol,
+        list(k.args),
+        layer.pack_inputs(values),
+        ["y"],
+        cpu=t.codegen.emulator.cpu,
+    )
+    ref = values[layer.output]
+    assert len(np.unique(ref)) == ref.size  # not clamped to one value
+    np.testing.assert_array_equal(layer.unpack_output(r.outputs["y"]), ref)
+
+
 def _int8_dense(K: int = 64, O: int = 32):
     """A w8a8 dense layer whose int16 pair sums in `smull_smlal` come within 2 % of 2^15: inputs
     quantize to -128/126, weights are +-127 with the inputs' signs on every channel but a

@@ -408,7 +408,7 @@ def test_intrinsic_per_target_comes_from_the_table():
     assert intrin.select(["sdot"], ("neon",), "int8", 8) is None  # needs dotprod
     q16, _ = quantized("resnet18", "w16a16")
     layer = lower_node(q16, q16.node("layer1.0.conv1"), load_target("cortex-a76"))
-    assert layer.schedule.intrinsic == "smull_sadalp" and layer.signature["acc"] == "int64"
+    assert layer.schedule.intrinsic == "smull_smlal" and layer.signature["acc"] == "int64"
     hvx16 = lower_node(q16, q16.node("layer1.0.conv1"), load_target("hvx-v68"))
     assert hvx16.schedule.intrinsic == "vdmpy" and hvx16.signature["acc"] == "int64"
     assert hvx16.args[1].shape == (2, 3, 3, 32, 32, 2)  # [O/32][KH][KW][I/2][32][2] int16
@@ -626,4 +626,4 @@ def test_analytic_nest_takes_the_tile_of_the_intrinsic_the_target_would_use():
     assert tile("cortex-a720", "w8a8") == {"ow": "<=4", "oc": "<=16"}
     assert tile("cortex-a76", "w8a8") == {"ow": "<=8", "oc": "<=8"}
     assert tile("kryo280", "w8a8") == [{"ow": 4, "oc": "<=16"}, {"ow": "<=8", "oc": "<=8"}]
-    assert tile("cortex-a76", "w16a16") == {"ow": "<=4", "oc": "<=8"}
+    assert tile("cortex-a76", "w16a16") == {"ow": "<=2", "oc": "<=8"}

@@ -443,25 +443,30 @@ def _sdot_w4_impl(it: Intrinsic):
 
 
 def _smull_smlal_impl(it: Intrinsic):
-    """Jacob et al. 2018, Appendix B: two int8 x int8 products summed in int16 before the
-    widening. The block is packed in pairs, `[2][8 lanes][2]`: per half of the output lanes,
-    SMULL multiplies the lanes' first pair of weights by the first pair of activations (splatted),
-    SMLAL adds the second pair's products to the same int16 lanes, and SADALP adds each lane's
-    two int16 sums to its int32 accumulator: 16 multiply-accumulates per SMULL + SMLAL + SADALP.
-    Exact when no weight is -128 (`weight_min`): |sum| <= 2 x 128 x 127 < 2^15."""
+    """Jacob et al. 2018, Appendix B: two products summed in the doubled width before the
+    pairwise widening. The block is packed in pairs, `[2][lanes][2]`: per half of the output
+    lanes, SMULL multiplies the lanes' first pair of weights by the first pair of activations
+    (splatted), SMLAL adds the second pair's products to the same lanes, and SADALP adds each
+    lane's two sums to its accumulator. int8: 16 multiply-accumulates per SMULL + SMLAL + SADALP
+    into int32, exact when no weight is -128 (`weight_min`): |sum| <= 2 x 128 x 127 < 2^15.
+    int16: 8 into int64 (where `smull_sadalp` needs two SADALPs), exact when no weight is
+    -32768: 2 x 32768 x 32767 < 2^31."""
     half = it.lanes // 2
-    smull, addp = _SMULL8
+    wide = it.act_dtype == "int16"
+    smull, addp = _SMULL16 if wide else _SMULL8
+    elem, word, prod_t = ("int16", "int32", "int32x4") if wide else ("int8", "int16", "int16x8")
+    n = half * 2  # weights of one half and one pair: `half` lanes x 2
 
     def part(first):
         def value(T, A, B, C):
             def prod(pair):
-                w = B.vload([pair, first, 0], dtype="int8x8")
-                acts = T.reinterpret(A.vload([2 * pair], "int8x2"), dtype="int16")
-                a = T.reinterpret(T.Broadcast(acts, 4), dtype="int8x8")
-                return _llvm(T, smull, "int16x8", w, a)
+                w = B.vload([pair, first, 0], dtype=f"{elem}x{n}")
+                acts = T.reinterpret(A.vload([2 * pair], f"{elem}x2"), dtype=word)
+                a = T.reinterpret(T.Broadcast(acts, half), dtype=f"{elem}x{n}")
+                return _llvm(T, smull, prod_t, w, a)
 
             return C[T.ramp(T.int32(first), 1, half)] + _llvm(
-                T, addp, f"int32x{half}", prod(0) + prod(1)
+                T, addp, f"{it.acc_dtype}x{half}", prod(0) + prod(1)
             )
 
         return (first, half, value)
@@ -751,6 +756,24 @@ INTRINSICS: tuple[Intrinsic, ...] = (
         doc="Armv8.0 NEON, Jacob et al. Appendix B: two int8 products summed in int16 "
         "(weights in the restricted range), then pairwise add-accumulate into int32",
         weight_min=-127,
+        group=2,
+    ),
+    Intrinsic(
+        name="smull_smlal",
+        key="accelsim.smull_smlal.int16.w16",
+        act_dtype="int16",
+        weight_bits=16,
+        acc_dtype="int64",
+        lanes=4,
+        depth=4,
+        impl=_smull_smlal_impl,
+        instruction="smull v.4s, v.4h, v.4h; smlal v.4s, v.4h, v.4h; sadalp v.2d, v.4s",
+        requires=("neon",),
+        llvm=_SMULL16,
+        doc="16-bit operands: two int16 x int16 products summed in int32 (weights in the "
+        "restricted range), then pairwise add-accumulate into int64: one SADALP per 8 "
+        "multiply-accumulates where smull_sadalp needs two",
+        weight_min=-(2**15 - 1),
         group=2,
     ),
     _entry(
