@@ -136,13 +136,27 @@ def _wide_dense(K: int = 300, O: int = 40):
     return q, w, (sign * 1e9).astype(np.float32)[None]
 
 
-@pytest.mark.parametrize("full_range", [False, True])
-def test_hvx_int16_dense_exact_when_sums_leave_int32(full_range):
-    """vdmpy's int64 accumulation (low/high words with carries) under qemu-hexagon against the
-    reference executor's int64 sums; a -32768 weight (where vdmpy's pair sum could saturate)
-    makes the layer fall back to scalar code, with the reason recorded."""
-    if emulate.missing_tools("hexagon"):
-        pytest.skip("no hexagon toolchain")
+# target, full-range weights -> (intrinsic chosen, intrinsic passed over for the -32768 weight)
+_WIDE_DENSE = {
+    ("hvx-v68", False): ("vdmpy", None),
+    ("hvx-v68", True): (None, "vdmpy"),  # scalar code
+    ("cortex-a55", False): ("smull_smlal", None),
+    ("cortex-a55", True): ("smull_sadalp", "smull_smlal"),
+}
+
+
+@pytest.mark.parametrize("target_name,full_range", list(_WIDE_DENSE))
+def test_int16_dense_exact_when_sums_leave_int32(target_name, full_range):
+    """int16 x int16 sums in int64 under qemu against the reference executor's: every pair of
+    products is 32768 x 32767 of one sign (the largest pair sum the restricted weight range
+    allows) and the running sums leave int32 many times. HVX: vdmpy's int64 accumulation
+    (low/high words with carries); NEON: the 16-bit `smull_smlal` (two products per int32
+    lane, then SADALP .2D). A -32768 weight, where a pair sum could overflow, sends the layer
+    to the next choice (HVX: scalar code; NEON: `smull_sadalp`, one product per lane), with
+    the reason recorded."""
+    arch = "hexagon" if target_name.startswith("hvx") else "aarch64"
+    if emulate.missing_tools(arch):
+        pytest.skip(f"no {arch} toolchain")
     q, w, feed = _wide_dense()
     if full_range:
         w[3, 7] = -32768
@@ -152,57 +166,20 @@ def test_hvx_int16_dense_exact_when_sums_leave_int32(full_range):
     xq = values[q.node("fc").inputs[0]].astype(np.int64)
     assert set(np.unique(xq)) == {-32768, 32767}
     assert np.abs(np.cumsum(xq[0] * w[0])).max() > 2**37  # far outside int32
-    t = load_target("hvx-v68")
+    assert np.abs((xq[0] * w[0]).reshape(-1, 2).sum(1)).max() > 2**31 - 2**17  # pair sums
+    t = load_target(target_name)
     layer = lower_node(q, q.node("fc"), t)
-    if full_range:
-        assert layer.schedule.intrinsic is None
-        assert any("-32768" in n and "vdmpy" in n for n in layer.schedule.notes)
-    else:
-        assert layer.schedule.intrinsic == "vdmpy"
+    chosen, passed_over = _WIDE_DENSE[target_name, full_range]
+    assert layer.schedule.intrinsic == chosen
+    if passed_over:
+        assert any("-32768" in n and passed_over in n for n in layer.schedule.notes)
     k = cg.compile_layer(layer, t)
-    r = emulate.run_hexagon(
-        k.obj_path,
-        k.symbol,
-        list(k.args),
-        layer.pack_inputs(values),
-        ["y"],
-        cpu=t.codegen.emulator.cpu,
-    )
-    ref = values[layer.output]
-    assert len(np.unique(ref)) == ref.size  # not clamped to one value
-    np.testing.assert_array_equal(layer.unpack_output(r.outputs["y"]), ref)
-
-
-@pytest.mark.parametrize("full_range", [False, True])
-def test_neon_int16_pairs_exact_at_the_int32_limit(full_range):
-    """The 16-bit `smull_smlal` under qemu-aarch64 on cortex-a55: every pair of products is
-    32768 x 32767 of one sign, the largest int32 sum the restricted weight range allows, and
-    the int64 sums leave int32 many times; a -32768 weight sends the layer to `smull_sadalp`
-    (one product per int32 lane), with the reason recorded."""
-    if emulate.missing_tools("aarch64"):
-        pytest.skip("no aarch64 toolchain")
-    q, w, feed = _wide_dense()
-    if full_range:
-        w[3, 7] = -32768
-    wname = q.node("fc").inputs[1]
-    q = q.replace(constants={**q.constants, wname: w.astype(np.int16)})
-    values = run(q, [feed], keep=True)
-    xq = values[q.node("fc").inputs[0]].astype(np.int64)
-    assert set(np.unique(xq)) == {-32768, 32767}
-    pairs = (xq[0] * w[0]).reshape(-1, 2).sum(1)  # any two products of one sign
-    assert np.abs(pairs).max() > 2**31 - 2**17
-    t = load_target("cortex-a55")
-    layer = lower_node(q, q.node("fc"), t)
-    if full_range:
-        assert layer.schedule.intrinsic == "smull_sadalp"
-        assert any("-32768" in n and "smull_smlal" in n for n in layer.schedule.notes)
-    else:
-        assert layer.schedule.intrinsic == "smull_smlal" and layer.signature["acc"] == "int64"
-    k = cg.compile_layer(layer, t)
-    asm = Path(k.asm_path).read_text()
-    sadalp = count_mnemonic(asm, "sadalp")
-    assert sadalp > 0 and (count_mnemonic(asm, "smlal") > 0) != full_range
-    r = emulate.run_aarch64(
+    if arch == "aarch64":
+        asm = Path(k.asm_path).read_text()
+        assert layer.signature["acc"] == "int64" and count_mnemonic(asm, "sadalp") > 0
+        assert (count_mnemonic(asm, "smlal") > 0) != full_range
+    runner = emulate.run_aarch64 if arch == "aarch64" else emulate.run_hexagon
+    r = runner(
         k.obj_path,
         k.symbol,
         list(k.args),
