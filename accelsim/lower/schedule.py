@@ -247,15 +247,17 @@ def tile_of(recipe: Recipe, features, precision) -> Any:
     recipe's `intrinsic_tile` of the first intrinsic in `tensorize` that the features and the
     operand types allow, else `tile`. What only lowering knows (an intrinsic passed over for
     its padding, its `min_calls` or a weight range) is not modelled."""
+    from accelsim.lower.common import _store_dtype  # common imports this module
+
     by = recipe.get("intrinsic_tile") or {}
     names = recipe.get("tensorize") or []
     if by and names and precision is not None:
-        if precision.is_float:
-            act, bits = str(precision.float_dtype), 32
-        else:  # 4-bit activations are stored one per byte
-            abits = int(precision.act_bits or 8)
-            act = "int16" if abits == 16 else ("int8" if precision.signed_acts else "uint8")
-            bits = _intrin.kernel_weight_bits(int(precision.weight_bits or 8), abits)
+        act = _store_dtype(precision.act_dtype)  # 4-bit activations: one per byte
+        bits = (
+            32
+            if precision.is_float
+            else _intrin.kernel_weight_bits(precision.wbits, int(precision.act_bits or 8))
+        )
         for kind in ("mmla", "dot"):
             it = _intrin.select(names, features, act, bits, kind=kind)
             if it is not None:
