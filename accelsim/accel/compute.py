@@ -42,13 +42,12 @@ from accelsim.accel.intrin import vmac
 from accelsim.accel.isa import DramTensor
 from accelsim.core import requant as rp
 from accelsim.core.errors import AccelsimError
-from accelsim.core.qparams import DTYPE_BITS, QuantParams, dtype_range
+from accelsim.core.qparams import DTYPE_BITS, QuantParams, dtype_range, store_dtype
 from accelsim.core.tvm_env import import_tvm
 from accelsim.lower.common import (
     NotLowered,
     _qclamp,
     _roundup,
-    _store_dtype,
     block_weights,
     contraction_acc,
     from_kernel_layout,
@@ -740,7 +739,7 @@ def transpose_def(graph: Graph, node: Node, config) -> LayerDef:
     te = import_tvm().te
     ops = move_operands(graph, node, config)
     s = transpose_shape(graph, node, config, ops)
-    dt = _store_dtype(ops.x.dtype)
+    dt = store_dtype(ops.x.dtype)
     a = te.placeholder(ops.x_shape, dt, name="a")
 
     def element(*o):
@@ -966,9 +965,9 @@ def _mac_values(graph: Graph, node: Node, ops: MacOperands, g: Geometry) -> _Mac
     else:
         mult, shift = _multipliers(ops.x, ops.w, ops.out, g.cout, g.cout_p)
     return _MacValues(
-        _store_dtype(ops.x.dtype),
+        store_dtype(ops.x.dtype),
         "int16" if ops.wbits > 8 else "int8",
-        _store_dtype(ops.out.dtype),
+        store_dtype(ops.out.dtype),
         "int64" if ops.wide else "int32",
         zx,
         rp.zero_point(ops.out),
@@ -1234,10 +1233,10 @@ def alu(graph: Graph, node: Node, config) -> LayerDef:
     P, C = ops.p, ops.c
     shapes = {"full": (P, C), "row": (C,), "col": (P,)}
     phs = [
-        te.placeholder(shapes[ix], _store_dtype(info.dtype), name=nm)
+        te.placeholder(shapes[ix], store_dtype(info.dtype), name=nm)
         for nm, info, ix in zip(names, ops.infos, ops.index)
     ]
-    odt = _store_dtype(ops.out.dtype)
+    odt = store_dtype(ops.out.dtype)
     fn = _ALU_EXTERN[ops.kind]
 
     def element(p, c):

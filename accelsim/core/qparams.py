@@ -53,6 +53,12 @@ NUMPY_DTYPE = {
 }
 
 
+def store_dtype(dtype: str) -> str:
+    """The dtype a kernel buffer holds an IR dtype in (int4 -> int8; bool -> uint8, numpy's
+    own byte per element: TVM's bool is a 1-bit type that no buffer argument takes)."""
+    return "uint8" if dtype == "bool" else np.dtype(NUMPY_DTYPE[dtype]).name
+
+
 def dtype_range(dtype: str) -> tuple[int, int]:
     """Smallest and largest value of an integer IR dtype."""
     bits = DTYPE_BITS[dtype]

@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 
 from accelsim.core.errors import AccelsimError
-from accelsim.core.qparams import NUMPY_DTYPE
 from accelsim.core.tvm_env import import_tvm
 from accelsim.lower import requant as rq
 from accelsim.lower.schedule import ComputeSpec, Recipe, RecipeError, pow2_divisor, resolve_size
@@ -90,12 +89,6 @@ def _te():
 
 def _tirx():
     return import_tvm().tirx
-
-
-def _store_dtype(dtype: str) -> str:
-    """The dtype a kernel buffer holds an IR dtype in (int4 -> int8; bool -> uint8, numpy's
-    own byte per element: TVM's bool is a 1-bit type that no buffer argument takes)."""
-    return "uint8" if dtype == "bool" else np.dtype(NUMPY_DTYPE[dtype]).name
 
 
 def tensor_layout(graph: Graph, name: str) -> str:

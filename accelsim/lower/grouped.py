@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from accelsim.core.qparams import store_dtype
 from accelsim.lower.common import (
     Built,
     Ctx,
     NotLowered,
-    _store_dtype,
     _te,
     _with_arith,
     pad_input,
@@ -50,7 +50,7 @@ def grouped_conv2d(ctx: Ctx) -> Built:
     t = _mac_types(ctx, x_i, w_i, b_i, o_i)
     if t.w4:
         raise NotLowered("4-bit weights in a grouped convolution")
-    odt = _store_dtype(o_i.dtype)
+    odt = store_dtype(o_i.dtype)
     args = _mac_args(O, t.xdt, t.accdt, odt, t.ft, t.wide, t.fscale)
     xk = te.placeholder((N, H, W_, C), t.xdt, name="x")
     wk = te.placeholder((O, KH, KW, Ig), t.wdt, name="w")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from accelsim.core import requant as rp
-from accelsim.core.qparams import DTYPE_BITS
+from accelsim.core.qparams import DTYPE_BITS, store_dtype
 from accelsim.lower import requant as rq
 from accelsim.lower.common import (
     Built,
@@ -27,7 +27,6 @@ from accelsim.lower.common import (
     NotLowered,
     _need_per_tensor,
     _qclamp,
-    _store_dtype,
     _te,
     _with_arith,
     float_types,
@@ -47,7 +46,7 @@ def matmul(ctx: Ctx) -> Built:
     a_shape = (1,) * (rank - len(a_i.shape)) + tuple(a_i.shape)
     b_shape = (1,) * (rank - len(b_i.shape)) + tuple(b_i.shape)
     K = a_shape[-2] if ta else a_shape[-1]
-    adt, bdt, odt = (_store_dtype(t.dtype) for t in (a_i, b_i, o_i))
+    adt, bdt, odt = (store_dtype(t.dtype) for t in (a_i, b_i, o_i))
     A = te.placeholder(a_shape, adt, name="a")
     B = te.placeholder(b_shape, bdt, name="b")
     k = te.reduce_axis((0, K), "k")

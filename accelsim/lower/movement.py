@@ -30,8 +30,8 @@ import dataclasses
 import numpy as np
 
 from accelsim.core.errors import AccelsimError
-from accelsim.core.qparams import DTYPE_BITS, dtype_range
-from accelsim.lower.common import Built, Ctx, FloatArith, NotLowered, _store_dtype, _te, _tirx
+from accelsim.core.qparams import DTYPE_BITS, dtype_range, store_dtype
+from accelsim.lower.common import Built, Ctx, FloatArith, NotLowered, _te, _tirx
 from accelsim.lower.ops import _elementwise_spec
 from accelsim.model.graph import Graph, Node, TensorInfo
 from accelsim.model.ops import OPS
@@ -127,7 +127,7 @@ def gather(ctx: Ctx) -> Built:
     axis = node.attr("axis", 0) % rank
     n = d_i.shape[axis]
     r = len(x_i.shape)
-    dt, idt = _store_dtype(d_i.dtype), x_i.dtype
+    dt, idt = store_dtype(d_i.dtype), x_i.dtype
     data = te.placeholder(tuple(d_i.shape), dt, name="data")
     idx = te.placeholder(tuple(x_i.shape) or (1,), idt, name="idx")
 
@@ -206,7 +206,7 @@ def movement(ctx: Ctx) -> Built:
     fill_value = 0
     if fill.any():
         zeros = [
-            np.zeros(g.tensors[t].shape, np.dtype(_store_dtype(g.tensors[t].dtype)))
+            np.zeros(g.tensors[t].shape, np.dtype(store_dtype(g.tensors[t].dtype)))
             if i in data
             else (np.asarray(g.constants[t]) if t else None)
             for i, t in enumerate(node.inputs)
@@ -216,7 +216,7 @@ def movement(ctx: Ctx) -> Built:
         if len(np.unique(out)) != 1:
             raise NotLowered("more than one fill value")
         fill_value = int(out[0]) if not o_i.is_float else float(out[0])
-    dt = _store_dtype(o_i.dtype)
+    dt = store_dtype(o_i.dtype)
     total = o_i.size
     xs = [te.placeholder((i.size,), dt, name=f"x{k}") for k, i in enumerate(infos)]
     idx = te.placeholder((total,), "int32", name="src")
@@ -356,7 +356,7 @@ def pointwise_table(graph: Graph, node: Node, bits: tuple[int, ...]) -> tuple[in
     if DTYPE_BITS[x_i.dtype] not in bits:
         raise NotLowered(f"{x_i.dtype} input (tables of {'/'.join(map(str, bits))}-bit inputs)")
     lo, hi = dtype_range(x_i.dtype)
-    xdt, odt = _store_dtype(x_i.dtype), _store_dtype(o_i.dtype)
+    xdt, odt = store_dtype(x_i.dtype), store_dtype(o_i.dtype)
     values = np.arange(lo, hi + 1, dtype=np.int64).astype(np.dtype(xdt))
     args: list[np.ndarray | None] = [values]
     if node.op in _NONNEGATIVE:
@@ -382,7 +382,7 @@ def lookup(ctx: Ctx) -> Built:
         return _float_pointwise(ctx)
     x_i = g.tensors[node.inputs[0]]
     lo, table = pointwise_table(g, node, _LUT_BITS)
-    xdt, odt = _store_dtype(x_i.dtype), _store_dtype(o_i.dtype)
+    xdt, odt = store_dtype(x_i.dtype), store_dtype(o_i.dtype)
     total = o_i.size
     x = te.placeholder((total,), xdt, name="x")
     tab = te.placeholder((table.size,), odt, name="table")

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from accelsim.core import requant as rp
-from accelsim.core.qparams import dequantize_array, dtype_range
+from accelsim.core.qparams import dequantize_array, dtype_range, store_dtype
 from accelsim.lower import requant as rq
 from accelsim.lower.common import (
     Built,
@@ -36,7 +36,6 @@ from accelsim.lower.common import (
     _f32,
     _lanes,
     _need_per_tensor,
-    _store_dtype,
     _te,
     _tirx,
     float_types,
@@ -72,7 +71,7 @@ def layer_norm(ctx: Ctx) -> Built:
     K = int(np.prod(x_i.shape[axis:], dtype=np.int64))
     eps = float(node.attr("epsilon", 1e-5))
     f32 = "float32"
-    xdt = _store_dtype(x_i.dtype)
+    xdt = store_dtype(x_i.dtype)
     x = te.placeholder((O, K, 1), xdt, name="x")
     gamma = te.placeholder((K,), f32, name="gamma")
     beta = te.placeholder((K,), f32, name="beta")
@@ -119,7 +118,7 @@ def layer_norm(ctx: Ctx) -> Built:
         if not qdq:
             return v
         v = v.astype(f32) / fp[1]
-        return rq.mlas_finish(v, qp[1], qp[2], qp[3]).astype(_store_dtype(o_i.dtype))
+        return rq.mlas_finish(v, qp[1], qp[2], qp[3]).astype(store_dtype(o_i.dtype))
 
     y = te.compute((O, K, 1), normed, name="y")
     recipe = ctx.recipe("softmax", prec)  # the row kernels' section

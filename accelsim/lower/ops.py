@@ -68,7 +68,7 @@ from typing import Any
 import numpy as np
 
 from accelsim.core import requant as rp
-from accelsim.core.qparams import DTYPE_BITS, dtype_range, quantize_array
+from accelsim.core.qparams import DTYPE_BITS, dtype_range, quantize_array, store_dtype
 from accelsim.lower import floatmath, i8mm
 from accelsim.lower import intrin as _intrin
 from accelsim.lower import requant as rq
@@ -91,7 +91,6 @@ from accelsim.lower.common import (
     _pack_pairs,
     _qclamp,
     _roundup,
-    _store_dtype,
     _te,
     _tirx,
     _with_arith,
@@ -178,7 +177,7 @@ def _mac_types(ctx: Ctx, x_i, w_i, b_i, o_i, double: bool = False) -> _MacTypes:
     kbits = _intrin.kernel_weight_bits(wbits, abits)
     return _MacTypes(
         None,
-        _store_dtype(x_i.dtype),
+        store_dtype(x_i.dtype),
         "int16" if kbits == 16 else "int8",
         "int64" if wide else "int32",
         kbits,
@@ -474,7 +473,7 @@ def contraction(ctx: Ctx) -> Built:
         x = te.placeholder((N, H, W_, I), xdt, name="x")
         wshape = (OCp // bo, KH, KW, ICp // bk, *blk_shape)
     wp = te.placeholder(wshape, wdt, name="w")
-    odt = ft.storage if is_float else _store_dtype(o_i.dtype)
+    odt = ft.storage if is_float else store_dtype(o_i.dtype)
     form = _requant_form(ctx, recipe, t, O, bo, (x_i, w_i, o_i))
     # a requantization form's vectors cover whole blocks: with a tail, the kernel writes
     # its output channels padded to the lanes (as hexagon_nn's depth-32 layout), sliced off
@@ -749,7 +748,7 @@ def depthwise(ctx: Ctx) -> Built:
     else:
         wp = te.placeholder((KH, KWp, C), wdt, name="w")
         wu = wp
-    odt = ft.storage if is_float else _store_dtype(o_i.dtype)
+    odt = ft.storage if is_float else store_dtype(o_i.dtype)
     form = _requant_form(ctx, recipe, t, C, V, (x_i, w_i, o_i))
     margs = _mac_args(C, xdt, accdt, odt, ft if is_float else None, wide, t.fscale, form)
     params, pnames, pad_value = margs.tensors, margs.names, margs.pad_value
@@ -942,7 +941,7 @@ def pool(ctx: Ctx) -> Built:
     else:
         _need_per_tensor(ctx, x_i, "input")
         _need_per_tensor(ctx, o_i, "output")
-        xdt, odt = _store_dtype(x_i.dtype), _store_dtype(o_i.dtype)
+        xdt, odt = store_dtype(x_i.dtype), store_dtype(o_i.dtype)
         prec = ctx.precision
     qdq = not is_float and g.requant_mode == "float"  # ONNX Runtime's arithmetic
     # ONNX Runtime's float arithmetic on dequantized values (accelsim.ref.qdq_ops):
@@ -1260,7 +1259,7 @@ def bilinear_resize(ctx: Ctx) -> Built:
     OH, OW = o_i.shape[ha], o_i.shape[wa]
     ytab, xtab = bilinear_tables(node.attrs, (H, W_), (OH, OW))
     acc = "int64" if DTYPE_BITS[x_i.dtype] > 8 else "int32"  # |x| * 2^20 * 4 fits int32 at 8 bits
-    xdt, odt = _store_dtype(x_i.dtype), _store_dtype(o_i.dtype)
+    xdt, odt = store_dtype(x_i.dtype), store_dtype(o_i.dtype)
     x = te.placeholder((N, H, W_, C), xdt, name="x")
     yt = te.placeholder((3, OH), "int32", name="ytab")  # weight (Q10), lower row, upper row
     xt = te.placeholder((3, OW), "int32", name="xtab")
@@ -1368,7 +1367,7 @@ def _float_bilinear(ctx: Ctx) -> Built:
     N, C, H, W_ = x_i.shape[0], x_i.shape[ca], x_i.shape[ha], x_i.shape[wa]
     OH, OW = o_i.shape[ha], o_i.shape[wa]
     form, ytaps, xtaps = P.linear_resize_taps(node.attrs, (H, W_))
-    xdt, odt, f32, f64 = _store_dtype(x_i.dtype), _store_dtype(o_i.dtype), "float32", "float64"
+    xdt, odt, f32, f64 = store_dtype(x_i.dtype), store_dtype(o_i.dtype), "float32", "float64"
     x = te.placeholder((N, H, W_, C), xdt, name="x")
     yi = te.placeholder((2, OH), "int32", name="yidx")  # lower, upper source row
     yw = te.placeholder((2, OH), f32, name="ywt")  # their weights
@@ -1523,8 +1522,8 @@ def elementwise(ctx: Ctx) -> Built:
     in_shapes = [(1,) * (rank - len(t.shape)) + tuple(t.shape) for t in ins]
     total = int(np.prod(kshape))
     consts: dict[str, np.ndarray] = {}
-    in_dts = [_store_dtype(t.dtype) for t in ins]
-    odt = _store_dtype(o_i.dtype)
+    in_dts = [store_dtype(t.dtype) for t in ins]
+    odt = store_dtype(o_i.dtype)
     xnames = ["a", "b"] if len(ins) == 2 else ["x"]
     phs = [
         te.placeholder(shp if bcast else kshape, dt, name=n)
@@ -1796,13 +1795,13 @@ def batch_norm(ctx: Ctx) -> Built:
     scale = gamma / np.sqrt(var + float(node.attr("epsilon", 1e-5)))
     shift = beta - mu * scale
     C = kshape[cax]
-    cdt, sdt = ft.compute, _store_dtype(x_i.dtype)
+    cdt, sdt = ft.compute, store_dtype(x_i.dtype)
     x = te.placeholder(kshape, sdt, name="x")
     st = te.placeholder((2, C), cdt, name="scale_shift")
     y = te.compute(
         kshape,
         lambda *i: (x[i].astype(cdt) * st[0, i[cax]] + st[1, i[cax]]).astype(
-            _store_dtype(o_i.dtype)
+            store_dtype(o_i.dtype)
         ),
         name="y",
     )
@@ -1845,8 +1844,8 @@ def exact_elementwise(ctx: Ctx) -> Built:
         raise NotLowered(f"{op} of quantized values")
     rank = len(o_i.shape)
     in_shapes = [(1,) * (rank - len(t.shape)) + tuple(t.shape) for t in ins]
-    in_dts = [_store_dtype(t.dtype) for t in ins]
-    odt = _store_dtype(o_i.dtype)
+    in_dts = [store_dtype(t.dtype) for t in ins]
+    odt = store_dtype(o_i.dtype)
     names = [f"x{k}" for k in range(len(ins))]
     phs = [te.placeholder(shp, dt, name=n) for shp, dt, n in zip(in_shapes, in_dts, names)]
     xs = [_Broadcast(p, shp) for p, shp in zip(phs, in_shapes)]
@@ -1912,9 +1911,9 @@ def concat(ctx: Ctx) -> Built:
     ax = _kaxis(node.attr("axis"), rank, layout)
     kshape = _kshape(o_i.shape, layout)
     is_float = o_i.is_float
-    odt = _store_dtype(o_i.dtype)
+    odt = store_dtype(o_i.dtype)
     xs = [
-        te.placeholder(_kshape(t.shape, layout), _store_dtype(t.dtype), name=f"x{k}")
+        te.placeholder(_kshape(t.shape, layout), store_dtype(t.dtype), name=f"x{k}")
         for k, t in enumerate(ins)
     ]
     consts: dict[str, np.ndarray] = {}
@@ -2049,7 +2048,7 @@ def pad(ctx: Ctx) -> Built:
         raise NotLowered("negative padding (cropping)")
     kin, kout = _kshape(x_i.shape, layout), _kshape(o_i.shape, layout)
     is_float = o_i.is_float
-    xdt, odt = _store_dtype(x_i.dtype), _store_dtype(o_i.dtype)
+    xdt, odt = store_dtype(x_i.dtype), store_dtype(o_i.dtype)
     x = te.placeholder(kin, xdt, name="x")
     consts: dict[str, np.ndarray] = {}
     value = float(node.attr("value", 0.0) or 0.0)

@@ -67,6 +67,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from accelsim.core.qparams import store_dtype
 from accelsim.core.schema import recipes as _schema
 from accelsim.core.schema.base import validate
 from accelsim.core.schema.recipes import OP_SECTIONS, RecipeError, schedules_dir
@@ -247,12 +248,10 @@ def tile_of(recipe: Recipe, features, precision) -> Any:
     recipe's `intrinsic_tile` of the first intrinsic in `tensorize` that the features and the
     operand types allow, else `tile`. What only lowering knows (an intrinsic passed over for
     its padding, its `min_calls` or a weight range) is not modelled."""
-    from accelsim.lower.common import _store_dtype  # common imports this module
-
     by = recipe.get("intrinsic_tile") or {}
     names = recipe.get("tensorize") or []
     if by and names and precision is not None:
-        act = _store_dtype(precision.act_dtype)  # 4-bit activations: one per byte
+        act = store_dtype(precision.act_dtype)  # 4-bit activations: one per byte
         bits = (
             32
             if precision.is_float

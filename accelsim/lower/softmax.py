@@ -46,7 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from accelsim.core import requant as rp
-from accelsim.core.qparams import DTYPE_BITS, QuantParams, dtype_range
+from accelsim.core.qparams import DTYPE_BITS, QuantParams, dtype_range, store_dtype
 from accelsim.core.tvm_env import import_tvm
 from accelsim.lower import floatmath
 from accelsim.lower import requant as rq
@@ -60,7 +60,6 @@ from accelsim.lower.common import (
     _kshape,
     _lanes,
     _need_per_tensor,
-    _store_dtype,
     float_types,
     from_kernel_layout,
     tensor_layout,
@@ -441,7 +440,7 @@ def softmax(ctx: Ctx) -> Built:
     kin = _kshape(x_i.shape, layout)
     ax = _kaxis(node.attr("axis", -1), rank, layout)
     O, K, I = int(np.prod(kin[:ax])), int(kin[ax]), int(np.prod(kin[ax + 1 :]))
-    xdt, odt = _store_dtype(x_i.dtype), _store_dtype(o_i.dtype)
+    xdt, odt = store_dtype(x_i.dtype), store_dtype(o_i.dtype)
     beta = float(np.float32(node.attr("beta", 1.0)))
     x = te.placeholder((O, K, I), xdt, name="x")
     rk = te.reduce_axis((0, K), "k")
