@@ -213,15 +213,23 @@ def _int8_dense(K: int = 64, O: int = 32):
     return q, w, feed
 
 
+# input channels -> the Appendix B pairing kryo280 takes: over 16 input channels of one output
+# channel into 4 partial sums (accelsim.lower.partials), or of 4 output channels' weights by a
+# broadcast pair of activations where the channels do not fill 16
+_PAIRINGS = {64: "smull_smlal2", 60: "smull_smlal"}
+
+
+@pytest.mark.parametrize("channels", list(_PAIRINGS))
 @pytest.mark.parametrize("full_range", [False, True])
-def test_smull_smlal_pairs_exact_at_the_int16_limit(full_range):
+def test_smull_smlal_pairs_exact_at_the_int16_limit(full_range, channels):
     """Appendix B pairing under qemu-aarch64 on kryo280 (no dot product): every pair of
     products is 128 x 127 of one sign, the largest int16 sum the restricted weight range
-    allows; a -128 weight sends the layer to the next intrinsic of the recipe, with the reason
+    allows (both pairings: channels k and k + 1 of 4, k and k + 8 of 16, have one sign); a
+    -128 weight sends the layer to the next intrinsic of the recipe, with the reason
     recorded."""
     if emulate.missing_tools("aarch64"):
         pytest.skip("no aarch64 toolchain")
-    q, w, feed = _int8_dense()
+    q, w, feed = _int8_dense(K=channels)
     if full_range:
         w[3, 7] = -128
     wname = q.node("fc").inputs[1]
@@ -231,16 +239,20 @@ def test_smull_smlal_pairs_exact_at_the_int16_limit(full_range):
     assert xq.min() == -128 and xq.max() >= 126  # pair sums up to 127 x (128 + 126)
     t = load_target("kryo280")
     layer = lower_node(q, q.node("fc"), t)
+    pairing = _PAIRINGS[channels]
     if full_range:
         assert layer.schedule.intrinsic == "smull_sadalp"
-        assert any("-128" in n and "smull_smlal" in n for n in layer.schedule.notes)
+        assert any("-128" in n and f"'{pairing}'" in n for n in layer.schedule.notes)
     else:
-        assert layer.schedule.intrinsic == "smull_smlal"
+        assert layer.schedule.intrinsic == pairing
     k = cg.compile_layer(layer, t)
     asm = Path(k.asm_path).read_text()
     assert count_mnemonic(asm, "sqrdmulh") > 0 and count_mnemonic(asm, "srshl") > 0
     if not full_range:
-        assert count_mnemonic(asm, "smlal") > 0 and count_mnemonic(asm, "sadalp") > 0
+        smlal = "smlal2" if pairing == "smull_smlal2" else "smlal"
+        assert count_mnemonic(asm, smlal) > 0 and count_mnemonic(asm, "sadalp") > 0
+    if pairing == "smull_smlal2" and not full_range:  # 4 channels' partials: 3 ADDPs
+        assert count_mnemonic(asm, "addp") > 0
     r = emulate.run_aarch64(
         k.obj_path,
         k.symbol,

@@ -388,8 +388,10 @@ def test_intrinsic_per_target_comes_from_the_table():
     assert chosen == {
         "cortex-a76": "sdot_lane",  # 3x3 x 64 channels: 36 calls of 16 by element
         "cortex-a55": "sdot_lane",
-        "cortex-a53": "smull_smlal",  # restricted-range weights: Appendix B pairing
-        "kryo280": "smull_smlal",
+        # restricted-range weights: Appendix B pairing, over 16 input channels into 4 partial
+        # sums where the channels fill them (64 here)
+        "cortex-a53": "smull_smlal2",
+        "kryo280": "smull_smlal2",
         "hvx-v68": "vrmpy",
         # the host's kernel follows the CPU features probed at load
         "host": "vpdpbusd"
@@ -615,7 +617,7 @@ def test_sdot_lane_gives_way_where_it_would_pad_or_be_unrolled_whole():
 def test_analytic_nest_takes_the_tile_of_the_intrinsic_the_target_would_use():
     """The analytic memory model does not lower layers: `tile_of` gives it the tile of the
     recipe's first intrinsic the target and the operand types allow (smmla on cortex-a720,
-    sdot_lane on cortex-a76, none on kryo280 or at w16a16: the section's own tile)."""
+    sdot_lane on cortex-a76, smull_smlal2 on kryo280; at w16a16 the section's own tile)."""
     from accelsim.core.precision import parse_precision
     from accelsim.lower.schedule import tile_of
 
@@ -625,5 +627,7 @@ def test_analytic_nest_takes_the_tile_of_the_intrinsic_the_target_would_use():
 
     assert tile("cortex-a720", "w8a8") == {"ow": "<=4", "oc": "<=16"}
     assert tile("cortex-a76", "w8a8") == {"ow": "<=8", "oc": "<=8"}
-    assert tile("kryo280", "w8a8") == [{"ow": 4, "oc": "<=16"}, {"ow": "<=8", "oc": "<=8"}]
+    assert tile("kryo280", "w8a8") == [{"ow": 4, "oc": 4}, {"ow": 2, "oc": 8}, {"ow": 1, "oc": 8}]
+    # fp32 on kryo280: no integer intrinsic, the fp32 section's tile
+    assert tile("kryo280", "fp32") == {"ow": "<=8", "oc": "<=8"}
     assert tile("cortex-a76", "w16a16") == {"ow": "<=2", "oc": "<=8"}

@@ -69,7 +69,7 @@ import numpy as np
 
 from accelsim.core import requant as rp
 from accelsim.core.qparams import DTYPE_BITS, dtype_range, quantize_array, store_dtype
-from accelsim.lower import floatmath, i8mm
+from accelsim.lower import floatmath, i8mm, partials
 from accelsim.lower import intrin as _intrin
 from accelsim.lower import requant as rq
 from accelsim.lower.common import (
@@ -242,6 +242,14 @@ def _intrinsic(
             f"padded to {_roundup(channels or 1, found[0].depth)}"
         )
     return best
+
+
+def _listed_first(recipe: Recipe, a: _intrin.Intrinsic | None, b: _intrin.Intrinsic | None):
+    """Whether `a` comes before `b` (None: after every name) in the recipe's `tensorize`."""
+    names = list(recipe.get("tensorize") or [])
+    if a is None:
+        return False
+    return b is None or names.index(a.name) < names.index(b.name)
 
 
 def _intrinsic_blocks(ctx: Ctx, recipe: Recipe, it: _intrin.Intrinsic, **blocks: int) -> None:
@@ -430,13 +438,18 @@ def contraction(ctx: Ctx) -> Built:
 
     # intrinsic and blocks: a matrix intrinsic (SMMLA, accelsim.lower.i8mm) first where the
     # target has one and the layer fits it, else the recipe's first dot-product one that
-    # computes these weights exactly
+    # computes these weights exactly, unless the recipe lists a partial-sum one
+    # (accelsim.lower.partials) before it that the core has and the channels fill
     notes: list[str] = []
     wmin = int(w.min()) if w.size and not is_float else 0
     it = _intrinsic(ctx, recipe, t, i8mm.KIND, wmin, notes)
     pairs = i8mm.applies(it, is_dense, N, strides[1])
+    partial = False
     if not pairs:
         it = _intrinsic(ctx, recipe, t, "dot", wmin, notes, channels=I, taps=KH * KW)
+        alt = _intrinsic(ctx, recipe, t, partials.KIND, wmin, notes)
+        if partials.applies(alt, I) and _listed_first(recipe, alt, it):
+            it, partial = alt, True
     if it is not None and it.nibble_lanes and KH * KW * I * 128 * 128 >= 2**31:
         # its accumulators hold 16 x the sums: they must not wrap where the true ones do not
         notes.append(f"intrinsic '{it.name}' (4-bit x16) not used: {KH * KW * I} terms")
@@ -459,7 +472,8 @@ def contraction(ctx: Ctx) -> Built:
             )
     pbk = bk // 2 if w4 else bk
     grp = it.group if it is not None else 0  # pair-major weight blocks (intrin.Intrinsic.group)
-    OCp, ICp = _roundup(O, bo), _roundup(I, bk)
+    # partial sums: one channel per call, the channels padded to the epilogue's 4-lane vectors
+    OCp, ICp = _roundup(O, partials.PARTS if partial else bo), _roundup(I, bk)
     sh, sw = strides
     dh, dw = dil
     pt, pl, pb, pr = pads
@@ -474,7 +488,7 @@ def contraction(ctx: Ctx) -> Built:
         wshape = (OCp // bo, KH, KW, ICp // bk, *blk_shape)
     wp = te.placeholder(wshape, wdt, name="w")
     odt = ft.storage if is_float else store_dtype(o_i.dtype)
-    form = _requant_form(ctx, recipe, t, O, bo, (x_i, w_i, o_i))
+    form = _requant_form(ctx, recipe, t, O, OCp if partial else bo, (x_i, w_i, o_i))
     # a requantization form's vectors cover whole blocks: with a tail, the kernel writes
     # its output channels padded to the lanes (as hexagon_nn's depth-32 layout), sliced off
     # when unpacked
@@ -544,13 +558,15 @@ def contraction(ctx: Ctx) -> Built:
     else:
         epi = margs.epilogue
     intrinsic_loops: tuple[str, ...] = ("oc.v", "ic.v")
-    if pairs:  # SMMLA: accumulators in pairs of pixels (rows) x pairs of channels
-        pc = i8mm.contraction(xin, wval, acc_shape, window, accdt, epi, O)
+    if pairs or partial:  # SMMLA: pairs of pixels (rows) x pairs of channels; 4 partial sums
+        acc_shape = (N, OCp) if is_dense else (N, OH, OW, OCp)
+        mod = i8mm if pairs else partials
+        pc = mod.contraction(xin, wval, acc_shape, window, accdt, epi, O if pairs else Oy)
         y, axes, default_order = pc.y, pc.axes, pc.default_order
         intrinsic_loops = pc.intrinsic_loops
     else:
         acc = contraction_acc(xin, wval, acc_shape, (bo, bk), window, pdt, accdt)
-    if pairs:
+    if pairs or partial:
         pass
     elif is_dense:
         y = te.compute((N, Oy), lambda n, oc: epi(acc[n, oc], oc), name="y")
@@ -585,6 +601,8 @@ def contraction(ctx: Ctx) -> Built:
         default_order=default_order,
         layer=ctx.layer,
         notes=tuple(notes),
+        finish="partial_sum" if partial else None,
+        finish_intrinsic=partials.sum_intrinsic() if partial else None,
     )
 
     # ---- numpy side ----------------------------------------------------------------------

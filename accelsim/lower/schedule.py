@@ -156,6 +156,9 @@ class Axis:
     vsplit: int | None = None  # split off an inner `<name>.v` loop of this many elements
     unit: str = ""  # for messages: "output channels"
     elem: int = 1  # elements of the axis per iteration of this loop
+    # loop iterations per unit a recipe counts its tiles in (accelsim.lower.partials: 4
+    # partial sums per output channel, tiled in output channels)
+    scale: int = 1
 
 
 @dataclass
@@ -179,6 +182,11 @@ class ComputeSpec:
     prologue: tuple[str, ...] = ()
     prologue_axis: str = ""
     notes: tuple[str, ...] = ()  # why the lowering chose what it did (e.g. no intrinsic)
+    # a block between the main one and the epilogue, fused with them, whose innermost loop is
+    # split into calls of an intrinsic (name, lanes): the sum of `accelsim.lower.partials`'
+    # partial sums, 4 channels per 3 ADDPs
+    finish: str | None = None
+    finish_intrinsic: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -257,10 +265,14 @@ def tile_of(recipe: Recipe, features, precision) -> Any:
             if precision.is_float
             else _intrin.kernel_weight_bits(precision.wbits, int(precision.act_bits or 8))
         )
-        for kind in ("mmla", "dot"):
-            it = _intrin.select(names, features, act, bits, kind=kind)
-            if it is not None:
-                return by.get(it.name, recipe.get("tile"))
+        # as lowering: a matrix intrinsic first, else the earlier listed of the dot-product
+        # and the partial-sum ones (accelsim.lower.ops)
+        mmla = _intrin.select(names, features, act, bits, kind="mmla")
+        found = [_intrin.select(names, features, act, bits, kind=k) for k in ("dot", "partials")]
+        rest = [i for i in found if i is not None]
+        it = mmla or min(rest, key=lambda i: names.index(i.name), default=None)
+        if it is not None:
+            return by.get(it.name, recipe.get("tile"))
     return recipe.get("tile")
 
 
@@ -308,7 +320,10 @@ def apply(sch, spec: ComputeSpec, recipe: Recipe) -> Applied:
     if spec.intrinsic is not None and spec.intrinsic.name in by_intrinsic:
         tile_at = ("intrinsic_tile", spec.intrinsic.name)
     sizes = {
-        a.name: (a.extent, a.vsplit) if a.vsplit else (a.extent * a.elem, a.elem) for a in spec.axes
+        a.name: (a.extent // a.scale, a.vsplit // a.scale)
+        if a.vsplit
+        else (a.extent * a.elem, a.elem)
+        for a in spec.axes
     }
     tiles, alt = pick_tile(
         by_intrinsic[tile_at[1]] if len(tile_at) > 1 else recipe.get("tile"), sizes
@@ -336,9 +351,10 @@ def apply(sch, spec: ComputeSpec, recipe: Recipe) -> Applied:
                 blocks[ax.name] = ax.elem
         if ax.name in tiles:
             where = tile_where(ax.name)
-            t = resolve_size(tiles[ax.name], blocked * unit_mult, unit_mult, where, ax.unit, layer)
+            mult = unit_mult // ax.scale
+            t = resolve_size(tiles[ax.name], blocked * mult, mult, where, ax.unit, layer)
             used_tiles[ax.name] = t
-            o, i = sch.split(base, [None, t // unit_mult])
+            o, i = sch.split(base, [None, t // mult])
             group += [
                 (f"{ax.name}.o", o, blocked // (t // unit_mult)),
                 (f"{ax.name}.i", i, t // unit_mult),
@@ -395,6 +411,10 @@ def apply(sch, spec: ComputeSpec, recipe: Recipe) -> Applied:
     # encloses the whole reduction, so the accumulators of one tile stay local
     first_red = next((i for i, n in enumerate(final) if n in reduce), None)
     epilogue_vectorized = False
+    if spec.finish is not None:  # before the epilogue, its consumer
+        fin = sch.get_sblock(spec.finish)
+        if first_red is not None and first_red > 0:
+            sch.reverse_compute_at(fin, loops[final[first_red - 1]])
     if spec.epilogue is not None:
         ep = sch.get_sblock(spec.epilogue)
         if first_red is not None and first_red > 0:
@@ -426,6 +446,11 @@ def apply(sch, spec: ComputeSpec, recipe: Recipe) -> Applied:
                     epilogue_vectorized = True
                 except ScheduleError as exc:
                     notes.append(f"epilogue not vectorized: {str(exc).splitlines()[0][:120]}")
+    if spec.finish is not None and spec.finish_intrinsic is not None:  # after its consumer
+        key, lanes = spec.finish_intrinsic  # is placed: tensorize replaces the block
+        fin = sch.get_sblock(spec.finish)
+        _, inner = sch.split(sch.get_loops(fin)[-1], [None, lanes])
+        sch.tensorize(inner, key)
     _place_prologue(sch, spec, final, loops)
     vectorized: list[str] = []
     if epilogue_vectorized:
