@@ -108,8 +108,9 @@ def test_vdmpy_in_every_int16_conv_and_fc_kernel_on_hvx():
 
 def _wide_dense(K: int = 300, O: int = 40):
     """A w16a16 dense layer whose running int64 sums cross the int32 range many times and come
-    back: inputs quantize to +-32767/-32768, the first 150 weights make every product +2^30,
-    the next ones -2^30, the last weight a per-channel offset (so outputs are not saturated)."""
+    back: inputs quantize to +-32767/-32768, the first half of the weights make every product
+    +2^30, the next ones -2^30, the last weight a per-channel offset (so outputs are not
+    saturated)."""
     from accelsim.model.builder import GraphBuilder
 
     rng = np.random.default_rng(0)
@@ -130,23 +131,27 @@ def _wide_dense(K: int = 300, O: int = 40):
     q = quantize_graph(g, parse_precision("w16a16"), calibdata.random(g, 2)).graph
     sign = np.where(rng.random(K) < 0.5, 1, -1)
     w = np.empty((O, K), np.int64)
-    w[:, :150] = 32767 * sign[:150]
-    w[:, 150:] = -32767 * sign[150:]
+    w[:, : K // 2] = 32767 * sign[: K // 2]
+    w[:, K // 2 :] = -32767 * sign[K // 2 :]
     w[:, -1] = np.arange(O) * 700 - 14000
     return q, w, (sign * 1e9).astype(np.float32)[None]
 
 
-# target, full-range weights -> (intrinsic chosen, intrinsic passed over for the -32768 weight)
+# target, full-range weights, input channels -> (intrinsic chosen, intrinsic passed over for
+# the -32768 weight); NEON: over 8 input channels into 2 int64 partial sums where the channels
+# fill them (304), else 4 output channels by a broadcast activation pair (300)
 _WIDE_DENSE = {
-    ("hvx-v68", False): ("vdmpy", None),
-    ("hvx-v68", True): (None, "vdmpy"),  # scalar code
-    ("cortex-a55", False): ("smull_smlal", None),
-    ("cortex-a55", True): ("smull_sadalp", "smull_smlal"),
+    ("hvx-v68", False, 300): ("vdmpy", None),
+    ("hvx-v68", True, 300): (None, "vdmpy"),  # scalar code
+    ("cortex-a55", False, 300): ("smull_smlal", None),
+    ("cortex-a55", True, 300): ("smull_sadalp", "smull_smlal"),
+    ("cortex-a55", False, 304): ("smull_smlal2", None),
+    ("cortex-a55", True, 304): ("smull_sadalp", "smull_smlal2"),
 }
 
 
-@pytest.mark.parametrize("target_name,full_range", list(_WIDE_DENSE))
-def test_int16_dense_exact_when_sums_leave_int32(target_name, full_range):
+@pytest.mark.parametrize("target_name,full_range,channels", list(_WIDE_DENSE))
+def test_int16_dense_exact_when_sums_leave_int32(target_name, full_range, channels):
     """int16 x int16 sums in int64 under qemu against the reference executor's: every pair of
     products is 32768 x 32767 of one sign (the largest pair sum the restricted weight range
     allows) and the running sums leave int32 many times. HVX: vdmpy's int64 accumulation
@@ -157,7 +162,7 @@ def test_int16_dense_exact_when_sums_leave_int32(target_name, full_range):
     arch = "hexagon" if target_name.startswith("hvx") else "aarch64"
     if emulate.missing_tools(arch):
         pytest.skip(f"no {arch} toolchain")
-    q, w, feed = _wide_dense()
+    q, w, feed = _wide_dense(K=channels)
     if full_range:
         w[3, 7] = -32768
     wname = q.node("fc").inputs[1]
@@ -169,15 +174,16 @@ def test_int16_dense_exact_when_sums_leave_int32(target_name, full_range):
     assert np.abs((xq[0] * w[0]).reshape(-1, 2).sum(1)).max() > 2**31 - 2**17  # pair sums
     t = load_target(target_name)
     layer = lower_node(q, q.node("fc"), t)
-    chosen, passed_over = _WIDE_DENSE[target_name, full_range]
+    chosen, passed_over = _WIDE_DENSE[target_name, full_range, channels]
     assert layer.schedule.intrinsic == chosen
     if passed_over:
-        assert any("-32768" in n and passed_over in n for n in layer.schedule.notes)
+        assert any("-32768" in n and f"'{passed_over}'" in n for n in layer.schedule.notes)
     k = cg.compile_layer(layer, t)
     if arch == "aarch64":
         asm = Path(k.asm_path).read_text()
         assert layer.signature["acc"] == "int64" and count_mnemonic(asm, "sadalp") > 0
-        assert (count_mnemonic(asm, "smlal") > 0) != full_range
+        smlal = "smlal2" if chosen == "smull_smlal2" else "smlal"
+        assert (count_mnemonic(asm, smlal) > 0) != full_range
     runner = emulate.run_aarch64 if arch == "aarch64" else emulate.run_hexagon
     r = runner(
         k.obj_path,

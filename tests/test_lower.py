@@ -410,7 +410,8 @@ def test_intrinsic_per_target_comes_from_the_table():
     assert intrin.select(["sdot"], ("neon",), "int8", 8) is None  # needs dotprod
     q16, _ = quantized("resnet18", "w16a16")
     layer = lower_node(q16, q16.node("layer1.0.conv1"), load_target("cortex-a76"))
-    assert layer.schedule.intrinsic == "smull_smlal" and layer.signature["acc"] == "int64"
+    # over 8 input channels into 2 int64 partial sums (accelsim.lower.partials)
+    assert layer.schedule.intrinsic == "smull_smlal2" and layer.signature["acc"] == "int64"
     hvx16 = lower_node(q16, q16.node("layer1.0.conv1"), load_target("hvx-v68"))
     assert hvx16.schedule.intrinsic == "vdmpy" and hvx16.signature["acc"] == "int64"
     assert hvx16.args[1].shape == (2, 3, 3, 32, 32, 2)  # [O/32][KH][KW][I/2][32][2] int16
@@ -617,7 +618,8 @@ def test_sdot_lane_gives_way_where_it_would_pad_or_be_unrolled_whole():
 def test_analytic_nest_takes_the_tile_of_the_intrinsic_the_target_would_use():
     """The analytic memory model does not lower layers: `tile_of` gives it the tile of the
     recipe's first intrinsic the target and the operand types allow (smmla on cortex-a720,
-    sdot_lane on cortex-a76, smull_smlal2 on kryo280; at w16a16 the section's own tile)."""
+    sdot_lane on cortex-a76, smull_smlal2 on kryo280 and at w16a16; fp32 on kryo280: the
+    section's own tile)."""
     from accelsim.core.precision import parse_precision
     from accelsim.lower.schedule import tile_of
 
@@ -630,4 +632,4 @@ def test_analytic_nest_takes_the_tile_of_the_intrinsic_the_target_would_use():
     assert tile("kryo280", "w8a8") == [{"ow": 4, "oc": 4}, {"ow": 2, "oc": 8}, {"ow": 1, "oc": 8}]
     # fp32 on kryo280: no integer intrinsic, the fp32 section's tile
     assert tile("kryo280", "fp32") == {"ow": "<=8", "oc": "<=8"}
-    assert tile("cortex-a76", "w16a16") == {"ow": "<=2", "oc": "<=8"}
+    assert tile("cortex-a76", "w16a16") == tile("kryo280", "w8a8")  # smull_smlal2's, int16

@@ -472,8 +472,8 @@ def contraction(ctx: Ctx) -> Built:
             )
     pbk = bk // 2 if w4 else bk
     grp = it.group if it is not None else 0  # pair-major weight blocks (intrin.Intrinsic.group)
-    # partial sums: one channel per call, the channels padded to the epilogue's 4-lane vectors
-    OCp, ICp = _roundup(O, partials.PARTS if partial else bo), _roundup(I, bk)
+    # partial sums: one channel per call, the channels padded to whole ADDP calls
+    OCp, ICp = _roundup(O, partials.parts(it) if partial else bo), _roundup(I, bk)
     sh, sw = strides
     dh, dw = dil
     pt, pl, pb, pr = pads
@@ -560,8 +560,10 @@ def contraction(ctx: Ctx) -> Built:
     intrinsic_loops: tuple[str, ...] = ("oc.v", "ic.v")
     if pairs or partial:  # SMMLA: pairs of pixels (rows) x pairs of channels; 4 partial sums
         acc_shape = (N, OCp) if is_dense else (N, OH, OW, OCp)
-        mod = i8mm if pairs else partials
-        pc = mod.contraction(xin, wval, acc_shape, window, accdt, epi, O if pairs else Oy)
+        if pairs:
+            pc = i8mm.contraction(xin, wval, acc_shape, window, accdt, epi, O)
+        else:
+            pc = partials.contraction(it, xin, wval, acc_shape, window, epi, Oy)
         y, axes, default_order = pc.y, pc.axes, pc.default_order
         intrinsic_loops = pc.intrinsic_loops
     else:
@@ -602,7 +604,7 @@ def contraction(ctx: Ctx) -> Built:
         layer=ctx.layer,
         notes=tuple(notes),
         finish="partial_sum" if partial else None,
-        finish_intrinsic=partials.sum_intrinsic() if partial else None,
+        finish_intrinsic=partials.sum_intrinsic(it) if partial else None,
     )
 
     # ---- numpy side ----------------------------------------------------------------------

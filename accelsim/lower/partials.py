@@ -17,17 +17,21 @@ input channels and runs 3 P Q instructions on them, where the broadcast form nee
 an address per activation pair (ld1r has no offset), which kept a 2-wide core from issuing its
 multiplies every cycle.
 
-Here:
+The 16-bit form (w16a16, w8a16 with its weights widened when packed) is the same over 8
+input channels: SMULL / SMLAL2 .4S, .4H (two int16 products per int32 lane, exact when no weight
+is -32768) and SADALP .2D into 2 int64 partial sums.
+
+Here, for the int8 form (int16: 8 channels, l < 2, halves of 4):
 
     C[l] += A[h 8 + 2 l + e] * W[h 8 + 2 l + e]      l < 4, h < 2, e < 2 (r = 2 h + e)
 
 A is 16 consecutive input channels of one pixel of the (NHWC) input, W the matching 16 of one
 output channel's packed weights (`[O][KH][KW][I/16][1][16]`), C the pixel's and channel's 4
-partial sums: the accumulators are laid out `(N, OH, OW, OC, 4)` (`(N, OC, 4)` for dense) and
-the epilogue adds the 4. Used where the input channels are a multiple of 16 (else the 4-deep
-`smull_smlal` wastes less on padding) and the recipe lists the intrinsic before any dot-product
-one the core has (`tensorize: [..., sdot, smull_smlal2, smull_smlal, ...]`: cores with SDOT keep
-it).
+partial sums: the accumulators are laid out `(N, OH, OW, OC x 4)` (`(N, OC x 4)` for dense) and
+a `partial_sum` stage adds each 4 channels' partials with ADDPs before the epilogue. Used where
+the input channels are a multiple of the depth (else the 4-deep `smull_smlal` wastes less on
+padding) and the recipe lists the intrinsic before any dot-product one the core has
+(`tensorize: [..., sdot, smull_smlal2, smull_smlal, ...]`: int8 on cores with SDOT keeps it).
 """
 
 from __future__ import annotations
@@ -39,23 +43,31 @@ from accelsim.lower.common import _te
 from accelsim.lower.schedule import Axis
 
 KIND = "partials"
-PARTS = 4  # int32 partial sums per (pixel, output channel): one register
-DEPTH = 16  # input channels per call
-_SMULL, _SADDLP = "llvm.aarch64.neon.smull.v8i16", "llvm.aarch64.neon.saddlp.v4i32.v8i16"
-_ADDP = "llvm.aarch64.neon.addp.v4i32"
+_ADDP = {"int32": "llvm.aarch64.neon.addp.v4i32", "int64": "llvm.aarch64.neon.addp.v2i64"}
+_FORMS = {  # activations: (SMULL, SADDLP, product type)
+    "int8": ("llvm.aarch64.neon.smull.v8i16", "llvm.aarch64.neon.saddlp.v4i32.v8i16", "int16"),
+    "int16": ("llvm.aarch64.neon.smull.v4i32", "llvm.aarch64.neon.saddlp.v2i64.v4i32", "int32"),
+}
 
 
-def _channel(vl, vr):
-    """The input channel (within the call's 16) that partial `vl` takes at reduction step `vr`
-    (h = vr // 2, e = vr % 2). Shared by the compute and the description, whose structural
-    match needs the same expression."""
-    return (vr // 2) * 8 + vl * 2 + vr % 2
+def parts(it: _intrin.Intrinsic) -> int:
+    """Partial sums per (pixel, output channel): one 128-bit register of accumulators."""
+    return 128 // int(it.acc_dtype[3:])
 
 
-def _total(a, oc):
-    """The sum of channel `oc`'s 4 partials (`a(q)`: partial q of the flattened axis), in the
-    order the compute and the stage's description share."""
-    return (a(oc * PARTS) + a(oc * PARTS + 1)) + (a(oc * PARTS + 2) + a(oc * PARTS + 3))
+def _channel(vl, vr, depth: int):
+    """The input channel (within the call's `depth`) that partial `vl` takes at reduction step
+    `vr` (h = vr // 2: the SMULL or the SMLAL2 half; e = vr % 2: SADALP's pair). Shared by
+    the compute and the description, whose structural match needs the same expression."""
+    return (vr // 2) * (depth // 2) + vl * 2 + vr % 2
+
+
+def _total(a, oc, n: int):
+    """The sum of channel `oc`'s `n` partials (`a(q)`: partial q of the flattened axis), in the
+    order the compute and the stage's description share (the ADDP tree's)."""
+    if n == 2:
+        return a(oc * 2) + a(oc * 2 + 1)
+    return (a(oc * n) + a(oc * n + 1)) + (a(oc * n + 2) + a(oc * n + 3))
 
 
 def _desc(it: _intrin.Intrinsic):
@@ -64,71 +76,83 @@ def _desc(it: _intrin.Intrinsic):
     import_tvm()
     from tvm.script import tirx as T
 
-    acc = it.acc_dtype
+    acc, depth, n = it.acc_dtype, it.depth, parts(it)
 
     @T.prim_func(s_tir=True)
     def desc(a: T.handle, b: T.handle, c: T.handle) -> None:
-        A = T.match_buffer(a, (DEPTH,), it.act_dtype, offset_factor=1)
-        B = T.match_buffer(b, (1, DEPTH), it.weight_dtype, offset_factor=1)
-        C = T.match_buffer(c, (PARTS,), acc, offset_factor=1)
+        A = T.match_buffer(a, (depth,), it.act_dtype, offset_factor=1)
+        B = T.match_buffer(b, (1, depth), it.weight_dtype, offset_factor=1)
+        C = T.match_buffer(c, (n,), acc, offset_factor=1)
         with T.sblock("root"):
-            T.reads(C[0:PARTS], A[0:DEPTH], B[0:1, 0:DEPTH])
-            T.writes(C[0:PARTS])
-            for i in T.serial(0, PARTS):
+            T.reads(C[0:n], A[0:depth], B[0:1, 0:depth])
+            T.writes(C[0:n])
+            for i in T.serial(0, n):
                 for r in T.serial(0, 4):
                     with T.sblock("update"):
                         vl, vr = T.axis.remap("SR", [i, r])
-                        C[vl] = C[vl] + T.cast(A[_channel(vl, vr)], acc) * T.cast(
-                            B[0, _channel(vl, vr)], acc
+                        C[vl] = C[vl] + T.cast(A[_channel(vl, vr, depth)], acc) * T.cast(
+                            B[0, _channel(vl, vr, depth)], acc
                         )
 
     return desc
 
 
 def _impl(it: _intrin.Intrinsic):
-    """SMULL of the low 8 bytes, SMLAL2 of the high 8 (LLVM folds the sum of the two SMULLs),
-    SADALP into the 4 partial sums."""
+    """SMULL of the low halves, SMLAL2 of the high ones (LLVM folds the sum of the two SMULLs),
+    SADALP into the partial sums."""
+    smull, saddlp, prod = _FORMS[it.act_dtype]
+    depth, n, elem = it.depth, parts(it), it.act_dtype
 
     def value(T, A, B, C):
-        a = A.vload([0], dtype="int8x16")
-        w = B.vload([0, 0], dtype="int8x16")
+        a = A.vload([0], dtype=f"{elem}x{depth}")
+        w = B.vload([0, 0], dtype=f"{elem}x{depth}")
 
         def mul(half):
             pick = T.vectorlow if half == 0 else T.vectorhigh
+            h = f"{elem}x{depth // 2}"
             return _intrin._llvm(
-                T, _SMULL, "int16x8", pick(w, dtype="int8x8"), pick(a, dtype="int8x8")
+                T, smull, f"{prod}x{depth // 2}", pick(w, dtype=h), pick(a, dtype=h)
             )
 
-        return C[T.ramp(T.int32(0), 1, PARTS)] + _intrin._llvm(
-            T, _SADDLP, "int32x4", mul(0) + mul(1)
+        return C[T.ramp(T.int32(0), 1, n)] + _intrin._llvm(
+            T, saddlp, f"{it.acc_dtype}x{n}", mul(0) + mul(1)
         )
 
-    return _intrin.implementation(it, [(0, PARTS, value)])
+    return _intrin.implementation(it, [(0, n, value)])
 
 
-ENTRY = _intrin.Intrinsic(
-    name="smull_smlal2",
-    key="accelsim.smull_smlal2.int8.w8",
-    act_dtype="int8",
-    weight_bits=8,
-    acc_dtype="int32",
-    lanes=1,
-    depth=DEPTH,
-    impl=_impl,
-    instruction="smull v.8h, v.8b, v.8b; smlal2 v.8h, v.16b, v.16b; sadalp v.4s, v.8h",
-    requires=("neon",),
-    llvm=(_SMULL, _SADDLP),
-    doc="Armv8 NEON, Jacob et al. Appendix B over the input channels: 16 int8 products of one "
-    "pixel and one output channel, two summed per int16 lane, pairwise into 4 int32 partial "
-    "sums (exact for weights >= -127)",
-    weight_min=-127,
-    kind=KIND,
-    desc=_desc,
-)
-_intrin.register(ENTRY)
+def _entry(act: str) -> _intrin.Intrinsic:
+    wide = act == "int16"
+    bits, acc, depth = (16, "int64", 8) if wide else (8, "int32", 16)
+    sfx, psfx = ("4h", "4s") if wide else ("8b", "8h")
+    return _intrin.Intrinsic(
+        name="smull_smlal2",
+        key=f"accelsim.smull_smlal2.{act}.w{bits}",
+        act_dtype=act,
+        weight_bits=bits,
+        acc_dtype=acc,
+        lanes=1,
+        depth=depth,
+        impl=_impl,
+        instruction=f"smull v.{psfx}, v.{sfx}, v.{sfx}; smlal2 v.{psfx}, v.16b, v.16b; "
+        f"sadalp v.{'2d' if wide else '4s'}, v.{psfx}",
+        requires=("neon",),
+        llvm=_FORMS[act][:2],
+        doc=f"Armv8 NEON, Jacob et al. Appendix B over the input channels: {depth} {act} "
+        f"products of one pixel and one output channel, two summed per {_FORMS[act][2]} lane, "
+        f"pairwise into {128 // int(acc[3:])} {acc} partial sums (exact for weights >= "
+        f"{-(2 ** (bits - 1) - 1)})",
+        weight_min=-(2 ** (bits - 1) - 1),
+        kind=KIND,
+        desc=_desc,
+    )
 
 
-def _sum_desc():
+ENTRIES = (_entry("int8"), _entry("int16"))
+_intrin.register(*ENTRIES)
+
+
+def _sum_desc(acc: str, n: int):
     from accelsim.core.tvm_env import import_tvm
 
     import_tvm()
@@ -136,65 +160,72 @@ def _sum_desc():
 
     @T.prim_func(s_tir=True)
     def desc(a: T.handle, c: T.handle) -> None:
-        P = T.match_buffer(a, (PARTS * PARTS,), "int32", offset_factor=1)
-        S = T.match_buffer(c, (PARTS,), "int32", offset_factor=1)
+        P = T.match_buffer(a, (n * n,), acc, offset_factor=1)
+        S = T.match_buffer(c, (n,), acc, offset_factor=1)
         with T.sblock("root"):
-            T.reads(P[0 : PARTS * PARTS])
-            T.writes(S[0:PARTS])
-            for i in T.serial(0, PARTS):
+            T.reads(P[0 : n * n])
+            T.writes(S[0:n])
+            for i in T.serial(0, n):
                 with T.sblock("partial_sum"):
                     vc = T.axis.remap("S", [i])
-                    S[vc] = _total(lambda q: P[q], vc)
+                    S[vc] = _total(lambda q: P[q], vc, n)
 
     return desc
 
 
-def _sum_impl():
-    """[sum of channel 0's 4 partials, ..., channel 3's]: ADDP of the channels' pairs, then
-    ADDP of the two results."""
+def _sum_impl(acc: str, n: int):
+    """[sum of channel 0's partials, ..., channel n - 1's]: ADDP of pairs of channels' registers,
+    then (int32) ADDP of the two results."""
     from accelsim.core.tvm_env import import_tvm
 
     import_tvm()
     from tvm.script import tirx as T
 
+    vec = f"{acc}x{n}"
+
     def addp(x, y):
-        return _intrin._llvm(T, _ADDP, "int32x4", x, y)
+        return _intrin._llvm(T, _ADDP[acc], vec, x, y)
+
+    def value(P):
+        regs = [P.vload([i * n], dtype=vec) for i in range(n)]
+        if n == 2:
+            return addp(regs[0], regs[1])
+        return addp(addp(regs[0], regs[1]), addp(regs[2], regs[3]))
 
     @T.prim_func(s_tir=True)
     def impl(a: T.handle, c: T.handle) -> None:
-        P = T.match_buffer(a, (PARTS * PARTS,), "int32", offset_factor=1)
-        S = T.match_buffer(c, (PARTS,), "int32", offset_factor=1)
+        P = T.match_buffer(a, (n * n,), acc, offset_factor=1)
+        S = T.match_buffer(c, (n,), acc, offset_factor=1)
         with T.sblock("root"):
-            T.reads(P[0 : PARTS * PARTS])
-            T.writes(S[0:PARTS])
-            S[T.ramp(T.int32(0), 1, PARTS)] = addp(
-                addp(P.vload([0], dtype="int32x4"), P.vload([4], dtype="int32x4")),
-                addp(P.vload([8], dtype="int32x4"), P.vload([12], dtype="int32x4")),
-            )
+            T.reads(P[0 : n * n])
+            T.writes(S[0:n])
+            S[T.ramp(T.int32(0), 1, n)] = value(P)
 
     return impl
 
 
-SUM_KEY = "accelsim.partials.sum.int32x4"
-_sum_registered: list[bool] = []
+_sum_registered: set[str] = set()
 
 
-def sum_intrinsic() -> tuple[str, int]:
-    """The partial-sum stage's TensorIntrin (registered with TVM once) and its channels."""
-    if not _sum_registered:
+def sum_intrinsic(it: _intrin.Intrinsic) -> tuple[str, int]:
+    """The partial-sum stage's TensorIntrin for `it`'s accumulators (registered with TVM once)
+    and the channels one call sums."""
+    acc, n = it.acc_dtype, parts(it)
+    key = f"accelsim.partials.sum.{acc}x{n}"
+    if key not in _sum_registered:
         from accelsim.core.tvm_env import import_tvm
 
         import_tvm()
         from tvm.s_tir import TensorIntrin
 
-        TensorIntrin.register(SUM_KEY, _sum_desc(), _sum_impl())
-        _sum_registered.append(True)
-    return SUM_KEY, PARTS
+        TensorIntrin.register(key, _sum_desc(acc, n), _sum_impl(acc, n))
+        _sum_registered.add(key)
+    return key, n
 
 
 def applies(it: _intrin.Intrinsic | None, channels: int) -> bool:
     """Whether `it` is this module's intrinsic and the layer's input channels fill its calls."""
-    return it is not None and it.kind == KIND and channels % DEPTH == 0
+    return it is not None and it.kind == KIND and channels % it.depth == 0
 
 
 @dataclass(frozen=True)
@@ -203,49 +234,53 @@ class PartialCompute:
 
     acc: object  # te.Tensor
     y: object  # te.Tensor
-    partial_sum: object  # te.Tensor: the 4 partials added (the spec's `finish` block)
+    partial_sum: object  # te.Tensor: the partials added (the spec's `finish` block)
     axes: list[Axis]
     default_order: tuple[str, ...]
     intrinsic_loops: tuple[str, ...]
 
 
-def contraction(xin, weight, shape, window, accdt: str, epilogue, out_channels: int):
+def contraction(it, xin, weight, shape, window, epilogue, out_channels: int):
     """conv2d (`shape` = N, OH, OW, OC; `window` = ((KH, KW), strides, dilations)) or dense
-    (`shape` = N, OC; `window` None) into 4 partial sums per output element, and the output `y`
-    (`epilogue(sum of the 4, oc)`, `out_channels` of them). `weight(oc, [kh, kw,] ic block,
-    0, ic lane)` as for `accelsim.lower.common.contraction_acc` with blocks of 1 x 16.
+    (`shape` = N, OC; `window` None) with `it` into P partial sums per output element (P =
+    `parts(it)`), and the output `y` (`epilogue(sum of the P, oc)`, `out_channels` of them).
+    `weight(oc, [kh, kw,] ic block, 0, ic lane)` as for `accelsim.lower.common.contraction_acc`
+    with blocks of 1 x `it.depth`.
 
-    The accumulators' last axis is the output channels' partial sums, `oc * 4 + part` (the
+    The accumulators' last axis is the output channels' partial sums, `oc * P + part` (the
     epilogue's reads then name the channel, which TVM needs to place it in the tile loop); the
-    scheduler splits it into `oc` and `oc.v` (the 4 parts) and counts tiles in channels."""
+    scheduler splits it into `oc` and `oc.v` (the P parts) and counts tiles in channels."""
     te = _te()
-    icb = int(xin.shape[-1]) // DEPTH
+    accdt, depth, nparts = it.acc_dtype, it.depth, parts(it)
+    icb = int(xin.shape[-1]) // depth
     ric = te.reduce_axis((0, icb), "ic")
     rr = te.reduce_axis((0, 4), "icv")
 
     def prod(xv, wv):
         return xv.astype(accdt) * wv.astype(accdt)
 
-    oc_axis = Axis("oc", shape[-1] * PARTS, vsplit=PARTS, unit="output channels", scale=PARTS)
+    oc_axis = Axis("oc", shape[-1] * nparts, vsplit=nparts, unit="output channels", scale=nparts)
     if window is None:
         N, OC = shape
         acc = te.compute(
-            (N, OC * PARTS),
+            (N, OC * nparts),
             lambda n, q: te.sum(
                 prod(
-                    xin[n, ric * DEPTH + _channel(q % PARTS, rr)],
-                    weight(q // PARTS, ric, 0, _channel(q % PARTS, rr)),
+                    xin[n, ric * depth + _channel(q % nparts, rr, depth)],
+                    weight(q // nparts, ric, 0, _channel(q % nparts, rr, depth)),
                 ),
                 axis=[ric, rr],
             ),
             name="acc",
         )
-        ps = te.compute((N, OC), lambda n, oc: _total(lambda q: acc[n, q], oc), "partial_sum")
+        ps = te.compute(
+            (N, OC), lambda n, oc: _total(lambda q: acc[n, q], oc, nparts), "partial_sum"
+        )
         y = te.compute((N, out_channels), lambda n, oc: epilogue(ps[n, oc], oc), name="y")
         axes = [
             Axis("n", N, unit="rows"),
             oc_axis,
-            Axis("ic", icb, reduce=True, unit="input channels", elem=DEPTH),
+            Axis("ic", icb, reduce=True, unit="input channels", elem=depth),
             Axis("ic.v", 4, reduce=True),
         ]
         return PartialCompute(acc, y, ps, axes, ("n", "oc", "ic"), ("oc.v", "ic.v"))
@@ -255,13 +290,16 @@ def contraction(xin, weight, shape, window, accdt: str, epilogue, out_channels: 
     rkh = te.reduce_axis((0, KH), "kh")
     rkw = te.reduce_axis((0, KW), "kw")
     acc = te.compute(
-        (N, OH, OW, OC * PARTS),
+        (N, OH, OW, OC * nparts),
         lambda n, oh, ow, q: te.sum(
             prod(
                 xin[
-                    n, oh * sh + rkh * dh, ow * sw + rkw * dw, ric * DEPTH + _channel(q % PARTS, rr)
+                    n,
+                    oh * sh + rkh * dh,
+                    ow * sw + rkw * dw,
+                    ric * depth + _channel(q % nparts, rr, depth),
                 ],
-                weight(q // PARTS, rkh, rkw, ric, 0, _channel(q % PARTS, rr)),
+                weight(q // nparts, rkh, rkw, ric, 0, _channel(q % nparts, rr, depth)),
             ),
             axis=[rkh, rkw, ric, rr],
         ),
@@ -269,7 +307,7 @@ def contraction(xin, weight, shape, window, accdt: str, epilogue, out_channels: 
     )
     ps = te.compute(
         (N, OH, OW, OC),
-        lambda n, oh, ow, oc: _total(lambda q: acc[n, oh, ow, q], oc),
+        lambda n, oh, ow, oc: _total(lambda q: acc[n, oh, ow, q], oc, nparts),
         name="partial_sum",
     )
     y = te.compute(
@@ -284,7 +322,7 @@ def contraction(xin, weight, shape, window, accdt: str, epilogue, out_channels: 
         oc_axis,
         Axis("kh", KH, reduce=True, unit="kernel rows"),
         Axis("kw", KW, reduce=True, unit="kernel columns"),
-        Axis("ic", icb, reduce=True, unit="input channels", elem=DEPTH),
+        Axis("ic", icb, reduce=True, unit="input channels", elem=depth),
         Axis("ic.v", 4, reduce=True),
     ]
     return PartialCompute(
