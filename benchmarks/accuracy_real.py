@@ -3,6 +3,7 @@ MobileNetV3-small) and PP-OCRv4 recognizer (ppocr_rec, PP-LCNetV3 + SVTR attenti
 the rapidocr_onnxruntime wheel, on rendered text (accelsim.quant.ocrdata).
 
     python benchmarks/accuracy_real.py [--models ppocr_cls,ppocr_rec] [--quick] [--tune-only]
+        [--recost]
 
 Per model, on the test split (every quantized score by accelsim's integer-only reference
 executor, the same model quantized by ONNX Runtime's quantize_static and run by ONNX Runtime
@@ -45,7 +46,7 @@ if str(ROOT) not in sys.path:
 
 from accelsim.core.fsutil import atomic_write_text  # noqa: E402
 from accelsim.core.precision import parse_precision  # noqa: E402
-from accelsim.dse.tune import fastest_meeting, step_from_json, tune  # noqa: E402
+from accelsim.dse.tune import fastest_meeting, recost, step_from_json, tune  # noqa: E402
 from accelsim.model import packaged  # noqa: E402
 from accelsim.quant import metrics, ocrdata  # noqa: E402
 from accelsim.quant.mixed import write_mixed  # noqa: E402
@@ -404,7 +405,33 @@ def _tune_rows(name, res, row, graph, prepared, data, val, test, metric, ranges,
         res[f"tune_{prec}"] = r.to_json()
 
 
-def run(models, quick: bool, log: Callable[[str], None] = print, tune_only=False) -> list[dict]:
+def recost_study(name: str, quick: bool, log: Callable[[str], None]) -> dict:
+    """The last run's results with the workflow's steps costed again on the current kernels
+    and target files (`accelsim.dse.tune.recost`): the scores and choices do not depend on
+    costs, so this equals a full run after a kernel or target change, in minutes."""
+    t0 = time.perf_counter()
+    n_cal = (QUICK if quick else SIZES)[name][0]
+    last_path = RESULTS / f"accuracy_real_{name}.json"
+    if not last_path.exists():
+        raise SystemExit(f"{last_path}: no run to re-cost")
+    res = json.loads(last_path.read_text())
+    if res["samples"]["calibration"] != n_cal:
+        raise SystemExit(f"{name}: the last run used {res['samples']}, not {n_cal} calibration")
+    graph = packaged.load_packaged(name)
+    cal = ocrdata.text_set(name, n_cal, "calib")
+    data = CalibrationData(tuple(cal.x[i : i + 1] for i in range(n_cal)), cal.description)
+    for key in [k for k, v in res.items() if k.startswith("tune_") and isinstance(v, dict)]:
+        res[key] = recost(res[key], graph, data, log=lambda m, k=key: log(f"  {name} {k}: {m}"))
+    res["recost_seconds"] = round(time.perf_counter() - t0)
+    atomic_write_text(last_path, json.dumps(res, indent=1) + "\n")
+    return res
+
+
+def run(
+    models, quick: bool, log: Callable[[str], None] = print, tune_only=False, recost_only=False
+) -> list[dict]:
+    if recost_only:
+        return [recost_study(m, quick, log) for m in models]
     return [study(m, quick, log, tune_only) for m in models]
 
 
@@ -417,8 +444,15 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="run only the workflow again, keeping the last run's other rows",
     )
+    ap.add_argument(
+        "--recost",
+        action="store_true",
+        help="cost the last run's workflow steps again on the current kernels and targets "
+        "(after a kernel or target change; nothing is evaluated)",
+    )
     args = ap.parse_args(argv)
-    run([m for m in args.models.split(",") if m], args.quick, tune_only=args.tune_only)
+    models = [m for m in args.models.split(",") if m]
+    run(models, args.quick, tune_only=args.tune_only, recost_only=args.recost)
     return 0
 
 

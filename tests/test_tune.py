@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from accelsim.core.errors import AccelsimError, InputError
-from accelsim.dse.tune import tune
+from accelsim.dse.tune import recost, tune
 from accelsim.model import zoo
 from accelsim.quant import metrics
 from accelsim.quant.ptq import CalibrationData
@@ -70,6 +70,26 @@ def test_partial_quantization_until_the_budget_holds(problem):
     assert f.prefer == "fastest" and f.met
     assert f.final.costs[0].latency_s == min(s.costs[0].latency_s for s in meeting)
     assert sum(p == "fp32" for p in r.node_precisions.values()) == len(r.high_layers)
+
+
+def test_recost_gives_the_costs_running_tune_again_gives(problem):
+    """`recost` rebuilds every step's model from what the step records (calibrator, operators
+    kept high) and costs it again: on unchanged kernels it reproduces the stored costs exactly
+    (a tampered copy comes back to them); a result chosen by cost is refused."""
+    g, cal, x, metric = problem
+    kw = dict(precision="w4a8", calibrators=("minmax", "mse"), max_drop=0.0)
+    r = tune(g, cal, x, metric, targets=("cortex-a76", "hvx-v68"), sensitivity_samples=20, **kw)
+    assert {s.stage for s in r.steps} >= {"float", "calibration", "partial"}
+    j = json.loads(json.dumps(r.to_json()))
+    assert recost(j, g, cal) == j
+    tampered = json.loads(json.dumps(j))
+    for step in tampered["steps"]:
+        for c in step["costs"]:
+            c["latency_s"], c["energy_j"] = 1.0, 1.0
+    assert recost(tampered, g, cal) == j
+    fastest = {**j, "prefer": "fastest"}
+    with pytest.raises(InputError, match="prefer='fastest'"):
+        recost(fastest, g, cal)
 
 
 def test_a_budget_partial_quantization_cannot_meet_says_what_comes_next(problem):

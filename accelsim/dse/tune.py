@@ -166,9 +166,6 @@ def tune(
     model's outputs on `x_val` (higher better); `max_drop` is in the metric's units (0.01 = one
     point of top-1). `min_score` is the budget as an absolute score instead (e.g. an output SNR
     in dB, where a drop from float's own SNR means nothing)."""
-    from accelsim.backends import fidelity_of, simulate
-    from accelsim.model.quantization import graph_precision
-
     say = log or (lambda _m: None)
     p = parse_precision(precision) if isinstance(precision, str) else precision
     hi = parse_precision(high) if isinstance(high, str) else high
@@ -207,19 +204,7 @@ def tune(
     steps: list[TuneStep] = []
 
     def costs_of(q: Graph) -> tuple[StepCost, ...]:
-        prec = graph_precision(q)
-        out = []
-        for t in tgts:
-            per = simulate(q, t, prec, fidelity)
-            out.append(
-                StepCost(
-                    t.name,
-                    fidelity_of(t, fidelity),
-                    float(sum(c.latency_s for c in per)),
-                    float(sum(c.energy_j for c in per)),
-                )
-            )
-        return tuple(out)
+        return _costs(q, tgts, fidelity)
 
     def record(stage, q, score, calib, high_layers=(), note="") -> TuneStep:
         drop = float_score - score if steps else 0.0
@@ -362,6 +347,78 @@ def tune(
         next_step=nxt,
         min_score=min_score,
     )
+
+
+def _costs(q: Graph, tgts: Sequence[Target], fidelity: str | None) -> tuple[StepCost, ...]:
+    """Latency and energy of the whole graph `q` on each target."""
+    from accelsim.backends import fidelity_of, simulate
+    from accelsim.model.quantization import graph_precision
+
+    prec = graph_precision(q)
+    out = []
+    for t in tgts:
+        per = simulate(q, t, prec, fidelity)
+        out.append(
+            StepCost(
+                t.name,
+                fidelity_of(t, fidelity),
+                float(sum(c.latency_s for c in per)),
+                float(sum(c.energy_j for c in per)),
+            )
+        )
+    return tuple(out)
+
+
+def recost(
+    result: Mapping,
+    graph: Graph,
+    calibration: CalibrationData,
+    *,
+    fidelity: str | None = "analytic",
+    log: Callable[[str], None] | None = None,
+) -> dict:
+    """`result` (a `TuneResult.to_json()` of `tune` on `graph` with `calibration`) with every
+    step's costs computed again, on the targets it was costed on, by the current kernels and
+    target files. Each step's model is rebuilt from what the step records (its calibrator's
+    ranges, its operators kept high); scores and choices are kept: with `prefer="fewest"` no
+    choice of `tune` depends on a cost, so the result is what running `tune` again gives, at
+    the cost of calibrating and simulating without evaluating anything."""
+    say = log or (lambda _m: None)
+    if result.get("prefer") != "fewest":
+        raise InputError(
+            f"tune result of '{result.get('model')}': prefer={result.get('prefer')!r} chose its "
+            "configuration by cost; run tune again instead of re-costing it"
+        )
+    steps = [step_from_json(s) for s in result["steps"]]
+    names = [c.target for c in steps[0].costs] if steps else []
+    tgts = _targets(names)
+    p, hi = parse_precision(result["precision"]), parse_precision(result["high"])
+    prepared = prepare_for_quantization(graph)
+    uniform = assign_precisions(prepared, p)
+    ranges: dict[str, Mapping[str, tuple[float, float]]] = {}
+    out = []
+    for step in steps:
+        if step.stage == "float":
+            q = prepared
+        else:
+            c = step.calibration
+            if c not in ranges:
+                ranges[c] = calibrate_ranges(prepared, calibration, c, uniform)
+            prec = {**uniform, **{n: hi for n in step.high_layers}}
+            q = quantize_with_ranges(prepared, prec, ranges[c])
+        costs = _costs(q, tgts, fidelity)
+        for old, new in zip(step.costs, costs):
+            if old.fidelity != new.fidelity:
+                raise InputError(
+                    f"tune result of '{result.get('model')}': step costed at fidelity "
+                    f"'{old.fidelity}' on {old.target}, not '{new.fidelity}'"
+                )
+        say(
+            f"{step.stage:<11} {step.calibration or '-':<18} high {len(step.high_layers):>3}: "
+            + ", ".join(f"{c.target} {c.latency_s * 1e3:.3f} ms" for c in costs)
+        )
+        out.append(replace(step, costs=costs))
+    return {**result, "steps": [_jsonable(asdict(s)) for s in out]}
 
 
 def fastest_meeting(steps: Iterable[TuneStep]) -> TuneStep | None:
