@@ -313,7 +313,7 @@ def test_loop_summaries_equal_the_full_walk(target):
         assert not [u for u in fast.unresolved + slow.unresolved if comp in u]
         assert [b.executions for b in fast.blocks] == [b.executions for b in slow.blocks]
         assert fast.functions[comp] == slow.functions[comp]
-        assert fast.functions[comp][0] > 40_000  # the loops really ran many iterations
+        assert fast.functions[comp][0] > 30_000  # the loops really ran many iterations
 
 
 def tir_leaf_trips(kernel) -> int:

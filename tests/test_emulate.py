@@ -940,3 +940,42 @@ def test_hvx_requantization_form_matches_fixedpoint(objdir):
     args = [ArgSpec(k, (n,), "int32") for k in ("X", "M", "S", "Y")]
     run = run_hexagon(path, "rq_hvx", args, {"X": x, "M": m, "S": s}, ["Y"])
     np.testing.assert_array_equal(run.outputs["Y"], fx.multiply_by_quantized_multiplier(x, m, s))
+
+
+@pytest.mark.parametrize("out_dtype", ["int8", "uint8"])
+def test_neon_narrow_finish_equals_the_int32_clamp(objdir, out_dtype):
+    """`requant.narrow_finish` (the zero point and the clamp of an 8-bit output in 8-bit lanes:
+    SQXTN, SQADD .8H, SQXTN or SQXTUN, SMAX / SMIN) vectorized in 16 lanes, run under
+    qemu-aarch64, against `clip(r + zp, lo, hi)` in int64: the int32 extremes, every value
+    around the int16 and 8-bit saturation bounds shifted by the zero point, and random ones,
+    at zero points and clamp bounds of both ends. Adding the zero point without saturation in
+    int16, or narrowing without it, fails it."""
+    need("aarch64")
+    from accelsim.lower import requant as rq
+
+    _tvm()
+    from tvm import te
+
+    rng = np.random.default_rng(11)
+    edges = [-(2**31), 2**31 - 1, 0, -1, 1]
+    for b in (32767, -32768, 127, -128, 255, 0):
+        edges += list(range(b - 300, b + 301, 1))
+    r = np.concatenate([edges, rng.integers(-(2**31), 2**31, 4096)]).astype(np.int64)
+    r = np.concatenate([r, rng.integers(-400, 400, 16 - r.size % 16)]).astype(np.int32)
+    n = r.size
+    R = te.placeholder((n,), "int32", name="R")
+    Q = te.placeholder((3,), "int32", name="Q")  # zero point, lo, hi
+    Y = te.compute((n,), lambda i: rq.narrow_finish(R[i], Q[0], Q[1], Q[2], out_dtype), name="Y")
+    key = f"narrow_{out_dtype}"
+    func = te.create_prim_func([R, Q, Y]).with_attr("global_symbol", key)
+    path, asm = compile_kernel(objdir, key, _scheduled(func, key, "Y", 16), A64)
+    assert asm_has(asm, "sqadd") and asm_has(asm, "sqxtn")
+    args = [ArgSpec("R", (n,), "int32"), ArgSpec("Q", (3,), "int32"), ArgSpec("Y", (n,), out_dtype)]
+    lo8, hi8 = (-128, 127) if out_dtype == "int8" else (0, 255)
+    for zp, lo, hi in [(-128, lo8, hi8), (127, lo8, hi8), (3, lo8 + 5, hi8 - 7), (0, lo8, lo8)]:
+        if out_dtype == "uint8":
+            zp = min(max(zp + 128, 0), 255)
+        q = np.array([zp, lo, hi], np.int32)
+        run = run_aarch64(path, key, args, {"R": r, "Q": q}, ["Y"])
+        want = np.clip(r.astype(np.int64) + zp, lo, hi)
+        np.testing.assert_array_equal(run.outputs["Y"].astype(np.int64), want)

@@ -69,8 +69,8 @@ def test_smmla_in_every_conv_kernel_and_sdot_in_batch_one_dense(target):
         asm = Path(cg.compile_layer(L, t).asm_path).read_text()
         if L.op_class == "conv2d":  # every stride (1 and 2) and odd widths (the 1x1 output)
             assert L.schedule.intrinsic == "smmla" and count(asm, "smmla") > 0, L.name
-        else:  # one row: SMMLA would leave half of each instruction idle
-            assert L.schedule.intrinsic == "sdot" and count(asm, "sdot") > 0, L.name
+        else:  # one row: SMMLA would leave half of each instruction idle; SDOT per channel
+            assert L.schedule.intrinsic == "sdot_partials" and count(asm, "sdot") > 0, L.name
 
 
 def test_switching_i8mm_off_gives_sdot():

@@ -44,7 +44,9 @@ def contraction_kernels(model: str, target: str, precision: str = "w8a8"):
 
 
 # -- the hardware is really used -------------------------------------------------------------
-SDOT = {"sdot", "sdot_lane"}  # 4 activations broadcast, or 16 loaded and taken by element
+# 4 activations broadcast, 16 loaded and taken by element, or (dense layers) 16 loaded and
+# dotted with one channel's 16 weights into 4 partial sums
+SDOT = {"sdot", "sdot_lane", "sdot_partials"}
 
 
 def test_sdot_in_every_int8_conv_and_fc_kernel_on_cortex_a76():

@@ -351,13 +351,26 @@ def contraction_acc(
 
 
 def _int_epilogue(
-    acc, c, *, bias, mult, shift, qp, wide: bool, fscale: str | None, out_dtype: str, form=None
+    acc,
+    c,
+    *,
+    bias,
+    mult,
+    shift,
+    qp,
+    wide: bool,
+    fscale: str | None,
+    out_dtype: str,
+    form=None,
+    unclamped: bool = False,
 ):
     """bias + requantize + clamp of one accumulator (TIR expression); `form`: a
     `requant.RequantForm` for int32 accumulators (else the generic `mbqm`), or a pair (form,
     whether any channel shifts left). `fscale`: the requantization multiplies by a float scale
     `mult[c]` instead, "float64" as TFLite's FULLY_CONNECTED, "float32" as ONNX Runtime's
-    `MlasRequantizeOutput` (`accelsim.ref.qdq_ops.requantize`)."""
+    `MlasRequantizeOutput` (`accelsim.ref.qdq_ops.requantize`). `unclamped` (with a form):
+    the requantized int32 value, before the zero point and the clamp (`requant.narrow_finish`
+    does those in a stage of its own)."""
     tirx = _tirx()
     if fscale == "float64":
         v = acc.astype("int64") + bias[c]
@@ -376,6 +389,8 @@ def _int_epilogue(
 
     if form is not None and not wide:
         f, left = form
+        if unclamped:
+            return f.build(v, mult[c], shift[c], left_shifts=left)
         return f.build(v, mult[c], shift[c], k, left_shifts=left)
     return (rq.mbqm64 if wide else rq.mbqm)(v, mult[c], shift[c], k)
 

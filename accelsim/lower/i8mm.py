@@ -207,11 +207,14 @@ class PairCompute:
     intrinsic_loops: tuple[str, ...]
 
 
-def contraction(xin, weight, shape, window, accdt: str, epilogue, out_channels: int):
+def contraction(
+    xin, weight, shape, window, accdt: str, epilogue, out_channels: int, y_name: str = "y"
+):
     """conv2d (`shape` = N, OH, OW, OCp; `window` = ((KH, KW), strides, dilations)) or dense
     (`shape` = N, OCp; `window` None) accumulated in pairs of pairs, and the output `y`
-    (`epilogue(acc, oc)` per element, `out_channels` of them). `weight(oc block, [kh, kw,]
-    ic block, oc lane, ic lane)` as for `accelsim.lower.common.contraction_acc`."""
+    (`epilogue(acc, oc)` per element, `out_channels` of them; block `y_name`). `weight(oc
+    block, [kh, kw,] ic block, oc lane, ic lane)` as for
+    `accelsim.lower.common.contraction_acc`."""
     te = _te()
     rows, lanes, depth = ROWS, 2, 8
     icb = int(xin.shape[1] if window is None else xin.shape[2])  # input-channel blocks
@@ -235,7 +238,7 @@ def contraction(xin, weight, shape, window, accdt: str, epilogue, out_channels: 
         y = te.compute(
             (N, O),
             lambda n, oc: epilogue(acc[n // rows, oc // lanes, n % rows, oc % lanes], oc),
-            name="y",
+            name=y_name,
         )
         axes = [
             Axis("n", N // rows, unit="rows", elem=rows),
@@ -276,7 +279,7 @@ def contraction(xin, weight, shape, window, accdt: str, epilogue, out_channels: 
         lambda n, oh, ow, oc: epilogue(
             acc[n, oh, ow // rows, oc // lanes, ow % rows, oc % lanes], oc
         ),
-        name="y",
+        name=y_name,
     )
     axes = [
         Axis("n", N, unit="images"),

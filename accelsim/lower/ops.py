@@ -272,6 +272,10 @@ class _MacArgs:
     names: list[str]
     pad_value: Any
     epilogue: Callable  # (accumulator, output channel) -> output element
+    # set: `epilogue` gives the requantized int32 value and this (int32 -> output element) adds
+    # the zero point and clamps, in a stage of its own vectorized in 8-bit lanes
+    # (`requant.narrow_finish`)
+    finish: Callable | None = None
 
 
 def _recipe_form(ctx: Ctx, recipe: Recipe, t: _MacTypes) -> rq.RequantForm | None:
@@ -321,6 +325,16 @@ def _mac_args(channels: int, xdt, accdt, odt, ft: FloatTypes | None, wide, fscal
     qp = te.placeholder((4,), "int32", name="qparams")
     tensors = [t for t in (bias, mult, shift, qp) if t is not None]
 
+    # a 32-bit requantization form of an 8-bit output: the zero point and the clamp in a
+    # stage of their own, in 8-bit lanes (the form's own stage keeps its 4 int32 lanes)
+    split = (
+        form is not None
+        and form[0].narrow_finish
+        and not wide
+        and not fscale
+        and odt in ("int8", "uint8")
+    )
+
     def epilogue(a, c):
         return _int_epilogue(
             a,
@@ -333,9 +347,30 @@ def _mac_args(channels: int, xdt, accdt, odt, ft: FloatTypes | None, wide, fscal
             fscale=fscale,
             out_dtype=odt,
             form=form,
+            unclamped=split,
         )
 
-    return _MacArgs(tensors, [t.op.name for t in tensors], qp[0].astype(xdt), epilogue)
+    def finish(r):
+        return rq.narrow_finish(r, qp[1], qp[2], qp[3], odt)
+
+    return _MacArgs(
+        tensors,
+        [t.op.name for t in tensors],
+        qp[0].astype(xdt),
+        epilogue,
+        finish if split else None,
+    )
+
+
+def _finished(y, margs: _MacArgs, form):
+    """The output stage of a layer whose epilogue computed `y`, the blocks between, and the
+    lanes the output stage is vectorized in: with `margs.finish`, `y` holds the requantized
+    int32 values (block "requant", in the form's lanes) and a last stage "y" finishes them in
+    8-bit lanes (as wide as the channel tile); else `y` itself, in the form's lanes."""
+    if margs.finish is None:
+        return y, (), form[0].lanes if form else None
+    out = _te().compute(y.shape, lambda *i: margs.finish(y(*i)), name="y")
+    return out, (("requant", None, form[0].lanes),), None
 
 
 def _mac_consts(
@@ -558,12 +593,13 @@ def contraction(ctx: Ctx) -> Built:
     else:
         epi = margs.epilogue
     intrinsic_loops: tuple[str, ...] = ("oc.v", "ic.v")
+    yname = "requant" if margs.finish else "y"  # the requantized int32 values, then "y"
     if pairs or partial:  # SMMLA: pairs of pixels (rows) x pairs of channels; 4 partial sums
         acc_shape = (N, OCp) if is_dense else (N, OH, OW, OCp)
         if pairs:
-            pc = i8mm.contraction(xin, wval, acc_shape, window, accdt, epi, O)
+            pc = i8mm.contraction(xin, wval, acc_shape, window, accdt, epi, O, yname)
         else:
-            pc = partials.contraction(it, xin, wval, acc_shape, window, epi, Oy)
+            pc = partials.contraction(it, xin, wval, acc_shape, window, epi, Oy, yname)
         y, axes, default_order = pc.y, pc.axes, pc.default_order
         intrinsic_loops = pc.intrinsic_loops
     else:
@@ -571,7 +607,7 @@ def contraction(ctx: Ctx) -> Built:
     if pairs or partial:
         pass
     elif is_dense:
-        y = te.compute((N, Oy), lambda n, oc: epi(acc[n, oc], oc), name="y")
+        y = te.compute((N, Oy), lambda n, oc: epi(acc[n, oc], oc), name=yname)
         axes = [
             Axis("n", N, unit="rows"),
             Axis("oc", OCp, vsplit=bo, unit="output channels"),
@@ -580,7 +616,9 @@ def contraction(ctx: Ctx) -> Built:
         ]
         default_order = ("n", "oc", "ic", "ic.v")
     else:
-        y = te.compute((N, OH, OW, Oy), lambda n, oh, ow, oc: epi(acc[n, oh, ow, oc], oc), name="y")
+        y = te.compute(
+            (N, OH, OW, Oy), lambda n, oh, ow, oc: epi(acc[n, oh, ow, oc], oc), name=yname
+        )
         axes = [
             Axis("n", N, unit="images"),
             Axis("oh", OH, unit="output rows"),
@@ -592,6 +630,9 @@ def contraction(ctx: Ctx) -> Built:
             Axis("ic.v", bk, reduce=True),
         ]
         default_order = ("n", "oh", "ow", "oc", "kh", "kw", "ic", "ic.v")
+    y, between, ep_lanes = _finished(y, margs, form)
+    if partial:
+        between = (("partial_sum", partials.sum_intrinsic(it), None), *between)
     spec = ComputeSpec(
         main="acc",
         axes=axes,
@@ -599,12 +640,11 @@ def contraction(ctx: Ctx) -> Built:
         stages=stages,
         intrinsic=it,
         intrinsic_loops=intrinsic_loops,
-        epilogue_lanes=form[0].lanes if form else None,
+        epilogue_lanes=ep_lanes,
         default_order=default_order,
         layer=ctx.layer,
         notes=tuple(notes),
-        finish="partial_sum" if partial else None,
-        finish_intrinsic=partials.sum_intrinsic(it) if partial else None,
+        between=between,
     )
 
     # ---- numpy side ----------------------------------------------------------------------
@@ -818,8 +858,11 @@ def depthwise(ctx: Ctx) -> Built:
             name="acc",
         )
     y = te.compute(
-        (N, OH, OW, C), lambda n, oh, ow, c: margs.epilogue(acc[n, oh, ow, c], c), name="y"
+        (N, OH, OW, C),
+        lambda n, oh, ow, c: margs.epilogue(acc[n, oh, ow, c], c),
+        name="requant" if margs.finish else "y",
     )
+    y, between, ep_lanes = _finished(y, margs, form)
     spec = ComputeSpec(
         main="acc",
         axes=_window_axes(N, OH, OW, C, V, KH, KWp // 2 if pair else KW),
@@ -827,10 +870,11 @@ def depthwise(ctx: Ctx) -> Built:
         stages=stages,
         intrinsic=it,
         intrinsic_loops=("c.v",),
-        epilogue_lanes=form[0].lanes if form else None,
+        epilogue_lanes=ep_lanes,
         default_order=_WINDOW_ORDER,
         layer=ctx.layer,
         notes=tuple(notes),
+        between=between,
     )
 
     x_name = node.inputs[0]

@@ -55,11 +55,15 @@ def parts(it: _intrin.Intrinsic) -> int:
     return 128 // int(it.acc_dtype[3:])
 
 
-def _channel(vl, vr, depth: int):
-    """The input channel (within the call's `depth`) that partial `vl` takes at reduction step
-    `vr` (h = vr // 2: the SMULL or the SMLAL2 half; e = vr % 2: SADALP's pair). Shared by
-    the compute and the description, whose structural match needs the same expression."""
-    return (vr // 2) * (depth // 2) + vl * 2 + vr % 2
+def _channel(it: _intrin.Intrinsic, vl, vr):
+    """The input channel (within the call's `it.depth`) that partial `vl` takes at reduction
+    step `vr`: SDOT's lane l sums bytes 4l..4l+3; SMULL/SMLAL2/SADALP's lane l the pairs 2l,
+    2l + 1 of both halves (h = vr // 2: the SMULL or the SMLAL2 half; e = vr % 2: SADALP's
+    pair). Shared by the compute and the description, whose structural match needs the same
+    expression."""
+    if it.name == SDOT_NAME:
+        return vl * 4 + vr
+    return (vr // 2) * (it.depth // 2) + vl * 2 + vr % 2
 
 
 def _total(a, oc, n: int):
@@ -90,8 +94,8 @@ def _desc(it: _intrin.Intrinsic):
                 for r in T.serial(0, 4):
                     with T.sblock("update"):
                         vl, vr = T.axis.remap("SR", [i, r])
-                        C[vl] = C[vl] + T.cast(A[_channel(vl, vr, depth)], acc) * T.cast(
-                            B[0, _channel(vl, vr, depth)], acc
+                        C[vl] = C[vl] + T.cast(A[_channel(it, vl, vr)], acc) * T.cast(
+                            B[0, _channel(it, vl, vr)], acc
                         )
 
     return desc
@@ -148,7 +152,45 @@ def _entry(act: str) -> _intrin.Intrinsic:
     )
 
 
-ENTRIES = (_entry("int8"), _entry("int16"))
+def _sdot_impl(it: _intrin.Intrinsic):
+    """One SDOT: 16 activations by one channel's 16 weights into its 4 partial sums."""
+
+    def value(T, A, B, C):
+        return _intrin._llvm(
+            T,
+            _SDOT,
+            "int32x4",
+            C[T.ramp(T.int32(0), 1, 4)],
+            B.vload([0, 0], dtype="int8x16"),
+            A.vload([0], dtype="int8x16"),
+        )
+
+    return _intrin.implementation(it, [(0, 4, value)])
+
+
+SDOT_NAME = "sdot_partials"
+_SDOT = "llvm.aarch64.neon.sdot.v4i32.v16i8"
+ENTRIES = (
+    _entry("int8"),
+    _entry("int16"),
+    _intrin.Intrinsic(
+        name=SDOT_NAME,
+        key="accelsim.sdot_partials.int8.w8",
+        act_dtype="int8",
+        weight_bits=8,
+        acc_dtype="int32",
+        lanes=1,
+        depth=16,
+        impl=_sdot_impl,
+        instruction="sdot v.4s, v.16b, v.16b (one output channel: 4 partial sums)",
+        requires=("neon", "dotprod"),
+        llvm=(_SDOT,),
+        doc="Armv8.2-A dot product over the input channels: 16 int8 activations of one pixel by "
+        "16 weights of one output channel into 4 int32 partial sums (no broadcast)",
+        kind=KIND,
+        desc=_desc,
+    ),
+)
 _intrin.register(*ENTRIES)
 
 
@@ -234,16 +276,17 @@ class PartialCompute:
 
     acc: object  # te.Tensor
     y: object  # te.Tensor
-    partial_sum: object  # te.Tensor: the partials added (the spec's `finish` block)
+    partial_sum: object  # te.Tensor: the partials added (a `between` block of the spec)
     axes: list[Axis]
     default_order: tuple[str, ...]
     intrinsic_loops: tuple[str, ...]
 
 
-def contraction(it, xin, weight, shape, window, epilogue, out_channels: int):
+def contraction(it, xin, weight, shape, window, epilogue, out_channels: int, y_name: str = "y"):
     """conv2d (`shape` = N, OH, OW, OC; `window` = ((KH, KW), strides, dilations)) or dense
     (`shape` = N, OC; `window` None) with `it` into P partial sums per output element (P =
-    `parts(it)`), and the output `y` (`epilogue(sum of the P, oc)`, `out_channels` of them).
+    `parts(it)`), and the output `y` (`epilogue(sum of the P, oc)`, `out_channels` of them;
+    block `y_name`).
     `weight(oc, [kh, kw,] ic block, 0, ic lane)` as for `accelsim.lower.common.contraction_acc`
     with blocks of 1 x `it.depth`.
 
@@ -266,8 +309,8 @@ def contraction(it, xin, weight, shape, window, epilogue, out_channels: int):
             (N, OC * nparts),
             lambda n, q: te.sum(
                 prod(
-                    xin[n, ric * depth + _channel(q % nparts, rr, depth)],
-                    weight(q // nparts, ric, 0, _channel(q % nparts, rr, depth)),
+                    xin[n, ric * depth + _channel(it, q % nparts, rr)],
+                    weight(q // nparts, ric, 0, _channel(it, q % nparts, rr)),
                 ),
                 axis=[ric, rr],
             ),
@@ -276,7 +319,7 @@ def contraction(it, xin, weight, shape, window, epilogue, out_channels: int):
         ps = te.compute(
             (N, OC), lambda n, oc: _total(lambda q: acc[n, q], oc, nparts), "partial_sum"
         )
-        y = te.compute((N, out_channels), lambda n, oc: epilogue(ps[n, oc], oc), name="y")
+        y = te.compute((N, out_channels), lambda n, oc: epilogue(ps[n, oc], oc), name=y_name)
         axes = [
             Axis("n", N, unit="rows"),
             oc_axis,
@@ -297,9 +340,9 @@ def contraction(it, xin, weight, shape, window, epilogue, out_channels: int):
                     n,
                     oh * sh + rkh * dh,
                     ow * sw + rkw * dw,
-                    ric * depth + _channel(q % nparts, rr, depth),
+                    ric * depth + _channel(it, q % nparts, rr),
                 ],
-                weight(q // nparts, rkh, rkw, ric, 0, _channel(q % nparts, rr, depth)),
+                weight(q // nparts, rkh, rkw, ric, 0, _channel(it, q % nparts, rr)),
             ),
             axis=[rkh, rkw, ric, rr],
         ),
@@ -313,7 +356,7 @@ def contraction(it, xin, weight, shape, window, epilogue, out_channels: int):
     y = te.compute(
         (N, OH, OW, out_channels),
         lambda n, oh, ow, oc: epilogue(ps[n, oh, ow, oc], oc),
-        name="y",
+        name=y_name,
     )
     axes = [
         Axis("n", N, unit="images"),

@@ -152,6 +152,32 @@ def clamp_add(r, zp, lo, hi):
     return tirx.max(tirx.min(r, hi - zp), lo - zp) + zp
 
 
+def _saturate(v, dtype: str):
+    """`v` (a wider integer expression) saturated to `dtype`: LLVM selects the clamp-then-
+    truncate as one saturating narrow (NEON SQXTN / SQXTUN, HVX VSAT / VPACK:sat)."""
+    tirx = _t()
+    lo, hi = {"int16": (-32768, 32767), "int8": (-128, 127), "uint8": (0, 255)}[dtype]
+    wide = "int32" if dtype == "int16" else "int16"
+    return tirx.max(tirx.min(v, tirx.const(hi, wide)), tirx.const(lo, wide)).astype(dtype)
+
+
+def narrow_finish(r, zp, lo, hi, out_dtype: str):
+    """`clip(r + zp, lo, hi)` as `out_dtype` (8-bit storage) for an int32 `r`, in narrow lanes:
+    r saturated to int16, the zero point added with int16 saturation (SQADD .8H), saturated to
+    8 bits, clamped there (SMAX / SMIN .16B). Equal to `clamp_add` for every int32 r: a value
+    the int16 steps saturate lies outside [-32640, 32639] before and after them, so it clamps
+    to the same bound. TFLite's and ruy's NEON requantization end this way; in 4 int32 lanes
+    the same steps take an instruction per 4 outputs each."""
+    tirx = _t()
+    # LLVM's saturating add by name (TVM widens the scalar call with the vector): written as
+    # clamp(int32(a) + b), InstCombine widens the first narrowing back to an int32 clamp
+    s16 = tirx.call_llvm_pure_intrin(
+        "int16", "llvm.sadd.sat.i16", _saturate(r, "int16"), zp.astype("int16")
+    )
+    v = _saturate(s16, out_dtype)
+    return tirx.max(tirx.min(v, hi.astype(out_dtype)), lo.astype(out_dtype))
+
+
 def clip(v, lo, hi):
     tirx = _t()
     return tirx.max(tirx.min(v, hi), lo)
@@ -223,6 +249,10 @@ class RequantForm:
     # then write their output padded to whole vectors and slice it when unpacking (depthwise
     # blocks divide the channels, so a depthwise layer never has a tail)
     tail: bool = False
+    # the zero point and the clamp of an 8-bit output in a stage of their own, in 8-bit lanes
+    # (`narrow_finish`): NEON narrows 4 int32 lanes per instruction, so a 4-lane epilogue
+    # spends one instruction per 4 outputs on each step
+    narrow_finish: bool = False
 
 
 FORMS: tuple[RequantForm, ...] = (
@@ -231,7 +261,9 @@ FORMS: tuple[RequantForm, ...] = (
         ("neon",),
         4,
         mbqm_sqrdmulh,
-        "Armv8 NEON: SSHL, SQRDMULH, AND, SSHR, SQADD, SRSHL on 4 int32 lanes",
+        "Armv8 NEON: SSHL, SQRDMULH, AND, SSHR, SQADD, SRSHL on 4 int32 lanes; then SQXTN, "
+        "SQADD .8H, SQXTN, SMAX, SMIN in 8-bit lanes",
+        narrow_finish=True,
     ),
     RequantForm(
         "vmpye",

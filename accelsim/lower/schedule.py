@@ -182,11 +182,12 @@ class ComputeSpec:
     prologue: tuple[str, ...] = ()
     prologue_axis: str = ""
     notes: tuple[str, ...] = ()  # why the lowering chose what it did (e.g. no intrinsic)
-    # a block between the main one and the epilogue, fused with them, whose innermost loop is
-    # split into calls of an intrinsic (name, lanes): the sum of `accelsim.lower.partials`'
-    # partial sums, 4 channels per 3 ADDPs
-    finish: str | None = None
-    finish_intrinsic: tuple[str, int] | None = None
+    # blocks between the main one and the epilogue, in dependence order, fused with them under
+    # the tile loop: (block, intrinsic, lanes), the innermost loop split into calls of the
+    # TensorIntrin `intrinsic` = (name, lanes) (the sum of `accelsim.lower.partials`' partial
+    # sums, 4 channels per 3 ADDPs) or vectorized in exactly `lanes` lanes (a requantization
+    # form's int32 stage, whose epilogue then works in 8-bit lanes)
+    between: tuple[tuple[str, tuple[str, int] | None, int | None], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -295,6 +296,21 @@ def _place_prologue(sch, spec: ComputeSpec, final: list[str], loops: Mapping[str
         return
     for name in reversed(spec.prologue):
         sch.compute_at(sch.get_sblock(name), loops[final[first - 1]])
+
+
+def _vectorize_exactly(sch, inner, lanes: int, recipe: Recipe, layer: str) -> None:
+    """Vectorize loop `inner` (an epilogue's channels) in vectors of exactly `lanes` (a
+    requantization form's instructions), the vectors of a register tile unrolled."""
+    ext = int(sch.get(inner).extent) if inner is not None else 0
+    if ext % lanes:
+        raise RecipeError(
+            f"{recipe.where('epilogue', 'requant')}: the epilogue of layer '{layer}' "
+            f"runs over {ext} channels, not a multiple of the form's {lanes} lanes"
+        )
+    outer, vi = sch.split(inner, [None, lanes])
+    sch.vectorize(vi)
+    if 1 < ext // lanes <= 8:  # a register tile's worth: straight-line code
+        sch.unroll(outer)
 
 
 def apply(sch, spec: ComputeSpec, recipe: Recipe) -> Applied:
@@ -411,28 +427,18 @@ def apply(sch, spec: ComputeSpec, recipe: Recipe) -> Applied:
     # encloses the whole reduction, so the accumulators of one tile stay local
     first_red = next((i for i, n in enumerate(final) if n in reduce), None)
     epilogue_vectorized = False
-    if spec.finish is not None:  # before the epilogue, its consumer
-        fin = sch.get_sblock(spec.finish)
+    for name, _, _ in spec.between:  # before the epilogue, their consumer
         if first_red is not None and first_red > 0:
-            sch.reverse_compute_at(fin, loops[final[first_red - 1]])
+            sch.reverse_compute_at(sch.get_sblock(name), loops[final[first_red - 1]])
     if spec.epilogue is not None:
         ep = sch.get_sblock(spec.epilogue)
         if first_red is not None and first_red > 0:
             sch.reverse_compute_at(ep, loops[final[first_red - 1]])
         ep_loops = sch.get_loops(ep)
         if spec.epilogue_lanes:
-            inner = ep_loops[-1] if ep_loops else None
-            ext = int(sch.get(inner).extent) if inner is not None else 0
-            lanes = spec.epilogue_lanes
-            if ext % lanes:
-                raise RecipeError(
-                    f"{recipe.where('epilogue', 'requant')}: the epilogue of layer '{layer}' "
-                    f"runs over {ext} channels, not a multiple of the form's {lanes} lanes"
-                )
-            outer, vi = sch.split(inner, [None, lanes])
-            sch.vectorize(vi)
-            if 1 < ext // lanes <= 8:  # a register tile's worth: straight-line code
-                sch.unroll(outer)
+            _vectorize_exactly(
+                sch, ep_loops[-1] if ep_loops else None, spec.epilogue_lanes, recipe, layer
+            )
             epilogue_vectorized = True
         elif (recipe.get("epilogue") or {}).get("vectorize", True) and ep_loops:
             inner = ep_loops[-1]
@@ -446,11 +452,14 @@ def apply(sch, spec: ComputeSpec, recipe: Recipe) -> Applied:
                     epilogue_vectorized = True
                 except ScheduleError as exc:
                     notes.append(f"epilogue not vectorized: {str(exc).splitlines()[0][:120]}")
-    if spec.finish is not None and spec.finish_intrinsic is not None:  # after its consumer
-        key, lanes = spec.finish_intrinsic  # is placed: tensorize replaces the block
-        fin = sch.get_sblock(spec.finish)
-        _, inner = sch.split(sch.get_loops(fin)[-1], [None, lanes])
-        sch.tensorize(inner, key)
+    for name, tensor_intrin, lanes in spec.between:  # after their consumer is placed
+        inner = sch.get_loops(sch.get_sblock(name))[-1]
+        if tensor_intrin is not None:  # tensorize replaces the block
+            key, n = tensor_intrin
+            _, inner = sch.split(inner, [None, n])
+            sch.tensorize(inner, key)
+        elif lanes:
+            _vectorize_exactly(sch, inner, lanes, recipe, layer)
     _place_prologue(sch, spec, final, loops)
     vectorized: list[str] = []
     if epilogue_vectorized:
