@@ -1,6 +1,8 @@
-"""int8 convolutions and dense layers on NEON cores without a dot product, as gemmlowp's and
-ruy's Armv8.0 kernels compute them: per (pixel, output channel), four int32 partial sums over
-the input channels, added together once, in the epilogue.
+"""NEON convolutions and dense layers that accumulate, per (pixel, output channel), one register
+of partial sums over the input channels and add them together once, before the epilogue:
+int8 on cores without a dot product as gemmlowp's and ruy's Armv8.0 kernels do (`smull_smlal2`),
+its 16-bit form on every core, and SDOT per output channel (`sdot_partials`, dense layers on
+dotprod cores: no activation broadcast).
 
 Jacob et al. 2018, Appendix B (gemmlowp's `NEON_64bit_GEMM_Int8Operands_AccumTwoWithin16Bits`,
 ruy's non-dotprod 8-bit kernel): with 16 activations of one pixel and the 16 weights of one
@@ -32,6 +34,7 @@ a `partial_sum` stage adds each 4 channels' partials with ADDPs before the epilo
 the input channels are a multiple of the depth (else the 4-deep `smull_smlal` wastes less on
 padding) and the recipe lists the intrinsic before any dot-product one the core has
 (`tensorize: [..., sdot, smull_smlal2, smull_smlal, ...]`: int8 on cores with SDOT keeps it).
+`sdot_partials` is the same with one SDOT per call (lane l sums input channels 4l..4l+3).
 """
 
 from __future__ import annotations
