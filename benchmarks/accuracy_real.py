@@ -227,6 +227,12 @@ def _explain_clipping(prepared, precisions, rng, mm, ort, x, metric) -> dict:
     return out
 
 
+def _calibration_set(name: str, n: int) -> tuple[ocrdata.TextSet, CalibrationData]:
+    """The calibration split of `name` and the same samples one per calibration batch."""
+    cal = ocrdata.text_set(name, n, "calib")
+    return cal, CalibrationData(tuple(cal.x[i : i + 1] for i in range(n)), cal.description)
+
+
 def study(name: str, quick: bool, log: Callable[[str], None], tune_only: bool = False) -> dict:
     """One model's rows. `tune_only` keeps every row of the last full run's results file but
     the workflow's and runs the workflow again (for work on accelsim.dse.tune: the other rows'
@@ -235,11 +241,10 @@ def study(name: str, quick: bool, log: Callable[[str], None], tune_only: bool = 
     n_cal, n_val, n_test = (QUICK if quick else SIZES)[name]
     graph = packaged.load_packaged(name)
     prepared = prepare_for_quantization(graph)
-    cal = ocrdata.text_set(name, n_cal, "calib")
+    cal, data = _calibration_set(name, n_cal)
     val = ocrdata.text_set(name, n_val, "val")
     test = ocrdata.text_set(name, n_test, "test")
     metric = _metric(name, test)
-    data = CalibrationData(tuple(cal.x[i : i + 1] for i in range(n_cal)), cal.description)
     res: dict = {
         "model": name,
         "description": packaged.MODELS[name].description,
@@ -418,8 +423,7 @@ def recost_study(name: str, quick: bool, log: Callable[[str], None]) -> dict:
     if res["samples"]["calibration"] != n_cal:
         raise SystemExit(f"{name}: the last run used {res['samples']}, not {n_cal} calibration")
     graph = packaged.load_packaged(name)
-    cal = ocrdata.text_set(name, n_cal, "calib")
-    data = CalibrationData(tuple(cal.x[i : i + 1] for i in range(n_cal)), cal.description)
+    data = _calibration_set(name, n_cal)[1]
     for key in [k for k, v in res.items() if k.startswith("tune_") and isinstance(v, dict)]:
         res[key] = recost(res[key], graph, data, log=lambda m, k=key: log(f"  {name} {k}: {m}"))
     res["recost_seconds"] = round(time.perf_counter() - t0)

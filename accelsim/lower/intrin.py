@@ -611,6 +611,7 @@ def _entry(
     weight_min=None,
     kind="dot",
     act_offset=0,
+    desc=None,
 ):
     return Intrinsic(
         name=name,
@@ -628,6 +629,7 @@ def _entry(
         weight_min=weight_min,
         kind=kind,
         act_offset=act_offset,
+        desc=desc,
     )
 
 
@@ -927,6 +929,13 @@ def select(
                 ):
                     return it
     return None
+
+
+def earliest(names, *its: Intrinsic | None) -> Intrinsic | None:
+    """Of intrinsics chosen by kind (`select`), the one a recipe's `tensorize` list `names`
+    names first: lowering and the analytic model's `schedule.tile_of` rank kinds this way."""
+    found = [it for it in its if it is not None]
+    return min(found, key=lambda it: list(names).index(it.name), default=None)
 
 
 def ensure_registered(it: Intrinsic) -> str:

@@ -244,14 +244,6 @@ def _intrinsic(
     return best
 
 
-def _listed_first(recipe: Recipe, a: _intrin.Intrinsic | None, b: _intrin.Intrinsic | None):
-    """Whether `a` comes before `b` (None: after every name) in the recipe's `tensorize`."""
-    names = list(recipe.get("tensorize") or [])
-    if a is None:
-        return False
-    return b is None or names.index(a.name) < names.index(b.name)
-
-
 def _intrinsic_blocks(ctx: Ctx, recipe: Recipe, it: _intrin.Intrinsic, **blocks: int) -> None:
     """The recipe's blocks must leave the intrinsic's (`auto` or equal)."""
     for ax, want in blocks.items():
@@ -483,7 +475,8 @@ def contraction(ctx: Ctx) -> Built:
     if not pairs:
         it = _intrinsic(ctx, recipe, t, "dot", wmin, notes, channels=I, taps=KH * KW)
         alt = _intrinsic(ctx, recipe, t, partials.KIND, wmin, notes)
-        if partials.applies(alt, I) and _listed_first(recipe, alt, it):
+        names = recipe.get("tensorize") or []
+        if partials.applies(alt, I) and _intrin.earliest(names, alt, it) is alt:
             it, partial = alt, True
     if it is not None and it.nibble_lanes and KH * KW * I * 128 * 128 >= 2**31:
         # its accumulators hold 16 x the sums: they must not wrap where the true ones do not

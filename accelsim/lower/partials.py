@@ -132,20 +132,19 @@ def _entry(act: str) -> _intrin.Intrinsic:
     wide = act == "int16"
     bits, acc, depth = (16, "int64", 8) if wide else (8, "int32", 16)
     sfx, psfx = ("4h", "4s") if wide else ("8b", "8h")
-    return _intrin.Intrinsic(
-        name="smull_smlal2",
-        key=f"accelsim.smull_smlal2.{act}.w{bits}",
-        act_dtype=act,
-        weight_bits=bits,
-        acc_dtype=acc,
-        lanes=1,
-        depth=depth,
-        impl=_impl,
-        instruction=f"smull v.{psfx}, v.{sfx}, v.{sfx}; smlal2 v.{psfx}, v.16b, v.16b; "
+    return _intrin._entry(
+        "smull_smlal2",
+        f"smull v.{psfx}, v.{sfx}, v.{sfx}; smlal2 v.{psfx}, v.16b, v.16b; "
         f"sadalp v.{'2d' if wide else '4s'}, v.{psfx}",
-        requires=("neon",),
-        llvm=_FORMS[act][:2],
-        doc=f"Armv8 NEON, Jacob et al. Appendix B over the input channels: {depth} {act} "
+        ["neon"],
+        act,
+        bits,
+        acc,
+        1,
+        depth,
+        _FORMS[act][:2],
+        _impl,
+        f"Armv8 NEON, Jacob et al. Appendix B over the input channels: {depth} {act} "
         f"products of one pixel and one output channel, two summed per {_FORMS[act][2]} lane, "
         f"pairwise into {128 // int(acc[3:])} {acc} partial sums (exact for weights >= "
         f"{-(2 ** (bits - 1) - 1)})",
@@ -176,19 +175,18 @@ _SDOT = "llvm.aarch64.neon.sdot.v4i32.v16i8"
 ENTRIES = (
     _entry("int8"),
     _entry("int16"),
-    _intrin.Intrinsic(
-        name=SDOT_NAME,
-        key="accelsim.sdot_partials.int8.w8",
-        act_dtype="int8",
-        weight_bits=8,
-        acc_dtype="int32",
-        lanes=1,
-        depth=16,
-        impl=_sdot_impl,
-        instruction="sdot v.4s, v.16b, v.16b (one output channel: 4 partial sums)",
-        requires=("neon", "dotprod"),
-        llvm=(_SDOT,),
-        doc="Armv8.2-A dot product over the input channels: 16 int8 activations of one pixel by "
+    _intrin._entry(
+        SDOT_NAME,
+        "sdot v.4s, v.16b, v.16b (one output channel: 4 partial sums)",
+        ["neon", "dotprod"],
+        "int8",
+        8,
+        "int32",
+        1,
+        16,
+        [_SDOT],
+        _sdot_impl,
+        "Armv8.2-A dot product over the input channels: 16 int8 activations of one pixel by "
         "16 weights of one output channel into 4 int32 partial sums (no broadcast)",
         kind=KIND,
         desc=_desc,
@@ -278,8 +276,7 @@ class PartialCompute:
     """The partial-sum accumulators of a layer, its output and its loops for the scheduler."""
 
     acc: object  # te.Tensor
-    y: object  # te.Tensor
-    partial_sum: object  # te.Tensor: the partials added (a `between` block of the spec)
+    y: object  # te.Tensor (its producer `partial_sum` adds the partials: a `between` block)
     axes: list[Axis]
     default_order: tuple[str, ...]
     intrinsic_loops: tuple[str, ...]
@@ -329,7 +326,7 @@ def contraction(it, xin, weight, shape, window, epilogue, out_channels: int, y_n
             Axis("ic", icb, reduce=True, unit="input channels", elem=depth),
             Axis("ic.v", 4, reduce=True),
         ]
-        return PartialCompute(acc, y, ps, axes, ("n", "oc", "ic"), ("oc.v", "ic.v"))
+        return PartialCompute(acc, y, axes, ("n", "oc", "ic"), ("oc.v", "ic.v"))
 
     N, OH, OW, OC = shape
     (KH, KW), (sh, sw), (dh, dw) = window
@@ -371,6 +368,4 @@ def contraction(it, xin, weight, shape, window, epilogue, out_channels: int, y_n
         Axis("ic", icb, reduce=True, unit="input channels", elem=depth),
         Axis("ic.v", 4, reduce=True),
     ]
-    return PartialCompute(
-        acc, y, ps, axes, ("n", "oh", "ow", "oc", "kh", "kw", "ic"), ("oc.v", "ic.v")
-    )
+    return PartialCompute(acc, y, axes, ("n", "oh", "ow", "oc", "kh", "kw", "ic"), ("oc.v", "ic.v"))

@@ -270,8 +270,7 @@ def tile_of(recipe: Recipe, features, precision) -> Any:
         # and the partial-sum ones (accelsim.lower.ops)
         mmla = _intrin.select(names, features, act, bits, kind="mmla")
         found = [_intrin.select(names, features, act, bits, kind=k) for k in ("dot", "partials")]
-        rest = [i for i in found if i is not None]
-        it = mmla or min(rest, key=lambda i: names.index(i.name), default=None)
+        it = mmla or _intrin.earliest(names, *found)
         if it is not None:
             return by.get(it.name, recipe.get("tile"))
     return recipe.get("tile")
