@@ -65,6 +65,8 @@ class CodegenSpec:
     native: tuple[str, ...]
     emulation: Mapping[str, str]
     llvm_mca_cpu: str | None = None
+    # bytes every kernel buffer is declared (and allocated) aligned to; 0: TVM's default (64)
+    buffer_alignment: int = 0
 
     def tvm_target_dict(self) -> dict:
         d = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.tvm_target.items()}
@@ -235,6 +237,7 @@ def parse_target(data: Any, path: str) -> Target:
         tuple(parse_precision(n).name for n in cg.native),
         _freeze({parse_precision(k).name: v for k, v in cg.emulation.items()}),
         cg.llvm_mca_cpu,
+        cg.buffer_alignment,
     )
     # the cost models read the sections as the file wrote them (the schema checked them)
     sections = {k: _freeze(dict(data.get(k) or {})) for k in SECTIONS}

@@ -6,7 +6,7 @@ The builders themselves are `accelsim.lower.ops` and `accelsim.lower.softmax`.""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -37,6 +37,11 @@ class Built:
     signature: dict
     inputs: tuple[str, ...]  # graph tensors the packer reads
     arith: FloatArith | None = None  # float layers: how the arithmetic rounds
+    # {placeholder: stage}: a stage computed at the root that a fused block reads. TVM fuses a
+    # block into a loop only when every block it reads is computed there, so while the layer
+    # is scheduled the block reads the placeholder; then its reads go to the stage, which
+    # becomes a buffer of the kernel's own, and neither is an argument of the kernel
+    stand_ins: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

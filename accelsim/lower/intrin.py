@@ -87,6 +87,9 @@ class Intrinsic:
     min_calls: int = 0
     # the weights' dtype where it is not the integer one of `weight_bits` (float32)
     weight_type: str = ""
+    # the elements each operand's offset is a multiple of (A, B, C): what lets TVM tell LLVM a
+    # whole-vector access is aligned (plain dot descriptions; 1: nothing known)
+    offset_factors: tuple[int, int, int] = (1, 1, 1)
 
     @property
     def weight_dtype(self) -> str:
@@ -212,11 +215,13 @@ def _desc(it: Intrinsic):
 
         return desc_g
 
+    fa, fb, fc = it.offset_factors
+
     @T.prim_func(s_tir=True)
     def desc(a: T.handle, b: T.handle, c: T.handle) -> None:
-        A = T.match_buffer(a, (depth,), it.act_dtype, offset_factor=1, scope=a_scope)
-        B = T.match_buffer(b, (lanes, pdepth), it.weight_dtype, offset_factor=1, scope=b_scope)
-        C = T.match_buffer(c, (lanes,), acc, offset_factor=1, scope=c_scope)
+        A = T.match_buffer(a, (depth,), it.act_dtype, offset_factor=fa, scope=a_scope)
+        B = T.match_buffer(b, (lanes, pdepth), it.weight_dtype, offset_factor=fb, scope=b_scope)
+        C = T.match_buffer(c, (lanes,), acc, offset_factor=fc, scope=c_scope)
         with T.sblock("root"):
             T.reads(C[0:lanes], A[0:depth], B[0:lanes, 0:pdepth])
             T.writes(C[0:lanes])
@@ -264,12 +269,13 @@ def implementation(it: Intrinsic, parts=(), call=None):
     two = bool(rest)
     lo1, n1, val1 = rest[0] if two else (lo0, n0, val0)
     bregion = tuple(slice(0, d) for d in b_shape)
+    fa, fb, fc = it.offset_factors
 
     @T.prim_func(s_tir=True)
     def impl(a: T.handle, b: T.handle, c: T.handle) -> None:
-        A = T.match_buffer(a, a_shape, it.act_dtype, offset_factor=1, scope=a_scope)
-        B = T.match_buffer(b, b_shape, it.weight_dtype, offset_factor=1, scope=b_scope)
-        C = T.match_buffer(c, (lanes,), it.acc_dtype, offset_factor=1, scope=c_scope)
+        A = T.match_buffer(a, a_shape, it.act_dtype, offset_factor=fa, scope=a_scope)
+        B = T.match_buffer(b, b_shape, it.weight_dtype, offset_factor=fb, scope=b_scope)
+        C = T.match_buffer(c, (lanes,), it.acc_dtype, offset_factor=fc, scope=c_scope)
         with T.sblock("root"):
             if ew:
                 T.reads(C[0:lanes], A[0:lanes], B[0:lanes])

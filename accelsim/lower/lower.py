@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -121,9 +122,11 @@ def _plain(v):
 
 
 def _argspecs(built) -> tuple[ArgSpec, ...]:
+    inside = {*built.stand_ins, *built.stand_ins.values()}  # not arguments (Built.stand_ins)
     out = []
     for t, n in zip(built.tensors, built.names):
-        out.append(ArgSpec(n, tuple(int(d) for d in t.shape), str(t.dtype)))
+        if n not in inside:
+            out.append(ArgSpec(n, tuple(int(d) for d in t.shape), str(t.dtype)))
     return tuple(out)
 
 
@@ -157,7 +160,7 @@ def lower_node(
         return LoweredLayer(op_class=cls, status=status, reason=reason, **base)
     tvm = import_tvm()
     built.signature = _plain(built.signature)
-    func = tvm.te.create_prim_func(built.tensors)
+    func = _aligned(tvm, tvm.te.create_prim_func(built.tensors), target)
     key_src = {
         "signature": built.signature,
         "tir": func.script(),
@@ -182,6 +185,9 @@ def lower_node(
             f"'{node.name}': {str(exc).splitlines()[0][:300]}"
         ) from None
     mod = sch.mod
+    if built.stand_ins:
+        func = _redirected(tvm, mod["main"], built.stand_ins, target)
+        mod = tvm.IRModule({"main": func.with_attr("global_symbol", symbol)})
     return LoweredLayer(
         op_class=built.op_class,
         status=STATUS_KERNEL,
@@ -240,6 +246,52 @@ def lower_status(
         for n in graph.nodes
         if only is None or n.name in only
     ]
+
+
+_PARAM_BUFFER = re.compile(r'T\.Buffer\((\([^)]*\)), ("[a-z0-9]+")\)')
+_ALLOC_BUFFER = re.compile(r'T\.sblock_alloc_buffer\((\([^)]*\)), ("[a-z0-9]+")\)')
+
+
+def _aligned(tvm, func, target):
+    """`func` with its parameter and intermediate buffers declared aligned to the target's
+    `codegen.buffer_alignment` (HVX: 128 bytes, one vector), so that whole-vector accesses
+    to them are aligned ones. TVM fixes a buffer's alignment when it creates it (64 bytes) and
+    will not specialize it, so the function goes through its TVMScript once more."""
+    align = target.codegen.buffer_alignment
+    if not align:
+        return func
+    lines = func.script().split("\n")
+    i = next(k for k, ln in enumerate(lines) if ln.startswith("def main("))
+    lines[i] = _PARAM_BUFFER.sub(rf"T.Buffer(\1, \2, align={align})", lines[i])
+    text = _ALLOC_BUFFER.sub(rf"T.sblock_alloc_buffer(\1, \2, align={align})", "\n".join(lines))
+    return tvm.script.from_source(text)
+
+
+def _param(name: str):
+    return re.compile(rf",? ?\b{name}: T\.Buffer\((\([^)]*\)), (\"[a-z0-9]+\")[^)]*\)")
+
+
+def _redirected(tvm, func, stand_ins: Mapping[str, str], target):
+    """The scheduled `func` with each stand-in's reads redirected to its stage
+    (`Built.stand_ins`), the stage's buffer allocated inside the kernel, both gone from the
+    signature. Through the TVMScript: TVM has no primitive that swaps a block's input buffer."""
+    lines = func.script().split("\n")
+    i = next(k for k, ln in enumerate(lines) if ln.startswith("def "))
+    j = next(k for k, ln in enumerate(lines) if "= T.sblock_alloc_buffer(" in ln)
+    indent = lines[j][: len(lines[j]) - len(lines[j].lstrip())]
+    align = target.codegen.buffer_alignment
+    for stand_in, stage in stand_ins.items():
+        m = _param(stage).search(lines[i])
+        if m is None:
+            raise AssertionError(f"{stage}: not a parameter of the scheduled kernel")
+        shape, dtype = m.group(1), m.group(2)
+        lines[i] = _param(stage).sub("", _param(stand_in).sub("", lines[i]))
+        extra = f", align={align}" if align else ""
+        lines.insert(j + 1, f"{indent}{stage} = T.sblock_alloc_buffer({shape}, {dtype}{extra})")
+        body = re.compile(rf"\b{stand_in}\b")
+        lines[j + 1 :] = [body.sub(stage, ln) for ln in lines[j + 1 :]]
+    lines[i] = lines[i].replace("(, ", "(")
+    return tvm.script.from_source("\n".join(lines))
 
 
 def lower_graph(

@@ -69,7 +69,7 @@ import numpy as np
 
 from accelsim.core import requant as rp
 from accelsim.core.qparams import DTYPE_BITS, dtype_range, quantize_array, store_dtype
-from accelsim.lower import floatmath, i8mm, partials
+from accelsim.lower import floatmath, i8mm, partials, uweights
 from accelsim.lower import intrin as _intrin
 from accelsim.lower import requant as rq
 from accelsim.lower.common import (
@@ -471,13 +471,17 @@ def contraction(ctx: Ctx) -> Built:
     wmin = int(w.min()) if w.size and not is_float else 0
     it = _intrinsic(ctx, recipe, t, i8mm.KIND, wmin, notes)
     pairs = i8mm.applies(it, is_dense, N, strides[1])
-    partial = False
+    partial = offset_w = False
     if not pairs:
         it = _intrinsic(ctx, recipe, t, "dot", wmin, notes, channels=I, taps=KH * KW)
         alt = _intrinsic(ctx, recipe, t, partials.KIND, wmin, notes)
         names = recipe.get("tensorize") or []
         if partials.applies(alt, I) and _intrin.earliest(names, alt, it) is alt:
             it, partial = alt, True
+        alt = _intrinsic(ctx, recipe, t, uweights.KIND, wmin, notes)
+        if uweights.applies(alt) and _intrin.earliest(names, alt, it) is alt:
+            it, offset_w = alt, True  # unsigned weights, activation sums (lower.uweights)
+            wdt = it.weight_dtype
     if it is not None and it.nibble_lanes and KH * KW * I * 128 * 128 >= 2**31:
         # its accumulators hold 16 x the sums: they must not wrap where the true ones do not
         notes.append(f"intrinsic '{it.name}' (4-bit x16) not used: {KH * KW * I} terms")
@@ -595,12 +599,19 @@ def contraction(ctx: Ctx) -> Built:
             pc = partials.contraction(it, xin, wval, acc_shape, window, epi, Oy, yname)
         y, axes, default_order = pc.y, pc.axes, pc.default_order
         intrinsic_loops = pc.intrinsic_loops
+    elif offset_w:
+        oc_ = uweights.contraction(it, xin, wval, acc_shape, window, epi, Oy, yname)
+        acc = oc_.acc
     else:
         acc = contraction_acc(xin, wval, acc_shape, (bo, bk), window, pdt, accdt)
     if pairs or partial:
         pass
     elif is_dense:
-        y = te.compute((N, Oy), lambda n, oc: epi(acc[n, oc], oc), name=yname)
+        y = (
+            oc_.y
+            if offset_w
+            else te.compute((N, Oy), lambda n, oc: epi(acc[n, oc], oc), name=yname)
+        )
         axes = [
             Axis("n", N, unit="rows"),
             Axis("oc", OCp, vsplit=bo, unit="output channels"),
@@ -609,8 +620,12 @@ def contraction(ctx: Ctx) -> Built:
         ]
         default_order = ("n", "oc", "ic", "ic.v")
     else:
-        y = te.compute(
-            (N, OH, OW, Oy), lambda n, oh, ow, oc: epi(acc[n, oh, ow, oc], oc), name=yname
+        y = (
+            oc_.y
+            if offset_w
+            else te.compute(
+                (N, OH, OW, Oy), lambda n, oh, ow, oc: epi(acc[n, oh, ow, oc], oc), name=yname
+            )
         )
         axes = [
             Axis("n", N, unit="images"),
@@ -638,6 +653,11 @@ def contraction(ctx: Ctx) -> Built:
         layer=ctx.layer,
         notes=tuple(notes),
         between=between,
+        root_intrinsics=(
+            ((uweights.SUMS, oc_.sum_intrinsic, len(oc_.sums.shape)),)
+            if offset_w and oc_.sum_intrinsic
+            else ()
+        ),
     )
 
     # ---- numpy side ----------------------------------------------------------------------
@@ -657,6 +677,8 @@ def contraction(ctx: Ctx) -> Built:
             return np.ascontiguousarray((lo | (hi << 4)).astype(np.uint8).view(np.int8))
         if w4:
             return np.ascontiguousarray(_pack_pairs(blk))
+        if offset_w:
+            return (blk + uweights.OFFSET).astype(np.dtype(wdt))
         return blk.astype(np.dtype(wdt))
 
     consts = _mac_consts(
@@ -700,17 +722,20 @@ def contraction(ctx: Ctx) -> Built:
         "requant_form": [form[0].name, form[1]] if form else None,
         "block": [bo, bk],
     }
+    # the activation sums: computed in the kernel, a stand-in while it is scheduled
+    sums = [oc_.stand_in, oc_.sums] if offset_w else []
     return _with_arith(
         Built(
             cls,
-            [x, wp] + params + [y],
-            ["x", "w"] + pnames + ["y"],
+            [x, wp] + params + sums + [y],
+            ["x", "w"] + pnames + [t.op.name for t in sums] + ["y"],
             spec,
             recipe,
             pack,
             unpack,
             signature,
             (x_name,),
+            stand_ins={uweights.STAND_IN: uweights.SUMS} if offset_w else {},
         ),
         ft if is_float else None,
         2 * KH * KW * I + 1,

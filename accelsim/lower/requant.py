@@ -270,8 +270,10 @@ FORMS: tuple[RequantForm, ...] = (
         ("hvx-128b",),
         32,
         mbqm_vmpye,
-        "Hexagon HVX (128-byte): VMPYE + VMPYO:<<1:rnd:sat:shift, per-lane VASR on 32 int32 lanes",
+        "Hexagon HVX (128-byte): VMPYE + VMPYO:<<1:rnd:sat:shift, per-lane VASR on 32 int32 lanes; "
+        "then the zero point and the clamp in 16- and 8-bit lanes (VSAT, VADD:sat, VPACK)",
         tail=True,
+        narrow_finish=True,
     ),
 )
 FORM_NAMES: tuple[str, ...] = tuple(f.name for f in FORMS)

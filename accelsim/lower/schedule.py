@@ -188,6 +188,11 @@ class ComputeSpec:
     # sums, 4 channels per 3 ADDPs) or vectorized in exactly `lanes` lanes (a requantization
     # form's int32 stage, whose epilogue then works in 8-bit lanes)
     between: tuple[tuple[str, tuple[str, int] | None, int | None], ...] = ()
+    # root blocks computed by a TensorIntrin: (block, intrinsic, spatial loops). Its last
+    # spatial loop and its last reduction loop are the call (accelsim.lower.uweights'
+    # activation sums): the spatial one moves inside the other reductions, the init is split
+    # off before them
+    root_intrinsics: tuple[tuple[str, str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -310,6 +315,20 @@ def _vectorize_exactly(sch, inner, lanes: int, recipe: Recipe, layer: str) -> No
     sch.vectorize(vi)
     if 1 < ext // lanes <= 8:  # a register tile's worth: straight-line code
         sch.unroll(outer)
+
+
+def _tensorize_root(sch, name: str, key: str, spatial: int) -> None:
+    """Tensorize root block `name` with TensorIntrin `key` over its last spatial (of
+    `spatial`) and last reduction loops (`ComputeSpec.root_intrinsics`)."""
+    b = sch.get_sblock(name)
+    loops = sch.get_loops(b)
+    lane, reductions = loops[spatial - 1], loops[spatial:]
+    if len(reductions) > 1:
+        sch.reorder(*reductions[:-1], lane)
+        sch.decompose_reduction(b, reductions[0])
+    else:
+        sch.decompose_reduction(b, lane)
+    sch.tensorize(lane, key)
 
 
 def apply(sch, spec: ComputeSpec, recipe: Recipe) -> Applied:
@@ -442,9 +461,10 @@ def apply(sch, spec: ComputeSpec, recipe: Recipe) -> Applied:
         elif (recipe.get("epilogue") or {}).get("vectorize", True) and ep_loops:
             inner = ep_loops[-1]
             ext = int(sch.get(inner).extent)
-            if ext > 64:  # a whole untiled channel axis: vectorize in blocks of 16
-                _, inner = sch.split(inner, [None, pow2_divisor(ext, 16)])
-                ext = pow2_divisor(ext, 16)
+            cap = int((recipe.get("epilogue") or {}).get("lanes", 16))
+            if ext > max(64, cap):  # a whole untiled channel axis: in blocks of `cap` lanes
+                _, inner = sch.split(inner, [None, pow2_divisor(ext, cap)])
+                ext = pow2_divisor(ext, cap)
             if ext > 1:
                 try:
                     sch.vectorize(inner)
@@ -460,6 +480,8 @@ def apply(sch, spec: ComputeSpec, recipe: Recipe) -> Applied:
         elif lanes:
             _vectorize_exactly(sch, inner, lanes, recipe, layer)
     _place_prologue(sch, spec, final, loops)
+    for name, key, spatial in spec.root_intrinsics:
+        _tensorize_root(sch, name, key, spatial)
     vectorized: list[str] = []
     if epilogue_vectorized:
         vectorized.append(f"{spec.epilogue}.v")

@@ -188,8 +188,11 @@ def _tile(key: Any) -> Any:
 
 
 class Epilogue(Schema):
-    WHAT = "a mapping with the keys vectorize, requant"
+    WHAT = "a mapping with the keys vectorize, requant, lanes"
     vectorize: bool = True  # the fused bias + requantize + clamp, over the channel tile
+    # the widest vector (elements) an epilogue over a whole channel axis is vectorized in
+    # (default 16, NEON's int8 lanes; HVX: 128); a channel tile is one vector as it is
+    lanes: Annotated[int, Field(ge=1)] = 16
     # requantization forms in order of preference (`accelsim.lower.requant.FORMS`); the first
     # the target's features allow is used, else the generic int64 one
     requant: Annotated[list[Intrinsic], WrapValidator(_intrinsic_list)] = Field(

@@ -169,6 +169,9 @@ class Codegen(Schema):
     features: list[str] | Literal["auto"] = Field(default_factory=list)
     emulator: Emulator
     llvm_mca_cpu: str | None = None
+    # kernel buffers declared aligned to this many bytes (a power of two, at most the 128 the
+    # kernel harness allocates at); 0: TVM's default, 64
+    buffer_alignment: Literal[0, 64, 128] = 0
     native: list[PrecisionName]
     emulation: Annotated[
         dict[PrecisionName, str], mapping_of("a mapping precision -> how it is emulated")

@@ -22,6 +22,39 @@ from accelsim.sim.dyncount.walk_hexagon import decode_hexagon
 _BUDGET = {"aarch64": 3_000_000, "hexagon": 1_000_000}
 
 
+def _callee_symbol(fn: Function, ui: int) -> str:
+    """The symbol a Hexagon `callr` in unit `ui` reaches, where its block does not name it:
+    the called register traced back through the loads that produced it (`r3 = memw(r2+#0)`)
+    to the `##symbol@GOT` address it started from, in earlier units in program order (LLVM
+    keeps a GOT slot's address in a register across blocks when it calls the same function
+    twice, as a kernel with two workspaces frees them)."""
+    m = next(
+        (re.search(r"\bcallr\s+(r\d+)", ln) for ln in fn.units[ui].lines if "callr" in ln), None
+    )
+    if m is None:
+        return ""
+    reg = m.group(1)
+    for v in range(ui, max(-1, ui - 64), -1):
+        # one unit is a packet: its instructions read the registers the packets before left
+        defs = [
+            d
+            for ln in fn.units[v].lines
+            for part in ln.split(";")
+            if (d := re.match(rf"\s*{reg}\s*=\s*(.*)$", part))
+        ]
+        if not defs:
+            continue
+        rhs = defs[0].group(1)
+        sym = re.search(r"##([A-Za-z_]\w*)", rhs)
+        if sym:
+            return sym.group(1)
+        load = re.match(r"memw\((r\d+)\s*\+\s*#0\)", rhs.strip())
+        if load is None:
+            return ""
+        reg = load.group(1)
+    return ""
+
+
 def interpret(
     fn: Function,
     blocks: list[Block],
@@ -61,7 +94,7 @@ def interpret(
             for m in [re.search(r"(?:##|:got_lo12:|:got:)([A-Za-z_]\w*)", ln)]
             if m
         ]
-        name = near[0] if near else ""
+        name = near[0] if near else _callee_symbol(fn, ui)
         value = (
             LAYOUT[arch]["arg"] * (40 + ui)
             if "AllocWorkspace" in name
