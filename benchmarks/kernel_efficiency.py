@@ -21,6 +21,9 @@ Runtime) is added there the same way.
 - `hvx_model`: MobileNet v2 w8a8, whole model, MACs per cycle on each HVX target (goal >= 40
   with the target's contexts; the kernels run on one context: a layer split over contexts is
   not generated yet, so the figure printed is the one-context rate).
+- `four_bit`: per Arm core and model, the cycles of the same conv2d / dense layers (>= 64
+  channels) at w4a8 against w8a8: 4-bit weights are unpacked to int8 in registers (SHL / AND
+  per 16 weights before the dot product), goal at most 15 % extra cycles.
 - `speedup`: whole-model latency fp32 / w8a8 per model and core (the whitepaper measured 2-3x
   on phone CPUs), and HVX w8a8 against the CPU of the same SoC at fp32 (`--hvx-vs-cpu`,
   hvx-v62 against kryo280: Snapdragon 835; the whitepaper measured about 10x).
@@ -44,6 +47,7 @@ HVX_UTIL_GOAL = 0.60
 DEPTHWISE_GOAL = 2.0
 HVX_DEPTHWISE_GOAL = 32.0  # MACs per cycle
 HVX_MODEL_GOAL = 40.0  # MACs per cycle, MobileNet v2 w8a8, whole model
+FOUR_BIT_GOAL = 0.15  # extra cycles of w4a8 over w8a8
 MIN_CHANNELS = 64
 ARM_CORES = "cortex-a55,cortex-a76,kryo280"
 HVX_CORES = "hvx-v68"
@@ -133,6 +137,35 @@ def fidelity(args) -> dict:
             f"{r['target']:12} {r['model']:14} {r['precision']:7} {r['layers']:6d} "
             f"{r['macs_per_cycle']:8.2f} {r['peak_macs_per_cycle']:6.1f} "
             f"{100 * r['utilization']:5.1f} %  {ok}"
+        )
+    return {"min_channels": MIN_CHANNELS, "rows": rows}
+
+
+def four_bit(args) -> dict:
+    rows = []
+    for target in _csv(args.targets):
+        for model in _csv(args.models):
+            cyc = {}
+            for prec in ("w8a8", "w4a8"):
+                g, costs = _run(model, target, prec, args.input_size)
+                cyc[prec] = sum(c.cycles for c in _layers_of(g, costs, ("conv2d", "dense"), True))
+            rows.append(
+                {
+                    "target": target,
+                    "model": model,
+                    "w8a8_cycles": cyc["w8a8"],
+                    "w4a8_cycles": cyc["w4a8"],
+                    "extra": cyc["w4a8"] / cyc["w8a8"] - 1.0,
+                    "goal": FOUR_BIT_GOAL,
+                }
+            )
+    print(f"\n4-bit weights: conv2d / dense layers with >= {MIN_CHANNELS} channels, codegen")
+    print(f"{'target':12} {'model':14} {'w8a8 Mcyc':>10} {'w4a8 Mcyc':>10} extra")
+    for r in rows:
+        ok = "ok" if r["extra"] <= r["goal"] else "ABOVE"
+        print(
+            f"{r['target']:12} {r['model']:14} {r['w8a8_cycles'] / 1e6:10.2f} "
+            f"{r['w4a8_cycles'] / 1e6:10.2f} {100 * r['extra']:+5.1f} %  {ok}"
         )
     return {"min_channels": MIN_CHANNELS, "rows": rows}
 
@@ -326,6 +359,7 @@ SECTIONS: dict[str, Callable[[argparse.Namespace], dict]] = {
     "breakdown": breakdown,
     "depthwise": depthwise,
     "hvx_model": hvx_model,
+    "four_bit": four_bit,
     "speedup": speedup,
 }
 

@@ -392,7 +392,7 @@ def test_intrinsic_per_target_comes_from_the_table():
         # sums where the channels fill them (64 here)
         "cortex-a53": "smull_smlal2",
         "kryo280": "smull_smlal2",
-        "hvx-v68": "vrmpy",
+        "hvx-v68": "vrmpy_rt",  # vector x scalar: weights stored unsigned (lower.uweights)
         # the host's kernel follows the CPU features probed at load
         "host": "vpdpbusd"
         if "avx512vnni" in host_features

@@ -15,10 +15,12 @@ do with their offset operands:
 with S[p] = sum_k x[p, k] over the same window (padding included, as the products see it).
 S is one number per pixel, shared by every output channel: a root stage computes it on the
 scalar core, 8 activations per `Rxx += vrmpybsu(Rss, Rtt)` (Rtt all ones; `vrmpybuu` for
-uint8 activations: `Vx.uw += vrmpy(Vu.ub, Rt.ub)` serves those), two partial sums per pixel,
-and the epilogue subtracts 128 S from each accumulator before the bias. Against the output
-channels' K x O / 128 vrmpys per pixel, the sum costs K / 8 scalar multiplies: 16 / O of the
-convolution's multiply slots (a 1x1 layer to 64 channels pays most, one to 384 about 4 %).
+uint8 activations, which `Vx.uw += vrmpy(Vu.ub, Rt.ub)` serves), two independent ones per 16
+channels (two 32-bit partial sums each), and the epilogue subtracts 128 S from each
+accumulator before the bias; it reads S through a stand-in while the layer is scheduled
+(`accelsim.lower.common.Built.stand_ins`). Against the output channels' K x O / 128 vrmpys per
+pixel, the sum costs K / 8 scalar multiplies: 16 / O of the convolution's multiply slots (a
+1x1 layer to 64 channels pays most, one to 384 about 4 %).
 
 Exact: |acc| <= K x 128 x 255 stays inside int32 for K < 65 000 terms, and the subtraction
 leaves the exact integer sum. Used where the recipe lists `vrmpy_rt` before `vrmpy` and the
