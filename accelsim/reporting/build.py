@@ -878,6 +878,27 @@ def _kernel_efficiency_blocks(plan: Plan) -> list:
             (False, False, False, *(True,) * (4 + len(_KE_GROUPS))),
         )
     )
+    four = [r for r in (data.get("four_bit") or {}).get("rows", []) if r["target"] in names]
+    if four:
+        b.append(
+            D.Table(
+                ("target", "model", "w8a8 Mcycles", "w4a8 Mcycles", "extra"),
+                tuple(
+                    (
+                        r["target"],
+                        r["model"],
+                        f"{r['w8a8_cycles'] / 1e6:.2f}",
+                        f"{r['w4a8_cycles'] / 1e6:.2f}",
+                        f"{100 * r['extra']:+.1f} %",
+                    )
+                    for r in four
+                ),
+                "What 4-bit weights cost over 8-bit ones: the cycles of the conv2d / dense "
+                "layers with at least 64 channels at w4a8 against w8a8 (the weights unpacked to "
+                f"int8 in registers before the multiply). {prov(r['target'] for r in four)}",
+                (False, False, True, True, True),
+            )
+        )
     sp = data.get("speedup") or {}
     fast = [r for r in sp.get("rows", []) if r["target"] in names]
     if fast:

@@ -165,6 +165,7 @@ _KE_ROWS = (
         ),
     ),
     ("speedup", "rows", ("target", "model"), ("fp32_s", "w8a8_s", "speedup")),
+    ("four_bit", "rows", ("target", "model"), ("w8a8_cycles", "w4a8_cycles", "extra")),
     ("speedup", "hvx_vs_cpu", ("dsp", "cpu", "model"), ("cpu_fp32_s", "dsp_w8a8_s", "speedup")),
 )
 
