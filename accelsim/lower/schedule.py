@@ -317,6 +317,13 @@ def _vectorize_exactly(sch, inner, lanes: int, recipe: Recipe, layer: str) -> No
         sch.unroll(outer)
 
 
+def _vectorize_epilogue(recipe: Recipe, spec: ComputeSpec) -> bool:
+    """Whether the recipe vectorizes this layer's (not exactly-laned) epilogue: `epilogue.
+    vectorize`, where "form" means only after a requantization form's stage (`between`)."""
+    vec = (recipe.get("epilogue") or {}).get("vectorize", True)
+    return bool(spec.between) if vec == "form" else bool(vec)
+
+
 def _tensorize_root(sch, name: str, key: str, spatial: int) -> None:
     """Tensorize root block `name` with TensorIntrin `key` over its last spatial (of
     `spatial`) and last reduction loops (`ComputeSpec.root_intrinsics`)."""
@@ -458,7 +465,7 @@ def apply(sch, spec: ComputeSpec, recipe: Recipe) -> Applied:
                 sch, ep_loops[-1] if ep_loops else None, spec.epilogue_lanes, recipe, layer
             )
             epilogue_vectorized = True
-        elif (recipe.get("epilogue") or {}).get("vectorize", True) and ep_loops:
+        elif _vectorize_epilogue(recipe, spec) and ep_loops:
             inner = ep_loops[-1]
             ext = int(sch.get(inner).extent)
             cap = int((recipe.get("epilogue") or {}).get("lanes", 16))
