@@ -481,7 +481,7 @@ def test_tile_alternatives_take_the_first_that_fits(tmp_path):
         ),
         (
             "conv2d:\n  w8a8: {epilogue: {vectorize: 1}}\n",
-            "conv2d.w8a8.epilogue.vectorize: expected true or false, found 1",
+            "conv2d.w8a8.epilogue.vectorize: expected true, false or 'form', found 1",
         ),
         ("add:\n  w8a8: {tile: {oc: 4}}\n", "add.w8a8.tile.oc: unknown axis for elementwise"),
         (

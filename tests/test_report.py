@@ -303,6 +303,7 @@ def test_index_html_in_chromium(reports):
     ke = json.loads(KERNEL_EFFICIENCY.read_text())
     ke_rows = [
         sum(r["target"] in TARGETS for r in ke["breakdown"]["rows"]),
+        sum(r["target"] in TARGETS for r in ke.get("four_bit", {}).get("rows", [])),
         sum(r["target"] in TARGETS for r in ke["speedup"]["rows"]),
         sum(r["dsp"] in TARGETS and r["cpu"] in TARGETS for r in ke["speedup"]["hvx_vs_cpu"]),
     ]

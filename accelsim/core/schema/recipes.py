@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -187,12 +187,22 @@ def _tile(key: Any) -> Any:
     ]
 
 
+def _epilogue_vectorize(value: Any) -> Any:
+    if isinstance(value, bool) or value == "form":
+        return value
+    raise problem(
+        "epilogue_vectorize",
+        "expected true, false or 'form', found {found}",
+        found=repr(value),
+    )
+
+
 class Epilogue(Schema):
     WHAT = "a mapping with the keys vectorize, requant, lanes"
     # the fused bias + requantize + clamp, over the channel tile; "form": only where a
     # `requant` form requantized the layer (its narrowing stage), the other epilogues (the
     # float requantizations of ONNX Runtime's QDQ and TFLite's FULLY_CONNECTED) scalar
-    vectorize: bool | Literal["form"] = True
+    vectorize: Annotated[Any, AfterValidator(_epilogue_vectorize)] = True
     # the widest vector (elements) an epilogue over a whole channel axis is vectorized in
     # (default 16, NEON's int8 lanes; HVX: 128); a channel tile is one vector as it is
     lanes: Annotated[int, Field(ge=1)] = 16
