@@ -943,6 +943,122 @@ def test_hvx_requantization_form_matches_fixedpoint(objdir):
 
 
 @pytest.mark.parametrize("out_dtype", ["int8", "uint8"])
+def test_hvx_one_step_rounding_matches_fixedpoint_after_the_clamp(objdir, out_dtype):
+    """`requant.mbqm_vmpye(..., nudge=True)` (the rounding as (hi +sat 2^(r-1) + (hi >> 31)) >> r)
+    under qemu-hexagon, then the zero point and an 8-bit clamp, against accelsim.core
+    .fixedpoint: every right shift in `requant.NUDGE_RIGHT`, the int32 extremes, products whose
+    remainder is exactly half of 2^r (ties of both signs, rounded away from zero) and one
+    below and above it, zero points at both ends. Rounding ties up (no sign term), or letting
+    the nudged sum wrap instead of saturate, fails it."""
+    need("hexagon")
+    from accelsim.core import fixedpoint as fx
+    from accelsim.lower import requant as rq
+
+    _tvm()
+    from tvm import te
+
+    lo_r, hi_r = rq.NUDGE_RIGHT
+    n = 1 << 13
+    rng = np.random.default_rng(17)
+    x = rng.integers(-(2**31), 2**31, n).astype(np.int64)
+    m = rng.integers(2**30, 2**31, n).astype(np.int64)
+    s = -rng.integers(lo_r, hi_r + 1, n).astype(np.int64)
+    x[:6], m[:6] = [-(2**31), 2**31 - 1, 0, -1, 1, 2**31 - 1], [2**31 - 1] * 6
+    # m = 2^30 makes SRDHM(x, m) = round(x / 2): hi = x // 2 for even x; ties at hi = k 2^r +-
+    # 2^(r-1) (and one either side) for every right shift r
+    ties = []
+    for r in range(lo_r, hi_r + 1):
+        for k in (-3, -1, 0, 1, 2):
+            for d in (-1, 0, 1):
+                hi = k * (1 << r) + (1 << (r - 1)) * (1 if k >= 0 else -1) + d
+                ties.append((2 * hi, -r))
+    t = np.array(ties, np.int64)
+    x[8 : 8 + len(t)], m[8 : 8 + len(t)], s[8 : 8 + len(t)] = t[:, 0], 2**30, t[:, 1]
+    x = np.clip(x, -(2**31), 2**31 - 1).astype(np.int32)
+    m, s = m.astype(np.int32), s.astype(np.int32)
+    lo, hi = (-128, 127) if out_dtype == "int8" else (0, 255)
+    zp = np.where(np.arange(n) % 2 == 0, lo + 3, hi - 3).astype(np.int32)
+    X, M, S, Z = (te.placeholder((n,), "int32", name=k) for k in ("X", "M", "S", "Z"))
+
+    def clamped(i):
+        def k(r):
+            return rq.clamp_add(r, Z[i], te.const(lo, "int32"), te.const(hi, "int32"))
+
+        return rq.mbqm_vmpye(X[i], M[i], S[i], k, left_shifts=False, nudge=True)
+
+    Y = te.compute((n,), clamped, name="Y")
+    key = f"rq_nudge_{out_dtype}"
+    func = te.create_prim_func([X, M, S, Z, Y]).with_attr("global_symbol", key)
+    path, asm = compile_kernel(objdir, key, _scheduled(func, key, "Y", 32), HEX)
+    assert asm_has(asm, "vmpye(") and asm_has(asm, ":sat")
+    args = [ArgSpec(k, (n,), "int32") for k in ("X", "M", "S", "Z", "Y")]
+    run = run_hexagon(path, key, args, {"X": x, "M": m, "S": s, "Z": zp}, ["Y"])
+    want = np.clip(fx.multiply_by_quantized_multiplier(x, m, s).astype(np.int64) + zp, lo, hi)
+    np.testing.assert_array_equal(run.outputs["Y"], want)
+
+
+def test_division_by_a_known_scale_is_the_correctly_rounded_quotient(objdir):
+    """`requant.div_known` (x / s as x r and two fused multiply-adds, r the correctly rounded
+    1 / s) under qemu-hexagon (its scalar sffma) against numpy's float32 division, which IEEE
+    rounds correctly: for scales of many magnitudes (down to 2^-60, lowering's floor) and
+    mantissas (1 + 2^-23 and 2 - 2^-23 among them), quotients exactly halfway between integers
+    and one ulp either side, random inputs over the whole float32 range, subnormals, zeros,
+    infinities and NaN. Leaving out the remainder's correction fails it."""
+    need("hexagon")
+    from accelsim.core import requant as rp
+    from accelsim.lower import requant as rq
+
+    _tvm()
+    from tvm import te
+
+    rng = np.random.default_rng(23)
+    scales = [
+        np.float32(v) for v in (0.0078125, 0.02352941, 1 / 255, 0.1, 3.0, 0.000123, 2.0**-60, 7.5e3)
+    ]
+    scales += [np.float32(1 + 2**-23), np.float32(2 - 2**-23), np.nextafter(np.float32(0.1), 1)]
+    n_per = 2048
+    xs, ss = [], []
+    for s in scales:
+        k = rng.integers(-300, 300, n_per // 4).astype(np.float32)
+        half = ((k + np.float32(0.5)) * s).astype(np.float32)  # near halfway quotients
+        near = np.concatenate(
+            [half, np.nextafter(half, np.float32(np.inf)), np.nextafter(half, np.float32(-np.inf))]
+        )
+        bits = rng.integers(0, 0xFFFFFFFF, n_per - near.size, dtype=np.uint64)
+        wild = bits.astype(np.uint32).view(np.float32)
+        xs.append(np.concatenate([near, wild]))
+        ss.append(np.full(n_per, s, np.float32))
+    x, s = np.concatenate(xs), np.concatenate(ss)
+    x[:8] = [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, -1e-45, 3.4028235e38]
+    r = np.array([rp.reciprocal32(v) for v in s], np.float32)
+    n = x.size
+    X, S, R = (te.placeholder((n,), "float32", name=k) for k in ("X", "S", "R"))
+    Y = te.compute((n,), lambda i: rq.div_known(X[i], S[i], R[i]), name="Y")
+    func = te.create_prim_func([X, S, R, Y]).with_attr("global_symbol", "divk")
+    path, asm = compile_kernel(objdir, "divk_hexagon", func, HEX)
+    assert "sfmpy" in asm and "sfrecipa" not in asm  # fused multiply-adds, no division
+    args = [ArgSpec(k, (n,), "float32") for k in ("X", "S", "R", "Y")]
+    got = run_hexagon(path, "divk", args, {"X": x, "S": s, "R": r}, ["Y"]).outputs["Y"]
+    with np.errstate(all="ignore"):
+        want = (x / s).astype(np.float32)
+    # for |x| >= 2^-100 and quotients from 2^-96 to the bound (2^22) every quotient is the
+    # division's, bit for bit, NaN as NaN (below, the remainder can underflow, which the
+    # theorem excludes: with scales >= 2^-60, as lowering requires, such quotients are below
+    # 2^-40, and every rounding to an integer takes both to 0); beyond the bound, of the same
+    # sign and beyond 2^21, where every integer clamp takes both
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    mag = np.abs(want)
+    normal = np.abs(x) >= np.float32(2**-100)
+    inside = (mag <= np.float32(2**22)) & (mag >= np.float32(2**-96)) & normal
+    np.testing.assert_array_equal(got[inside].view(np.uint32), want[inside].view(np.uint32))
+    tiny = (mag < np.float32(2**-96)) | (~normal & ~np.isnan(want))
+    assert np.all(np.abs(got[tiny]) < 2**-40) and np.all(mag[tiny] < 2**-40)
+    out = (np.abs(want) > np.float32(2**22)) & ~np.isnan(want)
+    assert out.sum() > 100 and inside.sum() > 10000
+    assert np.all(np.sign(got[out]) == np.sign(want[out])) and np.all(np.abs(got[out]) > 2**21)
+
+
+@pytest.mark.parametrize("out_dtype", ["int8", "uint8"])
 def test_neon_narrow_finish_equals_the_int32_clamp(objdir, out_dtype):
     """`requant.narrow_finish` (the zero point and the clamp of an 8-bit output in 8-bit lanes:
     SQXTN, SQADD .8H, SQXTN or SQXTUN, SMAX / SMIN) vectorized in 16 lanes, run under

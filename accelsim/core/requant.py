@@ -52,6 +52,19 @@ def scale32(t: QuantizedTensor) -> np.float32:
     return np.float32(t.quant.scale[0])
 
 
+def reciprocal32(s: np.float32) -> np.float32:
+    """1 / s rounded to the nearest float32 (ties to even), exactly: the float64 quotient can
+    lie on the wrong side of a float32 halfway point, so the two float32 neighbours of it are
+    compared against the exact rational 1 / s. `accelsim.lower.requant.div_known` needs it."""
+    from fractions import Fraction
+
+    exact = 1 / Fraction(float(s))
+    c = np.float32(1.0 / float(s))
+    cands = [np.nextafter(c, np.float32(-np.inf)), c, np.nextafter(c, np.float32(np.inf))]
+    best = min(cands, key=lambda v: (abs(Fraction(float(v)) - exact), int(v.view(np.int32)) & 1))
+    return np.float32(best)
+
+
 def zero_point(t: QuantizedTensor) -> int:
     assert t.quant is not None
     return int(t.quant.zero_point[0])

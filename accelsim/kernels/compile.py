@@ -136,6 +136,74 @@ def _applied_dict(layer) -> dict:
     }
 
 
+def _aligned_workspaces(tvm, align: int):
+    """A pass that tells the code generator each workspace (`TVMBackendAllocWorkspace`: the
+    kernel's padded input, its tile buffers) is `align`-byte aligned, as the allocator makes it
+    (the harness' allocators, TVM's own kTempAllocaAlignment of 128). Without it, LLVM knows
+    only the element's alignment, and on HVX loads a whole vector from such a buffer as two
+    aligned loads and a `valign`, and stores it with `vmemu`. The fact goes in as TVM's own
+    `storage_alignment` attribute right after the allocation (the code generator then records
+    the alignment and emits an `llvm.assume`)."""
+    tirx = tvm.tirx
+
+    def workspace(stmt) -> bool:
+        d = stmt.data if isinstance(stmt, tirx.DeclBuffer) else None
+        return isinstance(d, tvm.ir.Call) and d.op.name == "tirx.TVMBackendAllocWorkspace"
+
+    def rebuild(s):  # the allocations sit in the function's top-level sequences and attributes
+        if isinstance(s, tirx.SeqStmt):
+            out = []
+            for x in s.seq:
+                out.append(rebuild(x))
+                if workspace(x):
+                    value = tirx.IntImm("int32", align)
+                    out.append(
+                        tirx.AttrStmt(x.buffer, "storage_alignment", value, tirx.Evaluate(0))
+                    )
+            return tirx.SeqStmt(out)
+        if isinstance(s, tirx.AttrStmt):
+            return tirx.AttrStmt(s.node, s.attr_key, s.value, rebuild(s.body))
+        return s
+
+    def run(mod, _ctx):
+        funcs = {
+            gv: f.with_body(rebuild(f.body)) if isinstance(f, tirx.PrimFunc) else f
+            for gv, f in mod.functions.items()
+        }
+        return tvm.IRModule(funcs, attrs=mod.attrs)
+
+    return tvm.transform.module_pass(run, opt_level=0, name="AccelsimAlignedWorkspaces")
+
+
+def _pipeline(tvm, align: int | None) -> str:
+    """TVM's default TIR pipeline, with workspaces known `align`-byte aligned (target
+    `codegen.buffer_alignment`) once TVM has lowered them to allocation calls."""
+    if not align:
+        return "default"
+    from tvm.tirx import compilation_pipeline as cp
+
+    name = f"accelsim_aligned_{align}"
+    if name not in cp.PIPELINE_MAP:
+        tirx = tvm.tirx
+
+        def factory():
+            passes, _, device = cp.get_tir_pipeline("default")
+
+            def host():
+                return tvm.ir.transform.Sequential(
+                    [
+                        tirx.transform.LowerTVMBuiltin(),
+                        _aligned_workspaces(tvm, align),
+                        tirx.transform.LowerIntrin(),
+                    ]
+                )
+
+            return passes, host, device
+
+        cp.register_tir_pipeline(name, factory)
+    return name
+
+
 def _build(layer, target, d: Path) -> dict:
     """Compile into cache entry directory `d`; returns its metadata."""
     from accelsim.core.tvm_env import import_tvm
@@ -143,7 +211,11 @@ def _build(layer, target, d: Path) -> dict:
     tvm = import_tvm()
     t0 = time.perf_counter()
     try:
-        lib = tvm.compile(layer.mod, target=tvm.target.Target(target.codegen.tvm_target_dict()))
+        lib = tvm.compile(
+            layer.mod,
+            target=tvm.target.Target(target.codegen.tvm_target_dict()),
+            tir_pipeline=_pipeline(tvm, target.codegen.buffer_alignment),
+        )
     except Exception as exc:  # TVM raises many error types; the message is what matters
         raise CompileError(
             f"layer '{layer.name}' ({layer.op}) does not compile for target "

@@ -393,10 +393,10 @@ def _int_epilogue(
         return rq.clamp_add(r, qp[1], qp[2], qp[3]).astype(out_dtype)
 
     if form is not None and not wide:
-        f, left = form
+        f, left, nudge = form
         if unclamped:
-            return f.build(v, mult[c], shift[c], left_shifts=left)
-        return f.build(v, mult[c], shift[c], k, left_shifts=left)
+            return f.build(v, mult[c], shift[c], left_shifts=left, nudge=nudge)
+        return f.build(v, mult[c], shift[c], k, left_shifts=left, nudge=nudge)
     return (rq.mbqm64 if wide else rq.mbqm)(v, mult[c], shift[c], k)
 
 

@@ -61,6 +61,7 @@ runs those in float).
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -69,7 +70,7 @@ import numpy as np
 
 from accelsim.core import requant as rp
 from accelsim.core.qparams import DTYPE_BITS, dtype_range, quantize_array, store_dtype
-from accelsim.lower import floatmath, i8mm, partials, uweights
+from accelsim.lower import floatmath, i8mm, partials, uweights, window
 from accelsim.lower import intrin as _intrin
 from accelsim.lower import requant as rq
 from accelsim.lower.common import (
@@ -244,6 +245,38 @@ def _intrinsic(
     return best
 
 
+def _row_padded(x, value, channels: int, pads):
+    """`pad_input` for an input held as rows of W x C bytes (`window.rows`): `pads` (top,
+    left, bottom, right) rows and columns of `channels` bytes each."""
+    te, tirx = _te(), _tirx()
+    N, H, WC = (int(d) for d in x.shape)
+    pt, pl, pb, pr = pads
+    lo = pl * channels
+
+    def inside(h, v):  # by column: constant over a vector of a divisor of C lanes
+        col = tirx.floordiv(v, channels)
+        return tirx.all(h >= pt, h < H + pt, col >= pl, col < pl + WC // channels)
+
+    return te.compute(
+        (N, H + pt + pb, WC + (pl + pr) * channels),
+        lambda n, h, v: tirx.if_then_else(inside(h, v), x[n, h - pt, v - lo], value),
+        name="pad",
+    )
+
+
+def _window_block(ctx: Ctx, recipe: Recipe, it: _intrin.Intrinsic) -> None:
+    """The recipe's channel block must leave the window intrinsic its vector: `auto`, equal, or
+    a cap of at least it (the cap serves the layers that keep the plain loop)."""
+    v = (recipe.get("block") or {}).get("c", "auto")
+    cap = v[2:] if isinstance(v, str) and v.startswith("<=") else None
+    if v in ("auto", it.lanes) or (cap is not None and cap.isdigit() and int(cap) >= it.lanes):
+        return
+    raise RecipeError(
+        f"{recipe.where('block', 'c')}: intrinsic '{it.name}' needs {it.lanes} channels "
+        f"(auto or a cap of at least {it.lanes}), found {v!r} (layer '{ctx.layer}')"
+    )
+
+
 def _intrinsic_blocks(ctx: Ctx, recipe: Recipe, it: _intrin.Intrinsic, **blocks: int) -> None:
     """The recipe's blocks must leave the intrinsic's (`auto` or equal)."""
     for ax, want in blocks.items():
@@ -280,8 +313,10 @@ def _recipe_form(ctx: Ctx, recipe: Recipe, t: _MacTypes) -> rq.RequantForm | Non
 
 
 def _requant_form(ctx: Ctx, recipe: Recipe, t: _MacTypes, channels: int, block: int, io):
-    """The recipe's requantization form for this layer and whether any channel's multiplier
-    shifts left (None: the generic form): int32 accumulators only, and the channel block must
+    """The recipe's requantization form for this layer, whether any channel's multiplier
+    shifts left and whether the form's one-step rounding is exact for it (every shift a right
+    shift in `requant.NUDGE_RIGHT`, an 8-bit output) (None: the generic form): int32
+    accumulators only, and the channel block must
     be whole vectors of the form's lanes (the epilogue runs over the channel tile, a multiple
     of the block); so must the channels, unless the form takes a tail (`RequantForm.tail`:
     the caller pads the output). `io`: the input, weight and output TensorInfos."""
@@ -290,10 +325,17 @@ def _requant_form(ctx: Ctx, recipe: Recipe, t: _MacTypes, channels: int, block: 
         return None
     x_i, w_i, o_i = io
     try:
-        shifts = rp.conv_multipliers(x_i, w_i, o_i, channels)[1]
+        shifts = np.asarray(rp.conv_multipliers(x_i, w_i, o_i, channels)[1])
     except rp.RequantError as exc:
         raise NotLowered(str(exc)) from None
-    return form, bool(np.any(np.asarray(shifts) > 0))
+    lo, hi = rq.NUDGE_RIGHT
+    nudge = bool(
+        store_dtype(o_i.dtype) in ("int8", "uint8")
+        and shifts.size
+        and -hi <= int(shifts.min())
+        and int(shifts.max()) <= -lo
+    )
+    return form, bool(np.any(shifts > 0)), nudge
 
 
 def _mac_args(channels: int, xdt, accdt, odt, ft: FloatTypes | None, wide, fscale=None, form=None):
@@ -719,7 +761,7 @@ def contraction(ctx: Ctx) -> Built:
         or ("fixed64" if wide else ("fixed" if not is_float else "float")),
         "intrinsic": it.key if it else None,
         "act_offset": offset,
-        "requant_form": [form[0].name, form[1]] if form else None,
+        "requant_form": [form[0].name, *form[1:]] if form else None,
         "block": [bo, bk],
     }
     # the activation sums: computed in the kernel, a stand-in while it is scheduled
@@ -770,6 +812,20 @@ def depthwise(ctx: Ctx) -> Built:
     recipe = ctx.recipe("depthwise_conv2d", t.precision)
     it = _intrinsic(ctx, recipe, t, "elementwise")
     notes: list[str] = []
+    # a whole window of taps per call (HVX vmpy + vadd, accelsim.lower.window): the channels
+    # padded to its vector; dilated windows are not one strided block and keep the plain loop
+    win = _intrinsic(ctx, recipe, t, window.KIND) if not is_float and dh == dw == 1 else None
+    row = False  # the window intrinsic's row form (`window.rows`): no channel padding
+    if win is not None and _intrin.earliest(recipe.get("tensorize") or [], win, it) is win:
+        _window_block(ctx, recipe, win)
+        row = window.rows(C, OW, sw)
+        win, it = window.variant(win, KH, KW, C if row else 0), None
+    else:
+        win = None
+    Cp = _roundup(C, win.lanes) if win is not None and not row else C
+    # rows: the output row's 128-byte blocks, and the period (in lanes) of their weights and
+    # per-channel constants
+    NB, L = (OW * C // window.LANES, math.lcm(C, window.LANES)) if row else (0, 0)
     if it is not None and C % it.lanes:
         # no channel padding in depthwise kernels: the layer keeps the plain loop
         notes.append(
@@ -777,7 +833,9 @@ def depthwise(ctx: Ctx) -> Built:
             f"its {it.lanes} lanes"
         )
         it = None
-    if it is not None:
+    if win is not None:
+        V = win.lanes
+    elif it is not None:
         V = it.lanes
         _intrinsic_blocks(ctx, recipe, it, c=V)
     else:
@@ -801,42 +859,59 @@ def depthwise(ctx: Ctx) -> Built:
     pair = bool(
         recipe.get("pair_taps")
         and it is None
+        and win is None
         and not is_float
         and not w4
         and xdt == "int8"
         and wdt == "int8"
         and (not w.size or int(w.min()) >= -127)
     )
-    if recipe.get("pair_taps") and not pair and not is_float and it is None and w.size:
+    if (
+        recipe.get("pair_taps")
+        and not pair
+        and not is_float
+        and it is None
+        and win is None
+        and w.size
+    ):
         if int(w.min()) < -127:
             notes.append(f"taps not paired: a weight of {int(w.min())} is below -127")
     KWp = _roundup(KW, 2) if pair else KW
 
-    x = te.placeholder((N, H, W_, C), xdt, name="x")
+    # the window intrinsic's input arrives with its channels padded to whole vectors (as
+    # hexagon_nn's depth-padded layout; packed so, and a conv2d before it writes its output
+    # padded to its own vectors): every 128-channel block is then one aligned load
+    x = te.placeholder((N, H, W_ * C) if row else (N, H, W_, Cp), xdt, name="x")
     stages: list[tuple[str, int]] = []
     if w4:
-        Cp = _roundup(C, 2)
-        wp = te.placeholder((KH, KW, Cp // 2), "int8", name="w")
+        wp = te.placeholder((KH, KW, _roundup(C, 2) // 2), "int8", name="w")
         # 4-bit weights: unpacked once per call (KH*KW*C values) by shifts, then the 8-bit
         # kernel; the weights of a depthwise layer are tiny next to its activations
         wu = te.compute(
             (KH, KW, C), lambda i, j, c: _intrin.nibble(wp[i, j, c // 2], c), name="wunpack"
         )
         stages.append(("wunpack", 1))
+    elif row:  # per 128-lane block of the channels' period, the window's weights
+        wp = te.placeholder((L // window.LANES, KH, KW, window.LANES), wdt, name="w")
     else:
-        wp = te.placeholder((KH, KWp, C), wdt, name="w")
+        wp = te.placeholder((KH, KWp, Cp), wdt, name="w")
         wu = wp
     odt = ft.storage if is_float else store_dtype(o_i.dtype)
     form = _requant_form(ctx, recipe, t, C, V, (x_i, w_i, o_i))
-    margs = _mac_args(C, xdt, accdt, odt, ft if is_float else None, wide, t.fscale, form)
+    margs = _mac_args(L or Cp, xdt, accdt, odt, ft if is_float else None, wide, t.fscale, form)
     params, pnames, pad_value = margs.tensors, margs.names, margs.pad_value
     rkh = te.reduce_axis((0, KH), "kh")
     rkw = te.reduce_axis((0, KWp // 2 if pair else KW), "kw")
 
     padded = bool(pt or pl or pb or pr)
-    if padded and (recipe.get("pad") or {}).get("materialize", False):
+    materialize = (recipe.get("pad") or {}).get("materialize", False)
+    if row:
+        xp = _row_padded(x, pad_value, C, (pt, pl, pb, pr)) if padded else x
+        if padded:  # in vectors inside one column (C bytes), where the padding test holds
+            stages.append(("pad", pow2_divisor(C, V)))
+    elif padded and (materialize or win is not None):
         # a padded copy first: the main loop then reads whole vectors without a condition
-        xp = pad_input(x, pad_value, None, C, (pt, pl, pb, pr))
+        xp = pad_input(x, pad_value, None, Cp, (pt, pl, pb, pr))
         stages.append(("pad", V))
 
         def xv(n, h, ww, c):
@@ -852,7 +927,9 @@ def depthwise(ctx: Ctx) -> Built:
 
     # 8-bit products fit int16 (|x * w| <= 2^14): multiply at 16 bits, accumulate widened,
     # which is what NEON (smull / smlal) and HVX (vmpy) do natively
-    pdt = "int16" if (not is_float and DTYPE_BITS[x_i.dtype] <= 8 and wbits <= 8) else accdt
+    # (the window intrinsic's pattern is the plain int32 product of its description)
+    small = not is_float and DTYPE_BITS[x_i.dtype] <= 8 and wbits <= 8
+    pdt = "int16" if small and win is None else accdt
 
     def tap(n, oh, ow, c, kw):
         # the padding column (kw == KW) reads column KW - 1 and meets a zero weight
@@ -860,7 +937,19 @@ def depthwise(ctx: Ctx) -> Built:
         xval = xv(n, oh * sh + rkh * dh - pt, ow * sw + col * dw - pl, c)
         return xval.astype(pdt) * wu[rkh, kw, c].astype(pdt)
 
-    if pair:
+    if row:
+        nb = L // window.LANES
+
+        def row_tap(n, oh, b, i):
+            xval = xp[n, oh * sh + rkh, b * window.LANES + i + rkw * C]
+            return xval.astype(accdt) * wp[b % nb, rkh, rkw, i].astype(accdt)
+
+        acc = te.compute(
+            (N, OH, NB, window.LANES),
+            lambda n, oh, b, i: te.sum(row_tap(n, oh, b, i), axis=[rkh, rkw]),
+            name="acc",
+        )
+    elif pair:
         acc = te.compute(
             (N, OH, OW, C),
             lambda n, oh, ow, c: te.sum(
@@ -871,23 +960,37 @@ def depthwise(ctx: Ctx) -> Built:
         )
     else:
         acc = te.compute(
-            (N, OH, OW, C),
+            (N, OH, OW, Cp),
             lambda n, oh, ow, c: te.sum(tap(n, oh, ow, c, rkw).astype(accdt), axis=[rkh, rkw]),
             name="acc",
         )
-    y = te.compute(
-        (N, OH, OW, C),
-        lambda n, oh, ow, c: margs.epilogue(acc[n, oh, ow, c], c),
-        name="requant" if margs.finish else "y",
-    )
+    if row:  # lane i of block b is channel (b x 128 + i) mod C: its constants' index
+        y = te.compute(
+            (N, OH, NB, window.LANES),
+            lambda n, oh, b, i: margs.epilogue(
+                acc[n, oh, b, i], (b % (L // window.LANES)) * window.LANES + i
+            ),
+            name="requant" if margs.finish else "y",
+        )
+    else:
+        y = te.compute(
+            (N, OH, OW, Cp),
+            lambda n, oh, ow, c: margs.epilogue(acc[n, oh, ow, c], c),
+            name="requant" if margs.finish else "y",
+        )
     y, between, ep_lanes = _finished(y, margs, form)
     spec = ComputeSpec(
         main="acc",
-        axes=_window_axes(N, OH, OW, C, V, KH, KWp // 2 if pair else KW),
+        # rows: the "ow" axis counts the row's 128-byte blocks, "c" is one block's lanes
+        axes=(
+            _window_axes(N, OH, NB, V, V, KH, KW)
+            if row
+            else _window_axes(N, OH, OW, Cp, V, KH, KWp // 2 if pair else KW)
+        ),
         epilogue="y",
         stages=stages,
-        intrinsic=it,
-        intrinsic_loops=("c.v",),
+        intrinsic=win if win is not None else it,
+        intrinsic_loops=("kh", "kw", "c.v") if win is not None else ("c.v",),
         epilogue_lanes=ep_lanes,
         default_order=_WINDOW_ORDER,
         layer=ctx.layer,
@@ -906,21 +1009,37 @@ def depthwise(ctx: Ctx) -> Built:
             wpad = np.zeros((KH, KW, _roundup(C, 2)), np.int64)
             wpad[:, :, :C] = wv
             return np.ascontiguousarray(_pack_pairs(wpad))
-        wk = np.zeros((KH, KWp, C), np.dtype(wdt))  # a zero padding column when paired
-        wk[:, :KW] = wv
+        if row:  # block b, lane i: channel (b x 128 + i) mod C
+            lanes = np.arange(L) % C
+            return np.ascontiguousarray(
+                wv[:, :, lanes].reshape(KH, KW, -1, window.LANES).transpose(2, 0, 1, 3)
+            ).astype(np.dtype(wdt))
+        # a zero padding column when paired, zero padding channels for the window intrinsic
+        wk = np.zeros((KH, KWp, Cp), np.dtype(wdt))
+        wk[:, :KW, :C] = wv
         return wk
 
     consts = _mac_consts(node, x_i, w_i, o_i, w, bias_c, ft if is_float else None, wide, t.fscale)
 
     def pack(values):
-        out = {
-            "x": to_kernel_layout(np.asarray(values[x_name]), layout).astype(np.dtype(xdt)),
-            "w": pack_weights(),
-        }
-        out.update({k: consts[k] for k in pnames})
+        xk = to_kernel_layout(np.asarray(values[x_name]), layout).astype(np.dtype(xdt))
+        if Cp != C:
+            xk = np.pad(xk, [(0, 0)] * 3 + [(0, Cp - C)])
+        out = {"x": xk.reshape(N, H, W_ * C) if row else xk, "w": pack_weights()}
+        for k in pnames:
+            v = consts[k]
+            if k in _PER_CHANNEL:  # rows: over the channels' period; else padded
+                v = np.tile(v, L // C) if row else _channels_padded(v, C, Cp)
+            out[k] = v
         return out
 
-    unpack = unpacker(layout)
+    if row:
+        to_nhwc = unpacker(layout)
+
+        def unpack(arr):
+            return to_nhwc(np.asarray(arr).reshape(N, OH, OW, C))
+    else:
+        unpack = _channels_sliced(unpacker(layout), C, Cp)
 
     signature = {
         "op": node.op,
@@ -934,8 +1053,10 @@ def depthwise(ctx: Ctx) -> Built:
         "acc": accdt,
         "block": V,
         "pair_taps": pair,
-        "intrinsic": it.key if it else None,
-        "requant_form": [form[0].name, form[1]] if form else None,
+        "intrinsic": (win or it).key if (win or it) else None,
+        "channels_padded": Cp,
+        "rows": row,
+        "requant_form": [form[0].name, *form[1:]] if form else None,
     }
     return _with_arith(
         Built(
@@ -1522,6 +1643,23 @@ def _float_bilinear(ctx: Ctx) -> Built:
 # ------------------------------------------------------------------------------------------
 
 
+def _elementwise_mbqm(ctx: Ctx, total: int):
+    """MultiplyByQuantizedMultiplier for an integer elementwise kernel of `total` elements:
+    the recipe's requantization form (`epilogue.requant`) where the target has it and the
+    recipe's block is its lanes (the form's instructions take exactly that many), else the
+    generic int64 one. Called as (x, mult, shift, k, whether the shift may be to the left,
+    whether the form's one-step rounding is exact there: `requant.mbqm_vmpye`)."""
+    recipe = ctx.recipe("elementwise")
+    names = (recipe.get("epilogue") or {}).get("requant") or []
+    form = rq.select_form(names, ctx.target.codegen.features)
+    lanes = _block(recipe, "x", total, _lanes(ctx, 32), ctx.layer, "elements", True)
+    if form is None or lanes != form.lanes or not recipe.get("vectorize"):
+        return lambda x, mult, shift, k, left, nudge: rq.mbqm(x, mult, shift, k)
+    return lambda x, mult, shift, k, left, nudge: form.build(
+        x, mult, shift, k, left_shifts=left, nudge=nudge
+    )
+
+
 def _elementwise_spec(ctx: Ctx, total: int, bits: int, recipe: Recipe) -> ComputeSpec:
     V = _block(recipe, "x", total, _lanes(ctx, bits), ctx.layer, "elements", True)
     return ComputeSpec(
@@ -1607,8 +1745,12 @@ def elementwise(ctx: Ctx) -> Built:
     in_dts = [store_dtype(t.dtype) for t in ins]
     odt = store_dtype(o_i.dtype)
     xnames = ["a", "b"] if len(ins) == 2 else ["x"]
+    # without broadcasting, every operand is read and the output written as one run of
+    # `total` elements (a fused 4-D index would be split by div / mod, which a vector whose
+    # lanes cross a channel row turns into a gather)
+    flat = (total,)
     phs = [
-        te.placeholder(shp if bcast else kshape, dt, name=n)
+        te.placeholder(shp if bcast else flat, dt, name=n)
         for shp, dt, n in zip(in_shapes, in_dts, xnames)
     ]
     xs = [_Broadcast(p, shp) if bcast else p for p, shp in zip(phs, in_shapes)]
@@ -1656,22 +1798,32 @@ def elementwise(ctx: Ctx) -> Built:
         _need_per_tensor(ctx, o_i, "output")
         if ins[0].dtype != "float32":
             raise NotLowered(f"quantize from {ins[0].dtype}")
-        fp = te.placeholder((1,), "float32", name="fparams")
+        # the scale and its correctly rounded reciprocal: x / scale as a division, or by the
+        # reciprocal where the recipe says so (`requant.div_known`: the same float32)
+        by_reciprocal = (
+            ctx.recipe("elementwise").get("divide") == "reciprocal"
+            and rp.scale32(o_i) >= rq.DIV_KNOWN_MIN_SCALE
+        )
+        fp = te.placeholder((2,), "float32", name="fparams")
         qp = te.placeholder((3,), "int32", name="qparams")
         params, pnames = [fp, qp], ["fparams", "qparams"]
         lo, hi = dtype_range(o_i.dtype)
-        consts["fparams"] = np.array([rp.scale32(o_i)], np.float32)
+        scale = rp.scale32(o_i)
+        consts["fparams"] = np.array([scale, rp.reciprocal32(scale)], np.float32)
         consts["qparams"] = np.array([rp.zero_point(o_i), lo, hi], np.int32)
         x = xs[0]
 
+        def quotient(i):
+            return rq.div_known(x[i], fp[0], fp[1]) if by_reciprocal else x[i] / fp[0]
+
         def qdq_body(*i):
             # QuantizeLinear as MLAS computes it (accelsim.core.qparams.quantize_array)
-            return rq.mlas_finish(x[i] / fp[0], qp[0], qp[1], qp[2]).astype(odt)
+            return rq.mlas_finish(quotient(i), qp[0], qp[1], qp[2]).astype(odt)
 
         def body(*i):
             # AffineQuantize: TfLiteRound(x / float(scale)) + zp, clamped; the value is clamped
             # to one step beyond the range first (same result, and no overflow)
-            r = rq.round_half_away_f32(x[i] / fp[0], lo - 65536.0, hi + 65536.0)
+            r = rq.round_half_away_f32(quotient(i), lo - 65536.0, hi + 65536.0)
             return rq.clip(r + qp[0], qp[1], qp[2]).astype(odt)
 
         if g.requant_mode == "float":
@@ -1717,6 +1869,7 @@ def elementwise(ctx: Ctx) -> Built:
             _need_per_tensor(ctx, t, f"operand {k}")
         _need_per_tensor(ctx, o_i, "output")
         qmin, qmax = _qclamp(o_i, node.attrs)
+        mbqm = _elementwise_mbqm(ctx, total)
         if op in ("add", "sub"):
             a_i, b_i = ins
             ap = rp.add_params(a_i, b_i, o_i)
@@ -1742,6 +1895,13 @@ def elementwise(ctx: Ctx) -> Built:
             )
             a, b = xs
             sign = 1 if op == "add" else -1
+            # the one-step rounding: the inputs' rescalings cannot overflow int32 (|x << 20| <
+            # 2^28 for 8-bit inputs, and the multipliers are below one), the output's is
+            # clamped to 8 bits (`requant.NUDGE_RIGHT`)
+            lo_r, hi_r = rq.NUDGE_RIGHT
+            eight = all(DTYPE_BITS[d] <= 8 for d in in_dts)
+            n1, n2 = (eight and -30 <= v <= -1 for v in (sh1, sh2))
+            n_out = odt in ("int8", "uint8") and -hi_r <= sho <= -lo_r
 
             def body(*i):
                 x1 = tirx.shift_left(a[i].astype("int32") - qp[0], qp[3])
@@ -1749,15 +1909,22 @@ def elementwise(ctx: Ctx) -> Built:
 
                 def out(y1, y2):
                     raw = y1 + y2 if sign > 0 else y1 - y2
-                    return rq.mbqm(
+                    return mbqm(
                         raw,
                         qp[8],
                         qp[9],
                         lambda r: rq.clamp_add(r, qp[2], qp[10], qp[11]).astype(odt),
+                        sho > 0,
+                        n_out,
                     )
 
-                return rq.mbqm(
-                    x1, qp[4], qp[5], lambda y1: rq.mbqm(x2, qp[6], qp[7], lambda y2: out(y1, y2))
+                return mbqm(
+                    x1,
+                    qp[4],
+                    qp[5],
+                    lambda y1: mbqm(x2, qp[6], qp[7], lambda y2: out(y1, y2), sh2 > 0, n2),
+                    sh1 > 0,
+                    n1,
                 )
         elif op == "mul":
             a_i, b_i = ins
@@ -1800,16 +1967,18 @@ def elementwise(ctx: Ctx) -> Built:
             x = xs[0]
 
             def body(*i):
-                return rq.mbqm(
+                return mbqm(
                     x[i].astype("int32") - qp[0],
                     qp[2],
                     qp[3],
                     lambda r: rq.clamp_add(r, qp[1], qp[4], qp[5]).astype(odt),
+                    ms > 0,
+                    False,
                 )
         else:
             raise NotLowered(f"no integer kernel for {op}")
     recipe = ctx.recipe("elementwise", prec)
-    y = te.compute(kshape, lambda *i: body(*i), name="y")
+    y = te.compute(kshape if bcast else flat, lambda *i: body(*i), name="y")
     spec = _elementwise_spec(
         ctx,
         total,
@@ -1824,12 +1993,18 @@ def elementwise(ctx: Ctx) -> Built:
         out = {}
         for n, t, lay, dt, shp in zip(xnames, in_names, in_layouts, in_dts, in_shapes):
             v = np.asarray(values[t])
-            v = v.reshape(shp) if bcast else to_kernel_layout(v, lay)
+            v = v.reshape(shp) if bcast else to_kernel_layout(v, lay).reshape(-1)
             out[n] = np.ascontiguousarray(v.astype(np.dtype(dt)))
         out.update({k: consts[k] for k in pnames})
         return out
 
-    unpack = unpacker("NHWC" if bcast else layout)
+    if bcast:
+        unpack = unpacker("NHWC")
+    else:
+        to_graph = unpacker(layout)
+
+        def unpack(arr):
+            return to_graph(np.asarray(arr).reshape(kshape))
 
     signature = {
         "op": op,

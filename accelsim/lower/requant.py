@@ -111,6 +111,40 @@ def round_half_away_i64(v, lo: float = -(2.0**62), hi: float = 2.0**62):
     return tirx.Select(vv < tirx.const(0.0, f64), c64(0) - a, a)
 
 
+# the smallest divisor `div_known` is used for: with |x| below 2^-100 the remainder x - s q can
+# underflow (Markstein's theorem assumes it does not), and then x / s stays below 2^-40, which
+# every rounding to an integer takes to 0 whichever quotient it is given
+DIV_KNOWN_MIN_SCALE = 2.0**-60
+
+
+def div_known(x, s, r, bound: float = 2.0**22):
+    """x / s rounded to the nearest float32, as IEEE division gives it, for a divisor known
+    in advance (a quantization scale) with r = 1 / s correctly rounded
+    (`accelsim.core.requant.reciprocal32`): q = x r, the remainder x - s q exactly by one
+    fused multiply-add, then q + (x - s q) r rounded once. Markstein's theorem (P. Markstein,
+    "Computation of elementary functions on the IBM RISC System/6000 processor", IBM J. Res.
+    Dev. 34(1), 1990; J.-M. Muller, "Accelerating floating-point division when the divisor is
+    known in advance", ENS Lyon report 2002-30) makes that the correctly rounded quotient when
+    r is the correctly rounded 1 / s and q within an ulp of x / s, barring underflow: for
+    s >= `DIV_KNOWN_MIN_SCALE`, only quotients below 2^-40 (and the sign of a zero) can differ,
+    in their last bits, and round to the integer 0 all the same. One multiply and two fused
+    multiply-adds against a division (on Hexagon's scalar core about 15 instructions,
+    sfrecipa and its Newton steps). `q` is clamped to +-`bound` first: a quotient beyond is
+    clamped by every caller's integer range long before, and the clamp keeps the remainder
+    finite when x / s overflows."""
+    tirx = _t()
+    f32 = "float32"
+
+    def fma(a, b, c):
+        return tirx.call_llvm_pure_intrin(f32, "llvm.fma", a, b, c)
+
+    # a NaN x may leave q at a bound (IEEE minNum / maxNum return the number): the remainder
+    # x - s q is NaN all the same, and so is the result, as x / s is; an infinite x gives an
+    # infinite remainder and result of its sign
+    q = tirx.max(tirx.min(x * r, tirx.const(bound, f32)), tirx.const(-bound, f32))
+    return fma(fma(-q, s, x), r, q)
+
+
 def round_half_away_f32(v, lo: float, hi: float):
     """std::round of a float32 value (halves away from zero) as int32, after clamping it to
     [lo, hi] (integers, |lo|, |hi| < 2^24), in float32 alone (Hexagon V62 has no float64
@@ -187,7 +221,7 @@ def _neon(name: str, *args):
     return _t().call_llvm_pure_intrin("int32", f"llvm.aarch64.neon.{name}.i32", *args)
 
 
-def mbqm_sqrdmulh(x, mult, shift, k=_ident, left_shifts: bool = True):
+def mbqm_sqrdmulh(x, mult, shift, k=_ident, left_shifts: bool = True, nudge: bool = False):
     """`mbqm` in 32-bit lanes with the NEON instructions gemmlowp's own NEON path uses:
     SQRDMULH is `(a*b + 2^30) >> 31` saturated (the saturation needs a == b == INT32_MIN, and
     multipliers are non-negative); RoundingDivideByPOT is SRSHL by -e after adding the fix-up
@@ -201,7 +235,7 @@ def mbqm_sqrdmulh(x, mult, shift, k=_ident, left_shifts: bool = True):
     on 128-bit vectors (no scalar SRSHL .S, and no splitting of wider vectors), so the schedule
     vectorizes such an epilogue in exactly `RequantForm.lanes` lanes. `left_shifts=False`: no
     channel's shift is positive (the layer's multipliers are known when it is lowered), so the
-    left shift is left out."""
+    left shift is left out. `nudge` changes nothing here: SRSHL rounds in one instruction."""
     tirx = _t()
     neg = tirx.max(tirx.min(shift, c32(0)), c32(-31))  # -right
     if left_shifts:  # x << left wraps, as in `mbqm`
@@ -215,7 +249,14 @@ def _hvx(name: str, *args):
     return _t().call_llvm_pure_intrin("int32", f"llvm.hexagon.V6.{name}.128B", *args)
 
 
-def mbqm_vmpye(x, mult, shift, k=_ident, left_shifts: bool = True):
+# right shifts for which `mbqm_vmpye(..., nudge=True)` matches gemmlowp's rounding when its
+# result is clamped to 8 bits: a saturated (hi + nudge) is off by one only where hi + nudge
+# overflows int32, and then the exact result is 2^(31 - right) >= 2^9, which every 8-bit clamp
+# (after a zero point of at most 255 either way) maps where the saturated one goes
+NUDGE_RIGHT = (1, 22)
+
+
+def mbqm_vmpye(x, mult, shift, k=_ident, left_shifts: bool = True, nudge: bool = False):
     """`mbqm` in 32-bit HVX lanes, the 32 x 32 fractional multiply of the HVX manual's
     "Multiply" section: `e = vmpye(x.w, m.uh)` is `(x * (m & 0xFFFF)) >> 16`, then
     `e += vmpyo(x.w, m.h):<<1:rnd:sat:shift` forms `((((e + x * (m >> 16)) >> 14) + 1) >> 1)`.
@@ -226,8 +267,21 @@ def mbqm_vmpye(x, mult, shift, k=_ident, left_shifts: bool = True):
     multiplier. RoundingDivideByPOT then runs as `mbqm` writes it, in int32 (per-lane shifts
     `vasr(Vu.w, Vv.w)`). The calls are scalar in TIR and name the 128-byte intrinsics, which
     take 32 int32 lanes: the schedule vectorizes the epilogue in exactly 32 lanes
-    (`RequantForm.lanes`), so the widened calls have the intrinsics' own types."""
+    (`RequantForm.lanes`), so the widened calls have the intrinsics' own types.
+
+    `nudge` (the caller has checked that every channel's shift is a right shift in
+    `NUDGE_RIGHT` and that the result is clamped to 8 bits, or cannot overflow): the rounding
+    as `(hi +sat 2^(right - 1) + (hi >> 31)) >> right`, which is RoundingDivideByPOT's
+    `(hi >> right) + [remainder > half + (hi < 0)]` for right >= 1 (both are floor((hi +
+    2^(right-1) - [hi < 0]) / 2^right)): 7 vector instructions per 32 outputs where the
+    threshold form takes 14, the shift amounts derived in-kernel included."""
     tirx = _t()
+    if nudge:
+        right = c32(0) - shift
+        hi = _hvx("vmpyowh.rnd.sacc", _hvx("vmpyewuh", x, mult), x, mult)
+        half = tirx.shift_right(tirx.shift_left(c32(1), right), c32(1))
+        up = tirx.call_llvm_pure_intrin("int32", "llvm.sadd.sat", hi, half)
+        return k(tirx.shift_right(up + tirx.shift_right(hi, c32(31)), right))
     left, right = _shift_amounts(shift)
     if left_shifts:  # x << left wraps, as in `mbqm`
         x = tirx.shift_left(x, left)

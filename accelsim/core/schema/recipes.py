@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -240,6 +240,11 @@ class CpuSection(Schema):
     pad: Pad = Pad()
     # depthwise: sum two taps' int8 products in int16 before widening (Jacob et al. App. B)
     pair_taps: bool = False
+    # quantize: x / scale as a division, or by the scale's correctly rounded reciprocal and
+    # two fused multiply-adds, which gives the same float32 (`accelsim.lower.requant.
+    # div_known`): for a core whose division is a long sequence (Hexagon's scalar sfrecipa
+    # and Newton steps) where its multiply-add is one instruction
+    divide: Literal["divide", "reciprocal"] = "divide"
 
 
 def _axes(op_class: str, axes: tuple[str, ...]) -> Any:

@@ -43,7 +43,7 @@ def const_def(text: str, reg: str, arch: str) -> tuple[bool, int | None]:
             if m:
                 return True, int(m.group(1), 0)
         return True, None
-    # hexagon: "rX = #imm" / "rX = ##imm"; pairs "r1:0 = combine(#a,#b)" are not tracked
+    # hexagon: "rX = #imm" / "rX = ##imm"; pairs "r1:0 = combine(#a,#b)" (r1 = a, r0 = b)
     m = re.match(r"^(?:if\s*\([^)]*\)\s*)?([\w:]+)\s*=", text)
     if not m:
         return False, None
@@ -59,6 +59,9 @@ def const_def(text: str, reg: str, arch: str) -> tuple[bool, int | None]:
     m = re.fullmatch(r"[\w:]+\s*=\s*#+(-?\d+)", text)
     if m and ":" not in dst:
         return True, int(m.group(1))
+    m = re.fullmatch(r"r(\d+):(\d+)\s*=\s*combine\(#+(-?\d+),\s*#+(-?\d+)\)", text)
+    if m:  # a pair of constants: the first operand is the high register
+        return True, int(m.group(3) if reg == f"r{m.group(1)}" else m.group(4))
     return True, None
 
 
