@@ -55,6 +55,11 @@ the file and key path):
   channels; `materialize` (depthwise) copies the input into a padded buffer first instead of
   testing the image border in the inner loop (conv2d always materializes when it pads: the
   tensor intrinsics load whole input vectors).
+- `divide: divide | reciprocal` (quantize): x / scale as a division, or by the scale's
+  correctly rounded reciprocal and two fused multiply-adds (the same float32,
+  `accelsim.lower.requant.div_known`), for a core whose division is slow.
+- The `epilogue.requant` form also serves the integer add / sub kernels (`add:` and `sub:`
+  sections) where their block is the form's lanes.
 
 The code here is generic: it knows loop names and recipe keys, never a target.
 """
