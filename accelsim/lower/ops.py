@@ -522,8 +522,18 @@ def contraction(ctx: Ctx) -> Built:
             it, partial = alt, True
         alt = _intrinsic(ctx, recipe, t, uweights.KIND, wmin, notes)
         if uweights.applies(alt) and _intrin.earliest(names, alt, it) is alt:
-            it, offset_w = alt, True  # unsigned weights, activation sums (lower.uweights)
-            wdt = it.weight_dtype
+            if it is not None and not uweights.sum_depth(_roundup(I, alt.depth)):
+                # the activation sums would be plain scalar code, one add per input byte of
+                # the window: more than the second multiply slot saves where the channels are
+                # that few (MobileNet v2 features.0.0, 3 input channels: 708 k cycles with
+                # `vrmpy`, 881 k with `vrmpy_rt`)
+                notes.append(
+                    f"intrinsic '{alt.name}' not used: the activation sums of {I} input "
+                    f"channels fit no byte-sum call"
+                )
+            else:
+                it, offset_w = alt, True  # unsigned weights, activation sums (lower.uweights)
+                wdt = it.weight_dtype
     if it is not None and it.nibble_lanes and KH * KW * I * 128 * 128 >= 2**31:
         # its accumulators hold 16 x the sums: they must not wrap where the true ones do not
         notes.append(f"intrinsic '{it.name}' (4-bit x16) not used: {KH * KW * I} terms")
