@@ -478,3 +478,57 @@ def test_workspace_call_is_taken_to_succeed_past_a_constant_extended_immediate()
     assert p.exact, p.unresolved
     # 8 instructions to the branch, loop0, the loop 10 x 2, the return packet 2
     assert p.instructions == 8 + 1 + 10 * 2 + 2
+
+
+@cache
+def hvx_graph():
+    """A depthwise layer over 144 channels (two 128-channel blocks, the second padded) and an add
+    of its output to its input (HVX: the window intrinsic, the 32-lane vector add), after the
+    float input's quantization (the scale's reciprocal and fused multiply-adds on HVX)."""
+    rng = np.random.default_rng(3)
+    b = GraphBuilder("hvx")
+    x = b.input("x", (1, 144, 6, 6))
+    w = b.const("dw.w", rng.standard_normal((144, 1, 3, 3)) * 0.3, "float32")
+    bias = b.const("dw.b", rng.standard_normal(144) * 0.1, "float32")
+    d = b.add(
+        "conv2d",
+        [x, w, bias],
+        name="dw",
+        strides=(1, 1),
+        dilations=(1, 1),
+        pads=(1, 1, 1, 1),
+        groups=144,
+        data_layout="NCHW",
+    )
+    b.output(b.add("add", [d, x], name="add"))
+    g = b.build()
+    q = quantize_graph(g, parse_precision("w8a8"), calibdata.random(g, 2)).graph
+    return q, run(q, [calibdata.random(g, 1, seed=7).samples[0]], keep=True)
+
+
+@pytest.mark.parametrize("op", ["conv2d", "add", "quantize"])
+def test_hvx_window_add_and_quantize_counts_equal_qemu(op):
+    """The HVX depthwise window kernel (channel blocks), the vector add and the quantize by a
+    known scale: predicted instructions and packets equal qemu's, nothing unresolved."""
+    q, _ = hvx_graph()
+    name = next(n.name for n in q.nodes if n.op == op)
+    k, r, p = measure("hvx-v68", name, hvx_graph)
+    comp = dyncount.compute_function(k)
+    lo, hi = p.functions[comp]
+    assert lo == hi == r.function_instructions[comp], (op, p.unresolved)
+    plo, phi = p.function_packets[comp]
+    assert plo == phi == r.function_packets[comp]
+    assert not [u for u in p.unresolved if comp in u]
+    if op == "conv2d":
+        assert k.intrinsic == "vmpy_window"
+
+
+def test_hexagon_register_pair_constant_is_known():
+    """`rH:L = combine(#a, #b)` sets both halves (LLVM initializes loop counters that way)."""
+    from accelsim.sim.dyncount.static import const_def
+
+    assert const_def("r3:2 = combine(#1,#0)", "r2", "hexagon") == (True, 0)
+    assert const_def("r3:2 = combine(#1,#0)", "r3", "hexagon") == (True, 1)
+    assert const_def("r3:2 = combine(#-4,#-8)", "r2", "hexagon") == (True, -8)
+    assert const_def("r3:2 = combine(r5,#0)", "r2", "hexagon") == (True, None)
+    assert const_def("r3:2 = combine(#1,#0)", "r4", "hexagon") == (False, None)
