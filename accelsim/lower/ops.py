@@ -60,6 +60,7 @@ runs those in float).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Callable, Mapping
@@ -1653,21 +1654,35 @@ def _float_bilinear(ctx: Ctx) -> Built:
 # ------------------------------------------------------------------------------------------
 
 
-def _elementwise_mbqm(ctx: Ctx, total: int):
+def _elementwise_mbqm(ctx: Ctx, total: int, flat: bool):
     """MultiplyByQuantizedMultiplier for an integer elementwise kernel of `total` elements:
-    the recipe's requantization form (`epilogue.requant`) where the target has it and the
-    recipe's block is its lanes (the form's instructions take exactly that many), else the
-    generic int64 one. Called as (x, mult, shift, k, whether the shift may be to the left,
-    whether the form's one-step rounding is exact there: `requant.mbqm_vmpye`)."""
+    the recipe's requantization form (`epilogue.requant`) where the target has it, the
+    operands are flat runs (no broadcasting: the loop is then vectorized in exactly the
+    recipe's block) and that block is the form's lanes (its instructions take exactly that
+    many), else the generic int64 one. Called as (x, mult, shift, k, whether the shift may be
+    to the left, whether the form's one-step rounding is exact there: `requant.mbqm_vmpye`)."""
     recipe = ctx.recipe("elementwise")
     names = (recipe.get("epilogue") or {}).get("requant") or []
     form = rq.select_form(names, ctx.target.codegen.features)
     lanes = _block(recipe, "x", total, _lanes(ctx, 32), ctx.layer, "elements", True)
-    if form is None or lanes != form.lanes or not recipe.get("vectorize"):
-        return lambda x, mult, shift, k, left, nudge: rq.mbqm(x, mult, shift, k)
+    if form is None or not flat or lanes != form.lanes or not recipe.get("vectorize"):
+        return None
     return lambda x, mult, shift, k, left, nudge: form.build(
         x, mult, shift, k, left_shifts=left, nudge=nudge
     )
+
+
+def _generic_mbqm(x, mult, shift, k, left, nudge):
+    return rq.mbqm(x, mult, shift, k)
+
+
+def _scalar(recipe: Recipe) -> Recipe:
+    """`recipe` with its loop left scalar: an integer elementwise kernel whose recipe vectorizes
+    for a requantization form the layer cannot take (a broadcast operand, a size that is no
+    whole number of the form's vectors) keeps the generic int64 form on the scalar core, as
+    the operator class's default does (its int64 lanes have no vector form there)."""
+    values = {**recipe.values, "vectorize": None, "block": {"x": 1}}
+    return dataclasses.replace(recipe, values=values)
 
 
 def _elementwise_spec(ctx: Ctx, total: int, bits: int, recipe: Recipe) -> ComputeSpec:
@@ -1767,6 +1782,7 @@ def elementwise(ctx: Ctx) -> Built:
     is_float = o_i.is_float and all(t.is_float for t in ins)
     params: list = []
     pnames: list[str] = []
+    formed = None  # the integer requantization form, where one applies
     if is_float:
         if op in ("quantize", "dequantize"):
             raise NotLowered(f"float {op} to {o_i.dtype}")
@@ -1879,7 +1895,8 @@ def elementwise(ctx: Ctx) -> Built:
             _need_per_tensor(ctx, t, f"operand {k}")
         _need_per_tensor(ctx, o_i, "output")
         qmin, qmax = _qclamp(o_i, node.attrs)
-        mbqm = _elementwise_mbqm(ctx, total)
+        formed = _elementwise_mbqm(ctx, total, not bcast)
+        mbqm = formed or _generic_mbqm
         if op in ("add", "sub"):
             a_i, b_i = ins
             ap = rp.add_params(a_i, b_i, o_i)
@@ -1905,11 +1922,12 @@ def elementwise(ctx: Ctx) -> Built:
             )
             a, b = xs
             sign = 1 if op == "add" else -1
-            # the one-step rounding: the inputs' rescalings cannot overflow int32 (|x << 20| <
-            # 2^28 for 8-bit inputs, and the multipliers are below one), the output's is
-            # clamped to 8 bits (`requant.NUDGE_RIGHT`)
+            # the one-step rounding: the inputs' rescalings cannot overflow int32 (|x << left|
+            # <= 255 x 2^left <= 2^30 for 8-bit inputs, TFLite's left shift being 20, and the
+            # multipliers are below one), the output's is clamped to 8 bits
+            # (`requant.NUDGE_RIGHT`)
             lo_r, hi_r = rq.NUDGE_RIGHT
-            eight = all(DTYPE_BITS[d] <= 8 for d in in_dts)
+            eight = all(DTYPE_BITS[d] <= 8 for d in in_dts) and left <= 22
             n1, n2 = (eight and -30 <= v <= -1 for v in (sh1, sh2))
             n_out = odt in ("int8", "uint8") and -hi_r <= sho <= -lo_r
 
@@ -1988,6 +2006,8 @@ def elementwise(ctx: Ctx) -> Built:
         else:
             raise NotLowered(f"no integer kernel for {op}")
     recipe = ctx.recipe("elementwise", prec)
+    if formed is None and (recipe.get("epilogue") or {}).get("requant"):
+        recipe = _scalar(recipe)
     y = te.compute(kshape if bcast else flat, lambda *i: body(*i), name="y")
     spec = _elementwise_spec(
         ctx,
