@@ -891,7 +891,8 @@ def depthwise(ctx: Ctx) -> Built:
 
     # the window intrinsic's input arrives with its channels padded to whole vectors (as
     # hexagon_nn's depth-padded layout; packed so, and a conv2d before it writes its output
-    # padded to its own vectors): every 128-channel block is then one aligned load
+    # padded to its own vectors): every 128-channel block is then one aligned load. Rows
+    # (`window.rows`): the NHWC rows as runs of W x C bytes, unpadded
     x = te.placeholder((N, H, W_ * C) if row else (N, H, W_, Cp), xdt, name="x")
     stages: list[tuple[str, int]] = []
     if w4:

@@ -16,7 +16,9 @@ two pairs, over the whole window, and are put back in channel order once per pix
 shape (`variant`). Exact for any int8 / uint8 operands: each int16 product is exact
 (|x w| <= 255 x 128), the sums are formed in 32 bits. The lowering pads the channels to a
 multiple of 128 (zero weights; the input arrives padded, the output is sliced when unpacked), as
-hexagon_nn pads depth.
+hexagon_nn pads depth; or, below 128 channels at column stride 1, takes the row form (`rows`):
+the output row as 128-byte blocks of OW x C bytes, a block's taps the 128 input bytes kw x C
+on, its weights and constants repeating with the channels' period.
 """
 
 from __future__ import annotations
