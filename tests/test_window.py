@@ -98,6 +98,35 @@ def test_uint8_activations_take_the_unsigned_multiply():
     assert checked.elements > 0 and checked.mismatches == 0, checked.to_json()
 
 
+@pytest.mark.parametrize("kh, kw", [(1, 3), (3, 1), (1, 1)])
+def test_a_unit_kernel_axis_keeps_the_plain_loop(kh, kw):
+    """TVM drops a unit reduction axis from the layer's block, so no window description
+    matches a 1 x K or K x 1 kernel: it keeps the vectorized loop, exact."""
+    rng = np.random.default_rng(kh * 10 + kw)
+    b = GraphBuilder("dw1")
+    shape = (1, 128, 5, 8)
+    x = b.input("x", shape)
+    w = rng.standard_normal((128, 1, kh, kw)).astype(np.float32)
+    bias = b.const("b", np.zeros(128, np.float32))
+    pads = (kh // 2, kw // 2, kh // 2, kw // 2)
+    y = b.add(
+        "conv2d",
+        [x, b.const("w", w), bias],
+        name="layer",
+        strides=(1, 1),
+        pads=pads,
+        dilations=(1, 1),
+        groups=128,
+    )
+    b.output(y)
+    g = b.build()
+    data = CalibrationData((rng.uniform(-1, 1, shape).astype(np.float32),), "random")
+    q = quantize_graph(g, parse_precision("w8a8"), data).graph
+    assert lower_node(q, q.node("layer"), load_target("hvx-v68")).schedule.intrinsic is None
+    checked = api.verify(q, "hvx-v68")
+    assert checked.elements > 0 and checked.mismatches == 0, checked.to_json()
+
+
 def test_four_bit_weights_keep_the_plain_loop():
     """The window intrinsic has 8-bit weights only: w4a8 keeps the vectorized loop."""
     _, _, layer = _checked(128, 3, 1, 6, "w4a8")

@@ -824,8 +824,11 @@ def depthwise(ctx: Ctx) -> Built:
     it = _intrinsic(ctx, recipe, t, "elementwise")
     notes: list[str] = []
     # a whole window of taps per call (HVX vmpy + vadd, accelsim.lower.window): the channels
-    # padded to its vector; dilated windows are not one strided block and keep the plain loop
-    win = _intrinsic(ctx, recipe, t, window.KIND) if not is_float and dh == dw == 1 else None
+    # padded to its vector; dilated windows are not one strided block, and TVM drops a unit
+    # kernel axis from the layer's block (1 x K, K x 1) so that no description matches: those
+    # keep the plain loop
+    whole = not is_float and dh == dw == 1 and KH > 1 and KW > 1
+    win = _intrinsic(ctx, recipe, t, window.KIND) if whole else None
     row = False  # the window intrinsic's row form (`window.rows`): no channel padding
     if win is not None and _intrin.earliest(recipe.get("tensorize") or [], win, it) is win:
         _window_block(ctx, recipe, win)
