@@ -276,17 +276,18 @@ def mbqm_vmpye(x, mult, shift, k=_ident, left_shifts: bool = True, nudge: bool =
     2^(right-1) - [hi < 0]) / 2^right)): 7 vector instructions per 32 outputs where the
     threshold form takes 14, the shift amounts derived in-kernel included."""
     tirx = _t()
-    if nudge:
-        right = c32(0) - shift
-        hi = _hvx("vmpyowh.rnd.sacc", _hvx("vmpyewuh", x, mult), x, mult)
-        half = tirx.shift_right(tirx.shift_left(c32(1), right), c32(1))
-        up = tirx.call_llvm_pure_intrin("int32", "llvm.sadd.sat", hi, half)
-        return k(tirx.shift_right(up + tirx.shift_right(hi, c32(31)), right))
-    left, right = _shift_amounts(shift)
-    if left_shifts:  # x << left wraps, as in `mbqm`
+    if nudge:  # every shift a right shift in NUDGE_RIGHT: no clamping of the amounts
+        left, right = None, c32(0) - shift
+    else:
+        left, right = _shift_amounts(shift)
+    if left_shifts and left is not None:  # x << left wraps, as in `mbqm`
         x = tirx.shift_left(x, left)
     hi = _hvx("vmpyowh.rnd.sacc", _hvx("vmpyewuh", x, mult), x, mult)
-    return k(_rounding_divide_by_pot(hi, right))
+    if not nudge:
+        return k(_rounding_divide_by_pot(hi, right))
+    half = tirx.shift_right(tirx.shift_left(c32(1), right), c32(1))
+    up = tirx.call_llvm_pure_intrin("int32", "llvm.sadd.sat", hi, half)
+    return k(tirx.shift_right(up + tirx.shift_right(hi, c32(31)), right))
 
 
 @dataclass(frozen=True)

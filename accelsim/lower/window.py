@@ -237,7 +237,3 @@ def rows(channels: int, out_width: int, col_stride: int) -> bool:
     constants do (features.3, 144 channels: 340 k with 256 padded channels, 365 k as rows), and
     where the row divides into whole blocks."""
     return col_stride == 1 and channels < LANES and (out_width * channels) % LANES == 0
-
-
-def applies(it: _intrin.Intrinsic | None) -> bool:
-    return it is not None and it.kind == KIND
