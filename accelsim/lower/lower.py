@@ -256,7 +256,9 @@ def _aligned(tvm, func, target):
     """`func` with its parameter and intermediate buffers declared aligned to the target's
     `codegen.buffer_alignment` (HVX: 128 bytes, one vector), so that whole-vector accesses
     to them are aligned ones. TVM fixes a buffer's alignment when it creates it (64 bytes) and
-    will not specialize it, so the function goes through its TVMScript once more."""
+    will not specialize it, so the function goes through its TVMScript once more. The
+    workspaces TVM allocates later (`TVMBackendAllocWorkspace`) are no TIR buffers here: the
+    compile step's pass states their alignment (`accelsim.kernels.compile`)."""
     align = target.codegen.buffer_alignment
     if not align:
         return func
