@@ -122,8 +122,9 @@ def measure(target: str, layer_name: str, graph=quantized):
         [k.args[-1].name],
         cpu=t.codegen.emulator.cpu,
         count=True,
+        tasks=t.hardware_threads,
     )
-    return k, r, dyncount.predict_kernel(k)
+    return k, r, dyncount.predict_kernel(k, t.hardware_threads)
 
 
 def wrapper(k):
@@ -134,15 +135,27 @@ def wrapper(k):
 @pytest.mark.parametrize("target", TARGETS)
 def test_kernel_counts_equal_qemu(target, layer):
     """conv (stride 1 and 2), depthwise, dense and softmax kernels: the compute function's predicted
-    instructions (and HVX packets) equal what qemu counts, exactly, with nothing unresolved."""
+    instructions (and HVX packets) equal what qemu counts, exactly, with nothing unresolved; on
+    HVX the layer is split over the target's contexts (`parallel: contexts`): so do the parallel
+    loops' bodies, over all their tasks (qemu runs them one after the other)."""
     k, r, p = measure(target, layer)
     comp = dyncount.compute_function(k)
-    lo, hi = p.functions[comp]
-    assert lo == hi == r.function_instructions[comp], (target, layer, p.unresolved)
-    if p.arch == "hexagon":
-        plo, phi = p.function_packets[comp]
-        assert plo == phi == r.function_packets[comp]
-    assert not [u for u in p.unresolved if comp in u]
+    contexts = load_target(target).hardware_threads
+    if contexts == 1 or layer == "softmax":
+        assert not p.tasks
+    elif layer != "fc":  # (its one block of output channels has nothing to split)
+        assert k.schedule["parallel"] and p.tasks, (target, layer)
+    for fn in [comp, *p.tasks]:
+        lo, hi = p.functions[fn]
+        assert lo == hi == r.function_instructions[fn], (target, layer, fn, p.unresolved)
+        if p.arch == "hexagon":
+            plo, phi = p.function_packets[fn]
+            assert plo == phi == r.function_packets[fn]
+        assert not [u for u in p.unresolved if fn in u]
+    for fn, runs in p.tasks.items():  # every task has work, and the tasks' sum is the total
+        assert len(runs) == contexts and all(sum(t) for t in runs)
+        blocks = [b.executions for b in p.blocks if b.function == fn]
+        assert [sum(c) for c in zip(*runs)] == blocks
     # the packed-call wrapper: a range over its data-dependent argument checks
     wlo, whi = p.functions[wrapper(k)]
     assert wlo <= r.function_instructions[wrapper(k)] <= whi and whi - wlo < 150
@@ -150,7 +163,7 @@ def test_kernel_counts_equal_qemu(target, layer):
     assert all(wrapper(k) in u for u in p.unresolved)
     # the loop nest: every loop's executions come from the walk, and a loop that is entered
     # runs at least once per entry
-    loops = [lp for lp in p.loops if lp.function == comp]
+    loops = [lp for lp in p.loops if lp.function in (comp, *p.tasks)]
     assert loops and all(lp.source.startswith("walked") for lp in loops)
     assert all(lp.trip_count is None or lp.trip_count >= 1 for lp in loops)
 
@@ -307,13 +320,17 @@ def test_loop_summaries_equal_the_full_walk(target):
         k = cg.compile_layer(layer, t)
         asm = open(k.asm_path).read()
         entry = wrapper(k)
-        fast = dyncount.predict(asm, entry, k.asm_path, k.obj_path)
-        slow = dyncount.predict(asm, entry, k.asm_path, k.obj_path, summarise=False)
+        n = t.hardware_threads
+        fast = dyncount.predict(asm, entry, k.asm_path, k.obj_path, tasks=n)
+        slow = dyncount.predict(asm, entry, k.asm_path, k.obj_path, summarise=False, tasks=n)
         comp = dyncount.compute_function(k)
         assert not [u for u in fast.unresolved + slow.unresolved if comp in u]
         assert [b.executions for b in fast.blocks] == [b.executions for b in slow.blocks]
-        assert fast.functions[comp] == slow.functions[comp]
-        assert fast.functions[comp][0] > 30_000  # the loops really ran many iterations
+        assert fast.tasks == slow.tasks
+        work = [comp, *fast.tasks]  # (HVX: the layer's loops run in its parallel tasks)
+        assert [fast.functions[f] for f in work] == [slow.functions[f] for f in work]
+        # the loops really ran many iterations
+        assert sum(fast.functions[f][0] for f in work) > 30_000
 
 
 def tir_leaf_trips(kernel) -> int:
@@ -514,13 +531,20 @@ def test_hvx_window_add_and_quantize_counts_equal_qemu(op):
     name = next(n.name for n in q.nodes if n.op == op)
     k, r, p = measure("hvx-v68", name, hvx_graph)
     comp = dyncount.compute_function(k)
-    lo, hi = p.functions[comp]
-    assert lo == hi == r.function_instructions[comp], (op, p.unresolved)
-    plo, phi = p.function_packets[comp]
-    assert plo == phi == r.function_packets[comp]
-    assert not [u for u in p.unresolved if comp in u]
+    # the depthwise layer and the add run split over the 4 contexts (their parallel loops'
+    # bodies, one per launch site); the scalar quantize on one thread
+    assert bool(p.tasks) == (op != "quantize")
+    for fn in [comp, *p.tasks]:
+        lo, hi = p.functions[fn]
+        assert lo == hi == r.function_instructions[fn], (op, fn, p.unresolved)
+        plo, phi = p.function_packets[fn]
+        assert plo == phi == r.function_packets[fn]
+        assert not [u for u in p.unresolved if fn in u]
     if op == "conv2d":
         assert k.intrinsic == "vmpy_window"
+        # two 128-channel blocks, each block's 6 rows over 4 contexts: a launch per block
+        launches = [b for b in p.blocks if b.function == comp and "ParallelLaunch" in str(b)]
+        assert launches or p.external_calls.get("<indirect>", 0) >= 2
 
 
 def test_hexagon_register_pair_constant_is_known():

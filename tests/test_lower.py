@@ -471,7 +471,7 @@ def test_tile_alternatives_take_the_first_that_fits(tmp_path):
         ),
         ("conv2d:\n  w8a8: {tiles: {ow: 2}}\n", "conv2d.w8a8.tiles: unknown key"),
         ("dense:\n  default: {tile: {ow: 2}}\n", "dense.default.tile.ow: unknown axis for dense"),
-        ("pool:\n  w8a8: {parallel: 4}\n", "pool.w8a8.parallel: only 'none' is supported"),
+        ("pool:\n  w8a8: {parallel: 4}\n", "pool.w8a8.parallel: 'none' or 'contexts'"),
         ("conv2d:\n  w9a9: {}\n", "conv2d.w9a9: unknown precision"),
         ("winograd:\n  default: {}\n", "winograd: unknown operator class"),
         ("pool:\n  default: {block: {c: -4}}\n", "pool.default.block.c: expected a positive int"),

@@ -16,7 +16,7 @@ class LayerCost:
     """Cost of one operator on one target at one precision.
 
     `bound` is "compute" or "memory" (which roofline limit sets the time); `utilization` is
-    MACs / (cycles x peak MACs per cycle) (0 for layers without MACs); `fidelity` says what
+    MACs / (cycles x peak MACs per cycle x `contexts`) (0 for layers without MACs); `fidelity` says what
     produced the number ("codegen", "analytic" or "accel-sim").
     """
 
@@ -36,6 +36,9 @@ class LayerCost:
     # compute cycles by instruction group (`accelsim.sim.kernel_cost.cycle_breakdown`); codegen
     # fidelity only: the other models do not see instructions
     cycle_breakdown: Mapping[str, float] = field(default_factory=dict)
+    # hardware threads (HVX contexts) the layer's compute was shared over; `utilization` is
+    # against their combined peak
+    contexts: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "energy_breakdown", MappingProxyType(dict(self.energy_breakdown)))

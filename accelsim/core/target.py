@@ -98,6 +98,12 @@ class Target:
     assumptions: tuple[Assumption, ...] = ()
     area: Mapping[str, Any] = field(default_factory=dict)  # accelsim.core.area coefficients
 
+    @property
+    def hardware_threads(self) -> int:
+        """Tasks a kernel's parallel loop is split into: `timing.hardware_threads` (HVX
+        contexts), else 1 (the Arm targets model one core)."""
+        return int(self.timing.get("hardware_threads") or 1)
+
     def supports(self, precision: Precision) -> bool:
         """Runs natively or through a documented emulation."""
         return precision.name in self.codegen.native or precision.name in self.codegen.emulation

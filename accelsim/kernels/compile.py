@@ -132,6 +132,7 @@ def _applied_dict(layer) -> dict:
         "blocks": dict(a.blocks),
         "vectorized": list(a.vectorized),
         "unrolled": list(a.unrolled),
+        "parallel": a.parallel,
         "notes": list(a.notes),
     }
 
@@ -245,7 +246,9 @@ def _assemble(asm: str, target, tmp: Path, obj: Path) -> bool:
     if mc is None:
         return False
     t = target.codegen.tvm_target_dict()
-    cmd = [mc, "-filetype=obj", "-o", str(obj)]
+    # temporary labels kept: a parallel loop's body is a local function (TVM's
+    # `.L__tvm_parallel_lambda`), whose bytes the count predictor reads by its symbol
+    cmd = [mc, "-filetype=obj", "--save-temp-labels", "-o", str(obj)]
     if t.get("mtriple"):
         cmd.append(f"-triple={t['mtriple']}")
     if t.get("mcpu"):

@@ -52,7 +52,9 @@ def _qemu(arch: str):
                 emulate.KernelCall(k.obj_path, k.symbol, tuple(k.args), data, (k.args[-1].name,))
                 for _, k, data in batch
             ]
-            outs = emulate.run_batch(arch, calls, cpu=target.codegen.emulator.cpu)
+            outs = emulate.run_batch(
+                arch, calls, cpu=target.codegen.emulator.cpu, tasks=target.hardware_threads
+            )
             got.extend(
                 layer.unpack_output(o[k.args[-1].name]) for (layer, k, _), o in zip(batch, outs)
             )

@@ -167,6 +167,7 @@ def lower_node(
         "precision": built.recipe.precision,
         "target": target.codegen.tvm_target_dict(),
         "recipe": built.recipe.text,
+        "contexts": target.hardware_threads,  # `parallel: contexts` picks its loop by them
         "version": _version(),
     }
     key = hashlib.sha256(json.dumps(key_src, sort_keys=True, default=str).encode()).hexdigest()
@@ -176,7 +177,13 @@ def lower_node(
     # update block has no init once decomposed): checks are off, and the tests check numerics
     sch = tvm.s_tir.Schedule(func, enable_check=False)
     try:
-        applied = apply(sch, built.spec, built.recipe)
+        applied = apply(
+            sch,
+            built.spec,
+            built.recipe,
+            target.hardware_threads,
+            target.codegen.vector_bits // 8,
+        )
     except RecipeError:
         raise
     except tvm.s_tir.ScheduleError as exc:

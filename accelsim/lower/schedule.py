@@ -42,7 +42,13 @@ the file and key path):
   tensor intrinsic covers (`oc.v`, `ic.v`) or the vectorized loop are always made innermost and
   may be left out.
 - `vectorize`: the loop to vectorize (`oc.v`, `c.v`, `x.v`) when no intrinsic applies.
-- `unroll`: loops to unroll. `parallel`: `none` (the modelled cores run one thread).
+- `unroll`: loops to unroll.
+- `parallel: none | contexts`: `contexts` splits the layer over the target's hardware threads
+  (`timing.hardware_threads`, HVX contexts): the leading loops of `order` above the reduction
+  (before any unrolled or vector loop), as few as balance the threads best, are fused into a
+  parallel loop, each thread a contiguous share (14 rows x 2 column tiles on 4 threads: 7
+  each); a stage outside the main nest (padding, activation sums) splits its outermost loop
+  with at least one iteration per thread.
 - `tensorize`: an intrinsic name or a list in order of preference (see `accelsim.lower.intrin`);
   the first one the target's features and the layer's operand types allow is used; if none
   applies the kernel is vectorized instead.
@@ -67,6 +73,7 @@ The code here is generic: it knows loop names and recipe keys, never a target.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -212,6 +219,7 @@ class Applied:
     unrolled: tuple[str, ...]
     intrinsic: str | None
     notes: tuple[str, ...] = ()
+    parallel: str | None = None  # the loop split over the hardware threads
 
 
 def resolve_size(
@@ -329,6 +337,72 @@ def _vectorize_epilogue(recipe: Recipe, spec: ComputeSpec) -> bool:
     return bool(spec.between) if vec == "form" else bool(vec)
 
 
+def _parallel_stage(sch, block: str, contexts: int, eligible: int | None = None) -> None:
+    """Split a stage outside the main loop nest (padding, activation sums) over the hardware
+    threads: its outermost serial loop (of the first `eligible`) with at least one iteration
+    per thread."""
+    for lp in sch.get_loops(sch.get_sblock(block))[:eligible]:
+        loop = sch.get(lp)
+        try:
+            serial = int(loop.kind) == 0
+        except (TypeError, ValueError):
+            serial = "serial" in str(loop.kind).lower()
+        if not serial:  # vectorized / unrolled / parallel: nothing above it qualified
+            return
+        if int(loop.extent) >= contexts:
+            sch.parallel(lp)
+            return
+
+
+def _balance(extent: int, contexts: int) -> float:
+    """The share of the threads' time doing work when `extent` iterations go out in contiguous
+    chunks of ceil(extent / contexts) (TVM's parallel loop)."""
+    return extent / (contexts * -(-extent // contexts))
+
+
+def _parallelize(sch, loops, extents, lead: list[str], contexts: int) -> str | None:
+    """`parallel: contexts`: the leading loops `lead` (outermost first), as few as balance the
+    threads best, fused into TVM's parallel loop: each thread runs a contiguous share (14 rows
+    on 4 threads run 4, 4, 4, 2; 14 rows x 2 column tiles, 7 each). The code reads the task
+    count at run time. The fused loop keeps its parts' names and extents for the Kernel record
+    (`accelsim.fused`). Returns the loop's name ("oh", "oh*ow.o"), None where no prefix has at
+    least one iteration per thread."""
+    best, size = None, 1
+    for i, n in enumerate(lead):
+        size *= extents[n]
+        if size >= contexts and (best is None or _balance(size, contexts) > best[1] + 1e-9):
+            best = (i + 1, _balance(size, contexts))
+    if best is None:
+        return None
+    from accelsim.core.tvm_env import import_tvm
+
+    # from the first loop of more than one iteration (the fused loops must be nested directly)
+    first = next((i for i, n in enumerate(lead) if extents[n] > 1), best[0] - 1)
+    parts = lead[first : best[0]]
+    loop = loops[parts[0]]
+    if len(parts) > 1:
+        try:
+            loop = sch.fuse(*[loops[n] for n in parts])
+        except import_tvm().s_tir.ScheduleError:  # a stage between them: one loop alone
+            alone = [n for n in parts if extents[n] >= contexts]
+            if not alone:
+                return None
+            parts = alone[:1]
+            loop = loops[parts[0]]
+        else:
+            sch.annotate(loop, "accelsim.loop", "*".join(parts))
+            sch.annotate(loop, "accelsim.fused", ",".join(f"{n}:{extents[n]}" for n in parts))
+    sch.parallel(loop)
+    return "*".join(parts)
+
+
+def _elem_bytes(sch, block: str) -> int:
+    """Bytes of an element of the buffer `block` stores to (its dtype's bits / 8)."""
+    buf = getattr(sch.get(sch.get_sblock(block)).body, "buffer", None)
+    m = re.search(r"\d+", str(buf.dtype)) if buf is not None else None
+    return max(1, int(m.group()) // 8) if m else 1
+
+
 def _tensorize_root(sch, name: str, key: str, spatial: int) -> None:
     """Tensorize root block `name` with TensorIntrin `key` over its last spatial (of
     `spatial`) and last reduction loops (`ComputeSpec.root_intrinsics`)."""
@@ -343,7 +417,9 @@ def _tensorize_root(sch, name: str, key: str, spatial: int) -> None:
     sch.tensorize(lane, key)
 
 
-def apply(sch, spec: ComputeSpec, recipe: Recipe) -> Applied:
+def apply(
+    sch, spec: ComputeSpec, recipe: Recipe, contexts: int = 1, vector_bytes: int = 0
+) -> Applied:
     """Apply `recipe` to the main block of `spec` (and its epilogue and stages)."""
     from accelsim.core.tvm_env import import_tvm
 
@@ -492,6 +568,23 @@ def apply(sch, spec: ComputeSpec, recipe: Recipe) -> Applied:
         elif lanes:
             _vectorize_exactly(sch, inner, lanes, recipe, layer)
     _place_prologue(sch, spec, final, loops)
+    split = recipe.get("parallel") == "contexts" and contexts > 1
+    # not a stage in vectors narrower than the machine's: in a parallel task (its buffers
+    # reach it through the closure, their alignment unknown to LLVM) those became byte copies
+    # (MobileNet v2 features.1.conv.0.0's row padding in 32-byte vectors on HVX: 58 k -> 453 k
+    # packets)
+    vector_pad = (recipe.get("pad") or {}).get("vectorize", True)
+    staged = [
+        st
+        for st, lanes in spec.stages
+        if lanes <= 1 or not vector_pad or lanes * _elem_bytes(sch, st) >= vector_bytes
+    ]
+    for name, eligible in [(st, None) for st in staged] + [
+        (r[0], r[2] - 1)
+        for r in spec.root_intrinsics  # not the tensorized loops
+    ]:
+        if split:
+            _parallel_stage(sch, name, contexts, eligible)
     for name, key, spatial in spec.root_intrinsics:
         _tensorize_root(sch, name, key, spatial)
     vectorized: list[str] = []
@@ -525,10 +618,20 @@ def apply(sch, spec: ComputeSpec, recipe: Recipe) -> Applied:
         sch.unroll(loops[n])
         unrolled.append(n)
 
+    parallel = None
+    if split:  # (before the names: a loop with annotations cannot be fused)
+        lead = []  # the spatial loops above the reduction, outermost first
+        for n in final[: first_red if first_red is not None else len(final)]:
+            if n in claimed or n in unrolled or n == vec:
+                break
+            lead.append(n)
+        parallel = _parallelize(sch, loops, extents, lead, contexts)
+    fused = parallel.split("*") if parallel and "*" in parallel else []
+
     # name the loops for the Kernel record (after tensorize: its pattern match compares
     # loop annotations)
     for n in final:
-        if spec.intrinsic is not None and n in claimed:
+        if (spec.intrinsic is not None and n in claimed) or n in fused:
             continue
         sch.annotate(loops[n], "accelsim.loop", n)
 
@@ -551,4 +654,5 @@ def apply(sch, spec: ComputeSpec, recipe: Recipe) -> Applied:
         unrolled=tuple(unrolled),
         intrinsic=intrinsic,
         notes=tuple(notes),
+        parallel=parallel,
     )

@@ -844,7 +844,11 @@ def _kernel_efficiency_blocks(plan: Plan) -> list:
                 "Utilisation below the MAC-issue share: the MAC instructions do fewer useful MACs "
                 "than the peak's instruction (lanes computing padding, or a narrower "
                 "instruction, such as the widening multiply-accumulate of int8 depthwise where "
-                "the peak counts dot products).",
+                "the peak counts dot products). On HVX the conv, depthwise, dense, pool and add "
+                "layers are split over the target's contexts (each a contiguous share of the "
+                "output rows, the slowest setting the time): their MACs/cycle count every "
+                "context, their utilisation is against the contexts' combined peak and their "
+                "cycle split is the slowest context's.",
             )
         )
     )
@@ -936,7 +940,8 @@ def _kernel_efficiency_blocks(plan: Plan) -> list:
                     for r in pairs
                 ),
                 "HVX at w8a8 against the CPU of the same SoC at fp32 (hvx-v62 and kryo280: "
-                "Snapdragon 835), the HVX kernels on one context. Krishnamoorthi 2018 measured "
+                "Snapdragon 835), the HVX layers split over the target's contexts (hvx-v62: "
+                "two), the CPU on one core. Krishnamoorthi 2018 measured "
                 f"up to 10x. {prov(x for r in pairs for x in (r['dsp'], r['cpu']))}",
                 (False, False, True, True, True),
             )

@@ -303,6 +303,50 @@ def layer_compute(
     return documented
 
 
+def parallel_extent(
+    graph: Graph,
+    node: Node,
+    target: Target,
+    precision: Precision,
+    calibrated_as: Target | None = None,
+) -> tuple[int, int]:
+    """What the layer's kernel shares out over the hardware threads, as (rows, vectors): (0, 0)
+    unless the calibrated kernels of its kind ran split (`rates.splits`; `parallel: contexts`
+    recipes); else its output rows (an NHWC output: the recipes split the rows, or an inner
+    loop where there are fewer rows than threads) and its output's vectors."""
+    from accelsim.sim import rates
+
+    base = calibrated_as or target
+    split = rates.splits(base, precision.name, graph, node)
+    if (
+        not split
+        and not precision.is_float
+        and rates.compute_cycles(base, precision.name, graph, node) is None
+    ):  # costed from the w8a8 row (`layer_compute`): split like it
+        split = rates.splits(base, "w8a8", graph, node)
+    if not split:
+        return 0, 0
+    out = graph.tensors[node.outputs[0]]
+    nbytes = out.size * max(precision.act_bits or 32, 8) // 8
+    vectors = max(1, -(-nbytes // max(1, target.codegen.vector_bits // 8)))
+    return (int(out.shape[1]) if len(out.shape) == 4 else vectors), vectors
+
+
+def split_share(rows, vectors, contexts):
+    """Speed-up of a layer whose output rows are shared in contiguous chunks of
+    ceil(rows / contexts) over `contexts` threads (TVM's parallel loop; the slowest thread sets
+    the time); with fewer rows than threads the recipes split an inner loop (channel blocks),
+    taken as the output's vectors. 1 where rows is 0 (not split). Works on numpy arrays."""
+    import numpy as np
+
+    c = np.maximum(np.asarray(contexts, dtype=float), 1.0)
+    r = np.asarray(rows, dtype=float)
+    e = np.where(r >= c, r, np.asarray(vectors, dtype=float))
+    e = np.maximum(e, 1.0)
+    out = np.where(r > 0, e / np.ceil(e / c), 1.0)
+    return float(out) if out.ndim == 0 else out
+
+
 def simulate_layer(
     graph: Graph,
     node: Node,
@@ -310,10 +354,12 @@ def simulate_layer(
     precision: Precision,
     levels: list[_Level] | None = None,
     calibrated_as: Target | None = None,
-    contexts: int = 1,
+    contexts: int | None = None,
 ) -> LayerCost:
-    """`contexts`: hardware threads the layer's compute is split over evenly (sweeps of
-    `timing.hardware_threads`, `accelsim.sim.space`); memory bandwidth is shared."""
+    """`contexts`: hardware threads (default the target's `timing.hardware_threads`; sweeps
+    of it, `accelsim.sim.space`) the layer's compute is shared over where its kind's kernels
+    split (`parallel_extent`, `split_share`); memory bandwidth is shared, so memory time is not
+    divided."""
     levels = levels or memory_levels(target)
     precision = layer_precision(graph, node, precision)
     if node.op in FREE_OPS:  # a view of its input: no kernel, no traffic
@@ -332,7 +378,11 @@ def simulate_layer(
             "view: no kernel",
         )
     macs = node_macs(graph, node)
-    compute = layer_compute(graph, node, target, precision, calibrated_as) / contexts
+    threads = target.hardware_threads if contexts is None else contexts
+    rows, vectors = parallel_extent(graph, node, target, precision, calibrated_as)
+    compute = layer_compute(graph, node, target, precision, calibrated_as) / split_share(
+        rows, vectors, threads
+    )
     traffic = layer_traffic(graph, node, levels, target, precision)
     e_ops = target.energy.get("ops_pj", {})
     e_compute = (
@@ -340,7 +390,16 @@ def simulate_layer(
         + other_ops(graph, node) * float(e_ops.get("int32_add", 0.0))
     ) * 1e-12
     return layer_cost(
-        graph, node, target, precision, compute, traffic, levels, e_compute, "analytic"
+        graph,
+        node,
+        target,
+        precision,
+        compute,
+        traffic,
+        levels,
+        e_compute,
+        "analytic",
+        contexts=threads if rows else 1,
     )
 
 
@@ -356,18 +415,19 @@ def layer_cost(
     fidelity: str,
     notes: str = "",
     cycle_breakdown: Mapping[str, float] | None = None,
+    contexts: int = 1,
 ) -> LayerCost:
     """A layer's `LayerCost` from its compute cycles, bytes per level and compute energy (both
     fidelities): cycles = max(compute, memory) (a roofline: overlap assumed perfect), the larger
     term is the bound; memory energy per level, static power x latency; utilisation against the
-    target's peak MACs per cycle."""
+    target's peak MACs per cycle on the `contexts` hardware threads the compute ran on."""
     memory = memory_cycles(traffic, levels)
     macs = node_macs(graph, node)
     cycles = max(compute, memory, 1.0)
     latency = cycles / float(target.timing["clock_hz"])
     e_on, e_off = memory_energy(traffic, levels)
     e_static = float(target.energy.get("static_power_w", 0.0)) * latency
-    peak = peak_macs_per_cycle(target, precision) if macs else 0.0
+    peak = peak_macs_per_cycle(target, precision) * contexts if macs else 0.0
     return LayerCost(
         name=node.name,
         op=op_class(graph, node),
@@ -387,6 +447,7 @@ def layer_cost(
         bytes_moved=traffic,
         notes=notes,
         cycle_breakdown=cycle_breakdown or {},
+        contexts=contexts,
     )
 
 
@@ -396,7 +457,7 @@ def simulate_graph(
     precision: Precision,
     *,
     calibrated_as: Target | None = None,
-    contexts: int = 1,
+    contexts: int | None = None,
 ) -> list[LayerCost]:
     """Per-node costs of a (quantized or float) graph; quantize/dequantize at the graph edges
     are costed like elementwise kernels. `calibrated_as`, `contexts`: see `simulate_layer`."""

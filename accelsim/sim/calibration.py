@@ -8,9 +8,12 @@ elementwise loops. The calibration measures that on the zoo: for every layer kin
 cycles the codegen model gives each kernel (dynamic instruction counts x the pipe model) are
 fitted as `cycles_per_mac x MACs + cycles_per_output x output elements` (the inner loops' work
 and the per-output epilogue: requantization, stores, loop overhead; non-negative least squares
-in relative error over the calibration models' layers of that kind). The analytic model then
-costs a layer from its shape with the two rates of its kind (memory traffic is unchanged), so
-it needs no compilation yet follows the code. Kinds the calibration has not seen keep the
+in relative error over the calibration models' layers of that kind). The cycles are one
+thread's: a kernel split over the hardware threads (`parallel: contexts` recipes) counts its
+tasks one after the other (`KernelCost.work_cycles`), and its kind's row says `split: true`.
+The analytic model then costs a layer from its shape with the two rates of its kind (memory
+traffic is unchanged), a split kind's compute shared over the contexts by its output rows
+(`analytic.parallel_extent`, `split_share`), so it needs no compilation yet follows the code. Kinds the calibration has not seen keep the
 documented formula.
 
 Calibration files are data (`targets/calibration/<target>.yaml`), written by
@@ -61,8 +64,11 @@ def derive(
             if kc.blocking:
                 continue
             node = nodes[L.name]
-            row = rows.setdefault(kind(q, node), {"samples": [], "kernels": []})
-            row["samples"].append((float(node_macs(q, node)), outputs(q, node), kc.compute_cycles))
+            row = rows.setdefault(kind(q, node), {"samples": [], "kernels": [], "split": False})
+            # one thread's cycles: a kernel split over the contexts counts its tasks in turn
+            # (the analytic model divides by its share of the contexts, `analytic.split_share`)
+            row["samples"].append((float(node_macs(q, node)), outputs(q, node), kc.work_cycles))
+            row["split"] = row["split"] or kc.contexts > 1
             row["kernels"].append(f"{model}:{L.name}:{kc.key[:12]}")
     out = {}
     for k, r in sorted(rows.items()):
@@ -73,6 +79,7 @@ def derive(
             "cycles_per_output": round(per_out, 6),
             "layers": len(r["kernels"]),
             "max_layer_error": round(err, 4),
+            "split": r["split"],
             "kernels": r["kernels"],
         }
     return out

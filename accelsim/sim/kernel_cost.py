@@ -13,16 +13,27 @@ Per kernel (one call):
   (`loop=False`) pays its critical path once per execution. Per-entry pipeline fill and drain
   of short loops is not modelled (steady state only). The packed-call wrapper TVM puts in front
   of every kernel (argument checks) is costed on its shortest valid path.
-- HVX contexts: one kernel runs as one software thread on one hardware thread / HVX context
-  (the schedules split no layer over threads), so `timing.hardware_threads` does not divide a
-  layer's cycles; packets issue at most one per cycle (`pipeline` documents the stall rules).
+- hardware threads (HVX contexts): a kernel whose recipe splits it (`parallel: contexts`) runs
+  its parallel loops as `timing.hardware_threads` tasks, each a contiguous share of the loop
+  (TVM's parallel launch; the harness runs the same tasks under qemu). The count predictor walks
+  every task on its own (`DynamicCount.tasks`); the tasks run at once, each on its own context,
+  so a parallel loop costs its slowest task, the code around it (argument checks, workspace
+  allocation, stages left serial) one thread's time. The contexts are taken to run concurrently
+  at one packet per cycle each (ASSUMPTION: the HVX-PRM time-interleaves contexts and says all
+  of them "might be required to reach peak"; how far one context falls short is not modelled).
+  `KernelCost.work_cycles` is the same code on one thread (the tasks in turn: the analytic
+  model's calibration). Packets issue at most one per cycle per thread (`pipeline` documents
+  the stall rules).
 - memory: bytes served by each level (`accelsim.sim.analytic.layer_traffic`): for conv,
   depthwise and dense kernels the loop-nest model (`accelsim.sim.traffic`) over the kernel's own
   scheduled loops (working set per loop level against each level's capacity); other layers by
   their working set. Bytes / bandwidth per level; the slowest level sets the memory time.
 - cycles = max(compute, memory): compute and memory traffic are assumed to overlap perfectly
-  (out-of-order cores and prefetchers hide streaming traffic; a roofline). The larger term is the
-  layer's `bound`; `utilization` = MACs / (cycles x peak MACs per cycle of `timing.mac`).
+  (out-of-order cores and prefetchers hide streaming traffic; a roofline). A layer split over
+  contexts moves all its bytes through the same levels: their bandwidth is shared, so memory
+  time is not divided. The larger term is the
+  layer's `bound`; `utilization` = MACs / (cycles x peak MACs per cycle of `timing.mac` x the
+  contexts the layer ran on).
 - where the compute cycles go (`cycle_breakdown`, the report's kernel-efficiency section), by
   instruction group (`BREAKDOWN_GROUPS`: vector multiplies and multiply-accumulates other than
   the requantization's, loads and stores, other vector work such as requantization, widening
@@ -54,7 +65,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import cache
 
@@ -70,7 +81,7 @@ from accelsim.sim import analytic
 from accelsim.sim.dyncount import COUNTED_ISAS
 
 FIDELITY = "codegen"
-_MODEL_VERSION = "codegen-kernel/1"
+_MODEL_VERSION = "codegen-kernel/2"
 
 
 @dataclass(frozen=True)
@@ -88,8 +99,11 @@ class KernelCost:
     notes: tuple[str, ...] = ()
     external_calls: Mapping[str, int] = field(default_factory=dict)
     function_instructions: Mapping[str, int] = field(default_factory=dict)  # as costed
-    # issue cycles per `BREAKDOWN_GROUPS` group (`pipeline.issue_by`), whole call
+    # issue cycles per `BREAKDOWN_GROUPS` group (`pipeline.issue_by`), whole call (of a
+    # parallel loop: its slowest task's)
     issue_by_group: Mapping[str, float] = field(default_factory=dict)
+    contexts: int = 1  # hardware threads the kernel's parallel loops run on (1: none)
+    work_cycles: float = 0.0  # on one thread: the parallel tasks one after the other
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -161,12 +175,20 @@ class CostUnit:
     lines: tuple[str, ...]
 
 
-def cost_units(dc) -> list[CostUnit]:
+def cost_units(dc, function: str | None = None, task: Sequence[int] = ()) -> list[CostUnit]:
     """The units a `DynamicCount` is timed in (blocks that never run are dropped; the packed-call
-    wrapper's blocks run on its shortest valid path: `BlockCount.executions`)."""
+    wrapper's blocks run on its shortest valid path: `BlockCount.executions`). With `function`
+    and `task` (one task's executions of that parallel loop body's blocks, `DynamicCount.tasks`):
+    that task's units."""
     units: dict[tuple[str, str | None, int], list[str]] = {}
     in_loop: dict[tuple[str, str | None, int], bool] = {}
-    for b in dc.blocks:
+    blocks = dc.blocks
+    if function is not None:
+        blocks = [
+            replace(b, executions=n)
+            for b, n in zip([b for b in dc.blocks if b.function == function], task)
+        ]
+    for b in blocks:
         if b.executions <= 0 or not b.lines:
             continue
         k = (b.function, b.loop, b.executions)
@@ -231,7 +253,7 @@ def _kernel_cost(kernel, target: Target, arch: str) -> KernelCost:
             (f"the count predictor reads {', '.join(COUNTED_ISAS)} assembly, not {arch}",),
         )
     try:
-        dc = predict_kernel(kernel)
+        dc = predict_kernel(kernel, target.hardware_threads)
     except DynCountError as exc:  # assembly the predictor cannot split: not the user's doing
         return KernelCost(kernel.key, 0.0, 0, None, {}, 0, 0.0, (str(exc),))
     blocking = _fatal(dc.unresolved, dc.entry)
@@ -243,19 +265,53 @@ def _kernel_cost(kernel, target: Target, arch: str) -> KernelCost:
     per_fn: dict[str, int] = {}
     issue: dict[str, float] = {}
     vector = 0
+    timed: dict[tuple[str, tuple[str, ...], bool], tuple[float, dict[str, float]]] = {}
+    work = 0.0
+
+    def timing(u: CostUnit) -> tuple[float, dict[str, float]]:
+        k = (u.function, u.lines, u.in_loop)
+        if k not in timed:
+            instrs = asm.parse(u.lines, arch)
+            timed[k] = (
+                block_cycles(u.lines, target, loop=u.in_loop),
+                issue_by(instrs, target, _group, BREAKDOWN_GROUPS),
+            )
+        return timed[k]
+
+    # a parallel loop's tasks run at once on their own hardware threads: the slowest sets the
+    # time (cycles, issue); every task's instructions count as work (classes, energy)
+    for fn, runs in dc.tasks.items():
+        slowest = (-1.0, 0.0, {})
+        for task in runs:
+            c_t = loop_t = 0.0
+            issue_t: dict[str, float] = {}
+            for u in cost_units(dc, fn, task):
+                c, by = timing(u)
+                c_t += u.runs * c
+                loop_t += u.runs * c if u.in_loop else 0.0
+                for g, n in by.items():
+                    issue_t[g] = issue_t.get(g, 0.0) + u.runs * n
+            slowest = max(slowest, (c_t, loop_t, issue_t), key=lambda x: x[0])
+        cycles += slowest[0]
+        loop_cycles += slowest[1]
+        for g, n in slowest[2].items():
+            issue[g] = issue.get(g, 0.0) + n
     for u in cost_units(dc):
-        c = block_cycles(u.lines, target, loop=u.in_loop)
-        cycles += u.runs * c
-        if u.in_loop:
-            loop_cycles += u.runs * c
+        c, by = timing(u)
+        work += u.runs * c
         instrs = asm.parse(u.lines, arch)
-        for g, n in issue_by(instrs, target, _group, BREAKDOWN_GROUPS).items():
-            issue[g] = issue.get(g, 0.0) + u.runs * n
         per_fn[u.function] = per_fn.get(u.function, 0) + u.runs * len(instrs)
         for ins in instrs:
             classes[ins.cls] = classes.get(ins.cls, 0) + u.runs
             if ins.cls.startswith("vector_") and "load" not in ins.cls and "store" not in ins.cls:
                 vector += u.runs
+        if u.function in dc.tasks:
+            continue
+        cycles += u.runs * c
+        if u.in_loop:
+            loop_cycles += u.runs * c
+        for g, n in by.items():
+            issue[g] = issue.get(g, 0.0) + u.runs * n
     external = {n: c for n, c in dc.external_calls.items() if c}
     if external:
         notes.append(
@@ -275,6 +331,8 @@ def _kernel_cost(kernel, target: Target, arch: str) -> KernelCost:
         external,
         per_fn,
         issue,
+        target.hardware_threads if dc.tasks else 1,
+        work,
     )
 
 
@@ -370,6 +428,7 @@ def cost_layer(
         FIDELITY,
         "; ".join(kc.notes),
         cycle_breakdown(kc),
+        kc.contexts,
     )
 
 

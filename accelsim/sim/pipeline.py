@@ -27,10 +27,9 @@ Hexagon: the compiler has already packed the VLIW packets, so slot and resource 
 the cost is one cycle per packet plus the documented interlock stalls: a vector source read by an
 instruction whose class has `input_latency` L (multiplier, shift and permute inputs) is ready
 max(producer latency, L) packets after its producer issued (HVX PRM "Instruction latency"). One
-kernel runs as one software thread on one HVX context: packets of that thread issue at most one
-per cycle (`issue_width: 1`); other hardware threads/contexts run other work, so they neither
-speed up nor slow down this block (a caller that splits a layer over `hardware_threads` contexts
-divides the work, not these cycles).
+block runs on one hardware thread / HVX context: packets of that thread issue at most one per
+cycle (`issue_width: 1`); other hardware threads/contexts run other work (or other tasks of the
+same layer, `accelsim.sim.kernel_cost`), so they neither speed up nor slow down this block.
 
 Classes missing from a target's table fall back to a coarser class (`_FALLBACK`), so a target
 that does not distinguish, e.g., vector shifts from other vector ALU operations times them alike.

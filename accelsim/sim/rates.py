@@ -62,5 +62,16 @@ def compute_cycles(target: Target, precision: str, graph: Graph, node: Node) -> 
     return a * node_macs(graph, node) + b * outputs(graph, node)
 
 
+def splits(target: Target, precision: str, graph: Graph, node: Node) -> bool:
+    """Whether the calibrated kernels of the node's kind ran split over the hardware threads
+    (the row's `split`; kinds without a row: no)."""
+    path = path_for(target)
+    if not path.is_file():
+        return False
+    data = _load(str(path), path.stat().st_mtime_ns)
+    row = (data["precisions"].get(precision) or {}).get(kind(graph, node)) or {}
+    return bool(row.get("split", False))
+
+
 def outputs(graph: Graph, node: Node) -> float:
     return float(sum(graph.tensors[t].size for t in node.outputs))

@@ -8,10 +8,12 @@ target (`core.target.parse_target`). What each field changes:
 - `timing.clock_hz`, `memory.levels.<L>.bandwidth_bytes_per_cycle|bandwidth_bytes_per_s`,
   `energy.static_power_w`, `energy.ops_pj.<op>`, `energy.memory_pj_per_byte.<L>`: rates and
   energies, evaluated as arrays.
-- `timing.hardware_threads` (contexts): each layer's compute is split evenly over that many
-  hardware threads / HVX contexts; memory bandwidth is shared, so memory time is not divided.
-  An upper bound on what the contexts buy: today's schedules run a layer on one thread
-  (`accelsim.sim.kernel_cost`), and a sweep without this key costs one thread.
+- `timing.hardware_threads` (contexts): the compute of each layer whose kind's kernels split
+  over the contexts (`parallel: contexts` recipes, `analytic.parallel_extent`) is shared over
+  that many hardware threads / HVX contexts in contiguous chunks of its output rows
+  (`analytic.split_share`: 14 rows on 4 threads run 4, 4, 4, 2, a 3.5x speed-up); memory
+  bandwidth is shared, so memory time is not divided. A sweep without this key costs the
+  target's own count.
 - `memory.levels.<L>.size_bytes`: the loop-nest memory model's capacities (traffic per level).
 - `timing.pipes.<p>`: the throughput of every instruction class of that pipe family (`_FAMILY`)
   scales by new / documented pipe count (more pipes issue more of those instructions a cycle).
@@ -285,6 +287,18 @@ class CoreSpace:
             self._compute[key] = hit
         return hit
 
+    def _extents(self, graph: Graph, precision: Precision, t: Target) -> np.ndarray:
+        """Per node: (rows, vectors) its kernel shares out over the hardware threads
+        (`analytic.parallel_extent`; rows 0: not split), as a 2 x 1 x nodes array."""
+        return np.array(
+            [
+                (0, 0)
+                if n.op in analytic.FREE_OPS
+                else analytic.parallel_extent(graph, n, t, precision, self.base)
+                for n in graph.nodes
+            ]
+        ).T[:, None, :]
+
     def _bytes(self, graph: Graph, precision: Precision, t: Target) -> np.ndarray:
         """Per node x memory level: bytes served (the loop-nest model at the variant's sizes)."""
         key = (id(graph), precision.name, json.dumps([t.memory, t.codegen], default=str))
@@ -331,7 +345,7 @@ class CoreSpace:
         traffic = self._bytes(graph, precision, t)
         col = {k: np.asarray(v)[:, None] for k, v in columns.items()}
         clock = col.get("timing.clock_hz", float(t.timing["clock_hz"]))
-        threads = col.get("timing.hardware_threads", 1)
+        threads = col.get("timing.hardware_threads", t.hardware_threads)
         e_ops = t.energy.get("ops_pj", {})
         e_mem = t.energy.get("memory_pj_per_byte", {})
 
@@ -356,7 +370,8 @@ class CoreSpace:
         for i in range(len(levels)):
             m = traffic[None, :, i] / bpc[i]
             memory = m if memory is None else np.maximum(memory, m)
-        compute = compute / threads
+        rows, vectors = self._extents(graph, precision, t)
+        compute = compute / analytic.split_share(rows, vectors, threads)
         cycles = np.maximum(np.maximum(compute, memory), 1.0)
         cycles = np.where(free, 0.0, cycles)
         latency = cycles / clock
@@ -407,7 +422,6 @@ class CoreSpace:
             t,
             precision,
             calibrated_as=self.base,
-            contexts=int(params.get("timing.hardware_threads", 1)),
         )
         return totals(costs)
 

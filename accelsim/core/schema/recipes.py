@@ -129,10 +129,10 @@ PrecisionKey = Annotated[str, AfterValidator(_precision_key)]
 
 
 def _parallel(value: Any) -> Any:
-    if value not in (None, "none", False):
+    if value not in (None, "none", False, "contexts"):
         raise problem(
             "parallel",
-            "only 'none' is supported (the modelled cores run one thread), found {found}",
+            "'none' or 'contexts' (split over the target's hardware threads), found {found}",
             found=repr(value),
         )
     return value

@@ -114,14 +114,16 @@ void* (*__TVMBackendAllocWorkspace)(int, int, uint64_t, int, int) = accelsim_wor
 int (*__TVMBackendFreeWorkspace)(int, int, void*) = accelsim_workspace_free;
 
 /* TVM's `parallel` loops call __TVMBackendParallelLaunch(lambda, closure, num_task) (num_task 0:
- * "as many as the runtime likes"). The harness runs the tasks one after the other on the one
- * emulated core: a single task unless the kernel asks for more. Barriers are then no-ops. */
+ * "as many as the runtime likes": the target's hardware threads, accelsim_num_tasks() from the
+ * generated header). The harness runs the tasks one after the other on the one emulated core;
+ * barriers are then no-ops. */
+static int accelsim_num_tasks(void);
 typedef struct { void* sync_handle; int32_t num_task; } accelsim_parallel_env_t;
 typedef int (*accelsim_parallel_lambda_t)(int task_id, accelsim_parallel_env_t* penv, void* cdata);
 static int accelsim_parallel_launch(accelsim_parallel_lambda_t flambda, void* cdata, int num_task) {
   accelsim_parallel_env_t env;
   env.sync_handle = (void*)0;
-  env.num_task = num_task > 0 ? num_task : 1;
+  env.num_task = num_task > 0 ? num_task : accelsim_num_tasks();
   for (int task = 0; task < env.num_task; ++task) {
     int rc = flambda(task, &env, cdata);
     if (rc != 0) return rc;

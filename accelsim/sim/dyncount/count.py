@@ -19,7 +19,7 @@ from accelsim.asm.objfile import add_padding, object_words
 from accelsim.sim.dyncount.result import BlockCount, DynamicCount, DynCountError, LoopCount
 from accelsim.sim.dyncount.state import Unresolved
 from accelsim.sim.dyncount.static import hw_trip, induction_trip
-from accelsim.sim.dyncount.walk import interpret
+from accelsim.sim.dyncount.walk import callee_symbol, interpret
 
 COUNTED_ISAS = ("aarch64", "hexagon")
 
@@ -56,8 +56,9 @@ def _read(asm: str, where: str, obj_path: str | None) -> tuple[str, dict[str, Fu
     return arch, funcs, words is not None
 
 
-def _working(funcs: dict[str, Function], graphs: dict[str, FlowGraph], arch: str) -> dict:
-    """Local functions that do work: a store off the stack, or a call of one that does."""
+def _working(funcs: dict[str, Function], graphs: dict[str, FlowGraph], arch: str, launched) -> dict:
+    """Local functions that do work: a store off the stack, or a call (or a parallel launch,
+    `launched`) of one that does."""
     work = {
         name: any(_stack_store(ln, arch) is False for u in fn.units for ln in u.lines)
         for name, fn in funcs.items()
@@ -66,26 +67,65 @@ def _working(funcs: dict[str, Function], graphs: dict[str, FlowGraph], arch: str
     while changed:
         changed = False
         for name, g in graphs.items():
-            if not work[name] and any(c in funcs and work[c] for b in g.blocks for c in b.calls):
+            callees = [c for b in g.blocks for c in b.calls] + list(launched[name].values())
+            if not work[name] and any(c in funcs and work[c] for c in callees):
                 work[name] = changed = True
     return work
 
 
-def _call_order(entry: str, funcs, graphs: dict[str, FlowGraph]) -> list[str]:
-    """The functions reachable from `entry`, callers before callees (kernels do not recurse)."""
+def _launches(fn: Function, g: FlowGraph, funcs) -> dict[int, str]:
+    """Block -> the local function it launches as a parallel loop's tasks: an indirect call of
+    TVM's `__TVMBackendParallelLaunch(lambda, closure, num_task)` (through its GOT slot) with
+    the lambda's address formed in the same block (`r0 = add(pc,##.L__tvm_parallel_lambda@PCREL)`;
+    AArch64: `adrp` and `add :lo12:`)."""
+    out = {}
+    for k, b in enumerate(g.blocks):
+        if not b.icalls:
+            continue
+        since = b.start  # the code since the block's previous call
+        for u in range(b.start, b.end):
+            if not any(re.search(r"\b(callr|blr)\b", ln) for ln in fn.units[u].lines):
+                continue
+            text = [ln for v in range(since, u + 1) for ln in fn.units[v].lines]
+            since = u + 1
+            got = [m for ln in text for m in re.findall(r"(?:##|:got_lo12:|:got:)(\w+)", ln)]
+            callee = got[-1] if got else callee_symbol(fn, u)
+            names = [m for ln in text for m in re.findall(r"[.\w$]+", ln) if m in funcs]
+            if "ParallelLaunch" in callee and names:
+                out[k] = names[-1]
+    return out
+
+
+def _call_order(entry: str, funcs, graphs: dict[str, FlowGraph], launched) -> list[str]:
+    """The functions reachable from `entry` (by calls and parallel launches), callers before
+    callees (kernels do not recurse)."""
     order = [entry]
     i = 0
     while i < len(order):
-        for b in graphs[order[i]].blocks:
-            for c in b.calls:
+        g = graphs[order[i]]
+        for k, b in enumerate(g.blocks):
+            for c in list(b.calls) + ([launched[order[i]][k]] if k in launched[order[i]] else []):
                 if c in funcs and c not in order:
                     order.append(c)
         i += 1
     return order
 
 
-def _reaching_work(g: FlowGraph, funcs, work: dict, arch: str) -> list[bool]:
-    """Blocks that can reach work (an off-stack store, a call of a working function)."""
+def _task_state(arch: str, task: int, tasks: int) -> tuple[dict, dict]:
+    """Entry registers and stack words of task `task` of `tasks`: TVM's lambda is called as
+    (task_id, TVMParallelGroupEnv* {void* sync_handle; int32 num_task}, closure)."""
+    from accelsim.sim.dyncount.state import LAYOUT
+
+    lay = LAYOUT[arch]
+    env = lay["sp"] + 0x1000  # above the walk's stack: a caller's frame
+    ptr = lay["bits"] // 8
+    regs = ("x0", "x1") if arch == "aarch64" else ("r0", "r1")
+    return {regs[0]: task, regs[1]: env}, {env: (0, ptr), env + ptr: (tasks, 4)}
+
+
+def _reaching_work(g: FlowGraph, funcs, work: dict, arch: str, launches) -> list[bool]:
+    """Blocks that can reach work (an off-stack store, a call or parallel launch of a
+    working function)."""
     fn, blocks = g.function, g.blocks
     reach = [
         any(
@@ -94,7 +134,8 @@ def _reaching_work(g: FlowGraph, funcs, work: dict, arch: str) -> list[bool]:
             for ln in fn.units[u].lines
         )
         or any(c in funcs and work[c] for c in b.calls)
-        for b in blocks
+        or (k in launches and work[launches[k]])
+        for k, b in enumerate(blocks)
     ]
     changed = True
     while changed:
@@ -264,32 +305,60 @@ def _path_bounds(blocks, sizes, reach, rpo):
 
 
 def predict(
-    asm: str, entry: str, where: str = "<asm>", obj_path: str | None = None, summarise: bool = True
+    asm: str,
+    entry: str,
+    where: str = "<asm>",
+    obj_path: str | None = None,
+    summarise: bool = True,
+    tasks: int = 1,
 ) -> DynamicCount:
     """Dynamic counts of one call of function `entry` of assembly text `asm`; `obj_path`, the
     object assembled from it, supplies the alignment padding the text does not show.
-    `summarise=False` walks every loop iteration (slow; a check of the loop summaries)."""
+    `summarise=False` walks every loop iteration (slow; a check of the loop summaries).
+    `tasks`: the tasks a parallel loop's launch runs (the target's hardware threads); each is
+    walked on its own (`DynamicCount.tasks`)."""
     arch, funcs, padded = _read(asm, where, obj_path)
     if entry not in funcs:
         raise DynCountError(f"{where}: no function {entry!r} (functions: {', '.join(funcs)})")
     unresolved: list[str] = [] if padded else ["alignment padding unknown (no object file)"]
     graphs = {name: flow_graph(fn, arch) for name, fn in funcs.items()}
-    work = _working(funcs, graphs, arch)
+    launched = {name: _launches(fn, graphs[name], funcs) for name, fn in funcs.items()}
+    work = _working(funcs, graphs, arch, launched)
+    parallel = {lam for ls in launched.values() for lam in ls.values()}
+    per_task: dict[str, tuple[tuple[int, ...], ...]] = {}
     calls_into: dict[str, list[int]] = {entry: [1, 1]}
     results_blocks: list[BlockCount] = []
     results_loops: list[LoopCount] = []
     per_fn: dict[str, tuple[int, int]] = {}
     per_fn_p: dict[str, tuple[int, int]] = {}
     external: dict[str, int] = {}
-    for name in _call_order(entry, funcs, graphs):
+    for name in _call_order(entry, funcs, graphs, launched):
         g = graphs[name]
         fn, blocks, loops = g.function, g.blocks, g.loops
         lo_calls, hi_calls = calls_into.get(name, [0, 0])
         n_unresolved = len(unresolved)
-        reach = _reaching_work(g, funcs, work, arch)
+        reach = _reaching_work(g, funcs, work, arch, launched[name])
         walked = None
         walk_error = None
-        if loops and hi_calls:
+        if name in parallel and hi_calls:
+            # each task walked with its id and the task count: its share of the loop
+            try:
+                runs = [
+                    interpret(
+                        fn, blocks, loops, arch, reach, summarise, *_task_state(arch, t, tasks)
+                    )
+                    for t in range(tasks)
+                ]
+                per_task[name] = tuple(tuple(c * lo_calls for c in r[0]) for r in runs)
+                edges: dict = {}
+                for r in runs:
+                    for e, c in r[1].items():
+                        edges[e] = edges.get(e, 0) + c
+                walked = ([sum(c) for c in zip(*(r[0] for r in runs))], edges)
+            except Unresolved as exc:
+                walk_error = f"{name}: not walked: {exc}"
+        elif (loops or launched[name]) and hi_calls:
+            # (a function that launches tasks: walked for the launch's result, 0 = success)
             try:
                 walked = interpret(fn, blocks, loops, arch, reach, summarise)
             except Unresolved as exc:
@@ -311,7 +380,7 @@ def predict(
             (sum(len(fn.units[u].lines) for u in range(b.start, b.end)), b.end - b.start)
             for b in blocks
         ]
-        if not loops and any(len(b.succ) > 1 for b in blocks):
+        if not loops and walked is None and any(len(b.succ) > 1 for b in blocks):
             fmin, fmax, pmin, pmax, on_lo, on_hi = _path_bounds(blocks, sizes, reach, g.rpo)
             f_lo, f_hi = fmin * lo_calls, fmax * hi_calls
             p_lo, p_hi = pmin * lo_calls, pmax * hi_calls
@@ -327,6 +396,10 @@ def predict(
             per_fn_p[name] = (p_lo, p_hi)
         innermost = _innermost_of(loops)
         for k, b in enumerate(blocks):
+            if k in launched[name]:
+                acc = calls_into.setdefault(launched[name][k], [0, 0])
+                acc[0] += lo[k]
+                acc[1] += hi[k]
             for c in b.calls:
                 if c in funcs:
                     acc = calls_into.setdefault(c, [0, 0])
@@ -380,12 +453,13 @@ def predict(
         tuple(results_blocks),
         tuple(results_loops),
         tuple(dict.fromkeys(unresolved)),
+        per_task,
     )
 
 
-def predict_kernel(kernel) -> DynamicCount:
+def predict_kernel(kernel, tasks: int = 1) -> DynamicCount:
     """Dynamic counts of one call of a compiled `Kernel` (entry: TVM's packed-call wrapper
-    `__tvm_ffi_<symbol>`, which calls `<symbol>_compute_`)."""
+    `__tvm_ffi_<symbol>`, which calls `<symbol>_compute_`); `tasks` as in `predict`."""
     path = Path(kernel.asm_path)
     try:
         asm = path.read_text()
@@ -393,7 +467,7 @@ def predict_kernel(kernel) -> DynamicCount:
         raise DynCountError(f"{path}: cannot read the kernel's assembly: {exc.strerror}") from exc
     sym = kernel.symbol
     entry = sym if sym.startswith("__tvm_ffi_") else f"__tvm_ffi_{sym}"
-    return predict(asm, entry, str(path), kernel.obj_path)
+    return predict(asm, entry, str(path), kernel.obj_path, tasks=tasks)
 
 
 def compute_function(kernel) -> str:

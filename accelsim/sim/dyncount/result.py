@@ -53,6 +53,9 @@ class DynamicCount:
     blocks: tuple[BlockCount, ...]
     loops: tuple[LoopCount, ...]
     unresolved: tuple[str, ...] = field(default=())  # data-dependent branches, unknown loops
+    # a parallel loop's body (TVM's `__tvm_parallel_lambda`) -> per task, the executions per
+    # call of each of its blocks (in `blocks` order); its BlockCounts hold the sum over tasks
+    tasks: Mapping[str, tuple[tuple[int, ...], ...]] = field(default_factory=dict)
 
     @property
     def exact(self) -> bool:

@@ -8,6 +8,7 @@ could change its outcome are added at once (their count is solved, not walked)."
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from accelsim.asm.cfg import Block
 from accelsim.asm.functions import Function
@@ -16,13 +17,13 @@ from accelsim.sim.dyncount.state import LAYOUT, State, Unresolved
 from accelsim.sim.dyncount.static import const_def
 from accelsim.sim.dyncount.summary import SAMPLES, Frame, flat_state, summarise_loop
 from accelsim.sim.dyncount.walk_aarch64 import decode_aarch64
-from accelsim.sim.dyncount.walk_hexagon import decode_hexagon
+from accelsim.sim.dyncount.walk_hexagon import RETURNED, decode_hexagon, finish_packet
 
 # walked AArch64 instructions / Hexagon packets per call before giving up (about 2-8 s)
 _BUDGET = {"aarch64": 3_000_000, "hexagon": 1_000_000}
 
 
-def _callee_symbol(fn: Function, ui: int) -> str:
+def callee_symbol(fn: Function, ui: int) -> str:
     """The symbol a Hexagon `callr` in unit `ui` reaches, where its block does not name it:
     the called register traced back through the loads that produced it (`r3 = memw(r2+#0)`)
     to the `##symbol@GOT` address it started from, in earlier units in program order (LLVM
@@ -34,8 +35,11 @@ def _callee_symbol(fn: Function, ui: int) -> str:
     if m is None:
         return ""
     reg = m.group(1)
-    for v in range(ui, max(-1, ui - 64), -1):
+    v = ui
+    while v > max(-1, ui - 64):
+        v -= 1
         # one unit is a packet: its instructions read the registers the packets before left
+        # (`{ r0 = add(pc,##lambda); r3 = memw(r0+#0) }` loads through the old r0)
         defs = [
             d
             for ln in fn.units[v].lines
@@ -62,9 +66,13 @@ def interpret(
     arch: str,
     reach: list[bool],
     summarise: bool = True,
+    entry: Mapping[str, int] | None = None,
+    memory: Mapping[int, tuple[int, int]] | None = None,
 ):
     """Block and edge executions of one call of `fn`, found by walking it; raises
-    Unresolved where a branch depends on a value it cannot know."""
+    Unresolved where a branch depends on a value it cannot know. `entry`: argument registers
+    known at the call (else each a distinct fake pointer); `memory`: stack words known at the
+    call, address -> (value, bytes) (a parallel task's environment, `count.predict`)."""
     decode = decode_aarch64 if arch == "aarch64" else decode_hexagon
     dec = []
     for ui, u in enumerate(fn.units):
@@ -94,19 +102,22 @@ def interpret(
             for m in [re.search(r"(?:##|:got_lo12:|:got:)([A-Za-z_]\w*)", ln)]
             if m
         ]
-        name = near[0] if near else _callee_symbol(fn, ui)
+        name = near[0] if near else callee_symbol(fn, ui)
         value = (
             LAYOUT[arch]["arg"] * (40 + ui)
             if "AllocWorkspace" in name
             else 0
-            if "FreeWorkspace" in name
+            if "FreeWorkspace" in name or "ParallelLaunch" in name  # every task succeeded
             else None
         )
         if value is None:
             continue
 
         def result(st, v=value, k=ret_key):
-            (st.r if arch == "aarch64" else st.pw)[k] = v
+            if arch == "aarch64":
+                st.r[k] = v
+            else:
+                st.pw[RETURNED] = v
 
         dec[ui].append(result)
     nb = len(blocks)
@@ -128,6 +139,8 @@ def interpret(
             st.r[f"r{i}"] = lay["arg"] * (i + 1)
         st.r["r29"] = lay["sp"]
         st.r["r30"] = None
+    st.r.update(entry or {})
+    st.mem.update(memory or {})
     frames: list[Frame] = []
 
     def label_block(lab):
@@ -180,7 +193,7 @@ def interpret(
                 if c is not None:
                     ctls.append(c)
             if arch == "hexagon":
-                st.r.update(st.pw)
+                finish_packet(st)
             taken = None
             for j, c in enumerate(ctls):
                 if c[0] == "ret":

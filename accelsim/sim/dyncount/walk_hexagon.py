@@ -24,6 +24,45 @@ _HEX_SIZE = {"memb": 1, "memub": 1, "memh": 2, "memuh": 2, "memw": 4, "memd": 8}
 _HVX_BYTES = 128
 
 
+_CALL = "call"  # a packet's pending call, in the packet's writes
+RETURNED = "returned"  # what the walk knows the packet's call returns (`walk.interpret`)
+
+
+def finish_packet(st) -> None:
+    """Land a packet's writes, then its call: the callee sees the registers the packet wrote
+    (`{ call __hexagon_divsi3; r0 = add(r1,#13) }`) and clobbers the caller-saved ones; a
+    division builtin's quotient is known."""
+    call = st.pw.pop(_CALL, False)
+    ret = st.pw.pop(RETURNED, None)
+    st.r.update(st.pw)
+    if call is False:
+        return
+    a, b = st.r.get("r0"), st.r.get("r1")
+    for i in range(16):
+        st.r[f"r{i}"] = None
+    for p in ("p0", "p1", "p2", "p3"):
+        st.r[p] = None
+    if call is not None and a is not None and b:
+        st.r["r0"] = call(a, b) & M32
+    if ret is not None:
+        st.r["r0"] = ret
+
+
+def _quot(a: int, b: int) -> int:
+    q = abs(a) // abs(b)
+    return q if (a < 0) == (b < 0) else -q
+
+
+# the compiler runtime's integer division (r0 op r1 -> r0; its own code is not the kernel's):
+# a parallel loop's tasks divide its extent by the task count (`count.predict`)
+_DIVISION = {
+    "__hexagon_divsi3": lambda a, b: _quot(sgn(a, 32), sgn(b, 32)),
+    "__hexagon_udivsi3": lambda a, b: (a & M32) // (b & M32),
+    "__hexagon_modsi3": lambda a, b: sgn(a, 32) - _quot(sgn(a, 32), sgn(b, 32)) * sgn(b, 32),
+    "__hexagon_umodsi3": lambda a, b: (a & M32) % (b & M32),
+}
+
+
 def _hread(st, key, new):
     if new:
         return st.pw.get(key)
@@ -241,13 +280,11 @@ def _hex_body(t: str, site):
     if t.startswith("jumpr"):
         return lambda st, skip=False, predicated=True: None if skip else ("ind",)
     if re.match(r"call[r]?\b", t):
+        builtin = _DIVISION.get(t.split()[-1]) if t.startswith("call ") else None
 
         def f(st, skip=False, predicated=True):
             if not skip:
-                for i in range(16):
-                    st.pw[f"r{i}"] = None
-                for p in ("p0", "p1", "p2", "p3"):
-                    st.pw[p] = None
+                st.pw[_CALL] = builtin  # the call happens after the packet's other writes
             return None
 
         return f
