@@ -13,7 +13,8 @@ target (`core.target.parse_target`). What each field changes:
   that many hardware threads / HVX contexts in contiguous chunks of its output rows
   (`analytic.split_share`: 14 rows on 4 threads run 4, 4, 4, 2, a 3.5x speed-up); memory
   bandwidth is shared, so memory time is not divided. A sweep without this key costs the
-  target's own count.
+  target's own count. Where no recipe splits a layer (the Arm cores' recipes: one core) the
+  key changes nothing.
 - `memory.levels.<L>.size_bytes`: the loop-nest memory model's capacities (traffic per level).
 - `timing.pipes.<p>`: the throughput of every instruction class of that pipe family (`_FAMILY`)
   scales by new / documented pipe count (more pipes issue more of those instructions a cycle).
