@@ -354,11 +354,10 @@ def simulate_layer(
     precision: Precision,
     levels: list[_Level] | None = None,
     calibrated_as: Target | None = None,
-    contexts: int | None = None,
 ) -> LayerCost:
-    """`contexts`: hardware threads (default the target's `timing.hardware_threads`; sweeps
-    of it, `accelsim.sim.space`) the layer's compute is shared over where its kind's kernels
-    split (`parallel_extent`, `split_share`); memory bandwidth is shared, so memory time is not
+    """The compute of a layer whose kind's kernels split is shared over the target's
+    `timing.hardware_threads` (`parallel_extent`, `split_share`; a sweep of them costs each
+    variant target, `accelsim.sim.space`); memory bandwidth is shared, so memory time is not
     divided."""
     levels = levels or memory_levels(target)
     precision = layer_precision(graph, node, precision)
@@ -378,7 +377,7 @@ def simulate_layer(
             "view: no kernel",
         )
     macs = node_macs(graph, node)
-    threads = target.hardware_threads if contexts is None else contexts
+    threads = target.hardware_threads
     rows, vectors = parallel_extent(graph, node, target, precision, calibrated_as)
     compute = layer_compute(graph, node, target, precision, calibrated_as) / split_share(
         rows, vectors, threads
@@ -457,13 +456,9 @@ def simulate_graph(
     precision: Precision,
     *,
     calibrated_as: Target | None = None,
-    contexts: int | None = None,
 ) -> list[LayerCost]:
     """Per-node costs of a (quantized or float) graph; quantize/dequantize at the graph edges
-    are costed like elementwise kernels. `calibrated_as`, `contexts`: see `simulate_layer`."""
+    are costed like elementwise kernels. `calibrated_as`: see `simulate_layer`."""
     target.check_precision(precision)
     levels = memory_levels(target)
-    return [
-        simulate_layer(graph, n, target, precision, levels, calibrated_as, contexts)
-        for n in graph.nodes
-    ]
+    return [simulate_layer(graph, n, target, precision, levels, calibrated_as) for n in graph.nodes]
