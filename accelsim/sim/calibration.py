@@ -13,8 +13,8 @@ thread's: a kernel split over the hardware threads (`parallel: contexts` recipes
 tasks one after the other (`KernelCost.work_cycles`), and its kind's row says `split: true`.
 The analytic model then costs a layer from its shape with the two rates of its kind (memory
 traffic is unchanged), a split kind's compute shared over the contexts by its output rows
-(`analytic.parallel_extent`, `split_share`), so it needs no compilation yet follows the code. Kinds the calibration has not seen keep the
-documented formula.
+(`analytic.parallel_extent`, `split_share`), so it needs no compilation yet follows the code.
+Kinds the calibration has not seen keep the documented formula.
 
 Calibration files are data (`targets/calibration/<target>.yaml`), written by
 `python -m accelsim.sim.calibration --target T` with their provenance: models, input size,

@@ -31,9 +31,8 @@ Per kernel (one call):
 - cycles = max(compute, memory): compute and memory traffic are assumed to overlap perfectly
   (out-of-order cores and prefetchers hide streaming traffic; a roofline). A layer split over
   contexts moves all its bytes through the same levels: their bandwidth is shared, so memory
-  time is not divided. The larger term is the
-  layer's `bound`; `utilization` = MACs / (cycles x peak MACs per cycle of `timing.mac` x the
-  contexts the layer ran on).
+  time is not divided. The larger term is the layer's `bound`; `utilization` = MACs /
+  (cycles x peak MACs per cycle of `timing.mac` x the contexts the layer ran on).
 - where the compute cycles go (`cycle_breakdown`, the report's kernel-efficiency section), by
   instruction group (`BREAKDOWN_GROUPS`: vector multiplies and multiply-accumulates other than
   the requantization's, loads and stores, other vector work such as requantization, widening

@@ -17,9 +17,9 @@ from accelsim.asm.isa import AsmError, detect_isa
 from accelsim.asm.loops import FlowGraph, Loop, flow_graph
 from accelsim.asm.objfile import add_padding, object_words
 from accelsim.sim.dyncount.result import BlockCount, DynamicCount, DynCountError, LoopCount
-from accelsim.sim.dyncount.state import Unresolved
+from accelsim.sim.dyncount.state import LAYOUT, Unresolved
 from accelsim.sim.dyncount.static import hw_trip, induction_trip
-from accelsim.sim.dyncount.walk import callee_symbol, interpret
+from accelsim.sim.dyncount.walk import indirect_callee, interpret
 
 COUNTED_ISAS = ("aarch64", "hexagon")
 
@@ -87,9 +87,8 @@ def _launches(fn: Function, g: FlowGraph, funcs) -> dict[int, str]:
             if not any(re.search(r"\b(callr|blr)\b", ln) for ln in fn.units[u].lines):
                 continue
             text = [ln for v in range(since, u + 1) for ln in fn.units[v].lines]
+            callee = indirect_callee(fn, since, u)
             since = u + 1
-            got = [m for ln in text for m in re.findall(r"(?:##|:got_lo12:|:got:)(\w+)", ln)]
-            callee = got[-1] if got else callee_symbol(fn, u)
             names = [m for ln in text for m in re.findall(r"[.\w$]+", ln) if m in funcs]
             if "ParallelLaunch" in callee and names:
                 out[k] = names[-1]
@@ -114,8 +113,6 @@ def _call_order(entry: str, funcs, graphs: dict[str, FlowGraph], launched) -> li
 def _task_state(arch: str, task: int, tasks: int) -> tuple[dict, dict]:
     """Entry registers and stack words of task `task` of `tasks`: TVM's lambda is called as
     (task_id, TVMParallelGroupEnv* {void* sync_handle; int32 num_task}, closure)."""
-    from accelsim.sim.dyncount.state import LAYOUT
-
     lay = LAYOUT[arch]
     env = lay["sp"] + 0x1000  # above the walk's stack: a caller's frame
     ptr = lay["bits"] // 8

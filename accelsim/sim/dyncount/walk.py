@@ -59,6 +59,18 @@ def callee_symbol(fn: Function, ui: int) -> str:
     return ""
 
 
+def indirect_callee(fn: Function, first: int, ui: int) -> str:
+    """The symbol the indirect call in unit `ui` reaches: the nearest GOT slot named in units
+    `first`..`ui` (its block), else `callee_symbol`'s trace through the loads."""
+    for v in range(ui, first - 1, -1):
+        for ln in fn.units[v].lines:
+            # a symbol, not a constant-extended immediate (Hexagon `r2 = ##538240`)
+            m = re.search(r"(?:##|:got_lo12:|:got:)([A-Za-z_]\w*)", ln)
+            if m:
+                return m.group(1)
+    return callee_symbol(fn, ui)
+
+
 def interpret(
     fn: Function,
     blocks: list[Block],
@@ -94,15 +106,7 @@ def interpret(
         if not any(re.search(r"\b(callr|blr)\b", ln) for ln in u.lines):
             continue
         first = max((b.start for b in blocks if b.start <= ui), default=0)
-        near = [
-            m.group(1)
-            for v in range(ui, first - 1, -1)
-            for ln in fn.units[v].lines
-            # a symbol, not a constant-extended immediate (Hexagon `r2 = ##538240`)
-            for m in [re.search(r"(?:##|:got_lo12:|:got:)([A-Za-z_]\w*)", ln)]
-            if m
-        ]
-        name = near[0] if near else callee_symbol(fn, ui)
+        name = indirect_callee(fn, first, ui)
         value = (
             LAYOUT[arch]["arg"] * (40 + ui)
             if "AllocWorkspace" in name
