@@ -28,13 +28,18 @@ Runtime) is added there the same way.
 - `four_bit`: per Arm core and model, the cycles of the same conv2d / dense layers (>= 64
   channels) at w4a8 against w8a8: 4-bit weights are unpacked to int8 in registers (SHL / AND
   per 16 weights before the dot product), goal at most 15 % extra cycles.
+- `host` (measured on this machine, `benchmarks/kernel_efficiency_host.py`): ResNet-18 and
+  MobileNet v2 at 224, one thread, our fp32 and w8a8 kernels next to ONNX Runtime's fp32 and
+  static QDQ int8 in the same run, and our kernels on ORT's own QDQ file (the same model and
+  arithmetic on both). Goals: w8a8 >= 2.5x our fp32, faster than ORT's int8, our fp32 within
+  1.2x of ORT's.
 - `speedup`: whole-model latency fp32 / w8a8 per model and core (the whitepaper measured 2-3x
   on phone CPUs), and HVX w8a8 against the CPU of the same SoC at fp32 (`--hvx-vs-cpu`,
   hvx-v62 against kryo280: Snapdragon 835; the whitepaper measured about 10x).
 
     python benchmarks/kernel_efficiency.py [--targets cortex-a55,cortex-a76,kryo280]
         [--models mobilenet_v2,resnet50] [--speedup-models mobilenet_v1,mobilenet_v2,resnet50,
-        inception_v3] [--input-size 224] [--sections fidelity,depthwise,speedup]
+        inception_v3] [--input-size 224] [--sections fidelity,depthwise,speedup,host]
         [--json reports/kernel_efficiency.json]
 """
 
@@ -391,6 +396,21 @@ def speedup(args) -> dict:
     return {"rows": rows, "hvx_vs_cpu": hvx_rows}
 
 
+def host(args) -> dict:
+    """The host section, measured here (kernel_efficiency_host: ResNet-18 and MobileNet v2 at
+    224 whatever `--models` says, as the issue names them; one thread, interleaved with ONNX
+    Runtime)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import kernel_efficiency_host as kh
+
+    section = kh.host_section(kh.MODELS, 224)
+    print()
+    kh.print_table(section)
+    return section
+
+
 SECTIONS: dict[str, Callable[[argparse.Namespace], dict]] = {
     "fidelity": fidelity,
     "breakdown": breakdown,
@@ -398,6 +418,7 @@ SECTIONS: dict[str, Callable[[argparse.Namespace], dict]] = {
     "hvx_model": hvx_model,
     "four_bit": four_bit,
     "speedup": speedup,
+    "host": host,
 }
 
 

@@ -306,6 +306,7 @@ def test_index_html_in_chromium(reports):
         sum(r["target"] in TARGETS for r in ke.get("four_bit", {}).get("rows", [])),
         sum(r["target"] in TARGETS for r in ke["speedup"]["rows"]),
         sum(r["dsp"] in TARGETS and r["cpu"] in TARGETS for r in ke["speedup"]["hvx_vs_cpu"]),
+        len(ke.get("host", {}).get("models", [])),  # measured: shown whatever the targets
     ]
     assert ke_rows[0] > 0, "the committed kernel-efficiency results cover neither target"
     ke_tables = [n for n in ke_rows if n]
@@ -351,6 +352,11 @@ def test_cli_bad_input_is_one_line_before_work(tmp_path, capsys, args, needle):
         ),
         ("{", "not valid JSON"),
         ('{"breakdown": {"rows": []}, "speedup": []}', "speedup: expected a mapping"),
+        (
+            '{"breakdown": {"rows": []}, "host": {"models": [{"model": "m", "ort_int8_model": '
+            '"int8_u8s8", "ours": {"fp32": {"pass_s": 1}, "w8a8": {"pass_s": "2 ms"}}}]}}',
+            "host.models[0].ours.w8a8.pass_s",
+        ),
     ],
 )
 def test_cli_bad_kernel_efficiency_file_is_one_line_before_work(tmp_path, capsys, content, needle):
@@ -396,3 +402,31 @@ def test_cli_small_report(tmp_path):
     assert "wall time" in proc.stdout
     assert len(_csv(out / "summary.csv")) == 2
     assert not (out / "accuracy_cost.png").exists()
+
+
+def test_host_measured_table_marks_goals_not_met():
+    from accelsim.reporting import document as D
+    from accelsim.reporting.build import _host_measured
+
+    ratios = {
+        "w8a8_speedup_over_fp32": 1.6,
+        "w8a8_vs_ort_int8": 0.75,
+        "qdq_speedup_over_fp32": 2.52,
+        "qdq_vs_ort_int8": 1.17,
+        "fp32_vs_ort_fp32": 1.0,
+    }
+    row = {
+        "model": "mobilenet_v2",
+        "ours": {"fp32": {"pass_s": 7.6e-3}, "w8a8": {"pass_s": 4.7e-3}, "q": {"pass_s": 3e-3}},
+        "ort_s": {"fp32": 7.6e-3, "int8": 3.5e-3},
+        "ort_int8_model": "q",
+        "ratios": ratios,
+        "met": {k: k not in ("w8a8_speedup_over_fp32", "w8a8_vs_ort_int8") for k in ratios},
+    }
+    (table,) = _host_measured({"models": [row], "machine": "x86_64", "features": ["avx512vnni"]})
+    assert isinstance(table, D.Table)
+    (cells,) = table.rows
+    assert cells[:4] == ("mobilenet_v2", "7.60", "4.70", "3.00")
+    assert cells[6] == "1.60x (goal not met)" and cells[8] == "2.52x" and cells[9] == "1.17x"
+    assert "avx512vnni" in table.caption and "Measured" in table.caption
+    assert _host_measured(None) == [] and _host_measured({"models": []}) == []

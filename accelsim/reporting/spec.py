@@ -211,7 +211,49 @@ def read_kernel_efficiency(path: Path) -> dict:
                 raise InputError(
                     f"{where}.cycles_by_group: expected a mapping of numbers, found {groups!r}"
                 )
+    _check_host(path, data.get("host"))
     return data
+
+
+# the host section's ratios (benchmarks/kernel_efficiency_host.GOALS), each with its `met` flag
+_HOST_RATIOS = (
+    "w8a8_speedup_over_fp32",
+    "w8a8_vs_ort_int8",
+    "qdq_speedup_over_fp32",
+    "qdq_vs_ort_int8",
+    "fp32_vs_ort_fp32",
+)
+
+
+def _check_host(path: Path, host) -> None:
+    """The measured host section, when present: per model the seconds and ratios the report
+    shows (nested fields, so checked here rather than by `_KE_ROWS`)."""
+    if host is None:
+        return
+    rows = host.get("models") if isinstance(host, dict) else None
+    if not isinstance(rows, list):
+        raise InputError(f"{path}: host.models: expected a list, found {rows!r}")
+    for i, row in enumerate(rows):
+        where = f"{path}: host.models[{i}]"
+        if not isinstance(row, dict) or not isinstance(row.get("model"), str):
+            raise InputError(f"{where}.model: expected a string, found {row!r}")
+        best = row.get("ort_int8_model")
+        wanted = [("ours", run, "pass_s") for run in ("fp32", "w8a8", best)]
+        wanted += [("ort_s", k) for k in ("fp32", "int8")]
+        wanted += [("ratios", k) for k in _HOST_RATIOS]
+        for keys in wanted:
+            v = row
+            for k in keys:
+                v = v.get(k) if isinstance(v, dict) and isinstance(k, str) else None
+            if not isinstance(v, (int, float)) or isinstance(v, bool):
+                raise InputError(
+                    f"{where}.{'.'.join(map(str, keys))}: expected a number, found {v!r}"
+                )
+        met = row.get("met")
+        if not isinstance(met, dict) or not all(isinstance(met.get(k), bool) for k in _HOST_RATIOS):
+            raise InputError(
+                f"{where}.met: expected true/false for {', '.join(_HOST_RATIOS)}, found {met!r}"
+            )
 
 
 def _repo_file(name: str) -> Path | None:
