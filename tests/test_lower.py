@@ -226,6 +226,57 @@ def test_vnni_kernels_are_exact_at_the_extremes(precision):
     assert {"c", "fc"} <= set(bad) and {k: v for k, v in bad.items() if v} == {}
 
 
+@pytest.mark.parametrize(
+    "c, k, stride, precision, padded",
+    [
+        (32, 3, 1, "w8a8", 32),  # int8 activations flipped to u8 in the input stage
+        (40, 3, 2, "w8a8", 48),  # channels padded to 16-lane blocks, stride 2
+        (16, 5, 1, "w8a8/unsigned", 16),  # 5 rows: two byte groups per column, 3 zero rows
+        (48, 3, 1, "w8a8/unsigned", 48),  # uint8 activations as they are
+    ],
+)
+def test_vnni_depthwise_window_exact_at_the_extremes(c, k, stride, precision, padded):
+    """The host's depthwise window on `vpdpbusd` (accelsim.lower.dotwindow: each kernel
+    column's taps interleaved into the lanes' byte groups) against the reference executor, on
+    activations saturated at both ends of their range and weights at +-127 in every channel:
+    a flipped input's offset folded out of the bias wrongly, a row or column taken from the
+    wrong place, or a zero row that is not zero, each fails it."""
+    if "avx512vnni" not in load_target("host").codegen.features:
+        pytest.skip("this machine has no AVX512-VNNI")
+    rng = np.random.default_rng(c + k + stride)
+    b = GraphBuilder("dwvnni")
+    shape = (1, c, 7, 9)
+    x = b.input("x", shape)
+    w = rng.choice([-1.0, 1.0], (c, 1, k, k)) * rng.uniform(0.2, 1.0, (c, 1, k, k))
+    w[:, 0, 0, 0] = np.sign(w[:, 0, 0, 0])  # every channel's extreme: +-127 once quantized
+    y = b.add(
+        "conv2d",
+        [x, b.const("w", w, "float32"), b.const("b", rng.standard_normal(c), "float32")],
+        name="dw",
+        strides=(stride, stride),
+        pads=(k // 2,) * 4,
+        dilations=(1, 1),
+        groups=c,
+        data_layout="NCHW",
+    )
+    b.output(y)
+    g = b.build()
+    q = quantize_graph(g, parse_precision(precision), calibdata.random(g, 2)).graph
+    xin = calibdata.random(g, 1, seed=4).samples[0] * 20  # most inputs at the range's ends
+    values = run(q, [xin], keep=True)
+    qx = values[q.node("dw").inputs[0]]
+    assert qx.min() == np.iinfo(qx.dtype).min and qx.max() == np.iinfo(qx.dtype).max
+    t = load_target("host")
+    layer = lower_node(q, q.node("dw"), t)
+    assert layer.schedule.intrinsic == "vpdpbusd_window", layer.schedule
+    assert layer.signature["channels_padded"] == padded
+    assert layer.signature["act_offset"] == (128 if precision == "w8a8" else 0)
+    asm = open(compile_layer(layer, t).asm_path).read()
+    assert "vpdpbusd" in asm and "vpmullw" not in asm  # no widening multiply left
+    bad = check_graph_on_host(q, values, precision)
+    assert "dw" in bad and {k: v for k, v in bad.items() if v} == {}
+
+
 def test_dense_with_double_precision_requantization():
     """TFLite-imported FULLY_CONNECTED nodes (`requant="double"`) requantize in float64."""
     q, _ = quantized("resnet18", "w8a8")

@@ -71,7 +71,7 @@ import numpy as np
 
 from accelsim.core import requant as rp
 from accelsim.core.qparams import DTYPE_BITS, dtype_range, quantize_array, store_dtype
-from accelsim.lower import floatmath, i8mm, partials, uweights, window
+from accelsim.lower import dotwindow, floatmath, i8mm, partials, uweights, window  # noqa: F401
 from accelsim.lower import intrin as _intrin
 from accelsim.lower import requant as rq
 from accelsim.lower.common import (
@@ -832,7 +832,7 @@ def depthwise(ctx: Ctx) -> Built:
     row = False  # the window intrinsic's row form (`window.rows`): no channel padding
     if win is not None and _intrin.earliest(recipe.get("tensorize") or [], win, it) is win:
         _window_block(ctx, recipe, win)
-        row = window.rows(C, OW, sw)
+        row = window.rows(win, C, OW, sw)
         win, it = window.variant(win, KH, KW, C if row else 0), None
     else:
         win = None
@@ -898,6 +898,15 @@ def depthwise(ctx: Ctx) -> Built:
     # (`window.rows`): the NHWC rows as runs of W x C bytes, unpadded
     x = te.placeholder((N, H, W_ * C) if row else (N, H, W_, Cp), xdt, name="x")
     stages: list[tuple[str, int]] = []
+    # int8 activations on an unsigned-activation window (x86 VNNI, accelsim.lower.dotwindow):
+    # flipped to u8 (x + offset) in the input stage, the offset folded out of the bias
+    offset = win.act_offset if win is not None and win.act_dtype != xdt else 0
+    flip = None
+    if offset:
+
+        def flip(v):
+            return tirx.bitwise_xor(v, tirx.const(-offset, xdt)).astype(win.act_dtype)
+
     if w4:
         wp = te.placeholder((KH, KW, _roundup(C, 2) // 2), "int8", name="w")
         # 4-bit weights: unpacked once per call (KH*KW*C values) by shifts, then the 8-bit
@@ -924,9 +933,9 @@ def depthwise(ctx: Ctx) -> Built:
         xp = _row_padded(x, pad_value, C, (pt, pl, pb, pr)) if padded else x
         if padded:  # in vectors inside one column (C bytes), where the padding test holds
             stages.append(("pad", pow2_divisor(C, V)))
-    elif padded and (materialize or win is not None):
+    elif (padded and (materialize or win is not None)) or flip is not None:
         # a padded copy first: the main loop then reads whole vectors without a condition
-        xp = pad_input(x, pad_value, None, Cp, (pt, pl, pb, pr))
+        xp = pad_input(x, pad_value, None, Cp, (pt, pl, pb, pr), flip)
         stages.append(("pad", V))
 
         def xv(n, h, ww, c):
@@ -1034,7 +1043,9 @@ def depthwise(ctx: Ctx) -> Built:
         wk[:, :KW, :C] = wv
         return wk
 
-    consts = _mac_consts(node, x_i, w_i, o_i, w, bias_c, ft if is_float else None, wide, t.fscale)
+    consts = _mac_consts(
+        node, x_i, w_i, o_i, w, bias_c, ft if is_float else None, wide, t.fscale, offset
+    )
 
     def pack(values):
         xk = to_kernel_layout(np.asarray(values[x_name]), layout).astype(np.dtype(xdt))
@@ -1071,6 +1082,7 @@ def depthwise(ctx: Ctx) -> Built:
         "intrinsic": (win or it).key if (win or it) else None,
         "channels_padded": Cp,
         "rows": row,
+        "act_offset": offset,
         "requant_form": [form[0].name, *form[1:]] if form else None,
     }
     return _with_arith(

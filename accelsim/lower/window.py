@@ -46,7 +46,7 @@ def window(it: _intrin.Intrinsic) -> tuple[int, int, int]:
     return int(kh), int(kw), int(c or 0)
 
 
-def _buffers(T, it, a, b, c):
+def buffers(T, it, a, b, c):
     """The operands. Channel blocks: a window of the padded input and of the weights (row and
     column strides of the layer's, multiples of 128 bytes as their offsets are). Rows: the
     input's KH rows from the block's first byte to its last tap's (a window column is C bytes
@@ -63,7 +63,7 @@ def _buffers(T, it, a, b, c):
     return A, B, C
 
 
-def _desc(it: _intrin.Intrinsic):
+def description(it: _intrin.Intrinsic):
     from accelsim.core.tvm_env import import_tvm
 
     import_tvm()
@@ -77,7 +77,7 @@ def _desc(it: _intrin.Intrinsic):
 
         @T.prim_func(s_tir=True)
         def desc_row(a: T.handle, b: T.handle, c: T.handle) -> None:
-            A, B, C = _buffers(T, it, a, b, c)
+            A, B, C = buffers(T, it, a, b, c)
             with T.sblock("root"):
                 T.reads(C[0:n], A[0:KH, 0:aw], B[0:KH, 0:KW, 0:n])
                 T.writes(C[0:n])
@@ -92,7 +92,7 @@ def _desc(it: _intrin.Intrinsic):
 
     @T.prim_func(s_tir=True)
     def desc(a: T.handle, b: T.handle, c: T.handle) -> None:
-        A, B, C = _buffers(T, it, a, b, c)
+        A, B, C = buffers(T, it, a, b, c)
         with T.sblock("root"):
             T.reads(C[0:n], A[0:KH, 0:KW, 0:n], B[0:KH, 0:KW, 0:n])
             T.writes(C[0:n])
@@ -178,7 +178,7 @@ def _impl(it: _intrin.Intrinsic):
     # own types: a 128-lane int32 value is legalized through the stack)
     @T.prim_func(s_tir=True)
     def impl(a: T.handle, b: T.handle, c: T.handle) -> None:
-        A, B, C = _buffers(T, it, a, b, c)
+        A, B, C = buffers(T, it, a, b, c)
         with T.sblock("root"):
             T.reads(C[0:n], A[0:KH, 0:aw] if ch > 0 else A[0:KH, 0:KW, 0:n], B[0:KH, 0:KW, 0:n])
             T.writes(C[0:n])
@@ -211,7 +211,7 @@ def _entry(act: str) -> _intrin.Intrinsic:
             "products widened and summed in pairs into int32 (one multiply per tap)"
         ),
         kind=KIND,
-        desc=_desc,
+        desc=description,
     )
 
 
@@ -226,7 +226,7 @@ def variant(it: _intrin.Intrinsic, kh: int, kw: int, row_channels: int = 0) -> _
     return dataclasses.replace(it, key=f"{it.key.rsplit('.', 1)[0]}.{shape}", depth=kh * kw)
 
 
-def rows(channels: int, out_width: int, col_stride: int) -> bool:
+def rows(it: _intrin.Intrinsic, channels: int, out_width: int, col_stride: int) -> bool:
     """Whether a layer takes the row form: its output row seen as one run of OW x C bytes, cut
     into 128-byte blocks, each block's taps the 128 bytes `kw x C` on in the input row (column
     stride 1 only). No channel is padded; a block's weights repeat with the channels' period
@@ -236,4 +236,6 @@ def rows(channels: int, out_width: int, col_stride: int) -> bool:
     on hvx-v68); above 128 the padding costs less than the unaligned loads and the block-wise
     constants do (features.3, 144 channels: 340 k with 256 padded channels, 365 k as rows), and
     where the row divides into whole blocks."""
+    if it.name != ENTRIES[0].name:  # HVX's form (its 128-byte blocks); not x86's window
+        return False
     return col_stride == 1 and channels < LANES and (out_width * channels) % LANES == 0
