@@ -997,6 +997,58 @@ def test_hvx_one_step_rounding_matches_fixedpoint_after_the_clamp(objdir, out_dt
     np.testing.assert_array_equal(run.outputs["Y"], want)
 
 
+@pytest.mark.parametrize("nudge", [False, True])
+def test_neon_requantization_form_matches_fixedpoint(objdir, nudge):
+    """`requant.mbqm_sqrdmulh` (SQRDMULH, the fix-up, SRSHL) vectorized in 4 NEON lanes, run
+    under qemu-aarch64, against accelsim.core.fixedpoint's MultiplyByQuantizedMultiplier: the
+    int32 extremes (x = INT32_MIN with the largest multiplier: the fix-up's hi - 1 at its
+    floor), multipliers 0, 2^30 and 2^31 - 1, every shift (`nudge`: every right shift, the fix-up
+    as one SSRA of hi >> 31), and products at the ties of both roundings. Rounding ties up
+    (no fix-up) fails it."""
+    need("aarch64")
+    from accelsim.core import fixedpoint as fx
+    from accelsim.lower import requant as rq
+
+    _tvm()
+    from tvm import te
+
+    n = 1 << 12
+    rng = np.random.default_rng(29)
+    x = rng.integers(-(2**31), 2**31, n).astype(np.int64)
+    m = rng.integers(2**30, 2**31, n).astype(np.int64)
+    s = -rng.integers(1, 32, n) if nudge else rng.integers(-31, 31, n)
+    x[:6], m[:6] = [-(2**31), 2**31 - 1, 0, -1, 1, -(2**31)], [2**31 - 1] * 5 + [2**30]
+    m[6:9] = [0, 2**30, 2**31 - 1]
+    # m = 2^30: SRDHM(x, m) = round(x / 2); then ties of the second rounding at hi = k 2^r +-
+    # 2^(r-1) and one either side, for every right shift r
+    ties = [
+        (2 * (k * (1 << r) + (1 << (r - 1)) * (1 if k >= 0 else -1) + d), -r)
+        for r in range(1, 31)
+        for k in (-3, -1, 0, 1, 2)
+        for d in (-1, 0, 1)
+    ]
+    t = np.array(ties, np.int64)
+    x[16 : 16 + len(t)], m[16 : 16 + len(t)], s[16 : 16 + len(t)] = t[:, 0], 2**30, t[:, 1]
+    if not nudge:
+        s[2000:2061] = np.arange(-31, 30)
+    x = np.clip(x, -(2**31), 2**31 - 1).astype(np.int32)
+    m, s = m.astype(np.int32), s.astype(np.int32)
+    X, M, S = (te.placeholder((n,), "int32", name=k) for k in ("X", "M", "S"))
+    Y = te.compute(
+        (n,),
+        lambda i: rq.mbqm_sqrdmulh(X[i], M[i], S[i], left_shifts=not nudge, nudge=nudge),
+        name="Y",
+    )
+    key = f"rq_neon_{int(nudge)}"
+    func = te.create_prim_func([X, M, S, Y]).with_attr("global_symbol", key)
+    path, asm = compile_kernel(objdir, key, _scheduled(func, key, "Y", 4), A64)
+    assert asm_has(asm, "sqrdmulh") and asm_has(asm, "srshl")
+    assert asm_has(asm, "ssra") == nudge and asm_has(asm, "sqadd") != nudge
+    args = [ArgSpec(k, (n,), "int32") for k in ("X", "M", "S", "Y")]
+    run = run_aarch64(path, key, args, {"X": x, "M": m, "S": s}, ["Y"])
+    np.testing.assert_array_equal(run.outputs["Y"], fx.multiply_by_quantized_multiplier(x, m, s))
+
+
 def test_division_by_a_known_scale_is_the_correctly_rounded_quotient(objdir):
     """`requant.div_known` (x / s as x r and two fused multiply-adds, r the correctly rounded
     1 / s) under qemu-hexagon (its scalar sffma) against numpy's float32 division, which IEEE
