@@ -907,6 +907,38 @@ def test_build_directory_is_removed_unless_kept(objdir, tmp_path, monkeypatch):
     assert (kept / "kernel.elf").is_file() and (kept / "accelsim_args.h").is_file()
 
 
+def _mbqm_operands(seed: int, n: int, shifts: tuple[int, int]):
+    """int32 operands of MultiplyByQuantizedMultiplier (x, multiplier, shift in [lo, hi]) for
+    the requantization forms: random, then the int32 extremes (INT32_MIN times the largest
+    multiplier among them), multipliers 0, 2^30 and 2^31 - 1, every shift once, the first
+    rounding's ties (m = 2^30 and odd x: exact halves, where shift 0 is allowed) and the
+    second's (m = 2^30, hi = k 2^r +- 2^(r-1) and one either side, for every right shift r)."""
+    lo, hi_s = shifts
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-(2**31), 2**31, n).astype(np.int64)
+    m = rng.integers(2**30, 2**31, n).astype(np.int64)
+    s = rng.integers(lo, hi_s + 1, n)
+    x[:6], m[:6] = [-(2**31), 2**31 - 1, 0, -1, 1, -(2**31)], [2**31 - 1] * 5 + [2**30]
+    m[6:9] = [0, 2**30, 2**31 - 1]
+    at = 16
+    s[at : at + hi_s - lo + 1] = np.arange(lo, hi_s + 1)
+    at += hi_s - lo + 1
+    if lo <= 0 <= hi_s:
+        x[at : at + 64] = rng.integers(-(2**20), 2**20, 64) | 1
+        m[at : at + 64], s[at : at + 64] = 2**30, 0
+        at += 64
+    ties = [
+        (2 * (k * (1 << r) + (1 << (r - 1)) * (1 if k >= 0 else -1) + d), -r)
+        for r in range(max(1, -hi_s), min(30, -lo) + 1)
+        for k in (-3, -1, 0, 1, 2)
+        for d in (-1, 0, 1)
+    ]
+    t = np.array(ties, np.int64).reshape(-1, 2)
+    x[at : at + len(t)], m[at : at + len(t)], s[at : at + len(t)] = t[:, 0], 2**30, t[:, 1]
+    x = np.clip(x, -(2**31), 2**31 - 1)
+    return x.astype(np.int32), m.astype(np.int32), s.astype(np.int32)
+
+
 def test_hvx_requantization_form_matches_fixedpoint(objdir):
     """`requant.mbqm_vmpye` (VMPYE + VMPYO:<<1:rnd:sat:shift, the int32 RoundingDivideByPOT)
     vectorized in 32 HVX lanes, run under qemu-hexagon, against accelsim.core.fixedpoint's
@@ -922,16 +954,7 @@ def test_hvx_requantization_form_matches_fixedpoint(objdir):
     from tvm import te
 
     n = 1 << 12
-    rng = np.random.default_rng(5)
-    x = rng.integers(-(2**31), 2**31, n).astype(np.int32)
-    m = rng.integers(2**30, 2**31, n).astype(np.int32)
-    s = rng.integers(-31, 31, n).astype(np.int32)
-    x[:6], m[:6] = [-(2**31), 2**31 - 1, 0, -1, 1, -(2**31)], [2**31 - 1] * 5 + [2**30]
-    m[6:9] = [0, 2**30, 2**31 - 1]
-    tie = np.arange(64, 128)  # x * 2^30 / 2^31: exact halves, rounded away from zero after
-    x[tie] = rng.integers(-(2**20), 2**20, tie.size) | 1
-    m[tie], s[tie] = 2**30, 0
-    s[128:189] = np.arange(-31, 30)
+    x, m, s = _mbqm_operands(5, n, (-31, 30))
     X, M, S = (te.placeholder((n,), "int32", name=k) for k in ("X", "M", "S"))
     Y = te.compute((n,), lambda i: rq.mbqm_vmpye(X[i], M[i], S[i]), name="Y")
     func = te.create_prim_func([X, M, S, Y]).with_attr("global_symbol", "rq_hvx")
@@ -1013,26 +1036,7 @@ def test_neon_requantization_form_matches_fixedpoint(objdir, nudge):
     from tvm import te
 
     n = 1 << 12
-    rng = np.random.default_rng(29)
-    x = rng.integers(-(2**31), 2**31, n).astype(np.int64)
-    m = rng.integers(2**30, 2**31, n).astype(np.int64)
-    s = -rng.integers(1, 32, n) if nudge else rng.integers(-31, 31, n)
-    x[:6], m[:6] = [-(2**31), 2**31 - 1, 0, -1, 1, -(2**31)], [2**31 - 1] * 5 + [2**30]
-    m[6:9] = [0, 2**30, 2**31 - 1]
-    # m = 2^30: SRDHM(x, m) = round(x / 2); then ties of the second rounding at hi = k 2^r +-
-    # 2^(r-1) and one either side, for every right shift r
-    ties = [
-        (2 * (k * (1 << r) + (1 << (r - 1)) * (1 if k >= 0 else -1) + d), -r)
-        for r in range(1, 31)
-        for k in (-3, -1, 0, 1, 2)
-        for d in (-1, 0, 1)
-    ]
-    t = np.array(ties, np.int64)
-    x[16 : 16 + len(t)], m[16 : 16 + len(t)], s[16 : 16 + len(t)] = t[:, 0], 2**30, t[:, 1]
-    if not nudge:
-        s[2000:2061] = np.arange(-31, 30)
-    x = np.clip(x, -(2**31), 2**31 - 1).astype(np.int32)
-    m, s = m.astype(np.int32), s.astype(np.int32)
+    x, m, s = _mbqm_operands(29, n, (-31, -1) if nudge else (-31, 30))
     X, M, S = (te.placeholder((n,), "int32", name=k) for k in ("X", "M", "S"))
     Y = te.compute(
         (n,),
