@@ -150,11 +150,11 @@ def model_section(
         paths = _ort_models(fp32, cal.samples, Path(d))
         sessions = {label: _session(p) for label, p in paths.items()}
         # ORT's QDQ files read back as stored-integer graphs (inside the with: the files)
-        stored = {label: prepared(paths[label], target, None)[::2] for label in QDQ}
+        stored = {label: prepared(paths[label], target, None) for label in QDQ}
     ours = {}
-    runs = [("fp32", fp32, parse_precision("fp32"), ("fp32",))]
-    runs.append(("w8a8", q, w8a8, QDQ))
-    runs += [(label, g_, p_, (label,)) for label, (g_, p_) in stored.items()]
+    runs = [("fp32", fp32, parse_precision("fp32"), ("fp32",)), ("w8a8", q, w8a8, QDQ)]
+    for label, (graph, _, prec, _) in stored.items():  # (graph, target, precision, source)
+        runs.append((label, graph, prec, (label,)))
     for key, graph, prec, labels in runs:
         step = _timer({k: sessions[k] for k in labels}, x, now, ort_samples)
         m = measure_graph(
