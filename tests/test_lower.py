@@ -19,7 +19,7 @@ from accelsim.core.errors import AccelsimError
 from accelsim.core.precision import parse_precision
 from accelsim.core.qparams import QuantParams
 from accelsim.core.target import load_target
-from accelsim.kernels import host
+from accelsim.kernels import emulate, host
 from accelsim.kernels.compile import compile_layer
 from accelsim.lower import intrin
 from accelsim.lower.lower import LoweredLayer, lower_graph, lower_node
@@ -664,6 +664,74 @@ def test_sdot_lane_gives_way_where_it_would_pad_or_be_unrolled_whole():
         low = lower_node(q, q.node(name), a76)
         assert low.schedule.intrinsic == "sdot", name
         assert any("sdot_lane" in n and why in n for n in low.schedule.notes), low.schedule.notes
+
+
+def _nibbles(packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The signed low and high nibbles of packed int8 bytes."""
+    u = packed.view(np.uint8).astype(np.int64)
+    lo, hi = u & 0xF, u >> 4
+    return np.where(lo > 7, lo - 16, lo), np.where(hi > 7, hi - 16, hi)
+
+
+@pytest.mark.parametrize(
+    "target,key,shape",
+    [
+        # [oc/8][kh][kw][ic/16][4 groups][4 lanes][4]: lanes i and i + 4 share a byte
+        ("cortex-a76", "accelsim.sdot_lane.int8.w4x16", (8, 3, 3, 4, 4, 4, 4)),
+        # [oc/2][kh][kw][ic/16][1][16]: channels 2b and 2b + 1 share a byte
+        ("kryo280", "accelsim.smull_smlal2.int8.w4x16", (32, 3, 3, 4, 1, 16)),
+    ],
+)
+def test_four_bit_weights_keep_the_8bit_kernel_and_are_exact(target, key, shape):
+    """w4a8 runs the 8-bit kernel's instruction (SDOT by element; SMULL / SMLAL2 / SADALP) on
+    two output channels' 4-bit weights per byte, taken as 16 x w by one SHL or AND shared by
+    the tile's pixels. The packing is checked against the layer's weights and the kernel
+    against the reference under qemu; a weight of -8 (full range) would overflow the int16
+    pair sums of SMLAL2, and that layer gives way to `smull_sadalp`, saying why."""
+    q, values = quantized("resnet18", "w4a8")
+    t = load_target(target)
+    node = q.node("layer1.0.conv1")  # 3x3, 64 -> 64
+    layer = lower_node(q, node, t)
+    assert layer.signature["intrinsic"] == key
+    assert layer.args[1].shape == shape
+    lo, hi = _nibbles(layer.pack_inputs(values)["w"])
+    ref = q.constants[node.inputs[1]]  # OIHW
+    if (
+        target == "cortex-a76"
+    ):  # [ocb][kh][kw][icb][g][lane][k]: ref[8 ocb + lane, 16 icb + 4 g + k]
+        expect = ref.reshape(8, 8, 4, 4, 4, 3, 3).transpose(0, 5, 6, 2, 3, 1, 4)
+        np.testing.assert_array_equal(lo, expect[..., :4, :])
+        np.testing.assert_array_equal(hi, expect[..., 4:, :])
+    else:  # [b][kh][kw][icb][0][k] <- ref[2 b + (0: low, 1: high), 16 icb + k]
+        expect = ref.reshape(32, 2, 4, 16, 3, 3).transpose(0, 1, 4, 5, 2, 3)
+        np.testing.assert_array_equal(lo[..., 0, :], expect[:, 0])
+        np.testing.assert_array_equal(hi[..., 0, :], expect[:, 1])
+    missing = emulate.missing_tools("aarch64")
+    if missing:
+        pytest.skip(f"no aarch64 toolchain: {', '.join(missing)}")
+    k = compile_layer(layer, t)
+    assert k.instruction_mix.mnemonics.get("shl", 0) and k.instruction_mix.mnemonics.get("and", 0)
+    r = emulate.run_aarch64(
+        k.obj_path,
+        k.symbol,
+        list(k.args),
+        layer.pack_inputs(values),
+        ["y"],
+        cpu=t.codegen.emulator.cpu,
+    )
+    assert mismatches(layer.unpack_output(r.outputs["y"]), values[layer.output]) == 0
+
+    # a weight of -8 (the full 4-bit range)
+    wname = node.inputs[1]
+    w8 = q.constants[wname].copy()
+    w8[0, 0, 0, 0] = -8
+    qf = q.replace(constants={**q.constants, wname: w8})
+    full = lower_node(qf, node, t)
+    if target == "kryo280":
+        assert full.schedule.intrinsic == "smull_sadalp"
+        assert any("-8 is below -7" in n for n in full.schedule.notes), full.schedule.notes
+    else:  # SDOT adds 32-bit products: any weight
+        assert full.signature["intrinsic"] == key
 
 
 def test_analytic_nest_takes_the_tile_of_the_intrinsic_the_target_would_use():

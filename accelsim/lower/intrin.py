@@ -78,8 +78,9 @@ class Intrinsic:
     # > 0: the weight block is packed `[depth / group][lanes][group]` (groups of `group`
     # reduction elements per lane, the groups outermost) instead of `[lanes][depth]`
     group: int = 0
-    # 4-bit weights, True: lane i and lane i + lanes/2 share a byte (`[lanes / 2][depth]`),
-    # taken as 16 x w in place (`nibble16`): one SHL or AND unpacks 16 of them
+    # 4-bit weights, True: lane i and lane i + lanes/2 share a byte (`[lanes / 2][depth]`, or
+    # `[depth / group][lanes / 2][group]` with a `group`), taken as 16 x w in place
+    # (`nibble16`): one SHL or AND unpacks 16 of them
     nibble_lanes: bool = False
     # > 0: used only where the reduction has at least this many calls (kernel taps x input
     # channel blocks); a shorter one gives way to the next intrinsic of the recipe (see
@@ -105,26 +106,35 @@ class Intrinsic:
     @property
     def block_shape(self) -> tuple[int, ...]:
         """The packed weight block's shape: `(lanes, packed depth)`, or grouped
-        `(depth / group, lanes, group)`, or `(lanes / 2, depth)` for `nibble_lanes`."""
-        if self.nibble_lanes:
-            return (self.lanes // 2, self.depth)
+        `(depth / group, lanes, group)`, or `(lanes / 2, depth)` for `nibble_lanes` (grouped:
+        `(depth / group, lanes / 2, group)`)."""
+        lanes = self.lanes // 2 if self.nibble_lanes else self.lanes
         if self.group:
-            return (self.depth // self.group, self.lanes, self.group)
+            return (self.depth // self.group, lanes, self.group)
+        if self.nibble_lanes:
+            return (lanes, self.depth)
         return (self.lanes, self.packed_depth)
 
 
-def nibble16(B, vi, vk, half: int):
+def nibble16(B, vi, vk, half: int, group: int = 0):
     """16 x the signed 4-bit weight of lane `vi` (of 2 * half lanes) and depth `vk` in a block
-    whose byte [i, k] holds lane i's weight in its low nibble and lane i + half's in its high
-    nibble: the low nibble shifted up (SHL #4), or the high one masked (AND #0xF0), both exact
-    int8 values. Shared by the lowered compute and the intrinsic's description."""
+    whose byte [i, k] (grouped: [k / group, i, k % group]) holds lane i's weight in its low
+    nibble and lane i + half's in its high nibble: the low nibble shifted up (SHL #4), or the
+    high one masked (AND #0xF0), both exact int8 values. Shared by the lowered compute and the
+    intrinsic's description."""
+    byte = B[vk // group, vi % half, vk % group] if group else B[vi % half, vk]
+    return _x16(byte, vi // half)
+
+
+def _x16(byte, upper):
+    """16 x the low (`upper` 0) or the high (1) signed nibble of an int8 `byte`."""
     from accelsim.core.tvm_env import import_tvm
 
     tirx = import_tvm().tirx
     # (byte << 4 or byte << 0) & 0xF0, without a branch (a condition on the lane would let
     # TVM's simplifier rewrite the index in one arm, and the block's weight region with it)
-    sh = (tirx.const(4, "int32") - tirx.const(4, "int32") * (vi // half)).astype("int8")
-    return tirx.bitwise_and(tirx.shift_left(B[vi % half, vk], sh), tirx.const(-16, "int8"))
+    sh = (tirx.const(4, "int32") - tirx.const(4, "int32") * upper).astype("int8")
+    return tirx.bitwise_and(tirx.shift_left(byte, sh), tirx.const(-16, "int8"))
 
 
 def nibble(byte, k):
@@ -168,7 +178,7 @@ def _desc(it: Intrinsic):
 
     def weight(B, vi, vk):
         if it.nibble_lanes:
-            v = nibble16(B, vi, vk, lanes // 2)
+            v = nibble16(B, vi, vk, lanes // 2, g)
         elif g:
             v = B[vk // g, vi, vk % g]
         else:
@@ -250,17 +260,18 @@ def _desc(it: Intrinsic):
     return desc1 if depth == 1 else desc
 
 
-def implementation(it: Intrinsic, parts=(), call=None):
+def implementation(it: Intrinsic, parts=(), call=None, c_lanes: int | None = None):
     """The implementation PrimFunc of `it`: the buffers of its description and, as body, either
     `parts`, for each of one or two contiguous parts of C `(first lane, lanes, value(T, A, B,
     C))` stored there, or `call(T, A, B, C)` evaluated (an external function that updates C in
-    place); each value one expression."""
+    place); each value one expression. `c_lanes`: C's length where it is not `it.lanes`
+    (several partial sums per output channel)."""
     from accelsim.core.tvm_env import import_tvm
 
     import_tvm()
     from tvm.script import tirx as T
 
-    lanes = it.lanes
+    lanes = c_lanes or it.lanes
     ew = it.kind == "elementwise"
     a_shape, b_shape = _shapes(it)
     a_scope, b_scope, c_scope = it.scopes
@@ -369,6 +380,33 @@ def _sdot_lane_impl(it: Intrinsic):
         return acc
 
     return implementation(it, [(0, 4, value)])
+
+
+def _sdot_lane_w4_impl(it: Intrinsic):
+    """As `sdot_lane` for 8 output lanes of 4-bit weights (`[4 groups][4 lanes][4]` bytes,
+    lanes i and i + 4 sharing a byte): per group one 16-byte load, SHL #4 for lanes 0-3 and
+    AND #0xF0 for lanes 4-7 (16 x w, `nibble16`), and two SDOTs by element. One ALU
+    instruction per SDOT on top of the 8-bit kernel, half its weight loads."""
+    groups = it.depth // 4
+
+    def part(first):
+        def value(T, A, B, C):
+            words = T.reinterpret(A.vload([0], "int8x16"), dtype="int32x4")
+            acc = C[T.ramp(T.int32(first), 1, 4)]
+            for j in range(groups):
+                v = B.vload([j, 0, 0], dtype="int8x16")
+                w = (
+                    T.shift_left(v, T.Broadcast(T.int8(4), 16))
+                    if first == 0
+                    else T.bitwise_and(v, T.Broadcast(T.int8(-16), 16))
+                )
+                lane = T.reinterpret(_pick(T, [words], [j] * 4), dtype="int8x16")
+                acc = _llvm(T, _SDOT, "int32x4", acc, w, lane)
+            return acc
+
+        return (first, 4, value)
+
+    return implementation(it, [part(0), part(4)])
 
 
 def _fmla_lane_impl(it: Intrinsic):
@@ -675,6 +713,24 @@ INTRINSICS: tuple[Intrinsic, ...] = (
         # then hoists the tile's 7 x 4 broadcast activations out of the output-channel loop
         # and spills them (cortex-a55 MobileNet v2 features.8.conv.0.0: 5.1 MACs/cycle
         # against 6.3 with `sdot`); 6 calls (96 channels) stay in registers
+        min_calls=6,
+    ),
+    Intrinsic(
+        name="sdot_lane",
+        key="accelsim.sdot_lane.int8.w4x16",
+        act_dtype="int8",
+        weight_bits=4,
+        acc_dtype="int32",
+        lanes=8,
+        depth=16,
+        impl=_sdot_lane_w4_impl,
+        instruction="ldr q; shl v.16b, #4 / and v.16b, #0xf0; sdot v.4s, v.16b, v.4b[0..3]",
+        requires=("neon", "dotprod"),
+        llvm=(_SDOT,),
+        doc="as sdot_lane, int4 weights of two lane halves per byte taken as 16 x w in place "
+        "(one SHL or AND per SDOT); accumulators hold 16 x the sums",
+        group=4,
+        nibble_lanes=True,
         min_calls=6,
     ),
     Intrinsic(

@@ -619,7 +619,7 @@ def contraction(ctx: Ctx) -> Built:
         *head, icv = idx
         if nib16:
             *outer, lane = head
-            return _intrin.nibble16(_Block(tuple(outer)), lane, icv, bo // 2)
+            return _intrin.nibble16(_Block(tuple(outer)), lane, icv, bo // 2, grp)
         if grp:
             *outer, lane = head
             return wp[tuple(outer) + (icv // grp, lane, icv % grp)]
@@ -725,7 +725,7 @@ def contraction(ctx: Ctx) -> Built:
             blk = np.ascontiguousarray(np.moveaxis(blk, -2, -3))
         if is_float:
             return blk.astype(ft.np_storage)
-        if nib16:  # lane i low nibble, lane i + bo/2 high nibble
+        if nib16:  # lane i low nibble, lane i + bo/2 high nibble (the lanes: axis -2)
             lo, hi = blk[..., : bo // 2, :] & 0xF, blk[..., bo // 2 :, :] & 0xF
             return np.ascontiguousarray((lo | (hi << 4)).astype(np.uint8).view(np.int8))
         if w4:

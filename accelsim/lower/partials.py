@@ -35,6 +35,12 @@ the input channels are a multiple of the depth (else the 4-deep `smull_smlal` wa
 padding) and the recipe lists the intrinsic before any dot-product one the core has
 (`tensorize: [..., sdot, smull_smlal2, smull_smlal, ...]`: int8 on cores with SDOT keeps it).
 `sdot_partials` is the same with one SDOT per call (lane l sums input channels 4l..4l+3).
+
+4-bit weights (w4a8) keep the int8 form on two output channels per call: one 16-byte block holds
+channel 0's 16 weights in its low nibbles and channel 1's in its high ones; SHL #4 and AND #0xF0
+make them 16 x w, exact int8 values (the kernel shifts its sums right by 4), so SMULL / SMLAL2 /
+SADALP run unchanged, and the unpacking, which depends on the weights only, is shared by the
+tile's pixels. The int16 pair sums hold 2 x 112 x 128 for weights >= -7 (the restricted range).
 """
 
 from __future__ import annotations
@@ -84,21 +90,28 @@ def _desc(it: _intrin.Intrinsic):
     from tvm.script import tirx as T
 
     acc, depth, n = it.acc_dtype, it.depth, parts(it)
+    rows, cols = it.block_shape
+    m = it.lanes * n  # the call's partial sums: n per output channel
+
+    def weight(B, lane, ch):
+        if it.nibble_lanes:
+            return _intrin.nibble16(B, lane, ch, it.lanes // 2)
+        return B[lane, ch]
 
     @T.prim_func(s_tir=True)
     def desc(a: T.handle, b: T.handle, c: T.handle) -> None:
         A = T.match_buffer(a, (depth,), it.act_dtype, offset_factor=1)
-        B = T.match_buffer(b, (1, depth), it.weight_dtype, offset_factor=1)
-        C = T.match_buffer(c, (n,), acc, offset_factor=1)
+        B = T.match_buffer(b, (rows, cols), it.weight_dtype, offset_factor=1)
+        C = T.match_buffer(c, (m,), acc, offset_factor=1)
         with T.sblock("root"):
-            T.reads(C[0:n], A[0:depth], B[0:1, 0:depth])
-            T.writes(C[0:n])
-            for i in T.serial(0, n):
+            T.reads(C[0:m], A[0:depth], B[0:rows, 0:cols])
+            T.writes(C[0:m])
+            for i in T.serial(0, m):
                 for r in T.serial(0, 4):
                     with T.sblock("update"):
-                        vl, vr = T.axis.remap("SR", [i, r])
-                        C[vl] = C[vl] + T.cast(A[_channel(it, vl, vr)], acc) * T.cast(
-                            B[0, _channel(it, vl, vr)], acc
+                        vi, vr = T.axis.remap("SR", [i, r])
+                        C[vi] = C[vi] + T.cast(A[_channel(it, vi % n, vr)], acc) * T.cast(
+                            weight(B, vi // n, _channel(it, vi % n, vr)), acc
                         )
 
     return desc
@@ -126,6 +139,38 @@ def _impl(it: _intrin.Intrinsic):
         )
 
     return _intrin.implementation(it, [(0, n, value)])
+
+
+def _impl_w4(it: _intrin.Intrinsic):
+    """As `_impl` for two output channels of 4-bit weights sharing the bytes of one 16-byte
+    block (channel 0 in the low nibbles, 1 in the high ones, `nibble_lanes`): SHL #4 gives
+    channel 0's 16 weights x 16, AND #0xF0 channel 1's, each then SMULL / SMLAL2 / SADALP
+    with the pixel's 16 activations. The two depend only on the weights, so the pixels of a
+    tile share them: one instruction per output channel and 16 input channels, against the
+    8-bit kernel's 3 per pixel."""
+    depth, n = it.depth, parts(it)
+    smull, saddlp, prod = _FORMS["int8"]
+    h, p = f"int8x{depth // 2}", f"{prod}x{depth // 2}"
+
+    def part(lane):
+        def value(T, A, B, C):
+            a = A.vload([0], dtype=f"int8x{depth}")
+            v = B.vload([0, 0], dtype=f"int8x{depth}")
+            w = (
+                T.shift_left(v, T.Broadcast(T.int8(4), depth))
+                if lane == 0
+                else T.bitwise_and(v, T.Broadcast(T.int8(-16), depth))
+            )
+            s = _intrin._llvm(
+                T, smull, p, T.vectorlow(w, dtype=h), T.vectorlow(a, dtype=h)
+            ) + _intrin._llvm(T, smull, p, T.vectorhigh(w, dtype=h), T.vectorhigh(a, dtype=h))
+            return C[T.ramp(T.int32(lane * n), 1, n)] + _intrin._llvm(
+                T, saddlp, f"{it.acc_dtype}x{n}", s
+            )
+
+        return (lane * n, n, value)
+
+    return _intrin.implementation(it, [part(0), part(1)], c_lanes=it.lanes * n)
 
 
 def _entry(act: str) -> _intrin.Intrinsic:
@@ -174,6 +219,27 @@ SDOT_NAME = "sdot_partials"
 _SDOT = "llvm.aarch64.neon.sdot.v4i32.v16i8"
 ENTRIES = (
     _entry("int8"),
+    _intrin.Intrinsic(
+        name="smull_smlal2",
+        key="accelsim.smull_smlal2.int8.w4x16",
+        act_dtype="int8",
+        weight_bits=4,
+        acc_dtype="int32",
+        lanes=2,
+        depth=16,
+        impl=_impl_w4,
+        instruction="ldr q; shl v.16b, #4 / and v.16b, #0xf0; smull v.8h, v.8b, v.8b; "
+        "smlal2 v.8h, v.16b, v.16b; sadalp v.4s, v.8h",
+        requires=("neon",),
+        llvm=_FORMS["int8"][:2],
+        doc="as smull_smlal2 for two output channels whose int4 weights share bytes, taken as "
+        "16 x w in place (exact for weights >= -7: two products |16 w a| <= 112 x 128 sum "
+        "within int16); accumulators hold 16 x the sums",
+        weight_min=-7,
+        kind=KIND,
+        desc=_desc,
+        nibble_lanes=True,
+    ),
     _entry("int16"),
     _intrin._entry(
         SDOT_NAME,
@@ -302,7 +368,17 @@ def contraction(it, xin, weight, shape, window, epilogue, out_channels: int, y_n
     def prod(xv, wv):
         return xv.astype(accdt) * wv.astype(accdt)
 
-    oc_axis = Axis("oc", shape[-1] * nparts, vsplit=nparts, unit="output channels", scale=nparts)
+    lanes = it.lanes  # output channels per call
+    oc_axis = Axis(
+        "oc", shape[-1] * nparts, vsplit=nparts * lanes, unit="output channels", scale=nparts
+    )
+
+    def wt(q, *at, ch):  # the weight of partial q's channel (its block, lane) at input `ch`
+        oc = q // nparts
+        if lanes == 1:
+            return weight(oc, *at, 0, ch)
+        return weight(oc // lanes, *at, oc % lanes, ch)
+
     if window is None:
         N, OC = shape
         acc = te.compute(
@@ -310,7 +386,7 @@ def contraction(it, xin, weight, shape, window, epilogue, out_channels: int, y_n
             lambda n, q: te.sum(
                 prod(
                     xin[n, ric * depth + _channel(it, q % nparts, rr)],
-                    weight(q // nparts, ric, 0, _channel(it, q % nparts, rr)),
+                    wt(q, ric, ch=_channel(it, q % nparts, rr)),
                 ),
                 axis=[ric, rr],
             ),
@@ -342,7 +418,7 @@ def contraction(it, xin, weight, shape, window, epilogue, out_channels: int, y_n
                     ow * sw + rkw * dw,
                     ric * depth + _channel(it, q % nparts, rr),
                 ],
-                weight(q // nparts, rkh, rkw, ric, 0, _channel(it, q % nparts, rr)),
+                wt(q, rkh, rkw, ric, ch=_channel(it, q % nparts, rr)),
             ),
             axis=[rkh, rkw, ric, rr],
         ),

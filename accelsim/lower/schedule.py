@@ -477,9 +477,9 @@ def apply(
             t = resolve_size(tiles[ax.name], blocked * mult, mult, where, ax.unit, layer)
             used_tiles[ax.name] = t
             o, i = sch.split(base, [None, t // mult])
-            group += [
-                (f"{ax.name}.o", o, blocked // (t // unit_mult)),
-                (f"{ax.name}.i", i, t // unit_mult),
+            group += [  # in loop iterations: `mult` units of the tile per iteration
+                (f"{ax.name}.o", o, blocked * mult // t),
+                (f"{ax.name}.i", i, t // mult),
             ]
         else:
             group.append((ax.name, base, blocked))
