@@ -587,6 +587,33 @@ def test_recipe_errors_found_when_applied(tmp_path, override, message):
     assert str(err.value).startswith(f"{path}: {message}")
 
 
+@pytest.mark.parametrize(
+    "precision,tile,ok", [("w8a8", 2, False), ("w8a8", 4, True), ("w16a16", 2, True)]
+)
+def test_partial_sum_tiles_cover_whole_addp_trees(tmp_path, precision, tile, ok):
+    """`smull_smlal2` keeps 4 int32 (2 int64) partial sums per output channel and adds each 4
+    (2) channels' with one ADDP tree: a recipe tile of fewer channels is a recipe error that
+    says so, where it used to fail in TVM's tensorize (or divide by zero)."""
+    q, _ = quantized("resnet18", precision)
+    t = load_target("kryo280")
+    text = open(recipes_for(t).path).read()
+    start = text.index("      smull_smlal2: [")
+    end = text.index("\n", start)
+    path = tmp_path / "cpu-simd.yaml"
+    path.write_text(text[:start] + f"      smull_smlal2: {{ow: 1, oc: {tile}}}" + text[end:])
+    node = q.node("layer1.0.conv1")
+    if ok:
+        layer = lower_node(q, node, t, schedules=str(path))
+        assert layer.schedule.intrinsic == "smull_smlal2"
+        return
+    with pytest.raises(RecipeError) as err:
+        lower_node(q, node, t, schedules=str(path))
+    assert str(err.value).startswith(
+        f"{path}: conv2d.default.intrinsic_tile.smull_smlal2.oc: 2 is not a multiple of the "
+        "block of 4 output channels of layer 'layer1.0.conv1'"
+    )
+
+
 def test_shipped_recipes_are_valid_and_cover_every_class():
     for kind in ("cpu-simd", "vliw-dsp", "host"):
         rf = load_recipes(schedules_dir() / f"{kind}.yaml")

@@ -370,7 +370,12 @@ def contraction(it, xin, weight, shape, window, epilogue, out_channels: int, y_n
 
     lanes = it.lanes  # output channels per call
     oc_axis = Axis(
-        "oc", shape[-1] * nparts, vsplit=nparts * lanes, unit="output channels", scale=nparts
+        "oc",
+        shape[-1] * nparts,
+        vsplit=nparts * lanes,
+        unit="output channels",
+        scale=nparts,
+        tile_multiple=nparts,  # the partial_sum stage's ADDP tree sums nparts channels
     )
 
     def wt(q, *at, ch):  # the weight of partial q's channel (its block, lane) at input `ch`

@@ -73,6 +73,7 @@ The code here is generic: it knows loop names and recipe keys, never a target.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -171,6 +172,9 @@ class Axis:
     # loop iterations per unit a recipe counts its tiles in (accelsim.lower.partials: 4
     # partial sums per output channel, tiled in output channels)
     scale: int = 1
+    # a tile must also be a multiple of this many units (accelsim.lower.partials: one ADDP
+    # tree adds the partial sums of 4 channels, 2 for int64)
+    tile_multiple: int = 1
 
 
 @dataclass
@@ -442,7 +446,7 @@ def apply(
     if spec.intrinsic is not None and spec.intrinsic.name in by_intrinsic:
         tile_at = ("intrinsic_tile", spec.intrinsic.name)
     sizes = {
-        a.name: (a.extent // a.scale, a.vsplit // a.scale)
+        a.name: (a.extent // a.scale, math.lcm(a.vsplit // a.scale, a.tile_multiple))
         if a.vsplit
         else (a.extent * a.elem, a.elem)
         for a in spec.axes
@@ -474,7 +478,14 @@ def apply(
         if ax.name in tiles:
             where = tile_where(ax.name)
             mult = unit_mult // ax.scale
-            t = resolve_size(tiles[ax.name], blocked * mult, mult, where, ax.unit, layer)
+            t = resolve_size(
+                tiles[ax.name],
+                blocked * mult,
+                math.lcm(mult, ax.tile_multiple),
+                where,
+                ax.unit,
+                layer,
+            )
             used_tiles[ax.name] = t
             o, i = sch.split(base, [None, t // mult])
             group += [  # in loop iterations: `mult` units of the tile per iteration
