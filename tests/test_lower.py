@@ -723,9 +723,8 @@ def test_four_bit_weights_keep_the_8bit_kernel_and_are_exact(target, key, shape)
     assert layer.args[1].shape == shape
     lo, hi = _nibbles(layer.pack_inputs(values)["w"])
     ref = q.constants[node.inputs[1]]  # OIHW
-    if (
-        target == "cortex-a76"
-    ):  # [ocb][kh][kw][icb][g][lane][k]: ref[8 ocb + lane, 16 icb + 4 g + k]
+    if target == "cortex-a76":
+        # [ocb][kh][kw][icb][g][lane][k] <- ref[8 ocb + lane, 16 icb + 4 g + k]
         expect = ref.reshape(8, 8, 4, 4, 4, 3, 3).transpose(0, 5, 6, 2, 3, 1, 4)
         np.testing.assert_array_equal(lo, expect[..., :4, :])
         np.testing.assert_array_equal(hi, expect[..., 4:, :])
@@ -733,6 +732,19 @@ def test_four_bit_weights_keep_the_8bit_kernel_and_are_exact(target, key, shape)
         expect = ref.reshape(32, 2, 4, 16, 3, 3).transpose(0, 1, 4, 5, 2, 3)
         np.testing.assert_array_equal(lo[..., 0, :], expect[:, 0])
         np.testing.assert_array_equal(hi[..., 0, :], expect[:, 1])
+
+    # a weight of -8 (the full 4-bit range)
+    wname = node.inputs[1]
+    w8 = q.constants[wname].copy()
+    w8[0, 0, 0, 0] = -8
+    qf = q.replace(constants={**q.constants, wname: w8})
+    full = lower_node(qf, node, t)
+    if target == "kryo280":
+        assert full.schedule.intrinsic == "smull_sadalp"
+        assert any("-8 is below -7" in n for n in full.schedule.notes), full.schedule.notes
+    else:  # SDOT adds 32-bit products: any weight
+        assert full.signature["intrinsic"] == key
+
     missing = emulate.missing_tools("aarch64")
     if missing:
         pytest.skip(f"no aarch64 toolchain: {', '.join(missing)}")
@@ -747,18 +759,6 @@ def test_four_bit_weights_keep_the_8bit_kernel_and_are_exact(target, key, shape)
         cpu=t.codegen.emulator.cpu,
     )
     assert mismatches(layer.unpack_output(r.outputs["y"]), values[layer.output]) == 0
-
-    # a weight of -8 (the full 4-bit range)
-    wname = node.inputs[1]
-    w8 = q.constants[wname].copy()
-    w8[0, 0, 0, 0] = -8
-    qf = q.replace(constants={**q.constants, wname: w8})
-    full = lower_node(qf, node, t)
-    if target == "kryo280":
-        assert full.schedule.intrinsic == "smull_sadalp"
-        assert any("-8 is below -7" in n for n in full.schedule.notes), full.schedule.notes
-    else:  # SDOT adds 32-bit products: any weight
-        assert full.signature["intrinsic"] == key
 
 
 def test_analytic_nest_takes_the_tile_of_the_intrinsic_the_target_would_use():
