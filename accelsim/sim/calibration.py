@@ -17,8 +17,8 @@ traffic is unchanged), a split kind's compute shared over the contexts by its ou
 Kinds the calibration has not seen keep the documented formula.
 
 Calibration files are data (`targets/calibration/<target>.yaml`), written by
-`python -m accelsim.sim.calibration --target T` with their provenance: models, input size,
-precision, the kernels (content keys) each row came from. They are checked against codegen
+`python -m accelsim.sim.calibration --target T` with their provenance: models, input sizes
+(each row's `input_sizes`; rows derived before there was the field: 32), precision, the kernels (content keys) each row came from. They are checked against codegen
 fidelity on models they were not derived from (`tests/test_calibration.py`).
 """
 
@@ -35,14 +35,20 @@ from accelsim.model.ops import node_macs
 from accelsim.sim.rates import _load, kind, outputs, path_for
 
 CALIBRATION_MODELS = ("mobilenet_v2", "resnet18")
-CALIBRATION_INPUT = 32
+# the input sizes the layers are taken at, all in one fit: 32 alone (maps of 1-4 pixels, tiles
+# half empty) made the analytic model 25-29 % slower than codegen at 224, the size reports run
+# (cortex-a55 / -a76 MobileNet v1 fp32); 224 alone would misjudge small inputs the other way
+CALIBRATION_INPUTS = (32, 224)
 
 
 def derive(
-    target: Target, precision: str, models=CALIBRATION_MODELS, input_size: int = CALIBRATION_INPUT
+    target: Target,
+    precision: str,
+    models=CALIBRATION_MODELS,
+    input_sizes: tuple[int, ...] = CALIBRATION_INPUTS,
 ) -> dict:
-    """Per layer kind: codegen compute cycles / units over the models' layers costed from
-    code, with the kernels they came from."""
+    """Per layer kind: codegen compute cycles / units over the models' layers (at each input
+    size) costed from code, with the kernels they came from (`model@size:layer:key`)."""
     from accelsim.core.precision import parse_precision
     from accelsim.kernels.compile import compile_layer
     from accelsim.lower.lower import STATUS_KERNEL, lower_graph
@@ -53,8 +59,8 @@ def derive(
 
     p = parse_precision(precision)
     rows: dict[str, dict] = {}
-    for model in models:
-        g = zoo.build(model, input_size=input_size)
+    for model, size in ((m, s) for s in input_sizes for m in models):
+        g = zoo.build(model, input_size=size)
         q = quantize_graph(g, p, calibdata.random(g, 1, seed=0)).graph
         nodes = {n.name: n for n in q.nodes}
         for L in lower_graph(q, target, p):
@@ -69,7 +75,7 @@ def derive(
             # (the analytic model divides by its share of the contexts, `analytic.split_share`)
             row["samples"].append((float(node_macs(q, node)), outputs(q, node), kc.work_cycles))
             row["split"] = row["split"] or kc.contexts > 1
-            row["kernels"].append(f"{model}:{L.name}:{kc.key[:12]}")
+            row["kernels"].append(f"{model}@{size}:{L.name}:{kc.key[:12]}")
     out = {}
     for k, r in sorted(rows.items()):
         per_mac, per_out = fit(r["samples"])
@@ -80,6 +86,7 @@ def derive(
             "layers": len(r["kernels"]),
             "max_layer_error": round(err, 4),
             "split": r["split"],
+            "input_sizes": list(input_sizes),
             "kernels": r["kernels"],
         }
     return out
@@ -113,7 +120,7 @@ def write(target: Target, precisions: list[str]) -> Path:
         "target": target.name,
         "derived_from": {
             "models": list(CALIBRATION_MODELS),
-            "input_size": CALIBRATION_INPUT,
+            "input_sizes": list(CALIBRATION_INPUTS),  # rows without `input_sizes`: 32
             "fidelity": "codegen",
             "accelsim": __version__,
             "command": f"python -m accelsim.sim.calibration --target "
