@@ -30,6 +30,9 @@ def _quantized(model: str, size: int, precision: str):
         ("cortex-a76", "mobilenet_v1", 32, "w8a8"),  # not in the calibration set
         ("cortex-a76", "mobilenet_v2", 32, "w8a8"),  # the calibration set
         ("cortex-a55", "mobilenet_v1", 32, "w8a8"),
+        # the size reports run: derived at 32 alone the analytic model was 29 % slow here
+        # (codegen / analytic 0.714); the fit now takes the layers at 32 and 224 together
+        ("cortex-a55", "mobilenet_v1", 224, "w8a8"),
         ("cortex-a720", "mobilenet_v1", 32, "w8a8"),  # SMMLA kernels
         ("kryo280", "mobilenet_v1", 32, "w8a8"),  # no dot product: SMULL / SMLAL / SADALP
         ("hvx-v68", "mobilenet_v1", 32, "w8a8"),
