@@ -18,8 +18,9 @@ Kinds the calibration has not seen keep the documented formula.
 
 Calibration files are data (`targets/calibration/<target>.yaml`), written by
 `python -m accelsim.sim.calibration --target T` with their provenance: models, input sizes
-(each row's `input_sizes`; rows derived before there was the field: 32), precision, the kernels (content keys) each row came from. They are checked against codegen
-fidelity on models they were not derived from (`tests/test_calibration.py`).
+(each row's `input_sizes`; rows derived before there was the field: 32), precision, the
+kernels (content keys) each row came from. They are checked against codegen fidelity on models
+they were not derived from (`tests/test_calibration.py`).
 """
 
 from __future__ import annotations
