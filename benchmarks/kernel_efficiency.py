@@ -25,10 +25,11 @@ Runtime) is added there the same way.
   contexts (`parallel: contexts` recipes; each context a contiguous share of the output rows,
   verified under qemu, the slowest context setting the time, memory bandwidth shared); the
   scalar-core layers (the float input's quantization, softmax) run on one thread.
-- `four_bit`: per Arm core and model, the cycles of the same conv2d / dense layers (>= 64
-  channels) at w4a8 against w8a8: the same multiply instructions on two output channels'
-  4-bit weights per byte, made int8 values (16 x w) in registers by one SHL or AND per 16 that
-  a tile's pixels share; goal at most 15 % extra cycles.
+- `four_bit`: per Arm core, HVX target and model, the cycles of the same conv2d / dense layers
+  (>= 64 channels) at w4a8 against w8a8: the same multiply instructions on 4-bit weights two
+  per byte (on the Arm cores two output channels', on HVX two input-channel blocks' as w + 8),
+  made 8-bit values (16 x w) in registers by one shift or mask that a tile's pixels share;
+  goal at most 15 % extra cycles.
 - `host` (measured on this machine, `benchmarks/kernel_efficiency_host.py`): ResNet-18 and
   MobileNet v2 at 224, one thread, our fp32 and w8a8 kernels next to ONNX Runtime's fp32 and
   static QDQ int8 in the same run, and our kernels on ORT's own QDQ file (the same model and
@@ -171,7 +172,7 @@ def fidelity(args) -> dict:
 
 def four_bit(args) -> dict:
     rows = []
-    for target in _csv(args.targets):
+    for target in _csv(args.targets) + _csv(args.hvx_targets):
         for model in _csv(args.models):
             cyc = {}
             for prec in ("w8a8", "w4a8"):

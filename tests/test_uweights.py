@@ -106,9 +106,39 @@ def test_uint8_activations_take_the_unsigned_forms():
     assert checked.elements > 0 and checked.mismatches == 0, checked.to_json()
 
 
-def test_four_bit_weights_keep_the_vector_by_vector_form():
-    """`vrmpy_rt` has 8-bit weights only: w4a8 falls through to `vrmpy`, the weights unpacked
-    in registers."""
-    g, data = _layer(64, 3)
-    _, _, layer = _lowered(g, data, "w4a8")
-    assert layer.schedule.intrinsic == "vrmpy"
+@pytest.mark.parametrize("cin, k, dense, precision", [(64, 3, False, "w4a8"), (40, 1, False, "w4a4"), (72, 1, True, "w4a8")])  # fmt: skip
+def test_four_bit_weights_take_the_vector_by_scalar_form(cin, k, dense, precision):
+    """4-bit weights on `vrmpy_rt`: stored as w + 8, input channels j and j + 4 of a block in
+    one byte, each half used as 16 x (w + 8) (one vasl + vand, or one vand); exact at the
+    extremes (weights -8 and +7 once quantized, activations at both ends), over padded input
+    channels (40 -> 48: 6 blocks of 8) and in a dense layer."""
+    g, data = _layer(cin, k, dense=dense)
+    q = quantize_graph(g, parse_precision(precision), data).graph
+    wname = q.node("layer").inputs[1]
+    wq = np.array(q.constants[wname])
+    wq.reshape(wq.shape[0], -1)[1, 0] = -8  # symmetric quantization stops at -7
+    q = q.replace(constants={**q.constants, wname: wq})
+    t = load_target("hvx-v68")
+    layer = lower_node(q, q.node("layer"), t)
+    assert layer.schedule.intrinsic == "vrmpy_rt", layer.schedule
+    x = layer.inputs[0]
+    packed = layer.pack_inputs({x: np.zeros(q.tensors[x].shape, np.int8)})["w"]
+    assert packed.dtype == np.uint8 and packed.shape[-2:] == (32, 4)
+    # the nibbles against the layer's weights: [O/32][KH][KW][I/8][32][4], byte [o, j] holding
+    # input channel 8 b + j (low nibble) and 8 b + j + 4 (high), each as w + 8
+    w = wq.astype(np.int64)
+    w = w.reshape(w.shape[0], w.shape[1], -1) if not dense else w[:, :, None]
+    cout, icp = w.shape[0], -(-cin // 8) * 8
+    full = np.zeros((32 * packed.shape[0], icp, w.shape[2]), np.int64)
+    full[:cout, :cin] = w
+    lo, hi = packed & 0xF, packed >> 4
+    blocks = full.reshape(packed.shape[0], 32, icp // 8, 8, -1)  # [ob][lane][ib][j][tap]
+    want = np.moveaxis(blocks, 4, 1)  # [ob][tap][lane][ib][j]
+    got_lo = lo.reshape(packed.shape[0], -1, icp // 8, 32, 4).transpose(0, 1, 3, 2, 4)
+    got_hi = hi.reshape(packed.shape[0], -1, icp // 8, 32, 4).transpose(0, 1, 3, 2, 4)
+    assert (got_lo == want[..., :4] + 8).all() and (got_hi == want[..., 4:] + 8).all()
+    assert w.min() == -8 and w.max() == 7  # the extremes reached the kernel
+    asm = Path(cg.compile_layer(layer, t).asm_path).read_text()
+    assert ".ub,r" in asm and "vand(" in asm and "vasl(" in asm  # vrmpy(Vu.ub, Rt.b), unpacks
+    checked = api.verify(q, "hvx-v68")
+    assert checked.elements > 0 and checked.mismatches == 0, checked.to_json()

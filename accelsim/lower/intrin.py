@@ -13,8 +13,10 @@ and unpacked to 8 bit in registers by the intrinsic's implementation (zero-exten
 and shift the two nibbles into the two bytes, sign-extend with `(v ^ 8) - 8`); or, where an entry
 sets `nibble_lanes`, lane i and lane i + lanes/2 share a byte and are used as 16 x w in place
 (SHL #4 of the byte, or AND #0xF0: one instruction per 16 weights), the kernel shifting its
-accumulators right by 4 before the bias. Entries with `group` pack their block pair-major
-(`smull_smlal`: two int8 products summed in int16, Jacob et al. Appendix B).
+accumulators right by 4 before the bias; `nibble_depth` pairs reduction elements k and
+k + depth/2 of a lane the same way (HVX `vrmpy_rt`, `accelsim.lower.uweights`). Entries with
+`group` pack their block pair-major (`smull_smlal`: two int8 products summed in int16, Jacob et
+al. Appendix B).
 
 A recipe names intrinsics by their short `name` (`tensorize: [sdot, smull_sadalp]`); the first one
 whose `requires` features the target has and which has a variant for the layer's operand types is
@@ -82,6 +84,10 @@ class Intrinsic:
     # `[depth / group][lanes / 2][group]` with a `group`), taken as 16 x w in place
     # (`nibble16`): one SHL or AND unpacks 16 of them
     nibble_lanes: bool = False
+    # 4-bit weights, True: reduction elements k and k + depth/2 of a lane share a byte (block
+    # `[lanes][depth / 2]`), each half taken as 16 x w in place (`nibble16_depth`): one 128-byte
+    # load and two unpacks feed two instructions of a lane block
+    nibble_depth: bool = False
     # > 0: used only where the reduction has at least this many calls (kernel taps x input
     # channel blocks); a shorter one gives way to the next intrinsic of the recipe (see
     # `sdot_lane`)
@@ -116,6 +122,13 @@ class Intrinsic:
         return (self.lanes, self.packed_depth)
 
 
+def nibble16_depth(B, vi, vk, half: int, dtype: str = "int8"):
+    """16 x the 4-bit weight of lane `vi` and depth `vk` (of 2 * half) in a block whose byte
+    [i, k] holds depth k in its low nibble and depth k + half in its high one (see
+    `nibble16`); an unsigned block (offset weights) gives 16 x its unsigned nibbles."""
+    return _x16(B[vi, vk % half], vk // half, dtype)
+
+
 def nibble16(B, vi, vk, half: int, group: int = 0):
     """16 x the signed 4-bit weight of lane `vi` (of 2 * half lanes) and depth `vk` in a block
     whose byte [i, k] (grouped: [k / group, i, k % group]) holds lane i's weight in its low
@@ -126,15 +139,18 @@ def nibble16(B, vi, vk, half: int, group: int = 0):
     return _x16(byte, vi // half)
 
 
-def _x16(byte, upper):
-    """16 x the low (`upper` 0) or the high (1) signed nibble of an int8 `byte`."""
+def _x16(byte, upper, dt: str = "int8"):
+    """16 x the low (`upper` 0) or the high (1) nibble of a `byte` of dtype `dt`: signed for
+    int8, unsigned (0..240) for uint8."""
     from accelsim.core.tvm_env import import_tvm
 
     tirx = import_tvm().tirx
     # (byte << 4 or byte << 0) & 0xF0, without a branch (a condition on the lane would let
     # TVM's simplifier rewrite the index in one arm, and the block's weight region with it)
-    sh = (tirx.const(4, "int32") - tirx.const(4, "int32") * upper).astype("int8")
-    return tirx.bitwise_and(tirx.shift_left(byte, sh), tirx.const(-16, "int8"))
+    sh = (tirx.const(4, "int32") - tirx.const(4, "int32") * upper).astype(dt)
+    return tirx.bitwise_and(
+        tirx.shift_left(byte, sh), tirx.const(0xF0 if dt == "uint8" else -16, dt)
+    )
 
 
 def nibble(byte, k):
@@ -179,6 +195,8 @@ def _desc(it: Intrinsic):
     def weight(B, vi, vk):
         if it.nibble_lanes:
             v = nibble16(B, vi, vk, lanes // 2, g)
+        elif it.nibble_depth:
+            v = nibble16_depth(B, vi, vk, depth // 2, it.weight_dtype)
         elif g:
             v = B[vk // g, vi, vk % g]
         else:

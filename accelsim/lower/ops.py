@@ -189,6 +189,11 @@ def _mac_types(ctx: Ctx, x_i, w_i, b_i, o_i, double: bool = False) -> _MacTypes:
     )
 
 
+def _x16_weights(it) -> bool:
+    """4-bit weights used as 16 x w in place (`Intrinsic.nibble_lanes` / `nibble_depth`)."""
+    return it.nibble_lanes or it.nibble_depth
+
+
 def _intrinsic(
     ctx: Ctx,
     recipe: Recipe,
@@ -535,10 +540,16 @@ def contraction(ctx: Ctx) -> Built:
             else:
                 it, offset_w = alt, True  # unsigned weights, activation sums (lower.uweights)
                 wdt = it.weight_dtype
-    if it is not None and it.nibble_lanes and KH * KW * I * 128 * 128 >= 2**31:
+    # 16 x |w| <= 128, or 16 x (w + 8) <= 240 on offset weights (accelsim.lower.uweights)
+    if (
+        it is not None
+        and _x16_weights(it)
+        and KH * KW * I * 128 * (240 if offset_w else 128) >= 2**31
+    ):
         # its accumulators hold 16 x the sums: they must not wrap where the true ones do not
         notes.append(f"intrinsic '{it.name}' (4-bit x16) not used: {KH * KW * I} terms")
-        it = None
+        it, offset_w = None, False
+        wdt = t.wdt
     if it is not None and it.act_offset and double and KH * KW * I * 255 * 128 >= 2**31:
         # the float64 requantization adds an int64 bias to the int32 accumulator, so the
         # offset folded into the bias is exact only while the offset sum cannot wrap
@@ -606,7 +617,7 @@ def contraction(ctx: Ctx) -> Built:
     else:
         xin = x
 
-    nib16 = it is not None and it.nibble_lanes
+    nib16 = it is not None and _x16_weights(it)
 
     class _Block:  # the weight block of an intrinsic call, indexed as its description does
         def __init__(self, outer):
@@ -617,6 +628,9 @@ def contraction(ctx: Ctx) -> Built:
 
     def wval(*idx):
         *head, icv = idx
+        if nib16 and it.nibble_depth:
+            *outer, lane = head
+            return _intrin.nibble16_depth(_Block(tuple(outer)), lane, icv, bk // 2, wdt)
         if nib16:
             *outer, lane = head
             return _intrin.nibble16(_Block(tuple(outer)), lane, icv, bo // 2, grp)
@@ -725,9 +739,16 @@ def contraction(ctx: Ctx) -> Built:
             blk = np.ascontiguousarray(np.moveaxis(blk, -2, -3))
         if is_float:
             return blk.astype(ft.np_storage)
-        if nib16:  # lane i low nibble, lane i + bo/2 high nibble (the lanes: axis -2)
-            lo, hi = blk[..., : bo // 2, :] & 0xF, blk[..., bo // 2 :, :] & 0xF
-            return np.ascontiguousarray((lo | (hi << 4)).astype(np.uint8).view(np.int8))
+        if nib16:
+            # lane i low nibble, lane i + bo/2 high nibble (the lanes: axis -2), or depth k and
+            # k + bk/2 (`nibble_depth`); offset weights store w + 8: 16 (w + 8) = 16 w + 128
+            off = 8 if offset_w else 0
+            if it.nibble_depth:
+                lo, hi = blk[..., : bk // 2] + off, blk[..., bk // 2 :] + off
+            else:
+                lo, hi = blk[..., : bo // 2, :] + off, blk[..., bo // 2 :, :] + off
+            packed = ((lo & 0xF) | ((hi & 0xF) << 4)).astype(np.uint8)
+            return np.ascontiguousarray(packed if offset_w else packed.view(np.int8))
         if w4:
             return np.ascontiguousarray(_pack_pairs(blk))
         if offset_w:

@@ -23,8 +23,16 @@ pixel, the sum costs K / 8 scalar multiplies: 16 / O of the convolution's multip
 1x1 layer to 64 channels pays most, one to 384 about 4 %).
 
 Exact: |acc| <= K x 128 x 255 stays inside int32 for K < 65 000 terms, and the subtraction
-leaves the exact integer sum. Used where the recipe lists `vrmpy_rt` before `vrmpy` and the
-weights are 8-bit (4-bit weights keep the vector x vector form, unpacked in registers).
+leaves the exact integer sum. Used where the recipe lists `vrmpy_rt` before `vrmpy`.
+
+4-bit weights (w4a8, w4a4) take the same instruction: stored as the unsigned nibbles w + 8, two
+input-channel blocks per byte (block `[32 lanes][4]`, byte [i, j] holding input channel j in
+its low nibble and j + 4 in its high one: `Intrinsic.nibble_depth`), one 128-byte load gives
+both blocks' weight vectors as 16 x (w + 8) = 16 w + 128: the low nibbles shifted up
+(`vasl` + `vand`), the high ones masked (`vand`). So the same offset 128 per weight is
+subtracted with the same sums, and the kernel shifts the result right by 4 (16 x the exact
+sum). The unpack depends on the weights only: the tile's pixels share it, as they share the
+weight vector. |acc| <= K x 128 x 240: exact for K < 69 900 terms.
 """
 
 from __future__ import annotations
@@ -67,6 +75,63 @@ def _impl(it: _intrin.Intrinsic):
     return _intrin.implementation(it, [(0, 32, value)])
 
 
+def _impl_w4(it: _intrin.Intrinsic):
+    """Two `vrmpy(Vu.ub, Rt.b)` on one accumulator vector: 16 x the low nibbles (input
+    channels 0-3 of the block) with the first activation word, 16 x the high ones (4-7) with
+    the second."""
+
+    def value(T, A, B, C):
+        # in 16-bit lanes: HVX shifts no bytes (LLVM would widen, shift and pack them), and
+        # the mask drops what crosses from one byte into the next
+        raw = T.reinterpret(B.vload([0, 0], dtype="uint8x128"), dtype="uint16x64")
+        mask = T.Broadcast(T.uint16(0xF0F0), 64)
+        lo = T.bitwise_and(T.shift_left(raw, T.Broadcast(T.uint16(4), 64)), mask)
+        hi = T.bitwise_and(raw, mask)
+        first = _intrin._llvm(
+            T,
+            it.llvm[0],
+            "int32x32",
+            C[T.ramp(T.int32(0), 1, 32)],
+            T.reinterpret(lo, dtype="int32x32"),
+            _word(T, A, "int32", 0),
+        )
+        return _intrin._llvm(
+            T,
+            it.llvm[0],
+            "int32x32",
+            first,
+            T.reinterpret(hi, dtype="int32x32"),
+            _word(T, A, "int32", 1),
+        )
+
+    return _intrin.implementation(it, [(0, 32, value)])
+
+
+def _entry_w4(act: str) -> _intrin.Intrinsic:
+    llvm, asm = _VRMPY[act]
+    return _intrin.Intrinsic(
+        name="vrmpy_rt",
+        key=f"accelsim.vrmpy_rt.{act}.w4x16",
+        act_dtype=act,
+        weight_bits=4,
+        weight_type="uint8",
+        acc_dtype="int32",
+        lanes=32,
+        depth=8,
+        impl=_impl_w4,
+        instruction=f"vasl(v.h, r) / vand(v, v); {asm}",
+        requires=("hvx",),
+        llvm=(llvm,),
+        doc=(
+            "as vrmpy_rt, 4-bit weights w + 8 of two input-channel blocks per byte, each half "
+            "taken as 16 x (w + 8) by one vasl + vand or one vand; accumulators hold 16 x the sums"
+        ),
+        kind=KIND,
+        nibble_depth=True,
+        offset_factors=(8, 128, 32),
+    )
+
+
 def _entry(act: str) -> _intrin.Intrinsic:
     llvm, asm = _VRMPY[act]
     return _intrin.Intrinsic(
@@ -92,7 +157,9 @@ def _entry(act: str) -> _intrin.Intrinsic:
     )
 
 
-ENTRIES = tuple(_entry(act) for act in ("int8", "uint8"))
+ENTRIES = tuple(_entry(act) for act in ("int8", "uint8")) + tuple(
+    _entry_w4(act) for act in ("int8", "uint8")
+)
 _intrin.register(*ENTRIES)
 
 

@@ -899,8 +899,9 @@ def _kernel_efficiency_blocks(plan: Plan) -> list:
                 ),
                 "What 4-bit weights cost over 8-bit ones: the cycles of the conv2d / dense "
                 "layers with at least 64 channels at w4a8 against w8a8 (the same multiply "
-                "instructions; two output channels' 4-bit weights per byte, made int8 values "
-                "(16 x w) in registers by one SHL or AND that a tile's pixels share). "
+                "instructions; 4-bit weights two per byte, two output channels' on the Arm "
+                "cores, two input-channel blocks' on HVX, made 8-bit values (16 x w) in "
+                "registers by one shift or mask that a tile's pixels share). "
                 f"{prov(r['target'] for r in four)}",
                 (False, False, True, True, True),
             )

@@ -64,7 +64,9 @@ _FAMILY = {
 # ISA features a sweep can switch: the MAC rows they replace (precision -> row) and the
 # instruction classes the rows need. SDOT: Arm ARM "SDOT (vector)"; SMULL/SMLAL + SADALP: the
 # Armv8.0 widening path (8 products per instruction, one pairwise accumulate per two).
-_INT8 = {"w8a8": 0.0, "w4a8": 0.5, "w8a4": 0.5, "w4a4": 1.0}  # unpack ALU ops per MAC instr
+# unpack ALU ops per MAC instruction: int4 weights two output channels per byte, one SHL or AND
+# per 16 weights shared by a tile's pixels (the targets' rows); int4 activations one per byte
+_INT8 = {"w8a8": 0.0, "w4a8": 0.125, "w8a4": 0.0, "w4a4": 0.125}
 FEATURES: Mapping[str, Mapping[str, Any]] = {
     "+dotprod": {
         "mtriple": "aarch64",
