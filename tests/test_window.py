@@ -4,7 +4,8 @@
 the kernels must equal the reference executor bit for bit at the operands' extremes (weights
 +-127 in every channel, activations at both ends of their range): channel blocks of 128 (whole,
 and padded from 144), strides 1 and 2, 3x3 and 5x5 windows (an odd tap count: the last tap
-paired with zeros), the row form for fewer than 128 channels, and uint8 activations."""
+paired with zeros), the row form for fewer than 128 channels, uint8 activations, and 4-bit
+weights (widened to int8 when packed)."""
 
 from __future__ import annotations
 
@@ -127,7 +128,28 @@ def test_a_unit_kernel_axis_keeps_the_plain_loop(kh, kw):
     assert checked.elements > 0 and checked.mismatches == 0, checked.to_json()
 
 
-def test_four_bit_weights_keep_the_plain_loop():
-    """The window intrinsic has 8-bit weights only: w4a8 keeps the vectorized loop."""
-    _, _, layer = _checked(128, 3, 1, 6, "w4a8")
-    assert layer.schedule.intrinsic is None
+@pytest.mark.parametrize("c, width, rows", [(128, 6, False), (32, 8, True)])
+def test_four_bit_weights_take_the_window_widened_to_int8(c, width, rows):
+    """4-bit depthwise weights are widened to int8 when packed (as LiteRT unpacks int4 filters
+    when it loads a model), so the 8-bit window kernel serves them: the packed weights are
+    the layer's 4-bit values one per byte (a -8 forced in), and the kernel is exact."""
+    g, data = _depthwise(c, 3, 1, width)
+    q = quantize_graph(g, parse_precision("w4a8"), data).graph
+    wname = q.node("layer").inputs[1]
+    wq = np.array(q.constants[wname])
+    wq.reshape(c, -1)[1, 0] = -8  # symmetric quantization stops at -7
+    q = q.replace(constants={**q.constants, wname: wq})
+    t = load_target("hvx-v68")
+    layer = lower_node(q, q.node("layer"), t)
+    assert layer.schedule.intrinsic == "vmpy_window" and layer.signature["rows"] == rows
+    x = layer.inputs[0]
+    packed = layer.pack_inputs({x: np.zeros(q.tensors[x].shape, np.int8)})["w"]
+    assert packed.dtype == np.int8 and packed.min() == -8 and packed.max() <= 7
+    want = wq.reshape(c, 3, 3).transpose(1, 2, 0)  # [KH][KW][C]
+    if rows:  # [block][KH][KW][128 lanes], lane i of block b: channel (128 b + i) mod c
+        got = packed.transpose(1, 2, 0, 3).reshape(3, 3, -1)[:, :, :c]
+    else:
+        got = packed[:, :, :c]
+    assert (got == want).all()
+    checked = api.verify(q, "hvx-v68")
+    assert checked.elements > 0 and checked.mismatches == 0, checked.to_json()

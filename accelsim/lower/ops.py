@@ -19,10 +19,10 @@ Layout: every 4-D activation is NHWC in a kernel, whatever the graph's layout (`
 (`[O/lanes][I/depth][lanes][depth]` for dense) for the tensor intrinsic or vector width the
 recipe picks, zero-padded; 4-bit weights two per byte along the depth axis (unpacked in
 registers by the intrinsic, or by shifts on the unrolled `ic.v` pair when vectorized). Depthwise
-weights are `[KH][KW][C]` (channels innermost: the vector axis); 4-bit ones two per byte along
-C, unpacked by shifts once per call (`wunpack` stage: KH*KW*C values). 4-bit activations are
-stored one per byte (int8), so their kernels are the 8-bit ones (the output clamp is the int4
-range).
+weights are `[KH][KW][C]` (channels innermost: the vector axis); 4-bit ones are widened to
+int8 when packed (as LiteRT unpacks int4 filters when it loads a model), so the 8-bit kernels
+serve them. 4-bit activations are stored one per byte (int8), so their kernels are the 8-bit
+ones (the output clamp is the int4 range).
 
 Integer convolution arithmetic: the kernel multiplies raw activations with weights and folds the
 input zero point into the bias on the host (`bias - zp_x * sum(w)`), as gemmlowp and XNNPACK do;
@@ -840,7 +840,12 @@ def depthwise(ctx: Ctx) -> Built:
     dh, dw = node.attr("dilations", (1, 1))
     pt, pl, pb, pr = node.attr("pads", (0, 0, 0, 0))
     t = _mac_types(ctx, x_i, w_i, b_i, o_i)
-    ft, xdt, wdt, accdt, wbits, w4, wide = t.ft, t.xdt, t.wdt, t.accdt, t.wbits, t.w4, t.wide
+    if t.w4:
+        # 4-bit weights widened to int8 when packed, as LiteRT unpacks int4 filters into int8
+        # when it loads a model: a depthwise layer's weights (KH x KW x C) are tiny next to its
+        # activations, and the 8-bit kernels (window intrinsics, paired taps) then serve it
+        t = dataclasses.replace(t, wbits=8)
+    ft, xdt, wdt, accdt, wbits, wide = t.ft, t.xdt, t.wdt, t.accdt, t.wbits, t.wide
     recipe = ctx.recipe("depthwise_conv2d", t.precision)
     it = _intrinsic(ctx, recipe, t, "elementwise")
     notes: list[str] = []
@@ -896,7 +901,6 @@ def depthwise(ctx: Ctx) -> Built:
         and it is None
         and win is None
         and not is_float
-        and not w4
         and xdt == "int8"
         and wdt == "int8"
         and (not w.size or int(w.min()) >= -127)
@@ -928,19 +932,10 @@ def depthwise(ctx: Ctx) -> Built:
         def flip(v):
             return tirx.bitwise_xor(v, tirx.const(-offset, xdt)).astype(win.act_dtype)
 
-    if w4:
-        wp = te.placeholder((KH, KW, _roundup(C, 2) // 2), "int8", name="w")
-        # 4-bit weights: unpacked once per call (KH*KW*C values) by shifts, then the 8-bit
-        # kernel; the weights of a depthwise layer are tiny next to its activations
-        wu = te.compute(
-            (KH, KW, C), lambda i, j, c: _intrin.nibble(wp[i, j, c // 2], c), name="wunpack"
-        )
-        stages.append(("wunpack", 1))
-    elif row:  # per 128-lane block of the channels' period, the window's weights
+    if row:  # per 128-lane block of the channels' period, the window's weights
         wp = te.placeholder((L // window.LANES, KH, KW, window.LANES), wdt, name="w")
     else:
         wp = te.placeholder((KH, KWp, Cp), wdt, name="w")
-        wu = wp
     odt = ft.storage if is_float else store_dtype(o_i.dtype)
     form = _requant_form(ctx, recipe, t, C, V, (x_i, w_i, o_i))
     margs = _mac_args(L or Cp, xdt, accdt, odt, ft if is_float else None, wide, t.fscale, form)
@@ -980,7 +975,7 @@ def depthwise(ctx: Ctx) -> Built:
         # the padding column (kw == KW) reads column KW - 1 and meets a zero weight
         col = tirx.min(kw, KW - 1) if KWp != KW else kw
         xval = xv(n, oh * sh + rkh * dh - pt, ow * sw + col * dw - pl, c)
-        return xval.astype(pdt) * wu[rkh, kw, c].astype(pdt)
+        return xval.astype(pdt) * wp[rkh, kw, c].astype(pdt)
 
     if row:
         nb = L // window.LANES
@@ -1050,10 +1045,6 @@ def depthwise(ctx: Ctx) -> Built:
         wv = w.reshape(C, KH, KW).transpose(1, 2, 0)
         if is_float:
             return np.ascontiguousarray(wv.astype(ft.np_storage))
-        if w4:
-            wpad = np.zeros((KH, KW, _roundup(C, 2)), np.int64)
-            wpad[:, :, :C] = wv
-            return np.ascontiguousarray(_pack_pairs(wpad))
         if row:  # block b, lane i: channel (b x 128 + i) mod C
             lanes = np.arange(L) % C
             return np.ascontiguousarray(
