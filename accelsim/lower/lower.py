@@ -266,6 +266,13 @@ def _swapped(node, swap):
     return _Swap(dict(swap))(node)
 
 
+def _redeclared(tvm, b, scope: str, align: int):
+    """A new buffer like `b` (its own data) in `scope` with data alignment `align`."""
+    return tvm.tirx.decl_buffer(
+        b.shape, b.dtype, b.name, None, b.strides, b.elem_offset, scope, align, b.offset_factor
+    )
+
+
 def _aligned(tvm, func, target):
     """`func` with its parameter and intermediate buffers declared aligned to the target's
     `codegen.buffer_alignment` (HVX: 128 bytes, one vector), so that whole-vector accesses
@@ -283,17 +290,7 @@ def _aligned(tvm, func, target):
     from tvm.tirx.buffer import is_buffer_var
 
     def aligned(b):
-        return tvm.tirx.decl_buffer(
-            b.shape,
-            b.dtype,
-            b.name,
-            None,
-            b.strides,
-            b.elem_offset,
-            b.scope(),
-            align,
-            b.offset_factor,
-        )
+        return _redeclared(tvm, b, b.scope(), align)
 
     new = {p: aligned(p) for p in func.params if is_buffer_var(p)}
 
@@ -326,17 +323,7 @@ def _redirected(tvm, func, stand_ins: Mapping[str, str], target):
         if stage not in params:
             raise AssertionError(f"{stage}: not a parameter of the scheduled kernel")
         b = params[stage]
-        local = tvm.tirx.decl_buffer(
-            b.shape,
-            b.dtype,
-            b.name,
-            None,
-            b.strides,
-            b.elem_offset,
-            "global",
-            align or -1,
-            b.offset_factor,
-        )
+        local = _redeclared(tvm, b, "global", align or -1)
         swap[params[stand_in]] = swap[b] = local
         stages.append(local)
     body = _swapped(func.body, swap)

@@ -107,59 +107,41 @@ def _impl_w4(it: _intrin.Intrinsic):
     return _intrin.implementation(it, [(0, 32, value)])
 
 
-def _entry_w4(act: str) -> _intrin.Intrinsic:
+def _entry(act: str, bits: int) -> _intrin.Intrinsic:
     llvm, asm = _VRMPY[act]
-    return _intrin.Intrinsic(
-        name="vrmpy_rt",
-        key=f"accelsim.vrmpy_rt.{act}.w4x16",
-        act_dtype=act,
-        weight_bits=4,
-        weight_type="uint8",
-        acc_dtype="int32",
-        lanes=32,
-        depth=8,
-        impl=_impl_w4,
-        instruction=f"vasl(v.h, r) / vand(v, v); {asm}",
-        requires=("hvx",),
-        llvm=(llvm,),
-        doc=(
+    w4 = bits == 4
+    doc = (
+        "HVX 128B vector x scalar: 32 int32 lanes each += 4 products of the weights + 128 "
+        f"(u8) and one 32-bit register of {act} activations; two per packet"
+    )
+    if w4:
+        doc = (
             "as vrmpy_rt, 4-bit weights w + 8 of two input-channel blocks per byte, each half "
             "taken as 16 x (w + 8) by one vasl + vand or one vand; accumulators hold 16 x the sums"
-        ),
-        kind=KIND,
-        nibble_depth=True,
-        offset_factors=(8, 128, 32),
-    )
-
-
-def _entry(act: str) -> _intrin.Intrinsic:
-    llvm, asm = _VRMPY[act]
+        )
     return _intrin.Intrinsic(
         name="vrmpy_rt",
-        key=f"accelsim.vrmpy_rt.{act}.w8",
+        key=f"accelsim.vrmpy_rt.{act}." + ("w4x16" if w4 else "w8"),
         act_dtype=act,
-        weight_bits=8,
+        weight_bits=bits,
         weight_type="uint8",
         acc_dtype="int32",
         lanes=32,
-        depth=4,
-        impl=_impl,
-        instruction=asm,
+        depth=8 if w4 else 4,
+        impl=_impl_w4 if w4 else _impl,
+        instruction=f"vasl(v.h, r) / vand(v, v); {asm}" if w4 else asm,
         requires=("hvx",),
         llvm=(llvm,),
-        doc=(
-            "HVX 128B vector x scalar: 32 int32 lanes each += 4 products of the weights + 128 "
-            f"(u8) and one 32-bit register of {act} activations; two per packet"
-        ),
+        doc=doc,
         kind=KIND,
-        # one 32-bit word of activations, one 128-byte vector of weights and of accumulators
-        offset_factors=(4, 128, 32),
+        nibble_depth=w4,
+        # one (4-bit: two) 32-bit word of activations, one 128-byte vector of weights and of
+        # accumulators
+        offset_factors=(8 if w4 else 4, 128, 32),
     )
 
 
-ENTRIES = tuple(_entry(act) for act in ("int8", "uint8")) + tuple(
-    _entry_w4(act) for act in ("int8", "uint8")
-)
+ENTRIES = tuple(_entry(act, bits) for bits in (8, 4) for act in ("int8", "uint8"))
 _intrin.register(*ENTRIES)
 
 
