@@ -418,13 +418,13 @@ def test_lowered_layer_record():
 def test_four_bit_weights_are_packed_two_per_byte():
     q, values = quantized("resnet18", "w4a8")
     layer = lower_node(q, q.node("layer1.0.conv1"), load_target("hvx-v68"))
-    assert layer.args[1].shape == (2, 3, 3, 16, 32, 2)  # vrmpy 32x4, 4 nibbles in 2 bytes
-    w = layer.pack_inputs(values)["w"]
-    lo = ((w.astype(np.int16) << 12) >> 12)[..., :]  # sign-extended low nibbles
-    hi = w.astype(np.int16) >> 4
-    unpacked = np.stack([lo, hi], axis=-1).reshape(2, 3, 3, 16, 32, 4)
+    # vrmpy_rt 32 x 8 (lower.uweights): input channels j and j + 4 of a block in one byte, as
+    # the unsigned w + 8
+    assert layer.args[1].shape == (2, 3, 3, 8, 32, 4)
+    w = layer.pack_inputs(values)["w"].astype(np.int16)
+    unpacked = np.concatenate([w & 0xF, w >> 4], axis=-1) - 8  # [ob][kh][kw][ib][lane][8]
     ref = q.constants[q.node("layer1.0.conv1").inputs[1]]  # OIHW int4 in int8
-    ref = ref.transpose(0, 2, 3, 1).reshape(2, 32, 3, 3, 16, 4).transpose(0, 2, 3, 4, 1, 5)
+    ref = ref.transpose(0, 2, 3, 1).reshape(2, 32, 3, 3, 8, 8).transpose(0, 2, 3, 4, 1, 5)
     np.testing.assert_array_equal(unpacked, ref)
 
 
