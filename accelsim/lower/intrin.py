@@ -99,6 +99,12 @@ class Intrinsic:
     offset_factors: tuple[int, int, int] = (1, 1, 1)
 
     @property
+    def x16(self) -> bool:
+        """4-bit weights used as 16 x w in place (`nibble_lanes` or `nibble_depth`): the
+        accumulators hold 16 x the sums."""
+        return self.nibble_lanes or self.nibble_depth
+
+    @property
     def weight_dtype(self) -> str:
         if self.weight_type:
             return self.weight_type

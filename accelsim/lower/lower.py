@@ -278,9 +278,9 @@ def _aligned(tvm, func, target):
     `codegen.buffer_alignment` (HVX: 128 bytes, one vector), so that whole-vector accesses
     to them are aligned ones. TVM fixes a buffer's alignment when it creates it (64 bytes) and
     will not specialize it, so each such buffer is declared anew with the alignment and put in
-    place of the old one everywhere it appears (`_swapped`: the same TIR as
-    printing the function and parsing it back with `align=` added, in 5 ms instead of 0.1-0.2 s
-    of TVMScript parsing per kernel). The workspaces TVM allocates later
+    place of the old one everywhere it appears (`_swapped`: milliseconds, where printing the
+    function and parsing it back with `align=` added took 0.1-0.2 s per kernel, and missed the
+    float32 intermediates, which print without their dtype). The workspaces TVM allocates later
     (`TVMBackendAllocWorkspace`) are no TIR buffers here: the compile step's pass states their
     alignment (`accelsim.kernels.compile`)."""
     align = target.codegen.buffer_alignment
@@ -296,11 +296,7 @@ def _aligned(tvm, func, target):
 
     def allocs(block):  # the blocks' own buffers (not their match_buffer views)
         for b in block.alloc_buffers:
-            # float32 intermediates keep TVM's 64 bytes, as the TVMScript rewrite this replaces
-            # left them (it matched only buffers printed with their dtype; float32 is printed
-            # without): aligning them changes the scalar-core float kernels' code
-            if str(b.dtype) != "float32":
-                new.setdefault(b, aligned(b))
+            new.setdefault(b, aligned(b))
         return block
 
     tvm_ffi.structural_map(func.body, [(tvm.s_tir.SBlock, allocs)], order="post")

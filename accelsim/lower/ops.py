@@ -189,11 +189,6 @@ def _mac_types(ctx: Ctx, x_i, w_i, b_i, o_i, double: bool = False) -> _MacTypes:
     )
 
 
-def _x16_weights(it) -> bool:
-    """4-bit weights used as 16 x w in place (`Intrinsic.nibble_lanes` / `nibble_depth`)."""
-    return it.nibble_lanes or it.nibble_depth
-
-
 def _intrinsic(
     ctx: Ctx,
     recipe: Recipe,
@@ -541,11 +536,7 @@ def contraction(ctx: Ctx) -> Built:
                 it, offset_w = alt, True  # unsigned weights, activation sums (lower.uweights)
                 wdt = it.weight_dtype
     # 16 x |w| <= 128, or 16 x (w + 8) <= 240 on offset weights (accelsim.lower.uweights)
-    if (
-        it is not None
-        and _x16_weights(it)
-        and KH * KW * I * 128 * (240 if offset_w else 128) >= 2**31
-    ):
+    if it is not None and it.x16 and KH * KW * I * 128 * (240 if offset_w else 128) >= 2**31:
         # its accumulators hold 16 x the sums: they must not wrap where the true ones do not
         notes.append(f"intrinsic '{it.name}' (4-bit x16) not used: {KH * KW * I} terms")
         it, offset_w = None, False
@@ -617,7 +608,7 @@ def contraction(ctx: Ctx) -> Built:
     else:
         xin = x
 
-    nib16 = it is not None and _x16_weights(it)
+    nib16 = it is not None and it.x16
 
     class _Block:  # the weight block of an intrinsic call, indexed as its description does
         def __init__(self, outer):
