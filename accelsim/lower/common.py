@@ -42,6 +42,10 @@ class Built:
     # is scheduled the block reads the placeholder; then its reads go to the stage, which
     # becomes a buffer of the kernel's own, and neither is an argument of the kernel
     stand_ins: Mapping[str, str] = field(default_factory=dict)
+    # {reduction block: argument}: the block's sums start from the argument (indexed by the
+    # block's last spatial axis, the output channel) instead of 0. TE has the init (te.sum's
+    # `init=`), but `te.create_prim_func` drops it, so the driver puts it in the block
+    starts: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -368,8 +372,10 @@ def _int_epilogue(
     out_dtype: str,
     form=None,
     unclamped: bool = False,
+    biased: bool = False,
 ):
-    """bias + requantize + clamp of one accumulator (TIR expression); `form`: a
+    """bias + requantize + clamp of one accumulator (TIR expression; `biased`: the
+    accumulator started from the bias, `_MacArgs.bias_start`); `form`: a
     `requant.RequantForm` for int32 accumulators (else the generic `mbqm`), or a pair (form,
     whether any channel shifts left). `fscale`: the requantization multiplies by a float scale
     `mult[c]` instead, "float64" as TFLite's FULLY_CONNECTED, "float32" as ONNX Runtime's
@@ -386,7 +392,7 @@ def _int_epilogue(
     if fscale == "float32":
         f = (acc + bias[c]).astype("float32") * mult[c]
         return rq.mlas_finish(f, qp[1], qp[2], qp[3]).astype(out_dtype)
-    v = acc + bias[c]
+    v = acc if biased else acc + bias[c]
     del tirx
 
     def k(r):

@@ -159,7 +159,9 @@ def lower_node(
         return LoweredLayer(op_class=cls, status=status, reason=reason, **base)
     tvm = import_tvm()
     built.signature = _plain(built.signature)
-    func = _aligned(tvm, tvm.te.create_prim_func(built.tensors), target)
+    func = _aligned(
+        tvm, _started(tvm, tvm.te.create_prim_func(built.tensors), built.starts), target
+    )
     key_src = {
         "signature": built.signature,
         "tir": func.script(),
@@ -264,6 +266,43 @@ def _swapped(node, swap):
             return self.buffer_map.get(buffer, buffer)
 
     return _Swap(dict(swap))(node)
+
+
+def _started(tvm, func, starts: Mapping[str, str]):
+    """`func` with each reduction block in `starts` initialized from its argument, indexed by
+    the block's last spatial axis, instead of 0 (`Built.starts`)."""
+    if not starts:
+        return func
+    import tvm_ffi
+
+    params = {p.name: p for p in func.params}
+    tirx = tvm.tirx
+
+    def start(block):
+        arg = starts.get(block.name_hint)
+        if arg is None or block.init is None:
+            return block
+        src = params[arg]
+        lane = [v.var for v in block.iter_vars if v.iter_type == tirx.IterVar.DataPar][-1]
+        init = block.init
+        if not isinstance(init, tirx.BufferStore):
+            raise AssertionError(f"{block.name_hint}: the init is not one store")
+        # (the block's reads stay those of its update, which an intrinsic's description
+        # matches; the argument has no producer to order against)
+        return tvm.s_tir.SBlock(
+            block.iter_vars,
+            block.reads,
+            block.writes,
+            block.name_hint,
+            block.body,
+            tirx.BufferStore(init.buffer, tirx.BufferLoad(src, [lane]), init.indices),
+            block.alloc_buffers,
+            block.match_buffers,
+            block.annotations,
+        )
+
+    body = tvm_ffi.structural_map(func.body, [(tvm.s_tir.SBlock, start)], order="post")
+    return func.with_body(body)
 
 
 def _redeclared(tvm, b, scope: str, align: int):

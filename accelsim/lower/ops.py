@@ -297,11 +297,17 @@ class _MacArgs:
     tensors: list
     names: list[str]
     pad_value: Any
-    epilogue: Callable  # (accumulator, output channel) -> output element
+    # (accumulator, output channel[, biased]) -> output element; `biased`: the accumulator
+    # started from the bias (`Built.starts`), so the epilogue adds none
+    epilogue: Callable
     # set: `epilogue` gives the requantized int32 value and this (int32 -> output element) adds
     # the zero point and clamps, in a stage of its own vectorized in 8-bit lanes
     # (`requant.narrow_finish`)
     finish: Callable | None = None
+    # an int32 accumulator may start from the bias instead of 0: the same integers mod 2^32,
+    # as the sum wraps either way, and one vector add per accumulator less in the epilogue
+    # (not a float bias, where the order of the sum would change, nor an int64 one)
+    bias_starts: bool = False
 
 
 def _recipe_form(ctx: Ctx, recipe: Recipe, t: _MacTypes) -> rq.RequantForm | None:
@@ -370,10 +376,11 @@ def _mac_args(channels: int, xdt, accdt, odt, ft: FloatTypes | None, wide, fscal
         and odt in ("int8", "uint8")
     )
 
-    def epilogue(a, c):
+    def epilogue(a, c, biased=False):
         return _int_epilogue(
             a,
             c,
+            biased=biased,
             bias=bias,
             mult=mult,
             shift=shift,
@@ -394,18 +401,30 @@ def _mac_args(channels: int, xdt, accdt, odt, ft: FloatTypes | None, wide, fscal
         qp[0].astype(xdt),
         epilogue,
         finish if split else None,
+        accdt == "int32" and not (wide or double),
     )
 
 
 def _finished(y, margs: _MacArgs, form):
-    """The output stage of a layer whose epilogue computed `y`, the blocks between, and the
-    lanes the output stage is vectorized in: with `margs.finish`, `y` holds the requantized
-    int32 values (block "requant", in the form's lanes) and a last stage "y" finishes them in
-    8-bit lanes (as wide as the channel tile); else `y` itself, in the form's lanes."""
+    """The output stage of a layer whose epilogue computed `y`, the blocks between, the lanes
+    the output stage is vectorized in and the TensorIntrins that may compute it instead (by
+    lanes): with `margs.finish`, `y` holds the requantized int32 values (block "requant", in
+    the form's lanes) and a last stage "y" finishes them in 8-bit lanes (as wide as the channel
+    tile; `RequantForm.finish_intrinsic`); else `y` itself, in the form's lanes."""
     if margs.finish is None:
-        return y, (), form[0].lanes if form else None
+        return y, (), form[0].lanes if form else None, {}
     out = _te().compute(y.shape, lambda *i: margs.finish(y(*i)), name="y")
-    return out, (("requant", None, form[0].lanes),), None
+    make = form[0].finish_intrinsic
+    channels = int(y.shape[-1])
+    intrinsics = (
+        {n: make(str(out.dtype), n) for n in (64, 128) if channels % n == 0} if make else {}
+    )
+    return (
+        out,
+        (("requant", None, form[0].lanes),),
+        None,
+        {n: k for n, k in intrinsics.items() if k},
+    )
 
 
 def _mac_consts(
@@ -641,10 +660,17 @@ def contraction(ctx: Ctx) -> Built:
         pdt = accdt
     window = None if is_dense else ((KH, KW), strides, dil)
     acc_shape = (N, OCp) if is_dense else (N, OH, OW, OCp)
+    # the sums start from the bias where one accumulator per output channel holds the whole
+    # sum (not SMMLA's or the partial sums' pieces, not 16 x the sums of 4-bit weights)
+    start = margs.bias_starts and not (nib16 or pairs or partial) and OCp == Oy
     if nib16:  # 16 x the sums, exactly: back to the sums before the bias
 
         def epi(a, c):
             return margs.epilogue(_tirx().shift_right(a, _tirx().const(4, accdt)), c)
+    elif start:
+
+        def epi(a, c):
+            return margs.epilogue(a, c, biased=True)
     else:
         epi = margs.epilogue
     intrinsic_loops: tuple[str, ...] = ("oc.v", "ic.v")
@@ -696,7 +722,7 @@ def contraction(ctx: Ctx) -> Built:
             Axis("ic.v", bk, reduce=True),
         ]
         default_order = ("n", "oh", "ow", "oc", "kh", "kw", "ic", "ic.v")
-    y, between, ep_lanes = _finished(y, margs, form)
+    y, between, ep_lanes, ep_intrin = _finished(y, margs, form)
     if partial:
         between = (("partial_sum", partials.sum_intrinsic(it), None), *between)
     spec = ComputeSpec(
@@ -707,6 +733,7 @@ def contraction(ctx: Ctx) -> Built:
         intrinsic=it,
         intrinsic_loops=intrinsic_loops,
         epilogue_lanes=ep_lanes,
+        epilogue_intrinsics=ep_intrin,
         default_order=default_order,
         layer=ctx.layer,
         notes=tuple(notes),
@@ -801,6 +828,7 @@ def contraction(ctx: Ctx) -> Built:
             signature,
             (x_name,),
             stand_ins={uweights.STAND_IN: uweights.SUMS} if offset_w else {},
+            starts={"acc": "bias"} if start else {},
         ),
         ft if is_float else None,
         2 * KH * KW * I + 1,
@@ -1009,7 +1037,7 @@ def depthwise(ctx: Ctx) -> Built:
             lambda n, oh, ow, c: margs.epilogue(acc[n, oh, ow, c], c),
             name="requant" if margs.finish else "y",
         )
-    y, between, ep_lanes = _finished(y, margs, form)
+    y, between, ep_lanes, ep_intrin = _finished(y, margs, form)
     spec = ComputeSpec(
         main="acc",
         # rows: the "ow" axis counts the row's 128-byte blocks, "c" is one block's lanes
@@ -1023,6 +1051,7 @@ def depthwise(ctx: Ctx) -> Built:
         intrinsic=win if win is not None else it,
         intrinsic_loops=("kh", "kw", "c.v") if win is not None else ("c.v",),
         epilogue_lanes=ep_lanes,
+        epilogue_intrinsics=ep_intrin,
         default_order=_WINDOW_ORDER,
         layer=ctx.layer,
         notes=tuple(notes),

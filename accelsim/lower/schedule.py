@@ -187,6 +187,9 @@ class ComputeSpec:
     # the epilogue's expressions are vector instructions of exactly this many lanes (a
     # `requant.RequantForm`): vectorized in chunks of them, never left scalar
     epilogue_lanes: int | None = None
+    # TensorIntrins that compute the (otherwise vectorized) epilogue over exactly that many
+    # lanes, by lanes (`requant.RequantForm.finish_intrinsic`)
+    epilogue_intrinsics: Mapping[int, str] = field(default_factory=dict)
     stages: list[tuple[str, int]] = field(default_factory=list)  # root blocks: (name, lanes)
     intrinsic: _intrin.Intrinsic | None = None
     intrinsic_loops: tuple[str, ...] = ()
@@ -564,7 +567,10 @@ def apply(
             if ext > max(64, cap):  # a whole untiled channel axis: in blocks of `cap` lanes
                 _, inner = sch.split(inner, [None, pow2_divisor(ext, cap)])
                 ext = pow2_divisor(ext, cap)
-            if ext > 1:
+            if ext in spec.epilogue_intrinsics:
+                sch.tensorize(inner, spec.epilogue_intrinsics[ext])
+                epilogue_vectorized = True
+            elif ext > 1:
                 try:
                     sch.vectorize(inner)
                     epilogue_vectorized = True
