@@ -425,7 +425,8 @@ FORMS: tuple[RequantForm, ...] = (
         32,
         mbqm_vmpye,
         "Hexagon HVX (128-byte): VMPYE + VMPYO:<<1:rnd:sat:shift, per-lane VASR on 32 int32 lanes; "
-        "then the zero point and the clamp in 16- and 8-bit lanes (VSAT, VADD:sat, VPACK)",
+        "then the zero point and the clamp in 16- and 8-bit lanes (VPACK:sat, VADD:sat, "
+        "VPACK:sat, VMIN, VMAX)",
         tail=True,
         narrow_finish=True,
         finish_intrinsic=hvx_finish_intrinsic,
