@@ -42,10 +42,11 @@ class Built:
     # is scheduled the block reads the placeholder; then its reads go to the stage, which
     # becomes a buffer of the kernel's own, and neither is an argument of the kernel
     stand_ins: Mapping[str, str] = field(default_factory=dict)
-    # {reduction block: argument}: the block's sums start from the argument (indexed by the
-    # block's last spatial axis, the output channel) instead of 0. TE has the init (te.sum's
-    # `init=`), but `te.create_prim_func` drops it, so the driver puts it in the block
-    starts: Mapping[str, str] = field(default_factory=dict)
+    # {reduction block: (argument, shift)}: the block's sums start from the argument (indexed
+    # by the block's last spatial axis, the output channel) shifted left by `shift`, instead
+    # of 0. TE has the init (te.sum's `init=`), but `te.create_prim_func` drops it, so the
+    # driver puts it in the block
+    starts: Mapping[str, tuple[str, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -375,7 +376,7 @@ def _int_epilogue(
     biased: bool = False,
 ):
     """bias + requantize + clamp of one accumulator (TIR expression; `biased`: the
-    accumulator started from the bias, `_MacArgs.bias_start`); `form`: a
+    accumulator started from the bias, `_MacArgs.bias_starts`); `form`: a
     `requant.RequantForm` for int32 accumulators (else the generic `mbqm`), or a pair (form,
     whether any channel shifts left). `fscale`: the requantization multiplies by a float scale
     `mult[c]` instead, "float64" as TFLite's FULLY_CONNECTED, "float32" as ONNX Runtime's
@@ -389,10 +390,10 @@ def _int_epilogue(
         zp = qp[1].astype("int64")
         y = rq.clip(r, qp[2].astype("int64") - zp, qp[3].astype("int64") - zp) + zp
         return y.astype(out_dtype)
-    if fscale == "float32":
-        f = (acc + bias[c]).astype("float32") * mult[c]
-        return rq.mlas_finish(f, qp[1], qp[2], qp[3]).astype(out_dtype)
     v = acc if biased else acc + bias[c]
+    if fscale == "float32":
+        f = v.astype("float32") * mult[c]
+        return rq.mlas_finish(f, qp[1], qp[2], qp[3]).astype(out_dtype)
     del tirx
 
     def k(r):
