@@ -42,11 +42,10 @@ class Built:
     # is scheduled the block reads the placeholder; then its reads go to the stage, which
     # becomes a buffer of the kernel's own, and neither is an argument of the kernel
     stand_ins: Mapping[str, str] = field(default_factory=dict)
-    # {reduction block: (argument, shift)}: the block's sums start from the argument (indexed
-    # by the block's last spatial axis, the output channel) shifted left by `shift`, instead
-    # of 0. TE has the init (te.sum's `init=`), but `te.create_prim_func` drops it, so the
-    # driver puts it in the block
-    starts: Mapping[str, tuple[str, int]] = field(default_factory=dict)
+    # {reduction block: argument}: the block's sums start from the argument (indexed by the
+    # block's last spatial axis, the output channel) instead of 0. TE has the init (te.sum's
+    # `init=`), but `te.create_prim_func` drops it, so the driver puts it in the block
+    starts: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

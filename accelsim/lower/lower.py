@@ -268,9 +268,9 @@ def _swapped(node, swap):
     return _Swap(dict(swap))(node)
 
 
-def _started(tvm, func, starts: Mapping[str, tuple[str, int]]):
+def _started(tvm, func, starts: Mapping[str, str]):
     """`func` with each reduction block in `starts` initialized from its argument, indexed by
-    the block's last spatial axis and shifted left, instead of 0 (`Built.starts`)."""
+    the block's last spatial axis, instead of 0 (`Built.starts`)."""
     if not starts:
         return func
     import tvm_ffi
@@ -279,17 +279,15 @@ def _started(tvm, func, starts: Mapping[str, tuple[str, int]]):
     tirx = tvm.tirx
 
     def start(block):
-        if block.name_hint not in starts or block.init is None:
+        arg = starts.get(block.name_hint)
+        if arg is None or block.init is None:
             return block
-        arg, shift = starts[block.name_hint]
         src = params[arg]
         lane = [v.var for v in block.iter_vars if v.iter_type == tirx.IterVar.DataPar][-1]
         init = block.init
         if not isinstance(init, tirx.BufferStore):
             raise AssertionError(f"{block.name_hint}: the init is not one store")
         value = tirx.BufferLoad(src, [lane])
-        if shift:
-            value = tirx.shift_left(value, tirx.const(shift, src.dtype))
         # (the block's reads stay those of its update, which an intrinsic's description
         # matches; the argument has no producer to order against)
         return tvm.s_tir.SBlock(

@@ -660,21 +660,15 @@ def contraction(ctx: Ctx) -> Built:
         pdt = accdt
     window = None if is_dense else ((KH, KW), strides, dil)
     acc_shape = (N, OCp) if is_dense else (N, OH, OW, OCp)
-    consts = _mac_consts(
-        node, x_i, w_i, o_i, w, bias_c, ft if is_float else None, wide, t.fscale, offset
-    )
     # the sums start from the bias where one accumulator per output channel holds the whole
-    # sum (not SMMLA's or the partial sums' pieces); 4-bit weights' 16 x sums from 16 x the
-    # bias, where that cannot wrap either (the shift back by 4 needs the true value)
-    start = margs.bias_starts and not (pairs or partial) and OCp == Oy
-    if start and nib16:
-        xmax = 255 if xdt == "uint8" else 128
-        terms = KH * KW * ICp * xmax * (240 if offset_w else 128)
-        start = terms + 16 * int(np.abs(consts["bias"].astype(np.int64)).max(initial=0)) < 2**31
+    # sum: not SMMLA's or the partial sums' pieces, and not 4-bit weights' 16 x the sums,
+    # whose shift back by 4 and bias add are one instruction (NEON SSRA, HVX `+= vasr`;
+    # started from bias << 4 instead: cortex-a76 ResNet-50 w4a8 155.4 -> 156.1 M cycles)
+    start = margs.bias_starts and not (nib16 or pairs or partial) and OCp == Oy
     if nib16:  # 16 x the sums, exactly: back to the sums before the bias
 
         def epi(a, c):
-            return margs.epilogue(_tirx().shift_right(a, _tirx().const(4, accdt)), c, biased=start)
+            return margs.epilogue(_tirx().shift_right(a, _tirx().const(4, accdt)), c)
     elif start:
 
         def epi(a, c):
@@ -781,6 +775,19 @@ def contraction(ctx: Ctx) -> Built:
             return (blk + uweights.OFFSET).astype(np.dtype(wdt))
         return blk.astype(np.dtype(wdt))
 
+    consts = _mac_consts(
+        node,
+        x_i,
+        w_i,
+        o_i,
+        w,
+        bias_c,
+        ft if is_float else None,
+        wide,
+        t.fscale,
+        offset,
+    )
+
     def pack(values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         xv = np.asarray(values[x_name])
         xk = to_kernel_layout(xv.reshape(N, I) if is_dense else xv, layout)
@@ -823,7 +830,7 @@ def contraction(ctx: Ctx) -> Built:
             signature,
             (x_name,),
             stand_ins={uweights.STAND_IN: uweights.SUMS} if offset_w else {},
-            starts={"acc": ("bias", 4 if nib16 else 0)} if start else {},
+            starts={"acc": "bias"} if start else {},
         ),
         ft if is_float else None,
         2 * KH * KW * I + 1,
