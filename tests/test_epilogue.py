@@ -31,18 +31,21 @@ def _needs(target: str):
     )
 
 
-def _layer(cin: int, cout: int, k: int = 1, dense: bool = False, bias_scale: float = 0.1):
+def _layer(
+    cin: int, cout: int, k: int = 1, dense: bool = False, bias_scale: float = 0.1, relu=False
+):
     """One conv2d (k x k, pad k // 2, 6 x 6) or dense layer whose inputs reach both ends of the
     activation range; `bias_scale`: the float bias's standard deviation (1.0: biases of 2^13 to
-    2^15 once quantized, as large as the sums of products)."""
+    2^15 once quantized, as large as the sums of products); `relu`: a fused ReLU6."""
     rng = np.random.default_rng(cin * 7 + cout)
     b = GraphBuilder("ep")
     shape = (1, cin) if dense else (1, cin, 6, 6)
     x = b.input("x", shape)
     w = rng.uniform(-1, 1, (cout, cin) if dense else (cout, cin, k, k)).astype(np.float32)
     bias = b.const("b", (rng.standard_normal(cout) * bias_scale).astype(np.float32))
+    act = {"act_min": 0.0, "act_max": 6.0} if relu else {}
     if dense:
-        y = b.add("dense", [x, b.const("w", w), bias], name="layer")
+        y = b.add("dense", [x, b.const("w", w), bias], name="layer", **act)
     else:
         y = b.add(
             "conv2d",
@@ -52,6 +55,7 @@ def _layer(cin: int, cout: int, k: int = 1, dense: bool = False, bias_scale: flo
             pads=(k // 2,) * 4,
             dilations=(1, 1),
             groups=1,
+            **act,
         )
     b.output(y)
     hi = np.ones(shape, np.float32)
@@ -143,4 +147,30 @@ def test_hvx_output_stage_takes_the_saturating_packs(precision, kw, pack_b):
     assert re.search(pack_b, asm), "no saturating pack h -> 8 bits"
     assert "vpacke" not in asm and ".w = vmin(" not in asm
     checked = api.verify(q, "hvx-v68")
+    assert checked.elements > 0 and checked.mismatches == 0, checked.to_json()
+
+
+@pytest.mark.parametrize(
+    "target, kw, fixup",
+    [
+        pytest.param("cortex-a55", dict(cin=64, cout=32, k=1), "ssra", marks=_needs("cortex-a55")),
+        pytest.param("cortex-a76", dict(cin=40, cout=64, k=3), "ssra", marks=_needs("cortex-a76")),
+        pytest.param("hvx-v68", dict(cin=64, cout=64, k=1), None, marks=_needs("hvx-v68")),
+        pytest.param("host", dict(cin=64, cout=32, k=3), None),
+    ],
+)
+def test_relu_outputs_skip_the_rounding_of_negative_values(target, kw, fixup):
+    """Under a fused ReLU the output clamp starts at the zero point, so the requantization
+    leaves RoundingDivideByPOT's correction of negative values out (`requant` module
+    docstring, `nonneg`): on NEON no SSRA where the same layer without the ReLU has one per
+    vector; the outputs are the reference's under qemu (and on the host)."""
+    q, t, layer = _lowered(target, relu=True, bias_scale=1.0, **kw)
+    attrs = q.node("layer").attrs
+    assert attrs.get("act_min") == 0.0
+    if fixup:
+        asm = Path(cg.compile_layer(layer, t).asm_path).read_text()
+        plain = _lowered(target, bias_scale=1.0, **kw)[2]
+        plain_asm = Path(cg.compile_layer(plain, t).asm_path).read_text()
+        assert fixup in plain_asm and fixup not in asm
+    checked = api.verify(q, target)
     assert checked.elements > 0 and checked.mismatches == 0, checked.to_json()

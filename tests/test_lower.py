@@ -343,6 +343,48 @@ def test_requantization_matches_fixedpoint_at_the_extremes():
     )
 
 
+def test_requantization_without_the_negative_rounding_under_a_relu_clamp():
+    """`requant.mbqm(..., nonneg=True)` leaves RoundingDivideByPOT's correction of negative
+    values out: under an output clamp that starts at or above the zero point (a fused ReLU) it
+    equals the reference exactly; without the clamp it differs from the reference only where
+    both are <= 0, and does differ there (exact negative halves, small right shifts), so the
+    clamp is what makes it exact."""
+    from accelsim.core.tvm_env import import_tvm
+    from accelsim.lower import requant as rq
+
+    tvm = import_tvm()
+    te = tvm.te
+    rng = np.random.default_rng(3)
+    n = 1 << 14
+    x = rng.integers(-(2**24), 2**24, n).astype(np.int32)
+    x[:8] = [-(2**31), 2**31 - 1, 0, -1, 1, -(2**30), 2**30, -3]
+    m = rng.integers(2**30, 2**31, n).astype(np.int32)
+    m[: n // 2] = 2**30  # x * 2^30 doubled and rounded is x / 2: exact halves after the shift
+    s = rng.integers(-8, 3, n).astype(np.int32)  # right shifts 1-8 and a few left ones
+    zp, lo, hi = -128, -128, 127  # int8, ReLU: the clamp starts at the zero point
+    X = te.placeholder((n,), "int32", name="x")
+    M = te.placeholder((n,), "int32", name="m")
+    S = te.placeholder((n,), "int32", name="s")
+    Q = te.placeholder((3,), "int32", name="q")
+    Y = te.compute(
+        (n,),
+        lambda i: rq.mbqm(X[i], M[i], S[i], lambda r: rq.clamp_add(r, Q[0], Q[1], Q[2]), True),
+        name="y",
+    )
+    R = te.compute((n,), lambda i: rq.mbqm(X[i], M[i], S[i], nonneg=True), name="r")
+    f = te.create_prim_func([X, M, S, Q, Y, R]).with_attr("global_symbol", "rq")
+    lib = tvm.compile(f, target=tvm.target.Target(load_target("host").codegen.tvm_target_dict()))
+    args = [tvm.runtime.tensor(a) for a in (x, m, s, np.array([zp, lo, hi], np.int32))]
+    outs = [tvm.runtime.empty((n,), "int32"), tvm.runtime.empty((n,), "int32")]
+    lib["rq"](*args, *outs)
+    exact = fx.multiply_by_quantized_multiplier(x, m, s)
+    np.testing.assert_array_equal(outs[0].numpy(), np.clip(exact + zp, lo, hi))
+    raw = outs[1].numpy()
+    differ = raw != exact
+    assert differ.sum() > 100, "no negative half was rounded differently: the test is blind"
+    assert (raw[differ] <= 0).all() and (exact[differ] <= 0).all()
+
+
 def test_mlas_requantization_matches_onnx_runtime_rounding():
     """The TIR form of ONNX Runtime's MlasRequantizeOutput (`requant.mlas_finish` after a
     float32 multiply) against accelsim.ref.qdq_ops.requantize: ties in both directions, values

@@ -373,6 +373,7 @@ def _int_epilogue(
     form=None,
     unclamped: bool = False,
     biased: bool = False,
+    nonneg: bool = False,
 ):
     """bias + requantize + clamp of one accumulator (TIR expression; `biased`: the
     accumulator started from the bias, `_MacArgs.bias_starts`); `form`: a
@@ -381,7 +382,8 @@ def _int_epilogue(
     `mult[c]` instead, "float64" as TFLite's FULLY_CONNECTED, "float32" as ONNX Runtime's
     `MlasRequantizeOutput` (`accelsim.ref.qdq_ops.requantize`). `unclamped` (with a form):
     the requantized int32 value, before the zero point and the clamp (`requant.narrow_finish`
-    does those in a stage of its own)."""
+    does those in a stage of its own). `nonneg`: the output's clamp starts at or above its zero
+    point, so the rounding of negative values may be left out (`accelsim.lower.requant`)."""
     tirx = _tirx()
     if fscale == "float64":
         v = acc.astype("int64") + bias[c]
@@ -401,9 +403,11 @@ def _int_epilogue(
     if form is not None and not wide:
         f, left, nudge = form
         if unclamped:
-            return f.build(v, mult[c], shift[c], left_shifts=left, nudge=nudge)
-        return f.build(v, mult[c], shift[c], k, left_shifts=left, nudge=nudge)
-    return (rq.mbqm64 if wide else rq.mbqm)(v, mult[c], shift[c], k)
+            return f.build(v, mult[c], shift[c], left_shifts=left, nudge=nudge, nonneg=nonneg)
+        return f.build(v, mult[c], shift[c], k, left_shifts=left, nudge=nudge, nonneg=nonneg)
+    if wide:
+        return rq.mbqm64(v, mult[c], shift[c], k)
+    return rq.mbqm(v, mult[c], shift[c], k, nonneg=nonneg)
 
 
 def _float_epilogue(v, fp, out_dtype: str | None = None):

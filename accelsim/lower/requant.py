@@ -17,6 +17,13 @@ as a tree; TVM's CSE pass removes the small duplicates left):
   as TFLite's (LLVM `shl` carries no overflow flags); the rest is int64, so nothing overflows.
 - the int64 overload of the 16x8 kernels (multiplier reduced to 16 bits, one rounding), result
   wrapped to int32 like TFLite's implicit conversion.
+- `nonneg=True` (the caller has checked that the output's clamp starts at or above its zero
+  point, as after a fused ReLU or ReLU6): RoundingDivideByPOT's correction for negative
+  values is left out. A negative `hi` still gives a result <= 0 (a rounding shift right by at
+  least 1 maps -1 and below to 0 or below; no shift keeps it), which the clamp maps to its
+  lower bound, as it does the exact result (<= 0 too); a non-negative `hi` rounds as before.
+  The same output integers with one fix-up less per vector (NEON: the SSRA; HVX: a VASR and a
+  VADD; the generic form: the threshold's sign term).
 - `clamp_add`: `clip(r + zp, lo, hi)` computed as `clip(r, lo - zp, hi - zp) + zp`, the same
   integer without int32 overflow.
 
@@ -49,18 +56,18 @@ def _ident(v):
     return v
 
 
-def mbqm(x, mult, shift, k=_ident):
+def mbqm(x, mult, shift, k=_ident, nonneg: bool = False):
     """MultiplyByQuantizedMultiplier(int32 x, int32 mult, int32 shift), double rounding.
 
     `shift` is in [-31, 30] (QuantizeMultiplier); the min() bounds make that visible to TVM's
-    integer analysis."""
+    integer analysis. `nonneg`: see the module docstring."""
     tirx = _t()
     left, right = _shift_amounts(shift)
     a = tirx.shift_left(x, left)  # int32, wraps
     hi = tirx.shift_right(a.astype("int64") * mult.astype("int64") + c64(1 << 30), c64(31)).astype(
         "int32"
     )
-    return k(_rounding_divide_by_pot(hi, right))
+    return k(_rounding_divide_by_pot(hi, right, nonneg))
 
 
 def _shift_amounts(shift):
@@ -72,17 +79,20 @@ def _shift_amounts(shift):
     )
 
 
-def _rounding_divide_by_pot(hi, right):
+def _rounding_divide_by_pot(hi, right, nonneg: bool = False):
     """RoundingDivideByPOT(int32 hi, right in [0, 31]) in int32 as gemmlowp writes it
     (remainder against a threshold that is one higher for negative values): no 64-bit lanes
     after the product, which halves the vector work of a requantization on 512-bit x86 (int64
     ops take two registers per 16 lanes). The two tests are sign bits, not Selects: TVM's
     simplifier analyses each Select's arms under its condition, and with `hi` (which holds the
     whole input) in every condition an add's three nested requantizations took 45-50 s to
-    compile on hvx-v68, 0.1 s without them."""
+    compile on hvx-v68, 0.1 s without them. `nonneg` (module docstring): the threshold without its
+    `[hi < 0]`."""
     tirx = _t()
     mask = tirx.shift_right(c32(0x7FFFFFFF), c32(31) - right)  # 2^right - 1, no overflow
-    threshold = tirx.shift_right(mask, c32(1)) - tirx.shift_right(hi, c32(31))  # + [hi < 0]
+    threshold = tirx.shift_right(mask, c32(1))
+    if not nonneg:
+        threshold = threshold - tirx.shift_right(hi, c32(31))  # + [hi < 0]
     # [remainder > threshold]: both lie in [0, 2^31), so the difference cannot overflow
     down = tirx.shift_right(threshold - tirx.bitwise_and(hi, mask), c32(31))  # -1 or 0
     return tirx.shift_right(hi, right) - down
@@ -221,7 +231,9 @@ def _neon(name: str, *args):
     return _t().call_llvm_pure_intrin("int32", f"llvm.aarch64.neon.{name}.i32", *args)
 
 
-def mbqm_sqrdmulh(x, mult, shift, k=_ident, left_shifts: bool = True, nudge: bool = False):
+def mbqm_sqrdmulh(
+    x, mult, shift, k=_ident, left_shifts: bool = True, nudge: bool = False, nonneg: bool = False
+):
     """`mbqm` in 32-bit lanes with the NEON instructions gemmlowp's own NEON path uses:
     SQRDMULH is `(a*b + 2^30) >> 31` saturated (the saturation needs a == b == INT32_MIN, and
     multipliers are non-negative); RoundingDivideByPOT is SRSHL by -e after adding the fix-up
@@ -242,15 +254,19 @@ def mbqm_sqrdmulh(x, mult, shift, k=_ident, left_shifts: bool = True, nudge: boo
     amount (it is never 0) and no saturation: `hi = SQRDMULH(x, m) >= -2^31 + 1` for a
     multiplier below 2^31 (the product is above -2^62), so `hi - 1` cannot wrap. 3 vector
     instructions per 4 outputs where the general form takes 5 (SQRDMULH, CMLT + AND, SQADD,
-    SRSHL)."""
+    SRSHL).
+
+    `nonneg` (module docstring): no fix-up at all, SRSHL alone (2 vector instructions per 4 outputs)."""
     tirx = _t()
     if nudge:  # every shift a right shift: no clamping of the amounts, no left shift
         hi = _neon("sqrdmulh", x, mult)
-        return k(_neon("srshl", hi + tirx.shift_right(hi, c32(31)), shift))
+        return k(_neon("srshl", hi if nonneg else hi + tirx.shift_right(hi, c32(31)), shift))
     neg = tirx.max(tirx.min(shift, c32(0)), c32(-31))  # -right
     if left_shifts:  # x << left wraps, as in `mbqm`
         x = tirx.shift_left(x, _shift_amounts(shift)[0])
     hi = _neon("sqrdmulh", x, mult)
+    if nonneg:
+        return k(_neon("srshl", hi, neg))
     fix = tirx.shift_right(tirx.bitwise_and(hi, neg), c32(31))
     return k(_neon("srshl", _neon("sqadd", hi, fix), neg))
 
@@ -266,7 +282,9 @@ def _hvx(name: str, *args):
 NUDGE_RIGHT = (1, 22)
 
 
-def mbqm_vmpye(x, mult, shift, k=_ident, left_shifts: bool = True, nudge: bool = False):
+def mbqm_vmpye(
+    x, mult, shift, k=_ident, left_shifts: bool = True, nudge: bool = False, nonneg: bool = False
+):
     """`mbqm` in 32-bit HVX lanes, the 32 x 32 fractional multiply of the HVX manual's
     "Multiply" section: `e = vmpye(x.w, m.uh)` is `(x * (m & 0xFFFF)) >> 16`, then
     `e += vmpyo(x.w, m.h):<<1:rnd:sat:shift` forms `((((e + x * (m >> 16)) >> 14) + 1) >> 1)`.
@@ -284,7 +302,8 @@ def mbqm_vmpye(x, mult, shift, k=_ident, left_shifts: bool = True, nudge: bool =
     as `(hi +sat 2^(right - 1) + (hi >> 31)) >> right`, which is RoundingDivideByPOT's
     `(hi >> right) + [remainder > half + (hi < 0)]` for right >= 1 (both are floor((hi +
     2^(right-1) - [hi < 0]) / 2^right)): 7 vector instructions per 32 outputs where the
-    threshold form takes 14, the shift amounts derived in-kernel included."""
+    threshold form takes 14, the shift amounts derived in-kernel included. `nonneg`
+    (`NONNEG`): without the `(hi >> 31)` term (or the threshold's `[hi < 0]`)."""
     tirx = _t()
     if nudge:  # every shift a right shift in NUDGE_RIGHT: no clamping of the amounts
         left, right = None, c32(0) - shift
@@ -294,10 +313,10 @@ def mbqm_vmpye(x, mult, shift, k=_ident, left_shifts: bool = True, nudge: bool =
         x = tirx.shift_left(x, left)
     hi = _hvx("vmpyowh.rnd.sacc", _hvx("vmpyewuh", x, mult), x, mult)
     if not nudge:
-        return k(_rounding_divide_by_pot(hi, right))
+        return k(_rounding_divide_by_pot(hi, right, nonneg))
     half = tirx.shift_right(tirx.shift_left(c32(1), right), c32(1))
     up = tirx.call_llvm_pure_intrin("int32", "llvm.sadd.sat", hi, half)
-    return k(tirx.shift_right(up + tirx.shift_right(hi, c32(31)), right))
+    return k(tirx.shift_right(up if nonneg else up + tirx.shift_right(hi, c32(31)), right))
 
 
 _HVX_PACK_B = {
