@@ -345,6 +345,12 @@ def _requant_form(ctx: Ctx, recipe: Recipe, t: _MacTypes, channels: int, block: 
     return form, bool(np.any(shifts > 0)), nudge
 
 
+def _nbytes(t) -> int:
+    """The bytes of a TE placeholder (4-bit types packed two per byte)."""
+    n = int(np.prod([int(d) for d in t.shape]))
+    return n * DTYPE_BITS.get(str(t.dtype), 8) // 8
+
+
 def _nonneg(o_i, node) -> bool:
     """Whether the output's clamp starts at or above its zero point (a fused ReLU or ReLU6), so
     that the requantization may skip the rounding of negative values (`accelsim.lower.requant`,
@@ -759,6 +765,7 @@ def contraction(ctx: Ctx) -> Built:
         layer=ctx.layer,
         notes=tuple(notes),
         between=between,
+        operand_bytes=(_nbytes(wp), _nbytes(x)),
         root_intrinsics=(
             ((uweights.SUMS, oc_.sum_intrinsic, len(oc_.sums.shape)),)
             if offset_w and oc_.sum_intrinsic

@@ -41,6 +41,12 @@ the file and key path):
 - `order`: the loop order, outermost first, by loop name (`n`, `oh`, `ow.o`, ...). The loops a
   tensor intrinsic covers (`oc.v`, `ic.v`) or the vectorized loop are always made innermost and
   may be left out.
+- `weights_order` (conv2d / dense): the order taken instead of `order` where the layer's
+  weights outweigh its input (bytes, `ComputeSpec.operand_bytes`) and, on more than one
+  hardware thread, its leading loops split over the threads at least as evenly as `order`'s:
+  the output-channel blocks outermost, so that each block of weights is fetched once and the
+  smaller input again per block (with the rows outermost a layer whose weights do not stay
+  cached fetches them again per row).
 - `vectorize`: the loop to vectorize (`oc.v`, `c.v`, `x.v`) when no intrinsic applies.
 - `unroll`: loops to unroll.
 - `parallel: none | contexts`: `contexts` splits the layer over the target's hardware threads
@@ -207,6 +213,8 @@ class ComputeSpec:
     # sums, 4 channels per 3 ADDPs) or vectorized in exactly `lanes` lanes (a requantization
     # form's int32 stage, whose epilogue then works in 8-bit lanes)
     between: tuple[tuple[str, tuple[str, int] | None, int | None], ...] = ()
+    # (weights, input) in bytes, for the recipe's `weights_order` (0, 0: not a contraction)
+    operand_bytes: tuple[int, int] = (0, 0)
     # root blocks computed by a TensorIntrin: (block, intrinsic, spatial loops). Its last
     # spatial loop and its last reduction loop are the call (accelsim.lower.uweights'
     # activation sums): the spatial one moves inside the other reductions, the init is split
@@ -367,6 +375,53 @@ def _balance(extent: int, contexts: int) -> float:
     return extent / (contexts * -(-extent // contexts))
 
 
+def _best_prefix(lead: list[str], extents, contexts: int) -> tuple[int, float] | None:
+    """(count, balance): the shortest prefix of `lead` whose fused extent balances `contexts`
+    threads best (at least one iteration per thread), None where no prefix has enough."""
+    best, size = None, 1
+    for i, n in enumerate(lead):
+        size *= extents[n]
+        if size >= contexts and (best is None or _balance(size, contexts) > best[1] + 1e-9):
+            best = (i + 1, _balance(size, contexts))
+    return best
+
+
+def _lead(order, reduce, stop) -> list[str]:
+    """The loops of `order` the threads may split: those above the first reduction loop and
+    the first loop in `stop` (claimed by an intrinsic or the vectorizer, or unrolled)."""
+    lead = []
+    for n in order:
+        if n in reduce or n in stop:
+            break
+        lead.append(n)
+    return lead
+
+
+def weights_first(
+    recipe: Recipe, operand_bytes, order, extents, reduce, stop, contexts: int
+) -> bool:
+    """Whether the recipe's `weights_order` replaces `order` (see the module docstring), for a
+    layer of (weights, input) `operand_bytes` whose loops have `extents`; `reduce`: its
+    reduction loops, `stop`: the loops no thread split may reach (claimed, unrolled);
+    `contexts`: the threads a parallel recipe splits it over (1: not split). The scheduler and
+    the analytic memory model (`accelsim.sim.loopnest.recipe_loops`) both ask here."""
+    alt = recipe.get("weights_order")
+    weights, inputs = operand_bytes
+    if not alt or weights <= inputs:
+        return False
+    if contexts <= 1:
+        return True
+    # its first loop of more than one iteration alone (the output-channel blocks): fusing it
+    # with the rows below balances any count, but costs index arithmetic per tile and splits
+    # the weights over the threads again (MobileNet v2 features.12.conv.0.0, 9 blocks of 64
+    # on 4 hvx-v68 contexts: 22.3 k cycles against 20.9 k with the rows split)
+    lead = _lead(alt, reduce, stop)
+    first = next((i for i, n in enumerate(lead) if extents[n] > 1), len(lead) - 1)
+    mine = _best_prefix(lead[: first + 1], extents, contexts)
+    theirs = _best_prefix(_lead(order, reduce, stop), extents, contexts)
+    return mine is not None and (theirs is None or mine[1] >= theirs[1] - 1e-9)
+
+
 def _parallelize(sch, loops, extents, lead: list[str], contexts: int) -> str | None:
     """`parallel: contexts`: the leading loops `lead` (outermost first), as few as balance the
     threads best, fused into TVM's parallel loop: each thread runs a contiguous share (14 rows
@@ -374,11 +429,7 @@ def _parallelize(sch, loops, extents, lead: list[str], contexts: int) -> str | N
     count at run time. The fused loop keeps its parts' names and extents for the Kernel record
     (`accelsim.fused`). Returns the loop's name ("oh", "oh*ow.o"), None where no prefix has at
     least one iteration per thread."""
-    best, size = None, 1
-    for i, n in enumerate(lead):
-        size *= extents[n]
-        if size >= contexts and (best is None or _balance(size, contexts) > best[1] + 1e-9):
-            best = (i + 1, _balance(size, contexts))
+    best = _best_prefix(lead, extents, contexts)
     if best is None:
         return None
     from accelsim.core.tvm_env import import_tvm
@@ -526,20 +577,28 @@ def apply(
     else:
         claimed = []
     order = list(recipe.get("order") or spec.default_order or names)
-    for n in order:
-        if n not in loops:
+    for key, listed in (("order", order), ("weights_order", recipe.get("weights_order") or [])):
+        for n in listed:
+            if n not in loops:
+                raise RecipeError(
+                    f"{recipe.where(key)}: no loop '{n}' in layer '{layer}' "
+                    f"(loops: {', '.join(names)})"
+                )
+        if len(set(listed)) != len(listed):
+            raise RecipeError(f"{recipe.where(key)}: a loop is listed twice")
+        missing = [n for n in names if n not in listed and n not in claimed]
+        if listed and missing:
             raise RecipeError(
-                f"{recipe.where('order')}: no loop '{n}' in layer '{layer}' "
-                f"(loops: {', '.join(names)})"
+                f"{recipe.where(key)}: loop '{missing[0]}' of layer '{layer}' is "
+                f"not placed (loops: {', '.join(names)})"
             )
-    if len(set(order)) != len(order):
-        raise RecipeError(f"{recipe.where('order')}: a loop is listed twice")
-    missing = [n for n in names if n not in order and n not in claimed]
-    if missing:
-        raise RecipeError(
-            f"{recipe.where('order')}: loop '{missing[0]}' of layer '{layer}' is "
-            f"not placed (loops: {', '.join(names)})"
-        )
+    stop = {*claimed, *(recipe.get("unroll") or []), vec}
+    split = recipe.get("parallel") == "contexts" and contexts > 1
+    if weights_first(
+        recipe, spec.operand_bytes, order, extents, reduce, stop, contexts if split else 1
+    ):
+        order = list(recipe.get("weights_order"))
+        notes.append("weights_order: the weights outweigh the input")
     final = [n for n in order if n not in claimed] + claimed
     sch.reorder(*[loops[n] for n in final])
 
@@ -585,7 +644,6 @@ def apply(
         elif lanes:
             _vectorize_exactly(sch, inner, lanes, recipe, layer)
     _place_prologue(sch, spec, final, loops)
-    split = recipe.get("parallel") == "contexts" and contexts > 1
     # not a stage in vectors narrower than the machine's: in a parallel task (its buffers
     # reach it through the closure, their alignment unknown to LLVM) those became byte copies
     # (MobileNet v2 features.1.conv.0.0's row padding in 32-byte vectors on HVX: 58 k -> 453 k

@@ -198,7 +198,15 @@ def _nest_traffic(
         recipe = recipes_for(target).recipe(
             op_class(graph, node), prec.name if prec is not None else "default", node.op
         )
-        loops = loopnest.recipe_loops(graph, node, recipe, target.codegen.features, prec)
+        split = recipe.get("parallel") == "contexts"
+        loops = loopnest.recipe_loops(
+            graph,
+            node,
+            recipe,
+            target.codegen.features,
+            prec,
+            target.hardware_threads if split else 1,
+        )
     nest = loopnest.complete(loops, loopnest.axis_sizes(graph, node))
     vector_bytes = float(target.codegen.vector_bits) / 8
     return traffic.level_traffic(

@@ -113,13 +113,14 @@ def accesses(graph: Graph, node: Node, loops: Sequence[Loop]) -> list[Access]:
 
 
 def recipe_loops(
-    graph: Graph, node: Node, recipe, features=(), precision=None
+    graph: Graph, node: Node, recipe, features=(), precision=None, contexts: int = 1
 ) -> list[tuple[str, int]]:
-    """The named loops of the recipe's `order` with extents from its `tile` sizes (the
-    scheduler's `resolve_size` rule; blocks are left to `complete`), outermost first; the tile
-    of the intrinsic the target's `features` and the layer's `precision` would take
+    """The named loops of the recipe's `order` (or its `weights_order` where the scheduler
+    would take it, on `contexts` threads) with extents from its `tile` sizes (the scheduler's
+    `resolve_size` rule; blocks are left to `complete`), outermost first; the tile of the
+    intrinsic the target's `features` and the layer's `precision` would take
     (`accelsim.lower.schedule.tile_of`)."""
-    from accelsim.lower.schedule import pick_tile, resolve_size, tile_of
+    from accelsim.lower.schedule import pick_tile, resolve_size, tile_of, weights_first
 
     sizes = axis_sizes(graph, node)
     value = tile_of(recipe, features, precision)
@@ -136,4 +137,11 @@ def recipe_loops(
             extents[f"{a}.i"] = t
         else:
             extents[a] = size
+    if node.op == "conv2d" and len(node.inputs) > 1:
+        x, w = graph.tensors[node.inputs[0]], graph.tensors[node.inputs[1]]
+        weights, inputs = w.nbytes, x.nbytes
+        reduce = {n for n in extents if n.split(".")[0] in ("kh", "kw", "ic")}
+        stop = {*(recipe.get("unroll") or []), recipe.get("vectorize")}
+        if weights_first(recipe, (weights, inputs), order, extents, reduce, stop, contexts):
+            order = list(recipe.get("weights_order"))
     return [(n, extents[n]) for n in order if n in extents]

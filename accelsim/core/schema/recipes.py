@@ -230,6 +230,8 @@ class CpuSection(Schema):
     # per tensor intrinsic: the tile used instead of `tile` where that intrinsic is chosen
     intrinsic_tile: dict[Intrinsic, _tile(str)] = Field(default_factory=dict)  # type: ignore[valid-type]
     order: list[str] = Field(default_factory=list)
+    # the order where the weights outweigh the input (`accelsim.lower.schedule`)
+    weights_order: list[str] = Field(default_factory=list)
     vectorize: str | None = None
     unroll: list[str] = Field(default_factory=list)
     parallel: Annotated[Any, AfterValidator(_parallel)] = None
