@@ -109,3 +109,5 @@ def test_analytic_model_fetches_the_weights_once():
     assert loopnest.recipe_loops(q, node, recipe, t.codegen.features, prec, 4)[1][0] == "oc.o"
     assert dram(recipe) <= 1.1 * weights
     assert dram(plain) >= 5 * weights
+    # the threads share its 8 blocks of 64 channels, not its 7 rows
+    assert analytic.parallel_extent(q, node, t, prec)[0] == 8

@@ -337,7 +337,30 @@ def parallel_extent(
     out = graph.tensors[node.outputs[0]]
     nbytes = out.size * max(precision.act_bits or 32, 8) // 8
     vectors = max(1, -(-nbytes // max(1, target.codegen.vector_bits // 8)))
+    blocks = _channel_blocks_split(graph, node, target, precision)
+    if blocks:
+        return blocks, vectors
     return (int(out.shape[1]) if len(out.shape) == 4 else vectors), vectors
+
+
+def _channel_blocks_split(graph: Graph, node: Node, target: Target, precision: Precision) -> int:
+    """The output-channel blocks a convolution's kernel splits over the threads where the
+    recipe's `weights_order` puts them outermost (`accelsim.lower.schedule.weights_first`),
+    else 0."""
+    from accelsim.lower.schedule import recipes_for
+    from accelsim.sim import loopnest
+
+    if op_class(graph, node) != "conv2d":
+        return 0
+    prec = layer_precision(graph, node, precision)
+    recipe = recipes_for(target).recipe("conv2d", prec.name, node.op)
+    if not recipe.get("weights_order"):
+        return 0
+    loops = loopnest.recipe_loops(
+        graph, node, recipe, target.codegen.features, prec, target.hardware_threads
+    )
+    first = next(((n, e) for n, e in loops if e > 1), None)
+    return first[1] if first is not None and first[0] == "oc.o" else 0
 
 
 def split_share(rows, vectors, contexts):
