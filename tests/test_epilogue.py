@@ -18,8 +18,8 @@ from accelsim.core.target import load_target
 from accelsim.kernels import compile as cg
 from accelsim.kernels import emulate
 from accelsim.lower.lower import lower_node
-from accelsim.model.builder import GraphBuilder
 from accelsim.quant.ptq import CalibrationData, quantize_graph
+from tests.layers import one_layer
 
 pytestmark = pytest.mark.usefixtures("kernel_cache")
 
@@ -38,29 +38,14 @@ def _layer(
     activation range; `bias_scale`: the float bias's standard deviation (1.0: biases of 2^13 to
     2^15 once quantized, as large as the sums of products); `relu`: a fused ReLU6."""
     rng = np.random.default_rng(cin * 7 + cout)
-    b = GraphBuilder("ep")
     shape = (1, cin) if dense else (1, cin, 6, 6)
-    x = b.input("x", shape)
-    w = rng.uniform(-1, 1, (cout, cin) if dense else (cout, cin, k, k)).astype(np.float32)
-    bias = b.const("b", (rng.standard_normal(cout) * bias_scale).astype(np.float32))
+    w = rng.uniform(-1, 1, (cout, cin) if dense else (cout, cin, k, k))
+    bias = rng.standard_normal(cout) * bias_scale
     act = {"act_min": 0.0, "act_max": 6.0} if relu else {}
-    if dense:
-        y = b.add("dense", [x, b.const("w", w), bias], name="layer", **act)
-    else:
-        y = b.add(
-            "conv2d",
-            [x, b.const("w", w), bias],
-            name="layer",
-            strides=(1, 1),
-            pads=(k // 2,) * 4,
-            dilations=(1, 1),
-            groups=1,
-            **act,
-        )
-    b.output(y)
+    g = one_layer("ep", shape, w, bias, dense, **act)
     hi = np.ones(shape, np.float32)
     calib = (hi, -hi, rng.uniform(-1, 1, shape).astype(np.float32))
-    return b.build(), CalibrationData(calib, "both ends of the range")
+    return g, CalibrationData(calib, "both ends of the range")
 
 
 def _lowered(target: str, precision: str = "w8a8", qdq: bool = False, **kw):

@@ -18,8 +18,8 @@ from accelsim.core.target import load_target
 from accelsim.kernels import compile as cg
 from accelsim.kernels import emulate
 from accelsim.lower.lower import lower_node
-from accelsim.model.builder import GraphBuilder
 from accelsim.quant.ptq import CalibrationData, quantize_graph
+from tests.layers import one_layer
 
 pytestmark = [
     pytest.mark.usefixtures("kernel_cache"),
@@ -35,30 +35,15 @@ def _layer(cin: int, k: int, cout: int = 40, dense: bool = False):
     channel (so +-127 once quantized per channel) and whose inputs reach both ends of the
     activation range."""
     rng = np.random.default_rng(cin * 10 + k)
-    b = GraphBuilder("uw")
     shape = (1, cin) if dense else (1, cin, 6, 6)
-    x = b.input("x", shape)
     w = np.sign(rng.standard_normal((cout, cin) if dense else (cout, cin, k, k)))
     w = (w * rng.uniform(0.2, 1.0, w.shape)).astype(np.float32)
     flat = w.reshape(cout, -1)
     flat[:, 0] = np.where(flat[:, 0] > 0, 1.0, -1.0)  # the channel's extreme
-    bias = b.const("b", rng.standard_normal(cout).astype(np.float32) * 0.1)
-    if dense:
-        y = b.add("dense", [x, b.const("w", w), bias], name="layer")
-    else:
-        y = b.add(
-            "conv2d",
-            [x, b.const("w", w), bias],
-            name="layer",
-            strides=(1, 1),
-            pads=(k // 2,) * 4,
-            dilations=(1, 1),
-            groups=1,
-        )
-    b.output(y)
+    g = one_layer("uw", shape, w, rng.standard_normal(cout) * 0.1, dense)
     hi = np.ones(shape, np.float32)
     calib = (hi, -hi, rng.uniform(-1, 1, shape).astype(np.float32))
-    return b.build(), CalibrationData(calib, "both ends of the range")
+    return g, CalibrationData(calib, "both ends of the range")
 
 
 def _lowered(g, data, precision: str):

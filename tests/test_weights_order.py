@@ -19,11 +19,11 @@ from accelsim.kernels import emulate
 from accelsim.lower.lower import lower_node
 from accelsim.lower.schedule import recipes_for
 from accelsim.model import zoo
-from accelsim.model.builder import GraphBuilder
 from accelsim.model.ops import op_class
 from accelsim.quant import calibdata
 from accelsim.quant.ptq import CalibrationData, quantize_graph
 from accelsim.sim import analytic, loopnest
+from tests.layers import one_layer
 
 pytestmark = pytest.mark.usefixtures("kernel_cache")
 
@@ -36,21 +36,10 @@ _needs_hexagon = pytest.mark.skipif(
 def _conv(cin: int, cout: int, k: int, size: int):
     """One quantized (w8a8) conv2d, k x k, pad k // 2, on a size x size input."""
     rng = np.random.default_rng(cin + cout + k)
-    b = GraphBuilder("wo")
-    x = b.input("x", (1, cin, size, size))
-    w = rng.uniform(-1, 1, (cout, cin, k, k)).astype(np.float32)
-    y = b.add(
-        "conv2d",
-        [x, b.const("w", w), b.const("b", rng.standard_normal(cout).astype(np.float32))],
-        name="layer",
-        strides=(1, 1),
-        pads=(k // 2,) * 4,
-        dilations=(1, 1),
-        groups=1,
-    )
-    b.output(y)
+    w = rng.uniform(-1, 1, (cout, cin, k, k))
+    g = one_layer("wo", (1, cin, size, size), w, rng.standard_normal(cout))
     data = CalibrationData((rng.uniform(-1, 1, (1, cin, size, size)).astype(np.float32),), "")
-    return quantize_graph(b.build(), parse_precision("w8a8"), data).graph
+    return quantize_graph(g, parse_precision("w8a8"), data).graph
 
 
 @_needs_hexagon
