@@ -149,10 +149,13 @@ def test_recipe_without_contexts_keeps_one_thread(hvx_conv):
 
 
 def test_analytic_model_shares_split_kinds_by_rows(hvx_conv):
-    q, t, _, _ = hvx_conv
+    """The analytic model splits a conv2d as its kernel does: here the kernel's parallel loop
+    is the 4 output rows (an NCHW output's axis 2; its axis 1 holds the 384 channels)."""
+    q, t, layer, _ = hvx_conv
     p = parse_precision("w8a8")
     conv = q.node("features.8.conv.0.0")
-    rows = q.tensors[conv.outputs[0]].shape[1]
+    assert layer.schedule.parallel == "oh"
+    rows = q.tensors[conv.outputs[0]].shape[2]
     vectors = q.tensors[conv.outputs[0]].size // 128
     # the calibrated kernels of its kind split
     assert analytic.parallel_extent(q, conv, t, p) == (rows, vectors)

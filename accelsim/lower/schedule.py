@@ -375,7 +375,7 @@ def _balance(extent: int, contexts: int) -> float:
     return extent / (contexts * -(-extent // contexts))
 
 
-def _best_prefix(lead: list[str], extents, contexts: int) -> tuple[int, float] | None:
+def best_prefix(lead: list[str], extents, contexts: int) -> tuple[int, float] | None:
     """(count, balance): the shortest prefix of `lead` whose fused extent balances `contexts`
     threads best (at least one iteration per thread), None where no prefix has enough."""
     best, size = None, 1
@@ -386,7 +386,7 @@ def _best_prefix(lead: list[str], extents, contexts: int) -> tuple[int, float] |
     return best
 
 
-def _lead(order, reduce, stop) -> list[str]:
+def lead_loops(order, reduce, stop) -> list[str]:
     """The loops of `order` the threads may split: those above the first reduction loop and
     the first loop in `stop` (claimed by an intrinsic or the vectorizer, or unrolled)."""
     lead = []
@@ -415,10 +415,10 @@ def weights_first(
     # with the rows below balances any count, but costs index arithmetic per tile and splits
     # the weights over the threads again (MobileNet v2 features.12.conv.0.0, 9 blocks of 64
     # on 4 hvx-v68 contexts: 22.3 k cycles against 20.9 k with the rows split)
-    lead = _lead(alt, reduce, stop)
+    lead = lead_loops(alt, reduce, stop)
     first = next((i for i, n in enumerate(lead) if extents[n] > 1), len(lead) - 1)
-    mine = _best_prefix(lead[: first + 1], extents, contexts)
-    theirs = _best_prefix(_lead(order, reduce, stop), extents, contexts)
+    mine = best_prefix(lead[: first + 1], extents, contexts)
+    theirs = best_prefix(lead_loops(order, reduce, stop), extents, contexts)
     return mine is not None and (theirs is None or mine[1] >= theirs[1] - 1e-9)
 
 
@@ -429,7 +429,7 @@ def _parallelize(sch, loops, extents, lead: list[str], contexts: int) -> str | N
     count at run time. The fused loop keeps its parts' names and extents for the Kernel record
     (`accelsim.fused`). Returns the loop's name ("oh", "oh*ow.o"), None where no prefix has at
     least one iteration per thread."""
-    best = _best_prefix(lead, extents, contexts)
+    best = best_prefix(lead, extents, contexts)
     if best is None:
         return None
     from accelsim.core.tvm_env import import_tvm
@@ -702,11 +702,7 @@ def apply(
 
     parallel = None
     if split:  # (before the names: a loop with annotations cannot be fused)
-        lead = []  # the spatial loops above the reduction, outermost first
-        for n in final[: first_red if first_red is not None else len(final)]:
-            if n in claimed or n in unrolled or n == vec:
-                break
-            lead.append(n)
+        lead = lead_loops(final, reduce, {*claimed, *unrolled, vec})
         parallel = _parallelize(sch, loops, extents, lead, contexts)
     fused = parallel.split("*") if parallel and "*" in parallel else []
 

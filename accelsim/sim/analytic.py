@@ -20,6 +20,7 @@ Per layer:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -337,30 +338,34 @@ def parallel_extent(
     out = graph.tensors[node.outputs[0]]
     nbytes = out.size * max(precision.act_bits or 32, 8) // 8
     vectors = max(1, -(-nbytes // max(1, target.codegen.vector_bits // 8)))
-    blocks = _channel_blocks_split(graph, node, target, precision)
-    if blocks:
-        return blocks, vectors
+    split_extent = _conv_split_extent(graph, node, target, precision)
+    if split_extent:
+        return split_extent, vectors
     return (int(out.shape[1]) if len(out.shape) == 4 else vectors), vectors
 
 
-def _channel_blocks_split(graph: Graph, node: Node, target: Target, precision: Precision) -> int:
-    """The output-channel blocks a convolution's kernel splits over the threads where the
-    recipe's `weights_order` puts them outermost (`accelsim.lower.schedule.weights_first`),
-    else 0."""
-    from accelsim.lower.schedule import recipes_for
+def _conv_split_extent(graph: Graph, node: Node, target: Target, precision: Precision) -> int:
+    """The iterations of a conv2d kernel's parallel loop: the recipe's loops (its
+    `weights_order` where the scheduler takes it) above the reduction, the shortest prefix that
+    balances the threads best, fused (`accelsim.lower.schedule`: output rows, row x column
+    tiles, or channel blocks); 0 for other kinds or where no prefix gives every thread work."""
+    from accelsim.lower import schedule
     from accelsim.sim import loopnest
 
     if op_class(graph, node) != "conv2d":
         return 0
     prec = layer_precision(graph, node, precision)
-    recipe = recipes_for(target).recipe("conv2d", prec.name, node.op)
-    if not recipe.get("weights_order"):
+    recipe = schedule.recipes_for(target).recipe("conv2d", prec.name, node.op)
+    contexts = target.hardware_threads
+    loops = loopnest.recipe_loops(graph, node, recipe, target.codegen.features, prec, contexts)
+    extents = dict(loops)
+    reduce = {n for n in extents if n.split(".")[0] in ("kh", "kw", "ic")}
+    stop = {*(recipe.get("unroll") or []), recipe.get("vectorize")}
+    lead = schedule.lead_loops([n for n, _ in loops], reduce, stop)
+    best = schedule.best_prefix(lead, extents, contexts)
+    if best is None:
         return 0
-    loops = loopnest.recipe_loops(
-        graph, node, recipe, target.codegen.features, prec, target.hardware_threads
-    )
-    first = next(((n, e) for n, e in loops if e > 1), None)
-    return first[1] if first is not None and first[0] == "oc.o" else 0
+    return math.prod(extents[n] for n in lead[: best[0]])
 
 
 def split_share(rows, vectors, contexts):
