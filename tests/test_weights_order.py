@@ -33,13 +33,13 @@ _needs_hexagon = pytest.mark.skipif(
 )
 
 
-def _conv(cin: int, cout: int, k: int, size: int):
-    """One quantized (w8a8) conv2d, k x k, pad k // 2, on a size x size input."""
+def _conv(cin: int, cout: int, k: int, size: int, precision: str = "w8a8"):
+    """One quantized conv2d, k x k, pad k // 2, on a size x size input."""
     rng = np.random.default_rng(cin + cout + k)
     w = rng.uniform(-1, 1, (cout, cin, k, k))
     g = one_layer("wo", (1, cin, size, size), w, rng.standard_normal(cout))
     data = CalibrationData((rng.uniform(-1, 1, (1, cin, size, size)).astype(np.float32),), "")
-    return quantize_graph(g, parse_precision("w8a8"), data).graph
+    return quantize_graph(g, parse_precision(precision), data).graph
 
 
 @_needs_hexagon
@@ -56,6 +56,15 @@ def test_weight_heavy_layer_splits_its_channel_blocks_over_the_contexts():
     checked = api.verify(q, "hvx-v68")
     conv = next(c for c in checked.layers if c.name == "layer")
     assert conv.elements == 6 * 6 * 256 and checked.mismatches == 0, checked.to_json()
+
+
+@pytest.mark.parametrize("precision", ["w16a16", "fp32"])
+def test_every_section_of_the_recipe_places_its_loops(precision):
+    """The 16-bit (vdmpy) and fp32 (scalar core) sections set their own loop order, so their own
+    `weights_order` too (an inherited one would miss their `oc.v` loop)."""
+    q = _conv(64, 256, 3, 6, precision)
+    layer = lower_node(q, q.node("layer"), load_target("hvx-v68"))
+    assert layer.schedule.order[:2] == ("n", "oc.o"), layer.schedule.order
 
 
 @pytest.mark.parametrize(
