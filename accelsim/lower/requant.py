@@ -86,8 +86,8 @@ def _rounding_divide_by_pot(hi, right, nonneg: bool = False):
     ops take two registers per 16 lanes). The two tests are sign bits, not Selects: TVM's
     simplifier analyses each Select's arms under its condition, and with `hi` (which holds the
     whole input) in every condition an add's three nested requantizations took 45-50 s to
-    compile on hvx-v68, 0.1 s without them. `nonneg` (module docstring): the threshold without its
-    `[hi < 0]`."""
+    compile on hvx-v68, 0.1 s without them. `nonneg` (module docstring): the threshold
+    without its `[hi < 0]`."""
     tirx = _t()
     mask = tirx.shift_right(c32(0x7FFFFFFF), c32(31) - right)  # 2^right - 1, no overflow
     threshold = tirx.shift_right(mask, c32(1))
@@ -256,7 +256,8 @@ def mbqm_sqrdmulh(
     instructions per 4 outputs where the general form takes 5 (SQRDMULH, CMLT + AND, SQADD,
     SRSHL).
 
-    `nonneg` (module docstring): no fix-up at all, SRSHL alone (2 vector instructions per 4 outputs)."""
+    `nonneg` (module docstring): no fix-up at all, SRSHL alone (2 vector instructions per 4
+    outputs)."""
     tirx = _t()
     if nudge:  # every shift a right shift: no clamping of the amounts, no left shift
         hi = _neon("sqrdmulh", x, mult)
@@ -303,7 +304,7 @@ def mbqm_vmpye(
     `(hi >> right) + [remainder > half + (hi < 0)]` for right >= 1 (both are floor((hi +
     2^(right-1) - [hi < 0]) / 2^right)): 7 vector instructions per 32 outputs where the
     threshold form takes 14, the shift amounts derived in-kernel included. `nonneg`
-    (`NONNEG`): without the `(hi >> 31)` term (or the threshold's `[hi < 0]`)."""
+    (module docstring): without the `(hi >> 31)` term (or the threshold's `[hi < 0]`)."""
     tirx = _t()
     if nudge:  # every shift a right shift in NUDGE_RIGHT: no clamping of the amounts
         left, right = None, c32(0) - shift
