@@ -73,11 +73,12 @@ DISAGREE = {
 # cores' targets, whose rows are LLVM's own (so this is the pipe model's mechanics, not a
 # disagreement between documents). Printed, not asserted, and listed as open in issue 17.
 OPEN = {
-    ("cortex-a720", "w8a8", "features.0.0", 737): "OPEN: model 20 % below llvm-mca (N2 model)",
+    # (737 instructions, 20 % below, before a ReLU clamp dropped the rounding fix-up)
+    ("cortex-a720", "w8a8", "features.0.0", 704): "OPEN: model 20 % below llvm-mca (N2 model)",
     # (272 instructions and +17 % before the depthwise tile of 4 pixels and padded copy; 431
     # and +23 % before the zero point and clamp moved to 8-bit lanes; 383 and +21 % before the
-    # rounding fix-up became one SSRA)
-    ("cortex-a720", "w8a8", "features.2.conv.1.0", 337): "OPEN: model 20 % above llvm-mca",
+    # rounding fix-up became one SSRA; 337 and +20 % before a ReLU clamp dropped it)
+    ("cortex-a720", "w8a8", "features.2.conv.1.0", 320): "OPEN: model 24 % above llvm-mca",
     ("cortex-a520", "fp32", "features.2.conv.0.0", 182): "OPEN: model 18 % above llvm-mca (A510)",
     ("cortex-a520", "fp32", "features.17.conv.2", 190): "OPEN: model 19 % above llvm-mca (A510), "
     "as the other fp32 loop",

@@ -199,15 +199,10 @@ def _nest_traffic(
         recipe = recipes_for(target).recipe(
             op_class(graph, node), prec.name if prec is not None else "default", node.op
         )
-        split = recipe.get("parallel") == "contexts"
-        loops = loopnest.recipe_loops(
-            graph,
-            node,
-            recipe,
-            target.codegen.features,
-            prec,
-            target.hardware_threads if split else 1,
-        )
+        # the order as on one thread (`weights_order` wherever the weights outweigh the
+        # input): the thread count only moves layers whose weights and input both stay cached,
+        # and a sweep over it shares one traffic table (`sim.space`)
+        loops = loopnest.recipe_loops(graph, node, recipe, target.codegen.features, prec)
     nest = loopnest.complete(loops, loopnest.axis_sizes(graph, node))
     vector_bytes = float(target.codegen.vector_bits) / 8
     return traffic.level_traffic(
@@ -338,16 +333,17 @@ def parallel_extent(
     out = graph.tensors[node.outputs[0]]
     nbytes = out.size * max(precision.act_bits or 32, 8) // 8
     vectors = max(1, -(-nbytes // max(1, target.codegen.vector_bits // 8)))
-    split_extent = _conv_split_extent(graph, node, target, precision)
+    split_extent = _conv_split_extent(graph, node, base, precision)
     if split_extent:
         return split_extent, vectors
     return (int(out.shape[1]) if len(out.shape) == 4 else vectors), vectors
 
 
 def _conv_split_extent(graph: Graph, node: Node, target: Target, precision: Precision) -> int:
-    """The iterations of a conv2d kernel's parallel loop: the recipe's loops (its
-    `weights_order` where the scheduler takes it) above the reduction, the shortest prefix that
-    balances the threads best, fused (`accelsim.lower.schedule`: output rows, row x column
+    """The iterations of a conv2d kernel's parallel loop as the scheduler builds it for
+    `target` (the calibrated one: a sweep's variants share its kernels): the recipe's loops
+    (its `weights_order` where the scheduler takes it) above the reduction, the shortest prefix
+    that balances the threads best, fused (`accelsim.lower.schedule`: output rows, row x column
     tiles, or channel blocks); 0 for other kinds or where no prefix gives every thread work."""
     from accelsim.lower import schedule
     from accelsim.sim import loopnest
