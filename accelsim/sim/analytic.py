@@ -355,8 +355,7 @@ def _conv_split_extent(graph: Graph, node: Node, target: Target, precision: Prec
     contexts = target.hardware_threads
     loops = loopnest.recipe_loops(graph, node, recipe, target.codegen.features, prec, contexts)
     extents = dict(loops)
-    reduce = {n for n in extents if n.split(".")[0] in ("kh", "kw", "ic")}
-    stop = {*(recipe.get("unroll") or []), recipe.get("vectorize")}
+    reduce, stop = loopnest.split_limits(recipe, extents)
     lead = schedule.lead_loops([n for n, _ in loops], reduce, stop)
     best = schedule.best_prefix(lead, extents, contexts)
     if best is None:

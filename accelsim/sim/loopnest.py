@@ -112,6 +112,14 @@ def accesses(graph: Graph, node: Node, loops: Sequence[Loop]) -> list[Access]:
     ]
 
 
+def split_limits(recipe, loops) -> tuple[set[str], set[str]]:
+    """(reduction loops, loops a thread split stops at) among a conv2d's recipe `loops`, for
+    `accelsim.lower.schedule.weights_first` / `lead_loops`: the kernel and input-channel loops;
+    the recipe's unrolled and vectorized loops."""
+    reduce = {n for n in loops if n.split(".")[0] in ("kh", "kw", "ic")}
+    return reduce, {*(recipe.get("unroll") or []), recipe.get("vectorize")}
+
+
 def recipe_loops(
     graph: Graph, node: Node, recipe, features=(), precision=None, contexts: int = 1
 ) -> list[tuple[str, int]]:
@@ -140,8 +148,7 @@ def recipe_loops(
     if node.op == "conv2d" and len(node.inputs) > 1:
         x, w = graph.tensors[node.inputs[0]], graph.tensors[node.inputs[1]]
         weights, inputs = w.nbytes, x.nbytes
-        reduce = {n for n in extents if n.split(".")[0] in ("kh", "kw", "ic")}
-        stop = {*(recipe.get("unroll") or []), recipe.get("vectorize")}
+        reduce, stop = split_limits(recipe, extents)
         if weights_first(recipe, (weights, inputs), order, extents, reduce, stop, contexts):
             order = list(recipe.get("weights_order"))
     return [(n, extents[n]) for n in order if n in extents]
